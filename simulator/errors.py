@@ -1,0 +1,21 @@
+"""Errors the user can fix. The CLI prints them as one message and exits non-zero."""
+
+
+class CostsimError(Exception):
+    """Base class: the message names the problem, the numbers and a fix."""
+
+
+class SpecError(CostsimError):
+    """A hardware profile, model spec or config file is missing, malformed or invalid."""
+
+
+class LayoutError(CostsimError):
+    """A parallel layout does not divide the model or the cluster."""
+
+
+class InfeasibleError(CostsimError):
+    """A layout divides but does not fit in GPU memory, or no layout fits."""
+
+
+class InputError(CostsimError):
+    """A command-line number or option is out of range or does not parse."""

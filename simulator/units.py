@@ -1,0 +1,67 @@
+"""Unit constants and formatting. The only module where unit literals may appear.
+
+Inside costsim every dimensional value is in SI base units with the unit in its name
+(`_bytes`, `_s`, `_flops`, `_flop_per_s`, `_usd`). Conversion happens where data is read
+(specs loader) and where results are shown (report).
+"""
+
+from typing import Final
+
+# Decimal (datasheet) prefixes: GB, TB/s, TFLOP/s.
+KILO: Final = 1e3
+MEGA: Final = 1e6
+GIGA: Final = 1e9
+TERA: Final = 1e12
+PETA: Final = 1e15
+
+MICRO: Final = 1e-6
+
+# Binary prefixes: only for memory capacity as drivers report it (GiB).
+KIB: Final = 2**10
+MIB: Final = 2**20
+GIB: Final = 2**30
+
+BITS_PER_BYTE: Final = 8
+SECONDS_PER_HOUR: Final = 3600.0
+SECONDS_PER_DAY: Final = 86_400.0
+HOURS_PER_YEAR: Final = 8766.0  # 365.25 days
+
+# Bytes per element of each numeric format.
+BYTES_PER_ELEMENT: Final = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0}
+
+_SUFFIXES: Final = {"K": KILO, "M": MEGA, "B": GIGA, "G": GIGA, "T": TERA, "P": PETA}
+
+
+def parse_count(text: str) -> float:
+    """Parse '14.8T', '300B', '2.788M', '1.5e12' or '62914560' into a number.
+
+    B and G both mean 1e9 (billions of tokens); raises ValueError on anything else.
+    """
+    s = str(text).strip().replace("_", "").replace(",", "")
+    if not s:
+        raise ValueError("empty number")
+    mult = 1.0
+    if s[-1].upper() in _SUFFIXES:
+        mult = _SUFFIXES[s[-1].upper()]
+        s = s[:-1]
+    return float(s) * mult
+
+
+def gib(n_bytes: float) -> float:
+    return n_bytes / GIB
+
+
+def format_bytes(n_bytes: float) -> str:
+    """Binary units for memory, e.g. 85.9e9 -> '80.0 GiB'."""
+    for unit, size in (("TiB", 2**40), ("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
+        if abs(n_bytes) >= size:
+            return f"{n_bytes / size:.1f} {unit}"
+    return f"{n_bytes:.0f} B"
+
+
+def format_count(x: float) -> str:
+    """Human count: 2.66e6 -> '2.66M'."""
+    for unit, size in (("P", PETA), ("T", TERA), ("B", GIGA), ("M", MEGA), ("K", KILO)):
+        if abs(x) >= size:
+            return f"{x / size:.3g}{unit}"
+    return f"{x:.3g}"
