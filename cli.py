@@ -1,0 +1,163 @@
+"""`costsim` command line: parses options, calls simulator, prints. No formulas here."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from simulator.errors import CostsimError, InputError
+from simulator.units import parse_count
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Training cost simulator for large language models.")
+list_app = typer.Typer(no_args_is_help=True, help="List what ships: GPUs and models.")
+app.add_typer(list_app, name="list")
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class PrecisionOpt(str, Enum):
+    bf16 = "bf16"
+    fp16 = "fp16"
+    fp8 = "fp8"
+
+
+class ScheduleOpt(str, Enum):
+    one_f_one_b = "1f1b"
+    interleaved = "interleaved"
+    zb_h1 = "zb-h1"
+    dualpipe = "dualpipe"
+
+
+class RecomputeOpt(str, Enum):
+    none = "none"
+    selective = "selective"
+    full = "full"
+
+
+def _count(name: str, text: str | None, minimum: float = 1.0, maximum: float = 1e17) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = parse_count(text)
+    except ValueError:
+        raise InputError(f"{name} {text!r} is not a number; write e.g. 14.8T, 300B, 2.788M or 1.5e12") from None
+    if not minimum <= value <= maximum:
+        raise InputError(f"{name} {text} = {value:.4g} is out of range [{minimum:.4g}, {maximum:.4g}]; check the value and its suffix")
+    return value
+
+
+def _fail(err: CostsimError) -> None:
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def estimate(
+    model: Annotated[str, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json")],
+    gpu: Annotated[str, typer.Option(help="Hardware profile id or alias (costsim list gpus), or a profile YAML")],
+    num_gpus: Annotated[int, typer.Option(min=1, max=1_000_000, help="GPUs in the cluster")],
+    tokens: Annotated[str, typer.Option(help="Training tokens, e.g. 14.8T")],
+    seq_len: Annotated[int | None, typer.Option(min=1, max=10_000_000, help="Sequence length (default: the model's)")] = None,
+    global_batch_tokens: Annotated[str | None, typer.Option(help="Tokens per optimizer step (default: 4M rounded to sequences)")] = None,
+    precision: Annotated[PrecisionOpt, typer.Option(help="GEMM precision")] = PrecisionOpt.bf16,
+    tp: Annotated[int | None, typer.Option(min=1, help="Tensor parallel degree")] = None,
+    pp: Annotated[int | None, typer.Option(min=1, help="Pipeline parallel degree")] = None,
+    dp: Annotated[int | None, typer.Option(min=1, help="Data parallel degree (default: GPUs / (TP x PP x CP))")] = None,
+    ep: Annotated[int | None, typer.Option(min=1, help="Expert parallel degree")] = None,
+    cp: Annotated[int | None, typer.Option(min=1, help="Context parallel degree")] = None,
+    zero_stage: Annotated[int | None, typer.Option(min=0, max=3, help="ZeRO stage (1 = distributed optimizer)")] = None,
+    micro_batch_size: Annotated[int | None, typer.Option(min=1, help="Sequences per micro-batch")] = None,
+    schedule: Annotated[ScheduleOpt | None, typer.Option(help="Pipeline schedule")] = None,
+    vpp: Annotated[int | None, typer.Option(min=1, help="Virtual stages per rank (interleaved)")] = None,
+    recompute: Annotated[RecomputeOpt | None, typer.Option(help="Activation recomputation")] = None,
+    usd_per_gpu_hour: Annotated[float | None, typer.Option(min=0.0, max=1000.0, help="Price (default: the profile's)")] = None,
+    format: Annotated[Format, typer.Option("--format", help="Output format")] = Format.table,
+) -> None:
+    """Estimate GPU-hours, wall-clock days, dollars, MFU and memory of one training run."""
+    from simulator import report
+    from simulator.api import run_estimate
+
+    try:
+        result = run_estimate(
+            model=model,
+            gpu=gpu,
+            num_gpus=num_gpus,
+            tokens=_count("--tokens", tokens),
+            seq_len=seq_len,
+            global_batch_tokens=_count("--global-batch-tokens", global_batch_tokens),
+            precision=precision.value,
+            layout={
+                "tp": tp, "pp": pp, "dp": dp, "ep": ep, "cp": cp, "zero_stage": zero_stage,
+                "micro_batch_size": micro_batch_size, "schedule": schedule.value if schedule else None,
+                "recompute": recompute.value if recompute else None, "vpp": vpp,
+            },
+            usd_per_gpu_hour=usd_per_gpu_hour,
+        )
+    except CostsimError as e:
+        _fail(e)
+    d = result.to_dict()
+    if format == Format.json:
+        typer.echo(report.to_json(d))
+    elif format == Format.csv:
+        typer.echo(report.to_csv([d]), nl=False)
+    else:
+        typer.echo(report.estimate_table(d))
+
+
+@list_app.command("gpus")
+def list_gpus() -> None:
+    """Shipped hardware profiles with their dense peaks, memory and links."""
+    from simulator.specs import hardware_ids, load_hardware_file
+
+    try:
+        paths = sorted(set(hardware_ids().values()))
+        typer.echo(f"{'id':<11} {'name':<34} {'bf16':>6} {'fp8':>6} {'HBM':>7} {'link/dir':>9} {'NIC':>8}  {'$/h':>5}  aliases")
+        for path in paths:
+            h = load_hardware_file(path)
+            fp8 = f"{h.dense_tflop_per_s.fp8.value:.0f}" if h.dense_tflop_per_s.fp8 else "-"
+            typer.echo(
+                f"{h.name:<11} {h.display_name[:34]:<34} {h.dense_tflop_per_s.bf16.value:>6.0f} {fp8:>6} "
+                f"{h.memory_gib.value:>4.0f}GiB {h.scale_up.gb_per_s_per_direction.value:>6.0f}GB/s "
+                f"{h.scale_out.gbit_per_s_per_gpu.value:>5.0f}Gb/s {h.price.usd_per_gpu_hour:>5.2f}  {', '.join(h.aliases)}"
+            )
+        typer.echo("peaks: dense TFLOP/s (no sparsity); link: per GPU and direction; NIC: per GPU")
+    except CostsimError as e:
+        _fail(e)
+
+
+@list_app.command("models")
+def list_models() -> None:
+    """Shipped model specs with total and activated parameters."""
+    from simulator.flops import parameter_counts
+    from simulator.specs import load_model_file, model_ids
+    from simulator.units import format_count
+
+    try:
+        typer.echo(f"{'name':<18} {'total':>8} {'activated':>10} {'layers':>6} {'d_model':>7}  attention / FFN")
+        for name, path in model_ids().items():
+            m = load_model_file(path)
+            p = parameter_counts(m)
+            kind = f"{m.attention if m.attention == 'mla' else ('MHA' if m.n_kv_heads == m.n_heads else 'MQA' if m.n_kv_heads == 1 else 'GQA')}"
+            ffn = m.ffn + (f", MoE {m.moe.n_routed_experts}x top-{m.moe.top_k}" if m.moe else "")
+            typer.echo(f"{name:<18} {format_count(p.total):>8} {format_count(p.activated):>10} {m.n_layers:>6} {m.d_model:>7}  {kind} / {ffn}")
+    except CostsimError as e:
+        _fail(e)
+
+
+def main() -> None:
+    try:
+        app()
+    except CostsimError as e:  # a user error raised outside a command's own handler
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Global efficiency and reliability assumptions: the same for every model, GPU and run.
+
+Each value names its source, or says that it is an assumption. None of them is fitted to a
+published run. A calibration file (costsim calibrate) replaces the per-GPU terms of the
+hardware profiles; these global terms describe software behaviour that no microbenchmark sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .units import GIB, MICRO
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    gemm_sustain: float = 0.95
+    """In-training GEMM rate / best-shape microbenchmark rate (clocks under sustained load, shape mix).
+    Assumption (feasibility study: 0.95 is the physical default; production GEMMs run below MAMF)."""
+    fp8_gemm_factor: float = 0.9
+    """FP8 GEMMs with fine-grained block scaling vs the best FP8 microbenchmark. Source: DeepGEMM README
+    (2025-02): its kernels were 1.0-1.2x faster than the internal CUTLASS kernels of the V3-training era."""
+    fp8_quantize_unfused: float = 0.5
+    """Share of FP8 quantize/transpose passes (3 B per GEMM input element) not fused into GEMMs. Assumption."""
+    kernel_overhead_s: float = 4 * MICRO
+    """Fixed cost per GEMM kernel (launch, prologue, tail wave). Assumption."""
+    overlap_efficiency: float = 0.9
+    """Share of an overlap window that really hides communication. Assumption."""
+    comm_sm_fraction: float = 0.15
+    """Share of SMs taken by communication kernels while they overlap compute. Source: DeepSeek-V3 report
+    §3.2.2 (20 of 132 SMs for all-to-all); Calculon systems/h100_80g_nvl8.json (NVLink processor_usage 0.15)."""
+    moe_imbalance: float = 1.1
+    """Busiest EP rank's routed tokens / mean, per micro-batch, for dropless MoE. Assumption."""
+    memory_bound_bytes_per_param_optimizer: float = 30.0
+    """Fused AdamW: read fp32 master, m, v, grad (16 B), write master, m, v, bf16 weight (14 B). theory.md §6.3."""
+    memory_reserved_bytes: float = 3 * GIB
+    """CUDA context, NCCL buffers and allocator fragmentation per GPU. theory.md §2.3 (1-3 GB); upper end."""
+    failures_per_gpu_hour: float = 419 / (54 * 24 * 16384)
+    """Unexpected interruptions per GPU-hour. Source: Llama 3 §3.3.4, 419 unexpected interruptions in 54 days
+    on 16,384 GPUs."""
+    checkpoint_blocking_s: float = 10.0
+    """Training time blocked per checkpoint (asynchronous checkpointing). Assumption (theory.md §7 example)."""
+    restart_s: float = 600.0
+    """Detect, restart, reload and re-warm after a failure. Assumption; with the rate above it gives Llama 3's
+    '>90% effective training time' at 16K GPUs (ETTR 0.904)."""
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+DEFAULT = Assumptions()

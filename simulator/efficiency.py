@@ -1,0 +1,92 @@
+"""Achieved rates of one GPU: GEMMs by shape and dtype, attention, HBM, links.
+
+GEMM time is a roofline with a fixed per-kernel cost (theory.md §6.2):
+    t = max(FLOPs / (peak · η), bytes / (HBM · η_hbm)) + t_kernel
+with η = best-shape matmul fraction (MAMF, per GPU and dtype, from the profile or a calibration)
+x the sustained-load factor (global assumption) x the FP8 block-scaling factor for FP8.
+Small or skinny GEMMs (few tokens per expert, small K) become memory-bound through the roofline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .assumptions import Assumptions
+from .comms import Fabric
+from .specs import HardwareProfile
+from .units import BYTES_PER_ELEMENT, MICRO
+
+# Attention kernels (FlashAttention) report FLOPs with backward = 2.5 x forward because the backward
+# recomputes the scores (flash-attention benchmarks/benchmark_flash_attention.py::flops).
+FA_BACKWARD_OVER_FORWARD = 2.5
+
+
+@dataclass(frozen=True)
+class DeviceRates:
+    name: str
+    peak_flop_per_s: dict[str, float]
+    gemm_efficiency: dict[str, float]
+    attention_flop_per_s: float
+    hbm_bytes_per_s: float
+    fabric: Fabric
+    kernel_overhead_s: float
+    source: str
+    """Which calibration or which defaults these rates come from."""
+
+    def gemm_s(self, m: float, n: float, k: float, dtype: str, count: float = 1.0) -> float:
+        """Time of `count` GEMMs [m x k] . [k x n] in `dtype` (operands in dtype, output in BF16)."""
+        if m <= 0 or n <= 0 or k <= 0 or count <= 0:
+            return 0.0
+        flops = 2.0 * m * n * k
+        elem = BYTES_PER_ELEMENT[dtype]
+        moved = elem * (m * k + k * n) + BYTES_PER_ELEMENT["bf16"] * m * n
+        compute = flops / (self.peak_flop_per_s[dtype] * self.gemm_efficiency[dtype])
+        memory = moved / self.hbm_bytes_per_s
+        return count * (max(compute, memory) + self.kernel_overhead_s)
+
+    def attention_s(self, forward_flops: float) -> tuple[float, float]:
+        """(forward, backward) seconds of a flash-attention core doing `forward_flops` in its forward."""
+        fwd = forward_flops / self.attention_flop_per_s
+        return fwd, FA_BACKWARD_OVER_FORWARD * fwd
+
+    def memory_s(self, n_bytes: float) -> float:
+        return n_bytes / self.hbm_bytes_per_s
+
+
+def device_rates(hw: HardwareProfile, assumptions: Assumptions) -> DeviceRates:
+    eff = hw.efficiency
+    peaks: dict[str, float] = {}
+    gemm: dict[str, float] = {}
+    for dtype in ("fp32", "tf32", "bf16", "fp16", "fp8"):
+        if not hw.has_dtype(dtype):
+            continue
+        peaks[dtype] = hw.peak_flop_per_s(dtype)
+        best = eff.gemm_best.get(dtype) or eff.gemm_best["bf16"]
+        factor = assumptions.fp8_gemm_factor if dtype == "fp8" else 1.0
+        gemm[dtype] = best.value * assumptions.gemm_sustain * factor
+    fabric = Fabric(
+        scale_up_bytes_per_s=hw.scale_up_bytes_per_s * eff.scale_up_bus.value,
+        scale_out_bytes_per_s=hw.scale_out_bytes_per_s * eff.scale_out_bus.value,
+        domain_gpus=hw.domain_gpus,
+        latency_s=eff.collective_latency_us.value * MICRO,
+    )
+    assumed = [k for k, v in _efficiency_sources(hw).items() if v == "assumption"]
+    source = f"defaults of hardware profile {hw.name}" + (f" (assumed: {', '.join(assumed)})" if assumed else "")
+    return DeviceRates(
+        name=hw.name,
+        peak_flop_per_s=peaks,
+        gemm_efficiency=gemm,
+        attention_flop_per_s=hw.peak_flop_per_s("bf16") * eff.attention.value,
+        hbm_bytes_per_s=hw.hbm_bytes_per_s * eff.hbm.value,
+        fabric=fabric,
+        kernel_overhead_s=assumptions.kernel_overhead_s,
+        source=source,
+    )
+
+
+def _efficiency_sources(hw: HardwareProfile) -> dict[str, str]:
+    eff = hw.efficiency
+    out = {f"gemm_best.{k}": v.source for k, v in eff.gemm_best.items()}
+    for name in ("attention", "hbm", "scale_up_bus", "scale_out_bus", "collective_latency_us"):
+        out[name] = getattr(eff, name).source
+    return out

@@ -1,0 +1,277 @@
+"""The one orchestrator: model + hardware + job (+ partial layout) -> Estimate."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+
+from .assumptions import DEFAULT, Assumptions
+from .efficiency import DeviceRates, device_rates
+from .errors import InfeasibleError, LayoutError
+from .flops import ParamCounts, parameter_counts, token_flops
+from .goodput import goodput
+from .layout import RECOMPUTE_MODES, SCHEDULES, Job, Layout, check_layout, layout_problems
+from .memory import check_fits
+from .specs import HardwareProfile, ModelSpec
+from .step_time import StepResult, step
+from .units import SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
+
+LAYOUT_FIELDS = ("tp", "pp", "dp", "ep", "cp", "zero_stage", "micro_batch_size", "schedule", "recompute", "vpp")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    model: str
+    gpu: str
+    job: Job
+    layout: Layout
+    params: ParamCounts
+    flops_per_token: float
+    hardware_flops_per_token: float
+    flops_by_component: dict[str, float]
+    step: StepResult
+    rates: DeviceRates
+    peak_bf16_flop_per_s: float
+    peak_fp8_flop_per_s: float | None
+    usd_per_gpu_hour: float
+    price_source: str
+    ettr: float
+    job_mtbf_s: float
+    expected_failures: float
+    assumptions: Assumptions
+    gpu_memory_gib: float
+    layout_chosen_by_search: bool = False
+    candidates_evaluated: int = 1
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def step_time_s(self) -> float:
+        return self.step.step_time_s
+
+    @property
+    def tokens_per_s_per_gpu(self) -> float:
+        return self.job.global_batch_sequences * self.job.seq_len / self.step_time_s / self.job.num_gpus
+
+    @property
+    def model_flop_per_s_per_gpu(self) -> float:
+        return self.flops_per_token * self.tokens_per_s_per_gpu
+
+    @property
+    def mfu(self) -> float:
+        """Model FLOPs utilisation against the dense BF16 peak (the usual headline basis)."""
+        return self.model_flop_per_s_per_gpu / self.peak_bf16_flop_per_s
+
+    @property
+    def hfu(self) -> float:
+        return self.hardware_flops_per_token * self.tokens_per_s_per_gpu / self.peak_bf16_flop_per_s
+
+    @property
+    def ideal_wall_clock_s(self) -> float:
+        return self.job.steps * self.step_time_s
+
+    @property
+    def wall_clock_s(self) -> float:
+        return self.ideal_wall_clock_s / self.ettr
+
+    @property
+    def ideal_gpu_hours(self) -> float:
+        return self.ideal_wall_clock_s * self.job.num_gpus / SECONDS_PER_HOUR
+
+    @property
+    def gpu_hours(self) -> float:
+        return self.wall_clock_s * self.job.num_gpus / SECONDS_PER_HOUR
+
+    @property
+    def cost_usd(self) -> float:
+        return self.gpu_hours * self.usd_per_gpu_hour
+
+    def to_dict(self) -> dict:
+        mem = self.step.memory.to_gib()
+        out = {
+            "model": self.model,
+            "gpu": self.gpu,
+            "num_gpus": self.job.num_gpus,
+            "tokens": self.job.tokens,
+            "seq_len": self.job.seq_len,
+            "global_batch_tokens": self.job.global_batch_tokens,
+            "precision": self.job.precision,
+            "layout": self.layout.to_dict(),
+            "layout_chosen_by_search": self.layout_chosen_by_search,
+            "candidates_evaluated": self.candidates_evaluated,
+            "params_total": self.params.total,
+            "params_activated": self.params.activated,
+            "flops_per_token": self.flops_per_token,
+            "flops_convention": "model FLOPs per token, forward + backward (3x forward), causal attention "
+            "(s/2 keys per query), LM head, router and MTP included, no recomputation",
+            "hardware_flops_per_token": self.hardware_flops_per_token,
+            "flops_per_token_by_component": self.flops_by_component,
+            "flops_6nd_per_token": 6.0 * self.params.activated,
+            "total_model_flops": self.flops_per_token * self.job.tokens,
+            "steps": self.job.steps,
+            "micro_batches": self.step.micro_batches,
+            "step_time_s": self.step_time_s,
+            "tokens_per_s_per_gpu": self.tokens_per_s_per_gpu,
+            "model_tflop_per_s_per_gpu": self.model_flop_per_s_per_gpu / TERA,
+            "mfu": self.mfu,
+            "hfu": self.hfu,
+            "mfu_basis": "dense BF16 peak",
+            "memory_per_gpu_gib": mem["total"],
+            "memory_breakdown_gib": mem,
+            "gpu_memory_gib": self.gpu_memory_gib,
+            "ideal_gpu_hours": self.ideal_gpu_hours,
+            "gpu_hours": self.gpu_hours,
+            "ideal_wall_clock_days": self.ideal_wall_clock_s / SECONDS_PER_DAY,
+            "wall_clock_days": self.wall_clock_s / SECONDS_PER_DAY,
+            "goodput": {"ettr": self.ettr, "job_mtbf_hours": self.job_mtbf_s / SECONDS_PER_HOUR,
+                        "expected_failures": self.expected_failures},
+            "usd_per_gpu_hour": self.usd_per_gpu_hour,
+            "price_source": self.price_source,
+            "cost_usd": self.cost_usd,
+            "breakdown": self.step.breakdown_s,
+            "stage_layers": [len([i for i in r if i not in ("embed", "head")]) for r in self.step.stage_items],
+            "efficiency_source": self.rates.source,
+            "assumptions": self.assumptions.to_dict(),
+            "notes": self.notes,
+        }
+        if self.peak_fp8_flop_per_s:
+            out["mfu_fp8_peak"] = self.model_flop_per_s_per_gpu / self.peak_fp8_flop_per_s
+        return out
+
+
+def _evaluate(model: ModelSpec, job: Job, layout: Layout, rates: DeviceRates, counts: ParamCounts,
+              assumptions: Assumptions) -> StepResult:
+    return step(model, job, layout, rates, counts, assumptions)
+
+
+def estimate(
+    model: ModelSpec,
+    hw: HardwareProfile,
+    job: Job,
+    layout: dict | None = None,
+    usd_per_gpu_hour: float | None = None,
+    assumptions: Assumptions = DEFAULT,
+    rates: DeviceRates | None = None,
+) -> Estimate:
+    """Estimate a run. `layout` holds the layout fields the user fixed; the rest are searched."""
+    given = {k: v for k, v in (layout or {}).items() if v is not None}
+    hw.peak_flop_per_s(job.precision)  # unknown dtype on this GPU -> SpecError
+    rates = rates or device_rates(hw, assumptions)
+    counts = parameter_counts(model)
+    chosen, result, n_eval = _resolve_layout(model, hw, job, given, rates, counts, assumptions)
+    tf = token_flops(model, job.seq_len)
+    ideal_s = job.steps * result.step_time_s
+    gp = goodput(job.num_gpus, ideal_s, assumptions)
+    price = usd_per_gpu_hour if usd_per_gpu_hour is not None else hw.price.usd_per_gpu_hour
+    price_source = (
+        "--usd-per-gpu-hour" if usd_per_gpu_hour is not None
+        else f"{hw.price.kind} price {hw.price.date}, {hw.sources.get(hw.price.source, hw.price.source)}"
+    )
+    return Estimate(
+        model=model.name,
+        gpu=hw.name,
+        job=job,
+        layout=chosen,
+        params=counts,
+        flops_per_token=tf.training_flops,
+        hardware_flops_per_token=tf.hardware_flops(chosen.recompute),
+        flops_by_component=tf.training_by_component(),
+        step=result,
+        rates=rates,
+        peak_bf16_flop_per_s=hw.peak_flop_per_s("bf16"),
+        peak_fp8_flop_per_s=hw.peak_flop_per_s("fp8") if hw.has_dtype("fp8") else None,
+        usd_per_gpu_hour=price,
+        price_source=price_source,
+        ettr=gp.ettr,
+        job_mtbf_s=gp.job_mtbf_s,
+        expected_failures=gp.expected_failures,
+        assumptions=assumptions,
+        layout_chosen_by_search=n_eval > 1 or any(k not in given for k in ("tp", "pp")),
+        candidates_evaluated=n_eval,
+        gpu_memory_gib=hw.memory_gib.value,
+    )
+
+
+def _resolve_layout(model, hw, job, given, rates, counts, assumptions) -> tuple[Layout, StepResult, int]:
+    """Evaluate the given layout, or search the fields the user left out."""
+    missing = set(LAYOUT_FIELDS) - set(given) - {"dp"}
+    if given.get("schedule", "interleaved") != "interleaved":
+        missing.discard("vpp")
+    if model.moe is None:
+        missing.discard("ep")
+    if not missing:
+        lay = _complete(given, job)
+        check_layout(model, job, lay)
+        result = _evaluate(model, job, lay, rates, counts, assumptions)
+        check_fits(result.memory, hw.memory_bytes, hw.name, lay)
+        return lay, result, 1
+    return search_best(model, hw, job, given, rates, counts, assumptions)
+
+
+def _complete(given: dict, job: Job) -> Layout:
+    lay = Layout(**{k: v for k, v in given.items() if k in LAYOUT_FIELDS})
+    if "dp" not in given:
+        denom = lay.tp * lay.pp * lay.cp
+        if job.num_gpus % denom:
+            raise LayoutError(
+                f"--num-gpus {job.num_gpus} is not divisible by TP x PP x CP = {lay.tp} x {lay.pp} x {lay.cp} = {denom}; "
+                f"pick degrees that divide {job.num_gpus}"
+            )
+        lay = replace(lay, dp=job.num_gpus // denom)
+    return lay
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def candidate_layouts(model: ModelSpec, hw: HardwareProfile, job: Job, given: dict) -> list[Layout]:
+    """Every layout consistent with the fixed fields that passes the divisibility rules."""
+    n = job.num_gpus
+    pow2 = [1, 2, 4, 8, 16, 32, 64, 128]
+
+    def options(name: str, default: list) -> list:
+        return [given[name]] if name in given else default
+
+    tps = options("tp", [t for t in pow2 if t <= hw.domain_gpus and n % t == 0])
+    pps = options("pp", [p for p in _divisors(n) if p <= min(model.n_layers, 128)])
+    cps = options("cp", [c for c in (1, 2, 4, 8, 16) if c == 1 or job.seq_len >= 16384])
+    experts = model.moe.n_routed_experts if model.moe else 1
+    eps = options("ep", [e for e in _divisors(experts) if e <= n])
+    zeros = options("zero_stage", [1, 3])
+    mbss = options("micro_batch_size", [1, 2, 4, 8])
+    scheds = options("schedule", list(SCHEDULES))
+    recs = options("recompute", list(RECOMPUTE_MODES))
+    out = []
+    for tp, pp, cp, ep, zero, mbs, sched, rec in itertools.product(tps, pps, cps, eps, zeros, mbss, scheds, recs):
+        if n % (tp * pp * cp):
+            continue
+        dp = given.get("dp", n // (tp * pp * cp))
+        vpps = options("vpp", [2, 4] if sched == "interleaved" else [1])
+        for vpp in vpps:
+            lay = Layout(tp, pp, dp, ep, cp, zero, mbs, sched, rec, vpp)
+            if not layout_problems(model, job, lay):
+                out.append(lay)
+    return out
+
+
+def search_best(model, hw, job, given, rates, counts, assumptions) -> tuple[Layout, StepResult, int]:
+    """The fastest layout that fits (ties: less memory). A later issue vectorises this search."""
+    cands = candidate_layouts(model, hw, job, given)
+    if not cands:
+        lay = _complete(given, job)
+        check_layout(model, job, lay)  # raises with the reasons
+        raise LayoutError(f"no valid layout for {model.name} on {job.num_gpus} GPUs with the given flags")
+    best: tuple[float, float, Layout, StepResult] | None = None
+    smallest = None
+    for lay in cands:
+        res = _evaluate(model, job, lay, rates, counts, assumptions)
+        fits = res.memory.total_bytes <= hw.memory_bytes
+        if smallest is None or res.memory.total_bytes < smallest[1].memory.total_bytes:
+            smallest = (lay, res)
+        if fits and (best is None or (res.step_time_s, res.memory.total_bytes) < best[:2]):
+            best = (res.step_time_s, res.memory.total_bytes, lay, res)
+    if best is None:
+        assert smallest is not None
+        check_fits(smallest[1].memory, hw.memory_bytes, hw.name, smallest[0])
+        raise InfeasibleError("no layout fits")  # unreachable: check_fits raised
+    return best[2], best[3], len(cands)
