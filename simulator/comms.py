@@ -61,7 +61,9 @@ def collective_s(op: Collective, size_bytes: float, group: Group, fabric: Fabric
         return 0.0
     if op == "all_to_all":
         return all_to_all_s(size_bytes, group, fabric)
-    bw = fabric.scale_out_bytes_per_s if op == "send_recv" and group.stride >= fabric.domain_gpus else bus_bandwidth(group, fabric)
+    bw = (
+        fabric.scale_out_bytes_per_s if op == "send_recv" and group.stride >= fabric.domain_gpus else bus_bandwidth(group, fabric)
+    )
     return fabric.latency_s + bus_factor(op, group.size) * size_bytes / bw
 
 

@@ -122,8 +122,11 @@ class Estimate:
             "gpu_hours": self.gpu_hours,
             "ideal_wall_clock_days": self.ideal_wall_clock_s / SECONDS_PER_DAY,
             "wall_clock_days": self.wall_clock_s / SECONDS_PER_DAY,
-            "goodput": {"ettr": self.ettr, "job_mtbf_hours": self.job_mtbf_s / SECONDS_PER_HOUR,
-                        "expected_failures": self.expected_failures},
+            "goodput": {
+                "ettr": self.ettr,
+                "job_mtbf_hours": self.job_mtbf_s / SECONDS_PER_HOUR,
+                "expected_failures": self.expected_failures,
+            },
             "usd_per_gpu_hour": self.usd_per_gpu_hour,
             "price_source": self.price_source,
             "cost_usd": self.cost_usd,
@@ -138,8 +141,9 @@ class Estimate:
         return out
 
 
-def _evaluate(model: ModelSpec, job: Job, layout: Layout, rates: DeviceRates, counts: ParamCounts,
-              assumptions: Assumptions) -> StepResult:
+def _evaluate(
+    model: ModelSpec, job: Job, layout: Layout, rates: DeviceRates, counts: ParamCounts, assumptions: Assumptions
+) -> StepResult:
     return step(model, job, layout, rates, counts, assumptions)
 
 
@@ -163,7 +167,8 @@ def estimate(
     gp = goodput(job.num_gpus, ideal_s, assumptions)
     price = usd_per_gpu_hour if usd_per_gpu_hour is not None else hw.price.usd_per_gpu_hour
     price_source = (
-        "--usd-per-gpu-hour" if usd_per_gpu_hour is not None
+        "--usd-per-gpu-hour"
+        if usd_per_gpu_hour is not None
         else f"{hw.price.kind} price {hw.price.date}, {hw.sources.get(hw.price.source, hw.price.source)}"
     )
     return Estimate(

@@ -75,9 +75,7 @@ def _mla_gemms(model: ModelSpec) -> list[Gemm]:
         gemms.append(Gemm("q_proj", "attention_proj", h, n * d_qk, "column"))
     else:
         gemms.append(Gemm("q_down", "attention_proj", h, mla.q_lora_rank, "replicated"))
-        gemms.append(
-            Gemm("q_up", "attention_proj", mla.q_lora_rank, n * d_qk, "column", recomputed_in_selective=True)
-        )
+        gemms.append(Gemm("q_up", "attention_proj", mla.q_lora_rank, n * d_qk, "column", recomputed_in_selective=True))
     gemms += [
         Gemm("kv_down", "attention_proj", h, mla.kv_lora_rank + mla.qk_rope_head_dim, "replicated"),
         Gemm(
@@ -268,6 +266,11 @@ class ParamCounts:
     @property
     def activated(self) -> float:
         return self.total - self.n_moe_layers * (self.expert_per_layer - self.activated_expert_per_layer)
+
+    @property
+    def activated_without_input_embedding(self) -> float:
+        """Activated matmul weights only: the convention of DeepSeek's '37B activated' (theory.md §1.6)."""
+        return self.activated - self.embedding
 
     @property
     def total_with_mtp(self) -> float:

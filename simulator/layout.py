@@ -131,5 +131,6 @@ def _schedule_problems(lay: Layout, m: int) -> list[str]:
 def check_layout(model: ModelSpec, job: Job, layout: Layout) -> None:
     problems = layout_problems(model, job, layout)
     if problems:
-        raise LayoutError(f"layout {layout.describe()} is not valid for {model.name} on {job.num_gpus} GPUs:\n  - "
-                          + "\n  - ".join(problems))
+        raise LayoutError(
+            f"layout {layout.describe()} is not valid for {model.name} on {job.num_gpus} GPUs:\n  - " + "\n  - ".join(problems)
+        )

@@ -61,7 +61,9 @@ def state_bytes_per_param(precision: Precision) -> tuple[float, float, float]:
     return 2.0, 4.0, 12.0  # fp32 master + fp32 Adam moments
 
 
-def model_state_bytes(dense_params: float, expert_params: float, layout: Layout, precision: Precision) -> tuple[float, float, float]:
+def model_state_bytes(
+    dense_params: float, expert_params: float, layout: Layout, precision: Precision
+) -> tuple[float, float, float]:
     """(weights, gradients, optimizer) bytes on one GPU holding these (already TP/EP/PP-sharded) parameters."""
     w, g, o = state_bytes_per_param(precision)
     d_dense = layout.dp * layout.cp

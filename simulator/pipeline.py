@@ -83,7 +83,9 @@ def chunk_sums(costs: Sequence[float], starts: list[int]) -> list[float]:
     return [sum(costs[a:b]) for a, b in zip(starts, ends, strict=True)]
 
 
-def stage_items(model_items: Sequence[str], item_costs: Sequence[float], pp: int, vpp: int, schedule: Schedule) -> list[list[str]]:
+def stage_items(
+    model_items: Sequence[str], item_costs: Sequence[float], pp: int, vpp: int, schedule: Schedule
+) -> list[list[str]]:
     """Items (embedding, layers, head, MTP) held by each pipeline *rank*.
 
     The model is cut into pp·vpp contiguous chunks of balanced cost. Interleaving gives rank r the

@@ -62,20 +62,37 @@ def estimate_table(d: dict) -> str:
     rows = [
         ("model", f"{d['model']}  ({format_count(d['params_total'])} total, {format_count(d['params_activated'])} activated)"),
         ("cluster", f"{d['num_gpus']} x {d['gpu']}, {d['precision']}"),
-        ("tokens", f"{format_count(d['tokens'])} at sequence length {d['seq_len']}, "
-                   f"batch {format_count(d['global_batch_tokens'])} tokens ({d['steps']:.0f} steps)"),
+        (
+            "tokens",
+            f"{format_count(d['tokens'])} at sequence length {d['seq_len']}, "
+            f"batch {format_count(d['global_batch_tokens'])} tokens ({d['steps']:.0f} steps)",
+        ),
         ("layout", layout),
-        ("FLOPs per token", f"{d['flops_per_token'] / GIGA:.1f} GFLOP model, {d['hardware_flops_per_token'] / GIGA:.1f} GFLOP "
-                            f"hardware (6N: {d['flops_6nd_per_token'] / GIGA:.1f})"),
+        (
+            "FLOPs per token",
+            f"{d['flops_per_token'] / GIGA:.1f} GFLOP model, {d['hardware_flops_per_token'] / GIGA:.1f} GFLOP "
+            f"hardware (6N: {d['flops_6nd_per_token'] / GIGA:.1f})",
+        ),
         ("step time", f"{d['step_time_s']:.3f} s  ({d['micro_batches']} micro-batches)"),
-        ("throughput", f"{d['tokens_per_s_per_gpu']:.0f} tokens/s per GPU, {d['model_tflop_per_s_per_gpu']:.0f} model TFLOP/s per GPU"),
-        ("MFU / HFU", f"{d['mfu']:.1%} / {d['hfu']:.1%} of the dense BF16 peak"
-                      + (f" ({d['mfu_fp8_peak']:.1%} of FP8 peak)" if "mfu_fp8_peak" in d else "")),
-        ("memory per GPU", f"{mem['total']:.1f} of {d['gpu_memory_gib']:.0f} GiB (weights {mem['weights']:.1f}, gradients "
-                           f"{mem['gradients']:.1f}, optimizer {mem['optimizer']:.1f}, activations {mem['activations']:.1f}, "
-                           f"other {mem['other']:.1f})"),
-        ("GPU-hours", f"{format_count(d['gpu_hours'])}  (ideal {format_count(d['ideal_gpu_hours'])}, "
-                      f"goodput {d['goodput']['ettr']:.1%})"),
+        (
+            "throughput",
+            f"{d['tokens_per_s_per_gpu']:.0f} tokens/s per GPU, {d['model_tflop_per_s_per_gpu']:.0f} model TFLOP/s per GPU",
+        ),
+        (
+            "MFU / HFU",
+            f"{d['mfu']:.1%} / {d['hfu']:.1%} of the dense BF16 peak"
+            + (f" ({d['mfu_fp8_peak']:.1%} of FP8 peak)" if "mfu_fp8_peak" in d else ""),
+        ),
+        (
+            "memory per GPU",
+            f"{mem['total']:.1f} of {d['gpu_memory_gib']:.0f} GiB (weights {mem['weights']:.1f}, gradients "
+            f"{mem['gradients']:.1f}, optimizer {mem['optimizer']:.1f}, activations {mem['activations']:.1f}, "
+            f"other {mem['other']:.1f})",
+        ),
+        (
+            "GPU-hours",
+            f"{format_count(d['gpu_hours'])}  (ideal {format_count(d['ideal_gpu_hours'])}, goodput {d['goodput']['ettr']:.1%})",
+        ),
         ("wall clock", f"{d['wall_clock_days']:.1f} days  (ideal {d['ideal_wall_clock_days']:.1f})"),
         ("cost", f"${format_count(d['cost_usd'])} at ${d['usd_per_gpu_hour']:.2f}/GPU-hour ({d['price_source']})"),
         ("efficiencies", d["efficiency_source"]),

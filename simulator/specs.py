@@ -117,9 +117,7 @@ class HardwareProfile(_Spec):
 
     @model_validator(mode="after")
     def _every_number_has_a_known_source(self) -> HardwareProfile:
-        missing = sorted(
-            {s.source for s in _sourced_leaves(self) if s.source != ASSUMPTION and s.source not in self.sources}
-        )
+        missing = sorted({s.source for s in _sourced_leaves(self) if s.source != ASSUMPTION and s.source not in self.sources})
         if self.price.source not in self.sources:
             missing.append(self.price.source)
         if missing:
@@ -230,6 +228,11 @@ class PublishedParams(_Spec):
     source: str
     """Paper/table or model card where the counts are stated."""
     includes_mtp: bool = False
+    activated_excludes_input_embedding: bool = False
+    """The publisher counts only matmul weights as activated (DeepSeek, Databricks), not the embedding lookup."""
+    total_digits: Annotated[int, Field(ge=1)] | None = None
+    """Significant digits the total is stated with ("7B": 1); the check allows half a unit in the last digit."""
+    activated_digits: Annotated[int, Field(ge=1)] | None = None
 
 
 class ModelSpec(_Spec):

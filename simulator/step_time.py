@@ -321,8 +321,9 @@ class StepResult:
     stage_items: list[list[str]]
 
 
-def step(model: ModelSpec, job: Job, layout: Layout, rates: DeviceRates, counts: ParamCounts,
-         assumptions: Assumptions) -> StepResult:
+def step(
+    model: ModelSpec, job: Job, layout: Layout, rates: DeviceRates, counts: ParamCounts, assumptions: Assumptions
+) -> StepResult:
     ctx = Context(model, job, layout, rates, assumptions)
     items = model_items(model)
     proxy = item_cost_proxy(model, job.seq_len)
@@ -375,7 +376,9 @@ def _rank_params(ranks: list[list[str]], counts: ParamCounts, layout: Layout) ->
     return out
 
 
-def _dp_and_optimizer_s(ctx: Context, ranks: list[list[str]], counts: ParamCounts, f: float, b: float, m: int) -> tuple[float, float]:
+def _dp_and_optimizer_s(
+    ctx: Context, ranks: list[list[str]], counts: ParamCounts, f: float, b: float, m: int
+) -> tuple[float, float]:
     """Gradient reduction / parameter gathers over DP (theory §3.3) and the optimizer step (§6.3)."""
     lay, fabric = ctx.layout, ctx.rates.fabric
     dense, expert = max(_rank_params(ranks, counts, lay), key=lambda x: x[0] + x[1])
