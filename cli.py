@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -16,26 +16,26 @@ list_app = typer.Typer(no_args_is_help=True, help="List what ships: GPUs and mod
 app.add_typer(list_app, name="list")
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
 
 
-class PrecisionOpt(str, Enum):
+class PrecisionOpt(StrEnum):
     bf16 = "bf16"
     fp16 = "fp16"
     fp8 = "fp8"
 
 
-class ScheduleOpt(str, Enum):
+class ScheduleOpt(StrEnum):
     one_f_one_b = "1f1b"
     interleaved = "interleaved"
     zb_h1 = "zb-h1"
     dualpipe = "dualpipe"
 
 
-class RecomputeOpt(str, Enum):
+class RecomputeOpt(StrEnum):
     none = "none"
     selective = "selective"
     full = "full"
@@ -49,7 +49,9 @@ def _count(name: str, text: str | None, minimum: float = 1.0, maximum: float = 1
     except ValueError:
         raise InputError(f"{name} {text!r} is not a number; write e.g. 14.8T, 300B, 2.788M or 1.5e12") from None
     if not minimum <= value <= maximum:
-        raise InputError(f"{name} {text} = {value:.4g} is out of range [{minimum:.4g}, {maximum:.4g}]; check the value and its suffix")
+        raise InputError(
+            f"{name} {text} = {value:.4g} is out of range [{minimum:.4g}, {maximum:.4g}]; check the value and its suffix"
+        )
     return value
 
 
@@ -65,7 +67,9 @@ def estimate(
     num_gpus: Annotated[int, typer.Option(min=1, max=1_000_000, help="GPUs in the cluster")],
     tokens: Annotated[str, typer.Option(help="Training tokens, e.g. 14.8T")],
     seq_len: Annotated[int | None, typer.Option(min=1, max=10_000_000, help="Sequence length (default: the model's)")] = None,
-    global_batch_tokens: Annotated[str | None, typer.Option(help="Tokens per optimizer step (default: 4M rounded to sequences)")] = None,
+    global_batch_tokens: Annotated[
+        str | None, typer.Option(help="Tokens per optimizer step (default: 4M rounded to sequences)")
+    ] = None,
     precision: Annotated[PrecisionOpt, typer.Option(help="GEMM precision")] = PrecisionOpt.bf16,
     tp: Annotated[int | None, typer.Option(min=1, help="Tensor parallel degree")] = None,
     pp: Annotated[int | None, typer.Option(min=1, help="Pipeline parallel degree")] = None,
@@ -94,9 +98,16 @@ def estimate(
             global_batch_tokens=_count("--global-batch-tokens", global_batch_tokens),
             precision=precision.value,
             layout={
-                "tp": tp, "pp": pp, "dp": dp, "ep": ep, "cp": cp, "zero_stage": zero_stage,
-                "micro_batch_size": micro_batch_size, "schedule": schedule.value if schedule else None,
-                "recompute": recompute.value if recompute else None, "vpp": vpp,
+                "tp": tp,
+                "pp": pp,
+                "dp": dp,
+                "ep": ep,
+                "cp": cp,
+                "zero_stage": zero_stage,
+                "micro_batch_size": micro_batch_size,
+                "schedule": schedule.value if schedule else None,
+                "recompute": recompute.value if recompute else None,
+                "vpp": vpp,
             },
             usd_per_gpu_hour=usd_per_gpu_hour,
         )
@@ -146,7 +157,9 @@ def list_models() -> None:
             p = parameter_counts(m)
             kind = f"{m.attention if m.attention == 'mla' else ('MHA' if m.n_kv_heads == m.n_heads else 'MQA' if m.n_kv_heads == 1 else 'GQA')}"
             ffn = m.ffn + (f", MoE {m.moe.n_routed_experts}x top-{m.moe.top_k}" if m.moe else "")
-            typer.echo(f"{name:<18} {format_count(p.total):>8} {format_count(p.activated):>10} {m.n_layers:>6} {m.d_model:>7}  {kind} / {ffn}")
+            typer.echo(
+                f"{name:<18} {format_count(p.total):>8} {format_count(p.activated):>10} {m.n_layers:>6} {m.d_model:>7}  {kind} / {ffn}"
+            )
     except CostsimError as e:
         _fail(e)
 

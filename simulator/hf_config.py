@@ -33,7 +33,8 @@ class _Config:
         self.raw, self.model_type, self.where = raw, model_type, where
 
     def error(self, message: str) -> SpecError:
-        return SpecError(f"{self.where}: {message} (model_type {self.model_type!r})")
+        suffix = "" if "model_type" in message else f" (model_type {self.model_type!r})"
+        return SpecError(f"{self.where}: {message}{suffix}")
 
     def value(self, keys: Keys, default: Any = _MISSING) -> Any:
         """The first present, non-null key; else `default`; else a missing-key error."""
@@ -145,18 +146,19 @@ def _all_layers_slide(cfg: _Config, window_key: str = "sliding_window") -> int |
 
 # model_type -> class defaults that differ between the llama-style families.
 _DECODERS: dict[str, dict[str, Any]] = {
-    "llama": {"kv": None, "tied": False},
-    "mistral": {"kv": 8, "tied": False, "window": 4096},
-    "mixtral": {"kv": 8, "tied": False},
-    "qwen2": {"kv": 32, "tied": False, "qkv_bias": True},
-    "qwen2_moe": {"kv": 16, "tied": False, "qkv_bias": True},
-    "qwen3": {"kv": 32, "tied": False, "head_dim": 128, "qk_norm": True},
-    "qwen3_moe": {"kv": 4, "tied": False, "qk_norm": True},
-    "smollm3": {"kv": 4, "tied": True},
-    "gemma": {"kv": 16, "tied": True, "head_dim": 256, "act": "gelu_pytorch_tanh"},
-    "gemma2": {"kv": 4, "tied": True, "head_dim": 256, "act": "gelu_pytorch_tanh"},
-    "gemma3_text": {"kv": 4, "tied": True, "head_dim": 256, "act": "gelu_pytorch_tanh", "qk_norm": True},
-}
+    "llama": {"kv": None, "tied": False, "max_pos": 2048},
+    "mistral": {"kv": 8, "tied": False, "max_pos": 131072, "window": 4096},
+    "mixtral": {"kv": 8, "tied": False, "max_pos": 131072},
+    "qwen2": {"kv": 32, "tied": False, "max_pos": 32768, "qkv_bias": True},
+    "qwen2_moe": {"kv": 16, "tied": False, "max_pos": 32768, "qkv_bias": True},
+    "qwen3": {"kv": 32, "tied": False, "max_pos": 32768, "head_dim": 128, "qk_norm": True},
+    "qwen3_moe": {"kv": 4, "tied": False, "max_pos": 32768, "qk_norm": True},
+    "smollm3": {"kv": 4, "tied": True, "max_pos": 32768},
+    "gemma": {"kv": 16, "tied": True, "max_pos": 8192, "head_dim": 256, "act": "gelu_pytorch_tanh"},
+    "gemma2": {"kv": 4, "tied": True, "max_pos": 8192, "head_dim": 256, "act": "gelu_pytorch_tanh"},
+    "gemma3_text": {"kv": 4, "tied": True, "max_pos": 131072, "head_dim": 256, "act": "gelu_pytorch_tanh",
+                    "qk_norm": True},
+}  # fmt: skip
 
 
 def _llama_like(cfg: _Config) -> dict[str, Any]:
@@ -179,7 +181,7 @@ def _llama_like(cfg: _Config) -> dict[str, Any]:
         "moe": _MOE_BUILDERS[cfg.model_type](cfg, n_layers) if cfg.model_type in _MOE_BUILDERS else None,
         "tied_embeddings": cfg.flag("tie_word_embeddings", d["tied"]),
         "position_embedding": "rope",
-        "max_position_embeddings": cfg.integer("max_position_embeddings", 2048),
+        "max_position_embeddings": cfg.integer("max_position_embeddings", d["max_pos"]),
         "norm": "rmsnorm",
         "attention_bias": qkv_bias,
         "output_bias": bias,

@@ -11,6 +11,7 @@ from .specs import ModelSpec
 Schedule = Literal["1f1b", "interleaved", "zb-h1", "dualpipe"]
 Precision = Literal["bf16", "fp8", "fp16"]
 Recompute = Literal["none", "selective", "full"]
+AttentionKernel = Literal["flash", "unfused"]
 SCHEDULES: tuple[Schedule, ...] = ("1f1b", "interleaved", "zb-h1", "dualpipe")
 RECOMPUTE_MODES: tuple[Recompute, ...] = ("none", "selective", "full")
 
@@ -24,6 +25,10 @@ class Job:
     seq_len: int
     global_batch_tokens: float
     precision: Precision = "bf16"
+    attention_kernel: AttentionKernel = "flash"
+    """flash: FlashAttention (no s x s matrix in HBM); unfused: materialised scores, fused softmax (Megatron 2021)."""
+    dropout: float = 0.0
+    """Dropout probability on attention probabilities and residuals (0 in modern LLM pre-training)."""
 
     @property
     def global_batch_sequences(self) -> int:

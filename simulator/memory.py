@@ -96,6 +96,12 @@ def layer_params_on_rank(counts: ParamCounts, item: str, layout: Layout) -> tupl
     raise ValueError(item)
 
 
+def unfused_attention_bytes_per_token(model: ModelSpec, seq_len: int, dropout: float) -> float:
+    """Materialised attention keeps the softmax output (2 B) and, with dropout, its mask (1 B) and output (2 B)
+    per score: Korthikanti et al. 2022 Table 2's 5·a·s²·b term, per token. Selective recompute removes it."""
+    return (5.0 if dropout > 0 else 2.0) * model.n_heads * seq_len
+
+
 def activation_bytes_per_token(model: ModelSpec, item: str, recompute: Recompute, precision: Precision) -> float:
     """Activation bytes one token leaves behind in one layer for the backward pass (no TP/CP division)."""
     if item in ("embed", "head"):

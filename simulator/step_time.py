@@ -18,6 +18,7 @@ from .comms import Group, collective_s, moe_dispatch_combine_s
 from .efficiency import DeviceRates
 from .flops import (
     ParamCounts,
+    attention_core_dims,
     attention_core_forward_flops_per_token,
     head_gemm,
     layer_gemms,
@@ -31,6 +32,7 @@ from .memory import (
     activation_bytes_per_token,
     layer_params_on_rank,
     model_state_bytes,
+    unfused_attention_bytes_per_token,
 )
 from .pipeline import bubble_s, in_flight_micro_batches, stage_items
 from .specs import ModelSpec
@@ -227,13 +229,40 @@ def _kv_width(model: ModelSpec) -> int:
     return model.n_kv_heads * model.head_dim
 
 
+def _attention_core_s(ctx: Context) -> tuple[float, float]:
+    """(forward, backward) seconds of the attention core of one layer per micro-batch."""
+    model, lay, job = ctx.model, ctx.layout, ctx.job
+    if job.attention_kernel == "flash":
+        core_flops = attention_core_forward_flops_per_token(model, job.seq_len) * ctx.tokens_per_micro_batch / lay.tp
+        return ctx.rates.attention_s(core_flops)
+    # Unfused (Megatron-LM 2021): batched GEMMs over the full s x s scores, causal mask applied afterwards,
+    # then a fused scale-mask-softmax (read + write, 4 B per score) and dropout on the probabilities
+    # (5 B: read, write, 1-byte mask) in HBM; backward 6 + 5 B per score (feasibility study, model C).
+    d_qk, d_v = attention_core_dims(model)
+    s = job.seq_len / lay.cp
+    batch = lay.micro_batch_size * model.n_heads / lay.tp
+    dtype = ctx.gemm_dtype(False)
+    gemm = ctx.rates.gemm_s(s, s, d_qk, dtype, batch) + ctx.rates.gemm_s(s, d_v, s, dtype, batch)
+    scores = batch * s * job.seq_len
+    drop = 5.0 if job.dropout > 0 else 0.0
+    fwd = gemm + ctx.rates.memory_s(scores * (4.0 + drop))
+    bwd = 2 * gemm + ctx.rates.memory_s(scores * (6.0 + drop))
+    return fwd, bwd
+
+
+def _dropout_bytes(ctx: Context) -> float:
+    """Forward traffic of the two residual dropouts of a layer (read, write, 1-byte mask)."""
+    if ctx.job.dropout <= 0:
+        return 0.0
+    return 2 * 5.0 * ctx.model.d_model * ctx.tokens_per_micro_batch / ctx.layout.tp
+
+
 def layer_time(ctx: Context, kind: str) -> ItemTime:
     model, lay = ctx.model, ctx.layout
     gemm_kind = "mtp" if kind == "mtp" and model.moe is not None else ("dense" if kind == "mtp" else kind)
     g_fwd, g_w, parts = _gemm_time(ctx, gemm_kind)
-    core_flops = attention_core_forward_flops_per_token(model, ctx.job.seq_len) * ctx.tokens_per_micro_batch / lay.tp
-    a_fwd, a_bwd = ctx.rates.attention_s(core_flops)
-    m_fwd = ctx.rates.memory_s(_memory_bound_bytes(ctx, gemm_kind))
+    a_fwd, a_bwd = _attention_core_s(ctx)
+    m_fwd = ctx.rates.memory_s(_memory_bound_bytes(ctx, gemm_kind) + _dropout_bytes(ctx))
     fwd = g_fwd + a_fwd + m_fwd
     bwd = 2 * g_fwd + a_bwd + 2 * m_fwd
     recompute = 0.0
@@ -416,6 +445,9 @@ def peak_memory(ctx: Context, ranks: list[list[str]], counts: ParamCounts, m: in
     lay, job, model = ctx.layout, ctx.job, ctx.model
     t_local = ctx.tokens_per_micro_batch / lay.tp  # SP splits the sequence across TP ranks
     per_token = {i: activation_bytes_per_token(model, i, lay.recompute, job.precision) for i in set(model_items(model))}
+    if job.attention_kernel == "unfused" and lay.recompute == "none":
+        extra = unfused_attention_bytes_per_token(model, job.seq_len // lay.cp, job.dropout)
+        per_token = {i: v + (extra if i not in ("embed", "head") else 0.0) for i, v in per_token.items()}
     chunks_per_rank = 2 if lay.schedule == "dualpipe" else lay.vpp
     candidates = []
     for r, ((dense, expert), items) in enumerate(zip(_rank_params(ranks, counts, lay), ranks, strict=True)):
