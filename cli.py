@@ -155,13 +155,44 @@ def list_models() -> None:
         for name, path in model_ids().items():
             m = load_model_file(path)
             p = parameter_counts(m)
-            kind = f"{m.attention if m.attention == 'mla' else ('MHA' if m.n_kv_heads == m.n_heads else 'MQA' if m.n_kv_heads == 1 else 'GQA')}"
+            kind = _attention_kind(m)
             ffn = m.ffn + (f", MoE {m.moe.n_routed_experts}x top-{m.moe.top_k}" if m.moe else "")
             typer.echo(
-                f"{name:<18} {format_count(p.total):>8} {format_count(p.activated):>10} {m.n_layers:>6} {m.d_model:>7}  {kind} / {ffn}"
+                f"{name:<18} {format_count(p.total):>8} {format_count(p.activated):>10} {m.n_layers:>6} {m.d_model:>7}  "
+                f"{kind} / {ffn}"
             )
     except CostsimError as e:
         _fail(e)
+
+
+def _attention_kind(m) -> str:
+    if m.attention == "mla":
+        return "MLA"
+    return "MHA" if m.n_kv_heads == m.n_heads else "MQA" if m.n_kv_heads == 1 else "GQA"
+
+
+@app.command()
+def fit() -> None:
+    """Refit the global sustained-GEMM factor to the shipped published runs (about a minute).
+
+    Writes simulator/fitted_constants.yaml with the value, the data, in-sample and leave-one-out errors.
+    """
+    from simulator import fit as fitting
+
+    try:
+        result = fitting.fit()
+    except CostsimError as e:
+        _fail(e)
+    fitting.write(result)
+    typer.echo(f"gemm_sustain = {result['gemm_sustain']:.4f} from {result['constrained_by']} runs")
+    typer.echo(f"{'run':<28} {'reported':>9} {'in-sample':>10} {'leave-one-out':>14}")
+    for c in result["cases"]:
+        typer.echo(f"{c['id']:<28} {c['reported']:>9.0f} {c['in_sample_error']:>+10.1%} {c['leave_one_out_error']:>+14.1%}")
+    typer.echo(
+        f"median |error|: in-sample {result['median_abs_in_sample_error']:.1%}, "
+        f"leave-one-out {result['median_abs_leave_one_out_error']:.1%} (max {result['max_abs_leave_one_out_error']:.1%})"
+    )
+    typer.echo(f"written to {fitting.FITTED_PATH}")
 
 
 def main() -> None:

@@ -65,10 +65,10 @@ def fit(runs: list[PublishedRun] | None = None) -> dict:
             "source": r.source,
             "metric": r.metric,
             "reported": r.reported,
-            "in_sample_error": float(e),
-            "leave_one_out_error": l,
+            "in_sample_error": float(err),
+            "leave_one_out_error": loo_err,
         }
-        for r, e, l in zip(runs, in_sample, loo, strict=True)
+        for r, err, loo_err in zip(runs, in_sample, loo, strict=True)
     ]
     return {
         "gemm_sustain": round(value, 4),
