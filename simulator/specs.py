@@ -259,7 +259,8 @@ class ModelSpec(_Spec):
     """Multi-token-prediction modules (DeepSeek-V3: 1)."""
     tied_embeddings: bool
     parallel_attention: bool = False
-    """Attention and FFN read the same input (GPT-J, Falcon); same FLOPs, one norm fewer."""
+    """Attention and FFN read the same input (GPT-J, Falcon); same FLOPs. Two norms per layer are counted
+    (Falcon-40B, GPT-NeoX); GPT-J and Falcon-7B share one, under 0.01% of their parameters."""
     position_embedding: Literal["rope", "learned", "alibi", "none"] = "rope"
     max_position_embeddings: Annotated[int, Field(ge=1)] | None = None
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
