@@ -13,7 +13,7 @@ from .goodput import goodput
 from .layout import RECOMPUTE_MODES, SCHEDULES, Job, Layout, check_layout, layout_problems
 from .memory import check_fits
 from .specs import HardwareProfile, ModelSpec
-from .step_time import StepResult, step
+from .step_time import StepResult, layout_memory, step
 from .units import SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
 
 LAYOUT_FIELDS = ("tp", "pp", "dp", "ep", "cp", "zero_stage", "micro_batch_size", "schedule", "recompute", "vpp")
@@ -269,14 +269,16 @@ def search_best(model, hw, job, given, rates, counts, assumptions) -> tuple[Layo
     best: tuple[float, float, Layout, StepResult] | None = None
     smallest = None
     for lay in cands:
+        mem = layout_memory(model, job, lay, rates, counts, assumptions)
+        if smallest is None or mem.total_bytes < smallest[1].total_bytes:
+            smallest = (lay, mem)
+        if mem.total_bytes > hw.memory_bytes:
+            continue
         res = _evaluate(model, job, lay, rates, counts, assumptions)
-        fits = res.memory.total_bytes <= hw.memory_bytes
-        if smallest is None or res.memory.total_bytes < smallest[1].memory.total_bytes:
-            smallest = (lay, res)
-        if fits and (best is None or (res.step_time_s, res.memory.total_bytes) < best[:2]):
+        if best is None or (res.step_time_s, res.memory.total_bytes) < best[:2]:
             best = (res.step_time_s, res.memory.total_bytes, lay, res)
     if best is None:
         assert smallest is not None
-        check_fits(smallest[1].memory, hw.memory_bytes, hw.name, smallest[0])
+        check_fits(smallest[1], hw.memory_bytes, hw.name, smallest[0])
         raise InfeasibleError("no layout fits")  # unreachable: check_fits raised
     return best[2], best[3], len(cands)

@@ -99,7 +99,7 @@ def layout_problems(model: ModelSpec, job: Job, layout: Layout) -> list[str]:
     if lay.cp > 1 and job.seq_len % (2 * lay.cp):
         p.append(f"sequence length {job.seq_len} is not divisible by 2 x CP = {2 * lay.cp} (load-balanced causal CP)")
     if job.global_batch_tokens % job.seq_len:
-        p.append(f"global batch {job.global_batch_tokens:.0f} tokens is not a multiple of the sequence length {job.seq_len}")
+        p.append(f"global batch {job.global_batch_tokens:g} tokens is not a multiple of the sequence length {job.seq_len}")
     b = job.global_batch_sequences
     if b % (lay.micro_batch_size * lay.dp):
         p.append(
@@ -118,7 +118,7 @@ def _schedule_problems(lay: Layout, m: int) -> list[str]:
     p = []
     if lay.schedule == "interleaved":
         if lay.pp < 2 or lay.vpp < 2:
-            p.append("the interleaved schedule needs PP >= 2 and at least 2 virtual stages (--vpp)")
+            p.append(f"the interleaved schedule needs PP >= 2 and --vpp >= 2 (got PP {lay.pp}, vpp {lay.vpp})")
         elif m % lay.pp:
             p.append(f"interleaved 1F1B needs the {m} micro-batches to be a multiple of PP = {lay.pp}")
     elif lay.vpp != 1:

@@ -317,13 +317,19 @@ def _format_validation(path: Path | str, schema: type[BaseModel], err: Validatio
     return f"{path}: invalid {schema.__name__}\n" + "\n".join(lines)
 
 
-def read_yaml(path: Path) -> object:
+def read_text(path: Path) -> str:
     try:
-        text = path.read_text()
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"{path}: no such file") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not a UTF-8 text file (byte {e.start}); save it as UTF-8 YAML or JSON") from None
     except OSError as e:
         raise SpecError(f"{path}: cannot be read ({e.strerror})") from None
+
+
+def read_yaml(path: Path) -> object:
+    text = read_text(path)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -331,10 +337,9 @@ def read_yaml(path: Path) -> object:
 
 
 def read_json(path: Path) -> object:
+    text = read_text(path)
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such file") from None
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise SpecError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
 

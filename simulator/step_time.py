@@ -350,13 +350,26 @@ class StepResult:
     stage_items: list[list[str]]
 
 
+def rank_items(model: ModelSpec, job: Job, layout: Layout) -> list[list[str]]:
+    items = model_items(model)
+    proxy = item_cost_proxy(model, job.seq_len)
+    return stage_items(items, [proxy[i] for i in items], layout.pp, layout.vpp, layout.schedule)
+
+
+def layout_memory(
+    model: ModelSpec, job: Job, layout: Layout, rates: DeviceRates, counts: ParamCounts, assumptions: Assumptions
+) -> MemoryBreakdown:
+    """Peak memory alone: cheap, so the search can skip layouts that do not fit before timing them."""
+    ctx = Context(model, job, layout, rates, assumptions)
+    return peak_memory(ctx, rank_items(model, job, layout), counts, micro_batches(layout, job))
+
+
 def step(
     model: ModelSpec, job: Job, layout: Layout, rates: DeviceRates, counts: ParamCounts, assumptions: Assumptions
 ) -> StepResult:
     ctx = Context(model, job, layout, rates, assumptions)
     items = model_items(model)
-    proxy = item_cost_proxy(model, job.seq_len)
-    ranks = stage_items(items, [proxy[i] for i in items], layout.pp, layout.vpp, layout.schedule)
+    ranks = rank_items(model, job, layout)
     per_kind = {kind: item_time(ctx, kind) for kind in set(items)}
     # DualPipe ranks hold two stages and run half their micro-batches through each.
     share = 0.5 if layout.schedule == "dualpipe" else 1.0
