@@ -67,11 +67,14 @@ def _chunks_needed(costs: Sequence[float], cap: float) -> int:
 
 
 def _boundaries(costs: Sequence[float], cap: float, parts: int) -> list[int]:
-    starts, acc = [0], 0.0
+    """Greedy cut under `cap`; also cut early so that every remaining chunk gets at least one item."""
+    starts = [0]
+    acc = 0.0
     for i, c in enumerate(costs):
         remaining_items = len(costs) - i
         remaining_parts = parts - len(starts)
-        if acc > 0 and (acc + c > cap * (1 + 1e-12) or remaining_items <= remaining_parts):
+        chunk_has_items = i > starts[-1]
+        if chunk_has_items and (acc + c > cap * (1 + 1e-12) or remaining_items <= remaining_parts):
             starts.append(i)
             acc = 0.0
         acc += c

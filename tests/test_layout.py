@@ -261,3 +261,10 @@ def test_stage_items_assign_chunks_to_ranks():
     dual = stage_items(items, costs, 4, 1, "dualpipe")
     assert len(dual) == 4 and sum(map(len, dual)) == 2 * len(items)  # two copies of the model
     assert "embed" in dual[0] and "head" in dual[0]  # rank 0 holds the first and the last stage
+
+
+def test_partition_gives_every_chunk_an_item_even_with_zero_costs():
+    from simulator.pipeline import partition
+
+    assert partition([0.0, 1.0], 2) == [0, 1]
+    assert partition([1.0, 0.0, 1.0], 3) == [0, 1, 2]
