@@ -35,6 +35,11 @@ class ScheduleOpt(StrEnum):
     dualpipe = "dualpipe"
 
 
+class AttentionOpt(StrEnum):
+    flash = "flash"
+    unfused = "unfused"
+
+
 class RecomputeOpt(StrEnum):
     none = "none"
     selective = "selective"
@@ -81,6 +86,10 @@ def estimate(
     schedule: Annotated[ScheduleOpt | None, typer.Option(help="Pipeline schedule")] = None,
     vpp: Annotated[int | None, typer.Option(min=1, help="Virtual stages per rank (interleaved)")] = None,
     recompute: Annotated[RecomputeOpt | None, typer.Option(help="Activation recomputation")] = None,
+    attention_kernel: Annotated[
+        AttentionOpt, typer.Option(help="flash, or unfused (materialised scores, Megatron-LM 2021)")
+    ] = AttentionOpt.flash,
+    dropout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Dropout probability (0 in modern pre-training)")] = 0.0,
     usd_per_gpu_hour: Annotated[float | None, typer.Option(min=0.0, max=1000.0, help="Price (default: the profile's)")] = None,
     format: Annotated[Format, typer.Option("--format", help="Output format")] = Format.table,
 ) -> None:
@@ -110,6 +119,8 @@ def estimate(
                 "vpp": vpp,
             },
             usd_per_gpu_hour=usd_per_gpu_hour,
+            attention_kernel=attention_kernel.value,
+            dropout=dropout,
         )
     except CostsimError as e:
         _fail(e)

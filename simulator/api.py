@@ -21,6 +21,8 @@ def run_estimate(
     precision: str = "bf16",
     layout: dict | None = None,
     usd_per_gpu_hour: float | None = None,
+    attention_kernel: str = "flash",
+    dropout: float = 0.0,
 ) -> Estimate:
     spec = load_model(model)
     hw = load_hardware(gpu)
@@ -31,5 +33,5 @@ def run_estimate(
         raise InputError(f"--global-batch-tokens {global_batch_tokens:.0f} is smaller than one sequence of {s} tokens")
     if tokens < global_batch_tokens:
         raise InputError(f"--tokens {tokens:.4g} is less than one step of {global_batch_tokens:.4g} tokens")
-    job = Job(num_gpus=num_gpus, tokens=tokens, seq_len=s, global_batch_tokens=global_batch_tokens, precision=precision)
+    job = Job(num_gpus, tokens, s, global_batch_tokens, precision, attention_kernel, dropout)
     return estimate(spec, hw, job, layout, usd_per_gpu_hour)
