@@ -141,12 +141,6 @@ class Estimate:
         return out
 
 
-def _evaluate(
-    model: ModelSpec, job: Job, layout: Layout, rates: DeviceRates, counts: ParamCounts, assumptions: Assumptions
-) -> StepResult:
-    return step(model, job, layout, rates, counts, assumptions)
-
-
 def estimate(
     model: ModelSpec,
     hw: HardwareProfile,
@@ -206,7 +200,7 @@ def _resolve_layout(model, hw, job, given, rates, counts, assumptions) -> tuple[
     if not missing:
         lay = _complete(given, job)
         check_layout(model, job, lay)
-        result = _evaluate(model, job, lay, rates, counts, assumptions)
+        result = step(model, job, lay, rates, counts, assumptions)
         check_fits(result.memory, hw.memory_bytes, hw.name, lay)
         return lay, result, 1
     return search_best(model, hw, job, given, rates, counts, assumptions)
@@ -274,7 +268,7 @@ def search_best(model, hw, job, given, rates, counts, assumptions) -> tuple[Layo
             smallest = (lay, mem)
         if mem.total_bytes > hw.memory_bytes:
             continue
-        res = _evaluate(model, job, lay, rates, counts, assumptions)
+        res = step(model, job, lay, rates, counts, assumptions)
         if best is None or (res.step_time_s, res.memory.total_bytes) < best[:2]:
             best = (res.step_time_s, res.memory.total_bytes, lay, res)
     if best is None:

@@ -130,8 +130,9 @@ def pp_group(lay: Layout) -> Group:
 # ------------------------------------------------------------------ per item
 
 
-def _gemm_time(ctx: Context, kind: str) -> tuple[float, float, dict[str, float]]:
-    """(forward, weight-gradient) GEMM seconds of one layer per micro-batch; dgrad costs as much as forward."""
+def _gemm_time(ctx: Context, kind: str) -> tuple[float, dict[str, float]]:
+    """Forward GEMM seconds of one layer per micro-batch, by component. The input-gradient and the
+    weight-gradient GEMMs each cost as much as the forward (same FLOPs)."""
     lay, t = ctx.layout, ctx.tokens_per_micro_batch
     fwd, parts = 0.0, {}
     moe = ctx.model.moe
@@ -153,7 +154,7 @@ def _gemm_time(ctx: Context, kind: str) -> tuple[float, float, dict[str, float]]
         s = ctx.rates.gemm_s(m, n, k, ctx.gemm_dtype(g.fp8_eligible), count)
         fwd += s
         parts[g.component] = parts.get(g.component, 0.0) + s
-    return fwd, fwd, parts
+    return fwd, parts
 
 
 def _memory_bound_bytes(ctx: Context, kind: str) -> float:
@@ -260,7 +261,7 @@ def _dropout_bytes(ctx: Context) -> float:
 def layer_time(ctx: Context, kind: str) -> ItemTime:
     model, lay = ctx.model, ctx.layout
     gemm_kind = "mtp" if kind == "mtp" and model.moe is not None else ("dense" if kind == "mtp" else kind)
-    g_fwd, g_w, parts = _gemm_time(ctx, gemm_kind)
+    g_fwd, parts = _gemm_time(ctx, gemm_kind)
     a_fwd, a_bwd = _attention_core_s(ctx)
     m_fwd = ctx.rates.memory_s(_memory_bound_bytes(ctx, gemm_kind) + _dropout_bytes(ctx))
     fwd = g_fwd + a_fwd + m_fwd
@@ -288,7 +289,7 @@ def layer_time(ctx: Context, kind: str) -> ItemTime:
     )
     parts.update(comm_parts)
     fwd, bwd = fwd * slowdown, bwd * slowdown
-    return ItemTime(fwd, bwd, g_w * slowdown, exposed, parts)
+    return ItemTime(fwd, bwd, g_fwd * slowdown, exposed, parts)
 
 
 def head_time(ctx: Context) -> ItemTime:
