@@ -14,6 +14,8 @@ from simulator.units import parse_count
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Training cost simulator for large language models.")
 list_app = typer.Typer(no_args_is_help=True, help="List what ships: GPUs and models.")
 app.add_typer(list_app, name="list")
+validate_app = typer.Typer(no_args_is_help=True, help="Compare the model with measured or published runs.")
+app.add_typer(validate_app, name="validate")
 
 
 class Format(StrEnum):
@@ -204,6 +206,18 @@ def fit() -> None:
         f"leave-one-out {result['median_abs_leave_one_out_error']:.1%} (max {result['max_abs_leave_one_out_error']:.1%})"
     )
     typer.echo(f"written to {fitting.FITTED_PATH}")
+
+
+def _register_command_modules() -> None:
+    """Commands defined in their own modules (simulator/commands/, calibrate/commands.py)."""
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(app, validate_app)
+
+
+COMMAND_MODULES: list[str] = []
+_register_command_modules()
 
 
 def main() -> None:
