@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .assumptions import Assumptions
 from .comms import Fabric
 from .specs import HardwareProfile
@@ -35,14 +37,14 @@ class DeviceRates:
 
     def gemm_s(self, m: float, n: float, k: float, dtype: str, count: float = 1.0) -> float:
         """Time of `count` GEMMs [m x k] . [k x n] in `dtype` (operands in dtype, output in BF16)."""
-        if m <= 0 or n <= 0 or k <= 0 or count <= 0:
-            return 0.0
+        # Array-friendly (the layout search calls it with numpy arrays): no branches on values.
         flops = 2.0 * m * n * k
         elem = BYTES_PER_ELEMENT[dtype]
         moved = elem * (m * k + k * n) + BYTES_PER_ELEMENT["bf16"] * m * n
         compute = flops / (self.peak_flop_per_s[dtype] * self.gemm_efficiency[dtype])
         memory = moved / self.hbm_bytes_per_s
-        return count * (max(compute, memory) + self.kernel_overhead_s)
+        t = count * (np.maximum(compute, memory) + self.kernel_overhead_s)
+        return np.where((m > 0) & (n > 0) & (k > 0) & (count > 0), t, 0.0)
 
     def attention_s(self, forward_flops: float) -> tuple[float, float]:
         """(forward, backward) seconds of a flash-attention core doing `forward_flops` in its forward."""
