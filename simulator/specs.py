@@ -94,6 +94,15 @@ class EfficiencyDefaults(_Spec):
     """Fixed latency per collective (alpha term), microseconds."""
 
 
+class TcoFactors(_Spec):
+    """Ownership-cost factors of this GPU's server; absent ones fall back to the defaults in simulator/pricing.py."""
+
+    server_cost_multiplier: Sourced | None = None
+    """(GPU + its share of the server: CPUs, memory, chassis) / GPU purchase price. 1 where purchase_usd includes the server."""
+    server_power_multiplier: Sourced | None = None
+    """Server wall power per GPU / GPU TDP (CPUs, NICs, fans, power conversion)."""
+
+
 class HardwareProfile(_Spec):
     name: str
     """Must equal the file stem; the id used on the command line."""
@@ -111,6 +120,8 @@ class HardwareProfile(_Spec):
     gpus_per_node: Sourced
     tdp_w: Sourced
     purchase_usd: Sourced | None = None
+    """Purchase price of one GPU (USD), the capital cost the TCO basis amortizes."""
+    tco: TcoFactors | None = None
     price: Price
     efficiency: EfficiencyDefaults
     sm_count: int | None = None
@@ -127,6 +138,12 @@ class HardwareProfile(_Spec):
         _check_range("dense_tflop_per_s.bf16", self.dense_tflop_per_s.bf16.value, 1, 20_000)
         for dtype, s in self.efficiency.gemm_best.items():
             _check_range(f"efficiency.gemm_best.{dtype}", s.value, 0.01, 1)
+        if self.purchase_usd is not None:
+            _check_range("purchase_usd", self.purchase_usd.value, 100, 1_000_000)
+        for field in ("server_cost_multiplier", "server_power_multiplier"):
+            factor = getattr(self.tco, field) if self.tco else None
+            if factor is not None:
+                _check_range(f"tco.{field}", factor.value, 1, 5)
         return self
 
     # SI accessors ---------------------------------------------------------------
