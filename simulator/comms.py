@@ -7,6 +7,9 @@ all-to-all (n-1)/n; send/recv 1. S is the full array size in bytes, as nccl-test
 Hierarchy (theory.md §3.1): a group of n ranks with n_l of them inside one NVLink domain
 reaches busBW = min(B_nvlink, n_l · B_nic) when it spans several domains (one NIC per GPU,
 rail-optimized), and B_nvlink when it stays inside one.
+
+Every function takes scalars or numpy arrays (one entry per candidate layout) and has no branches
+on values, so the scalar estimate and the vectorized search run the same formulas.
 """
 
 from __future__ import annotations
@@ -14,16 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 Collective = Literal["all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv"]
 
 
-def bus_factor(op: Collective, n: int) -> float:
-    if n <= 1 and op != "send_recv":
-        return 0.0
+def bus_factor(op: Collective, n):
+    """nccl-tests bus-bandwidth factor; 0 for a group of one (nothing to exchange)."""
+    n = np.maximum(n, 1)
     if op == "all_reduce":
         return 2.0 * (n - 1) / n
     if op == "send_recv":
-        return 1.0
+        return np.ones_like(n, dtype=float)
     return (n - 1) / n
 
 
@@ -39,52 +44,55 @@ class Fabric:
 
 @dataclass(frozen=True)
 class Group:
-    """A communicator: `size` ranks, consecutive ranks `stride` apart (Megatron order TP, CP, EP/DP, PP)."""
+    """A communicator: `size` ranks, consecutive ranks `stride` apart (Megatron order TP, CP, EP/DP, PP).
+
+    size and stride may be numpy arrays (one communicator per candidate layout)."""
 
     size: int
     stride: int
 
-    def ranks_per_domain(self, domain_gpus: int) -> int:
-        return max(1, min(self.size, domain_gpus // self.stride))
+    def ranks_per_domain(self, domain_gpus: int):
+        return np.maximum(1, np.minimum(self.size, domain_gpus // self.stride))
 
 
-def bus_bandwidth(group: Group, fabric: Fabric) -> float:
+def bus_bandwidth(group: Group, fabric: Fabric):
     n_local = group.ranks_per_domain(fabric.domain_gpus)
-    if n_local >= group.size:
-        return fabric.scale_up_bytes_per_s
-    return min(fabric.scale_up_bytes_per_s, n_local * fabric.scale_out_bytes_per_s)
+    spans = np.minimum(fabric.scale_up_bytes_per_s, n_local * fabric.scale_out_bytes_per_s)
+    return np.where(n_local >= group.size, fabric.scale_up_bytes_per_s, spans)
 
 
-def collective_s(op: Collective, size_bytes: float, group: Group, fabric: Fabric) -> float:
-    """Time of one collective over `group` moving a full array of `size_bytes`."""
-    if group.size <= 1 and op != "send_recv":
-        return 0.0
+def collective_s(op: Collective, size_bytes, group: Group, fabric: Fabric):
+    """Time of one collective over `group` moving a full array of `size_bytes` (0 for a group of one)."""
     if op == "all_to_all":
-        return all_to_all_s(size_bytes, group, fabric)
-    bw = (
-        fabric.scale_out_bytes_per_s if op == "send_recv" and group.stride >= fabric.domain_gpus else bus_bandwidth(group, fabric)
-    )
-    return fabric.latency_s + bus_factor(op, group.size) * size_bytes / bw
+        t = all_to_all_s(size_bytes, group, fabric)
+    else:
+        bw = bus_bandwidth(group, fabric)
+        if op == "send_recv":
+            bw = np.where(group.stride >= fabric.domain_gpus, fabric.scale_out_bytes_per_s, bw)
+        t = fabric.latency_s + bus_factor(op, group.size) * size_bytes / bw
+    if op == "send_recv":
+        return t + 0.0 * group.size
+    return np.where(group.size > 1, t, 0.0)
 
 
-def all_to_all_s(send_bytes: float, group: Group, fabric: Fabric) -> float:
+def all_to_all_s(send_bytes, group: Group, fabric: Fabric):
     """Pairwise all-to-all, `send_bytes` per rank: the share leaving the domain crosses the NIC (theory §3.1)."""
     n, n_local = group.size, group.ranks_per_domain(fabric.domain_gpus)
     remote = send_bytes * (n - n_local) / n / fabric.scale_out_bytes_per_s
     local = send_bytes * (n_local - 1) / n / fabric.scale_up_bytes_per_s
-    return fabric.latency_s + max(remote, local)
+    return fabric.latency_s + np.maximum(remote, local)
 
 
-def expected_nodes_hit(k: int, n_nodes: int, max_nodes: int | None) -> float:
+def expected_nodes_hit(k: int, n_nodes, max_nodes: int | None):
     """Distinct nodes a token's k experts land on, experts spread uniformly; capped by node-limited routing."""
-    if n_nodes <= 1:
-        return 1.0
+    n_nodes = np.maximum(n_nodes, 1)
     uniform = n_nodes * (1.0 - (1.0 - 1.0 / n_nodes) ** k)
-    return min(uniform, float(max_nodes)) if max_nodes else uniform
+    capped = np.minimum(uniform, float(max_nodes)) if max_nodes else uniform
+    return np.where(n_nodes <= 1, 1.0, capped)
 
 
 def moe_dispatch_combine_s(
-    tokens: float,
+    tokens,
     top_k: int,
     hidden: int,
     dispatch_bytes_per_elem: float,
@@ -92,22 +100,21 @@ def moe_dispatch_combine_s(
     group: Group,
     fabric: Fabric,
     max_nodes_per_token: int | None,
-) -> float:
-    """One dispatch plus one combine for `tokens` local tokens (theory §3.5).
+):
+    """One dispatch plus one combine for `tokens` local tokens (theory §3.5); 0 for a group of one.
 
     Across domains a token crosses the network once per remote target node and is then forwarded
     over NVLink (DeepSeek-V3 §3.2.2); inside a domain each routed copy goes over NVLink.
     """
-    if group.size <= 1:
-        return 0.0
+    size = np.maximum(group.size, 1)
     n_local = group.ranks_per_domain(fabric.domain_gpus)
-    n_nodes = max(1, group.size // n_local)
+    n_nodes = np.maximum(1, size // n_local)
     bytes_per_token = hidden * (dispatch_bytes_per_elem + combine_bytes_per_elem)
-    k_remote_ranks = top_k * (1.0 - 1.0 / group.size)
-    if n_nodes == 1:
-        return 2 * fabric.latency_s + tokens * k_remote_ranks * bytes_per_token / fabric.scale_up_bytes_per_s
+    k_remote_ranks = top_k * (1.0 - 1.0 / size)
+    in_domain = 2 * fabric.latency_s + tokens * k_remote_ranks * bytes_per_token / fabric.scale_up_bytes_per_s
     nodes = expected_nodes_hit(top_k, n_nodes, max_nodes_per_token)
     remote_nodes = nodes * (1.0 - 1.0 / n_nodes)
     network_s = tokens * remote_nodes * bytes_per_token / fabric.scale_out_bytes_per_s
     nvlink_s = tokens * top_k * bytes_per_token * (n_local - 1) / n_local / fabric.scale_up_bytes_per_s
-    return 2 * fabric.latency_s + max(network_s, nvlink_s)
+    across = 2 * fabric.latency_s + np.maximum(network_s, nvlink_s)
+    return np.where(size <= 1, 0.0, np.where(n_nodes == 1, in_domain, across))

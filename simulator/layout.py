@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
 from typing import Literal
+
+import numpy as np
 
 from .errors import LayoutError
 from .specs import ModelSpec
@@ -66,71 +69,120 @@ class Layout:
         return " ".join(parts) + f", ZeRO-{self.zero_stage}, mbs {self.micro_batch_size}, {sched}, recompute {self.recompute}"
 
 
+@dataclass(frozen=True)
+class Layouts:
+    """Many layouts at once, one numpy array per field: what the vectorized search evaluates.
+
+    The step-time formulas accept a Layout or a Layouts (their arithmetic is elementwise), so
+    the scalar estimate and the search run the same code.
+    """
+
+    tp: np.ndarray
+    pp: np.ndarray
+    dp: np.ndarray
+    ep: np.ndarray
+    cp: np.ndarray
+    zero_stage: np.ndarray
+    micro_batch_size: np.ndarray
+    schedule: np.ndarray
+    recompute: np.ndarray
+    vpp: np.ndarray
+
+    @classmethod
+    def of(cls, layouts: Sequence[Layout]) -> Layouts:
+        cols = {f.name: [getattr(lay, f.name) for lay in layouts] for f in fields(Layout)}
+        return cls(**{k: np.asarray(v, dtype=object if k in ("schedule", "recompute") else np.int64) for k, v in cols.items()})
+
+    def __len__(self) -> int:
+        return len(self.tp)
+
+    def take(self, idx: np.ndarray) -> Layouts:
+        return Layouts(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+
+    def at(self, i: int) -> Layout:
+        values = {f.name: getattr(self, f.name)[i] for f in fields(self)}
+        return Layout(**{k: (str(v) if k in ("schedule", "recompute") else int(v)) for k, v in values.items()})
+
+
 def micro_batches(layout: Layout, job: Job) -> int:
     """Micro-batches per pipeline per step, m = B / (b · d) (Narayanan §3.1)."""
     return job.global_batch_sequences // (layout.micro_batch_size * layout.dp)
 
 
+def problem_masks(model: ModelSpec, job: Job, lay: Layout | Layouts) -> dict[str, np.ndarray]:
+    """Which divisibility rule each layout breaks: rule name -> boolean array (True = broken)."""
+    tp, pp, dp, ep, cp, vpp = (np.asarray(getattr(lay, k)) for k in ("tp", "pp", "dp", "ep", "cp", "vpp"))
+    schedule, zero = np.asarray(lay.schedule), np.asarray(lay.zero_stage)
+    b = job.global_batch_sequences
+    kv = model.n_kv_heads if model.attention == "standard" else model.n_heads
+    experts = model.moe.n_routed_experts if model.moe else 1
+    batch_ok = b % (lay.micro_batch_size * dp) == 0
+    m = b // (lay.micro_batch_size * dp)
+    interleaved, dualpipe = schedule == "interleaved", schedule == "dualpipe"
+    heads = model.n_heads % tp != 0
+    return {
+        "world": tp * pp * cp * dp != job.num_gpus,
+        "heads": heads,
+        "kv_heads": ~heads & (model.attention == "standard") & (kv % tp != 0) & (tp % kv != 0),
+        "stages": model.n_layers < pp * vpp,
+        "ep_without_experts": (ep > 1) & (model.moe is None),
+        "ep_experts": (ep > 1) & (model.moe is not None) & (experts % ep != 0),
+        "ep_dp": (ep > 1) & ((dp * cp) % ep != 0),
+        "cp_seq": (cp > 1) & (job.seq_len % (2 * cp) != 0),
+        "batch_seq": np.broadcast_to(job.global_batch_tokens % job.seq_len != 0, tp.shape),
+        "batch": ~batch_ok,
+        "interleaved_degrees": interleaved & ((pp < 2) | (vpp < 2)),
+        "interleaved_micro_batches": interleaved & (pp >= 2) & (vpp >= 2) & batch_ok & (m % pp != 0),
+        "vpp": ~interleaved & (vpp != 1),
+        "dualpipe_even": dualpipe & batch_ok & ((pp % 2 != 0) | (m % 2 != 0)),
+        "dualpipe_micro_batches": dualpipe & batch_ok & (m < pp),
+        "schedule_pp1": (schedule != "1f1b") & (pp == 1),
+        "zero": ~np.isin(zero, (0, 1, 2, 3)),
+    }
+
+
+def valid_mask(model: ModelSpec, job: Job, lays: Layouts) -> np.ndarray:
+    masks = problem_masks(model, job, lays)
+    return ~np.logical_or.reduce(list(masks.values()))
+
+
+def problem_text(rule: str, model: ModelSpec, job: Job, lay: Layout) -> str:
+    """The message of one broken rule for one layout, with its numbers and a fix."""
+    b = job.global_batch_sequences
+    m = micro_batches(lay, job)
+    texts = {
+        "world": lambda: f"TP x PP x CP x DP = {lay.tp} x {lay.pp} x {lay.cp} x {lay.dp} = {lay.tp * lay.pp * lay.cp * lay.dp} "
+        f"but --num-gpus is {job.num_gpus}; pick degrees whose product is {job.num_gpus} (or leave --dp out to derive it)",
+        "heads": lambda: f"{model.n_heads} attention heads are not divisible by TP = {lay.tp}; use a TP that divides them",
+        "kv_heads": lambda: f"{model.n_kv_heads} KV heads and TP = {lay.tp} do not divide one another; use TP dividing them",
+        "stages": lambda: f"{model.n_layers} layers cannot fill PP x virtual stages = {lay.pp * lay.vpp}; lower --pp",
+        "ep_without_experts": lambda: f"EP = {lay.ep} but {model.name} has no experts; use --ep 1",
+        "ep_experts": lambda: f"{model.moe.n_routed_experts if model.moe else 1} experts are not divisible by EP = {lay.ep}; "
+        "use an EP dividing them",
+        "ep_dp": lambda: f"EP = {lay.ep} must divide DP x CP = {lay.dp * lay.cp} "
+        "(experts are sharded across data-parallel ranks)",
+        "cp_seq": lambda: f"sequence length {job.seq_len} is not divisible by 2 x CP = {2 * lay.cp} (load-balanced causal CP)",
+        "batch_seq": lambda: f"global batch {job.global_batch_tokens:g} tokens is not a multiple of the sequence length "
+        f"{job.seq_len}",
+        "batch": lambda: f"global batch of {b} sequences is not divisible by micro-batch {lay.micro_batch_size} x DP {lay.dp}; "
+        "change --micro-batch-size, --dp or --global-batch-tokens",
+        "interleaved_degrees": lambda: "the interleaved schedule needs PP >= 2 and --vpp >= 2 "
+        f"(got PP {lay.pp}, vpp {lay.vpp})",
+        "interleaved_micro_batches": lambda: f"interleaved 1F1B needs the {m} micro-batches to be a multiple of PP = {lay.pp}",
+        "vpp": lambda: f"--vpp {lay.vpp} only applies to --schedule interleaved",
+        "dualpipe_even": lambda: f"DualPipe needs an even PP and an even number of micro-batches (PP {lay.pp}, "
+        f"micro-batches {m})",
+        "dualpipe_micro_batches": lambda: f"DualPipe needs at least PP = {lay.pp} micro-batches, got {m}",
+        "schedule_pp1": lambda: f"schedule {lay.schedule} needs PP >= 2; use 1f1b with PP 1",
+        "zero": lambda: f"ZeRO stage {lay.zero_stage} does not exist; use 0, 1, 2 or 3",
+    }
+    return texts[rule]()
+
+
 def layout_problems(model: ModelSpec, job: Job, layout: Layout) -> list[str]:
     """Every divisibility rule the layout breaks, each with the numbers and a fix. Empty when valid."""
-    p: list[str] = []
-    lay = layout
-    world = lay.tp * lay.pp * lay.cp * lay.dp
-    if world != job.num_gpus:
-        p.append(
-            f"TP x PP x CP x DP = {lay.tp} x {lay.pp} x {lay.cp} x {lay.dp} = {world} but --num-gpus is "
-            f"{job.num_gpus}; pick degrees whose product is {job.num_gpus} (or leave --dp out to derive it)"
-        )
-    heads_per_kv = model.n_kv_heads if model.attention == "standard" else model.n_heads
-    if model.n_heads % lay.tp:
-        p.append(f"{model.n_heads} attention heads are not divisible by TP = {lay.tp}; use a TP that divides them")
-    elif model.attention == "standard" and heads_per_kv % lay.tp and lay.tp % heads_per_kv:
-        p.append(f"{model.n_kv_heads} KV heads and TP = {lay.tp} do not divide one another; use TP dividing them")
-    stages = lay.pp * lay.vpp
-    if model.n_layers < stages:
-        p.append(f"{model.n_layers} layers cannot fill PP x virtual stages = {stages}; lower --pp")
-    if lay.ep > 1:
-        if model.moe is None:
-            p.append(f"EP = {lay.ep} but {model.name} has no experts; use --ep 1")
-        elif model.moe.n_routed_experts % lay.ep:
-            p.append(f"{model.moe.n_routed_experts} experts are not divisible by EP = {lay.ep}; use an EP dividing them")
-        if (lay.dp * lay.cp) % lay.ep:
-            p.append(f"EP = {lay.ep} must divide DP x CP = {lay.dp * lay.cp} (experts are sharded across data-parallel ranks)")
-    if lay.cp > 1 and job.seq_len % (2 * lay.cp):
-        p.append(f"sequence length {job.seq_len} is not divisible by 2 x CP = {2 * lay.cp} (load-balanced causal CP)")
-    if job.global_batch_tokens % job.seq_len:
-        p.append(f"global batch {job.global_batch_tokens:g} tokens is not a multiple of the sequence length {job.seq_len}")
-    b = job.global_batch_sequences
-    if b % (lay.micro_batch_size * lay.dp):
-        p.append(
-            f"global batch of {b} sequences is not divisible by micro-batch {lay.micro_batch_size} x DP {lay.dp}; "
-            f"change --micro-batch-size, --dp or --global-batch-tokens"
-        )
-    else:
-        m = micro_batches(lay, job)
-        p += _schedule_problems(lay, m)
-    if lay.zero_stage not in (0, 1, 2, 3):
-        p.append(f"ZeRO stage {lay.zero_stage} does not exist; use 0, 1, 2 or 3")
-    return p
-
-
-def _schedule_problems(lay: Layout, m: int) -> list[str]:
-    p = []
-    if lay.schedule == "interleaved":
-        if lay.pp < 2 or lay.vpp < 2:
-            p.append(f"the interleaved schedule needs PP >= 2 and --vpp >= 2 (got PP {lay.pp}, vpp {lay.vpp})")
-        elif m % lay.pp:
-            p.append(f"interleaved 1F1B needs the {m} micro-batches to be a multiple of PP = {lay.pp}")
-    elif lay.vpp != 1:
-        p.append(f"--vpp {lay.vpp} only applies to --schedule interleaved")
-    if lay.schedule == "dualpipe":
-        if lay.pp % 2 or m % 2:
-            p.append(f"DualPipe needs an even PP and an even number of micro-batches (PP {lay.pp}, micro-batches {m})")
-        if m < lay.pp:
-            p.append(f"DualPipe needs at least PP = {lay.pp} micro-batches, got {m}")
-    if lay.schedule != "1f1b" and lay.pp == 1:
-        p.append(f"schedule {lay.schedule} needs PP >= 2; use 1f1b with PP 1")
-    return p
+    masks = problem_masks(model, job, layout)
+    return [problem_text(rule, model, job, layout) for rule, broken in masks.items() if np.any(broken)]
 
 
 def check_layout(model: ModelSpec, job: Job, layout: Layout) -> None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import InfeasibleError
 from .flops import ParamCounts
 from .layout import Layout, Precision, Recompute
@@ -67,13 +69,12 @@ def model_state_bytes(
     """(weights, gradients, optimizer) bytes on one GPU holding these (already TP/EP/PP-sharded) parameters."""
     w, g, o = state_bytes_per_param(precision)
     d_dense = layout.dp * layout.cp
-    d_expert = max(1, d_dense // layout.ep)
+    d_expert = np.maximum(1, d_dense // layout.ep)
     z = layout.zero_stage
 
-    def shard(per_param: float, stage_needed: int) -> float:
-        if z >= stage_needed:
-            return per_param * (dense_params / d_dense + expert_params / d_expert)
-        return per_param * (dense_params + expert_params)
+    def shard(per_param: float, stage_needed: int):
+        sharded = per_param * (dense_params / d_dense + expert_params / d_expert)
+        return np.where(z >= stage_needed, sharded, per_param * (dense_params + expert_params))
 
     return shard(w, 3), shard(g, 2), shard(o, 1)
 
@@ -87,7 +88,7 @@ def layer_params_on_rank(counts: ParamCounts, item: str, layout: Layout) -> tupl
         return (counts.head + counts.final_norm) / tp, 0.0
     if item == "dense":
         return counts.dense_per_layer / tp, 0.0
-    expert_shard = layout.ep if layout.ep > 1 else tp  # experts TP-sharded only without EP
+    expert_shard = np.where(layout.ep > 1, layout.ep, tp)  # experts TP-sharded only without EP
     if item == "moe":
         return counts.moe_nonexpert_per_layer / tp, counts.expert_per_layer / expert_shard
     if item == "mtp":

@@ -12,31 +12,38 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .layout import Schedule
+import numpy as np
+
+from .layout import SCHEDULES, Schedule
 
 
-def bubble_s(schedule: Schedule, pp: int, vpp: int, f_s: float, b_s: float, w_s: float, fb_pair_s: float) -> float:
-    if pp <= 1:
-        return 0.0
-    if schedule == "1f1b":
-        return (pp - 1) * (f_s + b_s)
-    if schedule == "interleaved":
-        return (pp - 1) * (f_s + b_s) / vpp
-    if schedule == "zb-h1":
-        return (pp - 1) * max(0.0, f_s + b_s - 2 * w_s)
-    if schedule == "dualpipe":
-        return (pp / 2 - 1) * max(0.0, fb_pair_s + b_s - 3 * w_s)
-    raise ValueError(schedule)
+def bubble_s(schedule, pp, vpp, f_s, b_s, w_s, fb_pair_s):
+    """Pipeline bubble; every argument may be a numpy array (one entry per candidate layout)."""
+    schedule = np.asarray(schedule)
+    bad = ~np.isin(schedule, SCHEDULES)
+    if np.any(bad):
+        raise ValueError(f"unknown schedule {schedule[bad].ravel()[0]!r}")
+    one_f_one_b = (pp - 1) * (f_s + b_s)
+    per_schedule = [
+        one_f_one_b,
+        one_f_one_b / vpp,
+        (pp - 1) * np.maximum(0.0, f_s + b_s - 2 * w_s),
+        (pp / 2 - 1) * np.maximum(0.0, fb_pair_s + b_s - 3 * w_s),
+    ]
+    bubble = np.select([schedule == name for name in SCHEDULES], per_schedule)
+    return np.where(pp <= 1, 0.0, bubble)
 
 
-def in_flight_micro_batches(schedule: Schedule, pp: int, vpp: int, m: int) -> float:
-    """Activations the busiest (first) stage holds, in micro-batches of its own layers (theory §2.3)."""
-    if schedule == "interleaved":
-        # Megatron theoretical_memory_usage: p · (1 + (p-1)/(p·v)), capped by the micro-batches there are.
-        return min(m, pp) * (1 + (pp - 1) / (pp * vpp))
-    if schedule == "dualpipe":
-        return pp + 1.0
-    return float(min(pp, m))
+def in_flight_micro_batches(schedule, pp, vpp, m):
+    """Activations the busiest (first) stage holds, in micro-batches of its own layers (theory §2.3).
+
+    Interleaved: Megatron theoretical_memory_usage, p · (1 + (p-1)/(p·v)), capped by the micro-batches
+    there are. DualPipe: p + 1 (DeepSeek-V3 Table 2). 1F1B and ZB-H1: min(p, m).
+    """
+    schedule = np.asarray(schedule)
+    interleaved = np.minimum(m, pp) * (1 + (pp - 1) / (pp * vpp))
+    plain = np.minimum(pp, m) * 1.0
+    return np.where(schedule == "interleaved", interleaved, np.where(schedule == "dualpipe", pp + 1.0, plain))
 
 
 def partition(costs: Sequence[float], parts: int) -> list[int]:

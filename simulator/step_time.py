@@ -7,11 +7,17 @@ kernels at HBM bandwidth, and the exposed part of TP, CP and EP communication (t
 exposed = max(0, t_comm - overlap · window) where the software overlaps that kind).
 
     T_step = m · (F + B)_slowest rank + bubble(schedule) + exposed PP + exposed DP + optimizer
+
+Every formula takes a Layout or a Layouts (numpy arrays, one entry per candidate) and branches only
+on model and job facts, never on layout values (np.where / np.select instead). `evaluate` times many
+layouts at once for the search; `step` is `evaluate` on one layout.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+
+import numpy as np
 
 from .assumptions import Assumptions
 from .comms import Group, collective_s, moe_dispatch_combine_s
@@ -25,7 +31,7 @@ from .flops import (
     layer_kinds,
     token_flops,
 )
-from .layout import Job, Layout, micro_batches
+from .layout import RECOMPUTE_MODES, Job, Layout, Layouts, micro_batches
 from .memory import (
     LOGIT_BYTES,
     MemoryBreakdown,
@@ -120,7 +126,7 @@ def ep_group(lay: Layout) -> Group:
 def dp_group(lay: Layout, expert: bool = False) -> Group:
     size = lay.dp * lay.cp // lay.ep if expert else lay.dp * lay.cp
     stride = lay.tp * lay.ep if expert else lay.tp
-    return Group(max(1, size), stride)
+    return Group(np.maximum(1, size), stride)
 
 
 def pp_group(lay: Layout) -> Group:
@@ -143,10 +149,13 @@ def _gemm_time(ctx: Context, kind: str) -> tuple[float, dict[str, float]]:
             # Tokens per local expert on the busiest EP rank: t·k·EP/E, times the routing imbalance.
             m = t * g.multiplicity * lay.ep / moe.n_routed_experts * ctx.assumptions.moe_imbalance
             count = local_experts
-            if lay.ep == 1:
-                n, k = (n / lay.tp, k) if g.sharding == "column" else (n, k / lay.tp)
+            # Without EP the experts are TP-sharded; with EP (no expert TP) the TP ranks split the tokens.
+            expert_tp = lay.ep == 1
+            if g.sharding == "column":
+                n = np.where(expert_tp, n / lay.tp, n)
             else:
-                m = m / lay.tp  # without expert TP, the TP ranks split the tokens
+                k = np.where(expert_tp, k / lay.tp, k)
+            m = np.where(expert_tp, m, m / lay.tp)
         elif g.sharding in ("column", "vocab"):
             n = n / lay.tp
         elif g.sharding == "row":
@@ -190,35 +199,30 @@ def _layer_comm(ctx: Context, kind: str, fwd_compute_s: float, bwd_compute_s: fl
     t = ctx.tokens_per_micro_batch
     act = BYTES_PER_ELEMENT["bf16"]
     parts: dict[str, float] = {}
-    exposed = hidden = 0.0
-    if lay.tp > 1:
-        # SP: an all-gather and a reduce-scatter of b·s·h around attention and around the FFN forward, their
-        # mirror images backward, plus the input all-gathers redone for the weight gradients (Korthikanti
-        # §4.2.2; Calculon seq_par_ag_redo): 4 + 6. Full recompute repeats the 4 forward ones (theory §3.2).
-        one = collective_s("all_gather", t * model.d_model * act, tp_group(lay), fabric)
-        n_coll = 10 + (4 if lay.recompute == "full" else 0)
-        parts["tp_comm"] = n_coll * one
-        exposed += parts["tp_comm"]
-    if lay.cp > 1:
-        h_kv = _kv_width(model)
-        kv = collective_s("all_gather", 2 * t * lay.cp * h_kv * act / lay.tp, cp_group(lay), fabric)
-        parts["cp_comm"] = 3 * kv  # all-gather K,V forward; re-gather and reduce-scatter dK,dV backward
-        exposed += parts["cp_comm"]
-    if kind in ("moe", "mtp") and model.moe is not None and lay.ep > 1:
+    # Collectives over a group of one cost 0 (comms.collective_s), so the terms below vanish for TP, CP or EP 1.
+    # SP: an all-gather and a reduce-scatter of b·s·h around attention and around the FFN forward, their
+    # mirror images backward, plus the input all-gathers redone for the weight gradients (Korthikanti
+    # §4.2.2; Calculon seq_par_ag_redo): 4 + 6. Full recompute repeats the 4 forward ones (theory §3.2).
+    one = collective_s("all_gather", t * model.d_model * act, tp_group(lay), fabric)
+    parts["tp_comm"] = (10 + 4 * (lay.recompute == "full")) * one
+    h_kv = _kv_width(model)
+    kv = collective_s("all_gather", 2 * t * lay.cp * h_kv * act / lay.tp, cp_group(lay), fabric)
+    parts["cp_comm"] = 3 * kv  # all-gather K,V forward; re-gather and reduce-scatter dK,dV backward
+    exposed = parts["tp_comm"] + parts["cp_comm"]
+    hidden = 0.0 * exposed
+    if kind in ("moe", "mtp") and model.moe is not None:
         dispatch = BYTES_PER_ELEMENT["fp8"] + 4.0 / 128 if job.precision == "fp8" else act
         one_way = moe_dispatch_combine_s(
             t / lay.tp, model.moe.top_k, model.d_model, dispatch, act, ep_group(lay), fabric, model.moe.max_nodes_per_token
         )
         ep = 2 * one_way  # forward dispatch + combine, and their backward
-        ep_exposed = ep
-        if lay.schedule == "dualpipe":
-            # DualPipe pairs a forward and a backward chunk so all-to-all hides behind the other's compute
-            # (V3 §3.2.1); what exceeds the overlapped compute stays exposed.
-            window = ctx.assumptions.overlap_efficiency * (fwd_compute_s + bwd_compute_s)
-            ep_exposed = max(0.0, ep - window)
-            hidden += min(ep, window)
-        parts["ep_comm"] = ep_exposed
-        exposed += ep_exposed
+        # DualPipe pairs a forward and a backward chunk so all-to-all hides behind the other's compute
+        # (V3 §3.2.1); what exceeds the overlapped compute stays exposed.
+        dualpipe = lay.schedule == "dualpipe"
+        window = ctx.assumptions.overlap_efficiency * (fwd_compute_s + bwd_compute_s)
+        parts["ep_comm"] = np.where(dualpipe, np.maximum(0.0, ep - window), ep)
+        hidden = hidden + np.where(dualpipe, np.minimum(ep, window), 0.0)
+        exposed = exposed + parts["ep_comm"]
     return exposed, hidden, parts
 
 
@@ -245,7 +249,7 @@ def _attention_core_s(ctx: Context) -> tuple[float, float]:
     dtype = ctx.gemm_dtype(False)
     gemm = ctx.rates.gemm_s(s, s, d_qk, dtype, batch) + ctx.rates.gemm_s(s, d_v, s, dtype, batch)
     scores = batch * s * job.seq_len
-    drop = 5.0 if job.dropout > 0 else 0.0
+    drop = 5.0 if job.dropout > 0 else 0.0  # a job fact, not a layout one
     fwd = gemm + ctx.rates.memory_s(scores * (4.0 + drop))
     bwd = 2 * gemm + ctx.rates.memory_s(scores * (6.0 + drop))
     return fwd, bwd
@@ -258,6 +262,12 @@ def _dropout_bytes(ctx: Context) -> float:
     return 2 * 5.0 * ctx.model.d_model * ctx.tokens_per_micro_batch / ctx.layout.tp
 
 
+def by_recompute(lay: Layout | Layouts, values: dict[str, object]):
+    """Pick, per layout, the value of its recompute mode."""
+    rec = np.asarray(lay.recompute)
+    return np.select([rec == mode for mode in RECOMPUTE_MODES], [values[mode] for mode in RECOMPUTE_MODES])
+
+
 def layer_time(ctx: Context, kind: str) -> ItemTime:
     model, lay = ctx.model, ctx.layout
     gemm_kind = "mtp" if kind == "mtp" and model.moe is not None else ("dense" if kind == "mtp" else kind)
@@ -266,20 +276,19 @@ def layer_time(ctx: Context, kind: str) -> ItemTime:
     m_fwd = ctx.rates.memory_s(_memory_bound_bytes(ctx, gemm_kind) + _dropout_bytes(ctx))
     fwd = g_fwd + a_fwd + m_fwd
     bwd = 2 * g_fwd + a_bwd + 2 * m_fwd
-    recompute = 0.0
-    if lay.recompute == "full":
-        recompute = fwd
-    elif lay.recompute == "selective":
-        ups = sum(
+    ups = sum(
+        (
             ctx.rates.gemm_s(ctx.tokens_per_micro_batch, g.n / lay.tp, g.k, ctx.gemm_dtype(g.fp8_eligible))
             for g in layer_gemms(model, gemm_kind)  # type: ignore[arg-type]
             if g.recomputed_in_selective
-        )
-        recompute = a_fwd + ups + m_fwd / 2
-    bwd += recompute
+        ),
+        0.0,
+    )
+    recompute = by_recompute(lay, {"none": 0.0, "selective": a_fwd + ups + m_fwd / 2, "full": fwd})
+    bwd = bwd + recompute
     exposed, hidden, comm_parts = _layer_comm(ctx, kind, fwd, bwd)
     # Communication kernels that run under compute take SMs from it (theory §5, resource contention).
-    slowdown = 1.0 + ctx.assumptions.comm_sm_fraction * min(1.0, hidden / max(fwd + bwd, 1e-30))
+    slowdown = 1.0 + ctx.assumptions.comm_sm_fraction * np.minimum(1.0, hidden / np.maximum(fwd + bwd, 1e-30))
     parts = {k: 3 * v for k, v in parts.items()}
     parts.update(
         attention_core=a_fwd + a_bwd,
@@ -351,130 +360,244 @@ class StepResult:
     stage_items: list[list[str]]
 
 
+@dataclass(frozen=True)
+class StepArrays:
+    """Step time, breakdown and busiest-rank memory of many layouts (one entry per layout)."""
+
+    step_time_s: np.ndarray
+    breakdown_s: dict[str, np.ndarray]
+    memory: MemoryBreakdown
+    """Fields are arrays."""
+    micro_batches: np.ndarray
+
+
 def rank_items(model: ModelSpec, job: Job, layout: Layout) -> list[list[str]]:
+    return _rank_items(model, job.seq_len, layout.pp, layout.vpp, layout.schedule)
+
+
+def _rank_items(model: ModelSpec, seq_len: int, pp: int, vpp: int, schedule: str) -> list[list[str]]:
     items = model_items(model)
-    proxy = item_cost_proxy(model, job.seq_len)
-    return stage_items(items, [proxy[i] for i in items], layout.pp, layout.vpp, layout.schedule)
+    proxy = item_cost_proxy(model, seq_len)
+    return stage_items(items, [proxy[i] for i in items], pp, vpp, schedule)  # type: ignore[arg-type]
 
 
 def layout_memory(
     model: ModelSpec, job: Job, layout: Layout, rates: DeviceRates, counts: ParamCounts, assumptions: Assumptions
 ) -> MemoryBreakdown:
-    """Peak memory alone: cheap, so the search can skip layouts that do not fit before timing them."""
-    ctx = Context(model, job, layout, rates, assumptions)
-    return peak_memory(ctx, rank_items(model, job, layout), counts, micro_batches(layout, job))
+    """Peak memory of one layout alone."""
+    return _scalar_memory(evaluate(model, job, Layouts.of([layout]), rates, counts, assumptions, timing=False).memory)
 
 
 def step(
     model: ModelSpec, job: Job, layout: Layout, rates: DeviceRates, counts: ParamCounts, assumptions: Assumptions
 ) -> StepResult:
-    ctx = Context(model, job, layout, rates, assumptions)
-    items = model_items(model)
-    ranks = rank_items(model, job, layout)
-    per_kind = {kind: item_time(ctx, kind) for kind in set(items)}
+    """One layout: `evaluate` on a batch of one."""
+    out = evaluate(model, job, Layouts.of([layout]), rates, counts, assumptions)
+    breakdown = {k: float(v[0]) for k, v in out.breakdown_s.items() if v[0] != 0.0}
+    return StepResult(
+        float(out.step_time_s[0]),
+        breakdown,
+        _scalar_memory(out.memory),
+        int(out.micro_batches[0]),
+        rank_items(model, job, layout),
+    )
+
+
+def _scalar_memory(mem: MemoryBreakdown) -> MemoryBreakdown:
+    return MemoryBreakdown(*(float(np.asarray(getattr(mem, f.name))[0]) for f in fields(MemoryBreakdown)))
+
+
+def evaluate(
+    model: ModelSpec,
+    job: Job,
+    lays: Layouts,
+    rates: DeviceRates,
+    counts: ParamCounts,
+    assumptions: Assumptions,
+    timing: bool = True,
+) -> StepArrays:
+    """Step time and memory of every layout in `lays` (all must be valid).
+
+    Item times are computed once for all layouts; the layers-to-ranks map depends only on
+    (PP, virtual stages, schedule), so layouts are grouped by it and each group's ranks are
+    combined with matrix products: no Python loop per layout.
+    """
+    n = len(lays)
+    ctx = Context(model, job, lays, rates, assumptions)
+    kinds = sorted(set(model_items(model)))
+    per_kind = {k: item_time(ctx, k) for k in kinds} if timing else {}
+    m = np.asarray(micro_batches(lays, job))
+    step_s = np.zeros(n)
+    breakdown: dict[str, np.ndarray] = {}
+    mem_fields = {f.name: np.zeros(n) for f in fields(MemoryBreakdown)}
+    schedule_code = np.unique(lays.schedule, return_inverse=True)[1].ravel()
+    _, group_of = np.unique(np.stack([lays.pp, lays.vpp, schedule_code]), axis=1, return_inverse=True)
+    group_of = group_of.ravel()
+    for g in range(group_of.max() + 1 if n else 0):
+        idx = np.flatnonzero(group_of == g)
+        first = idx[0]
+        ranks = _rank_items(model, job.seq_len, int(lays.pp[first]), int(lays.vpp[first]), str(lays.schedule[first]))
+        counts_matrix = np.array([[r.count(k) for k in kinds] for r in ranks], dtype=float)
+        sub = Context(model, job, lays.take(idx), rates, assumptions)
+        mem = _peak_memory(sub, ranks, kinds, counts_matrix, counts, m[idx])
+        for name in mem_fields:
+            mem_fields[name][idx] = getattr(mem, name)
+        if timing:
+            total, parts = _group_step(sub, kinds, counts_matrix, {k: _take(v, idx) for k, v in per_kind.items()}, counts, m[idx])
+            step_s[idx] = total
+            for key, value in parts.items():
+                breakdown.setdefault(key, np.zeros(n))[idx] = value
+    return StepArrays(step_s, breakdown, MemoryBreakdown(**mem_fields), m)
+
+
+def _take(item: ItemTime, idx: np.ndarray) -> ItemTime:
+    def pick(v):
+        v = np.asarray(v)
+        return v[idx] if v.ndim else np.full(len(idx), float(v))
+
+    return ItemTime(
+        pick(item.forward_s),
+        pick(item.backward_s),
+        pick(item.weight_grad_s),
+        pick(item.exposed_comm_s),
+        {k: pick(v) for k, v in item.parts.items()},
+    )
+
+
+def _group_step(
+    ctx: Context, kinds: list[str], counts_matrix: np.ndarray, per_kind: dict[str, ItemTime], counts: ParamCounts, m
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Step time of layouts that share one layers-to-ranks map (rows of counts_matrix: ranks, columns: kinds)."""
+    lay = ctx.layout
     # DualPipe ranks hold two stages and run half their micro-batches through each.
-    share = 0.5 if layout.schedule == "dualpipe" else 1.0
-    rank_times = [sum((per_kind[i] for i in r), ItemTime()).scaled(share) for r in ranks]
-    slowest = max(rank_times, key=lambda x: x.total_s)
-    m = micro_batches(layout, job)
-    f = slowest.forward_s + slowest.exposed_comm_s / 2
-    b = slowest.backward_s + slowest.exposed_comm_s / 2
-    bubble = bubble_s(layout.schedule, layout.pp, layout.vpp, f, b, slowest.weight_grad_s, f + b)
-    pp_s = _pp_exposed_s(ctx, m)
-    dp_s, optimizer_s = _dp_and_optimizer_s(ctx, ranks, counts, f, b, m)
-    breakdown = {k: m * v for k, v in slowest.parts.items()}
-    breakdown["pipeline_bubble"] = bubble
-    breakdown["pp_comm_exposed"] = pp_s
-    breakdown["dp_comm_exposed"] = dp_s
-    breakdown["optimizer"] = optimizer_s
-    total = m * slowest.total_s + bubble + pp_s + dp_s + optimizer_s
-    memory = peak_memory(ctx, ranks, counts, m)
-    return StepResult(total, breakdown, memory, m, ranks)
+    share = np.where(lay.schedule == "dualpipe", 0.5, 1.0)
+    totals = counts_matrix @ np.stack([per_kind[k].total_s for k in kinds])  # (ranks, layouts)
+    slow_counts = counts_matrix[np.argmax(totals, axis=0)]  # (layouts, kinds): the slowest rank's items
+
+    def on_slowest(values: list) -> np.ndarray:
+        return share * np.einsum("lk,kl->l", slow_counts, np.stack([np.broadcast_to(v, share.shape) for v in values]))
+
+    fwd = on_slowest([per_kind[k].forward_s for k in kinds])
+    bwd = on_slowest([per_kind[k].backward_s for k in kinds])
+    wgrad = on_slowest([per_kind[k].weight_grad_s for k in kinds])
+    comm = on_slowest([per_kind[k].exposed_comm_s for k in kinds])
+    keys = sorted({key for k in kinds for key in per_kind[k].parts})
+    parts = {key: m * on_slowest([per_kind[k].parts.get(key, 0.0) for k in kinds]) for key in keys}
+    f = fwd + comm / 2
+    b = bwd + comm / 2
+    parts["pipeline_bubble"] = bubble_s(lay.schedule, lay.pp, lay.vpp, f, b, wgrad, f + b)
+    parts["pp_comm_exposed"] = _pp_exposed_s(ctx, m)
+    dense, expert = _busiest_params(ctx, kinds, counts_matrix, counts)
+    parts["dp_comm_exposed"], parts["optimizer"] = _dp_and_optimizer_s(ctx, dense, expert, f, b, m)
+    total = (
+        m * (fwd + bwd + comm)
+        + parts["pipeline_bubble"]
+        + parts["pp_comm_exposed"]
+        + parts["dp_comm_exposed"]
+        + parts["optimizer"]
+    )
+    return total, parts
 
 
-def _pp_exposed_s(ctx: Context, m: int) -> float:
+def _pp_exposed_s(ctx: Context, m):
     """Activation sends between stages: hidden in the steady state (async P2P) except for plain 1F1B.
 
     The fill and drain always wait for them: 2·(p-1)·v transfers on the critical path.
     """
     lay = ctx.layout
-    if lay.pp == 1:
-        return 0.0
     size = ctx.tokens_per_micro_batch * ctx.model.d_model * BYTES_PER_ELEMENT["bf16"] / lay.tp
     one = collective_s("send_recv", size, pp_group(lay), ctx.rates.fabric)
     exposed = 2 * (lay.pp - 1) * lay.vpp * one
-    if lay.schedule == "1f1b":
-        exposed += 2 * m * one * (1 - ctx.assumptions.overlap_efficiency)
-    return exposed
+    exposed = exposed + np.where(lay.schedule == "1f1b", 2 * m * one * (1 - ctx.assumptions.overlap_efficiency), 0.0)
+    return np.where(lay.pp == 1, 0.0, exposed)
 
 
-def _rank_params(ranks: list[list[str]], counts: ParamCounts, layout: Layout) -> list[tuple[float, float]]:
-    out = []
-    for r in ranks:
-        dense = expert = 0.0
-        for item in r:
-            d, e = layer_params_on_rank(counts, item, layout)
-            dense, expert = dense + d, expert + e
-        out.append((dense, expert))
-    return out
+def _params_per_kind(ctx: Context, kinds: list[str], counts: ParamCounts) -> tuple[np.ndarray, np.ndarray]:
+    """(dense, expert) parameters on one GPU of one item of each kind: arrays (kinds, layouts)."""
+    n = len(ctx.layout)
+    pairs = [layer_params_on_rank(counts, k, ctx.layout) for k in kinds]
+    dense = np.stack([np.broadcast_to(np.asarray(d, dtype=float), (n,)) for d, _ in pairs])
+    expert = np.stack([np.broadcast_to(np.asarray(e, dtype=float), (n,)) for _, e in pairs])
+    return dense, expert
 
 
-def _dp_and_optimizer_s(
-    ctx: Context, ranks: list[list[str]], counts: ParamCounts, f: float, b: float, m: int
-) -> tuple[float, float]:
+def _busiest_params(ctx: Context, kinds: list[str], counts_matrix: np.ndarray, counts: ParamCounts):
+    """(dense, expert) parameters of the rank holding the most parameters."""
+    dense_k, expert_k = _params_per_kind(ctx, kinds, counts)
+    dense_r, expert_r = counts_matrix @ dense_k, counts_matrix @ expert_k  # (ranks, layouts)
+    pick = np.argmax(dense_r + expert_r, axis=0)
+    cols = np.arange(dense_r.shape[1])
+    return dense_r[pick, cols], expert_r[pick, cols]
+
+
+def _dp_and_optimizer_s(ctx: Context, dense, expert, f, b, m):
     """Gradient reduction / parameter gathers over DP (theory §3.3) and the optimizer step (§6.3)."""
     lay, fabric = ctx.layout, ctx.rates.fabric
-    dense, expert = max(_rank_params(ranks, counts, lay), key=lambda x: x[0] + x[1])
     grad = BYTES_PER_ELEMENT["fp32"]
     param = BYTES_PER_ELEMENT["bf16"]
-    total = 0.0
+    total = gathers = 0.0
     for n_params, group in ((dense, dp_group(lay)), (expert, dp_group(lay, expert=True))):
-        if group.size <= 1 or n_params == 0:
-            continue
-        if lay.zero_stage == 0:
-            total += collective_s("all_reduce", n_params * grad, group, fabric)
-        else:
-            total += collective_s("reduce_scatter", n_params * grad, group, fabric)
-            total += collective_s("all_gather", n_params * param, group, fabric)
-    # Overlap: gradient buckets reduce during the last backward, parameter gathers prefetch under the first
-    # forward (Megatron --overlap-grad-reduce / --overlap-param-gather; Llama 3 FSDP).
-    exposed = max(0.0, total - ctx.assumptions.overlap_efficiency * (f + b))
-    if lay.zero_stage == 3:
+        reduce = np.where(
+            lay.zero_stage == 0,
+            collective_s("all_reduce", n_params * grad, group, fabric),
+            collective_s("reduce_scatter", n_params * grad, group, fabric)
+            + collective_s("all_gather", n_params * param, group, fabric),
+        )
+        total = total + np.where(n_params > 0, reduce, 0.0)
         # ZeRO-3 gathers the weights again for every micro-batch's forward and backward (ZeRO §7: 1.5x the
         # traffic of DP), prefetched under the previous layers' compute.
-        gathers = 0.0
-        for n_params, group in ((dense, dp_group(lay)), (expert, dp_group(lay, expert=True))):
-            if group.size > 1 and n_params:
-                gathers += 2 * m * collective_s("all_gather", n_params * param, group, fabric)
-        exposed += max(0.0, gathers - ctx.assumptions.overlap_efficiency * m * (f + b))
+        gathers = gathers + np.where(n_params > 0, 2 * m * collective_s("all_gather", n_params * param, group, fabric), 0.0)
+    # Overlap: gradient buckets reduce during the last backward, parameter gathers prefetch under the first
+    # forward (Megatron --overlap-grad-reduce / --overlap-param-gather; Llama 3 FSDP).
+    exposed = np.maximum(0.0, total - ctx.assumptions.overlap_efficiency * (f + b))
+    zero3 = np.maximum(0.0, gathers - ctx.assumptions.overlap_efficiency * m * (f + b))
+    exposed = exposed + np.where(lay.zero_stage == 3, zero3, 0.0)
     d_dense = lay.dp * lay.cp
-    d_expert = max(1, d_dense // lay.ep)
-    owned = dense / (d_dense if lay.zero_stage >= 1 else 1) + expert / (d_expert if lay.zero_stage >= 1 else 1)
+    d_expert = np.maximum(1, d_dense // lay.ep)
+    sharded = lay.zero_stage >= 1
+    owned = dense / np.where(sharded, d_dense, 1) + expert / np.where(sharded, d_expert, 1)
     optimizer = ctx.rates.memory_s(ctx.assumptions.memory_bound_bytes_per_param_optimizer * owned)
     return exposed, optimizer
 
 
-def peak_memory(ctx: Context, ranks: list[list[str]], counts: ParamCounts, m: int) -> MemoryBreakdown:
-    """Memory of the busiest pipeline rank. DualPipe ranks hold two stages (both copies are in `ranks`)."""
+def _peak_memory(
+    ctx: Context, ranks: list[list[str]], kinds: list[str], counts_matrix: np.ndarray, counts: ParamCounts, m
+) -> MemoryBreakdown:
+    """Memory of the busiest pipeline rank of layouts sharing one layers-to-ranks map.
+
+    DualPipe ranks hold two stages (both copies are in `ranks`)."""
     lay, job, model = ctx.layout, ctx.job, ctx.model
+    n = len(lay)
     t_local = ctx.tokens_per_micro_batch / lay.tp  # SP splits the sequence across TP ranks
-    per_token = {i: activation_bytes_per_token(model, i, lay.recompute, job.precision) for i in set(model_items(model))}
-    if job.attention_kernel == "unfused" and lay.recompute == "none":
-        extra = unfused_attention_bytes_per_token(model, job.seq_len // lay.cp, job.dropout)
-        per_token = {i: v + (extra if i not in ("embed", "head") else 0.0) for i, v in per_token.items()}
-    chunks_per_rank = 2 if lay.schedule == "dualpipe" else lay.vpp
-    candidates = []
-    for r, ((dense, expert), items) in enumerate(zip(_rank_params(ranks, counts, lay), ranks, strict=True)):
-        weights, grads, optimizer = model_state_bytes(dense, expert, lay, job.precision)
-        # In-flight counts are in micro-batches of one stage chunk (theory §2.3).
-        per_chunk = sum(per_token[i] for i in items) * t_local / chunks_per_rank
-        in_flight = in_flight_micro_batches(lay.schedule, lay.pp, lay.vpp, m)
-        if lay.schedule in ("1f1b", "zb-h1"):
-            in_flight = min(lay.pp - r, m)
-        acts = per_chunk * in_flight
-        layers = [i for i in items if i not in ("embed", "head")]
-        if lay.recompute == "full" and layers:  # one layer's full activations live while it is recomputed
-            acts += max(activation_bytes_per_token(model, i, "none", job.precision) for i in layers) * t_local
-        logits = LOGIT_BYTES * ctx.tokens_per_micro_batch * model.vocab_size / lay.tp if "head" in items else 0.0
-        candidates.append(MemoryBreakdown(weights, grads, optimizer, acts, logits + ctx.assumptions.memory_reserved_bytes))
-    return max(candidates, key=lambda mem: mem.total_bytes)
+    unfused = job.attention_kernel == "unfused"
+    extra = unfused_attention_bytes_per_token(model, job.seq_len // lay.cp, job.dropout) if unfused else 0.0
+    per_token = np.stack(
+        [
+            by_recompute(lay, {mode: activation_bytes_per_token(model, k, mode, job.precision) for mode in RECOMPUTE_MODES})
+            + (np.where(lay.recompute == "none", extra, 0.0) if k not in ("embed", "head") else 0.0)
+            for k in kinds
+        ]
+    )  # (kinds, layouts)
+    full_layer = np.array([activation_bytes_per_token(model, k, "none", job.precision) for k in kinds])
+    dense_k, expert_k = _params_per_kind(ctx, kinds, counts)
+    weights, grads, optimizer = model_state_bytes(counts_matrix @ dense_k, counts_matrix @ expert_k, lay, job.precision)
+    schedule = str(lay.schedule[0])  # one map per group: the schedule is shared
+    chunks_per_rank = 2 if schedule == "dualpipe" else lay.vpp
+    # In-flight counts are in micro-batches of one stage chunk (theory §2.3); 1F1B-like schedules hold
+    # fewer on later ranks.
+    rank_index = np.arange(len(ranks))[:, None]
+    in_flight = in_flight_micro_batches(lay.schedule, lay.pp, lay.vpp, m)
+    if schedule in ("1f1b", "zb-h1"):
+        in_flight = np.minimum(lay.pp - rank_index, m)
+    acts = (counts_matrix @ per_token) * t_local / chunks_per_rank * in_flight
+    is_layer = np.array([k not in ("embed", "head") for k in kinds])
+    # One layer's full activations live while it is recomputed.
+    largest_layer = np.max(np.where((counts_matrix > 0) & is_layer, full_layer, 0.0), axis=1)[:, None]
+    acts = acts + np.where(lay.recompute == "full", largest_layer * t_local, 0.0)
+    has_head = np.array(["head" in r for r in ranks])[:, None]
+    logits = np.where(has_head, LOGIT_BYTES * ctx.tokens_per_micro_batch * model.vocab_size / lay.tp, 0.0)
+    other = logits + ctx.assumptions.memory_reserved_bytes
+    parts = [np.broadcast_to(x, (len(ranks), n)) for x in (weights, grads, optimizer, acts, other)]
+    pick = np.argmax(sum(parts), axis=0)
+    cols = np.arange(n)
+    return MemoryBreakdown(*(x[pick, cols] for x in parts))
