@@ -93,6 +93,12 @@ def estimate(
     ] = AttentionOpt.flash,
     dropout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Dropout probability (0 in modern pre-training)")] = 0.0,
     usd_per_gpu_hour: Annotated[float | None, typer.Option(min=0.0, max=1000.0, help="Price (default: the profile's)")] = None,
+    uncertainty: Annotated[
+        bool, typer.Option("--uncertainty", help="P10/P50/P90 of GPU-hours, days and dollars, and what moves them most")
+    ] = False,
+    draws: Annotated[int, typer.Option(help="Joint draws for --uncertainty")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed for --uncertainty")] = 0,
+    tokens_spread: Annotated[float, typer.Option(help="Relative spread of --tokens for --uncertainty (lognormal sigma)")] = 0.0,
     format: Annotated[Format, typer.Option("--format", help="Output format")] = Format.table,
 ) -> None:
     """Estimate GPU-hours, wall-clock days, dollars, MFU and memory of one training run."""
@@ -127,12 +133,24 @@ def estimate(
     except CostsimError as e:
         _fail(e)
     d = result.to_dict()
+    if uncertainty:
+        from simulator.uncertainty import band_for_estimate
+
+        try:
+            band = band_for_estimate(result, model, gpu, usd_per_gpu_hour is not None, tokens_spread, draws, seed)
+            d["uncertainty"] = band.to_dict()
+        except CostsimError as e:
+            _fail(e)
     if format == Format.json:
         typer.echo(report.to_json(d))
     elif format == Format.csv:
         typer.echo(report.to_csv([d]), nl=False)
     else:
         typer.echo(report.estimate_table(d))
+        if "uncertainty" in d:
+            from simulator.report_document import uncertainty_table
+
+            typer.echo(uncertainty_table(d["uncertainty"]))
 
 
 @list_app.command("gpus")
