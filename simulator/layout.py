@@ -91,7 +91,7 @@ class Layouts:
     @classmethod
     def of(cls, layouts: Sequence[Layout]) -> Layouts:
         cols = {f.name: [getattr(lay, f.name) for lay in layouts] for f in fields(Layout)}
-        return cls(**{k: np.asarray(v, dtype=object if k in ("schedule", "recompute") else np.int64) for k, v in cols.items()})
+        return cls(**{k: np.asarray(v, dtype=str if k in ("schedule", "recompute") else np.int64) for k, v in cols.items()})
 
     def __len__(self) -> int:
         return len(self.tp)

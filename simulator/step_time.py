@@ -15,6 +15,7 @@ layouts at once for the search; `step` is `evaluate` on one layout.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -31,7 +32,7 @@ from .flops import (
     layer_kinds,
     token_flops,
 )
-from .layout import RECOMPUTE_MODES, Job, Layout, Layouts, micro_batches
+from .layout import RECOMPUTE_MODES, SCHEDULES, Job, Layout, Layouts, micro_batches
 from .memory import (
     LOGIT_BYTES,
     MemoryBreakdown,
@@ -372,13 +373,9 @@ class StepArrays:
 
 
 def rank_items(model: ModelSpec, job: Job, layout: Layout) -> list[list[str]]:
-    return _rank_items(model, job.seq_len, layout.pp, layout.vpp, layout.schedule)
-
-
-def _rank_items(model: ModelSpec, seq_len: int, pp: int, vpp: int, schedule: str) -> list[list[str]]:
     items = model_items(model)
-    proxy = item_cost_proxy(model, seq_len)
-    return stage_items(items, [proxy[i] for i in items], pp, vpp, schedule)  # type: ignore[arg-type]
+    proxy = item_cost_proxy(model, job.seq_len)
+    return stage_items(items, [proxy[i] for i in items], layout.pp, layout.vpp, layout.schedule)
 
 
 def layout_memory(
@@ -415,6 +412,7 @@ def evaluate(
     counts: ParamCounts,
     assumptions: Assumptions,
     timing: bool = True,
+    progress: Callable[[int], None] | None = None,
 ) -> StepArrays:
     """Step time and memory of every layout in `lays` (all must be valid).
 
@@ -423,31 +421,62 @@ def evaluate(
     combined with matrix products: no Python loop per layout.
     """
     n = len(lays)
-    ctx = Context(model, job, lays, rates, assumptions)
     kinds = sorted(set(model_items(model)))
+    # Item times depend on few fields; time each distinct combination once and index it per layout.
+    item_key, item_layouts = _item_time_classes(lays)
+    ctx = Context(model, job, item_layouts, rates, assumptions)
     per_kind = {k: item_time(ctx, k) for k in kinds} if timing else {}
     m = np.asarray(micro_batches(lays, job))
     step_s = np.zeros(n)
     breakdown: dict[str, np.ndarray] = {}
     mem_fields = {f.name: np.zeros(n) for f in fields(MemoryBreakdown)}
-    schedule_code = np.unique(lays.schedule, return_inverse=True)[1].ravel()
-    _, group_of = np.unique(np.stack([lays.pp, lays.vpp, schedule_code]), axis=1, return_inverse=True)
+    schedule_code = np.zeros(n, dtype=np.int64)
+    for code, name in enumerate(SCHEDULES):
+        schedule_code[lays.schedule == name] = code
+    _, group_of = np.unique((lays.pp * 1024 + lays.vpp) * 8 + schedule_code, return_inverse=True)
     group_of = group_of.ravel()
-    for g in range(group_of.max() + 1 if n else 0):
-        idx = np.flatnonzero(group_of == g)
+    order = np.argsort(group_of, kind="stable")
+    bounds = np.flatnonzero(np.diff(group_of[order])) + 1
+    items = model_items(model)
+    proxy = item_cost_proxy(model, job.seq_len)
+    costs = [proxy[i] for i in items]
+    for idx in np.split(order, bounds) if n else []:
         first = idx[0]
-        ranks = _rank_items(model, job.seq_len, int(lays.pp[first]), int(lays.vpp[first]), str(lays.schedule[first]))
-        counts_matrix = np.array([[r.count(k) for k in kinds] for r in ranks], dtype=float)
+        ranks = stage_items(items, costs, int(lays.pp[first]), int(lays.vpp[first]), str(lays.schedule[first]))  # type: ignore[arg-type]
+        # Ranks holding the same items cost the same; keep the first of each (it holds the most activations).
+        full_matrix = np.array([[r.count(k) for k in kinds] for r in ranks], dtype=float)
+        _, keep = np.unique(full_matrix, axis=0, return_index=True)
+        keep = np.sort(keep)
+        counts_matrix = full_matrix[keep]
+        ranks = [ranks[i] for i in keep]
         sub = Context(model, job, lays.take(idx), rates, assumptions)
-        mem = _peak_memory(sub, ranks, kinds, counts_matrix, counts, m[idx])
+        mem = _peak_memory(sub, ranks, keep, kinds, counts_matrix, counts, m[idx])
         for name in mem_fields:
             mem_fields[name][idx] = getattr(mem, name)
         if timing:
-            total, parts = _group_step(sub, kinds, counts_matrix, {k: _take(v, idx) for k, v in per_kind.items()}, counts, m[idx])
+            items_here = {k: _take(v, item_key[idx]) for k, v in per_kind.items()}
+            total, parts = _group_step(sub, kinds, counts_matrix, items_here, counts, m[idx])
             step_s[idx] = total
             for key, value in parts.items():
                 breakdown.setdefault(key, np.zeros(n))[idx] = value
+        if progress:
+            progress(len(idx))
     return StepArrays(step_s, breakdown, MemoryBreakdown(**mem_fields), m)
+
+
+# What item_time reads of a layout: TP, CP, EP, micro-batch size, recompute, and whether DualPipe overlaps EP.
+ITEM_TIME_FIELDS = ("tp", "cp", "ep", "micro_batch_size", "recompute")
+
+
+def _item_time_classes(lays: Layouts) -> tuple[np.ndarray, Layouts]:
+    """(class of each layout, one representative layout per class) for the fields item times depend on."""
+    cols = [np.unique(getattr(lays, f), return_inverse=True)[1].ravel() for f in ITEM_TIME_FIELDS]
+    cols.append((lays.schedule == "dualpipe").astype(np.int64))
+    key = np.zeros(len(lays), dtype=np.int64)
+    for c in cols:
+        key = key * (int(c.max(initial=0)) + 1) + c
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return inverse.ravel(), lays.take(first)
 
 
 def _take(item: ItemTime, idx: np.ndarray) -> ItemTime:
@@ -561,11 +590,18 @@ def _dp_and_optimizer_s(ctx: Context, dense, expert, f, b, m):
 
 
 def _peak_memory(
-    ctx: Context, ranks: list[list[str]], kinds: list[str], counts_matrix: np.ndarray, counts: ParamCounts, m
+    ctx: Context,
+    ranks: list[list[str]],
+    rank_index: np.ndarray,
+    kinds: list[str],
+    counts_matrix: np.ndarray,
+    counts: ParamCounts,
+    m,
 ) -> MemoryBreakdown:
     """Memory of the busiest pipeline rank of layouts sharing one layers-to-ranks map.
 
-    DualPipe ranks hold two stages (both copies are in `ranks`)."""
+    `ranks` holds the items of the ranks at positions `rank_index`. DualPipe ranks hold two stages
+    (both copies are in `ranks`)."""
     lay, job, model = ctx.layout, ctx.job, ctx.model
     n = len(lay)
     t_local = ctx.tokens_per_micro_batch / lay.tp  # SP splits the sequence across TP ranks
@@ -585,7 +621,7 @@ def _peak_memory(
     chunks_per_rank = 2 if schedule == "dualpipe" else lay.vpp
     # In-flight counts are in micro-batches of one stage chunk (theory §2.3); 1F1B-like schedules hold
     # fewer on later ranks.
-    rank_index = np.arange(len(ranks))[:, None]
+    rank_index = rank_index[:, None]
     in_flight = in_flight_micro_batches(lay.schedule, lay.pp, lay.vpp, m)
     if schedule in ("1f1b", "zb-h1"):
         in_flight = np.minimum(lay.pp - rank_index, m)
