@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from .assumptions import DEFAULT, Assumptions
 from .efficiency import DeviceRates, device_rates
 from .errors import InfeasibleError, LayoutError
 from .flops import ParamCounts, parameter_counts, token_flops
 from .goodput import goodput
-from .layout import RECOMPUTE_MODES, SCHEDULES, Job, Layout, check_layout, layout_problems
+from .layout import Job, Layout, check_layout
 from .memory import check_fits
+from .search import LAYOUT_FIELDS, search
 from .specs import HardwareProfile, ModelSpec
-from .step_time import StepResult, layout_memory, step
+from .step_time import StepResult, step
 from .units import SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
-
-LAYOUT_FIELDS = ("tp", "pp", "dp", "ep", "cp", "zero_stage", "micro_batch_size", "schedule", "recompute", "vpp")
 
 
 @dataclass(frozen=True)
@@ -219,60 +219,14 @@ def _complete(given: dict, job: Job) -> Layout:
     return lay
 
 
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
-def candidate_layouts(model: ModelSpec, hw: HardwareProfile, job: Job, given: dict) -> list[Layout]:
-    """Every layout consistent with the fixed fields that passes the divisibility rules."""
-    n = job.num_gpus
-    pow2 = [1, 2, 4, 8, 16, 32, 64, 128]
-
-    def options(name: str, default: list) -> list:
-        return [given[name]] if name in given else default
-
-    tps = options("tp", [t for t in pow2 if t <= hw.domain_gpus and n % t == 0])
-    pps = options("pp", [p for p in _divisors(n) if p <= min(model.n_layers, 128)])
-    cps = options("cp", [c for c in (1, 2, 4, 8, 16) if c == 1 or job.seq_len >= 16384])
-    experts = model.moe.n_routed_experts if model.moe else 1
-    eps = options("ep", [e for e in _divisors(experts) if e <= n])
-    zeros = options("zero_stage", [1, 3])
-    mbss = options("micro_batch_size", [1, 2, 4, 8])
-    scheds = options("schedule", list(SCHEDULES))
-    recs = options("recompute", list(RECOMPUTE_MODES))
-    out = []
-    for tp, pp, cp, ep, zero, mbs, sched, rec in itertools.product(tps, pps, cps, eps, zeros, mbss, scheds, recs):
-        if n % (tp * pp * cp):
-            continue
-        dp = given.get("dp", n // (tp * pp * cp))
-        vpps = options("vpp", [2, 4] if sched == "interleaved" else [1])
-        for vpp in vpps:
-            lay = Layout(tp, pp, dp, ep, cp, zero, mbs, sched, rec, vpp)
-            if not layout_problems(model, job, lay):
-                out.append(lay)
-    return out
-
-
 def search_best(model, hw, job, given, rates, counts, assumptions) -> tuple[Layout, StepResult, int]:
-    """The fastest layout that fits (ties: less memory). A later issue vectorises this search."""
-    cands = candidate_layouts(model, hw, job, given)
-    if not cands:
-        lay = _complete(given, job)
-        check_layout(model, job, lay)  # raises with the reasons
-        raise LayoutError(f"no valid layout for {model.name} on {job.num_gpus} GPUs with the given flags")
-    best: tuple[float, float, Layout, StepResult] | None = None
-    smallest = None
-    for lay in cands:
-        mem = layout_memory(model, job, lay, rates, counts, assumptions)
-        if smallest is None or mem.total_bytes < smallest[1].total_bytes:
-            smallest = (lay, mem)
-        if mem.total_bytes > hw.memory_bytes:
-            continue
-        res = step(model, job, lay, rates, counts, assumptions)
-        if best is None or (res.step_time_s, res.memory.total_bytes) < best[:2]:
-            best = (res.step_time_s, res.memory.total_bytes, lay, res)
+    """The fastest layout that fits (ties: less memory), from the vectorized search."""
+    result = search(model, hw, job, given, assumptions, rates, counts=counts)
+    best = result.best()
     if best is None:
-        assert smallest is not None
-        check_fits(smallest[1], hw.memory_bytes, hw.name, smallest[0])
+        smallest = int(np.argmin(result.memory_bytes))
+        lay = result.layouts.at(smallest)
+        check_fits(step(model, job, lay, rates, counts, assumptions).memory, hw.memory_bytes, hw.name, lay)
         raise InfeasibleError("no layout fits")  # unreachable: check_fits raised
-    return best[2], best[3], len(cands)
+    lay = result.layouts.at(best)
+    return lay, step(model, job, lay, rates, counts, assumptions), result.n_valid

@@ -252,6 +252,25 @@ class PublishedParams(_Spec):
     activated_digits: Annotated[int, Field(ge=1)] | None = None
 
 
+class PublishedLayout(_Spec):
+    """The parallel layout the model was trained with, as published (fields not published are left out)."""
+
+    tp: Annotated[int, Field(ge=1)] | None = None
+    pp: Annotated[int, Field(ge=1)] | None = None
+    ep: Annotated[int, Field(ge=1)] | None = None
+    cp: Annotated[int, Field(ge=1)] | None = None
+    zero_stage: Annotated[int, Field(ge=0, le=3)] | None = None
+    schedule: Literal["1f1b", "interleaved", "zb-h1", "dualpipe"] | None = None
+    vpp: Annotated[int, Field(ge=1)] | None = None
+    num_gpus: Annotated[int, Field(ge=1)] | None = None
+    source: str
+
+    def fields(self) -> dict:
+        """The layout fields that are published."""
+        keys = ("tp", "pp", "ep", "cp", "zero_stage", "schedule", "vpp")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
 class ModelSpec(_Spec):
     name: str
     """Must equal the file stem for shipped specs; the id used on the command line."""
@@ -294,6 +313,7 @@ class ModelSpec(_Spec):
     default_seq_len: Annotated[int, Field(ge=1)] | None = None
     """Pre-training sequence length where it is published."""
     published_params: PublishedParams | None = None
+    published_layout: PublishedLayout | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:

@@ -9,9 +9,10 @@ from dataclasses import replace
 import pytest
 
 from simulator.errors import InfeasibleError, LayoutError
-from simulator.estimate import candidate_layouts, estimate
+from simulator.estimate import estimate
 from simulator.layout import Job, Layout, check_layout, layout_problems
 from simulator.pipeline import bubble_s, chunk_sums, partition, stage_items
+from simulator.search import search
 from simulator.specs import load_hardware, load_model
 
 H100 = load_hardware("h100-sxm")
@@ -101,13 +102,17 @@ def test_partial_layout_is_searched_to_the_fastest_valid_layout_that_fits():
     assert layout_problems(LLAMA_8B, j, lay) == []
     assert est.step.memory.total_bytes <= H100.memory_bytes
     assert est.layout_chosen_by_search and est.candidates_evaluated > 1
-    cands = candidate_layouts(LLAMA_8B, H100, j, given)
+    result = search(LLAMA_8B, H100, j, given)
+    cands = [result.layouts.at(i) for i in range(result.n_valid)]
     assert lay in cands and len(cands) == est.candidates_evaluated
-    for cand in cands:  # no candidate that fits is faster
+    for i, cand in enumerate(cands):  # the scalar estimate agrees with the vectorized search, and none that fits is faster
         try:
             other = estimate(LLAMA_8B, H100, j, cand.to_dict())
         except InfeasibleError:
+            assert not result.feasible[i]
             continue
+        assert result.feasible[i]
+        assert other.step_time_s == pytest.approx(result.steps.step_time_s[i], rel=1e-9)
         assert other.step_time_s >= est.step_time_s * (1 - 1e-12), cand
 
 
