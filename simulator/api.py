@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from .errors import InputError
 from .estimate import Estimate, estimate
-from .layout import Job
+from .layout import DEFAULT_BATCH_TOKENS, DEFAULT_SEQ_LEN, Job, make_job  # noqa: F401  (re-exported)
 from .specs import load_hardware, load_model
-
-DEFAULT_BATCH_TOKENS = 4 * 2**20  # 4M tokens, a common pre-training batch; stated as the default in the CLI help
-DEFAULT_SEQ_LEN = 4096
 
 
 def run_estimate(
@@ -26,12 +22,21 @@ def run_estimate(
 ) -> Estimate:
     spec = load_model(model)
     hw = load_hardware(gpu)
-    s = seq_len or spec.default_seq_len or DEFAULT_SEQ_LEN
-    if global_batch_tokens is None:
-        global_batch_tokens = max(1, round(DEFAULT_BATCH_TOKENS / s)) * s
-    if global_batch_tokens < s:
-        raise InputError(f"--global-batch-tokens {global_batch_tokens:.0f} is smaller than one sequence of {s} tokens")
-    if tokens < global_batch_tokens:
-        raise InputError(f"--tokens {tokens:.4g} is less than one step of {global_batch_tokens:.4g} tokens")
-    job = Job(num_gpus, tokens, s, global_batch_tokens, precision, attention_kernel, dropout)
+    job = make_job(spec, num_gpus, tokens, seq_len, global_batch_tokens, precision, attention_kernel, dropout)
     return estimate(spec, hw, job, layout, usd_per_gpu_hour)
+
+
+def run_plan(plan: str, cost_options=None):
+    """A shipped plan by name or a plan YAML path -> PlanResult (every stage estimated, totals, cost)."""
+    from .plan import load_plan
+    from .plan import run_plan as _run_plan
+
+    spec, path = load_plan(plan)
+    return _run_plan(spec, path, cost_options)
+
+
+def run_compare(a: str, b: str) -> dict:
+    """GPU-hours of plan a / plan b as a product of factors (simulator.compare)."""
+    from .compare import compare, summarize
+
+    return compare(summarize(run_plan(a)), summarize(run_plan(b)))

@@ -8,7 +8,7 @@ from typing import Literal
 
 import numpy as np
 
-from .errors import LayoutError
+from .errors import InputError, LayoutError
 from .specs import ModelSpec
 
 Schedule = Literal["1f1b", "interleaved", "zb-h1", "dualpipe"]
@@ -40,6 +40,31 @@ class Job:
     @property
     def steps(self) -> float:
         return self.tokens / (self.global_batch_sequences * self.seq_len)
+
+
+DEFAULT_BATCH_TOKENS = 4 * 2**20  # 4M tokens, a common pre-training batch; stated as the default in the CLI help
+DEFAULT_SEQ_LEN = 4096
+
+
+def make_job(
+    model: ModelSpec,
+    num_gpus: int,
+    tokens: float,
+    seq_len: int | None = None,
+    global_batch_tokens: float | None = None,
+    precision: str = "bf16",
+    attention_kernel: str = "flash",
+    dropout: float = 0.0,
+) -> Job:
+    """A Job with the stated defaults: the model's sequence length, and about 4M tokens per step."""
+    s = seq_len or model.default_seq_len or DEFAULT_SEQ_LEN
+    if global_batch_tokens is None:
+        global_batch_tokens = max(1, round(DEFAULT_BATCH_TOKENS / s)) * s
+    if global_batch_tokens < s:
+        raise InputError(f"--global-batch-tokens {global_batch_tokens:.0f} is smaller than one sequence of {s} tokens")
+    if tokens < global_batch_tokens:
+        raise InputError(f"--tokens {tokens:.4g} is less than one step of {global_batch_tokens:.4g} tokens")
+    return Job(num_gpus, tokens, s, global_batch_tokens, precision, attention_kernel, dropout)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
