@@ -69,10 +69,12 @@ def _fail(err: CostsimError) -> None:
 
 @app.command()
 def estimate(
-    model: Annotated[str, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json")],
-    gpu: Annotated[str, typer.Option(help="Hardware profile id or alias (costsim list gpus), or a profile YAML")],
-    num_gpus: Annotated[int, typer.Option(min=1, max=1_000_000, help="GPUs in the cluster")],
-    tokens: Annotated[str, typer.Option(help="Training tokens, e.g. 14.8T")],
+    model: Annotated[
+        str | None, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json (not with --plan)")
+    ] = None,
+    gpu: Annotated[str | None, typer.Option(help="Hardware profile id or alias (costsim list gpus), or a profile YAML")] = None,
+    num_gpus: Annotated[int | None, typer.Option(min=1, max=1_000_000, help="GPUs in the cluster")] = None,
+    tokens: Annotated[str | None, typer.Option(help="Training tokens, e.g. 14.8T")] = None,
     seq_len: Annotated[int | None, typer.Option(min=1, max=10_000_000, help="Sequence length (default: the model's)")] = None,
     global_batch_tokens: Annotated[
         str | None, typer.Option(help="Tokens per optimizer step (default: 4M rounded to sequences)")
@@ -93,6 +95,15 @@ def estimate(
     ] = AttentionOpt.flash,
     dropout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Dropout probability (0 in modern pre-training)")] = 0.0,
     usd_per_gpu_hour: Annotated[float | None, typer.Option(min=0.0, max=1000.0, help="Price (default: the profile's)")] = None,
+    plan: Annotated[str | None, typer.Option(help="A plan with stages instead of MODEL: shipped name (plans/) or YAML")] = None,
+    pricing: Annotated[str, typer.Option(help="Cost basis: rental ($/GPU-hour) or tco (amortized capital + energy)")] = "rental",
+    experiments_multiplier: Annotated[
+        float | None, typer.Option(help="Whole-program cost = final run x this (ablations, failed runs), shown apart")
+    ] = None,
+    gpu_purchase_usd: Annotated[float | None, typer.Option(help="GPU price for --pricing tco (default: the profile's)")] = None,
+    pue: Annotated[float | None, typer.Option(help="Power usage effectiveness (default 1.25, Epoch AI)")] = None,
+    usd_per_kwh: Annotated[float | None, typer.Option(help="Electricity price (default 0.0826, US industrial 2025)")] = None,
+    grid_kg_co2_per_kwh: Annotated[float | None, typer.Option(help="Grid carbon intensity (default 0.414)")] = None,
     uncertainty: Annotated[
         bool, typer.Option("--uncertainty", help="P10/P50/P90 of GPU-hours, days and dollars, and what moves them most")
     ] = False,
@@ -101,11 +112,31 @@ def estimate(
     tokens_spread: Annotated[float, typer.Option(help="Relative spread of --tokens for --uncertainty (lognormal sigma)")] = 0.0,
     format: Annotated[Format, typer.Option("--format", help="Output format")] = Format.table,
 ) -> None:
-    """Estimate GPU-hours, wall-clock days, dollars, MFU and memory of one training run."""
+    """Estimate GPU-hours, wall-clock days, dollars, MFU and memory of one training run, or of a plan's stages."""
     from simulator import report
     from simulator.api import run_estimate
+    from simulator.pricing import CostOptions, apply_to_estimate
+    from simulator.specs import load_hardware
 
+    run_flags = {"MODEL": model, "--gpu": gpu, "--num-gpus": num_gpus, "--tokens": tokens}
+    layout_flags = {"--seq-len": seq_len, "--global-batch-tokens": global_batch_tokens, "--tp": tp, "--pp": pp, "--dp": dp}
+    layout_flags |= {"--ep": ep, "--cp": cp, "--zero-stage": zero_stage, "--micro-batch-size": micro_batch_size}
+    layout_flags |= {"--schedule": schedule, "--vpp": vpp, "--recompute": recompute, "--uncertainty": uncertainty or None}
     try:
+        costs = CostOptions(
+            pricing, usd_per_gpu_hour, gpu_purchase_usd, pue, usd_per_kwh, grid_kg_co2_per_kwh, experiments_multiplier
+        )
+        if plan is not None:
+            clash = [k for k, v in (run_flags | layout_flags).items() if v is not None]
+            if clash:
+                raise InputError(f"--plan sets the model, GPUs, tokens and layout of each stage; drop {', '.join(clash)}")
+            from simulator.commands.analysis import estimate_plan_output
+
+            typer.echo(estimate_plan_output(plan, costs, format.value), nl=format != Format.csv)
+            return
+        missing = [k for k, v in run_flags.items() if v is None]
+        if missing:
+            raise InputError(f"missing {', '.join(missing)}: give MODEL --gpu --num-gpus --tokens, or --plan NAME|FILE.yaml")
         result = run_estimate(
             model=model,
             gpu=gpu,
@@ -132,7 +163,10 @@ def estimate(
         )
     except CostsimError as e:
         _fail(e)
-    d = result.to_dict()
+    try:
+        d = apply_to_estimate(result.to_dict(), load_hardware(gpu), costs)
+    except CostsimError as e:
+        _fail(e)
     if uncertainty:
         from simulator.uncertainty import band_for_estimate
 
@@ -147,6 +181,7 @@ def estimate(
         typer.echo(report.to_csv([d]), nl=False)
     else:
         typer.echo(report.estimate_table(d))
+        typer.echo("\n".join(["", *report.cost_lines(d["cost"])]))
         if "uncertainty" in d:
             from simulator.report_document import uncertainty_table
 
@@ -234,7 +269,7 @@ def _register_command_modules() -> None:
         importlib.import_module(name).register(app, validate_app)
 
 
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["simulator.commands.analysis"]
 _register_command_modules()
 
 

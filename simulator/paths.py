@@ -15,3 +15,7 @@ def hardware_dir() -> Path:
 
 def model_dir() -> Path:
     return data_root() / "model_specs"
+
+
+def plan_dir() -> Path:
+    return data_root() / "plans"

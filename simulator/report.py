@@ -107,3 +107,113 @@ def estimate_table(d: dict) -> str:
             lines.append(f"  {k.ljust(22)} {v:9.3f} s  {v / total:6.1%}")
     lines.append(f"  {'total'.ljust(22)} {total:9.3f} s")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- cost bases, plans, compare
+
+
+def _money(usd: float) -> str:
+    return f"${format_count(usd)}"
+
+
+def cost_lines(cost: dict) -> list[str]:
+    """The cost block: basis and rate, the other basis, TCO components, energy and CO2, then the program apart."""
+    lines = [f"cost basis       {cost['basis']}: {_money(cost['cost_usd'])} at ${cost['usd_per_gpu_hour']:.2f}/GPU-hour"]
+    lines.append(f"                 ({cost['price_source']})")
+    if cost["basis"] == "tco":
+        parts = ", ".join(f"{k} {_money(v)}" for k, v in cost["components_usd"].items())
+        lines.append(f"TCO components   {parts}")
+        lines.append(f"rental instead   {_money(cost['rental_cost_usd'])}")
+    elif cost.get("tco_cost_usd") is not None:
+        lines.append(f"TCO instead      {_money(cost['tco_cost_usd'])} (--pricing tco for its components)")
+    inputs = cost.get("inputs", {})
+    grid = inputs.get("grid_kg_co2_per_kwh", {}).get("value")
+    energy = f"energy           {cost['energy_mwh']:,.0f} MWh, CO2 {cost['co2_t']:,.0f} t"
+    lines.append(energy + (f" at {grid:g} kg/kWh" if grid is not None else ""))
+    if "experiments_multiplier" in cost:
+        lines.append(
+            f"program          x{cost['experiments_multiplier']:g} (ablations, failed runs; not the final run): "
+            f"{format_count(cost['program_gpu_hours'])} GPU-hours, {_money(cost['program_cost_usd'])}, "
+            f"{cost['program_energy_mwh']:,.0f} MWh, {cost['program_co2_t']:,.0f} t CO2"
+        )
+    return lines
+
+
+def cost_sources(cost: dict) -> list[str]:
+    """Every default behind the cost block, with its source."""
+    return [f"  {k} = {v['value']:g}  ({v['source']})" for k, v in cost.get("inputs", {}).items()]
+
+
+def _layout_short(lay: dict) -> str:
+    parts = [f"TP{lay['tp']}", f"PP{lay['pp']}", f"DP{lay['dp']}"]
+    parts += [f"EP{lay['ep']}"] if lay["ep"] > 1 else []
+    parts += [f"CP{lay['cp']}"] if lay["cp"] > 1 else []
+    return " ".join(parts) + f" Z{lay['zero_stage']} {lay['schedule']}"
+
+
+def plan_table(d: dict) -> str:
+    lines = [
+        f"plan             {d['plan']}" + (f": {d['display_name']}" if d.get("display_name") else ""),
+        f"model / GPU      {d['model']} on {d['gpu']}",
+        f"source           {d['source']}",
+        "",
+        f"{'stage':<20} {'GPUs':>6} {'tokens':>7} {'seq':>7} {'prec':>4}  {'layout':<34} {'MFU':>6} "
+        f"{'GPU-hours':>9} {'days':>6} {'cost':>8}",
+    ]
+    for s in d["stages"]:
+        lines.append(
+            f"{s['name'][:20]:<20} {s['num_gpus']:>6} {format_count(s['tokens']):>7} {s['seq_len']:>7} {s['precision']:>4}  "
+            f"{_layout_short(s['layout'])[:34]:<34} {s['mfu']:>6.1%} {format_count(s['gpu_hours']):>9} "
+            f"{s['wall_clock_days']:>6.1f} {_money(s['cost_usd']):>8}"
+        )
+    lines.append(
+        f"{'total':<20} {'':>6} {format_count(d['tokens']):>7} {'':>7} {'':>4}  {'':<34} {'':>6} "
+        f"{format_count(d['gpu_hours']):>9} {d['wall_clock_days']:>6.1f} {_money(d['cost_usd']):>8}"
+    )
+    if d["reported"]:
+        lines += ["", f"{'published':<34} {'predicted':>9} {'reported':>9} {'error':>7}  source"]
+        for r in d["reported"]:
+            which = "whole plan" if r["stages"] == "all" else ", ".join(r["stages"])
+            lines.append(
+                f"{which[:34]:<34} {format_count(r['predicted_gpu_hours']):>9} {format_count(r['reported_gpu_hours']):>9} "
+                f"{r['error']:>+7.1%}  {r['source']}"
+            )
+    lines.append("")
+    lines += cost_lines(d["cost"])
+    notes = [(s["name"], s["notes"]) for s in d["stages"] if s.get("notes")]
+    if notes:
+        lines += ["", "assumptions where the sources are silent"]
+        lines += [f"  {name}: {note}" for name, note in notes]
+    return "\n".join(lines)
+
+
+def compare_table(d: dict) -> str:
+    a, b = d["a"], d["b"]
+
+    def fmt(name: str, s: dict) -> str:
+        return {
+            "flops_per_token": f"{s['flops_per_token'] / GIGA:,.1f} GFLOP",
+            "tokens": format_count(s["tokens"]),
+            "peak": f"{s['peak_flop_per_s'] / 1e12:,.0f} TFLOP/s {s['precision']}",
+            "efficiency": f"{s['efficiency']:.1%}",
+            "goodput": f"{s['goodput']:.1%}",
+        }[name]
+
+    head = f"GPU-hours {a['name']} / {b['name']} = {d['ratio']:.3g}x predicted"
+    if "reported_ratio" in d:
+        head += (
+            f"; reported {d['reported_ratio']:.3g}x "
+            f"({format_count(a['reported_gpu_hours'])} / {format_count(b['reported_gpu_hours'])})"
+        )
+    lines = [
+        head,
+        f"predicted GPU-hours: {format_count(a['gpu_hours'])} ({a['gpu']}) / {format_count(b['gpu_hours'])} ({b['gpu']}), "
+        "whole plans",
+        "",
+        f"{'factor':<16} {a['name'][:22]:>22} {b['name'][:22]:>22} {'ratio':>8}  meaning",
+    ]
+    for item in d["factor_details"]:
+        name = item["factor"]
+        lines.append(f"{name:<16} {fmt(name, a):>22} {fmt(name, b):>22} {item['value']:>7.3g}x  {item['meaning']}")
+    lines.append(f"{'product':<16} {'':>22} {'':>22} {d['product_of_factors']:>7.3g}x  = the GPU-hours ratio")
+    return "\n".join(lines)

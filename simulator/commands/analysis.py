@@ -1,0 +1,63 @@
+"""`costsim compare`, and the output of `costsim estimate --plan` (training plans with stages)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+class CompareFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def register(app: typer.Typer, validate_app: typer.Typer) -> None:
+    app.command("compare")(compare_runs)
+
+
+def compare_runs(
+    a: Annotated[str, typer.Argument(help="Shipped plan name (costsim estimate --plan NAME) or a plan YAML")],
+    b: Annotated[str, typer.Argument(help="Shipped plan name or a plan YAML")],
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a waterfall chart (PNG) of the factors")] = None,
+    format: Annotated[CompareFormat, typer.Option("--format", help="Output format")] = CompareFormat.table,
+) -> None:
+    """Why A costs more GPU-hours than B: the ratio as a product of FLOPs per token, tokens, peak, efficiency and goodput.
+
+    A model name uses the shipped plan of that name, whole (every stage), as estimated by costsim.
+    """
+    from cli import _fail
+    from simulator import report
+    from simulator.api import run_compare
+    from simulator.compare import plot_waterfall
+    from simulator.errors import CostsimError, InputError
+
+    try:
+        if plot is not None and plot.suffix.lower() != ".png":
+            raise InputError(f"--plot {plot}: the chart is a PNG; give a path ending in .png")
+        d = run_compare(a, b)
+        if plot is not None:
+            plot_waterfall(d, plot)
+    except CostsimError as e:
+        _fail(e)
+    typer.echo(report.to_json(d) if format == CompareFormat.json else report.compare_table(d))
+    if plot is not None and format != CompareFormat.json:
+        typer.echo(f"waterfall chart written to {plot}")
+
+
+def estimate_plan_output(plan: str, cost_options, fmt: str) -> str:
+    """`costsim estimate --plan PLAN`: every stage estimated, totals, cost; as table, json or csv (one row per stage)."""
+    from simulator import report
+    from simulator.api import run_plan
+
+    d = run_plan(plan, cost_options).to_dict()
+    if fmt == "json":
+        return report.to_json(d)
+    if fmt == "csv":
+        return report.to_csv([{"plan": d["plan"], **s} for s in d["stages"]])
+    lines = [report.plan_table(d)]
+    for gpu, stage in {s["gpu"]: s for s in d["stages"]}.items():
+        lines += ["", f"cost inputs ({gpu})", *report.cost_sources(stage["cost"])]
+    return "\n".join(lines)
