@@ -269,7 +269,7 @@ def _register_command_modules() -> None:
         importlib.import_module(name).register(app, validate_app)
 
 
-COMMAND_MODULES: list[str] = ["simulator.commands.analysis"]
+COMMAND_MODULES: list[str] = ["simulator.commands.analysis", "simulator.commands.planner"]
 _register_command_modules()
 
 

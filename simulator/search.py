@@ -269,3 +269,46 @@ def breakdown_of(result: SearchResult, i: int) -> dict[str, float]:
 
 def layout_at(result: SearchResult, i: int) -> Layout:
     return result.layouts.at(i)
+
+
+# What a larger term on the slowest pipeline rank usually means, for the explanation of a ranking.
+TERM_HINTS = {
+    "lm_head": "the busiest pipeline rank also computes the LM head and cross-entropy: stage imbalance",
+    "mtp": "the busiest pipeline rank also holds the MTP module: stage imbalance",
+    "embedding": "the busiest pipeline rank also holds the embedding",
+    "dense_ffn": "more dense layers on the busiest rank",
+    "pipeline_bubble": "pipeline fill and drain: more stages per micro-batch",
+    "tp_comm": "exposed tensor-parallel collectives",
+    "cp_comm": "exposed context-parallel K/V exchange",
+    "ep_comm": "expert all-to-all not hidden behind compute",
+    "dp_comm_exposed": "gradient reduction not hidden behind the last backward",
+    "pp_comm_exposed": "activation sends between stages",
+    "recompute": "recomputed activations",
+    "comm_sm_contention": "communication kernels taking SMs from compute",
+    "optimizer": "optimizer step over more parameters per GPU",
+}
+
+
+def explain(result: SearchResult, reference: int, best: int) -> dict:
+    """Why `best` beats `reference`: per-term step-time differences, largest first, and the layouts."""
+    ref_terms, best_terms = breakdown_of(result, reference), breakdown_of(result, best)
+    keys = sorted(set(ref_terms) | set(best_terms))
+    diffs = {k: ref_terms.get(k, 0.0) - best_terms.get(k, 0.0) for k in keys}
+    terms = sorted(diffs.items(), key=lambda kv: -abs(kv[1]))
+    ref_s, best_s = float(result.steps.step_time_s[reference]), float(result.steps.step_time_s[best])
+    top = [(k, v) for k, v in terms if v > 0][:3]
+    why = ", ".join(f"{k} {v:+.3f} s ({TERM_HINTS.get(k, 'per step')})" for k, v in top)
+    return {
+        "reference_layout": result.layouts.at(reference).to_dict(),
+        "best_layout": result.layouts.at(best).to_dict(),
+        "reference_step_time_s": ref_s,
+        "best_step_time_s": best_s,
+        "slower_by": ref_s / best_s - 1.0,
+        "terms_s": [{"term": k, "reference_minus_best_s": v} for k, v in terms if v != 0.0],
+        "summary": (
+            f"{result.layouts.at(best).describe()} is {ref_s / best_s - 1.0:.1%} faster than "
+            f"{result.layouts.at(reference).describe()}; the reference spends more on {why}"
+            if top
+            else "the reference layout is as fast as the best"
+        ),
+    }

@@ -1,0 +1,363 @@
+"""`costsim search` and `costsim sweep`: the planner's commands (formulas live in simulator/search.py, sweep.py)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+class Objective(StrEnum):
+    time = "time"
+    cost = "cost"
+
+
+class OutFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class PrecisionOpt(StrEnum):
+    bf16 = "bf16"
+    fp16 = "fp16"
+    fp8 = "fp8"
+
+
+class ScheduleOpt(StrEnum):
+    one_f_one_b = "1f1b"
+    interleaved = "interleaved"
+    zb_h1 = "zb-h1"
+    dualpipe = "dualpipe"
+
+
+class RecomputeOpt(StrEnum):
+    none = "none"
+    selective = "selective"
+    full = "full"
+
+
+ModelArg = Annotated[str, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json")]
+TokensOpt = Annotated[str, typer.Option(help="Training tokens, e.g. 14.8T")]
+SeqLenOpt = Annotated[int | None, typer.Option(min=1, max=10_000_000, help="Sequence length (default: the model's)")]
+BatchOpt = Annotated[str | None, typer.Option(help="Tokens per optimizer step (default: 4M rounded to sequences)")]
+PrecOpt = Annotated[PrecisionOpt, typer.Option(help="GEMM precision")]
+TpOpt = Annotated[int | None, typer.Option(min=1, help="Fix the tensor parallel degree")]
+PpOpt = Annotated[int | None, typer.Option(min=1, help="Fix the pipeline parallel degree")]
+EpOpt = Annotated[int | None, typer.Option(min=1, help="Fix the expert parallel degree")]
+CpOpt = Annotated[int | None, typer.Option(min=1, help="Fix the context parallel degree")]
+ZeroOpt = Annotated[int | None, typer.Option(min=0, max=3, help="Fix the ZeRO stage")]
+MbsOpt = Annotated[int | None, typer.Option(min=1, help="Fix the micro-batch size")]
+SchedOpt = Annotated[ScheduleOpt | None, typer.Option(help="Fix the pipeline schedule")]
+VppOpt = Annotated[int | None, typer.Option(min=1, help="Fix the virtual stages per rank")]
+RecOpt = Annotated[RecomputeOpt | None, typer.Option(help="Fix the recompute mode")]
+PriceOpt = Annotated[float | None, typer.Option(min=0.0, max=1000.0, help="Price per GPU-hour (default: the profile's)")]
+
+
+def _given(tp, pp, ep, cp, zero_stage, micro_batch_size, schedule, vpp, recompute) -> dict:
+    values = {
+        "tp": tp,
+        "pp": pp,
+        "ep": ep,
+        "cp": cp,
+        "zero_stage": zero_stage,
+        "micro_batch_size": micro_batch_size,
+        "schedule": schedule.value if schedule else None,
+        "vpp": vpp,
+        "recompute": recompute.value if recompute else None,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _parse_reference(text: str | None, spec) -> tuple[dict | None, str]:
+    """--reference 'tp=1,pp=16,ep=64,schedule=dualpipe', else the model's published layout."""
+    from simulator.errors import InputError
+
+    if text is None:
+        if spec.published_layout is None:
+            return None, ""
+        return spec.published_layout.fields(), f"published layout ({spec.published_layout.source})"
+    out: dict = {}
+    allowed = {"tp", "pp", "dp", "ep", "cp", "zero_stage", "micro_batch_size", "schedule", "recompute", "vpp"}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        key = key.strip().replace("-", "_")
+        if key not in allowed or not value.strip():
+            raise InputError(
+                f"--reference {text!r}: {part!r} is not FIELD=VALUE with a field among {', '.join(sorted(allowed))}; "
+                "write e.g. tp=1,pp=16,ep=64,schedule=dualpipe"
+            )
+        value = value.strip()
+        try:
+            out[key] = value if key in ("schedule", "recompute") else int(value)
+        except ValueError:
+            raise InputError(f"--reference {text!r}: {key} must be an integer, got {value!r}") from None
+    return out, "--reference"
+
+
+def search_command(
+    model: ModelArg,
+    gpu: Annotated[str, typer.Option(help="Hardware profile id or alias (costsim list gpus)")],
+    num_gpus: Annotated[int, typer.Option(min=1, max=1_000_000, help="GPUs in the cluster")],
+    tokens: TokensOpt,
+    seq_len: SeqLenOpt = None,
+    global_batch_tokens: BatchOpt = None,
+    precision: PrecOpt = PrecisionOpt.bf16,
+    objective: Annotated[Objective, typer.Option(help="Rank by step time or by dollars")] = Objective.time,
+    top: Annotated[int, typer.Option(min=1, max=1000, help="Layouts shown in the table")] = 10,
+    tp: TpOpt = None,
+    pp: PpOpt = None,
+    ep: EpOpt = None,
+    cp: CpOpt = None,
+    zero_stage: ZeroOpt = None,
+    micro_batch_size: MbsOpt = None,
+    schedule: SchedOpt = None,
+    vpp: VppOpt = None,
+    recompute: RecOpt = None,
+    reference: Annotated[
+        str | None, typer.Option(help="Layout to compare with the best, e.g. tp=1,pp=16,ep=64 (default: the published one)")
+    ] = None,
+    usd_per_gpu_hour: PriceOpt = None,
+    format: Annotated[OutFormat, typer.Option("--format", help="table: the top layouts; json/csv: every candidate")] = (
+        OutFormat.table
+    ),
+) -> None:
+    """Evaluate every valid layout (TP, PP, DP, EP, CP, ZeRO, micro-batch, schedule, virtual stages, recompute)."""
+    from cli import _count, _fail
+    from simulator import report
+    from simulator.commands.progress import DelayedProgress
+    from simulator.errors import CostsimError
+    from simulator.layout import make_job
+    from simulator.search import search
+    from simulator.specs import load_hardware, load_model
+
+    try:
+        spec = load_model(model)
+        hw = load_hardware(gpu)
+        hw.peak_flop_per_s(precision.value)
+        job = make_job(
+            spec, num_gpus, _count("--tokens", tokens), seq_len, _count("--global-batch-tokens", global_batch_tokens), precision
+        )
+        given = _given(tp, pp, ep, cp, zero_stage, micro_batch_size, schedule, vpp, recompute)
+        ref, ref_source = _parse_reference(reference, spec)
+        with DelayedProgress("searching layouts") as bar:
+            result = search(
+                spec, hw, job, given, usd_per_gpu_hour=usd_per_gpu_hour, objective=objective.value, progress=bar.update
+            )
+    except CostsimError as e:
+        _fail(e)
+    doc = search_document(spec, hw, job, result, ref, ref_source, top if format == OutFormat.table else None)
+    if format == OutFormat.json:
+        typer.echo(report.to_json(doc))
+    elif format == OutFormat.csv:
+        typer.echo(report.to_csv(doc["candidates"]), nl=False)
+    else:
+        typer.echo(search_table(doc, top))
+
+
+def search_document(spec, hw, job, result, ref: dict | None, ref_source: str, limit: int | None) -> dict:
+    """What `costsim search` reports: the counts, the candidates in rank order, the best's breakdown,
+    and where the reference (published) layout ranks, with the terms that make the best faster."""
+    from simulator.search import breakdown_of, candidate_rows, explain
+    from simulator.units import GIB
+
+    flops = _flops_per_token(spec, job)
+    rows = candidate_rows(result, job, hw.peak_flop_per_s("bf16"), flops, limit)
+    best = result.best()
+    doc: dict = {
+        "model": spec.name,
+        "gpu": hw.name,
+        "num_gpus": job.num_gpus,
+        "tokens": job.tokens,
+        "seq_len": job.seq_len,
+        "global_batch_tokens": job.global_batch_tokens,
+        "precision": job.precision,
+        "objective": result.objective,
+        "grid_size": result.grid_size,
+        "invalid_by_rule": result.invalid_by_rule,
+        "evaluated": result.n_valid,
+        "feasible": result.n_feasible,
+        "gpu_memory_gib": hw.memory_bytes / GIB,
+        "best": None,
+        "reference": None,
+        "candidates": rows,
+    }
+    if best is not None:
+        doc["best"] = {**rows[0], "breakdown_s": breakdown_of(result, best)}
+    if ref is not None:
+        rank = result.rank_of(ref)
+        entry: dict = {"layout": ref, "source": ref_source, "rank": None if rank is None else rank + 1}
+        if rank is None:
+            entry["note"] = "no valid layout matches the reference on this cluster"
+        else:
+            i = int(result.order[rank])
+            entry["feasible"] = bool(result.feasible[i])
+            entry["step_time_s"] = float(result.steps.step_time_s[i])
+            entry["in_top_10_feasible"] = bool(result.feasible[i]) and rank < 10
+            if best is not None and i != best:
+                entry["why_slower"] = explain(result, i, best)
+        doc["reference"] = entry
+    return doc
+
+
+def _flops_per_token(spec, job) -> float:
+    from simulator.flops import token_flops
+
+    return token_flops(spec, job.seq_len).training_flops
+
+
+def _describe(layout: dict) -> str:
+    from simulator.layout import Layout
+
+    return Layout(**layout).describe()
+
+
+def search_table(doc: dict, top: int) -> str:
+    lines = [
+        f"{doc['model']} on {doc['num_gpus']} x {doc['gpu']} ({doc['precision']}): {doc['grid_size']:,} candidates, "
+        f"{doc['evaluated']:,} valid and evaluated, {doc['feasible']:,} fit in {doc['gpu_memory_gib']:.0f} GiB",
+        "",
+        f"{'#':>3}  {'layout':<72} {'step s':>8} {'GPU-hours':>11} {'cost $':>11} {'MFU':>6} {'mem GiB':>8} {'free':>6}",
+    ]
+    for row in doc["candidates"][:top]:
+        if not row["feasible"]:
+            break
+        free = doc["gpu_memory_gib"] - row["memory_per_gpu_gib"]
+        lines.append(
+            f"{row['rank']:>3}  {_describe(row['layout']):<72} {row['step_time_s']:>8.3f} {row['gpu_hours']:>11,.0f} "
+            f"{row['cost_usd']:>11,.0f} {row['mfu']:>6.1%} {row['memory_per_gpu_gib']:>8.1f} {free:>6.1f}"
+        )
+    if doc["best"] is None:
+        lines.append("no layout fits in memory; the closest:")
+        lines.append(f"  {doc['candidates'][0]['reason']}")
+    else:
+        lines += ["", "step time breakdown of #1 (seconds per step)"]
+        total = doc["best"]["step_time_s"]
+        for k, v in sorted(doc["best"]["breakdown_s"].items(), key=lambda kv: -kv[1]):
+            lines.append(f"  {k:<22} {v:9.3f} s  {v / total:6.1%}")
+    ref = doc["reference"]
+    if ref is not None:
+        lines.append("")
+        if ref["rank"] is None:
+            lines.append(f"reference {ref['layout']} ({ref['source']}): {ref['note']}")
+        else:
+            status = "in the top 10" if ref.get("in_top_10_feasible") else "not in the top 10"
+            lines.append(f"reference {ref['layout']} ({ref['source']}): rank {ref['rank']}, {status}")
+            why = ref.get("why_slower")
+            if why:
+                lines.append(f"  {why['summary']}")
+                for term in why["terms_s"][:6]:
+                    lines.append(f"    {term['term']:<22} {term['reference_minus_best_s']:+9.3f} s")
+    return "\n".join(lines)
+
+
+def sweep_command(
+    model: ModelArg,
+    gpu: Annotated[str, typer.Option(help="Hardware profile ids, comma-separated, e.g. h800,h100-sxm")],
+    num_gpus: Annotated[str, typer.Option(help="GPU counts: 256,512,1024 or a doubling range 256,512,...,16384")],
+    tokens: TokensOpt,
+    seq_len: SeqLenOpt = None,
+    global_batch_tokens: BatchOpt = None,
+    precision: PrecOpt = PrecisionOpt.bf16,
+    tp: TpOpt = None,
+    pp: PpOpt = None,
+    ep: EpOpt = None,
+    cp: CpOpt = None,
+    zero_stage: ZeroOpt = None,
+    micro_batch_size: MbsOpt = None,
+    schedule: SchedOpt = None,
+    vpp: VppOpt = None,
+    recompute: RecOpt = None,
+    deadline_days: Annotated[
+        float | None, typer.Option(min=0.001, max=36500, help="Find the cheapest cluster that finishes within D days")
+    ] = None,
+    budget_usd: Annotated[
+        float | None, typer.Option(min=1.0, max=1e13, help="Find the fastest cluster that costs at most B dollars")
+    ] = None,
+    usd_per_gpu_hour: PriceOpt = None,
+    plot: Annotated[Path | None, typer.Option(help="Write a PNG chart of days and dollars against GPU count")] = None,
+    output: Annotated[Path | None, typer.Option(help="Also write the rows to this CSV file")] = None,
+    format: Annotated[OutFormat, typer.Option("--format", help="Output format")] = OutFormat.table,
+) -> None:
+    """Best layout, days, GPU-hours, dollars and MFU for each GPU type and cluster size."""
+    from cli import _count, _fail
+    from simulator import report
+    from simulator.commands.progress import DelayedProgress
+    from simulator.errors import CostsimError, InputError
+    from simulator.specs import load_hardware, load_model
+    from simulator.sweep import cheapest_within, fastest_within, parse_gpu_counts, sweep
+
+    try:
+        spec = load_model(model)
+        gpu_ids = [g.strip() for g in gpu.split(",") if g.strip()]
+        if not gpu_ids:
+            raise InputError("--gpu is empty; give one or more profile ids, e.g. h800,h100-sxm")
+        gpus = [load_hardware(g) for g in gpu_ids]
+        for hw in gpus:
+            hw.peak_flop_per_s(precision.value)
+        counts = parse_gpu_counts(num_gpus)
+        job_args = {
+            "tokens": _count("--tokens", tokens),
+            "seq_len": seq_len,
+            "global_batch_tokens": _count("--global-batch-tokens", global_batch_tokens),
+            "precision": precision.value,
+        }
+        given = _given(tp, pp, ep, cp, zero_stage, micro_batch_size, schedule, vpp, recompute)
+        for path in (plot, output):
+            if path is not None and path.exists() and path.is_dir():
+                raise InputError(f"{path} is a directory; give a file name")
+        with DelayedProgress("sweeping clusters") as bar:
+            rows = sweep(spec, gpus, counts, job_args, given, usd_per_gpu_hour, progress=bar.update)
+    except CostsimError as e:
+        _fail(e)
+    doc: dict = {"model": spec.name, "precision": precision.value, "rows": [r.to_dict() for r in rows]}
+    for flag, value, pick in (("deadline_days", deadline_days, cheapest_within), ("budget_usd", budget_usd, fastest_within)):
+        if value is not None:
+            row, text = pick(rows, value)
+            doc[flag] = {"value": value, "answer": row.to_dict() if row else None, "reason": text}
+    if plot is not None:
+        from simulator.charts_sweep import plot_sweep
+
+        plot_sweep(rows, spec.name, plot)
+    if output is not None:
+        output.write_text(report.to_csv(doc["rows"]))
+    if format == OutFormat.json:
+        typer.echo(report.to_json(doc))
+    elif format == OutFormat.csv:
+        typer.echo(report.to_csv(doc["rows"]), nl=False)
+    else:
+        typer.echo(sweep_table(doc))
+
+
+def sweep_table(doc: dict) -> str:
+    lines = [
+        f"{'gpu':<10} {'GPUs':>6}  {'best layout':<66} {'days':>8} {'GPU-hours':>12} {'cost $':>13} {'MFU':>6} {'GiB':>6}"
+    ]
+    for r in doc["rows"]:
+        if not r["feasible"]:
+            lines.append(f"{r['gpu']:<10} {r['num_gpus']:>6}  infeasible: {r['reason'][:110]}")
+            continue
+        lines.append(
+            f"{r['gpu']:<10} {r['num_gpus']:>6}  {_describe(r['layout']):<66} {r['wall_clock_days']:>8.1f} "
+            f"{r['gpu_hours']:>12,.0f} {r['cost_usd']:>13,.0f} {r['mfu']:>6.1%} {r['memory_per_gpu_gib']:>6.1f}"
+        )
+    for flag, label in (("deadline_days", "deadline"), ("budget_usd", "budget")):
+        if flag in doc:
+            entry = doc[flag]
+            lines.append("")
+            if entry["answer"] is None:
+                lines.append(f"{label}: {entry['reason']}")
+            else:
+                a = entry["answer"]
+                lines.append(
+                    f"{label}: {entry['reason']}: {a['num_gpus']} x {a['gpu']}, {_describe(a['layout'])}, "
+                    f"{a['wall_clock_days']:.1f} days, ${a['cost_usd']:,.0f}"
+                )
+    return "\n".join(lines)
+
+
+def register(app: typer.Typer, validate_app: typer.Typer) -> None:
+    app.command("search")(search_command)
+    app.command("sweep")(sweep_command)

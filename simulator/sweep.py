@@ -1,0 +1,149 @@
+"""Scaling sweeps and inverse questions: the best layout per GPU type and cluster size, and which
+cluster meets a deadline most cheaply or finishes soonest within a budget."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .assumptions import DEFAULT, Assumptions
+from .errors import CostsimError, InputError
+from .flops import token_flops
+from .layout import make_job
+from .search import search
+from .specs import HardwareProfile, ModelSpec
+from .units import GIB, SECONDS_PER_DAY, SECONDS_PER_HOUR
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    gpu: str
+    num_gpus: int
+    feasible: bool
+    layout: dict | None
+    step_time_s: float | None
+    wall_clock_days: float | None
+    gpu_hours: float | None
+    cost_usd: float | None
+    mfu: float | None
+    memory_per_gpu_gib: float | None
+    candidates: int
+    reason: str
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def parse_gpu_counts(text: str) -> list[int]:
+    """'256,512,1024' or a geometric range '256,512,...,16384' (the ratio of the first two)."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        if "..." in parts:
+            if len(parts) != 4 or parts[2] != "...":
+                raise ValueError
+            a, b, last = int(parts[0]), int(parts[1]), int(parts[3])
+            if a < 1 or b <= a or last < b or b % a:
+                raise ValueError
+            counts = [a]
+            while counts[-1] * (b // a) <= last:
+                counts.append(counts[-1] * (b // a))
+            return counts
+        counts = [int(p) for p in parts]
+    except ValueError:
+        raise InputError(
+            f"--num-gpus {text!r} is not a list of GPU counts; write e.g. 256,512,1024 or 256,512,...,16384"
+        ) from None
+    if not counts or min(counts) < 1 or max(counts) > 1_000_000:
+        raise InputError(f"--num-gpus {text!r}: every count must be between 1 and 1,000,000")
+    return sorted(set(counts))
+
+
+def best_row(
+    model: ModelSpec,
+    hw: HardwareProfile,
+    num_gpus: int,
+    job_args: dict,
+    given: dict,
+    usd_per_gpu_hour: float | None,
+    assumptions: Assumptions = DEFAULT,
+) -> SweepRow:
+    """The best feasible layout on `num_gpus` GPUs of `hw`, or why there is none."""
+    try:
+        job = make_job(model, num_gpus, **job_args)
+        result = search(model, hw, job, given, assumptions, usd_per_gpu_hour=usd_per_gpu_hour)
+    except CostsimError as e:
+        return SweepRow(hw.name, num_gpus, False, None, None, None, None, None, None, None, 0, str(e).splitlines()[0])
+    best = result.best()
+    if best is None:
+        smallest = int(result.memory_bytes.argmin())
+        return SweepRow(
+            hw.name, num_gpus, False, None, None, None, None, None, None, result.memory_bytes[smallest] / GIB,
+            result.n_valid, "no layout fits: " + result.reason(smallest),
+        )  # fmt: skip
+    step_s = float(result.steps.step_time_s[best])
+    gpu_hours = float(result.gpu_hours[best])
+    flops = token_flops(model, job.seq_len).training_flops
+    mfu = flops * job.global_batch_sequences * job.seq_len / step_s / num_gpus / hw.peak_flop_per_s("bf16")
+    return SweepRow(
+        gpu=hw.name,
+        num_gpus=num_gpus,
+        feasible=True,
+        layout=result.layouts.at(best).to_dict(),
+        step_time_s=step_s,
+        wall_clock_days=gpu_hours * SECONDS_PER_HOUR / num_gpus / SECONDS_PER_DAY,
+        gpu_hours=gpu_hours,
+        cost_usd=float(result.cost_usd[best]),
+        mfu=mfu,
+        memory_per_gpu_gib=float(result.memory_bytes[best] / GIB),
+        candidates=result.n_valid,
+        reason="",
+    )
+
+
+def sweep(
+    model: ModelSpec,
+    gpus: list[HardwareProfile],
+    gpu_counts: list[int],
+    job_args: dict,
+    given: dict,
+    usd_per_gpu_hour: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[SweepRow]:
+    rows = []
+    total = len(gpus) * len(gpu_counts)
+    for hw in gpus:
+        for n in gpu_counts:
+            rows.append(best_row(model, hw, n, job_args, given, usd_per_gpu_hour))
+            if progress:
+                progress(len(rows), total)
+    return rows
+
+
+def cheapest_within(rows: list[SweepRow], deadline_days: float) -> tuple[SweepRow | None, str]:
+    """The cheapest feasible row that finishes within the deadline."""
+    ok = [r for r in rows if r.feasible and r.wall_clock_days is not None and r.wall_clock_days <= deadline_days]
+    if ok:
+        best = min(ok, key=lambda r: (r.cost_usd, r.wall_clock_days))
+        return best, f"cheapest run finishing within {deadline_days:g} days"
+    fastest = min((r for r in rows if r.feasible), key=lambda r: r.wall_clock_days or 0.0, default=None)
+    if fastest is None:
+        return None, "no swept cluster can train this model (nothing fits); add larger clusters or GPUs with more memory"
+    return None, (
+        f"no swept cluster finishes within {deadline_days:g} days: the fastest is {fastest.num_gpus} x {fastest.gpu} "
+        f"with {fastest.wall_clock_days:.1f} days; add larger GPU counts to --num-gpus"
+    )
+
+
+def fastest_within(rows: list[SweepRow], budget_usd: float) -> tuple[SweepRow | None, str]:
+    """The fastest feasible row whose cost stays within the budget."""
+    ok = [r for r in rows if r.feasible and r.cost_usd is not None and r.cost_usd <= budget_usd]
+    if ok:
+        best = min(ok, key=lambda r: (r.wall_clock_days, r.cost_usd))
+        return best, f"fastest run costing at most ${budget_usd:,.0f}"
+    cheapest = min((r for r in rows if r.feasible), key=lambda r: r.cost_usd or 0.0, default=None)
+    if cheapest is None:
+        return None, "no swept cluster can train this model (nothing fits); add larger clusters or GPUs with more memory"
+    return None, (
+        f"no swept cluster stays within ${budget_usd:,.0f}: the cheapest is {cheapest.num_gpus} x {cheapest.gpu} "
+        f"at ${cheapest.cost_usd:,.0f}"
+    )
