@@ -193,10 +193,13 @@ def default_inputs(
     rates: DeviceRates,
     usd_per_gpu_hour: float,
     tokens: float,
-    price_fixed: bool = False,
+    price_fixed: bool | str = False,
     tokens_spread: float = 0.0,
 ) -> list[UncertainInput]:
-    """The uncertain inputs of one run with their distributions and sources. Nominal = what the estimate used."""
+    """The uncertain inputs of one run with their distributions and sources. Nominal = what the estimate used.
+
+    `price_fixed`: True (the user gave the price) or a sentence saying why the price is held fixed.
+    """
     a = assumptions
     sigma, sigma_source = gemm_sustain_sigma()
     calibrated = not rates.source.startswith("defaults")
@@ -298,10 +301,10 @@ def default_inputs(
     return inputs
 
 
-def _price_input(hw: HardwareProfile, usd_per_gpu_hour: float, fixed: bool) -> UncertainInput:
+def _price_input(hw: HardwareProfile, usd_per_gpu_hour: float, fixed: bool | str) -> UncertainInput:
     if fixed:
         dist: Distribution = Triangular(usd_per_gpu_hour, usd_per_gpu_hour, usd_per_gpu_hour)
-        source = "given with --usd-per-gpu-hour: held fixed"
+        source = fixed if isinstance(fixed, str) else "given with --usd-per-gpu-hour: held fixed"
     else:
         dist = times_over(usd_per_gpu_hour, 1.25)
         source = (
@@ -663,23 +666,24 @@ def band_for_estimate(
     est,
     model: ModelSpec | str,
     hw: HardwareProfile | str,
-    price_fixed: bool = False,
+    price_fixed: bool | str = False,
     tokens_spread: float = 0.0,
     draws: int = DEFAULT_DRAWS,
     seed: int = 0,
     checks: int = DEFAULT_CHECKS,
+    usd_per_gpu_hour: float | None = None,
 ) -> UncertaintyResult:
-    """Uncertainty band of an Estimate. `model` and `hw` are the spec and profile it was made from (or their names)."""
+    """Uncertainty band of an Estimate. `model` and `hw` are the spec and profile it was made from (or their names).
+
+    `usd_per_gpu_hour` replaces the estimate's rental price (e.g. a TCO rate; pass price_fixed with the reason).
+    """
     from .specs import load_hardware, load_model
 
     check_options(draws, seed, tokens_spread)
     model = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hw) if isinstance(hw, str) else hw
-    base = Point(est.assumptions, est.rates, est.usd_per_gpu_hour, est.job.tokens)
-    inputs = default_inputs(hw, est.assumptions, est.rates, est.usd_per_gpu_hour, est.job.tokens, price_fixed, tokens_spread)
-    notes = [
-        f"layout held fixed at {est.layout.describe()} for every draw",
-        "draws go through a surrogate fitted to full-model evaluations; its error against joint full-model draws "
-        "is in `surrogate`",
-    ]
+    price = est.usd_per_gpu_hour if usd_per_gpu_hour is None else usd_per_gpu_hour
+    base = Point(est.assumptions, est.rates, price, est.job.tokens)
+    inputs = default_inputs(hw, est.assumptions, est.rates, price, est.job.tokens, price_fixed, tokens_spread)
+    notes = [f"layout held fixed at {est.layout.describe()} for every draw"]
     return propagate(estimate_evaluator(model, hw, est), base, inputs, draws, seed, checks, notes, est.job.num_gpus)
