@@ -171,7 +171,10 @@ def estimate(
         from simulator.uncertainty import band_for_estimate
 
         try:
-            band = band_for_estimate(result, model, gpu, usd_per_gpu_hour is not None, tokens_spread, draws, seed)
+            fixed = "the TCO rate is held fixed" if pricing == "tco" else usd_per_gpu_hour is not None
+            band = band_for_estimate(
+                result, model, gpu, fixed, tokens_spread, draws, seed, usd_per_gpu_hour=d["usd_per_gpu_hour"]
+            )
             d["uncertainty"] = band.to_dict()
         except CostsimError as e:
             _fail(e)
