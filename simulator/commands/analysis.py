@@ -37,6 +37,8 @@ def compare_runs(
     try:
         if plot is not None and plot.suffix.lower() != ".png":
             raise InputError(f"--plot {plot}: the chart is a PNG; give a path ending in .png")
+        if plot is not None and not plot.resolve().parent.is_dir():
+            raise InputError(f"--plot {plot}: folder {plot.parent} does not exist; pass a writable .png path")
         d = run_compare(a, b)
         if plot is not None:
             plot_waterfall(d, plot)
