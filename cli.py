@@ -272,7 +272,11 @@ def _register_command_modules() -> None:
         importlib.import_module(name).register(app, validate_app)
 
 
-COMMAND_MODULES: list[str] = ["simulator.commands.analysis", "simulator.commands.planner"]
+COMMAND_MODULES: list[str] = [
+    "simulator.commands.analysis",
+    "simulator.commands.planner",
+    "simulator.commands.reporting",
+]
 _register_command_modules()
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .units import format_count
+from dataclasses import dataclass
+
+from .units import GIGA, format_count
 
 OUTPUT_LABELS = {"gpu_hours": "GPU-hours", "wall_clock_days": "wall clock, days", "cost_usd": "cost, USD"}
 
@@ -45,3 +47,537 @@ def uncertainty_table(u: dict) -> str:
     )
     lines += [f"note: {n}" for n in u["notes"]]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- numbers the report adds
+
+
+def cost_breakdown_usd(d: dict) -> dict[str, float]:
+    """Dollars of the run by what the GPUs were doing: step-time shares of the ideal cost, plus goodput losses.
+
+    `d` is Estimate.to_dict(). Components are grouped by name: *bubble*, *comm* (exposed communication and the
+    SMs it takes), *recompute*, *optimizer*; everything else is compute (GEMMs, attention, memory-bound kernels).
+    """
+    ideal_usd = d["ideal_gpu_hours"] * d["usd_per_gpu_hour"]
+    groups = {
+        "compute (GEMMs, attention, memory-bound)": 0.0,
+        "activation recomputation": 0.0,
+        "pipeline bubble": 0.0,
+        "exposed communication": 0.0,
+        "optimizer step": 0.0,
+    }
+    for name, seconds in d["breakdown"].items():
+        groups[_cost_group(name)] += ideal_usd * seconds / d["step_time_s"]
+    groups["failures, restarts, checkpoints"] = d["cost_usd"] - ideal_usd
+    return groups
+
+
+def _cost_group(component: str) -> str:
+    if "bubble" in component:
+        return "pipeline bubble"
+    if "comm" in component:
+        return "exposed communication"
+    if "recompute" in component:
+        return "activation recomputation"
+    if "optimizer" in component:
+        return "optimizer step"
+    return "compute (GEMMs, attention, memory-bound)"
+
+
+SCALING_FACTORS = (1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8)
+
+
+def scaling_curve(model, hw, est, factors=SCALING_FACTORS) -> tuple[list[dict], list[str]]:
+    """Estimates at other GPU counts: the same layout with data parallelism scaled by `factors`.
+
+    The global batch stays the same, so more DP means fewer micro-batches per pipeline. Returns the points
+    (sorted by GPU count) and one note per skipped GPU count (layout rule broken, or out of memory).
+    """
+    from dataclasses import replace
+
+    from .errors import CostsimError
+    from .estimate import estimate
+
+    lay = est.layout.to_dict()
+    points, skipped = [], []
+    for f in factors:
+        dp = lay["dp"] * f
+        if dp < 1 or dp != int(dp):
+            continue
+        layout = lay | {"dp": int(dp)}
+        n = est.job.num_gpus * int(dp) // lay["dp"]
+        try:
+            e = (
+                est
+                if f == 1
+                else estimate(model, hw, replace(est.job, num_gpus=n), layout, est.usd_per_gpu_hour, est.assumptions, est.rates)
+            )
+        except CostsimError as err:
+            reasons = str(err).split("\n  - ")
+            skipped.append(f"{n:,} GPUs (DP {int(dp)}): " + ("; ".join(reasons[1:]) if len(reasons) > 1 else reasons[0]))
+            continue
+        d = e.to_dict()
+        keys = ("num_gpus", "gpu_hours", "wall_clock_days", "cost_usd", "mfu", "memory_per_gpu_gib", "step_time_s")
+        points.append({k: d[k] for k in keys} | {"dp": int(dp)})
+    return sorted(points, key=lambda p: p["num_gpus"]), skipped
+
+
+def assumption_sources() -> dict[str, str]:
+    """Field -> docstring of simulator.assumptions.Assumptions (each states its source or that it is an assumption)."""
+    import ast
+    import inspect
+
+    from . import assumptions
+
+    tree = ast.parse(inspect.getsource(assumptions))
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Assumptions")
+    out: dict[str, str] = {}
+    body = cls.body
+    for node, nxt in zip(body, body[1:] + [None], strict=True):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            doc = nxt.value.value if isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant) else ""
+            out[node.target.id] = " ".join(str(doc).split()) or "no source given"
+    return out
+
+
+def hardware_sources(hw) -> list[tuple[str, float, str, str]]:
+    """(field, value, source citation or 'assumption', note) for every sourced number of a hardware profile."""
+    from pydantic import BaseModel
+
+    from .specs import ASSUMPTION, Sourced
+
+    rows: list[tuple[str, float, str, str]] = []
+
+    def walk(node: BaseModel, prefix: str) -> None:
+        for name, value in node:
+            items = value.items() if isinstance(value, dict) else [(None, value)]
+            for key, item in items:
+                path = f"{prefix}{name}" + (f".{key}" if key else "")
+                if isinstance(item, Sourced):
+                    cite = "assumption" if item.source == ASSUMPTION else f"{item.source}: {hw.sources.get(item.source, '')}"
+                    rows.append((path, item.value, cite, item.note or ""))
+                elif isinstance(item, BaseModel):
+                    walk(item, path + ".")
+
+    walk(hw, "")
+    return rows
+
+
+# --------------------------------------------------------------------------- document blocks and renderers
+
+
+@dataclass(frozen=True)
+class Block:
+    """One piece of the document. kind: h1, h2, h3, p, list, table, image.
+
+    Text may use `code` and **bold**; both renderers understand them.
+    """
+
+    kind: str
+    text: str = ""
+    items: tuple = ()
+    """list: the items; table: the rows (first row is the header); image: (file name, alt text)."""
+
+
+def h1(text: str) -> Block:
+    return Block("h1", text)
+
+
+def h2(text: str) -> Block:
+    return Block("h2", text)
+
+
+def h3(text: str) -> Block:
+    return Block("h3", text)
+
+
+def para(text: str) -> Block:
+    return Block("p", text)
+
+
+def bullets(items) -> Block:
+    return Block("list", items=tuple(items))
+
+
+def table(header, rows) -> Block:
+    return Block("table", items=(tuple(header), *(tuple(str(c) for c in r) for r in rows)))
+
+
+def image(file_name: str, alt: str) -> Block:
+    return Block("image", items=(file_name, alt))
+
+
+def to_markdown(blocks: list[Block]) -> str:
+    out: list[str] = []
+    for b in blocks:
+        if b.kind in ("h1", "h2", "h3"):
+            out.append("#" * int(b.kind[1]) + " " + b.text)
+        elif b.kind == "p":
+            out.append(b.text)
+        elif b.kind == "list":
+            out.append("\n".join(f"- {item}" for item in b.items))
+        elif b.kind == "table":
+            header, *rows = b.items
+            lines = ["| " + " | ".join(_md_cell(c) for c in header) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
+            out.append("\n".join(lines))
+        elif b.kind == "image":
+            out.append(f"![{b.items[1]}]({b.items[0]})")
+    return "\n\n".join(out) + "\n"
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _inline_html(text: str) -> str:
+    import html
+    import re
+
+    s = html.escape(str(text))
+    s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
+
+
+HTML_STYLE = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 980px; margin: 2em auto;
+       padding: 0 1em; color: #222; line-height: 1.45; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; }
+img { max-width: 100%; border: 1px solid #eee; }
+code { background: #f4f4f4; padding: 0 0.2em; }
+h1 { border-bottom: 2px solid #2f6db5; padding-bottom: 0.2em; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.1em; margin-top: 1.6em; }
+"""
+
+
+def to_html(blocks: list[Block], images: dict[str, bytes]) -> str:
+    """One self-contained HTML file: the PNGs are embedded as base64 data URIs, so it can be forwarded alone."""
+    import base64
+    import html
+
+    title = next((b.text for b in blocks if b.kind == "h1"), "costsim report")
+    body: list[str] = []
+    for b in blocks:
+        if b.kind in ("h1", "h2", "h3"):
+            body.append(f"<{b.kind}>{_inline_html(b.text)}</{b.kind}>")
+        elif b.kind == "p":
+            body.append(f"<p>{_inline_html(b.text)}</p>")
+        elif b.kind == "list":
+            body.append("<ul>" + "".join(f"<li>{_inline_html(i)}</li>" for i in b.items) + "</ul>")
+        elif b.kind == "table":
+            header, *rows = b.items
+            head = "<tr>" + "".join(f"<th>{_inline_html(c)}</th>" for c in header) + "</tr>"
+            cells = ["<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in r) + "</tr>" for r in rows]
+            body.append("<table>" + head + "".join(cells) + "</table>")
+        elif b.kind == "image":
+            name, alt = b.items
+            data = base64.b64encode(images[name]).decode("ascii")
+            body.append(
+                f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}" data-file="{html.escape(name)}">'
+                f"<figcaption>{html.escape(alt)}</figcaption></figure>"
+            )
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{HTML_STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+
+
+# --------------------------------------------------------------------------- the report
+
+
+CHART_FILES = {
+    "step_time": "step_time_breakdown.png",
+    "cost": "cost_breakdown.png",
+    "tornado": "sensitivity_tornado.png",
+    "distribution": "cost_distribution.png",
+    "scaling": "scaling_curve.png",
+}
+DOCUMENT_FILES = ("report.md", "report.html")
+
+
+def _usd(x: float) -> str:
+    return f"${format_count(x)}"
+
+
+def _pct(x: float) -> str:
+    return f"{x:.1%}"
+
+
+def _summary(d: dict, u: dict, model_label: str, hw) -> list[Block]:
+    rows = [
+        (OUTPUT_LABELS[k], _fmt(k, u["nominal"][k]), _fmt(k, u[k]["p10"]), _fmt(k, u[k]["p50"]), _fmt(k, u[k]["p90"]))
+        for k in OUTPUT_LABELS
+    ]
+    return [
+        h2("Summary"),
+        para(
+            f"Training **{model_label}** on {format_count(d['tokens'])} tokens with {d['num_gpus']:,} {hw.display_name} "
+            f"GPUs takes an estimated **{d['wall_clock_days']:.1f} days**, **{format_count(d['gpu_hours'])} GPU-hours** "
+            f"and **{_usd(d['cost_usd'])}** at ${d['usd_per_gpu_hour']:.2f} per GPU-hour ({d['price_source']})."
+        ),
+        para(
+            f"With the uncertain inputs drawn from their documented ranges ({u['draws']:,} draws), the cost lies between "
+            f"{_usd(u['cost_usd']['p10'])} (P10) and {_usd(u['cost_usd']['p90'])} (P90). This band covers the inputs' "
+            "uncertainty, not errors in the structure of the model; the README's validation section shows how the "
+            "model compares with published runs."
+        ),
+        table(("", "estimate", "P10", "P50", "P90"), rows),
+    ]
+
+
+def _run_table(d: dict, model_label: str, hw) -> list[Block]:
+    lay = d["layout"]
+    mem = d["memory_breakdown_gib"]
+    layout = (
+        f"TP {lay['tp']}, PP {lay['pp']}, DP {lay['dp']}, EP {lay['ep']}, CP {lay['cp']}; ZeRO-{lay['zero_stage']}; "
+        f"micro-batch {lay['micro_batch_size']}; {lay['schedule']}"
+        + (f" (v={lay['vpp']})" if lay["schedule"] == "interleaved" else "")
+        + f"; recompute {lay['recompute']}"
+        + (" (chosen by search)" if d["layout_chosen_by_search"] else " (given)")
+    )
+    rows = [
+        (
+            "model",
+            f"{model_label}: {format_count(d['params_total'])} parameters, {format_count(d['params_activated'])} activated",
+        ),
+        ("cluster", f"{d['num_gpus']:,} x {hw.display_name}, {d['precision']} GEMMs"),
+        (
+            "tokens",
+            f"{format_count(d['tokens'])}, sequence length {d['seq_len']:,}, "
+            f"batch {format_count(d['global_batch_tokens'])} tokens",
+        ),
+        ("optimizer steps", f"{d['steps']:,.0f} of {d['step_time_s']:.3f} s ({d['micro_batches']} micro-batches each)"),
+        ("parallel layout", layout),
+        (
+            "FLOPs per token",
+            f"{d['flops_per_token'] / GIGA:.1f} GFLOP model, {d['hardware_flops_per_token'] / GIGA:.1f} GFLOP hardware "
+            f"(6N: {d['flops_6nd_per_token'] / GIGA:.1f})",
+        ),
+        (
+            "throughput",
+            f"{d['tokens_per_s_per_gpu']:,.0f} tokens/s per GPU, {d['model_tflop_per_s_per_gpu']:.0f} model TFLOP/s per GPU",
+        ),
+        ("MFU / HFU", f"{_pct(d['mfu'])} / {_pct(d['hfu'])} of the dense BF16 peak"),
+        ("memory per GPU", f"{mem['total']:.1f} of {d['gpu_memory_gib']:.0f} GiB"),
+        (
+            "goodput",
+            f"{_pct(d['goodput']['ettr'])} of wall-clock time trains (job MTBF {d['goodput']['job_mtbf_hours']:.1f} h, "
+            f"{d['goodput']['expected_failures']:.0f} expected failures)",
+        ),
+        ("ideal (no failures)", f"{format_count(d['ideal_gpu_hours'])} GPU-hours, {d['ideal_wall_clock_days']:.1f} days"),
+    ]
+    return [h2("The run"), table(("", ""), rows)]
+
+
+def _step_section(d: dict) -> list[Block]:
+    total = d["step_time_s"]
+    rows = [
+        (k.replace("_", " "), f"{v:.3f}", _pct(v / total))
+        for k, v in sorted(d["breakdown"].items(), key=lambda kv: -kv[1])
+        if v > 0
+    ]
+    return [
+        h2("Where the time goes"),
+        para("Seconds per optimizer step on the slowest pipeline rank, by component (exposed communication only)."),
+        image(CHART_FILES["step_time"], "Step-time breakdown"),
+        table(("component", "seconds per step", "share"), rows + [("total", f"{total:.3f}", "100%")]),
+    ]
+
+
+def _cost_section(costs: dict[str, float]) -> list[Block]:
+    total = sum(costs.values())
+    rows = [(k, _usd(v), _pct(v / total)) for k, v in costs.items()]
+    return [
+        h2("Where the money goes"),
+        para(
+            "The ideal cost (no failures) split by each component's share of the step time, plus the time lost to "
+            "failures, restarts and checkpoints (goodput model)."
+        ),
+        image(CHART_FILES["cost"], "Cost breakdown"),
+        table(("category", "USD", "share"), rows + [("total", _usd(total), "100%")]),
+    ]
+
+
+def _uncertainty_section(u: dict) -> list[Block]:
+    s = u["surrogate"]
+    err = max(s["max_abs_error"].values(), default=float("nan"))
+    tornado = [
+        (
+            b["label"],
+            f"{_fmt_input(b['input_p10'])} to {_fmt_input(b['input_p90'])}",
+            _usd(b["at_input_p10"]["cost_usd"]),
+            _usd(b["at_input_p90"]["cost_usd"]),
+        )
+        for b in u["tornado"]
+    ]
+    inputs = [
+        (
+            f"{i['label']} (`{i['name']}`)",
+            f"{_fmt_input(i['nominal'])} {i['unit']}",
+            i["distribution"],
+            i["source"] + ("" if i["moves_answer"] else " (does not move this run)"),
+        )
+        for i in u["inputs"]
+    ]
+    return [
+        h2("Uncertainty"),
+        para(
+            f"{u['draws']:,} joint draws of the uncertain inputs (seed {u['seed']}). P10/P50/P90 of GPU-hours, days and "
+            "dollars are in the summary. The tornado shows the cost with one input at its P10 and at its P90 and all "
+            "others at their nominal values, evaluated with the full model."
+        ),
+        image(CHART_FILES["distribution"], "Distribution of the drawn cost"),
+        image(CHART_FILES["tornado"], "Sensitivity tornado: what moves the cost most"),
+        table(("input", "P10 to P90", "cost at P10", "cost at P90"), tornado),
+        h3("Distributions and their sources"),
+        table(("input", "nominal", "distribution", "source or reason"), inputs),
+        para(
+            f"Method: the draws go through a surrogate, not the full model. It is built from {s['evaluations']} full-model "
+            f"evaluations ({s['method']}). Against {s['checks']} joint draws evaluated with the full model, its largest "
+            f"error is {err:.2%}. Drawing and evaluating all draws took {u['draw_seconds']:.2f} s; the full-model "
+            f"evaluations {u['model_seconds']:.2f} s."
+        ),
+        bullets(u["notes"]),
+    ]
+
+
+def _scaling_section(points: list[dict], skipped: list[str], d: dict) -> list[Block]:
+    rows = [
+        (
+            f"{p['num_gpus']:,}" + (" (this estimate)" if p["num_gpus"] == d["num_gpus"] else ""),
+            p["dp"],
+            f"{p['wall_clock_days']:.1f}",
+            format_count(p["gpu_hours"]),
+            _usd(p["cost_usd"]),
+            _pct(p["mfu"]),
+            f"{p['memory_per_gpu_gib']:.1f}",
+        )
+        for p in points
+    ]
+    lay = d["layout"]
+    blocks = [
+        h2("Scaling with cluster size"),
+        para(
+            f"The same layout (TP {lay['tp']}, PP {lay['pp']}, EP {lay['ep']}, CP {lay['cp']}, same schedule and global "
+            "batch) with the data-parallel degree scaled. A larger cluster finishes sooner but splits the same batch "
+            "into fewer micro-batches per pipeline, so the bubble share and the GPU-hours grow. The layout is not "
+            "re-optimised for each size; `costsim estimate` without layout flags searches it."
+        ),
+        image(CHART_FILES["scaling"], "Scaling curve: days and GPU-hours against the GPU count"),
+        table(("GPUs", "DP", "days", "GPU-hours", "cost", "MFU", "memory per GPU, GiB"), rows),
+    ]
+    if skipped:
+        blocks.append(para("GPU counts left out:"))
+        blocks.append(bullets(skipped))
+    return blocks
+
+
+def _sources_section(d: dict, hw, model) -> list[Block]:
+    docs = assumption_sources()
+    rows = [(f"`{k}`", f"{v:.4g}", docs.get(k, "no source given")) for k, v in d["assumptions"].items()]
+    hw_rows = [(f"`{path}`", f"{value:g}", cite, note) for path, value, cite, note in hardware_sources(hw)]
+    p = hw.price
+    return [
+        h2("Assumptions and their sources"),
+        h3("Global assumptions (`simulator/assumptions.py`)"),
+        para("The same for every model, GPU and run. Each names its source or says it is an assumption."),
+        table(("assumption", "value", "source"), rows),
+        h3(f"Hardware profile `{hw.name}` (`hardware_profiles/{hw.name}.yaml`)"),
+        para(f"Efficiencies used: {d['efficiency_source']}."),
+        table(("quantity", "value", "source", "note"), hw_rows),
+        h3("Model and price"),
+        bullets(
+            [
+                f"Model spec `{d['model']}`: {model.source}.",
+                f"Price used: ${d['usd_per_gpu_hour']:.2f} per GPU-hour ({d['price_source']}).",
+                f"Profile price: ${p.usd_per_gpu_hour:.2f} per GPU-hour, {p.kind}, {p.date}, "
+                f"{hw.sources.get(p.source, p.source)}.",
+            ]
+        ),
+    ]
+
+
+def _conventions(d: dict) -> list[Block]:
+    return [
+        h2("Conventions and limits"),
+        bullets(
+            [
+                f"FLOPs: {d['flops_convention']}.",
+                f"MFU and HFU are measured against the {d['mfu_basis']}; peaks are dense, never the 2:4-sparse headline.",
+                "GPU-hours and days include the time lost to failures, restarts and checkpoints (goodput); the ideal "
+                "figures in the run table do not.",
+                "Cost = GPU-hours x price per GPU-hour (rental accounting); it excludes experiments and ablations "
+                "before the run, post-training, data, storage and staff.",
+                "The uncertainty band holds the parallel layout fixed and covers the documented input ranges only.",
+                *d.get("notes", []),
+            ]
+        ),
+    ]
+
+
+def build_document(d: dict, u: dict, costs: dict, scaling: tuple[list[dict], list[str]], hw, model, command: str) -> list[Block]:
+    import datetime
+
+    model_label = model.display_name or model.name
+    return [
+        h1(f"Training cost of {model_label} on {d['num_gpus']:,} x {hw.display_name}"),
+        para(f"Generated by costsim on {datetime.date.today().isoformat()} with `{command}`."),
+        *_summary(d, u, model_label, hw),
+        *_run_table(d, model_label, hw),
+        *_step_section(d),
+        *_cost_section(costs),
+        *_uncertainty_section(u),
+        *_scaling_section(*scaling, d),
+        *_sources_section(d, hw, model),
+        *_conventions(d),
+    ]
+
+
+def prepare_output(out_dir, force: bool):
+    """The output directory, created; refuses an existing non-empty directory unless `force`."""
+    from pathlib import Path
+
+    from .errors import InputError
+
+    path = Path(out_dir)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"--output {path} is a file, not a directory; give a directory path")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise InputError(f"--output {path} already exists and is not empty; pick a new directory or add --force to overwrite")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create --output {path}: {e.strerror}; pick a writable directory") from None
+    return path
+
+
+def write_report(est, model, hw, band, out_dir, force: bool = False, command: str = "costsim report") -> dict[str, object]:
+    """Write report.md, report.html and the PNG charts of an estimate and its uncertainty band into `out_dir`.
+
+    Returns {"markdown": path, "html": path, "charts": {name: path}}.
+    """
+    from . import charts
+    from .errors import InputError
+
+    path = prepare_output(out_dir, force)
+    d, u = est.to_dict(), band.to_dict()
+    costs = cost_breakdown_usd(d)
+    scaling = scaling_curve(model, hw, est)
+    files = {k: path / v for k, v in CHART_FILES.items()}
+    try:
+        charts.step_time_chart(d["breakdown"], files["step_time"])
+        charts.cost_chart(costs, files["cost"])
+        charts.tornado_chart(u["tornado"], u["nominal"]["cost_usd"], files["tornado"])
+        charts.distribution_chart(band.samples["cost_usd"], u["cost_usd"], u["nominal"]["cost_usd"], files["distribution"])
+        charts.scaling_chart(scaling[0], d["num_gpus"], files["scaling"])
+        blocks = build_document(d, u, costs, scaling, hw, model, command)
+        (path / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
+        images = {f.name: f.read_bytes() for f in files.values()}
+        (path / "report.html").write_text(to_html(blocks, images), encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"cannot write the report into {path}: {e.strerror}; pick a writable directory") from None
+    return {"markdown": path / "report.md", "html": path / "report.html", "charts": files}

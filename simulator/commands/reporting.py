@@ -1,0 +1,114 @@
+"""`costsim report`: a Markdown and an HTML report with PNG charts (document in simulator/report_document.py)."""
+
+from __future__ import annotations
+
+import shlex
+from enum import StrEnum
+from typing import Annotated, get_args
+
+import typer
+
+from simulator.layout import RECOMPUTE_MODES, SCHEDULES, Precision
+
+PrecisionOpt = StrEnum("PrecisionOpt", {p: p for p in get_args(Precision)})
+ScheduleOpt = StrEnum("ScheduleOpt", {s: s for s in SCHEDULES})
+RecomputeOpt = StrEnum("RecomputeOpt", {r: r for r in RECOMPUTE_MODES})
+
+
+def register(app: typer.Typer, validate_app: typer.Typer) -> None:
+    app.command("report")(report_command)
+
+
+def report_command(
+    model: Annotated[str, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json")],
+    gpu: Annotated[str, typer.Option(help="Hardware profile id or alias (costsim list gpus), or a profile YAML")],
+    num_gpus: Annotated[int, typer.Option(min=1, max=1_000_000, help="GPUs in the cluster")],
+    tokens: Annotated[str, typer.Option(help="Training tokens, e.g. 14.8T")],
+    output: Annotated[str, typer.Option(help="Directory for report.md, report.html and the PNG charts")],
+    force: Annotated[bool, typer.Option("--force", help="Write into an existing, non-empty --output directory")] = False,
+    seq_len: Annotated[int | None, typer.Option(min=1, max=10_000_000, help="Sequence length (default: the model's)")] = None,
+    global_batch_tokens: Annotated[
+        str | None, typer.Option(help="Tokens per optimizer step (default: 4M rounded to sequences)")
+    ] = None,
+    precision: Annotated[PrecisionOpt, typer.Option(help="GEMM precision")] = PrecisionOpt.bf16,
+    tp: Annotated[int | None, typer.Option(min=1, help="Tensor parallel degree")] = None,
+    pp: Annotated[int | None, typer.Option(min=1, help="Pipeline parallel degree")] = None,
+    dp: Annotated[int | None, typer.Option(min=1, help="Data parallel degree (default: GPUs / (TP x PP x CP))")] = None,
+    ep: Annotated[int | None, typer.Option(min=1, help="Expert parallel degree")] = None,
+    cp: Annotated[int | None, typer.Option(min=1, help="Context parallel degree")] = None,
+    zero_stage: Annotated[int | None, typer.Option(min=0, max=3, help="ZeRO stage (1 = distributed optimizer)")] = None,
+    micro_batch_size: Annotated[int | None, typer.Option(min=1, help="Sequences per micro-batch")] = None,
+    schedule: Annotated[ScheduleOpt | None, typer.Option(help="Pipeline schedule")] = None,
+    vpp: Annotated[int | None, typer.Option(min=1, help="Virtual stages per rank (interleaved)")] = None,
+    recompute: Annotated[RecomputeOpt | None, typer.Option(help="Activation recomputation")] = None,
+    usd_per_gpu_hour: Annotated[float | None, typer.Option(min=0.0, max=1000.0, help="Price (default: the profile's)")] = None,
+    draws: Annotated[int, typer.Option(help="Joint draws of the uncertain inputs")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed of the draws")] = 0,
+    tokens_spread: Annotated[float, typer.Option(help="Relative spread of --tokens (lognormal sigma)")] = 0.0,
+) -> None:
+    """Write an investor-ready report: estimate, breakdowns, uncertainty band, every assumption with its source, charts."""
+    from cli import _count, _fail
+    from simulator.api import run_estimate
+    from simulator.errors import CostsimError
+    from simulator.report_document import prepare_output, write_report
+    from simulator.specs import load_hardware, load_model
+    from simulator.uncertainty import band_for_estimate, check_options
+
+    layout = {
+        "tp": tp,
+        "pp": pp,
+        "dp": dp,
+        "ep": ep,
+        "cp": cp,
+        "zero_stage": zero_stage,
+        "micro_batch_size": micro_batch_size,
+        "schedule": schedule.value if schedule else None,
+        "recompute": recompute.value if recompute else None,
+        "vpp": vpp,
+    }
+    try:
+        check_options(draws, seed, tokens_spread)
+        prepare_output(output, force)  # refuse a used directory before minutes of work
+        est = run_estimate(
+            model=model,
+            gpu=gpu,
+            num_gpus=num_gpus,
+            tokens=_count("--tokens", tokens),
+            seq_len=seq_len,
+            global_batch_tokens=_count("--global-batch-tokens", global_batch_tokens),
+            precision=precision.value,
+            layout=layout,
+            usd_per_gpu_hour=usd_per_gpu_hour,
+        )
+        spec, hw = load_model(model), load_hardware(gpu)
+        band = band_for_estimate(est, spec, hw, usd_per_gpu_hour is not None, tokens_spread, draws, seed)
+        files = write_report(est, spec, hw, band, output, force=True, command=_command_line(locals_for_command(locals())))
+    except CostsimError as e:
+        _fail(e)
+    typer.echo(f"wrote {files['markdown']}")
+    typer.echo(f"wrote {files['html']} (self-contained: charts embedded)")
+    for path in files["charts"].values():
+        typer.echo(f"wrote {path}")
+
+
+def locals_for_command(values: dict) -> dict:
+    """The options as given, for the command line printed in the report."""
+    keep = ("gpu", "num_gpus", "tokens", "seq_len", "global_batch_tokens", "precision", "tp", "pp", "dp", "ep", "cp")
+    keep += ("zero_stage", "micro_batch_size", "schedule", "vpp", "recompute", "usd_per_gpu_hour", "draws", "seed")
+    keep += ("tokens_spread",)
+    out = {"model": values["model"]}
+    for k in keep:
+        v = values.get(k)
+        out[k] = v.value if isinstance(v, StrEnum) else v
+    out["output"] = values["output"]
+    return out
+
+
+def _command_line(options: dict) -> str:
+    defaults = {"precision": "bf16", "draws": 10_000, "seed": 0, "tokens_spread": 0.0}
+    parts = ["costsim", "report", options.pop("model")]
+    for k, v in options.items():
+        if v is None or defaults.get(k) == v:
+            continue
+        parts += [f"--{k.replace('_', '-')}", str(v)]
+    return shlex.join(parts)
