@@ -107,7 +107,7 @@ def scaling_chart(points: Sequence[dict], chosen_gpus: int, path: Path) -> Path:
     dollars = right.secondary_yaxis("right", functions=(lambda h: h * price, lambda c: c / price))
     dollars.set_ylabel("USD")
     dollars.yaxis.set_major_formatter(lambda x, _: _usd(x))
-    fig.suptitle("Scaling with cluster size (same TP/PP/EP, data parallelism varied; circled: this estimate)")
+    fig.suptitle("Scaling with cluster size (best layout at each size; circled: this estimate)")
     return _save(fig, path)
 
 

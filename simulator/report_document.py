@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .units import GIGA, format_count
+from .units import GIGA, SECONDS_PER_DAY, SECONDS_PER_HOUR, format_count
 
 OUTPUT_LABELS = {"gpu_hours": "GPU-hours", "wall_clock_days": "wall clock, days", "cost_usd": "cost, USD"}
 
@@ -84,42 +84,58 @@ def _cost_group(component: str) -> str:
     return "compute (GEMMs, attention, memory-bound)"
 
 
-SCALING_FACTORS = (1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8)
+SCALING_FACTORS = (1 / 4, 1 / 2, 1, 2, 4)
 
 
-def scaling_curve(model, hw, est, factors=SCALING_FACTORS) -> tuple[list[dict], list[str]]:
-    """Estimates at other GPU counts: the same layout with data parallelism scaled by `factors`.
+def scaling_curve(model, hw, est, given: dict | None = None, factors=SCALING_FACTORS) -> tuple[list[dict], list[str]]:
+    """The best layout at other GPU counts: the layout search on each count, keeping the layout fields in `given`.
 
-    The global batch stays the same, so more DP means fewer micro-batches per pipeline. Returns the points
-    (sorted by GPU count) and one note per skipped GPU count (layout rule broken, or out of memory).
+    `given` is what the user fixed (None: the estimate's whole layout but DP). DP follows the GPU count; the
+    job (tokens, sequence, global batch, precision) stays the same. Returns the points sorted by GPU count and
+    one note per GPU count left out (no valid or no fitting layout).
     """
     from dataclasses import replace
 
     from .errors import CostsimError
-    from .estimate import estimate
+    from .search import search
 
-    lay = est.layout.to_dict()
+    fixed = {k: v for k, v in (est.layout.to_dict() if given is None else given).items() if v is not None and k != "dp"}
     points, skipped = [], []
     for f in factors:
-        dp = lay["dp"] * f
-        if dp < 1 or dp != int(dp):
+        n = est.job.num_gpus * f
+        if n < 1 or n != int(n):
             continue
-        layout = lay | {"dp": int(dp)}
-        n = est.job.num_gpus * int(dp) // lay["dp"]
+        if f == 1:
+            points.append(_point(est.job.num_gpus, est.layout.to_dict(), est.step_time_s, est.gpu_hours, est.cost_usd, est))
+            continue
+        job = replace(est.job, num_gpus=int(n))
         try:
-            e = (
-                est
-                if f == 1
-                else estimate(model, hw, replace(est.job, num_gpus=n), layout, est.usd_per_gpu_hour, est.assumptions, est.rates)
-            )
+            r = search(model, hw, job, fixed, est.assumptions, est.rates, est.usd_per_gpu_hour)
         except CostsimError as err:
-            reasons = str(err).split("\n  - ")
-            skipped.append(f"{n:,} GPUs (DP {int(dp)}): " + ("; ".join(reasons[1:]) if len(reasons) > 1 else reasons[0]))
+            skipped.append(f"{int(n):,} GPUs: " + " ".join(str(err).split()))
             continue
-        d = e.to_dict()
-        keys = ("num_gpus", "gpu_hours", "wall_clock_days", "cost_usd", "mfu", "memory_per_gpu_gib", "step_time_s")
-        points.append({k: d[k] for k in keys} | {"dp": int(dp)})
+        best = r.best()
+        if best is None:
+            skipped.append(f"{int(n):,} GPUs: no layout fits in memory ({r.reason(int(r.memory_bytes.argmin()))})")
+            continue
+        lay = r.layouts.at(best).to_dict()
+        points.append(
+            _point(int(n), lay, float(r.steps.step_time_s[best]), float(r.gpu_hours[best]), float(r.cost_usd[best]), est)
+        )
     return sorted(points, key=lambda p: p["num_gpus"]), skipped
+
+
+def _point(n: int, layout: dict, step_s: float, gpu_hours: float, cost_usd: float, est) -> dict:
+    tokens_per_step = est.job.global_batch_sequences * est.job.seq_len
+    return {
+        "num_gpus": n,
+        "layout": layout,
+        "step_time_s": step_s,
+        "gpu_hours": gpu_hours,
+        "wall_clock_days": gpu_hours * SECONDS_PER_HOUR / n / SECONDS_PER_DAY,
+        "cost_usd": cost_usd,
+        "mfu": est.flops_per_token * tokens_per_step / step_s / n / est.peak_bf16_flop_per_s,
+    }
 
 
 def assumption_sources() -> dict[str, str]:
@@ -449,31 +465,33 @@ def _scaling_section(points: list[dict], skipped: list[str], d: dict) -> list[Bl
     rows = [
         (
             f"{p['num_gpus']:,}" + (" (this estimate)" if p["num_gpus"] == d["num_gpus"] else ""),
-            p["dp"],
+            _layout_short(p["layout"]),
             f"{p['wall_clock_days']:.1f}",
             format_count(p["gpu_hours"]),
             _usd(p["cost_usd"]),
             _pct(p["mfu"]),
-            f"{p['memory_per_gpu_gib']:.1f}",
         )
         for p in points
     ]
-    lay = d["layout"]
     blocks = [
         h2("Scaling with cluster size"),
         para(
-            f"The same layout (TP {lay['tp']}, PP {lay['pp']}, EP {lay['ep']}, CP {lay['cp']}, same schedule and global "
-            "batch) with the data-parallel degree scaled. A larger cluster finishes sooner but splits the same batch "
-            "into fewer micro-batches per pipeline, so the bubble share and the GPU-hours grow. The layout is not "
-            "re-optimised for each size; `costsim estimate` without layout flags searches it."
+            "The same job (tokens, sequence length, global batch, precision) on other GPU counts, each with the fastest "
+            "layout the search finds there, keeping the layout flags that were given. More GPUs finish sooner; "
+            "GPU-hours usually grow because the same batch is split more ways."
         ),
         image(CHART_FILES["scaling"], "Scaling curve: days and GPU-hours against the GPU count"),
-        table(("GPUs", "DP", "days", "GPU-hours", "cost", "MFU", "memory per GPU, GiB"), rows),
+        table(("GPUs", "layout", "days", "GPU-hours", "cost", "MFU"), rows),
     ]
     if skipped:
         blocks.append(para("GPU counts left out:"))
         blocks.append(bullets(skipped))
     return blocks
+
+
+def _layout_short(lay: dict) -> str:
+    parts = [f"TP{lay['tp']} PP{lay['pp']} DP{lay['dp']}"] + [f"{k.upper()}{lay[k]}" for k in ("ep", "cp") if lay[k] > 1]
+    return " ".join(parts) + f", ZeRO-{lay['zero_stage']}, mbs {lay['micro_batch_size']}, {lay['schedule']}, {lay['recompute']}"
 
 
 def _sources_section(d: dict, hw, model) -> list[Block]:
@@ -555,9 +573,12 @@ def prepare_output(out_dir, force: bool):
     return path
 
 
-def write_report(est, model, hw, band, out_dir, force: bool = False, command: str = "costsim report") -> dict[str, object]:
+def write_report(
+    est, model, hw, band, out_dir, force: bool = False, command: str = "costsim report", given: dict | None = None
+) -> dict[str, object]:
     """Write report.md, report.html and the PNG charts of an estimate and its uncertainty band into `out_dir`.
 
+    `given`: the layout fields the user fixed (kept by the scaling curve's searches; None: the whole layout).
     Returns {"markdown": path, "html": path, "charts": {name: path}}.
     """
     from . import charts
@@ -566,7 +587,7 @@ def write_report(est, model, hw, band, out_dir, force: bool = False, command: st
     path = prepare_output(out_dir, force)
     d, u = est.to_dict(), band.to_dict()
     costs = cost_breakdown_usd(d)
-    scaling = scaling_curve(model, hw, est)
+    scaling = scaling_curve(model, hw, est, given)
     files = {k: path / v for k, v in CHART_FILES.items()}
     try:
         charts.step_time_chart(d["breakdown"], files["step_time"])

@@ -36,7 +36,7 @@ from .assumptions import FITTED_PATH, Assumptions
 from .efficiency import DeviceRates
 from .errors import InputError
 from .specs import ASSUMPTION, HardwareProfile, ModelSpec
-from .units import SECONDS_PER_DAY
+from .units import SECONDS_PER_DAY, format_count
 
 OUTPUTS = ("gpu_hours", "wall_clock_days", "cost_usd")
 DEFAULT_DRAWS = 10_000
@@ -80,6 +80,8 @@ class Triangular:
         return self.low, self.high
 
     def describe(self) -> str:
+        if self.high <= self.low:
+            return f"fixed at {_g(self.mode)}"
         return f"triangular, min {_g(self.low)}, mode {_g(self.mode)}, max {_g(self.high)}"
 
 
@@ -105,6 +107,8 @@ class LogNormal:
         return self.quantile(TAIL_Q), self.quantile(1 - TAIL_Q)
 
     def describe(self) -> str:
+        if self.sigma <= 0:
+            return f"fixed at {_g(self.median)}"
         return f"lognormal, median {_g(self.median)}, P10 {_g(self.quantile(0.1))}, P90 {_g(self.quantile(0.9))}"
 
 
@@ -112,7 +116,7 @@ Distribution = Triangular | LogNormal
 
 
 def _g(x: float) -> str:
-    return f"{x:.3g}"
+    return format_count(x) if abs(x) >= 1e3 else f"{x:.3g}"
 
 
 def times_over(median: float, factor: float) -> LogNormal:
@@ -556,7 +560,7 @@ class Surrogate:
         return ettr
 
 
-def _build(evaluate, base, inputs, goodput_gpus) -> tuple[Surrogate, int]:
+def build_surrogate(evaluate, base, inputs, goodput_gpus) -> tuple[Surrogate, int]:
     """The surrogate and the number of full-model evaluations it took."""
     exact = set(RELIABILITY) if goodput_gpus else set()
     ideal = replace(base, assumptions=replace(base.assumptions, failures_per_gpu_hour=0.0)) if goodput_gpus else base
@@ -625,7 +629,7 @@ def propagate(
         raise InputError(f"checks = {checks} is out of range [0, 1000]")
     t0 = time.perf_counter()
     nominal = _outputs(evaluate, base)
-    surrogate, n_eval = _build(evaluate, base, inputs, goodput_gpus)
+    surrogate, n_eval = build_surrogate(evaluate, base, inputs, goodput_gpus)
     max_err, rms_err = _check(evaluate, base, inputs, surrogate, seed, checks) if checks else ({}, {})
     t1 = time.perf_counter()
     out = surrogate(_draw(inputs, np.random.default_rng(seed), draws), draws)

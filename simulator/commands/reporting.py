@@ -82,7 +82,8 @@ def report_command(
         )
         spec, hw = load_model(model), load_hardware(gpu)
         band = band_for_estimate(est, spec, hw, usd_per_gpu_hour is not None, tokens_spread, draws, seed)
-        files = write_report(est, spec, hw, band, output, force=True, command=_command_line(locals_for_command(locals())))
+        command = _command_line(locals_for_command(locals()))
+        files = write_report(est, spec, hw, band, output, force=True, command=command, given=layout)
     except CostsimError as e:
         _fail(e)
     typer.echo(f"wrote {files['markdown']}")
