@@ -175,7 +175,7 @@ def search(
     invalid = np.logical_or.reduce(list(masks.values())) if masks else np.zeros(len(grid), dtype=bool)
     valid = grid.take(np.flatnonzero(~invalid))
     if not len(valid):
-        raise LayoutError(_no_valid_layout_message(model, job, grid, masks))
+        raise LayoutError(_no_valid_layout_message(model, job, grid, masks, given))
     steps = _evaluate_in_chunks(model, job, valid, rates, counts, assumptions, progress)
     memory = steps.memory.total_bytes
     feasible = memory <= hw.memory_bytes
@@ -213,9 +213,20 @@ def _evaluate_in_chunks(model, job, lays: Layouts, rates, counts, assumptions, p
     return evaluate(model, job, lays, rates, counts, assumptions, progress=advance)
 
 
-def _no_valid_layout_message(model: ModelSpec, job: Job, grid: Layouts, masks: dict[str, np.ndarray]) -> str:
+def _no_valid_layout_message(
+    model: ModelSpec, job: Job, grid: Layouts, masks: dict[str, np.ndarray], given: dict
+) -> str:
     if not len(grid):
-        return f"no layout of {model.name} divides {job.num_gpus} GPUs with the given flags; change --num-gpus or the degrees"
+        fixed = {k: v for k, v in given.items() if k in ("tp", "pp", "cp")}
+        lay = Layout(**{k: v for k, v in given.items() if k in LAYOUT_FIELDS})
+        rules = problem_masks(model, job, lay)
+        # Rules about the model that the given degrees break, besides not dividing the GPU count.
+        other = [problem_text(r, model, job, lay) for r in ("heads", "kv_heads", "stages", "cp_seq") if rules[r].any()]
+        return (
+            f"no valid layout for {model.name}: the given {', '.join(f'{k.upper()} {v}' for k, v in fixed.items())} "
+            f"leave no TP x PP x CP that divides {job.num_gpus} GPUs; pick degrees that divide {job.num_gpus}"
+            + "".join(f"\n  - {t}" for t in other)
+        )
     # Name the rules that rule out the most candidates, with one example each.
     counts = sorted(((int(m.sum()), rule) for rule, m in masks.items() if m.any()), reverse=True)
     lines = []
