@@ -275,6 +275,7 @@ def _register_command_modules() -> None:
 COMMAND_MODULES: list[str] = [
     "simulator.commands.analysis",
     "simulator.commands.planner",
+    "simulator.commands.published",
     "simulator.commands.reporting",
 ]
 _register_command_modules()

@@ -14,7 +14,7 @@ from .assumptions import Assumptions
 from .estimate import estimate
 from .layout import Job
 from .paths import data_root
-from .specs import load_hardware, load_model, read_yaml
+from .specs import ModelSpec, load_hardware, load_model, read_yaml
 from .units import TERA
 
 
@@ -110,8 +110,11 @@ def predict(run: PublishedRun, assumptions: Assumptions) -> float:
     est = estimate(model, load_hardware(run.gpu), run.job, run.layout, assumptions=assumptions)
     if run.metric == "model_tflop_per_s_per_gpu":
         return est.model_flop_per_s_per_gpu / TERA
-    # Narayanan Eq. 3: 96·B·s·L·h²·(1 + s/(6h) + V/(16·L·h)) FLOPs per iteration, recomputation included.
-    b, s = run.job.global_batch_sequences, run.job.seq_len
+    return eq3_flops_per_step(model, run.job) / est.step_time_s / run.job.num_gpus / TERA
+
+
+def eq3_flops_per_step(model: ModelSpec, job: Job) -> float:
+    """Narayanan Eq. 3: 96·B·s·L·h²·(1 + s/(6h) + V/(16·L·h)) FLOPs per iteration, recomputation included."""
+    b, s = job.global_batch_sequences, job.seq_len
     layers, h, v = model.n_layers, model.d_model, model.vocab_size
-    eq3 = 96.0 * b * s * layers * h * h * (1 + s / (6 * h) + v / (16 * layers * h))
-    return eq3 / est.step_time_s / run.job.num_gpus / TERA
+    return 96.0 * b * s * layers * h * h * (1 + s / (6 * h) + v / (16 * layers * h))
