@@ -217,14 +217,14 @@ def _no_valid_layout_message(
     model: ModelSpec, job: Job, grid: Layouts, masks: dict[str, np.ndarray], given: dict
 ) -> str:
     if not len(grid):
-        fixed = {k: v for k, v in given.items() if k in ("tp", "pp", "cp")}
         lay = Layout(**{k: v for k, v in given.items() if k in LAYOUT_FIELDS})
         rules = problem_masks(model, job, lay)
         # Rules about the model that the given degrees break, besides not dividing the GPU count.
         other = [problem_text(r, model, job, lay) for r in ("heads", "kv_heads", "stages", "cp_seq") if rules[r].any()]
+        product = lay.tp * lay.pp * lay.cp
         return (
-            f"no valid layout for {model.name}: the given {', '.join(f'{k.upper()} {v}' for k, v in fixed.items())} "
-            f"leave no TP x PP x CP that divides {job.num_gpus} GPUs; pick degrees that divide {job.num_gpus}"
+            f"no valid layout for {model.name}: --num-gpus {job.num_gpus} is not divisible by TP x PP x CP = "
+            f"{lay.tp} x {lay.pp} x {lay.cp} = {product}; pick degrees that divide {job.num_gpus}"
             + "".join(f"\n  - {t}" for t in other)
         )
     # Name the rules that rule out the most candidates, with one example each.

@@ -117,6 +117,7 @@ INVARIANT_CASES = {
     "llama-70b-recompute-full": [
         "estimate", "llama-3.1-70b", "--gpu", "h100-sxm", "--num-gpus", "64", "--tokens", "300B", "--tp", "8", "--pp", "4",
         "--zero-stage", "1", "--micro-batch-size", "1", "--schedule", "interleaved", "--vpp", "2", "--recompute", "full",
+        "--cp", "1",
     ],
 }  # fmt: skip
 
@@ -346,7 +347,7 @@ def test_pp_not_dividing_the_gpus_names_the_product_rule():
 
 def test_explicit_dp_with_the_wrong_product():
     assert_clean_error(
-        invoke(*LLAMA_8B, "--tokens", "1T", "--tp", "2", "--pp", "2", "--dp", "8"),
+        invoke(*LLAMA_8B, "--tokens", "1T", "--tp", "2", "--pp", "2", "--cp", "1", "--dp", "8"),
         "TP x PP x CP x DP = 2 x 2 x 1 x 8 = 32",
         "--num-gpus is 64",
     )
