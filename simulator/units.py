@@ -22,6 +22,7 @@ MIB: Final = 2**20
 GIB: Final = 2**30
 
 BITS_PER_BYTE: Final = 8
+SECONDS_PER_MINUTE: Final = 60.0
 SECONDS_PER_HOUR: Final = 3600.0
 SECONDS_PER_DAY: Final = 86_400.0
 HOURS_PER_YEAR: Final = 8766.0  # 365.25 days
