@@ -1,0 +1,343 @@
+"""Python API for notebooks: estimate, search, claim, compare and validate as functions returning result objects.
+
+    from simulator import notebook as cs
+
+    r = cs.estimate("deepseek-v3", gpu="h800", num_gpus=2048, tokens="14.8T", precision="fp8",
+                    tp=1, pp=16, ep=64, schedule="dualpipe", usd_per_gpu_hour=2, uncertainty=True)
+    r.gpu_hours, r.wall_clock_days, r.cost_usd      # numbers
+    r.to_dict()                                     # everything `costsim estimate --format json` prints
+    r.to_frame()                                    # pandas: one row
+    r.breakdown_frame(), r.tornado_frame()          # step-time components; uncertainty tornado
+    r.write_report("out/")                          # what `costsim report` writes
+
+Every result has `.to_dict()` (plain JSON-able data) and `.to_frame()` (a pandas DataFrame of its natural rows:
+one row for an estimate, one per layout for a search, one per FLOP convention for a claim, one per factor for a
+comparison, one per published run for a validation). Errors are simulator.errors.CostsimError subclasses with
+a message that names the problem and a fix. pandas is imported only by `.to_frame()`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InputError
+from .report import flatten
+from .units import SECONDS_PER_DAY, parse_count
+
+LAYOUT_KEYS = ("tp", "pp", "dp", "ep", "cp", "zero_stage", "micro_batch_size", "schedule", "recompute", "vpp")
+
+
+def _number(name: str, value: Any, minimum: float = 1.0) -> float:
+    """A count given as a number or a string with a suffix ('14.8T')."""
+    try:
+        x = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else parse_count(str(value))
+    except ValueError:
+        raise InputError(f"{name}={value!r} is not a number; write e.g. 14.8e12 or '14.8T'") from None
+    if not x >= minimum or x != x or x == float("inf"):
+        raise InputError(f"{name}={value!r} must be a finite number >= {minimum:g}")
+    return x
+
+
+def _gpus(num_gpus: Any) -> int:
+    if isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or not 1 <= num_gpus <= 1_000_000:
+        raise InputError(f"num_gpus={num_gpus!r} must be an integer between 1 and 1,000,000")
+    return num_gpus
+
+
+def _frame(rows: list[dict]):
+    import pandas as pd
+
+    return pd.DataFrame([flatten(r) for r in rows])
+
+
+class _Result:
+    """Base: `to_dict()` is the data, `to_frame()` its natural rows as a DataFrame."""
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError
+
+    def rows(self) -> list[dict]:
+        raise NotImplementedError
+
+    def to_frame(self):
+        return _frame(self.rows())
+
+    def to_json(self) -> str:
+        from .report import to_json
+
+        return to_json(self.to_dict())
+
+
+# --------------------------------------------------------------------------- estimate
+
+
+@dataclass(frozen=True)
+class EstimateResult(_Result):
+    estimate: Any
+    """The simulator.estimate.Estimate."""
+    model_spec: Any
+    hardware: Any
+    price_given: bool
+    uncertainty: Any = None
+    """simulator.uncertainty.UncertaintyResult when asked for (uncertainty=True)."""
+
+    @property
+    def gpu_hours(self) -> float:
+        return self.estimate.gpu_hours
+
+    @property
+    def wall_clock_days(self) -> float:
+        return self.estimate.wall_clock_s / SECONDS_PER_DAY
+
+    @property
+    def cost_usd(self) -> float:
+        return self.estimate.cost_usd
+
+    @property
+    def mfu(self) -> float:
+        return self.estimate.mfu
+
+    @property
+    def layout(self) -> dict:
+        return self.estimate.layout.to_dict()
+
+    def to_dict(self) -> dict:
+        d = self.estimate.to_dict()
+        if self.uncertainty is not None:
+            d["uncertainty"] = self.uncertainty.to_dict()
+        return d
+
+    def rows(self) -> list[dict]:
+        d = self.to_dict()
+        d.pop("uncertainty", None)
+        if self.uncertainty is not None:
+            for k, band in self.uncertainty.bands.items():
+                d |= {f"{k}_p10": band.p10, f"{k}_p50": band.p50, f"{k}_p90": band.p90}
+        return [d]
+
+    def breakdown_frame(self):
+        """Step-time components of the slowest pipeline rank: seconds per step and share."""
+        total = self.estimate.step_time_s
+        rows = [{"component": k, "seconds_per_step": v, "share": v / total} for k, v in self.estimate.step.breakdown_s.items()]
+        return _frame(sorted(rows, key=lambda r: -r["seconds_per_step"]))
+
+    def tornado_frame(self):
+        """Each uncertain input at its P10 and P90 (others nominal): the outputs. Needs uncertainty=True."""
+        if self.uncertainty is None:
+            raise InputError("no uncertainty band: call estimate(..., uncertainty=True)")
+        return _frame([b.to_dict() for b in self.uncertainty.tornado])
+
+    def write_report(self, output: str, force: bool = False, draws: int = 10_000, seed: int = 0) -> dict:
+        """Write report.md, report.html and the PNG charts into `output` (as `costsim report`)."""
+        from .report_document import write_report
+        from .uncertainty import band_for_estimate
+
+        band = self.uncertainty or band_for_estimate(
+            self.estimate, self.model_spec, self.hardware, self.price_given, 0.0, draws, seed
+        )
+        return write_report(self.estimate, self.model_spec, self.hardware, band, output, force, "simulator.notebook")
+
+    def __repr__(self) -> str:
+        e = self.estimate
+        return (
+            f"EstimateResult({e.model} on {e.job.num_gpus} x {e.gpu}: {e.gpu_hours:,.0f} GPU-hours, "
+            f"{self.wall_clock_days:.1f} days, ${e.cost_usd:,.0f}, MFU {e.mfu:.1%}, {e.layout.describe()})"
+        )
+
+
+def estimate(
+    model: str,
+    gpu: str,
+    num_gpus: int,
+    tokens: float | str,
+    *,
+    seq_len: int | None = None,
+    global_batch_tokens: float | str | None = None,
+    precision: str = "bf16",
+    usd_per_gpu_hour: float | None = None,
+    attention_kernel: str = "flash",
+    dropout: float = 0.0,
+    uncertainty: bool = False,
+    draws: int = 10_000,
+    seed: int = 0,
+    tokens_spread: float = 0.0,
+    **layout: Any,
+) -> EstimateResult:
+    """Estimate one training run, as `costsim estimate`. Layout fields (tp, pp, dp, ep, cp, zero_stage,
+    micro_batch_size, schedule, recompute, vpp) given as keywords are fixed; the others are searched."""
+    from .api import run_estimate
+    from .specs import load_hardware, load_model
+    from .uncertainty import band_for_estimate, check_options
+
+    unknown = sorted(set(layout) - set(LAYOUT_KEYS))
+    if unknown:
+        raise InputError(f"unknown option(s) {', '.join(unknown)}; layout fields are {', '.join(LAYOUT_KEYS)}")
+    if uncertainty:
+        check_options(draws, seed, tokens_spread)
+    batch = None if global_batch_tokens is None else _number("global_batch_tokens", global_batch_tokens)
+    est = run_estimate(
+        model, gpu, _gpus(num_gpus), _number("tokens", tokens), seq_len, batch, precision, layout, usd_per_gpu_hour,
+        attention_kernel, dropout,
+    )  # fmt: skip
+    spec, hw = load_model(model), load_hardware(gpu)
+    band = None
+    if uncertainty:
+        band = band_for_estimate(est, spec, hw, usd_per_gpu_hour is not None, tokens_spread, draws, seed)
+    return EstimateResult(est, spec, hw, usd_per_gpu_hour is not None, band)
+
+
+# --------------------------------------------------------------------------- search
+
+
+@dataclass(frozen=True)
+class SearchResult(_Result):
+    search: Any
+    """The simulator.search.SearchResult (numpy arrays of every valid layout)."""
+    summary: dict
+    candidates: list[dict] = field(repr=False)
+
+    @property
+    def best(self) -> dict | None:
+        return self.candidates[0] if self.candidates and self.candidates[0]["feasible"] else None
+
+    def to_dict(self) -> dict:
+        return {**self.summary, "best": self.best, "candidates": self.candidates}
+
+    def rows(self) -> list[dict]:
+        return self.candidates
+
+
+def search(
+    model: str,
+    gpu: str,
+    num_gpus: int,
+    tokens: float | str,
+    *,
+    seq_len: int | None = None,
+    global_batch_tokens: float | str | None = None,
+    precision: str = "bf16",
+    objective: str = "time",
+    usd_per_gpu_hour: float | None = None,
+    top: int | None = None,
+    **layout: Any,
+) -> SearchResult:
+    """Every valid layout of the run, ranked (fits first, then by step time or by cost), as `costsim search`.
+
+    `top` keeps only the first rows in `candidates` (None: all)."""
+    from .layout import make_job
+    from .search import candidate_rows, flops_per_token
+    from .search import search as run_search
+    from .specs import load_hardware, load_model
+
+    unknown = sorted(set(layout) - set(LAYOUT_KEYS))
+    if unknown:
+        raise InputError(f"unknown option(s) {', '.join(unknown)}; layout fields are {', '.join(LAYOUT_KEYS)}")
+    spec, hw = load_model(model), load_hardware(gpu)
+    batch = None if global_batch_tokens is None else _number("global_batch_tokens", global_batch_tokens)
+    job = make_job(spec, _gpus(num_gpus), _number("tokens", tokens), seq_len, batch, precision)
+    given = {k: v for k, v in layout.items() if v is not None}
+    result = run_search(spec, hw, job, given, usd_per_gpu_hour=usd_per_gpu_hour, objective=objective)
+    rows = candidate_rows(result, job, hw.peak_flop_per_s("bf16"), flops_per_token(spec, job), top)
+    summary = {
+        "model": spec.name,
+        "gpu": hw.name,
+        "num_gpus": job.num_gpus,
+        "tokens": job.tokens,
+        "seq_len": job.seq_len,
+        "global_batch_tokens": job.global_batch_tokens,
+        "precision": job.precision,
+        "objective": objective,
+        "fixed": given,
+        "grid_size": result.grid_size,
+        "candidates_valid": result.n_valid,
+        "candidates_feasible": result.n_feasible,
+        "invalid_by_rule": result.invalid_by_rule,
+    }
+    return SearchResult(result, summary, rows)
+
+
+# --------------------------------------------------------------------------- claim, compare, validate
+
+
+@dataclass(frozen=True)
+class ClaimResult(_Result):
+    claim: Any
+    """The simulator.claim.ClaimResult."""
+
+    @property
+    def verdict(self) -> str:
+        return self.claim.verdict
+
+    def to_dict(self) -> dict:
+        return self.claim.to_dict()
+
+    def rows(self) -> list[dict]:
+        """One row per FLOP convention: the implied TFLOP/s per GPU and MFU under it."""
+        return [{"convention": k, **v} for k, v in self.to_dict()["flops_conventions"].items()]
+
+
+def claim(
+    model: str,
+    gpu: str,
+    gpu_hours: float | str,
+    tokens: float | str,
+    *,
+    num_gpus: int | None = None,
+    precision: str | None = None,
+) -> ClaimResult:
+    """Check a published claim 'this model took G GPU-hours for T tokens on this GPU', as `costsim claim`."""
+    from .claim import assess_claim
+
+    n = None if num_gpus is None else _gpus(num_gpus)
+    return ClaimResult(assess_claim(model, gpu, _number("gpu_hours", gpu_hours), _number("tokens", tokens), n, precision))
+
+
+@dataclass(frozen=True)
+class CompareResult(_Result):
+    data: dict
+
+    @property
+    def ratio(self) -> float:
+        return self.data["ratio"]
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(self.data))
+
+    def rows(self) -> list[dict]:
+        """One row per factor; their product is the GPU-hours ratio a / b."""
+        return list(self.data["factor_details"])
+
+
+def compare(a: str, b: str) -> CompareResult:
+    """GPU-hours of plan a / plan b as a product of five factors, as `costsim compare` (plan names or YAML paths)."""
+    from .api import run_compare
+
+    return CompareResult(run_compare(a, b))
+
+
+@dataclass(frozen=True)
+class ValidationResult(_Result):
+    data: dict
+
+    @property
+    def median_abs_error(self) -> float:
+        return self.data["median_abs_error"]
+
+    def to_dict(self) -> dict:
+        return self.data
+
+    def rows(self) -> list[dict]:
+        """One row per published run: reported, predicted, error."""
+        return self.data["cases"]
+
+
+def validate(kind: str = "public") -> ValidationResult:
+    """Compare the model with published runs, as `costsim validate public` (the only kind that needs no GPU)."""
+    from . import public_runs
+
+    if kind != "public":
+        raise InputError(f"validate kind {kind!r} is unknown; use 'public' (local calibration runs use the CLI on a GPU)")
+    results = public_runs.evaluate()
+    return ValidationResult(public_runs.report(results, public_runs.excluded_runs()))
