@@ -4,14 +4,17 @@ Every uncertain input has a documented distribution with its source or the reaso
 (`default_inputs`). The full step model is scalar (a few ms to tens of ms per fixed-layout
 evaluation), so 10,000 joint draws go through a surrogate built from real model evaluations:
 
-1. evaluate the model at the nominal point, and one input at a time at five values of that input
-   (its lowest and highest drawn value, its P10 and P90, its nominal value) with the others
-   nominal. The P10 and P90 evaluations are the tornado chart.
+1. evaluate the model at the nominal point, and one input at a time at seven or eight values of that
+   input (its lowest and highest drawn value, its P10, P30, P50, P70, P90 and nominal value) with the
+   others nominal. The P10 and P90 evaluations are the tornado chart.
 2. per input and output, log(output / nominal output) is interpolated piecewise-linearly in the
-   input's value;
+   input's value (in log(value) for lognormal inputs);
 3. a joint draw's log output is the nominal one plus the sum of the per-input responses (the inputs
-   combine multiplicatively), vectorized over all draws with numpy;
-4. the surrogate is checked against the full model at a few joint draws; its error is reported.
+   combine multiplicatively), plus pairwise interaction terms of the four inputs that move the run
+   most (exact at their P10/P90 corners), vectorized over all draws with numpy;
+4. failure rate, restart and checkpoint time go through the goodput model exactly, draw by draw
+   (they interact strongly at large scale);
+5. the surrogate is checked against the full model at a few joint draws; its error is reported.
 
 The parallel layout stays fixed at the estimate's layout during the draws: the band describes
 the run as planned, not a layout re-chosen for each draw.
@@ -452,7 +455,7 @@ class SurrogateCheck:
     def to_dict(self) -> dict:
         method = (
             "per-input piecewise-linear log responses from one-at-a-time full-model evaluations, combined "
-            "multiplicatively"
+            "multiplicatively with pairwise interaction terms of the four inputs that move the run most"
             + ("; failure rate, restart and checkpoint time through the exact goodput model" if self.exact_goodput else "")
         )
         return {
@@ -501,7 +504,7 @@ class UncertaintyResult:
 # --------------------------------------------------------------------------- propagation
 
 RELIABILITY = ("failures_per_gpu_hour", "restart_s", "checkpoint_blocking_s")
-"""Inputs of the goodput model. With `goodput_gpus` given, they are applied exactly to every draw (goodput()),
+"""Inputs of the goodput model. With goodput GPU counts given, they are applied exactly to every draw (goodput()),
 because failures and restart time interact strongly at large scale (a product term in the waste)."""
 
 
@@ -512,9 +515,13 @@ def _outputs(evaluate: Evaluate, p: Point) -> np.ndarray:
     return out
 
 
+GRID_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
+"""Where each input's one-at-a-time response is evaluated, besides its extremes and its nominal value."""
+
+
 def _grid(inp: UncertainInput) -> np.ndarray:
     low, high = inp.dist.bounds
-    return np.unique(np.array([low, inp.dist.quantile(0.1), inp.nominal, inp.dist.quantile(0.9), high]))
+    return np.unique(np.array([low, *(inp.dist.quantile(q) for q in GRID_QUANTILES), inp.nominal, high]))
 
 
 def _response(evaluate: Evaluate, base: Point, inputs: Sequence[UncertainInput], inp: UncertainInput, nominal: np.ndarray):
@@ -530,40 +537,73 @@ def _response(evaluate: Evaluate, base: Point, inputs: Sequence[UncertainInput],
 
 
 @dataclass(frozen=True)
+class GoodputShare:
+    """Part of a run on `num_gpus` GPUs, with its share of each ideal output (GPU-hours, days, dollars)."""
+
+    num_gpus: int
+    weights: tuple[float, float, float]
+
+
+GoodputGroups = int | Sequence[GoodputShare] | None
+"""The goodput model inside `evaluate`: one GPU count (an estimate), shares of several (a plan), or None (unknown)."""
+
+
+def _shares(goodput: GoodputGroups) -> list[GoodputShare]:
+    if goodput is None:
+        return []
+    if isinstance(goodput, int):
+        return [GoodputShare(goodput, (1.0, 1.0, 1.0))]
+    return list(goodput)
+
+
+@dataclass(frozen=True)
 class Surrogate:
     """Outputs at any input values: ideal nominal x exp(sum of per-input responses) / exact goodput."""
 
     nominal: np.ndarray
-    """Outputs with every input nominal, before the goodput factor when `goodput_gpus` is set."""
+    """Outputs with every input nominal, before the goodput factor when goodput shares are set."""
     responses: list[Response]
     assumptions: Assumptions
-    goodput_gpus: int | None
+    shares: list[GoodputShare]
+    pairs: list[Pair] = field(default_factory=list)
 
     def __call__(self, values: dict[str, np.ndarray], n: int) -> np.ndarray:
         log_out = np.zeros((n, len(OUTPUTS)))
         for r in self.responses:
             if r.name in values:
                 log_out += r.at(values[r.name])
+        for p in self.pairs:
+            if p.a.name in values and p.b.name in values:
+                log_out += p.at(values)
         out = self.nominal * np.exp(log_out)
-        if self.goodput_gpus:
-            out /= self._ettr(values, out[:, OUTPUTS.index("wall_clock_days")], n)[:, None]
+        if self.shares:
+            # Each part's ideal output stretched by its own ETTR: sum over parts of weight / ETTR.
+            factor = sum(np.outer(1.0 / self._ettr(values, s.num_gpus, n), s.weights) for s in self.shares)
+            out *= factor
         return out
 
-    def _ettr(self, values: dict[str, np.ndarray], ideal_days: np.ndarray, n: int) -> np.ndarray:
+    def _ettr(self, values: dict[str, np.ndarray], num_gpus: int, n: int) -> np.ndarray:
         from .goodput import goodput
 
         cols = {k: values[k] for k in RELIABILITY if k in values}
         ettr = np.empty(n)
         for i in range(n):
             a = replace(self.assumptions, **{k: float(v[i]) for k, v in cols.items()})
-            ettr[i] = goodput(self.goodput_gpus, float(ideal_days[i]) * SECONDS_PER_DAY, a).ettr
+            ettr[i] = goodput(num_gpus, 0.0, a).ettr  # ETTR does not depend on the run's length
         return ettr
 
 
-def build_surrogate(evaluate, base, inputs, goodput_gpus) -> tuple[Surrogate, int]:
+PAIR_INPUTS = 4
+"""Interaction terms are fitted for every pair of the this many inputs that move the run most."""
+SEPARABLE = ("tokens", "usd_per_gpu_hour")
+"""Inputs that scale the outputs exactly (GPU-hours in proportion to tokens, dollars to price): no interactions."""
+
+
+def build_surrogate(evaluate, base, inputs, goodput_gpus: GoodputGroups) -> tuple[Surrogate, int]:
     """The surrogate and the number of full-model evaluations it took."""
-    exact = set(RELIABILITY) if goodput_gpus else set()
-    ideal = replace(base, assumptions=replace(base.assumptions, failures_per_gpu_hour=0.0)) if goodput_gpus else base
+    shares = _shares(goodput_gpus)
+    exact = set(RELIABILITY) if shares else set()
+    ideal = replace(base, assumptions=replace(base.assumptions, failures_per_gpu_hour=0.0)) if shares else base
     nominal = _outputs(evaluate, ideal)
     responses, n = [], 1
     for inp in inputs:
@@ -573,7 +613,51 @@ def build_surrogate(evaluate, base, inputs, goodput_gpus) -> tuple[Surrogate, in
         n += k
         if np.any(np.abs(r.log_ratio) > 1e-12):  # inputs that do not move this run (FP8 factor of a BF16 run) drop out
             responses.append(r)
-    return Surrogate(nominal, responses, base.assumptions, goodput_gpus), n
+    pairs, k = _pairs(evaluate, ideal, inputs, responses, nominal)
+    return Surrogate(nominal, responses, base.assumptions, shares, pairs), n + k
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Interaction of two inputs in log output: exact at the four (P10/P90, P10/P90) corners, zero on the axes.
+
+    With u = -1 at an input's P10, 0 at its nominal value and +1 at its P90 (linear in between and beyond),
+    the term is corner[quadrant] x |u_a| x |u_b|.
+    """
+
+    a: UncertainInput
+    b: UncertainInput
+    corners: np.ndarray
+    """Shape (2, 2, len(OUTPUTS)): [a at P10 / P90, b at P10 / P90]."""
+
+    def at(self, values: dict[str, np.ndarray]) -> np.ndarray:
+        ua, ub = _u(self.a, values[self.a.name]), _u(self.b, values[self.b.name])
+        corner = self.corners[(ua > 0).astype(int), (ub > 0).astype(int)]
+        return corner * (np.abs(ua) * np.abs(ub))[:, None]
+
+
+def _u(inp: UncertainInput, x: np.ndarray) -> np.ndarray:
+    lo, hi, c = inp.dist.quantile(0.1), inp.dist.quantile(0.9), inp.nominal
+    return np.where(x >= c, (x - c) / max(hi - c, 1e-300), (x - c) / max(c - lo, 1e-300))
+
+
+def _pairs(evaluate, base, inputs, responses: list[Response], nominal: np.ndarray) -> tuple[list[Pair], int]:
+    """Interaction terms between the inputs that move the run most: four full-model evaluations per pair."""
+    by_name = {i.name: i for i in inputs}
+    moving = [r for r in responses if r.name not in SEPARABLE]
+    top = sorted(moving, key=lambda r: -float(np.ptp(r.log_ratio[:, 0])))[:PAIR_INPUTS]
+    pairs, n = [], 0
+    for i, ra in enumerate(top):
+        for rb in top[i + 1 :]:
+            a, b = by_name[ra.name], by_name[rb.name]
+            corners = np.zeros((2, 2, len(OUTPUTS)))
+            for ia, xa in enumerate((a.dist.quantile(0.1), a.dist.quantile(0.9))):
+                for ib, xb in enumerate((b.dist.quantile(0.1), b.dist.quantile(0.9))):
+                    full = np.log(_outputs(evaluate, apply(base, inputs, {a.name: xa, b.name: xb})) / nominal)
+                    corners[ia, ib] = full - ra.at(np.array([xa]))[0] - rb.at(np.array([xb]))[0]
+                    n += 1
+            pairs.append(Pair(a, b, corners))
+    return pairs, n
 
 
 def _tornado(surrogate: Surrogate, inputs: Sequence[UncertainInput]) -> list[TornadoBar]:
@@ -617,12 +701,13 @@ def propagate(
     seed: int = 0,
     checks: int = DEFAULT_CHECKS,
     notes: Sequence[str] = (),
-    goodput_gpus: int | None = None,
+    goodput_gpus: GoodputGroups = None,
 ) -> UncertaintyResult:
     """P10/P50/P90 of the outputs over `draws` joint draws of `inputs`, through the checked surrogate.
 
-    `goodput_gpus`: the GPU count of the goodput model inside `evaluate`, when it has one; the reliability
-    inputs are then applied exactly per draw instead of through the surrogate.
+    `goodput_gpus`: the GPU count of the goodput model inside `evaluate` (or GoodputShare parts for runs in
+    parts on different GPU counts); the reliability inputs are then applied exactly per draw instead of
+    through the surrogate.
     """
     check_options(draws, seed, 0.0)
     if not 0 <= checks <= 1000:
@@ -642,7 +727,7 @@ def propagate(
         bands={k: Band(float(p10[j]), float(p50[j]), float(p90[j])) for j, k in enumerate(OUTPUTS)},
         tornado=_tornado(surrogate, inputs),
         inputs=list(inputs),
-        surrogate=SurrogateCheck(1 + n_eval + checks, checks, max_err, rms_err, goodput_gpus is not None),
+        surrogate=SurrogateCheck(1 + n_eval + checks, checks, max_err, rms_err, bool(_shares(goodput_gpus))),
         model_seconds=t1 - t0,
         draw_seconds=draw_s,
         notes=list(notes),
@@ -691,3 +776,114 @@ def band_for_estimate(
     inputs = default_inputs(hw, est.assumptions, est.rates, price, est.job.tokens, price_fixed, tokens_spread)
     notes = [f"layout held fixed at {est.layout.describe()} for every draw"]
     return propagate(estimate_evaluator(model, hw, est), base, inputs, draws, seed, checks, notes, est.job.num_gpus)
+
+
+# --------------------------------------------------------------------------- plans and claims
+
+
+def rate_factors(rates: DeviceRates, base: DeviceRates) -> dict[str, float]:
+    """The factors scale_rates applied to `base` to give `rates` (so they can be applied to another GPU's rates)."""
+    dtype = "bf16" if "bf16" in base.gemm_efficiency else next(iter(base.gemm_efficiency))
+    gemm = rates.gemm_efficiency[dtype] / base.gemm_efficiency[dtype]
+    fp8 = rates.gemm_efficiency["fp8"] / base.gemm_efficiency["fp8"] / gemm if "fp8" in base.gemm_efficiency else 1.0
+    return {
+        "gemm": gemm,
+        "fp8": fp8,
+        "attention": rates.attention_flop_per_s / base.attention_flop_per_s,
+        "hbm": rates.hbm_bytes_per_s / base.hbm_bytes_per_s,
+        "network": rates.fabric.scale_out_bytes_per_s / base.fabric.scale_out_bytes_per_s,
+    }
+
+
+def plan_evaluator(result) -> tuple[Evaluate, Point]:
+    """Evaluate for a PlanResult (simulator.plan): every stage re-run with its layout fixed, stages summed.
+
+    The drawn rates are applied to each stage's own GPU as factors; tokens and price scale every stage alike.
+    Returns the callable and its nominal point (the first stage's assumptions and rates, the plan's tokens and
+    its GPU-hour-weighted price)."""
+    from .estimate import estimate
+    from .plan import _model_ref
+    from .specs import load_model
+
+    spec = load_model(_model_ref(result.plan, result.path))
+    stages = [(s.estimate, s.hw, s.cost["usd_per_gpu_hour"]) for s in result.stages]
+    first = stages[0][0]
+    tokens0 = sum(e.job.tokens for e, _, _ in stages)
+    price0 = result.cost["cost_usd"] / result.gpu_hours
+
+    def evaluate(a: Assumptions, rates: DeviceRates, usd_per_gpu_hour: float, tokens: float) -> tuple[float, float, float]:
+        f = rate_factors(rates, first.rates)
+        hours = wall_s = usd = 0.0
+        for e, hw, price in stages:
+            r = scale_rates(e.rates, **f)
+            job = replace(e.job, tokens=e.job.tokens * tokens / tokens0)
+            s = estimate(spec, hw, job, e.layout.to_dict(), price * usd_per_gpu_hour / price0, a, r)
+            hours, wall_s, usd = hours + s.gpu_hours, wall_s + s.wall_clock_s, usd + s.cost_usd
+        return hours, wall_s / SECONDS_PER_DAY, usd
+
+    return evaluate, Point(first.assumptions, first.rates, price0, tokens0)
+
+
+def band_for_plan(
+    result,
+    price_fixed: bool | str = False,
+    tokens_spread: float = 0.0,
+    draws: int = DEFAULT_DRAWS,
+    seed: int = 0,
+    checks: int = DEFAULT_CHECKS,
+) -> UncertaintyResult:
+    """Uncertainty band of a whole plan (all stages). Reliability inputs are exact when every stage has one GPU count."""
+    check_options(draws, seed, tokens_spread)
+    evaluate, base = plan_evaluator(result)
+    first = result.stages[0]
+    if result.plan.usd_per_gpu_hour is not None and not price_fixed:
+        price_fixed = f"the plan's quoted price is held fixed ({result.plan.price_source})"
+    inputs = default_inputs(
+        first.hw, base.assumptions, base.rates, base.usd_per_gpu_hour, base.tokens, price_fixed, tokens_spread
+    )
+    notes = [f"every stage keeps its layout for every draw ({len(result.stages)} stages, run one after another)"]
+    if len({s.hw.name for s in result.stages}) > 1:
+        notes.append(f"hardware efficiencies are drawn for {first.hw.name} and applied to every stage's GPU as factors")
+    return propagate(evaluate, base, inputs, draws, seed, checks, notes, plan_goodput_shares(result))
+
+
+def plan_goodput_shares(result) -> list[GoodputShare]:
+    """Each GPU count's share of the plan's ideal GPU-hours, days and dollars (stages on one count merged)."""
+    ideal: dict[int, np.ndarray] = {}
+    for s in result.stages:
+        e = s.estimate
+        part = np.array([e.ideal_gpu_hours, e.ideal_wall_clock_s, e.ideal_gpu_hours * s.cost["usd_per_gpu_hour"]])
+        ideal[e.job.num_gpus] = ideal.get(e.job.num_gpus, 0.0) + part
+    total = sum(ideal.values())
+    return [GoodputShare(n, tuple(float(x) for x in part / total)) for n, part in ideal.items()]
+
+
+def band_for_claim(
+    result, model: ModelSpec | str, hw: HardwareProfile | str, draws: int = DEFAULT_DRAWS, seed: int = 0
+) -> UncertaintyResult:
+    """Uncertainty band of costsim's prediction for a claim (simulator.claim.ClaimResult), and where the claim falls in it.
+
+    The prediction's layout is re-used as it is; `model` and `hw` are what the claim was checked with. The band's
+    notes say at which percentile of the predicted GPU-hours the claimed GPU-hours lie.
+    """
+    from .estimate import estimate
+    from .layout import make_job
+    from .specs import load_hardware, load_model
+
+    p = result.prediction
+    if p is None:
+        raise InputError("--uncertainty needs costsim's prediction of the claim: pass --num-gpus (the GPUs the claim ran on)")
+    model = load_model(model) if isinstance(model, str) else model
+    hw = load_hardware(hw) if isinstance(hw, str) else hw
+    job = make_job(model, p.num_gpus, result.tokens, p.seq_len, p.global_batch_tokens, result.precision)
+    est = estimate(model, hw, job, p.layout)
+    band = band_for_estimate(est, model, hw, price_fixed=True, draws=draws, seed=seed)
+    share = float(np.mean(band.samples["gpu_hours"] <= result.gpu_hours))
+    g = band.bands["gpu_hours"]
+    band.notes.append(
+        f"the claimed {result.gpu_hours:,.0f} GPU-hours lie at the {share:.0%} point of the predicted distribution "
+        f"(P10 {g.p10:,.0f}, P90 {g.p90:,.0f}); claim / prediction P50 = {result.gpu_hours / g.p50:.2f}"
+    )
+    if abs(est.gpu_hours / p.gpu_hours - 1) > 1e-6:
+        band.notes.append(f"the band's nominal {est.gpu_hours:,.0f} GPU-hours differ from the prediction {p.gpu_hours:,.0f}")
+    return band
