@@ -121,7 +121,7 @@ def estimate(
     run_flags = {"MODEL": model, "--gpu": gpu, "--num-gpus": num_gpus, "--tokens": tokens}
     layout_flags = {"--seq-len": seq_len, "--global-batch-tokens": global_batch_tokens, "--tp": tp, "--pp": pp, "--dp": dp}
     layout_flags |= {"--ep": ep, "--cp": cp, "--zero-stage": zero_stage, "--micro-batch-size": micro_batch_size}
-    layout_flags |= {"--schedule": schedule, "--vpp": vpp, "--recompute": recompute, "--uncertainty": uncertainty or None}
+    layout_flags |= {"--schedule": schedule, "--vpp": vpp, "--recompute": recompute}
     try:
         costs = CostOptions(
             pricing, usd_per_gpu_hour, gpu_purchase_usd, pue, usd_per_kwh, grid_kg_co2_per_kwh, experiments_multiplier
@@ -132,7 +132,9 @@ def estimate(
                 raise InputError(f"--plan sets the model, GPUs, tokens and layout of each stage; drop {', '.join(clash)}")
             from simulator.commands.analysis import estimate_plan_output
 
-            typer.echo(estimate_plan_output(plan, costs, format.value), nl=format != Format.csv)
+            fixed = "the TCO rate is held fixed" if pricing == "tco" else usd_per_gpu_hour is not None
+            band = {"price_fixed": fixed, "tokens_spread": tokens_spread, "draws": draws, "seed": seed} if uncertainty else None
+            typer.echo(estimate_plan_output(plan, costs, format.value, band), nl=format != Format.csv)
             return
         missing = [k for k, v in run_flags.items() if v is None]
         if missing:

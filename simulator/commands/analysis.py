@@ -49,12 +49,20 @@ def compare_runs(
         typer.echo(f"waterfall chart written to {plot}")
 
 
-def estimate_plan_output(plan: str, cost_options, fmt: str) -> str:
-    """`costsim estimate --plan PLAN`: every stage estimated, totals, cost; as table, json or csv (one row per stage)."""
+def estimate_plan_output(plan: str, cost_options, fmt: str, uncertainty: dict | None = None) -> str:
+    """`costsim estimate --plan PLAN`: every stage estimated, totals, cost; as table, json or csv (one row per stage).
+
+    `uncertainty`: options of simulator.uncertainty.band_for_plan (--uncertainty); the band goes into json and table.
+    """
     from simulator import report
     from simulator.api import run_plan
 
-    d = run_plan(plan, cost_options).to_dict()
+    result = run_plan(plan, cost_options)
+    d = result.to_dict()
+    if uncertainty is not None:
+        from simulator.uncertainty import band_for_plan
+
+        d["uncertainty"] = band_for_plan(result, **uncertainty).to_dict()
     if fmt == "json":
         return report.to_json(d)
     if fmt == "csv":
@@ -62,4 +70,8 @@ def estimate_plan_output(plan: str, cost_options, fmt: str) -> str:
     lines = [report.plan_table(d)]
     for gpu, stage in {s["gpu"]: s for s in d["stages"]}.items():
         lines += ["", f"cost inputs ({gpu})", *report.cost_sources(stage["cost"])]
+    if "uncertainty" in d:
+        from simulator.report_document import uncertainty_table
+
+        lines.append(uncertainty_table(d["uncertainty"]))
     return "\n".join(lines)
