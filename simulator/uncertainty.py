@@ -881,7 +881,7 @@ def band_for_claim(
     share = float(np.mean(band.samples["gpu_hours"] <= result.gpu_hours))
     g = band.bands["gpu_hours"]
     band.notes.append(
-        f"the claimed {result.gpu_hours:,.0f} GPU-hours lie at the {share:.0%} point of the predicted distribution "
+        f"{share:.1%} of the draws predict fewer GPU-hours than the claimed {result.gpu_hours:,.0f} "
         f"(P10 {g.p10:,.0f}, P90 {g.p90:,.0f}); claim / prediction P50 = {result.gpu_hours / g.p50:.2f}"
     )
     if abs(est.gpu_hours / p.gpu_hours - 1) > 1e-6:

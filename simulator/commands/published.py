@@ -112,6 +112,11 @@ def claim(
     precision: Annotated[
         Precision | None, typer.Option(help="GEMM precision (default: that of a published run of the model, else bf16)")
     ] = None,
+    uncertainty: Annotated[
+        bool, typer.Option("--uncertainty", help="P10/P50/P90 of costsim's prediction and where the claim falls in it")
+    ] = False,
+    draws: Annotated[int, typer.Option(help="Joint draws for --uncertainty")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed for --uncertainty")] = 0,
     format: Annotated[TableJson, typer.Option("--format", help="Output format")] = TableJson.table,
 ) -> None:
     """Check a training claim: implied TFLOP/s and MFU, rank among published runs, costsim's prediction, verdict.
@@ -137,7 +142,18 @@ def claim(
     except CostsimError as e:
         _fail(e)
     d = result.to_dict()
-    typer.echo(report.to_json(d) if format == TableJson.json else claim_table(d))
+    if uncertainty:
+        from simulator.report_document import uncertainty_table
+        from simulator.uncertainty import band_for_claim
+
+        try:
+            d["uncertainty"] = band_for_claim(result, model, gpu, draws, seed).to_dict()
+        except CostsimError as e:
+            _fail(e)
+    if format == TableJson.json:
+        typer.echo(report.to_json(d))
+    else:
+        typer.echo(claim_table(d) + (uncertainty_table(d["uncertainty"]) if uncertainty else ""))
 
 
 def _pct(x: float | None) -> str:
