@@ -10,7 +10,7 @@ from .assumptions import DEFAULT, Assumptions
 from .errors import CostsimError, InputError
 from .flops import token_flops
 from .layout import make_job
-from .search import search
+from .search import breakdown_of, search
 from .specs import HardwareProfile, ModelSpec
 from .units import GIB, SECONDS_PER_DAY, SECONDS_PER_HOUR
 
@@ -29,6 +29,9 @@ class SweepRow:
     memory_per_gpu_gib: float | None
     candidates: int
     reason: str
+    exposed_comm_s: float | None = None
+    """Communication on the critical path per step plus the SM share it takes from compute: where
+    GPUs that differ only in their links (H800 against H100) differ."""
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -72,7 +75,7 @@ def best_row(
         job = make_job(model, num_gpus, **job_args)
         result = search(model, hw, job, given, assumptions, usd_per_gpu_hour=usd_per_gpu_hour)
     except CostsimError as e:
-        return SweepRow(hw.name, num_gpus, False, None, None, None, None, None, None, None, 0, str(e).splitlines()[0])
+        return SweepRow(hw.name, num_gpus, False, None, None, None, None, None, None, None, 0, " ".join(str(e).split()))
     best = result.best()
     if best is None:
         smallest = int(result.memory_bytes.argmin())
@@ -97,7 +100,12 @@ def best_row(
         memory_per_gpu_gib=float(result.memory_bytes[best] / GIB),
         candidates=result.n_valid,
         reason="",
+        exposed_comm_s=exposed_comm_s(breakdown_of(result, best)),
     )
+
+
+def exposed_comm_s(breakdown: dict[str, float]) -> float:
+    return sum(v for k, v in breakdown.items() if "comm" in k)
 
 
 def sweep(

@@ -333,16 +333,22 @@ def sweep_command(
 
 def sweep_table(doc: dict) -> str:
     lines = [
-        f"{'gpu':<10} {'GPUs':>6}  {'best layout':<66} {'days':>8} {'GPU-hours':>12} {'cost $':>13} {'MFU':>6} {'GiB':>6}"
+        f"{'gpu':<10} {'GPUs':>6}  {'best layout':<66} {'step s':>7} {'comm s':>7} {'days':>8} {'GPU-hours':>12} "
+        f"{'cost $':>13} {'MFU':>6} {'GiB':>6}"
     ]
     for r in doc["rows"]:
         if not r["feasible"]:
             lines.append(f"{r['gpu']:<10} {r['num_gpus']:>6}  infeasible: {r['reason'][:110]}")
             continue
         lines.append(
-            f"{r['gpu']:<10} {r['num_gpus']:>6}  {_describe(r['layout']):<66} {r['wall_clock_days']:>8.1f} "
+            f"{r['gpu']:<10} {r['num_gpus']:>6}  {_describe(r['layout']):<66} {r['step_time_s']:>7.2f} "
+            f"{r['exposed_comm_s']:>7.2f} {r['wall_clock_days']:>8.1f} "
             f"{r['gpu_hours']:>12,.0f} {r['cost_usd']:>13,.0f} {r['mfu']:>6.1%} {r['memory_per_gpu_gib']:>6.1f}"
         )
+    lines.append(
+        "comm s: communication on the critical path per step, plus the SM share overlapped communication takes from "
+        "compute (GPUs that differ only in their links differ here)"
+    )
     for flag, label in (("deadline_days", "deadline"), ("budget_usd", "budget")):
         if flag in doc:
             entry = doc[flag]
