@@ -247,3 +247,47 @@ def test_cli_bad_uncertainty_options_give_clean_errors(flags, needle):
     r = invoke(*SMALL_CLI, "--uncertainty", *flags)
     assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
     assert "Traceback" not in r.output and "error:" in r.output and needle in r.output
+
+
+# --------------------------------------------------------------------------- plans and claims
+
+
+def test_plan_band_sums_the_stages_and_matches_the_full_model():
+    """DeepSeek-V3 plan (plans/deepseek-v3.yaml, four stages on 2,048 H800 at the plan's quoted $2/GPU-hour)."""
+    from simulator.api import run_plan
+    from simulator.uncertainty import band_for_plan
+
+    result = run_plan("deepseek-v3")
+    band = band_for_plan(result, draws=2000)
+    d = band.to_dict()
+    assert d["nominal"]["gpu_hours"] == pytest.approx(result.gpu_hours, rel=1e-9)
+    assert d["nominal"]["wall_clock_days"] == pytest.approx(result.wall_clock_days, rel=1e-9)
+    assert d["gpu_hours"]["p10"] < result.gpu_hours < d["gpu_hours"]["p90"]
+    assert max(d["surrogate"]["max_abs_error"].values()) < 0.01
+    price = next(i for i in d["inputs"] if i["name"] == "usd_per_gpu_hour")
+    assert "plan's quoted price" in price["source"] and not price["moves_answer"]
+
+
+def test_claim_band_places_the_claim_in_the_predicted_distribution():
+    """DeepSeek-V3 report Table 1: 2,664K H800 GPU-hours of pre-training for 14.8T tokens on 2,048 GPUs."""
+    from simulator.claim import assess_claim
+    from simulator.uncertainty import band_for_claim
+
+    claim = assess_claim("deepseek-v3", "h800", 2.664e6, 14.8e12, 2048)
+    band = band_for_claim(claim, "deepseek-v3", "h800", draws=2000)
+    assert band.nominal["gpu_hours"] == pytest.approx(claim.prediction.gpu_hours, rel=1e-9)
+    share = float(np.mean(band.samples["gpu_hours"] <= claim.gpu_hours))
+    assert any(f"{share:.1%} of the draws" in n for n in band.notes)
+
+
+def test_cli_plan_and_claim_take_uncertainty():
+    r = invoke("estimate", "--plan", "deepseek-v3", "--uncertainty", "--draws", "500", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["uncertainty"]["draws"] == 500
+    r = invoke("claim", "deepseek-v3", "--gpu", "h800", "--gpu-hours", "2.664M", "--tokens", "14.8T", "--num-gpus", "2048",
+               "--uncertainty", "--draws", "500")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "P90" in r.output and "of the draws predict fewer GPU-hours" in r.output
+    r = invoke("claim", "deepseek-v3", "--gpu", "h800", "--gpu-hours", "2.664M", "--tokens", "14.8T", "--uncertainty",
+               "--seed", "-3")  # fmt: skip
+    assert r.exit_code == 1 and "--seed -3" in r.output and "Traceback" not in r.output
