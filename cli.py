@@ -90,6 +90,9 @@ def estimate(
     schedule: Annotated[ScheduleOpt | None, typer.Option(help="Pipeline schedule")] = None,
     vpp: Annotated[int | None, typer.Option(min=1, help="Virtual stages per rank (interleaved)")] = None,
     recompute: Annotated[RecomputeOpt | None, typer.Option(help="Activation recomputation")] = None,
+    tp_overlap: Annotated[
+        bool | None, typer.Option("--tp-overlap/--no-tp-overlap", help="Overlap TP collectives with GEMMs (default: off)")
+    ] = None,
     attention_kernel: Annotated[
         AttentionOpt, typer.Option(help="flash, or unfused (materialised scores, Megatron-LM 2021)")
     ] = AttentionOpt.flash,
@@ -158,6 +161,7 @@ def estimate(
                 "schedule": schedule.value if schedule else None,
                 "recompute": recompute.value if recompute else None,
                 "vpp": vpp,
+                "tp_overlap": tp_overlap,
             },
             usd_per_gpu_hour=usd_per_gpu_hour,
             attention_kernel=attention_kernel.value,

@@ -150,8 +150,13 @@ def estimate(
     assumptions: Assumptions = DEFAULT,
     rates: DeviceRates | None = None,
 ) -> Estimate:
-    """Estimate a run. `layout` holds the layout fields the user fixed; the rest are searched."""
+    """Estimate a run. `layout` holds the layout fields the user fixed; the rest are searched.
+
+    TP communication overlap is the exception: it is a feature of the software stack that none of the
+    validation runs used (Megatron-LM 2021, Llama 3), so it is off unless asked for (`costsim search`
+    tries both)."""
     given = {k: v for k, v in (layout or {}).items() if v is not None}
+    given.setdefault("tp_overlap", False)
     hw.peak_flop_per_s(job.precision)  # unknown dtype on this GPU -> SpecError
     rates = rates or device_rates(hw, assumptions)
     counts = parameter_counts(model)

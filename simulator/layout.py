@@ -80,6 +80,9 @@ class Layout:
     recompute: Recompute = "none"
     vpp: int = 1
     """Virtual pipeline stages per rank (interleaved 1F1B); 1 otherwise."""
+    tp_overlap: bool = False
+    """TP all-gathers and reduce-scatters pipelined with the adjacent GEMMs (Megatron-core / Transformer
+    Engine userbuffers, `--tp-comm-overlap`); needs TP > 1."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,8 +93,13 @@ class Layout:
             parts.append(f"EP{self.ep}")
         if self.cp > 1:
             parts.append(f"CP{self.cp}")
+        if self.tp_overlap:
+            parts.append("(TP overlap)")
         sched = self.schedule + (f"(v={self.vpp})" if self.schedule == "interleaved" else "")
         return " ".join(parts) + f", ZeRO-{self.zero_stage}, mbs {self.micro_batch_size}, {sched}, recompute {self.recompute}"
+
+
+_FIELD_DTYPES: dict = {"schedule": str, "recompute": str, "tp_overlap": bool}
 
 
 @dataclass(frozen=True)
@@ -112,11 +120,12 @@ class Layouts:
     schedule: np.ndarray
     recompute: np.ndarray
     vpp: np.ndarray
+    tp_overlap: np.ndarray
 
     @classmethod
     def of(cls, layouts: Sequence[Layout]) -> Layouts:
         cols = {f.name: [getattr(lay, f.name) for lay in layouts] for f in fields(Layout)}
-        return cls(**{k: np.asarray(v, dtype=str if k in ("schedule", "recompute") else np.int64) for k, v in cols.items()})
+        return cls(**{k: np.asarray(v, dtype=_FIELD_DTYPES.get(k, np.int64)) for k, v in cols.items()})
 
     def __len__(self) -> int:
         return len(self.tp)
@@ -124,9 +133,13 @@ class Layouts:
     def take(self, idx: np.ndarray) -> Layouts:
         return Layouts(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
+    def slice(self, sl: slice) -> Layouts:
+        """A view of a contiguous range (no copy)."""
+        return Layouts(**{f.name: getattr(self, f.name)[sl] for f in fields(self)})
+
     def at(self, i: int) -> Layout:
         values = {f.name: getattr(self, f.name)[i] for f in fields(self)}
-        return Layout(**{k: (str(v) if k in ("schedule", "recompute") else int(v)) for k, v in values.items()})
+        return Layout(**{k: _FIELD_DTYPES.get(k, int)(v) for k, v in values.items()})
 
 
 def micro_batches(layout: Layout, job: Job) -> int:
@@ -163,6 +176,7 @@ def problem_masks(model: ModelSpec, job: Job, lay: Layout | Layouts) -> dict[str
         "dualpipe_micro_batches": dualpipe & batch_ok & (m < pp),
         "schedule_pp1": (schedule != "1f1b") & (pp == 1),
         "zero": ~np.isin(zero, (0, 1, 2, 3)),
+        "tp_overlap": np.asarray(lay.tp_overlap, dtype=bool) & (tp == 1),
     }
 
 
@@ -200,6 +214,7 @@ def problem_text(rule: str, model: ModelSpec, job: Job, lay: Layout) -> str:
         "dualpipe_micro_batches": lambda: f"DualPipe needs at least PP = {lay.pp} micro-batches, got {m}",
         "schedule_pp1": lambda: f"schedule {lay.schedule} needs PP >= 2; use 1f1b with PP 1",
         "zero": lambda: f"ZeRO stage {lay.zero_stage} does not exist; use 0, 1, 2 or 3",
+        "tp_overlap": lambda: "--tp-overlap needs TP > 1 (there is no TP communication to overlap); drop it or raise --tp",
     }
     return texts[rule]()
 

@@ -21,10 +21,10 @@ from .flops import ParamCounts, parameter_counts, token_flops
 from .goodput import goodput
 from .layout import RECOMPUTE_MODES, Job, Layout, Layouts, problem_masks, problem_text
 from .specs import HardwareProfile, ModelSpec
-from .step_time import StepArrays, evaluate
+from .step_time import StepArrays, evaluate, step
 from .units import GIB, SECONDS_PER_HOUR
 
-LAYOUT_FIELDS = ("tp", "pp", "dp", "ep", "cp", "zero_stage", "micro_batch_size", "schedule", "recompute", "vpp")
+LAYOUT_FIELDS = ("tp", "pp", "dp", "ep", "cp", "zero_stage", "micro_batch_size", "schedule", "recompute", "vpp", "tp_overlap")
 POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
 MICRO_BATCH_SIZES = (1, 2, 4, 8, 16)
 CONTEXT_PARALLEL = (1, 2, 4, 8, 16)
@@ -49,6 +49,8 @@ class SearchResult:
     grid_size: int
     invalid_by_rule: dict[str, int]
     objective: str
+    context: tuple
+    """(model, job, rates, counts, assumptions): to recompute one candidate's breakdown."""
 
     @property
     def n_valid(self) -> int:
@@ -103,6 +105,7 @@ def field_options(model: ModelSpec, hw: HardwareProfile, job: Job, given: dict) 
         "zero_stage": list(ZERO_STAGES),
         "micro_batch_size": list(MICRO_BATCH_SIZES),
         "recompute": list(RECOMPUTE_MODES),
+        "tp_overlap": [False, True],
     }
     for key, value in given.items():
         if key in opts:
@@ -123,21 +126,21 @@ def candidate_grid(model: ModelSpec, hw: HardwareProfile, job: Job, given: dict)
     """The product of the field options, with DP = GPUs / (TP x PP x CP) (or the given DP)."""
     opts = field_options(model, hw, job, given)
     scheds = schedule_options(given)
-    shape = [len(opts[k]) for k in ("tp", "pp", "cp", "ep", "zero_stage", "micro_batch_size", "recompute")] + [len(scheds)]
+    names = ("tp", "pp", "cp", "ep", "zero_stage", "micro_batch_size", "recompute", "tp_overlap")
+    dtypes = {"recompute": str, "tp_overlap": bool}
+    shape = [len(opts[k]) for k in names] + [len(scheds)]
     idx = np.indices(shape).reshape(len(shape), -1)
-    col = {k: np.asarray(opts[k], dtype=str if k == "recompute" else np.int64)[idx[i]] for i, k in enumerate(
-        ("tp", "pp", "cp", "ep", "zero_stage", "micro_batch_size", "recompute")
-    )}
+    col = {k: np.asarray(opts[k], dtype=dtypes.get(k, np.int64))[idx[i]] for i, k in enumerate(names)}
     sched = np.array([s for s, _ in scheds], dtype=str)[idx[-1]]
     vpp = np.array([v for _, v in scheds], dtype=np.int64)[idx[-1]]
     denom = col["tp"] * col["pp"] * col["cp"]
-    if "dp" in given:
-        dp = np.full(denom.shape, given["dp"], dtype=np.int64)
-    else:
-        keep = job.num_gpus % denom == 0  # otherwise DP is not an integer: not a layout at all
-        col = {k: v[keep] for k, v in col.items()}
-        sched, vpp, denom = sched[keep], vpp[keep], denom[keep]
-        dp = job.num_gpus // denom
+    # Not layouts at all: DP would not be an integer, or TP overlap without TP (unless asked for).
+    keep = np.ones(len(denom), dtype=bool) if "dp" in given else job.num_gpus % denom == 0
+    if "tp_overlap" not in given:
+        keep &= ~(col["tp_overlap"] & (col["tp"] == 1))
+    col = {k: v[keep] for k, v in col.items()}
+    sched, vpp, denom = sched[keep], vpp[keep], denom[keep]
+    dp = np.full(denom.shape, given["dp"], dtype=np.int64) if "dp" in given else job.num_gpus // denom
     return Layouts(
         tp=col["tp"],
         pp=col["pp"],
@@ -149,6 +152,7 @@ def candidate_grid(model: ModelSpec, hw: HardwareProfile, job: Job, given: dict)
         schedule=sched,
         recompute=col["recompute"],
         vpp=vpp,
+        tp_overlap=col["tp_overlap"],
     )
 
 
@@ -176,7 +180,7 @@ def search(
     valid = grid.take(np.flatnonzero(~invalid))
     if not len(valid):
         raise LayoutError(_no_valid_layout_message(model, job, grid, masks, given))
-    steps = _evaluate_in_chunks(model, job, valid, rates, counts, assumptions, progress)
+    steps = _evaluate_all(model, job, valid, rates, counts, assumptions, progress)
     memory = steps.memory.total_bytes
     feasible = memory <= hw.memory_bytes
     ettr = goodput(job.num_gpus, 0.0, assumptions).ettr
@@ -198,11 +202,12 @@ def search(
         grid_size=len(grid),
         invalid_by_rule={rule: int(m.sum()) for rule, m in masks.items() if m.any()},
         objective=objective,
+        context=(model, job, rates, counts, assumptions),
     )
 
 
-def _evaluate_in_chunks(model, job, lays: Layouts, rates, counts, assumptions, progress) -> StepArrays:
-    """Evaluate all layouts in one call; `progress(done, total)` advances per group of layouts."""
+def _evaluate_all(model, job, lays: Layouts, rates, counts, assumptions, progress) -> StepArrays:
+    """Evaluate all layouts in one call (no breakdown); `progress(done, total)` advances per group."""
     done = [0]
 
     def advance(k: int) -> None:
@@ -210,7 +215,7 @@ def _evaluate_in_chunks(model, job, lays: Layouts, rates, counts, assumptions, p
         if progress:
             progress(done[0], len(lays))
 
-    return evaluate(model, job, lays, rates, counts, assumptions, progress=advance)
+    return evaluate(model, job, lays, rates, counts, assumptions, progress=advance, breakdown=False)
 
 
 def _no_valid_layout_message(
@@ -275,7 +280,9 @@ def candidate_rows(result: SearchResult, job: Job, peak_flop_per_s: float, flops
 
 
 def breakdown_of(result: SearchResult, i: int) -> dict[str, float]:
-    return {k: float(v[i]) for k, v in result.steps.breakdown_s.items() if v[i] != 0.0}
+    """Step-time breakdown of candidate i: the same formulas on a batch of one."""
+    model, job, rates, counts, assumptions = result.context
+    return step(model, job, result.layouts.at(i), rates, counts, assumptions).breakdown_s
 
 
 def layout_at(result: SearchResult, i: int) -> Layout:

@@ -194,7 +194,9 @@ def _memory_bound_bytes(ctx: Context, kind: str) -> float:
     return per_token * t
 
 
-def _layer_comm(ctx: Context, kind: str, fwd_compute_s: float, bwd_compute_s: float) -> tuple[float, float, dict[str, float]]:
+def _layer_comm(
+    ctx: Context, kind: str, fwd_compute_s: float, bwd_compute_s: float, gemm_fwd_s: float
+) -> tuple[float, float, dict[str, float]]:
     """(exposed, hidden) communication seconds of one layer per micro-batch, forward + backward."""
     model, lay, job, fabric = ctx.model, ctx.layout, ctx.job, ctx.rates.fabric
     t = ctx.tokens_per_micro_batch
@@ -205,12 +207,18 @@ def _layer_comm(ctx: Context, kind: str, fwd_compute_s: float, bwd_compute_s: fl
     # mirror images backward, plus the input all-gathers redone for the weight gradients (Korthikanti
     # §4.2.2; Calculon seq_par_ag_redo): 4 + 6. Full recompute repeats the 4 forward ones (theory §3.2).
     one = collective_s("all_gather", t * model.d_model * act, tp_group(lay), fabric)
-    parts["tp_comm"] = (10 + 4 * (lay.recompute == "full")) * one
+    tp_comm = (10 + 4 * (lay.recompute == "full")) * one
+    # With TP overlap each collective is split into chunks pipelined with the GEMM it feeds or follows
+    # (Wang et al. 2023, "Overlap communication with dependent computation"; TE userbuffers): it hides
+    # behind the layer's GEMMs (forward, dgrad, wgrad) up to the overlap efficiency.
+    tp_window = ctx.assumptions.overlap_efficiency * 3 * gemm_fwd_s
+    overlapped = np.asarray(lay.tp_overlap, dtype=bool)
+    parts["tp_comm"] = np.where(overlapped, np.maximum(0.0, tp_comm - tp_window), tp_comm)
+    hidden = np.where(overlapped, np.minimum(tp_comm, tp_window), 0.0)
     h_kv = _kv_width(model)
     kv = collective_s("all_gather", 2 * t * lay.cp * h_kv * act / lay.tp, cp_group(lay), fabric)
     parts["cp_comm"] = 3 * kv  # all-gather K,V forward; re-gather and reduce-scatter dK,dV backward
     exposed = parts["tp_comm"] + parts["cp_comm"]
-    hidden = 0.0 * exposed
     if kind in ("moe", "mtp") and model.moe is not None:
         dispatch = BYTES_PER_ELEMENT["fp8"] + 4.0 / 128 if job.precision == "fp8" else act
         one_way = moe_dispatch_combine_s(
@@ -287,7 +295,7 @@ def layer_time(ctx: Context, kind: str) -> ItemTime:
     )
     recompute = by_recompute(lay, {"none": 0.0, "selective": a_fwd + ups + m_fwd / 2, "full": fwd})
     bwd = bwd + recompute
-    exposed, hidden, comm_parts = _layer_comm(ctx, kind, fwd, bwd)
+    exposed, hidden, comm_parts = _layer_comm(ctx, kind, fwd, bwd, g_fwd)
     # Communication kernels that run under compute take SMs from it (theory §5, resource contention).
     slowdown = 1.0 + ctx.assumptions.comm_sm_fraction * np.minimum(1.0, hidden / np.maximum(fwd + bwd, 1e-30))
     parts = {k: 3 * v for k, v in parts.items()}
@@ -413,105 +421,114 @@ def evaluate(
     assumptions: Assumptions,
     timing: bool = True,
     progress: Callable[[int], None] | None = None,
+    breakdown: bool = True,
 ) -> StepArrays:
-    """Step time and memory of every layout in `lays` (all must be valid).
+    """Step time and memory of every layout in `lays` (all must be valid); the per-term breakdown
+    unless `breakdown` is False (a search needs it only for the few layouts it reports).
 
-    Item times are computed once for all layouts; the layers-to-ranks map depends only on
-    (PP, virtual stages, schedule), so layouts are grouped by it and each group's ranks are
-    combined with matrix products: no Python loop per layout.
+    Item times are computed once per distinct combination of the fields they depend on; the
+    layers-to-ranks map depends only on (PP, virtual stages, schedule), so layouts are grouped by it
+    and each group's ranks are combined with matrix products: no Python loop per layout.
     """
     n = len(lays)
     kinds = sorted(set(model_items(model)))
-    # Item times depend on few fields; time each distinct combination once and index it per layout.
     item_key, item_layouts = _item_time_classes(lays)
     ctx = Context(model, job, item_layouts, rates, assumptions)
-    per_kind = {k: item_time(ctx, k) for k in kinds} if timing else {}
-    m = np.asarray(micro_batches(lays, job))
-    step_s = np.zeros(n)
-    breakdown: dict[str, np.ndarray] = {}
-    mem_fields = {f.name: np.zeros(n) for f in fields(MemoryBreakdown)}
+    per_class = _stack_item_times([item_time(ctx, k) for k in kinds], len(item_layouts), breakdown) if timing else {}
     schedule_code = np.zeros(n, dtype=np.int64)
     for code, name in enumerate(SCHEDULES):
         schedule_code[lays.schedule == name] = code
-    _, group_of = np.unique((lays.pp * 1024 + lays.vpp) * 8 + schedule_code, return_inverse=True)
-    group_of = group_of.ravel()
-    order = np.argsort(group_of, kind="stable")
-    bounds = np.flatnonzero(np.diff(group_of[order])) + 1
+    group_key = (lays.pp * 1024 + lays.vpp) * 8 + schedule_code
+    order = np.argsort(group_key, kind="stable")
+    # One gather puts every group in a contiguous slice; results are scattered back through `order`.
+    lays, item_key = lays.take(order), item_key[order]
+    bounds = [0, *(np.flatnonzero(np.diff(group_key[order])) + 1).tolist(), n]
+    m = np.asarray(micro_batches(lays, job))
+    step_s = np.zeros(n)
+    terms: dict[str, np.ndarray] = {}
+    mem_fields = {f.name: np.zeros(n) for f in fields(MemoryBreakdown)}
     items = model_items(model)
     proxy = item_cost_proxy(model, job.seq_len)
     costs = [proxy[i] for i in items]
-    for idx in np.split(order, bounds) if n else []:
-        first = idx[0]
-        ranks = stage_items(items, costs, int(lays.pp[first]), int(lays.vpp[first]), str(lays.schedule[first]))  # type: ignore[arg-type]
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True) if n else []:
+        sl = slice(a, b)
+        ranks = stage_items(items, costs, int(lays.pp[a]), int(lays.vpp[a]), str(lays.schedule[a]))  # type: ignore[arg-type]
         # Ranks holding the same items cost the same; keep the first of each (it holds the most activations).
         full_matrix = np.array([[r.count(k) for k in kinds] for r in ranks], dtype=float)
         _, keep = np.unique(full_matrix, axis=0, return_index=True)
         keep = np.sort(keep)
         counts_matrix = full_matrix[keep]
         ranks = [ranks[i] for i in keep]
-        sub = Context(model, job, lays.take(idx), rates, assumptions)
-        mem = _peak_memory(sub, ranks, keep, kinds, counts_matrix, counts, m[idx])
+        sub = Context(model, job, lays.slice(sl), rates, assumptions)
+        mem = _peak_memory(sub, ranks, keep, kinds, counts_matrix, counts, m[sl])
         for name in mem_fields:
-            mem_fields[name][idx] = getattr(mem, name)
+            mem_fields[name][sl] = getattr(mem, name)
         if timing:
-            items_here = {k: _take(v, item_key[idx]) for k, v in per_kind.items()}
-            total, parts = _group_step(sub, kinds, counts_matrix, items_here, counts, m[idx])
-            step_s[idx] = total
-            for key, value in parts.items():
-                breakdown.setdefault(key, np.zeros(n))[idx] = value
+            here = {name: v[:, item_key[sl]] for name, v in per_class.items()}
+            total, parts = _group_step(sub, counts_matrix, here, counts, kinds, m[sl])
+            step_s[sl] = total
+            for key, value in parts.items() if breakdown else ():
+                terms.setdefault(key, np.zeros(n))[sl] = value
         if progress:
-            progress(len(idx))
-    return StepArrays(step_s, breakdown, MemoryBreakdown(**mem_fields), m)
+            progress(b - a)
+    back = np.empty(n, dtype=np.int64)
+    back[order] = np.arange(n)
+    return StepArrays(
+        step_s[back],
+        {k: v[back] for k, v in terms.items()},
+        MemoryBreakdown(**{k: v[back] for k, v in mem_fields.items()}),
+        m[back],
+    )
 
 
-# What item_time reads of a layout: TP, CP, EP, micro-batch size, recompute, and whether DualPipe overlaps EP.
-ITEM_TIME_FIELDS = ("tp", "cp", "ep", "micro_batch_size", "recompute")
+# What item_time reads of a layout: TP, CP, EP, micro-batch size, recompute, TP overlap, and whether DualPipe
+# overlaps EP.
+ITEM_TIME_FIELDS = ("tp", "cp", "ep", "micro_batch_size", "tp_overlap")
 
 
 def _item_time_classes(lays: Layouts) -> tuple[np.ndarray, Layouts]:
     """(class of each layout, one representative layout per class) for the fields item times depend on."""
-    cols = [np.unique(getattr(lays, f), return_inverse=True)[1].ravel() for f in ITEM_TIME_FIELDS]
-    cols.append((lays.schedule == "dualpipe").astype(np.int64))
     key = np.zeros(len(lays), dtype=np.int64)
-    for c in cols:
-        key = key * (int(c.max(initial=0)) + 1) + c
+    for f in ITEM_TIME_FIELDS:
+        values = np.asarray(getattr(lays, f), dtype=np.int64)
+        key = key * (int(values.max(initial=0)) + 1) + values
+    for column in (lays.recompute == "selective", lays.recompute == "full", lays.schedule == "dualpipe"):
+        key = key * 2 + column
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     return inverse.ravel(), lays.take(first)
 
 
-def _take(item: ItemTime, idx: np.ndarray) -> ItemTime:
-    def pick(v):
-        v = np.asarray(v)
-        return v[idx] if v.ndim else np.full(len(idx), float(v))
+def _stack_item_times(per_kind: list[ItemTime], n: int, with_parts: bool) -> dict[str, np.ndarray]:
+    """Field name -> array (kinds, classes): forward, backward, weight_grad, exposed_comm and each part."""
 
-    return ItemTime(
-        pick(item.forward_s),
-        pick(item.backward_s),
-        pick(item.weight_grad_s),
-        pick(item.exposed_comm_s),
-        {k: pick(v) for k, v in item.parts.items()},
-    )
+    def row(v) -> np.ndarray:
+        return np.broadcast_to(np.asarray(v, dtype=float), (n,))
+
+    out = {
+        name: np.stack([row(getattr(t, name)) for t in per_kind])
+        for name in ("forward_s", "backward_s", "weight_grad_s", "exposed_comm_s")
+    }
+    for key in sorted({k for t in per_kind for k in t.parts}) if with_parts else ():
+        out["part:" + key] = np.stack([row(t.parts.get(key, 0.0)) for t in per_kind])
+    return out
 
 
 def _group_step(
-    ctx: Context, kinds: list[str], counts_matrix: np.ndarray, per_kind: dict[str, ItemTime], counts: ParamCounts, m
+    ctx: Context, counts_matrix: np.ndarray, per_kind: dict[str, np.ndarray], counts: ParamCounts, kinds: list[str], m
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Step time of layouts that share one layers-to-ranks map (rows of counts_matrix: ranks, columns: kinds)."""
+    """Step time of layouts that share one layers-to-ranks map (rows of counts_matrix: ranks, columns: kinds;
+    per_kind: field -> array (kinds, layouts))."""
     lay = ctx.layout
     # DualPipe ranks hold two stages and run half their micro-batches through each.
     share = np.where(lay.schedule == "dualpipe", 0.5, 1.0)
-    totals = counts_matrix @ np.stack([per_kind[k].total_s for k in kinds])  # (ranks, layouts)
-    slow_counts = counts_matrix[np.argmax(totals, axis=0)]  # (layouts, kinds): the slowest rank's items
+    totals = counts_matrix @ (per_kind["forward_s"] + per_kind["backward_s"] + per_kind["exposed_comm_s"])
+    slow_counts = counts_matrix[np.argmax(totals, axis=0)].T  # (kinds, layouts): the slowest rank's items
 
-    def on_slowest(values: list) -> np.ndarray:
-        return share * np.einsum("lk,kl->l", slow_counts, np.stack([np.broadcast_to(v, share.shape) for v in values]))
+    def on_slowest(values: np.ndarray) -> np.ndarray:
+        return share * (slow_counts * values).sum(axis=0)
 
-    fwd = on_slowest([per_kind[k].forward_s for k in kinds])
-    bwd = on_slowest([per_kind[k].backward_s for k in kinds])
-    wgrad = on_slowest([per_kind[k].weight_grad_s for k in kinds])
-    comm = on_slowest([per_kind[k].exposed_comm_s for k in kinds])
-    keys = sorted({key for k in kinds for key in per_kind[k].parts})
-    parts = {key: m * on_slowest([per_kind[k].parts.get(key, 0.0) for k in kinds]) for key in keys}
+    fwd, bwd, wgrad, comm = (on_slowest(per_kind[k]) for k in ("forward_s", "backward_s", "weight_grad_s", "exposed_comm_s"))
+    parts = {k[5:]: m * on_slowest(v) for k, v in per_kind.items() if k.startswith("part:")}
     f = fwd + comm / 2
     b = bwd + comm / 2
     parts["pipeline_bubble"] = bubble_s(lay.schedule, lay.pp, lay.vpp, f, b, wgrad, f + b)

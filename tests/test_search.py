@@ -18,7 +18,7 @@ from simulator.flops import parameter_counts, token_flops
 from simulator.layout import Job, layout_problems
 from simulator.search import search
 from simulator.specs import ModelSpec, load_hardware, load_model
-from simulator.step_time import step
+from simulator.step_time import evaluate, step
 from simulator.sweep import parse_gpu_counts
 from simulator.units import SECONDS_PER_HOUR
 
@@ -46,14 +46,19 @@ def _agree(model, hw, job, result, n_samples: int, seed: int) -> None:
     rates = device_rates(hw, DEFAULT)
     counts = parameter_counts(model)
     rng = np.random.default_rng(seed)
-    for i in rng.choice(result.n_valid, size=n_samples, replace=False):
+    sample = rng.choice(result.n_valid, size=n_samples, replace=False)
+    # The search skips the breakdown; a batch of the sampled layouts computes it with the same code.
+    batch = evaluate(model, job, result.layouts.take(sample), rates, counts, DEFAULT)
+    for j, i in enumerate(sample):
         lay = result.layouts.at(int(i))
         assert layout_problems(model, job, lay) == []
         one = step(model, job, lay, rates, counts, DEFAULT)
         assert one.step_time_s == pytest.approx(result.steps.step_time_s[i], rel=1e-9, abs=0)
+        assert one.step_time_s == pytest.approx(batch.step_time_s[j], rel=1e-9, abs=0)
         assert one.memory.total_bytes == pytest.approx(result.memory_bytes[i], rel=1e-9, abs=0)
-        for key, value in one.breakdown_s.items():
-            assert value == pytest.approx(result.steps.breakdown_s[key][i], rel=1e-9, abs=1e-15), key
+        assert sum(one.breakdown_s.values()) == pytest.approx(one.step_time_s, rel=1e-9)
+        for key, value in batch.breakdown_s.items():
+            assert one.breakdown_s.get(key, 0.0) == pytest.approx(value[j], rel=1e-9, abs=1e-15), key
 
 
 def test_scalar_and_vectorized_agree_for_deepseek_v3(v3_search):
@@ -84,12 +89,13 @@ def test_ranking_is_feasible_first_then_fastest(v3_search):
     assert np.all(r.memory_bytes[~r.feasible] > H800.memory_bytes)
 
 
-def test_estimate_picks_the_search_best(v3_search):
+def test_estimate_picks_the_search_best():
     est = estimate(V3, H800, V3_JOB, {})
-    best = v3_search.best()
-    assert est.layout == v3_search.layouts.at(best)
-    assert est.step_time_s == pytest.approx(v3_search.steps.step_time_s[best], rel=1e-9)
-    assert est.gpu_hours == pytest.approx(v3_search.gpu_hours[best], rel=1e-9)
+    result = search(V3, H800, V3_JOB, {"tp_overlap": False})  # estimate leaves TP overlap off unless asked
+    best = result.best()
+    assert est.layout == result.layouts.at(best)
+    assert est.step_time_s == pytest.approx(result.steps.step_time_s[best], rel=1e-9)
+    assert est.gpu_hours == pytest.approx(result.gpu_hours[best], rel=1e-9)
 
 
 def test_published_v3_layout_is_ranked_or_explained():

@@ -53,10 +53,13 @@ MbsOpt = Annotated[int | None, typer.Option(min=1, help="Fix the micro-batch siz
 SchedOpt = Annotated[ScheduleOpt | None, typer.Option(help="Fix the pipeline schedule")]
 VppOpt = Annotated[int | None, typer.Option(min=1, help="Fix the virtual stages per rank")]
 RecOpt = Annotated[RecomputeOpt | None, typer.Option(help="Fix the recompute mode")]
+OverlapOpt = Annotated[
+    bool | None, typer.Option("--tp-overlap/--no-tp-overlap", help="Fix TP communication overlap (default: both tried)")
+]
 PriceOpt = Annotated[float | None, typer.Option(min=0.0, max=1000.0, help="Price per GPU-hour (default: the profile's)")]
 
 
-def _given(tp, pp, ep, cp, zero_stage, micro_batch_size, schedule, vpp, recompute) -> dict:
+def _given(tp, pp, ep, cp, zero_stage, micro_batch_size, schedule, vpp, recompute, tp_overlap) -> dict:
     values = {
         "tp": tp,
         "pp": pp,
@@ -67,6 +70,7 @@ def _given(tp, pp, ep, cp, zero_stage, micro_batch_size, schedule, vpp, recomput
         "schedule": schedule.value if schedule else None,
         "vpp": vpp,
         "recompute": recompute.value if recompute else None,
+        "tp_overlap": tp_overlap,
     }
     return {k: v for k, v in values.items() if v is not None}
 
@@ -80,7 +84,7 @@ def _parse_reference(text: str | None, spec) -> tuple[dict | None, str]:
             return None, ""
         return spec.published_layout.fields(), f"published layout ({spec.published_layout.source})"
     out: dict = {}
-    allowed = {"tp", "pp", "dp", "ep", "cp", "zero_stage", "micro_batch_size", "schedule", "recompute", "vpp"}
+    allowed = {"tp", "pp", "dp", "ep", "cp", "zero_stage", "micro_batch_size", "schedule", "recompute", "vpp", "tp_overlap"}
     for part in text.split(","):
         key, _, value = part.partition("=")
         key = key.strip().replace("-", "_")
@@ -91,9 +95,15 @@ def _parse_reference(text: str | None, spec) -> tuple[dict | None, str]:
             )
         value = value.strip()
         try:
-            out[key] = value if key in ("schedule", "recompute") else int(value)
+            if key == "tp_overlap":
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                out[key] = value.lower() in ("true", "1")
+            else:
+                out[key] = value if key in ("schedule", "recompute") else int(value)
         except ValueError:
-            raise InputError(f"--reference {text!r}: {key} must be an integer, got {value!r}") from None
+            kind = "true or false" if key == "tp_overlap" else "an integer"
+            raise InputError(f"--reference {text!r}: {key} must be {kind}, got {value!r}") from None
     return out, "--reference"
 
 
@@ -116,6 +126,7 @@ def search_command(
     schedule: SchedOpt = None,
     vpp: VppOpt = None,
     recompute: RecOpt = None,
+    tp_overlap: OverlapOpt = None,
     reference: Annotated[
         str | None, typer.Option(help="Layout to compare with the best, e.g. tp=1,pp=16,ep=64 (default: the published one)")
     ] = None,
@@ -140,7 +151,7 @@ def search_command(
         job = make_job(
             spec, num_gpus, _count("--tokens", tokens), seq_len, _count("--global-batch-tokens", global_batch_tokens), precision
         )
-        given = _given(tp, pp, ep, cp, zero_stage, micro_batch_size, schedule, vpp, recompute)
+        given = _given(tp, pp, ep, cp, zero_stage, micro_batch_size, schedule, vpp, recompute, tp_overlap)
         ref, ref_source = _parse_reference(reference, spec)
         with DelayedProgress("searching layouts") as bar:
             result = search(
@@ -270,6 +281,7 @@ def sweep_command(
     schedule: SchedOpt = None,
     vpp: VppOpt = None,
     recompute: RecOpt = None,
+    tp_overlap: OverlapOpt = None,
     deadline_days: Annotated[
         float | None, typer.Option(min=0.001, max=36500, help="Find the cheapest cluster that finishes within D days")
     ] = None,
@@ -304,7 +316,7 @@ def sweep_command(
             "global_batch_tokens": _count("--global-batch-tokens", global_batch_tokens),
             "precision": precision.value,
         }
-        given = _given(tp, pp, ep, cp, zero_stage, micro_batch_size, schedule, vpp, recompute)
+        given = _given(tp, pp, ep, cp, zero_stage, micro_batch_size, schedule, vpp, recompute, tp_overlap)
         for path in (plot, output):
             if path is not None and path.exists() and path.is_dir():
                 raise InputError(f"{path} is a directory; give a file name")
