@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
 from typing import Annotated
 
 import typer
 
+from simulator.commands.options import AttentionOpt, Format, PrecisionOpt, RecomputeOpt, ScheduleOpt  # noqa: F401
 from simulator.errors import CostsimError, InputError
 from simulator.units import parse_count
 
@@ -16,36 +16,6 @@ list_app = typer.Typer(no_args_is_help=True, help="List what ships: GPUs and mod
 app.add_typer(list_app, name="list")
 validate_app = typer.Typer(no_args_is_help=True, help="Compare the model with measured or published runs.")
 app.add_typer(validate_app, name="validate")
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
-class PrecisionOpt(StrEnum):
-    bf16 = "bf16"
-    fp16 = "fp16"
-    fp8 = "fp8"
-
-
-class ScheduleOpt(StrEnum):
-    one_f_one_b = "1f1b"
-    interleaved = "interleaved"
-    zb_h1 = "zb-h1"
-    dualpipe = "dualpipe"
-
-
-class AttentionOpt(StrEnum):
-    flash = "flash"
-    unfused = "unfused"
-
-
-class RecomputeOpt(StrEnum):
-    none = "none"
-    selective = "selective"
-    full = "full"
 
 
 def _count(name: str, text: str | None, minimum: float = 1.0, maximum: float = 1e17) -> float | None:

@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-
-class Objective(StrEnum):
-    time = "time"
-    cost = "cost"
-
-
-class OutFormat(StrEnum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
-class PrecisionOpt(StrEnum):
-    bf16 = "bf16"
-    fp16 = "fp16"
-    fp8 = "fp8"
-
-
-class ScheduleOpt(StrEnum):
-    one_f_one_b = "1f1b"
-    interleaved = "interleaved"
-    zb_h1 = "zb-h1"
-    dualpipe = "dualpipe"
-
-
-class RecomputeOpt(StrEnum):
-    none = "none"
-    selective = "selective"
-    full = "full"
-
+from simulator.commands.options import Format as OutFormat
+from simulator.commands.options import Objective, PrecisionOpt, RecomputeOpt, ScheduleOpt
 
 ModelArg = Annotated[str, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json")]
 TokensOpt = Annotated[str, typer.Option(help="Training tokens, e.g. 14.8T")]
