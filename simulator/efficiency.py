@@ -5,11 +5,13 @@ GEMM time is a roofline with a fixed per-kernel cost (theory.md §6.2):
 with η = best-shape matmul fraction (MAMF, per GPU and dtype, from the profile or a calibration)
 x the sustained-load factor (global assumption) x the FP8 block-scaling factor for FP8.
 Small or skinny GEMMs (few tokens per expert, small K) become memory-bound through the roofline.
+A calibration (simulator/calibration.py) may add a measured shape curve: η x r(FLOPs per call), with
+r <= 1 interpolated in log FLOPs and clamped at the ends, and the same for the attention kernel.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,6 +36,15 @@ class DeviceRates:
     kernel_overhead_s: float
     source: str
     """Which calibration or which defaults these rates come from."""
+    gemm_curves: dict[str, Curve] = field(default_factory=dict)
+    """Per dtype, measured GEMM efficiency against FLOPs per call relative to the best shape (calibration)."""
+    attention_curve: Curve | None = None
+    """Measured attention forward rate against forward FLOPs per call, relative to attention_flop_per_s."""
+    attention_backward_over_forward: float = FA_BACKWARD_OVER_FORWARD
+    """Backward / forward time of the attention kernel: the FA FLOP convention, or measured."""
+    gemm_operand_bytes_per_s: float | None = None
+    """Bandwidth GEMM operands stream at (a large copy), where it differs from the memory-bound kernels'
+    hbm_bytes_per_s (on a CPU by 10x); None: hbm_bytes_per_s."""
 
     def gemm_s(self, m: float, n: float, k: float, dtype: str, count: float = 1.0) -> float:
         """Time of `count` GEMMs [m x k] . [k x n] in `dtype` (operands in dtype, output in BF16)."""
@@ -41,18 +52,30 @@ class DeviceRates:
         flops = 2.0 * m * n * k
         elem = BYTES_PER_ELEMENT[dtype]
         moved = elem * (m * k + k * n) + BYTES_PER_ELEMENT["bf16"] * m * n
-        compute = flops / (self.peak_flop_per_s[dtype] * self.gemm_efficiency[dtype])
-        memory = moved / self.hbm_bytes_per_s
+        shape = _relative(self.gemm_curves.get(dtype), flops)
+        compute = flops / (self.peak_flop_per_s[dtype] * self.gemm_efficiency[dtype] * shape)
+        memory = moved / (self.gemm_operand_bytes_per_s or self.hbm_bytes_per_s)
         t = count * (np.maximum(compute, memory) + self.kernel_overhead_s)
         return np.where((m > 0) & (n > 0) & (k > 0) & (count > 0), t, 0.0)
 
     def attention_s(self, forward_flops: float) -> tuple[float, float]:
         """(forward, backward) seconds of a flash-attention core doing `forward_flops` in its forward."""
-        fwd = forward_flops / self.attention_flop_per_s
-        return fwd, FA_BACKWARD_OVER_FORWARD * fwd
+        fwd = forward_flops / (self.attention_flop_per_s * _relative(self.attention_curve, forward_flops))
+        return fwd, self.attention_backward_over_forward * fwd
 
     def memory_s(self, n_bytes: float) -> float:
         return n_bytes / self.hbm_bytes_per_s
+
+
+Curve = tuple[tuple[float, ...], tuple[float, ...]]
+"""(ln of the work per call, relative efficiency in (0, 1]), the first ascending."""
+
+
+def _relative(curve: Curve | None, work: float) -> float:
+    """Relative efficiency at `work` per call; 1 without a curve. Clamped outside the measured range."""
+    if curve is None:
+        return 1.0
+    return np.interp(np.log(np.maximum(work, 1.0)), curve[0], curve[1])
 
 
 def device_rates(hw: HardwareProfile, assumptions: Assumptions) -> DeviceRates:

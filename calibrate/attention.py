@@ -1,0 +1,66 @@
+"""Attention microbenchmarks: causal scaled_dot_product_attention forward and backward.
+
+The forward is timed as training runs it (inputs that require grad); the backward is timed alone by
+re-running autograd on one retained graph, so its time excludes the forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from simulator.calibration import AttentionSample
+
+from .device import DTYPES
+from .timing import Budget, measure, randn
+
+
+@dataclass(frozen=True)
+class AttentionShape:
+    batch: int
+    heads: int
+    kv_heads: int
+    seq_len: int
+    head_dim: int
+
+
+def shapes(heads: int, kv_heads: int, head_dims: list[int], seq_lens: list[int], tokens: int) -> list[AttentionShape]:
+    """Each sequence length at about `tokens` tokens per call (batch = tokens / s, at least 1)."""
+    out = []
+    for d in head_dims:
+        for s in seq_lens:
+            out.append(AttentionShape(max(1, tokens // s), heads, kv_heads, s, d))
+    return out
+
+
+def bench(shape: AttentionShape, dtype: str, device: torch.device, budget: Budget) -> AttentionSample:
+    dt = DTYPES[dtype]
+    b, h, kv, s, d = shape.batch, shape.heads, shape.kv_heads, shape.seq_len, shape.head_dim
+    q = randn((b, h, s, d), dt, device, requires_grad=True)
+    k = randn((b, kv, s, d), dt, device, requires_grad=True)
+    v = randn((b, kv, s, d), dt, device, requires_grad=True)
+    gqa = kv != h
+
+    def forward():
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
+
+    fwd = measure(forward, device, budget)
+    out = forward()
+    grad_out = randn(tuple(out.shape), dt, device)
+
+    def backward():
+        return torch.autograd.grad(out, (q, k, v), grad_out, retain_graph=True)
+
+    bwd = measure(backward, device, budget)
+    return AttentionSample(
+        batch=b,
+        heads=h,
+        kv_heads=kv,
+        seq_len=s,
+        head_dim=d,
+        dtype=dtype,
+        forward=fwd,
+        backward=bwd,  # type: ignore[arg-type]
+    )

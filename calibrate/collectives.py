@@ -1,0 +1,190 @@
+"""Collective microbenchmarks through torch.distributed, launched with torchrun (nccl on GPUs, gloo on CPU).
+
+Run on any cluster the same way, one process per GPU:
+
+    torchrun --nnodes N --nproc-per-node 8 ... -m calibrate.collectives --backend nccl --output coll.json
+
+Each rank times all-reduce, all-gather, reduce-scatter, all-to-all and send/recv over message sizes;
+rank 0 writes the slowest rank's median per point, with algorithm bandwidth S / t and bus bandwidth
+S / t x factor(op, n) as nccl-tests defines them (doc/PERFORMANCE.md; simulator.comms.bus_factor):
+S is the full array (all-reduce buffer, all-gather output, reduce-scatter input), the per-rank buffer
+for all-to-all and send/recv. A group that spans nodes (LOCAL_WORLD_SIZE < WORLD_SIZE) is the
+scale-out tier, one inside a node the scale-up tier.
+
+`costsim calibrate` launches it as a subprocess with `python -m torch.distributed.run` on the local
+machine and reads the JSON back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv")
+ELEMENT_BYTES = 4  # float32 buffers, the nccl-tests default type
+
+
+def _op_call(op: str, size_bytes: int, n: int, rank: int, device):
+    """A zero-argument call running `op` once on fresh random buffers with S = size_bytes."""
+    import torch
+    import torch.distributed as dist
+
+    def buf(elements: int):
+        return torch.randn(max(1, elements), device=device)
+
+    total = max(n, size_bytes // ELEMENT_BYTES // n * n)  # divisible by n
+    if op == "all_reduce":
+        x = buf(total)
+        return lambda: dist.all_reduce(x), total * ELEMENT_BYTES
+    if op == "all_gather":
+        x, out = buf(total // n), buf(total)
+        return lambda: dist.all_gather_into_tensor(out, x), total * ELEMENT_BYTES
+    if op == "reduce_scatter":
+        x, out = buf(total), buf(total // n)
+        rs = getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor
+        return lambda: rs(out, x), total * ELEMENT_BYTES
+    if op == "all_to_all":
+        x, out = buf(total), buf(total)
+        return lambda: dist.all_to_all_single(out, x), total * ELEMENT_BYTES
+    if op == "send_recv":
+        # Every rank sends to the next and receives from the previous one at the same time (nccl-tests sendrecv).
+        x, out = buf(total), buf(total)
+
+        def call():
+            reqs = [dist.isend(x, (rank + 1) % n), dist.irecv(out, (rank - 1) % n)]
+            for r in reqs:
+                r.wait()
+
+        return call, total * ELEMENT_BYTES
+    raise ValueError(op)
+
+
+def _time_point(call, device, warmup: int, min_repeats: int, max_repeats: int, target_s: float) -> list[float]:
+    import torch
+    import torch.distributed as dist
+
+    def once() -> float:
+        t0 = time.perf_counter()
+        call()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - t0
+
+    dist.barrier()
+    first = torch.tensor([once()], dtype=torch.float64, device=device)
+    dist.all_reduce(first, op=dist.ReduceOp.MAX)  # every rank must run the same number of repeats
+    for _ in range(warmup - 1):
+        once()
+    n = int(np.clip(target_s / max(float(first.item()), 1e-7), min_repeats, max_repeats))
+    dist.barrier()
+    return [once() for _ in range(n)]
+
+
+def worker(args: argparse.Namespace) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from simulator.comms import bus_factor
+
+    dist.init_process_group(args.backend)
+    rank, n = dist.get_rank(), dist.get_world_size()
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", n))
+    if args.backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        device = torch.device("cuda", torch.cuda.current_device())
+    else:
+        device = torch.device("cpu")
+    tier = "scale_up" if local >= n else "scale_out"
+    samples, notes = [], []
+    for op in args.ops:
+        for size in args.sizes:
+            try:
+                call, s_bytes = _op_call(op, size, n, rank, device)
+                times = np.array(_time_point(call, device, args.warmup, args.min_repeats, args.max_repeats, args.target_s))
+            except (RuntimeError, ValueError) as e:  # unsupported by this backend: every rank fails alike
+                notes.append(f"{op} {size} B on {args.backend}: skipped, {str(e).splitlines()[0][:120]}")
+                break
+            q1, med, q3 = np.percentile(times, [25, 50, 75])
+            stats = [None] * n
+            dist.all_gather_object(stats, (float(med), float(times.min()), float((q3 - q1) / med), len(times)))
+            med, tmin, spread, reps = max(stats, key=lambda s: s[0])  # the slowest rank sets the time
+            algbw = s_bytes / med
+            samples.append(
+                {
+                    "op": op,
+                    "backend": args.backend,
+                    "world_size": n,
+                    "tier": tier,
+                    "size_bytes": float(s_bytes),
+                    "timing": {"median_s": med, "min_s": tmin, "spread": spread, "repeats": reps},
+                    "algbw_bytes_per_s": algbw,
+                    "busbw_bytes_per_s": algbw * bus_factor(op, n),  # type: ignore[arg-type]
+                }
+            )
+    if rank == 0:
+        tmp = Path(args.output).with_suffix(".partial")
+        tmp.write_text(json.dumps({"samples": samples, "notes": notes}))
+        os.replace(tmp, args.output)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def launch(
+    backend: str,
+    nproc: int,
+    sizes: list[int],
+    warmup: int = 2,
+    min_repeats: int = 5,
+    max_repeats: int = 30,
+    target_s: float = 0.05,
+    timeout_s: float = 300.0,
+) -> tuple[list[dict], list[str]]:
+    """Run the benchmark under `python -m torch.distributed.run` with `nproc` local processes; (samples, notes)."""
+    with tempfile.TemporaryDirectory(prefix="costsim-coll-") as tmp:
+        out = Path(tmp) / "collectives.json"
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc-per-node", str(nproc)]
+        cmd += ["-m", "calibrate.collectives", "--backend", backend, "--output", str(out)]
+        cmd += ["--sizes", *map(str, sizes), "--warmup", str(warmup), "--min-repeats", str(min_repeats)]
+        cmd += ["--max-repeats", str(max_repeats), "--target-s", str(target_s)]
+        env = dict(os.environ, OMP_NUM_THREADS="1")  # one thread per process: the processes share the cores
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env, cwd=_repo_root())
+        except subprocess.TimeoutExpired:
+            return [], [f"collectives ({backend}, {nproc} processes): skipped, no result within {timeout_s:.0f} s"]
+        if proc.returncode != 0 or not out.exists():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            return [], [
+                f"collectives ({backend}, {nproc} processes): skipped, torchrun exited {proc.returncode}: {tail[0][:200]}"
+            ]
+        data = json.loads(out.read_text())
+        return data["samples"], data["notes"]
+
+
+def _repo_root() -> str:
+    """Where `-m calibrate.collectives` resolves: the folder holding the calibrate package."""
+    return str(Path(__file__).resolve().parent.parent)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--backend", choices=("nccl", "gloo"), required=True)
+    p.add_argument("--output", required=True, help="JSON file rank 0 writes")
+    p.add_argument("--sizes", type=int, nargs="+", default=[2**k for k in range(10, 31, 4)], help="S in bytes")
+    p.add_argument("--ops", nargs="+", choices=OPS, default=list(OPS))
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--min-repeats", type=int, default=5)
+    p.add_argument("--max-repeats", type=int, default=50)
+    p.add_argument("--target-s", type=float, default=0.2)
+    worker(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The device to measure on, and the provenance a calibration records about it (never a host name)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+
+import torch
+
+from simulator.calibration import Provenance, profile_for_device
+from simulator.errors import InputError
+
+DTYPES: dict[str, torch.dtype] = {
+    "fp32": torch.float32,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
+FP8 = "fp8"
+
+
+def resolve(device: str, threads: int | None = None) -> torch.device:
+    """torch.device for --device, with a clear error where it is not there; sets the CPU thread count."""
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(
+                "--device cuda but torch sees no CUDA GPU (torch.cuda.is_available() is False, torch "
+                f"{torch.__version__}); install a CUDA build of torch on a GPU machine, or use --device cpu"
+            )
+        return torch.device("cuda", torch.cuda.current_device())
+    if device != "cpu":
+        raise InputError(f"--device {device!r} is not supported; use cpu or cuda")
+    if threads is not None:
+        if not 1 <= threads <= (os.cpu_count() or 1) * 4:
+            raise InputError(f"--threads {threads} is out of range [1, {(os.cpu_count() or 1) * 4}]")
+        torch.set_num_threads(threads)
+    return torch.device("cpu")
+
+
+def fp8_supported(device: torch.device) -> str | None:
+    """None when torch._scaled_mm FP8 GEMMs run here, else the reason they do not."""
+    if device.type != "cuda":
+        return "FP8 GEMMs (torch._scaled_mm) need a CUDA GPU"
+    if not hasattr(torch, "_scaled_mm") or not hasattr(torch, "float8_e4m3fn"):
+        return f"torch {torch.__version__} has no torch._scaled_mm / float8_e4m3fn"
+    major, minor = torch.cuda.get_device_capability(device)
+    if (major, minor) < (8, 9):
+        return f"compute capability {major}.{minor} has no FP8 tensor cores (needs 8.9+)"
+    return None
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return _cpu_model() or platform.processor() or platform.machine()
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
+def memory_bytes(device: torch.device) -> float | None:
+    if device.type == "cuda":
+        return float(torch.cuda.get_device_properties(device).total_memory)
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _driver_version() -> str | None:
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run(
+            [exe, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=20, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
+
+
+def _nccl_version() -> str | None:
+    try:
+        v = torch.cuda.nccl.version()
+    except (AttributeError, RuntimeError):
+        return None
+    return ".".join(map(str, v)) if isinstance(v, tuple) else str(v)
+
+
+def provenance(device: torch.device, mode: str, model: str | None, wall_s: float, profile: str | None) -> Provenance:
+    cuda = device.type == "cuda"
+    name = device_name(device)
+    mem = memory_bytes(device)
+    try:
+        version = metadata.version("costsim")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return Provenance(
+        device_kind="cuda" if cuda else "cpu",
+        device_name=name,
+        device_count=torch.cuda.device_count() if cuda else 1,
+        device_memory_bytes=mem,
+        hardware_profile=(profile or profile_for_device(name, mem)) if cuda else None,
+        cpu_threads=None if cuda else torch.get_num_threads(),
+        driver_version=_driver_version() if cuda else None,
+        cuda_version=torch.version.cuda if cuda else None,
+        torch_version=torch.__version__,
+        nccl_version=_nccl_version() if cuda else None,
+        python_version=sys.version.split()[0],
+        os=f"{platform.system()} {platform.release()}",
+        date=datetime.now(UTC).isoformat(timespec="seconds"),
+        mode=mode,  # type: ignore[arg-type]
+        model=model,
+        wall_s=wall_s,
+        costsim_version=version,
+    )

@@ -1,0 +1,112 @@
+"""GEMM microbenchmarks: the three GEMMs of a linear layer in training, over shapes and dtypes.
+
+For each shape (m tokens, n outputs, k inputs) the forward Y = X.W^T, the input gradient dX = dY.W and
+the weight gradient dW = dY^T.X are timed separately; the simulator charges each at one forward GEMM's
+time, so the fit uses their mean. FP8 runs through torch._scaled_mm (per-tensor scales, BF16 output)
+where the GPU has FP8 tensor cores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from simulator.calibration import GemmSample, Timing
+from simulator.flops import head_gemm, layer_gemms, layer_kinds
+from simulator.specs import ModelSpec
+
+from .device import DTYPES, FP8
+from .timing import Budget, measure, randn
+
+
+@dataclass(frozen=True)
+class Shape:
+    m: int
+    n: int
+    k: int
+    origin: str = "sweep"
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.m * self.n * self.k
+
+
+def model_shapes(spec: ModelSpec, tokens: int, tp: int = 1) -> list[Shape]:
+    """The weight GEMMs of one micro-batch of `tokens` tokens of `spec` on one GPU with tensor parallelism `tp`."""
+    out: list[Shape] = []
+    kinds = sorted(set(layer_kinds(spec)))
+    gemms = [g for kind in kinds for g in layer_gemms(spec, kind)] + [head_gemm(spec)]  # type: ignore[arg-type]
+    for g in gemms:
+        m, n, k = float(tokens), float(g.n), float(g.k)
+        if g.routed and spec.moe is not None:
+            m = tokens * g.multiplicity / spec.moe.n_routed_experts
+        if g.sharding in ("column", "vocab"):
+            n /= tp
+        elif g.sharding == "row":
+            k /= tp
+        out.append(Shape(max(1, round(m)), max(1, round(n)), max(1, round(k)), spec.name))
+    return unique(out)
+
+
+def unique(shapes: list[Shape]) -> list[Shape]:
+    seen, out = set(), []
+    for s in shapes:
+        if (s.m, s.n, s.k) not in seen:
+            seen.add((s.m, s.n, s.k))
+            out.append(s)
+    return out
+
+
+def square_shapes(sizes: list[int]) -> list[Shape]:
+    return [Shape(s, s, s) for s in sizes]
+
+
+def _calls(shape: Shape, dtype: str, device: torch.device) -> tuple[Callable, Callable, Callable]:
+    m, n, k = shape.m, shape.n, shape.k
+    if dtype == FP8:
+        return _fp8_calls(m, n, k, device)
+    dt = DTYPES[dtype]
+    x, w, dy = randn((m, k), dt, device), randn((n, k), dt, device), randn((m, n), dt, device)
+    dy_t = dy.t()
+    return (lambda: F.linear(x, w)), (lambda: dy @ w), (lambda: dy_t @ x)
+
+
+def _fp8_calls(m: int, n: int, k: int, device: torch.device) -> tuple[Callable, Callable, Callable]:
+    # torch._scaled_mm wants the first operand row-major and the second column-major.
+    e4m3 = torch.float8_e4m3fn
+    one = torch.tensor(1.0, device=device)
+    x = randn((m, k), e4m3, device)  # X
+    w = randn((n, k), e4m3, device)  # W
+    w_t = randn((k, n), e4m3, device)  # W^T stored row-major, read column-major as W
+    dy = randn((m, n), e4m3, device)
+    dy_t = randn((n, m), e4m3, device)
+    x_t = randn((k, m), e4m3, device)
+
+    def mm(a, b):
+        return torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+
+    return (lambda: mm(x, w.t())), (lambda: mm(dy, w_t.t())), (lambda: mm(dy_t, x_t.t()))
+
+
+def bench(shape: Shape, dtype: str, device: torch.device, budget: Budget) -> GemmSample:
+    fwd, dgrad, wgrad = _calls(shape, dtype, device)
+    timings: list[Timing] = [measure(f, device, budget) for f in (fwd, dgrad, wgrad)]
+    return GemmSample(
+        m=shape.m,
+        n=shape.n,
+        k=shape.k,
+        dtype=dtype,  # type: ignore[arg-type]
+        forward=timings[0],
+        input_grad=timings[1],
+        weight_grad=timings[2],
+        origin=shape.origin,
+    )
+
+
+def kernel_overhead_s(device: torch.device) -> float:
+    """Median time of a 16 x 16 x 16 BF16 GEMM: the fixed cost of launching one kernel."""
+    x, w = randn((16, 16), torch.bfloat16, device), randn((16, 16), torch.bfloat16, device)
+    return measure(lambda: F.linear(x, w), device, Budget(warmup=5, min_repeats=50, max_repeats=200, target_s=0.05)).median_s

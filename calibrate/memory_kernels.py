@@ -1,0 +1,165 @@
+"""Memory bandwidth and the memory-bound kernels of a training step, forward and backward.
+
+Each benchmark runs a kernel class the step model (simulator/step_time.py) charges at memory
+bandwidth, at the sizes of a reference model, and divides the bytes the simulator counts for it by the
+measured time. That is the kernel's achieved bandwidth in the simulator's own accounting:
+
+- `layer`: the elementwise work of one dense layer: two RMSNorms, two residual adds, RoPE on q and k,
+  SwiGLU, forward (NORM_RESIDUAL_PASSES x h + RoPE + 3 x d_ff elements per token) and backward (2x);
+- `cross_entropy`: fp32 cross-entropy over the logits, 30 B per logit for forward + backward;
+- `embedding`: the input embedding lookup and its gradient, 3 x 4 B x h per token;
+- `optimizer`: the optimizer step of the BF16 recipe (calibrate/transformer.py), 30 B per parameter
+  (Assumptions.memory_bound_bytes_per_param_optimizer);
+- `copy`: a large copy, read + write: the bandwidth a datasheet would quote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from simulator.assumptions import BASE
+from simulator.calibration import MemorySample
+from simulator.flops import parameter_counts
+from simulator.specs import ModelSpec
+from simulator.step_time import CROSS_ENTROPY_BYTES_PER_LOGIT, NORM_RESIDUAL_PASSES
+from simulator.units import BYTES_PER_ELEMENT
+
+from .timing import Budget, measure, randn
+from .transformer import MixedPrecisionAdam, Rope
+
+ACT = BYTES_PER_ELEMENT["bf16"]
+KERNELS = ("layer", "cross_entropy", "embedding", "optimizer")
+"""The kernels whose bandwidth sets DeviceRates.memory_s (copy is reported beside them)."""
+
+
+def layer_bytes_per_token(spec: ModelSpec) -> float:
+    """Forward memory-bound bytes per token of one dense layer, as step_time._memory_bound_bytes counts them."""
+    io = 3 if spec.gated_ffn else 2
+    return ACT * (NORM_RESIDUAL_PASSES * spec.d_model + 2 * (spec.n_heads + spec.n_kv_heads) * spec.head_dim + io * spec.d_ff)
+
+
+def counted_bytes(spec: ModelSpec, tokens: int) -> dict[str, float]:
+    """Bytes the simulator counts per activation kernel class for one micro-batch of `tokens` tokens (fwd + bwd)."""
+    return {
+        "layer": 3.0 * layer_bytes_per_token(spec) * tokens,
+        "cross_entropy": CROSS_ENTROPY_BYTES_PER_LOGIT * tokens * spec.vocab_size,
+        "embedding": 3.0 * 2 * ACT * spec.d_model * tokens,
+    }
+
+
+def step_weights(spec: ModelSpec, tokens: int) -> dict[str, float]:
+    """Share of each kernel class in the memory-bound bytes of one training step of `spec` (all layers)."""
+    per = counted_bytes(spec, tokens)
+    per["layer"] *= spec.n_layers
+    per["optimizer"] = BASE.memory_bound_bytes_per_param_optimizer * parameter_counts(spec).total
+    total = sum(per.values())
+    return {k: v / total for k, v in per.items()}
+
+
+def _layer_call(spec: ModelSpec, batch: int, seq: int, device: torch.device) -> Callable[[], None]:
+    h, dt = spec.d_model, torch.bfloat16
+    hd, nh, nkv = spec.head_dim, spec.n_heads, spec.n_kv_heads
+    x = randn((batch, seq, h), dt, device, True)
+    attn_out, ffn_out = randn((batch, seq, h), dt, device, True), randn((batch, seq, h), dt, device, True)
+    q, k = randn((batch, nh, seq, hd), dt, device, True), randn((batch, nkv, seq, hd), dt, device, True)
+    gate, up = randn((batch, seq, spec.d_ff), dt, device, True), randn((batch, seq, spec.d_ff), dt, device, True)
+    w1, w2 = randn((h,), dt, device, True), randn((h,), dt, device, True)
+    rope = Rope(hd, seq).to(device=device, dtype=dt)
+    leaves = [x, attn_out, ffn_out, q, k, gate, up, w1, w2]
+    grads = [
+        randn((batch, seq, h), dt, device),
+        randn((batch, nh, seq, hd), dt, device),
+        randn((batch, nkv, seq, hd), dt, device),
+    ]
+    grads += [randn((batch, seq, h), dt, device), randn((batch, seq, spec.d_ff), dt, device), randn((batch, seq, h), dt, device)]
+
+    def call() -> None:
+        n1 = F.rms_norm(x, (h,), w1)
+        r1 = x + attn_out
+        n2 = F.rms_norm(r1, (h,), w2)
+        act = F.silu(gate) * up
+        r2 = r1 + ffn_out
+        torch.autograd.backward([n1, rope(q), rope(k), n2, act, r2], grads)
+        for t in leaves:
+            t.grad = None
+
+    return call
+
+
+def _cross_entropy_call(tokens: int, vocab: int, device: torch.device) -> Callable[[], None]:
+    logits = randn((tokens, vocab), torch.bfloat16, device, True)
+    targets = torch.randint(0, vocab, (tokens,), device=device)
+
+    def call() -> None:
+        F.cross_entropy(logits.float(), targets).backward()
+        logits.grad = None
+
+    return call
+
+
+def _embedding_call(tokens: int, vocab: int, h: int, device: torch.device) -> Callable[[], None]:
+    table = randn((vocab, h), torch.bfloat16, device, True)
+    idx = torch.randint(0, vocab, (tokens,), device=device)
+    grad = randn((tokens, h), torch.bfloat16, device)
+
+    def call() -> None:
+        F.embedding(idx, table).backward(grad)
+        table.grad = None
+
+    return call
+
+
+def _optimizer_call(n_params: int, width: int, device: torch.device) -> tuple[Callable[[], None], int]:
+    """The BF16 recipe's optimizer work per step: fp32 main-gradient accumulation, fused AdamW, BF16 refresh.
+
+    Returns the call and the number of parameters it updates."""
+    rows = max(1, n_params // width)
+    chunk = max(1, rows // 8)
+    params = [randn((min(chunk, rows - i), width), torch.bfloat16, device, True) for i in range(0, rows, chunk)]
+    grads = [randn(tuple(p.shape), torch.bfloat16, device) for p in params]
+    opt = MixedPrecisionAdam(params)
+
+    def call() -> None:
+        torch._foreach_add_(opt.main_grads, grads)
+        opt.step()
+
+    return call, rows * width
+
+
+def _copy_call(elements: int, device: torch.device) -> Callable[[], None]:
+    src = randn((elements,), torch.bfloat16, device)
+    dst = torch.empty_like(src)
+    return lambda: dst.copy_(src)
+
+
+def bench(
+    kernel: str,
+    spec: ModelSpec,
+    batch: int,
+    seq: int,
+    device: torch.device,
+    budget: Budget,
+    copy_elements: int,
+    optimizer_max_params: int,
+) -> MemorySample:
+    """One kernel class at the sizes of `spec` with `batch` x `seq` tokens."""
+    tokens = batch * seq
+    if kernel == "copy":
+        call, elements, counted = _copy_call(copy_elements, device), copy_elements, 2 * ACT * copy_elements
+    elif kernel == "optimizer":
+        n_params = min(int(parameter_counts(spec).total), optimizer_max_params)
+        call, elements = _optimizer_call(n_params, spec.d_model, device)
+        counted = BASE.memory_bound_bytes_per_param_optimizer * elements
+    else:
+        builders = {
+            "layer": lambda: (_layer_call(spec, batch, seq, device), tokens * spec.d_model),
+            "cross_entropy": lambda: (_cross_entropy_call(tokens, spec.vocab_size, device), tokens * spec.vocab_size),
+            "embedding": lambda: (_embedding_call(tokens, spec.vocab_size, spec.d_model, device), tokens * spec.d_model),
+        }
+        call, elements = builders[kernel]()
+        counted = counted_bytes(spec, tokens)[kernel]
+    timing = measure(call, device, budget)
+    return MemorySample(kernel=kernel, dtype="bf16", elements=elements, counted_bytes=counted, timing=timing)

@@ -1,0 +1,333 @@
+"""One calibration: plan the points, run every benchmark with a progress bar, fit, and build the file.
+
+Modes: `quick` (under 2 minutes on a 2-core CPU, under 5 on one H100), `full` (more shapes, sizes and
+repeats) and `smoke` (a few points, for tests). A point that runs out of memory, uses a dtype or op
+the device does not support, or would take too long is skipped with a note, never a crash.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from simulator.calibration import SCHEMA_VERSION, Calibration, Fit, Samples, samples_hash
+from simulator.errors import InputError
+from simulator.specs import ModelSpec
+
+from . import attention, collectives, fit, gemm, memory_kernels
+from . import device as dev
+from .gemm import Shape
+from .timing import Budget, guarded
+
+MODES = ("quick", "full", "smoke")
+
+
+def llama_like(name: str, layers: int, d_model: int, heads: int, kv_heads: int, d_ff: int, vocab: int) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        source="built in code by calibrate/ (Llama-style dense layer)",
+        n_layers=layers,
+        d_model=d_model,
+        vocab_size=vocab,
+        n_heads=heads,
+        n_kv_heads=kv_heads,
+        head_dim=d_model // heads,
+        ffn="swiglu",
+        d_ff=d_ff,
+        tied_embeddings=False,
+    )
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The model whose shapes the calibration measures at, and one micro-batch of it."""
+
+    spec: ModelSpec
+    batch: int
+    seq_len: int
+    tp: int = 1
+
+    @property
+    def tokens(self) -> int:
+        return self.batch * self.seq_len
+
+
+CPU_REFERENCE = Reference(llama_like("cpu-reference-25m", 4, 512, 8, 4, 1408, 4096), batch=4, seq_len=256)
+CUDA_REFERENCE = Reference(llama_like("cuda-reference-1b", 16, 2048, 16, 8, 5632, 32000), batch=4, seq_len=2048)
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str
+    budget: Budget
+    squares: dict[str, list[int]]
+    """Square GEMM sizes per dtype."""
+    reference_tokens: list[int]
+    """Token counts (GEMM m) at which the reference model's GEMMs are measured in BF16 (and FP8)."""
+    other_dtype_tokens: list[int]
+    attention_seq_lens: list[int]
+    attention_head_dims: list[int]
+    attention_tokens: int
+    copy_elements: int
+    optimizer_max_params: int
+    collective_sizes: list[int]
+    extra_shapes: list[Shape] = field(default_factory=list)
+    dtypes: tuple[str, ...] = ("bf16", "fp32", "fp16", "fp8")
+    collectives: bool = True
+
+
+def plan_for(device: torch.device, mode: str) -> Plan:
+    if mode not in MODES:
+        raise InputError(f"calibration mode {mode!r} is not one of {', '.join(MODES)}")
+    cuda = device.type == "cuda"
+    if mode == "smoke":
+        return Plan(
+            mode,
+            Budget(warmup=1, min_repeats=3, max_repeats=5, target_s=0.01, max_call_s=0.5),
+            {"bf16": [64, 128, 256], "fp32": [64, 128], "fp16": [64], "fp8": [256]},
+            [128],
+            [],
+            [64, 128],
+            [32],
+            256,
+            2**20,
+            2**18,
+            [2**12, 2**16],
+        )
+    if cuda:
+        full = mode == "full"
+        return Plan(
+            mode,
+            Budget(warmup=5 if full else 3, min_repeats=10 if full else 5, max_repeats=100, target_s=0.2 if full else 0.05),
+            {d: [256, 512, 1024, 2048, 4096, 8192] + ([16384] if full else []) for d in ("bf16", "fp16", "fp32", "fp8")},
+            [512, 2048, 8192, 32768] if full else [1024, 8192],
+            [8192],
+            [512, 1024, 2048, 4096, 8192] if full else [1024, 2048, 4096],
+            [64, 128],
+            16384,
+            2**29,
+            2**28,
+            [2**k for k in range(10, 31, 2 if full else 4)],
+        )
+    full = mode == "full"
+    return Plan(
+        mode,
+        Budget(
+            warmup=2 if full else 1, min_repeats=5 if full else 3, max_repeats=30 if full else 10, target_s=0.2 if full else 0.04
+        ),
+        {
+            "bf16": [128, 256, 512, 1024, 2048],
+            "fp32": [128, 256, 512, 1024] + ([2048] if full else []),
+            "fp16": [64, 128, 256],
+        },
+        [256, 1024, 4096] if not full else [128, 256, 512, 1024, 2048, 4096],
+        [1024],
+        [128, 256, 512, 1024] if not full else [64, 128, 256, 512, 1024, 2048],
+        [64] if not full else [32, 64, 128],
+        2048,
+        2**25,
+        2**24,
+        [2**k for k in range(12, 25, 4 if not full else 2)],
+    )
+
+
+def _gemm_points(plan: Plan, ref: Reference, device: torch.device, notes: list[str]) -> list[tuple[Shape, str]]:
+    points: list[tuple[Shape, str]] = []
+    fp8_reason = dev.fp8_supported(device)
+    for dtype in plan.dtypes:
+        if dtype == dev.FP8 and fp8_reason:
+            notes.append(f"fp8 GEMMs: skipped, {fp8_reason}")
+            continue
+        if dtype not in plan.squares:
+            continue
+        shapes = gemm.square_shapes(plan.squares[dtype])
+        tokens = plan.reference_tokens if dtype in ("bf16", dev.FP8) else plan.other_dtype_tokens
+        for t in tokens:
+            shapes += [replace(s, origin="sweep") for s in gemm.model_shapes(ref.spec, t, ref.tp)]
+        if dtype in ("bf16", dev.FP8):
+            shapes += plan.extra_shapes
+        if dtype == dev.FP8:  # FP8 tensor cores need dimensions that are multiples of 16
+            shapes = [replace(s, m=_up16(s.m), n=_up16(s.n), k=_up16(s.k)) for s in shapes]
+        shapes = sorted(gemm.unique(shapes), key=lambda s: s.flops)
+        points += [(s, dtype) for s in shapes]
+    return points
+
+
+def _up16(x: int) -> int:
+    return max(16, (x + 15) // 16 * 16)
+
+
+class _Bar:
+    """A rich progress bar on stderr, with the point being measured as its description."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self._progress = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description:<48}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("calibrating", total=total)
+
+    def step(self, description: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=1, description=description)
+
+    def describe(self, description: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=description)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def measure_all(device: torch.device, plan: Plan, ref: Reference, progress: bool = True) -> tuple[Samples, float, list[str]]:
+    """Run every benchmark of the plan: (samples, kernel overhead, notes)."""
+    notes: list[str] = []
+    gemm_points = _gemm_points(plan, ref, device, notes)
+    att_shapes = attention.shapes(
+        ref.spec.n_heads, ref.spec.n_kv_heads, plan.attention_head_dims, plan.attention_seq_lens, plan.attention_tokens
+    )
+    kernels = ["copy", *memory_kernels.KERNELS]
+    n_coll = 1 if plan.collectives else 0
+    bar = _Bar(1 + len(gemm_points) + len(att_shapes) + len(kernels) + n_coll, progress)
+    try:
+        bar.describe("kernel overhead")
+        overhead = gemm.kernel_overhead_s(device)
+        bar.step("GEMMs")
+        gemms = []
+        too_slow: set[str] = set()
+        for shape, dtype in gemm_points:
+            label = f"{dtype} GEMM {shape.m}x{shape.n}x{shape.k}"
+            bar.describe(label)
+            if dtype in too_slow:
+                bar.step(label)
+                continue
+            sample = guarded(label, notes, lambda s=shape, d=dtype: gemm.bench(s, d, device, plan.budget))
+            if sample is None and notes and "limit per call" in notes[-1]:
+                too_slow.add(dtype)  # larger shapes of this dtype would be slower still
+                notes[-1] += f"; larger {dtype} GEMMs skipped too"
+            if sample is not None:
+                gemms.append(sample)
+            bar.step(label)
+        atts = []
+        for a in att_shapes:
+            label = f"attention s={a.seq_len} d={a.head_dim} b={a.batch}"
+            bar.describe(label)
+            sample = guarded(label, notes, lambda a=a: attention.bench(a, "bf16", device, plan.budget))
+            if sample is not None:
+                atts.append(sample)
+            bar.step(label)
+        mems = []
+        for k in kernels:
+            label = f"memory-bound: {k}"
+            bar.describe(label)
+            sample = guarded(
+                label,
+                notes,
+                lambda k=k: memory_kernels.bench(
+                    k, ref.spec, ref.batch, ref.seq_len, device, plan.budget, plan.copy_elements, plan.optimizer_max_params
+                ),
+            )
+            if sample is not None:
+                mems.append(sample)
+            bar.step(label)
+        colls: list[dict] = []
+        if plan.collectives:
+            bar.describe("collectives (torchrun)")
+            colls, coll_notes = _collectives(device, plan)
+            notes += coll_notes
+            bar.step("collectives")
+    finally:
+        bar.close()
+    from simulator.calibration import CollectiveSample
+
+    samples = Samples(gemm=gemms, attention=atts, memory=mems, collectives=[CollectiveSample(**c) for c in colls])
+    return samples, overhead, notes
+
+
+def _collectives(device: torch.device, plan: Plan) -> tuple[list[dict], list[str]]:
+    if device.type == "cuda":
+        n = torch.cuda.device_count()
+        if n < 2:
+            return [], [f"collectives: skipped, {n} GPU visible (needs 2 or more; run calibrate.collectives under torchrun)"]
+        return collectives.launch("nccl", n, plan.collective_sizes, timeout_s=240)
+    return collectives.launch("gloo", 2, plan.collective_sizes, warmup=1, min_repeats=3, max_repeats=10, target_s=0.02)
+
+
+def fit_all(samples: Samples, overhead_s: float, ref: Reference, notes: list[str]) -> Fit:
+    memory = None
+    mems = [s for s in samples.memory]
+    if mems:
+        memory = fit.fit_memory(
+            mems, memory_kernels.step_weights(ref.spec, ref.tokens), f"{ref.spec.name} at {ref.tokens} tokens"
+        )
+    # The GEMM roofline's memory term streams operands at copy bandwidth (DeviceRates.gemm_operand_bytes_per_s).
+    mem_rate = (memory.copy_bytes_per_s or memory.memory_bound_bytes_per_s) if memory else 1e12
+    gemms = {}
+    for dtype in sorted({s.dtype for s in samples.gemm}):
+        points = [s for s in samples.gemm if s.dtype == dtype]
+        if len(points) < 2:
+            notes.append(f"{dtype} GEMM: only {len(points)} point measured, no fit")
+            continue
+        gemms[dtype] = fit.fit_gemm(points, overhead_s, mem_rate)
+    if "bf16" not in gemms:
+        raise InputError("no BF16 GEMM could be measured on this device (see the notes above); nothing to calibrate")
+    atts = [s for s in samples.attention if s.dtype == "bf16"]
+    return Fit(
+        gemm=gemms,  # type: ignore[arg-type]
+        kernel_overhead_s=overhead_s,
+        attention=fit.fit_attention(atts) if atts else None,
+        memory=memory,
+        collectives=fit.fit_collectives(samples.collectives),  # type: ignore[arg-type]
+    )
+
+
+def calibrate(
+    device_name: str,
+    mode: str,
+    ref: Reference | None = None,
+    extra_models: list[Reference] | None = None,
+    model_label: str | None = None,
+    profile: str | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+    collectives_enabled: bool = True,
+    dtypes: tuple[str, ...] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Calibration:
+    """Measure and fit on `device_name` ('cpu' or 'cuda'); returns the calibration (not yet written)."""
+    t0 = time.perf_counter()
+    device = dev.resolve(device_name, threads)
+    torch.manual_seed(0)
+    ref = ref or (CUDA_REFERENCE if device.type == "cuda" else CPU_REFERENCE)
+    plan = plan_for(device, mode)
+    extra = [s for r in (extra_models or []) for s in gemm.model_shapes(r.spec, r.tokens, r.tp)]
+    plan = replace(plan, extra_shapes=extra, collectives=plan.collectives and collectives_enabled, dtypes=dtypes or plan.dtypes)
+    samples, overhead, notes = measure_all(device, plan, ref, progress)
+    fitted = fit_all(samples, overhead, ref, notes)
+    if log:
+        for n in notes:
+            log(f"note: {n}")
+    prov = dev.provenance(device, mode, model_label, time.perf_counter() - t0, profile)
+    return Calibration(
+        schema="costsim-calibration",
+        schema_version=SCHEMA_VERSION,
+        provenance=prov,
+        samples=samples,
+        samples_sha256=samples_hash(samples),
+        fit=fitted,
+        notes=notes,
+    )

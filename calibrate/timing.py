@@ -1,0 +1,99 @@
+"""Timing one call robustly: warm-up, a number of repeats that fits a time budget, median and spread.
+
+GPU calls are timed with CUDA events, CPU calls with time.perf_counter. The first warm-up call is
+timed too, so a point that would take too long is skipped before it runs its repeats.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from simulator.calibration import Timing
+
+MS_PER_S = 1e3  # torch.cuda.Event.elapsed_time() returns milliseconds
+
+
+class Skip(Exception):
+    """A point that cannot be measured here (too slow, out of memory, unsupported); the message says why."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How hard to measure one point."""
+
+    warmup: int = 2
+    min_repeats: int = 5
+    max_repeats: int = 50
+    target_s: float = 0.25
+    """Aim for about this much timed work per point."""
+    max_call_s: float = 2.0
+    """Skip a point whose single call takes longer than this."""
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _one_call_s(fn: Callable[[], object], device: torch.device) -> float:
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / MS_PER_S
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def measure(fn: Callable[[], object], device: torch.device, budget: Budget) -> Timing:
+    """Median seconds per call of `fn` after warm-up. Raises Skip if one call exceeds budget.max_call_s."""
+    sync(device)
+    first = _one_call_s(fn, device)
+    if first > budget.max_call_s:  # the first call may include one-time set-up: look again before giving up
+        first = _one_call_s(fn, device)
+        if first > budget.max_call_s:
+            raise Skip(f"one call took {first:.2f} s, over the {budget.max_call_s:g} s limit per call")
+    for _ in range(budget.warmup - 1):
+        fn()
+    sync(device)
+    n = int(np.clip(budget.target_s / max(first, 1e-7), budget.min_repeats, budget.max_repeats))
+    times = np.array([_one_call_s(fn, device) for _ in range(n)])
+    return summarize(times)
+
+
+def summarize(times_s: np.ndarray) -> Timing:
+    q1, med, q3 = np.percentile(times_s, [25, 50, 75])
+    return Timing(median_s=float(med), min_s=float(times_s.min()), spread=float((q3 - q1) / med), repeats=len(times_s))
+
+
+def guarded(label: str, notes: list[str], fn: Callable[[], object]):
+    """Run one benchmark point; on out-of-memory, an unsupported dtype or op, or Skip, note it and return None."""
+    try:
+        return fn()
+    except Skip as e:
+        notes.append(f"{label}: skipped, {e}")
+    except torch.cuda.OutOfMemoryError:
+        notes.append(f"{label}: skipped, out of memory")
+        torch.cuda.empty_cache()
+    except (RuntimeError, NotImplementedError, TypeError, ValueError, MemoryError) as e:
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        if "out of memory" in reason.lower():
+            reason = "out of memory"
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        notes.append(f"{label}: skipped, {reason}")
+    return None
+
+
+def randn(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, requires_grad: bool = False) -> torch.Tensor:
+    """Fresh random inputs (never zeros: some kernels and clocks behave differently on zeros)."""
+    x = torch.randn(shape, dtype=torch.float32, device=device).to(dtype)
+    return x.requires_grad_(requires_grad)

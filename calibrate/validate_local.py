@@ -1,0 +1,227 @@
+"""Closed loop: train small real transformers here, and compare with the simulator's prediction.
+
+Each case is a Llama-style decoder-only model (calibrate/transformer.py) trained for a few dozen steps
+on one device with the simulator's BF16 recipe. The prediction is the simulator's own step model
+(simulator.step_time.step) for the same ModelSpec, job and single-device layout (TP = PP = DP = 1),
+on the rates of this device's calibration: no separate model, nothing fitted to these step times.
+
+Two global assumptions describe large runs, not this loop, and are set here, stated in the output:
+gemm_sustain = 1 (the calibration measured these GEMM shapes on this device moments ago; the fitted
+value covers sustained clocks and software of clusters), and no reserved memory (the measured peak
+is torch's allocator peak, which excludes the CUDA context and fragmentation).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from simulator.assumptions import DEFAULT
+from simulator.calibration import Calibration, calibrated_rates, load_calibration, measured_hardware
+from simulator.errors import InputError
+from simulator.flops import parameter_counts
+from simulator.layout import Job, Layout
+from simulator.specs import ModelSpec
+from simulator.step_time import step
+
+from . import device as dev
+from . import transformer
+from .run import Reference, calibrate, llama_like
+
+LOCAL_ASSUMPTIONS = replace(DEFAULT, gemm_sustain=1.0, memory_reserved_bytes=0.0)
+TARGETS = {"cpu": 0.15, "cuda": 0.10}
+MEMORY_TARGET = 0.15
+
+
+@dataclass(frozen=True)
+class Case:
+    spec: ModelSpec
+    batch: int
+    seq_len: int
+
+    @property
+    def reference(self) -> Reference:
+        return Reference(self.spec, self.batch, self.seq_len)
+
+
+CPU_CASES = [
+    Case(llama_like("cpu-tiny", 2, 256, 4, 2, 704, 2048), 8, 128),
+    Case(llama_like("cpu-small", 4, 384, 6, 2, 1024, 4096), 4, 256),
+    Case(llama_like("cpu-medium", 4, 512, 8, 4, 1408, 4096), 4, 256),
+    Case(llama_like("cpu-long", 2, 512, 8, 8, 1408, 4096), 2, 512),
+    Case(llama_like("cpu-wide", 2, 768, 12, 4, 2048, 8192), 2, 256),
+]
+CUDA_CASES = [
+    Case(llama_like("gpu-125m", 12, 768, 12, 12, 2048, 32000), 8, 1024),
+    Case(llama_like("gpu-350m", 24, 1024, 16, 8, 2816, 32000), 8, 1024),
+    Case(llama_like("gpu-760m", 24, 1536, 16, 8, 4096, 32000), 4, 2048),
+    Case(llama_like("gpu-1b", 16, 2048, 16, 8, 5632, 32000), 4, 2048),
+]
+
+
+def cases_for(device: torch.device) -> list[Case]:
+    return CUDA_CASES if device.type == "cuda" else CPU_CASES
+
+
+def measure(case: Case, device: torch.device, steps: int, warmup: int) -> dict:
+    """Median step time (and allocator peak on a GPU) of `steps` training steps after `warmup` steps."""
+    torch.manual_seed(0)
+    model, opt = transformer.build(case.spec, case.seq_len, device)
+    batches = [transformer.random_batch(case.spec, case.batch, case.seq_len, device) for _ in range(4)]
+    losses, times = [], []
+    for i in range(warmup + steps):
+        tokens, targets = batches[i % len(batches)]
+        if i == warmup and device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+        t0 = time.perf_counter()
+        losses.append(transformer.train_step(model, opt, tokens, targets))  # .item() waits for the GPU
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    if not all(np.isfinite(losses)):
+        raise InputError(f"{case.spec.name}: the loss became {losses[-1]} while training; the measurement is not valid")
+    peak = float(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
+    q1, med, q3 = np.percentile(times, [25, 50, 75])
+    del model, opt
+    return {"step_time_s": float(med), "spread": float((q3 - q1) / med), "peak_memory_bytes": peak, "loss": losses}
+
+
+def predict(case: Case, rates) -> dict:
+    job = Job(
+        num_gpus=1, tokens=float(case.batch * case.seq_len), seq_len=case.seq_len, global_batch_tokens=case.batch * case.seq_len
+    )
+    layout = Layout(tp=1, pp=1, dp=1, micro_batch_size=case.batch, zero_stage=0)
+    result = step(case.spec, job, layout, rates, parameter_counts(case.spec), LOCAL_ASSUMPTIONS)
+    return {"step_time_s": result.step_time_s, "memory_bytes": result.memory.total_bytes, "breakdown_s": result.breakdown_s}
+
+
+def calibration_for(
+    device_name: str, path: str | None, threads: int | None, cases: list[Case], progress: bool
+) -> tuple[Calibration, str]:
+    """The stored calibration at `path`, or a quick one measured now (BF16, with the cases' GEMM shapes)."""
+    if path is not None:
+        cal = load_calibration(path)
+        if cal.provenance.device_kind != device_name:
+            raise InputError(
+                f"calibration {path} was measured on {cal.provenance.device_kind} ({cal.provenance.device_name}), "
+                f"not on --device {device_name}; calibrate this device first: costsim calibrate --device {device_name}"
+            )
+        if device_name == "cpu" and threads is None:
+            threads = cal.provenance.cpu_threads
+        dev.resolve(device_name, threads)
+        return cal, str(path)
+    cal = calibrate(
+        device_name,
+        "quick",
+        extra_models=[c.reference for c in cases],
+        threads=threads,
+        progress=progress,
+        collectives_enabled=False,
+        dtypes=("bf16",),
+    )
+    return cal, "measured now (quick, BF16 with the cases' GEMM shapes)"
+
+
+def run(
+    device_name: str,
+    calibration: str | None = None,
+    steps: int = 25,
+    warmup: int = 5,
+    threads: int | None = None,
+    progress: bool = True,
+    case_names: list[str] | None = None,
+) -> dict:
+    device = dev.resolve(device_name, threads)
+    cases = cases_for(device)
+    if case_names:
+        known = {c.spec.name: c for c in cases}
+        unknown = [n for n in case_names if n not in known]
+        if unknown:
+            raise InputError(f"unknown case {', '.join(unknown)} on {device_name}; the cases are {', '.join(known)}")
+        cases = [known[n] for n in case_names]
+    cal, label = calibration_for(device_name, calibration, threads, cases, progress)
+    hw = measured_hardware(cal, Path(calibration) if calibration else label)
+    rates = calibrated_rates(cal, hw, LOCAL_ASSUMPTIONS, calibration or "(measured now)")
+    rows = []
+    for case in cases:
+        measured = measure(case, device, steps, warmup)
+        predicted = predict(case, rates)
+        row = {
+            "case": case.spec.name,
+            "params": parameter_counts(case.spec).total,
+            "layers": case.spec.n_layers,
+            "d_model": case.spec.d_model,
+            "batch": case.batch,
+            "seq_len": case.seq_len,
+            "measured_step_time_s": measured["step_time_s"],
+            "measured_spread": measured["spread"],
+            "predicted_step_time_s": predicted["step_time_s"],
+            "error": predicted["step_time_s"] / measured["step_time_s"] - 1.0,
+            "predicted_breakdown_s": predicted["breakdown_s"],
+            "first_loss": measured["loss"][0],
+            "last_loss": measured["loss"][-1],
+        }
+        if measured["peak_memory_bytes"] is not None:
+            row["measured_peak_memory_bytes"] = measured["peak_memory_bytes"]
+            row["predicted_peak_memory_bytes"] = predicted["memory_bytes"]
+            row["memory_error"] = predicted["memory_bytes"] / measured["peak_memory_bytes"] - 1.0
+        rows.append(row)
+    median_err = statistics.median(abs(r["error"]) for r in rows)
+    mem_errors = [abs(r["memory_error"]) for r in rows if "memory_error" in r]
+    p = cal.provenance
+    return {
+        "device": p.device_name,
+        "device_kind": device.type,
+        "cpu_threads": torch.get_num_threads() if device.type == "cpu" else None,
+        "calibration": label,
+        "calibration_date": p.date,
+        "efficiency_source": rates.source,
+        "assumptions_changed": {
+            "gemm_sustain": LOCAL_ASSUMPTIONS.gemm_sustain,
+            "memory_reserved_bytes": LOCAL_ASSUMPTIONS.memory_reserved_bytes,
+        },
+        "steps": steps,
+        "warmup_steps": warmup,
+        "cases": rows,
+        "median_abs_error": median_err,
+        "target_median_abs_error": TARGETS[device.type],
+        "median_abs_memory_error": statistics.median(mem_errors) if mem_errors else None,
+        "target_memory_error": MEMORY_TARGET if mem_errors else None,
+    }
+
+
+def table(result: dict) -> str:
+    gpu = result["device_kind"] == "cuda"
+    head = f"{'case':<11} {'params':>7} {'batch x seq':>11} {'measured':>10} {'spread':>7} {'predicted':>10} {'error':>7}"
+    if gpu:
+        head += f" {'mem meas':>9} {'mem pred':>9} {'error':>7}"
+    lines = [
+        f"device: {result['device']}" + (f" ({result['cpu_threads']} threads)" if result["cpu_threads"] else ""),
+        f"calibration: {result['calibration']} ({result['calibration_date'][:10]})",
+        f"prediction: simulator step model, TP=PP=DP=1, gemm_sustain {result['assumptions_changed']['gemm_sustain']:g}, "
+        "no reserved memory",
+        "",
+        head,
+    ]
+    for r in result["cases"]:
+        line = (
+            f"{r['case']:<11} {r['params'] / 1e6:>6.1f}M {r['batch']:>4} x {r['seq_len']:<4}  "
+            f"{r['measured_step_time_s'] * 1e3:>7.1f} ms {r['measured_spread']:>6.1%} "
+            f"{r['predicted_step_time_s'] * 1e3:>7.1f} ms {r['error']:>+7.1%}"
+        )
+        if gpu:
+            line += (
+                f" {r['measured_peak_memory_bytes'] / 2**30:>6.2f}GiB {r['predicted_peak_memory_bytes'] / 2**30:>6.2f}GiB "
+                f"{r['memory_error']:>+7.1%}"
+            )
+        lines.append(line)
+    lines.append("")
+    lines.append(f"median |step-time error| {result['median_abs_error']:.1%} (target <= {result['target_median_abs_error']:.0%})")
+    if result["median_abs_memory_error"] is not None:
+        lines.append(f"median |peak-memory error| {result['median_abs_memory_error']:.1%} (target <= {MEMORY_TARGET:.0%})")
+    return "\n".join(lines)
