@@ -26,7 +26,16 @@ from .errors import InputError
 from .report import flatten
 from .units import SECONDS_PER_DAY, parse_count
 
-LAYOUT_KEYS = ("tp", "pp", "dp", "ep", "cp", "zero_stage", "micro_batch_size", "schedule", "recompute", "vpp")
+
+def _layout_keys() -> tuple[str, ...]:
+    from dataclasses import fields
+
+    from .layout import Layout
+
+    return tuple(f.name for f in fields(Layout))
+
+
+LAYOUT_KEYS = _layout_keys()
 
 
 def _number(name: str, value: Any, minimum: float = 1.0) -> float:
@@ -166,7 +175,7 @@ def estimate(
     **layout: Any,
 ) -> EstimateResult:
     """Estimate one training run, as `costsim estimate`. Layout fields (tp, pp, dp, ep, cp, zero_stage,
-    micro_batch_size, schedule, recompute, vpp) given as keywords are fixed; the others are searched."""
+    micro_batch_size, schedule, recompute, vpp, tp_overlap) given as keywords are fixed; the others are searched."""
     from .api import run_estimate
     from .specs import load_hardware, load_model
     from .uncertainty import band_for_estimate, check_options

@@ -99,7 +99,10 @@ def scaling_curve(model, hw, est, given: dict | None = None, factors=SCALING_FAC
     from .errors import CostsimError
     from .search import search
 
-    fixed = {k: v for k, v in (est.layout.to_dict() if given is None else given).items() if v is not None and k != "dp"}
+    lay = est.layout.to_dict()
+    fixed = {k: v for k, v in (lay if given is None else given).items() if v is not None and k != "dp"}
+    if "tp_overlap" in lay:  # estimate keeps TP overlap off unless asked; so do the other sizes
+        fixed.setdefault("tp_overlap", lay["tp_overlap"])
     points, skipped = [], []
     for f in factors:
         n = est.job.num_gpus * f
@@ -353,6 +356,7 @@ def _run_table(d: dict, model_label: str, hw) -> list[Block]:
         f"micro-batch {lay['micro_batch_size']}; {lay['schedule']}"
         + (f" (v={lay['vpp']})" if lay["schedule"] == "interleaved" else "")
         + f"; recompute {lay['recompute']}"
+        + ("; TP communication overlapped" if lay.get("tp_overlap") else "")
         + (" (chosen by search)" if d["layout_chosen_by_search"] else " (given)")
     )
     rows = [
@@ -491,7 +495,8 @@ def _scaling_section(points: list[dict], skipped: list[str], d: dict) -> list[Bl
 
 def _layout_short(lay: dict) -> str:
     parts = [f"TP{lay['tp']} PP{lay['pp']} DP{lay['dp']}"] + [f"{k.upper()}{lay[k]}" for k in ("ep", "cp") if lay[k] > 1]
-    return " ".join(parts) + f", ZeRO-{lay['zero_stage']}, mbs {lay['micro_batch_size']}, {lay['schedule']}, {lay['recompute']}"
+    tail = f", ZeRO-{lay['zero_stage']}, mbs {lay['micro_batch_size']}, {lay['schedule']}, {lay['recompute']}"
+    return " ".join(parts) + tail + (", TP overlap" if lay.get("tp_overlap") else "")
 
 
 def _sources_section(d: dict, hw, model) -> list[Block]:

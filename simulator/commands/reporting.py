@@ -41,6 +41,9 @@ def report_command(
     schedule: Annotated[ScheduleOpt | None, typer.Option(help="Pipeline schedule")] = None,
     vpp: Annotated[int | None, typer.Option(min=1, help="Virtual stages per rank (interleaved)")] = None,
     recompute: Annotated[RecomputeOpt | None, typer.Option(help="Activation recomputation")] = None,
+    tp_overlap: Annotated[
+        bool | None, typer.Option("--tp-overlap/--no-tp-overlap", help="Overlap TP collectives with GEMMs (default: off)")
+    ] = None,
     usd_per_gpu_hour: Annotated[float | None, typer.Option(min=0.0, max=1000.0, help="Price (default: the profile's)")] = None,
     draws: Annotated[int, typer.Option(help="Joint draws of the uncertain inputs")] = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed of the draws")] = 0,
@@ -65,6 +68,7 @@ def report_command(
         "schedule": schedule.value if schedule else None,
         "recompute": recompute.value if recompute else None,
         "vpp": vpp,
+        "tp_overlap": tp_overlap,
     }
     try:
         check_options(draws, seed, tokens_spread)
@@ -95,7 +99,7 @@ def report_command(
 def locals_for_command(values: dict) -> dict:
     """The options as given, for the command line printed in the report."""
     keep = ("gpu", "num_gpus", "tokens", "seq_len", "global_batch_tokens", "precision", "tp", "pp", "dp", "ep", "cp")
-    keep += ("zero_stage", "micro_batch_size", "schedule", "vpp", "recompute", "usd_per_gpu_hour", "draws", "seed")
+    keep += ("zero_stage", "micro_batch_size", "schedule", "vpp", "recompute", "tp_overlap", "usd_per_gpu_hour", "draws", "seed")
     keep += ("tokens_spread",)
     out = {"model": values["model"]}
     for k in keep:
@@ -111,5 +115,6 @@ def _command_line(options: dict) -> str:
     for k, v in options.items():
         if v is None or defaults.get(k) == v:
             continue
-        parts += [f"--{k.replace('_', '-')}", str(v)]
+        flag = f"--{k.replace('_', '-')}"
+        parts += [flag if v is True else f"--no-{flag[2:]}"] if isinstance(v, bool) else [flag, str(v)]
     return shlex.join(parts)
