@@ -32,8 +32,8 @@ def main() -> None:
         t0 = time.perf_counter()
         band = band_for_estimate(est, spec, hw, price_fixed=False, draws=args.draws)
         totals.append(time.perf_counter() - t0)
-        draw_times.append(band.draw_seconds)
-        model_times.append(band.model_seconds)
+        draw_times.append(band.draw_s)
+        model_times.append(band.model_evaluation_s)
     s = band.surrogate
     print(f"deepseek-v3 on 2048 x h800, layout {est.layout.describe()}")
     print(f"draws                      {band.draws:,}")

@@ -42,8 +42,8 @@ def uncertainty_table(u: dict) -> str:
     lines.append("")
     lines.append(
         f"draws go through a surrogate ({s['evaluations']} full-model evaluations); against {s['checks']} joint "
-        f"full-model draws its largest error is {err:.2%}. Draws took {u['draw_seconds']:.2f} s, "
-        f"model evaluations {u['model_seconds']:.2f} s."
+        f"full-model draws its largest error is {err:.2%}. Draws took {u['draw_s']:.2f} s, "
+        f"model evaluations {u['model_evaluation_s']:.2f} s."
     )
     lines += [f"note: {n}" for n in u["notes"]]
     return "\n".join(lines)
@@ -458,8 +458,8 @@ def _uncertainty_section(u: dict) -> list[Block]:
         para(
             f"Method: the draws go through a surrogate, not the full model. It is built from {s['evaluations']} full-model "
             f"evaluations ({s['method']}). Against {s['checks']} joint draws evaluated with the full model, its largest "
-            f"error is {err:.2%}. Drawing and evaluating all draws took {u['draw_seconds']:.2f} s; the full-model "
-            f"evaluations {u['model_seconds']:.2f} s."
+            f"error is {err:.2%}. Drawing and evaluating all draws took {u['draw_s']:.2f} s; the full-model "
+            f"evaluations {u['model_evaluation_s']:.2f} s."
         ),
         bullets(u["notes"]),
     ]

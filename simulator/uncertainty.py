@@ -477,9 +477,9 @@ class UncertaintyResult:
     """Inputs that move the answer, largest cost swing first."""
     inputs: list[UncertainInput]
     surrogate: SurrogateCheck
-    model_seconds: float
+    model_evaluation_s: float
     """Wall time of the full-model evaluations (building and checking the surrogate)."""
-    draw_seconds: float
+    draw_s: float
     """Wall time of drawing the inputs and evaluating the surrogate for every draw."""
     notes: list[str] = field(default_factory=list)
     samples: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
@@ -495,8 +495,8 @@ class UncertaintyResult:
             "tornado": [b.to_dict() for b in self.tornado],
             "inputs": [i.to_dict() | {"moves_answer": i.name in moving} for i in self.inputs],
             "surrogate": self.surrogate.to_dict(),
-            "model_seconds": self.model_seconds,
-            "draw_seconds": self.draw_seconds,
+            "model_evaluation_s": self.model_evaluation_s,
+            "draw_s": self.draw_s,
             "notes": self.notes,
         }
 
@@ -728,8 +728,8 @@ def propagate(
         tornado=_tornado(surrogate, inputs),
         inputs=list(inputs),
         surrogate=SurrogateCheck(1 + n_eval + checks, checks, max_err, rms_err, bool(_shares(goodput_gpus))),
-        model_seconds=t1 - t0,
-        draw_seconds=draw_s,
+        model_evaluation_s=t1 - t0,
+        draw_s=draw_s,
         notes=list(notes),
         samples={k: out[:, j] for j, k in enumerate(OUTPUTS)},
     )
