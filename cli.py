@@ -83,18 +83,21 @@ def estimate(
     draws: Annotated[int, typer.Option(help="Joint draws for --uncertainty")] = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed for --uncertainty")] = 0,
     tokens_spread: Annotated[float, typer.Option(help="Relative spread of --tokens for --uncertainty (lognormal sigma)")] = 0.0,
+    calibration: Annotated[
+        str | None, typer.Option(help="Calibration file from `costsim calibrate` (--gpu cpu for a CPU calibration)")
+    ] = None,
     format: Annotated[Format, typer.Option("--format", help="Output format")] = Format.table,
 ) -> None:
     """Estimate GPU-hours, wall-clock days, dollars, MFU and memory of one training run, or of a plan's stages."""
     from simulator import report
     from simulator.api import run_estimate
+    from simulator.calibration import hardware_for
     from simulator.pricing import CostOptions, apply_to_estimate
-    from simulator.specs import load_hardware
 
     run_flags = {"MODEL": model, "--gpu": gpu, "--num-gpus": num_gpus, "--tokens": tokens}
     layout_flags = {"--seq-len": seq_len, "--global-batch-tokens": global_batch_tokens, "--tp": tp, "--pp": pp, "--dp": dp}
     layout_flags |= {"--ep": ep, "--cp": cp, "--zero-stage": zero_stage, "--micro-batch-size": micro_batch_size}
-    layout_flags |= {"--schedule": schedule, "--vpp": vpp, "--recompute": recompute}
+    layout_flags |= {"--schedule": schedule, "--vpp": vpp, "--recompute": recompute, "--calibration": calibration}
     try:
         costs = CostOptions(
             pricing, usd_per_gpu_hour, gpu_purchase_usd, pue, usd_per_kwh, grid_kg_co2_per_kwh, experiments_multiplier
@@ -136,11 +139,13 @@ def estimate(
             usd_per_gpu_hour=usd_per_gpu_hour,
             attention_kernel=attention_kernel.value,
             dropout=dropout,
+            calibration=calibration,
         )
     except CostsimError as e:
         _fail(e)
     try:
-        d = apply_to_estimate(result.to_dict(), load_hardware(gpu), costs)
+        hw = hardware_for(gpu, calibration)
+        d = apply_to_estimate(result.to_dict(), hw, costs)
     except CostsimError as e:
         _fail(e)
     if uncertainty:
@@ -149,7 +154,7 @@ def estimate(
         try:
             fixed = "the TCO rate is held fixed" if pricing == "tco" else usd_per_gpu_hour is not None
             band = band_for_estimate(
-                result, model, gpu, fixed, tokens_spread, draws, seed, usd_per_gpu_hour=d["usd_per_gpu_hour"]
+                result, model, hw, fixed, tokens_spread, draws, seed, usd_per_gpu_hour=d["usd_per_gpu_hour"]
             )
             d["uncertainty"] = band.to_dict()
         except CostsimError as e:
@@ -253,6 +258,7 @@ COMMAND_MODULES: list[str] = [
     "simulator.commands.planner",
     "simulator.commands.published",
     "simulator.commands.reporting",
+    "calibrate.commands",
 ]
 _register_command_modules()
 

@@ -26,21 +26,19 @@ class AttentionShape:
     head_dim: int
 
 
-def shapes(heads: int, kv_heads: int, head_dims: list[int], seq_lens: list[int], tokens: int) -> list[AttentionShape]:
-    """Each sequence length at about `tokens` tokens per call (batch = tokens / s, at least 1)."""
-    out = []
-    for d in head_dims:
-        for s in seq_lens:
-            out.append(AttentionShape(max(1, tokens // s), heads, kv_heads, s, d))
-    return out
+def shapes(batch: int, heads: int, kv_heads: int, head_dims: list[int], seq_lens: list[int]) -> list[AttentionShape]:
+    """A sweep over sequence lengths at a fixed batch and head count, so that FLOPs per call (what the
+    simulator's attention curve is keyed on) grow as s^2 and map back to one sequence length."""
+    return [AttentionShape(batch, heads, kv_heads, s, d) for d in head_dims for s in seq_lens]
 
 
 def bench(shape: AttentionShape, dtype: str, device: torch.device, budget: Budget) -> AttentionSample:
     dt = DTYPES[dtype]
     b, h, kv, s, d = shape.batch, shape.heads, shape.kv_heads, shape.seq_len, shape.head_dim
-    q = randn((b, h, s, d), dt, device, requires_grad=True)
-    k = randn((b, kv, s, d), dt, device, requires_grad=True)
-    v = randn((b, kv, s, d), dt, device, requires_grad=True)
+    # Laid out as the model hands them over: [b, s, heads, d] viewed as [b, heads, s, d].
+    q = randn((b, s, h, d), dt, device).transpose(1, 2).requires_grad_(True)
+    k = randn((b, s, kv, d), dt, device).transpose(1, 2).requires_grad_(True)
+    v = randn((b, s, kv, d), dt, device).transpose(1, 2).requires_grad_(True)
     gqa = kv != h
 
     def forward():

@@ -3,9 +3,9 @@
 - GEMM, per dtype: the best measured rate P (training mean of forward, input- and weight-gradient
   GEMMs) and a relative-efficiency curve r(FLOPs per call) such that the simulator's roofline
   t = max(F / (P·r(F)), bytes / B_mem) + t_kernel reproduces the samples: r_i = F_i / (P·(t_i - t_kernel)),
-  medians in bins of a factor 2 in F, interpolated in log F (efficiency.DeviceRates.gemm_s).
-- Attention (BF16): the best forward rate, a relative curve in forward FLOPs, and the median measured
-  backward / forward ratio (DeviceRates.attention_s).
+  medians in bins of a factor 1.5 in F, interpolated in log F (efficiency.DeviceRates.gemm_s).
+- Attention (BF16): a forward-equivalent rate and a relative curve in forward FLOPs fitted on forward +
+  backward time, and the median measured backward / forward ratio (DeviceRates.attention_s).
 - Memory-bound kernels: each kernel's achieved bandwidth in the simulator's byte accounting, combined
   as a harmonic mean weighted by each kernel's share of the memory-bound bytes of one training step of
   the reference model: the rate at which the step model's memory time comes out right for that mix.
@@ -38,12 +38,12 @@ from simulator.calibration import (
 from simulator.comms import bus_factor
 from simulator.units import BYTES_PER_ELEMENT
 
-BIN_LN_WIDTH = math.log(2.0)
+BIN_LN_WIDTH = math.log(1.5)  # points a factor 2 apart stay in separate bins
 MIN_RELATIVE = 1e-4
 
 
 def binned_curve(work: np.ndarray, relative: np.ndarray) -> CurveFit:
-    """Median relative efficiency in bins a factor 2 wide in work, at the bins' median work."""
+    """Median relative efficiency in bins a factor 1.5 wide in work, at the bins' median work."""
     order = np.argsort(work)
     lw, rel = np.log(work[order]), relative[order]
     xs: list[float] = []
@@ -83,14 +83,20 @@ def fit_gemm(samples: list[GemmSample], kernel_overhead_s: float, operand_bytes_
 
 
 def fit_attention(samples: list[AttentionSample]) -> AttentionFit:
+    """Fitted on forward + backward time, the part of the step the attention kernel takes.
+
+    The backward / forward ratio is the median measured one; the rate is forward-equivalent:
+    forward time = F / (P·r(F)), backward = ratio x forward.
+    """
     flops = np.array([s.forward_flops for s in samples])
     fwd = np.array([s.forward.median_s for s in samples])
     bwd = np.array([s.backward.median_s for s in samples])
-    best = float(np.max(flops / fwd))
-    curve = binned_curve(flops, flops / (best * fwd))
     ratio = float(np.median(bwd / fwd))
+    total = fwd + bwd
+    best = float(np.max(flops * (1.0 + ratio) / total))
+    curve = binned_curve(flops, flops * (1.0 + ratio) / (best * total))
     predicted = flops / (best * _interp(curve, flops)) * (1.0 + ratio)
-    return AttentionFit(forward_flop_per_s=best, backward_over_forward=ratio, curve=curve, quality=quality(predicted, fwd + bwd))
+    return AttentionFit(forward_flop_per_s=best, backward_over_forward=ratio, curve=curve, quality=quality(predicted, total))
 
 
 def fit_memory(samples: list[MemorySample], weights: dict[str, float], reference: str) -> MemoryFit:

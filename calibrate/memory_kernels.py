@@ -4,8 +4,10 @@ Each benchmark runs a kernel class the step model (simulator/step_time.py) charg
 bandwidth, at the sizes of a reference model, and divides the bytes the simulator counts for it by the
 measured time. That is the kernel's achieved bandwidth in the simulator's own accounting:
 
-- `layer`: the elementwise work of one dense layer: two RMSNorms, two residual adds, RoPE on q and k,
-  SwiGLU, forward (NORM_RESIDUAL_PASSES x h + RoPE + 3 x d_ff elements per token) and backward (2x);
+- `layer`: everything of one dense layer but its GEMMs and attention core (a real transformer.Block with
+  those stood in for): two RMSNorms, two residual adds, RoPE on q and k, SwiGLU, the head-layout copies
+  and autograd, forward and backward; the simulator counts NORM_RESIDUAL_PASSES x h + RoPE + 3 x d_ff
+  elements per token forward, twice that backward;
 - `cross_entropy`: fp32 cross-entropy over the logits, 30 B per logit for forward + backward;
 - `embedding`: the input embedding lookup and its gradient, 3 x 4 B x h per token;
 - `optimizer`: the optimizer step of the BF16 recipe (calibrate/transformer.py), 30 B per parameter
@@ -28,7 +30,7 @@ from simulator.step_time import CROSS_ENTROPY_BYTES_PER_LOGIT, NORM_RESIDUAL_PAS
 from simulator.units import BYTES_PER_ELEMENT
 
 from .timing import Budget, measure, randn
-from .transformer import MixedPrecisionAdam, Rope
+from .transformer import Block, MixedPrecisionAdam
 
 ACT = BYTES_PER_ELEMENT["bf16"]
 KERNELS = ("layer", "cross_entropy", "embedding", "optimizer")
@@ -59,32 +61,69 @@ def step_weights(spec: ModelSpec, tokens: int) -> dict[str, float]:
     return {k: v / total for k, v in per.items()}
 
 
+class _Stand(torch.autograd.Function):
+    """A GEMM or attention core that costs nothing: it returns a ready random output and ready random gradients.
+
+    With the layer's projections and attention core replaced by it, a real transformer.Block runs everything
+    else as training does (norms, RoPE, SwiGLU, residuals, head layout copies, autograd), and that is timed.
+    """
+
+    @staticmethod
+    def forward(ctx, out: torch.Tensor, grads: tuple[torch.Tensor, ...], *inputs: torch.Tensor) -> torch.Tensor:
+        ctx.grads = grads
+        return out.view_as(out)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        return (None, None, *ctx.grads)
+
+
+class _StandInLinear(torch.nn.Module):
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(weight)
+        self._cache: dict[tuple, tuple] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        key = tuple(x.shape)
+        if key not in self._cache:
+            out = randn((*x.shape[:-1], self.weight.shape[0]), x.dtype, x.device)
+            self._cache[key] = (
+                out,
+                (randn(tuple(x.shape), x.dtype, x.device), randn(tuple(self.weight.shape), x.dtype, x.device)),
+            )
+        out, grads = self._cache[key]
+        return _Stand.apply(out, grads, x, self.weight)
+
+
+class _StandInAttention:
+    def __init__(self) -> None:
+        self._cache: dict[tuple, tuple] = {}
+
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **_) -> torch.Tensor:
+        key = (tuple(q.shape), tuple(k.shape))
+        if key not in self._cache:
+            grads = tuple(randn(tuple(t.shape), t.dtype, t.device) for t in (q, k, v))
+            self._cache[key] = (randn(tuple(q.shape), q.dtype, q.device), grads)
+        out, grads = self._cache[key]
+        return _Stand.apply(out, grads, q, k, v)
+
+
 def _layer_call(spec: ModelSpec, batch: int, seq: int, device: torch.device) -> Callable[[], None]:
-    h, dt = spec.d_model, torch.bfloat16
-    hd, nh, nkv = spec.head_dim, spec.n_heads, spec.n_kv_heads
-    x = randn((batch, seq, h), dt, device, True)
-    attn_out, ffn_out = randn((batch, seq, h), dt, device, True), randn((batch, seq, h), dt, device, True)
-    q, k = randn((batch, nh, seq, hd), dt, device, True), randn((batch, nkv, seq, hd), dt, device, True)
-    gate, up = randn((batch, seq, spec.d_ff), dt, device, True), randn((batch, seq, spec.d_ff), dt, device, True)
-    w1, w2 = randn((h,), dt, device, True), randn((h,), dt, device, True)
-    rope = Rope(hd, seq).to(device=device, dtype=dt)
-    leaves = [x, attn_out, ffn_out, q, k, gate, up, w1, w2]
-    grads = [
-        randn((batch, seq, h), dt, device),
-        randn((batch, nh, seq, hd), dt, device),
-        randn((batch, nkv, seq, hd), dt, device),
-    ]
-    grads += [randn((batch, seq, h), dt, device), randn((batch, seq, spec.d_ff), dt, device), randn((batch, seq, h), dt, device)]
+    """One transformer.Block forward and backward with its GEMMs and attention core stood in for."""
+    block = Block(spec, seq).to(device=device, dtype=torch.bfloat16)
+    for name in ("qkv", "out", "up", "down"):
+        setattr(block, name, _StandInLinear(getattr(block, name).weight.detach()))
+    block.attention = _StandInAttention()
+    x = randn((batch, seq, spec.d_model), torch.bfloat16, device, True)
+    grad = randn((batch, seq, spec.d_model), torch.bfloat16, device)
+    params = list(block.parameters())
 
     def call() -> None:
-        n1 = F.rms_norm(x, (h,), w1)
-        r1 = x + attn_out
-        n2 = F.rms_norm(r1, (h,), w2)
-        act = F.silu(gate) * up
-        r2 = r1 + ffn_out
-        torch.autograd.backward([n1, rope(q), rope(k), n2, act, r2], grads)
-        for t in leaves:
-            t.grad = None
+        block(x).backward(grad)
+        x.grad = None
+        for p in params:
+            p.grad = None
 
     return call
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from simulator.calibration import SCHEMA_VERSION, Calibration, Fit, Samples, samples_hash
+from simulator.calibration import SCHEMA_VERSION, Calibration, CollectiveSample, Fit, Samples, Workload, samples_hash
+from simulator.calibration import Plan as PlanRecord
 from simulator.errors import InputError
 from simulator.specs import ModelSpec
 
@@ -41,26 +42,12 @@ def llama_like(name: str, layers: int, d_model: int, heads: int, kv_heads: int, 
     )
 
 
-@dataclass(frozen=True)
-class Reference:
-    """The model whose shapes the calibration measures at, and one micro-batch of it."""
-
-    spec: ModelSpec
-    batch: int
-    seq_len: int
-    tp: int = 1
-
-    @property
-    def tokens(self) -> int:
-        return self.batch * self.seq_len
-
-
-CPU_REFERENCE = Reference(llama_like("cpu-reference-25m", 4, 512, 8, 4, 1408, 4096), batch=4, seq_len=256)
-CUDA_REFERENCE = Reference(llama_like("cuda-reference-1b", 16, 2048, 16, 8, 5632, 32000), batch=4, seq_len=2048)
+CPU_REFERENCE = Workload(model=llama_like("cpu-reference-25m", 4, 512, 8, 4, 1408, 4096), batch=4, seq_len=256)
+CUDA_REFERENCE = Workload(model=llama_like("cuda-reference-1b", 16, 2048, 16, 16, 5632, 32000), batch=4, seq_len=2048)
 
 
 @dataclass(frozen=True)
-class Plan:
+class Sweep:
     mode: str
     budget: Budget
     squares: dict[str, list[int]]
@@ -70,7 +57,6 @@ class Plan:
     other_dtype_tokens: list[int]
     attention_seq_lens: list[int]
     attention_head_dims: list[int]
-    attention_tokens: int
     copy_elements: int
     optimizer_max_params: int
     collective_sizes: list[int]
@@ -79,62 +65,62 @@ class Plan:
     collectives: bool = True
 
 
-def plan_for(device: torch.device, mode: str) -> Plan:
+def plan_for(device: torch.device, mode: str) -> Sweep:
     if mode not in MODES:
         raise InputError(f"calibration mode {mode!r} is not one of {', '.join(MODES)}")
     cuda = device.type == "cuda"
+    full = mode == "full"
     if mode == "smoke":
-        return Plan(
+        return Sweep(
             mode,
             Budget(warmup=1, min_repeats=3, max_repeats=5, target_s=0.01, max_call_s=0.5),
-            {"bf16": [64, 128, 256], "fp32": [64, 128], "fp16": [64], "fp8": [256]},
-            [128],
-            [],
-            [64, 128],
-            [32],
-            256,
-            2**20,
-            2**18,
-            [2**12, 2**16],
+            squares={"bf16": [64, 128, 256], "fp32": [64, 128], "fp16": [64], "fp8": [256]},
+            reference_tokens=[128],
+            other_dtype_tokens=[],
+            attention_seq_lens=[64, 128],
+            attention_head_dims=[32],
+            copy_elements=2**20,
+            optimizer_max_params=2**18,
+            collective_sizes=[2**12, 2**16],
         )
     if cuda:
-        full = mode == "full"
-        return Plan(
+        return Sweep(
             mode,
             Budget(warmup=5 if full else 3, min_repeats=10 if full else 5, max_repeats=100, target_s=0.2 if full else 0.05),
-            {d: [256, 512, 1024, 2048, 4096, 8192] + ([16384] if full else []) for d in ("bf16", "fp16", "fp32", "fp8")},
-            [512, 2048, 8192, 32768] if full else [1024, 8192],
-            [8192],
-            [512, 1024, 2048, 4096, 8192] if full else [1024, 2048, 4096],
-            [64, 128],
-            16384,
-            2**29,
-            2**28,
-            [2**k for k in range(10, 31, 2 if full else 4)],
+            squares={d: [256, 512, 1024, 2048, 4096, 8192] + ([16384] if full else []) for d in ("bf16", "fp16", "fp32", "fp8")},
+            reference_tokens=[512, 2048, 8192, 32768] if full else [1024, 8192],
+            other_dtype_tokens=[8192],
+            attention_seq_lens=[512, 1024, 2048, 4096, 8192] if full else [1024, 2048, 4096],
+            attention_head_dims=[64, 128],
+            copy_elements=2**29,
+            optimizer_max_params=2**28,
+            collective_sizes=[2**k for k in range(10, 31, 2 if full else 4)],
         )
-    full = mode == "full"
-    return Plan(
+    return Sweep(
         mode,
         Budget(
-            warmup=2 if full else 1, min_repeats=5 if full else 3, max_repeats=30 if full else 10, target_s=0.2 if full else 0.04
+            warmup=2 if full else 1,
+            min_repeats=5 if full else 3,
+            max_repeats=30 if full else 10,
+            target_s=0.2 if full else 0.04,
+            max_call_s=2.0 if full else 0.5,
         ),
-        {
+        squares={
             "bf16": [128, 256, 512, 1024, 2048],
             "fp32": [128, 256, 512, 1024] + ([2048] if full else []),
             "fp16": [64, 128, 256],
         },
-        [256, 1024, 4096] if not full else [128, 256, 512, 1024, 2048, 4096],
-        [1024],
-        [128, 256, 512, 1024] if not full else [64, 128, 256, 512, 1024, 2048],
-        [64] if not full else [32, 64, 128],
-        2048,
-        2**25,
-        2**24,
-        [2**k for k in range(12, 25, 4 if not full else 2)],
+        reference_tokens=[128, 256, 512, 1024, 2048, 4096] if full else [256, 1024, 4096],
+        other_dtype_tokens=[1024],
+        attention_seq_lens=[64, 128, 256, 512, 1024, 2048] if full else [128, 256, 512, 1024],
+        attention_head_dims=[32, 64, 128] if full else [64],
+        copy_elements=2**25,
+        optimizer_max_params=2**24,
+        collective_sizes=[2**k for k in range(12, 25, 2 if full else 4)],
     )
 
 
-def _gemm_points(plan: Plan, ref: Reference, device: torch.device, notes: list[str]) -> list[tuple[Shape, str]]:
+def _gemm_points(plan: Sweep, ref: Workload, device: torch.device, notes: list[str]) -> list[tuple[Shape, str]]:
     points: list[tuple[Shape, str]] = []
     fp8_reason = dev.fp8_supported(device)
     for dtype in plan.dtypes:
@@ -146,7 +132,7 @@ def _gemm_points(plan: Plan, ref: Reference, device: torch.device, notes: list[s
         shapes = gemm.square_shapes(plan.squares[dtype])
         tokens = plan.reference_tokens if dtype in ("bf16", dev.FP8) else plan.other_dtype_tokens
         for t in tokens:
-            shapes += [replace(s, origin="sweep") for s in gemm.model_shapes(ref.spec, t, ref.tp)]
+            shapes += [replace(s, origin="sweep") for s in gemm.model_shapes(ref.model, t, ref.tp)]
         if dtype in ("bf16", dev.FP8):
             shapes += plan.extra_shapes
         if dtype == dev.FP8:  # FP8 tensor cores need dimensions that are multiples of 16
@@ -193,12 +179,12 @@ class _Bar:
             self._progress.stop()
 
 
-def measure_all(device: torch.device, plan: Plan, ref: Reference, progress: bool = True) -> tuple[Samples, float, list[str]]:
+def measure_all(device: torch.device, plan: Sweep, ref: Workload, progress: bool = True) -> tuple[Samples, float, list[str]]:
     """Run every benchmark of the plan: (samples, kernel overhead, notes)."""
     notes: list[str] = []
     gemm_points = _gemm_points(plan, ref, device, notes)
     att_shapes = attention.shapes(
-        ref.spec.n_heads, ref.spec.n_kv_heads, plan.attention_head_dims, plan.attention_seq_lens, plan.attention_tokens
+        ref.batch, ref.model.n_heads, ref.model.n_kv_heads, plan.attention_head_dims, plan.attention_seq_lens
     )
     kernels = ["copy", *memory_kernels.KERNELS]
     n_coll = 1 if plan.collectives else 0
@@ -238,7 +224,7 @@ def measure_all(device: torch.device, plan: Plan, ref: Reference, progress: bool
                 label,
                 notes,
                 lambda k=k: memory_kernels.bench(
-                    k, ref.spec, ref.batch, ref.seq_len, device, plan.budget, plan.copy_elements, plan.optimizer_max_params
+                    k, ref.model, ref.batch, ref.seq_len, device, plan.budget, plan.copy_elements, plan.optimizer_max_params
                 ),
             )
             if sample is not None:
@@ -252,13 +238,11 @@ def measure_all(device: torch.device, plan: Plan, ref: Reference, progress: bool
             bar.step("collectives")
     finally:
         bar.close()
-    from simulator.calibration import CollectiveSample
-
     samples = Samples(gemm=gemms, attention=atts, memory=mems, collectives=[CollectiveSample(**c) for c in colls])
     return samples, overhead, notes
 
 
-def _collectives(device: torch.device, plan: Plan) -> tuple[list[dict], list[str]]:
+def _collectives(device: torch.device, plan: Sweep) -> tuple[list[dict], list[str]]:
     if device.type == "cuda":
         n = torch.cuda.device_count()
         if n < 2:
@@ -267,12 +251,12 @@ def _collectives(device: torch.device, plan: Plan) -> tuple[list[dict], list[str
     return collectives.launch("gloo", 2, plan.collective_sizes, warmup=1, min_repeats=3, max_repeats=10, target_s=0.02)
 
 
-def fit_all(samples: Samples, overhead_s: float, ref: Reference, notes: list[str]) -> Fit:
+def fit_all(samples: Samples, overhead_s: float, ref: Workload, notes: list[str]) -> Fit:
     memory = None
     mems = [s for s in samples.memory]
     if mems:
         memory = fit.fit_memory(
-            mems, memory_kernels.step_weights(ref.spec, ref.tokens), f"{ref.spec.name} at {ref.tokens} tokens"
+            mems, memory_kernels.step_weights(ref.model, ref.tokens), f"{ref.model.name} at {ref.tokens} tokens"
         )
     # The GEMM roofline's memory term streams operands at copy bandwidth (DeviceRates.gemm_operand_bytes_per_s).
     mem_rate = (memory.copy_bytes_per_s or memory.memory_bound_bytes_per_s) if memory else 1e12
@@ -298,8 +282,8 @@ def fit_all(samples: Samples, overhead_s: float, ref: Reference, notes: list[str
 def calibrate(
     device_name: str,
     mode: str,
-    ref: Reference | None = None,
-    extra_models: list[Reference] | None = None,
+    ref: Workload | None = None,
+    extra_models: list[Workload] | None = None,
     model_label: str | None = None,
     profile: str | None = None,
     threads: int | None = None,
@@ -314,7 +298,7 @@ def calibrate(
     torch.manual_seed(0)
     ref = ref or (CUDA_REFERENCE if device.type == "cuda" else CPU_REFERENCE)
     plan = plan_for(device, mode)
-    extra = [s for r in (extra_models or []) for s in gemm.model_shapes(r.spec, r.tokens, r.tp)]
+    extra = [s for r in (extra_models or []) for s in gemm.model_shapes(r.model, r.tokens, r.tp)]
     plan = replace(plan, extra_shapes=extra, collectives=plan.collectives and collectives_enabled, dtypes=dtypes or plan.dtypes)
     samples, overhead, notes = measure_all(device, plan, ref, progress)
     fitted = fit_all(samples, overhead, ref, notes)
@@ -322,10 +306,17 @@ def calibrate(
         for n in notes:
             log(f"note: {n}")
     prov = dev.provenance(device, mode, model_label, time.perf_counter() - t0, profile)
+    record = PlanRecord(
+        reference=ref,
+        extra=list(extra_models or []),
+        dtypes=[d for d in plan.dtypes if d in plan.squares],  # type: ignore[misc]
+        collectives=plan.collectives,
+    )
     return Calibration(
         schema="costsim-calibration",
         schema_version=SCHEMA_VERSION,
         provenance=prov,
+        plan=record,
         samples=samples,
         samples_sha256=samples_hash(samples),
         fit=fitted,

@@ -39,6 +39,62 @@ def check_supported(spec: ModelSpec) -> None:
         )
 
 
+# The norm, RoPE and SwiGLU keep for the backward exactly what the simulator's activation memory counts
+# (simulator/memory.py, fused kernels as in Megatron-LM): the norm input and its fp32 1/rms, nothing for
+# RoPE, and the SwiGLU inputs (the activation output is kept by the down projection). Eager torch would
+# keep more (fp32 intermediates, both RoPE operands, silu(gate)).
+
+
+class _RMSNorm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        xf = x.to(_accumulate(x))  # statistics in fp32 (or wider)
+        rstd = torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+        ctx.save_for_backward(x, weight, rstd)
+        return (xf * rstd).to(x.dtype) * weight
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight, rstd = ctx.saved_tensors
+        acc = _accumulate(x)
+        xhat = x.to(acc) * rstd
+        gw = grad.to(acc) * weight.to(acc)
+        dx = rstd * (gw - xhat * (gw * xhat).mean(-1, keepdim=True))
+        dweight = (grad.to(acc) * xhat).flatten(0, -2).sum(0)
+        return dx.to(x.dtype), dweight.to(weight.dtype), None
+
+
+def _accumulate(x: torch.Tensor) -> torch.dtype:
+    return torch.promote_types(x.dtype, torch.float32)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, width: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(width))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _RMSNorm.apply(x, self.weight, self.eps)
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    a, b = x.chunk(2, dim=-1)
+    return x * cos + torch.cat((-b, a), dim=-1) * sin
+
+
+class _Rope(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(cos, sin)
+        return _rotate(x, cos, sin)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        cos, sin = ctx.saved_tensors
+        return _rotate(grad, cos, -sin), None, None  # the transpose of a rotation is the rotation back
+
+
 class Rope(nn.Module):
     def __init__(self, head_dim: int, seq_len: int) -> None:
         super().__init__()
@@ -49,8 +105,25 @@ class Rope(nn.Module):
         self.register_buffer("sin", emb.sin(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = x.chunk(2, dim=-1)
-        return x * self.cos + torch.cat((-b, a), dim=-1) * self.sin
+        return _Rope.apply(x, self.cos, self.sin)
+
+
+class _SwiGLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(gate, up)
+        return F.silu(gate) * up
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        gate, up = ctx.saved_tensors
+        sig = torch.sigmoid(gate)
+        silu = gate * sig
+        return grad * up * sig * (1 + gate * (1 - sig)), grad * silu
+
+
+def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    return _SwiGLU.apply(gate, up)
 
 
 class Block(nn.Module):
@@ -58,13 +131,16 @@ class Block(nn.Module):
         super().__init__()
         h, hd = spec.d_model, spec.head_dim
         self.heads, self.kv_heads, self.head_dim = spec.n_heads, spec.n_kv_heads, hd
-        self.norm1 = nn.RMSNorm(h)
+        self.norm1 = RMSNorm(h)
         self.qkv = nn.Linear(h, (spec.n_heads + 2 * spec.n_kv_heads) * hd, bias=False)
         self.out = nn.Linear(spec.n_heads * hd, h, bias=False)
-        self.norm2 = nn.RMSNorm(h)
+        self.norm2 = RMSNorm(h)
         self.up = nn.Linear(h, 2 * spec.d_ff, bias=False)
         self.down = nn.Linear(spec.d_ff, h, bias=False)
         self.rope = Rope(hd, seq_len)
+        # The attention core; calibrate/memory_kernels.py swaps it (and the projections) for stand-ins to time
+        # the rest of the layer as it runs here.
+        self.attention = F.scaled_dot_product_attention
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, s, _ = x.shape
@@ -73,10 +149,10 @@ class Block(nn.Module):
         q = self.rope(q.view(b, s, self.heads, hd).transpose(1, 2))
         k = self.rope(k.view(b, s, self.kv_heads, hd).transpose(1, 2))
         v = v.view(b, s, self.kv_heads, hd).transpose(1, 2)
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.kv_heads != self.heads)
+        a = self.attention(q, k, v, is_causal=True, enable_gqa=self.kv_heads != self.heads)
         x = x + self.out(a.transpose(1, 2).reshape(b, s, self.heads * hd))
         gate, up = self.up(self.norm2(x)).chunk(2, dim=-1)
-        return x + self.down(F.silu(gate) * up)
+        return x + self.down(swiglu(gate, up))
 
 
 class DecoderLM(nn.Module):
@@ -85,7 +161,7 @@ class DecoderLM(nn.Module):
         check_supported(spec)
         self.embed = nn.Embedding(spec.vocab_size, spec.d_model)
         self.blocks = nn.ModuleList(Block(spec, seq_len) for _ in range(spec.n_layers))
-        self.norm = nn.RMSNorm(spec.d_model)
+        self.norm = RMSNorm(spec.d_model)
         self.head = nn.Linear(spec.d_model, spec.vocab_size, bias=False)
 
     def forward(self, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

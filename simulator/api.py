@@ -19,11 +19,19 @@ def run_estimate(
     usd_per_gpu_hour: float | None = None,
     attention_kernel: str = "flash",
     dropout: float = 0.0,
+    calibration: str | None = None,
 ) -> Estimate:
+    """`calibration`: a file from `costsim calibrate`; its measured rates replace the profile's efficiency terms."""
     spec = load_model(model)
-    hw = load_hardware(gpu)
+    if calibration is None:
+        hw, rates = load_hardware(gpu), None
+    else:
+        from .assumptions import DEFAULT
+        from .calibration import calibrated_device
+
+        hw, rates = calibrated_device(gpu, calibration, DEFAULT)
     job = make_job(spec, num_gpus, tokens, seq_len, global_batch_tokens, precision, attention_kernel, dropout)
-    return estimate(spec, hw, job, layout, usd_per_gpu_hour)
+    return estimate(spec, hw, job, layout, usd_per_gpu_hour, rates=rates)
 
 
 def run_plan(plan: str, cost_options=None):

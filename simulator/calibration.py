@@ -33,6 +33,7 @@ from .specs import (
     DensePeaks,
     EfficiencyDefaults,
     HardwareProfile,
+    ModelSpec,
     Price,
     ScaleOut,
     ScaleUp,
@@ -185,7 +186,8 @@ class GemmFit(_Model):
 
 class AttentionFit(_Model):
     forward_flop_per_s: Positive
-    """Best measured forward rate, causal FLOPs (FA convention)."""
+    """Forward-equivalent rate, causal FLOPs (FA convention): forward + backward time of the best point
+    = F x (1 + backward_over_forward) / this."""
     backward_over_forward: Positive
     """Median measured backward / forward time."""
     curve: CurveFit
@@ -263,10 +265,35 @@ class Provenance(_Model):
     costsim_version: str
 
 
+class Workload(_Model):
+    """A model and one micro-batch of it on one GPU: where shapes are taken from."""
+
+    model: ModelSpec
+    batch: Annotated[int, Field(ge=1)]
+    seq_len: Annotated[int, Field(ge=1)]
+    tp: Annotated[int, Field(ge=1)] = 1
+
+    @property
+    def tokens(self) -> int:
+        return self.batch * self.seq_len
+
+
+class Plan(_Model):
+    """What was measured, so that `costsim calibrate check` can measure the same points again."""
+
+    reference: Workload
+    """Attention heads, memory-bound kernel sizes and their byte mix, and GEMM shapes come from it."""
+    extra: list[Workload] = []
+    """Models whose exact GEMM shapes were added (--model)."""
+    dtypes: list[Dtype]
+    collectives: bool
+
+
 class Calibration(_Model):
     schema_name: Literal["costsim-calibration"] = Field(SCHEMA, alias="schema")
     schema_version: int
     provenance: Provenance
+    plan: Plan
     samples: Samples
     samples_sha256: str
     fit: Fit
@@ -328,6 +355,9 @@ def write_calibration(cal: Calibration, path: str | Path, force: bool = False) -
         raise InputError(f"--output {path}: folder {path.parent} does not exist; create it first")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the permissions of any other output
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(cal.to_json())
             f.flush()
@@ -385,6 +415,15 @@ def calibrated_device(
             + f", or calibrate on a {hw.name}"
         )
     return hw, calibrated_rates(cal, hw, assumptions, path)
+
+
+def hardware_for(gpu: str, calibration: str | Path | None) -> HardwareProfile:
+    """The hardware an estimate ran on: the shipped profile, or the calibrated CPU."""
+    if calibration is None:
+        return load_hardware(gpu)
+    from .assumptions import DEFAULT
+
+    return calibrated_device(gpu, calibration, DEFAULT)[0]
 
 
 def calibrated_rates(cal: Calibration, hw: HardwareProfile, assumptions: Assumptions, path: str | Path) -> DeviceRates:
@@ -470,7 +509,10 @@ def measured_hardware(cal: Calibration, path: str | Path) -> HardwareProfile:
         aliases=[],
         display_name=p.device_name,
         vendor="cpu",
-        sources={src: f"costsim calibration {path} ({cal.label})"},
+        sources={
+            src: f"costsim calibration {path} ({cal.label})",
+            "no_price": "no price for a measured device: pass --usd-per-gpu-hour",
+        },
         dense_tflop_per_s=DensePeaks.model_construct(fp32=peak("fp32"), tf32=None, bf16=bf16, fp16=peak("fp16"), fp8=None),
         memory_gib=sourced((p.device_memory_bytes or 0.0) / GIB),
         memory_bandwidth_tb_per_s=sourced(memory_bw / TERA),
@@ -481,7 +523,7 @@ def measured_hardware(cal: Calibration, path: str | Path) -> HardwareProfile:
         gpus_per_node=sourced(1),
         tdp_w=sourced(0.0),
         purchase_usd=None,
-        price=Price.model_construct(usd_per_gpu_hour=0.0, kind="assumed", date=p.date[:7], source=src),
+        price=Price.model_construct(usd_per_gpu_hour=0.0, kind="assumed", date=p.date[:7], source="no_price"),
         efficiency=eff,
         sm_count=None,
     )

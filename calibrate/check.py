@@ -1,0 +1,105 @@
+"""`costsim calibrate check FILE`: is a stored calibration still true of this device?
+
+Two checks. (1) The stored fit must follow from the stored samples: they are refitted and must agree
+(an edited efficiency number fails here; an edited sample already fails the file's SHA-256). (2) The
+same plan (mode, reference model, extra models, dtypes, collectives) is measured again on this device
+and each headline rate (best GEMM rate per dtype, attention rate, memory-bound and copy bandwidth,
+collective bus bandwidth per tier) must lie within the tolerance of the stored one.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from simulator.calibration import Calibration, Fit, load_calibration
+
+from .run import calibrate, fit_all
+
+REFIT_TOLERANCE = 1e-6
+
+
+def headline_rates(fit: Fit) -> dict[str, float]:
+    out = {f"gemm {d} best FLOP/s": g.best_flop_per_s for d, g in fit.gemm.items()}
+    if fit.attention:
+        out["attention forward FLOP/s"] = fit.attention.forward_flop_per_s
+    if fit.memory:
+        out["memory-bound bytes/s"] = fit.memory.memory_bound_bytes_per_s
+        if fit.memory.copy_bytes_per_s:
+            out["copy bytes/s"] = fit.memory.copy_bytes_per_s
+    for tier, t in fit.collectives.items():
+        out[f"{tier} bus bytes/s"] = t.busbw_bytes_per_s
+    return out
+
+
+def refit_mismatches(cal: Calibration) -> list[str]:
+    """Headline rates of the stored fit that its own samples do not reproduce."""
+    refit = fit_all(cal.samples, cal.fit.kernel_overhead_s, cal.plan.reference, [])
+    stored, again = headline_rates(cal.fit), headline_rates(refit)
+    out = []
+    for key in sorted(set(stored) | set(again)):
+        a, b = stored.get(key), again.get(key)
+        if a is None or b is None or not math.isclose(a, b, rel_tol=REFIT_TOLERANCE):
+            out.append(f"{key}: stored {_fmt(a)}, its samples give {_fmt(b)}")
+    return out
+
+
+def _fmt(x: float | None) -> str:
+    return "absent" if x is None else f"{x:.4g}"
+
+
+def check(path: str | Path, tolerance: float, progress: bool = True) -> dict:
+    stored = load_calibration(path)
+    p = stored.provenance
+    tampered = refit_mismatches(stored)
+    fresh = calibrate(
+        p.device_kind,
+        p.mode,
+        ref=stored.plan.reference,
+        extra_models=list(stored.plan.extra),
+        model_label=p.model,
+        profile=p.hardware_profile,
+        threads=p.cpu_threads,
+        progress=progress,
+        collectives_enabled=stored.plan.collectives,
+        dtypes=tuple(stored.plan.dtypes),
+    )
+    old, new = headline_rates(stored.fit), headline_rates(fresh.fit)
+    rows = []
+    for key in sorted(set(old) & set(new)):
+        ratio = new[key] / old[key]
+        drift = ratio - 1.0
+        rows.append({"rate": key, "stored": old[key], "measured": new[key], "drift": drift, "ok": abs(drift) <= tolerance})
+    missing = sorted(set(old) - set(new))
+    ok = not tampered and all(r["ok"] for r in rows) and not missing
+    return {
+        "file": str(path),
+        "stored_device": p.device_name,
+        "stored_date": p.date,
+        "measured_device": fresh.provenance.device_name,
+        "tolerance": tolerance,
+        "fit_matches_samples": not tampered,
+        "fit_mismatches": tampered,
+        "rates": rows,
+        "not_measured_again": missing,
+        "ok": ok,
+    }
+
+
+def table(result: dict) -> str:
+    lines = [
+        f"calibration {result['file']} ({result['stored_device']}, {result['stored_date'][:10]}) "
+        f"against {result['measured_device']} now, tolerance {result['tolerance']:.0%}",
+    ]
+    if not result["fit_matches_samples"]:
+        lines.append("the stored fit does not follow from the stored samples (the file was edited):")
+        lines += [f"  {m}" for m in result["fit_mismatches"]]
+    lines.append(f"{'rate':<28} {'stored':>11} {'now':>11} {'drift':>8}")
+    for r in result["rates"]:
+        flag = "" if r["ok"] else "  DRIFT"
+        lines.append(f"{r['rate']:<28} {r['stored']:>11.4g} {r['measured']:>11.4g} {r['drift']:>+8.1%}{flag}")
+    for m in result["not_measured_again"]:
+        lines.append(f"{m}: in the file but not measured now  MISSING")
+    ok = "ok: the calibration still holds"
+    lines.append(ok if result["ok"] else "FAILED: recalibrate (costsim calibrate --output FILE --force)")
+    return "\n".join(lines)
