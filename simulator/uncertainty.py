@@ -358,12 +358,14 @@ def scale_rates(rates: DeviceRates, gemm: float, fp8: float, attention: float, h
         scale_up_bytes_per_s=rates.fabric.scale_up_bytes_per_s * network,
         scale_out_bytes_per_s=rates.fabric.scale_out_bytes_per_s * network,
     )
+    operand = getattr(rates, "gemm_operand_bytes_per_s", None)  # a calibration's GEMM operand bandwidth, if any
     return replace(
         rates,
         gemm_efficiency=gemm_eff,
         attention_flop_per_s=rates.attention_flop_per_s * attention,
         hbm_bytes_per_s=rates.hbm_bytes_per_s * hbm,
         fabric=fabric,
+        **({"gemm_operand_bytes_per_s": operand * hbm} if operand else {}),
     )
 
 

@@ -45,6 +45,9 @@ def report_command(
         bool | None, typer.Option("--tp-overlap/--no-tp-overlap", help="Overlap TP collectives with GEMMs (default: off)")
     ] = None,
     usd_per_gpu_hour: Annotated[float | None, typer.Option(min=0.0, max=1000.0, help="Price (default: the profile's)")] = None,
+    calibration: Annotated[
+        str | None, typer.Option(help="Calibration file from `costsim calibrate` (--gpu cpu for a CPU calibration)")
+    ] = None,
     draws: Annotated[int, typer.Option(help="Joint draws of the uncertain inputs")] = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed of the draws")] = 0,
     tokens_spread: Annotated[float, typer.Option(help="Relative spread of --tokens (lognormal sigma)")] = 0.0,
@@ -52,9 +55,10 @@ def report_command(
     """Write an investor-ready report: estimate, breakdowns, uncertainty band, every assumption with its source, charts."""
     from cli import _count, _fail
     from simulator.api import run_estimate
+    from simulator.calibration import hardware_for
     from simulator.errors import CostsimError
     from simulator.report_document import prepare_output, write_report
-    from simulator.specs import load_hardware, load_model
+    from simulator.specs import load_model
     from simulator.uncertainty import band_for_estimate, check_options
 
     layout = {
@@ -83,8 +87,9 @@ def report_command(
             precision=precision.value,
             layout=layout,
             usd_per_gpu_hour=usd_per_gpu_hour,
+            calibration=calibration,
         )
-        spec, hw = load_model(model), load_hardware(gpu)
+        spec, hw = load_model(model), hardware_for(gpu, calibration)
         band = band_for_estimate(est, spec, hw, usd_per_gpu_hour is not None, tokens_spread, draws, seed)
         command = _command_line(locals_for_command(locals()))
         files = write_report(est, spec, hw, band, output, force=True, command=command, given=layout)
@@ -100,7 +105,7 @@ def locals_for_command(values: dict) -> dict:
     """The options as given, for the command line printed in the report."""
     keep = ("gpu", "num_gpus", "tokens", "seq_len", "global_batch_tokens", "precision", "tp", "pp", "dp", "ep", "cp")
     keep += ("zero_stage", "micro_batch_size", "schedule", "vpp", "recompute", "tp_overlap", "usd_per_gpu_hour", "draws", "seed")
-    keep += ("tokens_spread",)
+    keep += ("tokens_spread", "calibration")
     out = {"model": values["model"]}
     for k in keep:
         v = values.get(k)
