@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from simulator.commands.options import AttentionOpt, Format, PrecisionOpt, RecomputeOpt, ScheduleOpt  # noqa: F401
+from simulator.commands.options import (  # noqa: F401
+    AttentionOpt,
+    Format,
+    Fp8RecipeOpt,
+    PrecisionOpt,
+    RecomputeOpt,
+    ScheduleOpt,
+)
 from simulator.errors import CostsimError, InputError
 from simulator.units import parse_count
 
@@ -50,6 +57,10 @@ def estimate(
         str | None, typer.Option(help="Tokens per optimizer step (default: 4M rounded to sequences)")
     ] = None,
     precision: Annotated[PrecisionOpt, typer.Option(help="GEMM precision")] = PrecisionOpt.bf16,
+    fp8_recipe: Annotated[
+        Fp8RecipeOpt | None,
+        typer.Option(help="FP8 scaling: tensor (Transformer Engine) or block (DeepSeek-V3); default: the model's published one"),
+    ] = None,
     tp: Annotated[int | None, typer.Option(min=1, help="Tensor parallel degree")] = None,
     pp: Annotated[int | None, typer.Option(min=1, help="Pipeline parallel degree")] = None,
     dp: Annotated[int | None, typer.Option(min=1, help="Data parallel degree (default: GPUs / (TP x PP x CP))")] = None,
@@ -140,6 +151,7 @@ def estimate(
             attention_kernel=attention_kernel.value,
             dropout=dropout,
             calibration=calibration,
+            fp8_recipe=fp8_recipe.value if fp8_recipe else None,
         )
     except CostsimError as e:
         _fail(e)

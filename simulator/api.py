@@ -20,6 +20,7 @@ def run_estimate(
     attention_kernel: str = "flash",
     dropout: float = 0.0,
     calibration: str | None = None,
+    fp8_recipe: str | None = None,
 ) -> Estimate:
     """`calibration`: a file from `costsim calibrate`; its measured rates replace the profile's efficiency terms."""
     spec = load_model(model)
@@ -30,7 +31,7 @@ def run_estimate(
         from .calibration import calibrated_device
 
         hw, rates = calibrated_device(gpu, calibration, DEFAULT)
-    job = make_job(spec, num_gpus, tokens, seq_len, global_batch_tokens, precision, attention_kernel, dropout)
+    job = make_job(spec, num_gpus, tokens, seq_len, global_batch_tokens, precision, attention_kernel, dropout, fp8_recipe)
     return estimate(spec, hw, job, layout, usd_per_gpu_hour, rates=rates)
 
 

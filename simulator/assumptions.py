@@ -24,8 +24,10 @@ class Assumptions:
     The physical default 0.95 is an assumption; DEFAULT takes the value `costsim fit` fitted to twelve
     published runs (simulator/fitted_constants.yaml, with in-sample and leave-one-out errors)."""
     fp8_gemm_factor: float = 0.9
-    """FP8 GEMMs with fine-grained block scaling vs the best FP8 microbenchmark. Source: DeepGEMM README
-    (2025-02): its kernels were 1.0-1.2x faster than the internal CUTLASS kernels of the V3-training era."""
+    """FP8 GEMMs with fine-grained block scaling (1x128 / 128x128 scales promoted on CUDA cores, the DeepSeek-V3
+    recipe, `--fp8-recipe block`) vs the best per-tensor FP8 matmul microbenchmark. Source: DeepGEMM README
+    (2025-02): its kernels were 1.0-1.2x faster than the internal CUTLASS kernels of the V3-training era.
+    Per-tensor FP8 (Transformer Engine, `--fp8-recipe tensor`) runs at the microbenchmark rate."""
     fp8_quantize_unfused: float = 0.5
     """Share of FP8 quantize/transpose passes (3 B per GEMM input element) not fused into GEMMs. Assumption."""
     kernel_overhead_s: float = 4 * MICRO

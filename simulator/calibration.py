@@ -435,8 +435,7 @@ def calibrated_rates(cal: Calibration, hw: HardwareProfile, assumptions: Assumpt
     for dtype, g in fit.gemm.items():
         if dtype not in base.peak_flop_per_s:
             continue
-        factor = assumptions.fp8_gemm_factor if dtype == "fp8" else 1.0
-        gemm_eff[dtype] = min(1.0, g.best_flop_per_s / base.peak_flop_per_s[dtype]) * assumptions.gemm_sustain * factor
+        gemm_eff[dtype] = min(1.0, g.best_flop_per_s / base.peak_flop_per_s[dtype]) * assumptions.gemm_sustain
         curves[dtype] = g.curve.as_curve()
     fabric = base.fabric
     up = fit.collectives.get("scale_up")

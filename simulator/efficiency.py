@@ -3,7 +3,8 @@
 GEMM time is a roofline with a fixed per-kernel cost (theory.md §6.2):
     t = max(FLOPs / (peak · η), bytes / (HBM · η_hbm)) + t_kernel
 with η = best-shape matmul fraction (MAMF, per GPU and dtype, from the profile or a calibration)
-x the sustained-load factor (global assumption) x the FP8 block-scaling factor for FP8.
+x the sustained-load factor (global assumption), x the block-scaling factor for FP8 GEMMs with fine-grained
+scaling (the DeepSeek-V3 recipe; applied by the step model, which knows the recipe).
 Small or skinny GEMMs (few tokens per expert, small K) become memory-bound through the roofline.
 A calibration (simulator/calibration.py) may add a measured shape curve: η x r(FLOPs per call), with
 r <= 1 interpolated in log FLOPs and clamped at the ends, and the same for the attention kernel.
@@ -46,14 +47,16 @@ class DeviceRates:
     """Bandwidth GEMM operands stream at (a large copy), where it differs from the memory-bound kernels'
     hbm_bytes_per_s (on a CPU by 10x); None: hbm_bytes_per_s."""
 
-    def gemm_s(self, m: float, n: float, k: float, dtype: str, count: float = 1.0) -> float:
-        """Time of `count` GEMMs [m x k] . [k x n] in `dtype` (operands in dtype, output in BF16)."""
+    def gemm_s(self, m: float, n: float, k: float, dtype: str, count: float = 1.0, compute_factor: float = 1.0) -> float:
+        """Time of `count` GEMMs [m x k] . [k x n] in `dtype` (operands in dtype, output in BF16).
+
+        `compute_factor` scales the compute rate of a kernel variant, e.g. FP8 with fine-grained block scaling."""
         # Array-friendly (the layout search calls it with numpy arrays): no branches on values.
         flops = 2.0 * m * n * k
         elem = BYTES_PER_ELEMENT[dtype]
         moved = elem * (m * k + k * n) + BYTES_PER_ELEMENT["bf16"] * m * n
         shape = _relative(self.gemm_curves.get(dtype), flops)
-        compute = flops / (self.peak_flop_per_s[dtype] * self.gemm_efficiency[dtype] * shape)
+        compute = flops / (self.peak_flop_per_s[dtype] * self.gemm_efficiency[dtype] * shape * compute_factor)
         memory = moved / (self.gemm_operand_bytes_per_s or self.hbm_bytes_per_s)
         t = count * (np.maximum(compute, memory) + self.kernel_overhead_s)
         return np.where((m > 0) & (n > 0) & (k > 0) & (count > 0), t, 0.0)
@@ -87,8 +90,7 @@ def device_rates(hw: HardwareProfile, assumptions: Assumptions) -> DeviceRates:
             continue
         peaks[dtype] = hw.peak_flop_per_s(dtype)
         best = eff.gemm_best.get(dtype) or eff.gemm_best["bf16"]
-        factor = assumptions.fp8_gemm_factor if dtype == "fp8" else 1.0
-        gemm[dtype] = best.value * assumptions.gemm_sustain * factor
+        gemm[dtype] = best.value * assumptions.gemm_sustain
     fabric = Fabric(
         scale_up_bytes_per_s=hw.scale_up_bytes_per_s * eff.scale_up_bus.value,
         scale_out_bytes_per_s=hw.scale_out_bytes_per_s * eff.scale_out_bus.value,

@@ -11,7 +11,7 @@ from .efficiency import DeviceRates, device_rates
 from .errors import InfeasibleError, LayoutError
 from .flops import ParamCounts, parameter_counts, token_flops
 from .goodput import goodput
-from .layout import Job, Layout, check_layout
+from .layout import Job, Layout, check_layout, with_fp8_recipe
 from .memory import check_fits
 from .search import LAYOUT_FIELDS, search
 from .specs import HardwareProfile, ModelSpec
@@ -95,6 +95,7 @@ class Estimate:
             "seq_len": self.job.seq_len,
             "global_batch_tokens": self.job.global_batch_tokens,
             "precision": self.job.precision,
+            "fp8_recipe": self.job.fp8_recipe if self.job.precision == "fp8" else None,
             "layout": self.layout.to_dict(),
             "layout_chosen_by_search": self.layout_chosen_by_search,
             "candidates_evaluated": self.candidates_evaluated,
@@ -157,6 +158,7 @@ def estimate(
     tries both)."""
     given = {k: v for k, v in (layout or {}).items() if v is not None}
     given.setdefault("tp_overlap", False)
+    job = with_fp8_recipe(job, model)
     hw.peak_flop_per_s(job.precision)  # unknown dtype on this GPU -> SpecError
     rates = rates or device_rates(hw, assumptions)
     counts = parameter_counts(model)

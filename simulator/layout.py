@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Literal
 
 import numpy as np
@@ -15,6 +15,8 @@ Schedule = Literal["1f1b", "interleaved", "zb-h1", "dualpipe"]
 Precision = Literal["bf16", "fp8", "fp16"]
 Recompute = Literal["none", "selective", "full"]
 AttentionKernel = Literal["flash", "unfused"]
+Fp8Recipe = Literal["tensor", "block"]
+FP8_RECIPES: tuple[Fp8Recipe, ...] = ("tensor", "block")
 SCHEDULES: tuple[Schedule, ...] = ("1f1b", "interleaved", "zb-h1", "dualpipe")
 RECOMPUTE_MODES: tuple[Recompute, ...] = ("none", "selective", "full")
 
@@ -32,6 +34,10 @@ class Job:
     """flash: FlashAttention (no s x s matrix in HBM); unfused: materialised scores, fused softmax (Megatron 2021)."""
     dropout: float = 0.0
     """Dropout probability on attention probabilities and residuals (0 in modern LLM pre-training)."""
+    fp8_recipe: Fp8Recipe | None = None
+    """FP8 scaling: "tensor" (per-tensor, Transformer Engine: cuBLAS FP8 GEMMs, fp32 optimizer states) or
+    "block" (fine-grained 1x128/128x128 scales, DeepSeek-V3 §3.3: slower GEMMs, BF16 Adam moments, FP8
+    all-to-all dispatch). None: the model's published recipe where its spec has one, else "tensor"."""
 
     @property
     def global_batch_sequences(self) -> int:
@@ -55,8 +61,10 @@ def make_job(
     precision: str = "bf16",
     attention_kernel: str = "flash",
     dropout: float = 0.0,
+    fp8_recipe: str | None = None,
 ) -> Job:
-    """A Job with the stated defaults: the model's sequence length, and about 4M tokens per step."""
+    """A Job with the stated defaults: the model's sequence length, about 4M tokens per step, and the
+    model's published FP8 recipe."""
     s = seq_len or model.default_seq_len or DEFAULT_SEQ_LEN
     if global_batch_tokens is None:
         global_batch_tokens = max(1, round(DEFAULT_BATCH_TOKENS / s)) * s
@@ -64,7 +72,16 @@ def make_job(
         raise InputError(f"--global-batch-tokens {global_batch_tokens:.0f} is smaller than one sequence of {s} tokens")
     if tokens < global_batch_tokens:
         raise InputError(f"--tokens {tokens:.4g} is less than one step of {global_batch_tokens:.4g} tokens")
-    return Job(num_gpus, tokens, s, global_batch_tokens, precision, attention_kernel, dropout)  # type: ignore[arg-type]
+    job = Job(num_gpus, tokens, s, global_batch_tokens, precision, attention_kernel, dropout, fp8_recipe)  # type: ignore[arg-type]
+    return with_fp8_recipe(job, model)
+
+
+def with_fp8_recipe(job: Job, model: ModelSpec) -> Job:
+    """The job with its FP8 recipe resolved: as given, else the model's published one, else per-tensor."""
+    if job.fp8_recipe is not None:
+        return job
+    published = model.published_layout.fp8_recipe if model.published_layout else None
+    return replace(job, fp8_recipe=published or "tensor")
 
 
 @dataclass(frozen=True)

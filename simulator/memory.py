@@ -56,18 +56,19 @@ class MemoryBreakdown:
         }
 
 
-def state_bytes_per_param(precision: Precision) -> tuple[float, float, float]:
-    """(weight, gradient, optimizer) bytes per parameter before sharding."""
-    if precision == "fp8":
+def state_bytes_per_param(precision: Precision, fp8_recipe: str | None = None) -> tuple[float, float, float]:
+    """(weight, gradient, optimizer) bytes per parameter before sharding. Per-tensor FP8 (Transformer Engine)
+    casts BF16 weights each step and keeps the usual fp32 states; DeepSeek-V3's block recipe keeps BF16 moments."""
+    if precision == "fp8" and fp8_recipe == "block":
         return 2.0, 4.0, 8.0  # fp32 master + BF16 Adam moments (DeepSeek-V3 §3.3.3)
     return 2.0, 4.0, 12.0  # fp32 master + fp32 Adam moments
 
 
 def model_state_bytes(
-    dense_params: float, expert_params: float, layout: Layout, precision: Precision
+    dense_params: float, expert_params: float, layout: Layout, precision: Precision, fp8_recipe: str | None = None
 ) -> tuple[float, float, float]:
     """(weights, gradients, optimizer) bytes on one GPU holding these (already TP/EP/PP-sharded) parameters."""
-    w, g, o = state_bytes_per_param(precision)
+    w, g, o = state_bytes_per_param(precision, fp8_recipe)
     d_dense = layout.dp * layout.cp
     d_expert = np.maximum(1, d_dense // layout.ep)
     z = layout.zero_stage

@@ -19,7 +19,7 @@ from .efficiency import DeviceRates, device_rates
 from .errors import LayoutError
 from .flops import ParamCounts, parameter_counts, token_flops
 from .goodput import goodput
-from .layout import RECOMPUTE_MODES, Job, Layout, Layouts, problem_masks, problem_text
+from .layout import RECOMPUTE_MODES, Job, Layout, Layouts, problem_masks, problem_text, with_fp8_recipe
 from .specs import HardwareProfile, ModelSpec
 from .step_time import StepArrays, evaluate, step
 from .units import GIB, SECONDS_PER_HOUR
@@ -172,6 +172,7 @@ def search(
     if objective not in OBJECTIVES:
         raise LayoutError(f"objective {objective!r} is unknown; use one of {', '.join(OBJECTIVES)}")
     given = {k: v for k, v in (given or {}).items() if v is not None}
+    job = with_fp8_recipe(job, model)
     rates = rates or device_rates(hw, assumptions)
     counts = counts or parameter_counts(model)
     grid = candidate_grid(model, hw, job, given)

@@ -263,6 +263,8 @@ class PublishedLayout(_Spec):
     schedule: Literal["1f1b", "interleaved", "zb-h1", "dualpipe"] | None = None
     vpp: Annotated[int, Field(ge=1)] | None = None
     num_gpus: Annotated[int, Field(ge=1)] | None = None
+    fp8_recipe: Literal["tensor", "block"] | None = None
+    """FP8 scaling the run used, where it trained in FP8 (the default of --fp8-recipe for this model)."""
     source: str
 
     def fields(self) -> dict:

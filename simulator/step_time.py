@@ -103,6 +103,13 @@ class Context:
         """Tokens one GPU sees per micro-batch: the sequence is split by CP; SP gathers it for GEMMs."""
         return self.layout.micro_batch_size * self.job.seq_len / self.layout.cp
 
+    def gemm_s(self, m, n, k, fp8_eligible: bool, count=1.0):
+        """Time of GEMMs in the job's precision; FP8 with block scaling runs at the block-scaling factor."""
+        dtype = self.gemm_dtype(fp8_eligible)
+        block = dtype == "fp8" and self.job.fp8_recipe == "block"
+        factor = self.assumptions.fp8_gemm_factor if block else 1.0
+        return self.rates.gemm_s(m, n, k, dtype, count, factor)
+
     def gemm_dtype(self, fp8_eligible: bool) -> str:
         if self.job.precision == "fp8" and fp8_eligible:
             return "fp8"
@@ -161,7 +168,7 @@ def _gemm_time(ctx: Context, kind: str) -> tuple[float, dict[str, float]]:
             n = n / lay.tp
         elif g.sharding == "row":
             k = k / lay.tp
-        s = ctx.rates.gemm_s(m, n, k, ctx.gemm_dtype(g.fp8_eligible), count)
+        s = ctx.gemm_s(m, n, k, g.fp8_eligible, count)
         fwd += s
         parts[g.component] = parts.get(g.component, 0.0) + s
     return fwd, parts
@@ -220,7 +227,9 @@ def _layer_comm(
     parts["cp_comm"] = 3 * kv  # all-gather K,V forward; re-gather and reduce-scatter dK,dV backward
     exposed = parts["tp_comm"] + parts["cp_comm"]
     if kind in ("moe", "mtp") and model.moe is not None:
-        dispatch = BYTES_PER_ELEMENT["fp8"] + 4.0 / 128 if job.precision == "fp8" else act
+        # DeepSeek-V3 dispatches FP8 with 1x128 scales (§3.3.4); per-tensor FP8 stacks dispatch BF16.
+        block_fp8 = job.precision == "fp8" and job.fp8_recipe == "block"
+        dispatch = BYTES_PER_ELEMENT["fp8"] + 4.0 / 128 if block_fp8 else act
         one_way = moe_dispatch_combine_s(
             t / lay.tp, model.moe.top_k, model.d_model, dispatch, act, ep_group(lay), fabric, model.moe.max_nodes_per_token
         )
@@ -287,7 +296,7 @@ def layer_time(ctx: Context, kind: str) -> ItemTime:
     bwd = 2 * g_fwd + a_bwd + 2 * m_fwd
     ups = sum(
         (
-            ctx.rates.gemm_s(ctx.tokens_per_micro_batch, g.n / lay.tp, g.k, ctx.gemm_dtype(g.fp8_eligible))
+            ctx.gemm_s(ctx.tokens_per_micro_batch, g.n / lay.tp, g.k, g.fp8_eligible)
             for g in layer_gemms(model, gemm_kind)  # type: ignore[arg-type]
             if g.recomputed_in_selective
         ),
@@ -633,7 +642,9 @@ def _peak_memory(
     )  # (kinds, layouts)
     full_layer = np.array([activation_bytes_per_token(model, k, "none", job.precision) for k in kinds])
     dense_k, expert_k = _params_per_kind(ctx, kinds, counts)
-    weights, grads, optimizer = model_state_bytes(counts_matrix @ dense_k, counts_matrix @ expert_k, lay, job.precision)
+    weights, grads, optimizer = model_state_bytes(
+        counts_matrix @ dense_k, counts_matrix @ expert_k, lay, job.precision, job.fp8_recipe
+    )
     schedule = str(lay.schedule[0])  # one map per group: the schedule is shared
     chunks_per_rank = 2 if schedule == "dualpipe" else lay.vpp
     # In-flight counts are in micro-batches of one stage chunk (theory §2.3); 1F1B-like schedules hold

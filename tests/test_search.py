@@ -15,7 +15,7 @@ from simulator.assumptions import DEFAULT
 from simulator.efficiency import device_rates
 from simulator.estimate import estimate
 from simulator.flops import parameter_counts, token_flops
-from simulator.layout import Job, layout_problems
+from simulator.layout import Job, layout_problems, with_fp8_recipe
 from simulator.search import search
 from simulator.specs import ModelSpec, load_hardware, load_model
 from simulator.step_time import evaluate, step
@@ -28,7 +28,7 @@ V3 = load_model("deepseek-v3")
 LLAMA = load_model("llama-3.1-405b")
 H800 = load_hardware("h800")
 H100 = load_hardware("h100-sxm")
-V3_JOB = Job(2048, 14.8e12, 4096, 62914560, "fp8")
+V3_JOB = with_fp8_recipe(Job(2048, 14.8e12, 4096, 62914560, "fp8"), V3)  # block scaling, as published
 LLAMA_JOB = Job(16384, 15.6e12, 8192, 2048 * 8192, "bf16")
 
 

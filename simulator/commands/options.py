@@ -17,6 +17,11 @@ class PrecisionOpt(StrEnum):
     fp8 = "fp8"
 
 
+class Fp8RecipeOpt(StrEnum):
+    tensor = "tensor"
+    block = "block"
+
+
 class ScheduleOpt(StrEnum):
     one_f_one_b = "1f1b"
     interleaved = "interleaved"

@@ -8,13 +8,17 @@ from typing import Annotated
 import typer
 
 from simulator.commands.options import Format as OutFormat
-from simulator.commands.options import Objective, PrecisionOpt, RecomputeOpt, ScheduleOpt
+from simulator.commands.options import Fp8RecipeOpt, Objective, PrecisionOpt, RecomputeOpt, ScheduleOpt
 
 ModelArg = Annotated[str, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json")]
 TokensOpt = Annotated[str, typer.Option(help="Training tokens, e.g. 14.8T")]
 SeqLenOpt = Annotated[int | None, typer.Option(min=1, max=10_000_000, help="Sequence length (default: the model's)")]
 BatchOpt = Annotated[str | None, typer.Option(help="Tokens per optimizer step (default: 4M rounded to sequences)")]
 PrecOpt = Annotated[PrecisionOpt, typer.Option(help="GEMM precision")]
+RecipeOpt = Annotated[
+    Fp8RecipeOpt | None,
+    typer.Option(help="FP8 scaling: tensor (Transformer Engine) or block (DeepSeek-V3); default: the model's published one"),
+]
 TpOpt = Annotated[int | None, typer.Option(min=1, help="Fix the tensor parallel degree")]
 PpOpt = Annotated[int | None, typer.Option(min=1, help="Fix the pipeline parallel degree")]
 EpOpt = Annotated[int | None, typer.Option(min=1, help="Fix the expert parallel degree")]
@@ -86,6 +90,7 @@ def search_command(
     seq_len: SeqLenOpt = None,
     global_batch_tokens: BatchOpt = None,
     precision: PrecOpt = PrecisionOpt.bf16,
+    fp8_recipe: RecipeOpt = None,
     objective: Annotated[Objective, typer.Option(help="Rank by step time or by dollars")] = Objective.time,
     top: Annotated[int, typer.Option(min=1, max=1000, help="Layouts shown in the table")] = 10,
     tp: TpOpt = None,
@@ -120,7 +125,13 @@ def search_command(
         hw = load_hardware(gpu)
         hw.peak_flop_per_s(precision.value)
         job = make_job(
-            spec, num_gpus, _count("--tokens", tokens), seq_len, _count("--global-batch-tokens", global_batch_tokens), precision
+            spec,
+            num_gpus,
+            _count("--tokens", tokens),
+            seq_len,
+            _count("--global-batch-tokens", global_batch_tokens),
+            precision.value,
+            fp8_recipe=fp8_recipe.value if fp8_recipe else None,
         )
         given = _given(tp, pp, ep, cp, zero_stage, micro_batch_size, schedule, vpp, recompute, tp_overlap)
         ref, ref_source = _parse_reference(reference, spec)
@@ -243,6 +254,7 @@ def sweep_command(
     seq_len: SeqLenOpt = None,
     global_batch_tokens: BatchOpt = None,
     precision: PrecOpt = PrecisionOpt.bf16,
+    fp8_recipe: RecipeOpt = None,
     tp: TpOpt = None,
     pp: PpOpt = None,
     ep: EpOpt = None,
@@ -286,6 +298,7 @@ def sweep_command(
             "seq_len": seq_len,
             "global_batch_tokens": _count("--global-batch-tokens", global_batch_tokens),
             "precision": precision.value,
+            "fp8_recipe": fp8_recipe.value if fp8_recipe else None,
         }
         given = _given(tp, pp, ep, cp, zero_stage, micro_batch_size, schedule, vpp, recompute, tp_overlap)
         for path in (plot, output):
