@@ -71,6 +71,10 @@ class Stage(_Schema):
     schedule: Literal["1f1b", "interleaved", "zb-h1", "dualpipe"] | None = None
     vpp: Annotated[int, Field(ge=1)] | None = None
     recompute: Literal["none", "selective", "full"] | None = None
+    tp_overlap: bool | None = None
+    """TP communication overlapped with GEMMs (default off, as in estimate)."""
+    fp8_recipe: Literal["tensor", "block"] | None = None
+    """FP8 scaling (default: the model's published recipe, else per-tensor)."""
     source: str | None = None
     """Where this stage's numbers come from."""
     notes: str | None = None
@@ -309,6 +313,7 @@ def run_stage(plan: Plan, plan_path: Path, stage: Stage, opts: CostOptions) -> S
             global_batch_tokens=stage.global_batch_tokens,
             precision=stage.precision,
             layout=stage.layout(),
+            fp8_recipe=stage.fp8_recipe,
         )
         cost = cost_block(est.gpu_hours, hw, opts, _rental(plan, hw, opts))
     except CostsimError as e:
