@@ -165,6 +165,7 @@ def estimate(
     seq_len: int | None = None,
     global_batch_tokens: float | str | None = None,
     precision: str = "bf16",
+    fp8_recipe: str | None = None,
     usd_per_gpu_hour: float | None = None,
     attention_kernel: str = "flash",
     dropout: float = 0.0,
@@ -188,7 +189,7 @@ def estimate(
     batch = None if global_batch_tokens is None else _number("global_batch_tokens", global_batch_tokens)
     est = run_estimate(
         model, gpu, _gpus(num_gpus), _number("tokens", tokens), seq_len, batch, precision, layout, usd_per_gpu_hour,
-        attention_kernel, dropout,
+        attention_kernel, dropout, fp8_recipe=fp8_recipe,
     )  # fmt: skip
     spec, hw = load_model(model), load_hardware(gpu)
     band = None
@@ -227,6 +228,7 @@ def search(
     seq_len: int | None = None,
     global_batch_tokens: float | str | None = None,
     precision: str = "bf16",
+    fp8_recipe: str | None = None,
     objective: str = "time",
     usd_per_gpu_hour: float | None = None,
     top: int | None = None,
@@ -245,7 +247,7 @@ def search(
         raise InputError(f"unknown option(s) {', '.join(unknown)}; layout fields are {', '.join(LAYOUT_KEYS)}")
     spec, hw = load_model(model), load_hardware(gpu)
     batch = None if global_batch_tokens is None else _number("global_batch_tokens", global_batch_tokens)
-    job = make_job(spec, _gpus(num_gpus), _number("tokens", tokens), seq_len, batch, precision)
+    job = make_job(spec, _gpus(num_gpus), _number("tokens", tokens), seq_len, batch, precision, fp8_recipe=fp8_recipe)
     given = {k: v for k, v in layout.items() if v is not None}
     result = run_search(spec, hw, job, given, usd_per_gpu_hour=usd_per_gpu_hour, objective=objective)
     rows = candidate_rows(result, job, hw.peak_flop_per_s("bf16"), flops_per_token(spec, job), top)

@@ -364,7 +364,11 @@ def _run_table(d: dict, model_label: str, hw) -> list[Block]:
             "model",
             f"{model_label}: {format_count(d['params_total'])} parameters, {format_count(d['params_activated'])} activated",
         ),
-        ("cluster", f"{d['num_gpus']:,} x {hw.display_name}, {d['precision']} GEMMs"),
+        (
+            "cluster",
+            f"{d['num_gpus']:,} x {hw.display_name}, {d['precision']} GEMMs"
+            + (f" ({d['fp8_recipe']} scaling)" if d["precision"] == "fp8" and d.get("fp8_recipe") else ""),
+        ),
         (
             "tokens",
             f"{format_count(d['tokens'])}, sequence length {d['seq_len']:,}, "

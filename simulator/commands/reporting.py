@@ -8,9 +8,10 @@ from typing import Annotated, get_args
 
 import typer
 
-from simulator.layout import RECOMPUTE_MODES, SCHEDULES, Precision
+from simulator.layout import FP8_RECIPES, RECOMPUTE_MODES, SCHEDULES, Precision
 
 PrecisionOpt = StrEnum("PrecisionOpt", {p: p for p in get_args(Precision)})
+Fp8RecipeOpt = StrEnum("Fp8RecipeOpt", {r: r for r in FP8_RECIPES})
 ScheduleOpt = StrEnum("ScheduleOpt", {s: s for s in SCHEDULES})
 RecomputeOpt = StrEnum("RecomputeOpt", {r: r for r in RECOMPUTE_MODES})
 
@@ -31,6 +32,10 @@ def report_command(
         str | None, typer.Option(help="Tokens per optimizer step (default: 4M rounded to sequences)")
     ] = None,
     precision: Annotated[PrecisionOpt, typer.Option(help="GEMM precision")] = PrecisionOpt.bf16,
+    fp8_recipe: Annotated[
+        Fp8RecipeOpt | None,
+        typer.Option(help="FP8 scaling: tensor (Transformer Engine) or block (DeepSeek-V3); default: the model's published one"),
+    ] = None,
     tp: Annotated[int | None, typer.Option(min=1, help="Tensor parallel degree")] = None,
     pp: Annotated[int | None, typer.Option(min=1, help="Pipeline parallel degree")] = None,
     dp: Annotated[int | None, typer.Option(min=1, help="Data parallel degree (default: GPUs / (TP x PP x CP))")] = None,
@@ -88,6 +93,7 @@ def report_command(
             layout=layout,
             usd_per_gpu_hour=usd_per_gpu_hour,
             calibration=calibration,
+            fp8_recipe=fp8_recipe.value if fp8_recipe else None,
         )
         spec, hw = load_model(model), hardware_for(gpu, calibration)
         band = band_for_estimate(est, spec, hw, usd_per_gpu_hour is not None, tokens_spread, draws, seed)
@@ -103,7 +109,8 @@ def report_command(
 
 def locals_for_command(values: dict) -> dict:
     """The options as given, for the command line printed in the report."""
-    keep = ("gpu", "num_gpus", "tokens", "seq_len", "global_batch_tokens", "precision", "tp", "pp", "dp", "ep", "cp")
+    keep = ("gpu", "num_gpus", "tokens", "seq_len", "global_batch_tokens", "precision", "fp8_recipe", "tp", "pp", "dp", "ep")
+    keep += ("cp",)
     keep += ("zero_stage", "micro_batch_size", "schedule", "vpp", "recompute", "tp_overlap", "usd_per_gpu_hour", "draws", "seed")
     keep += ("tokens_spread", "calibration")
     out = {"model": values["model"]}
