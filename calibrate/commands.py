@@ -54,7 +54,7 @@ def calibrate(
     seq_len: Annotated[int | None, typer.Option(min=1, max=1_000_000, help="--model: sequence length (default: its own)")] = None,
     micro_batch_size: Annotated[int, typer.Option(min=1, max=4096, help="--model: sequences per micro-batch")] = 1,
     tp: Annotated[int, typer.Option(min=1, max=1024, help="--model: tensor-parallel degree of the layout")] = 1,
-    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch (default: torch's)")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch (default 1: stable timings)")] = None,
     profile: Annotated[
         str | None, typer.Option(help="Hardware profile this GPU is, where the device name does not tell (e.g. h100-sxm)")
     ] = None,
@@ -176,9 +176,9 @@ def validate_local(
     calibration: Annotated[
         str | None, typer.Option(help="Calibration file of this device (default: run a quick BF16 calibration first)")
     ] = None,
-    steps: Annotated[int, typer.Option(min=3, max=10_000, help="Timed training steps per case")] = 25,
-    warmup: Annotated[int, typer.Option(min=1, max=1000, help="Untimed steps first")] = 5,
-    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: the calibration's, else torch's)")] = None,
+    steps: Annotated[int, typer.Option(min=3, max=10_000, help="Timed training steps per case")] = 20,
+    warmup: Annotated[int, typer.Option(min=1, max=1000, help="Untimed steps first")] = 4,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: the calibration's, else 1)")] = None,
     case: Annotated[list[str] | None, typer.Option("--case", help="Run only these cases (repeatable)")] = None,
     max_error: Annotated[
         float | None, typer.Option(min=0.0, help="Exit 1 when the median |step-time error| exceeds this fraction")

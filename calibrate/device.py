@@ -23,6 +23,12 @@ DTYPES: dict[str, torch.dtype] = {
 FP8 = "fp8"
 
 
+DEFAULT_CPU_THREADS = 1
+"""One thread unless asked for more: a multi-threaded kernel waits for its slowest thread, so on cores shared
+with other processes each call can stall for a scheduler time slice (we saw a flat 8 ms per call); one thread
+only slows down in proportion. Calibration and validation must use the same count (the file records it)."""
+
+
 def resolve(device: str, threads: int | None = None) -> torch.device:
     """torch.device for --device, with a clear error where it is not there; sets the CPU thread count."""
     if device == "cuda":
@@ -34,10 +40,10 @@ def resolve(device: str, threads: int | None = None) -> torch.device:
         return torch.device("cuda", torch.cuda.current_device())
     if device != "cpu":
         raise InputError(f"--device {device!r} is not supported; use cpu or cuda")
-    if threads is not None:
-        if not 1 <= threads <= (os.cpu_count() or 1) * 4:
-            raise InputError(f"--threads {threads} is out of range [1, {(os.cpu_count() or 1) * 4}]")
-        torch.set_num_threads(threads)
+    threads = DEFAULT_CPU_THREADS if threads is None else threads
+    if not 1 <= threads <= (os.cpu_count() or 1) * 4:
+        raise InputError(f"--threads {threads} is out of range [1, {(os.cpu_count() or 1) * 4}] on this machine")
+    torch.set_num_threads(threads)
     return torch.device("cpu")
 
 

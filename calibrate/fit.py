@@ -75,8 +75,10 @@ def fit_gemm(samples: list[GemmSample], kernel_overhead_s: float, operand_bytes_
     t = np.array([s.training_s for s in samples])
     elem = BYTES_PER_ELEMENT[samples[0].dtype]
     moved = np.array([elem * (s.m * s.k + s.k * s.n) + BYTES_PER_ELEMENT["bf16"] * s.m * s.n for s in samples])
-    best = float(np.max(flops / t))
-    rel = flops / (best * np.maximum(t - kernel_overhead_s, 1e-9))
+    # The compute term's rate: time less the fixed kernel cost (at most half of it, against noise on tiny GEMMs).
+    compute_s = np.maximum(t - kernel_overhead_s, 0.5 * t)
+    best = float(np.max(flops / compute_s))
+    rel = flops / (best * compute_s)
     curve = binned_curve(flops, rel)
     predicted = np.maximum(flops / (best * _interp(curve, flops)), moved / operand_bytes_per_s) + kernel_overhead_s
     return GemmFit(best_flop_per_s=best, curve=curve, quality=quality(predicted, t))

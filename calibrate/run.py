@@ -74,13 +74,13 @@ def plan_for(device: torch.device, mode: str) -> Sweep:
         return Sweep(
             mode,
             Budget(warmup=1, min_repeats=3, max_repeats=5, target_s=0.01, max_call_s=0.5),
-            squares={"bf16": [64, 128, 256], "fp32": [64, 128], "fp16": [64], "fp8": [256]},
-            reference_tokens=[128],
+            squares={"bf16": [128, 256, 512], "fp32": [128, 256], "fp16": [64], "fp8": [256]},
+            reference_tokens=[256],
             other_dtype_tokens=[],
             attention_seq_lens=[64, 128],
-            attention_head_dims=[32],
-            copy_elements=2**20,
-            optimizer_max_params=2**18,
+            attention_head_dims=[64],
+            copy_elements=2**22,
+            optimizer_max_params=2**20,
             collective_sizes=[2**12, 2**16],
         )
     if cuda:

@@ -112,8 +112,13 @@ def calibration_for(
                 f"calibration {path} was measured on {cal.provenance.device_kind} ({cal.provenance.device_name}), "
                 f"not on --device {device_name}; calibrate this device first: costsim calibrate --device {device_name}"
             )
-        if device_name == "cpu" and threads is None:
-            threads = cal.provenance.cpu_threads
+        measured = cal.provenance.cpu_threads
+        if device_name == "cpu" and threads is not None and measured is not None and threads != measured:
+            raise InputError(
+                f"--threads {threads} but calibration {path} was measured with {measured} CPU threads; the comparison "
+                f"needs the same count: drop --threads, or calibrate with --threads {threads}"
+            )
+        threads = threads or measured
         dev.resolve(device_name, threads)
         return cal, str(path)
     cal = calibrate(
@@ -131,8 +136,8 @@ def calibration_for(
 def run(
     device_name: str,
     calibration: str | None = None,
-    steps: int = 25,
-    warmup: int = 5,
+    steps: int = 20,
+    warmup: int = 4,
     threads: int | None = None,
     progress: bool = True,
     case_names: list[str] | None = None,

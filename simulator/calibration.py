@@ -179,7 +179,7 @@ class FitQuality(_Model):
 
 class GemmFit(_Model):
     best_flop_per_s: Positive
-    """Best measured rate (training mean of the three GEMMs); the peak of a CPU."""
+    """Best measured rate (training mean of the three GEMMs, less the kernel overhead); the peak of a CPU."""
     curve: CurveFit
     quality: FitQuality
 
