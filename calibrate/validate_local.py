@@ -13,7 +13,9 @@ is torch's allocator peak, which excludes the CUDA context and fragmentation).
 
 from __future__ import annotations
 
+import gc
 import statistics
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -71,6 +73,9 @@ def cases_for(device: torch.device) -> list[Case]:
 
 def measure(case: Case, device: torch.device, steps: int, warmup: int) -> dict:
     """Median step time (and allocator peak on a GPU) of `steps` training steps after `warmup` steps."""
+    gc.collect()  # nothing of the previous case may count towards this one's peak
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     torch.manual_seed(0)
     model, opt = transformer.build(case.spec, case.seq_len, device)
     batches = [transformer.random_batch(case.spec, case.batch, case.seq_len, device) for _ in range(4)]
@@ -155,6 +160,8 @@ def run(
     rates = calibrated_rates(cal, hw, LOCAL_ASSUMPTIONS, calibration or "(measured now)")
     rows = []
     for case in cases:
+        if progress:
+            print(f"training {case.spec.name} ({case.batch} x {case.seq_len} tokens, {warmup}+{steps} steps)", file=sys.stderr)
         measured = measure(case, device, steps, warmup)
         predicted = predict(case, rates)
         row = {

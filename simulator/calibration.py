@@ -7,7 +7,8 @@ and NCCL versions, date; never a host name), and the efficiency model fitted to 
 estimate runs on; the rates' `source` names the file, so every estimate says what it used.
 
 On a GPU the calibration replaces the per-GPU efficiency terms of the shipped profile (peaks and
-links stay the datasheet's); the global assumptions (gemm_sustain, FP8 factor, overlap) still apply.
+links stay the datasheet's; memory-bound kernels run at the measured copy bandwidth); the global
+assumptions (gemm_sustain, FP8 factor, overlap) still apply.
 On a CPU there is no profile: the device is described by the calibration itself, with the best
 measured GEMM rate per dtype as its peak.
 """
@@ -414,7 +415,7 @@ def calibrated_device(
             + (f"pass --gpu {p.hardware_profile}" if p.hardware_profile else "calibrate again with --profile ID")
             + f", or calibrate on a {hw.name}"
         )
-    return hw, calibrated_rates(cal, hw, assumptions, path)
+    return hw, calibrated_rates(cal, hw, assumptions, path, memory_bound_kernels=False)
 
 
 def hardware_for(gpu: str, calibration: str | Path | None) -> HardwareProfile:
@@ -426,8 +427,15 @@ def hardware_for(gpu: str, calibration: str | Path | None) -> HardwareProfile:
     return calibrated_device(gpu, calibration, DEFAULT)[0]
 
 
-def calibrated_rates(cal: Calibration, hw: HardwareProfile, assumptions: Assumptions, path: str | Path) -> DeviceRates:
-    """The profile's default rates with every term the calibration measured replaced by the measurement."""
+def calibrated_rates(
+    cal: Calibration, hw: HardwareProfile, assumptions: Assumptions, path: str | Path, memory_bound_kernels: bool = True
+) -> DeviceRates:
+    """The profile's default rates with every term the calibration measured replaced by the measurement.
+
+    `memory_bound_kernels`: memory time at the measured rate of the trainer's own memory-bound kernels
+    (the closed loop, and a CPU, whose only software stack is that trainer); False: at the measured copy
+    bandwidth, the achievable HBM bandwidth that fused kernels of a production stack approach.
+    """
     base = device_rates(hw, assumptions)
     fit = cal.fit
     gemm_eff = dict(base.gemm_efficiency)
@@ -456,7 +464,7 @@ def calibrated_rates(cal: Calibration, hw: HardwareProfile, assumptions: Assumpt
         peak_flop_per_s=base.peak_flop_per_s,
         gemm_efficiency=gemm_eff,
         attention_flop_per_s=att.forward_flop_per_s if att else base.attention_flop_per_s,
-        hbm_bytes_per_s=fit.memory.memory_bound_bytes_per_s if fit.memory else base.hbm_bytes_per_s,
+        hbm_bytes_per_s=_memory_rate(fit.memory, memory_bound_kernels) or base.hbm_bytes_per_s,
         fabric=fabric,
         kernel_overhead_s=fit.kernel_overhead_s,
         source=f"calibration {path} ({cal.label}; measured: {', '.join(measured)})",
@@ -465,6 +473,12 @@ def calibrated_rates(cal: Calibration, hw: HardwareProfile, assumptions: Assumpt
         attention_backward_over_forward=att.backward_over_forward if att else base.attention_backward_over_forward,
         gemm_operand_bytes_per_s=fit.memory.copy_bytes_per_s if fit.memory else None,
     )
+
+
+def _memory_rate(memory: MemoryFit | None, memory_bound_kernels: bool) -> float | None:
+    if memory is None:
+        return None
+    return memory.memory_bound_bytes_per_s if memory_bound_kernels else memory.copy_bytes_per_s
 
 
 def measured_hardware(cal: Calibration, path: str | Path) -> HardwareProfile:

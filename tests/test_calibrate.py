@@ -186,6 +186,7 @@ def test_gpu_calibration_replaces_the_profile_terms(smoke, tmp_path):
     assert rates.gemm_efficiency["bf16"] == pytest.approx(best / hw.peak_flop_per_s("bf16") * DEFAULT.gemm_sustain)
     assert rates.gemm_efficiency["fp8"] == base.gemm_efficiency["fp8"]  # not measured: the profile's
     assert rates.attention_flop_per_s == cal.fit.attention.forward_flop_per_s
+    assert rates.hbm_bytes_per_s == cal.fit.memory.copy_bytes_per_s  # HBM as measured, not this trainer's kernels
     assert rates.fabric.scale_up_bytes_per_s == cal.fit.collectives["scale_up"].busbw_bytes_per_s
     assert rates.fabric.scale_out_bytes_per_s == base.fabric.scale_out_bytes_per_s
     assert rates.source.startswith(f"calibration {path} (NVIDIA H100 80GB HBM3, ")
@@ -422,6 +423,23 @@ def test_estimate_with_a_calibration_does_not_import_torch(quick, tiny_spec):
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize(
+    ("device_name", "memory_gib", "profile"),
+    [
+        ("NVIDIA H100 80GB HBM3", 79.2, "h100-sxm"),
+        ("NVIDIA H100 PCIe", 79.2, "h100-pcie"),
+        ("NVIDIA A100-SXM4-80GB", 79.2, "a100-80gb"),
+        ("NVIDIA A100-SXM4-40GB", 39.4, "a100-40gb"),
+        ("NVIDIA H200", 139.8, "h200"),
+        ("NVIDIA GeForce RTX 4090", 23.6, None),
+    ],
+)
+def test_torch_device_names_map_to_profiles(device_name, memory_gib, profile):
+    from simulator.calibration import profile_for_device
+
+    assert profile_for_device(device_name, memory_gib * 2**30) == profile
 
 
 def test_loader_rejects_what_it_cannot_use(smoke, tmp_path):
