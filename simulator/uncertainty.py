@@ -382,7 +382,7 @@ def apply(base: Point, inputs: Sequence[UncertainInput], values: dict[str, float
     rates = scale_rates(
         base.rates,
         gemm=ratio("gemm_sustain"),
-        fp8=ratio("fp8_gemm_factor"),
+        fp8=1.0,  # the block-scaling factor acts through Assumptions.fp8_gemm_factor, on block-scaled FP8 only
         attention=ratio("attention_efficiency"),
         hbm=ratio("hbm_efficiency"),
         network=ratio("network_efficiency"),
