@@ -142,7 +142,7 @@ def load_plan(plan: str) -> tuple[Plan, Path]:
     return load_plan_file(ids[key]), ids[key]
 
 
-def _model_ref(plan: Plan, plan_path: Path) -> str:
+def model_ref(plan: Plan, plan_path: Path) -> str:
     """Spec paths in a plan are relative to the plan file."""
     ref = Path(plan.model)
     if ref.suffix in (".yaml", ".yml", ".json") and not ref.is_absolute():
@@ -305,7 +305,7 @@ def run_stage(plan: Plan, plan_path: Path, stage: Stage, opts: CostOptions) -> S
     try:
         hw = load_hardware(gpu)
         est = run_estimate(
-            model=_model_ref(plan, plan_path),
+            model=model_ref(plan, plan_path),
             gpu=gpu,
             num_gpus=stage.num_gpus,
             tokens=stage.tokens,

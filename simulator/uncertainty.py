@@ -810,10 +810,10 @@ def plan_evaluator(result) -> tuple[Evaluate, Point]:
     Returns the callable and its nominal point (the first stage's assumptions and rates, the plan's tokens and
     its GPU-hour-weighted price)."""
     from .estimate import estimate
-    from .plan import _model_ref
+    from .plan import model_ref
     from .specs import load_model
 
-    spec = load_model(_model_ref(result.plan, result.path))
+    spec = load_model(model_ref(result.plan, result.path))
     stages = [(s.estimate, s.hw, s.cost["usd_per_gpu_hour"]) for s in result.stages]
     first = stages[0][0]
     tokens0 = sum(e.job.tokens for e, _, _ in stages)
