@@ -63,6 +63,8 @@ class Sweep:
     extra_shapes: list[Shape] = field(default_factory=list)
     dtypes: tuple[str, ...] = ("bf16", "fp32", "fp16", "fp8")
     collectives: bool = True
+    memory_budget: Budget | None = None
+    """Memory-bound kernels are cheap and sensitive to other load on the machine: more repeats (default: budget)."""
 
 
 def plan_for(device: torch.device, mode: str) -> Sweep:
@@ -117,6 +119,7 @@ def plan_for(device: torch.device, mode: str) -> Sweep:
         copy_elements=2**25,
         optimizer_max_params=2**24,
         collective_sizes=[2**k for k in range(12, 25, 2 if full else 4)],
+        memory_budget=Budget(warmup=2, min_repeats=10, max_repeats=40, target_s=0.3, max_call_s=2.0),
     )
 
 
@@ -224,7 +227,14 @@ def measure_all(device: torch.device, plan: Sweep, ref: Workload, progress: bool
                 label,
                 notes,
                 lambda k=k: memory_kernels.bench(
-                    k, ref.model, ref.batch, ref.seq_len, device, plan.budget, plan.copy_elements, plan.optimizer_max_params
+                    k,
+                    ref.model,
+                    ref.batch,
+                    ref.seq_len,
+                    device,
+                    plan.memory_budget or plan.budget,
+                    plan.copy_elements,
+                    plan.optimizer_max_params,
                 ),
             )
             if sample is not None:
@@ -248,7 +258,7 @@ def _collectives(device: torch.device, plan: Sweep) -> tuple[list[dict], list[st
         if n < 2:
             return [], [f"collectives: skipped, {n} GPU visible (needs 2 or more; run calibrate.collectives under torchrun)"]
         return collectives.launch("nccl", n, plan.collective_sizes, timeout_s=240)
-    return collectives.launch("gloo", 2, plan.collective_sizes, warmup=1, min_repeats=3, max_repeats=10, target_s=0.02)
+    return collectives.launch("gloo", 2, plan.collective_sizes, warmup=2, min_repeats=10, max_repeats=30, target_s=0.1)
 
 
 def fit_all(samples: Samples, overhead_s: float, ref: Workload, notes: list[str]) -> Fit:
