@@ -60,6 +60,10 @@ def calibrate(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output file")] = False,
     no_collectives: Annotated[bool, typer.Option("--no-collectives", help="Skip the torchrun collectives benchmark")] = False,
+    collectives: Annotated[
+        str | None,
+        typer.Option(help="JSON of a torchrun run of calibrate.collectives (multi-node): used instead of measuring here"),
+    ] = None,
     smoke: Annotated[bool, typer.Option("--smoke", hidden=True, help="A few points only (tests)")] = False,
 ) -> None:
     """Run the microbenchmarks (GEMM, attention, memory-bound kernels, collectives), fit, and write --output.
@@ -86,6 +90,10 @@ def calibrate(
             extra = [Workload(model=spec, batch=micro_batch_size, seq_len=s, tp=tp)]
             label = f"{spec.name} (seq {s}, micro-batch {micro_batch_size}, TP {tp})"
         mode = "smoke" if smoke else "quick" if quick else "full"
+        if collectives is not None:
+            from .run import load_collectives
+
+            load_collectives(collectives)  # a bad file fails before minutes of measuring
         dev = _device(device)
         typer.echo(f"calibrating {dev} ({mode})...", err=True)
         cal = run_calibration(
@@ -96,6 +104,7 @@ def calibrate(
             profile=profile,
             threads=threads,
             collectives_enabled=not no_collectives,
+            collectives_file=collectives,
         )
         path = write_calibration(cal, output, force=force)
     except CostsimError as e:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 
 from simulator.calibration import SCHEMA_VERSION, Calibration, CollectiveSample, Fit, Samples, Workload, samples_hash
 from simulator.calibration import Plan as PlanRecord
@@ -84,6 +86,7 @@ def plan_for(device: torch.device, mode: str) -> Sweep:
             copy_elements=2**22,
             optimizer_max_params=2**20,
             collective_sizes=[2**12, 2**16],
+            memory_budget=Budget(warmup=1, min_repeats=8, max_repeats=20, target_s=0.05, max_call_s=0.5),
         )
     if cuda:
         return Sweep(
@@ -182,8 +185,12 @@ class _Bar:
             self._progress.stop()
 
 
-def measure_all(device: torch.device, plan: Sweep, ref: Workload, progress: bool = True) -> tuple[Samples, float, list[str]]:
-    """Run every benchmark of the plan: (samples, kernel overhead, notes)."""
+def measure_all(
+    device: torch.device, plan: Sweep, ref: Workload, progress: bool = True, external: list[CollectiveSample] | None = None
+) -> tuple[Samples, float, list[str]]:
+    """Run every benchmark of the plan: (samples, kernel overhead, notes). `external`: collective samples
+    measured elsewhere (a cluster run of calibrate.collectives) to include."""
+    external = external or []
     notes: list[str] = []
     gemm_points = _gemm_points(plan, ref, device, notes)
     att_shapes = attention.shapes(
@@ -248,8 +255,21 @@ def measure_all(device: torch.device, plan: Sweep, ref: Workload, progress: bool
             bar.step("collectives")
     finally:
         bar.close()
-    samples = Samples(gemm=gemms, attention=atts, memory=mems, collectives=[CollectiveSample(**c) for c in colls])
+    samples = Samples(gemm=gemms, attention=atts, memory=mems, collectives=[CollectiveSample(**c) for c in colls] + external)
     return samples, overhead, notes
+
+
+def load_collectives(path: str) -> list[CollectiveSample]:
+    """Samples from the JSON calibrate.collectives writes ({"samples": [...], "notes": [...]})."""
+    from simulator.specs import read_json
+
+    raw = read_json(Path(path))
+    if not isinstance(raw, dict) or not isinstance(raw.get("samples"), list) or not raw["samples"]:
+        raise InputError(f"--collectives {path}: expected the JSON of calibrate.collectives with a non-empty 'samples' list")
+    try:
+        return [CollectiveSample.model_validate(s) for s in raw["samples"]]
+    except ValidationError as e:
+        raise InputError(f"--collectives {path}: a sample is not valid: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from None
 
 
 def _collectives(device: torch.device, plan: Sweep) -> tuple[list[dict], list[str]]:
@@ -301,16 +321,22 @@ def calibrate(
     collectives_enabled: bool = True,
     dtypes: tuple[str, ...] | None = None,
     log: Callable[[str], None] | None = None,
+    collectives_file: str | None = None,
 ) -> Calibration:
-    """Measure and fit on `device_name` ('cpu' or 'cuda'); returns the calibration (not yet written)."""
+    """Measure and fit on `device_name` ('cpu' or 'cuda'); returns the calibration (not yet written).
+
+    `collectives_file`: the JSON a torchrun run of calibrate.collectives wrote (e.g. across nodes); its
+    samples are used instead of measuring collectives on this machine."""
     t0 = time.perf_counter()
+    external = load_collectives(collectives_file) if collectives_file else []
+    collectives_enabled = collectives_enabled and not collectives_file
     device = dev.resolve(device_name, threads)
     torch.manual_seed(0)
     ref = ref or (CUDA_REFERENCE if device.type == "cuda" else CPU_REFERENCE)
     plan = plan_for(device, mode)
     extra = [s for r in (extra_models or []) for s in gemm.model_shapes(r.model, r.tokens, r.tp)]
     plan = replace(plan, extra_shapes=extra, collectives=plan.collectives and collectives_enabled, dtypes=dtypes or plan.dtypes)
-    samples, overhead, notes = measure_all(device, plan, ref, progress)
+    samples, overhead, notes = measure_all(device, plan, ref, progress, external)
     fitted = fit_all(samples, overhead, ref, notes)
     if log:
         for n in notes:
@@ -321,6 +347,7 @@ def calibrate(
         extra=list(extra_models or []),
         dtypes=[d for d in plan.dtypes if d in plan.squares],  # type: ignore[misc]
         collectives=plan.collectives,
+        collectives_file=collectives_file,
     )
     return Calibration(
         schema="costsim-calibration",

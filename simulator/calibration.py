@@ -288,6 +288,9 @@ class Plan(_Model):
     """Models whose exact GEMM shapes were added (--model)."""
     dtypes: list[Dtype]
     collectives: bool
+    """Collectives measured on this machine (torchrun launched by costsim calibrate)."""
+    collectives_file: str | None = None
+    """Collectives taken from a torchrun run of calibrate.collectives elsewhere (e.g. across nodes)."""
 
 
 class Calibration(_Model):

@@ -327,6 +327,12 @@ def test_collectives_run_under_torchrun_with_two_gloo_processes(tmp_path):
         assert s.busbw_bytes_per_s / s.algbw_bytes_per_s == pytest.approx({"all_reduce": 1.0, "send_recv": 1.0}.get(s.op, 0.5))
     fits = calibrate_fit.fit_collectives(samples)
     assert set(fits["scale_up"].by_op) == OPS
+    # A run like this one on a cluster (any torchrun launch) feeds a calibration with --collectives FILE.
+    from calibrate.run import calibrate
+
+    cal = calibrate("cpu", "smoke", progress=False, collectives_file=str(out))
+    assert cal.samples.collectives == samples and cal.plan.collectives_file == str(out) and not cal.plan.collectives
+    assert cal.fit.collectives["scale_up"].by_op.keys() == fits["scale_up"].by_op.keys()
 
 
 # --------------------------------------------------------------------------- fitting (no measurement)
