@@ -95,6 +95,12 @@ def calibrate(
 
             load_collectives(collectives)  # a bad file fails before minutes of measuring
         dev = _device(device)
+        if profile is not None:
+            if dev != "cuda":
+                raise InputError(f"--profile {profile} names a GPU profile, but the device is {dev}; drop --profile")
+            from simulator.specs import load_hardware
+
+            profile = load_hardware(profile).name  # an alias or a typo fails here, with suggestions
         typer.echo(f"calibrating {dev} ({mode})...", err=True)
         cal = run_calibration(
             dev,

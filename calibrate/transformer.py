@@ -202,11 +202,12 @@ def _accumulate_into(main_grad: torch.Tensor):
 
 
 def build(spec: ModelSpec, seq_len: int, device: torch.device) -> tuple[DecoderLM, MixedPrecisionAdam]:
-    model = DecoderLM(spec, seq_len)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                nn.init.normal_(p, std=0.02)
+    with device:  # built and initialised where it trains (a 1B model would take seconds on the host)
+        model = DecoderLM(spec, seq_len)
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.dim() > 1:
+                    nn.init.normal_(p, std=0.02)
     model = model.to(device=device, dtype=torch.bfloat16)  # weights and the RoPE tables
     return model, MixedPrecisionAdam(list(model.parameters()))
 

@@ -298,6 +298,10 @@ def test_bad_calibrate_options_give_clean_errors(tmp_path):
         costsim("calibrate", "--device", "cpu", "--smoke", "--model", "no-such-model", "--output", str(tmp_path / "x.json")),
         "unknown model 'no-such-model'",
     )
+    assert_clean_error(
+        costsim("calibrate", "--device", "cpu", "--smoke", "--profile", "h100", "--output", str(tmp_path / "x.json")),
+        "--profile h100 names a GPU profile",
+    )
     assert not (tmp_path / "x.json").exists()
 
 
