@@ -233,7 +233,12 @@ def search_best(model, hw, job, given, rates, counts, assumptions) -> tuple[Layo
     if best is None:
         smallest = int(np.argmin(result.memory_bytes))
         lay = result.layouts.at(smallest)
-        check_fits(step(model, job, lay, rates, counts, assumptions).memory, hw.memory_bytes, hw.name, lay)
+        try:
+            check_fits(step(model, job, lay, rates, counts, assumptions).memory, hw.memory_bytes, hw.name, lay, True)
+        except InfeasibleError as e:
+            raise InfeasibleError(
+                f"none of the {result.n_valid} valid layouts fits in memory; the one needing the least: {e}"
+            ) from None
         raise InfeasibleError("no layout fits")  # unreachable: check_fits raised
     lay = result.layouts.at(best)
     return lay, step(model, job, lay, rates, counts, assumptions), result.n_valid

@@ -152,7 +152,7 @@ def _ffn_activation(model: ModelSpec, width: int, recompute: Recompute, gemm_in:
     return ACT_BYTES * h + gemm_in * h + _ffn_inner(model, width, recompute, gemm_in)
 
 
-def check_fits(mem: MemoryBreakdown, capacity_bytes: float, gpu_name: str, layout: Layout) -> None:
+def check_fits(mem: MemoryBreakdown, capacity_bytes: float, gpu_name: str, layout: Layout, searched: bool = False) -> None:
     if mem.total_bytes <= capacity_bytes:
         return
     over = mem.total_bytes - capacity_bytes
@@ -161,6 +161,20 @@ def check_fits(mem: MemoryBreakdown, capacity_bytes: float, gpu_name: str, layou
         f"(weights {format_bytes(mem.weights_bytes)}, gradients {format_bytes(mem.gradients_bytes)}, "
         f"optimizer {format_bytes(mem.optimizer_bytes)}, activations {format_bytes(mem.activations_bytes)}, "
         f"other {format_bytes(mem.other_bytes)}) but {gpu_name} has {format_bytes(capacity_bytes)}, "
-        f"{format_bytes(over)} short. Try a higher --zero-stage, larger --tp/--pp/--ep, --recompute selective or full, "
-        f"or a smaller --micro-batch-size; or leave the layout flags out and let costsim search."
+        f"{format_bytes(over)} short. Try {_remedies(layout)}"
+        + ("." if searched else "; or leave the layout flags out and let costsim search.")
     )
+
+
+def _remedies(layout: Layout) -> str:
+    """What could make this layout fit: only the changes that apply to it."""
+    out = []
+    if layout.dp * layout.cp > 1 and layout.zero_stage < 3:
+        out.append("a higher --zero-stage")
+    out.append("larger --tp/--pp" + ("/--ep" if layout.ep > 1 else ""))
+    if layout.recompute != "full":
+        out.append("--recompute selective or full" if layout.recompute == "none" else "--recompute full")
+    if layout.micro_batch_size > 1:
+        out.append("a smaller --micro-batch-size")
+    out.append("more GPUs")
+    return ", ".join(out[:-1]) + " or " + out[-1]

@@ -513,6 +513,9 @@ because failures and restart time interact strongly at large scale (a product te
 
 def _outputs(evaluate: Evaluate, p: Point) -> np.ndarray:
     out = np.asarray(evaluate(p.assumptions, p.rates, p.usd_per_gpu_hour, p.tokens), dtype=float)
+    if out.shape == (len(OUTPUTS),) and out[0] > 0 and out[2] == 0:
+        raise InputError("--uncertainty needs a price per GPU-hour (bands are relative); this device has none: "
+                         "give --usd-per-gpu-hour")  # fmt: skip
     if out.shape != (len(OUTPUTS),) or not np.all(np.isfinite(out)) or np.any(out <= 0):
         raise InputError(f"the model gave {out.tolist()} for (gpu_hours, wall_clock_days, cost_usd); expected 3 positive numbers")
     return out
