@@ -150,6 +150,10 @@ class Layouts:
     def take(self, idx: np.ndarray) -> Layouts:
         return Layouts(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
+    @classmethod
+    def concat(cls, parts: Sequence[Layouts]) -> Layouts:
+        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+
     def slice(self, sl: slice) -> Layouts:
         """A view of a contiguous range (no copy)."""
         return Layouts(**{f.name: getattr(self, f.name)[sl] for f in fields(self)})

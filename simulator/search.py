@@ -8,6 +8,7 @@ does not fit in memory is kept as data (feasible = False, with the reason), neve
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,7 +46,8 @@ class SearchResult:
     cost_usd: np.ndarray
     memory_bytes: np.ndarray
     capacity_bytes: float
-    order: np.ndarray
+    objective_values: np.ndarray
+    """Step time or dollars, per candidate: what the ranking sorts by (after feasibility, before memory)."""
     grid_size: int
     invalid_by_rule: dict[str, int]
     objective: str
@@ -74,19 +76,43 @@ class SearchResult:
             f"but the GPU has {self.capacity_bytes / GIB:.1f} GiB"
         )
 
+    @functools.cached_property
+    def order(self) -> np.ndarray:
+        """Every candidate in rank order: feasible first, then the objective, then less memory, then index."""
+        return np.lexsort((self.memory_bytes, self.objective_values, ~self.feasible))
+
+    def top(self, k: int) -> np.ndarray:
+        """The first k of `order`, without sorting everything."""
+        if k >= self.n_valid:
+            return self.order
+        primary = np.where(self.feasible, self.objective_values, np.inf)
+        cut = np.partition(primary, k - 1)[k - 1]
+        pool = np.flatnonzero(primary <= cut) if np.isfinite(cut) else np.arange(self.n_valid)
+        ranked = pool[np.lexsort((self.memory_bytes[pool], self.objective_values[pool], ~self.feasible[pool]))]
+        return ranked[:k]
+
     def best(self) -> int | None:
         """Index of the best feasible candidate, or None when nothing fits."""
-        if not self.order.size or not self.feasible[self.order[0]]:
-            return None
-        return int(self.order[0])
+        first = self.top(1)
+        return int(first[0]) if first.size and self.feasible[first[0]] else None
 
     def rank_of(self, match: dict) -> int | None:
         """Rank (0-based, in `order`) of the best candidate whose fields equal `match`."""
         mask = np.ones(self.n_valid, dtype=bool)
         for key, value in match.items():
             mask &= getattr(self.layouts, key) == value
-        positions = np.flatnonzero(mask[self.order])
-        return int(positions[0]) if positions.size else None
+        if not mask.any():
+            return None
+        pool = np.flatnonzero(mask)
+        i = pool[np.lexsort((self.memory_bytes[pool], self.objective_values[pool], ~self.feasible[pool]))[0]]
+        return self._rank(int(i))
+
+    def _rank(self, i: int) -> int:
+        """Position of candidate i in `order`: how many candidates sort before it."""
+        f, v, m = self.feasible, self.objective_values, self.memory_bytes
+        before = (f & ~f[i]) | ((f == f[i]) & (v < v[i]))
+        before |= (f == f[i]) & (v == v[i]) & ((m < m[i]) | ((m == m[i]) & (np.arange(self.n_valid) < i)))
+        return int(before.sum())
 
 
 def _divisors(n: int) -> list[int]:
@@ -98,6 +124,7 @@ def field_options(model: ModelSpec, hw: HardwareProfile, job: Job, given: dict) 
     n = job.num_gpus
     experts = model.moe.n_routed_experts if model.moe else 1
     opts: dict[str, list] = {
+        # TP beyond one NVLink domain is valid (its collectives then cross the network) and is tried too.
         "tp": [t for t in POWERS_OF_TWO if n % t == 0 and t <= model.n_heads],
         "pp": [p for p in _divisors(n) if p <= model.n_layers],
         "cp": [c for c in CONTEXT_PARALLEL if n % c == 0],
@@ -122,38 +149,95 @@ def schedule_options(given: dict) -> list[tuple[str, int]]:
     return pairs
 
 
+# Fields that no validity rule reads (for TP overlap: only with TP > 1, which the grid builds in): every valid
+# combination of the other fields is valid with each of their values.
+FREE_FIELDS = ("zero_stage", "recompute", "tp_overlap")
+CORE_FIELDS = ("pp", "tp", "cp", "ep", "micro_batch_size")
+
+
 def candidate_grid(model: ModelSpec, hw: HardwareProfile, job: Job, given: dict) -> Layouts:
-    """The product of the field options, with DP = GPUs / (TP x PP x CP) (or the given DP)."""
+    """The whole product of the field options, with DP = GPUs / (TP x PP x CP) (or the given DP)."""
+    core, weight = _core_grid(model, hw, job, given)
+    return _expand(core, field_options(model, hw, job, given), np.ones(len(core), dtype=bool))
+
+
+def _core_grid(model: ModelSpec, hw: HardwareProfile, job: Job, given: dict) -> tuple[Layouts, np.ndarray]:
+    """The product of the fields the validity rules read, PP and the schedule varying slowest (so layouts
+    that share a layers-to-ranks map stay contiguous), and how many full candidates each row stands for."""
     opts = field_options(model, hw, job, given)
     scheds = schedule_options(given)
-    names = ("tp", "pp", "cp", "ep", "zero_stage", "micro_batch_size", "recompute", "tp_overlap")
-    dtypes = {"recompute": str, "tp_overlap": bool}
-    shape = [len(opts[k]) for k in names] + [len(scheds)]
+    shape = [len(opts["pp"]), len(scheds)] + [len(opts[k]) for k in CORE_FIELDS[1:]]
     idx = np.indices(shape).reshape(len(shape), -1)
-    col = {k: np.asarray(opts[k], dtype=dtypes.get(k, np.int64))[idx[i]] for i, k in enumerate(names)}
-    sched = np.array([s for s, _ in scheds], dtype=str)[idx[-1]]
-    vpp = np.array([v for _, v in scheds], dtype=np.int64)[idx[-1]]
+    col = {k: np.asarray(opts[k], dtype=np.int64)[idx[i + 1 if i else 0]] for i, k in enumerate(CORE_FIELDS)}
+    schedule = np.array([s for s, _ in scheds], dtype=str)[idx[1]]
+    vpp = np.array([v for _, v in scheds], dtype=np.int64)[idx[1]]
     denom = col["tp"] * col["pp"] * col["cp"]
-    # Not layouts at all: DP would not be an integer, or TP overlap without TP (unless asked for).
-    keep = np.ones(len(denom), dtype=bool) if "dp" in given else job.num_gpus % denom == 0
-    if "tp_overlap" not in given:
-        keep &= ~(col["tp_overlap"] & (col["tp"] == 1))
+    keep = np.ones(len(denom), dtype=bool) if "dp" in given else job.num_gpus % denom == 0  # else DP is no integer
     col = {k: v[keep] for k, v in col.items()}
-    sched, vpp, denom = sched[keep], vpp[keep], denom[keep]
+    schedule, vpp, denom = schedule[keep], vpp[keep], denom[keep]
     dp = np.full(denom.shape, given["dp"], dtype=np.int64) if "dp" in given else job.num_gpus // denom
-    return Layouts(
+    n = len(denom)
+    core = Layouts(
         tp=col["tp"],
         pp=col["pp"],
         dp=dp,
         ep=col["ep"],
         cp=col["cp"],
-        zero_stage=col["zero_stage"],
+        zero_stage=np.full(n, opts["zero_stage"][0], dtype=np.int64),
         micro_batch_size=col["micro_batch_size"],
-        schedule=sched,
-        recompute=col["recompute"],
+        schedule=schedule,
+        recompute=np.full(n, opts["recompute"][0], dtype=str),
         vpp=vpp,
-        tp_overlap=col["tp_overlap"],
+        tp_overlap=np.full(n, opts["tp_overlap"][0], dtype=bool),
     )
+    return core, _free_count(opts, core.tp, "tp_overlap" in given)
+
+
+def _free_count(opts: dict, tp: np.ndarray, overlap_given: bool) -> np.ndarray:
+    """Candidates per core row: ZeRO stages x recompute modes x TP-overlap settings (only off without TP)."""
+    overlap = np.full(len(tp), len(opts["tp_overlap"])) if overlap_given else np.where(tp > 1, len(opts["tp_overlap"]), 1)
+    return len(opts["zero_stage"]) * len(opts["recompute"]) * overlap
+
+
+def _expand(core: Layouts, opts: dict, rows: np.ndarray) -> Layouts:
+    """Core rows `rows` times every value of the free fields (TP overlap on only with TP > 1)."""
+    core = core.take(np.flatnonzero(rows))
+    free = [(z, r, o) for z in opts["zero_stage"] for r in opts["recompute"] for o in opts["tp_overlap"]]
+    zero = np.array([f[0] for f in free], dtype=np.int64)
+    rec_code = np.arange(len(free)) // len(opts["tp_overlap"]) % len(opts["recompute"])
+    over = np.array([f[2] for f in free], dtype=bool)
+    reps = len(free)
+    row = np.repeat(np.arange(len(core)), reps)
+    which = np.tile(np.arange(reps), len(core))
+    keep = ~(over[which] & (core.tp[row] == 1)) if len(opts["tp_overlap"]) > 1 else np.ones(len(row), dtype=bool)
+    row, which = row[keep], which[keep]
+    cols = {name: getattr(core, name)[row] for name in ("tp", "pp", "dp", "ep", "cp", "micro_batch_size", "vpp")}
+    return Layouts(
+        **cols,
+        schedule=core.schedule[row],
+        zero_stage=zero[which],
+        recompute=np.asarray(opts["recompute"], dtype=str)[rec_code[which]],
+        tp_overlap=over[which],
+    )
+
+
+def _valid_layouts(model: ModelSpec, hw: HardwareProfile, job: Job, given: dict) -> tuple[Layouts, int, dict[str, int]]:
+    """The valid layouts, the size of the grid, and how many candidates each rule rules out.
+
+    The rules read only TP, PP, CP, EP, micro-batch size, schedule and virtual stages, so they are checked on
+    that smaller product (each row weighted by the candidates it stands for) and only valid rows are expanded
+    over ZeRO stage, recompute and TP overlap."""
+    opts = field_options(model, hw, job, given)
+    core, weight = _core_grid(model, hw, job, given)
+    masks = problem_masks(model, job, core)
+    # A given TP overlap with TP 1 breaks its rule on every row it applies to.
+    masks["tp_overlap"] = np.asarray(given.get("tp_overlap", False), dtype=bool) & (core.tp == 1)
+    invalid = np.logical_or.reduce(list(masks.values()))
+    by_rule = {rule: int(weight[m].sum()) for rule, m in masks.items() if m.any()}
+    valid = _expand(core, opts, ~invalid)
+    if not len(valid):
+        raise LayoutError(_no_valid_layout_message(model, job, core, masks, given))
+    return valid, int(weight.sum()), by_rule
 
 
 def search(
@@ -175,12 +259,7 @@ def search(
     job = with_fp8_recipe(job, model)
     rates = rates or device_rates(hw, assumptions)
     counts = counts or parameter_counts(model)
-    grid = candidate_grid(model, hw, job, given)
-    masks = problem_masks(model, job, grid)
-    invalid = np.logical_or.reduce(list(masks.values())) if masks else np.zeros(len(grid), dtype=bool)
-    valid = grid.take(np.flatnonzero(~invalid))
-    if not len(valid):
-        raise LayoutError(_no_valid_layout_message(model, job, grid, masks, given))
+    valid, grid_size, invalid_by_rule = _valid_layouts(model, hw, job, given)
     steps = _evaluate_all(model, job, valid, rates, counts, assumptions, progress)
     memory = steps.memory.total_bytes
     feasible = memory <= hw.memory_bytes
@@ -188,9 +267,6 @@ def search(
     gpu_hours = job.steps * steps.step_time_s * job.num_gpus / SECONDS_PER_HOUR / ettr
     price = usd_per_gpu_hour if usd_per_gpu_hour is not None else hw.price.usd_per_gpu_hour
     cost = gpu_hours * price
-    key = steps.step_time_s if objective == "time" else cost
-    # Feasible first, then the objective, then less memory.
-    order = np.lexsort((memory, key, ~feasible))
     return SearchResult(
         layouts=valid,
         steps=steps,
@@ -199,9 +275,9 @@ def search(
         cost_usd=cost,
         memory_bytes=memory,
         capacity_bytes=hw.memory_bytes,
-        order=order,
-        grid_size=len(grid),
-        invalid_by_rule={rule: int(m.sum()) for rule, m in masks.items() if m.any()},
+        objective_values=steps.step_time_s if objective == "time" else cost,
+        grid_size=grid_size,
+        invalid_by_rule=invalid_by_rule,
         objective=objective,
         context=(model, job, rates, counts, assumptions),
     )
@@ -251,7 +327,7 @@ def flops_per_token(model: ModelSpec, job: Job) -> float:
 
 def candidate_rows(result: SearchResult, job: Job, peak_flop_per_s: float, flops_per_tok: float, limit: int | None = None):
     """Candidates in rank order as plain dicts (what --format json/csv dumps)."""
-    order = result.order if limit is None else result.order[:limit]
+    order = result.order if limit is None else result.top(limit)
     lay = result.layouts
     cols = {k: getattr(lay, k)[order].tolist() for k in LAYOUT_FIELDS}
     step_s = result.steps.step_time_s[order]

@@ -448,10 +448,15 @@ def evaluate(
     for code, name in enumerate(SCHEDULES):
         schedule_code[lays.schedule == name] = code
     group_key = (lays.pp * 1024 + lays.vpp) * 8 + schedule_code
-    order = np.argsort(group_key, kind="stable")
-    # One gather puts every group in a contiguous slice; results are scattered back through `order`.
-    lays, item_key = lays.take(order), item_key[order]
-    bounds = [0, *(np.flatnonzero(np.diff(group_key[order])) + 1).tolist(), n]
+    runs = np.flatnonzero(np.diff(group_key)) + 1
+    if n and len(runs) + 1 == len(np.unique(group_key)):
+        order = None  # every group is already one contiguous run (the search builds its grid that way)
+    else:
+        # One gather puts every group in a contiguous slice; results are scattered back through `order`.
+        order = np.argsort(group_key, kind="stable")
+        lays, item_key = lays.take(order), item_key[order]
+        runs = np.flatnonzero(np.diff(group_key[order])) + 1
+    bounds = [0, *runs.tolist(), n]
     m = np.asarray(micro_batches(lays, job))
     step_s = np.zeros(n)
     terms: dict[str, np.ndarray] = {}
@@ -480,6 +485,8 @@ def evaluate(
                 terms.setdefault(key, np.zeros(n))[sl] = value
         if progress:
             progress(b - a)
+    if order is None:
+        return StepArrays(step_s, terms, MemoryBreakdown(**mem_fields), m)
     back = np.empty(n, dtype=np.int64)
     back[order] = np.arange(n)
     return StepArrays(

@@ -89,6 +89,18 @@ def test_ranking_is_feasible_first_then_fastest(v3_search):
     assert np.all(r.memory_bytes[~r.feasible] > H800.memory_bytes)
 
 
+def test_partial_ranking_agrees_with_the_full_order(v3_search):
+    r = v3_search
+    for k in (1, 10, 1000):
+        assert np.array_equal(r.top(k), r.order[:k])
+    for match in ({"tp": 1, "pp": 16, "ep": 64, "schedule": "dualpipe"}, {"pp": 32}, {"zero_stage": 0, "tp": 8}):
+        rank = r.rank_of(match)
+        i = r.order[rank]
+        assert all(getattr(r.layouts, k)[i] == v for k, v in match.items())
+        earlier = r.order[:rank]
+        assert not any(all(getattr(r.layouts, k)[j] == v for k, v in match.items()) for j in earlier)
+
+
 def test_estimate_picks_the_search_best():
     est = estimate(V3, H800, V3_JOB, {})
     result = search(V3, H800, V3_JOB, {"tp_overlap": False})  # estimate leaves TP overlap off unless asked

@@ -185,7 +185,7 @@ def search_document(spec, hw, job, result, ref: dict | None, ref_source: str, li
         if rank is None:
             entry["note"] = "no valid layout matches the reference on this cluster"
         else:
-            i = int(result.order[rank])
+            i = int(result.top(rank + 1)[rank])
             entry["feasible"] = bool(result.feasible[i])
             entry["step_time_s"] = float(result.steps.step_time_s[i])
             entry["in_top_10_feasible"] = bool(result.feasible[i]) and rank < 10
