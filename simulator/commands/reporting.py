@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import shlex
 from enum import StrEnum
-from typing import Annotated, get_args
+from typing import Annotated
 
 import typer
 
-from simulator.layout import FP8_RECIPES, RECOMPUTE_MODES, SCHEDULES, Precision
-
-PrecisionOpt = StrEnum("PrecisionOpt", {p: p for p in get_args(Precision)})
-Fp8RecipeOpt = StrEnum("Fp8RecipeOpt", {r: r for r in FP8_RECIPES})
-ScheduleOpt = StrEnum("ScheduleOpt", {s: s for s in SCHEDULES})
-RecomputeOpt = StrEnum("RecomputeOpt", {r: r for r in RECOMPUTE_MODES})
+from simulator.commands.options import Fp8RecipeOpt, PrecisionOpt, RecomputeOpt, ScheduleOpt
 
 
 def register(app: typer.Typer, validate_app: typer.Typer) -> None:
