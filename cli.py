@@ -7,13 +7,28 @@ from typing import Annotated
 
 import typer
 
-from simulator.commands.options import (  # noqa: F401
+from simulator.commands.options import (  # noqa: F401  (Format and the choices are used by command modules too)
     AttentionOpt,
+    BatchOpt,
+    CpOpt,
+    EpOpt,
     Format,
     Fp8RecipeOpt,
+    MbsOpt,
+    OverlapOffOpt,
+    PpOpt,
     PrecisionOpt,
+    PrecOpt,
+    PriceOpt,
+    RecipeOpt,
     RecomputeOpt,
+    RecOpt,
+    SchedOpt,
     ScheduleOpt,
+    SeqLenOpt,
+    TpOpt,
+    VppOpt,
+    ZeroOpt,
 )
 from simulator.errors import CostsimError, InputError
 from simulator.units import parse_count
@@ -52,33 +67,26 @@ def estimate(
     gpu: Annotated[str | None, typer.Option(help="Hardware profile id or alias (costsim list gpus), or a profile YAML")] = None,
     num_gpus: Annotated[int | None, typer.Option(min=1, max=1_000_000, help="GPUs in the cluster")] = None,
     tokens: Annotated[str | None, typer.Option(help="Training tokens, e.g. 14.8T")] = None,
-    seq_len: Annotated[int | None, typer.Option(min=1, max=10_000_000, help="Sequence length (default: the model's)")] = None,
-    global_batch_tokens: Annotated[
-        str | None, typer.Option(help="Tokens per optimizer step (default: 4M rounded to sequences)")
-    ] = None,
-    precision: Annotated[PrecisionOpt, typer.Option(help="GEMM precision")] = PrecisionOpt.bf16,
-    fp8_recipe: Annotated[
-        Fp8RecipeOpt | None,
-        typer.Option(help="FP8 scaling: tensor (Transformer Engine) or block (DeepSeek-V3); default: the model's published one"),
-    ] = None,
-    tp: Annotated[int | None, typer.Option(min=1, help="Tensor parallel degree")] = None,
-    pp: Annotated[int | None, typer.Option(min=1, help="Pipeline parallel degree")] = None,
+    seq_len: SeqLenOpt = None,
+    global_batch_tokens: BatchOpt = None,
+    precision: PrecOpt = PrecisionOpt.bf16,
+    fp8_recipe: RecipeOpt = None,
+    tp: TpOpt = None,
+    pp: PpOpt = None,
     dp: Annotated[int | None, typer.Option(min=1, help="Data parallel degree (default: GPUs / (TP x PP x CP))")] = None,
-    ep: Annotated[int | None, typer.Option(min=1, help="Expert parallel degree")] = None,
-    cp: Annotated[int | None, typer.Option(min=1, help="Context parallel degree")] = None,
-    zero_stage: Annotated[int | None, typer.Option(min=0, max=3, help="ZeRO stage (1 = distributed optimizer)")] = None,
-    micro_batch_size: Annotated[int | None, typer.Option(min=1, help="Sequences per micro-batch")] = None,
-    schedule: Annotated[ScheduleOpt | None, typer.Option(help="Pipeline schedule")] = None,
-    vpp: Annotated[int | None, typer.Option(min=1, help="Virtual stages per rank (interleaved)")] = None,
-    recompute: Annotated[RecomputeOpt | None, typer.Option(help="Activation recomputation")] = None,
-    tp_overlap: Annotated[
-        bool | None, typer.Option("--tp-overlap/--no-tp-overlap", help="Overlap TP collectives with GEMMs (default: off)")
-    ] = None,
+    ep: EpOpt = None,
+    cp: CpOpt = None,
+    zero_stage: ZeroOpt = None,
+    micro_batch_size: MbsOpt = None,
+    schedule: SchedOpt = None,
+    vpp: VppOpt = None,
+    recompute: RecOpt = None,
+    tp_overlap: OverlapOffOpt = None,
     attention_kernel: Annotated[
         AttentionOpt, typer.Option(help="flash, or unfused (materialised scores, Megatron-LM 2021)")
     ] = AttentionOpt.flash,
     dropout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Dropout probability (0 in modern pre-training)")] = 0.0,
-    usd_per_gpu_hour: Annotated[float | None, typer.Option(min=0.0, max=1000.0, help="Price (default: the profile's)")] = None,
+    usd_per_gpu_hour: PriceOpt = None,
     plan: Annotated[str | None, typer.Option(help="A plan with stages instead of MODEL: shipped name (plans/) or YAML")] = None,
     pricing: Annotated[str, typer.Option(help="Cost basis: rental ($/GPU-hour) or tco (amortized capital + energy)")] = "rental",
     experiments_multiplier: Annotated[

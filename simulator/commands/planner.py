@@ -7,31 +7,28 @@ from typing import Annotated
 
 import typer
 
+from simulator.commands.options import (
+    BatchOpt,
+    CpOpt,
+    EpOpt,
+    MbsOpt,
+    ModelArg,
+    Objective,
+    OverlapOpt,
+    PpOpt,
+    PrecisionOpt,
+    PrecOpt,
+    PriceOpt,
+    RecipeOpt,
+    RecOpt,
+    SchedOpt,
+    SeqLenOpt,
+    TokensOpt,
+    TpOpt,
+    VppOpt,
+    ZeroOpt,
+)
 from simulator.commands.options import Format as OutFormat
-from simulator.commands.options import Fp8RecipeOpt, Objective, PrecisionOpt, RecomputeOpt, ScheduleOpt
-
-ModelArg = Annotated[str, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json")]
-TokensOpt = Annotated[str, typer.Option(help="Training tokens, e.g. 14.8T")]
-SeqLenOpt = Annotated[int | None, typer.Option(min=1, max=10_000_000, help="Sequence length (default: the model's)")]
-BatchOpt = Annotated[str | None, typer.Option(help="Tokens per optimizer step (default: 4M rounded to sequences)")]
-PrecOpt = Annotated[PrecisionOpt, typer.Option(help="GEMM precision")]
-RecipeOpt = Annotated[
-    Fp8RecipeOpt | None,
-    typer.Option(help="FP8 scaling: tensor (Transformer Engine) or block (DeepSeek-V3); default: the model's published one"),
-]
-TpOpt = Annotated[int | None, typer.Option(min=1, help="Fix the tensor parallel degree")]
-PpOpt = Annotated[int | None, typer.Option(min=1, help="Fix the pipeline parallel degree")]
-EpOpt = Annotated[int | None, typer.Option(min=1, help="Fix the expert parallel degree")]
-CpOpt = Annotated[int | None, typer.Option(min=1, help="Fix the context parallel degree")]
-ZeroOpt = Annotated[int | None, typer.Option(min=0, max=3, help="Fix the ZeRO stage")]
-MbsOpt = Annotated[int | None, typer.Option(min=1, help="Fix the micro-batch size")]
-SchedOpt = Annotated[ScheduleOpt | None, typer.Option(help="Fix the pipeline schedule")]
-VppOpt = Annotated[int | None, typer.Option(min=1, help="Fix the virtual stages per rank")]
-RecOpt = Annotated[RecomputeOpt | None, typer.Option(help="Fix the recompute mode")]
-OverlapOpt = Annotated[
-    bool | None, typer.Option("--tp-overlap/--no-tp-overlap", help="Fix TP communication overlap (default: both tried)")
-]
-PriceOpt = Annotated[float | None, typer.Option(min=0.0, max=1000.0, help="Price per GPU-hour (default: the profile's)")]
 
 
 def _given(tp, pp, ep, cp, zero_stage, micro_batch_size, schedule, vpp, recompute, tp_overlap) -> dict:

@@ -8,7 +8,24 @@ from typing import Annotated
 
 import typer
 
-from simulator.commands.options import Fp8RecipeOpt, PrecisionOpt, RecomputeOpt, ScheduleOpt
+from simulator.commands.options import (
+    BatchOpt,
+    CpOpt,
+    EpOpt,
+    MbsOpt,
+    OverlapOffOpt,
+    PpOpt,
+    PrecisionOpt,
+    PrecOpt,
+    PriceOpt,
+    RecipeOpt,
+    RecOpt,
+    SchedOpt,
+    SeqLenOpt,
+    TpOpt,
+    VppOpt,
+    ZeroOpt,
+)
 
 
 def register(app: typer.Typer, validate_app: typer.Typer) -> None:
@@ -22,29 +39,22 @@ def report_command(
     tokens: Annotated[str, typer.Option(help="Training tokens, e.g. 14.8T")],
     output: Annotated[str, typer.Option(help="Directory for report.md, report.html and the PNG charts")],
     force: Annotated[bool, typer.Option("--force", help="Write into an existing, non-empty --output directory")] = False,
-    seq_len: Annotated[int | None, typer.Option(min=1, max=10_000_000, help="Sequence length (default: the model's)")] = None,
-    global_batch_tokens: Annotated[
-        str | None, typer.Option(help="Tokens per optimizer step (default: 4M rounded to sequences)")
-    ] = None,
-    precision: Annotated[PrecisionOpt, typer.Option(help="GEMM precision")] = PrecisionOpt.bf16,
-    fp8_recipe: Annotated[
-        Fp8RecipeOpt | None,
-        typer.Option(help="FP8 scaling: tensor (Transformer Engine) or block (DeepSeek-V3); default: the model's published one"),
-    ] = None,
-    tp: Annotated[int | None, typer.Option(min=1, help="Tensor parallel degree")] = None,
-    pp: Annotated[int | None, typer.Option(min=1, help="Pipeline parallel degree")] = None,
+    seq_len: SeqLenOpt = None,
+    global_batch_tokens: BatchOpt = None,
+    precision: PrecOpt = PrecisionOpt.bf16,
+    fp8_recipe: RecipeOpt = None,
+    tp: TpOpt = None,
+    pp: PpOpt = None,
     dp: Annotated[int | None, typer.Option(min=1, help="Data parallel degree (default: GPUs / (TP x PP x CP))")] = None,
-    ep: Annotated[int | None, typer.Option(min=1, help="Expert parallel degree")] = None,
-    cp: Annotated[int | None, typer.Option(min=1, help="Context parallel degree")] = None,
-    zero_stage: Annotated[int | None, typer.Option(min=0, max=3, help="ZeRO stage (1 = distributed optimizer)")] = None,
-    micro_batch_size: Annotated[int | None, typer.Option(min=1, help="Sequences per micro-batch")] = None,
-    schedule: Annotated[ScheduleOpt | None, typer.Option(help="Pipeline schedule")] = None,
-    vpp: Annotated[int | None, typer.Option(min=1, help="Virtual stages per rank (interleaved)")] = None,
-    recompute: Annotated[RecomputeOpt | None, typer.Option(help="Activation recomputation")] = None,
-    tp_overlap: Annotated[
-        bool | None, typer.Option("--tp-overlap/--no-tp-overlap", help="Overlap TP collectives with GEMMs (default: off)")
-    ] = None,
-    usd_per_gpu_hour: Annotated[float | None, typer.Option(min=0.0, max=1000.0, help="Price (default: the profile's)")] = None,
+    ep: EpOpt = None,
+    cp: CpOpt = None,
+    zero_stage: ZeroOpt = None,
+    micro_batch_size: MbsOpt = None,
+    schedule: SchedOpt = None,
+    vpp: VppOpt = None,
+    recompute: RecOpt = None,
+    tp_overlap: OverlapOffOpt = None,
+    usd_per_gpu_hour: PriceOpt = None,
     calibration: Annotated[
         str | None, typer.Option(help="Calibration file from `costsim calibrate` (--gpu cpu for a CPU calibration)")
     ] = None,
