@@ -56,6 +56,7 @@ def estimate_table(d: dict) -> str:
         f"micro-batch {lay['micro_batch_size']}, {lay['schedule']}"
         + (f" (v={lay['vpp']})" if lay["schedule"] == "interleaved" else "")
         + f", recompute {lay['recompute']}"
+        + (", TP overlap" if lay.get("tp_overlap") else "")
         + ("  [chosen by search]" if d["layout_chosen_by_search"] else "")
     )
     mem = d["memory_breakdown_gib"]
