@@ -69,7 +69,7 @@ def estimate(
     tokens: Annotated[str | None, typer.Option(help="Training tokens, e.g. 14.8T")] = None,
     seq_len: SeqLenOpt = None,
     global_batch_tokens: BatchOpt = None,
-    precision: PrecOpt = PrecisionOpt.bf16,
+    precision: Annotated[PrecisionOpt | None, typer.Option(help="GEMM precision (default bf16)")] = None,
     fp8_recipe: RecipeOpt = None,
     tp: TpOpt = None,
     pp: PpOpt = None,
@@ -83,9 +83,11 @@ def estimate(
     recompute: RecOpt = None,
     tp_overlap: OverlapOffOpt = None,
     attention_kernel: Annotated[
-        AttentionOpt, typer.Option(help="flash, or unfused (materialised scores, Megatron-LM 2021)")
-    ] = AttentionOpt.flash,
-    dropout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Dropout probability (0 in modern pre-training)")] = 0.0,
+        AttentionOpt | None, typer.Option(help="flash (default), or unfused (materialised scores, Megatron-LM 2021)")
+    ] = None,
+    dropout: Annotated[
+        float | None, typer.Option(min=0.0, max=0.9, help="Dropout probability (default 0, as in modern pre-training)")
+    ] = None,
     usd_per_gpu_hour: PriceOpt = None,
     plan: Annotated[str | None, typer.Option(help="A plan with stages instead of MODEL: shipped name (plans/) or YAML")] = None,
     pricing: Annotated[str, typer.Option(help="Cost basis: rental ($/GPU-hour) or tco (amortized capital + energy)")] = "rental",
@@ -117,6 +119,8 @@ def estimate(
     layout_flags = {"--seq-len": seq_len, "--global-batch-tokens": global_batch_tokens, "--tp": tp, "--pp": pp, "--dp": dp}
     layout_flags |= {"--ep": ep, "--cp": cp, "--zero-stage": zero_stage, "--micro-batch-size": micro_batch_size}
     layout_flags |= {"--schedule": schedule, "--vpp": vpp, "--recompute": recompute, "--calibration": calibration}
+    layout_flags |= {"--precision": precision, "--fp8-recipe": fp8_recipe, "--tp-overlap": tp_overlap}
+    layout_flags |= {"--attention-kernel": attention_kernel, "--dropout": dropout}
     try:
         costs = CostOptions(
             pricing, usd_per_gpu_hour, gpu_purchase_usd, pue, usd_per_kwh, grid_kg_co2_per_kwh, experiments_multiplier
@@ -141,7 +145,7 @@ def estimate(
             tokens=_count("--tokens", tokens),
             seq_len=seq_len,
             global_batch_tokens=_count("--global-batch-tokens", global_batch_tokens),
-            precision=precision.value,
+            precision=precision.value if precision else "bf16",
             layout={
                 "tp": tp,
                 "pp": pp,
@@ -156,8 +160,8 @@ def estimate(
                 "tp_overlap": tp_overlap,
             },
             usd_per_gpu_hour=usd_per_gpu_hour,
-            attention_kernel=attention_kernel.value,
-            dropout=dropout,
+            attention_kernel=attention_kernel.value if attention_kernel else "flash",
+            dropout=dropout or 0.0,
             calibration=calibration,
             fp8_recipe=fp8_recipe.value if fp8_recipe else None,
         )

@@ -401,7 +401,7 @@ def explain(result: SearchResult, reference: int, best: int) -> dict:
         "slower_by": ref_s / best_s - 1.0,
         "terms_s": [{"term": k, "reference_minus_best_s": v} for k, v in terms if v != 0.0],
         "summary": (
-            f"{result.layouts.at(best).describe()} is {ref_s / best_s - 1.0:.1%} faster than "
+            f"{result.layouts.at(best).describe()} takes {1.0 - best_s / ref_s:.1%} less time per step than "
             f"{result.layouts.at(reference).describe()}; the reference spends more on {why}"
             if top
             else "the reference layout is as fast as the best"

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .assumptions import DEFAULT, Assumptions
-from .errors import CostsimError, InputError
+from .errors import InfeasibleError, InputError, LayoutError
 from .flops import token_flops
 from .layout import make_job
 from .search import breakdown_of, search
@@ -50,8 +50,8 @@ def parse_gpu_counts(text: str) -> list[int]:
             counts = [a]
             while counts[-1] * (b // a) <= last:
                 counts.append(counts[-1] * (b // a))
-            return counts
-        counts = [int(p) for p in parts]
+        else:
+            counts = [int(p) for p in parts]
     except ValueError:
         raise InputError(
             f"--num-gpus {text!r} is not a list of GPU counts; write e.g. 256,512,1024 or 256,512,...,16384"
@@ -71,10 +71,10 @@ def best_row(
     assumptions: Assumptions = DEFAULT,
 ) -> SweepRow:
     """The best feasible layout on `num_gpus` GPUs of `hw`, or why there is none."""
+    job = make_job(model, num_gpus, **job_args)  # a bad token count or batch is an input error, not a row
     try:
-        job = make_job(model, num_gpus, **job_args)
         result = search(model, hw, job, given, assumptions, usd_per_gpu_hour=usd_per_gpu_hour)
-    except CostsimError as e:
+    except (LayoutError, InfeasibleError) as e:
         return SweepRow(hw.name, num_gpus, False, None, None, None, None, None, None, None, 0, " ".join(str(e).split()))
     best = result.best()
     if best is None:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from cli import app
 from simulator.assumptions import DEFAULT
 from simulator.efficiency import device_rates
+from simulator.errors import InputError
 from simulator.estimate import estimate
 from simulator.flops import parameter_counts, token_flops
 from simulator.layout import Job, layout_problems, with_fp8_recipe
@@ -127,14 +128,14 @@ def test_published_v3_layout_is_ranked_or_explained():
     assert cands[0]["feasible"] and cands[0]["reason"] == ""
     assert not cands[-1]["feasible"] and "does not fit" in cands[-1]["reason"]
     ref = doc["reference"]
-    assert ref["layout"] == {"tp": 1, "pp": 16, "ep": 64, "zero_stage": 1, "schedule": "dualpipe"}
+    assert ref["layout"] == {"tp": 1, "pp": 16, "ep": 64, "cp": 1, "zero_stage": 1, "schedule": "dualpipe"}
     assert ref["rank"] is not None and ref["feasible"]
     if not ref["in_top_10_feasible"]:
         why = ref["why_slower"]
         assert why["reference_step_time_s"] > why["best_step_time_s"]
         diffs = sum(t["reference_minus_best_s"] for t in why["terms_s"])
         assert diffs == pytest.approx(why["reference_step_time_s"] - why["best_step_time_s"], rel=1e-6)
-        assert "faster than" in why["summary"]
+        assert "less time per step than" in why["summary"]
 
 
 def test_search_table_shows_top_layouts_and_headroom():
@@ -154,6 +155,8 @@ def test_nothing_fits_is_data_not_an_error():
     assert all(not c["feasible"] and "does not fit" in c["reason"] for c in doc["candidates"])
     table = runner.invoke(app, "search llama-3.1-405b --gpu l40s --num-gpus 8 --tokens 1T".split())
     assert table.exit_code == 0 and "no layout fits" in table.stdout
+    least = min(c["memory_per_gpu_gib"] for c in doc["candidates"])
+    assert f"needs {least:.1f} GiB" in table.stdout  # the closest is the one needing the least memory
 
 
 @pytest.mark.parametrize(
@@ -166,6 +169,10 @@ def test_nothing_fits_is_data_not_an_error():
         ("search llama-3.1-8b --gpu h100 --num-gpus 64 --tokens 1T --tp 3", "no valid layout"),
         ("sweep llama-3.1-8b --gpu h100 --num-gpus 8,x --tokens 1T", "--num-gpus"),
         ("sweep llama-3.1-8b --gpu h100,nope --num-gpus 8,16 --tokens 1T", "nope"),
+        ("sweep llama-3.1-8b --gpu h100 --num-gpus 8,16 --tokens 1k", "less than one step"),
+        ("sweep llama-3.1-8b --gpu h100 --num-gpus 8 --tokens 1T --output /nonexistent/dir/x.csv", "does not exist"),
+        ("sweep llama-3.1-8b --gpu h100 --num-gpus 8 --tokens 1T --plot /tmp/x.txt", ".png"),
+        ("estimate --plan deepseek-v3 --precision bf16", "drop --precision"),
     ],
 )
 def test_bad_input_is_one_clean_message(args, needle):
@@ -178,6 +185,8 @@ def test_bad_input_is_one_clean_message(args, needle):
 def test_gpu_count_ranges():
     assert parse_gpu_counts("256,512,...,4096") == [256, 512, 1024, 2048, 4096]
     assert parse_gpu_counts("64, 8,16") == [8, 16, 64]
+    with pytest.raises(InputError, match="1,000,000"):
+        parse_gpu_counts("8,16,...,2000000")  # a range obeys the same cap as a list
 
 
 def test_sweep_writes_png_and_csv_and_answers_inverse_questions(tmp_path):

@@ -176,6 +176,13 @@ def search_document(spec, hw, job, result, ref: dict | None, ref_source: str, li
     }
     if best is not None:
         doc["best"] = {**rows[0], "breakdown_s": breakdown_of(result, best)}
+    else:
+        closest = int(result.memory_bytes.argmin())
+        doc["closest"] = {
+            "layout": result.layouts.at(closest).to_dict(),
+            "memory_per_gpu_gib": float(result.memory_bytes[closest] / GIB),
+            "reason": result.reason(closest),
+        }
     if ref is not None:
         rank = result.rank_of(ref)
         entry: dict = {"layout": ref, "source": ref_source, "rank": None if rank is None else rank + 1}
@@ -220,8 +227,9 @@ def search_table(doc: dict, top: int) -> str:
             f"{row['cost_usd']:>11,.0f} {row['mfu']:>6.1%} {row['memory_per_gpu_gib']:>8.1f} {free:>6.1f}"
         )
     if doc["best"] is None:
-        lines.append("no layout fits in memory; the closest:")
-        lines.append(f"  {doc['candidates'][0]['reason']}")
+        closest = doc["closest"]
+        lines.append(f"no layout fits in memory; the one needing the least: {_describe(closest['layout'])}")
+        lines.append(f"  {closest['reason']}")
     else:
         lines += ["", "step time breakdown of #1 (seconds per step)"]
         total = doc["best"]["step_time_s"]
@@ -298,9 +306,15 @@ def sweep_command(
             "fp8_recipe": fp8_recipe.value if fp8_recipe else None,
         }
         given = _given(tp, pp, ep, cp, zero_stage, micro_batch_size, schedule, vpp, recompute, tp_overlap)
-        for path in (plot, output):
-            if path is not None and path.exists() and path.is_dir():
-                raise InputError(f"{path} is a directory; give a file name")
+        for flag, path, suffix in (("--plot", plot, ".png"), ("--output", output, ".csv")):
+            if path is None:
+                continue
+            if path.exists() and path.is_dir():
+                raise InputError(f"{flag} {path} is a directory; give a file name")
+            if path.suffix.lower() != suffix:
+                raise InputError(f"{flag} {path}: give a path ending in {suffix}")
+            if not path.resolve().parent.is_dir():
+                raise InputError(f"{flag} {path}: folder {path.parent} does not exist; create it or pick another path")
         with DelayedProgress("sweeping clusters") as bar:
             rows = sweep(spec, gpus, counts, job_args, given, usd_per_gpu_hour, progress=bar.update)
     except CostsimError as e:
