@@ -112,7 +112,7 @@ class Layout:
             parts.append(f"CP{self.cp}")
         if self.tp_overlap:
             parts.append("(TP overlap)")
-        sched = self.schedule + (f"(v={self.vpp})" if self.schedule == "interleaved" else "")
+        sched = self.schedule + (f" (v={self.vpp})" if self.schedule == "interleaved" else "")
         return " ".join(parts) + f", ZeRO-{self.zero_stage}, mbs {self.micro_batch_size}, {sched}, recompute {self.recompute}"
 
 
