@@ -309,15 +309,17 @@ def _no_valid_layout_message(
             f"{lay.tp} x {lay.pp} x {lay.cp} = {product}; pick degrees that divide {job.num_gpus}"
             + "".join(f"\n  - {t}" for t in other)
         )
-    # Name the rules that rule out the most candidates, with one example each.
+    # Rules that every candidate breaks decide it (usually a given flag); otherwise name the rules that rule out
+    # the most candidates, with one example each.
+    decisive = [rule for rule, m in masks.items() if m.all()]
     counts = sorted(((int(m.sum()), rule) for rule, m in masks.items() if m.any()), reverse=True)
-    lines = []
-    for _, rule in itertools.islice(counts, 3):
-        example = grid.at(int(np.flatnonzero(masks[rule])[0]))
-        lines.append(problem_text(rule, model, job, example))
+    rules = decisive or [rule for _, rule in itertools.islice(counts, 3)]
+    lines = [problem_text(rule, model, job, grid.at(int(np.flatnonzero(masks[rule])[0]))) for rule in rules]
+    lead = "every candidate breaks" if decisive else "for example"
     return (
-        f"no valid layout for {model.name} on {job.num_gpus} GPUs with the given flags ({len(grid)} candidates tried); "
-        "for example:\n  - " + "\n  - ".join(lines)
+        f"no valid layout for {model.name} on {job.num_gpus} GPUs with the given flags ({len(grid)} combinations of "
+        "TP, PP, CP, EP, micro-batch and schedule tried); "
+        f"{lead}:\n  - " + "\n  - ".join(lines)
     )
 
 
