@@ -65,6 +65,8 @@ def make_job(
 ) -> Job:
     """A Job with the stated defaults: the model's sequence length, about 4M tokens per step, and the
     model's published FP8 recipe."""
+    if fp8_recipe is not None and precision != "fp8":
+        raise InputError(f"--fp8-recipe {fp8_recipe} applies to --precision fp8 only (got {precision}); drop it or use fp8")
     s = seq_len or model.default_seq_len or DEFAULT_SEQ_LEN
     if global_batch_tokens is None:
         global_batch_tokens = max(1, round(DEFAULT_BATCH_TOKENS / s)) * s

@@ -42,6 +42,13 @@ def test_block_scaling_is_slower_by_the_documented_factor_and_uses_less_memory()
     assert block.to_dict()["fp8_recipe"] == "block"
 
 
+def test_a_recipe_without_fp8_is_refused():
+    from simulator.errors import InputError
+
+    with pytest.raises(InputError, match="--precision fp8 only"):
+        make_job(LLAMA, 64, 1e12, 8192, None, "bf16", fp8_recipe="block")
+
+
 def test_bf16_jobs_ignore_the_recipe():
     job = make_job(LLAMA, 64, 1e12, 8192, None, "bf16")
     assert estimate(LLAMA, load_hardware("h100-sxm"), job, {"tp": 8, "pp": 1, "cp": 1}).to_dict()["fp8_recipe"] is None
