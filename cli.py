@@ -101,9 +101,11 @@ def estimate(
     uncertainty: Annotated[
         bool, typer.Option("--uncertainty", help="P10/P50/P90 of GPU-hours, days and dollars, and what moves them most")
     ] = False,
-    draws: Annotated[int, typer.Option(help="Joint draws for --uncertainty")] = 10_000,
-    seed: Annotated[int, typer.Option(help="Random seed for --uncertainty")] = 0,
-    tokens_spread: Annotated[float, typer.Option(help="Relative spread of --tokens for --uncertainty (lognormal sigma)")] = 0.0,
+    draws: Annotated[int | None, typer.Option(help="Joint draws for --uncertainty (default 10,000)")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed for --uncertainty (default 0)")] = None,
+    tokens_spread: Annotated[
+        float | None, typer.Option(help="Relative spread of --tokens for --uncertainty (lognormal sigma, default 0)")
+    ] = None,
     calibration: Annotated[
         str | None, typer.Option(help="Calibration file from `costsim calibrate` (--gpu cpu for a CPU calibration)")
     ] = None,
@@ -122,6 +124,13 @@ def estimate(
     layout_flags |= {"--precision": precision, "--fp8-recipe": fp8_recipe, "--tp-overlap": tp_overlap}
     layout_flags |= {"--attention-kernel": attention_kernel, "--dropout": dropout}
     try:
+        band_flags = {"--draws": draws, "--seed": seed, "--tokens-spread": tokens_spread}
+        if not uncertainty and any(v is not None for v in band_flags.values()):
+            given = ", ".join(k for k, v in band_flags.items() if v is not None)
+            raise InputError(f"{given} only apply with --uncertainty; add --uncertainty or drop them")
+        draws = 10_000 if draws is None else draws
+        seed = 0 if seed is None else seed
+        tokens_spread = 0.0 if tokens_spread is None else tokens_spread
         costs = CostOptions(
             pricing, usd_per_gpu_hour, gpu_purchase_usd, pue, usd_per_kwh, grid_kg_co2_per_kwh, experiments_multiplier
         )
