@@ -91,6 +91,9 @@ def estimate(
     usd_per_gpu_hour: PriceOpt = None,
     plan: Annotated[str | None, typer.Option(help="A plan with stages instead of MODEL: shipped name (plans/) or YAML")] = None,
     pricing: Annotated[str, typer.Option(help="Cost basis: rental ($/GPU-hour) or tco (amortized capital + energy)")] = "rental",
+    rental: Annotated[
+        str | None, typer.Option(help="Which of the profile's rental quotes: on-demand or reserved (default: the profile's)")
+    ] = None,
     experiments_multiplier: Annotated[
         float | None, typer.Option(help="Whole-program cost = final run x this (ablations, failed runs), shown apart")
     ] = None,
@@ -132,7 +135,14 @@ def estimate(
         seed = 0 if seed is None else seed
         tokens_spread = 0.0 if tokens_spread is None else tokens_spread
         costs = CostOptions(
-            pricing, usd_per_gpu_hour, gpu_purchase_usd, pue, usd_per_kwh, grid_kg_co2_per_kwh, experiments_multiplier
+            pricing,
+            usd_per_gpu_hour,
+            gpu_purchase_usd,
+            pue,
+            usd_per_kwh,
+            grid_kg_co2_per_kwh,
+            experiments_multiplier,
+            rental_kind=rental,
         )
         if plan is not None:
             clash = [k for k, v in (run_flags | layout_flags).items() if v is not None]

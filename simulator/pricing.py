@@ -77,8 +77,12 @@ class CostOptions:
     usd_per_kwh: float | None = None
     grid_kg_co2_per_kwh: float | None = None
     experiments_multiplier: float | None = None
+    rental_kind: str | None = None
+    """on-demand or reserved: which of the profile's quotes rental uses (None: the profile's default)."""
 
     def __post_init__(self) -> None:
+        if self.rental_kind not in (None, "on-demand", "reserved"):
+            raise InputError(f"--rental {self.rental_kind!r} is not a price kind; use on-demand or reserved")
         if self.basis not in BASES:
             raise InputError(f"--pricing {self.basis!r} is not a cost basis; use rental (a $/GPU-hour price) or tco")
         for name, (low, high, flag) in RANGES.items():
@@ -135,7 +139,10 @@ def profile_rental_rate(hw: HardwareProfile, opts: CostOptions) -> Rate:
     """--usd-per-gpu-hour, else the profile's quote (kind, date and source)."""
     if opts.usd_per_gpu_hour is not None:
         return rental_rate(opts.usd_per_gpu_hour, "--usd-per-gpu-hour")
-    p = hw.price
+    try:
+        p = hw.price.quote(opts.rental_kind)
+    except SpecError as e:
+        raise SpecError(f"{hw.name}: {e}") from None
     return rental_rate(p.usd_per_gpu_hour, f"{p.kind} price {p.date}, {hw.sources.get(p.source, p.source)}")
 
 
@@ -272,7 +279,10 @@ def sum_blocks(blocks: list[dict], gpu_hours: float, multiplier: float | None) -
 
 def apply_to_estimate(d: dict, hw: HardwareProfile, opts: CostOptions) -> dict:
     """An Estimate.to_dict() with a `cost` block; cost_usd, usd_per_gpu_hour and price_source follow the basis."""
-    rental = rental_rate(d["usd_per_gpu_hour"], d["price_source"])
+    if opts.rental_kind is not None and opts.usd_per_gpu_hour is None:
+        rental = profile_rental_rate(hw, opts)
+    else:
+        rental = rental_rate(d["usd_per_gpu_hour"], d["price_source"])
     block = cost_block(d["gpu_hours"], hw, opts, rental)
     return {
         **d,

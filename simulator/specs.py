@@ -70,12 +70,28 @@ class ScaleOut(_Spec):
     """NIC line rate per GPU in one direction, Gbit/s as sold (400 for one NDR NIC)."""
 
 
-class Price(_Spec):
+class PriceQuote(_Spec):
     usd_per_gpu_hour: Annotated[float, Field(gt=0, le=1000)]
     kind: Literal["on-demand", "reserved", "assumed"]
     date: str
     """YYYY-MM of the quote."""
     source: str
+
+
+class Price(PriceQuote):
+    """The default rental quote, and other quotes of another kind (e.g. on-demand beside reserved)."""
+
+    alternatives: list[PriceQuote] = []
+
+    def quote(self, kind: str | None) -> PriceQuote:
+        """The quote of this kind (None: the default one)."""
+        if kind is None or kind == self.kind:
+            return self
+        for q in self.alternatives:
+            if q.kind == kind:
+                return q
+        kinds = ", ".join(sorted({self.kind, *(q.kind for q in self.alternatives)}))
+        raise SpecError(f"this profile has no {kind} price (it has: {kinds}); pass --usd-per-gpu-hour or another --rental")
 
 
 class EfficiencyDefaults(_Spec):

@@ -198,3 +198,19 @@ def test_estimate_without_model_or_plan_names_the_missing_flags():
     out = assert_clean_error(invoke("estimate", "llama-3.1-8b", "--gpu", "h100"), "--num-gpus", "--tokens", "--plan")
     assert out.startswith("error:")
     assert_clean_error(invoke("estimate"), "MODEL", "--gpu")
+
+
+def test_rental_kind_picks_the_profiles_quote():
+    """h100-sxm quotes reserved $1.85 (techplained, 2026-04) and on-demand $6.88 (codesota, 2026-04)."""
+    from simulator.pricing import profile_rental_rate
+
+    hw = load_hardware("h100-sxm")
+    reserved = profile_rental_rate(hw, CostOptions(rental_kind="reserved"))
+    on_demand = profile_rental_rate(hw, CostOptions(rental_kind="on-demand"))
+    assert reserved.usd_per_gpu_hour == hw.price.usd_per_gpu_hour == 1.85
+    assert on_demand.usd_per_gpu_hour == 6.88 and "on-demand" in on_demand.source
+    assert profile_rental_rate(hw, CostOptions()).usd_per_gpu_hour == 1.85  # the profile's default
+    with pytest.raises(SpecError, match="no on-demand price"):
+        profile_rental_rate(load_hardware("h800"), CostOptions(rental_kind="on-demand"))
+    with pytest.raises(InputError, match="--rental"):
+        CostOptions(rental_kind="spot")
