@@ -9,15 +9,12 @@ from typing import Annotated
 
 import typer
 
+from simulator.commands.options import TableJson
+
 
 class DeviceOpt(StrEnum):
     cpu = "cpu"
     cuda = "cuda"
-
-
-class TableJson(StrEnum):
-    table = "table"
-    json = "json"
 
 
 def register(app: typer.Typer, validate_app: typer.Typer) -> None:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-
-class CompareFormat(StrEnum):
-    table = "table"
-    json = "json"
+from simulator.commands.options import TableJson
 
 
 def register(app: typer.Typer, validate_app: typer.Typer) -> None:
@@ -22,7 +18,7 @@ def compare_runs(
     a: Annotated[str, typer.Argument(help="Shipped plan name (costsim estimate --plan NAME) or a plan YAML")],
     b: Annotated[str, typer.Argument(help="Shipped plan name or a plan YAML")],
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a waterfall chart (PNG) of the factors")] = None,
-    format: Annotated[CompareFormat, typer.Option("--format", help="Output format")] = CompareFormat.table,
+    format: Annotated[TableJson, typer.Option("--format", help="Output format")] = TableJson.table,
 ) -> None:
     """Why A costs more GPU-hours than B: the ratio as a product of FLOPs per token, tokens, peak, efficiency and goodput.
 
@@ -44,8 +40,8 @@ def compare_runs(
             plot_waterfall(d, plot)
     except CostsimError as e:
         _fail(e)
-    typer.echo(report.to_json(d) if format == CompareFormat.json else report.compare_table(d))
-    if plot is not None and format != CompareFormat.json:
+    typer.echo(report.to_json(d) if format == TableJson.json else report.compare_table(d))
+    if plot is not None and format != TableJson.json:
         typer.echo(f"waterfall chart written to {plot}")
 
 

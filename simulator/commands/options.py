@@ -14,6 +14,13 @@ class Format(StrEnum):
     csv = "csv"
 
 
+class TableJson(StrEnum):
+    """For commands whose result is not a table of rows (CSV would not fit)."""
+
+    table = "table"
+    json = "json"
+
+
 class PrecisionOpt(StrEnum):
     bf16 = "bf16"
     fp16 = "fp16"

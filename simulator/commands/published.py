@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-
-class TableJsonCsv(StrEnum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
-class TableJson(StrEnum):
-    table = "table"
-    json = "json"
-
-
-class Precision(StrEnum):
-    bf16 = "bf16"
-    fp16 = "fp16"
-    fp8 = "fp8"
+from simulator.commands.options import Format, PrecisionOpt, TableJson
 
 
 def register(app: typer.Typer, validate_app: typer.Typer) -> None:
@@ -35,7 +19,7 @@ def register(app: typer.Typer, validate_app: typer.Typer) -> None:
 
 
 def validate_public(
-    format: Annotated[TableJsonCsv, typer.Option("--format", help="Output format")] = TableJsonCsv.table,
+    format: Annotated[Format, typer.Option("--format", help="Output format")] = Format.table,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a log-log scatter (PNG) of predicted vs reported")] = None,
 ) -> None:
     """Predict every published run in validation/public_runs.yaml; signed errors, median and max |error|.
@@ -57,13 +41,13 @@ def validate_public(
             public_runs.plot(results, plot)
     except CostsimError as e:
         _fail(e)
-    if format == TableJsonCsv.json:
+    if format == Format.json:
         typer.echo(report.to_json(doc))
-    elif format == TableJsonCsv.csv:
+    elif format == Format.csv:
         typer.echo(report.to_csv(doc["cases"]), nl=False)
     else:
         typer.echo(validation_table(doc))
-    if plot is not None and format == TableJsonCsv.table:
+    if plot is not None and format == Format.table:
         typer.echo(f"scatter plot written to {plot}")
 
 
@@ -110,7 +94,7 @@ def claim(
     tokens: Annotated[str, typer.Option(help="Training tokens, e.g. 14.8T")],
     num_gpus: Annotated[int | None, typer.Option(help="GPUs the claim ran on (for days and the prediction)")] = None,
     precision: Annotated[
-        Precision | None, typer.Option(help="GEMM precision (default: that of a published run of the model, else bf16)")
+        PrecisionOpt | None, typer.Option(help="GEMM precision (default: that of a published run of the model, else bf16)")
     ] = None,
     uncertainty: Annotated[
         bool, typer.Option("--uncertainty", help="P10/P50/P90 of costsim's prediction and where the claim falls in it")
