@@ -8,14 +8,12 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
+from cli_support import ENV, RUNNER
 
 import cli
 from simulator import notebook as cs
 from simulator.errors import CostsimError, InputError
 
-RUNNER = CliRunner()
-ENV = {"TERMINAL_WIDTH": "200", "COLUMNS": "200", "NO_COLOR": "1"}
 LAYOUT = {"tp": 1, "pp": 1, "cp": 1, "zero_stage": 3, "micro_batch_size": 1, "schedule": "1f1b", "recompute": "none"}
 CLI_LAYOUT = ["--tp", "1", "--pp", "1", "--cp", "1", "--zero-stage", "3", "--micro-batch-size", "1", "--schedule", "1f1b"]
 CLI_LAYOUT += ["--recompute", "none"]

@@ -7,22 +7,20 @@ arXiv:2412.19437, Table 1; github.com/deepseek-ai/DeepSeek-V3 README) with 14.8T
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
-from typer.testing import CliRunner
+from cli_support import clean_error, invoke
 
-import cli
 from simulator.claim import percentile, verdict
 from simulator.specs import load_hardware
 
-RUNNER = CliRunner()
-ENV = {"TERMINAL_WIDTH": "200", "COLUMNS": "200", "NO_COLOR": "1"}
+assert_clean_error = functools.partial(clean_error, error="line")
+
 V3 = ["claim", "deepseek-v3", "--gpu", "h800", "--gpu-hours", "2.788M", "--tokens", "14.8T", "--num-gpus", "2048"]
 
 
-def invoke(*args: str):
-    return RUNNER.invoke(cli.app, list(args), env=ENV)
 
 
 def claim_json(*args: str) -> dict:
@@ -31,15 +29,6 @@ def claim_json(*args: str) -> dict:
     return json.loads(result.output)
 
 
-def assert_clean_error(result, *needles: str) -> str:
-    out = result.output
-    assert result.exit_code != 0, out
-    assert isinstance(result.exception, SystemExit), f"escaped exception {result.exception!r}\n{out}"
-    assert "Traceback" not in out
-    assert "error:" in out.lower()
-    for needle in needles:
-        assert needle in out, f"{needle!r} not in:\n{out}"
-    return out
 
 
 @pytest.fixture(scope="module")

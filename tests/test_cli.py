@@ -17,32 +17,19 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_support import clean_error, invoke
 
-import cli
+assert_clean_error = clean_error
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNNER = CliRunner()
-ENV = {"TERMINAL_WIDTH": "200", "COLUMNS": "200", "NO_COLOR": "1"}
 
 LLAMA_8B = ["estimate", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "64"]
 # A complete layout for llama-3.1-8b on 64 x H100 that fits (45 GiB): evaluated as given, no search.
 FIXED = ["--tp", "1", "--pp", "1", "--zero-stage", "3", "--micro-batch-size", "1", "--schedule", "1f1b", "--recompute", "none"]
 
 
-def invoke(*args: str):
-    return RUNNER.invoke(cli.app, list(args), env=ENV)
 
 
-def assert_clean_error(result, *needles: str) -> str:
-    """Non-zero exit through SystemExit (not an escaped exception), no traceback, and every needle in the message."""
-    out = result.output
-    assert result.exit_code != 0, out
-    assert isinstance(result.exception, SystemExit), f"escaped exception {result.exception!r}\n{out}"
-    assert "Traceback" not in out
-    for needle in needles:
-        assert needle in out, f"{needle!r} not in:\n{out}"
-    return out
 
 
 # --------------------------------------------------------------------------- list

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import replace
@@ -9,31 +10,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+from cli_support import clean_error, invoke
 
 import cli
 from simulator.api import run_plan
 from simulator.compare import FACTORS, compare, summarize
 from simulator.specs import load_hardware
 
-RUNNER = CliRunner()
-ENV = {"TERMINAL_WIDTH": "200", "COLUMNS": "200", "NO_COLOR": "1"}
+assert_clean_error = functools.partial(clean_error, error="prefix")
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def invoke(*args: str):
-    return RUNNER.invoke(cli.app, list(args), env=ENV)
 
 
-def assert_clean_error(result, *needles: str) -> str:
-    out = result.output
-    assert result.exit_code != 0, out
-    assert isinstance(result.exception, SystemExit), f"escaped exception {result.exception!r}\n{out}"
-    assert "Traceback" not in out
-    assert out.startswith("error:"), out
-    for needle in needles:
-        assert needle in out, f"{needle!r} not in:\n{out}"
-    return out
 
 
 @pytest.fixture(scope="module")

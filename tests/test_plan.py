@@ -7,22 +7,22 @@ The shipped plans fix the published layout fields, so each stage searches only a
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+from cli_support import clean_error, invoke
 
-import cli
 from simulator.api import run_plan
 from simulator.errors import SpecError
 from simulator.paths import plan_dir
 from simulator.plan import load_plan, plan_ids
 
-RUNNER = CliRunner()
-ENV = {"TERMINAL_WIDTH": "200", "COLUMNS": "200", "NO_COLOR": "1"}
+assert_clean_error = functools.partial(clean_error, error="prefix")
+
 
 # A small plan that evaluates complete layouts only: llama-3.1-8b on 64 x H100, two stages.
 SMALL_PLAN = {
@@ -53,19 +53,8 @@ SMALL_PLAN = {
 }
 
 
-def invoke(*args: str):
-    return RUNNER.invoke(cli.app, list(args), env=ENV)
 
 
-def assert_clean_error(result, *needles: str) -> str:
-    out = result.output
-    assert result.exit_code != 0, out
-    assert isinstance(result.exception, SystemExit), f"escaped exception {result.exception!r}\n{out}"
-    assert "Traceback" not in out
-    assert out.startswith("error:"), out
-    for needle in needles:
-        assert needle in out, f"{needle!r} not in:\n{out}"
-    return out
 
 
 def write_plan(tmp_path: Path, plan: dict | str, name: str = "plan.yaml") -> str:

@@ -9,33 +9,22 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
+from cli_support import clean_error, invoke
 
-import cli
 from simulator.errors import InputError, SpecError
 from simulator.pricing import CostOptions, cost_block, energy_kwh_per_gpu_hour, tco_rate
 from simulator.specs import load_hardware
 
-RUNNER = CliRunner()
-ENV = {"TERMINAL_WIDTH": "200", "COLUMNS": "200", "NO_COLOR": "1"}
+assert_clean_error = clean_error
+
 # llama-3.1-8b on 64 x H100 with a complete layout: one layout evaluated, no search (as in test_cli.py).
 LLAMA_8B = ["estimate", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "64", "--tokens", "1T"]
 FIXED = ["--tp", "1", "--pp", "1", "--zero-stage", "3", "--micro-batch-size", "1", "--schedule", "1f1b", "--recompute", "none"]
 HOURS_5_YEARS = 5 * 8766
 
 
-def invoke(*args: str):
-    return RUNNER.invoke(cli.app, list(args), env=ENV)
 
 
-def assert_clean_error(result, *needles: str) -> str:
-    out = result.output
-    assert result.exit_code != 0, out
-    assert isinstance(result.exception, SystemExit), f"escaped exception {result.exception!r}\n{out}"
-    assert "Traceback" not in out
-    for needle in needles:
-        assert needle in out, f"{needle!r} not in:\n{out}"
-    return out
 
 
 # --------------------------------------------------------------------------- arithmetic

@@ -7,20 +7,20 @@ evaluates one layout; one test runs the issue's exact command line, which search
 from __future__ import annotations
 
 import base64
+import functools
 import re
 
 import matplotlib.image
 import pytest
-from typer.testing import CliRunner
+from cli_support import clean_error, invoke
 
-import cli
 from simulator.api import run_estimate
 from simulator.assumptions import Assumptions
 from simulator.report_document import CHART_FILES, assumption_sources, cost_breakdown_usd, scaling_curve
 from simulator.specs import load_hardware, load_model
 
-RUNNER = CliRunner()
-ENV = {"TERMINAL_WIDTH": "200", "COLUMNS": "200", "NO_COLOR": "1"}
+assert_clean_error = functools.partial(clean_error, error="line", exit_code=1)
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 V3 = ["report", "deepseek-v3", "--gpu", "h800", "--num-gpus", "2048", "--tokens", "14.8T"]
 V3_PUBLISHED = ["--seq-len", "4096", "--global-batch-tokens", "62914560", "--precision", "fp8", "--tp", "1", "--pp", "16"]
@@ -28,16 +28,8 @@ V3_PUBLISHED += ["--ep", "64", "--schedule", "dualpipe", "--zero-stage", "1", "-
 V3_PUBLISHED += ["--recompute", "selective", "--usd-per-gpu-hour", "2"]
 
 
-def invoke(*args):
-    return RUNNER.invoke(cli.app, list(args), env=ENV)
 
 
-def assert_clean_error(result, *needles):
-    assert result.exit_code == 1, result.output
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output and "error:" in result.output
-    for needle in needles:
-        assert needle in result.output, result.output
 
 
 @pytest.fixture(scope="module")

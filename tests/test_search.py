@@ -6,11 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from cli_support import invoke
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from cli import app
 from simulator.assumptions import DEFAULT
 from simulator.efficiency import device_rates
 from simulator.errors import InputError
@@ -22,8 +21,6 @@ from simulator.specs import ModelSpec, load_hardware, load_model
 from simulator.step_time import evaluate, step
 from simulator.sweep import parse_gpu_counts
 from simulator.units import SECONDS_PER_HOUR
-
-runner = CliRunner()
 
 V3 = load_model("deepseek-v3")
 LLAMA = load_model("llama-3.1-405b")
@@ -114,9 +111,8 @@ def test_estimate_picks_the_search_best():
 def test_published_v3_layout_is_ranked_or_explained():
     """Done-when of issue 3: the published layout (TP1, PP16, EP64, DualPipe) is in the top 10 feasible
     layouts, or the output shows which terms make the better layouts faster."""
-    res = runner.invoke(
-        app,
-        "search deepseek-v3 --gpu h800 --num-gpus 2048 --tokens 14.8T --seq-len 4096 "
+    res = invoke(
+        *"search deepseek-v3 --gpu h800 --num-gpus 2048 --tokens 14.8T --seq-len 4096 "
         "--global-batch-tokens 62914560 --precision fp8 --format json".split(),
     )
     assert res.exit_code == 0, res.output
@@ -139,7 +135,7 @@ def test_published_v3_layout_is_ranked_or_explained():
 
 
 def test_search_table_shows_top_layouts_and_headroom():
-    res = runner.invoke(app, "search llama-3.1-8b --gpu h100-sxm --num-gpus 64 --tokens 1T --top 5".split())
+    res = invoke(*"search llama-3.1-8b --gpu h100-sxm --num-gpus 64 --tokens 1T --top 5".split())
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
     assert "candidates" in lines[0] and "free" in lines[2]
@@ -148,12 +144,12 @@ def test_search_table_shows_top_layouts_and_headroom():
 
 
 def test_nothing_fits_is_data_not_an_error():
-    res = runner.invoke(app, "search llama-3.1-405b --gpu l40s --num-gpus 8 --tokens 1T --format json".split())
+    res = invoke(*"search llama-3.1-405b --gpu l40s --num-gpus 8 --tokens 1T --format json".split())
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["feasible"] == 0 and doc["best"] is None
     assert all(not c["feasible"] and "does not fit" in c["reason"] for c in doc["candidates"])
-    table = runner.invoke(app, "search llama-3.1-405b --gpu l40s --num-gpus 8 --tokens 1T".split())
+    table = invoke(*"search llama-3.1-405b --gpu l40s --num-gpus 8 --tokens 1T".split())
     assert table.exit_code == 0 and "no layout fits" in table.stdout
     least = min(c["memory_per_gpu_gib"] for c in doc["candidates"])
     assert f"needs {least:.1f} GiB" in table.stdout  # the closest is the one needing the least memory
@@ -176,7 +172,7 @@ def test_nothing_fits_is_data_not_an_error():
     ],
 )
 def test_bad_input_is_one_clean_message(args, needle):
-    res = runner.invoke(app, args.split())
+    res = invoke(*args.split())
     assert res.exit_code != 0
     assert needle in res.output
     assert "Traceback" not in res.output
@@ -193,9 +189,8 @@ def test_sweep_writes_png_and_csv_and_answers_inverse_questions(tmp_path):
     import matplotlib.image
 
     png, csv_path = tmp_path / "sweep.png", tmp_path / "sweep.csv"
-    res = runner.invoke(
-        app,
-        [
+    res = invoke(
+        *[
             *"sweep deepseek-v3 --gpu h800,h100-sxm --num-gpus 1024,2048,4096 --tokens 14.8T --seq-len 4096".split(),
             *"--global-batch-tokens 62914560 --precision fp8 --tp 1 --schedule dualpipe --format json".split(),
             *["--deadline-days", "60", "--budget-usd", "5e6", "--plot", str(png), "--output", str(csv_path)],

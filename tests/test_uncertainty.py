@@ -11,9 +11,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from cli_support import invoke
 
-import cli
 from simulator.api import run_estimate
 from simulator.specs import load_hardware, load_model
 from simulator.uncertainty import (
@@ -28,9 +27,6 @@ from simulator.uncertainty import (
     gemm_sustain_sigma,
     times_over,
 )
-
-RUNNER = CliRunner()
-ENV = {"TERMINAL_WIDTH": "200", "COLUMNS": "200", "NO_COLOR": "1"}
 
 # DeepSeek-V3 on 2,048 H800 with the published layout (V3 report §3.2: PP16, EP64, DualPipe, FP8).
 V3_LAYOUT = {"tp": 1, "pp": 16, "ep": 64, "cp": 1, "zero_stage": 1, "micro_batch_size": 1, "schedule": "dualpipe"}
@@ -217,8 +213,6 @@ def test_layout_is_held_fixed_and_said_so(v3):
 # --------------------------------------------------------------------------- CLI
 
 
-def invoke(*args):
-    return RUNNER.invoke(cli.app, list(args), env=ENV)
 
 
 def test_cli_json_has_the_uncertainty_block():

@@ -7,6 +7,7 @@ case beyond 40%, over at least 20 published runs. The command runs once per modu
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 from dataclasses import replace
@@ -14,9 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+from cli_support import clean_error, invoke
 
-import cli
 from simulator.assumptions import DEFAULT, FITTED_PATH
 from simulator.errors import SpecError
 from simulator.public_runs import (
@@ -29,23 +29,12 @@ from simulator.public_runs import (
     reported_tokens_per_s_per_gpu,
 )
 
-RUNNER = CliRunner()
-ENV = {"TERMINAL_WIDTH": "200", "COLUMNS": "200", "NO_COLOR": "1"}
+assert_clean_error = functools.partial(clean_error, error="line")
 
 
-def invoke(*args: str, env: dict | None = None):
-    return RUNNER.invoke(cli.app, list(args), env={**ENV, **(env or {})})
 
 
-def assert_clean_error(result, *needles: str) -> str:
-    out = result.output
-    assert result.exit_code != 0, out
-    assert isinstance(result.exception, SystemExit), f"escaped exception {result.exception!r}\n{out}"
-    assert "Traceback" not in out
-    assert "error:" in out
-    for needle in needles:
-        assert needle in out, f"{needle!r} not in:\n{out}"
-    return out
+
 
 
 @pytest.fixture(scope="module")
