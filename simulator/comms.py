@@ -62,25 +62,11 @@ def bus_bandwidth(group: Group, fabric: Fabric):
 
 
 def collective_s(op: Collective, size_bytes, group: Group, fabric: Fabric):
-    """Time of one collective over `group` moving a full array of `size_bytes` (0 for a group of one)."""
-    if op == "all_to_all":
-        t = all_to_all_s(size_bytes, group, fabric)
-    else:
-        bw = bus_bandwidth(group, fabric)
-        if op == "send_recv":
-            bw = np.where(group.stride >= fabric.domain_gpus, fabric.scale_out_bytes_per_s, bw)
-        t = fabric.latency_s + bus_factor(op, group.size) * size_bytes / bw
-    if op == "send_recv":
-        return t + 0.0 * group.size
+    """Time of one collective over `group` moving a full array of `size_bytes` (0 for a group of one).
+
+    All-to-all goes through moe_dispatch_combine_s, which knows how tokens cross nodes."""
+    t = fabric.latency_s + bus_factor(op, group.size) * size_bytes / bus_bandwidth(group, fabric)
     return np.where(group.size > 1, t, 0.0)
-
-
-def all_to_all_s(send_bytes, group: Group, fabric: Fabric):
-    """Pairwise all-to-all, `send_bytes` per rank: the share leaving the domain crosses the NIC (theory §3.1)."""
-    n, n_local = group.size, group.ranks_per_domain(fabric.domain_gpus)
-    remote = send_bytes * (n - n_local) / n / fabric.scale_out_bytes_per_s
-    local = send_bytes * (n_local - 1) / n / fabric.scale_up_bytes_per_s
-    return fabric.latency_s + np.maximum(remote, local)
 
 
 def expected_nodes_hit(k: int, n_nodes, max_nodes: int | None):

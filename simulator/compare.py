@@ -21,7 +21,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
 from .plan import PlanResult
 from .units import SECONDS_PER_HOUR
 
@@ -132,11 +131,9 @@ def compare(a: RunSummary, b: RunSummary) -> dict:
 
 def plot_waterfall(d: dict, path: Path) -> None:
     """A multiplicative waterfall on a log axis: each bar moves the running product by one factor."""
-    import matplotlib
+    from .charts import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     labels, bottoms, tops = [], [], []
     running = 1.0
     for item in d["factor_details"]:
@@ -160,10 +157,4 @@ def plot_waterfall(d: dict, path: Path) -> None:
     ax.set_xticks(range(len(labels)), labels)
     ax.set_ylabel("GPU-hours ratio (log scale)")
     ax.set_title(f"GPU-hours {d['a']['name']} / {d['b']['name']} = {d['ratio']:.3g}x (predicted)")
-    fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=120)
-    except OSError as e:
-        raise InputError(f"--plot {path}: cannot write the chart ({e.strerror}); pass a writable .png path") from None
-    finally:
-        plt.close(fig)
+    save_png(fig, path)

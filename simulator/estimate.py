@@ -50,7 +50,7 @@ class Estimate:
 
     @property
     def tokens_per_s_per_gpu(self) -> float:
-        return self.job.global_batch_sequences * self.job.seq_len / self.step_time_s / self.job.num_gpus
+        return self.job.tokens_per_s_per_gpu(self.step_time_s)
 
     @property
     def model_flop_per_s_per_gpu(self) -> float:

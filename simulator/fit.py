@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .assumptions import BASE
+from .assumptions import BASE, FITTED_PATH
 from .validation import PublishedRun, predict, throughput_runs
 
 GRID = np.round(np.arange(0.55, 1.0001, 0.01), 4)
-FITTED_PATH = Path(__file__).with_name("fitted_constants.yaml")
 
 
 def prediction_table(runs: list[PublishedRun], grid: np.ndarray = GRID) -> np.ndarray:

@@ -16,7 +16,6 @@ Precision = Literal["bf16", "fp8", "fp16"]
 Recompute = Literal["none", "selective", "full"]
 AttentionKernel = Literal["flash", "unfused"]
 Fp8Recipe = Literal["tensor", "block"]
-FP8_RECIPES: tuple[Fp8Recipe, ...] = ("tensor", "block")
 SCHEDULES: tuple[Schedule, ...] = ("1f1b", "interleaved", "zb-h1", "dualpipe")
 RECOMPUTE_MODES: tuple[Recompute, ...] = ("none", "selective", "full")
 
@@ -42,6 +41,10 @@ class Job:
     @property
     def global_batch_sequences(self) -> int:
         return int(round(self.global_batch_tokens / self.seq_len))
+
+    def tokens_per_s_per_gpu(self, step_time_s):
+        """Training tokens per second per GPU at a step time (scalar or array)."""
+        return self.global_batch_sequences * self.seq_len / step_time_s / self.num_gpus
 
     @property
     def steps(self) -> float:
@@ -152,10 +155,6 @@ class Layouts:
     def take(self, idx: np.ndarray) -> Layouts:
         return Layouts(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
-    @classmethod
-    def concat(cls, parts: Sequence[Layouts]) -> Layouts:
-        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
-
     def slice(self, sl: slice) -> Layouts:
         """A view of a contiguous range (no copy)."""
         return Layouts(**{f.name: getattr(self, f.name)[sl] for f in fields(self)})
@@ -201,11 +200,6 @@ def problem_masks(model: ModelSpec, job: Job, lay: Layout | Layouts) -> dict[str
         "zero": ~np.isin(zero, (0, 1, 2, 3)),
         "tp_overlap": np.asarray(lay.tp_overlap, dtype=bool) & (tp == 1),
     }
-
-
-def valid_mask(model: ModelSpec, job: Job, lays: Layouts) -> np.ndarray:
-    masks = problem_masks(model, job, lays)
-    return ~np.logical_or.reduce(list(masks.values()))
 
 
 def problem_text(rule: str, model: ModelSpec, job: Job, lay: Layout) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .assumptions import DEFAULT, FITTED_PATH, Assumptions
-from .errors import InputError, SpecError
+from .errors import SpecError
 from .estimate import Estimate, estimate
 from .flops import token_flops
 from .layout import Job
@@ -254,7 +254,7 @@ def reported_tokens_per_s_per_gpu(case: Case) -> float:
     if m == "tokens_per_s_per_gpu":
         return r
     if m == "step_time_s":
-        return job.global_batch_sequences * job.seq_len / r / job.num_gpus
+        return job.tokens_per_s_per_gpu(r)
     if m == "gpu_hours":
         return job.tokens / (r * SECONDS_PER_HOUR)
     if m == "wall_clock_days":
@@ -427,12 +427,9 @@ def report(results: list[CaseResult], exclusions: list[Exclusion]) -> dict:
 
 def plot(results: list[CaseResult], path: Path) -> None:
     """Log-log scatter of predicted against reported, one colour per metric, with y = x and +-15% lines."""
-    import matplotlib
+    from .charts import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    fig, ax = pyplot().subplots(figsize=(7.5, 6.5))
     for metric in METRICS:
         rows = [r for r in results if r.case.metric == metric]
         if rows:
@@ -463,10 +460,4 @@ def plot(results: list[CaseResult], path: Path) -> None:
     )
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
-    fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=120)
-    except OSError as e:
-        raise InputError(f"--plot {path}: cannot write the chart ({e.strerror or e}); check that the folder exists") from None
-    finally:
-        plt.close(fig)
+    save_png(fig, path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .units import GIGA, SECONDS_PER_DAY, SECONDS_PER_HOUR, format_count
 
@@ -130,7 +130,6 @@ def scaling_curve(model, hw, est, given: dict | None = None, factors=SCALING_FAC
 
 
 def _point(n: int, layout: dict, step_s: float, gpu_hours: float, cost_usd: float, est) -> dict:
-    tokens_per_step = est.job.global_batch_sequences * est.job.seq_len
     return {
         "num_gpus": n,
         "layout": layout,
@@ -138,7 +137,7 @@ def _point(n: int, layout: dict, step_s: float, gpu_hours: float, cost_usd: floa
         "gpu_hours": gpu_hours,
         "wall_clock_days": gpu_hours * SECONDS_PER_HOUR / n / SECONDS_PER_DAY,
         "cost_usd": cost_usd,
-        "mfu": est.flops_per_token * tokens_per_step / step_s / n / est.peak_bf16_flop_per_s,
+        "mfu": est.flops_per_token * replace(est.job, num_gpus=n).tokens_per_s_per_gpu(step_s) / est.peak_bf16_flop_per_s,
     }
 
 

@@ -149,16 +149,9 @@ def schedule_options(given: dict) -> list[tuple[str, int]]:
     return pairs
 
 
-# Fields that no validity rule reads (for TP overlap: only with TP > 1, which the grid builds in): every valid
-# combination of the other fields is valid with each of their values.
-FREE_FIELDS = ("zero_stage", "recompute", "tp_overlap")
+# The fields the validity rules read. ZeRO stage, recompute and TP overlap (with TP > 1, which the grid builds
+# in) are read by none: every valid combination of these is valid with each of their values.
 CORE_FIELDS = ("pp", "tp", "cp", "ep", "micro_batch_size")
-
-
-def candidate_grid(model: ModelSpec, hw: HardwareProfile, job: Job, given: dict) -> Layouts:
-    """The whole product of the field options, with DP = GPUs / (TP x PP x CP) (or the given DP)."""
-    core, weight = _core_grid(model, hw, job, given)
-    return _expand(core, field_options(model, hw, job, given), np.ones(len(core), dtype=bool))
 
 
 def _core_grid(model: ModelSpec, hw: HardwareProfile, job: Job, given: dict) -> tuple[Layouts, np.ndarray]:
@@ -230,8 +223,6 @@ def _valid_layouts(model: ModelSpec, hw: HardwareProfile, job: Job, given: dict)
     opts = field_options(model, hw, job, given)
     core, weight = _core_grid(model, hw, job, given)
     masks = problem_masks(model, job, core)
-    # A given TP overlap with TP 1 breaks its rule on every row it applies to.
-    masks["tp_overlap"] = np.asarray(given.get("tp_overlap", False), dtype=bool) & (core.tp == 1)
     invalid = np.logical_or.reduce(list(masks.values()))
     by_rule = {rule: int(weight[m].sum()) for rule, m in masks.items() if m.any()}
     valid = _expand(core, opts, ~invalid)
@@ -333,7 +324,7 @@ def candidate_rows(result: SearchResult, job: Job, peak_flop_per_s: float, flops
     lay = result.layouts
     cols = {k: getattr(lay, k)[order].tolist() for k in LAYOUT_FIELDS}
     step_s = result.steps.step_time_s[order]
-    tokens_per_s_per_gpu = job.global_batch_sequences * job.seq_len / step_s / job.num_gpus
+    tokens_per_s_per_gpu = job.tokens_per_s_per_gpu(step_s)
     mfu = (flops_per_tok * tokens_per_s_per_gpu / peak_flop_per_s).tolist()
     feasible = result.feasible[order].tolist()
     gpu_hours = result.gpu_hours[order].tolist()
@@ -363,9 +354,6 @@ def breakdown_of(result: SearchResult, i: int) -> dict[str, float]:
     model, job, rates, counts, assumptions = result.context
     return step(model, job, result.layouts.at(i), rates, counts, assumptions).breakdown_s
 
-
-def layout_at(result: SearchResult, i: int) -> Layout:
-    return result.layouts.at(i)
 
 
 # What a larger term on the slowest pipeline rank usually means, for the explanation of a ranking.

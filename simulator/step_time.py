@@ -76,19 +76,6 @@ class ItemTime:
             parts,
         )
 
-    def scaled(self, factor: float) -> ItemTime:
-        return ItemTime(
-            self.forward_s * factor,
-            self.backward_s * factor,
-            self.weight_grad_s * factor,
-            self.exposed_comm_s * factor,
-            {k: v * factor for k, v in self.parts.items()},
-        )
-
-    @property
-    def total_s(self) -> float:
-        return self.forward_s + self.backward_s + self.exposed_comm_s
-
 
 @dataclass(frozen=True)
 class Context:
@@ -395,13 +382,6 @@ def rank_items(model: ModelSpec, job: Job, layout: Layout) -> list[list[str]]:
     return stage_items(items, [proxy[i] for i in items], layout.pp, layout.vpp, layout.schedule)
 
 
-def layout_memory(
-    model: ModelSpec, job: Job, layout: Layout, rates: DeviceRates, counts: ParamCounts, assumptions: Assumptions
-) -> MemoryBreakdown:
-    """Peak memory of one layout alone."""
-    return _scalar_memory(evaluate(model, job, Layouts.of([layout]), rates, counts, assumptions, timing=False).memory)
-
-
 def step(
     model: ModelSpec, job: Job, layout: Layout, rates: DeviceRates, counts: ParamCounts, assumptions: Assumptions
 ) -> StepResult:
@@ -428,7 +408,6 @@ def evaluate(
     rates: DeviceRates,
     counts: ParamCounts,
     assumptions: Assumptions,
-    timing: bool = True,
     progress: Callable[[int], None] | None = None,
     breakdown: bool = True,
 ) -> StepArrays:
@@ -443,7 +422,7 @@ def evaluate(
     kinds = sorted(set(model_items(model)))
     item_key, item_layouts = _item_time_classes(lays)
     ctx = Context(model, job, item_layouts, rates, assumptions)
-    per_class = _stack_item_times([item_time(ctx, k) for k in kinds], len(item_layouts), breakdown) if timing else {}
+    per_class = _stack_item_times([item_time(ctx, k) for k in kinds], len(item_layouts), breakdown)
     schedule_code = np.zeros(n, dtype=np.int64)
     for code, name in enumerate(SCHEDULES):
         schedule_code[lays.schedule == name] = code
@@ -477,12 +456,11 @@ def evaluate(
         mem = _peak_memory(sub, ranks, keep, kinds, counts_matrix, counts, m[sl])
         for name in mem_fields:
             mem_fields[name][sl] = getattr(mem, name)
-        if timing:
-            here = {name: v[:, item_key[sl]] for name, v in per_class.items()}
-            total, parts = _group_step(sub, counts_matrix, here, counts, kinds, m[sl])
-            step_s[sl] = total
-            for key, value in parts.items() if breakdown else ():
-                terms.setdefault(key, np.zeros(n))[sl] = value
+        here = {name: v[:, item_key[sl]] for name, v in per_class.items()}
+        total, parts = _group_step(sub, counts_matrix, here, counts, kinds, m[sl])
+        step_s[sl] = total
+        for key, value in parts.items() if breakdown else ():
+            terms.setdefault(key, np.zeros(n))[sl] = value
         if progress:
             progress(b - a)
     if order is None:

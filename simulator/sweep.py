@@ -86,7 +86,7 @@ def best_row(
     step_s = float(result.steps.step_time_s[best])
     gpu_hours = float(result.gpu_hours[best])
     flops = token_flops(model, job.seq_len).training_flops
-    mfu = flops * job.global_batch_sequences * job.seq_len / step_s / num_gpus / hw.peak_flop_per_s("bf16")
+    mfu = flops * job.tokens_per_s_per_gpu(step_s) / hw.peak_flop_per_s("bf16")
     return SweepRow(
         gpu=hw.name,
         num_gpus=num_gpus,

@@ -150,10 +150,10 @@ def search_command(
 def search_document(spec, hw, job, result, ref: dict | None, ref_source: str, limit: int | None) -> dict:
     """What `costsim search` reports: the counts, the candidates in rank order, the best's breakdown,
     and where the reference (published) layout ranks, with the terms that make the best faster."""
-    from simulator.search import breakdown_of, candidate_rows, explain
+    from simulator.search import breakdown_of, candidate_rows, explain, flops_per_token
     from simulator.units import GIB
 
-    flops = _flops_per_token(spec, job)
+    flops = flops_per_token(spec, job)
     rows = candidate_rows(result, job, hw.peak_flop_per_s("bf16"), flops, limit)
     best = result.best()
     doc: dict = {
@@ -197,12 +197,6 @@ def search_document(spec, hw, job, result, ref: dict | None, ref_source: str, li
                 entry["why_slower"] = explain(result, i, best)
         doc["reference"] = entry
     return doc
-
-
-def _flops_per_token(spec, job) -> float:
-    from simulator.flops import token_flops
-
-    return token_flops(spec, job.seq_len).training_flops
 
 
 def _describe(layout: dict) -> str:
@@ -325,7 +319,7 @@ def sweep_command(
             row, text = pick(rows, value)
             doc[flag] = {"value": value, "answer": row.to_dict() if row else None, "reason": text}
     if plot is not None:
-        from simulator.charts_sweep import plot_sweep
+        from simulator.charts import plot_sweep
 
         plot_sweep(rows, spec.name, plot)
     if output is not None:
