@@ -7,24 +7,20 @@ from typing import Annotated
 
 import typer
 
-from simulator.commands.options import (  # noqa: F401  (Format and the choices are used by command modules too)
+from simulator.commands.options import (
     AttentionOpt,
     BatchOpt,
     CpOpt,
     EpOpt,
     Format,
-    Fp8RecipeOpt,
     MbsOpt,
     OverlapOffOpt,
     PpOpt,
     PrecisionOpt,
-    PrecOpt,
     PriceOpt,
     RecipeOpt,
-    RecomputeOpt,
     RecOpt,
     SchedOpt,
-    ScheduleOpt,
     SeqLenOpt,
     TpOpt,
     VppOpt,
