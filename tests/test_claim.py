@@ -21,14 +21,10 @@ assert_clean_error = functools.partial(clean_error, error="line")
 V3 = ["claim", "deepseek-v3", "--gpu", "h800", "--gpu-hours", "2.788M", "--tokens", "14.8T", "--num-gpus", "2048"]
 
 
-
-
 def claim_json(*args: str) -> dict:
     result = invoke(*args, "--format", "json")
     assert result.exit_code == 0, result.output
     return json.loads(result.output)
-
-
 
 
 @pytest.fixture(scope="module")

@@ -28,10 +28,6 @@ LLAMA_8B = ["estimate", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "64"]
 FIXED = ["--tp", "1", "--pp", "1", "--zero-stage", "3", "--micro-batch-size", "1", "--schedule", "1f1b", "--recompute", "none"]
 
 
-
-
-
-
 # --------------------------------------------------------------------------- list
 
 

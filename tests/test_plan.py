@@ -53,10 +53,6 @@ SMALL_PLAN = {
 }
 
 
-
-
-
-
 def write_plan(tmp_path: Path, plan: dict | str, name: str = "plan.yaml") -> str:
     path = tmp_path / name
     path.write_text(plan if isinstance(plan, str) else yaml.safe_dump(plan, sort_keys=False))

@@ -23,10 +23,6 @@ FIXED = ["--tp", "1", "--pp", "1", "--zero-stage", "3", "--micro-batch-size", "1
 HOURS_5_YEARS = 5 * 8766
 
 
-
-
-
-
 # --------------------------------------------------------------------------- arithmetic
 
 
@@ -56,7 +52,6 @@ def test_theory_illustration_of_the_epoch_method():
     hw = load_hardware("h100-sxm")
     rate = tco_rate(hw, CostOptions(basis="tco", gpu_purchase_usd=30_000, pue=1.1, usd_per_kwh=0.0806))
     c = rate.components_usd_per_gpu_hour
-    assert 30_000 * 1.64 / (1 - 0.19) == pytest.approx(60_700, rel=0.001)
     assert c["gpus"] + c["servers"] + c["network"] == pytest.approx(1.39, rel=0.01)
     kwh, _ = energy_kwh_per_gpu_hour(hw, CostOptions(pue=1.1))
     assert kwh == pytest.approx(1.05, rel=0.01)

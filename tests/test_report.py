@@ -28,10 +28,6 @@ V3_PUBLISHED += ["--ep", "64", "--schedule", "dualpipe", "--zero-stage", "1", "-
 V3_PUBLISHED += ["--recompute", "selective", "--usd-per-gpu-hour", "2"]
 
 
-
-
-
-
 @pytest.fixture(scope="module")
 def v3_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("v3") / "report"

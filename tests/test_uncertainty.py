@@ -213,8 +213,6 @@ def test_layout_is_held_fixed_and_said_so(v3):
 # --------------------------------------------------------------------------- CLI
 
 
-
-
 def test_cli_json_has_the_uncertainty_block():
     r = invoke(*SMALL_CLI, "--uncertainty", "--draws", "2000", "--format", "json")
     assert r.exit_code == 0, r.output

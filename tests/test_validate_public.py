@@ -32,11 +32,6 @@ from simulator.public_runs import (
 assert_clean_error = functools.partial(clean_error, error="line")
 
 
-
-
-
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     png = tmp_path_factory.mktemp("plot") / "public.png"
