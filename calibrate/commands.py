@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from simulator.commands.options import TableJson
+from simulator.units import GIGA, MICRO, TERA
 
 
 class DeviceOpt(StrEnum):
@@ -137,26 +138,26 @@ def summary(cal, path: Path) -> str:
     ]
     for d, g in f.gemm.items():
         q = g.quality
-        best = g.best_flop_per_s / 1e12
+        best = g.best_flop_per_s / TERA
         lines.append(f"{d:<7} {best:>12.3f} {q.samples:>7} {q.median_abs_error:>17.1%} {q.max_abs_error:>7.1%}")
-    lines.append(f"kernel overhead {f.kernel_overhead_s * 1e6:.1f} us")
+    lines.append(f"kernel overhead {f.kernel_overhead_s / MICRO:.1f} us")
     if f.attention:
         a = f.attention
         lines.append(
-            f"attention: forward {a.forward_flop_per_s / 1e12:.3f} TFLOP/s (causal), "
+            f"attention: forward {a.forward_flop_per_s / TERA:.3f} TFLOP/s (causal), "
             f"backward/forward {a.backward_over_forward:.2f}, "
             f"fit median |err| {a.quality.median_abs_error:.1%} over {a.quality.samples} points"
         )
     if f.memory:
         m = f.memory
-        copy = f"copy {m.copy_bytes_per_s / 1e9:.1f} GB/s, " if m.copy_bytes_per_s else ""
-        kernels = ", ".join(f"{k} {v / 1e9:.1f}" for k, v in m.by_kernel_bytes_per_s.items())
-        lines.append(f"memory: {copy}memory-bound kernels {m.memory_bound_bytes_per_s / 1e9:.1f} GB/s ({kernels} GB/s)")
+        copy = f"copy {m.copy_bytes_per_s / GIGA:.1f} GB/s, " if m.copy_bytes_per_s else ""
+        kernels = ", ".join(f"{k} {v / GIGA:.1f}" for k, v in m.by_kernel_bytes_per_s.items())
+        lines.append(f"memory: {copy}memory-bound kernels {m.memory_bound_bytes_per_s / GIGA:.1f} GB/s ({kernels} GB/s)")
     for tier, t in f.collectives.items():
-        ops = ", ".join(f"{op} {o.busbw_bytes_per_s / 1e9:.2f} GB/s" for op, o in t.by_op.items())
+        ops = ", ".join(f"{op} {o.busbw_bytes_per_s / GIGA:.2f} GB/s" for op, o in t.by_op.items())
         lines.append(
-            f"collectives {tier} ({t.backend}, {t.world_size} ranks): latency {t.latency_s * 1e6:.0f} us, "
-            f"busBW {t.busbw_bytes_per_s / 1e9:.2f} GB/s ({ops})"
+            f"collectives {tier} ({t.backend}, {t.world_size} ranks): latency {t.latency_s / MICRO:.0f} us, "
+            f"busBW {t.busbw_bytes_per_s / GIGA:.2f} GB/s ({ops})"
         )
     for n in cal.notes:
         lines.append(f"note: {n}")

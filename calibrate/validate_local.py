@@ -30,6 +30,7 @@ from simulator.flops import parameter_counts
 from simulator.layout import Job, Layout
 from simulator.specs import ModelSpec
 from simulator.step_time import step
+from simulator.units import GIB, MEGA, MILLI
 
 from . import device as dev
 from . import transformer
@@ -223,13 +224,13 @@ def table(result: dict) -> str:
     ]
     for r in result["cases"]:
         line = (
-            f"{r['case']:<11} {r['params'] / 1e6:>6.1f}M {r['batch']:>4} x {r['seq_len']:<4}  "
-            f"{r['measured_step_time_s'] * 1e3:>7.1f} ms {r['measured_spread']:>6.1%} "
-            f"{r['predicted_step_time_s'] * 1e3:>7.1f} ms {r['error']:>+7.1%}"
+            f"{r['case']:<11} {r['params'] / MEGA:>6.1f}M {r['batch']:>4} x {r['seq_len']:<4}  "
+            f"{r['measured_step_time_s'] / MILLI:>7.1f} ms {r['measured_spread']:>6.1%} "
+            f"{r['predicted_step_time_s'] / MILLI:>7.1f} ms {r['error']:>+7.1%}"
         )
         if gpu:
             line += (
-                f" {r['measured_peak_memory_bytes'] / 2**30:>6.2f}GiB {r['predicted_peak_memory_bytes'] / 2**30:>6.2f}GiB "
+                f" {r['measured_peak_memory_bytes'] / GIB:>6.2f}GiB {r['predicted_peak_memory_bytes'] / GIB:>6.2f}GiB "
                 f"{r['memory_error']:>+7.1%}"
             )
         lines.append(line)

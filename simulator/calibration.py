@@ -45,7 +45,7 @@ from .specs import (
     read_json,
     validate,
 )
-from .units import GIB, GIGA, TERA
+from .units import GIB, GIGA, MICRO, TERA
 
 SCHEMA = "costsim-calibration"
 SCHEMA_VERSION = 1
@@ -518,7 +518,7 @@ def measured_hardware(cal: Calibration, path: str | Path) -> HardwareProfile:
         hbm=sourced(min(1.0, hbm_eff)),
         scale_up_bus=sourced(1.0),
         scale_out_bus=sourced(1.0),
-        collective_latency_us=sourced((up.latency_s if up else 0.0) * 1e6),
+        collective_latency_us=sourced((up.latency_s if up else 0.0) / MICRO),
     )
     return HardwareProfile.model_construct(
         name=CPU_DEVICE if p.device_kind == "cpu" else f"measured-{p.hardware_profile or 'gpu'}",

@@ -28,7 +28,7 @@ from .flops import parameter_counts, token_flops
 from .layout import DEFAULT_SEQ_LEN, make_job
 from .public_runs import Case, case_estimate, evaluate, public_cases, reported_mfu, summary
 from .specs import HardwareProfile, ModelSpec, load_hardware, load_model
-from .units import SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
+from .units import GIGA, SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
 
 HEADLINE_CONVENTION = "6nd_causal_attention"
 MAX_GPUS = 10_000_000
@@ -158,7 +158,7 @@ def convention_rates(
     counts = parameter_counts(model)
     tf = token_flops(model, seq_len)
     per_token = {
-        "6nd": (6.0 * counts.activated, f"6 x activated parameters ({counts.activated / 1e9:.1f}B), no attention"),
+        "6nd": (6.0 * counts.activated, f"6 x activated parameters ({counts.activated / GIGA:.1f}B), no attention"),
         "6nd_causal_attention": (
             tf.training_flops,
             "costsim model FLOPs: every GEMM x 3 (6ND) plus causal attention (s/2 keys per query), LM head, router, MTP",

@@ -207,27 +207,35 @@ def problem_text(rule: str, model: ModelSpec, job: Job, lay: Layout) -> str:
     b = job.global_batch_sequences
     m = micro_batches(lay, job)
     texts = {
-        "world": lambda: f"TP x PP x CP x DP = {lay.tp} x {lay.pp} x {lay.cp} x {lay.dp} = {lay.tp * lay.pp * lay.cp * lay.dp} "
-        f"but --num-gpus is {job.num_gpus}; pick degrees whose product is {job.num_gpus} (or leave --dp out to derive it)",
+        "world": lambda: (
+            f"TP x PP x CP x DP = {lay.tp} x {lay.pp} x {lay.cp} x {lay.dp} = {lay.tp * lay.pp * lay.cp * lay.dp} "
+            f"but --num-gpus is {job.num_gpus}; pick degrees whose product is {job.num_gpus} (or leave --dp out to derive it)"
+        ),
         "heads": lambda: f"{model.n_heads} attention heads are not divisible by TP = {lay.tp}; use a TP that divides them",
         "kv_heads": lambda: f"{model.n_kv_heads} KV heads and TP = {lay.tp} do not divide one another; use TP dividing them",
         "stages": lambda: f"{model.n_layers} layers cannot fill PP x virtual stages = {lay.pp * lay.vpp}; lower --pp",
         "ep_without_experts": lambda: f"EP = {lay.ep} but {model.name} has no experts; use --ep 1",
-        "ep_experts": lambda: f"{model.moe.n_routed_experts if model.moe else 1} experts are not divisible by EP = {lay.ep}; "
-        "use an EP dividing them",
-        "ep_dp": lambda: f"EP = {lay.ep} must divide DP x CP = {lay.dp * lay.cp} "
-        "(experts are sharded across data-parallel ranks)",
+        "ep_experts": lambda: (
+            f"{model.moe.n_routed_experts if model.moe else 1} experts are not divisible by EP = {lay.ep}; "
+            "use an EP dividing them"
+        ),
+        "ep_dp": lambda: (
+            f"EP = {lay.ep} must divide DP x CP = {lay.dp * lay.cp} (experts are sharded across data-parallel ranks)"
+        ),
         "cp_seq": lambda: f"sequence length {job.seq_len} is not divisible by 2 x CP = {2 * lay.cp} (load-balanced causal CP)",
-        "batch_seq": lambda: f"global batch {job.global_batch_tokens:g} tokens is not a multiple of the sequence length "
-        f"{job.seq_len}",
-        "batch": lambda: f"global batch of {b} sequences is not divisible by micro-batch {lay.micro_batch_size} x DP {lay.dp}; "
-        "change --micro-batch-size, --dp or --global-batch-tokens",
-        "interleaved_degrees": lambda: "the interleaved schedule needs PP >= 2 and --vpp >= 2 "
-        f"(got PP {lay.pp}, vpp {lay.vpp})",
+        "batch_seq": lambda: (
+            f"global batch {job.global_batch_tokens:g} tokens is not a multiple of the sequence length {job.seq_len}"
+        ),
+        "batch": lambda: (
+            f"global batch of {b} sequences is not divisible by micro-batch {lay.micro_batch_size} x DP {lay.dp}; "
+            "change --micro-batch-size, --dp or --global-batch-tokens"
+        ),
+        "interleaved_degrees": lambda: f"the interleaved schedule needs PP >= 2 and --vpp >= 2 (got PP {lay.pp}, vpp {lay.vpp})",
         "interleaved_micro_batches": lambda: f"interleaved 1F1B needs the {m} micro-batches to be a multiple of PP = {lay.pp}",
         "vpp": lambda: f"--vpp {lay.vpp} only applies to --schedule interleaved",
-        "dualpipe_even": lambda: f"DualPipe needs an even PP and an even number of micro-batches (PP {lay.pp}, "
-        f"micro-batches {m})",
+        "dualpipe_even": lambda: (
+            f"DualPipe needs an even PP and an even number of micro-batches (PP {lay.pp}, micro-batches {m})"
+        ),
         "dualpipe_micro_batches": lambda: f"DualPipe needs at least PP = {lay.pp} micro-batches, got {m}",
         "schedule_pp1": lambda: f"schedule {lay.schedule} needs PP >= 2; use 1f1b with PP 1",
         "zero": lambda: f"ZeRO stage {lay.zero_stage} does not exist; use 0, 1, 2 or 3",

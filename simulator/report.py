@@ -7,7 +7,7 @@ import io
 import json
 import math
 
-from .units import GIGA, format_count
+from .units import GIGA, TERA, format_count
 
 
 def to_json(d: dict) -> str:
@@ -195,7 +195,7 @@ def compare_table(d: dict) -> str:
         return {
             "flops_per_token": f"{s['flops_per_token'] / GIGA:,.1f} GFLOP",
             "tokens": format_count(s["tokens"]),
-            "peak": f"{s['peak_flop_per_s'] / 1e12:,.0f} TFLOP/s {s['precision']}",
+            "peak": f"{s['peak_flop_per_s'] / TERA:,.0f} TFLOP/s {s['precision']}",
             "efficiency": f"{s['efficiency']:.1%}",
             "goodput": f"{s['goodput']:.1%}",
         }[name]

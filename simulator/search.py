@@ -286,9 +286,7 @@ def _evaluate_all(model, job, lays: Layouts, rates, counts, assumptions, progres
     return evaluate(model, job, lays, rates, counts, assumptions, progress=advance, breakdown=False)
 
 
-def _no_valid_layout_message(
-    model: ModelSpec, job: Job, grid: Layouts, masks: dict[str, np.ndarray], given: dict
-) -> str:
+def _no_valid_layout_message(model: ModelSpec, job: Job, grid: Layouts, masks: dict[str, np.ndarray], given: dict) -> str:
     if not len(grid):
         lay = Layout(**{k: v for k, v in given.items() if k in LAYOUT_FIELDS})
         rules = problem_masks(model, job, lay)
@@ -353,7 +351,6 @@ def breakdown_of(result: SearchResult, i: int) -> dict[str, float]:
     """Step-time breakdown of candidate i: the same formulas on a batch of one."""
     model, job, rates, counts, assumptions = result.context
     return step(model, job, result.layouts.at(i), rates, counts, assumptions).breakdown_s
-
 
 
 # What a larger term on the slowest pipeline rank usually means, for the explanation of a ranking.

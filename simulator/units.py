@@ -14,6 +14,7 @@ GIGA: Final = 1e9
 TERA: Final = 1e12
 PETA: Final = 1e15
 
+MILLI: Final = 1e-3
 MICRO: Final = 1e-6
 
 # Binary prefixes: only for memory capacity as drivers report it (GiB).
