@@ -184,6 +184,7 @@ def _memory_bound_bytes(ctx: Context, kind: str) -> float:
         per_token += mult * io * act * width
     if ctx.job.precision == "fp8":
         gemm_inputs = sum(g.k * g.multiplicity for g in layer_gemms(model, kind) if g.fp8_eligible)  # type: ignore[arg-type]
+        # Per forward: the passes cover forward and backward, and the callers charge backward at 2x forward.
         per_token += ctx.assumptions.fp8_quantize_unfused * FP8_QUANTIZE_BYTES_PER_ELEMENT * gemm_inputs / 3
     return per_token * t
 
@@ -426,7 +427,8 @@ def evaluate(
     schedule_code = np.zeros(n, dtype=np.int64)
     for code, name in enumerate(SCHEDULES):
         schedule_code[lays.schedule == name] = code
-    group_key = (lays.pp * 1024 + lays.vpp) * 8 + schedule_code
+    # Mixed-radix key of (PP, virtual stages, schedule): one integer per layers-to-ranks map.
+    group_key = (lays.pp * (int(lays.vpp.max(initial=0)) + 1) + lays.vpp) * len(SCHEDULES) + schedule_code
     runs = np.flatnonzero(np.diff(group_key)) + 1
     if n and len(runs) + 1 == len(np.unique(group_key)):
         order = None  # every group is already one contiguous run (the search builds its grid that way)
