@@ -36,7 +36,9 @@ class Assumptions:
     """Share of an overlap window that really hides communication. Assumption."""
     comm_sm_fraction: float = 0.15
     """Share of SMs taken by communication kernels while they overlap compute. Source: DeepSeek-V3 report
-    §3.2.2 (20 of 132 SMs for all-to-all); Calculon systems/h100_80g_nvl8.json (NVLink processor_usage 0.15)."""
+    §3.2.2 (20 of 132 SMs for all-to-all); Calculon systems/h100_80g_nvl8.json (NVLink processor_usage 0.15).
+    Under DualPipe with EP the split is static for the whole chunk pair (compute runs 1 / (1 - f) slower);
+    elsewhere the contention is f x the hidden communication time (step_time.static_sm_partition)."""
     moe_imbalance: float = 1.1
     """Busiest EP rank's routed tokens / mean, per micro-batch, for dropless MoE. Assumption."""
     memory_bound_bytes_per_param_optimizer: float = 30.0

@@ -293,8 +293,10 @@ def layer_time(ctx: Context, kind: str) -> ItemTime:
     recompute = by_recompute(lay, {"none": 0.0, "selective": a_fwd + ups + m_fwd / 2, "full": fwd})
     bwd = bwd + recompute
     exposed, hidden, comm_parts = _layer_comm(ctx, kind, fwd, bwd, g_fwd)
-    # Communication kernels that run under compute take SMs from it (theory §5, resource contention).
-    slowdown = 1.0 + ctx.assumptions.comm_sm_fraction * np.minimum(1.0, hidden / np.maximum(fwd + bwd, 1e-30))
+    # Communication kernels that run under compute take SMs from it while they run (theory §5, resource
+    # contention: rho x hidden time). A static SM partition is charged for the whole item in item_time instead.
+    share = np.minimum(1.0, hidden / np.maximum(fwd + bwd, 1e-30))
+    slowdown = np.where(static_sm_partition(ctx), 1.0, 1.0 + ctx.assumptions.comm_sm_fraction * share)
     parts = {k: 3 * v for k, v in parts.items()}
     parts.update(
         attention_core=a_fwd + a_bwd,
@@ -321,14 +323,38 @@ def embed_time(ctx: Context) -> ItemTime:
     return ItemTime(s, 2 * s, 0.0, 0.0, {"embedding": 3 * s})
 
 
+def static_sm_partition(ctx: Context):
+    """Whether every compute kernel of the layout runs beside SMs reserved for communication.
+
+    DualPipe with expert parallelism: each forward/backward chunk pair interleaves attention, MLP,
+    all-to-all dispatch and combine, with "the ratio of GPU SMs dedicated to communication versus
+    computation" set by hand (DeepSeek-V3 §3.2.1); the all-to-all kernels hold 20 of the H800's 132 SMs
+    (§3.2.2), which the report's hardware section (§3.5.1) says "will limit the computational throughput".
+    The partition holds for the whole chunk pair, not only while bytes move, so the compute of every item
+    on the rank runs on the remaining SMs."""
+    lay, moe = ctx.layout, ctx.model.moe
+    return (lay.schedule == "dualpipe") & (lay.ep > 1) & (moe is not None)
+
+
+def _on_partitioned_sms(ctx: Context, t: ItemTime) -> ItemTime:
+    """Compute time on the SMs left to compute (1 - comm_sm_fraction of them) where they are partitioned."""
+    f = ctx.assumptions.comm_sm_fraction
+    dilation = np.where(static_sm_partition(ctx), 1.0 / (1.0 - f), 1.0)
+    parts = dict(t.parts)
+    parts["comm_sm_contention"] = parts.get("comm_sm_contention", 0.0) + (dilation - 1.0) * (t.forward_s + t.backward_s)
+    return ItemTime(t.forward_s * dilation, t.backward_s * dilation, t.weight_grad_s * dilation, t.exposed_comm_s, parts)
+
+
 def item_time(ctx: Context, item: str) -> ItemTime:
     if item == "embed":
-        return embed_time(ctx)
-    if item == "head":
-        return head_time(ctx)
-    if item == "mtp":
-        return layer_time(ctx, "mtp") + head_time(ctx)
-    return layer_time(ctx, item)
+        t = embed_time(ctx)
+    elif item == "head":
+        t = head_time(ctx)
+    elif item == "mtp":
+        t = layer_time(ctx, "mtp") + head_time(ctx)
+    else:
+        t = layer_time(ctx, item)
+    return _on_partitioned_sms(ctx, t)
 
 
 # ------------------------------------------------------------------ whole step

@@ -80,15 +80,14 @@ def test_deepseek_v3_cost_is_price_times_hours(deepseek_v3):
     assert deepseek_v3.cost_usd == pytest.approx(2.0 * deepseek_v3.gpu_hours, rel=1e-12)
 
 
-def test_deepseek_v3_documented_gap(deepseek_v3):
-    """The model predicts V3 faster than reported. The issue's target is 10%; the honest model misses it.
-
-    The feasibility study finds an uncalibrated model 15-23% short and only a V3-specific constant closes it
-    (FP8 efficiency, MoE imbalance, MLA attention or DualPipe overlap; one number cannot tell them apart).
-    This test pins the gap so that a change that moves it is seen: -25% < error < -15%.
-    """
+def test_deepseek_v3_gpu_hours_within_10_percent(deepseek_v3):
+    """DeepSeek-V3 Technical Report (arXiv:2412.19437) Table 1: 2,664K H800 GPU-hours of pre-training.
+    Tolerance 10% (the issue's target). No constant is fitted to this run: what sets it beyond the fitted
+    gemm_sustain is published fact (FP8 block recipe, DualPipe with 20 of 132 SMs held for the all-to-all,
+    node-limited dispatch, the integer stage layout) or a documented assumption (simulator/assumptions.py).
+    The model is still on the fast side (README "How good is it?"): the sign is pinned too."""
     error = deepseek_v3.gpu_hours / 2.664e6 - 1
-    assert -0.25 < error < -0.15, f"DeepSeek-V3 GPU-hours error {error:+.1%}"
+    assert -0.10 <= error < 0.0, f"DeepSeek-V3 GPU-hours error {error:+.1%}"
     assert deepseek_v3.step.memory.total_bytes <= 80 * 2**30
 
 
