@@ -331,7 +331,8 @@ def static_sm_partition(ctx: Context):
     computation" set by hand (DeepSeek-V3 §3.2.1); the all-to-all kernels hold 20 of the H800's 132 SMs
     (§3.2.2), which the report's hardware section (§3.5.1) says "will limit the computational throughput".
     The partition holds for the whole chunk pair, not only while bytes move, so the compute of every item
-    on the rank runs on the remaining SMs."""
+    on the rank runs on the remaining SMs (theory.md §5: overlapped compute at about 112/132 of full speed;
+    the feasibility study's model slows every compute kernel of V3 by 132/112 the same way)."""
     lay, moe = ctx.layout, ctx.model.moe
     return (lay.schedule == "dualpipe") & (lay.ep > 1) & (moe is not None)
 
