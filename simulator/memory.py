@@ -64,6 +64,14 @@ def state_bytes_per_param(precision: Precision, fp8_recipe: str | None = None) -
     return 2.0, 4.0, 12.0  # fp32 master + fp32 Adam moments
 
 
+def optimizer_step_bytes_per_param(precision: Precision, fp8_recipe: str | None = None) -> float:
+    """HBM traffic of a fused AdamW step per owned parameter (theory.md §6.3): read the master weight, both
+    moments and the fp32 gradient; write master and moments back and the low-precision weight copy.
+    30 B with fp32 moments; 22 B with DeepSeek-V3's BF16 moments."""
+    w, g, o = state_bytes_per_param(precision, fp8_recipe)
+    return 2 * o + g + w
+
+
 def model_state_bytes(
     dense_params: float, expert_params: float, layout: Layout, precision: Precision, fp8_recipe: str | None = None
 ) -> tuple[float, float, float]:

@@ -39,6 +39,7 @@ from .memory import (
     activation_bytes_per_token,
     layer_params_on_rank,
     model_state_bytes,
+    optimizer_step_bytes_per_param,
     unfused_attention_bytes_per_token,
 )
 from .pipeline import bubble_s, in_flight_micro_batches, stage_items
@@ -625,7 +626,7 @@ def _dp_and_optimizer_s(ctx: Context, dense, expert, f, b, m):
     d_expert = np.maximum(1, d_dense // lay.ep)
     sharded = lay.zero_stage >= 1
     owned = dense / np.where(sharded, d_dense, 1) + expert / np.where(sharded, d_expert, 1)
-    optimizer = ctx.rates.memory_s(ctx.assumptions.memory_bound_bytes_per_param_optimizer * owned)
+    optimizer = ctx.rates.memory_s(optimizer_step_bytes_per_param(ctx.job.precision, ctx.job.fp8_recipe) * owned)
     return exposed, optimizer
 
 

@@ -54,3 +54,13 @@ def test_a_recipe_without_fp8_is_refused():
 def test_bf16_jobs_ignore_the_recipe():
     job = make_job(LLAMA, 64, 1e12, 8192, None, "bf16")
     assert estimate(LLAMA, load_hardware("h100-sxm"), job, {"tp": 8, "pp": 1, "cp": 1}).to_dict()["fp8_recipe"] is None
+
+
+def test_optimizer_step_traffic_follows_the_state_bytes():
+    from simulator.memory import optimizer_step_bytes_per_param
+
+    # theory.md §6.3: fused AdamW reads master, m, v (fp32) and the fp32 gradient, writes master, m, v and the
+    # BF16 weight: 16 + 14 = 30 B. DeepSeek-V3's BF16 moments (§3.3.3) save 2 B each way per moment: 22 B.
+    assert optimizer_step_bytes_per_param("bf16") == 30.0
+    assert optimizer_step_bytes_per_param("fp8", "tensor") == 30.0
+    assert optimizer_step_bytes_per_param("fp8", "block") == 22.0
