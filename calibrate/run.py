@@ -7,16 +7,19 @@ the device does not support, or would take too long is skipped with a note, neve
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from pydantic import ValidationError
 
 from simulator.calibration import SCHEMA_VERSION, Calibration, CollectiveSample, Fit, Samples, Workload, samples_hash
 from simulator.calibration import Plan as PlanRecord
+from simulator.commands.progress import DelayedProgress
 from simulator.errors import InputError
 from simulator.specs import ModelSpec
 
@@ -26,6 +29,7 @@ from .gemm import Shape
 from .timing import Budget, guarded
 
 MODES = ("quick", "full", "smoke")
+T = TypeVar("T")
 
 
 def llama_like(name: str, layers: int, d_model: int, heads: int, kv_heads: int, d_ff: int, vocab: int) -> ModelSpec:
@@ -152,37 +156,24 @@ def _up16(x: int) -> int:
     return max(16, (x + 15) // 16 * 16)
 
 
-class _Bar:
-    """A rich progress bar on stderr, with the point being measured as its description."""
+class _Bar(DelayedProgress):
+    """The progress bar of the other long commands, over the points of a calibration, with the point being
+    measured as its description."""
 
     def __init__(self, total: int, enabled: bool) -> None:
-        self._progress = None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        super().__init__("calibrating", delay_s=1.0 if enabled else math.inf)  # never drawn when disabled
+        self.total = total
+        self.done = 0
 
-            self._progress = Progress(
-                TextColumn("{task.description:<48}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task("calibrating", total=total)
+    def show(self, label: str) -> None:
+        self.description = f"{label:<48}"  # the label of a bar drawn later, from here on
+        self.update(self.done, self.total)
+        if self._progress is not None:  # DelayedProgress sets the description only when it draws the bar
+            self._progress.update(self._task, description=self.description)
 
-    def step(self, description: str) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, advance=1, description=description)
-
-    def describe(self, description: str) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, description=description)
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+    def advance(self) -> None:
+        self.done += 1
+        self.update(self.done, self.total)
 
 
 def measure_all(
@@ -198,63 +189,54 @@ def measure_all(
     )
     kernels = ["copy", *memory_kernels.KERNELS]
     n_coll = 1 if plan.collectives else 0
-    bar = _Bar(1 + len(gemm_points) + len(att_shapes) + len(kernels) + n_coll, progress)
-    try:
-        bar.describe("kernel overhead")
+    with _Bar(1 + len(gemm_points) + len(att_shapes) + len(kernels) + n_coll, progress) as bar:
+
+        def point(label: str, bench: Callable[[], T]) -> T | None:
+            """One benchmark point, shown on the bar; None where it was skipped (with a note)."""
+            bar.show(label)
+            sample = guarded(label, notes, bench)
+            bar.advance()
+            return sample
+
+        bar.show("kernel overhead")
         overhead = gemm.kernel_overhead_s(device)
-        bar.step("GEMMs")
+        bar.advance()
         gemms = []
         too_slow: set[str] = set()
         for shape, dtype in gemm_points:
-            label = f"{dtype} GEMM {shape.m}x{shape.n}x{shape.k}"
-            bar.describe(label)
             if dtype in too_slow:
-                bar.step(label)
+                bar.advance()
                 continue
-            sample = guarded(label, notes, lambda s=shape, d=dtype: gemm.bench(s, d, device, plan.budget))
+            label = f"{dtype} GEMM {shape.m}x{shape.n}x{shape.k}"
+            sample = point(label, lambda s=shape, d=dtype: gemm.bench(s, d, device, plan.budget))
             if sample is None and notes and "limit per call" in notes[-1]:
                 too_slow.add(dtype)  # larger shapes of this dtype would be slower still
                 notes[-1] += f"; larger {dtype} GEMMs skipped too"
             if sample is not None:
                 gemms.append(sample)
-            bar.step(label)
         atts = []
         for a in att_shapes:
             label = f"attention s={a.seq_len} d={a.head_dim} b={a.batch}"
-            bar.describe(label)
-            sample = guarded(label, notes, lambda a=a: attention.bench(a, "bf16", device, plan.budget))
+            sample = point(label, lambda a=a: attention.bench(a, "bf16", device, plan.budget))
             if sample is not None:
                 atts.append(sample)
-            bar.step(label)
         mems = []
+        budget = plan.memory_budget or plan.budget
         for k in kernels:
-            label = f"memory-bound: {k}"
-            bar.describe(label)
-            sample = guarded(
-                label,
-                notes,
+            sample = point(
+                f"memory-bound: {k}",
                 lambda k=k: memory_kernels.bench(
-                    k,
-                    ref.model,
-                    ref.batch,
-                    ref.seq_len,
-                    device,
-                    plan.memory_budget or plan.budget,
-                    plan.copy_elements,
-                    plan.optimizer_max_params,
+                    k, ref.model, ref.batch, ref.seq_len, device, budget, plan.copy_elements, plan.optimizer_max_params
                 ),
             )
             if sample is not None:
                 mems.append(sample)
-            bar.step(label)
         colls: list[dict] = []
         if plan.collectives:
-            bar.describe("collectives (torchrun)")
+            bar.show("collectives (torchrun)")
             colls, coll_notes = _collectives(device, plan)
             notes += coll_notes
-            bar.step("collectives")
-    finally:
-        bar.close()
+            bar.advance()
     samples = Samples(gemm=gemms, attention=atts, memory=mems, collectives=[CollectiveSample(**c) for c in colls] + external)
     return samples, overhead, notes
 
