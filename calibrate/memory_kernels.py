@@ -2,16 +2,18 @@
 
 Each benchmark runs a kernel class the step model (simulator/step_time.py) charges at memory
 bandwidth, at the sizes of a reference model, and divides the bytes the simulator counts for it by the
-measured time. That is the kernel's achieved bandwidth in the simulator's own accounting:
+measured time. That is the kernel's achieved bandwidth in the simulator's own accounting, which
+`counted_bytes` takes from the step model's own functions and constants rather than a copy of them
+(tests/test_calibrate.py checks it against what step_time.step charges):
 
 - `layer`: everything of one dense layer but its GEMMs and attention core (a real transformer.Block with
   those stood in for): two RMSNorms, two residual adds, RoPE on q and k, SwiGLU, the head-layout copies
-  and autograd, forward and backward; the simulator counts NORM_RESIDUAL_PASSES x h + RoPE + 3 x d_ff
-  elements per token forward, twice that backward;
-- `cross_entropy`: fp32 cross-entropy over the logits, 30 B per logit for forward + backward;
-- `embedding`: the input embedding lookup and its gradient, 3 x 4 B x h per token;
-- `optimizer`: the optimizer step of the BF16 recipe (calibrate/transformer.py), 30 B per parameter
-  (Assumptions.memory_bound_bytes_per_param_optimizer);
+  and autograd, forward and backward; step_time._memory_bound_bytes per forward (NORM_RESIDUAL_PASSES x h
+  + RoPE + 3 x d_ff elements per token), twice that backward;
+- `cross_entropy`: fp32 cross-entropy over the logits, CROSS_ENTROPY_BYTES_PER_LOGIT for forward + backward;
+- `embedding`: the input embedding lookup and its gradient, as step_time.embed_time charges it;
+- `optimizer`: the optimizer step of the BF16 recipe (calibrate/transformer.py), the bytes per parameter
+  of memory.optimizer_step_bytes_per_param, which the step model charges;
 - `copy`: a large copy, read + write: the bandwidth a datasheet would quote.
 """
 
@@ -22,11 +24,15 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from simulator.assumptions import BASE
+from simulator.assumptions import DEFAULT
 from simulator.calibration import MemorySample
+from simulator.comms import Fabric
+from simulator.efficiency import DeviceRates
 from simulator.flops import parameter_counts
+from simulator.layout import Job, Layout
+from simulator.memory import optimizer_step_bytes_per_param
 from simulator.specs import ModelSpec
-from simulator.step_time import CROSS_ENTROPY_BYTES_PER_LOGIT, NORM_RESIDUAL_PASSES
+from simulator.step_time import CROSS_ENTROPY_BYTES_PER_LOGIT, Context, _memory_bound_bytes, embed_time
 from simulator.units import BYTES_PER_ELEMENT
 
 from .timing import Budget, measure, randn
@@ -35,20 +41,30 @@ from .transformer import Block, MixedPrecisionAdam
 ACT = BYTES_PER_ELEMENT["bf16"]
 KERNELS = ("layer", "cross_entropy", "embedding", "optimizer")
 """The kernels whose bandwidth sets DeviceRates.memory_s (copy is reported beside them)."""
+OPTIMIZER_BYTES_PER_PARAM = optimizer_step_bytes_per_param("bf16")
 
-
-def layer_bytes_per_token(spec: ModelSpec) -> float:
-    """Forward memory-bound bytes per token of one dense layer, as step_time._memory_bound_bytes counts them."""
-    io = 3 if spec.gated_ffn else 2
-    return ACT * (NORM_RESIDUAL_PASSES * spec.d_model + 2 * (spec.n_heads + spec.n_kv_heads) * spec.head_dim + io * spec.d_ff)
+BYTE_COUNT = DeviceRates(
+    name="byte count",
+    peak_flop_per_s={},
+    gemm_efficiency={},
+    attention_flop_per_s=1.0,
+    hbm_bytes_per_s=1.0,
+    fabric=Fabric(scale_up_bytes_per_s=1.0, scale_out_bytes_per_s=1.0, domain_gpus=1, latency_s=0.0),
+    kernel_overhead_s=0.0,
+    source="calibrate/memory_kernels.py",
+)
+"""Rates of 1 byte/s, on which the step model's memory-bound times are its byte counts."""
 
 
 def counted_bytes(spec: ModelSpec, tokens: int) -> dict[str, float]:
-    """Bytes the simulator counts per activation kernel class for one micro-batch of `tokens` tokens (fwd + bwd)."""
+    """Bytes the simulator counts per activation kernel class for one micro-batch of `tokens` tokens (fwd + bwd),
+    on one device in BF16 without parallelism."""
+    job = Job(num_gpus=1, tokens=float(tokens), seq_len=tokens, global_batch_tokens=float(tokens))
+    ctx = Context(spec, job, Layout(), BYTE_COUNT, DEFAULT)
     return {
-        "layer": 3.0 * layer_bytes_per_token(spec) * tokens,
+        "layer": 3.0 * float(_memory_bound_bytes(ctx, "dense")),  # layer_time: backward at twice the forward
         "cross_entropy": CROSS_ENTROPY_BYTES_PER_LOGIT * tokens * spec.vocab_size,
-        "embedding": 3.0 * 2 * ACT * spec.d_model * tokens,
+        "embedding": float(embed_time(ctx).parts["embedding"]),
     }
 
 
@@ -56,7 +72,7 @@ def step_weights(spec: ModelSpec, tokens: int) -> dict[str, float]:
     """Share of each kernel class in the memory-bound bytes of one training step of `spec` (all layers)."""
     per = counted_bytes(spec, tokens)
     per["layer"] *= spec.n_layers
-    per["optimizer"] = BASE.memory_bound_bytes_per_param_optimizer * parameter_counts(spec).total
+    per["optimizer"] = OPTIMIZER_BYTES_PER_PARAM * parameter_counts(spec).total
     total = sum(per.values())
     return {k: v / total for k, v in per.items()}
 
@@ -191,7 +207,7 @@ def bench(
     elif kernel == "optimizer":
         n_params = min(int(parameter_counts(spec).total), optimizer_max_params)
         call, elements = _optimizer_call(n_params, spec.d_model, device)
-        counted = BASE.memory_bound_bytes_per_param_optimizer * elements
+        counted = OPTIMIZER_BYTES_PER_PARAM * elements
     else:
         builders = {
             "layer": lambda: (_layer_call(spec, batch, seq, device), tokens * spec.d_model),

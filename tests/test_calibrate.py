@@ -24,7 +24,7 @@ import torch
 from calibrate import device as calibrate_device
 from calibrate import fit as calibrate_fit
 from calibrate import memory_kernels, transformer
-from calibrate.run import CPU_REFERENCE, fit_all, llama_like
+from calibrate.run import CPU_REFERENCE, fit_all
 from simulator.assumptions import DEFAULT
 from simulator.calibration import (
     SCHEMA_VERSION,
@@ -41,9 +41,10 @@ from simulator.calibration import (
 from simulator.comms import bus_factor
 from simulator.efficiency import device_rates
 from simulator.errors import InputError, SpecError
+from simulator.flops import parameter_counts
 from simulator.layout import Job, Layout
 from simulator.specs import load_hardware
-from simulator.step_time import Context, _memory_bound_bytes
+from simulator.step_time import step
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK_BUDGET_S = 120.0  # the issue: quick mode under 2 minutes on a 2-core CPU
@@ -406,14 +407,28 @@ def test_device_rates_with_curves_take_numpy_arrays(quick):
     assert per_flop[0] > per_flop[1]
 
 
-def test_layer_bytes_are_the_step_models_own_accounting():
-    spec = llama_like("check", 2, 384, 6, 2, 1024, 4096)
-    job = Job(1, 1e6, 256, 1024)
+def test_memory_kernel_bytes_are_what_the_step_model_charges():
+    """At bandwidth B the step model charges the reference workload's memory-bound kernels (all layers), the
+    embedding, the cross-entropy and the optimizer step the calibration's counted bytes / B: the fitted
+    bandwidth is in the step model's own accounting."""
+    ref = CPU_REFERENCE
+    model, tokens = ref.model, ref.tokens
     rates = device_rates(load_hardware("h100"), DEFAULT)
-    ctx = Context(spec, job, Layout(micro_batch_size=4), rates, DEFAULT)
-    assert memory_kernels.layer_bytes_per_token(spec) * 1024 == pytest.approx(float(_memory_bound_bytes(ctx, "dense")))
-    weights = memory_kernels.step_weights(CPU_REFERENCE.model, CPU_REFERENCE.tokens)
+    job = Job(1, float(tokens), ref.seq_len, tokens)
+    result = step(model, job, Layout(micro_batch_size=ref.batch, zero_stage=0), rates, parameter_counts(model), DEFAULT)
+    charged = {k: v * rates.hbm_bytes_per_s for k, v in result.breakdown_s.items()}
+    counted = memory_kernels.counted_bytes(model, tokens)
+    assert charged["memory_bound"] == pytest.approx(model.n_layers * counted["layer"])
+    assert charged["embedding"] == pytest.approx(counted["embedding"])
+    head_gemms = 3 * rates.gemm_s(tokens, model.vocab_size, model.d_model, "bf16")
+    assert charged["lm_head"] - head_gemms * rates.hbm_bytes_per_s == pytest.approx(counted["cross_entropy"])
+    optimizer = memory_kernels.OPTIMIZER_BYTES_PER_PARAM * parameter_counts(model).total
+    assert charged["optimizer"] == pytest.approx(optimizer)
+    weights = memory_kernels.step_weights(model, tokens)
     assert set(weights) == set(memory_kernels.KERNELS) and math.isclose(sum(weights.values()), 1.0)
+    assert weights["optimizer"] == pytest.approx(
+        optimizer / (sum(charged[k] for k in ("memory_bound", "embedding", "optimizer")) + counted["cross_entropy"])
+    )
 
 
 def test_trainer_kernels_have_exact_gradients():
