@@ -17,7 +17,7 @@ import gc
 import statistics
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,58 +28,52 @@ from simulator.calibration import Calibration, Workload, calibrated_rates, load_
 from simulator.errors import InputError
 from simulator.flops import parameter_counts
 from simulator.layout import Job, Layout
-from simulator.specs import ModelSpec
 from simulator.step_time import step
 from simulator.units import GIB, MEGA, MILLI
 
 from . import device as dev
 from . import transformer
-from .run import calibrate, llama_like
+from .run import CPU_REFERENCE, CUDA_REFERENCE, calibrate, llama_like
 
 LOCAL_ASSUMPTIONS = replace(DEFAULT, gemm_sustain=1.0, memory_reserved_bytes=0.0)
 TARGETS = {"cpu": 0.15, "cuda": 0.10}
 MEMORY_TARGET = 0.15
 
 
-@dataclass(frozen=True)
-class Case:
-    spec: ModelSpec
-    batch: int
-    seq_len: int
-
-    @property
-    def workload(self) -> Workload:
-        return Workload(model=self.spec, batch=self.batch, seq_len=self.seq_len)
+def _case(ref: Workload, name: str) -> Workload:
+    """The calibration's reference workload (calibrate/run.py) as a case named `name`."""
+    return ref.model_copy(update={"model": ref.model.model_copy(update={"name": name})})
 
 
+# A case is a model and one micro-batch of it: a Workload, trained at TP 1.
 CPU_CASES = [
-    Case(llama_like("cpu-tiny", 2, 256, 4, 2, 704, 2048), 8, 128),
-    Case(llama_like("cpu-small", 4, 384, 6, 2, 1024, 4096), 4, 256),
-    Case(llama_like("cpu-medium", 4, 512, 8, 4, 1408, 4096), 4, 256),
-    Case(llama_like("cpu-long", 2, 512, 8, 8, 1408, 4096), 2, 512),
-    Case(llama_like("cpu-wide", 2, 768, 12, 4, 2048, 8192), 2, 256),
+    Workload(model=llama_like("cpu-tiny", 2, 256, 4, 2, 704, 2048), batch=8, seq_len=128),
+    Workload(model=llama_like("cpu-small", 4, 384, 6, 2, 1024, 4096), batch=4, seq_len=256),
+    _case(CPU_REFERENCE, "cpu-medium"),
+    Workload(model=llama_like("cpu-long", 2, 512, 8, 8, 1408, 4096), batch=2, seq_len=512),
+    Workload(model=llama_like("cpu-wide", 2, 768, 12, 4, 2048, 8192), batch=2, seq_len=256),
 ]
 # Multi-head attention on GPUs: every SDPA backend takes it (GQA through enable_gqa is not on all of them).
 CUDA_CASES = [
-    Case(llama_like("gpu-125m", 12, 768, 12, 12, 2048, 32000), 8, 1024),
-    Case(llama_like("gpu-350m", 24, 1024, 16, 16, 2816, 32000), 8, 1024),
-    Case(llama_like("gpu-760m", 24, 1536, 16, 16, 4096, 32000), 4, 2048),
-    Case(llama_like("gpu-1b", 16, 2048, 16, 16, 5632, 32000), 4, 2048),
+    Workload(model=llama_like("gpu-125m", 12, 768, 12, 12, 2048, 32000), batch=8, seq_len=1024),
+    Workload(model=llama_like("gpu-350m", 24, 1024, 16, 16, 2816, 32000), batch=8, seq_len=1024),
+    Workload(model=llama_like("gpu-760m", 24, 1536, 16, 16, 4096, 32000), batch=4, seq_len=2048),
+    _case(CUDA_REFERENCE, "gpu-1b"),
 ]
 
 
-def cases_for(device: torch.device) -> list[Case]:
+def cases_for(device: torch.device) -> list[Workload]:
     return CUDA_CASES if device.type == "cuda" else CPU_CASES
 
 
-def measure(case: Case, device: torch.device, steps: int, warmup: int) -> dict:
+def measure(case: Workload, device: torch.device, steps: int, warmup: int) -> dict:
     """Median step time (and allocator peak on a GPU) of `steps` training steps after `warmup` steps."""
     gc.collect()  # nothing of the previous case may count towards this one's peak
     if device.type == "cuda":
         torch.cuda.empty_cache()
     torch.manual_seed(0)
-    model, opt = transformer.build(case.spec, case.seq_len, device)
-    batches = [transformer.random_batch(case.spec, case.batch, case.seq_len, device) for _ in range(4)]
+    model, opt = transformer.build(case.model, case.seq_len, device)
+    batches = [transformer.random_batch(case.model, case.batch, case.seq_len, device) for _ in range(4)]
     losses, times = [], []
     for i in range(warmup + steps):
         tokens, targets = batches[i % len(batches)]
@@ -91,24 +85,22 @@ def measure(case: Case, device: torch.device, steps: int, warmup: int) -> dict:
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     if not all(np.isfinite(losses)):
-        raise InputError(f"{case.spec.name}: the loss became {losses[-1]} while training; the measurement is not valid")
+        raise InputError(f"{case.model.name}: the loss became {losses[-1]} while training; the measurement is not valid")
     peak = float(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
     q1, med, q3 = np.percentile(times, [25, 50, 75])
     del model, opt
     return {"step_time_s": float(med), "spread": float((q3 - q1) / med), "peak_memory_bytes": peak, "loss": losses}
 
 
-def predict(case: Case, rates) -> dict:
-    job = Job(
-        num_gpus=1, tokens=float(case.batch * case.seq_len), seq_len=case.seq_len, global_batch_tokens=case.batch * case.seq_len
-    )
+def predict(case: Workload, rates) -> dict:
+    job = Job(num_gpus=1, tokens=float(case.tokens), seq_len=case.seq_len, global_batch_tokens=case.tokens)
     layout = Layout(tp=1, pp=1, dp=1, micro_batch_size=case.batch, zero_stage=0)
-    result = step(case.spec, job, layout, rates, parameter_counts(case.spec), LOCAL_ASSUMPTIONS)
+    result = step(case.model, job, layout, rates, parameter_counts(case.model), LOCAL_ASSUMPTIONS)
     return {"step_time_s": result.step_time_s, "memory_bytes": result.memory.total_bytes, "breakdown_s": result.breakdown_s}
 
 
 def calibration_for(
-    device_name: str, path: str | None, threads: int | None, cases: list[Case], progress: bool
+    device_name: str, path: str | None, threads: int | None, cases: list[Workload], progress: bool
 ) -> tuple[Calibration, str]:
     """The stored calibration at `path`, or a quick one measured now (BF16, with the cases' GEMM shapes)."""
     if path is not None:
@@ -130,7 +122,7 @@ def calibration_for(
     cal = calibrate(
         device_name,
         "quick",
-        extra_models=[c.workload for c in cases],
+        extra_models=cases,
         threads=threads,
         progress=progress,
         collectives_enabled=False,
@@ -151,7 +143,7 @@ def run(
     device = dev.resolve(device_name, threads)
     cases = cases_for(device)
     if case_names:
-        known = {c.spec.name: c for c in cases}
+        known = {c.model.name: c for c in cases}
         unknown = [n for n in case_names if n not in known]
         if unknown:
             raise InputError(f"unknown case {', '.join(unknown)} on {device_name}; the cases are {', '.join(known)}")
@@ -162,14 +154,14 @@ def run(
     rows = []
     for case in cases:
         if progress:
-            print(f"training {case.spec.name} ({case.batch} x {case.seq_len} tokens, {warmup}+{steps} steps)", file=sys.stderr)
+            print(f"training {case.model.name} ({case.batch} x {case.seq_len} tokens, {warmup}+{steps} steps)", file=sys.stderr)
         measured = measure(case, device, steps, warmup)
         predicted = predict(case, rates)
         row = {
-            "case": case.spec.name,
-            "params": parameter_counts(case.spec).total,
-            "layers": case.spec.n_layers,
-            "d_model": case.spec.d_model,
+            "case": case.model.name,
+            "params": parameter_counts(case.model).total,
+            "layers": case.model.n_layers,
+            "d_model": case.model.d_model,
             "batch": case.batch,
             "seq_len": case.seq_len,
             "measured_step_time_s": measured["step_time_s"],

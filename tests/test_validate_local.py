@@ -72,11 +72,11 @@ def test_the_prediction_is_the_simulator_step_model(smoke):
     case = vl.CPU_CASES[1]
     tokens = case.batch * case.seq_len
     direct = step(
-        case.spec,
+        case.model,
         Job(1, float(tokens), case.seq_len, tokens),
         Layout(micro_batch_size=case.batch, zero_stage=0),
         rates,
-        parameter_counts(case.spec),
+        parameter_counts(case.model),
         vl.LOCAL_ASSUMPTIONS,
     )
     assert vl.predict(case, rates)["step_time_s"] == direct.step_time_s
