@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from calibrate.transformer import rope_tables, rotate
 from simulator.specs import ModelSpec
 
 
@@ -40,18 +41,10 @@ def make_norm(spec: ModelSpec, width: int) -> nn.Module:
     return nn.LayerNorm(width) if spec.norm == "layernorm" else nn.RMSNorm(width)
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    a, b = x.chunk(2, dim=-1)
-    return torch.cat((-b, a), dim=-1)
-
-
 def apply_rope(x: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding on the last dim of x [b, heads, s, d] (elementwise: no FLOPs for FlopCounterMode)."""
-    s, d = x.shape[-2], x.shape[-1]
-    inv_freq = 1.0 / (10000 ** (torch.arange(0, d, 2, dtype=torch.float32) / d))
-    angles = torch.outer(torch.arange(s, dtype=torch.float32), inv_freq)
-    emb = torch.cat((angles, angles), dim=-1)
-    return x * emb.cos() + _rotate_half(x) * emb.sin()
+    """Rotary embedding on the last dim of x [b, heads, s, d], the local trainer's (calibrate/transformer.py)
+    without its custom backward (elementwise: no FLOPs for FlopCounterMode)."""
+    return rotate(x, *rope_tables(x.shape[-1], x.shape[-2]))
 
 
 def attention_core(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
