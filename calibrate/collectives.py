@@ -25,8 +25,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .timing import Budget  # imports torch, which only the functions that run a benchmark import
 
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv")
 ELEMENT_BYTES = 4  # float32 buffers, the nccl-tests default type
@@ -67,7 +71,8 @@ def _op_call(op: str, size_bytes: int, n: int, rank: int, device):
     raise ValueError(op)
 
 
-def _time_point(call, device, warmup: int, min_repeats: int, max_repeats: int, target_s: float) -> list[float]:
+def _time_point(call, device, budget: Budget) -> np.ndarray:
+    """Seconds of each timed call on this rank, after warm-up; every rank runs as many."""
     import torch
     import torch.distributed as dist
 
@@ -81,11 +86,11 @@ def _time_point(call, device, warmup: int, min_repeats: int, max_repeats: int, t
     dist.barrier()
     first = torch.tensor([once()], dtype=torch.float64, device=device)
     dist.all_reduce(first, op=dist.ReduceOp.MAX)  # every rank must run the same number of repeats
-    for _ in range(warmup - 1):
+    for _ in range(budget.warmup - 1):
         once()
-    n = int(np.clip(target_s / max(float(first.item()), 1e-7), min_repeats, max_repeats))
+    n = budget.repeats(float(first.item()))
     dist.barrier()
-    return [once() for _ in range(n)]
+    return np.array([once() for _ in range(n)])
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -93,6 +98,8 @@ def worker(args: argparse.Namespace) -> None:
     import torch.distributed as dist
 
     from simulator.comms import bus_factor
+
+    from .timing import Budget, summarize
 
     dist.init_process_group(args.backend)
     rank, n = dist.get_rank(), dist.get_world_size()
@@ -103,20 +110,20 @@ def worker(args: argparse.Namespace) -> None:
     else:
         device = torch.device("cpu")
     tier = "scale_up" if local >= n else "scale_out"
+    budget = Budget(warmup=args.warmup, min_repeats=args.min_repeats, max_repeats=args.max_repeats, target_s=args.target_s)
     samples, notes = [], []
     for op in args.ops:
         for size in args.sizes:
             try:
                 call, s_bytes = _op_call(op, size, n, rank, device)
-                times = np.array(_time_point(call, device, args.warmup, args.min_repeats, args.max_repeats, args.target_s))
+                times = _time_point(call, device, budget)
             except (RuntimeError, ValueError) as e:  # unsupported by this backend: every rank fails alike
                 notes.append(f"{op} {size} B on {args.backend}: skipped, {str(e).splitlines()[0][:120]}")
                 break
-            q1, med, q3 = np.percentile(times, [25, 50, 75])
             stats = [None] * n
-            dist.all_gather_object(stats, (float(med), float(times.min()), float((q3 - q1) / med), len(times)))
-            med, tmin, spread, reps = max(stats, key=lambda s: s[0])  # the slowest rank sets the time
-            algbw = s_bytes / med
+            dist.all_gather_object(stats, summarize(times).model_dump())
+            timing = max(stats, key=lambda s: s["median_s"])  # the slowest rank sets the time
+            algbw = s_bytes / timing["median_s"]
             samples.append(
                 {
                     "op": op,
@@ -124,7 +131,7 @@ def worker(args: argparse.Namespace) -> None:
                     "world_size": n,
                     "tier": tier,
                     "size_bytes": float(s_bytes),
-                    "timing": {"median_s": med, "min_s": tmin, "spread": spread, "repeats": reps},
+                    "timing": timing,
                     "algbw_bytes_per_s": algbw,
                     "busbw_bytes_per_s": algbw * bus_factor(op, n),  # type: ignore[arg-type]
                 }

@@ -34,6 +34,10 @@ class Budget:
     max_call_s: float = 2.0
     """Skip a point whose single call takes longer than this."""
 
+    def repeats(self, first_s: float) -> int:
+        """Timed repeats of a point whose first call took `first_s`: about target_s of work, within the bounds."""
+        return int(np.clip(self.target_s / max(first_s, 1e-7), self.min_repeats, self.max_repeats))
+
 
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -64,8 +68,7 @@ def measure(fn: Callable[[], object], device: torch.device, budget: Budget) -> T
     for _ in range(budget.warmup - 1):
         fn()
     sync(device)
-    n = int(np.clip(budget.target_s / max(first, 1e-7), budget.min_repeats, budget.max_repeats))
-    times = np.array([_one_call_s(fn, device) for _ in range(n)])
+    times = np.array([_one_call_s(fn, device) for _ in range(budget.repeats(first))])
     return summarize(times)
 
 

@@ -34,6 +34,7 @@ from simulator.units import GIB, MEGA, MILLI
 from . import device as dev
 from . import transformer
 from .run import CPU_REFERENCE, CUDA_REFERENCE, calibrate, llama_like
+from .timing import summarize
 
 LOCAL_ASSUMPTIONS = replace(DEFAULT, gemm_sustain=1.0, memory_reserved_bytes=0.0)
 TARGETS = {"cpu": 0.15, "cuda": 0.10}
@@ -87,9 +88,9 @@ def measure(case: Workload, device: torch.device, steps: int, warmup: int) -> di
     if not all(np.isfinite(losses)):
         raise InputError(f"{case.model.name}: the loss became {losses[-1]} while training; the measurement is not valid")
     peak = float(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
-    q1, med, q3 = np.percentile(times, [25, 50, 75])
+    timing = summarize(np.array(times))
     del model, opt
-    return {"step_time_s": float(med), "spread": float((q3 - q1) / med), "peak_memory_bytes": peak, "loss": losses}
+    return {"step_time_s": timing.median_s, "spread": timing.spread, "peak_memory_bytes": peak, "loss": losses}
 
 
 def predict(case: Workload, rates) -> dict:
