@@ -11,13 +11,24 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import TypeVar
 
 import torch
 from pydantic import ValidationError
 
-from simulator.calibration import SCHEMA_VERSION, Calibration, CollectiveSample, Fit, Samples, Workload, samples_hash
+from simulator.calibration import (
+    SCHEMA_VERSION,
+    AttentionSample,
+    Calibration,
+    CollectiveSample,
+    Fit,
+    GemmSample,
+    MemorySample,
+    Samples,
+    Workload,
+    samples_hash,
+)
 from simulator.calibration import Plan as PlanRecord
 from simulator.commands.progress import DelayedProgress
 from simulator.errors import InputError
@@ -29,7 +40,6 @@ from .gemm import Shape
 from .timing import Budget, guarded
 
 MODES = ("quick", "full", "smoke")
-T = TypeVar("T")
 
 
 def llama_like(name: str, layers: int, d_model: int, heads: int, kv_heads: int, d_ff: int, vocab: int) -> ModelSpec:
@@ -191,46 +201,38 @@ def measure_all(
     n_coll = 1 if plan.collectives else 0
     with _Bar(1 + len(gemm_points) + len(att_shapes) + len(kernels) + n_coll, progress) as bar:
 
-        def point(label: str, bench: Callable[[], T]) -> T | None:
-            """One benchmark point, shown on the bar; None where it was skipped (with a note)."""
+        def point(label: str, bench: Callable[[], object], into: list) -> bool:
+            """Measure one point into `into`, shown on the bar; False where it was skipped (with a note)."""
             bar.show(label)
             sample = guarded(label, notes, bench)
+            if sample is not None:
+                into.append(sample)
             bar.advance()
-            return sample
+            return sample is not None
 
         bar.show("kernel overhead")
         overhead = gemm.kernel_overhead_s(device)
         bar.advance()
-        gemms = []
+        gemms: list[GemmSample] = []
         too_slow: set[str] = set()
         for shape, dtype in gemm_points:
             if dtype in too_slow:
                 bar.advance()
                 continue
             label = f"{dtype} GEMM {shape.m}x{shape.n}x{shape.k}"
-            sample = point(label, lambda s=shape, d=dtype: gemm.bench(s, d, device, plan.budget))
-            if sample is None and notes and "limit per call" in notes[-1]:
-                too_slow.add(dtype)  # larger shapes of this dtype would be slower still
-                notes[-1] += f"; larger {dtype} GEMMs skipped too"
-            if sample is not None:
-                gemms.append(sample)
-        atts = []
+            if not point(label, partial(gemm.bench, shape, dtype, device, plan.budget), gemms):
+                if notes and "limit per call" in notes[-1]:
+                    too_slow.add(dtype)  # larger shapes of this dtype would be slower still
+                    notes[-1] += f"; larger {dtype} GEMMs skipped too"
+        atts: list[AttentionSample] = []
         for a in att_shapes:
             label = f"attention s={a.seq_len} d={a.head_dim} b={a.batch}"
-            sample = point(label, lambda a=a: attention.bench(a, "bf16", device, plan.budget))
-            if sample is not None:
-                atts.append(sample)
-        mems = []
-        budget = plan.memory_budget or plan.budget
+            point(label, partial(attention.bench, a, "bf16", device, plan.budget), atts)
+        mems: list[MemorySample] = []
+        sizes = (ref.model, ref.batch, ref.seq_len, device)
+        limits = (plan.memory_budget or plan.budget, plan.copy_elements, plan.optimizer_max_params)
         for k in kernels:
-            sample = point(
-                f"memory-bound: {k}",
-                lambda k=k: memory_kernels.bench(
-                    k, ref.model, ref.batch, ref.seq_len, device, budget, plan.copy_elements, plan.optimizer_max_params
-                ),
-            )
-            if sample is not None:
-                mems.append(sample)
+            point(f"memory-bound: {k}", partial(memory_kernels.bench, k, *sizes, *limits), mems)
         colls: list[dict] = []
         if plan.collectives:
             bar.show("collectives (torchrun)")
