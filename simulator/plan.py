@@ -20,20 +20,15 @@ from .estimate import LAYOUT_FIELDS, Estimate
 from .paths import plan_dir
 from .pricing import CostOptions, Rate, cost_block, profile_rental_rate, rental_rate, sum_blocks
 from .specs import HardwareProfile, load_hardware, read_yaml, validate
-from .units import SECONDS_PER_DAY, parse_count
+from .units import SECONDS_PER_DAY, count_in_range
 
 
-def _count(value: object) -> object:
-    """Accept 14.8T, 300B, 62914560 or 1.5e12 in YAML (PyYAML reads 1.5e12 as a string)."""
-    if isinstance(value, str):
-        try:
-            return parse_count(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a number; write e.g. 14.8T, 300B or 62914560") from None
-    return value
+def _count(value: object) -> float:
+    """14.8T, 300B, 62914560 or 1.5e12 (PyYAML reads 1.5e12 as a string), in (0, 1e17]; pydantic names the field."""
+    return count_in_range(value, 0.0, 1e17, low_open=True)
 
 
-Count = Annotated[float, BeforeValidator(_count), Field(gt=0, le=1e17)]
+Count = Annotated[float, BeforeValidator(_count)]
 
 
 class _Schema(BaseModel):

@@ -28,7 +28,7 @@ from .flops import token_flops
 from .layout import Job
 from .paths import data_root
 from .specs import HardwareProfile, ModelSpec, load_hardware, load_model, read_yaml
-from .units import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, TERA, parse_count
+from .units import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, TERA, count_in_range
 from .validation import PublishedRun, eq3_flops_per_step, llama3_runs, megatron_2021_runs
 
 TARGET_MEDIAN_ABS_ERROR = 0.15
@@ -126,16 +126,11 @@ def _require(entry: dict, key: str, where: str):
 
 
 def _number(entry: dict, key: str, where: str, minimum: float = 0.0) -> float:
-    """A positive number; strings such as 14.8e12 (YAML 1.1 reads it as text) or 14.8T are parsed."""
-    value = _require(entry, key, where)
-    if isinstance(value, str):
-        try:
-            value = parse_count(value)
-        except ValueError:
-            value = None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= minimum:
-        raise SpecError(f"{where}: `{key}` = {entry[key]!r} must be a number above {minimum:g}")
-    return float(value)
+    """A number above `minimum`; strings such as 14.8e12 (YAML 1.1 reads it as text) or 14.8T are parsed."""
+    try:
+        return count_in_range(_require(entry, key, where), minimum, math.inf, low_open=True)
+    except ValueError as e:
+        raise SpecError(f"{where}: `{key}` = {e}") from None
 
 
 def _case(entry: object, index: int, path: Path) -> Case:

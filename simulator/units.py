@@ -5,6 +5,7 @@ Inside costsim every dimensional value is in SI base units with the unit in its 
 (specs loader) and where results are shown (report).
 """
 
+import math
 from typing import Final
 
 # Decimal (datasheet) prefixes: GB, TB/s, TFLOP/s.
@@ -47,6 +48,37 @@ def parse_count(text: str) -> float:
         mult = _SUFFIXES[s[-1].upper()]
         s = s[:-1]
     return float(s) * mult
+
+
+# Plausible ranges of counts a person types: outside them the number is almost certainly a slip of the suffix.
+TOKENS_RANGE: Final = (1.0, 1e17)
+"""Tokens and tokens per batch."""
+GPU_HOURS_RANGE: Final = (1e-3, 1e12)
+"""Claimed GPU-hours."""
+MAX_GPUS: Final = 1_000_000
+"""The largest cluster: no GPU count, parallel degree or micro-batch may exceed it."""
+COUNT_EXAMPLES: Final = "14.8T, 300B, 2.788M or 1.5e12"
+
+
+def count_in_range(value: object, low: float, high: float, *, low_open: bool = False) -> float:
+    """`value` (a number, or text such as '14.8T') as a finite float in [low, high], or (low, high] with `low_open`.
+
+    The one parse-and-range check behind every count a user gives (command line, notebook, plan and
+    dataset YAML). Raises ValueError whose message starts with the value and ends with a fix; callers put
+    the field's name in front and re-raise as their own error type.
+    """
+    try:
+        if isinstance(value, bool):  # True is an int to Python, never a count to a person
+            raise ValueError
+        x = float(value) if isinstance(value, int | float) else parse_count(str(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number; write e.g. {COUNT_EXAMPLES}") from None
+    above_low = x > low if low_open else x >= low
+    if not (above_low and x <= high and math.isfinite(x)):
+        shown = repr(value) if isinstance(value, int | float) else f"{value!r} = {x:.4g}"
+        bounds = f"{'(' if low_open else '['}{low:.4g}, {high:.4g}]"
+        raise ValueError(f"{shown} is out of range {bounds}; check the value and its suffix")
+    return x
 
 
 def gib(n_bytes: float) -> float:

@@ -206,7 +206,7 @@ def test_plan_that_is_not_a_mapping(tmp_path):
 @pytest.mark.parametrize(
     "mutate, needles",
     [
-        (lambda p: p["stages"][0].update(tokens=-5), ["stages.0.tokens", "greater than 0"]),
+        (lambda p: p["stages"][0].update(tokens=-5), ["stages.0.tokens", "-5 is out of range (0, 1e+17]"]),
         (lambda p: p["stages"][0].update(tokens="lots"), ["stages.0.tokens", "'lots' is not a number"]),
         (lambda p: p["stages"][1].update(num_gpus=0), ["stages.1.num_gpus"]),
         (lambda p: p["stages"][0].update(tokenz=5), ["stages.0.tokenz", "Extra inputs"]),
