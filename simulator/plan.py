@@ -18,7 +18,7 @@ from .api import run_estimate
 from .errors import CostsimError, SpecError
 from .estimate import LAYOUT_FIELDS, Estimate
 from .paths import plan_dir
-from .pricing import CostOptions, Rate, cost_block, profile_rental_rate, rental_rate, sum_blocks
+from .pricing import CostOptions, Rate, cost_block, rental_rate, sum_blocks
 from .specs import HardwareProfile, load_hardware, read_yaml, validate
 from .units import SECONDS_PER_DAY, count_in_range
 
@@ -288,11 +288,11 @@ class PlanResult:
         return out
 
 
-def _rental(plan: Plan, hw: HardwareProfile, opts: CostOptions) -> Rate:
-    """--usd-per-gpu-hour, else the plan's quoted price, else the GPU profile's."""
-    if opts.usd_per_gpu_hour is None and plan.usd_per_gpu_hour is not None:
-        return rental_rate(plan.usd_per_gpu_hour, f"plan {plan.name}: {plan.price_source}")
-    return profile_rental_rate(hw, opts)
+def _quoted_price(plan: Plan) -> Rate | None:
+    """The plan's own price with who quotes it (None: the plan quotes none)."""
+    if plan.usd_per_gpu_hour is None:
+        return None
+    return rental_rate(plan.usd_per_gpu_hour, f"plan {plan.name}: {plan.price_source}")
 
 
 def run_stage(plan: Plan, plan_path: Path, stage: Stage, opts: CostOptions) -> StageResult:
@@ -310,7 +310,7 @@ def run_stage(plan: Plan, plan_path: Path, stage: Stage, opts: CostOptions) -> S
             layout=stage.layout(),
             fp8_recipe=stage.fp8_recipe,
         )
-        cost = cost_block(est.gpu_hours, hw, opts, _rental(plan, hw, opts))
+        cost = cost_block(est.gpu_hours, hw, opts, _quoted_price(plan))
     except CostsimError as e:
         raise type(e)(f"plan {plan.name}, stage {stage.name!r}: {e}") from None
     return StageResult(stage, est, hw, cost)

@@ -135,15 +135,23 @@ def rental_rate(usd_per_gpu_hour: float, source: str) -> Rate:
     return Rate({"rental": usd_per_gpu_hour}, source, {"usd_per_gpu_hour": _sourced(usd_per_gpu_hour, source)})
 
 
-def profile_rental_rate(hw: HardwareProfile, opts: CostOptions) -> Rate:
-    """--usd-per-gpu-hour, else the profile's quote (kind, date and source)."""
+def chosen_rental_rate(hw: HardwareProfile, opts: CostOptions, quoted: Rate | None = None) -> Rate:
+    """The rental price of a run, the first that applies: --usd-per-gpu-hour; a price quoted for the run
+    (a plan's); the profile's quote of the --rental kind (its default quote when no kind is asked for)."""
     if opts.usd_per_gpu_hour is not None:
         return rental_rate(opts.usd_per_gpu_hour, "--usd-per-gpu-hour")
+    if quoted is not None:
+        return quoted
     try:
         p = hw.price.quote(opts.rental_kind)
     except SpecError as e:
         raise SpecError(f"{hw.name}: {e}") from None
     return rental_rate(p.usd_per_gpu_hour, f"{p.kind} price {p.date}, {hw.sources.get(p.source, p.source)}")
+
+
+def price_held_fixed(opts: CostOptions) -> bool | str:
+    """Whether an uncertainty band keeps the price as given rather than drawing it, and why when that is not a flag."""
+    return "the TCO rate is held fixed" if opts.basis == "tco" else opts.usd_per_gpu_hour is not None
 
 
 def purchase_price(hw: HardwareProfile, opts: CostOptions) -> dict:
@@ -210,12 +218,12 @@ def tco_rate(hw: HardwareProfile, opts: CostOptions) -> Rate:
     return Rate(components, source, inputs)
 
 
-def cost_block(gpu_hours: float, hw: HardwareProfile, opts: CostOptions, rental: Rate | None = None) -> dict:
+def cost_block(gpu_hours: float, hw: HardwareProfile, opts: CostOptions, quoted: Rate | None = None) -> dict:
     """The cost of `gpu_hours` on the chosen basis, with energy, CO2, the other basis and the program cost.
 
-    `rental` is the rental rate already chosen upstream (e.g. an Estimate's price); default: the profile's.
+    `quoted`: a rental price quoted for the run (a plan's); chosen_rental_rate decides whether it applies.
     """
-    rental = rental or profile_rental_rate(hw, opts)
+    rental = chosen_rental_rate(hw, opts, quoted)
     tco = tco_rate(hw, opts) if opts.basis == "tco" or _has_purchase_price(hw, opts) else None
     rate = tco if opts.basis == "tco" else rental
     assert rate is not None
@@ -278,12 +286,12 @@ def sum_blocks(blocks: list[dict], gpu_hours: float, multiplier: float | None) -
 
 
 def apply_to_estimate(d: dict, hw: HardwareProfile, opts: CostOptions) -> dict:
-    """An Estimate.to_dict() with a `cost` block; cost_usd, usd_per_gpu_hour and price_source follow the basis."""
-    if opts.rental_kind is not None and opts.usd_per_gpu_hour is None:
-        rental = profile_rental_rate(hw, opts)
-    else:
-        rental = rental_rate(d["usd_per_gpu_hour"], d["price_source"])
-    block = cost_block(d["gpu_hours"], hw, opts, rental)
+    """An Estimate.to_dict() with a `cost` block; cost_usd, usd_per_gpu_hour and price_source follow the basis.
+
+    The estimate was priced from the same --usd-per-gpu-hour or profile quote; the block's rental price is
+    chosen again here because only the cost options know the --rental kind.
+    """
+    block = cost_block(d["gpu_hours"], hw, opts)
     return {
         **d,
         "cost_usd": block["cost_usd"],
