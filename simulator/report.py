@@ -49,16 +49,20 @@ def to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+def layout_text(lay: dict, cell: bool = False) -> str:
+    """A layout (Layout.to_dict()) as text: the line every output prints, as Layout.describe() writes it
+    ('TP1 PP16 DP128 EP64, ZeRO-1, mbs 1, dualpipe, recompute none'), or with `cell` the short form for a
+    narrow table column ('TP1 PP16 DP128 EP64 Z1 dualpipe'; EP and CP only above 1)."""
+    from .layout import Layout
+
+    if not cell:
+        return Layout(**lay).describe()
+    degrees = [f"{k.upper()}{lay[k]}" for k in ("tp", "pp", "dp", "ep", "cp") if k in ("tp", "pp", "dp") or lay[k] > 1]
+    return " ".join(degrees) + f" Z{lay['zero_stage']} {lay['schedule']}"
+
+
 def estimate_table(d: dict) -> str:
-    lay = d["layout"]
-    layout = (
-        f"TP{lay['tp']} PP{lay['pp']} DP{lay['dp']} EP{lay['ep']} CP{lay['cp']}, ZeRO-{lay['zero_stage']}, "
-        f"micro-batch {lay['micro_batch_size']}, {lay['schedule']}"
-        + (f" (v={lay['vpp']})" if lay["schedule"] == "interleaved" else "")
-        + f", recompute {lay['recompute']}"
-        + (", TP overlap" if lay.get("tp_overlap") else "")
-        + ("  [chosen by search]" if d["layout_chosen_by_search"] else "")
-    )
+    layout = layout_text(d["layout"]) + ("  [chosen by search]" if d["layout_chosen_by_search"] else "")
     mem = d["memory_breakdown_gib"]
     rows = [
         ("model", f"{d['model']}  ({format_count(d['params_total'])} total, {format_count(d['params_activated'])} activated)"),
@@ -145,13 +149,6 @@ def cost_sources(cost: dict) -> list[str]:
     return [f"  {k} = {v['value']:g}  ({v['source']})" for k, v in cost.get("inputs", {}).items()]
 
 
-def _layout_short(lay: dict) -> str:
-    parts = [f"TP{lay['tp']}", f"PP{lay['pp']}", f"DP{lay['dp']}"]
-    parts += [f"EP{lay['ep']}"] if lay["ep"] > 1 else []
-    parts += [f"CP{lay['cp']}"] if lay["cp"] > 1 else []
-    return " ".join(parts) + f" Z{lay['zero_stage']} {lay['schedule']}"
-
-
 def plan_table(d: dict) -> str:
     lines = [
         f"plan             {d['plan']}" + (f": {d['display_name']}" if d.get("display_name") else ""),
@@ -164,7 +161,7 @@ def plan_table(d: dict) -> str:
     for s in d["stages"]:
         lines.append(
             f"{s['name'][:20]:<20} {s['num_gpus']:>6} {format_count(s['tokens']):>7} {s['seq_len']:>7} {s['precision']:>4}  "
-            f"{_layout_short(s['layout'])[:34]:<34} {s['mfu']:>6.1%} {format_count(s['gpu_hours']):>9} "
+            f"{layout_text(s['layout'], cell=True)[:34]:<34} {s['mfu']:>6.1%} {format_count(s['gpu_hours']):>9} "
             f"{s['wall_clock_days']:>6.1f} {_money(s['cost_usd']):>8}"
         )
     lines.append(

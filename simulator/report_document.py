@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .report import layout_text
 from .units import GIGA, SECONDS_PER_DAY, SECONDS_PER_HOUR, format_count
 
 OUTPUT_LABELS = {"gpu_hours": "GPU-hours", "wall_clock_days": "wall clock, days", "cost_usd": "cost, USD"}
@@ -349,16 +350,8 @@ def _summary(d: dict, u: dict, model_label: str, hw) -> list[Block]:
 
 
 def _run_table(d: dict, model_label: str, hw) -> list[Block]:
-    lay = d["layout"]
     mem = d["memory_breakdown_gib"]
-    layout = (
-        f"TP {lay['tp']}, PP {lay['pp']}, DP {lay['dp']}, EP {lay['ep']}, CP {lay['cp']}; ZeRO-{lay['zero_stage']}; "
-        f"micro-batch {lay['micro_batch_size']}; {lay['schedule']}"
-        + (f" (v={lay['vpp']})" if lay["schedule"] == "interleaved" else "")
-        + f"; recompute {lay['recompute']}"
-        + ("; TP communication overlapped" if lay.get("tp_overlap") else "")
-        + (" (chosen by search)" if d["layout_chosen_by_search"] else " (given)")
-    )
+    layout = layout_text(d["layout"]) + (" (chosen by search)" if d["layout_chosen_by_search"] else " (given)")
     rows = [
         (
             "model",
@@ -473,7 +466,7 @@ def _scaling_section(points: list[dict], skipped: list[str], d: dict) -> list[Bl
     rows = [
         (
             f"{p['num_gpus']:,}" + (" (this estimate)" if p["num_gpus"] == d["num_gpus"] else ""),
-            _layout_short(p["layout"]),
+            layout_text(p["layout"]),
             f"{p['wall_clock_days']:.1f}",
             format_count(p["gpu_hours"]),
             _usd(p["cost_usd"]),
@@ -495,12 +488,6 @@ def _scaling_section(points: list[dict], skipped: list[str], d: dict) -> list[Bl
         blocks.append(para("GPU counts left out:"))
         blocks.append(bullets(skipped))
     return blocks
-
-
-def _layout_short(lay: dict) -> str:
-    parts = [f"TP{lay['tp']} PP{lay['pp']} DP{lay['dp']}"] + [f"{k.upper()}{lay[k]}" for k in ("ep", "cp") if lay[k] > 1]
-    tail = f", ZeRO-{lay['zero_stage']}, mbs {lay['micro_batch_size']}, {lay['schedule']}, {lay['recompute']}"
-    return " ".join(parts) + tail + (", TP overlap" if lay.get("tp_overlap") else "")
 
 
 def _sources_section(d: dict, hw, model) -> list[Block]:
