@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .report import layout_text
-from .units import GIGA, SECONDS_PER_DAY, SECONDS_PER_HOUR, format_count
+from .units import GIGA, format_count
 
 OUTPUT_LABELS = {"gpu_hours": "GPU-hours", "wall_clock_days": "wall clock, days", "cost_usd": "cost, USD"}
 
@@ -90,7 +90,7 @@ SCALING_FACTORS = (1 / 4, 1 / 2, 1, 2, 4)
 
 
 def scaling_curve(model, hw, est, given: dict | None = None, factors=SCALING_FACTORS) -> tuple[list[dict], list[str]]:
-    """The best layout at other GPU counts: the layout search on each count, keeping the layout fields in `given`.
+    """The best layout at other GPU counts: the sweep's best_row on each count, keeping the layout fields in `given`.
 
     `given` is what the user fixed (None: the estimate's whole layout but DP). DP follows the GPU count; the
     job (tokens, sequence, global batch, precision) stays the same. Returns the points sorted by GPU count and
@@ -98,8 +98,7 @@ def scaling_curve(model, hw, est, given: dict | None = None, factors=SCALING_FAC
     """
     from dataclasses import replace
 
-    from .errors import CostsimError
-    from .search import search
+    from .sweep import best_row, estimate_row
 
     lay = est.layout.to_dict()
     fixed = {k: v for k, v in (lay if given is None else given).items() if v is not None and k != "dp"}
@@ -111,35 +110,15 @@ def scaling_curve(model, hw, est, given: dict | None = None, factors=SCALING_FAC
         if n < 1 or n != int(n):
             continue
         if f == 1:
-            points.append(_point(est.job.num_gpus, est.layout.to_dict(), est.step_time_s, est.gpu_hours, est.cost_usd, est))
-            continue
-        job = replace(est.job, num_gpus=int(n))
-        try:
-            r = search(model, hw, job, fixed, est.assumptions, est.rates, est.usd_per_gpu_hour)
-        except CostsimError as err:
-            skipped.append(f"{int(n):,} GPUs: " + " ".join(str(err).split()))
-            continue
-        best = r.best()
-        if best is None:
-            skipped.append(f"{int(n):,} GPUs: no layout fits in memory ({r.reason(int(r.memory_bytes.argmin()))})")
-            continue
-        lay = r.layouts.at(best).to_dict()
-        points.append(
-            _point(int(n), lay, float(r.steps.step_time_s[best]), float(r.gpu_hours[best]), float(r.cost_usd[best]), est)
-        )
+            row = estimate_row(est)
+        else:
+            job = replace(est.job, num_gpus=int(n))
+            row = best_row(model, hw, job, fixed, est.usd_per_gpu_hour, est.assumptions, est.rates)
+        if row.feasible:
+            points.append(row.to_dict())
+        else:
+            skipped.append(f"{int(n):,} GPUs: {row.reason}")
     return sorted(points, key=lambda p: p["num_gpus"]), skipped
-
-
-def _point(n: int, layout: dict, step_s: float, gpu_hours: float, cost_usd: float, est) -> dict:
-    return {
-        "num_gpus": n,
-        "layout": layout,
-        "step_time_s": step_s,
-        "gpu_hours": gpu_hours,
-        "wall_clock_days": gpu_hours * SECONDS_PER_HOUR / n / SECONDS_PER_DAY,
-        "cost_usd": cost_usd,
-        "mfu": est.flops_per_token * replace(est.job, num_gpus=n).tokens_per_s_per_gpu(step_s) / est.peak_bf16_flop_per_s,
-    }
 
 
 def assumption_sources() -> dict[str, str]:

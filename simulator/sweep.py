@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .assumptions import DEFAULT, Assumptions
 from .errors import InfeasibleError, InputError, LayoutError
@@ -12,7 +13,12 @@ from .flops import token_flops
 from .layout import make_job
 from .search import breakdown_of, search
 from .specs import HardwareProfile, ModelSpec
-from .units import GIB, SECONDS_PER_DAY, SECONDS_PER_HOUR
+from .units import GIB, MAX_GPUS, SECONDS_PER_DAY, SECONDS_PER_HOUR
+
+if TYPE_CHECKING:
+    from .efficiency import DeviceRates
+    from .estimate import Estimate
+    from .layout import Job
 
 
 @dataclass(frozen=True)
@@ -56,24 +62,26 @@ def parse_gpu_counts(text: str) -> list[int]:
         raise InputError(
             f"--num-gpus {text!r} is not a list of GPU counts; write e.g. 256,512,1024 or 256,512,...,16384"
         ) from None
-    if not counts or min(counts) < 1 or max(counts) > 1_000_000:
-        raise InputError(f"--num-gpus {text!r}: every count must be between 1 and 1,000,000")
+    if not counts or min(counts) < 1 or max(counts) > MAX_GPUS:
+        raise InputError(f"--num-gpus {text!r}: every count must be between 1 and {MAX_GPUS:,}; write e.g. 256,512,...,16384")
     return sorted(set(counts))
 
 
 def best_row(
     model: ModelSpec,
     hw: HardwareProfile,
-    num_gpus: int,
-    job_args: dict,
+    job: Job,
     given: dict,
     usd_per_gpu_hour: float | None,
     assumptions: Assumptions = DEFAULT,
+    rates: DeviceRates | None = None,
 ) -> SweepRow:
-    """The best feasible layout on `num_gpus` GPUs of `hw`, or why there is none."""
-    job = make_job(model, num_gpus, **job_args)  # a bad token count or batch is an input error, not a row
+    """The best feasible layout of `job` on `hw` (the layout fields in `given` fixed), or why there is none.
+
+    `rates`: the device's efficiency terms when they are not the profile's (a calibration)."""
+    num_gpus = job.num_gpus
     try:
-        result = search(model, hw, job, given, assumptions, usd_per_gpu_hour=usd_per_gpu_hour)
+        result = search(model, hw, job, given, assumptions, rates, usd_per_gpu_hour=usd_per_gpu_hour)
     except (LayoutError, InfeasibleError) as e:
         return SweepRow(hw.name, num_gpus, False, None, None, None, None, None, None, None, 0, " ".join(str(e).split()))
     best = result.best()
@@ -104,6 +112,25 @@ def best_row(
     )
 
 
+def estimate_row(est: Estimate) -> SweepRow:
+    """An estimate as a row beside best_row's: its own layout, given or searched."""
+    return SweepRow(
+        gpu=est.gpu,
+        num_gpus=est.job.num_gpus,
+        feasible=True,
+        layout=est.layout.to_dict(),
+        step_time_s=est.step_time_s,
+        wall_clock_days=est.wall_clock_s / SECONDS_PER_DAY,
+        gpu_hours=est.gpu_hours,
+        cost_usd=est.cost_usd,
+        mfu=est.mfu,
+        memory_per_gpu_gib=est.step.memory.total_bytes / GIB,
+        candidates=est.candidates_evaluated,
+        reason="",
+        exposed_comm_s=exposed_comm_s(est.step.breakdown_s),
+    )
+
+
 def exposed_comm_s(breakdown: dict[str, float]) -> float:
     return sum(v for k, v in breakdown.items() if "comm" in k)
 
@@ -121,21 +148,35 @@ def sweep(
     total = len(gpus) * len(gpu_counts)
     for hw in gpus:
         for n in gpu_counts:
-            rows.append(best_row(model, hw, n, job_args, given, usd_per_gpu_hour))
+            job = make_job(model, n, **job_args)  # a bad token count or batch is an input error, not a row
+            rows.append(best_row(model, hw, job, given, usd_per_gpu_hour))
             if progress:
                 progress(len(rows), total)
     return rows
 
 
+NOTHING_FITS = "no swept cluster can train this model (nothing fits); add larger clusters or GPUs with more memory"
+
+
+def _within(
+    rows: list[SweepRow], measure: Callable[[SweepRow], float], limit: float, rank: Callable[[SweepRow], tuple]
+) -> tuple[SweepRow | None, SweepRow | None]:
+    """(the feasible row ranked first among those whose `measure` is within `limit`, None) or, when none is,
+    (None, the feasible row with the smallest `measure`: the nearest miss; None when nothing is feasible)."""
+    feasible = [r for r in rows if r.feasible]
+    ok = [r for r in feasible if measure(r) <= limit]
+    if ok:
+        return min(ok, key=rank), None
+    return None, min(feasible, key=measure, default=None)
+
+
 def cheapest_within(rows: list[SweepRow], deadline_days: float) -> tuple[SweepRow | None, str]:
     """The cheapest feasible row that finishes within the deadline."""
-    ok = [r for r in rows if r.feasible and r.wall_clock_days is not None and r.wall_clock_days <= deadline_days]
-    if ok:
-        best = min(ok, key=lambda r: (r.cost_usd, r.wall_clock_days))
+    best, fastest = _within(rows, lambda r: r.wall_clock_days, deadline_days, lambda r: (r.cost_usd, r.wall_clock_days))
+    if best is not None:
         return best, f"cheapest run finishing within {deadline_days:g} days"
-    fastest = min((r for r in rows if r.feasible), key=lambda r: r.wall_clock_days or 0.0, default=None)
     if fastest is None:
-        return None, "no swept cluster can train this model (nothing fits); add larger clusters or GPUs with more memory"
+        return None, NOTHING_FITS
     return None, (
         f"no swept cluster finishes within {deadline_days:g} days: the fastest is {fastest.num_gpus} x {fastest.gpu} "
         f"with {fastest.wall_clock_days:.1f} days; add larger GPU counts to --num-gpus"
@@ -144,13 +185,11 @@ def cheapest_within(rows: list[SweepRow], deadline_days: float) -> tuple[SweepRo
 
 def fastest_within(rows: list[SweepRow], budget_usd: float) -> tuple[SweepRow | None, str]:
     """The fastest feasible row whose cost stays within the budget."""
-    ok = [r for r in rows if r.feasible and r.cost_usd is not None and r.cost_usd <= budget_usd]
-    if ok:
-        best = min(ok, key=lambda r: (r.wall_clock_days, r.cost_usd))
+    best, cheapest = _within(rows, lambda r: r.cost_usd, budget_usd, lambda r: (r.wall_clock_days, r.cost_usd))
+    if best is not None:
         return best, f"fastest run costing at most ${budget_usd:,.0f}"
-    cheapest = min((r for r in rows if r.feasible), key=lambda r: r.cost_usd or 0.0, default=None)
     if cheapest is None:
-        return None, "no swept cluster can train this model (nothing fits); add larger clusters or GPUs with more memory"
+        return None, NOTHING_FITS
     return None, (
         f"no swept cluster stays within ${budget_usd:,.0f}: the cheapest is {cheapest.num_gpus} x {cheapest.gpu} "
         f"at ${cheapest.cost_usd:,.0f}"
