@@ -24,7 +24,7 @@ from typing import Any
 
 from .errors import InputError
 from .report import flatten
-from .units import SECONDS_PER_DAY, parse_count
+from .units import GPU_HOURS_RANGE, MAX_GPUS, SECONDS_PER_DAY, TOKENS_RANGE, count_in_range
 
 
 def _layout_keys() -> tuple[str, ...]:
@@ -38,21 +38,29 @@ def _layout_keys() -> tuple[str, ...]:
 LAYOUT_KEYS = _layout_keys()
 
 
-def _number(name: str, value: Any, minimum: float = 1.0) -> float:
-    """A count given as a number or a string with a suffix ('14.8T')."""
+def _number(name: str, value: Any, bounds: tuple[float, float] = TOKENS_RANGE) -> float:
+    """A count given as a number or a string with a suffix ('14.8T'), in the same range as on the command line."""
     try:
-        x = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else parse_count(str(value))
-    except ValueError:
-        raise InputError(f"{name}={value!r} is not a number; write e.g. 14.8e12 or '14.8T'") from None
-    if not x >= minimum or x != x or x == float("inf"):
-        raise InputError(f"{name}={value!r} must be a finite number >= {minimum:g}")
-    return x
+        return count_in_range(value, *bounds)
+    except ValueError as e:
+        raise InputError(f"{name}={e}") from None
 
 
 def _gpus(num_gpus: Any) -> int:
-    if isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or not 1 <= num_gpus <= 1_000_000:
-        raise InputError(f"num_gpus={num_gpus!r} must be an integer between 1 and 1,000,000")
+    if isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or not 1 <= num_gpus <= MAX_GPUS:
+        raise InputError(f"num_gpus={num_gpus!r} must be an integer between 1 and {MAX_GPUS:,}")
     return num_gpus
+
+
+def _job(spec, num_gpus: Any, tokens: Any, global_batch_tokens: Any, layout: dict, **job_options: Any):
+    """The job of estimate() and search(): numbers checked, layout keywords checked against the Layout fields."""
+    from .layout import make_job
+
+    unknown = sorted(set(layout) - set(LAYOUT_KEYS))
+    if unknown:
+        raise InputError(f"unknown option(s) {', '.join(unknown)}; layout fields are {', '.join(LAYOUT_KEYS)}")
+    batch = None if global_batch_tokens is None else _number("global_batch_tokens", global_batch_tokens)
+    return make_job(spec, _gpus(num_gpus), _number("tokens", tokens), global_batch_tokens=batch, **job_options)
 
 
 def _frame(rows: list[dict]):
@@ -177,21 +185,18 @@ def estimate(
 ) -> EstimateResult:
     """Estimate one training run, as `costsim estimate`. Layout fields (tp, pp, dp, ep, cp, zero_stage,
     micro_batch_size, schedule, recompute, vpp, tp_overlap) given as keywords are fixed; the others are searched."""
-    from .api import run_estimate
+    from .estimate import estimate as model_estimate
     from .specs import load_hardware, load_model
     from .uncertainty import band_for_estimate, check_options
 
-    unknown = sorted(set(layout) - set(LAYOUT_KEYS))
-    if unknown:
-        raise InputError(f"unknown option(s) {', '.join(unknown)}; layout fields are {', '.join(LAYOUT_KEYS)}")
     if uncertainty:
         check_options(draws, seed, tokens_spread)
-    batch = None if global_batch_tokens is None else _number("global_batch_tokens", global_batch_tokens)
-    est = run_estimate(
-        model, gpu, _gpus(num_gpus), _number("tokens", tokens), seq_len, batch, precision, layout, usd_per_gpu_hour,
-        attention_kernel, dropout, fp8_recipe=fp8_recipe,
-    )  # fmt: skip
     spec, hw = load_model(model), load_hardware(gpu)
+    job = _job(
+        spec, num_gpus, tokens, global_batch_tokens, layout, seq_len=seq_len, precision=precision,
+        attention_kernel=attention_kernel, dropout=dropout, fp8_recipe=fp8_recipe,
+    )  # fmt: skip
+    est = model_estimate(spec, hw, job, layout, usd_per_gpu_hour)
     band = None
     if uncertainty:
         band = band_for_estimate(est, spec, hw, usd_per_gpu_hour is not None, tokens_spread, draws, seed)
@@ -237,28 +242,18 @@ def search(
     """Every valid layout of the run, ranked (fits first, then by step time or by cost), as `costsim search`.
 
     `top` keeps only the first rows in `candidates` (None: all)."""
-    from .layout import make_job
+    from .report import run_header
     from .search import candidate_rows, flops_per_token
     from .search import search as run_search
     from .specs import load_hardware, load_model
 
-    unknown = sorted(set(layout) - set(LAYOUT_KEYS))
-    if unknown:
-        raise InputError(f"unknown option(s) {', '.join(unknown)}; layout fields are {', '.join(LAYOUT_KEYS)}")
     spec, hw = load_model(model), load_hardware(gpu)
-    batch = None if global_batch_tokens is None else _number("global_batch_tokens", global_batch_tokens)
-    job = make_job(spec, _gpus(num_gpus), _number("tokens", tokens), seq_len, batch, precision, fp8_recipe=fp8_recipe)
+    job = _job(spec, num_gpus, tokens, global_batch_tokens, layout, seq_len=seq_len, precision=precision, fp8_recipe=fp8_recipe)
     given = {k: v for k, v in layout.items() if v is not None}
     result = run_search(spec, hw, job, given, usd_per_gpu_hour=usd_per_gpu_hour, objective=objective)
     rows = candidate_rows(result, job, hw.peak_flop_per_s("bf16"), flops_per_token(spec, job), top)
     summary = {
-        "model": spec.name,
-        "gpu": hw.name,
-        "num_gpus": job.num_gpus,
-        "tokens": job.tokens,
-        "seq_len": job.seq_len,
-        "global_batch_tokens": job.global_batch_tokens,
-        "precision": job.precision,
+        **run_header(spec, hw, job),
         "objective": objective,
         "fixed": given,
         "grid_size": result.grid_size,
@@ -302,7 +297,8 @@ def claim(
     from .claim import assess_claim
 
     n = None if num_gpus is None else _gpus(num_gpus)
-    return ClaimResult(assess_claim(model, gpu, _number("gpu_hours", gpu_hours), _number("tokens", tokens), n, precision))
+    hours = _number("gpu_hours", gpu_hours, GPU_HOURS_RANGE)
+    return ClaimResult(assess_claim(model, gpu, hours, _number("tokens", tokens), n, precision))
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,19 @@ def layout_text(lay: dict, cell: bool = False) -> str:
     return " ".join(degrees) + f" Z{lay['zero_stage']} {lay['schedule']}"
 
 
+def run_header(spec, hw, job) -> dict:
+    """The fields that open a search's output: what is trained, on what, with which tokens and precision."""
+    return {
+        "model": spec.name,
+        "gpu": hw.name,
+        "num_gpus": job.num_gpus,
+        "tokens": job.tokens,
+        "seq_len": job.seq_len,
+        "global_batch_tokens": job.global_batch_tokens,
+        "precision": job.precision,
+    }
+
+
 def estimate_table(d: dict) -> str:
     layout = layout_text(d["layout"]) + ("  [chosen by search]" if d["layout_chosen_by_search"] else "")
     mem = d["memory_breakdown_gib"]
