@@ -8,26 +8,25 @@ from typing import Annotated
 import typer
 
 from simulator.commands.options import (
+    NUM_GPUS,
+    RUN_LAYOUT_FLAGS,
     AttentionOpt,
     BatchOpt,
-    CpOpt,
-    EpOpt,
     Format,
-    MbsOpt,
-    OverlapOffOpt,
-    PpOpt,
     PrecisionOpt,
     PriceOpt,
     RecipeOpt,
-    RecOpt,
-    SchedOpt,
     SeqLenOpt,
-    TpOpt,
-    VppOpt,
-    ZeroOpt,
+    echo_result,
+    fail,
+    flag_name,
+    job_options,
+    layout_flags,
+    ranged,
 )
 from simulator.errors import CostsimError, InputError
-from simulator.units import parse_count
+
+_fail = fail  # the name calibrate/commands.py reports its errors through
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Training cost simulator for large language models.")
 list_app = typer.Typer(no_args_is_help=True, help="List what ships: GPUs and models.")
@@ -36,53 +35,26 @@ validate_app = typer.Typer(no_args_is_help=True, help="Compare the model with me
 app.add_typer(validate_app, name="validate")
 
 
-def _count(name: str, text: str | None, minimum: float = 1.0, maximum: float = 1e17) -> float | None:
-    if text is None:
-        return None
-    try:
-        value = parse_count(text)
-    except ValueError:
-        raise InputError(f"{name} {text!r} is not a number; write e.g. 14.8T, 300B, 2.788M or 1.5e12") from None
-    if not minimum <= value <= maximum:
-        raise InputError(
-            f"{name} {text} = {value:.4g} is out of range [{minimum:.4g}, {maximum:.4g}]; check the value and its suffix"
-        )
-    return value
-
-
-def _fail(err: CostsimError) -> None:
-    typer.echo(f"error: {err}", err=True)
-    raise typer.Exit(code=1)
-
-
 @app.command()
+@layout_flags(RUN_LAYOUT_FLAGS)
 def estimate(
     model: Annotated[
         str | None, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json (not with --plan)")
     ] = None,
     gpu: Annotated[str | None, typer.Option(help="Hardware profile id or alias (costsim list gpus), or a profile YAML")] = None,
-    num_gpus: Annotated[int | None, typer.Option(min=1, max=1_000_000, help="GPUs in the cluster")] = None,
+    num_gpus: Annotated[int | None, NUM_GPUS] = None,
     tokens: Annotated[str | None, typer.Option(help="Training tokens, e.g. 14.8T")] = None,
     seq_len: SeqLenOpt = None,
     global_batch_tokens: BatchOpt = None,
     precision: Annotated[PrecisionOpt | None, typer.Option(help="GEMM precision (default bf16)")] = None,
     fp8_recipe: RecipeOpt = None,
-    tp: TpOpt = None,
-    pp: PpOpt = None,
-    dp: Annotated[int | None, typer.Option(min=1, help="Data parallel degree (default: GPUs / (TP x PP x CP))")] = None,
-    ep: EpOpt = None,
-    cp: CpOpt = None,
-    zero_stage: ZeroOpt = None,
-    micro_batch_size: MbsOpt = None,
-    schedule: SchedOpt = None,
-    vpp: VppOpt = None,
-    recompute: RecOpt = None,
-    tp_overlap: OverlapOffOpt = None,
+    layout: dict | None = None,  # --tp ... --tp-overlap, declared once in simulator/commands/options.py
     attention_kernel: Annotated[
         AttentionOpt | None, typer.Option(help="flash (default), or unfused (materialised scores, Megatron-LM 2021)")
     ] = None,
     dropout: Annotated[
-        float | None, typer.Option(min=0.0, max=0.9, help="Dropout probability (default 0, as in modern pre-training)")
+        float | None,
+        ranged("Dropout probability (default 0, as in modern pre-training)", 0.0, 0.9, "give a probability, e.g. 0.1"),
     ] = None,
     usd_per_gpu_hour: PriceOpt = None,
     plan: Annotated[str | None, typer.Option(help="A plan with stages instead of MODEL: shipped name (plans/) or YAML")] = None,
@@ -111,44 +83,28 @@ def estimate(
     format: Annotated[Format, typer.Option("--format", help="Output format")] = Format.table,
 ) -> None:
     """Estimate GPU-hours, wall-clock days, dollars, MFU and memory of one training run, or of a plan's stages."""
-    from simulator import report
     from simulator.api import run_estimate
     from simulator.calibration import hardware_for
-    from simulator.pricing import CostOptions, apply_to_estimate
+    from simulator.pricing import CostOptions, apply_to_estimate, price_held_fixed
 
     run_flags = {"MODEL": model, "--gpu": gpu, "--num-gpus": num_gpus, "--tokens": tokens}
-    layout_flags = {"--seq-len": seq_len, "--global-batch-tokens": global_batch_tokens, "--tp": tp, "--pp": pp, "--dp": dp}
-    layout_flags |= {"--ep": ep, "--cp": cp, "--zero-stage": zero_stage, "--micro-batch-size": micro_batch_size}
-    layout_flags |= {"--schedule": schedule, "--vpp": vpp, "--recompute": recompute, "--calibration": calibration}
-    layout_flags |= {"--precision": precision, "--fp8-recipe": fp8_recipe, "--tp-overlap": tp_overlap}
-    layout_flags |= {"--attention-kernel": attention_kernel, "--dropout": dropout}
+    job_flags = {"--seq-len": seq_len, "--global-batch-tokens": global_batch_tokens, "--precision": precision}
+    job_flags |= {"--fp8-recipe": fp8_recipe, "--attention-kernel": attention_kernel, "--dropout": dropout}
+    job_flags |= {"--calibration": calibration} | {flag_name(k): v for k, v in (layout or {}).items()}
     try:
-        band_flags = {"--draws": draws, "--seed": seed, "--tokens-spread": tokens_spread}
-        if not uncertainty and any(v is not None for v in band_flags.values()):
-            given = ", ".join(k for k, v in band_flags.items() if v is not None)
-            raise InputError(f"{given} only apply with --uncertainty; add --uncertainty or drop them")
-        draws = 10_000 if draws is None else draws
-        seed = 0 if seed is None else seed
-        tokens_spread = 0.0 if tokens_spread is None else tokens_spread
+        band = _band_options(uncertainty, draws, seed, tokens_spread)
         costs = CostOptions(
-            pricing,
-            usd_per_gpu_hour,
-            gpu_purchase_usd,
-            pue,
-            usd_per_kwh,
-            grid_kg_co2_per_kwh,
-            experiments_multiplier,
+            pricing, usd_per_gpu_hour, gpu_purchase_usd, pue, usd_per_kwh, grid_kg_co2_per_kwh, experiments_multiplier,
             rental_kind=rental,
-        )
+        )  # fmt: skip
         if plan is not None:
-            clash = [k for k, v in (run_flags | layout_flags).items() if v is not None]
+            clash = [k for k, v in (run_flags | job_flags).items() if v is not None]
             if clash:
                 raise InputError(f"--plan sets the model, GPUs, tokens and layout of each stage; drop {', '.join(clash)}")
             from simulator.commands.analysis import estimate_plan_output
 
-            fixed = "the TCO rate is held fixed" if pricing == "tco" else usd_per_gpu_hour is not None
-            band = {"price_fixed": fixed, "tokens_spread": tokens_spread, "draws": draws, "seed": seed} if uncertainty else None
-            typer.echo(estimate_plan_output(plan, costs, format.value, band), nl=format != Format.csv)
+            plan_band = None if band is None else {"price_fixed": price_held_fixed(costs), **band}
+            typer.echo(estimate_plan_output(plan, costs, format.value, plan_band), nl=format != Format.csv)
             return
         missing = [k for k, v in run_flags.items() if v is None]
         if missing:
@@ -157,58 +113,50 @@ def estimate(
             model=model,
             gpu=gpu,
             num_gpus=num_gpus,
-            tokens=_count("--tokens", tokens),
-            seq_len=seq_len,
-            global_batch_tokens=_count("--global-batch-tokens", global_batch_tokens),
-            precision=precision.value if precision else "bf16",
-            layout={
-                "tp": tp,
-                "pp": pp,
-                "dp": dp,
-                "ep": ep,
-                "cp": cp,
-                "zero_stage": zero_stage,
-                "micro_batch_size": micro_batch_size,
-                "schedule": schedule.value if schedule else None,
-                "recompute": recompute.value if recompute else None,
-                "vpp": vpp,
-                "tp_overlap": tp_overlap,
-            },
+            **job_options(tokens, seq_len, global_batch_tokens, precision, fp8_recipe),
+            layout=layout,
             usd_per_gpu_hour=usd_per_gpu_hour,
             attention_kernel=attention_kernel.value if attention_kernel else "flash",
             dropout=dropout or 0.0,
             calibration=calibration,
-            fp8_recipe=fp8_recipe.value if fp8_recipe else None,
         )
-    except CostsimError as e:
-        _fail(e)
-    try:
         hw = hardware_for(gpu, calibration)
         d = apply_to_estimate(result.to_dict(), hw, costs)
+        if band is not None:
+            from simulator.uncertainty import band_for_estimate
+
+            fixed, price = price_held_fixed(costs), d["usd_per_gpu_hour"]
+            d["uncertainty"] = band_for_estimate(result, model, hw, fixed, **band, usd_per_gpu_hour=price).to_dict()
     except CostsimError as e:
-        _fail(e)
-    if uncertainty:
-        from simulator.uncertainty import band_for_estimate
+        fail(e)
+    echo_result(format, d, [d], lambda: _estimate_text(d))
 
-        try:
-            fixed = "the TCO rate is held fixed" if pricing == "tco" else usd_per_gpu_hour is not None
-            band = band_for_estimate(
-                result, model, hw, fixed, tokens_spread, draws, seed, usd_per_gpu_hour=d["usd_per_gpu_hour"]
-            )
-            d["uncertainty"] = band.to_dict()
-        except CostsimError as e:
-            _fail(e)
-    if format == Format.json:
-        typer.echo(report.to_json(d))
-    elif format == Format.csv:
-        typer.echo(report.to_csv([d]), nl=False)
-    else:
-        typer.echo(report.estimate_table(d))
-        typer.echo("\n".join(["", *report.cost_lines(d["cost"])]))
-        if "uncertainty" in d:
-            from simulator.report_document import uncertainty_table
 
-            typer.echo(uncertainty_table(d["uncertainty"]))
+def _band_options(uncertainty: bool, draws: int | None, seed: int | None, tokens_spread: float | None) -> dict | None:
+    """--draws, --seed and --tokens-spread with their defaults when --uncertainty is given, else None (and none given)."""
+    given = {"--draws": draws, "--seed": seed, "--tokens-spread": tokens_spread}
+    if not uncertainty:
+        if any(v is not None for v in given.values()):
+            flags = ", ".join(k for k, v in given.items() if v is not None)
+            raise InputError(f"{flags} only apply with --uncertainty; add --uncertainty or drop them")
+        return None
+    return {
+        "draws": 10_000 if draws is None else draws,
+        "seed": 0 if seed is None else seed,
+        "tokens_spread": 0.0 if tokens_spread is None else tokens_spread,
+    }
+
+
+def _estimate_text(d: dict) -> str:
+    """The estimate table, its cost block and, with --uncertainty, the band."""
+    from simulator import report
+
+    text = report.estimate_table(d) + "\n" + "\n".join(["", *report.cost_lines(d["cost"])])
+    if "uncertainty" in d:
+        from simulator.report_document import uncertainty_table
+
+        text += "\n" + uncertainty_table(d["uncertainty"])
+    return text
 
 
 @list_app.command("gpus")
@@ -229,7 +177,7 @@ def list_gpus() -> None:
             )
         typer.echo("peaks: dense TFLOP/s (no sparsity); link: per GPU and direction; NIC: per GPU")
     except CostsimError as e:
-        _fail(e)
+        fail(e)
 
 
 @list_app.command("models")
@@ -251,7 +199,7 @@ def list_models() -> None:
                 f"{kind} / {ffn}"
             )
     except CostsimError as e:
-        _fail(e)
+        fail(e)
 
 
 def _attention_kind(m) -> str:
@@ -271,7 +219,7 @@ def fit() -> None:
     try:
         result = fitting.fit()
     except CostsimError as e:
-        _fail(e)
+        fail(e)
     fitting.write(result)
     typer.echo(f"gemm_sustain = {result['gemm_sustain']:.4f} from {result['constrained_by']} runs")
     typer.echo(f"{'run':<28} {'reported':>9} {'in-sample':>10} {'leave-one-out':>14}")

@@ -12,6 +12,7 @@ import functools
 import io
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -401,6 +402,60 @@ def test_out_of_range_options(flag, value):
     else:
         args += [flag, value]
     assert_clean_error(invoke(*args), flag)
+
+
+SEARCH = ["search", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "64", "--tokens", "1T"]
+SWEEP = ["sweep", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "64", "--tokens", "1T"]
+CLAIM = ["claim", "deepseek-v3", "--gpu", "h800", "--gpu-hours", "2.788M", "--tokens", "14.8T"]
+REPORT = ["report", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "64", "--tokens", "1T"]
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "value", "needle"),
+    [
+        (LLAMA_8B, "--num-gpus", "0", "--num-gpus 0 is out of range [1, 1,000,000]"),
+        (LLAMA_8B, "--tp", "99999999999999999999", "--tp 99999999999999999999 is out of range [1, 1,000,000]"),
+        (LLAMA_8B, "--ep", "-1", "--ep -1 is out of range [1, 1,000,000]"),
+        (LLAMA_8B, "--seq-len", "-5", "--seq-len -5 is out of range [1, 10,000,000]"),
+        (LLAMA_8B, "--zero-stage", "4", "--zero-stage 4 is out of range [0, 3]"),
+        (LLAMA_8B, "--dropout", "2", "--dropout 2 is out of range [0, 0.9]"),
+        (LLAMA_8B, "--usd-per-gpu-hour", "-1", "--usd-per-gpu-hour -1 is out of range [0, 1,000]"),
+        (LLAMA_8B, "--pue", "-1", "--pue -1 is out of range [1, 3]"),
+        (LLAMA_8B, "--tokens", "-5", "--tokens '-5' = -5 is out of range [1, 1e+17]"),
+        (SEARCH, "--top", "0", "--top 0 is out of range [1, 1,000]"),
+        (SEARCH, "--micro-batch-size", "-2", "--micro-batch-size -2 is out of range [1, 1,000,000]"),
+        (SWEEP, "--num-gpus", "0", "--num-gpus '0': every count must be between 1 and 1,000,000"),
+        (SWEEP, "--deadline-days", "-1", "--deadline-days -1 is out of range [0.001, 36,500]"),
+        (SWEEP, "--budget-usd", "1e99", "--budget-usd 1e+99 is out of range [1, 1e+13]"),
+        (SWEEP, "--vpp", "0", "--vpp 0 is out of range [1, 1,000,000]"),
+        (CLAIM, "--num-gpus", "-3", "--num-gpus -3 is out of range [1, 10,000,000]"),
+        (CLAIM, "--gpu-hours", "-1", "--gpu-hours '-1' = -1 is out of range [0.001, 1e+12]"),
+        (REPORT, "--num-gpus", "0", "--num-gpus 0 is out of range [1, 1,000,000]"),
+        (REPORT, "--dp", "0", "--dp 0 is out of range [1, 1,000,000]"),
+        (REPORT, "--draws", "-5", "--draws -5 is out of range [100, 1,000,000]"),
+    ],
+)
+def test_numbers_out_of_range_name_the_option_value_and_range(tmp_path, command, flag, value, needle):
+    """One line naming the option, the value, the allowed range and a fix; exit 1; not typer's usage box."""
+    args = [*command, "--output", str(tmp_path / "report")] if command is REPORT else list(command)
+    if flag in args:
+        args[args.index(flag) + 1] = value
+    else:
+        args += [flag, value]
+    out = assert_clean_error(invoke(*args), needle, exit_code=1, error="prefix")
+    assert len(out.strip().splitlines()) == 1, out
+    assert ";" in out.split(needle, 1)[-1], f"no fix suggested: {out}"
+
+
+def test_count_parsing_is_one_range_checked_path():
+    from simulator.units import count_in_range
+
+    assert count_in_range("14.8T", 1, 1e17) == 14.8e12 and count_in_range(300, 1, 1e17) == 300.0
+    for bad, message in [(True, "not a number"), ("1.2.3T", "not a number"), ("nan", "out of range"), (0, "[1, ")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            count_in_range(bad, 1, 1e17)
+    with pytest.raises(ValueError, match=re.escape("out of range (0, ")):
+        count_in_range(0, 0, 1e17, low_open=True)
 
 
 def test_global_batch_smaller_than_one_sequence():

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from simulator.commands.options import TableJson
+from simulator.commands.options import TableJson, fail
 
 
 def register(app: typer.Typer, validate_app: typer.Typer) -> None:
@@ -24,7 +24,6 @@ def compare_runs(
 
     A model name uses the shipped plan of that name, whole (every stage), as estimated by costsim.
     """
-    from cli import _fail
     from simulator import report
     from simulator.api import run_compare
     from simulator.compare import plot_waterfall
@@ -39,7 +38,7 @@ def compare_runs(
         if plot is not None:
             plot_waterfall(d, plot)
     except CostsimError as e:
-        _fail(e)
+        fail(e)
     typer.echo(report.to_json(d) if format == TableJson.json else report.compare_table(d))
     if plot is not None and format != TableJson.json:
         typer.echo(f"waterfall chart written to {plot}")

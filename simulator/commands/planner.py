@@ -8,43 +8,25 @@ from typing import Annotated
 import typer
 
 from simulator.commands.options import (
+    SEARCH_LAYOUT_FLAGS,
     BatchOpt,
-    CpOpt,
-    EpOpt,
-    MbsOpt,
     ModelArg,
+    NumGpusOpt,
     Objective,
-    OverlapOpt,
-    PpOpt,
     PrecisionOpt,
     PrecOpt,
     PriceOpt,
     RecipeOpt,
-    RecOpt,
-    SchedOpt,
     SeqLenOpt,
     TokensOpt,
-    TpOpt,
-    VppOpt,
-    ZeroOpt,
+    echo_result,
+    fail,
+    job_options,
+    layout_flags,
+    ranged,
 )
 from simulator.commands.options import Format as OutFormat
-
-
-def _given(tp, pp, ep, cp, zero_stage, micro_batch_size, schedule, vpp, recompute, tp_overlap) -> dict:
-    values = {
-        "tp": tp,
-        "pp": pp,
-        "ep": ep,
-        "cp": cp,
-        "zero_stage": zero_stage,
-        "micro_batch_size": micro_batch_size,
-        "schedule": schedule.value if schedule else None,
-        "vpp": vpp,
-        "recompute": recompute.value if recompute else None,
-        "tp_overlap": tp_overlap,
-    }
-    return {k: v for k, v in values.items() if v is not None}
+from simulator.report import layout_text
 
 
 def _parse_reference(text: str | None, spec) -> tuple[dict | None, str]:
@@ -79,27 +61,19 @@ def _parse_reference(text: str | None, spec) -> tuple[dict | None, str]:
     return out, "--reference"
 
 
+@layout_flags(SEARCH_LAYOUT_FLAGS)
 def search_command(
     model: ModelArg,
     gpu: Annotated[str, typer.Option(help="Hardware profile id or alias (costsim list gpus)")],
-    num_gpus: Annotated[int, typer.Option(min=1, max=1_000_000, help="GPUs in the cluster")],
+    num_gpus: NumGpusOpt,
     tokens: TokensOpt,
     seq_len: SeqLenOpt = None,
     global_batch_tokens: BatchOpt = None,
     precision: PrecOpt = PrecisionOpt.bf16,
     fp8_recipe: RecipeOpt = None,
     objective: Annotated[Objective, typer.Option(help="Rank by step time or by dollars")] = Objective.time,
-    top: Annotated[int, typer.Option(min=1, max=1000, help="Layouts shown in the table")] = 10,
-    tp: TpOpt = None,
-    pp: PpOpt = None,
-    ep: EpOpt = None,
-    cp: CpOpt = None,
-    zero_stage: ZeroOpt = None,
-    micro_batch_size: MbsOpt = None,
-    schedule: SchedOpt = None,
-    vpp: VppOpt = None,
-    recompute: RecOpt = None,
-    tp_overlap: OverlapOpt = None,
+    top: Annotated[int, ranged("Layouts shown in the table", 1, 1000, "give how many layouts to show, e.g. 10")] = 10,
+    layout: dict | None = None,  # --tp ... --tp-overlap, declared once in simulator/commands/options.py
     reference: Annotated[
         str | None, typer.Option(help="Layout to compare with the best, e.g. tp=1,pp=16,ep=64 (default: the published one)")
     ] = None,
@@ -109,8 +83,6 @@ def search_command(
     ),
 ) -> None:
     """Evaluate every valid layout (TP, PP, DP, EP, CP, ZeRO, micro-batch, schedule, virtual stages, recompute)."""
-    from cli import _count, _fail
-    from simulator import report
     from simulator.commands.progress import DelayedProgress
     from simulator.errors import CostsimError
     from simulator.layout import make_job
@@ -121,35 +93,22 @@ def search_command(
         spec = load_model(model)
         hw = load_hardware(gpu)
         hw.peak_flop_per_s(precision.value)
-        job = make_job(
-            spec,
-            num_gpus,
-            _count("--tokens", tokens),
-            seq_len,
-            _count("--global-batch-tokens", global_batch_tokens),
-            precision.value,
-            fp8_recipe=fp8_recipe.value if fp8_recipe else None,
-        )
-        given = _given(tp, pp, ep, cp, zero_stage, micro_batch_size, schedule, vpp, recompute, tp_overlap)
+        job = make_job(spec, num_gpus, **job_options(tokens, seq_len, global_batch_tokens, precision, fp8_recipe))
         ref, ref_source = _parse_reference(reference, spec)
         with DelayedProgress("searching layouts") as bar:
             result = search(
-                spec, hw, job, given, usd_per_gpu_hour=usd_per_gpu_hour, objective=objective.value, progress=bar.update
+                spec, hw, job, layout, usd_per_gpu_hour=usd_per_gpu_hour, objective=objective.value, progress=bar.update
             )
     except CostsimError as e:
-        _fail(e)
+        fail(e)
     doc = search_document(spec, hw, job, result, ref, ref_source, top if format == OutFormat.table else None)
-    if format == OutFormat.json:
-        typer.echo(report.to_json(doc))
-    elif format == OutFormat.csv:
-        typer.echo(report.to_csv(doc["candidates"]), nl=False)
-    else:
-        typer.echo(search_table(doc, top))
+    echo_result(format, doc, doc["candidates"], lambda: search_table(doc, top))
 
 
 def search_document(spec, hw, job, result, ref: dict | None, ref_source: str, limit: int | None) -> dict:
     """What `costsim search` reports: the counts, the candidates in rank order, the best's breakdown,
     and where the reference (published) layout ranks, with the terms that make the best faster."""
+    from simulator.report import run_header
     from simulator.search import breakdown_of, candidate_rows, explain, flops_per_token
     from simulator.units import GIB
 
@@ -157,13 +116,7 @@ def search_document(spec, hw, job, result, ref: dict | None, ref_source: str, li
     rows = candidate_rows(result, job, hw.peak_flop_per_s("bf16"), flops, limit)
     best = result.best()
     doc: dict = {
-        "model": spec.name,
-        "gpu": hw.name,
-        "num_gpus": job.num_gpus,
-        "tokens": job.tokens,
-        "seq_len": job.seq_len,
-        "global_batch_tokens": job.global_batch_tokens,
-        "precision": job.precision,
+        **run_header(spec, hw, job),
         "objective": result.objective,
         "grid_size": result.grid_size,
         "invalid_by_rule": result.invalid_by_rule,
@@ -199,12 +152,6 @@ def search_document(spec, hw, job, result, ref: dict | None, ref_source: str, li
     return doc
 
 
-def _describe(layout: dict) -> str:
-    from simulator.layout import Layout
-
-    return Layout(**layout).describe()
-
-
 def search_table(doc: dict, top: int) -> str:
     lines = [
         f"{doc['model']} on {doc['num_gpus']} x {doc['gpu']} ({doc['precision']}): {doc['grid_size']:,} candidates, "
@@ -217,12 +164,12 @@ def search_table(doc: dict, top: int) -> str:
             break
         free = doc["gpu_memory_gib"] - row["memory_per_gpu_gib"]
         lines.append(
-            f"{row['rank']:>3}  {_describe(row['layout']):<72} {row['step_time_s']:>8.3f} {row['gpu_hours']:>11,.0f} "
+            f"{row['rank']:>3}  {layout_text(row['layout']):<72} {row['step_time_s']:>8.3f} {row['gpu_hours']:>11,.0f} "
             f"{row['cost_usd']:>11,.0f} {row['mfu']:>6.1%} {row['memory_per_gpu_gib']:>8.1f} {free:>6.1f}"
         )
     if doc["best"] is None:
         closest = doc["closest"]
-        lines.append(f"no layout fits in memory; the one needing the least: {_describe(closest['layout'])}")
+        lines.append(f"no layout fits in memory; the one needing the least: {layout_text(closest['layout'])}")
         lines.append(f"  {closest['reason']}")
     else:
         lines += ["", "step time breakdown of #1 (seconds per step)"]
@@ -245,6 +192,7 @@ def search_table(doc: dict, top: int) -> str:
     return "\n".join(lines)
 
 
+@layout_flags(SEARCH_LAYOUT_FLAGS)
 def sweep_command(
     model: ModelArg,
     gpu: Annotated[str, typer.Option(help="Hardware profile ids, comma-separated, e.g. h800,h100-sxm")],
@@ -254,21 +202,13 @@ def sweep_command(
     global_batch_tokens: BatchOpt = None,
     precision: PrecOpt = PrecisionOpt.bf16,
     fp8_recipe: RecipeOpt = None,
-    tp: TpOpt = None,
-    pp: PpOpt = None,
-    ep: EpOpt = None,
-    cp: CpOpt = None,
-    zero_stage: ZeroOpt = None,
-    micro_batch_size: MbsOpt = None,
-    schedule: SchedOpt = None,
-    vpp: VppOpt = None,
-    recompute: RecOpt = None,
-    tp_overlap: OverlapOpt = None,
+    layout: dict | None = None,  # --tp ... --tp-overlap, declared once in simulator/commands/options.py
     deadline_days: Annotated[
-        float | None, typer.Option(min=0.001, max=36500, help="Find the cheapest cluster that finishes within D days")
+        float | None,
+        ranged("Find the cheapest cluster that finishes within D days", 0.001, 36500, "give days, e.g. 60"),
     ] = None,
     budget_usd: Annotated[
-        float | None, typer.Option(min=1.0, max=1e13, help="Find the fastest cluster that costs at most B dollars")
+        float | None, ranged("Find the fastest cluster that costs at most B dollars", 1.0, 1e13, "give dollars, e.g. 6e6")
     ] = None,
     usd_per_gpu_hour: PriceOpt = None,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG chart of days and dollars against GPU count")] = None,
@@ -276,7 +216,6 @@ def sweep_command(
     format: Annotated[OutFormat, typer.Option("--format", help="Output format")] = OutFormat.table,
 ) -> None:
     """Best layout, days, GPU-hours, dollars and MFU for each GPU type and cluster size."""
-    from cli import _count, _fail
     from simulator import report
     from simulator.commands.progress import DelayedProgress
     from simulator.errors import CostsimError, InputError
@@ -292,14 +231,7 @@ def sweep_command(
         for hw in gpus:
             hw.peak_flop_per_s(precision.value)
         counts = parse_gpu_counts(num_gpus)
-        job_args = {
-            "tokens": _count("--tokens", tokens),
-            "seq_len": seq_len,
-            "global_batch_tokens": _count("--global-batch-tokens", global_batch_tokens),
-            "precision": precision.value,
-            "fp8_recipe": fp8_recipe.value if fp8_recipe else None,
-        }
-        given = _given(tp, pp, ep, cp, zero_stage, micro_batch_size, schedule, vpp, recompute, tp_overlap)
+        job_args = job_options(tokens, seq_len, global_batch_tokens, precision, fp8_recipe)
         for flag, path, suffix in (("--plot", plot, ".png"), ("--output", output, ".csv")):
             if path is None:
                 continue
@@ -310,9 +242,9 @@ def sweep_command(
             if not path.resolve().parent.is_dir():
                 raise InputError(f"{flag} {path}: folder {path.parent} does not exist; create it or pick another path")
         with DelayedProgress("sweeping clusters") as bar:
-            rows = sweep(spec, gpus, counts, job_args, given, usd_per_gpu_hour, progress=bar.update)
+            rows = sweep(spec, gpus, counts, job_args, layout, usd_per_gpu_hour, progress=bar.update)
     except CostsimError as e:
-        _fail(e)
+        fail(e)
     doc: dict = {"model": spec.name, "precision": precision.value, "rows": [r.to_dict() for r in rows]}
     for flag, value, pick in (("deadline_days", deadline_days, cheapest_within), ("budget_usd", budget_usd, fastest_within)):
         if value is not None:
@@ -324,12 +256,7 @@ def sweep_command(
         plot_sweep(rows, spec.name, plot)
     if output is not None:
         output.write_text(report.to_csv(doc["rows"]))
-    if format == OutFormat.json:
-        typer.echo(report.to_json(doc))
-    elif format == OutFormat.csv:
-        typer.echo(report.to_csv(doc["rows"]), nl=False)
-    else:
-        typer.echo(sweep_table(doc))
+    echo_result(format, doc, doc["rows"], lambda: sweep_table(doc))
 
 
 def sweep_table(doc: dict) -> str:
@@ -342,7 +269,7 @@ def sweep_table(doc: dict) -> str:
             lines.append(f"{r['gpu']:<10} {r['num_gpus']:>6}  infeasible: {r['reason'][:110]}")
             continue
         lines.append(
-            f"{r['gpu']:<10} {r['num_gpus']:>6}  {_describe(r['layout']):<66} {r['step_time_s']:>7.2f} "
+            f"{r['gpu']:<10} {r['num_gpus']:>6}  {layout_text(r['layout']):<66} {r['step_time_s']:>7.2f} "
             f"{r['exposed_comm_s']:>7.2f} {r['wall_clock_days']:>8.1f} "
             f"{r['gpu_hours']:>12,.0f} {r['cost_usd']:>13,.0f} {r['mfu']:>6.1%} {r['memory_per_gpu_gib']:>6.1f}"
         )
@@ -359,7 +286,7 @@ def sweep_table(doc: dict) -> str:
             else:
                 a = entry["answer"]
                 lines.append(
-                    f"{label}: {entry['reason']}: {a['num_gpus']} x {a['gpu']}, {_describe(a['layout'])}, "
+                    f"{label}: {entry['reason']}: {a['num_gpus']} x {a['gpu']}, {layout_text(a['layout'])}, "
                     f"{a['wall_clock_days']:.1f} days, ${a['cost_usd']:,.0f}"
                 )
     return "\n".join(lines)

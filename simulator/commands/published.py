@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from simulator.commands.options import Format, PrecisionOpt, TableJson
+from simulator.commands.options import Format, PrecisionOpt, TableJson, count_option, echo_result, fail
 
 
 def register(app: typer.Typer, validate_app: typer.Typer) -> None:
@@ -28,8 +28,7 @@ def validate_public(
     per GPU) at its published layout; fields a source leaves out are searched. Runs that constrained a
     fitted global constant also show their leave-one-out error (simulator/fitted_constants.yaml).
     """
-    from cli import _fail
-    from simulator import public_runs, report
+    from simulator import public_runs
     from simulator.errors import CostsimError, InputError
 
     try:
@@ -40,13 +39,8 @@ def validate_public(
         if plot is not None:
             public_runs.plot(results, plot)
     except CostsimError as e:
-        _fail(e)
-    if format == Format.json:
-        typer.echo(report.to_json(doc))
-    elif format == Format.csv:
-        typer.echo(report.to_csv(doc["cases"]), nl=False)
-    else:
-        typer.echo(validation_table(doc))
+        fail(e)
+    echo_result(format, doc, doc["cases"], lambda: validation_table(doc))
     if plot is not None and format == Format.table:
         typer.echo(f"scatter plot written to {plot}")
 
@@ -109,22 +103,22 @@ def claim(
     by more than its largest error on the published runs while needing more MFU than any of them reached;
     plausible within that error (or slower); optimistic in between.
     """
-    from cli import _count, _fail
     from simulator import report
     from simulator.claim import assess_claim
     from simulator.errors import CostsimError
+    from simulator.units import GPU_HOURS_RANGE
 
     try:
         result = assess_claim(
             model,
             gpu,
-            gpu_hours=_count("--gpu-hours", gpu_hours, minimum=1e-3, maximum=1e12),
-            tokens=_count("--tokens", tokens),
+            gpu_hours=count_option("--gpu-hours", gpu_hours, GPU_HOURS_RANGE),
+            tokens=count_option("--tokens", tokens),
             num_gpus=num_gpus,
             precision=precision.value if precision else None,
         )
     except CostsimError as e:
-        _fail(e)
+        fail(e)
     d = result.to_dict()
     if uncertainty:
         from simulator.report_document import uncertainty_table
@@ -133,7 +127,7 @@ def claim(
         try:
             d["uncertainty"] = band_for_claim(result, model, gpu, draws, seed).to_dict()
         except CostsimError as e:
-            _fail(e)
+            fail(e)
     if format == TableJson.json:
         typer.echo(report.to_json(d))
     else:
