@@ -8,7 +8,7 @@ measured time. That is the kernel's achieved bandwidth in the simulator's own ac
 
 - `layer`: everything of one dense layer but its GEMMs and attention core (a real transformer.Block with
   those stood in for): two RMSNorms, two residual adds, RoPE on q and k, SwiGLU, the head-layout copies
-  and autograd, forward and backward; step_time._memory_bound_bytes per forward (NORM_RESIDUAL_PASSES x h
+  and autograd, forward and backward; step_time.memory_bound_bytes per forward (NORM_RESIDUAL_PASSES x h
   + RoPE + 3 x d_ff elements per token), twice that backward;
 - `cross_entropy`: fp32 cross-entropy over the logits, CROSS_ENTROPY_BYTES_PER_LOGIT for forward + backward;
 - `embedding`: the input embedding lookup and its gradient, as step_time.embed_time charges it;
@@ -32,7 +32,7 @@ from simulator.flops import parameter_counts
 from simulator.layout import Job, Layout
 from simulator.memory import optimizer_step_bytes_per_param
 from simulator.specs import ModelSpec
-from simulator.step_time import CROSS_ENTROPY_BYTES_PER_LOGIT, Context, _memory_bound_bytes, embed_time
+from simulator.step_time import CROSS_ENTROPY_BYTES_PER_LOGIT, Context, embed_time, memory_bound_bytes
 from simulator.units import BYTES_PER_ELEMENT
 
 from .timing import Budget, measure, randn
@@ -62,7 +62,7 @@ def counted_bytes(spec: ModelSpec, tokens: int) -> dict[str, float]:
     job = Job(num_gpus=1, tokens=float(tokens), seq_len=tokens, global_batch_tokens=float(tokens))
     ctx = Context(spec, job, Layout(), BYTE_COUNT, DEFAULT)
     return {
-        "layer": 3.0 * float(_memory_bound_bytes(ctx, "dense")),  # layer_time: backward at twice the forward
+        "layer": 3.0 * float(memory_bound_bytes(ctx, "dense")),  # layer_time: backward at twice the forward
         "cross_entropy": CROSS_ENTROPY_BYTES_PER_LOGIT * tokens * spec.vocab_size,
         "embedding": float(embed_time(ctx).parts["embedding"]),
     }

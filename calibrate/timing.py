@@ -63,8 +63,8 @@ def measure(fn: Callable[[], object], device: torch.device, budget: Budget) -> T
     first = _one_call_s(fn, device)
     if budget.max_call_s < first < 4 * budget.max_call_s:  # the first call may include one-time set-up: look again
         first = _one_call_s(fn, device)
-        if first > budget.max_call_s:
-            raise Skip(f"one call took {first:.2f} s, over the {budget.max_call_s:g} s limit per call")
+    if first > budget.max_call_s:
+        raise Skip(f"one call took {first:.2f} s, over the {budget.max_call_s:g} s limit per call")
     for _ in range(budget.warmup - 1):
         fn()
     sync(device)

@@ -41,8 +41,6 @@ class Assumptions:
     elsewhere the contention is f x the hidden communication time (step_time.static_sm_partition)."""
     moe_imbalance: float = 1.1
     """Busiest EP rank's routed tokens / mean, per micro-batch, for dropless MoE. Assumption."""
-    memory_bound_bytes_per_param_optimizer: float = 30.0
-    """Fused AdamW: read fp32 master, m, v, grad (16 B), write master, m, v, bf16 weight (14 B). theory.md §6.3."""
     memory_reserved_bytes: float = 3 * GIB
     """CUDA context, NCCL buffers and allocator fragmentation per GPU. theory.md §2.3 (1-3 GB); upper end."""
     failures_per_gpu_hour: float = 419 / (54 * 24 * 16384)

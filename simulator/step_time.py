@@ -162,7 +162,7 @@ def _gemm_time(ctx: Context, kind: str) -> tuple[float, dict[str, float]]:
     return fwd, parts
 
 
-def _memory_bound_bytes(ctx: Context, kind: str) -> float:
+def memory_bound_bytes(ctx: Context, kind: str) -> float:
     """Forward HBM traffic of the elementwise kernels of one layer per micro-batch on one GPU."""
     model, t = ctx.model, ctx.tokens_per_micro_batch / ctx.layout.tp
     act = BYTES_PER_ELEMENT["bf16"]
@@ -280,7 +280,7 @@ def layer_time(ctx: Context, kind: str) -> ItemTime:
     gemm_kind = "mtp" if kind == "mtp" and model.moe is not None else ("dense" if kind == "mtp" else kind)
     g_fwd, parts = _gemm_time(ctx, gemm_kind)
     a_fwd, a_bwd = _attention_core_s(ctx)
-    m_fwd = ctx.rates.memory_s(_memory_bound_bytes(ctx, gemm_kind) + _dropout_bytes(ctx))
+    m_fwd = ctx.rates.memory_s(memory_bound_bytes(ctx, gemm_kind) + _dropout_bytes(ctx))
     fwd = g_fwd + a_fwd + m_fwd
     bwd = 2 * g_fwd + a_bwd + 2 * m_fwd
     ups = sum(

@@ -495,3 +495,14 @@ def test_model_adds_its_exact_gemm_shapes(tmp_path, tiny_spec):
     assert {bf16[s] for s in expected} == {"tiny-25m", "sweep"} and list(bf16.values()).count("tiny-25m") >= 3
     assert cal.provenance.model == "tiny-25m (seq 128, micro-batch 2, TP 2)"
     assert cal.plan.extra[0].tp == 2 and cal.samples.collectives == [] and cal.fit.collectives == {}
+
+
+@pytest.mark.parametrize("first_s, second_s", [(3.0, 2.5), (10.0, 0.1)])
+def test_a_call_over_the_limit_is_skipped_before_its_repeats(monkeypatch, first_s, second_s):
+    from calibrate import timing
+
+    # A first call up to 4x the limit is looked at again (one-time set-up); far over it, it is skipped at once.
+    calls = iter([first_s, second_s])
+    monkeypatch.setattr(timing, "_one_call_s", lambda fn, device: next(calls))
+    with pytest.raises(timing.Skip, match="limit per call"):
+        timing.measure(lambda: None, torch.device("cpu"), timing.Budget(max_call_s=1.0))
