@@ -28,10 +28,9 @@ from .flops import parameter_counts, token_flops
 from .layout import DEFAULT_SEQ_LEN, make_job
 from .public_runs import Case, case_estimate, evaluate, public_cases, reported_mfu, summary
 from .specs import HardwareProfile, ModelSpec, load_hardware, load_model
-from .units import GIGA, SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
+from .units import GIGA, MAX_GPUS, SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
 
 HEADLINE_CONVENTION = "6nd_causal_attention"
-MAX_GPUS = 10_000_000
 
 
 @dataclass(frozen=True)

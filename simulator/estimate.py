@@ -13,6 +13,7 @@ from .flops import ParamCounts, parameter_counts, token_flops
 from .goodput import goodput
 from .layout import Job, Layout, check_layout, with_fp8_recipe
 from .memory import check_fits
+from .pricing import CostOptions, chosen_rental_rate
 from .search import LAYOUT_FIELDS, search
 from .specs import HardwareProfile, ModelSpec
 from .step_time import StepResult, step
@@ -166,12 +167,7 @@ def estimate(
     tf = token_flops(model, job.seq_len)
     ideal_s = job.steps * result.step_time_s
     gp = goodput(job.num_gpus, ideal_s, assumptions)
-    price = usd_per_gpu_hour if usd_per_gpu_hour is not None else hw.price.usd_per_gpu_hour
-    price_source = (
-        "--usd-per-gpu-hour"
-        if usd_per_gpu_hour is not None
-        else f"{hw.price.kind} price {hw.price.date}, {hw.sources.get(hw.price.source, hw.price.source)}"
-    )
+    rate = chosen_rental_rate(hw, CostOptions(usd_per_gpu_hour=usd_per_gpu_hour))
     return Estimate(
         model=model.name,
         gpu=hw.name,
@@ -185,8 +181,8 @@ def estimate(
         rates=rates,
         peak_bf16_flop_per_s=hw.peak_flop_per_s("bf16"),
         peak_fp8_flop_per_s=hw.peak_flop_per_s("fp8") if hw.has_dtype("fp8") else None,
-        usd_per_gpu_hour=price,
-        price_source=price_source,
+        usd_per_gpu_hour=rate.usd_per_gpu_hour,
+        price_source=rate.source,
         ettr=gp.ettr,
         job_mtbf_s=gp.job_mtbf_s,
         expected_failures=gp.expected_failures,

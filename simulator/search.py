@@ -21,6 +21,7 @@ from .errors import LayoutError
 from .flops import ParamCounts, parameter_counts, token_flops
 from .goodput import goodput
 from .layout import RECOMPUTE_MODES, Job, Layout, Layouts, problem_masks, problem_text, with_fp8_recipe
+from .pricing import CostOptions, chosen_rental_rate
 from .specs import HardwareProfile, ModelSpec
 from .step_time import StepArrays, evaluate, step
 from .units import GIB, SECONDS_PER_HOUR
@@ -256,7 +257,7 @@ def search(
     feasible = memory <= hw.memory_bytes
     ettr = goodput(job.num_gpus, 0.0, assumptions).ettr
     gpu_hours = job.steps * steps.step_time_s * job.num_gpus / SECONDS_PER_HOUR / ettr
-    price = usd_per_gpu_hour if usd_per_gpu_hour is not None else hw.price.usd_per_gpu_hour
+    price = chosen_rental_rate(hw, CostOptions(usd_per_gpu_hour=usd_per_gpu_hour)).usd_per_gpu_hour
     cost = gpu_hours * price
     return SearchResult(
         layouts=valid,

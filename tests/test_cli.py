@@ -428,7 +428,7 @@ REPORT = ["report", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "64", "--toke
         (SWEEP, "--deadline-days", "-1", "--deadline-days -1 is out of range [0.001, 36,500]"),
         (SWEEP, "--budget-usd", "1e99", "--budget-usd 1e+99 is out of range [1, 1e+13]"),
         (SWEEP, "--vpp", "0", "--vpp 0 is out of range [1, 1,000,000]"),
-        (CLAIM, "--num-gpus", "-3", "--num-gpus -3 is out of range [1, 10,000,000]"),
+        (CLAIM, "--num-gpus", "-3", "--num-gpus -3 is out of range [1, 1,000,000]"),
         (CLAIM, "--gpu-hours", "-1", "--gpu-hours '-1' = -1 is out of range [0.001, 1e+12]"),
         (REPORT, "--num-gpus", "0", "--num-gpus 0 is out of range [1, 1,000,000]"),
         (REPORT, "--dp", "0", "--dp 0 is out of range [1, 1,000,000]"),
