@@ -176,10 +176,7 @@ class _Bar(DelayedProgress):
         self.done = 0
 
     def show(self, label: str) -> None:
-        self.description = f"{label:<48}"  # the label of a bar drawn later, from here on
-        self.update(self.done, self.total)
-        if self._progress is not None:  # DelayedProgress sets the description only when it draws the bar
-            self._progress.update(self._task, description=self.description)
+        self.update(self.done, self.total, f"{label:<48}")
 
     def advance(self) -> None:
         self.done += 1

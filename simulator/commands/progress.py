@@ -15,7 +15,10 @@ class DelayedProgress:
         self._progress = None
         self._task = None
 
-    def update(self, done: int, total: int) -> None:
+    def update(self, done: int, total: int, description: str | None = None) -> None:
+        """Progress so far; `description` replaces the label from here on (shown once the bar is drawn)."""
+        if description is not None:
+            self.description = description
         if self._progress is None:
             if time.perf_counter() - self.start < self.delay_s:
                 return
@@ -32,7 +35,7 @@ class DelayedProgress:
             )
             self._progress.start()
             self._task = self._progress.add_task(self.description, total=total)
-        self._progress.update(self._task, completed=done, total=total)
+        self._progress.update(self._task, completed=done, total=total, description=self.description)
 
     def __enter__(self) -> DelayedProgress:
         return self
