@@ -75,8 +75,9 @@ def calibrate(
     try:
         if output is None:
             raise InputError("--output FILE is required: where to write the calibration (e.g. --output calibration.json)")
-        _check_output(output, force)
-        from simulator.calibration import Workload, write_calibration
+        from simulator.calibration import Workload, check_output_path, write_calibration
+
+        check_output_path(output, force)
         from simulator.specs import load_model
 
         from .run import calibrate as run_calibration
@@ -114,18 +115,6 @@ def calibrate(
     except CostsimError as e:
         _fail(e)
     typer.echo(summary(cal, path))
-
-
-def _check_output(output: Path, force: bool) -> None:
-    """Fail before measuring, not after, when the file cannot be written."""
-    from simulator.errors import InputError
-
-    if output.is_dir():
-        raise InputError(f"--output {output} is a directory; give a file name such as {output / 'calibration.json'}")
-    if output.exists() and not force:
-        raise InputError(f"--output {output} exists; pass --force to replace it, or choose another file name")
-    if not output.parent.exists():
-        raise InputError(f"--output {output}: folder {output.parent} does not exist; create it first")
 
 
 def summary(cal, path: Path) -> str:

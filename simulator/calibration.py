@@ -348,15 +348,20 @@ def load_calibration(path: str | Path) -> Calibration:
     return validate(raw, Calibration, path)
 
 
-def write_calibration(cal: Calibration, path: str | Path, force: bool = False) -> Path:
-    """Write atomically (temporary file in the same folder, then rename). Never overwrites without `force`."""
-    path = Path(path)
+def check_output_path(path: Path, force: bool) -> None:
+    """InputError unless a calibration can be written to `path` (checked before measuring, and again on writing)."""
     if path.is_dir():
         raise InputError(f"--output {path} is a directory; give a file name such as {path / 'calibration.json'}")
     if path.exists() and not force:
         raise InputError(f"--output {path} exists; pass --force to replace it, or choose another file name")
     if not path.parent.exists():
         raise InputError(f"--output {path}: folder {path.parent} does not exist; create it first")
+
+
+def write_calibration(cal: Calibration, path: str | Path, force: bool = False) -> Path:
+    """Write atomically (temporary file in the same folder, then rename). Never overwrites without `force`."""
+    path = Path(path)
+    check_output_path(path, force)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         umask = os.umask(0)
