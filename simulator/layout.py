@@ -109,12 +109,16 @@ class Layout:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def describe(self) -> str:
+    def describe(self, cell: bool = False) -> str:
+        """The line every output prints ('TP1 PP16 DP128 EP64, ZeRO-1, mbs 1, dualpipe, recompute none'), or
+        with `cell` the short form for a narrow table column ('TP1 PP16 DP128 EP64 Z1 dualpipe')."""
         parts = [f"TP{self.tp}", f"PP{self.pp}", f"DP{self.dp}"]
         if self.ep > 1:
             parts.append(f"EP{self.ep}")
         if self.cp > 1:
             parts.append(f"CP{self.cp}")
+        if cell:
+            return " ".join(parts) + f" Z{self.zero_stage} {self.schedule}"
         if self.tp_overlap:
             parts.append("(TP overlap)")
         sched = self.schedule + (f" (v={self.vpp})" if self.schedule == "interleaved" else "")

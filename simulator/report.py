@@ -55,10 +55,7 @@ def layout_text(lay: dict, cell: bool = False) -> str:
     narrow table column ('TP1 PP16 DP128 EP64 Z1 dualpipe'; EP and CP only above 1)."""
     from .layout import Layout
 
-    if not cell:
-        return Layout(**lay).describe()
-    degrees = [f"{k.upper()}{lay[k]}" for k in ("tp", "pp", "dp", "ep", "cp") if k in ("tp", "pp", "dp") or lay[k] > 1]
-    return " ".join(degrees) + f" Z{lay['zero_stage']} {lay['schedule']}"
+    return Layout(**lay).describe(cell)
 
 
 def run_header(spec, hw, job) -> dict:
