@@ -210,7 +210,7 @@ def _attention_kind(m) -> str:
 
 @app.command()
 def fit() -> None:
-    """Refit the global sustained-GEMM factor to the shipped published runs (about a minute).
+    """Refit the global sustained-GEMM factor to the shipped published runs (a few seconds).
 
     Writes simulator/fitted_constants.yaml with the value, the data, in-sample and leave-one-out errors.
     """
