@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -86,6 +87,13 @@ class Estimate:
     def cost_usd(self) -> float:
         return self.gpu_hours * self.usd_per_gpu_hour
 
+    def pipeline_ranks(self) -> list[dict]:
+        """What each pipeline rank holds (embedding, layers by kind, head, MTP) and its busy seconds per step."""
+        return [
+            {"rank": r, "items": dict(Counter(items)), "busy_s_per_step": busy}
+            for r, (items, busy) in enumerate(zip(self.step.stage_items, self.step.rank_busy_s, strict=True))
+        ]
+
     def to_dict(self) -> dict:
         mem = self.step.memory.to_gib()
         out = {
@@ -134,6 +142,7 @@ class Estimate:
             "cost_usd": self.cost_usd,
             "breakdown": self.step.breakdown_s,
             "stage_layers": [len([i for i in r if i not in ("embed", "head")]) for r in self.step.stage_items],
+            "pipeline_ranks": self.pipeline_ranks(),
             "efficiency_source": self.rates.source,
             "assumptions": self.assumptions.to_dict(),
             "notes": self.notes,

@@ -71,6 +71,22 @@ def run_header(spec, hw, job) -> dict:
     }
 
 
+def _pipeline_row(ranks: list[dict]) -> list[tuple[str, str]]:
+    """The busiest pipeline rank against the mean: stage imbalance, where there is more than one rank."""
+    if len(ranks) < 2:
+        return []
+    busiest = max(ranks, key=lambda r: r["busy_s_per_step"])
+    mean = sum(r["busy_s_per_step"] for r in ranks) / len(ranks)
+    held = ", ".join(f"{n} {kind}" if n > 1 else kind for kind, n in busiest["items"].items())
+    return [
+        (
+            "pipeline ranks",
+            f"busiest rank {busiest['rank']} ({held}) busy {busiest['busy_s_per_step']:.3f} s per step, "
+            f"mean {mean:.3f} s (x{busiest['busy_s_per_step'] / mean:.2f})",
+        )
+    ]
+
+
 def estimate_table(d: dict) -> str:
     layout = layout_text(d["layout"]) + ("  [chosen by search]" if d["layout_chosen_by_search"] else "")
     mem = d["memory_breakdown_gib"]
@@ -89,6 +105,7 @@ def estimate_table(d: dict) -> str:
             f"hardware (6N: {d['flops_6nd_per_token'] / GIGA:.1f})",
         ),
         ("step time", f"{d['step_time_s']:.3f} s  ({d['micro_batches']} micro-batches)"),
+        *_pipeline_row(d["pipeline_ranks"]),
         (
             "throughput",
             f"{d['tokens_per_s_per_gpu']:.0f} tokens/s per GPU, {d['model_tflop_per_s_per_gpu']:.0f} model TFLOP/s per GPU",

@@ -392,6 +392,9 @@ class StepResult:
     memory: MemoryBreakdown
     micro_batches: int
     stage_items: list[list[str]]
+    rank_busy_s: list[float] = field(default_factory=list)
+    """Per pipeline rank: seconds of forward, backward and exposed layer communication per step (no bubble,
+    DP or optimizer); the slowest rank sets the step, the spread shows the stage imbalance."""
 
 
 @dataclass(frozen=True)
@@ -417,13 +420,24 @@ def step(
     """One layout: `evaluate` on a batch of one."""
     out = evaluate(model, job, Layouts.of([layout]), rates, counts, assumptions)
     breakdown = {k: float(v[0]) for k, v in out.breakdown_s.items() if v[0] != 0.0}
+    ranks = rank_items(model, job, layout)
+    m = int(out.micro_batches[0])
     return StepResult(
         float(out.step_time_s[0]),
         breakdown,
         _scalar_memory(out.memory),
-        int(out.micro_batches[0]),
-        rank_items(model, job, layout),
+        m,
+        ranks,
+        _rank_busy_s(Context(model, job, layout, rates, assumptions), ranks, m),
     )
+
+
+def _rank_busy_s(ctx: Context, ranks: list[list[str]], m: int) -> list[float]:
+    """Busy seconds per step of each rank; a DualPipe rank runs half the micro-batches through each of its stages."""
+    times = {item: item_time(ctx, item) for item in {i for r in ranks for i in r}}
+    per_item = {i: float(t.forward_s + t.backward_s + t.exposed_comm_s) for i, t in times.items()}
+    share = 0.5 if ctx.layout.schedule == "dualpipe" else 1.0
+    return [share * m * sum(per_item[i] for i in r) for r in ranks]
 
 
 def _scalar_memory(mem: MemoryBreakdown) -> MemoryBreakdown:
