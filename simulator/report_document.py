@@ -398,6 +398,37 @@ def _cost_section(costs: dict[str, float]) -> list[Block]:
     ]
 
 
+def cost_bases(d: dict, hw) -> dict:
+    """The estimate's GPU-hours on both cost bases, with energy and CO2 (pricing.cost_block, default inputs);
+    the rental price is the one the estimate used."""
+    from .pricing import CostOptions, cost_block, rental_rate
+
+    return cost_block(d["gpu_hours"], hw, CostOptions(), quoted=rental_rate(d["usd_per_gpu_hour"], d["price_source"]))
+
+
+def _cost_bases_section(block: dict, gpu_hours: float) -> list[Block]:
+    rows = [("rental (used above)", f"${block['rental_cost_usd'] / gpu_hours:.2f}", _usd(block["rental_cost_usd"]))]
+    if block["tco_cost_usd"] is not None:
+        tco = block["tco_cost_usd"]
+        rows.append(("TCO: owning the cluster", f"${tco / gpu_hours:.2f}", _usd(tco)))
+    inputs = block["inputs"]
+    grid = inputs["grid_kg_co2_per_kwh"]
+    return [
+        h2("Cost bases, energy and CO2"),
+        para(
+            "Rental prices GPU-hours at a quoted rate. TCO amortizes the GPU, the rest of the server and the network "
+            "over the hardware's lifetime and adds the energy (after Epoch AI's method; `costsim estimate --pricing tco` "
+            "shows each component and takes other inputs)."
+            + ("" if block["tco_cost_usd"] is not None else " This GPU has no public purchase price, so no TCO is shown.")
+        ),
+        table(("basis", "USD per GPU-hour", "USD"), rows),
+        para(
+            f"Energy: {block['energy_mwh']:,.0f} MWh (TDP x server overhead x load x PUE {inputs['pue']['value']:g}); "
+            f"CO2: {block['co2_t']:,.0f} t at {grid['value']:g} kg/kWh ({grid['source']})."
+        ),
+    ]
+
+
 def _uncertainty_section(u: dict) -> list[Block]:
     s = u["surrogate"]
     err = max(s["max_abs_error"].values(), default=float("nan"))
@@ -523,6 +554,7 @@ def build_document(d: dict, u: dict, costs: dict, scaling: tuple[list[dict], lis
         *_run_table(d, model_label, hw),
         *_step_section(d),
         *_cost_section(costs),
+        *_cost_bases_section(cost_bases(d, hw), d["gpu_hours"]),
         *_uncertainty_section(u),
         *_scaling_section(*scaling, d),
         *_sources_section(d, hw, model),

@@ -149,3 +149,29 @@ def test_bad_input_gives_a_clean_error_and_writes_nothing(tmp_path, args, needle
     argv = ["report", "deepseek-v3", *[x for kv in flags.items() for x in kv], "--output", str(out)]
     assert_clean_error(invoke(*argv), *needles)
     assert not any(out.glob("*")) if out.exists() else True
+
+
+def test_cost_bases_show_rental_as_used_and_tco_from_the_pricing_model(v3_report):
+    from simulator.pricing import CostOptions, tco_rate
+    from simulator.report_document import cost_bases
+
+    est = run_estimate(
+        "deepseek-v3", "h800", 2048, 14.8e12, 4096, 62914560, "fp8",
+        {"tp": 1, "pp": 16, "ep": 64, "schedule": "dualpipe", "zero_stage": 1, "micro_batch_size": 1, "recompute": "selective"},
+        2.0,
+    )  # fmt: skip
+    d, hw = est.to_dict(), load_hardware("h800")
+    block = cost_bases(d, hw)
+    assert block["rental_cost_usd"] == pytest.approx(d["cost_usd"], rel=1e-12)  # the price the estimate used ($2)
+    assert block["tco_cost_usd"] == pytest.approx(d["gpu_hours"] * tco_rate(hw, CostOptions()).usd_per_gpu_hour, rel=1e-12)
+    md = (v3_report / "report.md").read_text(encoding="utf-8")
+    assert "## Cost bases, energy and CO2" in md and "TCO: owning the cluster" in md
+    assert f"{block['energy_mwh']:,.0f} MWh" in md
+
+
+def test_a_gpu_without_a_purchase_price_gets_rental_only(tmp_path):
+    out = tmp_path / "l40s"
+    r = invoke("report", "llama-3.1-8b", "--gpu", "l40s", "--num-gpus", "64", "--tokens", "100B", "--output", str(out), "--draws", "500")
+    assert r.exit_code == 0, r.output
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "no public purchase price" in md and "TCO: owning the cluster" not in md
