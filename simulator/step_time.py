@@ -293,7 +293,9 @@ def layer_time(ctx: Context, kind: str) -> ItemTime:
     )
     recompute = by_recompute(lay, {"none": 0.0, "selective": a_fwd + ups + m_fwd / 2, "full": fwd})
     bwd = bwd + recompute
-    exposed, hidden, comm_parts = _layer_comm(ctx, kind, fwd, bwd, g_fwd)
+    # Under a static SM partition the compute that hides communication runs on fewer SMs, so it lasts longer.
+    window = _sm_dilation(ctx)
+    exposed, hidden, comm_parts = _layer_comm(ctx, kind, fwd * window, bwd * window, g_fwd * window)
     # Communication kernels that run under compute take SMs from it while they run (theory §5, resource
     # contention: rho x hidden time). A static SM partition is charged for the whole item in item_time instead.
     share = np.minimum(1.0, hidden / np.maximum(fwd + bwd, 1e-30))
@@ -338,10 +340,14 @@ def static_sm_partition(ctx: Context):
     return (lay.schedule == "dualpipe") & (lay.ep > 1) & (moe is not None)
 
 
+def _sm_dilation(ctx: Context):
+    """How much longer compute takes on the SMs left to it (1 - comm_sm_fraction) where they are partitioned."""
+    return np.where(static_sm_partition(ctx), 1.0 / (1.0 - ctx.assumptions.comm_sm_fraction), 1.0)
+
+
 def _on_partitioned_sms(ctx: Context, t: ItemTime) -> ItemTime:
-    """Compute time on the SMs left to compute (1 - comm_sm_fraction of them) where they are partitioned."""
-    f = ctx.assumptions.comm_sm_fraction
-    dilation = np.where(static_sm_partition(ctx), 1.0 / (1.0 - f), 1.0)
+    """Compute time on the SMs left to compute where they are partitioned."""
+    dilation = _sm_dilation(ctx)
     parts = dict(t.parts)
     parts["comm_sm_contention"] = parts.get("comm_sm_contention", 0.0) + (dilation - 1.0) * (t.forward_s + t.backward_s)
     return ItemTime(t.forward_s * dilation, t.backward_s * dilation, t.weight_grad_s * dilation, t.exposed_comm_s, parts)

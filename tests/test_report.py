@@ -171,7 +171,9 @@ def test_cost_bases_show_rental_as_used_and_tco_from_the_pricing_model(v3_report
 
 def test_a_gpu_without_a_purchase_price_gets_rental_only(tmp_path):
     out = tmp_path / "l40s"
-    r = invoke("report", "llama-3.1-8b", "--gpu", "l40s", "--num-gpus", "64", "--tokens", "100B", "--output", str(out), "--draws", "500")
+    r = invoke(
+        "report", "llama-3.1-8b", "--gpu", "l40s", "--num-gpus", "64", "--tokens", "100B", "--output", str(out), "--draws", "500"
+    )
     assert r.exit_code == 0, r.output
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "no public purchase price" in md and "TCO: owning the cluster" not in md
