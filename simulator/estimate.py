@@ -15,6 +15,7 @@ from .goodput import goodput
 from .layout import Job, Layout, check_layout, with_fp8_recipe
 from .memory import check_fits
 from .pricing import CostOptions, chosen_rental_rate
+from .sanity import sanity_notes
 from .search import LAYOUT_FIELDS, search
 from .specs import HardwareProfile, ModelSpec
 from .step_time import StepResult, step
@@ -199,6 +200,9 @@ def estimate(
         layout_chosen_by_search=n_eval > 1 or any(k not in given for k in ("tp", "pp")),
         candidates_evaluated=n_eval,
         gpu_memory_gib=hw.memory_gib.value,
+        notes=sanity_notes(
+            result.step_time_s, result.breakdown_s, result.rank_busy_s, result.stage_items, result.memory, hw.memory_bytes
+        ),
     )
 
 

@@ -129,6 +129,7 @@ def estimate_table(d: dict) -> str:
         ("cost", f"${format_count(d['cost_usd'])} at ${d['usd_per_gpu_hour']:.2f}/GPU-hour ({d['price_source']})"),
         ("efficiencies", d["efficiency_source"]),
     ]
+    rows += [("note", note) for note in d.get("notes", [])]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
     lines.append("")
