@@ -381,6 +381,7 @@ def _step_section(d: dict) -> list[Block]:
         para("Seconds per optimizer step on the slowest pipeline rank, by component (exposed communication only)."),
         image(CHART_FILES["step_time"], "Step-time breakdown"),
         table(("component", "seconds per step", "share"), rows + [("total", f"{total:.3f}", "100%")]),
+        *([para("Worth a look:"), bullets(d["notes"])] if d.get("notes") else []),
     ]
 
 
@@ -537,7 +538,6 @@ def _conventions(d: dict) -> list[Block]:
                 "Cost = GPU-hours x price per GPU-hour (rental accounting); it excludes experiments and ablations "
                 "before the run, post-training, data, storage and staff.",
                 "The uncertainty band holds the parallel layout fixed and covers the documented input ranges only.",
-                *d.get("notes", []),
             ]
         ),
     ]

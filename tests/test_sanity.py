@@ -45,3 +45,14 @@ def test_a_network_bound_estimate_carries_the_note_in_json_and_table():
     assert "exposed communication is" in table.output
     d = json.loads(invoke(*args, "--format", "json").output)
     assert any("mostly tp_comm" in n for n in d["notes"])
+
+
+def test_the_report_lists_the_notes_under_the_step_breakdown(tmp_path):
+    out = tmp_path / "report"
+    args = ["report", "llama-3.1-70b", "--gpu", "h100-sxm", "--num-gpus", "256", "--tokens", "1T", "--tp", "32", "--pp", "1"]
+    r = invoke(*args, "--output", str(out), "--draws", "500")
+    assert r.exit_code == 0, r.output
+    md = (out / "report.md").read_text(encoding="utf-8")
+    step, rest = md.split("## Where the time goes", 1)[1].split("## ", 1)
+    assert "Worth a look:" in step and "exposed communication is" in step
+    assert "exposed communication is" not in rest
