@@ -101,9 +101,19 @@ def ffn_gemms(model: ModelSpec, width: int, component: str, multiplicity: int = 
     ]
 
 
+def ffn_kind(model: ModelSpec, kind: LayerKind) -> LayerKind:
+    """The FFN a layer kind carries: an MTP module's block is the model's MoE block, or dense without MoE."""
+    if kind == "mtp":
+        return "moe" if model.moe is not None else "dense"
+    return kind
+
+
 def layer_gemms(model: ModelSpec, kind: LayerKind) -> list[Gemm]:
     gemms = attention_gemms(model)
-    if kind == "dense":
+    if kind == "mtp":
+        # MTP module k (V3 Eq. 21): M_k in R^{d x 2d} merges the previous depth with the next token's embedding.
+        gemms.insert(0, Gemm("mtp_proj", "mtp", 2 * model.d_model, model.d_model, "replicated"))
+    if ffn_kind(model, kind) == "dense":
         return gemms + ffn_gemms(model, model.d_ff, "dense_ffn")
     moe = model.moe
     assert moe is not None
@@ -113,14 +123,7 @@ def layer_gemms(model: ModelSpec, kind: LayerKind) -> list[Gemm]:
     if moe.shared_expert_gate:
         gemms.append(Gemm("shared_gate", "router", model.d_model, 1, "replicated", fp8_eligible=False))
     gemms += ffn_gemms(model, moe.d_ff_expert, "routed_experts", moe.top_k, routed=True)
-    if kind == "mtp":
-        # MTP module k (V3 Eq. 21): M_k in R^{d x 2d} merges the previous depth with the next token's embedding.
-        gemms.insert(0, Gemm("mtp_proj", "mtp", 2 * model.d_model, model.d_model, "replicated"))
     return gemms
-
-
-def mtp_layer_kind(model: ModelSpec) -> LayerKind:
-    return "moe" if model.moe is not None else "dense"
 
 
 def head_gemm(model: ModelSpec) -> Gemm:
@@ -217,12 +220,8 @@ def token_flops(model: ModelSpec, seq_len: int, causal: bool = True, include_mtp
     head = head_gemm(model).forward_flops_per_token
     total["lm_head"] = head
     if include_mtp and model.mtp_depth:
-        mtp_kind = mtp_layer_kind(model)
-        per_depth = _layer_forward(model, "mtp" if mtp_kind == "moe" else "dense", seq_len, causal)
-        mtp = (sum(per_depth.values()) + head) * model.mtp_depth
-        if mtp_kind == "dense":
-            mtp += 2.0 * 2 * model.d_model * model.d_model * model.mtp_depth
-        total["mtp"] = mtp
+        per_depth = _layer_forward(model, "mtp", seq_len, causal)
+        total["mtp"] = (sum(per_depth.values()) + head) * model.mtp_depth
     # Full recompute re-runs every transformer layer's forward, not the head (Megatron).
     return TokenFlops(
         forward_by_component=total,
@@ -249,8 +248,11 @@ class ParamCounts:
     n_dense_layers: int
     n_moe_layers: int
     final_norm: float
-    mtp: float
-    mtp_expert: float
+    mtp_depth: int
+    mtp_per_depth: float
+    """All parameters of one MTP module (projection, norms, block), its routed experts included."""
+    mtp_expert_per_depth: float
+    """The routed experts of one MTP module."""
     activated_expert_per_layer: float
 
     @property
@@ -277,8 +279,9 @@ class ParamCounts:
         return self.total + self.mtp
 
     @property
-    def expert_total(self) -> float:
-        return self.n_moe_layers * self.expert_per_layer + self.mtp_expert
+    def mtp(self) -> float:
+        """Parameters of all MTP modules."""
+        return self.mtp_depth * self.mtp_per_depth
 
 
 def _norm_params(model: ModelSpec, width: int) -> int:
@@ -337,8 +340,8 @@ def parameter_counts(model: ModelSpec) -> ParamCounts:
     if model.mtp_depth:
         # Each MTP module: two RMSNorms on its inputs, the 2h -> h projection, one block, a final norm.
         block = moe_nonexpert + expert if model.moe is not None else dense
-        mtp = model.mtp_depth * (3 * _norm_params(model, h) + 2 * h * h + block)
-        mtp_expert = model.mtp_depth * expert
+        mtp = 3 * _norm_params(model, h) + 2 * h * h + block
+        mtp_expert = expert
     return ParamCounts(
         embedding=embedding,
         head=head,
@@ -348,7 +351,8 @@ def parameter_counts(model: ModelSpec) -> ParamCounts:
         n_dense_layers=model.n_dense_layers,
         n_moe_layers=model.n_moe_layers,
         final_norm=_norm_params(model, h),
-        mtp=mtp,
-        mtp_expert=mtp_expert,
+        mtp_depth=model.mtp_depth,
+        mtp_per_depth=mtp,
+        mtp_expert_per_depth=mtp_expert,
         activated_expert_per_layer=activated_expert,
     )

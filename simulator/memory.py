@@ -100,9 +100,8 @@ def layer_params_on_rank(counts: ParamCounts, item: str, layout: Layout) -> tupl
     expert_shard = np.where(layout.ep > 1, layout.ep, tp)  # experts TP-sharded only without EP
     if item == "moe":
         return counts.moe_nonexpert_per_layer / tp, counts.expert_per_layer / expert_shard
-    if item == "mtp":
-        per_depth_expert = counts.mtp_expert
-        return (counts.mtp - counts.mtp_expert) / tp, per_depth_expert / expert_shard
+    if item == "mtp":  # one item per MTP depth
+        return (counts.mtp_per_depth - counts.mtp_expert_per_depth) / tp, counts.mtp_expert_per_depth / expert_shard
     raise ValueError(item)
 
 

@@ -27,6 +27,7 @@ from .flops import (
     ParamCounts,
     attention_core_dims,
     attention_core_forward_flops_per_token,
+    ffn_kind,
     head_gemm,
     layer_gemms,
     layer_kinds,
@@ -171,7 +172,7 @@ def memory_bound_bytes(ctx: Context, kind: str) -> float:
     # RoPE on q and k (read + write).
     per_token += 2 * act * (model.n_heads + model.n_kv_heads) * model.head_dim
     widths = []
-    if kind == "dense":
+    if ffn_kind(model, kind) == "dense":  # type: ignore[arg-type]
         widths.append((model.d_ff, 1))
     elif model.moe is not None:
         moe = model.moe
@@ -277,16 +278,15 @@ def by_recompute(lay: Layout | Layouts, values: dict[str, object]):
 
 def layer_time(ctx: Context, kind: str) -> ItemTime:
     model, lay = ctx.model, ctx.layout
-    gemm_kind = "mtp" if kind == "mtp" and model.moe is not None else ("dense" if kind == "mtp" else kind)
-    g_fwd, parts = _gemm_time(ctx, gemm_kind)
+    g_fwd, parts = _gemm_time(ctx, kind)
     a_fwd, a_bwd = _attention_core_s(ctx)
-    m_fwd = ctx.rates.memory_s(memory_bound_bytes(ctx, gemm_kind) + _dropout_bytes(ctx))
+    m_fwd = ctx.rates.memory_s(memory_bound_bytes(ctx, kind) + _dropout_bytes(ctx))
     fwd = g_fwd + a_fwd + m_fwd
     bwd = 2 * g_fwd + a_bwd + 2 * m_fwd
     ups = sum(
         (
             ctx.gemm_s(ctx.tokens_per_micro_batch, g.n / lay.tp, g.k, g.fp8_eligible)
-            for g in layer_gemms(model, gemm_kind)  # type: ignore[arg-type]
+            for g in layer_gemms(model, kind)  # type: ignore[arg-type]
             if g.recomputed_in_selective
         ),
         0.0,
