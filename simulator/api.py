@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .estimate import Estimate, estimate
-from .layout import DEFAULT_BATCH_TOKENS, DEFAULT_SEQ_LEN, Job, make_job  # noqa: F401  (re-exported)
+from .layout import make_job
 from .specs import load_hardware, load_model
 
 

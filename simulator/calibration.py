@@ -23,7 +23,6 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .assumptions import Assumptions
@@ -401,11 +400,9 @@ def profile_for_device(device_name: str, memory_bytes: float | None) -> str | No
     return best[1] if best else None
 
 
-def calibrated_device(
-    gpu: str, path: str | Path, assumptions: Assumptions, cal: Calibration | None = None
-) -> tuple[HardwareProfile, DeviceRates]:
+def calibrated_device(gpu: str, path: str | Path, assumptions: Assumptions) -> tuple[HardwareProfile, DeviceRates]:
     """(hardware profile, rates) for `--gpu` with the calibration file at `path` applied."""
-    cal = cal or load_calibration(path)
+    cal = load_calibration(path)
     p = cal.provenance
     if p.device_kind == "cpu":
         if gpu.strip().lower() != CPU_DEVICE:
@@ -550,7 +547,3 @@ def measured_hardware(cal: Calibration, path: str | Path) -> HardwareProfile:
     )
 
 
-def relative_at(curve: CurveFit, work: float) -> float:
-    """The curve's relative efficiency at `work` (tests and reports)."""
-    xs, ys = curve.as_curve()
-    return float(np.interp(math.log(max(work, 1.0)), xs, ys))

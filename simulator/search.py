@@ -249,6 +249,7 @@ def search(
         raise LayoutError(f"objective {objective!r} is unknown; use one of {', '.join(OBJECTIVES)}")
     given = {k: v for k, v in (given or {}).items() if v is not None}
     job = with_fp8_recipe(job, model)
+    hw.peak_flop_per_s(job.precision)  # unknown dtype on this GPU -> SpecError
     rates = rates or device_rates(hw, assumptions)
     counts = counts or parameter_counts(model)
     valid, grid_size, invalid_by_rule = _valid_layouts(model, hw, job, given)

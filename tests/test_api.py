@@ -101,6 +101,7 @@ def test_write_report_from_python(small, tmp_path):
         (lambda: cs.estimate("llama-3.1-8b", "h100", 64, "1T", uncertainty=True, draws=0), "--draws 0"),
         (lambda: cs.estimate("llama-3.1-8b", "h999", 64, "1T"), "h999"),
         (lambda: cs.search("llama-3.1-8b", "h100", 64, -5), "tokens=-5"),
+        (lambda: cs.search("llama-3.1-8b", "a100-80gb", 64, "1T", precision="fp8"), "fp8"),
         (lambda: cs.claim("deepseek-v3", "h800", 0, "14.8T"), "gpu_hours=0"),
         (lambda: cs.validate("local"), "local"),
     ],

@@ -92,7 +92,6 @@ def search_command(
     try:
         spec = load_model(model)
         hw = load_hardware(gpu)
-        hw.peak_flop_per_s(precision.value)
         job = make_job(spec, num_gpus, **job_options(tokens, seq_len, global_batch_tokens, precision, fp8_recipe))
         ref, ref_source = _parse_reference(reference, spec)
         with DelayedProgress("searching layouts") as bar:
@@ -228,7 +227,7 @@ def sweep_command(
         if not gpu_ids:
             raise InputError("--gpu is empty; give one or more profile ids, e.g. h800,h100-sxm")
         gpus = [load_hardware(g) for g in gpu_ids]
-        for hw in gpus:
+        for hw in gpus:  # fail before the first search rather than after it (search checks again)
             hw.peak_flop_per_s(precision.value)
         counts = parse_gpu_counts(num_gpus)
         job_args = job_options(tokens, seq_len, global_batch_tokens, precision, fp8_recipe)
