@@ -78,11 +78,11 @@ class Estimate:
 
     @property
     def ideal_gpu_hours(self) -> float:
-        return self.ideal_wall_clock_s * self.job.num_gpus / SECONDS_PER_HOUR
+        return self.job.gpu_hours(self.step_time_s)
 
     @property
     def gpu_hours(self) -> float:
-        return self.wall_clock_s * self.job.num_gpus / SECONDS_PER_HOUR
+        return self.job.gpu_hours(self.step_time_s, self.ettr)
 
     @property
     def cost_usd(self) -> float:

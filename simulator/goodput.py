@@ -34,6 +34,11 @@ def goodput(num_gpus: int, ideal_wall_clock_s: float, a: Assumptions) -> Goodput
     tau = math.sqrt(2.0 * delta * mtbf_s) if delta > 0 else 0.0
     waste = (delta / tau if tau > 0 else 0.0) + (tau / 2.0 + a.restart_s) / mtbf_s
     # The first-order formula breaks down once failures come faster than checkpoints can be taken.
-    ettr = max(0.05, 1.0 - waste)
-    failures = ideal_wall_clock_s / ettr * rate_per_s
-    return Goodput(ettr, mtbf_s, tau, failures)
+    share = max(0.05, 1.0 - waste)
+    failures = ideal_wall_clock_s / share * rate_per_s
+    return Goodput(share, mtbf_s, tau, failures)
+
+
+def ettr(num_gpus: int, a: Assumptions) -> float:
+    """Effective training time ratio; it does not depend on the run's length."""
+    return goodput(num_gpus, 0.0, a).ettr

@@ -10,6 +10,7 @@ import numpy as np
 
 from .errors import InputError, LayoutError
 from .specs import ModelSpec
+from .units import SECONDS_PER_HOUR
 
 Schedule = Literal["1f1b", "interleaved", "zb-h1", "dualpipe"]
 Precision = Literal["bf16", "fp8", "fp16"]
@@ -45,6 +46,10 @@ class Job:
     def tokens_per_s_per_gpu(self, step_time_s):
         """Training tokens per second per GPU at a step time (scalar or array)."""
         return self.global_batch_sequences * self.seq_len / step_time_s / self.num_gpus
+
+    def gpu_hours(self, step_time_s, ettr=1.0):
+        """GPU-hours of the whole run at a step time (scalar or array); ETTR < 1 adds the time failures cost."""
+        return self.steps * step_time_s * self.num_gpus / SECONDS_PER_HOUR / ettr
 
     @property
     def steps(self) -> float:

@@ -19,12 +19,12 @@ from .assumptions import DEFAULT, Assumptions
 from .efficiency import DeviceRates, device_rates
 from .errors import LayoutError
 from .flops import ParamCounts, parameter_counts, token_flops
-from .goodput import goodput
+from .goodput import ettr
 from .layout import RECOMPUTE_MODES, Job, Layout, Layouts, problem_masks, problem_text, with_fp8_recipe
 from .pricing import CostOptions, chosen_rental_rate
 from .specs import HardwareProfile, ModelSpec
 from .step_time import StepArrays, evaluate, step
-from .units import GIB, SECONDS_PER_HOUR
+from .units import GIB
 
 LAYOUT_FIELDS = ("tp", "pp", "dp", "ep", "cp", "zero_stage", "micro_batch_size", "schedule", "recompute", "vpp", "tp_overlap")
 POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
@@ -256,8 +256,7 @@ def search(
     steps = _evaluate_all(model, job, valid, rates, counts, assumptions, progress)
     memory = steps.memory.total_bytes
     feasible = memory <= hw.memory_bytes
-    ettr = goodput(job.num_gpus, 0.0, assumptions).ettr
-    gpu_hours = job.steps * steps.step_time_s * job.num_gpus / SECONDS_PER_HOUR / ettr
+    gpu_hours = job.gpu_hours(steps.step_time_s, ettr(job.num_gpus, assumptions))
     price = chosen_rental_rate(hw, CostOptions(usd_per_gpu_hour=usd_per_gpu_hour)).usd_per_gpu_hour
     cost = gpu_hours * price
     return SearchResult(

@@ -594,14 +594,13 @@ class Surrogate:
         return out
 
     def _ettr(self, values: dict[str, np.ndarray], num_gpus: int, n: int) -> np.ndarray:
-        from .goodput import goodput
+        from .goodput import ettr
 
         cols = {k: values[k] for k in RELIABILITY if k in values}
-        ettr = np.empty(n)
+        out = np.empty(n)
         for i in range(n):
-            a = replace(self.assumptions, **{k: float(v[i]) for k, v in cols.items()})
-            ettr[i] = goodput(num_gpus, 0.0, a).ettr  # ETTR does not depend on the run's length
-        return ettr
+            out[i] = ettr(num_gpus, replace(self.assumptions, **{k: float(v[i]) for k, v in cols.items()}))
+        return out
 
 
 PAIR_INPUTS = 4
