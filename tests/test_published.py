@@ -114,4 +114,3 @@ def test_fitted_constant_matches_current_model():
         error = predict(runs[case["id"]], fitted) / case["reported"] - 1
         assert error == pytest.approx(case["in_sample_error"], abs=0.005), case["id"]
         assert abs(case["leave_one_out_error"]) < 0.15, case["id"]
-    assert DEFAULT.gemm_sustain == doc["gemm_sustain"]
