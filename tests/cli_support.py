@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from typer.testing import CliRunner
 
 import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+REQUIRED_GPU_IDS = [
+    "h800",
+    "h100-sxm",
+    "h100-pcie",
+    "h200",
+    "h20",
+    "a100-40gb",
+    "a100-80gb",
+    "a800",
+    "v100",
+    "b200",
+    "gb200",
+    "mi300x",
+    "l40s",
+]
+"""The GPU ids the command line must know (issue 2)."""
 
 RUNNER = CliRunner()
 ENV = {"TERMINAL_WIDTH": "200", "COLUMNS": "200", "NO_COLOR": "1"}
@@ -32,3 +56,20 @@ def clean_error(result, *needles: str, error: str | None = None, exit_code: int 
     for needle in needles:
         assert needle in out, f"{needle!r} not in:\n{out}"
     return out
+
+
+def costsim(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The CLI in a fresh interpreter (torchrun, real imports, real exit codes)."""
+    env = dict(os.environ, COLUMNS="200", NO_COLOR="1")
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def assert_clean_exit(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    """A subprocess that failed cleanly: exit 1, an 'error:' line, no traceback, every needle on stderr."""
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("error: ") or "\nerror: " in proc.stderr, proc.stderr
+    for n in needles:
+        assert n in proc.stderr, (n, proc.stderr)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_support import ROOT, assert_clean_exit, costsim
 
 from calibrate import device as calibrate_device
 from calibrate import fit as calibrate_fit
@@ -46,7 +47,6 @@ from simulator.layout import Job, Layout
 from simulator.specs import load_hardware
 from simulator.step_time import step
 
-ROOT = Path(__file__).resolve().parents[1]
 QUICK_BUDGET_S = 120.0  # the issue: quick mode under 2 minutes on a 2-core CPU
 OPS = {"all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv"}
 TINY = """name: tiny-25m
@@ -61,21 +61,6 @@ ffn: swiglu
 d_ff: 1408
 tied_embeddings: false
 """
-
-
-def costsim(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, COLUMNS="200", NO_COLOR="1")
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
-    )
-
-
-def assert_clean_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.stderr.startswith("error: ") or "\nerror: " in proc.stderr, proc.stderr
-    for n in needles:
-        assert n in proc.stderr, (n, proc.stderr)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +120,7 @@ def test_existing_output_is_never_overwritten_silently(quick):
     path = quick[0]
     before = path.read_bytes()
     proc = costsim("calibrate", "--device", "cpu", "--smoke", "--output", str(path))
-    assert_clean_error(proc, "exists", "--force")
+    assert_clean_exit(proc, "exists", "--force")
     assert path.read_bytes() == before
 
 
@@ -169,7 +154,7 @@ def test_a_cpu_calibration_does_not_describe_a_gpu(quick):
     proc = costsim(
         "estimate", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "8", "--tokens", "1B", "--calibration", str(quick[0])
     )
-    assert_clean_error(proc, "measured on a CPU", "--gpu cpu")
+    assert_clean_exit(proc, "measured on a CPU", "--gpu cpu")
 
 
 def test_gpu_calibration_replaces_the_profile_terms(smoke, tmp_path):
@@ -226,9 +211,9 @@ def test_an_edited_sample_fails_the_hash(smoke, tmp_path, tiny_spec):
     raw["samples"]["gemm"][0]["forward"]["median_s"] *= 0.5
     path = tmp_path / "edited.json"
     path.write_text(json.dumps(raw))
-    assert_clean_error(costsim("calibrate", "check", str(path)), "samples_sha256", "edited after it was measured")
+    assert_clean_exit(costsim("calibrate", "check", str(path)), "samples_sha256", "edited after it was measured")
     est = costsim("estimate", str(tiny_spec), "--gpu", "cpu", "--num-gpus", "1", "--tokens", "1M", "--calibration", str(path))
-    assert_clean_error(est, "edited after it was measured")
+    assert_clean_exit(est, "edited after it was measured")
 
 
 def _scaled(cal: Calibration, speedup: float) -> Calibration:
@@ -271,35 +256,35 @@ def test_check_fails_when_the_device_drifted(smoke, tmp_path):
 def test_bad_calibration_files_give_clean_errors(tmp_path, smoke, tiny_spec):
     est = ["estimate", str(tiny_spec), "--gpu", "cpu", "--num-gpus", "1", "--tokens", "1M", "--calibration"]
     missing = tmp_path / "missing.json"
-    assert_clean_error(costsim(*est, str(missing)), str(missing), "no such file")
-    assert_clean_error(costsim("calibrate", "check", str(missing)), "no such file")
+    assert_clean_exit(costsim(*est, str(missing)), str(missing), "no such file")
+    assert_clean_exit(costsim("calibrate", "check", str(missing)), "no such file")
     bad_json = tmp_path / "bad.json"
     bad_json.write_text('{"schema": "costsim-calibration", ')
-    assert_clean_error(costsim("calibrate", "check", str(bad_json)), "not valid JSON", "line 1")
+    assert_clean_exit(costsim("calibrate", "check", str(bad_json)), "not valid JSON", "line 1")
     raw = json.loads(smoke.read_text())
     raw["schema_version"] = 99
     future = tmp_path / "future.json"
     future.write_text(json.dumps(raw))
-    assert_clean_error(costsim(*est, str(future)), "schema_version 99 is not supported", f"version {SCHEMA_VERSION}")
+    assert_clean_exit(costsim(*est, str(future)), "schema_version 99 is not supported", f"version {SCHEMA_VERSION}")
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"schema": "something-else", "schema_version": 1}))
-    assert_clean_error(costsim("calibrate", "check", str(other)), "not a costsim calibration")
+    assert_clean_exit(costsim("calibrate", "check", str(other)), "not a costsim calibration")
     raw = json.loads(smoke.read_text())
     del raw["fit"]["gemm"]["bf16"]
     nobf16 = tmp_path / "nobf16.json"
     nobf16.write_text(json.dumps(raw))
-    assert_clean_error(costsim(*est, str(nobf16)), "no bf16 GEMM fit")
+    assert_clean_exit(costsim(*est, str(nobf16)), "no bf16 GEMM fit")
 
 
 def test_bad_calibrate_options_give_clean_errors(tmp_path):
-    assert_clean_error(costsim("calibrate", "--device", "cpu", "--smoke"), "--output FILE is required")
-    assert_clean_error(costsim("calibrate", "--smoke", "--output", str(tmp_path)), "is a directory")
-    assert_clean_error(costsim("calibrate", "--smoke", "--output", str(tmp_path / "no" / "x.json")), "does not exist")
-    assert_clean_error(
+    assert_clean_exit(costsim("calibrate", "--device", "cpu", "--smoke"), "--output FILE is required")
+    assert_clean_exit(costsim("calibrate", "--smoke", "--output", str(tmp_path)), "is a directory")
+    assert_clean_exit(costsim("calibrate", "--smoke", "--output", str(tmp_path / "no" / "x.json")), "does not exist")
+    assert_clean_exit(
         costsim("calibrate", "--device", "cpu", "--smoke", "--model", "no-such-model", "--output", str(tmp_path / "x.json")),
         "unknown model 'no-such-model'",
     )
-    assert_clean_error(
+    assert_clean_exit(
         costsim("calibrate", "--device", "cpu", "--smoke", "--profile", "h100", "--output", str(tmp_path / "x.json")),
         "--profile h100 names a GPU profile",
     )

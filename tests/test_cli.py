@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_support import clean_error, invoke
+from cli_support import REQUIRED_GPU_IDS, clean_error, invoke
 
 assert_clean_error = clean_error
 
@@ -32,21 +32,6 @@ FIXED = ["--tp", "1", "--pp", "1", "--zero-stage", "3", "--micro-batch-size", "1
 # --------------------------------------------------------------------------- list
 
 
-GPUS = [
-    "h800",
-    "h100-sxm",
-    "h100-pcie",
-    "h200",
-    "h20",
-    "a100-40gb",
-    "a100-80gb",
-    "a800",
-    "v100",
-    "b200",
-    "gb200",
-    "mi300x",
-    "l40s",
-]
 MODELS = ["deepseek-v3", "llama-3.1-405b", "llama-3.1-8b", "gpt3-175b", "mixtral-8x7b", "bloom-176b", "deepseek-v2-lite"]
 
 
@@ -58,7 +43,7 @@ def test_list_gpus_shows_every_shipped_profile():
     result = invoke("list", "gpus")
     assert result.exit_code == 0, result.output
     rows = _rows(result.stdout)
-    for gpu in GPUS:
+    for gpu in REQUIRED_GPU_IDS:
         assert gpu in rows, f"{gpu} missing from `costsim list gpus`"
     assert "h100-sxm5," in rows["h100-sxm"]  # aliases listed
     assert "-" in rows["a100-80gb"]  # no FP8 peak shown as a dash

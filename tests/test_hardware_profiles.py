@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_support import REQUIRED_GPU_IDS
 
 from simulator.errors import SpecError
 from simulator.paths import hardware_dir
@@ -15,21 +16,6 @@ from simulator.specs import HardwareProfile, load_hardware, load_hardware_file
 
 PROFILE_PATHS = sorted(hardware_dir().glob("*.yaml"))
 
-REQUIRED_IDS = [
-    "h800",
-    "h100-sxm",
-    "h100-pcie",
-    "h200",
-    "h20",
-    "a100-40gb",
-    "a100-80gb",
-    "a800",
-    "v100",
-    "b200",
-    "gb200",
-    "mi300x",
-    "l40s",
-]
 
 # Vendor 2:4-sparse BF16 headlines (TFLOP/s). A dense BF16 peak must be half of these, never the headline.
 SPARSE_BF16_HEADLINE = {
@@ -68,7 +54,7 @@ def h800_raw() -> dict:
 
 
 def test_profiles_are_shipped():
-    assert len(PROFILE_PATHS) >= len(REQUIRED_IDS)
+    assert len(PROFILE_PATHS) >= len(REQUIRED_GPU_IDS)
 
 
 @pytest.mark.parametrize("path", PROFILE_PATHS, ids=lambda p: p.stem)
@@ -78,7 +64,7 @@ def test_every_profile_loads(path: Path):
     assert all(alias == alias.lower() for alias in hw.aliases)
 
 
-@pytest.mark.parametrize("gpu", REQUIRED_IDS)
+@pytest.mark.parametrize("gpu", REQUIRED_GPU_IDS)
 def test_required_ids_resolve(gpu: str):
     assert load_hardware(gpu).name == gpu
 
