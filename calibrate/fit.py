@@ -36,7 +36,7 @@ from simulator.calibration import (
     MemorySample,
 )
 from simulator.comms import bus_factor
-from simulator.units import BYTES_PER_ELEMENT
+from simulator.efficiency import gemm_bytes_moved, gemm_roofline_s
 
 BIN_LN_WIDTH = math.log(1.5)  # points a factor 2 apart stay in separate bins
 MIN_RELATIVE = 1e-4
@@ -73,14 +73,13 @@ def fit_gemm(samples: list[GemmSample], kernel_overhead_s: float, operand_bytes_
     """`operand_bytes_per_s`: the bandwidth of the roofline's memory term (a large copy)."""
     flops = np.array([s.flops for s in samples])
     t = np.array([s.training_s for s in samples])
-    elem = BYTES_PER_ELEMENT[samples[0].dtype]
-    moved = np.array([elem * (s.m * s.k + s.k * s.n) + BYTES_PER_ELEMENT["bf16"] * s.m * s.n for s in samples])
+    moved = np.array([gemm_bytes_moved(s.m, s.n, s.k, s.dtype) for s in samples])
     # The compute term's rate: time less the fixed kernel cost (at most half of it, against noise on tiny GEMMs).
     compute_s = np.maximum(t - kernel_overhead_s, 0.5 * t)
     best = float(np.max(flops / compute_s))
     rel = flops / (best * compute_s)
     curve = binned_curve(flops, rel)
-    predicted = np.maximum(flops / (best * _interp(curve, flops)), moved / operand_bytes_per_s) + kernel_overhead_s
+    predicted = gemm_roofline_s(flops, best * _interp(curve, flops), moved, operand_bytes_per_s, kernel_overhead_s)
     return GemmFit(best_flop_per_s=best, curve=curve, quality=quality(predicted, t))
 
 

@@ -53,12 +53,10 @@ class DeviceRates:
         `compute_factor` scales the compute rate of a kernel variant, e.g. FP8 with fine-grained block scaling."""
         # Array-friendly (the layout search calls it with numpy arrays): no branches on values.
         flops = 2.0 * m * n * k
-        elem = BYTES_PER_ELEMENT[dtype]
-        moved = elem * (m * k + k * n) + BYTES_PER_ELEMENT["bf16"] * m * n
         shape = _relative(self.gemm_curves.get(dtype), flops)
-        compute = flops / (self.peak_flop_per_s[dtype] * self.gemm_efficiency[dtype] * shape * compute_factor)
-        memory = moved / (self.gemm_operand_bytes_per_s or self.hbm_bytes_per_s)
-        t = count * (np.maximum(compute, memory) + self.kernel_overhead_s)
+        rate = self.peak_flop_per_s[dtype] * self.gemm_efficiency[dtype] * shape * compute_factor
+        bandwidth = self.gemm_operand_bytes_per_s or self.hbm_bytes_per_s
+        t = count * gemm_roofline_s(flops, rate, gemm_bytes_moved(m, n, k, dtype), bandwidth, self.kernel_overhead_s)
         return np.where((m > 0) & (n > 0) & (k > 0) & (count > 0), t, 0.0)
 
     def attention_s(self, forward_flops: float) -> tuple[float, float]:
@@ -68,6 +66,17 @@ class DeviceRates:
 
     def memory_s(self, n_bytes: float) -> float:
         return n_bytes / self.hbm_bytes_per_s
+
+
+def gemm_bytes_moved(m, n, k, dtype: str):
+    """HBM bytes of one GEMM [m x k] . [k x n]: both operands in `dtype`, the output written in BF16."""
+    return BYTES_PER_ELEMENT[dtype] * (m * k + k * n) + BYTES_PER_ELEMENT["bf16"] * m * n
+
+
+def gemm_roofline_s(flops, flop_per_s, bytes_moved, bytes_per_s, kernel_overhead_s):
+    """One GEMM: the slower of compute and operand traffic, plus the fixed cost of a kernel. The step model and
+    the calibration fit (calibrate/fit.py) both use it, so the fitted rates mean what the model reads."""
+    return np.maximum(flops / flop_per_s, bytes_moved / bytes_per_s) + kernel_overhead_s
 
 
 Curve = tuple[tuple[float, ...], tuple[float, ...]]
