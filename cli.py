@@ -25,6 +25,7 @@ from simulator.commands.options import (
     ranged,
 )
 from simulator.errors import CostsimError, InputError
+from simulator.units import DEFAULT_DRAWS
 
 _fail = fail  # the name calibrate/commands.py reports its errors through
 
@@ -141,7 +142,7 @@ def _band_options(uncertainty: bool, draws: int | None, seed: int | None, tokens
             raise InputError(f"{flags} only apply with --uncertainty; add --uncertainty or drop them")
         return None
     return {
-        "draws": 10_000 if draws is None else draws,
+        "draws": DEFAULT_DRAWS if draws is None else draws,
         "seed": 0 if seed is None else seed,
         "tokens_spread": 0.0 if tokens_spread is None else tokens_spread,
     }

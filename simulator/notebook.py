@@ -24,7 +24,7 @@ from typing import Any
 
 from .errors import InputError
 from .report import flatten
-from .units import GPU_HOURS_RANGE, MAX_GPUS, SECONDS_PER_DAY, TOKENS_RANGE, count_in_range
+from .units import DEFAULT_DRAWS, GPU_HOURS_RANGE, MAX_GPUS, SECONDS_PER_DAY, TOKENS_RANGE, count_in_range
 
 
 def _layout_keys() -> tuple[str, ...]:
@@ -146,7 +146,7 @@ class EstimateResult(_Result):
             raise InputError("no uncertainty band: call estimate(..., uncertainty=True)")
         return _frame([b.to_dict() for b in self.uncertainty.tornado])
 
-    def write_report(self, output: str, force: bool = False, draws: int = 10_000, seed: int = 0) -> dict:
+    def write_report(self, output: str, force: bool = False, draws: int = DEFAULT_DRAWS, seed: int = 0) -> dict:
         """Write report.md, report.html and the PNG charts into `output` (as `costsim report`)."""
         from .report_document import write_report
         from .uncertainty import band_for_estimate
@@ -178,7 +178,7 @@ def estimate(
     attention_kernel: str = "flash",
     dropout: float = 0.0,
     uncertainty: bool = False,
-    draws: int = 10_000,
+    draws: int = DEFAULT_DRAWS,
     seed: int = 0,
     tokens_spread: float = 0.0,
     **layout: Any,

@@ -20,7 +20,7 @@ from .estimate import LAYOUT_FIELDS, Estimate
 from .paths import plan_dir
 from .pricing import CostOptions, Rate, cost_block, rental_rate, sum_blocks
 from .specs import HardwareProfile, load_hardware, read_yaml, validate
-from .units import SECONDS_PER_DAY, count_in_range
+from .units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, SECONDS_PER_DAY, count_in_range
 
 
 def _count(value: object) -> float:
@@ -53,7 +53,7 @@ class Stage(_Schema):
     seq_len: Annotated[int, Field(ge=1, le=10_000_000)]
     global_batch_tokens: Count
     precision: Literal["bf16", "fp16", "fp8"] = "bf16"
-    num_gpus: Annotated[int, Field(ge=1, le=1_000_000)]
+    num_gpus: Annotated[int, Field(ge=1, le=MAX_GPUS)]
     gpu: str | None = None
     """Overrides the plan's GPU for this stage."""
     tp: Annotated[int, Field(ge=1)] | None = None
@@ -86,7 +86,7 @@ class Plan(_Schema):
     model: str
     """Shipped model name, or a spec YAML / config.json path (relative to the plan file)."""
     gpu: str
-    usd_per_gpu_hour: Annotated[float, Field(gt=0, le=1000)] | None = None
+    usd_per_gpu_hour: Annotated[float, Field(gt=0, le=MAX_USD_PER_GPU_HOUR)] | None = None
     price_source: str | None = None
     experiments_multiplier: Annotated[float, Field(ge=1, le=100)] | None = None
     experiments_source: str | None = None

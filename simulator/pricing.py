@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from .errors import InputError, SpecError
 from .specs import HardwareProfile
-from .units import HOURS_PER_YEAR, KILO
+from .units import HOURS_PER_YEAR, KILO, MAX_USD_PER_GPU_HOUR
 
 BASES = ("rental", "tco")
 
@@ -62,7 +62,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "grid_kg_co2_per_kwh": (0.0, 2.0, "--grid-kg-co2-per-kwh"),
     "gpu_purchase_usd": (100.0, 1e6, "--gpu-purchase-usd"),
     "experiments_multiplier": (1.0, 100.0, "--experiments-multiplier"),
-    "usd_per_gpu_hour": (0.0, 1000.0, "--usd-per-gpu-hour"),
+    "usd_per_gpu_hour": (0.0, MAX_USD_PER_GPU_HOUR, "--usd-per-gpu-hour"),
 }
 
 

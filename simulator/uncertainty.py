@@ -39,10 +39,9 @@ from .assumptions import FITTED_PATH, Assumptions
 from .efficiency import DeviceRates
 from .errors import InputError
 from .specs import ASSUMPTION, HardwareProfile, ModelSpec
-from .units import SECONDS_PER_DAY, format_count
+from .units import DEFAULT_DRAWS, SECONDS_PER_DAY, format_count
 
 OUTPUTS = ("gpu_hours", "wall_clock_days", "cost_usd")
-DEFAULT_DRAWS = 10_000
 MIN_DRAWS = 100  # fewer draws cannot place a P10 and a P90 with any precision
 MAX_DRAWS = 1_000_000
 DEFAULT_CHECKS = 20

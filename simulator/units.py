@@ -58,6 +58,10 @@ GPU_HOURS_RANGE: Final = (1e-3, 1e12)
 MAX_GPUS: Final = 1_000_000
 """The largest cluster: no GPU count, parallel degree or micro-batch may exceed it."""
 COUNT_EXAMPLES: Final = "14.8T, 300B, 2.788M or 1.5e12"
+MAX_USD_PER_GPU_HOUR: Final = 1000.0
+"""No accelerator rents for more per hour; a larger price is a typo (the priciest quotes are tens of dollars)."""
+DEFAULT_DRAWS: Final = 10_000
+"""Joint draws of an uncertainty band: enough for stable P10/P90, and under a second with the surrogate."""
 
 
 def count_in_range(value: object, low: float, high: float, *, low_open: bool = False) -> float:

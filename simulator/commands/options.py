@@ -12,7 +12,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from simulator.errors import CostsimError, InputError
-from simulator.units import MAX_GPUS, TOKENS_RANGE, count_in_range
+from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, TOKENS_RANGE, count_in_range
 
 
 def fail(err: CostsimError) -> NoReturn:
@@ -121,7 +121,8 @@ SeqLenOpt = Annotated[
     int | None, ranged("Sequence length (default: the model's)", 1, 10_000_000, "give tokens per sequence, e.g. 4096")
 ]
 PriceOpt = Annotated[
-    float | None, ranged("Price per GPU-hour (default: the profile's)", 0.0, 1000.0, "give dollars per GPU-hour, e.g. 2")
+    float | None,
+    ranged("Price per GPU-hour (default: the profile's)", 0.0, MAX_USD_PER_GPU_HOUR, "give dollars per GPU-hour, e.g. 2"),
 ]
 _SEARCHED = "a positive integer no larger than the GPU count; or leave {flag} out to search it"
 TpOpt = Annotated[int | None, ranged("Tensor parallel degree (searched when left out)", 1, MAX_GPUS, _SEARCHED)]

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from simulator.commands.options import Format, PrecisionOpt, TableJson, count_option, echo_result, fail
+from simulator.units import DEFAULT_DRAWS
 
 
 def register(app: typer.Typer, validate_app: typer.Typer) -> None:
@@ -93,7 +94,7 @@ def claim(
     uncertainty: Annotated[
         bool, typer.Option("--uncertainty", help="P10/P50/P90 of costsim's prediction and where the claim falls in it")
     ] = False,
-    draws: Annotated[int, typer.Option(help="Joint draws for --uncertainty")] = 10_000,
+    draws: Annotated[int, typer.Option(help="Joint draws for --uncertainty")] = DEFAULT_DRAWS,
     seed: Annotated[int, typer.Option(help="Random seed for --uncertainty")] = 0,
     format: Annotated[TableJson, typer.Option("--format", help="Output format")] = TableJson.table,
 ) -> None:

@@ -21,6 +21,7 @@ from simulator.commands.options import (
     job_options,
     layout_flags,
 )
+from simulator.units import DEFAULT_DRAWS
 
 
 def register(app: typer.Typer, validate_app: typer.Typer) -> None:
@@ -44,7 +45,7 @@ def report_command(
     calibration: Annotated[
         str | None, typer.Option(help="Calibration file from `costsim calibrate` (--gpu cpu for a CPU calibration)")
     ] = None,
-    draws: Annotated[int, typer.Option(help="Joint draws of the uncertain inputs")] = 10_000,
+    draws: Annotated[int, typer.Option(help="Joint draws of the uncertain inputs")] = DEFAULT_DRAWS,
     seed: Annotated[int, typer.Option(help="Random seed of the draws")] = 0,
     tokens_spread: Annotated[float, typer.Option(help="Relative spread of --tokens (lognormal sigma)")] = 0.0,
 ) -> None:
@@ -85,7 +86,7 @@ def report_command(
 
 def command_line(model: str, options: dict) -> str:
     """The `costsim report` command line of the options as given (defaults left out), printed in the report."""
-    defaults = {"precision": "bf16", "draws": 10_000, "seed": 0, "tokens_spread": 0.0}
+    defaults = {"precision": "bf16", "draws": DEFAULT_DRAWS, "seed": 0, "tokens_spread": 0.0}
     parts = ["costsim", "report", model]
     for k, v in options.items():
         if v is None or defaults.get(k) == v:
