@@ -21,13 +21,13 @@ from .errors import InfeasibleError
 from .flops import ParamCounts
 from .layout import Layout, Precision, Recompute
 from .specs import ModelSpec
-from .units import format_bytes, gib
+from .units import BLOCK_FP8_BYTES_PER_ELEMENT, BYTES_PER_ELEMENT, format_bytes, gib
 
 # Bytes per element of a BF16 activation, of an FP8-cached GEMM input with 1x128 fp32 scales
-# (DeepSeek-V3 §3.3.3: 1 + 4/128), and of the fp32 log-sum-exp flash attention keeps.
-ACT_BYTES = 2.0
-FP8_ACT_BYTES = 1.0 + 4.0 / 128
-LSE_BYTES = 4.0
+# (DeepSeek-V3 §3.3.3), and of the fp32 log-sum-exp flash attention keeps.
+ACT_BYTES = BYTES_PER_ELEMENT["bf16"]
+FP8_ACT_BYTES = BLOCK_FP8_BYTES_PER_ELEMENT
+LSE_BYTES = BYTES_PER_ELEMENT["fp32"]
 # Logits in BF16 plus their fp32 copy for the cross-entropy (theory §2.3, logits buffer).
 LOGIT_BYTES = 6.0
 
@@ -108,7 +108,8 @@ def layer_params_on_rank(counts: ParamCounts, item: str, layout: Layout) -> tupl
 def unfused_attention_bytes_per_token(model: ModelSpec, seq_len: int, dropout: float) -> float:
     """Materialised attention keeps the softmax output (2 B) and, with dropout, its mask (1 B) and output (2 B)
     per score: Korthikanti et al. 2022 Table 2's 5·a·s²·b term, per token. Selective recompute removes it."""
-    return (5.0 if dropout > 0 else 2.0) * model.n_heads * seq_len
+    mask = 1.0  # byte per score
+    return (2 * ACT_BYTES + mask if dropout > 0 else ACT_BYTES) * model.n_heads * seq_len
 
 
 def activation_bytes_per_token(model: ModelSpec, item: str, recompute: Recompute, precision: Precision) -> float:

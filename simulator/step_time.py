@@ -45,7 +45,7 @@ from .memory import (
 )
 from .pipeline import bubble_s, in_flight_micro_batches, stage_items
 from .specs import ModelSpec
-from .units import BYTES_PER_ELEMENT
+from .units import BLOCK_FP8_BYTES_PER_ELEMENT, BYTES_PER_ELEMENT, DROPOUT_BYTES_PER_ELEMENT
 
 # Memory-bound traffic per token and layer, in units of (hidden size x bytes per element):
 # two norms (read + write) and two residual adds (read 2, write 1), forward (theory §6.3).
@@ -219,7 +219,7 @@ def _layer_comm(
     if kind in ("moe", "mtp") and model.moe is not None:
         # DeepSeek-V3 dispatches FP8 with 1x128 scales (§3.3.4); per-tensor FP8 stacks dispatch BF16.
         block_fp8 = job.precision == "fp8" and job.fp8_recipe == "block"
-        dispatch = BYTES_PER_ELEMENT["fp8"] + 4.0 / 128 if block_fp8 else act
+        dispatch = BLOCK_FP8_BYTES_PER_ELEMENT if block_fp8 else act
         one_way = moe_dispatch_combine_s(
             t / lay.tp, model.moe.top_k, model.d_model, dispatch, act, ep_group(lay), fabric, model.moe.max_nodes_per_token
         )
@@ -257,7 +257,7 @@ def _attention_core_s(ctx: Context) -> tuple[float, float]:
     dtype = ctx.gemm_dtype(False)
     gemm = ctx.rates.gemm_s(s, s, d_qk, dtype, batch) + ctx.rates.gemm_s(s, d_v, s, dtype, batch)
     scores = batch * s * job.seq_len
-    drop = 5.0 if job.dropout > 0 else 0.0  # a job fact, not a layout one
+    drop = DROPOUT_BYTES_PER_ELEMENT if job.dropout > 0 else 0.0  # a job fact, not a layout one
     fwd = gemm + ctx.rates.memory_s(scores * (4.0 + drop))
     bwd = 2 * gemm + ctx.rates.memory_s(scores * (6.0 + drop))
     return fwd, bwd
@@ -267,7 +267,7 @@ def _dropout_bytes(ctx: Context) -> float:
     """Forward traffic of the two residual dropouts of a layer (read, write, 1-byte mask)."""
     if ctx.job.dropout <= 0:
         return 0.0
-    return 2 * 5.0 * ctx.model.d_model * ctx.tokens_per_micro_batch / ctx.layout.tp
+    return 2 * DROPOUT_BYTES_PER_ELEMENT * ctx.model.d_model * ctx.tokens_per_micro_batch / ctx.layout.tp
 
 
 def by_recompute(lay: Layout | Layouts, values: dict[str, object]):
