@@ -115,4 +115,4 @@ def test_malformed_run_file_fails_cleanly(tmp_path):
 def test_bad_plot_paths_fail_cleanly(tmp_path):
     assert_clean_error(invoke("compare", "llama-3.1-405b", "deepseek-v3", "--plot", str(tmp_path / "w.jpg")), ".png")
     missing_dir = tmp_path / "no" / "such" / "w.png"
-    assert_clean_error(invoke("compare", "llama-3.1-405b", "deepseek-v3", "--plot", str(missing_dir)), "--plot", "writable")
+    assert_clean_error(invoke("compare", "llama-3.1-405b", "deepseek-v3", "--plot", str(missing_dir)), "--plot", "does not exist")

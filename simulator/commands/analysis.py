@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from simulator.commands.options import TableJson, fail
+from simulator.commands.options import TableJson, check_output_file, fail
 
 
 def register(app: typer.Typer, validate_app: typer.Typer) -> None:
@@ -27,13 +27,10 @@ def compare_runs(
     from simulator import report
     from simulator.api import run_compare
     from simulator.compare import plot_waterfall
-    from simulator.errors import CostsimError, InputError
+    from simulator.errors import CostsimError
 
     try:
-        if plot is not None and plot.suffix.lower() != ".png":
-            raise InputError(f"--plot {plot}: the chart is a PNG; give a path ending in .png")
-        if plot is not None and not plot.resolve().parent.is_dir():
-            raise InputError(f"--plot {plot}: folder {plot.parent} does not exist; pass a writable .png path")
+        check_output_file("--plot", plot, ".png")
         d = run_compare(a, b)
         if plot is not None:
             plot_waterfall(d, plot)

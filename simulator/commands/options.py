@@ -7,6 +7,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -29,6 +30,18 @@ def count_option(flag: str, text: str | None, bounds: tuple[float, float] = TOKE
         return count_in_range(text, *bounds)
     except ValueError as e:
         raise InputError(f"{flag} {e}") from None
+
+
+def check_output_file(flag: str, path: Path | None, suffix: str) -> None:
+    """Fail before the work, not after it, when an output file (a chart, a table) cannot be written."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise InputError(f"{flag} {path} is a directory; give a file name ending in {suffix}")
+    if path.suffix.lower() != suffix:
+        raise InputError(f"{flag} {path}: give a path ending in {suffix}")
+    if not path.resolve().parent.is_dir():
+        raise InputError(f"{flag} {path}: folder {path.parent} does not exist; create it or pick another path")
 
 
 def _number_text(x: float) -> str:

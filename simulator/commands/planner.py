@@ -19,6 +19,7 @@ from simulator.commands.options import (
     RecipeOpt,
     SeqLenOpt,
     TokensOpt,
+    check_output_file,
     echo_result,
     fail,
     job_options,
@@ -231,15 +232,8 @@ def sweep_command(
             hw.peak_flop_per_s(precision.value)
         counts = parse_gpu_counts(num_gpus)
         job_args = job_options(tokens, seq_len, global_batch_tokens, precision, fp8_recipe)
-        for flag, path, suffix in (("--plot", plot, ".png"), ("--output", output, ".csv")):
-            if path is None:
-                continue
-            if path.exists() and path.is_dir():
-                raise InputError(f"{flag} {path} is a directory; give a file name")
-            if path.suffix.lower() != suffix:
-                raise InputError(f"{flag} {path}: give a path ending in {suffix}")
-            if not path.resolve().parent.is_dir():
-                raise InputError(f"{flag} {path}: folder {path.parent} does not exist; create it or pick another path")
+        check_output_file("--plot", plot, ".png")
+        check_output_file("--output", output, ".csv")
         with DelayedProgress("sweeping clusters") as bar:
             rows = sweep(spec, gpus, counts, job_args, layout, usd_per_gpu_hour, progress=bar.update)
     except CostsimError as e:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from simulator.commands.options import Format, PrecisionOpt, TableJson, count_option, echo_result, fail
+from simulator.commands.options import Format, PrecisionOpt, TableJson, check_output_file, count_option, echo_result, fail
 from simulator.units import DEFAULT_DRAWS
 
 
@@ -30,11 +30,10 @@ def validate_public(
     fitted global constant also show their leave-one-out error (simulator/fitted_constants.yaml).
     """
     from simulator import public_runs
-    from simulator.errors import CostsimError, InputError
+    from simulator.errors import CostsimError
 
     try:
-        if plot is not None and plot.suffix.lower() != ".png":
-            raise InputError(f"--plot {plot}: the chart is a PNG; give a path ending in .png")
+        check_output_file("--plot", plot, ".png")
         results = public_runs.evaluate()
         doc = public_runs.report(results, public_runs.excluded_runs())
         if plot is not None:
