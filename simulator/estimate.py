@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
-import numpy as np
-
 from .assumptions import DEFAULT, Assumptions
 from .efficiency import DeviceRates, device_rates
 from .errors import InfeasibleError, LayoutError
@@ -240,7 +238,7 @@ def search_best(model, hw, job, given, rates, counts, assumptions) -> tuple[Layo
     result = search(model, hw, job, given, assumptions, rates, counts=counts)
     best = result.best()
     if best is None:
-        smallest = int(np.argmin(result.memory_bytes))
+        smallest = result.closest()
         lay = result.layouts.at(smallest)
         try:
             check_fits(step(model, job, lay, rates, counts, assumptions).memory, hw.memory_bytes, hw.name, lay, True)

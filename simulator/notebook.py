@@ -243,7 +243,7 @@ def search(
 
     `top` keeps only the first rows in `candidates` (None: all)."""
     from .report import run_header
-    from .search import candidate_rows, flops_per_token
+    from .search import candidate_rows
     from .search import search as run_search
     from .specs import load_hardware, load_model
 
@@ -251,7 +251,7 @@ def search(
     job = _job(spec, num_gpus, tokens, global_batch_tokens, layout, seq_len=seq_len, precision=precision, fp8_recipe=fp8_recipe)
     given = {k: v for k, v in layout.items() if v is not None}
     result = run_search(spec, hw, job, given, usd_per_gpu_hour=usd_per_gpu_hour, objective=objective)
-    rows = candidate_rows(result, job, hw.peak_flop_per_s("bf16"), flops_per_token(spec, job), top)
+    rows = candidate_rows(result, top)
     summary = {
         **run_header(spec, hw, job),
         "objective": objective,

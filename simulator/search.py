@@ -46,6 +46,8 @@ class SearchResult:
     gpu_hours: np.ndarray
     cost_usd: np.ndarray
     memory_bytes: np.ndarray
+    mfu: np.ndarray
+    """Model FLOP/s per GPU / the dense BF16 peak, per candidate."""
     capacity_bytes: float
     objective_values: np.ndarray
     """Step time or dollars, per candidate: what the ranking sorts by (after feasibility, before memory)."""
@@ -76,6 +78,10 @@ class SearchResult:
             f"does not fit: needs {self.memory_bytes[i] / GIB:.1f} GiB per GPU ({parts} GiB) "
             f"but the GPU has {self.capacity_bytes / GIB:.1f} GiB"
         )
+
+    def closest(self) -> int:
+        """The candidate needing the least memory: the nearest miss when none fits."""
+        return int(self.memory_bytes.argmin())
 
     @functools.cached_property
     def order(self) -> np.ndarray:
@@ -266,6 +272,7 @@ def search(
         gpu_hours=gpu_hours,
         cost_usd=cost,
         memory_bytes=memory,
+        mfu=flops_per_token(model, job) * job.tokens_per_s_per_gpu(steps.step_time_s) / hw.peak_flop_per_s("bf16"),
         capacity_bytes=hw.memory_bytes,
         objective_values=steps.step_time_s if objective == "time" else cost,
         grid_size=grid_size,
@@ -317,14 +324,13 @@ def flops_per_token(model: ModelSpec, job: Job) -> float:
     return token_flops(model, job.seq_len).training_flops
 
 
-def candidate_rows(result: SearchResult, job: Job, peak_flop_per_s: float, flops_per_tok: float, limit: int | None = None):
+def candidate_rows(result: SearchResult, limit: int | None = None):
     """Candidates in rank order as plain dicts (what --format json/csv dumps)."""
     order = result.order if limit is None else result.top(limit)
     lay = result.layouts
     cols = {k: getattr(lay, k)[order].tolist() for k in LAYOUT_FIELDS}
     step_s = result.steps.step_time_s[order]
-    tokens_per_s_per_gpu = job.tokens_per_s_per_gpu(step_s)
-    mfu = (flops_per_tok * tokens_per_s_per_gpu / peak_flop_per_s).tolist()
+    mfu = result.mfu[order].tolist()
     feasible = result.feasible[order].tolist()
     gpu_hours = result.gpu_hours[order].tolist()
     cost = result.cost_usd[order].tolist()

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from .assumptions import DEFAULT, Assumptions
 from .errors import InfeasibleError, InputError, LayoutError
-from .flops import token_flops
 from .layout import make_job
 from .search import breakdown_of, search
 from .specs import HardwareProfile, ModelSpec
@@ -86,15 +85,13 @@ def best_row(
         return SweepRow(hw.name, num_gpus, False, None, None, None, None, None, None, None, 0, " ".join(str(e).split()))
     best = result.best()
     if best is None:
-        smallest = int(result.memory_bytes.argmin())
+        smallest = result.closest()
         return SweepRow(
             hw.name, num_gpus, False, None, None, None, None, None, None, result.memory_bytes[smallest] / GIB,
             result.n_valid, "no layout fits: " + result.reason(smallest),
         )  # fmt: skip
     step_s = float(result.steps.step_time_s[best])
     gpu_hours = float(result.gpu_hours[best])
-    flops = token_flops(model, job.seq_len).training_flops
-    mfu = flops * job.tokens_per_s_per_gpu(step_s) / hw.peak_flop_per_s("bf16")
     return SweepRow(
         gpu=hw.name,
         num_gpus=num_gpus,
@@ -104,7 +101,7 @@ def best_row(
         wall_clock_days=gpu_hours * SECONDS_PER_HOUR / num_gpus / SECONDS_PER_DAY,
         gpu_hours=gpu_hours,
         cost_usd=float(result.cost_usd[best]),
-        mfu=mfu,
+        mfu=float(result.mfu[best]),
         memory_per_gpu_gib=float(result.memory_bytes[best] / GIB),
         candidates=result.n_valid,
         reason="",

@@ -186,4 +186,6 @@ def test_broken_dataset_file_is_a_clean_cli_error(tmp_path):
 
 def test_bad_plot_paths_are_clean_cli_errors(tmp_path):
     assert_clean_error(invoke("validate", "public", "--plot", str(tmp_path / "chart.txt")), ".png")
-    assert_clean_error(invoke("validate", "public", "--plot", str(tmp_path / "missing" / "chart.png")), "--plot", "does not exist")
+    assert_clean_error(
+        invoke("validate", "public", "--plot", str(tmp_path / "missing" / "chart.png")), "--plot", "does not exist"
+    )

@@ -109,11 +109,10 @@ def search_document(spec, hw, job, result, ref: dict | None, ref_source: str, li
     """What `costsim search` reports: the counts, the candidates in rank order, the best's breakdown,
     and where the reference (published) layout ranks, with the terms that make the best faster."""
     from simulator.report import run_header
-    from simulator.search import breakdown_of, candidate_rows, explain, flops_per_token
+    from simulator.search import breakdown_of, candidate_rows, explain
     from simulator.units import GIB
 
-    flops = flops_per_token(spec, job)
-    rows = candidate_rows(result, job, hw.peak_flop_per_s("bf16"), flops, limit)
+    rows = candidate_rows(result, limit)
     best = result.best()
     doc: dict = {
         **run_header(spec, hw, job),
@@ -130,7 +129,7 @@ def search_document(spec, hw, job, result, ref: dict | None, ref_source: str, li
     if best is not None:
         doc["best"] = {**rows[0], "breakdown_s": breakdown_of(result, best)}
     else:
-        closest = int(result.memory_bytes.argmin())
+        closest = result.closest()
         doc["closest"] = {
             "layout": result.layouts.at(closest).to_dict(),
             "memory_per_gpu_gib": float(result.memory_bytes[closest] / GIB),
