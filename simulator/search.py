@@ -272,7 +272,9 @@ def search(
         gpu_hours=gpu_hours,
         cost_usd=cost,
         memory_bytes=memory,
-        mfu=flops_per_token(model, job) * job.tokens_per_s_per_gpu(steps.step_time_s) / hw.peak_flop_per_s("bf16"),
+        mfu=token_flops(model, job.seq_len).training_flops
+        * job.tokens_per_s_per_gpu(steps.step_time_s)
+        / hw.peak_flop_per_s("bf16"),
         capacity_bytes=hw.memory_bytes,
         objective_values=steps.step_time_s if objective == "time" else cost,
         grid_size=grid_size,
@@ -318,10 +320,6 @@ def _no_valid_layout_message(model: ModelSpec, job: Job, grid: Layouts, masks: d
         "TP, PP, CP, EP, micro-batch and schedule tried); "
         f"{lead}:\n  - " + "\n  - ".join(lines)
     )
-
-
-def flops_per_token(model: ModelSpec, job: Job) -> float:
-    return token_flops(model, job.seq_len).training_flops
 
 
 def candidate_rows(result: SearchResult, limit: int | None = None):
