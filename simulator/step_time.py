@@ -442,8 +442,14 @@ def _rank_busy_s(ctx: Context, ranks: list[list[str]], m: int) -> list[float]:
     """Busy seconds per step of each rank; a DualPipe rank runs half the micro-batches through each of its stages."""
     times = {item: item_time(ctx, item) for item in {i for r in ranks for i in r}}
     per_item = {i: float(t.forward_s + t.backward_s + t.exposed_comm_s) for i, t in times.items()}
-    share = 0.5 if ctx.layout.schedule == "dualpipe" else 1.0
+    share = float(micro_batch_share(ctx.layout))
     return [share * m * sum(per_item[i] for i in r) for r in ranks]
+
+
+def micro_batch_share(lay: Layout | Layouts):
+    """Share of the micro-batches that pass through each stage a rank holds: DualPipe ranks hold two stages
+    and run half their micro-batches through each."""
+    return np.where(lay.schedule == "dualpipe", 0.5, 1.0)
 
 
 def _scalar_memory(mem: MemoryBreakdown) -> MemoryBreakdown:
@@ -563,8 +569,7 @@ def _group_step(
     """Step time of layouts that share one layers-to-ranks map (rows of counts_matrix: ranks, columns: kinds;
     per_kind: field -> array (kinds, layouts))."""
     lay = ctx.layout
-    # DualPipe ranks hold two stages and run half their micro-batches through each.
-    share = np.where(lay.schedule == "dualpipe", 0.5, 1.0)
+    share = micro_batch_share(lay)
     totals = counts_matrix @ (per_kind["forward_s"] + per_kind["backward_s"] + per_kind["exposed_comm_s"])
     slow_counts = counts_matrix[np.argmax(totals, axis=0)].T  # (kinds, layouts): the slowest rank's items
 
