@@ -58,22 +58,26 @@ class ConventionRates:
 class Prediction:
     """costsim's estimate of the claimed run and where its layout came from."""
 
-    gpu_hours: float
-    ideal_gpu_hours: float
-    num_gpus: int
-    seq_len: int
-    global_batch_tokens: float
-    layout: dict
+    estimate: Estimate
     layout_source: str
 
+    @property
+    def gpu_hours(self) -> float:
+        return self.estimate.gpu_hours
+
+    @property
+    def num_gpus(self) -> int:
+        return self.estimate.job.num_gpus
+
     def to_dict(self) -> dict:
+        e = self.estimate
         return {
-            "gpu_hours": self.gpu_hours,
-            "ideal_gpu_hours": self.ideal_gpu_hours,
-            "num_gpus": self.num_gpus,
-            "seq_len": self.seq_len,
-            "global_batch_tokens": self.global_batch_tokens,
-            "layout": self.layout,
+            "gpu_hours": e.gpu_hours,
+            "ideal_gpu_hours": e.ideal_gpu_hours,
+            "num_gpus": e.job.num_gpus,
+            "seq_len": e.job.seq_len,
+            "global_batch_tokens": e.job.global_batch_tokens,
+            "layout": e.layout.to_dict(),
             "layout_source": self.layout_source,
         }
 
@@ -244,7 +248,7 @@ def _prediction(
         case = replace(match, job=job, layout=layout)
         try:
             est = case_estimate(case, assumptions)
-            return _as_prediction(est, f"published layout of {match.id} ({match.source}); unpublished fields searched")
+            return Prediction(est, f"published layout of {match.id} ({match.source}); unpublished fields searched")
         except CostsimError:
             if num_gpus is None:
                 raise
@@ -257,19 +261,7 @@ def _prediction(
     job = make_job(spec, num_gpus, tokens, seq_len, batch, precision)
     est = estimate(spec, hw, job, None, assumptions=assumptions)
     source = "searched by costsim" + (f" (sequence and batch of {match.id})" if match else "")
-    return _as_prediction(est, source)
-
-
-def _as_prediction(est: Estimate, source: str) -> Prediction:
-    return Prediction(
-        gpu_hours=est.gpu_hours,
-        ideal_gpu_hours=est.ideal_gpu_hours,
-        num_gpus=est.job.num_gpus,
-        seq_len=est.job.seq_len,
-        global_batch_tokens=est.job.global_batch_tokens,
-        layout=est.layout.to_dict(),
-        layout_source=source,
-    )
+    return Prediction(est, source)
 
 
 def assess_claim(
@@ -300,8 +292,12 @@ def assess_claim(
     peak = hw.peak_flop_per_s(precision)  # SpecError when the GPU lacks this precision
 
     prediction = _prediction(spec, hw, tokens, num_gpus, precision, match, assumptions)
-    seq_len = prediction.seq_len if prediction else (match.job.seq_len if match else spec.default_seq_len or DEFAULT_SEQ_LEN)
-    recompute = prediction.layout["recompute"] if prediction else None
+    seq_len = (
+        prediction.estimate.job.seq_len
+        if prediction
+        else (match.job.seq_len if match else spec.default_seq_len or DEFAULT_SEQ_LEN)
+    )
+    recompute = prediction.estimate.layout.recompute if prediction else None
     tps = implied_tokens_per_s_per_gpu(tokens, gpu_hours)
     conventions = convention_rates(spec, hw, seq_len, tps, recompute)
     mfu = conventions[HEADLINE_CONVENTION].flops_per_token * tps / peak

@@ -872,11 +872,9 @@ def band_for_claim(
 ) -> UncertaintyResult:
     """Uncertainty band of costsim's prediction for a claim (simulator.claim.ClaimResult), and where the claim falls in it.
 
-    The prediction's layout is re-used as it is; `model` and `hw` are what the claim was checked with. The band's
+    The band is drawn around the prediction's own estimate; `model` and `hw` are what the claim was checked with. The band's
     notes say at which percentile of the predicted GPU-hours the claimed GPU-hours lie.
     """
-    from .estimate import estimate
-    from .layout import make_job
     from .specs import load_hardware, load_model
 
     p = result.prediction
@@ -884,15 +882,11 @@ def band_for_claim(
         raise InputError("--uncertainty needs costsim's prediction of the claim: pass --num-gpus (the GPUs the claim ran on)")
     model = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hw) if isinstance(hw, str) else hw
-    job = make_job(model, p.num_gpus, result.tokens, p.seq_len, p.global_batch_tokens, result.precision)
-    est = estimate(model, hw, job, p.layout)
-    band = band_for_estimate(est, model, hw, price_fixed=True, draws=draws, seed=seed)
+    band = band_for_estimate(p.estimate, model, hw, price_fixed=True, draws=draws, seed=seed)
     share = float(np.mean(band.samples["gpu_hours"] <= result.gpu_hours))
     g = band.bands["gpu_hours"]
     band.notes.append(
         f"{share:.1%} of the draws predict fewer GPU-hours than the claimed {result.gpu_hours:,.0f} "
         f"(P10 {g.p10:,.0f}, P90 {g.p90:,.0f}); claim / prediction P50 = {result.gpu_hours / g.p50:.2f}"
     )
-    if abs(est.gpu_hours / p.gpu_hours - 1) > 1e-6:
-        band.notes.append(f"the band's nominal {est.gpu_hours:,.0f} GPU-hours differ from the prediction {p.gpu_hours:,.0f}")
     return band
