@@ -29,7 +29,7 @@ from .layout import Job
 from .paths import data_root
 from .specs import HardwareProfile, ModelSpec, load_hardware, load_model, read_yaml
 from .units import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, TERA, count_in_range
-from .validation import PublishedRun, eq3_flops_per_step, llama3_runs, megatron_2021_runs
+from .validation import PublishedRun, eq3_flops_per_step, llama3_runs, megatron_2021_runs, metric_value
 
 TARGET_MEDIAN_ABS_ERROR = 0.15
 TARGET_MAX_ABS_ERROR = 0.40
@@ -218,21 +218,7 @@ def case_estimate(case: Case, assumptions: Assumptions = DEFAULT) -> Estimate:
 
 def metric_from_estimate(case: Case, est: Estimate) -> float:
     """The estimate expressed in the case's reported metric and unit."""
-    m = case.metric
-    if m == "gpu_hours":
-        return est.gpu_hours if case.includes_failures else est.ideal_gpu_hours
-    if m in ("wall_clock_days", "time_to_train_minutes"):
-        seconds = est.wall_clock_s if case.includes_failures else est.ideal_wall_clock_s
-        return seconds / (SECONDS_PER_DAY if m == "wall_clock_days" else SECONDS_PER_MINUTE)
-    if m == "step_time_s":
-        return est.step_time_s
-    if m == "tokens_per_s_per_gpu":
-        return est.tokens_per_s_per_gpu
-    if m == "model_tflop_per_s_per_gpu":
-        return est.model_flop_per_s_per_gpu / TERA
-    if m == "eq3_tflop_per_s_per_gpu":
-        return eq3_flops_per_step(_model(case.model), case.job) / est.step_time_s / case.job.num_gpus / TERA
-    raise SpecError(f"unknown metric {m!r}")
+    return metric_value(case.metric, _model(case.model), est, case.includes_failures)
 
 
 def predict_case(case: Case, assumptions: Assumptions = DEFAULT) -> float:

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .assumptions import Assumptions
-from .estimate import estimate
+from .errors import SpecError
+from .estimate import Estimate, estimate
 from .layout import Job
 from .paths import data_root
 from .specs import ModelSpec, load_hardware, load_model, read_yaml
-from .units import TERA
+from .units import SECONDS_PER_DAY, SECONDS_PER_MINUTE, TERA
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,26 @@ def throughput_runs() -> list[PublishedRun]:
 def predict(run: PublishedRun, assumptions: Assumptions) -> float:
     model = load_model(run.model)
     est = estimate(model, load_hardware(run.gpu), run.job, run.layout, assumptions=assumptions)
-    if run.metric == "model_tflop_per_s_per_gpu":
+    return metric_value(run.metric, model, est)
+
+
+def metric_value(metric: str, model: ModelSpec, est: Estimate, includes_failures: bool = False) -> float:
+    """An estimate in a published run's metric and unit. `includes_failures`: whole-run hours and days count the
+    time lost to failures (goodput); step-level figures and MLPerf time-to-train do not."""
+    if metric == "gpu_hours":
+        return est.gpu_hours if includes_failures else est.ideal_gpu_hours
+    if metric in ("wall_clock_days", "time_to_train_minutes"):
+        seconds = est.wall_clock_s if includes_failures else est.ideal_wall_clock_s
+        return seconds / (SECONDS_PER_DAY if metric == "wall_clock_days" else SECONDS_PER_MINUTE)
+    if metric == "step_time_s":
+        return est.step_time_s
+    if metric == "tokens_per_s_per_gpu":
+        return est.tokens_per_s_per_gpu
+    if metric == "model_tflop_per_s_per_gpu":
         return est.model_flop_per_s_per_gpu / TERA
-    return eq3_flops_per_step(model, run.job) / est.step_time_s / run.job.num_gpus / TERA
+    if metric == "eq3_tflop_per_s_per_gpu":
+        return eq3_flops_per_step(model, est.job) / est.step_time_s / est.job.num_gpus / TERA
+    raise SpecError(f"unknown metric {metric!r}")
 
 
 def eq3_flops_per_step(model: ModelSpec, job: Job) -> float:
