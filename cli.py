@@ -84,8 +84,7 @@ def estimate(
     format: Annotated[Format, typer.Option("--format", help="Output format")] = Format.table,
 ) -> None:
     """Estimate GPU-hours, wall-clock days, dollars, MFU and memory of one training run, or of a plan's stages."""
-    from simulator.api import run_estimate
-    from simulator.calibration import hardware_for
+    from simulator.api import load_device, run_estimate
     from simulator.pricing import CostOptions, apply_to_estimate, price_held_fixed
 
     run_flags = {"MODEL": model, "--gpu": gpu, "--num-gpus": num_gpus, "--tokens": tokens}
@@ -110,6 +109,7 @@ def estimate(
         missing = [k for k, v in run_flags.items() if v is None]
         if missing:
             raise InputError(f"missing {', '.join(missing)}: give MODEL --gpu --num-gpus --tokens, or --plan NAME|FILE.yaml")
+        device = load_device(gpu, calibration)
         result = run_estimate(
             model=model,
             gpu=gpu,
@@ -119,9 +119,9 @@ def estimate(
             usd_per_gpu_hour=usd_per_gpu_hour,
             attention_kernel=attention_kernel.value if attention_kernel else "flash",
             dropout=dropout or 0.0,
-            calibration=calibration,
+            device=device,
         )
-        hw = hardware_for(gpu, calibration)
+        hw = device[0]
         d = apply_to_estimate(result.to_dict(), hw, costs)
         if band is not None:
             from simulator.uncertainty import band_for_estimate

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from .efficiency import DeviceRates
 from .estimate import Estimate, estimate
 from .layout import make_job
-from .specs import load_hardware, load_model
+from .specs import HardwareProfile, load_hardware, load_model
+
+
+def load_device(gpu: str, calibration: str | None) -> tuple[HardwareProfile, DeviceRates | None]:
+    """The hardware profile of `gpu` and, with a calibration file, the measured rates that replace its terms."""
+    if calibration is None:
+        return load_hardware(gpu), None
+    from .assumptions import DEFAULT
+    from .calibration import calibrated_device
+
+    return calibrated_device(gpu, calibration, DEFAULT)
 
 
 def run_estimate(
@@ -21,16 +32,12 @@ def run_estimate(
     dropout: float = 0.0,
     calibration: str | None = None,
     fp8_recipe: str | None = None,
+    device: tuple[HardwareProfile, DeviceRates | None] | None = None,
 ) -> Estimate:
-    """`calibration`: a file from `costsim calibrate`; its measured rates replace the profile's efficiency terms."""
+    """`calibration`: a file from `costsim calibrate`; its measured rates replace the profile's efficiency terms.
+    `device`: what load_device(gpu, calibration) returned, when the caller needs the hardware too."""
     spec = load_model(model)
-    if calibration is None:
-        hw, rates = load_hardware(gpu), None
-    else:
-        from .assumptions import DEFAULT
-        from .calibration import calibrated_device
-
-        hw, rates = calibrated_device(gpu, calibration, DEFAULT)
+    hw, rates = device or load_device(gpu, calibration)
     job = make_job(spec, num_gpus, tokens, seq_len, global_batch_tokens, precision, attention_kernel, dropout, fp8_recipe)
     return estimate(spec, hw, job, layout, usd_per_gpu_hour, rates=rates)
 

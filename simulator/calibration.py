@@ -423,15 +423,6 @@ def calibrated_device(gpu: str, path: str | Path, assumptions: Assumptions) -> t
     return hw, calibrated_rates(cal, hw, assumptions, path, memory_bound_kernels=False)
 
 
-def hardware_for(gpu: str, calibration: str | Path | None) -> HardwareProfile:
-    """The hardware an estimate ran on: the shipped profile, or the calibrated CPU."""
-    if calibration is None:
-        return load_hardware(gpu)
-    from .assumptions import DEFAULT
-
-    return calibrated_device(gpu, calibration, DEFAULT)[0]
-
-
 def calibrated_rates(
     cal: Calibration, hw: HardwareProfile, assumptions: Assumptions, path: str | Path, memory_bound_kernels: bool = True
 ) -> DeviceRates:

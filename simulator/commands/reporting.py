@@ -50,8 +50,7 @@ def report_command(
     tokens_spread: Annotated[float, typer.Option(help="Relative spread of --tokens (lognormal sigma)")] = 0.0,
 ) -> None:
     """Write an investor-ready report: estimate, breakdowns, uncertainty band, every assumption with its source, charts."""
-    from simulator.api import run_estimate
-    from simulator.calibration import hardware_for
+    from simulator.api import load_device, run_estimate
     from simulator.errors import CostsimError
     from simulator.report_document import prepare_output, write_report
     from simulator.specs import load_model
@@ -64,6 +63,7 @@ def report_command(
     try:
         check_options(draws, seed, tokens_spread)
         prepare_output(output, force)  # refuse a used directory before minutes of work
+        device = load_device(gpu, calibration)
         est = run_estimate(
             model=model,
             gpu=gpu,
@@ -71,9 +71,9 @@ def report_command(
             **job_options(tokens, seq_len, global_batch_tokens, precision, fp8_recipe),
             layout=layout,
             usd_per_gpu_hour=usd_per_gpu_hour,
-            calibration=calibration,
+            device=device,
         )
-        spec, hw = load_model(model), hardware_for(gpu, calibration)
+        spec, hw = load_model(model), device[0]
         band = band_for_estimate(est, spec, hw, usd_per_gpu_hour is not None, tokens_spread, draws, seed)
         files = write_report(est, spec, hw, band, output, force=True, command=command_line(model, options), given=layout)
     except CostsimError as e:
