@@ -52,15 +52,23 @@ def _gpus(num_gpus: Any) -> int:
     return num_gpus
 
 
-def _job(spec, num_gpus: Any, tokens: Any, global_batch_tokens: Any, layout: dict, **job_options: Any):
-    """The job of estimate() and search(): numbers checked, layout keywords checked against the Layout fields."""
-    from .layout import make_job
-
+def _check_layout_keys(layout: dict) -> None:
     unknown = sorted(set(layout) - set(LAYOUT_KEYS))
     if unknown:
         raise InputError(f"unknown option(s) {', '.join(unknown)}; layout fields are {', '.join(LAYOUT_KEYS)}")
-    batch = None if global_batch_tokens is None else _number("global_batch_tokens", global_batch_tokens)
-    return make_job(spec, _gpus(num_gpus), _number("tokens", tokens), global_batch_tokens=batch, **job_options)
+
+
+def _batch(global_batch_tokens: Any) -> float | None:
+    return None if global_batch_tokens is None else _number("global_batch_tokens", global_batch_tokens)
+
+
+def _job(spec, num_gpus: Any, tokens: Any, global_batch_tokens: Any, layout: dict, **job_options: Any):
+    """The job of search(): numbers checked, layout keywords checked against the Layout fields."""
+    from .layout import make_job
+
+    _check_layout_keys(layout)
+    tokens_n, batch = _number("tokens", tokens), _batch(global_batch_tokens)
+    return make_job(spec, _gpus(num_gpus), tokens_n, global_batch_tokens=batch, **job_options)
 
 
 def _frame(rows: list[dict]):
@@ -177,6 +185,7 @@ def estimate(
     usd_per_gpu_hour: float | None = None,
     attention_kernel: str = "flash",
     dropout: float = 0.0,
+    calibration: str | None = None,
     uncertainty: bool = False,
     draws: int = DEFAULT_DRAWS,
     seed: int = 0,
@@ -185,18 +194,19 @@ def estimate(
 ) -> EstimateResult:
     """Estimate one training run, as `costsim estimate`. Layout fields (tp, pp, dp, ep, cp, zero_stage,
     micro_batch_size, schedule, recompute, vpp, tp_overlap) given as keywords are fixed; the others are searched."""
-    from .estimate import estimate as model_estimate
-    from .specs import load_hardware, load_model
+    from .api import load_device, run_estimate
+    from .specs import load_model
     from .uncertainty import band_for_estimate, check_options
 
     if uncertainty:
         check_options(draws, seed, tokens_spread)
-    spec, hw = load_model(model), load_hardware(gpu)
-    job = _job(
-        spec, num_gpus, tokens, global_batch_tokens, layout, seq_len=seq_len, precision=precision,
-        attention_kernel=attention_kernel, dropout=dropout, fp8_recipe=fp8_recipe,
+    _check_layout_keys(layout)
+    device = load_device(gpu, calibration)
+    spec, hw = load_model(model), device[0]
+    est = run_estimate(
+        model, gpu, _gpus(num_gpus), _number("tokens", tokens), seq_len, _batch(global_batch_tokens), precision,
+        layout, usd_per_gpu_hour, attention_kernel, dropout, fp8_recipe=fp8_recipe, device=device,
     )  # fmt: skip
-    est = model_estimate(spec, hw, job, layout, usd_per_gpu_hour)
     band = None
     if uncertainty:
         band = band_for_estimate(est, spec, hw, usd_per_gpu_hour is not None, tokens_spread, draws, seed)
