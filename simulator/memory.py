@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import InfeasibleError
 from .flops import ParamCounts
-from .layout import Layout, Precision, Recompute
+from .layout import Layout, Precision, Recompute, data_parallel_sizes
 from .specs import ModelSpec
 from .units import BLOCK_FP8_BYTES_PER_ELEMENT, BYTES_PER_ELEMENT, format_bytes, gib
 
@@ -77,8 +77,7 @@ def model_state_bytes(
 ) -> tuple[float, float, float]:
     """(weights, gradients, optimizer) bytes on one GPU holding these (already TP/EP/PP-sharded) parameters."""
     w, g, o = state_bytes_per_param(precision, fp8_recipe)
-    d_dense = layout.dp * layout.cp
-    d_expert = np.maximum(1, d_dense // layout.ep)
+    d_dense, d_expert = data_parallel_sizes(layout)
     z = layout.zero_stage
 
     def shard(per_param: float, stage_needed: int):

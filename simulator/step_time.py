@@ -33,7 +33,7 @@ from .flops import (
     layer_kinds,
     token_flops,
 )
-from .layout import RECOMPUTE_MODES, SCHEDULES, Job, Layout, Layouts, micro_batches
+from .layout import RECOMPUTE_MODES, SCHEDULES, Job, Layout, Layouts, data_parallel_sizes, micro_batches
 from .memory import (
     LOGIT_BYTES,
     MemoryBreakdown,
@@ -41,6 +41,7 @@ from .memory import (
     layer_params_on_rank,
     model_state_bytes,
     optimizer_step_bytes_per_param,
+    state_bytes_per_param,
     unfused_attention_bytes_per_token,
 )
 from .pipeline import bubble_s, in_flight_micro_batches, stage_items
@@ -121,9 +122,8 @@ def ep_group(lay: Layout) -> Group:
 
 
 def dp_group(lay: Layout, expert: bool = False) -> Group:
-    size = lay.dp * lay.cp // lay.ep if expert else lay.dp * lay.cp
-    stride = lay.tp * lay.ep if expert else lay.tp
-    return Group(np.maximum(1, size), stride)
+    dense, experts = data_parallel_sizes(lay)
+    return Group(experts if expert else dense, lay.tp * lay.ep if expert else lay.tp)
 
 
 def pp_group(lay: Layout) -> Group:
@@ -628,8 +628,8 @@ def _busiest_params(ctx: Context, kinds: list[str], counts_matrix: np.ndarray, c
 def _dp_and_optimizer_s(ctx: Context, dense, expert, f, b, m):
     """Gradient reduction / parameter gathers over DP (theory §3.3) and the optimizer step (§6.3)."""
     lay, fabric = ctx.layout, ctx.rates.fabric
-    grad = BYTES_PER_ELEMENT["fp32"]
-    param = BYTES_PER_ELEMENT["bf16"]
+    # Gradients reduce in their stored precision (fp32, as Llama 3 §3.3.2); parameters gather in theirs (BF16).
+    param, grad, _ = state_bytes_per_param(ctx.job.precision, ctx.job.fp8_recipe)
     total = gathers = 0.0
     for n_params, group in ((dense, dp_group(lay)), (expert, dp_group(lay, expert=True))):
         reduce = np.where(
@@ -647,8 +647,7 @@ def _dp_and_optimizer_s(ctx: Context, dense, expert, f, b, m):
     exposed = np.maximum(0.0, total - ctx.assumptions.overlap_efficiency * (f + b))
     zero3 = np.maximum(0.0, gathers - ctx.assumptions.overlap_efficiency * m * (f + b))
     exposed = exposed + np.where(lay.zero_stage == 3, zero3, 0.0)
-    d_dense = lay.dp * lay.cp
-    d_expert = np.maximum(1, d_dense // lay.ep)
+    d_dense, d_expert = data_parallel_sizes(lay)
     sharded = lay.zero_stage >= 1
     owned = dense / np.where(sharded, d_dense, 1) + expert / np.where(sharded, d_expert, 1)
     optimizer = ctx.rates.memory_s(optimizer_step_bytes_per_param(ctx.job.precision, ctx.job.fp8_recipe) * owned)
