@@ -9,7 +9,7 @@ from .assumptions import DEFAULT, Assumptions
 from .efficiency import DeviceRates, device_rates
 from .errors import InfeasibleError, LayoutError
 from .flops import ParamCounts, parameter_counts, token_flops
-from .goodput import goodput
+from .goodput import Goodput, goodput
 from .layout import Job, Layout, check_layout, with_fp8_recipe
 from .memory import check_fits
 from .pricing import CostOptions, chosen_rental_rate
@@ -36,14 +36,16 @@ class Estimate:
     peak_fp8_flop_per_s: float | None
     usd_per_gpu_hour: float
     price_source: str
-    ettr: float
-    job_mtbf_s: float
-    expected_failures: float
+    goodput: Goodput
     assumptions: Assumptions
     gpu_memory_gib: float
     layout_chosen_by_search: bool = False
     candidates_evaluated: int = 1
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def ettr(self) -> float:
+        return self.goodput.ettr
 
     @property
     def step_time_s(self) -> float:
@@ -133,8 +135,9 @@ class Estimate:
             "wall_clock_days": self.wall_clock_s / SECONDS_PER_DAY,
             "goodput": {
                 "ettr": self.ettr,
-                "job_mtbf_hours": self.job_mtbf_s / SECONDS_PER_HOUR,
-                "expected_failures": self.expected_failures,
+                "job_mtbf_hours": self.goodput.job_mtbf_s / SECONDS_PER_HOUR,
+                "checkpoint_interval_hours": self.goodput.checkpoint_interval_s / SECONDS_PER_HOUR,
+                "expected_failures": self.goodput.expected_failures,
             },
             "usd_per_gpu_hour": self.usd_per_gpu_hour,
             "price_source": self.price_source,
@@ -173,8 +176,6 @@ def estimate(
     counts = parameter_counts(model)
     chosen, result, n_eval = _resolve_layout(model, hw, job, given, rates, counts, assumptions)
     tf = token_flops(model, job.seq_len)
-    ideal_s = job.steps * result.step_time_s
-    gp = goodput(job.num_gpus, ideal_s, assumptions)
     rate = chosen_rental_rate(hw, CostOptions(usd_per_gpu_hour=usd_per_gpu_hour))
     return Estimate(
         model=model.name,
@@ -191,9 +192,7 @@ def estimate(
         peak_fp8_flop_per_s=hw.peak_flop_per_s("fp8") if hw.has_dtype("fp8") else None,
         usd_per_gpu_hour=rate.usd_per_gpu_hour,
         price_source=rate.source,
-        ettr=gp.ettr,
-        job_mtbf_s=gp.job_mtbf_s,
-        expected_failures=gp.expected_failures,
+        goodput=goodput(job.num_gpus, job.steps * result.step_time_s, assumptions),
         assumptions=assumptions,
         layout_chosen_by_search=n_eval > 1 or any(k not in given for k in ("tp", "pp")),
         candidates_evaluated=n_eval,

@@ -261,7 +261,6 @@ class PublishedParams(_Spec):
     activated: Annotated[float, Field(gt=0)] | None = None
     source: str
     """Paper/table or model card where the counts are stated."""
-    includes_mtp: bool = False
     activated_excludes_input_embedding: bool = False
     """The publisher counts only matmul weights as activated (DeepSeek, Databricks), not the embedding lookup."""
     total_digits: Annotated[int, Field(ge=1)] | None = None
