@@ -34,15 +34,16 @@ def bubble_s(schedule, pp, vpp, f_s, b_s, w_s, fb_pair_s):
     return np.where(pp <= 1, 0.0, bubble)
 
 
-def in_flight_micro_batches(schedule, pp, vpp, m):
-    """Activations the busiest (first) stage holds, in micro-batches of its own layers (theory §2.3).
+def in_flight_micro_batches(schedule, pp, vpp, m, rank=0):
+    """Activations pipeline rank `rank` holds, in micro-batches of its own layers (theory §2.3).
 
     Interleaved: Megatron theoretical_memory_usage, p · (1 + (p-1)/(p·v)), capped by the micro-batches
-    there are. DualPipe: p + 1 (DeepSeek-V3 Table 2). 1F1B and ZB-H1: min(p, m).
+    there are (the first rank; the formula is the busiest's). DualPipe: p + 1 (DeepSeek-V3 Table 2).
+    1F1B and ZB-H1: rank r holds min(p - r, m), the first rank the most.
     """
     schedule = np.asarray(schedule)
     interleaved = np.minimum(m, pp) * (1 + (pp - 1) / (pp * vpp))
-    plain = np.minimum(pp, m) * 1.0
+    plain = np.minimum(pp - rank, m) * 1.0
     return np.where(schedule == "interleaved", interleaved, np.where(schedule == "dualpipe", pp + 1.0, plain))
 
 

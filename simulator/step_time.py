@@ -686,12 +686,8 @@ def _peak_memory(
     )
     schedule = str(lay.schedule[0])  # one map per group: the schedule is shared
     chunks_per_rank = 2 if schedule == "dualpipe" else lay.vpp
-    # In-flight counts are in micro-batches of one stage chunk (theory §2.3); 1F1B-like schedules hold
-    # fewer on later ranks.
-    rank_index = rank_index[:, None]
-    in_flight = in_flight_micro_batches(lay.schedule, lay.pp, lay.vpp, m)
-    if schedule in ("1f1b", "zb-h1"):
-        in_flight = np.minimum(lay.pp - rank_index, m)
+    # In-flight counts are in micro-batches of one stage chunk (theory §2.3).
+    in_flight = in_flight_micro_batches(lay.schedule, lay.pp, lay.vpp, m, rank_index[:, None])
     acts = (counts_matrix @ per_token) * t_local / chunks_per_rank * in_flight
     is_layer = np.array([k not in ("embed", "head") for k in kinds])
     # One layer's full activations live while it is recomputed.
