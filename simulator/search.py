@@ -161,10 +161,10 @@ def schedule_options(given: dict) -> list[tuple[str, int]]:
 CORE_FIELDS = ("pp", "tp", "cp", "ep", "micro_batch_size")
 
 
-def _core_grid(model: ModelSpec, hw: HardwareProfile, job: Job, given: dict) -> tuple[Layouts, np.ndarray]:
-    """The product of the fields the validity rules read, PP and the schedule varying slowest (so layouts
-    that share a layers-to-ranks map stay contiguous), and how many full candidates each row stands for."""
-    opts = field_options(model, hw, job, given)
+def _core_grid(opts: dict, job: Job, given: dict) -> tuple[Layouts, np.ndarray]:
+    """The product of the fields the validity rules read (`opts`: field_options), PP and the schedule varying
+    slowest (so layouts that share a layers-to-ranks map stay contiguous), and how many full candidates each
+    row stands for."""
     scheds = schedule_options(given)
     shape = [len(opts["pp"]), len(scheds)] + [len(opts[k]) for k in CORE_FIELDS[1:]]
     idx = np.indices(shape).reshape(len(shape), -1)
@@ -204,7 +204,6 @@ def _expand(core: Layouts, opts: dict, rows: np.ndarray) -> Layouts:
     core = core.take(np.flatnonzero(rows))
     free = [(z, r, o) for z in opts["zero_stage"] for r in opts["recompute"] for o in opts["tp_overlap"]]
     zero = np.array([f[0] for f in free], dtype=np.int64)
-    rec_code = np.arange(len(free)) // len(opts["tp_overlap"]) % len(opts["recompute"])
     over = np.array([f[2] for f in free], dtype=bool)
     reps = len(free)
     row = np.repeat(np.arange(len(core)), reps)
@@ -216,7 +215,7 @@ def _expand(core: Layouts, opts: dict, rows: np.ndarray) -> Layouts:
         **cols,
         schedule=core.schedule[row],
         zero_stage=zero[which],
-        recompute=np.asarray(opts["recompute"], dtype=str)[rec_code[which]],
+        recompute=np.array([f[1] for f in free], dtype=str)[which],
         tp_overlap=over[which],
     )
 
@@ -228,7 +227,7 @@ def _valid_layouts(model: ModelSpec, hw: HardwareProfile, job: Job, given: dict)
     that smaller product (each row weighted by the candidates it stands for) and only valid rows are expanded
     over ZeRO stage, recompute and TP overlap."""
     opts = field_options(model, hw, job, given)
-    core, weight = _core_grid(model, hw, job, given)
+    core, weight = _core_grid(opts, job, given)
     masks = problem_masks(model, job, core)
     invalid = np.logical_or.reduce(list(masks.values()))
     by_rule = {rule: int(weight[m].sum()) for rule, m in masks.items() if m.any()}
