@@ -17,7 +17,9 @@ from simulator.specs import HardwareProfile, load_hardware, load_hardware_file
 PROFILE_PATHS = sorted(hardware_dir().glob("*.yaml"))
 
 
-# Vendor 2:4-sparse BF16 headlines (TFLOP/s). A dense BF16 peak must be half of these, never the headline.
+# Vendor 2:4-sparse BF16 headlines (TFLOP/s; "with sparsity" rows of the NVIDIA H100/H200/A100/A800/L40S/B200/GB200
+# datasheets and the AMD MI300X datasheet, as quoted in the reference hardware.md). A dense BF16 peak must be half
+# of these, never the headline; 1% slack covers rounding of the headline (A800's 623.8 against 312 dense).
 SPARSE_BF16_HEADLINE = {
     "h100-sxm": 1979,
     "h800": 1979,
@@ -141,6 +143,9 @@ def test_price_and_sources_are_well_formed(hw: HardwareProfile):
 
 
 def test_documented_link_rates():
+    # Sources: DeepSeek-V3 report §3.2.2 (H800 NVLink 160 GB/s measured of 200 per direction; IB 50 GB/s = 400 Gb/s
+    # per GPU), NVIDIA A100/V100/B200/GB200 datasheets (NVLink 600/300/1800/1800 GB/s bidirectional, NVL72 domain),
+    # H100 PCIe NVLink bridge pairs, A800 200 Gb/s NICs; the H800 price is the V3 report's $2/GPU-hour (Table 1).
     assert load_hardware("h800").scale_up.gb_per_s_per_direction.value == 200
     assert load_hardware("a100-80gb").scale_up.gb_per_s_per_direction.value == 300
     assert load_hardware("v100").scale_up.gb_per_s_per_direction.value == 150
