@@ -22,9 +22,9 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from simulator.layout import Job  # noqa: E402
-from simulator.search import search  # noqa: E402
-from simulator.specs import load_hardware, load_model  # noqa: E402
+from simulator.inputs.specs import load_hardware, load_model  # noqa: E402
+from simulator.model.layout import Job  # noqa: E402
+from simulator.run.search import search  # noqa: E402
 
 CASES = {
     "deepseek-v3 on 2048 h800": {

@@ -12,9 +12,9 @@ import argparse
 import statistics
 import time
 
+from simulator.analysis.uncertainty import band_for_estimate
 from simulator.api import run_estimate
-from simulator.specs import load_hardware, load_model
-from simulator.uncertainty import band_for_estimate
+from simulator.inputs.specs import load_hardware, load_model
 
 # DeepSeek-V3 report §3.2 and §4.2: 2,048 H800, PP16, EP64, DualPipe, ZeRO-1, FP8, 15,360 x 4K-token batch.
 V3_LAYOUT = {"tp": 1, "pp": 16, "ep": 64, "cp": 1, "zero_stage": 1, "schedule": "dualpipe", "recompute": "selective"}

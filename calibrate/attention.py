@@ -11,10 +11,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from simulator.calibration import AttentionSample
-
-from .device import DTYPES
-from .timing import Budget, measure, randn
+from calibrate.device import DTYPES
+from calibrate.timing import Budget, measure, randn
+from simulator.inputs.calibration import AttentionSample
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.calibration import Calibration, Fit, Samples, load_calibration
-
-from .run import calibrate, fit_all
+from calibrate.run import calibrate, fit_all
+from simulator.inputs.calibration import Calibration, Fit, Samples, load_calibration
 
 REFIT_TOLERANCE = 1e-6
 

@@ -6,7 +6,7 @@ Run on any cluster the same way, one process per GPU:
 
 Each rank times all-reduce, all-gather, reduce-scatter, all-to-all and send/recv over message sizes;
 rank 0 writes the slowest rank's median per point, with algorithm bandwidth S / t and bus bandwidth
-S / t x factor(op, n) as nccl-tests defines them (doc/PERFORMANCE.md; simulator.comms.bus_factor):
+S / t x factor(op, n) as nccl-tests defines them (doc/PERFORMANCE.md; simulator.model.comms.bus_factor):
 S is the full array (all-reduce buffer, all-gather output, reduce-scatter input), the per-rank buffer
 for all-to-all and send/recv. A group that spans nodes (LOCAL_WORLD_SIZE < WORLD_SIZE) is the
 scale-out tier, one inside a node the scale-up tier.
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .timing import Budget  # imports torch, which only the functions that run a benchmark import
+    from calibrate.timing import Budget  # imports torch, which only the functions that run a benchmark import
 
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv")
 ELEMENT_BYTES = 4  # float32 buffers, the nccl-tests default type
@@ -97,9 +97,8 @@ def worker(args: argparse.Namespace) -> None:
     import torch
     import torch.distributed as dist
 
-    from simulator.comms import bus_factor
-
-    from .timing import Budget, summarize
+    from calibrate.timing import Budget, summarize
+    from simulator.model.comms import bus_factor
 
     dist.init_process_group(args.backend)
     rank, n = dist.get_rank(), dist.get_world_size()

@@ -12,8 +12,8 @@ from importlib import metadata
 
 import torch
 
-from simulator.calibration import Provenance, profile_for_device
 from simulator.errors import InputError
+from simulator.inputs.calibration import Provenance, profile_for_device
 
 DTYPES: dict[str, torch.dtype] = {
     "fp32": torch.float32,

@@ -9,7 +9,7 @@
 - Memory-bound kernels: each kernel's achieved bandwidth in the simulator's byte accounting, combined
   as a harmonic mean weighted by each kernel's share of the memory-bound bytes of one training step of
   the reference model: the rate at which the step model's memory time comes out right for that mix.
-- Collectives, per tier and op: t = alpha + factor(op, n)·S / busBW (simulator.comms), least squares on
+- Collectives, per tier and op: t = alpha + factor(op, n)·S / busBW (simulator.model.comms), least squares on
   relative error.
 
 Fit quality is the median and maximum |model - measured| / measured over the samples.
@@ -22,7 +22,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from simulator.calibration import (
+from simulator.inputs.calibration import (
     AttentionFit,
     AttentionSample,
     CollectiveOpFit,
@@ -35,8 +35,8 @@ from simulator.calibration import (
     MemoryFit,
     MemorySample,
 )
-from simulator.comms import bus_factor
-from simulator.efficiency import gemm_bytes_moved, gemm_roofline_s
+from simulator.model.comms import bus_factor
+from simulator.model.efficiency import gemm_bytes_moved, gemm_roofline_s
 
 BIN_LN_WIDTH = math.log(1.5)  # points a factor 2 apart stay in separate bins
 MIN_RELATIVE = 1e-4

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from simulator.calibration import GemmSample, Timing
-from simulator.flops import head_gemm, layer_gemms, layer_kinds
-from simulator.specs import ModelSpec
-
-from .device import DTYPES, FP8
-from .timing import Budget, measure, randn
+from calibrate.device import DTYPES, FP8
+from calibrate.timing import Budget, measure, randn
+from simulator.inputs.calibration import GemmSample, Timing
+from simulator.inputs.specs import ModelSpec
+from simulator.model.flops import head_gemm, layer_gemms, layer_kinds
 
 
 @dataclass(frozen=True)

@@ -24,19 +24,18 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from simulator.assumptions import DEFAULT
-from simulator.calibration import MemorySample
-from simulator.comms import Fabric
-from simulator.efficiency import DeviceRates
-from simulator.flops import parameter_counts
-from simulator.layout import Job, Layout
-from simulator.memory import optimizer_step_bytes_per_param
-from simulator.specs import ModelSpec
-from simulator.step_time import CROSS_ENTROPY_BYTES_PER_LOGIT, Context, embed_time, memory_bound_bytes
+from calibrate.timing import Budget, measure, randn
+from calibrate.transformer import Block, MixedPrecisionAdam
+from simulator.inputs.assumptions import DEFAULT
+from simulator.inputs.calibration import MemorySample
+from simulator.inputs.specs import ModelSpec
+from simulator.model.comms import Fabric
+from simulator.model.efficiency import DeviceRates
+from simulator.model.flops import parameter_counts
+from simulator.model.layout import Job, Layout
+from simulator.model.memory import optimizer_step_bytes_per_param
+from simulator.model.step_time import CROSS_ENTROPY_BYTES_PER_LOGIT, Context, embed_time, memory_bound_bytes
 from simulator.units import BYTES_PER_ELEMENT
-
-from .timing import Budget, measure, randn
-from .transformer import Block, MixedPrecisionAdam
 
 ACT = BYTES_PER_ELEMENT["bf16"]
 KERNELS = ("layer", "cross_entropy", "embedding", "optimizer")

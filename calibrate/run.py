@@ -17,7 +17,13 @@ from pathlib import Path
 import torch
 from pydantic import ValidationError
 
-from simulator.calibration import (
+from calibrate import attention, collectives, fit, gemm, memory_kernels
+from calibrate import device as dev
+from calibrate.gemm import Shape
+from calibrate.timing import Budget, guarded
+from cli.progress import DelayedProgress
+from simulator.errors import InputError
+from simulator.inputs.calibration import (
     SCHEMA_VERSION,
     AttentionSample,
     Calibration,
@@ -29,15 +35,8 @@ from simulator.calibration import (
     Workload,
     samples_hash,
 )
-from simulator.calibration import Plan as PlanRecord
-from simulator.commands.progress import DelayedProgress
-from simulator.errors import InputError
-from simulator.specs import ModelSpec
-
-from . import attention, collectives, fit, gemm, memory_kernels
-from . import device as dev
-from .gemm import Shape
-from .timing import Budget, guarded
+from simulator.inputs.calibration import Plan as PlanRecord
+from simulator.inputs.specs import ModelSpec
 
 MODES = ("quick", "full", "smoke")
 
@@ -242,7 +241,7 @@ def measure_all(
 
 def load_collectives(path: str) -> list[CollectiveSample]:
     """Samples from the JSON calibrate.collectives writes ({"samples": [...], "notes": [...]})."""
-    from simulator.specs import read_json
+    from simulator.inputs.specs import read_json
 
     raw = read_json(Path(path))
     if not isinstance(raw, dict) or not isinstance(raw.get("samples"), list) or not raw["samples"]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from simulator.calibration import Timing
+from simulator.inputs.calibration import Timing
 
 MS_PER_S = 1e3  # torch.cuda.Event.elapsed_time() returns milliseconds
 

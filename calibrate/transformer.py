@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from simulator.errors import InputError
-from simulator.specs import ModelSpec
+from simulator.inputs.specs import ModelSpec
 
 
 def check_supported(spec: ModelSpec) -> None:

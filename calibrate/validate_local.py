@@ -2,7 +2,7 @@
 
 Each case is a Llama-style decoder-only model (calibrate/transformer.py) trained for a few dozen steps
 on one device with the simulator's BF16 recipe. The prediction is the simulator's own step model
-(simulator.step_time.step) for the same ModelSpec, job and single-device layout (TP = PP = DP = 1),
+(simulator.model.step_time.step) for the same ModelSpec, job and single-device layout (TP = PP = DP = 1),
 on the rates of this device's calibration: no separate model, nothing fitted to these step times.
 
 Two global assumptions describe large runs, not this loop, and are set here, stated in the output:
@@ -23,18 +23,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from simulator.assumptions import DEFAULT
-from simulator.calibration import Calibration, Workload, calibrated_rates, load_calibration, measured_hardware
+from calibrate import device as dev
+from calibrate import transformer
+from calibrate.run import CPU_REFERENCE, CUDA_REFERENCE, calibrate, llama_like
+from calibrate.timing import summarize
 from simulator.errors import InputError
-from simulator.flops import parameter_counts
-from simulator.layout import Job, Layout
-from simulator.step_time import step
+from simulator.inputs.assumptions import DEFAULT
+from simulator.inputs.calibration import Calibration, Workload, calibrated_rates, load_calibration, measured_hardware
+from simulator.model.flops import parameter_counts
+from simulator.model.layout import Job, Layout
+from simulator.model.step_time import step
 from simulator.units import GIB, MEGA, MILLI
-
-from . import device as dev
-from . import transformer
-from .run import CPU_REFERENCE, CUDA_REFERENCE, calibrate, llama_like
-from .timing import summarize
 
 LOCAL_ASSUMPTIONS = replace(DEFAULT, gemm_sustain=1.0, memory_reserved_bytes=0.0)
 TARGETS = {"cpu": 0.15, "cuda": 0.10}

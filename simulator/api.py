@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from .efficiency import DeviceRates
-from .estimate import Estimate, estimate
-from .layout import make_job
-from .specs import HardwareProfile, load_hardware, load_model
+from simulator.inputs.specs import HardwareProfile, load_hardware, load_model
+from simulator.model.efficiency import DeviceRates
+from simulator.model.layout import make_job
+from simulator.run.estimate import Estimate, estimate
 
 
 def load_device(gpu: str, calibration: str | None) -> tuple[HardwareProfile, DeviceRates | None]:
     """The hardware profile of `gpu` and, with a calibration file, the measured rates that replace its terms."""
     if calibration is None:
         return load_hardware(gpu), None
-    from .assumptions import DEFAULT
-    from .calibration import calibrated_device
+    from simulator.inputs.assumptions import DEFAULT
+    from simulator.inputs.calibration import calibrated_device
 
     return calibrated_device(gpu, calibration, DEFAULT)
 
@@ -44,15 +44,15 @@ def run_estimate(
 
 def run_plan(plan: str, cost_options=None):
     """A shipped plan by name or a plan YAML path -> PlanResult (every stage estimated, totals, cost)."""
-    from .plan import load_plan
-    from .plan import run_plan as _run_plan
+    from simulator.analysis.plans import load_plan
+    from simulator.analysis.plans import run_plan as _run_plan
 
     spec, path = load_plan(plan)
     return _run_plan(spec, path, cost_options)
 
 
 def run_compare(a: str, b: str) -> dict:
-    """GPU-hours of plan a / plan b as a product of factors (simulator.compare)."""
-    from .compare import compare, summarize
+    """GPU-hours of plan a / plan b as a product of factors (simulator.analysis.compare)."""
+    from simulator.analysis.compare import compare, summarize
 
     return compare(summarize(run_plan(a)), summarize(run_plan(b)))

@@ -22,15 +22,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InputError
-from .report import flatten
-from .units import DEFAULT_DRAWS, GPU_HOURS_RANGE, MAX_GPUS, SECONDS_PER_DAY, TOKENS_RANGE, count_in_range
+from simulator.errors import InputError
+from simulator.report.tables import flatten
+from simulator.units import DEFAULT_DRAWS, GPU_HOURS_RANGE, MAX_GPUS, SECONDS_PER_DAY, TOKENS_RANGE, count_in_range
 
 
 def _layout_keys() -> tuple[str, ...]:
     from dataclasses import fields
 
-    from .layout import Layout
+    from simulator.model.layout import Layout
 
     return tuple(f.name for f in fields(Layout))
 
@@ -64,7 +64,7 @@ def _batch(global_batch_tokens: Any) -> float | None:
 
 def _job(spec, num_gpus: Any, tokens: Any, global_batch_tokens: Any, layout: dict, **job_options: Any):
     """The job of search(): numbers checked, layout keywords checked against the Layout fields."""
-    from .layout import make_job
+    from simulator.model.layout import make_job
 
     _check_layout_keys(layout)
     tokens_n, batch = _number("tokens", tokens), _batch(global_batch_tokens)
@@ -90,7 +90,7 @@ class _Result:
         return _frame(self.rows())
 
     def to_json(self) -> str:
-        from .report import to_json
+        from simulator.report.tables import to_json
 
         return to_json(self.to_dict())
 
@@ -101,12 +101,12 @@ class _Result:
 @dataclass(frozen=True)
 class EstimateResult(_Result):
     estimate: Any
-    """The simulator.estimate.Estimate."""
+    """The simulator.run.estimate.Estimate."""
     model_spec: Any
     hardware: Any
     price_given: bool
     uncertainty: Any = None
-    """simulator.uncertainty.UncertaintyResult when asked for (uncertainty=True)."""
+    """simulator.analysis.uncertainty.UncertaintyResult when asked for (uncertainty=True)."""
 
     @property
     def gpu_hours(self) -> float:
@@ -156,8 +156,8 @@ class EstimateResult(_Result):
 
     def write_report(self, output: str, force: bool = False, draws: int = DEFAULT_DRAWS, seed: int = 0) -> dict:
         """Write report.md, report.html and the PNG charts into `output` (as `costsim report`)."""
-        from .report_document import write_report
-        from .uncertainty import band_for_estimate
+        from simulator.analysis.uncertainty import band_for_estimate
+        from simulator.report.document import write_report
 
         band = self.uncertainty or band_for_estimate(
             self.estimate, self.model_spec, self.hardware, self.price_given, 0.0, draws, seed
@@ -194,9 +194,9 @@ def estimate(
 ) -> EstimateResult:
     """Estimate one training run, as `costsim estimate`. Layout fields (tp, pp, dp, ep, cp, zero_stage,
     micro_batch_size, schedule, recompute, vpp, tp_overlap) given as keywords are fixed; the others are searched."""
-    from .api import load_device, run_estimate
-    from .specs import load_model
-    from .uncertainty import band_for_estimate, check_options
+    from simulator.analysis.uncertainty import band_for_estimate, check_options
+    from simulator.api import load_device, run_estimate
+    from simulator.inputs.specs import load_model
 
     if uncertainty:
         check_options(draws, seed, tokens_spread)
@@ -219,7 +219,7 @@ def estimate(
 @dataclass(frozen=True)
 class SearchResult(_Result):
     search: Any
-    """The simulator.search.SearchResult (numpy arrays of every valid layout)."""
+    """The simulator.run.search.SearchResult (numpy arrays of every valid layout)."""
     summary: dict
     candidates: list[dict] = field(repr=False)
 
@@ -252,10 +252,10 @@ def search(
     """Every valid layout of the run, ranked (fits first, then by step time or by cost), as `costsim search`.
 
     `top` keeps only the first rows in `candidates` (None: all)."""
-    from .report import run_header
-    from .search import candidate_rows
-    from .search import search as run_search
-    from .specs import load_hardware, load_model
+    from simulator.inputs.specs import load_hardware, load_model
+    from simulator.report.tables import run_header
+    from simulator.run.search import candidate_rows
+    from simulator.run.search import search as run_search
 
     spec, hw = load_model(model), load_hardware(gpu)
     job = _job(spec, num_gpus, tokens, global_batch_tokens, layout, seq_len=seq_len, precision=precision, fp8_recipe=fp8_recipe)
@@ -280,7 +280,7 @@ def search(
 @dataclass(frozen=True)
 class ClaimResult(_Result):
     claim: Any
-    """The simulator.claim.ClaimResult."""
+    """The simulator.analysis.claim.ClaimResult."""
 
     @property
     def verdict(self) -> str:
@@ -304,7 +304,7 @@ def claim(
     precision: str | None = None,
 ) -> ClaimResult:
     """Check a published claim 'this model took G GPU-hours for T tokens on this GPU', as `costsim claim`."""
-    from .claim import assess_claim
+    from simulator.analysis.claim import assess_claim
 
     n = None if num_gpus is None else _gpus(num_gpus)
     hours = _number("gpu_hours", gpu_hours, GPU_HOURS_RANGE)
@@ -329,7 +329,7 @@ class CompareResult(_Result):
 
 def compare(a: str, b: str) -> CompareResult:
     """GPU-hours of plan a / plan b as a product of five factors, as `costsim compare` (plan names or YAML paths)."""
-    from .api import run_compare
+    from simulator.api import run_compare
 
     return CompareResult(run_compare(a, b))
 
@@ -352,7 +352,7 @@ class ValidationResult(_Result):
 
 def validate(kind: str = "public") -> ValidationResult:
     """Compare the model with published runs, as `costsim validate public` (the only kind that needs no GPU)."""
-    from . import public_runs
+    from simulator.analysis import public_runs
 
     if kind != "public":
         raise InputError(f"validate kind {kind!r} is unknown; use 'public' (local calibration runs use the CLI on a GPU)")

@@ -118,6 +118,9 @@ def test_tornado_needs_uncertainty():
 
 
 def test_importing_the_api_loads_neither_pandas_nor_matplotlib():
-    code = "import sys, simulator.notebook, simulator.uncertainty; print('pandas' in sys.modules, 'matplotlib' in sys.modules)"
+    code = (
+        "import sys, simulator.notebook, simulator.analysis.uncertainty; "
+        "print('pandas' in sys.modules, 'matplotlib' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

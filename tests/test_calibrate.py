@@ -26,8 +26,9 @@ from calibrate import device as calibrate_device
 from calibrate import fit as calibrate_fit
 from calibrate import memory_kernels, transformer
 from calibrate.run import CPU_REFERENCE, fit_all
-from simulator.assumptions import DEFAULT
-from simulator.calibration import (
+from simulator.errors import InputError, SpecError
+from simulator.inputs.assumptions import DEFAULT
+from simulator.inputs.calibration import (
     SCHEMA_VERSION,
     Calibration,
     CollectiveSample,
@@ -39,13 +40,12 @@ from simulator.calibration import (
     samples_hash,
     write_calibration,
 )
-from simulator.comms import bus_factor
-from simulator.efficiency import device_rates
-from simulator.errors import InputError, SpecError
-from simulator.flops import parameter_counts
-from simulator.layout import Job, Layout
-from simulator.specs import load_hardware
-from simulator.step_time import step
+from simulator.inputs.specs import load_hardware
+from simulator.model.comms import bus_factor
+from simulator.model.efficiency import device_rates
+from simulator.model.flops import parameter_counts
+from simulator.model.layout import Job, Layout
+from simulator.model.step_time import step
 
 QUICK_BUDGET_S = 120.0  # the issue: quick mode under 2 minutes on a 2-core CPU
 OPS = {"all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv"}
@@ -455,7 +455,7 @@ def test_estimate_with_a_calibration_does_not_import_torch(quick, tiny_spec):
     ],
 )
 def test_torch_device_names_map_to_profiles(device_name, memory_gib, profile):
-    from simulator.calibration import profile_for_device
+    from simulator.inputs.calibration import profile_for_device
 
     assert profile_for_device(device_name, memory_gib * 2**30) == profile
 

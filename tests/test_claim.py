@@ -13,8 +13,8 @@ import json
 import pytest
 from cli_support import clean_error, invoke
 
-from simulator.claim import percentile, verdict
-from simulator.specs import load_hardware
+from simulator.analysis.claim import percentile, verdict
+from simulator.inputs.specs import load_hardware
 
 assert_clean_error = functools.partial(clean_error, error="line")
 

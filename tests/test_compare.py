@@ -13,9 +13,9 @@ import yaml
 from cli_support import clean_error, invoke
 
 import cli
+from simulator.analysis.compare import FACTORS, compare, summarize
 from simulator.api import run_plan
-from simulator.compare import FACTORS, compare, summarize
-from simulator.specs import load_hardware
+from simulator.inputs.specs import load_hardware
 
 assert_clean_error = functools.partial(clean_error, error="prefix")
 
@@ -89,7 +89,7 @@ def test_table_and_waterfall_png(tmp_path):
 
 
 def test_plan_files_can_be_compared(tmp_path):
-    plan = yaml.safe_load((Path(cli.__file__).parent / "plans" / "llama-3.1-405b.yaml").read_text())
+    plan = yaml.safe_load((Path(cli.__file__).parent.parent / "plans" / "llama-3.1-405b.yaml").read_text())
     plan["stages"] = plan["stages"][:1]  # the 8K pre-training stage only
     path = tmp_path / "llama-pretraining.yaml"
     path.write_text(yaml.safe_dump(plan))

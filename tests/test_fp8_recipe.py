@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from simulator.assumptions import DEFAULT
-from simulator.estimate import estimate
-from simulator.layout import Job, make_job
-from simulator.memory import state_bytes_per_param
-from simulator.specs import load_hardware, load_model
+from simulator.inputs.assumptions import DEFAULT
+from simulator.inputs.specs import load_hardware, load_model
+from simulator.model.layout import Job, make_job
+from simulator.model.memory import state_bytes_per_param
+from simulator.run.estimate import estimate
 
 V3 = load_model("deepseek-v3")
 LLAMA = load_model("llama-3.1-70b")
@@ -57,7 +57,7 @@ def test_bf16_jobs_ignore_the_recipe():
 
 
 def test_optimizer_step_traffic_follows_the_state_bytes():
-    from simulator.memory import optimizer_step_bytes_per_param
+    from simulator.model.memory import optimizer_step_bytes_per_param
 
     # theory.md §6.3: fused AdamW reads master, m, v (fp32) and the fp32 gradient, writes master, m, v and the
     # BF16 weight: 16 + 14 = 30 B. DeepSeek-V3's BF16 moments (§3.3.3) save 2 B each way per moment: 22 B.

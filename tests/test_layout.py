@@ -9,11 +9,11 @@ from dataclasses import replace
 import pytest
 
 from simulator.errors import InfeasibleError, LayoutError
-from simulator.estimate import estimate
-from simulator.layout import Job, Layout, check_layout, layout_problems
-from simulator.pipeline import bubble_s, chunk_sums, partition, stage_items
-from simulator.search import search
-from simulator.specs import load_hardware, load_model
+from simulator.inputs.specs import load_hardware, load_model
+from simulator.model.layout import Job, Layout, check_layout, layout_problems
+from simulator.model.pipeline import bubble_s, chunk_sums, partition, stage_items
+from simulator.run.estimate import estimate
+from simulator.run.search import search
 
 H100 = load_hardware("h100-sxm")
 H800 = load_hardware("h800")
@@ -269,7 +269,7 @@ def test_stage_items_assign_chunks_to_ranks():
 
 
 def test_partition_gives_every_chunk_an_item_even_with_zero_costs():
-    from simulator.pipeline import partition
+    from simulator.model.pipeline import partition
 
     assert partition([0.0, 1.0], 2) == [0, 1]
     assert partition([1.0, 0.0, 1.0], 3) == [0, 1, 2]

@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from simulator.errors import SpecError
-from simulator.flops import parameter_counts
-from simulator.paths import model_dir
-from simulator.specs import load_model, load_model_file
+from simulator.inputs.data_files import model_dir
+from simulator.inputs.specs import load_model, load_model_file
+from simulator.model.flops import parameter_counts
 
 SPEC_PATHS = sorted(model_dir().glob("*.yaml"))
 

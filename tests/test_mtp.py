@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.assumptions import DEFAULT
-from simulator.efficiency import device_rates
-from simulator.flops import layer_gemms, parameter_counts, token_flops
-from simulator.layout import Layout, make_job
-from simulator.memory import layer_params_on_rank
-from simulator.specs import load_hardware, load_model
-from simulator.step_time import Context, layer_time
+from simulator.inputs.assumptions import DEFAULT
+from simulator.inputs.specs import load_hardware, load_model
+from simulator.model.efficiency import device_rates
+from simulator.model.flops import layer_gemms, parameter_counts, token_flops
+from simulator.model.layout import Layout, make_job
+from simulator.model.memory import layer_params_on_rank
+from simulator.model.step_time import Context, layer_time
 
 H100 = load_hardware("h100-sxm")
 DENSE_MTP = load_model("llama-3.1-8b").model_copy(update={"mtp_depth": 1})

@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from simulator.assumptions import DEFAULT
-from simulator.efficiency import device_rates
-from simulator.layout import Layout, make_job
-from simulator.specs import load_hardware, load_model
-from simulator.step_time import Context, item_time
+from simulator.inputs.assumptions import DEFAULT
+from simulator.inputs.specs import load_hardware, load_model
+from simulator.model.efficiency import device_rates
+from simulator.model.layout import Layout, make_job
+from simulator.model.step_time import Context, item_time
 
 H800 = load_hardware("h800")
 V3 = load_model("deepseek-v3")

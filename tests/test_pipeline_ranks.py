@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.estimate import estimate
-from simulator.layout import make_job
-from simulator.specs import load_hardware, load_model
+from simulator.inputs.specs import load_hardware, load_model
+from simulator.model.layout import make_job
+from simulator.run.estimate import estimate
 
 V3 = load_model("deepseek-v3")
 LLAMA = load_model("llama-3.1-405b")

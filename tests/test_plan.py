@@ -16,10 +16,10 @@ import pytest
 import yaml
 from cli_support import clean_error, invoke
 
+from simulator.analysis.plans import load_plan, plan_ids
 from simulator.api import run_plan
 from simulator.errors import SpecError
-from simulator.paths import plan_dir
-from simulator.plan import load_plan, plan_ids
+from simulator.inputs.data_files import plan_dir
 
 assert_clean_error = functools.partial(clean_error, error="prefix")
 

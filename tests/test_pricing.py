@@ -12,8 +12,8 @@ import pytest
 from cli_support import clean_error, invoke
 
 from simulator.errors import InputError, SpecError
-from simulator.pricing import CostOptions, cost_block, energy_kwh_per_gpu_hour, tco_rate
-from simulator.specs import load_hardware
+from simulator.inputs.specs import load_hardware
+from simulator.run.cost import CostOptions, cost_block, energy_kwh_per_gpu_hour, tco_rate
 
 assert_clean_error = clean_error
 
@@ -186,7 +186,7 @@ def test_estimate_without_model_or_plan_names_the_missing_flags():
 
 def test_rental_kind_picks_the_profiles_quote():
     """h100-sxm quotes reserved $1.85 (techplained, 2026-04) and on-demand $6.88 (codesota, 2026-04)."""
-    from simulator.pricing import chosen_rental_rate
+    from simulator.run.cost import chosen_rental_rate
 
     hw = load_hardware("h100-sxm")
     reserved = chosen_rental_rate(hw, CostOptions(rental_kind="reserved"))
@@ -201,7 +201,7 @@ def test_rental_kind_picks_the_profiles_quote():
 
 
 def test_rental_price_is_the_flag_then_the_plans_quote_then_the_profiles():
-    from simulator.pricing import chosen_rental_rate, rental_rate
+    from simulator.run.cost import chosen_rental_rate, rental_rate
 
     hw = load_hardware("h100-sxm")
     plan = rental_rate(2.5, "plan p: a quote")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from simulator.commands.progress import DelayedProgress
+from cli.progress import DelayedProgress
 
 
 def test_the_bar_is_not_drawn_before_its_delay():

@@ -8,11 +8,11 @@ from dataclasses import replace
 import pytest
 import yaml
 
+from simulator.analysis.validation import megatron_2021_runs, predict, throughput_runs
 from simulator.api import run_estimate
-from simulator.assumptions import BASE, DEFAULT, FITTED_PATH
-from simulator.flops import parameter_counts, token_flops
-from simulator.specs import load_model
-from simulator.validation import megatron_2021_runs, predict, throughput_runs
+from simulator.inputs.assumptions import BASE, DEFAULT, FITTED_PATH
+from simulator.inputs.specs import load_model
+from simulator.model.flops import parameter_counts, token_flops
 
 
 def test_gpt3_training_compute_6nd():

@@ -15,9 +15,9 @@ import pytest
 from cli_support import clean_error, invoke
 
 from simulator.api import run_estimate
-from simulator.assumptions import Assumptions
-from simulator.report_document import CHART_FILES, assumption_sources, cost_breakdown_usd, scaling_curve
-from simulator.specs import load_hardware, load_model
+from simulator.inputs.assumptions import Assumptions
+from simulator.inputs.specs import load_hardware, load_model
+from simulator.report.document import CHART_FILES, assumption_sources, cost_breakdown_usd, scaling_curve
 
 assert_clean_error = functools.partial(clean_error, error="line", exit_code=1)
 
@@ -152,8 +152,8 @@ def test_bad_input_gives_a_clean_error_and_writes_nothing(tmp_path, args, needle
 
 
 def test_cost_bases_show_rental_as_used_and_tco_from_the_pricing_model(v3_report):
-    from simulator.pricing import CostOptions, tco_rate
-    from simulator.report_document import cost_bases
+    from simulator.report.document import cost_bases
+    from simulator.run.cost import CostOptions, tco_rate
 
     est = run_estimate(
         "deepseek-v3", "h800", 2048, 14.8e12, 4096, 62914560, "fp8",

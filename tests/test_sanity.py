@@ -7,8 +7,8 @@ import json
 
 from cli_support import invoke
 
-from simulator.memory import MemoryBreakdown
-from simulator.sanity import sanity_notes
+from simulator.model.memory import MemoryBreakdown
+from simulator.run.sanity import sanity_notes
 from simulator.units import GIB
 
 ROOMY = MemoryBreakdown(10 * GIB, 5 * GIB, 5 * GIB, 20 * GIB, 3 * GIB)  # 43 of 80 GiB

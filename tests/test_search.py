@@ -10,16 +10,16 @@ from cli_support import invoke
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from simulator.assumptions import DEFAULT
-from simulator.efficiency import device_rates
+from simulator.analysis.sweep import parse_gpu_counts
 from simulator.errors import InputError, LayoutError
-from simulator.estimate import estimate
-from simulator.flops import parameter_counts, token_flops
-from simulator.layout import Job, layout_problems, with_fp8_recipe
-from simulator.search import search
-from simulator.specs import ModelSpec, load_hardware, load_model
-from simulator.step_time import evaluate, step
-from simulator.sweep import parse_gpu_counts
+from simulator.inputs.assumptions import DEFAULT
+from simulator.inputs.specs import ModelSpec, load_hardware, load_model
+from simulator.model.efficiency import device_rates
+from simulator.model.flops import parameter_counts, token_flops
+from simulator.model.layout import Job, layout_problems, with_fp8_recipe
+from simulator.model.step_time import evaluate, step
+from simulator.run.estimate import estimate
+from simulator.run.search import search
 from simulator.units import SECONDS_PER_HOUR
 
 V3 = load_model("deepseek-v3")

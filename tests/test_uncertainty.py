@@ -13,9 +13,7 @@ import numpy as np
 import pytest
 from cli_support import invoke
 
-from simulator.api import run_estimate
-from simulator.specs import load_hardware, load_model
-from simulator.uncertainty import (
+from simulator.analysis.uncertainty import (
     OUTPUTS,
     Point,
     Triangular,
@@ -27,6 +25,8 @@ from simulator.uncertainty import (
     gemm_sustain_sigma,
     times_over,
 )
+from simulator.api import run_estimate
+from simulator.inputs.specs import load_hardware, load_model
 
 # DeepSeek-V3 on 2,048 H800 with the published layout (V3 report §3.2: PP16, EP64, DualPipe, FP8).
 V3_LAYOUT = {"tp": 1, "pp": 16, "ep": 64, "cp": 1, "zero_stage": 1, "micro_batch_size": 1, "schedule": "dualpipe"}
@@ -248,8 +248,8 @@ def test_cli_bad_uncertainty_options_give_clean_errors(flags, needle):
 
 def test_plan_band_sums_the_stages_and_matches_the_full_model():
     """DeepSeek-V3 plan (plans/deepseek-v3.yaml, four stages on 2,048 H800 at the plan's quoted $2/GPU-hour)."""
+    from simulator.analysis.uncertainty import band_for_plan
     from simulator.api import run_plan
-    from simulator.uncertainty import band_for_plan
 
     result = run_plan("deepseek-v3")
     band = band_for_plan(result, draws=2000)
@@ -264,8 +264,8 @@ def test_plan_band_sums_the_stages_and_matches_the_full_model():
 
 def test_claim_band_places_the_claim_in_the_predicted_distribution():
     """DeepSeek-V3 report Table 1: 2,664K H800 GPU-hours of pre-training for 14.8T tokens on 2,048 GPUs."""
-    from simulator.claim import assess_claim
-    from simulator.uncertainty import band_for_claim
+    from simulator.analysis.claim import assess_claim
+    from simulator.analysis.uncertainty import band_for_claim
 
     claim = assess_claim("deepseek-v3", "h800", 2.664e6, 14.8e12, 2048)
     band = band_for_claim(claim, "deepseek-v3", "h800", draws=2000)

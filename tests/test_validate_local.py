@@ -2,7 +2,7 @@
 
 On the CPU the issue's target is a median |step-time error| of at most 15% (done-when: `costsim validate
 local --device cpu --format json`). The command calibrates first (quick, BF16), trains each case for a
-few dozen steps and predicts it with simulator.step_time.step on the calibrated rates.
+few dozen steps and predicts it with simulator.model.step_time.step on the calibrated rates.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import pytest
 from cli_support import assert_clean_exit, costsim
 
 from calibrate import validate_local as vl
-from simulator.calibration import calibrated_rates, load_calibration, measured_hardware
-from simulator.flops import parameter_counts
-from simulator.layout import Job, Layout
-from simulator.step_time import step
+from simulator.inputs.calibration import calibrated_rates, load_calibration, measured_hardware
+from simulator.model.flops import parameter_counts
+from simulator.model.layout import Job, Layout
+from simulator.model.step_time import step
 
 CPU_TARGET = 0.15  # the issue: median step-time error at most 15% on the CPU
 
@@ -56,7 +56,7 @@ def test_validate_local_with_a_calibration_file_prints_a_table(smoke):
 
 
 def test_the_prediction_is_the_simulator_step_model(smoke):
-    """No separate model: the prediction equals simulator.step_time.step on a single-device layout."""
+    """No separate model: the prediction equals simulator.model.step_time.step on a single-device layout."""
     cal = load_calibration(smoke)
     rates = calibrated_rates(cal, measured_hardware(cal, smoke), vl.LOCAL_ASSUMPTIONS, smoke)
     case = vl.CPU_CASES[1]

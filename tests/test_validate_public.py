@@ -17,9 +17,7 @@ import pytest
 import yaml
 from cli_support import clean_error, invoke
 
-from simulator.assumptions import DEFAULT, FITTED_PATH
-from simulator.errors import SpecError
-from simulator.public_runs import (
+from simulator.analysis.public_runs import (
     METRICS,
     dataset_path,
     excluded_runs,
@@ -28,6 +26,8 @@ from simulator.public_runs import (
     public_cases,
     reported_tokens_per_s_per_gpu,
 )
+from simulator.errors import SpecError
+from simulator.inputs.assumptions import DEFAULT, FITTED_PATH
 
 assert_clean_error = functools.partial(clean_error, error="line")
 
@@ -130,7 +130,7 @@ def test_every_excluded_run_has_a_reason_and_is_not_a_case(doc):
 
 def test_reported_values_imply_sane_throughput():
     """Each reported number, turned into tokens/s per GPU, lands at 5-100% of the dense peak at its precision."""
-    from simulator.public_runs import reported_mfu
+    from simulator.analysis.public_runs import reported_mfu
 
     for case in public_cases():
         assert reported_tokens_per_s_per_gpu(case) > 0

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from calibrate.transformer import rope_tables, rotate
-from simulator.specs import ModelSpec
+from simulator.inputs.specs import ModelSpec
 
 
 class TaggedLinear(nn.Linear):

@@ -1,0 +1,198 @@
+"""`costsim calibrate`, `costsim calibrate check` and `costsim validate local` (torch is imported lazily)."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.options import TableJson
+from simulator.units import GIGA, MICRO, TERA
+
+
+class DeviceOpt(StrEnum):
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def register(app: typer.Typer, validate_app: typer.Typer) -> None:
+    calibrate_app = typer.Typer(
+        help="Measure this device with torch microbenchmarks and fit the efficiency model (writes a calibration file).",
+        invoke_without_command=True,
+    )
+    calibrate_app.callback(invoke_without_command=True)(calibrate)
+    calibrate_app.command("check")(check)
+    app.add_typer(calibrate_app, name="calibrate")
+    validate_app.command("local")(validate_local)
+
+
+def _fail(err) -> None:
+    from cli.main import _fail as fail
+
+    fail(err)
+
+
+def _device(device: DeviceOpt | None) -> str:
+    if device is not None:
+        return device.value
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def calibrate(
+    ctx: typer.Context,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Calibration file to write (JSON)")] = None,
+    device: Annotated[DeviceOpt | None, typer.Option(help="Device to measure (default: cuda if torch sees a GPU)")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Fewer points: < 2 min on a 2-core CPU, < 5 on one H100")] = False,
+    model: Annotated[str | None, typer.Option(help="Also measure the exact GEMM shapes of this model (name or spec)")] = None,
+    seq_len: Annotated[int | None, typer.Option(min=1, max=1_000_000, help="--model: sequence length (default: its own)")] = None,
+    micro_batch_size: Annotated[int, typer.Option(min=1, max=4096, help="--model: sequences per micro-batch")] = 1,
+    tp: Annotated[int, typer.Option(min=1, max=1024, help="--model: tensor-parallel degree of the layout")] = 1,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch (default 1: stable timings)")] = None,
+    profile: Annotated[
+        str | None, typer.Option(help="Hardware profile this GPU is, where the device name does not tell (e.g. h100-sxm)")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output file")] = False,
+    no_collectives: Annotated[bool, typer.Option("--no-collectives", help="Skip the torchrun collectives benchmark")] = False,
+    collectives: Annotated[
+        str | None,
+        typer.Option(help="JSON of a torchrun run of calibrate.collectives (multi-node): used instead of measuring here"),
+    ] = None,
+    smoke: Annotated[bool, typer.Option("--smoke", hidden=True, help="A few points only (tests)")] = False,
+) -> None:
+    """Run the microbenchmarks (GEMM, attention, memory-bound kernels, collectives), fit, and write --output.
+
+    `costsim calibrate check FILE` measures again and compares with a stored calibration.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from simulator.errors import CostsimError, InputError
+
+    try:
+        if output is None:
+            raise InputError("--output FILE is required: where to write the calibration (e.g. --output calibration.json)")
+        from simulator.inputs.calibration import Workload, check_output_path, write_calibration
+
+        check_output_path(output, force)
+        from calibrate.run import calibrate as run_calibration
+        from simulator.inputs.specs import load_model
+
+        extra, label = [], None
+        if model is not None:
+            spec = load_model(model)
+            s = seq_len or spec.default_seq_len or 4096
+            extra = [Workload(model=spec, batch=micro_batch_size, seq_len=s, tp=tp)]
+            label = f"{spec.name} (seq {s}, micro-batch {micro_batch_size}, TP {tp})"
+        mode = "smoke" if smoke else "quick" if quick else "full"
+        if collectives is not None:
+            from calibrate.run import load_collectives
+
+            load_collectives(collectives)  # a bad file fails before minutes of measuring
+        dev = _device(device)
+        if profile is not None:
+            if dev != "cuda":
+                raise InputError(f"--profile {profile} names a GPU profile, but the device is {dev}; drop --profile")
+            from simulator.inputs.specs import load_hardware
+
+            profile = load_hardware(profile).name  # an alias or a typo fails here, with suggestions
+        typer.echo(f"calibrating {dev} ({mode})...", err=True)
+        cal = run_calibration(
+            dev,
+            mode,
+            extra_models=extra,
+            model_label=label,
+            profile=profile,
+            threads=threads,
+            collectives_enabled=not no_collectives,
+            collectives_file=collectives,
+        )
+        path = write_calibration(cal, output, force=force)
+    except CostsimError as e:
+        _fail(e)
+    typer.echo(summary(cal, path))
+
+
+def summary(cal, path: Path) -> str:
+    p, f = cal.provenance, cal.fit
+    lines = [
+        f"wrote {path}: {p.device_name}"
+        + (f", {p.cpu_threads} threads" if p.cpu_threads else f", {p.device_count} GPU(s), profile {p.hardware_profile}")
+        + f", {p.mode} mode, {p.wall_s:.0f} s",
+        f"{'GEMM':<7} {'best TFLOP/s':>12} {'points':>7} {'fit median |err|':>17} {'max':>7}",
+    ]
+    for d, g in f.gemm.items():
+        q = g.quality
+        best = g.best_flop_per_s / TERA
+        lines.append(f"{d:<7} {best:>12.3f} {q.samples:>7} {q.median_abs_error:>17.1%} {q.max_abs_error:>7.1%}")
+    lines.append(f"kernel overhead {f.kernel_overhead_s / MICRO:.1f} us")
+    if f.attention:
+        a = f.attention
+        lines.append(
+            f"attention: forward {a.forward_flop_per_s / TERA:.3f} TFLOP/s (causal), "
+            f"backward/forward {a.backward_over_forward:.2f}, "
+            f"fit median |err| {a.quality.median_abs_error:.1%} over {a.quality.samples} points"
+        )
+    if f.memory:
+        m = f.memory
+        copy = f"copy {m.copy_bytes_per_s / GIGA:.1f} GB/s, " if m.copy_bytes_per_s else ""
+        kernels = ", ".join(f"{k} {v / GIGA:.1f}" for k, v in m.by_kernel_bytes_per_s.items())
+        lines.append(f"memory: {copy}memory-bound kernels {m.memory_bound_bytes_per_s / GIGA:.1f} GB/s ({kernels} GB/s)")
+    for tier, t in f.collectives.items():
+        ops = ", ".join(f"{op} {o.busbw_bytes_per_s / GIGA:.2f} GB/s" for op, o in t.by_op.items())
+        lines.append(
+            f"collectives {tier} ({t.backend}, {t.world_size} ranks): latency {t.latency_s / MICRO:.0f} us, "
+            f"busBW {t.busbw_bytes_per_s / GIGA:.2f} GB/s ({ops})"
+        )
+    for n in cal.notes:
+        lines.append(f"note: {n}")
+    return "\n".join(lines)
+
+
+def check(
+    file: Annotated[Path, typer.Argument(help="Calibration file to check")],
+    tolerance: Annotated[float, typer.Option(min=0.0, max=10.0, help="Largest allowed relative drift of a rate")] = 0.1,
+    format: Annotated[TableJson, typer.Option("--format", help="Output format")] = TableJson.table,
+) -> None:
+    """Measure again and compare with a stored calibration; exit 1 on drift beyond --tolerance or an edited file."""
+    from calibrate.check import check as run_check
+    from calibrate.check import table
+    from simulator.errors import CostsimError
+
+    try:
+        result = run_check(file, tolerance)
+    except CostsimError as e:
+        _fail(e)
+    typer.echo(json.dumps(result, indent=1) if format == TableJson.json else table(result))
+    if not result["ok"]:
+        raise typer.Exit(code=1)
+
+
+def validate_local(
+    device: Annotated[DeviceOpt | None, typer.Option(help="Device to train on (default: cuda if torch sees a GPU)")] = None,
+    calibration: Annotated[
+        str | None, typer.Option(help="Calibration file of this device (default: run a quick BF16 calibration first)")
+    ] = None,
+    steps: Annotated[int, typer.Option(min=3, max=10_000, help="Timed training steps per case")] = 20,
+    warmup: Annotated[int, typer.Option(min=1, max=1000, help="Untimed steps first")] = 4,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: the calibration's, else 1)")] = None,
+    case: Annotated[list[str] | None, typer.Option("--case", help="Run only these cases (repeatable)")] = None,
+    max_error: Annotated[
+        float | None, typer.Option(min=0.0, help="Exit 1 when the median |step-time error| exceeds this fraction")
+    ] = None,
+    format: Annotated[TableJson, typer.Option("--format", help="Output format")] = TableJson.table,
+) -> None:
+    """Train small real transformers here and compare step time (and GPU peak memory) with the simulator."""
+    from calibrate import validate_local as vl
+    from simulator.errors import CostsimError
+
+    try:
+        result = vl.run(_device(device), calibration, steps, warmup, threads, case_names=case)
+    except CostsimError as e:
+        _fail(e)
+    typer.echo(json.dumps(result, indent=1) if format == TableJson.json else vl.table(result))
+    if max_error is not None and result["median_abs_error"] > max_error:
+        raise typer.Exit(code=1)

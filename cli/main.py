@@ -1,0 +1,263 @@
+"""`costsim` command line: parses options, calls simulator, prints. No formulas here."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from cli.options import (
+    NUM_GPUS,
+    RUN_LAYOUT_FLAGS,
+    AttentionOpt,
+    BatchOpt,
+    Format,
+    PrecisionOpt,
+    PriceOpt,
+    RecipeOpt,
+    SeqLenOpt,
+    echo_result,
+    fail,
+    flag_name,
+    job_options,
+    layout_flags,
+    ranged,
+)
+from simulator.errors import CostsimError, InputError
+from simulator.units import DEFAULT_DRAWS
+
+_fail = fail  # the name calibrate/commands.py reports its errors through
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Training cost simulator for large language models.")
+list_app = typer.Typer(no_args_is_help=True, help="List what ships: GPUs and models.")
+app.add_typer(list_app, name="list")
+validate_app = typer.Typer(no_args_is_help=True, help="Compare the model with measured or published runs.")
+app.add_typer(validate_app, name="validate")
+
+
+@app.command()
+@layout_flags(RUN_LAYOUT_FLAGS)
+def estimate(
+    model: Annotated[
+        str | None, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json (not with --plan)")
+    ] = None,
+    gpu: Annotated[str | None, typer.Option(help="Hardware profile id or alias (costsim list gpus), or a profile YAML")] = None,
+    num_gpus: Annotated[int | None, NUM_GPUS] = None,
+    tokens: Annotated[str | None, typer.Option(help="Training tokens, e.g. 14.8T")] = None,
+    seq_len: SeqLenOpt = None,
+    global_batch_tokens: BatchOpt = None,
+    precision: Annotated[PrecisionOpt | None, typer.Option(help="GEMM precision (default bf16)")] = None,
+    fp8_recipe: RecipeOpt = None,
+    layout: dict | None = None,  # --tp ... --tp-overlap, declared once in simulator/commands/options.py
+    attention_kernel: Annotated[
+        AttentionOpt | None, typer.Option(help="flash (default), or unfused (materialised scores, Megatron-LM 2021)")
+    ] = None,
+    dropout: Annotated[
+        float | None,
+        ranged("Dropout probability (default 0, as in modern pre-training)", 0.0, 0.9, "give a probability, e.g. 0.1"),
+    ] = None,
+    usd_per_gpu_hour: PriceOpt = None,
+    plan: Annotated[str | None, typer.Option(help="A plan with stages instead of MODEL: shipped name (plans/) or YAML")] = None,
+    pricing: Annotated[str, typer.Option(help="Cost basis: rental ($/GPU-hour) or tco (amortized capital + energy)")] = "rental",
+    rental: Annotated[
+        str | None, typer.Option(help="Which of the profile's rental quotes: on-demand or reserved (default: the profile's)")
+    ] = None,
+    experiments_multiplier: Annotated[
+        float | None, typer.Option(help="Whole-program cost = final run x this (ablations, failed runs), shown apart")
+    ] = None,
+    gpu_purchase_usd: Annotated[float | None, typer.Option(help="GPU price for --pricing tco (default: the profile's)")] = None,
+    pue: Annotated[float | None, typer.Option(help="Power usage effectiveness (default 1.25, Epoch AI)")] = None,
+    usd_per_kwh: Annotated[float | None, typer.Option(help="Electricity price (default 0.0826, US industrial 2025)")] = None,
+    grid_kg_co2_per_kwh: Annotated[float | None, typer.Option(help="Grid carbon intensity (default 0.414)")] = None,
+    uncertainty: Annotated[
+        bool, typer.Option("--uncertainty", help="P10/P50/P90 of GPU-hours, days and dollars, and what moves them most")
+    ] = False,
+    draws: Annotated[int | None, typer.Option(help="Joint draws for --uncertainty (default 10,000)")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed for --uncertainty (default 0)")] = None,
+    tokens_spread: Annotated[
+        float | None, typer.Option(help="Relative spread of --tokens for --uncertainty (lognormal sigma, default 0)")
+    ] = None,
+    calibration: Annotated[
+        str | None, typer.Option(help="Calibration file from `costsim calibrate` (--gpu cpu for a CPU calibration)")
+    ] = None,
+    format: Annotated[Format, typer.Option("--format", help="Output format")] = Format.table,
+) -> None:
+    """Estimate GPU-hours, wall-clock days, dollars, MFU and memory of one training run, or of a plan's stages."""
+    from simulator.api import load_device, run_estimate
+    from simulator.run.cost import CostOptions, apply_to_estimate, price_held_fixed
+
+    run_flags = {"MODEL": model, "--gpu": gpu, "--num-gpus": num_gpus, "--tokens": tokens}
+    job_flags = {"--seq-len": seq_len, "--global-batch-tokens": global_batch_tokens, "--precision": precision}
+    job_flags |= {"--fp8-recipe": fp8_recipe, "--attention-kernel": attention_kernel, "--dropout": dropout}
+    job_flags |= {"--calibration": calibration} | {flag_name(k): v for k, v in (layout or {}).items()}
+    try:
+        band = _band_options(uncertainty, draws, seed, tokens_spread)
+        costs = CostOptions(
+            pricing, usd_per_gpu_hour, gpu_purchase_usd, pue, usd_per_kwh, grid_kg_co2_per_kwh, experiments_multiplier,
+            rental_kind=rental,
+        )  # fmt: skip
+        if plan is not None:
+            clash = [k for k, v in (run_flags | job_flags).items() if v is not None]
+            if clash:
+                raise InputError(f"--plan sets the model, GPUs, tokens and layout of each stage; drop {', '.join(clash)}")
+            from cli.analysis import estimate_plan_output
+
+            plan_band = None if band is None else {"price_fixed": price_held_fixed(costs), **band}
+            typer.echo(estimate_plan_output(plan, costs, format.value, plan_band), nl=format != Format.csv)
+            return
+        missing = [k for k, v in run_flags.items() if v is None]
+        if missing:
+            raise InputError(f"missing {', '.join(missing)}: give MODEL --gpu --num-gpus --tokens, or --plan NAME|FILE.yaml")
+        device = load_device(gpu, calibration)
+        result = run_estimate(
+            model=model,
+            gpu=gpu,
+            num_gpus=num_gpus,
+            **job_options(tokens, seq_len, global_batch_tokens, precision, fp8_recipe),
+            layout=layout,
+            usd_per_gpu_hour=usd_per_gpu_hour,
+            attention_kernel=attention_kernel.value if attention_kernel else "flash",
+            dropout=dropout or 0.0,
+            device=device,
+        )
+        hw = device[0]
+        d = apply_to_estimate(result.to_dict(), hw, costs)
+        if band is not None:
+            from simulator.analysis.uncertainty import band_for_estimate
+
+            fixed, price = price_held_fixed(costs), d["usd_per_gpu_hour"]
+            d["uncertainty"] = band_for_estimate(result, model, hw, fixed, **band, usd_per_gpu_hour=price).to_dict()
+    except CostsimError as e:
+        fail(e)
+    echo_result(format, d, [d], lambda: _estimate_text(d))
+
+
+def _band_options(uncertainty: bool, draws: int | None, seed: int | None, tokens_spread: float | None) -> dict | None:
+    """--draws, --seed and --tokens-spread with their defaults when --uncertainty is given, else None (and none given)."""
+    given = {"--draws": draws, "--seed": seed, "--tokens-spread": tokens_spread}
+    if not uncertainty:
+        if any(v is not None for v in given.values()):
+            flags = ", ".join(k for k, v in given.items() if v is not None)
+            raise InputError(f"{flags} only apply with --uncertainty; add --uncertainty or drop them")
+        return None
+    return {
+        "draws": DEFAULT_DRAWS if draws is None else draws,
+        "seed": 0 if seed is None else seed,
+        "tokens_spread": 0.0 if tokens_spread is None else tokens_spread,
+    }
+
+
+def _estimate_text(d: dict) -> str:
+    """The estimate table, its cost block and, with --uncertainty, the band."""
+    from simulator.report import tables as report
+
+    text = report.estimate_table(d) + "\n" + "\n".join(["", *report.cost_lines(d["cost"])])
+    if "uncertainty" in d:
+        from simulator.report.document import uncertainty_table
+
+        text += "\n" + uncertainty_table(d["uncertainty"])
+    return text
+
+
+@list_app.command("gpus")
+def list_gpus() -> None:
+    """Shipped hardware profiles with their dense peaks, memory and links."""
+    from simulator.inputs.specs import hardware_ids, load_hardware_file
+
+    try:
+        paths = sorted(set(hardware_ids().values()))
+        typer.echo(f"{'id':<11} {'name':<34} {'bf16':>6} {'fp8':>6} {'HBM':>7} {'link/dir':>9} {'NIC':>8}  {'$/h':>5}  aliases")
+        for path in paths:
+            h = load_hardware_file(path)
+            fp8 = f"{h.dense_tflop_per_s.fp8.value:.0f}" if h.dense_tflop_per_s.fp8 else "-"
+            typer.echo(
+                f"{h.name:<11} {h.display_name[:34]:<34} {h.dense_tflop_per_s.bf16.value:>6.0f} {fp8:>6} "
+                f"{h.memory_gib.value:>4.0f}GiB {h.scale_up.gb_per_s_per_direction.value:>6.0f}GB/s "
+                f"{h.scale_out.gbit_per_s_per_gpu.value:>5.0f}Gb/s {h.price.usd_per_gpu_hour:>5.2f}  {', '.join(h.aliases)}"
+            )
+        typer.echo("peaks: dense TFLOP/s (no sparsity); link: per GPU and direction; NIC: per GPU")
+    except CostsimError as e:
+        fail(e)
+
+
+@list_app.command("models")
+def list_models() -> None:
+    """Shipped model specs with total and activated parameters."""
+    from simulator.inputs.specs import load_model_file, model_ids
+    from simulator.model.flops import parameter_counts
+    from simulator.units import format_count
+
+    try:
+        typer.echo(f"{'name':<18} {'total':>8} {'activated':>10} {'layers':>6} {'d_model':>7}  attention / FFN")
+        for name, path in model_ids().items():
+            m = load_model_file(path)
+            p = parameter_counts(m)
+            kind = _attention_kind(m)
+            ffn = m.ffn + (f", MoE {m.moe.n_routed_experts}x top-{m.moe.top_k}" if m.moe else "")
+            typer.echo(
+                f"{name:<18} {format_count(p.total):>8} {format_count(p.activated):>10} {m.n_layers:>6} {m.d_model:>7}  "
+                f"{kind} / {ffn}"
+            )
+    except CostsimError as e:
+        fail(e)
+
+
+def _attention_kind(m) -> str:
+    if m.attention == "mla":
+        return "MLA"
+    return "MHA" if m.n_kv_heads == m.n_heads else "MQA" if m.n_kv_heads == 1 else "GQA"
+
+
+@app.command()
+def fit() -> None:
+    """Refit the global sustained-GEMM factor to the shipped published runs (a few seconds).
+
+    Writes simulator/fitted_constants.yaml with the value, the data, in-sample and leave-one-out errors.
+    """
+    from simulator.analysis import fit as fitting
+
+    try:
+        result = fitting.fit()
+    except CostsimError as e:
+        fail(e)
+    fitting.write(result)
+    typer.echo(f"gemm_sustain = {result['gemm_sustain']:.4f} from {result['constrained_by']} runs")
+    typer.echo(f"{'run':<28} {'reported':>9} {'in-sample':>10} {'leave-one-out':>14}")
+    for c in result["cases"]:
+        typer.echo(f"{c['id']:<28} {c['reported']:>9.0f} {c['in_sample_error']:>+10.1%} {c['leave_one_out_error']:>+14.1%}")
+    typer.echo(
+        f"median |error|: in-sample {result['median_abs_in_sample_error']:.1%}, "
+        f"leave-one-out {result['median_abs_leave_one_out_error']:.1%} (max {result['max_abs_leave_one_out_error']:.1%})"
+    )
+    typer.echo(f"written to {fitting.FITTED_PATH}")
+
+
+def _register_command_modules() -> None:
+    """Commands defined in their own modules (simulator/commands/, calibrate/commands.py)."""
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(app, validate_app)
+
+
+COMMAND_MODULES: list[str] = [
+    "cli.analysis",
+    "cli.planner",
+    "cli.published",
+    "cli.reporting",
+    "cli.calibrate",
+]
+_register_command_modules()
+
+
+def main() -> None:
+    try:
+        app()
+    except CostsimError as e:  # a user error raised outside a command's own handler
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

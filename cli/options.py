@@ -1,0 +1,242 @@
+"""What the command line's commands share (cli.py and the command modules): choices, options with their
+range checks, the layout flags, count parsing, the clean error exit and the output formats."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from simulator.errors import CostsimError, InputError
+from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, TOKENS_RANGE, count_in_range
+
+
+def fail(err: CostsimError) -> NoReturn:
+    """How every command reports a user error: one line on stderr, exit status 1, no traceback."""
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(code=1)
+
+
+def count_option(flag: str, text: str | None, bounds: tuple[float, float] = TOKENS_RANGE) -> float | None:
+    """A count option such as --tokens 14.8T as a number (None when not given); InputError naming the flag otherwise."""
+    if text is None:
+        return None
+    try:
+        return count_in_range(text, *bounds)
+    except ValueError as e:
+        raise InputError(f"{flag} {e}") from None
+
+
+def check_output_file(flag: str, path: Path | None, suffix: str) -> None:
+    """Fail before the work, not after it, when an output file (a chart, a table) cannot be written."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise InputError(f"{flag} {path} is a directory; give a file name ending in {suffix}")
+    if path.suffix.lower() != suffix:
+        raise InputError(f"{flag} {path}: give a path ending in {suffix}")
+    if not path.resolve().parent.is_dir():
+        raise InputError(f"{flag} {path}: folder {path.parent} does not exist; create it or pick another path")
+
+
+def _number_text(x: float) -> str:
+    return f"{x:,}" if isinstance(x, int) else f"{x:,g}"
+
+
+def _in_range(low: float, high: float, fix: str) -> Callable:
+    """A typer callback: the value when it is None or in [low, high], else `fail` with the flag, value, range and
+    `fix` (where {flag} stands for the option's name).
+
+    In place of typer's min=/max=, whose usage box names only the broken bound, not the value or the range."""
+
+    def check(param: typer.CallbackParam, value: float | None) -> float | None:
+        if value is not None and not low <= value <= high:  # NaN fails too
+            flag = max(param.opts, key=len)
+            bounds = f"[{_number_text(low)}, {_number_text(high)}]"
+            shown = f"{value:g}" if isinstance(value, float) else str(value)  # as typed, not grouped
+            fail(InputError(f"{flag} {shown} is out of range {bounds}; {fix.format(flag=flag)}"))
+        return value
+
+    return check
+
+
+def ranged(help: str, low: float, high: float, fix: str, *decls: str):
+    """A numeric typer option whose value must lie in [low, high] (stated in the help)."""
+    bounds = f"{_number_text(low)} to {_number_text(high)}"
+    return typer.Option(*decls, help=f"{help}; {bounds}", callback=_in_range(low, high, fix))
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class TableJson(StrEnum):
+    """For commands whose result is not a table of rows (CSV would not fit)."""
+
+    table = "table"
+    json = "json"
+
+
+class PrecisionOpt(StrEnum):
+    bf16 = "bf16"
+    fp16 = "fp16"
+    fp8 = "fp8"
+
+
+class Fp8RecipeOpt(StrEnum):
+    tensor = "tensor"
+    block = "block"
+
+
+class ScheduleOpt(StrEnum):
+    one_f_one_b = "1f1b"
+    interleaved = "interleaved"
+    zb_h1 = "zb-h1"
+    dualpipe = "dualpipe"
+
+
+class AttentionOpt(StrEnum):
+    flash = "flash"
+    unfused = "unfused"
+
+
+class RecomputeOpt(StrEnum):
+    none = "none"
+    selective = "selective"
+    full = "full"
+
+
+class Objective(StrEnum):
+    time = "time"
+    cost = "cost"
+
+
+ModelArg = Annotated[str, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json")]
+TokensOpt = Annotated[str, typer.Option(help="Training tokens, e.g. 14.8T")]
+BatchOpt = Annotated[str | None, typer.Option(help="Tokens per optimizer step (default: 4M rounded to sequences)")]
+PrecOpt = Annotated[PrecisionOpt, typer.Option(help="GEMM precision")]
+RecipeOpt = Annotated[
+    Fp8RecipeOpt | None,
+    typer.Option(help="FP8 scaling: tensor (Transformer Engine) or block (DeepSeek-V3); default: the model's published one"),
+]
+
+# Numeric options, each with its range and the fix its error suggests ({flag} is the option's name).
+NUM_GPUS = ranged("GPUs in the cluster", 1, MAX_GPUS, "give the number of GPUs, e.g. 2048")
+NumGpusOpt = Annotated[int, NUM_GPUS]
+SeqLenOpt = Annotated[
+    int | None, ranged("Sequence length (default: the model's)", 1, 10_000_000, "give tokens per sequence, e.g. 4096")
+]
+PriceOpt = Annotated[
+    float | None,
+    ranged("Price per GPU-hour (default: the profile's)", 0.0, MAX_USD_PER_GPU_HOUR, "give dollars per GPU-hour, e.g. 2"),
+]
+_SEARCHED = "a positive integer no larger than the GPU count; or leave {flag} out to search it"
+TpOpt = Annotated[int | None, ranged("Tensor parallel degree (searched when left out)", 1, MAX_GPUS, _SEARCHED)]
+PpOpt = Annotated[int | None, ranged("Pipeline parallel degree (searched when left out)", 1, MAX_GPUS, _SEARCHED)]
+DpOpt = Annotated[
+    int | None,
+    ranged(
+        "Data parallel degree (default: GPUs / (TP x PP x CP))",
+        1,
+        MAX_GPUS,
+        "a positive integer no larger than the GPU count; or leave {flag} out to derive it",
+    ),
+]
+EpOpt = Annotated[int | None, ranged("Expert parallel degree (searched when left out)", 1, MAX_GPUS, _SEARCHED)]
+CpOpt = Annotated[int | None, ranged("Context parallel degree (searched when left out)", 1, MAX_GPUS, _SEARCHED)]
+ZeroOpt = Annotated[
+    int | None,
+    ranged("ZeRO stage, 1 = distributed optimizer (searched when left out)", 0, 3, "use 0, 1, 2 or 3; or leave {flag} out"),
+]
+MbsOpt = Annotated[int | None, ranged("Sequences per micro-batch (searched when left out)", 1, MAX_GPUS, _SEARCHED)]
+SchedOpt = Annotated[ScheduleOpt | None, typer.Option(help="Pipeline schedule (searched when left out)")]
+VppOpt = Annotated[int | None, ranged("Virtual stages per rank, interleaved (searched when left out)", 1, MAX_GPUS, _SEARCHED)]
+RecOpt = Annotated[RecomputeOpt | None, typer.Option(help="Activation recomputation (searched when left out)")]
+OverlapOpt = Annotated[
+    bool | None, typer.Option("--tp-overlap/--no-tp-overlap", help="Fix TP communication overlap (default: both tried)")
+]
+OverlapOffOpt = Annotated[
+    bool | None, typer.Option("--tp-overlap/--no-tp-overlap", help="Overlap TP collectives with GEMMs (default: off)")
+]
+
+
+# --------------------------------------------------------------------------- the layout flags, declared once
+
+
+def _flag(name: str, annotation: object) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=annotation)
+
+
+_DEGREES = (("tp", TpOpt), ("pp", PpOpt))
+_REST = (("ep", EpOpt), ("cp", CpOpt), ("zero_stage", ZeroOpt), ("micro_batch_size", MbsOpt), ("schedule", SchedOpt))
+_REST += (("vpp", VppOpt), ("recompute", RecOpt))
+RUN_LAYOUT_FLAGS = tuple(_flag(n, a) for n, a in (*_DEGREES, ("dp", DpOpt), *_REST, ("tp_overlap", OverlapOffOpt)))
+"""One run (estimate, report): DP may be given; TP overlap is off unless asked for."""
+SEARCH_LAYOUT_FLAGS = tuple(_flag(n, a) for n, a in (*_DEGREES, *_REST, ("tp_overlap", OverlapOpt)))
+"""The search's constraints (search, sweep): DP follows from the others; TP overlap is tried both ways unless fixed."""
+
+
+def _plain(value: object) -> object:
+    return value.value if isinstance(value, StrEnum) else value
+
+
+def layout_flags(flags: tuple[inspect.Parameter, ...]) -> Callable:
+    """Decorator for a typer command with a `layout` parameter: typer sees `flags` (--tp, --pp, ...) in its place,
+    and the command receives them as one dict, field -> plain value (choices as strings, None where not given).
+
+    The commands that take a layout share one declaration of its flags instead of repeating eleven parameters."""
+
+    def decorate(command: Callable) -> Callable:
+        signature = inspect.signature(command, eval_str=True)
+        params = [f for p in signature.parameters.values() for f in (flags if p.name == "layout" else (p,))]
+
+        @functools.wraps(command)
+        def run(**kwargs: object) -> object:
+            layout = {f.name: _plain(kwargs.pop(f.name)) for f in flags}
+            return command(**kwargs, layout=layout)
+
+        run.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]  # what typer reads
+        return run
+
+    return decorate
+
+
+def flag_name(field: str) -> str:
+    """The command-line flag of a layout or job field: zero_stage -> --zero-stage."""
+    return "--" + field.replace("_", "-")
+
+
+def job_options(
+    tokens: str | None,
+    seq_len: int | None,
+    global_batch_tokens: str | None,
+    precision: PrecisionOpt | None,
+    fp8_recipe: Fp8RecipeOpt | None,
+) -> dict:
+    """The job flags as keyword arguments of make_job and run_estimate: counts parsed, choices as strings."""
+    return {
+        "tokens": count_option("--tokens", tokens),
+        "seq_len": seq_len,
+        "global_batch_tokens": count_option("--global-batch-tokens", global_batch_tokens),
+        "precision": precision.value if precision else "bf16",
+        "fp8_recipe": fp8_recipe.value if fp8_recipe else None,
+    }
+
+
+def echo_result(fmt: Format, doc: dict, rows: list[dict], table: Callable[[], str]) -> None:
+    """Print a command's result: JSON of the whole document, CSV of its rows, or the text table."""
+    from simulator.report import tables as report
+
+    if fmt == Format.json:
+        typer.echo(report.to_json(doc))
+    elif fmt == Format.csv:
+        typer.echo(report.to_csv(rows), nl=False)
+    else:
+        typer.echo(table())

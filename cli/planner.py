@@ -1,0 +1,289 @@
+"""`costsim search` and `costsim sweep`: the planner's commands (formulas live in simulator/search.py, sweep.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.options import (
+    SEARCH_LAYOUT_FLAGS,
+    BatchOpt,
+    ModelArg,
+    NumGpusOpt,
+    Objective,
+    PrecisionOpt,
+    PrecOpt,
+    PriceOpt,
+    RecipeOpt,
+    SeqLenOpt,
+    TokensOpt,
+    check_output_file,
+    echo_result,
+    fail,
+    job_options,
+    layout_flags,
+    ranged,
+)
+from cli.options import Format as OutFormat
+from simulator.report.tables import layout_text
+
+
+def _parse_reference(text: str | None, spec) -> tuple[dict | None, str]:
+    """--reference 'tp=1,pp=16,ep=64,schedule=dualpipe', else the model's published layout."""
+    from simulator.errors import InputError
+
+    if text is None:
+        if spec.published_layout is None:
+            return None, ""
+        return spec.published_layout.fields(), f"published layout ({spec.published_layout.source})"
+    out: dict = {}
+    allowed = {"tp", "pp", "dp", "ep", "cp", "zero_stage", "micro_batch_size", "schedule", "recompute", "vpp", "tp_overlap"}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        key = key.strip().replace("-", "_")
+        if key not in allowed or not value.strip():
+            raise InputError(
+                f"--reference {text!r}: {part!r} is not FIELD=VALUE with a field among {', '.join(sorted(allowed))}; "
+                "write e.g. tp=1,pp=16,ep=64,schedule=dualpipe"
+            )
+        value = value.strip()
+        try:
+            if key == "tp_overlap":
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                out[key] = value.lower() in ("true", "1")
+            else:
+                out[key] = value if key in ("schedule", "recompute") else int(value)
+        except ValueError:
+            kind = "true or false" if key == "tp_overlap" else "an integer"
+            raise InputError(f"--reference {text!r}: {key} must be {kind}, got {value!r}") from None
+    return out, "--reference"
+
+
+@layout_flags(SEARCH_LAYOUT_FLAGS)
+def search_command(
+    model: ModelArg,
+    gpu: Annotated[str, typer.Option(help="Hardware profile id or alias (costsim list gpus)")],
+    num_gpus: NumGpusOpt,
+    tokens: TokensOpt,
+    seq_len: SeqLenOpt = None,
+    global_batch_tokens: BatchOpt = None,
+    precision: PrecOpt = PrecisionOpt.bf16,
+    fp8_recipe: RecipeOpt = None,
+    objective: Annotated[Objective, typer.Option(help="Rank by step time or by dollars")] = Objective.time,
+    top: Annotated[int, ranged("Layouts shown in the table", 1, 1000, "give how many layouts to show, e.g. 10")] = 10,
+    layout: dict | None = None,  # --tp ... --tp-overlap, declared once in simulator/commands/options.py
+    reference: Annotated[
+        str | None, typer.Option(help="Layout to compare with the best, e.g. tp=1,pp=16,ep=64 (default: the published one)")
+    ] = None,
+    usd_per_gpu_hour: PriceOpt = None,
+    format: Annotated[OutFormat, typer.Option("--format", help="table: the top layouts; json/csv: every candidate")] = (
+        OutFormat.table
+    ),
+) -> None:
+    """Evaluate every valid layout (TP, PP, DP, EP, CP, ZeRO, micro-batch, schedule, virtual stages, recompute)."""
+    from cli.progress import DelayedProgress
+    from simulator.errors import CostsimError
+    from simulator.inputs.specs import load_hardware, load_model
+    from simulator.model.layout import make_job
+    from simulator.run.search import search
+
+    try:
+        spec = load_model(model)
+        hw = load_hardware(gpu)
+        job = make_job(spec, num_gpus, **job_options(tokens, seq_len, global_batch_tokens, precision, fp8_recipe))
+        ref, ref_source = _parse_reference(reference, spec)
+        with DelayedProgress("searching layouts") as bar:
+            result = search(
+                spec, hw, job, layout, usd_per_gpu_hour=usd_per_gpu_hour, objective=objective.value, progress=bar.update
+            )
+    except CostsimError as e:
+        fail(e)
+    doc = search_document(spec, hw, job, result, ref, ref_source, top if format == OutFormat.table else None)
+    echo_result(format, doc, doc["candidates"], lambda: search_table(doc, top))
+
+
+def search_document(spec, hw, job, result, ref: dict | None, ref_source: str, limit: int | None) -> dict:
+    """What `costsim search` reports: the counts, the candidates in rank order, the best's breakdown,
+    and where the reference (published) layout ranks, with the terms that make the best faster."""
+    from simulator.report.tables import run_header
+    from simulator.run.search import breakdown_of, candidate_rows, explain
+    from simulator.units import GIB
+
+    rows = candidate_rows(result, limit)
+    best = result.best()
+    doc: dict = {
+        **run_header(spec, hw, job),
+        "objective": result.objective,
+        "grid_size": result.grid_size,
+        "invalid_by_rule": result.invalid_by_rule,
+        "evaluated": result.n_valid,
+        "feasible": result.n_feasible,
+        "gpu_memory_gib": hw.memory_bytes / GIB,
+        "best": None,
+        "reference": None,
+        "candidates": rows,
+    }
+    if best is not None:
+        doc["best"] = {**rows[0], "breakdown_s": breakdown_of(result, best)}
+    else:
+        closest = result.closest()
+        doc["closest"] = {
+            "layout": result.layouts.at(closest).to_dict(),
+            "memory_per_gpu_gib": float(result.memory_bytes[closest] / GIB),
+            "reason": result.reason(closest),
+        }
+    if ref is not None:
+        rank = result.rank_of(ref)
+        entry: dict = {"layout": ref, "source": ref_source, "rank": None if rank is None else rank + 1}
+        if rank is None:
+            entry["note"] = "no valid layout matches the reference on this cluster"
+        else:
+            i = int(result.top(rank + 1)[rank])
+            entry["feasible"] = bool(result.feasible[i])
+            entry["step_time_s"] = float(result.steps.step_time_s[i])
+            entry["in_top_10_feasible"] = bool(result.feasible[i]) and rank < 10
+            if best is not None and i != best:
+                entry["why_slower"] = explain(result, i, best)
+        doc["reference"] = entry
+    return doc
+
+
+def search_table(doc: dict, top: int) -> str:
+    lines = [
+        f"{doc['model']} on {doc['num_gpus']} x {doc['gpu']} ({doc['precision']}): {doc['grid_size']:,} candidates, "
+        f"{doc['evaluated']:,} valid and evaluated, {doc['feasible']:,} fit in {doc['gpu_memory_gib']:.0f} GiB",
+        "",
+        f"{'#':>3}  {'layout':<72} {'step s':>8} {'GPU-hours':>11} {'cost $':>11} {'MFU':>6} {'mem GiB':>8} {'free':>6}",
+    ]
+    for row in doc["candidates"][:top]:
+        if not row["feasible"]:
+            break
+        free = doc["gpu_memory_gib"] - row["memory_per_gpu_gib"]
+        lines.append(
+            f"{row['rank']:>3}  {layout_text(row['layout']):<72} {row['step_time_s']:>8.3f} {row['gpu_hours']:>11,.0f} "
+            f"{row['cost_usd']:>11,.0f} {row['mfu']:>6.1%} {row['memory_per_gpu_gib']:>8.1f} {free:>6.1f}"
+        )
+    if doc["best"] is None:
+        closest = doc["closest"]
+        lines.append(f"no layout fits in memory; the one needing the least: {layout_text(closest['layout'])}")
+        lines.append(f"  {closest['reason']}")
+    else:
+        lines += ["", "step time breakdown of #1 (seconds per step)"]
+        total = doc["best"]["step_time_s"]
+        for k, v in sorted(doc["best"]["breakdown_s"].items(), key=lambda kv: -kv[1]):
+            lines.append(f"  {k:<22} {v:9.3f} s  {v / total:6.1%}")
+    ref = doc["reference"]
+    if ref is not None:
+        lines.append("")
+        if ref["rank"] is None:
+            lines.append(f"reference {ref['layout']} ({ref['source']}): {ref['note']}")
+        else:
+            status = "in the top 10" if ref.get("in_top_10_feasible") else "not in the top 10"
+            lines.append(f"reference {ref['layout']} ({ref['source']}): rank {ref['rank']}, {status}")
+            why = ref.get("why_slower")
+            if why:
+                lines.append(f"  {why['summary']}")
+                for term in why["terms_s"][:6]:
+                    lines.append(f"    {term['term']:<22} {term['reference_minus_best_s']:+9.3f} s")
+    return "\n".join(lines)
+
+
+@layout_flags(SEARCH_LAYOUT_FLAGS)
+def sweep_command(
+    model: ModelArg,
+    gpu: Annotated[str, typer.Option(help="Hardware profile ids, comma-separated, e.g. h800,h100-sxm")],
+    num_gpus: Annotated[str, typer.Option(help="GPU counts: 256,512,1024 or a doubling range 256,512,...,16384")],
+    tokens: TokensOpt,
+    seq_len: SeqLenOpt = None,
+    global_batch_tokens: BatchOpt = None,
+    precision: PrecOpt = PrecisionOpt.bf16,
+    fp8_recipe: RecipeOpt = None,
+    layout: dict | None = None,  # --tp ... --tp-overlap, declared once in simulator/commands/options.py
+    deadline_days: Annotated[
+        float | None,
+        ranged("Find the cheapest cluster that finishes within D days", 0.001, 36500, "give days, e.g. 60"),
+    ] = None,
+    budget_usd: Annotated[
+        float | None, ranged("Find the fastest cluster that costs at most B dollars", 1.0, 1e13, "give dollars, e.g. 6e6")
+    ] = None,
+    usd_per_gpu_hour: PriceOpt = None,
+    plot: Annotated[Path | None, typer.Option(help="Write a PNG chart of days and dollars against GPU count")] = None,
+    output: Annotated[Path | None, typer.Option(help="Also write the rows to this CSV file")] = None,
+    format: Annotated[OutFormat, typer.Option("--format", help="Output format")] = OutFormat.table,
+) -> None:
+    """Best layout, days, GPU-hours, dollars and MFU for each GPU type and cluster size."""
+    from cli.progress import DelayedProgress
+    from simulator.analysis.sweep import cheapest_within, fastest_within, parse_gpu_counts, sweep
+    from simulator.errors import CostsimError, InputError
+    from simulator.inputs.specs import load_hardware, load_model
+    from simulator.report import tables as report
+
+    try:
+        spec = load_model(model)
+        gpu_ids = [g.strip() for g in gpu.split(",") if g.strip()]
+        if not gpu_ids:
+            raise InputError("--gpu is empty; give one or more profile ids, e.g. h800,h100-sxm")
+        gpus = [load_hardware(g) for g in gpu_ids]
+        for hw in gpus:  # fail before the first search rather than after it (search checks again)
+            hw.peak_flop_per_s(precision.value)
+        counts = parse_gpu_counts(num_gpus)
+        job_args = job_options(tokens, seq_len, global_batch_tokens, precision, fp8_recipe)
+        check_output_file("--plot", plot, ".png")
+        check_output_file("--output", output, ".csv")
+        with DelayedProgress("sweeping clusters") as bar:
+            rows = sweep(spec, gpus, counts, job_args, layout, usd_per_gpu_hour, progress=bar.update)
+    except CostsimError as e:
+        fail(e)
+    doc: dict = {"model": spec.name, "precision": precision.value, "rows": [r.to_dict() for r in rows]}
+    for flag, value, pick in (("deadline_days", deadline_days, cheapest_within), ("budget_usd", budget_usd, fastest_within)):
+        if value is not None:
+            row, text = pick(rows, value)
+            doc[flag] = {"value": value, "answer": row.to_dict() if row else None, "reason": text}
+    if plot is not None:
+        from simulator.report.charts import plot_sweep
+
+        plot_sweep(rows, spec.name, plot)
+    if output is not None:
+        output.write_text(report.to_csv(doc["rows"]))
+    echo_result(format, doc, doc["rows"], lambda: sweep_table(doc))
+
+
+def sweep_table(doc: dict) -> str:
+    lines = [
+        f"{'gpu':<10} {'GPUs':>6}  {'best layout':<66} {'step s':>7} {'comm s':>7} {'days':>8} {'GPU-hours':>12} "
+        f"{'cost $':>13} {'MFU':>6} {'GiB':>6}"
+    ]
+    for r in doc["rows"]:
+        if not r["feasible"]:
+            lines.append(f"{r['gpu']:<10} {r['num_gpus']:>6}  infeasible: {r['reason'][:110]}")
+            continue
+        lines.append(
+            f"{r['gpu']:<10} {r['num_gpus']:>6}  {layout_text(r['layout']):<66} {r['step_time_s']:>7.2f} "
+            f"{r['exposed_comm_s']:>7.2f} {r['wall_clock_days']:>8.1f} "
+            f"{r['gpu_hours']:>12,.0f} {r['cost_usd']:>13,.0f} {r['mfu']:>6.1%} {r['memory_per_gpu_gib']:>6.1f}"
+        )
+    lines.append(
+        "comm s: communication on the critical path per step, plus the SM share overlapped communication takes from "
+        "compute (GPUs that differ only in their links differ here)"
+    )
+    for flag, label in (("deadline_days", "deadline"), ("budget_usd", "budget")):
+        if flag in doc:
+            entry = doc[flag]
+            lines.append("")
+            if entry["answer"] is None:
+                lines.append(f"{label}: {entry['reason']}")
+            else:
+                a = entry["answer"]
+                lines.append(
+                    f"{label}: {entry['reason']}: {a['num_gpus']} x {a['gpu']}, {layout_text(a['layout'])}, "
+                    f"{a['wall_clock_days']:.1f} days, ${a['cost_usd']:,.0f}"
+                )
+    return "\n".join(lines)
+
+
+def register(app: typer.Typer, validate_app: typer.Typer) -> None:
+    app.command("search")(search_command)
+    app.command("sweep")(sweep_command)

@@ -1,0 +1,182 @@
+"""`costsim validate public` (the model against published runs) and `costsim claim` (check a training claim)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.options import Format, PrecisionOpt, TableJson, check_output_file, count_option, echo_result, fail
+from simulator.units import DEFAULT_DRAWS
+
+
+def register(app: typer.Typer, validate_app: typer.Typer) -> None:
+    validate_app.command("public")(validate_public)
+    app.command("claim")(claim)
+
+
+# ------------------------------------------------------------------ validate public
+
+
+def validate_public(
+    format: Annotated[Format, typer.Option("--format", help="Output format")] = Format.table,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a log-log scatter (PNG) of predicted vs reported")] = None,
+) -> None:
+    """Predict every published run in validation/public_runs.yaml; signed errors, median and max |error|.
+
+    Each run is predicted in the unit it reports (GPU-hours, days, minutes, step time, tokens/s or TFLOP/s
+    per GPU) at its published layout; fields a source leaves out are searched. Runs that constrained a
+    fitted global constant also show their leave-one-out error (simulator/fitted_constants.yaml).
+    """
+    from simulator.analysis import public_runs
+    from simulator.errors import CostsimError
+
+    try:
+        check_output_file("--plot", plot, ".png")
+        results = public_runs.evaluate()
+        doc = public_runs.report(results, public_runs.excluded_runs())
+        if plot is not None:
+            public_runs.plot(results, plot)
+    except CostsimError as e:
+        fail(e)
+    echo_result(format, doc, doc["cases"], lambda: validation_table(doc))
+    if plot is not None and format == Format.table:
+        typer.echo(f"scatter plot written to {plot}")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"
+
+
+def validation_table(doc: dict) -> str:
+    lines = [
+        f"{'run':<51} {'metric':<26} {'reported':>11} {'predicted':>11} {'error':>7} {'LOO':>7}",
+    ]
+    for c in doc["cases"]:
+        loo = f"{c['leave_one_out_error']:+.1%}" if c["leave_one_out_error"] is not None else "-"
+        lines.append(
+            f"{c['id'][:51]:<51} {c['metric']:<26} {_fmt(c['reported']):>11} {_fmt(c['predicted']):>11} "
+            f"{c['error']:>+7.1%} {loo:>7}"
+        )
+    t = doc["target"]
+    lines += [
+        "",
+        f"{doc['n_cases']} published runs: median |error| {doc['median_abs_error']:.1%}, "
+        f"max |error| {doc['max_abs_error']:.1%} ({doc['worst_case']}); "
+        f"target median <= {t['median_abs_error']:.0%}, max <= {t['max_abs_error']:.0%}: "
+        + ("met" if doc["meets_target"] else "NOT met"),
+        "error = predicted / reported - 1 in the run's unit (times: + is slower than the run; rates: + is faster)",
+    ]
+    if doc["n_fitted_cases"]:
+        lines.append(
+            f"LOO: leave-one-out error of the {doc['n_fitted_cases']} runs that constrained a fitted constant "
+            f"(median |LOO| {doc['median_abs_leave_one_out_error']:.1%}); '-' = not used in any fit"
+        )
+    if doc["excluded"]:
+        lines.append(f"{len(doc['excluded'])} entries of the reference list are not cases (reasons in --format json)")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ claim
+
+
+def claim(
+    model: Annotated[str, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json")],
+    gpu: Annotated[str, typer.Option(help="Hardware profile id or alias (costsim list gpus)")],
+    gpu_hours: Annotated[str, typer.Option(help="Claimed GPU-hours, e.g. 2.788M")],
+    tokens: Annotated[str, typer.Option(help="Training tokens, e.g. 14.8T")],
+    num_gpus: Annotated[int | None, typer.Option(help="GPUs the claim ran on (for days and the prediction)")] = None,
+    precision: Annotated[
+        PrecisionOpt | None, typer.Option(help="GEMM precision (default: that of a published run of the model, else bf16)")
+    ] = None,
+    uncertainty: Annotated[
+        bool, typer.Option("--uncertainty", help="P10/P50/P90 of costsim's prediction and where the claim falls in it")
+    ] = False,
+    draws: Annotated[int, typer.Option(help="Joint draws for --uncertainty")] = DEFAULT_DRAWS,
+    seed: Annotated[int, typer.Option(help="Random seed for --uncertainty")] = 0,
+    format: Annotated[TableJson, typer.Option("--format", help="Output format")] = TableJson.table,
+) -> None:
+    """Check a training claim: implied TFLOP/s and MFU, rank among published runs, costsim's prediction, verdict.
+
+    Verdict: implausible if the claim needs more than the dense peak, or is faster than costsim's prediction
+    by more than its largest error on the published runs while needing more MFU than any of them reached;
+    plausible within that error (or slower); optimistic in between.
+    """
+    from simulator.analysis.claim import assess_claim
+    from simulator.errors import CostsimError
+    from simulator.report import tables as report
+    from simulator.units import GPU_HOURS_RANGE
+
+    try:
+        result = assess_claim(
+            model,
+            gpu,
+            gpu_hours=count_option("--gpu-hours", gpu_hours, GPU_HOURS_RANGE),
+            tokens=count_option("--tokens", tokens),
+            num_gpus=num_gpus,
+            precision=precision.value if precision else None,
+        )
+    except CostsimError as e:
+        fail(e)
+    d = result.to_dict()
+    if uncertainty:
+        from simulator.analysis.uncertainty import band_for_claim
+        from simulator.report.document import uncertainty_table
+
+        try:
+            d["uncertainty"] = band_for_claim(result, model, gpu, draws, seed).to_dict()
+        except CostsimError as e:
+            fail(e)
+    if format == TableJson.json:
+        typer.echo(report.to_json(d))
+    else:
+        typer.echo(claim_table(d) + (uncertainty_table(d["uncertainty"]) if uncertainty else ""))
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+def claim_table(d: dict) -> str:
+    from simulator.units import format_count
+
+    rows = [
+        (
+            "claim",
+            f"{d['model']} on {d['gpu']}, {format_count(d['claimed_gpu_hours'])} GPU-hours for "
+            f"{format_count(d['tokens'])} tokens, {d['precision']} ({d['precision_source']})",
+        ),
+        ("tokens/s per GPU", f"{d['implied_tokens_per_s_per_gpu']:,.0f}"),
+    ]
+    for name, c in d["flops_conventions"].items():
+        rows.append(
+            (
+                f"TFLOP/s per GPU, {name}",
+                f"{c['tflops_per_gpu']:.0f}  MFU {_pct(c['mfu_bf16'])} of BF16 peak, {_pct(c['mfu_fp8'])} of FP8 peak"
+                f"  ({c['description']})",
+            )
+        )
+    days = d["implied_days"]
+    rows += [
+        ("wall clock", f"{days:.1f} days on {d['num_gpus']} GPUs" if days is not None else "- (pass --num-gpus)"),
+        (
+            "among published runs",
+            f"{d['percentile']:.0f}th percentile of MFU at own precision ({_pct(d['mfu_at_claimed_precision'])}); "
+            f"best {d['best_published']['id']} {_pct(d['best_published']['mfu'])}",
+        ),
+    ]
+    p = d["prediction"]
+    if p is not None:
+        rows.append(
+            (
+                "costsim predicts",
+                f"{format_count(p['gpu_hours'])} GPU-hours (ideal {format_count(p['ideal_gpu_hours'])}) on {p['num_gpus']} GPUs; "
+                f"claim / prediction = {d['ratio_claim_to_prediction']:.2f}; layout: {p['layout_source']}",
+            )
+        )
+    else:
+        rows.append(("costsim predicts", "- (pass --num-gpus for a prediction)"))
+    rows.append(("verdict", f"{d['verdict'].upper()}: {d['reason']}"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)

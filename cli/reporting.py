@@ -1,0 +1,96 @@
+"""`costsim report`: a Markdown and an HTML report with PNG charts (document in simulator/report_document.py)."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Annotated
+
+import typer
+
+from cli.options import (
+    RUN_LAYOUT_FLAGS,
+    BatchOpt,
+    NumGpusOpt,
+    PrecisionOpt,
+    PrecOpt,
+    PriceOpt,
+    RecipeOpt,
+    SeqLenOpt,
+    fail,
+    flag_name,
+    job_options,
+    layout_flags,
+)
+from simulator.units import DEFAULT_DRAWS
+
+
+def register(app: typer.Typer, validate_app: typer.Typer) -> None:
+    app.command("report")(report_command)
+
+
+@layout_flags(RUN_LAYOUT_FLAGS)
+def report_command(
+    model: Annotated[str, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json")],
+    gpu: Annotated[str, typer.Option(help="Hardware profile id or alias (costsim list gpus), or a profile YAML")],
+    num_gpus: NumGpusOpt,
+    tokens: Annotated[str, typer.Option(help="Training tokens, e.g. 14.8T")],
+    output: Annotated[str, typer.Option(help="Directory for report.md, report.html and the PNG charts")],
+    force: Annotated[bool, typer.Option("--force", help="Write into an existing, non-empty --output directory")] = False,
+    seq_len: SeqLenOpt = None,
+    global_batch_tokens: BatchOpt = None,
+    precision: PrecOpt = PrecisionOpt.bf16,
+    fp8_recipe: RecipeOpt = None,
+    layout: dict | None = None,  # --tp ... --tp-overlap, declared once in simulator/commands/options.py
+    usd_per_gpu_hour: PriceOpt = None,
+    calibration: Annotated[
+        str | None, typer.Option(help="Calibration file from `costsim calibrate` (--gpu cpu for a CPU calibration)")
+    ] = None,
+    draws: Annotated[int, typer.Option(help="Joint draws of the uncertain inputs")] = DEFAULT_DRAWS,
+    seed: Annotated[int, typer.Option(help="Random seed of the draws")] = 0,
+    tokens_spread: Annotated[float, typer.Option(help="Relative spread of --tokens (lognormal sigma)")] = 0.0,
+) -> None:
+    """Write an investor-ready report: estimate, breakdowns, uncertainty band, every assumption with its source, charts."""
+    from simulator.analysis.uncertainty import band_for_estimate, check_options
+    from simulator.api import load_device, run_estimate
+    from simulator.errors import CostsimError
+    from simulator.inputs.specs import load_model
+    from simulator.report.document import prepare_output, write_report
+
+    options = {"gpu": gpu, "num_gpus": num_gpus, "tokens": tokens, "seq_len": seq_len, "global_batch_tokens": global_batch_tokens}
+    options |= {"precision": precision.value, "fp8_recipe": fp8_recipe.value if fp8_recipe else None, **layout}
+    options |= {"usd_per_gpu_hour": usd_per_gpu_hour, "draws": draws, "seed": seed, "tokens_spread": tokens_spread}
+    options |= {"calibration": calibration, "output": output}
+    try:
+        check_options(draws, seed, tokens_spread)
+        prepare_output(output, force)  # refuse a used directory before minutes of work
+        device = load_device(gpu, calibration)
+        est = run_estimate(
+            model=model,
+            gpu=gpu,
+            num_gpus=num_gpus,
+            **job_options(tokens, seq_len, global_batch_tokens, precision, fp8_recipe),
+            layout=layout,
+            usd_per_gpu_hour=usd_per_gpu_hour,
+            device=device,
+        )
+        spec, hw = load_model(model), device[0]
+        band = band_for_estimate(est, spec, hw, usd_per_gpu_hour is not None, tokens_spread, draws, seed)
+        files = write_report(est, spec, hw, band, output, force=True, command=command_line(model, options), given=layout)
+    except CostsimError as e:
+        fail(e)
+    typer.echo(f"wrote {files['markdown']}")
+    typer.echo(f"wrote {files['html']} (self-contained: charts embedded)")
+    for path in files["charts"].values():
+        typer.echo(f"wrote {path}")
+
+
+def command_line(model: str, options: dict) -> str:
+    """The `costsim report` command line of the options as given (defaults left out), printed in the report."""
+    defaults = {"precision": "bf16", "draws": DEFAULT_DRAWS, "seed": 0, "tokens_spread": 0.0}
+    parts = ["costsim", "report", model]
+    for k, v in options.items():
+        if v is None or defaults.get(k) == v:
+            continue
+        flag = flag_name(k)
+        parts += [flag if v is True else f"--no-{flag[2:]}"] if isinstance(v, bool) else [flag, str(v)]
+    return shlex.join(parts)

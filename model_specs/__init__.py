@@ -1,0 +1,1 @@
+"""Data package: shipped files of costsim (simulator.data.model_specs), read through importlib.resources."""

@@ -1,0 +1,330 @@
+"""Check a published or rumoured training claim ("model X took H GPU-hours for T tokens on GPU Y").
+
+From the claim alone: tokens/s per GPU, model TFLOP/s per GPU under three FLOP conventions (6ND;
+6ND plus causal attention, costsim's model FLOPs; hardware FLOPs with the recomputation of the layout
+costsim picks) and MFU against the dense BF16 and FP8 peaks, and the wall-clock days on the stated
+GPU count. Against evidence: where the claim's MFU sits among the published runs of
+`costsim validate public`, and the claim against costsim's own GPU-hour prediction.
+
+Verdict (thresholds from the validation data, never from the claim):
+  implausible  the claim needs more FLOP/s than the GPU's dense peak at its precision; or it is faster
+               than costsim predicts by more than costsim's largest error on the published runs AND needs
+               a higher MFU than every published run reached
+  plausible    it is no faster than costsim's prediction plus that largest error (claims slower than
+               predicted are plausible: runs often include more than the modelled pre-training)
+  optimistic   faster than that, but within the MFU published runs have reached
+MFU for these comparisons is against the dense peak of the claim's precision (FP8 peak for FP8 runs),
+the same basis on which the published runs are ranked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from simulator.analysis.public_runs import Case, case_estimate, evaluate, public_cases, reported_mfu, summary
+from simulator.errors import CostsimError, InputError
+from simulator.inputs.assumptions import DEFAULT, Assumptions
+from simulator.inputs.specs import HardwareProfile, ModelSpec, load_hardware, load_model
+from simulator.model.flops import parameter_counts, token_flops
+from simulator.model.layout import DEFAULT_SEQ_LEN, make_job
+from simulator.run.estimate import Estimate, estimate
+from simulator.units import GIGA, MAX_GPUS, SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
+
+HEADLINE_CONVENTION = "6nd_causal_attention"
+
+
+@dataclass(frozen=True)
+class ConventionRates:
+    """Implied FLOP rate per GPU under one FLOP-counting convention."""
+
+    name: str
+    description: str
+    flops_per_token: float
+    tflops_per_gpu: float
+    mfu_bf16: float
+    mfu_fp8: float | None
+
+    def to_dict(self) -> dict:
+        return {
+            "description": self.description,
+            "flops_per_token": self.flops_per_token,
+            "tflops_per_gpu": self.tflops_per_gpu,
+            "mfu_bf16": self.mfu_bf16,
+            "mfu_fp8": self.mfu_fp8,
+        }
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """costsim's estimate of the claimed run and where its layout came from."""
+
+    estimate: Estimate
+    layout_source: str
+
+    @property
+    def gpu_hours(self) -> float:
+        return self.estimate.gpu_hours
+
+    @property
+    def num_gpus(self) -> int:
+        return self.estimate.job.num_gpus
+
+    def to_dict(self) -> dict:
+        e = self.estimate
+        return {
+            "gpu_hours": e.gpu_hours,
+            "ideal_gpu_hours": e.ideal_gpu_hours,
+            "num_gpus": e.job.num_gpus,
+            "seq_len": e.job.seq_len,
+            "global_batch_tokens": e.job.global_batch_tokens,
+            "layout": e.layout.to_dict(),
+            "layout_source": self.layout_source,
+        }
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    model: str
+    gpu: str
+    gpu_hours: float
+    tokens: float
+    num_gpus: int | None
+    precision: str
+    precision_source: str
+    implied_tokens_per_s_per_gpu: float
+    conventions: dict[str, ConventionRates]
+    mfu_at_precision: float
+    implied_days: float | None
+    percentile: float
+    n_published: int
+    best_published_id: str
+    best_published_mfu: float
+    prediction: Prediction | None
+    validation_max_abs_error: float
+    verdict: str
+    reason: str
+
+    @property
+    def headline(self) -> ConventionRates:
+        return self.conventions[HEADLINE_CONVENTION]
+
+    @property
+    def ratio_to_prediction(self) -> float | None:
+        """Claimed / predicted GPU-hours."""
+        return self.gpu_hours / self.prediction.gpu_hours if self.prediction else None
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "gpu": self.gpu,
+            "claimed_gpu_hours": self.gpu_hours,
+            "tokens": self.tokens,
+            "num_gpus": self.num_gpus,
+            "precision": self.precision,
+            "precision_source": self.precision_source,
+            "implied_tokens_per_s_per_gpu": self.implied_tokens_per_s_per_gpu,
+            "implied_tflops_per_gpu": self.headline.tflops_per_gpu,
+            "flops_convention": HEADLINE_CONVENTION,
+            "mfu_bf16": self.headline.mfu_bf16,
+            "mfu_fp8": self.headline.mfu_fp8,
+            "mfu_at_claimed_precision": self.mfu_at_precision,
+            "flops_conventions": {k: v.to_dict() for k, v in self.conventions.items()},
+            "implied_days": self.implied_days,
+            "percentile": self.percentile,
+            "percentile_basis": f"MFU at the run's own precision peak among {self.n_published} published runs "
+            "(costsim validate public)",
+            "best_published": {"id": self.best_published_id, "mfu": self.best_published_mfu},
+            "predicted_gpu_hours": self.prediction.gpu_hours if self.prediction else None,
+            "prediction": self.prediction.to_dict() if self.prediction else None,
+            "ratio_claim_to_prediction": self.ratio_to_prediction,
+            "validation_max_abs_error": self.validation_max_abs_error,
+            "verdict": self.verdict,
+            "reason": self.reason,
+        }
+
+
+# ------------------------------------------------------------------ arithmetic from the claim alone
+
+
+def implied_tokens_per_s_per_gpu(tokens: float, gpu_hours: float) -> float:
+    return tokens / (gpu_hours * SECONDS_PER_HOUR)
+
+
+def implied_days(gpu_hours: float, num_gpus: int) -> float:
+    return gpu_hours * SECONDS_PER_HOUR / num_gpus / SECONDS_PER_DAY
+
+
+def convention_rates(
+    model: ModelSpec, hw: HardwareProfile, seq_len: int, tokens_per_s_per_gpu: float, recompute: str | None
+) -> dict[str, ConventionRates]:
+    """The three conventions; `recompute` is the predicted layout's mode (None: no layout, full recompute as the bound)."""
+    counts = parameter_counts(model)
+    tf = token_flops(model, seq_len)
+    per_token = {
+        "6nd": (6.0 * counts.activated, f"6 x activated parameters ({counts.activated / GIGA:.1f}B), no attention"),
+        "6nd_causal_attention": (
+            tf.training_flops,
+            "costsim model FLOPs: every GEMM x 3 (6ND) plus causal attention (s/2 keys per query), LM head, router, MTP",
+        ),
+        "hardware": (
+            tf.hardware_flops(recompute or "full"),
+            f"model FLOPs plus the forward recomputed under '{recompute}' recomputation (costsim's layout)"
+            if recompute
+            else "model FLOPs plus full recomputation (upper bound: no layout without --num-gpus)",
+        ),
+    }
+    bf16 = hw.peak_flop_per_s("bf16")
+    fp8 = hw.peak_flop_per_s("fp8") if hw.has_dtype("fp8") else None
+    out = {}
+    for name, (flops, description) in per_token.items():
+        rate = flops * tokens_per_s_per_gpu
+        out[name] = ConventionRates(name, description, flops, rate / TERA, rate / bf16, rate / fp8 if fp8 else None)
+    return out
+
+
+def percentile(value: float, population: list[float]) -> float:
+    """Share of the population below `value` (ties count half), in percent."""
+    below = sum(p < value for p in population)
+    ties = sum(p == value for p in population)
+    return 100.0 * (below + 0.5 * ties) / len(population)
+
+
+def verdict(
+    mfu_at_precision: float,
+    precision: str,
+    best_id: str,
+    best_mfu: float,
+    ratio_to_prediction: float | None,
+    max_abs_error: float,
+) -> tuple[str, str]:
+    """(plausible | optimistic | implausible, reason). See the module docstring for the rules."""
+    need = f"needs {mfu_at_precision:.1%} MFU against the dense {precision.upper()} peak"
+    best = f"best published run {best_id} at {best_mfu:.1%}"
+    if mfu_at_precision > 1.0:
+        return "implausible", f"{need}: more FLOP/s than the GPU has"
+    if ratio_to_prediction is None:
+        if mfu_at_precision > best_mfu:
+            return "implausible", f"{need}, above every published run ({best}); no costsim prediction (pass --num-gpus)"
+        return "plausible", f"{need}, within published runs ({best}); no costsim prediction (pass --num-gpus)"
+    # The claim's error as validate public counts it for GPU-hours: predicted / claimed - 1.
+    error = 1.0 / ratio_to_prediction - 1.0
+    versus = f"costsim predicts {abs(error):.0%} {'more' if error > 0 else 'fewer'} GPU-hours than claimed"
+    band = f"its largest |error| on the published runs is {max_abs_error:.0%}"
+    if -max_abs_error <= error <= max_abs_error:
+        return "plausible", f"{need}; {versus}, within the error ({band})"
+    if error < -max_abs_error:
+        return "plausible", (
+            f"{need}; {versus}, beyond the error on the slow side ({band}): the figure likely covers more than "
+            "one pre-training run (other stages, restarts, ablations) or a slower setup"
+        )
+    if mfu_at_precision > best_mfu:
+        return "implausible", f"{need}, above every published run ({best}); {versus}, beyond the error ({band})"
+    return "optimistic", f"{need}, within published runs ({best}), but {versus}, beyond the error ({band})"
+
+
+# ------------------------------------------------------------------ evidence: published runs and costsim's prediction
+
+
+def _matching_cases(cases: list[Case], model: ModelSpec, hw: HardwareProfile) -> list[Case]:
+    """Published cases of the same model, those on the same GPU first, whole-run GPU-hour cases before others."""
+    same_model = [c for c in cases if c.model == model.name]
+    return sorted(same_model, key=lambda c: (load_hardware(c.gpu).name != hw.name, c.metric != "gpu_hours"))
+
+
+def _prediction(
+    spec: ModelSpec,
+    hw: HardwareProfile,
+    tokens: float,
+    num_gpus: int | None,
+    precision: str,
+    match: Case | None,
+    assumptions: Assumptions,
+) -> Prediction | None:
+    """costsim's estimate with the published layout of a matching case where there is one, else a searched layout."""
+    if match is not None and load_hardware(match.gpu).name == hw.name:
+        n = num_gpus or match.job.num_gpus
+        job = replace(match.job, num_gpus=n, tokens=tokens, precision=precision)
+        layout = {k: v for k, v in match.layout.items() if k != "dp" or n == match.job.num_gpus}
+        case = replace(match, job=job, layout=layout)
+        try:
+            est = case_estimate(case, assumptions)
+            return Prediction(est, f"published layout of {match.id} ({match.source}); unpublished fields searched")
+        except CostsimError:
+            if num_gpus is None:
+                raise
+            # The published layout does not divide or fit this GPU count: search all of it below.
+        seq_len, batch = match.job.seq_len, match.job.global_batch_tokens
+    else:
+        seq_len = batch = None
+    if num_gpus is None:
+        return None
+    job = make_job(spec, num_gpus, tokens, seq_len, batch, precision)
+    est = estimate(spec, hw, job, None, assumptions=assumptions)
+    source = "searched by costsim" + (f" (sequence and batch of {match.id})" if match else "")
+    return Prediction(est, source)
+
+
+def assess_claim(
+    model: str,
+    gpu: str,
+    gpu_hours: float,
+    tokens: float,
+    num_gpus: int | None = None,
+    precision: str | None = None,
+    assumptions: Assumptions = DEFAULT,
+) -> ClaimResult:
+    if not gpu_hours > 0:
+        raise InputError(f"--gpu-hours {gpu_hours:g} must be positive")
+    if not tokens > 0:
+        raise InputError(f"--tokens {tokens:g} must be positive")
+    if num_gpus is not None and not 1 <= num_gpus <= MAX_GPUS:
+        raise InputError(f"--num-gpus {num_gpus} is out of range [1, {MAX_GPUS:,}]; give the GPU count the claim ran on")
+    spec, hw = load_model(model), load_hardware(gpu)
+    cases = public_cases()
+    matches = _matching_cases(cases, spec, hw)
+    match = matches[0] if matches else None
+    if precision is None:
+        precision, precision_source = (
+            (match.job.precision, f"published run {match.id}") if match else ("bf16", "default (no published run of this model)")
+        )
+    else:
+        precision_source = "--precision"
+    peak = hw.peak_flop_per_s(precision)  # SpecError when the GPU lacks this precision
+
+    prediction = _prediction(spec, hw, tokens, num_gpus, precision, match, assumptions)
+    seq_len = (
+        prediction.estimate.job.seq_len
+        if prediction
+        else (match.job.seq_len if match else spec.default_seq_len or DEFAULT_SEQ_LEN)
+    )
+    recompute = prediction.estimate.layout.recompute if prediction else None
+    tps = implied_tokens_per_s_per_gpu(tokens, gpu_hours)
+    conventions = convention_rates(spec, hw, seq_len, tps, recompute)
+    mfu = conventions[HEADLINE_CONVENTION].flops_per_token * tps / peak
+
+    published = {c.id: reported_mfu(c) for c in cases}
+    best_id = max(published, key=published.__getitem__)
+    max_abs_error = summary(evaluate(cases, assumptions))["max_abs_error"]
+    ratio = gpu_hours / prediction.gpu_hours if prediction else None
+    label, reason = verdict(mfu, precision, best_id, published[best_id], ratio, max_abs_error)
+    return ClaimResult(
+        model=spec.name,
+        gpu=hw.name,
+        gpu_hours=gpu_hours,
+        tokens=tokens,
+        num_gpus=num_gpus,
+        precision=precision,
+        precision_source=precision_source,
+        implied_tokens_per_s_per_gpu=tps,
+        conventions=conventions,
+        mfu_at_precision=mfu,
+        implied_days=implied_days(gpu_hours, num_gpus) if num_gpus else None,
+        percentile=percentile(mfu, list(published.values())),
+        n_published=len(published),
+        best_published_id=best_id,
+        best_published_mfu=published[best_id],
+        prediction=prediction,
+        validation_max_abs_error=max_abs_error,
+        verdict=label,
+        reason=reason,
+    )

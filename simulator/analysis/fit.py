@@ -1,0 +1,88 @@
+"""Fit the one global sustained-GEMM factor to published throughput runs, with leave-one-out errors.
+
+gemm_sustain (in-training GEMM rate / best-shape microbenchmark) is the only constant fitted to
+published data. Twelve independent numbers constrain it (ten Megatron-LM 2021 rows on A100, two
+Llama 3.1 405B configurations on H100). The fit minimises the sum of squared log errors over a
+grid; leave-one-out refits without each run and predicts it. `costsim fit` rewrites
+simulator/fitted_constants.yaml with the data, the in-sample and the leave-one-out errors.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from simulator.analysis.validation import PublishedRun, predict, throughput_runs
+from simulator.inputs.assumptions import BASE, FITTED_PATH
+
+GRID = np.round(np.arange(0.55, 1.0001, 0.01), 4)
+
+
+def prediction_table(runs: list[PublishedRun], grid: np.ndarray = GRID) -> np.ndarray:
+    """log(predicted / reported) for each run (rows) at each grid value (columns)."""
+    out = np.empty((len(runs), len(grid)))
+    for j, g in enumerate(grid):
+        a = replace(BASE, gemm_sustain=float(g))
+        for i, run in enumerate(runs):
+            out[i, j] = math.log(predict(run, a) / run.reported)
+    return out
+
+
+def _best(table: np.ndarray, grid: np.ndarray, rows: np.ndarray) -> tuple[float, np.ndarray]:
+    """Grid value minimising squared log error over `rows`, refined by a parabola through its neighbours."""
+    sse = (table[rows] ** 2).sum(axis=0)
+    j = int(np.argmin(sse))
+    if 0 < j < len(grid) - 1:
+        y0, y1, y2 = sse[j - 1], sse[j], sse[j + 1]
+        denom = y0 - 2 * y1 + y2
+        shift = 0.5 * (y0 - y2) / denom if denom > 0 else 0.0
+        x = grid[j] + shift * (grid[1] - grid[0])
+    else:
+        x = grid[j]
+    col = np.array([np.interp(x, grid, table[i]) for i in range(table.shape[0])])
+    return float(x), col
+
+
+def fit(runs: list[PublishedRun] | None = None) -> dict:
+    runs = runs or throughput_runs()
+    table = prediction_table(runs)
+    all_rows = np.arange(len(runs))
+    value, col = _best(table, GRID, all_rows)
+    in_sample = np.expm1(col)
+    loo = []
+    for i in all_rows:
+        _, col_i = _best(table, GRID, all_rows[all_rows != i])
+        loo.append(float(np.expm1(col_i[i])))
+    cases = [
+        {
+            "id": r.id,
+            "source": r.source,
+            "metric": r.metric,
+            "reported": r.reported,
+            "in_sample_error": float(err),
+            "leave_one_out_error": loo_err,
+        }
+        for r, err, loo_err in zip(runs, in_sample, loo, strict=True)
+    ]
+    return {
+        "gemm_sustain": round(value, 4),
+        "fitted_on": datetime.date.today().isoformat(),
+        "command": "costsim fit",
+        "constrained_by": len(runs),
+        "median_abs_in_sample_error": float(np.median(np.abs(in_sample))),
+        "median_abs_leave_one_out_error": float(np.median(np.abs(loo))),
+        "max_abs_leave_one_out_error": float(np.max(np.abs(loo))),
+        "cases": cases,
+    }
+
+
+def write(result: dict, path: Path = FITTED_PATH) -> None:
+    header = "# Written by `costsim fit` (simulator/fit.py). Do not edit by hand; refit instead.\n"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(header + yaml.safe_dump(result, sort_keys=False))
+    tmp.replace(path)

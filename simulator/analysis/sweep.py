@@ -1,0 +1,193 @@
+"""Scaling sweeps and inverse questions: the best layout per GPU type and cluster size, and which
+cluster meets a deadline most cheaply or finishes soonest within a budget."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from simulator.errors import InfeasibleError, InputError, LayoutError
+from simulator.inputs.assumptions import DEFAULT, Assumptions
+from simulator.inputs.specs import HardwareProfile, ModelSpec
+from simulator.model.layout import make_job
+from simulator.run.search import breakdown_of, search
+from simulator.units import GIB, MAX_GPUS, SECONDS_PER_DAY, SECONDS_PER_HOUR
+
+if TYPE_CHECKING:
+    from simulator.model.efficiency import DeviceRates
+    from simulator.model.layout import Job
+    from simulator.run.estimate import Estimate
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    gpu: str
+    num_gpus: int
+    feasible: bool
+    layout: dict | None
+    step_time_s: float | None
+    wall_clock_days: float | None
+    gpu_hours: float | None
+    cost_usd: float | None
+    mfu: float | None
+    memory_per_gpu_gib: float | None
+    candidates: int
+    reason: str
+    exposed_comm_s: float | None = None
+    """Communication on the critical path per step plus the SM share it takes from compute: where
+    GPUs that differ only in their links (H800 against H100) differ."""
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def parse_gpu_counts(text: str) -> list[int]:
+    """'256,512,1024' or a geometric range '256,512,...,16384' (the ratio of the first two)."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        if "..." in parts:
+            if len(parts) != 4 or parts[2] != "...":
+                raise ValueError
+            a, b, last = int(parts[0]), int(parts[1]), int(parts[3])
+            if a < 1 or b <= a or last < b or b % a:
+                raise ValueError
+            counts = [a]
+            while counts[-1] * (b // a) <= last:
+                counts.append(counts[-1] * (b // a))
+        else:
+            counts = [int(p) for p in parts]
+    except ValueError:
+        raise InputError(
+            f"--num-gpus {text!r} is not a list of GPU counts; write e.g. 256,512,1024 or 256,512,...,16384"
+        ) from None
+    if not counts or min(counts) < 1 or max(counts) > MAX_GPUS:
+        raise InputError(f"--num-gpus {text!r}: every count must be between 1 and {MAX_GPUS:,}; write e.g. 256,512,...,16384")
+    return sorted(set(counts))
+
+
+def best_row(
+    model: ModelSpec,
+    hw: HardwareProfile,
+    job: Job,
+    given: dict,
+    usd_per_gpu_hour: float | None,
+    assumptions: Assumptions = DEFAULT,
+    rates: DeviceRates | None = None,
+) -> SweepRow:
+    """The best feasible layout of `job` on `hw` (the layout fields in `given` fixed), or why there is none.
+
+    `rates`: the device's efficiency terms when they are not the profile's (a calibration)."""
+    num_gpus = job.num_gpus
+    try:
+        result = search(model, hw, job, given, assumptions, rates, usd_per_gpu_hour=usd_per_gpu_hour)
+    except (LayoutError, InfeasibleError) as e:
+        return SweepRow(hw.name, num_gpus, False, None, None, None, None, None, None, None, 0, " ".join(str(e).split()))
+    best = result.best()
+    if best is None:
+        smallest = result.closest()
+        return SweepRow(
+            hw.name, num_gpus, False, None, None, None, None, None, None, result.memory_bytes[smallest] / GIB,
+            result.n_valid, "no layout fits: " + result.reason(smallest),
+        )  # fmt: skip
+    step_s = float(result.steps.step_time_s[best])
+    gpu_hours = float(result.gpu_hours[best])
+    return SweepRow(
+        gpu=hw.name,
+        num_gpus=num_gpus,
+        feasible=True,
+        layout=result.layouts.at(best).to_dict(),
+        step_time_s=step_s,
+        wall_clock_days=gpu_hours * SECONDS_PER_HOUR / num_gpus / SECONDS_PER_DAY,
+        gpu_hours=gpu_hours,
+        cost_usd=float(result.cost_usd[best]),
+        mfu=float(result.mfu[best]),
+        memory_per_gpu_gib=float(result.memory_bytes[best] / GIB),
+        candidates=result.n_valid,
+        reason="",
+        exposed_comm_s=exposed_comm_s(breakdown_of(result, best)),
+    )
+
+
+def estimate_row(est: Estimate) -> SweepRow:
+    """An estimate as a row beside best_row's: its own layout, given or searched."""
+    return SweepRow(
+        gpu=est.gpu,
+        num_gpus=est.job.num_gpus,
+        feasible=True,
+        layout=est.layout.to_dict(),
+        step_time_s=est.step_time_s,
+        wall_clock_days=est.wall_clock_s / SECONDS_PER_DAY,
+        gpu_hours=est.gpu_hours,
+        cost_usd=est.cost_usd,
+        mfu=est.mfu,
+        memory_per_gpu_gib=est.step.memory.total_bytes / GIB,
+        candidates=est.candidates_evaluated,
+        reason="",
+        exposed_comm_s=exposed_comm_s(est.step.breakdown_s),
+    )
+
+
+def exposed_comm_s(breakdown: dict[str, float]) -> float:
+    return sum(v for k, v in breakdown.items() if "comm" in k)
+
+
+def sweep(
+    model: ModelSpec,
+    gpus: list[HardwareProfile],
+    gpu_counts: list[int],
+    job_args: dict,
+    given: dict,
+    usd_per_gpu_hour: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[SweepRow]:
+    rows = []
+    total = len(gpus) * len(gpu_counts)
+    for hw in gpus:
+        for n in gpu_counts:
+            job = make_job(model, n, **job_args)  # a bad token count or batch is an input error, not a row
+            rows.append(best_row(model, hw, job, given, usd_per_gpu_hour))
+            if progress:
+                progress(len(rows), total)
+    return rows
+
+
+NOTHING_FITS = "no swept cluster can train this model (nothing fits); add larger clusters or GPUs with more memory"
+
+
+def _within(
+    rows: list[SweepRow], measure: Callable[[SweepRow], float], limit: float, rank: Callable[[SweepRow], tuple]
+) -> tuple[SweepRow | None, SweepRow | None]:
+    """(the feasible row ranked first among those whose `measure` is within `limit`, None) or, when none is,
+    (None, the feasible row with the smallest `measure`: the nearest miss; None when nothing is feasible)."""
+    feasible = [r for r in rows if r.feasible]
+    ok = [r for r in feasible if measure(r) <= limit]
+    if ok:
+        return min(ok, key=rank), None
+    return None, min(feasible, key=measure, default=None)
+
+
+def cheapest_within(rows: list[SweepRow], deadline_days: float) -> tuple[SweepRow | None, str]:
+    """The cheapest feasible row that finishes within the deadline."""
+    best, fastest = _within(rows, lambda r: r.wall_clock_days, deadline_days, lambda r: (r.cost_usd, r.wall_clock_days))
+    if best is not None:
+        return best, f"cheapest run finishing within {deadline_days:g} days"
+    if fastest is None:
+        return None, NOTHING_FITS
+    return None, (
+        f"no swept cluster finishes within {deadline_days:g} days: the fastest is {fastest.num_gpus} x {fastest.gpu} "
+        f"with {fastest.wall_clock_days:.1f} days; add larger GPU counts to --num-gpus"
+    )
+
+
+def fastest_within(rows: list[SweepRow], budget_usd: float) -> tuple[SweepRow | None, str]:
+    """The fastest feasible row whose cost stays within the budget."""
+    best, cheapest = _within(rows, lambda r: r.cost_usd, budget_usd, lambda r: (r.wall_clock_days, r.cost_usd))
+    if best is not None:
+        return best, f"fastest run costing at most ${budget_usd:,.0f}"
+    if cheapest is None:
+        return None, NOTHING_FITS
+    return None, (
+        f"no swept cluster stays within ${budget_usd:,.0f}: the cheapest is {cheapest.num_gpus} x {cheapest.gpu} "
+        f"at ${cheapest.cost_usd:,.0f}"
+    )

@@ -1,0 +1,71 @@
+"""Global efficiency and reliability assumptions: the same for every model, GPU and run.
+
+Each value names its source, or says that it is an assumption. None of them is fitted to a
+published run. A calibration file (costsim calibrate) replaces the per-GPU terms of the
+hardware profiles; these global terms describe software behaviour that no microbenchmark sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import yaml
+
+from simulator.inputs.data_files import fitted_constants_path
+from simulator.units import GIB, MICRO
+
+FITTED_PATH = fitted_constants_path()
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    gemm_sustain: float = 0.95
+    """In-training GEMM rate / best-shape microbenchmark rate (clocks under sustained load, shape mix).
+    The physical default 0.95 is an assumption; DEFAULT takes the value `costsim fit` fitted to twelve
+    published runs (simulator/fitted_constants.yaml, with in-sample and leave-one-out errors)."""
+    fp8_gemm_factor: float = 0.9
+    """FP8 GEMMs with fine-grained block scaling (1x128 / 128x128 scales promoted on CUDA cores, the DeepSeek-V3
+    recipe, `--fp8-recipe block`) vs the best per-tensor FP8 matmul microbenchmark. Source: DeepGEMM README
+    (2025-02): its kernels were 1.0-1.2x faster than the internal CUTLASS kernels of the V3-training era.
+    Per-tensor FP8 (Transformer Engine, `--fp8-recipe tensor`) runs at the microbenchmark rate."""
+    fp8_quantize_unfused: float = 0.5
+    """Share of FP8 quantize/transpose passes (3 B per GEMM input element) not fused into GEMMs. Assumption."""
+    kernel_overhead_s: float = 4 * MICRO
+    """Fixed cost per GEMM kernel (launch, prologue, tail wave). Assumption."""
+    overlap_efficiency: float = 0.9
+    """Share of an overlap window that really hides communication. Assumption."""
+    comm_sm_fraction: float = 0.15
+    """Share of SMs taken by communication kernels while they overlap compute. Source: DeepSeek-V3 report
+    §3.2.2 (20 of 132 SMs for all-to-all); Calculon systems/h100_80g_nvl8.json (NVLink processor_usage 0.15).
+    Under DualPipe with EP the split is static for the whole chunk pair (compute runs 1 / (1 - f) slower);
+    elsewhere the contention is f x the hidden communication time (step_time.static_sm_partition)."""
+    moe_imbalance: float = 1.1
+    """Busiest EP rank's routed tokens / mean, per micro-batch, for dropless MoE. Assumption."""
+    memory_reserved_bytes: float = 3 * GIB
+    """CUDA context, NCCL buffers and allocator fragmentation per GPU. theory.md §2.3 (1-3 GB); upper end."""
+    failures_per_gpu_hour: float = 419 / (54 * 24 * 16384)
+    """Unexpected interruptions per GPU-hour. Source: Llama 3 §3.3.4, 419 unexpected interruptions in 54 days
+    on 16,384 GPUs."""
+    checkpoint_blocking_s: float = 10.0
+    """Training time blocked per checkpoint (asynchronous checkpointing). Assumption (theory.md §7 example)."""
+    restart_s: float = 600.0
+    """Detect, restart, reload and re-warm after a failure. Assumption; with the rate above it gives Llama 3's
+    '>90% effective training time' at 16K GPUs (ETTR 0.904)."""
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+BASE = Assumptions()
+"""Physical defaults, nothing fitted."""
+
+
+def _fitted() -> Assumptions:
+    if not FITTED_PATH.exists():
+        return BASE
+    doc = yaml.safe_load(FITTED_PATH.read_text())
+    return replace(BASE, gemm_sustain=float(doc["gemm_sustain"]))
+
+
+DEFAULT = _fitted()
+"""What estimates use: the physical defaults with the fitted gemm_sustain."""

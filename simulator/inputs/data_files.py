@@ -1,0 +1,45 @@
+"""Where the shipped data lives: the packages under simulator.data, read through importlib.resources, so the
+same code finds it in a checkout, an editable install and an installed wheel. $COSTSIM_DATA_DIR points every
+folder to another root (a folder holding hardware_profiles/, model_specs/, plans/ and validation/).
+
+The files are read as paths: costsim is installed as files on disk (a wheel unpacks; zip imports are not
+supported), which is what importlib.resources gives for such packages.
+"""
+
+import os
+from importlib.resources import files
+from pathlib import Path
+
+DATA_PACKAGE = "simulator.data"
+FOLDERS = ("hardware_profiles", "model_specs", "plans", "validation")
+
+
+def _shipped(folder: str) -> Path:
+    return Path(str(files(f"{DATA_PACKAGE}.{folder}")))
+
+
+def data_dir(folder: str) -> Path:
+    """One of FOLDERS: under $COSTSIM_DATA_DIR when it is set, else the shipped package."""
+    override = os.environ.get("COSTSIM_DATA_DIR")
+    return Path(override) / folder if override else _shipped(folder)
+
+
+def hardware_dir() -> Path:
+    return data_dir("hardware_profiles")
+
+
+def model_dir() -> Path:
+    return data_dir("model_specs")
+
+
+def plan_dir() -> Path:
+    return data_dir("plans")
+
+
+def validation_dir() -> Path:
+    return data_dir("validation")
+
+
+def fitted_constants_path() -> Path:
+    """The constants `costsim fit` writes (fitted_constants.yaml in the simulator.data package)."""
+    return Path(str(files(DATA_PACKAGE))) / "fitted_constants.yaml"

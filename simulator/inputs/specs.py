@@ -1,0 +1,487 @@
+"""Pydantic schemas and loaders for hardware profiles and model specs.
+
+Units are converted here, on the way in: YAML keys carry datasheet units (`_tflop_per_s`,
+`_gib`, `_gb_per_s`, `_gbit_per_s`); the properties below return SI base units.
+Every number in a hardware profile carries its source: a key of the profile's `sources`
+map, or the word `assumption` for a default that is not measured (calibration replaces it).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from simulator.errors import SpecError
+from simulator.inputs.data_files import hardware_dir, model_dir
+from simulator.units import BITS_PER_BYTE, GIB, GIGA, TERA
+
+Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8"]
+ASSUMPTION = "assumption"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+# --------------------------------------------------------------------------- hardware
+
+
+class Sourced(_Spec):
+    """A number with its source: a key of the profile's `sources`, or `assumption`."""
+
+    value: Annotated[float, Field(ge=0)]
+    source: str
+    note: str | None = None
+
+
+class DensePeaks(_Spec):
+    """Dense tensor-core peaks in TFLOP/s (decimal), never the 2:4-sparse headline."""
+
+    fp32: Sourced
+    """Non-tensor FP32 (CUDA-core) peak."""
+    tf32: Sourced | None = None
+    bf16: Sourced
+    fp16: Sourced
+    fp8: Sourced | None = None
+    """Absent where the hardware has no FP8 tensor cores."""
+
+
+class ScaleUp(_Spec):
+    """The intra-node (NVLink / xGMI / NVLink-switch) domain."""
+
+    tech: str
+    gb_per_s_per_direction: Sourced
+    """Per-GPU link bandwidth in one direction, GB/s (H100: 450, half the 900 GB/s headline)."""
+    domain_gpus: Sourced
+    """GPUs that share this fabric (8 on HGX, 72 on GB200 NVL72)."""
+
+
+class ScaleOut(_Spec):
+    """The network between nodes."""
+
+    tech: str
+    gbit_per_s_per_gpu: Sourced
+    """NIC line rate per GPU in one direction, Gbit/s as sold (400 for one NDR NIC)."""
+
+
+class PriceQuote(_Spec):
+    usd_per_gpu_hour: Annotated[float, Field(gt=0, le=1000)]
+    kind: Literal["on-demand", "reserved", "assumed"]
+    date: str
+    """YYYY-MM of the quote."""
+    source: str
+
+
+class Price(PriceQuote):
+    """The default rental quote, and other quotes of another kind (e.g. on-demand beside reserved)."""
+
+    alternatives: list[PriceQuote] = []
+
+    def quote(self, kind: str | None) -> PriceQuote:
+        """The quote of this kind (None: the default one)."""
+        if kind is None or kind == self.kind:
+            return self
+        for q in self.alternatives:
+            if q.kind == kind:
+                return q
+        kinds = ", ".join(sorted({self.kind, *(q.kind for q in self.alternatives)}))
+        raise SpecError(f"this profile has no {kind} price (it has: {kinds}); pass --usd-per-gpu-hour or another --rental")
+
+
+class EfficiencyDefaults(_Spec):
+    """Efficiency terms used until a calibration file replaces them. Fractions in (0, 1]."""
+
+    gemm_best: dict[Dtype, Sourced]
+    """Best-shape matmul throughput / dense peak per dtype (MAMF from a microbenchmark, or an assumption)."""
+    attention: Sourced
+    """Flash-attention kernel throughput / BF16 dense peak, FA convention (bwd = 2.5 x fwd)."""
+    hbm: Sourced
+    """Achieved / nominal HBM bandwidth for large elementwise kernels."""
+    scale_up_bus: Sourced
+    """Achieved collective bus bandwidth / scale-up link rate."""
+    scale_out_bus: Sourced
+    """Achieved collective bus bandwidth / NIC line rate."""
+    collective_latency_us: Sourced
+    """Fixed latency per collective (alpha term), microseconds."""
+
+
+class TcoFactors(_Spec):
+    """Ownership-cost factors of this GPU's server; absent ones fall back to the defaults in simulator/pricing.py."""
+
+    server_cost_multiplier: Sourced | None = None
+    """(GPU + its share of the server: CPUs, memory, chassis) / GPU purchase price. 1 where purchase_usd includes the server."""
+    server_power_multiplier: Sourced | None = None
+    """Server wall power per GPU / GPU TDP (CPUs, NICs, fans, power conversion)."""
+
+
+class HardwareProfile(_Spec):
+    name: str
+    """Must equal the file stem; the id used on the command line."""
+    aliases: list[str] = []
+    display_name: str
+    vendor: str
+    sources: dict[str, str]
+    """Source key -> citation (title and URL). Every Sourced.source names one of these."""
+    dense_tflop_per_s: DensePeaks
+    memory_gib: Sourced
+    """HBM capacity as the vendor prints it ("80GB" HBM is 80 GiB)."""
+    memory_bandwidth_tb_per_s: Sourced
+    scale_up: ScaleUp
+    scale_out: ScaleOut
+    gpus_per_node: Sourced
+    tdp_w: Sourced
+    purchase_usd: Sourced | None = None
+    """Purchase price of one GPU (USD), the capital cost the TCO basis amortizes."""
+    tco: TcoFactors | None = None
+    price: Price
+    efficiency: EfficiencyDefaults
+    sm_count: int | None = None
+
+    @model_validator(mode="after")
+    def _every_number_has_a_known_source(self) -> HardwareProfile:
+        missing = sorted({s.source for s in _sourced_leaves(self) if s.source != ASSUMPTION and s.source not in self.sources})
+        if self.price.source not in self.sources:
+            missing.append(self.price.source)
+        if missing:
+            raise ValueError(f"source keys not in `sources`: {', '.join(missing)}")
+        _check_range("memory_gib", self.memory_gib.value, 1, 1024)
+        _check_range("memory_bandwidth_tb_per_s", self.memory_bandwidth_tb_per_s.value, 0.1, 50)
+        _check_range("dense_tflop_per_s.bf16", self.dense_tflop_per_s.bf16.value, 1, 20_000)
+        for dtype, s in self.efficiency.gemm_best.items():
+            _check_range(f"efficiency.gemm_best.{dtype}", s.value, 0.01, 1)
+        if self.purchase_usd is not None:
+            _check_range("purchase_usd", self.purchase_usd.value, 100, 1_000_000)
+        for field in ("server_cost_multiplier", "server_power_multiplier"):
+            factor = getattr(self.tco, field) if self.tco else None
+            if factor is not None:
+                _check_range(f"tco.{field}", factor.value, 1, 5)
+        return self
+
+    # SI accessors ---------------------------------------------------------------
+    def peak_flop_per_s(self, dtype: Dtype) -> float:
+        peak = getattr(self.dense_tflop_per_s, dtype)
+        if peak is None:
+            raise SpecError(
+                f"{self.name} has no dense {dtype} peak (no {dtype} tensor cores). "
+                f"Use --precision bf16, or a GPU with {dtype} support (h100-sxm, h800, h200, b200, mi300x)."
+            )
+        return peak.value * TERA
+
+    def has_dtype(self, dtype: Dtype) -> bool:
+        return getattr(self.dense_tflop_per_s, dtype) is not None
+
+    @property
+    def memory_bytes(self) -> float:
+        return self.memory_gib.value * GIB
+
+    @property
+    def hbm_bytes_per_s(self) -> float:
+        return self.memory_bandwidth_tb_per_s.value * TERA
+
+    @property
+    def scale_up_bytes_per_s(self) -> float:
+        return self.scale_up.gb_per_s_per_direction.value * GIGA
+
+    @property
+    def scale_out_bytes_per_s(self) -> float:
+        return self.scale_out.gbit_per_s_per_gpu.value * GIGA / BITS_PER_BYTE
+
+    @property
+    def domain_gpus(self) -> int:
+        return int(self.scale_up.domain_gpus.value)
+
+
+def _sourced_leaves(node: BaseModel):
+    for value in node.__dict__.values():
+        items = value.values() if isinstance(value, dict) else [value]
+        for item in items:
+            if isinstance(item, Sourced):
+                yield item
+            elif isinstance(item, BaseModel):
+                yield from _sourced_leaves(item)
+
+
+def _check_range(field: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ValueError(f"{field} = {value} is outside the plausible range [{low}, {high}]; check its unit")
+
+
+# --------------------------------------------------------------------------- models
+
+
+class MLA(_Spec):
+    """Multi-head latent attention (DeepSeek-V2/V3, arXiv:2405.04434 §2.1)."""
+
+    q_lora_rank: Annotated[int, Field(ge=1)] | None
+    """None: queries are projected directly from the hidden state (DeepSeek-V2-Lite)."""
+    kv_lora_rank: Annotated[int, Field(ge=1)]
+    qk_nope_head_dim: Annotated[int, Field(ge=1)]
+    qk_rope_head_dim: Annotated[int, Field(ge=0)]
+    v_head_dim: Annotated[int, Field(ge=1)]
+
+
+class MoE(_Spec):
+    n_routed_experts: Annotated[int, Field(ge=1)]
+    top_k: Annotated[int, Field(ge=1)]
+    d_ff_expert: Annotated[int, Field(ge=1)]
+    """FFN width of one routed expert."""
+    n_shared_experts: Annotated[int, Field(ge=0)] = 0
+    d_ff_shared: Annotated[int, Field(ge=1)] | None = None
+    """Total width of the shared-expert FFN; defaults to n_shared_experts x d_ff_expert."""
+    shared_expert_gate: bool = False
+    """A sigmoid gate (h -> 1) on the shared expert output (Qwen2-MoE)."""
+    first_dense_layers: Annotated[int, Field(ge=0)] = 0
+    """Leading layers with a dense FFN of width d_ff instead of experts (DeepSeek-V3: 3)."""
+    layer_freq: Annotated[int, Field(ge=1)] = 1
+    """Every layer_freq-th layer (after the dense ones) is MoE; the others are dense."""
+    max_nodes_per_token: Annotated[int, Field(ge=1)] | None = None
+    """Node-limited routing (DeepSeek-V3: 4); None means unrestricted."""
+
+    @model_validator(mode="after")
+    def _top_k_fits(self) -> MoE:
+        if self.top_k > self.n_routed_experts:
+            raise ValueError(f"top_k = {self.top_k} exceeds n_routed_experts = {self.n_routed_experts}")
+        return self
+
+    @property
+    def shared_width(self) -> int:
+        if self.d_ff_shared is not None:
+            return self.d_ff_shared
+        return self.n_shared_experts * self.d_ff_expert
+
+
+class PublishedParams(_Spec):
+    total: Annotated[float, Field(gt=0)]
+    activated: Annotated[float, Field(gt=0)] | None = None
+    source: str
+    """Paper/table or model card where the counts are stated."""
+    activated_excludes_input_embedding: bool = False
+    """The publisher counts only matmul weights as activated (DeepSeek, Databricks), not the embedding lookup."""
+    total_digits: Annotated[int, Field(ge=1)] | None = None
+    """Significant digits the total is stated with ("7B": 1); the check allows half a unit in the last digit."""
+    activated_digits: Annotated[int, Field(ge=1)] | None = None
+
+
+class PublishedLayout(_Spec):
+    """The parallel layout the model was trained with, as published (fields not published are left out)."""
+
+    tp: Annotated[int, Field(ge=1)] | None = None
+    pp: Annotated[int, Field(ge=1)] | None = None
+    ep: Annotated[int, Field(ge=1)] | None = None
+    cp: Annotated[int, Field(ge=1)] | None = None
+    zero_stage: Annotated[int, Field(ge=0, le=3)] | None = None
+    schedule: Literal["1f1b", "interleaved", "zb-h1", "dualpipe"] | None = None
+    vpp: Annotated[int, Field(ge=1)] | None = None
+    num_gpus: Annotated[int, Field(ge=1)] | None = None
+    fp8_recipe: Literal["tensor", "block"] | None = None
+    """FP8 scaling the run used, where it trained in FP8 (the default of --fp8-recipe for this model)."""
+    source: str
+
+    def fields(self) -> dict:
+        """The layout fields that are published."""
+        keys = ("tp", "pp", "ep", "cp", "zero_stage", "schedule", "vpp")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+class ModelSpec(_Spec):
+    name: str
+    """Must equal the file stem for shipped specs; the id used on the command line."""
+    display_name: str | None = None
+    source: str
+    """Paper table or config.json the architecture numbers come from."""
+    n_layers: Annotated[int, Field(ge=1, le=1000)]
+    d_model: Annotated[int, Field(ge=1, le=200_000)]
+    vocab_size: Annotated[int, Field(ge=1, le=2_000_000)]
+    n_heads: Annotated[int, Field(ge=1)]
+    n_kv_heads: Annotated[int, Field(ge=1)]
+    """Equal to n_heads for MHA, 1 for MQA, in between for GQA. For MLA: n_heads."""
+    head_dim: Annotated[int, Field(ge=1)]
+    attention: Literal["standard", "mla"] = "standard"
+    mla: MLA | None = None
+    ffn: Literal["swiglu", "geglu", "gelu", "relu"]
+    """swiglu/geglu: gated, three matrices; gelu/relu: two matrices."""
+    d_ff: Annotated[int, Field(ge=1)]
+    """Dense FFN width (for MoE models: the width of the leading dense layers)."""
+    moe: MoE | None = None
+    mtp_depth: Annotated[int, Field(ge=0)] = 0
+    """Multi-token-prediction modules (DeepSeek-V3: 1)."""
+    tied_embeddings: bool
+    parallel_attention: bool = False
+    """Attention and FFN read the same input (GPT-J, Falcon); same FLOPs. Two norms per layer are counted
+    (Falcon-40B, GPT-NeoX); GPT-J and Falcon-7B share one, under 0.01% of their parameters."""
+    position_embedding: Literal["rope", "learned", "alibi", "none"] = "rope"
+    max_position_embeddings: Annotated[int, Field(ge=1)] | None = None
+    norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
+    attention_bias: bool = False
+    """Bias on the q/k/v projections (Qwen2, GPT-2, BLOOM)."""
+    output_bias: bool = False
+    """Bias on the attention output projection."""
+    ffn_bias: bool = False
+    qk_norm: bool = False
+    """Per-head RMSNorm on q and k (Qwen3, Gemma 3)."""
+    embedding_norm: bool = False
+    """LayerNorm right after the token embedding (BLOOM)."""
+    sliding_window: Annotated[int, Field(ge=1)] | None = None
+    default_seq_len: Annotated[int, Field(ge=1)] | None = None
+    """Pre-training sequence length where it is published."""
+    published_params: PublishedParams | None = None
+    published_layout: PublishedLayout | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        if self.attention == "mla" and self.mla is None:
+            raise ValueError("attention: mla needs an `mla:` block")
+        if self.attention == "standard" and self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_heads = {self.n_heads} is not divisible by n_kv_heads = {self.n_kv_heads}")
+        if self.moe and self.moe.first_dense_layers > self.n_layers:
+            raise ValueError(f"moe.first_dense_layers = {self.moe.first_dense_layers} > n_layers = {self.n_layers}")
+        if self.position_embedding == "learned" and self.max_position_embeddings is None:
+            raise ValueError("position_embedding: learned needs max_position_embeddings")
+        return self
+
+    @property
+    def gated_ffn(self) -> bool:
+        return self.ffn in ("swiglu", "geglu")
+
+    def is_moe_layer(self, index: int) -> bool:
+        """Layer `index` (0-based) has routed experts."""
+        if self.moe is None or index < self.moe.first_dense_layers:
+            return False
+        return (index - self.moe.first_dense_layers) % self.moe.layer_freq == 0
+
+    @property
+    def n_moe_layers(self) -> int:
+        return sum(self.is_moe_layer(i) for i in range(self.n_layers))
+
+    @property
+    def n_dense_layers(self) -> int:
+        return self.n_layers - self.n_moe_layers
+
+
+# --------------------------------------------------------------------------- loaders
+
+
+def _format_validation(path: Path | str, schema: type[BaseModel], err: ValidationError) -> str:
+    lines = [f"  {'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in err.errors()]
+    return f"{path}: invalid {schema.__name__}\n" + "\n".join(lines)
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not a UTF-8 text file (byte {e.start}); save it as UTF-8 YAML or JSON") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot be read ({e.strerror})") from None
+
+
+# libyaml's loader where PyYAML has it (10x faster than the pure-Python one); same safe subset of YAML.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def parse_yaml(text: str) -> object:
+    return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
+
+
+def read_yaml(path: Path) -> object:
+    text = read_text(path)
+    try:
+        return parse_yaml(text)
+    except yaml.YAMLError as e:
+        raise SpecError(f"{path}: not valid YAML ({e})") from None
+
+
+def read_json(path: Path) -> object:
+    text = read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpecError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+
+
+def validate(raw: object, schema: type[BaseModel], where: Path | str):
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: expected a mapping of fields, got {type(raw).__name__}")
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as e:
+        raise SpecError(_format_validation(where, schema, e)) from None
+
+
+def load_hardware_file(path: Path) -> HardwareProfile:
+    spec = validate(read_yaml(path), HardwareProfile, path)
+    if spec.name != path.stem:
+        raise SpecError(f"{path}: name {spec.name!r} must match the file name {path.stem!r}")
+    return spec
+
+
+def load_model_file(path: Path) -> ModelSpec:
+    if path.suffix == ".json":
+        from simulator.inputs.hf_config import model_from_hf_config
+
+        return model_from_hf_config(read_json(path), path)
+    return validate(read_yaml(path), ModelSpec, path)
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.4)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return hint
+
+
+def hardware_ids() -> dict[str, Path]:
+    """Every id and alias that names a shipped hardware profile."""
+    return dict(_hardware_ids(hardware_dir()))
+
+
+@functools.lru_cache(maxsize=4)
+def _hardware_ids(directory: Path) -> dict[str, Path]:
+    ids: dict[str, Path] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        raw = parse_yaml(path.read_text()) or {}
+        ids[path.stem] = path
+        for alias in raw.get("aliases", []) if isinstance(raw, dict) else []:
+            ids[str(alias).lower()] = path
+    return ids
+
+
+def model_ids() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(model_dir().glob("*.yaml"))}
+
+
+def load_hardware(gpu: str) -> HardwareProfile:
+    """A shipped profile by id or alias, or a path to a profile YAML."""
+    path = Path(gpu)
+    if path.suffix in (".yaml", ".yml") and (path.exists() or "/" in gpu):
+        return load_hardware_file(path)
+    ids = hardware_ids()
+    key = gpu.strip().lower()
+    if key not in ids:
+        raise SpecError(
+            f"unknown GPU {gpu!r}.{_suggest(key, list(ids))} "
+            f"Run `costsim list gpus` for the {len(set(ids.values()))} shipped profiles, or pass a profile YAML path."
+        )
+    return load_hardware_file(ids[key])
+
+
+def load_model(model: str) -> ModelSpec:
+    """A shipped spec by name, a path to a spec YAML, or a path to a Hugging Face config.json."""
+    path = Path(model)
+    if path.suffix in (".yaml", ".yml", ".json") and (path.exists() or "/" in model):
+        return load_model_file(path)
+    ids = model_ids()
+    key = model.strip().lower()
+    if key not in ids:
+        raise SpecError(
+            f"unknown model {model!r}.{_suggest(key, list(ids))} "
+            "Run `costsim list models`, or pass a spec YAML or a Hugging Face config.json path."
+        )
+    return load_model_file(ids[key])

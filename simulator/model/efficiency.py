@@ -1,0 +1,128 @@
+"""Achieved rates of one GPU: GEMMs by shape and dtype, attention, HBM, links.
+
+GEMM time is a roofline with a fixed per-kernel cost (theory.md §6.2):
+    t = max(FLOPs / (peak · η), bytes / (HBM · η_hbm)) + t_kernel
+with η = best-shape matmul fraction (MAMF, per GPU and dtype, from the profile or a calibration)
+x the sustained-load factor (global assumption), x the block-scaling factor for FP8 GEMMs with fine-grained
+scaling (the DeepSeek-V3 recipe; applied by the step model, which knows the recipe).
+Small or skinny GEMMs (few tokens per expert, small K) become memory-bound through the roofline.
+A calibration (simulator/calibration.py) may add a measured shape curve: η x r(FLOPs per call), with
+r <= 1 interpolated in log FLOPs and clamped at the ends, and the same for the attention kernel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simulator.inputs.assumptions import Assumptions
+from simulator.inputs.specs import HardwareProfile
+from simulator.model.comms import Fabric
+from simulator.units import BYTES_PER_ELEMENT, MICRO
+
+# Attention kernels (FlashAttention) report FLOPs with backward = 2.5 x forward because the backward
+# recomputes the scores (flash-attention benchmarks/benchmark_flash_attention.py::flops).
+FA_BACKWARD_OVER_FORWARD = 2.5
+
+
+@dataclass(frozen=True)
+class DeviceRates:
+    name: str
+    peak_flop_per_s: dict[str, float]
+    gemm_efficiency: dict[str, float]
+    attention_flop_per_s: float
+    hbm_bytes_per_s: float
+    fabric: Fabric
+    kernel_overhead_s: float
+    source: str
+    """Which calibration or which defaults these rates come from."""
+    gemm_curves: dict[str, Curve] = field(default_factory=dict)
+    """Per dtype, measured GEMM efficiency against FLOPs per call relative to the best shape (calibration)."""
+    attention_curve: Curve | None = None
+    """Measured attention forward rate against forward FLOPs per call, relative to attention_flop_per_s."""
+    attention_backward_over_forward: float = FA_BACKWARD_OVER_FORWARD
+    """Backward / forward time of the attention kernel: the FA FLOP convention, or measured."""
+    gemm_operand_bytes_per_s: float | None = None
+    """Bandwidth GEMM operands stream at (a large copy), where it differs from the memory-bound kernels'
+    hbm_bytes_per_s (on a CPU by 10x); None: hbm_bytes_per_s."""
+
+    def gemm_s(self, m: float, n: float, k: float, dtype: str, count: float = 1.0, compute_factor: float = 1.0) -> float:
+        """Time of `count` GEMMs [m x k] . [k x n] in `dtype` (operands in dtype, output in BF16).
+
+        `compute_factor` scales the compute rate of a kernel variant, e.g. FP8 with fine-grained block scaling."""
+        # Array-friendly (the layout search calls it with numpy arrays): no branches on values.
+        flops = 2.0 * m * n * k
+        shape = _relative(self.gemm_curves.get(dtype), flops)
+        rate = self.peak_flop_per_s[dtype] * self.gemm_efficiency[dtype] * shape * compute_factor
+        bandwidth = self.gemm_operand_bytes_per_s or self.hbm_bytes_per_s
+        t = count * gemm_roofline_s(flops, rate, gemm_bytes_moved(m, n, k, dtype), bandwidth, self.kernel_overhead_s)
+        return np.where((m > 0) & (n > 0) & (k > 0) & (count > 0), t, 0.0)
+
+    def attention_s(self, forward_flops: float) -> tuple[float, float]:
+        """(forward, backward) seconds of a flash-attention core doing `forward_flops` in its forward."""
+        fwd = forward_flops / (self.attention_flop_per_s * _relative(self.attention_curve, forward_flops))
+        return fwd, self.attention_backward_over_forward * fwd
+
+    def memory_s(self, n_bytes: float) -> float:
+        return n_bytes / self.hbm_bytes_per_s
+
+
+def gemm_bytes_moved(m, n, k, dtype: str):
+    """HBM bytes of one GEMM [m x k] . [k x n]: both operands in `dtype`, the output written in BF16."""
+    return BYTES_PER_ELEMENT[dtype] * (m * k + k * n) + BYTES_PER_ELEMENT["bf16"] * m * n
+
+
+def gemm_roofline_s(flops, flop_per_s, bytes_moved, bytes_per_s, kernel_overhead_s):
+    """One GEMM: the slower of compute and operand traffic, plus the fixed cost of a kernel. The step model and
+    the calibration fit (calibrate/fit.py) both use it, so the fitted rates mean what the model reads."""
+    return np.maximum(flops / flop_per_s, bytes_moved / bytes_per_s) + kernel_overhead_s
+
+
+Curve = tuple[tuple[float, ...], tuple[float, ...]]
+"""(ln of the work per call, relative efficiency in (0, 1]), the first ascending."""
+
+
+def _relative(curve: Curve | None, work: float) -> float:
+    """Relative efficiency at `work` per call; 1 without a curve. Clamped outside the measured range."""
+    if curve is None:
+        return 1.0
+    return np.interp(np.log(np.maximum(work, 1.0)), curve[0], curve[1])
+
+
+def device_rates(hw: HardwareProfile, assumptions: Assumptions) -> DeviceRates:
+    eff = hw.efficiency
+    peaks: dict[str, float] = {}
+    gemm: dict[str, float] = {}
+    for dtype in ("fp32", "tf32", "bf16", "fp16", "fp8"):
+        if not hw.has_dtype(dtype):
+            continue
+        peaks[dtype] = hw.peak_flop_per_s(dtype)
+        best = eff.gemm_best.get(dtype) or eff.gemm_best["bf16"]
+        gemm[dtype] = best.value * assumptions.gemm_sustain
+    fabric = Fabric(
+        scale_up_bytes_per_s=hw.scale_up_bytes_per_s * eff.scale_up_bus.value,
+        scale_out_bytes_per_s=hw.scale_out_bytes_per_s * eff.scale_out_bus.value,
+        domain_gpus=hw.domain_gpus,
+        latency_s=eff.collective_latency_us.value * MICRO,
+    )
+    assumed = [k for k, v in _efficiency_sources(hw).items() if v == "assumption"]
+    source = f"defaults of hardware profile {hw.name}" + (f" (assumed: {', '.join(assumed)})" if assumed else "")
+    return DeviceRates(
+        name=hw.name,
+        peak_flop_per_s=peaks,
+        gemm_efficiency=gemm,
+        attention_flop_per_s=hw.peak_flop_per_s("bf16") * eff.attention.value,
+        hbm_bytes_per_s=hw.hbm_bytes_per_s * eff.hbm.value,
+        fabric=fabric,
+        kernel_overhead_s=assumptions.kernel_overhead_s,
+        source=source,
+    )
+
+
+def _efficiency_sources(hw: HardwareProfile) -> dict[str, str]:
+    eff = hw.efficiency
+    out = {f"gemm_best.{k}": v.source for k, v in eff.gemm_best.items()}
+    for name in ("attention", "hbm", "scale_up_bus", "scale_out_bus", "collective_latency_us"):
+        out[name] = getattr(eff, name).source
+    return out

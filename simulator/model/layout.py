@@ -1,0 +1,274 @@
+"""Parallel layouts and the training job, with the divisibility rules that make a layout valid."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Literal
+
+import numpy as np
+
+from simulator.errors import InputError, LayoutError
+from simulator.inputs.specs import ModelSpec
+from simulator.units import SECONDS_PER_HOUR
+
+Schedule = Literal["1f1b", "interleaved", "zb-h1", "dualpipe"]
+Precision = Literal["bf16", "fp8", "fp16"]
+Recompute = Literal["none", "selective", "full"]
+AttentionKernel = Literal["flash", "unfused"]
+Fp8Recipe = Literal["tensor", "block"]
+SCHEDULES: tuple[Schedule, ...] = ("1f1b", "interleaved", "zb-h1", "dualpipe")
+RECOMPUTE_MODES: tuple[Recompute, ...] = ("none", "selective", "full")
+
+
+@dataclass(frozen=True)
+class Job:
+    """What is trained: tokens, sequence length, batch and precision, on how many GPUs."""
+
+    num_gpus: int
+    tokens: float
+    seq_len: int
+    global_batch_tokens: float
+    precision: Precision = "bf16"
+    attention_kernel: AttentionKernel = "flash"
+    """flash: FlashAttention (no s x s matrix in HBM); unfused: materialised scores, fused softmax (Megatron 2021)."""
+    dropout: float = 0.0
+    """Dropout probability on attention probabilities and residuals (0 in modern LLM pre-training)."""
+    fp8_recipe: Fp8Recipe | None = None
+    """FP8 scaling: "tensor" (per-tensor, Transformer Engine: cuBLAS FP8 GEMMs, fp32 optimizer states) or
+    "block" (fine-grained 1x128/128x128 scales, DeepSeek-V3 §3.3: slower GEMMs, BF16 Adam moments, FP8
+    all-to-all dispatch). None: the model's published recipe where its spec has one, else "tensor"."""
+
+    @property
+    def global_batch_sequences(self) -> int:
+        return int(round(self.global_batch_tokens / self.seq_len))
+
+    def tokens_per_s_per_gpu(self, step_time_s):
+        """Training tokens per second per GPU at a step time (scalar or array)."""
+        return self.global_batch_sequences * self.seq_len / step_time_s / self.num_gpus
+
+    def gpu_hours(self, step_time_s, ettr=1.0):
+        """GPU-hours of the whole run at a step time (scalar or array); ETTR < 1 adds the time failures cost."""
+        return self.steps * step_time_s * self.num_gpus / SECONDS_PER_HOUR / ettr
+
+    @property
+    def steps(self) -> float:
+        return self.tokens / (self.global_batch_sequences * self.seq_len)
+
+
+DEFAULT_BATCH_TOKENS = 4 * 2**20  # 4M tokens, a common pre-training batch; stated as the default in the CLI help
+DEFAULT_SEQ_LEN = 4096
+
+
+def make_job(
+    model: ModelSpec,
+    num_gpus: int,
+    tokens: float,
+    seq_len: int | None = None,
+    global_batch_tokens: float | None = None,
+    precision: str = "bf16",
+    attention_kernel: str = "flash",
+    dropout: float = 0.0,
+    fp8_recipe: str | None = None,
+) -> Job:
+    """A Job with the stated defaults: the model's sequence length, about 4M tokens per step, and the
+    model's published FP8 recipe."""
+    if fp8_recipe is not None and precision != "fp8":
+        raise InputError(f"--fp8-recipe {fp8_recipe} applies to --precision fp8 only (got {precision}); drop it or use fp8")
+    s = seq_len or model.default_seq_len or DEFAULT_SEQ_LEN
+    if global_batch_tokens is None:
+        global_batch_tokens = max(1, round(DEFAULT_BATCH_TOKENS / s)) * s
+    if global_batch_tokens < s:
+        raise InputError(f"--global-batch-tokens {global_batch_tokens:.0f} is smaller than one sequence of {s} tokens")
+    if tokens < global_batch_tokens:
+        raise InputError(f"--tokens {tokens:.4g} is less than one step of {global_batch_tokens:.4g} tokens")
+    job = Job(num_gpus, tokens, s, global_batch_tokens, precision, attention_kernel, dropout, fp8_recipe)  # type: ignore[arg-type]
+    return with_fp8_recipe(job, model)
+
+
+def with_fp8_recipe(job: Job, model: ModelSpec) -> Job:
+    """The job with its FP8 recipe resolved: as given, else the model's published one, else per-tensor."""
+    if job.fp8_recipe is not None:
+        return job
+    published = model.published_layout.fp8_recipe if model.published_layout else None
+    return replace(job, fp8_recipe=published or "tensor")
+
+
+@dataclass(frozen=True)
+class Layout:
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    ep: int = 1
+    cp: int = 1
+    zero_stage: int = 1
+    micro_batch_size: int = 1
+    schedule: Schedule = "1f1b"
+    recompute: Recompute = "none"
+    vpp: int = 1
+    """Virtual pipeline stages per rank (interleaved 1F1B); 1 otherwise."""
+    tp_overlap: bool = False
+    """TP all-gathers and reduce-scatters pipelined with the adjacent GEMMs (Megatron-core / Transformer
+    Engine userbuffers, `--tp-comm-overlap`); needs TP > 1."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self, cell: bool = False) -> str:
+        """The line every output prints ('TP1 PP16 DP128 EP64, ZeRO-1, mbs 1, dualpipe, recompute none'), or
+        with `cell` the short form for a narrow table column ('TP1 PP16 DP128 EP64 Z1 dualpipe')."""
+        parts = [f"TP{self.tp}", f"PP{self.pp}", f"DP{self.dp}"]
+        if self.ep > 1:
+            parts.append(f"EP{self.ep}")
+        if self.cp > 1:
+            parts.append(f"CP{self.cp}")
+        if cell:
+            return " ".join(parts) + f" Z{self.zero_stage} {self.schedule}"
+        if self.tp_overlap:
+            parts.append("(TP overlap)")
+        sched = self.schedule + (f" (v={self.vpp})" if self.schedule == "interleaved" else "")
+        return " ".join(parts) + f", ZeRO-{self.zero_stage}, mbs {self.micro_batch_size}, {sched}, recompute {self.recompute}"
+
+
+_FIELD_DTYPES: dict = {"schedule": str, "recompute": str, "tp_overlap": bool}
+
+
+
+def data_parallel_sizes(lay: Layout | Layouts):
+    """(dense, expert) data-parallel group sizes: dense weights are replicated over DP x CP ranks, experts over
+    the DP x CP ranks left after EP takes its share. Gradient reduction and ZeRO sharding run over these."""
+    dense = lay.dp * lay.cp
+    return dense, np.maximum(1, dense // lay.ep)
+
+@dataclass(frozen=True)
+class Layouts:
+    """Many layouts at once, one numpy array per field: what the vectorized search evaluates.
+
+    The step-time formulas accept a Layout or a Layouts (their arithmetic is elementwise), so
+    the scalar estimate and the search run the same code.
+    """
+
+    tp: np.ndarray
+    pp: np.ndarray
+    dp: np.ndarray
+    ep: np.ndarray
+    cp: np.ndarray
+    zero_stage: np.ndarray
+    micro_batch_size: np.ndarray
+    schedule: np.ndarray
+    recompute: np.ndarray
+    vpp: np.ndarray
+    tp_overlap: np.ndarray
+
+    @classmethod
+    def of(cls, layouts: Sequence[Layout]) -> Layouts:
+        cols = {f.name: [getattr(lay, f.name) for lay in layouts] for f in fields(Layout)}
+        return cls(**{k: np.asarray(v, dtype=_FIELD_DTYPES.get(k, np.int64)) for k, v in cols.items()})
+
+    def __len__(self) -> int:
+        return len(self.tp)
+
+    def take(self, idx: np.ndarray) -> Layouts:
+        return Layouts(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+
+    def slice(self, sl: slice) -> Layouts:
+        """A view of a contiguous range (no copy)."""
+        return Layouts(**{f.name: getattr(self, f.name)[sl] for f in fields(self)})
+
+    def at(self, i: int) -> Layout:
+        values = {f.name: getattr(self, f.name)[i] for f in fields(self)}
+        return Layout(**{k: _FIELD_DTYPES.get(k, int)(v) for k, v in values.items()})
+
+
+def micro_batches(layout: Layout, job: Job) -> int:
+    """Micro-batches per pipeline per step, m = B / (b · d) (Narayanan §3.1)."""
+    return job.global_batch_sequences // (layout.micro_batch_size * layout.dp)
+
+
+def problem_masks(model: ModelSpec, job: Job, lay: Layout | Layouts) -> dict[str, np.ndarray]:
+    """Which divisibility rule each layout breaks: rule name -> boolean array (True = broken)."""
+    tp, pp, dp, ep, cp, vpp = (np.asarray(getattr(lay, k)) for k in ("tp", "pp", "dp", "ep", "cp", "vpp"))
+    schedule, zero = np.asarray(lay.schedule), np.asarray(lay.zero_stage)
+    b = job.global_batch_sequences
+    kv = model.n_kv_heads if model.attention == "standard" else model.n_heads
+    experts = model.moe.n_routed_experts if model.moe else 1
+    batch_ok = b % (lay.micro_batch_size * dp) == 0
+    m = b // (lay.micro_batch_size * dp)
+    interleaved, dualpipe = schedule == "interleaved", schedule == "dualpipe"
+    heads = model.n_heads % tp != 0
+    return {
+        "world": tp * pp * cp * dp != job.num_gpus,
+        "heads": heads,
+        "kv_heads": ~heads & (model.attention == "standard") & (kv % tp != 0) & (tp % kv != 0),
+        "stages": model.n_layers < pp * vpp,
+        "ep_without_experts": (ep > 1) & (model.moe is None),
+        "ep_experts": (ep > 1) & (model.moe is not None) & (experts % ep != 0),
+        "ep_dp": (ep > 1) & ((dp * cp) % ep != 0),
+        "cp_seq": (cp > 1) & (job.seq_len % (2 * cp) != 0),
+        "batch_seq": np.broadcast_to(job.global_batch_tokens % job.seq_len != 0, tp.shape),
+        "batch": ~batch_ok,
+        "interleaved_degrees": interleaved & ((pp < 2) | (vpp < 2)),
+        "interleaved_micro_batches": interleaved & (pp >= 2) & (vpp >= 2) & batch_ok & (m % pp != 0),
+        "vpp": ~interleaved & (vpp != 1),
+        "dualpipe_even": dualpipe & batch_ok & ((pp % 2 != 0) | (m % 2 != 0)),
+        "dualpipe_micro_batches": dualpipe & batch_ok & (m < pp),
+        "schedule_pp1": (schedule != "1f1b") & (pp == 1),
+        "zero": ~np.isin(zero, (0, 1, 2, 3)),
+        "tp_overlap": np.asarray(lay.tp_overlap, dtype=bool) & (tp == 1),
+    }
+
+
+def problem_text(rule: str, model: ModelSpec, job: Job, lay: Layout) -> str:
+    """The message of one broken rule for one layout, with its numbers and a fix."""
+    b = job.global_batch_sequences
+    m = micro_batches(lay, job)
+    texts = {
+        "world": lambda: (
+            f"TP x PP x CP x DP = {lay.tp} x {lay.pp} x {lay.cp} x {lay.dp} = {lay.tp * lay.pp * lay.cp * lay.dp} "
+            f"but --num-gpus is {job.num_gpus}; pick degrees whose product is {job.num_gpus} (or leave --dp out to derive it)"
+        ),
+        "heads": lambda: f"{model.n_heads} attention heads are not divisible by TP = {lay.tp}; use a TP that divides them",
+        "kv_heads": lambda: f"{model.n_kv_heads} KV heads and TP = {lay.tp} do not divide one another; use TP dividing them",
+        "stages": lambda: f"{model.n_layers} layers cannot fill PP x virtual stages = {lay.pp * lay.vpp}; lower --pp",
+        "ep_without_experts": lambda: f"EP = {lay.ep} but {model.name} has no experts; use --ep 1",
+        "ep_experts": lambda: (
+            f"{model.moe.n_routed_experts if model.moe else 1} experts are not divisible by EP = {lay.ep}; "
+            "use an EP dividing them"
+        ),
+        "ep_dp": lambda: (
+            f"EP = {lay.ep} must divide DP x CP = {lay.dp * lay.cp} (experts are sharded across data-parallel ranks)"
+        ),
+        "cp_seq": lambda: f"sequence length {job.seq_len} is not divisible by 2 x CP = {2 * lay.cp} (load-balanced causal CP)",
+        "batch_seq": lambda: (
+            f"global batch {job.global_batch_tokens:g} tokens is not a multiple of the sequence length {job.seq_len}"
+        ),
+        "batch": lambda: (
+            f"global batch of {b} sequences is not divisible by micro-batch {lay.micro_batch_size} x DP {lay.dp}; "
+            "change --micro-batch-size, --dp or --global-batch-tokens"
+        ),
+        "interleaved_degrees": lambda: f"the interleaved schedule needs PP >= 2 and --vpp >= 2 (got PP {lay.pp}, vpp {lay.vpp})",
+        "interleaved_micro_batches": lambda: f"interleaved 1F1B needs the {m} micro-batches to be a multiple of PP = {lay.pp}",
+        "vpp": lambda: f"--vpp {lay.vpp} only applies to --schedule interleaved",
+        "dualpipe_even": lambda: (
+            f"DualPipe needs an even PP and an even number of micro-batches (PP {lay.pp}, micro-batches {m})"
+        ),
+        "dualpipe_micro_batches": lambda: f"DualPipe needs at least PP = {lay.pp} micro-batches, got {m}",
+        "schedule_pp1": lambda: f"schedule {lay.schedule} needs PP >= 2; use 1f1b with PP 1",
+        "zero": lambda: f"ZeRO stage {lay.zero_stage} does not exist; use 0, 1, 2 or 3",
+        "tp_overlap": lambda: "--tp-overlap needs TP > 1 (there is no TP communication to overlap); drop it or raise --tp",
+    }
+    return texts[rule]()
+
+
+def layout_problems(model: ModelSpec, job: Job, layout: Layout) -> list[str]:
+    """Every divisibility rule the layout breaks, each with the numbers and a fix. Empty when valid."""
+    masks = problem_masks(model, job, layout)
+    return [problem_text(rule, model, job, layout) for rule, broken in masks.items() if np.any(broken)]
+
+
+def check_layout(model: ModelSpec, job: Job, layout: Layout) -> None:
+    problems = layout_problems(model, job, layout)
+    if problems:
+        raise LayoutError(
+            f"layout {layout.describe()} is not valid for {model.name} on {job.num_gpus} GPUs:\n  - " + "\n  - ".join(problems)
+        )

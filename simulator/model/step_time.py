@@ -1,0 +1,702 @@
+"""Step time of one training step for a model, job, layout and device.
+
+Per pipeline rank and micro-batch, each item (embedding, dense layer, MoE layer, MTP module,
+LM head) costs forward (F), backward (B) and weight-gradient (W, part of B) time: GEMMs through
+the roofline efficiency model, the attention core at the flash-attention rate, memory-bound
+kernels at HBM bandwidth, and the exposed part of TP, CP and EP communication (theory.md §5:
+exposed = max(0, t_comm - overlap · window) where the software overlaps that kind).
+
+    T_step = m · (F + B)_slowest rank + bubble(schedule) + exposed PP + exposed DP + optimizer
+
+Every formula takes a Layout or a Layouts (numpy arrays, one entry per candidate) and branches only
+on model and job facts, never on layout values (np.where / np.select instead). `evaluate` times many
+layouts at once for the search; `step` is `evaluate` on one layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from simulator.inputs.assumptions import Assumptions
+from simulator.inputs.specs import ModelSpec
+from simulator.model.comms import Group, collective_s, moe_dispatch_combine_s
+from simulator.model.efficiency import DeviceRates
+from simulator.model.flops import (
+    ParamCounts,
+    attention_core_dims,
+    attention_core_forward_flops_per_token,
+    ffn_kind,
+    head_gemm,
+    layer_gemms,
+    layer_kinds,
+    token_flops,
+)
+from simulator.model.layout import RECOMPUTE_MODES, SCHEDULES, Job, Layout, Layouts, data_parallel_sizes, micro_batches
+from simulator.model.memory import (
+    LOGIT_BYTES,
+    MemoryBreakdown,
+    activation_bytes_per_token,
+    layer_params_on_rank,
+    model_state_bytes,
+    optimizer_step_bytes_per_param,
+    state_bytes_per_param,
+    unfused_attention_bytes_per_token,
+)
+from simulator.model.pipeline import bubble_s, in_flight_micro_batches, stage_items
+from simulator.units import BLOCK_FP8_BYTES_PER_ELEMENT, BYTES_PER_ELEMENT, DROPOUT_BYTES_PER_ELEMENT
+
+# Memory-bound traffic per token and layer, in units of (hidden size x bytes per element):
+# two norms (read + write) and two residual adds (read 2, write 1), forward (theory §6.3).
+NORM_RESIDUAL_PASSES = 2 * 2 + 2 * 3
+# Cross-entropy reads and writes each logit several times in fp32 (feasibility study: ~30 B per logit).
+CROSS_ENTROPY_BYTES_PER_LOGIT = 30.0
+# FP8 quantize/transpose passes per GEMM input element (X, dY, X^T, dY^T; feasibility study).
+FP8_QUANTIZE_BYTES_PER_ELEMENT = 3.0
+
+
+@dataclass(frozen=True)
+class ItemTime:
+    """One item's time per micro-batch on one rank, seconds."""
+
+    forward_s: float = 0.0
+    backward_s: float = 0.0
+    weight_grad_s: float = 0.0
+    exposed_comm_s: float = 0.0
+    parts: dict[str, float] = field(default_factory=dict)
+
+    def __add__(self, other: ItemTime) -> ItemTime:
+        parts = dict(self.parts)
+        for k, v in other.parts.items():
+            parts[k] = parts.get(k, 0.0) + v
+        return ItemTime(
+            self.forward_s + other.forward_s,
+            self.backward_s + other.backward_s,
+            self.weight_grad_s + other.weight_grad_s,
+            self.exposed_comm_s + other.exposed_comm_s,
+            parts,
+        )
+
+
+@dataclass(frozen=True)
+class Context:
+    model: ModelSpec
+    job: Job
+    layout: Layout
+    rates: DeviceRates
+    assumptions: Assumptions
+
+    @property
+    def tokens_per_micro_batch(self) -> float:
+        """Tokens one GPU sees per micro-batch: the sequence is split by CP; SP gathers it for GEMMs."""
+        return self.layout.micro_batch_size * self.job.seq_len / self.layout.cp
+
+    def gemm_s(self, m, n, k, fp8_eligible: bool, count=1.0):
+        """Time of GEMMs in the job's precision; FP8 with block scaling runs at the block-scaling factor."""
+        dtype = self.gemm_dtype(fp8_eligible)
+        block = dtype == "fp8" and self.job.fp8_recipe == "block"
+        factor = self.assumptions.fp8_gemm_factor if block else 1.0
+        return self.rates.gemm_s(m, n, k, dtype, count, factor)
+
+    def gemm_dtype(self, fp8_eligible: bool) -> str:
+        if self.job.precision == "fp8" and fp8_eligible:
+            return "fp8"
+        return "fp16" if self.job.precision == "fp16" else "bf16"
+
+
+# ------------------------------------------------------------------ groups
+
+
+def tp_group(lay: Layout) -> Group:
+    return Group(lay.tp, 1)
+
+
+def cp_group(lay: Layout) -> Group:
+    return Group(lay.cp, lay.tp)
+
+
+def ep_group(lay: Layout) -> Group:
+    return Group(lay.ep, lay.tp * lay.cp)
+
+
+def dp_group(lay: Layout, expert: bool = False) -> Group:
+    dense, experts = data_parallel_sizes(lay)
+    return Group(experts if expert else dense, lay.tp * lay.ep if expert else lay.tp)
+
+
+def pp_group(lay: Layout) -> Group:
+    return Group(2, lay.tp * lay.cp * lay.dp)
+
+
+# ------------------------------------------------------------------ per item
+
+
+def _gemm_time(ctx: Context, kind: str) -> tuple[float, dict[str, float]]:
+    """Forward GEMM seconds of one layer per micro-batch, by component. The input-gradient and the
+    weight-gradient GEMMs each cost as much as the forward (same FLOPs)."""
+    lay, t = ctx.layout, ctx.tokens_per_micro_batch
+    fwd, parts = 0.0, {}
+    moe = ctx.model.moe
+    for g in layer_gemms(ctx.model, kind):  # type: ignore[arg-type]
+        k, n, m, count = g.k, g.n, t, 1.0
+        if g.routed and moe is not None:
+            local_experts = moe.n_routed_experts / lay.ep
+            # Tokens per local expert on the busiest EP rank: t·k·EP/E, times the routing imbalance.
+            m = t * g.multiplicity * lay.ep / moe.n_routed_experts * ctx.assumptions.moe_imbalance
+            count = local_experts
+            # Without EP the experts are TP-sharded; with EP (no expert TP) the TP ranks split the tokens.
+            expert_tp = lay.ep == 1
+            if g.sharding == "column":
+                n = np.where(expert_tp, n / lay.tp, n)
+            else:
+                k = np.where(expert_tp, k / lay.tp, k)
+            m = np.where(expert_tp, m, m / lay.tp)
+        elif g.sharding in ("column", "vocab"):
+            n = n / lay.tp
+        elif g.sharding == "row":
+            k = k / lay.tp
+        s = ctx.gemm_s(m, n, k, g.fp8_eligible, count)
+        fwd += s
+        parts[g.component] = parts.get(g.component, 0.0) + s
+    return fwd, parts
+
+
+def memory_bound_bytes(ctx: Context, kind: str) -> float:
+    """Forward HBM traffic of the elementwise kernels of one layer per micro-batch on one GPU."""
+    model, t = ctx.model, ctx.tokens_per_micro_batch / ctx.layout.tp
+    act = BYTES_PER_ELEMENT["bf16"]
+    h = model.d_model
+    per_token = NORM_RESIDUAL_PASSES * h * act
+    # RoPE on q and k (read + write).
+    per_token += 2 * act * (model.n_heads + model.n_kv_heads) * model.head_dim
+    widths = []
+    if ffn_kind(model, kind) == "dense":  # type: ignore[arg-type]
+        widths.append((model.d_ff, 1))
+    elif model.moe is not None:
+        moe = model.moe
+        widths.append((moe.d_ff_expert, moe.top_k * ctx.assumptions.moe_imbalance))
+        if moe.shared_width:
+            widths.append((moe.shared_width, 1))
+        # Permute and un-permute the routed copies (read + write each way).
+        per_token += 4 * act * h * moe.top_k
+    for width, mult in widths:
+        io = 3 if model.gated_ffn else 2  # gated: read gate and up, write product
+        per_token += mult * io * act * width
+    if ctx.job.precision == "fp8":
+        gemm_inputs = sum(g.k * g.multiplicity for g in layer_gemms(model, kind) if g.fp8_eligible)  # type: ignore[arg-type]
+        # Per forward: the passes cover forward and backward, and the callers charge backward at 2x forward.
+        per_token += ctx.assumptions.fp8_quantize_unfused * FP8_QUANTIZE_BYTES_PER_ELEMENT * gemm_inputs / 3
+    return per_token * t
+
+
+def _layer_comm(
+    ctx: Context, kind: str, fwd_compute_s: float, bwd_compute_s: float, gemm_fwd_s: float
+) -> tuple[float, float, dict[str, float]]:
+    """(exposed, hidden) communication seconds of one layer per micro-batch, forward + backward."""
+    model, lay, job, fabric = ctx.model, ctx.layout, ctx.job, ctx.rates.fabric
+    t = ctx.tokens_per_micro_batch
+    act = BYTES_PER_ELEMENT["bf16"]
+    parts: dict[str, float] = {}
+    # Collectives over a group of one cost 0 (comms.collective_s), so the terms below vanish for TP, CP or EP 1.
+    # SP: an all-gather and a reduce-scatter of b·s·h around attention and around the FFN forward, their
+    # mirror images backward, plus the input all-gathers redone for the weight gradients (Korthikanti
+    # §4.2.2; Calculon seq_par_ag_redo): 4 + 6. Full recompute repeats the 4 forward ones (theory §3.2).
+    one = collective_s("all_gather", t * model.d_model * act, tp_group(lay), fabric)
+    tp_comm = (10 + 4 * (lay.recompute == "full")) * one
+    # With TP overlap each collective is split into chunks pipelined with the GEMM it feeds or follows
+    # (Wang et al. 2023, "Overlap communication with dependent computation"; TE userbuffers): it hides
+    # behind the layer's GEMMs (forward, dgrad, wgrad) up to the overlap efficiency.
+    tp_window = ctx.assumptions.overlap_efficiency * 3 * gemm_fwd_s
+    overlapped = np.asarray(lay.tp_overlap, dtype=bool)
+    parts["tp_comm"] = np.where(overlapped, np.maximum(0.0, tp_comm - tp_window), tp_comm)
+    hidden = np.where(overlapped, np.minimum(tp_comm, tp_window), 0.0)
+    h_kv = _kv_width(model)
+    kv = collective_s("all_gather", 2 * t * lay.cp * h_kv * act / lay.tp, cp_group(lay), fabric)
+    parts["cp_comm"] = 3 * kv  # all-gather K,V forward; re-gather and reduce-scatter dK,dV backward
+    exposed = parts["tp_comm"] + parts["cp_comm"]
+    if kind in ("moe", "mtp") and model.moe is not None:
+        # DeepSeek-V3 dispatches FP8 with 1x128 scales (§3.3.4); per-tensor FP8 stacks dispatch BF16.
+        block_fp8 = job.precision == "fp8" and job.fp8_recipe == "block"
+        dispatch = BLOCK_FP8_BYTES_PER_ELEMENT if block_fp8 else act
+        one_way = moe_dispatch_combine_s(
+            t / lay.tp, model.moe.top_k, model.d_model, dispatch, act, ep_group(lay), fabric, model.moe.max_nodes_per_token
+        )
+        ep = 2 * one_way  # forward dispatch + combine, and their backward
+        # DualPipe pairs a forward and a backward chunk so all-to-all hides behind the other's compute
+        # (V3 §3.2.1); what exceeds the overlapped compute stays exposed.
+        dualpipe = lay.schedule == "dualpipe"
+        window = ctx.assumptions.overlap_efficiency * (fwd_compute_s + bwd_compute_s)
+        parts["ep_comm"] = np.where(dualpipe, np.maximum(0.0, ep - window), ep)
+        hidden = hidden + np.where(dualpipe, np.minimum(ep, window), 0.0)
+        exposed = exposed + parts["ep_comm"]
+    return exposed, hidden, parts
+
+
+def _kv_width(model: ModelSpec) -> int:
+    if model.attention == "mla":
+        mla = model.mla
+        assert mla is not None
+        return model.n_heads * (mla.qk_nope_head_dim + mla.qk_rope_head_dim + mla.v_head_dim) // 2
+    return model.n_kv_heads * model.head_dim
+
+
+def _attention_core_s(ctx: Context) -> tuple[float, float]:
+    """(forward, backward) seconds of the attention core of one layer per micro-batch."""
+    model, lay, job = ctx.model, ctx.layout, ctx.job
+    if job.attention_kernel == "flash":
+        core_flops = attention_core_forward_flops_per_token(model, job.seq_len) * ctx.tokens_per_micro_batch / lay.tp
+        return ctx.rates.attention_s(core_flops)
+    # Unfused (Megatron-LM 2021): batched GEMMs over the full s x s scores, causal mask applied afterwards,
+    # then a fused scale-mask-softmax (read + write, 4 B per score) and dropout on the probabilities
+    # (5 B: read, write, 1-byte mask) in HBM; backward 6 + 5 B per score (feasibility study, model C).
+    d_qk, d_v = attention_core_dims(model)
+    s = job.seq_len / lay.cp
+    batch = lay.micro_batch_size * model.n_heads / lay.tp
+    dtype = ctx.gemm_dtype(False)
+    gemm = ctx.rates.gemm_s(s, s, d_qk, dtype, batch) + ctx.rates.gemm_s(s, d_v, s, dtype, batch)
+    scores = batch * s * job.seq_len
+    drop = DROPOUT_BYTES_PER_ELEMENT if job.dropout > 0 else 0.0  # a job fact, not a layout one
+    fwd = gemm + ctx.rates.memory_s(scores * (4.0 + drop))
+    bwd = 2 * gemm + ctx.rates.memory_s(scores * (6.0 + drop))
+    return fwd, bwd
+
+
+def _dropout_bytes(ctx: Context) -> float:
+    """Forward traffic of the two residual dropouts of a layer (read, write, 1-byte mask)."""
+    if ctx.job.dropout <= 0:
+        return 0.0
+    return 2 * DROPOUT_BYTES_PER_ELEMENT * ctx.model.d_model * ctx.tokens_per_micro_batch / ctx.layout.tp
+
+
+def by_recompute(lay: Layout | Layouts, values: dict[str, object]):
+    """Pick, per layout, the value of its recompute mode."""
+    rec = np.asarray(lay.recompute)
+    return np.select([rec == mode for mode in RECOMPUTE_MODES], [values[mode] for mode in RECOMPUTE_MODES])
+
+
+def layer_time(ctx: Context, kind: str) -> ItemTime:
+    model, lay = ctx.model, ctx.layout
+    g_fwd, parts = _gemm_time(ctx, kind)
+    a_fwd, a_bwd = _attention_core_s(ctx)
+    m_fwd = ctx.rates.memory_s(memory_bound_bytes(ctx, kind) + _dropout_bytes(ctx))
+    fwd = g_fwd + a_fwd + m_fwd
+    bwd = 2 * g_fwd + a_bwd + 2 * m_fwd
+    ups = sum(
+        (
+            ctx.gemm_s(ctx.tokens_per_micro_batch, g.n / lay.tp, g.k, g.fp8_eligible)
+            for g in layer_gemms(model, kind)  # type: ignore[arg-type]
+            if g.recomputed_in_selective
+        ),
+        0.0,
+    )
+    recompute = by_recompute(lay, {"none": 0.0, "selective": a_fwd + ups + m_fwd / 2, "full": fwd})
+    bwd = bwd + recompute
+    # Under a static SM partition the compute that hides communication runs on fewer SMs, so it lasts longer.
+    window = _sm_dilation(ctx)
+    exposed, hidden, comm_parts = _layer_comm(ctx, kind, fwd * window, bwd * window, g_fwd * window)
+    # Communication kernels that run under compute take SMs from it while they run (theory §5, resource
+    # contention: rho x hidden time). A static SM partition is charged for the whole item in item_time instead.
+    share = np.minimum(1.0, hidden / np.maximum(fwd + bwd, 1e-30))
+    slowdown = np.where(static_sm_partition(ctx), 1.0, 1.0 + ctx.assumptions.comm_sm_fraction * share)
+    parts = {k: 3 * v for k, v in parts.items()}
+    parts.update(
+        attention_core=a_fwd + a_bwd,
+        memory_bound=3 * m_fwd,
+        recompute=recompute,
+        comm_sm_contention=(slowdown - 1) * (fwd + bwd),
+    )
+    parts.update(comm_parts)
+    fwd, bwd = fwd * slowdown, bwd * slowdown
+    return ItemTime(fwd, bwd, g_fwd * slowdown, exposed, parts)
+
+
+def head_time(ctx: Context) -> ItemTime:
+    t, lay = ctx.tokens_per_micro_batch, ctx.layout
+    g = head_gemm(ctx.model)
+    fwd_g = ctx.rates.gemm_s(t, g.n / lay.tp, g.k, ctx.gemm_dtype(False))
+    ce = ctx.rates.memory_s(CROSS_ENTROPY_BYTES_PER_LOGIT * t * ctx.model.vocab_size / lay.tp)
+    return ItemTime(fwd_g + ce / 2, 2 * fwd_g + ce / 2, fwd_g, 0.0, {"lm_head": 3 * fwd_g + ce})
+
+
+def embed_time(ctx: Context) -> ItemTime:
+    t = ctx.tokens_per_micro_batch
+    s = ctx.rates.memory_s(2 * BYTES_PER_ELEMENT["bf16"] * t * ctx.model.d_model / ctx.layout.tp)
+    return ItemTime(s, 2 * s, 0.0, 0.0, {"embedding": 3 * s})
+
+
+def static_sm_partition(ctx: Context):
+    """Whether every compute kernel of the layout runs beside SMs reserved for communication.
+
+    DualPipe with expert parallelism: each forward/backward chunk pair interleaves attention, MLP,
+    all-to-all dispatch and combine, with "the ratio of GPU SMs dedicated to communication versus
+    computation" set by hand (DeepSeek-V3 §3.2.1); the all-to-all kernels hold 20 of the H800's 132 SMs
+    (§3.2.2), which the report's hardware section (§3.5.1) says "will limit the computational throughput".
+    The partition holds for the whole chunk pair, not only while bytes move, so the compute of every item
+    on the rank runs on the remaining SMs (theory.md §5: overlapped compute at about 112/132 of full speed;
+    the feasibility study's model slows every compute kernel of V3 by 132/112 the same way)."""
+    lay, moe = ctx.layout, ctx.model.moe
+    return (lay.schedule == "dualpipe") & (lay.ep > 1) & (moe is not None)
+
+
+def _sm_dilation(ctx: Context):
+    """How much longer compute takes on the SMs left to it (1 - comm_sm_fraction) where they are partitioned."""
+    return np.where(static_sm_partition(ctx), 1.0 / (1.0 - ctx.assumptions.comm_sm_fraction), 1.0)
+
+
+def _on_partitioned_sms(ctx: Context, t: ItemTime) -> ItemTime:
+    """Compute time on the SMs left to compute where they are partitioned."""
+    dilation = _sm_dilation(ctx)
+    parts = dict(t.parts)
+    parts["comm_sm_contention"] = parts.get("comm_sm_contention", 0.0) + (dilation - 1.0) * (t.forward_s + t.backward_s)
+    return ItemTime(t.forward_s * dilation, t.backward_s * dilation, t.weight_grad_s * dilation, t.exposed_comm_s, parts)
+
+
+def item_time(ctx: Context, item: str) -> ItemTime:
+    if item == "embed":
+        t = embed_time(ctx)
+    elif item == "head":
+        t = head_time(ctx)
+    elif item == "mtp":
+        t = layer_time(ctx, "mtp") + head_time(ctx)
+    else:
+        t = layer_time(ctx, item)
+    return _on_partitioned_sms(ctx, t)
+
+
+# ------------------------------------------------------------------ whole step
+
+
+def model_items(model: ModelSpec) -> list[str]:
+    items = ["embed", *layer_kinds(model), "head"]
+    if model.mtp_depth:
+        items += ["mtp"] * model.mtp_depth
+    return items
+
+
+def item_cost_proxy(model: ModelSpec, seq_len: int) -> dict[str, float]:
+    """Forward FLOPs per token of each item kind: the balance criterion for splitting layers into stages."""
+    tf = token_flops(model, seq_len)
+    per_layer_core = attention_core_forward_flops_per_token(model, seq_len)
+    out = {"embed": 0.0, "head": tf.forward_by_component["lm_head"]}
+    for kind in ("dense", "moe"):
+        if kind == "moe" and model.moe is None:
+            continue
+        out[kind] = sum(g.forward_flops_per_token for g in layer_gemms(model, kind)) + per_layer_core  # type: ignore[arg-type]
+    if model.mtp_depth:
+        out["mtp"] = tf.forward_by_component.get("mtp", 0.0) / model.mtp_depth
+    # A tiny weight keeps the embedding on the first stage without counting as a layer.
+    out["embed"] = 1e-6 * max(out.values())
+    return out
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step_time_s: float
+    breakdown_s: dict[str, float]
+    memory: MemoryBreakdown
+    micro_batches: int
+    stage_items: list[list[str]]
+    rank_busy_s: list[float] = field(default_factory=list)
+    """Per pipeline rank: seconds of forward, backward and exposed layer communication per step (no bubble,
+    DP or optimizer); the slowest rank sets the step, the spread shows the stage imbalance."""
+
+
+@dataclass(frozen=True)
+class StepArrays:
+    """Step time, breakdown and busiest-rank memory of many layouts (one entry per layout)."""
+
+    step_time_s: np.ndarray
+    breakdown_s: dict[str, np.ndarray]
+    memory: MemoryBreakdown
+    """Fields are arrays."""
+    micro_batches: np.ndarray
+
+
+def rank_items(model: ModelSpec, job: Job, layout: Layout) -> list[list[str]]:
+    items = model_items(model)
+    proxy = item_cost_proxy(model, job.seq_len)
+    return stage_items(items, [proxy[i] for i in items], layout.pp, layout.vpp, layout.schedule)
+
+
+def step(
+    model: ModelSpec, job: Job, layout: Layout, rates: DeviceRates, counts: ParamCounts, assumptions: Assumptions
+) -> StepResult:
+    """One layout: `evaluate` on a batch of one."""
+    out = evaluate(model, job, Layouts.of([layout]), rates, counts, assumptions)
+    breakdown = {k: float(v[0]) for k, v in out.breakdown_s.items() if v[0] != 0.0}
+    ranks = rank_items(model, job, layout)
+    m = int(out.micro_batches[0])
+    return StepResult(
+        float(out.step_time_s[0]),
+        breakdown,
+        _scalar_memory(out.memory),
+        m,
+        ranks,
+        _rank_busy_s(Context(model, job, layout, rates, assumptions), ranks, m),
+    )
+
+
+def _rank_busy_s(ctx: Context, ranks: list[list[str]], m: int) -> list[float]:
+    """Busy seconds per step of each rank; a DualPipe rank runs half the micro-batches through each of its stages."""
+    times = {item: item_time(ctx, item) for item in {i for r in ranks for i in r}}
+    per_item = {i: float(t.forward_s + t.backward_s + t.exposed_comm_s) for i, t in times.items()}
+    share = float(micro_batch_share(ctx.layout))
+    return [share * m * sum(per_item[i] for i in r) for r in ranks]
+
+
+def micro_batch_share(lay: Layout | Layouts):
+    """Share of the micro-batches that pass through each stage a rank holds: DualPipe ranks hold two stages
+    and run half their micro-batches through each."""
+    return np.where(lay.schedule == "dualpipe", 0.5, 1.0)
+
+
+def _scalar_memory(mem: MemoryBreakdown) -> MemoryBreakdown:
+    return MemoryBreakdown(*(float(np.asarray(getattr(mem, f.name))[0]) for f in fields(MemoryBreakdown)))
+
+
+def evaluate(
+    model: ModelSpec,
+    job: Job,
+    lays: Layouts,
+    rates: DeviceRates,
+    counts: ParamCounts,
+    assumptions: Assumptions,
+    progress: Callable[[int], None] | None = None,
+    breakdown: bool = True,
+) -> StepArrays:
+    """Step time and memory of every layout in `lays` (all must be valid); the per-term breakdown
+    unless `breakdown` is False (a search needs it only for the few layouts it reports).
+
+    Item times are computed once per distinct combination of the fields they depend on; the
+    layers-to-ranks map depends only on (PP, virtual stages, schedule), so layouts are grouped by it
+    and each group's ranks are combined with matrix products: no Python loop per layout.
+    """
+    n = len(lays)
+    kinds = sorted(set(model_items(model)))
+    item_key, item_layouts = _item_time_classes(lays)
+    ctx = Context(model, job, item_layouts, rates, assumptions)
+    per_class = _stack_item_times([item_time(ctx, k) for k in kinds], len(item_layouts), breakdown)
+    schedule_code = np.zeros(n, dtype=np.int64)
+    for code, name in enumerate(SCHEDULES):
+        schedule_code[lays.schedule == name] = code
+    # Mixed-radix key of (PP, virtual stages, schedule): one integer per layers-to-ranks map.
+    group_key = (lays.pp * (int(lays.vpp.max(initial=0)) + 1) + lays.vpp) * len(SCHEDULES) + schedule_code
+    runs = np.flatnonzero(np.diff(group_key)) + 1
+    if n and len(runs) + 1 == len(np.unique(group_key)):
+        order = None  # every group is already one contiguous run (the search builds its grid that way)
+    else:
+        # One gather puts every group in a contiguous slice; results are scattered back through `order`.
+        order = np.argsort(group_key, kind="stable")
+        lays, item_key = lays.take(order), item_key[order]
+        runs = np.flatnonzero(np.diff(group_key[order])) + 1
+    bounds = [0, *runs.tolist(), n]
+    m = np.asarray(micro_batches(lays, job))
+    step_s = np.zeros(n)
+    terms: dict[str, np.ndarray] = {}
+    mem_fields = {f.name: np.zeros(n) for f in fields(MemoryBreakdown)}
+    items = model_items(model)
+    proxy = item_cost_proxy(model, job.seq_len)
+    costs = [proxy[i] for i in items]
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True) if n else []:
+        sl = slice(a, b)
+        ranks = stage_items(items, costs, int(lays.pp[a]), int(lays.vpp[a]), str(lays.schedule[a]))  # type: ignore[arg-type]
+        # Ranks holding the same items cost the same; keep the first of each (it holds the most activations).
+        full_matrix = np.array([[r.count(k) for k in kinds] for r in ranks], dtype=float)
+        _, keep = np.unique(full_matrix, axis=0, return_index=True)
+        keep = np.sort(keep)
+        counts_matrix = full_matrix[keep]
+        ranks = [ranks[i] for i in keep]
+        sub = Context(model, job, lays.slice(sl), rates, assumptions)
+        mem = _peak_memory(sub, ranks, keep, kinds, counts_matrix, counts, m[sl])
+        for name in mem_fields:
+            mem_fields[name][sl] = getattr(mem, name)
+        here = {name: v[:, item_key[sl]] for name, v in per_class.items()}
+        total, parts = _group_step(sub, counts_matrix, here, counts, kinds, m[sl])
+        step_s[sl] = total
+        for key, value in parts.items() if breakdown else ():
+            terms.setdefault(key, np.zeros(n))[sl] = value
+        if progress:
+            progress(b - a)
+    if order is None:
+        return StepArrays(step_s, terms, MemoryBreakdown(**mem_fields), m)
+    back = np.empty(n, dtype=np.int64)
+    back[order] = np.arange(n)
+    return StepArrays(
+        step_s[back],
+        {k: v[back] for k, v in terms.items()},
+        MemoryBreakdown(**{k: v[back] for k, v in mem_fields.items()}),
+        m[back],
+    )
+
+
+# What item_time reads of a layout: TP, CP, EP, micro-batch size, recompute, TP overlap, and whether DualPipe
+# overlaps EP.
+ITEM_TIME_FIELDS = ("tp", "cp", "ep", "micro_batch_size", "tp_overlap")
+
+
+def _item_time_classes(lays: Layouts) -> tuple[np.ndarray, Layouts]:
+    """(class of each layout, one representative layout per class) for the fields item times depend on."""
+    key = np.zeros(len(lays), dtype=np.int64)
+    for f in ITEM_TIME_FIELDS:
+        values = np.asarray(getattr(lays, f), dtype=np.int64)
+        key = key * (int(values.max(initial=0)) + 1) + values
+    for column in (lays.recompute == "selective", lays.recompute == "full", lays.schedule == "dualpipe"):
+        key = key * 2 + column
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return inverse.ravel(), lays.take(first)
+
+
+def _stack_item_times(per_kind: list[ItemTime], n: int, with_parts: bool) -> dict[str, np.ndarray]:
+    """Field name -> array (kinds, classes): forward, backward, weight_grad, exposed_comm and each part."""
+
+    def row(v) -> np.ndarray:
+        return np.broadcast_to(np.asarray(v, dtype=float), (n,))
+
+    out = {
+        name: np.stack([row(getattr(t, name)) for t in per_kind])
+        for name in ("forward_s", "backward_s", "weight_grad_s", "exposed_comm_s")
+    }
+    for key in sorted({k for t in per_kind for k in t.parts}) if with_parts else ():
+        out["part:" + key] = np.stack([row(t.parts.get(key, 0.0)) for t in per_kind])
+    return out
+
+
+def _group_step(
+    ctx: Context, counts_matrix: np.ndarray, per_kind: dict[str, np.ndarray], counts: ParamCounts, kinds: list[str], m
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Step time of layouts that share one layers-to-ranks map (rows of counts_matrix: ranks, columns: kinds;
+    per_kind: field -> array (kinds, layouts))."""
+    lay = ctx.layout
+    share = micro_batch_share(lay)
+    totals = counts_matrix @ (per_kind["forward_s"] + per_kind["backward_s"] + per_kind["exposed_comm_s"])
+    slow_counts = counts_matrix[np.argmax(totals, axis=0)].T  # (kinds, layouts): the slowest rank's items
+
+    def on_slowest(values: np.ndarray) -> np.ndarray:
+        return share * (slow_counts * values).sum(axis=0)
+
+    fwd, bwd, wgrad, comm = (on_slowest(per_kind[k]) for k in ("forward_s", "backward_s", "weight_grad_s", "exposed_comm_s"))
+    parts = {k[5:]: m * on_slowest(v) for k, v in per_kind.items() if k.startswith("part:")}
+    f = fwd + comm / 2
+    b = bwd + comm / 2
+    parts["pipeline_bubble"] = bubble_s(lay.schedule, lay.pp, lay.vpp, f, b, wgrad, f + b)
+    parts["pp_comm_exposed"] = _pp_exposed_s(ctx, m)
+    dense, expert = _busiest_params(ctx, kinds, counts_matrix, counts)
+    parts["dp_comm_exposed"], parts["optimizer"] = _dp_and_optimizer_s(ctx, dense, expert, f, b, m)
+    total = (
+        m * (fwd + bwd + comm)
+        + parts["pipeline_bubble"]
+        + parts["pp_comm_exposed"]
+        + parts["dp_comm_exposed"]
+        + parts["optimizer"]
+    )
+    return total, parts
+
+
+def _pp_exposed_s(ctx: Context, m):
+    """Activation sends between stages: hidden in the steady state (async P2P) except for plain 1F1B.
+
+    The fill and drain always wait for them: 2·(p-1)·v transfers on the critical path.
+    """
+    lay = ctx.layout
+    size = ctx.tokens_per_micro_batch * ctx.model.d_model * BYTES_PER_ELEMENT["bf16"] / lay.tp
+    one = collective_s("send_recv", size, pp_group(lay), ctx.rates.fabric)
+    exposed = 2 * (lay.pp - 1) * lay.vpp * one
+    exposed = exposed + np.where(lay.schedule == "1f1b", 2 * m * one * (1 - ctx.assumptions.overlap_efficiency), 0.0)
+    return np.where(lay.pp == 1, 0.0, exposed)
+
+
+def _params_per_kind(ctx: Context, kinds: list[str], counts: ParamCounts) -> tuple[np.ndarray, np.ndarray]:
+    """(dense, expert) parameters on one GPU of one item of each kind: arrays (kinds, layouts)."""
+    n = len(ctx.layout)
+    pairs = [layer_params_on_rank(counts, k, ctx.layout) for k in kinds]
+    dense = np.stack([np.broadcast_to(np.asarray(d, dtype=float), (n,)) for d, _ in pairs])
+    expert = np.stack([np.broadcast_to(np.asarray(e, dtype=float), (n,)) for _, e in pairs])
+    return dense, expert
+
+
+def _busiest_params(ctx: Context, kinds: list[str], counts_matrix: np.ndarray, counts: ParamCounts):
+    """(dense, expert) parameters of the rank holding the most parameters."""
+    dense_k, expert_k = _params_per_kind(ctx, kinds, counts)
+    dense_r, expert_r = counts_matrix @ dense_k, counts_matrix @ expert_k  # (ranks, layouts)
+    pick = np.argmax(dense_r + expert_r, axis=0)
+    cols = np.arange(dense_r.shape[1])
+    return dense_r[pick, cols], expert_r[pick, cols]
+
+
+def _dp_and_optimizer_s(ctx: Context, dense, expert, f, b, m):
+    """Gradient reduction / parameter gathers over DP (theory §3.3) and the optimizer step (§6.3)."""
+    lay, fabric = ctx.layout, ctx.rates.fabric
+    # Gradients reduce in their stored precision (fp32, as Llama 3 §3.3.2); parameters gather in theirs (BF16).
+    param, grad, _ = state_bytes_per_param(ctx.job.precision, ctx.job.fp8_recipe)
+    total = gathers = 0.0
+    for n_params, group in ((dense, dp_group(lay)), (expert, dp_group(lay, expert=True))):
+        reduce = np.where(
+            lay.zero_stage == 0,
+            collective_s("all_reduce", n_params * grad, group, fabric),
+            collective_s("reduce_scatter", n_params * grad, group, fabric)
+            + collective_s("all_gather", n_params * param, group, fabric),
+        )
+        total = total + np.where(n_params > 0, reduce, 0.0)
+        # ZeRO-3 gathers the weights again for every micro-batch's forward and backward (ZeRO §7: 1.5x the
+        # traffic of DP), prefetched under the previous layers' compute.
+        gathers = gathers + np.where(n_params > 0, 2 * m * collective_s("all_gather", n_params * param, group, fabric), 0.0)
+    # Overlap: gradient buckets reduce during the last backward, parameter gathers prefetch under the first
+    # forward (Megatron --overlap-grad-reduce / --overlap-param-gather; Llama 3 FSDP).
+    exposed = np.maximum(0.0, total - ctx.assumptions.overlap_efficiency * (f + b))
+    zero3 = np.maximum(0.0, gathers - ctx.assumptions.overlap_efficiency * m * (f + b))
+    exposed = exposed + np.where(lay.zero_stage == 3, zero3, 0.0)
+    d_dense, d_expert = data_parallel_sizes(lay)
+    sharded = lay.zero_stage >= 1
+    owned = dense / np.where(sharded, d_dense, 1) + expert / np.where(sharded, d_expert, 1)
+    optimizer = ctx.rates.memory_s(optimizer_step_bytes_per_param(ctx.job.precision, ctx.job.fp8_recipe) * owned)
+    return exposed, optimizer
+
+
+def _peak_memory(
+    ctx: Context,
+    ranks: list[list[str]],
+    rank_index: np.ndarray,
+    kinds: list[str],
+    counts_matrix: np.ndarray,
+    counts: ParamCounts,
+    m,
+) -> MemoryBreakdown:
+    """Memory of the busiest pipeline rank of layouts sharing one layers-to-ranks map.
+
+    `ranks` holds the items of the ranks at positions `rank_index`. DualPipe ranks hold two stages
+    (both copies are in `ranks`)."""
+    lay, job, model = ctx.layout, ctx.job, ctx.model
+    n = len(lay)
+    t_local = ctx.tokens_per_micro_batch / lay.tp  # SP splits the sequence across TP ranks
+    unfused = job.attention_kernel == "unfused"
+    extra = unfused_attention_bytes_per_token(model, job.seq_len // lay.cp, job.dropout) if unfused else 0.0
+    per_token = np.stack(
+        [
+            by_recompute(lay, {mode: activation_bytes_per_token(model, k, mode, job.precision) for mode in RECOMPUTE_MODES})
+            + (np.where(lay.recompute == "none", extra, 0.0) if k not in ("embed", "head") else 0.0)
+            for k in kinds
+        ]
+    )  # (kinds, layouts)
+    full_layer = np.array([activation_bytes_per_token(model, k, "none", job.precision) for k in kinds])
+    dense_k, expert_k = _params_per_kind(ctx, kinds, counts)
+    weights, grads, optimizer = model_state_bytes(
+        counts_matrix @ dense_k, counts_matrix @ expert_k, lay, job.precision, job.fp8_recipe
+    )
+    schedule = str(lay.schedule[0])  # one map per group: the schedule is shared
+    chunks_per_rank = 2 if schedule == "dualpipe" else lay.vpp
+    # In-flight counts are in micro-batches of one stage chunk (theory §2.3).
+    in_flight = in_flight_micro_batches(lay.schedule, lay.pp, lay.vpp, m, rank_index[:, None])
+    acts = (counts_matrix @ per_token) * t_local / chunks_per_rank * in_flight
+    is_layer = np.array([k not in ("embed", "head") for k in kinds])
+    # One layer's full activations live while it is recomputed.
+    largest_layer = np.max(np.where((counts_matrix > 0) & is_layer, full_layer, 0.0), axis=1)[:, None]
+    acts = acts + np.where(lay.recompute == "full", largest_layer * t_local, 0.0)
+    has_head = np.array(["head" in r for r in ranks])[:, None]
+    logits = np.where(has_head, LOGIT_BYTES * ctx.tokens_per_micro_batch * model.vocab_size / lay.tp, 0.0)
+    other = logits + ctx.assumptions.memory_reserved_bytes
+    parts = [np.broadcast_to(x, (len(ranks), n)) for x in (weights, grads, optimizer, acts, other)]
+    pick = np.argmax(sum(parts), axis=0)
+    cols = np.arange(n)
+    return MemoryBreakdown(*(x[pick, cols] for x in parts))

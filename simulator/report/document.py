@@ -1,0 +1,611 @@
+"""Text of uncertainty results and of the `costsim report` document (Markdown and HTML)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from simulator.report.tables import layout_text
+from simulator.units import GIGA, format_count
+
+OUTPUT_LABELS = {"gpu_hours": "GPU-hours", "wall_clock_days": "wall clock, days", "cost_usd": "cost, USD"}
+
+
+def _fmt(output: str, x: float) -> str:
+    if output == "wall_clock_days":
+        return f"{x:.1f}"
+    if output == "cost_usd":
+        return f"${format_count(x)}"
+    return format_count(x)
+
+
+def _fmt_input(x: float) -> str:
+    return format_count(x) if abs(x) >= 1e3 else f"{x:.3g}"
+
+
+def uncertainty_table(u: dict) -> str:
+    """The uncertainty block of `costsim estimate --uncertainty` as text."""
+    lines = ["", f"uncertainty ({u['draws']:,} draws, seed {u['seed']})"]
+    lines.append(f"  {'':<18} {'P10':>9} {'P50':>9} {'P90':>9} {'nominal':>9}")
+    for k, label in OUTPUT_LABELS.items():
+        vals = [u[k]["p10"], u[k]["p50"], u[k]["p90"], u["nominal"][k]]
+        lines.append(f"  {label:<18} " + " ".join(f"{_fmt(k, v):>9}" for v in vals))
+    lines.append("")
+    lines.append("what moves the cost most (input at its P10 / P90, all others nominal; full model)")
+    width = max((len(b["label"]) for b in u["tornado"]), default=10)
+    for b in u["tornado"]:
+        lo, hi = b["at_input_p10"]["cost_usd"], b["at_input_p90"]["cost_usd"]
+        lines.append(
+            f"  {b['label']:<{width}}  {_fmt_input(b['input_p10']):>8} .. {_fmt_input(b['input_p90']):<8}"
+            f"  {_fmt('cost_usd', lo):>8} .. {_fmt('cost_usd', hi)}"
+        )
+    s = u["surrogate"]
+    err = max(s["max_abs_error"].values(), default=float("nan"))
+    rms = max(s["rms_error"].values(), default=float("nan"))
+    lines.append("")
+    lines.append(
+        f"draws go through a surrogate ({s['evaluations']} full-model evaluations); against {s['checks']} joint "
+        f"full-model draws its error is {rms:.2%} rms, {err:.2%} at most. Draws took {u['draw_s']:.2f} s, "
+        f"model evaluations {u['model_evaluation_s']:.2f} s."
+    )
+    lines += [f"note: {n}" for n in u["notes"]]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- numbers the report adds
+
+
+def cost_breakdown_usd(d: dict) -> dict[str, float]:
+    """Dollars of the run by what the GPUs were doing: step-time shares of the ideal cost, plus goodput losses.
+
+    `d` is Estimate.to_dict(). Components are grouped by name: *bubble*, *comm* (exposed communication and the
+    SMs it takes), *recompute*, *optimizer*; everything else is compute (GEMMs, attention, memory-bound kernels).
+    """
+    ideal_usd = d["ideal_gpu_hours"] * d["usd_per_gpu_hour"]
+    groups = {
+        "compute (GEMMs, attention, memory-bound)": 0.0,
+        "activation recomputation": 0.0,
+        "pipeline bubble": 0.0,
+        "exposed communication": 0.0,
+        "optimizer step": 0.0,
+    }
+    for name, seconds in d["breakdown"].items():
+        groups[_cost_group(name)] += ideal_usd * seconds / d["step_time_s"]
+    groups["failures, restarts, checkpoints"] = d["cost_usd"] - ideal_usd
+    return groups
+
+
+def _cost_group(component: str) -> str:
+    if "bubble" in component:
+        return "pipeline bubble"
+    if "comm" in component:
+        return "exposed communication"
+    if "recompute" in component:
+        return "activation recomputation"
+    if "optimizer" in component:
+        return "optimizer step"
+    return "compute (GEMMs, attention, memory-bound)"
+
+
+SCALING_FACTORS = (1 / 4, 1 / 2, 1, 2, 4)
+
+
+def scaling_curve(model, hw, est, given: dict | None = None, factors=SCALING_FACTORS) -> tuple[list[dict], list[str]]:
+    """The best layout at other GPU counts: the sweep's best_row on each count, keeping the layout fields in `given`.
+
+    `given` is what the user fixed (None: the estimate's whole layout but DP). DP follows the GPU count; the
+    job (tokens, sequence, global batch, precision) stays the same. Returns the points sorted by GPU count and
+    one note per GPU count left out (no valid or no fitting layout).
+    """
+    from dataclasses import replace
+
+    from simulator.analysis.sweep import best_row, estimate_row
+
+    lay = est.layout.to_dict()
+    fixed = {k: v for k, v in (lay if given is None else given).items() if v is not None and k != "dp"}
+    if "tp_overlap" in lay:  # estimate keeps TP overlap off unless asked; so do the other sizes
+        fixed.setdefault("tp_overlap", lay["tp_overlap"])
+    points, skipped = [], []
+    for f in factors:
+        n = est.job.num_gpus * f
+        if n < 1 or n != int(n):
+            continue
+        if f == 1:
+            row = estimate_row(est)
+        else:
+            job = replace(est.job, num_gpus=int(n))
+            row = best_row(model, hw, job, fixed, est.usd_per_gpu_hour, est.assumptions, est.rates)
+        if row.feasible:
+            points.append(row.to_dict())
+        else:
+            skipped.append(f"{int(n):,} GPUs: {row.reason}")
+    return sorted(points, key=lambda p: p["num_gpus"]), skipped
+
+
+def assumption_sources() -> dict[str, str]:
+    """Field -> docstring of simulator.inputs.assumptions.Assumptions (each states its source or that it is an assumption)."""
+    import ast
+    import inspect
+
+    from simulator.inputs import assumptions
+
+    tree = ast.parse(inspect.getsource(assumptions))
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Assumptions")
+    out: dict[str, str] = {}
+    body = cls.body
+    for node, nxt in zip(body, body[1:] + [None], strict=True):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            doc = nxt.value.value if isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant) else ""
+            out[node.target.id] = " ".join(str(doc).split()) or "no source given"
+    return out
+
+
+def hardware_sources(hw) -> list[tuple[str, float, str, str]]:
+    """(field, value, source citation or 'assumption', note) for every sourced number of a hardware profile."""
+    from pydantic import BaseModel
+
+    from simulator.inputs.specs import ASSUMPTION, Sourced
+
+    rows: list[tuple[str, float, str, str]] = []
+
+    def walk(node: BaseModel, prefix: str) -> None:
+        for name, value in node:
+            items = value.items() if isinstance(value, dict) else [(None, value)]
+            for key, item in items:
+                path = f"{prefix}{name}" + (f".{key}" if key else "")
+                if isinstance(item, Sourced):
+                    cite = "assumption" if item.source == ASSUMPTION else f"{item.source}: {hw.sources.get(item.source, '')}"
+                    rows.append((path, item.value, cite, item.note or ""))
+                elif isinstance(item, BaseModel):
+                    walk(item, path + ".")
+
+    walk(hw, "")
+    return rows
+
+
+# --------------------------------------------------------------------------- document blocks and renderers
+
+
+@dataclass(frozen=True)
+class Block:
+    """One piece of the document. kind: h1, h2, h3, p, list, table, image.
+
+    Text may use `code` and **bold**; both renderers understand them.
+    """
+
+    kind: str
+    text: str = ""
+    items: tuple = ()
+    """list: the items; table: the rows (first row is the header); image: (file name, alt text)."""
+
+
+def h1(text: str) -> Block:
+    return Block("h1", text)
+
+
+def h2(text: str) -> Block:
+    return Block("h2", text)
+
+
+def h3(text: str) -> Block:
+    return Block("h3", text)
+
+
+def para(text: str) -> Block:
+    return Block("p", text)
+
+
+def bullets(items) -> Block:
+    return Block("list", items=tuple(items))
+
+
+def table(header, rows) -> Block:
+    return Block("table", items=(tuple(header), *(tuple(str(c) for c in r) for r in rows)))
+
+
+def image(file_name: str, alt: str) -> Block:
+    return Block("image", items=(file_name, alt))
+
+
+def to_markdown(blocks: list[Block]) -> str:
+    out: list[str] = []
+    for b in blocks:
+        if b.kind in ("h1", "h2", "h3"):
+            out.append("#" * int(b.kind[1]) + " " + b.text)
+        elif b.kind == "p":
+            out.append(b.text)
+        elif b.kind == "list":
+            out.append("\n".join(f"- {item}" for item in b.items))
+        elif b.kind == "table":
+            header, *rows = b.items
+            lines = ["| " + " | ".join(_md_cell(c) for c in header) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
+            out.append("\n".join(lines))
+        elif b.kind == "image":
+            out.append(f"![{b.items[1]}]({b.items[0]})")
+    return "\n\n".join(out) + "\n"
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _inline_html(text: str) -> str:
+    import html
+    import re
+
+    s = html.escape(str(text))
+    s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
+
+
+HTML_STYLE = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 980px; margin: 2em auto;
+       padding: 0 1em; color: #222; line-height: 1.45; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; }
+img { max-width: 100%; border: 1px solid #eee; }
+code { background: #f4f4f4; padding: 0 0.2em; }
+h1 { border-bottom: 2px solid #2f6db5; padding-bottom: 0.2em; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.1em; margin-top: 1.6em; }
+"""
+
+
+def to_html(blocks: list[Block], images: dict[str, bytes]) -> str:
+    """One self-contained HTML file: the PNGs are embedded as base64 data URIs, so it can be forwarded alone."""
+    import base64
+    import html
+
+    title = next((b.text for b in blocks if b.kind == "h1"), "costsim report")
+    body: list[str] = []
+    for b in blocks:
+        if b.kind in ("h1", "h2", "h3"):
+            body.append(f"<{b.kind}>{_inline_html(b.text)}</{b.kind}>")
+        elif b.kind == "p":
+            body.append(f"<p>{_inline_html(b.text)}</p>")
+        elif b.kind == "list":
+            body.append("<ul>" + "".join(f"<li>{_inline_html(i)}</li>" for i in b.items) + "</ul>")
+        elif b.kind == "table":
+            header, *rows = b.items
+            head = "<tr>" + "".join(f"<th>{_inline_html(c)}</th>" for c in header) + "</tr>"
+            cells = ["<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in r) + "</tr>" for r in rows]
+            body.append("<table>" + head + "".join(cells) + "</table>")
+        elif b.kind == "image":
+            name, alt = b.items
+            data = base64.b64encode(images[name]).decode("ascii")
+            body.append(
+                f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}" data-file="{html.escape(name)}">'
+                f"<figcaption>{html.escape(alt)}</figcaption></figure>"
+            )
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{HTML_STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+
+
+# --------------------------------------------------------------------------- the report
+
+
+CHART_FILES = {
+    "step_time": "step_time_breakdown.png",
+    "cost": "cost_breakdown.png",
+    "tornado": "sensitivity_tornado.png",
+    "distribution": "cost_distribution.png",
+    "scaling": "scaling_curve.png",
+}
+DOCUMENT_FILES = ("report.md", "report.html")
+
+
+def _usd(x: float) -> str:
+    return f"${format_count(x)}"
+
+
+def _pct(x: float) -> str:
+    return f"{x:.1%}"
+
+
+def _summary(d: dict, u: dict, model_label: str, hw) -> list[Block]:
+    rows = [
+        (OUTPUT_LABELS[k], _fmt(k, u["nominal"][k]), _fmt(k, u[k]["p10"]), _fmt(k, u[k]["p50"]), _fmt(k, u[k]["p90"]))
+        for k in OUTPUT_LABELS
+    ]
+    return [
+        h2("Summary"),
+        para(
+            f"Training **{model_label}** on {format_count(d['tokens'])} tokens with {d['num_gpus']:,} {hw.display_name} "
+            f"GPUs takes an estimated **{d['wall_clock_days']:.1f} days**, **{format_count(d['gpu_hours'])} GPU-hours** "
+            f"and **{_usd(d['cost_usd'])}** at ${d['usd_per_gpu_hour']:.2f} per GPU-hour ({d['price_source']})."
+        ),
+        para(
+            f"With the uncertain inputs drawn from their documented ranges ({u['draws']:,} draws), the cost lies between "
+            f"{_usd(u['cost_usd']['p10'])} (P10) and {_usd(u['cost_usd']['p90'])} (P90). This band covers the inputs' "
+            "uncertainty, not errors in the structure of the model; the README's validation section shows how the "
+            "model compares with published runs."
+        ),
+        table(("", "estimate", "P10", "P50", "P90"), rows),
+    ]
+
+
+def _run_table(d: dict, model_label: str, hw) -> list[Block]:
+    mem = d["memory_breakdown_gib"]
+    layout = layout_text(d["layout"]) + (" (chosen by search)" if d["layout_chosen_by_search"] else " (given)")
+    rows = [
+        (
+            "model",
+            f"{model_label}: {format_count(d['params_total'])} parameters, {format_count(d['params_activated'])} activated",
+        ),
+        (
+            "cluster",
+            f"{d['num_gpus']:,} x {hw.display_name}, {d['precision']} GEMMs"
+            + (f" ({d['fp8_recipe']} scaling)" if d["precision"] == "fp8" and d.get("fp8_recipe") else ""),
+        ),
+        (
+            "tokens",
+            f"{format_count(d['tokens'])}, sequence length {d['seq_len']:,}, "
+            f"batch {format_count(d['global_batch_tokens'])} tokens",
+        ),
+        ("optimizer steps", f"{d['steps']:,.0f} of {d['step_time_s']:.3f} s ({d['micro_batches']} micro-batches each)"),
+        ("parallel layout", layout),
+        (
+            "FLOPs per token",
+            f"{d['flops_per_token'] / GIGA:.1f} GFLOP model, {d['hardware_flops_per_token'] / GIGA:.1f} GFLOP hardware "
+            f"(6N: {d['flops_6nd_per_token'] / GIGA:.1f})",
+        ),
+        (
+            "throughput",
+            f"{d['tokens_per_s_per_gpu']:,.0f} tokens/s per GPU, {d['model_tflop_per_s_per_gpu']:.0f} model TFLOP/s per GPU",
+        ),
+        ("MFU / HFU", f"{_pct(d['mfu'])} / {_pct(d['hfu'])} of the dense BF16 peak"),
+        ("memory per GPU", f"{mem['total']:.1f} of {d['gpu_memory_gib']:.0f} GiB"),
+        (
+            "goodput",
+            f"{_pct(d['goodput']['ettr'])} of wall-clock time trains (job MTBF {d['goodput']['job_mtbf_hours']:.1f} h, "
+            f"{d['goodput']['expected_failures']:.0f} expected failures)",
+        ),
+        ("ideal (no failures)", f"{format_count(d['ideal_gpu_hours'])} GPU-hours, {d['ideal_wall_clock_days']:.1f} days"),
+    ]
+    return [h2("The run"), table(("", ""), rows)]
+
+
+def _step_section(d: dict) -> list[Block]:
+    total = d["step_time_s"]
+    rows = [
+        (k.replace("_", " "), f"{v:.3f}", _pct(v / total))
+        for k, v in sorted(d["breakdown"].items(), key=lambda kv: -kv[1])
+        if v > 0
+    ]
+    return [
+        h2("Where the time goes"),
+        para("Seconds per optimizer step on the slowest pipeline rank, by component (exposed communication only)."),
+        image(CHART_FILES["step_time"], "Step-time breakdown"),
+        table(("component", "seconds per step", "share"), rows + [("total", f"{total:.3f}", "100%")]),
+        *([para("Worth a look:"), bullets(d["notes"])] if d.get("notes") else []),
+    ]
+
+
+def _cost_section(costs: dict[str, float]) -> list[Block]:
+    total = sum(costs.values())
+    rows = [(k, _usd(v), _pct(v / total)) for k, v in costs.items()]
+    return [
+        h2("Where the money goes"),
+        para(
+            "The ideal cost (no failures) split by each component's share of the step time, plus the time lost to "
+            "failures, restarts and checkpoints (goodput model)."
+        ),
+        image(CHART_FILES["cost"], "Cost breakdown"),
+        table(("category", "USD", "share"), rows + [("total", _usd(total), "100%")]),
+    ]
+
+
+def cost_bases(d: dict, hw) -> dict:
+    """The estimate's GPU-hours on both cost bases, with energy and CO2 (pricing.cost_block, default inputs);
+    the rental price is the one the estimate used."""
+    from simulator.run.cost import CostOptions, cost_block, rental_rate
+
+    return cost_block(d["gpu_hours"], hw, CostOptions(), quoted=rental_rate(d["usd_per_gpu_hour"], d["price_source"]))
+
+
+def _cost_bases_section(block: dict, gpu_hours: float) -> list[Block]:
+    rows = [("rental (used above)", f"${block['rental_cost_usd'] / gpu_hours:.2f}", _usd(block["rental_cost_usd"]))]
+    if block["tco_cost_usd"] is not None:
+        tco = block["tco_cost_usd"]
+        rows.append(("TCO: owning the cluster", f"${tco / gpu_hours:.2f}", _usd(tco)))
+    inputs = block["inputs"]
+    grid = inputs["grid_kg_co2_per_kwh"]
+    return [
+        h2("Cost bases, energy and CO2"),
+        para(
+            "Rental prices GPU-hours at a quoted rate. TCO amortizes the GPU, the rest of the server and the network "
+            "over the hardware's lifetime and adds the energy (after Epoch AI's method; `costsim estimate --pricing tco` "
+            "shows each component and takes other inputs)."
+            + ("" if block["tco_cost_usd"] is not None else " This GPU has no public purchase price, so no TCO is shown.")
+        ),
+        table(("basis", "USD per GPU-hour", "USD"), rows),
+        para(
+            f"Energy: {block['energy_mwh']:,.0f} MWh (TDP x server overhead x load x PUE {inputs['pue']['value']:g}); "
+            f"CO2: {block['co2_t']:,.0f} t at {grid['value']:g} kg/kWh ({grid['source']})."
+        ),
+    ]
+
+
+def _uncertainty_section(u: dict) -> list[Block]:
+    s = u["surrogate"]
+    err = max(s["max_abs_error"].values(), default=float("nan"))
+    tornado = [
+        (
+            b["label"],
+            f"{_fmt_input(b['input_p10'])} to {_fmt_input(b['input_p90'])}",
+            _usd(b["at_input_p10"]["cost_usd"]),
+            _usd(b["at_input_p90"]["cost_usd"]),
+        )
+        for b in u["tornado"]
+    ]
+    inputs = [
+        (
+            f"{i['label']} (`{i['name']}`)",
+            f"{_fmt_input(i['nominal'])} {i['unit']}",
+            i["distribution"],
+            i["source"] + ("" if i["moves_answer"] else " (does not move this run)"),
+        )
+        for i in u["inputs"]
+    ]
+    return [
+        h2("Uncertainty"),
+        para(
+            f"{u['draws']:,} joint draws of the uncertain inputs (seed {u['seed']}). P10/P50/P90 of GPU-hours, days and "
+            "dollars are in the summary. The tornado shows the cost with one input at its P10 and at its P90 and all "
+            "others at their nominal values, evaluated with the full model."
+        ),
+        image(CHART_FILES["distribution"], "Distribution of the drawn cost"),
+        image(CHART_FILES["tornado"], "Sensitivity tornado: what moves the cost most"),
+        table(("input", "P10 to P90", "cost at P10", "cost at P90"), tornado),
+        h3("Distributions and their sources"),
+        table(("input", "nominal", "distribution", "source or reason"), inputs),
+        para(
+            f"Method: the draws go through a surrogate, not the full model. It is built from {s['evaluations']} full-model "
+            f"evaluations ({s['method']}). Against {s['checks']} joint draws evaluated with the full model, its error "
+            f"is {max(s['rms_error'].values(), default=float('nan')):.2%} rms and {err:.2%} at most. Drawing and "
+            f"evaluating all draws took {u['draw_s']:.2f} s; the full-model evaluations {u['model_evaluation_s']:.2f} s."
+        ),
+        bullets(u["notes"]),
+    ]
+
+
+def _scaling_section(points: list[dict], skipped: list[str], d: dict) -> list[Block]:
+    rows = [
+        (
+            f"{p['num_gpus']:,}" + (" (this estimate)" if p["num_gpus"] == d["num_gpus"] else ""),
+            layout_text(p["layout"]),
+            f"{p['wall_clock_days']:.1f}",
+            format_count(p["gpu_hours"]),
+            _usd(p["cost_usd"]),
+            _pct(p["mfu"]),
+        )
+        for p in points
+    ]
+    blocks = [
+        h2("Scaling with cluster size"),
+        para(
+            "The same job (tokens, sequence length, global batch, precision) on other GPU counts, each with the fastest "
+            "layout the search finds there, keeping the layout flags that were given. More GPUs finish sooner; "
+            "GPU-hours usually grow because the same batch is split more ways."
+        ),
+        image(CHART_FILES["scaling"], "Scaling curve: days and GPU-hours against the GPU count"),
+        table(("GPUs", "layout", "days", "GPU-hours", "cost", "MFU"), rows),
+    ]
+    if skipped:
+        blocks.append(para("GPU counts left out:"))
+        blocks.append(bullets(skipped))
+    return blocks
+
+
+def _sources_section(d: dict, hw, model) -> list[Block]:
+    docs = assumption_sources()
+    rows = [(f"`{k}`", f"{v:.4g}", docs.get(k, "no source given")) for k, v in d["assumptions"].items()]
+    hw_rows = [(f"`{path}`", f"{value:g}", cite, note) for path, value, cite, note in hardware_sources(hw)]
+    p = hw.price
+    return [
+        h2("Assumptions and their sources"),
+        h3("Global assumptions (`simulator/assumptions.py`)"),
+        para("The same for every model, GPU and run. Each names its source or says it is an assumption."),
+        table(("assumption", "value", "source"), rows),
+        h3(f"Hardware profile `{hw.name}` (`hardware_profiles/{hw.name}.yaml`)"),
+        para(f"Efficiencies used: {d['efficiency_source']}."),
+        table(("quantity", "value", "source", "note"), hw_rows),
+        h3("Model and price"),
+        bullets(
+            [
+                f"Model spec `{d['model']}`: {model.source}.",
+                f"Price used: ${d['usd_per_gpu_hour']:.2f} per GPU-hour ({d['price_source']}).",
+                f"Profile price: ${p.usd_per_gpu_hour:.2f} per GPU-hour, {p.kind}, {p.date}, "
+                f"{hw.sources.get(p.source, p.source)}.",
+            ]
+        ),
+    ]
+
+
+def _conventions(d: dict) -> list[Block]:
+    return [
+        h2("Conventions and limits"),
+        bullets(
+            [
+                f"FLOPs: {d['flops_convention']}.",
+                f"MFU and HFU are measured against the {d['mfu_basis']}; peaks are dense, never the 2:4-sparse headline.",
+                "GPU-hours and days include the time lost to failures, restarts and checkpoints (goodput); the ideal "
+                "figures in the run table do not.",
+                "Cost = GPU-hours x price per GPU-hour (rental accounting); it excludes experiments and ablations "
+                "before the run, post-training, data, storage and staff.",
+                "The uncertainty band holds the parallel layout fixed and covers the documented input ranges only.",
+            ]
+        ),
+    ]
+
+
+def build_document(d: dict, u: dict, costs: dict, scaling: tuple[list[dict], list[str]], hw, model, command: str) -> list[Block]:
+    import datetime
+
+    model_label = model.display_name or model.name
+    return [
+        h1(f"Training cost of {model_label} on {d['num_gpus']:,} x {hw.display_name}"),
+        para(f"Generated by costsim on {datetime.date.today().isoformat()} with `{command}`."),
+        *_summary(d, u, model_label, hw),
+        *_run_table(d, model_label, hw),
+        *_step_section(d),
+        *_cost_section(costs),
+        *_cost_bases_section(cost_bases(d, hw), d["gpu_hours"]),
+        *_uncertainty_section(u),
+        *_scaling_section(*scaling, d),
+        *_sources_section(d, hw, model),
+        *_conventions(d),
+    ]
+
+
+def prepare_output(out_dir, force: bool):
+    """The output directory, created; refuses an existing non-empty directory unless `force`."""
+    from pathlib import Path
+
+    from simulator.errors import InputError
+
+    path = Path(out_dir)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"--output {path} is a file, not a directory; give a directory path")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise InputError(f"--output {path} already exists and is not empty; pick a new directory or add --force to overwrite")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create --output {path}: {e.strerror}; pick a writable directory") from None
+    return path
+
+
+def write_report(
+    est, model, hw, band, out_dir, force: bool = False, command: str = "costsim report", given: dict | None = None
+) -> dict[str, object]:
+    """Write report.md, report.html and the PNG charts of an estimate and its uncertainty band into `out_dir`.
+
+    `given`: the layout fields the user fixed (kept by the scaling curve's searches; None: the whole layout).
+    Returns {"markdown": path, "html": path, "charts": {name: path}}.
+    """
+    from simulator.errors import InputError
+    from simulator.report import charts
+
+    path = prepare_output(out_dir, force)
+    d, u = est.to_dict(), band.to_dict()
+    costs = cost_breakdown_usd(d)
+    scaling = scaling_curve(model, hw, est, given)
+    files = {k: path / v for k, v in CHART_FILES.items()}
+    try:
+        charts.step_time_chart(d["breakdown"], files["step_time"])
+        charts.cost_chart(costs, files["cost"])
+        charts.tornado_chart(u["tornado"], u["nominal"]["cost_usd"], files["tornado"])
+        charts.distribution_chart(band.samples["cost_usd"], u["cost_usd"], u["nominal"]["cost_usd"], files["distribution"])
+        charts.scaling_chart(scaling[0], d["num_gpus"], files["scaling"])
+        blocks = build_document(d, u, costs, scaling, hw, model, command)
+        (path / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
+        images = {f.name: f.read_bytes() for f in files.values()}
+        (path / "report.html").write_text(to_html(blocks, images), encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"cannot write the report into {path}: {e.strerror}; pick a writable directory") from None
+    return {"markdown": path / "report.md", "html": path / "report.html", "charts": files}

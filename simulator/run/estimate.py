@@ -1,0 +1,250 @@
+"""The one orchestrator: model + hardware + job (+ partial layout) -> Estimate."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+from simulator.errors import InfeasibleError, LayoutError
+from simulator.inputs.assumptions import DEFAULT, Assumptions
+from simulator.inputs.specs import HardwareProfile, ModelSpec
+from simulator.model.efficiency import DeviceRates, device_rates
+from simulator.model.flops import ParamCounts, parameter_counts, token_flops
+from simulator.model.layout import Job, Layout, check_layout, with_fp8_recipe
+from simulator.model.memory import check_fits
+from simulator.model.step_time import StepResult, step
+from simulator.run.cost import CostOptions, chosen_rental_rate
+from simulator.run.goodput import Goodput, goodput
+from simulator.run.sanity import sanity_notes
+from simulator.run.search import LAYOUT_FIELDS, search
+from simulator.units import SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
+
+
+@dataclass(frozen=True)
+class Estimate:
+    model: str
+    gpu: str
+    job: Job
+    layout: Layout
+    params: ParamCounts
+    flops_per_token: float
+    hardware_flops_per_token: float
+    flops_by_component: dict[str, float]
+    step: StepResult
+    rates: DeviceRates
+    peak_bf16_flop_per_s: float
+    peak_fp8_flop_per_s: float | None
+    usd_per_gpu_hour: float
+    price_source: str
+    goodput: Goodput
+    assumptions: Assumptions
+    gpu_memory_gib: float
+    layout_chosen_by_search: bool = False
+    candidates_evaluated: int = 1
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ettr(self) -> float:
+        return self.goodput.ettr
+
+    @property
+    def step_time_s(self) -> float:
+        return self.step.step_time_s
+
+    @property
+    def tokens_per_s_per_gpu(self) -> float:
+        return self.job.tokens_per_s_per_gpu(self.step_time_s)
+
+    @property
+    def model_flop_per_s_per_gpu(self) -> float:
+        return self.flops_per_token * self.tokens_per_s_per_gpu
+
+    @property
+    def mfu(self) -> float:
+        """Model FLOPs utilisation against the dense BF16 peak (the usual headline basis)."""
+        return self.model_flop_per_s_per_gpu / self.peak_bf16_flop_per_s
+
+    @property
+    def hfu(self) -> float:
+        return self.hardware_flops_per_token * self.tokens_per_s_per_gpu / self.peak_bf16_flop_per_s
+
+    @property
+    def ideal_wall_clock_s(self) -> float:
+        return self.job.steps * self.step_time_s
+
+    @property
+    def wall_clock_s(self) -> float:
+        return self.ideal_wall_clock_s / self.ettr
+
+    @property
+    def ideal_gpu_hours(self) -> float:
+        return self.job.gpu_hours(self.step_time_s)
+
+    @property
+    def gpu_hours(self) -> float:
+        return self.job.gpu_hours(self.step_time_s, self.ettr)
+
+    @property
+    def cost_usd(self) -> float:
+        return self.gpu_hours * self.usd_per_gpu_hour
+
+    def pipeline_ranks(self) -> list[dict]:
+        """What each pipeline rank holds (embedding, layers by kind, head, MTP) and its busy seconds per step."""
+        return [
+            {"rank": r, "items": dict(Counter(items)), "busy_s_per_step": busy}
+            for r, (items, busy) in enumerate(zip(self.step.stage_items, self.step.rank_busy_s, strict=True))
+        ]
+
+    def to_dict(self) -> dict:
+        mem = self.step.memory.to_gib()
+        out = {
+            "model": self.model,
+            "gpu": self.gpu,
+            "num_gpus": self.job.num_gpus,
+            "tokens": self.job.tokens,
+            "seq_len": self.job.seq_len,
+            "global_batch_tokens": self.job.global_batch_tokens,
+            "precision": self.job.precision,
+            "fp8_recipe": self.job.fp8_recipe if self.job.precision == "fp8" else None,
+            "layout": self.layout.to_dict(),
+            "layout_chosen_by_search": self.layout_chosen_by_search,
+            "candidates_evaluated": self.candidates_evaluated,
+            "params_total": self.params.total,
+            "params_activated": self.params.activated,
+            "flops_per_token": self.flops_per_token,
+            "flops_convention": "model FLOPs per token, forward + backward (3x forward), causal attention "
+            "(s/2 keys per query), LM head, router and MTP included, no recomputation",
+            "hardware_flops_per_token": self.hardware_flops_per_token,
+            "flops_per_token_by_component": self.flops_by_component,
+            "flops_6nd_per_token": 6.0 * self.params.activated,
+            "total_model_flops": self.flops_per_token * self.job.tokens,
+            "steps": self.job.steps,
+            "micro_batches": self.step.micro_batches,
+            "step_time_s": self.step_time_s,
+            "tokens_per_s_per_gpu": self.tokens_per_s_per_gpu,
+            "model_tflop_per_s_per_gpu": self.model_flop_per_s_per_gpu / TERA,
+            "mfu": self.mfu,
+            "hfu": self.hfu,
+            "mfu_basis": "dense BF16 peak",
+            "memory_per_gpu_gib": mem["total"],
+            "memory_breakdown_gib": mem,
+            "gpu_memory_gib": self.gpu_memory_gib,
+            "ideal_gpu_hours": self.ideal_gpu_hours,
+            "gpu_hours": self.gpu_hours,
+            "ideal_wall_clock_days": self.ideal_wall_clock_s / SECONDS_PER_DAY,
+            "wall_clock_days": self.wall_clock_s / SECONDS_PER_DAY,
+            "goodput": {
+                "ettr": self.ettr,
+                "job_mtbf_hours": self.goodput.job_mtbf_s / SECONDS_PER_HOUR,
+                "checkpoint_interval_hours": self.goodput.checkpoint_interval_s / SECONDS_PER_HOUR,
+                "expected_failures": self.goodput.expected_failures,
+            },
+            "usd_per_gpu_hour": self.usd_per_gpu_hour,
+            "price_source": self.price_source,
+            "cost_usd": self.cost_usd,
+            "breakdown": self.step.breakdown_s,
+            "stage_layers": [len([i for i in r if i not in ("embed", "head")]) for r in self.step.stage_items],
+            "pipeline_ranks": self.pipeline_ranks(),
+            "efficiency_source": self.rates.source,
+            "assumptions": self.assumptions.to_dict(),
+            "notes": self.notes,
+        }
+        if self.peak_fp8_flop_per_s:
+            out["mfu_fp8_peak"] = self.model_flop_per_s_per_gpu / self.peak_fp8_flop_per_s
+        return out
+
+
+def estimate(
+    model: ModelSpec,
+    hw: HardwareProfile,
+    job: Job,
+    layout: dict | None = None,
+    usd_per_gpu_hour: float | None = None,
+    assumptions: Assumptions = DEFAULT,
+    rates: DeviceRates | None = None,
+) -> Estimate:
+    """Estimate a run. `layout` holds the layout fields the user fixed; the rest are searched.
+
+    TP communication overlap is the exception: it is a feature of the software stack that none of the
+    validation runs used (Megatron-LM 2021, Llama 3), so it is off unless asked for (`costsim search`
+    tries both)."""
+    given = {k: v for k, v in (layout or {}).items() if v is not None}
+    given.setdefault("tp_overlap", False)
+    job = with_fp8_recipe(job, model)
+    hw.peak_flop_per_s(job.precision)  # unknown dtype on this GPU -> SpecError
+    rates = rates or device_rates(hw, assumptions)
+    counts = parameter_counts(model)
+    chosen, result, n_eval = _resolve_layout(model, hw, job, given, rates, counts, assumptions)
+    tf = token_flops(model, job.seq_len)
+    rate = chosen_rental_rate(hw, CostOptions(usd_per_gpu_hour=usd_per_gpu_hour))
+    return Estimate(
+        model=model.name,
+        gpu=hw.name,
+        job=job,
+        layout=chosen,
+        params=counts,
+        flops_per_token=tf.training_flops,
+        hardware_flops_per_token=tf.hardware_flops(chosen.recompute),
+        flops_by_component=tf.training_by_component(),
+        step=result,
+        rates=rates,
+        peak_bf16_flop_per_s=hw.peak_flop_per_s("bf16"),
+        peak_fp8_flop_per_s=hw.peak_flop_per_s("fp8") if hw.has_dtype("fp8") else None,
+        usd_per_gpu_hour=rate.usd_per_gpu_hour,
+        price_source=rate.source,
+        goodput=goodput(job.num_gpus, job.steps * result.step_time_s, assumptions),
+        assumptions=assumptions,
+        layout_chosen_by_search=n_eval > 1 or any(k not in given for k in ("tp", "pp")),
+        candidates_evaluated=n_eval,
+        gpu_memory_gib=hw.memory_gib.value,
+        notes=sanity_notes(
+            result.step_time_s, result.breakdown_s, result.rank_busy_s, result.stage_items, result.memory, hw.memory_bytes
+        ),
+    )
+
+
+def _resolve_layout(model, hw, job, given, rates, counts, assumptions) -> tuple[Layout, StepResult, int]:
+    """Evaluate the given layout, or search the fields the user left out."""
+    missing = set(LAYOUT_FIELDS) - set(given) - {"dp"}
+    if given.get("schedule", "interleaved") != "interleaved":
+        missing.discard("vpp")
+    if model.moe is None:
+        missing.discard("ep")
+    if not missing:
+        lay = _complete(given, job)
+        check_layout(model, job, lay)
+        result = step(model, job, lay, rates, counts, assumptions)
+        check_fits(result.memory, hw.memory_bytes, hw.name, lay)
+        return lay, result, 1
+    return search_best(model, hw, job, given, rates, counts, assumptions)
+
+
+def _complete(given: dict, job: Job) -> Layout:
+    lay = Layout(**{k: v for k, v in given.items() if k in LAYOUT_FIELDS})
+    if "dp" not in given:
+        denom = lay.tp * lay.pp * lay.cp
+        if job.num_gpus % denom:
+            raise LayoutError(
+                f"--num-gpus {job.num_gpus} is not divisible by TP x PP x CP = {lay.tp} x {lay.pp} x {lay.cp} = {denom}; "
+                f"pick degrees that divide {job.num_gpus}"
+            )
+        lay = replace(lay, dp=job.num_gpus // denom)
+    return lay
+
+
+def search_best(model, hw, job, given, rates, counts, assumptions) -> tuple[Layout, StepResult, int]:
+    """The fastest layout that fits (ties: less memory), from the vectorized search."""
+    result = search(model, hw, job, given, assumptions, rates, counts=counts)
+    best = result.best()
+    if best is None:
+        smallest = result.closest()
+        lay = result.layouts.at(smallest)
+        try:
+            check_fits(step(model, job, lay, rates, counts, assumptions).memory, hw.memory_bytes, hw.name, lay, True)
+        except InfeasibleError as e:
+            raise InfeasibleError(
+                f"none of the {result.n_valid} valid layouts fits in memory; the one needing the least: {e}"
+            ) from None
+        raise InfeasibleError("no layout fits")  # unreachable: check_fits raised
+    lay = result.layouts.at(best)
+    return lay, step(model, job, lay, rates, counts, assumptions), result.n_valid

@@ -1,0 +1,89 @@
+"""Sanity notes on an estimate: where the answer leans on something a user should look at.
+
+Peers either stay silent when a prediction leaves safe ground (SimAI's predictor used outside its
+domain) or let a layout that barely fits pass as fine (Megatron-LM #525: OOM although an estimator
+said it fits). An estimate therefore says, in words, when its step is dominated by a pipeline
+bubble, exposed communication or stage imbalance, or when memory is nearly full (peers.md §4, §5.2).
+The thresholds mark what is worth a look, not errors; they change no number.
+"""
+
+from __future__ import annotations
+
+from simulator.model.memory import MemoryBreakdown
+from simulator.units import GIB
+
+BUBBLE_SHARE = 0.15
+"""Pipeline bubble above this share of the step: more micro-batches, virtual stages or a smaller PP help."""
+EXPOSED_COMM_SHARE = 0.20
+"""Exposed communication above this share of the step: the run is partly network-bound."""
+IMBALANCE = 1.10
+"""Busiest pipeline rank over the mean above this: integer layers or heavy edge stages (head, MTP) set the step."""
+HEADROOM = 0.05
+"""Free memory below this share of the GPU: allocator fragmentation or a longer sequence can run out."""
+
+COMM_TERMS = ("tp_comm", "cp_comm", "ep_comm", "pp_comm_exposed", "dp_comm_exposed")
+
+
+def _bubble(breakdown_s: dict[str, float], step_s: float) -> list[str]:
+    share = breakdown_s.get("pipeline_bubble", 0.0) / step_s
+    if share <= BUBBLE_SHARE:
+        return []
+    return [
+        f"the pipeline bubble is {share:.0%} of the step (over {BUBBLE_SHARE:.0%}); more micro-batches per step, "
+        "virtual stages (--schedule interleaved --vpp) or a smaller --pp shorten it"
+    ]
+
+
+def _exposed_comm(breakdown_s: dict[str, float], step_s: float) -> list[str]:
+    terms = {k: breakdown_s.get(k, 0.0) for k in COMM_TERMS}
+    share = sum(terms.values()) / step_s
+    if share <= EXPOSED_COMM_SHARE:
+        return []
+    largest = max(terms, key=terms.__getitem__)
+    return [
+        f"exposed communication is {share:.0%} of the step (over {EXPOSED_COMM_SHARE:.0%}), mostly {largest} "
+        f"({terms[largest]:.3g} s); the answer depends on the network figures of the hardware profile"
+    ]
+
+
+def _imbalance(rank_busy_s: list[float], stage_items: list[list[str]]) -> list[str]:
+    if len(rank_busy_s) < 2:
+        return []
+    mean = sum(rank_busy_s) / len(rank_busy_s)
+    busiest = max(range(len(rank_busy_s)), key=rank_busy_s.__getitem__)
+    ratio = rank_busy_s[busiest] / mean
+    if ratio <= IMBALANCE:
+        return []
+    held = sorted(set(stage_items[busiest]) - {"embed"})
+    return [
+        f"pipeline rank {busiest} is busy x{ratio:.2f} the mean rank (over x{IMBALANCE:.2f}; it holds "
+        f"{', '.join(held)}); whole layers per stage and the head/MTP on an edge stage set the step"
+    ]
+
+
+def _headroom(memory: MemoryBreakdown, capacity_bytes: float) -> list[str]:
+    free = capacity_bytes - memory.total_bytes
+    if free >= HEADROOM * capacity_bytes:
+        return []
+    return [
+        f"memory is nearly full: {memory.total_bytes / GIB:.1f} of {capacity_bytes / GIB:.0f} GiB per GPU "
+        f"({free / GIB:.1f} GiB free, under {HEADROOM:.0%}); fragmentation can run out, consider a higher "
+        "--zero-stage, --recompute selective or a smaller --micro-batch-size"
+    ]
+
+
+def sanity_notes(
+    step_s: float,
+    breakdown_s: dict[str, float],
+    rank_busy_s: list[float],
+    stage_items: list[list[str]],
+    memory: MemoryBreakdown,
+    capacity_bytes: float,
+) -> list[str]:
+    """What is unusual about one estimated step, in words (an empty list when nothing is)."""
+    return [
+        *_bubble(breakdown_s, step_s),
+        *_exposed_comm(breakdown_s, step_s),
+        *_imbalance(rank_busy_s, stage_items),
+        *_headroom(memory, capacity_bytes),
+    ]
