@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calibrate.run import calibrate, fit_all
+from calibrate.run import Progress, calibrate, fit_all
 from simulator.inputs.calibration import Calibration, Fit, Samples, load_calibration
 
 REFIT_TOLERANCE = 1e-6
@@ -84,7 +84,8 @@ def _fmt(x: float | None) -> str:
     return "absent" if x is None else f"{x:.4g}"
 
 
-def check(path: str | Path, tolerance: float, progress: bool = True) -> dict:
+def check(path: str | Path, tolerance: float, progress: Progress | None = None) -> dict:
+    """Measure again as the stored calibration was measured, and compare. `progress`: see calibrate.run.Progress."""
     stored = load_calibration(path)
     p = stored.provenance
     tampered = refit_mismatches(stored)

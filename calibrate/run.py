@@ -7,7 +7,6 @@ the device does not support, or would take too long is skipped with a note, neve
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -21,7 +20,6 @@ from calibrate import attention, collectives, fit, gemm, memory_kernels
 from calibrate import device as dev
 from calibrate.gemm import Shape
 from calibrate.timing import Budget, guarded
-from cli.progress import DelayedProgress
 from simulator.errors import InputError
 from simulator.inputs.calibration import (
     SCHEMA_VERSION,
@@ -165,25 +163,35 @@ def _up16(x: int) -> int:
     return max(16, (x + 15) // 16 * 16)
 
 
-class _Bar(DelayedProgress):
-    """The progress bar of the other long commands, over the points of a calibration, with the point being
-    measured as its description."""
+Progress = Callable[[int, int, str | None], None]
+"""Called as progress(done, total, label) while a calibration runs: points measured so far, all points, and the
+point being measured (None when only the count moved). The command line draws it as a bar; calibrate/ draws nothing."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
-        super().__init__("calibrating", delay_s=1.0 if enabled else math.inf)  # never drawn when disabled
+
+class _Counter:
+    """Counts the points of a calibration and reports each step to a Progress callback (or to nobody)."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
         self.total = total
         self.done = 0
+        self.progress = progress
 
     def show(self, label: str) -> None:
-        self.update(self.done, self.total, f"{label:<48}")
+        if self.progress:
+            self.progress(self.done, self.total, f"{label:<48}")
 
     def advance(self) -> None:
         self.done += 1
-        self.update(self.done, self.total)
+        if self.progress:
+            self.progress(self.done, self.total, None)
 
 
 def measure_all(
-    device: torch.device, plan: Sweep, ref: Workload, progress: bool = True, external: list[CollectiveSample] | None = None
+    device: torch.device,
+    plan: Sweep,
+    ref: Workload,
+    progress: Progress | None = None,
+    external: list[CollectiveSample] | None = None,
 ) -> tuple[Samples, float, list[str]]:
     """Run every benchmark of the plan: (samples, kernel overhead, notes). `external`: collective samples
     measured elsewhere (a cluster run of calibrate.collectives) to include."""
@@ -195,46 +203,46 @@ def measure_all(
     )
     kernels = ["copy", *memory_kernels.KERNELS]
     n_coll = 1 if plan.collectives else 0
-    with _Bar(1 + len(gemm_points) + len(att_shapes) + len(kernels) + n_coll, progress) as bar:
+    bar = _Counter(1 + len(gemm_points) + len(att_shapes) + len(kernels) + n_coll, progress)
 
-        def point(label: str, bench: Callable[[], object], into: list) -> bool:
-            """Measure one point into `into`, shown on the bar; False where it was skipped (with a note)."""
-            bar.show(label)
-            sample = guarded(label, notes, bench)
-            if sample is not None:
-                into.append(sample)
-            bar.advance()
-            return sample is not None
-
-        bar.show("kernel overhead")
-        overhead = gemm.kernel_overhead_s(device)
+    def point(label: str, bench: Callable[[], object], into: list) -> bool:
+        """Measure one point into `into`, shown on the bar; False where it was skipped (with a note)."""
+        bar.show(label)
+        sample = guarded(label, notes, bench)
+        if sample is not None:
+            into.append(sample)
         bar.advance()
-        gemms: list[GemmSample] = []
-        too_slow: set[str] = set()
-        for shape, dtype in gemm_points:
-            if dtype in too_slow:
-                bar.advance()
-                continue
-            label = f"{dtype} GEMM {shape.m}x{shape.n}x{shape.k}"
-            if not point(label, partial(gemm.bench, shape, dtype, device, plan.budget), gemms):
-                if notes and "limit per call" in notes[-1]:
-                    too_slow.add(dtype)  # larger shapes of this dtype would be slower still
-                    notes[-1] += f"; larger {dtype} GEMMs skipped too"
-        atts: list[AttentionSample] = []
-        for a in att_shapes:
-            label = f"attention s={a.seq_len} d={a.head_dim} b={a.batch}"
-            point(label, partial(attention.bench, a, "bf16", device, plan.budget), atts)
-        mems: list[MemorySample] = []
-        sizes = (ref.model, ref.batch, ref.seq_len, device)
-        limits = (plan.memory_budget or plan.budget, plan.copy_elements, plan.optimizer_max_params)
-        for k in kernels:
-            point(f"memory-bound: {k}", partial(memory_kernels.bench, k, *sizes, *limits), mems)
-        colls: list[dict] = []
-        if plan.collectives:
-            bar.show("collectives (torchrun)")
-            colls, coll_notes = _collectives(device, plan)
-            notes += coll_notes
+        return sample is not None
+
+    bar.show("kernel overhead")
+    overhead = gemm.kernel_overhead_s(device)
+    bar.advance()
+    gemms: list[GemmSample] = []
+    too_slow: set[str] = set()
+    for shape, dtype in gemm_points:
+        if dtype in too_slow:
             bar.advance()
+            continue
+        label = f"{dtype} GEMM {shape.m}x{shape.n}x{shape.k}"
+        if not point(label, partial(gemm.bench, shape, dtype, device, plan.budget), gemms):
+            if notes and "limit per call" in notes[-1]:
+                too_slow.add(dtype)  # larger shapes of this dtype would be slower still
+                notes[-1] += f"; larger {dtype} GEMMs skipped too"
+    atts: list[AttentionSample] = []
+    for a in att_shapes:
+        label = f"attention s={a.seq_len} d={a.head_dim} b={a.batch}"
+        point(label, partial(attention.bench, a, "bf16", device, plan.budget), atts)
+    mems: list[MemorySample] = []
+    sizes = (ref.model, ref.batch, ref.seq_len, device)
+    limits = (plan.memory_budget or plan.budget, plan.copy_elements, plan.optimizer_max_params)
+    for k in kernels:
+        point(f"memory-bound: {k}", partial(memory_kernels.bench, k, *sizes, *limits), mems)
+    colls: list[dict] = []
+    if plan.collectives:
+        bar.show("collectives (torchrun)")
+        colls, coll_notes = _collectives(device, plan)
+        notes += coll_notes
+        bar.advance()
     samples = Samples(gemm=gemms, attention=atts, memory=mems, collectives=[CollectiveSample(**c) for c in colls] + external)
     return samples, overhead, notes
 
@@ -297,7 +305,7 @@ def calibrate(
     model_label: str | None = None,
     profile: str | None = None,
     threads: int | None = None,
-    progress: bool = True,
+    progress: Progress | None = None,
     collectives_enabled: bool = True,
     dtypes: tuple[str, ...] | None = None,
     log: Callable[[str], None] | None = None,

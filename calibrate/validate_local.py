@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import gc
 import statistics
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,11 +25,12 @@ import torch
 
 from calibrate import device as dev
 from calibrate import transformer
-from calibrate.run import CPU_REFERENCE, CUDA_REFERENCE, calibrate, llama_like
+from calibrate.run import CPU_REFERENCE, CUDA_REFERENCE, Progress, calibrate, llama_like
 from calibrate.timing import summarize
 from simulator.errors import InputError
 from simulator.inputs.assumptions import DEFAULT
-from simulator.inputs.calibration import Calibration, Workload, calibrated_rates, load_calibration, measured_hardware
+from simulator.inputs.calibration import Calibration, Workload, load_calibration, measured_hardware
+from simulator.model.efficiency import calibrated_rates
 from simulator.model.flops import parameter_counts
 from simulator.model.layout import Job, Layout
 from simulator.model.step_time import step
@@ -100,7 +101,7 @@ def predict(case: Workload, rates) -> dict:
 
 
 def calibration_for(
-    device_name: str, path: str | None, threads: int | None, cases: list[Workload], progress: bool
+    device_name: str, path: str | None, threads: int | None, cases: list[Workload], progress: Progress | None
 ) -> tuple[Calibration, str]:
     """The stored calibration at `path`, or a quick one measured now (BF16, with the cases' GEMM shapes)."""
     if path is not None:
@@ -137,9 +138,12 @@ def run(
     steps: int = 20,
     warmup: int = 4,
     threads: int | None = None,
-    progress: bool = True,
+    progress: Progress | None = None,
     case_names: list[str] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict:
+    """Train each case here and predict it. `progress` follows a calibration measured now (calibrate.run.Progress);
+    `log` receives a line as each case starts training."""
     device = dev.resolve(device_name, threads)
     cases = cases_for(device)
     if case_names:
@@ -153,8 +157,8 @@ def run(
     rates = calibrated_rates(cal, hw, LOCAL_ASSUMPTIONS, calibration or "(measured now)")
     rows = []
     for case in cases:
-        if progress:
-            print(f"training {case.model.name} ({case.batch} x {case.seq_len} tokens, {warmup}+{steps} steps)", file=sys.stderr)
+        if log:
+            log(f"training {case.model.name} ({case.batch} x {case.seq_len} tokens, {warmup}+{steps} steps)")
         measured = measure(case, device, steps, warmup)
         predicted = predict(case, rates)
         row = {

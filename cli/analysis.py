@@ -24,16 +24,16 @@ def compare_runs(
 
     A model name uses the shipped plan of that name, whole (every stage), as estimated by costsim.
     """
-    from simulator.analysis.compare import plot_waterfall
     from simulator.api import run_compare
     from simulator.errors import CostsimError
     from simulator.report import tables as report
+    from simulator.report.charts import compare_waterfall_chart
 
     try:
         check_output_file("--plot", plot, ".png")
         d = run_compare(a, b)
         if plot is not None:
-            plot_waterfall(d, plot)
+            compare_waterfall_chart(d, plot)
     except CostsimError as e:
         fail(e)
     typer.echo(report.to_json(d) if format == TableJson.json else report.compare_table(d))

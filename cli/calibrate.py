@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from cli.options import TableJson
+from cli.progress import DelayedProgress
 from simulator.units import GIGA, MICRO, TERA
 
 
@@ -30,9 +31,14 @@ def register(app: typer.Typer, validate_app: typer.Typer) -> None:
 
 
 def _fail(err) -> None:
-    from cli.main import _fail as fail
+    from cli.options import fail
 
     fail(err)
+
+
+def _bar() -> DelayedProgress:
+    """The progress bar of the other long commands, over the points of a calibration, the point measured as its label."""
+    return DelayedProgress("calibrating")
 
 
 def _device(device: DeviceOpt | None) -> str:
@@ -100,16 +106,18 @@ def calibrate(
 
             profile = load_hardware(profile).name  # an alias or a typo fails here, with suggestions
         typer.echo(f"calibrating {dev} ({mode})...", err=True)
-        cal = run_calibration(
-            dev,
-            mode,
-            extra_models=extra,
-            model_label=label,
-            profile=profile,
-            threads=threads,
-            collectives_enabled=not no_collectives,
-            collectives_file=collectives,
-        )
+        with _bar() as bar:
+            cal = run_calibration(
+                dev,
+                mode,
+                extra_models=extra,
+                model_label=label,
+                profile=profile,
+                threads=threads,
+                progress=bar.update,
+                collectives_enabled=not no_collectives,
+                collectives_file=collectives,
+            )
         path = write_calibration(cal, output, force=force)
     except CostsimError as e:
         _fail(e)
@@ -163,7 +171,8 @@ def check(
     from simulator.errors import CostsimError
 
     try:
-        result = run_check(file, tolerance)
+        with _bar() as bar:
+            result = run_check(file, tolerance, progress=bar.update)
     except CostsimError as e:
         _fail(e)
     typer.echo(json.dumps(result, indent=1) if format == TableJson.json else table(result))
@@ -190,7 +199,10 @@ def validate_local(
     from simulator.errors import CostsimError
 
     try:
-        result = vl.run(_device(device), calibration, steps, warmup, threads, case_names=case)
+        with _bar() as bar:
+            result = vl.run(
+                _device(device), calibration, steps, warmup, threads, bar.update, case, lambda line: typer.echo(line, err=True)
+            )
     except CostsimError as e:
         _fail(e)
     typer.echo(json.dumps(result, indent=1) if format == TableJson.json else vl.table(result))

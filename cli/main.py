@@ -27,8 +27,6 @@ from cli.options import (
 from simulator.errors import CostsimError, InputError
 from simulator.units import DEFAULT_DRAWS
 
-_fail = fail  # the name calibrate/commands.py reports its errors through
-
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Training cost simulator for large language models.")
 list_app = typer.Typer(no_args_is_help=True, help="List what ships: GPUs and models.")
 app.add_typer(list_app, name="list")

@@ -31,13 +31,14 @@ def validate_public(
     """
     from simulator.analysis import public_runs
     from simulator.errors import CostsimError
+    from simulator.report.charts import validation_chart
 
     try:
         check_output_file("--plot", plot, ".png")
         results = public_runs.evaluate()
         doc = public_runs.report(results, public_runs.excluded_runs())
         if plot is not None:
-            public_runs.plot(results, plot)
+            validation_chart(doc, plot)
     except CostsimError as e:
         fail(e)
     echo_result(format, doc, doc["cases"], lambda: validation_table(doc))

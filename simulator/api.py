@@ -13,7 +13,7 @@ def load_device(gpu: str, calibration: str | None) -> tuple[HardwareProfile, Dev
     if calibration is None:
         return load_hardware(gpu), None
     from simulator.inputs.assumptions import DEFAULT
-    from simulator.inputs.calibration import calibrated_device
+    from simulator.model.efficiency import calibrated_device
 
     return calibrated_device(gpu, calibration, DEFAULT)
 

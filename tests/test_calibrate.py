@@ -35,14 +35,13 @@ from simulator.inputs.calibration import (
     GemmSample,
     Samples,
     Timing,
-    calibrated_device,
     load_calibration,
     samples_hash,
     write_calibration,
 )
 from simulator.inputs.specs import load_hardware
 from simulator.model.comms import bus_factor
-from simulator.model.efficiency import device_rates
+from simulator.model.efficiency import calibrated_device, device_rates
 from simulator.model.flops import parameter_counts
 from simulator.model.layout import Job, Layout
 from simulator.model.step_time import step
@@ -320,7 +319,7 @@ def test_collectives_run_under_torchrun_with_two_gloo_processes(tmp_path):
     # A run like this one on a cluster (any torchrun launch) feeds a calibration with --collectives FILE.
     from calibrate.run import calibrate
 
-    cal = calibrate("cpu", "smoke", progress=False, collectives_file=str(out))
+    cal = calibrate("cpu", "smoke", collectives_file=str(out))
     assert cal.samples.collectives == samples and cal.plan.collectives_file == str(out) and not cal.plan.collectives
     assert cal.fit.collectives["scale_up"].by_op.keys() == fits["scale_up"].by_op.keys()
 

@@ -16,7 +16,8 @@ import pytest
 from cli_support import assert_clean_exit, costsim
 
 from calibrate import validate_local as vl
-from simulator.inputs.calibration import calibrated_rates, load_calibration, measured_hardware
+from simulator.inputs.calibration import load_calibration, measured_hardware
+from simulator.model.efficiency import calibrated_rates
 from simulator.model.flops import parameter_counts
 from simulator.model.layout import Job, Layout
 from simulator.model.step_time import step

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from simulator.analysis.plans import PlanResult
 from simulator.units import SECONDS_PER_HOUR
@@ -127,34 +126,3 @@ def compare(a: RunSummary, b: RunSummary) -> dict:
     if a.reported_gpu_hours and b.reported_gpu_hours:
         out["reported_ratio"] = a.reported_gpu_hours / b.reported_gpu_hours
     return out
-
-
-def plot_waterfall(d: dict, path: Path) -> None:
-    """A multiplicative waterfall on a log axis: each bar moves the running product by one factor."""
-    from simulator.report.charts import pyplot, save_png
-
-    plt = pyplot()
-    labels, bottoms, tops = [], [], []
-    running = 1.0
-    for item in d["factor_details"]:
-        labels.append(item["factor"].replace("_", " "))
-        bottoms.append(running)
-        running *= item["value"]
-        tops.append(running)
-    labels.append("total")
-    bottoms.append(1.0)
-    tops.append(d["ratio"])
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for i, (lo, hi) in enumerate(zip(bottoms, tops, strict=True)):
-        color = "#4c72b0" if i == len(labels) - 1 else ("#c44e52" if hi >= lo else "#55a868")
-        ax.bar(i, hi - lo if hi >= lo else lo - hi, bottom=min(lo, hi), color=color, width=0.6)
-        ax.annotate(f"{(hi / lo if i < len(labels) - 1 else hi):.3g}x", (i, max(lo, hi)), ha="center", va="bottom")
-    if "reported_ratio" in d:
-        ax.axhline(d["reported_ratio"], color="gray", linestyle="--", linewidth=1, label=f"reported {d['reported_ratio']:.3g}x")
-        ax.legend(loc="upper left")
-    ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_yscale("log")
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_ylabel("GPU-hours ratio (log scale)")
-    ax.set_title(f"GPU-hours {d['a']['name']} / {d['b']['name']} = {d['ratio']:.3g}x (predicted)")
-    save_png(fig, path)

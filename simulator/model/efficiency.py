@@ -6,18 +6,21 @@ with η = best-shape matmul fraction (MAMF, per GPU and dtype, from the profile 
 x the sustained-load factor (global assumption), x the block-scaling factor for FP8 GEMMs with fine-grained
 scaling (the DeepSeek-V3 recipe; applied by the step model, which knows the recipe).
 Small or skinny GEMMs (few tokens per expert, small K) become memory-bound through the roofline.
-A calibration (simulator/calibration.py) may add a measured shape curve: η x r(FLOPs per call), with
-r <= 1 interpolated in log FLOPs and clamped at the ends, and the same for the attention kernel.
+A calibration file (simulator/inputs/calibration.py; calibrated_rates below) may add a measured shape curve:
+η x r(FLOPs per call), with r <= 1 interpolated in log FLOPs and clamped at the ends, and the same for the attention kernel.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from simulator.errors import InputError
 from simulator.inputs.assumptions import Assumptions
-from simulator.inputs.specs import HardwareProfile
+from simulator.inputs.calibration import CPU_DEVICE, Calibration, MemoryFit, load_calibration, measured_hardware
+from simulator.inputs.specs import HardwareProfile, load_hardware
 from simulator.model.comms import Fabric
 from simulator.units import BYTES_PER_ELEMENT, MICRO
 
@@ -126,3 +129,83 @@ def _efficiency_sources(hw: HardwareProfile) -> dict[str, str]:
     for name in ("attention", "hbm", "scale_up_bus", "scale_out_bus", "collective_latency_us"):
         out[name] = getattr(eff, name).source
     return out
+
+
+# --------------------------------------------------------------------------- rates from a calibration file
+
+
+def calibrated_device(gpu: str, path: str | Path, assumptions: Assumptions) -> tuple[HardwareProfile, DeviceRates]:
+    """(hardware profile, rates) for `--gpu` with the calibration file at `path` applied."""
+    cal = load_calibration(path)
+    p = cal.provenance
+    if p.device_kind == "cpu":
+        if gpu.strip().lower() != CPU_DEVICE:
+            raise InputError(
+                f"calibration {path} was measured on a CPU ({p.device_name}), not on {gpu}; pass --gpu {CPU_DEVICE} to "
+                f"estimate on that CPU, or calibrate on a {gpu} (costsim calibrate --device cuda on that machine)"
+            )
+        hw = measured_hardware(cal, path)
+        return hw, calibrated_rates(cal, hw, assumptions, path)
+    hw = load_hardware(gpu)
+    if p.hardware_profile != hw.name:
+        measured = f"profile {p.hardware_profile}" if p.hardware_profile else "no shipped profile"
+        raise InputError(
+            f"calibration {path} was measured on {p.device_name} ({measured}), not on {hw.name}; "
+            + (f"pass --gpu {p.hardware_profile}" if p.hardware_profile else "calibrate again with --profile ID")
+            + f", or calibrate on a {hw.name}"
+        )
+    return hw, calibrated_rates(cal, hw, assumptions, path, memory_bound_kernels=False)
+
+
+def calibrated_rates(
+    cal: Calibration, hw: HardwareProfile, assumptions: Assumptions, path: str | Path, memory_bound_kernels: bool = True
+) -> DeviceRates:
+    """The profile's default rates with every term the calibration measured replaced by the measurement.
+
+    `memory_bound_kernels`: memory time at the measured rate of the trainer's own memory-bound kernels
+    (the closed loop, and a CPU, whose only software stack is that trainer); False: at the measured copy
+    bandwidth, the achievable HBM bandwidth that fused kernels of a production stack approach.
+    """
+    base = device_rates(hw, assumptions)
+    fit = cal.fit
+    gemm_eff = dict(base.gemm_efficiency)
+    curves = {}
+    for dtype, g in fit.gemm.items():
+        if dtype not in base.peak_flop_per_s:
+            continue
+        gemm_eff[dtype] = min(1.0, g.best_flop_per_s / base.peak_flop_per_s[dtype]) * assumptions.gemm_sustain
+        curves[dtype] = g.curve.as_curve()
+    fabric = base.fabric
+    up = fit.collectives.get("scale_up")
+    out = fit.collectives.get("scale_out")
+    fabric = Fabric(
+        scale_up_bytes_per_s=up.busbw_bytes_per_s if up else fabric.scale_up_bytes_per_s,
+        scale_out_bytes_per_s=out.busbw_bytes_per_s if out else fabric.scale_out_bytes_per_s,
+        domain_gpus=fabric.domain_gpus,
+        latency_s=(out or up).latency_s if (out or up) else fabric.latency_s,
+    )
+    att = fit.attention
+    measured = ["GEMM " + "/".join(sorted(curves))]
+    measured += ["attention"] if att else []
+    measured += ["memory-bound kernels"] if fit.memory else []
+    measured += [f"{t} collectives" for t in fit.collectives]
+    return DeviceRates(
+        name=hw.name,
+        peak_flop_per_s=base.peak_flop_per_s,
+        gemm_efficiency=gemm_eff,
+        attention_flop_per_s=att.forward_flop_per_s if att else base.attention_flop_per_s,
+        hbm_bytes_per_s=_memory_rate(fit.memory, memory_bound_kernels) or base.hbm_bytes_per_s,
+        fabric=fabric,
+        kernel_overhead_s=fit.kernel_overhead_s,
+        source=f"calibration {path} ({cal.label}; measured: {', '.join(measured)})",
+        gemm_curves=curves,
+        attention_curve=att.curve.as_curve() if att else None,
+        attention_backward_over_forward=att.backward_over_forward if att else base.attention_backward_over_forward,
+        gemm_operand_bytes_per_s=fit.memory.copy_bytes_per_s if fit.memory else None,
+    )
+
+
+def _memory_rate(memory: MemoryFit | None, memory_bound_kernels: bool) -> float | None:
+    if memory is None:
+        return None
+    return memory.memory_bound_bytes_per_s if memory_bound_kernels else memory.copy_bytes_per_s

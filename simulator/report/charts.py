@@ -153,3 +153,72 @@ def plot_sweep(rows, model_name: str, path: Path) -> None:
         ax.legend()
     fig.suptitle(f"{model_name}: best layout per cluster size (costsim sweep)")
     save_png(fig, path)
+
+
+def compare_waterfall_chart(d: dict, path: Path) -> Path:
+    """A multiplicative waterfall on a log axis: each bar moves the running product by one factor."""
+    plt = pyplot()
+    labels, bottoms, tops = [], [], []
+    running = 1.0
+    for item in d["factor_details"]:
+        labels.append(item["factor"].replace("_", " "))
+        bottoms.append(running)
+        running *= item["value"]
+        tops.append(running)
+    labels.append("total")
+    bottoms.append(1.0)
+    tops.append(d["ratio"])
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, (lo, hi) in enumerate(zip(bottoms, tops, strict=True)):
+        color = "#4c72b0" if i == len(labels) - 1 else ("#c44e52" if hi >= lo else "#55a868")
+        ax.bar(i, hi - lo if hi >= lo else lo - hi, bottom=min(lo, hi), color=color, width=0.6)
+        ax.annotate(f"{(hi / lo if i < len(labels) - 1 else hi):.3g}x", (i, max(lo, hi)), ha="center", va="bottom")
+    if "reported_ratio" in d:
+        ax.axhline(d["reported_ratio"], color="gray", linestyle="--", linewidth=1, label=f"reported {d['reported_ratio']:.3g}x")
+        ax.legend(loc="upper left")
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_ylabel("GPU-hours ratio (log scale)")
+    ax.set_title(f"GPU-hours {d['a']['name']} / {d['b']['name']} = {d['ratio']:.3g}x (predicted)")
+    return save_png(fig, path)
+
+
+def validation_chart(doc: dict, path: Path) -> Path:
+    """Log-log scatter of predicted against reported (the `validate public` document), one colour per metric, with
+    y = x and the target's +-median lines."""
+    cases = doc["cases"]
+    target = doc["target"]["median_abs_error"]
+
+    fig, ax = pyplot().subplots(figsize=(7.5, 6.5))
+    for metric in dict.fromkeys(c["metric"] for c in cases):
+        rows = [c for c in cases if c["metric"] == metric]
+        if rows:
+            ax.scatter(
+                [c["reported"] for c in rows],
+                [c["predicted"] for c in rows],
+                label=f"{metric} ({len(rows)})",
+                s=28,
+                alpha=0.85,
+            )
+    values = [v for c in cases for v in (c["reported"], c["predicted"])]
+    lo, hi = min(values) / 2, max(values) * 2
+    line = [lo, hi]
+    ax.plot(line, line, color="black", lw=1, label="predicted = reported")
+    for f in (1 - target, 1 + target):
+        ax.plot(line, [v * f for v in line], color="grey", lw=0.8, ls="--")
+    ax.plot([], [], color="grey", lw=0.8, ls="--", label=f"±{target:.0%}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("reported (unit of each run's metric)")
+    ax.set_ylabel("costsim prediction (same unit)")
+    s = doc
+    ax.set_title(
+        f"costsim vs {s['n_cases']} published runs: median |error| {s['median_abs_error']:.1%}, max {s['max_abs_error']:.1%}",
+        fontsize=10,
+    )
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(True, which="both", lw=0.3, alpha=0.5)
+    return save_png(fig, path)
