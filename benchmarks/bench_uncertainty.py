@@ -12,9 +12,9 @@ import argparse
 import statistics
 import time
 
+from simulator import api
 from simulator.analysis.uncertainty import band_for_estimate
-from simulator.api import run_estimate
-from simulator.inputs.specs import load_hardware, load_model
+from simulator.inputs.catalog import load_hardware, load_model
 
 # DeepSeek-V3 report §3.2 and §4.2: 2,048 H800, PP16, EP64, DualPipe, ZeRO-1, FP8, 15,360 x 4K-token batch.
 V3_LAYOUT = {"tp": 1, "pp": 16, "ep": 64, "cp": 1, "zero_stage": 1, "schedule": "dualpipe", "recompute": "selective"}
@@ -26,7 +26,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     spec, hw = load_model("deepseek-v3"), load_hardware("h800")
-    est = run_estimate("deepseek-v3", "h800", 2048, 14.8e12, 4096, 62914560, "fp8", V3_LAYOUT, 2.0)
+    job = {"seq_len": 4096, "global_batch_tokens": 62914560, "precision": "fp8"}
+    est = api.estimate("deepseek-v3", "h800", 2048, 14.8e12, **job, **V3_LAYOUT, usd_per_gpu_hour=2.0).estimate
     totals, draw_times, model_times = [], [], []
     for _ in range(args.repeat):
         t0 = time.perf_counter()

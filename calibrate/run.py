@@ -249,7 +249,7 @@ def measure_all(
 
 def load_collectives(path: str) -> list[CollectiveSample]:
     """Samples from the JSON calibrate.collectives writes ({"samples": [...], "notes": [...]})."""
-    from simulator.inputs.specs import read_json
+    from simulator.inputs.files import read_json
 
     raw = read_json(Path(path))
     if not isinstance(raw, dict) or not isinstance(raw.get("samples"), list) or not raw["samples"]:

@@ -24,14 +24,14 @@ def compare_runs(
 
     A model name uses the shipped plan of that name, whole (every stage), as estimated by costsim.
     """
-    from simulator.api import run_compare
+    from simulator import api
     from simulator.errors import CostsimError
     from simulator.report import tables as report
     from simulator.report.charts import compare_waterfall_chart
 
     try:
         check_output_file("--plot", plot, ".png")
-        d = run_compare(a, b)
+        d = api.compare(a, b).to_dict()
         if plot is not None:
             compare_waterfall_chart(d, plot)
     except CostsimError as e:
@@ -41,20 +41,11 @@ def compare_runs(
         typer.echo(f"waterfall chart written to {plot}")
 
 
-def estimate_plan_output(plan: str, cost_options, fmt: str, uncertainty: dict | None = None) -> str:
-    """`costsim estimate --plan PLAN`: every stage estimated, totals, cost; as table, json or csv (one row per stage).
-
-    `uncertainty`: options of simulator.analysis.uncertainty.band_for_plan (--uncertainty); the band goes into json and table.
-    """
-    from simulator.api import run_plan
+def plan_output(d: dict, fmt: str) -> str:
+    """`costsim estimate --plan PLAN` (simulator.api.plan(...).to_dict()): every stage, totals, cost and, with
+    --uncertainty, the band; as table, json or csv (one row per stage)."""
     from simulator.report import tables as report
 
-    result = run_plan(plan, cost_options)
-    d = result.to_dict()
-    if uncertainty is not None:
-        from simulator.analysis.uncertainty import band_for_plan
-
-        d["uncertainty"] = band_for_plan(result, **uncertainty).to_dict()
     if fmt == "json":
         return report.to_json(d)
     if fmt == "csv":

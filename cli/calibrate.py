@@ -1,4 +1,8 @@
-"""`costsim calibrate`, `costsim calibrate check` and `costsim validate local` (torch is imported lazily)."""
+"""`costsim calibrate`, `costsim calibrate check` and `costsim validate local` (torch is imported lazily).
+
+torch is an optional dependency (the `calibrate` extra): without it these three commands stop with one
+line saying how to install it, and every other command works as before.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +38,20 @@ def _fail(err) -> None:
     from cli.options import fail
 
     fail(err)
+
+
+TORCH_INSTALL = "pip install 'costsim[calibrate]' (or pip install torch==2.13.0, the CPU build)"
+
+
+def _require_torch(command: str) -> None:
+    """`fail` with one line naming the fix when torch cannot be imported (costsim installed without the extra)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as e:
+        from simulator.errors import InputError
+
+        why = "is not installed" if isinstance(e, ModuleNotFoundError) and e.name == "torch" else f"does not import ({e})"
+        _fail(InputError(f"{command} needs torch, which {why}: {TORCH_INSTALL}"))
 
 
 def _bar() -> DelayedProgress:
@@ -76,6 +94,7 @@ def calibrate(
     """
     if ctx.invoked_subcommand is not None:
         return
+    _require_torch("costsim calibrate")
     from simulator.errors import CostsimError, InputError
 
     try:
@@ -85,7 +104,7 @@ def calibrate(
 
         check_output_path(output, force)
         from calibrate.run import calibrate as run_calibration
-        from simulator.inputs.specs import load_model
+        from simulator.inputs.catalog import load_model
 
         extra, label = [], None
         if model is not None:
@@ -102,7 +121,7 @@ def calibrate(
         if profile is not None:
             if dev != "cuda":
                 raise InputError(f"--profile {profile} names a GPU profile, but the device is {dev}; drop --profile")
-            from simulator.inputs.specs import load_hardware
+            from simulator.inputs.catalog import load_hardware
 
             profile = load_hardware(profile).name  # an alias or a typo fails here, with suggestions
         typer.echo(f"calibrating {dev} ({mode})...", err=True)
@@ -166,6 +185,7 @@ def check(
     format: Annotated[TableJson, typer.Option("--format", help="Output format")] = TableJson.table,
 ) -> None:
     """Measure again and compare with a stored calibration; exit 1 on drift beyond --tolerance or an edited file."""
+    _require_torch("costsim calibrate check")
     from calibrate.check import check as run_check
     from calibrate.check import table
     from simulator.errors import CostsimError
@@ -195,6 +215,7 @@ def validate_local(
     format: Annotated[TableJson, typer.Option("--format", help="Output format")] = TableJson.table,
 ) -> None:
     """Train small real transformers here and compare step time (and GPU peak memory) with the simulator."""
+    _require_torch("costsim validate local")
     from calibrate import validate_local as vl
     from simulator.errors import CostsimError
 

@@ -82,8 +82,7 @@ def estimate(
     format: Annotated[Format, typer.Option("--format", help="Output format")] = Format.table,
 ) -> None:
     """Estimate GPU-hours, wall-clock days, dollars, MFU and memory of one training run, or of a plan's stages."""
-    from simulator.api import load_device, run_estimate
-    from simulator.run.cost import CostOptions, apply_to_estimate, price_held_fixed
+    from simulator import api
 
     run_flags = {"MODEL": model, "--gpu": gpu, "--num-gpus": num_gpus, "--tokens": tokens}
     job_flags = {"--seq-len": seq_len, "--global-batch-tokens": global_batch_tokens, "--precision": precision}
@@ -91,41 +90,35 @@ def estimate(
     job_flags |= {"--calibration": calibration} | {flag_name(k): v for k, v in (layout or {}).items()}
     try:
         band = _band_options(uncertainty, draws, seed, tokens_spread)
-        costs = CostOptions(
-            pricing, usd_per_gpu_hour, gpu_purchase_usd, pue, usd_per_kwh, grid_kg_co2_per_kwh, experiments_multiplier,
-            rental_kind=rental,
-        )  # fmt: skip
+        prices = {"pricing": pricing, "rental": rental, "usd_per_gpu_hour": usd_per_gpu_hour}
+        prices |= {"gpu_purchase_usd": gpu_purchase_usd, "pue": pue, "usd_per_kwh": usd_per_kwh}
+        prices |= {"grid_kg_co2_per_kwh": grid_kg_co2_per_kwh, "experiments_multiplier": experiments_multiplier}
+        api.cost_options(**prices)  # a bad price option fails before a missing-model complaint
         if plan is not None:
             clash = [k for k, v in (run_flags | job_flags).items() if v is not None]
             if clash:
                 raise InputError(f"--plan sets the model, GPUs, tokens and layout of each stage; drop {', '.join(clash)}")
-            from cli.analysis import estimate_plan_output
+            from cli.analysis import plan_output
 
-            plan_band = None if band is None else {"price_fixed": price_held_fixed(costs), **band}
-            typer.echo(estimate_plan_output(plan, costs, format.value, plan_band), nl=format != Format.csv)
+            result = api.plan(plan, **prices, uncertainty=band is not None, **(band or {}))
+            typer.echo(plan_output(result.to_dict(), format.value), nl=format != Format.csv)
             return
         missing = [k for k, v in run_flags.items() if v is None]
         if missing:
             raise InputError(f"missing {', '.join(missing)}: give MODEL --gpu --num-gpus --tokens, or --plan NAME|FILE.yaml")
-        device = load_device(gpu, calibration)
-        result = run_estimate(
-            model=model,
-            gpu=gpu,
-            num_gpus=num_gpus,
+        d = api.estimate(
+            model,
+            gpu,
+            num_gpus,
             **job_options(tokens, seq_len, global_batch_tokens, precision, fp8_recipe),
-            layout=layout,
-            usd_per_gpu_hour=usd_per_gpu_hour,
             attention_kernel=attention_kernel.value if attention_kernel else "flash",
             dropout=dropout or 0.0,
-            device=device,
-        )
-        hw = device[0]
-        d = apply_to_estimate(result.to_dict(), hw, costs)
-        if band is not None:
-            from simulator.analysis.uncertainty import band_for_estimate
-
-            fixed, price = price_held_fixed(costs), d["usd_per_gpu_hour"]
-            d["uncertainty"] = band_for_estimate(result, model, hw, fixed, **band, usd_per_gpu_hour=price).to_dict()
+            calibration=calibration,
+            **prices,
+            uncertainty=band is not None,
+            **(band or {}),
+            **(layout or {}),
+        ).to_dict()
     except CostsimError as e:
         fail(e)
     echo_result(format, d, [d], lambda: _estimate_text(d))
@@ -161,7 +154,7 @@ def _estimate_text(d: dict) -> str:
 @list_app.command("gpus")
 def list_gpus() -> None:
     """Shipped hardware profiles with their dense peaks, memory and links."""
-    from simulator.inputs.specs import hardware_ids, load_hardware_file
+    from simulator.inputs.catalog import hardware_ids, load_hardware_file
 
     try:
         paths = sorted(set(hardware_ids().values()))
@@ -182,7 +175,7 @@ def list_gpus() -> None:
 @list_app.command("models")
 def list_models() -> None:
     """Shipped model specs with total and activated parameters."""
-    from simulator.inputs.specs import load_model_file, model_ids
+    from simulator.inputs.catalog import load_model_file, model_ids
     from simulator.model.flops import parameter_counts
     from simulator.units import format_count
 

@@ -86,8 +86,9 @@ def search_command(
     """Evaluate every valid layout (TP, PP, DP, EP, CP, ZeRO, micro-batch, schedule, virtual stages, recompute)."""
     from cli.progress import DelayedProgress
     from simulator.errors import CostsimError
-    from simulator.inputs.specs import load_hardware, load_model
+    from simulator.inputs.catalog import load_hardware, load_model
     from simulator.model.layout import make_job
+    from simulator.run.cost import CostOptions, pricing
     from simulator.run.search import search
 
     try:
@@ -96,9 +97,8 @@ def search_command(
         job = make_job(spec, num_gpus, **job_options(tokens, seq_len, global_batch_tokens, precision, fp8_recipe))
         ref, ref_source = _parse_reference(reference, spec)
         with DelayedProgress("searching layouts") as bar:
-            result = search(
-                spec, hw, job, layout, usd_per_gpu_hour=usd_per_gpu_hour, objective=objective.value, progress=bar.update
-            )
+            price = pricing(hw, CostOptions(usd_per_gpu_hour=usd_per_gpu_hour))
+            result = search(spec, hw, job, layout, price=price, objective=objective.value, progress=bar.update)
     except CostsimError as e:
         fail(e)
     doc = search_document(spec, hw, job, result, ref, ref_source, top if format == OutFormat.table else None)
@@ -218,8 +218,9 @@ def sweep_command(
     from cli.progress import DelayedProgress
     from simulator.analysis.sweep import cheapest_within, fastest_within, parse_gpu_counts, sweep
     from simulator.errors import CostsimError, InputError
-    from simulator.inputs.specs import load_hardware, load_model
+    from simulator.inputs.catalog import load_hardware, load_model
     from simulator.report import tables as report
+    from simulator.run.cost import CostOptions
 
     try:
         spec = load_model(model)
@@ -234,7 +235,7 @@ def sweep_command(
         check_output_file("--plot", plot, ".png")
         check_output_file("--output", output, ".csv")
         with DelayedProgress("sweeping clusters") as bar:
-            rows = sweep(spec, gpus, counts, job_args, layout, usd_per_gpu_hour, progress=bar.update)
+            rows = sweep(spec, gpus, counts, job_args, layout, CostOptions(usd_per_gpu_hour=usd_per_gpu_hour), bar.update)
     except CostsimError as e:
         fail(e)
     doc: dict = {"model": spec.name, "precision": precision.value, "rows": [r.to_dict() for r in rows]}

@@ -104,31 +104,26 @@ def claim(
     by more than its largest error on the published runs while needing more MFU than any of them reached;
     plausible within that error (or slower); optimistic in between.
     """
-    from simulator.analysis.claim import assess_claim
+    from simulator import api
     from simulator.errors import CostsimError
     from simulator.report import tables as report
+    from simulator.report.document import uncertainty_table
     from simulator.units import GPU_HOURS_RANGE
 
     try:
-        result = assess_claim(
+        d = api.claim(
             model,
             gpu,
             gpu_hours=count_option("--gpu-hours", gpu_hours, GPU_HOURS_RANGE),
             tokens=count_option("--tokens", tokens),
             num_gpus=num_gpus,
             precision=precision.value if precision else None,
-        )
+            uncertainty=uncertainty,
+            draws=draws,
+            seed=seed,
+        ).to_dict()
     except CostsimError as e:
         fail(e)
-    d = result.to_dict()
-    if uncertainty:
-        from simulator.analysis.uncertainty import band_for_claim
-        from simulator.report.document import uncertainty_table
-
-        try:
-            d["uncertainty"] = band_for_claim(result, model, gpu, draws, seed).to_dict()
-        except CostsimError as e:
-            fail(e)
     if format == TableJson.json:
         typer.echo(report.to_json(d))
     else:

@@ -50,11 +50,10 @@ def report_command(
     tokens_spread: Annotated[float, typer.Option(help="Relative spread of --tokens (lognormal sigma)")] = 0.0,
 ) -> None:
     """Write an investor-ready report: estimate, breakdowns, uncertainty band, every assumption with its source, charts."""
-    from simulator.analysis.uncertainty import band_for_estimate, check_options
-    from simulator.api import load_device, run_estimate
+    from simulator import api
+    from simulator.analysis.uncertainty import check_options
     from simulator.errors import CostsimError
-    from simulator.inputs.specs import load_model
-    from simulator.report.document import prepare_output, write_report
+    from simulator.report.document import prepare_output
 
     options = {"gpu": gpu, "num_gpus": num_gpus, "tokens": tokens, "seq_len": seq_len, "global_batch_tokens": global_batch_tokens}
     options |= {"precision": precision.value, "fp8_recipe": fp8_recipe.value if fp8_recipe else None, **layout}
@@ -63,19 +62,20 @@ def report_command(
     try:
         check_options(draws, seed, tokens_spread)
         prepare_output(output, force)  # refuse a used directory before minutes of work
-        device = load_device(gpu, calibration)
-        est = run_estimate(
-            model=model,
-            gpu=gpu,
-            num_gpus=num_gpus,
+        result = api.estimate(
+            model,
+            gpu,
+            num_gpus,
             **job_options(tokens, seq_len, global_batch_tokens, precision, fp8_recipe),
-            layout=layout,
+            calibration=calibration,
             usd_per_gpu_hour=usd_per_gpu_hour,
-            device=device,
+            uncertainty=True,
+            draws=draws,
+            seed=seed,
+            tokens_spread=tokens_spread,
+            **layout,
         )
-        spec, hw = load_model(model), device[0]
-        band = band_for_estimate(est, spec, hw, usd_per_gpu_hour is not None, tokens_spread, draws, seed)
-        files = write_report(est, spec, hw, band, output, force=True, command=command_line(model, options), given=layout)
+        files = result.write_report(output, force=True, command=command_line(model, options), given=layout)
     except CostsimError as e:
         fail(e)
     typer.echo(f"wrote {files['markdown']}")

@@ -1,58 +1,490 @@
-"""Functions for notebooks and the CLI: names and numbers in, result objects out."""
+"""The front door: estimate, plan, search, claim, compare and validate as functions returning result objects.
+The command line calls these same functions, so a notebook and `costsim` give the same numbers for the same
+options (tests/test_api.py checks the dollars under every pricing option).
+
+    from simulator import api as cs
+
+    r = cs.estimate("deepseek-v3", gpu="h800", num_gpus=2048, tokens="14.8T", precision="fp8",
+                    tp=1, pp=16, ep=64, schedule="dualpipe", usd_per_gpu_hour=2, uncertainty=True)
+    r.gpu_hours, r.wall_clock_days, r.cost_usd      # numbers
+    r.to_dict()                                     # everything `costsim estimate --format json` prints
+    r.to_frame()                                    # pandas: one row
+    r.breakdown_frame(), r.tornado_frame()          # step-time components; uncertainty tornado
+    r.write_report("out/")                          # what `costsim report` writes
+
+Pricing options are those of `costsim estimate`: pricing="rental" or "tco", rental="on-demand"/"reserved",
+usd_per_gpu_hour, gpu_purchase_usd, pue, usd_per_kwh, grid_kg_co2_per_kwh, experiments_multiplier.
+
+Every result has `.to_dict()` (plain JSON-able data) and `.to_frame()` (a pandas DataFrame of its natural rows:
+one row for an estimate, one per stage for a plan, one per layout for a search, one per FLOP convention for a
+claim, one per factor for a comparison, one per published run for a validation). Errors are
+simulator.errors.CostsimError subclasses with a message that names the problem and a fix. pandas is imported
+only by `.to_frame()`. (`simulator.notebook` is the same module under its former name.)
+"""
 
 from __future__ import annotations
 
-from simulator.inputs.specs import HardwareProfile, load_hardware, load_model
-from simulator.model.efficiency import DeviceRates
-from simulator.model.layout import make_job
-from simulator.run.estimate import Estimate, estimate
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from simulator.errors import InputError
+from simulator.model.layout import Layout
+from simulator.report.tables import flatten
+from simulator.run import cost
+from simulator.units import DEFAULT_DRAWS, GPU_HOURS_RANGE, MAX_GPUS, SECONDS_PER_DAY, TOKENS_RANGE, count_in_range
+
+LAYOUT_KEYS = tuple(f.name for f in fields(Layout))
 
 
-def load_device(gpu: str, calibration: str | None) -> tuple[HardwareProfile, DeviceRates | None]:
-    """The hardware profile of `gpu` and, with a calibration file, the measured rates that replace its terms."""
-    if calibration is None:
-        return load_hardware(gpu), None
-    from simulator.inputs.assumptions import DEFAULT
-    from simulator.model.efficiency import calibrated_device
-
-    return calibrated_device(gpu, calibration, DEFAULT)
+def _number(name: str, value: Any, bounds: tuple[float, float] = TOKENS_RANGE) -> float:
+    """A count given as a number or a string with a suffix ('14.8T'), in the same range as on the command line."""
+    try:
+        return count_in_range(value, *bounds)
+    except ValueError as e:
+        raise InputError(f"{name}={e}") from None
 
 
-def run_estimate(
+def _gpus(num_gpus: Any) -> int:
+    if isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or not 1 <= num_gpus <= MAX_GPUS:
+        raise InputError(f"num_gpus={num_gpus!r} must be an integer between 1 and {MAX_GPUS:,}")
+    return num_gpus
+
+
+def _check_layout_keys(layout: dict) -> None:
+    unknown = sorted(set(layout) - set(LAYOUT_KEYS))
+    if unknown:
+        raise InputError(f"unknown option(s) {', '.join(unknown)}; layout fields are {', '.join(LAYOUT_KEYS)}")
+
+
+def _batch(global_batch_tokens: Any) -> float | None:
+    return None if global_batch_tokens is None else _number("global_batch_tokens", global_batch_tokens)
+
+
+def cost_options(
+    pricing: str = "rental",
+    rental: str | None = None,
+    usd_per_gpu_hour: float | None = None,
+    gpu_purchase_usd: float | None = None,
+    pue: float | None = None,
+    usd_per_kwh: float | None = None,
+    grid_kg_co2_per_kwh: float | None = None,
+    experiments_multiplier: float | None = None,
+) -> cost.CostOptions:
+    """The cost options of `costsim estimate` (--pricing, --rental, --usd-per-gpu-hour, the TCO inputs), checked."""
+    return cost.CostOptions(
+        pricing, usd_per_gpu_hour, gpu_purchase_usd, pue, usd_per_kwh, grid_kg_co2_per_kwh, experiments_multiplier, rental
+    )
+
+
+def _frame(rows: list[dict]):
+    import pandas as pd
+
+    return pd.DataFrame([flatten(r) for r in rows])
+
+
+class _Result:
+    """Base: `to_dict()` is the data, `to_frame()` its natural rows as a DataFrame."""
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError
+
+    def rows(self) -> list[dict]:
+        raise NotImplementedError
+
+    def to_frame(self):
+        return _frame(self.rows())
+
+    def to_json(self) -> str:
+        from simulator.report.tables import to_json
+
+        return to_json(self.to_dict())
+
+
+# --------------------------------------------------------------------------- estimate
+
+
+@dataclass(frozen=True)
+class EstimateResult(_Result):
+    estimate: Any
+    """The simulator.run.estimate.Estimate."""
+    scenario: Any
+    """The simulator.run.scenario.Scenario it was made from (model spec, hardware, rates, job, pricing)."""
+    uncertainty: Any = None
+    """simulator.analysis.uncertainty.UncertaintyResult when asked for (uncertainty=True)."""
+
+    @property
+    def model_spec(self):
+        return self.scenario.model
+
+    @property
+    def hardware(self):
+        return self.scenario.hardware
+
+    @property
+    def gpu_hours(self) -> float:
+        return self.estimate.gpu_hours
+
+    @property
+    def wall_clock_days(self) -> float:
+        return self.estimate.wall_clock_s / SECONDS_PER_DAY
+
+    @property
+    def cost_usd(self) -> float:
+        return self.estimate.cost_usd
+
+    @property
+    def mfu(self) -> float:
+        return self.estimate.mfu
+
+    @property
+    def layout(self) -> dict:
+        return self.estimate.layout.to_dict()
+
+    def to_dict(self) -> dict:
+        d = self.estimate.to_dict()
+        if self.uncertainty is not None:
+            d["uncertainty"] = self.uncertainty.to_dict()
+        return d
+
+    def rows(self) -> list[dict]:
+        d = self.to_dict()
+        d.pop("uncertainty", None)
+        if self.uncertainty is not None:
+            for k, band in self.uncertainty.bands.items():
+                d |= {f"{k}_p10": band.p10, f"{k}_p50": band.p50, f"{k}_p90": band.p90}
+        return [d]
+
+    def breakdown_frame(self):
+        """Step-time components of the slowest pipeline rank: seconds per step and share."""
+        total = self.estimate.step_time_s
+        rows = [{"component": k, "seconds_per_step": v, "share": v / total} for k, v in self.estimate.step.breakdown_s.items()]
+        return _frame(sorted(rows, key=lambda r: -r["seconds_per_step"]))
+
+    def tornado_frame(self):
+        """Each uncertain input at its P10 and P90 (others nominal): the outputs. Needs uncertainty=True."""
+        if self.uncertainty is None:
+            raise InputError("no uncertainty band: call estimate(..., uncertainty=True)")
+        return _frame([b.to_dict() for b in self.uncertainty.tornado])
+
+    def write_report(
+        self,
+        output: str,
+        force: bool = False,
+        draws: int = DEFAULT_DRAWS,
+        seed: int = 0,
+        command: str = "simulator.api",
+        given: dict | None = None,
+    ) -> dict:
+        """Write report.md, report.html and the PNG charts into `output` (as `costsim report`).
+
+        `given`: the layout fields the user fixed, kept by the report's scaling curve (None: the whole layout)."""
+        from simulator.report.document import write_report
+
+        band = self.uncertainty or _band(self.estimate, self.scenario, 0.0, draws, seed)
+        return write_report(self.estimate, self.model_spec, self.hardware, band, output, force, command, given)
+
+    def __repr__(self) -> str:
+        e = self.estimate
+        return (
+            f"EstimateResult({e.model} on {e.job.num_gpus} x {e.gpu}: {e.gpu_hours:,.0f} GPU-hours, "
+            f"{self.wall_clock_days:.1f} days, ${e.cost_usd:,.0f}, MFU {e.mfu:.1%}, {e.layout.describe()})"
+        )
+
+
+def _band(est, scenario, tokens_spread: float, draws: int, seed: int):
+    from simulator.analysis.uncertainty import band_for_estimate
+
+    fixed = cost.price_held_fixed(scenario.costs)
+    return band_for_estimate(est, scenario.model, scenario.hardware, fixed, tokens_spread, draws, seed)
+
+
+def estimate(
     model: str,
     gpu: str,
     num_gpus: int,
-    tokens: float,
+    tokens: float | str,
+    *,
     seq_len: int | None = None,
-    global_batch_tokens: float | None = None,
+    global_batch_tokens: float | str | None = None,
     precision: str = "bf16",
-    layout: dict | None = None,
-    usd_per_gpu_hour: float | None = None,
+    fp8_recipe: str | None = None,
     attention_kernel: str = "flash",
     dropout: float = 0.0,
     calibration: str | None = None,
-    fp8_recipe: str | None = None,
-    device: tuple[HardwareProfile, DeviceRates | None] | None = None,
-) -> Estimate:
-    """`calibration`: a file from `costsim calibrate`; its measured rates replace the profile's efficiency terms.
-    `device`: what load_device(gpu, calibration) returned, when the caller needs the hardware too."""
-    spec = load_model(model)
-    hw, rates = device or load_device(gpu, calibration)
-    job = make_job(spec, num_gpus, tokens, seq_len, global_batch_tokens, precision, attention_kernel, dropout, fp8_recipe)
-    return estimate(spec, hw, job, layout, usd_per_gpu_hour, rates=rates)
+    pricing: str = "rental",
+    rental: str | None = None,
+    usd_per_gpu_hour: float | None = None,
+    gpu_purchase_usd: float | None = None,
+    pue: float | None = None,
+    usd_per_kwh: float | None = None,
+    grid_kg_co2_per_kwh: float | None = None,
+    experiments_multiplier: float | None = None,
+    uncertainty: bool = False,
+    draws: int = DEFAULT_DRAWS,
+    seed: int = 0,
+    tokens_spread: float = 0.0,
+    **layout: Any,
+) -> EstimateResult:
+    """Estimate one training run, as `costsim estimate`. Layout fields (tp, pp, dp, ep, cp, zero_stage,
+    micro_batch_size, schedule, recompute, vpp, tp_overlap) given as keywords are fixed; the others are searched.
+    `calibration`: a file from `costsim calibrate` whose measured rates replace the profile's efficiency terms."""
+    from simulator.analysis.uncertainty import check_options
+    from simulator.run.estimate import estimate_scenario
+    from simulator.run.scenario import resolve
+
+    if uncertainty:
+        check_options(draws, seed, tokens_spread)
+    _check_layout_keys(layout)
+    costs = cost_options(
+        pricing, rental, usd_per_gpu_hour, gpu_purchase_usd, pue, usd_per_kwh, grid_kg_co2_per_kwh, experiments_multiplier
+    )
+    scenario = resolve(
+        model, gpu, _gpus(num_gpus), _number("tokens", tokens),
+        seq_len=seq_len, global_batch_tokens=_batch(global_batch_tokens), precision=precision, fp8_recipe=fp8_recipe,
+        attention_kernel=attention_kernel, dropout=dropout, layout=layout, costs=costs, calibration=calibration,
+    )  # fmt: skip
+    est = estimate_scenario(scenario)
+    band = _band(est, scenario, tokens_spread, draws, seed) if uncertainty else None
+    return EstimateResult(est, scenario, band)
 
 
-def run_plan(plan: str, cost_options=None):
-    """A shipped plan by name or a plan YAML path -> PlanResult (every stage estimated, totals, cost)."""
-    from simulator.analysis.plans import load_plan
-    from simulator.analysis.plans import run_plan as _run_plan
+# --------------------------------------------------------------------------- plans
 
+
+@dataclass(frozen=True)
+class PlanResult(_Result):
+    plan: Any
+    """The simulator.analysis.plans.PlanResult (every stage's Estimate, totals, cost)."""
+    uncertainty: Any = None
+
+    @property
+    def gpu_hours(self) -> float:
+        return self.plan.gpu_hours
+
+    @property
+    def cost_usd(self) -> float:
+        return self.plan.cost["cost_usd"]
+
+    def to_dict(self) -> dict:
+        d = self.plan.to_dict()
+        if self.uncertainty is not None:
+            d["uncertainty"] = self.uncertainty.to_dict()
+        return d
+
+    def rows(self) -> list[dict]:
+        """One row per stage."""
+        d = self.plan.to_dict()
+        return [{"plan": d["plan"], **s} for s in d["stages"]]
+
+
+def plan(
+    plan: str,
+    *,
+    pricing: str = "rental",
+    rental: str | None = None,
+    usd_per_gpu_hour: float | None = None,
+    gpu_purchase_usd: float | None = None,
+    pue: float | None = None,
+    usd_per_kwh: float | None = None,
+    grid_kg_co2_per_kwh: float | None = None,
+    experiments_multiplier: float | None = None,
+    uncertainty: bool = False,
+    draws: int = DEFAULT_DRAWS,
+    seed: int = 0,
+    tokens_spread: float = 0.0,
+) -> PlanResult:
+    """A shipped plan by name or a plan YAML: every stage estimated, totals and cost, as `costsim estimate --plan`."""
+    from simulator.analysis.plans import load_plan, run_plan
+    from simulator.analysis.uncertainty import band_for_plan, check_options
+
+    if uncertainty:
+        check_options(draws, seed, tokens_spread)
+    costs = cost_options(
+        pricing, rental, usd_per_gpu_hour, gpu_purchase_usd, pue, usd_per_kwh, grid_kg_co2_per_kwh, experiments_multiplier
+    )
     spec, path = load_plan(plan)
-    return _run_plan(spec, path, cost_options)
+    result = run_plan(spec, path, costs)
+    band = None
+    if uncertainty:
+        band = band_for_plan(result, cost.price_held_fixed(costs), tokens_spread, draws, seed)
+    return PlanResult(result, band)
 
 
-def run_compare(a: str, b: str) -> dict:
-    """GPU-hours of plan a / plan b as a product of factors (simulator.analysis.compare)."""
-    from simulator.analysis.compare import compare, summarize
+# --------------------------------------------------------------------------- search
 
-    return compare(summarize(run_plan(a)), summarize(run_plan(b)))
+
+@dataclass(frozen=True)
+class SearchResult(_Result):
+    search: Any
+    """The simulator.run.search.SearchResult (numpy arrays of every valid layout)."""
+    summary: dict
+    candidates: list[dict] = field(repr=False)
+
+    @property
+    def best(self) -> dict | None:
+        return self.candidates[0] if self.candidates and self.candidates[0]["feasible"] else None
+
+    def to_dict(self) -> dict:
+        return {**self.summary, "best": self.best, "candidates": self.candidates}
+
+    def rows(self) -> list[dict]:
+        return self.candidates
+
+
+def search(
+    model: str,
+    gpu: str,
+    num_gpus: int,
+    tokens: float | str,
+    *,
+    seq_len: int | None = None,
+    global_batch_tokens: float | str | None = None,
+    precision: str = "bf16",
+    fp8_recipe: str | None = None,
+    objective: str = "time",
+    usd_per_gpu_hour: float | None = None,
+    top: int | None = None,
+    **layout: Any,
+) -> SearchResult:
+    """Every valid layout of the run, ranked (fits first, then by step time or by cost), as `costsim search`.
+
+    `top` keeps only the first rows in `candidates` (None: all)."""
+    from simulator.report.tables import run_header
+    from simulator.run.scenario import resolve
+    from simulator.run.search import candidate_rows
+    from simulator.run.search import search as run_search
+
+    _check_layout_keys(layout)
+    s = resolve(
+        model, gpu, _gpus(num_gpus), _number("tokens", tokens), seq_len=seq_len,
+        global_batch_tokens=_batch(global_batch_tokens), precision=precision, fp8_recipe=fp8_recipe, layout=layout,
+        costs=cost_options(usd_per_gpu_hour=usd_per_gpu_hour),
+    )  # fmt: skip
+    result = run_search(s.model, s.hardware, s.job, s.layout, s.assumptions, s.rates, s.pricing, objective)
+    rows = candidate_rows(result, top)
+    summary = {
+        **run_header(s.model, s.hardware, s.job),
+        "objective": objective,
+        "fixed": s.layout,
+        "grid_size": result.grid_size,
+        "candidates_valid": result.n_valid,
+        "candidates_feasible": result.n_feasible,
+        "invalid_by_rule": result.invalid_by_rule,
+    }
+    return SearchResult(result, summary, rows)
+
+
+# --------------------------------------------------------------------------- claim, compare, validate
+
+
+@dataclass(frozen=True)
+class ClaimResult(_Result):
+    claim: Any
+    """The simulator.analysis.claim.ClaimResult."""
+    uncertainty: Any = None
+
+    @property
+    def verdict(self) -> str:
+        return self.claim.verdict
+
+    def to_dict(self) -> dict:
+        d = self.claim.to_dict()
+        if self.uncertainty is not None:
+            d["uncertainty"] = self.uncertainty.to_dict()
+        return d
+
+    def rows(self) -> list[dict]:
+        """One row per FLOP convention: the implied TFLOP/s per GPU and MFU under it."""
+        return [{"convention": k, **v} for k, v in self.claim.to_dict()["flops_conventions"].items()]
+
+
+def claim(
+    model: str,
+    gpu: str,
+    gpu_hours: float | str,
+    tokens: float | str,
+    *,
+    num_gpus: int | None = None,
+    precision: str | None = None,
+    uncertainty: bool = False,
+    draws: int = DEFAULT_DRAWS,
+    seed: int = 0,
+) -> ClaimResult:
+    """Check a published claim 'this model took G GPU-hours for T tokens on this GPU', as `costsim claim`."""
+    from simulator.analysis.claim import assess_claim
+    from simulator.analysis.uncertainty import band_for_claim, check_options
+
+    if uncertainty:
+        check_options(draws, seed, 0.0)
+    hours = _number("gpu_hours", gpu_hours, GPU_HOURS_RANGE)
+    result = assess_claim(model, gpu, hours, _number("tokens", tokens), num_gpus, precision)  # checks num_gpus
+    band = band_for_claim(result, model, gpu, draws, seed) if uncertainty else None
+    return ClaimResult(result, band)
+
+
+@dataclass(frozen=True)
+class CompareResult(_Result):
+    data: dict
+
+    @property
+    def ratio(self) -> float:
+        return self.data["ratio"]
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(self.data))
+
+    def rows(self) -> list[dict]:
+        """One row per factor; their product is the GPU-hours ratio a / b."""
+        return list(self.data["factor_details"])
+
+
+def compare(a: str, b: str) -> CompareResult:
+    """GPU-hours of plan a / plan b as a product of five factors, as `costsim compare` (plan names or YAML paths)."""
+    from simulator.analysis.compare import compare as compare_runs
+    from simulator.analysis.compare import summarize
+
+    return CompareResult(compare_runs(summarize(plan(a).plan), summarize(plan(b).plan)))
+
+
+@dataclass(frozen=True)
+class ValidationResult(_Result):
+    data: dict
+
+    @property
+    def median_abs_error(self) -> float:
+        return self.data["median_abs_error"]
+
+    def to_dict(self) -> dict:
+        return self.data
+
+    def rows(self) -> list[dict]:
+        """One row per published run: reported, predicted, error."""
+        return self.data["cases"]
+
+
+def validate(kind: str = "public") -> ValidationResult:
+    """Compare the model with published runs, as `costsim validate public` (the only kind that needs no GPU)."""
+    from simulator.analysis import public_runs
+
+    if kind != "public":
+        raise InputError(f"validate kind {kind!r} is unknown; use 'public' (local calibration runs use the CLI on a GPU)")
+    results = public_runs.evaluate()
+    return ValidationResult(public_runs.report(results, public_runs.excluded_runs()))
+
+
+__all__ = [
+    "ClaimResult",
+    "CompareResult",
+    "EstimateResult",
+    "PlanResult",
+    "SearchResult",
+    "ValidationResult",
+    "claim",
+    "compare",
+    "cost_options",
+    "estimate",
+    "plan",
+    "search",
+    "validate",
+]

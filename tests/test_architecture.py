@@ -151,8 +151,10 @@ def test_every_module_belongs_to_a_layer():
 
 
 def test_only_calibrate_imports_torch():
+    """torch is an optional extra: the estimator never imports it; only calibrate/ and the command that runs it
+    (cli.calibrate, which checks that torch is installed) do."""
     users = sorted(n for n, p in MODULES.items() if not n.startswith("calibrate") and _imports_torch(p))
-    assert users == []
+    assert users in ([], ["cli.calibrate"])
 
 
 def _imports_torch(path: Path) -> bool:

@@ -39,7 +39,7 @@ from simulator.inputs.calibration import (
     samples_hash,
     write_calibration,
 )
-from simulator.inputs.specs import load_hardware
+from simulator.inputs.catalog import load_hardware
 from simulator.model.comms import bus_factor
 from simulator.model.efficiency import calibrated_device, device_rates
 from simulator.model.flops import parameter_counts
@@ -135,11 +135,12 @@ def test_estimate_uses_the_calibration_and_says_so(quick, tiny_spec):
     d = json.loads(proc.stdout)
     assert d["efficiency_source"].startswith(f"calibration {path} ({load_calibration(path).provenance.device_name}, ")
     # The estimate is the simulator on the calibrated rates: the same number as the Python API gives.
-    from simulator.api import run_estimate
+    from simulator import api
 
-    est = run_estimate(
-        str(tiny_spec), "cpu", 1, 10e6, 256, 1024, layout={"tp": 1, "pp": 1, "micro_batch_size": 4}, calibration=str(path)
-    )
+    est = api.estimate(
+        str(tiny_spec), "cpu", 1, 10e6, seq_len=256, global_batch_tokens=1024, tp=1, pp=1, micro_batch_size=4,
+        calibration=str(path),
+    ).estimate  # fmt: skip
     assert d["step_time_s"] == pytest.approx(est.step_time_s, rel=1e-9)
     cal = load_calibration(path)
     assert est.rates.gemm_curves["bf16"] == cal.fit.gemm["bf16"].curve.as_curve()
@@ -433,8 +434,8 @@ def test_trainer_kernels_have_exact_gradients():
 
 def test_estimate_with_a_calibration_does_not_import_torch(quick, tiny_spec):
     code = (
-        "import sys, cli; from simulator.api import run_estimate; "
-        f"run_estimate({str(tiny_spec)!r}, 'cpu', 1, 1e7, 256, 1024, calibration={str(quick[0])!r}); "
+        "import sys, cli; from simulator import api; "
+        f"api.estimate({str(tiny_spec)!r}, 'cpu', 1, 1e7, seq_len=256, global_batch_tokens=1024, calibration={str(quick[0])!r}); "
         'print("torch" in sys.modules)'
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -14,7 +14,7 @@ import pytest
 from cli_support import clean_error, invoke
 
 from simulator.analysis.claim import percentile, verdict
-from simulator.inputs.specs import load_hardware
+from simulator.inputs.catalog import load_hardware
 
 assert_clean_error = functools.partial(clean_error, error="line")
 

@@ -477,8 +477,9 @@ def test_python_m_cli_runs_as_a_process():
 
 def test_estimate_path_imports_neither_torch_nor_matplotlib():
     code = (
-        "import sys, cli; from simulator.api import run_estimate; "
-        'run_estimate("deepseek-v3","h800",2048,14.8e12,4096,62914560,"fp8",{"tp":1,"pp":16,"ep":64,"schedule":"dualpipe"}); '
+        "import sys, cli; from simulator import api; "
+        'api.estimate("deepseek-v3","h800",2048,14.8e12,seq_len=4096,global_batch_tokens=62914560,precision="fp8",'
+        'tp=1,pp=16,ep=64,schedule="dualpipe"); '
         'print("torch" in sys.modules, "matplotlib" in sys.modules)'
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)

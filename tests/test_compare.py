@@ -13,18 +13,22 @@ import yaml
 from cli_support import clean_error, invoke
 
 import cli
+from simulator import api
 from simulator.analysis.compare import FACTORS, compare, summarize
-from simulator.api import run_plan
-from simulator.inputs.specs import load_hardware
+from simulator.inputs.catalog import load_hardware
 
 assert_clean_error = functools.partial(clean_error, error="prefix")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+def _plan(name):
+    return api.plan(name).plan
+
+
 @pytest.fixture(scope="module")
 def summaries():
-    return summarize(run_plan("llama-3.1-405b")), summarize(run_plan("deepseek-v3"))
+    return summarize(_plan("llama-3.1-405b")), summarize(_plan("deepseek-v3"))
 
 
 @pytest.fixture(scope="module")

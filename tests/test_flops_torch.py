@@ -19,7 +19,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from torch_models import MoE, TaggedLinear, TinyLM
 
-from simulator.inputs.specs import ModelSpec, validate
+from simulator.inputs.files import validate
+from simulator.inputs.specs import ModelSpec
 from simulator.model.flops import attention_core_forward_flops_per_token, parameter_counts, token_flops
 
 REL = 0.01

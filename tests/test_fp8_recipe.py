@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from simulator.inputs.assumptions import DEFAULT
-from simulator.inputs.specs import load_hardware, load_model
+from simulator.inputs.catalog import load_hardware, load_model
 from simulator.model.layout import Job, make_job
 from simulator.model.memory import state_bytes_per_param
 from simulator.run.estimate import estimate

@@ -11,8 +11,9 @@ import yaml
 from cli_support import REQUIRED_GPU_IDS
 
 from simulator.errors import SpecError
+from simulator.inputs.catalog import load_hardware, load_hardware_file
 from simulator.inputs.data_files import hardware_dir
-from simulator.inputs.specs import HardwareProfile, load_hardware, load_hardware_file
+from simulator.inputs.specs import HardwareProfile
 
 PROFILE_PATHS = sorted(hardware_dir().glob("*.yaml"))
 

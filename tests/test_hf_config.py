@@ -20,8 +20,9 @@ import pytest
 import yaml
 
 from simulator.errors import SpecError
+from simulator.inputs.catalog import load_model
 from simulator.inputs.hf_config import SUPPORTED_MODEL_TYPES, model_from_hf_config
-from simulator.inputs.specs import ModelSpec, load_model
+from simulator.inputs.specs import ModelSpec
 
 DATA = Path(__file__).parent / "data" / "hf_configs"
 RESOLVED = DATA / "transformers_resolved.json"

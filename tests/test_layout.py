@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from simulator.errors import InfeasibleError, LayoutError
-from simulator.inputs.specs import load_hardware, load_model
+from simulator.inputs.catalog import load_hardware, load_model
 from simulator.model.layout import Job, Layout, check_layout, layout_problems
 from simulator.model.pipeline import bubble_s, chunk_sums, partition, stage_items
 from simulator.run.estimate import estimate

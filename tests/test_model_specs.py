@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from simulator.errors import SpecError
+from simulator.inputs.catalog import load_model, load_model_file
 from simulator.inputs.data_files import model_dir
-from simulator.inputs.specs import load_model, load_model_file
 from simulator.model.flops import parameter_counts
 
 SPEC_PATHS = sorted(model_dir().glob("*.yaml"))

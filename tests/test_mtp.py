@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from simulator.inputs.assumptions import DEFAULT
-from simulator.inputs.specs import load_hardware, load_model
+from simulator.inputs.catalog import load_hardware, load_model
 from simulator.model.efficiency import device_rates
 from simulator.model.flops import layer_gemms, parameter_counts, token_flops
 from simulator.model.layout import Layout, make_job

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from simulator.inputs.assumptions import DEFAULT
-from simulator.inputs.specs import load_hardware, load_model
+from simulator.inputs.catalog import load_hardware, load_model
 from simulator.model.efficiency import device_rates
 from simulator.model.layout import Layout, make_job
 from simulator.model.step_time import Context, item_time

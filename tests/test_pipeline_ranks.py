@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.inputs.specs import load_hardware, load_model
+from simulator.inputs.catalog import load_hardware, load_model
 from simulator.model.layout import make_job
 from simulator.run.estimate import estimate
 

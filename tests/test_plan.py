@@ -16,12 +16,16 @@ import pytest
 import yaml
 from cli_support import clean_error, invoke
 
+from simulator import api
 from simulator.analysis.plans import load_plan, plan_ids
-from simulator.api import run_plan
 from simulator.errors import SpecError
 from simulator.inputs.data_files import plan_dir
 
 assert_clean_error = functools.partial(clean_error, error="prefix")
+
+
+def _plan(name):
+    return api.plan(name).plan
 
 
 # A small plan that evaluates complete layouts only: llama-3.1-8b on 64 x H100, two stages.
@@ -129,7 +133,7 @@ def test_v3_plan_within_10_percent_of_the_reported_total(v3_json):
 
 
 def test_llama_plan_runs_with_the_table_4_layouts():
-    result = run_plan("llama-3.1-405b")
+    result = _plan("llama-3.1-405b")
     pre, long = result.stages
     # Llama 3 paper Table 4: TP8 CP1 PP16 on 16,384 GPUs at 8K, TP8 CP16 PP16 at 128K.
     assert (pre.estimate.layout.tp, pre.estimate.layout.cp, pre.estimate.layout.pp, pre.estimate.layout.dp) == (8, 1, 16, 128)
@@ -141,8 +145,8 @@ def test_llama_plan_runs_with_the_table_4_layouts():
 
 
 def test_plan_by_path_equals_plan_by_name():
-    by_path = run_plan(str(plan_dir() / "llama-3.1-405b.yaml"))
-    by_name = run_plan("llama-3.1-405b")
+    by_path = _plan(str(plan_dir() / "llama-3.1-405b.yaml"))
+    by_name = _plan("llama-3.1-405b")
     assert by_path.gpu_hours == by_name.gpu_hours
 
 
@@ -180,7 +184,7 @@ def test_model_spec_path_is_relative_to_the_plan(tmp_path):
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs" / "my-8b.yaml").write_text(yaml.safe_dump(spec))
     path = write_plan(tmp_path, {**SMALL_PLAN, "model": "specs/my-8b.yaml", "stages": SMALL_PLAN["stages"][:1]})
-    assert run_plan(path).gpu_hours > 0
+    assert _plan(path).gpu_hours > 0
 
 
 # --------------------------------------------------------------------------- bad input

@@ -12,7 +12,7 @@ import pytest
 from cli_support import clean_error, invoke
 
 from simulator.errors import InputError, SpecError
-from simulator.inputs.specs import load_hardware
+from simulator.inputs.catalog import load_hardware
 from simulator.run.cost import CostOptions, cost_block, energy_kwh_per_gpu_hour, tco_rate
 
 assert_clean_error = clean_error

@@ -8,10 +8,10 @@ from dataclasses import replace
 import pytest
 import yaml
 
+from simulator import api
 from simulator.analysis.validation import megatron_2021_runs, predict, throughput_runs
-from simulator.api import run_estimate
 from simulator.inputs.assumptions import BASE, DEFAULT, FITTED_PATH
-from simulator.inputs.specs import load_model
+from simulator.inputs.catalog import load_model
 from simulator.model.flops import parameter_counts, token_flops
 
 
@@ -46,7 +46,8 @@ def test_llama_405b_flops_per_token():
 def llama_405b():
     # Llama 3 (arXiv:2407.21783) Table 4: 400 BF16 model TFLOP/s per GPU on 16,384 H100s, TP8 PP16 CP1, 16M-token batch;
     # model card (meta-llama/llama-models MODEL_CARD.md): 30.84M H100-hours for 15.6T tokens.
-    return run_estimate("llama-3.1-405b", "h100-sxm", 16384, 15.6e12, 8192, 16777216, "bf16", {"tp": 8, "pp": 16, "cp": 1})
+    job = {"seq_len": 8192, "global_batch_tokens": 16777216, "precision": "bf16"}
+    return api.estimate("llama-3.1-405b", "h100-sxm", 16384, 15.6e12, **job, tp=8, pp=16, cp=1).estimate
 
 
 def test_llama_405b_tflops_within_10_percent(llama_405b):
@@ -63,17 +64,17 @@ def test_llama_405b_gpu_hours_within_15_percent(llama_405b):
 @pytest.fixture(scope="module")
 def deepseek_v3():
     # DeepSeek-V3 (arXiv:2412.19437) Table 1: 2,664K H800-hours of pre-training, $2 per GPU-hour; §3.2 layout.
-    return run_estimate(
+    return api.estimate(
         "deepseek-v3",
         "h800",
         2048,
         14.8e12,
-        4096,
-        62914560,
-        "fp8",
-        {"tp": 1, "pp": 16, "ep": 64, "schedule": "dualpipe"},
+        seq_len=4096,
+        global_batch_tokens=62914560,
+        precision="fp8",
+        **{"tp": 1, "pp": 16, "ep": 64, "schedule": "dualpipe"},
         usd_per_gpu_hour=2.0,
-    )
+    ).estimate
 
 
 def test_deepseek_v3_cost_is_price_times_hours(deepseek_v3):

@@ -14,9 +14,9 @@ import matplotlib.image
 import pytest
 from cli_support import clean_error, invoke
 
-from simulator.api import run_estimate
+from simulator import api
 from simulator.inputs.assumptions import Assumptions
-from simulator.inputs.specs import load_hardware, load_model
+from simulator.inputs.catalog import load_hardware, load_model
 from simulator.report.document import CHART_FILES, assumption_sources, cost_breakdown_usd, scaling_curve
 
 assert_clean_error = functools.partial(clean_error, error="line", exit_code=1)
@@ -82,11 +82,11 @@ def test_markdown_has_estimate_band_and_every_assumption_with_its_source(v3_repo
 
 
 def test_cost_breakdown_adds_up_to_the_cost():
-    est = run_estimate(
-        "deepseek-v3", "h800", 2048, 14.8e12, 4096, 62914560, "fp8",
-        {"tp": 1, "pp": 16, "ep": 64, "schedule": "dualpipe", "zero_stage": 1, "micro_batch_size": 1, "recompute": "selective"},
-        2.0,
-    )  # fmt: skip
+    est = api.estimate(
+        "deepseek-v3", "h800", 2048, 14.8e12, seq_len=4096, global_batch_tokens=62914560, precision="fp8",
+        **{"tp": 1, "pp": 16, "ep": 64, "schedule": "dualpipe", "zero_stage": 1, "micro_batch_size": 1, "recompute": "selective"},
+        usd_per_gpu_hour=2.0,
+    ).estimate  # fmt: skip
     d = est.to_dict()
     costs = cost_breakdown_usd(d)
     assert sum(costs.values()) == pytest.approx(d["cost_usd"], rel=1e-9)
@@ -152,16 +152,15 @@ def test_bad_input_gives_a_clean_error_and_writes_nothing(tmp_path, args, needle
 
 
 def test_cost_bases_show_rental_as_used_and_tco_from_the_pricing_model(v3_report):
-    from simulator.report.document import cost_bases
     from simulator.run.cost import CostOptions, tco_rate
 
-    est = run_estimate(
-        "deepseek-v3", "h800", 2048, 14.8e12, 4096, 62914560, "fp8",
-        {"tp": 1, "pp": 16, "ep": 64, "schedule": "dualpipe", "zero_stage": 1, "micro_batch_size": 1, "recompute": "selective"},
-        2.0,
-    )  # fmt: skip
+    est = api.estimate(
+        "deepseek-v3", "h800", 2048, 14.8e12, seq_len=4096, global_batch_tokens=62914560, precision="fp8",
+        **{"tp": 1, "pp": 16, "ep": 64, "schedule": "dualpipe", "zero_stage": 1, "micro_batch_size": 1, "recompute": "selective"},
+        usd_per_gpu_hour=2.0,
+    ).estimate  # fmt: skip
     d, hw = est.to_dict(), load_hardware("h800")
-    block = cost_bases(d, hw)
+    block = d["cost"]
     assert block["rental_cost_usd"] == pytest.approx(d["cost_usd"], rel=1e-12)  # the price the estimate used ($2)
     assert block["tco_cost_usd"] == pytest.approx(d["gpu_hours"] * tco_rate(hw, CostOptions()).usd_per_gpu_hour, rel=1e-12)
     md = (v3_report / "report.md").read_text(encoding="utf-8")

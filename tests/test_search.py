@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from simulator.analysis.sweep import parse_gpu_counts
 from simulator.errors import InputError, LayoutError
 from simulator.inputs.assumptions import DEFAULT
-from simulator.inputs.specs import ModelSpec, load_hardware, load_model
+from simulator.inputs.catalog import load_hardware, load_model
+from simulator.inputs.specs import ModelSpec
 from simulator.model.efficiency import device_rates
 from simulator.model.flops import parameter_counts, token_flops
 from simulator.model.layout import Job, layout_problems, with_fp8_recipe

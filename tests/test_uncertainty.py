@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from cli_support import invoke
 
+from simulator import api
 from simulator.analysis.uncertainty import (
     OUTPUTS,
     Point,
@@ -25,8 +26,7 @@ from simulator.analysis.uncertainty import (
     gemm_sustain_sigma,
     times_over,
 )
-from simulator.api import run_estimate
-from simulator.inputs.specs import load_hardware, load_model
+from simulator.inputs.catalog import load_hardware, load_model
 
 # DeepSeek-V3 on 2,048 H800 with the published layout (V3 report §3.2: PP16, EP64, DualPipe, FP8).
 V3_LAYOUT = {"tp": 1, "pp": 16, "ep": 64, "cp": 1, "zero_stage": 1, "micro_batch_size": 1, "schedule": "dualpipe"}
@@ -41,7 +41,9 @@ SMALL_CLI += ["--zero-stage", "3", "--micro-batch-size", "1", "--schedule", "1f1
 
 
 def _estimate(args, price=None):
-    return run_estimate(*args, usd_per_gpu_hour=price)
+    model, gpu, n, tokens, seq_len, batch, precision, layout = args
+    job = {"seq_len": seq_len, "global_batch_tokens": batch, "precision": precision}
+    return api.estimate(model, gpu, n, tokens, **job, usd_per_gpu_hour=price, **layout).estimate
 
 
 @pytest.fixture(scope="module")
@@ -249,9 +251,7 @@ def test_cli_bad_uncertainty_options_give_clean_errors(flags, needle):
 def test_plan_band_sums_the_stages_and_matches_the_full_model():
     """DeepSeek-V3 plan (plans/deepseek-v3.yaml, four stages on 2,048 H800 at the plan's quoted $2/GPU-hour)."""
     from simulator.analysis.uncertainty import band_for_plan
-    from simulator.api import run_plan
-
-    result = run_plan("deepseek-v3")
+    result = api.plan("deepseek-v3").plan
     band = band_for_plan(result, draws=2000)
     d = band.to_dict()
     assert d["nominal"]["gpu_hours"] == pytest.approx(result.gpu_hours, rel=1e-9)

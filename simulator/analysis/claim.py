@@ -24,7 +24,8 @@ from dataclasses import dataclass, replace
 from simulator.analysis.public_runs import Case, case_estimate, evaluate, public_cases, reported_mfu, summary
 from simulator.errors import CostsimError, InputError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
-from simulator.inputs.specs import HardwareProfile, ModelSpec, load_hardware, load_model
+from simulator.inputs.catalog import load_hardware, load_model
+from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.model.flops import parameter_counts, token_flops
 from simulator.model.layout import DEFAULT_SEQ_LEN, make_job
 from simulator.run.estimate import Estimate, estimate

@@ -14,12 +14,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from simulator.api import run_estimate
 from simulator.errors import CostsimError, SpecError
+from simulator.inputs.catalog import load_model
 from simulator.inputs.data_files import plan_dir
-from simulator.inputs.specs import HardwareProfile, load_hardware, read_yaml, validate
-from simulator.run.cost import CostOptions, Rate, cost_block, rental_rate, sum_blocks
-from simulator.run.estimate import LAYOUT_FIELDS, Estimate
+from simulator.inputs.files import read_yaml, validate
+from simulator.inputs.specs import HardwareProfile, ModelSpec
+from simulator.run.cost import CostOptions, Rate, rental_rate, sum_blocks
+from simulator.run.estimate import LAYOUT_FIELDS, Estimate, estimate_scenario
+from simulator.run.scenario import resolve
 from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, SECONDS_PER_DAY, count_in_range
 
 
@@ -295,25 +297,26 @@ def _quoted_price(plan: Plan) -> Rate | None:
     return rental_rate(plan.usd_per_gpu_hour, f"plan {plan.name}: {plan.price_source}")
 
 
-def run_stage(plan: Plan, plan_path: Path, stage: Stage, opts: CostOptions) -> StageResult:
-    gpu = stage.gpu or plan.gpu
+def run_stage(plan: Plan, spec: ModelSpec, stage: Stage, opts: CostOptions) -> StageResult:
+    """One stage on its GPU; `spec` is the plan's model, loaded once for every stage."""
     try:
-        hw = load_hardware(gpu)
-        est = run_estimate(
-            model=model_ref(plan, plan_path),
-            gpu=gpu,
-            num_gpus=stage.num_gpus,
-            tokens=stage.tokens,
+        scenario = resolve(
+            spec,
+            stage.gpu or plan.gpu,
+            stage.num_gpus,
+            stage.tokens,
             seq_len=stage.seq_len,
             global_batch_tokens=stage.global_batch_tokens,
             precision=stage.precision,
-            layout=stage.layout(),
             fp8_recipe=stage.fp8_recipe,
+            layout=stage.layout(),
+            costs=opts,
+            quoted=_quoted_price(plan),
         )
-        cost = cost_block(est.gpu_hours, hw, opts, _quoted_price(plan))
+        est = estimate_scenario(scenario)
     except CostsimError as e:
         raise type(e)(f"plan {plan.name}, stage {stage.name!r}: {e}") from None
-    return StageResult(stage, est, hw, cost)
+    return StageResult(stage, est, scenario.hardware, est.cost)
 
 
 def run_plan(plan: Plan, plan_path: Path, opts: CostOptions | None = None) -> PlanResult:
@@ -321,7 +324,11 @@ def run_plan(plan: Plan, plan_path: Path, opts: CostOptions | None = None) -> Pl
     opts = opts or CostOptions()
     if opts.experiments_multiplier is None and plan.experiments_multiplier is not None:
         opts = replace(opts, experiments_multiplier=plan.experiments_multiplier)
-    stages = [run_stage(plan, plan_path, s, replace(opts, experiments_multiplier=None)) for s in plan.stages]
+    try:
+        spec = load_model(model_ref(plan, plan_path))
+    except CostsimError as e:
+        raise type(e)(f"plan {plan.name}: {e}") from None
+    stages = [run_stage(plan, spec, s, replace(opts, experiments_multiplier=None)) for s in plan.stages]
     gpu_hours = sum(s.estimate.gpu_hours for s in stages)
     total = sum_blocks([s.cost for s in stages], gpu_hours, opts.experiments_multiplier)
     return PlanResult(plan, plan_path, stages, total, opts)

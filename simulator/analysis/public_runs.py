@@ -24,8 +24,10 @@ from pathlib import Path
 from simulator.analysis.validation import PublishedRun, eq3_flops_per_step, llama3_runs, megatron_2021_runs, metric_value
 from simulator.errors import SpecError
 from simulator.inputs.assumptions import DEFAULT, FITTED_PATH, Assumptions
+from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.data_files import validation_dir
-from simulator.inputs.specs import HardwareProfile, ModelSpec, load_hardware, load_model, read_yaml
+from simulator.inputs.files import read_yaml
+from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.model.flops import token_flops
 from simulator.model.layout import Job
 from simulator.run.estimate import Estimate, estimate

@@ -11,6 +11,7 @@ from simulator.errors import InfeasibleError, InputError, LayoutError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.model.layout import make_job
+from simulator.run.cost import CostOptions, Pricing, pricing
 from simulator.run.search import breakdown_of, search
 from simulator.units import GIB, MAX_GPUS, SECONDS_PER_DAY, SECONDS_PER_HOUR
 
@@ -71,16 +72,17 @@ def best_row(
     hw: HardwareProfile,
     job: Job,
     given: dict,
-    usd_per_gpu_hour: float | None,
+    price: Pricing | None = None,
     assumptions: Assumptions = DEFAULT,
     rates: DeviceRates | None = None,
 ) -> SweepRow:
     """The best feasible layout of `job` on `hw` (the layout fields in `given` fixed), or why there is none.
 
-    `rates`: the device's efficiency terms when they are not the profile's (a calibration)."""
+    `price`: the price chosen for the run (default: the profile's rental quote); `rates`: the device's efficiency
+    terms when they are not the profile's (a calibration)."""
     num_gpus = job.num_gpus
     try:
-        result = search(model, hw, job, given, assumptions, rates, usd_per_gpu_hour=usd_per_gpu_hour)
+        result = search(model, hw, job, given, assumptions, rates, price)
     except (LayoutError, InfeasibleError) as e:
         return SweepRow(hw.name, num_gpus, False, None, None, None, None, None, None, None, 0, " ".join(str(e).split()))
     best = result.best()
@@ -138,15 +140,17 @@ def sweep(
     gpu_counts: list[int],
     job_args: dict,
     given: dict,
-    usd_per_gpu_hour: float | None = None,
+    costs: CostOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[SweepRow]:
+    """The best row of every GPU type and count; each GPU priced once from `costs` (default: its rental quote)."""
     rows = []
     total = len(gpus) * len(gpu_counts)
     for hw in gpus:
+        price = pricing(hw, costs)
         for n in gpu_counts:
             job = make_job(model, n, **job_args)  # a bad token count or batch is an input error, not a row
-            rows.append(best_row(model, hw, job, given, usd_per_gpu_hour))
+            rows.append(best_row(model, hw, job, given, price))
             if progress:
                 progress(len(rows), total)
     return rows

@@ -754,8 +754,8 @@ def estimate_evaluator(model: ModelSpec, hw: HardwareProfile, est) -> Evaluate:
     layout = est.layout.to_dict()
 
     def evaluate(a: Assumptions, rates: DeviceRates, usd_per_gpu_hour: float, tokens: float) -> tuple[float, float, float]:
-        e = estimate(model, hw, replace(est.job, tokens=tokens), layout, usd_per_gpu_hour, a, rates)
-        return e.gpu_hours, e.wall_clock_s / SECONDS_PER_DAY, e.cost_usd
+        e = estimate(model, hw, replace(est.job, tokens=tokens), layout, est.pricing, a, rates)
+        return e.gpu_hours, e.wall_clock_s / SECONDS_PER_DAY, e.gpu_hours * usd_per_gpu_hour
 
     return evaluate
 
@@ -769,18 +769,16 @@ def band_for_estimate(
     draws: int = DEFAULT_DRAWS,
     seed: int = 0,
     checks: int = DEFAULT_CHECKS,
-    usd_per_gpu_hour: float | None = None,
 ) -> UncertaintyResult:
     """Uncertainty band of an Estimate. `model` and `hw` are the spec and profile it was made from (or their names).
-
-    `usd_per_gpu_hour` replaces the estimate's rental price (e.g. a TCO rate; pass price_fixed with the reason).
-    """
-    from simulator.inputs.specs import load_hardware, load_model
+    The price is the one the estimate was priced at (its Pricing: rental or TCO; price_fixed says whether and why it
+    is held fixed)."""
+    from simulator.inputs.catalog import load_hardware, load_model
 
     check_options(draws, seed, tokens_spread)
     model = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hw) if isinstance(hw, str) else hw
-    price = est.usd_per_gpu_hour if usd_per_gpu_hour is None else usd_per_gpu_hour
+    price = est.usd_per_gpu_hour
     base = Point(est.assumptions, est.rates, price, est.job.tokens)
     inputs = default_inputs(hw, est.assumptions, est.rates, price, est.job.tokens, price_fixed, tokens_spread)
     notes = [f"layout held fixed at {est.layout.describe()} for every draw"]
@@ -811,7 +809,7 @@ def plan_evaluator(result) -> tuple[Evaluate, Point]:
     Returns the callable and its nominal point (the first stage's assumptions and rates, the plan's tokens and
     its GPU-hour-weighted price)."""
     from simulator.analysis.plans import model_ref
-    from simulator.inputs.specs import load_model
+    from simulator.inputs.catalog import load_model
     from simulator.run.estimate import estimate
 
     spec = load_model(model_ref(result.plan, result.path))
@@ -826,8 +824,9 @@ def plan_evaluator(result) -> tuple[Evaluate, Point]:
         for e, hw, price in stages:
             r = scale_rates(e.rates, **f)
             job = replace(e.job, tokens=e.job.tokens * tokens / tokens0)
-            s = estimate(spec, hw, job, e.layout.to_dict(), price * usd_per_gpu_hour / price0, a, r)
-            hours, wall_s, usd = hours + s.gpu_hours, wall_s + s.wall_clock_s, usd + s.cost_usd
+            s = estimate(spec, hw, job, e.layout.to_dict(), e.pricing, a, r)
+            usd += s.gpu_hours * (price * usd_per_gpu_hour / price0)
+            hours, wall_s = hours + s.gpu_hours, wall_s + s.wall_clock_s
         return hours, wall_s / SECONDS_PER_DAY, usd
 
     return evaluate, Point(first.assumptions, first.rates, price0, tokens0)
@@ -875,7 +874,7 @@ def band_for_claim(
     The band is drawn around the prediction's own estimate; `model` and `hw` are what the claim was checked with. The band's
     notes say at which percentile of the predicted GPU-hours the claimed GPU-hours lie.
     """
-    from simulator.inputs.specs import load_hardware, load_model
+    from simulator.inputs.catalog import load_hardware, load_model
 
     p = result.prediction
     if p is None:

@@ -12,8 +12,10 @@ from pathlib import Path
 
 from simulator.errors import SpecError
 from simulator.inputs.assumptions import Assumptions
+from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.data_files import validation_dir
-from simulator.inputs.specs import ModelSpec, load_hardware, load_model, read_yaml
+from simulator.inputs.files import read_yaml
+from simulator.inputs.specs import ModelSpec
 from simulator.model.layout import Job
 from simulator.run.estimate import Estimate, estimate
 from simulator.units import SECONDS_PER_DAY, SECONDS_PER_MINUTE, TERA

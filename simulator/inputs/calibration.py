@@ -26,20 +26,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.errors import InputError, SpecError
-from simulator.inputs.specs import (
-    DensePeaks,
-    EfficiencyDefaults,
-    HardwareProfile,
-    ModelSpec,
-    Price,
-    ScaleOut,
-    ScaleUp,
-    Sourced,
-    hardware_ids,
-    load_hardware_file,
-    read_json,
-    validate,
-)
+from simulator.inputs.catalog import hardware_ids, load_hardware_file
+from simulator.inputs.files import read_json, validate
+from simulator.inputs.specs import DensePeaks, EfficiencyDefaults, HardwareProfile, ModelSpec, Price, ScaleOut, ScaleUp, Sourced
 from simulator.units import GIB, GIGA, MICRO, TERA
 
 SCHEMA = "costsim-calibration"

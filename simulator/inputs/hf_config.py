@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from simulator.errors import SpecError
-from simulator.inputs.specs import ModelSpec, validate
+from simulator.inputs.files import validate
+from simulator.inputs.specs import ModelSpec
 
 _MISSING = object()
 Keys = str | tuple[str, ...]

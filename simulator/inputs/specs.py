@@ -8,17 +8,11 @@ map, or the word `assumption` for a default that is not measured (calibration re
 
 from __future__ import annotations
 
-import difflib
-import functools
-import json
-from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.errors import SpecError
-from simulator.inputs.data_files import hardware_dir, model_dir
 from simulator.units import BITS_PER_BYTE, GIB, GIGA, TERA
 
 Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8"]
@@ -362,126 +356,3 @@ class ModelSpec(_Spec):
     @property
     def n_dense_layers(self) -> int:
         return self.n_layers - self.n_moe_layers
-
-
-# --------------------------------------------------------------------------- loaders
-
-
-def _format_validation(path: Path | str, schema: type[BaseModel], err: ValidationError) -> str:
-    lines = [f"  {'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in err.errors()]
-    return f"{path}: invalid {schema.__name__}\n" + "\n".join(lines)
-
-
-def read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such file") from None
-    except UnicodeDecodeError as e:
-        raise SpecError(f"{path}: not a UTF-8 text file (byte {e.start}); save it as UTF-8 YAML or JSON") from None
-    except OSError as e:
-        raise SpecError(f"{path}: cannot be read ({e.strerror})") from None
-
-
-# libyaml's loader where PyYAML has it (10x faster than the pure-Python one); same safe subset of YAML.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def parse_yaml(text: str) -> object:
-    return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
-
-
-def read_yaml(path: Path) -> object:
-    text = read_text(path)
-    try:
-        return parse_yaml(text)
-    except yaml.YAMLError as e:
-        raise SpecError(f"{path}: not valid YAML ({e})") from None
-
-
-def read_json(path: Path) -> object:
-    text = read_text(path)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SpecError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
-
-
-def validate(raw: object, schema: type[BaseModel], where: Path | str):
-    if not isinstance(raw, dict):
-        raise SpecError(f"{where}: expected a mapping of fields, got {type(raw).__name__}")
-    try:
-        return schema.model_validate(raw)
-    except ValidationError as e:
-        raise SpecError(_format_validation(where, schema, e)) from None
-
-
-def load_hardware_file(path: Path) -> HardwareProfile:
-    spec = validate(read_yaml(path), HardwareProfile, path)
-    if spec.name != path.stem:
-        raise SpecError(f"{path}: name {spec.name!r} must match the file name {path.stem!r}")
-    return spec
-
-
-def load_model_file(path: Path) -> ModelSpec:
-    if path.suffix == ".json":
-        from simulator.inputs.hf_config import model_from_hf_config
-
-        return model_from_hf_config(read_json(path), path)
-    return validate(read_yaml(path), ModelSpec, path)
-
-
-def _suggest(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.4)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    return hint
-
-
-def hardware_ids() -> dict[str, Path]:
-    """Every id and alias that names a shipped hardware profile."""
-    return dict(_hardware_ids(hardware_dir()))
-
-
-@functools.lru_cache(maxsize=4)
-def _hardware_ids(directory: Path) -> dict[str, Path]:
-    ids: dict[str, Path] = {}
-    for path in sorted(directory.glob("*.yaml")):
-        raw = parse_yaml(path.read_text()) or {}
-        ids[path.stem] = path
-        for alias in raw.get("aliases", []) if isinstance(raw, dict) else []:
-            ids[str(alias).lower()] = path
-    return ids
-
-
-def model_ids() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(model_dir().glob("*.yaml"))}
-
-
-def load_hardware(gpu: str) -> HardwareProfile:
-    """A shipped profile by id or alias, or a path to a profile YAML."""
-    path = Path(gpu)
-    if path.suffix in (".yaml", ".yml") and (path.exists() or "/" in gpu):
-        return load_hardware_file(path)
-    ids = hardware_ids()
-    key = gpu.strip().lower()
-    if key not in ids:
-        raise SpecError(
-            f"unknown GPU {gpu!r}.{_suggest(key, list(ids))} "
-            f"Run `costsim list gpus` for the {len(set(ids.values()))} shipped profiles, or pass a profile YAML path."
-        )
-    return load_hardware_file(ids[key])
-
-
-def load_model(model: str) -> ModelSpec:
-    """A shipped spec by name, a path to a spec YAML, or a path to a Hugging Face config.json."""
-    path = Path(model)
-    if path.suffix in (".yaml", ".yml", ".json") and (path.exists() or "/" in model):
-        return load_model_file(path)
-    ids = model_ids()
-    key = model.strip().lower()
-    if key not in ids:
-        raise SpecError(
-            f"unknown model {model!r}.{_suggest(key, list(ids))} "
-            "Run `costsim list models`, or pass a spec YAML or a Hugging Face config.json path."
-        )
-    return load_model_file(ids[key])

@@ -20,7 +20,8 @@ import numpy as np
 from simulator.errors import InputError
 from simulator.inputs.assumptions import Assumptions
 from simulator.inputs.calibration import CPU_DEVICE, Calibration, MemoryFit, load_calibration, measured_hardware
-from simulator.inputs.specs import HardwareProfile, load_hardware
+from simulator.inputs.catalog import load_hardware
+from simulator.inputs.specs import HardwareProfile
 from simulator.model.comms import Fabric
 from simulator.units import BYTES_PER_ELEMENT, MICRO
 

@@ -113,7 +113,7 @@ def scaling_curve(model, hw, est, given: dict | None = None, factors=SCALING_FAC
             row = estimate_row(est)
         else:
             job = replace(est.job, num_gpus=int(n))
-            row = best_row(model, hw, job, fixed, est.usd_per_gpu_hour, est.assumptions, est.rates)
+            row = best_row(model, hw, job, fixed, est.pricing, est.assumptions, est.rates)
         if row.feasible:
             points.append(row.to_dict())
         else:
@@ -399,14 +399,6 @@ def _cost_section(costs: dict[str, float]) -> list[Block]:
     ]
 
 
-def cost_bases(d: dict, hw) -> dict:
-    """The estimate's GPU-hours on both cost bases, with energy and CO2 (pricing.cost_block, default inputs);
-    the rental price is the one the estimate used."""
-    from simulator.run.cost import CostOptions, cost_block, rental_rate
-
-    return cost_block(d["gpu_hours"], hw, CostOptions(), quoted=rental_rate(d["usd_per_gpu_hour"], d["price_source"]))
-
-
 def _cost_bases_section(block: dict, gpu_hours: float) -> list[Block]:
     rows = [("rental (used above)", f"${block['rental_cost_usd'] / gpu_hours:.2f}", _usd(block["rental_cost_usd"]))]
     if block["tco_cost_usd"] is not None:
@@ -554,7 +546,7 @@ def build_document(d: dict, u: dict, costs: dict, scaling: tuple[list[dict], lis
         *_run_table(d, model_label, hw),
         *_step_section(d),
         *_cost_section(costs),
-        *_cost_bases_section(cost_bases(d, hw), d["gpu_hours"]),
+        *_cost_bases_section(d["cost"], d["gpu_hours"]),
         *_uncertainty_section(u),
         *_scaling_section(*scaling, d),
         *_sources_section(d, hw, model),

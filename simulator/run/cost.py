@@ -218,31 +218,68 @@ def tco_rate(hw: HardwareProfile, opts: CostOptions) -> Rate:
     return Rate(components, source, inputs)
 
 
-def cost_block(gpu_hours: float, hw: HardwareProfile, opts: CostOptions, quoted: Rate | None = None) -> dict:
-    """The cost of `gpu_hours` on the chosen basis, with energy, CO2, the other basis and the program cost.
+@dataclass(frozen=True)
+class Pricing:
+    """The price of a GPU-hour for one run, chosen once from the cost options: the rate on the chosen basis, the
+    rental rate and (where the GPU has a purchase price) the TCO rate beside it, and the energy per GPU-hour.
 
-    `quoted`: a rental price quoted for the run (a plan's); chosen_rental_rate decides whether it applies.
-    """
+    Everything that prices the run (estimate, plans, search, sweep, report) reads it from here, so the command
+    line and the Python API give the same dollars for the same options."""
+
+    basis: str
+    rental: Rate
+    tco: Rate | None
+    kwh_per_gpu_hour: float
+    energy_inputs: dict
+    grid: dict
+    experiments_multiplier: float | None = None
+
+    @property
+    def rate(self) -> Rate:
+        """The rate on the chosen basis."""
+        assert self.tco is not None or self.basis == "rental"
+        return self.tco if self.basis == "tco" else self.rental  # type: ignore[return-value]
+
+    @property
+    def usd_per_gpu_hour(self) -> float:
+        return self.rate.usd_per_gpu_hour
+
+    def cost_usd(self, gpu_hours):
+        """Dollars of `gpu_hours` (a number or an array) on the chosen basis."""
+        return gpu_hours * self.usd_per_gpu_hour
+
+    def block(self, gpu_hours: float) -> dict:
+        """The cost of `gpu_hours` on the chosen basis, with energy, CO2, the other basis and the program cost."""
+        energy_kwh = gpu_hours * self.kwh_per_gpu_hour
+        out = {
+            "basis": self.basis,
+            "cost_usd": self.cost_usd(gpu_hours),
+            "usd_per_gpu_hour": self.usd_per_gpu_hour,
+            "price_source": self.rate.source,
+            "components_usd": {k: gpu_hours * v for k, v in self.rate.components_usd_per_gpu_hour.items()},
+            "rental_cost_usd": gpu_hours * self.rental.usd_per_gpu_hour,
+            "tco_cost_usd": gpu_hours * self.tco.usd_per_gpu_hour if self.tco else None,
+            "energy_mwh": energy_kwh / KILO,
+            "co2_t": energy_kwh * self.grid["value"] / KILO,
+            "inputs": {**self.rate.inputs, **self.energy_inputs, "grid_kg_co2_per_kwh": self.grid},
+        }
+        return with_program(out, gpu_hours, self.experiments_multiplier)
+
+
+def pricing(hw: HardwareProfile, opts: CostOptions | None = None, quoted: Rate | None = None) -> Pricing:
+    """Choose the price of a GPU-hour of `hw` once. `quoted`: a rental price quoted for the run (a plan's);
+    chosen_rental_rate decides whether it applies."""
+    opts = opts or CostOptions()
     rental = chosen_rental_rate(hw, opts, quoted)
     tco = tco_rate(hw, opts) if opts.basis == "tco" or _has_purchase_price(hw, opts) else None
-    rate = tco if opts.basis == "tco" else rental
-    assert rate is not None
     kwh_per_gpu_hour, energy_inputs = energy_kwh_per_gpu_hour(hw, opts)
-    energy_kwh = gpu_hours * kwh_per_gpu_hour
     grid = _option(opts, "grid_kg_co2_per_kwh")
-    out = {
-        "basis": opts.basis,
-        "cost_usd": gpu_hours * rate.usd_per_gpu_hour,
-        "usd_per_gpu_hour": rate.usd_per_gpu_hour,
-        "price_source": rate.source,
-        "components_usd": {k: gpu_hours * v for k, v in rate.components_usd_per_gpu_hour.items()},
-        "rental_cost_usd": gpu_hours * rental.usd_per_gpu_hour,
-        "tco_cost_usd": gpu_hours * tco.usd_per_gpu_hour if tco else None,
-        "energy_mwh": energy_kwh / KILO,
-        "co2_t": energy_kwh * grid["value"] / KILO,
-        "inputs": {**rate.inputs, **energy_inputs, "grid_kg_co2_per_kwh": grid},
-    }
-    return with_program(out, gpu_hours, opts.experiments_multiplier)
+    return Pricing(opts.basis, rental, tco, kwh_per_gpu_hour, energy_inputs, grid, opts.experiments_multiplier)
+
+
+def cost_block(gpu_hours: float, hw: HardwareProfile, opts: CostOptions, quoted: Rate | None = None) -> dict:
+    """The cost of `gpu_hours` on the chosen basis (Pricing.block of the price chosen for these options)."""
+    return pricing(hw, opts, quoted).block(gpu_hours)
 
 
 def _has_purchase_price(hw: HardwareProfile, opts: CostOptions) -> bool:
@@ -283,19 +320,3 @@ def sum_blocks(blocks: list[dict], gpu_hours: float, multiplier: float | None) -
         "inputs": {"grid_kg_co2_per_kwh": blocks[0]["inputs"]["grid_kg_co2_per_kwh"]},
     }
     return with_program(out, gpu_hours, multiplier)
-
-
-def apply_to_estimate(d: dict, hw: HardwareProfile, opts: CostOptions) -> dict:
-    """An Estimate.to_dict() with a `cost` block; cost_usd, usd_per_gpu_hour and price_source follow the basis.
-
-    The estimate was priced from the same --usd-per-gpu-hour or profile quote; the block's rental price is
-    chosen again here because only the cost options know the --rental kind.
-    """
-    block = cost_block(d["gpu_hours"], hw, opts)
-    return {
-        **d,
-        "cost_usd": block["cost_usd"],
-        "usd_per_gpu_hour": block["usd_per_gpu_hour"],
-        "price_source": block["price_source"],
-        "cost": block,
-    }

@@ -1,4 +1,4 @@
-"""The one orchestrator: model + hardware + job (+ partial layout) -> Estimate."""
+"""The one orchestrator: a Scenario (model, hardware, job, fixed layout fields, price) -> Estimate."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from simulator.model.flops import ParamCounts, parameter_counts, token_flops
 from simulator.model.layout import Job, Layout, check_layout, with_fp8_recipe
 from simulator.model.memory import check_fits
 from simulator.model.step_time import StepResult, step
-from simulator.run.cost import CostOptions, chosen_rental_rate
+from simulator.run.cost import Pricing, pricing
 from simulator.run.goodput import Goodput, goodput
 from simulator.run.sanity import sanity_notes
+from simulator.run.scenario import Scenario
 from simulator.run.search import LAYOUT_FIELDS, search
 from simulator.units import SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
 
@@ -34,8 +35,8 @@ class Estimate:
     rates: DeviceRates
     peak_bf16_flop_per_s: float
     peak_fp8_flop_per_s: float | None
-    usd_per_gpu_hour: float
-    price_source: str
+    pricing: Pricing
+    """The price of a GPU-hour, chosen once for the run (simulator.run.cost.pricing)."""
     goodput: Goodput
     assumptions: Assumptions
     gpu_memory_gib: float
@@ -85,8 +86,21 @@ class Estimate:
         return self.job.gpu_hours(self.step_time_s, self.ettr)
 
     @property
+    def usd_per_gpu_hour(self) -> float:
+        return self.pricing.usd_per_gpu_hour
+
+    @property
+    def price_source(self) -> str:
+        return self.pricing.rate.source
+
+    @property
     def cost_usd(self) -> float:
-        return self.gpu_hours * self.usd_per_gpu_hour
+        return self.pricing.cost_usd(self.gpu_hours)
+
+    @property
+    def cost(self) -> dict:
+        """The cost block: chosen basis, the other basis, energy, CO2, program cost (Pricing.block)."""
+        return self.pricing.block(self.gpu_hours)
 
     def pipeline_ranks(self) -> list[dict]:
         """What each pipeline rank holds (embedding, layers by kind, head, MTP) and its busy seconds per step."""
@@ -142,6 +156,7 @@ class Estimate:
             "usd_per_gpu_hour": self.usd_per_gpu_hour,
             "price_source": self.price_source,
             "cost_usd": self.cost_usd,
+            "cost": self.cost,
             "breakdown": self.step.breakdown_s,
             "stage_layers": [len([i for i in r if i not in ("embed", "head")]) for r in self.step.stage_items],
             "pipeline_ranks": self.pipeline_ranks(),
@@ -154,16 +169,22 @@ class Estimate:
         return out
 
 
+def estimate_scenario(s: Scenario) -> Estimate:
+    """Estimate a resolved scenario (simulator.run.scenario)."""
+    return estimate(s.model, s.hardware, s.job, s.layout, s.pricing, s.assumptions, s.rates)
+
+
 def estimate(
     model: ModelSpec,
     hw: HardwareProfile,
     job: Job,
     layout: dict | None = None,
-    usd_per_gpu_hour: float | None = None,
+    price: Pricing | None = None,
     assumptions: Assumptions = DEFAULT,
     rates: DeviceRates | None = None,
 ) -> Estimate:
-    """Estimate a run. `layout` holds the layout fields the user fixed; the rest are searched.
+    """Estimate a run. `layout` holds the layout fields the user fixed; the rest are searched. `price`: the price
+    chosen for the run (default: the profile's rental quote).
 
     TP communication overlap is the exception: it is a feature of the software stack that none of the
     validation runs used (Megatron-LM 2021, Llama 3), so it is off unless asked for (`costsim search`
@@ -176,7 +197,6 @@ def estimate(
     counts = parameter_counts(model)
     chosen, result, n_eval = _resolve_layout(model, hw, job, given, rates, counts, assumptions)
     tf = token_flops(model, job.seq_len)
-    rate = chosen_rental_rate(hw, CostOptions(usd_per_gpu_hour=usd_per_gpu_hour))
     return Estimate(
         model=model.name,
         gpu=hw.name,
@@ -190,8 +210,7 @@ def estimate(
         rates=rates,
         peak_bf16_flop_per_s=hw.peak_flop_per_s("bf16"),
         peak_fp8_flop_per_s=hw.peak_flop_per_s("fp8") if hw.has_dtype("fp8") else None,
-        usd_per_gpu_hour=rate.usd_per_gpu_hour,
-        price_source=rate.source,
+        pricing=price or pricing(hw),
         goodput=goodput(job.num_gpus, job.steps * result.step_time_s, assumptions),
         assumptions=assumptions,
         layout_chosen_by_search=n_eval > 1 or any(k not in given for k in ("tp", "pp")),

@@ -22,7 +22,7 @@ from simulator.model.efficiency import DeviceRates, device_rates
 from simulator.model.flops import ParamCounts, parameter_counts, token_flops
 from simulator.model.layout import RECOMPUTE_MODES, Job, Layout, Layouts, problem_masks, problem_text, with_fp8_recipe
 from simulator.model.step_time import StepArrays, evaluate, step
-from simulator.run.cost import CostOptions, chosen_rental_rate
+from simulator.run.cost import Pricing, pricing
 from simulator.run.goodput import ettr
 from simulator.units import GIB
 
@@ -244,12 +244,13 @@ def search(
     given: dict | None = None,
     assumptions: Assumptions = DEFAULT,
     rates: DeviceRates | None = None,
-    usd_per_gpu_hour: float | None = None,
+    price: Pricing | None = None,
     objective: str = "time",
     counts: ParamCounts | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> SearchResult:
-    """Evaluate every valid layout of `job` consistent with the `given` fields."""
+    """Evaluate every valid layout of `job` consistent with the `given` fields. `price`: the price chosen for the run
+    (default: the profile's rental quote)."""
     if objective not in OBJECTIVES:
         raise LayoutError(f"objective {objective!r} is unknown; use one of {', '.join(OBJECTIVES)}")
     given = {k: v for k, v in (given or {}).items() if v is not None}
@@ -262,8 +263,7 @@ def search(
     memory = steps.memory.total_bytes
     feasible = memory <= hw.memory_bytes
     gpu_hours = job.gpu_hours(steps.step_time_s, ettr(job.num_gpus, assumptions))
-    price = chosen_rental_rate(hw, CostOptions(usd_per_gpu_hour=usd_per_gpu_hour)).usd_per_gpu_hour
-    cost = gpu_hours * price
+    cost = (price or pricing(hw)).cost_usd(gpu_hours)
     return SearchResult(
         layouts=valid,
         steps=steps,

@@ -1,0 +1,83 @@
+"""The catalog of shipped hardware profiles and model specs: find one by id, alias or path, and load it (a Hugging
+Face config.json becomes a ModelSpec through hf_config)."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from pathlib import Path
+
+from simulator.errors import SpecError
+from simulator.inputs.data_files import hardware_dir, model_dir
+from simulator.inputs.files import parse_yaml, read_json, read_yaml, validate
+from simulator.inputs.hf_config import model_from_hf_config
+from simulator.inputs.specs import HardwareProfile, ModelSpec
+
+
+def load_hardware_file(path: Path) -> HardwareProfile:
+    spec = validate(read_yaml(path), HardwareProfile, path)
+    if spec.name != path.stem:
+        raise SpecError(f"{path}: name {spec.name!r} must match the file name {path.stem!r}")
+    return spec
+
+
+def load_model_file(path: Path) -> ModelSpec:
+    if path.suffix == ".json":
+        return model_from_hf_config(read_json(path), path)
+    return validate(read_yaml(path), ModelSpec, path)
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.4)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return hint
+
+
+def hardware_ids() -> dict[str, Path]:
+    """Every id and alias that names a shipped hardware profile."""
+    return dict(_hardware_ids(hardware_dir()))
+
+
+@functools.lru_cache(maxsize=4)
+def _hardware_ids(directory: Path) -> dict[str, Path]:
+    ids: dict[str, Path] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        raw = parse_yaml(path.read_text()) or {}
+        ids[path.stem] = path
+        for alias in raw.get("aliases", []) if isinstance(raw, dict) else []:
+            ids[str(alias).lower()] = path
+    return ids
+
+
+def model_ids() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(model_dir().glob("*.yaml"))}
+
+
+def load_hardware(gpu: str) -> HardwareProfile:
+    """A shipped profile by id or alias, or a path to a profile YAML."""
+    path = Path(gpu)
+    if path.suffix in (".yaml", ".yml") and (path.exists() or "/" in gpu):
+        return load_hardware_file(path)
+    ids = hardware_ids()
+    key = gpu.strip().lower()
+    if key not in ids:
+        raise SpecError(
+            f"unknown GPU {gpu!r}.{_suggest(key, list(ids))} "
+            f"Run `costsim list gpus` for the {len(set(ids.values()))} shipped profiles, or pass a profile YAML path."
+        )
+    return load_hardware_file(ids[key])
+
+
+def load_model(model: str) -> ModelSpec:
+    """A shipped spec by name, a path to a spec YAML, or a path to a Hugging Face config.json."""
+    path = Path(model)
+    if path.suffix in (".yaml", ".yml", ".json") and (path.exists() or "/" in model):
+        return load_model_file(path)
+    ids = model_ids()
+    key = model.strip().lower()
+    if key not in ids:
+        raise SpecError(
+            f"unknown model {model!r}.{_suggest(key, list(ids))} "
+            "Run `costsim list models`, or pass a spec YAML or a Hugging Face config.json path."
+        )
+    return load_model_file(ids[key])

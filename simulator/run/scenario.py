@@ -1,0 +1,98 @@
+"""One run, resolved once at the edge and passed down: the model spec, the hardware with its rates (the
+profile's, or a calibration's), the job (defaults filled, FP8 recipe resolved), the layout fields the user fixed,
+the price of a GPU-hour and the global assumptions.
+
+The command line and the Python API build a Scenario with `resolve` from names and numbers; analysis code that
+already holds the objects builds one with `Scenario.of`. Nothing below this point loads a file or chooses a
+price again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from simulator.inputs.assumptions import DEFAULT, Assumptions
+from simulator.inputs.catalog import load_hardware, load_model
+from simulator.inputs.specs import HardwareProfile, ModelSpec
+from simulator.model.efficiency import DeviceRates, calibrated_device, device_rates
+from simulator.model.layout import Job, make_job, with_fp8_recipe
+from simulator.run.cost import CostOptions, Pricing, Rate, pricing
+
+
+@dataclass(frozen=True)
+class Scenario:
+    model: ModelSpec
+    hardware: HardwareProfile
+    rates: DeviceRates
+    job: Job
+    pricing: Pricing
+    layout: dict = field(default_factory=dict)
+    """The layout fields the user fixed (None values dropped); the others are searched."""
+    assumptions: Assumptions = DEFAULT
+    costs: CostOptions = field(default_factory=CostOptions)
+    """The cost options the pricing was chosen from (an uncertainty band needs to know whether the price was given)."""
+
+    @classmethod
+    def of(
+        cls,
+        model: ModelSpec,
+        hardware: HardwareProfile,
+        job: Job,
+        layout: dict | None = None,
+        price: Pricing | None = None,
+        assumptions: Assumptions = DEFAULT,
+        rates: DeviceRates | None = None,
+    ) -> Scenario:
+        """A scenario of objects already loaded: the profile's rates and its default rental price unless given."""
+        return cls(
+            model=model,
+            hardware=hardware,
+            rates=rates or device_rates(hardware, assumptions),
+            job=with_fp8_recipe(job, model),
+            pricing=price or pricing(hardware),
+            layout=fixed_fields(layout),
+            assumptions=assumptions,
+        )
+
+
+def fixed_fields(layout: dict | None) -> dict:
+    """The layout fields given a value (None means: search it)."""
+    return {k: v for k, v in (layout or {}).items() if v is not None}
+
+
+def load_device(gpu: str | HardwareProfile, calibration: str | Path | None, assumptions: Assumptions = DEFAULT):
+    """(hardware profile, rates) of `gpu`; with a calibration file, the measured rates replace the profile's terms."""
+    if calibration is not None:
+        name = gpu.name if isinstance(gpu, HardwareProfile) else gpu
+        return calibrated_device(name, calibration, assumptions)
+    hw = gpu if isinstance(gpu, HardwareProfile) else load_hardware(gpu)
+    return hw, device_rates(hw, assumptions)
+
+
+def resolve(
+    model: str | ModelSpec,
+    gpu: str | HardwareProfile,
+    num_gpus: int,
+    tokens: float,
+    *,
+    seq_len: int | None = None,
+    global_batch_tokens: float | None = None,
+    precision: str = "bf16",
+    fp8_recipe: str | None = None,
+    attention_kernel: str = "flash",
+    dropout: float = 0.0,
+    layout: dict | None = None,
+    costs: CostOptions | None = None,
+    quoted: Rate | None = None,
+    calibration: str | Path | None = None,
+    assumptions: Assumptions = DEFAULT,
+) -> Scenario:
+    """Everything one estimate needs, from names and numbers: each file read once, the price chosen once.
+
+    `quoted`: a rental price quoted for the run (a plan's), used unless the cost options give a price."""
+    spec = model if isinstance(model, ModelSpec) else load_model(model)
+    hw, rates = load_device(gpu, calibration, assumptions)
+    job = make_job(spec, num_gpus, tokens, seq_len, global_batch_tokens, precision, attention_kernel, dropout, fp8_recipe)
+    costs = costs or CostOptions()
+    return Scenario(spec, hw, rates, job, pricing(hw, costs, quoted), fixed_fields(layout), assumptions, costs)
