@@ -47,7 +47,7 @@ def estimate(
     global_batch_tokens: BatchOpt = None,
     precision: Annotated[PrecisionOpt | None, typer.Option(help="GEMM precision (default bf16)")] = None,
     fp8_recipe: RecipeOpt = None,
-    layout: dict | None = None,  # --tp ... --tp-overlap, declared once in simulator/commands/options.py
+    layout: dict | None = None,  # --tp ... --tp-overlap, declared once in cli/options.py
     attention_kernel: Annotated[
         AttentionOpt | None, typer.Option(help="flash (default), or unfused (materialised scores, Megatron-LM 2021)")
     ] = None,
@@ -204,7 +204,7 @@ def _attention_kind(m) -> str:
 def fit() -> None:
     """Refit the global sustained-GEMM factor to the shipped published runs (a few seconds).
 
-    Writes simulator/fitted_constants.yaml with the value, the data, in-sample and leave-one-out errors.
+    Writes simulator/data/fitted_constants.yaml with the value, the data, in-sample and leave-one-out errors.
     """
     from simulator.analysis import fit as fitting
 
@@ -225,7 +225,7 @@ def fit() -> None:
 
 
 def _register_command_modules() -> None:
-    """Commands defined in their own modules (simulator/commands/, calibrate/commands.py)."""
+    """Commands defined in their own modules of this package (cli/analysis.py, planner.py, published.py, ...)."""
     import importlib
 
     for name in COMMAND_MODULES:

@@ -14,6 +14,7 @@ import typer
 
 from simulator.errors import CostsimError, InputError
 from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, TOKENS_RANGE, count_in_range
+from simulator.vocab import ATTENTION_KERNELS, FP8_RECIPES, PRECISIONS, RECOMPUTE_MODES, SCHEDULES
 
 
 def fail(err: CostsimError) -> NoReturn:
@@ -84,33 +85,18 @@ class TableJson(StrEnum):
     json = "json"
 
 
-class PrecisionOpt(StrEnum):
-    bf16 = "bf16"
-    fp16 = "fp16"
-    fp8 = "fp8"
+def _choices(name: str, values: tuple[str, ...]) -> type[StrEnum]:
+    """A typer choice whose values are one of simulator.vocab's vocabularies (defined there once)."""
+    return StrEnum(name, {v: v for v in values})  # type: ignore[return-value]
 
 
-class Fp8RecipeOpt(StrEnum):
-    tensor = "tensor"
-    block = "block"
-
-
-class ScheduleOpt(StrEnum):
-    one_f_one_b = "1f1b"
-    interleaved = "interleaved"
-    zb_h1 = "zb-h1"
-    dualpipe = "dualpipe"
-
-
-class AttentionOpt(StrEnum):
-    flash = "flash"
-    unfused = "unfused"
-
-
-class RecomputeOpt(StrEnum):
-    none = "none"
-    selective = "selective"
-    full = "full"
+PrecisionOpt = _choices("PrecisionOpt", PRECISIONS)
+Fp8RecipeOpt = _choices("Fp8RecipeOpt", FP8_RECIPES)
+ScheduleOpt = _choices("ScheduleOpt", SCHEDULES)
+AttentionOpt = _choices("AttentionOpt", ATTENTION_KERNELS)
+RecomputeOpt = _choices("RecomputeOpt", RECOMPUTE_MODES)
+BF16 = PrecisionOpt("bf16")
+"""The default --precision of search, sweep and report."""
 
 
 class Objective(StrEnum):

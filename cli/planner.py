@@ -8,12 +8,12 @@ from typing import Annotated
 import typer
 
 from cli.options import (
+    BF16,
     SEARCH_LAYOUT_FLAGS,
     BatchOpt,
     ModelArg,
     NumGpusOpt,
     Objective,
-    PrecisionOpt,
     PrecOpt,
     PriceOpt,
     RecipeOpt,
@@ -70,11 +70,11 @@ def search_command(
     tokens: TokensOpt,
     seq_len: SeqLenOpt = None,
     global_batch_tokens: BatchOpt = None,
-    precision: PrecOpt = PrecisionOpt.bf16,
+    precision: PrecOpt = BF16,
     fp8_recipe: RecipeOpt = None,
     objective: Annotated[Objective, typer.Option(help="Rank by step time or by dollars")] = Objective.time,
     top: Annotated[int, ranged("Layouts shown in the table", 1, 1000, "give how many layouts to show, e.g. 10")] = 10,
-    layout: dict | None = None,  # --tp ... --tp-overlap, declared once in simulator/commands/options.py
+    layout: dict | None = None,  # --tp ... --tp-overlap, declared once in cli/options.py
     reference: Annotated[
         str | None, typer.Option(help="Layout to compare with the best, e.g. tp=1,pp=16,ep=64 (default: the published one)")
     ] = None,
@@ -199,9 +199,9 @@ def sweep_command(
     tokens: TokensOpt,
     seq_len: SeqLenOpt = None,
     global_batch_tokens: BatchOpt = None,
-    precision: PrecOpt = PrecisionOpt.bf16,
+    precision: PrecOpt = BF16,
     fp8_recipe: RecipeOpt = None,
-    layout: dict | None = None,  # --tp ... --tp-overlap, declared once in simulator/commands/options.py
+    layout: dict | None = None,  # --tp ... --tp-overlap, declared once in cli/options.py
     deadline_days: Annotated[
         float | None,
         ranged("Find the cheapest cluster that finishes within D days", 0.001, 36500, "give days, e.g. 60"),

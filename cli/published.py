@@ -27,7 +27,7 @@ def validate_public(
 
     Each run is predicted in the unit it reports (GPU-hours, days, minutes, step time, tokens/s or TFLOP/s
     per GPU) at its published layout; fields a source leaves out are searched. Runs that constrained a
-    fitted global constant also show their leave-one-out error (simulator/fitted_constants.yaml).
+    fitted global constant also show their leave-one-out error (simulator/data/fitted_constants.yaml).
     """
     from simulator.analysis import public_runs
     from simulator.errors import CostsimError

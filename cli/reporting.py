@@ -1,4 +1,4 @@
-"""`costsim report`: a Markdown and an HTML report with PNG charts (document in simulator/report_document.py)."""
+"""`costsim report`: a Markdown and an HTML report with PNG charts (document in simulator/report/document.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 
 from cli.options import (
+    BF16,
     RUN_LAYOUT_FLAGS,
     BatchOpt,
     NumGpusOpt,
-    PrecisionOpt,
     PrecOpt,
     PriceOpt,
     RecipeOpt,
@@ -38,9 +38,9 @@ def report_command(
     force: Annotated[bool, typer.Option("--force", help="Write into an existing, non-empty --output directory")] = False,
     seq_len: SeqLenOpt = None,
     global_batch_tokens: BatchOpt = None,
-    precision: PrecOpt = PrecisionOpt.bf16,
+    precision: PrecOpt = BF16,
     fp8_recipe: RecipeOpt = None,
-    layout: dict | None = None,  # --tp ... --tp-overlap, declared once in simulator/commands/options.py
+    layout: dict | None = None,  # --tp ... --tp-overlap, declared once in cli/options.py
     usd_per_gpu_hour: PriceOpt = None,
     calibration: Annotated[
         str | None, typer.Option(help="Calibration file from `costsim calibrate` (--gpu cpu for a CPU calibration)")

@@ -21,7 +21,8 @@ from torch_models import MoE, TaggedLinear, TinyLM
 
 from simulator.inputs.files import validate
 from simulator.inputs.specs import ModelSpec
-from simulator.model.flops import attention_core_forward_flops_per_token, parameter_counts, token_flops
+from simulator.model.flops import attention_core_forward_flops_per_token, parameter_counts
+from simulator.model.layer_work import token_flops
 
 REL = 0.01
 

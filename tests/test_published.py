@@ -12,7 +12,8 @@ from simulator import api
 from simulator.analysis.validation import megatron_2021_runs, predict, throughput_runs
 from simulator.inputs.assumptions import BASE, DEFAULT, FITTED_PATH
 from simulator.inputs.catalog import load_model
-from simulator.model.flops import parameter_counts, token_flops
+from simulator.model.flops import parameter_counts
+from simulator.model.layer_work import token_flops
 
 
 def test_gpt3_training_compute_6nd():

@@ -16,7 +16,8 @@ from simulator.inputs.assumptions import DEFAULT
 from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.specs import ModelSpec
 from simulator.model.efficiency import device_rates
-from simulator.model.flops import parameter_counts, token_flops
+from simulator.model.flops import parameter_counts
+from simulator.model.layer_work import token_flops
 from simulator.model.layout import Job, layout_problems, with_fp8_recipe
 from simulator.model.step_time import evaluate, step
 from simulator.run.estimate import estimate

@@ -26,7 +26,8 @@ from simulator.errors import CostsimError, InputError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.specs import HardwareProfile, ModelSpec
-from simulator.model.flops import parameter_counts, token_flops
+from simulator.model.flops import parameter_counts
+from simulator.model.layer_work import token_flops
 from simulator.model.layout import DEFAULT_SEQ_LEN, make_job
 from simulator.run.estimate import Estimate, estimate
 from simulator.units import GIGA, MAX_GPUS, SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA

@@ -4,7 +4,7 @@ gemm_sustain (in-training GEMM rate / best-shape microbenchmark) is the only con
 published data. Twelve independent numbers constrain it (ten Megatron-LM 2021 rows on A100, two
 Llama 3.1 405B configurations on H100). The fit minimises the sum of squared log errors over a
 grid; leave-one-out refits without each run and predicts it. `costsim fit` rewrites
-simulator/fitted_constants.yaml with the data, the in-sample and the leave-one-out errors.
+simulator/data/fitted_constants.yaml with the data, the in-sample and the leave-one-out errors.
 """
 
 from __future__ import annotations

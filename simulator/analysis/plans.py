@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -20,9 +20,10 @@ from simulator.inputs.data_files import plan_dir
 from simulator.inputs.files import read_yaml, validate
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.run.cost import CostOptions, Rate, rental_rate, sum_blocks
-from simulator.run.estimate import LAYOUT_FIELDS, Estimate, estimate_scenario
+from simulator.run.estimate import Estimate, estimate_scenario
 from simulator.run.scenario import resolve
 from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, SECONDS_PER_DAY, count_in_range
+from simulator.vocab import LAYOUT_FIELDS, Fp8Recipe, Precision, Recompute, Schedule
 
 
 def _count(value: object) -> float:
@@ -54,7 +55,7 @@ class Stage(_Schema):
     tokens: Count
     seq_len: Annotated[int, Field(ge=1, le=10_000_000)]
     global_batch_tokens: Count
-    precision: Literal["bf16", "fp16", "fp8"] = "bf16"
+    precision: Precision = "bf16"
     num_gpus: Annotated[int, Field(ge=1, le=MAX_GPUS)]
     gpu: str | None = None
     """Overrides the plan's GPU for this stage."""
@@ -65,12 +66,12 @@ class Stage(_Schema):
     cp: Annotated[int, Field(ge=1)] | None = None
     zero_stage: Annotated[int, Field(ge=0, le=3)] | None = None
     micro_batch_size: Annotated[int, Field(ge=1)] | None = None
-    schedule: Literal["1f1b", "interleaved", "zb-h1", "dualpipe"] | None = None
+    schedule: Schedule | None = None
     vpp: Annotated[int, Field(ge=1)] | None = None
-    recompute: Literal["none", "selective", "full"] | None = None
+    recompute: Recompute | None = None
     tp_overlap: bool | None = None
     """TP communication overlapped with GEMMs (default off, as in estimate)."""
-    fp8_recipe: Literal["tensor", "block"] | None = None
+    fp8_recipe: Fp8Recipe | None = None
     """FP8 scaling (default: the model's published recipe, else per-tensor)."""
     source: str | None = None
     """Where this stage's numbers come from."""

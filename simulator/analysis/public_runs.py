@@ -28,7 +28,7 @@ from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.data_files import validation_dir
 from simulator.inputs.files import read_yaml
 from simulator.inputs.specs import HardwareProfile, ModelSpec
-from simulator.model.flops import token_flops
+from simulator.model.layer_work import token_flops
 from simulator.model.layout import Job
 from simulator.run.estimate import Estimate, estimate
 from simulator.units import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, TERA, count_in_range

@@ -180,11 +180,11 @@ def gemm_sustain_sigma(path=FITTED_PATH) -> tuple[float, str]:
     except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
         errors = []
     if len(errors) < 2:
-        return 0.1, "no fit residuals found in simulator/fitted_constants.yaml: assumed sigma 0.1"
+        return 0.1, "no fit residuals found in simulator/data/fitted_constants.yaml: assumed sigma 0.1"
     sigma = math.sqrt(sum(e * e for e in errors) / len(errors))
     return sigma, (
         f"lognormal around the fitted value; sigma = RMS of the {len(errors)} leave-one-out log errors of "
-        f"`costsim fit` ({sigma:.1%}, simulator/fitted_constants.yaml): how far the fitted rate misses a run it did not see"
+        f"`costsim fit` ({sigma:.1%}, simulator/data/fitted_constants.yaml): how far the fitted rate misses a run it did not see"
     )
 
 

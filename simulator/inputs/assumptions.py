@@ -22,7 +22,7 @@ class Assumptions:
     gemm_sustain: float = 0.95
     """In-training GEMM rate / best-shape microbenchmark rate (clocks under sustained load, shape mix).
     The physical default 0.95 is an assumption; DEFAULT takes the value `costsim fit` fitted to twelve
-    published runs (simulator/fitted_constants.yaml, with in-sample and leave-one-out errors)."""
+    published runs (simulator/data/fitted_constants.yaml, with in-sample and leave-one-out errors)."""
     fp8_gemm_factor: float = 0.9
     """FP8 GEMMs with fine-grained block scaling (1x128 / 128x128 scales promoted on CUDA cores, the DeepSeek-V3
     recipe, `--fp8-recipe block`) vs the best per-tensor FP8 matmul microbenchmark. Source: DeepGEMM README

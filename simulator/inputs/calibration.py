@@ -30,6 +30,7 @@ from simulator.inputs.catalog import hardware_ids, load_hardware_file
 from simulator.inputs.files import read_json, validate
 from simulator.inputs.specs import DensePeaks, EfficiencyDefaults, HardwareProfile, ModelSpec, Price, ScaleOut, ScaleUp, Sourced
 from simulator.units import GIB, GIGA, MICRO, TERA
+from simulator.vocab import Dtype
 
 SCHEMA = "costsim-calibration"
 SCHEMA_VERSION = 1
@@ -38,7 +39,6 @@ CPU_DEVICE = "cpu"
 
 Positive = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
-Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8"]
 CollectiveOp = Literal["all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv"]
 Tier = Literal["scale_up", "scale_out"]
 

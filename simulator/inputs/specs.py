@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.errors import SpecError
 from simulator.units import BITS_PER_BYTE, GIB, GIGA, TERA
+from simulator.vocab import PUBLISHED_LAYOUT_FIELDS, Dtype, Fp8Recipe, Schedule
 
-Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8"]
 ASSUMPTION = "assumption"
 
 
@@ -270,17 +270,16 @@ class PublishedLayout(_Spec):
     ep: Annotated[int, Field(ge=1)] | None = None
     cp: Annotated[int, Field(ge=1)] | None = None
     zero_stage: Annotated[int, Field(ge=0, le=3)] | None = None
-    schedule: Literal["1f1b", "interleaved", "zb-h1", "dualpipe"] | None = None
+    schedule: Schedule | None = None
     vpp: Annotated[int, Field(ge=1)] | None = None
     num_gpus: Annotated[int, Field(ge=1)] | None = None
-    fp8_recipe: Literal["tensor", "block"] | None = None
+    fp8_recipe: Fp8Recipe | None = None
     """FP8 scaling the run used, where it trained in FP8 (the default of --fp8-recipe for this model)."""
     source: str
 
     def fields(self) -> dict:
         """The layout fields that are published."""
-        keys = ("tp", "pp", "ep", "cp", "zero_stage", "schedule", "vpp")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        return {k: getattr(self, k) for k in PUBLISHED_LAYOUT_FIELDS if getattr(self, k) is not None}
 
 
 class ModelSpec(_Spec):

@@ -15,14 +15,13 @@ is recomputed (Korthikanti et al. 2022 §6, PaLM App. B).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from simulator.inputs.specs import ModelSpec
 
 Sharding = Literal["column", "row", "replicated", "vocab"]
 LayerKind = Literal["dense", "moe", "mtp"]
-Recompute = Literal["none", "selective", "full"]
 
 
 @dataclass(frozen=True)
@@ -160,74 +159,12 @@ def attention_core_forward_flops_per_token(model: ModelSpec, seq_len: int, causa
     return 2.0 * s_eff * model.n_heads * (d_qk + d_v)
 
 
-# ------------------------------------------------------------------ per-token totals
-
-
-@dataclass(frozen=True)
-class TokenFlops:
-    """Forward FLOPs per token by component, for the whole model (all layers, all heads)."""
-
-    forward_by_component: dict[str, float]
-    recompute_by_mode: dict[str, float] = field(default_factory=dict)
-    attention_convention: str = "causal"
-
-    @property
-    def forward_flops(self) -> float:
-        return sum(self.forward_by_component.values())
-
-    @property
-    def training_flops(self) -> float:
-        """Model FLOPs per token, forward + backward, no recomputation (the MFU basis)."""
-        return 3.0 * self.forward_flops
-
-    def hardware_flops(self, recompute: Recompute) -> float:
-        return self.training_flops + self.recompute_by_mode.get(recompute, 0.0)
-
-    def training_by_component(self) -> dict[str, float]:
-        return {k: 3.0 * v for k, v in self.forward_by_component.items()}
+# ------------------------------------------------------------------ layers
 
 
 def layer_kinds(model: ModelSpec) -> list[LayerKind]:
+    """The kind of every transformer layer, in order (MTP modules are not layers of the trunk)."""
     return ["moe" if model.is_moe_layer(i) else "dense" for i in range(model.n_layers)]
-
-
-def _layer_forward(model: ModelSpec, kind: LayerKind, seq_len: int, causal: bool) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for g in layer_gemms(model, kind):
-        out[g.component] = out.get(g.component, 0.0) + g.forward_flops_per_token
-    out["attention_core"] = attention_core_forward_flops_per_token(model, seq_len, causal)
-    return out
-
-
-def _selective_recompute_forward(model: ModelSpec, kind: LayerKind, seq_len: int, causal: bool) -> float:
-    """Selective recompute redoes the attention core (Korthikanti §5) and, for MLA, the up-projections (V3 §3.2.3)."""
-    core = attention_core_forward_flops_per_token(model, seq_len, causal)
-    ups = sum(g.forward_flops_per_token for g in layer_gemms(model, kind) if g.recomputed_in_selective)
-    return core + ups
-
-
-def token_flops(model: ModelSpec, seq_len: int, causal: bool = True, include_mtp: bool = True) -> TokenFlops:
-    """Forward FLOPs per token of the whole model by component, plus what each recompute mode adds."""
-    total: dict[str, float] = {}
-    full_recompute = 0.0
-    selective = 0.0
-    for kind in layer_kinds(model):
-        layer = _layer_forward(model, kind, seq_len, causal)
-        for k, v in layer.items():
-            total[k] = total.get(k, 0.0) + v
-        full_recompute += sum(layer.values())
-        selective += _selective_recompute_forward(model, kind, seq_len, causal)
-    head = head_gemm(model).forward_flops_per_token
-    total["lm_head"] = head
-    if include_mtp and model.mtp_depth:
-        per_depth = _layer_forward(model, "mtp", seq_len, causal)
-        total["mtp"] = (sum(per_depth.values()) + head) * model.mtp_depth
-    # Full recompute re-runs every transformer layer's forward, not the head (Megatron).
-    return TokenFlops(
-        forward_by_component=total,
-        recompute_by_mode={"none": 0.0, "selective": selective, "full": full_recompute},
-        attention_convention="causal" if causal else "full",
-    )
 
 
 # ------------------------------------------------------------------ parameters

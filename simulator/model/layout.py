@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Literal
 
 import numpy as np
 
 from simulator.errors import InputError, LayoutError
 from simulator.inputs.specs import ModelSpec
 from simulator.units import SECONDS_PER_HOUR
-
-Schedule = Literal["1f1b", "interleaved", "zb-h1", "dualpipe"]
-Precision = Literal["bf16", "fp8", "fp16"]
-Recompute = Literal["none", "selective", "full"]
-AttentionKernel = Literal["flash", "unfused"]
-Fp8Recipe = Literal["tensor", "block"]
-SCHEDULES: tuple[Schedule, ...] = ("1f1b", "interleaved", "zb-h1", "dualpipe")
-RECOMPUTE_MODES: tuple[Recompute, ...] = ("none", "selective", "full")
+from simulator.vocab import (
+    LAYOUT_FIELDS,
+    AttentionKernel,
+    Fp8Recipe,
+    Precision,
+    Recompute,
+    Schedule,
+)
 
 
 @dataclass(frozen=True)
@@ -129,6 +128,9 @@ class Layout:
         sched = self.schedule + (f" (v={self.vpp})" if self.schedule == "interleaved" else "")
         return " ".join(parts) + f", ZeRO-{self.zero_stage}, mbs {self.micro_batch_size}, {sched}, recompute {self.recompute}"
 
+
+if tuple(f.name for f in fields(Layout)) != LAYOUT_FIELDS:  # one definition: vocab.LAYOUT_FIELDS names these fields
+    raise RuntimeError(f"Layout fields {[f.name for f in fields(Layout)]} differ from vocab.LAYOUT_FIELDS {LAYOUT_FIELDS}")
 
 _FIELD_DTYPES: dict = {"schedule": str, "recompute": str, "tp_overlap": bool}
 

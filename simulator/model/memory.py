@@ -20,8 +20,9 @@ import numpy as np
 from simulator.errors import InfeasibleError
 from simulator.inputs.specs import ModelSpec
 from simulator.model.flops import ParamCounts
-from simulator.model.layout import Layout, Precision, Recompute, data_parallel_sizes
+from simulator.model.layout import Layout, data_parallel_sizes
 from simulator.units import BLOCK_FP8_BYTES_PER_ELEMENT, BYTES_PER_ELEMENT, format_bytes, gib
+from simulator.vocab import Precision, Recompute
 
 # Bytes per element of a BF16 activation, of an FP8-cached GEMM input with 1x128 fp32 scales
 # (DeepSeek-V3 §3.3.3), and of the fp32 log-sum-exp flash attention keeps.

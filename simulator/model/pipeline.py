@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from simulator.model.layout import SCHEDULES, Schedule
+from simulator.vocab import SCHEDULES, Schedule
 
 
 def bubble_s(schedule, pp, vpp, f_s, b_s, w_s, fb_pair_s):

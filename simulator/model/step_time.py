@@ -15,7 +15,7 @@ layouts at once for the search; `step` is `evaluate` on one layout.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -24,17 +24,9 @@ from simulator.inputs.assumptions import Assumptions
 from simulator.inputs.specs import ModelSpec
 from simulator.model.comms import Group, collective_s, moe_dispatch_combine_s
 from simulator.model.efficiency import DeviceRates
-from simulator.model.flops import (
-    ParamCounts,
-    attention_core_dims,
-    attention_core_forward_flops_per_token,
-    ffn_kind,
-    head_gemm,
-    layer_gemms,
-    layer_kinds,
-    token_flops,
-)
-from simulator.model.layout import RECOMPUTE_MODES, SCHEDULES, Job, Layout, Layouts, data_parallel_sizes, micro_batches
+from simulator.model.flops import ParamCounts, attention_core_dims, head_gemm, layer_kinds
+from simulator.model.layer_work import LayerWork, layer_work
+from simulator.model.layout import Job, Layout, Layouts, data_parallel_sizes, micro_batches
 from simulator.model.memory import (
     LOGIT_BYTES,
     MemoryBreakdown,
@@ -47,6 +39,7 @@ from simulator.model.memory import (
 )
 from simulator.model.pipeline import bubble_s, in_flight_micro_batches, stage_items
 from simulator.units import BLOCK_FP8_BYTES_PER_ELEMENT, BYTES_PER_ELEMENT, DROPOUT_BYTES_PER_ELEMENT
+from simulator.vocab import RECOMPUTE_MODES, SCHEDULES
 
 # Memory-bound traffic per token and layer, in units of (hidden size x bytes per element):
 # two norms (read + write) and two residual adds (read 2, write 1), forward (theory §6.3).
@@ -87,6 +80,11 @@ class Context:
     layout: Layout
     rates: DeviceRates
     assumptions: Assumptions
+
+    @property
+    def work(self) -> Mapping[str, LayerWork]:
+        """Each layer kind's GEMMs and attention FLOPs per token (built once per model and sequence length)."""
+        return layer_work(self.model, self.job.seq_len)  # type: ignore[return-value]
 
     @property
     def tokens_per_micro_batch(self) -> float:
@@ -139,7 +137,7 @@ def _gemm_time(ctx: Context, kind: str) -> tuple[float, dict[str, float]]:
     lay, t = ctx.layout, ctx.tokens_per_micro_batch
     fwd, parts = 0.0, {}
     moe = ctx.model.moe
-    for g in layer_gemms(ctx.model, kind):  # type: ignore[arg-type]
+    for g in ctx.work[kind].gemms:
         k, n, m, count = g.k, g.n, t, 1.0
         if g.routed and moe is not None:
             local_experts = moe.n_routed_experts / lay.ep
@@ -172,7 +170,8 @@ def memory_bound_bytes(ctx: Context, kind: str) -> float:
     # RoPE on q and k (read + write).
     per_token += 2 * act * (model.n_heads + model.n_kv_heads) * model.head_dim
     widths = []
-    if ffn_kind(model, kind) == "dense":  # type: ignore[arg-type]
+    work = ctx.work[kind]
+    if work.ffn == "dense":
         widths.append((model.d_ff, 1))
     elif model.moe is not None:
         moe = model.moe
@@ -185,7 +184,7 @@ def memory_bound_bytes(ctx: Context, kind: str) -> float:
         io = 3 if model.gated_ffn else 2  # gated: read gate and up, write product
         per_token += mult * io * act * width
     if ctx.job.precision == "fp8":
-        gemm_inputs = sum(g.k * g.multiplicity for g in layer_gemms(model, kind) if g.fp8_eligible)  # type: ignore[arg-type]
+        gemm_inputs = work.fp8_input_elements
         # Per forward: the passes cover forward and backward, and the callers charge backward at 2x forward.
         per_token += ctx.assumptions.fp8_quantize_unfused * FP8_QUANTIZE_BYTES_PER_ELEMENT * gemm_inputs / 3
     return per_token * t
@@ -212,7 +211,7 @@ def _layer_comm(
     overlapped = np.asarray(lay.tp_overlap, dtype=bool)
     parts["tp_comm"] = np.where(overlapped, np.maximum(0.0, tp_comm - tp_window), tp_comm)
     hidden = np.where(overlapped, np.minimum(tp_comm, tp_window), 0.0)
-    h_kv = _kv_width(model)
+    h_kv = kv_width(model)
     kv = collective_s("all_gather", 2 * t * lay.cp * h_kv * act / lay.tp, cp_group(lay), fabric)
     parts["cp_comm"] = 3 * kv  # all-gather K,V forward; re-gather and reduce-scatter dK,dV backward
     exposed = parts["tp_comm"] + parts["cp_comm"]
@@ -234,7 +233,7 @@ def _layer_comm(
     return exposed, hidden, parts
 
 
-def _kv_width(model: ModelSpec) -> int:
+def kv_width(model: ModelSpec) -> int:
     if model.attention == "mla":
         mla = model.mla
         assert mla is not None
@@ -242,11 +241,11 @@ def _kv_width(model: ModelSpec) -> int:
     return model.n_kv_heads * model.head_dim
 
 
-def _attention_core_s(ctx: Context) -> tuple[float, float]:
+def _attention_core_s(ctx: Context, kind: str) -> tuple[float, float]:
     """(forward, backward) seconds of the attention core of one layer per micro-batch."""
     model, lay, job = ctx.model, ctx.layout, ctx.job
     if job.attention_kernel == "flash":
-        core_flops = attention_core_forward_flops_per_token(model, job.seq_len) * ctx.tokens_per_micro_batch / lay.tp
+        core_flops = ctx.work[kind].attention_core_flops * ctx.tokens_per_micro_batch / lay.tp
         return ctx.rates.attention_s(core_flops)
     # Unfused (Megatron-LM 2021): batched GEMMs over the full s x s scores, causal mask applied afterwards,
     # then a fused scale-mask-softmax (read + write, 4 B per score) and dropout on the probabilities
@@ -276,17 +275,40 @@ def by_recompute(lay: Layout | Layouts, values: dict[str, object]):
     return np.select([rec == mode for mode in RECOMPUTE_MODES], [values[mode] for mode in RECOMPUTE_MODES])
 
 
-def layer_time(ctx: Context, kind: str) -> ItemTime:
-    model, lay = ctx.model, ctx.layout
+@dataclass(frozen=True)
+class LayerCompute:
+    """The compute of one layer per micro-batch on one GPU, before communication and overlap: forward GEMMs by
+    component, the attention core (forward and backward) and the memory-bound kernels (forward). Shared by the
+    training step (layer_time) and the forward-only path (model/forward.py)."""
+
+    gemm_s: float
+    gemm_parts: dict[str, float]
+    attention_forward_s: float
+    attention_backward_s: float
+    memory_bound_s: float
+
+    @property
+    def forward_s(self):
+        return self.gemm_s + self.attention_forward_s + self.memory_bound_s
+
+
+def layer_compute(ctx: Context, kind: str) -> LayerCompute:
     g_fwd, parts = _gemm_time(ctx, kind)
-    a_fwd, a_bwd = _attention_core_s(ctx)
+    a_fwd, a_bwd = _attention_core_s(ctx, kind)
     m_fwd = ctx.rates.memory_s(memory_bound_bytes(ctx, kind) + _dropout_bytes(ctx))
-    fwd = g_fwd + a_fwd + m_fwd
+    return LayerCompute(g_fwd, parts, a_fwd, a_bwd, m_fwd)
+
+
+def layer_time(ctx: Context, kind: str) -> ItemTime:
+    lay = ctx.layout
+    c = layer_compute(ctx, kind)
+    g_fwd, parts, a_fwd, a_bwd, m_fwd = c.gemm_s, c.gemm_parts, c.attention_forward_s, c.attention_backward_s, c.memory_bound_s
+    fwd = c.forward_s
     bwd = 2 * g_fwd + a_bwd + 2 * m_fwd
     ups = sum(
         (
             ctx.gemm_s(ctx.tokens_per_micro_batch, g.n / lay.tp, g.k, g.fp8_eligible)
-            for g in layer_gemms(model, kind)  # type: ignore[arg-type]
+            for g in ctx.work[kind].gemms
             if g.recomputed_in_selective
         ),
         0.0,
@@ -377,15 +399,11 @@ def model_items(model: ModelSpec) -> list[str]:
 
 def item_cost_proxy(model: ModelSpec, seq_len: int) -> dict[str, float]:
     """Forward FLOPs per token of each item kind: the balance criterion for splitting layers into stages."""
-    tf = token_flops(model, seq_len)
-    per_layer_core = attention_core_forward_flops_per_token(model, seq_len)
-    out = {"embed": 0.0, "head": tf.forward_by_component["lm_head"]}
-    for kind in ("dense", "moe"):
-        if kind == "moe" and model.moe is None:
-            continue
-        out[kind] = sum(g.forward_flops_per_token for g in layer_gemms(model, kind)) + per_layer_core  # type: ignore[arg-type]
-    if model.mtp_depth:
-        out["mtp"] = tf.forward_by_component.get("mtp", 0.0) / model.mtp_depth
+    head = head_gemm(model).forward_flops_per_token
+    out = {"embed": 0.0, "head": head}
+    for kind, w in layer_work(model, seq_len).items():
+        # An MTP item carries its own head (V3 Eq. 21-22).
+        out[kind] = w.forward_flops + (head if kind == "mtp" else 0.0)
     # A tiny weight keeps the embedding on the first stage without counting as a layer.
     out["embed"] = 1e-6 * max(out.values())
     return out

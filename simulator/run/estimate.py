@@ -9,7 +9,8 @@ from simulator.errors import InfeasibleError, LayoutError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.model.efficiency import DeviceRates, device_rates
-from simulator.model.flops import ParamCounts, parameter_counts, token_flops
+from simulator.model.flops import ParamCounts, parameter_counts
+from simulator.model.layer_work import token_flops
 from simulator.model.layout import Job, Layout, check_layout, with_fp8_recipe
 from simulator.model.memory import check_fits
 from simulator.model.step_time import StepResult, step
@@ -17,8 +18,9 @@ from simulator.run.cost import Pricing, pricing
 from simulator.run.goodput import Goodput, goodput
 from simulator.run.sanity import sanity_notes
 from simulator.run.scenario import Scenario
-from simulator.run.search import LAYOUT_FIELDS, search
+from simulator.run.search import search
 from simulator.units import SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
+from simulator.vocab import LAYOUT_FIELDS
 
 
 @dataclass(frozen=True)

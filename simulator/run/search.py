@@ -19,14 +19,15 @@ from simulator.errors import LayoutError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.model.efficiency import DeviceRates, device_rates
-from simulator.model.flops import ParamCounts, parameter_counts, token_flops
-from simulator.model.layout import RECOMPUTE_MODES, Job, Layout, Layouts, problem_masks, problem_text, with_fp8_recipe
+from simulator.model.flops import ParamCounts, parameter_counts
+from simulator.model.layer_work import token_flops
+from simulator.model.layout import Job, Layout, Layouts, problem_masks, problem_text, with_fp8_recipe
 from simulator.model.step_time import StepArrays, evaluate, step
 from simulator.run.cost import Pricing, pricing
 from simulator.run.goodput import ettr
 from simulator.units import GIB
+from simulator.vocab import LAYOUT_FIELDS, RECOMPUTE_MODES
 
-LAYOUT_FIELDS = ("tp", "pp", "dp", "ep", "cp", "zero_stage", "micro_batch_size", "schedule", "recompute", "vpp", "tp_overlap")
 POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
 MICRO_BATCH_SIZES = (1, 2, 4, 8, 16)
 CONTEXT_PARALLEL = (1, 2, 4, 8, 16)

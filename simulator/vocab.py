@@ -1,0 +1,41 @@
+"""The words costsim's options and files use, each defined once: number formats, training precisions, pipeline
+schedules, recompute modes, attention kernels, FP8 recipes, and the fields of a parallel layout.
+
+Schemas (pydantic Literal fields), the model's dataclasses and the command line's choices all take them from
+here (tests/test_vocab.py checks that the CLI choices and the layout dataclass agree with these tuples).
+"""
+
+from typing import Final, Literal, get_args
+
+Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8"]
+"""Number formats of a GEMM (dense peaks are quoted per format)."""
+Precision = Literal["bf16", "fp16", "fp8"]
+"""The GEMM precision a run trains in."""
+Schedule = Literal["1f1b", "interleaved", "zb-h1", "dualpipe"]
+Recompute = Literal["none", "selective", "full"]
+AttentionKernel = Literal["flash", "unfused"]
+Fp8Recipe = Literal["tensor", "block"]
+
+DTYPES: Final[tuple[Dtype, ...]] = get_args(Dtype)
+PRECISIONS: Final[tuple[Precision, ...]] = get_args(Precision)
+SCHEDULES: Final[tuple[Schedule, ...]] = get_args(Schedule)
+RECOMPUTE_MODES: Final[tuple[Recompute, ...]] = get_args(Recompute)
+ATTENTION_KERNELS: Final[tuple[AttentionKernel, ...]] = get_args(AttentionKernel)
+FP8_RECIPES: Final[tuple[Fp8Recipe, ...]] = get_args(Fp8Recipe)
+
+LAYOUT_FIELDS: Final = (
+    "tp",
+    "pp",
+    "dp",
+    "ep",
+    "cp",
+    "zero_stage",
+    "micro_batch_size",
+    "schedule",
+    "recompute",
+    "vpp",
+    "tp_overlap",
+)
+"""The fields of a parallel layout (model.layout.Layout), in its order; the CLI flags are their names with dashes."""
+PUBLISHED_LAYOUT_FIELDS: Final = ("tp", "pp", "ep", "cp", "zero_stage", "schedule", "vpp")
+"""The layout fields a model spec's published_layout may state."""
