@@ -14,7 +14,7 @@ import typer
 
 from simulator.errors import CostsimError, InputError
 from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, TOKENS_RANGE, count_in_range
-from simulator.vocab import ATTENTION_KERNELS, FP8_RECIPES, PRECISIONS, RECOMPUTE_MODES, SCHEDULES
+from simulator.vocab import ATTENTION_KERNELS, FP8_RECIPES, LAYOUT_FIELDS, PRECISIONS, RECOMPUTE_MODES, SCHEDULES
 
 
 def fail(err: CostsimError) -> NoReturn:
@@ -160,12 +160,13 @@ def _flag(name: str, annotation: object) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=annotation)
 
 
-_DEGREES = (("tp", TpOpt), ("pp", PpOpt))
-_REST = (("ep", EpOpt), ("cp", CpOpt), ("zero_stage", ZeroOpt), ("micro_batch_size", MbsOpt), ("schedule", SchedOpt))
-_REST += (("vpp", VppOpt), ("recompute", RecOpt))
-RUN_LAYOUT_FLAGS = tuple(_flag(n, a) for n, a in (*_DEGREES, ("dp", DpOpt), *_REST, ("tp_overlap", OverlapOffOpt)))
+_FLAG_TYPES = {"tp": TpOpt, "pp": PpOpt, "dp": DpOpt, "ep": EpOpt, "cp": CpOpt, "zero_stage": ZeroOpt}
+_FLAG_TYPES |= {"micro_batch_size": MbsOpt, "schedule": SchedOpt, "recompute": RecOpt, "vpp": VppOpt}
+if set(_FLAG_TYPES) | {"tp_overlap"} != set(LAYOUT_FIELDS):  # the flags are derived from the layout's fields
+    raise RuntimeError(f"layout flags {sorted(_FLAG_TYPES)} do not cover vocab.LAYOUT_FIELDS {LAYOUT_FIELDS}")
+RUN_LAYOUT_FLAGS = tuple(_flag(n, _FLAG_TYPES.get(n, OverlapOffOpt)) for n in LAYOUT_FIELDS)
 """One run (estimate, report): DP may be given; TP overlap is off unless asked for."""
-SEARCH_LAYOUT_FLAGS = tuple(_flag(n, a) for n, a in (*_DEGREES, *_REST, ("tp_overlap", OverlapOpt)))
+SEARCH_LAYOUT_FLAGS = tuple(_flag(n, _FLAG_TYPES.get(n, OverlapOpt)) for n in LAYOUT_FIELDS if n != "dp")
 """The search's constraints (search, sweep): DP follows from the others; TP overlap is tried both ways unless fixed."""
 
 

@@ -34,7 +34,7 @@ BYTES_PER_ELEMENT: Final = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, 
 BLOCK_FP8_BYTES_PER_ELEMENT: Final = BYTES_PER_ELEMENT["fp8"] + BYTES_PER_ELEMENT["fp32"] / 128
 """An FP8 element with its share of a 1x128 fp32 scale (DeepSeek-V3 §3.3: cached GEMM inputs and dispatch)."""
 DROPOUT_BYTES_PER_ELEMENT: Final = 5.0
-"""Dropout in HBM per element: read and write the BF16 values (2 + 2 B) and a 1-byte mask (feasibility study)."""
+"""Dropout in HBM per element: read and write the BF16 values (2 + 2 B) and a 1-byte mask (assumption, docs/model.md §7.5-7.6)."""
 
 _SUFFIXES: Final = {"K": KILO, "M": MEGA, "B": GIGA, "G": GIGA, "T": TERA, "P": PETA}
 

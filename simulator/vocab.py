@@ -2,7 +2,7 @@
 schedules, recompute modes, attention kernels, FP8 recipes, and the fields of a parallel layout.
 
 Schemas (pydantic Literal fields), the model's dataclasses and the command line's choices all take them from
-here (tests/test_vocab.py checks that the CLI choices and the layout dataclass agree with these tuples).
+here (tests/test_definitions.py checks that the CLI choices and the layout dataclass agree with these tuples).
 """
 
 from typing import Final, Literal, get_args

@@ -38,7 +38,7 @@ def test_deepseek_v3_implied_rates(v3):
     assert v3["implied_tokens_per_s_per_gpu"] == pytest.approx(tokens_per_s, rel=1e-9)
     # Issue 5: between 330 and 420 model TFLOP/s per GPU.
     assert 330 <= v3["implied_tflops_per_gpu"] <= 420
-    # Independent arithmetic: theory.md §1.6 counts 260.6 GFLOP per token (MLA causal attention at s = 4096,
+    # Independent arithmetic: docs/model.md §2.7 counts 260.6 GFLOP per token (MLA causal attention at s = 4096,
     # MTP included) for V3; the convention named in the output is that one.
     assert v3["flops_convention"] == "6nd_causal_attention"
     assert v3["implied_tflops_per_gpu"] == pytest.approx(260.6e9 * tokens_per_s / 1e12, rel=0.01)

@@ -58,7 +58,7 @@ def test_factor_values_match_their_inputs(summaries):
     peak = load_hardware("h800").peak_flop_per_s("fp8") / load_hardware("h100-sxm").peak_flop_per_s("bf16")
     assert d["factors"]["peak"] == pytest.approx(peak, rel=1e-12)
     assert d["factors"]["tokens"] == pytest.approx(llama.tokens / v3.tokens, rel=1e-12)
-    # theory.md §1.7: Llama 3 405B costs about 9.9x the FLOPs per token of DeepSeek-V3 at s = 4096 (2473 vs 250.4
+    # docs/model.md §2.7: Llama 3 405B costs about 9.9x the FLOPs per token of DeepSeek-V3 at s = 4096 (2473 vs 250.4
     # GFLOP); with the plans' longer sequences and V3's MTP module counted, 9-11x.
     assert 9.0 < d["factors"]["flops_per_token"] < 11.0
 

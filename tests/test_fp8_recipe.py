@@ -59,7 +59,7 @@ def test_bf16_jobs_ignore_the_recipe():
 def test_optimizer_step_traffic_follows_the_state_bytes():
     from simulator.model.memory import optimizer_step_bytes_per_param
 
-    # theory.md §6.3: fused AdamW reads master, m, v (fp32) and the fp32 gradient, writes master, m, v and the
+    # docs/model.md §7.6: fused AdamW reads master, m, v (fp32) and the fp32 gradient, writes master, m, v and the
     # BF16 weight: 16 + 14 = 30 B. DeepSeek-V3's BF16 moments (§3.3.3) save 2 B each way per moment: 22 B.
     assert optimizer_step_bytes_per_param("bf16") == 30.0
     assert optimizer_step_bytes_per_param("fp8", "tensor") == 30.0

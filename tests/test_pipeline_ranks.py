@@ -34,7 +34,7 @@ def test_the_busiest_rank_is_the_step_without_bubble_dp_and_optimizer(model, gpu
 
 
 def test_deepseek_v3_edge_rank_is_the_bottleneck():
-    # The feasibility study (§"Where the time goes"): integer layers per stage with the LM head and MTP on the edge
+    # docs/model.md §6.2: integer layers per stage with the LM head and MTP on the edge
     # rank make one rank slower than the mean (9 layer-equivalents against 8.1 there: x1.11); with DualPipe that
     # rank holds the first and the last stage. Bounds: more than rounding (2%), less than a whole extra layer pair
     # on an 8-layer rank (x1.25).

@@ -1,7 +1,7 @@
 """Cost bases: rental and TCO arithmetic, energy and CO2 checked by hand, the experiments multiplier, and bad input.
 
 Expected numbers are computed here from the sourced inputs (hardware profile values and the defaults quoted in
-simulator/pricing.py), or taken from theory.md §8's worked illustration of the Epoch AI method.
+simulator/pricing.py), or taken from docs/model.md §10.2's worked illustration of the Epoch AI method.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def test_energy_and_co2_of_a_run_by_hand():
 
 
 def test_theory_illustration_of_the_epoch_method():
-    # theory.md §8: with a $30k H100, 1.64 server overhead and 19% network share, "a 5-year life at $60.7k capex
+    # docs/model.md §10.2: with a $30k H100, 1.64 server overhead and 19% network share, "a 5-year life at $60.7k capex
     # per GPU ... gives $1.39/GPU-hour before power"; "the server draws 1.05 kW per GPU" (PUE 1.1) and energy is
     # "$0.085 ... per GPU-hour" (2023 price $0.0806/kWh). Tolerance: the rounding of the quoted figures (1%).
     hw = load_hardware("h100-sxm")

@@ -23,19 +23,19 @@ def test_gpt3_training_compute_6nd():
 
 
 def test_deepseek_v3_flops_per_token():
-    # theory.md §1.6 from DeepSeek-V3 (arXiv:2412.19437) config: 250.4 GFLOP/token main model, 260.6 with MTP,
+    # docs/model.md §2.7 from DeepSeek-V3 (arXiv:2412.19437) config: 250.4 GFLOP/token main model, 260.6 with MTP,
     # causal attention at s = 4096; DeepSeek's own figure is 250 (Zhao et al. 2025, arXiv:2505.09343). Tolerance 1%.
     tf = token_flops(load_model("deepseek-v3"), 4096)
     main = tf.training_flops - 3 * tf.forward_by_component["mtp"]
     assert main == pytest.approx(250.4e9, rel=0.01)
     assert tf.training_flops == pytest.approx(260.6e9, rel=0.01)
-    # Selective recompute of the MLA up-projections adds ~6.8 GFLOP (theory §1.6) on top of the attention core.
+    # Selective recompute of the MLA up-projections adds ~6.8 GFLOP (docs/model.md §2.7) on top of the attention core.
     core = tf.forward_by_component["attention_core"]
     assert tf.recompute_by_mode["selective"] - core == pytest.approx(6.8e9, rel=0.03)
 
 
 def test_llama_405b_flops_per_token():
-    # theory.md §1.7 (Llama 3, arXiv:2407.21783, Table 3 shapes): 2524 GFLOP at 8K and 2473 at 4K, causal. Tolerance 1%.
+    # docs/model.md §2.7 (Llama 3, arXiv:2407.21783, Table 3 shapes): 2524 GFLOP at 8K and 2473 at 4K, causal. Tolerance 1%.
     model = load_model("llama-3.1-405b")
     assert token_flops(model, 8192).training_flops == pytest.approx(2524e9, rel=0.01)
     assert token_flops(model, 4096).training_flops == pytest.approx(2473e9, rel=0.01)

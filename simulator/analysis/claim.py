@@ -26,7 +26,7 @@ from simulator.errors import CostsimError, InputError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.specs import HardwareProfile, ModelSpec
-from simulator.model.flops import parameter_counts
+from simulator.model.flops import flop_utilization, parameter_counts
 from simulator.model.layer_work import token_flops
 from simulator.model.layout import DEFAULT_SEQ_LEN, make_job
 from simulator.run.estimate import Estimate, estimate
@@ -180,7 +180,9 @@ def convention_rates(
     out = {}
     for name, (flops, description) in per_token.items():
         rate = flops * tokens_per_s_per_gpu
-        out[name] = ConventionRates(name, description, flops, rate / TERA, rate / bf16, rate / fp8 if fp8 else None)
+        mfu_bf16 = flop_utilization(flops, tokens_per_s_per_gpu, bf16)
+        mfu_fp8 = flop_utilization(flops, tokens_per_s_per_gpu, fp8) if fp8 else None
+        out[name] = ConventionRates(name, description, flops, rate / TERA, mfu_bf16, mfu_fp8)
     return out
 
 
@@ -302,7 +304,7 @@ def assess_claim(
     recompute = prediction.estimate.layout.recompute if prediction else None
     tps = implied_tokens_per_s_per_gpu(tokens, gpu_hours)
     conventions = convention_rates(spec, hw, seq_len, tps, recompute)
-    mfu = conventions[HEADLINE_CONVENTION].flops_per_token * tps / peak
+    mfu = flop_utilization(conventions[HEADLINE_CONVENTION].flops_per_token, tps, peak)
 
     published = {c.id: reported_mfu(c) for c in cases}
     best_id = max(published, key=published.__getitem__)

@@ -28,6 +28,7 @@ from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.data_files import validation_dir
 from simulator.inputs.files import read_yaml
 from simulator.inputs.specs import HardwareProfile, ModelSpec
+from simulator.model.flops import flop_utilization
 from simulator.model.layer_work import token_flops
 from simulator.model.layout import Job
 from simulator.run.estimate import Estimate, estimate
@@ -260,7 +261,7 @@ def reported_mfu(case: Case) -> float:
     """
     flops_per_token = token_flops(_model(case.model), case.job.seq_len).training_flops
     peak = _hardware(case.gpu).peak_flop_per_s(case.job.precision)
-    return reported_tokens_per_s_per_gpu(case) * flops_per_token / peak
+    return flop_utilization(flops_per_token, reported_tokens_per_s_per_gpu(case), peak)
 
 
 # ------------------------------------------------------------------ leave-one-out errors of fitted constants

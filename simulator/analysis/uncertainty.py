@@ -285,7 +285,7 @@ def default_inputs(
             "s",
             a.restart_s,
             times_over(a.restart_s, 2.0),
-            "assumption: /2 to x2 at P10-P90 (theory.md §7 examples use 5 and 10 minutes)",
+            "assumption: /2 to x2 at P10-P90 (docs/model.md §9 examples use 5 and 10 minutes)",
         ),
         UncertainInput(
             "checkpoint_blocking_s",
@@ -293,7 +293,7 @@ def default_inputs(
             "s",
             a.checkpoint_blocking_s,
             times_over(a.checkpoint_blocking_s, 3.0),
-            "assumption: /3 to x3 at P10-P90 (asynchronous checkpointing blocks seconds; theory.md §7 also uses 60 s)",
+            "assumption: /3 to x3 at P10-P90 (asynchronous checkpointing blocks seconds; docs/model.md §9 also uses 60 s)",
         ),
         _price_input(hw, usd_per_gpu_hour, price_fixed),
         UncertainInput(

@@ -56,7 +56,7 @@ def megatron_2021_runs() -> list[PublishedRun]:
             recompute="full",
             tp_overlap=False,  # Megatron-LM 2021 did not overlap TP communication
         )
-        # The 2021 stack: FP16, materialised attention with 0.1 dropout (Table 1 setup; feasibility study, model C).
+        # The 2021 stack: FP16, materialised attention with 0.1 dropout (Table 1 setup; docs/model.md §12).
         job = Job(r["gpus"], batch_tokens, s, batch_tokens, "fp16", attention_kernel="unfused", dropout=0.1)
         config = str(path.parent / r["config"])
         runs.append(
@@ -89,7 +89,7 @@ def llama3_runs() -> list[PublishedRun]:
             schedule="interleaved",
             vpp=r["vpp"],
             recompute="none",
-            tp_overlap=False,  # Llama 3 §3.3.2 describes no TP communication overlap (feasibility study, model B)
+            tp_overlap=False,  # Llama 3 §3.3.2 describes no TP communication overlap (docs/model.md §12)
         )
         runs.append(
             PublishedRun(

@@ -42,12 +42,12 @@ class Assumptions:
     moe_imbalance: float = 1.1
     """Busiest EP rank's routed tokens / mean, per micro-batch, for dropless MoE. Assumption."""
     memory_reserved_bytes: float = 3 * GIB
-    """CUDA context, NCCL buffers and allocator fragmentation per GPU. theory.md §2.3 (1-3 GB); upper end."""
+    """CUDA context, NCCL buffers and allocator fragmentation per GPU. docs/model.md §3.5 (1-3 GB); upper end."""
     failures_per_gpu_hour: float = 419 / (54 * 24 * 16384)
     """Unexpected interruptions per GPU-hour. Source: Llama 3 §3.3.4, 419 unexpected interruptions in 54 days
     on 16,384 GPUs."""
     checkpoint_blocking_s: float = 10.0
-    """Training time blocked per checkpoint (asynchronous checkpointing). Assumption (theory.md §7 example)."""
+    """Training time blocked per checkpoint (asynchronous checkpointing). Assumption (docs/model.md §9 example)."""
     restart_s: float = 600.0
     """Detect, restart, reload and re-warm after a failure. Assumption; with the rate above it gives Llama 3's
     '>90% effective training time' at 16K GPUs (ETTR 0.904)."""

@@ -4,7 +4,7 @@ t = alpha + factor(op, n) · S / busBW, with the nccl-tests bus-bandwidth factor
 (nccl-tests doc/PERFORMANCE.md): all-reduce 2(n-1)/n; all-gather, reduce-scatter and
 all-to-all (n-1)/n; send/recv 1. S is the full array size in bytes, as nccl-tests defines it.
 
-Hierarchy (theory.md §3.1): a group of n ranks with n_l of them inside one NVLink domain
+Hierarchy (docs/model.md §4.2): a group of n ranks with n_l of them inside one NVLink domain
 reaches busBW = min(B_nvlink, n_l · B_nic) when it spans several domains (one NIC per GPU,
 rail-optimized), and B_nvlink when it stays inside one.
 
@@ -87,7 +87,7 @@ def moe_dispatch_combine_s(
     fabric: Fabric,
     max_nodes_per_token: int | None,
 ):
-    """One dispatch plus one combine for `tokens` local tokens (theory §3.5); 0 for a group of one.
+    """One dispatch plus one combine for `tokens` local tokens (docs/model.md §4.5); 0 for a group of one.
 
     Across domains a token crosses the network once per remote target node and is then forwarded
     over NVLink (DeepSeek-V3 §3.2.2); inside a domain each routed copy goes over NVLink.

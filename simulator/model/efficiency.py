@@ -1,6 +1,6 @@
 """Achieved rates of one GPU: GEMMs by shape and dtype, attention, HBM, links.
 
-GEMM time is a roofline with a fixed per-kernel cost (theory.md §6.2):
+GEMM time is a roofline with a fixed per-kernel cost (docs/model.md §7.1):
     t = max(FLOPs / (peak · η), bytes / (HBM · η_hbm)) + t_kernel
 with η = best-shape matmul fraction (MAMF, per GPU and dtype, from the profile or a calibration)
 x the sustained-load factor (global assumption), x the block-scaling factor for FP8 GEMMs with fine-grained

@@ -1,6 +1,6 @@
 """Parameter counts and FLOPs per token, by component.
 
-Convention (theory: Kaplan 2020 §2.1, Narayanan 2021 Eq. 3, Megatron-LM
+Convention (docs/model.md §2.1: Kaplan 2020 §2.1, Narayanan 2021 Eq. 3, Megatron-LM
 `num_floating_point_operations`): a GEMM [M x K] . [K x N] costs 2·M·K·N FLOPs; training runs
 every GEMM three times (forward, input gradient, weight gradient), so training model FLOPs are
 3 x forward FLOPs. The attention core (QK^T and A·V) is counted *causal*: each query attends
@@ -52,7 +52,7 @@ class Gemm:
 
 
 def attention_gemms(model: ModelSpec) -> list[Gemm]:
-    """Projections of one attention block (theory §1.5, GQA/MHA and MLA rows)."""
+    """Projections of one attention block (docs/model.md §2.2, GQA/MHA and MLA rows)."""
     h = model.d_model
     if model.attention == "mla":
         return _mla_gemms(model)
@@ -134,7 +134,7 @@ def head_gemm(model: ModelSpec) -> Gemm:
 
 
 def effective_keys(seq_len: int, causal: bool = True, sliding_window: int | None = None) -> float:
-    """Average number of keys each query attends to (theory §1.5)."""
+    """Average number of keys each query attends to (docs/model.md §2.3)."""
     s = float(seq_len)
     if sliding_window is not None and sliding_window < seq_len:
         w = float(sliding_window)
@@ -157,6 +157,16 @@ def attention_core_forward_flops_per_token(model: ModelSpec, seq_len: int, causa
     d_qk, d_v = attention_core_dims(model)
     s_eff = effective_keys(seq_len, causal, model.sliding_window)
     return 2.0 * s_eff * model.n_heads * (d_qk + d_v)
+
+
+# ------------------------------------------------------------------ utilization
+
+
+def flop_utilization(flops_per_token, tokens_per_s_per_gpu, peak_flop_per_s):
+    """Achieved FLOP/s per GPU over a dense peak: MFU with model FLOPs per token (no recomputation), HFU with
+    hardware FLOPs (recomputation included) (Chowdhery et al. 2022, PaLM, App. B; Korthikanti et al. 2022 §6).
+    The one definition behind every MFU costsim reports; scalars or arrays."""
+    return flops_per_token * tokens_per_s_per_gpu / peak_flop_per_s
 
 
 # ------------------------------------------------------------------ layers
@@ -208,7 +218,7 @@ class ParamCounts:
 
     @property
     def activated_without_input_embedding(self) -> float:
-        """Activated matmul weights only: the convention of DeepSeek's '37B activated' (theory.md §1.6)."""
+        """Activated matmul weights only: the convention of DeepSeek's '37B activated' (docs/model.md §2.6)."""
         return self.activated - self.embedding
 
     @property

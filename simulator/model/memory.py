@@ -1,13 +1,13 @@
 """Memory per GPU: weights, gradients, optimizer states, activations, and what else is reserved.
 
-Model states (theory.md §2.1): mixed-precision Adam keeps a 16-bit weight (2 B), an fp32 main
+Model states (docs/model.md §3.1): mixed-precision Adam keeps a 16-bit weight (2 B), an fp32 main
 gradient (4 B), an fp32 master weight and two fp32 moments (12 B) = 18 B per parameter
 (Megatron-LM `theoretical_memory_usage.py`). DeepSeek-V3's FP8 recipe keeps the moments in BF16
 (§3.3.3): 2 + 4 + 4 + 4 = 14 B. ZeRO (Rajbhandari et al. 2020 §5) shards the optimizer (stage 1,
 the Megatron distributed optimizer), plus gradients (2), plus weights (3) over the data-parallel
 group: DP x CP ranks for dense parameters, DP x CP / EP for routed experts.
 
-Activations (Korthikanti et al. 2022 Table 2, generalised in theory.md §2.2 for flash attention,
+Activations (Korthikanti et al. 2022 Table 2, generalised in docs/model.md §3.3 for flash attention,
 SwiGLU, GQA, MoE and MLA), per token and layer, divided by TP (sequence parallelism) and CP.
 """
 
@@ -29,7 +29,7 @@ from simulator.vocab import Precision, Recompute
 ACT_BYTES = BYTES_PER_ELEMENT["bf16"]
 FP8_ACT_BYTES = BLOCK_FP8_BYTES_PER_ELEMENT
 LSE_BYTES = BYTES_PER_ELEMENT["fp32"]
-# Logits in BF16 plus their fp32 copy for the cross-entropy (theory §2.3, logits buffer).
+# Logits in BF16 plus their fp32 copy for the cross-entropy (docs/model.md §3.5, logits buffer).
 LOGIT_BYTES = 6.0
 
 
@@ -66,7 +66,7 @@ def state_bytes_per_param(precision: Precision, fp8_recipe: str | None = None) -
 
 
 def optimizer_step_bytes_per_param(precision: Precision, fp8_recipe: str | None = None) -> float:
-    """HBM traffic of a fused AdamW step per owned parameter (theory.md §6.3): read the master weight, both
+    """HBM traffic of a fused AdamW step per owned parameter (docs/model.md §7.6): read the master weight, both
     moments and the fp32 gradient; write master and moments back and the low-precision weight copy.
     30 B with fp32 moments; 22 B with DeepSeek-V3's BF16 moments."""
     w, g, o = state_bytes_per_param(precision, fp8_recipe)

@@ -1,6 +1,6 @@
 """Pipeline schedules: bubble time, activations in flight, and how layers map to stages.
 
-Bubbles (theory.md §4): with per-micro-batch stage times F (forward), B (full backward) and
+Bubbles (docs/model.md §6.1): with per-micro-batch stage times F (forward), B (full backward) and
 W (weight-gradient part of B):
   1F1B (Narayanan §2.2.1)          (p-1)(F+B)
   interleaved, v chunks (§2.2.2)   (p-1)(F+B)/v
@@ -35,7 +35,7 @@ def bubble_s(schedule, pp, vpp, f_s, b_s, w_s, fb_pair_s):
 
 
 def in_flight_micro_batches(schedule, pp, vpp, m, rank=0):
-    """Activations pipeline rank `rank` holds, in micro-batches of its own layers (theory §2.3).
+    """Activations pipeline rank `rank` holds, in micro-batches of its own layers (docs/model.md §3.4).
 
     Interleaved: Megatron theoretical_memory_usage, p · (1 + (p-1)/(p·v)), capped by the micro-batches
     there are (the first rank; the formula is the busiest's). DualPipe: p + 1 (DeepSeek-V3 Table 2).
@@ -51,7 +51,7 @@ def partition(costs: Sequence[float], parts: int) -> list[int]:
     """Split `costs` into `parts` contiguous chunks minimising the largest chunk sum.
 
     Returns the chunk boundaries (start index of each chunk). Integer layer counts and heavy
-    edge items (embedding, LM head, MTP) thereby show up as stage imbalance (feasibility study).
+    edge items (embedding, LM head, MTP) thereby show up as stage imbalance (docs/model.md §6.2).
     """
     n = len(costs)
     parts = max(1, min(parts, n))

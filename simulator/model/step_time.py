@@ -3,7 +3,7 @@
 Per pipeline rank and micro-batch, each item (embedding, dense layer, MoE layer, MTP module,
 LM head) costs forward (F), backward (B) and weight-gradient (W, part of B) time: GEMMs through
 the roofline efficiency model, the attention core at the flash-attention rate, memory-bound
-kernels at HBM bandwidth, and the exposed part of TP, CP and EP communication (theory.md §5:
+kernels at HBM bandwidth, and the exposed part of TP, CP and EP communication (docs/model.md §5.1:
 exposed = max(0, t_comm - overlap · window) where the software overlaps that kind).
 
     T_step = m · (F + B)_slowest rank + bubble(schedule) + exposed PP + exposed DP + optimizer
@@ -42,11 +42,11 @@ from simulator.units import BLOCK_FP8_BYTES_PER_ELEMENT, BYTES_PER_ELEMENT, DROP
 from simulator.vocab import RECOMPUTE_MODES, SCHEDULES
 
 # Memory-bound traffic per token and layer, in units of (hidden size x bytes per element):
-# two norms (read + write) and two residual adds (read 2, write 1), forward (theory §6.3).
+# two norms (read + write) and two residual adds (read 2, write 1), forward (docs/model.md §7.6).
 NORM_RESIDUAL_PASSES = 2 * 2 + 2 * 3
-# Cross-entropy reads and writes each logit several times in fp32 (feasibility study: ~30 B per logit).
+# Cross-entropy reads and writes each logit several times in fp32 (assumption: ~30 B per logit, docs/model.md §7.6).
 CROSS_ENTROPY_BYTES_PER_LOGIT = 30.0
-# FP8 quantize/transpose passes per GEMM input element (X, dY, X^T, dY^T; feasibility study).
+# FP8 quantize/transpose passes per GEMM input element (X, dY, X^T, dY^T; assumption, docs/model.md §7.6).
 FP8_QUANTIZE_BYTES_PER_ELEMENT = 3.0
 
 
@@ -201,7 +201,7 @@ def _layer_comm(
     # Collectives over a group of one cost 0 (comms.collective_s), so the terms below vanish for TP, CP or EP 1.
     # SP: an all-gather and a reduce-scatter of b·s·h around attention and around the FFN forward, their
     # mirror images backward, plus the input all-gathers redone for the weight gradients (Korthikanti
-    # §4.2.2; Calculon seq_par_ag_redo): 4 + 6. Full recompute repeats the 4 forward ones (theory §3.2).
+    # §4.2.2; Calculon seq_par_ag_redo): 4 + 6. Full recompute repeats the 4 forward ones (docs/model.md §4.3).
     one = collective_s("all_gather", t * model.d_model * act, tp_group(lay), fabric)
     tp_comm = (10 + 4 * (lay.recompute == "full")) * one
     # With TP overlap each collective is split into chunks pipelined with the GEMM it feeds or follows
@@ -249,7 +249,7 @@ def _attention_core_s(ctx: Context, kind: str) -> tuple[float, float]:
         return ctx.rates.attention_s(core_flops)
     # Unfused (Megatron-LM 2021): batched GEMMs over the full s x s scores, causal mask applied afterwards,
     # then a fused scale-mask-softmax (read + write, 4 B per score) and dropout on the probabilities
-    # (5 B: read, write, 1-byte mask) in HBM; backward 6 + 5 B per score (feasibility study, model C).
+    # (5 B: read, write, 1-byte mask) in HBM; backward 6 + 5 B per score (assumption, docs/model.md §7.5).
     d_qk, d_v = attention_core_dims(model)
     s = job.seq_len / lay.cp
     batch = lay.micro_batch_size * model.n_heads / lay.tp
@@ -318,7 +318,7 @@ def layer_time(ctx: Context, kind: str) -> ItemTime:
     # Under a static SM partition the compute that hides communication runs on fewer SMs, so it lasts longer.
     window = _sm_dilation(ctx)
     exposed, hidden, comm_parts = _layer_comm(ctx, kind, fwd * window, bwd * window, g_fwd * window)
-    # Communication kernels that run under compute take SMs from it while they run (theory §5, resource
+    # Communication kernels that run under compute take SMs from it while they run (docs/model.md §5.2, resource
     # contention: rho x hidden time). A static SM partition is charged for the whole item in item_time instead.
     share = np.minimum(1.0, hidden / np.maximum(fwd + bwd, 1e-30))
     slowdown = np.where(static_sm_partition(ctx), 1.0, 1.0 + ctx.assumptions.comm_sm_fraction * share)
@@ -356,8 +356,8 @@ def static_sm_partition(ctx: Context):
     computation" set by hand (DeepSeek-V3 §3.2.1); the all-to-all kernels hold 20 of the H800's 132 SMs
     (§3.2.2), which the report's hardware section (§3.5.1) says "will limit the computational throughput".
     The partition holds for the whole chunk pair, not only while bytes move, so the compute of every item
-    on the rank runs on the remaining SMs (theory.md §5: overlapped compute at about 112/132 of full speed;
-    the feasibility study's model slows every compute kernel of V3 by 132/112 the same way)."""
+    on the rank runs on the remaining SMs (docs/model.md §5.3: overlapped compute at about 112/132 of full speed;
+    every compute kernel of V3 is slowed by 132/112)."""
     lay, moe = ctx.layout, ctx.model.moe
     return (lay.schedule == "dualpipe") & (lay.ep > 1) & (moe is not None)
 
@@ -644,7 +644,7 @@ def _busiest_params(ctx: Context, kinds: list[str], counts_matrix: np.ndarray, c
 
 
 def _dp_and_optimizer_s(ctx: Context, dense, expert, f, b, m):
-    """Gradient reduction / parameter gathers over DP (theory §3.3) and the optimizer step (§6.3)."""
+    """Gradient reduction / parameter gathers over DP (docs/model.md §4.7) and the optimizer step (docs/model.md §7.6)."""
     lay, fabric = ctx.layout, ctx.rates.fabric
     # Gradients reduce in their stored precision (fp32, as Llama 3 §3.3.2); parameters gather in theirs (BF16).
     param, grad, _ = state_bytes_per_param(ctx.job.precision, ctx.job.fp8_recipe)
@@ -704,7 +704,7 @@ def _peak_memory(
     )
     schedule = str(lay.schedule[0])  # one map per group: the schedule is shared
     chunks_per_rank = 2 if schedule == "dualpipe" else lay.vpp
-    # In-flight counts are in micro-batches of one stage chunk (theory §2.3).
+    # In-flight counts are in micro-batches of one stage chunk (docs/model.md §3.4).
     in_flight = in_flight_micro_batches(lay.schedule, lay.pp, lay.vpp, m, rank_index[:, None])
     acts = (counts_matrix @ per_token) * t_local / chunks_per_rank * in_flight
     is_layer = np.array([k not in ("embed", "head") for k in kinds])

@@ -2,7 +2,7 @@
 
 Rental: GPU-hours x the profile's quoted $/GPU-hour (kind, date and source shown) or a given price.
 
-TCO, straight-line amortization plus energy (theory.md §8; Cottier et al. 2024, "The rising costs of
+TCO, straight-line amortization plus energy (docs/model.md §10.2; Cottier et al. 2024, "The rising costs of
 training frontier AI models", arXiv:2405.21015, code epoch-research/training-cost-trends):
 
     capital per GPU        = GPU price x server cost multiplier / (1 - interconnect share)

@@ -9,7 +9,7 @@ from simulator.errors import InfeasibleError, LayoutError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.model.efficiency import DeviceRates, device_rates
-from simulator.model.flops import ParamCounts, parameter_counts
+from simulator.model.flops import ParamCounts, flop_utilization, parameter_counts
 from simulator.model.layer_work import token_flops
 from simulator.model.layout import Job, Layout, check_layout, with_fp8_recipe
 from simulator.model.memory import check_fits
@@ -65,11 +65,11 @@ class Estimate:
     @property
     def mfu(self) -> float:
         """Model FLOPs utilisation against the dense BF16 peak (the usual headline basis)."""
-        return self.model_flop_per_s_per_gpu / self.peak_bf16_flop_per_s
+        return flop_utilization(self.flops_per_token, self.tokens_per_s_per_gpu, self.peak_bf16_flop_per_s)
 
     @property
     def hfu(self) -> float:
-        return self.hardware_flops_per_token * self.tokens_per_s_per_gpu / self.peak_bf16_flop_per_s
+        return flop_utilization(self.hardware_flops_per_token, self.tokens_per_s_per_gpu, self.peak_bf16_flop_per_s)
 
     @property
     def ideal_wall_clock_s(self) -> float:
@@ -167,7 +167,7 @@ class Estimate:
             "notes": self.notes,
         }
         if self.peak_fp8_flop_per_s:
-            out["mfu_fp8_peak"] = self.model_flop_per_s_per_gpu / self.peak_fp8_flop_per_s
+            out["mfu_fp8_peak"] = flop_utilization(self.flops_per_token, self.tokens_per_s_per_gpu, self.peak_fp8_flop_per_s)
         return out
 
 

@@ -1,6 +1,6 @@
 """Goodput: the share of wall-clock time that trains, given failures and checkpoint/restart.
 
-First-order checkpoint/restart model (Young 1974; Daly 2006; theory.md §7):
+First-order checkpoint/restart model (Young 1974; Daly 2006; docs/model.md §9):
     job MTBF      M = 1 / (λ · n_gpus)
     interval      τ = sqrt(2 · δ · M)                    (δ = blocking checkpoint time)
     waste         δ/τ + (τ/2 + R)/M                      (R = restart, reload and re-warm time)

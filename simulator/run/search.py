@@ -19,7 +19,7 @@ from simulator.errors import LayoutError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.model.efficiency import DeviceRates, device_rates
-from simulator.model.flops import ParamCounts, parameter_counts
+from simulator.model.flops import ParamCounts, flop_utilization, parameter_counts
 from simulator.model.layer_work import token_flops
 from simulator.model.layout import Job, Layout, Layouts, problem_masks, problem_text, with_fp8_recipe
 from simulator.model.step_time import StepArrays, evaluate, step
@@ -272,9 +272,11 @@ def search(
         gpu_hours=gpu_hours,
         cost_usd=cost,
         memory_bytes=memory,
-        mfu=token_flops(model, job.seq_len).training_flops
-        * job.tokens_per_s_per_gpu(steps.step_time_s)
-        / hw.peak_flop_per_s("bf16"),
+        mfu=flop_utilization(
+            token_flops(model, job.seq_len).training_flops,
+            job.tokens_per_s_per_gpu(steps.step_time_s),
+            hw.peak_flop_per_s("bf16"),
+        ),
         capacity_bytes=hw.memory_bytes,
         objective_values=steps.step_time_s if objective == "time" else cost,
         grid_size=grid_size,
