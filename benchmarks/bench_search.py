@@ -23,7 +23,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from simulator.inputs.catalog import load_hardware, load_model  # noqa: E402
-from simulator.model.layout import Job  # noqa: E402
+from simulator.inputs.job import Job  # noqa: E402
 from simulator.run.search import search  # noqa: E402
 
 CASES = {

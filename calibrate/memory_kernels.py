@@ -28,11 +28,12 @@ from calibrate.timing import Budget, measure, randn
 from calibrate.transformer import Block, MixedPrecisionAdam
 from simulator.inputs.assumptions import DEFAULT
 from simulator.inputs.calibration import MemorySample
+from simulator.inputs.job import Job
 from simulator.inputs.specs import ModelSpec
 from simulator.model.comms import Fabric
 from simulator.model.efficiency import DeviceRates
 from simulator.model.flops import parameter_counts
-from simulator.model.layout import Job, Layout
+from simulator.model.layout import Layout
 from simulator.model.memory import optimizer_step_bytes_per_param
 from simulator.model.step_time import CROSS_ENTROPY_BYTES_PER_LOGIT, Context, embed_time, memory_bound_bytes
 from simulator.units import BYTES_PER_ELEMENT

@@ -30,9 +30,10 @@ from calibrate.timing import summarize
 from simulator.errors import InputError
 from simulator.inputs.assumptions import DEFAULT
 from simulator.inputs.calibration import Calibration, Workload, load_calibration, measured_hardware
+from simulator.inputs.job import Job
 from simulator.model.efficiency import calibrated_rates
 from simulator.model.flops import parameter_counts
-from simulator.model.layout import Job, Layout
+from simulator.model.layout import Layout
 from simulator.model.step_time import step
 from simulator.units import GIB, MEGA, MILLI
 

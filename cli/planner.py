@@ -87,7 +87,7 @@ def search_command(
     from cli.progress import DelayedProgress
     from simulator.errors import CostsimError
     from simulator.inputs.catalog import load_hardware, load_model
-    from simulator.model.layout import make_job
+    from simulator.inputs.job import make_job
     from simulator.run.cost import CostOptions, pricing
     from simulator.run.search import search
 

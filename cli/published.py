@@ -31,12 +31,13 @@ def validate_public(
     """
     from simulator.analysis import public_runs
     from simulator.errors import CostsimError
+    from simulator.inputs.published import excluded_runs
     from simulator.report.charts import validation_chart
 
     try:
         check_output_file("--plot", plot, ".png")
         results = public_runs.evaluate()
-        doc = public_runs.report(results, public_runs.excluded_runs())
+        doc = public_runs.report(results, excluded_runs())
         if plot is not None:
             validation_chart(doc, plot)
     except CostsimError as e:

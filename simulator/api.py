@@ -469,8 +469,10 @@ def validate(kind: str = "public") -> ValidationResult:
 
     if kind != "public":
         raise InputError(f"validate kind {kind!r} is unknown; use 'public' (local calibration runs use the CLI on a GPU)")
+    from simulator.inputs.published import excluded_runs
+
     results = public_runs.evaluate()
-    return ValidationResult(public_runs.report(results, public_runs.excluded_runs()))
+    return ValidationResult(public_runs.report(results, excluded_runs()))
 
 
 __all__ = [

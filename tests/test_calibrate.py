@@ -1,9 +1,12 @@
 """costsim calibrate on the CPU: the microbenchmarks, the fit, the file, estimate --calibration and calibrate check.
 
-Runs the real commands as processes: one `--quick` calibration (the issue's mode, timed against its
-2-minute budget on a 2-core CPU) and one hidden `--smoke` calibration (a few points) for the tests that
-only need some valid file. The machine's cores are shared with other processes, so the fresh-file
-check uses a loose tolerance (50%); drift and tampering are made large enough to fail by far.
+Runs the real commands as processes. The default suite uses one hidden `--smoke` calibration (a few points)
+and asserts only what holds however loaded the machine is: the file's structure, the fit following from the
+samples, the check comparing every rate with the file, drift and tampering made large enough to fail by far.
+
+What depends on this machine's speed is marked `measurement` and left out of the default suite
+(`python -m pytest -q -m measurement`, on a quiet machine): the `--quick` calibration (the issue's mode)
+against its 2-minute budget on a 2-core CPU, its fit quality, and `calibrate check` passing on a fresh file.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_support import ROOT, assert_clean_exit, costsim
+from cli_support import ROOT, assert_clean_exit, clean_error, costsim, invoke
 
 from calibrate import device as calibrate_device
 from calibrate import fit as calibrate_fit
@@ -40,10 +43,11 @@ from simulator.inputs.calibration import (
     write_calibration,
 )
 from simulator.inputs.catalog import load_hardware
+from simulator.inputs.job import Job
 from simulator.model.comms import bus_factor
 from simulator.model.efficiency import calibrated_device, device_rates
 from simulator.model.flops import parameter_counts
-from simulator.model.layout import Job, Layout
+from simulator.model.layout import Layout
 from simulator.model.step_time import step
 
 QUICK_BUDGET_S = 120.0  # the issue: quick mode under 2 minutes on a 2-core CPU
@@ -71,11 +75,16 @@ def quick(tmp_path_factory) -> tuple[Path, float, subprocess.CompletedProcess]:
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory) -> Path:
+def smoke_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("smoke") / "cpu.json"
     proc = costsim("calibrate", "--device", "cpu", "--smoke", "--output", str(out))
     assert proc.returncode == 0, proc.stderr
-    return out
+    return out, proc
+
+
+@pytest.fixture(scope="module")
+def smoke(smoke_run) -> Path:
+    return smoke_run[0]
 
 
 @pytest.fixture(scope="module")
@@ -85,38 +94,64 @@ def tiny_spec(tmp_path_factory) -> Path:
     return path
 
 
-# --------------------------------------------------------------------------- the quick calibration
+# --------------------------------------------------------------------------- the calibration file
 
 
-def test_quick_calibration_writes_a_valid_file_within_two_minutes(quick):
-    path, wall_s, proc = quick
+def _assert_valid_cpu_file(path: Path, proc: subprocess.CompletedProcess, mode: str) -> Calibration:
+    """What any CPU calibration with collectives holds, however loaded the machine: provenance, hash, every
+    benchmark present, every time positive, and the fit following from the samples."""
     assert proc.returncode == 0, proc.stderr
-    assert wall_s < QUICK_BUDGET_S, f"quick calibration took {wall_s:.0f} s"
     cal = load_calibration(path)
     p = cal.provenance
-    assert (p.device_kind, p.mode, p.device_count, p.cpu_threads) == ("cpu", "quick", 1, 1)
+    assert (p.device_kind, p.mode, p.device_count, p.cpu_threads) == ("cpu", mode, 1, 1)
     assert p.torch_version == torch.__version__ and p.os and p.python_version
     assert cal.schema_version == SCHEMA_VERSION and cal.samples_sha256 == samples_hash(cal.samples)
-    assert p.date.endswith("+00:00") and p.wall_s < QUICK_BUDGET_S
+    assert p.date.endswith("+00:00") and math.isfinite(p.wall_s) and p.wall_s > 0
     assert socket.gethostname() not in path.read_text()
     assert f"wrote {path}" in proc.stdout
     # Every benchmark ran: GEMMs in three dtypes, causal attention, the memory-bound kernels, five collectives.
     assert {"bf16", "fp32", "fp16"} <= {s.dtype for s in cal.samples.gemm}
-    assert len(cal.samples.attention) >= 3
+    assert len(cal.samples.attention) >= 2
     assert {s.kernel for s in cal.samples.memory} == {"copy", *memory_kernels.KERNELS}
     assert {s.op for s in cal.samples.collectives} == OPS
     assert {(s.backend, s.world_size, s.tier) for s in cal.samples.collectives} == {("gloo", 2, "scale_up")}
     # Fresh random inputs: no sample can be the zero-time or zero-spread artefact of a constant call.
     assert all(s.forward.median_s > 0 and s.input_grad.median_s > 0 for s in cal.samples.gemm)
+    # The stored fit is the fit of the stored samples (refitted here), and its quality counts every bf16 sample.
+    refit = fit_all(cal.samples, cal.fit.kernel_overhead_s, cal.plan.reference, [])
+    assert refit.model_dump() == cal.fit.model_dump()
+    q = cal.fit.gemm["bf16"].quality
+    assert q.samples == sum(s.dtype == "bf16" for s in cal.samples.gemm) >= 5
+    assert math.isfinite(q.median_abs_error) and 0 <= q.median_abs_error <= q.max_abs_error
+    assert set(cal.fit.collectives["scale_up"].by_op) == OPS
+    assert any("fp8" in n and "skipped" in n for n in cal.notes)  # unsupported dtype: a note, not a crash
+    return cal
+
+
+def test_smoke_calibration_writes_a_valid_file(smoke_run):
+    _assert_valid_cpu_file(*smoke_run, mode="smoke")
+
+
+@pytest.mark.measurement
+def test_quick_calibration_writes_a_valid_file_within_two_minutes(quick):
+    """The issue's quick mode on this machine: its 2-minute budget and its fit quality depend on the machine's
+    speed and load (a measurement test: `python -m pytest -q -m measurement` on a quiet machine)."""
+    path, wall_s, proc = quick
+    cal = _assert_valid_cpu_file(path, proc, mode="quick")
+    assert wall_s < QUICK_BUDGET_S, f"quick calibration took {wall_s:.0f} s"
+    assert cal.provenance.wall_s < QUICK_BUDGET_S
+    assert len(cal.samples.attention) >= 3
     # The fit reproduces the GEMM samples it came from, and reports how well.
     q = cal.fit.gemm["bf16"].quality
     assert q.samples >= 10 and q.median_abs_error < 0.1
-    assert set(cal.fit.collectives["scale_up"].by_op) == OPS
-    assert any("fp8" in n and "skipped" in n for n in cal.notes)  # unsupported dtype: a note, not a crash
+    # Smaller GEMMs run at a lower measured efficiency than the best shape.
+    _, rates = calibrated_device("cpu", path, DEFAULT)
+    per_flop = [rates.gemm_s(s, s, s, "bf16") / (2.0 * s**3) for s in (128, 2048)]
+    assert per_flop[0] > per_flop[1]
 
 
-def test_existing_output_is_never_overwritten_silently(quick):
-    path = quick[0]
+def test_existing_output_is_never_overwritten_silently(smoke):
+    path = smoke
     before = path.read_bytes()
     proc = costsim("calibrate", "--device", "cpu", "--smoke", "--output", str(path))
     assert_clean_exit(proc, "exists", "--force")
@@ -126,8 +161,8 @@ def test_existing_output_is_never_overwritten_silently(quick):
 # --------------------------------------------------------------------------- estimate --calibration
 
 
-def test_estimate_uses_the_calibration_and_says_so(quick, tiny_spec):
-    path = quick[0]
+def test_estimate_uses_the_calibration_and_says_so(smoke, tiny_spec):
+    path = smoke
     args = [str(tiny_spec), "--gpu", "cpu", "--num-gpus", "1", "--tokens", "10M", "--seq-len", "256"]
     args += ["--global-batch-tokens", "1024", "--tp", "1", "--pp", "1", "--micro-batch-size", "4"]
     proc = costsim("estimate", *args, "--calibration", str(path), "--format", "json")
@@ -150,9 +185,9 @@ def test_estimate_uses_the_calibration_and_says_so(quick, tiny_spec):
     assert json.loads(plain.stdout)["efficiency_source"].startswith("defaults of hardware profile h100-sxm")
 
 
-def test_a_cpu_calibration_does_not_describe_a_gpu(quick):
+def test_a_cpu_calibration_does_not_describe_a_gpu(smoke):
     proc = costsim(
-        "estimate", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "8", "--tokens", "1B", "--calibration", str(quick[0])
+        "estimate", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "8", "--tokens", "1B", "--calibration", str(smoke)
     )
     assert_clean_exit(proc, "measured on a CPU", "--gpu cpu")
 
@@ -183,17 +218,39 @@ def test_gpu_calibration_replaces_the_profile_terms(smoke, tmp_path):
 # --------------------------------------------------------------------------- calibrate check
 
 
+CHECKED_RATES = {"gemm bf16 FLOP/s", "attention FLOP/s", "memory-bound bytes/s", "scale_up bus bytes/s"}
+
+
+def test_check_measures_again_and_compares_every_rate_with_the_file(smoke):
+    """Whether a fresh file passes depends on the load now against the load then (a measurement test below);
+    what holds on any machine: each stored rate is the file's, each drift is measured / stored - 1 against the
+    tolerance, the verdict follows from the rows, and the exit status from the verdict."""
+    from calibrate.check import capability
+
+    proc = costsim("calibrate", "check", str(smoke), "--tolerance", "0.5", "--format", "json")
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["fit_matches_samples"] and result["fit_mismatches"] == [] and result["not_measured_again"] == []
+    assert result["tolerance"] == 0.5 and result["measured_device"] == load_calibration(smoke).provenance.device_name
+    stored = capability(load_calibration(smoke))
+    assert {r["rate"] for r in result["rates"]} == set(stored) >= CHECKED_RATES
+    for r in result["rates"]:
+        assert r["stored"] == pytest.approx(stored[r["rate"]], rel=1e-12)
+        assert math.isfinite(r["measured"]) and r["measured"] > 0
+        assert r["drift"] == pytest.approx(r["measured"] / r["stored"] - 1, rel=1e-9, abs=1e-12)
+        assert r["ok"] == (abs(r["drift"]) <= 0.5)
+    assert result["ok"] == all(r["ok"] for r in result["rates"])
+    assert proc.returncode == (0 if result["ok"] else 1)
+
+
+@pytest.mark.measurement
 def test_check_passes_on_a_fresh_file(quick):
+    """A fresh quick calibration still holds within 50% (a measurement test: a loaded machine drifts further)."""
     proc = costsim("calibrate", "check", str(quick[0]), "--tolerance", "0.5", "--format", "json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(proc.stdout)
     assert result["ok"] and result["fit_matches_samples"]
-    assert {r["rate"] for r in result["rates"]} >= {
-        "gemm bf16 FLOP/s",
-        "attention FLOP/s",
-        "memory-bound bytes/s",
-        "scale_up bus bytes/s",
-    }
+    assert {r["rate"] for r in result["rates"]} >= CHECKED_RATES
 
 
 def test_check_fails_on_an_edited_fit(smoke, tmp_path):
@@ -241,8 +298,9 @@ def _scaled(cal: Calibration, speedup: float) -> Calibration:
 
 
 def test_check_fails_when_the_device_drifted(smoke, tmp_path):
-    """A file consistent in itself but 5x faster than this CPU: every measured rate drifts by about -80%."""
-    path = write_calibration(_scaled(load_calibration(smoke), 5.0), tmp_path / "faster.json")
+    """A file consistent in itself but 100x faster than this CPU: every measured rate drifts by about -99%, and
+    would still drift beyond the tolerance (60%) were the machine 40x slower or faster now than at `smoke`."""
+    path = write_calibration(_scaled(load_calibration(smoke), 100.0), tmp_path / "faster.json")
     load_calibration(path)  # valid: hash and refit agree
     proc = costsim("calibrate", "check", str(path), "--tolerance", "0.6")
     assert proc.returncode == 1, proc.stdout
@@ -288,6 +346,23 @@ def test_bad_calibrate_options_give_clean_errors(tmp_path):
         costsim("calibrate", "--device", "cpu", "--smoke", "--profile", "h100", "--output", str(tmp_path / "x.json")),
         "--profile h100 names a GPU profile",
     )
+    assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["calibrate", "--device", "cpu", "--smoke", "--output", "x.json"],
+        ["calibrate", "check", "x.json"],
+        ["validate", "local", "--device", "cpu"],
+    ],
+)
+def test_without_torch_the_torch_commands_say_how_to_install_it(args, monkeypatch, tmp_path):
+    """torch is the optional `calibrate` extra: without it these commands stop with one line, before any work."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails as if it were not installed
+    out = clean_error(invoke(*args), "needs torch", "is not installed", "pip install 'costsim[calibrate]'", error="prefix")
+    assert len(out.strip().splitlines()) == 1, out
     assert not (tmp_path / "x.json").exists()
 
 
@@ -379,10 +454,10 @@ def test_gemm_fit_reproduces_a_known_roofline():
     assert fit.quality.max_abs_error < 1e-9
 
 
-def test_device_rates_with_curves_take_numpy_arrays(quick):
+def test_device_rates_with_curves_take_numpy_arrays(smoke):
     """The vectorized search calls gemm_s and attention_s with arrays: one array call = the scalar calls."""
-    cal = load_calibration(quick[0])
-    _, rates = calibrated_device("cpu", quick[0], DEFAULT)
+    cal = load_calibration(smoke)
+    _, rates = calibrated_device("cpu", smoke, DEFAULT)
     m = np.array([0.0, 64.0, 1024.0, 8192.0])
     assert np.allclose(rates.gemm_s(m, 512, 1408, "bf16"), [rates.gemm_s(x, 512, 1408, "bf16") for x in m])
     assert rates.gemm_s(0.0, 512, 512, "bf16") == 0.0
@@ -390,9 +465,6 @@ def test_device_rates_with_curves_take_numpy_arrays(quick):
     fwd, bwd = rates.attention_s(flops)
     assert np.allclose(fwd, [rates.attention_s(f)[0] for f in flops])
     assert np.allclose(bwd, fwd * cal.fit.attention.backward_over_forward)
-    # Smaller GEMMs run at a lower measured efficiency than the best shape.
-    per_flop = [rates.gemm_s(s, s, s, "bf16") / (2.0 * s**3) for s in (128, 2048)]
-    assert per_flop[0] > per_flop[1]
 
 
 def test_memory_kernel_bytes_are_what_the_step_model_charges():
@@ -432,10 +504,10 @@ def test_trainer_kernels_have_exact_gradients():
     assert torch.autograd.gradcheck(lambda q: transformer._Rope.apply(q, rope.cos, rope.sin), (q,))
 
 
-def test_estimate_with_a_calibration_does_not_import_torch(quick, tiny_spec):
+def test_estimate_with_a_calibration_does_not_import_torch(smoke, tiny_spec):
     code = (
         "import sys, cli; from simulator import api; "
-        f"api.estimate({str(tiny_spec)!r}, 'cpu', 1, 1e7, seq_len=256, global_batch_tokens=1024, calibration={str(quick[0])!r}); "
+        f"api.estimate({str(tiny_spec)!r}, 'cpu', 1, 1e7, seq_len=256, global_batch_tokens=1024, calibration={str(smoke)!r}); "
         'print("torch" in sys.modules)'
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)

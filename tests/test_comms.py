@@ -59,7 +59,7 @@ def test_ranks_per_domain_is_min_of_size_and_domain_over_stride():
 
 
 def test_bus_bandwidth_inside_one_domain_is_nvlink():
-    """theory.md §3.1: a group inside one NVLink domain reaches B_nvlink (also when it fills the domain)."""
+    """docs/model.md §4.2: a group inside one NVLink domain reaches B_nvlink (also when it fills the domain)."""
     assert bus_bandwidth(Group(4, 1), FABRIC) == UP
     assert bus_bandwidth(Group(8, 1), FABRIC) == UP
     assert bus_bandwidth(Group(2, 4), FABRIC) == UP
@@ -132,7 +132,7 @@ BYTES_PER_TOKEN = HIDDEN * (2.0 + 2.0)
 
 
 def test_moe_all_to_all_inside_one_domain_moves_k_n_minus_1_over_n_copies_over_nvlink():
-    """theory §3.5, in-domain: 2 alpha + T x k(1 - 1/EP) x h(b_dispatch + b_combine) / B_nvlink.
+    """docs/model.md §4.5, in-domain: 2 alpha + T x k(1 - 1/EP) x h(b_dispatch + b_combine) / B_nvlink.
 
     EP 8 inside an 8-GPU node: 2 x 10 us + 1000 x 2 x 7/8 x 4000 / 1e11 = 20 us + 70 us = 90 us."""
     t = moe_dispatch_combine_s(TOKENS, TOP_K, HIDDEN, 2.0, 2.0, Group(8, 1), FABRIC, None)

@@ -13,10 +13,11 @@ from cli import options
 from simulator import vocab
 from simulator.analysis.plans import Stage
 from simulator.inputs.catalog import load_hardware, load_model
+from simulator.inputs.job import make_job
 from simulator.inputs.specs import PublishedLayout
 from simulator.model.flops import flop_utilization
 from simulator.model.layer_work import token_flops
-from simulator.model.layout import Layout, make_job
+from simulator.model.layout import Layout
 from simulator.run.estimate import estimate
 from simulator.run.search import search
 

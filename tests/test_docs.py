@@ -12,12 +12,15 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "model.md"
 SOURCES = [
     p
-    for folder in ("simulator", "cli", "calibrate", "tests", "benchmarks", "hardware_profiles", "model_specs", "plans", "validation")
+    for folder in ("simulator", "cli", "calibrate", "tests", "benchmarks", "hardware_profiles", "model_specs", "plans")
+    + ("validation",)
     for p in sorted((ROOT / folder).rglob("*"))
     if p.suffix in (".py", ".yaml", ".md") and p.name != "test_docs.py"
 ] + [ROOT / "README.md"]
 # Documents that live outside the repository: never cite them.
-OUTSIDE = re.compile(r"theory\.md|theory §|feasibility(\.md| study)|peers\.md|hardware\.md|serving\.md|style\.md|shared/reference")
+OUTSIDE = re.compile(
+    r"theory\.md|theory §|feasibility(\.md| study)|peers\.md|hardware\.md|serving\.md|style\.md|shared/reference"
+)
 
 
 def _sections() -> set[str]:

@@ -8,7 +8,7 @@ import pytest
 
 from simulator.inputs.assumptions import DEFAULT
 from simulator.inputs.catalog import load_hardware, load_model
-from simulator.model.layout import Job, make_job
+from simulator.inputs.job import Job, make_job
 from simulator.model.memory import state_bytes_per_param
 from simulator.run.estimate import estimate
 

@@ -1,5 +1,5 @@
 """Goodput (simulator/run/goodput.py): the first-order checkpoint/restart model, each term against numbers
-worked out by hand (Young 1974; Daly 2006; theory.md §7)."""
+worked out by hand (Young 1974; Daly 2006; docs/model.md §9)."""
 
 from __future__ import annotations
 

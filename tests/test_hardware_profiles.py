@@ -19,8 +19,8 @@ PROFILE_PATHS = sorted(hardware_dir().glob("*.yaml"))
 
 
 # Vendor 2:4-sparse BF16 headlines (TFLOP/s; "with sparsity" rows of the NVIDIA H100/H200/A100/A800/L40S/B200/GB200
-# datasheets and the AMD MI300X datasheet, as quoted with their sources in hardware_profiles/*.yaml). A dense BF16 peak must be half
-# of these, never the headline; 1% slack covers rounding of the headline (A800's 623.8 against 312 dense).
+# datasheets and the AMD MI300X datasheet, as quoted with their sources in hardware_profiles/*.yaml). A dense BF16
+# peak must be half of these, never the headline; 1% slack covers rounding of the headline (A800's 623.8 against 312 dense).
 SPARSE_BF16_HEADLINE = {
     "h100-sxm": 1979,
     "h800": 1979,

@@ -7,12 +7,13 @@ import pytest
 
 from simulator.inputs.assumptions import DEFAULT
 from simulator.inputs.catalog import load_hardware, load_model
+from simulator.inputs.job import make_job
 from simulator.model import flops
 from simulator.model import layer_work as lw
 from simulator.model.efficiency import device_rates
 from simulator.model.forward import forward_comm_s, forward_context, forward_layer_s, forward_pass
 from simulator.model.layer_work import layer_work, token_flops
-from simulator.model.layout import Layout, make_job
+from simulator.model.layout import Layout
 from simulator.model.step_time import Context, layer_time
 from simulator.run.estimate import estimate
 

@@ -10,7 +10,8 @@ import pytest
 
 from simulator.errors import InfeasibleError, LayoutError
 from simulator.inputs.catalog import load_hardware, load_model
-from simulator.model.layout import Job, Layout, check_layout, layout_problems
+from simulator.inputs.job import Job
+from simulator.model.layout import Layout, check_layout, layout_problems
 from simulator.model.pipeline import bubble_s, chunk_sums, partition, stage_items
 from simulator.run.estimate import estimate
 from simulator.run.search import search

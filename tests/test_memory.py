@@ -1,6 +1,6 @@
 """Memory per GPU (simulator/model/memory.py): model states with ZeRO sharding and activations per token,
 each against a hand count on tiny synthetic models (Korthikanti et al. 2022 Table 2 as generalised in
-theory.md §2.2; Megatron-LM theoretical_memory_usage.py for the 18 B/parameter states)."""
+docs/model.md §3.3; Megatron-LM theoretical_memory_usage.py for the 18 B/parameter states)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def test_deepseek_v3_block_fp8_keeps_bf16_moments_2_4_8_bytes():
 
 
 def test_adamw_step_traffic_is_2_optimizer_plus_gradient_plus_weight():
-    """theory.md §6.3: read + write the optimizer states (2 x 12), read the gradient (4), write the weight (2) = 30 B;
+    """docs/model.md §7.6: read + write the optimizer states (2 x 12), read the gradient (4), write the weight (2) = 30 B;
     with BF16 moments 2 x 8 + 4 + 2 = 22 B."""
     assert optimizer_step_bytes_per_param("bf16") == 30.0
     assert optimizer_step_bytes_per_param("fp8", "block") == 22.0
@@ -162,7 +162,7 @@ def test_full_recompute_keeps_only_the_layer_input_2h():
     assert activation_bytes_per_token(MOE, "moe", "full", "fp8") == 2 * 64
 
 
-# Standard attention, BF16 (theory §2.2): norm input 2h + projection input 2h + q, k, v 2(h_q + 2 h_kv)
+# Standard attention, BF16 (docs/model.md §3.3): norm input 2h + projection input 2h + q, k, v 2(h_q + 2 h_kv)
 # + out-projection input 2 h_q + fp32 log-sum-exp 4 n = 128 + 128 + 256 + 128 + 16 = 656.
 ATTENTION_BF16 = 2 * 64 + 2 * 64 + 2 * (64 + 2 * 32) + 2 * 64 + 4 * 4
 # SwiGLU FFN, BF16: norm input 2h + up input 2h + gate and up pre-activations 2 x 2 x 128 + down input 2 x 128 = 1024.
@@ -197,7 +197,7 @@ def test_plain_gelu_ffn_keeps_one_pre_activation():
 
 
 def test_moe_layer_keeps_router_input_routed_copies_and_shared_expert():
-    """theory §2.2 MoE row: 2h + k (g h + inner(d_e)) + (g h + inner(d_shared)), inner = pre 2 x 2 d + out 2 d.
+    """docs/model.md §3.3 MoE row: 2h + k (g h + inner(d_e)) + (g h + inner(d_shared)), inner = pre 2 x 2 d + out 2 d.
     2 x 64 + 2 x (128 + 192) + (128 + 192) = 1088."""
     inner = 2 * 2 * 32 + 2 * 32
     ffn = 2 * 64 + 2 * (2 * 64 + inner) + (2 * 64 + inner)

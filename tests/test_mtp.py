@@ -6,10 +6,11 @@ import pytest
 
 from simulator.inputs.assumptions import DEFAULT
 from simulator.inputs.catalog import load_hardware, load_model
+from simulator.inputs.job import make_job
 from simulator.model.efficiency import device_rates
 from simulator.model.flops import layer_gemms, parameter_counts
 from simulator.model.layer_work import token_flops
-from simulator.model.layout import Layout, make_job
+from simulator.model.layout import Layout
 from simulator.model.memory import layer_params_on_rank
 from simulator.model.step_time import Context, layer_time
 

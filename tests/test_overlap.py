@@ -8,8 +8,9 @@ import pytest
 
 from simulator.inputs.assumptions import DEFAULT
 from simulator.inputs.catalog import load_hardware, load_model
+from simulator.inputs.job import make_job
 from simulator.model.efficiency import device_rates
-from simulator.model.layout import Layout, make_job
+from simulator.model.layout import Layout
 from simulator.model.step_time import Context, item_time
 
 H800 = load_hardware("h800")

@@ -1,5 +1,5 @@
 """Pipeline schedules (simulator/model/pipeline.py): bubbles and activations in flight against the closed forms
-of theory.md §2.3 and §4, with stage times F, B, W chosen so that every term shows (tests/test_layout.py checks
+of docs/model.md §3.4 and §6.1, with stage times F, B, W chosen so that every term shows (tests/test_layout.py checks
 the DeepSeek-V3 Table 2 illustration F=1, B=2, W=1 and the partitioning)."""
 
 from __future__ import annotations

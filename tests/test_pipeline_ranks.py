@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from simulator.inputs.catalog import load_hardware, load_model
-from simulator.model.layout import make_job
+from simulator.inputs.job import make_job
 from simulator.run.estimate import estimate
 
 V3 = load_model("deepseek-v3")

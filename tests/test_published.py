@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from simulator import api
-from simulator.analysis.validation import megatron_2021_runs, predict, throughput_runs
+from simulator.analysis.validation import predict
 from simulator.inputs.assumptions import BASE, DEFAULT, FITTED_PATH
 from simulator.inputs.catalog import load_model
+from simulator.inputs.published import megatron_2021_runs, throughput_runs
 from simulator.model.flops import parameter_counts
 from simulator.model.layer_work import token_flops
 

@@ -14,11 +14,12 @@ from simulator.analysis.sweep import parse_gpu_counts
 from simulator.errors import InputError, LayoutError
 from simulator.inputs.assumptions import DEFAULT
 from simulator.inputs.catalog import load_hardware, load_model
+from simulator.inputs.job import Job, with_fp8_recipe
 from simulator.inputs.specs import ModelSpec
 from simulator.model.efficiency import device_rates
 from simulator.model.flops import parameter_counts
 from simulator.model.layer_work import token_flops
-from simulator.model.layout import Job, layout_problems, with_fp8_recipe
+from simulator.model.layout import layout_problems
 from simulator.model.step_time import evaluate, step
 from simulator.run.estimate import estimate
 from simulator.run.search import search

@@ -1,6 +1,7 @@
 """Uncertainty bands: distributions, the surrogate against the full model, bands, tornado, seeds, CLI errors.
 
-The runs use complete layouts (no search) so each band takes well under a second.
+The runs use complete layouts (no search) so each band takes well under a second. No test here times
+anything: the speed of a band is checked by benchmarks/speed_check.py.
 """
 
 from __future__ import annotations
@@ -116,11 +117,14 @@ def test_bands_are_ordered_and_contain_the_estimate(case, request):
     assert d["nominal"]["cost_usd"] == pytest.approx(est.cost_usd, rel=1e-12)
 
 
-def test_ten_thousand_draws_take_under_a_second(v3):
+def test_ten_thousand_draws_are_drawn_and_timed(v3):
+    """How fast (10,000 draws in under a second) is a benchmark, not a test: benchmarks/speed_check.py."""
     _, band = v3
-    assert band.draws == 10_000 and len(band.samples["cost_usd"]) == 10_000
-    assert band.draw_s < 1.0
-    assert band.model_evaluation_s + band.draw_s < 10.0  # full-model evaluations included (about 0.5 s)
+    assert band.draws == 10_000
+    assert all(len(band.samples[k]) == 10_000 and np.isfinite(band.samples[k]).all() for k in OUTPUTS)
+    d = band.to_dict()
+    for k in ("model_evaluation_s", "draw_s"):
+        assert math.isfinite(getattr(band, k)) and getattr(band, k) > 0 and d[k] == getattr(band, k)
 
 
 def test_same_seed_same_band_other_seed_close_band(v3):

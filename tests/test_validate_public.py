@@ -17,17 +17,10 @@ import pytest
 import yaml
 from cli_support import clean_error, invoke
 
-from simulator.analysis.public_runs import (
-    METRICS,
-    dataset_path,
-    excluded_runs,
-    leave_one_out_errors,
-    predict_case,
-    public_cases,
-    reported_tokens_per_s_per_gpu,
-)
+from simulator.analysis.public_runs import leave_one_out_errors, predict_case, reported_tokens_per_s_per_gpu
 from simulator.errors import SpecError
 from simulator.inputs.assumptions import DEFAULT, FITTED_PATH
+from simulator.inputs.published import METRICS, dataset_path, excluded_runs, public_cases
 
 assert_clean_error = functools.partial(clean_error, error="line")
 

@@ -21,14 +21,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from simulator.analysis.public_runs import Case, case_estimate, evaluate, public_cases, reported_mfu, summary
+from simulator.analysis.public_runs import case_estimate, evaluate, reported_mfu, summary
 from simulator.errors import CostsimError, InputError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.catalog import load_hardware, load_model
+from simulator.inputs.job import DEFAULT_SEQ_LEN, make_job
+from simulator.inputs.published import PublishedRun, public_cases
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.model.flops import flop_utilization, parameter_counts
 from simulator.model.layer_work import token_flops
-from simulator.model.layout import DEFAULT_SEQ_LEN, make_job
 from simulator.run.estimate import Estimate, estimate
 from simulator.units import GIGA, MAX_GPUS, SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
 
@@ -229,7 +230,7 @@ def verdict(
 # ------------------------------------------------------------------ evidence: published runs and costsim's prediction
 
 
-def _matching_cases(cases: list[Case], model: ModelSpec, hw: HardwareProfile) -> list[Case]:
+def _matching_cases(cases: list[PublishedRun], model: ModelSpec, hw: HardwareProfile) -> list[PublishedRun]:
     """Published cases of the same model, those on the same GPU first, whole-run GPU-hour cases before others."""
     same_model = [c for c in cases if c.model == model.name]
     return sorted(same_model, key=lambda c: (load_hardware(c.gpu).name != hw.name, c.metric != "gpu_hours"))
@@ -241,7 +242,7 @@ def _prediction(
     tokens: float,
     num_gpus: int | None,
     precision: str,
-    match: Case | None,
+    match: PublishedRun | None,
     assumptions: Assumptions,
 ) -> Prediction | None:
     """costsim's estimate with the published layout of a matching case where there is one, else a searched layout."""

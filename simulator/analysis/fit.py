@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from simulator.analysis.validation import PublishedRun, predict, throughput_runs
+from simulator.analysis.validation import predict
 from simulator.inputs.assumptions import BASE, FITTED_PATH
+from simulator.inputs.published import PublishedRun, throughput_runs
 
 GRID = np.round(np.arange(0.55, 1.0001, 0.01), 4)
 

@@ -1,10 +1,6 @@
-"""Published training runs (validation/public_runs.yaml) and costsim's prediction of each, in its reported unit.
-
-A case is one published run: the job and the layout fields its source states, the metric it reports
-(GPU-hours, wall-clock days, MLPerf time-to-train, tokens/s or TFLOP/s per GPU, step time) and the
-reported value with a quote. Layout fields a source leaves out are searched, never guessed. The two
-datasets that already ship (Megatron-LM 2021 Table 1, Llama 3 Table 4; simulator/validation.py) are
-part of the set through the YAML's `includes`.
+"""costsim's prediction of every published run (inputs.published: validation/public_runs.yaml with the Megatron-LM
+2021 and Llama 3 datasets it includes), in each run's reported unit, with the summary `validate public` prints.
+Layout fields a source leaves out are searched, never guessed.
 
 Error convention: predicted / reported - 1 in the reported metric's unit, so for times a positive
 error means costsim is slower than the run, for rates that it is faster.
@@ -15,190 +11,25 @@ API for fitting: `public_cases()` and `predict_case(case, assumptions)`.
 from __future__ import annotations
 
 import functools
-import math
 import statistics
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from simulator.analysis.validation import PublishedRun, eq3_flops_per_step, llama3_runs, megatron_2021_runs, metric_value
+from simulator.analysis.validation import eq3_flops_per_step, metric_value
 from simulator.errors import SpecError
 from simulator.inputs.assumptions import DEFAULT, FITTED_PATH, Assumptions
 from simulator.inputs.catalog import load_hardware, load_model
-from simulator.inputs.data_files import validation_dir
 from simulator.inputs.files import read_yaml
+from simulator.inputs.published import Exclusion, PublishedRun, public_cases
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.model.flops import flop_utilization
 from simulator.model.layer_work import token_flops
-from simulator.model.layout import Job
 from simulator.run.estimate import Estimate, estimate
-from simulator.units import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, TERA, count_in_range
+from simulator.units import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, TERA
 
 TARGET_MEDIAN_ABS_ERROR = 0.15
 TARGET_MAX_ABS_ERROR = 0.40
 """Issue 5's target for the published-run validation, with global constants only."""
-
-
-@dataclass(frozen=True)
-class Metric:
-    unit: str
-    time: bool
-    """True for durations (GPU-hours, days, minutes, seconds), False for rates."""
-
-
-METRICS: dict[str, Metric] = {
-    "gpu_hours": Metric("GPU-hours", True),
-    "wall_clock_days": Metric("days", True),
-    "time_to_train_minutes": Metric("minutes", True),
-    "step_time_s": Metric("s per step", True),
-    "tokens_per_s_per_gpu": Metric("tokens/s per GPU", False),
-    "model_tflop_per_s_per_gpu": Metric("model TFLOP/s per GPU (causal attention)", False),
-    "eq3_tflop_per_s_per_gpu": Metric("TFLOP/s per GPU (Narayanan Eq. 3, recompute included)", False),
-}
-FAILURE_METRICS = ("gpu_hours", "wall_clock_days", "time_to_train_minutes")
-"""Metrics that span a whole run, where `includes_failures` chooses goodput-applied or ideal figures."""
-
-
-@dataclass(frozen=True)
-class Case:
-    id: str
-    source: str
-    quote: str
-    model: str
-    """Shipped model name or a spec / config.json path."""
-    gpu: str
-    job: Job
-    layout: dict
-    """The layout fields the source states; estimate() searches the others."""
-    metric: str
-    reported: float
-    includes_failures: bool | None = None
-    why: str = ""
-
-    @property
-    def unit(self) -> str:
-        return METRICS[self.metric].unit
-
-
-@dataclass(frozen=True)
-class Exclusion:
-    id: str
-    reason: str
-
-
-# ------------------------------------------------------------------ loading
-
-
-def dataset_path() -> Path:
-    return validation_dir() / "public_runs.yaml"
-
-
-# Shipped datasets a `includes:` entry may name, with the loader that reads them.
-INCLUDES: dict[str, Callable[[], list[PublishedRun]]] = {
-    "megatron2021/runs.yaml": megatron_2021_runs,
-    "llama3_table4.yaml": llama3_runs,
-}
-
-_INCLUDED_WHY = {
-    "eq3_tflop_per_s_per_gpu": "Per-GPU throughput counted with Narayanan Eq. 3 (recomputation included), 2021 stack: FP16, "
-    "materialised attention, dropout 0.1; micro-batch and virtual stages from NVIDIA's run_table_1.sh.",
-    "model_tflop_per_s_per_gpu": "Step-level model TFLOP/s per GPU (no failures); 4 virtual stages and micro-batch 1 are "
-    "assumed (validation/llama3_table4.yaml).",
-}
-
-
-def _from_published_run(run: PublishedRun) -> Case:
-    return Case(
-        id=run.id,
-        source=run.source,
-        quote=f"{run.reported:g} TFLOP/s per GPU ({run.job.num_gpus} GPUs, batch {run.job.global_batch_sequences})",
-        model=run.model,
-        gpu=run.gpu,
-        job=run.job,
-        layout=dict(run.layout),
-        metric=run.metric,
-        reported=float(run.reported),
-        why=_INCLUDED_WHY.get(run.metric, ""),
-    )
-
-
-def _require(entry: dict, key: str, where: str):
-    if key not in entry or entry[key] is None:
-        raise SpecError(f"{where}: missing field `{key}`")
-    return entry[key]
-
-
-def _number(entry: dict, key: str, where: str, minimum: float = 0.0) -> float:
-    """A number above `minimum`; strings such as 14.8e12 (YAML 1.1 reads it as text) or 14.8T are parsed."""
-    try:
-        return count_in_range(_require(entry, key, where), minimum, math.inf, low_open=True)
-    except ValueError as e:
-        raise SpecError(f"{where}: `{key}` = {e}") from None
-
-
-def _case(entry: object, index: int, path: Path) -> Case:
-    if not isinstance(entry, dict):
-        raise SpecError(f"{path}: cases[{index}] must be a mapping, got {type(entry).__name__}")
-    where = f"{path}: case {entry.get('id', index)!r}"
-    metric = _require(entry, "metric", where)
-    if metric not in METRICS:
-        raise SpecError(f"{where}: unknown metric {metric!r}; use one of {', '.join(METRICS)}")
-    includes_failures = entry.get("includes_failures")
-    if metric in FAILURE_METRICS and not isinstance(includes_failures, bool):
-        raise SpecError(f"{where}: metric {metric} needs `includes_failures: true|false` (goodput applied or not)")
-    layout = entry.get("layout") or {}
-    if not isinstance(layout, dict):
-        raise SpecError(f"{where}: `layout` must be a mapping of published layout fields")
-    job = Job(
-        num_gpus=int(_number(entry, "num_gpus", where)),
-        tokens=_number(entry, "tokens", where),
-        seq_len=int(_number(entry, "seq_len", where)),
-        global_batch_tokens=_number(entry, "global_batch_tokens", where),
-        precision=_require(entry, "precision", where),
-    )
-    return Case(
-        id=str(_require(entry, "id", where)),
-        source=str(_require(entry, "source", where)),
-        quote=str(_require(entry, "quote", where)),
-        model=str(_require(entry, "model", where)),
-        gpu=str(_require(entry, "gpu", where)),
-        job=job,
-        layout=dict(layout),
-        metric=metric,
-        reported=_number(entry, "reported", where),
-        includes_failures=includes_failures,
-        why=str(entry.get("why", "")),
-    )
-
-
-def _document(path: Path | None = None) -> tuple[Path, dict]:
-    path = path or dataset_path()
-    doc = read_yaml(path)
-    if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list):
-        raise SpecError(f"{path}: expected a mapping with a `cases:` list")
-    return path, doc
-
-
-def public_cases(path: Path | None = None) -> list[Case]:
-    """Every case: the included shipped datasets first, then the YAML's own cases. Ids are unique."""
-    path, doc = _document(path)
-    cases: list[Case] = []
-    for name in doc.get("includes") or []:
-        if name not in INCLUDES:
-            raise SpecError(f"{path}: unknown include {name!r}; known: {', '.join(INCLUDES)}")
-        cases += [_from_published_run(r) for r in INCLUDES[name]()]
-    cases += [_case(e, i, path) for i, e in enumerate(doc["cases"])]
-    seen: set[str] = set()
-    for c in cases:
-        if c.id in seen:
-            raise SpecError(f"{path}: case id {c.id!r} appears twice")
-        seen.add(c.id)
-    return cases
-
-
-def excluded_runs(path: Path | None = None) -> list[Exclusion]:
-    path, doc = _document(path)
-    return [Exclusion(str(e.get("id")), str(e.get("reason", "")).strip()) for e in doc.get("excluded") or []]
 
 
 # ------------------------------------------------------------------ prediction
@@ -214,17 +45,17 @@ def _hardware(name: str) -> HardwareProfile:
     return load_hardware(name)
 
 
-def case_estimate(case: Case, assumptions: Assumptions = DEFAULT) -> Estimate:
+def case_estimate(case: PublishedRun, assumptions: Assumptions = DEFAULT) -> Estimate:
     """costsim's estimate of the case's job at its published layout (unpublished fields searched)."""
     return estimate(_model(case.model), _hardware(case.gpu), case.job, case.layout, assumptions=assumptions)
 
 
-def metric_from_estimate(case: Case, est: Estimate) -> float:
+def metric_from_estimate(case: PublishedRun, est: Estimate) -> float:
     """The estimate expressed in the case's reported metric and unit."""
     return metric_value(case.metric, _model(case.model), est, case.includes_failures)
 
 
-def predict_case(case: Case, assumptions: Assumptions = DEFAULT) -> float:
+def predict_case(case: PublishedRun, assumptions: Assumptions = DEFAULT) -> float:
     """costsim's prediction of the case, in the unit of its reported metric."""
     return metric_from_estimate(case, case_estimate(case, assumptions))
 
@@ -232,7 +63,7 @@ def predict_case(case: Case, assumptions: Assumptions = DEFAULT) -> float:
 # ------------------------------------------------------------------ what the reported number implies
 
 
-def reported_tokens_per_s_per_gpu(case: Case) -> float:
+def reported_tokens_per_s_per_gpu(case: PublishedRun) -> float:
     """Training tokens per second per GPU that the reported number implies (failures included where it includes them)."""
     job, r, m = case.job, case.reported, case.metric
     if m == "tokens_per_s_per_gpu":
@@ -253,7 +84,7 @@ def reported_tokens_per_s_per_gpu(case: Case) -> float:
     raise SpecError(f"unknown metric {m!r}")
 
 
-def reported_mfu(case: Case) -> float:
+def reported_mfu(case: PublishedRun) -> float:
     """costsim model FLOPs (causal attention) at the reported rate / dense peak of the precision the run used.
 
     The peak of the run's own precision (FP8 for FP8 runs) puts 16-bit and FP8 runs on one scale:
@@ -291,7 +122,7 @@ def _fit_records(node: object):
 
 
 def leave_one_out_errors(path: Path = FITTED_PATH) -> dict[str, list[dict]]:
-    """Case id -> [{constant, in_sample_error, leave_one_out_error}] for every fit that the case constrained."""
+    """PublishedRun id -> [{constant, in_sample_error, leave_one_out_error}] for every fit that the case constrained."""
     if not path.exists():
         return {}
     out: dict[str, list[dict]] = {}
@@ -314,7 +145,7 @@ def leave_one_out_errors(path: Path = FITTED_PATH) -> dict[str, list[dict]]:
 
 @dataclass(frozen=True)
 class CaseResult:
-    case: Case
+    case: PublishedRun
     predicted: float
     layout: dict
     layout_searched: bool
@@ -361,7 +192,7 @@ class CaseResult:
 
 
 def evaluate(
-    cases: list[Case] | None = None, assumptions: Assumptions = DEFAULT, fitted_path: Path = FITTED_PATH
+    cases: list[PublishedRun] | None = None, assumptions: Assumptions = DEFAULT, fitted_path: Path = FITTED_PATH
 ) -> list[CaseResult]:
     cases = public_cases() if cases is None else cases
     loo = leave_one_out_errors(fitted_path)

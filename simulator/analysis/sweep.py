@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING
 
 from simulator.errors import InfeasibleError, InputError, LayoutError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
+from simulator.inputs.job import make_job
 from simulator.inputs.specs import HardwareProfile, ModelSpec
-from simulator.model.layout import make_job
 from simulator.run.cost import CostOptions, Pricing, pricing
 from simulator.run.search import breakdown_of, search
 from simulator.units import GIB, MAX_GPUS, SECONDS_PER_DAY, SECONDS_PER_HOUR
 
 if TYPE_CHECKING:
+    from simulator.inputs.job import Job
     from simulator.model.efficiency import DeviceRates
-    from simulator.model.layout import Job
     from simulator.run.estimate import Estimate
 
 

@@ -16,11 +16,12 @@ from collections import Counter
 from dataclasses import dataclass
 
 from simulator.inputs.assumptions import DEFAULT, Assumptions
+from simulator.inputs.job import Job, with_fp8_recipe
 from simulator.inputs.specs import ModelSpec
 from simulator.model.comms import collective_s, moe_dispatch_combine_s
 from simulator.model.efficiency import DeviceRates
 from simulator.model.flops import head_gemm, layer_kinds
-from simulator.model.layout import Job, Layout, with_fp8_recipe
+from simulator.model.layout import Layout
 from simulator.model.step_time import Context, cp_group, ep_group, kv_width, layer_compute, tp_group
 from simulator.units import BLOCK_FP8_BYTES_PER_ELEMENT, BYTES_PER_ELEMENT
 

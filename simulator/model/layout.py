@@ -1,96 +1,20 @@
-"""Parallel layouts and the training job, with the divisibility rules that make a layout valid."""
+"""Parallel layouts, one or many at once, with the divisibility rules that make a layout valid for a job."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from simulator.errors import InputError, LayoutError
+from simulator.errors import LayoutError
+from simulator.inputs.job import Job
 from simulator.inputs.specs import ModelSpec
-from simulator.units import SECONDS_PER_HOUR
 from simulator.vocab import (
     LAYOUT_FIELDS,
-    AttentionKernel,
-    Fp8Recipe,
-    Precision,
     Recompute,
     Schedule,
 )
-
-
-@dataclass(frozen=True)
-class Job:
-    """What is trained: tokens, sequence length, batch and precision, on how many GPUs."""
-
-    num_gpus: int
-    tokens: float
-    seq_len: int
-    global_batch_tokens: float
-    precision: Precision = "bf16"
-    attention_kernel: AttentionKernel = "flash"
-    """flash: FlashAttention (no s x s matrix in HBM); unfused: materialised scores, fused softmax (Megatron 2021)."""
-    dropout: float = 0.0
-    """Dropout probability on attention probabilities and residuals (0 in modern LLM pre-training)."""
-    fp8_recipe: Fp8Recipe | None = None
-    """FP8 scaling: "tensor" (per-tensor, Transformer Engine: cuBLAS FP8 GEMMs, fp32 optimizer states) or
-    "block" (fine-grained 1x128/128x128 scales, DeepSeek-V3 §3.3: slower GEMMs, BF16 Adam moments, FP8
-    all-to-all dispatch). None: the model's published recipe where its spec has one, else "tensor"."""
-
-    @property
-    def global_batch_sequences(self) -> int:
-        return int(round(self.global_batch_tokens / self.seq_len))
-
-    def tokens_per_s_per_gpu(self, step_time_s):
-        """Training tokens per second per GPU at a step time (scalar or array)."""
-        return self.global_batch_sequences * self.seq_len / step_time_s / self.num_gpus
-
-    def gpu_hours(self, step_time_s, ettr=1.0):
-        """GPU-hours of the whole run at a step time (scalar or array); ETTR < 1 adds the time failures cost."""
-        return self.steps * step_time_s * self.num_gpus / SECONDS_PER_HOUR / ettr
-
-    @property
-    def steps(self) -> float:
-        return self.tokens / (self.global_batch_sequences * self.seq_len)
-
-
-DEFAULT_BATCH_TOKENS = 4 * 2**20  # 4M tokens, a common pre-training batch; stated as the default in the CLI help
-DEFAULT_SEQ_LEN = 4096
-
-
-def make_job(
-    model: ModelSpec,
-    num_gpus: int,
-    tokens: float,
-    seq_len: int | None = None,
-    global_batch_tokens: float | None = None,
-    precision: str = "bf16",
-    attention_kernel: str = "flash",
-    dropout: float = 0.0,
-    fp8_recipe: str | None = None,
-) -> Job:
-    """A Job with the stated defaults: the model's sequence length, about 4M tokens per step, and the
-    model's published FP8 recipe."""
-    if fp8_recipe is not None and precision != "fp8":
-        raise InputError(f"--fp8-recipe {fp8_recipe} applies to --precision fp8 only (got {precision}); drop it or use fp8")
-    s = seq_len or model.default_seq_len or DEFAULT_SEQ_LEN
-    if global_batch_tokens is None:
-        global_batch_tokens = max(1, round(DEFAULT_BATCH_TOKENS / s)) * s
-    if global_batch_tokens < s:
-        raise InputError(f"--global-batch-tokens {global_batch_tokens:.0f} is smaller than one sequence of {s} tokens")
-    if tokens < global_batch_tokens:
-        raise InputError(f"--tokens {tokens:.4g} is less than one step of {global_batch_tokens:.4g} tokens")
-    job = Job(num_gpus, tokens, s, global_batch_tokens, precision, attention_kernel, dropout, fp8_recipe)  # type: ignore[arg-type]
-    return with_fp8_recipe(job, model)
-
-
-def with_fp8_recipe(job: Job, model: ModelSpec) -> Job:
-    """The job with its FP8 recipe resolved: as given, else the model's published one, else per-tensor."""
-    if job.fp8_recipe is not None:
-        return job
-    published = model.published_layout.fp8_recipe if model.published_layout else None
-    return replace(job, fp8_recipe=published or "tensor")
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,13 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from simulator.inputs.assumptions import Assumptions
+from simulator.inputs.job import Job
 from simulator.inputs.specs import ModelSpec
 from simulator.model.comms import Group, collective_s, moe_dispatch_combine_s
 from simulator.model.efficiency import DeviceRates
 from simulator.model.flops import ParamCounts, attention_core_dims, head_gemm, layer_kinds
 from simulator.model.layer_work import LayerWork, layer_work
-from simulator.model.layout import Job, Layout, Layouts, data_parallel_sizes, micro_batches
+from simulator.model.layout import Layout, Layouts, data_parallel_sizes, micro_batches
 from simulator.model.memory import (
     LOGIT_BYTES,
     MemoryBreakdown,

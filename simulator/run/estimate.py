@@ -7,11 +7,12 @@ from dataclasses import dataclass, field, replace
 
 from simulator.errors import InfeasibleError, LayoutError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
+from simulator.inputs.job import Job, with_fp8_recipe
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.model.efficiency import DeviceRates, device_rates
 from simulator.model.flops import ParamCounts, flop_utilization, parameter_counts
 from simulator.model.layer_work import token_flops
-from simulator.model.layout import Job, Layout, check_layout, with_fp8_recipe
+from simulator.model.layout import Layout, check_layout
 from simulator.model.memory import check_fits
 from simulator.model.step_time import StepResult, step
 from simulator.run.cost import Pricing, pricing

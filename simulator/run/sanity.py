@@ -3,8 +3,8 @@
 Peers either stay silent when a prediction leaves safe ground (SimAI's predictor used outside its
 domain) or let a layout that barely fits pass as fine (Megatron-LM #525: OOM although an estimator
 said it fits). An estimate therefore says, in words, when its step is dominated by a pipeline
-bubble, exposed communication or stage imbalance, or when memory is nearly full (docs/model.md §8.3). Out-of-domain warnings of this kind are what
-analytical planners offer their users; they flag, they do not correct.
+bubble, exposed communication or stage imbalance, or when memory is nearly full
+(docs/model.md §8.3). They flag what an analytical planner cannot be sure of; they do not correct it.
 The thresholds mark what is worth a look, not errors; they change no number.
 """
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.catalog import load_hardware, load_model
+from simulator.inputs.job import Job, make_job, with_fp8_recipe
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.model.efficiency import DeviceRates, calibrated_device, device_rates
-from simulator.model.layout import Job, make_job, with_fp8_recipe
 from simulator.run.cost import CostOptions, Pricing, Rate, pricing
 
 

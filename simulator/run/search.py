@@ -17,11 +17,12 @@ import numpy as np
 
 from simulator.errors import LayoutError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
+from simulator.inputs.job import Job, with_fp8_recipe
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.model.efficiency import DeviceRates, device_rates
 from simulator.model.flops import ParamCounts, flop_utilization, parameter_counts
 from simulator.model.layer_work import token_flops
-from simulator.model.layout import Job, Layout, Layouts, problem_masks, problem_text, with_fp8_recipe
+from simulator.model.layout import Layout, Layouts, problem_masks, problem_text
 from simulator.model.step_time import StepArrays, evaluate, step
 from simulator.run.cost import Pricing, pricing
 from simulator.run.goodput import ettr

@@ -1,0 +1,252 @@
+"""Published runs: the one record of a published training run or throughput configuration, and the loaders of
+the datasets that ship in validation/ (public_runs.yaml, which includes the Megatron-LM 2021 Table 1 rows and
+Llama 3's Table 4).
+
+A run is the job and the layout fields its source states, the metric it reports (GPU-hours, wall-clock days,
+MLPerf time-to-train, tokens/s or TFLOP/s per GPU, step time) and the reported value with a quote. Layout fields a
+source leaves out are searched by the estimate, never guessed here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from simulator.errors import SpecError
+from simulator.inputs.data_files import validation_dir
+from simulator.inputs.files import read_yaml
+from simulator.inputs.job import Job
+from simulator.units import count_in_range
+
+
+@dataclass(frozen=True)
+class Metric:
+    unit: str
+    time: bool
+    """True for durations (GPU-hours, days, minutes, seconds), False for rates."""
+
+
+METRICS: dict[str, Metric] = {
+    "gpu_hours": Metric("GPU-hours", True),
+    "wall_clock_days": Metric("days", True),
+    "time_to_train_minutes": Metric("minutes", True),
+    "step_time_s": Metric("s per step", True),
+    "tokens_per_s_per_gpu": Metric("tokens/s per GPU", False),
+    "model_tflop_per_s_per_gpu": Metric("model TFLOP/s per GPU (causal attention)", False),
+    "eq3_tflop_per_s_per_gpu": Metric("TFLOP/s per GPU (Narayanan Eq. 3, recompute included)", False),
+}
+FAILURE_METRICS = ("gpu_hours", "wall_clock_days", "time_to_train_minutes")
+"""Metrics that span a whole run, where `includes_failures` chooses goodput-applied or ideal figures."""
+
+
+@dataclass(frozen=True)
+class PublishedRun:
+    id: str
+    source: str
+    quote: str
+    model: str
+    """Shipped model name or a spec / config.json path."""
+    gpu: str
+    job: Job
+    layout: dict
+    """The layout fields the source states; estimate() searches the others."""
+    metric: str
+    reported: float
+    includes_failures: bool | None = None
+    why: str = ""
+
+    @property
+    def unit(self) -> str:
+        return METRICS[self.metric].unit
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    id: str
+    reason: str
+
+
+# ------------------------------------------------------------------ loading
+
+
+def dataset_path() -> Path:
+    return validation_dir() / "public_runs.yaml"
+
+
+_INCLUDED_WHY = {
+    "eq3_tflop_per_s_per_gpu": "Per-GPU throughput counted with Narayanan Eq. 3 (recomputation included), 2021 stack: FP16, "
+    "materialised attention, dropout 0.1; micro-batch and virtual stages from NVIDIA's run_table_1.sh.",
+    "model_tflop_per_s_per_gpu": "Step-level model TFLOP/s per GPU (no failures); 4 virtual stages and micro-batch 1 are "
+    "assumed (validation/llama3_table4.yaml).",
+}
+
+
+def _throughput_run(id: str, source: str, model: str, gpu: str, job: Job, layout: dict, metric: str, reported) -> PublishedRun:
+    """A row of a shipped throughput table (Megatron-LM 2021, Llama 3 Table 4), quoted from its numbers."""
+    quote = f"{reported:g} TFLOP/s per GPU ({job.num_gpus} GPUs, batch {job.global_batch_sequences})"
+    return PublishedRun(id, source, quote, model, gpu, job, layout, metric, float(reported), why=_INCLUDED_WHY.get(metric, ""))
+
+
+def _require(entry: dict, key: str, where: str):
+    if key not in entry or entry[key] is None:
+        raise SpecError(f"{where}: missing field `{key}`")
+    return entry[key]
+
+
+def _number(entry: dict, key: str, where: str, minimum: float = 0.0) -> float:
+    """A number above `minimum`; strings such as 14.8e12 (YAML 1.1 reads it as text) or 14.8T are parsed."""
+    try:
+        return count_in_range(_require(entry, key, where), minimum, math.inf, low_open=True)
+    except ValueError as e:
+        raise SpecError(f"{where}: `{key}` = {e}") from None
+
+
+def _case(entry: object, index: int, path: Path) -> PublishedRun:
+    if not isinstance(entry, dict):
+        raise SpecError(f"{path}: cases[{index}] must be a mapping, got {type(entry).__name__}")
+    where = f"{path}: case {entry.get('id', index)!r}"
+    metric = _require(entry, "metric", where)
+    if metric not in METRICS:
+        raise SpecError(f"{where}: unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+    includes_failures = entry.get("includes_failures")
+    if metric in FAILURE_METRICS and not isinstance(includes_failures, bool):
+        raise SpecError(f"{where}: metric {metric} needs `includes_failures: true|false` (goodput applied or not)")
+    layout = entry.get("layout") or {}
+    if not isinstance(layout, dict):
+        raise SpecError(f"{where}: `layout` must be a mapping of published layout fields")
+    job = Job(
+        num_gpus=int(_number(entry, "num_gpus", where)),
+        tokens=_number(entry, "tokens", where),
+        seq_len=int(_number(entry, "seq_len", where)),
+        global_batch_tokens=_number(entry, "global_batch_tokens", where),
+        precision=_require(entry, "precision", where),
+    )
+    return PublishedRun(
+        id=str(_require(entry, "id", where)),
+        source=str(_require(entry, "source", where)),
+        quote=str(_require(entry, "quote", where)),
+        model=str(_require(entry, "model", where)),
+        gpu=str(_require(entry, "gpu", where)),
+        job=job,
+        layout=dict(layout),
+        metric=metric,
+        reported=_number(entry, "reported", where),
+        includes_failures=includes_failures,
+        why=str(entry.get("why", "")),
+    )
+
+
+def _document(path: Path | None = None) -> tuple[Path, dict]:
+    path = path or dataset_path()
+    doc = read_yaml(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list):
+        raise SpecError(f"{path}: expected a mapping with a `cases:` list")
+    return path, doc
+
+
+def public_cases(path: Path | None = None) -> list[PublishedRun]:
+    """Every case: the included shipped datasets first, then the YAML's own cases. Ids are unique."""
+    path, doc = _document(path)
+    cases: list[PublishedRun] = []
+    for name in doc.get("includes") or []:
+        if name not in INCLUDES:
+            raise SpecError(f"{path}: unknown include {name!r}; known: {', '.join(INCLUDES)}")
+        cases += INCLUDES[name]()
+    cases += [_case(e, i, path) for i, e in enumerate(doc["cases"])]
+    seen: set[str] = set()
+    for c in cases:
+        if c.id in seen:
+            raise SpecError(f"{path}: case id {c.id!r} appears twice")
+        seen.add(c.id)
+    return cases
+
+
+def excluded_runs(path: Path | None = None) -> list[Exclusion]:
+    path, doc = _document(path)
+    return [Exclusion(str(e.get("id")), str(e.get("reason", "")).strip()) for e in doc.get("excluded") or []]
+
+
+def _validation_dir() -> Path:
+    return validation_dir()
+
+
+def megatron_2021_runs() -> list[PublishedRun]:
+    path = _validation_dir() / "megatron2021" / "runs.yaml"
+    doc = read_yaml(path)
+    runs = []
+    for r in doc["runs"]:
+        s = r["seq_len"]
+        batch_tokens = r["global_batch"] * s
+        layout = dict(
+            tp=r["tp"],
+            pp=r["pp"],
+            cp=1,
+            ep=1,
+            zero_stage=0,
+            micro_batch_size=r["micro_batch"],
+            schedule="interleaved" if r["virtual_stages"] > 1 else "1f1b",
+            vpp=r["virtual_stages"],
+            recompute="full",
+            tp_overlap=False,  # Megatron-LM 2021 did not overlap TP communication
+        )
+        # The 2021 stack: FP16, materialised attention with 0.1 dropout (Table 1 setup; docs/model.md §12).
+        job = Job(r["gpus"], batch_tokens, s, batch_tokens, "fp16", attention_kernel="unfused", dropout=0.1)
+        config = str(path.parent / r["config"])
+        runs.append(
+            _throughput_run(
+                r["id"],
+                doc["source"],
+                config,
+                "a100-80gb",
+                job,
+                layout,
+                "eq3_tflop_per_s_per_gpu",
+                r["reported_tflop_per_s_per_gpu"],
+            )
+        )
+    return runs
+
+
+def llama3_runs() -> list[PublishedRun]:
+    path = _validation_dir() / "llama3_table4.yaml"
+    doc = read_yaml(path)
+    runs = []
+    for r in doc["runs"]:
+        job = Job(r["gpus"], r["global_batch_tokens"], r["seq_len"], r["global_batch_tokens"], "bf16")
+        layout = dict(
+            tp=r["tp"],
+            pp=r["pp"],
+            cp=r["cp"],
+            zero_stage=1,
+            micro_batch_size=r["micro_batch"],
+            schedule="interleaved",
+            vpp=r["vpp"],
+            recompute="none",
+            tp_overlap=False,  # Llama 3 §3.3.2 describes no TP communication overlap (docs/model.md §12)
+        )
+        runs.append(
+            _throughput_run(
+                r["id"],
+                doc["source"],
+                r["model"],
+                r["gpu"],
+                job,
+                layout,
+                "model_tflop_per_s_per_gpu",
+                r["reported_model_tflop_per_s_per_gpu"],
+            )
+        )
+    return runs
+
+
+def throughput_runs() -> list[PublishedRun]:
+    return megatron_2021_runs() + llama3_runs()
+
+
+# Shipped datasets a `includes:` entry may name, with the loader that reads them.
+INCLUDES: dict[str, Callable[[], list[PublishedRun]]] = {
+    "megatron2021/runs.yaml": megatron_2021_runs,
+    "llama3_table4.yaml": llama3_runs,
+}
