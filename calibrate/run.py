@@ -35,6 +35,7 @@ from simulator.inputs.calibration import (
 )
 from simulator.inputs.calibration import Plan as PlanRecord
 from simulator.inputs.specs import ModelSpec
+from simulator.units import MEBI
 
 MODES = ("quick", "full", "smoke")
 
@@ -95,7 +96,7 @@ def plan_for(device: torch.device, mode: str) -> Sweep:
             attention_seq_lens=[64, 128],
             attention_head_dims=[64],
             copy_elements=2**22,
-            optimizer_max_params=2**20,
+            optimizer_max_params=MEBI,
             collective_sizes=[2**12, 2**16],
             memory_budget=Budget(warmup=1, min_repeats=8, max_repeats=20, target_s=0.05, max_call_s=0.5),
         )

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from simulator.inputs.calibration import Timing
+from simulator.units import MILLI
 
-MS_PER_S = 1e3  # torch.cuda.Event.elapsed_time() returns milliseconds
+MS_PER_S = 1 / MILLI  # torch.cuda.Event.elapsed_time() returns milliseconds
 
 
 class Skip(Exception):

@@ -221,6 +221,7 @@ def sweep_command(
     from simulator.inputs.catalog import load_hardware, load_model
     from simulator.report import tables as report
     from simulator.run.cost import CostOptions
+    from simulator.units import SECONDS_PER_DAY
 
     try:
         spec = load_model(model)
@@ -239,9 +240,13 @@ def sweep_command(
     except CostsimError as e:
         fail(e)
     doc: dict = {"model": spec.name, "precision": precision.value, "rows": [r.to_dict() for r in rows]}
-    for flag, value, pick in (("deadline_days", deadline_days, cheapest_within), ("budget_usd", budget_usd, fastest_within)):
+    deadline_s = None if deadline_days is None else deadline_days * SECONDS_PER_DAY
+    for flag, value, limit, pick in (
+        ("deadline_days", deadline_days, deadline_s, cheapest_within),
+        ("budget_usd", budget_usd, budget_usd, fastest_within),
+    ):
         if value is not None:
-            row, text = pick(rows, value)
+            row, text = pick(rows, limit)
             doc[flag] = {"value": value, "answer": row.to_dict() if row else None, "reason": text}
     if plot is not None:
         from simulator.report.charts import plot_sweep

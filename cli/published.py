@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cli.options import Format, PrecisionOpt, TableJson, check_output_file, count_option, echo_result, fail
-from simulator.units import DEFAULT_DRAWS
+from simulator.units import DEFAULT_DRAWS, KILO
 
 
 def register(app: typer.Typer, validate_app: typer.Typer) -> None:
@@ -48,7 +48,7 @@ def validate_public(
 
 
 def _fmt(x: float) -> str:
-    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"
+    return f"{x:,.0f}" if abs(x) >= KILO else f"{x:.4g}"
 
 
 def validation_table(doc: dict) -> str:

@@ -18,10 +18,12 @@ PETA: Final = 1e15
 MILLI: Final = 1e-3
 MICRO: Final = 1e-6
 
-# Binary prefixes: only for memory capacity as drivers report it (GiB).
+# Binary prefixes: memory capacity as drivers report it (GiB), and power-of-two counts (4 Mi tokens).
 KIB: Final = 2**10
 MIB: Final = 2**20
 GIB: Final = 2**30
+MEBI: Final = 2**20
+"""A binary million of things that are not bytes (Llama's 4M-token batch is 4 x 2^20 tokens)."""
 
 BITS_PER_BYTE: Final = 8
 SECONDS_PER_MINUTE: Final = 60.0

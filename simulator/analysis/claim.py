@@ -43,7 +43,7 @@ class ConventionRates:
     name: str
     description: str
     flops_per_token: float
-    tflops_per_gpu: float
+    flop_per_s_per_gpu: float
     mfu_bf16: float
     mfu_fp8: float | None
 
@@ -51,7 +51,7 @@ class ConventionRates:
         return {
             "description": self.description,
             "flops_per_token": self.flops_per_token,
-            "tflops_per_gpu": self.tflops_per_gpu,
+            "tflops_per_gpu": self.flop_per_s_per_gpu / TERA,
             "mfu_bf16": self.mfu_bf16,
             "mfu_fp8": self.mfu_fp8,
         }
@@ -97,7 +97,7 @@ class ClaimResult:
     implied_tokens_per_s_per_gpu: float
     conventions: dict[str, ConventionRates]
     mfu_at_precision: float
-    implied_days: float | None
+    implied_wall_clock_s: float | None
     percentile: float
     n_published: int
     best_published_id: str
@@ -126,13 +126,13 @@ class ClaimResult:
             "precision": self.precision,
             "precision_source": self.precision_source,
             "implied_tokens_per_s_per_gpu": self.implied_tokens_per_s_per_gpu,
-            "implied_tflops_per_gpu": self.headline.tflops_per_gpu,
+            "implied_tflops_per_gpu": self.headline.flop_per_s_per_gpu / TERA,
             "flops_convention": HEADLINE_CONVENTION,
             "mfu_bf16": self.headline.mfu_bf16,
             "mfu_fp8": self.headline.mfu_fp8,
             "mfu_at_claimed_precision": self.mfu_at_precision,
             "flops_conventions": {k: v.to_dict() for k, v in self.conventions.items()},
-            "implied_days": self.implied_days,
+            "implied_days": None if self.implied_wall_clock_s is None else self.implied_wall_clock_s / SECONDS_PER_DAY,
             "percentile": self.percentile,
             "percentile_basis": f"MFU at the run's own precision peak among {self.n_published} published runs "
             "(costsim validate public)",
@@ -153,8 +153,8 @@ def implied_tokens_per_s_per_gpu(tokens: float, gpu_hours: float) -> float:
     return tokens / (gpu_hours * SECONDS_PER_HOUR)
 
 
-def implied_days(gpu_hours: float, num_gpus: int) -> float:
-    return gpu_hours * SECONDS_PER_HOUR / num_gpus / SECONDS_PER_DAY
+def implied_wall_clock_s(gpu_hours: float, num_gpus: int) -> float:
+    return gpu_hours * SECONDS_PER_HOUR / num_gpus
 
 
 def convention_rates(
@@ -183,7 +183,7 @@ def convention_rates(
         rate = flops * tokens_per_s_per_gpu
         mfu_bf16 = flop_utilization(flops, tokens_per_s_per_gpu, bf16)
         mfu_fp8 = flop_utilization(flops, tokens_per_s_per_gpu, fp8) if fp8 else None
-        out[name] = ConventionRates(name, description, flops, rate / TERA, mfu_bf16, mfu_fp8)
+        out[name] = ConventionRates(name, description, flops, rate, mfu_bf16, mfu_fp8)
     return out
 
 
@@ -323,7 +323,7 @@ def assess_claim(
         implied_tokens_per_s_per_gpu=tps,
         conventions=conventions,
         mfu_at_precision=mfu,
-        implied_days=implied_days(gpu_hours, num_gpus) if num_gpus else None,
+        implied_wall_clock_s=implied_wall_clock_s(gpu_hours, num_gpus) if num_gpus else None,
         percentile=percentile(mfu, list(published.values())),
         n_published=len(published),
         best_published_id=best_id,

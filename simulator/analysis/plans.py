@@ -219,9 +219,9 @@ class PlanResult:
         return sum(s.estimate.ideal_gpu_hours for s in self.stages)
 
     @property
-    def wall_clock_days(self) -> float:
+    def wall_clock_s(self) -> float:
         """Stages run one after another."""
-        return sum(s.estimate.wall_clock_s for s in self.stages) / SECONDS_PER_DAY
+        return sum(s.estimate.wall_clock_s for s in self.stages)
 
     @property
     def tokens(self) -> float:
@@ -277,7 +277,7 @@ class PlanResult:
             "total_model_flops": self.total_model_flops,
             "ideal_gpu_hours": self.ideal_gpu_hours,
             "gpu_hours": self.gpu_hours,
-            "wall_clock_days": self.wall_clock_days,
+            "wall_clock_days": self.wall_clock_s / SECONDS_PER_DAY,
             "usd_per_gpu_hour": self.cost["usd_per_gpu_hour"],
             "cost_usd": self.cost["cost_usd"],
             "cost": self.cost,

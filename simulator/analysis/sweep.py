@@ -28,11 +28,11 @@ class SweepRow:
     feasible: bool
     layout: dict | None
     step_time_s: float | None
-    wall_clock_days: float | None
+    wall_clock_s: float | None
     gpu_hours: float | None
     cost_usd: float | None
     mfu: float | None
-    memory_per_gpu_gib: float | None
+    memory_per_gpu_bytes: float | None
     candidates: int
     reason: str
     exposed_comm_s: float | None = None
@@ -40,7 +40,16 @@ class SweepRow:
     GPUs that differ only in their links (H800 against H100) differ."""
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        """The row as `costsim sweep` prints it: days and GiB where the record keeps seconds and bytes."""
+        out = dict(self.__dict__)
+        wall_s, mem_bytes = out.pop("wall_clock_s"), out.pop("memory_per_gpu_bytes")
+        out = {k: out[k] for k in ("gpu", "num_gpus", "feasible", "layout", "step_time_s")} | {
+            "wall_clock_days": None if wall_s is None else wall_s / SECONDS_PER_DAY,
+            **{k: out[k] for k in ("gpu_hours", "cost_usd", "mfu")},
+            "memory_per_gpu_gib": None if mem_bytes is None else mem_bytes / GIB,
+            **{k: out[k] for k in ("candidates", "reason", "exposed_comm_s")},
+        }
+        return out
 
 
 def parse_gpu_counts(text: str) -> list[int]:
@@ -89,7 +98,7 @@ def best_row(
     if best is None:
         smallest = result.closest()
         return SweepRow(
-            hw.name, num_gpus, False, None, None, None, None, None, None, result.memory_bytes[smallest] / GIB,
+            hw.name, num_gpus, False, None, None, None, None, None, None, float(result.memory_bytes[smallest]),
             result.n_valid, "no layout fits: " + result.reason(smallest),
         )  # fmt: skip
     step_s = float(result.steps.step_time_s[best])
@@ -100,11 +109,11 @@ def best_row(
         feasible=True,
         layout=result.layouts.at(best).to_dict(),
         step_time_s=step_s,
-        wall_clock_days=gpu_hours * SECONDS_PER_HOUR / num_gpus / SECONDS_PER_DAY,
+        wall_clock_s=gpu_hours * SECONDS_PER_HOUR / num_gpus,
         gpu_hours=gpu_hours,
         cost_usd=float(result.cost_usd[best]),
         mfu=float(result.mfu[best]),
-        memory_per_gpu_gib=float(result.memory_bytes[best] / GIB),
+        memory_per_gpu_bytes=float(result.memory_bytes[best]),
         candidates=result.n_valid,
         reason="",
         exposed_comm_s=exposed_comm_s(breakdown_of(result, best)),
@@ -119,11 +128,11 @@ def estimate_row(est: Estimate) -> SweepRow:
         feasible=True,
         layout=est.layout.to_dict(),
         step_time_s=est.step_time_s,
-        wall_clock_days=est.wall_clock_s / SECONDS_PER_DAY,
+        wall_clock_s=est.wall_clock_s,
         gpu_hours=est.gpu_hours,
         cost_usd=est.cost_usd,
         mfu=est.mfu,
-        memory_per_gpu_gib=est.step.memory.total_bytes / GIB,
+        memory_per_gpu_bytes=est.step.memory.total_bytes,
         candidates=est.candidates_evaluated,
         reason="",
         exposed_comm_s=exposed_comm_s(est.step.breakdown_s),
@@ -171,22 +180,23 @@ def _within(
     return None, min(feasible, key=measure, default=None)
 
 
-def cheapest_within(rows: list[SweepRow], deadline_days: float) -> tuple[SweepRow | None, str]:
+def cheapest_within(rows: list[SweepRow], deadline_s: float) -> tuple[SweepRow | None, str]:
     """The cheapest feasible row that finishes within the deadline."""
-    best, fastest = _within(rows, lambda r: r.wall_clock_days, deadline_days, lambda r: (r.cost_usd, r.wall_clock_days))
+    best, fastest = _within(rows, lambda r: r.wall_clock_s, deadline_s, lambda r: (r.cost_usd, r.wall_clock_s))
+    days = deadline_s / SECONDS_PER_DAY
     if best is not None:
-        return best, f"cheapest run finishing within {deadline_days:g} days"
+        return best, f"cheapest run finishing within {days:g} days"
     if fastest is None:
         return None, NOTHING_FITS
     return None, (
-        f"no swept cluster finishes within {deadline_days:g} days: the fastest is {fastest.num_gpus} x {fastest.gpu} "
-        f"with {fastest.wall_clock_days:.1f} days; add larger GPU counts to --num-gpus"
+        f"no swept cluster finishes within {days:g} days: the fastest is {fastest.num_gpus} x {fastest.gpu} "
+        f"with {fastest.wall_clock_s / SECONDS_PER_DAY:.1f} days; add larger GPU counts to --num-gpus"
     )
 
 
 def fastest_within(rows: list[SweepRow], budget_usd: float) -> tuple[SweepRow | None, str]:
     """The fastest feasible row whose cost stays within the budget."""
-    best, cheapest = _within(rows, lambda r: r.cost_usd, budget_usd, lambda r: (r.wall_clock_days, r.cost_usd))
+    best, cheapest = _within(rows, lambda r: r.cost_usd, budget_usd, lambda r: (r.wall_clock_s, r.cost_usd))
     if best is not None:
         return best, f"fastest run costing at most ${budget_usd:,.0f}"
     if cheapest is None:

@@ -39,12 +39,13 @@ from simulator.errors import InputError
 from simulator.inputs.assumptions import FITTED_PATH, Assumptions
 from simulator.inputs.specs import ASSUMPTION, HardwareProfile, ModelSpec
 from simulator.model.efficiency import DeviceRates
-from simulator.units import DEFAULT_DRAWS, SECONDS_PER_DAY, format_count
+from simulator.units import DEFAULT_DRAWS, KILO, SECONDS_PER_DAY, format_count
 
 OUTPUTS = ("gpu_hours", "wall_clock_days", "cost_usd")
 MIN_DRAWS = 100  # fewer draws cannot place a P10 and a P90 with any precision
 MAX_DRAWS = 1_000_000
 DEFAULT_CHECKS = 20
+MAX_CHECKS = 1000
 """Joint draws evaluated with the full model to measure the surrogate's error."""
 TAIL_Q = 0.001  # lognormal draws are clipped to their 0.1% and 99.9% quantiles, where the surrogate was evaluated
 Z_P90 = statistics.NormalDist().inv_cdf(0.9)
@@ -119,7 +120,7 @@ Distribution = Triangular | LogNormal
 
 
 def _g(x: float) -> str:
-    return format_count(x) if abs(x) >= 1e3 else f"{x:.3g}"
+    return format_count(x) if abs(x) >= KILO else f"{x:.3g}"
 
 
 def times_over(median: float, factor: float) -> LogNormal:
@@ -719,8 +720,8 @@ def propagate(
     through the surrogate.
     """
     check_options(draws, seed, 0.0)
-    if not 0 <= checks <= 1000:
-        raise InputError(f"checks = {checks} is out of range [0, 1000]")
+    if not 0 <= checks <= MAX_CHECKS:
+        raise InputError(f"checks = {checks} is out of range [0, {MAX_CHECKS}]")
     t0 = time.perf_counter()
     nominal = _outputs(evaluate, base)
     surrogate, n_eval = build_surrogate(evaluate, base, inputs, goodput_gpus)

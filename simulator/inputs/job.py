@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 from simulator.errors import InputError
 from simulator.inputs.specs import ModelSpec
-from simulator.units import SECONDS_PER_HOUR
+from simulator.units import MEBI, SECONDS_PER_HOUR
 from simulator.vocab import AttentionKernel, Fp8Recipe, Precision
 
 
@@ -46,7 +46,7 @@ class Job:
         return self.tokens / (self.global_batch_sequences * self.seq_len)
 
 
-DEFAULT_BATCH_TOKENS = 4 * 2**20  # 4M tokens, a common pre-training batch; stated as the default in the CLI help
+DEFAULT_BATCH_TOKENS = 4 * MEBI  # 4M tokens, a common pre-training batch; stated as the default in the CLI help
 DEFAULT_SEQ_LEN = 4096
 
 

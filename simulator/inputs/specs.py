@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.errors import SpecError
-from simulator.units import BITS_PER_BYTE, GIB, GIGA, TERA
+from simulator.units import BITS_PER_BYTE, GIB, GIGA, MICRO, TERA
 from simulator.vocab import PUBLISHED_LAYOUT_FIELDS, Dtype, Fp8Recipe, Schedule
 
 ASSUMPTION = "assumption"
@@ -104,9 +104,13 @@ class EfficiencyDefaults(_Spec):
     collective_latency_us: Sourced
     """Fixed latency per collective (alpha term), microseconds."""
 
+    @property
+    def collective_latency_s(self) -> float:
+        return self.collective_latency_us.value * MICRO
+
 
 class TcoFactors(_Spec):
-    """Ownership-cost factors of this GPU's server; absent ones fall back to the defaults in simulator/pricing.py."""
+    """Ownership-cost factors of this GPU's server; absent ones fall back to the defaults in simulator/run/cost.py."""
 
     server_cost_multiplier: Sourced | None = None
     """(GPU + its share of the server: CPUs, memory, chassis) / GPU purchase price. 1 where purchase_usd includes the server."""

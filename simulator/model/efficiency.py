@@ -23,7 +23,7 @@ from simulator.inputs.calibration import CPU_DEVICE, Calibration, MemoryFit, loa
 from simulator.inputs.catalog import load_hardware
 from simulator.inputs.specs import HardwareProfile
 from simulator.model.comms import Fabric
-from simulator.units import BYTES_PER_ELEMENT, MICRO
+from simulator.units import BYTES_PER_ELEMENT
 
 # Attention kernels (FlashAttention) report FLOPs with backward = 2.5 x forward because the backward
 # recomputes the scores (flash-attention benchmarks/benchmark_flash_attention.py::flops).
@@ -108,7 +108,7 @@ def device_rates(hw: HardwareProfile, assumptions: Assumptions) -> DeviceRates:
         scale_up_bytes_per_s=hw.scale_up_bytes_per_s * eff.scale_up_bus.value,
         scale_out_bytes_per_s=hw.scale_out_bytes_per_s * eff.scale_out_bus.value,
         domain_gpus=hw.domain_gpus,
-        latency_s=eff.collective_latency_us.value * MICRO,
+        latency_s=eff.collective_latency_s,
     )
     assumed = [k for k, v in _efficiency_sources(hw).items() if v == "assumption"]
     source = f"defaults of hardware profile {hw.name}" + (f" (assumed: {', '.join(assumed)})" if assumed else "")

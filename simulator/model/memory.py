@@ -21,7 +21,7 @@ from simulator.errors import InfeasibleError
 from simulator.inputs.specs import ModelSpec
 from simulator.model.flops import ParamCounts
 from simulator.model.layout import Layout, data_parallel_sizes
-from simulator.units import BLOCK_FP8_BYTES_PER_ELEMENT, BYTES_PER_ELEMENT, format_bytes, gib
+from simulator.units import BLOCK_FP8_BYTES_PER_ELEMENT, BYTES_PER_ELEMENT, format_bytes
 from simulator.vocab import Precision, Recompute
 
 # Bytes per element of a BF16 activation, of an FP8-cached GEMM input with 1x128 fp32 scales
@@ -46,14 +46,14 @@ class MemoryBreakdown:
     def total_bytes(self) -> float:
         return self.weights_bytes + self.gradients_bytes + self.optimizer_bytes + self.activations_bytes + self.other_bytes
 
-    def to_gib(self) -> dict[str, float]:
+    def by_component_bytes(self) -> dict[str, float]:
         return {
-            "weights": gib(self.weights_bytes),
-            "gradients": gib(self.gradients_bytes),
-            "optimizer": gib(self.optimizer_bytes),
-            "activations": gib(self.activations_bytes),
-            "other": gib(self.other_bytes),
-            "total": gib(self.total_bytes),
+            "weights": self.weights_bytes,
+            "gradients": self.gradients_bytes,
+            "optimizer": self.optimizer_bytes,
+            "activations": self.activations_bytes,
+            "other": self.other_bytes,
+            "total": self.total_bytes,
         }
 
 

@@ -47,6 +47,9 @@ from simulator.vocab import RECOMPUTE_MODES, SCHEDULES
 NORM_RESIDUAL_PASSES = 2 * 2 + 2 * 3
 # Cross-entropy reads and writes each logit several times in fp32 (assumption: ~30 B per logit, docs/model.md §7.6).
 CROSS_ENTROPY_BYTES_PER_LOGIT = 30.0
+# The embedding's weight in the stage balance: a millionth of the heaviest item, so it stays on the first stage
+# without counting as a layer.
+EMBED_BALANCE_WEIGHT = 1e-6
 # FP8 quantize/transpose passes per GEMM input element (X, dY, X^T, dY^T; assumption, docs/model.md §7.6).
 FP8_QUANTIZE_BYTES_PER_ELEMENT = 3.0
 
@@ -406,7 +409,7 @@ def item_cost_proxy(model: ModelSpec, seq_len: int) -> dict[str, float]:
         # An MTP item carries its own head (V3 Eq. 21-22).
         out[kind] = w.forward_flops + (head if kind == "mtp" else 0.0)
     # A tiny weight keeps the embedding on the first stage without counting as a layer.
-    out["embed"] = 1e-6 * max(out.values())
+    out["embed"] = EMBED_BALANCE_WEIGHT * max(out.values())
     return out
 
 

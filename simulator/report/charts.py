@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from simulator.errors import InputError
-from simulator.units import format_count
+from simulator.units import MEGA, SECONDS_PER_DAY, format_count
 
 DPI = 144
 WIDTH_IN = 8.0
@@ -142,8 +142,8 @@ def plot_sweep(rows, model_name: str, path: Path) -> None:
         if not ok:
             continue
         n = [r.num_gpus for r in ok]
-        ax_days.plot(n, [r.wall_clock_days for r in ok], marker="o", label=gpu)
-        ax_cost.plot(n, [r.cost_usd / 1e6 for r in ok], marker="o", label=gpu)
+        ax_days.plot(n, [r.wall_clock_s / SECONDS_PER_DAY for r in ok], marker="o", label=gpu)
+        ax_cost.plot(n, [r.cost_usd / MEGA for r in ok], marker="o", label=gpu)
     for ax, label in ((ax_days, "wall-clock days"), (ax_cost, "cost (million USD)")):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")

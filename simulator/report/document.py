@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from simulator.report.tables import layout_text
-from simulator.units import GIGA, format_count
+from simulator.units import GIGA, KILO, format_count
 
 OUTPUT_LABELS = {"gpu_hours": "GPU-hours", "wall_clock_days": "wall clock, days", "cost_usd": "cost, USD"}
 
@@ -19,7 +19,7 @@ def _fmt(output: str, x: float) -> str:
 
 
 def _fmt_input(x: float) -> str:
-    return format_count(x) if abs(x) >= 1e3 else f"{x:.3g}"
+    return format_count(x) if abs(x) >= KILO else f"{x:.3g}"
 
 
 def uncertainty_table(u: dict) -> str:

@@ -20,7 +20,7 @@ from simulator.run.goodput import Goodput, goodput
 from simulator.run.sanity import sanity_notes
 from simulator.run.scenario import Scenario
 from simulator.run.search import search
-from simulator.units import SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
+from simulator.units import GIB, SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
 from simulator.vocab import LAYOUT_FIELDS
 
 
@@ -42,7 +42,7 @@ class Estimate:
     """The price of a GPU-hour, chosen once for the run (simulator.run.cost.pricing)."""
     goodput: Goodput
     assumptions: Assumptions
-    gpu_memory_gib: float
+    gpu_memory_bytes: float
     layout_chosen_by_search: bool = False
     candidates_evaluated: int = 1
     notes: list[str] = field(default_factory=list)
@@ -113,7 +113,7 @@ class Estimate:
         ]
 
     def to_dict(self) -> dict:
-        mem = self.step.memory.to_gib()
+        mem = {k: v / GIB for k, v in self.step.memory.by_component_bytes().items()}
         out = {
             "model": self.model,
             "gpu": self.gpu,
@@ -145,7 +145,7 @@ class Estimate:
             "mfu_basis": "dense BF16 peak",
             "memory_per_gpu_gib": mem["total"],
             "memory_breakdown_gib": mem,
-            "gpu_memory_gib": self.gpu_memory_gib,
+            "gpu_memory_gib": self.gpu_memory_bytes / GIB,
             "ideal_gpu_hours": self.ideal_gpu_hours,
             "gpu_hours": self.gpu_hours,
             "ideal_wall_clock_days": self.ideal_wall_clock_s / SECONDS_PER_DAY,
@@ -218,7 +218,7 @@ def estimate(
         assumptions=assumptions,
         layout_chosen_by_search=n_eval > 1 or any(k not in given for k in ("tp", "pp")),
         candidates_evaluated=n_eval,
-        gpu_memory_gib=hw.memory_gib.value,
+        gpu_memory_bytes=hw.memory_bytes,
         notes=sanity_notes(
             result.step_time_s, result.breakdown_s, result.rank_busy_s, result.stage_items, result.memory, hw.memory_bytes
         ),

@@ -335,7 +335,7 @@ def candidate_rows(result: SearchResult, limit: int | None = None):
     feasible = result.feasible[order].tolist()
     gpu_hours = result.gpu_hours[order].tolist()
     cost = result.cost_usd[order].tolist()
-    mem_gib = (result.memory_bytes[order] / GIB).tolist()
+    shown_memory = (result.memory_bytes[order] / GIB).tolist()  # the rows are output: GiB as printed
     step_list = step_s.tolist()
     rows = []
     for r, i in enumerate(order.tolist()):
@@ -348,7 +348,7 @@ def candidate_rows(result: SearchResult, limit: int | None = None):
                 "gpu_hours": gpu_hours[r],
                 "cost_usd": cost[r],
                 "mfu": mfu[r],
-                "memory_per_gpu_gib": mem_gib[r],
+                "memory_per_gpu_gib": shown_memory[r],
                 "reason": "" if feasible[r] else result.reason(i),
             }
         )

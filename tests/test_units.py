@@ -1,0 +1,113 @@
+"""Units (issue 10): SI inside the code with the unit in the name; conversions only where data is read and where
+results are shown, through the constants of simulator/units.py.
+
+Two rules are enforced over the code (simulator/, cli/, calibrate/):
+- no unit factor as a literal (1e9, 1e12, 3600, 86400, 2**30, ...) in arithmetic or a comparison outside
+  simulator/units.py: every conversion names its constant (GIGA, SECONDS_PER_HOUR, GIB, ...);
+- in the layers that compute (model/, run/, analysis/) no name carries a non-SI unit (tflops, _gib, _days, _us,
+  ...). The accounting units of the trade are the exception, each named with its unit: GPU-hours and dollars per
+  GPU-hour, and electricity in kWh as it is priced. The input schemas (which read files in datasheet units) and
+  the report and command line (which show results) may name other units.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CODE = sorted(p for folder in ("simulator", "cli", "calibrate") for p in (ROOT / folder).rglob("*.py"))
+UNITS_MODULE = ROOT / "simulator" / "units.py"
+
+UNIT_FACTORS = {1e3, 1e6, 1e9, 1e12, 1e15, 1e-3, 1e-6, 1e-9, 3600.0, 86400.0, 8766.0, 1024.0, 60.0}
+BINARY_EXPONENTS = {10, 20, 30, 40}
+
+NON_SI_NAME = re.compile(
+    r"tflop|gflop|pflop|_gib$|_mib$|_kib$|_tib$|_gb$|_mb$|_tb$|_ms$|_us$|_minutes$|_days$|_hours$|_mwh$|_gbit|_gb_|_tb_|^gib$",
+    re.IGNORECASE,
+)
+ACCOUNTING = re.compile(r"gpu_hours$|per_gpu_hour$|_kwh$|per_kwh")
+COMPUTING_LAYERS = ("simulator/model", "simulator/run", "simulator/analysis")
+
+
+def _is_unit_factor(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+        return any(math.isclose(float(node.value), f, rel_tol=1e-12) for f in UNIT_FACTORS)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+        base, exp = node.left, node.right
+        return (
+            isinstance(base, ast.Constant) and base.value == 2 and isinstance(exp, ast.Constant) and exp.value in BINARY_EXPONENTS
+        )
+    return False
+
+
+def unit_literals(source: str) -> list[str]:
+    """Where a unit factor appears as a literal operand of *, /, //, a power of two, or a comparison."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        operands: list[ast.AST] = []
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult | ast.Div | ast.FloorDiv):
+            operands = [node.left, node.right]
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            operands = [node]
+        elif isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+        found += [f"line {node.lineno}: {ast.unparse(node)}" for o in operands if _is_unit_factor(o)]
+    return found
+
+
+def non_si_names(source: str) -> list[str]:
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        names = []
+        if isinstance(node, ast.Name):
+            names = [node.id]
+        elif isinstance(node, ast.Attribute):
+            names = [node.attr]
+        elif isinstance(node, ast.arg):
+            names = [node.arg]
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names = [node.name]
+        # Upper-case names are the conversion constants of simulator/units.py (GIB, SECONDS_PER_DAY): the tools, not
+        # quantities.
+        found |= {n for n in names if NON_SI_NAME.search(n) and not ACCOUNTING.search(n) and not n.isupper()}
+    return sorted(found)
+
+
+@pytest.mark.parametrize("path", [p for p in CODE if p != UNITS_MODULE], ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_unit_literal_outside_the_units_module(path):
+    assert unit_literals(path.read_text()) == []
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in CODE if str(p.relative_to(ROOT)).startswith(COMPUTING_LAYERS)], ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_computing_layers_name_si_units(path):
+    assert non_si_names(path.read_text()) == []
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["x = y / 1e9", "t = h * 3600", "b = 2**30 * g", "if s > 86400: pass", "r = f / 1e12", "m = x // 1024"],
+)
+def test_the_literal_check_catches_a_conversion(code):
+    assert unit_literals(code)
+
+
+@pytest.mark.parametrize("code", ["x = y / GIGA", "n = 2 * k", "w = 1e-30 + v", "limit = Field(le=1000)", "eps = 1e-6"])
+def test_the_literal_check_lets_other_numbers_pass(code):
+    assert unit_literals(code) == []
+
+
+@pytest.mark.parametrize("name", ["tflops_per_gpu", "memory_gib", "implied_days", "latency_us", "step_ms", "tflop_per_s"])
+def test_the_name_check_catches_non_si_names(name):
+    assert non_si_names(f"{name} = 1") == [name]
+
+
+@pytest.mark.parametrize("name", ["gpu_hours", "usd_per_gpu_hour", "usd_per_kwh", "step_time_s", "memory_bytes", "flop_per_s"])
+def test_the_name_check_lets_si_and_accounting_names_pass(name):
+    assert non_si_names(f"{name} = 1") == []
