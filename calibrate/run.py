@@ -33,7 +33,7 @@ from simulator.inputs.calibration import (
     Workload,
     samples_hash,
 )
-from simulator.inputs.calibration import Plan as PlanRecord
+from simulator.inputs.calibration import CalibrationPlan as PlanRecord
 from simulator.inputs.specs import ModelSpec
 from simulator.units import MEBI
 

@@ -295,8 +295,9 @@ def plan(
     tokens_spread: float = 0.0,
 ) -> PlanResult:
     """A shipped plan by name or a plan YAML: every stage estimated, totals and cost, as `costsim estimate --plan`."""
-    from simulator.analysis.plans import load_plan, run_plan
+    from simulator.analysis.plans import run_plan
     from simulator.analysis.uncertainty import band_for_plan, check_options
+    from simulator.inputs.plan_file import load_plan
 
     if uncertainty:
         check_options(draws, seed, tokens_spread)

@@ -11,9 +11,9 @@ import pytest
 
 from cli import options
 from simulator import vocab
-from simulator.analysis.plans import Stage
 from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.job import make_job
+from simulator.inputs.plan_file import Stage
 from simulator.inputs.specs import PublishedLayout
 from simulator.model.flops import flop_utilization
 from simulator.model.layer_work import token_flops

@@ -17,9 +17,9 @@ import yaml
 from cli_support import clean_error, invoke
 
 from simulator import api
-from simulator.analysis.plans import load_plan, plan_ids
 from simulator.errors import SpecError
 from simulator.inputs.data_files import plan_dir
+from simulator.inputs.plan_file import load_plan, plan_ids
 
 assert_clean_error = functools.partial(clean_error, error="prefix")
 

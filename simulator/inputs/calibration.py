@@ -263,7 +263,7 @@ class Workload(_Model):
         return self.batch * self.seq_len
 
 
-class Plan(_Model):
+class CalibrationPlan(_Model):
     """What was measured, so that `costsim calibrate check` can measure the same points again."""
 
     reference: Workload
@@ -281,7 +281,7 @@ class Calibration(_Model):
     schema_name: Literal["costsim-calibration"] = Field(SCHEMA, alias="schema")
     schema_version: int
     provenance: Provenance
-    plan: Plan
+    plan: CalibrationPlan
     samples: Samples
     samples_sha256: str
     fit: Fit
