@@ -83,6 +83,13 @@ def _frame(rows: list[dict]):
     return pd.DataFrame([flatten(r) for r in rows])
 
 
+def _with_band(d: dict, band) -> dict:
+    """A result's document with its uncertainty band (when one was asked for) under "uncertainty"."""
+    if band is not None:
+        d["uncertainty"] = band.to_dict()
+    return d
+
+
 class _Result:
     """Base: `to_dict()` is the data, `to_frame()` its natural rows as a DataFrame."""
 
@@ -142,10 +149,7 @@ class EstimateResult(_Result):
         return self.estimate.layout.to_dict()
 
     def to_dict(self) -> dict:
-        d = self.estimate.to_dict()
-        if self.uncertainty is not None:
-            d["uncertainty"] = self.uncertainty.to_dict()
-        return d
+        return _with_band(self.estimate.to_dict(), self.uncertainty)
 
     def rows(self) -> list[dict]:
         d = self.to_dict()
@@ -267,10 +271,7 @@ class PlanResult(_Result):
         return self.plan.cost["cost_usd"]
 
     def to_dict(self) -> dict:
-        d = self.plan.to_dict()
-        if self.uncertainty is not None:
-            d["uncertainty"] = self.uncertainty.to_dict()
-        return d
+        return _with_band(self.plan.to_dict(), self.uncertainty)
 
     def rows(self) -> list[dict]:
         """One row per stage."""
@@ -390,10 +391,7 @@ class ClaimResult(_Result):
         return self.claim.verdict
 
     def to_dict(self) -> dict:
-        d = self.claim.to_dict()
-        if self.uncertainty is not None:
-            d["uncertainty"] = self.uncertainty.to_dict()
-        return d
+        return _with_band(self.claim.to_dict(), self.uncertainty)
 
     def rows(self) -> list[dict]:
         """One row per FLOP convention: the implied TFLOP/s per GPU and MFU under it."""
