@@ -2,7 +2,11 @@
 
 Inside costsim every dimensional value is in SI base units with the unit in its name
 (`_bytes`, `_s`, `_flops`, `_flop_per_s`, `_usd`). Conversion happens where data is read
-(specs loader) and where results are shown (report).
+(the input schemas, which hold datasheet units such as GiB and GB/s) and where results are shown
+(the report, the command line, and the to_dict of a result record). The accounting units of the trade
+are kept as they are quoted, each named with its unit: GPU-hours (`gpu_hours`, computed from seconds in one
+place, inputs.job.Job.gpu_hours), dollars per GPU-hour, and electricity in kWh. tests/test_units.py enforces
+both rules: no unit factor as a literal outside this module, no non-SI name in model/, run/ and analysis/.
 """
 
 import math
