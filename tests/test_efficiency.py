@@ -101,10 +101,13 @@ def test_gemm_shape_curve_interpolates_in_log_flops():
 
 
 def test_shape_curve_is_clamped_outside_its_range():
-    rates = replace(RATES, attention_curve=CURVE)
-    assert rates.attention_s(1e15)[0] == pytest.approx(1e15 / 4e14, rel=1e-12)  # above: 1.0
-    assert rates.attention_s(100.0)[0] == pytest.approx(100.0 / (4e14 * 0.5), rel=1e-12)  # below: 0.5
-    assert rates.attention_s(0.5)[0] == pytest.approx(0.5 / (4e14 * 0.5), rel=1e-12)  # below 1 FLOP: clamped
+    """An attention kernel at 1000 FLOP/s (so that tiny calls give times pytest.approx's 1e-12 floor can see)."""
+    rates = replace(RATES, attention_curve=CURVE, attention_flop_per_s=1e3)
+    assert rates.attention_s(1e15)[0] == pytest.approx(1e15 / 1e3, rel=1e-12)  # above: 1.0
+    assert rates.attention_s(100.0)[0] == pytest.approx(100.0 / (1e3 * 0.5), rel=1e-12)  # below: 0.5
+    assert rates.attention_s(1.5)[0] == pytest.approx(1.5 / (1e3 * 0.5), rel=1e-12)
+    assert rates.attention_s(0.5)[0] == pytest.approx(0.5 / (1e3 * 0.5), rel=1e-12)  # below 1 FLOP: ln clamped at 0
+    assert rates.attention_s(0.0)[0] == 0.0
 
 
 def test_attention_time_is_flops_over_rate_and_backward_2_5x():
@@ -179,9 +182,17 @@ def _calibration(device_kind: str = "cuda", profile: str | None = "h100-sxm", fu
             "schema": "costsim-calibration",
             "schema_version": SCHEMA_VERSION,
             "provenance": {
-                "device_kind": device_kind, "device_name": "Test GPU", "device_count": 1, "hardware_profile": profile,
-                "torch_version": "x", "python_version": "3", "os": "linux", "date": "2026-01-01T00:00:00Z",
-                "mode": "quick", "wall_s": 1.0, "costsim_version": "0",
+                "device_kind": device_kind,
+                "device_name": "Test GPU",
+                "device_count": 1,
+                "hardware_profile": profile,
+                "torch_version": "x",
+                "python_version": "3",
+                "os": "linux",
+                "date": "2026-01-01T00:00:00Z",
+                "mode": "quick",
+                "wall_s": 1.0,
+                "costsim_version": "0",
             },  # fmt: skip
             "plan": {"reference": {"model": tiny, "batch": 1, "seq_len": 64}, "dtypes": ["bf16"], "collectives": False},
             "samples": {},

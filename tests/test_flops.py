@@ -15,6 +15,7 @@ from simulator.model.flops import (
     effective_keys,
     ffn_gemms,
     ffn_kind,
+    flop_utilization,
     head_gemm,
     layer_gemms,
     layer_kinds,
@@ -198,6 +199,7 @@ def test_dense_parameter_count_is_embedding_head_norm_and_layers():
     assert c.activated == c.total
     assert c.activated_without_input_embedding == c.total - 64000
     assert c.mtp == 0 and c.total_with_mtp == c.total
+    assert (c.mtp_depth, c.mtp_per_depth, c.mtp_expert_per_depth) == (0, 0.0, 0.0)
 
 
 def test_tied_embeddings_have_no_separate_head():
@@ -211,8 +213,16 @@ def test_biases_layernorm_qk_norm_and_learned_positions_are_counted():
     gated FFN bias 2 x 128 + 64; learned positions 256 x 64; embedding LayerNorm 2 x 64."""
     spec = ModelSpec.model_validate(
         {
-            **BASE, "name": "gpt", "norm": "layernorm", "attention_bias": True, "output_bias": True, "qk_norm": True,
-            "ffn_bias": True, "position_embedding": "learned", "max_position_embeddings": 256, "embedding_norm": True,
+            **BASE,
+            "name": "gpt",
+            "norm": "layernorm",
+            "attention_bias": True,
+            "output_bias": True,
+            "qk_norm": True,
+            "ffn_bias": True,
+            "position_embedding": "learned",
+            "max_position_embeddings": 256,
+            "embedding_norm": True,
         }  # fmt: skip
     )
     c = parameter_counts(spec)
@@ -254,3 +264,17 @@ def test_mla_parameters_add_the_latent_norms():
     """Projections 64 x 24 + 24 x 48 + 64 x 20 + 16 x 64 + 32 x 64, plus RMSNorms on the latents 24 + 16."""
     attention = 64 * 24 + 24 * 48 + 64 * 20 + 16 * 64 + 32 * 64 + 24 + 16
     assert parameter_counts(MLA).dense_per_layer == attention + 64 * 256 + 128 * 64 + 2 * 64
+
+
+def test_mla_without_a_q_latent_has_no_q_latent_norm():
+    """DeepSeek-V2-Lite style: q projected directly (64 x 48), only the kv latent (16) is normalised."""
+    no_q = ModelSpec.model_validate(
+        {**BASE, "name": "tiny-mla-noq", "n_kv_heads": 4, "attention": "mla", "mla": {**MLA_BLOCK, "q_lora_rank": None}}
+    )
+    attention = 64 * 48 + 64 * 20 + 16 * 64 + 32 * 64 + 16
+    assert parameter_counts(no_q).dense_per_layer == attention + 64 * 256 + 128 * 64 + 2 * 64
+
+
+def test_flop_utilization_is_flops_per_token_times_tokens_per_second_over_peak():
+    """PaLM App. B: MFU = 6N-style FLOPs per token x tokens/s per GPU / peak = 1e9 x 4e5 / 1e15 = 0.4."""
+    assert flop_utilization(1e9, 4e5, 1e15) == pytest.approx(0.4, rel=1e-12)

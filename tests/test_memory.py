@@ -128,6 +128,7 @@ def test_routed_experts_are_sharded_by_tp_without_ep_and_by_ep_with_it():
     assert (d, e) == (750.0, 16000.0)  # experts TP-sharded: 64000 / 4
     d, e = layer_params_on_rank(COUNTS, "moe", Layout(tp=4, ep=8, dp=8))
     assert (d, e) == (750.0, 8000.0)  # EP 8 owns 1/8 of the experts; no expert TP
+    assert layer_params_on_rank(COUNTS, "moe", Layout(tp=4, ep=2, dp=2)) == (750.0, 32000.0)  # EP 2, not TP 4
 
 
 def test_mtp_module_splits_into_dense_and_expert_parameters():

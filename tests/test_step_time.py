@@ -81,7 +81,10 @@ MOE_BLOCK = {"n_routed_experts": 8, "top_k": 2, "d_ff_expert": 32, "n_shared_exp
 MOE = ModelSpec.model_validate({**BASE_SPEC, "name": "tiny-moe", "moe": MOE_BLOCK})
 MLA = ModelSpec.model_validate(
     {
-        **BASE_SPEC, "name": "tiny-mla", "n_kv_heads": 4, "attention": "mla",
+        **BASE_SPEC,
+        "name": "tiny-mla",
+        "n_kv_heads": 4,
+        "attention": "mla",
         "mla": {"q_lora_rank": 24, "kv_lora_rank": 16, "qk_nope_head_dim": 8, "qk_rope_head_dim": 4, "v_head_dim": 8},
     }  # fmt: skip
 )
@@ -249,6 +252,13 @@ def test_memory_bound_bytes_of_an_moe_layer_add_routed_copies_shared_expert_and_
     """Routed: k x imbalance x 3 x 2 x d_e = 2 x 1.25 x 192; shared 3 x 2 x 32; permute and un-permute 4 x 2h x k."""
     per_token = 10 * 2 * 64 + 2 * 2 * 6 * 16 + 2 * 1.25 * 3 * 2 * 32 + 3 * 2 * 32 + 4 * 2 * 64 * 2
     assert memory_bound_bytes(ctx(MOE), "moe") == pytest.approx(per_token * T, rel=1e-12)
+
+
+def test_fp8_quantize_passes_of_an_moe_layer_count_each_routed_copy():
+    """FP8 GEMM inputs per token: qkv 64 + out 64 + shared 64 + 32 + routed (64 + 32) x top-2 (router in BF16) = 416."""
+    per_token = 10 * 2 * 64 + 2 * 2 * 6 * 16 + 2 * 1.25 * 3 * 2 * 32 + 3 * 2 * 32 + 4 * 2 * 64 * 2 + 0.5 * 3.0 * 416 / 3
+    c = ctx(MOE, precision="fp8", recipe="tensor")
+    assert memory_bound_bytes(c, "moe") == pytest.approx(per_token * T, rel=1e-12)
 
 
 def test_fp8_adds_the_unfused_quantize_passes_over_gemm_inputs():
@@ -643,7 +653,9 @@ def test_no_parameters_no_data_parallel_traffic():
 
 
 def test_group_step_is_m_times_the_slowest_rank_plus_bubble_pp_dp_and_optimizer():
-    """T_step = m (F + B + C)_slowest + bubble((p-1)(F' + B')) + PP + DP + optimizer, F' = F + C/2, B' = B + C/2."""
+    """T_step = m (F + B + C)_slowest + bubble((p-1)(F' + B')) + PP + DP + optimizer, F' = F + C/2, B' = B + C/2.
+
+    The slowest rank is chosen on F + B + C: here rank 0 only because of the embedding's exposed communication."""
     lay = Layouts.of([Layout(pp=2, dp=1, micro_batch_size=2)])
     c = Context(DENSE, job(), lay, RATES, A)
     kinds = ["dense", "embed", "head"]
@@ -652,18 +664,23 @@ def test_group_step_is_m_times_the_slowest_rank_plus_bubble_pp_dp_and_optimizer(
         "forward_s": np.array([[1.0], [0.1], [0.5]]),
         "backward_s": np.array([[2.0], [0.2], [1.0]]),
         "weight_grad_s": np.array([[1.0], [0.0], [0.5]]),
-        "exposed_comm_s": np.array([[0.2], [0.0], [0.0]]),
+        "exposed_comm_s": np.array([[0.2], [2.0], [0.0]]),
         "part:x": np.array([[1.0], [0.0], [2.0]]),
     }
     m = np.array([8])
     total, parts = _group_step(c, counts_matrix, per_kind, parameter_counts(DENSE), kinds, m)
-    # Rank 1 is slowest: F 2.5, B 5, C 0.4, W 2.5.
-    f, b = 2.5 + 0.2, 5.0 + 0.2
+    # Rank 0: F 2.1, B 4.2, C 2.4 (8.7 in all) against rank 1's 7.9; without C rank 1 would be slower.
+    fwd, bwd, comm = 2.1, 4.2, 2.4
+    f, b = fwd + comm / 2, bwd + comm / 2
     assert parts["pipeline_bubble"] == pytest.approx([1 * (f + b)])
-    assert parts["x"] == pytest.approx([8 * (2.0 + 2.0)])
-    expected = 8 * (2.5 + 5.0 + 0.4) + (f + b) + parts["pp_comm_exposed"] + parts["dp_comm_exposed"] + parts["optimizer"]
+    assert parts["x"] == pytest.approx([8 * 2.0])  # the part summed over the slowest rank's items, m times
+    expected = 8 * (fwd + bwd + comm) + (f + b) + parts["pp_comm_exposed"] + parts["dp_comm_exposed"] + parts["optimizer"]
     assert total == pytest.approx(expected, rel=1e-12)
     assert parts["pp_comm_exposed"] == pytest.approx(_pp_exposed_s(c, m), rel=1e-12)
+    # DualPipe ranks run half their micro-batches through each of their two stages.
+    dual = Context(DENSE, job(), Layouts.of([Layout(pp=2, dp=1, micro_batch_size=2, schedule="dualpipe")]), RATES, A)
+    total, parts = _group_step(dual, counts_matrix, per_kind, parameter_counts(DENSE), kinds, m)
+    assert parts["x"] == pytest.approx([0.5 * 8 * 2.0])
 
 
 def test_step_of_a_single_gpu_is_m_items_plus_optimizer():
@@ -774,3 +791,214 @@ def test_dualpipe_memory_holds_both_stages_and_p_plus_1_micro_batches():
     res = step(DENSE, job(), lay, RATES, counts, A)
     # Each rank holds two stages (both copies): every rank has 4 layers' worth; in flight 3 micro-batches of a chunk.
     assert res.memory.activations_bytes == pytest.approx(4 * 1680 * T / 2 * 3, rel=1e-12)
+
+
+def test_an_item_without_work_costs_nothing():
+    t = ItemTime()
+    assert (t.forward_s, t.backward_s, t.weight_grad_s, t.exposed_comm_s, t.parts) == (0.0, 0.0, 0.0, 0.0, {})
+
+
+def test_kv_width_of_mla_rounds_down_to_whole_elements():
+    """n (d_nope + d_rope + d_v) // 2 = 3 x 19 // 2 = 28."""
+    odd = ModelSpec.model_validate(
+        {
+            **BASE_SPEC,
+            "name": "odd-mla",
+            "n_heads": 3,
+            "n_kv_heads": 3,
+            "attention": "mla",
+            "mla": {"q_lora_rank": 24, "kv_lora_rank": 16, "qk_nope_head_dim": 8, "qk_rope_head_dim": 3, "v_head_dim": 8},
+        }  # fmt: skip
+    )
+    assert kv_width(odd) == 28
+
+
+def test_selective_recompute_of_mla_up_projections_is_tp_sharded():
+    """TP 2: q_up [t x 24] . [24 x 48/2] and kv_up [t x 16] . [16 x 64/2]."""
+    lay = Layout(tp=2, micro_batch_size=2, recompute="selective")
+    base = layer_time(ctx(MLA, replace(lay, recompute="none")), "dense")
+    sel = layer_time(ctx(MLA, lay), "dense")
+    a = T * 2 * 64 * 4 * (12 + 8) / 2 / ATTN
+    ups = 2 * T * (24 * 48 + 16 * 64) / 2 / BF16
+    m = base.parts["memory_bound"] / 3
+    assert sel.parts["recompute"] == pytest.approx(a + ups + m / 2, rel=1e-12)
+
+
+def test_tp_overlap_window_under_a_static_partition_is_the_dilated_gemm_time():
+    """DualPipe with EP and TP overlap: the TP window is 0.5 x 3 x G x 1.25 (GEMMs on 80% of the SMs)."""
+    lay = Layout(tp=2, ep=2, dp=2, pp=2, micro_batch_size=2, schedule="dualpipe", tp_overlap=True)
+    g = T * (ATTN_PROJ_FLOPS + FFN_FLOPS) / 2 / BF16
+    tp_comm = 10 * _tp_one(2)
+    window = 0.5 * 3 * g * 1.25
+    assert tp_comm > window
+    t = layer_time(ctx(MOE, lay), "dense")
+    assert t.parts["tp_comm"] == pytest.approx(tp_comm - window, rel=1e-12)
+    assert t.parts["comm_sm_contention"] == 0.0  # the partition is charged in item_time, not as contention
+
+
+def test_evaluate_reports_progress_once_per_layout():
+    seen = []
+    lays = [Layout(pp=2, dp=4, micro_batch_size=2), Layout(pp=1, dp=8, micro_batch_size=2), Layout(pp=2, dp=4)]
+    evaluate(DENSE, job(), Layouts.of(lays), RATES, parameter_counts(DENSE), A, progress=seen.append)
+    assert sum(seen) == 3
+
+
+def _grid() -> list[Layout]:
+    """Valid layouts of the tiny MoE model on 8 GPUs: every field the item times and the rank maps read varies."""
+    out = []
+    for tp, pp, ep, mbs, rec, sched, overlap in (
+        (1, 1, 1, 1, "none", "1f1b", False),
+        (2, 1, 1, 2, "selective", "1f1b", True),
+        (2, 2, 2, 1, "full", "1f1b", False),
+        (1, 2, 2, 2, "none", "dualpipe", False),
+        (1, 4, 2, 1, "selective", "zb-h1", False),
+        (2, 2, 1, 1, "none", "interleaved", True),
+        (1, 2, 4, 1, "full", "interleaved", False),
+        (1, 4, 1, 2, "none", "1f1b", False),
+        (4, 1, 2, 1, "none", "1f1b", True),
+        (1, 1, 8, 1, "selective", "1f1b", False),
+        (2, 4, 1, 1, "full", "dualpipe", True),
+        (1, 8, 1, 1, "none", "1f1b", False),
+        (1, 2, 1, 2, "full", "1f1b", False),
+    ):
+        dp = 8 // (tp * pp)
+        vpp = 2 if sched == "interleaved" else 1
+        out.append(Layout(tp=tp, pp=pp, dp=dp, ep=ep, micro_batch_size=mbs, schedule=sched, recompute=rec,
+                          vpp=vpp, tp_overlap=overlap, zero_stage=(tp + pp) % 4))  # fmt: skip
+    return out
+
+
+def test_evaluate_of_many_layouts_matches_each_layout_alone():
+    """The search evaluates layouts in groups keyed by (PP, v, schedule) and item-time classes keyed by TP, CP, EP,
+    micro-batch, recompute, TP overlap and DualPipe; every layout must come out as if evaluated alone."""
+    counts = parameter_counts(MOE)
+    j = job(sequences=64)
+    lays = _grid()
+    lays = lays[::2] + lays[1::2]  # groups not contiguous
+    out = evaluate(MOE, j, Layouts.of(lays), RATES, counts, A)
+    for i, lay in enumerate(lays):
+        alone = step(MOE, j, lay, RATES, counts, A)
+        assert out.step_time_s[i] == pytest.approx(alone.step_time_s, rel=1e-12), lay
+        assert out.memory.total_bytes[i] == pytest.approx(alone.memory.total_bytes, rel=1e-12), lay
+
+
+def test_data_parallel_traffic_and_optimizer_follow_the_rank_holding_most_parameters():
+    """PP 2, DP 4, ZeRO-1 over the MoE model: the optimizer streams 30 B per owned parameter of the rank with the
+    most (dense + expert) parameters, dense over DP 4 and experts over DP 4 / EP 2."""
+    counts = parameter_counts(MOE)
+    lay = Layout(pp=2, dp=4, ep=2, micro_batch_size=2)
+    res = step(MOE, job(), lay, RATES, counts, A)
+    owned = []
+    for items in res.stage_items:
+        dense = expert = 0.0
+        for item in items:
+            if item == "embed":
+                dense += counts.embedding
+            elif item == "head":
+                dense += counts.head + counts.final_norm
+            elif item == "dense":
+                dense += counts.dense_per_layer
+            else:
+                dense += counts.moe_nonexpert_per_layer
+                expert += counts.expert_per_layer / 2
+        owned.append((dense + expert, dense / 4 + expert / 2))
+    busiest = max(owned)[1]
+    assert res.breakdown_s["optimizer"] == pytest.approx(30 * busiest / HBM, rel=1e-12)
+
+
+def test_busiest_rank_is_the_one_with_most_dense_plus_expert_parameters():
+    """Embedding rank: 64000 dense; MoE-layer rank: 19072 dense + 49152 expert = 68224: the MoE rank is busiest."""
+    counts = parameter_counts(MOE)
+    assert (counts.embedding, counts.moe_nonexpert_per_layer, counts.expert_per_layer) == (64000, 19072, 49152)
+    c = Context(MOE, job(), Layouts.of([Layout(pp=2, dp=4, micro_batch_size=2)]), RATES, A)
+    dense, expert = st._busiest_params(c, ["embed", "moe"], np.array([[1.0, 0.0], [0.0, 1.0]]), counts)
+    assert (float(dense[0]), float(expert[0])) == (19072.0, 49152.0)
+
+
+# A model whose dense layer keeps far more activations than its MoE layers (d_ff 1024 against experts of 32).
+WIDE_DENSE = ModelSpec.model_validate({**BASE_SPEC, "name": "wide-dense", "d_ff": 1024, "moe": MOE_BLOCK})
+WIDE_FULL = 2 * 64 + 2 * 64 + 2 * (64 + 64) + 2 * 64 + 4 * 4 + (2 * 64 + 2 * 64 + 2 * 2 * 1024 + 2 * 1024)  # 7056
+
+
+def _peak(ranks: list[list[str]], kinds: list[str], counts_matrix, layout: Layout):
+    lays = Layouts.of([layout])
+    c = Context(WIDE_DENSE, job(), lays, RATES, A)
+    return st._peak_memory(
+        c,
+        ranks,
+        np.arange(len(ranks)),
+        kinds,
+        np.asarray(counts_matrix, dtype=float),
+        parameter_counts(WIDE_DENSE),
+        np.array([8]),
+    )
+
+
+def test_full_recompute_keeps_the_largest_layer_held_by_the_busiest_rank():
+    """Under full recompute a rank holds the layer inputs (2h per token and layer) of its in-flight micro-batches
+    plus the full activations of the largest layer *it holds* while that one is recomputed."""
+    lay = Layout(pp=2, dp=4, micro_batch_size=2, recompute="full")
+    kinds = ["dense", "moe"]
+    # Rank 1 holds six MoE layers (the most parameters) and no dense layer: its largest layer is an MoE layer.
+    mem = _peak([["dense"], ["moe"] * 6], kinds, [[1, 0], [0, 6]], lay)
+    moe_full = activation_full("moe")
+    assert moe_full < WIDE_FULL
+    assert mem.activations_bytes == pytest.approx(6 * 128 * T * 1 + moe_full * T, rel=1e-12)
+    # One dense layer on rank 0, busiest by its activations: its one layer counts.
+    mem = _peak([["dense"], ["moe"]], kinds, [[1, 0], [0, 1]], lay)
+    assert mem.activations_bytes == pytest.approx(1 * 128 * T * 2 + WIDE_FULL * T, rel=1e-12)
+
+
+def activation_full(kind: str) -> float:
+    from simulator.model.memory import activation_bytes_per_token
+
+    return activation_bytes_per_token(WIDE_DENSE, kind, "none", "bf16")
+
+
+EIGHT_LAYERS = ModelSpec.model_validate({**BASE_SPEC, "name": "tiny-8", "n_layers": 8})
+
+
+@pytest.mark.parametrize(
+    "lays",
+    [
+        # Only plain 1F1B: no layout is interleaved, so v_max = 1.
+        [Layout(pp=1, dp=8), Layout(pp=2, dp=4), Layout(pp=4, dp=2)],
+        # Interleaving with 2 and 3 virtual stages beside ZB-H1, 1F1B and DualPipe.
+        [
+            Layout(pp=2, dp=4, schedule="zb-h1"),
+            Layout(pp=4, dp=2),
+            Layout(pp=2, dp=4, schedule="interleaved", vpp=3),
+            Layout(pp=2, dp=4, schedule="interleaved", vpp=2),
+            Layout(pp=4, dp=2, schedule="dualpipe"),
+        ],
+    ],
+)
+def test_evaluate_keeps_every_pipeline_shape_apart(lays):
+    """Each (PP, v, schedule) has its own layers-to-ranks map; a batch mixing them must match each alone."""
+    counts = parameter_counts(EIGHT_LAYERS)
+    j = job(sequences=64)
+    out = evaluate(EIGHT_LAYERS, j, Layouts.of(lays), RATES, counts, A)
+    for i, lay in enumerate(lays):
+        assert out.step_time_s[i] == pytest.approx(step(EIGHT_LAYERS, j, lay, RATES, counts, A).step_time_s, rel=1e-12), lay
+
+
+def test_a_rank_without_layers_keeps_no_recompute_buffer():
+    """Full recompute: a rank holding only the head (or the embedding) has no layer to recompute."""
+    lay = Layout(pp=2, dp=4, micro_batch_size=2, recompute="full")
+    mem = _peak([["head"], ["embed"]], ["embed", "head"], [[0, 1], [1, 0]], lay)
+    assert mem.activations_bytes == 0.0
+    assert mem.other_bytes == pytest.approx(6.0 * T * 1000 + 1e9)  # the head rank: logits and the reserve
+
+
+def test_evaluate_keeps_item_time_classes_apart():
+    """Item times are shared by layouts with equal (TP, CP, EP, micro-batch, recompute, TP overlap, DualPipe);
+    EP 4 with micro-batches of 1 and EP 1 with micro-batches of 2 are different classes."""
+    counts = parameter_counts(MOE)
+    j = job(sequences=64)
+    lays = [
+        Layout(pp=2, dp=4, ep=4, micro_batch_size=1, recompute="full"),
+        Layout(pp=2, dp=4, ep=1, micro_batch_size=2, recompute="full"),
+    ]
+    out = evaluate(MOE, j, Layouts.of(lays), RATES, counts, A)
+    for i, lay in enumerate(lays):
+        assert out.step_time_s[i] == pytest.approx(step(MOE, j, lay, RATES, counts, A).step_time_s, rel=1e-12), lay
