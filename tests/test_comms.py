@@ -192,3 +192,13 @@ def test_moe_all_to_all_is_vectorised_over_layouts():
     in_domain = 2 * LAT + TOKENS * 8 * (7 / 8) * BYTES_PER_TOKEN / UP
     across = 2 * LAT + TOKENS * 4 * (1 - 0.75**8) * 0.75 * BYTES_PER_TOKEN / OUT
     np.testing.assert_allclose(t, [0.0, in_domain, across], rtol=1e-12)
+
+
+def test_an_ep_group_spilling_into_a_second_domain_crosses_the_network():
+    """EP 128 on 72-GPU NVLink domains (GB200 NVL72): 72 ranks in one domain, 56 in the next. Some routed copies must
+    cross the NIC, so dispatch + combine costs more than the all-NVLink formula 2a + T k (1 - 1/EP) bytes / B_nvlink
+    (the group touches ceil(128 / 72) = 2 domains; flooring the count to 1 charged it as all-NVLink)."""
+    fabric = Fabric(1e11, 1e10, 72, 1e-5)
+    t = moe_dispatch_combine_s(1000.0, 8, 1000, 2.0, 2.0, Group(128, 1), fabric, None)
+    all_nvlink = 2e-5 + 1000 * 8 * (127 / 128) * 4000 / 1e11
+    assert t > all_nvlink

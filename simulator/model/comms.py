@@ -94,7 +94,7 @@ def moe_dispatch_combine_s(
     """
     size = np.maximum(group.size, 1)
     n_local = group.ranks_per_domain(fabric.domain_gpus)
-    n_nodes = np.maximum(1, size // n_local)
+    n_nodes = np.maximum(1, -(-size // n_local))  # domains the group touches: 128 ranks over 72-GPU domains touch 2
     bytes_per_token = hidden * (dispatch_bytes_per_elem + combine_bytes_per_elem)
     k_remote_ranks = top_k * (1.0 - 1.0 / size)
     in_domain = 2 * fabric.latency_s + tokens * k_remote_ranks * bytes_per_token / fabric.scale_up_bytes_per_s
