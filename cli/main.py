@@ -17,6 +17,7 @@ from cli.options import (
     PriceOpt,
     RecipeOpt,
     SeqLenOpt,
+    StackOpt,
     echo_result,
     fail,
     flag_name,
@@ -49,13 +50,14 @@ def estimate(
     fp8_recipe: RecipeOpt = None,
     layout: dict | None = None,  # --tp ... --tp-overlap, declared once in cli/options.py
     attention_kernel: Annotated[
-        AttentionOpt | None, typer.Option(help="flash (default), or unfused (materialised scores, Megatron-LM 2021)")
+        AttentionOpt | None, typer.Option(help="flash, or unfused (materialised scores, Megatron-LM 2021); default: the stack's")
     ] = None,
     dropout: Annotated[
         float | None,
         ranged("Dropout probability (default 0, as in modern pre-training)", 0.0, 0.9, "give a probability, e.g. 0.1"),
     ] = None,
     usd_per_gpu_hour: PriceOpt = None,
+    stack: StackOpt = None,
     plan: Annotated[str | None, typer.Option(help="A plan with stages instead of MODEL: shipped name (plans/) or YAML")] = None,
     pricing: Annotated[str, typer.Option(help="Cost basis: rental ($/GPU-hour) or tco (amortized capital + energy)")] = "rental",
     rental: Annotated[
@@ -87,7 +89,7 @@ def estimate(
     run_flags = {"MODEL": model, "--gpu": gpu, "--num-gpus": num_gpus, "--tokens": tokens}
     job_flags = {"--seq-len": seq_len, "--global-batch-tokens": global_batch_tokens, "--precision": precision}
     job_flags |= {"--fp8-recipe": fp8_recipe, "--attention-kernel": attention_kernel, "--dropout": dropout}
-    job_flags |= {"--calibration": calibration} | {flag_name(k): v for k, v in (layout or {}).items()}
+    job_flags |= {"--calibration": calibration, "--stack": stack} | {flag_name(k): v for k, v in (layout or {}).items()}
     try:
         band = _band_options(uncertainty, draws, seed, tokens_spread)
         prices = {"pricing": pricing, "rental": rental, "usd_per_gpu_hour": usd_per_gpu_hour}
@@ -111,7 +113,8 @@ def estimate(
             gpu,
             num_gpus,
             **job_options(tokens, seq_len, global_batch_tokens, precision, fp8_recipe),
-            attention_kernel=attention_kernel.value if attention_kernel else "flash",
+            attention_kernel=attention_kernel.value if attention_kernel else None,
+            stack=stack,
             dropout=dropout or 0.0,
             calibration=calibration,
             **prices,
@@ -190,6 +193,20 @@ def list_models() -> None:
                 f"{name:<18} {format_count(p.total):>8} {format_count(p.activated):>10} {m.n_layers:>6} {m.d_model:>7}  "
                 f"{kind} / {ffn}"
             )
+    except CostsimError as e:
+        fail(e)
+
+
+@list_app.command("stacks")
+def list_stacks() -> None:
+    """Software stacks: what each offered the layout search, and what runs on it used by default."""
+    from simulator.inputs.stacks import default_stack_name, load_stack, stack_names
+
+    try:
+        for name in stack_names():
+            s = load_stack(name)
+            typer.echo(f"{name}{' (default)' if name == default_stack_name() else ''}: {s.description}")
+            typer.echo(f"  attention {s.attention}; FP8 {', '.join(s.fp8) or 'none'}; sources: {'; '.join(s.sources)}")
     except CostsimError as e:
         fail(e)
 

@@ -104,6 +104,13 @@ class Objective(StrEnum):
     cost = "cost"
 
 
+StackOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Software stack: megatron-2021, megatron-2022, fsdp-2023, megatron-2023 or current (default); "
+        "it limits the layout search and sets the expected run's layout (costsim list stacks)"
+    ),
+]
 ModelArg = Annotated[str, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json")]
 TokensOpt = Annotated[str, typer.Option(help="Training tokens, e.g. 14.8T")]
 BatchOpt = Annotated[str | None, typer.Option(help="Tokens per optimizer step (default: 4M rounded to sequences)")]

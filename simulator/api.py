@@ -113,12 +113,22 @@ class _Result:
 
 @dataclass(frozen=True)
 class EstimateResult(_Result):
-    estimate: Any
-    """The simulator.run.estimate.Estimate."""
+    runs: Any
+    """The simulator.run.estimate.RunEstimates: expected and achievable."""
     scenario: Any
     """The simulator.run.scenario.Scenario it was made from (model spec, hardware, rates, job, pricing)."""
     uncertainty: Any = None
     """simulator.analysis.uncertainty.UncertaintyResult when asked for (uncertainty=True)."""
+
+    @property
+    def estimate(self):
+        """The expected run (simulator.run.estimate.Estimate): what runs like this one realized."""
+        return self.runs.expected
+
+    @property
+    def achievable(self):
+        """The achievable run: the best layout the software stack offers, as modelled."""
+        return self.runs.achievable
 
     @property
     def model_spec(self):
@@ -149,7 +159,7 @@ class EstimateResult(_Result):
         return self.estimate.layout.to_dict()
 
     def to_dict(self) -> dict:
-        return _with_band(self.estimate.to_dict(), self.uncertainty)
+        return _with_band(self.runs.to_dict(), self.uncertainty)
 
     def rows(self) -> list[dict]:
         d = self.to_dict()
@@ -162,7 +172,7 @@ class EstimateResult(_Result):
     def breakdown_frame(self):
         """Step-time components of the slowest pipeline rank: seconds per step and share."""
         total = self.estimate.step_time_s
-        rows = [{"component": k, "seconds_per_step": v, "share": v / total} for k, v in self.estimate.step.breakdown_s.items()]
+        rows = [{"component": k, "seconds_per_step": v, "share": v / total} for k, v in self.estimate.breakdown_s.items()]
         return _frame(sorted(rows, key=lambda r: -r["seconds_per_step"]))
 
     def tornado_frame(self):
@@ -213,9 +223,10 @@ def estimate(
     global_batch_tokens: float | str | None = None,
     precision: str = "bf16",
     fp8_recipe: str | None = None,
-    attention_kernel: str = "flash",
+    attention_kernel: str | None = None,
     dropout: float = 0.0,
     calibration: str | None = None,
+    stack: str | None = None,
     pricing: str = "rental",
     rental: str | None = None,
     usd_per_gpu_hour: float | None = None,
@@ -232,7 +243,9 @@ def estimate(
 ) -> EstimateResult:
     """Estimate one training run, as `costsim estimate`. Layout fields (tp, pp, dp, ep, cp, zero_stage,
     micro_batch_size, schedule, recompute, vpp, tp_overlap) given as keywords are fixed; the others are searched.
-    `calibration`: a file from `costsim calibrate` whose measured rates replace the profile's efficiency terms."""
+    `stack`: the software stack (`costsim list stacks`; default today's): what the search may use (the achievable
+    run) and what practitioners ran on it (the expected run). `calibration`: a file from `costsim calibrate` whose
+    measured rates replace the profile's efficiency terms."""
     from simulator.analysis.uncertainty import check_options
     from simulator.run.estimate import estimate_scenario
     from simulator.run.scenario import resolve
@@ -246,11 +259,11 @@ def estimate(
     scenario = resolve(
         model, gpu, _gpus(num_gpus), _number("tokens", tokens),
         seq_len=seq_len, global_batch_tokens=_batch(global_batch_tokens), precision=precision, fp8_recipe=fp8_recipe,
-        attention_kernel=attention_kernel, dropout=dropout, layout=layout, costs=costs, calibration=calibration,
+        attention_kernel=attention_kernel, dropout=dropout, layout=layout, costs=costs, calibration=calibration, stack=stack,
     )  # fmt: skip
-    est = estimate_scenario(scenario)
-    band = _band(est, scenario, tokens_spread, draws, seed) if uncertainty else None
-    return EstimateResult(est, scenario, band)
+    runs = estimate_scenario(scenario)
+    band = _band(runs.expected, scenario, tokens_spread, draws, seed) if uncertainty else None
+    return EstimateResult(runs, scenario, band)
 
 
 # --------------------------------------------------------------------------- plans

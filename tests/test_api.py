@@ -91,8 +91,8 @@ def test_estimate_frames(small):
 def test_search_best_is_what_estimate_chooses():
     s = cs.search("llama-3.1-8b", "h100", 64, "1T", top=25)
     e = cs.estimate("llama-3.1-8b", "h100", 64, "1T")
-    assert s.best is not None and s.best["layout"] == e.layout
-    assert s.best["gpu_hours"] == pytest.approx(e.gpu_hours, rel=1e-9)
+    assert s.best is not None and s.best["layout"] == e.achievable.layout.to_dict()
+    assert s.best["gpu_hours"] == pytest.approx(e.achievable.gpu_hours, rel=1e-9)
     f = s.to_frame()
     assert len(f) == 25 and list(f["rank"]) == list(range(1, 26))
     assert s.to_dict()["candidates_valid"] >= 25 and "layout.tp" in f.columns

@@ -23,8 +23,11 @@ from simulator.units import SECONDS_PER_DAY
 class StageResult:
     stage: Stage
     estimate: Estimate
+    """The expected run of the stage."""
     hw: HardwareProfile
     cost: dict
+    achievable: Estimate | None = None
+    """The achievable run of the stage (the best layout the stack offers)."""
 
     @property
     def peak_flop_per_s(self) -> float:
@@ -65,6 +68,8 @@ class StageResult:
         out["cost"] = self.cost
         out["source"] = self.stage.source
         out["notes"] = self.stage.notes
+        if self.achievable is not None:
+            out["achievable"] = self.achievable.headline()
         return out
 
 
@@ -102,9 +107,23 @@ class PlanResult:
         """Dense precision peak averaged over the stages, weighted by their productive GPU-time."""
         return sum(s.peak_flop_per_s * s.estimate.ideal_gpu_hours for s in self.stages) / self.ideal_gpu_hours
 
-    def predicted_gpu_hours(self, stage_names: list[str] | None) -> float:
+    def predicted_gpu_hours(self, stage_names: list[str] | None, achievable: bool = False) -> float:
         names = set(stage_names or [s.stage.name for s in self.stages])
-        return sum(s.estimate.gpu_hours for s in self.stages if s.stage.name in names)
+        return sum((s.achievable if achievable else s.estimate).gpu_hours for s in self.stages if s.stage.name in names)
+
+    def achievable_summary(self) -> dict:
+        """The plan's totals with every stage at its achievable layout, each stage at its own price."""
+        runs = [s.achievable or s.estimate for s in self.stages]
+        out = {
+            "gpu_hours": sum(e.gpu_hours for e in runs),
+            "ideal_gpu_hours": sum(e.ideal_gpu_hours for e in runs),
+            "wall_clock_days": sum(e.wall_clock_s for e in runs) / SECONDS_PER_DAY,
+            "cost_usd": sum(e.gpu_hours * s.cost["usd_per_gpu_hour"] for e, s in zip(runs, self.stages, strict=True)),
+        }
+        reported = self.reported_total_gpu_hours
+        if reported is not None:
+            out["error_vs_reported"] = out["gpu_hours"] / reported - 1.0
+        return out
 
     def reported_checks(self) -> list[dict]:
         out = []
@@ -116,6 +135,7 @@ class PlanResult:
                     "reported_gpu_hours": r.gpu_hours,
                     "predicted_gpu_hours": predicted,
                     "error": predicted / r.gpu_hours - 1.0,
+                    "achievable_gpu_hours": self.predicted_gpu_hours(r.stages, achievable=True),
                     "reported_cost_usd": r.cost_usd,
                     "source": r.source,
                     "quote": r.quote,
@@ -147,6 +167,7 @@ class PlanResult:
             "usd_per_gpu_hour": self.cost["usd_per_gpu_hour"],
             "cost_usd": self.cost["cost_usd"],
             "cost": self.cost,
+            "achievable": self.achievable_summary(),
             "reported": self.reported_checks(),
             "notes": p.notes,
         }
@@ -180,10 +201,10 @@ def run_stage(plan: Plan, spec: ModelSpec, stage: Stage, opts: CostOptions) -> S
             costs=opts,
             quoted=_quoted_price(plan),
         )
-        est = estimate_scenario(scenario)
+        runs = estimate_scenario(scenario)
     except CostsimError as e:
         raise type(e)(f"plan {plan.name}, stage {stage.name!r}: {e}") from None
-    return StageResult(stage, est, scenario.hardware, est.cost)
+    return StageResult(stage, runs.expected, scenario.hardware, runs.expected.cost, runs.achievable)
 
 
 def run_plan(plan: Plan, plan_path: Path, opts: CostOptions | None = None) -> PlanResult:

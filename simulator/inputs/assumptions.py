@@ -34,6 +34,11 @@ class Assumptions:
     """Fixed cost per GEMM kernel (launch, prologue, tail wave). Assumption."""
     overlap_efficiency: float = 0.9
     """Share of an overlap window that really hides communication. Assumption."""
+    param_gather_overlap: float = 1.0
+    """Share of the ZeRO-1/2 weight all-gather after the optimizer step that the stack runs under the next step's
+    first forward (1: overlapped, 0: exposed; docs/model.md §5.1). 1 follows the stacks of the validation runs:
+    Megatron-LM/NeMo `--overlap-param-gather` (NeMo Megatron Bridge communication-overlap docs) and FSDP weight
+    prefetching (Llama 3 §3.3.2); DeepSpeed ZeRO-1/2 and Megatron's default gather after the step (0)."""
     comm_sm_fraction: float = 0.15
     """Share of SMs taken by communication kernels while they overlap compute. Source: DeepSeek-V3 report
     §3.2.2 (20 of 132 SMs for all-to-all); Calculon systems/h100_80g_nvl8.json (NVLink processor_usage 0.15).
@@ -48,6 +53,11 @@ class Assumptions:
     on 16,384 GPUs."""
     checkpoint_blocking_s: float = 10.0
     """Training time blocked per checkpoint (asynchronous checkpointing). Assumption (docs/model.md §9 example)."""
+    realization: float = 1.0
+    """Realized / modelled step time of published whole runs at the layout practitioners use: what runs lose beyond
+    the model's terms (stragglers, data loading, evaluation, hangs, slower early phases, imperfect kernels). The
+    physical default 1 is no loss; DEFAULT takes the value `costsim fit` fits to the whole-run track
+    (simulator/data/fitted_constants.yaml, with leave-one-out errors). Only the expected estimate uses it."""
     restart_s: float = 600.0
     """Detect, restart, reload and re-warm after a failure. Assumption; with the rate above it gives Llama 3's
     '>90% effective training time' at 16K GPUs (ETTR 0.904)."""
@@ -64,8 +74,8 @@ def _fitted() -> Assumptions:
     if not FITTED_PATH.exists():
         return BASE
     doc = yaml.safe_load(FITTED_PATH.read_text())
-    return replace(BASE, gemm_sustain=float(doc["gemm_sustain"]))
+    return replace(BASE, gemm_sustain=float(doc["gemm_sustain"]), realization=float(doc.get("realization", BASE.realization)))
 
 
 DEFAULT = _fitted()
-"""What estimates use: the physical defaults with the fitted gemm_sustain."""
+"""What estimates use: the physical defaults with the fitted constants (gemm_sustain; realization once fitted)."""

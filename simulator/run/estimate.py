@@ -9,6 +9,7 @@ from simulator.errors import InfeasibleError, LayoutError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.job import Job, with_fp8_recipe
 from simulator.inputs.specs import HardwareProfile, ModelSpec
+from simulator.inputs.stacks import LayoutLimits
 from simulator.model.efficiency import DeviceRates, device_rates
 from simulator.model.flops import ParamCounts, flop_utilization, parameter_counts
 from simulator.model.layer_work import token_flops
@@ -46,6 +47,13 @@ class Estimate:
     layout_chosen_by_search: bool = False
     candidates_evaluated: int = 1
     notes: list[str] = field(default_factory=list)
+    basis: str = "achievable"
+    """achievable: the best layout the stack offers, as modelled; expected: the layout practitioners run on it,
+    realized (see `realization`)."""
+    realization: float = 1.0
+    """Realized / modelled step time of runs like this one: the global constant `costsim fit` fits to published whole
+    runs (Assumptions.realization); 1 for an achievable estimate."""
+    stack: str = "current"
 
     @property
     def ettr(self) -> float:
@@ -53,7 +61,31 @@ class Estimate:
 
     @property
     def step_time_s(self) -> float:
-        return self.step.step_time_s
+        return self.step.step_time_s * self.realization
+
+    @property
+    def breakdown_s(self) -> dict[str, float]:
+        """Seconds per step by component; an expected run adds the realization gap (what runs like it lost beyond the
+        model's terms), so the parts sum to step_time_s."""
+        gap = self.step_time_s - self.step.step_time_s
+        return self.step.breakdown_s | ({"realization_gap": gap} if gap else {})
+
+    def headline(self) -> dict:
+        """The numbers an analyst reads first, with the layout: what `achievable` holds in the JSON."""
+        return {
+            "basis": self.basis,
+            "stack": self.stack,
+            "layout": self.layout.to_dict(),
+            "gpu_hours": self.gpu_hours,
+            "ideal_gpu_hours": self.ideal_gpu_hours,
+            "wall_clock_days": self.wall_clock_s / SECONDS_PER_DAY,
+            "cost_usd": self.cost_usd,
+            "step_time_s": self.step_time_s,
+            "tokens_per_s_per_gpu": self.tokens_per_s_per_gpu,
+            "model_tflop_per_s_per_gpu": self.model_flop_per_s_per_gpu / TERA,
+            "mfu": self.mfu,
+            "memory_per_gpu_gib": self.step.memory.total_bytes / GIB,
+        }
 
     @property
     def tokens_per_s_per_gpu(self) -> float:
@@ -117,6 +149,9 @@ class Estimate:
         out = {
             "model": self.model,
             "gpu": self.gpu,
+            "basis": self.basis,
+            "stack": self.stack,
+            "realization": self.realization,
             "num_gpus": self.job.num_gpus,
             "tokens": self.job.tokens,
             "seq_len": self.job.seq_len,
@@ -160,7 +195,7 @@ class Estimate:
             "price_source": self.price_source,
             "cost_usd": self.cost_usd,
             "cost": self.cost,
-            "breakdown": self.step.breakdown_s,
+            "breakdown": self.breakdown_s,
             "stage_layers": [len([i for i in r if i not in ("embed", "head")]) for r in self.step.stage_items],
             "pipeline_ranks": self.pipeline_ranks(),
             "efficiency_source": self.rates.source,
@@ -172,9 +207,43 @@ class Estimate:
         return out
 
 
-def estimate_scenario(s: Scenario) -> Estimate:
-    """Estimate a resolved scenario (simulator.run.scenario)."""
-    return estimate(s.model, s.hardware, s.job, s.layout, s.pricing, s.assumptions, s.rates)
+@dataclass(frozen=True)
+class RunEstimates:
+    """The two numbers of a run: what it can cost (achievable) and what runs like it did cost (expected)."""
+
+    expected: Estimate
+    achievable: Estimate
+
+    def to_dict(self) -> dict:
+        """The expected run's document, with the achievable run's headline numbers and layout under `achievable`."""
+        return self.expected.to_dict() | {"achievable": self.achievable.headline()}
+
+
+def estimate_achievable(s: Scenario) -> Estimate:
+    """The best layout the scenario's software stack offers (user-fixed fields held), as modelled."""
+    return estimate(s.model, s.hardware, s.job, s.layout, s.pricing, s.assumptions, s.rates, s.stack.offers, stack=s.stack.name)
+
+
+def estimate_expected(s: Scenario) -> Estimate:
+    """The layout practitioners run on the stack (activation checkpointing, TP inside a node, no TP overlap; the
+    user's fields held), its step time scaled by the fitted realization of published whole runs. Where no such
+    layout fits, the stack's best layout that fits stands in (said in the notes)."""
+    args = (s.model, s.hardware, s.job, s.layout, s.pricing, s.assumptions, s.rates)
+    kw = {"realization": s.assumptions.realization, "basis": "expected", "stack": s.stack.name}
+    try:
+        return estimate(*args, s.stack.practice_limits, **kw)
+    except (InfeasibleError, LayoutError):
+        est = estimate(*args, s.stack.offers, **kw)
+        note = (
+            f"no layout of the usual practice on stack {s.stack.name} fits or divides; the expected run uses the best "
+            "layout the stack offers"
+        )
+        return replace(est, notes=[*est.notes, note])
+
+
+def estimate_scenario(s: Scenario) -> RunEstimates:
+    """Both numbers of a resolved scenario (simulator.run.scenario)."""
+    return RunEstimates(estimate_expected(s), estimate_achievable(s))
 
 
 def estimate(
@@ -185,9 +254,14 @@ def estimate(
     price: Pricing | None = None,
     assumptions: Assumptions = DEFAULT,
     rates: DeviceRates | None = None,
+    limits: LayoutLimits | None = None,
+    realization: float = 1.0,
+    basis: str = "achievable",
+    stack: str = "current",
 ) -> Estimate:
-    """Estimate a run. `layout` holds the layout fields the user fixed; the rest are searched. `price`: the price
-    chosen for the run (default: the profile's rental quote).
+    """Estimate a run. `layout` holds the layout fields the user fixed; the rest are searched within `limits` (what
+    the software stack allows; None: everything). `price`: the price chosen for the run (default: the profile's
+    rental quote).
 
     TP communication overlap is the exception: it is a feature of the software stack that none of the
     validation runs used (Megatron-LM 2021, Llama 3), so it is off unless asked for (`costsim search`
@@ -198,7 +272,7 @@ def estimate(
     hw.peak_flop_per_s(job.precision)  # unknown dtype on this GPU -> SpecError
     rates = rates or device_rates(hw, assumptions)
     counts = parameter_counts(model)
-    chosen, result, n_eval = _resolve_layout(model, hw, job, given, rates, counts, assumptions)
+    chosen, result, n_eval = _resolve_layout(model, hw, job, given, rates, counts, assumptions, limits)
     tf = token_flops(model, job.seq_len)
     return Estimate(
         model=model.name,
@@ -214,7 +288,7 @@ def estimate(
         peak_bf16_flop_per_s=hw.peak_flop_per_s("bf16"),
         peak_fp8_flop_per_s=hw.peak_flop_per_s("fp8") if hw.has_dtype("fp8") else None,
         pricing=price or pricing(hw),
-        goodput=goodput(job.num_gpus, job.steps * result.step_time_s, assumptions),
+        goodput=goodput(job.num_gpus, job.steps * result.step_time_s * realization, assumptions),
         assumptions=assumptions,
         layout_chosen_by_search=n_eval > 1 or any(k not in given for k in ("tp", "pp")),
         candidates_evaluated=n_eval,
@@ -222,10 +296,13 @@ def estimate(
         notes=sanity_notes(
             result.step_time_s, result.breakdown_s, result.rank_busy_s, result.stage_items, result.memory, hw.memory_bytes
         ),
+        basis=basis,
+        realization=realization,
+        stack=stack,
     )
 
 
-def _resolve_layout(model, hw, job, given, rates, counts, assumptions) -> tuple[Layout, StepResult, int]:
+def _resolve_layout(model, hw, job, given, rates, counts, assumptions, limits=None) -> tuple[Layout, StepResult, int]:
     """Evaluate the given layout, or search the fields the user left out."""
     missing = set(LAYOUT_FIELDS) - set(given) - {"dp"}
     if given.get("schedule", "interleaved") != "interleaved":
@@ -238,7 +315,7 @@ def _resolve_layout(model, hw, job, given, rates, counts, assumptions) -> tuple[
         result = step(model, job, lay, rates, counts, assumptions)
         check_fits(result.memory, hw.memory_bytes, hw.name, lay)
         return lay, result, 1
-    return search_best(model, hw, job, given, rates, counts, assumptions)
+    return search_best(model, hw, job, given, rates, counts, assumptions, limits)
 
 
 def _complete(given: dict, job: Job) -> Layout:
@@ -254,9 +331,9 @@ def _complete(given: dict, job: Job) -> Layout:
     return lay
 
 
-def search_best(model, hw, job, given, rates, counts, assumptions) -> tuple[Layout, StepResult, int]:
-    """The fastest layout that fits (ties: less memory), from the vectorized search."""
-    result = search(model, hw, job, given, assumptions, rates, counts=counts)
+def search_best(model, hw, job, given, rates, counts, assumptions, limits=None) -> tuple[Layout, StepResult, int]:
+    """The fastest layout that fits (ties: less memory), from the vectorized search within `limits`."""
+    result = search(model, hw, job, given, assumptions, rates, counts=counts, limits=limits)
     best = result.best()
     if best is None:
         smallest = result.closest()

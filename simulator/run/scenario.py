@@ -1,6 +1,7 @@
 """One run, resolved once at the edge and passed down: the model spec, the hardware with its rates (the
 profile's, or a calibration's), the job (defaults filled, FP8 recipe resolved), the layout fields the user fixed,
-the price of a GPU-hour and the global assumptions.
+the software stack (what the layout search may use, and what practitioners ran), the price of a GPU-hour and the
+global assumptions.
 
 The command line and the Python API build a Scenario with `resolve` from names and numbers; analysis code that
 already holds the objects builds one with `Scenario.of`. Nothing below this point loads a file or chooses a
@@ -16,6 +17,7 @@ from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.job import Job, make_job, with_fp8_recipe
 from simulator.inputs.specs import HardwareProfile, ModelSpec
+from simulator.inputs.stacks import Stack, load_stack
 from simulator.model.efficiency import DeviceRates, calibrated_device, device_rates
 from simulator.run.cost import CostOptions, Pricing, Rate, pricing
 
@@ -32,6 +34,8 @@ class Scenario:
     assumptions: Assumptions = DEFAULT
     costs: CostOptions = field(default_factory=CostOptions)
     """The cost options the pricing was chosen from (an uncertainty band needs to know whether the price was given)."""
+    stack: Stack = field(default_factory=load_stack)
+    """The software stack (inputs.stacks; default: today's common stack)."""
 
     @classmethod
     def of(
@@ -43,8 +47,10 @@ class Scenario:
         price: Pricing | None = None,
         assumptions: Assumptions = DEFAULT,
         rates: DeviceRates | None = None,
+        stack: Stack | None = None,
     ) -> Scenario:
-        """A scenario of objects already loaded: the profile's rates and its default rental price unless given."""
+        """A scenario of objects already loaded: the profile's rates, its default rental price and today's stack
+        unless given."""
         return cls(
             model=model,
             hardware=hardware,
@@ -53,6 +59,7 @@ class Scenario:
             pricing=price or pricing(hardware),
             layout=fixed_fields(layout),
             assumptions=assumptions,
+            stack=stack or load_stack(),
         )
 
 
@@ -80,19 +87,26 @@ def resolve(
     global_batch_tokens: float | None = None,
     precision: str = "bf16",
     fp8_recipe: str | None = None,
-    attention_kernel: str = "flash",
+    attention_kernel: str | None = None,
     dropout: float = 0.0,
     layout: dict | None = None,
     costs: CostOptions | None = None,
     quoted: Rate | None = None,
     calibration: str | Path | None = None,
     assumptions: Assumptions = DEFAULT,
+    stack: str | Stack | None = None,
 ) -> Scenario:
     """Everything one estimate needs, from names and numbers: each file read once, the price chosen once.
 
-    `quoted`: a rental price quoted for the run (a plan's), used unless the cost options give a price."""
+    `quoted`: a rental price quoted for the run (a plan's), used unless the cost options give a price. `stack`: the
+    software stack by name (None: today's); it sets the attention kernel and the FP8 recipe unless they are given."""
     spec = model if isinstance(model, ModelSpec) else load_model(model)
+    sw = stack if isinstance(stack, Stack) else load_stack(stack)
     hw, rates = load_device(gpu, calibration, assumptions)
-    job = make_job(spec, num_gpus, tokens, seq_len, global_batch_tokens, precision, attention_kernel, dropout, fp8_recipe)
+    if precision == "fp8":
+        published = spec.published_layout.fp8_recipe if spec.published_layout else None
+        fp8_recipe = sw.fp8_recipe(fp8_recipe, published)
+    kernel = attention_kernel or sw.attention
+    job = make_job(spec, num_gpus, tokens, seq_len, global_batch_tokens, precision, kernel, dropout, fp8_recipe)
     costs = costs or CostOptions()
-    return Scenario(spec, hw, rates, job, pricing(hw, costs, quoted), fixed_fields(layout), assumptions, costs)
+    return Scenario(spec, hw, rates, job, pricing(hw, costs, quoted), fixed_fields(layout), assumptions, costs, sw)

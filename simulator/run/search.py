@@ -19,6 +19,7 @@ from simulator.errors import LayoutError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.job import Job, with_fp8_recipe
 from simulator.inputs.specs import HardwareProfile, ModelSpec
+from simulator.inputs.stacks import LayoutLimits
 from simulator.model.efficiency import DeviceRates, device_rates
 from simulator.model.flops import ParamCounts, flop_utilization, parameter_counts
 from simulator.model.layer_work import token_flops
@@ -128,8 +129,11 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def field_options(model: ModelSpec, hw: HardwareProfile, job: Job, given: dict) -> dict[str, list]:
-    """The options of each layout field: what the user fixed, else every value worth trying."""
+def field_options(
+    model: ModelSpec, hw: HardwareProfile, job: Job, given: dict, limits: LayoutLimits | None = None
+) -> dict[str, list]:
+    """The options of each layout field: what the user fixed, else every value worth trying that the software
+    stack's `limits` allow (a field the limits would leave empty keeps its smallest value)."""
     n = job.num_gpus
     experts = model.moe.n_routed_experts if model.moe else 1
     opts: dict[str, list] = {
@@ -143,14 +147,19 @@ def field_options(model: ModelSpec, hw: HardwareProfile, job: Job, given: dict) 
         "recompute": list(RECOMPUTE_MODES),
         "tp_overlap": [False, True],
     }
+    for key in opts if limits else ():
+        allowed = [v for v in opts[key] if limits.allows(key, v)]  # type: ignore[union-attr]
+        opts[key] = allowed or opts[key][:1]
     for key, value in given.items():
         if key in opts:
             opts[key] = [value]
     return opts
 
 
-def schedule_options(given: dict) -> list[tuple[str, int]]:
+def schedule_options(given: dict, limits: LayoutLimits | None = None) -> list[tuple[str, int]]:
     pairs = [("1f1b", 1), ("zb-h1", 1), ("dualpipe", 1)] + [("interleaved", v) for v in VIRTUAL_STAGES]
+    if limits is not None and "schedule" not in given:
+        pairs = [p for p in pairs if limits.allows("schedule", p[0])] or pairs[:1]
     if "schedule" in given:
         pairs = [p for p in pairs if p[0] == given["schedule"]] or [(given["schedule"], 1)]
     if "vpp" in given:
@@ -163,11 +172,11 @@ def schedule_options(given: dict) -> list[tuple[str, int]]:
 CORE_FIELDS = ("pp", "tp", "cp", "ep", "micro_batch_size")
 
 
-def _core_grid(opts: dict, job: Job, given: dict) -> tuple[Layouts, np.ndarray]:
+def _core_grid(opts: dict, job: Job, given: dict, limits: LayoutLimits | None = None) -> tuple[Layouts, np.ndarray]:
     """The product of the fields the validity rules read (`opts`: field_options), PP and the schedule varying
     slowest (so layouts that share a layers-to-ranks map stay contiguous), and how many full candidates each
     row stands for."""
-    scheds = schedule_options(given)
+    scheds = schedule_options(given, limits)
     shape = [len(opts["pp"]), len(scheds)] + [len(opts[k]) for k in CORE_FIELDS[1:]]
     idx = np.indices(shape).reshape(len(shape), -1)
     col = {k: np.asarray(opts[k], dtype=np.int64)[idx[i + 1 if i else 0]] for i, k in enumerate(CORE_FIELDS)}
@@ -222,14 +231,16 @@ def _expand(core: Layouts, opts: dict, rows: np.ndarray) -> Layouts:
     )
 
 
-def _valid_layouts(model: ModelSpec, hw: HardwareProfile, job: Job, given: dict) -> tuple[Layouts, int, dict[str, int]]:
+def _valid_layouts(
+    model: ModelSpec, hw: HardwareProfile, job: Job, given: dict, limits: LayoutLimits | None = None
+) -> tuple[Layouts, int, dict[str, int]]:
     """The valid layouts, the size of the grid, and how many candidates each rule rules out.
 
     The rules read only TP, PP, CP, EP, micro-batch size, schedule and virtual stages, so they are checked on
     that smaller product (each row weighted by the candidates it stands for) and only valid rows are expanded
     over ZeRO stage, recompute and TP overlap."""
-    opts = field_options(model, hw, job, given)
-    core, weight = _core_grid(opts, job, given)
+    opts = field_options(model, hw, job, given, limits)
+    core, weight = _core_grid(opts, job, given, limits)
     masks = problem_masks(model, job, core)
     invalid = np.logical_or.reduce(list(masks.values()))
     by_rule = {rule: int(weight[m].sum()) for rule, m in masks.items() if m.any()}
@@ -250,9 +261,11 @@ def search(
     objective: str = "time",
     counts: ParamCounts | None = None,
     progress: Callable[[int, int], None] | None = None,
+    limits: LayoutLimits | None = None,
 ) -> SearchResult:
     """Evaluate every valid layout of `job` consistent with the `given` fields. `price`: the price chosen for the run
-    (default: the profile's rental quote)."""
+    (default: the profile's rental quote); `limits`: what the software stack allows for the fields not given
+    (inputs.stacks; None: everything)."""
     if objective not in OBJECTIVES:
         raise LayoutError(f"objective {objective!r} is unknown; use one of {', '.join(OBJECTIVES)}")
     given = {k: v for k, v in (given or {}).items() if v is not None}
@@ -260,7 +273,7 @@ def search(
     hw.peak_flop_per_s(job.precision)  # unknown dtype on this GPU -> SpecError
     rates = rates or device_rates(hw, assumptions)
     counts = counts or parameter_counts(model)
-    valid, grid_size, invalid_by_rule = _valid_layouts(model, hw, job, given)
+    valid, grid_size, invalid_by_rule = _valid_layouts(model, hw, job, given, limits)
     steps = _evaluate_all(model, job, valid, rates, counts, assumptions, progress)
     memory = steps.memory.total_bytes
     feasible = memory <= hw.memory_bytes

@@ -1,0 +1,125 @@
+"""Software stacks (simulator/data/stacks.yaml): what a training framework of a given time offered and what runs on
+it used by default.
+
+A stack limits the layout search to the layouts it supports (`offers`: the achievable estimate) and names the
+conservative subset practitioners ran (`practice`: the expected estimate's layout: activation checkpointing, TP
+inside a node, no TP overlap, the framework's optimizer sharding). It also sets the attention kernel and the FP8
+recipes on offer. Layout fields the user fixes always hold, inside or outside these sets.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib.resources import files
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from simulator.errors import InputError, SpecError
+from simulator.inputs.files import read_yaml, validate
+from simulator.vocab import AttentionKernel, Fp8Recipe, Recompute, Schedule
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LayoutLimits(_Schema):
+    """Values each layout field may take (None: any). `tp_max` caps TP (inside one NVLink node)."""
+
+    tp: list[int] | None = None
+    pp: list[int] | None = None
+    cp: list[int] | None = None
+    ep: list[int] | None = None
+    zero_stage: list[int] | None = None
+    micro_batch_size: list[int] | None = None
+    schedule: list[Schedule] | None = None
+    recompute: list[Recompute] | None = None
+    tp_overlap: list[bool] | None = None
+    tp_max: int | None = Field(None, ge=1)
+
+    def allows(self, field: str, value: object) -> bool:
+        if field == "tp" and self.tp_max is not None and int(value) > self.tp_max:  # type: ignore[call-overload]
+            return False
+        allowed = getattr(self, field, None)
+        return allowed is None or value in allowed
+
+    def within(self, other: LayoutLimits) -> LayoutLimits:
+        """These limits applied on top of `other` (practice inside what the stack offers)."""
+        merged = {}
+        for name in LayoutLimits.model_fields:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if name == "tp_max":
+                merged[name] = min(v for v in (mine, theirs) if v is not None) if mine or theirs else None
+            elif mine is None or theirs is None:
+                merged[name] = mine if theirs is None else theirs
+            else:
+                merged[name] = [v for v in mine if v in theirs] or list(theirs)
+        return LayoutLimits(**merged)
+
+
+class Stack(_Schema):
+    name: str
+    description: str
+    year: int = Field(ge=2015, le=2100)
+    sources: list[str] = Field(min_length=1)
+    attention: AttentionKernel
+    fp8: list[Fp8Recipe]
+    offers: LayoutLimits
+    practice: LayoutLimits
+
+    @property
+    def practice_limits(self) -> LayoutLimits:
+        """What practitioners ran: the practice subset of what the stack offers."""
+        return self.practice.within(self.offers)
+
+    def fp8_recipe(self, given: str | None, published: str | None) -> str:
+        """The FP8 recipe a run uses on this stack: as given, else the model's published one where the stack offers
+        it, else the stack's first; InputError when the stack has none or not the one given."""
+        if not self.fp8:
+            raise InputError(
+                f"--precision fp8 is not available on stack {self.name} ({self.year}); use --precision bf16 or a later --stack"
+            )
+        if given is not None and given not in self.fp8:
+            raise InputError(f"--fp8-recipe {given} is not available on stack {self.name}; use one of {', '.join(self.fp8)}")
+        return given or (published if published in self.fp8 else self.fp8[0])
+
+
+class StackFile(_Schema):
+    default: str
+    stacks: dict[str, dict]
+
+    @model_validator(mode="after")
+    def _default_exists(self) -> StackFile:
+        if self.default not in self.stacks:
+            raise ValueError(f"default stack {self.default!r} is not one of {', '.join(self.stacks)}")
+        return self
+
+
+def stacks_path() -> Path:
+    return Path(str(files("simulator.data"))) / "stacks.yaml"
+
+
+@functools.lru_cache(maxsize=1)
+def _stack_file() -> tuple[str, dict[str, Stack]]:
+    path = stacks_path()
+    doc = validate(read_yaml(path), StackFile, path)
+    stacks = {name: validate({"name": name, **raw}, Stack, f"{path}: stack {name}") for name, raw in doc.stacks.items()}
+    return doc.default, stacks
+
+
+def stack_names() -> list[str]:
+    return list(_stack_file()[1])
+
+
+def default_stack_name() -> str:
+    return _stack_file()[0]
+
+
+def load_stack(name: str | None = None) -> Stack:
+    """A stack by name (None: the default, today's common stack)."""
+    default, stacks = _stack_file()
+    key = (name or default).strip().lower()
+    if key not in stacks:
+        raise SpecError(f"unknown stack {name!r}; stacks: {', '.join(stacks)} (see `costsim list stacks`)")
+    return stacks[key]
