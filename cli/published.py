@@ -168,8 +168,9 @@ def claim_table(d: dict) -> str:
         rows.append(
             (
                 "costsim predicts",
-                f"{format_count(p['gpu_hours'])} GPU-hours (ideal {format_count(p['ideal_gpu_hours'])}) on {p['num_gpus']} GPUs; "
-                f"claim / prediction = {d['ratio_claim_to_prediction']:.2f}; layout: {p['layout_source']}",
+                f"achievable {format_count(p['achievable_gpu_hours'])} GPU-hours (best layout on stack {p['stack']}), "
+                f"expected {format_count(p['expected_gpu_hours'])} (what runs like it realized) on {p['num_gpus']} GPUs; "
+                f"claim / expected = {d['ratio_claim_to_prediction']:.2f}; layout: {p['layout_source']}",
             )
         )
     else:

@@ -104,22 +104,25 @@ def test_model_without_published_run_and_gpu_count_has_no_prediction():
 
 
 def test_verdict_rules():
+    """Where a claim sits against the two numbers: achievable A = 1.0M, expected E = 1.4M GPU-hours, step-model error 0.1."""
     best = ("best-run", 0.45)
+    two = (1.0e6, 1.4e6, 0.1)
     # More FLOP/s than the dense peak: implausible whatever else.
-    assert verdict(1.2, "bf16", *best, 1.0, 0.3)[0] == "implausible"
-    # Within costsim's validation error of its prediction: plausible (either side).
-    assert verdict(0.40, "bf16", *best, 1 / 1.25, 0.3)[0] == "plausible"  # predicted 25% more hours than claimed
-    assert verdict(0.40, "bf16", *best, 1 / 0.75, 0.3)[0] == "plausible"  # predicted 25% fewer hours
-    # Much slower than predicted: plausible, the figure covers more than the run.
-    label, reason = verdict(0.10, "bf16", *best, 3.0, 0.3)
-    assert label == "plausible" and "slow side" in reason
-    # Faster than prediction + error: optimistic within published MFU, implausible above the best run.
-    assert verdict(0.44, "bf16", *best, 1 / 1.5, 0.3)[0] == "optimistic"
-    label, reason = verdict(0.50, "bf16", *best, 1 / 1.5, 0.3)
-    assert label == "implausible" and "best-run" in reason
+    assert verdict(1.2, "bf16", *best, 1.2e6, *two)[0] == "implausible"
+    # Below the achievable run by more than the error: optimistic within published MFU, implausible above the best run.
+    assert verdict(0.44, "bf16", *best, 0.8e6, *two)[0] == "optimistic"
+    label, reason = verdict(0.50, "bf16", *best, 0.8e6, *two)
+    assert label == "implausible" and "best-run" in reason and "20% below the achievable" in reason
+    # Within the error below A, or between A and E: frontier.
+    assert verdict(0.40, "bf16", *best, 0.95e6, *two)[0] == "frontier"
+    label, reason = verdict(0.40, "bf16", *best, 1.2e6, *two)
+    assert label == "frontier" and "1,000,000" in reason and "1,400,000" in reason
+    # At or above what runs like it realized: plausible.
+    assert verdict(0.30, "bf16", *best, 1.4e6, *two)[0] == "plausible"
+    assert verdict(0.10, "bf16", *best, 4.0e6, *two)[0] == "plausible"
     # Without a prediction only the MFU evidence is left.
-    assert verdict(0.44, "fp8", *best, None, 0.3)[0] == "plausible"
-    assert verdict(0.46, "fp8", *best, None, 0.3)[0] == "implausible"
+    assert verdict(0.44, "fp8", *best, 1.0e6, None, None, 0.1)[0] == "plausible"
+    assert verdict(0.46, "fp8", *best, 1.0e6, None, None, 0.1)[0] == "implausible"
 
 
 def test_percentile():

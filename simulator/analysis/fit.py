@@ -1,10 +1,15 @@
-"""Fit the one global sustained-GEMM factor to published throughput runs, with leave-one-out errors.
+"""Fit the global constants to published runs, with leave-one-out errors.
 
-gemm_sustain (in-training GEMM rate / best-shape microbenchmark) is the only constant fitted to
-published data. Twelve independent numbers constrain it (ten Megatron-LM 2021 rows on A100, two
-Llama 3.1 405B configurations on H100). The fit minimises the sum of squared log errors over a
-grid; leave-one-out refits without each run and predicts it. `costsim fit` rewrites
-simulator/data/fitted_constants.yaml with the data, the in-sample and the leave-one-out errors.
+Two constants are fitted, each to its own runs:
+- gemm_sustain (in-training GEMM rate / best-shape microbenchmark), to the step-level throughput of twelve runs
+  (ten Megatron-LM 2021 rows on A100, two Llama 3.1 405B configurations on H100). The fit minimises the sum of
+  squared log errors over a grid; leave-one-out refits without each run and predicts it.
+- realization (realized / modelled step time of whole runs at the layout practitioners use), to the whole-run
+  track of `validate public` (cases of scope `run`; figures that plainly cover more than one run are left out of the
+  fit and reported apart). GPU-hours and days scale with the step time (ETTR does not depend on the run's length),
+  so the fit is the median of log(reported / predicted at realization 1), and leave-one-out is the median of the
+  others. Its sigma (RMS of the leave-one-out log errors) is the spread the uncertainty band draws.
+`costsim fit` rewrites simulator/data/fitted_constants.yaml with the data, the in-sample and the leave-one-out errors.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import numpy as np
 import yaml
 
 from simulator.analysis.validation import predict
-from simulator.inputs.assumptions import BASE, FITTED_PATH
+from simulator.inputs.assumptions import BASE, FITTED_PATH, Assumptions
 from simulator.inputs.published import PublishedRun, throughput_runs
 
 GRID = np.round(np.arange(0.55, 1.0001, 0.01), 4)
@@ -49,7 +54,9 @@ def _best(table: np.ndarray, grid: np.ndarray, rows: np.ndarray) -> tuple[float,
     return float(x), col
 
 
-def fit(runs: list[PublishedRun] | None = None) -> dict:
+def fit(runs: list[PublishedRun] | None = None, whole_runs: list[PublishedRun] | None = None) -> dict:
+    """Both constants: gemm_sustain from `runs` (default: the throughput runs), then realization from `whole_runs`
+    (default: the whole-run track) at the fitted gemm_sustain."""
     runs = runs or throughput_runs()
     table = prediction_table(runs)
     all_rows = np.arange(len(runs))
@@ -70,7 +77,7 @@ def fit(runs: list[PublishedRun] | None = None) -> dict:
         }
         for r, err, loo_err in zip(runs, in_sample, loo, strict=True)
     ]
-    return {
+    out = {
         "gemm_sustain": round(value, 4),
         "fitted_on": datetime.date.today().isoformat(),
         "command": "costsim fit",
@@ -79,6 +86,45 @@ def fit(runs: list[PublishedRun] | None = None) -> dict:
         "median_abs_leave_one_out_error": float(np.median(np.abs(loo))),
         "max_abs_leave_one_out_error": float(np.max(np.abs(loo))),
         "cases": cases,
+    }
+    if whole_runs is None:
+        from simulator.inputs.published import public_cases
+
+        whole_runs = [c for c in public_cases() if c.track == "whole_run"]
+    realization = fit_realization(whole_runs, replace(BASE, gemm_sustain=out["gemm_sustain"]))
+    if realization is not None:
+        out = {"gemm_sustain": out["gemm_sustain"], "realization": realization["value"], **out, "realization_fit": realization}
+    return out
+
+
+def fit_realization(cases: list[PublishedRun], assumptions: Assumptions) -> dict | None:
+    """The realization constant from whole runs of scope `run` (None with fewer than two)."""
+    from simulator.analysis.public_runs import predict_case
+
+    runs = [c for c in cases if c.track == "whole_run" and not c.flagged]
+    if len(runs) < 2:
+        return None
+    at_one = replace(assumptions, realization=1.0)
+    logs = np.array([math.log(c.reported / predict_case(c, at_one)) for c in runs])
+    value = float(np.exp(np.median(logs)))
+    loo_logs = np.array([np.median(np.delete(logs, i)) - logs[i] for i in range(len(runs))])
+    in_sample = np.expm1(math.log(value) - logs)
+    loo = np.expm1(loo_logs)
+    sigma = float(np.sqrt(np.mean(loo_logs**2)))
+    return {
+        "constant": "realization",
+        "value": round(value, 4),
+        "sigma": round(sigma, 4),
+        "method": "median of log(reported / predicted at realization 1) over whole runs of scope `run`",
+        "constrained_by": len(runs),
+        "median_abs_in_sample_error": float(np.median(np.abs(in_sample))),
+        "median_abs_leave_one_out_error": float(np.median(np.abs(loo))),
+        "max_abs_leave_one_out_error": float(np.max(np.abs(loo))),
+        "cases": [
+            {"id": c.id, "source": c.source, "metric": c.metric, "reported": c.reported, "in_sample_error": float(e),
+             "leave_one_out_error": float(le)}
+            for c, e, le in zip(runs, in_sample, loo, strict=True)
+        ],  # fmt: skip
     }
 
 

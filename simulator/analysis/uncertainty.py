@@ -189,6 +189,19 @@ def gemm_sustain_sigma(path=FITTED_PATH) -> tuple[float, str]:
     )
 
 
+def realization_sigma(path=FITTED_PATH) -> tuple[float, str] | None:
+    """The realization fit's sigma (RMS of its leave-one-out log errors) and where it comes from; None before a fit."""
+    try:
+        fit = yaml.safe_load(path.read_text()).get("realization_fit") or {}
+        sigma, n = float(fit["sigma"]), int(fit["constrained_by"])
+    except (OSError, KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError):
+        return None
+    return sigma, (
+        f"lognormal around the fitted value; sigma = RMS of the {n} leave-one-out log errors of the whole runs `costsim fit` "
+        f"fitted it to ({sigma:.1%}, simulator/data/fitted_constants.yaml): how far runs like this one scatter around it"
+    )
+
+
 def _hardware_term(nominal: float, measured: bool, cap: float, what: str) -> tuple[Distribution, str]:
     low, high = MEASURED_SPREAD if measured else ASSUMED_SPREAD
     kind = "measured" if measured else "an assumption in the hardware profile"
@@ -203,10 +216,12 @@ def default_inputs(
     tokens: float,
     price_fixed: bool | str = False,
     tokens_spread: float = 0.0,
+    expected: bool = False,
 ) -> list[UncertainInput]:
     """The uncertain inputs of one run with their distributions and sources. Nominal = what the estimate used.
 
-    `price_fixed`: True (the user gave the price) or a sentence saying why the price is held fixed.
+    `price_fixed`: True (the user gave the price) or a sentence saying why the price is held fixed. `expected`: the
+    run is an expected one, so the realization of whole runs (the spread of what runs like it realized) is drawn too.
     """
     a = assumptions
     sigma, sigma_source = gemm_sustain_sigma()
@@ -296,6 +311,7 @@ def default_inputs(
             times_over(a.checkpoint_blocking_s, 3.0),
             "assumption: /3 to x3 at P10-P90 (asynchronous checkpointing blocks seconds; docs/model.md §9 also uses 60 s)",
         ),
+        *_realization_input(a, expected),
         _price_input(hw, usd_per_gpu_hour, price_fixed),
         UncertainInput(
             "tokens",
@@ -307,6 +323,19 @@ def default_inputs(
         ),
     ]
     return inputs
+
+
+def _realization_input(a: Assumptions, expected: bool) -> list[UncertainInput]:
+    fitted = realization_sigma() if expected else None
+    if fitted is None:
+        return []
+    sigma, source = fitted
+    return [
+        UncertainInput(
+            "realization", "realized / modelled step time of runs like this", "ratio", a.realization,
+            LogNormal(a.realization, sigma), source,
+        )  # fmt: skip
+    ]
 
 
 def _price_input(hw: HardwareProfile, usd_per_gpu_hour: float, fixed: bool | str) -> UncertainInput:
@@ -755,7 +784,8 @@ def estimate_evaluator(model: ModelSpec, hw: HardwareProfile, est) -> Evaluate:
     layout = est.layout.to_dict()
 
     def evaluate(a: Assumptions, rates: DeviceRates, usd_per_gpu_hour: float, tokens: float) -> tuple[float, float, float]:
-        e = estimate(model, hw, replace(est.job, tokens=tokens), layout, est.pricing, a, rates)
+        realization = a.realization if est.basis == "expected" else 1.0
+        e = estimate(model, hw, replace(est.job, tokens=tokens), layout, est.pricing, a, rates, realization=realization)
         return e.gpu_hours, e.wall_clock_s / SECONDS_PER_DAY, e.gpu_hours * usd_per_gpu_hour
 
     return evaluate
@@ -781,7 +811,9 @@ def band_for_estimate(
     hw = load_hardware(hw) if isinstance(hw, str) else hw
     price = est.usd_per_gpu_hour
     base = Point(est.assumptions, est.rates, price, est.job.tokens)
-    inputs = default_inputs(hw, est.assumptions, est.rates, price, est.job.tokens, price_fixed, tokens_spread)
+    inputs = default_inputs(
+        hw, est.assumptions, est.rates, price, est.job.tokens, price_fixed, tokens_spread, est.basis == "expected"
+    )
     notes = [f"layout held fixed at {est.layout.describe()} for every draw"]
     return propagate(estimate_evaluator(model, hw, est), base, inputs, draws, seed, checks, notes, est.job.num_gpus)
 
@@ -825,7 +857,8 @@ def plan_evaluator(result) -> tuple[Evaluate, Point]:
         for e, hw, price in stages:
             r = scale_rates(e.rates, **f)
             job = replace(e.job, tokens=e.job.tokens * tokens / tokens0)
-            s = estimate(spec, hw, job, e.layout.to_dict(), e.pricing, a, r)
+            realization = a.realization if e.basis == "expected" else 1.0
+            s = estimate(spec, hw, job, e.layout.to_dict(), e.pricing, a, r, realization=realization)
             usd += s.gpu_hours * (price * usd_per_gpu_hour / price0)
             hours, wall_s = hours + s.gpu_hours, wall_s + s.wall_clock_s
         return hours, wall_s / SECONDS_PER_DAY, usd
@@ -848,8 +881,9 @@ def band_for_plan(
     if result.plan.usd_per_gpu_hour is not None and not price_fixed:
         price_fixed = f"the plan's quoted price is held fixed ({result.plan.price_source})"
     inputs = default_inputs(
-        first.hw, base.assumptions, base.rates, base.usd_per_gpu_hour, base.tokens, price_fixed, tokens_spread
-    )
+        first.hw, base.assumptions, base.rates, base.usd_per_gpu_hour, base.tokens, price_fixed, tokens_spread,
+        first.estimate.basis == "expected",
+    )  # fmt: skip
     notes = [f"every stage keeps its layout for every draw ({len(result.stages)} stages, run one after another)"]
     if len({s.hw.name for s in result.stages}) > 1:
         notes.append(f"hardware efficiencies are drawn for {first.hw.name} and applied to every stage's GPU as factors")

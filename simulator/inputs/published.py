@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from simulator.errors import SpecError
@@ -39,6 +39,11 @@ METRICS: dict[str, Metric] = {
 }
 FAILURE_METRICS = ("gpu_hours", "wall_clock_days", "time_to_train_minutes")
 """Metrics that span a whole run, where `includes_failures` chooses goodput-applied or ideal figures."""
+TRACKS = ("steady_state", "whole_run")
+"""steady_state: a step-level figure (step time, throughput, MLPerf time-to-train) at the published layout, predicted
+as the achievable run; whole_run: the GPU-hours or days of a whole published run, predicted as the expected run."""
+SCOPES = ("run", "broader")
+"""run: the figure covers this run; broader: it plainly covers more (a card's hours that hold several runs)."""
 
 
 @dataclass(frozen=True)
@@ -56,10 +61,43 @@ class PublishedRun:
     reported: float
     includes_failures: bool | None = None
     why: str = ""
+    track: str = "steady_state"
+    scope: str = "run"
+    scope_note: str = ""
+    assumptions: tuple[dict, ...] = ()
+    """Every job field the source does not state: {field, value, why}."""
+    stack: dict = field(default_factory=dict)
+    """What the source states about the software: framework, year, recompute, sequence_parallel, flash_attention,
+    network (`unknown` where it is silent)."""
 
     @property
     def unit(self) -> str:
         return METRICS[self.metric].unit
+
+    @property
+    def flagged(self) -> bool:
+        return self.scope != "run"
+
+    @property
+    def stack_preset(self) -> str:
+        """The software stack preset (inputs.stacks) of the run's framework and year; today's stack when unknown."""
+        return stack_preset(self.stack)
+
+
+def stack_preset(stack: dict) -> str:
+    """The preset of a stated framework and year: FSDP-style stacks (PyTorch FSDP, Composer/llm-foundry, OLMo-core)
+    to fsdp-2023; otherwise by year: 2021 and before megatron-2021, 2022 megatron-2022, 2023 megatron-2023, later
+    current. An explicit `preset` wins."""
+    if stack.get("preset"):
+        return str(stack["preset"])
+    framework = str(stack.get("framework", "")).lower()
+    if any(k in framework for k in ("fsdp", "composer", "llm foundry", "llm-foundry", "olmo")):
+        return "fsdp-2023"
+    year = stack.get("year")
+    if not isinstance(year, int):
+        return "current"
+    by_year = {2022: "megatron-2022", 2023: "megatron-2023"}
+    return "megatron-2021" if year <= 2021 else by_year.get(year, "current")
 
 
 @dataclass(frozen=True)
@@ -123,6 +161,16 @@ def _case(entry: object, index: int, path: Path) -> PublishedRun:
         global_batch_tokens=_number(entry, "global_batch_tokens", where),
         precision=_require(entry, "precision", where),
     )
+    track = entry.get("track") or ("whole_run" if metric in ("gpu_hours", "wall_clock_days") else "steady_state")
+    scope = entry.get("scope") or "run"
+    if track not in TRACKS:
+        raise SpecError(f"{where}: track {track!r} is unknown; use {' or '.join(TRACKS)}")
+    if scope not in SCOPES:
+        raise SpecError(f"{where}: scope {scope!r} is unknown; use {' or '.join(SCOPES)}")
+    stack = entry.get("stack") or {}
+    assumptions = entry.get("assumptions") or []
+    if not isinstance(stack, dict) or not isinstance(assumptions, list):
+        raise SpecError(f"{where}: `stack` must be a mapping and `assumptions` a list of {{field, value, why}}")
     return PublishedRun(
         id=str(_require(entry, "id", where)),
         source=str(_require(entry, "source", where)),
@@ -135,6 +183,11 @@ def _case(entry: object, index: int, path: Path) -> PublishedRun:
         reported=_number(entry, "reported", where),
         includes_failures=includes_failures,
         why=str(entry.get("why", "")),
+        track=track,
+        scope=scope,
+        scope_note=str(entry.get("scope_note", "") or "").strip(),
+        assumptions=tuple(a for a in assumptions if isinstance(a, dict)),
+        stack=dict(stack),
     )
 
 
@@ -151,9 +204,13 @@ def public_cases(path: Path | None = None) -> list[PublishedRun]:
     path, doc = _document(path)
     cases: list[PublishedRun] = []
     for name in doc.get("includes") or []:
-        if name not in INCLUDES:
-            raise SpecError(f"{path}: unknown include {name!r}; known: {', '.join(INCLUDES)}")
-        cases += INCLUDES[name]()
+        if name in INCLUDES:
+            cases += INCLUDES[name]()
+        elif (path.parent / str(name)).is_file() and str(name).endswith(".yaml"):
+            included, more = _document(path.parent / str(name))
+            cases += [_case(e, i, included) for i, e in enumerate(more["cases"])]
+        else:
+            raise SpecError(f"{path}: unknown include {name!r}; known: {', '.join(INCLUDES)} or a case file beside it")
     cases += [_case(e, i, path) for i, e in enumerate(doc["cases"])]
     seen: set[str] = set()
     for c in cases:
