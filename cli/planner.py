@@ -18,6 +18,7 @@ from cli.options import (
     PriceOpt,
     RecipeOpt,
     SeqLenOpt,
+    StackOpt,
     TokensOpt,
     check_output_file,
     echo_result,
@@ -79,6 +80,7 @@ def search_command(
         str | None, typer.Option(help="Layout to compare with the best, e.g. tp=1,pp=16,ep=64 (default: the published one)")
     ] = None,
     usd_per_gpu_hour: PriceOpt = None,
+    stack: StackOpt = None,
     format: Annotated[OutFormat, typer.Option("--format", help="table: the top layouts; json/csv: every candidate")] = (
         OutFormat.table
     ),
@@ -88,21 +90,46 @@ def search_command(
     from simulator.errors import CostsimError
     from simulator.inputs.catalog import load_hardware, load_model
     from simulator.inputs.job import make_job
+    from simulator.inputs.stacks import load_stack
     from simulator.run.cost import CostOptions, pricing
     from simulator.run.search import search
 
     try:
         spec = load_model(model)
         hw = load_hardware(gpu)
-        job = make_job(spec, num_gpus, **job_options(tokens, seq_len, global_batch_tokens, precision, fp8_recipe))
+        sw = load_stack(stack)
+        job_args = job_options(tokens, seq_len, global_batch_tokens, precision, fp8_recipe)
+        job = make_job(spec, num_gpus, **job_args, attention_kernel=sw.attention)
         ref, ref_source = _parse_reference(reference, spec)
         with DelayedProgress("searching layouts") as bar:
             price = pricing(hw, CostOptions(usd_per_gpu_hour=usd_per_gpu_hour))
-            result = search(spec, hw, job, layout, price=price, objective=objective.value, progress=bar.update)
+            result = search(
+                spec, hw, job, layout, price=price, objective=objective.value, progress=bar.update, limits=sw.offers
+            )
     except CostsimError as e:
         fail(e)
     doc = search_document(spec, hw, job, result, ref, ref_source, top if format == OutFormat.table else None)
+    doc["stack"] = sw.name
+    doc["expected"] = _expected_entry(result, sw, {k: v for k, v in layout.items() if v is not None})
     echo_result(format, doc, doc["candidates"], lambda: search_table(doc, top))
+
+
+def _expected_entry(result, stack, given: dict) -> dict | None:
+    """The expected run among the candidates: the best layout of the stack's practice, its step time and GPU-hours
+    realized (Assumptions.realization)."""
+    from simulator.inputs.assumptions import DEFAULT
+
+    i = result.best_within(stack.practice_limits, given)
+    if i is None:
+        return None
+    r = DEFAULT.realization
+    return {
+        "layout": result.layouts.at(i).to_dict(),
+        "realization": r,
+        "step_time_s": float(result.steps.step_time_s[i]) * r,
+        "gpu_hours": float(result.gpu_hours[i]) * r,
+        "cost_usd": float(result.cost_usd[i]) * r,
+    }
 
 
 def search_document(spec, hw, job, result, ref: dict | None, ref_source: str, limit: int | None) -> dict:
@@ -210,6 +237,7 @@ def sweep_command(
         float | None, ranged("Find the fastest cluster that costs at most B dollars", 1.0, 1e13, "give dollars, e.g. 6e6")
     ] = None,
     usd_per_gpu_hour: PriceOpt = None,
+    stack: StackOpt = None,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG chart of days and dollars against GPU count")] = None,
     output: Annotated[Path | None, typer.Option(help="Also write the rows to this CSV file")] = None,
     format: Annotated[OutFormat, typer.Option("--format", help="Output format")] = OutFormat.table,
@@ -219,6 +247,7 @@ def sweep_command(
     from simulator.analysis.sweep import cheapest_within, fastest_within, parse_gpu_counts, sweep
     from simulator.errors import CostsimError, InputError
     from simulator.inputs.catalog import load_hardware, load_model
+    from simulator.inputs.stacks import load_stack
     from simulator.report import tables as report
     from simulator.run.cost import CostOptions
     from simulator.units import SECONDS_PER_DAY
@@ -236,7 +265,8 @@ def sweep_command(
         check_output_file("--plot", plot, ".png")
         check_output_file("--output", output, ".csv")
         with DelayedProgress("sweeping clusters") as bar:
-            rows = sweep(spec, gpus, counts, job_args, layout, CostOptions(usd_per_gpu_hour=usd_per_gpu_hour), bar.update)
+            costs = CostOptions(usd_per_gpu_hour=usd_per_gpu_hour)
+            rows = sweep(spec, gpus, counts, job_args, layout, costs, bar.update, load_stack(stack))
     except CostsimError as e:
         fail(e)
     doc: dict = {"model": spec.name, "precision": precision.value, "rows": [r.to_dict() for r in rows]}

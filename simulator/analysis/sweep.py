@@ -11,6 +11,7 @@ from simulator.errors import InfeasibleError, InputError, LayoutError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.job import make_job
 from simulator.inputs.specs import HardwareProfile, ModelSpec
+from simulator.inputs.stacks import Stack, load_stack
 from simulator.run.cost import CostOptions, Pricing, pricing
 from simulator.run.search import breakdown_of, search
 from simulator.units import GIB, MAX_GPUS, SECONDS_PER_DAY, SECONDS_PER_HOUR
@@ -38,6 +39,9 @@ class SweepRow:
     exposed_comm_s: float | None = None
     """Communication on the critical path per step plus the SM share it takes from compute: where
     GPUs that differ only in their links (H800 against H100) differ."""
+    expected: dict | None = None
+    """The expected run on this cluster: the best practice layout of the stack, realized (gpu_hours, cost_usd,
+    wall_clock_s, layout); the row's own numbers are the achievable run."""
 
     def to_dict(self) -> dict:
         """The row as `costsim sweep` prints it: days and GiB where the record keeps seconds and bytes."""
@@ -49,6 +53,14 @@ class SweepRow:
             "memory_per_gpu_gib": None if mem_bytes is None else mem_bytes / GIB,
             **{k: out[k] for k in ("candidates", "reason", "exposed_comm_s")},
         }
+        if self.expected is not None:
+            e = self.expected
+            out["expected"] = {
+                "gpu_hours": e["gpu_hours"],
+                "cost_usd": e["cost_usd"],
+                "wall_clock_days": e["wall_clock_s"] / SECONDS_PER_DAY,
+                "layout": e["layout"],
+            }
         return out
 
 
@@ -84,14 +96,17 @@ def best_row(
     price: Pricing | None = None,
     assumptions: Assumptions = DEFAULT,
     rates: DeviceRates | None = None,
+    stack: Stack | None = None,
 ) -> SweepRow:
-    """The best feasible layout of `job` on `hw` (the layout fields in `given` fixed), or why there is none.
+    """The best feasible layout of `job` on `hw` (the layout fields in `given` fixed) within what the software
+    stack offers (the achievable run), with the expected run beside it; or why there is none.
 
     `price`: the price chosen for the run (default: the profile's rental quote); `rates`: the device's efficiency
-    terms when they are not the profile's (a calibration)."""
+    terms when they are not the profile's (a calibration); `stack`: default today's."""
     num_gpus = job.num_gpus
+    stack = stack or load_stack()
     try:
-        result = search(model, hw, job, given, assumptions, rates, price)
+        result = search(model, hw, job, given, assumptions, rates, price, limits=stack.offers)
     except (LayoutError, InfeasibleError) as e:
         return SweepRow(hw.name, num_gpus, False, None, None, None, None, None, None, None, 0, " ".join(str(e).split()))
     best = result.best()
@@ -117,7 +132,23 @@ def best_row(
         candidates=result.n_valid,
         reason="",
         exposed_comm_s=exposed_comm_s(breakdown_of(result, best)),
+        expected=_expected(result, stack, given, assumptions.realization, num_gpus),
     )
+
+
+def _expected(result, stack: Stack, given: dict, realization: float, num_gpus: int) -> dict | None:
+    """The expected run among the candidates: the best practice layout, its GPU-hours and dollars scaled by the
+    realization (both follow the step time; ETTR does not depend on the run's length)."""
+    i = result.best_within(stack.practice_limits, given)
+    if i is None:
+        return None
+    hours = float(result.gpu_hours[i]) * realization
+    return {
+        "gpu_hours": hours,
+        "cost_usd": float(result.cost_usd[i]) * realization,
+        "wall_clock_s": hours * SECONDS_PER_HOUR / num_gpus,
+        "layout": result.layouts.at(i).to_dict(),
+    }
 
 
 def estimate_row(est: Estimate) -> SweepRow:
@@ -151,6 +182,7 @@ def sweep(
     given: dict,
     costs: CostOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stack: Stack | None = None,
 ) -> list[SweepRow]:
     """The best row of every GPU type and count; each GPU priced once from `costs` (default: its rental quote)."""
     rows = []
@@ -158,8 +190,9 @@ def sweep(
     for hw in gpus:
         price = pricing(hw, costs)
         for n in gpu_counts:
-            job = make_job(model, n, **job_args)  # a bad token count or batch is an input error, not a row
-            rows.append(best_row(model, hw, job, given, price))
+            kernel = job_args.get("attention_kernel") or (stack or load_stack()).attention
+            job = make_job(model, n, **(job_args | {"attention_kernel": kernel}))  # a bad count is an input error
+            rows.append(best_row(model, hw, job, given, price, stack=stack))
             if progress:
                 progress(len(rows), total)
     return rows

@@ -106,6 +106,21 @@ class SearchResult:
         first = self.top(1)
         return int(first[0]) if first.size and self.feasible[first[0]] else None
 
+    def best_within(self, limits: LayoutLimits, given: dict | None = None) -> int | None:
+        """The best feasible candidate whose free fields lie within `limits` (the practice of a stack; fields in
+        `given` were fixed by the user and hold whatever the limits say), or None."""
+        lay, fixed = self.layouts, set(given or ())
+        mask = self.feasible.copy()
+        for name in ("tp", "pp", "cp", "ep", "zero_stage", "micro_batch_size", "schedule", "recompute", "tp_overlap"):
+            if name not in fixed and getattr(limits, name) is not None:
+                mask &= np.isin(getattr(lay, name), getattr(limits, name))
+        if limits.tp_max is not None and "tp" not in fixed:
+            mask &= lay.tp <= limits.tp_max
+        pool = np.flatnonzero(mask)
+        if not pool.size:
+            return None
+        return int(pool[np.lexsort((self.memory_bytes[pool], self.objective_values[pool]))[0]])
+
     def rank_of(self, match: dict) -> int | None:
         """Rank (0-based, in `order`) of the best candidate whose fields equal `match`."""
         mask = np.ones(self.n_valid, dtype=bool)
