@@ -103,9 +103,7 @@ def search_command(
         ref, ref_source = _parse_reference(reference, spec)
         with DelayedProgress("searching layouts") as bar:
             price = pricing(hw, CostOptions(usd_per_gpu_hour=usd_per_gpu_hour))
-            result = search(
-                spec, hw, job, layout, price=price, objective=objective.value, progress=bar.update, limits=sw.offers
-            )
+            result = search(spec, hw, job, layout, price=price, objective=objective.value, progress=bar.update, limits=sw.offers)
     except CostsimError as e:
         fail(e)
     doc = search_document(spec, hw, job, result, ref, ref_source, top if format == OutFormat.table else None)

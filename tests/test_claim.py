@@ -60,10 +60,12 @@ def test_deepseek_v3_against_costsim_and_published_runs(v3):
     assert p["layout"]["pp"] == 16 and p["layout"]["ep"] == 64 and p["layout"]["schedule"] == "dualpipe"
     assert v3["predicted_gpu_hours"] == p["gpu_hours"]
     assert v3["ratio_claim_to_prediction"] == pytest.approx(2.788e6 / p["gpu_hours"], rel=1e-9)
-    # costsim predicts the 14.8T pre-training faster than the claim (which also holds 124K GPU-hours of
-    # context extension and post-training): the slow side is plausible whatever the validation error.
-    assert v3["ratio_claim_to_prediction"] > 1
-    assert v3["verdict"] == "plausible" and v3["reason"]
+    # The headline prediction is the expected run; the achievable one (best layout on today's stack) sits below it.
+    assert p["achievable_gpu_hours"] < p["expected_gpu_hours"] == p["gpu_hours"]
+    # The claim (which also holds 124K GPU-hours of context extension and post-training) is slower than the
+    # achievable run and faster than what runs like it realized: a frontier-tuned stack, as DeepSeek describes.
+    assert p["achievable_gpu_hours"] < 2.788e6 < p["expected_gpu_hours"]
+    assert v3["verdict"] == "frontier" and v3["reason"]
     assert 0 <= v3["percentile"] <= 100
     assert 0 < v3["best_published"]["mfu"] < 1
     assert 0 < v3["validation_max_abs_error"] <= 0.40
@@ -72,7 +74,7 @@ def test_deepseek_v3_against_costsim_and_published_runs(v3):
 def test_table_output():
     result = invoke(*V3)
     assert result.exit_code == 0, result.output
-    for needle in ("TFLOP/s per GPU, 6nd_causal_attention", "56.7 days on 2048 GPUs", "verdict", "PLAUSIBLE"):
+    for needle in ("TFLOP/s per GPU, 6nd_causal_attention", "56.7 days on 2048 GPUs", "verdict", "FRONTIER"):
         assert needle in result.output
 
 

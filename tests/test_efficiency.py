@@ -12,6 +12,7 @@ from simulator.errors import InputError
 from simulator.inputs.assumptions import BASE
 from simulator.inputs.calibration import SCHEMA_VERSION, Calibration, Samples, samples_hash
 from simulator.inputs.catalog import load_hardware
+from simulator.inputs.specs import ShapeCurve
 from simulator.model.comms import Fabric
 from simulator.model.efficiency import (
     FA_BACKWARD_OVER_FORWARD,
@@ -253,3 +254,56 @@ def test_calibrated_device_checks_that_the_calibration_measured_this_gpu(tmp_pat
     assert rates.peak_flop_per_s["bf16"] == pytest.approx(494.7e12)
     assert rates.gemm_efficiency["bf16"] == pytest.approx(BASE.gemm_sustain)  # the best measured rate is the peak
     assert rates.hbm_bytes_per_s == 2e12  # a CPU's own kernels
+
+
+# --------------------------------------------------------------------------- published shape curves (profiles)
+
+
+def _curve(points: dict) -> dict:
+    return {"points": {f: {"value": v, "source": "assumption"} for f, v in points.items()}}
+
+
+def test_a_profile_shape_curve_slows_small_gemms_by_its_fraction():
+    """docs/model.md §7.1: rate = peak x η x r(F); r interpolated in ln F between the profile's points, clamped.
+    Curve 1e6 -> 0.25, 1e10 -> 1: at 1e8 FLOP/call (half way in ln F) r = 0.625."""
+    eff = H100.efficiency.model_copy(update={"gemm_shape": {"bf16": ShapeCurve.model_validate(_curve({1e6: 0.25, 1e10: 1.0}))}})
+    hw = H100.model_copy(update={"efficiency": eff})
+    a = replace(BASE, gemm_sustain=1.0, kernel_overhead_s=0.0)
+    r = device_rates(hw, a)
+    flat = replace(r, gemm_curves={}, gemm_operand_bytes_per_s=1e30)
+    shaped = replace(r, gemm_operand_bytes_per_s=1e30)
+    m = (1e8 / 2) ** (1 / 3)
+    assert shaped.gemm_s(m, m, m, "bf16") == pytest.approx(flat.gemm_s(m, m, m, "bf16") / 0.625, rel=1e-9)
+    big = (1e12 / 2) ** (1 / 3)
+    assert shaped.gemm_s(big, big, big, "bf16") == pytest.approx(flat.gemm_s(big, big, big, "bf16"), rel=1e-9)
+    # Other dtypes keep the flat rate.
+    assert shaped.gemm_s(m, m, m, "fp8") == pytest.approx(flat.gemm_s(m, m, m, "fp8"), rel=1e-12)
+
+
+def test_shape_curves_must_be_fractions_with_two_points():
+    with pytest.raises(ValueError, match="two points"):
+        ShapeCurve.model_validate(_curve({1e6: 0.5}))
+    with pytest.raises(ValueError, match="fraction"):
+        ShapeCurve.model_validate(_curve({1e6: 0.5, 1e9: 1.2}))
+    assert ShapeCurve.model_validate(_curve({1e9: 1.0, 1e6: 0.5})).as_curve() == ((math.log(1e6), math.log(1e9)), (0.5, 1.0))
+
+
+@pytest.mark.parametrize("gpu", ["h100-sxm", "h800", "h200"])
+def test_hopper_profiles_carry_the_sourced_bf16_curve(gpu):
+    """OpenXLA's measured sm_90 matmul table (hardware profile source xla_matmul_sm90): small GEMMs run far below the
+    best shape (5% of it at 6.7e7 FLOP/call, compute part), and the curve reaches the best-shape rate by 1.4e11."""
+    hw = load_hardware(gpu)
+    curve = hw.efficiency.gemm_shape["bf16"]
+    assert {p.source for p in curve.points.values()} == {"xla_matmul_sm90"} and "xla_matmul_sm90" in hw.sources
+    ln_f, frac = curve.as_curve()
+    assert list(frac) == sorted(frac) and frac[0] < 0.1 and frac[-1] == 1.0
+    assert math.exp(ln_f[-1]) == pytest.approx(1.37e11, rel=0.01)
+    assert device_rates(hw, BASE).gemm_curves["bf16"] == (ln_f, frac)
+    assert "fp8" not in hw.efficiency.gemm_shape  # no published FP8 measurement by shape: no curve
+    assert hw.efficiency.attention_shape is None
+
+
+def test_calibration_keeps_the_profile_curve_of_a_dtype_it_did_not_measure():
+    r = calibrated_rates(_calibration(full=False), H100, BASE, "cal.json")
+    assert r.gemm_curves["bf16"] == CURVE  # measured: replaced
+    assert r.gemm_curves["fp16"] == device_rates(H100, BASE).gemm_curves["fp16"]  # not measured: the profile's

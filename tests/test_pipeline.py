@@ -57,19 +57,31 @@ def test_an_unknown_schedule_is_refused():
 
 
 def test_interleaved_in_flight_is_p_times_1_plus_p_minus_1_over_p_v():
-    """Megatron theoretical_memory_usage: p (1 + (p-1)/(p v)) = 4 x (1 + 3/8) = 5.5 for p = 4, v = 2."""
+    """Megatron theoretical_memory_usage: p (1 + (p-1)/(p v)) = 4 x (1 + 3/8) = 5.5 for p = 4, v = 2, in micro-batches
+    of the rank's WHOLE set of layers (the factor multiplies the activations of all L/p layers of the rank):
+    2 (p-1) + (v-1) p + 1 = 11 chunk micro-batches, each 1/v of the rank's layers."""
     assert in_flight_micro_batches("interleaved", 4, 2, 8) == pytest.approx(5.5)
+    assert in_flight_micro_batches("interleaved", 16, 4, 16) == pytest.approx(16.0)  # capped: all m = 16 in flight
+    assert in_flight_micro_batches("interleaved", 16, 4, 32) == pytest.approx(16 * (1 + 15 / 64))  # Llama 3, 8K GPUs
 
 
 def test_interleaved_in_flight_is_capped_by_the_micro_batches():
-    """Fewer micro-batches than stages: min(m, p) (1 + (p-1)/(p v)) = 2 x 1.375."""
-    assert in_flight_micro_batches("interleaved", 4, 2, 2) == pytest.approx(2.75)
+    """Fewer chunk micro-batches than the warm-up: Megatron runs every forward first (num_warmup_microbatches =
+    total), so the rank holds all m = 2 of its micro-batches, never more."""
+    assert in_flight_micro_batches("interleaved", 4, 2, 2) == pytest.approx(2.0)
 
 
-def test_dualpipe_in_flight_is_p_plus_1():
-    """DeepSeek-V3 Table 2: PP + 1 micro-batches of activations."""
-    assert in_flight_micro_batches("dualpipe", 8, 1, 16) == 9.0
-    assert in_flight_micro_batches("dualpipe", 8, 1, 16, rank=3) == 9.0
+def test_interleaved_in_flight_falls_by_two_chunks_per_later_rank():
+    """Rank r warms up 2 (p-1-r) + (v-1) p forwards: with p = 4, v = 2 ranks hold 11, 9, 7, 5 chunk micro-batches."""
+    ranks = np.array([[0], [1], [2], [3]])
+    np.testing.assert_allclose(in_flight_micro_batches("interleaved", 4, 2, 8, ranks), [[5.5], [4.5], [3.5], [2.5]])
+
+
+def test_dualpipe_in_flight_is_p_plus_1_stage_micro_batches():
+    """DeepSeek-V3 Table 2: PP + 1 micro-batches of one stage's activations; a rank holds two stages, so in units of
+    its whole set of layers (both stages) that is (p + 1) / 2."""
+    assert in_flight_micro_batches("dualpipe", 8, 1, 16) == 4.5
+    assert in_flight_micro_batches("dualpipe", 8, 1, 16, rank=3) == 4.5
 
 
 @pytest.mark.parametrize("schedule", ["1f1b", "zb-h1"])

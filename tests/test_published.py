@@ -49,7 +49,11 @@ def llama_405b():
     # Llama 3 (arXiv:2407.21783) Table 4: 400 BF16 model TFLOP/s per GPU on 16,384 H100s, TP8 PP16 CP1, 16M-token batch;
     # model card (meta-llama/llama-models MODEL_CARD.md): 30.84M H100-hours for 15.6T tokens.
     job = {"seq_len": 8192, "global_batch_tokens": 16777216, "precision": "bf16"}
-    return api.estimate("llama-3.1-405b", "h100-sxm", 16384, 15.6e12, **job, tp=8, pp=16, cp=1).estimate
+    # Issue 11: the published figures are checked against the achievable run (best layout on today's stack, the
+    # published fields held); the expected run (what runs like it realized) is the headline and sits above it.
+    runs = api.estimate("llama-3.1-405b", "h100-sxm", 16384, 15.6e12, **job, tp=8, pp=16, cp=1)
+    assert runs.achievable.gpu_hours < runs.estimate.gpu_hours
+    return runs.achievable
 
 
 def test_llama_405b_tflops_within_10_percent(llama_405b):
@@ -76,7 +80,7 @@ def deepseek_v3():
         precision="fp8",
         **{"tp": 1, "pp": 16, "ep": 64, "schedule": "dualpipe"},
         usd_per_gpu_hour=2.0,
-    ).estimate
+    ).achievable
 
 
 def test_deepseek_v3_cost_is_price_times_hours(deepseek_v3):

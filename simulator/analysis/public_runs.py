@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from simulator.analysis.validation import eq3_flops_per_step, metric_value
-from simulator.errors import SpecError
+from simulator.errors import InfeasibleError, SpecError
 from simulator.inputs.assumptions import DEFAULT, FITTED_PATH, Assumptions
 from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.files import read_yaml
@@ -30,15 +30,14 @@ from simulator.run.estimate import Estimate, estimate_achievable, estimate_expec
 from simulator.run.scenario import Scenario
 from simulator.units import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, TERA
 
-TARGET_MEDIAN_ABS_ERROR = 0.15
-TARGET_MAX_ABS_ERROR = 0.40
-"""Issue 5's target for the published-run validation, with global constants only."""
 TRACK_TARGETS = {
     "steady_state": {"median_abs_error": 0.08},
-    "whole_run": {"median_abs_error": 0.15, "band_coverage": 0.70, "n": 30},
+    "whole_run": {"median_abs_error_without_flagged": 0.15, "band_coverage": 0.70, "n": 30},
 }
 """Issue 11's targets per track: step-level figures at the published layout within 8% (median); whole runs within
-15% (median, leave-one-out where the realization was fitted on them), their P10-P90 band covering 70%, 30+ runs."""
+15% (median, leave-one-out where the realization was fitted on them, over the runs whose figure is the run's own:
+a source whose hours plainly cover more than one run is flagged and shown, and the median with it is reported
+beside), their P10-P90 band covering 70%, 30+ runs."""
 BAND_Z = 1.2816
 """The P90 point of a standard normal: P10-P90 of a lognormal is the median times exp(-/+ 1.2816 sigma)."""
 
@@ -69,9 +68,20 @@ def case_scenario(case: PublishedRun, assumptions: Assumptions = DEFAULT) -> Sce
 
 def case_estimate(case: PublishedRun, assumptions: Assumptions = DEFAULT) -> Estimate:
     """costsim's estimate of the case: a step-level figure at the achievable run of its stack (the published fields
-    held, the others searched); a whole run at the expected run (the practice layout, realized)."""
+    held, the others searched); a whole run at the expected run (the practice layout, realized).
+
+    A published run ran, so where costsim's memory model finds no layout that fits, the run is predicted as if the
+    memory were there and the estimate's notes say so (validate public shows it as a memory-model miss)."""
     s = case_scenario(case, assumptions)
-    return estimate_expected(s) if case.track == "whole_run" else estimate_achievable(s)
+    run = estimate_expected if case.track == "whole_run" else estimate_achievable
+    try:
+        return run(s)
+    except InfeasibleError as e:
+        est = run(replace(s, memory_limit_bytes=math.inf))
+        return replace(est, notes=[*est.notes, f"{MEMORY_MISS} {e}"])
+
+
+MEMORY_MISS = "costsim's memory model finds no layout that fits, but the run ran; predicted as if it fitted:"
 
 
 def metric_from_estimate(case: PublishedRun, est: Estimate) -> float:
@@ -175,6 +185,8 @@ class CaseResult:
     layout_searched: bool
     fits: list[dict] = field(default_factory=list)
     """Fits of global constants this case constrained, with its leave-one-out error in each."""
+    memory_miss: str | None = None
+    """Why costsim's memory model rejected the layout the run used (the run is predicted anyway); None when it fits."""
 
     @property
     def error(self) -> float:
@@ -212,6 +224,7 @@ class CaseResult:
             "layout": self.layout,
             "layout_searched": self.layout_searched,
             "why": c.why,
+            "memory_model_miss": self.memory_miss,
         }
 
 
@@ -230,6 +243,7 @@ def evaluate(
                 layout=est.layout.to_dict(),
                 layout_searched=est.candidates_evaluated > 1,
                 fits=loo.get(case.id, []),
+                memory_miss=next((n for n in est.notes if n.startswith(MEMORY_MISS)), None),
             )
         )
     return results
@@ -247,8 +261,6 @@ def summary(results: list[CaseResult]) -> dict:
         "median_abs_error": median,
         "max_abs_error": max(abs_errors),
         "worst_case": worst.case.id,
-        "target": {"median_abs_error": TARGET_MEDIAN_ABS_ERROR, "max_abs_error": TARGET_MAX_ABS_ERROR},
-        "meets_target": median <= TARGET_MEDIAN_ABS_ERROR and max(abs_errors) <= TARGET_MAX_ABS_ERROR,
         "n_fitted_cases": len(loo),
         "median_abs_leave_one_out_error": statistics.median(loo) if loo else None,
         "error_convention": "predicted / reported - 1 in the reported metric's unit",
@@ -284,7 +296,19 @@ def track_summary(results: list[CaseResult], track: str, sigma: float | None) ->
         inside = [abs(math.log1p(whole_run_error(r))) <= BAND_Z * sigma for r in rows] if sigma else []
         out["band_coverage"] = sum(inside) / len(inside) if inside else None
         out["band"] = f"P10-P90 of the realization's spread (sigma {sigma:.3f})" if sigma else "no realization fit yet"
+    out["meets_target"] = meets_track_target(out)
     return out
+
+
+def meets_track_target(track: dict) -> bool:
+    """Whether a track summary meets each of its targets (medians: at most; band coverage and n: at least)."""
+    target = track["target"]
+    checks = [track[key] is not None and track[key] <= limit for key, limit in target.items() if key.startswith("median")]
+    if "band_coverage" in target:
+        checks.append(track["band_coverage"] is not None and track["band_coverage"] >= target["band_coverage"])
+    if "n" in target:
+        checks.append(track["n"] >= target["n"])
+    return all(checks)
 
 
 def report(results: list[CaseResult], exclusions: list[Exclusion], sigma: float | None = None) -> dict:
@@ -295,9 +319,11 @@ def report(results: list[CaseResult], exclusions: list[Exclusion], sigma: float 
 
         fitted = realization_sigma()
         sigma = fitted[0] if fitted else None
+    tracks = {t: track_summary(results, t, sigma) for t in TRACK_TARGETS}
     return {
         "cases": [r.to_dict() | {"track": r.case.track, "scope": r.case.scope} for r in results],
-        "tracks": {t: track_summary(results, t, sigma) for t in TRACK_TARGETS},
+        "tracks": tracks,
         **summary(results),
+        "meets_target": all(t["meets_target"] for t in tracks.values()),
         "excluded": [{"id": e.id, "reason": e.reason} for e in exclusions],
     }

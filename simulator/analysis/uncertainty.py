@@ -332,8 +332,12 @@ def _realization_input(a: Assumptions, expected: bool) -> list[UncertainInput]:
     sigma, source = fitted
     return [
         UncertainInput(
-            "realization", "realized / modelled step time of runs like this", "ratio", a.realization,
-            LogNormal(a.realization, sigma), source,
+            "realization",
+            "realized / modelled step time of runs like this",
+            "ratio",
+            a.realization,
+            LogNormal(a.realization, sigma),
+            source,
         )  # fmt: skip
     ]
 

@@ -7,7 +7,9 @@ model TFLOP/s per GPU, causal attention) constrain the fitted constant (analysis
 
 from __future__ import annotations
 
-from simulator.errors import SpecError
+import math
+
+from simulator.errors import InfeasibleError, SpecError
 from simulator.inputs.assumptions import Assumptions
 from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.job import Job
@@ -18,8 +20,14 @@ from simulator.units import SECONDS_PER_DAY, SECONDS_PER_MINUTE, TERA
 
 
 def predict(run: PublishedRun, assumptions: Assumptions) -> float:
-    model = load_model(run.model)
-    est = estimate(model, load_hardware(run.gpu), run.job, run.layout, assumptions=assumptions)
+    """The run's metric at its published layout. A published run ran: where costsim's memory model says the layout
+    does not fit (Llama 3 405B on 8K GPUs, docs/model.md §3.4), the run is predicted as if the memory were there,
+    as validate public does."""
+    model, hw = load_model(run.model), load_hardware(run.gpu)
+    try:
+        est = estimate(model, hw, run.job, run.layout, assumptions=assumptions)
+    except InfeasibleError:
+        est = estimate(model, hw, run.job, run.layout, assumptions=assumptions, memory_limit_bytes=math.inf)
     return metric_value(run.metric, model, est)
 
 

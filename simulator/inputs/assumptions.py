@@ -21,8 +21,8 @@ FITTED_PATH = fitted_constants_path()
 class Assumptions:
     gemm_sustain: float = 0.95
     """In-training GEMM rate / best-shape microbenchmark rate (clocks under sustained load, shape mix).
-    The physical default 0.95 is an assumption; DEFAULT takes the value `costsim fit` fitted to twelve
-    published runs (simulator/data/fitted_constants.yaml, with in-sample and leave-one-out errors)."""
+    The physical default 0.95 is an assumption; DEFAULT takes the value `costsim fit` fitted to the
+    published throughput runs (simulator/data/fitted_constants.yaml, with in-sample and leave-one-out errors)."""
     fp8_gemm_factor: float = 0.9
     """FP8 GEMMs with fine-grained block scaling (1x128 / 128x128 scales promoted on CUDA cores, the DeepSeek-V3
     recipe, `--fp8-recipe block`) vs the best per-tensor FP8 matmul microbenchmark. Source: DeepGEMM README
@@ -31,7 +31,8 @@ class Assumptions:
     fp8_quantize_unfused: float = 0.5
     """Share of FP8 quantize/transpose passes (3 B per GEMM input element) not fused into GEMMs. Assumption."""
     kernel_overhead_s: float = 4 * MICRO
-    """Fixed cost per GEMM kernel (launch, prologue, tail wave). Assumption."""
+    """Fixed cost per kernel (launch, prologue, tail wave): every GEMM and every elementwise kernel (docs/model.md
+    §7.6). Assumption."""
     overlap_efficiency: float = 0.9
     """Share of an overlap window that really hides communication. Assumption."""
     param_gather_overlap: float = 1.0

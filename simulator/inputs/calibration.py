@@ -444,5 +444,3 @@ def measured_hardware(cal: Calibration, path: str | Path) -> HardwareProfile:
         efficiency=eff,
         sm_count=None,
     )
-
-

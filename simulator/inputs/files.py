@@ -59,5 +59,3 @@ def validate(raw: object, schema: type[BaseModel], where: Path | str):
         return schema.model_validate(raw)
     except ValidationError as e:
         raise SpecError(_format_validation(where, schema, e)) from None
-
-

@@ -8,6 +8,7 @@ map, or the word `assumption` for a default that is not measured (calibration re
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -88,6 +89,30 @@ class Price(PriceQuote):
         raise SpecError(f"this profile has no {kind} price (it has: {kinds}); pass --usd-per-gpu-hour or another --rental")
 
 
+class ShapeCurve(_Spec):
+    """Measured kernel efficiency against work per call, relative to the best-shape rate (docs/model.md §7.1, §7.7).
+
+    Each point is FLOPs per call -> fraction of the best-shape rate at that size, with its source. The model
+    interpolates in log FLOPs and clamps outside the measured range; the fractions are of the compute part of a
+    call, the per-kernel cost (kernel_overhead_s) being charged apart, as calibrate/fit.py derives its curves."""
+
+    points: dict[float, Sourced]
+
+    @model_validator(mode="after")
+    def _plausible(self) -> ShapeCurve:
+        if len(self.points) < 2:
+            raise ValueError("a shape curve needs at least two points")
+        for flops, frac in self.points.items():
+            if flops <= 0 or not 0 < frac.value <= 1:
+                raise ValueError(f"shape curve point {flops:g}: {frac.value} must be a fraction in (0, 1] at FLOPs > 0")
+        return self
+
+    def as_curve(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(ln FLOPs ascending, fractions): the form DeviceRates interpolates."""
+        pairs = sorted(self.points.items())
+        return tuple(math.log(f) for f, _ in pairs), tuple(p.value for _, p in pairs)
+
+
 class EfficiencyDefaults(_Spec):
     """Efficiency terms used until a calibration file replaces them. Fractions in (0, 1]."""
 
@@ -103,6 +128,10 @@ class EfficiencyDefaults(_Spec):
     """Achieved collective bus bandwidth / NIC line rate."""
     collective_latency_us: Sourced
     """Fixed latency per collective (alpha term), microseconds."""
+    gemm_shape: dict[Dtype, ShapeCurve] = {}
+    """Optional, per dtype: GEMM efficiency against FLOPs per call relative to gemm_best (published measurements)."""
+    attention_shape: ShapeCurve | None = None
+    """Optional: flash-attention forward efficiency against forward FLOPs per call relative to `attention`."""
 
     @property
     def collective_latency_s(self) -> float:

@@ -6,8 +6,10 @@ with η = best-shape matmul fraction (MAMF, per GPU and dtype, from the profile 
 x the sustained-load factor (global assumption), x the block-scaling factor for FP8 GEMMs with fine-grained
 scaling (the DeepSeek-V3 recipe; applied by the step model, which knows the recipe).
 Small or skinny GEMMs (few tokens per expert, small K) become memory-bound through the roofline.
-A calibration file (simulator/inputs/calibration.py; calibrated_rates below) may add a measured shape curve:
-η x r(FLOPs per call), with r <= 1 interpolated in log FLOPs and clamped at the ends, and the same for the attention kernel.
+A hardware profile (EfficiencyDefaults.gemm_shape / attention_shape, from published measurements) or a calibration
+file (simulator/inputs/calibration.py; calibrated_rates below, which replaces the profile's curve for what it measured)
+may add a shape curve: η x r(FLOPs per call), with r <= 1 interpolated in log FLOPs and clamped at the ends, and the
+same for the attention kernel (docs/model.md §7.1, §7.7).
 """
 
 from __future__ import annotations
@@ -121,6 +123,8 @@ def device_rates(hw: HardwareProfile, assumptions: Assumptions) -> DeviceRates:
         fabric=fabric,
         kernel_overhead_s=assumptions.kernel_overhead_s,
         source=source,
+        gemm_curves={d: c.as_curve() for d, c in eff.gemm_shape.items() if d in peaks},
+        attention_curve=eff.attention_shape.as_curve() if eff.attention_shape else None,
     )
 
 
@@ -170,7 +174,7 @@ def calibrated_rates(
     base = device_rates(hw, assumptions)
     fit = cal.fit
     gemm_eff = dict(base.gemm_efficiency)
-    curves = {}
+    curves = dict(base.gemm_curves)  # a profile's published curve stays for dtypes the calibration did not measure
     for dtype, g in fit.gemm.items():
         if dtype not in base.peak_flop_per_s:
             continue
@@ -186,7 +190,7 @@ def calibrated_rates(
         latency_s=(out or up).latency_s if (out or up) else fabric.latency_s,
     )
     att = fit.attention
-    measured = ["GEMM " + "/".join(sorted(curves))]
+    measured = ["GEMM " + "/".join(sorted(d for d in fit.gemm if d in base.peak_flop_per_s))]
     measured += ["attention"] if att else []
     measured += ["memory-bound kernels"] if fit.memory else []
     measured += [f"{t} collectives" for t in fit.collectives]
@@ -200,7 +204,7 @@ def calibrated_rates(
         kernel_overhead_s=fit.kernel_overhead_s,
         source=f"calibration {path} ({cal.label}; measured: {', '.join(measured)})",
         gemm_curves=curves,
-        attention_curve=att.curve.as_curve() if att else None,
+        attention_curve=att.curve.as_curve() if att else base.attention_curve,
         attention_backward_over_forward=att.backward_over_forward if att else base.attention_backward_over_forward,
         gemm_operand_bytes_per_s=fit.memory.copy_bytes_per_s if fit.memory else None,
     )

@@ -77,6 +77,7 @@ def forward_layer_s(ctx: Context, kind: str) -> dict[str, float]:
     out = {k: float(v) for k, v in c.gemm_parts.items()}
     out["attention_core"] = float(c.attention_forward_s)
     out["memory_bound"] = float(c.memory_bound_s)
+    out["kernel_launch"] = float(c.launch_forward_s)
     return out | forward_comm_s(ctx, kind)
 
 

@@ -59,12 +59,12 @@ if tuple(f.name for f in fields(Layout)) != LAYOUT_FIELDS:  # one definition: vo
 _FIELD_DTYPES: dict = {"schedule": str, "recompute": str, "tp_overlap": bool}
 
 
-
 def data_parallel_sizes(lay: Layout | Layouts):
     """(dense, expert) data-parallel group sizes: dense weights are replicated over DP x CP ranks, experts over
     the DP x CP ranks left after EP takes its share. Gradient reduction and ZeRO sharding run over these."""
     dense = lay.dp * lay.cp
     return dense, np.maximum(1, dense // lay.ep)
+
 
 @dataclass(frozen=True)
 class Layouts:

@@ -35,16 +35,25 @@ def bubble_s(schedule, pp, vpp, f_s, b_s, w_s, fb_pair_s):
 
 
 def in_flight_micro_batches(schedule, pp, vpp, m, rank=0):
-    """Activations pipeline rank `rank` holds, in micro-batches of its own layers (docs/model.md §3.4).
+    """Activations pipeline rank `rank` holds at its peak, in micro-batches of its whole set of layers (all its
+    chunks; docs/model.md §3.4).
 
-    Interleaved: Megatron theoretical_memory_usage, p · (1 + (p-1)/(p·v)), capped by the micro-batches
-    there are (the first rank; the formula is the busiest's). DualPipe: p + 1 (DeepSeek-V3 Table 2).
-    1F1B and ZB-H1: rank r holds min(p - r, m), the first rank the most.
+    1F1B and ZB-H1: rank r holds min(p - r, m), the first rank the most (Narayanan §2.2.1).
+    Interleaved: Megatron's schedule runs 2(p - 1 - r) + (v - 1)·p warm-up forwards on rank r (microbatch group
+    p per virtual stage: schedules.py forward_backward_pipelining_with_interleaving), one more before its first
+    backward: 2(p - 1 - r) + (v - 1)·p + 1 chunk micro-batches, each 1/v of the rank's layers, and never more
+    than all m·v. On the first rank that is p·(1 + (p-1)/(p·v)) rank micro-batches, Megatron
+    theoretical_memory_usage.py's factor, which counts the rank's whole L/p layers (`activation_memory *=
+    num_layers` before the penalty).
+    DualPipe: p + 1 micro-batches of one stage (DeepSeek-V3 Table 2, in the units of 1F1B's p); the rank holds
+    two stages, so (p + 1)/2 of its whole set.
     """
     schedule = np.asarray(schedule)
-    interleaved = np.minimum(m, pp) * (1 + (pp - 1) / (pp * vpp))
+    warmup_chunks = 2 * (pp - 1 - rank) + (vpp - 1) * pp + 1
+    interleaved = np.minimum(m * vpp, warmup_chunks) / vpp
     plain = np.minimum(pp - rank, m) * 1.0
-    return np.where(schedule == "interleaved", interleaved, np.where(schedule == "dualpipe", pp + 1.0, plain))
+    dualpipe = (pp + 1.0) / 2
+    return np.where(schedule == "interleaved", interleaved, np.where(schedule == "dualpipe", dualpipe, plain))
 
 
 def partition(costs: Sequence[float], parts: int) -> list[int]:

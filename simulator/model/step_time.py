@@ -52,6 +52,27 @@ CROSS_ENTROPY_BYTES_PER_LOGIT = 30.0
 EMBED_BALANCE_WEIGHT = 1e-6
 # FP8 quantize/transpose passes per GEMM input element (X, dY, X^T, dY^T; assumption, docs/model.md §7.6).
 FP8_QUANTIZE_BYTES_PER_ELEMENT = 3.0
+# Bias of a GEMM (docs/model.md §7.6): the forward add runs in the GEMM epilogue (cuBLASLt bias epilogue behind
+# torch addmm; Megatron's bias-GeLU and bias-dropout-add fusions); the backward reduces the output gradient for the
+# bias gradient (Megatron core/tensor_parallel/layers.py: grad_output.sum(dim=0)), reading 2 B per output element
+# once per step. Charged per forward as that read / 3, since callers charge the backward at twice the forward.
+BIAS_GRAD_BYTES_PER_ELEMENT = BYTES_PER_ELEMENT["bf16"] / 3
+# ZeRO-3 (FSDP FULL_SHARD, docs/model.md §4.7): autograd writes each weight gradient in BF16 and FSDP casts it to the
+# fp32 reduce dtype before its reduce-scatter (PyTorch FSDP MixedPrecision(reduce_dtype=torch.float32); Llama 3
+# §3.3.2 reduce-scatters gradients in FP32): read 2 B, write 4 B per parameter and micro-batch. Megatron-style
+# stacks (ZeRO 0-2 here) accumulate into the fp32 main gradient inside the weight-gradient GEMM
+# (--gradient-accumulation-fusion), with no separate cast.
+GRAD_CAST_BYTES_PER_PARAM = BYTES_PER_ELEMENT["bf16"] + BYTES_PER_ELEMENT["fp32"]
+# Elementwise kernels launched per layer and micro-batch forward when unfused (assumption, docs/model.md §7.6): two
+# norms and two residual adds; RoPE on q and k; the activation (gated: activation and product); two residual
+# dropouts; MoE routing softmax and top-k, permute and un-permute. Backward launches twice as many, plus one
+# bias-gradient reduction per biased GEMM. Each costs kernel_overhead_s.
+NORM_RESIDUAL_KERNELS = 4
+ROPE_KERNELS = 2
+DROPOUT_KERNELS = 2
+MOE_ROUTING_KERNELS = 4
+# Cross-entropy kernels per micro-batch: forward upcast, log-softmax, loss; backward their three gradients.
+CROSS_ENTROPY_KERNELS = 6
 
 
 @dataclass(frozen=True)
@@ -171,19 +192,15 @@ def memory_bound_bytes(ctx: Context, kind: str) -> float:
     act = BYTES_PER_ELEMENT["bf16"]
     h = model.d_model
     per_token = NORM_RESIDUAL_PASSES * h * act
-    # RoPE on q and k (read + write).
-    per_token += 2 * act * (model.n_heads + model.n_kv_heads) * model.head_dim
-    widths = []
+    if model.position_embedding == "rope":
+        # RoPE on q and k (read + write); ALiBi is added inside the attention kernel, learned positions at the input.
+        per_token += 2 * act * (model.n_heads + model.n_kv_heads) * model.head_dim
+    per_token += BIAS_GRAD_BYTES_PER_ELEMENT * bias_width(model, ctx.work[kind], ctx.assumptions.moe_imbalance)
     work = ctx.work[kind]
-    if work.ffn == "dense":
-        widths.append((model.d_ff, 1))
-    elif model.moe is not None:
-        moe = model.moe
-        widths.append((moe.d_ff_expert, moe.top_k * ctx.assumptions.moe_imbalance))
-        if moe.shared_width:
-            widths.append((moe.shared_width, 1))
+    widths = ffn_widths(model, work, ctx.assumptions.moe_imbalance)
+    if work.ffn == "moe" and model.moe is not None:
         # Permute and un-permute the routed copies (read + write each way).
-        per_token += 4 * act * h * moe.top_k
+        per_token += 4 * act * h * model.moe.top_k
     for width, mult in widths:
         io = 3 if model.gated_ffn else 2  # gated: read gate and up, write product
         per_token += mult * io * act * width
@@ -191,7 +208,61 @@ def memory_bound_bytes(ctx: Context, kind: str) -> float:
         gemm_inputs = work.fp8_input_elements
         # Per forward: the passes cover forward and backward, and the callers charge backward at 2x forward.
         per_token += ctx.assumptions.fp8_quantize_unfused * FP8_QUANTIZE_BYTES_PER_ELEMENT * gemm_inputs / 3
-    return per_token * t
+    return per_token * t + gradient_cast_bytes(ctx, kind)
+
+
+def bias_width(model: ModelSpec, work: LayerWork, moe_imbalance: float) -> float:
+    """Output elements per token of a layer's biased GEMMs (before TP): QKV (attention_bias), the attention output
+    (output_bias), each FFN's up and down projections (ffn_bias; routed copies x top-k x imbalance)."""
+    h = model.d_model
+    width = 0.0
+    if model.attention_bias:
+        width += model.n_heads * model.head_dim + 2 * model.n_kv_heads * model.head_dim
+    if model.output_bias:
+        width += h
+    if model.ffn_bias:
+        for w, mult in ffn_widths(model, work, moe_imbalance):
+            width += mult * ((2 * w if model.gated_ffn else w) + h)
+    return width
+
+
+def ffn_widths(model: ModelSpec, work: LayerWork, moe_imbalance: float) -> list[tuple[int, float]]:
+    """(width, tokens per token) of each FFN of a layer: the dense FFN, or the routed experts (top-k x imbalance)
+    and the shared experts."""
+    if work.ffn == "dense":
+        return [(model.d_ff, 1.0)]
+    moe = model.moe
+    if moe is None:
+        return []
+    out = [(moe.d_ff_expert, moe.top_k * moe_imbalance)]
+    return out + ([(moe.shared_width, 1.0)] if moe.shared_width else [])
+
+
+def gradient_cast_bytes(ctx: Context, kind: str):
+    """Per-forward share of the ZeRO-3 gradient cast (GRAD_CAST_BYTES_PER_PARAM per weight on the GPU, once per
+    micro-batch, in the backward: / 3 as for the bias gradients). 0 for ZeRO 0-2."""
+    lay, moe = ctx.layout, ctx.model.moe
+    params = 0.0
+    for g in ctx.work[kind].gemms:
+        local = g.k * g.n
+        if g.routed and moe is not None:
+            # All experts of the layer: local ones with EP (whole), TP-sharded ones without.
+            local = local * moe.n_routed_experts / np.where(lay.ep > 1, lay.ep, lay.tp)
+        elif g.sharding != "replicated":
+            local = local / lay.tp
+        params = params + local
+    return np.where(lay.zero_stage == 3, GRAD_CAST_BYTES_PER_PARAM * params / 3, 0.0)
+
+
+def memory_bound_kernels(ctx: Context, kind: str) -> tuple[float, float]:
+    """(forward, backward) elementwise kernel launches of one layer per micro-batch (docs/model.md §7.6)."""
+    model, work = ctx.model, ctx.work[kind]
+    forward = NORM_RESIDUAL_KERNELS + (ROPE_KERNELS if model.position_embedding == "rope" else 0)
+    forward += sum(2 if model.gated_ffn else 1 for _ in ffn_widths(model, work, 1.0))
+    forward += MOE_ROUTING_KERNELS if work.ffn == "moe" and model.moe is not None else 0
+    forward += DROPOUT_KERNELS if ctx.job.dropout > 0 else 0
+    biased = 2 * model.ffn_bias * len(ffn_widths(model, work, 1.0)) + model.attention_bias + model.output_bias
+    return float(forward), float(2 * forward + biased)
 
 
 def _layer_comm(
@@ -290,17 +361,22 @@ class LayerCompute:
     attention_forward_s: float
     attention_backward_s: float
     memory_bound_s: float
+    launch_forward_s: float = 0.0
+    """Fixed launch cost of the forward's elementwise kernels (memory_bound_kernels x kernel_overhead_s)."""
+    launch_backward_s: float = 0.0
 
     @property
     def forward_s(self):
-        return self.gemm_s + self.attention_forward_s + self.memory_bound_s
+        return self.gemm_s + self.attention_forward_s + self.memory_bound_s + self.launch_forward_s
 
 
 def layer_compute(ctx: Context, kind: str) -> LayerCompute:
     g_fwd, parts = _gemm_time(ctx, kind)
     a_fwd, a_bwd = _attention_core_s(ctx, kind)
     m_fwd = ctx.rates.memory_s(memory_bound_bytes(ctx, kind) + _dropout_bytes(ctx))
-    return LayerCompute(g_fwd, parts, a_fwd, a_bwd, m_fwd)
+    n_fwd, n_bwd = memory_bound_kernels(ctx, kind)
+    overhead = ctx.rates.kernel_overhead_s
+    return LayerCompute(g_fwd, parts, a_fwd, a_bwd, m_fwd, n_fwd * overhead, n_bwd * overhead)
 
 
 def layer_time(ctx: Context, kind: str) -> ItemTime:
@@ -308,7 +384,7 @@ def layer_time(ctx: Context, kind: str) -> ItemTime:
     c = layer_compute(ctx, kind)
     g_fwd, parts, a_fwd, a_bwd, m_fwd = c.gemm_s, c.gemm_parts, c.attention_forward_s, c.attention_backward_s, c.memory_bound_s
     fwd = c.forward_s
-    bwd = 2 * g_fwd + a_bwd + 2 * m_fwd
+    bwd = 2 * g_fwd + a_bwd + 2 * m_fwd + c.launch_backward_s
     ups = sum(
         (
             ctx.gemm_s(ctx.tokens_per_micro_batch, g.n / lay.tp, g.k, g.fp8_eligible)
@@ -317,7 +393,8 @@ def layer_time(ctx: Context, kind: str) -> ItemTime:
         ),
         0.0,
     )
-    recompute = by_recompute(lay, {"none": 0.0, "selective": a_fwd + ups + m_fwd / 2, "full": fwd})
+    selective = a_fwd + ups + (m_fwd + c.launch_forward_s) / 2
+    recompute = by_recompute(lay, {"none": 0.0, "selective": selective, "full": fwd})
     bwd = bwd + recompute
     # Under a static SM partition the compute that hides communication runs on fewer SMs, so it lasts longer.
     window = _sm_dilation(ctx)
@@ -330,6 +407,7 @@ def layer_time(ctx: Context, kind: str) -> ItemTime:
     parts.update(
         attention_core=a_fwd + a_bwd,
         memory_bound=3 * m_fwd,
+        kernel_launch=c.launch_forward_s + c.launch_backward_s,
         recompute=recompute,
         comm_sm_contention=(slowdown - 1) * (fwd + bwd),
     )
@@ -343,7 +421,10 @@ def head_time(ctx: Context) -> ItemTime:
     g = head_gemm(ctx.model)
     fwd_g = ctx.rates.gemm_s(t, g.n / lay.tp, g.k, ctx.gemm_dtype(False))
     ce = ctx.rates.memory_s(CROSS_ENTROPY_BYTES_PER_LOGIT * t * ctx.model.vocab_size / lay.tp)
-    return ItemTime(fwd_g + ce / 2, 2 * fwd_g + ce / 2, fwd_g, 0.0, {"lm_head": 3 * fwd_g + ce})
+    launch = CROSS_ENTROPY_KERNELS * ctx.rates.kernel_overhead_s / 2  # per pass: half forward, half backward
+    return ItemTime(
+        fwd_g + ce / 2 + launch, 2 * fwd_g + ce / 2 + launch, fwd_g, 0.0, {"lm_head": 3 * fwd_g + ce, "kernel_launch": 2 * launch}
+    )
 
 
 def embed_time(ctx: Context) -> ItemTime:
@@ -553,8 +634,8 @@ def evaluate(
     )
 
 
-# What item_time reads of a layout: TP, CP, EP, micro-batch size, recompute, TP overlap, and whether DualPipe
-# overlaps EP.
+# What item_time reads of a layout: TP, CP, EP, micro-batch size, recompute, TP overlap, whether DualPipe
+# overlaps EP, and whether ZeRO-3 casts the weight gradients (gradient_cast_bytes).
 ITEM_TIME_FIELDS = ("tp", "cp", "ep", "micro_batch_size", "tp_overlap")
 
 
@@ -564,7 +645,8 @@ def _item_time_classes(lays: Layouts) -> tuple[np.ndarray, Layouts]:
     for f in ITEM_TIME_FIELDS:
         values = np.asarray(getattr(lays, f), dtype=np.int64)
         key = key * (int(values.max(initial=0)) + 1) + values
-    for column in (lays.recompute == "selective", lays.recompute == "full", lays.schedule == "dualpipe"):
+    columns = (lays.recompute == "selective", lays.recompute == "full", lays.schedule == "dualpipe", lays.zero_stage == 3)
+    for column in columns:
         key = key * 2 + column
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     return inverse.ravel(), lays.take(first)
@@ -604,8 +686,12 @@ def _group_step(
     b = bwd + comm / 2
     parts["pipeline_bubble"] = bubble_s(lay.schedule, lay.pp, lay.vpp, f, b, wgrad, f + b)
     parts["pp_comm_exposed"] = _pp_exposed_s(ctx, m)
-    dense, expert = _busiest_params(ctx, kinds, counts_matrix, counts)
-    parts["dp_comm_exposed"], parts["optimizer"] = _dp_and_optimizer_s(ctx, dense, expert, f, b, m)
+    dense_r, expert_r, pick = _busiest_rank(ctx, kinds, counts_matrix, counts)
+    cols = np.arange(len(lay))
+    buckets = gradient_buckets(kinds, counts_matrix, pick)
+    parts["dp_comm_exposed"], parts["optimizer"] = _dp_and_optimizer_s(
+        ctx, dense_r[pick, cols], expert_r[pick, cols], f, b, m, buckets
+    )
     total = (
         m * (fwd + bwd + comm)
         + parts["pipeline_bubble"]
@@ -638,42 +724,114 @@ def _params_per_kind(ctx: Context, kinds: list[str], counts: ParamCounts) -> tup
     return dense, expert
 
 
-def _busiest_params(ctx: Context, kinds: list[str], counts_matrix: np.ndarray, counts: ParamCounts):
-    """(dense, expert) parameters of the rank holding the most parameters."""
+def _busiest_rank(ctx: Context, kinds: list[str], counts_matrix: np.ndarray, counts: ParamCounts):
+    """(dense, expert) parameters per rank (arrays (ranks, layouts)) and the index of the rank holding the most."""
     dense_k, expert_k = _params_per_kind(ctx, kinds, counts)
     dense_r, expert_r = counts_matrix @ dense_k, counts_matrix @ expert_k  # (ranks, layouts)
-    pick = np.argmax(dense_r + expert_r, axis=0)
+    return dense_r, expert_r, np.argmax(dense_r + expert_r, axis=0)
+
+
+def _busiest_params(ctx: Context, kinds: list[str], counts_matrix: np.ndarray, counts: ParamCounts):
+    """(dense, expert) parameters of the rank holding the most parameters."""
+    dense_r, expert_r, pick = _busiest_rank(ctx, kinds, counts_matrix, counts)
     cols = np.arange(dense_r.shape[1])
     return dense_r[pick, cols], expert_r[pick, cols]
 
 
-def _dp_and_optimizer_s(ctx: Context, dense, expert, f, b, m):
-    """Gradient reduction / parameter gathers over DP (docs/model.md §4.7) and the optimizer step (docs/model.md §7.6)."""
+def gradient_buckets(kinds: list[str], counts_matrix: np.ndarray, pick) -> np.ndarray:
+    """DP communication chunks of a rank: one per transformer layer it holds, at least one (docs/model.md §5.1).
+
+    Megatron's DP overlap is "chunked by the granularity of a Transformer layer" and "exposes only one DP
+    communication chunk" (NeMo Megatron Bridge, communication-overlap docs); FSDP communicates per wrapped
+    transformer block (Zhao et al. 2023, arXiv:2304.11277, Fig. 5)."""
+    is_layer = np.array([k not in ("embed", "head") for k in kinds], dtype=float)
+    return np.maximum(1.0, (counts_matrix @ is_layer)[pick])
+
+
+@dataclass(frozen=True)
+class DpTraffic:
+    """Seconds per step of each data-parallel collective on one GPU (docs/model.md §4.7)."""
+
+    reduce_s: object
+    """Gradient all-reduce (ZeRO-0) or reduce-scatter (ZeRO >= 1), once per step."""
+    param_gather_s: object
+    """ZeRO-1/2: all-gather of the updated weights after the optimizer step (ZeRO-0 and ZeRO-3: none)."""
+    zero3_gathers_s: object
+    """ZeRO-3: weight all-gathers before every micro-batch's forward and backward, 2m per step."""
+
+    @property
+    def total_s(self):
+        return self.reduce_s + self.param_gather_s + self.zero3_gathers_s
+
+
+def dp_traffic_s(ctx: Context, dense, expert, m) -> DpTraffic:
+    """Each DP collective per step, dense parameters over DP x CP and experts over their own DP group.
+
+    ZeRO §7 (Rajbhandari et al. 2020, arXiv:1910.02054): stages 1-2 move what DP moves (reduce-scatter the
+    gradients, all-gather the updated weights); stage 3 reduce-scatters the gradients and all-gathers the weights
+    for each forward and each backward, 1.5x DP, with no gather after the step (the weights stay sharded).
+    Gradients reduce in their stored precision (fp32, Llama 3 §3.3.2); weights gather in theirs (BF16)."""
     lay, fabric = ctx.layout, ctx.rates.fabric
-    # Gradients reduce in their stored precision (fp32, as Llama 3 §3.3.2); parameters gather in theirs (BF16).
     param, grad, _ = state_bytes_per_param(ctx.job.precision, ctx.job.fp8_recipe)
-    total = gathers = 0.0
+    z = lay.zero_stage
+    reduce = gather = zero3 = 0.0
     for n_params, group in ((dense, dp_group(lay)), (expert, dp_group(lay, expert=True))):
-        reduce = np.where(
-            lay.zero_stage == 0,
+        present = n_params > 0
+        op = np.where(
+            z == 0,
             collective_s("all_reduce", n_params * grad, group, fabric),
-            collective_s("reduce_scatter", n_params * grad, group, fabric)
-            + collective_s("all_gather", n_params * param, group, fabric),
+            collective_s("reduce_scatter", n_params * grad, group, fabric),
         )
-        total = total + np.where(n_params > 0, reduce, 0.0)
-        # ZeRO-3 gathers the weights again for every micro-batch's forward and backward (ZeRO §7: 1.5x the
-        # traffic of DP), prefetched under the previous layers' compute.
-        gathers = gathers + np.where(n_params > 0, 2 * m * collective_s("all_gather", n_params * param, group, fabric), 0.0)
-    # Overlap: gradient buckets reduce during the last backward, parameter gathers prefetch under the first
-    # forward (Megatron --overlap-grad-reduce / --overlap-param-gather; Llama 3 FSDP).
-    exposed = np.maximum(0.0, total - ctx.assumptions.overlap_efficiency * (f + b))
-    zero3 = np.maximum(0.0, gathers - ctx.assumptions.overlap_efficiency * m * (f + b))
-    exposed = exposed + np.where(lay.zero_stage == 3, zero3, 0.0)
+        one_gather = collective_s("all_gather", n_params * param, group, fabric)
+        reduce = reduce + np.where(present, op, 0.0)
+        gather = gather + np.where(present & (z >= 1) & (z <= 2), one_gather, 0.0)
+        zero3 = zero3 + np.where(present & (z == 3), 2 * m * one_gather, 0.0)
+    return DpTraffic(reduce, gather, zero3)
+
+
+def dp_window_s(lay: Layout | Layouts, f, b, m, param_gather_overlap: float):
+    """Compute time per step under which DP traffic can run, one window shared by all of it (docs/model.md §5.1).
+
+    Gradient buckets reduce while the last micro-batch's backward runs (Megatron --overlap-grad-reduce; FSDP
+    reduce-scatter per unit): B. ZeRO-1/2's weight all-gather runs after the optimizer step, so it hides only
+    under the next step's first forward, where the stack overlaps it (Megatron --overlap-param-gather; FSDP
+    prefetch, Llama 3 §3.3.2): `param_gather_overlap`·F. ZeRO-3's per-pass gathers prefetch under every forward
+    and backward (FSDP forward/backward prefetch): m·(F + B), which contains the last backward."""
+    z = lay.zero_stage
+    sharded_update = (z >= 1) & (z <= 2)
+    return np.where(z == 3, m * (f + b), b + np.where(sharded_update, param_gather_overlap * f, 0.0))
+
+
+def dp_exposure_s(traffic: DpTraffic, window, buckets, overlap_efficiency: float, param_gather_overlap: float):
+    """(exposed, hidden) seconds of DP traffic per step: exposed = total - min(hideable, η·window).
+
+    Per pass one chunk cannot hide: the last gradient bucket is ready only when the backward ends, and the first
+    weight chunk is needed before compute starts; so 1/buckets of what overlaps is exposed. A ZeRO-1/2 weight
+    gather the stack does not overlap (1 - `param_gather_overlap`) is exposed whole."""
+    overlapped = traffic.reduce_s + param_gather_overlap * traffic.param_gather_s + traffic.zero3_gathers_s
+    hideable = overlapped * (1.0 - 1.0 / buckets)
+    hidden = np.minimum(hideable, overlap_efficiency * window)
+    return traffic.total_s - hidden, hidden
+
+
+def _dp_and_optimizer_s(ctx: Context, dense, expert, f, b, m, buckets=1.0):
+    """(DP communication, optimizer) seconds per step: DP traffic (docs/model.md §4.7) left exposed by the shared
+    window (§5.1) plus the SMs its hidden part takes (§5.2, as for TP and EP), and the optimizer step (§7.6).
+
+    `dense`, `expert`: parameters on the GPU; `f`, `b`: forward and backward seconds of one micro-batch;
+    `buckets`: DP communication chunks (gradient_buckets)."""
+    lay, a = ctx.layout, ctx.assumptions
+    traffic = dp_traffic_s(ctx, dense, expert, m)
+    window = dp_window_s(lay, f, b, m, a.param_gather_overlap)
+    exposed, hidden = dp_exposure_s(traffic, window, buckets, a.overlap_efficiency, a.param_gather_overlap)
+    # Hidden DP kernels take SMs from the compute they overlap (docs/model.md §5.2); under a static SM partition
+    # they run on the SMs already set aside for communication (§5.3).
+    contention = np.where(static_sm_partition(ctx), 0.0, a.comm_sm_fraction * hidden)
     d_dense, d_expert = data_parallel_sizes(lay)
     sharded = lay.zero_stage >= 1
     owned = dense / np.where(sharded, d_dense, 1) + expert / np.where(sharded, d_expert, 1)
     optimizer = ctx.rates.memory_s(optimizer_step_bytes_per_param(ctx.job.precision, ctx.job.fp8_recipe) * owned)
-    return exposed, optimizer
+    return exposed + contention, optimizer
 
 
 def _peak_memory(
@@ -706,11 +864,9 @@ def _peak_memory(
     weights, grads, optimizer = model_state_bytes(
         counts_matrix @ dense_k, counts_matrix @ expert_k, lay, job.precision, job.fp8_recipe
     )
-    schedule = str(lay.schedule[0])  # one map per group: the schedule is shared
-    chunks_per_rank = 2 if schedule == "dualpipe" else lay.vpp
-    # In-flight counts are in micro-batches of one stage chunk (docs/model.md §3.4).
+    # In-flight counts are in micro-batches of the rank's whole set of layers, every schedule (docs/model.md §3.4).
     in_flight = in_flight_micro_batches(lay.schedule, lay.pp, lay.vpp, m, rank_index[:, None])
-    acts = (counts_matrix @ per_token) * t_local / chunks_per_rank * in_flight
+    acts = (counts_matrix @ per_token) * t_local * in_flight
     is_layer = np.array([k not in ("embed", "head") for k in kinds])
     # One layer's full activations live while it is recomputed.
     largest_layer = np.max(np.where((counts_matrix > 0) & is_layer, full_layer, 0.0), axis=1)[:, None]

@@ -185,29 +185,39 @@ def compare_waterfall_chart(d: dict, path: Path) -> Path:
 
 
 def validation_chart(doc: dict, path: Path) -> Path:
-    """Log-log scatter of predicted against reported (the `validate public` document), one colour per metric, with
-    y = x and the target's +-median lines."""
+    """Log-log scatter of predicted against reported (the `validate public` document), one colour per metric and one
+    marker per track (steady state: circles; whole runs: triangles, hollow where the scope is flagged), with y = x
+    and each track's target as +-median lines."""
     cases = doc["cases"]
-    target = doc["target"]["median_abs_error"]
+    markers = {"steady_state": "o", "whole_run": "^"}
 
     fig, ax = pyplot().subplots(figsize=(7.5, 6.5))
-    for metric in dict.fromkeys(c["metric"] for c in cases):
-        rows = [c for c in cases if c["metric"] == metric]
-        if rows:
-            ax.scatter(
-                [c["reported"] for c in rows],
-                [c["predicted"] for c in rows],
-                label=f"{metric} ({len(rows)})",
-                s=28,
-                alpha=0.85,
-            )
+    for i, metric in enumerate(dict.fromkeys(c["metric"] for c in cases)):
+        color = f"C{i % 10}"
+        for track, marker in markers.items():
+            rows = [c for c in cases if c["metric"] == metric and c.get("track", "steady_state") == track]
+            for flagged in (False, True):
+                part = [c for c in rows if (c.get("scope", "run") != "run") is flagged]
+                if part:
+                    ax.scatter(
+                        [c["reported"] for c in part],
+                        [c["predicted"] for c in part],
+                        label=f"{metric}, {track.replace('_', ' ')}{', flagged scope' if flagged else ''} ({len(part)})",
+                        s=28,
+                        alpha=0.85,
+                        marker=marker,
+                        facecolors="none" if flagged else color,
+                        edgecolors=color,
+                    )
     values = [v for c in cases for v in (c["reported"], c["predicted"])]
     lo, hi = min(values) / 2, max(values) * 2
     line = [lo, hi]
     ax.plot(line, line, color="black", lw=1, label="predicted = reported")
-    for f in (1 - target, 1 + target):
-        ax.plot(line, [v * f for v in line], color="grey", lw=0.8, ls="--")
-    ax.plot([], [], color="grey", lw=0.8, ls="--", label=f"±{target:.0%}")
+    for (name, track), ls in zip(doc["tracks"].items(), ("--", ":"), strict=False):
+        target = next(v for k, v in track["target"].items() if k.startswith("median"))
+        for f in (1 - target, 1 + target):
+            ax.plot(line, [v * f for v in line], color="grey", lw=0.8, ls=ls)
+        ax.plot([], [], color="grey", lw=0.8, ls=ls, label=f"±{target:.0%} ({name.replace('_', ' ')} target)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)

@@ -221,7 +221,10 @@ class RunEstimates:
 
 def estimate_achievable(s: Scenario) -> Estimate:
     """The best layout the scenario's software stack offers (user-fixed fields held), as modelled."""
-    return estimate(s.model, s.hardware, s.job, s.layout, s.pricing, s.assumptions, s.rates, s.stack.offers, stack=s.stack.name)
+    return estimate(
+        s.model, s.hardware, s.job, s.layout, s.pricing, s.assumptions, s.rates, s.stack.offers, stack=s.stack.name,
+        memory_limit_bytes=s.memory_limit_bytes,
+    )  # fmt: skip
 
 
 def estimate_expected(s: Scenario) -> Estimate:
@@ -230,6 +233,7 @@ def estimate_expected(s: Scenario) -> Estimate:
     layout fits, the stack's best layout that fits stands in (said in the notes)."""
     args = (s.model, s.hardware, s.job, s.layout, s.pricing, s.assumptions, s.rates)
     kw = {"realization": s.assumptions.realization, "basis": "expected", "stack": s.stack.name}
+    kw |= {"memory_limit_bytes": s.memory_limit_bytes}
     try:
         return estimate(*args, s.stack.practice_limits, **kw)
     except (InfeasibleError, LayoutError):
@@ -258,6 +262,7 @@ def estimate(
     realization: float = 1.0,
     basis: str = "achievable",
     stack: str = "current",
+    memory_limit_bytes: float | None = None,
 ) -> Estimate:
     """Estimate a run. `layout` holds the layout fields the user fixed; the rest are searched within `limits` (what
     the software stack allows; None: everything). `price`: the price chosen for the run (default: the profile's
@@ -272,7 +277,8 @@ def estimate(
     hw.peak_flop_per_s(job.precision)  # unknown dtype on this GPU -> SpecError
     rates = rates or device_rates(hw, assumptions)
     counts = parameter_counts(model)
-    chosen, result, n_eval = _resolve_layout(model, hw, job, given, rates, counts, assumptions, limits)
+    capacity = hw.memory_bytes if memory_limit_bytes is None else memory_limit_bytes
+    chosen, result, n_eval = _resolve_layout(model, hw, job, given, rates, counts, assumptions, limits, capacity)
     tf = token_flops(model, job.seq_len)
     return Estimate(
         model=model.name,
@@ -302,7 +308,9 @@ def estimate(
     )
 
 
-def _resolve_layout(model, hw, job, given, rates, counts, assumptions, limits=None) -> tuple[Layout, StepResult, int]:
+def _resolve_layout(
+    model, hw, job, given, rates, counts, assumptions, limits=None, capacity=None
+) -> tuple[Layout, StepResult, int]:
     """Evaluate the given layout, or search the fields the user left out."""
     missing = set(LAYOUT_FIELDS) - set(given) - {"dp"}
     if given.get("schedule", "interleaved") != "interleaved":
@@ -313,9 +321,9 @@ def _resolve_layout(model, hw, job, given, rates, counts, assumptions, limits=No
         lay = _complete(given, job)
         check_layout(model, job, lay)
         result = step(model, job, lay, rates, counts, assumptions)
-        check_fits(result.memory, hw.memory_bytes, hw.name, lay)
+        check_fits(result.memory, capacity or hw.memory_bytes, hw.name, lay)
         return lay, result, 1
-    return search_best(model, hw, job, given, rates, counts, assumptions, limits)
+    return search_best(model, hw, job, given, rates, counts, assumptions, limits, capacity)
 
 
 def _complete(given: dict, job: Job) -> Layout:
@@ -331,9 +339,10 @@ def _complete(given: dict, job: Job) -> Layout:
     return lay
 
 
-def search_best(model, hw, job, given, rates, counts, assumptions, limits=None) -> tuple[Layout, StepResult, int]:
-    """The fastest layout that fits (ties: less memory), from the vectorized search within `limits`."""
-    result = search(model, hw, job, given, assumptions, rates, counts=counts, limits=limits)
+def search_best(model, hw, job, given, rates, counts, assumptions, limits=None, capacity=None) -> tuple[Layout, StepResult, int]:
+    """The fastest layout that fits in `capacity` bytes (default: the GPU's; ties: less memory), from the vectorized
+    search within `limits`."""
+    result = search(model, hw, job, given, assumptions, rates, counts=counts, limits=limits, memory_limit_bytes=capacity)
     best = result.best()
     if best is None:
         smallest = result.closest()

@@ -36,6 +36,9 @@ class Scenario:
     """The cost options the pricing was chosen from (an uncertainty band needs to know whether the price was given)."""
     stack: Stack = field(default_factory=load_stack)
     """The software stack (inputs.stacks; default: today's common stack)."""
+    memory_limit_bytes: float | None = None
+    """Memory a layout may use per GPU (None: the GPU's). Validation lifts it for a published run that ran on a
+    layout costsim's memory model finds too large, so the run is still predicted (and the miss reported)."""
 
     @classmethod
     def of(

@@ -277,6 +277,7 @@ def search(
     counts: ParamCounts | None = None,
     progress: Callable[[int, int], None] | None = None,
     limits: LayoutLimits | None = None,
+    memory_limit_bytes: float | None = None,
 ) -> SearchResult:
     """Evaluate every valid layout of `job` consistent with the `given` fields. `price`: the price chosen for the run
     (default: the profile's rental quote); `limits`: what the software stack allows for the fields not given
@@ -291,7 +292,8 @@ def search(
     valid, grid_size, invalid_by_rule = _valid_layouts(model, hw, job, given, limits)
     steps = _evaluate_all(model, job, valid, rates, counts, assumptions, progress)
     memory = steps.memory.total_bytes
-    feasible = memory <= hw.memory_bytes
+    capacity = hw.memory_bytes if memory_limit_bytes is None else memory_limit_bytes
+    feasible = memory <= capacity
     gpu_hours = job.gpu_hours(steps.step_time_s, ettr(job.num_gpus, assumptions))
     cost = (price or pricing(hw)).cost_usd(gpu_hours)
     return SearchResult(
@@ -306,7 +308,7 @@ def search(
             job.tokens_per_s_per_gpu(steps.step_time_s),
             hw.peak_flop_per_s("bf16"),
         ),
-        capacity_bytes=hw.memory_bytes,
+        capacity_bytes=capacity,
         objective_values=steps.step_time_s if objective == "time" else cost,
         grid_size=grid_size,
         invalid_by_rule=invalid_by_rule,
