@@ -246,6 +246,7 @@ def estimate(
     `stack`: the software stack (`costsim list stacks`; default today's): what the search may use (the achievable
     run) and what practitioners ran on it (the expected run). `calibration`: a file from `costsim calibrate` whose
     measured rates replace the profile's efficiency terms."""
+    from simulator.analysis.published_mfu import with_mfu_notes
     from simulator.analysis.uncertainty import check_options
     from simulator.run.estimate import estimate_scenario
     from simulator.run.scenario import resolve
@@ -261,7 +262,7 @@ def estimate(
         seq_len=seq_len, global_batch_tokens=_batch(global_batch_tokens), precision=precision, fp8_recipe=fp8_recipe,
         attention_kernel=attention_kernel, dropout=dropout, layout=layout, costs=costs, calibration=calibration, stack=stack,
     )  # fmt: skip
-    runs = estimate_scenario(scenario)
+    runs = with_mfu_notes(estimate_scenario(scenario), scenario.hardware)
     band = _band(runs.expected, scenario, tokens_spread, draws, seed) if uncertainty else None
     return EstimateResult(runs, scenario, band)
 

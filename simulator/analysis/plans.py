@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from simulator.analysis.published_mfu import with_mfu_notes
 from simulator.errors import CostsimError
 from simulator.inputs.catalog import load_model
 from simulator.inputs.plan_file import Plan, Stage, model_ref
@@ -201,7 +202,7 @@ def run_stage(plan: Plan, spec: ModelSpec, stage: Stage, opts: CostOptions) -> S
             costs=opts,
             quoted=_quoted_price(plan),
         )
-        runs = estimate_scenario(scenario)
+        runs = with_mfu_notes(estimate_scenario(scenario), scenario.hardware)
     except CostsimError as e:
         raise type(e)(f"plan {plan.name}, stage {stage.name!r}: {e}") from None
     return StageResult(stage, runs.expected, scenario.hardware, runs.expected.cost, runs.achievable)

@@ -87,18 +87,44 @@ def _pipeline_row(ranks: list[dict]) -> list[tuple[str, str]]:
     ]
 
 
+def two_numbers_rows(d: dict) -> list[tuple[str, str]]:
+    """The expected run (the document) and the achievable one (its `achievable` object), one line each: GPU-hours,
+    days, dollars, MFU, and what each stands for. Empty for a document without an achievable run."""
+    a = d.get("achievable")
+    if not a:
+        return []
+
+    def line(r: dict) -> str:
+        return (
+            f"{format_count(r['gpu_hours'])} GPU-hours, {r['wall_clock_days']:.1f} days, ${format_count(r['cost_usd'])}, "
+            f"MFU {r['mfu']:.1%}"
+        )
+
+    realization = d.get("realization")
+    return [
+        (
+            "expected",
+            f"{line(d)}  what runs like it realized: the layout practice uses on stack {d['stack']}"
+            + (f", step time x {realization:.2f} (realization fitted to published whole runs)" if realization else ""),
+        ),
+        ("achievable", f"{line(a)}  the best layout stack {a['stack']} offers: {layout_text(a['layout'])}"),
+    ]
+
+
 def estimate_table(d: dict) -> str:
     layout = layout_text(d["layout"]) + ("  [chosen by search]" if d["layout_chosen_by_search"] else "")
     mem = d["memory_breakdown_gib"]
+    basis = f" ({d['basis']} run)" if d.get("achievable") else ""
     rows = [
         ("model", f"{d['model']}  ({format_count(d['params_total'])} total, {format_count(d['params_activated'])} activated)"),
         ("cluster", f"{d['num_gpus']} x {d['gpu']}, {d['precision']}"),
+        *two_numbers_rows(d),
         (
             "tokens",
             f"{format_count(d['tokens'])} at sequence length {d['seq_len']}, "
             f"batch {format_count(d['global_batch_tokens'])} tokens ({d['steps']:.0f} steps)",
         ),
-        ("layout", layout),
+        ("layout" + basis, layout),
         (
             "FLOPs per token",
             f"{d['flops_per_token'] / GIGA:.1f} GFLOP model, {d['hardware_flops_per_token'] / GIGA:.1f} GFLOP "
@@ -133,7 +159,8 @@ def estimate_table(d: dict) -> str:
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
     lines.append("")
-    lines.append("step time breakdown (slowest pipeline rank, seconds per step)")
+    of_run = f" of the {d['basis']} run" if d.get("achievable") else ""
+    lines.append(f"step time breakdown{of_run} (slowest pipeline rank, seconds per step)")
     total = d["step_time_s"]
     for k, v in sorted(d["breakdown"].items(), key=lambda kv: -kv[1]):
         if v > 0:
