@@ -196,7 +196,7 @@ class EstimateResult(_Result):
         from simulator.report.document import write_report
 
         band = self.uncertainty or _band(self.estimate, self.scenario, 0.0, draws, seed)
-        return write_report(self.estimate, self.model_spec, self.hardware, band, output, force, command, given)
+        return write_report(self.estimate, self.model_spec, self.hardware, band, output, force, command, given, self.achievable)
 
     def __repr__(self) -> str:
         e = self.estimate
@@ -454,10 +454,9 @@ class CompareResult(_Result):
 
 def compare(a: str, b: str) -> CompareResult:
     """GPU-hours of plan a / plan b as a product of five factors, as `costsim compare` (plan names or YAML paths)."""
-    from simulator.analysis.compare import compare as compare_runs
-    from simulator.analysis.compare import summarize
+    from simulator.analysis.compare import compare_plans
 
-    return CompareResult(compare_runs(summarize(plan(a).plan), summarize(plan(b).plan)))
+    return CompareResult(compare_plans(plan(a).plan, plan(b).plan))
 
 
 @dataclass(frozen=True)

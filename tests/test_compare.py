@@ -45,6 +45,23 @@ def test_product_of_factors_is_the_ratio(cli_json):
     assert d["ratio"] == pytest.approx(d["a"]["gpu_hours"] / d["b"]["gpu_hours"], rel=1e-12)
 
 
+def test_both_numbers_are_compared(cli_json):
+    """Issue 11: the expected runs at the top level, the achievable runs under `achievable`, each an exact product."""
+    d, ach = cli_json, cli_json["achievable"]
+    assert d["basis"] == "expected"
+    llama, v3 = _plan("llama-3.1-405b"), _plan("deepseek-v3")
+    assert ach["a_gpu_hours"] == pytest.approx(llama.achievable_summary()["gpu_hours"], rel=1e-12)
+    assert ach["b_gpu_hours"] == pytest.approx(v3.achievable_summary()["gpu_hours"], rel=1e-12)
+    assert ach["a_gpu_hours"] < d["a"]["gpu_hours"] and ach["b_gpu_hours"] < d["b"]["gpu_hours"]
+    assert ach["ratio"] == pytest.approx(ach["a_gpu_hours"] / ach["b_gpu_hours"], rel=1e-12)
+    assert math.prod(ach["factors"].values()) == pytest.approx(ach["ratio"], rel=1e-9)
+    # Same model FLOPs, tokens and peaks: only efficiency and goodput may differ between the two bases.
+    for name in ("flops_per_token", "tokens", "peak"):
+        assert ach["factors"][name] == pytest.approx(d["factors"][name], rel=1e-12)
+    table = invoke("compare", "llama-3.1-405b", "deepseek-v3")
+    assert f"{ach['ratio']:.3g}x" in table.output and "achievable" in table.output
+
+
 def test_efficiency_and_goodput_are_fractions(summaries):
     for s in summaries:
         assert 0 < s.efficiency < 1 and 0 < s.goodput <= 1

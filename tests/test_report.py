@@ -81,6 +81,17 @@ def test_markdown_has_estimate_band_and_every_assumption_with_its_source(v3_repo
     assert "<table>" in html and "Llama 3 §3.3.4" in html
 
 
+def test_summary_gives_the_expected_and_the_achievable_run(v3_report):
+    """Issue 11: the report's figures are the expected run; the achievable run is named beside it."""
+    md = (v3_report / "report.md").read_text(encoding="utf-8")
+    summary = md[md.index("## Summary") : md.index("## The run")]
+    assert "**expected**" in summary and "**achievable**" in summary and "realized" in summary
+    rows = [line for line in summary.splitlines() if line.startswith(("| expected", "| achievable"))]
+    assert len(rows) == 2
+    hours = [float(r.split("|")[2].strip().rstrip("MK")) for r in rows]
+    assert hours[1] < hours[0]  # both in millions for V3
+
+
 def test_cost_breakdown_adds_up_to_the_cost():
     est = api.estimate(
         "deepseek-v3", "h800", 2048, 14.8e12, seq_len=4096, global_batch_tokens=62914560, precision="fp8",

@@ -70,7 +70,10 @@ class RunSummary:
         }
 
 
-def summarize(result: PlanResult) -> RunSummary:
+def summarize(result: PlanResult, basis: str = "expected") -> RunSummary:
+    """A plan's totals as one run; `basis` "achievable" takes every stage at its achievable layout (same model FLOPs
+    and peaks, the achievable run's GPU-hours)."""
+    hours = result.achievable_summary() if basis == "achievable" else None
     return RunSummary(
         name=result.plan.name,
         gpu="+".join(dict.fromkeys(s.hw.name for s in result.stages)),
@@ -78,9 +81,25 @@ def summarize(result: PlanResult) -> RunSummary:
         tokens=result.tokens,
         model_flops=result.total_model_flops,
         peak_flop_per_s=result.productive_peak_flop_per_s,
-        ideal_gpu_hours=result.ideal_gpu_hours,
-        gpu_hours=result.gpu_hours,
+        ideal_gpu_hours=hours["ideal_gpu_hours"] if hours else result.ideal_gpu_hours,
+        gpu_hours=hours["gpu_hours"] if hours else result.gpu_hours,
         reported_gpu_hours=result.reported_total_gpu_hours,
+    )
+
+
+def compare_plans(a: PlanResult, b: PlanResult) -> dict:
+    """The comparison of the expected runs (top level) and of the achievable runs (under `achievable`: the ratio,
+    its factors and both runs' GPU-hours)."""
+    expected = compare(summarize(a), summarize(b))
+    achievable = compare(summarize(a, "achievable"), summarize(b, "achievable"))
+    keep = ("ratio", "factors", "factor_details", "product_of_factors")
+    return (
+        {"basis": "expected"}
+        | expected
+        | {
+            "achievable": {k: achievable[k] for k in keep}
+            | {"a_gpu_hours": achievable["a"]["gpu_hours"], "b_gpu_hours": achievable["b"]["gpu_hours"]}
+        }
     )
 
 

@@ -318,13 +318,39 @@ def _summary(d: dict, u: dict, model_label: str, hw) -> list[Block]:
             f"GPUs takes an estimated **{d['wall_clock_days']:.1f} days**, **{format_count(d['gpu_hours'])} GPU-hours** "
             f"and **{_usd(d['cost_usd'])}** at ${d['usd_per_gpu_hour']:.2f} per GPU-hour ({d['price_source']})."
         ),
+        *_two_numbers(d),
         para(
             f"With the uncertain inputs drawn from their documented ranges ({u['draws']:,} draws), the cost lies between "
             f"{_usd(u['cost_usd']['p10'])} (P10) and {_usd(u['cost_usd']['p90'])} (P90). This band covers the inputs' "
-            "uncertainty, not errors in the structure of the model; the README's validation section shows how the "
-            "model compares with published runs."
+            "uncertainty and, for the expected run, the spread of what published whole runs realized; the README's "
+            "validation section shows how the model compares with published runs."
         ),
         table(("", "estimate", "P10", "P50", "P90"), rows),
+    ]
+
+
+def _two_numbers(d: dict) -> list[Block]:
+    """What the figures above stand for (the expected run) and what the run can cost (the achievable run)."""
+    a = d.get("achievable")
+    if not a:
+        return []
+    realization = d.get("realization")
+    return [
+        para(
+            "These figures are the **expected** run: what runs like it realized, at the layout practice uses on the "
+            f"{d['stack']} software stack"
+            + (f", its step time times {realization:.2f} (fitted to published whole runs)" if realization else "")
+            + ". The **achievable** run, the best layout that stack offers as costsim models it, would take "
+            f"**{format_count(a['gpu_hours'])} GPU-hours**, {a['wall_clock_days']:.1f} days and "
+            f"**{_usd(a['cost_usd'])}** ({layout_text(a['layout'])}, MFU {_pct(a['mfu'])})."
+        ),
+        table(
+            ("", "GPU-hours", "days", "cost", "MFU"),
+            [
+                (name, format_count(r["gpu_hours"]), f"{r['wall_clock_days']:.1f}", _usd(r["cost_usd"]), _pct(r["mfu"]))
+                for name, r in (("expected", d), ("achievable", a))
+            ],
+        ),
     ]
 
 
@@ -573,11 +599,20 @@ def prepare_output(out_dir, force: bool):
 
 
 def write_report(
-    est, model, hw, band, out_dir, force: bool = False, command: str = "costsim report", given: dict | None = None
+    est,
+    model,
+    hw,
+    band,
+    out_dir,
+    force: bool = False,
+    command: str = "costsim report",
+    given: dict | None = None,
+    achievable=None,
 ) -> dict[str, object]:
     """Write report.md, report.html and the PNG charts of an estimate and its uncertainty band into `out_dir`.
 
     `given`: the layout fields the user fixed (kept by the scaling curve's searches; None: the whole layout).
+    `achievable`: the achievable run beside `est` (the expected run), named in the summary.
     Returns {"markdown": path, "html": path, "charts": {name: path}}.
     """
     from simulator.errors import InputError
@@ -585,6 +620,8 @@ def write_report(
 
     path = prepare_output(out_dir, force)
     d, u = est.to_dict(), band.to_dict()
+    if achievable is not None:
+        d["achievable"] = achievable.headline()
     costs = cost_breakdown_usd(d)
     scaling = scaling_curve(model, hw, est, given)
     files = {k: path / v for k, v in CHART_FILES.items()}

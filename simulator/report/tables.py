@@ -269,4 +269,12 @@ def compare_table(d: dict) -> str:
         name = item["factor"]
         lines.append(f"{name:<16} {fmt(name, a):>22} {fmt(name, b):>22} {item['value']:>7.3g}x  {item['meaning']}")
     lines.append(f"{'product':<16} {'':>22} {'':>22} {d['product_of_factors']:>7.3g}x  = the GPU-hours ratio")
+    ach = d.get("achievable")
+    if ach:
+        lines += [
+            "",
+            f"the table is of the expected runs (what runs like these realized); at the achievable runs (best layout "
+            f"on each stack): {format_count(ach['a_gpu_hours'])} / {format_count(ach['b_gpu_hours'])} GPU-hours = "
+            f"{ach['ratio']:.3g}x (efficiency factor {ach['factors']['efficiency']:.3g}x)",
+        ]
     return "\n".join(lines)
