@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.options import TableJson, check_output_file, fail
+from cli.options import Format, check_output_file, document_json, echo_result, fail
 
 
 def register(app: typer.Typer, validate_app: typer.Typer) -> None:
@@ -18,7 +18,9 @@ def compare_runs(
     a: Annotated[str, typer.Argument(help="Shipped plan name (costsim estimate --plan NAME) or a plan YAML")],
     b: Annotated[str, typer.Argument(help="Shipped plan name or a plan YAML")],
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a waterfall chart (PNG) of the factors")] = None,
-    format: Annotated[TableJson, typer.Option("--format", help="Output format")] = TableJson.table,
+    format: Annotated[
+        Format, typer.Option("--format", help="Output format (csv: one row per factor, expected then achievable runs)")
+    ] = Format.table,
 ) -> None:
     """Why A costs more GPU-hours than B: the ratio as a product of FLOPs per token, tokens, peak, efficiency and goodput.
 
@@ -36,9 +38,27 @@ def compare_runs(
             compare_waterfall_chart(d, plot)
     except CostsimError as e:
         fail(e)
-    typer.echo(report.to_json(d) if format == TableJson.json else report.compare_table(d))
-    if plot is not None and format != TableJson.json:
+    echo_result(format, d, compare_rows(d), lambda: report.compare_table(d))
+    if plot is not None and format == Format.table:
         typer.echo(f"waterfall chart written to {plot}")
+
+
+def compare_rows(d: dict) -> list[dict]:
+    """`compare --format csv`: one row per factor, then the GPU-hours ratio they multiply to, for the expected runs
+    and (where given) the achievable runs; the same columns in every row."""
+    rows = []
+    for basis, block in (("expected", d), ("achievable", d.get("achievable"))):
+        if not block:
+            continue
+        common = {"basis": basis, "a": d["a"]["name"], "b": d["b"]["name"]}
+        for item in block["factor_details"]:
+            rows.append({**common, "factor": item["factor"], "meaning": item["meaning"], "a_value": item["a"],
+                         "b_value": item["b"], "ratio": item["value"]})  # fmt: skip
+        a_hours = d["a"]["gpu_hours"] if basis == "expected" else block["a_gpu_hours"]
+        b_hours = d["b"]["gpu_hours"] if basis == "expected" else block["b_gpu_hours"]
+        rows.append({**common, "factor": "gpu_hours", "meaning": "GPU-hours: the product of the factors",
+                     "a_value": a_hours, "b_value": b_hours, "ratio": block["ratio"]})  # fmt: skip
+    return rows
 
 
 def plan_output(d: dict, fmt: str) -> str:
@@ -47,7 +67,7 @@ def plan_output(d: dict, fmt: str) -> str:
     from simulator.report import tables as report
 
     if fmt == "json":
-        return report.to_json(d)
+        return document_json(d)
     if fmt == "csv":
         return report.to_csv([{"plan": d["plan"], **s} for s in d["stages"]])
     lines = [report.plan_table(d)]

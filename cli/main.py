@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from cli.options import (
     NUM_GPUS,
@@ -28,7 +31,69 @@ from cli.options import (
 from simulator.errors import CostsimError, InputError
 from simulator.units import DEFAULT_DRAWS
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Training cost simulator for large language models.")
+
+@contextlib.contextmanager
+def _quiet_broken_pipe():
+    """A reader that stopped reading (`costsim list models | head -1`) ends the command quietly, exit status 0.
+
+    The standard way (Python docs, "Note on SIGPIPE"): what is left of stdout goes to /dev/null, so neither the
+    rest of the command nor the interpreter's last flush writes into the closed pipe."""
+    try:
+        yield
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        raise typer.Exit(0) from None
+
+
+def _stdout_to_devnull() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (a test runner's buffer): nothing left to guard
+        pass
+
+
+class _Root(TyperGroup):
+    """The root command: a closed pipe while parsing (--help), running a command or printing its result is quiet."""
+
+    def make_context(self, *args, **kwargs):
+        with _quiet_broken_pipe():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with _quiet_broken_pipe():
+            return super().invoke(ctx)
+
+
+app = typer.Typer(
+    cls=_Root,
+    no_args_is_help=True,
+    help="Training cost simulator for large language models.",
+    # Plain (click) help: at 80 columns rich's option table cut flag names ("--global-batch-t..."); click's
+    # layout puts a long flag on its own line and wraps the help text under it.
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"costsim {version('costsim')}")
+        except PackageNotFoundError:
+            typer.echo("costsim (not installed: no package metadata; pip install -e .)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit")
+    ] = False,
+) -> None:
+    """Training cost simulator for large language models."""
+
 list_app = typer.Typer(no_args_is_help=True, help="List what ships: GPUs and models.")
 app.add_typer(list_app, name="list")
 validate_app = typer.Typer(no_args_is_help=True, help="Compare the model with measured or published runs.")
@@ -154,61 +219,122 @@ def _estimate_text(d: dict) -> str:
     return text
 
 
+ListFormat = Annotated[Format, typer.Option("--format", help="Output format (json and csv: one record per entry)")]
+
+
 @list_app.command("gpus")
-def list_gpus() -> None:
+def list_gpus(format: ListFormat = Format.table) -> None:
     """Shipped hardware profiles with their dense peaks, memory and links."""
     from simulator.inputs.catalog import hardware_ids, load_hardware_file
 
     try:
-        paths = sorted(set(hardware_ids().values()))
-        typer.echo(f"{'id':<11} {'name':<34} {'bf16':>6} {'fp8':>6} {'HBM':>7} {'link/dir':>9} {'NIC':>8}  {'$/h':>5}  aliases")
-        for path in paths:
+        rows = []
+        for path in sorted(set(hardware_ids().values())):
             h = load_hardware_file(path)
-            fp8 = f"{h.dense_tflop_per_s.fp8.value:.0f}" if h.dense_tflop_per_s.fp8 else "-"
-            typer.echo(
-                f"{h.name:<11} {h.display_name[:34]:<34} {h.dense_tflop_per_s.bf16.value:>6.0f} {fp8:>6} "
-                f"{h.memory_gib.value:>4.0f}GiB {h.scale_up.gb_per_s_per_direction.value:>6.0f}GB/s "
-                f"{h.scale_out.gbit_per_s_per_gpu.value:>5.0f}Gb/s {h.price.usd_per_gpu_hour:>5.2f}  {', '.join(h.aliases)}"
+            fp8 = h.dense_tflop_per_s.fp8
+            rows.append(
+                {
+                    "id": h.name,
+                    "name": h.display_name,
+                    "dense_tflop_per_s_bf16": h.dense_tflop_per_s.bf16.value,
+                    "dense_tflop_per_s_fp8": fp8.value if fp8 else None,
+                    "memory_gib": h.memory_gib.value,
+                    "scale_up_gb_per_s_per_direction": h.scale_up.gb_per_s_per_direction.value,
+                    "scale_out_gbit_per_s_per_gpu": h.scale_out.gbit_per_s_per_gpu.value,
+                    "usd_per_gpu_hour": h.price.usd_per_gpu_hour,
+                    "aliases": " ".join(h.aliases),
+                }
             )
-        typer.echo("peaks: dense TFLOP/s (no sparsity); link: per GPU and direction; NIC: per GPU")
     except CostsimError as e:
         fail(e)
+    echo_result(format, {"gpus": rows}, rows, lambda: _gpus_table(rows))
+
+
+def _gpus_table(rows: list[dict]) -> str:
+    lines = [f"{'id':<11} {'name':<34} {'bf16':>6} {'fp8':>6} {'HBM':>7} {'link/dir':>9} {'NIC':>8}  {'$/h':>5}  aliases"]
+    for r in rows:
+        fp8 = "-" if r["dense_tflop_per_s_fp8"] is None else f"{r['dense_tflop_per_s_fp8']:.0f}"
+        lines.append(
+            f"{r['id']:<11} {r['name'][:34]:<34} {r['dense_tflop_per_s_bf16']:>6.0f} {fp8:>6} "
+            f"{r['memory_gib']:>4.0f}GiB {r['scale_up_gb_per_s_per_direction']:>6.0f}GB/s "
+            f"{r['scale_out_gbit_per_s_per_gpu']:>5.0f}Gb/s {r['usd_per_gpu_hour']:>5.2f}  {r['aliases'].replace(' ', ', ')}"
+        )
+    lines.append("peaks: dense TFLOP/s (no sparsity); link: per GPU and direction; NIC: per GPU")
+    return "\n".join(lines)
 
 
 @list_app.command("models")
-def list_models() -> None:
+def list_models(format: ListFormat = Format.table) -> None:
     """Shipped model specs with total and activated parameters."""
     from simulator.inputs.catalog import load_model_file, model_ids
     from simulator.model.flops import parameter_counts
-    from simulator.units import format_count
 
     try:
-        typer.echo(f"{'name':<18} {'total':>8} {'activated':>10} {'layers':>6} {'d_model':>7}  attention / FFN")
+        rows = []
         for name, path in model_ids().items():
             m = load_model_file(path)
             p = parameter_counts(m)
-            kind = _attention_kind(m)
-            ffn = m.ffn + (f", MoE {m.moe.n_routed_experts}x top-{m.moe.top_k}" if m.moe else "")
-            typer.echo(
-                f"{name:<18} {format_count(p.total):>8} {format_count(p.activated):>10} {m.n_layers:>6} {m.d_model:>7}  "
-                f"{kind} / {ffn}"
+            rows.append(
+                {
+                    "name": name,
+                    "params_total": int(p.total),
+                    "params_activated": int(p.activated),
+                    "n_layers": m.n_layers,
+                    "d_model": m.d_model,
+                    "attention": _attention_kind(m),
+                    "ffn": m.ffn,
+                    "moe_routed_experts": m.moe.n_routed_experts if m.moe else None,
+                    "moe_top_k": m.moe.top_k if m.moe else None,
+                }
             )
     except CostsimError as e:
         fail(e)
+    echo_result(format, {"models": rows}, rows, lambda: _models_table(rows))
+
+
+def _models_table(rows: list[dict]) -> str:
+    from simulator.units import format_count
+
+    lines = [f"{'name':<18} {'total':>8} {'activated':>10} {'layers':>6} {'d_model':>7}  attention / FFN"]
+    for r in rows:
+        moe = f", MoE {r['moe_routed_experts']}x top-{r['moe_top_k']}" if r["moe_routed_experts"] is not None else ""
+        lines.append(
+            f"{r['name']:<18} {format_count(r['params_total']):>8} {format_count(r['params_activated']):>10} "
+            f"{r['n_layers']:>6} {r['d_model']:>7}  {r['attention']} / {r['ffn']}{moe}"
+        )
+    return "\n".join(lines)
 
 
 @list_app.command("stacks")
-def list_stacks() -> None:
+def list_stacks(format: ListFormat = Format.table) -> None:
     """Software stacks: what each offered the layout search, and what runs on it used by default."""
     from simulator.inputs.stacks import default_stack_name, load_stack, stack_names
 
     try:
+        rows = []
         for name in stack_names():
             s = load_stack(name)
-            typer.echo(f"{name}{' (default)' if name == default_stack_name() else ''}: {s.description}")
-            typer.echo(f"  attention {s.attention}; FP8 {', '.join(s.fp8) or 'none'}; sources: {'; '.join(s.sources)}")
+            rows.append(
+                {
+                    "name": name,
+                    "default": name == default_stack_name(),
+                    "description": s.description,
+                    "attention": s.attention,
+                    "fp8": " ".join(s.fp8),
+                    "sources": "; ".join(s.sources),
+                }
+            )
     except CostsimError as e:
         fail(e)
+    echo_result(format, {"stacks": rows}, rows, lambda: _stacks_table(rows))
+
+
+def _stacks_table(rows: list[dict]) -> str:
+    lines = []
+    for r in rows:
+        lines.append(f"{r['name']}{' (default)' if r['default'] else ''}: {r['description']}")
+        lines.append(f"  attention {r['attention']}; FP8 {r['fp8'].replace(' ', ', ') or 'none'}; sources: {r['sources']}")
+    return "\n".join(lines)
 
 
 def _attention_kind(m) -> str:
@@ -265,6 +391,11 @@ def main() -> None:
     except CostsimError as e:  # a user error raised outside a command's own handler
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+    finally:  # flush guard: a reader that closed the pipe after the last write still gets a quiet exit
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _stdout_to_devnull()
 
 
 if __name__ == "__main__":

@@ -224,13 +224,26 @@ def job_options(
     }
 
 
+SCHEMA_VERSION = 1
+"""The version of the layout of every command's JSON document (its top-level "schema_version"). Raise it when a
+field is renamed, removed or changes meaning; new fields do not change it."""
+
+
+def document_json(doc: dict) -> str:
+    """A command's JSON document: its schema version first, then the fields."""
+    from simulator.report import tables as report
+
+    return report.to_json({"schema_version": SCHEMA_VERSION, **doc})
+
+
 def echo_result(fmt: Format, doc: dict, rows: list[dict], table: Callable[[], str]) -> None:
     """Print a command's result: JSON of the whole document, CSV of its rows, or the text table."""
     from simulator.report import tables as report
 
     if fmt == Format.json:
-        typer.echo(report.to_json(doc))
+        typer.echo(document_json(doc))
     elif fmt == Format.csv:
         typer.echo(report.to_csv(rows), nl=False)
     else:
         typer.echo(table())
+

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.options import Format, PrecisionOpt, TableJson, check_output_file, count_option, echo_result, fail
+from cli.options import Format, PrecisionOpt, check_output_file, count_option, echo_result, fail
 from simulator.units import DEFAULT_DRAWS, KILO
 
 
@@ -117,7 +117,9 @@ def claim(
     ] = False,
     draws: Annotated[int, typer.Option(help="Joint draws for --uncertainty")] = DEFAULT_DRAWS,
     seed: Annotated[int, typer.Option(help="Random seed for --uncertainty")] = 0,
-    format: Annotated[TableJson, typer.Option("--format", help="Output format")] = TableJson.table,
+    format: Annotated[Format, typer.Option("--format", help="Output format (csv: one row, nested fields as a.b)")] = (
+        Format.table
+    ),
 ) -> None:
     """Check a training claim: implied TFLOP/s and MFU, rank among published runs, costsim's prediction, verdict.
 
@@ -127,7 +129,6 @@ def claim(
     """
     from simulator import api
     from simulator.errors import CostsimError
-    from simulator.report import tables as report
     from simulator.report.document import uncertainty_table
     from simulator.units import GPU_HOURS_RANGE
 
@@ -145,10 +146,7 @@ def claim(
         ).to_dict()
     except CostsimError as e:
         fail(e)
-    if format == TableJson.json:
-        typer.echo(report.to_json(d))
-    else:
-        typer.echo(claim_table(d) + (uncertainty_table(d["uncertainty"]) if uncertainty else ""))
+    echo_result(format, d, [d], lambda: claim_table(d) + (uncertainty_table(d["uncertainty"]) if uncertainty else ""))
 
 
 def _pct(x: float | None) -> str:

@@ -1,0 +1,135 @@
+"""Command-line conventions (issue 13, item 6): --version, --format on list, CSV on claim and compare, a
+schema_version in every JSON document, quiet broken pipes, whole flag names in --help at 80 columns
+and shell completion."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+from importlib.metadata import version
+
+import pytest
+import typer
+from cli_support import ROOT, invoke
+
+import cli
+from cli.options import SCHEMA_VERSION
+
+LLAMA_8B = ["estimate", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "64", "--tokens", "1T"]
+FIXED = ["--tp", "1", "--pp", "1", "--zero-stage", "3", "--micro-batch-size", "1", "--schedule", "1f1b", "--recompute", "none"]
+
+
+def test_version_comes_from_the_package_metadata():
+    r = invoke("--version")
+    assert r.exit_code == 0, r.output
+    assert r.output.strip() == f"costsim {version('costsim')}"
+
+
+@pytest.mark.parametrize(
+    "what, key, first_column",
+    [("gpus", "gpus", "id"), ("models", "models", "name"), ("stacks", "stacks", "name")],
+)
+def test_list_prints_json_and_csv(what, key, first_column):
+    table = invoke("list", what)
+    as_json = invoke("list", what, "--format", "json")
+    as_csv = invoke("list", what, "--format", "csv")
+    for r in (table, as_json, as_csv):
+        assert r.exit_code == 0, r.output
+    doc = json.loads(as_json.stdout)
+    assert doc["schema_version"] == SCHEMA_VERSION
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [e[first_column] for e in doc[key]] == [r[first_column] for r in rows]
+    assert len(rows) >= 3
+    assert list(rows[0]) == list(doc[key][0])  # the same fields, in the same order
+    for entry in doc[key]:
+        assert entry[first_column] in table.stdout
+
+
+def test_list_gpus_json_has_the_numbers_of_the_table():
+    gpus = {g["id"]: g for g in json.loads(invoke("list", "gpus", "--format", "json").stdout)["gpus"]}
+    assert gpus["a100-80gb"]["dense_tflop_per_s_fp8"] is None
+    assert gpus["h100-sxm"]["dense_tflop_per_s_bf16"] > 900
+    assert "h100-sxm5" in gpus["h100-sxm"]["aliases"].split()
+    models = {m["name"]: m for m in json.loads(invoke("list", "models", "--format", "json").stdout)["models"]}
+    assert models["deepseek-v3"]["moe_routed_experts"] == 256 and models["llama-3.1-8b"]["moe_top_k"] is None
+
+
+def test_every_json_document_carries_the_schema_version():
+    est = invoke(*LLAMA_8B, *FIXED, "--format", "json")
+    plan = invoke("estimate", "--plan", "deepseek-v3", "--format", "json")
+    for r in (est, plan):
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["schema_version"] == SCHEMA_VERSION
+    assert next(iter(json.loads(est.stdout))) == "schema_version"  # first, before the fields
+
+
+def test_claim_prints_csv_one_row():
+    args = ["claim", "deepseek-v3", "--gpu", "h800", "--gpu-hours", "2.788M", "--tokens", "14.8T"]
+    as_csv, as_json = invoke(*args, "--format", "csv"), invoke(*args, "--format", "json")
+    assert as_csv.exit_code == 0 and as_json.exit_code == 0, as_csv.output + as_json.output
+    (row,) = csv.DictReader(io.StringIO(as_csv.stdout))
+    doc = json.loads(as_json.stdout)
+    assert doc["schema_version"] == SCHEMA_VERSION
+    assert row["verdict"] == doc["verdict"] and float(row["claimed_gpu_hours"]) == 2.788e6
+    assert "schema_version" not in row  # CSV rows are the data only
+
+
+def test_compare_prints_csv_one_row_per_factor():
+    r = invoke("compare", "llama-3.1-405b", "deepseek-v3", "--format", "csv")
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert list(rows[0]) == ["basis", "a", "b", "factor", "meaning", "a_value", "b_value", "ratio"]
+    expected = [row for row in rows if row["basis"] == "expected"]
+    assert [row["factor"] for row in expected] == ["flops_per_token", "tokens", "peak", "efficiency", "goodput", "gpu_hours"]
+    product = 1.0
+    for row in expected[:-1]:
+        product *= float(row["ratio"])
+    assert product == pytest.approx(float(expected[-1]["ratio"]), rel=1e-9)
+    assert {row["basis"] for row in rows} == {"expected", "achievable"}
+
+
+def test_a_closed_pipe_is_quiet_and_exits_zero():
+    """`costsim list models | head -1`: the first line, exit status 0 (pipefail: costsim's own), nothing on stderr."""
+    for command in ("list models", "list gpus --format json", "estimate --help"):
+        proc = subprocess.run(
+            ["bash", "-c", f"set -o pipefail; .venv/bin/costsim {command} | head -1"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, (command, proc.stderr)
+        assert proc.stderr == "", (command, proc.stderr)
+        assert len(proc.stdout.splitlines()) == 1
+
+
+def _commands(group, path=()):
+    """Every command of the CLI as its path of names (the root included)."""
+    yield path, group
+    for name, sub in getattr(group, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_help_at_80_columns_shows_every_flag_whole():
+    root = typer.main.get_command(cli.app)
+    checked = 0
+    for path, command in _commands(root):
+        r = invoke(*path, "--help", env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+        assert r.exit_code == 0, (path, r.output)
+        assert "…" not in r.output, (path, r.output)  # what rich's table put where a flag name did not fit
+        for param in (p for p in command.params if not getattr(p, "hidden", False)):
+            for flag in [*param.opts, *param.secondary_opts]:
+                if flag.startswith("-"):
+                    assert flag in r.output, (path, flag, r.output)
+        too_long = [line for line in r.output.splitlines() if len(line) > 80 and " " in line.strip()]
+        assert not too_long, (path, too_long)
+        checked += 1
+    assert checked >= 15
+
+
+def test_shell_completion_is_offered():
+    r = invoke("--help", env={"COLUMNS": "80"})
+    assert "--install-completion" in r.output and "--show-completion" in r.output
+
