@@ -147,6 +147,22 @@ def test_device_rates_apply_the_profile_efficiencies():
     assert r.source == "defaults of hardware profile h100-sxm (assumed: gemm_best.tf32, gemm_best.fp32, collective_latency_us)"
 
 
+def test_a_stacks_attention_kernel_runs_at_the_profiles_figure_for_it():
+    """docs/model.md §7.5: an older stack's flash kernel (stacks.yaml attention_kernel) at the profile's measured
+    figure for it: h100-sxm triton-fa 0.174 (llm-foundry 2023), fa2 0.34 (FlashAttention-2 paper); None or a kernel
+    the profile has no figure for: today's `attention` (0.5)."""
+    assert device_rates(H100, BASE, "triton-fa").attention_flop_per_s == pytest.approx(989.4e12 * 0.174)
+    assert device_rates(H100, BASE, "fa2").attention_flop_per_s == pytest.approx(989.4e12 * 0.34)
+    assert device_rates(H100, BASE, None).attention_flop_per_s == pytest.approx(989.4e12 * 0.5)
+    assert device_rates(H100, BASE, "fa9").attention_flop_per_s == pytest.approx(989.4e12 * 0.5)
+    a100 = load_hardware("a100-80gb")
+    assert device_rates(a100, BASE, "triton-fa").attention_flop_per_s == pytest.approx(312e12 * 0.305)
+    assert device_rates(a100, BASE, "fa2").attention_flop_per_s == pytest.approx(312e12 * 0.5)  # no A100 FA2 figure
+    # The kernel's source replaces `attention`'s in the list of assumed terms: A100's 0.5 is an assumption, triton-fa not.
+    assert "attention" in device_rates(a100, BASE, None).source
+    assert "attention" not in device_rates(a100, BASE, "triton-fa").source
+
+
 def test_device_rates_fall_back_to_the_bf16_gemm_efficiency():
     eff = H100.efficiency.model_copy(update={"gemm_best": {"bf16": H100.efficiency.gemm_best["bf16"]}})
     r = device_rates(H100.model_copy(update={"efficiency": eff}), replace(BASE, gemm_sustain=1.0))

@@ -14,7 +14,7 @@ from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.job import make_job
 from simulator.inputs.stacks import LayoutLimits, default_stack_name, load_stack, stack_names
 from simulator.run.estimate import estimate, estimate_achievable, estimate_expected
-from simulator.run.scenario import resolve
+from simulator.run.scenario import Scenario, resolve
 from simulator.run.search import search
 
 LLAMA_8B = load_model("llama-3.1-8b")
@@ -99,6 +99,27 @@ def test_a_stack_sets_the_attention_kernel_and_the_fp8_recipes():
         resolve(LLAMA_8B, H100, 64, 1e12, precision="fp8", stack="megatron-2021")
     with pytest.raises(InputError, match="--fp8-recipe block is not available on stack megatron-2023"):
         resolve(v3, h800, 2048, 1e12, precision="fp8", fp8_recipe="block", stack="megatron-2023")
+
+
+def test_a_stack_runs_its_own_flash_attention_kernel():
+    """docs/model.md §7.5: fsdp-2023 ran llm-foundry's Triton FlashAttention, megatron-2023 FlashAttention-2, today's
+    stack today's kernel; the scenario's rates (and so the step time) take the profile's figure for that kernel."""
+    assert load_stack("fsdp-2023").attention_kernel == "triton-fa"
+    assert load_stack("megatron-2023").attention_kernel == "fa2"
+    assert load_stack("current").attention_kernel is None
+    peak = H100.peak_flop_per_s("bf16")
+    by_stack = {name: resolve(LLAMA_8B, H100, 64, 1e12, stack=name).rates.attention_flop_per_s for name in stack_names()}
+    assert by_stack["fsdp-2023"] == pytest.approx(peak * 0.174)
+    assert by_stack["megatron-2023"] == pytest.approx(peak * 0.34)
+    assert by_stack["current"] == pytest.approx(peak * 0.5)
+    job = make_job(LLAMA_8B, 64, 1e12, 8192, None, "bf16")
+    for name in ("fsdp-2023", "current"):  # Scenario.of (validation) as resolve (the command line)
+        scenario = Scenario.of(LLAMA_8B, H100, job, stack=load_stack(name))
+        assert scenario.rates.attention_flop_per_s == pytest.approx(by_stack[name])
+    slow = Scenario.of(LLAMA_8B, H100, job, {"tp": 1, "pp": 1, "micro_batch_size": 1}, stack=load_stack("fsdp-2023"))
+    fast = replace(slow, rates=Scenario.of(LLAMA_8B, H100, job, stack=load_stack("current")).rates)
+    a, b = estimate_achievable(slow).breakdown_s, estimate_achievable(fast).breakdown_s
+    assert a["attention_core"] == pytest.approx(b["attention_core"] * 0.5 / 0.174, rel=1e-9)
 
 
 def test_the_command_line_takes_a_stack_and_lists_them():

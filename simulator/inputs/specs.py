@@ -132,6 +132,14 @@ class EfficiencyDefaults(_Spec):
     """Optional, per dtype: GEMM efficiency against FLOPs per call relative to gemm_best (published measurements)."""
     attention_shape: ShapeCurve | None = None
     """Optional: flash-attention forward efficiency against forward FLOPs per call relative to `attention`."""
+    attention_kernels: dict[str, Sourced] = {}
+    """Optional: throughput / BF16 dense peak (FA convention) of an older flash-attention kernel a software stack ran
+    (stacks.yaml `attention_kernel`, e.g. fa2, triton-fa), where it was measured on this GPU; `attention` is today's."""
+
+    def attention_for(self, kernel: str | None) -> Sourced:
+        """The efficiency of the stack's flash-attention kernel: its own figure where the profile has one, else
+        `attention` (today's kernel; docs/model.md §7.5)."""
+        return self.attention_kernels.get(kernel, self.attention) if kernel else self.attention
 
     @property
     def collective_latency_s(self) -> float:

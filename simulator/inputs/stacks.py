@@ -64,6 +64,9 @@ class Stack(_Schema):
     year: int = Field(ge=2015, le=2100)
     sources: list[str] = Field(min_length=1)
     attention: AttentionKernel
+    attention_kernel: str | None = None
+    """The flash-attention kernel generation the stack ran (a key of a hardware profile's efficiency.attention_kernels:
+    fa2, triton-fa); None: today's kernel (the profile's `attention`). Profiles without a figure for it use `attention`."""
     fp8: list[Fp8Recipe]
     offers: LayoutLimits
     practice: LayoutLimits

@@ -96,7 +96,9 @@ def _relative(curve: Curve | None, work: float) -> float:
     return np.interp(np.log(np.maximum(work, 1.0)), curve[0], curve[1])
 
 
-def device_rates(hw: HardwareProfile, assumptions: Assumptions) -> DeviceRates:
+def device_rates(hw: HardwareProfile, assumptions: Assumptions, attention_kernel: str | None = None) -> DeviceRates:
+    """The profile's default rates. `attention_kernel`: the flash-attention kernel of the software stack (a key of the
+    profile's efficiency.attention_kernels; None or one the profile lacks: today's kernel, `attention`)."""
     eff = hw.efficiency
     peaks: dict[str, float] = {}
     gemm: dict[str, float] = {}
@@ -112,13 +114,13 @@ def device_rates(hw: HardwareProfile, assumptions: Assumptions) -> DeviceRates:
         domain_gpus=hw.domain_gpus,
         latency_s=eff.collective_latency_s,
     )
-    assumed = [k for k, v in _efficiency_sources(hw).items() if v == "assumption"]
+    assumed = [k for k, v in _efficiency_sources(hw, attention_kernel).items() if v == "assumption"]
     source = f"defaults of hardware profile {hw.name}" + (f" (assumed: {', '.join(assumed)})" if assumed else "")
     return DeviceRates(
         name=hw.name,
         peak_flop_per_s=peaks,
         gemm_efficiency=gemm,
-        attention_flop_per_s=hw.peak_flop_per_s("bf16") * eff.attention.value,
+        attention_flop_per_s=hw.peak_flop_per_s("bf16") * eff.attention_for(attention_kernel).value,
         hbm_bytes_per_s=hw.hbm_bytes_per_s * eff.hbm.value,
         fabric=fabric,
         kernel_overhead_s=assumptions.kernel_overhead_s,
@@ -128,10 +130,11 @@ def device_rates(hw: HardwareProfile, assumptions: Assumptions) -> DeviceRates:
     )
 
 
-def _efficiency_sources(hw: HardwareProfile) -> dict[str, str]:
+def _efficiency_sources(hw: HardwareProfile, attention_kernel: str | None = None) -> dict[str, str]:
     eff = hw.efficiency
     out = {f"gemm_best.{k}": v.source for k, v in eff.gemm_best.items()}
-    for name in ("attention", "hbm", "scale_up_bus", "scale_out_bus", "collective_latency_us"):
+    out["attention"] = eff.attention_for(attention_kernel).source
+    for name in ("hbm", "scale_up_bus", "scale_out_bus", "collective_latency_us"):
         out[name] = getattr(eff, name).source
     return out
 

@@ -52,17 +52,18 @@ class Scenario:
         rates: DeviceRates | None = None,
         stack: Stack | None = None,
     ) -> Scenario:
-        """A scenario of objects already loaded: the profile's rates, its default rental price and today's stack
-        unless given."""
+        """A scenario of objects already loaded: the profile's rates (with the stack's attention kernel), its default
+        rental price and today's stack unless given."""
+        stack = stack or load_stack()
         return cls(
             model=model,
             hardware=hardware,
-            rates=rates or device_rates(hardware, assumptions),
+            rates=rates or device_rates(hardware, assumptions, stack.attention_kernel),
             job=with_fp8_recipe(job, model),
             pricing=price or pricing(hardware),
             layout=fixed_fields(layout),
             assumptions=assumptions,
-            stack=stack or load_stack(),
+            stack=stack,
         )
 
 
@@ -71,13 +72,19 @@ def fixed_fields(layout: dict | None) -> dict:
     return {k: v for k, v in (layout or {}).items() if v is not None}
 
 
-def load_device(gpu: str | HardwareProfile, calibration: str | Path | None, assumptions: Assumptions = DEFAULT):
-    """(hardware profile, rates) of `gpu`; with a calibration file, the measured rates replace the profile's terms."""
+def load_device(
+    gpu: str | HardwareProfile,
+    calibration: str | Path | None,
+    assumptions: Assumptions = DEFAULT,
+    attention_kernel: str | None = None,
+):
+    """(hardware profile, rates) of `gpu`; with a calibration file, the measured rates replace the profile's terms.
+    `attention_kernel`: the stack's flash-attention kernel (efficiency.device_rates)."""
     if calibration is not None:
         name = gpu.name if isinstance(gpu, HardwareProfile) else gpu
         return calibrated_device(name, calibration, assumptions)
     hw = gpu if isinstance(gpu, HardwareProfile) else load_hardware(gpu)
-    return hw, device_rates(hw, assumptions)
+    return hw, device_rates(hw, assumptions, attention_kernel)
 
 
 def resolve(
@@ -105,7 +112,7 @@ def resolve(
     software stack by name (None: today's); it sets the attention kernel and the FP8 recipe unless they are given."""
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     sw = stack if isinstance(stack, Stack) else load_stack(stack)
-    hw, rates = load_device(gpu, calibration, assumptions)
+    hw, rates = load_device(gpu, calibration, assumptions, sw.attention_kernel)
     if precision == "fp8":
         published = spec.published_layout.fp8_recipe if spec.published_layout else None
         fp8_recipe = sw.fp8_recipe(fp8_recipe, published)
