@@ -22,6 +22,7 @@ from cli.options import (
     SeqLenOpt,
     StackOpt,
     echo_result,
+    echo_timings,
     fail,
     flag_name,
     job_options,
@@ -147,6 +148,9 @@ def estimate(
         str | None, typer.Option(help="Calibration file from `costsim calibrate` (--gpu cpu for a CPU calibration)")
     ] = None,
     format: Annotated[Format, typer.Option("--format", help="Output format")] = Format.table,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Also print how long the --uncertainty evaluations took (on stderr)")
+    ] = False,
 ) -> None:
     """Estimate GPU-hours, wall-clock days, dollars, MFU and memory of one training run, or of a plan's stages."""
     from simulator import api
@@ -169,11 +173,13 @@ def estimate(
 
             result = api.plan(plan, **prices, uncertainty=band is not None, **(band or {}))
             typer.echo(plan_output(result.to_dict(), format.value), nl=format != Format.csv)
+            if verbose:
+                echo_timings(result.uncertainty)
             return
         missing = [k for k, v in run_flags.items() if v is None]
         if missing:
             raise InputError(f"missing {', '.join(missing)}: give MODEL --gpu --num-gpus --tokens, or --plan NAME|FILE.yaml")
-        d = api.estimate(
+        result = api.estimate(
             model,
             gpu,
             num_gpus,
@@ -186,10 +192,13 @@ def estimate(
             uncertainty=band is not None,
             **(band or {}),
             **(layout or {}),
-        ).to_dict()
+        )
+        d = result.to_dict()
     except CostsimError as e:
         fail(e)
     echo_result(format, d, [d], lambda: _estimate_text(d))
+    if verbose:
+        echo_timings(result.uncertainty)
 
 
 def _band_options(uncertainty: bool, draws: int | None, seed: int | None, tokens_spread: float | None) -> dict | None:

@@ -247,3 +247,14 @@ def echo_result(fmt: Format, doc: dict, rows: list[dict], table: Callable[[], st
     else:
         typer.echo(table())
 
+
+def echo_timings(band) -> None:
+    """`--verbose`: how long an uncertainty band took, on stderr (wall-clock times are kept out of the results, so
+    identical commands print identical bytes)."""
+    if band is None:
+        typer.echo("timing: no --uncertainty band was drawn", err=True)
+        return
+    typer.echo(
+        f"timing: full-model evaluations {band.model_evaluation_s:.2f} s, {band.draws:,} draws {band.draw_s:.2f} s",
+        err=True,
+    )

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.options import Format, PrecisionOpt, check_output_file, count_option, echo_result, fail
+from cli.options import Format, PrecisionOpt, check_output_file, count_option, echo_result, echo_timings, fail
 from simulator.units import DEFAULT_DRAWS, KILO
 
 
@@ -120,6 +120,9 @@ def claim(
     format: Annotated[Format, typer.Option("--format", help="Output format (csv: one row, nested fields as a.b)")] = (
         Format.table
     ),
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Also print how long the --uncertainty evaluations took (on stderr)")
+    ] = False,
 ) -> None:
     """Check a training claim: implied TFLOP/s and MFU, rank among published runs, costsim's prediction, verdict.
 
@@ -133,7 +136,7 @@ def claim(
     from simulator.units import GPU_HOURS_RANGE
 
     try:
-        d = api.claim(
+        result = api.claim(
             model,
             gpu,
             gpu_hours=count_option("--gpu-hours", gpu_hours, GPU_HOURS_RANGE),
@@ -143,10 +146,13 @@ def claim(
             uncertainty=uncertainty,
             draws=draws,
             seed=seed,
-        ).to_dict()
+        )
+        d = result.to_dict()
     except CostsimError as e:
         fail(e)
     echo_result(format, d, [d], lambda: claim_table(d) + (uncertainty_table(d["uncertainty"]) if uncertainty else ""))
+    if verbose:
+        echo_timings(result.uncertainty)
 
 
 def _pct(x: float | None) -> str:

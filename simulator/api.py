@@ -83,10 +83,15 @@ def _frame(rows: list[dict]):
     return pd.DataFrame([flatten(r) for r in rows])
 
 
+TIMING_KEYS = ("model_evaluation_s", "draw_s")
+"""Wall-clock timings of a band: on the band object (band.draw_s), never in a document, so that the same inputs
+give the same bytes (`costsim estimate --verbose` prints them on stderr)."""
+
+
 def _with_band(d: dict, band) -> dict:
     """A result's document with its uncertainty band (when one was asked for) under "uncertainty"."""
     if band is not None:
-        d["uncertainty"] = band.to_dict()
+        d["uncertainty"] = {k: v for k, v in band.to_dict().items() if k not in TIMING_KEYS}
     return d
 
 

@@ -44,8 +44,7 @@ def uncertainty_table(u: dict) -> str:
     lines.append("")
     lines.append(
         f"draws go through a surrogate ({s['evaluations']} full-model evaluations); against {s['checks']} joint "
-        f"full-model draws its error is {rms:.2%} rms, {err:.2%} at most. Draws took {u['draw_s']:.2f} s, "
-        f"model evaluations {u['model_evaluation_s']:.2f} s."
+        f"full-model draws its error is {rms:.2%} rms, {err:.2%} at most."
     )
     lines += [f"note: {n}" for n in u["notes"]]
     return "\n".join(lines)
@@ -484,8 +483,7 @@ def _uncertainty_section(u: dict) -> list[Block]:
         para(
             f"Method: the draws go through a surrogate, not the full model. It is built from {s['evaluations']} full-model "
             f"evaluations ({s['method']}). Against {s['checks']} joint draws evaluated with the full model, its error "
-            f"is {max(s['rms_error'].values(), default=float('nan')):.2%} rms and {err:.2%} at most. Drawing and "
-            f"evaluating all draws took {u['draw_s']:.2f} s; the full-model evaluations {u['model_evaluation_s']:.2f} s."
+            f"is {max(s['rms_error'].values(), default=float('nan')):.2%} rms and {err:.2%} at most."
         ),
         bullets(u["notes"]),
     ]
