@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.options import Format, check_output_file, document_json, echo_result, fail
+from cli.options import ForceOpt, Format, check_output_file, document_json, echo_result, fail
 
 
 def register(app: typer.Typer, validate_app: typer.Typer) -> None:
@@ -18,6 +18,7 @@ def compare_runs(
     a: Annotated[str, typer.Argument(help="Shipped plan name (costsim estimate --plan NAME) or a plan YAML")],
     b: Annotated[str, typer.Argument(help="Shipped plan name or a plan YAML")],
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a waterfall chart (PNG) of the factors")] = None,
+    force: ForceOpt = False,
     format: Annotated[
         Format, typer.Option("--format", help="Output format (csv: one row per factor, expected then achievable runs)")
     ] = Format.table,
@@ -32,7 +33,7 @@ def compare_runs(
     from simulator.report.charts import compare_waterfall_chart
 
     try:
-        check_output_file("--plot", plot, ".png")
+        check_output_file("--plot", plot, ".png", force)
         d = api.compare(a, b).to_dict()
         if plot is not None:
             compare_waterfall_chart(d, plot)

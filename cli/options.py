@@ -33,16 +33,42 @@ def count_option(flag: str, text: str | None, bounds: tuple[float, float] = TOKE
         raise InputError(f"{flag} {e}") from None
 
 
-def check_output_file(flag: str, path: Path | None, suffix: str) -> None:
-    """Fail before the work, not after it, when an output file (a chart, a table) cannot be written."""
+def writable_dir(path: Path) -> bool:
+    """Whether files can be created in the existing folder `path` (the kernel's permission and read-only checks)."""
+    import os
+
+    return os.access(path, os.W_OK | os.X_OK)
+
+
+def check_output_file(flag: str, path: Path | None, suffix: str, force: bool = False) -> None:
+    """Fail before the work, not after it, when an output file (a chart, a table) cannot be written: a folder in
+    its place, the wrong suffix, a missing or read-only folder, or a file there already (kept unless `force`)."""
     if path is None:
         return
     if path.is_dir():
         raise InputError(f"{flag} {path} is a directory; give a file name ending in {suffix}")
     if path.suffix.lower() != suffix:
         raise InputError(f"{flag} {path}: give a path ending in {suffix}")
-    if not path.resolve().parent.is_dir():
+    folder = path.resolve().parent
+    if not folder.is_dir():
         raise InputError(f"{flag} {path}: folder {path.parent} does not exist; create it or pick another path")
+    if not writable_dir(folder):
+        raise InputError(f"{flag} {path}: folder {path.parent} is not writable; pick a folder you can write to")
+    if path.exists() and not force:
+        raise InputError(f"{flag} {path} already exists; add --force to overwrite it, or pick another path")
+
+
+def check_output_dir(flag: str, path: Path) -> None:
+    """Fail before the work when the folder `path` cannot be created or written: its nearest existing folder (itself,
+    or the parent it would be created in) must be writable."""
+    existing = path.resolve()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.is_dir() and not writable_dir(existing):
+        raise InputError(f"{flag} {path}: folder {existing} is not writable; pick a folder you can write to")
+
+
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite output files that already exist")]
 
 
 def _number_text(x: float) -> str:

@@ -11,6 +11,7 @@ from cli.options import (
     BF16,
     SEARCH_LAYOUT_FLAGS,
     BatchOpt,
+    ForceOpt,
     ModelArg,
     NumGpusOpt,
     Objective,
@@ -238,6 +239,7 @@ def sweep_command(
     stack: StackOpt = None,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG chart of days and dollars against GPU count")] = None,
     output: Annotated[Path | None, typer.Option(help="Also write the rows to this CSV file")] = None,
+    force: ForceOpt = False,
     format: Annotated[OutFormat, typer.Option("--format", help="Output format")] = OutFormat.table,
 ) -> None:
     """Best layout, days, GPU-hours, dollars and MFU for each GPU type and cluster size."""
@@ -260,8 +262,8 @@ def sweep_command(
             hw.peak_flop_per_s(precision.value)
         counts = parse_gpu_counts(num_gpus)
         job_args = job_options(tokens, seq_len, global_batch_tokens, precision, fp8_recipe)
-        check_output_file("--plot", plot, ".png")
-        check_output_file("--output", output, ".csv")
+        check_output_file("--plot", plot, ".png", force)
+        check_output_file("--output", output, ".csv", force)
         with DelayedProgress("sweeping clusters") as bar:
             costs = CostOptions(usd_per_gpu_hour=usd_per_gpu_hour)
             rows = sweep(spec, gpus, counts, job_args, layout, costs, bar.update, load_stack(stack))
@@ -276,12 +278,20 @@ def sweep_command(
         if value is not None:
             row, text = pick(rows, limit)
             doc[flag] = {"value": value, "answer": row.to_dict() if row else None, "reason": text}
-    if plot is not None:
-        from simulator.report.charts import plot_sweep
+    try:
+        if plot is not None:
+            from simulator.report.charts import plot_sweep
 
-        plot_sweep(rows, spec.name, plot)
-    if output is not None:
-        output.write_text(report.to_csv(doc["rows"]))
+            plot_sweep(rows, spec.name, plot)
+        if output is not None:
+            with output.open("w" if force else "x", encoding="utf-8", newline="") as f:  # "x": no race past the check
+                f.write(report.to_csv(doc["rows"]))
+    except FileExistsError:
+        fail(InputError(f"--output {output} was created by someone else meanwhile; add --force to overwrite it"))
+    except OSError as e:
+        fail(InputError(f"cannot write {e.filename or output}: {e.strerror}; pick a writable path"))
+    except CostsimError as e:
+        fail(e)
     echo_result(format, doc, doc["rows"], lambda: sweep_table(doc))
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.options import Format, PrecisionOpt, check_output_file, count_option, echo_result, echo_timings, fail
+from cli.options import ForceOpt, Format, PrecisionOpt, check_output_file, count_option, echo_result, echo_timings, fail
 from simulator.units import DEFAULT_DRAWS, KILO
 
 
@@ -22,6 +22,7 @@ def register(app: typer.Typer, validate_app: typer.Typer) -> None:
 def validate_public(
     format: Annotated[Format, typer.Option("--format", help="Output format")] = Format.table,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a log-log scatter (PNG) of predicted vs reported")] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Predict every published run in validation/public_runs.yaml; signed errors, median and max |error|.
 
@@ -35,7 +36,7 @@ def validate_public(
     from simulator.report.charts import validation_chart
 
     try:
-        check_output_file("--plot", plot, ".png")
+        check_output_file("--plot", plot, ".png", force)
         results = public_runs.evaluate()
         doc = public_runs.report(results, excluded_runs())
         if plot is not None:

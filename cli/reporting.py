@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,6 +17,7 @@ from cli.options import (
     PriceOpt,
     RecipeOpt,
     SeqLenOpt,
+    check_output_dir,
     fail,
     flag_name,
     job_options,
@@ -61,6 +63,7 @@ def report_command(
     options |= {"calibration": calibration, "output": output}
     try:
         check_options(draws, seed, tokens_spread)
+        check_output_dir("--output", Path(output))
         prepare_output(output, force)  # refuse a used directory before minutes of work
         result = api.estimate(
             model,
