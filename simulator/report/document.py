@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from simulator.report.tables import layout_text
@@ -206,26 +207,73 @@ def image(file_name: str, alt: str) -> Block:
 
 
 def to_markdown(blocks: list[Block]) -> str:
+    """The document as Markdown. Every text is escaped (`_md_inline`): names, sources and notes from user files
+    become literal text, never live HTML, links, images or headings; only the blocks' own `code` and **bold**
+    stay markup."""
     out: list[str] = []
     for b in blocks:
         if b.kind in ("h1", "h2", "h3"):
-            out.append("#" * int(b.kind[1]) + " " + b.text)
+            out.append("#" * int(b.kind[1]) + " " + _md_inline(b.text))
         elif b.kind == "p":
-            out.append(b.text)
+            out.append(_md_inline(b.text))
         elif b.kind == "list":
-            out.append("\n".join(f"- {item}" for item in b.items))
+            out.append("\n".join(f"- {_md_inline(item)}" for item in b.items))
         elif b.kind == "table":
             header, *rows = b.items
             lines = ["| " + " | ".join(_md_cell(c) for c in header) + " |", "|" + "---|" * len(header)]
             lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
             out.append("\n".join(lines))
         elif b.kind == "image":
-            out.append(f"![{b.items[1]}]({b.items[0]})")
+            out.append(f"![{_md_escape(b.items[1])}]({b.items[0]})")  # a chart file of CHART_FILES
     return "\n\n".join(out) + "\n"
 
 
+_LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
+_MD_MARKUP = re.compile(r"`([^`]+)`|\*\*([^*]+)\*\*")
+"""The markup blocks may use, as _inline_html reads it: `code` and **bold**."""
+_MD_UNSAFE_IN_CODE = re.compile(r"[<>&\[\]\\|]")
+"""Characters that a code span would show but a careless Markdown reader (or a table row) might not: such a span
+becomes escaped text."""
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|~])")
+_MD_EDGE_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+"""An underscore that could open or close emphasis; one inside a word (nv_h100_wp) cannot, and stays bare."""
+
+
+def _md_escape(text: str, start: bool = True) -> str:
+    """Literal text in Markdown: one line; HTML's <, > and & as entities; a backslash before every character that
+    could start emphasis, code, a link or image (`[`, `]`, and a `(` right after `]`) or a table cell; with `start`
+    (the text opens a block) also before a heading or list marker at its beginning (a line break is a space, so
+    nothing else starts a line)."""
+    s = _LINE_BREAKS.sub(" ", str(text))
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = _MD_EDGE_UNDERSCORE.sub(r"\\_", _MD_SPECIAL.sub(r"\\\1", s))
+    s = s.replace("\\](", "\\]\\(")
+    if start:
+        s = re.sub(r"^(\s*)(#|[-+=](?=\s|$))", r"\1\\\2", s)
+        s = re.sub(r"^(\s*\d+)([.)])(?=\s|$)", r"\1\\\2", s)
+    return s
+
+
+def _md_inline(text: str, start: bool = True) -> str:
+    """A block's text as Markdown: its `code` spans and **bold** kept, everything else escaped (_md_escape).
+    `start`: the text opens a block (a paragraph, a list item), where a list marker would be live."""
+    text = _LINE_BREAKS.sub(" ", str(text)).strip()
+    out, pos = [], 0
+    for m in _MD_MARKUP.finditer(text):
+        out.append(_md_escape(text[pos : m.start()], start=start and pos == 0))
+        code, bold = m.group(1), m.group(2)
+        if code is not None:
+            out.append(f"`{code}`" if not _MD_UNSAFE_IN_CODE.search(code) else _md_escape(code, start=start and m.start() == 0))
+        else:
+            out.append(f"**{_md_escape(bold, start=False)}**")
+        pos = m.end()
+    out.append(_md_escape(text[pos:], start=start and pos == 0))
+    return "".join(out)
+
+
 def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """A table cell: _md_inline's text, in which every | is escaped already (code spans with one are text)."""
+    return _md_inline(text, start=False)
 
 
 def _inline_html(text: str) -> str:
