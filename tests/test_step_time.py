@@ -289,19 +289,39 @@ def test_bias_gradients_read_each_biased_output_once_per_step():
     assert st.bias_width(moe_bias, work, 1.25) == pytest.approx(2 * 1.25 * (64 + 64) + (64 + 64))
 
 
-def test_zero3_casts_each_bf16_weight_gradient_to_fp32_once_per_micro_batch():
+def test_zero3_casts_and_predivides_each_weight_gradient_once_per_micro_batch():
     """FSDP's fp32 reduce dtype: read 2 B, write 4 B per weight on the GPU (here TP 2: (8192 + 4096 + 16384 +
-    8192) / 2 = 18432), charged per forward as / 3. ZeRO 0-2 accumulate inside the wgrad GEMM: nothing."""
+    8192) / 2 = 18432); over a DP group of 2 or more its reduce_scatter_hook also divides the unsharded fp32 gradient
+    in place (read 4 B, write 4 B): 6 + 8 = 14 B per weight, charged per forward as / 3. ZeRO 0-2 accumulate inside
+    the wgrad GEMM: nothing."""
+    assert st.GRAD_CAST_BYTES_PER_PARAM == 6 and st.GRAD_PREDIVIDE_BYTES_PER_PARAM == 8
     weights = (64 * 128 + 64 * 64 + 64 * 256 + 128 * 64) / 2
     lay = Layout(tp=2, dp=4, micro_batch_size=2, zero_stage=3)
-    assert float(st.gradient_cast_bytes(ctx(layout=lay), "dense")) == pytest.approx(6 * weights / 3)
-    assert memory_bound_bytes(ctx(layout=lay), "dense") == pytest.approx(DENSE_MEMORY * T / 2 + 6 * weights / 3)
+    assert float(st.gradient_cast_bytes(ctx(layout=lay), "dense")) == pytest.approx(14 * weights / 3)
+    assert memory_bound_bytes(ctx(layout=lay), "dense") == pytest.approx(DENSE_MEMORY * T / 2 + 14 * weights / 3)
     assert float(st.gradient_cast_bytes(ctx(layout=replace(lay, zero_stage=2)), "dense")) == 0.0
-    # Routed experts: all 8 experts of the layer, over EP 2 (whole) or TP-sharded without EP.
+    # DP 1: the pre-divide factor is 1, nothing to divide; the cast stays.
+    assert float(st.gradient_cast_bytes(ctx(layout=replace(lay, dp=1)), "dense")) == pytest.approx(6 * weights / 3)
+    # Routed experts: all 8 experts of the layer, over EP 2 (whole) or TP-sharded without EP; their DP group is
+    # DP x CP / EP: 4 / 2 = 2 here (divided), 4 / 4 = 1 with EP 4 (cast only).
     moe_lay = Layout(ep=2, dp=4, micro_batch_size=2, zero_stage=3)
     dense_part = 64 * 128 + 64 * 64 + 64 * 8 + 64 * 64 + 32 * 64  # attention, router, shared expert
     experts = 8 * (64 * 64 + 32 * 64) / 2
-    assert float(st.gradient_cast_bytes(ctx(MOE, moe_lay), "moe")) == pytest.approx(6 * (dense_part + experts) / 3)
+    assert float(st.gradient_cast_bytes(ctx(MOE, moe_lay), "moe")) == pytest.approx(14 * (dense_part + experts) / 3)
+    ep4 = replace(moe_lay, ep=4)
+    expected = (14 * dense_part + 6 * 8 * (64 * 64 + 32 * 64) / 4) / 3
+    assert float(st.gradient_cast_bytes(ctx(MOE, ep4), "moe")) == pytest.approx(expected)
+
+
+def test_layouts_that_differ_only_in_whether_dp_divides_gradients_get_their_own_item_times():
+    """ZeRO-3 at DP 1 (no pre-divide) and DP 2 in one batch: each as if alone (the item-time classes tell them apart)."""
+    counts = parameter_counts(DENSE)
+    j = job(sequences=16)
+    lays = [Layout(dp=1, micro_batch_size=2, zero_stage=3), Layout(dp=2, micro_batch_size=2, zero_stage=3)]
+    both = evaluate(DENSE, j, Layouts.of(lays), RATES, counts, A).breakdown_s["memory_bound"]
+    alone = [step(DENSE, j, lay, RATES, counts, A).breakdown_s["memory_bound"] for lay in lays]
+    np.testing.assert_allclose(both, alone, rtol=1e-12)
+    assert alone[1] / 2 > alone[0] / 8  # per micro-batch (8 at DP 1, 4 at DP 2) DP 2 moves more
 
 
 def test_elementwise_kernels_pay_the_launch_cost_forward_and_backward():

@@ -63,6 +63,12 @@ BIAS_GRAD_BYTES_PER_ELEMENT = BYTES_PER_ELEMENT["bf16"] / 3
 # stacks (ZeRO 0-2 here) accumulate into the fp32 main gradient inside the weight-gradient GEMM
 # (--gradient-accumulation-fusion), with no separate cast.
 GRAD_CAST_BYTES_PER_PARAM = BYTES_PER_ELEMENT["bf16"] + BYTES_PER_ELEMENT["fp32"]
+# ZeRO-3 (FSDP FULL_SHARD, docs/model.md §7.6): before the reduce-scatter FSDP divides the whole unsharded gradient in
+# place by its pre-divide factor, which exceeds 1 for every DP group of 2 or more (PyTorch
+# torch/distributed/algorithms/_comm_hooks/default_hooks.py::reduce_scatter_hook, `grad.div_(gradient_predivide_factor)`;
+# DefaultState._get_gradient_predivide_factor): read and write the fp32 reduce-dtype gradient, per weight and
+# micro-batch. The post-divide runs on the 1/d shard only and is left out.
+GRAD_PREDIVIDE_BYTES_PER_PARAM = 2 * BYTES_PER_ELEMENT["fp32"]
 # Elementwise kernels launched per layer and micro-batch forward when unfused (assumption, docs/model.md §7.6): two
 # norms and two residual adds; RoPE on q and k; the activation (gated: activation and product); two residual
 # dropouts; MoE routing softmax and top-k, permute and un-permute. Backward launches twice as many, plus one
@@ -239,19 +245,28 @@ def ffn_widths(model: ModelSpec, work: LayerWork, moe_imbalance: float) -> list[
 
 
 def gradient_cast_bytes(ctx: Context, kind: str):
-    """Per-forward share of the ZeRO-3 gradient cast (GRAD_CAST_BYTES_PER_PARAM per weight on the GPU, once per
-    micro-batch, in the backward: / 3 as for the bias gradients). 0 for ZeRO 0-2."""
+    """Per-forward share of the ZeRO-3 gradient handling before the reduce-scatter, once per micro-batch in the
+    backward (/ 3 as for the bias gradients): the cast to fp32 (GRAD_CAST_BYTES_PER_PARAM per weight on the GPU) and,
+    where the weight's DP group has 2 or more ranks, the in-place pre-divide (GRAD_PREDIVIDE_BYTES_PER_PARAM).
+    0 for ZeRO 0-2."""
     lay, moe = ctx.layout, ctx.model.moe
-    params = 0.0
+    d_dense, d_expert = data_parallel_sizes(lay)
+    per_micro_batch = 0.0
     for g in ctx.work[kind].gemms:
         local = g.k * g.n
-        if g.routed and moe is not None:
+        routed = g.routed and moe is not None
+        if routed:
             # All experts of the layer: local ones with EP (whole), TP-sharded ones without.
             local = local * moe.n_routed_experts / np.where(lay.ep > 1, lay.ep, lay.tp)
         elif g.sharding != "replicated":
             local = local / lay.tp
-        params = params + local
-    return np.where(lay.zero_stage == 3, GRAD_CAST_BYTES_PER_PARAM * params / 3, 0.0)
+        per_micro_batch = per_micro_batch + local * grad_handling_bytes_per_param(d_expert if routed else d_dense)
+    return np.where(lay.zero_stage == 3, per_micro_batch / 3, 0.0)
+
+
+def grad_handling_bytes_per_param(dp_size):
+    """ZeRO-3 bytes per weight and micro-batch before the reduce-scatter: cast, plus the pre-divide when dp_size > 1."""
+    return GRAD_CAST_BYTES_PER_PARAM + np.where(dp_size > 1, GRAD_PREDIVIDE_BYTES_PER_PARAM, 0.0)
 
 
 def memory_bound_kernels(ctx: Context, kind: str) -> tuple[float, float]:
@@ -635,7 +650,7 @@ def evaluate(
 
 
 # What item_time reads of a layout: TP, CP, EP, micro-batch size, recompute, TP overlap, whether DualPipe
-# overlaps EP, and whether ZeRO-3 casts the weight gradients (gradient_cast_bytes).
+# overlaps EP, whether ZeRO-3 casts the weight gradients and whether the DP groups pre-divide them (gradient_cast_bytes).
 ITEM_TIME_FIELDS = ("tp", "cp", "ep", "micro_batch_size", "tp_overlap")
 
 
@@ -645,7 +660,15 @@ def _item_time_classes(lays: Layouts) -> tuple[np.ndarray, Layouts]:
     for f in ITEM_TIME_FIELDS:
         values = np.asarray(getattr(lays, f), dtype=np.int64)
         key = key * (int(values.max(initial=0)) + 1) + values
-    columns = (lays.recompute == "selective", lays.recompute == "full", lays.schedule == "dualpipe", lays.zero_stage == 3)
+    d_dense, d_expert = data_parallel_sizes(lays)
+    columns = (
+        lays.recompute == "selective",
+        lays.recompute == "full",
+        lays.schedule == "dualpipe",
+        lays.zero_stage == 3,
+        np.asarray(d_dense) > 1,
+        np.asarray(d_expert) > 1,
+    )
     for column in columns:
         key = key * 2 + column
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
