@@ -1,8 +1,10 @@
 """`costsim calibrate check FILE`: is a stored calibration still true of this device?
 
-Two checks. (1) The stored fit must follow from the stored samples: they are refitted and must agree
-(an edited efficiency number fails here, without measuring; an edited sample already fails the file's
-SHA-256 when it is read). (2) The
+Three checks. (1) The file is what costsim calibrate wrote (load_calibration: its SHA-256, every field
+finite and in range, the provenance consistent and possible for its profile, the fit recomputed from the
+samples), and the fit also follows from the samples with the memory-kernel weights of this costsim's step
+model; an edited or relabelled file fails here, without measuring. (2) The device measured now is the
+one the file names (kind, name, profile). (3) The
 same plan (mode, reference model, extra models, dtypes, collectives) is measured again on this device
 and each rate (GEMM rate per dtype, attention rate, memory-bound and copy bandwidth, collective bus
 bandwidth per tier) must lie within the tolerance of the stored one. For this comparison both sides
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from calibrate.run import Progress, calibrate, fit_all
-from simulator.inputs.calibration import Calibration, Fit, Samples, load_calibration
+from simulator.inputs.calibration import Calibration, Fit, Samples, first_difference, load_calibration
 
 REFIT_TOLERANCE = 1e-6
 
@@ -69,7 +71,8 @@ def capability(cal: Calibration) -> dict[str, float]:
 
 
 def refit_mismatches(cal: Calibration) -> list[str]:
-    """Headline rates of the stored fit that its own samples do not reproduce."""
+    """Headline rates of the stored fit that its own samples do not reproduce with this costsim's step model (its
+    memory-kernel weights, its GEMM roofline for the fit quality), then the first other number that differs."""
     refit = fit_all(cal.samples, cal.fit.kernel_overhead_s, cal.plan.reference, [])
     stored, again = headline_rates(cal.fit), headline_rates(refit)
     out = []
@@ -77,6 +80,9 @@ def refit_mismatches(cal: Calibration) -> list[str]:
         a, b = stored.get(key), again.get(key)
         if a is None or b is None or not math.isclose(a, b, rel_tol=REFIT_TOLERANCE):
             out.append(f"{key}: stored {_fmt(a)}, its samples give {_fmt(b)}")
+    if not out:
+        other = first_difference(cal.fit.model_dump(mode="json"), refit.model_dump(mode="json"), "fit")
+        out += [other] if other else []
     return out
 
 
@@ -84,9 +90,22 @@ def _fmt(x: float | None) -> str:
     return "absent" if x is None else f"{x:.4g}"
 
 
-def check(path: str | Path, tolerance: float, progress: Progress | None = None) -> dict:
-    """Measure again as the stored calibration was measured, and compare. `progress`: see calibrate.run.Progress."""
-    stored = load_calibration(path)
+def device_mismatches(stored: Calibration, fresh: Calibration) -> list[str]:
+    """Where the device measured now is not the one the stored calibration names."""
+    a, b = stored.provenance, fresh.provenance
+    out = []
+    for key in ("device_kind", "device_name", "hardware_profile"):
+        if getattr(a, key) != getattr(b, key):
+            out.append(f"{key}: the file says {getattr(a, key)!r}, this device is {getattr(b, key)!r}")
+    return out
+
+
+def check(path: str | Path, tolerance: float, progress: Progress | None = None, stored: Calibration | None = None) -> dict:
+    """Measure again as the stored calibration was measured, and compare. `progress`: see calibrate.run.Progress.
+
+    A file that is not what costsim calibrate wrote raises SpecError (load_calibration) before anything is measured.
+    `stored`: the file already loaded (and so verified) by load_calibration."""
+    stored = stored or load_calibration(path)
     p = stored.provenance
     tampered = refit_mismatches(stored)
     result = {
@@ -97,6 +116,8 @@ def check(path: str | Path, tolerance: float, progress: Progress | None = None) 
         "tolerance": tolerance,
         "fit_matches_samples": not tampered,
         "fit_mismatches": tampered,
+        "device_matches": None,
+        "device_mismatches": [],
         "rates": [],
         "not_measured_again": [],
         "ok": False,
@@ -124,11 +145,14 @@ def check(path: str | Path, tolerance: float, progress: Progress | None = None) 
     missing = sorted(set(old) - set(new))
     if stored.plan.collectives_file:  # measured elsewhere (across nodes): not measurable again here
         missing = [m for m in missing if " bus bytes/s" not in m]
+    other_device = device_mismatches(stored, fresh)
     result.update(
         measured_device=fresh.provenance.device_name,
+        device_matches=not other_device,
+        device_mismatches=other_device,
         rates=rows,
         not_measured_again=missing,
-        ok=all(r["ok"] for r in rows) and not missing,
+        ok=all(r["ok"] for r in rows) and not missing and not other_device,
     )
     return result
 
@@ -136,7 +160,10 @@ def check(path: str | Path, tolerance: float, progress: Progress | None = None) 
 def table(result: dict) -> str:
     lines = [f"calibration {result['file']} ({result['stored_device']}, {result['stored_date'][:10]})"]
     if not result["fit_matches_samples"]:
-        lines.append("the stored fit does not follow from the stored samples (the file was edited):")
+        lines.append(
+            "the stored fit does not follow from the stored samples with this costsim's memory-kernel weights "
+            "(the step model changed since, or the file was edited):"
+        )
         lines += [f"  {m}" for m in result["fit_mismatches"]]
         lines.append("FAILED: not measured again; recalibrate (costsim calibrate --output FILE --force)")
         return "\n".join(lines)
@@ -145,6 +172,8 @@ def table(result: dict) -> str:
     for r in result["rates"]:
         flag = "" if r["ok"] else "  DRIFT"
         lines.append(f"{r['rate']:<28} {r['stored']:>11.4g} {r['measured']:>11.4g} {r['drift']:>+8.1%}{flag}")
+    for m in result["device_mismatches"]:
+        lines.append(f"not the device of the file: {m}  OTHER DEVICE")
     for m in result["not_measured_again"]:
         lines.append(f"{m}: in the file but not measured now  MISSING")
     ok = "ok: the calibration still holds"

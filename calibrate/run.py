@@ -31,7 +31,7 @@ from simulator.inputs.calibration import (
     MemorySample,
     Samples,
     Workload,
-    samples_hash,
+    sealed,
 )
 from simulator.inputs.calibration import CalibrationPlan as PlanRecord
 from simulator.inputs.specs import ModelSpec
@@ -271,31 +271,9 @@ def _collectives(device: torch.device, plan: Sweep) -> tuple[list[dict], list[st
 
 
 def fit_all(samples: Samples, overhead_s: float, ref: Workload, notes: list[str]) -> Fit:
-    memory = None
-    mems = [s for s in samples.memory]
-    if mems:
-        memory = fit.fit_memory(
-            mems, memory_kernels.step_weights(ref.model, ref.tokens), f"{ref.model.name} at {ref.tokens} tokens"
-        )
-    # The GEMM roofline's memory term streams operands at copy bandwidth (DeviceRates.gemm_operand_bytes_per_s).
-    mem_rate = (memory.copy_bytes_per_s or memory.memory_bound_bytes_per_s) if memory else 1e12
-    gemms = {}
-    for dtype in sorted({s.dtype for s in samples.gemm}):
-        points = [s for s in samples.gemm if s.dtype == dtype]
-        if len(points) < 2:
-            notes.append(f"{dtype} GEMM: only {len(points)} point measured, no fit")
-            continue
-        gemms[dtype] = fit.fit_gemm(points, overhead_s, mem_rate)
-    if "bf16" not in gemms:
-        raise InputError("no BF16 GEMM could be measured on this device (see the notes above); nothing to calibrate")
-    atts = [s for s in samples.attention if s.dtype == "bf16"]
-    return Fit(
-        gemm=gemms,  # type: ignore[arg-type]
-        kernel_overhead_s=overhead_s,
-        attention=fit.fit_attention(atts) if atts else None,
-        memory=memory,
-        collectives=fit.fit_collectives(samples.collectives),  # type: ignore[arg-type]
-    )
+    """calibrate.fit.fit_all with the memory-bound kernels weighted as the step model counts `ref` now."""
+    weights = memory_kernels.step_weights(ref.model, ref.tokens)
+    return fit.fit_all(samples, overhead_s, weights, f"{ref.model.name} at {ref.tokens} tokens", notes)
 
 
 def calibrate(
@@ -338,13 +316,15 @@ def calibrate(
         collectives=plan.collectives,
         collectives_file=collectives_file,
     )
-    return Calibration(
-        schema="costsim-calibration",
-        schema_version=SCHEMA_VERSION,
-        provenance=prov,
-        plan=record,
-        samples=samples,
-        samples_sha256=samples_hash(samples),
-        fit=fitted,
-        notes=notes,
+    return sealed(
+        Calibration(
+            schema="costsim-calibration",
+            schema_version=SCHEMA_VERSION,
+            provenance=prov,
+            plan=record,
+            samples=samples,
+            fit=fitted,
+            notes=notes,
+            sha256="",
+        )
     )

@@ -185,14 +185,20 @@ def check(
     format: Annotated[TableJson, typer.Option("--format", help="Output format")] = TableJson.table,
 ) -> None:
     """Measure again and compare with a stored calibration; exit 1 on drift beyond --tolerance or an edited file."""
+    from simulator.errors import CostsimError
+    from simulator.inputs.calibration import load_calibration
+
+    try:  # an edited, relabelled or broken file is refused at once, before torch is imported (seconds)
+        stored = load_calibration(file)
+    except CostsimError as e:
+        _fail(e)
     _require_torch("costsim calibrate check")
     from calibrate.check import check as run_check
     from calibrate.check import table
-    from simulator.errors import CostsimError
 
     try:
         with _bar() as bar:
-            result = run_check(file, tolerance, progress=bar.update)
+            result = run_check(file, tolerance, progress=bar.update, stored=stored)
     except CostsimError as e:
         _fail(e)
     typer.echo(json.dumps(result, indent=1) if format == TableJson.json else table(result))

@@ -38,8 +38,9 @@ from simulator.inputs.calibration import (
     GemmSample,
     Samples,
     Timing,
+    content_hash,
     load_calibration,
-    samples_hash,
+    sealed,
     write_calibration,
 )
 from simulator.inputs.catalog import load_hardware
@@ -105,7 +106,7 @@ def _assert_valid_cpu_file(path: Path, proc: subprocess.CompletedProcess, mode: 
     p = cal.provenance
     assert (p.device_kind, p.mode, p.device_count, p.cpu_threads) == ("cpu", mode, 1, 1)
     assert p.torch_version == torch.__version__ and p.os and p.python_version
-    assert cal.schema_version == SCHEMA_VERSION and cal.samples_sha256 == samples_hash(cal.samples)
+    assert cal.schema_version == SCHEMA_VERSION and cal.sha256 == content_hash(cal)
     assert p.date.endswith("+00:00") and math.isfinite(p.wall_s) and p.wall_s > 0
     assert socket.gethostname() not in path.read_text()
     assert f"wrote {path}" in proc.stdout
@@ -190,25 +191,26 @@ def test_a_cpu_calibration_does_not_describe_a_gpu(smoke):
     assert_clean_exit(proc, "measured on a CPU", "--gpu cpu")
 
 
-def test_gpu_calibration_replaces_the_profile_terms(smoke, tmp_path):
-    """A calibration from an H100 (its provenance says so) replaces the H100 profile's efficiency terms."""
-    raw = json.loads(smoke.read_text())
-    raw["provenance"].update(
-        device_kind="cuda", device_name="NVIDIA H100 80GB HBM3", hardware_profile="h100-sxm", cpu_threads=None
-    )
-    path = tmp_path / "h100.json"
-    path.write_text(json.dumps(raw))
+def test_gpu_calibration_replaces_the_profile_terms(tmp_path):
+    """A calibration from an H100 (synthetic samples of an 8x H100 node) replaces the H100 profile's efficiency terms.
+    (A CPU file relabelled as an H100 is refused: tests/test_calibrate_integrity.py.)"""
+    from test_calibrate_integrity import H100_NAME, h100_calibration
+
+    path = write_calibration(h100_calibration(), tmp_path / "h100.json")
     cal = load_calibration(path)
     hw, rates = calibrated_device("h100", path, DEFAULT)
     base = device_rates(load_hardware("h100"), DEFAULT)
     best = cal.fit.gemm["bf16"].best_flop_per_s
     assert rates.gemm_efficiency["bf16"] == pytest.approx(best / hw.peak_flop_per_s("bf16") * DEFAULT.gemm_sustain)
-    assert rates.gemm_efficiency["fp8"] == base.gemm_efficiency["fp8"]  # not measured: the profile's
+    assert rates.gemm_efficiency["fp8"] == pytest.approx(
+        min(1.0, cal.fit.gemm["fp8"].best_flop_per_s / hw.peak_flop_per_s("fp8")) * DEFAULT.gemm_sustain
+    )
+    assert rates.gemm_efficiency["fp16"] == base.gemm_efficiency["fp16"]  # not measured: the profile's
     assert rates.attention_flop_per_s == cal.fit.attention.forward_flop_per_s
     assert rates.hbm_bytes_per_s == cal.fit.memory.copy_bytes_per_s  # HBM as measured, not this trainer's kernels
     assert rates.fabric.scale_up_bytes_per_s == cal.fit.collectives["scale_up"].busbw_bytes_per_s
     assert rates.fabric.scale_out_bytes_per_s == base.fabric.scale_out_bytes_per_s
-    assert rates.source.startswith(f"calibration {path} (NVIDIA H100 80GB HBM3, ")
+    assert rates.source.startswith(f"calibration {path} ({H100_NAME}, ")
     with pytest.raises(InputError, match="not on a100-80gb"):
         calibrated_device("a100-80gb", path, DEFAULT)
 
@@ -257,18 +259,20 @@ def test_check_fails_on_an_edited_fit(smoke, tmp_path):
     path = tmp_path / "edited.json"
     path.write_text(json.dumps(raw))
     proc = costsim("calibrate", "check", str(path))
-    assert proc.returncode == 1
-    assert "does not follow from the stored samples" in proc.stdout and "gemm bf16 best FLOP/s" in proc.stdout
+    assert_clean_exit(proc, "does not match its content", "fit.gemm.bf16.best_flop_per_s is", "2x")
+    raw["sha256"] = content_hash(Calibration.model_validate(raw))  # the hash recomputed: the refit still fails
+    path.write_text(json.dumps(raw))
+    assert_clean_exit(costsim("calibrate", "check", str(path)), "the stored fit does not follow from its samples", "2x")
 
 
 def test_an_edited_sample_fails_the_hash(smoke, tmp_path, tiny_spec):
     raw = json.loads(smoke.read_text())
-    raw["samples"]["gemm"][0]["forward"]["median_s"] *= 0.5
+    raw["samples"]["gemm"][0]["forward"]["median_s"] *= 1.5
     path = tmp_path / "edited.json"
     path.write_text(json.dumps(raw))
-    assert_clean_exit(costsim("calibrate", "check", str(path)), "samples_sha256", "edited after it was measured")
+    assert_clean_exit(costsim("calibrate", "check", str(path)), "sha256", "edited after costsim calibrate wrote it")
     est = costsim("estimate", str(tiny_spec), "--gpu", "cpu", "--num-gpus", "1", "--tokens", "1M", "--calibration", str(path))
-    assert_clean_exit(est, "edited after it was measured")
+    assert_clean_exit(est, "edited after costsim calibrate wrote it")
 
 
 def _scaled(cal: Calibration, speedup: float) -> Calibration:
@@ -292,7 +296,7 @@ def _scaled(cal: Calibration, speedup: float) -> Calibration:
     scale(raw["samples"])
     samples = Samples.model_validate(raw["samples"])
     fitted = fit_all(samples, cal.fit.kernel_overhead_s / speedup, cal.plan.reference, [])
-    return cal.model_copy(update={"samples": samples, "samples_sha256": samples_hash(samples), "fit": fitted})
+    return sealed(cal.model_copy(update={"samples": samples, "fit": fitted}))
 
 
 def test_check_fails_when_the_device_drifted(smoke, tmp_path):
@@ -351,12 +355,16 @@ def test_bad_calibrate_options_give_clean_errors(tmp_path):
     "args",
     [
         ["calibrate", "--device", "cpu", "--smoke", "--output", "x.json"],
-        ["calibrate", "check", "x.json"],
+        ["calibrate", "check", "stored.json"],
         ["validate", "local", "--device", "cpu"],
     ],
 )
 def test_without_torch_the_torch_commands_say_how_to_install_it(args, monkeypatch, tmp_path):
-    """torch is the optional `calibrate` extra: without it these commands stop with one line, before any work."""
+    """torch is the optional `calibrate` extra: without it these commands stop with one line, before any work
+    (calibrate check reads the file first: a bad file is refused without torch)."""
+    from test_calibrate_integrity import cpu_calibration
+
+    write_calibration(cpu_calibration(), tmp_path / "stored.json")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails as if it were not installed
     out = clean_error(invoke(*args), "needs torch", "is not installed", "pip install 'costsim[calibrate]'", error="prefix")

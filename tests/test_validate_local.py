@@ -119,3 +119,20 @@ def test_validate_local_bad_input_is_a_clean_error(smoke, tmp_path):
         proc = costsim("validate", "local", "--device", "cpu", *args)
         assert_clean_exit(proc, needle)
         assert proc.stderr.startswith("error: "), proc.stderr
+
+
+def test_validate_local_refuses_an_edited_calibration(tmp_path):
+    """The closed loop reads calibrations through the same loader: an edited fit, its hash recomputed, is refused."""
+    from test_calibrate_integrity import cpu_calibration, forge
+
+    from simulator.inputs.calibration import write_calibration
+
+    genuine = write_calibration(cpu_calibration(), tmp_path / "cpu.json")
+
+    def edit(raw: dict) -> None:
+        raw["fit"]["gemm"]["bf16"]["best_flop_per_s"] *= 10
+
+    bad = forge(genuine, tmp_path / "x10.json", edit, reseal=True)
+    proc = costsim("validate", "local", "--device", "cpu", "--calibration", str(bad))
+    assert_clean_exit(proc, f"calibration {bad}", "fit.gemm.bf16.best_flop_per_s is", "10x")
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -1,10 +1,21 @@
 """Calibration files: the schema `costsim calibrate` writes and the estimator reads (no torch here).
 
 A calibration holds the raw microbenchmark samples of one device (GEMMs, attention, memory-bound
-kernels, collectives), their SHA-256, where and how they were measured (device, driver, CUDA, torch
-and NCCL versions, date; never a host name), and the efficiency model fitted to them
-(calibrate/fit.py). `calibrated_device` turns it into the hardware profile and DeviceRates an
+kernels, collectives), where and how they were measured (device, driver, CUDA, torch and NCCL
+versions, date; never a host name), the efficiency model fitted to them (fit_all below, numpy only;
+calibrate/fit.py adds the GEMM fit quality), and one
+SHA-256 over all of it. `calibrated_device` turns it into the hardware profile and DeviceRates an
 estimate runs on; the rates' `source` names the file, so every estimate says what it used.
+
+Integrity (`load_calibration` -> `verify`): every number is finite and in a physical range; the hash
+must match the content; the provenance must be consistent in itself (a CPU has threads and no CUDA; a
+GPU names a shipped profile whose memory and device name agree) and the measured rates must be
+possible on the profile it names (a CPU relabelled as an H100 runs at 0.1% of its peak); and the fit
+is recomputed from the samples (fit_all, numpy only) and must be the stored fit (all but the GEMM
+fit quality, which needs the step model: `costsim calibrate check` compares that too). A hash
+cannot stop someone who recomputes it: the recomputed fit and the plausibility of the provenance are
+what do. What remains possible is a file whose samples were all invented consistently for the device
+it names.
 
 On a GPU the calibration replaces the per-GPU efficiency terms of the shipped profile (peaks and
 links stay the datasheet's; memory-bound kernels run at the measured copy bandwidth); the global
@@ -15,36 +26,51 @@ measured GEMM rate per dtype as its peak.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
+import re
 import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import numpy as np
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from simulator.errors import InputError, SpecError
 from simulator.inputs.catalog import hardware_ids, load_hardware_file
-from simulator.inputs.files import read_json, validate
+from simulator.inputs.files import read_json
 from simulator.inputs.specs import DensePeaks, EfficiencyDefaults, HardwareProfile, ModelSpec, Price, ScaleOut, ScaleUp, Sourced
 from simulator.units import GIB, GIGA, MICRO, TERA
 from simulator.vocab import Dtype
 
 SCHEMA = "costsim-calibration"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: one `sha256` over the whole file (version 1 hashed the samples only)."""
 CPU_DEVICE = "cpu"
 """What `--gpu` names when the calibration was measured on a CPU: the device is the calibration itself."""
 
 Positive = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
+# Physical ranges, far outside anything a real device measures (every float is also finite: allow_inf_nan=False).
+Seconds = Annotated[float, Field(gt=0, le=3600)]
+FlopRate = Annotated[float, Field(gt=0, le=1e17)]
+"""100 PFLOP/s: 10x the densest FP8 peak of any accelerator."""
+ByteRate = Annotated[float, Field(gt=0, le=1e14)]
+"""100 TB/s: 10x the fastest HBM."""
+Dim = Annotated[int, Field(ge=1, le=2**24)]
+Name = Annotated[str, Field(max_length=200)]
+Version = Annotated[str, Field(max_length=64)]
 CollectiveOp = Literal["all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv"]
 Tier = Literal["scale_up", "scale_out"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- samples
@@ -53,17 +79,23 @@ class _Model(BaseModel):
 class Timing(_Model):
     """Seconds per call over the timed repeats (after warm-up)."""
 
-    median_s: Positive
-    min_s: Positive
-    spread: Annotated[float, Field(ge=0)]
+    median_s: Seconds
+    min_s: Seconds
+    spread: Annotated[float, Field(ge=0, le=100)]
     """Interquartile range / median of the repeats."""
-    repeats: Annotated[int, Field(ge=1)]
+    repeats: Annotated[int, Field(ge=1, le=10**6)]
+
+    @model_validator(mode="after")
+    def _min_below_median(self) -> Timing:
+        if self.min_s > self.median_s:
+            raise ValueError(f"min_s {self.min_s:.4g} is above median_s {self.median_s:.4g}; a fastest repeat cannot be")
+        return self
 
 
 class GemmSample(_Model):
-    m: Annotated[int, Field(ge=1)]
-    n: Annotated[int, Field(ge=1)]
-    k: Annotated[int, Field(ge=1)]
+    m: Dim
+    n: Dim
+    k: Dim
     dtype: Dtype
     forward: Timing
     """Y[m,n] = X[m,k] . W[n,k]^T, as nn.Linear runs it."""
@@ -71,7 +103,7 @@ class GemmSample(_Model):
     """dX[m,k] = dY[m,n] . W[n,k]."""
     weight_grad: Timing
     """dW[n,k] = dY[m,n]^T . X[m,k]."""
-    origin: str = "sweep"
+    origin: Name = "sweep"
     """`sweep`, or the model whose GEMM this is (--model)."""
 
     @property
@@ -85,11 +117,11 @@ class GemmSample(_Model):
 
 
 class AttentionSample(_Model):
-    batch: Annotated[int, Field(ge=1)]
-    heads: Annotated[int, Field(ge=1)]
-    kv_heads: Annotated[int, Field(ge=1)]
-    seq_len: Annotated[int, Field(ge=1)]
-    head_dim: Annotated[int, Field(ge=1)]
+    batch: Annotated[int, Field(ge=1, le=2**16)]
+    heads: Annotated[int, Field(ge=1, le=2**14)]
+    kv_heads: Annotated[int, Field(ge=1, le=2**14)]
+    seq_len: Annotated[int, Field(ge=1, le=2**22)]
+    head_dim: Annotated[int, Field(ge=1, le=2**12)]
     dtype: Dtype
     forward: Timing
     backward: Timing
@@ -101,11 +133,11 @@ class AttentionSample(_Model):
 
 
 class MemorySample(_Model):
-    kernel: str
-    """copy, rmsnorm, residual_add, swiglu, rope, cross_entropy, embedding or optimizer (forward + backward)."""
+    kernel: Annotated[str, Field(max_length=64)]
+    """copy, layer, cross_entropy, embedding or optimizer (forward + backward)."""
     dtype: Dtype
-    elements: Annotated[int, Field(ge=1)]
-    counted_bytes: Positive
+    elements: Annotated[int, Field(ge=1, le=10**13)]
+    counted_bytes: Annotated[float, Field(gt=0, le=1e15)]
     """Bytes the simulator counts for this kernel, forward and backward (copy: read + write)."""
     timing: Timing
 
@@ -116,22 +148,28 @@ class MemorySample(_Model):
 
 class CollectiveSample(_Model):
     op: CollectiveOp
-    backend: str
-    world_size: Annotated[int, Field(ge=2)]
+    backend: Annotated[str, Field(max_length=32)]
+    world_size: Annotated[int, Field(ge=2, le=1 << 20)]
     tier: Tier
-    size_bytes: Positive
+    size_bytes: Annotated[float, Field(gt=0, le=1e13)]
     """S as nccl-tests defines it (the full array; per-rank buffer for all-to-all and send/recv)."""
     timing: Timing
     """Slowest rank's median."""
-    algbw_bytes_per_s: Positive
-    busbw_bytes_per_s: Positive
+    algbw_bytes_per_s: ByteRate
+    """S / median time."""
+    busbw_bytes_per_s: ByteRate
+    """algbw x the nccl-tests bus factor of the op at world_size."""
+
+
+MAX_SAMPLES = 100_000
+"""Per benchmark: a full calibration has a few hundred."""
 
 
 class Samples(_Model):
-    gemm: list[GemmSample] = []
-    attention: list[AttentionSample] = []
-    memory: list[MemorySample] = []
-    collectives: list[CollectiveSample] = []
+    gemm: Annotated[list[GemmSample], Field(max_length=MAX_SAMPLES)] = []
+    attention: Annotated[list[AttentionSample], Field(max_length=MAX_SAMPLES)] = []
+    memory: Annotated[list[MemorySample], Field(max_length=MAX_SAMPLES)] = []
+    collectives: Annotated[list[CollectiveSample], Field(max_length=MAX_SAMPLES)] = []
 
 
 # --------------------------------------------------------------------------- fit
@@ -140,8 +178,8 @@ class Samples(_Model):
 class CurveFit(_Model):
     """Relative efficiency against work per call (FLOPs), interpolated in log space, clamped at the ends."""
 
-    work: list[Positive]
-    relative: list[Fraction]
+    work: Annotated[list[Annotated[float, Field(gt=0, le=1e20)]], Field(max_length=10_000)]
+    relative: Annotated[list[Fraction], Field(max_length=10_000)]
 
     @model_validator(mode="after")
     def _paired_and_sorted(self) -> CurveFit:
@@ -156,24 +194,24 @@ class CurveFit(_Model):
 
 
 class FitQuality(_Model):
-    samples: Annotated[int, Field(ge=1)]
-    median_abs_error: Annotated[float, Field(ge=0)]
+    samples: Annotated[int, Field(ge=1, le=MAX_SAMPLES)]
+    median_abs_error: Annotated[float, Field(ge=0, le=1e6)]
     """Median |model - measured| / measured over the samples."""
-    max_abs_error: Annotated[float, Field(ge=0)]
+    max_abs_error: Annotated[float, Field(ge=0, le=1e6)]
 
 
 class GemmFit(_Model):
-    best_flop_per_s: Positive
+    best_flop_per_s: FlopRate
     """Best measured rate (training mean of the three GEMMs, less the kernel overhead); the peak of a CPU."""
     curve: CurveFit
     quality: FitQuality
 
 
 class AttentionFit(_Model):
-    forward_flop_per_s: Positive
+    forward_flop_per_s: FlopRate
     """Forward-equivalent rate, causal FLOPs (FA convention): forward + backward time of the best point
     = F x (1 + backward_over_forward) / this."""
-    backward_over_forward: Positive
+    backward_over_forward: Annotated[float, Field(gt=0, le=100)]
     """Median measured backward / forward time."""
     curve: CurveFit
     quality: FitQuality
@@ -181,36 +219,36 @@ class AttentionFit(_Model):
 
 
 class MemoryFit(_Model):
-    copy_bytes_per_s: Positive | None = None
+    copy_bytes_per_s: ByteRate | None = None
     """Large device-to-device copy (read + write): the achievable HBM / DRAM bandwidth."""
-    memory_bound_bytes_per_s: Positive
+    memory_bound_bytes_per_s: ByteRate
     """Achieved bandwidth of the memory-bound kernels of a training step, weighted as the simulator counts
     their bytes (`weights`): what DeviceRates.memory_s runs at."""
-    by_kernel_bytes_per_s: dict[str, Positive]
-    weights: dict[str, Annotated[float, Field(ge=0)]]
-    """Share of each kernel in the simulator's memory-bound bytes of one step of `reference`."""
-    reference: str
+    by_kernel_bytes_per_s: Annotated[dict[Annotated[str, Field(max_length=64)], ByteRate], Field(max_length=100)]
+    weights: Annotated[dict[Annotated[str, Field(max_length=64)], Annotated[float, Field(ge=0, le=1)]], Field(max_length=100)]
+    """Share of each kernel in the simulator's memory-bound bytes of one step of `reference` (they sum to 1)."""
+    reference: Name
 
 
 class CollectiveOpFit(_Model):
-    latency_s: Annotated[float, Field(ge=0)]
-    busbw_bytes_per_s: Positive
+    latency_s: Annotated[float, Field(ge=0, le=1)]
+    busbw_bytes_per_s: ByteRate
     quality: FitQuality
 
 
 class CollectiveTierFit(_Model):
-    backend: str
-    world_size: Annotated[int, Field(ge=2)]
+    backend: Annotated[str, Field(max_length=32)]
+    world_size: Annotated[int, Field(ge=2, le=1 << 20)]
     by_op: dict[CollectiveOp, CollectiveOpFit]
-    latency_s: Annotated[float, Field(ge=0)]
+    latency_s: Annotated[float, Field(ge=0, le=1)]
     """Median latency over the ops."""
-    busbw_bytes_per_s: Positive
+    busbw_bytes_per_s: ByteRate
     """Median bus bandwidth over the ops."""
 
 
 class Fit(_Model):
     gemm: dict[Dtype, GemmFit]
-    kernel_overhead_s: Annotated[float, Field(ge=0)]
+    kernel_overhead_s: Annotated[float, Field(ge=0, le=0.1)]
     """Time of a tiny GEMM: the fixed cost of one kernel (launch, dispatch)."""
     attention: AttentionFit | None = None
     memory: MemoryFit | None = None
@@ -223,40 +261,231 @@ class Fit(_Model):
         return self
 
 
+# --------------------------------------------------------------------------- the fit (numpy only)
+#
+# Here, below the model, so that every load recomputes the fit from the samples without torch and without the step
+# model (calibrate/fit.py adds the GEMM fit quality, which needs the model's roofline). See calibrate/fit.py for
+# what each fit means.
+
+BIN_LN_WIDTH = math.log(1.5)  # points a factor 2 apart stay in separate bins
+MIN_RELATIVE = 1e-4
+
+
+def binned_curve(work: np.ndarray, relative: np.ndarray) -> CurveFit:
+    """Median relative efficiency in bins a factor 1.5 wide in work, at the bins' median work."""
+    order = np.argsort(work)
+    lw, rel = np.log(work[order]), relative[order]
+    xs: list[float] = []
+    ys: list[float] = []
+    start = 0
+    for i in range(1, len(lw) + 1):
+        if i == len(lw) or lw[i] - lw[start] >= BIN_LN_WIDTH:
+            x = float(np.median(lw[start:i]))
+            if not xs or x > xs[-1]:
+                xs.append(x)
+                ys.append(float(np.clip(np.median(rel[start:i]), MIN_RELATIVE, 1.0)))
+            start = i
+    return CurveFit(work=[math.exp(x) for x in xs], relative=ys)
+
+
+def fit_quality(predicted: np.ndarray, measured: np.ndarray) -> FitQuality:
+    err = np.abs(predicted - measured) / measured
+    return FitQuality(samples=len(err), median_abs_error=float(np.median(err)), max_abs_error=float(err.max()))
+
+
+def curve_at(curve: CurveFit, work: np.ndarray) -> np.ndarray:
+    xs, ys = curve.as_curve()
+    return np.interp(np.log(work), xs, ys)
+
+
+def gemm_rates(samples: list[GemmSample], kernel_overhead_s: float) -> tuple[float, CurveFit]:
+    """(best rate P, relative curve r(F)) of one dtype's GEMM samples: r_i = F_i / (P·(t_i - t_kernel))."""
+    flops = np.array([s.flops for s in samples])
+    t = np.array([s.training_s for s in samples])
+    # The compute term's rate: time less the fixed kernel cost (at most half of it, against noise on tiny GEMMs).
+    compute_s = np.maximum(t - kernel_overhead_s, 0.5 * t)
+    best = float(np.max(flops / compute_s))
+    return best, binned_curve(flops, flops / (best * compute_s))
+
+
+def fit_attention(samples: list[AttentionSample]) -> AttentionFit:
+    """Fitted on forward + backward time; the backward / forward ratio is the median measured one."""
+    flops = np.array([s.forward_flops for s in samples])
+    fwd = np.array([s.forward.median_s for s in samples])
+    bwd = np.array([s.backward.median_s for s in samples])
+    ratio = float(np.median(bwd / fwd))
+    total = fwd + bwd
+    best = float(np.max(flops * (1.0 + ratio) / total))
+    curve = binned_curve(flops, flops * (1.0 + ratio) / (best * total))
+    predicted = flops / (best * curve_at(curve, flops)) * (1.0 + ratio)
+    return AttentionFit(forward_flop_per_s=best, backward_over_forward=ratio, curve=curve, quality=fit_quality(predicted, total))
+
+
+def fit_memory(samples: list[MemorySample], weights: dict[str, float], reference: str) -> MemoryFit:
+    by_kernel: dict[str, list[float]] = {}
+    for s in samples:
+        by_kernel.setdefault(s.kernel, []).append(s.bytes_per_s)
+    rates = {k: float(np.median(v)) for k, v in by_kernel.items()}
+    copy = rates.pop("copy", None)
+    present = {k: w for k, w in weights.items() if k in rates and w > 0}
+    if not present:
+        raise ValueError("no memory-bound kernel was measured")
+    total = sum(present.values())
+    effective = total / sum(w / rates[k] for k, w in present.items())
+    return MemoryFit(
+        copy_bytes_per_s=copy,
+        memory_bound_bytes_per_s=effective,
+        by_kernel_bytes_per_s=rates,
+        weights={k: w / total for k, w in present.items()},
+        reference=reference,
+    )
+
+
+def nccl_bus_factor(op: str, n: int) -> float:
+    """nccl-tests bus-bandwidth factor (simulator.model.comms.bus_factor, here for the loader, which sits below it)."""
+    if op == "all_reduce":
+        return 2.0 * (n - 1) / n
+    if op == "send_recv":
+        return 1.0
+    return (n - 1) / n
+
+
+def fit_collective_op(samples: list[CollectiveSample]) -> CollectiveOpFit:
+    """t = alpha + factor(op, n)·S / busBW, least squares on relative error."""
+    n = samples[0].world_size
+    x = np.array([nccl_bus_factor(s.op, n) * s.size_bytes for s in samples])  # bus bytes
+    t = np.array([s.timing.median_s for s in samples])
+    # Minimise sum(((alpha + gamma·x) - t) / t)^2 with gamma = 1 / busBW.
+    a = np.stack([1.0 / t, x / t], axis=1)
+    (alpha, gamma), *_ = np.linalg.lstsq(a, np.ones_like(t), rcond=None)
+    if alpha < 0:
+        alpha, gamma = 0.0, float(np.sum(x / t) / np.sum((x / t) ** 2))
+    if gamma <= 0:  # latency-bound over the whole range: bandwidth from the largest message
+        i = int(np.argmax(x))
+        gamma = float(t[i] / x[i])
+        alpha = 0.0
+    busbw = 1.0 / gamma
+    return CollectiveOpFit(latency_s=float(alpha), busbw_bytes_per_s=busbw, quality=fit_quality(alpha + x / busbw, t))
+
+
+def fit_collectives(samples: list[CollectiveSample]) -> dict[str, CollectiveTierFit]:
+    groups: dict[str, dict[str, list[CollectiveSample]]] = {}
+    for s in samples:
+        groups.setdefault(s.tier, {}).setdefault(s.op, []).append(s)
+    out = {}
+    for tier, ops in groups.items():
+        by_op = {op: fit_collective_op(v) for op, v in ops.items() if len(v) >= 2}
+        if not by_op:
+            continue
+        first = next(iter(ops.values()))[0]
+        out[tier] = CollectiveTierFit(
+            backend=first.backend,
+            world_size=first.world_size,
+            by_op=by_op,  # type: ignore[arg-type]
+            latency_s=float(np.median([f.latency_s for f in by_op.values()])),
+            busbw_bytes_per_s=float(np.median([f.busbw_bytes_per_s for f in by_op.values()])),
+        )
+    return out
+
+
+GemmFitter = Callable[[list[GemmSample], float, float], GemmFit]
+"""fit(samples of one dtype, kernel overhead, operand bytes/s) -> GemmFit (calibrate.fit.fit_gemm)."""
+
+
+def _gemm_fit_unrated(samples: list[GemmSample], kernel_overhead_s: float, operand_bytes_per_s: float) -> GemmFit:
+    """Rates and curve without the quality (which needs the model's roofline): quality errors left at 0."""
+    best, curve = gemm_rates(samples, kernel_overhead_s)
+    return GemmFit(
+        best_flop_per_s=best, curve=curve, quality=FitQuality(samples=len(samples), median_abs_error=0, max_abs_error=0)
+    )
+
+
+UNCHECKED_ON_LOAD = re.compile(r"^fit\.gemm\.[^.]+\.quality\.(median|max)_abs_error$")
+"""What the loader cannot recompute without the step model (the GEMM fit quality; costsim calibrate check does)."""
+
+
+def fit_all(
+    samples: Samples,
+    kernel_overhead_s: float,
+    weights: dict[str, float] | None,
+    reference: str | None,
+    notes: list[str] | None = None,
+    gemm_fit: GemmFitter = _gemm_fit_unrated,
+) -> Fit:
+    """The whole fit of `samples`. `weights`: each memory-bound kernel's share of the step's memory-bound bytes
+    (calibrate.memory_kernels.step_weights of `reference`); needed where there are memory samples."""
+    notes = [] if notes is None else notes
+    memory = None
+    if samples.memory:
+        if weights is None or reference is None:
+            raise ValueError(f"{len(samples.memory)} memory-bound kernel samples but no kernel weights to combine them")
+        memory = fit_memory(list(samples.memory), weights, reference)
+    # The GEMM roofline's memory term streams operands at copy bandwidth (DeviceRates.gemm_operand_bytes_per_s).
+    mem_rate = (memory.copy_bytes_per_s or memory.memory_bound_bytes_per_s) if memory else 1e12
+    gemms = {}
+    for dtype in sorted({s.dtype for s in samples.gemm}):
+        points = [s for s in samples.gemm if s.dtype == dtype]
+        if len(points) < 2:
+            notes.append(f"{dtype} GEMM: only {len(points)} point measured, no fit")
+            continue
+        gemms[dtype] = gemm_fit(points, kernel_overhead_s, mem_rate)
+    if "bf16" not in gemms:
+        raise InputError("no BF16 GEMM could be measured on this device (see the notes above); nothing to calibrate")
+    atts = [s for s in samples.attention if s.dtype == "bf16"]
+    return Fit(
+        gemm=gemms,  # type: ignore[arg-type]
+        kernel_overhead_s=kernel_overhead_s,
+        attention=fit_attention(atts) if atts else None,
+        memory=memory,
+        collectives=fit_collectives(list(samples.collectives)),  # type: ignore[arg-type]
+    )
+
+
 # --------------------------------------------------------------------------- file
 
 
 class Provenance(_Model):
     device_kind: Literal["cpu", "cuda"]
-    device_name: str
-    device_count: Annotated[int, Field(ge=1)]
-    device_memory_bytes: Positive | None = None
-    hardware_profile: str | None = None
+    device_name: Name
+    device_count: Annotated[int, Field(ge=1, le=100_000)]
+    device_memory_bytes: Annotated[float, Field(gt=0, le=1e14)] | None = None
+    hardware_profile: Name | None = None
     """The shipped profile this GPU is (None on a CPU, or an unknown GPU)."""
-    cpu_threads: Annotated[int, Field(ge=1)] | None = None
-    driver_version: str | None = None
-    cuda_version: str | None = None
-    torch_version: str
-    nccl_version: str | None = None
-    python_version: str
-    os: str
+    cpu_threads: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    driver_version: Version | None = None
+    cuda_version: Version | None = None
+    torch_version: Version
+    nccl_version: Version | None = None
+    python_version: Version
+    os: Name
     """Operating system and release; never a host name."""
-    date: str
+    date: Annotated[str, Field(max_length=40)]
     """UTC, ISO 8601."""
     mode: Literal["quick", "full", "smoke"]
-    model: str | None = None
+    model: Name | None = None
     """--model whose GEMM shapes were added, if any."""
-    wall_s: Annotated[float, Field(ge=0)]
-    costsim_version: str
+    wall_s: Annotated[float, Field(ge=0, le=10**6)]
+    costsim_version: Version
+
+    @field_validator("date")
+    @classmethod
+    def _iso_date(cls, v: str) -> str:
+        try:
+            when = datetime.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"date {v!r} is not an ISO 8601 date and time (e.g. 2026-01-31T12:00:00+00:00)") from None
+        if when.tzinfo is None:
+            raise ValueError(f"date {v!r} has no time zone (calibrations record UTC, e.g. 2026-01-31T12:00:00+00:00)")
+        return v
 
 
 class Workload(_Model):
     """A model and one micro-batch of it on one GPU: where shapes are taken from."""
 
     model: ModelSpec
-    batch: Annotated[int, Field(ge=1)]
-    seq_len: Annotated[int, Field(ge=1)]
-    tp: Annotated[int, Field(ge=1)] = 1
+    batch: Annotated[int, Field(ge=1, le=2**16)]
+    seq_len: Annotated[int, Field(ge=1, le=2**22)]
+    tp: Annotated[int, Field(ge=1, le=1024)] = 1
 
     @property
     def tokens(self) -> int:
@@ -268,12 +497,12 @@ class CalibrationPlan(_Model):
 
     reference: Workload
     """Attention heads, memory-bound kernel sizes and their byte mix, and GEMM shapes come from it."""
-    extra: list[Workload] = []
+    extra: Annotated[list[Workload], Field(max_length=100)] = []
     """Models whose exact GEMM shapes were added (--model)."""
-    dtypes: list[Dtype]
+    dtypes: Annotated[list[Dtype], Field(max_length=10)]
     collectives: bool
     """Collectives measured on this machine (torchrun launched by costsim calibrate)."""
-    collectives_file: str | None = None
+    collectives_file: Annotated[str, Field(max_length=4096)] | None = None
     """Collectives taken from a torchrun run of calibrate.collectives elsewhere (e.g. across nodes)."""
 
 
@@ -283,25 +512,20 @@ class Calibration(_Model):
     provenance: Provenance
     plan: CalibrationPlan
     samples: Samples
-    samples_sha256: str
     fit: Fit
-    notes: list[str] = []
+    notes: Annotated[list[Annotated[str, Field(max_length=4000)]], Field(max_length=10_000)] = []
     """Points skipped (out of memory, unsupported dtype, too slow) and other remarks."""
+    sha256: Annotated[str, Field(max_length=64)] = Field(validation_alias=AliasChoices("sha256", "samples_sha256"))
+    """SHA-256 of everything above (content_hash); `write_calibration` sets it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
     @model_validator(mode="after")
-    def _version_and_hash(self) -> Calibration:
+    def _version(self) -> Calibration:
         if self.schema_version != SCHEMA_VERSION:
             raise ValueError(
                 f"schema_version {self.schema_version} is not supported (this costsim reads version {SCHEMA_VERSION}); "
                 "recalibrate with this version: costsim calibrate --output FILE"
-            )
-        actual = samples_hash(self.samples)
-        if actual != self.samples_sha256:
-            raise ValueError(
-                f"samples_sha256 {self.samples_sha256[:12]}... does not match the samples ({actual[:12]}...): the file was "
-                "edited after it was measured; recalibrate"
             )
         return self
 
@@ -314,52 +538,357 @@ class Calibration(_Model):
         return json.dumps(self.model_dump(mode="json", by_alias=True), indent=1) + "\n"
 
 
-def samples_hash(samples: Samples) -> str:
-    canonical = json.dumps(samples.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+def _digest(data: object) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def samples_hash(samples: Samples) -> str:
+    """SHA-256 of the samples alone (schema version 1's hash; kept for callers that fingerprint samples)."""
+    return _digest(samples.model_dump(mode="json"))
+
+
+def content_hash(cal: Calibration) -> str:
+    """SHA-256 of the whole calibration (provenance, plan, samples, fit, notes) but its own `sha256`."""
+    data = cal.model_dump(mode="json", by_alias=True)
+    data.pop("sha256")
+    return _digest(data)
+
+
+def sealed(cal: Calibration) -> Calibration:
+    """The calibration with `sha256` set to its content hash."""
+    return cal.model_copy(update={"sha256": content_hash(cal)})
+
+
+# --------------------------------------------------------------------------- loading and integrity
+
+RECALIBRATE = "measure again: costsim calibrate --output FILE --force (a calibration file is never edited by hand)"
+BF16_PLAUSIBLE = (0.05, 1.1)
+"""Best measured BF16 GEMM rate as a fraction of the named profile's dense peak: a real GPU of that profile measures
+~0.5-0.8 in quick mode; a CPU relabelled as a GPU measures < 0.5% (an H100 file from a 2-core CPU: 0.13%)."""
+COPY_PLAUSIBLE = (0.05, 1.1)
+"""Measured large-copy bandwidth as a fraction of the profile's HBM bandwidth (real GPUs ~0.8-0.95)."""
+ABOVE_PEAK = 1.1
+"""No measured rate exceeds the datasheet peak (a boost-clock figure) by more than this."""
+MEMORY_TOLERANCE = 0.1
+"""Device memory recorded by torch against the profile's (the same 10% as profile_for_device)."""
+REFIT_RTOL, REFIT_ATOL = 1e-9, 1e-12
+"""The recomputed fit against the stored one: the same numbers up to rounding (the fit is deterministic)."""
+
+
+MAX_SHOWN = 60
+"""Characters of a value quoted in an error."""
+
+
+def _value(x: object) -> str:
+    if isinstance(x, float):
+        return f"{x:.6g}"
+    text = json.dumps(x) if isinstance(x, str | int | bool) or x is None else type(x).__name__
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
+
+
+def _validation_line(path: Path, err: ValidationError) -> str:
+    """One line for a file that does not fit the schema: the first problem, where, the value, and the fix."""
+    errors = err.errors()
+    e = errors[0]
+    loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    msg = "is missing" if e["type"] == "missing" else str(e["msg"]).removeprefix("Value error, ")
+    value = e.get("input")
+    shown = f" (got {_value(value)})" if not isinstance(value, dict | list) and e["type"] != "missing" else ""
+    more = f"; {len(errors) - 1} more problem(s)" if len(errors) > 1 else ""
+    return f"calibration {path}: {loc}: {msg}{shown}{more}; not a file costsim calibrate wrote: {RECALIBRATE}"
+
+
 def load_calibration(path: str | Path) -> Calibration:
+    """Read, validate and verify a calibration file (SpecError, one line, on anything wrong with it)."""
     path = Path(path)
     raw = read_json(path)
-    if isinstance(raw, dict) and raw.get("schema") not in (None, SCHEMA):
-        raise SpecError(f"{path}: not a costsim calibration (schema {raw.get('schema')!r}); write one with costsim calibrate")
-    if isinstance(raw, dict) and isinstance(raw.get("schema_version"), int) and raw["schema_version"] != SCHEMA_VERSION:
+    if not isinstance(raw, dict):
+        raise SpecError(f"calibration {path}: expected a JSON object, got {type(raw).__name__}; {RECALIBRATE}")
+    if raw.get("schema") not in (None, SCHEMA):
         raise SpecError(
-            f"{path}: calibration schema_version {raw['schema_version']} is not supported (this costsim reads version "
-            f"{SCHEMA_VERSION}); recalibrate with costsim calibrate --output FILE"
+            f"calibration {path}: not a costsim calibration (schema {raw.get('schema')!r}); write one with costsim calibrate"
         )
-    return validate(raw, Calibration, path)
+    if isinstance(raw.get("schema_version"), int) and raw["schema_version"] != SCHEMA_VERSION:
+        older = " (its hash covers the samples only, not the fit and provenance)" if raw["schema_version"] == 1 else ""
+        raise SpecError(
+            f"calibration {path}: schema_version {raw['schema_version']} is not supported{older} (this costsim reads "
+            f"version {SCHEMA_VERSION}); recalibrate with costsim calibrate --output FILE"
+        )
+    if "samples_sha256" in raw:
+        raise SpecError(f"calibration {path}: samples_sha256 is schema version 1's field, not {SCHEMA_VERSION}'s; {RECALIBRATE}")
+    try:
+        cal = Calibration.model_validate(raw)
+    except ValidationError as e:
+        raise SpecError(_validation_line(path, e)) from None
+    verify(cal, path)
+    return cal
+
+
+def verify(cal: Calibration, path: str | Path) -> None:
+    """SpecError (one line: the problem, the numbers, the fix) unless the calibration is what costsim calibrate wrote
+    on the device it names: the hash matches, the provenance is consistent and possible for its profile, and the fit
+    is the fit of the samples."""
+    where = f"calibration {path}"
+    actual = content_hash(cal)
+    if cal.sha256 != actual:
+        why = fit_mismatch(cal)
+        raise SpecError(
+            f"{where}: sha256 {cal.sha256[:12] or '(empty)'}... does not match its content ({actual[:12]}...): it was "
+            f"edited after costsim calibrate wrote it{f' ({why})' if why else ''}; {RECALIBRATE}"
+        )
+    for problem in (provenance_problem(cal), samples_problem(cal)):
+        if problem:
+            raise SpecError(f"{where}: {problem}; {RECALIBRATE}")
+    why = fit_mismatch(cal)
+    if why:
+        raise SpecError(f"{where}: the stored fit does not follow from its samples: {why}; {RECALIBRATE}")
+    p = cal.provenance
+    if p.device_kind == "cuda" and p.hardware_profile in hardware_ids():
+        problem = implausible_for(cal, load_hardware_file(hardware_ids()[p.hardware_profile]))
+        if problem:
+            raise SpecError(
+                f"{where}: {problem}: not a {p.hardware_profile} calibration (relabelled?); calibrate on that GPU: "
+                "costsim calibrate --device cuda --output FILE"
+            )
+
+
+def provenance_problem(cal: Calibration) -> str | None:
+    """What in the provenance contradicts itself or the samples, or None."""
+    p = cal.provenance
+    if p.device_kind == "cpu":
+        gpu_only = {"hardware_profile": p.hardware_profile, "driver_version": p.driver_version}
+        gpu_only |= {"cuda_version": p.cuda_version, "nccl_version": p.nccl_version}
+        for key, value in gpu_only.items():
+            if value is not None:
+                return f"provenance.device_kind is cpu but provenance.{key} is {_value(value)} (a GPU's); a CPU has none"
+        if p.cpu_threads is None:
+            return "provenance.device_kind is cpu but provenance.cpu_threads is absent; a CPU calibration records them"
+        if p.device_count != 1:
+            return f"provenance.device_kind is cpu with device_count {p.device_count}; a CPU calibration measures 1"
+        if any(s.dtype == "fp8" for s in cal.samples.gemm):
+            return "provenance.device_kind is cpu but the samples hold FP8 GEMMs, which need a CUDA GPU"
+    else:
+        if p.cpu_threads is not None:
+            return f"provenance.device_kind is cuda but provenance.cpu_threads is {p.cpu_threads} (a CPU's)"
+        if p.hardware_profile is not None and p.hardware_profile in hardware_ids():
+            hw = load_hardware_file(hardware_ids()[p.hardware_profile])
+            if hw.name != p.hardware_profile:
+                return f"provenance.hardware_profile {p.hardware_profile!r} is an alias; calibrations record the id {hw.name!r}"
+            mem = p.device_memory_bytes
+            if mem is not None and abs(mem - hw.memory_bytes) > MEMORY_TOLERANCE * hw.memory_bytes:
+                return (
+                    f"provenance.device_memory_bytes {mem / GIB:.1f} GiB is not the {hw.name}'s {hw.memory_bytes / GIB:.0f} GiB "
+                    f"(within {MEMORY_TOLERANCE:.0%})"
+                )
+            named = profile_for_device(p.device_name, mem)
+            if named is not None and named != hw.name:
+                return (
+                    f"provenance.device_name {p.device_name!r} is a {named}, not the {hw.name} that "
+                    "provenance.hardware_profile names"
+                )
+    when = datetime.fromisoformat(p.date)
+    if when > datetime.now(UTC) + timedelta(days=1):
+        return f"provenance.date {p.date} is in the future"
+    unplanned = sorted({s.dtype for s in cal.samples.gemm} - set(cal.plan.dtypes))
+    if unplanned:
+        return f"the samples hold {', '.join(unplanned)} GEMMs but plan.dtypes is {', '.join(cal.plan.dtypes) or 'empty'}"
+    return None
+
+
+def samples_problem(cal: Calibration) -> str | None:
+    """A sample whose derived numbers contradict its measurement, or a kernel overhead beyond the samples, or None."""
+    for i, s in enumerate(cal.samples.collectives):
+        algbw = s.size_bytes / s.timing.median_s
+        if not math.isclose(s.algbw_bytes_per_s, algbw, rel_tol=1e-6):
+            return (
+                f"samples.collectives.{i}.algbw_bytes_per_s is {s.algbw_bytes_per_s:.6g} but size_bytes / median_s is {algbw:.6g}"
+            )
+        busbw = algbw * nccl_bus_factor(s.op, s.world_size)
+        if not math.isclose(s.busbw_bytes_per_s, busbw, rel_tol=1e-6):
+            return (
+                f"samples.collectives.{i}.busbw_bytes_per_s is {s.busbw_bytes_per_s:.6g} but the {s.op} bus factor at "
+                f"{s.world_size} ranks gives {busbw:.6g}"
+            )
+    if cal.samples.gemm:
+        fastest = min(min(s.forward.median_s, s.input_grad.median_s, s.weight_grad.median_s) for s in cal.samples.gemm)
+        overhead = cal.fit.kernel_overhead_s
+        if overhead > 1.5 * fastest:
+            return (
+                f"fit.kernel_overhead_s {overhead:.4g} s (the time of a 16x16x16 GEMM) is above 1.5x the fastest GEMM "
+                f"sample, {fastest:.4g} s"
+            )
+    memory = cal.fit.memory
+    if memory is not None:
+        total = sum(memory.weights.values())
+        if not math.isclose(total, 1.0, rel_tol=1e-6):
+            return f"fit.memory.weights sum to {total:.6g}, not 1"
+        unknown = sorted(set(memory.weights) - set(memory.by_kernel_bytes_per_s))
+        if unknown:
+            return f"fit.memory.weights name {', '.join(unknown)}, which no memory sample measured"
+    return None
+
+
+def first_difference(stored: object, again: object, where: str, skip: re.Pattern | None = None) -> str | None:
+    """The first number or field where `stored` and `again` differ (beyond rounding), as a phrase; None if none.
+    `skip`: paths not compared."""
+    if skip is not None and skip.match(where):
+        return None
+    if isinstance(stored, dict) and isinstance(again, dict):
+        for key in sorted(set(stored) | set(again), key=str):
+            here = f"{where}.{key}"
+            if key not in again:
+                return f"{here} is {_value(stored[key])} but its samples give none"
+            if key not in stored:
+                return f"{here} is absent but its samples give {_value(again[key])}"
+            found = first_difference(stored[key], again[key], here, skip)
+            if found:
+                return found
+        return None
+    if isinstance(stored, list) and isinstance(again, list):
+        if len(stored) != len(again):
+            return f"{where} has {len(stored)} values but its samples give {len(again)}"
+        for i, (a, b) in enumerate(zip(stored, again, strict=True)):
+            found = first_difference(a, b, f"{where}.{i}", skip)
+            if found:
+                return found
+        return None
+    numbers = (int, float)
+    if isinstance(stored, numbers) and isinstance(again, numbers) and not isinstance(stored, bool):
+        if math.isclose(stored, again, rel_tol=REFIT_RTOL, abs_tol=REFIT_ATOL):
+            return None
+        ratio = f", {stored / again:.4g}x" if again else ""
+        return f"{where} is {_value(float(stored))} but its samples give {_value(float(again))}{ratio}"
+    if stored != again:
+        return f"{where} is {_value(stored)} but its samples give {_value(again)}"
+    return None
+
+
+def fit_mismatch(cal: Calibration) -> str | None:
+    """The first number of the stored fit that the fit of the stored samples does not reproduce, or None.
+
+    Recomputed by fit_all above (numpy only: the estimator never imports torch) with the stored kernel overhead and
+    memory-kernel weights (a distribution over the measured kernels). The GEMM fit quality needs the step model's
+    roofline and is left to `costsim calibrate check`, which also recomputes the weights from the step model."""
+    from simulator.errors import CostsimError
+
+    bf16 = sum(s.dtype == "bf16" for s in cal.samples.gemm)
+    if bf16 < 2:
+        return f"its samples hold {bf16} BF16 GEMM(s), too few for the stored BF16 fit (2 or more)"
+    memory = cal.fit.memory
+    try:
+        again = fit_all(
+            cal.samples,
+            cal.fit.kernel_overhead_s,
+            dict(memory.weights) if memory else None,
+            memory.reference if memory else None,
+        )
+    except (ValueError, ArithmeticError, CostsimError) as e:
+        return f"the fit cannot be recomputed from them ({str(e).splitlines()[0]})"
+    return first_difference(cal.fit.model_dump(mode="json"), again.model_dump(mode="json"), "fit", UNCHECKED_ON_LOAD)
+
+
+def implausible_for(cal: Calibration, hw: HardwareProfile) -> str | None:
+    """What the calibration measured that a `hw` cannot: rates above its peaks, or far below them (another device), or None."""
+    fit = cal.fit
+    peak = hw.peak_flop_per_s("bf16")
+    best = fit.gemm["bf16"].best_flop_per_s
+    lo, hi = BF16_PLAUSIBLE
+    if not lo <= best / peak <= hi:
+        return (
+            f"its best BF16 GEMM rate, {best / TERA:.4g} TFLOP/s, is {best / peak:.2%} of the {hw.name} dense BF16 peak "
+            f"({peak / TERA:.4g} TFLOP/s), outside the {lo:.0%}-{hi:.0%} a {hw.name} measures"
+        )
+    for dtype, g in fit.gemm.items():
+        peaks = [hw.peak_flop_per_s(d) for d in ((dtype, "tf32") if dtype == "fp32" else (dtype,)) if hw.has_dtype(d)]
+        if peaks and g.best_flop_per_s > ABOVE_PEAK * max(peaks):
+            return (
+                f"its best {dtype} GEMM rate, {g.best_flop_per_s / TERA:.4g} TFLOP/s, is above the {hw.name} dense "
+                f"{dtype} peak ({max(peaks) / TERA:.4g} TFLOP/s) x {ABOVE_PEAK}"
+            )
+    if fit.attention and fit.attention.forward_flop_per_s > ABOVE_PEAK * peak:
+        return (
+            f"its attention rate, {fit.attention.forward_flop_per_s / TERA:.4g} TFLOP/s, is above the {hw.name} dense "
+            f"BF16 peak ({peak / TERA:.4g} TFLOP/s) x {ABOVE_PEAK}"
+        )
+    copy = fit.memory.copy_bytes_per_s if fit.memory else None
+    lo, hi = COPY_PLAUSIBLE
+    if copy is not None and not lo <= copy / hw.hbm_bytes_per_s <= hi:
+        return (
+            f"its copy bandwidth, {copy / TERA:.4g} TB/s, is {copy / hw.hbm_bytes_per_s:.2%} of the {hw.name} memory "
+            f"bandwidth ({hw.hbm_bytes_per_s / TERA:.4g} TB/s), outside the {lo:.0%}-{hi:.0%} a {hw.name} measures"
+        )
+    return None
 
 
 def check_output_path(path: Path, force: bool) -> None:
     """InputError unless a calibration can be written to `path` (checked before measuring, and again on writing)."""
     if path.is_dir():
         raise InputError(f"--output {path} is a directory; give a file name such as {path / 'calibration.json'}")
-    if path.exists() and not force:
+    if (path.exists() or path.is_symlink()) and not force:
         raise InputError(f"--output {path} exists; pass --force to replace it, or choose another file name")
-    if not path.parent.exists():
-        raise InputError(f"--output {path}: folder {path.parent} does not exist; create it first")
+    folder = path.parent
+    if not folder.exists():
+        raise InputError(f"--output {path}: folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"--output {path}: folder {folder} is not writable; choose another folder")
 
 
 def write_calibration(cal: Calibration, path: str | Path, force: bool = False) -> Path:
-    """Write atomically (temporary file in the same folder, then rename). Never overwrites without `force`."""
+    """Write the calibration (sealed: `sha256` set to its content hash) in one step: a temporary file in the same
+    folder, then, without `force`, a hard link to `path` that fails if `path` exists (of concurrent writers exactly
+    one succeeds, the others get InputError), with `force` a rename over it."""
     path = Path(path)
     check_output_path(path, force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    text = sealed(cal).to_json()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise InputError(f"--output {path}: cannot write in {path.parent} ({e.strerror}); choose another folder") from None
     try:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the permissions of any other output
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(cal.to_json())
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        if force:
+            os.replace(tmp, path)
+        else:
+            _create_exclusively(tmp, path, text)
+    except FileExistsError:
+        raise InputError(
+            f"--output {path} exists (written meanwhile by another process); pass --force to replace it, or choose "
+            "another file name"
+        ) from None
+    except OSError as e:
+        raise InputError(f"--output {path}: cannot be written ({e.strerror}); choose another file name or folder") from None
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
     return path
+
+
+def _create_exclusively(tmp: str, path: Path, text: str) -> None:
+    """`path` holding the temporary file's content, created only if it does not exist (FileExistsError otherwise)."""
+    try:
+        os.link(tmp, path)  # atomic and exclusive: the complete file appears, or nothing
+        return
+    except FileExistsError:
+        raise
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+            raise
+    # A file system without hard links: exclusive creation, then the content.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 # --------------------------------------------------------------------------- device description
