@@ -95,6 +95,7 @@ def _root(
 ) -> None:
     """Training cost simulator for large language models."""
 
+
 list_app = typer.Typer(no_args_is_help=True, help="List what ships: GPUs and models.")
 app.add_typer(list_app, name="list")
 validate_app = typer.Typer(no_args_is_help=True, help="Compare the model with measured or published runs.")

@@ -132,4 +132,3 @@ def test_help_at_80_columns_shows_every_flag_whole():
 def test_shell_completion_is_offered():
     r = invoke("--help", env={"COLUMNS": "80"})
     assert "--install-completion" in r.output and "--show-completion" in r.output
-

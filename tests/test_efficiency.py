@@ -7,10 +7,11 @@ import math
 from dataclasses import replace
 
 import pytest
+from calibration_support import cpu_calibration, h100_calibration
 
 from simulator.errors import InputError
 from simulator.inputs.assumptions import BASE
-from simulator.inputs.calibration import SCHEMA_VERSION, Calibration, Samples, samples_hash
+from simulator.inputs.calibration import SCHEMA_VERSION, Calibration, Samples, samples_hash, write_calibration
 from simulator.inputs.catalog import load_hardware
 from simulator.inputs.specs import ShapeCurve
 from simulator.model.comms import Fabric
@@ -255,21 +256,22 @@ def test_calibration_without_optional_fits_keeps_the_profile_terms():
 
 
 def test_calibrated_device_checks_that_the_calibration_measured_this_gpu(tmp_path):
-    path = tmp_path / "cal.json"
-    path.write_text(_calibration().to_json())
+    # Sealed files from fixed synthetic samples (tests/calibration_support.py), as `costsim calibrate` writes them.
+    h100 = h100_calibration()
+    path = write_calibration(h100, tmp_path / "cal.json")
     hw, rates = calibrated_device("h100", path, BASE)
     assert hw.name == "h100-sxm"
-    assert rates.hbm_bytes_per_s == 3e12  # a GPU's HBM: the measured copy bandwidth
+    assert rates.hbm_bytes_per_s == pytest.approx(h100.fit.memory.copy_bytes_per_s)  # a GPU's HBM: the measured copy
     with pytest.raises(InputError, match="not on a100-80gb"):
         calibrated_device("a100-80gb", path, BASE)
-    cpu = tmp_path / "cpu.json"
-    cpu.write_text(_calibration("cpu", None).to_json())
+    cpu_cal = cpu_calibration()
+    cpu = write_calibration(cpu_cal, tmp_path / "cpu.json")
     with pytest.raises(InputError, match="measured on a CPU"):
         calibrated_device("h100", cpu, BASE)
     hw, rates = calibrated_device("cpu", cpu, BASE)
-    assert rates.peak_flop_per_s["bf16"] == pytest.approx(494.7e12)
+    assert rates.peak_flop_per_s["bf16"] == pytest.approx(cpu_cal.fit.gemm["bf16"].best_flop_per_s)
     assert rates.gemm_efficiency["bf16"] == pytest.approx(BASE.gemm_sustain)  # the best measured rate is the peak
-    assert rates.hbm_bytes_per_s == 2e12  # a CPU's own kernels
+    assert rates.hbm_bytes_per_s == pytest.approx(cpu_cal.fit.memory.memory_bound_bytes_per_s)  # a CPU's own kernels
 
 
 # --------------------------------------------------------------------------- published shape curves (profiles)

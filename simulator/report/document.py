@@ -430,7 +430,11 @@ def _run_table(d: dict, model_label: str, hw) -> list[Block]:
             "throughput",
             f"{d['tokens_per_s_per_gpu']:,.0f} tokens/s per GPU, {d['model_tflop_per_s_per_gpu']:.0f} model TFLOP/s per GPU",
         ),
-        ("MFU / HFU", f"{_pct(d['mfu'])} / {_pct(d['hfu'])} of the dense BF16 peak"),
+        (
+            "MFU / HFU",
+            f"{_pct(d['mfu'])} / {_pct(d['hfu'])} of the {d['mfu_basis']}"
+            + (f" (MFU {_pct(d['mfu_bf16_peak'])} of the dense BF16 peak)" if d["precision"] == "fp8" else ""),
+        ),
         ("memory per GPU", f"{mem['total']:.1f} of {d['gpu_memory_gib']:.0f} GiB"),
         (
             "goodput",

@@ -138,8 +138,8 @@ def estimate_table(d: dict) -> str:
         ),
         (
             "MFU / HFU",
-            f"{d['mfu']:.1%} / {d['hfu']:.1%} of the dense BF16 peak"
-            + (f" ({d['mfu_fp8_peak']:.1%} of FP8 peak)" if "mfu_fp8_peak" in d else ""),
+            f"{d['mfu']:.1%} / {d['hfu']:.1%} of the {d['mfu_basis']}"
+            + (f" (MFU {d['mfu_bf16_peak']:.1%} of the dense BF16 peak)" if d["precision"] == "fp8" else ""),
         ),
         (
             "memory per GPU",

@@ -96,13 +96,28 @@ class Estimate:
         return self.flops_per_token * self.tokens_per_s_per_gpu
 
     @property
+    def peak_flop_per_s(self) -> float:
+        """Dense peak of the precision the GEMMs run in: FP8's for an FP8 run, the 16-bit peak otherwise (FP16 and
+        BF16 share their tensor cores on every shipped profile)."""
+        if self.job.precision == "fp8" and self.peak_fp8_flop_per_s:
+            return self.peak_fp8_flop_per_s
+        return self.peak_bf16_flop_per_s
+
+    @property
     def mfu(self) -> float:
-        """Model FLOPs utilisation against the dense BF16 peak (the usual headline basis)."""
-        return flop_utilization(self.flops_per_token, self.tokens_per_s_per_gpu, self.peak_bf16_flop_per_s)
+        """Model FLOPs utilisation against the dense peak of the precision used (never above 1 for a valid run: an
+        FP8 run against the BF16 peak can be, H20 101-112%). The BF16-basis figure is `mfu_bf16_peak`."""
+        return flop_utilization(self.flops_per_token, self.tokens_per_s_per_gpu, self.peak_flop_per_s)
 
     @property
     def hfu(self) -> float:
-        return flop_utilization(self.hardware_flops_per_token, self.tokens_per_s_per_gpu, self.peak_bf16_flop_per_s)
+        """Hardware FLOPs (recomputation included) utilisation against the dense peak of the precision used."""
+        return flop_utilization(self.hardware_flops_per_token, self.tokens_per_s_per_gpu, self.peak_flop_per_s)
+
+    @property
+    def mfu_bf16_peak(self) -> float:
+        """MFU against the dense BF16 peak whatever the precision: the basis many papers quote."""
+        return flop_utilization(self.flops_per_token, self.tokens_per_s_per_gpu, self.peak_bf16_flop_per_s)
 
     @property
     def ideal_wall_clock_s(self) -> float:
@@ -177,7 +192,8 @@ class Estimate:
             "model_tflop_per_s_per_gpu": self.model_flop_per_s_per_gpu / TERA,
             "mfu": self.mfu,
             "hfu": self.hfu,
-            "mfu_basis": "dense BF16 peak",
+            "mfu_basis": f"dense {self.job.precision.upper()} peak",
+            "mfu_bf16_peak": self.mfu_bf16_peak,
             "memory_per_gpu_gib": mem["total"],
             "memory_breakdown_gib": mem,
             "gpu_memory_gib": self.gpu_memory_bytes / GIB,
@@ -202,8 +218,6 @@ class Estimate:
             "assumptions": self.assumptions.to_dict(),
             "notes": self.notes,
         }
-        if self.peak_fp8_flop_per_s:
-            out["mfu_fp8_peak"] = flop_utilization(self.flops_per_token, self.tokens_per_s_per_gpu, self.peak_fp8_flop_per_s)
         return out
 
 

@@ -306,7 +306,7 @@ def search(
         mfu=flop_utilization(
             token_flops(model, job.seq_len).training_flops,
             job.tokens_per_s_per_gpu(steps.step_time_s),
-            hw.peak_flop_per_s("bf16"),
+            hw.peak_flop_per_s(job.precision),  # the precision used, as Estimate.mfu
         ),
         capacity_bytes=capacity,
         objective_values=steps.step_time_s if objective == "time" else cost,
