@@ -109,19 +109,19 @@ def search_command(
         fail(e)
     doc = search_document(spec, hw, job, result, ref, ref_source, top if format == OutFormat.table else None)
     doc["stack"] = sw.name
-    doc["expected"] = _expected_entry(result, sw, {k: v for k, v in layout.items() if v is not None})
+    doc["expected"] = _expected_entry(result, sw, {k: v for k, v in layout.items() if v is not None}, hw.generation)
     echo_result(format, doc, doc["candidates"], lambda: search_table(doc, top))
 
 
-def _expected_entry(result, stack, given: dict) -> dict | None:
+def _expected_entry(result, stack, given: dict, generation: str | None) -> dict | None:
     """The expected run among the candidates: the best layout of the stack's practice, its step time and GPU-hours
-    realized (Assumptions.realization)."""
+    realized (Assumptions.realization of the GPU's generation)."""
     from simulator.inputs.assumptions import DEFAULT
 
     i = result.best_within(stack.practice_limits, given)
     if i is None:
         return None
-    r = DEFAULT.realization
+    r = DEFAULT.for_generation(generation).realization
     return {
         "layout": result.layouts.at(i).to_dict(),
         "realization": r,

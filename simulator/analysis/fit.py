@@ -6,9 +6,11 @@ Two constants are fitted, each to its own runs:
   squared log errors over a grid; leave-one-out refits without each run and predicts it.
 - realization (realized / modelled step time of whole runs at the layout practitioners use), to the whole-run
   track of `validate public` (cases of scope `run`; figures that plainly cover more than one run are left out of the
-  fit and reported apart). GPU-hours and days scale with the step time (ETTR does not depend on the run's length),
-  so the fit is the median of log(reported / predicted at realization 1), and leave-one-out is the median of the
-  others. Its sigma (RMS of the leave-one-out log errors) is the spread the uncertainty band draws.
+  fit and reported apart), per GPU generation where it has enough runs (Hopper runs realize less of the modelled
+  speed than Ampere runs), pooled otherwise. GPU-hours and days scale with the step time (ETTR does not depend on
+  the run's length), so the fit is the median of log(reported / predicted at realization 1), and leave-one-out
+  is the median of the others (of its group). Its sigma (RMS of the leave-one-out log errors) is the spread the
+  uncertainty band draws.
 `costsim fit` rewrites simulator/data/fitted_constants.yaml with the data, the in-sample and the leave-one-out errors.
 """
 
@@ -97,26 +99,54 @@ def fit(runs: list[PublishedRun] | None = None, whole_runs: list[PublishedRun] |
     return out
 
 
+MIN_RUNS_PER_GENERATION = 5
+"""Whole runs a GPU generation needs for its own realization; with fewer its runs take the pooled value. Five keeps
+one run from setting a generation's median; the leave-one-out errors show how well each value predicts."""
+
+
 def fit_realization(cases: list[PublishedRun], assumptions: Assumptions) -> dict | None:
-    """The realization constant from whole runs of scope `run` (None with fewer than two)."""
+    """The realization constant from whole runs of scope `run` (None with fewer than two): pooled over all runs (the
+    value for GPUs of a generation without enough runs), and per GPU generation with MIN_RUNS_PER_GENERATION runs or
+    more. Each run's leave-one-out error refits its own group's median without it."""
     from simulator.analysis.public_runs import predict_case
+    from simulator.inputs.catalog import load_hardware
 
     runs = [c for c in cases if c.track == "whole_run" and not c.flagged]
     if len(runs) < 2:
         return None
-    at_one = replace(assumptions, realization=1.0)
+    at_one = replace(assumptions, realization=1.0, realization_by_generation=())
     logs = np.array([math.log(c.reported / predict_case(c, at_one)) for c in runs])
+    gens = [load_hardware(c.gpu).generation or "unknown" for c in runs]
+    fitted = sorted(g for g in set(gens) if gens.count(g) >= MIN_RUNS_PER_GENERATION)
+    group = np.array([g if g in fitted else "" for g in gens])
     value = float(np.exp(np.median(logs)))
-    loo_logs = np.array([np.median(np.delete(logs, i)) - logs[i] for i in range(len(runs))])
-    in_sample = np.expm1(math.log(value) - logs)
+
+    def centre(members: np.ndarray) -> float:
+        return float(np.median(logs[members]))
+
+    idx = np.arange(len(runs))
+    own = np.array([centre(group == g) if g else math.log(value) for g in group])
+    loo_logs = np.array([centre((group == group[i]) & (idx != i)) if group[i] else centre(idx != i) for i in idx]) - logs
+    in_sample = np.expm1(own - logs)
     loo = np.expm1(loo_logs)
     sigma = float(np.sqrt(np.mean(loo_logs**2)))
+    by_generation = {
+        g: {
+            "value": round(float(np.exp(centre(group == g))), 4),
+            "constrained_by": int(np.sum(group == g)),
+            "median_abs_in_sample_error": float(np.median(np.abs(in_sample[group == g]))),
+            "median_abs_leave_one_out_error": float(np.median(np.abs(loo[group == g]))),
+        }
+        for g in fitted
+    }
     return {
         "constant": "realization",
         "value": round(value, 4),
         "sigma": round(sigma, 4),
-        "method": "median of log(reported / predicted at realization 1) over whole runs of scope `run`",
+        "method": "median of log(reported / predicted at realization 1) over whole runs of scope `run`, per GPU "
+        f"generation with {MIN_RUNS_PER_GENERATION}+ runs (by_generation), pooled otherwise (value)",
         "constrained_by": len(runs),
+        "by_generation": by_generation,
         "median_abs_in_sample_error": float(np.median(np.abs(in_sample))),
         "median_abs_leave_one_out_error": float(np.median(np.abs(loo))),
         "max_abs_leave_one_out_error": float(np.max(np.abs(loo))),
@@ -125,11 +155,12 @@ def fit_realization(cases: list[PublishedRun], assumptions: Assumptions) -> dict
                 "id": c.id,
                 "source": c.source,
                 "metric": c.metric,
+                "generation": g,
                 "reported": c.reported,
                 "in_sample_error": float(e),
                 "leave_one_out_error": float(le),
             }
-            for c, e, le in zip(runs, in_sample, loo, strict=True)
+            for c, g, e, le in zip(runs, gens, in_sample, loo, strict=True)
         ],  # fmt: skip
     }
 

@@ -19,20 +19,17 @@ from simulator.inputs.published import public_cases
 from simulator.inputs.specs import HardwareProfile
 from simulator.run.estimate import Estimate, RunEstimates
 
-GENERATIONS = {
-    "volta": ("v100",),
-    "ampere": ("a100-40gb", "a100-80gb", "a800"),
-    "ada": ("l40s",),
-    "hopper": ("h100-sxm", "h100-pcie", "h800", "h200", "h20"),
-    "blackwell": ("b200", "gb200"),
-    "cdna3": ("mi300x", "mi325x"),
-}
-"""Shipped hardware profiles by architecture (vendor datasheets): one tensor-core design and software generation."""
-
 
 def generation(gpu: str) -> str | None:
-    """The architecture of a shipped hardware profile; None for a profile costsim does not ship."""
-    return next((g for g, names in GENERATIONS.items() if gpu in names), None)
+    """The architecture of a hardware profile (its `generation` field); None for an unknown name or a profile
+    without one."""
+    from simulator.errors import CostsimError
+    from simulator.inputs.catalog import load_hardware
+
+    try:
+        return load_hardware(gpu).generation
+    except CostsimError:
+        return None
 
 
 @functools.lru_cache(maxsize=1)

@@ -132,7 +132,7 @@ def best_row(
         candidates=result.n_valid,
         reason="",
         exposed_comm_s=exposed_comm_s(breakdown_of(result, best)),
-        expected=_expected(result, stack, given, assumptions.realization, num_gpus),
+        expected=_expected(result, stack, given, assumptions.for_generation(hw.generation).realization, num_gpus),
     )
 
 

@@ -59,12 +59,26 @@ class Assumptions:
     the model's terms (stragglers, data loading, evaluation, hangs, slower early phases, imperfect kernels). The
     physical default 1 is no loss; DEFAULT takes the value `costsim fit` fits to the whole-run track
     (simulator/data/fitted_constants.yaml, with leave-one-out errors). Only the expected estimate uses it."""
+    realization_by_generation: tuple[tuple[str, float], ...] = ()
+    """(GPU generation, realization) fitted per generation where `costsim fit` had enough whole runs on it; a GPU
+    of another generation takes `realization` (all whole runs pooled). for_hardware() applies it."""
     restart_s: float = 600.0
     """Detect, restart, reload and re-warm after a failure. Assumption; with the rate above it gives Llama 3's
     '>90% effective training time' at 16K GPUs (ETTR 0.904)."""
 
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        by_generation = d.pop("realization_by_generation")
+        return d | ({"realization_by_generation": dict(by_generation)} if by_generation else {})
+
+    def for_generation(self, generation: str | None) -> Assumptions:
+        """These assumptions with `realization` set to the fitted value of the GPU generation (the pooled value for
+        a generation without its own fit) and the per-generation table consumed, so applying it twice is a no-op."""
+        by_generation = dict(self.realization_by_generation)
+        if not by_generation:
+            return self
+        value = by_generation.get(generation or "", self.realization)
+        return replace(self, realization=value, realization_by_generation=())
 
 
 BASE = Assumptions()
@@ -75,7 +89,13 @@ def _fitted() -> Assumptions:
     if not FITTED_PATH.exists():
         return BASE
     doc = yaml.safe_load(FITTED_PATH.read_text())
-    return replace(BASE, gemm_sustain=float(doc["gemm_sustain"]), realization=float(doc.get("realization", BASE.realization)))
+    by_generation = (doc.get("realization_fit") or {}).get("by_generation") or {}
+    return replace(
+        BASE,
+        gemm_sustain=float(doc["gemm_sustain"]),
+        realization=float(doc.get("realization", BASE.realization)),
+        realization_by_generation=tuple(sorted((g, float(f["value"])) for g, f in by_generation.items())),
+    )
 
 
 DEFAULT = _fitted()

@@ -161,6 +161,9 @@ class HardwareProfile(_Spec):
     aliases: list[str] = []
     display_name: str
     vendor: str
+    generation: str | None = None
+    """Architecture (volta, ampere, hopper, blackwell, cdna3, ...): GPUs of one tensor-core design. Published runs are
+    grouped by it (the realization fit, the best published MFU); None for a profile of no known generation."""
     sources: dict[str, str]
     """Source key -> citation (title and URL). Every Sourced.source names one of these."""
     dense_tflop_per_s: DensePeaks

@@ -571,7 +571,10 @@ def _scaling_section(points: list[dict], skipped: list[str], d: dict) -> list[Bl
 
 def _sources_section(d: dict, hw, model) -> list[Block]:
     docs = assumption_sources()
-    rows = [(f"`{k}`", f"{v:.4g}", docs.get(k, "no source given")) for k, v in d["assumptions"].items()]
+    rows = [
+        (f"`{k}`", f"{v:.4g}" if isinstance(v, int | float) else str(v), docs.get(k, "no source given"))
+        for k, v in d["assumptions"].items()
+    ]
     hw_rows = [(f"`{path}`", f"{value:g}", cite, note) for path, value, cite, note in hardware_sources(hw)]
     p = hw.price
     return [

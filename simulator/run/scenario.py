@@ -55,6 +55,7 @@ class Scenario:
         """A scenario of objects already loaded: the profile's rates (with the stack's attention kernel), its default
         rental price and today's stack unless given."""
         stack = stack or load_stack()
+        assumptions = assumptions.for_generation(hardware.generation)
         return cls(
             model=model,
             hardware=hardware,
@@ -113,6 +114,7 @@ def resolve(
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     sw = stack if isinstance(stack, Stack) else load_stack(stack)
     hw, rates = load_device(gpu, calibration, assumptions, sw.attention_kernel)
+    assumptions = assumptions.for_generation(hw.generation)  # the realization of the GPU's generation
     if precision == "fp8":
         published = spec.published_layout.fp8_recipe if spec.published_layout else None
         fp8_recipe = sw.fp8_recipe(fp8_recipe, published)
