@@ -127,9 +127,10 @@ def claim(
 ) -> None:
     """Check a training claim: implied TFLOP/s and MFU, rank among published runs, costsim's prediction, verdict.
 
-    Verdict: implausible if the claim needs more than the dense peak, or is faster than costsim's prediction
-    by more than its largest error on the published runs while needing more MFU than any of them reached;
-    plausible within that error (or slower); optimistic in between.
+    Verdict, against costsim's two numbers: implausible if the claim needs more than the dense peak, or is below
+    the achievable run by more than the step model's largest error on published throughput while needing more MFU
+    than any published run; optimistic that far below it otherwise; frontier up to the expected run (what runs
+    like it realized); plausible at or above it.
     """
     from simulator import api
     from simulator.errors import CostsimError
