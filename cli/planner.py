@@ -90,9 +90,9 @@ def search_command(
     from cli.progress import DelayedProgress
     from simulator.errors import CostsimError
     from simulator.inputs.catalog import load_hardware, load_model
-    from simulator.inputs.job import make_job
     from simulator.inputs.stacks import load_stack
-    from simulator.run.cost import CostOptions, pricing
+    from simulator.run.cost import CostOptions
+    from simulator.run.scenario import resolve
     from simulator.run.search import search
 
     try:
@@ -100,11 +100,16 @@ def search_command(
         hw = load_hardware(gpu)
         sw = load_stack(stack)
         job_args = job_options(tokens, seq_len, global_batch_tokens, precision, fp8_recipe)
-        job = make_job(spec, num_gpus, **job_args, attention_kernel=sw.attention)
+        # Resolved as `costsim estimate` resolves a run (the stack's attention kernel and FP8 recipe, the GPU's rates),
+        # so a row's layout typed into `estimate` gives the row's numbers.
+        s = resolve(spec, hw, num_gpus, **job_args, costs=CostOptions(usd_per_gpu_hour=usd_per_gpu_hour), stack=sw)
+        job = s.job
         ref, ref_source = _parse_reference(reference, spec)
         with DelayedProgress("searching layouts") as bar:
-            price = pricing(hw, CostOptions(usd_per_gpu_hour=usd_per_gpu_hour))
-            result = search(spec, hw, job, layout, price=price, objective=objective.value, progress=bar.update, limits=sw.offers)
+            result = search(
+                spec, hw, job, layout, s.assumptions, s.rates, s.pricing, objective=objective.value, progress=bar.update,
+                limits=sw.offers,
+            )  # fmt: skip
     except CostsimError as e:
         fail(e)
     doc = search_document(spec, hw, job, result, ref, ref_source, top if format == OutFormat.table else None)
@@ -192,6 +197,8 @@ def search_table(doc: dict, top: int) -> str:
             f"{row['rank']:>3}  {layout_text(row['layout']):<72} {row['step_time_s']:>8.3f} {row['gpu_hours']:>11,.0f} "
             f"{row['cost_usd']:>11,.0f} {row['mfu']:>6.1%} {row['memory_per_gpu_gib']:>8.1f} {free:>6.1f}"
         )
+    if doc["best"] is not None:
+        lines.append(f"#1 as `costsim estimate` flags: {estimate_flags(doc['best']['layout'])}")
     if doc["best"] is None:
         closest = doc["closest"]
         lines.append(f"no layout fits in memory; the one needing the least: {layout_text(closest['layout'])}")
@@ -325,7 +332,24 @@ def sweep_table(doc: dict) -> str:
                     f"{label}: {entry['reason']}: {a['num_gpus']} x {a['gpu']}, {layout_text(a['layout'])}, "
                     f"{a['wall_clock_days']:.1f} days, ${a['cost_usd']:,.0f}"
                 )
+                cluster = f"--gpu {a['gpu']} --num-gpus {a['num_gpus']}"
+                lines.append(f"  as `costsim estimate` flags: {cluster} {estimate_flags(a['layout'])}")
     return "\n".join(lines)
+
+
+def estimate_flags(layout: dict) -> str:
+    """Every field of a layout as `costsim estimate` flags, TP overlap included (estimate leaves it off unless asked),
+    so the estimate reproduces the row: --tp 16 --pp 1 ... --tp-overlap."""
+    from simulator.vocab import LAYOUT_FIELDS
+
+    parts = []
+    for name in LAYOUT_FIELDS:
+        value = layout[name]
+        if name == "tp_overlap":
+            parts.append("--tp-overlap" if value else "--no-tp-overlap")
+        else:
+            parts.append(f"--{name.replace('_', '-')} {value}")
+    return " ".join(parts)
 
 
 def register(app: typer.Typer, validate_app: typer.Typer) -> None:

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 from simulator.errors import InfeasibleError, InputError, LayoutError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
-from simulator.inputs.job import make_job
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.inputs.stacks import Stack, load_stack
 from simulator.run.cost import CostOptions, Pricing, pricing
+from simulator.run.scenario import fixed_fields, resolve
 from simulator.run.search import breakdown_of, search
 from simulator.units import GIB, MAX_GPUS, SECONDS_PER_DAY, SECONDS_PER_HOUR
 
@@ -105,6 +105,7 @@ def best_row(
     terms when they are not the profile's (a calibration); `stack`: default today's."""
     num_gpus = job.num_gpus
     stack = stack or load_stack()
+    given = fixed_fields(given)  # a field given as None is searched, not fixed (the expected run's practice applies)
     try:
         result = search(model, hw, job, given, assumptions, rates, price, limits=stack.offers)
     except (LayoutError, InfeasibleError) as e:
@@ -184,15 +185,19 @@ def sweep(
     progress: Callable[[int, int], None] | None = None,
     stack: Stack | None = None,
 ) -> list[SweepRow]:
-    """The best row of every GPU type and count; each GPU priced once from `costs` (default: its rental quote)."""
+    """The best row of every GPU type and count; each GPU priced once from `costs` (default: its rental quote).
+
+    Each cluster is resolved as `costsim estimate` resolves it (simulator.run.scenario.resolve: the stack's attention
+    kernel and FP8 recipe, the GPU's assumptions and rates), so a row's layout typed into `estimate` gives the row's
+    step time, GPU-hours and dollars."""
     rows = []
     total = len(gpus) * len(gpu_counts)
+    stack = stack or load_stack()
     for hw in gpus:
         price = pricing(hw, costs)
         for n in gpu_counts:
-            kernel = job_args.get("attention_kernel") or (stack or load_stack()).attention
-            job = make_job(model, n, **(job_args | {"attention_kernel": kernel}))  # a bad count is an input error
-            rows.append(best_row(model, hw, job, given, price, stack=stack))
+            s = resolve(model, hw, n, **job_args, costs=costs, stack=stack)  # a bad count is an input error
+            rows.append(best_row(model, s.hardware, s.job, given, price, s.assumptions, s.rates, stack))
             if progress:
                 progress(len(rows), total)
     return rows
