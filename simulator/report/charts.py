@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from simulator.errors import InputError
-from simulator.units import MEGA, SECONDS_PER_DAY, format_count
+from simulator.report.money import usd
+from simulator.units import SECONDS_PER_DAY, format_count
 
 DPI = 144
 WIDTH_IN = 8.0
@@ -39,8 +40,53 @@ def save_png(fig, path: Path) -> Path:
     return path
 
 
-def _usd(x: float) -> str:
-    return f"${format_count(x)}"
+def plain_number(x: float) -> str:
+    """A tick label without exponents: '1,024', '250', '1.5', '0.02'."""
+    if x == 0:
+        return "0"
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.2g}" if abs(x) < 1 else f"{x:.3g}"
+
+
+def nice_log_ticks(lo: float, hi: float, most: int = 7) -> list[float]:
+    """Round values (1, 2, 5 x 10^k, or finer when the range is short) between lo and hi, at most `most` of them."""
+    import math
+
+    if not (lo > 0 and hi > lo):
+        return [lo] if lo > 0 else []
+    decades = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+    for mantissas in ((1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9)):
+        ticks = [m * 10.0**k for k in decades for m in mantissas if lo <= m * 10.0**k <= hi]
+        if len(ticks) >= 3:
+            break
+    if len(ticks) > most:
+        ticks = [10.0**k for k in decades if lo <= 10.0**k <= hi] or ticks
+    while len(ticks) > most:
+        ticks = ticks[::2]
+    return ticks
+
+
+def plain_log_axis(ax, which: str, fmt=plain_number) -> None:
+    """Label a log axis with round plain numbers ('2,000', '$5.00M'), never '10^3' or '2^10'; no minor labels."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
+
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    lo, hi = sorted(ax.get_xlim() if which == "x" else ax.get_ylim())
+    axis.set_major_locator(FixedLocator(nice_log_ticks(lo, hi)))
+    axis.set_major_formatter(FuncFormatter(lambda x, _: fmt(x)))
+    axis.set_minor_locator(NullLocator())
+    axis.set_minor_formatter(NullFormatter())
+
+
+def gpu_count_axis(ax, counts) -> None:
+    """A base-2 log axis of GPU counts labelled with the counts themselves ('1,024'), not '2^10'."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ax.set_xscale("log", base=2)
+    counts = sorted(set(counts))
+    step = max(1, -(-len(counts) // 8))
+    ax.xaxis.set_major_locator(FixedLocator(counts[::step]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
+    ax.xaxis.set_minor_locator(NullLocator())
 
 
 def step_time_chart(breakdown_s: dict[str, float], path: Path) -> Path:
@@ -66,11 +112,11 @@ def cost_chart(cost_usd: dict[str, float], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.45 * len(items) + 1.2))
     ax.barh([k for k, _ in items][::-1], [v for _, v in items][::-1], color=ORANGE)
     for i, (_, v) in enumerate(items[::-1]):
-        ax.text(v, i, f" {_usd(v)} ({v / total:.0%})", va="center", fontsize=8)
+        ax.text(v, i, f" {usd(v)} ({v / total:.0%})", va="center", fontsize=8)
     ax.set_xlabel("USD")
-    ax.set_title(f"Where the money goes (total {_usd(total)})")
+    ax.set_title(f"Where the money goes (total {usd(total)})")
     ax.set_xlim(0, max(v for _, v in items) * 1.35)
-    ax.xaxis.set_major_formatter(lambda x, _: _usd(x))
+    ax.xaxis.set_major_formatter(lambda x, _: usd(x))
     return save_png(fig, path)
 
 
@@ -85,9 +131,9 @@ def tornado_chart(bars: Sequence[dict], nominal_usd: float, path: Path, output: 
             ax.barh(i, value - nominal_usd, left=nominal_usd, color=color, height=0.6)
     ax.set_yticks(range(len(bars)), [b["label"] for b in bars], fontsize=8)
     ax.axvline(nominal_usd, color="black", linewidth=1)
-    ax.xaxis.set_major_formatter(lambda x, _: _usd(x))
+    ax.xaxis.set_major_formatter(lambda x, _: usd(x))
     ax.set_xlabel("training cost, USD (blue: input at its P10, red: at its P90; others nominal)")
-    ax.set_title(f"What moves the cost most (nominal {_usd(nominal_usd)})")
+    ax.set_title(f"What moves the cost most (nominal {usd(nominal_usd)})")
     return save_png(fig, path)
 
 
@@ -99,9 +145,8 @@ def scaling_chart(points: Sequence[dict], chosen_gpus: int, path: Path) -> Path:
     left.plot(gpus, [p["wall_clock_days"] for p in points], "o-", color=BLUE)
     right.plot(gpus, [p["gpu_hours"] for p in points], "o-", color=ORANGE)
     for ax, key in ((left, "wall_clock_days"), (right, "gpu_hours")):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(gpus, [f"{g:,}" for g in gpus], fontsize=8, rotation=30)
-        ax.minorticks_off()
+        gpu_count_axis(ax, gpus)
+        ax.tick_params(axis="x", labelsize=8, labelrotation=30)
         ax.set_xlabel("GPUs")
         chosen = [p for p in points if p["num_gpus"] == chosen_gpus]
         if chosen:
@@ -113,7 +158,7 @@ def scaling_chart(points: Sequence[dict], chosen_gpus: int, path: Path) -> Path:
     price = points[0]["cost_usd"] / points[0]["gpu_hours"]
     dollars = right.secondary_yaxis("right", functions=(lambda h: h * price, lambda c: c / price))
     dollars.set_ylabel("USD")
-    dollars.yaxis.set_major_formatter(lambda x, _: _usd(x))
+    dollars.yaxis.set_major_formatter(lambda x, _: usd(x))
     fig.suptitle("Scaling with cluster size (best layout at each size; circled: this estimate)")
     return save_png(fig, path)
 
@@ -124,9 +169,9 @@ def distribution_chart(cost_samples_usd, band: dict, nominal_usd: float, path: P
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.4))
     ax.hist(cost_samples_usd, bins=60, color=GREY)
     for q, style in (("p10", ":"), ("p50", "-"), ("p90", ":")):
-        ax.axvline(band[q], color=BLUE, linestyle=style, label=f"{q.upper()} {_usd(band[q])}")
-    ax.axvline(nominal_usd, color=RED, label=f"nominal {_usd(nominal_usd)}")
-    ax.xaxis.set_major_formatter(lambda x, _: _usd(x))
+        ax.axvline(band[q], color=BLUE, linestyle=style, label=f"{q.upper()} {usd(band[q])}")
+    ax.axvline(nominal_usd, color=RED, label=f"nominal {usd(nominal_usd)}")
+    ax.xaxis.set_major_formatter(lambda x, _: usd(x))
     ax.set_xlabel("training cost, USD")
     ax.set_ylabel("draws")
     ax.legend(fontsize=8)
@@ -135,22 +180,27 @@ def distribution_chart(cost_samples_usd, band: dict, nominal_usd: float, path: P
 
 
 def plot_sweep(rows, model_name: str, path: Path) -> None:
+    """Days and dollars against the GPU count, one line per GPU; axes in plain numbers and dollars."""
     plt = pyplot()
     fig, (ax_days, ax_cost) = plt.subplots(1, 2, figsize=(11, 4.2))
+    counts = []
     for gpu in dict.fromkeys(r.gpu for r in rows):
         ok = [r for r in rows if r.gpu == gpu and r.feasible]
         if not ok:
             continue
         n = [r.num_gpus for r in ok]
+        counts += n
         ax_days.plot(n, [r.wall_clock_s / SECONDS_PER_DAY for r in ok], marker="o", label=gpu)
-        ax_cost.plot(n, [r.cost_usd / MEGA for r in ok], marker="o", label=gpu)
-    for ax, label in ((ax_days, "wall-clock days"), (ax_cost, "cost (million USD)")):
-        ax.set_xscale("log", base=2)
+        ax_cost.plot(n, [r.cost_usd for r in ok], marker="o", label=gpu)
+    for ax, label, fmt in ((ax_days, "wall-clock days", plain_number), (ax_cost, "cost, USD", usd)):
         ax.set_yscale("log")
         ax.set_xlabel("GPUs")
         ax.set_ylabel(label)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+        ax.grid(True, which="major", alpha=0.3)
+        if counts:
+            gpu_count_axis(ax, counts)
+            plain_log_axis(ax, "y", fmt)
+            ax.legend()
     fig.suptitle(f"{model_name}: best layout per cluster size (costsim sweep)")
     save_png(fig, path)
 
@@ -178,6 +228,7 @@ def compare_waterfall_chart(d: dict, path: Path) -> Path:
         ax.legend(loc="upper left")
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_yscale("log")
+    plain_log_axis(ax, "y", lambda x: f"{plain_number(x)}x")
     ax.set_xticks(range(len(labels)), labels)
     ax.set_ylabel("GPU-hours ratio (log scale)")
     ax.set_title(f"GPU-hours {d['a']['name']} / {d['b']['name']} = {d['ratio']:.3g}x (predicted)")
@@ -222,6 +273,8 @@ def validation_chart(doc: dict, path: Path) -> Path:
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
+    plain_log_axis(ax, "x")
+    plain_log_axis(ax, "y")
     ax.set_xlabel("reported (unit of each run's metric)")
     ax.set_ylabel("costsim prediction (same unit)")
     s = doc
