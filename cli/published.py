@@ -105,14 +105,27 @@ def validation_table(doc: dict) -> str:
 
 
 def claim(
-    model: Annotated[str, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json")],
-    gpu: Annotated[str, typer.Option(help="Hardware profile id or alias (costsim list gpus)")],
-    gpu_hours: Annotated[str, typer.Option(help="Claimed GPU-hours, e.g. 2.788M")],
-    tokens: Annotated[str, typer.Option(help="Training tokens, e.g. 14.8T")],
+    model: Annotated[
+        str | None, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json (not with --plan)")
+    ] = None,
+    gpu: Annotated[str | None, typer.Option(help="Hardware profile id or alias (costsim list gpus)")] = None,
+    gpu_hours: Annotated[str | None, typer.Option(help="Claimed GPU-hours, e.g. 2.788M")] = None,
+    usd: Annotated[
+        str | None,
+        typer.Option(
+            help="Claimed dollars, e.g. 5.576M: GPU-hours = USD / the price (--usd-per-gpu-hour, the plan's, or the profile's)"
+        ),
+    ] = None,
+    tokens: Annotated[str | None, typer.Option(help="Training tokens, e.g. 14.8T")] = None,
     num_gpus: Annotated[int | None, typer.Option(help="GPUs the claim ran on (for days and the prediction)")] = None,
     precision: Annotated[
         PrecisionOpt | None, typer.Option(help="GEMM precision (default: that of a published run of the model, else bf16)")
     ] = None,
+    plan: Annotated[
+        str | None,
+        typer.Option(help="Check the claim against a whole plan (all stages; costsim list plans): sets model, GPU, tokens"),
+    ] = None,
+    usd_per_gpu_hour: Annotated[float | None, typer.Option(help="Price that turns --usd into GPU-hours")] = None,
     uncertainty: Annotated[
         bool, typer.Option("--uncertainty", help="P10/P50/P90 of costsim's prediction and where the claim falls in it")
     ] = False,
@@ -126,6 +139,10 @@ def claim(
     ] = False,
 ) -> None:
     """Check a training claim: implied TFLOP/s and MFU, rank among published runs, costsim's prediction, verdict.
+
+    The claim is --gpu-hours, or --usd turned into GPU-hours at the price (stated). With --plan NAME it is checked
+    against the whole plan (every stage: pre-training, extensions, post-training), as a published total covers them;
+    e.g. `costsim claim --plan deepseek-v3 --usd 5.576M`.
 
     Verdict, against costsim's two numbers: implausible if the claim needs more than the dense peak, or is below
     the achievable run by more than the step model's largest error on published throughput while needing more MFU
@@ -141,13 +158,16 @@ def claim(
         result = api.claim(
             model,
             gpu,
-            gpu_hours=count_option("--gpu-hours", gpu_hours, GPU_HOURS_RANGE),
-            tokens=count_option("--tokens", tokens),
+            gpu_hours=None if gpu_hours is None else count_option("--gpu-hours", gpu_hours, GPU_HOURS_RANGE),
+            tokens=None if tokens is None else count_option("--tokens", tokens),
             num_gpus=num_gpus,
             precision=precision.value if precision else None,
             uncertainty=uncertainty,
             draws=draws,
             seed=seed,
+            usd=None if usd is None else count_option("--usd", usd, GPU_HOURS_RANGE),
+            usd_per_gpu_hour=usd_per_gpu_hour,
+            plan=plan,
         )
         d = result.to_dict()
     except CostsimError as e:
@@ -162,6 +182,7 @@ def _pct(x: float | None) -> str:
 
 
 def claim_table(d: dict) -> str:
+    from simulator.report.money import usd
     from simulator.units import format_count
 
     rows = [
@@ -170,6 +191,15 @@ def claim_table(d: dict) -> str:
             f"{d['model']} on {d['gpu']}, {format_count(d['claimed_gpu_hours'])} GPU-hours for "
             f"{format_count(d['tokens'])} tokens, {d['precision']} ({d['precision_source']})",
         ),
+        ("scope", d["scope"]),
+    ]
+    if d["claimed_usd"] is not None:
+        rows.append(("dollars", f"{usd(d['claimed_usd'])} at {usd(d['usd_per_gpu_hour'])} per GPU-hour ({d['price_source']})"))
+    elif d["usd_per_gpu_hour"] is not None:
+        rows.append(("price", f"{usd(d['usd_per_gpu_hour'])} per GPU-hour ({d['price_source']})"))
+    if d["gpu_hours_source"] != "--gpu-hours":
+        rows.append(("GPU-hours from", d["gpu_hours_source"]))
+    rows += [
         ("tokens/s per GPU", f"{d['implied_tokens_per_s_per_gpu']:,.0f}"),
     ]
     for name, c in d["flops_conventions"].items():
@@ -182,7 +212,12 @@ def claim_table(d: dict) -> str:
         )
     days = d["implied_days"]
     rows += [
-        ("wall clock", f"{days:.1f} days on {d['num_gpus']} GPUs" if days is not None else "- (pass --num-gpus)"),
+        (
+            "wall clock",
+            "- (pass --num-gpus)"
+            if days is None
+            else f"{days:.1f} days" + (f" on {d['num_gpus']} GPUs" if d["num_gpus"] else " (stages on their GPU counts)"),
+        ),
         (
             "among published runs",
             f"{d['percentile']:.0f}th percentile of MFU at own precision ({_pct(d['mfu_at_claimed_precision'])}); "

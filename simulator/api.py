@@ -297,6 +297,24 @@ class PlanResult(_Result):
         d = self.plan.to_dict()
         return [{"plan": d["plan"], **s} for s in d["stages"]]
 
+    def write_report(
+        self,
+        output: str,
+        force: bool = False,
+        draws: int = DEFAULT_DRAWS,
+        seed: int = 0,
+        command: str = "simulator.api",
+        compare_with: str | None = None,
+    ) -> dict:
+        """Write report.md, report.html and the PNG charts of the plan into `output` (as `costsim report --plan`):
+        stages, the published claim checked, a comparison with the plan `compare_with` (a name or YAML) if given."""
+        from simulator.analysis.uncertainty import band_for_plan
+        from simulator.report.document import write_plan_report
+
+        band = self.uncertainty or band_for_plan(self.plan, cost.price_held_fixed(self.plan.options), 0.0, draws, seed)
+        other = _plan_result(compare_with).plan if compare_with is not None else None
+        return write_plan_report(self.plan, band, output, force, command, other)
+
 
 def plan(
     plan: str,
@@ -330,6 +348,9 @@ def plan(
     if uncertainty:
         band = band_for_plan(result, cost.price_held_fixed(costs), tokens_spread, draws, seed)
     return PlanResult(result, band)
+
+
+_plan_result = plan  # `claim` and `report` take a `plan` argument that hides the function
 
 
 # --------------------------------------------------------------------------- search
@@ -418,25 +439,62 @@ class ClaimResult(_Result):
 
 
 def claim(
-    model: str,
-    gpu: str,
-    gpu_hours: float | str,
-    tokens: float | str,
+    model: str | None = None,
+    gpu: str | None = None,
+    gpu_hours: float | str | None = None,
+    tokens: float | str | None = None,
     *,
     num_gpus: int | None = None,
     precision: str | None = None,
     uncertainty: bool = False,
     draws: int = DEFAULT_DRAWS,
     seed: int = 0,
+    usd: float | str | None = None,
+    usd_per_gpu_hour: float | None = None,
+    plan: str | None = None,
+    stages: list[str] | None = None,
 ) -> ClaimResult:
-    """Check a published claim 'this model took G GPU-hours for T tokens on this GPU', as `costsim claim`."""
-    from simulator.analysis.claim import assess_claim
+    """Check a published claim 'this model took G GPU-hours for T tokens on this GPU', as `costsim claim`.
+
+    `usd`: the claim in dollars instead of (or beside) GPU-hours; GPU-hours = usd / the price (`usd_per_gpu_hour`,
+    else the plan's quoted price, else the GPU profile's default quote), stated in the result.
+    `plan`: a shipped plan or plan YAML; the claim is checked against the whole plan (every stage, or `stages`),
+    whose model, GPU, tokens and GPU counts replace `model`, `gpu`, `tokens` and `num_gpus`."""
+    from simulator.analysis.claim import assess_claim, assess_plan_claim, claimed_gpu_hours, with_dollars
     from simulator.analysis.uncertainty import band_for_claim, check_options
 
+    hours = None if gpu_hours is None else _number("gpu_hours", gpu_hours, GPU_HOURS_RANGE)
+    dollars = None if usd is None else _number("usd", usd, GPU_HOURS_RANGE)
+    if plan is not None:
+        flags = (("MODEL", model), ("--gpu", gpu), ("--tokens", tokens), ("--num-gpus", num_gpus))
+        given = [n for n, v in flags if v is not None]
+        given += ["--precision"] if precision is not None else []
+        if given:
+            raise InputError(f"--plan {plan} sets the model, GPU, tokens, GPU counts and precision; leave out {', '.join(given)}")
+        if uncertainty:
+            raise InputError("--uncertainty is not available with --plan; use `costsim estimate --plan NAME --uncertainty`")
+        result = _plan_result(plan, usd_per_gpu_hour=usd_per_gpu_hour).plan
+        rate, source = result.cost["usd_per_gpu_hour"], result.cost["price_source"]
+        checked = assess_plan_claim(result, claimed_gpu_hours(hours, dollars, rate), stages)
+        return ClaimResult(with_dollars(checked, dollars, rate, source, hours is None))
+    missing = [n for n, v in (("MODEL", model), ("--gpu", gpu), ("--tokens", tokens)) if v is None]
+    if missing:
+        raise InputError(f"give {', '.join(missing)} (or --plan NAME to check a claim against a whole plan)")
+    if stages:
+        raise InputError("stages name stages of a plan; give --plan NAME with them")
     if uncertainty:
         check_options(draws, seed, 0.0)
-    hours = _number("gpu_hours", gpu_hours, GPU_HOURS_RANGE)
+    if dollars is not None or usd_per_gpu_hour is not None:
+        from simulator.inputs.catalog import load_hardware
+
+        price = cost.chosen_rental_rate(load_hardware(gpu), cost_options(usd_per_gpu_hour=usd_per_gpu_hour))
+        rate, source = price.usd_per_gpu_hour, price.source
+    else:
+        rate, source = None, None
+    hours = claimed_gpu_hours(hours, dollars, rate if rate is not None else 1.0)
     result = assess_claim(model, gpu, hours, _number("tokens", tokens), num_gpus, precision)  # checks num_gpus
+    if rate is not None:
+        result = with_dollars(result, dollars, rate, source, gpu_hours is None)
     band = band_for_claim(result, model, gpu, draws, seed) if uncertainty else None
     return ClaimResult(result, band)
 

@@ -153,3 +153,68 @@ def test_percentile():
 )
 def test_bad_input_is_a_clean_error(args, needle):
     assert_clean_error(invoke("claim", *args), needle)
+
+
+# --------------------------------------------------------------------------- --plan and --usd (issue 13 item 9)
+
+
+@pytest.fixture(scope="module")
+def v3_plan_usd():
+    return claim_json("claim", "--plan", "deepseek-v3", "--usd", "5.576M")
+
+
+def test_dollar_claim_against_the_whole_plan(v3_plan_usd):
+    """'$5.576M for V3' as published (V3 report Table 1, at its $2 per H800-hour) is the whole plan's 2.788M GPU-hours,
+    checked against all four stages, not pre-training alone."""
+    from simulator import api
+
+    d = v3_plan_usd
+    plan = api.plan("deepseek-v3").plan
+    assert d["claimed_usd"] == 5.576e6 and d["usd_per_gpu_hour"] == 2.0
+    assert d["claimed_gpu_hours"] == pytest.approx(2.788e6, rel=1e-12)
+    assert "5,576,000 / 2.00" in d["gpu_hours_source"] and "plan deepseek-v3" in d["price_source"]
+    assert d["plan"] == "deepseek-v3" and d["stages"] is None and d["scope"] == "plan deepseek-v3: all stages"
+    p = d["prediction"]
+    assert p["expected_gpu_hours"] == pytest.approx(plan.gpu_hours, rel=1e-12)
+    assert p["achievable_gpu_hours"] == pytest.approx(plan.achievable_summary()["gpu_hours"], rel=1e-12)
+    assert [s["name"] for s in p["stages"]] == [s.stage.name for s in plan.stages]
+    assert d["tokens"] == pytest.approx(plan.tokens, rel=1e-12)
+    assert p["achievable_gpu_hours"] < d["claimed_gpu_hours"] < p["expected_gpu_hours"]
+    assert d["verdict"] == "frontier"
+    # the keys of a one-run claim are all still there
+    single = claim_json(*V3)
+    assert set(single) <= set(d)
+    assert single["claimed_usd"] is None and single["plan"] is None and single["gpu_hours_source"] == "--gpu-hours"
+
+
+def test_plan_claim_in_gpu_hours_gives_the_same_answer(v3_plan_usd):
+    d = claim_json("claim", "--plan", "deepseek-v3", "--gpu-hours", "2.788M")
+    for k in ("claimed_gpu_hours", "mfu_at_claimed_precision", "predicted_gpu_hours", "implied_tflops_per_gpu"):
+        assert d[k] == pytest.approx(v3_plan_usd[k], rel=1e-12), k
+    assert d["verdict"] == v3_plan_usd["verdict"]
+    assert d["claimed_usd"] is None
+
+
+def test_dollar_claim_of_one_run_uses_the_price_given():
+    d = claim_json(*V3[:4], "--usd", "5.576M", *V3[6:], "--usd-per-gpu-hour", "2")
+    g = claim_json(*V3)
+    assert d["claimed_gpu_hours"] == pytest.approx(2.788e6, rel=1e-12)
+    assert d["mfu_at_claimed_precision"] == pytest.approx(g["mfu_at_claimed_precision"], rel=1e-12)
+    assert d["price_source"] == "--usd-per-gpu-hour"
+    out = invoke(*V3[:4], "--usd", "5.576M", *V3[6:], "--usd-per-gpu-hour", "2").output
+    assert "$5.58M at $2.00 per GPU-hour" in out and "GPU-hours from" in out
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--plan", "deepseek-v3", "--gpu", "h800", "--usd", "5M"], "leave out --gpu"),
+        (["--plan", "deepseek-v3"], "--gpu-hours"),
+        (["--plan", "no-such-plan", "--usd", "5M"], "no-such-plan"),
+        (["--plan", "deepseek-v3", "--usd", "-5M"], "--usd"),
+        (["--plan", "deepseek-v3", "--usd", "5M", "--uncertainty"], "--uncertainty"),
+        (["--gpu-hours", "1M"], "MODEL"),
+    ],
+)
+def test_plan_and_dollar_claims_bad_input(args, needle):
+    assert_clean_error(invoke("claim", *args), needle)

@@ -119,6 +119,14 @@ class ClaimResult:
     validation_max_abs_error: float
     verdict: str
     reason: str
+    plan: str | None = None
+    """With `costsim claim --plan`: the plan the claim is checked against (all its stages, or `stages`)."""
+    stages: tuple[str, ...] | None = None
+    claimed_usd: float | None = None
+    """With --usd: the dollar claim; gpu_hours is then claimed_usd / usd_per_gpu_hour."""
+    usd_per_gpu_hour: float | None = None
+    price_source: str | None = None
+    gpu_hours_source: str = "--gpu-hours"
 
     @property
     def headline(self) -> ConventionRates:
@@ -156,7 +164,43 @@ class ClaimResult:
             "validation_max_abs_error": self.validation_max_abs_error,
             "verdict": self.verdict,
             "reason": self.reason,
+            "plan": self.plan,
+            "stages": list(self.stages) if self.stages else None,
+            "scope": (
+                f"plan {self.plan}: " + ("all stages" if self.stages is None else ", ".join(self.stages))
+                if self.plan
+                else "one run (pre-training)"
+            ),
+            "claimed_usd": self.claimed_usd,
+            "usd_per_gpu_hour": self.usd_per_gpu_hour,
+            "price_source": self.price_source,
+            "gpu_hours_source": self.gpu_hours_source,
         }
+
+
+def with_dollars(
+    result: ClaimResult, claimed_usd: float | None, usd_per_gpu_hour: float, price_source: str, hours_from_usd: bool
+):
+    """The result with its price: a dollar claim's GPU-hours were claimed_usd / usd_per_gpu_hour (stated)."""
+    source = (
+        f"--usd {claimed_usd:,.0f} / {usd_per_gpu_hour:.2f} USD per GPU-hour ({price_source})"
+        if hours_from_usd
+        else "--gpu-hours"
+    )
+    return replace(
+        result, claimed_usd=claimed_usd, usd_per_gpu_hour=usd_per_gpu_hour, price_source=price_source, gpu_hours_source=source
+    )
+
+
+def claimed_gpu_hours(gpu_hours: float | None, usd: float | None, usd_per_gpu_hour: float) -> float:
+    """The claim in GPU-hours: --gpu-hours as given, else --usd / the price. One of the two is needed."""
+    if gpu_hours is not None:
+        return gpu_hours
+    if usd is None:
+        raise InputError("give the claim as --gpu-hours (e.g. 2.788M) or as --usd (e.g. 5.576M)")
+    if not usd > 0:
+        raise InputError(f"--usd {usd:g} must be positive")
+    return usd / usd_per_gpu_hour
 
 
 # ------------------------------------------------------------------ arithmetic from the claim alone
@@ -290,6 +334,22 @@ def _prediction(
     return Prediction(runs.expected, source, runs.achievable)
 
 
+_EVIDENCE: dict[int, tuple[dict[str, float], str, float]] = {}
+
+
+def _evidence(assumptions: Assumptions) -> tuple[dict[str, float], str, float]:
+    """MFU of every published run, the best one, and the step model's largest error on the steady-state runs
+    (computed once per assumptions object: the published runs do not change within a process)."""
+    key = id(assumptions)
+    if key not in _EVIDENCE or assumptions is not DEFAULT:
+        cases = public_cases()
+        published = {c.id: reported_mfu(c) for c in cases}
+        best_id = max(published, key=published.__getitem__)
+        steady = [c for c in cases if c.track == "steady_state"]
+        _EVIDENCE[key] = (published, best_id, summary(evaluate(steady, assumptions))["max_abs_error"])
+    return _EVIDENCE[key]
+
+
 def assess_claim(
     model: str,
     gpu: str,
@@ -328,10 +388,7 @@ def assess_claim(
     conventions = convention_rates(spec, hw, seq_len, tps, recompute)
     mfu = flop_utilization(conventions[HEADLINE_CONVENTION].flops_per_token, tps, peak)
 
-    published = {c.id: reported_mfu(c) for c in cases}
-    best_id = max(published, key=published.__getitem__)
-    steady = [c for c in cases if c.track == "steady_state"]
-    max_abs_error = summary(evaluate(steady, assumptions))["max_abs_error"]
+    published, best_id, max_abs_error = _evidence(assumptions)
     achievable = prediction.achievable_gpu_hours if prediction else None
     expected = prediction.gpu_hours if prediction else None
     label, reason = verdict(mfu, precision, best_id, published[best_id], gpu_hours, achievable, expected, max_abs_error)
@@ -355,4 +412,132 @@ def assess_claim(
         validation_max_abs_error=max_abs_error,
         verdict=label,
         reason=reason,
+    )
+
+
+# ------------------------------------------------------------------ a claim about a whole plan
+
+
+@dataclass(frozen=True)
+class PlanPrediction:
+    """costsim's two numbers for the stages of a plan a claim covers (all stages unless named)."""
+
+    result: object
+    """simulator.analysis.plans.PlanResult."""
+    stages: tuple[str, ...] | None
+
+    def _selected(self):
+        names = set(self.stages or [s.stage.name for s in self.result.stages])
+        return [s for s in self.result.stages if s.stage.name in names]
+
+    @property
+    def gpu_hours(self) -> float:
+        return sum(s.estimate.gpu_hours for s in self._selected())
+
+    @property
+    def achievable_gpu_hours(self) -> float:
+        return sum((s.achievable or s.estimate).gpu_hours for s in self._selected())
+
+    @property
+    def num_gpus(self) -> int:
+        return max(s.estimate.job.num_gpus for s in self._selected())
+
+    @property
+    def estimate(self):
+        """The largest selected stage's expected run (its layout and sequence stand for the plan where one is needed)."""
+        return max(self._selected(), key=lambda s: s.estimate.gpu_hours).estimate
+
+    def to_dict(self) -> dict:
+        sel = self._selected()
+        e = self.estimate
+        return {
+            "gpu_hours": self.gpu_hours,
+            "expected_gpu_hours": self.gpu_hours,
+            "achievable_gpu_hours": self.achievable_gpu_hours,
+            "achievable_layout": next(s.achievable or s.estimate for s in sel if s.estimate is e).layout.to_dict(),
+            "stack": e.stack,
+            "ideal_gpu_hours": sum(s.estimate.ideal_gpu_hours for s in sel),
+            "num_gpus": self.num_gpus,
+            "seq_len": e.job.seq_len,
+            "global_batch_tokens": e.job.global_batch_tokens,
+            "layout": e.layout.to_dict(),
+            "layout_source": f"plan {self.result.plan.name}: each stage's layout ({self.result.plan.source})",
+            "stages": [
+                {
+                    "name": s.stage.name,
+                    "expected_gpu_hours": s.estimate.gpu_hours,
+                    "achievable_gpu_hours": (s.achievable or s.estimate).gpu_hours,
+                }
+                for s in sel
+            ],
+        }
+
+
+def assess_plan_claim(
+    result, gpu_hours: float, stages: list[str] | None = None, assumptions: Assumptions = DEFAULT
+) -> ClaimResult:
+    """A claim about a whole plan (simulator.analysis.plans.PlanResult), or about the named stages of it: the claim's
+    implied rates over those stages' tokens (FLOPs per token weighted by each stage's tokens, peaks by each stage's
+    ideal GPU-hours) and the verdict against the sum of their achievable and expected runs."""
+    if not gpu_hours > 0:
+        raise InputError(f"--gpu-hours {gpu_hours:g} must be positive")
+    known = [s.stage.name for s in result.stages]
+    unknown = [n for n in stages or [] if n not in known]
+    if unknown:
+        raise InputError(f"plan {result.plan.name} has no stage {', '.join(unknown)}; its stages are {', '.join(known)}")
+    from simulator.inputs.plan_file import model_ref
+
+    prediction = PlanPrediction(result, tuple(stages) if stages else None)
+    sel = prediction._selected()
+    spec = load_model(model_ref(result.plan, result.path))
+    tokens = sum(s.estimate.job.tokens for s in sel)
+    tps = implied_tokens_per_s_per_gpu(tokens, gpu_hours)
+    per_stage = [convention_rates(spec, s.hw, s.estimate.job.seq_len, tps, s.estimate.layout.recompute) for s in sel]
+    ideal = [s.estimate.ideal_gpu_hours for s in sel]
+
+    def peak(dtype: str | None) -> float | None:
+        if dtype is not None and not all(s.hw.has_dtype(dtype) for s in sel):
+            return None
+        peaks = [s.hw.peak_flop_per_s(dtype or s.stage.precision) for s in sel]
+        return sum(p * w for p, w in zip(peaks, ideal, strict=True)) / sum(ideal)
+
+    bf16, fp8, own = peak("bf16"), peak("fp8"), peak(None)
+    conventions = {}
+    for name in per_stage[0]:
+        flops = sum(c[name].flops_per_token * s.estimate.job.tokens for c, s in zip(per_stage, sel, strict=True)) / tokens
+        rate = flops * tps
+        description = f"{per_stage[0][name].description}; averaged over the stages' tokens"
+        conventions[name] = ConventionRates(name, description, flops, rate, rate / bf16, rate / fp8 if fp8 else None)
+    mfu = conventions[HEADLINE_CONVENTION].flop_per_s_per_gpu / own
+    precisions = list(dict.fromkeys(s.stage.precision for s in sel))
+    published, best_id, max_abs_error = _evidence(assumptions)
+    label, reason = verdict(
+        mfu, "+".join(precisions), best_id, published[best_id], gpu_hours,
+        prediction.achievable_gpu_hours, prediction.gpu_hours, max_abs_error,
+    )  # fmt: skip
+    gpus = {s.estimate.job.num_gpus for s in sel}
+    share = gpu_hours / prediction.gpu_hours
+    wall = sum(s.estimate.gpu_hours * share * SECONDS_PER_HOUR / s.estimate.job.num_gpus for s in sel)
+    return ClaimResult(
+        model=spec.name,
+        gpu=result.plan.gpu,
+        gpu_hours=gpu_hours,
+        tokens=tokens,
+        num_gpus=gpus.pop() if len(gpus) == 1 else None,
+        precision="+".join(precisions),
+        precision_source=f"plan {result.plan.name}",
+        implied_tokens_per_s_per_gpu=tps,
+        conventions=conventions,
+        mfu_at_precision=mfu,
+        implied_wall_clock_s=wall,
+        percentile=percentile(mfu, list(published.values())),
+        n_published=len(published),
+        best_published_id=best_id,
+        best_published_mfu=published[best_id],
+        prediction=prediction,
+        validation_max_abs_error=max_abs_error,
+        verdict=label,
+        reason=reason,
+        plan=result.plan.name,
+        stages=tuple(stages) if stages else None,
     )
