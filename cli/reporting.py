@@ -10,9 +10,9 @@ import typer
 
 from cli.options import (
     BF16,
+    NUM_GPUS,
     RUN_LAYOUT_FLAGS,
     BatchOpt,
-    NumGpusOpt,
     PrecOpt,
     PriceOpt,
     RecipeOpt,
@@ -32,11 +32,18 @@ def register(app: typer.Typer, validate_app: typer.Typer) -> None:
 
 @layout_flags(RUN_LAYOUT_FLAGS)
 def report_command(
-    model: Annotated[str, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json")],
-    gpu: Annotated[str, typer.Option(help="Hardware profile id or alias (costsim list gpus), or a profile YAML")],
-    num_gpus: NumGpusOpt,
-    tokens: Annotated[str, typer.Option(help="Training tokens, e.g. 14.8T")],
-    output: Annotated[str, typer.Option(help="Directory for report.md, report.html and the PNG charts")],
+    model: Annotated[
+        str | None, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json (not with --plan)")
+    ] = None,
+    gpu: Annotated[str | None, typer.Option(help="Hardware profile id or alias (costsim list gpus), or a profile YAML")] = None,
+    num_gpus: Annotated[int | None, NUM_GPUS] = None,
+    tokens: Annotated[str | None, typer.Option(help="Training tokens, e.g. 14.8T")] = None,
+    output: Annotated[str | None, typer.Option(help="Directory for report.md, report.html and the PNG charts")] = None,
+    plan: Annotated[
+        str | None,
+        typer.Option(help="Report a whole plan (costsim list plans): stages, the published claim checked, a comparison"),
+    ] = None,
+    compare_with: Annotated[str | None, typer.Option(help="With --plan: another plan to compare with (costsim compare)")] = None,
     force: Annotated[bool, typer.Option("--force", help="Write into an existing, non-empty --output directory")] = False,
     seq_len: SeqLenOpt = None,
     global_batch_tokens: BatchOpt = None,
@@ -54,7 +61,7 @@ def report_command(
     """Write an investor-ready report: estimate, breakdowns, uncertainty band, every assumption with its source, charts."""
     from simulator import api
     from simulator.analysis.uncertainty import check_options
-    from simulator.errors import CostsimError
+    from simulator.errors import CostsimError, InputError
     from simulator.report.document import prepare_output
 
     options = {"gpu": gpu, "num_gpus": num_gpus, "tokens": tokens, "seq_len": seq_len, "global_batch_tokens": global_batch_tokens}
@@ -62,9 +69,33 @@ def report_command(
     options |= {"usd_per_gpu_hour": usd_per_gpu_hour, "draws": draws, "seed": seed, "tokens_spread": tokens_spread}
     options |= {"calibration": calibration, "output": output}
     try:
+        if output is None:
+            raise InputError("give --output DIR, the directory for report.md, report.html and the charts")
         check_options(draws, seed, tokens_spread)
+        if plan is not None:
+            given = [f for f, v in (("MODEL", model), ("--gpu", gpu), ("--num-gpus", num_gpus), ("--tokens", tokens)) if v]
+            given += [flag_name(k) for k, v in layout.items() if v is not None]
+            if given:
+                raise InputError(f"--plan {plan} sets the model, GPUs, tokens and layouts; leave out {', '.join(given)}")
+        else:
+            missing = [f for f, v in (("MODEL", model), ("--gpu", gpu), ("--num-gpus", num_gpus), ("--tokens", tokens)) if not v]
+            if missing:
+                raise InputError(f"give {', '.join(missing)} (or --plan NAME for a whole plan)")
+            if compare_with is not None:
+                raise InputError("--compare-with compares plans; give --plan NAME with it")
         check_output_dir("--output", Path(output))
         prepare_output(output, force)  # refuse a used directory before minutes of work
+        if plan is not None:
+            from simulator.report.document import write_plan_report
+
+            result = api.plan(plan, usd_per_gpu_hour=usd_per_gpu_hour, uncertainty=True, draws=draws, seed=seed,
+                              tokens_spread=tokens_spread)  # fmt: skip
+            other = api.plan(compare_with).plan if compare_with is not None else None
+            command = shlex.join(["costsim", "report", "--plan", plan, "--output", output]
+                                 + (["--compare-with", compare_with] if compare_with else []))  # fmt: skip
+            files = write_plan_report(result.plan, result.uncertainty, output, True, command, other)
+            _echo(files)
+            return
         result = api.estimate(
             model,
             gpu,
@@ -81,6 +112,10 @@ def report_command(
         files = result.write_report(output, force=True, command=command_line(model, options), given=layout)
     except CostsimError as e:
         fail(e)
+    _echo(files)
+
+
+def _echo(files: dict) -> None:
     typer.echo(f"wrote {files['markdown']}")
     typer.echo(f"wrote {files['html']} (self-contained: charts embedded)")
     for path in files["charts"].values():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from simulator.report.money import usd
 from simulator.report.tables import layout_text
 from simulator.units import GIGA, KILO, format_count
 
@@ -15,7 +16,7 @@ def _fmt(output: str, x: float) -> str:
     if output == "wall_clock_days":
         return f"{x:.1f}"
     if output == "cost_usd":
-        return f"${format_count(x)}"
+        return usd(x)
     return format_count(x)
 
 
@@ -162,6 +163,117 @@ def hardware_sources(hw) -> list[tuple[str, float, str, str]]:
     return rows
 
 
+def costsim_version() -> str:
+    """The installed costsim's version (importlib.metadata); 'unknown' when it is not installed as a package."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("costsim")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+_VALIDATION: list[dict] = []
+
+
+def validation_document() -> dict:
+    """The `costsim validate public` document (computed once per process: the published runs are fixed)."""
+    if not _VALIDATION:
+        from simulator.analysis import public_runs
+        from simulator.inputs.published import excluded_runs
+
+        _VALIDATION.append(public_runs.report(public_runs.evaluate(), excluded_runs()))
+    return _VALIDATION[0]
+
+
+def _accuracy_section(doc: dict) -> list[Block]:
+    rows = []
+    for name, t in doc["tracks"].items():
+        medians = {k: v for k, v in t["target"].items() if k.startswith("median")}
+        goal = ", ".join(f"median{' without flagged' if 'flagged' in k else ''} <= {v:.0%}" for k, v in medians.items())
+        goal += f", band >= {t['target']['band_coverage']:.0%}" if "band_coverage" in t["target"] else ""
+        rows.append(
+            (
+                name.replace("_", " "),
+                f"{t['n']}",
+                _pct(t["median_abs_error"]) if t["n"] else "-",
+                _pct(t["max_abs_error"]) if t["n"] else "-",
+                _pct(t["band_coverage"]) if t.get("band_coverage") is not None else "-",
+                goal,
+                "met" if t["meets_target"] else "NOT met",
+            )
+        )
+    return [
+        h2("How accurate is costsim?"),
+        para(
+            f"`costsim validate public` predicts {doc['n_cases']} published runs in the unit each reports. Steady "
+            "state: step time or throughput at the published layout (what the step model predicts). Whole run: "
+            "GPU-hours or days of a whole training run (the expected run, with the realization fitted to such runs; "
+            "leave-one-out where a run constrained the fit). Band coverage: the share of whole runs inside the "
+            "P10-P90 band."
+        ),
+        table(("track", "runs", "median abs. error", "max abs. error", "band coverage", "target", "target met"), rows),
+    ]
+
+
+_FILES_CITED = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w.-]+\.(?:md|py|yaml|json))(?![\w])")
+"""A repository file named in text (docs/model.md, simulator/inputs/assumptions.py)."""
+
+
+def cited_source_keys(text: str, keys) -> list[str]:
+    """The source keys of `keys` that `text` names as words (a key is cited where it appears)."""
+    return [k for k in keys if re.search(rf"(?<![\w]){re.escape(k)}(?![\w])", text)]
+
+
+def repository_root():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[2]
+
+
+def cited_files(text: str) -> list[str]:
+    """Repository files named in `text` (only those that exist are ever cited; tests check it)."""
+    return sorted(set(_FILES_CITED.findall(text)))
+
+
+DOCUMENTS = {
+    "docs/model.md": "costsim's model description: every formula, its derivation and its sources (in the repository)",
+    "simulator/inputs/assumptions.py": "the global assumptions, each with its source or marked as an assumption",
+    "simulator/data/fitted_constants.yaml": "the fitted constants (realization per GPU generation) and their fit",
+    "validation/public_runs.yaml": "the published runs `costsim validate public` predicts, each with its source",
+}
+
+
+def _references_section(blocks: list[Block], hws, extra_documents: dict[str, str] | None = None) -> list[Block]:
+    """Every source key and repository file the document cites, defined: keys from the hardware profiles' `sources`,
+    files with what they hold. Keys no text cites are left out; a file is listed only where the repository has it."""
+    text = "\n".join(_block_text(b) for b in blocks)
+    sources: dict[str, str] = {}
+    for hw in hws:
+        for k, v in hw.sources.items():
+            sources.setdefault(k, v)
+    keys = cited_source_keys(text, sources)
+    root = repository_root()
+    documents = {**DOCUMENTS, **(extra_documents or {})}
+    files = [f for f in cited_files(text) if f in documents or (root / f).is_file()]
+    rows = [(f"`{k}`", sources[k]) for k in keys]
+    doc_rows = [(f"`{f}`", documents.get(f, "file in the costsim repository")) for f in files]
+    out = [
+        h2("References"),
+        para("Every source key and file the report cites. Keys are those of the hardware profiles' `sources`."),
+    ]
+    if rows:
+        out.append(table(("key", "citation"), rows))
+    if doc_rows:
+        out += [h3("Files of the costsim repository"), table(("file", "what it holds"), doc_rows)]
+    return out
+
+
+def _block_text(b: Block) -> str:
+    parts = [b.text, *(c for row in b.items for c in (row if isinstance(row, tuple) else (row,)))]
+    return " ".join(str(p) for p in parts)
+
+
 # --------------------------------------------------------------------------- document blocks and renderers
 
 
@@ -295,6 +407,14 @@ img { max-width: 100%; border: 1px solid #eee; }
 code { background: #f4f4f4; padding: 0 0.2em; }
 h1 { border-bottom: 2px solid #2f6db5; padding-bottom: 0.2em; }
 h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.1em; margin-top: 1.6em; }
+@media print {
+  body { max-width: none; margin: 0; font-size: 10pt; color: #000; }
+  h1, h2, h3 { break-after: avoid; page-break-after: avoid; }
+  table, figure, img, tr { break-inside: avoid; page-break-inside: avoid; }
+  thead { display: table-header-group; }
+  p, li { orphans: 3; widows: 3; }
+  code { background: none; }
+}
 """
 
 
@@ -345,10 +465,6 @@ CHART_FILES = {
 DOCUMENT_FILES = ("report.md", "report.html")
 
 
-def _usd(x: float) -> str:
-    return f"${format_count(x)}"
-
-
 def _pct(x: float) -> str:
     return f"{x:.1%}"
 
@@ -363,12 +479,12 @@ def _summary(d: dict, u: dict, model_label: str, hw) -> list[Block]:
         para(
             f"Training **{model_label}** on {format_count(d['tokens'])} tokens with {d['num_gpus']:,} {hw.display_name} "
             f"GPUs takes an estimated **{d['wall_clock_days']:.1f} days**, **{format_count(d['gpu_hours'])} GPU-hours** "
-            f"and **{_usd(d['cost_usd'])}** at ${d['usd_per_gpu_hour']:.2f} per GPU-hour ({d['price_source']})."
+            f"and **{usd(d['cost_usd'])}** at {usd(d['usd_per_gpu_hour'])} per GPU-hour ({d['price_source']})."
         ),
         *_two_numbers(d),
         para(
             f"With the uncertain inputs drawn from their documented ranges ({u['draws']:,} draws), the cost lies between "
-            f"{_usd(u['cost_usd']['p10'])} (P10) and {_usd(u['cost_usd']['p90'])} (P90). This band covers the inputs' "
+            f"{usd(u['cost_usd']['p10'])} (P10) and {usd(u['cost_usd']['p90'])} (P90). This band covers the inputs' "
             "uncertainty and, for the expected run, the spread of what published whole runs realized; the README's "
             "validation section shows how the model compares with published runs."
         ),
@@ -389,12 +505,12 @@ def _two_numbers(d: dict) -> list[Block]:
             + (f", its step time times {realization:.2f} (fitted to published whole runs)" if realization else "")
             + ". The **achievable** run, the best layout that stack offers as costsim models it, would take "
             f"**{format_count(a['gpu_hours'])} GPU-hours**, {a['wall_clock_days']:.1f} days and "
-            f"**{_usd(a['cost_usd'])}** ({layout_text(a['layout'])}, MFU {_pct(a['mfu'])})."
+            f"**{usd(a['cost_usd'])}** ({layout_text(a['layout'])}, MFU {_pct(a['mfu'])})."
         ),
         table(
             ("", "GPU-hours", "days", "cost", "MFU"),
             [
-                (name, format_count(r["gpu_hours"]), f"{r['wall_clock_days']:.1f}", _usd(r["cost_usd"]), _pct(r["mfu"]))
+                (name, format_count(r["gpu_hours"]), f"{r['wall_clock_days']:.1f}", usd(r["cost_usd"]), _pct(r["mfu"]))
                 for name, r in (("expected", d), ("achievable", a))
             ],
         ),
@@ -464,7 +580,7 @@ def _step_section(d: dict) -> list[Block]:
 
 def _cost_section(costs: dict[str, float]) -> list[Block]:
     total = sum(costs.values())
-    rows = [(k, _usd(v), _pct(v / total)) for k, v in costs.items()]
+    rows = [(k, usd(v), _pct(v / total)) for k, v in costs.items()]
     return [
         h2("Where the money goes"),
         para(
@@ -472,15 +588,15 @@ def _cost_section(costs: dict[str, float]) -> list[Block]:
             "failures, restarts and checkpoints (goodput model)."
         ),
         image(CHART_FILES["cost"], "Cost breakdown"),
-        table(("category", "USD", "share"), rows + [("total", _usd(total), "100%")]),
+        table(("category", "USD", "share"), rows + [("total", usd(total), "100%")]),
     ]
 
 
 def _cost_bases_section(block: dict, gpu_hours: float) -> list[Block]:
-    rows = [("rental (used above)", f"${block['rental_cost_usd'] / gpu_hours:.2f}", _usd(block["rental_cost_usd"]))]
+    rows = [("rental (used above)", usd(block["rental_cost_usd"] / gpu_hours), usd(block["rental_cost_usd"]))]
     if block["tco_cost_usd"] is not None:
         tco = block["tco_cost_usd"]
-        rows.append(("TCO: owning the cluster", f"${tco / gpu_hours:.2f}", _usd(tco)))
+        rows.append(("TCO: owning the cluster", usd(tco / gpu_hours), usd(tco)))
     inputs = block["inputs"]
     grid = inputs["grid_kg_co2_per_kwh"]
     return [
@@ -506,8 +622,8 @@ def _uncertainty_section(u: dict) -> list[Block]:
         (
             b["label"],
             f"{_fmt_input(b['input_p10'])} to {_fmt_input(b['input_p90'])}",
-            _usd(b["at_input_p10"]["cost_usd"]),
-            _usd(b["at_input_p90"]["cost_usd"]),
+            usd(b["at_input_p10"]["cost_usd"]),
+            usd(b["at_input_p90"]["cost_usd"]),
         )
         for b in u["tornado"]
     ]
@@ -548,7 +664,7 @@ def _scaling_section(points: list[dict], skipped: list[str], d: dict) -> list[Bl
             layout_text(p["layout"]),
             f"{p['wall_clock_days']:.1f}",
             format_count(p["gpu_hours"]),
-            _usd(p["cost_usd"]),
+            usd(p["cost_usd"]),
             _pct(p["mfu"]),
         )
         for p in points
@@ -579,22 +695,26 @@ def _sources_section(d: dict, hw, model) -> list[Block]:
     p = hw.price
     return [
         h2("Assumptions and their sources"),
-        h3("Global assumptions (`simulator/assumptions.py`)"),
+        h3("Global assumptions (`simulator/inputs/assumptions.py`)"),
         para("The same for every model, GPU and run. Each names its source or says it is an assumption."),
         table(("assumption", "value", "source"), rows),
-        h3(f"Hardware profile `{hw.name}` (`hardware_profiles/{hw.name}.yaml`)"),
+        h3(f"Hardware profile `{hw.name}`" + (f" (`hardware_profiles/{hw.name}.yaml`)" if _shipped(hw) else "")),
         para(f"Efficiencies used: {d['efficiency_source']}."),
         table(("quantity", "value", "source", "note"), hw_rows),
         h3("Model and price"),
         bullets(
             [
                 f"Model spec `{d['model']}`: {model.source}.",
-                f"Price used: ${d['usd_per_gpu_hour']:.2f} per GPU-hour ({d['price_source']}).",
-                f"Profile price: ${p.usd_per_gpu_hour:.2f} per GPU-hour, {p.kind}, {p.date}, "
+                f"Price used: {usd(d['usd_per_gpu_hour'])} per GPU-hour ({d['price_source']}).",
+                f"Profile price: {usd(p.usd_per_gpu_hour)} per GPU-hour, {p.kind}, {p.date}, "
                 f"{hw.sources.get(p.source, p.source)}.",
             ]
         ),
     ]
+
+
+def _shipped(hw) -> bool:
+    return (repository_root() / "hardware_profiles" / f"{hw.name}.yaml").is_file()
 
 
 def _conventions(d: dict) -> list[Block]:
@@ -614,13 +734,17 @@ def _conventions(d: dict) -> list[Block]:
     ]
 
 
-def build_document(d: dict, u: dict, costs: dict, scaling: tuple[list[dict], list[str]], hw, model, command: str) -> list[Block]:
+def _generated(command: str) -> Block:
     import datetime
 
+    return para(f"Generated by costsim {costsim_version()} on {datetime.date.today().isoformat()} with `{command}`.")
+
+
+def build_document(d: dict, u: dict, costs: dict, scaling: tuple[list[dict], list[str]], hw, model, command: str) -> list[Block]:
     model_label = model.display_name or model.name
-    return [
+    blocks = [
         h1(f"Training cost of {model_label} on {d['num_gpus']:,} x {hw.display_name}"),
-        para(f"Generated by costsim on {datetime.date.today().isoformat()} with `{command}`."),
+        _generated(command),
         *_summary(d, u, model_label, hw),
         *_run_table(d, model_label, hw),
         *_step_section(d),
@@ -628,9 +752,11 @@ def build_document(d: dict, u: dict, costs: dict, scaling: tuple[list[dict], lis
         *_cost_bases_section(d["cost"], d["gpu_hours"]),
         *_uncertainty_section(u),
         *_scaling_section(*scaling, d),
+        *_accuracy_section(validation_document()),
         *_sources_section(d, hw, model),
         *_conventions(d),
     ]
+    return blocks + _references_section(blocks, [hw])
 
 
 def prepare_output(out_dir, force: bool):
@@ -685,6 +811,174 @@ def write_report(
         charts.distribution_chart(band.samples["cost_usd"], u["cost_usd"], u["nominal"]["cost_usd"], files["distribution"])
         charts.scaling_chart(scaling[0], d["num_gpus"], files["scaling"])
         blocks = build_document(d, u, costs, scaling, hw, model, command)
+        (path / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
+        images = {f.name: f.read_bytes() for f in files.values()}
+        (path / "report.html").write_text(to_html(blocks, images), encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"cannot write the report into {path}: {e.strerror}; pick a writable directory") from None
+    return {"markdown": path / "report.md", "html": path / "report.html", "charts": files}
+
+
+# --------------------------------------------------------------------------- the report of a plan
+
+
+def _plan_summary(p: dict, u: dict) -> list[Block]:
+    a = p["achievable"]
+    stages = [
+        (
+            s["name"],
+            format_count(s["tokens"]),
+            f"{s['num_gpus']:,} x {s['gpu']}",
+            layout_text(s["layout"]),
+            format_count(s["gpu_hours"]),
+            format_count(s["achievable"]["gpu_hours"]) if s.get("achievable") else "-",
+            usd(s["cost_usd"]),
+        )
+        for s in p["stages"]
+    ]
+    return [
+        h2("Summary"),
+        para(
+            f"The plan's {len(p['stages'])} stages, run one after another, take an estimated **{p['wall_clock_days']:.1f} "
+            f"days**, **{format_count(p['gpu_hours'])} GPU-hours** and **{usd(p['cost_usd'])}** (the **expected** run: "
+            f"what runs like these realized). The **achievable** run, each stage at the best layout its stack offers, "
+            f"would take **{format_count(a['gpu_hours'])} GPU-hours** and **{usd(a['cost_usd'])}**. With the uncertain "
+            f"inputs drawn ({u['draws']:,} draws) the expected cost lies between {usd(u['cost_usd']['p10'])} (P10) and "
+            f"{usd(u['cost_usd']['p90'])} (P90)."
+        ),
+        table(
+            ("", "GPU-hours", "days", "cost"),
+            [
+                ("expected", format_count(p["gpu_hours"]), f"{p['wall_clock_days']:.1f}", usd(p["cost_usd"])),
+                ("achievable", format_count(a["gpu_hours"]), f"{a['wall_clock_days']:.1f}", usd(a["cost_usd"])),
+            ],
+        ),
+        h3("Stages"),
+        table(("stage", "tokens", "GPUs", "layout", "GPU-hours expected", "GPU-hours achievable", "cost"), stages),
+    ]
+
+
+def _claim_section(checks: list[dict]) -> list[Block]:
+    """Each figure the plan quotes (simulator.analysis.claim.ClaimResult.to_dict() of it) against the plan's two numbers."""
+    if not checks:
+        return [h2("Published claim"), para("The plan quotes no published GPU-hours, so there is no claim to check.")]
+    rows = []
+    for c in checks:
+        p = c["prediction"]
+        rows.append(
+            (
+                c["scope"].split(": ", 1)[-1],
+                format_count(c["claimed_gpu_hours"]),
+                usd(c["claimed_usd"]) if c.get("claimed_usd") is not None else "-",
+                format_count(p["achievable_gpu_hours"]),
+                format_count(p["expected_gpu_hours"]),
+                _pct(c["mfu_at_claimed_precision"]),
+                c["verdict"].upper(),
+            )
+        )
+    whole = next((c for c in checks if c["stages"] is None), checks[0])
+    return [
+        h2("Published claim"),
+        para(
+            "Each figure the plan's source publishes, placed against costsim's **achievable** and **expected** "
+            "GPU-hours for the same stages, with the verdict of `costsim claim`: frontier between the two, plausible "
+            "at or above the expected run, optimistic or implausible below the achievable run by more than the step "
+            "model's largest error. MFU is against the dense peak of each stage's precision."
+        ),
+        table(("stages", "claimed GPU-hours", "claimed cost", "achievable", "expected", "MFU needed", "verdict"), rows),
+        para(f"Whole plan: **{whole['verdict'].upper()}**: {whole['reason']}."),
+    ]
+
+
+def _comparison_section(c: dict | None) -> list[Block]:
+    if c is None:
+        return []
+    rows = [(f["factor"].replace("_", " "), f"{f['value']:.3g}x") for f in c["factor_details"]]
+    return [
+        h2(f"Comparison with {c['b']['name']}"),
+        para(
+            f"GPU-hours of {c['a']['name']} / {c['b']['name']} = **{c['ratio']:.3g}x** (predicted), the product of the "
+            "factors below (`costsim compare`)."
+            + (f" The published figures give {c['reported_ratio']:.3g}x." if "reported_ratio" in c else "")
+        ),
+        table(("factor", "ratio"), rows),
+    ]
+
+
+def build_plan_document(
+    p: dict,
+    u: dict,
+    checks: list[dict],
+    comparison: dict | None,
+    stage: dict,
+    costs: dict,
+    scaling,
+    hws,
+    model,
+    command: str,
+    stage_name: str,
+) -> list[Block]:
+    """The report of a plan: its totals and stages, the published claim, a comparison, the plan's uncertainty band;
+    the time, money and scaling sections of its largest stage."""
+    hw = next(h for h in hws if h.name == stage["gpu"])
+    blocks = [
+        h1(f"Training cost of {p['display_name'] or p['plan']}"),
+        _generated(command),
+        para(f"Plan `{p['plan']}`: {p['source']}."),
+        *_plan_summary(p, u),
+        *_claim_section(checks),
+        *_comparison_section(comparison),
+        para(f"The sections that follow, up to the uncertainty band, are those of the largest stage, **{stage_name}**."),
+        *_run_table(stage, model.display_name or model.name, hw),
+        *_step_section(stage),
+        *_cost_section(costs),
+        *_cost_bases_section(stage["cost"], stage["gpu_hours"]),
+        *_uncertainty_section(u),
+        *_scaling_section(*scaling, stage),
+        *_accuracy_section(validation_document()),
+        *_sources_section(stage, hw, model),
+        *_conventions(stage),
+    ]
+    return blocks + _references_section(blocks, hws)
+
+
+def write_plan_report(plan_result, band, out_dir, force: bool = False, command: str = "costsim report", compare_with=None):
+    """report.md, report.html and the charts of a plan (simulator.analysis.plans.PlanResult) and its band.
+
+    `compare_with`: another PlanResult, compared with this one (`costsim compare`), or None."""
+    from simulator.analysis.claim import assess_plan_claim
+    from simulator.errors import InputError
+    from simulator.inputs.catalog import load_model
+    from simulator.inputs.plan_file import model_ref
+    from simulator.report import charts
+
+    path = prepare_output(out_dir, force)
+    p, u = plan_result.to_dict(), band.to_dict()
+    checks = [
+        assess_plan_claim(plan_result, r.gpu_hours, r.stages or None).to_dict() | {"claimed_usd": r.cost_usd}
+        for r in plan_result.plan.reported
+    ]
+    comparison = None
+    if compare_with is not None:
+        from simulator.analysis.compare import compare_plans
+
+        comparison = compare_plans(plan_result, compare_with)
+    largest = max(plan_result.stages, key=lambda s: s.estimate.gpu_hours)
+    est, model = largest.estimate, load_model(model_ref(plan_result.plan, plan_result.path))
+    d = est.to_dict()
+    if largest.achievable is not None:
+        d["achievable"] = largest.achievable.headline()
+    costs = cost_breakdown_usd(d)
+    scaling = scaling_curve(model, largest.hw, est, largest.stage.layout())
+    files = {k: path / v for k, v in CHART_FILES.items()}
+    try:
+        charts.step_time_chart(d["breakdown"], files["step_time"])
+        charts.cost_chart(costs, files["cost"])
+        charts.tornado_chart(u["tornado"], u["nominal"]["cost_usd"], files["tornado"])
+        charts.distribution_chart(band.samples["cost_usd"], u["cost_usd"], u["nominal"]["cost_usd"], files["distribution"])
+        charts.scaling_chart(scaling[0], d["num_gpus"], files["scaling"])
+        hws = list({s.hw.name: s.hw for s in plan_result.stages}.values())
+        blocks = build_plan_document(p, u, checks, comparison, d, costs, scaling, hws, model, command, largest.stage.name)
         (path / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
         images = {f.name: f.read_bytes() for f in files.values()}
         (path / "report.html").write_text(to_html(blocks, images), encoding="utf-8")
