@@ -81,6 +81,10 @@ def search_command(
         str | None, typer.Option(help="Layout to compare with the best, e.g. tp=1,pp=16,ep=64 (default: the published one)")
     ] = None,
     usd_per_gpu_hour: PriceOpt = None,
+    rental: Annotated[
+        str | None,
+        typer.Option(help="Which of each profile's rental quotes: on-demand or reserved (default: on-demand where quoted)"),
+    ] = None,
     stack: StackOpt = None,
     format: Annotated[OutFormat, typer.Option("--format", help="table: the top layouts; json/csv: every candidate")] = (
         OutFormat.table
@@ -102,7 +106,8 @@ def search_command(
         job_args = job_options(tokens, seq_len, global_batch_tokens, precision, fp8_recipe)
         # Resolved as `costsim estimate` resolves a run (the stack's attention kernel and FP8 recipe, the GPU's rates),
         # so a row's layout typed into `estimate` gives the row's numbers.
-        s = resolve(spec, hw, num_gpus, **job_args, costs=CostOptions(usd_per_gpu_hour=usd_per_gpu_hour), stack=sw)
+        costs = CostOptions(usd_per_gpu_hour=usd_per_gpu_hour, rental_kind=rental)
+        s = resolve(spec, hw, num_gpus, **job_args, costs=costs, stack=sw)
         job = s.job
         ref, ref_source = _parse_reference(reference, spec)
         with DelayedProgress("searching layouts") as bar:
@@ -114,6 +119,7 @@ def search_command(
         fail(e)
     doc = search_document(spec, hw, job, result, ref, ref_source, top if format == OutFormat.table else None)
     doc["stack"] = sw.name
+    doc["price_quote"] = s.pricing.quote
     doc["expected"] = _expected_entry(result, sw, {k: v for k, v in layout.items() if v is not None}, hw.generation)
     echo_result(format, doc, doc["candidates"], lambda: search_table(doc, top))
 
@@ -186,6 +192,7 @@ def search_table(doc: dict, top: int) -> str:
     lines = [
         f"{doc['model']} on {doc['num_gpus']} x {doc['gpu']} ({doc['precision']}): {doc['grid_size']:,} candidates, "
         f"{doc['evaluated']:,} valid and evaluated, {doc['feasible']:,} fit in {doc['gpu_memory_gib']:.0f} GiB",
+        price_line(doc["price_quote"], doc["gpu"]),
         "",
         f"{'#':>3}  {'layout':<72} {'step s':>8} {'GPU-hours':>11} {'cost $':>11} {'MFU':>6} {'mem GiB':>8} {'free':>6}",
     ]
@@ -243,6 +250,10 @@ def sweep_command(
         float | None, ranged("Find the fastest cluster that costs at most B dollars", 1.0, 1e13, "give dollars, e.g. 6e6")
     ] = None,
     usd_per_gpu_hour: PriceOpt = None,
+    rental: Annotated[
+        str | None,
+        typer.Option(help="Which of each profile's rental quotes: on-demand or reserved (default: on-demand where quoted)"),
+    ] = None,
     stack: StackOpt = None,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG chart of days and dollars against GPU count")] = None,
     output: Annotated[Path | None, typer.Option(help="Also write the rows to this CSV file")] = None,
@@ -272,7 +283,7 @@ def sweep_command(
         check_output_file("--plot", plot, ".png", force)
         check_output_file("--output", output, ".csv", force)
         with DelayedProgress("sweeping clusters") as bar:
-            costs = CostOptions(usd_per_gpu_hour=usd_per_gpu_hour)
+            costs = CostOptions(usd_per_gpu_hour=usd_per_gpu_hour, rental_kind=rental)
             rows = sweep(spec, gpus, counts, job_args, layout, costs, bar.update, load_stack(stack))
     except CostsimError as e:
         fail(e)
@@ -305,7 +316,7 @@ def sweep_command(
 def sweep_table(doc: dict) -> str:
     lines = [
         f"{'gpu':<10} {'GPUs':>6}  {'best layout':<66} {'step s':>7} {'comm s':>7} {'days':>8} {'GPU-hours':>12} "
-        f"{'cost $':>13} {'MFU':>6} {'GiB':>6}"
+        f"{'cost $':>13} {'MFU':>6} {'GiB':>6}  {'$/GPU-h':>7} price"
     ]
     for r in doc["rows"]:
         if not r["feasible"]:
@@ -314,12 +325,16 @@ def sweep_table(doc: dict) -> str:
         lines.append(
             f"{r['gpu']:<10} {r['num_gpus']:>6}  {layout_text(r['layout']):<66} {r['step_time_s']:>7.2f} "
             f"{r['exposed_comm_s']:>7.2f} {r['wall_clock_days']:>8.1f} "
-            f"{r['gpu_hours']:>12,.0f} {r['cost_usd']:>13,.0f} {r['mfu']:>6.1%} {r['memory_per_gpu_gib']:>6.1f}"
+            f"{r['gpu_hours']:>12,.0f} {r['cost_usd']:>13,.0f} {r['mfu']:>6.1%} {r['memory_per_gpu_gib']:>6.1f}  "
+            f"{r['usd_per_gpu_hour']:>7.2f} {price_text(r['price_kind'], r['price_date'], r['price_flagged'])}"
         )
     lines.append(
         "comm s: communication on the critical path per step, plus the SM share overlapped communication takes from "
         "compute (GPUs that differ only in their links differ here)"
     )
+    flagged = sorted({r["gpu"] for r in doc["rows"] if r["price_flagged"]})
+    if flagged:
+        lines.append(f"{FLAG_NOTE} ({', '.join(flagged)}): its dollars do not compare like with like with the others'")
     for flag, label in (("deadline_days", "deadline"), ("budget_usd", "budget")):
         if flag in doc:
             entry = doc[flag]
@@ -330,11 +345,29 @@ def sweep_table(doc: dict) -> str:
                 a = entry["answer"]
                 lines.append(
                     f"{label}: {entry['reason']}: {a['num_gpus']} x {a['gpu']}, {layout_text(a['layout'])}, "
-                    f"{a['wall_clock_days']:.1f} days, ${a['cost_usd']:,.0f}"
+                    f"{a['wall_clock_days']:.1f} days, ${a['cost_usd']:,.0f} "
+                    f"at ${a['usd_per_gpu_hour']:.2f}/GPU-hour {price_text(a['price_kind'], a['price_date'], a['price_flagged'])}"
                 )
                 cluster = f"--gpu {a['gpu']} --num-gpus {a['num_gpus']}"
                 lines.append(f"  as `costsim estimate` flags: {cluster} {estimate_flags(a['layout'])}")
     return "\n".join(lines)
+
+
+FLAG_NOTE = "* not the kind of price asked for (--rental, default on-demand): the reference has no such quote for this GPU"
+
+
+def price_text(kind: str, date: str | None, flagged: bool) -> str:
+    """'on-demand 2026-01', or 'reserved 2024-12 *' for a price of another kind than asked (FLAG_NOTE)."""
+    from simulator.run.cost import quote_label
+
+    return quote_label(kind, date) + (" *" if flagged else "")
+
+
+def price_line(quote: dict, gpu: str) -> str:
+    """The search's price: dollars per GPU-hour, kind and date, and the flag's meaning when it is flagged."""
+    kind = price_text(quote["kind"], quote["date"], quote["flagged"])
+    line = f"priced at ${quote['usd_per_gpu_hour']:.2f}/GPU-hour of {gpu}, {kind}"
+    return line + (f"\n{FLAG_NOTE}" if quote["flagged"] else "")
 
 
 def estimate_flags(layout: dict) -> str:

@@ -43,13 +43,13 @@ def test_estimate_matches_the_cli(small):
     [
         ([], {}),
         (["--pricing", "tco"], {"pricing": "tco"}),
-        (["--rental", "on-demand"], {"rental": "on-demand"}),
+        (["--rental", "reserved"], {"rental": "reserved"}),
         (["--usd-per-gpu-hour", "2"], {"usd_per_gpu_hour": 2.0}),
         (["--pricing", "tco", "--pue", "1.1", "--usd-per-kwh", "0.1"], {"pricing": "tco", "pue": 1.1, "usd_per_kwh": 0.1}),
     ],
 )
 def test_front_door_and_cli_give_identical_dollars_under_every_pricing_option(flags, options):
-    """One cost, chosen once (issue 10): the same run under default rental, TCO, an on-demand quote and a given price
+    """One cost, chosen once (issue 10): the same run under default rental, TCO, a reserved quote and a given price
     costs exactly the same through simulator.api and through `costsim estimate` (h100-sxm has both quote kinds)."""
     argv = ["estimate", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "64", "--tokens", "1T", *CLI_LAYOUT, *flags]
     r = RUNNER.invoke(cli.app, [*argv, "--format", "json"], env=ENV)
@@ -64,7 +64,7 @@ def test_front_door_and_cli_give_identical_dollars_under_every_pricing_option(fl
 def test_the_pricing_options_change_the_dollars_not_the_hours():
     runs = {
         k: cs.estimate("llama-3.1-8b", "h100", 64, "1T", **LAYOUT, **o)
-        for k, o in {"rental": {}, "tco": {"pricing": "tco"}, "on-demand": {"rental": "on-demand"}}.items()
+        for k, o in {"rental": {}, "tco": {"pricing": "tco"}, "reserved": {"rental": "reserved"}}.items()
     }
     assert len({r.gpu_hours for r in runs.values()}) == 1
     assert len({r.cost_usd for r in runs.values()}) == 3  # three different prices of the same hours

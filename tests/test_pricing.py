@@ -185,15 +185,15 @@ def test_estimate_without_model_or_plan_names_the_missing_flags():
 
 
 def test_rental_kind_picks_the_profiles_quote():
-    """h100-sxm quotes reserved $1.85 (techplained, 2026-04) and on-demand $6.88 (codesota, 2026-04)."""
+    """h100-sxm quotes on-demand $2.10 (aiapiplaybook, 2026-01; the default) and reserved $1.85 (techplained, 2026-04)."""
     from simulator.run.cost import chosen_rental_rate
 
     hw = load_hardware("h100-sxm")
     reserved = chosen_rental_rate(hw, CostOptions(rental_kind="reserved"))
     on_demand = chosen_rental_rate(hw, CostOptions(rental_kind="on-demand"))
-    assert reserved.usd_per_gpu_hour == hw.price.usd_per_gpu_hour == 1.85
-    assert on_demand.usd_per_gpu_hour == 6.88 and "on-demand" in on_demand.source
-    assert chosen_rental_rate(hw, CostOptions()).usd_per_gpu_hour == 1.85  # the profile's default
+    assert reserved.usd_per_gpu_hour == 1.85 and "reserved" in reserved.source
+    assert on_demand.usd_per_gpu_hour == hw.price.usd_per_gpu_hour == 2.10 and "on-demand" in on_demand.source
+    assert chosen_rental_rate(hw, CostOptions()).usd_per_gpu_hour == 2.10  # the profile's default: on-demand
     with pytest.raises(SpecError, match="no on-demand price"):
         chosen_rental_rate(load_hardware("h800"), CostOptions(rental_kind="on-demand"))
     with pytest.raises(InputError, match="--rental"):
@@ -206,10 +206,10 @@ def test_rental_price_is_the_flag_then_the_plans_quote_then_the_profiles():
     hw = load_hardware("h100-sxm")
     plan = rental_rate(2.5, "plan p: a quote")
     assert chosen_rental_rate(hw, CostOptions(usd_per_gpu_hour=3.0), plan).usd_per_gpu_hour == 3.0
-    assert chosen_rental_rate(hw, CostOptions(rental_kind="on-demand"), plan).source == "plan p: a quote"
-    assert chosen_rental_rate(hw, CostOptions(rental_kind="on-demand")).usd_per_gpu_hour == 6.88
+    assert chosen_rental_rate(hw, CostOptions(rental_kind="reserved"), plan).source == "plan p: a quote"
+    assert chosen_rental_rate(hw, CostOptions(rental_kind="reserved")).usd_per_gpu_hour == 1.85
     # An estimate's cost block follows the same rule: --rental picks the profile's other quote.
-    r = invoke(*LLAMA_8B, *FIXED, "--rental", "on-demand", "--format", "json")
+    r = invoke(*LLAMA_8B, *FIXED, "--rental", "reserved", "--format", "json")
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
-    assert d["usd_per_gpu_hour"] == 6.88 and d["cost_usd"] == pytest.approx(6.88 * d["gpu_hours"])
+    assert d["usd_per_gpu_hour"] == 1.85 and d["cost_usd"] == pytest.approx(1.85 * d["gpu_hours"])

@@ -153,7 +153,7 @@ def test_search_table_shows_top_layouts_and_headroom():
     res = invoke(*"search llama-3.1-8b --gpu h100-sxm --num-gpus 64 --tokens 1T --top 5".split())
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
-    assert "candidates" in lines[0] and "free" in lines[2]
+    assert "candidates" in lines[0] and lines[1].startswith("priced at $2.10/GPU-hour") and "free" in lines[3]
     assert sum(1 for line in lines if line.strip().startswith(("1 ", "2 ", "3 ", "4 ", "5 "))) == 5
     assert "step time breakdown of #1" in res.stdout
 

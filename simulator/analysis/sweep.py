@@ -42,6 +42,9 @@ class SweepRow:
     expected: dict | None = None
     """The expected run on this cluster: the best practice layout of the stack, realized (gpu_hours, cost_usd,
     wall_clock_s, layout); the row's own numbers are the achievable run."""
+    price_quote: dict | None = None
+    """The GPU's price (Pricing.quote): dollars per GPU-hour, kind, date, and whether it is flagged (not the kind
+    asked for, default on-demand), so rows of different GPUs show whether their dollars compare like with like."""
 
     def to_dict(self) -> dict:
         """The row as `costsim sweep` prints it: days and GiB where the record keeps seconds and bytes."""
@@ -52,6 +55,7 @@ class SweepRow:
             **{k: out[k] for k in ("gpu_hours", "cost_usd", "mfu")},
             "memory_per_gpu_gib": None if mem_bytes is None else mem_bytes / GIB,
             **{k: out[k] for k in ("candidates", "reason", "exposed_comm_s")},
+            **price_columns(self.price_quote),
         }
         if self.expected is not None:
             e = self.expected
@@ -62,6 +66,17 @@ class SweepRow:
                 "layout": e["layout"],
             }
         return out
+
+
+def price_columns(quote: dict | None) -> dict:
+    """A row's price as flat columns (the same in JSON and CSV): usd_per_gpu_hour, price_kind, price_date, price_flagged."""
+    q = quote or {}
+    return {
+        "usd_per_gpu_hour": q.get("usd_per_gpu_hour"),
+        "price_kind": q.get("kind"),
+        "price_date": q.get("date"),
+        "price_flagged": bool(q.get("flagged")),
+    }
 
 
 def parse_gpu_counts(text: str) -> list[int]:
@@ -105,17 +120,20 @@ def best_row(
     terms when they are not the profile's (a calibration); `stack`: default today's."""
     num_gpus = job.num_gpus
     stack = stack or load_stack()
+    price = price or pricing(hw)
+    quote = price.quote
     given = fixed_fields(given)  # a field given as None is searched, not fixed (the expected run's practice applies)
     try:
         result = search(model, hw, job, given, assumptions, rates, price, limits=stack.offers)
     except (LayoutError, InfeasibleError) as e:
-        return SweepRow(hw.name, num_gpus, False, None, None, None, None, None, None, None, 0, " ".join(str(e).split()))
+        reason = " ".join(str(e).split())
+        return SweepRow(hw.name, num_gpus, False, None, None, None, None, None, None, None, 0, reason, price_quote=quote)
     best = result.best()
     if best is None:
         smallest = result.closest()
         return SweepRow(
             hw.name, num_gpus, False, None, None, None, None, None, None, float(result.memory_bytes[smallest]),
-            result.n_valid, "no layout fits: " + result.reason(smallest),
+            result.n_valid, "no layout fits: " + result.reason(smallest), price_quote=quote,
         )  # fmt: skip
     step_s = float(result.steps.step_time_s[best])
     gpu_hours = float(result.gpu_hours[best])
@@ -134,6 +152,7 @@ def best_row(
         reason="",
         exposed_comm_s=exposed_comm_s(breakdown_of(result, best)),
         expected=_expected(result, stack, given, assumptions.for_generation(hw.generation).realization, num_gpus),
+        price_quote=quote,
     )
 
 
@@ -168,6 +187,7 @@ def estimate_row(est: Estimate) -> SweepRow:
         candidates=est.candidates_evaluated,
         reason="",
         exposed_comm_s=exposed_comm_s(est.step.breakdown_s),
+        price_quote=est.pricing.quote,
     )
 
 

@@ -25,6 +25,10 @@ from simulator.inputs.specs import HardwareProfile
 from simulator.units import HOURS_PER_YEAR, KILO, MAX_USD_PER_GPU_HOUR
 
 BASES = ("rental", "tco")
+ON_DEMAND = "on-demand"
+"""The kind of every profile's default quote where the reference has one, so that GPUs priced by default compare
+like with like (issue 13, item 7); a profile without an on-demand quote keeps its other kind, and tables flag it."""
+RENTAL_KINDS = (ON_DEMAND, "reserved")
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ class CostOptions:
     """on-demand or reserved: which of the profile's quotes rental uses (None: the profile's default)."""
 
     def __post_init__(self) -> None:
-        if self.rental_kind not in (None, "on-demand", "reserved"):
+        if self.rental_kind not in (None, *RENTAL_KINDS):
             raise InputError(f"--rental {self.rental_kind!r} is not a price kind; use on-demand or reserved")
         if self.basis not in BASES:
             raise InputError(f"--pricing {self.basis!r} is not a cost basis; use rental (a $/GPU-hour price) or tco")
@@ -105,10 +109,32 @@ class Rate:
     components_usd_per_gpu_hour: dict[str, float]
     source: str
     inputs: dict[str, dict] = field(default_factory=dict)
+    kind: str = "given"
+    """What kind of price: a profile quote's kind (on-demand, reserved, assumed), given (--usd-per-gpu-hour), quoted
+    (a plan's own price) or tco (amortized capital and energy)."""
+    date: str | None = None
+    """YYYY-MM of a profile quote (None for the other kinds)."""
 
     @property
     def usd_per_gpu_hour(self) -> float:
         return sum(self.components_usd_per_gpu_hour.values())
+
+    def quote(self, wanted_kind: str = ON_DEMAND) -> dict:
+        """What a table shows beside the dollars: the price, its kind and date, and whether it is of the kind the
+        run asked for (`wanted_kind`: --rental, default on-demand). A profile quote of another kind (H800's reserved
+        $2, an assumed price) is `flagged`: its dollars do not compare like with like against the other GPUs'."""
+        return {
+            "usd_per_gpu_hour": self.usd_per_gpu_hour,
+            "kind": self.kind,
+            "date": self.date,
+            "flagged": self.kind not in (wanted_kind, "given", "quoted", "tco"),
+            "label": quote_label(self.kind, self.date),
+        }
+
+
+def quote_label(kind: str, date: str | None) -> str:
+    """'on-demand 2026-01', 'reserved 2024-12', 'given': a price's kind and date in a few characters."""
+    return kind if date is None else f"{kind} {date}"
 
 
 def _sourced(value: float, source: str) -> dict:
@@ -131,22 +157,25 @@ def _option(opts: CostOptions, name: str) -> dict:
     return _sourced(d.value, d.source)
 
 
-def rental_rate(usd_per_gpu_hour: float, source: str) -> Rate:
-    return Rate({"rental": usd_per_gpu_hour}, source, {"usd_per_gpu_hour": _sourced(usd_per_gpu_hour, source)})
+def rental_rate(usd_per_gpu_hour: float, source: str, kind: str = "quoted", date: str | None = None) -> Rate:
+    """A rental price: a profile quote (its kind and date), a plan's own price (quoted) or a given one."""
+    inputs = {"usd_per_gpu_hour": _sourced(usd_per_gpu_hour, source)}
+    return Rate({"rental": usd_per_gpu_hour}, source, inputs, kind, date)
 
 
 def chosen_rental_rate(hw: HardwareProfile, opts: CostOptions, quoted: Rate | None = None) -> Rate:
     """The rental price of a run, the first that applies: --usd-per-gpu-hour; a price quoted for the run
     (a plan's); the profile's quote of the --rental kind (its default quote when no kind is asked for)."""
     if opts.usd_per_gpu_hour is not None:
-        return rental_rate(opts.usd_per_gpu_hour, "--usd-per-gpu-hour")
+        return rental_rate(opts.usd_per_gpu_hour, "--usd-per-gpu-hour", "given")
     if quoted is not None:
         return quoted
     try:
         p = hw.price.quote(opts.rental_kind)
     except SpecError as e:
         raise SpecError(f"{hw.name}: {e}") from None
-    return rental_rate(p.usd_per_gpu_hour, f"{p.kind} price {p.date}, {hw.sources.get(p.source, p.source)}")
+    source = f"{p.kind} price {p.date}, {hw.sources.get(p.source, p.source)}"
+    return rental_rate(p.usd_per_gpu_hour, source, p.kind, p.date)
 
 
 def price_held_fixed(opts: CostOptions) -> bool | str:
@@ -215,7 +244,7 @@ def tco_rate(hw: HardwareProfile, opts: CostOptions) -> Rate:
         f"TCO: ${gpu_usd:,.0f} GPU x {server['value']:g} server / (1 - {share.value:g} network) over "
         f"{life.value:g} years, plus energy at ${usd_per_kwh['value']:g}/kWh, PUE {energy_inputs['pue']['value']:g}"
     )
-    return Rate(components, source, inputs)
+    return Rate(components, source, inputs, "tco")
 
 
 @dataclass(frozen=True)
@@ -233,6 +262,8 @@ class Pricing:
     energy_inputs: dict
     grid: dict
     experiments_multiplier: float | None = None
+    rental_kind: str = ON_DEMAND
+    """The kind of quote the run asked for (--rental; default on-demand): a quote of another kind is flagged."""
 
     @property
     def rate(self) -> Rate:
@@ -243,6 +274,11 @@ class Pricing:
     @property
     def usd_per_gpu_hour(self) -> float:
         return self.rate.usd_per_gpu_hour
+
+    @property
+    def quote(self) -> dict:
+        """The price's kind and date, and whether it is flagged (Rate.quote): what search, sweep and the report show."""
+        return self.rate.quote(self.rental_kind)
 
     def cost_usd(self, gpu_hours):
         """Dollars of `gpu_hours` (a number or an array) on the chosen basis."""
@@ -256,6 +292,7 @@ class Pricing:
             "cost_usd": self.cost_usd(gpu_hours),
             "usd_per_gpu_hour": self.usd_per_gpu_hour,
             "price_source": self.rate.source,
+            "price_quote": self.quote,
             "components_usd": {k: gpu_hours * v for k, v in self.rate.components_usd_per_gpu_hour.items()},
             "rental_cost_usd": gpu_hours * self.rental.usd_per_gpu_hour,
             "tco_cost_usd": gpu_hours * self.tco.usd_per_gpu_hour if self.tco else None,
@@ -274,7 +311,8 @@ def pricing(hw: HardwareProfile, opts: CostOptions | None = None, quoted: Rate |
     tco = tco_rate(hw, opts) if opts.basis == "tco" or _has_purchase_price(hw, opts) else None
     kwh_per_gpu_hour, energy_inputs = energy_kwh_per_gpu_hour(hw, opts)
     grid = _option(opts, "grid_kg_co2_per_kwh")
-    return Pricing(opts.basis, rental, tco, kwh_per_gpu_hour, energy_inputs, grid, opts.experiments_multiplier)
+    kind = opts.rental_kind or ON_DEMAND
+    return Pricing(opts.basis, rental, tco, kwh_per_gpu_hour, energy_inputs, grid, opts.experiments_multiplier, kind)
 
 
 def cost_block(gpu_hours: float, hw: HardwareProfile, opts: CostOptions, quoted: Rate | None = None) -> dict:
@@ -312,6 +350,7 @@ def sum_blocks(blocks: list[dict], gpu_hours: float, multiplier: float | None) -
         "cost_usd": sum(b["cost_usd"] for b in blocks),
         "usd_per_gpu_hour": sum(b["cost_usd"] for b in blocks) / gpu_hours,
         "price_source": "; ".join(dict.fromkeys(b["price_source"] for b in blocks)),
+        "price_quote": _joint_quote([b["price_quote"] for b in blocks], sum(b["cost_usd"] for b in blocks) / gpu_hours),
         "components_usd": components,
         "rental_cost_usd": sum(b["rental_cost_usd"] for b in blocks),
         "tco_cost_usd": None if any(t is None for t in tco) else sum(tco),
@@ -320,3 +359,13 @@ def sum_blocks(blocks: list[dict], gpu_hours: float, multiplier: float | None) -
         "inputs": {"grid_kg_co2_per_kwh": blocks[0]["inputs"]["grid_kg_co2_per_kwh"]},
     }
     return with_program(out, gpu_hours, multiplier)
+
+
+def _joint_quote(quotes: list[dict], usd_per_gpu_hour: float) -> dict:
+    """The quote of stages priced alike; else a mixed one at the blended price (`usd_per_gpu_hour`), flagged when any
+    stage's quote is."""
+    if all(q == quotes[0] for q in quotes):
+        return quotes[0]
+    labels = ", ".join(sorted({q["label"] for q in quotes}))
+    flagged = any(q["flagged"] for q in quotes)
+    return {"usd_per_gpu_hour": usd_per_gpu_hour, "kind": "mixed", "date": None, "flagged": flagged, "label": f"mixed: {labels}"}

@@ -209,6 +209,7 @@ class Estimate:
             },
             "usd_per_gpu_hour": self.usd_per_gpu_hour,
             "price_source": self.price_source,
+            "price_quote": self.pricing.quote,
             "cost_usd": self.cost_usd,
             "cost": self.cost,
             "breakdown": self.breakdown_s,
