@@ -115,11 +115,24 @@ def scaling_curve(model, hw, est, given: dict | None = None, factors=SCALING_FAC
         else:
             job = replace(est.job, num_gpus=int(n))
             row = best_row(model, hw, job, fixed, est.pricing, est.assumptions, est.rates)
+            if est.basis == "expected" and row.feasible and row.expected:
+                # The report's figures are the expected run: every size at its practice layout, realized, as here.
+                row = estimate_row(_expected_at(model, hw, job, row.expected["layout"], est))
         if row.feasible:
             points.append(row.to_dict())
         else:
             skipped.append(f"{int(n):,} GPUs: {row.reason}")
     return sorted(points, key=lambda p: p["num_gpus"]), skipped
+
+
+def _expected_at(model, hw, job, layout: dict, est):
+    """The expected run of `job` at `layout` (a sweep row's practice layout), realized as the estimate `est` is."""
+    from simulator.run.estimate import estimate
+
+    return estimate(
+        model, hw, job, layout, est.pricing, est.assumptions, est.rates,
+        realization=est.realization, basis=est.basis, stack=est.stack,
+    )  # fmt: skip
 
 
 def assumption_sources() -> dict[str, str]:
@@ -672,8 +685,9 @@ def _scaling_section(points: list[dict], skipped: list[str], d: dict) -> list[Bl
     blocks = [
         h2("Scaling with cluster size"),
         para(
-            "The same job (tokens, sequence length, global batch, precision) on other GPU counts, each with the fastest "
-            "layout the search finds there, keeping the layout flags that were given. More GPUs finish sooner; "
+            "The same job (tokens, sequence length, global batch, precision) on other GPU counts, each at the layout "
+            "the expected run would use there (the fastest of the stack's practice), realized as above, keeping the "
+            "layout flags that were given. More GPUs finish sooner; "
             "GPU-hours usually grow because the same batch is split more ways."
         ),
         image(CHART_FILES["scaling"], "Scaling curve: days and GPU-hours against the GPU count"),
