@@ -252,6 +252,9 @@ def list_gpus(format: ListFormat = Format.table) -> None:
                     "scale_up_gb_per_s_per_direction": h.scale_up.gb_per_s_per_direction.value,
                     "scale_out_gbit_per_s_per_gpu": h.scale_out.gbit_per_s_per_gpu.value,
                     "usd_per_gpu_hour": h.price.usd_per_gpu_hour,
+                    "price_kind": h.price.kind,
+                    "price_date": h.price.date,
+                    "generation": h.generation,
                     "aliases": " ".join(h.aliases),
                 }
             )
@@ -261,13 +264,15 @@ def list_gpus(format: ListFormat = Format.table) -> None:
 
 
 def _gpus_table(rows: list[dict]) -> str:
-    lines = [f"{'id':<11} {'name':<34} {'bf16':>6} {'fp8':>6} {'HBM':>7} {'link/dir':>9} {'NIC':>8}  {'$/h':>5}  aliases"]
+    header = f"{'id':<11} {'name':<34} {'bf16':>6} {'fp8':>6} {'HBM':>7} {'link/dir':>9} {'NIC':>8}  {'$/h':>5}"
+    lines = [header + f" {'price kind, date':<20} aliases"]
     for r in rows:
         fp8 = "-" if r["dense_tflop_per_s_fp8"] is None else f"{r['dense_tflop_per_s_fp8']:.0f}"
         lines.append(
             f"{r['id']:<11} {r['name'][:34]:<34} {r['dense_tflop_per_s_bf16']:>6.0f} {fp8:>6} "
             f"{r['memory_gib']:>4.0f}GiB {r['scale_up_gb_per_s_per_direction']:>6.0f}GB/s "
-            f"{r['scale_out_gbit_per_s_per_gpu']:>5.0f}Gb/s {r['usd_per_gpu_hour']:>5.2f}  {r['aliases'].replace(' ', ', ')}"
+            f"{r['scale_out_gbit_per_s_per_gpu']:>5.0f}Gb/s {r['usd_per_gpu_hour']:>5.2f} "
+            f"{r['price_kind'] + ', ' + r['price_date']:<20} {r['aliases'].replace(' ', ', ')}"
         )
     lines.append("peaks: dense TFLOP/s (no sparsity); link: per GPU and direction; NIC: per GPU")
     return "\n".join(lines)

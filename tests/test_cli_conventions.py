@@ -52,6 +52,14 @@ def test_list_gpus_json_has_the_numbers_of_the_table():
     assert gpus["a100-80gb"]["dense_tflop_per_s_fp8"] is None
     assert gpus["h100-sxm"]["dense_tflop_per_s_bf16"] > 900
     assert "h100-sxm5" in gpus["h100-sxm"]["aliases"].split()
+    # Issue 13 item 7: each price says its kind and date; the table shows them beside it.
+    from simulator.inputs.catalog import load_hardware
+
+    h100 = load_hardware("h100-sxm").price
+    assert (gpus["h100-sxm"]["price_kind"], gpus["h100-sxm"]["price_date"]) == (h100.kind, h100.date)
+    assert gpus["h100-sxm"]["generation"] == "hopper"
+    table = invoke("list", "gpus").stdout
+    assert f"{h100.kind}, {h100.date}" in next(line for line in table.splitlines() if line.startswith("h100-sxm "))
     models = {m["name"]: m for m in json.loads(invoke("list", "models", "--format", "json").stdout)["models"]}
     assert models["deepseek-v3"]["moe_routed_experts"] == 256 and models["llama-3.1-8b"]["moe_top_k"] is None
 
