@@ -602,7 +602,7 @@ def _validation_line(path: Path, err: ValidationError) -> str:
 def load_calibration(path: str | Path) -> Calibration:
     """Read, validate and verify a calibration file (SpecError, one line, on anything wrong with it)."""
     path = Path(path)
-    raw = read_json(path)
+    raw = read_json(path, finite=False)  # the schema names a non-finite number in calibration terms
     if not isinstance(raw, dict):
         raise SpecError(f"calibration {path}: expected a JSON object, got {type(raw).__name__}; {RECALIBRATE}")
     if raw.get("schema") not in (None, SCHEMA):

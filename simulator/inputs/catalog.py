@@ -9,7 +9,7 @@ from pathlib import Path
 
 from simulator.errors import SpecError
 from simulator.inputs.data_files import hardware_dir, model_dir
-from simulator.inputs.files import parse_yaml, read_json, read_yaml, validate
+from simulator.inputs.files import read_json, read_yaml, validate
 from simulator.inputs.hf_config import model_from_hf_config
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 
@@ -42,7 +42,7 @@ def hardware_ids() -> dict[str, Path]:
 def _hardware_ids(directory: Path) -> dict[str, Path]:
     ids: dict[str, Path] = {}
     for path in sorted(directory.glob("*.yaml")):
-        raw = parse_yaml(path.read_text()) or {}
+        raw = read_yaml(path) or {}
         ids[path.stem] = path
         for alias in raw.get("aliases", []) if isinstance(raw, dict) else []:
             ids[str(alias).lower()] = path

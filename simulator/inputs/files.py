@@ -1,55 +1,283 @@
 """Reading the files users and the repository provide: text, YAML, JSON, and validation against a schema, each
-failure a SpecError that names the file and the problem."""
+failure a SpecError that names the file and the problem.
+
+A file is checked before it is parsed and its content before any schema or loop sees it, so a hostile or careless
+file is refused in well under a second with one line:
+- only regular files are read (a FIFO or a device would block or never end), of at most MAX_FILE_BYTES;
+- YAML is read as YAML 1.2's core schema: `true`/`false` are the only booleans (`yes`, `on`, `n` stay text), integers
+  are decimal (no sexagesimal `1:30` = 90, no octal `010` = 8), `1e9` is a number, no timestamps; a key given twice
+  in one mapping is refused (YAML 1.1 loaders silently keep the last);
+- JSON integers have at most MAX_INT_DIGITS digits (Python refuses over 4,300 with a traceback);
+- the parsed document nests at most MAX_DEPTH levels and holds at most MAX_VALUES values (aliases counted as
+  expanded, so a 'billion laughs' document stops here), and every number in it is finite (`.inf`, `.nan`, `NaN`,
+  `Infinity` and `1e999` are refused with the key path named).
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import re
+import stat
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from simulator.errors import SpecError
+from simulator.units import MIB
+
+MAX_FILE_BYTES = 10 * MIB
+"""10 MiB. The largest shipped YAML is 53 KB (validation/whole_runs.yaml), a config.json a few KB; a calibration
+file with every sample is well under 1 MB."""
+MAX_DEPTH = 64
+"""Nesting levels of mappings and lists. Shipped files and Hugging Face configs nest at most 5."""
+MAX_VALUES = 1_000_000
+"""Values (scalars, lists and mappings) in one parsed document, aliases expanded."""
+MAX_YAML_NODES = 200_000
+"""YAML nodes one file may hold: PyYAML resolves each in Python (about 5 us a node), so this bounds a YAML file's
+parse to about a second. The largest shipped YAML has under 10,000."""
+MAX_INT_DIGITS = 30
+"""Digits of one integer. The largest count costsim reads (tokens, 1e17) has 18."""
+
+def _format_validation(path: Path | str, schema: type[BaseModel], err: ValidationError, shown: int = 5) -> str:
+    """One line: the schema, and each failing field with the value given and the rule it breaks."""
+    parts = []
+    errors = err.errors()
+    for e in errors[:shown]:
+        loc = ".".join(map(_loc_part, e["loc"]))
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        given = e.get("input")
+        shown_input = "" if isinstance(given, dict | list) or e["type"] == "missing" else f" (got {_short(given)})"
+        parts.append(f"{loc}: {msg}{shown_input}" if loc else msg)
+    more = f"; and {len(errors) - shown} more" if len(errors) > shown else ""
+    return _one_line(f"{path}: invalid {schema.__name__}: " + "; ".join(parts) + more + "; correct the field(s) named")
 
 
-def _format_validation(path: Path | str, schema: type[BaseModel], err: ValidationError) -> str:
-    lines = [f"  {'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in err.errors()]
-    return f"{path}: invalid {schema.__name__}\n" + "\n".join(lines)
+def _loc_part(part: object) -> str:
+    """A key as written, or quoted when it is not a plain name (a key holding a new line stays on one line)."""
+    text = str(part)
+    return text if re.fullmatch(r"[\w.+-]{1,60}", text) else _short(text)
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 def read_text(path: Path) -> str:
+    """The UTF-8 text of a regular file of at most MAX_FILE_BYTES (checked before it is opened)."""
+    path = Path(path)
     try:
-        return path.read_text(encoding="utf-8")
+        st = os.stat(path)
     except FileNotFoundError:
         raise SpecError(f"{path}: no such file") from None
-    except UnicodeDecodeError as e:
-        raise SpecError(f"{path}: not a UTF-8 text file (byte {e.start}); save it as UTF-8 YAML or JSON") from None
     except OSError as e:
         raise SpecError(f"{path}: cannot be read ({e.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise SpecError(f"{path}: is a directory; pass a YAML or JSON file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a device or socket"
+        raise SpecError(f"{path}: is {kind}, not a regular file; save the content to a file and pass that")
+    if st.st_size > MAX_FILE_BYTES:
+        raise SpecError(
+            f"{path}: {st.st_size:,} bytes is over the {MAX_FILE_BYTES:,}-byte limit for an input file; "
+            "pass the spec, profile, plan or config.json itself"
+        )
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise SpecError(f"{path}: cannot be read ({e.strerror})") from None
+    if len(data) > MAX_FILE_BYTES:  # grew since the stat
+        raise SpecError(f"{path}: over the {MAX_FILE_BYTES:,}-byte limit for an input file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not a UTF-8 text file (byte {e.start}); save it as UTF-8 YAML or JSON") from None
 
 
-# libyaml's loader where PyYAML has it (10x faster than the pure-Python one); same safe subset of YAML.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# --------------------------------------------------------------------------- YAML
+
+# libyaml's parser where PyYAML has it (10x faster than the pure-Python one); the resolver and constructor below
+# are Python either way.
+_BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_INT = re.compile(r"^[-+]?[0-9]+$")
+_FLOAT = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 
 
-def parse_yaml(text: str) -> object:
-    return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
+class _TooLarge(Exception):
+    """Raised inside the parser when a limit is passed (not a YAMLError: the message is ours)."""
+
+
+class StrictLoader(_BASE_LOADER):
+    """A safe YAML loader with YAML 1.2 core-schema scalars, duplicate keys refused and a node limit."""
+
+    yaml_implicit_resolvers: dict = {}
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._nodes = 0
+
+    def resolve(self, kind, value, implicit):
+        self._nodes += 1
+        if self._nodes > MAX_YAML_NODES:
+            raise _TooLarge(f"more than {MAX_YAML_NODES:,} YAML nodes")
+        return super().resolve(kind, value, implicit)
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    first = seen.get(key)
+                except TypeError:
+                    continue  # an unhashable key: the base constructor names it
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {_short(key)} is given twice (lines {first} and {line}); keep one", key_node.start_mark
+                    )
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node):
+        value = self.construct_scalar(node)
+        if not _INT.match(value):
+            raise yaml.constructor.ConstructorError(None, None, f"{value!r} is not a decimal integer", node.start_mark)
+        if len(value.lstrip("+-")) > MAX_INT_DIGITS:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an integer of {len(value.lstrip('+-')):,} digits (at most {MAX_INT_DIGITS})", node.start_mark
+            )
+        return int(value, 10)
+
+    def construct_yaml_float(self, node):
+        value = self.construct_scalar(node)
+        if not _FLOAT.match(value):
+            raise yaml.constructor.ConstructorError(None, None, f"{value!r} is not a number", node.start_mark)
+        return float(value.lower().replace(".inf", "inf").replace(".nan", "nan"))
+
+
+StrictLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+StrictLoader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
+StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+StrictLoader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+StrictLoader.add_constructor("tag:yaml.org,2002:int", StrictLoader.construct_yaml_int)
+StrictLoader.add_constructor("tag:yaml.org,2002:float", StrictLoader.construct_yaml_float)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """A YAML error as one line: the problem and where."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e)
+    context = getattr(e, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    text = f"{context}: {problem}" if context and problem else problem
+    return _one_line(f"{where}{text}")
+
+
+def parse_yaml(text: str, where: Path | str = "<text>") -> object:
+    """YAML text -> Python data under the limits above; SpecError naming `where` otherwise."""
+    if len(text) > MAX_FILE_BYTES:
+        raise SpecError(f"{where}: over the {MAX_FILE_BYTES:,}-byte limit for an input file")
+    loader = StrictLoader(text)
+    try:
+        data = loader.get_single_data()
+    except _TooLarge as e:
+        raise SpecError(f"{where}: {e}; costsim's files hold a few thousand, so this is not a spec, profile or plan") from None
+    except yaml.YAMLError as e:
+        raise SpecError(f"{where}: not valid YAML ({_yaml_problem(e)})") from None
+    except RecursionError:
+        raise SpecError(f"{where}: nested too deeply to read (at most {MAX_DEPTH} levels)") from None
+    finally:
+        loader.dispose()
+    check_tree(data, where)
+    return data
 
 
 def read_yaml(path: Path) -> object:
-    text = read_text(path)
-    try:
-        return parse_yaml(text)
-    except yaml.YAMLError as e:
-        raise SpecError(f"{path}: not valid YAML ({e})") from None
+    return parse_yaml(read_text(path), path)
 
 
-def read_json(path: Path) -> object:
-    text = read_text(path)
+# --------------------------------------------------------------------------- JSON
+
+
+class _Digits(Exception):
+    pass
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _Digits(len(text.lstrip("-")))
+    return int(text)
+
+
+def parse_json(text: str, where: Path | str = "<text>", *, finite: bool = True) -> object:
+    """JSON text -> Python data under the limits above; SpecError naming `where` otherwise. finite=False leaves
+    NaN and Infinity to the caller's schema (calibration files name them in their own terms)."""
+    if len(text) > MAX_FILE_BYTES:
+        raise SpecError(f"{where}: over the {MAX_FILE_BYTES:,}-byte limit for an input file")
     try:
-        return json.loads(text)
+        data = json.loads(text, parse_int=_json_int)
     except json.JSONDecodeError as e:
-        raise SpecError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+        raise SpecError(f"{where}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    except _Digits as e:
+        raise SpecError(
+            f"{where}: an integer of {e.args[0]:,} digits; numbers in costsim's inputs have at most {MAX_INT_DIGITS}, "
+            "so fix that number"
+        ) from None
+    except RecursionError:
+        raise SpecError(f"{where}: nested too deeply to read (at most {MAX_DEPTH} levels of objects and arrays)") from None
+    check_tree(data, where, finite=finite)
+    return data
+
+
+def read_json(path: Path, *, finite: bool = True) -> object:
+    return parse_json(read_text(path), path, finite=finite)
+
+
+# --------------------------------------------------------------------------- the parsed tree
+
+
+def _key_path(parts: tuple) -> str:
+    return ".".join(str(p) for p in parts) or "(top level)"
+
+
+def check_tree(data: object, where: Path | str, *, finite: bool = True) -> None:
+    """Depth, size and finiteness of a parsed document, walked without recursion; SpecError naming the key path."""
+    stack: list[tuple[object, tuple, int]] = [(data, (), 0)]
+    count = 0
+    while stack:
+        node, parts, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise SpecError(
+                f"{where}: more than {MAX_VALUES:,} values (aliases counted as expanded); "
+                "costsim's files hold a few thousand at most"
+            )
+        if finite and isinstance(node, float) and not math.isfinite(node):
+            raise SpecError(
+                f"{where}: `{_key_path(parts)}` is {node}; every number must be finite, so give the measured or "
+                "published value"
+            )
+        if isinstance(node, dict | list):
+            if depth >= MAX_DEPTH:
+                raise SpecError(
+                    f"{where}: `{_key_path(parts[:8])}...` nests deeper than {MAX_DEPTH} levels; "
+                    "costsim's files nest at most a handful"
+                )
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            for key, value in items:
+                if isinstance(key, float) and not math.isfinite(key):
+                    raise SpecError(f"{where}: a key `{key}` under `{_key_path(parts)}` is not a finite number")
+                stack.append((value, (*parts, key), depth + 1))
 
 
 def validate(raw: object, schema: type[BaseModel], where: Path | str):

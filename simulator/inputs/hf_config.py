@@ -21,7 +21,7 @@ from typing import Any
 
 from simulator.errors import SpecError
 from simulator.inputs.files import validate
-from simulator.inputs.specs import ModelSpec
+from simulator.inputs.specs import MAX_LAYERS, ModelSpec
 
 _MISSING = object()
 Keys = str | tuple[str, ...]
@@ -62,13 +62,13 @@ class _Config:
         if isinstance(v, float) and v.is_integer():
             v = int(v)
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            raise self.error(f"`{name}` = {v!r} must be an integer >= {minimum}")
+            raise self.error(f"`{name}` = {v!r:.60} must be an integer >= {minimum}")
         return v
 
     def flag(self, keys: Keys, default: bool) -> bool:
         v = self.value(keys, default)
         if not isinstance(v, bool):
-            raise self.error(f"`{self.name(keys)}` = {v!r} must be true or false")
+            raise self.error(f"`{self.name(keys)}` = {v!r:.60} must be true or false")
         return v
 
     def sub(self, key: str) -> dict[str, Any]:
@@ -116,11 +116,16 @@ def _ffn(cfg: _Config, keys: Keys, default: str, gated: bool) -> str:
     if act == "relu" and not gated:
         return "relu"
     kind = "gated (silu/swish, gelu*)" if gated else "two-matrix (gelu*, relu)"
-    raise cfg.error(f"activation `{cfg.name(keys)}` = {act!r} is not supported for this {kind} MLP")
+    raise cfg.error(f"activation `{cfg.name(keys)}` = {act!r:.60} is not supported for this {kind} MLP")
 
 
 def _regular_moe_layers(cfg: _Config, n_layers: int, is_moe: Callable[[int], bool]) -> tuple[int, int] | None:
     """(first_dense_layers, layer_freq) reproducing the config's MoE layer set; None if no layer is MoE."""
+    if n_layers > MAX_LAYERS:  # checked before the loop over layers, which would otherwise run for minutes
+        raise cfg.error(
+            f"`{cfg.name(('num_hidden_layers', 'n_layers'))}` = {n_layers:,} layers is over the {MAX_LAYERS:,} a model "
+            "may have; fix the layer count"
+        )
     layers = [i for i in range(n_layers) if is_moe(i)]
     if not layers:
         return None
@@ -128,16 +133,22 @@ def _regular_moe_layers(cfg: _Config, n_layers: int, is_moe: Callable[[int], boo
     freq = layers[1] - layers[0] if len(layers) > 1 else n_layers - first
     if layers != list(range(first, n_layers, freq)):
         raise cfg.error(
-            f"the MoE layers {layers} are not 'k dense layers, then every n-th layer', which is all a "
+            f"the MoE layers {_abbreviated(layers)} are not 'k dense layers, then every n-th layer', which is all a "
             "ModelSpec can express; write a spec YAML that approximates them instead"
         )
     return first, freq
+
+
+def _abbreviated(items: list[int], shown: int = 12) -> str:
+    return str(items) if len(items) <= shown else f"[{', '.join(map(str, items[:shown]))}, ... ({len(items)} layers)]"
 
 
 def _all_layers_slide(cfg: _Config, window_key: str = "sliding_window") -> int | None:
     """The window when every layer uses it (layer_types all sliding), else None."""
     window = cfg.raw.get(window_key)
     types = cfg.raw.get("layer_types")
+    if types is not None and not isinstance(types, list):
+        raise cfg.error(f"`layer_types` = {types!r:.60} must be a list of layer kinds (e.g. \"sliding_attention\")")
     if window is None or not types or any(t != "sliding_attention" for t in types):
         return None
     return cfg.integer(window_key)
@@ -216,8 +227,9 @@ def _qwen_moe(cfg: _Config, n_layers: int) -> dict[str, Any] | None:
     n_experts = cfg.integer("num_experts", 60 if shared else 128, minimum=0)
     step = cfg.integer("decoder_sparse_step", 1)
     dense = cfg.value("mlp_only_layers", [])
-    if not isinstance(dense, list):
-        raise cfg.error(f"`mlp_only_layers` = {dense!r} must be a list of layer indices")
+    if not isinstance(dense, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in dense):
+        raise cfg.error(f"`mlp_only_layers` = {dense!r:.60} must be a list of layer indices")
+    dense = set(dense)
     placement = _regular_moe_layers(cfg, n_layers, lambda i: i not in dense and n_experts > 0 and (i + 1) % step == 0)
     if placement is None:
         return None
@@ -428,6 +440,8 @@ def _bloom(cfg: _Config) -> dict[str, Any]:
     }
 
 
+MAX_EXPANSION_RATIO = 1000.0
+"""MPT's FFN width / d_model (4 in every released MPT); a larger one is a typo."""
 _MPT_KV = {"multihead_attention": None, "multiquery_attention": 1, "grouped_query_attention": "kv_n_heads"}
 
 
@@ -435,14 +449,14 @@ def _mpt(cfg: _Config) -> dict[str, Any]:
     d_model, n_heads = cfg.integer("d_model"), cfg.integer("n_heads")
     attn = _Config(cfg.sub("attn_config"), cfg.model_type, f"{cfg.where} attn_config")
     attn_type = attn.value("attn_type", "multihead_attention")
-    if attn_type not in _MPT_KV:
-        raise cfg.error(f"attn_config.attn_type = {attn_type!r} is not one of {', '.join(_MPT_KV)}")
+    if not isinstance(attn_type, str) or attn_type not in _MPT_KV:
+        raise cfg.error(f"attn_config.attn_type = {attn_type!r:.60} is not one of {', '.join(_MPT_KV)}")
     kv = _MPT_KV[attn_type]
     n_kv = n_heads if kv is None else kv if isinstance(kv, int) else attn.integer(kv)
     _check_groups(cfg, n_heads, n_kv)
     ffn_type = cfg.sub("ffn_config").get("ffn_type", "mptmlp")
     if ffn_type != "mptmlp":
-        raise cfg.error(f"ffn_config.ffn_type = {ffn_type!r} is not supported (only the plain GELU 'mptmlp')")
+        raise cfg.error(f"ffn_config.ffn_type = {ffn_type!r:.60} is not supported (only the plain GELU 'mptmlp')")
     alibi = attn.flag("alibi", True)
     learned = cfg.flag("learned_pos_emb", True)
     return {
@@ -466,8 +480,8 @@ def _mpt(cfg: _Config) -> dict[str, Any]:
 
 def _mpt_d_ff(cfg: _Config, d_model: int) -> int:
     ratio = cfg.value("expansion_ratio", 4)
-    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or ratio <= 0:
-        raise cfg.error(f"`expansion_ratio` = {ratio!r} must be a positive number")
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio <= MAX_EXPANSION_RATIO:
+        raise cfg.error(f"`expansion_ratio` = {ratio!r:.60} must be positive, at most {MAX_EXPANSION_RATIO:g}; MPT uses 4")
     return round(ratio * d_model)
 
 
@@ -502,7 +516,7 @@ def model_from_hf_config(raw: object, where: Path | str) -> ModelSpec:
         text.setdefault("tie_word_embeddings", raw.get("tie_word_embeddings", True))
         return model_from_hf_config(text, where)
     if not isinstance(model_type, str) or model_type.lower() not in _BUILDERS:
-        got = "has no `model_type` key" if model_type is None else f"has model_type {model_type!r}"
+        got = "has no `model_type` key" if model_type is None else f"has model_type {model_type!r:.60}"
         raise SpecError(
             f"{where}: config.json {got}; costsim reads these model_types: {', '.join(SUPPORTED_MODEL_TYPES)}. "
             "Set `model_type` to the matching architecture, or write a model spec YAML (see model_specs/)"

@@ -29,7 +29,8 @@ Count = Annotated[float, BeforeValidator(_count)]
 
 
 class _Schema(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a count is an integer and a flag true/false (not 1 or "yes"); no number is inf or NaN
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class Reported(_Schema):
@@ -53,15 +54,15 @@ class Stage(_Schema):
     num_gpus: Annotated[int, Field(ge=1, le=MAX_GPUS)]
     gpu: str | None = None
     """Overrides the plan's GPU for this stage."""
-    tp: Annotated[int, Field(ge=1)] | None = None
-    pp: Annotated[int, Field(ge=1)] | None = None
-    dp: Annotated[int, Field(ge=1)] | None = None
-    ep: Annotated[int, Field(ge=1)] | None = None
-    cp: Annotated[int, Field(ge=1)] | None = None
+    tp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
+    pp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
+    dp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
+    ep: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
+    cp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
     zero_stage: Annotated[int, Field(ge=0, le=3)] | None = None
-    micro_batch_size: Annotated[int, Field(ge=1)] | None = None
+    micro_batch_size: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
     schedule: Schedule | None = None
-    vpp: Annotated[int, Field(ge=1)] | None = None
+    vpp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
     recompute: Recompute | None = None
     tp_overlap: bool | None = None
     """TP communication overlapped with GEMMs (default off, as in estimate)."""

@@ -14,14 +14,51 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.errors import SpecError
-from simulator.units import BITS_PER_BYTE, GIB, GIGA, MICRO, TERA
+from simulator.units import BITS_PER_BYTE, GIB, GIGA, MAX_GPUS, MICRO, TERA
 from simulator.vocab import PUBLISHED_LAYOUT_FIELDS, Dtype, Fp8Recipe, Schedule
 
 ASSUMPTION = "assumption"
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    # strict: a count is an integer (not `true`, not 4.0, not "4"), a flag is true/false (not 1 or "yes"), a number is
+    # a number (not "1e9"); no field is inf or NaN.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, strict=True, allow_inf_nan=False)
+
+
+# Upper bounds of the counts a spec or profile may hold. Each is far above every real model or GPU (the largest
+# shipped values are in the comments) yet small enough that no loop over layers, experts or modules, and no float
+# conversion, runs long or overflows. A value past one is a typo or a hostile file.
+MAX_LAYERS = 1000
+"""Transformer layers (largest real: 126, Llama 3.1 405B; 118 in Megatron's 1T configuration)."""
+MAX_WIDTH = 200_000
+"""d_model and the MLA ranks (largest real d_model: 25,600, Megatron 1T)."""
+MAX_FFN_WIDTH = 10_000_000
+"""d_ff and expert widths (largest real: 73,728, PaLM 540B)."""
+MAX_HEADS = 100_000
+"""Attention heads and head_dim (largest real: 128 heads, 256 head_dim)."""
+MAX_VOCAB = 2_000_000
+"""Vocabulary (largest real: 262,144, Gemma 3)."""
+MAX_EXPERTS = 1_000_000
+"""Routed or shared experts (largest real: 256, DeepSeek-V3; 384, Kimi K2)."""
+MAX_MTP_DEPTH = 64
+"""Multi-token-prediction modules (DeepSeek-V3: 1)."""
+MAX_POSITIONS = 100_000_000
+"""max_position_embeddings and sliding windows (largest real: 10M, Llama 4 Scout)."""
+MAX_SEQ_LEN = 10_000_000
+"""default_seq_len: the command line's --seq-len limit."""
+MAX_PARAMS = 1e15
+"""Published parameter counts (largest real: about 2T)."""
+MAX_NODE_GPUS = 1024
+"""GPUs in one server (8 on HGX, 4 per GB200 tray)."""
+MAX_CURVE_POINTS = 1000
+"""Points of one efficiency-against-size curve (the shipped ones have under 20)."""
+MAX_DOMAIN_GPUS = 1_000_000
+"""GPUs on one scale-up fabric (72 on GB200 NVL72, 576 in NVIDIA's largest NVLink domain): MAX_GPUS."""
+
+
+def _int(low: int, high: int):
+    return Annotated[int, Field(ge=low, le=high)]
 
 
 # --------------------------------------------------------------------------- hardware
@@ -100,10 +137,10 @@ class ShapeCurve(_Spec):
 
     @model_validator(mode="after")
     def _plausible(self) -> ShapeCurve:
-        if len(self.points) < 2:
-            raise ValueError("a shape curve needs at least two points")
+        if not 2 <= len(self.points) <= MAX_CURVE_POINTS:
+            raise ValueError(f"a shape curve needs at least two points and at most {MAX_CURVE_POINTS}, not {len(self.points)}")
         for flops, frac in self.points.items():
-            if flops <= 0 or not 0 < frac.value <= 1:
+            if not 0 < flops < math.inf or not 0 < frac.value <= 1:
                 raise ValueError(f"shape curve point {flops:g}: {frac.value} must be a fraction in (0, 1] at FLOPs > 0")
         return self
 
@@ -179,7 +216,7 @@ class HardwareProfile(_Spec):
     tco: TcoFactors | None = None
     price: Price
     efficiency: EfficiencyDefaults
-    sm_count: int | None = None
+    sm_count: _int(1, 100_000) | None = None
 
     @model_validator(mode="after")
     def _every_number_has_a_known_source(self) -> HardwareProfile:
@@ -191,6 +228,25 @@ class HardwareProfile(_Spec):
         _check_range("memory_gib", self.memory_gib.value, 1, 1024)
         _check_range("memory_bandwidth_tb_per_s", self.memory_bandwidth_tb_per_s.value, 0.1, 50)
         _check_range("dense_tflop_per_s.bf16", self.dense_tflop_per_s.bf16.value, 1, 20_000)
+        # Rates are divisors: a zero or absurdly small one would make a step time inf. The bounds sit 10-100x beyond
+        # every shipped GPU (V100 FP32 15.7 TFLOP/s to GB200 FP8 5,000; L40S 32 GB/s PCIe to 900 GB/s NVLink 5;
+        # 50 to 800 Gbit/s NICs; 300 to 1,200 W; efficiencies 0.3 to 0.96).
+        for dtype in ("fp32", "tf32", "fp16", "fp8"):
+            peak = getattr(self.dense_tflop_per_s, dtype)
+            if peak is not None:
+                _check_range(f"dense_tflop_per_s.{dtype}", peak.value, 0.1, 100_000)
+        _check_range("scale_up.gb_per_s_per_direction", self.scale_up.gb_per_s_per_direction.value, 1, 100_000)
+        _check_range("scale_out.gbit_per_s_per_gpu", self.scale_out.gbit_per_s_per_gpu.value, 1, 1_000_000)
+        _check_count("scale_up.domain_gpus", self.scale_up.domain_gpus.value, MAX_DOMAIN_GPUS)
+        _check_count("gpus_per_node", self.gpus_per_node.value, MAX_NODE_GPUS)
+        _check_range("tdp_w", self.tdp_w.value, 10, 100_000)
+        eff = self.efficiency
+        fractions = {"attention": eff.attention, "hbm": eff.hbm, "scale_up_bus": eff.scale_up_bus,
+                     "scale_out_bus": eff.scale_out_bus}  # fmt: skip
+        fractions.update({f"attention_kernels.{k}": v for k, v in eff.attention_kernels.items()})
+        for field, s in fractions.items():
+            _check_range(f"efficiency.{field}", s.value, 0.01, 1)
+        _check_range("efficiency.collective_latency_us", eff.collective_latency_us.value, 0, 1_000_000)
         for dtype, s in self.efficiency.gemm_best.items():
             _check_range(f"efficiency.gemm_best.{dtype}", s.value, 0.01, 1)
         if self.purchase_usd is not None:
@@ -247,7 +303,12 @@ def _sourced_leaves(node: BaseModel):
 
 def _check_range(field: str, value: float, low: float, high: float) -> None:
     if not low <= value <= high:
-        raise ValueError(f"{field} = {value} is outside the plausible range [{low}, {high}]; check its unit")
+        raise ValueError(f"{field} = {value:g} is outside the plausible range [{low:g}, {high:g}]; check its unit")
+
+
+def _check_count(field: str, value: float, high: int) -> None:
+    if not (value == int(value) and 1 <= value <= high):
+        raise ValueError(f"{field} = {value:g} must be a whole number of GPUs from 1 to {high:,}")
 
 
 # --------------------------------------------------------------------------- models
@@ -256,29 +317,29 @@ def _check_range(field: str, value: float, low: float, high: float) -> None:
 class MLA(_Spec):
     """Multi-head latent attention (DeepSeek-V2/V3, arXiv:2405.04434 §2.1)."""
 
-    q_lora_rank: Annotated[int, Field(ge=1)] | None
+    q_lora_rank: _int(1, MAX_WIDTH) | None
     """None: queries are projected directly from the hidden state (DeepSeek-V2-Lite)."""
-    kv_lora_rank: Annotated[int, Field(ge=1)]
-    qk_nope_head_dim: Annotated[int, Field(ge=1)]
-    qk_rope_head_dim: Annotated[int, Field(ge=0)]
-    v_head_dim: Annotated[int, Field(ge=1)]
+    kv_lora_rank: _int(1, MAX_WIDTH)
+    qk_nope_head_dim: _int(1, MAX_HEADS)
+    qk_rope_head_dim: _int(0, MAX_HEADS)
+    v_head_dim: _int(1, MAX_HEADS)
 
 
 class MoE(_Spec):
-    n_routed_experts: Annotated[int, Field(ge=1)]
-    top_k: Annotated[int, Field(ge=1)]
-    d_ff_expert: Annotated[int, Field(ge=1)]
+    n_routed_experts: _int(1, MAX_EXPERTS)
+    top_k: _int(1, MAX_EXPERTS)
+    d_ff_expert: _int(1, MAX_FFN_WIDTH)
     """FFN width of one routed expert."""
-    n_shared_experts: Annotated[int, Field(ge=0)] = 0
-    d_ff_shared: Annotated[int, Field(ge=1)] | None = None
+    n_shared_experts: _int(0, MAX_EXPERTS) = 0
+    d_ff_shared: _int(1, MAX_FFN_WIDTH) | None = None
     """Total width of the shared-expert FFN; defaults to n_shared_experts x d_ff_expert."""
     shared_expert_gate: bool = False
     """A sigmoid gate (h -> 1) on the shared expert output (Qwen2-MoE)."""
-    first_dense_layers: Annotated[int, Field(ge=0)] = 0
+    first_dense_layers: _int(0, MAX_LAYERS) = 0
     """Leading layers with a dense FFN of width d_ff instead of experts (DeepSeek-V3: 3)."""
-    layer_freq: Annotated[int, Field(ge=1)] = 1
+    layer_freq: _int(1, MAX_LAYERS) = 1
     """Every layer_freq-th layer (after the dense ones) is MoE; the others are dense."""
-    max_nodes_per_token: Annotated[int, Field(ge=1)] | None = None
+    max_nodes_per_token: _int(1, MAX_DOMAIN_GPUS) | None = None
     """Node-limited routing (DeepSeek-V3: 4); None means unrestricted."""
 
     @model_validator(mode="after")
@@ -295,28 +356,28 @@ class MoE(_Spec):
 
 
 class PublishedParams(_Spec):
-    total: Annotated[float, Field(gt=0)]
-    activated: Annotated[float, Field(gt=0)] | None = None
+    total: Annotated[float, Field(gt=0, le=MAX_PARAMS)]
+    activated: Annotated[float, Field(gt=0, le=MAX_PARAMS)] | None = None
     source: str
     """Paper/table or model card where the counts are stated."""
     activated_excludes_input_embedding: bool = False
     """The publisher counts only matmul weights as activated (DeepSeek, Databricks), not the embedding lookup."""
-    total_digits: Annotated[int, Field(ge=1)] | None = None
+    total_digits: _int(1, 20) | None = None
     """Significant digits the total is stated with ("7B": 1); the check allows half a unit in the last digit."""
-    activated_digits: Annotated[int, Field(ge=1)] | None = None
+    activated_digits: _int(1, 20) | None = None
 
 
 class PublishedLayout(_Spec):
     """The parallel layout the model was trained with, as published (fields not published are left out)."""
 
-    tp: Annotated[int, Field(ge=1)] | None = None
-    pp: Annotated[int, Field(ge=1)] | None = None
-    ep: Annotated[int, Field(ge=1)] | None = None
-    cp: Annotated[int, Field(ge=1)] | None = None
-    zero_stage: Annotated[int, Field(ge=0, le=3)] | None = None
+    tp: _int(1, MAX_GPUS) | None = None
+    pp: _int(1, MAX_GPUS) | None = None
+    ep: _int(1, MAX_GPUS) | None = None
+    cp: _int(1, MAX_GPUS) | None = None
+    zero_stage: _int(0, 3) | None = None
     schedule: Schedule | None = None
-    vpp: Annotated[int, Field(ge=1)] | None = None
-    num_gpus: Annotated[int, Field(ge=1)] | None = None
+    vpp: _int(1, MAX_GPUS) | None = None
+    num_gpus: _int(1, MAX_GPUS) | None = None
     fp8_recipe: Fp8Recipe | None = None
     """FP8 scaling the run used, where it trained in FP8 (the default of --fp8-recipe for this model)."""
     source: str
@@ -332,28 +393,28 @@ class ModelSpec(_Spec):
     display_name: str | None = None
     source: str
     """Paper table or config.json the architecture numbers come from."""
-    n_layers: Annotated[int, Field(ge=1, le=1000)]
-    d_model: Annotated[int, Field(ge=1, le=200_000)]
-    vocab_size: Annotated[int, Field(ge=1, le=2_000_000)]
-    n_heads: Annotated[int, Field(ge=1)]
-    n_kv_heads: Annotated[int, Field(ge=1)]
+    n_layers: _int(1, MAX_LAYERS)
+    d_model: _int(1, MAX_WIDTH)
+    vocab_size: _int(1, MAX_VOCAB)
+    n_heads: _int(1, MAX_HEADS)
+    n_kv_heads: _int(1, MAX_HEADS)
     """Equal to n_heads for MHA, 1 for MQA, in between for GQA. For MLA: n_heads."""
-    head_dim: Annotated[int, Field(ge=1)]
+    head_dim: _int(1, MAX_HEADS)
     attention: Literal["standard", "mla"] = "standard"
     mla: MLA | None = None
     ffn: Literal["swiglu", "geglu", "gelu", "relu"]
     """swiglu/geglu: gated, three matrices; gelu/relu: two matrices."""
-    d_ff: Annotated[int, Field(ge=1)]
+    d_ff: _int(1, MAX_FFN_WIDTH)
     """Dense FFN width (for MoE models: the width of the leading dense layers)."""
     moe: MoE | None = None
-    mtp_depth: Annotated[int, Field(ge=0)] = 0
+    mtp_depth: _int(0, MAX_MTP_DEPTH) = 0
     """Multi-token-prediction modules (DeepSeek-V3: 1)."""
     tied_embeddings: bool
     parallel_attention: bool = False
     """Attention and FFN read the same input (GPT-J, Falcon); same FLOPs. Two norms per layer are counted
     (Falcon-40B, GPT-NeoX); GPT-J and Falcon-7B share one, under 0.01% of their parameters."""
     position_embedding: Literal["rope", "learned", "alibi", "none"] = "rope"
-    max_position_embeddings: Annotated[int, Field(ge=1)] | None = None
+    max_position_embeddings: _int(1, MAX_POSITIONS) | None = None
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
     attention_bias: bool = False
     """Bias on the q/k/v projections (Qwen2, GPT-2, BLOOM)."""
@@ -364,8 +425,8 @@ class ModelSpec(_Spec):
     """Per-head RMSNorm on q and k (Qwen3, Gemma 3)."""
     embedding_norm: bool = False
     """LayerNorm right after the token embedding (BLOOM)."""
-    sliding_window: Annotated[int, Field(ge=1)] | None = None
-    default_seq_len: Annotated[int, Field(ge=1)] | None = None
+    sliding_window: _int(1, MAX_POSITIONS) | None = None
+    default_seq_len: _int(1, MAX_SEQ_LEN) | None = None
     """Pre-training sequence length where it is published."""
     published_params: PublishedParams | None = None
     published_layout: PublishedLayout | None = None
