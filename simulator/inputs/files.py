@@ -247,7 +247,7 @@ def read_json(path: Path, *, finite: bool = True) -> object:
 
 
 def _key_path(parts: tuple) -> str:
-    return ".".join(str(p) for p in parts) or "(top level)"
+    return ".".join(_loc_part(p) for p in parts) or "(top level)"
 
 
 def check_tree(data: object, where: Path | str, *, finite: bool = True) -> None:
