@@ -243,3 +243,21 @@ def test_plan_strict_counts(tmp_path):
     path = tmp_path / "plan.yaml"
     path.write_text(text.replace("num_gpus: 2048", "num_gpus: true", 1))
     _refused("estimate", "--plan", str(path), needles=("num_gpus", "valid integer"))
+
+
+def test_a_step_time_that_is_not_finite_is_refused_not_reported():
+    """The last guard (run/estimate.py check_finite_step): never an `inf` or NaN result, whatever slipped past."""
+    import math
+
+    import pytest
+
+    from simulator.errors import SpecError
+    from simulator.run.estimate import check_finite_step
+
+    check_finite_step(1.5, {"dense_ffn": 1.5}, "h100-sxm")
+    for bad in (math.inf, math.nan, 0.0, -1.0):
+        with pytest.raises(SpecError, match="h100-sxm") as e:
+            check_finite_step(bad, {"dense_ffn": 1.0, "dp_comm_exposed": bad}, "h100-sxm")
+        assert "\n" not in str(e.value)
+    with pytest.raises(SpecError, match="dp_comm_exposed"):
+        check_finite_step(math.inf, {"dense_ffn": 1.0, "dp_comm_exposed": math.inf}, "h100-sxm")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
-from simulator.errors import InfeasibleError, LayoutError
+from simulator.errors import InfeasibleError, LayoutError, SpecError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.job import Job, with_fp8_recipe
 from simulator.inputs.specs import HardwareProfile, ModelSpec
@@ -294,6 +295,7 @@ def estimate(
     counts = parameter_counts(model)
     capacity = hw.memory_bytes if memory_limit_bytes is None else memory_limit_bytes
     chosen, result, n_eval = _resolve_layout(model, hw, job, given, rates, counts, assumptions, limits, capacity)
+    check_finite_step(result.step_time_s, result.breakdown_s, hw.name)
     tf = token_flops(model, job.seq_len)
     return Estimate(
         model=model.name,
@@ -320,6 +322,19 @@ def estimate(
         basis=basis,
         realization=realization,
         stack=stack,
+    )
+
+
+def check_finite_step(step_time_s: float, breakdown_s: dict[str, float], gpu: str) -> None:
+    """A step time that is not a positive finite number is never reported (issue 13: `inf` days, `$infP`): the
+    inputs that produced it are named instead. Schema bounds keep valid profiles away from this; it is the last
+    guard."""
+    if math.isfinite(step_time_s) and step_time_s > 0:
+        return
+    bad = sorted(k for k, v in breakdown_s.items() if not math.isfinite(v) or v < 0)
+    raise SpecError(
+        f"the step time on {gpu} comes out {step_time_s!r} (terms {', '.join(bad) or 'none named'}): a rate of the "
+        "hardware profile or calibration is zero or not finite; check its bandwidths, peaks and latencies"
     )
 
 
