@@ -209,8 +209,23 @@ def test_config_json_mutations(data, name):
 
 
 @FAST
-@given(text=st.one_of(st.text(max_size=50), st.sampled_from(['{"a": ' * 500 + "1" + "}" * 500, "[" * 5000, "1" * 5000,
-                                                            "NaN", "-Infinity", '{"model_type": "llama"}', "[]", "null"])))
+@given(
+    text=st.one_of(
+        st.text(max_size=50),
+        st.sampled_from(
+            [
+                '{"a": ' * 500 + "1" + "}" * 500,
+                "[" * 5000,
+                "1" * 5000,
+                "NaN",
+                "-Infinity",
+                '{"model_type": "llama"}',
+                "[]",
+                "null",
+            ]
+        ),
+    )
+)
 def test_config_json_garbage(text):
     _load(files.parse_json, text, lambda raw: model_from_hf_config(raw, WHERE))
 

@@ -167,11 +167,22 @@ CONFIG_CASES = {
     "infinity": (json.dumps({**DS3, "hidden_size": float("inf")}), ("`hidden_size` is inf",)),
     "huge_float": ('{"model_type": "llama", "hidden_size": 1e999}', ("`hidden_size` is inf",)),
     "heads": (json.dumps({**DS3, "num_attention_heads": 2**70}), ("n_heads", "100000")),
-    "mlp_only_layers": (json.dumps({"model_type": "qwen2_moe", "num_hidden_layers": 1000, "hidden_size": 64,
-                                    "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 100,
-                                    "intermediate_size": 64, "moe_intermediate_size": 32,
-                                    "mlp_only_layers": [3, *range(2000, 500_000)]}),
-                        ("not 'k dense layers, then every n-th layer'",)),  # fmt: skip
+    "mlp_only_layers": (
+        json.dumps(
+            {
+                "model_type": "qwen2_moe",
+                "num_hidden_layers": 1000,
+                "hidden_size": 64,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 4,
+                "vocab_size": 100,
+                "intermediate_size": 64,
+                "moe_intermediate_size": 32,
+                "mlp_only_layers": [3, *range(2000, 500_000)],
+            }
+        ),
+        ("not 'k dense layers, then every n-th layer'",),
+    ),  # fmt: skip
 }
 
 

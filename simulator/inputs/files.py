@@ -41,6 +41,7 @@ parse to about a second. The largest shipped YAML has under 10,000."""
 MAX_INT_DIGITS = 30
 """Digits of one integer. The largest count costsim reads (tokens, 1e17) has 18."""
 
+
 def _format_validation(path: Path | str, schema: type[BaseModel], err: ValidationError, shown: int = 5) -> str:
     """One line: the schema, and each failing field with the value given and the rule it breaks."""
     parts = []
@@ -264,8 +265,7 @@ def check_tree(data: object, where: Path | str, *, finite: bool = True) -> None:
             )
         if finite and isinstance(node, float) and not math.isfinite(node):
             raise SpecError(
-                f"{where}: `{_key_path(parts)}` is {node}; every number must be finite, so give the measured or "
-                "published value"
+                f"{where}: `{_key_path(parts)}` is {node}; every number must be finite, so give the measured or published value"
             )
         if isinstance(node, dict | list):
             if depth >= MAX_DEPTH:

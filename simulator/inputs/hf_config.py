@@ -148,7 +148,7 @@ def _all_layers_slide(cfg: _Config, window_key: str = "sliding_window") -> int |
     window = cfg.raw.get(window_key)
     types = cfg.raw.get("layer_types")
     if types is not None and not isinstance(types, list):
-        raise cfg.error(f"`layer_types` = {types!r:.60} must be a list of layer kinds (e.g. \"sliding_attention\")")
+        raise cfg.error(f'`layer_types` = {types!r:.60} must be a list of layer kinds (e.g. "sliding_attention")')
     if window is None or not types or any(t != "sliding_attention" for t in types):
         return None
     return cfg.integer(window_key)
