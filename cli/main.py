@@ -197,7 +197,7 @@ def estimate(
         d = result.to_dict()
     except CostsimError as e:
         fail(e)
-    echo_result(format, d, [d], lambda: _estimate_text(d))
+    echo_result(format, d, result.rows(), lambda: _estimate_text(d))
     if verbose:
         echo_timings(result.uncertainty)
 

@@ -167,11 +167,20 @@ class EstimateResult(_Result):
         return _with_band(self.runs.to_dict(), self.uncertainty)
 
     def rows(self) -> list[dict]:
+        """The CSV row: the same columns for every model and with or without --uncertainty (issue 13): every
+        step-time and FLOP component (0 where it does not arise) and the P10/P50/P90 columns (empty without a band)."""
+        from simulator.analysis.uncertainty import OUTPUTS
+        from simulator.vocab import FLOP_COMPONENTS, STEP_COMPONENTS
+
         d = self.to_dict()
         d.pop("uncertainty", None)
-        if self.uncertainty is not None:
-            for k, band in self.uncertainty.bands.items():
-                d |= {f"{k}_p10": band.p10, f"{k}_p50": band.p50, f"{k}_p90": band.p90}
+        d["breakdown"] = {k: d["breakdown"].get(k, 0.0) for k in STEP_COMPONENTS} | d["breakdown"]
+        flops = d["flops_per_token_by_component"]
+        d["flops_per_token_by_component"] = {k: flops.get(k, 0.0) for k in FLOP_COMPONENTS} | flops
+        bands = self.uncertainty.bands if self.uncertainty is not None else {}
+        for k in OUTPUTS:
+            band = bands.get(k)
+            d |= {f"{k}_{p}": getattr(band, p) if band else None for p in ("p10", "p50", "p90")}
         return [d]
 
     def breakdown_frame(self):

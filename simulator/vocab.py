@@ -39,3 +39,22 @@ LAYOUT_FIELDS: Final = (
 """The fields of a parallel layout (model.layout.Layout), in its order; the CLI flags are their names with dashes."""
 PUBLISHED_LAYOUT_FIELDS: Final = ("tp", "pp", "ep", "cp", "zero_stage", "schedule", "vpp")
 """The layout fields a model spec's published_layout may state."""
+
+STEP_COMPONENTS: Final[tuple[str, ...]] = (
+    "dense_ffn", "routed_experts", "shared_experts", "router", "attention_proj", "attention_core", "memory_bound",
+    "kernel_launch", "recompute", "comm_sm_contention", "tp_comm", "cp_comm", "ep_comm", "lm_head", "embedding", "mtp",
+    "pipeline_bubble", "pp_comm_exposed", "dp_comm_exposed", "optimizer", "realization_gap",
+)  # fmt: skip
+"""Every term of an estimate's step-time breakdown: the CSV has one column for each, whatever the model (0 where
+the term does not arise), so the columns do not change with the model."""
+FLOP_COMPONENTS: Final[tuple[str, ...]] = (
+    "dense_ffn",
+    "routed_experts",
+    "shared_experts",
+    "router",
+    "attention_proj",
+    "attention_core",
+    "lm_head",
+    "mtp",
+)
+"""Every component of the model FLOPs per token (docs/model.md §2.4), one CSV column each."""

@@ -140,3 +140,38 @@ def test_help_at_80_columns_shows_every_flag_whole():
 def test_shell_completion_is_offered():
     r = invoke("--help", env={"COLUMNS": "80"})
     assert "--install-completion" in r.output and "--show-completion" in r.output
+
+
+def test_estimate_csv_columns_do_not_change_with_the_model_or_the_band():
+    """Issue 13: the CSV had 104 columns for a dense model, 110 for an MoE one, 138 with --uncertainty."""
+    import csv
+    import io
+
+    def header(*args):
+        r = invoke("estimate", *args, "--tokens", "1T", "--format", "csv")
+        assert r.exit_code == 0, r.output
+        return next(csv.reader(io.StringIO(r.stdout)))
+
+    dense = header("llama-3.1-8b", "--gpu", "h100", "--num-gpus", "64")
+    moe = header("deepseek-v3", "--gpu", "h800", "--num-gpus", "2048", "--precision", "fp8", "--pp", "16", "--ep", "64")
+    band = header("llama-3.1-8b", "--gpu", "h100", "--num-gpus", "64", "--uncertainty", "--draws", "300")
+    assert dense == moe == band
+    assert {"breakdown.ep_comm", "flops_per_token_by_component.mtp", "gpu_hours_p10", "cost_usd_p90"} <= set(dense)
+
+
+def test_every_breakdown_and_flop_component_has_its_csv_column():
+    """A step-time or FLOP term that is not in simulator.vocab's lists would add a column for some models only."""
+    from simulator import api
+    from simulator.vocab import FLOP_COMPONENTS, STEP_COMPONENTS
+
+    cases = [
+        (("deepseek-v3", "h800", 2048, 1e12), {"precision": "fp8", "schedule": "dualpipe", "pp": 16, "ep": 64, "tp": 1}),
+        (("deepseek-v3", "h800", 2048, 1e12), {"ep": 8, "pp": 8}),
+        (("llama-3.1-405b", "h100", 16384, 1e12), {"seq_len": 131072}),
+        (("llama-3.1-70b", "a100-80gb", 1024, 1e12), {"tp": 8, "tp_overlap": True}),
+    ]
+    for args, kw in cases:
+        r = api.estimate(*args, **kw)
+        for e in (r.estimate, r.achievable):
+            assert set(e.breakdown_s) <= set(STEP_COMPONENTS), set(e.breakdown_s) - set(STEP_COMPONENTS)
+            assert set(e.flops_by_component) <= set(FLOP_COMPONENTS), set(e.flops_by_component) - set(FLOP_COMPONENTS)
