@@ -350,6 +350,16 @@ def _evidence(assumptions: Assumptions) -> tuple[dict[str, float], str, float]:
     return _EVIDENCE[key]
 
 
+def _ranking(mfu: float, published: dict[str, float], best_id: str) -> dict:
+    """Where a claim's MFU ranks among the published runs (ClaimResult fields)."""
+    return {
+        "percentile": percentile(mfu, list(published.values())),
+        "n_published": len(published),
+        "best_published_id": best_id,
+        "best_published_mfu": published[best_id],
+    }
+
+
 def assess_claim(
     model: str,
     gpu: str,
@@ -404,10 +414,7 @@ def assess_claim(
         conventions=conventions,
         mfu_at_precision=mfu,
         implied_wall_clock_s=implied_wall_clock_s(gpu_hours, num_gpus) if num_gpus else None,
-        percentile=percentile(mfu, list(published.values())),
-        n_published=len(published),
-        best_published_id=best_id,
-        best_published_mfu=published[best_id],
+        **_ranking(mfu, published, best_id),
         prediction=prediction,
         validation_max_abs_error=max_abs_error,
         verdict=label,
@@ -530,10 +537,7 @@ def assess_plan_claim(
         conventions=conventions,
         mfu_at_precision=mfu,
         implied_wall_clock_s=wall,
-        percentile=percentile(mfu, list(published.values())),
-        n_published=len(published),
-        best_published_id=best_id,
-        best_published_mfu=published[best_id],
+        **_ranking(mfu, published, best_id),
         prediction=prediction,
         validation_max_abs_error=max_abs_error,
         verdict=label,

@@ -808,8 +808,6 @@ def write_report(
     `achievable`: the achievable run beside `est` (the expected run), named in the summary.
     Returns {"markdown": path, "html": path, "charts": {name: path}}.
     """
-    from simulator.errors import InputError
-    from simulator.report import charts
 
     path = prepare_output(out_dir, force)
     d, u = est.to_dict(), band.to_dict()
@@ -817,6 +815,16 @@ def write_report(
         d["achievable"] = achievable.headline()
     costs = cost_breakdown_usd(d)
     scaling = scaling_curve(model, hw, est, given)
+    return _write_files(path, d, band, costs, scaling, lambda: build_document(d, u, costs, scaling, hw, model, command))
+
+
+def _write_files(path, d: dict, band, costs: dict, scaling, blocks) -> dict[str, object]:
+    """Draw the charts of one run `d` (Estimate.to_dict()) and its band, then write report.md and report.html from
+    `blocks()` (called after the charts exist). A write that fails is one InputError naming the folder."""
+    from simulator.errors import InputError
+    from simulator.report import charts
+
+    u = band.to_dict()
     files = {k: path / v for k, v in CHART_FILES.items()}
     try:
         charts.step_time_chart(d["breakdown"], files["step_time"])
@@ -824,10 +832,10 @@ def write_report(
         charts.tornado_chart(u["tornado"], u["nominal"]["cost_usd"], files["tornado"])
         charts.distribution_chart(band.samples["cost_usd"], u["cost_usd"], u["nominal"]["cost_usd"], files["distribution"])
         charts.scaling_chart(scaling[0], d["num_gpus"], files["scaling"])
-        blocks = build_document(d, u, costs, scaling, hw, model, command)
-        (path / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
+        built = blocks()
+        (path / "report.md").write_text(to_markdown(built), encoding="utf-8")
         images = {f.name: f.read_bytes() for f in files.values()}
-        (path / "report.html").write_text(to_html(blocks, images), encoding="utf-8")
+        (path / "report.html").write_text(to_html(built, images), encoding="utf-8")
     except OSError as e:
         raise InputError(f"cannot write the report into {path}: {e.strerror}; pick a writable directory") from None
     return {"markdown": path / "report.md", "html": path / "report.html", "charts": files}
@@ -961,10 +969,8 @@ def write_plan_report(plan_result, band, out_dir, force: bool = False, command: 
 
     `compare_with`: another PlanResult, compared with this one (`costsim compare`), or None."""
     from simulator.analysis.claim import assess_plan_claim
-    from simulator.errors import InputError
     from simulator.inputs.catalog import load_model
     from simulator.inputs.plan_file import model_ref
-    from simulator.report import charts
 
     path = prepare_output(out_dir, force)
     p, u = plan_result.to_dict(), band.to_dict()
@@ -984,18 +990,8 @@ def write_plan_report(plan_result, band, out_dir, force: bool = False, command: 
         d["achievable"] = largest.achievable.headline()
     costs = cost_breakdown_usd(d)
     scaling = scaling_curve(model, largest.hw, est, largest.stage.layout())
-    files = {k: path / v for k, v in CHART_FILES.items()}
-    try:
-        charts.step_time_chart(d["breakdown"], files["step_time"])
-        charts.cost_chart(costs, files["cost"])
-        charts.tornado_chart(u["tornado"], u["nominal"]["cost_usd"], files["tornado"])
-        charts.distribution_chart(band.samples["cost_usd"], u["cost_usd"], u["nominal"]["cost_usd"], files["distribution"])
-        charts.scaling_chart(scaling[0], d["num_gpus"], files["scaling"])
-        hws = list({s.hw.name: s.hw for s in plan_result.stages}.values())
-        blocks = build_plan_document(p, u, checks, comparison, d, costs, scaling, hws, model, command, largest.stage.name)
-        (path / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
-        images = {f.name: f.read_bytes() for f in files.values()}
-        (path / "report.html").write_text(to_html(blocks, images), encoding="utf-8")
-    except OSError as e:
-        raise InputError(f"cannot write the report into {path}: {e.strerror}; pick a writable directory") from None
-    return {"markdown": path / "report.md", "html": path / "report.html", "charts": files}
+    hws = list({s.hw.name: s.hw for s in plan_result.stages}.values())
+    return _write_files(
+        path, d, band, costs, scaling,
+        lambda: build_plan_document(p, u, checks, comparison, d, costs, scaling, hws, model, command, largest.stage.name),
+    )  # fmt: skip
