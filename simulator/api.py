@@ -470,7 +470,7 @@ def claim(
     `plan`: a shipped plan or plan YAML; the claim is checked against the whole plan (every stage, or `stages`),
     whose model, GPU, tokens and GPU counts replace `model`, `gpu`, `tokens` and `num_gpus`."""
     from simulator.analysis.claim import assess_claim, assess_plan_claim, claimed_gpu_hours, with_dollars
-    from simulator.analysis.uncertainty import band_for_claim, check_options
+    from simulator.analysis.uncertainty import band_for_claim, band_for_plan_claim, check_options
 
     hours = None if gpu_hours is None else _number("gpu_hours", gpu_hours, GPU_HOURS_RANGE)
     dollars = None if usd is None else _number("usd", usd, GPU_HOURS_RANGE)
@@ -481,11 +481,12 @@ def claim(
         if given:
             raise InputError(f"--plan {plan} sets the model, GPU, tokens, GPU counts and precision; leave out {', '.join(given)}")
         if uncertainty:
-            raise InputError("--uncertainty is not available with --plan; use `costsim estimate --plan NAME --uncertainty`")
+            check_options(draws, seed, 0.0)
         result = _plan_result(plan, usd_per_gpu_hour=usd_per_gpu_hour).plan
         rate, source = result.cost["usd_per_gpu_hour"], result.cost["price_source"]
         checked = assess_plan_claim(result, claimed_gpu_hours(hours, dollars, rate), stages)
-        return ClaimResult(with_dollars(checked, dollars, rate, source, hours is None))
+        band = band_for_plan_claim(checked, draws, seed) if uncertainty else None
+        return ClaimResult(with_dollars(checked, dollars, rate, source, hours is None), band)
     missing = [n for n, v in (("MODEL", model), ("--gpu", gpu), ("--tokens", tokens)) if v is None]
     if missing:
         raise InputError(f"give {', '.join(missing)} (or --plan NAME to check a claim against a whole plan)")

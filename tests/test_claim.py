@@ -13,6 +13,7 @@ import json
 import pytest
 from cli_support import clean_error, invoke
 
+from simulator import api
 from simulator.analysis.claim import percentile, verdict
 from simulator.inputs.catalog import load_hardware
 
@@ -212,9 +213,89 @@ def test_dollar_claim_of_one_run_uses_the_price_given():
         (["--plan", "deepseek-v3"], "--gpu-hours"),
         (["--plan", "no-such-plan", "--usd", "5M"], "no-such-plan"),
         (["--plan", "deepseek-v3", "--usd", "-5M"], "--usd"),
-        (["--plan", "deepseek-v3", "--usd", "5M", "--uncertainty"], "--uncertainty"),
+        (["--plan", "deepseek-v3", "--usd", "5M", "--uncertainty", "--draws", "5"], "--draws 5"),
+        (["--plan", "deepseek-v3", "--usd", "5M", "--uncertainty", "--seed", "-1"], "--seed -1"),
         (["--gpu-hours", "1M"], "MODEL"),
     ],
 )
 def test_plan_and_dollar_claims_bad_input(args, needle):
     assert_clean_error(invoke("claim", *args), needle)
+
+
+# --------------------------------------------------------------------------- --plan with --uncertainty (issue 13)
+
+PLAN_BAND = ["claim", "--plan", "deepseek-v3", "--usd", "5.576M", "--uncertainty", "--draws", "200", "--seed", "7"]
+
+
+@pytest.fixture(scope="module")
+def v3_plan_band():
+    return claim_json(*PLAN_BAND)
+
+
+def test_plan_claim_band_is_ordered_and_places_the_claim(v3_plan_band):
+    import numpy as np
+
+    from simulator.analysis.claim import assess_plan_claim
+    from simulator.analysis.uncertainty import band_for_plan_claim
+
+    d = v3_plan_band
+    u = d["uncertainty"]
+    assert u["draws"] == 200 and u["seed"] == 7
+    for k in ("gpu_hours", "wall_clock_days", "cost_usd"):
+        assert u[k]["p10"] <= u[k]["p50"] <= u[k]["p90"], k
+    assert u["gpu_hours"]["p10"] < u["gpu_hours"]["p90"]  # a band, not a point
+    # The band is drawn around the whole plan's expected GPU-hours (the four stages), not pre-training alone.
+    assert u["nominal"]["gpu_hours"] == pytest.approx(d["prediction"]["expected_gpu_hours"], rel=1e-9)
+    # Where the claim sits: recomputed from the draws of the same band.
+    plan = api.plan("deepseek-v3").plan
+    band = band_for_plan_claim(assess_plan_claim(plan, d["claimed_gpu_hours"]), draws=200, seed=7)
+    share = float(np.mean(band.samples["gpu_hours"] <= d["claimed_gpu_hours"]))
+    c = u["claim"]
+    assert c["claimed_gpu_hours"] == d["claimed_gpu_hours"]
+    assert c["share_of_draws_below"] == pytest.approx(share, abs=1e-12)
+    assert c["ratio_to_p50"] == pytest.approx(d["claimed_gpu_hours"] / u["gpu_hours"]["p50"], rel=1e-12)
+    g, claimed = u["gpu_hours"], d["claimed_gpu_hours"]
+    expected_position = (
+        "below P10" if claimed < g["p10"] else "between P10 and P50" if claimed < g["p50"]
+        else "between P50 and P90" if claimed <= g["p90"] else "above P90"
+    )  # fmt: skip
+    assert c["position"] == expected_position
+    assert any(f"the claim lies {expected_position}" in n for n in u["notes"])
+    # The price only turns --usd into GPU-hours: it is held fixed and moves nothing.
+    price = next(i for i in u["inputs"] if i["name"] == "usd_per_gpu_hour")
+    assert "held fixed" in price["source"] and not price["moves_answer"]
+
+
+def test_plan_claim_band_same_seed_same_bytes(v3_plan_band):
+    first = invoke(*PLAN_BAND, "--format", "json").output
+    assert first == invoke(*PLAN_BAND, "--format", "json").output
+    assert json.loads(first) == v3_plan_band
+    other = claim_json(*PLAN_BAND[:-1], "8")
+    assert other["uncertainty"]["gpu_hours"] != v3_plan_band["uncertainty"]["gpu_hours"]
+
+
+def test_plan_claim_band_in_table_and_csv(v3_plan_band):
+    import csv
+    import io
+
+    r = invoke(*PLAN_BAND)
+    assert r.exit_code == 0, r.output
+    assert "P10" in r.output and "P90" in r.output and "FRONTIER" in r.output
+    assert f"the claim lies {v3_plan_band['uncertainty']['claim']['position']}" in r.output
+    r = invoke(*PLAN_BAND, "--format", "csv")
+    assert r.exit_code == 0, r.output
+    (row,) = list(csv.DictReader(io.StringIO(r.output)))
+    assert float(row["uncertainty.gpu_hours.p50"]) == v3_plan_band["uncertainty"]["gpu_hours"]["p50"]
+    assert row["uncertainty.claim.position"] == v3_plan_band["uncertainty"]["claim"]["position"]
+
+
+def test_plan_claim_band_of_named_stages():
+    from simulator.analysis.claim import assess_plan_claim
+    from simulator.analysis.uncertainty import band_for_plan_claim
+
+    plan = api.plan("deepseek-v3").plan
+    first = plan.stages[0].stage.name
+    band = band_for_plan_claim(assess_plan_claim(plan, 2.664e6, [first]), draws=200)
+    assert band.nominal["gpu_hours"] == pytest.approx(plan.stages[0].estimate.gpu_hours, rel=1e-9)
+    assert any(first in n for n in band.notes)
+    assert band.claim["claimed_gpu_hours"] == 2.664e6

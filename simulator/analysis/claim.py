@@ -433,29 +433,30 @@ class PlanPrediction:
     """simulator.analysis.plans.PlanResult."""
     stages: tuple[str, ...] | None
 
-    def _selected(self):
+    def selected(self) -> list:
+        """The StageResults the claim covers, in the plan's order."""
         names = set(self.stages or [s.stage.name for s in self.result.stages])
         return [s for s in self.result.stages if s.stage.name in names]
 
     @property
     def gpu_hours(self) -> float:
-        return sum(s.estimate.gpu_hours for s in self._selected())
+        return sum(s.estimate.gpu_hours for s in self.selected())
 
     @property
     def achievable_gpu_hours(self) -> float:
-        return sum((s.achievable or s.estimate).gpu_hours for s in self._selected())
+        return sum((s.achievable or s.estimate).gpu_hours for s in self.selected())
 
     @property
     def num_gpus(self) -> int:
-        return max(s.estimate.job.num_gpus for s in self._selected())
+        return max(s.estimate.job.num_gpus for s in self.selected())
 
     @property
     def estimate(self):
         """The largest selected stage's expected run (its layout and sequence stand for the plan where one is needed)."""
-        return max(self._selected(), key=lambda s: s.estimate.gpu_hours).estimate
+        return max(self.selected(), key=lambda s: s.estimate.gpu_hours).estimate
 
     def to_dict(self) -> dict:
-        sel = self._selected()
+        sel = self.selected()
         e = self.estimate
         return {
             "gpu_hours": self.gpu_hours,
@@ -495,7 +496,7 @@ def assess_plan_claim(
     from simulator.inputs.plan_file import model_ref
 
     prediction = PlanPrediction(result, tuple(stages) if stages else None)
-    sel = prediction._selected()
+    sel = prediction.selected()
     spec = load_model(model_ref(result.plan, result.path))
     tokens = sum(s.estimate.job.tokens for s in sel)
     tps = implied_tokens_per_s_per_gpu(tokens, gpu_hours)

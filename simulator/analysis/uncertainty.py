@@ -520,9 +520,12 @@ class UncertaintyResult:
     notes: list[str] = field(default_factory=list)
     samples: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     """Every draw's outputs (not in to_dict)."""
+    claim: dict | None = None
+    """With `costsim claim --uncertainty`: where the claimed GPU-hours fall in the band (claim_position())."""
 
     def to_dict(self) -> dict:
         moving = {b.name for b in self.tornado}
+        claim = {"claim": self.claim} if self.claim is not None else {}
         return {
             "draws": self.draws,
             "seed": self.seed,
@@ -534,6 +537,7 @@ class UncertaintyResult:
             "model_evaluation_s": self.model_evaluation_s,
             "draw_s": self.draw_s,
             "notes": self.notes,
+            **claim,
         }
 
 
@@ -905,6 +909,38 @@ def plan_goodput_shares(result) -> list[GoodputShare]:
     return [GoodputShare(n, tuple(float(x) for x in part / total)) for n, part in ideal.items()]
 
 
+def claim_position(claimed_gpu_hours: float, samples: np.ndarray, band: Band) -> dict:
+    """Where a claim falls in the predicted GPU-hours: the share of draws predicting fewer, the band segment it lies
+    in, and claim / P50."""
+    share = float(np.mean(samples <= claimed_gpu_hours))
+    if claimed_gpu_hours < band.p10:
+        where = "below P10"
+    elif claimed_gpu_hours < band.p50:
+        where = "between P10 and P50"
+    elif claimed_gpu_hours <= band.p90:
+        where = "between P50 and P90"
+    else:
+        where = "above P90"
+    return {
+        "claimed_gpu_hours": claimed_gpu_hours,
+        "share_of_draws_below": share,
+        "position": where,
+        "ratio_to_p50": claimed_gpu_hours / band.p50,
+    }
+
+
+def _place_claim(band: UncertaintyResult, claimed_gpu_hours: float) -> UncertaintyResult:
+    """The band with the claim's position in its GPU-hours (a field and a note)."""
+    g = band.bands["gpu_hours"]
+    pos = claim_position(claimed_gpu_hours, band.samples["gpu_hours"], g)
+    note = (
+        f"{pos['share_of_draws_below']:.1%} of the draws predict fewer GPU-hours than the claimed {claimed_gpu_hours:,.0f} "
+        f"(P10 {g.p10:,.0f}, P90 {g.p90:,.0f}): the claim lies {pos['position']}; "
+        f"claim / prediction P50 = {pos['ratio_to_p50']:.2f}"
+    )
+    return replace(band, notes=[*band.notes, note], claim=pos)
+
+
 def band_for_claim(
     result, model: ModelSpec | str, hw: HardwareProfile | str, draws: int = DEFAULT_DRAWS, seed: int = 0
 ) -> UncertaintyResult:
@@ -921,10 +957,18 @@ def band_for_claim(
     model = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hw) if isinstance(hw, str) else hw
     band = band_for_estimate(p.estimate, model, hw, price_fixed=True, draws=draws, seed=seed)
-    share = float(np.mean(band.samples["gpu_hours"] <= result.gpu_hours))
-    g = band.bands["gpu_hours"]
-    band.notes.append(
-        f"{share:.1%} of the draws predict fewer GPU-hours than the claimed {result.gpu_hours:,.0f} "
-        f"(P10 {g.p10:,.0f}, P90 {g.p90:,.0f}); claim / prediction P50 = {result.gpu_hours / g.p50:.2f}"
-    )
-    return band
+    return _place_claim(band, result.gpu_hours)
+
+
+CLAIM_PRICE_FIXED = "held fixed: a claim is checked in GPU-hours (the price only turns --usd into GPU-hours)"
+
+
+def band_for_plan_claim(result, draws: int = DEFAULT_DRAWS, seed: int = 0) -> UncertaintyResult:
+    """Uncertainty band of costsim's prediction for a claim about a plan (analysis.claim.assess_plan_claim): the band of
+    the stages the claim covers (every stage keeps its layout), and where the claimed GPU-hours fall in it."""
+    p = result.prediction
+    stages = p.selected()
+    band = band_for_plan(replace(p.result, stages=stages), CLAIM_PRICE_FIXED, draws=draws, seed=seed)
+    if len(stages) < len(p.result.stages):
+        band = replace(band, notes=[*band.notes, f"band of the stages the claim covers: {', '.join(result.stages)}"])
+    return _place_claim(band, result.gpu_hours)
