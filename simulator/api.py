@@ -560,12 +560,52 @@ def validate(kind: str = "public") -> ValidationResult:
     return ValidationResult(public_runs.report(results, excluded_runs()))
 
 
+# --------------------------------------------------------------------------- serve
+
+
+@dataclass(frozen=True)
+class ServeResult(_Result):
+    estimate: Any
+    """The simulator.run.serve.ServeEstimate: the chosen prefill and decode deployments and the whole search."""
+
+    def to_dict(self) -> dict:
+        return self.estimate.to_dict()
+
+    def rows(self) -> list[dict]:
+        """One row: the request, the chosen layouts' rates and the dollars (the curve and breakdowns flattened)."""
+        d = {k: v for k, v in self.to_dict().items() if k not in ("curve", "assumptions")}
+        return [flatten(d)]
+
+    def curve_frame(self):
+        """The throughput-interactivity curve: tokens/s per GPU against tokens/s per user."""
+        import pandas as pd
+
+        return pd.DataFrame(self.to_dict().get("curve", []))
+
+
+def serve(model: str, gpu: str, *, pricing: str = "rental", rental: str | None = None,
+          usd_per_gpu_hour: float | None = None, **request: Any) -> ServeResult:  # fmt: skip
+    """Serve `model` on `gpu`, as `costsim serve` (same keyword names as its flags: input_len, output_len,
+    cache_hit_rate, phase, deployment, precision, kv_dtype, tp, dp, pp, ep, num_gpus, batch_per_gpu,
+    redundant_experts, mtp_depth, mtp_accept, tpot_ms, ttft_ms, min_tokens_per_s_per_user)."""
+    from simulator.run.serve import ServeRequest
+    from simulator.run.serve import serve as run_serve
+
+    known = {f.name for f in fields(ServeRequest)} - {"model", "gpu", "cost"}
+    unknown = sorted(set(request) - known)
+    if unknown:
+        raise InputError(f"unknown option(s) {', '.join(unknown)}; serve takes {', '.join(sorted(known))}")
+    options = cost_options(pricing, rental, usd_per_gpu_hour)
+    return ServeResult(run_serve(ServeRequest(model, gpu, **request, cost=options)))
+
+
 __all__ = [
     "ClaimResult",
     "CompareResult",
     "EstimateResult",
     "PlanResult",
     "SearchResult",
+    "ServeResult",
     "ValidationResult",
     "claim",
     "compare",
@@ -573,5 +613,6 @@ __all__ = [
     "estimate",
     "plan",
     "search",
+    "serve",
     "validate",
 ]

@@ -1,0 +1,125 @@
+"""`costsim serve`: tokens per second per GPU and dollars per million tokens of serving a model."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.options import ForceOpt, Format, PriceOpt, check_output_file, echo_result, fail
+
+
+class Phase(StrEnum):
+    both = "both"
+    prefill = "prefill"
+    decode = "decode"
+
+
+class Deployment(StrEnum):
+    disaggregated = "disaggregated"
+    colocated = "colocated"
+
+
+class ServePrecision(StrEnum):
+    bf16 = "bf16"
+    fp8 = "fp8"
+
+
+def register(app: typer.Typer, validate_app: typer.Typer) -> None:
+    app.command("serve")(serve_command)
+
+
+def serve_command(
+    model: Annotated[str, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json")],
+    gpu: Annotated[str, typer.Option(help="Hardware profile id or alias (costsim list gpus), or a profile YAML")],
+    input_len: Annotated[int, typer.Option(help="Prompt tokens per request")] = 1024,
+    output_len: Annotated[int, typer.Option(help="Generated tokens per request")] = 1024,
+    cache_hit_rate: Annotated[float, typer.Option(help="Share of prompt tokens served from the KV cache, 0-0.999")] = 0.0,
+    phase: Annotated[Phase, typer.Option(help="prefill, decode, or both")] = Phase.both,
+    deployment: Annotated[
+        Deployment, typer.Option(help="disaggregated (prefill and decode on their own GPUs) or colocated (one layout)")
+    ] = Deployment.disaggregated,
+    precision: Annotated[
+        ServePrecision | None, typer.Option(help="Weights and GEMMs: bf16 or fp8 (default: both searched)")
+    ] = None,
+    kv_dtype: Annotated[ServePrecision, typer.Option(help="KV-cache format")] = ServePrecision.bf16,
+    tp: Annotated[int | None, typer.Option(help="Tensor parallel degree of attention and dense layers (searched)")] = None,
+    dp: Annotated[int | None, typer.Option(help="Attention data-parallel groups per stage, MoE only (searched)")] = None,
+    pp: Annotated[int | None, typer.Option(help="Pipeline stages (searched)")] = None,
+    ep: Annotated[int | None, typer.Option(help="Prefill expert parallel degree (decode: tp x dp)")] = None,
+    num_gpus: Annotated[int | None, typer.Option(help="GPUs of one decode deployment, tp x dp x pp (searched)")] = None,
+    batch_per_gpu: Annotated[int | None, typer.Option(help="Decode sequences per GPU per micro-batch (searched)")] = None,
+    redundant_experts: Annotated[int, typer.Option(help="Extra expert replicas per stage (DeepSeek: 32)")] = 0,
+    mtp_depth: Annotated[int, typer.Option(help="MTP / speculative draft tokens per step")] = 0,
+    mtp_accept: Annotated[float | None, typer.Option(help="Acceptance rate of a drafted token (needs --mtp-depth)")] = None,
+    tpot_ms: Annotated[float | None, typer.Option(help="Latency target: time per output token, ms")] = None,
+    ttft_ms: Annotated[float | None, typer.Option(help="Latency target: time to first token, ms")] = None,
+    min_tokens_per_s_per_user: Annotated[
+        float | None, typer.Option(help="Latency target: output tokens/s per user (1,000 / TPOT ms)")
+    ] = None,
+    usd_per_gpu_hour: PriceOpt = None,
+    pricing: Annotated[str, typer.Option(help="Cost basis: rental ($/GPU-hour) or tco")] = "rental",
+    rental: Annotated[str | None, typer.Option(help="Which rental quote: on-demand or reserved")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write the throughput-interactivity curve (PNG)")] = None,
+    force: ForceOpt = False,
+    format: Annotated[Format, typer.Option("--format", help="Output format")] = Format.table,
+) -> None:
+    """Serve a model: prefill and decode throughput per GPU, latency, memory and $ per million tokens."""
+    from simulator import api
+    from simulator.errors import CostsimError
+
+    try:
+        check_output_file("--plot", plot, ".png", force)
+        result = api.serve(
+            model, gpu, input_len=input_len, output_len=output_len, cache_hit_rate=cache_hit_rate, phase=phase.value,
+            deployment=deployment.value, precision=precision.value if precision else None, kv_dtype=kv_dtype.value,
+            tp=tp, dp=dp, pp=pp, ep=ep, num_gpus=num_gpus, batch_per_gpu=batch_per_gpu,
+            redundant_experts=redundant_experts, mtp_depth=mtp_depth, mtp_accept=mtp_accept, tpot_ms=tpot_ms,
+            ttft_ms=ttft_ms, min_tokens_per_s_per_user=min_tokens_per_s_per_user, usd_per_gpu_hour=usd_per_gpu_hour,
+            pricing=pricing, rental=rental,
+        )  # fmt: skip
+        d = result.to_dict()
+        if plot is not None:
+            from simulator.report.charts import serve_curve_chart
+
+            serve_curve_chart(d, plot)
+    except CostsimError as e:
+        fail(e)
+    echo_result(format, d, result.rows(), lambda: serve_table(d))
+    if plot is not None and format == Format.table:
+        typer.echo(f"curve written to {plot}")
+
+
+def serve_table(d: dict) -> str:
+    from simulator.report.money import usd
+
+    req = d["request"]
+    lines = [f"{d['model']} on {d['gpu']}: {req['input_len']:,} in / {req['output_len']:,} out, "
+             f"cache hits {req['cache_hit_rate']:.0%}, {req['deployment']}"]  # fmt: skip
+    if "prefill" in d:
+        p = d["prefill"]
+        lay = p["layout"]
+        lines.append(f"prefill  {p['input_tokens_per_s_per_gpu']:>10,.0f} input tok/s/GPU   TTFT {p['ttft_s'] * 1000:,.0f} ms   "
+                     f"TP{lay['tp']} EP{lay['ep']} {lay['precision']}, {p['prompts_per_pass']} prompts per pass")  # fmt: skip
+    if "decode" in d:
+        x = d["decode"]
+        lay = x["layout"]
+        lay_text = f"TP{lay['tp']} DP{lay['dp']} PP{lay['pp']} EP{lay['ep']} {lay['precision']}"
+        lines.append(f"decode   {x['output_tokens_per_s_per_gpu']:>10,.0f} output tok/s/GPU  "
+                     f"{x['tokens_per_s_per_user']:,.1f} tok/s per user (TPOT {x['tpot_s'] * 1000:,.1f} ms)   "
+                     f"{lay_text}, {x['batch_per_gpu']} sequences per GPU")  # fmt: skip
+        mem = d["memory_per_gpu_gib"]
+        lines.append("memory   " + ", ".join(f"{k} {v:,.1f} GiB" for k, v in mem.items()))
+    if "per_request" in d:
+        r = d["per_request"]
+        lines.append(f"service  {r['output_tokens_per_s_per_gpu']:>10,.0f} output tok/s/GPU with prefill, "
+                     f"{r['total_tokens_per_s_per_gpu']:,.0f} total; {r['gpu_s']:,.2f} GPU-s per request")  # fmt: skip
+    lines.append(f"price    {usd(d['usd_per_gpu_hour'])}/GPU-hour ({d['price']['price_quote']['label']})")
+    for key, label in (("usd_per_million_input_tokens", "input"), ("usd_per_million_cached_input_tokens", "cached input"),
+                       ("usd_per_million_output_tokens", "output")):  # fmt: skip
+        if key in d:
+            lines.append(f"$/M {label:<13} {d[key]:.4f}")
+    lines.append(f"{d['candidates_evaluated']:,} decode layouts evaluated")
+    return "\n".join(lines)

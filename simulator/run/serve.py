@@ -1,0 +1,289 @@
+"""`costsim serve`: the cost of serving a model on a GPU, per million input, cached input and output tokens.
+
+Prefill and decode are searched apart (disaggregated serving, as DeepSeek's inference system and most large
+deployments run them) or on one layout (co-located, as the offline throughput benchmarks run them). The dollars
+follow the common form (serving model §13.9): $/M tokens = $/GPU-hour / (tokens/s per GPU x 3,600) x 1e6, with the
+price of a GPU-hour chosen as `costsim estimate` chooses it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simulator.errors import InputError
+from simulator.inputs.assumptions import DEFAULT, Assumptions
+from simulator.inputs.catalog import load_hardware, load_model
+from simulator.model.efficiency import device_rates
+from simulator.run.cost import CostOptions, pricing
+from simulator.serve.decode import DECODE_STEP_OVERHEAD_S, Setup
+from simulator.serve.kv_cache import kv_bytes_per_token
+from simulator.serve.search import (
+    POWERS_OF_TWO,
+    DecodeSearch,
+    Given,
+    PrefillPoint,
+    best_decode,
+    best_prefill,
+    prefill_points,
+    search_decode,
+)
+from simulator.units import GIB, MEGA, MILLI, SECONDS_PER_HOUR
+
+PHASES = ("both", "prefill", "decode")
+DEPLOYMENTS = ("disaggregated", "colocated")
+PRECISIONS = ("bf16", "fp8")
+MAX_LEN = 10_000_000
+MAX_MTP_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class ServeRequest:
+    """What `costsim serve` was asked, checked on creation."""
+
+    model: str
+    gpu: str
+    input_len: int = 1024
+    output_len: int = 1024
+    cache_hit_rate: float = 0.0
+    phase: str = "both"
+    deployment: str = "disaggregated"
+    precision: str | None = None
+    """bf16 or fp8; None: both searched (fp8 only where the GPU has FP8 tensor cores)."""
+    kv_dtype: str = "bf16"
+    tp: int | None = None
+    dp: int | None = None
+    pp: int | None = None
+    ep: int | None = None
+    """Prefill expert parallelism (decode spreads experts over tp x dp)."""
+    num_gpus: int | None = None
+    batch_per_gpu: int | None = None
+    mtp_depth: int = 0
+    mtp_accept: float | None = None
+    redundant_experts: int = 0
+    tpot_ms: float | None = None
+    ttft_ms: float | None = None
+    min_tokens_per_s_per_user: float | None = None
+    cost: CostOptions = field(default_factory=CostOptions)
+
+    def __post_init__(self) -> None:
+        _int_in("--input-len", self.input_len, 1, MAX_LEN)
+        _int_in("--output-len", self.output_len, 1, MAX_LEN)
+        for name in ("tp", "dp", "pp", "ep", "num_gpus", "batch_per_gpu"):
+            value = getattr(self, name)
+            if value is not None:
+                _int_in(f"--{name.replace('_', '-')}", value, 1, 1_000_000)
+        _int_in("--mtp-depth", self.mtp_depth, 0, MAX_MTP_DEPTH)
+        _int_in("--redundant-experts", self.redundant_experts, 0, 100_000)
+        _float_in("--cache-hit-rate", self.cache_hit_rate, 0.0, 0.999)
+        if self.mtp_accept is not None:
+            _float_in("--mtp-accept", self.mtp_accept, 0.0, 0.999)
+        if self.mtp_depth and self.mtp_accept is None:
+            raise InputError(
+                f"--mtp-depth {self.mtp_depth} needs --mtp-accept, the share of drafted tokens accepted (DeepSeek-V3 "
+                "reports 0.85-0.90 for its MTP module)"
+            )
+        for name in ("tpot_ms", "ttft_ms", "min_tokens_per_s_per_user"):
+            value = getattr(self, name)
+            if value is not None:
+                _float_in(f"--{name.replace('_', '-')}", value, 1e-3, 1e7)
+        if self.tpot_ms is not None and self.min_tokens_per_s_per_user is not None:
+            raise InputError("give --tpot-ms or --min-tokens-per-s-per-user, not both (one is 1,000 / the other)")
+        _choice("--phase", self.phase, PHASES)
+        _choice("--deployment", self.deployment, DEPLOYMENTS)
+        _choice("--kv-dtype", self.kv_dtype, PRECISIONS)
+        if self.precision is not None:
+            _choice("--precision", self.precision, PRECISIONS)
+
+    @property
+    def min_user_speed(self) -> float | None:
+        if self.tpot_ms is not None:
+            return 1.0 / (self.tpot_ms * MILLI)
+        return self.min_tokens_per_s_per_user
+
+
+def _int_in(name: str, value, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise InputError(f"{name} {value!r} must be an integer between {low:,} and {high:,}")
+
+
+def _float_in(name: str, value, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
+        raise InputError(f"{name} {value!r} must be a number between {low:g} and {high:g}")
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InputError(f"{name} {value!r} is not one of {', '.join(allowed)}")
+
+
+@dataclass(frozen=True)
+class ServeEstimate:
+    request: ServeRequest
+    setup: Setup
+    decode: DecodeSearch | None
+    decode_index: int | None
+    prefill: PrefillPoint | None
+    usd_per_gpu_hour: float
+    price: dict
+    candidates_evaluated: int
+
+    def to_dict(self) -> dict:
+        return serve_document(self)
+
+
+def _precisions(req: ServeRequest, hw) -> tuple[str, ...]:
+    if req.precision is not None:
+        if req.precision == "fp8" and not hw.has_dtype("fp8"):
+            raise InputError(
+                f"{hw.name} has no FP8 tensor cores; use --precision bf16 or a GPU with FP8 (h100-sxm, h800, h200, b200)"
+            )
+        return (req.precision,)
+    return tuple(p for p in PRECISIONS if hw.has_dtype(p))
+
+
+def setup_for(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> Setup:
+    model, hw = load_model(req.model), load_hardware(req.gpu)
+    if req.kv_dtype == "fp8" and not hw.has_dtype("fp8"):
+        raise InputError(f"{hw.name} has no FP8 support for --kv-dtype fp8; use --kv-dtype bf16")
+    if req.redundant_experts and model.moe is None:
+        raise InputError(f"--redundant-experts applies to MoE models; {model.name} is dense")
+    if req.mtp_depth and not model.mtp_depth:
+        raise InputError(f"--mtp-depth needs MTP modules in the model; {model.name} has none (mtp_depth 0 in its spec)")
+    assumptions = assumptions.for_generation(hw.generation)
+    rates = device_rates(hw, assumptions)
+    return Setup(model, hw, rates, assumptions, req.input_len, req.output_len, req.kv_dtype, req.mtp_depth,
+                 req.mtp_accept or 0.0, req.redundant_experts)  # fmt: skip
+
+
+def serve(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> ServeEstimate:
+    s = setup_for(req, assumptions)
+    precisions = _precisions(req, s.hw)
+    price = pricing(s.hw, req.cost)
+    given = Given(req.tp, req.dp, req.pp, req.batch_per_gpu, req.num_gpus)
+    decode, index, evaluated = None, None, 0
+    if req.phase in ("both", "decode"):
+        decode = search_decode(s, given, precisions)
+        index = best_decode(decode, req.min_user_speed)
+        evaluated += len(decode.candidates)
+    prefill = None
+    if req.phase in ("both", "prefill"):
+        prefill = _prefill(req, s, precisions, decode, index)
+    return ServeEstimate(req, s, decode, index, prefill, price.usd_per_gpu_hour, price.block(1.0), evaluated)
+
+
+def _prefill(req: ServeRequest, s: Setup, precisions, decode: DecodeSearch | None, index: int | None) -> PrefillPoint:
+    """Prefill on the decode layout when co-located; else its own search (TP, EP and precision)."""
+    model, domain = s.model, s.hw.domain_gpus
+    if req.deployment == "colocated" and decode is not None and index is not None:
+        c = decode.candidates
+        tps, eps, precisions = (int(c.tp[index]),), (int(c.stage_gpus[index]) if model.moe else 1,), (str(c.precision[index]),)
+    else:
+        tps = (req.tp,) if req.tp else tuple(t for t in POWERS_OF_TWO if t <= min(model.n_heads, domain))
+        eps = (req.ep,) if req.ep else ((1, 8, 16, 32, 64) if model.moe else (1,))
+    transfer = s.hw.scale_out_bytes_per_s if req.deployment == "disaggregated" and req.phase == "both" else None
+    points = prefill_points(s, tps, eps, precisions, req.cache_hit_rate, transfer)
+    ttft = req.ttft_ms * MILLI if req.ttft_ms is not None else None
+    return best_prefill(points, s.hw.memory_bytes, ttft)
+
+
+# ------------------------------------------------------------------ the document
+
+
+def _layout(c, i: int, moe: bool) -> dict:
+    out = {"tp": int(c.tp[i]), "dp": int(c.dp[i]), "pp": int(c.pp[i])}
+    out["ep"] = int(c.stage_gpus[i]) if moe else 1
+    out["gpus"] = int(c.gpus[i])
+    out["precision"] = str(c.precision[i])
+    return out
+
+
+def _usd_per_million(usd_per_gpu_hour: float, tokens_per_s_per_gpu: float) -> float:
+    return usd_per_gpu_hour / (tokens_per_s_per_gpu * SECONDS_PER_HOUR) * MEGA
+
+
+def cached_token_s_per_gpu(s: Setup) -> float:
+    """GPU-seconds to load one cache-hit token's KV from storage over the GPU's network link (DeepSeek's 3FS reads
+    its KV cache over the cluster network): the cost of a hit, instead of its prefill compute."""
+    return kv_bytes_per_token(s.model, s.kv_dtype) / s.hw.scale_out_bytes_per_s
+
+
+def serve_document(e: ServeEstimate) -> dict:
+    s, req = e.setup, e.request
+    d: dict = {"model": s.model.name, "gpu": s.hw.name}
+    d["request"] = {"input_len": req.input_len, "output_len": req.output_len, "cache_hit_rate": req.cache_hit_rate,
+                    "phase": req.phase, "deployment": req.deployment, "kv_dtype": req.kv_dtype,
+                    "mtp_depth": req.mtp_depth, "mtp_accept": req.mtp_accept,
+                    "min_tokens_per_s_per_user": req.min_user_speed, "ttft_ms": req.ttft_ms}  # fmt: skip
+    d["kv_cache_bytes_per_token"] = kv_bytes_per_token(s.model, s.kv_dtype)
+    rate = e.usd_per_gpu_hour
+    if e.prefill is not None:
+        p = e.prefill
+        d["prefill"] = {
+            "input_tokens_per_s_per_gpu": p.input_tokens_per_s_per_gpu,
+            "computed_tokens_per_s_per_gpu": p.computed_tokens_per_s_per_gpu,
+            "ttft_s": p.ttft_s,
+            "prompts_per_pass": p.sequences * p.ep,
+            "layout": {"tp": p.tp, "ep": p.ep, "gpus": p.tp * p.ep, "precision": p.precision},
+            "breakdown_s": {k: float(v) for k, v in p.by_component_s.items()},
+        }
+        d["usd_per_million_input_tokens"] = _usd_per_million(rate, p.computed_tokens_per_s_per_gpu)
+        d["usd_per_million_cached_input_tokens"] = rate / SECONDS_PER_HOUR * cached_token_s_per_gpu(s) * MEGA
+    if e.decode is not None and e.decode_index is not None:
+        f, i = e.decode, e.decode_index
+        step = {k: float(v[i]) for k, v in f.step.items()}
+        total = step.pop("total")
+        d["decode"] = {
+            "output_tokens_per_s_per_gpu": float(f.tokens_per_s_per_gpu[i]),
+            "tokens_per_s_per_user": float(f.tokens_per_s_per_user[i]),
+            "tpot_s": 1.0 / float(f.tokens_per_s_per_user[i]),
+            "batch_per_gpu": int(f.candidates.batch[i]),
+            "step_time_s": total,
+            "layout": _layout(f.candidates, i, s.model.moe is not None),
+            "breakdown_s": step,
+        }
+        d["memory_per_gpu_gib"] = {k: float(v[i]) / GIB for k, v in f.memory.items()}
+        d["usd_per_million_output_tokens"] = _usd_per_million(rate, float(f.tokens_per_s_per_gpu[i]))
+        d["curve"] = f.curve()
+    if "prefill" in d and "decode" in d:
+        d["per_request"] = per_request(req, e.prefill, float(e.decode.tokens_per_s_per_gpu[e.decode_index]), rate)
+    d["usd_per_gpu_hour"] = rate
+    d["price"] = e.price
+    d["candidates_evaluated"] = e.candidates_evaluated
+    d["assumptions"] = serve_assumptions(s)
+    return d
+
+
+def per_request(req: ServeRequest, prefill: PrefillPoint, output_tokens_per_s_per_gpu: float, usd_per_gpu_hour: float) -> dict:
+    """GPU-seconds and dollars of one request, prefill plus decode, and the throughputs of the whole service (what
+    offline max-throughput benchmarks report: their GPUs run both phases)."""
+    prefill_s = req.input_len / prefill.input_tokens_per_s_per_gpu
+    decode_s = req.output_len / output_tokens_per_s_per_gpu
+    gpu_s = prefill_s + decode_s
+    return {
+        "gpu_s": gpu_s,
+        "prefill_gpu_s": prefill_s,
+        "decode_gpu_s": decode_s,
+        "usd": usd_per_gpu_hour / SECONDS_PER_HOUR * gpu_s,
+        "output_tokens_per_s_per_gpu": req.output_len / gpu_s,
+        "total_tokens_per_s_per_gpu": (req.input_len + req.output_len) / gpu_s,
+    }
+
+
+def serve_assumptions(s: Setup) -> list[dict]:
+    """Every modelling assumption the numbers rest on, with its value and where it comes from."""
+    a, r = s.assumptions, s.rates
+    return [
+        {"name": "rates", "value": r.source, "source": "hardware profile efficiencies (costsim list gpus)"},
+        {"name": "gemm_sustain", "value": a.gemm_sustain, "source": "fitted to published training throughput (costsim fit)"},
+        {"name": "hbm_bytes_per_s", "value": r.hbm_bytes_per_s, "source": "profile bandwidth x efficiency.hbm"},
+        {"name": "moe_imbalance", "value": a.moe_imbalance, "source": "assumption (busiest EP rank / mean)"},
+        {"name": "decode_step_overhead_s", "value": DECODE_STEP_OVERHEAD_S,
+         "source": "vllm-project/vllm#10634 (residual engine time per step with asynchronous scheduling)"},
+        {"name": "mean_context", "value": s.mean_context, "source": "input + output / 2 (continuous batching)"},
+        {"name": "memory_reserved_bytes", "value": a.memory_reserved_bytes, "source": "as training (docs/model.md §3.5)"},
+        {"name": "cached_token_load", "value": "KV bytes / scale-out bandwidth per GPU",
+         "source": "assumption: hits are read from a networked KV store (DeepSeek 3FS)"},
+    ]  # fmt: skip

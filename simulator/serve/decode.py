@@ -1,0 +1,292 @@
+"""One decode step on one GPU, for many candidate deployments at once (docs/model.md §13.3-13.8).
+
+A deployment is a pipeline of `pp` stages; each stage has `tp x dp` GPUs. Attention and dense FFNs are split by
+tensor parallelism over `tp` GPUs and replicated over `dp` attention-data-parallel groups (DeepSeek's "DP
+attention"); a MoE layer's experts are spread over all `tp x dp` GPUs of the stage (expert parallelism). Every GPU
+holds `batch` sequences of one micro-batch; `pp` micro-batches are in flight, so each stage is always busy, a
+sequence advances one step per `pp` stage times, and a GPU's share of the output is batch / (pp x stage time).
+
+Per layer and GPU the step costs (Scaling Book, inference.md, "Step Time (General)"; serving model §13.3):
+- weight GEMMs through the efficiency model's roofline (`DeviceRates.gemm_s`): a decode GEMM of few tokens reads its
+  whole weight, so it is bandwidth-bound until the tokens per GEMM pass the ridge point;
+- the attention core: the larger of reading the KV cache and its FLOPs (MLA decode is near the ridge, GQA far below);
+- routed experts: only the experts a step's tokens touch are read (balls in bins over expert slots, redundant slots
+  included), each at its tokens, the busiest GPU carrying `moe_imbalance` x the mean;
+- the elementwise kernels (norms, residuals, activation) as HBM bytes plus a fixed cost per kernel;
+- communication: TP all-reduces exposed, the EP dispatch and combine hidden under compute when two micro-batches
+  overlap (DeepSeek's prefill and decode, SGLang's two-batch overlap), exposed otherwise.
+Plus a fixed per-step cost of the engine (scheduling, sampling). Every function takes numpy arrays, one entry per
+candidate, and has no branches on values, so one call evaluates a whole search.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.inputs.assumptions import Assumptions
+from simulator.inputs.specs import HardwareProfile, ModelSpec
+from simulator.model.comms import Group, collective_s, moe_dispatch_combine_s
+from simulator.model.efficiency import DeviceRates
+from simulator.model.flops import Gemm, head_gemm, layer_gemms, layer_kinds
+from simulator.serve.kv_cache import cached_positions, kv_bytes_per_token, kv_shard
+from simulator.units import BLOCK_FP8_BYTES_PER_ELEMENT, BYTES_PER_ELEMENT, MILLI
+
+ELEMENTWISE_BYTES_PER_TOKEN_PER_WIDTH = 16.0
+"""HBM bytes per token per d_model element of a layer's elementwise kernels: two fused residual-add + RMSNorm
+kernels, each reading the residual and the block output and writing the new residual and the normed input of the
+next block (2 x 4 x 2 B in BF16). Assumption, docs/model.md §13.3."""
+ACTIVATION_BYTES_PER_FFN_ELEMENT = 6.0
+"""The gated activation reads gate and up and writes their product: 3 x 2 B per FFN-width element. Assumption."""
+ELEMENTWISE_KERNELS_PER_LAYER = 6
+"""Kernels per layer besides GEMMs and attention (norms, residual adds, activation, rotary). Assumption."""
+DECODE_STEP_OVERHEAD_S = 0.3 * MILLI
+"""Engine time per decode step not hidden under the GPU (scheduling, sampling, input preparation). vLLM measured
+4-13 ms of GPU idle per step before it overlapped them (vllm-project/vllm#6854, 2024); with asynchronous scheduling
+the estimate for what remains is 200-300 us (vllm-project/vllm#10634). Assumption at that estimate's upper end."""
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What is the same for every candidate: the model, the GPU, the request and the numeric formats."""
+
+    model: ModelSpec
+    hw: HardwareProfile
+    rates: DeviceRates
+    assumptions: Assumptions
+    input_len: int
+    output_len: int
+    kv_dtype: str = "bf16"
+    mtp_depth: int = 0
+    mtp_accept: float = 0.0
+    redundant_experts: int = 0
+    ep_overlap: bool = True
+
+    @property
+    def mean_context(self) -> float:
+        """Mean cached context of a sequence while it decodes: the prompt plus half the output (continuous batching
+        holds sequences at every point of their generation)."""
+        return self.input_len + self.output_len / 2.0
+
+    @property
+    def tokens_per_step(self) -> float:
+        """Expected tokens a sequence gains per verified step with MTP drafts (Leviathan et al. 2023, Thm 3.8):
+        (1 - a^(g+1)) / (1 - a); 1 without drafts."""
+        g, a = self.mtp_depth, self.mtp_accept
+        if g == 0:
+            return 1.0
+        return float(sum(a**i for i in range(g + 1)))
+
+    @property
+    def expert_slots(self) -> int:
+        moe = self.model.moe
+        return (moe.n_routed_experts + self.redundant_experts) if moe else 0
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Deployments to evaluate, one entry per candidate (numpy arrays of equal length)."""
+
+    tp: np.ndarray
+    dp: np.ndarray
+    pp: np.ndarray
+    batch: np.ndarray
+    """Sequences per GPU in one micro-batch."""
+    precision: np.ndarray
+    """GEMM and weight format per candidate: an array of strings (bf16, fp8)."""
+
+    @property
+    def stage_gpus(self) -> np.ndarray:
+        return self.tp * self.dp
+
+    @property
+    def gpus(self) -> np.ndarray:
+        return self.tp * self.dp * self.pp
+
+    def __len__(self) -> int:
+        return len(self.tp)
+
+
+# ------------------------------------------------------------------ weights and memory
+
+
+def _bytes_per_element(precision: np.ndarray, g: Gemm) -> np.ndarray:
+    wide = BYTES_PER_ELEMENT["bf16"]
+    return np.where((precision == "fp8") & g.fp8_eligible, BYTES_PER_ELEMENT["fp8"], wide)
+
+
+def _local_width(g: Gemm, tp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, k) of one TP rank's slice of a non-routed GEMM."""
+    n = g.n / tp if g.sharding in ("column", "vocab") else np.full_like(tp, g.n, dtype=float)
+    k = g.k / tp if g.sharding == "row" else np.full_like(tp, g.k, dtype=float)
+    return n, k
+
+
+def _layer_counts(model: ModelSpec, mtp_depth: int) -> Counter:
+    counts = Counter(layer_kinds(model))
+    if mtp_depth and model.mtp_depth:
+        counts["mtp"] = min(mtp_depth, model.mtp_depth)
+    return counts
+
+
+def weight_bytes_per_gpu(s: Setup, c: Candidates) -> dict[str, np.ndarray]:
+    """Weight bytes one GPU of the busiest (last) stage holds, by component."""
+    model, tp = s.model, c.tp.astype(float)
+    out = {"attention": np.zeros(len(c)), "ffn": np.zeros(len(c)), "experts": np.zeros(len(c))}
+    for kind, count in _layer_counts(model, s.mtp_depth).items():
+        per_stage = count / c.pp if kind != "mtp" else count  # MTP modules sit on the last stage with the head
+        for g in layer_gemms(model, kind):
+            b = _bytes_per_element(c.precision, g)
+            if g.routed:
+                params = s.expert_slots * g.k * g.n / c.stage_gpus
+                out["experts"] += per_stage * params * b
+            else:
+                n, k = _local_width(g, tp)
+                out["attention" if g.component == "attention_proj" else "ffn"] += per_stage * n * k * b
+    head = head_gemm(model)
+    embed_and_head = (1 if model.tied_embeddings else 2) * head.k * head.n / tp * BYTES_PER_ELEMENT["bf16"]
+    out["embedding_and_head"] = np.where(c.pp > 1, head.k * head.n / tp * BYTES_PER_ELEMENT["bf16"], embed_and_head)
+    return out
+
+
+def kv_bytes_per_gpu(s: Setup, c: Candidates) -> np.ndarray:
+    """KV cache one GPU holds: its TP group's sequences (tp x batch) at the mean context, its share of the heads;
+    the pp micro-batches in flight each cache 1/pp of the layers, so pp cancels."""
+    context = cached_positions(s.model, s.mean_context)
+    return c.tp * c.batch * context * kv_bytes_per_token(s.model, s.kv_dtype) * kv_shard(s.model, c.tp)
+
+
+def workspace_bytes(s: Setup, c: Candidates) -> np.ndarray:
+    """Activations of one step: the logits in fp32 and the widest FFN activation, for the TP group's tokens."""
+    model = s.model
+    tokens = c.tp * c.batch * (1 + s.mtp_depth)
+    widest = max(model.d_ff, model.moe.d_ff_expert * model.moe.top_k if model.moe else 0)
+    return tokens * (model.vocab_size / c.tp * BYTES_PER_ELEMENT["fp32"] + 2 * widest / c.tp * BYTES_PER_ELEMENT["bf16"])
+
+
+def memory_per_gpu(s: Setup, c: Candidates) -> dict[str, np.ndarray]:
+    """Bytes per GPU by component; `total` is what must fit in HBM."""
+    w = weight_bytes_per_gpu(s, c)
+    out = {"weights": sum(w.values()), "kv_cache": kv_bytes_per_gpu(s, c), "activations": workspace_bytes(s, c)}
+    out["reserved"] = np.full(len(c), s.assumptions.memory_reserved_bytes)
+    out["total"] = out["weights"] + out["kv_cache"] + out["activations"] + out["reserved"]
+    return out
+
+
+# ------------------------------------------------------------------ step time
+
+
+def _gemm_s(s: Setup, c: Candidates, m, n, k, g: Gemm, count=1.0):
+    fp8 = (c.precision == "fp8") & g.fp8_eligible
+    t8 = s.rates.gemm_s(m, n, k, "fp8", count) if "fp8" in s.rates.peak_flop_per_s else np.inf
+    t16 = s.rates.gemm_s(m, n, k, "bf16", count)
+    return np.where(fp8, t8, t16)
+
+
+def _routed_s(s: Setup, c: Candidates, g: Gemm, tokens_per_gpu) -> np.ndarray:
+    """One routed-expert GEMM on the busiest GPU: only the expert slots hit this step, each at its tokens."""
+    moe = s.model.moe
+    assert moe is not None
+    slots, gpus = float(s.expert_slots), c.stage_gpus.astype(float)
+    pairs = gpus * tokens_per_gpu * moe.top_k  # token-expert pairs of the stage
+    split = np.maximum(1.0, gpus / slots)  # more GPUs than slots: each expert's width is split
+    local_slots = slots * split / gpus
+    p_hit = 1.0 - np.power(1.0 - 1.0 / slots, pairs)
+    tokens_per_hit = s.assumptions.moe_imbalance * pairs / slots / np.maximum(p_hit, 1e-12)
+    n = g.n / split if g.sharding == "column" else np.full(len(c), float(g.n))
+    k = g.k / split if g.sharding == "row" else np.full(len(c), float(g.k))
+    return _gemm_s(s, c, tokens_per_hit, n, k, g, count=local_slots * p_hit)
+
+
+def _attention_core_s(s: Setup, c: Candidates, tokens_per_seq) -> np.ndarray:
+    """Decode attention of one layer: the TP group's sequences read their cache (the GPU's share of it) and
+    every new token attends to the whole context."""
+    model = s.model
+    context = cached_positions(model, s.mean_context)
+    if model.attention == "mla":
+        assert model.mla is not None
+        per_key = 2.0 * (2 * model.mla.kv_lora_rank + model.mla.qk_rope_head_dim)  # absorbed MLA (latent QK and AV)
+    else:
+        per_key = 4.0 * model.head_dim
+    flops = c.batch * tokens_per_seq * context * per_key * model.n_heads  # heads / tp on tp x batch sequences
+    layer_kv = kv_bytes_per_token(model, s.kv_dtype) / model.n_layers
+    kv_bytes = c.tp * c.batch * context * layer_kv * kv_shard(model, c.tp)
+    return np.maximum(kv_bytes / s.rates.hbm_bytes_per_s, flops / s.rates.attention_flop_per_s) + s.rates.kernel_overhead_s
+
+
+def layer_step_s(s: Setup, c: Candidates, kind: str, tokens_per_seq: float) -> dict[str, np.ndarray]:
+    """Seconds of one layer of `kind` in one decode step on one GPU, by component."""
+    model, tp = s.model, c.tp.astype(float)
+    tokens_tp = tp * c.batch * tokens_per_seq  # tokens through a TP group's GEMMs
+    tokens_gpu = c.batch * tokens_per_seq
+    out = {k: np.zeros(len(c)) for k in ("attention_proj", "attention_core", "ffn", "experts", "elementwise", "tp_comm")}
+    ffn_width = 0.0
+    for g in layer_gemms(model, kind):
+        if g.routed:
+            out["experts"] += _routed_s(s, c, g, tokens_gpu)
+            continue
+        n, k = _local_width(g, tp)
+        key = "attention_proj" if g.component == "attention_proj" else "ffn"
+        out[key] += _gemm_s(s, c, tokens_tp, n, k, g)
+        if g.name.endswith("_down") and not g.routed:
+            ffn_width += g.k
+    out["attention_core"] = _attention_core_s(s, c, tokens_per_seq)
+    elementwise_bytes = tokens_tp * (ELEMENTWISE_BYTES_PER_TOKEN_PER_WIDTH * model.d_model
+                                     + ACTIVATION_BYTES_PER_FFN_ELEMENT * ffn_width / tp)  # fmt: skip
+    kernels = ELEMENTWISE_KERNELS_PER_LAYER * s.rates.kernel_overhead_s
+    out["elementwise"] = elementwise_bytes / s.rates.hbm_bytes_per_s + kernels
+    act = BYTES_PER_ELEMENT["bf16"]
+    moe_layer = model.moe is not None and any(g.routed for g in layer_gemms(model, kind))
+    all_reduces = 1 if moe_layer else 2  # after attention, and after a dense FFN (a MoE's combine returns its output)
+    out["tp_comm"] = all_reduces * collective_s("all_reduce", tokens_tp * model.d_model * act, Group(c.tp, 1), s.rates.fabric)
+    if moe_layer:
+        assert model.moe is not None
+        dispatch = np.where(c.precision == "fp8", BLOCK_FP8_BYTES_PER_ELEMENT, act)
+        out["ep_comm"] = moe_dispatch_combine_s(
+            tokens_gpu, model.moe.top_k, model.d_model, dispatch, act, Group(c.stage_gpus, 1), s.rates.fabric,
+            model.moe.max_nodes_per_token,
+        )  # fmt: skip
+    else:
+        out["ep_comm"] = np.zeros(len(c))
+    return out
+
+
+COMPUTE_PARTS = ("attention_proj", "attention_core", "ffn", "experts", "elementwise", "lm_head")
+
+
+def step_s(s: Setup, c: Candidates) -> dict[str, np.ndarray]:
+    """One decode step of one micro-batch on a GPU of the busiest stage, by component, and `total`.
+
+    With MTP the step verifies 1 + depth tokens per sequence, and the draft modules run `depth` times on one
+    token each before it."""
+    model = s.model
+    verify = 1.0 + s.mtp_depth
+    parts: dict[str, np.ndarray] = {}
+    for kind, count in Counter(layer_kinds(model)).items():
+        for k, v in layer_step_s(s, c, kind, verify).items():
+            parts[k] = parts.get(k, 0.0) + count / c.pp * v
+    head = head_gemm(model)
+    head_n, head_k = _local_width(head, c.tp.astype(float))
+    parts["lm_head"] = _gemm_s(s, c, c.tp * c.batch * verify, head_n, head_k, head)
+    draft = np.zeros(len(c))
+    if s.mtp_depth and model.mtp_depth:
+        one = layer_step_s(s, c, "mtp", 1.0)
+        draft = s.mtp_depth * (sum(one.values()) + _gemm_s(s, c, c.tp * c.batch, head_n, head_k, head))
+    parts["mtp_draft"] = draft
+    compute = sum(parts[k] for k in COMPUTE_PARTS) + draft
+    ep = parts.pop("ep_comm")
+    hidden = np.minimum(ep, s.assumptions.overlap_efficiency * compute) if s.ep_overlap else 0.0
+    parts["ep_comm_exposed"] = ep - hidden
+    parts["engine_overhead"] = np.full(len(c), DECODE_STEP_OVERHEAD_S)
+    parts["total"] = compute + parts["tp_comm"] + parts["ep_comm_exposed"] + parts["engine_overhead"]
+    return parts
+
+
+def throughput(s: Setup, c: Candidates, step_total_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(output tokens/s per GPU, tokens/s per user) at a stage time: one micro-batch (tp x dp x batch sequences)
+    leaves the last stage per stage time, on tp x dp x pp GPUs; a sequence waits for all `pp` stages."""
+    accepted = s.tokens_per_step
+    cycle_s = c.pp * step_total_s
+    return c.batch * accepted / cycle_s, accepted / cycle_s

@@ -1,0 +1,215 @@
+"""Search serving deployments: every parallel layout x batch x precision at once (decode, vectorized), and the
+prefill layouts and batch sizes (a few dozen forward passes). Latency targets filter; the best is the most tokens per
+second per GPU that meets them. The throughput-interactivity curve is the upper envelope of everything that fits.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.errors import InfeasibleError, LayoutError
+from simulator.model.forward import forward_context, forward_pass
+from simulator.serve.decode import Candidates, Setup, memory_per_gpu, step_s, throughput
+
+POWERS_OF_TWO = tuple(2**i for i in range(11))  # 1 .. 1024
+BATCH_GRID = tuple(sorted({*range(1, 17), *(int(round(2 ** (i / 4))) for i in range(16, 53))}))
+"""Sequences per GPU: every count to 16, then four steps per doubling to 8,192."""
+MAX_STAGE_GPUS = 1024
+CURVE_POINTS = 24
+
+
+@dataclass(frozen=True)
+class Given:
+    """Layout fields the user fixed (None: searched)."""
+
+    tp: int | None = None
+    dp: int | None = None
+    pp: int | None = None
+    batch: int | None = None
+    num_gpus: int | None = None
+    """GPUs of one deployment (tp x dp x pp), when fixed."""
+
+
+def _options(given: int | None, default: tuple[int, ...]) -> tuple[int, ...]:
+    return (given,) if given is not None else default
+
+
+def decode_candidates(s: Setup, given: Given, precisions: tuple[str, ...]) -> Candidates:
+    """Every combination of the free fields: TP up to the heads and the NVLink domain, attention-DP (MoE only: a
+    dense model's replicas do not change a GPU's work), PP, batch and precision."""
+    model, domain = s.model, s.hw.domain_gpus
+    tps = _options(given.tp, tuple(t for t in POWERS_OF_TWO if t <= min(model.n_heads, max(domain, 1))))
+    dps = _options(given.dp, POWERS_OF_TWO if model.moe else (1,))
+    pps = _options(given.pp, tuple(p for p in (1, 2, 4, 8, 16) if p <= model.n_layers))
+    batches = _options(given.batch, BATCH_GRID)
+    grid = np.array(list(itertools.product(tps, dps, pps, batches)), dtype=float).reshape(-1, 4)
+    keep = grid[:, 0] * grid[:, 1] <= MAX_STAGE_GPUS
+    if given.num_gpus is not None:
+        keep &= grid[:, 0] * grid[:, 1] * grid[:, 2] == given.num_gpus
+    grid = grid[keep]
+    n = len(grid)
+    prec = np.repeat(np.array(precisions), n)
+    grid = np.tile(grid, (len(precisions), 1))
+    if len(grid) == 0:
+        raise LayoutError(
+            f"no decode layout has tp x dp x pp = {given.num_gpus} GPUs with the fields given "
+            f"(tp {given.tp}, dp {given.dp}, pp {given.pp}); give a GPU count that is a product of them, or leave "
+            "fields out to search them"
+        )
+    return Candidates(grid[:, 0], grid[:, 1], grid[:, 2], grid[:, 3], prec)
+
+
+@dataclass(frozen=True)
+class DecodeSearch:
+    candidates: Candidates
+    step: dict[str, np.ndarray]
+    memory: dict[str, np.ndarray]
+    tokens_per_s_per_gpu: np.ndarray
+    tokens_per_s_per_user: np.ndarray
+    fits: np.ndarray
+
+    def curve(self) -> list[dict]:
+        """Upper envelope of tokens/s per GPU against tokens/s per user over the layouts that fit: for each of
+        CURVE_POINTS per-user speeds (log-spaced over the range reached), the best throughput at that speed or more."""
+        ok = self.fits & np.isfinite(self.tokens_per_s_per_gpu)
+        user, gpu = self.tokens_per_s_per_user[ok], self.tokens_per_s_per_gpu[ok]
+        if len(user) == 0:
+            return []
+        levels = np.geomspace(max(user.min(), 1e-3), user.max(), CURVE_POINTS)
+        points = []
+        for level in levels:
+            at_least = user >= level * (1 - 1e-9)
+            i = int(np.argmax(np.where(at_least, gpu, -np.inf)))
+            points.append({"tokens_per_s_per_user": float(user[i]), "tokens_per_s_per_gpu": float(gpu[i])})
+        unique = {(round(p["tokens_per_s_per_user"], 6), round(p["tokens_per_s_per_gpu"], 6)): p for p in points}
+        return sorted(unique.values(), key=lambda p: p["tokens_per_s_per_user"])
+
+
+def search_decode(s: Setup, given: Given, precisions: tuple[str, ...]) -> DecodeSearch:
+    c = decode_candidates(s, given, precisions)
+    step = step_s(s, c)
+    memory = memory_per_gpu(s, c)
+    per_gpu, per_user = throughput(s, c, step["total"])
+    fits = memory["total"] <= s.hw.memory_bytes
+    return DecodeSearch(c, step, memory, per_gpu, per_user, fits)
+
+
+def best_decode(found: DecodeSearch, min_tokens_per_s_per_user: float | None) -> int:
+    """Index of the highest throughput per GPU that fits and meets the per-user speed."""
+    ok = found.fits.copy()
+    if not ok.any():
+        i = int(np.argmin(found.memory["total"]))
+        need, have = found.memory["total"][i], found.candidates.gpus[i]
+        raise InfeasibleError(
+            f"no decode layout fits: the smallest needs {need / 2**30:.1f} GiB per GPU on {have:.0f} GPUs "
+            f"(weights {found.memory['weights'][i] / 2**30:.1f} GiB, KV cache {found.memory['kv_cache'][i] / 2**30:.1f} GiB); "
+            "allow more GPUs (leave --tp/--dp/--pp/--num-gpus out), use --precision fp8 or --kv-dtype fp8, or shorten "
+            "--input-len/--output-len"
+        )
+    if min_tokens_per_s_per_user is not None:
+        fast = ok & (found.tokens_per_s_per_user >= min_tokens_per_s_per_user)
+        if not fast.any():
+            best = float(found.tokens_per_s_per_user[ok].max())
+            raise InfeasibleError(
+                f"no layout reaches {min_tokens_per_s_per_user:.1f} tokens/s per user (TPOT "
+                f"{1000 / min_tokens_per_s_per_user:.1f} ms); the fastest that fits gives {best:.1f} tokens/s "
+                f"(TPOT {1000 / best:.1f} ms); relax --tpot-ms / --min-tokens-per-s-per-user, or allow more GPUs"
+            )
+        ok = fast
+    return int(np.argmax(np.where(ok, found.tokens_per_s_per_gpu, -np.inf)))
+
+
+# ------------------------------------------------------------------ prefill
+
+PREFILL_TOKENS_PER_GPU = (1024, 2048, 4096, 8192, 16384, 32768)
+"""Prompt tokens per GPU per forward pass tried (engines chunk prefill at a few thousand tokens)."""
+
+
+@dataclass(frozen=True)
+class PrefillPoint:
+    tp: int
+    ep: int
+    sequences: int
+    """Prompts per forward pass on each TP group."""
+    precision: str
+    seconds: float
+    """One forward pass of the batch (computed tokens only)."""
+    by_component_s: dict
+    input_tokens_per_s_per_gpu: float
+    """Prompt tokens (cache hits included) per second per GPU."""
+    computed_tokens_per_s_per_gpu: float
+    ttft_s: float
+    memory_bytes: float
+
+
+def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisions: tuple[str, ...],
+                   cache_hit_rate: float, kv_transfer_bytes_per_s: float | None) -> list[PrefillPoint]:  # fmt: skip
+    """Prefill at each layout and batch: a forward pass over the computed (cache-miss) share of the prompts; cache
+    hits cost no compute (their KV is loaded). TTFT is the pass that holds the request, plus the KV transfer to a
+    decode node when disaggregated."""
+    from simulator.serve.decode import weight_bytes_per_gpu
+
+    model, points = s.model, []
+    miss = 1.0 - cache_hit_rate
+    for tp, ep, precision, per_gpu in itertools.product(tps, eps, precisions, PREFILL_TOKENS_PER_GPU):
+        sequences = max(1, round(per_gpu * tp / s.input_len))
+        computed_len = max(1, round(s.input_len * miss))
+        ctx = forward_context(model, s.rates, computed_len, sequences, tp=tp, ep=ep, precision=precision,
+                              assumptions=s.assumptions)  # fmt: skip
+        fp = forward_pass(ctx)
+        seconds = _overlapped_s(fp.seconds, fp.by_component_s.get("ep_comm", 0.0), s)
+        gpus = tp * ep
+        prompts = sequences * ep
+        c = Candidates(np.array([tp]), np.array([ep]), np.array([1]), np.array([0]),
+                       np.array([precision]))  # fmt: skip
+        weights = float(sum(v[0] for v in weight_bytes_per_gpu(s, c).values()))
+        transfer = 0.0
+        if kv_transfer_bytes_per_s:
+            from simulator.serve.kv_cache import kv_bytes_per_token
+
+            transfer = s.input_len * kv_bytes_per_token(model, s.kv_dtype) / kv_transfer_bytes_per_s
+        points.append(
+            PrefillPoint(
+                tp, ep, sequences, precision, seconds, fp.by_component_s,
+                prompts * s.input_len / seconds / gpus, prompts * computed_len / seconds / gpus,
+                seconds + transfer, weights + s.assumptions.memory_reserved_bytes,
+            )
+        )  # fmt: skip
+    return points
+
+
+def _overlapped_s(total_s: float, ep_comm_s: float, s: Setup) -> float:
+    """A prefill pass with its EP dispatch and combine hidden under the other micro-batch's compute (DeepSeek's
+    dual micro-batch overlap, SGLang's two-batch overlap), up to the overlap efficiency."""
+    if not s.ep_overlap:
+        return total_s
+    compute = total_s - ep_comm_s
+    return total_s - min(ep_comm_s, s.assumptions.overlap_efficiency * compute)
+
+
+NEAR_BEST = 0.98
+"""Prefill batches within 2% of the best throughput count as equal; the one with the shortest TTFT is taken."""
+
+
+def best_prefill(points: list[PrefillPoint], hbm_bytes: float, max_ttft_s: float | None) -> PrefillPoint:
+    fits = [p for p in points if p.memory_bytes <= hbm_bytes]
+    if not fits:
+        smallest = min(points, key=lambda p: p.memory_bytes)
+        raise InfeasibleError(
+            f"no prefill layout fits: the smallest needs {smallest.memory_bytes / 2**30:.1f} GiB of weights per GPU "
+            f"at TP{smallest.tp} x EP{smallest.ep}; allow wider layouts (leave --tp/--ep out) or use --precision fp8"
+        )
+    if max_ttft_s is not None:
+        fast = [p for p in fits if p.ttft_s <= max_ttft_s]
+        if not fast:
+            quickest = min(fits, key=lambda p: p.ttft_s)
+            raise InfeasibleError(
+                f"no prefill layout reaches TTFT {max_ttft_s * 1000:.0f} ms for {quickest.sequences} x "
+                f"input; the quickest gives {quickest.ttft_s * 1000:.0f} ms; relax --ttft-ms or shorten --input-len"
+            )
+        fits = fast
+    top = max(p.input_tokens_per_s_per_gpu for p in fits)
+    return min((p for p in fits if p.input_tokens_per_s_per_gpu >= NEAR_BEST * top), key=lambda p: p.ttft_s)
