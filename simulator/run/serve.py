@@ -27,6 +27,7 @@ from simulator.serve.search import (
     PrefillPoint,
     best_decode,
     best_prefill,
+    check_tp,
     prefill_points,
     search_decode,
 )
@@ -181,7 +182,8 @@ def _prefill(req: ServeRequest, s: Setup, precisions, decode: DecodeSearch | Non
         c = decode.candidates
         tps, eps, precisions = (int(c.tp[index]),), (int(c.stage_gpus[index]) if model.moe else 1,), (str(c.precision[index]),)
     else:
-        tps = (req.tp,) if req.tp else tuple(t for t in POWERS_OF_TWO if t <= min(model.n_heads, domain))
+        check_tp(model, req.tp)
+        tps = (req.tp,) if req.tp else tuple(t for t in POWERS_OF_TWO if t <= domain and model.n_heads % t == 0)
         eps = (req.ep,) if req.ep else ((1, 8, 16, 32, 64) if model.moe else (1,))
     transfer = s.hw.scale_out_bytes_per_s if req.deployment == "disaggregated" and req.phase == "both" else None
     points = prefill_points(s, tps, eps, precisions, req.cache_hit_rate, transfer)

@@ -197,7 +197,10 @@ def _routed_s(s: Setup, c: Candidates, g: Gemm, tokens_per_gpu) -> np.ndarray:
     tokens_per_hit = s.assumptions.moe_imbalance * pairs / slots / np.maximum(p_hit, 1e-12)
     n = g.n / split if g.sharding == "column" else np.full(len(c), float(g.n))
     k = g.k / split if g.sharding == "row" else np.full(len(c), float(g.k))
-    return _gemm_s(s, c, tokens_per_hit, n, k, g, count=local_slots * p_hit)
+    count = local_slots * p_hit
+    # One grouped GEMM runs every local expert (DeepGEMM, CUTLASS grouped): one kernel's fixed cost, not one each.
+    per_kernel_extra = (np.maximum(count, 1.0) - 1.0) * s.rates.kernel_overhead_s
+    return _gemm_s(s, c, tokens_per_hit, n, k, g, count=count) - per_kernel_extra
 
 
 def _attention_core_s(s: Setup, c: Candidates, tokens_per_seq) -> np.ndarray:

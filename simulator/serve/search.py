@@ -37,11 +37,22 @@ def _options(given: int | None, default: tuple[int, ...]) -> tuple[int, ...]:
     return (given,) if given is not None else default
 
 
+def check_tp(model, tp: int | None) -> None:
+    """Tensor parallelism splits attention by heads: the degree must divide them."""
+    if tp is not None and model.n_heads % tp:
+        divisors = [t for t in POWERS_OF_TWO if model.n_heads % t == 0]
+        raise LayoutError(
+            f"--tp {tp} does not divide the {model.n_heads} attention heads of {model.name}; use one of "
+            f"{', '.join(map(str, divisors))}"
+        )
+
+
 def decode_candidates(s: Setup, given: Given, precisions: tuple[str, ...]) -> Candidates:
     """Every combination of the free fields: TP up to the heads and the NVLink domain, attention-DP (MoE only: a
     dense model's replicas do not change a GPU's work), PP, batch and precision."""
     model, domain = s.model, s.hw.domain_gpus
-    tps = _options(given.tp, tuple(t for t in POWERS_OF_TWO if t <= min(model.n_heads, max(domain, 1))))
+    check_tp(model, given.tp)
+    tps = _options(given.tp, tuple(t for t in POWERS_OF_TWO if t <= max(domain, 1) and model.n_heads % t == 0))
     dps = _options(given.dp, POWERS_OF_TWO if model.moe else (1,))
     pps = _options(given.pp, tuple(p for p in (1, 2, 4, 8, 16) if p <= model.n_layers))
     batches = _options(given.batch, BATCH_GRID)

@@ -1,0 +1,214 @@
+"""The serving model (simulator/serve/, simulator/run/serve.py) and `costsim serve`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from simulator.errors import CostsimError, InfeasibleError, InputError
+from simulator.inputs.catalog import load_model
+from simulator.run.serve import ServeRequest, serve, setup_for
+from simulator.serve import decode
+from simulator.serve.decode import Candidates, memory_per_gpu, step_s, throughput
+from simulator.serve.kv_cache import kv_bytes_per_token, kv_shard
+from simulator.serve.search import Given, decode_candidates, search_decode
+from tests.cli_support import clean_error, invoke
+
+
+def one(tp=1, dp=1, pp=1, batch=1, precision="bf16") -> Candidates:
+    return Candidates(np.array([tp], float), np.array([dp], float), np.array([pp], float), np.array([batch], float),
+                      np.array([precision]))  # fmt: skip
+
+
+# ------------------------------------------------------------------ KV cache
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        # DeepSeek-V3 report §2.1.1 (only c^KV and k^R cached): 61 layers x (512 + 64) x 2 B
+        ("deepseek-v3", 61 * 576 * 2),
+        # Scaling Book inference.md, 2 x bytes x KV heads x head_dim x layers: Llama 3.1 70B 80 x 2 x 8 x 128 x 2 B
+        ("llama-3.1-70b", 327_680),
+        ("llama-3.1-405b", 126 * 2 * 8 * 128 * 2),
+    ],
+)
+def test_kv_bytes_per_token_formula(model, expected):
+    assert kv_bytes_per_token(load_model(model), "bf16") == expected
+    assert kv_bytes_per_token(load_model(model), "fp8") == expected / 2
+
+
+def test_kv_shard_splits_gqa_heads_but_not_an_mla_latent():
+    llama, v3 = load_model("llama-3.1-70b"), load_model("deepseek-v3")
+    assert kv_shard(llama, np.array([1.0, 8.0, 16.0])).tolist() == [1.0, 1 / 8, 1 / 8]  # 8 KV heads
+    assert kv_shard(v3, np.array([8.0])).tolist() == [1.0]
+
+
+# ------------------------------------------------------------------ decode step
+
+
+def test_batch_one_decode_is_weight_bandwidth_bound():
+    """At batch 1 a dense model's decode step reads every weight once: step ~ weight bytes / HBM bandwidth
+    (Scaling Book, 'Theoretical Min Step Time'), plus the fixed costs (kernels, all-reduces, engine)."""
+    s = setup_for(ServeRequest("llama-3.1-70b", "h100-sxm", input_len=128, output_len=128))
+    c = one(tp=1, batch=1)
+    t = step_s(s, c)
+    weights = memory_per_gpu(s, c)["weights"][0]
+    reading = weights / s.rates.hbm_bytes_per_s
+    gemm_parts = t["attention_proj"][0] + t["ffn"][0] + t["lm_head"][0]
+    assert reading <= gemm_parts <= 1.15 * reading
+
+
+def test_decode_kv_reads_grow_with_context():
+    """The attention core reads batch x context x KV bytes per layer: four times the context, about four times the
+    attention time at a batch where it is bandwidth-bound (GQA)."""
+    short = setup_for(ServeRequest("llama-3.1-70b", "h100-sxm", input_len=1000, output_len=2))
+    long = replace(short, input_len=4000)
+    c = one(tp=8, batch=64)
+    ratio = step_s(long, c)["attention_core"][0] / step_s(short, c)["attention_core"][0]
+    assert 3.8 < ratio < 4.05
+
+
+def test_mtp_tokens_per_step_is_the_speculative_decoding_expectation():
+    """Leviathan et al. 2023, Theorem 3.8: E = (1 - a^(g+1)) / (1 - a)."""
+    s = setup_for(ServeRequest("deepseek-v3", "h800", mtp_depth=1, mtp_accept=0.85))
+    assert s.tokens_per_step == pytest.approx((1 - 0.85**2) / (1 - 0.85))
+    assert replace(s, mtp_depth=0).tokens_per_step == 1.0
+
+
+def test_pipeline_output_per_gpu_is_batch_over_pp_stage_times():
+    s = setup_for(ServeRequest("llama-3.1-70b", "h100-sxm"))
+    c = one(tp=4, pp=2, batch=32)
+    per_gpu, per_user = throughput(s, c, np.array([0.01]))
+    assert per_gpu[0] == pytest.approx(32 / (2 * 0.01))
+    assert per_user[0] == pytest.approx(1 / (2 * 0.01))
+
+
+def test_experts_read_only_where_tokens_land():
+    """One token touches top_k experts: at batch 1 the routed-expert time is far below reading every local expert;
+    at a large batch every expert is hit."""
+    s = setup_for(ServeRequest("deepseek-v3", "h800", input_len=1000, output_len=100))
+    small, large = one(dp=8, batch=1, precision="fp8"), one(dp=8, batch=512, precision="fp8")
+    t_small = decode.layer_step_s(s, small, "moe", 1.0)["experts"][0]
+    t_large = decode.layer_step_s(s, large, "moe", 1.0)["experts"][0]
+    moe = s.model.moe
+    expert_bytes = 3 * s.model.d_model * moe.d_ff_expert  # fp8 gate, up and down
+    all_local = moe.n_routed_experts / 8 * expert_bytes / s.rates.hbm_bytes_per_s
+    assert t_small < 0.25 * all_local
+    assert t_large >= 0.95 * all_local
+
+
+def test_vectorized_search_matches_a_single_evaluation():
+    s = setup_for(ServeRequest("deepseek-v3", "h800", input_len=2048, output_len=512))
+    found = search_decode(s, Given(), ("fp8",))
+    i = len(found.candidates) // 3
+    c = found.candidates
+    single = one(c.tp[i], c.dp[i], c.pp[i], c.batch[i], str(c.precision[i]))
+    assert step_s(s, single)["total"][0] == pytest.approx(found.step["total"][i], rel=1e-12)
+
+
+def test_given_fields_hold_in_the_search():
+    s = setup_for(ServeRequest("llama-3.1-70b", "h100-sxm"))
+    c = decode_candidates(s, Given(tp=8, num_gpus=8), ("bf16",))
+    assert set(c.tp.tolist()) == {8} and set(c.gpus.tolist()) == {8}
+
+
+def test_memory_limits_the_batch():
+    req = ServeRequest("llama-3.1-70b", "h100-sxm", input_len=8000, output_len=1000, tp=8, pp=1, precision="bf16")
+    d = serve(req).to_dict()
+    mem = d["memory_per_gpu_gib"]
+    assert mem["total"] <= 80.0 + 1e-9
+    assert mem["kv_cache"] > 10  # the batch grows until the cache fills what the weights leave
+
+
+def test_latency_target_is_met_or_refused():
+    d = serve(ServeRequest("llama-3.1-70b", "h100-sxm", tpot_ms=30)).to_dict()
+    assert d["decode"]["tpot_s"] <= 0.030
+    slow = serve(ServeRequest("llama-3.1-70b", "h100-sxm")).to_dict()
+    assert slow["decode"]["output_tokens_per_s_per_gpu"] >= d["decode"]["output_tokens_per_s_per_gpu"]
+    with pytest.raises(InfeasibleError, match="tokens/s per user"):
+        serve(ServeRequest("llama-3.1-70b", "h100-sxm", tpot_ms=0.5))
+
+
+def test_dollars_per_million_tokens_follow_the_throughput():
+    """$/M = $/GPU-hour / (tokens/s per GPU x 3600) x 1e6 (the common form, e.g. NVIDIA's FAQ)."""
+    d = serve(ServeRequest("llama-3.1-70b", "h100-sxm")).to_dict()
+    rate = d["usd_per_gpu_hour"]
+    assert d["usd_per_million_output_tokens"] == pytest.approx(rate / (d["decode"]["output_tokens_per_s_per_gpu"] * 3600) * 1e6)
+    assert d["usd_per_million_input_tokens"] == pytest.approx(rate / (d["prefill"]["computed_tokens_per_s_per_gpu"] * 3600) * 1e6)
+    assert d["usd_per_million_cached_input_tokens"] < d["usd_per_million_input_tokens"]
+
+
+def test_cache_hits_raise_the_prefill_rate():
+    cold = serve(ServeRequest("llama-3.1-70b", "h100-sxm", phase="prefill", input_len=4096)).to_dict()
+    warm = serve(ServeRequest("llama-3.1-70b", "h100-sxm", phase="prefill", input_len=4096, cache_hit_rate=0.5)).to_dict()
+    assert warm["prefill"]["input_tokens_per_s_per_gpu"] > 1.5 * cold["prefill"]["input_tokens_per_s_per_gpu"]
+
+
+def test_curve_is_a_monotone_frontier():
+    curve = serve(ServeRequest("deepseek-v3", "h800", phase="decode")).to_dict()["curve"]
+    assert len(curve) >= 5
+    users = [p["tokens_per_s_per_user"] for p in curve]
+    gpus = [p["tokens_per_s_per_gpu"] for p in curve]
+    assert users == sorted(users)
+    assert all(a >= b - 1e-9 for a, b in zip(gpus, gpus[1:], strict=False))  # faster users, less per GPU
+
+
+# ------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"input_len": 0}, "--input-len"),
+        ({"cache_hit_rate": 1.5}, "--cache-hit-rate"),
+        ({"mtp_depth": 1}, "--mtp-accept"),
+        ({"phase": "train"}, "--phase"),
+        ({"tpot_ms": 10, "min_tokens_per_s_per_user": 10}, "not both"),
+        ({"tp": 0}, "--tp"),
+        ({"mtp_accept": float("nan"), "mtp_depth": 1}, "--mtp-accept"),
+    ],
+)
+def test_request_checks(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        ServeRequest("llama-3.1-70b", "h100-sxm", **kwargs)
+
+
+def test_model_and_gpu_checks():
+    with pytest.raises(CostsimError):
+        serve(ServeRequest("no-such-model", "h100-sxm"))
+    with pytest.raises(InputError, match="FP8"):
+        serve(ServeRequest("llama-3.1-8b", "a100-80gb", precision="fp8"))
+    with pytest.raises(InputError, match="MTP"):
+        serve(ServeRequest("llama-3.1-70b", "h100-sxm", mtp_depth=1, mtp_accept=0.8))
+    with pytest.raises(CostsimError, match="divide"):
+        serve(ServeRequest("llama-3.1-70b", "h100-sxm", tp=3))
+
+
+# ------------------------------------------------------------------ the command
+
+
+SERVE_FIELDS = ("prefill", "decode", "memory_per_gpu_gib", "usd_per_million_input_tokens",
+                "usd_per_million_cached_input_tokens", "usd_per_million_output_tokens", "assumptions", "curve")  # fmt: skip
+
+
+@pytest.mark.parametrize(("model", "gpu"), [("deepseek-v3", "h800"), ("llama-3.1-70b", "h100-sxm")])
+def test_serve_command_json_has_the_issue_fields(model, gpu):
+    r = invoke("serve", model, "--gpu", gpu, "--input-len", "4096", "--output-len", "1024", "--format", "json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    for key in SERVE_FIELDS:
+        assert key in d
+    assert {"input_tokens_per_s_per_gpu", "layout", "ttft_s"} <= set(d["prefill"])
+    assert {"output_tokens_per_s_per_gpu", "tokens_per_s_per_user", "batch_per_gpu", "layout"} <= set(d["decode"])
+    for value in (d["usd_per_million_output_tokens"], d["decode"]["output_tokens_per_s_per_gpu"]):
+        assert np.isfinite(value) and value > 0
+
+
+def test_serve_command_bad_input_is_one_line():
+    clean_error(invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--tpot-ms", "0.5"), "tokens/s per user")
+    clean_error(invoke("serve", "nope", "--gpu", "h100-sxm"), "nope")
+    clean_error(invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--tp", "3"), "divide")
