@@ -255,10 +255,18 @@ def load_collectives(path: str) -> list[CollectiveSample]:
     raw = read_json(Path(path))
     if not isinstance(raw, dict) or not isinstance(raw.get("samples"), list) or not raw["samples"]:
         raise InputError(f"--collectives {path}: expected the JSON of calibrate.collectives with a non-empty 'samples' list")
-    try:
-        return [CollectiveSample.model_validate(s) for s in raw["samples"]]
-    except ValidationError as e:
-        raise InputError(f"--collectives {path}: a sample is not valid: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from None
+    from simulator.inputs.schema_errors import format_errors
+
+    out = []
+    for i, sample in enumerate(raw["samples"]):
+        try:
+            out.append(CollectiveSample.model_validate(sample))
+        except ValidationError as e:
+            raise InputError(
+                f"--collectives {path}: samples.{i}: {format_errors(CollectiveSample, e, 1)}; or write the file again with "
+                "torchrun ... -m calibrate.collectives --output FILE"
+            ) from None
+    return out
 
 
 def _collectives(device: torch.device, plan: Sweep) -> tuple[list[dict], list[str]]:

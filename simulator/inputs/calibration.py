@@ -589,14 +589,18 @@ def _value(x: object) -> str:
 
 def _validation_line(path: Path, err: ValidationError) -> str:
     """One line for a file that does not fit the schema: the first problem, where, the value, and the fix."""
+    from simulator.inputs.schema_errors import NO_KIND, expected_kind, field_at
+
     errors = err.errors()
     e = errors[0]
     loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
     msg = "is missing" if e["type"] == "missing" else str(e["msg"]).removeprefix("Value error, ")
     value = e.get("input")
     shown = f" (got {_value(value)})" if not isinstance(value, dict | list) and e["type"] != "missing" else ""
+    kind = expected_kind(field_at(Calibration, e["loc"])) if e["type"] not in NO_KIND else None
+    takes = f"; {loc} takes {kind}" if kind else ""
     more = f"; {len(errors) - 1} more problem(s)" if len(errors) > 1 else ""
-    return f"calibration {path}: {loc}: {msg}{shown}{more}; not a file costsim calibrate wrote: {RECALIBRATE}"
+    return f"calibration {path}: {loc}: {msg}{shown}{takes}{more}; not a file costsim calibrate wrote: {RECALIBRATE}"
 
 
 def load_calibration(path: str | Path) -> Calibration:

@@ -26,6 +26,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from simulator.errors import SpecError
+from simulator.inputs.schema_errors import format_errors
+from simulator.inputs.schema_errors import loc_part as _loc_part
+from simulator.inputs.schema_errors import short as _short
 from simulator.units import MIB
 
 MAX_FILE_BYTES = 10 * MIB
@@ -42,29 +45,11 @@ MAX_INT_DIGITS = 30
 """Digits of one integer. The largest count costsim reads (tokens, 1e17) has 18."""
 
 
-def _format_validation(path: Path | str, schema: type[BaseModel], err: ValidationError, shown: int = 5) -> str:
-    """One line: the schema, and each failing field with the value given and the rule it breaks."""
-    parts = []
-    errors = err.errors()
-    for e in errors[:shown]:
-        loc = ".".join(map(_loc_part, e["loc"]))
-        msg = str(e["msg"]).removeprefix("Value error, ")
-        given = e.get("input")
-        shown_input = "" if isinstance(given, dict | list) or e["type"] == "missing" else f" (got {_short(given)})"
-        parts.append(f"{loc}: {msg}{shown_input}" if loc else msg)
-    more = f"; and {len(errors) - shown} more" if len(errors) > shown else ""
-    return _one_line(f"{path}: invalid {schema.__name__}: " + "; ".join(parts) + more + "; correct the field(s) named")
-
-
-def _loc_part(part: object) -> str:
-    """A key as written, or quoted when it is not a plain name (a key holding a new line stays on one line)."""
-    text = str(part)
-    return text if re.fullmatch(r"[\w.+-]{1,60}", text) else _short(text)
-
-
-def _short(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _format_validation(
+    path: Path | str, schema: type[BaseModel], err: ValidationError, shown: int = 5, read_from: dict[str, str] | None = None
+) -> str:
+    """One line: the file, the schema, and each failing field with the value given, what it takes and the fix."""
+    return _one_line(f"{path}: invalid {schema.__name__}: {format_errors(schema, err, shown, read_from)}")
 
 
 def _one_line(text: str) -> str:
@@ -280,10 +265,15 @@ def check_tree(data: object, where: Path | str, *, finite: bool = True) -> None:
                 stack.append((value, (*parts, key), depth + 1))
 
 
-def validate(raw: object, schema: type[BaseModel], where: Path | str):
+def validate(raw: object, schema: type[BaseModel], where: Path | str, read_from: dict[str, str] | None = None):
+    """`raw` validated against `schema`, or SpecError naming the file, each field, the value, and the fix.
+    `read_from`: when `raw` was built from another format, the file's key each field is read from (named in the fix)."""
     if not isinstance(raw, dict):
-        raise SpecError(f"{where}: expected a mapping of fields, got {type(raw).__name__}")
+        raise SpecError(
+            f"{where}: expected a mapping of {schema.__name__} fields (key: value lines), got {type(raw).__name__}; "
+            "write the fields at the top level of the file"
+        )
     try:
         return schema.model_validate(raw)
     except ValidationError as e:
-        raise SpecError(_format_validation(where, schema, e)) from None
+        raise SpecError(_format_validation(where, schema, e, read_from=read_from)) from None

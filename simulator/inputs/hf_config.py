@@ -524,7 +524,23 @@ def model_from_hf_config(raw: object, where: Path | str) -> ModelSpec:
     cfg = _Config(raw, model_type.lower(), where)
     fields = {"name": _name(raw, where), "source": f"Hugging Face config.json ({where})"}
     fields.update(_BUILDERS[cfg.model_type](cfg))
-    return validate(fields, ModelSpec, where)
+    read_from = {f: f"`{k}`" for f, keys in _READ_FROM.items() if (k := next((k for k in keys if raw.get(k) is not None), None))}
+    return validate(fields, ModelSpec, where, read_from)
+
+
+_READ_FROM: dict[str, tuple[str, ...]] = {
+    "n_layers": ("num_hidden_layers", "n_layer", "n_layers", "num_layers"),
+    "d_model": ("hidden_size", "n_embd", "d_model"),
+    "n_heads": ("num_attention_heads", "n_head", "n_heads"),
+    "n_kv_heads": ("num_key_value_heads", "num_kv_heads", "n_head_kv"),
+    "head_dim": ("head_dim",),
+    "vocab_size": ("vocab_size",),
+    "d_ff": ("intermediate_size", "n_inner", "ffn_dim", "ffn_hidden_size"),
+    "max_position_embeddings": ("max_position_embeddings", "n_positions", "max_seq_len"),
+    "sliding_window": ("sliding_window",),
+}
+"""config.json keys a ModelSpec field is read from (the first present is named in an error's fix; derived fields,
+such as a head_dim computed from hidden_size / heads, name none)."""
 
 
 def _name(raw: dict[str, Any], where: Path | str) -> str:

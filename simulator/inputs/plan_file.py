@@ -97,15 +97,20 @@ class Plan(_Schema):
         names = [s.name for s in self.stages]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"stage names must be unique; repeated: {', '.join(dupes)}")
+            raise ValueError(f"stage names must be unique; repeated: {', '.join(dupes)}; give each stage its own name")
         for r in self.reported:
             unknown = [n for n in r.stages or [] if n not in names]
             if unknown:
-                raise ValueError(f"reported.stages names unknown stages {unknown}; the stages are {names}")
+                raise ValueError(
+                    f"reported.stages names unknown stages {unknown}; the stages are {names}: name stages from that "
+                    "list, or leave reported.stages out for a figure that covers the whole plan"
+                )
         if self.usd_per_gpu_hour is not None and not self.price_source:
-            raise ValueError("usd_per_gpu_hour needs a price_source (who quotes the price, and when)")
+            raise ValueError("usd_per_gpu_hour needs a price_source; add price_source: who quotes the price, and when")
         if self.experiments_multiplier is not None and not self.experiments_source:
-            raise ValueError("experiments_multiplier needs an experiments_source")
+            raise ValueError(
+                "experiments_multiplier needs an experiments_source; add experiments_source: where the multiplier comes from"
+            )
         return self
 
 

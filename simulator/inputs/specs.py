@@ -138,10 +138,16 @@ class ShapeCurve(_Spec):
     @model_validator(mode="after")
     def _plausible(self) -> ShapeCurve:
         if not 2 <= len(self.points) <= MAX_CURVE_POINTS:
-            raise ValueError(f"a shape curve needs at least two points and at most {MAX_CURVE_POINTS}, not {len(self.points)}")
+            raise ValueError(
+                f"a shape curve needs at least two points and at most {MAX_CURVE_POINTS}, not {len(self.points)}; "
+                f"give 2 to {MAX_CURVE_POINTS} points (FLOPs per call: fraction)"
+            )
         for flops, frac in self.points.items():
             if not 0 < flops < math.inf or not 0 < frac.value <= 1:
-                raise ValueError(f"shape curve point {flops:g}: {frac.value} must be a fraction in (0, 1] at FLOPs > 0")
+                raise ValueError(
+                    f"shape curve point {flops:g}: {frac.value} must be a fraction in (0, 1] at FLOPs > 0; give the "
+                    "measured fraction of the best-shape rate (above 0, at most 1) at a positive FLOP count"
+                )
         return self
 
     def as_curve(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -224,7 +230,10 @@ class HardwareProfile(_Spec):
         if self.price.source not in self.sources:
             missing.append(self.price.source)
         if missing:
-            raise ValueError(f"source keys not in `sources`: {', '.join(missing)}")
+            raise ValueError(
+                f"source keys not in `sources`: {', '.join(missing)}; add each under `sources:` with its citation, "
+                "or correct the key where it is used"
+            )
         _check_range("memory_gib", self.memory_gib.value, 1, 1024)
         _check_range("memory_bandwidth_tb_per_s", self.memory_bandwidth_tb_per_s.value, 0.1, 50)
         _check_range("dense_tflop_per_s.bf16", self.dense_tflop_per_s.bf16.value, 1, 20_000)
@@ -301,6 +310,14 @@ def _sourced_leaves(node: BaseModel):
                 yield from _sourced_leaves(item)
 
 
+def _listed(values: list[int], shown: int = 12) -> str:
+    """'1, 2, 4, 8' or the first and last few of a long list."""
+    if len(values) <= shown:
+        return ", ".join(map(str, values))
+    half = shown // 2
+    return ", ".join(map(str, values[:half])) + ", ..., " + ", ".join(map(str, values[-half:]))
+
+
 def _check_range(field: str, value: float, low: float, high: float) -> None:
     if not low <= value <= high:
         raise ValueError(f"{field} = {value:g} is outside the plausible range [{low:g}, {high:g}]; check its unit")
@@ -345,7 +362,10 @@ class MoE(_Spec):
     @model_validator(mode="after")
     def _top_k_fits(self) -> MoE:
         if self.top_k > self.n_routed_experts:
-            raise ValueError(f"top_k = {self.top_k} exceeds n_routed_experts = {self.n_routed_experts}")
+            raise ValueError(
+                f"top_k = {self.top_k} exceeds n_routed_experts = {self.n_routed_experts}; set top_k to at most "
+                f"{self.n_routed_experts} (experts each token is routed to) or raise n_routed_experts"
+            )
         return self
 
     @property
@@ -434,13 +454,26 @@ class ModelSpec(_Spec):
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
         if self.attention == "mla" and self.mla is None:
-            raise ValueError("attention: mla needs an `mla:` block")
+            raise ValueError(
+                "attention: mla needs an `mla:` block; add one (q_lora_rank, kv_lora_rank, qk_nope_head_dim, "
+                "qk_rope_head_dim, v_head_dim) or set attention: standard"
+            )
         if self.attention == "standard" and self.n_heads % self.n_kv_heads:
-            raise ValueError(f"n_heads = {self.n_heads} is not divisible by n_kv_heads = {self.n_kv_heads}")
+            divisors = [d for d in range(1, self.n_heads + 1) if self.n_heads % d == 0]
+            raise ValueError(
+                f"n_heads = {self.n_heads} is not divisible by n_kv_heads = {self.n_kv_heads}; set n_kv_heads to a "
+                f"divisor of {self.n_heads} ({_listed(divisors)})"
+            )
         if self.moe and self.moe.first_dense_layers > self.n_layers:
-            raise ValueError(f"moe.first_dense_layers = {self.moe.first_dense_layers} > n_layers = {self.n_layers}")
+            raise ValueError(
+                f"moe.first_dense_layers = {self.moe.first_dense_layers} > n_layers = {self.n_layers}; set "
+                f"moe.first_dense_layers to at most {self.n_layers}"
+            )
         if self.position_embedding == "learned" and self.max_position_embeddings is None:
-            raise ValueError("position_embedding: learned needs max_position_embeddings")
+            raise ValueError(
+                "position_embedding: learned needs max_position_embeddings; add it (the length of the learned "
+                "position table, e.g. 2048) or set position_embedding to rope, alibi or none"
+            )
         return self
 
     @property

@@ -95,7 +95,7 @@ class StackFile(_Schema):
     @model_validator(mode="after")
     def _default_exists(self) -> StackFile:
         if self.default not in self.stacks:
-            raise ValueError(f"default stack {self.default!r} is not one of {', '.join(self.stacks)}")
+            raise ValueError(f"default stack {self.default!r} is not one of {', '.join(self.stacks)}; set default to one of them")
         return self
 
 
