@@ -2,7 +2,7 @@
 
 Prefill and decode are searched apart (disaggregated serving, as DeepSeek's inference system and most large
 deployments run them) or on one layout (co-located, as the offline throughput benchmarks run them). The dollars
-follow the common form (serving model §13.9): $/M tokens = $/GPU-hour / (tokens/s per GPU x 3,600) x 1e6, with the
+follow the common form (docs/model.md §16.9): $/M tokens = $/GPU-hour / (tokens/s per GPU x 3,600) x 1e6, with the
 price of a GPU-hour chosen as `costsim estimate` chooses it.
 """
 
@@ -60,7 +60,8 @@ class ServeRequest:
     ep: int | None = None
     """Prefill expert parallelism (decode spreads experts over tp x dp)."""
     num_gpus: int | None = None
-    batch_per_gpu: int | None = None
+    batch_per_gpu: float | None = None
+    """Decode sequences per GPU per micro-batch; below 1 when a TP group holds fewer sequences than GPUs."""
     mtp_depth: int = 0
     mtp_accept: float | None = None
     redundant_experts: int = 0
@@ -72,7 +73,9 @@ class ServeRequest:
     def __post_init__(self) -> None:
         _int_in("--input-len", self.input_len, 1, MAX_LEN)
         _int_in("--output-len", self.output_len, 1, MAX_LEN)
-        for name in ("tp", "dp", "pp", "ep", "num_gpus", "batch_per_gpu"):
+        if self.batch_per_gpu is not None:
+            _float_in("--batch-per-gpu", self.batch_per_gpu, 1e-3, 1_000_000)
+        for name in ("tp", "dp", "pp", "ep", "num_gpus"):
             value = getattr(self, name)
             if value is not None:
                 _int_in(f"--{name.replace('_', '-')}", value, 1, 1_000_000)
@@ -202,6 +205,10 @@ def _layout(c, i: int, moe: bool) -> dict:
     return out
 
 
+def _count(x: float) -> int | float:
+    return int(x) if x == int(x) else x
+
+
 def _usd_per_million(usd_per_gpu_hour: float, tokens_per_s_per_gpu: float) -> float:
     return usd_per_gpu_hour / (tokens_per_s_per_gpu * SECONDS_PER_HOUR) * MEGA
 
@@ -241,7 +248,7 @@ def serve_document(e: ServeEstimate) -> dict:
             "output_tokens_per_s_per_gpu": float(f.tokens_per_s_per_gpu[i]),
             "tokens_per_s_per_user": float(f.tokens_per_s_per_user[i]),
             "tpot_s": 1.0 / float(f.tokens_per_s_per_user[i]),
-            "batch_per_gpu": int(f.candidates.batch[i]),
+            "batch_per_gpu": _count(float(f.candidates.batch[i])),
             "step_time_s": total,
             "layout": _layout(f.candidates, i, s.model.moe is not None),
             "breakdown_s": step,

@@ -1,4 +1,4 @@
-"""One decode step on one GPU, for many candidate deployments at once (docs/model.md §13.3-13.8).
+"""One decode step on one GPU, for many candidate deployments at once (docs/model.md §16.3-§16.8).
 
 A deployment is a pipeline of `pp` stages; each stage has `tp x dp` GPUs. Attention and dense FFNs are split by
 tensor parallelism over `tp` GPUs and replicated over `dp` attention-data-parallel groups (DeepSeek's "DP
@@ -6,7 +6,7 @@ attention"); a MoE layer's experts are spread over all `tp x dp` GPUs of the sta
 holds `batch` sequences of one micro-batch; `pp` micro-batches are in flight, so each stage is always busy, a
 sequence advances one step per `pp` stage times, and a GPU's share of the output is batch / (pp x stage time).
 
-Per layer and GPU the step costs (Scaling Book, inference.md, "Step Time (General)"; serving model §13.3):
+Per layer and GPU the step costs (Scaling Book, inference.md, "Step Time (General)"; docs/model.md §16.3):
 - weight GEMMs through the efficiency model's roofline (`DeviceRates.gemm_s`): a decode GEMM of few tokens reads its
   whole weight, so it is bandwidth-bound until the tokens per GEMM pass the ridge point;
 - the attention core: the larger of reading the KV cache and its FLOPs (MLA decode is near the ridge, GQA far below);
@@ -37,7 +37,7 @@ from simulator.units import BLOCK_FP8_BYTES_PER_ELEMENT, BYTES_PER_ELEMENT, MILL
 ELEMENTWISE_BYTES_PER_TOKEN_PER_WIDTH = 16.0
 """HBM bytes per token per d_model element of a layer's elementwise kernels: two fused residual-add + RMSNorm
 kernels, each reading the residual and the block output and writing the new residual and the normed input of the
-next block (2 x 4 x 2 B in BF16). Assumption, docs/model.md §13.3."""
+next block (2 x 4 x 2 B in BF16). Assumption, docs/model.md §16.3."""
 ACTIVATION_BYTES_PER_FFN_ELEMENT = 6.0
 """The gated activation reads gate and up and writes their product: 3 x 2 B per FFN-width element. Assumption."""
 ELEMENTWISE_KERNELS_PER_LAYER = 6

@@ -1,4 +1,4 @@
-"""KV-cache bytes per token and per GPU (serving model, docs/model.md §13.2).
+"""KV-cache bytes per token and per GPU (docs/model.md §16.2).
 
     MHA/GQA: 2 x n_kv_heads x head_dim x bytes per layer        (Scaling Book, inference.md: "2 · bytes · H · K · L · T")
     MLA:     (kv_lora_rank + qk_rope_head_dim) x bytes per layer (DeepSeek-V3 §2.1.1: only c^KV and k^R are cached)

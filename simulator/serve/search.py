@@ -28,7 +28,7 @@ class Given:
     tp: int | None = None
     dp: int | None = None
     pp: int | None = None
-    batch: int | None = None
+    batch: float | None = None
     num_gpus: int | None = None
     """GPUs of one deployment (tp x dp x pp), when fixed."""
 
