@@ -88,7 +88,7 @@ def test_flag_given_as_text(tmp_path):
 
 def test_missing_field_names_what_to_add(tmp_path):
     low, high = _bounds(specs.ModelSpec, "d_model")
-    out = _refused_spec(tmp_path, "missing", lambda r: r.pop("d_model"), "d_model: is missing")
+    out = _refused_spec(tmp_path, "missing", lambda r: r.pop("d_model"), "d_model: is required but missing")
     assert f"add d_model, an integer between {low:,} and {high:,}" in out
 
 

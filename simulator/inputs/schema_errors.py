@@ -227,7 +227,7 @@ def describe(e: dict, schema: type[BaseModel], read_from: dict[str, str] | None 
     field takes; and the fix (None for a custom rule, whose message carries its own). `read_from`: for a schema filled
     from another format (a Hugging Face config.json), the file's key each field is read from, named in the fix."""
     where = _loc(e["loc"])
-    msg = "is missing" if e["type"] == "missing" else str(e["msg"]).removeprefix("Value error, ")
+    msg = "is required but missing" if e["type"] == "missing" else str(e["msg"]).removeprefix("Value error, ")
     given = e.get("input")
     shown = "" if isinstance(given, dict | list) or e["type"] == "missing" else f" (got {short(given)})"
     problem = f"{where}: {msg}{shown}" if where else f"{msg}{shown}"
