@@ -6,14 +6,13 @@ line saying how to install it, and every other command works as before.
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cli.options import TableJson
+from cli.options import TableJson, document_json
 from cli.progress import DelayedProgress
 from simulator.units import GIGA, MICRO, TERA
 
@@ -201,7 +200,7 @@ def check(
             result = run_check(file, tolerance, progress=bar.update, stored=stored)
     except CostsimError as e:
         _fail(e)
-    typer.echo(json.dumps(result, indent=1) if format == TableJson.json else table(result))
+    typer.echo(document_json(result) if format == TableJson.json else table(result))
     if not result["ok"]:
         raise typer.Exit(code=1)
 
@@ -232,6 +231,6 @@ def validate_local(
             )
     except CostsimError as e:
         _fail(e)
-    typer.echo(json.dumps(result, indent=1) if format == TableJson.json else vl.table(result))
+    typer.echo(document_json(result) if format == TableJson.json else vl.table(result))
     if max_error is not None and result["median_abs_error"] > max_error:
         raise typer.Exit(code=1)

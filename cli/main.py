@@ -396,6 +396,7 @@ COMMAND_MODULES: list[str] = [
     "cli.published",
     "cli.reporting",
     "cli.calibrate",
+    "cli.schema",
     "cli.serving",
 ]
 _register_command_modules()

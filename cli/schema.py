@@ -1,0 +1,48 @@
+"""`costsim schema COMMAND`: the JSON Schema of a command's `--format json` document (models in simulator/outputs.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.options import fail
+
+
+def register(app: typer.Typer, validate_app: typer.Typer) -> None:
+    # `--plan` in `costsim schema estimate --plan` is a word of COMMAND, not an option of schema.
+    app.command("schema", context_settings={"ignore_unknown_options": True})(schema)
+
+
+def schema(
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="COMMAND", help="The command as typed: estimate, estimate --plan, search, list gpus, validate public, ..."
+        ),
+    ] = None,
+    list_commands: Annotated[bool, typer.Option("--list", help="List the commands whose JSON output is described")] = False,
+) -> None:
+    """Print the JSON Schema of a command's --format json output (with its schema_version); no COMMAND: list them."""
+    import json
+
+    from simulator.errors import CostsimError
+    from simulator.outputs import json_schema
+
+    if list_commands or not command:
+        typer.echo(command_list())
+        return
+    try:
+        doc = json_schema(" ".join(command))
+    except CostsimError as e:
+        fail(e)
+    typer.echo(json.dumps(doc, indent=2))
+
+
+def command_list() -> str:
+    """One line per command: the name `costsim schema` takes, and what its document holds."""
+    from simulator.outputs import COMMANDS
+
+    width = max(len(c) for c in COMMANDS)
+    lines = [f"{name:<{width}}  {' '.join((model.__doc__ or '').split())}" for name, model in COMMANDS.items()]
+    return "\n".join(lines)

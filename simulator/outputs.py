@@ -1,0 +1,1026 @@
+"""What each command prints with `--format json`: one pydantic model per document, with its fields' meaning and
+units (in the field names, as the JSON has them).
+
+The commands build their documents as plain dicts (the results' to_dict); these models describe and check them, and
+`costsim schema COMMAND` prints a model's JSON Schema. An object whose keys are fixed forbids any other key, so a key
+added to a document without its model fails the tests (tests/test_output_schema.py) instead of drifting unnoticed;
+open-ended objects (breakdowns keyed by component, cost inputs keyed by name) are typed as mappings. A key that only
+some documents carry (an `uncertainty` band, a plan's reported total) is optional: absent or null.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from simulator.errors import InputError
+from simulator.vocab import Fp8Recipe, Precision, Recompute, Schedule
+
+SCHEMA_VERSION: Final = 1
+"""The layout version of every JSON document; the same number as cli.options.SCHEMA_VERSION (tested)."""
+
+
+class _Fixed(BaseModel):
+    """A JSON object whose keys are fixed: a key the model does not name is an error."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, protected_namespaces=())
+
+
+class Document(_Fixed):
+    """A command's whole JSON document."""
+
+    schema_version: Literal[1]
+    """Layout version of the document: raised when a field is renamed, removed or changes meaning (new fields do not
+    change it)."""
+
+
+# --------------------------------------------------------------------------- shared parts
+
+
+class Layout(_Fixed):
+    """A parallel layout: every field set."""
+
+    tp: int
+    """Tensor-parallel degree."""
+    pp: int
+    """Pipeline-parallel degree (stages)."""
+    dp: int
+    """Data-parallel degree."""
+    ep: int
+    """Expert-parallel degree (1 for a dense model)."""
+    cp: int
+    """Context-parallel degree."""
+    zero_stage: int
+    """ZeRO stage (0-3; 1 = distributed optimizer)."""
+    micro_batch_size: int
+    """Sequences per micro-batch."""
+    schedule: Schedule
+    """Pipeline schedule."""
+    recompute: Recompute
+    """Activation recomputation."""
+    vpp: int
+    """Virtual pipeline stages per rank (interleaved schedule; 1 otherwise)."""
+    tp_overlap: bool
+    """TP collectives overlapped with the adjacent GEMMs."""
+
+
+class PartialLayout(_Fixed):
+    """Some fields of a layout (a published or reference layout): the ones not given are absent."""
+
+    tp: int | None = None
+    pp: int | None = None
+    dp: int | None = None
+    ep: int | None = None
+    cp: int | None = None
+    zero_stage: int | None = None
+    micro_batch_size: int | None = None
+    schedule: Schedule | None = None
+    recompute: Recompute | None = None
+    vpp: int | None = None
+    tp_overlap: bool | None = None
+
+
+class PriceQuote(_Fixed):
+    """The price of a GPU-hour with its kind and date."""
+
+    usd_per_gpu_hour: float
+    """Dollars per GPU-hour."""
+    kind: str
+    """on-demand, reserved or assumed (a profile quote), given (--usd-per-gpu-hour), quoted (a plan's own price),
+    tco, or mixed (stages priced differently)."""
+    date: str | None
+    """YYYY-MM of a profile quote; null for the other kinds."""
+    flagged: bool
+    """Not the kind of price asked for (--rental, default on-demand): its dollars do not compare like with like."""
+    label: str
+    """Kind and date in a few characters, as tables show them."""
+
+
+class Sourced(_Fixed):
+    """A cost input with where it comes from."""
+
+    value: float
+    source: str
+
+
+class CostBlock(_Fixed):
+    """The cost of the GPU-hours on the chosen basis, with the other basis, energy, CO2 and the whole-program cost."""
+
+    basis: Literal["rental", "tco"]
+    """Cost basis (--pricing)."""
+    cost_usd: float
+    """Dollars on the chosen basis."""
+    usd_per_gpu_hour: float
+    """Dollars per GPU-hour on the chosen basis (a plan total: blended over its stages)."""
+    price_source: str
+    price_quote: PriceQuote
+    components_usd: dict[str, float]
+    """Dollars by component: rental, or gpus, servers, network and energy for TCO."""
+    rental_cost_usd: float
+    """Dollars at the rental price."""
+    tco_cost_usd: float | None
+    """Dollars at the total cost of ownership; null where the GPU has no purchase price."""
+    energy_mwh: float
+    """Facility energy, MWh."""
+    co2_t: float
+    """CO2 at the grid intensity, tonnes."""
+    inputs: dict[str, Sourced]
+    """Every input of the price, the energy and the CO2, by name (usd_per_gpu_hour, tdp_w, pue, ...)."""
+    experiments_multiplier: float | None = None
+    """With --experiments-multiplier: whole program = final run x this; the program_* fields follow from it."""
+    program_gpu_hours: float | None = None
+    program_cost_usd: float | None = None
+    program_energy_mwh: float | None = None
+    program_co2_t: float | None = None
+
+
+class Goodput(_Fixed):
+    """Failures, restarts and checkpoints."""
+
+    ettr: float
+    """Effective training time ratio: productive / total wall-clock time."""
+    job_mtbf_hours: float
+    """Mean time between failures of the whole job, hours."""
+    checkpoint_interval_hours: float
+    """Checkpoint interval, hours (Young-Daly)."""
+    expected_failures: float
+    """Failures expected over the run."""
+
+
+class Headline(_Fixed):
+    """A run's headline numbers and layout (the achievable run beside the expected one)."""
+
+    basis: Literal["achievable", "expected"]
+    """achievable: the best layout the stack offers, as modelled; expected: the usual layout, realized."""
+    stack: str
+    """Software stack (costsim list stacks)."""
+    layout: Layout
+    gpu_hours: float
+    ideal_gpu_hours: float
+    """GPU-hours without failures and restarts."""
+    wall_clock_days: float
+    cost_usd: float
+    step_time_s: float
+    tokens_per_s_per_gpu: float
+    model_tflop_per_s_per_gpu: float
+    mfu: float
+    """Model FLOPs utilisation against the dense peak of the precision used (fraction)."""
+    memory_per_gpu_gib: float
+
+
+class Assumptions(_Fixed):
+    """The global efficiency and reliability assumptions used (simulator/inputs/assumptions.py)."""
+
+    gemm_sustain: float
+    fp8_gemm_factor: float
+    fp8_quantize_unfused: float
+    kernel_overhead_s: float
+    overlap_efficiency: float
+    param_gather_overlap: float
+    comm_sm_fraction: float
+    moe_imbalance: float
+    memory_reserved_bytes: float
+    failures_per_gpu_hour: float
+    checkpoint_blocking_s: float
+    realization: float
+    """Realized / modelled step time of runs like this one (the expected run's factor)."""
+    restart_s: float
+    realization_by_generation: dict[str, float] | None = None
+    """Fitted realization per GPU generation, where the fit has one."""
+
+
+class PipelineRank(_Fixed):
+    rank: int
+    items: dict[str, int]
+    """What the rank holds: embed, head, mtp and layers by kind, with their counts."""
+    busy_s_per_step: float
+
+
+# --------------------------------------------------------------------------- uncertainty band
+
+
+class Outputs(_Fixed):
+    """The three outputs a band is drawn for."""
+
+    gpu_hours: float
+    wall_clock_days: float
+    cost_usd: float
+
+
+class Band(_Fixed):
+    p10: float
+    p50: float
+    p90: float
+
+
+class TornadoBar(_Fixed):
+    """The outputs with one input at its P10 and at its P90, the others nominal."""
+
+    name: str
+    label: str
+    input_p10: float
+    input_p90: float
+    at_input_p10: Outputs
+    at_input_p90: Outputs
+
+
+class UncertainInput(_Fixed):
+    """One drawn input: its distribution and where it comes from."""
+
+    name: str
+    label: str
+    unit: str
+    nominal: float
+    """The value the estimate used."""
+    distribution: str
+    p10: float
+    p90: float
+    source: str
+    moves_answer: bool
+    """Whether it is among the tornado's inputs."""
+
+
+class Surrogate(_Fixed):
+    """How the draws were evaluated, and the surrogate's error against the full model."""
+
+    method: str
+    evaluations: int
+    """Full-model evaluations."""
+    checks: int
+    """Joint draws checked with the full model."""
+    max_abs_error: Outputs
+    """Largest |relative error| of the surrogate on the checks, per output."""
+    rms_error: Outputs
+
+
+class ClaimPosition(_Fixed):
+    """Where a claim's GPU-hours fall in the predicted band (claim --uncertainty)."""
+
+    claimed_gpu_hours: float
+    share_of_draws_below: float
+    """Share of the draws predicting fewer GPU-hours than the claim."""
+    position: Literal["below P10", "between P10 and P50", "between P50 and P90", "above P90"]
+    ratio_to_p50: float
+
+
+class Uncertainty(_Fixed):
+    """P10/P50/P90 of GPU-hours, days and dollars over joint draws of the uncertain inputs (--uncertainty)."""
+
+    draws: int
+    seed: int
+    nominal: Outputs
+    gpu_hours: Band
+    wall_clock_days: Band
+    cost_usd: Band
+    tornado: list[TornadoBar]
+    """Inputs that move the answer, largest cost swing first."""
+    inputs: list[UncertainInput]
+    surrogate: Surrogate
+    notes: list[str]
+    claim: ClaimPosition | None = None
+
+
+# --------------------------------------------------------------------------- estimate
+
+
+class EstimateOutput(Document):
+    """`costsim estimate MODEL --format json`: the expected run (the layout practitioners use on the stack, realized),
+    with the achievable run's headline under `achievable`."""
+
+    model: str
+    gpu: str
+    """Hardware profile id."""
+    basis: Literal["expected"]
+    stack: str
+    realization: float
+    """Realized / modelled step time applied to this run."""
+    num_gpus: int
+    tokens: float
+    """Training tokens."""
+    seq_len: int
+    global_batch_tokens: float
+    """Tokens per optimizer step."""
+    precision: Precision
+    fp8_recipe: Fp8Recipe | None
+    """FP8 scaling recipe; null unless the precision is fp8."""
+    layout: Layout
+    layout_chosen_by_search: bool
+    candidates_evaluated: int
+    params_total: float
+    params_activated: float
+    flops_per_token: float
+    """Model FLOPs per token, forward and backward (flops_convention)."""
+    flops_convention: str
+    hardware_flops_per_token: float
+    """Model FLOPs plus recomputation."""
+    flops_per_token_by_component: dict[str, float]
+    """Model FLOPs per token by component (simulator.vocab.FLOP_COMPONENTS; those that arise)."""
+    flops_6nd_per_token: float
+    """6 x activated parameters, for comparison."""
+    total_model_flops: float
+    steps: float
+    """Optimizer steps."""
+    micro_batches: int
+    """Micro-batches per step per pipeline."""
+    step_time_s: float
+    tokens_per_s_per_gpu: float
+    model_tflop_per_s_per_gpu: float
+    mfu: float
+    """Model FLOPs utilisation against the dense peak of the precision used (mfu_basis)."""
+    hfu: float
+    """Hardware FLOPs utilisation (recomputation included), same basis."""
+    mfu_basis: str
+    mfu_bf16_peak: float
+    """MFU against the dense BF16 peak whatever the precision."""
+    memory_per_gpu_gib: float
+    memory_breakdown_gib: dict[str, float]
+    """Memory per GPU by component (weights, gradients, optimizer, activations, other, total), GiB."""
+    gpu_memory_gib: float
+    ideal_gpu_hours: float
+    """GPU-hours without failures and restarts."""
+    gpu_hours: float
+    ideal_wall_clock_days: float
+    wall_clock_days: float
+    goodput: Goodput
+    usd_per_gpu_hour: float
+    price_source: str
+    price_quote: PriceQuote
+    cost_usd: float
+    cost: CostBlock
+    breakdown: dict[str, float]
+    """Seconds per step by component on the slowest pipeline rank (simulator.vocab.STEP_COMPONENTS; those that
+    arise); they sum to step_time_s."""
+    stage_layers: list[int]
+    """Transformer layers on each pipeline stage."""
+    pipeline_ranks: list[PipelineRank]
+    efficiency_source: str
+    assumptions: Assumptions
+    notes: list[str]
+    """Where the answer leans on something worth a look."""
+    achievable: Headline
+    uncertainty: Uncertainty | None = None
+    """With --uncertainty."""
+
+
+# --------------------------------------------------------------------------- estimate --plan
+
+
+class PlanStage(_Fixed):
+    """One stage of a plan: its expected run, its cost and its achievable run."""
+
+    name: str
+    gpu: str
+    num_gpus: int
+    tokens: float
+    seq_len: int
+    global_batch_tokens: float
+    precision: Precision
+    steps: float
+    layout: Layout
+    layout_chosen_by_search: bool
+    flops_per_token: float
+    total_model_flops: float
+    step_time_s: float
+    tokens_per_s_per_gpu: float
+    model_tflop_per_s_per_gpu: float
+    mfu: float
+    mfu_basis: str
+    mfu_bf16_peak: float
+    memory_per_gpu_gib: float
+    ideal_gpu_hours: float
+    gpu_hours: float
+    ideal_wall_clock_days: float
+    wall_clock_days: float
+    goodput: Goodput
+    peak_flop_per_s: float
+    """Dense peak of the stage's GPU at its precision."""
+    usd_per_gpu_hour: float
+    cost_usd: float
+    cost: CostBlock
+    source: str | None
+    notes: str | None
+    achievable: Headline | None = None
+
+
+class PlanAchievable(_Fixed):
+    """The plan's totals with every stage at its achievable layout."""
+
+    gpu_hours: float
+    ideal_gpu_hours: float
+    wall_clock_days: float
+    cost_usd: float
+    error_vs_reported: float | None = None
+    """GPU-hours / the reported whole-plan GPU-hours - 1, where the plan reports one."""
+
+
+class ReportedCheck(_Fixed):
+    """A published GPU-hour figure the plan quotes, against the prediction."""
+
+    stages: list[str] | Literal["all"]
+    reported_gpu_hours: float
+    predicted_gpu_hours: float
+    error: float
+    """predicted / reported - 1."""
+    achievable_gpu_hours: float
+    reported_cost_usd: float | None
+    source: str
+    quote: str
+    note: str | None
+
+
+class PlanOutput(Document):
+    """`costsim estimate --plan PLAN --format json`: every stage, the totals (stages run one after another) and cost."""
+
+    plan: str
+    display_name: str | None
+    plan_file: str
+    source: str
+    model: str
+    gpu: str
+    """The plan's default GPU (a stage may name another)."""
+    stages: list[PlanStage]
+    tokens: float
+    total_model_flops: float
+    ideal_gpu_hours: float
+    gpu_hours: float
+    wall_clock_days: float
+    usd_per_gpu_hour: float
+    cost_usd: float
+    cost: CostBlock
+    achievable: PlanAchievable
+    reported: list[ReportedCheck]
+    notes: str | None
+    reported_gpu_hours: float | None = None
+    """The reported whole-plan GPU-hours, where the plan quotes one."""
+    error_vs_reported: float | None = None
+    uncertainty: Uncertainty | None = None
+
+
+# --------------------------------------------------------------------------- search
+
+
+class Candidate(_Fixed):
+    """One valid layout, in rank order (fits first)."""
+
+    rank: int
+    layout: Layout
+    feasible: bool
+    """Fits in GPU memory."""
+    step_time_s: float
+    gpu_hours: float
+    cost_usd: float
+    mfu: float
+    memory_per_gpu_gib: float
+    reason: str
+    """Why it does not fit; empty when it does."""
+
+
+class BestCandidate(Candidate):
+    breakdown_s: dict[str, float]
+    """Seconds per step by component."""
+
+
+class Closest(_Fixed):
+    """When nothing fits: the layout needing the least memory."""
+
+    layout: Layout
+    memory_per_gpu_gib: float
+    reason: str
+
+
+class TermDifference(_Fixed):
+    term: str
+    reference_minus_best_s: float
+
+
+class WhySlower(_Fixed):
+    """Why the best layout beats the reference: per-term step-time differences, largest first."""
+
+    reference_layout: Layout
+    best_layout: Layout
+    reference_step_time_s: float
+    best_step_time_s: float
+    slower_by: float
+    """reference / best step time - 1."""
+    terms_s: list[TermDifference]
+    summary: str
+
+
+class SearchReference(_Fixed):
+    """Where the reference layout (--reference, else the model's published one) ranks."""
+
+    layout: PartialLayout
+    source: str
+    rank: int | None
+    """Null when no valid layout matches it on this cluster (then `note` says so)."""
+    note: str | None = None
+    feasible: bool | None = None
+    step_time_s: float | None = None
+    in_top_10_feasible: bool | None = None
+    why_slower: WhySlower | None = None
+
+
+class SearchExpected(_Fixed):
+    """The expected run among the candidates: the best layout of the stack's practice, realized."""
+
+    layout: Layout
+    realization: float
+    step_time_s: float
+    gpu_hours: float
+    cost_usd: float
+
+
+class SearchOutput(Document):
+    """`costsim search --format json`: every valid layout, ranked, with the best's breakdown."""
+
+    model: str
+    gpu: str
+    num_gpus: int
+    tokens: float
+    seq_len: int
+    global_batch_tokens: float
+    precision: Precision
+    objective: Literal["time", "cost"]
+    grid_size: int
+    """Layouts in the grid before the rules."""
+    invalid_by_rule: dict[str, int]
+    """Layouts ruled out, by rule."""
+    evaluated: int
+    feasible: int
+    gpu_memory_gib: float
+    best: BestCandidate | None
+    """Null when no layout fits (then `closest` is given)."""
+    reference: SearchReference | None
+    candidates: list[Candidate]
+    closest: Closest | None = None
+    stack: str
+    price_quote: PriceQuote
+    expected: SearchExpected | None
+    """Null when no layout of the stack's practice is valid."""
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+class SweepExpected(_Fixed):
+    gpu_hours: float
+    cost_usd: float
+    wall_clock_days: float
+    layout: Layout
+
+
+class SweepRow(_Fixed):
+    """The best (achievable) layout of one GPU type and cluster size; the numbers are null when nothing fits."""
+
+    gpu: str
+    num_gpus: int
+    feasible: bool
+    layout: Layout | None
+    step_time_s: float | None
+    wall_clock_days: float | None
+    gpu_hours: float | None
+    cost_usd: float | None
+    mfu: float | None
+    memory_per_gpu_gib: float | None
+    candidates: int
+    reason: str
+    exposed_comm_s: float | None
+    """Communication on the critical path per step, plus the SM share overlapped communication takes."""
+    usd_per_gpu_hour: float | None
+    price_kind: str | None
+    price_date: str | None
+    price_flagged: bool
+    expected: SweepExpected | None = None
+    """The expected run on this cluster."""
+
+
+class SweepAnswer(_Fixed):
+    """The answer to --deadline-days or --budget-usd."""
+
+    value: float
+    answer: SweepRow | None
+    reason: str
+
+
+class SweepOutput(Document):
+    """`costsim sweep --format json`: one row per GPU type and cluster size."""
+
+    model: str
+    precision: Precision
+    rows: list[SweepRow]
+    deadline_days: SweepAnswer | None = None
+    """With --deadline-days: the cheapest cluster finishing in time."""
+    budget_usd: SweepAnswer | None = None
+    """With --budget-usd: the fastest cluster within the budget."""
+
+
+# --------------------------------------------------------------------------- claim
+
+
+class ConventionRates(_Fixed):
+    """The claim's implied FLOP rate per GPU under one FLOP-counting convention."""
+
+    description: str
+    flops_per_token: float
+    tflops_per_gpu: float
+    mfu_bf16: float
+    mfu_fp8: float | None
+
+
+class BestPublished(_Fixed):
+    id: str
+    mfu: float
+
+
+class StageHours(_Fixed):
+    name: str
+    expected_gpu_hours: float
+    achievable_gpu_hours: float
+
+
+class ClaimPrediction(_Fixed):
+    """costsim's two numbers for the claimed run (or the plan's stages it covers)."""
+
+    gpu_hours: float
+    expected_gpu_hours: float
+    achievable_gpu_hours: float
+    achievable_layout: Layout
+    stack: str
+    ideal_gpu_hours: float
+    num_gpus: int
+    seq_len: int
+    global_batch_tokens: float
+    layout: Layout
+    layout_source: str
+    stages: list[StageHours] | None = None
+    """With --plan: each covered stage's two numbers."""
+
+
+class ClaimOutput(Document):
+    """`costsim claim --format json`: implied rates, rank among published runs, costsim's prediction and the verdict."""
+
+    model: str
+    gpu: str
+    claimed_gpu_hours: float
+    tokens: float
+    num_gpus: int | None
+    precision: str
+    """The claim's precision (plans: the stages' joined with +)."""
+    precision_source: str
+    implied_tokens_per_s_per_gpu: float
+    implied_tflops_per_gpu: float
+    """Under flops_convention."""
+    flops_convention: str
+    mfu_bf16: float
+    mfu_fp8: float | None
+    mfu_at_claimed_precision: float
+    flops_conventions: dict[str, ConventionRates]
+    """By convention: 6nd, 6nd_causal_attention (costsim's model FLOPs), hardware."""
+    implied_days: float | None
+    percentile: float
+    """Percentile of the claim's MFU among the published runs."""
+    percentile_basis: str
+    best_published: BestPublished
+    predicted_gpu_hours: float | None
+    prediction: ClaimPrediction | None
+    """Null without --num-gpus (or a plan)."""
+    ratio_claim_to_prediction: float | None
+    validation_max_abs_error: float
+    verdict: Literal["implausible", "optimistic", "frontier", "plausible"]
+    reason: str
+    plan: str | None
+    stages: list[str] | None
+    scope: str
+    claimed_usd: float | None
+    usd_per_gpu_hour: float | None
+    price_source: str | None
+    gpu_hours_source: str
+    uncertainty: Uncertainty | None = None
+
+
+# --------------------------------------------------------------------------- compare
+
+
+class RunSummary(_Fixed):
+    """A plan's totals as one run."""
+
+    name: str
+    gpu: str
+    precision: str
+    tokens: float
+    flops_per_token: float
+    total_model_flops: float
+    peak_flop_per_s: float
+    achieved_flop_per_s_per_gpu: float
+    efficiency: float
+    goodput: float
+    ideal_gpu_hours: float
+    gpu_hours: float
+    reported_gpu_hours: float | None
+
+
+class Factors(_Fixed):
+    """The five factors whose product is the GPU-hours ratio a / b."""
+
+    flops_per_token: float
+    tokens: float
+    peak: float
+    efficiency: float
+    goodput: float
+
+
+class FactorDetail(_Fixed):
+    factor: Literal["flops_per_token", "tokens", "peak", "efficiency", "goodput"]
+    meaning: str
+    a: float
+    b: float
+    value: float
+    """The factor: a / b, or b / a for the inverse ones (peak, efficiency, goodput)."""
+
+
+class CompareAchievable(_Fixed):
+    """The same comparison of the achievable runs."""
+
+    ratio: float
+    factors: Factors
+    factor_details: list[FactorDetail]
+    product_of_factors: float
+    a_gpu_hours: float
+    b_gpu_hours: float
+
+
+class CompareOutput(Document):
+    """`costsim compare A B --format json`: GPU-hours of A / B as a product of five factors."""
+
+    basis: Literal["expected"]
+    a: RunSummary
+    b: RunSummary
+    ratio: float
+    ratio_basis: str
+    factors: Factors
+    factor_details: list[FactorDetail]
+    product_of_factors: float
+    reported_ratio: float | None = None
+    """Where both plans report GPU-hours."""
+    achievable: CompareAchievable
+
+
+# --------------------------------------------------------------------------- validate public
+
+
+class PublicCase(_Fixed):
+    """One published run predicted in the unit it reports."""
+
+    id: str
+    source: str
+    quote: str
+    model: str
+    gpu: str
+    num_gpus: int
+    precision: Precision
+    tokens: float
+    seq_len: int
+    global_batch_tokens: float
+    metric: Literal[
+        "gpu_hours",
+        "wall_clock_days",
+        "time_to_train_minutes",
+        "step_time_s",
+        "tokens_per_s_per_gpu",
+        "model_tflop_per_s_per_gpu",
+        "eq3_tflop_per_s_per_gpu",
+    ]
+    unit: str
+    includes_failures: bool | None
+    reported: float
+    predicted: float
+    error: float
+    """predicted / reported - 1 in the metric's unit."""
+    leave_one_out_error: float | None
+    fitted_constants: list[str]
+    layout_published: PartialLayout
+    layout: Layout
+    """The layout predicted: the published fields, the rest searched."""
+    layout_searched: bool
+    why: str
+    memory_model_miss: str | None
+    track: Literal["steady_state", "whole_run"]
+    scope: Literal["run", "broader"]
+
+
+class Track(_Fixed):
+    """One validation track: its cases, errors and targets."""
+
+    n: int
+    median_abs_error: float | None
+    max_abs_error: float | None
+    target: dict[str, float]
+    meets_target: bool
+    n_flagged: int | None = None
+    median_abs_error_without_flagged: float | None = None
+    band_coverage: float | None = None
+    band: str | None = None
+
+
+class Tracks(_Fixed):
+    steady_state: Track
+    whole_run: Track
+
+
+class Excluded(_Fixed):
+    id: str
+    reason: str
+
+
+class ValidatePublicOutput(Document):
+    """`costsim validate public --format json`: every published run predicted, the tracks and the summary."""
+
+    cases: list[PublicCase]
+    tracks: Tracks
+    n_cases: int
+    median_abs_error: float
+    max_abs_error: float
+    worst_case: str
+    n_fitted_cases: int
+    median_abs_leave_one_out_error: float | None
+    error_convention: str
+    meets_target: bool
+    excluded: list[Excluded]
+
+
+# --------------------------------------------------------------------------- validate local, calibrate check
+
+
+class AssumptionsChanged(_Fixed):
+    gemm_sustain: float
+    memory_reserved_bytes: float
+
+
+class LocalCase(_Fixed):
+    """One small transformer trained here, against the step model."""
+
+    case: str
+    params: float
+    layers: int
+    d_model: int
+    batch: int
+    seq_len: int
+    measured_step_time_s: float
+    measured_spread: float
+    predicted_step_time_s: float
+    error: float
+    """predicted / measured - 1."""
+    predicted_breakdown_s: dict[str, float]
+    first_loss: float
+    last_loss: float
+    measured_peak_memory_bytes: float | None = None
+    """On a GPU."""
+    predicted_peak_memory_bytes: float | None = None
+    memory_error: float | None = None
+
+
+class ValidateLocalOutput(Document):
+    """`costsim validate local --format json`: small real transformers trained here against the simulator."""
+
+    device: str
+    device_kind: Literal["cpu", "cuda"]
+    cpu_threads: int | None
+    calibration: str
+    calibration_date: str
+    efficiency_source: str
+    assumptions_changed: AssumptionsChanged
+    steps: int
+    warmup_steps: int
+    cases: list[LocalCase]
+    median_abs_error: float
+    target_median_abs_error: float
+    median_abs_memory_error: float | None
+    target_memory_error: float | None
+
+
+class RateDrift(_Fixed):
+    rate: str
+    stored: float
+    measured: float
+    drift: float
+    """measured / stored - 1."""
+    ok: bool
+
+
+class CalibrateCheckOutput(Document):
+    """`costsim calibrate check FILE --format json`: a stored calibration measured again."""
+
+    file: str
+    stored_device: str
+    stored_date: str
+    measured_device: str | None
+    tolerance: float
+    fit_matches_samples: bool
+    fit_mismatches: list[str]
+    device_matches: bool | None
+    device_mismatches: list[str]
+    rates: list[RateDrift]
+    not_measured_again: list[str]
+    ok: bool
+
+
+# --------------------------------------------------------------------------- list
+
+
+class GpuEntry(_Fixed):
+    id: str
+    name: str
+    dense_tflop_per_s_bf16: float
+    dense_tflop_per_s_fp8: float | None
+    memory_gib: float
+    scale_up_gb_per_s_per_direction: float
+    scale_out_gbit_per_s_per_gpu: float
+    usd_per_gpu_hour: float
+    price_kind: str
+    price_date: str
+    generation: str | None
+    aliases: str
+    """Space-separated."""
+
+
+class GpusOutput(Document):
+    """`costsim list gpus --format json`."""
+
+    gpus: list[GpuEntry]
+
+
+class ModelEntry(_Fixed):
+    name: str
+    params_total: int
+    params_activated: int
+    n_layers: int
+    d_model: int
+    attention: Literal["MHA", "GQA", "MQA", "MLA"]
+    ffn: str
+    moe_routed_experts: int | None
+    moe_top_k: int | None
+
+
+class ModelsOutput(Document):
+    """`costsim list models --format json`."""
+
+    models: list[ModelEntry]
+
+
+class StackEntry(_Fixed):
+    name: str
+    default: bool
+    description: str
+    attention: str
+    fp8: str
+    """FP8 recipes, space-separated."""
+    sources: str
+    """Semicolon-separated."""
+
+
+class StacksOutput(Document):
+    """`costsim list stacks --format json`."""
+
+    stacks: list[StackEntry]
+
+
+# --------------------------------------------------------------------------- the commands
+
+
+COMMANDS: Final[dict[str, type[Document]]] = {
+    "estimate": EstimateOutput,
+    "estimate --plan": PlanOutput,
+    "search": SearchOutput,
+    "sweep": SweepOutput,
+    "claim": ClaimOutput,
+    "compare": CompareOutput,
+    "validate public": ValidatePublicOutput,
+    "validate local": ValidateLocalOutput,
+    "calibrate check": CalibrateCheckOutput,
+    "list gpus": GpusOutput,
+    "list models": ModelsOutput,
+    "list stacks": StacksOutput,
+}
+"""The JSON document of each command that prints one, by the command as typed."""
+
+
+def output_model(command: str) -> type[Document]:
+    """The model of `command`'s JSON document ('estimate', 'list gpus', ...); InputError naming the known ones."""
+    words = " ".join(command.split())
+    if words not in COMMANDS:
+        known = ", ".join(f"'{c}'" for c in COMMANDS)
+        raise InputError(f"no JSON output is described for '{words}'; the commands are {known}")
+    return COMMANDS[words]
+
+
+def json_schema(command: str) -> dict:
+    """The JSON Schema (draft 2020-12) of `command`'s document, with the schema version it describes."""
+    model = output_model(command)
+    body = model.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"costsim {' '.join(command.split())} --format json",
+        "schema_version": SCHEMA_VERSION,
+        **{k: v for k, v in body.items() if k != "title"},
+    }
