@@ -20,8 +20,8 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from simulator.model.serve.search import Given, search_decode  # noqa: E402
 from simulator.run.serve import ServeRequest, serve, setup_for  # noqa: E402
-from simulator.serve.search import Given, search_decode  # noqa: E402
 
 CASES = {
     "deepseek-v3 on h800": ServeRequest("deepseek-v3", "h800", input_len=4096, output_len=1024),

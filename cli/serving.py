@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.options import ForceOpt, Format, PriceOpt, check_output_file, echo_result, fail
+from simulator.units import MILLI
 
 
 class Phase(StrEnum):
@@ -29,6 +30,36 @@ class ServePrecision(StrEnum):
 
 def register(app: typer.Typer, validate_app: typer.Typer) -> None:
     app.command("serve")(serve_command)
+    validate_app.command("serve")(validate_serve)
+
+
+def validate_serve(format: Annotated[Format, typer.Option("--format", help="Output format")] = Format.table) -> None:
+    """Predict every published serving figure in validation/serving.yaml with `costsim serve`; signed errors,
+    median and max |error|. Cases whose source lacks what a prediction needs are listed, not predicted."""
+    from simulator.analysis import serve_validation
+    from simulator.errors import CostsimError
+
+    try:
+        doc = serve_validation.report(serve_validation.evaluate())
+    except CostsimError as e:
+        fail(e)
+    echo_result(format, doc, doc["cases"], lambda: serve_validation_table(doc))
+
+
+def serve_validation_table(doc: dict) -> str:
+    lines = [f"{'case':<46} {'metric':<28} {'reported':>10} {'predicted':>10} {'error':>7}"]
+    for c in doc["cases"]:
+        if c["predicted"] is None:
+            lines.append(f"{c['id'][:46]:<46} {c['metric']:<28} {c['reported']:>10,.4g} {'-':>10} {'-':>7}  "
+                         f"({c['not_predicted_because']})")  # fmt: skip
+            continue
+        lines.append(f"{c['id'][:46]:<46} {c['metric']:<28} {c['reported']:>10,.4g} {c['predicted']:>10,.4g} "
+                     f"{c['error']:>+7.1%}")  # fmt: skip
+    if doc["n_cases"]:
+        lines += ["", f"{doc['n_cases']} published serving figures: median |error| {doc['median_abs_error']:.1%}, "
+                  f"max {doc['max_abs_error']:.1%} ({doc['worst_case']}); {doc['n_not_predicted']} not predicted; "
+                  f"target median <= 20%, max <= 50%: {'met' if doc['meets_target'] else 'not met'}"]  # fmt: skip
+    return "\n".join(lines)
 
 
 def serve_command(
@@ -59,6 +90,11 @@ def serve_command(
     min_tokens_per_s_per_user: Annotated[
         float | None, typer.Option(help="Latency target: output tokens/s per user (1,000 / TPOT ms)")
     ] = None,
+    utilization: Annotated[float, typer.Option(help="Served / provisioned throughput, 0.01-1 ($/M divides by it)")] = 1.0,
+    price_sheet: Annotated[
+        str | None, typer.Option(help="A price sheet in prices/ (e.g. deepseek-reasoner-2025): list price vs cost, margin")
+    ] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write a serving report (Markdown, HTML, charts) here")] = None,
     usd_per_gpu_hour: PriceOpt = None,
     pricing: Annotated[str, typer.Option(help="Cost basis: rental ($/GPU-hour) or tco")] = "rental",
     rental: Annotated[str | None, typer.Option(help="Which rental quote: on-demand or reserved")] = None,
@@ -72,12 +108,18 @@ def serve_command(
 
     try:
         check_output_file("--plot", plot, ".png", force)
+        if report is not None:
+            from simulator.report.document import prepare_output
+
+            prepare_output(report, force)
         result = api.serve(
             model, gpu, input_len=input_len, output_len=output_len, cache_hit_rate=cache_hit_rate, phase=phase.value,
             deployment=deployment.value, precision=precision.value if precision else None, kv_dtype=kv_dtype.value,
             tp=tp, dp=dp, pp=pp, ep=ep, num_gpus=num_gpus, batch_per_gpu=batch_per_gpu,
-            redundant_experts=redundant_experts, mtp_depth=mtp_depth, mtp_accept=mtp_accept, tpot_ms=tpot_ms,
-            ttft_ms=ttft_ms, min_tokens_per_s_per_user=min_tokens_per_s_per_user, usd_per_gpu_hour=usd_per_gpu_hour,
+            redundant_experts=redundant_experts, mtp_depth=mtp_depth, mtp_accept=mtp_accept,
+            tpot_s=None if tpot_ms is None else tpot_ms * MILLI, ttft_s=None if ttft_ms is None else ttft_ms * MILLI,
+            min_tokens_per_s_per_user=min_tokens_per_s_per_user, usd_per_gpu_hour=usd_per_gpu_hour,
+            utilization=utilization, price_sheet=price_sheet,
             pricing=pricing, rental=rental,
         )  # fmt: skip
         d = result.to_dict()
@@ -85,11 +127,17 @@ def serve_command(
             from simulator.report.charts import serve_curve_chart
 
             serve_curve_chart(d, plot)
+        if report is not None:
+            from simulator.report.serving import write_serve_report
+
+            files = write_serve_report(d, report)
     except CostsimError as e:
         fail(e)
     echo_result(format, d, result.rows(), lambda: serve_table(d))
     if plot is not None and format == Format.table:
         typer.echo(f"curve written to {plot}")
+    if report is not None and format == Format.table:
+        typer.echo(f"report written to {files['markdown']} and {files['html']}")
 
 
 def serve_table(d: dict) -> str:
@@ -101,14 +149,14 @@ def serve_table(d: dict) -> str:
     if "prefill" in d:
         p = d["prefill"]
         lay = p["layout"]
-        lines.append(f"prefill  {p['input_tokens_per_s_per_gpu']:>10,.0f} input tok/s/GPU   TTFT {p['ttft_s'] * 1000:,.0f} ms   "
+        lines.append(f"prefill  {p['input_tokens_per_s_per_gpu']:>10,.0f} input tok/s/GPU   TTFT {p['ttft_s'] / MILLI:,.0f} ms   "
                      f"TP{lay['tp']} EP{lay['ep']} {lay['precision']}, {p['prompts_per_pass']} prompts per pass")  # fmt: skip
     if "decode" in d:
         x = d["decode"]
         lay = x["layout"]
         lay_text = f"TP{lay['tp']} DP{lay['dp']} PP{lay['pp']} EP{lay['ep']} {lay['precision']}"
         lines.append(f"decode   {x['output_tokens_per_s_per_gpu']:>10,.0f} output tok/s/GPU  "
-                     f"{x['tokens_per_s_per_user']:,.1f} tok/s per user (TPOT {x['tpot_s'] * 1000:,.1f} ms)   "
+                     f"{x['tokens_per_s_per_user']:,.1f} tok/s per user (TPOT {x['tpot_s'] / MILLI:,.1f} ms)   "
                      f"{lay_text}, {x['batch_per_gpu']} sequences per GPU")  # fmt: skip
         mem = d["memory_per_gpu_gib"]
         lines.append("memory   " + ", ".join(f"{k} {v:,.1f} GiB" for k, v in mem.items()))
@@ -121,5 +169,10 @@ def serve_table(d: dict) -> str:
                        ("usd_per_million_output_tokens", "output")):  # fmt: skip
         if key in d:
             lines.append(f"$/M {label:<13} {d[key]:.4f}")
+    if "list_prices" in d:
+        lp = d["list_prices"]
+        for kind, v in lp["by_kind"].items():
+            lines.append(f"list {kind:<13} ${v['list_usd_per_million']:.4g}/M vs cost ${v['cost_usd_per_million']:.4g}/M: "
+                         f"margin {v['margin']:+.0%} ({lp['sheet']}, {lp['date']})")  # fmt: skip
     lines.append(f"{d['candidates_evaluated']:,} decode layouts evaluated")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""The serving model (simulator/serve/, simulator/run/serve.py) and `costsim serve`."""
+"""The serving model (simulator/model/serve/, simulator/run/serve.py) and `costsim serve`."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 
 from simulator.errors import CostsimError, InfeasibleError, InputError
 from simulator.inputs.catalog import load_model
+from simulator.model.serve import decode
+from simulator.model.serve.decode import Candidates, memory_per_gpu, step_s, throughput
+from simulator.model.serve.kv_cache import kv_bytes_per_token, kv_shard
+from simulator.model.serve.search import Given, decode_candidates, search_decode
 from simulator.run.serve import ServeRequest, serve, setup_for
-from simulator.serve import decode
-from simulator.serve.decode import Candidates, memory_per_gpu, step_s, throughput
-from simulator.serve.kv_cache import kv_bytes_per_token, kv_shard
-from simulator.serve.search import Given, decode_candidates, search_decode
 from tests.cli_support import clean_error, invoke
 
 
@@ -125,12 +125,12 @@ def test_memory_limits_the_batch():
 
 
 def test_latency_target_is_met_or_refused():
-    d = serve(ServeRequest("llama-3.1-70b", "h100-sxm", tpot_ms=30)).to_dict()
+    d = serve(ServeRequest("llama-3.1-70b", "h100-sxm", tpot_s=0.030)).to_dict()
     assert d["decode"]["tpot_s"] <= 0.030
     slow = serve(ServeRequest("llama-3.1-70b", "h100-sxm")).to_dict()
     assert slow["decode"]["output_tokens_per_s_per_gpu"] >= d["decode"]["output_tokens_per_s_per_gpu"]
     with pytest.raises(InfeasibleError, match="tokens/s per user"):
-        serve(ServeRequest("llama-3.1-70b", "h100-sxm", tpot_ms=0.5))
+        serve(ServeRequest("llama-3.1-70b", "h100-sxm", tpot_s=0.0005))
 
 
 def test_dollars_per_million_tokens_follow_the_throughput():
@@ -167,7 +167,7 @@ def test_curve_is_a_monotone_frontier():
         ({"cache_hit_rate": 1.5}, "--cache-hit-rate"),
         ({"mtp_depth": 1}, "--mtp-accept"),
         ({"phase": "train"}, "--phase"),
-        ({"tpot_ms": 10, "min_tokens_per_s_per_user": 10}, "not both"),
+        ({"tpot_s": 0.01, "min_tokens_per_s_per_user": 10}, "not both"),
         ({"tp": 0}, "--tp"),
         ({"mtp_accept": float("nan"), "mtp_depth": 1}, "--mtp-accept"),
     ],

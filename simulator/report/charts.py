@@ -285,3 +285,43 @@ def validation_chart(doc: dict, path: Path) -> Path:
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     return save_png(fig, path)
+
+
+def serve_curve_chart(d: dict, path: Path) -> Path:
+    """Throughput against interactivity (the `costsim serve` curve): output tokens/s per GPU over tokens/s per user,
+    the chosen deployment marked."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    curve = d.get("curve") or []
+    ax.plot([p["tokens_per_s_per_user"] for p in curve], [p["tokens_per_s_per_gpu"] for p in curve], marker="o",
+            color="#4c72b0", label="best layout at each speed")  # fmt: skip
+    if "decode" in d:
+        x = d["decode"]
+        ax.scatter([x["tokens_per_s_per_user"]], [x["output_tokens_per_s_per_gpu"]], color="#c44e52", zorder=3,
+                   label="chosen")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    plain_log_axis(ax, "x")
+    plain_log_axis(ax, "y")
+    ax.set_xlabel("output tokens/s per user")
+    ax.set_ylabel("output tokens/s per GPU")
+    ax.set_title(f"{d['model']} on {d['gpu']}: decode throughput vs interactivity", fontsize=10)
+    ax.legend()
+    return save_png(fig, path)
+
+
+def serve_waterfall_chart(steps: Sequence[dict], path: Path) -> Path:
+    """The $/M output tokens waterfall: each step a labelled bar of its value (log axis), from the price of a
+    GPU-hour to the margin over the list price."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    labels = [s["label"] for s in steps]
+    values = [s["value"] for s in steps]
+    ax.bar(range(len(steps)), values, color="#4c72b0", width=0.6)
+    for i, s in enumerate(steps):
+        ax.annotate(s["text"], (i, values[i]), ha="center", va="bottom", fontsize=8)
+    ax.set_yscale("log")
+    plain_log_axis(ax, "y")
+    ax.set_xticks(range(len(steps)), labels, fontsize=8)
+    ax.set_title("From a GPU-hour to a million output tokens (costsim serve)")
+    return save_png(fig, path)

@@ -17,10 +17,9 @@ from simulator.errors import InputError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.catalog import load_hardware, load_model
 from simulator.model.efficiency import device_rates
-from simulator.run.cost import CostOptions, pricing
-from simulator.serve.decode import DECODE_STEP_OVERHEAD_S, Setup
-from simulator.serve.kv_cache import kv_bytes_per_token
-from simulator.serve.search import (
+from simulator.model.serve.decode import DECODE_STEP_OVERHEAD_S, Setup
+from simulator.model.serve.kv_cache import kv_bytes_per_token
+from simulator.model.serve.search import (
     POWERS_OF_TWO,
     DecodeSearch,
     Given,
@@ -31,6 +30,7 @@ from simulator.serve.search import (
     prefill_points,
     search_decode,
 )
+from simulator.run.cost import CostOptions, pricing
 from simulator.units import GIB, MEGA, MILLI, SECONDS_PER_HOUR
 
 PHASES = ("both", "prefill", "decode")
@@ -65,8 +65,14 @@ class ServeRequest:
     mtp_depth: int = 0
     mtp_accept: float | None = None
     redundant_experts: int = 0
-    tpot_ms: float | None = None
-    ttft_ms: float | None = None
+    utilization: float = 1.0
+    """Served / provisioned throughput: the GPUs are paid for whether busy or not, so $/M divides by it."""
+    price_sheet: str | None = None
+    """A shipped price sheet (prices/*.yaml) to set the list prices against the costs."""
+    tpot_s: float | None = None
+    """Latency target: time per output token (the CLI's --tpot-ms)."""
+    ttft_s: float | None = None
+    """Latency target: time to first token (the CLI's --ttft-ms)."""
     min_tokens_per_s_per_user: float | None = None
     cost: CostOptions = field(default_factory=CostOptions)
 
@@ -82,6 +88,7 @@ class ServeRequest:
         _int_in("--mtp-depth", self.mtp_depth, 0, MAX_MTP_DEPTH)
         _int_in("--redundant-experts", self.redundant_experts, 0, 100_000)
         _float_in("--cache-hit-rate", self.cache_hit_rate, 0.0, 0.999)
+        _float_in("--utilization", self.utilization, 0.01, 1.0)
         if self.mtp_accept is not None:
             _float_in("--mtp-accept", self.mtp_accept, 0.0, 0.999)
         if self.mtp_depth and self.mtp_accept is None:
@@ -89,11 +96,12 @@ class ServeRequest:
                 f"--mtp-depth {self.mtp_depth} needs --mtp-accept, the share of drafted tokens accepted (DeepSeek-V3 "
                 "reports 0.85-0.90 for its MTP module)"
             )
-        for name in ("tpot_ms", "ttft_ms", "min_tokens_per_s_per_user"):
+        for name, flag, scale in (("tpot_s", "--tpot-ms", MILLI), ("ttft_s", "--ttft-ms", MILLI),
+                                  ("min_tokens_per_s_per_user", "--min-tokens-per-s-per-user", 1.0)):  # fmt: skip
             value = getattr(self, name)
             if value is not None:
-                _float_in(f"--{name.replace('_', '-')}", value, 1e-3, 1e7)
-        if self.tpot_ms is not None and self.min_tokens_per_s_per_user is not None:
+                _float_in(flag, value / scale if isinstance(value, (int, float)) else value, 1e-3, 1e7)
+        if self.tpot_s is not None and self.min_tokens_per_s_per_user is not None:
             raise InputError("give --tpot-ms or --min-tokens-per-s-per-user, not both (one is 1,000 / the other)")
         _choice("--phase", self.phase, PHASES)
         _choice("--deployment", self.deployment, DEPLOYMENTS)
@@ -103,8 +111,8 @@ class ServeRequest:
 
     @property
     def min_user_speed(self) -> float | None:
-        if self.tpot_ms is not None:
-            return 1.0 / (self.tpot_ms * MILLI)
+        if self.tpot_s is not None:
+            return 1.0 / self.tpot_s
         return self.min_tokens_per_s_per_user
 
 
@@ -164,6 +172,8 @@ def setup_for(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> Setup:
 
 def serve(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> ServeEstimate:
     s = setup_for(req, assumptions)
+    if req.price_sheet is not None:
+        _price_sheet(req.price_sheet)  # an unknown sheet fails before the search
     precisions = _precisions(req, s.hw)
     price = pricing(s.hw, req.cost)
     given = Given(req.tp, req.dp, req.pp, req.batch_per_gpu, req.num_gpus)
@@ -190,8 +200,7 @@ def _prefill(req: ServeRequest, s: Setup, precisions, decode: DecodeSearch | Non
         eps = (req.ep,) if req.ep else ((1, 8, 16, 32, 64) if model.moe else (1,))
     transfer = s.hw.scale_out_bytes_per_s if req.deployment == "disaggregated" and req.phase == "both" else None
     points = prefill_points(s, tps, eps, precisions, req.cache_hit_rate, transfer)
-    ttft = req.ttft_ms * MILLI if req.ttft_ms is not None else None
-    return best_prefill(points, s.hw.memory_bytes, ttft)
+    return best_prefill(points, s.hw.memory_bytes, req.ttft_s)
 
 
 # ------------------------------------------------------------------ the document
@@ -209,8 +218,8 @@ def _count(x: float) -> int | float:
     return int(x) if x == int(x) else x
 
 
-def _usd_per_million(usd_per_gpu_hour: float, tokens_per_s_per_gpu: float) -> float:
-    return usd_per_gpu_hour / (tokens_per_s_per_gpu * SECONDS_PER_HOUR) * MEGA
+def _usd_per_million(usd_per_gpu_hour: float, tokens_per_s_per_gpu: float, utilization: float = 1.0) -> float:
+    return usd_per_gpu_hour / (tokens_per_s_per_gpu * utilization * SECONDS_PER_HOUR) * MEGA
 
 
 def cached_token_s_per_gpu(s: Setup) -> float:
@@ -225,7 +234,7 @@ def serve_document(e: ServeEstimate) -> dict:
     d["request"] = {"input_len": req.input_len, "output_len": req.output_len, "cache_hit_rate": req.cache_hit_rate,
                     "phase": req.phase, "deployment": req.deployment, "kv_dtype": req.kv_dtype,
                     "mtp_depth": req.mtp_depth, "mtp_accept": req.mtp_accept,
-                    "min_tokens_per_s_per_user": req.min_user_speed, "ttft_ms": req.ttft_ms}  # fmt: skip
+                    "min_tokens_per_s_per_user": req.min_user_speed, "ttft_s": req.ttft_s}  # fmt: skip
     d["kv_cache_bytes_per_token"] = kv_bytes_per_token(s.model, s.kv_dtype)
     rate = e.usd_per_gpu_hour
     if e.prefill is not None:
@@ -238,8 +247,8 @@ def serve_document(e: ServeEstimate) -> dict:
             "layout": {"tp": p.tp, "ep": p.ep, "gpus": p.tp * p.ep, "precision": p.precision},
             "breakdown_s": {k: float(v) for k, v in p.by_component_s.items()},
         }
-        d["usd_per_million_input_tokens"] = _usd_per_million(rate, p.computed_tokens_per_s_per_gpu)
-        d["usd_per_million_cached_input_tokens"] = rate / SECONDS_PER_HOUR * cached_token_s_per_gpu(s) * MEGA
+        d["usd_per_million_input_tokens"] = _usd_per_million(rate, p.computed_tokens_per_s_per_gpu, req.utilization)
+        d["usd_per_million_cached_input_tokens"] = rate / SECONDS_PER_HOUR * cached_token_s_per_gpu(s) * MEGA / req.utilization
     if e.decode is not None and e.decode_index is not None:
         f, i = e.decode, e.decode_index
         step = {k: float(v[i]) for k, v in f.step.items()}
@@ -254,10 +263,13 @@ def serve_document(e: ServeEstimate) -> dict:
             "breakdown_s": step,
         }
         d["memory_per_gpu_gib"] = {k: float(v[i]) / GIB for k, v in f.memory.items()}
-        d["usd_per_million_output_tokens"] = _usd_per_million(rate, float(f.tokens_per_s_per_gpu[i]))
+        d["usd_per_million_output_tokens"] = _usd_per_million(rate, float(f.tokens_per_s_per_gpu[i]), req.utilization)
         d["curve"] = f.curve()
     if "prefill" in d and "decode" in d:
         d["per_request"] = per_request(req, e.prefill, float(e.decode.tokens_per_s_per_gpu[e.decode_index]), rate)
+    d["utilization"] = req.utilization
+    if req.price_sheet is not None:
+        d["list_prices"] = list_price_margins(d, req.price_sheet)
     d["usd_per_gpu_hour"] = rate
     d["price"] = e.price
     d["candidates_evaluated"] = e.candidates_evaluated
@@ -281,6 +293,33 @@ def per_request(req: ServeRequest, prefill: PrefillPoint, output_tokens_per_s_pe
     }
 
 
+TOKEN_KINDS = (("input", "usd_per_million_input_tokens"), ("cached_input", "usd_per_million_cached_input_tokens"),
+               ("output", "usd_per_million_output_tokens"))  # fmt: skip
+
+
+def _price_sheet(sheet_id: str):
+    from simulator.inputs.serving_cases import price_sheets
+
+    sheets = price_sheets()
+    if sheet_id not in sheets:
+        raise InputError(f"unknown --price-sheet {sheet_id!r}; shipped sheets: {', '.join(sorted(sheets))}")
+    return sheets[sheet_id]
+
+
+def list_price_margins(d: dict, sheet_id: str) -> dict:
+    """The price sheet's list prices against the modelled costs per token kind: margin = price / cost - 1 (the
+    'cost profit margin' DeepSeek published for its serving day). Only the kinds both sides have."""
+    sheet = _price_sheet(sheet_id)
+    out: dict = {"sheet": sheet_id, "model": sheet.model, "provider": sheet.provider, "date": sheet.date,
+                 "source": sheet.source, "by_kind": {}}  # fmt: skip
+    for kind, key in TOKEN_KINDS:
+        price, cost = getattr(sheet, key), d.get(key)
+        if price is None or cost is None:
+            continue
+        out["by_kind"][kind] = {"list_usd_per_million": price, "cost_usd_per_million": cost, "margin": price / cost - 1.0}
+    return out
+
+
 def serve_assumptions(s: Setup) -> list[dict]:
     """Every modelling assumption the numbers rest on, with its value and where it comes from."""
     a, r = s.assumptions, s.rates
@@ -292,6 +331,7 @@ def serve_assumptions(s: Setup) -> list[dict]:
         {"name": "decode_step_overhead_s", "value": DECODE_STEP_OVERHEAD_S,
          "source": "vllm-project/vllm#10634 (residual engine time per step with asynchronous scheduling)"},
         {"name": "mean_context", "value": s.mean_context, "source": "input + output / 2 (continuous batching)"},
+        {"name": "utilization", "value": "--utilization", "source": "served / provisioned throughput, given (default 1)"},
         {"name": "memory_reserved_bytes", "value": a.memory_reserved_bytes, "source": "as training (docs/model.md §3.5)"},
         {"name": "cached_token_load", "value": "KV bytes / scale-out bandwidth per GPU",
          "source": "assumption: hits are read from a networked KV store (DeepSeek 3FS)"},

@@ -12,7 +12,8 @@ import numpy as np
 
 from simulator.errors import InfeasibleError, LayoutError
 from simulator.model.forward import forward_context, forward_pass
-from simulator.serve.decode import Candidates, Setup, memory_per_gpu, step_s, throughput
+from simulator.model.serve.decode import Candidates, Setup, memory_per_gpu, step_s, throughput
+from simulator.units import GIB, MILLI
 
 POWERS_OF_TWO = tuple(2**i for i in range(11))  # 1 .. 1024
 BATCH_GRID = tuple(sorted({*range(1, 17), *(int(round(2 ** (i / 4))) for i in range(16, 53))}))
@@ -115,8 +116,8 @@ def best_decode(found: DecodeSearch, min_tokens_per_s_per_user: float | None) ->
         i = int(np.argmin(found.memory["total"]))
         need, have = found.memory["total"][i], found.candidates.gpus[i]
         raise InfeasibleError(
-            f"no decode layout fits: the smallest needs {need / 2**30:.1f} GiB per GPU on {have:.0f} GPUs "
-            f"(weights {found.memory['weights'][i] / 2**30:.1f} GiB, KV cache {found.memory['kv_cache'][i] / 2**30:.1f} GiB); "
+            f"no decode layout fits: the smallest needs {need / GIB:.1f} GiB per GPU on {have:.0f} GPUs "
+            f"(weights {found.memory['weights'][i] / GIB:.1f} GiB, KV cache {found.memory['kv_cache'][i] / GIB:.1f} GiB); "
             "allow more GPUs (leave --tp/--dp/--pp/--num-gpus out), use --precision fp8 or --kv-dtype fp8, or shorten "
             "--input-len/--output-len"
         )
@@ -126,8 +127,8 @@ def best_decode(found: DecodeSearch, min_tokens_per_s_per_user: float | None) ->
             best = float(found.tokens_per_s_per_user[ok].max())
             raise InfeasibleError(
                 f"no layout reaches {min_tokens_per_s_per_user:.1f} tokens/s per user (TPOT "
-                f"{1000 / min_tokens_per_s_per_user:.1f} ms); the fastest that fits gives {best:.1f} tokens/s "
-                f"(TPOT {1000 / best:.1f} ms); relax --tpot-ms / --min-tokens-per-s-per-user, or allow more GPUs"
+                f"{1 / min_tokens_per_s_per_user / MILLI:.1f} ms); the fastest that fits gives {best:.1f} tokens/s "
+                f"(TPOT {1 / best / MILLI:.1f} ms); relax --tpot-ms / --min-tokens-per-s-per-user, or allow more GPUs"
             )
         ok = fast
     return int(np.argmax(np.where(ok, found.tokens_per_s_per_gpu, -np.inf)))
@@ -161,7 +162,7 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
     """Prefill at each layout and batch: a forward pass over the computed (cache-miss) share of the prompts; cache
     hits cost no compute (their KV is loaded). TTFT is the pass that holds the request, plus the KV transfer to a
     decode node when disaggregated."""
-    from simulator.serve.decode import weight_bytes_per_gpu
+    from simulator.model.serve.decode import weight_bytes_per_gpu
 
     model, points = s.model, []
     miss = 1.0 - cache_hit_rate
@@ -179,7 +180,7 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
         weights = float(sum(v[0] for v in weight_bytes_per_gpu(s, c).values()))
         transfer = 0.0
         if kv_transfer_bytes_per_s:
-            from simulator.serve.kv_cache import kv_bytes_per_token
+            from simulator.model.serve.kv_cache import kv_bytes_per_token
 
             transfer = s.input_len * kv_bytes_per_token(model, s.kv_dtype) / kv_transfer_bytes_per_s
         points.append(
@@ -210,7 +211,7 @@ def best_prefill(points: list[PrefillPoint], hbm_bytes: float, max_ttft_s: float
     if not fits:
         smallest = min(points, key=lambda p: p.memory_bytes)
         raise InfeasibleError(
-            f"no prefill layout fits: the smallest needs {smallest.memory_bytes / 2**30:.1f} GiB of weights per GPU "
+            f"no prefill layout fits: the smallest needs {smallest.memory_bytes / GIB:.1f} GiB of weights per GPU "
             f"at TP{smallest.tp} x EP{smallest.ep}; allow wider layouts (leave --tp/--ep out) or use --precision fp8"
         )
     if max_ttft_s is not None:
@@ -218,8 +219,8 @@ def best_prefill(points: list[PrefillPoint], hbm_bytes: float, max_ttft_s: float
         if not fast:
             quickest = min(fits, key=lambda p: p.ttft_s)
             raise InfeasibleError(
-                f"no prefill layout reaches TTFT {max_ttft_s * 1000:.0f} ms for {quickest.sequences} x "
-                f"input; the quickest gives {quickest.ttft_s * 1000:.0f} ms; relax --ttft-ms or shorten --input-len"
+                f"no prefill layout reaches TTFT {max_ttft_s / MILLI:.0f} ms for {quickest.sequences} x "
+                f"input; the quickest gives {quickest.ttft_s / MILLI:.0f} ms; relax --ttft-ms or shorten --input-len"
             )
         fits = fast
     top = max(p.input_tokens_per_s_per_gpu for p in fits)

@@ -31,7 +31,7 @@ from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.model.comms import Group, collective_s, moe_dispatch_combine_s
 from simulator.model.efficiency import DeviceRates
 from simulator.model.flops import Gemm, head_gemm, layer_gemms, layer_kinds
-from simulator.serve.kv_cache import cached_positions, kv_bytes_per_token, kv_shard
+from simulator.model.serve.kv_cache import cached_positions, kv_bytes_per_token, kv_shard
 from simulator.units import BLOCK_FP8_BYTES_PER_ELEMENT, BYTES_PER_ELEMENT, MILLI
 
 ELEMENTWISE_BYTES_PER_TOKEN_PER_WIDTH = 16.0

@@ -1,0 +1,104 @@
+"""The serving report of `costsim serve --report DIR`: what a deployment serves per GPU, what a million tokens
+cost, and how that follows from the price of a GPU-hour (the $/M waterfall), with the list price and margin when a
+price sheet is given. Markdown and self-contained HTML with the charts, through the blocks of report/document.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from simulator.errors import InputError
+from simulator.report.document import Block, bullets, costsim_version, h1, h2, image, para, table, to_html, to_markdown
+from simulator.report.money import usd
+from simulator.units import MILLI
+
+CHARTS = {"curve": "serve_curve.png", "waterfall": "serve_waterfall.png"}
+
+
+def waterfall_steps(d: dict) -> list[dict]:
+    """The chain from a GPU-hour to a million output tokens: price, throughput, utilization, cost per million, and
+    (with a price sheet) the list price and the margin it leaves."""
+    if "decode" not in d:
+        return []
+    rate = d["usd_per_gpu_hour"]
+    per_gpu = d["decode"]["output_tokens_per_s_per_gpu"]
+    steps = [
+        {"label": "$ per GPU-hour", "value": rate, "text": usd(rate)},
+        {"label": "output tok/s per GPU", "value": per_gpu, "text": f"{per_gpu:,.0f}"},
+        {"label": "utilization", "value": d["utilization"], "text": f"{d['utilization']:.0%}"},
+        {"label": "cost $ per M output", "value": d["usd_per_million_output_tokens"],
+         "text": f"${d['usd_per_million_output_tokens']:.3g}"},
+    ]  # fmt: skip
+    out = (d.get("list_prices") or {}).get("by_kind", {}).get("output")
+    if out:
+        steps.append({"label": "list $ per M output", "value": out["list_usd_per_million"],
+                      "text": f"${out['list_usd_per_million']:.3g}"})  # fmt: skip
+        ratio = out["list_usd_per_million"] / out["cost_usd_per_million"]
+        steps.append({"label": "price / cost", "value": ratio, "text": f"{ratio:.3g}x (margin {out['margin']:+.0%})"})
+    return steps
+
+
+def build_serve_document(d: dict) -> list[Block]:
+    req = d["request"]
+    blocks: list[Block] = [h1(f"Serving {d['model']} on {d['gpu']}")]
+    blocks.append(para(
+        f"Requests of {req['input_len']:,} input and {req['output_len']:,} output tokens, {req['cache_hit_rate']:.0%} of "
+        f"the input from the KV cache, {req['deployment']} prefill and decode, at {usd(d['usd_per_gpu_hour'])} per "
+        f"GPU-hour ({d['price']['price_quote']['label']}) and {d['utilization']:.0%} utilization."
+    ))  # fmt: skip
+    rows = []
+    if "prefill" in d:
+        p, lay = d["prefill"], d["prefill"]["layout"]
+        rows.append(["prefill", f"{p['input_tokens_per_s_per_gpu']:,.0f} input tok/s per GPU",
+                     f"TTFT {p['ttft_s'] / MILLI:,.0f} ms", f"TP{lay['tp']} EP{lay['ep']} {lay['precision']}"])  # fmt: skip
+    if "decode" in d:
+        x, lay = d["decode"], d["decode"]["layout"]
+        rows.append(["decode", f"{x['output_tokens_per_s_per_gpu']:,.0f} output tok/s per GPU",
+                     f"{x['tokens_per_s_per_user']:,.1f} tok/s per user",
+                     f"TP{lay['tp']} DP{lay['dp']} PP{lay['pp']} EP{lay['ep']} {lay['precision']}, "
+                     f"{x['batch_per_gpu']} sequences per GPU"])  # fmt: skip
+    blocks += [h2("What one GPU serves"), table(["phase", "throughput", "latency", "layout"], rows)]
+    prices = [[label, f"${d[key]:.4g}"] for label, key in (("input (computed)", "usd_per_million_input_tokens"),
+              ("cached input", "usd_per_million_cached_input_tokens"), ("output", "usd_per_million_output_tokens"))
+              if key in d]  # fmt: skip
+    blocks += [h2("Cost per million tokens"), table(["tokens", "$ per million"], prices)]
+    if waterfall_steps(d):
+        blocks += [h2("From a GPU-hour to a million output tokens"), image(CHARTS["waterfall"], "the $/M waterfall")]
+    if "list_prices" in d:
+        lp = d["list_prices"]
+        blocks += [h2("List price and margin"), para(f"Price sheet {lp['sheet']} ({lp['provider']}, {lp['date']}): "
+                                                     f"{lp['source']}. Margin = list price / modelled cost - 1.")]  # fmt: skip
+        blocks.append(table(["tokens", "list $/M", "cost $/M", "margin"],
+                            [[k, f"${v['list_usd_per_million']:.4g}", f"${v['cost_usd_per_million']:.4g}",
+                              f"{v['margin']:+.0%}"] for k, v in lp["by_kind"].items()]))  # fmt: skip
+    if d.get("curve"):
+        blocks += [h2("Throughput against interactivity"), image(CHARTS["curve"], "the throughput-interactivity curve")]
+    if "memory_per_gpu_gib" in d:
+        blocks += [h2("Memory per decode GPU"),
+                   table(["component", "GiB"], [[k, f"{v:,.1f}"] for k, v in d["memory_per_gpu_gib"].items()])]  # fmt: skip
+    blocks += [h2("Assumptions"), bullets(f"{a['name']}: {a['value']} ({a['source']})" for a in d["assumptions"])]
+    blocks.append(para(f"Generated by costsim {costsim_version()} (docs/model.md §16 describes the model)."))
+    return blocks
+
+
+def write_serve_report(d: dict, out_dir) -> dict[str, object]:
+    """Write report.md, report.html and the charts of a `costsim serve` document into `out_dir` (already checked by
+    document.prepare_output)."""
+    from simulator.report import charts
+
+    path = Path(out_dir)
+    files = {k: path / v for k, v in CHARTS.items()}
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        drawn = {}
+        if d.get("curve"):
+            drawn["curve"] = charts.serve_curve_chart(d, files["curve"])
+        steps = waterfall_steps(d)
+        if steps:
+            drawn["waterfall"] = charts.serve_waterfall_chart(steps, files["waterfall"])
+        blocks = build_serve_document(d)
+        (path / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
+        images = {f.name: f.read_bytes() for f in drawn.values()}
+        (path / "report.html").write_text(to_html(blocks, images), encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"cannot write the report into {path}: {e.strerror}; pick a writable directory") from None
+    return {"markdown": path / "report.md", "html": path / "report.html", "charts": drawn}
