@@ -168,10 +168,13 @@ def table(result: dict) -> str:
         lines.append("FAILED: not measured again; recalibrate (costsim calibrate --output FILE --force)")
         return "\n".join(lines)
     lines[0] += f" against {result['measured_device']} now, tolerance {result['tolerance']:.0%}"
-    lines.append(f"{'rate':<28} {'stored':>11} {'now':>11} {'drift':>8}")
-    for r in result["rates"]:
-        flag = "" if r["ok"] else "  DRIFT"
-        lines.append(f"{r['rate']:<28} {r['stored']:>11.4g} {r['measured']:>11.4g} {r['drift']:>+8.1%}{flag}")
+    from simulator.report.tables import text_table
+
+    rates = [
+        (r["rate"], f"{r['stored']:.4g}", f"{r['measured']:.4g}", f"{r['drift']:+.1%}", "" if r["ok"] else "DRIFT")
+        for r in result["rates"]
+    ]
+    lines.append(text_table(("rate", "stored", "now", "drift", ""), rates, align="lrrrl"))
     for m in result["device_mismatches"]:
         lines.append(f"not the device of the file: {m}  OTHER DEVICE")
     for m in result["not_measured_again"]:

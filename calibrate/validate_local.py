@@ -207,30 +207,33 @@ def run(
 
 
 def table(result: dict) -> str:
+    from simulator.report.tables import text_table
+
     gpu = result["device_kind"] == "cuda"
-    head = f"{'case':<11} {'params':>7} {'batch x seq':>11} {'measured':>10} {'spread':>7} {'predicted':>10} {'error':>7}"
+    columns = ["case", "params", "batch x seq", "measured", "spread", "predicted", "error"]
     if gpu:
-        head += f" {'mem meas':>9} {'mem pred':>9} {'error':>7}"
+        columns += ["mem meas", "mem pred", "error"]
     lines = [
         f"device: {result['device']}" + (f" ({result['cpu_threads']} threads)" if result["cpu_threads"] else ""),
         f"calibration: {result['calibration']} ({result['calibration_date'][:10]})",
         f"prediction: simulator step model, TP=PP=DP=1, gemm_sustain {result['assumptions_changed']['gemm_sustain']:g}, "
         "no reserved memory",
         "",
-        head,
     ]
+    cells = []
     for r in result["cases"]:
-        line = (
-            f"{r['case']:<11} {r['params'] / MEGA:>6.1f}M {r['batch']:>4} x {r['seq_len']:<4}  "
-            f"{r['measured_step_time_s'] / MILLI:>7.1f} ms {r['measured_spread']:>6.1%} "
-            f"{r['predicted_step_time_s'] / MILLI:>7.1f} ms {r['error']:>+7.1%}"
-        )
+        row = [
+            r["case"], f"{r['params'] / MEGA:.1f}M", f"{r['batch']} x {r['seq_len']}",
+            f"{r['measured_step_time_s'] / MILLI:.1f} ms", f"{r['measured_spread']:.1%}",
+            f"{r['predicted_step_time_s'] / MILLI:.1f} ms", f"{r['error']:+.1%}",
+        ]  # fmt: skip
         if gpu:
-            line += (
-                f" {r['measured_peak_memory_bytes'] / GIB:>6.2f}GiB {r['predicted_peak_memory_bytes'] / GIB:>6.2f}GiB "
-                f"{r['memory_error']:>+7.1%}"
-            )
-        lines.append(line)
+            row += [
+                f"{r['measured_peak_memory_bytes'] / GIB:.2f}GiB", f"{r['predicted_peak_memory_bytes'] / GIB:.2f}GiB",
+                f"{r['memory_error']:+.1%}",
+            ]  # fmt: skip
+        cells.append(row)
+    lines.append(text_table(columns, cells, align="lrrrrrrrrr"))
     lines.append("")
     lines.append(f"median |step-time error| {result['median_abs_error']:.1%} (target <= {result['target_median_abs_error']:.0%})")
     if result["median_abs_memory_error"] is not None:

@@ -143,17 +143,20 @@ def calibrate(
 
 
 def summary(cal, path: Path) -> str:
+    from simulator.report.tables import text_table
+
     p, f = cal.provenance, cal.fit
     lines = [
         f"wrote {path}: {p.device_name}"
         + (f", {p.cpu_threads} threads" if p.cpu_threads else f", {p.device_count} GPU(s), profile {p.hardware_profile}")
         + f", {p.mode} mode, {p.wall_s:.0f} s",
-        f"{'GEMM':<7} {'best TFLOP/s':>12} {'points':>7} {'fit median |err|':>17} {'max':>7}",
     ]
-    for d, g in f.gemm.items():
-        q = g.quality
-        best = g.best_flop_per_s / TERA
-        lines.append(f"{d:<7} {best:>12.3f} {q.samples:>7} {q.median_abs_error:>17.1%} {q.max_abs_error:>7.1%}")
+    gemms = [
+        (d, f"{g.best_flop_per_s / TERA:.3f}", g.quality.samples, f"{g.quality.median_abs_error:.1%}",
+         f"{g.quality.max_abs_error:.1%}")
+        for d, g in f.gemm.items()
+    ]  # fmt: skip
+    lines.append(text_table(("GEMM", "best TFLOP/s", "points", "fit median |err|", "max"), gemms, align="lrrrr"))
     lines.append(f"kernel overhead {f.kernel_overhead_s / MICRO:.1f} us")
     if f.attention:
         a = f.attention

@@ -264,18 +264,21 @@ def list_gpus(format: ListFormat = Format.table) -> None:
 
 
 def _gpus_table(rows: list[dict]) -> str:
-    header = f"{'id':<11} {'name':<34} {'bf16':>6} {'fp8':>6} {'HBM':>7} {'link/dir':>9} {'NIC':>8}  {'$/h':>5}"
-    lines = [header + f" {'price kind, date':<20} aliases"]
-    for r in rows:
-        fp8 = "-" if r["dense_tflop_per_s_fp8"] is None else f"{r['dense_tflop_per_s_fp8']:.0f}"
-        lines.append(
-            f"{r['id']:<11} {r['name'][:34]:<34} {r['dense_tflop_per_s_bf16']:>6.0f} {fp8:>6} "
-            f"{r['memory_gib']:>4.0f}GiB {r['scale_up_gb_per_s_per_direction']:>6.0f}GB/s "
-            f"{r['scale_out_gbit_per_s_per_gpu']:>5.0f}Gb/s {r['usd_per_gpu_hour']:>5.2f} "
-            f"{r['price_kind'] + ', ' + r['price_date']:<20} {r['aliases'].replace(' ', ', ')}"
+    from simulator.report.tables import text_table
+
+    columns = ("id", "name", "bf16", "fp8", "HBM", "link/dir", "NIC", "$/h", "price kind, date", "aliases")
+    cells = [
+        (
+            r["id"], r["name"], f"{r['dense_tflop_per_s_bf16']:.0f}",
+            "-" if r["dense_tflop_per_s_fp8"] is None else f"{r['dense_tflop_per_s_fp8']:.0f}",
+            f"{r['memory_gib']:.0f}GiB", f"{r['scale_up_gb_per_s_per_direction']:.0f}GB/s",
+            f"{r['scale_out_gbit_per_s_per_gpu']:.0f}Gb/s", f"{r['usd_per_gpu_hour']:.2f}",
+            f"{r['price_kind']}, {r['price_date']}", r["aliases"].replace(" ", ", "),
         )
-    lines.append("peaks: dense TFLOP/s (no sparsity); link: per GPU and direction; NIC: per GPU")
-    return "\n".join(lines)
+        for r in rows
+    ]  # fmt: skip
+    table = text_table(columns, cells, align="llrrrrrrll")
+    return table + "\npeaks: dense TFLOP/s (no sparsity); link: per GPU and direction; NIC: per GPU"
 
 
 @list_app.command("models")
@@ -308,16 +311,18 @@ def list_models(format: ListFormat = Format.table) -> None:
 
 
 def _models_table(rows: list[dict]) -> str:
+    from simulator.report.tables import text_table
     from simulator.units import format_count
 
-    lines = [f"{'name':<18} {'total':>8} {'activated':>10} {'layers':>6} {'d_model':>7}  attention / FFN"]
-    for r in rows:
-        moe = f", MoE {r['moe_routed_experts']}x top-{r['moe_top_k']}" if r["moe_routed_experts"] is not None else ""
-        lines.append(
-            f"{r['name']:<18} {format_count(r['params_total']):>8} {format_count(r['params_activated']):>10} "
-            f"{r['n_layers']:>6} {r['d_model']:>7}  {r['attention']} / {r['ffn']}{moe}"
+    cells = [
+        (
+            r["name"], format_count(r["params_total"]), format_count(r["params_activated"]), r["n_layers"], r["d_model"],
+            f"{r['attention']} / {r['ffn']}"
+            + (f", MoE {r['moe_routed_experts']}x top-{r['moe_top_k']}" if r["moe_routed_experts"] is not None else ""),
         )
-    return "\n".join(lines)
+        for r in rows
+    ]  # fmt: skip
+    return text_table(("name", "total", "activated", "layers", "d_model", "attention / FFN"), cells, align="lrrrrl")
 
 
 @list_app.command("stacks")
@@ -345,11 +350,16 @@ def list_stacks(format: ListFormat = Format.table) -> None:
 
 
 def _stacks_table(rows: list[dict]) -> str:
-    lines = []
-    for r in rows:
-        lines.append(f"{r['name']}{' (default)' if r['default'] else ''}: {r['description']}")
-        lines.append(f"  attention {r['attention']}; FP8 {r['fp8'].replace(' ', ', ') or 'none'}; sources: {r['sources']}")
-    return "\n".join(lines)
+    from simulator.report.tables import text_table
+
+    cells = [
+        (r["name"] + (" (default)" if r["default"] else ""), r["attention"], r["fp8"].replace(" ", ", ") or "none",
+         r["description"])
+        for r in rows
+    ]  # fmt: skip
+    table = text_table(("stack", "attention", "FP8", "what it offers"), cells, max_widths={3: 80})
+    sources = text_table(("", ""), [(r["name"], r["sources"]) for r in rows], header=False, gap=2, indent=2)
+    return f"{table}\n\nsources\n{sources}"
 
 
 def _attention_kind(m) -> str:
@@ -372,9 +382,13 @@ def fit() -> None:
         fail(e)
     fitting.write(result)
     typer.echo(f"gemm_sustain = {result['gemm_sustain']:.4f} from {result['constrained_by']} runs")
-    typer.echo(f"{'run':<28} {'reported':>9} {'in-sample':>10} {'leave-one-out':>14}")
-    for c in result["cases"]:
-        typer.echo(f"{c['id']:<28} {c['reported']:>9.0f} {c['in_sample_error']:>+10.1%} {c['leave_one_out_error']:>+14.1%}")
+    from simulator.report.tables import text_table
+
+    cells = [
+        (c["id"], f"{c['reported']:.0f}", f"{c['in_sample_error']:+.1%}", f"{c['leave_one_out_error']:+.1%}")
+        for c in result["cases"]
+    ]
+    typer.echo(text_table(("run", "reported", "in-sample", "leave-one-out"), cells, align="lrrr"))
     typer.echo(
         f"median |error|: in-sample {result['median_abs_in_sample_error']:.1%}, "
         f"leave-one-out {result['median_abs_leave_one_out_error']:.1%} (max {result['max_abs_leave_one_out_error']:.1%})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Annotated
 
@@ -29,7 +30,7 @@ from cli.options import (
     ranged,
 )
 from cli.options import Format as OutFormat
-from simulator.report.tables import layout_text
+from simulator.report.tables import add_row, breakdown_table, layout_text, new_table, render, text_table
 
 
 def _parse_reference(text: str | None, spec) -> tuple[dict | None, str]:
@@ -194,16 +195,17 @@ def search_table(doc: dict, top: int) -> str:
         f"{doc['evaluated']:,} valid and evaluated, {doc['feasible']:,} fit in {doc['gpu_memory_gib']:.0f} GiB",
         price_line(doc["price_quote"], doc["gpu"]),
         "",
-        f"{'#':>3}  {'layout':<72} {'step s':>8} {'GPU-hours':>11} {'cost $':>11} {'MFU':>6} {'mem GiB':>8} {'free':>6}",
     ]
-    for row in doc["candidates"][:top]:
-        if not row["feasible"]:
-            break
-        free = doc["gpu_memory_gib"] - row["memory_per_gpu_gib"]
-        lines.append(
-            f"{row['rank']:>3}  {layout_text(row['layout']):<72} {row['step_time_s']:>8.3f} {row['gpu_hours']:>11,.0f} "
-            f"{row['cost_usd']:>11,.0f} {row['mfu']:>6.1%} {row['memory_per_gpu_gib']:>8.1f} {free:>6.1f}"
+    cells = [
+        (
+            row["rank"], layout_text(row["layout"]), f"{row['step_time_s']:.3f}", f"{row['gpu_hours']:,.0f}",
+            f"{row['cost_usd']:,.0f}", f"{row['mfu']:.1%}", f"{row['memory_per_gpu_gib']:.1f}",
+            f"{doc['gpu_memory_gib'] - row['memory_per_gpu_gib']:.1f}",
         )
+        for row in itertools.takewhile(lambda r: r["feasible"], doc["candidates"][:top])
+    ]  # fmt: skip
+    columns = ("#", "layout", "step s", "GPU-hours", "cost $", "MFU", "mem GiB", "free")
+    lines.append(text_table(columns, cells, align="rlrrrrrr"))
     if doc["best"] is not None:
         lines.append(f"#1 as `costsim estimate` flags: {estimate_flags(doc['best']['layout'])}")
     if doc["best"] is None:
@@ -212,9 +214,7 @@ def search_table(doc: dict, top: int) -> str:
         lines.append(f"  {closest['reason']}")
     else:
         lines += ["", "step time breakdown of #1 (seconds per step)"]
-        total = doc["best"]["step_time_s"]
-        for k, v in sorted(doc["best"]["breakdown_s"].items(), key=lambda kv: -kv[1]):
-            lines.append(f"  {k:<22} {v:9.3f} s  {v / total:6.1%}")
+        lines.append(breakdown_table(doc["best"]["breakdown_s"], doc["best"]["step_time_s"]))
     ref = doc["reference"]
     if ref is not None:
         lines.append("")
@@ -226,8 +226,8 @@ def search_table(doc: dict, top: int) -> str:
             why = ref.get("why_slower")
             if why:
                 lines.append(f"  {why['summary']}")
-                for term in why["terms_s"][:6]:
-                    lines.append(f"    {term['term']:<22} {term['reference_minus_best_s']:+9.3f} s")
+                terms = [(t["term"], f"{t['reference_minus_best_s']:+.3f} s") for t in why["terms_s"][:6]]
+                lines.append(text_table(("", ""), terms, align="lr", header=False, indent=4))
     return "\n".join(lines)
 
 
@@ -314,20 +314,21 @@ def sweep_command(
 
 
 def sweep_table(doc: dict) -> str:
-    lines = [
-        f"{'gpu':<10} {'GPUs':>6}  {'best layout':<66} {'step s':>7} {'comm s':>7} {'days':>8} {'GPU-hours':>12} "
-        f"{'cost $':>13} {'MFU':>6} {'GiB':>6}  {'$/GPU-h':>7} price"
-    ]
+    columns = ("gpu", "GPUs", "best layout", "step s", "comm s", "days", "GPU-hours", "cost $", "MFU", "GiB", "$/GPU-h", "price")
+    layouts = [layout_text(r["layout"]) for r in doc["rows"] if r["feasible"]]
+    # an infeasible row's reason wraps inside the layout column, as wide as the widest layout
+    table = new_table(*columns, align="lrlrrrrrrrrl", max_widths={2: max(map(len, layouts), default=66)})
     for r in doc["rows"]:
         if not r["feasible"]:
-            lines.append(f"{r['gpu']:<10} {r['num_gpus']:>6}  infeasible: {r['reason'][:110]}")
+            add_row(table, r["gpu"], r["num_gpus"], f"infeasible: {r['reason']}", *[""] * 9)
             continue
-        lines.append(
-            f"{r['gpu']:<10} {r['num_gpus']:>6}  {layout_text(r['layout']):<66} {r['step_time_s']:>7.2f} "
-            f"{r['exposed_comm_s']:>7.2f} {r['wall_clock_days']:>8.1f} "
-            f"{r['gpu_hours']:>12,.0f} {r['cost_usd']:>13,.0f} {r['mfu']:>6.1%} {r['memory_per_gpu_gib']:>6.1f}  "
-            f"{r['usd_per_gpu_hour']:>7.2f} {price_text(r['price_kind'], r['price_date'], r['price_flagged'])}"
-        )
+        add_row(
+            table, r["gpu"], r["num_gpus"], layout_text(r["layout"]), f"{r['step_time_s']:.2f}",
+            f"{r['exposed_comm_s']:.2f}", f"{r['wall_clock_days']:.1f}", f"{r['gpu_hours']:,.0f}",
+            f"{r['cost_usd']:,.0f}", f"{r['mfu']:.1%}", f"{r['memory_per_gpu_gib']:.1f}", f"{r['usd_per_gpu_hour']:.2f}",
+            price_text(r["price_kind"], r["price_date"], r["price_flagged"]),
+        )  # fmt: skip
+    lines = [render(table)]
     lines.append(
         "comm s: communication on the critical path per step, plus the SM share overlapped communication takes from "
         "compute (GPUs that differ only in their links differ here)"

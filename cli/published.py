@@ -73,15 +73,17 @@ def track_line(name: str, t: dict) -> str:
 
 
 def validation_table(doc: dict) -> str:
-    lines = [
-        f"{'run':<51} {'metric':<26} {'reported':>11} {'predicted':>11} {'error':>7} {'LOO':>7}",
-    ]
-    for c in doc["cases"]:
-        loo = f"{c['leave_one_out_error']:+.1%}" if c["leave_one_out_error"] is not None else "-"
-        lines.append(
-            f"{c['id'][:51]:<51} {c['metric']:<26} {_fmt(c['reported']):>11} {_fmt(c['predicted']):>11} "
-            f"{c['error']:>+7.1%} {loo:>7}"
+    from simulator.report.tables import text_table
+
+    cells = [
+        (
+            c["id"], c["metric"], _fmt(c["reported"]), _fmt(c["predicted"]), f"{c['error']:+.1%}",
+            f"{c['leave_one_out_error']:+.1%}" if c["leave_one_out_error"] is not None else "-",
         )
+        for c in doc["cases"]
+    ]  # fmt: skip
+    columns = ("run", "metric", "reported", "predicted", "error", "LOO")
+    lines = [text_table(columns, cells, align="llrrrr")]
     lines += [
         "",
         f"{doc['n_cases']} published runs: median |error| {doc['median_abs_error']:.1%}, "
@@ -183,6 +185,7 @@ def _pct(x: float | None) -> str:
 
 def claim_table(d: dict) -> str:
     from simulator.report.money import usd
+    from simulator.report.tables import key_values
     from simulator.units import format_count
 
     rows = [
@@ -237,5 +240,4 @@ def claim_table(d: dict) -> str:
     else:
         rows.append(("costsim predicts", "- (pass --num-gpus for a prediction)"))
     rows.append(("verdict", f"{d['verdict'].upper()}: {d['reason']}"))
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+    return key_values(rows)

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from simulator.report.money import usd
-from simulator.report.tables import layout_text
+from simulator.report.tables import layout_text, text_table
 from simulator.units import GIGA, KILO, format_count
 
 OUTPUT_LABELS = {"gpu_hours": "GPU-hours", "wall_clock_days": "wall clock, days", "cost_usd": "cost, USD"}
@@ -27,19 +27,22 @@ def _fmt_input(x: float) -> str:
 def uncertainty_table(u: dict) -> str:
     """The uncertainty block of `costsim estimate --uncertainty` as text."""
     lines = ["", f"uncertainty ({u['draws']:,} draws, seed {u['seed']})"]
-    lines.append(f"  {'':<18} {'P10':>9} {'P50':>9} {'P90':>9} {'nominal':>9}")
-    for k, label in OUTPUT_LABELS.items():
-        vals = [u[k]["p10"], u[k]["p50"], u[k]["p90"], u["nominal"][k]]
-        lines.append(f"  {label:<18} " + " ".join(f"{_fmt(k, v):>9}" for v in vals))
+    band = [
+        (label, *(_fmt(k, v) for v in (u[k]["p10"], u[k]["p50"], u[k]["p90"], u["nominal"][k])))
+        for k, label in OUTPUT_LABELS.items()
+    ]
+    lines.append(text_table(("", "P10", "P50", "P90", "nominal"), band, align="lrrrr", gap=2, indent=2))
     lines.append("")
     lines.append("what moves the cost most (input at its P10 / P90, all others nominal; full model)")
-    width = max((len(b["label"]) for b in u["tornado"]), default=10)
-    for b in u["tornado"]:
-        lo, hi = b["at_input_p10"]["cost_usd"], b["at_input_p90"]["cost_usd"]
-        lines.append(
-            f"  {b['label']:<{width}}  {_fmt_input(b['input_p10']):>8} .. {_fmt_input(b['input_p90']):<8}"
-            f"  {_fmt('cost_usd', lo):>8} .. {_fmt('cost_usd', hi)}"
+    tornado = [
+        (
+            b["label"], _fmt_input(b["input_p10"]), "..", _fmt_input(b["input_p90"]),
+            _fmt("cost_usd", b["at_input_p10"]["cost_usd"]), "..", _fmt("cost_usd", b["at_input_p90"]["cost_usd"]),
         )
+        for b in u["tornado"]
+    ]  # fmt: skip
+    if tornado:
+        lines.append(text_table(("",) * 7, tornado, align="lrllrll", header=False, indent=2))
     s = u["surrogate"]
     err = max(s["max_abs_error"].values(), default=float("nan"))
     rms = max(s["rms_error"].values(), default=float("nan"))

@@ -6,8 +6,82 @@ import csv
 import io
 import json
 import math
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from simulator.units import GIGA, TERA, format_count
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+
+# --------------------------------------------------------------------------- text tables (rich)
+
+RENDER_WIDTH = 10_000
+"""Characters a rendered table may take. Every table takes its natural width (the widest cell of each column), so
+output does not depend on the terminal it is printed to; a column given a max_width wraps inside itself."""
+
+
+def new_table(
+    *columns: str, align: str = "", header: bool = True, gap: int = 1, max_widths: dict[int, int] | None = None
+) -> Table:
+    """A borderless rich Table: `columns` are the headers, `align` one letter per column ('l' or 'r'; left when
+    missing), `gap` spaces between columns, `max_widths` {column index: characters} for columns that wrap."""
+    from rich.table import Table
+
+    table = Table(box=None, show_header=header, show_edge=False, pad_edge=False, padding=(0, gap, 0, 0), header_style=None)
+    for i, name in enumerate(columns):
+        right = i < len(align) and align[i] == "r"
+        width = (max_widths or {}).get(i)
+        table.add_column(name, justify="right" if right else "left", max_width=width, overflow="fold")
+    return table
+
+
+def add_row(table: Table, *cells: object) -> None:
+    """One row, each cell as plain text (no rich markup: '[chosen by search]' stays as written)."""
+    from rich.text import Text
+
+    table.add_row(*(Text(str(c)) for c in cells))
+
+
+def render(table: Table, indent: int = 0) -> str:
+    """A table as plain text: no colour or ANSI codes whether or not the output is a terminal, the same characters
+    whatever the terminal's width, lines without trailing spaces, each prefixed by `indent` spaces."""
+    from rich.console import Console
+
+    buf = io.StringIO()
+    console = Console(
+        file=buf, width=RENDER_WIDTH, color_system=None, force_terminal=False, no_color=True, highlight=False,
+        markup=False, emoji=False, soft_wrap=False, legacy_windows=False,
+    )  # fmt: skip
+    console.print(table)
+    pad = " " * indent
+    return "\n".join((pad + line).rstrip() for line in buf.getvalue().splitlines())
+
+
+def text_table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    *,
+    align: str = "",
+    header: bool = True,
+    gap: int = 1,
+    indent: int = 0,
+    max_widths: dict[int, int] | None = None,
+) -> str:
+    """`columns` and `rows` rendered as one text table (new_table, add_row, render)."""
+    table = new_table(*columns, align=align, header=header, gap=gap, max_widths=max_widths)
+    for row in rows:
+        add_row(table, *row)
+    return render(table, indent)
+
+
+def key_values(rows: Iterable[tuple[str, object]], indent: int = 0) -> str:
+    """'label  value' lines, the values aligned two spaces after the longest label."""
+    return text_table(("", ""), rows, header=False, gap=2, indent=indent)
+
+
+# --------------------------------------------------------------------------- JSON and CSV
 
 
 def to_json(d: dict) -> str:
@@ -156,17 +230,19 @@ def estimate_table(d: dict) -> str:
         ("efficiencies", d["efficiency_source"]),
     ]
     rows += [("note", note) for note in d.get("notes", [])]
-    width = max(len(k) for k, _ in rows)
-    lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
-    lines.append("")
+    lines = [key_values(rows), ""]
     of_run = f" of the {d['basis']} run" if d.get("achievable") else ""
     lines.append(f"step time breakdown{of_run} (slowest pipeline rank, seconds per step)")
-    total = d["step_time_s"]
-    for k, v in sorted(d["breakdown"].items(), key=lambda kv: -kv[1]):
-        if v > 0:
-            lines.append(f"  {k.ljust(22)} {v:9.3f} s  {v / total:6.1%}")
-    lines.append(f"  {'total'.ljust(22)} {total:9.3f} s")
+    lines.append(breakdown_table(d["breakdown"], d["step_time_s"], total_row=True))
     return "\n".join(lines)
+
+
+def breakdown_table(breakdown: dict[str, float], total: float, total_row: bool = False, indent: int = 2) -> str:
+    """Step-time components, largest first: seconds per step and share of the step (components of 0 s left out)."""
+    rows = [(k, f"{v:.3f} s", f"{v / total:.1%}") for k, v in sorted(breakdown.items(), key=lambda kv: -kv[1]) if v > 0]
+    if total_row:
+        rows.append(("total", f"{total:.3f} s", ""))
+    return text_table(("", "", ""), rows, align="lrr", header=False, gap=2, indent=indent)
 
 
 # --------------------------------------------------------------------------- cost bases, plans, compare
@@ -178,59 +254,72 @@ def _money(usd: float) -> str:
 
 def cost_lines(cost: dict) -> list[str]:
     """The cost block: basis and rate, the other basis, TCO components, energy and CO2, then the program apart."""
-    lines = [f"cost basis       {cost['basis']}: {_money(cost['cost_usd'])} at ${cost['usd_per_gpu_hour']:.2f}/GPU-hour"]
-    lines.append(f"                 ({cost['price_source']})")
+    rows = [
+        (
+            "cost basis",
+            f"{cost['basis']}: {_money(cost['cost_usd'])} at ${cost['usd_per_gpu_hour']:.2f}/GPU-hour\n({cost['price_source']})",
+        )
+    ]
     if cost["basis"] == "tco":
-        parts = ", ".join(f"{k} {_money(v)}" for k, v in cost["components_usd"].items())
-        lines.append(f"TCO components   {parts}")
-        lines.append(f"rental instead   {_money(cost['rental_cost_usd'])}")
+        rows.append(("TCO components", ", ".join(f"{k} {_money(v)}" for k, v in cost["components_usd"].items())))
+        rows.append(("rental instead", _money(cost["rental_cost_usd"])))
     elif cost.get("tco_cost_usd") is not None:
-        lines.append(f"TCO instead      {_money(cost['tco_cost_usd'])} (--pricing tco for its components)")
+        rows.append(("TCO instead", f"{_money(cost['tco_cost_usd'])} (--pricing tco for its components)"))
     inputs = cost.get("inputs", {})
     grid = inputs.get("grid_kg_co2_per_kwh", {}).get("value")
-    energy = f"energy           {cost['energy_mwh']:,.0f} MWh, CO2 {cost['co2_t']:,.0f} t"
-    lines.append(energy + (f" at {grid:g} kg/kWh" if grid is not None else ""))
+    energy = f"{cost['energy_mwh']:,.0f} MWh, CO2 {cost['co2_t']:,.0f} t"
+    rows.append(("energy", energy + (f" at {grid:g} kg/kWh" if grid is not None else "")))
     if "experiments_multiplier" in cost:
-        lines.append(
-            f"program          x{cost['experiments_multiplier']:g} (ablations, failed runs; not the final run): "
-            f"{format_count(cost['program_gpu_hours'])} GPU-hours, {_money(cost['program_cost_usd'])}, "
-            f"{cost['program_energy_mwh']:,.0f} MWh, {cost['program_co2_t']:,.0f} t CO2"
+        rows.append(
+            (
+                "program",
+                f"x{cost['experiments_multiplier']:g} (ablations, failed runs; not the final run): "
+                f"{format_count(cost['program_gpu_hours'])} GPU-hours, {_money(cost['program_cost_usd'])}, "
+                f"{cost['program_energy_mwh']:,.0f} MWh, {cost['program_co2_t']:,.0f} t CO2",
+            )
         )
-    return lines
+    return key_values(rows).splitlines()
 
 
 def cost_sources(cost: dict) -> list[str]:
     """Every default behind the cost block, with its source."""
-    return [f"  {k} = {v['value']:g}  ({v['source']})" for k, v in cost.get("inputs", {}).items()]
+    rows = [(k, f"= {v['value']:g}", f"({v['source']})") for k, v in cost.get("inputs", {}).items()]
+    return text_table(("", "", ""), rows, header=False, indent=2).splitlines() if rows else []
 
 
 def plan_table(d: dict) -> str:
-    lines = [
-        f"plan             {d['plan']}" + (f": {d['display_name']}" if d.get("display_name") else ""),
-        f"model / GPU      {d['model']} on {d['gpu']}",
-        f"source           {d['source']}",
-        "",
-        f"{'stage':<20} {'GPUs':>6} {'tokens':>7} {'seq':>7} {'prec':>4}  {'layout':<34} {'MFU':>6} "
-        f"{'GPU-hours':>9} {'days':>6} {'cost':>8}",
+    head = [
+        ("plan", d["plan"] + (f": {d['display_name']}" if d.get("display_name") else "")),
+        ("model / GPU", f"{d['model']} on {d['gpu']}"),
+        ("source", d["source"]),
     ]
-    for s in d["stages"]:
-        lines.append(
-            f"{s['name'][:20]:<20} {s['num_gpus']:>6} {format_count(s['tokens']):>7} {s['seq_len']:>7} {s['precision']:>4}  "
-            f"{layout_text(s['layout'], cell=True)[:34]:<34} {s['mfu']:>6.1%} {format_count(s['gpu_hours']):>9} "
-            f"{s['wall_clock_days']:>6.1f} {_money(s['cost_usd']):>8}"
+    stages = [
+        (
+            s["name"], s["num_gpus"], format_count(s["tokens"]), s["seq_len"], s["precision"],
+            layout_text(s["layout"], cell=True), f"{s['mfu']:.1%}", format_count(s["gpu_hours"]),
+            f"{s['wall_clock_days']:.1f}", _money(s["cost_usd"]),
         )
-    lines.append(
-        f"{'total':<20} {'':>6} {format_count(d['tokens']):>7} {'':>7} {'':>4}  {'':<34} {'':>6} "
-        f"{format_count(d['gpu_hours']):>9} {d['wall_clock_days']:>6.1f} {_money(d['cost_usd']):>8}"
-    )
+        for s in d["stages"]
+    ]  # fmt: skip
+    stages.append(
+        ("total", "", format_count(d["tokens"]), "", "", "", "", format_count(d["gpu_hours"]),
+         f"{d['wall_clock_days']:.1f}", _money(d["cost_usd"]))
+    )  # fmt: skip
+    columns = ("stage", "GPUs", "tokens", "seq", "prec", "layout", "MFU", "GPU-hours", "days", "cost")
+    lines = [key_values(head), "", text_table(columns, stages, align="lrrrllrrrr", max_widths={0: 20, 5: 34})]
     if d["reported"]:
-        lines += ["", f"{'published':<34} {'predicted':>9} {'reported':>9} {'error':>7}  source"]
-        for r in d["reported"]:
-            which = "whole plan" if r["stages"] == "all" else ", ".join(r["stages"])
-            lines.append(
-                f"{which[:34]:<34} {format_count(r['predicted_gpu_hours']):>9} {format_count(r['reported_gpu_hours']):>9} "
-                f"{r['error']:>+7.1%}  {r['source']}"
+        reported = [
+            (
+                "whole plan" if r["stages"] == "all" else ", ".join(r["stages"]),
+                format_count(r["predicted_gpu_hours"]),
+                format_count(r["reported_gpu_hours"]),
+                f"{r['error']:+.1%}",
+                r["source"],
             )
+            for r in d["reported"]
+        ]
+        columns = ("published", "predicted", "reported", "error", "source")
+        lines += ["", text_table(columns, reported, align="lrrrl", max_widths={0: 34})]
     lines.append("")
     lines += cost_lines(d["cost"])
     notes = [(s["name"], s["notes"]) for s in d["stages"] if s.get("notes")]
@@ -258,17 +347,21 @@ def compare_table(d: dict) -> str:
             f"; reported {d['reported_ratio']:.3g}x "
             f"({format_count(a['reported_gpu_hours'])} / {format_count(b['reported_gpu_hours'])})"
         )
+    rows = [
+        (item["factor"], fmt(item["factor"], a), fmt(item["factor"], b), f"{item['value']:.3g}x", item["meaning"])
+        for item in d["factor_details"]
+    ]
+    rows.append(("product", "", "", f"{d['product_of_factors']:.3g}x", "= the GPU-hours ratio"))
+    factors = text_table(
+        ("factor", a["name"], b["name"], "ratio", "meaning"), rows, align="lrrrl", gap=2, max_widths={1: 22, 2: 22}
+    )
     lines = [
         head,
         f"predicted GPU-hours: {format_count(a['gpu_hours'])} ({a['gpu']}) / {format_count(b['gpu_hours'])} ({b['gpu']}), "
         "whole plans",
         "",
-        f"{'factor':<16} {a['name'][:22]:>22} {b['name'][:22]:>22} {'ratio':>8}  meaning",
+        factors,
     ]
-    for item in d["factor_details"]:
-        name = item["factor"]
-        lines.append(f"{name:<16} {fmt(name, a):>22} {fmt(name, b):>22} {item['value']:>7.3g}x  {item['meaning']}")
-    lines.append(f"{'product':<16} {'':>22} {'':>22} {d['product_of_factors']:>7.3g}x  = the GPU-hours ratio")
     ach = d.get("achievable")
     if ach:
         lines += [
