@@ -599,10 +599,41 @@ def serve(model: str, gpu: str, *, pricing: str = "rental", rental: str | None =
     return ServeResult(run_serve(ServeRequest(model, gpu, **request, cost=options)))
 
 
+@dataclass(frozen=True)
+class FleetResult(_Result):
+    day: Any
+    """The simulator.run.fleet.FleetDay: the fleet file, the per-node rates (given or predicted), prices."""
+
+    @property
+    def cost_usd(self) -> float:
+        return self.to_dict()["cost_usd"]
+
+    @property
+    def margin(self) -> float:
+        return self.to_dict()["margin"]
+
+    def to_dict(self) -> dict:
+        return self.day.to_dict()
+
+    def rows(self) -> list[dict]:
+        """One row per hour of the day: tokens, nodes and units per phase, cost and revenue."""
+        return self.day.rows()
+
+
+def fleet(fleet: str | dict, *, predict_rates: bool = False, usd_per_gpu_hour: float | None = None) -> FleetResult:
+    """A day of a serving fleet's traffic, as `costsim fleet`: a shipped fleet name, a fleet YAML path, or the file's
+    content as a dict. Node-hours, cost, revenue and margin; `predict_rates` replaces the file's per-node rates
+    with costsim serve's predictions."""
+    from simulator.run.fleet import fleet_day
+
+    return FleetResult(fleet_day(fleet, predict_rates=predict_rates, usd_per_gpu_hour=usd_per_gpu_hour))
+
+
 __all__ = [
     "ClaimResult",
     "CompareResult",
     "EstimateResult",
+    "FleetResult",
     "PlanResult",
     "SearchResult",
     "ServeResult",
@@ -611,6 +642,7 @@ __all__ = [
     "compare",
     "cost_options",
     "estimate",
+    "fleet",
     "plan",
     "search",
     "serve",

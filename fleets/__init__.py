@@ -1,0 +1,1 @@
+"""Data package: shipped files of costsim (simulator.data.fleets), read through importlib.resources."""
