@@ -1,0 +1,364 @@
+"""Published serving and RL post-training figures, and dated API price sheets: the data `costsim serve`, an RL plan
+stage and the price claims are checked against (validation/serving.yaml, validation/rl.yaml, prices/*.yaml).
+
+Each file is read with the project's strict YAML loader (inputs.files) and every entry validated by a closed schema:
+unknown keys are refused, numbers are bounded, and the enumerations (metric, phase, precision, KV dtype) are
+closed. A bad file stops with one SpecError line naming the file, the case and the field.
+
+The records hold what the sources state, with the arithmetic of any conversion (`derivation`) and every value the
+source does not give (`assumptions`); nothing here predicts anything.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from simulator.errors import SpecError
+from simulator.inputs.data_files import prices_dir, validation_dir
+from simulator.inputs.files import read_yaml, validate
+
+MAX_GPUS = 1_000_000
+MAX_TOKENS = 10_000_000
+"""Longest input, output or context a case may state (10M tokens)."""
+MAX_RATE = 1e9
+"""Largest reported value of any metric (tokens/s, seconds, hours, dollars)."""
+MAX_USD_PER_MILLION = 10_000.0
+
+ID = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$", min_length=3, max_length=100)]
+Text = Annotated[str, Field(min_length=3, max_length=4000)]
+Count = Annotated[int, Field(ge=1, le=MAX_GPUS)]
+Tokens = Annotated[int, Field(ge=1, le=MAX_TOKENS)]
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Usd = Annotated[float, Field(gt=0.0, le=MAX_USD_PER_MILLION)]
+DateText = Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}(-[0-9]{2})?$")]
+"""An ISO date, or a month (YYYY-MM) where the source gives no day."""
+
+Precision = Literal["bf16", "fp8", "fp4"]
+"""Weights and GEMMs: bf16 | fp8 | fp4 (FP4 on Blackwell: NVFP4 MoE and, where the checkpoint says so, linears)."""
+KvDtype = Literal["bf16", "fp8"]
+"""KV-cache element type; FP16 caches are recorded as bf16 (2 bytes, the same size)."""
+Phase = Literal["both", "prefill", "decode"]
+"""both: prefill and decode on the same GPUs (offline max throughput, MLPerf); prefill / decode: the rate of a
+disaggregated phase's GPUs."""
+ServingMetric = Literal[
+    "output_tokens_per_s_per_gpu",
+    "input_tokens_per_s_per_gpu",
+    "total_tokens_per_s_per_gpu",
+    "tokens_per_s_per_user",
+    "ttft_s",
+    "tpot_s",
+]
+RLMetric = Literal["step_time_s", "tokens_per_s_per_gpu", "gpu_hours", "wall_hours", "generation_share"]
+Evidence = Literal["primary", "secondary"]
+"""primary: the quote was read in the original source; secondary: in a transcription, mirror or press report."""
+
+SERVING_UNITS = {
+    "output_tokens_per_s_per_gpu": "output tokens/s per GPU",
+    "input_tokens_per_s_per_gpu": "input tokens/s per GPU",
+    "total_tokens_per_s_per_gpu": "input + output tokens/s per GPU",
+    "tokens_per_s_per_user": "output tokens/s per sequence",
+    "ttft_s": "s to first token",
+    "tpot_s": "s per output token",
+}
+RL_UNITS = {
+    "step_time_s": "s per RL step",
+    "tokens_per_s_per_gpu": "tokens/s per GPU",
+    "gpu_hours": "GPU-hours",
+    "wall_hours": "hours of wall clock",
+    "generation_share": "share of time in rollout generation",
+}
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+
+# --------------------------------------------------------------------------- serving cases
+
+
+class ServingLayout(_Record):
+    """Only the layout fields the source states; the rest are searched by a predictor."""
+
+    tp: Count | None = None
+    ep: Count | None = None
+    dp: Count | None = None
+    pp: Count | None = None
+    attention_dp: bool | None = None
+    """Data-parallel attention (each GPU holds whole KV for its own sequences), as DeepSeek, SGLang and TRT-LLM run
+    MLA."""
+
+
+class Slo(_Record):
+    """Latency limits the measurement ran under (MLPerf server scenario)."""
+
+    ttft_s: Annotated[float, Field(gt=0, le=3600)] | None = None
+    tpot_s: Annotated[float, Field(gt=0, le=60)] | None = None
+
+
+class ServingCase(_Record):
+    id: ID
+    source: Text
+    quote: Text
+    evidence: Evidence
+    model: Annotated[str, Field(min_length=1, max_length=200)]
+    """A shipped model spec (costsim list models)."""
+    gpu: Annotated[str, Field(min_length=1, max_length=200)]
+    """A shipped hardware profile id or alias (costsim list gpus)."""
+    num_gpus: Count | None
+    """GPUs of the measured deployment; None where the source does not say (the case is then not predictable)."""
+    precision: Precision
+    kv_dtype: KvDtype
+    input_len: Tokens | None
+    """Prompt tokens per request (None: not stated)."""
+    output_len: Tokens | None
+    """Generated tokens per request (None: not stated)."""
+    kv_len_mean: Tokens | None = None
+    """Mean KV-cache length per generated token, where the source states it (DeepSeek's production day)."""
+    cache_hit_rate: Share = 0.0
+    """Share of input tokens served from a prefix / on-disk KV cache."""
+    phase: Phase
+    layout: ServingLayout = ServingLayout()
+    concurrency: Count | None = None
+    """Sequences in flight over the whole deployment, where stated."""
+    max_batch_per_rank: Count | None = None
+    """The engine's per-rank batch cap, where stated (TRT-LLM --max_batch_size)."""
+    mtp_depth: Annotated[int, Field(ge=0, le=64)] | None = 0
+    """Speculative (MTP) tokens per step; None where the source does not say whether MTP ran."""
+    mtp_accept: Share | None = None
+    slo: Slo | None = None
+    metric: ServingMetric
+    reported: Annotated[float, Field(gt=0, le=MAX_RATE)]
+    derivation: Text | None = None
+    """The arithmetic from the quoted figure to `reported`, when they differ (per node or per system -> per GPU)."""
+    assumptions: list[Text] = []
+    why: Text
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ServingCase:
+        if self.metric == "input_tokens_per_s_per_gpu" and self.phase == "decode":
+            raise ValueError("metric input_tokens_per_s_per_gpu is a prefill rate; use phase prefill or both")
+        if self.metric in ("output_tokens_per_s_per_gpu", "tpot_s") and self.phase == "prefill":
+            raise ValueError(f"metric {self.metric} is a decode rate; use phase decode or both")
+        if self.mtp_accept is not None and not self.mtp_depth:
+            raise ValueError("mtp_accept is given but mtp_depth is 0 or unknown; give the MTP depth or remove mtp_accept")
+        return self
+
+    @property
+    def unit(self) -> str:
+        return SERVING_UNITS[self.metric]
+
+    @property
+    def predictable(self) -> bool:
+        """The deployment is stated well enough for a model of one deployment: the GPU count and the lengths the
+        metric depends on (prompt and output; a prefill rate the prompt; a decode rate the prompt or mean context)."""
+        if self.num_gpus is None:
+            return False
+        if self.phase == "prefill":
+            return self.input_len is not None
+        if self.phase == "decode":
+            return self.input_len is not None or self.kv_len_mean is not None
+        return self.input_len is not None and self.output_len is not None
+
+
+# --------------------------------------------------------------------------- RL cases
+
+
+class GenerationLayout(_Record):
+    tp: Count | None = None
+    pp: Count | None = None
+    ep: Count | None = None
+
+
+class TrainingLayout(_Record):
+    tp: Count | None = None
+    cp: Count | None = None
+    ep: Count | None = None
+    pp: Count | None = None
+    vpp: Count | None = None
+
+
+class LengthCap(_Record):
+    """The response-length cap from a step on (DeepSeek-R1-Zero: 32,768, then 65,536 from step 8,200)."""
+
+    from_step: Annotated[int, Field(ge=0, le=10_000_000)]
+    max_response_len: Tokens
+
+
+class RLCase(_Record):
+    id: ID
+    source: Text
+    quote: Text
+    evidence: Evidence
+    stage: Text
+    """What the figure covers: one RL step of a benchmark, a whole RL stage, a data-generation stage."""
+    model: Annotated[str, Field(min_length=1, max_length=200)]
+    gpu: Annotated[str, Field(min_length=1, max_length=200)]
+    num_gpus: Count | None
+    algorithm: Literal["grpo", "ppo", "dapo", "sft-data-generation"]
+    policy: Literal["on_policy", "one_step_off_policy"] | None = None
+    colocated: bool | None = None
+    """Generation and training share the GPUs (True), or generation runs on generation_gpus of its own (False)."""
+    generation_gpus: Count | None = None
+    precision_train: Precision | None = None
+    precision_generation: Precision | None = None
+    prompts_per_step: Count | None = None
+    samples_per_prompt: Count | None = None
+    generation_batch: Count | None = None
+    """Responses generated per step (prompts x samples; NeMo RL's G-GBS)."""
+    train_global_batch: Count | None = None
+    """Sequences per optimizer step (NeMo RL's T-GBS)."""
+    steps: Count | None = None
+    max_seq_len: Tokens | None = None
+    """Longest prompt + response trained on (NeMo RL's T-Max Sequence Length)."""
+    response_cap_schedule: list[LengthCap] | None = None
+    mean_generation_seq_len: Annotated[float, Field(gt=0, le=MAX_TOKENS)] | None = None
+    """The source's average generated sequence length per step (NeMo RL's 'G-Average Seq len')."""
+    generation_layout: GenerationLayout | None = None
+    training_layout: TrainingLayout | None = None
+    metric: RLMetric
+    reported: Annotated[float, Field(gt=0, le=MAX_RATE)]
+    derivation: Text | None = None
+    assumptions: list[Text] = []
+    why: Text
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RLCase:
+        if self.metric == "generation_share" and self.reported > 1:
+            raise ValueError(f"generation_share is a share in (0, 1], got {self.reported}")
+        if self.generation_gpus is not None and self.num_gpus is not None and self.generation_gpus > self.num_gpus:
+            raise ValueError(f"generation_gpus = {self.generation_gpus} exceeds num_gpus = {self.num_gpus}")
+        if self.response_cap_schedule is not None:
+            steps = [c.from_step for c in self.response_cap_schedule]
+            if steps != sorted(set(steps)):
+                raise ValueError("response_cap_schedule: from_step must increase")
+        return self
+
+    @property
+    def unit(self) -> str:
+        return RL_UNITS[self.metric]
+
+
+# --------------------------------------------------------------------------- price sheets
+
+
+class OffPeak(_Record):
+    window_utc: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    usd_per_million_input_tokens: Usd
+    usd_per_million_cached_input_tokens: Usd | None = None
+    usd_per_million_output_tokens: Usd
+
+
+class PriceSheet(_Record):
+    model: Annotated[str, Field(min_length=1, max_length=200)]
+    """The provider's model name (API id)."""
+    model_spec: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    """The shipped model spec of the architecture served, where there is one."""
+    provider: Annotated[str, Field(min_length=1, max_length=200)]
+    date: DateText
+    """When the source stated these prices (YYYY-MM-DD, or YYYY-MM where it gives no day)."""
+    valid_from: DateText | None = None
+    valid_until: DateText | None = None
+    source: Text
+    quote: Text
+    evidence: Evidence
+    usd_per_million_input_tokens: Usd
+    """Input tokens that miss the cache (the list input price)."""
+    usd_per_million_cached_input_tokens: Usd | None
+    usd_per_million_output_tokens: Usd
+    """Output tokens, reasoning tokens included where the provider bills them as output."""
+    off_peak: OffPeak | None = None
+    notes: Text
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PriceSheet:
+        for name in ("date", "valid_from", "valid_until"):
+            _check_date(name, getattr(self, name))
+        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+            raise ValueError(f"valid_until {self.valid_until} is before valid_from {self.valid_from}")
+        cached = self.usd_per_million_cached_input_tokens
+        if cached is not None and cached > self.usd_per_million_input_tokens:
+            raise ValueError(
+                f"the cached input price {cached} is above the input price {self.usd_per_million_input_tokens}; "
+                "usd_per_million_input_tokens is the cache-miss price"
+            )
+        return self
+
+
+def _check_date(name: str, text: str | None) -> None:
+    if text is None:
+        return
+    try:
+        datetime.date.fromisoformat(text if len(text) == 10 else f"{text}-01")
+    except ValueError:
+        raise ValueError(f"{name} {text!r} is not a calendar date (YYYY-MM-DD or YYYY-MM)") from None
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class ExcludedFigure(_Record):
+    """A published figure the dataset leaves out, and why."""
+
+    figure: Text
+    source: Text
+    reason: Text
+
+
+class _Document(_Record):
+    cases: Annotated[list[dict], Field(min_length=1)]
+    excluded: list[ExcludedFigure] = []
+
+
+def serving_path() -> Path:
+    return validation_dir() / "serving.yaml"
+
+
+def rl_path() -> Path:
+    return validation_dir() / "rl.yaml"
+
+
+def _cases(path: Path, schema: type[_Record]) -> tuple[list, list[ExcludedFigure]]:
+    raw = read_yaml(path)
+    doc = validate(raw, _Document, path)
+    cases = []
+    seen: set[str] = set()
+    for i, entry in enumerate(doc.cases):
+        label = entry.get("id", i) if isinstance(entry, dict) else i
+        case = validate(entry, schema, f"{path}: case {label!r}")
+        if case.id in seen:
+            raise SpecError(f"{path}: case id {case.id!r} appears twice; ids must be unique")
+        seen.add(case.id)
+        cases.append(case)
+    return cases, list(doc.excluded)
+
+
+def serving_cases(path: Path | None = None) -> list[ServingCase]:
+    """Every case of validation/serving.yaml (or `path`), validated; ids unique."""
+    return _cases(path or serving_path(), ServingCase)[0]
+
+
+def rl_cases(path: Path | None = None) -> list[RLCase]:
+    """Every case of validation/rl.yaml (or `path`), validated; ids unique."""
+    return _cases(path or rl_path(), RLCase)[0]
+
+
+def excluded_figures(path: Path) -> list[ExcludedFigure]:
+    """The `excluded:` list of a case file: published figures left out, with the reason."""
+    return _cases(path, ServingCase if path.name == "serving.yaml" else RLCase)[1]
+
+
+def load_price_sheet(path: Path) -> PriceSheet:
+    return validate(read_yaml(path), PriceSheet, path)
+
+
+def price_sheets(directory: Path | None = None) -> dict[str, PriceSheet]:
+    """Every prices/*.yaml, by file stem (e.g. deepseek-reasoner-2025-01)."""
+    directory = directory or prices_dir()
+    sheets = {path.stem: load_price_sheet(path) for path in sorted(directory.glob("*.yaml"))}
+    if not sheets:
+        raise SpecError(f"{directory}: no price sheets (*.yaml) found")
+    return sheets
