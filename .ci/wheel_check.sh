@@ -39,7 +39,7 @@ fi
 WHEEL="$(ls "$DIST"/costsim-*.whl)"
 say "built $(basename "$WHEEL")"
 
-# 2. Its contents: every module of the three packages, and every yaml/json under the five data folders (as
+# 2. Its contents: every module of the three packages, and every yaml/json under the six data folders (as
 #    simulator/data/<folder>/...) and simulator/data/fitted_constants.yaml.
 "$VENV/bin/python" - "$WHEEL" "$SRC" <<'EOF'
 import sys, zipfile
@@ -50,7 +50,7 @@ names = set(zipfile.ZipFile(wheel).namelist())
 expected = {"simulator/data/fitted_constants.yaml"}
 for package in ("simulator", "cli", "calibrate"):
     expected |= {p.relative_to(src).as_posix() for p in (src / package).rglob("*.py")}
-for folder in ("hardware_profiles", "model_specs", "plans", "validation", "prices"):
+for folder in ("hardware_profiles", "model_specs", "plans", "validation", "prices", "fleets"):
     for p in (src / folder).rglob("*"):
         if p.suffix in (".yaml", ".json", ".py") and "__pycache__" not in p.parts:
             expected.add(f"simulator/data/{p.relative_to(src).as_posix()}")

@@ -412,6 +412,7 @@ COMMAND_MODULES: list[str] = [
     "cli.calibrate",
     "cli.schema",
     "cli.serving",
+    "cli.fleet",
 ]
 _register_command_modules()
 

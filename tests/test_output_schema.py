@@ -159,7 +159,7 @@ def _offers_json(function) -> bool:
     return "json" in {m.value for m in choice}
 
 
-NOT_YET_DESCRIBED = {"serve", "validate serve"}
+NOT_YET_DESCRIBED = {"serve", "validate serve", "fleet"}
 """Commands that print JSON without a model yet: serving (issue 12's first cut, its documents still changing)."""
 
 
