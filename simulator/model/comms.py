@@ -104,3 +104,25 @@ def moe_dispatch_combine_s(
     nvlink_s = tokens * top_k * bytes_per_token * (n_local - 1) / n_local / fabric.scale_up_bytes_per_s
     across = 2 * fabric.latency_s + np.maximum(network_s, nvlink_s)
     return np.where(size <= 1, 0.0, np.where(n_nodes == 1, in_domain, across))
+
+
+def moe_low_latency_dispatch_combine_s(
+    tokens,
+    top_k: int,
+    hidden: int,
+    dispatch_bytes_per_elem: float,
+    combine_bytes_per_elem: float,
+    group: Group,
+    fabric: Fabric,
+):
+    """One dispatch plus one combine with decode-time low-latency kernels (docs/model.md §16.5): every routed copy
+    of a token goes straight to its expert's GPU (over RDMA to other nodes, NVLink inside one), with no per-node
+    deduplication and forwarding, which trades bytes for latency. DeepEP's low-latency kernels measured this way
+    on H800 + CX7 (deepseek-ai/DeepEP docs/legacy.md: 128 tokens, hidden 7168, top-8, EP128: dispatch 192 us at
+    39 GB/s, combine 369 us): the bytes are tokens x top_k x hidden per direction. 0 for a group of one."""
+    size = np.maximum(group.size, 1)
+    n_local = group.ranks_per_domain(fabric.domain_gpus)
+    bytes_per_copy = hidden * (dispatch_bytes_per_elem + combine_bytes_per_elem)
+    remote = tokens * top_k * (1.0 - n_local / size) * bytes_per_copy / fabric.scale_out_bytes_per_s
+    local = tokens * top_k * (n_local - 1) / size * bytes_per_copy / fabric.scale_up_bytes_per_s
+    return np.where(size <= 1, 0.0, 2 * fabric.latency_s + np.maximum(remote, local))

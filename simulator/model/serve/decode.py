@@ -13,8 +13,9 @@ Per layer and GPU the step costs (Scaling Book, inference.md, "Step Time (Genera
 - routed experts: only the experts a step's tokens touch are read (balls in bins over expert slots, redundant slots
   included), each at its tokens, the busiest GPU carrying `moe_imbalance` x the mean;
 - the elementwise kernels (norms, residuals, activation) as HBM bytes plus a fixed cost per kernel;
-- communication: TP all-reduces exposed, the EP dispatch and combine hidden under compute when two micro-batches
-  overlap (DeepSeek's prefill and decode, SGLang's two-batch overlap), exposed otherwise.
+- communication: TP all-reduces exposed; the EP dispatch and combine of decode's low-latency kernels (every routed
+  copy sent on its own) hidden under compute when two micro-batches overlap (DeepSeek's decode pipeline, SGLang's
+  two-batch overlap), exposed otherwise.
 Plus a fixed per-step cost of the engine (scheduling, sampling). Every function takes numpy arrays, one entry per
 candidate, and has no branches on values, so one call evaluates a whole search.
 """
@@ -28,7 +29,7 @@ import numpy as np
 
 from simulator.inputs.assumptions import Assumptions
 from simulator.inputs.specs import HardwareProfile, ModelSpec
-from simulator.model.comms import Group, collective_s, moe_dispatch_combine_s
+from simulator.model.comms import Group, collective_s, moe_low_latency_dispatch_combine_s
 from simulator.model.efficiency import DeviceRates
 from simulator.model.flops import Gemm, head_gemm, layer_gemms, layer_kinds
 from simulator.model.serve.kv_cache import cached_positions, kv_bytes_per_token, kv_shard
@@ -247,10 +248,9 @@ def layer_step_s(s: Setup, c: Candidates, kind: str, tokens_per_seq: float) -> d
     if moe_layer:
         assert model.moe is not None
         dispatch = np.where(c.precision == "fp8", BLOCK_FP8_BYTES_PER_ELEMENT, act)
-        out["ep_comm"] = moe_dispatch_combine_s(
-            tokens_gpu, model.moe.top_k, model.d_model, dispatch, act, Group(c.stage_gpus, 1), s.rates.fabric,
-            model.moe.max_nodes_per_token,
-        )  # fmt: skip
+        out["ep_comm"] = moe_low_latency_dispatch_combine_s(
+            tokens_gpu, model.moe.top_k, model.d_model, dispatch, act, Group(c.stage_gpus, 1), s.rates.fabric
+        )
     else:
         out["ep_comm"] = np.zeros(len(c))
     return out

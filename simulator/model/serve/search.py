@@ -54,8 +54,13 @@ def decode_candidates(s: Setup, given: Given, precisions: tuple[str, ...]) -> Ca
     model, domain = s.model, s.hw.domain_gpus
     check_tp(model, given.tp)
     tps = _options(given.tp, tuple(t for t in POWERS_OF_TWO if t <= max(domain, 1) and model.n_heads % t == 0))
-    dps = _options(given.dp, POWERS_OF_TWO if model.moe else (1,))
-    pps = _options(given.pp, tuple(p for p in (1, 2, 4, 8, 16) if p <= model.n_layers))
+    if given.num_gpus is not None:  # a fixed deployment: every factorisation of its GPU count
+        counts = tuple(d for d in range(1, given.num_gpus + 1) if given.num_gpus % d == 0)
+        dps = _options(given.dp, counts if model.moe else (1,))
+        pps = _options(given.pp, tuple(p for p in counts if p <= min(16, model.n_layers)))
+    else:
+        dps = _options(given.dp, POWERS_OF_TWO if model.moe else (1,))
+        pps = _options(given.pp, tuple(p for p in (1, 2, 4, 8, 16) if p <= model.n_layers))
     batches = _options(given.batch, BATCH_GRID)
     grid = np.array(list(itertools.product(tps, dps, pps, batches)), dtype=float).reshape(-1, 4)
     keep = grid[:, 0] * grid[:, 1] <= MAX_STAGE_GPUS

@@ -1,0 +1,63 @@
+"""`costsim serve --utilization / --price-sheet / --report`: the $/M chain from a GPU-hour to a list price."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from simulator.errors import InputError
+from simulator.report.serving import waterfall_steps
+from simulator.run.serve import ServeRequest, serve
+from tests.cli_support import clean_error, invoke
+
+
+def test_utilization_divides_the_cost_per_token():
+    full = serve(ServeRequest("llama-3.1-70b", "h100-sxm")).to_dict()
+    half = serve(ServeRequest("llama-3.1-70b", "h100-sxm", utilization=0.5)).to_dict()
+    for key in ("usd_per_million_input_tokens", "usd_per_million_cached_input_tokens", "usd_per_million_output_tokens"):
+        assert half[key] == pytest.approx(2 * full[key])
+
+
+def test_price_sheet_margin_is_price_over_cost_minus_one():
+    """DeepSeek's 'cost profit margin' (open-infra-index day 6) is revenue / cost - 1; per token kind the same."""
+    d = serve(ServeRequest("deepseek-v3", "h800", precision="fp8", price_sheet="deepseek-reasoner-2025")).to_dict()
+    out = d["list_prices"]["by_kind"]["output"]
+    assert out["cost_usd_per_million"] == pytest.approx(d["usd_per_million_output_tokens"])
+    assert out["margin"] == pytest.approx(out["list_usd_per_million"] / out["cost_usd_per_million"] - 1)
+    assert out["list_usd_per_million"] == pytest.approx(2.19)  # R1's list price per million output tokens
+
+
+def test_unknown_price_sheet_and_bad_utilization():
+    with pytest.raises(InputError, match="deepseek-reasoner-2025"):
+        serve(ServeRequest("llama-3.1-70b", "h100-sxm", price_sheet="nope"))
+    with pytest.raises(InputError, match="--utilization"):
+        ServeRequest("llama-3.1-70b", "h100-sxm", utilization=0.0)
+
+
+def test_waterfall_multiplies_out():
+    """$/M output = $/GPU-hour / (tok/s per GPU x utilization x 3600) x 1e6: the chain's steps give the cost step."""
+    d = serve(ServeRequest("deepseek-v3", "h800", utilization=0.6, price_sheet="deepseek-reasoner-2025")).to_dict()
+    steps = {s["label"]: s["value"] for s in waterfall_steps(d)}
+    cost = steps["$ per GPU-hour"] / (steps["output tok/s per GPU"] * steps["utilization"] * 3600) * 1e6
+    assert steps["cost $ per M output"] == pytest.approx(cost)
+    assert steps["price / cost"] == pytest.approx(steps["list $ per M output"] / steps["cost $ per M output"])
+
+
+def test_serve_report_writes_markdown_html_and_charts(tmp_path):
+    out = tmp_path / "r"
+    r = invoke("serve", "deepseek-v3", "--gpu", "h800", "--price-sheet", "deepseek-reasoner-2025", "--report", str(out))
+    assert r.exit_code == 0, r.output
+    md = (out / "report.md").read_text()
+    assert "## List price and margin" in md and "## From a GPU-hour to a million output tokens" in md
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64" in html  # charts embedded
+    assert (out / "serve_waterfall.png").stat().st_size > 1000
+    again = invoke("serve", "deepseek-v3", "--gpu", "h800", "--report", str(out))
+    clean_error(again, "--force")
+
+
+def test_serve_json_carries_utilization_and_prices():
+    r = invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--utilization", "0.7", "--format", "json")
+    d = json.loads(r.output)
+    assert d["utilization"] == 0.7 and "list_prices" not in d

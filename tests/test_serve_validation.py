@@ -1,0 +1,72 @@
+"""`costsim validate serve` and the decode all-to-all it rests on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from simulator.analysis import serve_validation
+from simulator.inputs.assumptions import DEFAULT
+from simulator.inputs.catalog import load_hardware
+from simulator.model.comms import Group, moe_low_latency_dispatch_combine_s
+from simulator.model.efficiency import device_rates
+from simulator.units import BLOCK_FP8_BYTES_PER_ELEMENT, BYTES_PER_ELEMENT, MICRO
+from tests.cli_support import invoke
+
+# deepseek-ai/DeepEP docs/legacy.md, low-latency kernels on H800 + CX7 (400 Gb/s), 128 tokens per rank, hidden 7168,
+# top-8, FP8 dispatch and BF16 combine: dispatch + combine microseconds by EP size.
+DEEPEP_LOW_LATENCY_US = {16: 118 + 195, 32: 155 + 273, 64: 173 + 314, 128: 192 + 369, 256: 194 + 360}
+
+
+@pytest.mark.parametrize("ep", sorted(DEEPEP_LOW_LATENCY_US))
+def test_decode_all_to_all_against_deepep_low_latency(ep):
+    """Nothing fitted: the H800 profile's link bandwidth x bus efficiency and its latency; within 20% of DeepEP."""
+    rates = device_rates(load_hardware("h800"), DEFAULT)
+    t = moe_low_latency_dispatch_combine_s(128, 8, 7168, BLOCK_FP8_BYTES_PER_ELEMENT, BYTES_PER_ELEMENT["bf16"],
+                                           Group(ep, 1), rates.fabric)  # fmt: skip
+    assert float(t) / MICRO == pytest.approx(DEEPEP_LOW_LATENCY_US[ep], rel=0.20)
+
+
+def test_low_latency_sends_every_copy():
+    """Without per-node deduplication the bytes grow with top_k: doubling top_k about doubles a multi-node exchange."""
+    fabric = device_rates(load_hardware("h800"), DEFAULT).fabric
+    one = moe_low_latency_dispatch_combine_s(4096, 4, 7168, 1.0, 2.0, Group(64, 1), fabric)
+    two = moe_low_latency_dispatch_combine_s(4096, 8, 7168, 1.0, 2.0, Group(64, 1), fabric)
+    assert 1.9 < float(two) / float(one) < 2.0
+    assert float(moe_low_latency_dispatch_combine_s(4096, 8, 7168, 1.0, 2.0, Group(1, 1), fabric)) == 0.0
+
+
+@pytest.fixture(scope="module")
+def doc() -> dict:
+    return serve_validation.report(serve_validation.evaluate())
+
+
+def test_validate_serve_predicts_at_least_ten_figures_within_the_median_target(doc):
+    """Issue 12's target: median |error| at most 20% over at least 10 published serving figures (validation/
+    serving.yaml names each source and table). The max (50%) is not met yet: the DeepSeek-V3 cases are too fast."""
+    assert doc["n_cases"] >= 10
+    assert doc["median_abs_error"] <= serve_validation.TARGET_MEDIAN_ABS_ERROR
+
+
+def test_every_case_is_predicted_or_says_why(doc):
+    for c in doc["cases"]:
+        if c["predicted"] is None:
+            assert c["not_predicted_because"]
+        else:
+            assert c["predicted"] > 0 and c["error"] == pytest.approx(c["predicted"] / c["reported"] - 1)
+
+
+def test_dense_trtllm_rows_within_twenty_percent(doc):
+    """TensorRT-LLM perf-overview offline throughput (NVIDIA/TensorRT-LLM docs/source/performance/perf-overview.md):
+    the dense Llama rows, FP8 on Hopper, each within 20%."""
+    dense = [c for c in doc["cases"] if c["id"].startswith("trtllm-llama") and c["error"] is not None]
+    assert len(dense) >= 4
+    assert all(abs(c["error"]) <= 0.20 for c in dense), [(c["id"], c["error"]) for c in dense]
+
+
+def test_validate_serve_command_json():
+    r = invoke("validate", "serve", "--format", "json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert {"cases", "median_abs_error", "max_abs_error", "n_cases", "schema_version"} <= set(d)
