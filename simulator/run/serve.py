@@ -258,7 +258,7 @@ def serve_document(e: ServeEstimate) -> dict:
             "tokens_per_s_per_user": float(f.tokens_per_s_per_user[i]),
             "tpot_s": 1.0 / float(f.tokens_per_s_per_user[i]),
             "batch_per_gpu": _count(float(f.candidates.batch[i])),
-            "step_time_s": total,
+            "stage_time_s": total,
             "layout": _layout(f.candidates, i, s.model.moe is not None),
             "breakdown_s": step,
         }
