@@ -99,7 +99,7 @@ def field_at(schema: type[BaseModel], loc: tuple) -> _Field | None:
 def _number(x: float, integer: bool) -> str:
     if integer or (isinstance(x, int) and not isinstance(x, bool)):
         return f"{int(x):,}"
-    return f"{x:,.6g}" if abs(x) >= 1000 else f"{x:g}"
+    return f"{x:,g}"  # thousands separated, 6 significant digits
 
 
 def _range(f: _Field, integer: bool) -> str:
