@@ -155,30 +155,3 @@ def check(path: str | Path, tolerance: float, progress: Progress | None = None, 
         ok=all(r["ok"] for r in rows) and not missing and not other_device,
     )
     return result
-
-
-def table(result: dict) -> str:
-    lines = [f"calibration {result['file']} ({result['stored_device']}, {result['stored_date'][:10]})"]
-    if not result["fit_matches_samples"]:
-        lines.append(
-            "the stored fit does not follow from the stored samples with this costsim's memory-kernel weights "
-            "(the step model changed since, or the file was edited):"
-        )
-        lines += [f"  {m}" for m in result["fit_mismatches"]]
-        lines.append("FAILED: not measured again; recalibrate (costsim calibrate --output FILE --force)")
-        return "\n".join(lines)
-    lines[0] += f" against {result['measured_device']} now, tolerance {result['tolerance']:.0%}"
-    from simulator.report.tables import text_table
-
-    rates = [
-        (r["rate"], f"{r['stored']:.4g}", f"{r['measured']:.4g}", f"{r['drift']:+.1%}", "" if r["ok"] else "DRIFT")
-        for r in result["rates"]
-    ]
-    lines.append(text_table(("rate", "stored", "now", "drift", ""), rates, align="lrrrl"))
-    for m in result["device_mismatches"]:
-        lines.append(f"not the device of the file: {m}  OTHER DEVICE")
-    for m in result["not_measured_again"]:
-        lines.append(f"{m}: in the file but not measured now  MISSING")
-    ok = "ok: the calibration still holds"
-    lines.append(ok if result["ok"] else "FAILED: recalibrate (costsim calibrate --output FILE --force)")
-    return "\n".join(lines)

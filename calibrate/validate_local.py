@@ -35,7 +35,6 @@ from simulator.model.efficiency import calibrated_rates
 from simulator.model.flops import parameter_counts
 from simulator.model.layout import Layout
 from simulator.model.step_time import step
-from simulator.units import GIB, MEGA, MILLI
 
 LOCAL_ASSUMPTIONS = replace(DEFAULT, gemm_sustain=1.0, memory_reserved_bytes=0.0)
 TARGETS = {"cpu": 0.15, "cuda": 0.10}
@@ -204,38 +203,3 @@ def run(
         "median_abs_memory_error": statistics.median(mem_errors) if mem_errors else None,
         "target_memory_error": MEMORY_TARGET if mem_errors else None,
     }
-
-
-def table(result: dict) -> str:
-    from simulator.report.tables import text_table
-
-    gpu = result["device_kind"] == "cuda"
-    columns = ["case", "params", "batch x seq", "measured", "spread", "predicted", "error"]
-    if gpu:
-        columns += ["mem meas", "mem pred", "error"]
-    lines = [
-        f"device: {result['device']}" + (f" ({result['cpu_threads']} threads)" if result["cpu_threads"] else ""),
-        f"calibration: {result['calibration']} ({result['calibration_date'][:10]})",
-        f"prediction: simulator step model, TP=PP=DP=1, gemm_sustain {result['assumptions_changed']['gemm_sustain']:g}, "
-        "no reserved memory",
-        "",
-    ]
-    cells = []
-    for r in result["cases"]:
-        row = [
-            r["case"], f"{r['params'] / MEGA:.1f}M", f"{r['batch']} x {r['seq_len']}",
-            f"{r['measured_step_time_s'] / MILLI:.1f} ms", f"{r['measured_spread']:.1%}",
-            f"{r['predicted_step_time_s'] / MILLI:.1f} ms", f"{r['error']:+.1%}",
-        ]  # fmt: skip
-        if gpu:
-            row += [
-                f"{r['measured_peak_memory_bytes'] / GIB:.2f}GiB", f"{r['predicted_peak_memory_bytes'] / GIB:.2f}GiB",
-                f"{r['memory_error']:+.1%}",
-            ]  # fmt: skip
-        cells.append(row)
-    lines.append(text_table(columns, cells, align="lrrrrrrrrr"))
-    lines.append("")
-    lines.append(f"median |step-time error| {result['median_abs_error']:.1%} (target <= {result['target_median_abs_error']:.0%})")
-    if result["median_abs_memory_error"] is not None:
-        lines.append(f"median |peak-memory error| {result['median_abs_memory_error']:.1%} (target <= {MEMORY_TARGET:.0%})")
-    return "\n".join(lines)

@@ -196,14 +196,13 @@ def check(
         _fail(e)
     _require_torch("costsim calibrate check")
     from calibrate.check import check as run_check
-    from calibrate.check import table
 
     try:
         with _bar() as bar:
             result = run_check(file, tolerance, progress=bar.update, stored=stored)
     except CostsimError as e:
         _fail(e)
-    typer.echo(document_json(result) if format == TableJson.json else table(result))
+    typer.echo(document_json(result) if format == TableJson.json else check_table(result))
     if not result["ok"]:
         raise typer.Exit(code=1)
 
@@ -234,6 +233,73 @@ def validate_local(
             )
     except CostsimError as e:
         _fail(e)
-    typer.echo(document_json(result) if format == TableJson.json else vl.table(result))
+    typer.echo(document_json(result) if format == TableJson.json else validate_local_table(result))
     if max_error is not None and result["median_abs_error"] > max_error:
         raise typer.Exit(code=1)
+
+
+def check_table(result: dict) -> str:
+    """`costsim calibrate check` as text: each rate stored and now, its drift, and the verdict."""
+    from simulator.report.tables import text_table
+
+    lines = [f"calibration {result['file']} ({result['stored_device']}, {result['stored_date'][:10]})"]
+    if not result["fit_matches_samples"]:
+        lines.append(
+            "the stored fit does not follow from the stored samples with this costsim's memory-kernel weights "
+            "(the step model changed since, or the file was edited):"
+        )
+        lines += [f"  {m}" for m in result["fit_mismatches"]]
+        lines.append("FAILED: not measured again; recalibrate (costsim calibrate --output FILE --force)")
+        return "\n".join(lines)
+    lines[0] += f" against {result['measured_device']} now, tolerance {result['tolerance']:.0%}"
+    rates = [
+        (r["rate"], f"{r['stored']:.4g}", f"{r['measured']:.4g}", f"{r['drift']:+.1%}", "" if r["ok"] else "DRIFT")
+        for r in result["rates"]
+    ]
+    lines.append(text_table(("rate", "stored", "now", "drift", ""), rates, align="lrrrl"))
+    for m in result["device_mismatches"]:
+        lines.append(f"not the device of the file: {m}  OTHER DEVICE")
+    for m in result["not_measured_again"]:
+        lines.append(f"{m}: in the file but not measured now  MISSING")
+    ok = "ok: the calibration still holds"
+    lines.append(ok if result["ok"] else "FAILED: recalibrate (costsim calibrate --output FILE --force)")
+    return "\n".join(lines)
+
+
+def validate_local_table(result: dict) -> str:
+    """`costsim validate local` as text: each case measured and predicted, and the median errors."""
+    from simulator.report.tables import text_table
+    from simulator.units import GIB, MEGA, MILLI
+
+    gpu = result["device_kind"] == "cuda"
+    columns = ["case", "params", "batch x seq", "measured", "spread", "predicted", "error"]
+    if gpu:
+        columns += ["mem meas", "mem pred", "error"]
+    lines = [
+        f"device: {result['device']}" + (f" ({result['cpu_threads']} threads)" if result["cpu_threads"] else ""),
+        f"calibration: {result['calibration']} ({result['calibration_date'][:10]})",
+        f"prediction: simulator step model, TP=PP=DP=1, gemm_sustain {result['assumptions_changed']['gemm_sustain']:g}, "
+        "no reserved memory",
+        "",
+    ]
+    cells = []
+    for r in result["cases"]:
+        row = [
+            r["case"], f"{r['params'] / MEGA:.1f}M", f"{r['batch']} x {r['seq_len']}",
+            f"{r['measured_step_time_s'] / MILLI:.1f} ms", f"{r['measured_spread']:.1%}",
+            f"{r['predicted_step_time_s'] / MILLI:.1f} ms", f"{r['error']:+.1%}",
+        ]  # fmt: skip
+        if gpu:
+            row += [
+                f"{r['measured_peak_memory_bytes'] / GIB:.2f}GiB", f"{r['predicted_peak_memory_bytes'] / GIB:.2f}GiB",
+                f"{r['memory_error']:+.1%}",
+            ]  # fmt: skip
+        cells.append(row)
+    lines.append(text_table(columns, cells, align="lrrrrrrrrr"))
+    lines.append("")
+    lines.append(f"median |step-time error| {result['median_abs_error']:.1%} (target <= {result['target_median_abs_error']:.0%})")
+    if result["median_abs_memory_error"] is not None:
+        lines.append(
+            f"median |peak-memory error| {result['median_abs_memory_error']:.1%} (target <= {result['target_memory_error']:.0%})"
+        )
+    return "\n".join(lines)
