@@ -71,7 +71,12 @@ def plan_output(d: dict, fmt: str) -> str:
         return document_json(d)
     if fmt == "csv":
         return report.to_csv([{"plan": d["plan"], **s} for s in d["stages"]])
-    lines = [report.plan_table(d)]
+    if any(s["kind"] != "training" for s in d["stages"]):
+        from simulator.report.rl_table import rl_plan_table
+
+        lines = [rl_plan_table(d)]
+    else:
+        lines = [report.plan_table(d)]
     for gpu, stage in {s["gpu"]: s for s in d["stages"]}.items():
         lines += ["", f"cost inputs ({gpu})", *report.cost_sources(stage["cost"])]
     if "uncertainty" in d:

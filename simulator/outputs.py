@@ -10,9 +10,9 @@ some documents carry (an `uncertainty` band, a plan's reported total) is optiona
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.errors import InputError
 from simulator.vocab import Fp8Recipe, Precision, Recompute, Schedule
@@ -367,9 +367,10 @@ class EstimateOutput(Document):
 
 
 class PlanStage(_Fixed):
-    """One stage of a plan: its expected run, its cost and its achievable run."""
+    """One training stage of a plan: its expected run, its cost and its achievable run."""
 
     name: str
+    kind: Literal["training"]
     gpu: str
     num_gpus: int
     tokens: float
@@ -390,6 +391,8 @@ class PlanStage(_Fixed):
     memory_per_gpu_gib: float
     ideal_gpu_hours: float
     gpu_hours: float
+    gpu_hours_split: dict[str, float]
+    """GPU-hours by part: training, and failures (ETTR)."""
     ideal_wall_clock_days: float
     wall_clock_days: float
     goodput: Goodput
@@ -401,6 +404,77 @@ class PlanStage(_Fixed):
     source: str | None
     notes: str | None
     achievable: Headline | None = None
+
+
+class RLPhase(_Fixed):
+    """One phase of an RL stage's response-length schedule at the stated values (docs/model.md §17)."""
+
+    from_step: int
+    steps: int
+    rollouts: float
+    mean_response_len: float
+    max_response_len: int
+    rollout_wall_s: float
+    """Wall seconds of one rollout and the training on it."""
+    generation: dict
+    """The rollout's generation: responses, GPUs, lengths, decode layout, tokens/s, prefill, bulk and tail seconds."""
+    refit_s: float
+    gpu_hours: dict[str, float]
+    """The phase's GPU-hours by part (before failures)."""
+    logprob: dict | None = None
+    training: dict | None = None
+
+
+class RLPlanStage(_Fixed):
+    """An RL or generation stage of a plan (docs/model.md §17): GPU-hours split by part, the band of the stated
+    inputs, dollars, the phases and the assumptions."""
+
+    name: str
+    kind: Literal["rl", "generation"]
+    gpu: str
+    num_gpus: int
+    generation_gpus: int
+    training_gpus: int | None = None
+    colocated: bool | None = None
+    policy: Literal["on_policy", "one_step_off_policy"] | None = None
+    steps: int | None = None
+    responses_per_step: int | None = None
+    responses_per_rollout: int | None = None
+    responses: int | None = None
+    """A generation stage's responses (prompts x samples)."""
+    schedule: str | None = None
+    """How a step's parts combine: colocated or split, synchronous or one-step off-policy."""
+    step_time_s: float | None = None
+    """Mean wall seconds per optimizer step (before failures)."""
+    generated_tokens: float
+    gpu_hours: float
+    gpu_hours_split: dict[str, float]
+    """GPU-hours by part: generation, logprob, training, refit, idle, failures; they sum to gpu_hours."""
+    gpu_hours_share: dict[str, float]
+    gpu_hours_band: dict[str, float]
+    """GPU-hours with the banded inputs at their value, low and high ends."""
+    ideal_gpu_hours: float
+    wall_clock_days: float
+    ettr: float
+    usd_per_gpu_hour: float
+    cost_usd: float
+    cost: CostBlock
+    phases: list[RLPhase]
+    assumptions: list[dict]
+    source: str | None
+    notes: str | None
+
+
+class BasePlanOutput(_Fixed):
+    """The plan the starting checkpoint comes from, with its published figures (not in this plan's totals)."""
+
+    plan: str
+    display_name: str | None
+    stages: list[str] | Literal["all"]
+    note: str | None
+    reported: list[dict]
+    in_totals: Literal[False]
+    estimate_with: str
 
 
 class PlanAchievable(_Fixed):
@@ -427,6 +501,10 @@ class ReportedCheck(_Fixed):
     source: str
     quote: str
     note: str | None
+    gpu: str | None = None
+    num_gpus: int | None = None
+    reported_wall_hours: float | None = None
+    predicted_wall_hours: float | None = None
 
 
 class PlanOutput(Document):
@@ -439,11 +517,14 @@ class PlanOutput(Document):
     model: str
     gpu: str
     """The plan's default GPU (a stage may name another)."""
-    stages: list[PlanStage]
+    stages: list[Annotated[PlanStage | RLPlanStage, Field(discriminator="kind")]]
     tokens: float
+    """Tokens of the training stages."""
     total_model_flops: float
     ideal_gpu_hours: float
     gpu_hours: float
+    gpu_hours_split: dict[str, float]
+    """GPU-hours by part over every stage (generation, logprob, training, refit, idle, failures)."""
     wall_clock_days: float
     usd_per_gpu_hour: float
     cost_usd: float
@@ -454,6 +535,7 @@ class PlanOutput(Document):
     reported_gpu_hours: float | None = None
     """The reported whole-plan GPU-hours, where the plan quotes one."""
     error_vs_reported: float | None = None
+    base: BasePlanOutput | None = None
     uncertainty: Uncertainty | None = None
 
 

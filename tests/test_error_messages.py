@@ -14,7 +14,7 @@ from simulator.errors import SpecError
 from simulator.inputs import specs
 from simulator.inputs.calibration import load_calibration
 from simulator.inputs.data_files import hardware_dir, model_dir, plan_dir
-from simulator.inputs.plan_file import Plan
+from simulator.inputs.plan_file import Stage
 from simulator.inputs.schema_errors import expected_kind, field_at
 
 ESTIMATE = ("--num-gpus", "64", "--tokens", "1T")
@@ -141,7 +141,7 @@ def test_plan_stage_fields(tmp_path):
     raw["stages"][1]["tokenz"] = 5
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    low, high = _bounds(Plan.model_fields["stages"].annotation.__args__[0], "seq_len")
+    low, high = _bounds(Stage, "seq_len")
     out = _line(invoke("estimate", "--plan", str(path)), str(path), "stages.0.seq_len", "(got '4K')", "stages.1.tokenz")
     assert f"set stages.0.seq_len to an integer between {low:,} and {high:,}" in out
     assert "remove stages.1.tokenz: Stage has no such field (did you mean tokens?)" in out

@@ -489,6 +489,7 @@ def assess_plan_claim(
     ideal GPU-hours) and the verdict against the sum of their achievable and expected runs."""
     if not gpu_hours > 0:
         raise InputError(f"--gpu-hours {gpu_hours:g} must be positive")
+    result.require_training_only("claim --plan")
     known = [s.stage.name for s in result.stages]
     unknown = [n for n in stages or [] if n not in known]
     if unknown:

@@ -90,6 +90,8 @@ def summarize(result: PlanResult, basis: str = "expected") -> RunSummary:
 def compare_plans(a: PlanResult, b: PlanResult) -> dict:
     """The comparison of the expected runs (top level) and of the achievable runs (under `achievable`: the ratio,
     its factors and both runs' GPU-hours)."""
+    a.require_training_only("compare")
+    b.require_training_only("compare")
     expected = compare(summarize(a), summarize(b))
     achievable = compare(summarize(a, "achievable"), summarize(b, "achievable"))
     keep = ("ratio", "factors", "factor_details", "product_of_factors")

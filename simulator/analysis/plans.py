@@ -1,21 +1,23 @@
 """Estimating a plan (inputs.plan_file): every stage on its GPU, one after another, with totals and cost, and the
-published GPU-hours the plan quotes set beside the prediction.
+published GPU-hours the plan quotes set beside the prediction. Training stages run through the training estimate;
+RL and generation stages through analysis/rl_stages.py (docs/model.md §17).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from simulator.analysis.published_mfu import with_mfu_notes
-from simulator.errors import CostsimError
+from simulator.analysis.rl_stages import RLStageResult, run_generating_stage
+from simulator.errors import CostsimError, InputError, SpecError
 from simulator.inputs.catalog import load_model
-from simulator.inputs.plan_file import Plan, Stage, model_ref
+from simulator.inputs.plan_file import Plan, Stage, load_plan, model_ref
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.run.cost import CostOptions, Rate, rental_rate, sum_blocks
 from simulator.run.estimate import Estimate, estimate_scenario
 from simulator.run.scenario import resolve
-from simulator.units import SECONDS_PER_DAY
+from simulator.units import SECONDS_PER_DAY, SECONDS_PER_HOUR
 
 # --------------------------------------------------------------------------- estimating
 
@@ -34,6 +36,20 @@ class StageResult:
     def peak_flop_per_s(self) -> float:
         """Dense peak of the stage's GPU at the stage's precision."""
         return self.hw.peak_flop_per_s(self.stage.precision)
+
+    @property
+    def kind(self) -> str:
+        return "training"
+
+    @property
+    def gpu_hours(self) -> float:
+        return self.estimate.gpu_hours
+
+    @property
+    def gpu_hours_split(self) -> dict[str, float]:
+        """A training stage's GPU-hours: training, and what failures and restarts cost (ETTR, docs/model.md §9)."""
+        e = self.estimate
+        return {"training": e.ideal_gpu_hours, "failures": e.gpu_hours - e.ideal_gpu_hours}
 
     def to_dict(self) -> dict:
         e = self.estimate
@@ -63,7 +79,8 @@ class StageResult:
             "wall_clock_days",
             "goodput",
         )
-        out = {"name": self.stage.name, **{k: d[k] for k in keys if k in d}}
+        out = {"name": self.stage.name, "kind": "training", **{k: d[k] for k in keys if k in d}}
+        out["gpu_hours_split"] = self.gpu_hours_split
         out["peak_flop_per_s"] = self.peak_flop_per_s
         out["usd_per_gpu_hour"] = self.cost["usd_per_gpu_hour"]
         out["cost_usd"] = self.cost["cost_usd"]
@@ -80,24 +97,55 @@ class PlanResult:
     plan: Plan
     path: Path
     stages: list[StageResult]
+    """The training stages (what claim, compare and the uncertainty band take apart)."""
     cost: dict
     options: CostOptions
+    rl_stages: list[RLStageResult] = field(default_factory=list)
+    """The RL and generation stages (docs/model.md §17)."""
+    base: dict | None = None
+    """The plan the starting checkpoint comes from, with its published figures (base_plan); not in the totals."""
+
+    @property
+    def all_stages(self) -> list[StageResult | RLStageResult]:
+        """Every stage in the plan's order."""
+        by_name = {s.stage.name: s for s in [*self.stages, *self.rl_stages]}
+        return [by_name[s.name] for s in self.plan.stages if s.name in by_name]
+
+    def require_training_only(self, what: str) -> None:
+        """InputError for the analyses that take only training stages apart (claim, compare, the uncertainty band,
+        the report), naming the plan's RL and generation stages."""
+        if self.rl_stages:
+            names = ", ".join(s.stage.name for s in self.rl_stages)
+            raise InputError(
+                f"{what} covers plans of training stages only; plan {self.plan.name} has RL/generation stages ({names}). "
+                f"Use costsim estimate --plan {self.plan.name} for its GPU-hours, split and cost"
+            )
 
     @property
     def gpu_hours(self) -> float:
-        return sum(s.estimate.gpu_hours for s in self.stages)
+        return sum(s.gpu_hours for s in self.all_stages)
 
     @property
     def ideal_gpu_hours(self) -> float:
-        return sum(s.estimate.ideal_gpu_hours for s in self.stages)
+        return sum(s.estimate.ideal_gpu_hours for s in self.stages) + sum(s.ideal_gpu_hours for s in self.rl_stages)
 
     @property
     def wall_clock_s(self) -> float:
         """Stages run one after another."""
-        return sum(s.estimate.wall_clock_s for s in self.stages)
+        return sum(s.estimate.wall_clock_s for s in self.stages) + sum(s.wall_clock_s for s in self.rl_stages)
+
+    @property
+    def gpu_hours_split(self) -> dict[str, float]:
+        """GPU-hours by part over every stage (generation, logprob, training, refit, idle, failures)."""
+        out: dict[str, float] = {}
+        for s in self.all_stages:
+            for k, v in s.gpu_hours_split.items():
+                out[k] = out.get(k, 0.0) + v
+        return out
 
     @property
     def tokens(self) -> float:
+        """Tokens trained on by the training stages."""
         return sum(s.estimate.job.tokens for s in self.stages)
 
     @property
@@ -110,17 +158,27 @@ class PlanResult:
         return sum(s.peak_flop_per_s * s.estimate.ideal_gpu_hours for s in self.stages) / self.ideal_gpu_hours
 
     def predicted_gpu_hours(self, stage_names: list[str] | None, achievable: bool = False) -> float:
-        names = set(stage_names or [s.stage.name for s in self.stages])
-        return sum((s.achievable if achievable else s.estimate).gpu_hours for s in self.stages if s.stage.name in names)
+        """Training stages at their expected (or achievable) layout; RL and generation stages as estimated."""
+        names = set(stage_names or [s.name for s in self.plan.stages])
+        training = sum((s.achievable if achievable else s.estimate).gpu_hours for s in self.stages if s.stage.name in names)
+        return training + sum(s.gpu_hours for s in self.rl_stages if s.stage.name in names)
+
+    def predicted_wall_clock_s(self, stage_names: list[str] | None) -> float:
+        """Wall-clock seconds of the named stages (all: None), one after another."""
+        names = set(stage_names or [s.name for s in self.plan.stages])
+        training = sum(s.estimate.wall_clock_s for s in self.stages if s.stage.name in names)
+        return training + sum(s.wall_clock_s for s in self.rl_stages if s.stage.name in names)
 
     def achievable_summary(self) -> dict:
         """The plan's totals with every stage at its achievable layout, each stage at its own price."""
         runs = [s.achievable or s.estimate for s in self.stages]
+        rl = self.rl_stages  # RL and generation stages have one estimate: it stands in for both
         out = {
-            "gpu_hours": sum(e.gpu_hours for e in runs),
-            "ideal_gpu_hours": sum(e.ideal_gpu_hours for e in runs),
-            "wall_clock_days": sum(e.wall_clock_s for e in runs) / SECONDS_PER_DAY,
-            "cost_usd": sum(e.gpu_hours * s.cost["usd_per_gpu_hour"] for e, s in zip(runs, self.stages, strict=True)),
+            "gpu_hours": sum(e.gpu_hours for e in runs) + sum(s.gpu_hours for s in rl),
+            "ideal_gpu_hours": sum(e.ideal_gpu_hours for e in runs) + sum(s.ideal_gpu_hours for s in rl),
+            "wall_clock_days": (sum(e.wall_clock_s for e in runs) + sum(s.wall_clock_s for s in rl)) / SECONDS_PER_DAY,
+            "cost_usd": sum(e.gpu_hours * s.cost["usd_per_gpu_hour"] for e, s in zip(runs, self.stages, strict=True))
+            + sum(s.cost["cost_usd"] for s in rl),
         }
         reported = self.reported_total_gpu_hours
         if reported is not None:
@@ -131,8 +189,13 @@ class PlanResult:
         out = []
         for r in self.plan.reported:
             predicted = self.predicted_gpu_hours(r.stages)
+            stated = {"gpu": r.gpu, "num_gpus": r.num_gpus}
+            if r.wall_clock_s is not None:
+                stated["reported_wall_hours"] = r.wall_clock_s / SECONDS_PER_HOUR
+                stated["predicted_wall_hours"] = self.predicted_wall_clock_s(r.stages) / SECONDS_PER_HOUR
             out.append(
                 {
+                    **{k: v for k, v in stated.items() if v is not None},
                     "stages": r.stages or "all",
                     "reported_gpu_hours": r.gpu_hours,
                     "predicted_gpu_hours": predicted,
@@ -158,13 +221,14 @@ class PlanResult:
             "display_name": p.display_name,
             "plan_file": str(self.path),
             "source": p.source,
-            "model": self.stages[0].estimate.model,
+            "model": self.model_name,
             "gpu": p.gpu,
-            "stages": [s.to_dict() for s in self.stages],
+            "stages": [s.to_dict() for s in self.all_stages],
             "tokens": self.tokens,
             "total_model_flops": self.total_model_flops,
             "ideal_gpu_hours": self.ideal_gpu_hours,
             "gpu_hours": self.gpu_hours,
+            "gpu_hours_split": self.gpu_hours_split,
             "wall_clock_days": self.wall_clock_s / SECONDS_PER_DAY,
             "usd_per_gpu_hour": self.cost["usd_per_gpu_hour"],
             "cost_usd": self.cost["cost_usd"],
@@ -177,7 +241,47 @@ class PlanResult:
         if reported is not None:
             out["reported_gpu_hours"] = reported
             out["error_vs_reported"] = self.gpu_hours / reported - 1.0
+        if self.base is not None:
+            out["base"] = self.base
         return out
+
+    @property
+    def model_name(self) -> str:
+        if self.stages:
+            return self.stages[0].estimate.model
+        return load_model(model_ref(self.plan, self.path)).name
+
+
+def base_plan(plan: Plan) -> dict:
+    """The plan the starting checkpoint comes from, with its published GPU-hours and dollars (read from its file, not
+    estimated here, and not in this plan's totals)."""
+    base = plan.base
+    assert base is not None
+    try:
+        other, path = load_plan(base.plan)
+    except SpecError as e:
+        raise SpecError(f"plan {plan.name}: base.plan: {e}") from None
+    names = [s.name for s in other.stages]
+    unknown = [n for n in base.stages or [] if n not in names]
+    if unknown:
+        raise SpecError(
+            f"plan {plan.name}: base.stages names {unknown}, which plan {other.name} does not have; its stages are {names}"
+        )
+    wanted = set(base.stages or names)
+    reported = [
+        {"stages": r.stages or "all", "gpu_hours": r.gpu_hours, "cost_usd": r.cost_usd, "source": r.source, "quote": r.quote}
+        for r in other.reported
+        if set(r.stages or names) <= wanted
+    ]
+    return {
+        "plan": other.name,
+        "display_name": other.display_name,
+        "stages": base.stages or "all",
+        "note": base.note,
+        "reported": reported,
+        "in_totals": False,
+        "estimate_with": f"costsim estimate --plan {other.name}",
+    }
 
 
 def _quoted_price(plan: Plan) -> Rate | None:
@@ -218,7 +322,15 @@ def run_plan(plan: Plan, plan_path: Path, opts: CostOptions | None = None) -> Pl
         spec = load_model(model_ref(plan, plan_path))
     except CostsimError as e:
         raise type(e)(f"plan {plan.name}: {e}") from None
-    stages = [run_stage(plan, spec, s, replace(opts, experiments_multiplier=None)) for s in plan.stages]
-    gpu_hours = sum(s.estimate.gpu_hours for s in stages)
-    total = sum_blocks([s.cost for s in stages], gpu_hours, opts.experiments_multiplier)
-    return PlanResult(plan, plan_path, stages, total, opts)
+    stage_opts = replace(opts, experiments_multiplier=None)
+    quoted = _quoted_price(plan)
+    stages, rl = [], []
+    for s in plan.stages:
+        if isinstance(s, Stage):
+            stages.append(run_stage(plan, spec, s, stage_opts))
+        else:
+            rl.append(run_generating_stage(plan, spec, s, stage_opts, quoted))
+    blocks = [r.cost for r in [*stages, *rl]]
+    gpu_hours = sum(s.estimate.gpu_hours for s in stages) + sum(s.gpu_hours for s in rl)
+    total = sum_blocks(blocks, gpu_hours, opts.experiments_multiplier)
+    return PlanResult(plan, plan_path, stages, total, opts, rl, base_plan(plan) if plan.base else None)

@@ -849,6 +849,7 @@ def plan_evaluator(result) -> tuple[Evaluate, Point]:
     The drawn rates are applied to each stage's own GPU as factors; tokens and price scale every stage alike.
     Returns the callable and its nominal point (the first stage's assumptions and rates, the plan's tokens and
     its GPU-hour-weighted price)."""
+    result.require_training_only("the uncertainty band (--uncertainty, report)")
     from simulator.inputs.catalog import load_model
     from simulator.inputs.plan_file import model_ref
     from simulator.run.estimate import estimate

@@ -1,22 +1,26 @@
 """Plan files: a training run as stages (pre-training, context extension, fine-tuning, RL), read from YAML.
 
-A plan names the model, the GPU, an optional rental price, and a list of stages with their tokens, sequence
-length, batch, precision, GPU count and the layout fields that were published (the rest are searched).
-`reported` entries quote published GPU-hours for the whole plan or a group of stages. Shipped plans live in
-plans/ and are found by name; analysis/plans.py estimates them.
+A plan names the model, the GPU, an optional rental price, and a list of stages. A training stage (the default
+kind) gives its tokens, sequence length, batch, precision, GPU count and the layout fields that were published (the
+rest are searched). An RL stage (`kind: rl`) gives a GRPO-style loop: prompts and samples per step, prompt and
+response lengths by phase of steps, log-prob passes, training on the generated tokens, the GPUs of generation and
+training (docs/model.md §17). A generation stage (`kind: generation`) only generates (SFT data by rejection
+sampling). `reported` entries quote published GPU-hours for the whole plan or a group of stages; `base` names the
+plan that produced the starting checkpoint. Shipped plans live in plans/ and are found by name; analysis/plans.py
+estimates them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from simulator.errors import SpecError
 from simulator.inputs.data_files import plan_dir
 from simulator.inputs.files import read_yaml, validate
-from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, count_in_range
+from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, SECONDS_PER_HOUR, count_in_range
 from simulator.vocab import LAYOUT_FIELDS, Fp8Recipe, Precision, Recompute, Schedule
 
 
@@ -43,9 +47,20 @@ class Reported(_Schema):
     source: str
     quote: str
     note: str | None = None
+    gpu: str | None = None
+    """The GPU the figure was run on, where the source names it."""
+    num_gpus: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
+    wall_hours: Annotated[float, Field(gt=0, le=1e6)] | None = None
+    """Wall-clock hours the source states for these stages."""
+
+    @property
+    def wall_clock_s(self) -> float | None:
+        return None if self.wall_hours is None else self.wall_hours * SECONDS_PER_HOUR
 
 
 class Stage(_Schema):
+    kind: Literal["training"] = "training"
+    """A training stage (the default kind): tokens through the training step model."""
     name: str = Field(min_length=1)
     tokens: Count
     seq_len: Annotated[int, Field(ge=1, le=10_000_000)]
@@ -77,6 +92,256 @@ class Stage(_Schema):
         return {k: getattr(self, k) for k in LAYOUT_FIELDS}
 
 
+# --------------------------------------------------------------------------- RL and generation stages
+
+MAX_TOKENS = 10_000_000
+"""Longest prompt or response a stage may state (10M tokens)."""
+MAX_STEPS = 100_000_000
+Tokens = Annotated[int, Field(ge=1, le=MAX_TOKENS)]
+
+
+class Banded(_Schema):
+    """A stated input with the band it may lie in (low <= value <= high) and where the numbers come from; the
+    estimate is made at `value`, and again at `low` and at `high` for the stage's band."""
+
+    value: Annotated[float, Field(gt=0, le=MAX_TOKENS)]
+    low: Annotated[float, Field(gt=0, le=MAX_TOKENS)]
+    high: Annotated[float, Field(gt=0, le=MAX_TOKENS)]
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Banded:
+        if not self.low <= self.value <= self.high:
+            raise ValueError(
+                f"the band must hold its value: low {self.low:g} <= value {self.value:g} <= high {self.high:g} is "
+                "false; set low at or below value and high at or above it"
+            )
+        return self
+
+
+class ResponsePhase(_Schema):
+    """Responses from `from_step` on (until the next phase): their mean length (a stated, banded input) and the cap
+    they are cut at."""
+
+    from_step: Annotated[int, Field(ge=0, le=MAX_STEPS)] = 0
+    mean_response_len: Banded
+    """Mean generated tokens per response in this phase."""
+    max_response_len: Tokens
+    """The cap: no response is longer (DeepSeek-R1-Zero: 32,768 before step 8,200, 65,536 after)."""
+
+
+class GenerationLayout(_Schema):
+    """The rollout engine's decode deployment: TP x attention-DP x PP GPUs (docs/model.md §16.1); fields left out are
+    searched."""
+
+    tp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
+    dp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
+    pp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
+
+
+class TrainingLayout(_Schema):
+    """The policy's training layout (the fields of a training stage); fields left out are searched."""
+
+    tp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
+    pp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
+    dp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
+    ep: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
+    cp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
+    zero_stage: Annotated[int, Field(ge=0, le=3)] | None = None
+    micro_batch_size: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
+    schedule: Schedule | None = None
+    vpp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
+    recompute: Recompute | None = None
+    tp_overlap: bool | None = None
+
+    def fields(self) -> dict:
+        return {k: getattr(self, k) for k in LAYOUT_FIELDS}
+
+
+class _Generating(_Schema):
+    """What every stage that generates states: the rollout engine and the lengths of what it generates."""
+
+    name: str = Field(min_length=1)
+    num_gpus: Annotated[int, Field(ge=1, le=MAX_GPUS)]
+    """All GPUs of the stage (generation and training together)."""
+    gpu: str | None = None
+    """Overrides the plan's GPU for this stage."""
+    samples_per_prompt: Annotated[int, Field(ge=1, le=100_000)]
+    mean_prompt_len: Annotated[float, Field(gt=0, le=MAX_TOKENS)]
+    """Mean prompt tokens (a stated input)."""
+    long_tail_factor: Banded
+    """Length of the slowest response of a rollout / the mean response length (capped at the cap): a stated, banded
+    input. The rollout ends when the slowest response does (docs/model.md §17.2)."""
+    generation_precision: Literal["bf16", "fp8"] = "bf16"
+    kv_dtype: Literal["bf16", "fp8"] = "bf16"
+    generation_memory_fraction: Annotated[float, Field(gt=0.05, le=1.0)] = 1.0
+    """Share of a GPU's memory the rollout engine may fill (vLLM's gpu_memory_utilization; 1: all of it)."""
+    mtp_depth: Annotated[int, Field(ge=0, le=8)] = 0
+    """MTP draft tokens per decode step (self-speculative decoding with the model's MTP modules)."""
+    mtp_accept: Annotated[float, Field(ge=0.0, le=0.999)] | None = None
+    """Share of drafted tokens accepted (DeepSeek-V3 reports 85-90% for its MTP module)."""
+    generation_layout: GenerationLayout = GenerationLayout()
+    source: str | None = None
+    notes: str | None = None
+
+    def _check_generating(self, caps: list[int]) -> None:
+        tail = self.long_tail_factor
+        if tail.low < 1 or tail.high > 100:
+            raise ValueError(
+                f"long_tail_factor is the slowest response's length over the mean, so 1 to 100; got low {tail.low:g}, "
+                f"high {tail.high:g}: set the band within [1, 100]"
+            )
+        if self.mtp_depth and self.mtp_accept is None:
+            raise ValueError(
+                f"mtp_depth {self.mtp_depth} needs mtp_accept, the share of drafted tokens accepted (DeepSeek-V3 "
+                "reports 0.85-0.90 for its MTP module); add mtp_accept"
+            )
+        if self.mtp_accept is not None and not self.mtp_depth:
+            raise ValueError(
+                "mtp_accept is given but mtp_depth is 0; give mtp_depth (draft tokens per step) or remove mtp_accept"
+            )
+        if self.mean_prompt_len + max(caps) > MAX_TOKENS:
+            raise ValueError(f"mean_prompt_len + max_response_len exceeds {MAX_TOKENS:,} tokens; shorten them")
+
+
+def _check_phases(phases: list[ResponsePhase], steps: int | None) -> None:
+    starts = [p.from_step for p in phases]
+    if starts[0] != 0:
+        raise ValueError(f"response_lengths must start at step 0 (the first phase has from_step {starts[0]}); set it to 0")
+    if starts != sorted(set(starts)):
+        raise ValueError(f"response_lengths: from_step must increase from phase to phase, got {starts}; order the phases")
+    if steps is not None and starts[-1] >= steps:
+        raise ValueError(
+            f"response_lengths: a phase starts at step {starts[-1]:,}, at or after the stage's {steps:,} steps; "
+            "start every phase before the last step"
+        )
+    for p in phases:
+        mean = p.mean_response_len
+        if mean.high > p.max_response_len:
+            which = "mean" if mean.value > p.max_response_len else "band's high end of the mean"
+            shown = mean.value if mean.value > p.max_response_len else mean.high
+            raise ValueError(
+                f"response_lengths from step {p.from_step:,}: the {which} response length {shown:,.0f} is above the cap "
+                f"max_response_len {p.max_response_len:,}; no response is longer than the cap, so lower the mean (and "
+                "its band) or raise the cap"
+            )
+
+
+class RLStage(_Generating):
+    """A GRPO-style RL stage: each step trains on prompts_per_step x samples_per_prompt responses; a rollout generates
+    the responses of `minibatches_per_rollout` steps at once (docs/model.md §17)."""
+
+    kind: Literal["rl"]
+    steps: Annotated[int, Field(ge=1, le=MAX_STEPS)]
+    """Optimizer steps (DeepSeek-R1-Zero: 10,400)."""
+    prompts_per_step: Annotated[int, Field(ge=1, le=10_000_000)]
+    """Prompts per optimizer step (DeepSeek-R1-Zero: 32 questions, 512 responses a step)."""
+    minibatches_per_rollout: Annotated[int, Field(ge=1, le=100_000)] = 1
+    """Optimizer steps trained on the responses of one rollout (DeepSeek-R1-Zero: 8,192 outputs in 16 mini-batches)."""
+    inner_epochs: Annotated[int, Field(ge=1, le=100)] = 1
+    """Passes of training over each rollout."""
+    response_lengths: list[ResponsePhase] = Field(min_length=1)
+    """The response-length schedule: one phase per change of the mean or of the cap."""
+    reference_logprobs: bool = True
+    """A forward pass of the reference model over every response (the KL term)."""
+    old_policy_logprobs: bool = True
+    """A forward pass of the policy before the update (the importance ratio of the clipped objective)."""
+    reward_model_passes: Annotated[int, Field(ge=0, le=8)] = 0
+    """Forward passes of reward models of the policy's architecture over every response (0: rule-based rewards)."""
+    colocated: bool = True
+    """Generation and training on the same GPUs, one after the other (weights refit in between)."""
+    generation_gpus: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
+    """With colocated false: the GPUs that only generate; the other num_gpus - generation_gpus train."""
+    policy: Literal["on_policy", "one_step_off_policy"] = "on_policy"
+    """on_policy: each step generates with the latest weights (synchronous); one_step_off_policy: generation of step
+    n+1 overlaps training on step n (needs separate generation GPUs)."""
+    precision: Precision = "bf16"
+    """Training GEMM precision."""
+    fp8_recipe: Fp8Recipe | None = None
+    training_layout: TrainingLayout = TrainingLayout()
+
+    @property
+    def responses_per_step(self) -> int:
+        return self.prompts_per_step * self.samples_per_prompt
+
+    @property
+    def training_gpus(self) -> int:
+        return self.num_gpus if self.colocated else self.num_gpus - (self.generation_gpus or 0)
+
+    @property
+    def rollout_gpus(self) -> int:
+        return self.num_gpus if self.colocated else (self.generation_gpus or 0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RLStage:
+        _check_phases(self.response_lengths, self.steps)
+        self._check_generating([p.max_response_len for p in self.response_lengths])
+        if self.colocated and self.generation_gpus is not None:
+            raise ValueError(
+                f"generation_gpus {self.generation_gpus} is given but colocated is true (generation and training share "
+                "all num_gpus); remove generation_gpus, or set colocated: false"
+            )
+        if not self.colocated:
+            if self.generation_gpus is None:
+                raise ValueError(
+                    "colocated is false but generation_gpus is missing; add generation_gpus (the GPUs that only generate)"
+                )
+            if self.generation_gpus >= self.num_gpus:
+                raise ValueError(
+                    f"generation_gpus {self.generation_gpus:,} leaves no training GPUs of num_gpus {self.num_gpus:,}; "
+                    "give generation_gpus below num_gpus"
+                )
+        if self.policy == "one_step_off_policy" and self.colocated:
+            raise ValueError(
+                "policy one_step_off_policy overlaps generation with training, which needs GPUs of their own; set "
+                "colocated: false with generation_gpus, or policy: on_policy"
+            )
+        if self.fp8_recipe is not None and self.precision != "fp8":
+            raise ValueError(f"fp8_recipe applies to precision fp8 only (got {self.precision}); remove it or set precision: fp8")
+        return self
+
+
+class GenerationStage(_Generating):
+    """Generation only, on all num_gpus (SFT data by rejection sampling): prompts x samples_per_prompt responses."""
+
+    kind: Literal["generation"]
+    prompts: Annotated[int, Field(ge=1, le=10**12)]
+    response_length: ResponsePhase
+    """The mean response length (banded) and the cap."""
+
+    @property
+    def rollout_gpus(self) -> int:
+        return self.num_gpus
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GenerationStage:
+        _check_phases([self.response_length], None)
+        self._check_generating([self.response_length.max_response_len])
+        return self
+
+
+def _stage_kind(value: object) -> str | None:
+    """The kind of a stage entry: its `kind` key, training when absent (None when `kind` is not text)."""
+    kind = value.get("kind", "training") if isinstance(value, dict) else getattr(value, "kind", "training")
+    return kind if isinstance(kind, str) else None
+
+
+AnyStage = Annotated[
+    Annotated[Stage, Tag("training")] | Annotated[RLStage, Tag("rl")] | Annotated[GenerationStage, Tag("generation")],
+    Discriminator(_stage_kind),
+]
+
+
+class BasePlan(_Schema):
+    """The plan that produced this plan's starting checkpoint (DeepSeek-R1 starts from DeepSeek-V3-Base)."""
+
+    plan: str = Field(min_length=1)
+    """A shipped plan name."""
+    stages: list[str] | None = None
+    """The stages of that plan the checkpoint comes from (absent: all)."""
+    note: str | None = None
+
+
 class Plan(_Schema):
     name: str = Field(min_length=1)
     display_name: str | None = None
@@ -89,7 +354,9 @@ class Plan(_Schema):
     experiments_multiplier: Annotated[float, Field(ge=1, le=100)] | None = None
     experiments_source: str | None = None
     reported: list[Reported] = []
-    stages: list[Stage] = Field(min_length=1)
+    base: BasePlan | None = None
+    """Not estimated with this plan and not in its totals: named so the output can set its reported cost beside."""
+    stages: list[AnyStage] = Field(min_length=1)
     notes: str | None = None
 
     @model_validator(mode="after")

@@ -15,7 +15,7 @@ import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Tag, ValidationError
 from pydantic.fields import FieldInfo
 
 RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
@@ -72,6 +72,43 @@ def _is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
+def _tagged_member(annotation: Any, tag: object) -> Any | None:
+    """The member of a tagged union (Annotated[Model, Tag(name)] | ...) whose tag is `tag`, else None."""
+    if get_origin(annotation) not in (Union, types.UnionType) or not isinstance(tag, str):
+        return None
+    for member in get_args(annotation):
+        if get_origin(member) is Annotated:
+            base, *meta = get_args(member)
+            if any(isinstance(m, Tag) and m.tag == tag for m in meta):
+                return base
+    return None
+
+
+def without_tags(schema: type[BaseModel], loc: tuple) -> tuple:
+    """An error's location without the tags pydantic inserts after a tagged union (stages.0.rl.steps ->
+    stages.0.steps): the path as the file writes it."""
+    annotation: Any = schema
+    out: list = []
+    for part in loc:
+        annotation, _ = _unwrap(annotation, [])
+        member = _tagged_member(annotation, part)
+        if member is not None:
+            annotation = member
+            continue
+        out.append(part)
+        origin = get_origin(annotation)
+        if _is_model(annotation):
+            info = annotation.model_fields.get(part) if isinstance(part, str) else None
+            annotation = info.annotation if info is not None else Any
+        elif origin in (list, tuple) and isinstance(part, int):
+            annotation = (get_args(annotation) or (Any,))[0]
+        elif origin is dict:
+            annotation = (get_args(annotation) or (Any, Any))[-1]
+        else:
+            annotation = Any
+    return tuple(out)
+
+
 def field_at(schema: type[BaseModel], loc: tuple) -> _Field | None:
     """The field an error's location points at (list indices and mapping keys followed), or None where the schema
     cannot be followed (a union of models, a validator's own location)."""
@@ -80,6 +117,10 @@ def field_at(schema: type[BaseModel], loc: tuple) -> _Field | None:
     parent: type[BaseModel] | None = None
     for part in loc:
         annotation, constraints = _unwrap(annotation, [])
+        member = _tagged_member(annotation, part)
+        if member is not None:
+            annotation = member
+            continue
         origin = get_origin(annotation)
         if _is_model(annotation):
             info = annotation.model_fields.get(part) if isinstance(part, str) else None
@@ -226,7 +267,13 @@ def describe(e: dict, schema: type[BaseModel], read_from: dict[str, str] | None 
     """(problem, fix) of one pydantic error: the field path, the rule it breaks with the value given and what the
     field takes; and the fix (None for a custom rule, whose message carries its own). `read_from`: for a schema filled
     from another format (a Hugging Face config.json), the file's key each field is read from, named in the fix."""
-    where = _loc(e["loc"])
+    where = _loc(without_tags(schema, e["loc"]))
+    if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        ctx = e.get("ctx", {})
+        kind = e.get("input", {}).get("kind") if isinstance(e.get("input"), dict) else None
+        expected = ctx.get("expected_tags", "")
+        problem = f"{where + '.' if where else ''}kind {short(kind)} is not a kind this field takes"
+        return problem, f"set {where + '.' if where else ''}kind to one of {expected} (left out, kind is the first)"
     msg = "is required but missing" if e["type"] == "missing" else str(e["msg"]).removeprefix("Value error, ")
     given = e.get("input")
     shown = "" if isinstance(given, dict | list) or e["type"] == "missing" else f" (got {short(given)})"

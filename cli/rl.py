@@ -1,0 +1,54 @@
+"""`costsim validate rl`: the published RL figures (validation/rl.yaml) against the RL stage model (docs/model.md §17)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.options import Format, echo_result, fail
+
+
+def register(app: typer.Typer, validate_app: typer.Typer) -> None:
+    validate_app.command("rl")(validate_rl)
+
+
+def validate_rl(format: Annotated[Format, typer.Option("--format", help="Output format")] = Format.table) -> None:
+    """Predict every published RL figure in validation/rl.yaml: NeMo RL GRPO step times with the RL stage model (target:
+    each within 30%), DeepSeek-R1's stage hours with plans/deepseek-r1.yaml. Signed errors; cases whose source lacks
+    what a prediction needs are listed, not predicted."""
+    from simulator.analysis import rl_validation
+    from simulator.errors import CostsimError
+
+    try:
+        doc = rl_validation.report(rl_validation.evaluate())
+    except CostsimError as e:
+        fail(e)
+    echo_result(format, doc, doc["cases"], lambda: rl_validation_table(doc))
+
+
+def _split(split: dict | None) -> str:
+    if not split or "generation" not in split:
+        return ""
+    return (f"gen {split['generation']:.0f} (tail {split['generation_tail']:.0f}) + logprob {split['logprob']:.0f} + "
+            f"train {split['training']:.0f} + refit {split['refit']:.1f} s")  # fmt: skip
+
+
+def rl_validation_table(doc: dict) -> str:
+    lines = [f"{'case':<46} {'track':<9} {'metric':<12} {'reported':>10} {'predicted':>10} {'error':>7}  band / parts"]
+    for c in doc["cases"]:
+        if c["predicted"] is None:
+            lines.append(f"{c['id'][:46]:<46} {c['track']:<9} {c['metric']:<12} {c['reported']:>10,.4g} {'-':>10} "
+                         f"{'-':>7}  ({c['not_predicted_because']})")  # fmt: skip
+            continue
+        band = f"{c['band'][0]:,.0f}-{c['band'][1]:,.0f}  " if c["band"] else ""
+        lines.append(f"{c['id'][:46]:<46} {c['track']:<9} {c['metric']:<12} {c['reported']:>10,.4g} "
+                     f"{c['predicted']:>10,.4g} {c['error']:>+7.1%}  {band}{_split(c['split'])}")  # fmt: skip
+    if doc["n_cases"]:
+        lines += ["", f"{doc['n_cases']} NeMo RL step times: {doc['within_target']} within 30%; median |error| "
+                  f"{doc['median_abs_error']:.1%}, max {doc['max_abs_error']:.1%} ({doc['worst_case']}); "
+                  f"target every |error| <= 30%: {'met' if doc['meets_target'] else 'not met'}. Plan rows (DeepSeek-R1 "
+                  "stages through plans/deepseek-r1.yaml, banded inputs read from a figure) are not in the target."]  # fmt: skip
+    lines += ["", "assumptions where the benchmark rows are silent"]
+    lines += [f"  {a['name']}: {a['value']} ({a['source']})" for a in doc["assumptions"]]
+    return "\n".join(lines)

@@ -1,0 +1,113 @@
+"""The table `costsim estimate --plan` prints for a plan with RL or generation stages (docs/model.md §17): every stage
+with its GPU-hours split into generation, log-prob passes, training, refit, idle and failures, the band of the stated
+inputs, the published figures beside the prediction, the base plan, the rollout of each phase and the assumptions.
+"""
+
+from __future__ import annotations
+
+from simulator.report.money import usd
+from simulator.units import format_count
+
+PARTS = ("generation", "logprob", "training", "refit", "idle", "failures")
+
+
+def _rows(columns: tuple[str, ...], rows: list[tuple], align: str, indent: int = 0) -> list[str]:
+    """Plain columns, each as wide as its widest cell; 'l' or 'r' per column."""
+    cells = [tuple(str(c) for c in r) for r in [columns, *rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    out = []
+    for r in cells:
+        parts = [c.ljust(w) if align[i] == "l" else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        out.append((" " * indent + "  ".join(parts)).rstrip())
+    return out
+
+
+def _share(split: dict, part: str, total: float) -> str:
+    v = split.get(part, 0.0)
+    return f"{v / total:.0%}" if total > 0 and v else "-"
+
+
+def _days(days: float) -> str:
+    return f"{days:.1f}" if days >= 1 else f"{days:.2f}"
+
+
+def _stages(names: list[str] | str) -> str:
+    if names == "all":
+        return "whole plan"
+    text = ", ".join(names)
+    return text if len(text) <= 48 else f"{len(names)} stages, {names[0]} to {names[-1]}"
+
+
+def rl_plan_table(d: dict) -> str:
+    """A plan document (PlanResult.to_dict()) with RL or generation stages, as text."""
+    lines = [f"plan        {d['plan']}" + (f": {d['display_name']}" if d.get("display_name") else "")]
+    lines.append(f"model / GPU {d['model']} on {d['gpu']}")
+    lines.append(f"source      {d['source']}")
+    base = d.get("base")
+    if base:
+        figures = "; ".join(
+            f"{', '.join(r['stages']) if r['stages'] != 'all' else 'all'} {format_count(r['gpu_hours'])} GPU-hours"
+            + (f" {usd(r['cost_usd'])}" if r.get("cost_usd") else "")
+            for r in base["reported"]
+        )
+        lines.append(f"base        plan {base['plan']} ({figures or 'no reported figure'}): not in this plan's totals; "
+                     f"{base['estimate_with']}")  # fmt: skip
+    lines.append("")
+    rows = []
+    for s in d["stages"]:
+        split, total = s["gpu_hours_split"], s["gpu_hours"]
+        band = s.get("gpu_hours_band")
+        band_text = f"{format_count(band['low'])}-{format_count(band['high'])}" if band else ""
+        steps = f"{s['steps']:,.0f}" if s.get("steps") else ""
+        rows.append((s["name"], s["kind"], s["num_gpus"], steps, format_count(total), band_text,
+                     _days(s["wall_clock_days"]), usd(s["cost_usd"]), *(_share(split, p, total) for p in PARTS)))  # fmt: skip
+    whole = d["gpu_hours_split"]
+    rows.append(("total", "", "", "", format_count(d["gpu_hours"]), "", _days(d["wall_clock_days"]), usd(d["cost_usd"]),
+                 *(_share(whole, p, d["gpu_hours"]) for p in PARTS)))  # fmt: skip
+    columns = ("stage", "kind", "GPUs", "steps", "GPU-hours", "band", "days", "cost", *PARTS)
+    lines += _rows(columns, rows, "llrrrrrr" + "r" * len(PARTS))
+    lines.append("band: GPU-hours with every stated, banded input (mean response length, long-tail factor) at its low / "
+                 "high end; the split columns are shares of each stage's GPU-hours")  # fmt: skip
+    lines.append("GPU-hours by part: " + ", ".join(f"{p} {format_count(whole.get(p, 0.0))}" for p in PARTS))
+    if d["reported"]:
+        lines.append("")
+        rep = []
+        for r in d["reported"]:
+            wall = ""
+            if r.get("reported_wall_hours") is not None:
+                wall = f"{r['reported_wall_hours']:,.0f} h / {r['predicted_wall_hours']:,.0f} h"
+            rep.append((_stages(r["stages"]),
+                        format_count(r["predicted_gpu_hours"]), format_count(r["reported_gpu_hours"]),
+                        f"{r['error']:+.1%}", wall))  # fmt: skip
+        lines += _rows(("published", "predicted", "reported", "error", "wall reported / predicted"), rep, "lrrrr")
+    lines.append("")
+    lines.append("rollouts (at the stated values)")
+    for s in d["stages"]:
+        if s["kind"] == "training":
+            continue
+        if s.get("schedule"):
+            lines.append(f"  {s['name']}: {s['schedule']}; mean step {s['step_time_s']:.1f} s")
+        else:
+            lines.append(f"  {s['name']}: generation only")
+        for p in s["phases"]:
+            g = p["generation"]
+            lay = g["layout"]
+            busy = g["prefill_s"] + g["bulk_s"]
+            text = (
+                f"    from step {p['from_step']:,}: mean {p['mean_response_len']:,.0f} tokens (cap {p['max_response_len']:,}), "
+                f"decode TP{lay['tp']} DP{lay['dp']} PP{lay['pp']} x{g['gpus'] // lay['gpus']} replicas at "
+                f"{lay['batch_per_gpu']:g} seq/GPU, {g['output_tokens_per_s_per_gpu']:,.0f} tok/s/GPU; rollout "
+                f"{p['rollout_wall_s']:,.0f} s: generation {busy:,.0f} s + tail {g['tail_s']:,.0f} s"
+            )
+            if p.get("training"):
+                t, lp = p["training"], p["logprob"]
+                text += (f", logprob {lp['seconds']:,.0f} s, training {t['seconds_per_rollout']:,.0f} s "
+                         f"({t['optimizer_step_s']:.2f} s/step, MFU {t['mfu']:.1%}), refit {p['refit_s']:.2f} s")  # fmt: skip
+            lines.append(text)
+    notes = [(s["name"], s["notes"]) for s in d["stages"] if s.get("notes")]
+    if notes:
+        lines += ["", "assumptions where the sources are silent"]
+        lines += [f"  {name}: {note}" for name, note in notes]
+    if d.get("notes"):
+        lines += ["", d["notes"]]
+    return "\n".join(lines)

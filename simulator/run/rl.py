@@ -1,0 +1,273 @@
+"""The RL step model (docs/model.md §17): one GRPO-style rollout and the training on it, from the models costsim
+already has. Each part is a function of its own so it can be checked alone:
+
+- `generate`: the rollout's responses decoded by the serving model (§16) on the generation GPUs: the layout that
+  finishes the rollout soonest among those that fit in memory at the responses' mean context, with a batch per GPU
+  of at most the responses spread over the generation GPUs; the prompts prefilled first; the slowest response (the
+  long-tail factor x the mean, capped) decoding on after the others have finished.
+- `logprob`: forward-only passes (§8.4) over every response (reference, old policy, reward models).
+- `train_step`: one optimizer step of the training step model (§8) on the step's responses at prompt + response
+  tokens each, at the stage's training layout.
+- `refit`: the weights each generation GPU holds, sent over NVLink (colocated) or the network (split GPUs).
+- `combine`: a rollout's wall time and the GPU-seconds of each part: colocated or split on-policy, the parts one
+  after another; split one-step off-policy, generation overlapping training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.errors import InfeasibleError, LayoutError
+from simulator.inputs.assumptions import Assumptions
+from simulator.inputs.specs import HardwareProfile, ModelSpec
+from simulator.model.efficiency import DeviceRates
+from simulator.model.forward import forward_context, forward_pass
+from simulator.model.serve.decode import Candidates, Setup, memory_per_gpu, step_s, throughput, weight_bytes_per_gpu
+from simulator.model.serve.search import PREFILL_TOKENS_PER_GPU, Given, best_prefill, decode_candidates, prefill_points
+from simulator.units import GIB
+
+SPLIT_PARTS = ("generation", "logprob", "training", "refit", "idle")
+"""The parts of an RL stage's GPU-hours (docs/model.md §17.5); `failures` (ETTR, §9) is added per stage."""
+
+
+# --------------------------------------------------------------------------- generation
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One rollout's generation on the generation GPUs."""
+
+    responses: float
+    gpus: int
+    prompt_len: float
+    response_len: float
+    """Mean generated tokens per response."""
+    tail_len: float
+    """Tokens of the slowest response: min(cap, long-tail factor x mean)."""
+    layout: dict
+    """The decode deployment chosen: tp, dp, pp, gpus, batch per GPU, precision."""
+    tokens_per_s_per_gpu: float
+    """Decode output tokens/s per GPU at that layout (MTP included)."""
+    tokens_per_s_per_user: float
+    memory_per_gpu_bytes: float
+    weight_bytes_per_gpu: float
+    prefill_s: float
+    bulk_s: float
+    """Decoding the responses' mean length: responses x mean / (GPUs x tokens/s per GPU)."""
+    tail_s: float
+    """The slowest response's tokens beyond the mean, at the per-sequence speed: (tail - mean) / tokens/s per user."""
+
+    @property
+    def seconds(self) -> float:
+        return self.prefill_s + self.bulk_s + self.tail_s
+
+    @property
+    def busy_s(self) -> float:
+        """Time the generation GPUs work at their batch; the tail is counted as idle (most sequences are done)."""
+        return self.prefill_s + self.bulk_s
+
+    def to_dict(self) -> dict:
+        return {
+            "responses": self.responses,
+            "gpus": self.gpus,
+            "prompt_len": self.prompt_len,
+            "mean_response_len": self.response_len,
+            "tail_response_len": self.tail_len,
+            "layout": self.layout,
+            "output_tokens_per_s_per_gpu": self.tokens_per_s_per_gpu,
+            "tokens_per_s_per_user": self.tokens_per_s_per_user,
+            "memory_per_gpu_gib": self.memory_per_gpu_bytes / GIB,
+            "prefill_s": self.prefill_s,
+            "bulk_s": self.bulk_s,
+            "tail_s": self.tail_s,
+            "seconds": self.seconds,
+        }
+
+
+def generation_setup(model: ModelSpec, hw: HardwareProfile, rates: DeviceRates, assumptions: Assumptions,
+                     prompt_len: float, response_len: float, kv_dtype: str = "bf16", mtp_depth: int = 0,
+                     mtp_accept: float = 0.0) -> Setup:  # fmt: skip
+    """The serving model's Setup for responses of `response_len` tokens after prompts of `prompt_len` (the KV cache
+    held at the mean context prompt + response / 2, docs/model.md §16.2)."""
+    return Setup(model, hw, rates, assumptions, max(1, round(prompt_len)), max(1, round(response_len)), kv_dtype,
+                 mtp_depth, mtp_accept)  # fmt: skip
+
+
+def _candidates(s: Setup, given: Given, precision: str, batch_cap: float) -> Candidates:
+    """Every decode layout of the free fields, with the batch grid cut at `batch_cap` sequences per GPU (the
+    rollout's responses over the GPUs) and that cap itself as a batch."""
+    grid = decode_candidates(s, Given(given.tp, given.dp, given.pp, None, None), (precision,))
+    exact = decode_candidates(s, Given(given.tp, given.dp, given.pp, batch_cap, None), (precision,))
+    c = Candidates(*(np.concatenate([getattr(grid, f), getattr(exact, f)]) for f in ("tp", "dp", "pp", "batch", "precision")))
+    keep = c.batch <= batch_cap * (1 + 1e-9)
+    return Candidates(*(getattr(c, f)[keep] for f in ("tp", "dp", "pp", "batch", "precision")))
+
+
+def generate(s: Setup, responses: float, gpus: int, tail_len: float, precision: str, given: Given,
+             memory_fraction: float = 1.0) -> Generation:  # fmt: skip
+    """A rollout of `responses` responses on `gpus` GPUs (docs/model.md §17.2).
+
+    Every decode layout (TP x DP x PP) that divides the GPUs is tried at the largest batch per GPU that fits in
+    `memory_fraction` of a GPU's memory, up to responses / gpus (an engine admits every sequence it has room for);
+    the layout with the shortest bulk + tail is taken."""
+    batch_cap = responses / gpus
+    c = _candidates(s, given, precision, batch_cap)
+    memory = memory_per_gpu(s, c)
+    capacity = memory_fraction * s.hw.memory_bytes
+    divides = np.mod(gpus, c.gpus) == 0
+    fits = (memory["total"] <= capacity) & divides
+    if not divides.any():
+        raise LayoutError(
+            f"no decode layout of the fields given (tp {given.tp}, dp {given.dp}, pp {given.pp}) divides the "
+            f"{gpus:,} generation GPUs; give a generation_layout whose tp x dp x pp divides them, or leave fields out"
+        )
+    if not fits.any():
+        i = int(np.argmin(np.where(divides, memory["total"], np.inf)))
+        raise InfeasibleError(
+            f"the {gpus:,} generation GPUs cannot hold {s.model.name}: the smallest decode layout that divides them "
+            f"(TP{c.tp[i]:.0f} x DP{c.dp[i]:.0f} x PP{c.pp[i]:.0f}) needs {memory['total'][i] / GIB:,.1f} GiB per GPU "
+            f"(weights {memory['weights'][i] / GIB:,.1f} GiB, KV cache {memory['kv_cache'][i] / GIB:,.1f} GiB) against "
+            f"{capacity / GIB:,.1f} GiB; give more GPUs, generation_precision fp8, kv_dtype fp8 or a shorter response "
+            "length"
+        )
+    fits &= largest_batch(c, fits)
+    step = step_s(s, c)["total"]
+    per_gpu, per_user = throughput(s, c, step)
+    mean = float(s.output_len)
+    bulk = responses * mean / (gpus * per_gpu)
+    tail = max(0.0, tail_len - mean) / per_user
+    total = np.where(fits, bulk + tail, np.inf)
+    i = int(np.argmin(total))
+    layout = {"tp": int(c.tp[i]), "dp": int(c.dp[i]), "pp": int(c.pp[i]), "gpus": int(c.gpus[i]),
+              "batch_per_gpu": float(c.batch[i]), "precision": precision}  # fmt: skip
+    prefill_s = _prefill_s(s, c, i, responses, gpus, precision)
+    weights = float(sum(v[i] for v in weight_bytes_per_gpu(s, c).values()))
+    return Generation(responses, gpus, float(s.input_len), mean, max(tail_len, mean), layout, float(per_gpu[i]),
+                      float(per_user[i]), float(memory["total"][i]), weights, prefill_s, float(bulk[i]),
+                      float(tail[i]))  # fmt: skip
+
+
+def largest_batch(c: Candidates, fits: np.ndarray) -> np.ndarray:
+    """True for the candidate with the largest batch that fits, one per layout (TP, DP, PP, precision)."""
+    out = np.zeros(len(c), dtype=bool)
+    idx = np.nonzero(fits)[0]
+    if len(idx) == 0:
+        return out
+    keys = np.array([f"{c.tp[i]:.0f}/{c.dp[i]:.0f}/{c.pp[i]:.0f}/{c.precision[i]}" for i in idx])
+    order = np.lexsort((c.batch[idx], keys))
+    sorted_keys = keys[order]
+    last = np.append(sorted_keys[1:] != sorted_keys[:-1], True)
+    out[idx[order[last]]] = True
+    return out
+
+
+def _prefill_s(s: Setup, c: Candidates, i: int, responses: float, gpus: int, precision: str) -> float:
+    """The prompts of the rollout prefilled on the decode layout (every response's prompt computed: conservative where
+    an engine shares one prompt's prefill among its samples)."""
+    tp, ep = int(c.tp[i]), int(c.stage_gpus[i]) if s.model.moe else 1
+    point = best_prefill(prefill_points(s, (tp,), (ep,), (precision,), 0.0, None), float("inf"), None)
+    return responses * s.input_len / (gpus * point.input_tokens_per_s_per_gpu)
+
+
+# --------------------------------------------------------------------------- log-prob passes
+
+
+@dataclass(frozen=True)
+class Logprob:
+    passes: int
+    tokens: float
+    """Tokens of one pass over the rollout (responses x (prompt + response))."""
+    gpus: int
+    tokens_per_s_per_gpu: float
+    """Forward-only throughput at the layout used."""
+    layout: dict
+
+    @property
+    def seconds(self) -> float:
+        return self.passes * self.tokens / (self.gpus * self.tokens_per_s_per_gpu) if self.passes else 0.0
+
+    def to_dict(self) -> dict:
+        return {"passes": self.passes, "tokens_per_pass": self.tokens, "gpus": self.gpus,
+                "tokens_per_s_per_gpu": self.tokens_per_s_per_gpu, "layout": self.layout, "seconds": self.seconds}  # fmt: skip
+
+
+def forward_tokens_per_s_per_gpu(model: ModelSpec, rates: DeviceRates, assumptions: Assumptions, seq_len: int,
+                                 tp: int, ep: int, precision: str, fp8_recipe: str | None = None) -> float:  # fmt: skip
+    """Forward-only tokens/s per GPU of sequences of `seq_len` on a TP x EP group (docs/model.md §8.4): the best of
+    the serving prefill's tokens-per-GPU grid."""
+    best = 0.0
+    for per_gpu in PREFILL_TOKENS_PER_GPU:
+        sequences = max(1, round(per_gpu * tp / seq_len))
+        ctx = forward_context(model, rates, seq_len, sequences, tp=tp, ep=ep, precision=precision,
+                              fp8_recipe=fp8_recipe, assumptions=assumptions)  # fmt: skip
+        fp = forward_pass(ctx)
+        best = max(best, sequences * ep * seq_len / fp.seconds / (tp * ep))
+    return best
+
+
+def logprob(model: ModelSpec, rates: DeviceRates, assumptions: Assumptions, passes: int, responses: float,
+            seq_len: int, gpus: int, tp: int, ep: int, precision: str, fp8_recipe: str | None = None) -> Logprob:  # fmt: skip
+    """`passes` forward passes over every response of the rollout on the training GPUs, at the training layout's TP
+    and EP."""
+    rate = forward_tokens_per_s_per_gpu(model, rates, assumptions, seq_len, tp, ep, precision, fp8_recipe) if passes else 0.0
+    return Logprob(passes, responses * seq_len, gpus, rate, {"tp": tp, "ep": ep, "precision": precision})
+
+
+# --------------------------------------------------------------------------- refit
+
+
+def refit_s(weight_bytes_per_gpu: float, bytes_per_s: float) -> float:
+    """Weight refit: the bytes each generation GPU holds, received at the link's achieved bandwidth (all GPUs in
+    parallel)."""
+    return weight_bytes_per_gpu / bytes_per_s
+
+
+# --------------------------------------------------------------------------- one rollout
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One rollout and the training on it: wall seconds and GPU-seconds by part."""
+
+    wall_s: float
+    gpu_s: dict[str, float]
+    """GPU-seconds by part (SPLIT_PARTS); they sum to wall_s x all GPUs."""
+    schedule: str
+
+
+def combine(generation_busy_s: float, generation_tail_s: float, logprob_s: float, training_s: float, refit_s: float,
+            num_gpus: int, generation_gpus: int, colocated: bool, off_policy: bool) -> Rollout:  # fmt: skip
+    """Wall time and GPU-seconds of one rollout (docs/model.md §17.5).
+
+    colocated (every GPU generates, then scores, then trains): wall = generation + logprob + training + refit.
+    split on-policy: the same sum; each side idles while the other works.
+    split one-step off-policy: generation of the next rollout overlaps scoring and training of this one:
+    wall = max(generation, logprob + training) + refit."""
+    generation_s = generation_busy_s + generation_tail_s
+    train_gpus = num_gpus if colocated else num_gpus - generation_gpus
+    if colocated:
+        wall = generation_s + logprob_s + training_s + refit_s
+        schedule = "colocated, synchronous: step = generation + logprob + training + refit"
+        gpu = {
+            "generation": num_gpus * generation_busy_s,
+            "logprob": num_gpus * logprob_s,
+            "training": num_gpus * training_s,
+            "refit": num_gpus * refit_s,
+        }
+    else:
+        if off_policy:
+            wall = max(generation_s, logprob_s + training_s) + refit_s
+            schedule = "split GPUs, one-step off-policy: step = max(generation, logprob + training) + refit"
+        else:
+            wall = generation_s + logprob_s + training_s + refit_s
+            schedule = "split GPUs, synchronous: step = generation + logprob + training + refit"
+        gpu = {
+            "generation": generation_gpus * generation_busy_s,
+            "logprob": train_gpus * logprob_s,
+            "training": train_gpus * training_s,
+            "refit": num_gpus * refit_s,
+        }
+    gpu["idle"] = num_gpus * wall - sum(gpu.values())
+    return Rollout(wall, gpu, schedule)

@@ -1,0 +1,402 @@
+"""RL stages in plans (issue 12 item 4; docs/model.md §17): the step arithmetic from the component functions, the
+response-length schedule, the GPU-hours split, the shipped DeepSeek-R1 plan, bad stages refused with one line, and
+the NeMo RL validation rows' errors as computed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from cli_support import clean_error, invoke
+from pydantic import ValidationError
+
+from simulator import api
+from simulator.analysis.plans import run_plan
+from simulator.analysis.rl_stages import SEQ_LEN_ROUND, training_seq_len
+from simulator.errors import InputError
+from simulator.inputs.assumptions import DEFAULT
+from simulator.inputs.catalog import load_hardware, load_model
+from simulator.inputs.plan_file import load_plan
+from simulator.model.efficiency import device_rates
+from simulator.outputs import PlanOutput
+from simulator.rl_outputs import ValidateRLOutput
+from simulator.run.estimate import estimate_expected
+from simulator.run.rl import SPLIT_PARTS, combine, forward_tokens_per_s_per_gpu
+from simulator.run.scenario import resolve
+from simulator.units import SECONDS_PER_HOUR
+
+# A small RL stage: Llama 3.1 8B on 16 H100, 8 optimizer steps of 16 prompts x 8 samples, two per rollout.
+SMALL_RL = {
+    "name": "small-rl",
+    "kind": "rl",
+    "num_gpus": 16,
+    "steps": 8,
+    "prompts_per_step": 16,
+    "samples_per_prompt": 8,
+    "minibatches_per_rollout": 2,
+    "inner_epochs": 1,
+    "mean_prompt_len": 100,
+    "response_lengths": [
+        {"from_step": 0, "mean_response_len": {"value": 500, "low": 400, "high": 700}, "max_response_len": 2048},
+        {"from_step": 4, "mean_response_len": {"value": 900, "low": 700, "high": 1200}, "max_response_len": 4096},
+    ],
+    "long_tail_factor": {"value": 3.0, "low": 1.0, "high": 4.0},
+    "training_layout": {"tp": 1, "pp": 1},
+}
+SMALL_PLAN = {
+    "name": "small-rl-plan",
+    "source": "test",
+    "model": "llama-3.1-8b",
+    "gpu": "h100-sxm",
+    "usd_per_gpu_hour": 2.5,
+    "price_source": "test quote",
+    "stages": [SMALL_RL],
+}
+
+
+def _write(tmp_path: Path, plan: dict) -> str:
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    return str(path)
+
+
+def _run(tmp_path: Path, **stage_changes):
+    plan = copy.deepcopy(SMALL_PLAN)
+    plan["stages"][0].update(stage_changes)
+    spec, path = load_plan(_write(tmp_path, plan))
+    return run_plan(spec, path)
+
+
+# --------------------------------------------------------------------------- the step arithmetic
+
+
+def test_combine_colocated_is_the_sum_and_split_off_policy_the_max_plus_refit():
+    # generation 10 s busy + 2 s tail, logprob 3 s, training 5 s, refit 1 s; 16 GPUs, 8 of them generating when split
+    co = combine(10, 2, 3, 5, 1, 16, 8, colocated=True, off_policy=False)
+    assert co.wall_s == 10 + 2 + 3 + 5 + 1
+    assert co.gpu_s == {"generation": 160, "logprob": 48, "training": 80, "refit": 16, "idle": 16 * 2}
+    sync = combine(10, 2, 3, 5, 1, 16, 8, colocated=False, off_policy=False)
+    assert sync.wall_s == 21
+    assert sync.gpu_s == {"generation": 80, "logprob": 24, "training": 40, "refit": 16, "idle": 16 * 21 - 160}
+    off = combine(10, 2, 3, 5, 1, 16, 8, colocated=False, off_policy=True)
+    assert off.wall_s == max(10 + 2, 3 + 5) + 1 == 13
+    assert off.gpu_s["idle"] == 16 * 13 - (80 + 24 + 40 + 16)
+    slow_training = combine(4, 0, 3, 20, 1, 16, 8, colocated=False, off_policy=True)
+    assert slow_training.wall_s == 3 + 20 + 1
+    assert "max(generation, logprob + training) + refit" in off.schedule
+
+
+def test_colocated_step_is_generation_plus_logprob_plus_training_plus_refit(tmp_path):
+    r = _run(tmp_path).rl_stages[0]
+    model, hw = load_model("llama-3.1-8b"), load_hardware("h100-sxm")
+    assumptions = DEFAULT.for_generation(hw.generation)
+    rates = device_rates(hw, assumptions)
+    p = r.phases[0]
+    g = p.generation
+    responses = 16 * 8 * 2
+    assert g.responses == responses and g.gpus == 16
+    # generation: the mean length at the layout's tokens/s per GPU, then the tail at its per-sequence speed
+    assert g.bulk_s == pytest.approx(responses * 500 / (16 * g.tokens_per_s_per_gpu), rel=1e-12)
+    assert g.tail_len == 3.0 * 500
+    assert g.tail_s == pytest.approx((1500 - 500) / g.tokens_per_s_per_user, rel=1e-12)
+    assert g.layout["batch_per_gpu"] <= responses / 16
+    # training: two optimizer steps of the training step model at prompt + response tokens per sequence
+    seq_len = training_seq_len(100 + 500)
+    assert seq_len == 640 and seq_len % SEQ_LEN_ROUND == 0
+    tokens = 128.0 * seq_len
+    e = estimate_expected(resolve(model, hw, 16, tokens, seq_len=seq_len, global_batch_tokens=tokens,
+                                  layout={"tp": 1, "pp": 1}))  # fmt: skip
+    assert p.training_s == pytest.approx(2 * 1 * e.step_time_s, rel=1e-12)
+    # log-probs: reference and old policy, forward only at the training layout's TP and EP
+    rate = forward_tokens_per_s_per_gpu(model, rates, assumptions, seq_len, e.layout.tp, e.layout.ep, "bf16")
+    assert p.logprob.seconds == pytest.approx(2 * responses * seq_len / (16 * rate), rel=1e-12)
+    # refit: each GPU's generation weights over NVLink
+    assert p.refit_s == pytest.approx(g.weight_bytes_per_gpu / rates.fabric.scale_up_bytes_per_s, rel=1e-12)
+    assert p.rollout.wall_s == pytest.approx(g.seconds + p.logprob.seconds + p.training_s + p.refit_s, rel=1e-12)
+    # the stage: rollouts of each phase, one after another, then failures (ETTR)
+    walls = sum(q.rollouts * q.rollout.wall_s for q in r.phases)
+    assert [q.rollouts for q in r.phases] == [2.0, 2.0]
+    assert r.wall_clock_s == pytest.approx(walls / r.ettr, rel=1e-12)
+    assert r.gpu_hours == pytest.approx(16 * walls / SECONDS_PER_HOUR / r.ettr, rel=1e-12)
+
+
+def test_split_gpus_sum_on_policy_and_overlap_one_step_off(tmp_path):
+    sync = _run(tmp_path, colocated=False, generation_gpus=8).rl_stages[0]
+    off = _run(tmp_path, colocated=False, generation_gpus=8, policy="one_step_off_policy").rl_stages[0]
+    for r in (sync, off):
+        assert r.to_dict()["training_gpus"] == 8 and r.phases[0].generation.gpus == 8
+    for a, b in zip(sync.phases, off.phases, strict=True):
+        g, lp, train, refit = a.generation.seconds, a.logprob.seconds, a.training_s, a.refit_s
+        assert a.rollout.wall_s == pytest.approx(g + lp + train + refit, rel=1e-12)
+        assert b.rollout.wall_s == pytest.approx(max(g, lp + train) + refit, rel=1e-12)
+        # split: the refit crosses the network (slower than NVLink), so it is the scale-out bandwidth's
+        hw = load_hardware("h100-sxm")
+        rates = device_rates(hw, DEFAULT.for_generation(hw.generation))
+        assert refit == pytest.approx(a.generation.weight_bytes_per_gpu / rates.fabric.scale_out_bytes_per_s, rel=1e-12)
+    assert off.gpu_hours < sync.gpu_hours
+
+
+# --------------------------------------------------------------------------- the response-length schedule
+
+
+def test_response_length_schedule_steps_and_caps(tmp_path):
+    r = _run(tmp_path, long_tail_factor={"value": 4.0, "low": 1.0, "high": 4.0}).rl_stages[0]
+    first, second = r.phases
+    # steps 0-3 then 4-7: four optimizer steps each, two per rollout
+    assert (first.steps, second.steps) == (4, 4) and (first.rollouts, second.rollouts) == (2.0, 2.0)
+    # the slowest response is 4 x the mean, cut at the phase's cap: 2,000 under the 2,048 cap; 3,600 under 4,096
+    assert first.generation.tail_len == 2000 and second.generation.tail_len == 3600
+    r2 = _run(tmp_path, long_tail_factor={"value": 5.0, "low": 1.0, "high": 5.0}).rl_stages[0]
+    assert r2.phases[0].generation.tail_len == 2048  # capped before the cap changes
+    assert r2.phases[1].generation.tail_len == 4096
+    # longer responses after the change: a longer rollout and a longer training step
+    assert second.rollout.wall_s > first.rollout.wall_s
+    assert second.training.job.seq_len == training_seq_len(100 + 900) > first.training.job.seq_len
+
+
+def test_r1_zero_schedule_changes_cap_at_step_8200():
+    plan, _ = load_plan("deepseek-r1")
+    zero = next(s for s in plan.stages if s.name == "r1-zero-rl")
+    caps = [(p.from_step, p.max_response_len) for p in zero.response_lengths]
+    assert caps[-1] == (8200, 65536) and all(cap == 32768 for step, cap in caps[:-1] if step < 8200)
+    assert (zero.steps, zero.prompts_per_step, zero.samples_per_prompt, zero.minibatches_per_rollout) == (10400, 32, 16, 16)
+
+
+# --------------------------------------------------------------------------- the shipped DeepSeek-R1 plan
+
+
+@pytest.fixture(scope="module")
+def r1():
+    return api.plan("deepseek-r1").plan
+
+
+def test_r1_plan_estimates_finite_positive_numbers(r1):
+    d = r1.to_dict()
+    assert [s["name"] for s in d["stages"]] == [s.name for s in r1.plan.stages]
+    kinds = {s["name"]: s["kind"] for s in d["stages"]}
+    assert kinds["r1-zero-rl"] == "rl" and kinds["sft-data-generation"] == "generation"
+    assert kinds["r1-rejection-sampling-sft"] == "training"
+    for s in d["stages"]:
+        assert math.isfinite(s["gpu_hours"]) and s["gpu_hours"] > 0, s["name"]
+        assert math.isfinite(s["cost_usd"]) and s["cost_usd"] > 0, s["name"]
+        assert s["cost_usd"] == pytest.approx(2.0 * s["gpu_hours"], rel=1e-9)  # the plan's $2 per H800-hour
+    for s in r1.rl_stages:
+        band = s.band_gpu_hours
+        assert 0 < band["low"] < band["value"] < band["high"]
+        assert all(v > 0 for v in (s.gpu_hours_split["generation"], s.gpu_hours_split["idle"]))
+    assert d["cost_usd"] == pytest.approx(2.0 * d["gpu_hours"], rel=1e-9)
+    PlanOutput.model_validate(json.loads(json.dumps({"schema_version": 1, **d})))
+
+
+def test_gpu_hours_split_sums_to_the_total(r1):
+    d = r1.to_dict()
+    for s in d["stages"]:
+        assert sum(s["gpu_hours_split"].values()) == pytest.approx(s["gpu_hours"], rel=1e-12), s["name"]
+        if s["kind"] != "training":
+            assert set(s["gpu_hours_split"]) == {*SPLIT_PARTS, "failures"}
+            assert sum(s["gpu_hours_share"].values()) == pytest.approx(1.0, rel=1e-12)
+            assert all(v >= 0 for v in s["gpu_hours_split"].values())
+    assert sum(s["gpu_hours"] for s in d["stages"]) == pytest.approx(d["gpu_hours"], rel=1e-12)
+    assert sum(d["gpu_hours_split"].values()) == pytest.approx(d["gpu_hours"], rel=1e-12)
+
+
+def test_r1_plan_quotes_the_published_cost_and_names_its_base(r1):
+    d = r1.to_dict()
+    by_stages = {tuple(r["stages"]) if r["stages"] != "all" else "all": r for r in d["reported"]}
+    zero = by_stages[("r1-zero-rl",)]
+    assert (zero["reported_gpu_hours"], zero["gpu"], zero["num_gpus"], zero["reported_wall_hours"]) == (
+        512 * 198, "h800", 512, 198,
+    )  # fmt: skip
+    assert "512 GPUs running at full tilt for 198 hours" in zero["quote"]
+    assert by_stages["all"]["reported_gpu_hours"] == 512 * 198 + 512 * 80 + 5000
+    assert by_stages["all"]["reported_cost_usd"] == 294000
+    assert zero["predicted_wall_hours"] == pytest.approx(r1.rl_stages[0].wall_clock_s / SECONDS_PER_HOUR, rel=1e-12)
+    base = d["base"]
+    assert base["plan"] == "deepseek-v3" and base["in_totals"] is False
+    assert sum(r["gpu_hours"] for r in base["reported"]) == 2664000 + 119000  # V3 Table 1: pre-training + extension
+
+
+def test_estimate_plan_json_and_table_show_the_split():
+    r = invoke("estimate", "--plan", "deepseek-r1", "--format", "json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    PlanOutput.model_validate(d)
+    assert d["gpu_hours"] > 0 and d["cost_usd"] > 0
+    assert set(d["gpu_hours_split"]) == {*SPLIT_PARTS, "failures"}
+    table = invoke("estimate", "--plan", "deepseek-r1")
+    assert table.exit_code == 0, table.output
+    header = next(line for line in table.output.splitlines() if line.startswith("stage"))
+    for part in ("generation", "logprob", "training", "refit", "idle", "band"):
+        assert part in header
+    assert "r1-zero-rl" in table.output and "not in this plan's totals" in table.output
+
+
+def test_training_plans_are_unchanged_in_kind():
+    d = api.plan("llama-3.1-405b").plan.to_dict()
+    assert all(s["kind"] == "training" for s in d["stages"])
+    assert set(d["gpu_hours_split"]) == {"training", "failures"}
+
+
+def test_analyses_of_training_stages_refuse_rl_plans(r1):
+    with pytest.raises(InputError, match="covers plans of training stages only; plan deepseek-r1 has RL"):
+        r1.require_training_only("compare")
+    out = clean_error(invoke("estimate", "--plan", "deepseek-r1", "--uncertainty", "--draws", "100"), error="prefix")
+    assert len(out.strip().splitlines()) == 1 and "r1-zero-rl" in out
+
+
+# --------------------------------------------------------------------------- bad stages
+
+
+def _error(tmp_path: Path, **changes) -> str:
+    plan = copy.deepcopy(SMALL_PLAN)
+    stage = plan["stages"][0]
+    for key, value in changes.items():
+        if value is None:
+            stage.pop(key)
+        else:
+            stage[key] = value
+    out = clean_error(invoke("estimate", "--plan", _write(tmp_path, plan)), error="prefix")
+    assert len(out.strip().splitlines()) == 1, out
+    return out
+
+
+def test_unknown_key_is_refused_with_the_field_it_resembles(tmp_path):
+    out = _error(tmp_path, sampels_per_prompt=8)
+    assert "stages.0.sampels_per_prompt" in out and "did you mean samples_per_prompt?" in out
+    assert ".rl." not in out  # the union's tag is not part of the path
+
+
+def test_zero_samples_is_refused_with_the_range(tmp_path):
+    out = _error(tmp_path, samples_per_prompt=0)
+    assert "set stages.0.samples_per_prompt to an integer between 1 and 100,000" in out
+
+
+def test_a_cap_below_the_mean_response_length_is_refused(tmp_path):
+    phases = copy.deepcopy(SMALL_RL["response_lengths"])
+    phases[1]["max_response_len"] = 800
+    out = _error(tmp_path, response_lengths=phases)
+    assert "mean response length 900 is above the cap max_response_len 800" in out and "raise the cap" in out
+
+
+def test_gpu_counts_that_do_not_fit_the_model_are_refused(tmp_path):
+    plan = copy.deepcopy(SMALL_PLAN)
+    plan["model"] = "deepseek-v3"
+    plan["stages"][0]["num_gpus"] = 8
+    out = clean_error(invoke("estimate", "--plan", _write(tmp_path, plan)), error="prefix")
+    assert len(out.strip().splitlines()) == 1, out
+    assert "stage 'small-rl': the 8 generation GPUs cannot hold deepseek-v3" in out and "give more GPUs" in out
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"colocated": False}, "colocated is false but generation_gpus is missing"),
+        ({"colocated": False, "generation_gpus": 16}, "leaves no training GPUs"),
+        ({"generation_gpus": 8}, "generation_gpus 8 is given but colocated is true"),
+        ({"policy": "one_step_off_policy"}, "policy one_step_off_policy overlaps generation with training"),
+        ({"kind": "rlhf"}, "kind 'rlhf' is not a kind this field takes"),
+        ({"mtp_depth": 1}, "mtp_depth 1 needs mtp_accept"),
+        ({"long_tail_factor": {"value": 0.5, "low": 0.5, "high": 2.0}}, "long_tail_factor is the slowest response"),
+        ({"long_tail_factor": {"value": 3.0, "low": 3.5, "high": 4.0}}, "the band must hold its value"),
+    ],
+)
+def test_inconsistent_stages_are_refused_with_one_line(tmp_path, changes, needle):
+    assert needle in _error(tmp_path, **changes)
+
+
+def test_phases_must_start_at_zero_and_increase(tmp_path):
+    phases = copy.deepcopy(SMALL_RL["response_lengths"])
+    phases[0]["from_step"] = 1
+    assert "must start at step 0" in _error(tmp_path, response_lengths=phases)
+    phases[0]["from_step"], phases[1]["from_step"] = 0, 8
+    assert "at or after the stage's 8 steps" in _error(tmp_path, response_lengths=phases)
+
+
+# --------------------------------------------------------------------------- validation against published RL figures
+
+DOCUMENTED_ERRORS = {
+    # docs/model.md §17.7: predicted / reported - 1 of each NeMo RL v0.4 GRPO step time, as computed
+    "nemo-rl-v0.4-llama-3.1-8b-h100x16-on-policy": -0.185,
+    "nemo-rl-v0.4-llama-3.1-8b-h100x16-1-off": -0.074,
+    "nemo-rl-v0.4-qwen3-32b-h100x32-on-policy": -0.150,
+    "nemo-rl-v0.4-qwen3-32b-h100x64-1-off": 0.118,
+    "nemo-rl-v0.4-qwen3-235b-a22b-h100x128-on-policy": -0.608,
+    "nemo-rl-v0.4-qwen3-235b-a22b-h100x256-1-off": -0.104,
+    "nemo-rl-v0.4-qwen3-30b-a3b-h100x32-on-policy": -0.507,
+    "nemo-rl-v0.4-qwen3-30b-a3b-h100x32-1-off": -0.567,
+    "nemo-rl-v0.4-deepseek-v3-h100x256-on-policy": -0.783,
+    "nemo-rl-v0.4-deepseek-v3-h100x512-1-off": -0.602,
+}
+ERROR_TOLERANCE = 0.05
+"""How far a row's error may move (other parts of the model change) before docs/model.md §17.7 must be updated."""
+
+
+@pytest.fixture(scope="module")
+def rl_validation_doc():
+    from simulator.analysis import rl_validation
+
+    return rl_validation.report(rl_validation.evaluate())
+
+
+def test_nemo_rl_rows_errors_as_documented(rl_validation_doc):
+    """The issue's target (every NeMo RL step within 30%) is not met: five of ten rows are, the MoE rows are too fast.
+    This pins each row's error to the value docs/model.md §17.7 reports."""
+    rows = {c["id"]: c for c in rl_validation_doc["cases"] if c["track"] == "benchmark"}
+    assert set(rows) == set(DOCUMENTED_ERRORS)
+    for case_id, documented in DOCUMENTED_ERRORS.items():
+        row = rows[case_id]
+        assert row["predicted"] is not None, row["not_predicted_because"]
+        assert row["error"] == pytest.approx(documented, abs=ERROR_TOLERANCE), case_id
+        low, high = row["band"]
+        assert 0 < low <= row["predicted"] * (1 + 1e-9) and row["predicted"] <= high * (1 + 1e-9)
+    within = sum(abs(e) <= 0.30 for e in DOCUMENTED_ERRORS.values())
+    assert rl_validation_doc["within_target"] == within == 5
+    assert rl_validation_doc["meets_target"] is False
+
+
+def test_nemo_rl_row_is_one_rollout_of_its_stated_batch():
+    from simulator.analysis.rl_validation import MEAN_PROMPT_LEN, stage_for
+    from simulator.inputs.serving_cases import rl_cases
+
+    case = next(c for c in rl_cases() if c.id == "nemo-rl-v0.4-llama-3.1-8b-h100x16-on-policy")
+    stage = stage_for(case)
+    # G-GBS 2,048 responses per rollout, T-GBS 512 per optimizer step: 4 optimizer steps, one rollout
+    assert stage.prompts_per_step * stage.samples_per_prompt == 512 and stage.minibatches_per_rollout == 4
+    assert stage.steps == 4 and stage.colocated and stage.generation_memory_fraction == 0.6
+    assert stage.response_lengths[0].max_response_len == 4096 - round(MEAN_PROMPT_LEN)
+    off = stage_for(next(c for c in rl_cases() if c.id == "nemo-rl-v0.4-llama-3.1-8b-h100x16-1-off"))
+    assert (off.colocated, off.generation_gpus, off.policy) == (False, 8, "one_step_off_policy")
+
+
+def test_deepseek_r1_figures_are_predicted_through_the_plan(rl_validation_doc, r1):
+    rows = {c["id"]: c for c in rl_validation_doc["cases"] if c["track"] == "plan"}
+    zero = rows["deepseek-r1-zero-rl-h800x512"]
+    assert zero["predicted"] == pytest.approx(r1.rl_stages[0].wall_clock_s / SECONDS_PER_HOUR, rel=1e-9)
+    assert rows["deepseek-r1-sft-data-creation-h800"]["predicted"] == pytest.approx(
+        next(s.gpu_hours for s in r1.rl_stages if s.stage.name == "sft-data-generation"), rel=1e-9
+    )
+
+
+def test_validate_rl_command_prints_table_and_json():
+    import typer
+    from typer.testing import CliRunner
+
+    from cli import rl
+
+    app, validate_app = typer.Typer(), typer.Typer()
+    app.add_typer(validate_app, name="validate")
+    rl.register(app, validate_app)
+    runner = CliRunner()
+    table = runner.invoke(app, ["validate", "rl"], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "5 within 30%" in table.output and "not met" in table.output
+    doc = json.loads(runner.invoke(app, ["validate", "rl", "--format", "json"]).output)
+    assert doc["n_cases"] == 10 and doc["target"]["max_abs_error"] == 0.30
+    ValidateRLOutput.model_validate(doc)
+    with pytest.raises(ValidationError, match="new_key"):
+        ValidateRLOutput.model_validate({**doc, "new_key": 1})
