@@ -413,6 +413,7 @@ COMMAND_MODULES: list[str] = [
     "cli.schema",
     "cli.serving",
     "cli.fleet",
+    "cli.rl",
 ]
 _register_command_modules()
 

@@ -93,6 +93,13 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "list-gpus": ("list gpus", ["list", "gpus"]),
     "list-models": ("list models", ["list", "models"]),
     "list-stacks": ("list stacks", ["list", "stacks"]),
+    "serve-both-price-sheet": ("serve", ["serve", "deepseek-v3", "--gpu", "h800", "--price-sheet", "deepseek-reasoner-2025"]),
+    "serve-decode": ("serve", ["serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--phase", "decode"]),
+    "serve-prefill": ("serve", ["serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--phase", "prefill"]),
+    "validate-serve": ("validate serve", ["validate", "serve"]),
+    "fleet-given-rates": ("fleet", ["fleet", "deepseek-v3-r1-day"]),
+    "fleet-predicted-rates": ("fleet", ["fleet", "deepseek-v3-r1-day", "--predict-rates"]),
+    "validate-rl": ("validate rl", ["validate", "rl"]),
 }
 NEEDS_TORCH = ("validate local", "calibrate check")
 """Run in test_torch_commands_match_their_models (a smoke calibration first)."""
@@ -159,8 +166,8 @@ def _offers_json(function) -> bool:
     return "json" in {m.value for m in choice}
 
 
-NOT_YET_DESCRIBED = {"serve", "validate serve", "fleet"}
-"""Commands that print JSON without a model yet: serving (issue 12's first cut, its documents still changing)."""
+NOT_YET_DESCRIBED: set[str] = set()
+"""Commands that print JSON without a model yet (none)."""
 
 
 def test_every_command_that_prints_json_has_a_model():

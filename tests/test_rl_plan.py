@@ -23,8 +23,7 @@ from simulator.inputs.assumptions import DEFAULT
 from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.plan_file import load_plan
 from simulator.model.efficiency import device_rates
-from simulator.outputs import PlanOutput
-from simulator.rl_outputs import ValidateRLOutput
+from simulator.outputs import PlanOutput, ValidateRLOutput
 from simulator.run.estimate import estimate_expected
 from simulator.run.rl import SPLIT_PARTS, combine, forward_tokens_per_s_per_gpu
 from simulator.run.scenario import resolve
