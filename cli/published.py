@@ -139,12 +139,42 @@ def claim(
     verbose: Annotated[
         bool, typer.Option("--verbose", help="Also print how long the --uncertainty evaluations took (on stderr)")
     ] = False,
+    cheaper: Annotated[
+        tuple[str, str] | None,
+        typer.Option(
+            metavar="A B",
+            help="Check 'A is N times cheaper than B' instead: two price sheets (prices/*.yaml ids, e.g. "
+            "deepseek-reasoner-2025 openai-o1-2025-01), with --ratio",
+        ),
+    ] = None,
+    ratio: Annotated[str | None, typer.Option(help="With --cheaper: the claimed N, or a range such as 20-50")] = None,
+    mix: Annotated[
+        str | None,
+        typer.Option(help="With --cheaper: input:output tokens, e.g. 3:1 (default: DeepSeek's published day, 608B:168B)"),
+    ] = None,
+    cache_hit_rate: Annotated[
+        float | None,
+        typer.Option(help="With --cheaper: share of input tokens that hit the cache (default: DeepSeek's day, 0.5625)"),
+    ] = None,
+    a_model: Annotated[
+        str | None, typer.Option(help="With --cheaper: an architecture (model spec) you assume for A's model")
+    ] = None,
+    b_model: Annotated[
+        str | None,
+        typer.Option(help="With --cheaper: an architecture (model spec) you assume for B's model, e.g. when unpublished"),
+    ] = None,
 ) -> None:
     """Check a training claim: implied TFLOP/s and MFU, rank among published runs, costsim's prediction, verdict.
+    Or, with --cheaper A B --ratio N, a price claim 'A is N times cheaper than B' (docs/model.md §16.12).
 
     The claim is --gpu-hours, or --usd turned into GPU-hours at the price (stated). With --plan NAME it is checked
     against the whole plan (every stage: pre-training, extensions, post-training), as a published total covers them;
     e.g. `costsim claim --plan deepseek-v3 --usd 5.576M`.
+
+    With --cheaper A B --ratio N: the list-price ratio B / A per token kind and for a token mix, whether N (or a
+    range N1-N2) is within it, and the serving cost and margin modelled by costsim serve on --gpu (default: the
+    architecture's usual GPU) for each side whose architecture is known; an unpublished one is flagged unknown;
+    e.g. `costsim claim --cheaper deepseek-reasoner-2025 openai-o1-2025-01 --ratio 20-50`.
 
     Verdict, against costsim's two numbers: implausible if the claim needs more than the dense peak, or is below
     the achievable run by more than the step model's largest error on published throughput while needing more MFU
@@ -156,6 +186,15 @@ def claim(
     from simulator.report.document import uncertainty_table
     from simulator.units import GPU_HOURS_RANGE
 
+    price_flags = {"--ratio": ratio, "--mix": mix, "--cache-hit-rate": cache_hit_rate, "--a-model": a_model}
+    price_flags["--b-model"] = b_model
+    if cheaper is not None or any(v is not None for v in price_flags.values()):
+        from cli.price_claim import price_claim
+
+        training = {"MODEL": model, "--gpu-hours": gpu_hours, "--usd": usd, "--tokens": tokens, "--num-gpus": num_gpus}
+        training |= {"--precision": precision, "--plan": plan, "--uncertainty": uncertainty or None}
+        price_claim(cheaper, gpu, usd_per_gpu_hour, format, price_flags, training)
+        return
     try:
         result = api.claim(
             model,

@@ -629,12 +629,44 @@ def fleet(fleet: str | dict, *, predict_rates: bool = False, usd_per_gpu_hour: f
     return FleetResult(fleet_day(fleet, predict_rates=predict_rates, usd_per_gpu_hour=usd_per_gpu_hour))
 
 
+@dataclass(frozen=True)
+class PriceClaimResult(_Result):
+    claim: Any
+    """The simulator.analysis.price_claim.PriceClaim."""
+
+    @property
+    def within_price_ratio(self) -> bool:
+        return self.to_dict()["within_price_ratio"]
+
+    def to_dict(self) -> dict:
+        return self.claim.to_dict()
+
+    def rows(self) -> list[dict]:
+        """One row: the whole claim flattened (nested fields as a.b; the assumptions as JSON text)."""
+        return [flatten(self.to_dict())]
+
+
+def price_claim(a: str, b: str, ratio: float | str, *, mix: str | None = None, cache_hit_rate: float | None = None,
+                gpu: str | None = None, a_model: str | None = None, b_model: str | None = None,
+                usd_per_gpu_hour: float | None = None) -> PriceClaimResult:  # fmt: skip
+    """Check 'A is `ratio` times cheaper than B' between two price sheets (prices/*.yaml ids), as
+    `costsim claim --cheaper A B --ratio N`: the list-price ratio B / A per token kind and for a token mix (`mix`
+    'IN:OUT', `cache_hit_rate`; default DeepSeek's published day), and the modelled serving cost and margin of each
+    side whose architecture is known (`a_model` / `b_model` state one in its place) on `gpu`. `ratio`: a number or
+    a range such as '20-50'."""
+    from simulator.analysis.price_claim import assess_price_claim
+
+    return PriceClaimResult(assess_price_claim(a, b, ratio, mix=mix, cache_hit_rate=cache_hit_rate, gpu=gpu,
+                                               a_model=a_model, b_model=b_model, usd_per_gpu_hour=usd_per_gpu_hour))  # fmt: skip
+
+
 __all__ = [
     "ClaimResult",
     "CompareResult",
     "EstimateResult",
     "FleetResult",
     "PlanResult",
+    "PriceClaimResult",
     "SearchResult",
     "ServeResult",
     "ValidationResult",
@@ -644,6 +676,7 @@ __all__ = [
     "estimate",
     "fleet",
     "plan",
+    "price_claim",
     "search",
     "serve",
     "validate",

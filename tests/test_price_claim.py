@@ -1,0 +1,203 @@
+"""`costsim claim --cheaper A B --ratio N`: a price claim between two price sheets (issue 12 item 3: "R1 is 20-50x
+cheaper to use than o1"; docs/model.md §16.12).
+
+The list prices are those the shipped sheets quote: DeepSeek-R1 (deepseek-reasoner) $0.55/M input (cache miss),
+$0.14/M cached input, $2.19/M output, from the DeepSeek API docs (api-docs.deepseek.com/quick_start/pricing, as
+DeepSeek's inference-system overview quotes them); o1 $15/M input, $7.50/M cached input, $60/M output, from the
+OpenAI pricing page (openai.com/api/pricing, as quoted in January 2025). So o1 / R1 is 15 / 0.55 = 27x per input
+token, 60 / 2.19 = 27x per output token and 7.5 / 0.14 = 54x per cached input token.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from cli_support import clean_error, invoke
+from pydantic import ValidationError
+
+from simulator import api
+from simulator.analysis.price_claim import parse_ratio
+from simulator.errors import InputError
+from simulator.price_claim_outputs import PriceClaimOutput
+from simulator.units import GIGA, MEGA
+
+R1, O1 = "deepseek-reasoner-2025", "openai-o1-2025-01"
+CLAIM = ["claim", "--cheaper", R1, O1]
+
+
+def _json(*args: str) -> dict:
+    r = invoke(*CLAIM, *args, "--format", "json")
+    assert r.exit_code == 0, r.output
+    return json.loads(r.output)
+
+
+@pytest.fixture(scope="module")
+def r1_vs_o1() -> dict:
+    return _json("--ratio", "20-50")
+
+
+def test_list_price_ratios_of_r1_and_o1(r1_vs_o1):
+    r = r1_vs_o1["price_ratio"]
+    assert r["input"] == pytest.approx(15 / 0.55, rel=0.01) and round(r["input"]) == 27
+    assert r["output"] == pytest.approx(60 / 2.19, rel=0.01) and round(r["output"]) == 27
+    assert r["cached_input"] == pytest.approx(7.5 / 0.14, rel=0.01) and round(r["cached_input"]) == 54
+    span = r1_vs_o1["price_ratio_span"]
+    assert (span["lowest_kind"], span["highest_kind"]) == ("input", "cached_input")
+    # a mix's ratio is a weighted mean of the per-kind ratios
+    assert span["lowest"] < r["mix"] < span["highest"]
+
+
+def test_the_default_mix_is_deepseeks_published_day(r1_vs_o1):
+    """608B input (342B cache hits) and 168B output at R1's prices is the $562,027 DeepSeek published for the day."""
+    mix = r1_vs_o1["mix"]
+    assert mix["cache_hit_rate"] == pytest.approx(342 / 608, abs=1e-6)
+    assert sum(mix["shares"].values()) == pytest.approx(1.0)
+    revenue = r1_vs_o1["sheets"]["a"]["list_usd_per_million"]["mix"] * (608 + 168) * GIGA / MEGA
+    assert revenue == pytest.approx(562_027, rel=1e-3)
+
+
+def test_twenty_to_fifty_is_within_the_list_prices(r1_vs_o1):
+    assert r1_vs_o1["within_price_ratio"] is True
+    assert r1_vs_o1["mix_ratio_within_claim"] is True
+    assert r1_vs_o1["claimed_ratio"]["low"] == 20 and r1_vs_o1["claimed_ratio"]["high"] == 50
+    assert "PRICE: WITHIN" in r1_vs_o1["verdict"]
+    assert "below 27.3x" in r1_vs_o1["verdict"]  # the part of 20-50 that no mix reaches is named
+
+
+@pytest.mark.parametrize("claimed", ["200", "20", "60-100"])
+def test_a_claim_no_token_mix_gives_is_outside(claimed):
+    d = api.price_claim(R1, O1, claimed).to_dict()
+    assert d["within_price_ratio"] is False
+    assert "PRICE: OUTSIDE" in d["verdict"]
+
+
+def test_a_round_figure_stands_for_its_digits():
+    """'27' stands for 26.5-27.5, which meets the 27.3x input ratio; '26' does not."""
+    assert api.price_claim(R1, O1, "27").to_dict()["within_price_ratio"] is True
+    assert api.price_claim(R1, O1, 26).to_dict()["within_price_ratio"] is False
+
+
+def test_the_cost_side_of_r1_is_what_costsim_serve_reports(r1_vs_o1):
+    a = r1_vs_o1["cost"]["a"]
+    assert a["unknown_architecture"] is False and a["architecture"] == "deepseek-v3" and a["gpu"] == "h800"
+    assert math.isfinite(a["margin"]) and a["margin"] > 0
+    assert a["usd_per_million_output_tokens"] > a["usd_per_million_input_tokens"] > a["usd_per_million_cached_input_tokens"] > 0
+    words = a["serve_command"].split()
+    assert words[:2] == ["costsim", "serve"] and words[-2:] == ["--price-sheet", R1]
+    r = invoke(*words[1:], "--format", "json")
+    assert r.exit_code == 0, r.output
+    served = json.loads(r.output)
+    for kind, v in served["list_prices"]["by_kind"].items():
+        assert a["margin_by_kind"][kind] == pytest.approx(v["margin"], rel=1e-9)
+    for key in ("usd_per_million_input_tokens", "usd_per_million_cached_input_tokens", "usd_per_million_output_tokens"):
+        assert a[key] == pytest.approx(served[key], rel=1e-9)
+
+
+def test_o1s_cost_is_flagged_unknown(r1_vs_o1):
+    b = r1_vs_o1["cost"]["b"]
+    assert b["unknown_architecture"] is True
+    assert "usd_per_million_output_tokens" not in b and "margin" not in b
+    band = b["assumption_band"]
+    assert band["break_even"]["usd_per_million_by_kind"]["output"] == 60.0
+    # at R1's modelled margin o1's implied cost ratio is the price ratio; at break-even it is larger
+    cost_ratio = r1_vs_o1["cost_ratio"]
+    assert cost_ratio["at_other_side_margin"]["mix"] == pytest.approx(r1_vs_o1["price_ratio"]["mix"])
+    assert cost_ratio["break_even"]["mix"] > cost_ratio["at_other_side_margin"]["mix"]
+    assert "o1's serving cost is UNKNOWN" in r1_vs_o1["verdict"]
+    assert any(x["name"] == "b_architecture" and x["value"] is None for x in r1_vs_o1["assumptions"])
+
+
+def test_an_assumed_architecture_for_o1_is_costed_and_labelled():
+    d = api.price_claim(R1, O1, "20-50", b_model="llama-3.1-8b").to_dict()
+    b = d["cost"]["b"]
+    assert b["unknown_architecture"] is False and b["architecture"] == "llama-3.1-8b"
+    assert b["architecture_source"].startswith("--b-model")
+    assert d["cost_ratio"]["modelled"]["mix"] == pytest.approx(b["usd_per_million_mix"] / d["cost"]["a"]["usd_per_million_mix"])
+    assert "your assumption" in d["verdict"]
+
+
+def test_a_stated_mix_changes_the_mix_ratio_only():
+    d = api.price_claim(R1, O1, "20-50", mix="1:1", cache_hit_rate=0.0).to_dict()
+    assert d["mix"]["shares"] == {"input": 0.5, "cached_input": 0.0, "output": 0.5}
+    assert d["price_ratio"]["mix"] == pytest.approx((15 + 60) / (0.55 + 2.19))
+    assert d["price_ratio"]["input"] == pytest.approx(15 / 0.55)
+
+
+def test_table_and_csv():
+    r = invoke(*CLAIM, "--ratio", "20-50")
+    assert r.exit_code == 0, r.output
+    assert "27.3x" in r.output and "53.6x" in r.output and "unknown" in r.output and "PRICE: WITHIN" in r.output
+    r = invoke(*CLAIM, "--ratio", "20-50", "--format", "csv")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert len(lines) == 2 and "price_ratio.cached_input" in lines[0] and "within_price_ratio" in lines[0]
+
+
+def test_json_matches_its_model(r1_vs_o1):
+    PriceClaimOutput.model_validate(r1_vs_o1)
+    assumed = api.price_claim(R1, O1, "30", b_model="llama-3.1-8b", mix="3:1").to_dict()
+    PriceClaimOutput.model_validate({"schema_version": 1, **assumed})
+    with pytest.raises(ValidationError, match="new_key"):
+        PriceClaimOutput.model_validate({**r1_vs_o1, "new_key": 1})
+
+
+def test_json_is_deterministic(r1_vs_o1):
+    first = invoke(*CLAIM, "--ratio", "20-50", "--format", "json").output
+    assert invoke(*CLAIM, "--ratio", "20-50", "--format", "json").output == first
+    assert json.loads(first) == {"schema_version": 1, **api.price_claim(R1, O1, "20-50").to_dict()}
+    assert {"price_ratio", "claimed_ratio", "within_price_ratio", "cost", "verdict", "assumptions"} <= set(r1_vs_o1)
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--ratio", "abc"], ["'abc' is not a number or a range", "--ratio 20-50"]),
+        (["--ratio", "0"], ["must be above 0"]),
+        (["--ratio", "-5"], ["is negative"]),
+        (["--ratio", "50-20"], ["runs from high to low", "20-50"]),
+        ([], ["needs --ratio"]),
+        (["--ratio", "20", "--mix", "3"], ["is not IN:OUT"]),
+        (["--ratio", "20", "--cache-hit-rate", "2"], ["--cache-hit-rate 2"]),
+        (["--ratio", "20", "--usd-per-gpu-hour", "0"], ["--usd-per-gpu-hour 0", "positive"]),
+        (["--ratio", "20", "--gpu", "nope"], ["unknown GPU 'nope'"]),
+        (["--ratio", "20", "--b-model", "nope"], ["nope"]),
+    ],
+)
+def test_bad_input_is_one_clear_message(args, needles):
+    out = clean_error(invoke(*CLAIM, *args), *needles, error="prefix")
+    assert len(out.strip().splitlines()) == 1, out
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["claim", "--cheaper", "r1", O1, "--ratio", "20"], ["'r1' is not a price sheet", R1, O1]),
+        (["claim", "--cheaper", R1, "nope", "--ratio", "20"], ["'nope' is not a price sheet"]),
+        (["claim", "--cheaper", R1, R1, "--ratio", "20"], ["twice"]),
+        (["claim", "--cheaper", R1, "--ratio", "20"], ["two price-sheet ids"]),
+        (["claim", "--ratio", "20"], ["--ratio applies only to a price claim", "--cheaper"]),
+        (["claim", "deepseek-v3", *CLAIM[1:], "--ratio", "20", "--tokens", "1T"], ["drop MODEL, --tokens"]),
+    ],
+)
+def test_unknown_sheets_and_mixed_flags_are_one_clear_message(args, needles):
+    out = clean_error(invoke(*args), *needles, error="prefix")
+    assert len(out.strip().splitlines()) == 1, out
+
+
+@pytest.mark.parametrize(
+    "text, low, high, as_stated",
+    [("27", 27, 27, (26.5, 27.5)), ("27.3x", 27.3, 27.3, (27.25, 27.35)), ("20-50", 20, 50, (19.5, 50.5)),
+     ("20x-50x", 20, 50, (19.5, 50.5)), ("20 to 50", 20, 50, (19.5, 50.5)), (30, 30, 30, (29.5, 30.5))],
+)  # fmt: skip
+def test_parse_ratio(text, low, high, as_stated):
+    r = parse_ratio(text)
+    assert (r.low, r.high) == (low, high)
+    assert (r.low_as_stated, r.high_as_stated) == pytest.approx(as_stated)
+
+
+@pytest.mark.parametrize("bad", ["", "x", "20-", "-20", "0", 0, -3.0, float("nan"), True, "50-20", "1-2-3"])
+def test_parse_ratio_refuses(bad):
+    with pytest.raises(InputError, match="--ratio"):
+        parse_ratio(bad)
