@@ -100,6 +100,10 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "fleet-given-rates": ("fleet", ["fleet", "deepseek-v3-r1-day"]),
     "fleet-predicted-rates": ("fleet", ["fleet", "deepseek-v3-r1-day", "--predict-rates"]),
     "validate-rl": ("validate rl", ["validate", "rl"]),
+    "claim-cheaper": (
+        "claim --cheaper",
+        ["claim", "--cheaper", "deepseek-reasoner-2025", "openai-o1-2025-01", "--ratio", "20-50"],
+    ),
 }
 NEEDS_TORCH = ("validate local", "calibrate check")
 """Run in test_torch_commands_match_their_models (a smoke calibration first)."""
@@ -174,7 +178,7 @@ def test_every_command_that_prints_json_has_a_model():
     """A new command with --format json needs its model in simulator.outputs.COMMANDS (and a case above)."""
     printing = set(_json_commands(typer.main.get_command(cli.app)))
     assert len(printing) >= 10
-    assert (printing | {"estimate --plan"}) - NOT_YET_DESCRIBED == set(COMMANDS)
+    assert (printing | {"estimate --plan", "claim --cheaper"}) - NOT_YET_DESCRIBED == set(COMMANDS)
 
 
 def test_a_key_the_model_does_not_name_fails():

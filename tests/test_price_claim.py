@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from simulator import api
 from simulator.analysis.price_claim import parse_ratio
 from simulator.errors import InputError
-from simulator.price_claim_outputs import PriceClaimOutput
+from simulator.outputs import PriceClaimOutput
 from simulator.units import GIGA, MEGA
 
 R1, O1 = "deepseek-reasoner-2025", "openai-o1-2025-01"
