@@ -25,9 +25,10 @@ from simulator import api
 from simulator.errors import CostsimError, SpecError
 from simulator.inputs import files
 from simulator.inputs.calibration import load_calibration
-from simulator.inputs.data_files import hardware_dir, model_dir, plan_dir
+from simulator.inputs.data_files import hardware_dir, model_dir, plan_dir, prices_dir
 from simulator.inputs.hf_config import model_from_hf_config
 from simulator.inputs.plan_file import Plan
+from simulator.inputs.serving_cases import PriceSheet
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 
 WHERE = "fuzz-input"
@@ -279,3 +280,41 @@ def test_calibration_mutations(data, calibration_doc, tmp_path_factory):
         load_calibration(path)
     except SpecError as e:
         _refused_cleanly(e, str(path))
+
+
+# --------------------------------------------------------------------------- serving inputs: fleet files, price sheets
+
+
+def _fleet_doc() -> dict:
+    from simulator.inputs.fleet_file import fleet_dir
+
+    return _yaml_doc(fleet_dir() / "deepseek-v3-r1-day.yaml")
+
+
+FLEET = _fleet_doc()
+
+
+@FAST
+@given(doc=mutated(FLEET))
+def test_fleet_file_mutations(doc):
+    """A mutated fleet file loads, or is refused in one line naming it; a loaded one closes its books finitely."""
+    from simulator.run.fleet import fleet_day
+
+    try:
+        day = fleet_day(yaml.safe_load(_dump(doc)))
+    except SpecError as e:
+        assert "\n" not in str(e) and len(str(e)) < 2000, str(e)
+        return
+    except CostsimError as e:  # a loaded file whose numbers cannot close (e.g. no way to price a GPU-hour)
+        assert "\n" not in str(e), str(e)
+        return
+    _finite(day.to_dict())
+
+
+PRICE_SHEET = _yaml_doc(prices_dir() / "deepseek-reasoner-2025.yaml")
+
+
+@FAST
+@given(doc=mutated(PRICE_SHEET))
+def test_price_sheet_mutations(doc):
+    _load(files.parse_yaml, _dump(doc), PriceSheet)
