@@ -7,9 +7,10 @@ model; an edited or relabelled file fails here, without measuring. (2) The devic
 one the file names (kind, name, profile). (3) The
 same plan (mode, reference model, extra models, dtypes, collectives) is measured again on this device
 and each rate (GEMM rate per dtype, attention rate, memory-bound and copy bandwidth, collective bus
-bandwidth per tier) must lie within the tolerance of the stored one. For this comparison both sides
-take each point's fastest repeat (other load on the machine only slows repeats down) and the median
-rate over the GEMM and attention points (`capability`).
+bandwidth per tier, and the serving measurements: decode GEMM operand bandwidth per dtype, decode-attention
+KV bandwidth, decode all-to-all bytes per second per tier) must lie within the tolerance of the stored one.
+For this comparison both sides take each point's fastest repeat (other load on the machine only slows
+repeats down) and the median rate over the GEMM, attention and decode points (`capability`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ def headline_rates(fit: Fit) -> dict[str, float]:
             out["copy bytes/s"] = fit.memory.copy_bytes_per_s
     for tier, t in fit.collectives.items():
         out[f"{tier} bus bytes/s"] = t.busbw_bytes_per_s
+    for d, g in fit.decode_gemm.items():
+        out[f"decode gemm {d} operand bytes/s"] = g.operand_bytes_per_s
+    if fit.decode_attention:
+        out["decode attention KV bytes/s"] = fit.decode_attention.kv_bytes_per_s
+    for tier, a in fit.decode_all_to_all.items():
+        out[f"{tier} decode all-to-all bytes/s"] = a.bytes_per_s
     return out
 
 
@@ -67,6 +74,18 @@ def capability(cal: Calibration) -> dict[str, float]:
     if samples.attention and "attention forward FLOP/s" in rates:
         points = [s.forward_flops / (s.forward.median_s + s.backward.median_s) for s in samples.attention]
         rates["attention forward FLOP/s"] = float(np.median(points))
+    # Serving: the median over points of bytes per second (latency included), robust where one fitted number is not.
+    for dtype in cal.fit.decode_gemm:
+        points = [s.bytes_moved / s.timing.median_s for s in samples.decode_gemm if s.dtype == dtype]
+        if points and f"decode gemm {dtype} operand bytes/s" in rates:
+            rates[f"decode gemm {dtype} operand bytes/s"] = float(np.median(points))
+    if samples.decode_attention and "decode attention KV bytes/s" in rates:
+        points = [s.kv_bytes / s.timing.median_s for s in samples.decode_attention]
+        rates["decode attention KV bytes/s"] = float(np.median(points))
+    for tier in cal.fit.decode_all_to_all:
+        points = [s.size_bytes / s.timing.median_s for s in samples.decode_all_to_all if s.tier == tier]
+        if points and f"{tier} decode all-to-all bytes/s" in rates:
+            rates[f"{tier} decode all-to-all bytes/s"] = float(np.median(points))
     return {k.replace(" best FLOP/s", " FLOP/s").replace("attention forward", "attention"): v for k, v in rates.items()}
 
 
@@ -144,7 +163,7 @@ def check(path: str | Path, tolerance: float, progress: Progress | None = None, 
         rows.append({"rate": key, "stored": old[key], "measured": new[key], "drift": drift, "ok": abs(drift) <= tolerance})
     missing = sorted(set(old) - set(new))
     if stored.plan.collectives_file:  # measured elsewhere (across nodes): not measurable again here
-        missing = [m for m in missing if " bus bytes/s" not in m]
+        missing = [m for m in missing if " bus bytes/s" not in m and "all-to-all" not in m]
     other_device = device_mismatches(stored, fresh)
     result.update(
         measured_device=fresh.provenance.device_name,

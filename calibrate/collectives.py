@@ -11,6 +11,11 @@ S is the full array (all-reduce buffer, all-gather output, reduce-scatter input)
 for all-to-all and send/recv. A group that spans nodes (LOCAL_WORLD_SIZE < WORLD_SIZE) is the
 scale-out tier, one inside a node the scale-up tier.
 
+With --decode-tokens it also times decode's expert dispatch (serving): one all_to_all_single of
+`tokens x copies x hidden` BF16 elements per rank (every routed copy of a token sent on its own, as decode's
+low-latency kernels send them) for each token count, written as `decode_all_to_all` samples; the fit's latency
+is what `costsim serve --calibration` charges per dispatch and per combine.
+
 `costsim calibrate` launches it as a subprocess with `python -m torch.distributed.run` on the local
 machine and reads the JSON back.
 """
@@ -34,6 +39,20 @@ if TYPE_CHECKING:
 
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv")
 ELEMENT_BYTES = 4  # float32 buffers, the nccl-tests default type
+DECODE_ELEMENT_BYTES = 2  # BF16 tokens, as the combine returns them
+DECODE_COPIES = 8
+"""Routed copies per token of the decode all-to-all for a dense reference model: DeepSeek-V3's top-8."""
+
+
+def _decode_call(tokens: int, copies: int, hidden: int, n: int, device):
+    """One all_to_all_single of tokens x copies x hidden BF16 elements per rank (rounded up to whole elements per rank)."""
+    import torch
+    import torch.distributed as dist
+
+    elements = -(-tokens * copies * hidden // n) * n
+    x = torch.randn(elements, device=device).to(torch.bfloat16)
+    out = torch.empty_like(x)
+    return lambda: dist.all_to_all_single(out, x), elements * DECODE_ELEMENT_BYTES
 
 
 def _op_call(op: str, size_bytes: int, n: int, rank: int, device):
@@ -135,9 +154,32 @@ def worker(args: argparse.Namespace) -> None:
                     "busbw_bytes_per_s": algbw * bus_factor(op, n),  # type: ignore[arg-type]
                 }
             )
+    decode = []
+    for tokens in args.decode_tokens:
+        try:
+            call, s_bytes = _decode_call(tokens, args.decode_copies, args.decode_hidden, n, device)
+            times = _time_point(call, device, budget)
+        except (RuntimeError, ValueError) as e:
+            notes.append(f"decode all-to-all {tokens} tokens per rank on {args.backend}: skipped, {str(e).splitlines()[0][:120]}")
+            break
+        stats = [None] * n
+        dist.all_gather_object(stats, summarize(times).model_dump())
+        decode.append(
+            {
+                "backend": args.backend,
+                "world_size": n,
+                "tier": tier,
+                "tokens_per_rank": tokens,
+                "copies_per_token": args.decode_copies,
+                "hidden": args.decode_hidden,
+                "element_bytes": DECODE_ELEMENT_BYTES,
+                "size_bytes": float(s_bytes),
+                "timing": max(stats, key=lambda s: s["median_s"]),  # the slowest rank sets the time
+            }
+        )
     if rank == 0:
         tmp = Path(args.output).with_suffix(".partial")
-        tmp.write_text(json.dumps({"samples": samples, "notes": notes}))
+        tmp.write_text(json.dumps({"samples": samples, "decode_all_to_all": decode, "notes": notes}))
         os.replace(tmp, args.output)
     dist.barrier()
     dist.destroy_process_group()
@@ -152,26 +194,35 @@ def launch(
     max_repeats: int = 30,
     target_s: float = 0.05,
     timeout_s: float = 300.0,
-) -> tuple[list[dict], list[str]]:
-    """Run the benchmark under `python -m torch.distributed.run` with `nproc` local processes; (samples, notes)."""
+    decode_tokens: list[int] | None = None,
+    decode_hidden: int = 0,
+    decode_copies: int = DECODE_COPIES,
+) -> tuple[list[dict], list[dict], list[str]]:
+    """Run the benchmark under `python -m torch.distributed.run` with `nproc` local processes; (samples, decode
+    all-to-all samples, notes). `decode_tokens`: tokens per rank of the decode all-to-all (none: not measured)."""
     with tempfile.TemporaryDirectory(prefix="costsim-coll-") as tmp:
         out = Path(tmp) / "collectives.json"
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc-per-node", str(nproc)]
         cmd += ["-m", "calibrate.collectives", "--backend", backend, "--output", str(out)]
         cmd += ["--sizes", *map(str, sizes), "--warmup", str(warmup), "--min-repeats", str(min_repeats)]
         cmd += ["--max-repeats", str(max_repeats), "--target-s", str(target_s)]
+        if decode_tokens:
+            cmd += ["--decode-tokens", *map(str, decode_tokens), "--decode-hidden", str(decode_hidden)]
+            cmd += ["--decode-copies", str(decode_copies)]
         env = dict(os.environ, OMP_NUM_THREADS="1")  # one thread per process: the processes share the cores
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env, cwd=_repo_root())
         except subprocess.TimeoutExpired:
-            return [], [f"collectives ({backend}, {nproc} processes): skipped, no result within {timeout_s:.0f} s"]
+            return [], [], [f"collectives ({backend}, {nproc} processes): skipped, no result within {timeout_s:.0f} s"]
         if proc.returncode != 0 or not out.exists():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            return [], [
-                f"collectives ({backend}, {nproc} processes): skipped, torchrun exited {proc.returncode}: {tail[0][:200]}"
-            ]
+            return (
+                [],
+                [],
+                [f"collectives ({backend}, {nproc} processes): skipped, torchrun exited {proc.returncode}: {tail[0][:200]}"],
+            )
         data = json.loads(out.read_text())
-        return data["samples"], data["notes"]
+        return data["samples"], data.get("decode_all_to_all", []), data["notes"]
 
 
 def _repo_root() -> str:
@@ -189,6 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--min-repeats", type=int, default=5)
     p.add_argument("--max-repeats", type=int, default=50)
     p.add_argument("--target-s", type=float, default=0.2)
+    p.add_argument("--decode-tokens", type=int, nargs="*", default=[], help="tokens per rank of the decode all-to-all")
+    p.add_argument("--decode-hidden", type=int, default=7168, help="elements per routed copy (d_model)")
+    p.add_argument("--decode-copies", type=int, default=DECODE_COPIES, help="routed copies per token (top-k)")
     worker(p.parse_args(argv))
 
 

@@ -1,5 +1,9 @@
 """One calibration: plan the points, run every benchmark with a progress bar, fit, and build the file.
 
+Besides training's benchmarks it measures the decode regime of serving (calibrate/decode.py): GEMMs of 1-256 tokens
+against the weights of the reference (and --model) layers, decode attention over a KV cache at several batches and
+contexts, and, with the collectives, the all-to-all of few tokens per rank of decode's expert dispatch.
+
 Modes: `quick` (under 2 minutes on a 2-core CPU, under 5 on one H100), `full` (more shapes, sizes and
 repeats) and `smoke` (a few points, for tests). A point that runs out of memory, uses a dtype or op
 the device does not support, or would take too long is skipped with a note, never a crash.
@@ -16,7 +20,7 @@ from pathlib import Path
 import torch
 from pydantic import ValidationError
 
-from calibrate import attention, collectives, fit, gemm, memory_kernels
+from calibrate import attention, collectives, decode, fit, gemm, memory_kernels
 from calibrate import device as dev
 from calibrate.gemm import Shape
 from calibrate.timing import Budget, guarded
@@ -26,6 +30,9 @@ from simulator.inputs.calibration import (
     AttentionSample,
     Calibration,
     CollectiveSample,
+    DecodeAllToAllSample,
+    DecodeAttentionSample,
+    DecodeGemmSample,
     Fit,
     GemmSample,
     MemorySample,
@@ -79,6 +86,17 @@ class Sweep:
     collectives: bool = True
     memory_budget: Budget | None = None
     """Memory-bound kernels are cheap and sensitive to other load on the machine: more repeats (default: budget)."""
+    decode_tokens: list[int] = field(default_factory=lambda: [1, 16, 256])
+    """Tokens (GEMM m) of the decode GEMMs, against every (n, k) of the reference and --model layers."""
+    decode_dtypes: tuple[str, ...] = ("bf16", "fp8")
+    decode_batches: list[int] = field(default_factory=lambda: [1, 8])
+    """Sequences of a decode attention step (one query token each)."""
+    decode_contexts: list[int] = field(default_factory=lambda: [256, 1024])
+    """Cached positions per sequence of a decode attention step."""
+    decode_a2a_tokens: list[int] = field(default_factory=lambda: [1, 16, 128])
+    """Tokens per rank of the decode all-to-all (measured with the collectives)."""
+    decode_extra: list[Workload] = field(default_factory=list)
+    """Models whose layers' (n, k) the decode GEMMs also take (--model)."""
 
 
 def plan_for(device: torch.device, mode: str) -> Sweep:
@@ -99,6 +117,10 @@ def plan_for(device: torch.device, mode: str) -> Sweep:
             optimizer_max_params=MEBI,
             collective_sizes=[2**12, 2**16],
             memory_budget=Budget(warmup=1, min_repeats=8, max_repeats=20, target_s=0.05, max_call_s=0.5),
+            decode_tokens=[1, 32, 256],
+            decode_batches=[1, 8],
+            decode_contexts=[128, 1024],
+            decode_a2a_tokens=[1, 16, 128],
         )
     if cuda:
         return Sweep(
@@ -112,6 +134,10 @@ def plan_for(device: torch.device, mode: str) -> Sweep:
             copy_elements=2**29,
             optimizer_max_params=2**28,
             collective_sizes=[2**k for k in range(10, 31, 2 if full else 4)],
+            decode_tokens=[1, 2, 4, 8, 16, 32, 64, 128, 256] if full else [1, 8, 32, 128, 256],
+            decode_batches=[1, 4, 16, 64, 128] if full else [1, 16, 64],
+            decode_contexts=[512, 2048, 8192, 32768] if full else [1024, 8192],
+            decode_a2a_tokens=[1, 2, 4, 8, 16, 32, 64, 128, 256] if full else [1, 8, 32, 128],
         )
     return Sweep(
         mode,
@@ -135,6 +161,10 @@ def plan_for(device: torch.device, mode: str) -> Sweep:
         optimizer_max_params=2**24,
         collective_sizes=[2**k for k in range(12, 25, 2 if full else 4)],
         memory_budget=Budget(warmup=2, min_repeats=10, max_repeats=40, target_s=0.3, max_call_s=2.0),
+        decode_tokens=[1, 4, 16, 64, 256] if full else [1, 16, 256],
+        decode_batches=[1, 4, 16] if full else [1, 8],
+        decode_contexts=[256, 1024, 4096] if full else [256, 2048],
+        decode_a2a_tokens=[1, 4, 16, 64, 256] if full else [1, 16, 128],
     )
 
 
@@ -162,6 +192,23 @@ def _gemm_points(plan: Sweep, ref: Workload, device: torch.device, notes: list[s
 
 def _up16(x: int) -> int:
     return max(16, (x + 15) // 16 * 16)
+
+
+def _decode_gemm_points(plan: Sweep, ref: Workload, device: torch.device) -> list[tuple[decode.DecodeShape, str]]:
+    """Decode GEMMs per dtype measured (BF16, and FP8 where it runs: m, n, k rounded up to multiples of 16)."""
+    points = []
+    for dtype in plan.decode_dtypes:
+        if dtype not in plan.dtypes or (dtype == dev.FP8 and dev.fp8_supported(device)):
+            continue  # the GEMM sweep notes an unsupported FP8
+        shapes = decode.gemm_shapes([ref, *plan.decode_extra], plan.decode_tokens)
+        if dtype == dev.FP8:
+            shapes = [replace(s, m=_up16(s.m), n=_up16(s.n), k=_up16(s.k)) for s in shapes]
+        seen: set[tuple[int, int, int]] = set()
+        for s in shapes:
+            if (s.m, s.n, s.k) not in seen:
+                seen.add((s.m, s.n, s.k))
+                points.append((s, dtype))
+    return points
 
 
 Progress = Callable[[int, int, str | None], None]
@@ -193,9 +240,10 @@ def measure_all(
     ref: Workload,
     progress: Progress | None = None,
     external: list[CollectiveSample] | None = None,
+    external_a2a: list[DecodeAllToAllSample] | None = None,
 ) -> tuple[Samples, float, list[str]]:
-    """Run every benchmark of the plan: (samples, kernel overhead, notes). `external`: collective samples
-    measured elsewhere (a cluster run of calibrate.collectives) to include."""
+    """Run every benchmark of the plan: (samples, kernel overhead, notes). `external`, `external_a2a`: collective
+    and decode all-to-all samples measured elsewhere (a cluster run of calibrate.collectives) to include."""
     external = external or []
     notes: list[str] = []
     gemm_points = _gemm_points(plan, ref, device, notes)
@@ -204,7 +252,10 @@ def measure_all(
     )
     kernels = ["copy", *memory_kernels.KERNELS]
     n_coll = 1 if plan.collectives else 0
-    bar = _Counter(1 + len(gemm_points) + len(att_shapes) + len(kernels) + n_coll, progress)
+    decode_gemms = _decode_gemm_points(plan, ref, device)
+    decode_atts = decode.attention_shapes(ref, plan.decode_batches, plan.decode_contexts)
+    n_decode = len(decode_gemms) + len(decode_atts)
+    bar = _Counter(1 + len(gemm_points) + len(att_shapes) + len(kernels) + n_coll + n_decode, progress)
 
     def point(label: str, bench: Callable[[], object], into: list) -> bool:
         """Measure one point into `into`, shown on the bar; False where it was skipped (with a note)."""
@@ -238,18 +289,48 @@ def measure_all(
     limits = (plan.memory_budget or plan.budget, plan.copy_elements, plan.optimizer_max_params)
     for k in kernels:
         point(f"memory-bound: {k}", partial(memory_kernels.bench, k, *sizes, *limits), mems)
+    pool = decode.Pool(device, decode.pool_bytes(device, plan.mode == "smoke"))
+    decode_gemm: list[DecodeGemmSample] = []
+    too_slow.clear()
+    for shape, dtype in decode_gemms:
+        if dtype in too_slow:
+            bar.advance()
+            continue
+        label = f"{dtype} decode GEMM {shape.m}x{shape.n}x{shape.k}"
+        if not point(label, partial(decode.bench_gemm, shape, dtype, device, plan.budget, pool), decode_gemm):
+            if notes and "limit per call" in notes[-1]:
+                too_slow.add(dtype)
+                notes[-1] += f"; larger {dtype} decode GEMMs skipped too"
+    decode_att: list[DecodeAttentionSample] = []
+    for a in decode_atts:
+        label = f"decode attention b={a.batch} context={a.context}"
+        point(label, partial(decode.bench_attention, a, "bf16", device, plan.budget, pool), decode_att)
+    del pool
     colls: list[dict] = []
+    a2a: list[dict] = []
     if plan.collectives:
         bar.show("collectives (torchrun)")
-        colls, coll_notes = _collectives(device, plan)
+        colls, a2a, coll_notes = _collectives(device, plan, ref)
         notes += coll_notes
         bar.advance()
-    samples = Samples(gemm=gemms, attention=atts, memory=mems, collectives=[CollectiveSample(**c) for c in colls] + external)
+    elif not external_a2a:
+        why = "the --collectives file holds none" if external else "with the collectives (--no-collectives)"
+        notes.append(f"decode all-to-all: skipped, {why}; serve keeps the collective latency for the EP exchange")
+    samples = Samples(
+        gemm=gemms,
+        attention=atts,
+        memory=mems,
+        collectives=[CollectiveSample(**c) for c in colls] + external,
+        decode_gemm=decode_gemm,
+        decode_attention=decode_att,
+        decode_all_to_all=[DecodeAllToAllSample(**c) for c in a2a] + (external_a2a or []),
+    )
     return samples, overhead, notes
 
 
-def load_collectives(path: str) -> list[CollectiveSample]:
-    """Samples from the JSON calibrate.collectives writes ({"samples": [...], "notes": [...]})."""
+def load_collectives(path: str) -> tuple[list[CollectiveSample], list[DecodeAllToAllSample]]:
+    """(collective samples, decode all-to-all samples) from the JSON calibrate.collectives writes ({"samples": [...],
+    "decode_all_to_all": [...], "notes": [...]}; files written before the decode all-to-all have none)."""
     from simulator.inputs.files import read_json
 
     raw = read_json(Path(path))
@@ -257,25 +338,46 @@ def load_collectives(path: str) -> list[CollectiveSample]:
         raise InputError(f"--collectives {path}: expected the JSON of calibrate.collectives with a non-empty 'samples' list")
     from simulator.inputs.schema_errors import format_errors
 
-    out = []
-    for i, sample in enumerate(raw["samples"]):
-        try:
-            out.append(CollectiveSample.model_validate(sample))
-        except ValidationError as e:
-            raise InputError(
-                f"--collectives {path}: samples.{i}: {format_errors(CollectiveSample, e, 1)}; or write the file again with "
-                "torchrun ... -m calibrate.collectives --output FILE"
-            ) from None
-    return out
+    out: dict[str, list] = {"samples": [], "decode_all_to_all": []}
+    decoded = raw.get("decode_all_to_all", [])
+    if not isinstance(decoded, list):
+        raise InputError(
+            f"--collectives {path}: decode_all_to_all must be a list; write the file again with calibrate.collectives"
+        )
+    for key, model in (("samples", CollectiveSample), ("decode_all_to_all", DecodeAllToAllSample)):
+        for i, sample in enumerate(raw.get(key, [])):
+            try:
+                out[key].append(model.model_validate(sample))
+            except ValidationError as e:
+                raise InputError(
+                    f"--collectives {path}: {key}.{i}: {format_errors(model, e, 1)}; or write the file again with "
+                    "torchrun ... -m calibrate.collectives --output FILE"
+                ) from None
+    return out["samples"], out["decode_all_to_all"]
 
 
-def _collectives(device: torch.device, plan: Sweep) -> tuple[list[dict], list[str]]:
+def _collectives(device: torch.device, plan: Sweep, ref: Workload) -> tuple[list[dict], list[dict], list[str]]:
+    """(collective samples, decode all-to-all samples, notes): NCCL over the GPUs of this machine, gloo between two
+    CPU processes. The decode all-to-all sends `tokens x copies x d_model` BF16 elements per rank, copies the
+    reference's top-k (8, DeepSeek-V3's, for a dense reference)."""
+    copies = ref.model.moe.top_k if ref.model.moe else collectives.DECODE_COPIES
+    decode_args = {"decode_tokens": plan.decode_a2a_tokens, "decode_hidden": ref.model.d_model, "decode_copies": copies}
     if device.type == "cuda":
         n = torch.cuda.device_count()
         if n < 2:
-            return [], [f"collectives: skipped, {n} GPU visible (needs 2 or more; run calibrate.collectives under torchrun)"]
-        return collectives.launch("nccl", n, plan.collective_sizes, timeout_s=240)
-    return collectives.launch("gloo", 2, plan.collective_sizes, warmup=2, min_repeats=10, max_repeats=30, target_s=0.1)
+            return (
+                [],
+                [],
+                [
+                    f"collectives: skipped, {n} GPU visible (needs 2 or more; run calibrate.collectives under torchrun)",
+                    f"decode all-to-all: skipped, {n} GPU visible: no process group of 2 or more ranks on this machine; serve "
+                    "keeps the profile's collective latency for the EP exchange",
+                ],
+            )
+        return collectives.launch("nccl", n, plan.collective_sizes, timeout_s=240, **decode_args)
+    return collectives.launch(
+        "gloo", 2, plan.collective_sizes, warmup=2, min_repeats=10, max_repeats=30, target_s=0.1, **decode_args
+    )
 
 
 def fit_all(samples: Samples, overhead_s: float, ref: Workload, notes: list[str]) -> Fit:
@@ -303,15 +405,21 @@ def calibrate(
     `collectives_file`: the JSON a torchrun run of calibrate.collectives wrote (e.g. across nodes); its
     samples are used instead of measuring collectives on this machine."""
     t0 = time.perf_counter()
-    external = load_collectives(collectives_file) if collectives_file else []
+    external, external_a2a = load_collectives(collectives_file) if collectives_file else ([], [])
     collectives_enabled = collectives_enabled and not collectives_file
     device = dev.resolve(device_name, threads)
     torch.manual_seed(0)
     ref = ref or (CUDA_REFERENCE if device.type == "cuda" else CPU_REFERENCE)
     plan = plan_for(device, mode)
     extra = [s for r in (extra_models or []) for s in gemm.model_shapes(r.model, r.tokens, r.tp)]
-    plan = replace(plan, extra_shapes=extra, collectives=plan.collectives and collectives_enabled, dtypes=dtypes or plan.dtypes)
-    samples, overhead, notes = measure_all(device, plan, ref, progress, external)
+    plan = replace(
+        plan,
+        extra_shapes=extra,
+        collectives=plan.collectives and collectives_enabled,
+        dtypes=dtypes or plan.dtypes,
+        decode_extra=list(extra_models or []),
+    )
+    samples, overhead, notes = measure_all(device, plan, ref, progress, external, external_a2a)
     fitted = fit_all(samples, overhead, ref, notes)
     if log:
         for n in notes:

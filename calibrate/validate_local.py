@@ -5,6 +5,11 @@ on one device with the simulator's BF16 recipe. The prediction is the simulator'
 (simulator.model.step_time.step) for the same ModelSpec, job and single-device layout (TP = PP = DP = 1),
 on the rates of this device's calibration: no separate model, nothing fitted to these step times.
 
+Decode cases (serving): the same kind of model generates with a KV cache (calibrate/generation.py: prefill once,
+then decode steps of one token per sequence at batch 1-64), each step timed; the prediction is `costsim serve`'s
+decode step (simulator.model.serve.decode.step_s) for that model, batch and mean context at TP = PP = 1, on the
+calibration's rates with its serving fits (decode GEMMs, decode attention).
+
 Two global assumptions describe large runs, not this loop, and are set here, stated in the output:
 gemm_sustain = 1 (the calibration measured these GEMM shapes on this device moments ago; the fitted
 value covers sustained clocks and software of clusters), and no reserved memory (the measured peak
@@ -17,23 +22,25 @@ import gc
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from calibrate import device as dev
-from calibrate import transformer
+from calibrate import generation, transformer
 from calibrate.run import CPU_REFERENCE, CUDA_REFERENCE, Progress, calibrate, llama_like
 from calibrate.timing import summarize
 from simulator.errors import InputError
 from simulator.inputs.assumptions import DEFAULT
 from simulator.inputs.calibration import Calibration, Workload, load_calibration, measured_hardware
 from simulator.inputs.job import Job
+from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.model.efficiency import calibrated_rates
 from simulator.model.flops import parameter_counts
 from simulator.model.layout import Layout
+from simulator.model.serve.decode import Candidates, Setup, step_s
 from simulator.model.step_time import step
 
 LOCAL_ASSUMPTIONS = replace(DEFAULT, gemm_sustain=1.0, memory_reserved_bytes=0.0)
@@ -65,6 +72,77 @@ CUDA_CASES = [
 
 def cases_for(device: torch.device) -> list[Workload]:
     return CUDA_CASES if device.type == "cuda" else CPU_CASES
+
+
+@dataclass(frozen=True)
+class DecodeCase:
+    """A model generating `new_tokens` tokens for `batch` sequences after a prompt of `prompt_len` tokens; the first
+    `warmup` decode steps are not timed."""
+
+    name: str
+    model: ModelSpec
+    batch: int
+    prompt_len: int
+    new_tokens: int
+    warmup: int = 4
+
+    @property
+    def timed_context(self) -> tuple[int, int]:
+        """(input_len, output_len) of `costsim serve` whose mean context (input + output / 2) is the timed steps'."""
+        return self.prompt_len + self.warmup, self.new_tokens - self.warmup
+
+
+CPU_DECODE_CASES = [
+    DecodeCase("cpu-tiny-decode-b1", CPU_CASES[0].model, batch=1, prompt_len=128, new_tokens=24),
+    DecodeCase("cpu-small-decode-b16", CPU_CASES[1].model, batch=16, prompt_len=256, new_tokens=24),
+]
+CUDA_DECODE_CASES = [
+    DecodeCase("gpu-350m-decode-b1", CUDA_CASES[1].model, batch=1, prompt_len=1024, new_tokens=132),
+    DecodeCase("gpu-350m-decode-b16", CUDA_CASES[1].model, batch=16, prompt_len=1024, new_tokens=132),
+    DecodeCase("gpu-1b-decode-b64", CUDA_CASES[3].model, batch=64, prompt_len=2048, new_tokens=132),
+]
+
+
+def decode_cases_for(device: torch.device) -> list[DecodeCase]:
+    return CUDA_DECODE_CASES if device.type == "cuda" else CPU_DECODE_CASES
+
+
+def measure_decode(case: DecodeCase, device: torch.device) -> dict:
+    """Median and spread of the timed decode steps (each one token per sequence, greedy, waited for)."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    torch.manual_seed(0)
+    max_len = case.prompt_len + case.new_tokens
+    model = generation.build(case.model, max_len, device)
+    cache = generation.KVCache(case.model, case.batch, max_len, device)
+    prompt = torch.randint(0, case.model.vocab_size, (case.batch, case.prompt_len), device=device)
+    token = generation.prefill(model, prompt, cache)
+    times = []
+    for i in range(case.new_tokens - 1):  # the prefill produced the first new token
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        token = generation.decode_step(model, token, cache)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= case.warmup - 1:
+            times.append(time.perf_counter() - t0)
+    if cache.length != max_len - 1 or not bool(((token >= 0) & (token < case.model.vocab_size)).all()):
+        raise InputError(f"{case.name}: generation did not run as planned ({cache.length} positions cached); not valid")
+    timing = summarize(np.array(times))
+    del model, cache
+    return {"step_time_s": timing.median_s, "spread": timing.spread, "steps": len(times)}
+
+
+def predict_decode(case: DecodeCase, hw: HardwareProfile, rates) -> dict:
+    """`costsim serve`'s decode step for the case: one GPU (TP = DP = PP = 1), BF16, the case's batch and mean context."""
+    input_len, output_len = case.timed_context
+    setup = Setup(case.model, hw, rates, LOCAL_ASSUMPTIONS, input_len, output_len)
+    one = Candidates(*(np.array([1.0]) for _ in range(3)), np.array([float(case.batch)]), np.array(["bf16"]))
+    parts = {k: float(v[0]) for k, v in step_s(setup, one).items()}
+    total = parts.pop("total")
+    return {"step_time_s": total, "breakdown_s": parts, "mean_context": setup.mean_context}
 
 
 def measure(case: Workload, device: torch.device, steps: int, warmup: int) -> dict:
@@ -146,15 +224,22 @@ def run(
     `log` receives a line as each case starts training."""
     device = dev.resolve(device_name, threads)
     cases = cases_for(device)
+    decodes = decode_cases_for(device)
     if case_names:
         known = {c.model.name: c for c in cases}
-        unknown = [n for n in case_names if n not in known]
+        known_decode = {c.name: c for c in decodes}
+        unknown = [n for n in case_names if n not in known and n not in known_decode]
         if unknown:
-            raise InputError(f"unknown case {', '.join(unknown)} on {device_name}; the cases are {', '.join(known)}")
-        cases = [known[n] for n in case_names]
-    cal, label = calibration_for(device_name, calibration, threads, cases, progress)
+            raise InputError(
+                f"unknown case {', '.join(unknown)} on {device_name}; the cases are {', '.join([*known, *known_decode])}"
+            )
+        cases = [known[n] for n in case_names if n in known]
+        decodes = [known_decode[n] for n in case_names if n in known_decode]
+    decode_models = [Workload(model=d.model, batch=d.batch, seq_len=d.prompt_len) for d in decodes]
+    cal, label = calibration_for(device_name, calibration, threads, cases + decode_models, progress)
     hw = measured_hardware(cal, Path(calibration) if calibration else label)
     rates = calibrated_rates(cal, hw, LOCAL_ASSUMPTIONS, calibration or "(measured now)")
+    serving = calibrated_rates(cal, hw, LOCAL_ASSUMPTIONS, calibration or "(measured now)", serving=True)
     rows = []
     for case in cases:
         if log:
@@ -181,7 +266,31 @@ def run(
             row["predicted_peak_memory_bytes"] = predicted["memory_bytes"]
             row["memory_error"] = predicted["memory_bytes"] / measured["peak_memory_bytes"] - 1.0
         rows.append(row)
-    median_err = statistics.median(abs(r["error"]) for r in rows)
+    decode_rows = []
+    for d in decodes:
+        if log:
+            log(f"generating {d.name} ({d.batch} sequences, {d.prompt_len} prompt + {d.new_tokens} new tokens)")
+        measured = measure_decode(d, device)
+        predicted = predict_decode(d, hw, serving)
+        decode_rows.append(
+            {
+                "case": d.name,
+                "params": parameter_counts(d.model).total,
+                "layers": d.model.n_layers,
+                "d_model": d.model.d_model,
+                "batch": d.batch,
+                "prompt_len": d.prompt_len,
+                "new_tokens": d.new_tokens,
+                "timed_steps": measured["steps"],
+                "mean_context": predicted["mean_context"],
+                "measured_step_time_s": measured["step_time_s"],
+                "measured_spread": measured["spread"],
+                "predicted_step_time_s": predicted["step_time_s"],
+                "error": predicted["step_time_s"] / measured["step_time_s"] - 1.0,
+                "predicted_breakdown_s": predicted["breakdown_s"],
+            }
+        )
+    median_err = statistics.median(abs(r["error"]) for r in rows) if rows else None
     mem_errors = [abs(r["memory_error"]) for r in rows if "memory_error" in r]
     p = cal.provenance
     return {
@@ -202,4 +311,7 @@ def run(
         "target_median_abs_error": TARGETS[device.type],
         "median_abs_memory_error": statistics.median(mem_errors) if mem_errors else None,
         "target_memory_error": MEMORY_TARGET if mem_errors else None,
+        "serving_efficiency_source": serving.source,
+        "decode_cases": decode_rows,
+        "decode_median_abs_error": statistics.median(abs(r["error"]) for r in decode_rows) if decode_rows else None,
     }

@@ -87,7 +87,8 @@ def calibrate(
     ] = None,
     smoke: Annotated[bool, typer.Option("--smoke", hidden=True, help="A few points only (tests)")] = False,
 ) -> None:
-    """Run the microbenchmarks (GEMM, attention, memory-bound kernels, collectives), fit, and write --output.
+    """Run the microbenchmarks (GEMM, attention, memory-bound kernels, collectives, and for serving decode GEMMs, decode
+    attention and the decode all-to-all), fit, and write --output.
 
     `costsim calibrate check FILE` measures again and compares with a stored calibration.
     """
@@ -176,8 +177,46 @@ def summary(cal, path: Path) -> str:
             f"collectives {tier} ({t.backend}, {t.world_size} ranks): latency {t.latency_s / MICRO:.0f} us, "
             f"busBW {t.busbw_bytes_per_s / GIGA:.2f} GB/s ({ops})"
         )
+    for d, g in f.decode_gemm.items():
+        lines.append(
+            f"decode GEMM {d} (1-{max(s.m for s in cal.samples.decode_gemm if s.dtype == d)} tokens): operand bandwidth "
+            f"{g.operand_bytes_per_s / GIGA:.1f} GB/s from {g.memory_bound_points} memory-bound points, "
+            f"fit median |err| {g.quality.median_abs_error:.1%} over {g.quality.samples} points"
+        )
+    if f.decode_attention:
+        a = f.decode_attention
+        lines.append(
+            f"decode attention: KV read {a.kv_bytes_per_s / GIGA:.1f} GB/s, fit median |err| {a.quality.median_abs_error:.1%} "
+            f"over {a.quality.samples} points"
+        )
+    for tier, a in f.decode_all_to_all.items():
+        lines.append(
+            f"decode all-to-all {tier} ({a.backend}, {a.world_size} ranks): latency {a.latency_s / MICRO:.0f} us, "
+            f"{a.bytes_per_s / GIGA:.2f} GB/s per rank"
+        )
     for n in cal.notes:
         lines.append(f"note: {n}")
+    return "\n".join(lines)
+
+
+def decode_cases_table(result: dict, header: bool = False) -> str:
+    """validate local's decode cases as text: each generation step measured and `costsim serve`'s decode step.
+    `header`: open with the device and calibration (when no training case ran)."""
+    from simulator.report.tables import text_table
+    from simulator.units import MEGA, MILLI
+
+    cells = [
+        (r["case"], f"{r['params'] / MEGA:.1f}M", r["batch"], f"{r['mean_context']:,.0f}",
+         f"{r['measured_step_time_s'] / MILLI:.2f} ms", f"{r['measured_spread']:.1%}",
+         f"{r['predicted_step_time_s'] / MILLI:.2f} ms", f"{r['error']:+.1%}")
+        for r in result["decode_cases"]
+    ]  # fmt: skip
+    columns = ("decode case", "params", "batch", "context", "measured", "spread", "predicted", "error")
+    lines = [f"device: {result['device']}", f"calibration: {result['calibration']} ({result['calibration_date'][:10]})"]
+    lines = lines if header else []
+    lines += ["", f"decode: costsim serve's decode step, TP=DP=PP=1, on {result['serving_efficiency_source']}"]
+    lines.append(text_table(columns, cells, align="lrrrrrrr"))
+    lines.append(f"median |decode step-time error| {result['decode_median_abs_error']:.1%}")
     return "\n".join(lines)
 
 
@@ -217,11 +256,13 @@ def validate_local(
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: the calibration's, else 1)")] = None,
     case: Annotated[list[str] | None, typer.Option("--case", help="Run only these cases (repeatable)")] = None,
     max_error: Annotated[
-        float | None, typer.Option(min=0.0, help="Exit 1 when the median |step-time error| exceeds this fraction")
+        float | None,
+        typer.Option(min=0.0, help="Exit 1 when the median |step-time error| (training or decode) exceeds this fraction"),
     ] = None,
     format: Annotated[TableJson, typer.Option("--format", help="Output format")] = TableJson.table,
 ) -> None:
-    """Train small real transformers here and compare step time (and GPU peak memory) with the simulator."""
+    """Train small real transformers here and compare step time (and GPU peak memory) with the simulator; generate
+    with a KV cache and compare each decode step with costsim serve's."""
     _require_torch("costsim validate local")
     from calibrate import validate_local as vl
     from simulator.errors import CostsimError
@@ -233,8 +274,13 @@ def validate_local(
             )
     except CostsimError as e:
         _fail(e)
-    typer.echo(document_json(result) if format == TableJson.json else validate_local_table(result))
-    if max_error is not None and result["median_abs_error"] > max_error:
+    if format == TableJson.json:
+        typer.echo(document_json(result))
+    else:
+        tables = [validate_local_table(result)] if result["cases"] else []
+        typer.echo("\n".join(tables + ([decode_cases_table(result, header=not tables)] if result["decode_cases"] else [])))
+    errors = (result["median_abs_error"], result["decode_median_abs_error"])
+    if max_error is not None and any(e is not None and e > max_error for e in errors):
         raise typer.Exit(code=1)
 
 

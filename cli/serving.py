@@ -94,6 +94,10 @@ def serve_command(
     price_sheet: Annotated[
         str | None, typer.Option(help="A price sheet in prices/ (e.g. deepseek-reasoner-2025): list price vs cost, margin")
     ] = None,
+    calibration: Annotated[
+        str | None,
+        typer.Option(help="Calibration file from `costsim calibrate` (--gpu cpu for a CPU calibration): measured decode rates"),
+    ] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write a serving report (Markdown, HTML, charts) here")] = None,
     usd_per_gpu_hour: PriceOpt = None,
     pricing: Annotated[str, typer.Option(help="Cost basis: rental ($/GPU-hour) or tco")] = "rental",
@@ -119,7 +123,7 @@ def serve_command(
             redundant_experts=redundant_experts, mtp_depth=mtp_depth, mtp_accept=mtp_accept,
             tpot_s=None if tpot_ms is None else tpot_ms * MILLI, ttft_s=None if ttft_ms is None else ttft_ms * MILLI,
             min_tokens_per_s_per_user=min_tokens_per_s_per_user, usd_per_gpu_hour=usd_per_gpu_hour,
-            utilization=utilization, price_sheet=price_sheet,
+            utilization=utilization, price_sheet=price_sheet, calibration=calibration,
             pricing=pricing, rental=rental,
         )  # fmt: skip
         d = result.to_dict()
@@ -172,7 +176,8 @@ def serve_table(d: dict) -> str:
     if "list_prices" in d:
         lp = d["list_prices"]
         for kind, v in lp["by_kind"].items():
+            margin = "-" if v["margin"] is None else format(v["margin"], "+.0%")
             lines.append(f"list {kind:<13} ${v['list_usd_per_million']:.4g}/M vs cost ${v['cost_usd_per_million']:.4g}/M: "
-                         f"margin {v['margin']:+.0%} ({lp['sheet']}, {lp['date']})")  # fmt: skip
+                         f"margin {margin} ({lp['sheet']}, {lp['date']})")  # fmt: skip
     lines.append(f"{d['candidates_evaluated']:,} decode layouts evaluated")
     return "\n".join(lines)

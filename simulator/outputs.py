@@ -962,6 +962,28 @@ class LocalCase(_Fixed):
     memory_error: float | None = None
 
 
+class LocalDecodeCase(_Fixed):
+    """One small transformer generating here with a KV cache, against `costsim serve`'s decode step."""
+
+    case: str
+    params: float
+    layers: int
+    d_model: int
+    batch: int
+    """Sequences, one new token each per step."""
+    prompt_len: int
+    new_tokens: int
+    timed_steps: int
+    mean_context: float
+    """Cached positions per sequence over the timed steps (serve's input + output / 2)."""
+    measured_step_time_s: float
+    measured_spread: float
+    predicted_step_time_s: float
+    error: float
+    """predicted / measured - 1."""
+    predicted_breakdown_s: dict[str, float]
+
+
 class ValidateLocalOutput(Document):
     """`costsim validate local --format json`: small real transformers trained here against the simulator."""
 
@@ -975,10 +997,15 @@ class ValidateLocalOutput(Document):
     steps: int
     warmup_steps: int
     cases: list[LocalCase]
-    median_abs_error: float
+    median_abs_error: float | None
+    """None when only decode cases ran (--case)."""
     target_median_abs_error: float
     median_abs_memory_error: float | None
     target_memory_error: float | None
+    serving_efficiency_source: str
+    """The rates of the decode prediction: the calibration with its serving fits."""
+    decode_cases: list[LocalDecodeCase]
+    decode_median_abs_error: float | None
 
 
 class RateDrift(_Fixed):

@@ -25,9 +25,9 @@ import pytest
 import torch
 from cli_support import ROOT, assert_clean_exit, clean_error, costsim, invoke
 
+from calibrate import decode, memory_kernels, transformer
 from calibrate import device as calibrate_device
 from calibrate import fit as calibrate_fit
-from calibrate import memory_kernels, transformer
 from calibrate.run import CPU_REFERENCE, fit_all
 from simulator.errors import InputError, SpecError
 from simulator.inputs.assumptions import DEFAULT
@@ -126,6 +126,20 @@ def _assert_valid_cpu_file(path: Path, proc: subprocess.CompletedProcess, mode: 
     assert math.isfinite(q.median_abs_error) and 0 <= q.median_abs_error <= q.max_abs_error
     assert set(cal.fit.collectives["scale_up"].by_op) == OPS
     assert any("fp8" in n and "skipped" in n for n in cal.notes)  # unsupported dtype: a note, not a crash
+    # Serving: decode GEMMs of 1-256 tokens against the reference's weights, decode attention over a KV cache at
+    # several batches and contexts, the decode all-to-all between the two gloo processes; each fitted, all positive.
+    weights = {(n, k) for n, k in decode.layer_weights(cal.plan.reference)}
+    assert {(s.n, s.k) for s in cal.samples.decode_gemm} == weights and {s.dtype for s in cal.samples.decode_gemm} == {"bf16"}
+    assert {s.m for s in cal.samples.decode_gemm} >= {1, 256}
+    assert len({(s.batch, s.context) for s in cal.samples.decode_attention}) >= 4
+    assert {(s.backend, s.world_size, s.tier) for s in cal.samples.decode_all_to_all} == {("gloo", 2, "scale_up")}
+    assert len({s.tokens_per_rank for s in cal.samples.decode_all_to_all}) >= 3
+    times = [s.timing for s in (*cal.samples.decode_gemm, *cal.samples.decode_attention, *cal.samples.decode_all_to_all)]
+    assert all(math.isfinite(t.median_s) and 0 < t.min_s <= t.median_s for t in times)
+    g, a, x = cal.fit.decode_gemm["bf16"], cal.fit.decode_attention, cal.fit.decode_all_to_all["scale_up"]
+    assert g.operand_bytes_per_s > 0 and 1 <= g.memory_bound_points <= g.quality.samples == len(cal.samples.decode_gemm)
+    assert a.kv_bytes_per_s > 0 and a.quality.samples == len(cal.samples.decode_attention)
+    assert x.latency_s >= 0 and x.bytes_per_s > 0 and x.world_size == 2
     return cal
 
 
@@ -219,6 +233,7 @@ def test_gpu_calibration_replaces_the_profile_terms(tmp_path):
 
 
 CHECKED_RATES = {"gemm bf16 FLOP/s", "attention FLOP/s", "memory-bound bytes/s", "scale_up bus bytes/s"}
+CHECKED_RATES |= {"decode gemm bf16 operand bytes/s", "decode attention KV bytes/s", "scale_up decode all-to-all bytes/s"}
 
 
 def test_check_measures_again_and_compares_every_rate_with_the_file(smoke):

@@ -9,6 +9,10 @@ seen with two test runs on two cores), so that test is marked `measurement` and 
 suite (`python -m pytest -q -m measurement`, on a quiet machine). The default suite runs every CPU case for
 a few steps on a smoke calibration and asserts what holds under any load: the output's structure, that each
 case trained, and that each prediction is exactly the simulator's step model on the file's rates.
+
+The decode cases (a tiny decoder generating with a KV cache, each step against `costsim serve`'s decode step) run
+in the default suite too, in a few seconds: structure, finite positive times, and the prediction being exactly the
+serving model's decode step on the file's serving rates; their accuracy is a measurement test.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import math
 import statistics
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cli_support import assert_clean_exit, costsim
 
@@ -27,6 +32,7 @@ from simulator.inputs.job import Job
 from simulator.model.efficiency import calibrated_rates
 from simulator.model.flops import parameter_counts
 from simulator.model.layout import Layout
+from simulator.model.serve.decode import Candidates, Setup, step_s
 from simulator.model.step_time import step
 
 CPU_TARGET = 0.15  # the issue: median step-time error at most 15% on the CPU
@@ -56,6 +62,12 @@ def test_validate_local_cpu_meets_the_target():
     assert 0 <= result["median_abs_error"] <= CPU_TARGET, [round(c["error"], 3) for c in cases]
     assert result["median_abs_error"] == pytest.approx(statistics.median(abs(c["error"]) for c in cases))
     assert result["calibration"].startswith("measured now") and result["efficiency_source"].startswith("calibration")
+    # Decode: the calibration measured now holds the decode GEMMs and decode attention, and serve's decode step comes
+    # within a factor of 3 of each generation step (no target set yet: docs/model.md §16.13).
+    assert "decode GEMM bf16" in result["serving_efficiency_source"] and "decode attention" in result["serving_efficiency_source"]
+    assert [d["case"] for d in result["decode_cases"]] == [d.name for d in vl.CPU_DECODE_CASES]
+    for d in result["decode_cases"]:
+        assert 1 / 3 < d["predicted_step_time_s"] / d["measured_step_time_s"] < 3.0, d
 
 
 def test_validate_local_runs_every_cpu_case_and_predicts_it_with_the_step_model(smoke):
@@ -66,6 +78,9 @@ def test_validate_local_runs_every_cpu_case_and_predicts_it_with_the_step_model(
     result = json.loads(proc.stdout)
     cases = result["cases"]
     assert [c["case"] for c in cases] == [c.model.name for c in vl.CPU_CASES]
+    assert [d["case"] for d in result["decode_cases"]] == [d.name for d in vl.CPU_DECODE_CASES]
+    for row, case in zip(result["decode_cases"], vl.CPU_DECODE_CASES, strict=True):
+        _assert_decode_case(row, case, smoke)
     assert len({(c["d_model"], c["layers"]) for c in cases}) >= 4  # several sizes
     assert len({(c["batch"], c["seq_len"]) for c in cases}) >= 3  # several batch shapes
     assert (result["steps"], result["warmup_steps"], result["calibration"]) == (3, 1, str(smoke))
@@ -84,6 +99,47 @@ def test_validate_local_runs_every_cpu_case_and_predicts_it_with_the_step_model(
     # Not the 15% target (a measurement): an order of magnitude, which a unit slip (ms for s) breaks by far and
     # a loaded machine does not reach.
     assert 0.1 < statistics.median(c["predicted_step_time_s"] / c["measured_step_time_s"] for c in cases) < 10
+
+
+def _assert_decode_case(row: dict, case: vl.DecodeCase, smoke: Path) -> None:
+    """What a decode case holds however loaded the machine: its shape, finite positive times, and the prediction being
+    exactly serve's decode step (one GPU, BF16) on the file's serving rates at the timed steps' mean context."""
+    assert (row["case"], row["batch"], row["prompt_len"], row["new_tokens"]) == (
+        case.name, case.batch, case.prompt_len, case.new_tokens
+    )  # fmt: skip
+    assert row["timed_steps"] == case.new_tokens - case.warmup >= 10 and 1 <= case.batch <= 64
+    assert math.isfinite(row["measured_step_time_s"]) and row["measured_step_time_s"] > 0 and row["measured_spread"] >= 0
+    assert row["error"] == pytest.approx(row["predicted_step_time_s"] / row["measured_step_time_s"] - 1)
+    cal = load_calibration(smoke)
+    hw = measured_hardware(cal, smoke)
+    rates = calibrated_rates(cal, hw, vl.LOCAL_ASSUMPTIONS, smoke, serving=True)
+    setup = Setup(case.model, hw, rates, vl.LOCAL_ASSUMPTIONS, case.prompt_len + case.warmup, case.new_tokens - case.warmup)
+    c = Candidates(np.array([1.0]), np.array([1.0]), np.array([1.0]), np.array([float(case.batch)]), np.array(["bf16"]))
+    parts = step_s(setup, c)
+    assert row["predicted_step_time_s"] == float(parts["total"][0]) > 0
+    assert row["mean_context"] == setup.mean_context == case.prompt_len + (case.new_tokens + case.warmup) / 2
+    assert row["predicted_breakdown_s"]["attention_core"] == float(parts["attention_core"][0]) > 0
+    assert {"attention_proj", "ffn", "lm_head", "elementwise", "engine_overhead"} <= set(row["predicted_breakdown_s"])
+
+
+def test_validate_local_decode_cases_run_on_the_cpu(smoke):
+    """Both CPU decode cases (batch 1 and 16), alone: the JSON and the table, in a few seconds."""
+    names = [d.name for d in vl.CPU_DECODE_CASES]
+    proc = costsim("validate", "local", "--device", "cpu", "--calibration", str(smoke), *(f"--case={n}" for n in names),
+                   "--format", "json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["cases"] == [] and result["median_abs_error"] is None
+    assert [d["case"] for d in result["decode_cases"]] == names
+    for row, case in zip(result["decode_cases"], vl.CPU_DECODE_CASES, strict=True):
+        _assert_decode_case(row, case, smoke)
+    assert result["decode_median_abs_error"] == pytest.approx(statistics.median(abs(d["error"]) for d in result["decode_cases"]))
+    assert result["serving_efficiency_source"].startswith(f"calibration {smoke}")
+    assert "decode GEMM bf16, decode attention" in result["serving_efficiency_source"]
+    assert "not measured, defaults: decode all-to-all" in result["serving_efficiency_source"]  # --no-collectives
+    table = costsim("validate", "local", "--device", "cpu", "--calibration", str(smoke), f"--case={names[0]}")
+    assert table.returncode == 0, table.stderr
+    assert names[0] in table.stdout and "median |decode step-time error|" in table.stdout and "device: " in table.stdout
 
 
 def test_validate_local_with_a_calibration_file_prints_a_table(smoke):

@@ -1,7 +1,8 @@
 """Calibration files: the schema `costsim calibrate` writes and the estimator reads (no torch here).
 
 A calibration holds the raw microbenchmark samples of one device (GEMMs, attention, memory-bound
-kernels, collectives), where and how they were measured (device, driver, CUDA, torch and NCCL
+kernels, collectives, and the decode regime of serving: GEMMs of few tokens, decode attention over a KV cache,
+the all-to-all of few tokens per rank), where and how they were measured (device, driver, CUDA, torch and NCCL
 versions, date; never a host name), the efficiency model fitted to them (fit_all below, numpy only;
 calibrate/fit.py adds the GEMM fit quality), and one
 SHA-256 over all of it. `calibrated_device` turns it into the hardware profile and DeviceRates an
@@ -22,6 +23,10 @@ links stay the datasheet's; memory-bound kernels run at the measured copy bandwi
 assumptions (gemm_sustain, FP8 factor, overlap) still apply.
 On a CPU there is no profile: the device is described by the calibration itself, with the best
 measured GEMM rate per dtype as its peak.
+
+The serving fits (`decode_gemm`, `decode_attention`, `decode_all_to_all`; schema version 3) are applied by
+`costsim serve --calibration` only (efficiency.calibrated_rates(..., serving=True)); `estimate` reads the
+training fits as before. A version 2 file (no serving measurements) is still read, hashed as version 2 hashed it.
 """
 
 from __future__ import annotations
@@ -45,12 +50,17 @@ from simulator.errors import InputError, SpecError
 from simulator.inputs.catalog import hardware_ids, load_hardware_file
 from simulator.inputs.files import read_json
 from simulator.inputs.specs import DensePeaks, EfficiencyDefaults, HardwareProfile, ModelSpec, Price, ScaleOut, ScaleUp, Sourced
-from simulator.units import GIB, GIGA, MICRO, TERA
+from simulator.units import BYTES_PER_ELEMENT, GIB, GIGA, MICRO, TERA
 from simulator.vocab import Dtype
 
 SCHEMA = "costsim-calibration"
-SCHEMA_VERSION = 2
-"""2: one `sha256` over the whole file (version 1 hashed the samples only)."""
+SCHEMA_VERSION = 3
+"""2: one `sha256` over the whole file (version 1 hashed the samples only). 3: the serving measurements
+(samples and fit `decode_gemm`, `decode_attention`, `decode_all_to_all`)."""
+READ_VERSIONS = (2, 3)
+"""Versions this costsim reads: 2 has no serving measurements and is hashed without their keys."""
+SERVING_KEYS = ("decode_gemm", "decode_attention", "decode_all_to_all")
+"""Keys of `samples` and of `fit` that schema version 3 added."""
 CPU_DEVICE = "cpu"
 """What `--gpu` names when the calibration was measured on a CPU: the device is the calibration itself."""
 
@@ -66,6 +76,8 @@ Dim = Annotated[int, Field(ge=1, le=2**24)]
 Name = Annotated[str, Field(max_length=200)]
 Version = Annotated[str, Field(max_length=64)]
 CollectiveOp = Literal["all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv"]
+DECODE_MAX_TOKENS = 256
+"""Tokens per GEMM of the decode regime that `costsim calibrate` measures (M = 1 .. this)."""
 Tier = Literal["scale_up", "scale_out"]
 
 
@@ -161,6 +173,73 @@ class CollectiveSample(_Model):
     """algbw x the nccl-tests bus factor of the op at world_size."""
 
 
+def operand_bytes(m, n, k, dtype: str):
+    """HBM bytes of one GEMM [m x k] . [k x n]: both operands in `dtype`, the output in BF16 (the same count as
+    simulator.model.efficiency.gemm_bytes_moved, which sits above this module)."""
+    return BYTES_PER_ELEMENT[dtype] * (m * k + k * n) + BYTES_PER_ELEMENT["bf16"] * m * n
+
+
+class DecodeGemmSample(_Model):
+    """One forward GEMM of a decode step, Y[m,n] = X[m,k] . W[n,k]^T with few tokens m. Each call reads another copy
+    of W from a pool larger than the caches, as each layer of a model reads its own weights."""
+
+    m: Annotated[int, Field(ge=1, le=DECODE_MAX_TOKENS)]
+    n: Dim
+    k: Dim
+    dtype: Dtype
+    timing: Timing
+    origin: Name = "reference"
+    """The model whose layer this (n, k) is."""
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.m * self.n * self.k
+
+    @property
+    def bytes_moved(self) -> float:
+        return float(operand_bytes(self.m, self.n, self.k, self.dtype))
+
+
+class DecodeAttentionSample(_Model):
+    """scaled_dot_product_attention of one decode step: `batch` sequences, one query token each, against a KV cache of
+    `context` positions (no mask). Each call reads another copy of the cache from a pool larger than the caches."""
+
+    batch: Annotated[int, Field(ge=1, le=2**16)]
+    heads: Annotated[int, Field(ge=1, le=2**14)]
+    kv_heads: Annotated[int, Field(ge=1, le=2**14)]
+    context: Annotated[int, Field(ge=1, le=2**22)]
+    head_dim: Annotated[int, Field(ge=1, le=2**12)]
+    dtype: Dtype
+    timing: Timing
+
+    @property
+    def kv_bytes(self) -> float:
+        """K and V read by the step: batch x context x kv_heads x head_dim x 2 x element bytes."""
+        return 2.0 * self.batch * self.context * self.kv_heads * self.head_dim * BYTES_PER_ELEMENT[self.dtype]
+
+    @property
+    def flops(self) -> float:
+        """Q.K^T and P.V for one query token per sequence and head: 4 x head_dim per key."""
+        return 4.0 * self.batch * self.heads * self.context * self.head_dim
+
+
+class DecodeAllToAllSample(_Model):
+    """One all_to_all_single of decode's expert dispatch: `tokens_per_rank` tokens, each sent as `copies_per_token`
+    routed copies of `hidden` elements (low-latency kernels send every copy on its own), split evenly over the ranks."""
+
+    backend: Annotated[str, Field(max_length=32)]
+    world_size: Annotated[int, Field(ge=2, le=1 << 20)]
+    tier: Tier
+    tokens_per_rank: Annotated[int, Field(ge=1, le=1 << 20)]
+    copies_per_token: Annotated[int, Field(ge=1, le=1024)]
+    hidden: Annotated[int, Field(ge=1, le=1 << 20)]
+    element_bytes: Annotated[int, Field(ge=1, le=8)]
+    size_bytes: Annotated[float, Field(gt=0, le=1e13)]
+    """The per-rank buffer sent: tokens x copies x hidden x element bytes, rounded up to whole elements per rank."""
+    timing: Timing
+    """Slowest rank's median."""
+
+
 MAX_SAMPLES = 100_000
 """Per benchmark: a full calibration has a few hundred."""
 
@@ -170,6 +249,10 @@ class Samples(_Model):
     attention: Annotated[list[AttentionSample], Field(max_length=MAX_SAMPLES)] = []
     memory: Annotated[list[MemorySample], Field(max_length=MAX_SAMPLES)] = []
     collectives: Annotated[list[CollectiveSample], Field(max_length=MAX_SAMPLES)] = []
+    decode_gemm: Annotated[list[DecodeGemmSample], Field(max_length=MAX_SAMPLES)] = []
+    """Schema version 3 on: the serving measurements."""
+    decode_attention: Annotated[list[DecodeAttentionSample], Field(max_length=MAX_SAMPLES)] = []
+    decode_all_to_all: Annotated[list[DecodeAllToAllSample], Field(max_length=MAX_SAMPLES)] = []
 
 
 # --------------------------------------------------------------------------- fit
@@ -246,6 +329,42 @@ class CollectiveTierFit(_Model):
     """Median bus bandwidth over the ops."""
 
 
+class DecodeGemmFit(_Model):
+    """GEMMs of few tokens: t = max(F / (P·r(F)), bytes / (B·q(bytes))) + t_kernel, with P and r the dtype's GEMM fit
+    and q a curve of the achieved operand bandwidth against bytes moved per call, fitted on the points whose compute
+    term at P·r is under half their time (the memory-bound ones)."""
+
+    operand_bytes_per_s: ByteRate
+    """B: the best achieved operand bandwidth of a memory-bound point (bytes moved / (t - t_kernel))."""
+    curve: CurveFit
+    """q: relative operand bandwidth against bytes moved per call."""
+    memory_bound_points: Annotated[int, Field(ge=1, le=MAX_SAMPLES)]
+    quality: FitQuality
+    """Over every decode GEMM point of the dtype, memory- or compute-bound."""
+
+
+class DecodeAttentionFit(_Model):
+    """Decode attention as a read of its KV cache: t = kv_bytes / (B·q(kv_bytes)) + t_kernel."""
+
+    kv_bytes_per_s: ByteRate
+    """B: the best achieved KV bytes per second (kv_bytes / (t - t_kernel))."""
+    curve: CurveFit
+    """q: relative bandwidth against KV bytes read per call."""
+    quality: FitQuality
+
+
+class DecodeAllToAllFit(_Model):
+    """t = latency + size / bandwidth over the decode all-to-all points of one tier, least squares on relative error."""
+
+    backend: Annotated[str, Field(max_length=32)]
+    world_size: Annotated[int, Field(ge=2, le=1 << 20)]
+    latency_s: Annotated[float, Field(ge=0, le=1)]
+    """What `costsim serve --calibration` charges per dispatch and per combine of the EP exchange."""
+    bytes_per_s: ByteRate
+    """Per-rank buffer bytes per second beyond the latency."""
+    quality: FitQuality
+
+
 class Fit(_Model):
     gemm: dict[Dtype, GemmFit]
     kernel_overhead_s: Annotated[float, Field(ge=0, le=0.1)]
@@ -253,6 +372,10 @@ class Fit(_Model):
     attention: AttentionFit | None = None
     memory: MemoryFit | None = None
     collectives: dict[Tier, CollectiveTierFit] = {}
+    decode_gemm: dict[Dtype, DecodeGemmFit] = {}
+    """Schema version 3 on: the serving fits (applied by costsim serve --calibration)."""
+    decode_attention: DecodeAttentionFit | None = None
+    decode_all_to_all: dict[Tier, DecodeAllToAllFit] = {}
 
     @model_validator(mode="after")
     def _has_bf16(self) -> Fit:
@@ -350,12 +473,9 @@ def nccl_bus_factor(op: str, n: int) -> float:
     return (n - 1) / n
 
 
-def fit_collective_op(samples: list[CollectiveSample]) -> CollectiveOpFit:
-    """t = alpha + factor(op, n)·S / busBW, least squares on relative error."""
-    n = samples[0].world_size
-    x = np.array([nccl_bus_factor(s.op, n) * s.size_bytes for s in samples])  # bus bytes
-    t = np.array([s.timing.median_s for s in samples])
-    # Minimise sum(((alpha + gamma·x) - t) / t)^2 with gamma = 1 / busBW.
+def latency_bandwidth(x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
+    """(alpha, bandwidth) of t = alpha + x / bandwidth, least squares on relative error."""
+    # Minimise sum(((alpha + gamma·x) - t) / t)^2 with gamma = 1 / bandwidth.
     a = np.stack([1.0 / t, x / t], axis=1)
     (alpha, gamma), *_ = np.linalg.lstsq(a, np.ones_like(t), rcond=None)
     if alpha < 0:
@@ -364,8 +484,16 @@ def fit_collective_op(samples: list[CollectiveSample]) -> CollectiveOpFit:
         i = int(np.argmax(x))
         gamma = float(t[i] / x[i])
         alpha = 0.0
-    busbw = 1.0 / gamma
-    return CollectiveOpFit(latency_s=float(alpha), busbw_bytes_per_s=busbw, quality=fit_quality(alpha + x / busbw, t))
+    return float(alpha), 1.0 / gamma
+
+
+def fit_collective_op(samples: list[CollectiveSample]) -> CollectiveOpFit:
+    """t = alpha + factor(op, n)·S / busBW, least squares on relative error."""
+    n = samples[0].world_size
+    x = np.array([nccl_bus_factor(s.op, n) * s.size_bytes for s in samples])  # bus bytes
+    t = np.array([s.timing.median_s for s in samples])
+    alpha, busbw = latency_bandwidth(x, t)
+    return CollectiveOpFit(latency_s=alpha, busbw_bytes_per_s=busbw, quality=fit_quality(alpha + x / busbw, t))
 
 
 def fit_collectives(samples: list[CollectiveSample]) -> dict[str, CollectiveTierFit]:
@@ -384,6 +512,65 @@ def fit_collectives(samples: list[CollectiveSample]) -> dict[str, CollectiveTier
             by_op=by_op,  # type: ignore[arg-type]
             latency_s=float(np.median([f.latency_s for f in by_op.values()])),
             busbw_bytes_per_s=float(np.median([f.busbw_bytes_per_s for f in by_op.values()])),
+        )
+    return out
+
+
+DECODE_MEMORY_BOUND = 0.5
+"""A decode GEMM point is memory-bound (and fits the operand-bandwidth curve) when its compute term at the dtype's
+GEMM fit is under this share of its time less the kernel cost."""
+
+
+def busy_s(t: np.ndarray, kernel_overhead_s: float) -> np.ndarray:
+    """Time less the fixed kernel cost (at least half of it, against noise on tiny calls), as gemm_rates takes it."""
+    return np.maximum(t - kernel_overhead_s, 0.5 * t)
+
+
+def fit_decode_gemm(samples: list[DecodeGemmSample], gemm: GemmFit, kernel_overhead_s: float) -> DecodeGemmFit | None:
+    """The operand-bandwidth curve of one dtype's decode GEMMs (DecodeGemmFit), or None without a memory-bound point."""
+    flops = np.array([s.flops for s in samples])
+    moved = np.array([s.bytes_moved for s in samples])
+    t = np.array([s.timing.median_s for s in samples])
+    busy = busy_s(t, kernel_overhead_s)
+    compute = flops / (gemm.best_flop_per_s * curve_at(gemm.curve, flops))
+    bound = compute < DECODE_MEMORY_BOUND * busy
+    if not bound.any():
+        return None
+    achieved = moved[bound] / busy[bound]
+    best = float(achieved.max())
+    curve = binned_curve(moved[bound], achieved / best)
+    predicted = np.maximum(compute, moved / (best * curve_at(curve, moved))) + kernel_overhead_s
+    return DecodeGemmFit(
+        operand_bytes_per_s=best, curve=curve, memory_bound_points=int(bound.sum()), quality=fit_quality(predicted, t)
+    )
+
+
+def fit_decode_attention(samples: list[DecodeAttentionSample], kernel_overhead_s: float) -> DecodeAttentionFit:
+    kv = np.array([s.kv_bytes for s in samples])
+    t = np.array([s.timing.median_s for s in samples])
+    achieved = kv / busy_s(t, kernel_overhead_s)
+    best = float(achieved.max())
+    curve = binned_curve(kv, achieved / best)
+    predicted = kv / (best * curve_at(curve, kv)) + kernel_overhead_s
+    return DecodeAttentionFit(kv_bytes_per_s=best, curve=curve, quality=fit_quality(predicted, t))
+
+
+def fit_decode_all_to_all(samples: list[DecodeAllToAllSample]) -> dict[str, DecodeAllToAllFit]:
+    """Per tier with two or more points: latency and bandwidth of t = latency + size / bandwidth."""
+    out = {}
+    for tier in sorted({s.tier for s in samples}):
+        points = [s for s in samples if s.tier == tier]
+        if len(points) < 2:
+            continue
+        x = np.array([s.size_bytes for s in points])
+        t = np.array([s.timing.median_s for s in points])
+        alpha, bandwidth = latency_bandwidth(x, t)
+        out[tier] = DecodeAllToAllFit(
+            backend=points[0].backend,
+            world_size=points[0].world_size,
+            latency_s=alpha,
+            bytes_per_s=bandwidth,
+            quality=fit_quality(alpha + x / bandwidth, t),
         )
     return out
 
@@ -432,12 +619,28 @@ def fit_all(
     if "bf16" not in gemms:
         raise InputError("no BF16 GEMM could be measured on this device (see the notes above); nothing to calibrate")
     atts = [s for s in samples.attention if s.dtype == "bf16"]
+    decode_gemm = {}
+    for dtype in sorted({s.dtype for s in samples.decode_gemm}):
+        points = [s for s in samples.decode_gemm if s.dtype == dtype]
+        if dtype not in gemms:
+            notes.append(f"{dtype} decode GEMM: no {dtype} GEMM fit to split compute from memory time, no fit")
+            continue
+        fitted = fit_decode_gemm(points, gemms[dtype], kernel_overhead_s)
+        if fitted is None:
+            notes.append(f"{dtype} decode GEMM: no memory-bound point among {len(points)}, no operand-bandwidth fit")
+            continue
+        decode_gemm[dtype] = fitted
     return Fit(
         gemm=gemms,  # type: ignore[arg-type]
         kernel_overhead_s=kernel_overhead_s,
         attention=fit_attention(atts) if atts else None,
         memory=memory,
         collectives=fit_collectives(list(samples.collectives)),  # type: ignore[arg-type]
+        decode_gemm=decode_gemm,  # type: ignore[arg-type]
+        decode_attention=(
+            fit_decode_attention(list(samples.decode_attention), kernel_overhead_s) if samples.decode_attention else None
+        ),
+        decode_all_to_all=fit_decode_all_to_all(list(samples.decode_all_to_all)),  # type: ignore[arg-type]
     )
 
 
@@ -522,11 +725,18 @@ class Calibration(_Model):
 
     @model_validator(mode="after")
     def _version(self) -> Calibration:
-        if self.schema_version != SCHEMA_VERSION:
+        if self.schema_version not in READ_VERSIONS:
             raise ValueError(
-                f"schema_version {self.schema_version} is not supported (this costsim reads version {SCHEMA_VERSION}); "
+                f"schema_version {self.schema_version} is not supported ({VERSIONS_READ}); "
                 "recalibrate with this version: costsim calibrate --output FILE"
             )
+        if self.schema_version < SCHEMA_VERSION:
+            held = [f"{part}.{key}" for part in ("samples", "fit") for key in SERVING_KEYS if getattr(getattr(self, part), key)]
+            if held:
+                raise ValueError(
+                    f"schema_version {self.schema_version} has no serving measurements but the file holds {', '.join(held)} "
+                    f"(version {SCHEMA_VERSION}'s)"
+                )
         return self
 
     @property
@@ -549,9 +759,14 @@ def samples_hash(samples: Samples) -> str:
 
 
 def content_hash(cal: Calibration) -> str:
-    """SHA-256 of the whole calibration (provenance, plan, samples, fit, notes) but its own `sha256`."""
+    """SHA-256 of the whole calibration (provenance, plan, samples, fit, notes) but its own `sha256`. A version 2 file
+    is hashed without the keys version 3 added (it has none), as version 2 hashed it."""
     data = cal.model_dump(mode="json", by_alias=True)
     data.pop("sha256")
+    if cal.schema_version < SCHEMA_VERSION:
+        for part in ("samples", "fit"):
+            for key in SERVING_KEYS:
+                data[part].pop(key)
     return _digest(data)
 
 
@@ -563,6 +778,7 @@ def sealed(cal: Calibration) -> Calibration:
 # --------------------------------------------------------------------------- loading and integrity
 
 RECALIBRATE = "measure again: costsim calibrate --output FILE --force (a calibration file is never edited by hand)"
+VERSIONS_READ = f"this costsim reads version {SCHEMA_VERSION}, and version 2 without the serving measurements"
 BF16_PLAUSIBLE = (0.05, 1.1)
 """Best measured BF16 GEMM rate as a fraction of the named profile's dense peak: a real GPU of that profile measures
 ~0.5-0.8 in quick mode; a CPU relabelled as a GPU measures < 0.5% (an H100 file from a 2-core CPU: 0.13%)."""
@@ -613,11 +829,11 @@ def load_calibration(path: str | Path) -> Calibration:
         raise SpecError(
             f"calibration {path}: not a costsim calibration (schema {raw.get('schema')!r}); write one with costsim calibrate"
         )
-    if isinstance(raw.get("schema_version"), int) and raw["schema_version"] != SCHEMA_VERSION:
+    if isinstance(raw.get("schema_version"), int) and raw["schema_version"] not in READ_VERSIONS:
         older = " (its hash covers the samples only, not the fit and provenance)" if raw["schema_version"] == 1 else ""
         raise SpecError(
-            f"calibration {path}: schema_version {raw['schema_version']} is not supported{older} (this costsim reads "
-            f"version {SCHEMA_VERSION}); recalibrate with costsim calibrate --output FILE"
+            f"calibration {path}: schema_version {raw['schema_version']} is not supported{older} ({VERSIONS_READ}); "
+            "recalibrate with costsim calibrate --output FILE"
         )
     if "samples_sha256" in raw:
         raise SpecError(f"calibration {path}: samples_sha256 is schema version 1's field, not {SCHEMA_VERSION}'s; {RECALIBRATE}")
@@ -702,6 +918,14 @@ def provenance_problem(cal: Calibration) -> str | None:
 
 def samples_problem(cal: Calibration) -> str | None:
     """A sample whose derived numbers contradict its measurement, or a kernel overhead beyond the samples, or None."""
+    for i, a in enumerate(cal.samples.decode_all_to_all):
+        elements = a.tokens_per_rank * a.copies_per_token * a.hidden
+        whole = -(-elements // a.world_size) * a.world_size * a.element_bytes  # rounded up to whole elements per rank
+        if not math.isclose(a.size_bytes, whole, rel_tol=1e-9):
+            return (
+                f"samples.decode_all_to_all.{i}.size_bytes is {a.size_bytes:.6g} but {a.tokens_per_rank} tokens x "
+                f"{a.copies_per_token} copies x {a.hidden} x {a.element_bytes} B over {a.world_size} ranks is {whole:.6g}"
+            )
     for i, s in enumerate(cal.samples.collectives):
         algbw = s.size_bytes / s.timing.median_s
         if not math.isclose(s.algbw_bytes_per_s, algbw, rel_tol=1e-6):
@@ -789,7 +1013,13 @@ def fit_mismatch(cal: Calibration) -> str | None:
         )
     except (ValueError, ArithmeticError, CostsimError) as e:
         return f"the fit cannot be recomputed from them ({str(e).splitlines()[0]})"
-    return first_difference(cal.fit.model_dump(mode="json"), again.model_dump(mode="json"), "fit", UNCHECKED_ON_LOAD)
+    # Training's fits first, then serving's (which rest on them: an edited GEMM sample moves the decode GEMM fit too).
+    stored, refit = cal.fit.model_dump(mode="json"), again.model_dump(mode="json")
+    serving = [(key, stored.pop(key), refit.pop(key)) for key in SERVING_KEYS]
+    found = first_difference(stored, refit, "fit", UNCHECKED_ON_LOAD)
+    for key, a, b in serving:
+        found = found or first_difference(a, b, f"fit.{key}", UNCHECKED_ON_LOAD)
+    return found
 
 
 def implausible_for(cal: Calibration, hw: HardwareProfile) -> str | None:
@@ -815,6 +1045,14 @@ def implausible_for(cal: Calibration, hw: HardwareProfile) -> str | None:
             f"its attention rate, {fit.attention.forward_flop_per_s / TERA:.4g} TFLOP/s, is above the {hw.name} dense "
             f"BF16 peak ({peak / TERA:.4g} TFLOP/s) x {ABOVE_PEAK}"
         )
+    decode = [(f"decode {d} GEMM operand bandwidth", g.operand_bytes_per_s) for d, g in fit.decode_gemm.items()]
+    decode += [("decode attention KV bandwidth", fit.decode_attention.kv_bytes_per_s)] if fit.decode_attention else []
+    for what, rate in decode:
+        if rate > ABOVE_PEAK * hw.hbm_bytes_per_s:
+            return (
+                f"its {what}, {rate / TERA:.4g} TB/s, is above the {hw.name} memory bandwidth "
+                f"({hw.hbm_bytes_per_s / TERA:.4g} TB/s) x {ABOVE_PEAK} (read from a cache, not from memory?)"
+            )
     copy = fit.memory.copy_bytes_per_s if fit.memory else None
     lo, hi = COPY_PLAUSIBLE
     if copy is not None and not lo <= copy / hw.hbm_bytes_per_s <= hi:

@@ -40,6 +40,14 @@ class Fabric:
     scale_out_bytes_per_s: float
     domain_gpus: int
     latency_s: float
+    all_to_all_latency_s: float | None = None
+    """Latency of one EP dispatch or combine where a calibration measured the all-to-all of few tokens per rank
+    (costsim serve --calibration, docs/model.md §16.13); None: latency_s."""
+
+    @property
+    def exchange_latency_s(self) -> float:
+        """Latency charged per EP dispatch and per combine."""
+        return self.latency_s if self.all_to_all_latency_s is None else self.all_to_all_latency_s
 
 
 @dataclass(frozen=True)
@@ -97,12 +105,12 @@ def moe_dispatch_combine_s(
     n_nodes = np.maximum(1, -(-size // n_local))  # domains the group touches: 128 ranks over 72-GPU domains touch 2
     bytes_per_token = hidden * (dispatch_bytes_per_elem + combine_bytes_per_elem)
     k_remote_ranks = top_k * (1.0 - 1.0 / size)
-    in_domain = 2 * fabric.latency_s + tokens * k_remote_ranks * bytes_per_token / fabric.scale_up_bytes_per_s
+    in_domain = 2 * fabric.exchange_latency_s + tokens * k_remote_ranks * bytes_per_token / fabric.scale_up_bytes_per_s
     nodes = expected_nodes_hit(top_k, n_nodes, max_nodes_per_token)
     remote_nodes = nodes * (1.0 - 1.0 / n_nodes)
     network_s = tokens * remote_nodes * bytes_per_token / fabric.scale_out_bytes_per_s
     nvlink_s = tokens * top_k * bytes_per_token * (n_local - 1) / n_local / fabric.scale_up_bytes_per_s
-    across = 2 * fabric.latency_s + np.maximum(network_s, nvlink_s)
+    across = 2 * fabric.exchange_latency_s + np.maximum(network_s, nvlink_s)
     return np.where(size <= 1, 0.0, np.where(n_nodes == 1, in_domain, across))
 
 
@@ -125,4 +133,4 @@ def moe_low_latency_dispatch_combine_s(
     bytes_per_copy = hidden * (dispatch_bytes_per_elem + combine_bytes_per_elem)
     remote = tokens * top_k * (1.0 - n_local / size) * bytes_per_copy / fabric.scale_out_bytes_per_s
     local = tokens * top_k * (n_local - 1) / size * bytes_per_copy / fabric.scale_up_bytes_per_s
-    return np.where(size <= 1, 0.0, 2 * fabric.latency_s + np.maximum(remote, local))
+    return np.where(size <= 1, 0.0, 2 * fabric.exchange_latency_s + np.maximum(remote, local))

@@ -52,6 +52,14 @@ class DeviceRates:
     gemm_operand_bytes_per_s: float | None = None
     """Bandwidth GEMM operands stream at (a large copy), where it differs from the memory-bound kernels'
     hbm_bytes_per_s (on a CPU by 10x); None: hbm_bytes_per_s."""
+    decode_gemm_bandwidth: dict[str, tuple[float, Curve]] = field(default_factory=dict)
+    """Serving rates of a calibration, per dtype: (best operand bytes/s, curve of its relative value against bytes moved
+    per call) measured on GEMMs of few tokens; the roofline's memory term of that dtype runs at it (docs/model.md
+    §16.13). Empty: gemm_operand_bytes_per_s."""
+    kv_read_bytes_per_s: float | None = None
+    """Serving rates of a calibration: the achieved KV-cache read bandwidth of decode attention; None: hbm_bytes_per_s."""
+    kv_read_curve: Curve | None = None
+    """Its relative value against KV bytes read per call."""
 
     def gemm_s(self, m: float, n: float, k: float, dtype: str, count: float = 1.0, compute_factor: float = 1.0) -> float:
         """Time of `count` GEMMs [m x k] . [k x n] in `dtype` (operands in dtype, output in BF16).
@@ -61,8 +69,12 @@ class DeviceRates:
         flops = 2.0 * m * n * k
         shape = _relative(self.gemm_curves.get(dtype), flops)
         rate = self.peak_flop_per_s[dtype] * self.gemm_efficiency[dtype] * shape * compute_factor
+        moved = gemm_bytes_moved(m, n, k, dtype)
         bandwidth = self.gemm_operand_bytes_per_s or self.hbm_bytes_per_s
-        t = count * gemm_roofline_s(flops, rate, gemm_bytes_moved(m, n, k, dtype), bandwidth, self.kernel_overhead_s)
+        decode = self.decode_gemm_bandwidth.get(dtype)
+        if decode is not None:
+            bandwidth = decode[0] * _relative(decode[1], moved)
+        t = count * gemm_roofline_s(flops, rate, moved, bandwidth, self.kernel_overhead_s)
         return np.where((m > 0) & (n > 0) & (k > 0) & (count > 0), t, 0.0)
 
     def attention_s(self, forward_flops: float) -> tuple[float, float]:
@@ -72,6 +84,13 @@ class DeviceRates:
 
     def memory_s(self, n_bytes: float) -> float:
         return n_bytes / self.hbm_bytes_per_s
+
+    def kv_read_s(self, kv_bytes):
+        """Seconds for decode attention to read `kv_bytes` of KV cache in one call: at the calibrated decode-attention
+        bandwidth (and its curve) where measured, else at hbm_bytes_per_s."""
+        if self.kv_read_bytes_per_s is None:
+            return kv_bytes / self.hbm_bytes_per_s
+        return kv_bytes / (self.kv_read_bytes_per_s * _relative(self.kv_read_curve, kv_bytes))
 
 
 def gemm_bytes_moved(m, n, k, dtype: str):
@@ -142,8 +161,11 @@ def _efficiency_sources(hw: HardwareProfile, attention_kernel: str | None = None
 # --------------------------------------------------------------------------- rates from a calibration file
 
 
-def calibrated_device(gpu: str, path: str | Path, assumptions: Assumptions) -> tuple[HardwareProfile, DeviceRates]:
-    """(hardware profile, rates) for `--gpu` with the calibration file at `path` applied."""
+def calibrated_device(
+    gpu: str, path: str | Path, assumptions: Assumptions, serving: bool = False
+) -> tuple[HardwareProfile, DeviceRates]:
+    """(hardware profile, rates) for `--gpu` with the calibration file at `path` applied. `serving`: with the serving
+    fits too (costsim serve; see calibrated_rates)."""
     cal = load_calibration(path)
     p = cal.provenance
     if p.device_kind == "cpu":
@@ -153,7 +175,7 @@ def calibrated_device(gpu: str, path: str | Path, assumptions: Assumptions) -> t
                 f"estimate on that CPU, or calibrate on a {gpu} (costsim calibrate --device cuda on that machine)"
             )
         hw = measured_hardware(cal, path)
-        return hw, calibrated_rates(cal, hw, assumptions, path)
+        return hw, calibrated_rates(cal, hw, assumptions, path, serving=serving)
     hw = load_hardware(gpu)
     if p.hardware_profile != hw.name:
         measured = f"profile {p.hardware_profile}" if p.hardware_profile else "no shipped profile"
@@ -162,17 +184,25 @@ def calibrated_device(gpu: str, path: str | Path, assumptions: Assumptions) -> t
             + (f"pass --gpu {p.hardware_profile}" if p.hardware_profile else "calibrate again with --profile ID")
             + f", or calibrate on a {hw.name}"
         )
-    return hw, calibrated_rates(cal, hw, assumptions, path, memory_bound_kernels=False)
+    return hw, calibrated_rates(cal, hw, assumptions, path, memory_bound_kernels=False, serving=serving)
 
 
 def calibrated_rates(
-    cal: Calibration, hw: HardwareProfile, assumptions: Assumptions, path: str | Path, memory_bound_kernels: bool = True
+    cal: Calibration,
+    hw: HardwareProfile,
+    assumptions: Assumptions,
+    path: str | Path,
+    memory_bound_kernels: bool = True,
+    serving: bool = False,
 ) -> DeviceRates:
     """The profile's default rates with every term the calibration measured replaced by the measurement.
 
     `memory_bound_kernels`: memory time at the measured rate of the trainer's own memory-bound kernels
     (the closed loop, and a CPU, whose only software stack is that trainer); False: at the measured copy
     bandwidth, the achievable HBM bandwidth that fused kernels of a production stack approach.
+    `serving`: also the serving fits (docs/model.md §16.13): the decode GEMMs' operand bandwidth per dtype, the
+    decode-attention KV bandwidth, and the decode all-to-all latency for the EP exchange (scale-out tier if measured,
+    else scale-up). Without it the rates are the training rates, exactly as before.
     """
     base = device_rates(hw, assumptions)
     fit = cal.fit
@@ -186,17 +216,31 @@ def calibrated_rates(
     fabric = base.fabric
     up = fit.collectives.get("scale_up")
     out = fit.collectives.get("scale_out")
+    a2a = fit.decode_all_to_all.get("scale_out") or fit.decode_all_to_all.get("scale_up") if serving else None
     fabric = Fabric(
         scale_up_bytes_per_s=up.busbw_bytes_per_s if up else fabric.scale_up_bytes_per_s,
         scale_out_bytes_per_s=out.busbw_bytes_per_s if out else fabric.scale_out_bytes_per_s,
         domain_gpus=fabric.domain_gpus,
         latency_s=(out or up).latency_s if (out or up) else fabric.latency_s,
+        all_to_all_latency_s=a2a.latency_s if a2a else None,
     )
     att = fit.attention
     measured = ["GEMM " + "/".join(sorted(d for d in fit.gemm if d in base.peak_flop_per_s))]
     measured += ["attention"] if att else []
     measured += ["memory-bound kernels"] if fit.memory else []
     measured += [f"{t} collectives" for t in fit.collectives]
+    decode_gemm = {
+        d: (g.operand_bytes_per_s, g.curve.as_curve()) for d, g in fit.decode_gemm.items() if d in base.peak_flop_per_s
+    }
+    kv = fit.decode_attention if serving else None
+    if serving:
+        decoded = "/".join(sorted(decode_gemm))
+        measured += [f"decode GEMM {decoded}"] if decoded else []
+        measured += ["decode attention"] if kv else []
+        measured += [f"{'scale_out' if 'scale_out' in fit.decode_all_to_all else 'scale_up'} decode all-to-all"] if a2a else []
+        missing = [what for what, have in (("decode GEMM", decode_gemm), ("decode attention", kv), ("decode all-to-all", a2a))
+                   if not have]  # fmt: skip
+        measured += [f"not measured, defaults: {', '.join(missing)}"] if missing else []
     return DeviceRates(
         name=hw.name,
         peak_flop_per_s=base.peak_flop_per_s,
@@ -210,6 +254,9 @@ def calibrated_rates(
         attention_curve=att.curve.as_curve() if att else base.attention_curve,
         attention_backward_over_forward=att.backward_over_forward if att else base.attention_backward_over_forward,
         gemm_operand_bytes_per_s=fit.memory.copy_bytes_per_s if fit.memory else None,
+        decode_gemm_bandwidth=decode_gemm if serving else {},
+        kv_read_bytes_per_s=kv.kv_bytes_per_s if kv else None,
+        kv_read_curve=kv.curve.as_curve() if kv else None,
     )
 
 

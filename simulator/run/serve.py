@@ -16,7 +16,7 @@ import numpy as np
 from simulator.errors import InputError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.catalog import load_hardware, load_model
-from simulator.model.efficiency import device_rates
+from simulator.model.efficiency import calibrated_device, device_rates
 from simulator.model.serve.decode import DECODE_STEP_OVERHEAD_S, Setup
 from simulator.model.serve.kv_cache import kv_bytes_per_token
 from simulator.model.serve.search import (
@@ -74,6 +74,9 @@ class ServeRequest:
     ttft_s: float | None = None
     """Latency target: time to first token (the CLI's --ttft-ms)."""
     min_tokens_per_s_per_user: float | None = None
+    calibration: str | None = None
+    """A `costsim calibrate` file of --gpu (a CPU's with --gpu cpu): its measured rates, serving fits included, replace
+    the profile's (docs/model.md §16.13)."""
     cost: CostOptions = field(default_factory=CostOptions)
 
     def __post_init__(self) -> None:
@@ -157,15 +160,22 @@ def _precisions(req: ServeRequest, hw) -> tuple[str, ...]:
 
 
 def setup_for(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> Setup:
-    model, hw = load_model(req.model), load_hardware(req.gpu)
+    model = load_model(req.model)
+    if req.calibration is not None:  # for_generation below changes no rate, so the order does not matter
+        hw, rates = calibrated_device(req.gpu, req.calibration, assumptions, serving=True)
+    else:
+        hw = load_hardware(req.gpu)
+        rates = device_rates(hw, assumptions)
     if req.kv_dtype == "fp8" and not hw.has_dtype("fp8"):
         raise InputError(f"{hw.name} has no FP8 support for --kv-dtype fp8; use --kv-dtype bf16")
     if req.redundant_experts and model.moe is None:
         raise InputError(f"--redundant-experts applies to MoE models; {model.name} is dense")
+    if req.ep is not None and (model.moe is None or model.moe.n_routed_experts % req.ep):
+        what = "is dense (no experts to spread)" if model.moe is None else f"has {model.moe.n_routed_experts} routed experts"
+        raise InputError(f"--ep {req.ep} does not divide the experts: {model.name} {what}; give a divisor or leave --ep out")
     if req.mtp_depth and not model.mtp_depth:
         raise InputError(f"--mtp-depth needs MTP modules in the model; {model.name} has none (mtp_depth 0 in its spec)")
     assumptions = assumptions.for_generation(hw.generation)
-    rates = device_rates(hw, assumptions)
     return Setup(model, hw, rates, assumptions, req.input_len, req.output_len, req.kv_dtype, req.mtp_depth,
                  req.mtp_accept or 0.0, req.redundant_experts)  # fmt: skip
 
@@ -316,7 +326,8 @@ def list_price_margins(d: dict, sheet_id: str) -> dict:
         price, cost = getattr(sheet, key), d.get(key)
         if price is None or cost is None:
             continue
-        out["by_kind"][kind] = {"list_usd_per_million": price, "cost_usd_per_million": cost, "margin": price / cost - 1.0}
+        margin = price / cost - 1.0 if cost > 0 else None  # a GPU-hour priced at 0 has no margin to speak of
+        out["by_kind"][kind] = {"list_usd_per_million": price, "cost_usd_per_million": cost, "margin": margin}
     return out
 
 
@@ -324,7 +335,8 @@ def serve_assumptions(s: Setup) -> list[dict]:
     """Every modelling assumption the numbers rest on, with its value and where it comes from."""
     a, r = s.assumptions, s.rates
     return [
-        {"name": "rates", "value": r.source, "source": "hardware profile efficiencies (costsim list gpus)"},
+        {"name": "rates", "value": r.source, "source": "costsim calibrate (--calibration)" if r.source.startswith("calibration ")
+         else "hardware profile efficiencies (costsim list gpus)"},
         {"name": "gemm_sustain", "value": a.gemm_sustain, "source": "fitted to published training throughput (costsim fit)"},
         {"name": "hbm_bytes_per_s", "value": r.hbm_bytes_per_s, "source": "profile bandwidth x efficiency.hbm"},
         {"name": "moe_imbalance", "value": a.moe_imbalance, "source": "assumption (busiest EP rank / mean)"},

@@ -9,7 +9,8 @@ sequence advances one step per `pp` stage times, and a GPU's share of the output
 Per layer and GPU the step costs (Scaling Book, inference.md, "Step Time (General)"; docs/model.md §16.3):
 - weight GEMMs through the efficiency model's roofline (`DeviceRates.gemm_s`): a decode GEMM of few tokens reads its
   whole weight, so it is bandwidth-bound until the tokens per GEMM pass the ridge point;
-- the attention core: the larger of reading the KV cache and its FLOPs (MLA decode is near the ridge, GQA far below);
+- the attention core: the larger of reading the KV cache (at a calibration's decode-attention bandwidth where given)
+  and its FLOPs (MLA decode is near the ridge, GQA far below);
 - routed experts: only the experts a step's tokens touch are read (balls in bins over expert slots, redundant slots
   included), each at its tokens, the busiest GPU carrying `moe_imbalance` x the mean;
 - the elementwise kernels (norms, residuals, activation) as HBM bytes plus a fixed cost per kernel;
@@ -217,7 +218,7 @@ def _attention_core_s(s: Setup, c: Candidates, tokens_per_seq) -> np.ndarray:
     flops = c.batch * tokens_per_seq * context * per_key * model.n_heads  # heads / tp on tp x batch sequences
     layer_kv = kv_bytes_per_token(model, s.kv_dtype) / model.n_layers
     kv_bytes = c.tp * c.batch * context * layer_kv * kv_shard(model, c.tp)
-    return np.maximum(kv_bytes / s.rates.hbm_bytes_per_s, flops / s.rates.attention_flop_per_s) + s.rates.kernel_overhead_s
+    return np.maximum(s.rates.kv_read_s(kv_bytes), flops / s.rates.attention_flop_per_s) + s.rates.kernel_overhead_s
 
 
 def layer_step_s(s: Setup, c: Candidates, kind: str, tokens_per_seq: float) -> dict[str, np.ndarray]:
