@@ -186,6 +186,14 @@ def test_model_and_gpu_checks():
         serve(ServeRequest("llama-3.1-70b", "h100-sxm", mtp_depth=1, mtp_accept=0.8))
     with pytest.raises(CostsimError, match="divide"):
         serve(ServeRequest("llama-3.1-70b", "h100-sxm", tp=3))
+    with pytest.raises(InputError, match="256 routed experts"):
+        serve(ServeRequest("deepseek-v3", "h800", ep=3, phase="prefill"))
+    with pytest.raises(InputError, match="dense"):
+        serve(ServeRequest("llama-3.1-8b", "h800", ep=2))
+    with pytest.raises(InfeasibleError, match="TTFT 0.001 ms"):
+        serve(ServeRequest("llama-3.1-8b", "h100-sxm", ttft_s=1e-6, phase="prefill"))
+    with pytest.raises(InfeasibleError, match="KV cache"):
+        serve(ServeRequest("llama-3.1-70b", "h100-sxm", input_len=10_000_000))
 
 
 # ------------------------------------------------------------------ the command

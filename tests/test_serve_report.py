@@ -61,3 +61,12 @@ def test_serve_json_carries_utilization_and_prices():
     r = invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--utilization", "0.7", "--format", "json")
     d = json.loads(r.output)
     assert d["utilization"] == 0.7 and "list_prices" not in d
+
+
+def test_free_gpu_hours_give_no_margin_and_no_traceback(tmp_path):
+    r = invoke("serve", "llama-3.1-8b", "--gpu", "h100-sxm", "--usd-per-gpu-hour", "0", "--price-sheet",
+               "deepseek-chat-2025", "--report", str(tmp_path / "r"), "--format", "json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["usd_per_million_output_tokens"] == 0.0
+    assert all(v["margin"] is None for v in d["list_prices"]["by_kind"].values())

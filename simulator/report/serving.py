@@ -29,7 +29,7 @@ def waterfall_steps(d: dict) -> list[dict]:
          "text": f"${d['usd_per_million_output_tokens']:.3g}"},
     ]  # fmt: skip
     out = (d.get("list_prices") or {}).get("by_kind", {}).get("output")
-    if out:
+    if out and out["margin"] is not None:  # no ratio to a cost of 0
         steps.append({"label": "list $ per M output", "value": out["list_usd_per_million"],
                       "text": f"${out['list_usd_per_million']:.3g}"})  # fmt: skip
         ratio = out["list_usd_per_million"] / out["cost_usd_per_million"]
@@ -69,7 +69,8 @@ def build_serve_document(d: dict) -> list[Block]:
                                                      f"{lp['source']}. Margin = list price / modelled cost - 1.")]  # fmt: skip
         blocks.append(table(["tokens", "list $/M", "cost $/M", "margin"],
                             [[k, f"${v['list_usd_per_million']:.4g}", f"${v['cost_usd_per_million']:.4g}",
-                              f"{v['margin']:+.0%}"] for k, v in lp["by_kind"].items()]))  # fmt: skip
+                              "-" if v["margin"] is None else f"{v['margin']:+.0%}"]
+                             for k, v in lp["by_kind"].items()]))  # fmt: skip
     if d.get("curve"):
         blocks += [h2("Throughput against interactivity"), image(CHARTS["curve"], "the throughput-interactivity curve")]
     if "memory_per_gpu_gib" in d:

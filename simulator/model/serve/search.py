@@ -224,8 +224,9 @@ def best_prefill(points: list[PrefillPoint], hbm_bytes: float, max_ttft_s: float
         if not fast:
             quickest = min(fits, key=lambda p: p.ttft_s)
             raise InfeasibleError(
-                f"no prefill layout reaches TTFT {max_ttft_s / MILLI:.0f} ms for {quickest.sequences} x "
-                f"input; the quickest gives {quickest.ttft_s / MILLI:.0f} ms; relax --ttft-ms or shorten --input-len"
+                f"no prefill layout reaches TTFT {max_ttft_s / MILLI:.3g} ms; the quickest (TP{quickest.tp} x "
+                f"EP{quickest.ep}, {quickest.sequences} prompt(s) per TP group per pass) gives "
+                f"{quickest.ttft_s / MILLI:.3g} ms; relax --ttft-ms or shorten --input-len"
             )
         fits = fast
     top = max(p.input_tokens_per_s_per_gpu for p in fits)
