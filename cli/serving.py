@@ -81,7 +81,9 @@ def serve_command(
     pp: Annotated[int | None, typer.Option(help="Pipeline stages (searched)")] = None,
     ep: Annotated[int | None, typer.Option(help="Prefill expert parallel degree (decode: tp x dp)")] = None,
     num_gpus: Annotated[int | None, typer.Option(help="GPUs of one decode deployment, tp x dp x pp (searched)")] = None,
-    batch_per_gpu: Annotated[int | None, typer.Option(help="Decode sequences per GPU per micro-batch (searched)")] = None,
+    batch_per_gpu: Annotated[
+        float | None, typer.Option(help="Decode sequences per GPU per micro-batch, below 1 for TP groups (searched)")
+    ] = None,
     redundant_experts: Annotated[int, typer.Option(help="Extra expert replicas per stage (DeepSeek: 32)")] = 0,
     mtp_depth: Annotated[int, typer.Option(help="MTP / speculative draft tokens per step")] = 0,
     mtp_accept: Annotated[float | None, typer.Option(help="Acceptance rate of a drafted token (needs --mtp-depth)")] = None,
@@ -153,8 +155,9 @@ def serve_table(d: dict) -> str:
     if "prefill" in d:
         p = d["prefill"]
         lay = p["layout"]
+        layout = f"TP{lay['tp']} EP{lay['ep']} PP{lay['pp']} {lay['precision']}"
         lines.append(f"prefill  {p['input_tokens_per_s_per_gpu']:>10,.0f} input tok/s/GPU   TTFT {p['ttft_s'] / MILLI:,.0f} ms   "
-                     f"TP{lay['tp']} EP{lay['ep']} {lay['precision']}, {p['prompts_per_pass']} prompts per pass")  # fmt: skip
+                     f"{layout}, {p['prompts_per_pass']} prompts per pass")  # fmt: skip
     if "decode" in d:
         x = d["decode"]
         lay = x["layout"]
@@ -179,5 +182,6 @@ def serve_table(d: dict) -> str:
             margin = "-" if v["margin"] is None else format(v["margin"], "+.0%")
             lines.append(f"list {kind:<13} ${v['list_usd_per_million']:.4g}/M vs cost ${v['cost_usd_per_million']:.4g}/M: "
                          f"margin {margin} ({lp['sheet']}, {lp['date']})")  # fmt: skip
-    lines.append(f"{d['candidates_evaluated']:,} decode layouts evaluated")
+    if "decode" in d:
+        lines.append(f"{d['candidates_evaluated']:,} decode layouts evaluated")
     return "\n".join(lines)

@@ -1114,6 +1114,7 @@ class ServeRequestEcho(_Fixed):
 class PrefillLayout(_Fixed):
     tp: int
     ep: int
+    pp: int
     gpus: int
     precision: str
 
@@ -1156,10 +1157,13 @@ class Decode(_Fixed):
 class PerRequest(_Fixed):
     gpu_s: float
     prefill_gpu_s: float
+    cached_input_gpu_s: float
+    """Loading the request's cache hits."""
     decode_gpu_s: float
     usd: float
+    """At the utilization given, as the $/M figures."""
     output_tokens_per_s_per_gpu: float
-    """Output tokens per GPU-second with prefill included (offline benchmarks' figure)."""
+    """Output tokens per busy GPU-second with prefill included (offline benchmarks' figure)."""
     total_tokens_per_s_per_gpu: float
 
 

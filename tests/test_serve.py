@@ -220,3 +220,57 @@ def test_serve_command_bad_input_is_one_line():
     clean_error(invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--tpot-ms", "0.5"), "tokens/s per user")
     clean_error(invoke("serve", "nope", "--gpu", "h100-sxm"), "nope")
     clean_error(invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--tp", "3"), "divide")
+
+
+# ------------------------------------------------------------------ review fixes (prefill layouts, hits, memory)
+
+
+def test_colocated_prefill_runs_on_the_decode_gpus():
+    d = serve(ServeRequest("deepseek-v3", "h800", deployment="colocated", tp=4, dp=8, pp=1)).to_dict()
+    assert d["prefill"]["layout"]["gpus"] == d["decode"]["layout"]["gpus"] == 32
+
+
+def test_cached_prefix_still_attended_by_the_missed_tokens():
+    """With hit share h the missed tokens attend to the cached prefix: causal attention keys scale by 1 - h^2
+    ((miss x prefix + miss^2 / 2) / (len^2 / 2)), the linear work by 1 - h."""
+    base = {"phase": "prefill", "input_len": 8192, "tp": 8, "precision": "bf16", "deployment": "colocated"}
+    cold = serve(ServeRequest("llama-3.1-70b", "h100-sxm", **base)).to_dict()["prefill"]
+    warm = serve(ServeRequest("llama-3.1-70b", "h100-sxm", cache_hit_rate=0.5, **base)).to_dict()["prefill"]
+    if cold["prompts_per_pass"] == warm["prompts_per_pass"]:
+        ratio = warm["breakdown_s"]["attention_core"] / cold["breakdown_s"]["attention_core"]
+        assert ratio == pytest.approx(1 - 0.5**2)
+        assert warm["breakdown_s"]["attention_proj"] / cold["breakdown_s"]["attention_proj"] == pytest.approx(0.5)
+
+
+def test_prefill_memory_counts_the_prompts_cache():
+    """A 131K-token prompt's KV cache (20 GiB for Llama 70B in BF16) does not fit beside TP2's 66 GiB of weights."""
+    with pytest.raises(InfeasibleError, match="prefill"):
+        serve(ServeRequest("llama-3.1-70b", "h100-sxm", phase="prefill", input_len=131072, tp=2, pp=1,
+                           precision="bf16"))  # fmt: skip
+
+
+def test_prefill_expert_parallelism_divides_the_experts():
+    d = serve(ServeRequest("mixtral-8x7b", "h100-sxm", phase="prefill")).to_dict()
+    assert 8 % d["prefill"]["layout"]["ep"] == 0
+
+
+def test_pipeline_parallel_prefill_lets_a_big_model_serve():
+    d = serve(ServeRequest("llama-3.1-405b", "a100-40gb")).to_dict()
+    assert d["prefill"]["layout"]["pp"] > 1 and d["prefill"]["input_tokens_per_s_per_gpu"] > 0
+
+
+def test_per_request_dollars_follow_utilization_and_cache_hits():
+    full = serve(ServeRequest("llama-3.1-8b", "h100-sxm", cache_hit_rate=0.5)).to_dict()["per_request"]
+    half = serve(ServeRequest("llama-3.1-8b", "h100-sxm", cache_hit_rate=0.5, utilization=0.5)).to_dict()["per_request"]
+    assert half["usd"] == pytest.approx(2 * full["usd"])
+    assert full["cached_input_gpu_s"] > 0
+    assert full["gpu_s"] == pytest.approx(full["prefill_gpu_s"] + full["cached_input_gpu_s"] + full["decode_gpu_s"])
+
+
+def test_layout_and_target_checks():
+    with pytest.raises(InputError, match="32 layers"):
+        ServeRequest("llama-3.1-8b", "h100-sxm", pp=1000, phase="decode") and serve(
+            ServeRequest("llama-3.1-8b", "h100-sxm", pp=1000, phase="decode")
+        )
+    with pytest.raises(InputError, match="--ttft-ms"):
+        serve(ServeRequest("llama-3.1-8b", "h100-sxm", ttft_s=0.5, phase="decode"))

@@ -49,7 +49,8 @@ def build_serve_document(d: dict) -> list[Block]:
     if "prefill" in d:
         p, lay = d["prefill"], d["prefill"]["layout"]
         rows.append(["prefill", f"{p['input_tokens_per_s_per_gpu']:,.0f} input tok/s per GPU",
-                     f"TTFT {p['ttft_s'] / MILLI:,.0f} ms", f"TP{lay['tp']} EP{lay['ep']} {lay['precision']}"])  # fmt: skip
+                     f"TTFT {p['ttft_s'] / MILLI:,.0f} ms",
+                     f"TP{lay['tp']} EP{lay['ep']} PP{lay['pp']} {lay['precision']}"])  # fmt: skip
     if "decode" in d:
         x, lay = d["decode"], d["decode"]["layout"]
         rows.append(["decode", f"{x['output_tokens_per_s_per_gpu']:,.0f} output tok/s per GPU",

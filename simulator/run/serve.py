@@ -173,6 +173,11 @@ def setup_for(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> Setup:
     if req.ep is not None and (model.moe is None or model.moe.n_routed_experts % req.ep):
         what = "is dense (no experts to spread)" if model.moe is None else f"has {model.moe.n_routed_experts} routed experts"
         raise InputError(f"--ep {req.ep} does not divide the experts: {model.name} {what}; give a divisor or leave --ep out")
+    if req.pp is not None and req.pp > model.n_layers:
+        raise InputError(f"--pp {req.pp} is more pipeline stages than {model.name}'s {model.n_layers} layers; give at most "
+                         f"{model.n_layers}")  # fmt: skip
+    if req.ttft_s is not None and req.phase == "decode":
+        raise InputError("--ttft-ms is a prefill target and --phase decode has no prefill; use --phase both or prefill")
     if req.mtp_depth and not model.mtp_depth:
         raise InputError(f"--mtp-depth needs MTP modules in the model; {model.name} has none (mtp_depth 0 in its spec)")
     assumptions = assumptions.for_generation(hw.generation)
@@ -199,17 +204,21 @@ def serve(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> ServeEstimat
 
 
 def _prefill(req: ServeRequest, s: Setup, precisions, decode: DecodeSearch | None, index: int | None) -> PrefillPoint:
-    """Prefill on the decode layout when co-located; else its own search (TP, EP and precision)."""
+    """Prefill on the decode layout when co-located (its TP, its attention-DP groups as EP, its PP); else its own
+    search over TP, EP (divisors of the experts), PP and precision."""
     model, domain = s.model, s.hw.domain_gpus
     if req.deployment == "colocated" and decode is not None and index is not None:
         c = decode.candidates
-        tps, eps, precisions = (int(c.tp[index]),), (int(c.stage_gpus[index]) if model.moe else 1,), (str(c.precision[index]),)
+        tps, pps, precisions = (int(c.tp[index]),), (int(c.pp[index]),), (str(c.precision[index]),)
+        eps = (int(c.dp[index]),) if model.moe else (1,)
     else:
         check_tp(model, req.tp)
         tps = (req.tp,) if req.tp else tuple(t for t in POWERS_OF_TWO if t <= domain and model.n_heads % t == 0)
-        eps = (req.ep,) if req.ep else ((1, 8, 16, 32, 64) if model.moe else (1,))
-    transfer = s.hw.scale_out_bytes_per_s if req.deployment == "disaggregated" and req.phase == "both" else None
-    points = prefill_points(s, tps, eps, precisions, req.cache_hit_rate, transfer)
+        experts = model.moe.n_routed_experts if model.moe else 1
+        eps = (req.ep,) if req.ep else tuple(e for e in (1, 8, 16, 32, 64) if experts % e == 0)
+        pps = (req.pp,) if req.pp else tuple(p for p in (1, 2, 4, 8) if p <= model.n_layers)
+    transfer = s.hw.scale_out_bytes_per_s if req.deployment == "disaggregated" else None
+    points = prefill_points(s, tps, eps, precisions, req.cache_hit_rate, transfer, pps)
     return best_prefill(points, s.hw.memory_bytes, req.ttft_s)
 
 
@@ -254,7 +263,7 @@ def serve_document(e: ServeEstimate) -> dict:
             "computed_tokens_per_s_per_gpu": p.computed_tokens_per_s_per_gpu,
             "ttft_s": p.ttft_s,
             "prompts_per_pass": p.sequences * p.ep,
-            "layout": {"tp": p.tp, "ep": p.ep, "gpus": p.tp * p.ep, "precision": p.precision},
+            "layout": {"tp": p.tp, "ep": p.ep, "pp": p.pp, "gpus": p.tp * p.ep * p.pp, "precision": p.precision},
             "breakdown_s": {k: float(v) for k, v in p.by_component_s.items()},
         }
         d["usd_per_million_input_tokens"] = _usd_per_million(rate, p.computed_tokens_per_s_per_gpu, req.utilization)
@@ -276,7 +285,7 @@ def serve_document(e: ServeEstimate) -> dict:
         d["usd_per_million_output_tokens"] = _usd_per_million(rate, float(f.tokens_per_s_per_gpu[i]), req.utilization)
         d["curve"] = f.curve()
     if "prefill" in d and "decode" in d:
-        d["per_request"] = per_request(req, e.prefill, float(e.decode.tokens_per_s_per_gpu[e.decode_index]), rate)
+        d["per_request"] = per_request(req, s, e.prefill, float(e.decode.tokens_per_s_per_gpu[e.decode_index]), rate)
     d["utilization"] = req.utilization
     if req.price_sheet is not None:
         d["list_prices"] = list_price_margins(d, req.price_sheet)
@@ -287,17 +296,21 @@ def serve_document(e: ServeEstimate) -> dict:
     return d
 
 
-def per_request(req: ServeRequest, prefill: PrefillPoint, output_tokens_per_s_per_gpu: float, usd_per_gpu_hour: float) -> dict:
-    """GPU-seconds and dollars of one request, prefill plus decode, and the throughputs of the whole service (what
-    offline max-throughput benchmarks report: their GPUs run both phases)."""
+def per_request(req: ServeRequest, s: Setup, prefill: PrefillPoint, output_tokens_per_s_per_gpu: float,
+                usd_per_gpu_hour: float) -> dict:  # fmt: skip
+    """GPU-seconds and dollars of one request: prefill of its computed tokens, loading its cache hits, decode; at
+    the utilization given, as the $/M figures are. The throughputs are of the busy GPUs, what offline
+    max-throughput benchmarks report (their GPUs run both phases)."""
     prefill_s = req.input_len / prefill.input_tokens_per_s_per_gpu
+    cached_s = req.input_len * req.cache_hit_rate * cached_token_s_per_gpu(s)
     decode_s = req.output_len / output_tokens_per_s_per_gpu
-    gpu_s = prefill_s + decode_s
+    gpu_s = prefill_s + cached_s + decode_s
     return {
         "gpu_s": gpu_s,
         "prefill_gpu_s": prefill_s,
+        "cached_input_gpu_s": cached_s,
         "decode_gpu_s": decode_s,
-        "usd": usd_per_gpu_hour / SECONDS_PER_HOUR * gpu_s,
+        "usd": usd_per_gpu_hour / SECONDS_PER_HOUR * gpu_s / req.utilization,
         "output_tokens_per_s_per_gpu": req.output_len / gpu_s,
         "total_tokens_per_s_per_gpu": (req.input_len + req.output_len) / gpu_s,
     }

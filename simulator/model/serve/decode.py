@@ -142,7 +142,10 @@ def weight_bytes_per_gpu(s: Setup, c: Candidates) -> dict[str, np.ndarray]:
         for g in layer_gemms(model, kind):
             b = _bytes_per_element(c.precision, g)
             if g.routed:
-                params = s.expert_slots * g.k * g.n / c.stage_gpus
+                # Whole slots per GPU (the busiest holds the ceiling); more GPUs than slots split each expert.
+                slots_here = np.where(c.stage_gpus <= s.expert_slots, np.ceil(s.expert_slots / c.stage_gpus), 1.0)
+                split = np.maximum(1.0, c.stage_gpus / s.expert_slots)
+                params = slots_here * g.k * g.n / split
                 out["experts"] += per_stage * params * b
             else:
                 n, k = _local_width(g, tp)

@@ -13,7 +13,7 @@ import numpy as np
 from simulator.errors import InfeasibleError, LayoutError
 from simulator.model.forward import forward_context, forward_pass
 from simulator.model.serve.decode import Candidates, Setup, memory_per_gpu, step_s, throughput
-from simulator.units import GIB, MILLI
+from simulator.units import BYTES_PER_ELEMENT, GIB, MILLI
 
 POWERS_OF_TWO = tuple(2**i for i in range(11))  # 1 .. 1024
 BATCH_GRID = tuple(sorted({*range(1, 17), *(int(round(2 ** (i / 4))) for i in range(16, 53))}))
@@ -160,39 +160,44 @@ class PrefillPoint:
     computed_tokens_per_s_per_gpu: float
     ttft_s: float
     memory_bytes: float
+    pp: int = 1
 
 
 def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisions: tuple[str, ...],
-                   cache_hit_rate: float, kv_transfer_bytes_per_s: float | None) -> list[PrefillPoint]:  # fmt: skip
-    """Prefill at each layout and batch: a forward pass over the computed (cache-miss) share of the prompts; cache
-    hits cost no compute (their KV is loaded). TTFT is the pass that holds the request, plus the KV transfer to a
-    decode node when disaggregated."""
+                   cache_hit_rate: float, kv_transfer_bytes_per_s: float | None,
+                   pps: tuple[int, ...] = (1,)) -> list[PrefillPoint]:  # fmt: skip
+    """Prefill at each layout and batch (docs/model.md §16.7). A pass over whole prompts, then cache hits: a hit
+    skips its linear work, and the missed tokens still attend to the cached prefix, so with hit share h the linear
+    parts scale by 1 - h and the causal attention core by 1 - h^2 ((miss x prefix + miss^2 / 2) / (len^2 / 2)).
+    Pipeline stages split the layers: a pass takes all pp stage times (TTFT), and with pp passes in flight a GPU's
+    rate is as without pipelining while it holds 1/pp of the weights. TTFT adds the KV transfer to a decode node
+    when disaggregated. Memory: the weights, the KV cache the pass writes and its activations, the reserve."""
     from simulator.model.serve.decode import weight_bytes_per_gpu
+    from simulator.model.serve.kv_cache import kv_bytes_per_token, kv_shard
 
     model, points = s.model, []
-    miss = 1.0 - cache_hit_rate
-    for tp, ep, precision, per_gpu in itertools.product(tps, eps, precisions, PREFILL_TOKENS_PER_GPU):
+    hit = cache_hit_rate
+    kv_per_token = kv_bytes_per_token(model, s.kv_dtype)
+    for tp, ep, pp, precision, per_gpu in itertools.product(tps, eps, pps, precisions, PREFILL_TOKENS_PER_GPU):
         sequences = max(1, round(per_gpu * tp / s.input_len))
-        computed_len = max(1, round(s.input_len * miss))
-        ctx = forward_context(model, s.rates, computed_len, sequences, tp=tp, ep=ep, precision=precision,
+        ctx = forward_context(model, s.rates, s.input_len, sequences, tp=tp, ep=ep, precision=precision,
                               assumptions=s.assumptions)  # fmt: skip
         fp = forward_pass(ctx)
-        seconds = _overlapped_s(fp.seconds, fp.by_component_s.get("ep_comm", 0.0), s)
+        parts = {k: v * ((1.0 - hit * hit) if k == "attention_core" else (1.0 - hit)) for k, v in fp.by_component_s.items()}
+        seconds = _overlapped_s(sum(parts.values()), parts.get("ep_comm", 0.0), s)
         gpus = tp * ep
         prompts = sequences * ep
-        c = Candidates(np.array([tp]), np.array([ep]), np.array([1]), np.array([0]),
-                       np.array([precision]))  # fmt: skip
+        c = Candidates(np.array([tp]), np.array([ep]), np.array([pp]), np.array([0]), np.array([precision]))
         weights = float(sum(v[0] for v in weight_bytes_per_gpu(s, c).values()))
-        transfer = 0.0
-        if kv_transfer_bytes_per_s:
-            from simulator.model.serve.kv_cache import kv_bytes_per_token
-
-            transfer = s.input_len * kv_bytes_per_token(model, s.kv_dtype) / kv_transfer_bytes_per_s
+        tokens_per_tp_group = sequences * s.input_len
+        kv = tokens_per_tp_group * kv_per_token * float(kv_shard(model, np.array([float(tp)]))[0]) / pp
+        workspace = tokens_per_tp_group * (2 * model.d_model + model.d_ff / tp) * BYTES_PER_ELEMENT["bf16"]
+        transfer = s.input_len * kv_per_token / kv_transfer_bytes_per_s if kv_transfer_bytes_per_s else 0.0
         points.append(
             PrefillPoint(
-                tp, ep, sequences, precision, seconds, fp.by_component_s,
-                prompts * s.input_len / seconds / gpus, prompts * computed_len / seconds / gpus,
-                seconds + transfer, weights + s.assumptions.memory_reserved_bytes,
+                tp, ep, sequences, precision, seconds, parts,
+                prompts * s.input_len / seconds / gpus, prompts * s.input_len * (1.0 - hit) / seconds / gpus,
+                seconds + transfer, weights + kv + workspace + s.assumptions.memory_reserved_bytes, pp,
             )
         )  # fmt: skip
     return points
