@@ -178,28 +178,32 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
     model, points = s.model, []
     hit = cache_hit_rate
     kv_per_token = kv_bytes_per_token(model, s.kv_dtype)
-    for tp, ep, pp, precision, per_gpu in itertools.product(tps, eps, pps, precisions, PREFILL_TOKENS_PER_GPU):
+    weights: dict[tuple, float] = {}
+    for tp, ep, precision, per_gpu in itertools.product(tps, eps, precisions, PREFILL_TOKENS_PER_GPU):
         sequences = max(1, round(per_gpu * tp / s.input_len))
         ctx = forward_context(model, s.rates, s.input_len, sequences, tp=tp, ep=ep, precision=precision,
                               assumptions=s.assumptions)  # fmt: skip
-        fp = forward_pass(ctx)
+        fp = forward_pass(ctx)  # the same pass whatever the pipeline stages (they split it, not change it)
         parts = {k: v * ((1.0 - hit * hit) if k == "attention_core" else (1.0 - hit)) for k, v in fp.by_component_s.items()}
         seconds = _overlapped_s(sum(parts.values()), parts.get("ep_comm", 0.0), s)
         gpus = tp * ep
         prompts = sequences * ep
-        c = Candidates(np.array([tp]), np.array([ep]), np.array([pp]), np.array([0]), np.array([precision]))
-        weights = float(sum(v[0] for v in weight_bytes_per_gpu(s, c).values()))
         tokens_per_tp_group = sequences * s.input_len
-        kv = tokens_per_tp_group * kv_per_token * float(kv_shard(model, np.array([float(tp)]))[0]) / pp
         workspace = tokens_per_tp_group * (2 * model.d_model + model.d_ff / tp) * BYTES_PER_ELEMENT["bf16"]
         transfer = s.input_len * kv_per_token / kv_transfer_bytes_per_s if kv_transfer_bytes_per_s else 0.0
-        points.append(
-            PrefillPoint(
-                tp, ep, sequences, precision, seconds, parts,
-                prompts * s.input_len / seconds / gpus, prompts * s.input_len * (1.0 - hit) / seconds / gpus,
-                seconds + transfer, weights + kv + workspace + s.assumptions.memory_reserved_bytes, pp,
-            )
-        )  # fmt: skip
+        for pp in pps:
+            key = (tp, ep, pp, precision)
+            if key not in weights:
+                c = Candidates(np.array([tp]), np.array([ep]), np.array([pp]), np.array([0]), np.array([precision]))
+                weights[key] = float(sum(v[0] for v in weight_bytes_per_gpu(s, c).values()))
+            kv = tokens_per_tp_group * kv_per_token * float(kv_shard(model, np.array([float(tp)]))[0]) / pp
+            points.append(
+                PrefillPoint(
+                    tp, ep, sequences, precision, seconds, parts,
+                    prompts * s.input_len / seconds / gpus, prompts * s.input_len * (1.0 - hit) / seconds / gpus,
+                    seconds + transfer, weights[key] + kv + workspace + s.assumptions.memory_reserved_bytes, pp,
+                )
+            )  # fmt: skip
     return points
 
 
