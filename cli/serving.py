@@ -47,14 +47,15 @@ def validate_serve(format: Annotated[Format, typer.Option("--format", help="Outp
 
 
 def serve_validation_table(doc: dict) -> str:
-    lines = [f"{'case':<46} {'metric':<28} {'reported':>10} {'predicted':>10} {'error':>7}"]
+    from simulator.report.tables import text_table
+
+    rows = []
     for c in doc["cases"]:
-        if c["predicted"] is None:
-            lines.append(f"{c['id'][:46]:<46} {c['metric']:<28} {c['reported']:>10,.4g} {'-':>10} {'-':>7}  "
-                         f"({c['not_predicted_because']})")  # fmt: skip
-            continue
-        lines.append(f"{c['id'][:46]:<46} {c['metric']:<28} {c['reported']:>10,.4g} {c['predicted']:>10,.4g} "
-                     f"{c['error']:>+7.1%}")  # fmt: skip
+        predicted = "-" if c["predicted"] is None else f"{c['predicted']:,.4g}"
+        error = "-" if c["error"] is None else f"{c['error']:+.1%}"
+        rows.append((c["id"], c["metric"], f"{c['reported']:,.4g}", predicted, error, c["not_predicted_because"] or ""))
+    lines = [text_table(("case", "metric", "reported", "predicted", "error", "not predicted because"), rows,
+                        align="llrrrl", max_widths={5: 60})]  # fmt: skip
     if doc["n_cases"]:
         lines += ["", f"{doc['n_cases']} published serving figures: median |error| {doc['median_abs_error']:.1%}, "
                   f"max {doc['max_abs_error']:.1%} ({doc['worst_case']}); {doc['n_not_predicted']} not predicted; "
