@@ -57,7 +57,7 @@ def _usd(x: float | None) -> str:
 
 
 def _cost_cells(c: dict, kind: str) -> tuple[str, str]:
-    from simulator.analysis.price_claim import PRICE_KEYS
+    from simulator.inputs.serving_cases import PRICE_KEYS
 
     if c["unknown_architecture"]:
         return "unknown", "-"

@@ -281,7 +281,7 @@ def test_a_price_sheet_id_is_read_from_prices(tmp_path, monkeypatch):
     d = api.fleet(small(prices=None, price_sheet="synthetic-2025-01")).to_dict()
     assert d["revenue_usd"] == pytest.approx(14_659.2, rel=1e-12)
     assert d["prices"]["source"].startswith("price sheet prices/synthetic-2025-01.yaml")
-    with pytest.raises(SpecError, match="price_sheet 'other' is not in prices/; the sheets are synthetic-2025-01"):
+    with pytest.raises(SpecError, match="price_sheet 'other' is not a price sheet in prices/; the sheets are synthetic-2025-01"):
         api.fleet(small(prices=None, price_sheet="other"))
 
 

@@ -24,14 +24,10 @@ import re
 from dataclasses import dataclass
 
 from simulator.errors import InputError
+from simulator.inputs.serving_cases import PRICE_KEYS, price_sheet, price_sheets, sheet_prices
 from simulator.units import MILLI
 
 KINDS = ("input", "cached_input", "output")
-PRICE_KEYS = {
-    "input": "usd_per_million_input_tokens",
-    "cached_input": "usd_per_million_cached_input_tokens",
-    "output": "usd_per_million_output_tokens",
-}
 KIND_LABELS = {"input": "input (cache miss)", "cached_input": "cached input", "output": "output"}
 DEFAULT_FLEET = "deepseek-v3-r1-day"
 """The shipped day of traffic the default mix comes from (DeepSeek's published V3/R1 day)."""
@@ -184,16 +180,6 @@ def token_mix(mix: str | None = None, cache_hit_rate: float | None = None) -> To
 # ------------------------------------------------------------------ prices
 
 
-def sheet_prices(sheet, off_peak: bool = False) -> dict[str, float]:
-    """$/M by kind; a sheet without a cache-hit price bills hits at the input price; `off_peak`: its night prices
-    where it has them (standard prices otherwise)."""
-    src = sheet.off_peak if off_peak and sheet.off_peak is not None else sheet
-    prices = {kind: getattr(src, key) for kind, key in PRICE_KEYS.items()}
-    if prices["cached_input"] is None:
-        prices["cached_input"] = prices["input"]
-    return prices
-
-
 def mix_price(prices: dict[str, float], mix: TokenMix) -> float:
     """$ per million tokens of the mix (all kinds together)."""
     return sum(share * prices[kind] for kind, share in mix.shares().items())
@@ -206,18 +192,11 @@ def price_ratios(a: dict[str, float], b: dict[str, float], mix: TokenMix) -> dic
 
 
 def _load_sheets(a: str, b: str) -> dict:
-    from simulator.inputs.serving_cases import price_sheets
-
-    sheets = price_sheets()
-    for flag, sheet_id in (("A", a), ("B", b)):
-        if sheet_id not in sheets:
-            raise InputError(
-                f"--cheaper {flag} {sheet_id!r} is not a price sheet in prices/; the sheets are {', '.join(sheets)}. "
-                "Name one of them, e.g. --cheaper deepseek-reasoner-2025 openai-o1-2025-01"
-            )
+    fix = "Name one of them, e.g. --cheaper deepseek-reasoner-2025 openai-o1-2025-01"
+    sheets = {side: price_sheet(sheet_id, f"--cheaper {side.upper()}", fix) for side, sheet_id in (("a", a), ("b", b))}
     if a == b:
         raise InputError(f"--cheaper names {a!r} twice; give two different price sheets (A cheaper than B)")
-    return {"a": sheets[a], "b": sheets[b]}
+    return sheets
 
 
 def _sheet_dict(sheet_id: str, sheet, mix: TokenMix) -> dict:
@@ -324,8 +303,6 @@ def _published_margin(f, where: str | None, prices: dict[str, float]) -> dict | 
     if f.prices is not None:
         billed = {kind: getattr(f.prices, key) for kind, key in PRICE_KEYS.items()}
     else:
-        from simulator.inputs.serving_cases import price_sheets
-
         sheet = price_sheets().get(f.price_sheet)
         if sheet is None:
             return None

@@ -172,7 +172,7 @@ class _Training:
         batch_tokens = float(s.responses_per_step * seq_len)
         scenario = resolve(
             self.spec, self.hw, s.training_gpus, batch_tokens, seq_len=seq_len, global_batch_tokens=batch_tokens,
-            precision=s.precision, fp8_recipe=s.fp8_recipe, layout=s.training_layout.fields(), costs=self.opts,
+            precision=s.precision, fp8_recipe=s.fp8_recipe, layout=s.training_layout.layout(), costs=self.opts,
             quoted=self.quoted,
         )  # fmt: skip
         return estimate_expected(scenario)

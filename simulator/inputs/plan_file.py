@@ -58,17 +58,9 @@ class Reported(_Schema):
         return None if self.wall_hours is None else self.wall_hours * SECONDS_PER_HOUR
 
 
-class Stage(_Schema):
-    kind: Literal["training"] = "training"
-    """A training stage (the default kind): tokens through the training step model."""
-    name: str = Field(min_length=1)
-    tokens: Count
-    seq_len: Annotated[int, Field(ge=1, le=10_000_000)]
-    global_batch_tokens: Count
-    precision: Precision = "bf16"
-    num_gpus: Annotated[int, Field(ge=1, le=MAX_GPUS)]
-    gpu: str | None = None
-    """Overrides the plan's GPU for this stage."""
+class TrainingLayout(_Schema):
+    """The layout fields a training stage publishes (an RL stage's `training_layout`); fields left out are searched."""
+
     tp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
     pp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
     dp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
@@ -81,15 +73,28 @@ class Stage(_Schema):
     recompute: Recompute | None = None
     tp_overlap: bool | None = None
     """TP communication overlapped with GEMMs (default off, as in estimate)."""
+
+    def layout(self) -> dict:
+        return {k: getattr(self, k) for k in LAYOUT_FIELDS}
+
+
+class Stage(TrainingLayout):
+    kind: Literal["training"] = "training"
+    """A training stage (the default kind): tokens through the training step model."""
+    name: str = Field(min_length=1)
+    tokens: Count
+    seq_len: Annotated[int, Field(ge=1, le=10_000_000)]
+    global_batch_tokens: Count
+    precision: Precision = "bf16"
+    num_gpus: Annotated[int, Field(ge=1, le=MAX_GPUS)]
+    gpu: str | None = None
+    """Overrides the plan's GPU for this stage."""
     fp8_recipe: Fp8Recipe | None = None
     """FP8 scaling (default: the model's published recipe, else per-tensor)."""
     source: str | None = None
     """Where this stage's numbers come from."""
     notes: str | None = None
     """Assumptions made where the source is silent."""
-
-    def layout(self) -> dict:
-        return {k: getattr(self, k) for k in LAYOUT_FIELDS}
 
 
 # --------------------------------------------------------------------------- RL and generation stages
@@ -137,25 +142,6 @@ class GenerationLayout(_Schema):
     tp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
     dp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
     pp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
-
-
-class TrainingLayout(_Schema):
-    """The policy's training layout (the fields of a training stage); fields left out are searched."""
-
-    tp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
-    pp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
-    dp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
-    ep: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
-    cp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
-    zero_stage: Annotated[int, Field(ge=0, le=3)] | None = None
-    micro_batch_size: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
-    schedule: Schedule | None = None
-    vpp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
-    recompute: Recompute | None = None
-    tp_overlap: bool | None = None
-
-    def fields(self) -> dict:
-        return {k: getattr(self, k) for k in LAYOUT_FIELDS}
 
 
 class _Generating(_Schema):

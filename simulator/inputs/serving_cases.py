@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from simulator.errors import SpecError
+from simulator.errors import CostsimError, InputError, SpecError
 from simulator.inputs.data_files import prices_dir, validation_dir
 from simulator.inputs.files import read_yaml, validate
 
@@ -362,3 +362,30 @@ def price_sheets(directory: Path | None = None) -> dict[str, PriceSheet]:
     if not sheets:
         raise SpecError(f"{directory}: no price sheets (*.yaml) found")
     return sheets
+
+
+def price_sheet(sheet_id: str, named_by: str, fix: str, error: type[CostsimError] = InputError) -> PriceSheet:
+    """A shipped sheet by id; an unknown id is one `error` naming `named_by` (the flag or field), the shipped sheets
+    and `fix`."""
+    sheets = price_sheets()
+    if sheet_id not in sheets:
+        raise error(f"{named_by} {sheet_id!r} is not a price sheet in prices/; the sheets are {', '.join(sheets)}. {fix}")
+    return sheets[sheet_id]
+
+
+PRICE_KEYS = {
+    "input": "usd_per_million_input_tokens",
+    "cached_input": "usd_per_million_cached_input_tokens",
+    "output": "usd_per_million_output_tokens",
+}
+"""Token kind -> the price field of a sheet (and of a serve document's costs)."""
+
+
+def sheet_prices(sheet: PriceSheet, off_peak: bool = False) -> dict[str, float]:
+    """$/M by kind; a sheet without a cache-hit price bills hits at the input price; `off_peak`: its night prices
+    where it has them (standard prices otherwise)."""
+    src = sheet.off_peak if off_peak and sheet.off_peak is not None else sheet
+    prices = {kind: getattr(src, key) for kind, key in PRICE_KEYS.items()}
+    if prices["cached_input"] is None:
+        prices["cached_input"] = prices["input"]
+    return prices

@@ -22,6 +22,7 @@ import numpy as np
 
 from simulator.errors import CostsimError, InputError, SpecError
 from simulator.inputs.fleet_file import HOURS_PER_DAY, Fleet, fleet_from_dict, load_fleet
+from simulator.inputs.serving_cases import PRICE_KEYS, price_sheet, sheet_prices
 from simulator.run.cost import CostOptions, chosen_rental_rate
 from simulator.units import MAX_USD_PER_GPU_HOUR, MEGA, MILLI, SECONDS_PER_DAY, SECONDS_PER_HOUR
 
@@ -108,37 +109,14 @@ def _prices(f: Fleet, where: str, notes: list[str]) -> dict:
             "usd_per_million_output_tokens": p.usd_per_million_output_tokens,
             "source": f"given in {where}: {p.source}",
         }
-    sheet = _price_sheet(f.price_sheet, where)
-    cached = sheet.usd_per_million_cached_input_tokens
-    if cached is None:
-        cached = sheet.usd_per_million_input_tokens
+    sheet = price_sheet(f.price_sheet, f"{where}: price_sheet", "Name one of them, or give the prices inline", SpecError)
+    if sheet.usd_per_million_cached_input_tokens is None:
         notes.append(f"price sheet {f.price_sheet} has no cache-hit price; cache hits are billed at the input price")
-    if getattr(sheet, "off_peak", None) is not None:
+    if sheet.off_peak is not None:
         notes.append(f"price sheet {f.price_sheet}: every hour is billed at the standard prices (off-peak prices not applied)")
-    return {
-        "usd_per_million_cached_input_tokens": cached,
-        "usd_per_million_input_tokens": sheet.usd_per_million_input_tokens,
-        "usd_per_million_output_tokens": sheet.usd_per_million_output_tokens,
-        "source": f"price sheet prices/{f.price_sheet}.yaml ({sheet.provider} {sheet.model}, {sheet.date}): {sheet.source}",
-    }
-
-
-def _price_sheet(sheet_id: str, where: str):
-    try:
-        from simulator.inputs.serving_cases import price_sheets
-    except ImportError:
-        raise SpecError(
-            f"{where}: price_sheet {sheet_id!r} needs the price sheets of prices/, which this install lacks; give the "
-            "prices inline (prices: usd_per_million_cached_input_tokens, usd_per_million_input_tokens, "
-            "usd_per_million_output_tokens, source)"
-        ) from None
-    sheets = price_sheets()
-    if sheet_id not in sheets:
-        raise SpecError(
-            f"{where}: price_sheet {sheet_id!r} is not in prices/; the sheets are {', '.join(sheets)}. Name one of "
-            "them, or give the prices inline"
-        )
-    return sheets[sheet_id]
+    prices = {PRICE_KEYS[kind]: value for kind, value in sheet_prices(sheet).items()}
+    source = f"price sheet prices/{f.price_sheet}.yaml ({sheet.provider} {sheet.model}, {sheet.date}): {sheet.source}"
+    return {**dict(sorted(prices.items())), "source": source}
 
 
 def _rates(f: Fleet, where: str, predict_rates: bool, notes: list[str]) -> dict[str, PhaseRate]:

@@ -316,26 +316,21 @@ def per_request(req: ServeRequest, s: Setup, prefill: PrefillPoint, output_token
     }
 
 
-TOKEN_KINDS = (("input", "usd_per_million_input_tokens"), ("cached_input", "usd_per_million_cached_input_tokens"),
-               ("output", "usd_per_million_output_tokens"))  # fmt: skip
-
-
 def _price_sheet(sheet_id: str):
-    from simulator.inputs.serving_cases import price_sheets
+    from simulator.inputs.serving_cases import price_sheet
 
-    sheets = price_sheets()
-    if sheet_id not in sheets:
-        raise InputError(f"unknown --price-sheet {sheet_id!r}; shipped sheets: {', '.join(sorted(sheets))}")
-    return sheets[sheet_id]
+    return price_sheet(sheet_id, "--price-sheet", "Name one of them, or leave --price-sheet out")
 
 
 def list_price_margins(d: dict, sheet_id: str) -> dict:
     """The price sheet's list prices against the modelled costs per token kind: margin = price / cost - 1 (the
     'cost profit margin' DeepSeek published for its serving day). Only the kinds both sides have."""
+    from simulator.inputs.serving_cases import PRICE_KEYS
+
     sheet = _price_sheet(sheet_id)
     out: dict = {"sheet": sheet_id, "model": sheet.model, "provider": sheet.provider, "date": sheet.date,
                  "source": sheet.source, "by_kind": {}}  # fmt: skip
-    for kind, key in TOKEN_KINDS:
+    for kind, key in PRICE_KEYS.items():
         price, cost = getattr(sheet, key), d.get(key)
         if price is None or cost is None:
             continue
