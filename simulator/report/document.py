@@ -823,18 +823,30 @@ def write_report(
 
 def _write_files(path, d: dict, band, costs: dict, scaling, blocks) -> dict[str, object]:
     """Draw the charts of one run `d` (Estimate.to_dict()) and its band, then write report.md and report.html from
-    `blocks()` (called after the charts exist). A write that fails is one InputError naming the folder."""
-    from simulator.errors import InputError
+    `blocks()` (called after the charts exist)."""
     from simulator.report import charts
 
     u = band.to_dict()
     files = {k: path / v for k, v in CHART_FILES.items()}
-    try:
+
+    def draw() -> dict:
         charts.step_time_chart(d["breakdown"], files["step_time"])
         charts.cost_chart(costs, files["cost"])
         charts.tornado_chart(u["tornado"], u["nominal"]["cost_usd"], files["tornado"])
         charts.distribution_chart(band.samples["cost_usd"], u["cost_usd"], u["nominal"]["cost_usd"], files["distribution"])
         charts.scaling_chart(scaling[0], d["num_gpus"], files["scaling"])
+        return files
+
+    return write_documents(path, draw, blocks)
+
+
+def write_documents(path, draw, blocks) -> dict[str, object]:
+    """`draw()` the charts (returns {name: PNG path}), then write report.md and report.html (the charts embedded) from
+    `blocks()`, called after the charts exist. A write that fails is one InputError naming the folder."""
+    from simulator.errors import InputError
+
+    try:
+        files = draw()
         built = blocks()
         (path / "report.md").write_text(to_markdown(built), encoding="utf-8")
         images = {f.name: f.read_bytes() for f in files.values()}

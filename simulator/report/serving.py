@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simulator.errors import InputError
-from simulator.report.document import Block, bullets, costsim_version, h1, h2, image, para, table, to_html, to_markdown
+from simulator.report.document import Block, bullets, costsim_version, h1, h2, image, para, table, write_documents
 from simulator.report.money import usd
 from simulator.units import MILLI
 
@@ -89,7 +88,8 @@ def write_serve_report(d: dict, out_dir) -> dict[str, object]:
 
     path = Path(out_dir)
     files = {k: path / v for k, v in CHARTS.items()}
-    try:
+
+    def draw() -> dict:
         path.mkdir(parents=True, exist_ok=True)
         drawn = {}
         if d.get("curve"):
@@ -97,10 +97,6 @@ def write_serve_report(d: dict, out_dir) -> dict[str, object]:
         steps = waterfall_steps(d)
         if steps:
             drawn["waterfall"] = charts.serve_waterfall_chart(steps, files["waterfall"])
-        blocks = build_serve_document(d)
-        (path / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
-        images = {f.name: f.read_bytes() for f in drawn.values()}
-        (path / "report.html").write_text(to_html(blocks, images), encoding="utf-8")
-    except OSError as e:
-        raise InputError(f"cannot write the report into {path}: {e.strerror}; pick a writable directory") from None
-    return {"markdown": path / "report.md", "html": path / "report.html", "charts": drawn}
+        return drawn
+
+    return write_documents(path, draw, lambda: build_serve_document(d))
