@@ -146,9 +146,14 @@ class Recorder:
     def __init__(self, inner: DeviceRates):
         self.inner, self.calls = inner, []
 
-    def gemm_s(self, m, n, k, dtype, count=1.0, compute_factor=1.0):
+    def gemm_s(self, m, n, k, dtype, count=1.0, compute_factor=1.0, weight_gemm=False):
         self.calls.append((float(m), float(n), float(k), dtype, float(count), float(compute_factor)))
-        return self.inner.gemm_s(m, n, k, dtype, count, compute_factor)
+        return self.inner.gemm_s(m, n, k, dtype, count, compute_factor, weight_gemm)
+
+    @property
+    def forward_calls(self):
+        """The forward GEMM of each weight GEMM: step_time times each as forward, input gradient, weight gradient."""
+        return self.calls[0::3]
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -197,16 +202,22 @@ def test_communicators_follow_megatron_rank_order_tp_cp_ep_dp_pp():
 def test_gemm_time_shards_column_n_and_row_k_by_tp():
     """TP 2 (Megatron): qkv [256 x 64] . [64 x 128/2], out [256 x 64/2] . [.. x 64], gate+up n 256/2, down k 128/2."""
     rec = Recorder(RATES)
-    fwd, parts = _gemm_time(ctx(layout=Layout(tp=2, micro_batch_size=2), rates=rec), "dense")
-    assert rec.calls == [
+    g = _gemm_time(ctx(layout=Layout(tp=2, micro_batch_size=2), rates=rec), "dense")
+    assert rec.forward_calls == [
         (256, 64, 64, "bf16", 1, 1),
         (256, 64, 32, "bf16", 1, 1),
         (256, 128, 64, "bf16", 1, 1),
         (256, 64, 64, "bf16", 1, 1),
     ]
-    assert fwd == pytest.approx(T * (ATTN_PROJ_FLOPS + FFN_FLOPS) / 2 / BF16, rel=1e-12)
-    assert parts["attention_proj"] == pytest.approx(T * ATTN_PROJ_FLOPS / 2 / BF16, rel=1e-12)
-    assert parts["dense_ffn"] == pytest.approx(T * FFN_FLOPS / 2 / BF16, rel=1e-12)
+    # Each forward [m x k].[k x n] is followed by its input gradient [m x n].[n x k] and weight gradient [k x m].[m x n].
+    for (m, n, k, *_), dgrad, wgrad in zip(rec.calls[0::3], rec.calls[1::3], rec.calls[2::3], strict=True):
+        assert (dgrad[:3], wgrad[:3]) == ((m, k, n), (k, n, m))
+    assert g.forward_s == pytest.approx(T * (ATTN_PROJ_FLOPS + FFN_FLOPS) / 2 / BF16, rel=1e-12)
+    assert g.forward_parts["attention_proj"] == pytest.approx(T * ATTN_PROJ_FLOPS / 2 / BF16, rel=1e-12)
+    assert g.forward_parts["dense_ffn"] == pytest.approx(T * FFN_FLOPS / 2 / BF16, rel=1e-12)
+    # The test rates have no inner-dimension term and these GEMMs are compute-bound: each gradient costs a forward.
+    assert g.input_grad_s == pytest.approx(g.forward_s, rel=1e-12)
+    assert g.weight_grad_s == pytest.approx(g.forward_s, rel=1e-12)
 
 
 def test_routed_experts_without_ep_are_tp_sharded_with_t_k_over_e_tokens_each():
@@ -214,7 +225,7 @@ def test_routed_experts_without_ep_are_tp_sharded_with_t_k_over_e_tokens_each():
     the expert GEMMs are TP-sharded (gate+up n 64/2, down k 32/2). Router replicated; shared expert TP-sharded."""
     rec = Recorder(RATES)
     _gemm_time(ctx(MOE, Layout(tp=2, micro_batch_size=2), rates=rec), "moe")
-    assert rec.calls[2:] == [
+    assert rec.forward_calls[2:] == [
         (256, 8, 64, "bf16", 1, 1),  # router
         (256, 32, 64, "bf16", 1, 1),  # shared gate+up, column
         (256, 64, 16, "bf16", 1, 1),  # shared down, row
@@ -226,8 +237,9 @@ def test_routed_experts_without_ep_are_tp_sharded_with_t_k_over_e_tokens_each():
 def test_routed_experts_with_ep_split_tokens_over_tp_and_experts_over_ep():
     """TP 2, EP 4: 2 local experts, each t k EP / E x 1.25 / TP = 256 x 2 x 4 / 8 x 1.25 / 2 = 160 tokens, whole."""
     rec = Recorder(RATES)
-    fwd, parts = _gemm_time(ctx(MOE, Layout(tp=2, ep=4, dp=4, micro_batch_size=2), rates=rec), "moe")
-    assert rec.calls[-2:] == [(160, 64, 64, "bf16", 2, 1), (160, 64, 32, "bf16", 2, 1)]
+    g = _gemm_time(ctx(MOE, Layout(tp=2, ep=4, dp=4, micro_batch_size=2), rates=rec), "moe")
+    parts = g.forward_parts
+    assert rec.forward_calls[-2:] == [(160, 64, 64, "bf16", 2, 1), (160, 64, 32, "bf16", 2, 1)]
     # Routed FLOPs: t x k x 1.25 x 2 (64 x 64 + 32 x 64) / TP.
     assert parts["routed_experts"] == pytest.approx(T * 2 * 1.25 * 2 * (64 * 64 + 32 * 64) / 2 / BF16, rel=1e-12)
     assert parts["router"] == pytest.approx(T * 2 * 64 * 8 / BF16, rel=1e-12)
@@ -371,9 +383,10 @@ def test_full_recompute_repeats_the_4_forward_tp_collectives():
 
 
 def test_tp_overlap_hides_collectives_behind_3_gemm_passes_up_to_the_overlap_efficiency():
-    """Window = 0.5 x 3 x gemm forward = 30 us for 20 us of GEMMs: exposed 10 x one - 30 us, hidden 30 us."""
+    """Window = 0.5 x the GEMMs' three passes (forward, input and weight gradient: 60 us) = 30 us: exposed 10 x one -
+    30 us, hidden 30 us."""
     lay = Layout(tp=4, micro_batch_size=2, tp_overlap=True)
-    exposed, hidden, parts = _layer_comm(ctx(layout=lay), "dense", 1.0, 1.0, 20e-6)
+    exposed, hidden, parts = _layer_comm(ctx(layout=lay), "dense", 1.0, 1.0, 60e-6)
     assert 10 * _tp_one(4) > 30e-6
     assert exposed == pytest.approx(10 * _tp_one(4) - 30e-6, rel=1e-12)
     assert hidden == pytest.approx(30e-6, rel=1e-12)

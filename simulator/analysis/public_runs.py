@@ -56,12 +56,15 @@ def _hardware(name: str) -> HardwareProfile:
 
 
 def case_scenario(case: PublishedRun, assumptions: Assumptions = DEFAULT) -> Scenario:
-    """The case as a scenario: its job (the attention kernel the source states), its published layout fields and the
-    software stack of its framework and year."""
+    """The case as a scenario: its job (the attention kernel and the checkpointing the source states), its published
+    layout fields and the software stack of its framework and year."""
     job = case.job
     flash = case.stack.get("flash_attention")
     if isinstance(flash, bool):
         job = replace(job, attention_kernel="flash" if flash else "unfused")
+    early_stop = case.stack.get("checkpoint_early_stop")
+    if isinstance(early_stop, bool):
+        job = replace(job, checkpoint_early_stop=early_stop)
     stack = load_stack(case.stack_preset)
     return Scenario.of(_model(case.model), _hardware(case.gpu), job, case.layout, assumptions=assumptions, stack=stack)
 

@@ -28,6 +28,11 @@ class Job:
     """FP8 scaling: "tensor" (per-tensor, Transformer Engine: cuBLAS FP8 GEMMs, fp32 optimizer states) or
     "block" (fine-grained 1x128/128x128 scales, DeepSeek-V3 §3.3: slower GEMMs, BF16 Adam moments, FP8
     all-to-all dispatch). None: the model's published recipe where its spec has one, else "tensor"."""
+    checkpoint_early_stop: bool = False
+    """Full recomputation stops after the last activation the backward needs, as PyTorch's non-reentrant
+    checkpoint does from 2.1 on (torch.utils.checkpoint, early_stop=True by default): a dense layer's FFN down
+    projection is not recomputed. False: the whole layer forward is recomputed (Megatron-LM, reentrant checkpoint,
+    PyTorch before 2.1). docs/model.md §2.5."""
 
     @property
     def global_batch_sequences(self) -> int:

@@ -178,6 +178,9 @@ class EfficiencyDefaults(_Spec):
     attention_kernels: dict[str, Sourced] = {}
     """Optional: throughput / BF16 dense peak (FA convention) of an older flash-attention kernel a software stack ran
     (stacks.yaml `attention_kernel`, e.g. fa2, triton-fa), where it was measured on this GPU; `attention` is today's."""
+    gemm_inner_overhead: Sourced | None = None
+    """Optional: a GEMM's per-tile fixed cost in elements of its inner dimension K (model.efficiency
+    .inner_dim_efficiency: rate ~ K / (K + overhead)), fitted to published large-output GEMMs by K."""
 
     def attention_for(self, kernel: str | None) -> Sourced:
         """The efficiency of the stack's flash-attention kernel: its own figure where the profile has one, else
@@ -256,6 +259,8 @@ class HardwareProfile(_Spec):
         for field, s in fractions.items():
             _check_range(f"efficiency.{field}", s.value, 0.01, 1)
         _check_range("efficiency.collective_latency_us", eff.collective_latency_us.value, 0, 1_000_000)
+        if eff.gemm_inner_overhead is not None:
+            _check_range("efficiency.gemm_inner_overhead", eff.gemm_inner_overhead.value, 0, 100_000)
         for dtype, s in self.efficiency.gemm_best.items():
             _check_range(f"efficiency.gemm_best.{dtype}", s.value, 0.01, 1)
         if self.purchase_usd is not None:

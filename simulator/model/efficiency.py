@@ -30,6 +30,10 @@ from simulator.units import BYTES_PER_ELEMENT
 # Attention kernels (FlashAttention) report FLOPs with backward = 2.5 x forward because the backward
 # recomputes the scores (flash-attention benchmarks/benchmark_flash_attention.py::flops).
 FA_BACKWARD_OVER_FORWARD = 2.5
+# The inner dimension at which a profile's inner-dimension term is 1: the largest K of the published Hopper table it
+# is fitted to (OpenXLA's sm_90 matmul table reaches K = 4096), which is also where that table's FLOPs-per-call curve
+# reaches 1 (docs/model.md §7.1).
+INNER_DIM_REFERENCE = 4096
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,9 @@ class DeviceRates:
     """Measured attention forward rate against forward FLOPs per call, relative to attention_flop_per_s."""
     attention_backward_over_forward: float = FA_BACKWARD_OVER_FORWARD
     """Backward / forward time of the attention kernel: the FA FLOP convention, or measured."""
+    gemm_inner_overhead: float | None = None
+    """The profile's per-tile GEMM overhead in elements of the inner dimension K (inner_dim_efficiency); None: no
+    inner-dimension term (GPUs without a published figure, and calibrated rates, whose measured curve replaces it)."""
     gemm_operand_bytes_per_s: float | None = None
     """Bandwidth GEMM operands stream at (a large copy), where it differs from the memory-bound kernels'
     hbm_bytes_per_s (on a CPU by 10x); None: hbm_bytes_per_s."""
@@ -61,13 +68,23 @@ class DeviceRates:
     kv_read_curve: Curve | None = None
     """Its relative value against KV bytes read per call."""
 
-    def gemm_s(self, m: float, n: float, k: float, dtype: str, count: float = 1.0, compute_factor: float = 1.0) -> float:
+    def gemm_s(
+        self, m: float, n: float, k: float, dtype: str, count: float = 1.0, compute_factor: float = 1.0,
+        weight_gemm: bool = False,
+    ) -> float:  # fmt: skip
         """Time of `count` GEMMs [m x k] . [k x n] in `dtype` (operands in dtype, output in BF16).
 
-        `compute_factor` scales the compute rate of a kernel variant, e.g. FP8 with fine-grained block scaling."""
+        `compute_factor` scales the compute rate of a kernel variant, e.g. FP8 with fine-grained block scaling.
+        `weight_gemm`: a layer's weight GEMM or one of its gradients, to which the profile's inner-dimension term
+        applies; the attention core's batched GEMMs (K = head dim, far below the 256-4096 the term was fitted on) are
+        bounded by the roofline's output traffic instead."""
         # Array-friendly (the layout search calls it with numpy arrays): no branches on values.
         flops = 2.0 * m * n * k
+        # The binding one of the two published shape limits: small work per call (the curve) or a short inner
+        # dimension at any size (inner_dim_efficiency). The curve's medians already hold the short K of small calls.
         shape = _relative(self.gemm_curves.get(dtype), flops)
+        if weight_gemm:
+            shape = np.minimum(shape, inner_dim_efficiency(k, self.gemm_inner_overhead))
         rate = self.peak_flop_per_s[dtype] * self.gemm_efficiency[dtype] * shape * compute_factor
         moved = gemm_bytes_moved(m, n, k, dtype)
         bandwidth = self.gemm_operand_bytes_per_s or self.hbm_bytes_per_s
@@ -91,6 +108,32 @@ class DeviceRates:
         if self.kv_read_bytes_per_s is None:
             return kv_bytes / self.hbm_bytes_per_s
         return kv_bytes / (self.kv_read_bytes_per_s * _relative(self.kv_read_curve, kv_bytes))
+
+
+def inner_dim_efficiency(k, overhead: float | None):
+    """GEMM rate at inner dimension `k` relative to the rate at INNER_DIM_REFERENCE, at most 1.
+
+    Each output tile pays a fixed cost (filling the operand pipeline, the epilogue) worth `overhead` elements of its
+    K loop, so a GEMM runs at k / (k + overhead) of its long-K rate whatever its M and N (docs/model.md §7.1). This is
+    what makes the forward and input-gradient GEMMs of a small model (K = d_model) slower than its FLOPs per call
+    say; the weight-gradient GEMM's K is the token count. None: 1."""
+    if overhead is None:
+        return 1.0
+    at_k = k / (k + overhead)
+    at_reference = INNER_DIM_REFERENCE / (INNER_DIM_REFERENCE + overhead)
+    return np.minimum(1.0, at_k / at_reference)
+
+
+def fit_inner_overhead(points: list[tuple[float, float]]) -> float:
+    """The overhead (elements of K) that fits measured (k, FLOP/s) pairs of large-output GEMMs best: least squares of
+    log rate against log(k / (k + overhead)) plus one free level, over whole-element overheads 1-2,000."""
+    k = np.array([p[0] for p in points], dtype=float)
+    log_rate = np.log(np.array([p[1] for p in points], dtype=float))
+    overheads = np.arange(1.0, 2001.0)
+    model = np.log(k[None, :] / (k[None, :] + overheads[:, None]))
+    resid = log_rate[None, :] - model
+    resid -= resid.mean(axis=1, keepdims=True)
+    return float(overheads[np.argmin((resid**2).sum(axis=1))])
 
 
 def gemm_bytes_moved(m, n, k, dtype: str):
@@ -146,6 +189,7 @@ def device_rates(hw: HardwareProfile, assumptions: Assumptions, attention_kernel
         source=source,
         gemm_curves={d: c.as_curve() for d, c in eff.gemm_shape.items() if d in peaks},
         attention_curve=eff.attention_shape.as_curve() if eff.attention_shape else None,
+        gemm_inner_overhead=eff.gemm_inner_overhead.value if eff.gemm_inner_overhead else None,
     )
 
 

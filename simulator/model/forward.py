@@ -95,5 +95,5 @@ def forward_pass(ctx: Context, include_mtp: bool = False) -> ForwardPass:
             total[k] = total.get(k, 0.0) + n * v
     g = head_gemm(model)
     heads = 1 + (kinds["mtp"] if include_mtp else 0)
-    total["lm_head"] = heads * float(ctx.rates.gemm_s(t, g.n / lay.tp, g.k, ctx.gemm_dtype(False)))
+    total["lm_head"] = heads * float(ctx.gemm_s(t, g.n / lay.tp, g.k, False))
     return ForwardPass(sum(total.values()), total, t * lay.cp)

@@ -123,11 +123,11 @@ class Context:
         return self.layout.micro_batch_size * self.job.seq_len / self.layout.cp
 
     def gemm_s(self, m, n, k, fp8_eligible: bool, count=1.0):
-        """Time of GEMMs in the job's precision; FP8 with block scaling runs at the block-scaling factor."""
+        """Time of weight GEMMs in the job's precision; FP8 with block scaling runs at the block-scaling factor."""
         dtype = self.gemm_dtype(fp8_eligible)
         block = dtype == "fp8" and self.job.fp8_recipe == "block"
         factor = self.assumptions.fp8_gemm_factor if block else 1.0
-        return self.rates.gemm_s(m, n, k, dtype, count, factor)
+        return self.rates.gemm_s(m, n, k, dtype, count, factor, weight_gemm=True)
 
     def gemm_dtype(self, fp8_eligible: bool) -> str:
         if self.job.precision == "fp8" and fp8_eligible:
@@ -162,11 +162,28 @@ def pp_group(lay: Layout) -> Group:
 # ------------------------------------------------------------------ per item
 
 
-def _gemm_time(ctx: Context, kind: str) -> tuple[float, dict[str, float]]:
-    """Forward GEMM seconds of one layer per micro-batch, by component. The input-gradient and the
-    weight-gradient GEMMs each cost as much as the forward (same FLOPs)."""
+@dataclass(frozen=True)
+class GemmTimes:
+    """The weight GEMMs of one layer per micro-batch on one GPU, by pass, seconds."""
+
+    forward_s: float
+    input_grad_s: float
+    """dX = dY . W^T: inner dimension N (the forward's output width)."""
+    weight_grad_s: float
+    """dW = X^T . dY: inner dimension M (the tokens)."""
+    forward_parts: dict[str, float]
+    """Forward seconds by component."""
+    step_parts: dict[str, float]
+    """Forward + both gradients by component."""
+
+
+def _gemm_time(ctx: Context, kind: str) -> GemmTimes:
+    """Weight-GEMM seconds of one layer per micro-batch: the forward [M x K].[K x N] and its two gradients, which
+    have the same FLOPs but other inner dimensions (docs/model.md §7.1, §7.4)."""
     lay, t = ctx.layout, ctx.tokens_per_micro_batch
-    fwd, parts = 0.0, {}
+    fwd = dgrad = wgrad = 0.0
+    forward_parts: dict[str, float] = {}
+    step_parts: dict[str, float] = {}
     moe = ctx.model.moe
     for g in ctx.work[kind].gemms:
         k, n, m, count = g.k, g.n, t, 1.0
@@ -186,10 +203,21 @@ def _gemm_time(ctx: Context, kind: str) -> tuple[float, dict[str, float]]:
             n = n / lay.tp
         elif g.sharding == "row":
             k = k / lay.tp
-        s = ctx.gemm_s(m, n, k, g.fp8_eligible, count)
-        fwd += s
-        parts[g.component] = parts.get(g.component, 0.0) + s
-    return fwd, parts
+        f, d, w = _gemm_passes_s(ctx, m, n, k, g.fp8_eligible, count)
+        fwd, dgrad, wgrad = fwd + f, dgrad + d, wgrad + w
+        forward_parts[g.component] = forward_parts.get(g.component, 0.0) + f
+        step_parts[g.component] = step_parts.get(g.component, 0.0) + f + d + w
+    return GemmTimes(fwd, dgrad, wgrad, forward_parts, step_parts)
+
+
+def _gemm_passes_s(ctx: Context, m, n, k, fp8_eligible: bool, count=1.0):
+    """(forward, input-gradient, weight-gradient) seconds of a GEMM [m x k].[k x n]: the gradients are
+    dY[m x n].W^T[n x k] and X^T[k x m].dY[m x n]."""
+    return (
+        ctx.gemm_s(m, n, k, fp8_eligible, count),
+        ctx.gemm_s(m, k, n, fp8_eligible, count),
+        ctx.gemm_s(k, n, m, fp8_eligible, count),
+    )
 
 
 def memory_bound_bytes(ctx: Context, kind: str) -> float:
@@ -281,7 +309,7 @@ def memory_bound_kernels(ctx: Context, kind: str) -> tuple[float, float]:
 
 
 def _layer_comm(
-    ctx: Context, kind: str, fwd_compute_s: float, bwd_compute_s: float, gemm_fwd_s: float
+    ctx: Context, kind: str, fwd_compute_s: float, bwd_compute_s: float, gemm_step_s: float
 ) -> tuple[float, float, dict[str, float]]:
     """(exposed, hidden) communication seconds of one layer per micro-batch, forward + backward."""
     model, lay, job, fabric = ctx.model, ctx.layout, ctx.job, ctx.rates.fabric
@@ -297,7 +325,7 @@ def _layer_comm(
     # With TP overlap each collective is split into chunks pipelined with the GEMM it feeds or follows
     # (Wang et al. 2023, "Overlap communication with dependent computation"; TE userbuffers): it hides
     # behind the layer's GEMMs (forward, dgrad, wgrad) up to the overlap efficiency.
-    tp_window = ctx.assumptions.overlap_efficiency * 3 * gemm_fwd_s
+    tp_window = ctx.assumptions.overlap_efficiency * gemm_step_s
     overlapped = np.asarray(lay.tp_overlap, dtype=bool)
     parts["tp_comm"] = np.where(overlapped, np.maximum(0.0, tp_comm - tp_window), tp_comm)
     hidden = np.where(overlapped, np.minimum(tp_comm, tp_window), 0.0)
@@ -373,6 +401,10 @@ class LayerCompute:
 
     gemm_s: float
     gemm_parts: dict[str, float]
+    gemm_input_grad_s: float
+    gemm_weight_grad_s: float
+    gemm_step_parts: dict[str, float]
+    """Forward + both gradient GEMMs by component."""
     attention_forward_s: float
     attention_backward_s: float
     memory_bound_s: float
@@ -386,12 +418,28 @@ class LayerCompute:
 
 
 def layer_compute(ctx: Context, kind: str) -> LayerCompute:
-    g_fwd, parts = _gemm_time(ctx, kind)
+    g = _gemm_time(ctx, kind)
     a_fwd, a_bwd = _attention_core_s(ctx, kind)
     m_fwd = ctx.rates.memory_s(memory_bound_bytes(ctx, kind) + _dropout_bytes(ctx))
     n_fwd, n_bwd = memory_bound_kernels(ctx, kind)
     overhead = ctx.rates.kernel_overhead_s
-    return LayerCompute(g_fwd, parts, a_fwd, a_bwd, m_fwd, n_fwd * overhead, n_bwd * overhead)
+    return LayerCompute(
+        g.forward_s, g.forward_parts, g.input_grad_s, g.weight_grad_s, g.step_parts,
+        a_fwd, a_bwd, m_fwd, n_fwd * overhead, n_bwd * overhead,
+    )  # fmt: skip
+
+
+def early_stop_skip_s(ctx: Context, kind: str) -> float:
+    """Forward seconds full recomputation skips under an early-stopping checkpoint (Job.checkpoint_early_stop): the
+    layer's last GEMM, whose output no backward needs, when that is a dense FFN's down projection (PyTorch saves a
+    GEMM's inputs before it runs, so recomputation stops as the last one is saved). MoE layers skip nothing here:
+    which of their GEMMs runs last depends on the implementation."""
+    if not ctx.job.checkpoint_early_stop or ctx.work[kind].ffn != "dense":
+        return 0.0
+    last = ctx.work[kind].gemms[-1]
+    if last.name != "dense_ffn_down":
+        return 0.0
+    return ctx.gemm_s(ctx.tokens_per_micro_batch, last.n, last.k / ctx.layout.tp, last.fp8_eligible)
 
 
 def layer_time(ctx: Context, kind: str) -> ItemTime:
@@ -399,7 +447,8 @@ def layer_time(ctx: Context, kind: str) -> ItemTime:
     c = layer_compute(ctx, kind)
     g_fwd, parts, a_fwd, a_bwd, m_fwd = c.gemm_s, c.gemm_parts, c.attention_forward_s, c.attention_backward_s, c.memory_bound_s
     fwd = c.forward_s
-    bwd = 2 * g_fwd + a_bwd + 2 * m_fwd + c.launch_backward_s
+    g_grads = c.gemm_input_grad_s + c.gemm_weight_grad_s
+    bwd = g_grads + a_bwd + 2 * m_fwd + c.launch_backward_s
     ups = sum(
         (
             ctx.gemm_s(ctx.tokens_per_micro_batch, g.n / lay.tp, g.k, g.fp8_eligible)
@@ -409,16 +458,16 @@ def layer_time(ctx: Context, kind: str) -> ItemTime:
         0.0,
     )
     selective = a_fwd + ups + (m_fwd + c.launch_forward_s) / 2
-    recompute = by_recompute(lay, {"none": 0.0, "selective": selective, "full": fwd})
+    recompute = by_recompute(lay, {"none": 0.0, "selective": selective, "full": fwd - early_stop_skip_s(ctx, kind)})
     bwd = bwd + recompute
     # Under a static SM partition the compute that hides communication runs on fewer SMs, so it lasts longer.
     window = _sm_dilation(ctx)
-    exposed, hidden, comm_parts = _layer_comm(ctx, kind, fwd * window, bwd * window, g_fwd * window)
+    exposed, hidden, comm_parts = _layer_comm(ctx, kind, fwd * window, bwd * window, (g_fwd + g_grads) * window)
     # Communication kernels that run under compute take SMs from it while they run (docs/model.md §5.2, resource
     # contention: rho x hidden time). A static SM partition is charged for the whole item in item_time instead.
     share = np.minimum(1.0, hidden / np.maximum(fwd + bwd, 1e-30))
     slowdown = np.where(static_sm_partition(ctx), 1.0, 1.0 + ctx.assumptions.comm_sm_fraction * share)
-    parts = {k: 3 * v for k, v in parts.items()}
+    parts = dict(c.gemm_step_parts)
     parts.update(
         attention_core=a_fwd + a_bwd,
         memory_bound=3 * m_fwd,
@@ -428,17 +477,21 @@ def layer_time(ctx: Context, kind: str) -> ItemTime:
     )
     parts.update(comm_parts)
     fwd, bwd = fwd * slowdown, bwd * slowdown
-    return ItemTime(fwd, bwd, g_fwd * slowdown, exposed, parts)
+    return ItemTime(fwd, bwd, c.gemm_weight_grad_s * slowdown, exposed, parts)
 
 
 def head_time(ctx: Context) -> ItemTime:
     t, lay = ctx.tokens_per_micro_batch, ctx.layout
     g = head_gemm(ctx.model)
-    fwd_g = ctx.rates.gemm_s(t, g.n / lay.tp, g.k, ctx.gemm_dtype(False))
+    fwd_g, dgrad, wgrad = _gemm_passes_s(ctx, t, g.n / lay.tp, g.k, False)
     ce = ctx.rates.memory_s(CROSS_ENTROPY_BYTES_PER_LOGIT * t * ctx.model.vocab_size / lay.tp)
     launch = CROSS_ENTROPY_KERNELS * ctx.rates.kernel_overhead_s / 2  # per pass: half forward, half backward
     return ItemTime(
-        fwd_g + ce / 2 + launch, 2 * fwd_g + ce / 2 + launch, fwd_g, 0.0, {"lm_head": 3 * fwd_g + ce, "kernel_launch": 2 * launch}
+        fwd_g + ce / 2 + launch,
+        dgrad + wgrad + ce / 2 + launch,
+        wgrad,
+        0.0,
+        {"lm_head": fwd_g + dgrad + wgrad + ce, "kernel_launch": 2 * launch},
     )
 
 

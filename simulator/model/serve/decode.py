@@ -185,8 +185,8 @@ def memory_per_gpu(s: Setup, c: Candidates) -> dict[str, np.ndarray]:
 
 def _gemm_s(s: Setup, c: Candidates, m, n, k, g: Gemm, count=1.0):
     fp8 = (c.precision == "fp8") & g.fp8_eligible
-    t8 = s.rates.gemm_s(m, n, k, "fp8", count) if "fp8" in s.rates.peak_flop_per_s else np.inf
-    t16 = s.rates.gemm_s(m, n, k, "bf16", count)
+    t8 = s.rates.gemm_s(m, n, k, "fp8", count, weight_gemm=True) if "fp8" in s.rates.peak_flop_per_s else np.inf
+    t16 = s.rates.gemm_s(m, n, k, "bf16", count, weight_gemm=True)
     return np.where(fp8, t8, t16)
 
 
