@@ -1150,6 +1150,8 @@ class Decode(_Fixed):
     """Sequences per GPU in one micro-batch."""
     stage_time_s: float
     """One decode step of one micro-batch on a GPU of the busiest stage."""
+    micro_batches: int
+    """1, or 2 where the step's sequences run as two halves, one's EP exchange hidden under the other's compute."""
     layout: DecodeLayout
     breakdown_s: dict[str, float]
 

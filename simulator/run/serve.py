@@ -272,12 +272,14 @@ def serve_document(e: ServeEstimate) -> dict:
         f, i = e.decode, e.decode_index
         step = {k: float(v[i]) for k, v in f.step.items()}
         total = step.pop("total")
+        micro_batches = int(step.pop("micro_batches"))
         d["decode"] = {
             "output_tokens_per_s_per_gpu": float(f.tokens_per_s_per_gpu[i]),
             "tokens_per_s_per_user": float(f.tokens_per_s_per_user[i]),
             "tpot_s": 1.0 / float(f.tokens_per_s_per_user[i]),
             "batch_per_gpu": _count(float(f.candidates.batch[i])),
             "stage_time_s": total,
+            "micro_batches": micro_batches,
             "layout": _layout(f.candidates, i, s.model.moe is not None),
             "breakdown_s": step,
         }
@@ -285,7 +287,12 @@ def serve_document(e: ServeEstimate) -> dict:
         d["usd_per_million_output_tokens"] = _usd_per_million(rate, float(f.tokens_per_s_per_gpu[i]), req.utilization)
         d["curve"] = f.curve()
     if "prefill" in d and "decode" in d:
-        d["per_request"] = per_request(req, s, e.prefill, float(e.decode.tokens_per_s_per_gpu[e.decode_index]), rate)
+        f, i = e.decode, e.decode_index
+        held = 1.0
+        if req.deployment == "colocated":
+            groups, sequences = float(f.candidates.dp[i]), float(f.candidates.tp[i] * f.candidates.batch[i])
+            held = colocated_prefill_hold(groups, sequences * s.tokens_per_step / s.output_len)
+        d["per_request"] = per_request(req, s, e.prefill, float(f.tokens_per_s_per_gpu[i]), rate, held)
     d["utilization"] = req.utilization
     if req.price_sheet is not None:
         d["list_prices"] = list_price_margins(d, req.price_sheet)
@@ -296,12 +303,30 @@ def serve_document(e: ServeEstimate) -> dict:
     return d
 
 
+def colocated_prefill_hold(dp_groups: float, admissions_per_group_step: float) -> float:
+    """GPU time a co-located prompt's prefill holds, over the time it computes (docs/model.md §16.7).
+
+    With attention DP, in-flight batching admits a new prompt into a DP group whenever one of its sequences finishes,
+    and that group prefills it in the next step while the other groups decode; the MoE layers' exchange makes every
+    group of the stage wait for the slowest, so the step lasts as long as the prefill on all of them ('the iteration
+    time is dominated by the slowest rank', NVIDIA/TensorRT-LLM docs/source/blogs/tech_blog/blog10_ADP_Balance_
+    Strategy.md, which measured 35% of the throughput lost to it on 8 GPUs with attention DP 8: 25,664 against
+    39,552 tokens/s balanced). A group admits `p` prompts per step (its sequences x tokens per step / output length);
+    with groups admitting independently (assumption: no coordinated scheduler, the baseline of that blog), a step
+    holds a prefill with probability 1 - (1 - p)^dp, so each prompt holds the stage for (1 - (1 - p)^dp) / p prompt
+    prefill times instead of one: dp when prompts are rare (each prefills alone), 1 when every group prefills every
+    step. 1 without attention DP."""
+    p = min(max(admissions_per_group_step, 1e-9), 1.0)
+    return (1.0 - (1.0 - p) ** max(dp_groups, 1.0)) / p
+
+
 def per_request(req: ServeRequest, s: Setup, prefill: PrefillPoint, output_tokens_per_s_per_gpu: float,
-                usd_per_gpu_hour: float) -> dict:  # fmt: skip
+                usd_per_gpu_hour: float, prefill_hold: float = 1.0) -> dict:  # fmt: skip
     """GPU-seconds and dollars of one request: prefill of its computed tokens, loading its cache hits, decode; at
     the utilization given, as the $/M figures are. The throughputs are of the busy GPUs, what offline
-    max-throughput benchmarks report (their GPUs run both phases)."""
-    prefill_s = req.input_len / prefill.input_tokens_per_s_per_gpu
+    max-throughput benchmarks report (their GPUs run both phases). `prefill_hold`: GPU time a co-located prefill
+    holds per unit of its own (colocated_prefill_hold)."""
+    prefill_s = prefill_hold * req.input_len / prefill.input_tokens_per_s_per_gpu
     cached_s = req.input_len * req.cache_hit_rate * cached_token_s_per_gpu(s)
     decode_s = req.output_len / output_tokens_per_s_per_gpu
     gpu_s = prefill_s + cached_s + decode_s

@@ -44,6 +44,19 @@ ACTIVATION_BYTES_PER_FFN_ELEMENT = 6.0
 """The gated activation reads gate and up and writes their product: 3 x 2 B per FFN-width element. Assumption."""
 ELEMENTWISE_KERNELS_PER_LAYER = 6
 """Kernels per layer besides GEMMs and attention (norms, residual adds, activation, rotary). Assumption."""
+MLA_EXTRA_KERNELS_PER_LAYER = 3
+"""Kernels an MLA layer runs in decode beyond its five projection GEMMs, its attention kernel and the elementwise
+kernels above: the RMSNorms of the query and KV latents (2), and the absorbed kv_up, which runs as two batched GEMMs
+(W_UK on the query before attention, W_UV on its output after) where the GEMM list has one (1). TensorRT-LLM's
+decode layer of DeepSeek-R1 lists them as Module2 '2x RMSNorm', Module4 'UK_BGEMM' and Module7 'UV_GEMM'
+(NVIDIA/TensorRT-LLM docs/source/blogs/tech_blog/blog1_Pushing_Latency_Boundaries_Optimizing_DeepSeek-R1_Performance_
+on_NVIDIA_B200_GPUs.md, 'Everything in One Diagram'). docs/model.md §16.3."""
+MOE_EXTRA_KERNELS_PER_LAYER = 4
+"""Kernels a MoE layer runs in decode beyond its router, expert and shared-expert GEMMs: top-k selection, the
+permute of tokens to their experts and the indexed reduction of the expert outputs after them ('dispatches input
+tokens to their designated experts, then applies indexed local reduction on each expert's outputs', the same blog,
+'Sparse Experts as GEMMs'; Module10 'routerGEMM & topK'), and the routed experts' own gated activation (the
+elementwise count above has one activation per layer). docs/model.md §16.3."""
 DECODE_STEP_OVERHEAD_S = 0.3 * MILLI
 """Engine time per decode step not hidden under the GPU (scheduling, sampling, input preparation). vLLM measured
 4-13 ms of GPU idle per step before it overlapped them (vllm-project/vllm#6854, 2024); with asynchronous scheduling
@@ -243,28 +256,58 @@ def layer_step_s(s: Setup, c: Candidates, kind: str, tokens_per_seq: float) -> d
     out["attention_core"] = _attention_core_s(s, c, tokens_per_seq)
     elementwise_bytes = tokens_tp * (ELEMENTWISE_BYTES_PER_TOKEN_PER_WIDTH * model.d_model
                                      + ACTIVATION_BYTES_PER_FFN_ELEMENT * ffn_width / tp)  # fmt: skip
-    kernels = ELEMENTWISE_KERNELS_PER_LAYER * s.rates.kernel_overhead_s
-    out["elementwise"] = elementwise_bytes / s.rates.hbm_bytes_per_s + kernels
-    act = BYTES_PER_ELEMENT["bf16"]
     moe_layer = model.moe is not None and any(g.routed for g in layer_gemms(model, kind))
-    all_reduces = 1 if moe_layer else 2  # after attention, and after a dense FFN (a MoE's combine returns its output)
-    out["tp_comm"] = all_reduces * collective_s("all_reduce", tokens_tp * model.d_model * act, Group(c.tp, 1), s.rates.fabric)
+    out["elementwise"] = elementwise_bytes / s.rates.hbm_bytes_per_s + extra_kernels(model, moe_layer) * s.rates.kernel_overhead_s
+    act = BYTES_PER_ELEMENT["bf16"]
+    # Two all-reduces over the TP group per layer, a MoE layer's as a dense one's: after attention, and after the FFN
+    # or MoE, whose TP ranks each hold a partial sum of every token of the group (TensorRT-LLM's Module9 and Module13
+    # 'oneshotAllReduce', blog1 above). With TP 1 (attention DP) they cost nothing; the EP exchange is ep_comm.
+    out["tp_comm"] = 2 * collective_s("all_reduce", tokens_tp * model.d_model * act, Group(c.tp, 1), s.rates.fabric)
     if moe_layer:
         assert model.moe is not None
         dispatch = np.where(c.precision == "fp8", BLOCK_FP8_BYTES_PER_ELEMENT, act)
-        out["ep_comm"] = moe_low_latency_dispatch_combine_s(
+        exchange = moe_low_latency_dispatch_combine_s(
             tokens_gpu, model.moe.top_k, model.d_model, dispatch, act, Group(c.stage_gpus, 1), s.rates.fabric
         )
+        # Only attention-DP groups exchange tokens: with one group (dp 1) every GPU already holds every token after
+        # the attention all-reduce, runs its local experts on them and the MoE all-reduce combines them (TensorRT-LLM
+        # TP8 min-latency, blog1 Module12-13: no all-to-all).
+        out["ep_comm"] = np.where(c.dp > 1, exchange, 0.0)
     else:
         out["ep_comm"] = np.zeros(len(c))
     return out
+
+
+def extra_kernels(model: ModelSpec, moe_layer: bool) -> int:
+    """Fixed-cost kernels of one decode layer besides its GEMMs and its attention kernel."""
+    mla = MLA_EXTRA_KERNELS_PER_LAYER if model.attention == "mla" else 0
+    return ELEMENTWISE_KERNELS_PER_LAYER + mla + (MOE_EXTRA_KERNELS_PER_LAYER if moe_layer else 0)
 
 
 COMPUTE_PARTS = ("attention_proj", "attention_core", "ffn", "experts", "elementwise", "lm_head")
 
 
 def step_s(s: Setup, c: Candidates) -> dict[str, np.ndarray]:
-    """One decode step of one micro-batch on a GPU of the busiest stage, by component, and `total`.
+    """One decode step of one micro-batch on a GPU of the busiest stage, by component, `total` and `micro_batches`.
+
+    The engine runs the step's sequences as one micro-batch, its EP dispatch and combine exposed, or, where it
+    overlaps them (`Setup.ep_overlap`) and the TP group holds at least two sequences, as two micro-batches of half
+    the sequences each, one's exchange hidden under the other's compute (DeepSeek's decode, deepseek-ai/profile-data
+    README: 'decoding also leverages two micro-batches for overlapping computation and all-to-all communication';
+    SGLang's two-batch overlap). Each micro-batch runs every kernel and reads every weight it touches, so the split
+    pays the weight reads and fixed kernel costs twice; the faster of the two is taken (docs/model.md §16.5)."""
+    one = _micro_batches_s(s, c, 1)
+    if not s.ep_overlap:
+        return one
+    half = Candidates(c.tp, c.dp, c.pp, c.batch / 2.0, c.precision)
+    two = _micro_batches_s(s, half, 2)
+    split = (c.tp * c.batch >= 2.0) & (two["total"] < one["total"])
+    return {k: np.where(split, two[k], one[k]) for k in one}
+
+
+def _micro_batches_s(s: Setup, c: Candidates, micro_batches: int) -> dict[str, np.ndarray]:
+    """A step of `micro_batches` micro-batches of `c.batch` sequences per GPU each; the EP exchange of one hides
+    under the others' compute when there are two.
 
     With MTP the step verifies 1 + depth tokens per sequence, and the draft modules run `depth` times on one
     token each before it."""
@@ -282,12 +325,14 @@ def step_s(s: Setup, c: Candidates) -> dict[str, np.ndarray]:
         one = layer_step_s(s, c, "mtp", 1.0)
         draft = s.mtp_depth * (sum(one.values()) + _gemm_s(s, c, c.tp * c.batch, head_n, head_k, head))
     parts["mtp_draft"] = draft
-    compute = sum(parts[k] for k in COMPUTE_PARTS) + draft
+    parts = {k: micro_batches * v for k, v in parts.items()}
+    compute = sum(parts[k] for k in COMPUTE_PARTS) + parts["mtp_draft"]
     ep = parts.pop("ep_comm")
-    hidden = np.minimum(ep, s.assumptions.overlap_efficiency * compute) if s.ep_overlap else 0.0
+    hidden = np.minimum(ep, s.assumptions.overlap_efficiency * compute) if micro_batches > 1 else 0.0
     parts["ep_comm_exposed"] = ep - hidden
     parts["engine_overhead"] = np.full(len(c), DECODE_STEP_OVERHEAD_S)
     parts["total"] = compute + parts["tp_comm"] + parts["ep_comm_exposed"] + parts["engine_overhead"]
+    parts["micro_batches"] = np.full(len(c), float(micro_batches))
     return parts
 
 

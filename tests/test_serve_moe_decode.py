@@ -1,0 +1,121 @@
+"""Decode terms of MoE and MLA layers (docs/model.md §16.3, §16.5, §16.7): the kernels an MLA and a MoE layer run,
+the TP all-reduce after a MoE, no EP exchange without attention DP, two overlapped micro-batches and the GPU time a
+co-located prefill holds under attention DP."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from simulator.inputs.catalog import load_model
+from simulator.model.comms import Group, collective_s
+from simulator.model.serve import decode
+from simulator.model.serve.decode import Candidates, layer_step_s, step_s
+from simulator.run.serve import ServeRequest, colocated_prefill_hold, setup_for
+from simulator.units import BYTES_PER_ELEMENT
+
+
+def one(tp=1, dp=1, batch=1.0, precision="fp8") -> Candidates:
+    return Candidates(np.array([tp], float), np.array([dp], float), np.array([1.0]), np.array([batch], float),
+                      np.array([precision]))  # fmt: skip
+
+
+def v3_setup(**kw):
+    return setup_for(ServeRequest("deepseek-v3", "h200", input_len=1024, output_len=1024, **kw))
+
+
+def test_extra_kernel_counts():
+    """blog1's decode layer: +2 latent RMSNorms and the split W_UK / W_UV batched GEMMs for MLA (3); top-k, permute,
+    indexed reduction and the routed activation for MoE (4); none for a dense GQA model."""
+    assert decode.MLA_EXTRA_KERNELS_PER_LAYER == 3
+    assert decode.MOE_EXTRA_KERNELS_PER_LAYER == 4
+    v3, llama = load_model("deepseek-v3"), load_model("llama-3.1-70b")
+    six = decode.ELEMENTWISE_KERNELS_PER_LAYER
+    assert decode.extra_kernels(v3, moe_layer=True) == six + 3 + 4
+    assert decode.extra_kernels(v3, moe_layer=False) == six + 3
+    assert decode.extra_kernels(llama, moe_layer=False) == six
+
+
+def test_elementwise_charges_the_extra_kernels():
+    s = v3_setup()
+    c = one(batch=4)
+    moe, dense = layer_step_s(s, c, "moe", 1.0)["elementwise"][0], layer_step_s(s, c, "dense", 1.0)["elementwise"][0]
+    # Same bytes (the same d_model, and the dense layer's wider FFN activation only adds), four more kernels.
+    ffn_bytes = 4 * decode.ACTIVATION_BYTES_PER_FFN_ELEMENT * (18432 - 2048)  # dense_ffn_down k - shared_experts_down k
+    assert moe - dense == pytest.approx(4 * s.rates.kernel_overhead_s - ffn_bytes / s.rates.hbm_bytes_per_s, rel=1e-9)
+
+
+def test_moe_layer_pays_two_tp_all_reduces():
+    """Attention TP: an all-reduce after attention and one after the MoE (blog1 Module9, Module13)."""
+    s = v3_setup()
+    c = one(tp=8, batch=0.5)
+    tokens = 8 * 0.5
+    ar = collective_s("all_reduce", tokens * s.model.d_model * BYTES_PER_ELEMENT["bf16"], Group(c.tp, 1), s.rates.fabric)
+    for kind in ("moe", "dense"):
+        assert layer_step_s(s, c, kind, 1.0)["tp_comm"][0] == pytest.approx(2 * float(ar[0]))
+    assert layer_step_s(s, one(tp=1, dp=8), "moe", 1.0)["tp_comm"][0] == 0.0
+
+
+def test_no_ep_exchange_without_attention_dp():
+    """dp 1: every GPU holds the group's tokens after the attention all-reduce; no dispatch or combine."""
+    s = v3_setup()
+    assert layer_step_s(s, one(tp=8, dp=1, batch=1), "moe", 1.0)["ep_comm"][0] == 0.0
+    assert layer_step_s(s, one(tp=1, dp=8, batch=1), "moe", 1.0)["ep_comm"][0] > 0.0
+    assert layer_step_s(s, one(tp=2, dp=4, batch=1), "moe", 1.0)["ep_comm"][0] > 0.0
+
+
+def test_two_micro_batches_pay_weights_twice_and_hide_the_exchange():
+    """The split runs every kernel twice at half the sequences; its EP exchange hides under compute up to the overlap
+    efficiency; the step takes the faster of one and two micro-batches."""
+    s = v3_setup()
+    c = one(tp=1, dp=64, batch=64)
+    single = decode._micro_batches_s(s, c, 1)
+    half = decode._micro_batches_s(s, one(tp=1, dp=64, batch=32), 2)
+    # Two halves read the attention weights twice: more than one pass over all the sequences, less than twice it.
+    assert single["attention_proj"][0] < half["attention_proj"][0] < 2 * single["attention_proj"][0]
+    assert half["micro_batches"][0] == 2.0 and single["micro_batches"][0] == 1.0
+    compute = float((sum(half[k] for k in decode.COMPUTE_PARTS) + half["mtp_draft"])[0])
+    moe_layers = sum(1 for k in decode.layer_kinds(s.model) if k == "moe")
+    ep = 2 * moe_layers * layer_step_s(s, one(tp=1, dp=64, batch=32), "moe", 1.0)["ep_comm"][0]
+    assert half["ep_comm_exposed"][0] == pytest.approx(ep - min(ep, s.assumptions.overlap_efficiency * compute))
+    one_ep = moe_layers * layer_step_s(s, c, "moe", 1.0)["ep_comm"][0]
+    assert single["ep_comm_exposed"][0] == pytest.approx(one_ep)  # one micro-batch: the exchange is exposed
+    expected_total = compute + half["tp_comm"][0] + half["ep_comm_exposed"][0] + decode.DECODE_STEP_OVERHEAD_S
+    assert half["total"][0] == pytest.approx(expected_total)
+    best = step_s(s, c)
+    assert best["total"][0] == pytest.approx(min(single["total"][0], half["total"][0]))
+
+
+def test_one_sequence_is_never_split_and_no_overlap_means_one_micro_batch():
+    s = v3_setup()
+    assert step_s(s, one(tp=1, dp=64, batch=1))["micro_batches"][0] == 1.0
+    no_overlap = replace(s, ep_overlap=False)
+    t = step_s(no_overlap, one(tp=1, dp=64, batch=64))
+    assert t["micro_batches"][0] == 1.0
+    assert t["total"][0] == pytest.approx(decode._micro_batches_s(no_overlap, one(tp=1, dp=64, batch=64), 1)["total"][0])
+
+
+@pytest.mark.parametrize(
+    ("dp", "p", "expected"),
+    [
+        (1, 0.0625, 1.0),  # no attention DP: a prefill holds only its own GPUs
+        (8, 0.0625, (1 - (1 - 0.0625) ** 8) / 0.0625),  # TRT-LLM H200 max-throughput: 128 sequences, 2,048 outputs
+        (8, 1.0, 1.0),  # every group prefills every step
+        (8, 1e-6, 8.0),  # rare prompts prefill alone and hold all 8 groups
+    ],
+)
+def test_colocated_prefill_hold(dp, p, expected):
+    assert colocated_prefill_hold(dp, p) == pytest.approx(expected, rel=1e-5)
+
+
+def test_colocated_attention_dp_prefill_costs_the_hold():
+    req = ServeRequest("deepseek-v3", "h200", input_len=1024, output_len=2048, phase="both", deployment="colocated",
+                       precision="fp8", tp=1, dp=8, num_gpus=8, batch_per_gpu=128)  # fmt: skip
+    from simulator.run.serve import serve
+
+    d = serve(req).to_dict()
+    rate = d["prefill"]["input_tokens_per_s_per_gpu"]
+    hold = colocated_prefill_hold(8, 128 / 2048)
+    assert d["per_request"]["prefill_gpu_s"] == pytest.approx(hold * 1024 / rate)
