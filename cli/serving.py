@@ -85,6 +85,10 @@ def serve_command(
     batch_per_gpu: Annotated[
         float | None, typer.Option(help="Decode sequences per GPU per micro-batch, below 1 for TP groups (searched)")
     ] = None,
+    max_batch_per_gpu: Annotated[
+        float | None,
+        typer.Option(help="The engine's cap on decode sequences per GPU per micro-batch (CUDA-graph batch, dispatch buffer)"),
+    ] = None,
     redundant_experts: Annotated[int, typer.Option(help="Extra expert replicas per stage (DeepSeek: 32)")] = 0,
     mtp_depth: Annotated[int, typer.Option(help="MTP / speculative draft tokens per step")] = 0,
     mtp_accept: Annotated[float | None, typer.Option(help="Acceptance rate of a drafted token (needs --mtp-depth)")] = None,
@@ -122,7 +126,7 @@ def serve_command(
         result = api.serve(
             model, gpu, input_len=input_len, output_len=output_len, cache_hit_rate=cache_hit_rate, phase=phase.value,
             deployment=deployment.value, precision=precision.value if precision else None, kv_dtype=kv_dtype.value,
-            tp=tp, dp=dp, pp=pp, ep=ep, num_gpus=num_gpus, batch_per_gpu=batch_per_gpu,
+            tp=tp, dp=dp, pp=pp, ep=ep, num_gpus=num_gpus, batch_per_gpu=batch_per_gpu, max_batch_per_gpu=max_batch_per_gpu,
             redundant_experts=redundant_experts, mtp_depth=mtp_depth, mtp_accept=mtp_accept,
             tpot_s=None if tpot_ms is None else tpot_ms * MILLI, ttft_s=None if ttft_ms is None else ttft_ms * MILLI,
             min_tokens_per_s_per_user=min_tokens_per_s_per_user, usd_per_gpu_hour=usd_per_gpu_hour,

@@ -119,3 +119,47 @@ def test_colocated_attention_dp_prefill_costs_the_hold():
     rate = d["prefill"]["input_tokens_per_s_per_gpu"]
     hold = colocated_prefill_hold(8, 128 / 2048)
     assert d["per_request"]["prefill_gpu_s"] == pytest.approx(hold * 1024 / rate)
+
+
+# --------------------------------------------------------------------------- the engine's batch cap
+
+
+def test_capped_batches_stop_at_the_cap_and_include_it():
+    from simulator.model.serve.search import BATCH_GRID, capped_batches
+
+    assert capped_batches(None) == tuple(BATCH_GRID)
+    capped = capped_batches(100.0)
+    assert max(capped) == 100.0 and 100.0 in capped
+    assert all(b < 100.0 for b in capped[:-1])
+    assert set(capped[:-1]) == {b for b in BATCH_GRID if b < 100}
+
+
+def test_serve_keeps_the_decode_batch_within_the_engine_cap():
+    from simulator.run.serve import ServeRequest, serve, serve_document
+
+    free = serve_document(serve(ServeRequest("deepseek-v3", "h800", phase="decode", num_gpus=64, tp=1, precision="fp8")))
+    capped = serve_document(
+        serve(ServeRequest("deepseek-v3", "h800", phase="decode", num_gpus=64, tp=1, precision="fp8", max_batch_per_gpu=64))
+    )
+    assert free["decode"]["batch_per_gpu"] > 64
+    assert capped["decode"]["batch_per_gpu"] <= 64
+
+
+def test_a_batch_above_the_cap_is_refused_with_both_numbers():
+    from simulator.errors import InputError
+    from simulator.run.serve import ServeRequest
+
+    with pytest.raises(InputError, match=r"--batch-per-gpu 300 is above --max-batch-per-gpu 256"):
+        ServeRequest("deepseek-v3", "h800", batch_per_gpu=300, max_batch_per_gpu=256)
+
+
+def test_validation_applies_a_stated_per_rank_cap_per_attention_replica():
+    """sglang-deepseek-v3-h100-fp8-2000-decode states --cuda-graph-bs 256 with two-batch overlap (128 tokens per
+    DeepEP dispatch): under attention DP a rank is a GPU, so the cap is 256 sequences per GPU. Cases that fix the
+    concurrency keep it (the batch is given)."""
+    from simulator.analysis.serve_validation import request_for
+    from simulator.inputs.serving_cases import serving_cases
+
+    cases = {c.id: c for c in serving_cases()}
+    assert request_for(cases["sglang-deepseek-v3-h100-fp8-2000-decode"]).max_batch_per_gpu == 256
+    assert request_for(cases["trtllm-deepseek-r1-h200-fp8-1024-2048-maxtput"]).max_batch_per_gpu is None

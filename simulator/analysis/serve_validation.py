@@ -76,6 +76,8 @@ def request_for(case: ServingCase) -> ServeRequest:
         ep=lay.ep if case.phase == "prefill" else None,
         num_gpus=gpus if case.phase != "prefill" else None,
         batch_per_gpu=batch,
+        # An engine's per-rank cap is per attention replica: a GPU under attention DP, a TP group otherwise.
+        max_batch_per_gpu=None if case.max_batch_per_rank is None or batch is not None else case.max_batch_per_rank / (tp or 1),
         mtp_depth=case.mtp_depth or 0,
         mtp_accept=accept if case.mtp_depth else None,
         tpot_s=slo.tpot_s if slo else None,

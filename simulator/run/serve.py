@@ -62,6 +62,9 @@ class ServeRequest:
     num_gpus: int | None = None
     batch_per_gpu: float | None = None
     """Decode sequences per GPU per micro-batch; below 1 when a TP group holds fewer sequences than GPUs."""
+    max_batch_per_gpu: float | None = None
+    """The engine's cap on decode sequences per GPU per micro-batch (e.g. its CUDA-graph batch, or DeepEP's
+    low-latency dispatch buffer of 128 tokens per rank); None: the search goes as far as memory allows."""
     mtp_depth: int = 0
     mtp_accept: float | None = None
     redundant_experts: int = 0
@@ -84,6 +87,13 @@ class ServeRequest:
         _int_in("--output-len", self.output_len, 1, MAX_LEN)
         if self.batch_per_gpu is not None:
             _float_in("--batch-per-gpu", self.batch_per_gpu, 1e-3, 1_000_000)
+        if self.max_batch_per_gpu is not None:
+            _float_in("--max-batch-per-gpu", self.max_batch_per_gpu, 1e-3, 1_000_000)
+            if self.batch_per_gpu is not None and self.batch_per_gpu > self.max_batch_per_gpu:
+                raise InputError(
+                    f"--batch-per-gpu {self.batch_per_gpu:g} is above --max-batch-per-gpu {self.max_batch_per_gpu:g}; "
+                    "lower the batch or raise the cap"
+                )
         for name in ("tp", "dp", "pp", "ep", "num_gpus"):
             value = getattr(self, name)
             if value is not None:
@@ -191,7 +201,7 @@ def serve(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> ServeEstimat
         _price_sheet(req.price_sheet)  # an unknown sheet fails before the search
     precisions = _precisions(req, s.hw)
     price = pricing(s.hw, req.cost)
-    given = Given(req.tp, req.dp, req.pp, req.batch_per_gpu, req.num_gpus)
+    given = Given(req.tp, req.dp, req.pp, req.batch_per_gpu, req.num_gpus, req.max_batch_per_gpu)
     decode, index, evaluated = None, None, 0
     if req.phase in ("both", "decode"):
         decode = search_decode(s, given, precisions)

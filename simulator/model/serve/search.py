@@ -32,6 +32,9 @@ class Given:
     batch: float | None = None
     num_gpus: int | None = None
     """GPUs of one deployment (tp x dp x pp), when fixed."""
+    max_batch: float | None = None
+    """The engine's cap on decode sequences per GPU per micro-batch (its CUDA-graph or dispatch buffer size), when
+    stated: the searched batches stop there, the cap itself included."""
 
 
 def _options(given: int | None, default: tuple[int, ...]) -> tuple[int, ...]:
@@ -48,6 +51,13 @@ def check_tp(model, tp: int | None) -> None:
         )
 
 
+def capped_batches(max_batch: float | None) -> tuple[float, ...]:
+    """The decode batch grid up to an engine's cap, with the cap itself; the whole grid without one."""
+    if max_batch is None:
+        return tuple(BATCH_GRID)
+    return tuple(sorted({b for b in BATCH_GRID if b < max_batch} | {max_batch}))
+
+
 def decode_candidates(s: Setup, given: Given, precisions: tuple[str, ...]) -> Candidates:
     """Every combination of the free fields: TP up to the heads and the NVLink domain, attention-DP (MoE only: a
     dense model's replicas do not change a GPU's work), PP, batch and precision."""
@@ -61,7 +71,7 @@ def decode_candidates(s: Setup, given: Given, precisions: tuple[str, ...]) -> Ca
     else:
         dps = _options(given.dp, POWERS_OF_TWO if model.moe else (1,))
         pps = _options(given.pp, tuple(p for p in (1, 2, 4, 8, 16) if p <= model.n_layers))
-    batches = _options(given.batch, BATCH_GRID)
+    batches = _options(given.batch, capped_batches(given.max_batch))
     grid = np.array(list(itertools.product(tps, dps, pps, batches)), dtype=float).reshape(-1, 4)
     keep = grid[:, 0] * grid[:, 1] <= MAX_STAGE_GPUS
     if given.num_gpus is not None:
