@@ -163,3 +163,20 @@ def test_validation_applies_a_stated_per_rank_cap_per_attention_replica():
     cases = {c.id: c for c in serving_cases()}
     assert request_for(cases["sglang-deepseek-v3-h100-fp8-2000-decode"]).max_batch_per_gpu == 256
     assert request_for(cases["trtllm-deepseek-r1-h200-fp8-1024-2048-maxtput"]).max_batch_per_gpu is None
+
+
+def test_prefill_hidden_exchange_costs_the_sms_deepep_normal_kernels_hold():
+    """docs/model.md §16.5: a prefill pass of compute C and EP exchange E overlapped: C + E - hidden + f x hidden,
+    hidden = min(E, eta C), f = comm_sm_fraction (DeepEP's normal kernels run on SMs of their own)."""
+    from types import SimpleNamespace
+
+    from simulator.inputs.assumptions import DEFAULT
+    from simulator.model.serve.search import _overlapped_s
+
+    s = SimpleNamespace(ep_overlap=True, assumptions=DEFAULT)
+    compute, exchange = 1.0, 0.5
+    hidden = min(exchange, DEFAULT.overlap_efficiency * compute)
+    assert _overlapped_s(compute + exchange, exchange, s) == pytest.approx(compute + DEFAULT.comm_sm_fraction * hidden)
+    # more exchange than the window: the rest is exposed, the window pays the SMs
+    assert _overlapped_s(1.0 + 2.0, 2.0, s) == pytest.approx(3.0 - 0.9 + DEFAULT.comm_sm_fraction * 0.9)
+    assert _overlapped_s(1.5, 0.5, SimpleNamespace(ep_overlap=False, assumptions=DEFAULT)) == 1.5

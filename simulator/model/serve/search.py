@@ -219,11 +219,16 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
 
 def _overlapped_s(total_s: float, ep_comm_s: float, s: Setup) -> float:
     """A prefill pass with its EP dispatch and combine hidden under the other micro-batch's compute (DeepSeek's
-    dual micro-batch overlap, SGLang's two-batch overlap), up to the overlap efficiency."""
+    dual micro-batch overlap, SGLang's two-batch overlap), up to the overlap efficiency. Prefill exchanges with
+    DeepEP's normal (high-throughput) kernels, which run on SMs of their own ('support SM number control',
+    `Buffer.set_num_sms(24)`; deepseek-ai/DeepEP docs/legacy.md), so the compute they overlap loses those SMs while
+    they run: `comm_sm_fraction` of the hidden time, the contention of training (docs/model.md §5.2, §16.5). Decode's
+    low-latency kernels overlap through a receive hook 'without any SM occupation' (same file) and pay none."""
     if not s.ep_overlap:
         return total_s
     compute = total_s - ep_comm_s
-    return total_s - min(ep_comm_s, s.assumptions.overlap_efficiency * compute)
+    hidden = min(ep_comm_s, s.assumptions.overlap_efficiency * compute)
+    return total_s - hidden + s.assumptions.comm_sm_fraction * hidden
 
 
 NEAR_BEST = 0.98
