@@ -73,7 +73,7 @@ def forward_comm_s(ctx: Context, kind: str) -> dict[str, float]:
 
 def forward_layer_s(ctx: Context, kind: str) -> dict[str, float]:
     """One layer's forward seconds by component: its GEMMs, attention core, memory-bound kernels, communication."""
-    c = layer_compute(ctx, kind)
+    c = layer_compute(ctx, kind, gradients=False)
     out = {k: float(v) for k, v in c.gemm_parts.items()}
     out["attention_core"] = float(c.attention_forward_s)
     out["memory_bound"] = float(c.memory_bound_s)

@@ -15,6 +15,7 @@ layouts at once for the search; `step` is `evaluate` on one layout.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 
@@ -112,9 +113,10 @@ class Context:
     rates: DeviceRates
     assumptions: Assumptions
 
-    @property
+    @functools.cached_property
     def work(self) -> Mapping[str, LayerWork]:
-        """Each layer kind's GEMMs and attention FLOPs per token (built once per model and sequence length)."""
+        """Each layer kind's GEMMs and attention FLOPs per token (built once per model and sequence length; kept on
+        the context, since looking it up hashes the model spec)."""
         return layer_work(self.model, self.job.seq_len)  # type: ignore[return-value]
 
     @property
@@ -177,9 +179,10 @@ class GemmTimes:
     """Forward + both gradients by component."""
 
 
-def _gemm_time(ctx: Context, kind: str) -> GemmTimes:
+def _gemm_time(ctx: Context, kind: str, gradients: bool = True) -> GemmTimes:
     """Weight-GEMM seconds of one layer per micro-batch: the forward [M x K].[K x N] and its two gradients, which
-    have the same FLOPs but other inner dimensions (docs/model.md §7.1, §7.4)."""
+    have the same FLOPs but other inner dimensions (docs/model.md §7.1, §7.4). `gradients` False (a forward-only
+    pass): the two gradients are not timed and read 0."""
     lay, t = ctx.layout, ctx.tokens_per_micro_batch
     fwd = dgrad = wgrad = 0.0
     forward_parts: dict[str, float] = {}
@@ -203,7 +206,10 @@ def _gemm_time(ctx: Context, kind: str) -> GemmTimes:
             n = n / lay.tp
         elif g.sharding == "row":
             k = k / lay.tp
-        f, d, w = _gemm_passes_s(ctx, m, n, k, g.fp8_eligible, count)
+        if gradients:
+            f, d, w = _gemm_passes_s(ctx, m, n, k, g.fp8_eligible, count)
+        else:
+            f, d, w = ctx.gemm_s(m, n, k, g.fp8_eligible, count), 0.0, 0.0
         fwd, dgrad, wgrad = fwd + f, dgrad + d, wgrad + w
         forward_parts[g.component] = forward_parts.get(g.component, 0.0) + f
         step_parts[g.component] = step_parts.get(g.component, 0.0) + f + d + w
@@ -417,8 +423,9 @@ class LayerCompute:
         return self.gemm_s + self.attention_forward_s + self.memory_bound_s + self.launch_forward_s
 
 
-def layer_compute(ctx: Context, kind: str) -> LayerCompute:
-    g = _gemm_time(ctx, kind)
+def layer_compute(ctx: Context, kind: str, gradients: bool = True) -> LayerCompute:
+    """The layer's compute (LayerCompute); `gradients` False for a forward-only pass (its gradient GEMMs read 0)."""
+    g = _gemm_time(ctx, kind, gradients)
     a_fwd, a_bwd = _attention_core_s(ctx, kind)
     m_fwd = ctx.rates.memory_s(memory_bound_bytes(ctx, kind) + _dropout_bytes(ctx))
     n_fwd, n_bwd = memory_bound_kernels(ctx, kind)
