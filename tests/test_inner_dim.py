@@ -178,3 +178,50 @@ def test_the_validation_applies_a_rows_early_stop():
     assert case_scenario(cases["llmfoundry-mpt-30b-a100-80-8"]).job.checkpoint_early_stop is True
     assert case_scenario(cases["llmfoundry-mpt-30b-a100-40-128"]).job.checkpoint_early_stop is False
     assert cases["llmfoundry-mpt-30b-a100-80-8"].job.checkpoint_early_stop is False  # the job as read: the stack sets it
+
+
+def test_fp8_gemms_take_no_inner_dim_term_and_short_k_holds_the_edge_value():
+    """The fit is of BF16 entries: FP16 takes it (same tensor cores), FP8 does not; K below the table's 256 holds
+    q(256) rather than extrapolate."""
+    h100 = device_rates(load_hardware("h100-sxm"), DEFAULT)
+    m, n, k = 65536, 4096, 768
+    assert h100.gemm_s(m, n, k, "fp8", weight_gemm=True) == h100.gemm_s(m, n, k, "fp8")
+    assert h100.gemm_s(m, n, k, "fp16", weight_gemm=True) > h100.gemm_s(m, n, k, "fp16")
+    assert inner_dim_efficiency(1, 248.0) == inner_dim_efficiency(256, 248.0)
+    assert inner_dim_efficiency(128, 248.0) == pytest.approx((256 / 504) / (4096 / 4344))
+
+
+def test_the_assumed_ampere_figure_is_named_among_the_assumptions():
+    assert "gemm_inner_overhead" in device_rates(load_hardware("a100-80gb"), DEFAULT).source
+    assert "gemm_inner_overhead" not in device_rates(load_hardware("h100-sxm"), DEFAULT).source
+
+
+def test_early_stop_skips_the_tp_shard_of_the_down_projection():
+    """With TP 2 the down projection is row-parallel: its K is d_ff / 2 on each rank."""
+    job = Job(8, 1e9, 2048, 8 * 4096, "bf16", checkpoint_early_stop=True)
+    c = Context(load_model("mpt-7b"), job, Layout(tp=2, dp=4, micro_batch_size=2, recompute="full"),
+                device_rates(load_hardware("a100-80gb"), DEFAULT), DEFAULT)  # fmt: skip
+    down = c.work["dense"].gemms[-1]
+    assert early_stop_skip_s(c, "dense") == pytest.approx(c.gemm_s(c.tokens_per_micro_batch, down.n, down.k / 2, True))
+
+
+def test_early_stop_runs_the_down_projection_when_a_residual_dropout_follows_it():
+    from dataclasses import replace
+
+    c = _ctx("mpt-7b", early_stop=True)
+    assert early_stop_skip_s(c, "dense") > 0
+    dropped = Context(c.model, replace(c.job, dropout=0.1), c.layout, c.rates, c.assumptions)
+    assert early_stop_skip_s(dropped, "dense") == 0.0
+
+
+def test_a_non_boolean_early_stop_in_a_case_is_refused():
+    from dataclasses import replace
+
+    from simulator.analysis.public_runs import case_scenario
+    from simulator.errors import SpecError
+    from simulator.inputs.published import public_cases
+
+    case = next(c for c in public_cases() if c.id == "llmfoundry-mpt-30b-a100-80-8")
+    bad = replace(case, stack={**case.stack, "checkpoint_early_stop": "true"})
+    with pytest.raises(SpecError, match=r"checkpoint_early_stop must be true or false, got 'true'"):
+        case_scenario(bad)

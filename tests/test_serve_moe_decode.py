@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from simulator.inputs.assumptions import DEFAULT as DEFAULT_ASSUMPTIONS
 from simulator.inputs.catalog import load_model
 from simulator.model.comms import Group, collective_s
 from simulator.model.serve import decode
@@ -180,3 +181,26 @@ def test_prefill_hidden_exchange_costs_the_sms_deepep_normal_kernels_hold():
     # more exchange than the window: the rest is exposed, the window pays the SMs
     assert _overlapped_s(1.0 + 2.0, 2.0, s) == pytest.approx(3.0 - 0.9 + DEFAULT.comm_sm_fraction * 0.9)
     assert _overlapped_s(1.5, 0.5, SimpleNamespace(ep_overlap=False, assumptions=DEFAULT)) == 1.5
+
+
+def test_a_cap_above_the_batch_grid_does_not_widen_it():
+    from simulator.model.serve.search import BATCH_GRID, capped_batches
+
+    assert capped_batches(10 * BATCH_GRID[-1]) == tuple(BATCH_GRID)
+
+
+def test_a_replica_cap_bounds_tp_times_batch_when_tp_is_searched():
+    from simulator.model.serve.search import Given, decode_candidates
+
+    s = setup_for(ServeRequest("llama-3.1-70b", "h100-sxm", phase="decode"), DEFAULT_ASSUMPTIONS)
+    c = decode_candidates(s, Given(max_replica_sequences=64.0), ("bf16",))
+    assert (c.tp * c.batch <= 64.0).all() and (c.tp > 1).any()
+
+
+def test_a_dense_model_colocated_with_dp_replicas_holds_no_extra_prefill():
+    """The hold comes from MoE layers making every attention-DP group wait; dense replicas run apart."""
+    from simulator.run.serve import serve, serve_document
+
+    req = ServeRequest("llama-3.1-8b", "h100-sxm", dp=8, tp=1, batch_per_gpu=4, deployment="colocated")
+    d = serve_document(serve(req))
+    assert d["per_request"]["prefill_gpu_s"] == pytest.approx(req.input_len / d["prefill"]["input_tokens_per_s_per_gpu"])

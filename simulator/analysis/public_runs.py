@@ -63,6 +63,8 @@ def case_scenario(case: PublishedRun, assumptions: Assumptions = DEFAULT) -> Sce
     if isinstance(flash, bool):
         job = replace(job, attention_kernel="flash" if flash else "unfused")
     early_stop = case.stack.get("checkpoint_early_stop")
+    if early_stop is not None and not isinstance(early_stop, bool):
+        raise SpecError(f"case {case.id!r}: stack.checkpoint_early_stop must be true or false, got {early_stop!r}")
     if isinstance(early_stop, bool):
         job = replace(job, checkpoint_early_stop=early_stop)
     stack = load_stack(case.stack_preset)

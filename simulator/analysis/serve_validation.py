@@ -76,8 +76,12 @@ def request_for(case: ServingCase) -> ServeRequest:
         ep=lay.ep if case.phase == "prefill" else None,
         num_gpus=gpus if case.phase != "prefill" else None,
         batch_per_gpu=batch,
-        # An engine's per-rank cap is per attention replica: a GPU under attention DP, a TP group otherwise.
-        max_batch_per_gpu=None if case.max_batch_per_rank is None or batch is not None else case.max_batch_per_rank / (tp or 1),
+        # An engine's per-rank cap is per attention replica: a GPU under attention DP, a TP group otherwise (its TP
+        # given: cap / tp per GPU; searched: replica_cap filters tp x batch).
+        max_batch_per_gpu=None
+        if case.max_batch_per_rank is None or batch is not None or tp is None
+        else case.max_batch_per_rank / tp,
+        replica_cap=case.max_batch_per_rank if case.max_batch_per_rank is not None and batch is None and tp is None else None,
         mtp_depth=case.mtp_depth or 0,
         mtp_accept=accept if case.mtp_depth else None,
         tpot_s=slo.tpot_s if slo else None,

@@ -124,7 +124,8 @@ class GemmSample(_Model):
 
     @property
     def training_s(self) -> float:
-        """Mean of the three GEMMs of training: the simulator charges each at the forward GEMM's time."""
+        """Mean of the three GEMMs of training (forward, input gradient, weight gradient: same FLOPs, other inner
+        dimensions; the step model times each at its own shape, docs/model.md §7.4)."""
         return (self.forward.median_s + self.input_grad.median_s + self.weight_grad.median_s) / 3.0
 
 

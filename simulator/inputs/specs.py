@@ -260,7 +260,7 @@ class HardwareProfile(_Spec):
             _check_range(f"efficiency.{field}", s.value, 0.01, 1)
         _check_range("efficiency.collective_latency_us", eff.collective_latency_us.value, 0, 1_000_000)
         if eff.gemm_inner_overhead is not None:
-            _check_range("efficiency.gemm_inner_overhead", eff.gemm_inner_overhead.value, 0, 100_000)
+            _check_range("efficiency.gemm_inner_overhead", eff.gemm_inner_overhead.value, 0, 10_000)
         for dtype, s in self.efficiency.gemm_best.items():
             _check_range(f"efficiency.gemm_best.{dtype}", s.value, 0.01, 1)
         if self.purchase_usd is not None:

@@ -34,6 +34,11 @@ FA_BACKWARD_OVER_FORWARD = 2.5
 # is fitted to (OpenXLA's sm_90 matmul table reaches K = 4096), which is also where that table's FLOPs-per-call curve
 # reaches 1 (docs/model.md §7.1).
 INNER_DIM_REFERENCE = 4096
+INNER_DIM_SMALLEST = 256
+"""The shortest K of that table: below it the term holds its value at 256 rather than extrapolate."""
+INNER_DIM_DTYPES = ("bf16", "fp16")
+"""The term is fitted to BF16 GEMMs (FP16 runs on the same tensor cores); FP8's main loop runs twice as fast, so its
+per-tile cost in elements of K is not this one, and FP8 GEMMs, like FP8's FLOPs-per-call curve, have no term."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ class DeviceRates:
         # The binding one of the two published shape limits: small work per call (the curve) or a short inner
         # dimension at any size (inner_dim_efficiency). The curve's medians already hold the short K of small calls.
         shape = _relative(self.gemm_curves.get(dtype), flops)
-        if weight_gemm:
+        if weight_gemm and dtype in INNER_DIM_DTYPES:
             shape = np.minimum(shape, inner_dim_efficiency(k, self.gemm_inner_overhead))
         rate = self.peak_flop_per_s[dtype] * self.gemm_efficiency[dtype] * shape * compute_factor
         moved = gemm_bytes_moved(m, n, k, dtype)
@@ -119,6 +124,7 @@ def inner_dim_efficiency(k, overhead: float | None):
     say; the weight-gradient GEMM's K is the token count. None: 1."""
     if overhead is None:
         return 1.0
+    k = np.maximum(k, INNER_DIM_SMALLEST)
     at_k = k / (k + overhead)
     at_reference = INNER_DIM_REFERENCE / (INNER_DIM_REFERENCE + overhead)
     return np.minimum(1.0, at_k / at_reference)
@@ -199,6 +205,8 @@ def _efficiency_sources(hw: HardwareProfile, attention_kernel: str | None = None
     out["attention"] = eff.attention_for(attention_kernel).source
     for name in ("hbm", "scale_up_bus", "scale_out_bus", "collective_latency_us"):
         out[name] = getattr(eff, name).source
+    if eff.gemm_inner_overhead is not None:
+        out["gemm_inner_overhead"] = eff.gemm_inner_overhead.source
     return out
 
 

@@ -441,7 +441,8 @@ def early_stop_skip_s(ctx: Context, kind: str) -> float:
     layer's last GEMM, whose output no backward needs, when that is a dense FFN's down projection (PyTorch saves a
     GEMM's inputs before it runs, so recomputation stops as the last one is saved). MoE layers skip nothing here:
     which of their GEMMs runs last depends on the implementation."""
-    if not ctx.job.checkpoint_early_stop or ctx.work[kind].ffn != "dense":
+    # A residual dropout after the down projection saves its mask, so the recompute must run that GEMM again.
+    if not ctx.job.checkpoint_early_stop or ctx.work[kind].ffn != "dense" or ctx.job.dropout > 0:
         return 0.0
     last = ctx.work[kind].gemms[-1]
     if last.name != "dense_ffn_down":

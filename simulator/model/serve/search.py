@@ -35,6 +35,9 @@ class Given:
     max_batch: float | None = None
     """The engine's cap on decode sequences per GPU per micro-batch (its CUDA-graph or dispatch buffer size), when
     stated: the searched batches stop there, the cap itself included."""
+    max_replica_sequences: float | None = None
+    """A cap on the sequences of one attention replica (a TP group: tp x batch), where a source states it per rank
+    of a layout whose TP is searched; rows above it are dropped."""
 
 
 def _options(given: int | None, default: tuple[int, ...]) -> tuple[int, ...]:
@@ -55,7 +58,8 @@ def capped_batches(max_batch: float | None) -> tuple[float, ...]:
     """The decode batch grid up to an engine's cap, with the cap itself; the whole grid without one."""
     if max_batch is None:
         return tuple(BATCH_GRID)
-    return tuple(sorted({b for b in BATCH_GRID if b < max_batch} | {max_batch}))
+    cap = {max_batch} if max_batch <= BATCH_GRID[-1] else set()  # a cap above the grid does not widen it
+    return tuple(sorted({b for b in BATCH_GRID if b < max_batch} | cap))
 
 
 def decode_candidates(s: Setup, given: Given, precisions: tuple[str, ...]) -> Candidates:
@@ -74,6 +78,8 @@ def decode_candidates(s: Setup, given: Given, precisions: tuple[str, ...]) -> Ca
     batches = _options(given.batch, capped_batches(given.max_batch))
     grid = np.array(list(itertools.product(tps, dps, pps, batches)), dtype=float).reshape(-1, 4)
     keep = grid[:, 0] * grid[:, 1] <= MAX_STAGE_GPUS
+    if given.max_replica_sequences is not None:
+        keep &= grid[:, 0] * grid[:, 3] <= given.max_replica_sequences
     if given.num_gpus is not None:
         keep &= grid[:, 0] * grid[:, 1] * grid[:, 2] == given.num_gpus
     grid = grid[keep]
