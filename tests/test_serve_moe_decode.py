@@ -204,3 +204,14 @@ def test_a_dense_model_colocated_with_dp_replicas_holds_no_extra_prefill():
     req = ServeRequest("llama-3.1-8b", "h100-sxm", dp=8, tp=1, batch_per_gpu=4, deployment="colocated")
     d = serve_document(serve(req))
     assert d["per_request"]["prefill_gpu_s"] == pytest.approx(req.input_len / d["prefill"]["input_tokens_per_s_per_gpu"])
+
+
+def test_validation_passes_a_deployments_stated_redundant_experts():
+    """sgl-project/sglang#6017's decode command sets --ep-num-redundant-experts 32; the case records it and the
+    request carries it (at that batch the expert GEMMs are compute-bound, so the extra slots move no time)."""
+    from simulator.analysis.serve_validation import request_for
+    from simulator.inputs.serving_cases import serving_cases
+
+    cases = {c.id: c for c in serving_cases()}
+    assert request_for(cases["sglang-deepseek-v3-h100-fp8-2000-decode"]).redundant_experts == 32
+    assert request_for(cases["trtllm-deepseek-r1-h200-fp8-1024-2048-maxtput"]).redundant_experts == 0

@@ -83,6 +83,7 @@ def request_for(case: ServingCase) -> ServeRequest:
         else case.max_batch_per_rank / tp,
         replica_cap=case.max_batch_per_rank if case.max_batch_per_rank is not None and batch is None and tp is None else None,
         mtp_depth=case.mtp_depth or 0,
+        redundant_experts=case.redundant_experts,
         mtp_accept=accept if case.mtp_depth else None,
         tpot_s=slo.tpot_s if slo else None,
         ttft_s=slo.ttft_s if slo else None,

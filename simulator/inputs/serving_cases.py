@@ -126,6 +126,8 @@ class ServingCase(_Record):
     """Sequences in flight over the whole deployment, where stated."""
     max_batch_per_rank: Count | None = None
     """The engine's per-rank batch cap, where stated (TRT-LLM --max_batch_size)."""
+    redundant_experts: Annotated[int, Field(ge=0, le=100_000)] = 0
+    """Extra expert replicas per stage, where the deployment states them (SGLang --ep-num-redundant-experts)."""
     mtp_depth: Annotated[int, Field(ge=0, le=64)] | None = 0
     """Speculative (MTP) tokens per step; None where the source does not say whether MTP ran."""
     mtp_accept: Share | None = None
