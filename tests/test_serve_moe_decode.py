@@ -163,7 +163,15 @@ def test_validation_applies_a_stated_per_rank_cap_per_attention_replica():
 
     cases = {c.id: c for c in serving_cases()}
     assert request_for(cases["sglang-deepseek-v3-h100-fp8-2000-decode"]).max_batch_per_gpu == 256
+    assert request_for(cases["sglang-deepseek-v3-h100-fp8-2000-decode"]).max_replica_sequences is None
     assert request_for(cases["trtllm-deepseek-r1-h200-fp8-1024-2048-maxtput"]).max_batch_per_gpu is None
+    # Without attention DP and with TP searched, the cap bounds a TP group's sequences, not a GPU's.
+    sglang = cases["sglang-deepseek-v3-h100-fp8-2000-decode"]
+    tp_searched = sglang.model_copy(update={"layout": sglang.layout.model_copy(update={"attention_dp": False})})
+    req = request_for(tp_searched)
+    assert (req.max_batch_per_gpu, req.max_replica_sequences) == (None, 256)
+    tp8 = sglang.model_copy(update={"layout": sglang.layout.model_copy(update={"attention_dp": False, "tp": 8})})
+    assert (request_for(tp8).max_batch_per_gpu, request_for(tp8).max_replica_sequences) == (32, None)
 
 
 def test_prefill_hidden_exchange_costs_the_sms_deepep_normal_kernels_hold():

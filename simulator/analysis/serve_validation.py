@@ -50,6 +50,7 @@ def request_for(case: ServingCase) -> ServeRequest:
     input_len = input_len or 1
     gpus = case.num_gpus
     batch = case.concurrency / gpus if case.concurrency and gpus else None
+    cap = case.max_batch_per_rank if batch is None else None  # a fixed concurrency already sets the batch
     tp, dp = lay.tp, lay.dp
     if lay.attention_dp:
         # Attention data-parallel over the stage's GPUs (DeepSeek's "MLA DP144", TensorRT-LLM's "--tp N
@@ -76,12 +77,10 @@ def request_for(case: ServingCase) -> ServeRequest:
         ep=lay.ep if case.phase == "prefill" else None,
         num_gpus=gpus if case.phase != "prefill" else None,
         batch_per_gpu=batch,
-        # An engine's per-rank cap is per attention replica: a GPU under attention DP, a TP group otherwise (its TP
-        # given: cap / tp per GPU; searched: replica_cap filters tp x batch).
-        max_batch_per_gpu=None
-        if case.max_batch_per_rank is None or batch is not None or tp is None
-        else case.max_batch_per_rank / tp,
-        replica_cap=case.max_batch_per_rank if case.max_batch_per_rank is not None and batch is None and tp is None else None,
+        # An engine's per-rank cap is per attention replica: a GPU under attention DP, a TP group otherwise; with TP
+        # given it is cap / tp sequences per GPU, with TP searched it bounds tp x batch.
+        max_batch_per_gpu=cap / tp if cap is not None and tp is not None else None,
+        max_replica_sequences=cap if tp is None else None,
         mtp_depth=case.mtp_depth or 0,
         redundant_experts=case.redundant_experts,
         mtp_accept=accept if case.mtp_depth else None,

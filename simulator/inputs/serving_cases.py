@@ -99,11 +99,22 @@ class Slo(_Record):
     tpot_s: Annotated[float, Field(gt=0, le=60)] | None = None
 
 
-class ServingCase(_Record):
+class _PublishedFigure(_Record):
+    """What every published figure of validation/serving.yaml and rl.yaml carries: where it comes from and what it
+    reports (the metric, with its own vocabulary, is the subclass's)."""
+
     id: ID
     source: Text
     quote: Text
     evidence: Evidence
+    reported: Annotated[float, Field(gt=0, le=MAX_RATE)]
+    derivation: Text | None = None
+    """The arithmetic from the quoted figure to `reported`, when they differ (per node or per system -> per GPU)."""
+    assumptions: list[Text] = []
+    why: Text
+
+
+class ServingCase(_PublishedFigure):
     model: Annotated[str, Field(min_length=1, max_length=200)]
     """A shipped model spec (costsim list models)."""
     gpu: Annotated[str, Field(min_length=1, max_length=200)]
@@ -133,11 +144,6 @@ class ServingCase(_Record):
     mtp_accept: Share | None = None
     slo: Slo | None = None
     metric: ServingMetric
-    reported: Annotated[float, Field(gt=0, le=MAX_RATE)]
-    derivation: Text | None = None
-    """The arithmetic from the quoted figure to `reported`, when they differ (per node or per system -> per GPU)."""
-    assumptions: list[Text] = []
-    why: Text
 
     @model_validator(mode="after")
     def _consistent(self) -> ServingCase:
@@ -190,11 +196,7 @@ class LengthCap(_Record):
     max_response_len: Tokens
 
 
-class RLCase(_Record):
-    id: ID
-    source: Text
-    quote: Text
-    evidence: Evidence
+class RLCase(_PublishedFigure):
     stage: Text
     """What the figure covers: one RL step of a benchmark, a whole RL stage, a data-generation stage."""
     model: Annotated[str, Field(min_length=1, max_length=200)]
@@ -222,10 +224,6 @@ class RLCase(_Record):
     generation_layout: GenerationLayout | None = None
     training_layout: TrainingLayout | None = None
     metric: RLMetric
-    reported: Annotated[float, Field(gt=0, le=MAX_RATE)]
-    derivation: Text | None = None
-    assumptions: list[Text] = []
-    why: Text
 
     @model_validator(mode="after")
     def _consistent(self) -> RLCase:

@@ -246,28 +246,20 @@ def combine(generation_busy_s: float, generation_tail_s: float, logprob_s: float
     split one-step off-policy: generation of the next rollout overlaps scoring and training of this one:
     wall = max(generation, logprob + training) + refit."""
     generation_s = generation_busy_s + generation_tail_s
-    train_gpus = num_gpus if colocated else num_gpus - generation_gpus
-    if colocated:
-        wall = generation_s + logprob_s + training_s + refit_s
-        schedule = "colocated, synchronous: step = generation + logprob + training + refit"
-        gpu = {
-            "generation": num_gpus * generation_busy_s,
-            "logprob": num_gpus * logprob_s,
-            "training": num_gpus * training_s,
-            "refit": num_gpus * refit_s,
-        }
+    # Colocated, every GPU does every phase; split, each side does its own (and refit touches all of them).
+    gen_gpus, train_gpus = (num_gpus, num_gpus) if colocated else (generation_gpus, num_gpus - generation_gpus)
+    if off_policy and not colocated:
+        wall = max(generation_s, logprob_s + training_s) + refit_s
+        schedule = "split GPUs, one-step off-policy: step = max(generation, logprob + training) + refit"
     else:
-        if off_policy:
-            wall = max(generation_s, logprob_s + training_s) + refit_s
-            schedule = "split GPUs, one-step off-policy: step = max(generation, logprob + training) + refit"
-        else:
-            wall = generation_s + logprob_s + training_s + refit_s
-            schedule = "split GPUs, synchronous: step = generation + logprob + training + refit"
-        gpu = {
-            "generation": generation_gpus * generation_busy_s,
-            "logprob": train_gpus * logprob_s,
-            "training": train_gpus * training_s,
-            "refit": num_gpus * refit_s,
-        }
+        wall = generation_s + logprob_s + training_s + refit_s
+        setting = "colocated" if colocated else "split GPUs"
+        schedule = f"{setting}, synchronous: step = generation + logprob + training + refit"
+    gpu = {
+        "generation": gen_gpus * generation_busy_s,
+        "logprob": train_gpus * logprob_s,
+        "training": train_gpus * training_s,
+        "refit": num_gpus * refit_s,
+    }
     gpu["idle"] = num_gpus * wall - sum(gpu.values())
     return Rollout(wall, gpu, schedule)

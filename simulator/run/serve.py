@@ -65,7 +65,7 @@ class ServeRequest:
     max_batch_per_gpu: float | None = None
     """The engine's cap on decode sequences per GPU per micro-batch (e.g. its CUDA-graph batch, or DeepEP's
     low-latency dispatch buffer of 128 tokens per rank); None: the search goes as far as memory allows."""
-    replica_cap: float | None = None
+    max_replica_sequences: float | None = None
     """A cap on the sequences of one attention replica (tp x batch), for a stated per-rank cap with TP searched."""
     mtp_depth: int = 0
     mtp_accept: float | None = None
@@ -96,8 +96,8 @@ class ServeRequest:
                     f"--batch-per-gpu {self.batch_per_gpu:g} is above --max-batch-per-gpu {self.max_batch_per_gpu:g}; "
                     "lower the batch or raise the cap"
                 )
-        if self.replica_cap is not None:
-            _float_in("replica_cap", self.replica_cap, 1e-3, 1_000_000)
+        if self.max_replica_sequences is not None:
+            _float_in("max_replica_sequences", self.max_replica_sequences, 1e-3, 1_000_000)
         for name in ("tp", "dp", "pp", "ep", "num_gpus"):
             value = getattr(self, name)
             if value is not None:
@@ -205,7 +205,7 @@ def serve(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> ServeEstimat
         _price_sheet(req.price_sheet)  # an unknown sheet fails before the search
     precisions = _precisions(req, s.hw)
     price = pricing(s.hw, req.cost)
-    given = Given(req.tp, req.dp, req.pp, req.batch_per_gpu, req.num_gpus, req.max_batch_per_gpu, req.replica_cap)
+    given = Given(req.tp, req.dp, req.pp, req.batch_per_gpu, req.num_gpus, req.max_batch_per_gpu, req.max_replica_sequences)
     decode, index, evaluated = None, None, 0
     if req.phase in ("both", "decode"):
         decode = search_decode(s, given, precisions)
