@@ -82,6 +82,8 @@ def test_fit_recovers_a_known_overhead():
 
 
 A100 = device_rates(load_hardware("a100-80gb"), DEFAULT)
+A100_BEST_K = 5120
+"""K of the A100 SXM best-shape matmul (1024x10240x5120) behind its gemm_best (stas00/ml-engineering MAMF table)."""
 
 
 def test_a_weight_gemm_with_a_short_k_runs_slower_and_the_attention_core_does_not():
@@ -90,7 +92,27 @@ def test_a_weight_gemm_with_a_short_k_runs_slower_and_the_attention_core_does_no
     m, n, k = 65536, 2304, 768
     plain = A100.gemm_s(m, n, k, "bf16") - A100.kernel_overhead_s
     weight = A100.gemm_s(m, n, k, "bf16", weight_gemm=True) - A100.kernel_overhead_s
-    assert weight / plain == pytest.approx(1 / inner_dim_efficiency(k, 248.0), rel=1e-9)
+    assert weight / plain == pytest.approx(1 / inner_dim_efficiency(k, 248.0, A100_BEST_K), rel=1e-9)
+
+
+def test_the_term_is_one_at_the_k_of_the_profiles_best_shape_matmul():
+    """gemm_best is the rate of the best shape the MAMF search found (stas00/ml-engineering table: H100 SXM
+    2048x2048x13312, A100 SXM 1024x10240x5120), so the inner-dimension term is 1 at that shape's K and below 1 under
+    it: an H100 GEMM at K = 4096 runs at (4096/4344) / (13312/13560) of the best-shape rate."""
+    assert inner_dim_efficiency(4096, 248.0, 13312) == pytest.approx((4096 / 4344) / (13312 / 13560))
+    assert inner_dim_efficiency(13312, 248.0, 13312) == 1.0
+    assert inner_dim_efficiency(65536, 248.0, 13312) == 1.0
+    best_ks = {"h100-sxm": 13312, "h800": 13312, "h200": 13312, "a100-80gb": 5120, "a100-40gb": 5120, "a800": 5120}
+    for gpu, best_k in best_ks.items():
+        hw = load_hardware(gpu)
+        assert (hw.efficiency.gemm_best_k.value, hw.efficiency.gemm_best_k.source) == (best_k, "mleng_mamf"), gpu
+        assert device_rates(hw, DEFAULT).gemm_inner_reference == best_k, gpu
+    h100 = device_rates(load_hardware("h100-sxm"), DEFAULT)
+    m, n = 65536, 8192
+    ratio = (h100.gemm_s(m, n, 4096, "bf16", weight_gemm=True) - h100.kernel_overhead_s) / (
+        h100.gemm_s(m, n, 4096, "bf16") - h100.kernel_overhead_s
+    )
+    assert ratio == pytest.approx((13312 / 13560) / (4096 / 4344), rel=1e-9)
 
 
 def test_without_a_profile_figure_a_weight_gemm_is_timed_as_before():
@@ -117,8 +139,8 @@ def test_gradients_have_their_own_inner_dimensions():
     h, f = 768, 3072
     shapes = [(h, 3 * h), (h, h), (h, f), (f, h)]  # (k, n) of qkv, out, up, down
 
-    fwd = sum(2 * t * n * k / (eff * inner_dim_efficiency(k, 248.0)) for k, n in shapes)
-    dgrad = sum(2 * t * n * k / (eff * inner_dim_efficiency(n, 248.0)) for k, n in shapes)
+    fwd = sum(2 * t * n * k / (eff * inner_dim_efficiency(k, 248.0, A100_BEST_K)) for k, n in shapes)
+    dgrad = sum(2 * t * n * k / (eff * inner_dim_efficiency(n, 248.0, A100_BEST_K)) for k, n in shapes)
     wgrad = sum(2 * t * n * k / eff for k, n in shapes)
     kernels = 4 * A100.kernel_overhead_s
     assert g.forward_s == pytest.approx(fwd + kernels, rel=1e-9)

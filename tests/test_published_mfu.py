@@ -37,13 +37,14 @@ def test_best_published_run_per_generation_is_the_highest_unflagged_mfu():
     assert 0.3 < best["hopper"][2] < 0.7 and 0.3 < best["ampere"][2] < 0.8
 
 
-def _llama_8b():
-    # Llama 3 8B on 2,048 H100s: the achievable run (no recompute, ZeRO-2, DP only) is above ~45% MFU.
-    return api.estimate("llama-3-8b", "h100-sxm", 2048, 15e12)
+def _llama_70b():
+    # Llama 3.1 70B on 512 H100s: the achievable run (no recompute, sharded states) reaches about 50% MFU, a few
+    # points above the best published Hopper run (~45%); the expected run (checkpointed, realized) is far below it.
+    return api.estimate("llama-3.1-70b", "h100-sxm", 512, 15e12)
 
 
 def test_note_only_for_the_run_above_the_best_published_mfu():
-    runs = _llama_8b()
+    runs = _llama_70b()
     hw = load_hardware("h100-sxm")
     best = published_mfu.best_published_by_generation()["hopper"][2]
     a, e = runs.achievable, runs.estimate
@@ -63,7 +64,7 @@ def test_note_only_for_the_run_above_the_best_published_mfu():
 
 
 def test_fp8_mfu_is_measured_against_the_fp8_peak():
-    runs = _llama_8b()
+    runs = _llama_70b()
     hw = load_hardware("h100-sxm")
     est = replace(runs.achievable, job=replace(runs.achievable.job, precision="fp8"))
     ratio = published_mfu.mfu_at_precision(runs.achievable, hw) / published_mfu.mfu_at_precision(est, hw)
@@ -71,7 +72,7 @@ def test_fp8_mfu_is_measured_against_the_fp8_peak():
 
 
 def test_table_and_json_show_both_numbers_and_the_note():
-    args = ["estimate", "llama-3-8b", "--gpu", "h100", "--num-gpus", "2048", "--tokens", "15T"]
+    args = ["estimate", "llama-3.1-70b", "--gpu", "h100", "--num-gpus", "512", "--tokens", "15T"]
     table = invoke(*args)
     assert table.exit_code == 0, table.output
     lines = {line.split()[0]: line for line in table.output.splitlines() if line.strip()}
