@@ -68,8 +68,8 @@ def test_no_ep_exchange_without_attention_dp():
 
 
 def test_two_micro_batches_pay_weights_twice_and_hide_the_exchange():
-    """The split runs every kernel twice at half the sequences; its EP exchange hides under compute up to the overlap
-    efficiency; the step takes the faster of one and two micro-batches."""
+    """The split runs every kernel twice at half the sequences; each MoE layer's dispatch and combine hide under their
+    own windows (two_batch_exposed_s); the step takes the faster of one and two micro-batches."""
     s = v3_setup()
     c = one(tp=1, dp=64, batch=64)
     single = decode._micro_batches_s(s, c, 1)
@@ -79,14 +79,62 @@ def test_two_micro_batches_pay_weights_twice_and_hide_the_exchange():
     assert half["micro_batches"][0] == 2.0 and single["micro_batches"][0] == 1.0
     compute = float((sum(half[k] for k in decode.COMPUTE_PARTS) + half["mtp_draft"])[0])
     moe_layers = sum(1 for k in decode.layer_kinds(s.model) if k == "moe")
-    ep = 2 * moe_layers * layer_step_s(s, one(tp=1, dp=64, batch=32), "moe", 1.0)["ep_comm"][0]
-    assert half["ep_comm_exposed"][0] == pytest.approx(ep - min(ep, s.assumptions.overlap_efficiency * compute))
+    overlap = decode._layer_parts(s, one(tp=1, dp=64, batch=32), "moe", 1.0)[1]
+    exposed = 2 * moe_layers * decode.two_batch_exposed_s(overlap)[0]
+    assert half["ep_comm_exposed"][0] == pytest.approx(exposed)
     one_ep = moe_layers * layer_step_s(s, c, "moe", 1.0)["ep_comm"][0]
     assert single["ep_comm_exposed"][0] == pytest.approx(one_ep)  # one micro-batch: the exchange is exposed
     expected_total = compute + half["tp_comm"][0] + half["ep_comm_exposed"][0] + decode.DECODE_STEP_OVERHEAD_S
     assert half["total"][0] == pytest.approx(expected_total)
     best = step_s(s, c)
     assert best["total"][0] == pytest.approx(min(single["total"][0], half["total"][0]))
+
+
+def test_two_batch_overlap_hides_each_exchange_under_its_own_window():
+    """docs/model.md §16.5, DeepSeek's decode schedule (deepseek-ai/profile-data) and SGLang's
+    `_compute_moe_deepseek_blog_decode`: exposed = max(0, dispatch - dispatch window) + max(0, combine - combine
+    window); the routed experts hide nothing."""
+    a = np.array
+    ov = {"dispatch_s": a([1.0, 1.0, 3.0]), "combine_s": a([2.0, 2.0, 1.0]),
+          "dispatch_window_s": a([0.5, 2.0, 1.0]), "combine_window_s": a([1.5, 3.0, 5.0])}  # fmt: skip
+    assert decode.two_batch_exposed_s(ov).tolist() == pytest.approx([0.5 + 0.5, 0.0, 2.0])
+    # spare time in one window does not hide the other exchange (3rd entry: combine window 4 s spare, dispatch 2 s out)
+    s = v3_setup()
+    c = one(tp=1, dp=64, batch=32)
+    parts, ov = decode._layer_parts(s, c, "moe", 1.0)
+    # the windows: the shared experts and the attention GEMMs before the attention kernel (W_UK, half the absorbed
+    # kv_up) for the dispatch; the attention kernel, W_UV, the output projection and the router for the combine; the
+    # elementwise kernels but the MoE's own four split evenly between them
+    gemm = {}
+    for g in decode.layer_gemms(s.model, "moe"):
+        if not g.routed:
+            n, k = decode._local_width(g, c.tp.astype(float))
+            gemm[g.name] = float(decode._gemm_s(s, c, c.tp * c.batch, n, k, g)[0])
+    windowed = (float(parts["elementwise"][0]) - decode.MOE_EXTRA_KERNELS_PER_LAYER * s.rates.kernel_overhead_s) / 2
+    pre = gemm["q_down"] + gemm["q_up"] + gemm["kv_down"] + gemm["kv_up"] / 2
+    pre += gemm["shared_experts_up"] + gemm["shared_experts_down"]
+    post = float(parts["attention_core"][0]) + gemm["kv_up"] / 2 + gemm["out_proj"] + gemm["router"]
+    assert ov["dispatch_window_s"][0] == pytest.approx(pre + windowed)
+    assert ov["combine_window_s"][0] == pytest.approx(post + windowed)
+    assert ov["dispatch_s"][0] + ov["combine_s"][0] == pytest.approx(parts["ep_comm"][0])
+    assert ov["combine_s"][0] > ov["dispatch_s"][0]  # BF16 combine against the FP8 dispatch
+
+
+def test_low_latency_exchange_splits_into_dispatch_and_combine():
+    """moe_low_latency_exchange_s: one direction = latency + max(remote bytes / NIC, local bytes / NVLink); a
+    dispatch plus a combine is moe_low_latency_dispatch_combine_s."""
+    from simulator.model.comms import moe_low_latency_dispatch_combine_s, moe_low_latency_exchange_s
+
+    fabric = v3_setup().rates.fabric
+    group = Group(np.array([72.0]), 1)
+    d = moe_low_latency_exchange_s(128.0, 8, 7168, 1.0, group, fabric)
+    cmb = moe_low_latency_exchange_s(128.0, 8, 7168, 2.0, group, fabric)
+    both = moe_low_latency_dispatch_combine_s(128.0, 8, 7168, 1.0, 2.0, group, fabric)
+    assert float(d[0] + cmb[0]) == pytest.approx(float(both[0]))
+    remote = 128 * 8 * (1 - 8 / 72) * 7168 * 1.0 / fabric.scale_out_bytes_per_s
+    local = 128 * 8 * 7 / 72 * 7168 * 1.0 / fabric.scale_up_bytes_per_s
+    assert float(d[0]) == pytest.approx(fabric.exchange_latency_s + max(remote, local))
+    assert float(moe_low_latency_exchange_s(128.0, 8, 7168, 1.0, Group(np.array([1.0]), 1), fabric)[0]) == 0.0
 
 
 def test_one_sequence_is_never_split_and_no_overlap_means_one_micro_batch():

@@ -128,9 +128,16 @@ def moe_low_latency_dispatch_combine_s(
     deduplication and forwarding, which trades bytes for latency. DeepEP's low-latency kernels measured this way
     on H800 + CX7 (deepseek-ai/DeepEP docs/legacy.md: 128 tokens, hidden 7168, top-8, EP128: dispatch 192 us at
     39 GB/s, combine 369 us): the bytes are tokens x top_k x hidden per direction. 0 for a group of one."""
+    return moe_low_latency_exchange_s(tokens, top_k, hidden, dispatch_bytes_per_elem, group, fabric) + (
+        moe_low_latency_exchange_s(tokens, top_k, hidden, combine_bytes_per_elem, group, fabric)
+    )
+
+
+def moe_low_latency_exchange_s(tokens, top_k: int, hidden: int, bytes_per_elem: float, group: Group, fabric: Fabric):
+    """One direction of the low-latency exchange above (a dispatch, or a combine): one latency plus the larger of
+    the routed copies' remote bytes over the GPU's NIC and their local bytes over NVLink. 0 for a group of one."""
     size = np.maximum(group.size, 1)
     n_local = group.ranks_per_domain(fabric.domain_gpus)
-    bytes_per_copy = hidden * (dispatch_bytes_per_elem + combine_bytes_per_elem)
-    remote = tokens * top_k * (1.0 - n_local / size) * bytes_per_copy / fabric.scale_out_bytes_per_s
-    local = tokens * top_k * (n_local - 1) / size * bytes_per_copy / fabric.scale_up_bytes_per_s
-    return np.where(size <= 1, 0.0, 2 * fabric.exchange_latency_s + np.maximum(remote, local))
+    remote = tokens * top_k * (1.0 - n_local / size) * hidden * bytes_per_elem / fabric.scale_out_bytes_per_s
+    local = tokens * top_k * (n_local - 1) / size * hidden * bytes_per_elem / fabric.scale_up_bytes_per_s
+    return np.where(size <= 1, 0.0, fabric.exchange_latency_s + np.maximum(remote, local))

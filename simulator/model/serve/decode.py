@@ -15,8 +15,10 @@ Per layer and GPU the step costs (Scaling Book, inference.md, "Step Time (Genera
   included), each at its tokens, the busiest GPU carrying `moe_imbalance` x the mean;
 - the elementwise kernels (norms, residuals, activation) as HBM bytes plus a fixed cost per kernel;
 - communication: TP all-reduces exposed; the EP dispatch and combine of decode's low-latency kernels (every routed
-  copy sent on its own) hidden under compute when two micro-batches overlap (DeepSeek's decode pipeline, SGLang's
-  two-batch overlap), exposed otherwise.
+  copy sent on its own) exposed with one micro-batch; with two, each dispatch hides under its own micro-batch's
+  shared experts and the other's attention before the attention kernel, each combine under the other's attention
+  kernel, output projection and gate, and the routed experts hide nothing (DeepSeek's decode schedule, SGLang's
+  two-batch overlap; `two_batch_exposed_s`).
 Plus a fixed per-step cost of the engine (scheduling, sampling). Every function takes numpy arrays, one entry per
 candidate, and has no branches on values, so one call evaluates a whole search.
 """
@@ -30,7 +32,7 @@ import numpy as np
 
 from simulator.inputs.assumptions import Assumptions
 from simulator.inputs.specs import HardwareProfile, ModelSpec
-from simulator.model.comms import Group, collective_s, moe_low_latency_dispatch_combine_s
+from simulator.model.comms import Group, collective_s, moe_low_latency_exchange_s
 from simulator.model.efficiency import DeviceRates
 from simulator.model.flops import Gemm, head_gemm, layer_gemms, layer_kinds
 from simulator.model.serve.kv_cache import cached_positions, kv_bytes_per_token, kv_shard
@@ -239,10 +241,25 @@ def _attention_core_s(s: Setup, c: Candidates, tokens_per_seq) -> np.ndarray:
 
 def layer_step_s(s: Setup, c: Candidates, kind: str, tokens_per_seq: float) -> dict[str, np.ndarray]:
     """Seconds of one layer of `kind` in one decode step on one GPU, by component."""
+    return _layer_parts(s, c, kind, tokens_per_seq)[0]
+
+
+PRE_CORE_GEMMS = ("q_proj", "q_down", "q_up", "kv_down", "qkv_proj")
+"""Attention GEMMs that run before the attention kernel (SGLang's decode `op_decode_attn_0`, DeepSeek's ATTN-0: 'MLA
+down/up projection and other ops ... before core attention'); the absorbed kv_up is split, W_UK before, W_UV after."""
+POST_CORE_GEMMS = ("out_proj", "router", "shared_gate")
+"""GEMMs after the attention kernel and before the dispatch (DeepSeek's ATTN-1: 'core attention, attention output
+projection and MoE routing gate')."""
+
+
+def _layer_parts(s: Setup, c: Candidates, kind: str, tokens_per_seq: float):
+    """(seconds by component, the two-batch-overlap terms) of one layer: see `layer_step_s` and
+    `two_batch_exposed_s`."""
     model, tp = s.model, c.tp.astype(float)
     tokens_tp = tp * c.batch * tokens_per_seq  # tokens through a TP group's GEMMs
     tokens_gpu = c.batch * tokens_per_seq
     out = {k: np.zeros(len(c)) for k in ("attention_proj", "attention_core", "ffn", "experts", "elementwise", "tp_comm")}
+    pre_core, post_core = np.zeros(len(c)), np.zeros(len(c))
     ffn_width = 0.0
     for g in layer_gemms(model, kind):
         if g.routed:
@@ -250,9 +267,16 @@ def layer_step_s(s: Setup, c: Candidates, kind: str, tokens_per_seq: float) -> d
             continue
         n, k = _local_width(g, tp)
         key = "attention_proj" if g.component == "attention_proj" else "ffn"
-        out[key] += _gemm_s(s, c, tokens_tp, n, k, g)
+        t = _gemm_s(s, c, tokens_tp, n, k, g)
+        out[key] += t
         if g.name.endswith("_down") and not g.routed:
             ffn_width += g.k
+        if g.name == "kv_up":
+            pre_core, post_core = pre_core + t / 2, post_core + t / 2
+        elif g.name in PRE_CORE_GEMMS or g.component == "shared_experts":
+            pre_core = pre_core + t
+        elif g.name in POST_CORE_GEMMS:
+            post_core = post_core + t
     out["attention_core"] = _attention_core_s(s, c, tokens_per_seq)
     elementwise_bytes = tokens_tp * (ELEMENTWISE_BYTES_PER_TOKEN_PER_WIDTH * model.d_model
                                      + ACTIVATION_BYTES_PER_FFN_ELEMENT * ffn_width / tp)  # fmt: skip
@@ -263,19 +287,46 @@ def layer_step_s(s: Setup, c: Candidates, kind: str, tokens_per_seq: float) -> d
     # or MoE, whose TP ranks each hold a partial sum of every token of the group (TensorRT-LLM's Module9 and Module13
     # 'oneshotAllReduce', blog1 above). With TP 1 (attention DP) they cost nothing; the EP exchange is ep_comm.
     out["tp_comm"] = 2 * collective_s("all_reduce", tokens_tp * model.d_model * act, Group(c.tp, 1), s.rates.fabric)
+    zero = np.zeros(len(c))
+    overlap = {"dispatch_s": zero, "combine_s": zero, "dispatch_window_s": zero, "combine_window_s": zero}
     if moe_layer:
         assert model.moe is not None
-        dispatch = np.where(c.precision == "fp8", BLOCK_FP8_BYTES_PER_ELEMENT, act)
-        exchange = moe_low_latency_dispatch_combine_s(
-            tokens_gpu, model.moe.top_k, model.d_model, dispatch, act, Group(c.stage_gpus, 1), s.rates.fabric
-        )
+        group = Group(c.stage_gpus, 1)
+        dispatch_bytes = np.where(c.precision == "fp8", BLOCK_FP8_BYTES_PER_ELEMENT, act)
+        dispatch = moe_low_latency_exchange_s(tokens_gpu, model.moe.top_k, model.d_model, dispatch_bytes, group, s.rates.fabric)
+        combine = moe_low_latency_exchange_s(tokens_gpu, model.moe.top_k, model.d_model, act, group, s.rates.fabric)
         # Only attention-DP groups exchange tokens: with one group (dp 1) every GPU already holds every token after
         # the attention all-reduce, runs its local experts on them and the MoE all-reduce combines them (TensorRT-LLM
         # TP8 min-latency, blog1 Module12-13: no all-to-all).
-        out["ep_comm"] = np.where(c.dp > 1, exchange, 0.0)
+        dispatch, combine = np.where(c.dp > 1, dispatch, 0.0), np.where(c.dp > 1, combine, 0.0)
+        out["ep_comm"] = dispatch + combine
+        # The layer's elementwise kernels but the MoE's own (top-k, permute, reduction, routed activation) run in the
+        # two windows, one residual-add + RMSNorm pass in each (docs/model.md §16.5).
+        moe_kernels = MOE_EXTRA_KERNELS_PER_LAYER * s.rates.kernel_overhead_s
+        windowed = (out["elementwise"] - moe_kernels) / 2
+        overlap = {
+            "dispatch_s": dispatch,
+            "combine_s": combine,
+            "dispatch_window_s": pre_core + windowed,
+            "combine_window_s": out["attention_core"] + post_core + windowed,
+        }
     else:
         out["ep_comm"] = np.zeros(len(c))
-    return out
+    return out, overlap
+
+
+def two_batch_exposed_s(overlap: dict[str, np.ndarray]) -> np.ndarray:
+    """EP exchange one micro-batch leaves exposed in one MoE layer when two micro-batches overlap (docs/model.md
+    §16.5). DeepSeek's decode schedule (deepseek-ai/profile-data README and assets/decode.jpg) and SGLang's
+    two-batch overlap (python/sglang/srt/operations_strategy.py `_compute_moe_deepseek_blog_decode`, five stages,
+    `tbo_delta_stages=2`) run one micro-batch's dispatch while the stream computes its shared experts and the other
+    micro-batch's attention up to the attention kernel (ATTN-0), and its combine while the stream computes the other
+    micro-batch's attention kernel, output projection and gate (ATTN-1); the routed experts (MLP) run with nothing
+    in flight. So each exchange hides only under its own window:
+    exposed = max(0, dispatch - dispatch window) + max(0, combine - combine window)."""
+    return np.maximum(0.0, overlap["dispatch_s"] - overlap["dispatch_window_s"]) + np.maximum(
+        0.0, overlap["combine_s"] - overlap["combine_window_s"]
+    )
 
 
 def extra_kernels(model: ModelSpec, moe_layer: bool) -> int:
@@ -292,9 +343,10 @@ def step_s(s: Setup, c: Candidates) -> dict[str, np.ndarray]:
 
     The engine runs the step's sequences as one micro-batch, its EP dispatch and combine exposed, or, where it
     overlaps them (`Setup.ep_overlap`) and the TP group holds at least two sequences, as two micro-batches of half
-    the sequences each, one's exchange hidden under the other's compute (DeepSeek's decode, deepseek-ai/profile-data
-    README: 'decoding also leverages two micro-batches for overlapping computation and all-to-all communication';
-    SGLang's two-batch overlap). Each micro-batch runs every kernel and reads every weight it touches, so the split
+    the sequences each, one's exchange hidden under the other's compute, each dispatch and combine under its own
+    window of the schedule (`two_batch_exposed_s`; DeepSeek's decode, deepseek-ai/profile-data README: 'decoding also
+    leverages two micro-batches for overlapping computation and all-to-all communication'; SGLang's two-batch
+    overlap). Each micro-batch runs every kernel and reads every weight it touches, so the split
     pays the weight reads and fixed kernel costs twice; the faster of the two is taken (docs/model.md §16.5)."""
     one = _micro_batches_s(s, c, 1)
     if not s.ep_overlap:
@@ -307,16 +359,19 @@ def step_s(s: Setup, c: Candidates) -> dict[str, np.ndarray]:
 
 def _micro_batches_s(s: Setup, c: Candidates, micro_batches: int) -> dict[str, np.ndarray]:
     """A step of `micro_batches` micro-batches of `c.batch` sequences per GPU each; the EP exchange of one hides
-    under the others' compute when there are two.
+    under the other's compute, layer by layer, when there are two (`two_batch_exposed_s`).
 
     With MTP the step verifies 1 + depth tokens per sequence, and the draft modules run `depth` times on one
     token each before it."""
     model = s.model
     verify = 1.0 + s.mtp_depth
     parts: dict[str, np.ndarray] = {}
+    exposed = np.zeros(len(c))
     for kind, count in Counter(layer_kinds(model)).items():
-        for k, v in layer_step_s(s, c, kind, verify).items():
+        layer, overlap = _layer_parts(s, c, kind, verify)
+        for k, v in layer.items():
             parts[k] = parts.get(k, 0.0) + count / c.pp * v
+        exposed = exposed + count / c.pp * (two_batch_exposed_s(overlap) if micro_batches > 1 else layer["ep_comm"])
     head = head_gemm(model)
     head_n, head_k = _local_width(head, c.tp.astype(float))
     parts["lm_head"] = _gemm_s(s, c, c.tp * c.batch * verify, head_n, head_k, head)
@@ -327,9 +382,8 @@ def _micro_batches_s(s: Setup, c: Candidates, micro_batches: int) -> dict[str, n
     parts["mtp_draft"] = draft
     parts = {k: micro_batches * v for k, v in parts.items()}
     compute = sum(parts[k] for k in COMPUTE_PARTS) + parts["mtp_draft"]
-    ep = parts.pop("ep_comm")
-    hidden = np.minimum(ep, s.assumptions.overlap_efficiency * compute) if micro_batches > 1 else 0.0
-    parts["ep_comm_exposed"] = ep - hidden
+    parts.pop("ep_comm")
+    parts["ep_comm_exposed"] = micro_batches * exposed
     parts["engine_overhead"] = np.full(len(c), DECODE_STEP_OVERHEAD_S)
     parts["total"] = compute + parts["tp_comm"] + parts["ep_comm_exposed"] + parts["engine_overhead"]
     parts["micro_batches"] = np.full(len(c), float(micro_batches))
