@@ -20,7 +20,18 @@ from simulator.model.serve.search import Given
 from simulator.run.cost import CostOptions, Pricing, Rate, pricing
 from simulator.run.estimate import Estimate, estimate_expected
 from simulator.run.goodput import goodput
-from simulator.run.rl import SPLIT_PARTS, Generation, Logprob, Rollout, combine, generate, generation_setup, logprob, refit_s
+from simulator.run.rl import (
+    SPLIT_PARTS,
+    Generation,
+    Logprob,
+    Rollout,
+    combine,
+    generate,
+    generation_setup,
+    logprob,
+    refit_model_bytes,
+    refit_s,
+)
 from simulator.run.scenario import resolve
 from simulator.units import GIB, SECONDS_PER_DAY, SECONDS_PER_HOUR
 
@@ -203,8 +214,7 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
     passes = int(stage.reference_logprobs) + int(stage.old_policy_logprobs) + stage.reward_model_passes
     lp = logprob(spec, rates, assumptions, passes, responses, seq_len, stage.training_gpus, e.layout.tp, e.layout.ep,
                  stage.precision, e.job.fp8_recipe)  # fmt: skip
-    link = rates.fabric.scale_up_bytes_per_s if stage.colocated else rates.fabric.scale_out_bytes_per_s
-    refit = refit_s(gen.weight_bytes_per_gpu, link)
+    refit = refit_s(refit_model_bytes(spec), stage.num_gpus, rates.fabric)
     rollout = combine(gen.busy_s, gen.tail_s, lp.seconds, training_s, refit, stage.num_gpus, stage.rollout_gpus,
                       stage.colocated, stage.policy == "one_step_off_policy")  # fmt: skip
     return PhaseResult(phase, int(phase_steps), phase_steps / stage.minibatches_per_rollout, gen, lp, e, training_s,
@@ -288,18 +298,14 @@ def stage_assumptions(stage: RLStage | GenerationStage, phases: list[PhaseResult
         {"name": "decode_step_overhead_s", "value": DECODE_STEP_OVERHEAD_S, "source": "as costsim serve (§16.3)"},
     ]  # fmt: skip
     if isinstance(stage, RLStage):
-        link = (
-            "NVLink (colocated: the generation shards come from the same nodes)"
-            if stage.colocated
-            else ("the network (split GPUs: trainers send to the generation GPUs)")
-        )
         out += [
             {"name": "training", "value": "the expected run of the training step model at prompt + mean response "
              "tokens per sequence, the stage's responses per optimizer step", "source": "docs/model.md §8, §17.3"},
             {"name": "logprob_passes", "value": int(stage.reference_logprobs) + int(stage.old_policy_logprobs)
              + stage.reward_model_passes, "source": "the plan (reference, old policy, reward models)"},
             {"name": "logprob_layout", "value": "the training layout's TP and EP, forward only", "source": "docs/model.md §8.4"},
-            {"name": "refit_link", "value": link, "source": "docs/model.md §17.4"},
+            {"name": "refit", "value": "every full weight in BF16 to every GPU of the stage, as one broadcast over "
+             "them", "source": "NeMo RL v0.4 Megatron-to-vLLM refit (HF export), docs/model.md §17.4"},
             {"name": "schedule", "value": phases[0].rollout.schedule, "source": "docs/model.md §17.5"},
         ]  # fmt: skip
     return out

@@ -2,7 +2,7 @@
 
 t = alpha + factor(op, n) · S / busBW, with the nccl-tests bus-bandwidth factors
 (nccl-tests doc/PERFORMANCE.md): all-reduce 2(n-1)/n; all-gather, reduce-scatter and
-all-to-all (n-1)/n; send/recv 1. S is the full array size in bytes, as nccl-tests defines it.
+all-to-all (n-1)/n; send/recv and broadcast 1. S is the full array size in bytes, as nccl-tests defines it.
 
 Hierarchy (docs/model.md §4.2): a group of n ranks with n_l of them inside one NVLink domain
 reaches busBW = min(B_nvlink, n_l · B_nic) when it spans several domains (one NIC per GPU,
@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-Collective = Literal["all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv"]
+Collective = Literal["all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv", "broadcast"]
 
 
 def bus_factor(op: Collective, n):
@@ -27,7 +27,7 @@ def bus_factor(op: Collective, n):
     n = np.maximum(n, 1)
     if op == "all_reduce":
         return 2.0 * (n - 1) / n
-    if op == "send_recv":
+    if op in ("send_recv", "broadcast"):
         return np.ones_like(n, dtype=float)
     return (n - 1) / n
 

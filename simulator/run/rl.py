@@ -8,7 +8,8 @@ already has. Each part is a function of its own so it can be checked alone:
 - `logprob`: forward-only passes (§8.4) over every response (reference, old policy, reward models).
 - `train_step`: one optimizer step of the training step model (§8) on the step's responses at prompt + response
   tokens each, at the stage's training layout.
-- `refit`: the weights each generation GPU holds, sent over NVLink (colocated) or the network (split GPUs).
+- `refit`: every full weight of the model reaching every GPU of the job, as one broadcast (NeMo RL's export of
+  Megatron weights to vLLM).
 - `combine`: a rollout's wall time and the GPU-seconds of each part: colocated or split on-policy, the parts one
   after another; split one-step off-policy, generation overlapping training.
 """
@@ -22,11 +23,13 @@ import numpy as np
 from simulator.errors import InfeasibleError, LayoutError
 from simulator.inputs.assumptions import Assumptions
 from simulator.inputs.specs import HardwareProfile, ModelSpec
+from simulator.model.comms import Fabric, Group, collective_s
 from simulator.model.efficiency import DeviceRates
+from simulator.model.flops import parameter_counts
 from simulator.model.forward import forward_context, forward_pass
 from simulator.model.serve.decode import Candidates, Setup, memory_per_gpu, step_s, throughput, weight_bytes_per_gpu
 from simulator.model.serve.search import PREFILL_TOKENS_PER_GPU, Given, best_prefill, decode_candidates, prefill_points
-from simulator.units import GIB
+from simulator.units import BYTES_PER_ELEMENT, GIB
 
 SPLIT_PARTS = ("generation", "logprob", "training", "refit", "idle")
 """The parts of an RL stage's GPU-hours (docs/model.md §17.5); `failures` (ETTR, §9) is added per stage."""
@@ -218,10 +221,29 @@ def logprob(model: ModelSpec, rates: DeviceRates, assumptions: Assumptions, pass
 # --------------------------------------------------------------------------- refit
 
 
-def refit_s(weight_bytes_per_gpu: float, bytes_per_s: float) -> float:
-    """Weight refit: the bytes each generation GPU holds, received at the link's achieved bandwidth (all GPUs in
-    parallel)."""
-    return weight_bytes_per_gpu / bytes_per_s
+def refit_model_bytes(model: ModelSpec) -> float:
+    """Bytes a refit moves: every weight of the model (MTP modules excluded) in BF16, the dtype the trainer exports.
+
+    NeMo RL v0.4 (NVIDIA-NeMo/RL nemo_rl/models/policy/megatron_policy_worker.py at cff17f8) refits vLLM from
+    Megatron through Megatron-Bridge's `export_hf_weights`, which yields every Hugging Face tensor whole (gathered over
+    TP and EP, broadcast over PP) in the policy's dtype; the vLLM workers keep their shards of each (docs/model.md
+    §17.4)."""
+    return parameter_counts(model).total * BYTES_PER_ELEMENT["bf16"]
+
+
+def refit_s(model_bytes: float, gpus: int, fabric: Fabric) -> float:
+    """Weight refit: every full weight (`refit_model_bytes`) reaches every GPU of the job, timed as one broadcast of
+    those bytes over all `gpus` (nccl-tests doc/PERFORMANCE.md: a broadcast's bus bandwidth is its algorithm bandwidth,
+    factor 1), at the bus bandwidth of a group that size (§4.2: NVLink inside one node, min(NVLink, GPUs per node x
+    NIC) across nodes).
+
+    NeMo RL v0.4, the same worker file: colocated, `stream_weights_via_ipc_zmq` hands every exported full tensor to
+    the vLLM worker on the same GPU (CUDA IPC), so every training rank assembles the whole model from its TP, EP and
+    PP peers; split, `broadcast_weights_for_collective` broadcasts every full tensor from training rank 0 over a group
+    of all training and generation ranks (nemo_rl/algorithms/grpo.py: world_size = train + inference world sizes).
+    Software costs of the export (per-tensor conversion and collectives) and the optimizer offload around it are
+    not modelled."""
+    return float(collective_s("broadcast", model_bytes, Group(gpus, 1), fabric))
 
 
 # --------------------------------------------------------------------------- one rollout
