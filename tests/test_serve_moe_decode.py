@@ -271,3 +271,16 @@ def test_validation_passes_a_deployments_stated_redundant_experts():
     cases = {c.id: c for c in serving_cases()}
     assert request_for(cases["sglang-deepseek-v3-h100-fp8-2000-decode"]).redundant_experts == 32
     assert request_for(cases["trtllm-deepseek-r1-h200-fp8-1024-2048-maxtput"]).redundant_experts == 0
+
+
+def test_ffn_activation_width_counts_ffn_down_projections_only():
+    """The decode elementwise bytes per FFN element use the inner width of the non-routed FFN down projections:
+    DeepSeek-V3's dense layer 18,432 (d_ff), its MoE layer the shared expert's 2,048; MLA's q_down and kv_down
+    (attention projections that also end in _down) do not count, nor do the routed experts."""
+    from simulator.model.flops import layer_gemms
+
+    v3 = load_model("deepseek-v3")
+    assert decode.ffn_activation_width(layer_gemms(v3, "dense")) == v3.d_ff
+    assert decode.ffn_activation_width(layer_gemms(v3, "moe")) == v3.moe.shared_width == 2048
+    llama = load_model("llama-3.1-70b")
+    assert decode.ffn_activation_width(layer_gemms(llama, "dense")) == llama.d_ff

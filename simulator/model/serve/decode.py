@@ -244,6 +244,13 @@ def layer_step_s(s: Setup, c: Candidates, kind: str, tokens_per_seq: float) -> d
     return _layer_parts(s, c, kind, tokens_per_seq)[0]
 
 
+def ffn_activation_width(gemms) -> float:
+    """Elements per token of the non-routed FFN activations (dense FFN and shared experts): the inner dimension of
+    their down projections. MLA's q_down and kv_down are attention GEMMs and do not count."""
+    return float(sum(g.k for g in gemms if g.component in FFN_COMPONENTS and g.name.endswith("_down") and not g.routed))
+
+
+FFN_COMPONENTS = ("dense_ffn", "shared_experts")
 PRE_CORE_GEMMS = ("q_proj", "q_down", "q_up", "kv_down", "qkv_proj")
 """Attention GEMMs that run before the attention kernel (SGLang's decode `op_decode_attn_0`, DeepSeek's ATTN-0: 'MLA
 down/up projection and other ops ... before core attention'); the absorbed kv_up is split, W_UK before, W_UV after."""
@@ -260,7 +267,7 @@ def _layer_parts(s: Setup, c: Candidates, kind: str, tokens_per_seq: float):
     tokens_gpu = c.batch * tokens_per_seq
     out = {k: np.zeros(len(c)) for k in ("attention_proj", "attention_core", "ffn", "experts", "elementwise", "tp_comm")}
     pre_core, post_core = np.zeros(len(c)), np.zeros(len(c))
-    ffn_width = 0.0
+    ffn_width = ffn_activation_width(layer_gemms(model, kind))
     for g in layer_gemms(model, kind):
         if g.routed:
             out["experts"] += _routed_s(s, c, g, tokens_gpu)
@@ -269,8 +276,6 @@ def _layer_parts(s: Setup, c: Candidates, kind: str, tokens_per_seq: float):
         key = "attention_proj" if g.component == "attention_proj" else "ffn"
         t = _gemm_s(s, c, tokens_tp, n, k, g)
         out[key] += t
-        if g.name.endswith("_down") and not g.routed:
-            ffn_width += g.k
         if g.name == "kv_up":
             pre_core, post_core = pre_core + t / 2, post_core + t / 2
         elif g.name in PRE_CORE_GEMMS or g.component == "shared_experts":
