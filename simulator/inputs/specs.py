@@ -181,9 +181,6 @@ class EfficiencyDefaults(_Spec):
     gemm_inner_overhead: Sourced | None = None
     """Optional: a GEMM's per-tile fixed cost in elements of its inner dimension K (model.efficiency
     .inner_dim_efficiency: rate ~ K / (K + overhead)), fitted to published large-output GEMMs by K."""
-    gemm_best_k: Sourced | None = None
-    """Optional: the inner dimension K of the best-shape matmul behind gemm_best.bf16 (MAMF reports the shape), where
-    the inner-dimension term is 1; absent: model.efficiency.INNER_DIM_REFERENCE."""
 
     def attention_for(self, kernel: str | None) -> Sourced:
         """The efficiency of the stack's flash-attention kernel: its own figure where the profile has one, else
@@ -264,8 +261,6 @@ class HardwareProfile(_Spec):
         _check_range("efficiency.collective_latency_us", eff.collective_latency_us.value, 0, 1_000_000)
         if eff.gemm_inner_overhead is not None:
             _check_range("efficiency.gemm_inner_overhead", eff.gemm_inner_overhead.value, 0, 10_000)
-        if eff.gemm_best_k is not None:
-            _check_range("efficiency.gemm_best_k", eff.gemm_best_k.value, 256, 1_000_000)
         for dtype, s in self.efficiency.gemm_best.items():
             _check_range(f"efficiency.gemm_best.{dtype}", s.value, 0.01, 1)
         if self.purchase_usd is not None:

@@ -30,10 +30,9 @@ from simulator.units import BYTES_PER_ELEMENT
 # Attention kernels (FlashAttention) report FLOPs with backward = 2.5 x forward because the backward
 # recomputes the scores (flash-attention benchmarks/benchmark_flash_attention.py::flops).
 FA_BACKWARD_OVER_FORWARD = 2.5
-# The inner dimension at which a profile's inner-dimension term is 1 where the profile does not state the K of its
-# best-shape matmul (efficiency.gemm_best_k): the largest K of the published Hopper table the term is fitted to
-# (OpenXLA's sm_90 matmul table reaches K = 4096), which is also where that table's FLOPs-per-call curve reaches 1
-# (docs/model.md §7.1).
+# The inner dimension at which a profile's inner-dimension term is 1: the largest K of the published Hopper table it
+# is fitted to (OpenXLA's sm_90 matmul table reaches K = 4096), which is also where that table's FLOPs-per-call curve
+# reaches 1 (docs/model.md §7.1).
 INNER_DIM_REFERENCE = 4096
 INNER_DIM_SMALLEST = 256
 """The shortest K of that table: below it the term holds its value at 256 rather than extrapolate."""
@@ -62,9 +61,6 @@ class DeviceRates:
     gemm_inner_overhead: float | None = None
     """The profile's per-tile GEMM overhead in elements of the inner dimension K (inner_dim_efficiency); None: no
     inner-dimension term (GPUs without a published figure, and calibrated rates, whose measured curve replaces it)."""
-    gemm_inner_reference: float = INNER_DIM_REFERENCE
-    """The K at which the inner-dimension term is 1: that of the best-shape matmul gemm_efficiency was measured at, so
-    that a GEMM of shorter K runs below the best-shape rate by the term's ratio (docs/model.md §7.1)."""
     gemm_operand_bytes_per_s: float | None = None
     """Bandwidth GEMM operands stream at (a large copy), where it differs from the memory-bound kernels'
     hbm_bytes_per_s (on a CPU by 10x); None: hbm_bytes_per_s."""
@@ -93,7 +89,7 @@ class DeviceRates:
         # dimension at any size (inner_dim_efficiency). The curve's medians already hold the short K of small calls.
         shape = _relative(self.gemm_curves.get(dtype), flops)
         if weight_gemm and dtype in INNER_DIM_DTYPES:
-            shape = np.minimum(shape, inner_dim_efficiency(k, self.gemm_inner_overhead, self.gemm_inner_reference))
+            shape = np.minimum(shape, inner_dim_efficiency(k, self.gemm_inner_overhead))
         rate = self.peak_flop_per_s[dtype] * self.gemm_efficiency[dtype] * shape * compute_factor
         moved = gemm_bytes_moved(m, n, k, dtype)
         bandwidth = self.gemm_operand_bytes_per_s or self.hbm_bytes_per_s
@@ -119,9 +115,8 @@ class DeviceRates:
         return kv_bytes / (self.kv_read_bytes_per_s * _relative(self.kv_read_curve, kv_bytes))
 
 
-def inner_dim_efficiency(k, overhead: float | None, reference: float = INNER_DIM_REFERENCE):
-    """GEMM rate at inner dimension `k` relative to the rate at `reference` (the K of the best-shape matmul whose rate
-    the profile gives), at most 1: the best-shape rate is the highest measured.
+def inner_dim_efficiency(k, overhead: float | None):
+    """GEMM rate at inner dimension `k` relative to the rate at INNER_DIM_REFERENCE, at most 1.
 
     Each output tile pays a fixed cost (filling the operand pipeline, the epilogue) worth `overhead` elements of its
     K loop, so a GEMM runs at k / (k + overhead) of its long-K rate whatever its M and N (docs/model.md §7.1). This is
@@ -131,7 +126,7 @@ def inner_dim_efficiency(k, overhead: float | None, reference: float = INNER_DIM
         return 1.0
     k = np.maximum(k, INNER_DIM_SMALLEST)
     at_k = k / (k + overhead)
-    at_reference = reference / (reference + overhead)
+    at_reference = INNER_DIM_REFERENCE / (INNER_DIM_REFERENCE + overhead)
     return np.minimum(1.0, at_k / at_reference)
 
 
@@ -201,7 +196,6 @@ def device_rates(hw: HardwareProfile, assumptions: Assumptions, attention_kernel
         gemm_curves={d: c.as_curve() for d, c in eff.gemm_shape.items() if d in peaks},
         attention_curve=eff.attention_shape.as_curve() if eff.attention_shape else None,
         gemm_inner_overhead=eff.gemm_inner_overhead.value if eff.gemm_inner_overhead else None,
-        gemm_inner_reference=eff.gemm_best_k.value if eff.gemm_best_k else INNER_DIM_REFERENCE,
     )
 
 
@@ -213,8 +207,6 @@ def _efficiency_sources(hw: HardwareProfile, attention_kernel: str | None = None
         out[name] = getattr(eff, name).source
     if eff.gemm_inner_overhead is not None:
         out["gemm_inner_overhead"] = eff.gemm_inner_overhead.source
-    if eff.gemm_best_k is not None:
-        out["gemm_best_k"] = eff.gemm_best_k.source
     return out
 
 
