@@ -348,7 +348,7 @@ DOCUMENTED_ERRORS = {
     "nemo-rl-v0.4-deepseek-v3-h100x256-on-policy": -0.731,
     "nemo-rl-v0.4-deepseek-v3-h100x512-1-off": -0.511,
 }
-ERROR_TOLERANCE = 0.05
+ERROR_TOLERANCE = 0.005
 """How far a row's error may move (other parts of the model change) before docs/model.md §17.7 must be updated."""
 
 

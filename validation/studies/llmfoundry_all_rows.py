@@ -1,0 +1,143 @@
+"""Study: costsim's error on every BF16 row of the llm-foundry benchmark README, not only the 25 that `validate public`
+checks (validation/llmfoundry.yaml). The other rows show the same models at other GPU counts and sequence lengths,
+which separates what the remaining size trend of the 25 is made of (docs/model.md §14):
+
+- by GPU count: the error of each model at 8-128 GPUs (small models lose throughput per GPU as the count grows);
+- activation checkpointing: for each checkpointed row, the fraction of costsim's recompute charge that the measured
+  throughput implies, r = (T_measured - T_without) / (T_with - T_without), T the step time per token, costsim's
+  T_with and T_without at the row's layout with and without full recomputation.
+
+Each row is read with the stack fields the 25 cases record (FSDP FULL_SHARD, Triton flash attention, PyTorch
+1.13.1 for 'bf16 PURE' rows and 2.1.0 with early-stopping recomputation for 'amp_bf16 DEFAULT' rows).
+
+Run: python validation/studies/llmfoundry_all_rows.py [--rows-out FILE.json]   (about a minute on a laptop core)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import yaml
+
+from simulator.analysis.public_runs import predict_case
+from simulator.errors import CostsimError
+from simulator.inputs.published import public_cases
+
+ROWS = Path(__file__).with_name("llmfoundry_readme_rows.yaml")
+GPU_IDS = {"a100_40gb": "a100-40gb", "a100_80gb": "a100-80gb", "h100_80gb": "h100-sxm"}
+
+
+def parse_row(table: str, row: str) -> dict | None:
+    """One README row as a case of validation/public_runs.yaml's format; None for FP8 rows."""
+    f = [x.strip() for x in row.strip().strip("|").split("|")]
+    if "FP8" in table or f[14] not in ("bf16", "amp_bf16"):
+        return None
+    size, seq, n, gpu = f[0], int(f[1]), int(f[2]), GPU_IDS[f[3]]
+    mb, accum, sequences = int(f[7]), int(f[8]), int(f[9])
+    pure, ckpt = f[15] == "PURE", f[17] == "True"
+    recompute = "full" if ckpt else "none"
+    return {
+        "id": f"readme-{size}-{gpu}-{n}-s{seq}-mb{mb}-ga{accum}",
+        "source": f"mosaicml/llm-foundry scripts/train/benchmarking/README.md (commit 061f2c7), table '{table}'",
+        "quote": row,
+        "model": f"mpt-{size}",
+        "gpu": gpu,
+        "num_gpus": n,
+        "tokens": sequences * seq,
+        "seq_len": seq,
+        "global_batch_tokens": sequences * seq,
+        "precision": "bf16",
+        "layout": {"tp": 1, "pp": 1, "dp": n, "zero_stage": 3, "micro_batch_size": mb, "recompute": recompute},
+        "metric": "tokens_per_s_per_gpu",
+        "reported": float(f[12]),
+        "why": "study row",
+        "track": "steady_state",
+        "assumptions": [],
+        "stack": {
+            "framework": "llm-foundry / Composer (PyTorch FSDP)",
+            "year": 2023,
+            "recompute": recompute,
+            "sequence_parallel": False,
+            "flash_attention": True,
+            "network": table,
+            "mixed_precision": f[15],
+            "pytorch": "1.13.1" if pure else "2.1.0",
+            "checkpoint_early_stop": not pure,
+        },
+    }
+
+
+def read_rows(path: Path = ROWS) -> list[dict]:
+    doc = yaml.safe_load(path.read_text())
+    cases, seen = [], set()
+    for r in doc["rows"]:
+        case = parse_row(r["table"], r["row"])
+        if case is not None and case["id"] not in seen:  # the README repeats one 125M row
+            seen.add(case["id"])
+            cases.append(case)
+    return cases
+
+
+def _predict(case) -> float | None:
+    try:
+        return predict_case(case)
+    except CostsimError:
+        return None
+
+
+def recompute_fraction(case, with_full: float) -> float | None:
+    """Share of costsim's recompute charge the measured rate implies (1: as modelled, 0: free)."""
+    layout = dict(case.layout, recompute="none")
+    without = _predict(replace(case, layout=layout, stack=dict(case.stack, recompute="none")))
+    if without is None or without == with_full:
+        return None
+    t_measured, t_with, t_without = 1 / case.reported, 1 / with_full, 1 / without
+    return (t_measured - t_without) / (t_with - t_without)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows-out", type=Path, help="write every row's error as JSON")
+    args = parser.parse_args()
+    rows = read_rows()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "rows.yaml"
+        path.write_text(yaml.safe_dump({"cases": rows}))
+        cases = [c for c in public_cases(path) if c.id.startswith("readme-")]
+    out = []
+    for case in cases:
+        predicted = _predict(case)
+        if predicted is None:
+            continue
+        entry = {"id": case.id, "gpu": case.gpu, "num_gpus": case.job.num_gpus, "seq_len": case.job.seq_len,
+                 "recompute": case.layout["recompute"], "reported": case.reported,
+                 "error": predicted / case.reported - 1}  # fmt: skip
+        if case.layout["recompute"] == "full":
+            entry["recompute_fraction"] = recompute_fraction(case, predicted)
+        out.append(entry)
+    print(f"{len(out)} of {len(rows)} BF16 rows predicted")
+    print("error by GPU count at sequence length 2048 (model, GPU: 8/16/32/64/128 GPUs)")
+    keys = sorted({(e["id"].split("-")[1], e["gpu"]) for e in out if e["seq_len"] == 2048})
+    for size, gpu in keys:
+        cells = []
+        for n in (8, 16, 32, 64, 128):
+            errs = [e["error"] for e in out if e["seq_len"] == 2048 and e["gpu"] == gpu and e["num_gpus"] == n
+                    and e["id"].split("-")[1] == size]  # fmt: skip
+            cells.append(f"{errs[0]:+6.1%}" if errs else "     -")
+        print(f"  {size:>5} {gpu:10s} " + " ".join(cells))
+    fractions = [e["recompute_fraction"] for e in out if e.get("recompute_fraction") is not None]
+    if fractions:
+        q = statistics.quantiles(fractions, n=4)
+        print(f"checkpointed rows: measured / modelled recompute, median {statistics.median(fractions):.2f} "
+              f"(quartiles {q[0]:.2f}-{q[2]:.2f}, {len(fractions)} rows)")  # fmt: skip
+    if args.rows_out:
+        args.rows_out.write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
