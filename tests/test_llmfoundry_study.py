@@ -1,4 +1,4 @@
-"""The llm-foundry study (validation/studies/llmfoundry_all_rows.py, docs/model.md §14) reads the README's rows as
+"""The llm-foundry study (studies/llmfoundry_all_rows.py, docs/model.md §14) reads the README's rows as
 copied: all 191 BF16 rows become cases, and the 25 rows `validate public` checks are among them verbatim."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-STUDY = ROOT / "validation" / "studies" / "llmfoundry_all_rows.py"
+STUDY = ROOT / "studies" / "llmfoundry_all_rows.py"
 
 
 def _study():

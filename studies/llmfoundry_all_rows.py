@@ -10,7 +10,7 @@ which separates what the remaining size trend of the 25 is made of (docs/model.m
 Each row is read with the stack fields the 25 cases record (FSDP FULL_SHARD, Triton flash attention, PyTorch
 1.13.1 for 'bf16 PURE' rows and 2.1.0 with early-stopping recomputation for 'amp_bf16 DEFAULT' rows).
 
-Run: python validation/studies/llmfoundry_all_rows.py [--rows-out FILE.json]   (about a minute on a laptop core)
+Run: python studies/llmfoundry_all_rows.py [--rows-out FILE.json]   (seconds)
 """
 
 from __future__ import annotations
