@@ -25,6 +25,7 @@ from simulator.run.rl import (
     Generation,
     Logprob,
     Rollout,
+    colocated_refit_s,
     combine,
     generate,
     generation_setup,
@@ -214,7 +215,11 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
     passes = int(stage.reference_logprobs) + int(stage.old_policy_logprobs) + stage.reward_model_passes
     lp = logprob(spec, rates, assumptions, passes, responses, seq_len, stage.training_gpus, e.layout.tp, e.layout.ep,
                  stage.precision, e.job.fp8_recipe)  # fmt: skip
-    refit = refit_s(refit_model_bytes(spec), stage.num_gpus, rates.fabric)
+    if stage.colocated:
+        shards = e.layout.tp * e.layout.pp * e.layout.ep
+        refit = colocated_refit_s(refit_model_bytes(spec), shards, rates.fabric)
+    else:
+        refit = refit_s(refit_model_bytes(spec), stage.num_gpus, rates.fabric)
     rollout = combine(gen.busy_s, gen.tail_s, lp.seconds, training_s, refit, stage.num_gpus, stage.rollout_gpus,
                       stage.colocated, stage.policy == "one_step_off_policy")  # fmt: skip
     return PhaseResult(phase, int(phase_steps), phase_steps / stage.minibatches_per_rollout, gen, lp, e, training_s,

@@ -237,13 +237,22 @@ def refit_s(model_bytes: float, gpus: int, fabric: Fabric) -> float:
     factor 1), at the bus bandwidth of a group that size (§4.2: NVLink inside one node, min(NVLink, GPUs per node x
     NIC) across nodes).
 
-    NeMo RL v0.4, the same worker file: colocated, `stream_weights_via_ipc_zmq` hands every exported full tensor to
-    the vLLM worker on the same GPU (CUDA IPC), so every training rank assembles the whole model from its TP, EP and
-    PP peers; split, `broadcast_weights_for_collective` broadcasts every full tensor from training rank 0 over a group
-    of all training and generation ranks (nemo_rl/algorithms/grpo.py: world_size = train + inference world sizes).
+    NeMo RL v0.4, the same worker file: colocated (colocated_refit_s), `stream_weights_via_ipc_zmq` hands every
+    exported full tensor to the vLLM worker on the same GPU (CUDA IPC), so every training rank assembles the whole
+    model from its TP, EP and PP peers; split (this function), `broadcast_weights_for_collective` broadcasts every
+    full tensor from training rank 0 over a group of all training and generation ranks (nemo_rl/algorithms/grpo.py:
+    world_size = train + inference world sizes).
     Software costs of the export (per-tensor conversion and collectives) and the optimizer offload around it are
     not modelled."""
     return float(collective_s("broadcast", model_bytes, Group(gpus, 1), fabric))
+
+
+def colocated_refit_s(model_bytes: float, model_parallel_gpus: int, fabric: Fabric) -> float:
+    """Weight refit of a colocated stage: each training rank assembles every full weight from the ranks that shard
+    the model with it (its TP x PP x EP group) and hands it to the vLLM worker on its own GPU over CUDA IPC (NeMo RL
+    v0.4 `stream_weights_via_ipc_zmq`, see refit_s), timed as an all-gather of the whole model's bytes over a group
+    that size; 0 where one GPU holds the whole model (the IPC handoff itself is not modelled)."""
+    return float(collective_s("all_gather", model_bytes, Group(model_parallel_gpus, 1), fabric))
 
 
 # --------------------------------------------------------------------------- one rollout
