@@ -27,7 +27,7 @@ from simulator.inputs.calibration import (
     load_calibration,
     write_calibration,
 )
-from simulator.model.comms import Fabric, Group, moe_dispatch_combine_s, moe_low_latency_dispatch_combine_s
+from simulator.model.comms import Fabric, Group, moe_dispatch_combine_s, moe_low_latency_exchange_s
 from simulator.model.efficiency import calibrated_device, gemm_bytes_moved
 from simulator.model.serve.decode import Candidates, step_s
 from simulator.run.serve import ServeRequest, serve, setup_for
@@ -250,7 +250,13 @@ def test_serve_applies_the_measured_decode_gemm_bandwidth_and_all_to_all_latency
     # combine), in both the low-latency and the normal kernels' model.
     slow = setup_for(ServeRequest("deepseek-v3", "h100", calibration=str(files["h100-slow-a2a"])))
     group = Group(np.array([16.0]), 1)
-    for fn, extra in ((moe_low_latency_dispatch_combine_s, ()), (moe_dispatch_combine_s, (8,))):
+
+    def low_latency(tokens, top_k, hidden, dispatch_bytes, combine_bytes, group, fabric):
+        return moe_low_latency_exchange_s(tokens, top_k, hidden, dispatch_bytes, group, fabric) + (
+            moe_low_latency_exchange_s(tokens, top_k, hidden, combine_bytes, group, fabric)
+        )
+
+    for fn, extra in ((low_latency, ()), (moe_dispatch_combine_s, (8,))):
         times = [float(fn(np.array([8.0]), 8, 7168, 1.0, 2.0, group, x.rates.fabric, *extra)[0]) for x in (s, slow)]
         assert times[1] - times[0] == pytest.approx(2 * 9 * H100_DECODE["a2a_latency"], rel=1e-6)
 

@@ -121,19 +121,17 @@ def test_two_batch_overlap_hides_each_exchange_under_its_own_window():
 
 
 def test_low_latency_exchange_splits_into_dispatch_and_combine():
-    """moe_low_latency_exchange_s: one direction = latency + max(remote bytes / NIC, local bytes / NVLink); a
-    dispatch plus a combine is moe_low_latency_dispatch_combine_s."""
-    from simulator.model.comms import moe_low_latency_dispatch_combine_s, moe_low_latency_exchange_s
+    """moe_low_latency_exchange_s: one direction = latency + max(remote bytes / NIC, local bytes / NVLink), the
+    dispatch at its bytes per element (FP8: 1), the combine at its own (BF16: 2)."""
+    from simulator.model.comms import moe_low_latency_exchange_s
 
     fabric = v3_setup().rates.fabric
     group = Group(np.array([72.0]), 1)
-    d = moe_low_latency_exchange_s(128.0, 8, 7168, 1.0, group, fabric)
-    cmb = moe_low_latency_exchange_s(128.0, 8, 7168, 2.0, group, fabric)
-    both = moe_low_latency_dispatch_combine_s(128.0, 8, 7168, 1.0, 2.0, group, fabric)
-    assert float(d[0] + cmb[0]) == pytest.approx(float(both[0]))
-    remote = 128 * 8 * (1 - 8 / 72) * 7168 * 1.0 / fabric.scale_out_bytes_per_s
-    local = 128 * 8 * 7 / 72 * 7168 * 1.0 / fabric.scale_up_bytes_per_s
-    assert float(d[0]) == pytest.approx(fabric.exchange_latency_s + max(remote, local))
+    for bytes_per_elem in (1.0, 2.0):
+        one_way = moe_low_latency_exchange_s(128.0, 8, 7168, bytes_per_elem, group, fabric)
+        remote = 128 * 8 * (1 - 8 / 72) * 7168 * bytes_per_elem / fabric.scale_out_bytes_per_s
+        local = 128 * 8 * 7 / 72 * 7168 * bytes_per_elem / fabric.scale_up_bytes_per_s
+        assert float(one_way[0]) == pytest.approx(fabric.exchange_latency_s + max(remote, local))
     assert float(moe_low_latency_exchange_s(128.0, 8, 7168, 1.0, Group(np.array([1.0]), 1), fabric)[0]) == 0.0
 
 

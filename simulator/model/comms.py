@@ -114,28 +114,14 @@ def moe_dispatch_combine_s(
     return np.where(size <= 1, 0.0, np.where(n_nodes == 1, in_domain, across))
 
 
-def moe_low_latency_dispatch_combine_s(
-    tokens,
-    top_k: int,
-    hidden: int,
-    dispatch_bytes_per_elem: float,
-    combine_bytes_per_elem: float,
-    group: Group,
-    fabric: Fabric,
-):
-    """One dispatch plus one combine with decode-time low-latency kernels (docs/model.md §16.5): every routed copy
-    of a token goes straight to its expert's GPU (over RDMA to other nodes, NVLink inside one), with no per-node
-    deduplication and forwarding, which trades bytes for latency. DeepEP's low-latency kernels measured this way
-    on H800 + CX7 (deepseek-ai/DeepEP docs/legacy.md: 128 tokens, hidden 7168, top-8, EP128: dispatch 192 us at
-    39 GB/s, combine 369 us): the bytes are tokens x top_k x hidden per direction. 0 for a group of one."""
-    return moe_low_latency_exchange_s(tokens, top_k, hidden, dispatch_bytes_per_elem, group, fabric) + (
-        moe_low_latency_exchange_s(tokens, top_k, hidden, combine_bytes_per_elem, group, fabric)
-    )
-
-
 def moe_low_latency_exchange_s(tokens, top_k: int, hidden: int, bytes_per_elem: float, group: Group, fabric: Fabric):
-    """One direction of the low-latency exchange above (a dispatch, or a combine): one latency plus the larger of
-    the routed copies' remote bytes over the GPU's NIC and their local bytes over NVLink. 0 for a group of one."""
+    """One direction (a dispatch, or a combine) of the EP exchange with decode-time low-latency kernels (docs/model.md
+    §16.5): every routed copy of a token goes straight to its expert's GPU (over RDMA to other nodes, NVLink inside
+    one), with no per-node deduplication and forwarding, which trades bytes for latency; one latency plus the larger
+    of the copies' remote bytes over the GPU's NIC and their local bytes over NVLink. DeepEP's low-latency kernels
+    measured this way on H800 + CX7 (deepseek-ai/DeepEP docs/legacy.md: 128 tokens, hidden 7168, top-8, EP128:
+    dispatch 192 us at 39 GB/s, combine 369 us): the bytes are tokens x top_k x hidden per direction. 0 for a
+    group of one."""
     size = np.maximum(group.size, 1)
     n_local = group.ranks_per_domain(fabric.domain_gpus)
     remote = tokens * top_k * (1.0 - n_local / size) * hidden * bytes_per_elem / fabric.scale_out_bytes_per_s

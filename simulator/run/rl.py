@@ -8,8 +8,9 @@ already has. Each part is a function of its own so it can be checked alone:
 - `logprob`: forward-only passes (§8.4) over every response (reference, old policy, reward models).
 - `train_step`: one optimizer step of the training step model (§8) on the step's responses at prompt + response
   tokens each, at the stage's training layout.
-- `refit`: every full weight of the model reaching every GPU of the job, as one broadcast (NeMo RL's export of
-  Megatron weights to vLLM).
+- `refit_s`, `colocated_refit_s`: every full weight of the model reaching the GPUs that generate (NeMo RL's export
+  of Megatron weights to vLLM): one broadcast over all GPUs (split), an all-gather over the training shards
+  (colocated).
 - `combine`: a rollout's wall time and the GPU-seconds of each part: colocated or split on-policy, the parts one
   after another; split one-step off-policy, generation overlapping training.
 """
@@ -27,7 +28,7 @@ from simulator.model.comms import Fabric, Group, collective_s
 from simulator.model.efficiency import DeviceRates
 from simulator.model.flops import parameter_counts
 from simulator.model.forward import forward_context, forward_pass
-from simulator.model.serve.decode import Candidates, Setup, memory_per_gpu, step_s, throughput, weight_bytes_per_gpu
+from simulator.model.serve.decode import Candidates, Setup, memory_per_gpu, step_s, throughput
 from simulator.model.serve.search import PREFILL_TOKENS_PER_GPU, Given, best_prefill, decode_candidates, prefill_points
 from simulator.units import BYTES_PER_ELEMENT, GIB
 
@@ -55,7 +56,6 @@ class Generation:
     """Decode output tokens/s per GPU at that layout (MTP included)."""
     tokens_per_s_per_user: float
     memory_per_gpu_bytes: float
-    weight_bytes_per_gpu: float
     prefill_s: float
     bulk_s: float
     """Decoding the responses' mean length: responses x mean / (GPUs x tokens/s per GPU)."""
@@ -146,9 +146,8 @@ def generate(s: Setup, responses: float, gpus: int, tail_len: float, precision: 
     layout = {"tp": int(c.tp[i]), "dp": int(c.dp[i]), "pp": int(c.pp[i]), "gpus": int(c.gpus[i]),
               "batch_per_gpu": float(c.batch[i]), "precision": precision}  # fmt: skip
     prefill_s = _prefill_s(s, c, i, responses, gpus, precision)
-    weights = float(sum(v[i] for v in weight_bytes_per_gpu(s, c).values()))
     return Generation(responses, gpus, float(s.input_len), mean, max(tail_len, mean), layout, float(per_gpu[i]),
-                      float(per_user[i]), float(memory["total"][i]), weights, prefill_s, float(bulk[i]),
+                      float(per_user[i]), float(memory["total"][i]), prefill_s, float(bulk[i]),
                       float(tail[i]))  # fmt: skip
 
 

@@ -244,13 +244,16 @@ def layer_step_s(s: Setup, c: Candidates, kind: str, tokens_per_seq: float) -> d
     return _layer_parts(s, c, kind, tokens_per_seq)[0]
 
 
+FFN_COMPONENTS = ("dense_ffn", "shared_experts")
+"""The non-routed FFN GEMMs' components, whose activations the elementwise kernels read and write."""
+
+
 def ffn_activation_width(gemms) -> float:
     """Elements per token of the non-routed FFN activations (dense FFN and shared experts): the inner dimension of
     their down projections. MLA's q_down and kv_down are attention GEMMs and do not count."""
     return float(sum(g.k for g in gemms if g.component in FFN_COMPONENTS and g.name.endswith("_down") and not g.routed))
 
 
-FFN_COMPONENTS = ("dense_ffn", "shared_experts")
 PRE_CORE_GEMMS = ("q_proj", "q_down", "q_up", "kv_down", "qkv_proj")
 """Attention GEMMs that run before the attention kernel (SGLang's decode `op_decode_attn_0`, DeepSeek's ATTN-0: 'MLA
 down/up projection and other ops ... before core attention'); the absorbed kv_up is split, W_UK before, W_UV after."""
@@ -266,7 +269,7 @@ def _layer_parts(s: Setup, c: Candidates, kind: str, tokens_per_seq: float):
     tokens_tp = tp * c.batch * tokens_per_seq  # tokens through a TP group's GEMMs
     tokens_gpu = c.batch * tokens_per_seq
     out = {k: np.zeros(len(c)) for k in ("attention_proj", "attention_core", "ffn", "experts", "elementwise", "tp_comm")}
-    pre_core, post_core = np.zeros(len(c)), np.zeros(len(c))
+    pre_core_s, post_core_s = np.zeros(len(c)), np.zeros(len(c))
     ffn_width = ffn_activation_width(layer_gemms(model, kind))
     for g in layer_gemms(model, kind):
         if g.routed:
@@ -274,14 +277,14 @@ def _layer_parts(s: Setup, c: Candidates, kind: str, tokens_per_seq: float):
             continue
         n, k = _local_width(g, tp)
         key = "attention_proj" if g.component == "attention_proj" else "ffn"
-        t = _gemm_s(s, c, tokens_tp, n, k, g)
-        out[key] += t
+        t_s = _gemm_s(s, c, tokens_tp, n, k, g)
+        out[key] += t_s
         if g.name == "kv_up":
-            pre_core, post_core = pre_core + t / 2, post_core + t / 2
+            pre_core_s, post_core_s = pre_core_s + t_s / 2, post_core_s + t_s / 2
         elif g.name in PRE_CORE_GEMMS or g.component == "shared_experts":
-            pre_core = pre_core + t
+            pre_core_s = pre_core_s + t_s
         elif g.name in POST_CORE_GEMMS:
-            post_core = post_core + t
+            post_core_s = post_core_s + t_s
     out["attention_core"] = _attention_core_s(s, c, tokens_per_seq)
     elementwise_bytes = tokens_tp * (ELEMENTWISE_BYTES_PER_TOKEN_PER_WIDTH * model.d_model
                                      + ACTIVATION_BYTES_PER_FFN_ELEMENT * ffn_width / tp)  # fmt: skip
@@ -298,22 +301,22 @@ def _layer_parts(s: Setup, c: Candidates, kind: str, tokens_per_seq: float):
         assert model.moe is not None
         group = Group(c.stage_gpus, 1)
         dispatch_bytes = np.where(c.precision == "fp8", BLOCK_FP8_BYTES_PER_ELEMENT, act)
-        dispatch = moe_low_latency_exchange_s(tokens_gpu, model.moe.top_k, model.d_model, dispatch_bytes, group, s.rates.fabric)
-        combine = moe_low_latency_exchange_s(tokens_gpu, model.moe.top_k, model.d_model, act, group, s.rates.fabric)
+        dispatch_s = moe_low_latency_exchange_s(tokens_gpu, model.moe.top_k, model.d_model, dispatch_bytes, group, s.rates.fabric)
+        combine_s = moe_low_latency_exchange_s(tokens_gpu, model.moe.top_k, model.d_model, act, group, s.rates.fabric)
         # Only attention-DP groups exchange tokens: with one group (dp 1) every GPU already holds every token after
         # the attention all-reduce, runs its local experts on them and the MoE all-reduce combines them (TensorRT-LLM
         # TP8 min-latency, blog1 Module12-13: no all-to-all).
-        dispatch, combine = np.where(c.dp > 1, dispatch, 0.0), np.where(c.dp > 1, combine, 0.0)
-        out["ep_comm"] = dispatch + combine
+        dispatch_s, combine_s = np.where(c.dp > 1, dispatch_s, 0.0), np.where(c.dp > 1, combine_s, 0.0)
+        out["ep_comm"] = dispatch_s + combine_s
         # The layer's elementwise kernels but the MoE's own (top-k, permute, reduction, routed activation) run in the
         # two windows, one residual-add + RMSNorm pass in each (docs/model.md §16.5).
-        moe_kernels = MOE_EXTRA_KERNELS_PER_LAYER * s.rates.kernel_overhead_s
-        windowed = (out["elementwise"] - moe_kernels) / 2
+        moe_kernels_s = MOE_EXTRA_KERNELS_PER_LAYER * s.rates.kernel_overhead_s
+        windowed_s = (out["elementwise"] - moe_kernels_s) / 2
         overlap = {
-            "dispatch_s": dispatch,
-            "combine_s": combine,
-            "dispatch_window_s": pre_core + windowed,
-            "combine_window_s": out["attention_core"] + post_core + windowed,
+            "dispatch_s": dispatch_s,
+            "combine_s": combine_s,
+            "dispatch_window_s": pre_core_s + windowed_s,
+            "combine_window_s": out["attention_core"] + post_core_s + windowed_s,
         }
     else:
         out["ep_comm"] = np.zeros(len(c))
@@ -371,12 +374,12 @@ def _micro_batches_s(s: Setup, c: Candidates, micro_batches: int) -> dict[str, n
     model = s.model
     verify = 1.0 + s.mtp_depth
     parts: dict[str, np.ndarray] = {}
-    exposed = np.zeros(len(c))
+    exposed_s = np.zeros(len(c))
     for kind, count in Counter(layer_kinds(model)).items():
         layer, overlap = _layer_parts(s, c, kind, verify)
         for k, v in layer.items():
             parts[k] = parts.get(k, 0.0) + count / c.pp * v
-        exposed = exposed + count / c.pp * (two_batch_exposed_s(overlap) if micro_batches > 1 else layer["ep_comm"])
+        exposed_s = exposed_s + count / c.pp * (two_batch_exposed_s(overlap) if micro_batches > 1 else layer["ep_comm"])
     head = head_gemm(model)
     head_n, head_k = _local_width(head, c.tp.astype(float))
     parts["lm_head"] = _gemm_s(s, c, c.tp * c.batch * verify, head_n, head_k, head)
@@ -388,7 +391,7 @@ def _micro_batches_s(s: Setup, c: Candidates, micro_batches: int) -> dict[str, n
     parts = {k: micro_batches * v for k, v in parts.items()}
     compute = sum(parts[k] for k in COMPUTE_PARTS) + parts["mtp_draft"]
     parts.pop("ep_comm")
-    parts["ep_comm_exposed"] = micro_batches * exposed
+    parts["ep_comm_exposed"] = micro_batches * exposed_s
     parts["engine_overhead"] = np.full(len(c), DECODE_STEP_OVERHEAD_S)
     parts["total"] = compute + parts["tp_comm"] + parts["ep_comm_exposed"] + parts["engine_overhead"]
     parts["micro_batches"] = np.full(len(c), float(micro_batches))
