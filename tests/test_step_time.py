@@ -718,13 +718,14 @@ def test_zero0_hides_all_but_the_last_bucket_under_the_last_backward_only():
 
 def test_dp_traffic_per_zero_stage_follows_zero_section_7():
     """ZeRO §7: stage 0 all-reduces 4P; stages 1-2 reduce-scatter 4P and all-gather the updated 2P after the step;
-    stage 3 reduce-scatters 4P and all-gathers 2P before every forward and backward (2m), with no gather after the
-    step (the weights stay sharded)."""
+    stage 3 all-gathers 2P before every forward and backward (2m), with no gather after the step (the weights stay
+    sharded), and reduce-scatters 4P after every micro-batch's backward (m = 4): it keeps only a gradient shard, so
+    it cannot accumulate over micro-batches as stages 0-2 do (FSDP outside no_sync; DeepSpeed#338)."""
     for zero, reduce, gather, zero3 in (
         (0, _ar(4, 4 * P), 0.0, 0.0),
         (1, _rs(4, 4 * P), _rs(4, 2 * P), 0.0),
         (2, _rs(4, 4 * P), _rs(4, 2 * P), 0.0),
-        (3, _rs(4, 4 * P), 0.0, 2 * 4 * _rs(4, 2 * P)),
+        (3, 4 * _rs(4, 4 * P), 0.0, 2 * 4 * _rs(4, 2 * P)),
     ):
         t = st.dp_traffic_s(ctx(layout=Layout(dp=4, zero_stage=zero, micro_batch_size=2)), P, 0.0, 4)
         assert (float(t.reduce_s), float(t.param_gather_s), float(t.zero3_gathers_s)) == pytest.approx(
@@ -761,9 +762,10 @@ def test_zero1_weight_gather_hides_only_under_the_next_forward_when_overlapped()
 
 def test_zero3_regathers_weights_2m_times_per_step_in_one_shared_window():
     """ZeRO §7: ZeRO-3 all-gathers the weights for each micro-batch's forward and backward, 2 m gathers, and
-    reduce-scatters the gradients; no gather after the step. Everything shares one window, m (F + B), counted once."""
+    reduce-scatters each micro-batch's gradients, m reductions; no gather after the step. Everything shares one
+    window, m (F + B), counted once."""
     c = ctx(layout=Layout(dp=4, zero_stage=3, micro_batch_size=2))
-    total = _rs(4, 4 * P) + 2 * 4 * _rs(4, 2 * P)
+    total = 4 * _rs(4, 4 * P) + 2 * 4 * _rs(4, 2 * P)
     exposed, _ = _dp(c, P, 0.0, 0.0, 0.0, 4)
     assert exposed == pytest.approx(total, rel=1e-12)
     f, b = 5e-6, 5e-6  # window 0.5 x 4 x 10 us = 20 us, shared by the reduction and the gathers

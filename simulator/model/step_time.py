@@ -837,7 +837,9 @@ class DpTraffic:
     """Seconds per step of each data-parallel collective on one GPU (docs/model.md §4.7)."""
 
     reduce_s: object
-    """Gradient all-reduce (ZeRO-0) or reduce-scatter (ZeRO >= 1), once per step."""
+    """Gradient all-reduce (ZeRO-0) or reduce-scatter (ZeRO >= 1): once per step for ZeRO-0-2, once per
+    micro-batch for ZeRO-3 (a GPU that keeps only its gradient shard reduces each micro-batch's gradients before
+    freeing them)."""
     param_gather_s: object
     """ZeRO-1/2: all-gather of the updated weights after the optimizer step (ZeRO-0 and ZeRO-3: none)."""
     zero3_gathers_s: object
@@ -854,10 +856,17 @@ def dp_traffic_s(ctx: Context, dense, expert, m) -> DpTraffic:
     ZeRO §7 (Rajbhandari et al. 2020, arXiv:1910.02054): stages 1-2 move what DP moves (reduce-scatter the
     gradients, all-gather the updated weights); stage 3 reduce-scatters the gradients and all-gathers the weights
     for each forward and each backward, 1.5x DP, with no gather after the step (the weights stay sharded).
+    With m micro-batches, stage 3 reduce-scatters after every micro-batch's backward: a GPU that keeps only its
+    gradient shard cannot accumulate the full gradient locally (PyTorch FSDP FULL_SHARD outside no_sync, which
+    Composer never enters for FSDP, composer/trainer/trainer.py; DeepSpeed stages 2-3 "communicate during non
+    gradient accumulation boundaries", deepspeedai/DeepSpeed#338). Stages 0-2 reduce once per step: stage 2 as
+    Llama 3 runs it, which accumulates fp32 gradients over the micro-batches and reduce-scatters them once
+    (arXiv:2407.21783 §3.3.2).
     Gradients reduce in their stored precision (fp32, Llama 3 §3.3.2); weights gather in theirs (BF16)."""
     lay, fabric = ctx.layout, ctx.rates.fabric
     param, grad, _ = state_bytes_per_param(ctx.job.precision, ctx.job.fp8_recipe)
     z = lay.zero_stage
+    reductions = np.where(z == 3, m, 1)
     reduce = gather = zero3 = 0.0
     for n_params, group in ((dense, dp_group(lay)), (expert, dp_group(lay, expert=True))):
         present = n_params > 0
@@ -867,7 +876,7 @@ def dp_traffic_s(ctx: Context, dense, expert, m) -> DpTraffic:
             collective_s("reduce_scatter", n_params * grad, group, fabric),
         )
         one_gather = collective_s("all_gather", n_params * param, group, fabric)
-        reduce = reduce + np.where(present, op, 0.0)
+        reduce = reduce + np.where(present, reductions * op, 0.0)
         gather = gather + np.where(present & (z >= 1) & (z <= 2), one_gather, 0.0)
         zero3 = zero3 + np.where(present & (z == 3), 2 * m * one_gather, 0.0)
     return DpTraffic(reduce, gather, zero3)
@@ -880,7 +889,7 @@ def dp_window_s(lay: Layout | Layouts, f, b, m, param_gather_overlap: float):
     reduce-scatter per unit): B. ZeRO-1/2's weight all-gather runs after the optimizer step, so it hides only
     under the next step's first forward, where the stack overlaps it (Megatron --overlap-param-gather; FSDP
     prefetch, Llama 3 §3.3.2): `param_gather_overlap`·F. ZeRO-3's per-pass gathers prefetch under every forward
-    and backward (FSDP forward/backward prefetch): m·(F + B), which contains the last backward."""
+    and backward (FSDP forward/backward prefetch) and its per-micro-batch reductions under every backward: m·(F + B)."""
     z = lay.zero_stage
     sharded_update = (z >= 1) & (z <= 2)
     return np.where(z == 3, m * (f + b), b + np.where(sharded_update, param_gather_overlap * f, 0.0))
