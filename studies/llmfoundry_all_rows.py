@@ -6,6 +6,9 @@ which separates what the remaining size trend of the 25 is made of (docs/model.m
 - activation checkpointing: for each checkpointed row, the fraction of costsim's recompute charge that the measured
   throughput implies, r = (T_measured - T_without) / (T_with - T_without), T the step time per token, costsim's
   T_with and T_without at the row's layout with and without full recomputation.
+- by part, per GPU: the factor on costsim's GEMMs, recompute and everything else that the measured step times imply
+  together (least squares over all of that GPU's rows), which separates a recompute that is cheaper than charged
+  from GEMMs that run slower or faster than modelled.
 
 Each row is read with the stack fields the 25 cases record (FSDP FULL_SHARD, Triton flash attention, PyTorch
 1.13.1 for 'bf16 PURE' rows and 2.1.0 with early-stopping recomputation for 'amp_bf16 DEFAULT' rows).
@@ -22,9 +25,10 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import yaml
 
-from simulator.analysis.public_runs import predict_case
+from simulator.analysis.public_runs import case_estimate, metric_from_estimate, predict_case
 from simulator.errors import CostsimError
 from simulator.inputs.published import public_cases
 
@@ -72,6 +76,40 @@ def parse_row(table: str, row: str) -> dict | None:
     }
 
 
+GEMM_PARTS = ("attention_proj", "dense_ffn", "lm_head")
+"""Breakdown entries that are GEMMs (forward, input gradient, weight gradient) for an MPT model."""
+
+
+def step_parts_s(breakdown_s: dict[str, float], step_s: float) -> tuple[float, float, float]:
+    """(GEMMs, recompute, the rest) seconds of a step: the forward and gradient GEMMs, the forward the recompute
+    repeats, and everything else (attention core, memory-bound kernels, launches, exposed communication, optimizer)."""
+    gemm = sum(breakdown_s.get(k, 0.0) for k in GEMM_PARTS)
+    recompute = breakdown_s.get("recompute", 0.0)
+    return gemm, recompute, step_s - gemm - recompute
+
+
+def decompose(entries: list[dict]) -> dict[str, dict]:
+    """Per GPU, the factor on each of costsim's three parts that the measured step times imply (1: as modelled):
+    least squares of measured = a·GEMMs + b·recompute + c·rest, each row divided by its measured time so that
+    rows count by relative error."""
+    out = {}
+    for gpu in sorted({e["gpu"] for e in entries}):
+        rows = [e for e in entries if e["gpu"] == gpu]
+        measured = np.array([e["measured_step_s"] for e in rows])
+        parts = np.array([e["parts_s"] for e in rows]) / measured[:, None]
+        (a, b, c), *_ = np.linalg.lstsq(parts, np.ones(len(rows)), rcond=None)
+        residual = parts @ np.array([a, b, c]) - 1.0
+        out[gpu] = {
+            "rows": len(rows),
+            "gemm": float(a),
+            "recompute": float(b),
+            "rest": float(c),
+            "median_abs_residual": float(np.median(np.abs(residual))),
+            "median_abs_as_modelled": float(np.median(np.abs(parts.sum(axis=1) - 1.0))),
+        }
+    return out
+
+
 def read_rows(path: Path = ROWS) -> list[dict]:
     doc = yaml.safe_load(path.read_text())
     cases, seen = [], set()
@@ -111,12 +149,16 @@ def main() -> None:
         cases = [c for c in public_cases(path) if c.id.startswith("readme-")]
     out = []
     for case in cases:
-        predicted = _predict(case)
-        if predicted is None:
+        try:
+            est = case_estimate(case)
+        except CostsimError:
             continue
+        predicted = metric_from_estimate(case, est)
+        measured_step_s = case.job.global_batch_tokens / case.job.num_gpus / case.reported
         entry = {"id": case.id, "gpu": case.gpu, "num_gpus": case.job.num_gpus, "seq_len": case.job.seq_len,
                  "recompute": case.layout["recompute"], "reported": case.reported,
-                 "error": predicted / case.reported - 1}  # fmt: skip
+                 "error": predicted / case.reported - 1, "measured_step_s": measured_step_s,
+                 "parts_s": step_parts_s(est.breakdown_s, est.step_time_s)}  # fmt: skip
         if case.layout["recompute"] == "full":
             entry["recompute_fraction"] = recompute_fraction(case, predicted)
         out.append(entry)
@@ -135,6 +177,11 @@ def main() -> None:
         q = statistics.quantiles(fractions, n=4)
         print(f"checkpointed rows: measured / modelled recompute, median {statistics.median(fractions):.2f} "
               f"(quartiles {q[0]:.2f}-{q[2]:.2f}, {len(fractions)} rows)")  # fmt: skip
+    print("factor on each of costsim's parts that the measured step times imply (least squares per GPU; 1: as modelled)")
+    for gpu, d in decompose(out).items():
+        print(f"  {gpu:10s} {d['rows']:3d} rows: GEMMs {d['gemm']:.2f}, recompute {d['recompute']:.2f}, rest "
+              f"{d['rest']:.2f} (median |residual| {d['median_abs_residual']:.1%}; as modelled "
+              f"{d['median_abs_as_modelled']:.1%})")  # fmt: skip
     if args.rows_out:
         args.rows_out.write_text(json.dumps(out, indent=1))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,3 +40,28 @@ def test_a_row_keeps_its_fields():
     assert case["tokens"] == 2048 * 2048
     assert case["stack"]["pytorch"] == "2.1.0" and case["stack"]["checkpoint_early_stop"] is True
     assert study.parse_row("H100 80GB FP8", row.replace("amp_bf16", "amp_fp8")) is None
+
+
+def test_decompose_recovers_the_factors_that_made_the_measured_times():
+    """Rows whose measured time is 1.15 x GEMMs + 0.7 x recompute + 1.0 x the rest give back those factors, per GPU,
+    with no residual; costsim's own error (factors 1) is reported beside them."""
+    study = _study()
+    parts = [(10.0, 3.0, 2.0), (5.0, 0.0, 1.0), (8.0, 2.5, 4.0), (2.0, 0.0, 3.0), (6.0, 2.0, 0.5)]
+    entries = [
+        {"gpu": gpu, "parts_s": p, "measured_step_s": 1.15 * p[0] + 0.7 * p[1] + 1.0 * p[2] * scale}
+        for gpu, scale in (("h100-sxm", 1.0), ("a100-80gb", 1.2))
+        for p in parts
+    ]
+    out = study.decompose(entries)
+    assert set(out) == {"h100-sxm", "a100-80gb"}
+    h = out["h100-sxm"]
+    assert (h["rows"], h["gemm"], h["recompute"], h["rest"]) == pytest.approx((5, 1.15, 0.7, 1.0), abs=1e-9)
+    assert h["median_abs_residual"] == pytest.approx(0.0, abs=1e-9)
+    assert h["median_abs_as_modelled"] > 0.02
+    assert out["a100-80gb"]["rest"] == pytest.approx(1.2, abs=1e-9)
+
+
+def test_step_parts_split_a_breakdown_into_gemms_recompute_and_the_rest():
+    study = _study()
+    breakdown = {"attention_proj": 1.0, "dense_ffn": 2.0, "lm_head": 0.5, "recompute": 1.5, "attention_core": 0.7}
+    assert study.step_parts_s(breakdown, 6.0) == pytest.approx((3.5, 1.5, 1.0))
