@@ -18,6 +18,7 @@ from simulator.model.comms import Fabric
 from simulator.model.efficiency import (
     FA_BACKWARD_OVER_FORWARD,
     DeviceRates,
+    attention_split,
     calibrated_device,
     calibrated_rates,
     device_rates,
@@ -42,6 +43,33 @@ RATES = DeviceRates(
 def test_flash_attention_backward_is_2_5_times_forward():
     """flash-attention benchmarks/benchmark_flash_attention.py::flops: backward = 2.5 x forward."""
     assert FA_BACKWARD_OVER_FORWARD == 2.5
+
+
+def test_attention_split_gives_the_triton_kernel_backward_2_over_1_4_of_fa2s_share_at_its_measured_rate():
+    """docs/model.md §7.5, FA2 §4.1: the Triton kernel is ~2x slower than FA2 in the backward and 1.3-1.5x (1.4) in
+    the forward, so its backward / forward time is 2.5 x 2 / 1.4; its forward + backward time stays that of its
+    measured combined rate, 3.5 F / (peak x combined)."""
+    fwd_eff, ratio = attention_split("triton-fa", 0.3)
+    assert ratio == pytest.approx(2.5 * 2.0 / 1.4, rel=1e-12)
+    assert fwd_eff == pytest.approx(0.3 * (1 + ratio) / 3.5, rel=1e-12)
+    flops = 1e12
+    assert flops / fwd_eff * (1 + ratio) == pytest.approx(3.5 * flops / 0.3, rel=1e-12)
+    assert attention_split(None, 0.5) == (0.5, 2.5)
+    assert attention_split("fa2", 0.34) == pytest.approx((0.34, 2.5))
+
+
+def test_a_stack_kernel_gets_its_backward_split_only_where_the_profile_measured_it():
+    a100 = load_hardware("a100-40gb")
+    triton = device_rates(a100, BASE, "triton-fa")
+    assert triton.attention_backward_over_forward == pytest.approx(2.5 * 2.0 / 1.4)
+    combined = a100.efficiency.attention_kernels["triton-fa"].value * a100.peak_flop_per_s("bf16")
+    fwd, bwd = triton.attention_s(1e12)
+    assert fwd + bwd == pytest.approx(3.5e12 / combined, rel=1e-12)
+    today = device_rates(a100, BASE)
+    assert today.attention_backward_over_forward == 2.5
+    # A profile without the kernel's own figure runs today's kernel at today's split.
+    fallback = device_rates(load_hardware("h200"), BASE, "triton-fa")
+    assert fallback.attention_backward_over_forward == 2.5
 
 
 def test_gemm_bytes_are_operands_in_dtype_and_output_in_bf16():
@@ -151,13 +179,19 @@ def test_device_rates_apply_the_profile_efficiencies():
 def test_a_stacks_attention_kernel_runs_at_the_profiles_figure_for_it():
     """docs/model.md §7.5: an older stack's flash kernel (stacks.yaml attention_kernel) at the profile's measured
     figure for it: h100-sxm triton-fa 0.174 (llm-foundry 2023), fa2 0.34 (FlashAttention-2 paper); None or a kernel
-    the profile has no figure for: today's `attention` (0.5)."""
-    assert device_rates(H100, BASE, "triton-fa").attention_flop_per_s == pytest.approx(989.4e12 * 0.174)
+    the profile has no figure for: today's `attention` (0.5). The figures are forward + backward rates; triton-fa's
+    forward runs faster than that and its backward slower (attention_split)."""
+
+    def combined_flop_per_s(rates):
+        fwd, bwd = rates.attention_s(1e12)
+        return 3.5e12 / (fwd + bwd)
+
+    assert combined_flop_per_s(device_rates(H100, BASE, "triton-fa")) == pytest.approx(989.4e12 * 0.174)
     assert device_rates(H100, BASE, "fa2").attention_flop_per_s == pytest.approx(989.4e12 * 0.34)
     assert device_rates(H100, BASE, None).attention_flop_per_s == pytest.approx(989.4e12 * 0.5)
     assert device_rates(H100, BASE, "fa9").attention_flop_per_s == pytest.approx(989.4e12 * 0.5)
     a100 = load_hardware("a100-80gb")
-    assert device_rates(a100, BASE, "triton-fa").attention_flop_per_s == pytest.approx(312e12 * 0.305)
+    assert combined_flop_per_s(device_rates(a100, BASE, "triton-fa")) == pytest.approx(312e12 * 0.305)
     assert device_rates(a100, BASE, "fa2").attention_flop_per_s == pytest.approx(312e12 * 0.5)  # no A100 FA2 figure
     # The kernel's source replaces `attention`'s in the list of assumed terms: A100's 0.5 is an assumption, triton-fa not.
     assert "attention" in device_rates(a100, BASE, None).source

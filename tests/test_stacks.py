@@ -109,7 +109,8 @@ def test_a_stack_runs_its_own_flash_attention_kernel():
     assert load_stack("current").attention_kernel is None
     peak = H100.peak_flop_per_s("bf16")
     by_stack = {name: resolve(LLAMA_8B, H100, 64, 1e12, stack=name).rates.attention_flop_per_s for name in stack_names()}
-    assert by_stack["fsdp-2023"] == pytest.approx(peak * 0.174)
+    # triton-fa's 0.174 is its forward + backward rate; its forward runs faster than that (attention_split).
+    assert by_stack["fsdp-2023"] == pytest.approx(peak * 0.174 * (1 + 2.5 * 2 / 1.4) / 3.5)
     assert by_stack["megatron-2023"] == pytest.approx(peak * 0.34)
     assert by_stack["current"] == pytest.approx(peak * 0.5)
     job = make_job(LLAMA_8B, 64, 1e12, 8192, None, "bf16")

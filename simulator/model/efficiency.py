@@ -30,6 +30,21 @@ from simulator.units import BYTES_PER_ELEMENT
 # Attention kernels (FlashAttention) report FLOPs with backward = 2.5 x forward because the backward
 # recomputes the scores (flash-attention benchmarks/benchmark_flash_attention.py::flops).
 FA_BACKWARD_OVER_FORWARD = 2.5
+# Older flash-attention kernels were slower in the backward than in the forward, relative to FlashAttention-2: the
+# Triton kernel (llm-foundry 2023) ran the forward 1.3-1.5x and the backward about 2x slower than FA2 (Dao 2023,
+# arXiv:2307.08691, §4.1, A100). So its backward takes 2 / 1.4 times FA2's share of the kernel's time; the profile's
+# figure for such a kernel is its forward + backward rate, which this split keeps (docs/model.md §7.5).
+KERNEL_BACKWARD_SLOWDOWN = {"triton-fa": 2.0 / 1.4}
+
+
+def attention_split(kernel: str | None, combined_efficiency: float) -> tuple[float, float]:
+    """(forward efficiency, backward / forward time) of a flash-attention kernel whose forward + backward run at
+    `combined_efficiency` of the peak (FA FLOP convention): the forward's share of the time is 1 / (1 + ratio), so
+    forward_efficiency = combined · (1 + ratio) / (1 + 2.5)."""
+    ratio = FA_BACKWARD_OVER_FORWARD * KERNEL_BACKWARD_SLOWDOWN.get(kernel or "", 1.0)
+    return combined_efficiency * (1.0 + ratio) / (1.0 + FA_BACKWARD_OVER_FORWARD), ratio
+
+
 # The inner dimension at which a profile's inner-dimension term is 1: the largest K of the published Hopper table it
 # is fitted to (OpenXLA's sm_90 matmul table reaches K = 4096), which is also where that table's FLOPs-per-call curve
 # reaches 1 (docs/model.md §7.1).
@@ -182,13 +197,17 @@ def device_rates(hw: HardwareProfile, assumptions: Assumptions, attention_kernel
         domain_gpus=hw.domain_gpus,
         latency_s=eff.collective_latency_s,
     )
+    # The backward / forward split of a stack's older kernel applies where the profile has that kernel's own figure.
+    own_kernel = attention_kernel if attention_kernel in eff.attention_kernels else None
+    attention_eff, attention_ratio = attention_split(own_kernel, eff.attention_for(attention_kernel).value)
     assumed = [k for k, v in _efficiency_sources(hw, attention_kernel).items() if v == "assumption"]
     source = f"defaults of hardware profile {hw.name}" + (f" (assumed: {', '.join(assumed)})" if assumed else "")
     return DeviceRates(
         name=hw.name,
         peak_flop_per_s=peaks,
         gemm_efficiency=gemm,
-        attention_flop_per_s=hw.peak_flop_per_s("bf16") * eff.attention_for(attention_kernel).value,
+        attention_flop_per_s=hw.peak_flop_per_s("bf16") * attention_eff,
+        attention_backward_over_forward=attention_ratio,
         hbm_bytes_per_s=hw.hbm_bytes_per_s * eff.hbm.value,
         fabric=fabric,
         kernel_overhead_s=assumptions.kernel_overhead_s,
