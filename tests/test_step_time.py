@@ -733,6 +733,18 @@ def test_dp_traffic_per_zero_stage_follows_zero_section_7():
         ), zero
 
 
+def test_gradients_reduce_in_the_jobs_gradient_reduce_bytes():
+    """Job.gradient_reduce_bytes: BF16 reductions (Composer PURE) move half the fp32 bytes; weights still gather in
+    BF16."""
+    lay = Layout(dp=4, zero_stage=3, micro_batch_size=2)
+    fp32 = st.dp_traffic_s(ctx(layout=lay), P, 0.0, 4)
+    c = ctx(layout=lay)
+    bf16 = st.dp_traffic_s(Context(c.model, replace(c.job, gradient_reduce_bytes=2.0), lay, c.rates, c.assumptions), P, 0.0, 4)
+    assert float(bf16.reduce_s) == pytest.approx(4 * _rs(4, 2 * P), rel=1e-12)
+    assert float(bf16.reduce_s) < float(fp32.reduce_s)
+    assert float(bf16.zero3_gathers_s) == pytest.approx(float(fp32.zero3_gathers_s), rel=1e-12)
+
+
 @pytest.mark.parametrize("zero", [1, 2])
 def test_zero1_and_2_reduce_scatter_gradients_and_all_gather_bf16_weights(zero):
     """Megatron distributed optimizer: reduce-scatter 4P + all-gather 2P, each (n-1)/n over DP 4; one bucket and no

@@ -55,6 +55,11 @@ def _hardware(name: str) -> HardwareProfile:
     return load_hardware(name)
 
 
+# Composer's FSDP mixed-precision modes (composer/distributed/mosaic_parallelism.py get_mixed_precision): DEFAULT
+# reduces gradients in fp32, PURE in the BF16 of its parameters.
+REDUCE_BYTES_BY_MIXED_PRECISION = {"DEFAULT": 4.0, "PURE": 2.0}
+
+
 def case_scenario(case: PublishedRun, assumptions: Assumptions = DEFAULT) -> Scenario:
     """The case as a scenario: its job (the attention kernel and the checkpointing the source states), its published
     layout fields and the software stack of its framework and year."""
@@ -67,6 +72,14 @@ def case_scenario(case: PublishedRun, assumptions: Assumptions = DEFAULT) -> Sce
         raise SpecError(f"case {case.id!r}: stack.checkpoint_early_stop must be true or false, got {early_stop!r}")
     if isinstance(early_stop, bool):
         job = replace(job, checkpoint_early_stop=early_stop)
+    mixed = case.stack.get("mixed_precision")
+    if mixed is not None:
+        if mixed not in REDUCE_BYTES_BY_MIXED_PRECISION:
+            raise SpecError(
+                f"case {case.id!r}: stack.mixed_precision must be one of {', '.join(REDUCE_BYTES_BY_MIXED_PRECISION)} "
+                f"(Composer's modes), got {mixed!r}"
+            )
+        job = replace(job, gradient_reduce_bytes=REDUCE_BYTES_BY_MIXED_PRECISION[mixed])
     stack = load_stack(case.stack_preset)
     return Scenario.of(_model(case.model), _hardware(case.gpu), job, case.layout, assumptions=assumptions, stack=stack)
 

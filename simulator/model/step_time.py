@@ -862,9 +862,11 @@ def dp_traffic_s(ctx: Context, dense, expert, m) -> DpTraffic:
     gradient accumulation boundaries", deepspeedai/DeepSpeed#338). Stages 0-2 reduce once per step: stage 2 as
     Llama 3 runs it, which accumulates fp32 gradients over the micro-batches and reduce-scatters them once
     (arXiv:2407.21783 §3.3.2).
-    Gradients reduce in their stored precision (fp32, Llama 3 §3.3.2); weights gather in theirs (BF16)."""
+    Gradients reduce in Job.gradient_reduce_bytes (fp32 unless the stack says otherwise, Llama 3 §3.3.2); weights
+    gather in their BF16."""
     lay, fabric = ctx.layout, ctx.rates.fabric
-    param, grad, _ = state_bytes_per_param(ctx.job.precision, ctx.job.fp8_recipe)
+    param, _, _ = state_bytes_per_param(ctx.job.precision, ctx.job.fp8_recipe)
+    grad = ctx.job.gradient_reduce_bytes
     z = lay.zero_stage
     reductions = np.where(z == 3, m, 1)
     reduce = gather = zero3 = 0.0
