@@ -241,22 +241,3 @@ def test_the_reference_k_is_where_the_table_reaches_the_best_shape_rate():
     assert abs(median / mamf_tflop_per_s - 1) < 0.02
     assert median / mamf_tflop_per_s > (4096 / 4344) / (13312 / 13560) + 0.01
     assert INNER_DIM_REFERENCE == 4096
-
-
-def test_a_rows_composer_mixed_precision_sets_its_gradient_reduction_bytes():
-    """Composer's get_mixed_precision: PURE reduces in BF16 (2 B), DEFAULT in fp32 (4 B, the Job default); any other
-    mode in a case is refused with the modes named."""
-    from dataclasses import replace
-
-    from simulator.analysis.public_runs import case_scenario
-    from simulator.errors import SpecError
-    from simulator.inputs.published import public_cases
-
-    cases = {c.id: c for c in public_cases()}
-    assert case_scenario(cases["llmfoundry-mpt-30b-a100-40-128"]).job.gradient_reduce_bytes == 2.0  # PURE
-    assert case_scenario(cases["llmfoundry-mpt-30b-a100-80-8"]).job.gradient_reduce_bytes == 4.0  # DEFAULT
-    assert case_scenario(cases["llama3-405b-16k-gpus"]).job.gradient_reduce_bytes == 4.0  # no mode: fp32
-    bad = replace(cases["llmfoundry-mpt-30b-a100-80-8"], stack={**cases["llmfoundry-mpt-30b-a100-80-8"].stack,
-                                                                "mixed_precision": "HALF"})  # fmt: skip
-    with pytest.raises(SpecError, match=r"mixed_precision must be one of DEFAULT, PURE .* got 'HALF'"):
-        case_scenario(bad)

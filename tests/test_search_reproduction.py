@@ -93,10 +93,14 @@ def test_the_tp_overlap_flag_is_what_reproduces_an_overlapped_row():
 
 
 def test_search_table_prints_the_estimate_flags_of_the_best_row():
-    r = invoke("search", *RUNS["llama-3.1-8b on 64 a100-80gb"], "--top", "2")
+    run = RUNS["llama-3.1-8b on 64 a100-80gb"]
+    r = invoke("search", *run, "--top", "2")
     assert r.exit_code == 0, r.output
     line = next(x for x in r.output.splitlines() if x.startswith("#1 as `costsim estimate` flags:"))
-    assert "--tp 1 " in line and "--zero-stage 2" in line and line.endswith("--no-tp-overlap")
+    best = _json("search", *run, "--top", "1")["best"]["layout"]
+    assert line == f"#1 as `costsim estimate` flags: {estimate_flags(best)}"
+    assert f"--tp {best['tp']} " in line and f"--zero-stage {best['zero_stage']} " in line
+    assert line.endswith("--tp-overlap" if best["tp_overlap"] else "--no-tp-overlap")
 
 
 @pytest.mark.parametrize("stack", [[], ["--stack", "fsdp-2023"]])

@@ -306,7 +306,9 @@ def test_zero3_casts_and_predivides_each_weight_gradient_once_per_micro_batch():
     8192) / 2 = 18432); over a DP group of 2 or more its reduce_scatter_hook also divides the unsharded fp32 gradient
     in place (read 4 B, write 4 B): 6 + 8 = 14 B per weight, charged per forward as / 3. ZeRO 0-2 accumulate inside
     the wgrad GEMM: nothing."""
-    assert st.GRAD_CAST_BYTES_PER_PARAM == 6 and st.GRAD_PREDIVIDE_BYTES_PER_PARAM == 8
+    assert st.grad_handling_bytes_per_param(4) == 14 and st.grad_handling_bytes_per_param(1) == 6
+    # A BF16 reduce dtype (Composer PURE): no cast, the pre-divide reads and writes 2 B.
+    assert st.grad_handling_bytes_per_param(4, 2.0) == 4 and st.grad_handling_bytes_per_param(1, 2.0) == 0
     weights = (64 * 128 + 64 * 64 + 64 * 256 + 128 * 64) / 2
     lay = Layout(tp=2, dp=4, micro_batch_size=2, zero_stage=3)
     assert float(st.gradient_cast_bytes(ctx(layout=lay), "dense")) == pytest.approx(14 * weights / 3)
@@ -719,12 +721,12 @@ def test_zero0_hides_all_but_the_last_bucket_under_the_last_backward_only():
 def test_dp_traffic_per_zero_stage_follows_zero_section_7():
     """ZeRO §7: stage 0 all-reduces 4P; stages 1-2 reduce-scatter 4P and all-gather the updated 2P after the step;
     stage 3 all-gathers 2P before every forward and backward (2m), with no gather after the step (the weights stay
-    sharded), and reduce-scatters 4P after every micro-batch's backward (m = 4): it keeps only a gradient shard, so
-    it cannot accumulate over micro-batches as stages 0-2 do (FSDP outside no_sync; DeepSpeed#338)."""
+    sharded). Stages 2-3 keep only a gradient shard, so they reduce-scatter 4P after every micro-batch's backward
+    (m = 4) instead of accumulating over micro-batches as stages 0-1 do (FSDP outside no_sync; DeepSpeed#338)."""
     for zero, reduce, gather, zero3 in (
         (0, _ar(4, 4 * P), 0.0, 0.0),
         (1, _rs(4, 4 * P), _rs(4, 2 * P), 0.0),
-        (2, _rs(4, 4 * P), _rs(4, 2 * P), 0.0),
+        (2, 4 * _rs(4, 4 * P), _rs(4, 2 * P), 0.0),
         (3, 4 * _rs(4, 4 * P), 0.0, 2 * 4 * _rs(4, 2 * P)),
     ):
         t = st.dp_traffic_s(ctx(layout=Layout(dp=4, zero_stage=zero, micro_batch_size=2)), P, 0.0, 4)
@@ -747,11 +749,21 @@ def test_gradients_reduce_in_the_jobs_gradient_reduce_bytes():
 
 @pytest.mark.parametrize("zero", [1, 2])
 def test_zero1_and_2_reduce_scatter_gradients_and_all_gather_bf16_weights(zero):
-    """Megatron distributed optimizer: reduce-scatter 4P + all-gather 2P, each (n-1)/n over DP 4; one bucket and no
-    window: all exposed."""
+    """Megatron distributed optimizer (ZeRO-1): reduce-scatter 4P + all-gather 2P, each (n-1)/n over DP 4; ZeRO-2
+    reduce-scatters each of the m = 4 micro-batches' gradients; one bucket and no window: all exposed."""
     c = ctx(layout=Layout(dp=4, zero_stage=zero, micro_batch_size=2))
     exposed, _ = _dp(c, P, 0.0, 0.0, 0.0, 4)
-    assert exposed == pytest.approx(_rs(4, 4 * P) + _rs(4, 2 * P), rel=1e-12)
+    reductions = 4 if zero == 2 else 1
+    assert exposed == pytest.approx(reductions * _rs(4, 4 * P) + _rs(4, 2 * P), rel=1e-12)
+
+
+def test_zero2_reductions_hide_under_every_micro_batchs_backward():
+    """docs/model.md §5.1: ZeRO-2's per-micro-batch reductions run under each backward, W = m·B + o·F; ZeRO-1's single
+    reduction only under the last backward, W = B + o·F."""
+    f, b = 2e-6, 3e-6
+    assert float(st.dp_window_s(Layout(dp=4, zero_stage=2), f, b, 4, 1.0)) == pytest.approx(4 * b + f)
+    assert float(st.dp_window_s(Layout(dp=4, zero_stage=1), f, b, 4, 1.0)) == pytest.approx(b + f)
+    assert float(st.dp_window_s(Layout(dp=4, zero_stage=3), f, b, 4, 1.0)) == pytest.approx(4 * (f + b))
 
 
 def test_zero1_weight_gather_hides_only_under_the_next_forward_when_overlapped():

@@ -56,7 +56,8 @@ def _hardware(name: str) -> HardwareProfile:
 
 
 # Composer's FSDP mixed-precision modes (composer/distributed/mosaic_parallelism.py get_mixed_precision): DEFAULT
-# reduces gradients in fp32, PURE in the BF16 of its parameters.
+# reduces gradients in fp32, PURE in the BF16 of its parameters (the Composer of the PyTorch 2.1 rows, which are the
+# DEFAULT ones; the earlier PyTorch 1.13 rows are all PURE).
 REDUCE_BYTES_BY_MIXED_PRECISION = {"DEFAULT": 4.0, "PURE": 2.0}
 
 

@@ -59,17 +59,16 @@ FP8_QUANTIZE_BYTES_PER_ELEMENT = 3.0
 # once per step. Charged per forward as that read / 3, since callers charge the backward at twice the forward.
 BIAS_GRAD_BYTES_PER_ELEMENT = BYTES_PER_ELEMENT["bf16"] / 3
 # ZeRO-3 (FSDP FULL_SHARD, docs/model.md §4.7): autograd writes each weight gradient in BF16 and FSDP casts it to the
-# fp32 reduce dtype before its reduce-scatter (PyTorch FSDP MixedPrecision(reduce_dtype=torch.float32); Llama 3
-# §3.3.2 reduce-scatters gradients in FP32): read 2 B, write 4 B per parameter and micro-batch. Megatron-style
-# stacks (ZeRO 0-2 here) accumulate into the fp32 main gradient inside the weight-gradient GEMM
-# (--gradient-accumulation-fusion), with no separate cast.
-GRAD_CAST_BYTES_PER_PARAM = BYTES_PER_ELEMENT["bf16"] + BYTES_PER_ELEMENT["fp32"]
+# reduce dtype before its reduce-scatter (PyTorch FSDP MixedPrecision(reduce_dtype=...); fp32 in Llama 3 §3.3.2 and
+# Composer's DEFAULT, BF16 in Composer's PURE, where the cast is a no-op): read 2 B, write the reduce dtype's bytes per
+# parameter and micro-batch. Megatron-style stacks (ZeRO 0-2 here) accumulate into the fp32 main gradient inside the
+# weight-gradient GEMM (--gradient-accumulation-fusion), with no separate cast.
+GRADIENT_BYTES = BYTES_PER_ELEMENT["bf16"]
 # ZeRO-3 (FSDP FULL_SHARD, docs/model.md §7.6): before the reduce-scatter FSDP divides the whole unsharded gradient in
 # place by its pre-divide factor, which exceeds 1 for every DP group of 2 or more (PyTorch
 # torch/distributed/algorithms/_comm_hooks/default_hooks.py::reduce_scatter_hook, `grad.div_(gradient_predivide_factor)`;
-# DefaultState._get_gradient_predivide_factor): read and write the fp32 reduce-dtype gradient, per weight and
+# DefaultState._get_gradient_predivide_factor): read and write the reduce-dtype gradient, per weight and
 # micro-batch. The post-divide runs on the 1/d shard only and is left out.
-GRAD_PREDIVIDE_BYTES_PER_PARAM = 2 * BYTES_PER_ELEMENT["fp32"]
 # Elementwise kernels launched per layer and micro-batch forward when unfused (assumption, docs/model.md §7.6): two
 # norms and two residual adds; RoPE on q and k; the activation (gated: activation and product); two residual
 # dropouts; MoE routing softmax and top-k, permute and un-permute. Backward launches twice as many, plus one
@@ -280,8 +279,8 @@ def ffn_widths(model: ModelSpec, work: LayerWork, moe_imbalance: float) -> list[
 
 def gradient_cast_bytes(ctx: Context, kind: str):
     """Per-forward share of the ZeRO-3 gradient handling before the reduce-scatter, once per micro-batch in the
-    backward (/ 3 as for the bias gradients): the cast to fp32 (GRAD_CAST_BYTES_PER_PARAM per weight on the GPU) and,
-    where the weight's DP group has 2 or more ranks, the in-place pre-divide (GRAD_PREDIVIDE_BYTES_PER_PARAM).
+    backward (/ 3 as for the bias gradients): the cast to the reduce dtype and, where the weight's DP group has 2 or
+    more ranks, the in-place pre-divide (grad_handling_bytes_per_param).
     0 for ZeRO 0-2."""
     lay, moe = ctx.layout, ctx.model.moe
     d_dense, d_expert = data_parallel_sizes(lay)
@@ -294,13 +293,17 @@ def gradient_cast_bytes(ctx: Context, kind: str):
             local = local * moe.n_routed_experts / np.where(lay.ep > 1, lay.ep, lay.tp)
         elif g.sharding != "replicated":
             local = local / lay.tp
-        per_micro_batch = per_micro_batch + local * grad_handling_bytes_per_param(d_expert if routed else d_dense)
+        handling = grad_handling_bytes_per_param(d_expert if routed else d_dense, ctx.job.gradient_reduce_bytes)
+        per_micro_batch = per_micro_batch + local * handling
     return np.where(lay.zero_stage == 3, per_micro_batch / 3, 0.0)
 
 
-def grad_handling_bytes_per_param(dp_size):
-    """ZeRO-3 bytes per weight and micro-batch before the reduce-scatter: cast, plus the pre-divide when dp_size > 1."""
-    return GRAD_CAST_BYTES_PER_PARAM + np.where(dp_size > 1, GRAD_PREDIVIDE_BYTES_PER_PARAM, 0.0)
+def grad_handling_bytes_per_param(dp_size, reduce_bytes: float = BYTES_PER_ELEMENT["fp32"]):
+    """ZeRO-3 bytes per weight and micro-batch before the reduce-scatter in a reduce dtype of `reduce_bytes`: the cast
+    from BF16 (read 2, write reduce_bytes; none when the reduce dtype is BF16), plus the in-place pre-divide (read and
+    write reduce_bytes) when dp_size > 1. fp32: 6 + 8 B; BF16: 0 + 4 B."""
+    cast = GRADIENT_BYTES + reduce_bytes if reduce_bytes != GRADIENT_BYTES else 0.0
+    return cast + np.where(dp_size > 1, 2 * reduce_bytes, 0.0)
 
 
 def memory_bound_kernels(ctx: Context, kind: str) -> tuple[float, float]:
@@ -837,8 +840,8 @@ class DpTraffic:
     """Seconds per step of each data-parallel collective on one GPU (docs/model.md §4.7)."""
 
     reduce_s: object
-    """Gradient all-reduce (ZeRO-0) or reduce-scatter (ZeRO >= 1): once per step for ZeRO-0-2, once per
-    micro-batch for ZeRO-3 (a GPU that keeps only its gradient shard reduces each micro-batch's gradients before
+    """Gradient all-reduce (ZeRO-0) or reduce-scatter (ZeRO >= 1): once per step for ZeRO-0/1, once per
+    micro-batch for ZeRO-2/3 (a GPU that keeps only its gradient shard reduces each micro-batch's gradients before
     freeing them)."""
     param_gather_s: object
     """ZeRO-1/2: all-gather of the updated weights after the optimizer step (ZeRO-0 and ZeRO-3: none)."""
@@ -856,19 +859,19 @@ def dp_traffic_s(ctx: Context, dense, expert, m) -> DpTraffic:
     ZeRO §7 (Rajbhandari et al. 2020, arXiv:1910.02054): stages 1-2 move what DP moves (reduce-scatter the
     gradients, all-gather the updated weights); stage 3 reduce-scatters the gradients and all-gathers the weights
     for each forward and each backward, 1.5x DP, with no gather after the step (the weights stay sharded).
-    With m micro-batches, stage 3 reduce-scatters after every micro-batch's backward: a GPU that keeps only its
-    gradient shard cannot accumulate the full gradient locally (PyTorch FSDP FULL_SHARD outside no_sync, which
-    Composer never enters for FSDP, composer/trainer/trainer.py; DeepSpeed stages 2-3 "communicate during non
-    gradient accumulation boundaries", deepspeedai/DeepSpeed#338). Stages 0-2 reduce once per step: stage 2 as
-    Llama 3 runs it, which accumulates fp32 gradients over the micro-batches and reduce-scatters them once
-    (arXiv:2407.21783 §3.3.2).
+    With m micro-batches, stages 2-3 reduce-scatter after every micro-batch's backward: a GPU that keeps only its
+    gradient shard cannot accumulate the full gradient locally (PyTorch FSDP SHARD_GRAD_OP / FULL_SHARD outside
+    no_sync, which Composer never enters for FSDP, composer/trainer/trainer.py; DeepSpeed stages 2-3 "communicate
+    during non gradient accumulation boundaries", deepspeedai/DeepSpeed#338). Stages 0-1 keep the full gradient,
+    accumulate over the micro-batches and reduce once per step (Megatron's distributed optimizer; Llama 3's FSDP,
+    which accumulates fp32 gradients over micro-batches and reduce-scatters them once, arXiv:2407.21783 §3.3.2).
     Gradients reduce in Job.gradient_reduce_bytes (fp32 unless the stack says otherwise, Llama 3 §3.3.2); weights
     gather in their BF16."""
     lay, fabric = ctx.layout, ctx.rates.fabric
     param, _, _ = state_bytes_per_param(ctx.job.precision, ctx.job.fp8_recipe)
     grad = ctx.job.gradient_reduce_bytes
     z = lay.zero_stage
-    reductions = np.where(z == 3, m, 1)
+    reductions = np.where(z >= 2, m, 1)
     reduce = gather = zero3 = 0.0
     for n_params, group in ((dense, dp_group(lay)), (expert, dp_group(lay, expert=True))):
         present = n_params > 0
@@ -888,13 +891,15 @@ def dp_window_s(lay: Layout | Layouts, f, b, m, param_gather_overlap: float):
     """Compute time per step under which DP traffic can run, one window shared by all of it (docs/model.md §5.1).
 
     Gradient buckets reduce while the last micro-batch's backward runs (Megatron --overlap-grad-reduce; FSDP
-    reduce-scatter per unit): B. ZeRO-1/2's weight all-gather runs after the optimizer step, so it hides only
-    under the next step's first forward, where the stack overlaps it (Megatron --overlap-param-gather; FSDP
-    prefetch, Llama 3 §3.3.2): `param_gather_overlap`·F. ZeRO-3's per-pass gathers prefetch under every forward
-    and backward (FSDP forward/backward prefetch) and its per-micro-batch reductions under every backward: m·(F + B)."""
+    reduce-scatter per unit): B; ZeRO-2 reduces each micro-batch's gradients under its own backward: m·B.
+    ZeRO-1/2's weight all-gather runs after the optimizer step, so it hides only under the next step's first
+    forward, where the stack overlaps it (Megatron --overlap-param-gather; FSDP prefetch, Llama 3 §3.3.2):
+    `param_gather_overlap`·F. ZeRO-3's per-pass gathers prefetch under every forward and backward (FSDP
+    forward/backward prefetch) and its per-micro-batch reductions run under every backward: m·(F + B)."""
     z = lay.zero_stage
     sharded_update = (z >= 1) & (z <= 2)
-    return np.where(z == 3, m * (f + b), b + np.where(sharded_update, param_gather_overlap * f, 0.0))
+    backward = np.where(z == 2, m, 1) * b
+    return np.where(z == 3, m * (f + b), backward + np.where(sharded_update, param_gather_overlap * f, 0.0))
 
 
 def dp_exposure_s(traffic: DpTraffic, window, buckets, overlap_efficiency: float, param_gather_overlap: float):
