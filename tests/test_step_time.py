@@ -304,8 +304,8 @@ def test_bias_gradients_read_each_biased_output_once_per_step():
 def test_zero3_casts_and_predivides_each_weight_gradient_once_per_micro_batch():
     """FSDP's fp32 reduce dtype: read 2 B, write 4 B per weight on the GPU (here TP 2: (8192 + 4096 + 16384 +
     8192) / 2 = 18432); over a DP group of 2 or more its reduce_scatter_hook also divides the unsharded fp32 gradient
-    in place (read 4 B, write 4 B): 6 + 8 = 14 B per weight, charged per forward as / 3. ZeRO 0-2 accumulate inside
-    the wgrad GEMM: nothing."""
+    in place (read 4 B, write 4 B): 6 + 8 = 14 B per weight, charged per forward as / 3. ZeRO-2 (FSDP SHARD_GRAD_OP)
+    pays the same; ZeRO 0-1 accumulate inside the wgrad GEMM: nothing."""
     assert st.grad_handling_bytes_per_param(4) == 14 and st.grad_handling_bytes_per_param(1) == 6
     # A BF16 reduce dtype (Composer PURE): no cast, the pre-divide reads and writes 2 B.
     assert st.grad_handling_bytes_per_param(4, 2.0) == 4 and st.grad_handling_bytes_per_param(1, 2.0) == 0
@@ -313,7 +313,8 @@ def test_zero3_casts_and_predivides_each_weight_gradient_once_per_micro_batch():
     lay = Layout(tp=2, dp=4, micro_batch_size=2, zero_stage=3)
     assert float(st.gradient_cast_bytes(ctx(layout=lay), "dense")) == pytest.approx(14 * weights / 3)
     assert memory_bound_bytes(ctx(layout=lay), "dense") == pytest.approx(DENSE_MEMORY * T / 2 + 14 * weights / 3)
-    assert float(st.gradient_cast_bytes(ctx(layout=replace(lay, zero_stage=2)), "dense")) == 0.0
+    assert float(st.gradient_cast_bytes(ctx(layout=replace(lay, zero_stage=2)), "dense")) == pytest.approx(14 * weights / 3)
+    assert float(st.gradient_cast_bytes(ctx(layout=replace(lay, zero_stage=1)), "dense")) == 0.0
     # DP 1: the pre-divide factor is 1, nothing to divide; the cast stays.
     assert float(st.gradient_cast_bytes(ctx(layout=replace(lay, dp=1)), "dense")) == pytest.approx(6 * weights / 3)
     # Routed experts: all 8 experts of the layer, over EP 2 (whole) or TP-sharded without EP; their DP group is

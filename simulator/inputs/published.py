@@ -116,8 +116,9 @@ def dataset_path() -> Path:
 _INCLUDED_WHY = {
     "eq3_tflop_per_s_per_gpu": "Per-GPU throughput counted with Narayanan Eq. 3 (recomputation included), 2021 stack: FP16, "
     "materialised attention, dropout 0.1; micro-batch and virtual stages from NVIDIA's run_table_1.sh.",
-    "model_tflop_per_s_per_gpu": "Step-level model TFLOP/s per GPU (no failures); no recomputation and ZeRO-2 (FSDP) as "
-    "stated, 8 virtual stages and micro-batch 1 assumed (validation/llama3_table4.yaml).",
+    "model_tflop_per_s_per_gpu": "Step-level model TFLOP/s per GPU (no failures); no recomputation and FSDP as stated "
+    "(ZeRO-1 here: fp32 gradients accumulated over micro-batches), 4 virtual stages and micro-batch 1 assumed "
+    "(validation/llama3_table4.yaml).",
 }
 
 

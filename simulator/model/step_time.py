@@ -58,13 +58,14 @@ FP8_QUANTIZE_BYTES_PER_ELEMENT = 3.0
 # bias gradient (Megatron core/tensor_parallel/layers.py: grad_output.sum(dim=0)), reading 2 B per output element
 # once per step. Charged per forward as that read / 3, since callers charge the backward at twice the forward.
 BIAS_GRAD_BYTES_PER_ELEMENT = BYTES_PER_ELEMENT["bf16"] / 3
-# ZeRO-3 (FSDP FULL_SHARD, docs/model.md §4.7): autograd writes each weight gradient in BF16 and FSDP casts it to the
-# reduce dtype before its reduce-scatter (PyTorch FSDP MixedPrecision(reduce_dtype=...); fp32 in Llama 3 §3.3.2 and
-# Composer's DEFAULT, BF16 in Composer's PURE, where the cast is a no-op): read 2 B, write the reduce dtype's bytes per
-# parameter and micro-batch. Megatron-style stacks (ZeRO 0-2 here) accumulate into the fp32 main gradient inside the
-# weight-gradient GEMM (--gradient-accumulation-fusion), with no separate cast.
+# ZeRO-2/3 (FSDP SHARD_GRAD_OP/FULL_SHARD, docs/model.md §4.7): autograd writes each weight gradient in BF16 and FSDP
+# casts it to the reduce dtype before its per-micro-batch reduce-scatter (PyTorch FSDP MixedPrecision(reduce_dtype=...);
+# fp32 in Llama 3 §3.3.2 and Composer's DEFAULT, BF16 in Composer's PURE, where the cast is a no-op): read 2 B, write
+# the reduce dtype's bytes per parameter and micro-batch. Stacks that keep the full gradient (ZeRO 0-1 here, Megatron)
+# accumulate into the fp32 main gradient inside the weight-gradient GEMM (--gradient-accumulation-fusion), with no
+# separate cast.
 GRADIENT_BYTES = BYTES_PER_ELEMENT["bf16"]
-# ZeRO-3 (FSDP FULL_SHARD, docs/model.md §7.6): before the reduce-scatter FSDP divides the whole unsharded gradient in
+# ZeRO-2/3 (FSDP, docs/model.md §7.6): before the reduce-scatter FSDP divides the whole unsharded gradient in
 # place by its pre-divide factor, which exceeds 1 for every DP group of 2 or more (PyTorch
 # torch/distributed/algorithms/_comm_hooks/default_hooks.py::reduce_scatter_hook, `grad.div_(gradient_predivide_factor)`;
 # DefaultState._get_gradient_predivide_factor): read and write the reduce-dtype gradient, per weight and
@@ -278,10 +279,10 @@ def ffn_widths(model: ModelSpec, work: LayerWork, moe_imbalance: float) -> list[
 
 
 def gradient_cast_bytes(ctx: Context, kind: str):
-    """Per-forward share of the ZeRO-3 gradient handling before the reduce-scatter, once per micro-batch in the
+    """Per-forward share of the ZeRO-2/3 gradient handling before the reduce-scatter, once per micro-batch in the
     backward (/ 3 as for the bias gradients): the cast to the reduce dtype and, where the weight's DP group has 2 or
     more ranks, the in-place pre-divide (grad_handling_bytes_per_param).
-    0 for ZeRO 0-2."""
+    0 for ZeRO 0-1, which keep the full gradient."""
     lay, moe = ctx.layout, ctx.model.moe
     d_dense, d_expert = data_parallel_sizes(lay)
     per_micro_batch = 0.0
@@ -295,11 +296,11 @@ def gradient_cast_bytes(ctx: Context, kind: str):
             local = local / lay.tp
         handling = grad_handling_bytes_per_param(d_expert if routed else d_dense, ctx.job.gradient_reduce_bytes)
         per_micro_batch = per_micro_batch + local * handling
-    return np.where(lay.zero_stage == 3, per_micro_batch / 3, 0.0)
+    return np.where(lay.zero_stage >= 2, per_micro_batch / 3, 0.0)
 
 
 def grad_handling_bytes_per_param(dp_size, reduce_bytes: float = BYTES_PER_ELEMENT["fp32"]):
-    """ZeRO-3 bytes per weight and micro-batch before the reduce-scatter in a reduce dtype of `reduce_bytes`: the cast
+    """ZeRO-2/3 bytes per weight and micro-batch before the reduce-scatter in a reduce dtype of `reduce_bytes`: the cast
     from BF16 (read 2, write reduce_bytes; none when the reduce dtype is BF16), plus the in-place pre-divide (read and
     write reduce_bytes) when dp_size > 1. fp32: 6 + 8 B; BF16: 0 + 4 B."""
     cast = GRADIENT_BYTES + reduce_bytes if reduce_bytes != GRADIENT_BYTES else 0.0
@@ -729,7 +730,7 @@ def _item_time_classes(lays: Layouts) -> tuple[np.ndarray, Layouts]:
         lays.recompute == "selective",
         lays.recompute == "full",
         lays.schedule == "dualpipe",
-        lays.zero_stage == 3,
+        lays.zero_stage >= 2,
         np.asarray(d_dense) > 1,
         np.asarray(d_expert) > 1,
     )
