@@ -306,7 +306,7 @@ def test_zero3_casts_and_predivides_each_weight_gradient_once_per_micro_batch():
     8192) / 2 = 18432); over a DP group of 2 or more its reduce_scatter_hook also divides the unsharded fp32 gradient
     in place (read 4 B, write 4 B): 6 + 8 = 14 B per weight, charged per forward as / 3. ZeRO-2 (FSDP SHARD_GRAD_OP)
     pays the same; ZeRO 0-1 accumulate inside the wgrad GEMM: nothing."""
-    assert st.grad_handling_bytes_per_param(4) == 14 and st.grad_handling_bytes_per_param(1) == 6
+    assert st.grad_handling_bytes_per_param(4, 4.0) == 14 and st.grad_handling_bytes_per_param(1, 4.0) == 6
     # A BF16 reduce dtype (Composer PURE): no cast, the pre-divide reads and writes 2 B.
     assert st.grad_handling_bytes_per_param(4, 2.0) == 4 and st.grad_handling_bytes_per_param(1, 2.0) == 0
     weights = (64 * 128 + 64 * 64 + 64 * 256 + 128 * 64) / 2

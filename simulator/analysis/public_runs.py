@@ -28,7 +28,7 @@ from simulator.model.flops import flop_utilization
 from simulator.model.layer_work import token_flops
 from simulator.run.estimate import Estimate, estimate_achievable, estimate_expected
 from simulator.run.scenario import Scenario
-from simulator.units import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, TERA
+from simulator.units import BYTES_PER_ELEMENT, SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, TERA
 
 TRACK_TARGETS = {
     "steady_state": {"median_abs_error": 0.08},
@@ -58,7 +58,7 @@ def _hardware(name: str) -> HardwareProfile:
 # Composer's FSDP mixed-precision modes (composer/distributed/mosaic_parallelism.py get_mixed_precision): DEFAULT
 # reduces gradients in fp32, PURE in the BF16 of its parameters (the Composer of the PyTorch 2.1 rows, which are the
 # DEFAULT ones; the earlier PyTorch 1.13 rows are all PURE).
-REDUCE_BYTES_BY_MIXED_PRECISION = {"DEFAULT": 4.0, "PURE": 2.0}
+REDUCE_BYTES_BY_MIXED_PRECISION = {"DEFAULT": BYTES_PER_ELEMENT["fp32"], "PURE": BYTES_PER_ELEMENT["bf16"]}
 
 
 def case_scenario(case: PublishedRun, assumptions: Assumptions = DEFAULT) -> Scenario:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 from simulator.errors import InputError
 from simulator.inputs.specs import ModelSpec
-from simulator.units import MEBI, SECONDS_PER_HOUR
+from simulator.units import BYTES_PER_ELEMENT, MEBI, SECONDS_PER_HOUR
 from simulator.vocab import AttentionKernel, Fp8Recipe, Precision
 
 
@@ -33,7 +33,7 @@ class Job:
     checkpoint does from 2.1 on (torch.utils.checkpoint, early_stop=True by default): a dense layer's FFN down
     projection is not recomputed. False: the whole layer forward is recomputed (Megatron-LM, reentrant checkpoint,
     PyTorch before 2.1). docs/model.md §2.5."""
-    gradient_reduce_bytes: float = 4.0
+    gradient_reduce_bytes: float = BYTES_PER_ELEMENT["fp32"]
     """Bytes per gradient element in the data-parallel reduction: 4, fp32 (Llama 3 §3.3.2; FSDP reduce_dtype fp32,
     Composer's DEFAULT mixed precision), or 2, BF16 (Composer's PURE: parameters, gradients and reductions in BF16,
     composer/distributed/mosaic_parallelism.py get_mixed_precision). docs/model.md §4.7."""

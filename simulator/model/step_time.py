@@ -64,7 +64,7 @@ BIAS_GRAD_BYTES_PER_ELEMENT = BYTES_PER_ELEMENT["bf16"] / 3
 # the reduce dtype's bytes per parameter and micro-batch. Stacks that keep the full gradient (ZeRO 0-1 here, Megatron)
 # accumulate into the fp32 main gradient inside the weight-gradient GEMM (--gradient-accumulation-fusion), with no
 # separate cast.
-GRADIENT_BYTES = BYTES_PER_ELEMENT["bf16"]
+GRADIENT_BYTES_PER_ELEMENT = BYTES_PER_ELEMENT["bf16"]
 # ZeRO-2/3 (FSDP, docs/model.md §7.6): before the reduce-scatter FSDP divides the whole unsharded gradient in
 # place by its pre-divide factor, which exceeds 1 for every DP group of 2 or more (PyTorch
 # torch/distributed/algorithms/_comm_hooks/default_hooks.py::reduce_scatter_hook, `grad.div_(gradient_predivide_factor)`;
@@ -299,11 +299,11 @@ def gradient_cast_bytes(ctx: Context, kind: str):
     return np.where(lay.zero_stage >= 2, per_micro_batch / 3, 0.0)
 
 
-def grad_handling_bytes_per_param(dp_size, reduce_bytes: float = BYTES_PER_ELEMENT["fp32"]):
+def grad_handling_bytes_per_param(dp_size, reduce_bytes: float):
     """ZeRO-2/3 bytes per weight and micro-batch before the reduce-scatter in a reduce dtype of `reduce_bytes`: the cast
     from BF16 (read 2, write reduce_bytes; none when the reduce dtype is BF16), plus the in-place pre-divide (read and
     write reduce_bytes) when dp_size > 1. fp32: 6 + 8 B; BF16: 0 + 4 B."""
-    cast = GRADIENT_BYTES + reduce_bytes if reduce_bytes != GRADIENT_BYTES else 0.0
+    cast = GRADIENT_BYTES_PER_ELEMENT + reduce_bytes if reduce_bytes != GRADIENT_BYTES_PER_ELEMENT else 0.0
     return cast + np.where(dp_size > 1, 2 * reduce_bytes, 0.0)
 
 
