@@ -21,7 +21,7 @@ from simulator.analysis.rl_stages import RLStageResult, run_generating_stage
 from simulator.errors import CostsimError, LayoutError
 from simulator.inputs.catalog import load_model
 from simulator.inputs.plan_file import Plan, RLStage
-from simulator.inputs.serving_cases import RLCase, rl_cases
+from simulator.inputs.serving_cases import TRAINING_DEGREES, RLCase, rl_cases
 from simulator.run.cost import CostOptions
 from simulator.units import SECONDS_PER_HOUR
 
@@ -109,7 +109,8 @@ def stage_for(case: RLCase) -> RLStage:
 def _plan_for(case: RLCase, searched_training: bool = False) -> Plan:
     stage = stage_for(case).model_dump(exclude_none=True)
     if searched_training:
-        stage["training_layout"] = {}
+        # The degrees are searched; the recipe's recompute, schedule, micro-batch and optimizer sharding still hold.
+        stage["training_layout"] = {k: v for k, v in stage.get("training_layout", {}).items() if k not in TRAINING_DEGREES}
     return Plan.model_validate(
         {"name": f"validate-rl-{case.id}", "source": case.source, "model": case.model, "gpu": case.gpu, "stages": [stage]}
     )

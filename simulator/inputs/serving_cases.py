@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from simulator.errors import CostsimError, InputError, SpecError
 from simulator.inputs.data_files import prices_dir, validation_dir
 from simulator.inputs.files import read_yaml, validate
+from simulator.vocab import Recompute, Schedule
 
 MAX_GPUS = 1_000_000
 MAX_TOKENS = 10_000_000
@@ -182,11 +183,23 @@ class GenerationLayout(_Record):
 
 
 class TrainingLayout(_Record):
+    """The parallel degrees a source states, and the settings its recipe fixes (recompute: Megatron's
+    activation_checkpointing true is full recomputation; schedule 1f1b where no virtual stages are set; the
+    distributed optimizer is ZeRO-1); fields left out are searched."""
+
     tp: Count | None = None
     cp: Count | None = None
     ep: Count | None = None
     pp: Count | None = None
     vpp: Count | None = None
+    recompute: Recompute | None = None
+    schedule: Schedule | None = None
+    micro_batch_size: Count | None = None
+    zero_stage: Annotated[int, Field(ge=0, le=3)] | None = None
+
+
+TRAINING_DEGREES = ("tp", "cp", "ep", "pp", "vpp")
+"""The parallel degrees of a TrainingLayout (what a search replaces when the stated ones break a layout rule)."""
 
 
 class LengthCap(_Record):
