@@ -35,20 +35,25 @@ def _split(split: dict | None) -> str:
 
 
 def rl_validation_table(doc: dict) -> str:
-    lines = [f"{'case':<46} {'track':<9} {'metric':<12} {'reported':>10} {'predicted':>10} {'error':>7}  band / parts"]
+    lines = [f"{'case':<46} {'track':<13} {'metric':<12} {'reported':>10} {'predicted':>10} {'error':>7}  band / parts"]
     for c in doc["cases"]:
         if c["predicted"] is None:
-            lines.append(f"{c['id'][:46]:<46} {c['track']:<9} {c['metric']:<12} {c['reported']:>10,.4g} {'-':>10} "
+            lines.append(f"{c['id'][:46]:<46} {c['track']:<13} {c['metric']:<12} {c['reported']:>10,.4g} {'-':>10} "
                          f"{'-':>7}  ({c['not_predicted_because']})")  # fmt: skip
             continue
         band = f"{c['band'][0]:,.0f}-{c['band'][1]:,.0f}  " if c["band"] else ""
-        lines.append(f"{c['id'][:46]:<46} {c['track']:<9} {c['metric']:<12} {c['reported']:>10,.4g} "
+        lines.append(f"{c['id'][:46]:<46} {c['track']:<13} {c['metric']:<12} {c['reported']:>10,.4g} "
                      f"{c['predicted']:>10,.4g} {c['error']:>+7.1%}  {band}{_split(c['split'])}")  # fmt: skip
     if doc["n_cases"]:
         lines += ["", f"{doc['n_cases']} NeMo RL step times: {doc['within_target']} within 30%; median |error| "
                   f"{doc['median_abs_error']:.1%}, max {doc['max_abs_error']:.1%} ({doc['worst_case']}); "
                   f"target every |error| <= 30%: {'met' if doc['meets_target'] else 'not met'}. Plan rows (DeepSeek-R1 "
                   "stages through plans/deepseek-r1.yaml, banded inputs read from a figure) are not in the target."]  # fmt: skip
+    later = doc.get("later_release") or {}
+    if later.get("n"):
+        lines.append(f"{later['n']} steps of later NeMo RL releases (track later-release, outside the target): "
+                     f"{later['within_30_percent']} within 30%; median |error| {later['median_abs_error']:.1%}, max "
+                     f"{later['max_abs_error']:.1%}.")  # fmt: skip
     lines += ["", "assumptions where the benchmark rows are silent"]
     lines += [f"  {a['name']}: {a['value']} ({a['source']})" for a in doc["assumptions"]]
     return "\n".join(lines)

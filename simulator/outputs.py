@@ -1300,8 +1300,9 @@ class RLCaseOutput(_Fixed):
     """One published RL figure and its prediction."""
 
     id: str
-    track: Literal["benchmark", "plan"]
-    """benchmark: a NeMo RL GRPO step (the target); plan: a DeepSeek-R1 stage through plans/deepseek-r1.yaml."""
+    track: Literal["benchmark", "later-release", "plan"]
+    """benchmark: a NeMo RL v0.4 GRPO step (the target); later-release: a step of a later NeMo RL release, reported
+    beside the target; plan: a DeepSeek-R1 stage through plans/deepseek-r1.yaml."""
     source: str
     evidence: Literal["primary", "secondary"]
     model: str
@@ -1328,6 +1329,15 @@ class RLAssumption(_Fixed):
     source: str
 
 
+class LaterReleaseSummary(_Fixed):
+    """The NeMo RL steps of releases after v0.4, predicted with the same rules and reported beside the target."""
+
+    n: int
+    median_abs_error: float | None
+    max_abs_error: float | None
+    within_30_percent: int
+
+
 class ValidateRLOutput(Document):
     """`costsim validate rl --format json`: every published RL figure predicted, and the summary of the NeMo RL steps."""
 
@@ -1343,6 +1353,8 @@ class ValidateRLOutput(Document):
     error_convention: str
     target: dict
     meets_target: bool
+    later_release: LaterReleaseSummary
+    """The steps of later NeMo RL releases (outside the target)."""
     assumptions: list[RLAssumption]
 
 

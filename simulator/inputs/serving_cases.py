@@ -220,6 +220,12 @@ class RLCase(_PublishedFigure):
     colocated: bool | None = None
     """Generation and training share the GPUs (True), or generation runs on generation_gpus of its own (False)."""
     generation_gpus: Count | None = None
+    generation_memory_fraction: Annotated[float, Field(gt=0, le=1)] | None = None
+    """The generation engine's share of GPU memory where the recipe sets it (vLLM gpu_memory_utilization); None: the
+    release's default (rl_validation.NEMO_MEMORY_FRACTION)."""
+    in_target: bool = True
+    """Whether the figure is one the issue's target counts (the NeMo RL v0.4 rows of issue 12); later releases of the same
+    benchmark are predicted and reported beside it."""
     precision_train: Precision | None = None
     precision_generation: Precision | None = None
     prompts_per_step: Count | None = None
