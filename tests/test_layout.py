@@ -64,7 +64,7 @@ BROKEN = {
     "ep without experts": (LLAMA_8B, job(64), Layout(dp=64, ep=2), ["EP = 2", "no experts"]),
     "vpp without interleaving": (LLAMA_8B, job(64), Layout(pp=2, dp=32, vpp=2), ["--vpp 2", "interleaved"]),
     "schedule needs pp": (LLAMA_8B, job(64), Layout(dp=64, schedule="zb-h1"), ["zb-h1", "PP >= 2"]),
-    "ep must divide dp": (MIXTRAL, job(4, sequences=8, seq_len=4096), Layout(tp=2, dp=2, ep=4), ["EP = 4", "DP x CP = 2"]),
+    "ep | tp*dp*cp": (MIXTRAL, job(4, sequences=8, seq_len=4096), Layout(tp=2, dp=2, ep=8), ["EP = 8", "TP x DP x CP = 4"]),
 }
 
 
@@ -274,3 +274,18 @@ def test_partition_gives_every_chunk_an_item_even_with_zero_costs():
 
     assert partition([0.0, 1.0], 2) == [0, 1]
     assert partition([1.0, 0.0, 1.0], 3) == [0, 1, 2]
+
+
+def test_ep_over_tensor_parallel_ranks_is_a_folded_expert_grid():
+    """Megatron-core MoE parallel folding (arXiv:2504.14960, expert TP 1): EP may span TP ranks when it divides
+    TP x DP x CP; where it divides DP x CP the classic placement holds."""
+    from simulator.model.layout import data_parallel_sizes, folded_expert_grid
+
+    folded = Layout(tp=2, dp=2, ep=4)
+    assert layout_problems(MIXTRAL, job(4, sequences=8, seq_len=4096), folded) == []
+    assert folded_expert_grid(folded) and not folded_expert_grid(Layout(tp=2, dp=4, ep=4))
+    assert not folded_expert_grid(Layout(tp=2, dp=2, ep=1))
+    # Experts replicate over the TP x DP x CP ranks left after EP on a folded grid, over DP x CP / EP otherwise.
+    assert data_parallel_sizes(Layout(tp=4, cp=1, dp=4, ep=8)) == (4, 2)  # folded: 4 x 4 / 8
+    assert data_parallel_sizes(Layout(tp=2, cp=2, dp=4, ep=4)) == (8, 2)  # classic: 2 x 4 / 4
+    assert data_parallel_sizes(Layout(tp=4, cp=1, dp=4, ep=16)) == (4, 1)

@@ -196,6 +196,17 @@ def test_communicators_follow_megatron_rank_order_tp_cp_ep_dp_pp():
     assert (pp_group(lay).size, pp_group(lay).stride) == (2, 2 * 2 * 8)
 
 
+def test_folded_expert_grid_puts_ep_on_consecutive_ranks():
+    """Qwen3-235B in NeMo RL (TP 2, CP 2, EP 16, PP 8 on 128 GPUs: DP 4): EP 16 spans TP x CP x DP = 16 ranks per stage,
+    consecutive (Megatron's expert rank order with expert TP 1), so each expert has one replica per stage."""
+    lay = Layout(tp=2, cp=2, dp=4, ep=16, pp=8)
+    assert (ep_group(lay).size, ep_group(lay).stride) == (16, 1)
+    assert (dp_group(lay, expert=True).size, dp_group(lay, expert=True).stride) == (1, 16)
+    assert (dp_group(lay).size, dp_group(lay).stride) == (8, 2)  # dense weights: DP x CP as before
+    wider = Layout(tp=4, cp=1, dp=8, ep=16, pp=2)  # expert DP = 4 x 8 / 16 = 2, past the 16 EP ranks
+    assert (dp_group(wider, expert=True).size, dp_group(wider, expert=True).stride) == (2, 16)
+
+
 # --------------------------------------------------------------------------- GEMMs
 
 

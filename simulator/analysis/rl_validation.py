@@ -135,8 +135,8 @@ def _unsupported(case: RLCase) -> str | None:
 def predict_step(case: RLCase) -> Outcome:
     """One benchmark step: the rollout's wall seconds (no failures: one step), with the band of the long tail.
 
-    Where the stated training layout breaks one of costsim's layout rules (Megatron places EP inside TP x DP x CP;
-    costsim's training model inside DP x CP), the training layout is searched instead and the outcome says so."""
+    Where the stated training layout breaks one of costsim's layout rules, its degrees are searched instead (the
+    recipe's recompute, micro-batch, schedule and ZeRO stage kept) and the outcome says so."""
     note = None
     try:
         r = _run_case(case, False)

@@ -59,11 +59,22 @@ if tuple(f.name for f in fields(Layout)) != LAYOUT_FIELDS:  # one definition: vo
 _FIELD_DTYPES: dict = {"schedule": str, "recompute": str, "tp_overlap": bool}
 
 
+def folded_expert_grid(lay: Layout | Layouts):
+    """Whether EP spans tensor-parallel ranks: EP does not divide DP x CP but divides TP x DP x CP. Megatron-core's
+    MoE parallel folding (Liu et al. 2025, arXiv:2504.14960; `expert_tensor_parallel_size` 1) lays the expert
+    layers' ranks out on their own grid, expert TP x EP x expert DP = TP x CP x DP per stage, with EP consecutive
+    ranks. Where EP divides DP x CP the experts keep the classic placement, EP carved out of DP x CP (§1.1)."""
+    ep = np.asarray(lay.ep)
+    return ((ep > 1) & ((np.asarray(lay.dp) * np.asarray(lay.cp)) % ep != 0))[()]
+
+
 def data_parallel_sizes(lay: Layout | Layouts):
     """(dense, expert) data-parallel group sizes: dense weights are replicated over DP x CP ranks, experts over
-    the DP x CP ranks left after EP takes its share. Gradient reduction and ZeRO sharding run over these."""
+    the DP x CP ranks left after EP takes its share, or, on a folded expert grid, over the TP x DP x CP ranks left
+    after EP. Gradient reduction and ZeRO sharding run over these."""
     dense = lay.dp * lay.cp
-    return dense, np.maximum(1, dense // lay.ep)
+    folded = folded_expert_grid(lay)
+    return dense, np.where(folded, np.maximum(1, lay.tp * dense // lay.ep), np.maximum(1, dense // lay.ep))[()]
 
 
 @dataclass(frozen=True)
@@ -129,7 +140,7 @@ def problem_masks(model: ModelSpec, job: Job, lay: Layout | Layouts) -> dict[str
         "stages": model.n_layers < pp * vpp,
         "ep_without_experts": (ep > 1) & (model.moe is None),
         "ep_experts": (ep > 1) & (model.moe is not None) & (experts % ep != 0),
-        "ep_dp": (ep > 1) & ((dp * cp) % ep != 0),
+        "ep_dp": (ep > 1) & ((tp * dp * cp) % ep != 0),
         "cp_seq": (cp > 1) & (job.seq_len % (2 * cp) != 0),
         "batch_seq": np.broadcast_to(job.global_batch_tokens % job.seq_len != 0, tp.shape),
         "batch": ~batch_ok,
@@ -162,7 +173,8 @@ def problem_text(rule: str, model: ModelSpec, job: Job, lay: Layout) -> str:
             "use an EP dividing them"
         ),
         "ep_dp": lambda: (
-            f"EP = {lay.ep} must divide DP x CP = {lay.dp * lay.cp} (experts are sharded across data-parallel ranks)"
+            f"EP = {lay.ep} must divide TP x DP x CP = {lay.tp * lay.dp * lay.cp} (experts are sharded across the "
+            "data-parallel ranks, and across tensor-parallel ones on a folded expert grid); use an EP dividing it"
         ),
         "cp_seq": lambda: f"sequence length {job.seq_len} is not divisible by 2 x CP = {2 * lay.cp} (load-balanced causal CP)",
         "batch_seq": lambda: (

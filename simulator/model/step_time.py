@@ -28,7 +28,7 @@ from simulator.model.comms import Group, collective_s, moe_dispatch_combine_s
 from simulator.model.efficiency import DeviceRates
 from simulator.model.flops import ParamCounts, attention_core_dims, head_gemm, layer_kinds
 from simulator.model.layer_work import LayerWork, layer_work
-from simulator.model.layout import Layout, Layouts, data_parallel_sizes, micro_batches
+from simulator.model.layout import Layout, Layouts, data_parallel_sizes, folded_expert_grid, micro_batches
 from simulator.model.memory import (
     LOGIT_BYTES,
     MemoryBreakdown,
@@ -149,12 +149,16 @@ def cp_group(lay: Layout) -> Group:
 
 
 def ep_group(lay: Layout) -> Group:
-    return Group(lay.ep, lay.tp * lay.cp)
+    """EP ranks: strided past TP x CP where EP is carved out of DP x CP; consecutive ranks on a folded expert grid
+    (layout.folded_expert_grid: Megatron's expert rank order puts EP first when expert TP is 1)."""
+    return Group(lay.ep, np.where(folded_expert_grid(lay), 1, lay.tp * lay.cp)[()])
 
 
 def dp_group(lay: Layout, expert: bool = False) -> Group:
     dense, experts = data_parallel_sizes(lay)
-    return Group(experts if expert else dense, lay.tp * lay.ep if expert else lay.tp)
+    if not expert:
+        return Group(dense, lay.tp)
+    return Group(experts, np.where(folded_expert_grid(lay), lay.ep, lay.tp * lay.ep)[()])
 
 
 def pp_group(lay: Layout) -> Group:
@@ -715,7 +719,8 @@ def evaluate(
 
 
 # What item_time reads of a layout: TP, CP, EP, micro-batch size, recompute, TP overlap, whether DualPipe
-# overlaps EP, whether ZeRO-3 casts the weight gradients and whether the DP groups pre-divide them (gradient_cast_bytes).
+# overlaps EP, whether ZeRO-3 casts the weight gradients, whether the DP groups pre-divide them (gradient_cast_bytes)
+# and whether the expert grid is folded (the EP group's placement, ep_group).
 ITEM_TIME_FIELDS = ("tp", "cp", "ep", "micro_batch_size", "tp_overlap")
 
 
@@ -733,6 +738,7 @@ def _item_time_classes(lays: Layouts) -> tuple[np.ndarray, Layouts]:
         lays.zero_stage >= 2,
         np.asarray(d_dense) > 1,
         np.asarray(d_expert) > 1,
+        np.asarray(folded_expert_grid(lays)),
     )
     for column in columns:
         key = key * 2 + column
