@@ -207,6 +207,14 @@ def predict_plan(cases: list[RLCase]) -> list[Outcome]:
     return out
 
 
+def labelled(outcome: Outcome) -> Outcome:
+    """A benchmark step of a later release (RLCase.in_target false) goes on the later-release track, predicted or
+    not; every other outcome keeps its track."""
+    if outcome.track == "benchmark" and not outcome.case.in_target:
+        return dataclasses.replace(outcome, track=LATER_RELEASE)
+    return outcome
+
+
 def evaluate() -> list[Outcome]:
     cases = rl_cases()
     outcomes: list[Outcome] = []
@@ -214,12 +222,11 @@ def evaluate() -> list[Outcome]:
     for c in cases:
         why = _unsupported(c)
         if why:
-            outcomes.append(Outcome(c, None, why))
+            outcomes.append(labelled(Outcome(c, None, why)))
         elif c.id in PLAN_CASES:
             plan_cases.append(c)
         else:
-            o = predict_step(c)
-            outcomes.append(o if c.in_target else dataclasses.replace(o, track=LATER_RELEASE))
+            outcomes.append(labelled(predict_step(c)))
     by_id = {o.case.id: o for o in [*outcomes, *predict_plan(plan_cases)]}
     return [by_id[c.id] for c in cases]
 
