@@ -18,7 +18,7 @@ import dataclasses
 import statistics
 from dataclasses import dataclass
 
-from simulator.analysis.rl_stages import RLStageResult, run_generating_stage
+from simulator.analysis.rl_stages import RLStageResult, run_generating_stage, training_seq_len
 from simulator.errors import CostsimError, LayoutError
 from simulator.inputs.catalog import load_model
 from simulator.inputs.plan_file import Plan, RLStage
@@ -105,9 +105,29 @@ def stage_for(case: RLCase) -> RLStage:
         "training_layout": {k: v for k, v in (tl.model_dump() if tl else {}).items() if v is not None},
         "source": case.source,
     }
+    if tl is not None and tl.micro_batch_size is not None:
+        raw["training_layout"]["micro_batch_size"] = tl.micro_batch_size * sequences_per_pack(case)
     if not colocated:
         raw["generation_gpus"] = case.generation_gpus
     return RLStage.model_validate(raw)
+
+
+def sequences_per_pack(case: RLCase) -> int:
+    """Sequences of the mean length in one micro-batch under NeMo RL's sequence packing (grpo_math_1B.yaml:
+    `sequence_packing.enabled`, `train_mb_tokens` = max_total_sequence_length x train_micro_batch_size): as many as
+    fit in max_seq_len tokens, lowered to the largest count dividing each data-parallel rank's sequences per optimizer
+    step where the stated degrees give that rank count (1 where they do not)."""
+    seq = training_seq_len(MEAN_PROMPT_LEN + (case.mean_generation_seq_len or 0.0))
+    fit = max(1, (case.max_seq_len or seq) // seq)
+    tl = case.training_layout
+    if tl is None or None in (tl.tp, tl.cp, tl.pp) or case.num_gpus is None or not case.train_global_batch:
+        return 1
+    gpus = case.num_gpus if case.colocated is not False else case.num_gpus - (case.generation_gpus or 0)
+    dp, rest = divmod(gpus, tl.tp * tl.cp * tl.pp)
+    if rest or dp < 1 or case.train_global_batch % dp:
+        return 1
+    per_rank = case.train_global_batch // dp
+    return max(d for d in range(1, fit + 1) if per_rank % d == 0)
 
 
 def _plan_for(case: RLCase, searched_training: bool = False) -> Plan:
