@@ -277,15 +277,16 @@ def test_partition_gives_every_chunk_an_item_even_with_zero_costs():
 
 
 def test_ep_over_tensor_parallel_ranks_is_a_folded_expert_grid():
-    """Megatron-core MoE parallel folding (arXiv:2504.14960, expert TP 1): EP may span TP ranks when it divides
-    TP x DP x CP; where it divides DP x CP the classic placement holds."""
+    """Megatron-core MoE parallel folding (arXiv:2504.14960, expert TP 1): the expert layers regroup TP x CP x DP as
+    EP x expert DP, so EP may span TP ranks (it must divide TP x DP x CP) and each expert has TP x CP x DP / EP
+    replicas; with EP 1 the experts are TP-sharded and replicate as dense weights do."""
     from simulator.model.layout import data_parallel_sizes, folded_expert_grid
 
-    folded = Layout(tp=2, dp=2, ep=4)
-    assert layout_problems(MIXTRAL, job(4, sequences=8, seq_len=4096), folded) == []
-    assert folded_expert_grid(folded) and not folded_expert_grid(Layout(tp=2, dp=4, ep=4))
+    spanning_tp = Layout(tp=2, dp=2, ep=4)
+    assert layout_problems(MIXTRAL, job(4, sequences=8, seq_len=4096), spanning_tp) == []
+    assert folded_expert_grid(spanning_tp) and folded_expert_grid(Layout(tp=2, dp=4, ep=4))
     assert not folded_expert_grid(Layout(tp=2, dp=2, ep=1))
-    # Experts replicate over the TP x DP x CP ranks left after EP on a folded grid, over DP x CP / EP otherwise.
-    assert data_parallel_sizes(Layout(tp=4, cp=1, dp=4, ep=8)) == (4, 2)  # folded: 4 x 4 / 8
-    assert data_parallel_sizes(Layout(tp=2, cp=2, dp=4, ep=4)) == (8, 2)  # classic: 2 x 4 / 4
+    assert data_parallel_sizes(Layout(tp=4, cp=1, dp=4, ep=8)) == (4, 2)  # 4 x 4 / 8
+    assert data_parallel_sizes(Layout(tp=2, cp=2, dp=4, ep=4)) == (8, 4)  # 2 x 2 x 4 / 4: the TP ranks are replicas
     assert data_parallel_sizes(Layout(tp=4, cp=1, dp=4, ep=16)) == (4, 1)
+    assert data_parallel_sizes(Layout(tp=4, cp=2, dp=4, ep=1)) == (8, 8)  # EP 1: experts TP-sharded

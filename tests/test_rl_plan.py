@@ -348,14 +348,14 @@ def test_phases_must_start_at_zero_and_increase(tmp_path):
 
 DOCUMENTED_ERRORS = {
     # docs/model.md §17.7: predicted / reported - 1 of each NeMo RL v0.4 GRPO step time, as computed
-    "nemo-rl-v0.4-llama-3.1-8b-h100x16-on-policy": -0.106,
-    "nemo-rl-v0.4-llama-3.1-8b-h100x16-1-off": 0.115,
-    "nemo-rl-v0.4-qwen3-32b-h100x32-on-policy": -0.147,
-    "nemo-rl-v0.4-qwen3-32b-h100x64-1-off": 0.122,
-    "nemo-rl-v0.4-qwen3-235b-a22b-h100x128-on-policy": -0.532,
+    "nemo-rl-v0.4-llama-3.1-8b-h100x16-on-policy": -0.108,
+    "nemo-rl-v0.4-llama-3.1-8b-h100x16-1-off": 0.111,
+    "nemo-rl-v0.4-qwen3-32b-h100x32-on-policy": -0.150,
+    "nemo-rl-v0.4-qwen3-32b-h100x64-1-off": 0.117,
+    "nemo-rl-v0.4-qwen3-235b-a22b-h100x128-on-policy": -0.537,
     "nemo-rl-v0.4-qwen3-235b-a22b-h100x256-1-off": 0.013,
-    "nemo-rl-v0.4-qwen3-30b-a3b-h100x32-on-policy": -0.448,
-    "nemo-rl-v0.4-qwen3-30b-a3b-h100x32-1-off": -0.553,
+    "nemo-rl-v0.4-qwen3-30b-a3b-h100x32-on-policy": -0.450,
+    "nemo-rl-v0.4-qwen3-30b-a3b-h100x32-1-off": -0.560,
     "nemo-rl-v0.4-deepseek-v3-h100x256-on-policy": -0.722,
     "nemo-rl-v0.4-deepseek-v3-h100x512-1-off": -0.511,
 }
@@ -381,6 +381,7 @@ def test_nemo_rl_rows_errors_as_documented(rl_validation_doc):
         assert row["error"] == pytest.approx(documented, abs=ERROR_TOLERANCE), case_id
         low, high = row["band"]
         assert 0 < low <= row["predicted"] * (1 + 1e-9) and row["predicted"] <= high * (1 + 1e-9)
+    assert rl_validation_doc["median_abs_error"] == pytest.approx(0.300, abs=ERROR_TOLERANCE)  # §17.7 and README
     within = sum(abs(e) <= 0.30 for e in DOCUMENTED_ERRORS.values())
     assert rl_validation_doc["within_target"] == within == 5
     assert rl_validation_doc["meets_target"] is False
@@ -559,3 +560,20 @@ def test_sequence_packing_per_micro_batch():
     assert sequences_per_pack(cases["nemo-rl-v0.4-deepseek-v3-h100x256-on-policy"]) == 1
     unstated = llama.model_copy(update={"training_layout": llama.training_layout.model_copy(update={"pp": None})})
     assert sequences_per_pack(unstated) == 1  # the DP rank count is unknown without every degree
+    # Two packs per micro-batch fit six 1,280-token sequences; 64 per DP rank: the largest divisor up to 6 is 4.
+    two_packs = llama.model_copy(update={"training_layout": llama.training_layout.model_copy(update={"micro_batch_size": 2})})
+    assert sequences_per_pack(two_packs) == 4
+    odd_batch = llama.model_copy(update={"train_global_batch": 520})  # 520 / 32 samples: 16 prompts, 512 trained
+    assert sequences_per_pack(odd_batch) == 2
+    long = llama.model_copy(update={"mean_generation_seq_len": 5000.0})  # longer than a pack: one sequence
+    assert sequences_per_pack(long) == 1
+
+
+def test_split_rl_case_must_state_its_generation_gpus():
+    from pydantic import ValidationError
+
+    from simulator.inputs.serving_cases import rl_cases
+
+    case = next(c for c in rl_cases() if c.id == "nemo-rl-v0.4-llama-3.1-8b-h100x16-1-off")
+    with pytest.raises(ValidationError, match="generation_gpus is not given"):
+        type(case).model_validate({**case.model_dump(), "generation_gpus": None})

@@ -187,18 +187,23 @@ def test_block_scaled_fp8_gemms_run_at_the_block_scaling_factor():
 
 
 def test_communicators_follow_megatron_rank_order_tp_cp_ep_dp_pp():
+    """Dense layers: TP, CP, DP, PP in Megatron's order. Expert layers (EP > 1, expert TP 1): the folded grid of
+    Megatron-core (arXiv:2504.14960), EP on consecutive ranks and expert DP = TP x CP x DP / EP past them."""
     lay = Layout(tp=2, cp=2, dp=8, ep=4, pp=2)
     assert (tp_group(lay).size, tp_group(lay).stride) == (2, 1)
     assert (cp_group(lay).size, cp_group(lay).stride) == (2, 2)
-    assert (ep_group(lay).size, ep_group(lay).stride) == (4, 4)
+    assert (ep_group(lay).size, ep_group(lay).stride) == (4, 1)
     assert (dp_group(lay).size, dp_group(lay).stride) == (16, 2)  # DP x CP replicas of dense weights
-    assert (dp_group(lay, expert=True).size, dp_group(lay, expert=True).stride) == (4, 8)  # DP x CP / EP, past TP x EP
+    assert (dp_group(lay, expert=True).size, dp_group(lay, expert=True).stride) == (8, 4)  # 2 x 2 x 8 / 4, past EP
     assert (pp_group(lay).size, pp_group(lay).stride) == (2, 2 * 2 * 8)
+    no_ep = Layout(tp=2, cp=2, dp=8, ep=1, pp=2)  # experts TP-sharded: replicated as dense weights are
+    assert (dp_group(no_ep, expert=True).size, dp_group(no_ep, expert=True).stride) == (16, 2)
 
 
 def test_folded_expert_grid_puts_ep_on_consecutive_ranks():
     """Qwen3-235B in NeMo RL (TP 2, CP 2, EP 16, PP 8 on 128 GPUs: DP 4): EP 16 spans TP x CP x DP = 16 ranks per stage,
-    consecutive (Megatron's expert rank order with expert TP 1), so each expert has one replica per stage."""
+    consecutive (Megatron's expert rank order with expert TP 1), so each expert has one replica per stage; EP 16
+    cannot be carved out of DP x CP = 8 alone."""
     lay = Layout(tp=2, cp=2, dp=4, ep=16, pp=8)
     assert (ep_group(lay).size, ep_group(lay).stride) == (16, 1)
     assert (dp_group(lay, expert=True).size, dp_group(lay, expert=True).stride) == (1, 16)

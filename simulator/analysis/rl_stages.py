@@ -7,6 +7,7 @@ assumptions the numbers rest on.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 from simulator.errors import CostsimError, InputError
@@ -216,7 +217,9 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
     lp = logprob(spec, rates, assumptions, passes, responses, seq_len, stage.training_gpus, e.layout.tp, e.layout.ep,
                  stage.precision, e.job.fp8_recipe)  # fmt: skip
     if stage.colocated:
-        shards = e.layout.tp * e.layout.pp * e.layout.ep
+        # The ranks holding distinct pieces of the model: TP shards of the dense weights and the EP group's experts,
+        # which on the folded expert grid (layout.folded_expert_grid) lie on consecutive ranks across the TP ones.
+        shards = e.layout.pp * math.lcm(e.layout.tp, e.layout.ep)
         refit = colocated_refit_s(refit_model_bytes(spec), shards, rates.fabric)
     else:
         refit = refit_s(refit_model_bytes(spec), stage.num_gpus, rates.fabric)

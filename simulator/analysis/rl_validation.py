@@ -106,27 +106,33 @@ def stage_for(case: RLCase) -> RLStage:
         "source": case.source,
     }
     if tl is not None and tl.micro_batch_size is not None:
-        raw["training_layout"]["micro_batch_size"] = tl.micro_batch_size * sequences_per_pack(case)
+        raw["training_layout"]["micro_batch_size"] = sequences_per_pack(case)
     if not colocated:
         raw["generation_gpus"] = case.generation_gpus
     return RLStage.model_validate(raw)
 
 
 def sequences_per_pack(case: RLCase) -> int:
-    """Sequences of the mean length in one micro-batch under NeMo RL's sequence packing (grpo_math_1B.yaml:
+    """Sequences of the mean length per micro-batch under NeMo RL's sequence packing (grpo_math_1B.yaml:
     `sequence_packing.enabled`, `train_mb_tokens` = max_total_sequence_length x train_micro_batch_size): as many as
-    fit in max_seq_len tokens, lowered to the largest count dividing each data-parallel rank's sequences per optimizer
-    step where the stated degrees give that rank count (1 where they do not)."""
-    seq = training_seq_len(MEAN_PROMPT_LEN + (case.mean_generation_seq_len or 0.0))
-    fit = max(1, (case.max_seq_len or seq) // seq)
+    fit in that many tokens, lowered to the largest count dividing each data-parallel rank's sequences per optimizer
+    step where the stated degrees give that rank count (the recipe's micro-batch where they do not)."""
     tl = case.training_layout
-    if tl is None or None in (tl.tp, tl.cp, tl.pp) or case.num_gpus is None or not case.train_global_batch:
-        return 1
-    gpus = case.num_gpus if case.colocated is not False else case.num_gpus - (case.generation_gpus or 0)
+    packs = (tl.micro_batch_size if tl else None) or 1
+    seq = training_seq_len(MEAN_PROMPT_LEN + (case.mean_generation_seq_len or 0.0))
+    fit = max(1, (case.max_seq_len or seq) * packs // seq)
+    samples = case.samples_per_prompt or 1
+    train_batch = case.train_global_batch or case.generation_batch or 0
+    sequences = train_batch // samples * samples  # what stage_for trains per optimizer step
+    if case.colocated is False and case.generation_gpus is None:
+        return packs
+    gpus = (case.num_gpus or 0) - (0 if case.colocated is not False else case.generation_gpus or 0)
+    if tl is None or None in (tl.tp, tl.cp, tl.pp) or gpus < 1:
+        return packs
     dp, rest = divmod(gpus, tl.tp * tl.cp * tl.pp)
-    if rest or dp < 1 or case.train_global_batch % dp:
-        return 1
-    per_rank = case.train_global_batch // dp
+    if rest or dp < 1 or sequences % dp:
+        return packs
+    per_rank = sequences // dp
     return max(d for d in range(1, fit + 1) if per_rank % d == 0)
 
 

@@ -250,6 +250,8 @@ class RLCase(_PublishedFigure):
             raise ValueError(f"generation_share is a share in (0, 1], got {self.reported}")
         if self.generation_gpus is not None and self.num_gpus is not None and self.generation_gpus > self.num_gpus:
             raise ValueError(f"generation_gpus = {self.generation_gpus} exceeds num_gpus = {self.num_gpus}")
+        if self.colocated is False and self.generation_gpus is None and self.metric == "step_time_s":
+            raise ValueError("colocated is false but generation_gpus is not given: state how many GPUs generate")
         if self.response_cap_schedule is not None:
             steps = [c.from_step for c in self.response_cap_schedule]
             if steps != sorted(set(steps)):

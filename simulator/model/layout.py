@@ -60,21 +60,20 @@ _FIELD_DTYPES: dict = {"schedule": str, "recompute": str, "tp_overlap": bool}
 
 
 def folded_expert_grid(lay: Layout | Layouts):
-    """Whether EP spans tensor-parallel ranks: EP does not divide DP x CP but divides TP x DP x CP. Megatron-core's
-    MoE parallel folding (Liu et al. 2025, arXiv:2504.14960; `expert_tensor_parallel_size` 1) lays the expert
-    layers' ranks out on their own grid, expert TP x EP x expert DP = TP x CP x DP per stage, with EP consecutive
-    ranks. Where EP divides DP x CP the experts keep the classic placement, EP carved out of DP x CP (§1.1)."""
-    ep = np.asarray(lay.ep)
-    return ((ep > 1) & ((np.asarray(lay.dp) * np.asarray(lay.cp)) % ep != 0))[()]
+    """Whether the expert layers run on a grid of their own: EP > 1. costsim's expert parallelism keeps whole experts
+    on a GPU (expert TP 1) and splits a layer's tokens over the TP ranks, which is Megatron-core's MoE parallel folding
+    (Liu et al. 2025, arXiv:2504.14960; `expert_tensor_parallel_size` 1): per pipeline stage the TP x CP x DP ranks
+    are regrouped as EP x expert DP, EP on consecutive ranks, so EP may span TP ranks and each expert has
+    TP x CP x DP / EP replicas (docs/model.md §1.1). With EP 1 the experts are TP-sharded like dense weights."""
+    return (np.asarray(lay.ep) > 1)[()]
 
 
 def data_parallel_sizes(lay: Layout | Layouts):
-    """(dense, expert) data-parallel group sizes: dense weights are replicated over DP x CP ranks, experts over
-    the DP x CP ranks left after EP takes its share, or, on a folded expert grid, over the TP x DP x CP ranks left
-    after EP. Gradient reduction and ZeRO sharding run over these."""
+    """(dense, expert) data-parallel group sizes: dense weights are replicated over DP x CP ranks; experts over the
+    TP x CP x DP / EP ranks of the folded expert grid when EP > 1, over DP x CP when EP is 1 (TP-sharded). Gradient
+    reduction and ZeRO sharding run over these."""
     dense = lay.dp * lay.cp
-    folded = folded_expert_grid(lay)
-    return dense, np.where(folded, np.maximum(1, lay.tp * dense // lay.ep), np.maximum(1, dense // lay.ep))[()]
+    return dense, np.where(folded_expert_grid(lay), np.maximum(1, lay.tp * dense // lay.ep), dense)[()]
 
 
 @dataclass(frozen=True)
@@ -173,8 +172,8 @@ def problem_text(rule: str, model: ModelSpec, job: Job, lay: Layout) -> str:
             "use an EP dividing them"
         ),
         "ep_dp": lambda: (
-            f"EP = {lay.ep} must divide TP x DP x CP = {lay.tp * lay.dp * lay.cp} (experts are sharded across the "
-            "data-parallel ranks, and across tensor-parallel ones on a folded expert grid); use an EP dividing it"
+            f"EP = {lay.ep} must divide TP x DP x CP = {lay.tp * lay.dp * lay.cp} (the expert layers regroup a stage's "
+            "TP x CP x DP ranks as EP x expert DP); use an EP dividing it"
         ),
         "cp_seq": lambda: f"sequence length {job.seq_len} is not divisible by 2 x CP = {2 * lay.cp} (load-balanced causal CP)",
         "batch_seq": lambda: (

@@ -149,16 +149,17 @@ def cp_group(lay: Layout) -> Group:
 
 
 def ep_group(lay: Layout) -> Group:
-    """EP ranks: strided past TP x CP where EP is carved out of DP x CP; consecutive ranks on a folded expert grid
-    (layout.folded_expert_grid: Megatron's expert rank order puts EP first when expert TP is 1)."""
-    return Group(lay.ep, np.where(folded_expert_grid(lay), 1, lay.tp * lay.cp)[()])
+    """EP ranks: consecutive (layout.folded_expert_grid: Megatron's expert rank order with expert TP 1 puts EP first)."""
+    return Group(lay.ep, 1)
 
 
 def dp_group(lay: Layout, expert: bool = False) -> Group:
+    """Replicas of a weight: dense ones over DP x CP past the TP ranks; experts past the EP ranks of the folded grid
+    (past the TP ranks with EP 1, where they are TP-sharded as dense weights are)."""
     dense, experts = data_parallel_sizes(lay)
     if not expert:
         return Group(dense, lay.tp)
-    return Group(experts, np.where(folded_expert_grid(lay), lay.ep, lay.tp * lay.ep)[()])
+    return Group(experts, np.where(folded_expert_grid(lay), lay.ep, lay.tp)[()])
 
 
 def pp_group(lay: Layout) -> Group:
@@ -719,8 +720,7 @@ def evaluate(
 
 
 # What item_time reads of a layout: TP, CP, EP, micro-batch size, recompute, TP overlap, whether DualPipe
-# overlaps EP, whether ZeRO-3 casts the weight gradients, whether the DP groups pre-divide them (gradient_cast_bytes)
-# and whether the expert grid is folded (the EP group's placement, ep_group).
+# overlaps EP, whether ZeRO-3 casts the weight gradients and whether the DP groups pre-divide them (gradient_cast_bytes).
 ITEM_TIME_FIELDS = ("tp", "cp", "ep", "micro_batch_size", "tp_overlap")
 
 
@@ -738,7 +738,6 @@ def _item_time_classes(lays: Layouts) -> tuple[np.ndarray, Layouts]:
         lays.zero_stage >= 2,
         np.asarray(d_dense) > 1,
         np.asarray(d_expert) > 1,
-        np.asarray(folded_expert_grid(lays)),
     )
     for column in columns:
         key = key * 2 + column

@@ -248,9 +248,10 @@ def refit_s(model_bytes: float, gpus: int, fabric: Fabric) -> float:
 
 def colocated_refit_s(model_bytes: float, model_parallel_gpus: int, fabric: Fabric) -> float:
     """Weight refit of a colocated stage: each training rank assembles every full weight from the ranks that shard
-    the model with it (its TP x PP x EP group) and hands it to the vLLM worker on its own GPU over CUDA IPC (NeMo RL
-    v0.4 `stream_weights_via_ipc_zmq`, see refit_s), timed as an all-gather of the whole model's bytes over a group
-    that size; 0 where one GPU holds the whole model (the IPC handoff itself is not modelled)."""
+    the model with it (PP x lcm(TP, EP) ranks: TP shards dense weights, the EP group on the folded expert grid the
+    experts) and hands it to the vLLM worker on its own GPU over CUDA IPC (NeMo RL v0.4 `stream_weights_via_ipc_zmq`,
+    see refit_s), timed as an all-gather of the whole model's bytes over a group that size; 0 where one GPU holds the
+    whole model (the IPC handoff itself is not modelled)."""
     return float(collective_s("all_gather", model_bytes, Group(model_parallel_gpus, 1), fabric))
 
 
