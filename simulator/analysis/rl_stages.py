@@ -198,7 +198,8 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
     setup = generation_setup(spec, hw, rates, assumptions, stage.mean_prompt_len, mean_len, stage.kv_dtype,
                              stage.mtp_depth, stage.mtp_accept or 0.0)  # fmt: skip
     tail_len = min(float(phase.max_response_len), tail_factor * mean_len)
-    given = Given(stage.generation_layout.tp, stage.generation_layout.dp, stage.generation_layout.pp)
+    gl = stage.generation_layout
+    given = Given(gl.tp, gl.dp, gl.pp, max_replica_sequences=gl.max_sequences_per_engine)
     if isinstance(stage, GenerationStage):
         responses = float(stage.prompts * stage.samples_per_prompt)
         gen = generate(setup, responses, stage.num_gpus, tail_len, stage.generation_precision, given,

@@ -101,7 +101,9 @@ def stage_for(case: RLCase) -> RLStage:
         "precision": case.precision_train or "bf16",
         "generation_precision": case.precision_generation or "bf16",
         "generation_memory_fraction": case.generation_memory_fraction or NEMO_MEMORY_FRACTION[colocated],
-        "generation_layout": {"tp": gl.tp, "pp": gl.pp, "dp": 1} if gl else {},
+        "generation_layout": {"tp": gl.tp, "pp": gl.pp, "dp": 1, "max_sequences_per_engine": gl.max_sequences_per_engine}
+        if gl
+        else {},
         "training_layout": {k: v for k, v in (tl.model_dump() if tl else {}).items() if v is not None},
         "source": case.source,
     }
@@ -109,6 +111,8 @@ def stage_for(case: RLCase) -> RLStage:
         raw["training_layout"]["micro_batch_size"] = sequences_per_pack(case)
     if not colocated:
         raw["generation_gpus"] = case.generation_gpus
+    if case.fp8_recipe is not None:
+        raw["fp8_recipe"] = case.fp8_recipe
     return RLStage.model_validate(raw)
 
 

@@ -142,6 +142,9 @@ class GenerationLayout(_Schema):
     tp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
     dp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
     pp: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
+    max_sequences_per_engine: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
+    """The engine's cap on sequences in flight in one TP group (vLLM `max_num_seqs`); None: memory alone limits the
+    batch."""
 
 
 class _Generating(_Schema):

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from simulator.errors import CostsimError, InputError, SpecError
 from simulator.inputs.data_files import prices_dir, validation_dir
 from simulator.inputs.files import read_yaml, validate
-from simulator.vocab import Recompute, Schedule
+from simulator.vocab import Fp8Recipe, Recompute, Schedule
 
 MAX_GPUS = 1_000_000
 MAX_TOKENS = 10_000_000
@@ -180,6 +180,8 @@ class GenerationLayout(_Record):
     tp: Count | None = None
     pp: Count | None = None
     ep: Count | None = None
+    max_sequences_per_engine: Count | None = None
+    """vLLM max_num_seqs where the recipe sets it: the engine's cap on sequences in flight."""
 
 
 class TrainingLayout(_Record):
@@ -227,6 +229,8 @@ class RLCase(_PublishedFigure):
     """Whether the figure is one the issue's target counts (the NeMo RL v0.4 rows of issue 12); later releases of the same
     benchmark are predicted and reported beside it."""
     precision_train: Precision | None = None
+    fp8_recipe: Fp8Recipe | None = None
+    """The FP8 training recipe where precision_train is fp8 (Megatron fp8_recipe: blockwise is costsim's block)."""
     precision_generation: Precision | None = None
     prompts_per_step: Count | None = None
     samples_per_prompt: Count | None = None

@@ -101,11 +101,18 @@ def generation_setup(model: ModelSpec, hw: HardwareProfile, rates: DeviceRates, 
 def _candidates(s: Setup, given: Given, precision: str, batch_cap: float) -> Candidates:
     """Every decode layout of the free fields, with the batch grid cut at `batch_cap` sequences per GPU (the
     rollout's responses over the GPUs) and that cap itself as a batch."""
+    fields = ("tp", "dp", "pp", "batch", "precision")
     grid = decode_candidates(s, Given(given.tp, given.dp, given.pp, None, None), (precision,))
-    exact = decode_candidates(s, Given(given.tp, given.dp, given.pp, batch_cap, None), (precision,))
-    c = Candidates(*(np.concatenate([getattr(grid, f), getattr(exact, f)]) for f in ("tp", "dp", "pp", "batch", "precision")))
+    parts = [grid, decode_candidates(s, Given(given.tp, given.dp, given.pp, batch_cap, None), (precision,))]
+    engine_cap = given.max_replica_sequences
+    if engine_cap is not None and given.tp is not None:
+        # The engine's own cap as a batch of its own where the TP is stated (vLLM max_num_seqs over TP GPUs).
+        parts.append(decode_candidates(s, Given(given.tp, given.dp, given.pp, engine_cap / given.tp, None), (precision,)))
+    c = Candidates(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
     keep = c.batch <= batch_cap * (1 + 1e-9)
-    return Candidates(*(getattr(c, f)[keep] for f in ("tp", "dp", "pp", "batch", "precision")))
+    if engine_cap is not None:
+        keep &= c.tp * c.batch <= engine_cap * (1 + 1e-9)
+    return Candidates(*(getattr(c, f)[keep] for f in fields))
 
 
 def generate(s: Setup, responses: float, gpus: int, tail_len: float, precision: str, given: Given,
