@@ -549,24 +549,26 @@ def test_sequence_packing_per_micro_batch():
     Llama 3.1 8B: 122 + 1,060 tokens round to 1,280, three fit in 4,096, and each of the 8 DP ranks trains 64 of the
     512 sequences per optimizer step, so two per micro-batch (the largest count dividing 64). DeepSeek-V3: 896 tokens,
     one fits in 1,536."""
-    from simulator.analysis.rl_validation import sequences_per_pack, stage_for
+    from simulator.analysis.rl_validation import stage_for
     from simulator.inputs.serving_cases import rl_cases
+
+    def micro_batch(case) -> int:
+        return stage_for(case).training_layout.micro_batch_size
 
     cases = {c.id: c for c in rl_cases()}
     llama = cases["nemo-rl-v0.4-llama-3.1-8b-h100x16-on-policy"]
-    assert sequences_per_pack(llama) == 2
-    assert stage_for(llama).training_layout.micro_batch_size == 2
-    assert sequences_per_pack(cases["nemo-rl-v0.4-llama-3.1-8b-h100x16-1-off"]) == 2  # 8 training GPUs: DP 4, 128 each
-    assert sequences_per_pack(cases["nemo-rl-v0.4-deepseek-v3-h100x256-on-policy"]) == 1
+    assert micro_batch(llama) == 2
+    assert micro_batch(cases["nemo-rl-v0.4-llama-3.1-8b-h100x16-1-off"]) == 2  # 8 training GPUs: DP 4, 128 each
+    assert micro_batch(cases["nemo-rl-v0.4-deepseek-v3-h100x256-on-policy"]) == 1
     unstated = llama.model_copy(update={"training_layout": llama.training_layout.model_copy(update={"pp": None})})
-    assert sequences_per_pack(unstated) == 1  # the DP rank count is unknown without every degree
+    assert micro_batch(unstated) == 1  # the DP rank count is unknown without every degree
     # Two packs per micro-batch fit six 1,280-token sequences; 64 per DP rank: the largest divisor up to 6 is 4.
     two_packs = llama.model_copy(update={"training_layout": llama.training_layout.model_copy(update={"micro_batch_size": 2})})
-    assert sequences_per_pack(two_packs) == 4
+    assert micro_batch(two_packs) == 4
     odd_batch = llama.model_copy(update={"train_global_batch": 520})  # 520 / 32 samples: 16 prompts, 512 trained
-    assert sequences_per_pack(odd_batch) == 2
-    long = llama.model_copy(update={"mean_generation_seq_len": 5000.0})  # longer than a pack: one sequence
-    assert sequences_per_pack(long) == 1
+    assert micro_batch(odd_batch) == 2
+    long = llama.model_copy(update={"mean_generation_seq_len": 3900.0})  # 122 + 3,900 round to a whole pack: one
+    assert micro_batch(long) == 1
 
 
 def test_split_rl_case_must_state_its_generation_gpus():

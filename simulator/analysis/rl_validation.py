@@ -71,7 +71,19 @@ class Outcome:
 
 
 def stage_for(case: RLCase) -> RLStage:
-    """The RL stage of one NeMo RL benchmark step: one rollout of G-GBS responses trained in T-GBS optimizer steps."""
+    """The RL stage of one NeMo RL benchmark step: one rollout of G-GBS responses trained in T-GBS optimizer steps,
+    micro-batches of sequences_per_pack sequences where the recipe states its micro-batch."""
+    raw = _stage_fields(case)
+    stage = RLStage.model_validate(raw)
+    tl = case.training_layout
+    if tl is None or tl.micro_batch_size is None or case.max_seq_len is None:
+        return stage
+    raw["training_layout"]["micro_batch_size"] = sequences_per_pack(stage, case.max_seq_len, tl.micro_batch_size)
+    return RLStage.model_validate(raw)
+
+
+def _stage_fields(case: RLCase) -> dict:
+    """The RLStage fields of a case, the training micro-batch as the recipe states it."""
     samples = case.samples_per_prompt or 1
     train_batch = case.train_global_batch or case.generation_batch
     gen_batch = case.generation_batch or train_batch
@@ -101,42 +113,31 @@ def stage_for(case: RLCase) -> RLStage:
         "precision": case.precision_train or "bf16",
         "generation_precision": case.precision_generation or "bf16",
         "generation_memory_fraction": case.generation_memory_fraction or NEMO_MEMORY_FRACTION[colocated],
-        "generation_layout": {"tp": gl.tp, "pp": gl.pp, "dp": 1, "max_sequences_per_engine": gl.max_sequences_per_engine}
-        if gl
-        else {},
+        "generation_layout": gl.model_dump(exclude={"ep"}) | {"dp": 1} if gl else {},
         "training_layout": {k: v for k, v in (tl.model_dump() if tl else {}).items() if v is not None},
         "source": case.source,
     }
-    if tl is not None and tl.micro_batch_size is not None:
-        raw["training_layout"]["micro_batch_size"] = sequences_per_pack(case)
     if not colocated:
         raw["generation_gpus"] = case.generation_gpus
     if case.fp8_recipe is not None:
         raw["fp8_recipe"] = case.fp8_recipe
-    return RLStage.model_validate(raw)
+    return raw
 
 
-def sequences_per_pack(case: RLCase) -> int:
-    """Sequences of the mean length per micro-batch under NeMo RL's sequence packing (grpo_math_1B.yaml:
-    `sequence_packing.enabled`, `train_mb_tokens` = max_total_sequence_length x train_micro_batch_size): as many as
-    fit in that many tokens, lowered to the largest count dividing each data-parallel rank's sequences per optimizer
-    step where the stated degrees give that rank count (the recipe's micro-batch where they do not)."""
-    tl = case.training_layout
-    packs = (tl.micro_batch_size if tl else None) or 1
-    seq = training_seq_len(MEAN_PROMPT_LEN + (case.mean_generation_seq_len or 0.0))
-    fit = max(1, (case.max_seq_len or seq) * packs // seq)
-    samples = case.samples_per_prompt or 1
-    train_batch = case.train_global_batch or case.generation_batch or 0
-    sequences = train_batch // samples * samples  # what stage_for trains per optimizer step
-    if case.colocated is False and case.generation_gpus is None:
+def sequences_per_pack(stage: RLStage, pack_tokens: int, packs: int) -> int:
+    """Sequences of the stage's mean length per micro-batch of `packs` packs under NeMo RL's sequence packing
+    (grpo_math_1B.yaml: `sequence_packing.enabled`, `train_mb_tokens` = `pack_tokens` (max_total_sequence_length) x
+    train_micro_batch_size): as many as fit, lowered to the largest count dividing each data-parallel rank's
+    sequences per optimizer step where the stated degrees give that rank count (`packs` where they do not)."""
+    seq = training_seq_len(stage.mean_prompt_len + stage.response_lengths[0].mean_response_len.value)
+    fit = max(1, pack_tokens * packs // seq)
+    lay = stage.training_layout
+    if None in (lay.tp, lay.cp, lay.pp):
         return packs
-    gpus = (case.num_gpus or 0) - (0 if case.colocated is not False else case.generation_gpus or 0)
-    if tl is None or None in (tl.tp, tl.cp, tl.pp) or gpus < 1:
+    dp, rest = divmod(stage.training_gpus, lay.tp * lay.cp * lay.pp)
+    if rest or dp < 1 or stage.responses_per_step % dp:
         return packs
-    dp, rest = divmod(gpus, tl.tp * tl.cp * tl.pp)
-    if rest or dp < 1 or sequences % dp:
-        return packs
-    per_rank = sequences // dp
+    per_rank = stage.responses_per_step // dp
     return max(d for d in range(1, fit + 1) if per_rank % d == 0)
 
 
@@ -261,6 +262,16 @@ def evaluate() -> list[Outcome]:
     return [by_id[c.id] for c in cases]
 
 
+def _summary(abs_errors: list[float]) -> dict:
+    """n, median and max |error|, and how many are within the target's 30%."""
+    return {
+        "n": len(abs_errors),
+        "median_abs_error": statistics.median(abs_errors) if abs_errors else None,
+        "max_abs_error": max(abs_errors) if abs_errors else None,
+        "within_30_percent": sum(e <= TARGET_MAX_ABS_ERROR for e in abs_errors),
+    }
+
+
 def report(outcomes: list[Outcome]) -> dict:
     rows = []
     for o in outcomes:
@@ -274,24 +285,20 @@ def report(outcomes: list[Outcome]) -> dict:
     bench = [o for o in outcomes if o.track == "benchmark" and o.error is not None]
     errors = [abs(o.error) for o in bench if o.error is not None]
     worst = max(bench, key=lambda o: abs(o.error or 0.0), default=None)
-    later = [abs(o.error) for o in outcomes if o.track == LATER_RELEASE and o.error is not None]
+    later = _summary([abs(o.error) for o in outcomes if o.track == LATER_RELEASE and o.error is not None])
+    target = _summary(errors)
     return {
         "cases": rows,
-        "n_cases": len(errors),
+        "n_cases": target["n"],
         "n_not_predicted": sum(o.predicted is None for o in outcomes),
-        "median_abs_error": statistics.median(errors) if errors else None,
-        "max_abs_error": max(errors) if errors else None,
+        "median_abs_error": target["median_abs_error"],
+        "max_abs_error": target["max_abs_error"],
         "worst_case": worst.case.id if worst else None,
-        "within_target": sum(e <= TARGET_MAX_ABS_ERROR for e in errors),
+        "within_target": target["within_30_percent"],
         "error_convention": "predicted / reported - 1 in the reported metric's unit",
         "target": {"max_abs_error": TARGET_MAX_ABS_ERROR, "track": "benchmark (NeMo RL GRPO step times)"},
         "meets_target": bool(errors) and max(errors) <= TARGET_MAX_ABS_ERROR,
-        "later_release": {
-            "n": len(later),
-            "median_abs_error": statistics.median(later) if later else None,
-            "max_abs_error": max(later) if later else None,
-            "within_30_percent": sum(e <= TARGET_MAX_ABS_ERROR for e in later),
-        },
+        "later_release": later,
         "assumptions": [
             {"name": "mean_prompt_len", "value": MEAN_PROMPT_LEN, "source": "DeepSeek-R1 Suppl. B.3.1 (math prompts)"},
             {

@@ -5,8 +5,8 @@ gradient (4 B), an fp32 master weight and two fp32 moments (12 B) = 18 B per par
 (Megatron-LM `theoretical_memory_usage.py`). DeepSeek-V3's FP8 recipe keeps the moments in BF16
 (§3.3.3): 2 + 4 + 4 + 4 = 14 B. ZeRO (Rajbhandari et al. 2020 §5) shards the optimizer (stage 1,
 the Megatron distributed optimizer), plus gradients (2), plus weights (3) over the data-parallel
-group: DP x CP ranks for dense parameters, DP x CP / EP for routed experts (TP x DP x CP / EP on a folded expert grid,
-layout.folded_expert_grid).
+group: DP x CP ranks for dense parameters, TP x CP x DP / EP for routed experts with EP > 1 (the folded expert grid,
+layout.folded_expert_grid), DP x CP with EP 1 (layout.data_parallel_sizes).
 
 Activations (Korthikanti et al. 2022 Table 2, generalised in docs/model.md §3.3 for flash attention,
 SwiGLU, GQA, MoE and MLA), per token and layer, divided by TP (sequence parallelism) and CP.
