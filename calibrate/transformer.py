@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from simulator.errors import InputError
 from simulator.inputs.specs import ModelSpec
@@ -163,9 +164,14 @@ class Block(nn.Module):
 
 
 class DecoderLM(nn.Module):
-    def __init__(self, spec: ModelSpec, seq_len: int) -> None:
+    """`recompute`: full activation recomputation, one checkpoint per layer (Megatron-LM's --recompute-granularity
+    full --recompute-method uniform --recompute-num-layers 1, FSDP's activation checkpointing of each block): only
+    each layer's input is kept, and its forward runs again in the backward."""
+
+    def __init__(self, spec: ModelSpec, seq_len: int, recompute: bool = False) -> None:
         super().__init__()
         check_supported(spec)
+        self.recompute = recompute
         self.embed = nn.Embedding(spec.vocab_size, spec.d_model)
         self.blocks = nn.ModuleList(Block(spec, seq_len) for _ in range(spec.n_layers))
         self.norm = RMSNorm(spec.d_model)
@@ -174,7 +180,7 @@ class DecoderLM(nn.Module):
     def forward(self, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         x = self.embed(tokens)
         for block in self.blocks:
-            x = block(x)
+            x = checkpoint(block, x, use_reentrant=False) if self.recompute and self.training else block(x)
         logits = self.head(self.norm(x))
         return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
 
@@ -208,9 +214,9 @@ def _accumulate_into(main_grad: torch.Tensor):
     return hook
 
 
-def build(spec: ModelSpec, seq_len: int, device: torch.device) -> tuple[DecoderLM, MixedPrecisionAdam]:
+def build(spec: ModelSpec, seq_len: int, device: torch.device, recompute: bool = False) -> tuple[DecoderLM, MixedPrecisionAdam]:
     with device:  # built and initialised where it trains (a 1B model would take seconds on the host)
-        model = DecoderLM(spec, seq_len)
+        model = DecoderLM(spec, seq_len, recompute)
         with torch.no_grad():
             for p in model.parameters():
                 if p.dim() > 1:

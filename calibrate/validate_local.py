@@ -42,6 +42,7 @@ from simulator.model.flops import parameter_counts
 from simulator.model.layout import Layout
 from simulator.model.serve.decode import Candidates, Setup, step_s
 from simulator.model.step_time import step
+from simulator.vocab import Recompute
 
 LOCAL_ASSUMPTIONS = replace(DEFAULT, gemm_sustain=1.0, memory_reserved_bytes=0.0)
 TARGETS = {"cpu": 0.15, "cuda": 0.10}
@@ -67,11 +68,34 @@ CUDA_CASES = [
     Workload(model=llama_like("gpu-350m", 24, 1024, 16, 16, 2816, 32000), batch=8, seq_len=1024),
     Workload(model=llama_like("gpu-760m", 24, 1536, 16, 16, 4096, 32000), batch=4, seq_len=2048),
     _case(CUDA_REFERENCE, "gpu-1b"),
+    # 2.7B: 49 GB of weights, gradients and Adam states plus about 12 GB of activations fits an 80 GB H100.
+    Workload(model=llama_like("gpu-3b", 32, 2560, 20, 20, 6912, 32000), batch=2, seq_len=2048),
 ]
 
 
 def cases_for(device: torch.device) -> list[Workload]:
     return CUDA_CASES if device.type == "cuda" else CPU_CASES
+
+
+@dataclass(frozen=True)
+class RecomputeCase:
+    """A training case run again with full activation recomputation (calibrate/transformer.py: one checkpoint per
+    layer). Beside its base case it measures what recomputing costs here, against the step model's recompute term
+    (docs/model.md §4.3): the published-run study found realized recompute cheaper than one forward per layer."""
+
+    base: Workload
+
+    @property
+    def name(self) -> str:
+        return f"{self.base.model.name}-full-recompute"
+
+
+CPU_RECOMPUTE_CASES = [RecomputeCase(CPU_CASES[2])]
+CUDA_RECOMPUTE_CASES = [RecomputeCase(c) for c in CUDA_CASES[2:]]
+
+
+def recompute_cases_for(device: torch.device) -> list[RecomputeCase]:
+    return CUDA_RECOMPUTE_CASES if device.type == "cuda" else CPU_RECOMPUTE_CASES
 
 
 @dataclass(frozen=True)
@@ -145,13 +169,13 @@ def predict_decode(case: DecodeCase, hw: HardwareProfile, rates) -> dict:
     return {"step_time_s": total, "breakdown_s": parts, "mean_context": setup.mean_context}
 
 
-def measure(case: Workload, device: torch.device, steps: int, warmup: int) -> dict:
+def measure(case: Workload, device: torch.device, steps: int, warmup: int, recompute: Recompute = "none") -> dict:
     """Median step time (and allocator peak on a GPU) of `steps` training steps after `warmup` steps."""
     gc.collect()  # nothing of the previous case may count towards this one's peak
     if device.type == "cuda":
         torch.cuda.empty_cache()
     torch.manual_seed(0)
-    model, opt = transformer.build(case.model, case.seq_len, device)
+    model, opt = transformer.build(case.model, case.seq_len, device, recompute=recompute == "full")
     batches = [transformer.random_batch(case.model, case.batch, case.seq_len, device) for _ in range(4)]
     losses, times = [], []
     for i in range(warmup + steps):
@@ -171,11 +195,34 @@ def measure(case: Workload, device: torch.device, steps: int, warmup: int) -> di
     return {"step_time_s": timing.median_s, "spread": timing.spread, "peak_memory_bytes": peak, "loss": losses}
 
 
-def predict(case: Workload, rates) -> dict:
+def predict(case: Workload, rates, recompute: Recompute = "none") -> dict:
     job = Job(num_gpus=1, tokens=float(case.tokens), seq_len=case.seq_len, global_batch_tokens=case.tokens)
-    layout = Layout(tp=1, pp=1, dp=1, micro_batch_size=case.batch, zero_stage=0)
+    layout = Layout(tp=1, pp=1, dp=1, micro_batch_size=case.batch, zero_stage=0, recompute=recompute)
     result = step(case.model, job, layout, rates, parameter_counts(case.model), LOCAL_ASSUMPTIONS)
     return {"step_time_s": result.step_time_s, "memory_bytes": result.memory.total_bytes, "breakdown_s": result.breakdown_s}
+
+
+def recompute_costs(rows: list[dict]) -> list[dict]:
+    """What full recomputation added to each case that ran both ways: measured and predicted extra seconds per step,
+    and their ratio (1 where the step model charges recompute exactly as it costs here)."""
+    plain = {(r["d_model"], r["layers"], r["batch"], r["seq_len"]): r for r in rows if r["recompute"] == "none"}
+    out = []
+    for r in rows:
+        base = plain.get((r["d_model"], r["layers"], r["batch"], r["seq_len"]))
+        if r["recompute"] == "none" or base is None:
+            continue
+        measured = r["measured_step_time_s"] - base["measured_step_time_s"]
+        predicted = r["predicted_step_time_s"] - base["predicted_step_time_s"]
+        out.append(
+            {
+                "case": r["case"],
+                "base": base["case"],
+                "measured_extra_s": measured,
+                "predicted_extra_s": predicted,
+                "measured_over_predicted": measured / predicted if predicted > 0 else None,
+            }
+        )
+    return out
 
 
 def calibration_for(
@@ -223,31 +270,41 @@ def run(
     """Train each case here and predict it. `progress` follows a calibration measured now (calibrate.run.Progress);
     `log` receives a line as each case starts training."""
     device = dev.resolve(device_name, threads)
-    cases = cases_for(device)
+    # (name, workload, recompute) of every training case: the plain ones, then those run again with full recompute.
+    training: list[tuple[str, Workload, Recompute]] = [(c.model.name, c, "none") for c in cases_for(device)]
+    training += [(r.name, r.base, "full") for r in recompute_cases_for(device)]
     decodes = decode_cases_for(device)
     if case_names:
-        known = {c.model.name: c for c in cases}
+        known = {name: (name, c, rec) for name, c, rec in training}
         known_decode = {c.name: c for c in decodes}
         unknown = [n for n in case_names if n not in known and n not in known_decode]
         if unknown:
             raise InputError(
                 f"unknown case {', '.join(unknown)} on {device_name}; the cases are {', '.join([*known, *known_decode])}"
             )
-        cases = [known[n] for n in case_names if n in known]
+        training = [known[n] for n in case_names if n in known]
         decodes = [known_decode[n] for n in case_names if n in known_decode]
     decode_models = [Workload(model=d.model, batch=d.batch, seq_len=d.prompt_len) for d in decodes]
-    cal, label = calibration_for(device_name, calibration, threads, cases + decode_models, progress)
+    cal, label = calibration_for(device_name, calibration, threads, [c for _, c, _ in training] + decode_models, progress)
     hw = measured_hardware(cal, Path(calibration) if calibration else label)
     rates = calibrated_rates(cal, hw, LOCAL_ASSUMPTIONS, calibration or "(measured now)")
     serving = calibrated_rates(cal, hw, LOCAL_ASSUMPTIONS, calibration or "(measured now)", serving=True)
-    rows = []
-    for case in cases:
+    rows: list[dict] = []
+    skipped: list[str] = []
+    for name, case, recompute in training:
         if log:
-            log(f"training {case.model.name} ({case.batch} x {case.seq_len} tokens, {warmup}+{steps} steps)")
-        measured = measure(case, device, steps, warmup)
-        predicted = predict(case, rates)
+            log(f"training {name} ({case.batch} x {case.seq_len} tokens, {warmup}+{steps} steps)")
+        try:
+            measured = measure(case, device, steps, warmup, recompute)
+        except torch.cuda.OutOfMemoryError:  # a smaller GPU than the cases were sized for (the 3B wants 80 GB)
+            gc.collect()
+            torch.cuda.empty_cache()
+            skipped.append(f"{name}: out of memory on {cal.provenance.device_name}")
+            continue
+        predicted = predict(case, rates, recompute)
         row = {
-            "case": case.model.name,
+            "case": name,
+            "recompute": recompute,
             "params": parameter_counts(case.model).total,
             "layers": case.model.n_layers,
             "d_model": case.model.d_model,
@@ -312,6 +369,8 @@ def run(
         "median_abs_memory_error": statistics.median(mem_errors) if mem_errors else None,
         "target_memory_error": MEMORY_TARGET if mem_errors else None,
         "serving_efficiency_source": serving.source,
+        "skipped": skipped,
+        "recompute_costs": recompute_costs(rows),
         "decode_cases": decode_rows,
         "decode_median_abs_error": statistics.median(abs(r["error"]) for r in decode_rows) if decode_rows else None,
     }

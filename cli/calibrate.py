@@ -348,4 +348,12 @@ def validate_local_table(result: dict) -> str:
         lines.append(
             f"median |peak-memory error| {result['median_abs_memory_error']:.1%} (target <= {result['target_memory_error']:.0%})"
         )
+    for note in result["skipped"]:
+        lines.append(f"skipped: {note}")
+    for r in result["recompute_costs"]:
+        ratio = r["measured_over_predicted"]
+        lines.append(
+            f"full recompute, {r['base']}: +{r['measured_extra_s'] / MILLI:.1f} ms measured, "
+            f"+{r['predicted_extra_s'] / MILLI:.1f} ms predicted" + (f" (x{ratio:.2f})" if ratio is not None else "")
+        )
     return "\n".join(lines)

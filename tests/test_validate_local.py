@@ -77,7 +77,9 @@ def test_validate_local_runs_every_cpu_case_and_predicts_it_with_the_step_model(
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     cases = result["cases"]
-    assert [c["case"] for c in cases] == [c.model.name for c in vl.CPU_CASES]
+    plain = [c for c in cases if c["recompute"] == "none"]
+    assert [c["case"] for c in plain] == [c.model.name for c in vl.CPU_CASES]
+    assert [c["case"] for c in cases[len(plain) :]] == [r.name for r in vl.CPU_RECOMPUTE_CASES]
     assert [d["case"] for d in result["decode_cases"]] == [d.name for d in vl.CPU_DECODE_CASES]
     for row, case in zip(result["decode_cases"], vl.CPU_DECODE_CASES, strict=True):
         _assert_decode_case(row, case, smoke)
@@ -87,15 +89,26 @@ def test_validate_local_runs_every_cpu_case_and_predicts_it_with_the_step_model(
     assert result["efficiency_source"].startswith(f"calibration {smoke}")
     cal = load_calibration(smoke)
     rates = calibrated_rates(cal, measured_hardware(cal, smoke), vl.LOCAL_ASSUMPTIONS, smoke)
-    for c, case in zip(cases, vl.CPU_CASES, strict=True):
+    runs = [(case, "none") for case in vl.CPU_CASES] + [(r.base, "full") for r in vl.CPU_RECOMPUTE_CASES]
+    for c, (case, recompute) in zip(cases, runs, strict=True):
+        assert c["recompute"] == recompute
         assert math.isfinite(c["measured_step_time_s"]) and c["measured_step_time_s"] > 0
         assert c["error"] == pytest.approx(c["predicted_step_time_s"] / c["measured_step_time_s"] - 1)
         assert math.isfinite(c["last_loss"]) and c["last_loss"] < c["first_loss"] + 1.0  # it trained, did not diverge
         # The prediction is the step model on the file's rates, whatever the machine's load.
-        predicted = vl.predict(case, rates)
+        predicted = vl.predict(case, rates, recompute)
         assert c["predicted_step_time_s"] == predicted["step_time_s"] > 0
         assert {"attention_core", "dense_ffn", "lm_head", "memory_bound", "optimizer"} <= set(c["predicted_breakdown_s"])
     assert result["median_abs_error"] == pytest.approx(statistics.median(abs(c["error"]) for c in cases))
+    # Each recompute case against its base: the extra seconds measured and predicted, and their ratio.
+    (cost,) = result["recompute_costs"]
+    by_name = {c["case"]: c for c in cases}
+    again, base = by_name[vl.CPU_RECOMPUTE_CASES[0].name], by_name[vl.CPU_RECOMPUTE_CASES[0].base.model.name]
+    assert cost["base"] == base["case"] and cost["case"] == again["case"]
+    assert cost["predicted_extra_s"] == pytest.approx(again["predicted_step_time_s"] - base["predicted_step_time_s"])
+    assert cost["predicted_extra_s"] > 0  # the step model charges the recompute
+    assert cost["measured_over_predicted"] == pytest.approx(cost["measured_extra_s"] / cost["predicted_extra_s"])
+    assert result["skipped"] == []
     # Not the 15% target (a measurement): an order of magnitude, which a unit slip (ms for s) breaks by far and
     # a loaded machine does not reach.
     assert 0.1 < statistics.median(c["predicted_step_time_s"] / c["measured_step_time_s"] for c in cases) < 10
@@ -192,3 +205,50 @@ def test_validate_local_refuses_an_edited_calibration(tmp_path):
     proc = costsim("validate", "local", "--device", "cpu", "--calibration", str(bad))
     assert_clean_exit(proc, f"calibration {bad}", "fit.gemm.bf16.best_flop_per_s is", "10x")
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_full_recompute_runs_each_layer_forward_again_and_keeps_its_input_only():
+    """transformer.DecoderLM(recompute=True) checkpoints each block: the same loss and gradients as without, one more
+    forward of every block in the backward, and less saved for the backward."""
+    import torch
+
+    from calibrate import transformer
+
+    spec = vl.CPU_CASES[0].model
+    device = torch.device("cpu")
+    grads, forwards = {}, {}
+    for recompute in (False, True):
+        torch.manual_seed(0)
+        model, opt = transformer.build(spec, 64, device, recompute=recompute)
+        calls = []
+        forward = model.blocks[0].forward
+
+        def counted(x, forward=forward, calls=calls):
+            calls.append(1)
+            return forward(x)
+
+        model.blocks[0].forward = counted
+        tokens, targets = transformer.random_batch(spec, 2, 64, device)
+        model(tokens, targets).backward()
+        grads[recompute] = [g.clone() for g in opt.main_grads]  # the fp32 main gradients the hooks filled
+        forwards[recompute] = len(calls)
+    assert forwards == {False: 1, True: 2}
+    # The same gradients (up to the order of BF16 sums, which a multi-threaded CPU kernel may change between calls).
+    for a, b in zip(grads[False], grads[True], strict=True):
+        assert float((a - b).norm()) <= 1e-2 * float(a.norm()) + 1e-6
+    assert any(bool(g.abs().sum() > 0) for g in grads[True])
+
+
+def test_recompute_costs_pair_each_recompute_case_with_its_base():
+    rows = [
+        {"case": "a", "recompute": "none", "d_model": 8, "layers": 2, "batch": 1, "seq_len": 4,
+         "measured_step_time_s": 1.0, "predicted_step_time_s": 0.9},
+        {"case": "a-full-recompute", "recompute": "full", "d_model": 8, "layers": 2, "batch": 1, "seq_len": 4,
+         "measured_step_time_s": 1.25, "predicted_step_time_s": 1.2},
+        {"case": "b-full-recompute", "recompute": "full", "d_model": 16, "layers": 2, "batch": 1, "seq_len": 4,
+         "measured_step_time_s": 2.0, "predicted_step_time_s": 2.0},
+    ]  # fmt: skip
+    (cost,) = vl.recompute_costs(rows)  # b's base did not run: no pair
+    assert cost["base"] == "a" and cost["case"] == "a-full-recompute"
+    assert cost["measured_extra_s"] == pytest.approx(0.25) and cost["predicted_extra_s"] == pytest.approx(0.3)
+    assert cost["measured_over_predicted"] == pytest.approx(0.25 / 0.3)
