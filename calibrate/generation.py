@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from calibrate import transformer
 from simulator.inputs.specs import ModelSpec
@@ -57,12 +58,20 @@ def _block(block: transformer.Block, x: torch.Tensor, cache: KVCache, layer: int
     return x + block.down(F.silu(gate) * up)
 
 
+DECODE_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+"""Attention backends of generation: all but cuDNN's. cuDNN builds an execution plan for every new shape (see
+pytorch/pytorch#155958, TORCH_CUDNN_SDPA_AVOID_RECOMPILE), and a decode step's key length grows by one each step: on
+an H200 with torch 2.11 every step then took about 80 ms whatever the model and batch (validate local, 2026-12-04).
+Inference engines run flash-decoding kernels (FlashAttention, FlashInfer) instead; so does this loop."""
+
+
 def forward(model: transformer.DecoderLM, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
     """Logits of the last position of tokens [b, s], appended to the cache; s > 1 is a prefill, s = 1 a decode step."""
     start = cache.length
     x = model.embed(tokens)
-    for i, block in enumerate(model.blocks):
-        x = _block(block, x, cache, i, start)
+    with sdpa_kernel(DECODE_BACKENDS):
+        for i, block in enumerate(model.blocks):
+            x = _block(block, x, cache, i, start)
     cache.length = start + tokens.shape[1]
     return model.head(model.norm(x[:, -1:]))[:, 0]
 

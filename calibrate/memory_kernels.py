@@ -32,10 +32,18 @@ from simulator.inputs.job import Job
 from simulator.inputs.specs import ModelSpec
 from simulator.model.comms import Fabric
 from simulator.model.efficiency import DeviceRates
-from simulator.model.flops import parameter_counts
+from simulator.model.flops import layer_kinds, parameter_counts
+from simulator.model.layer_work import layer_work
 from simulator.model.layout import Layout
 from simulator.model.memory import optimizer_step_bytes_per_param
-from simulator.model.step_time import CROSS_ENTROPY_BYTES_PER_LOGIT, Context, embed_time, memory_bound_bytes
+from simulator.model.step_time import (
+    CROSS_ENTROPY_BYTES_PER_LOGIT,
+    CROSS_ENTROPY_KERNELS,
+    Context,
+    elementwise_kernels,
+    embed_time,
+    memory_bound_bytes,
+)
 from simulator.units import BYTES_PER_ELEMENT
 
 ACT = BYTES_PER_ELEMENT["bf16"]
@@ -217,4 +225,15 @@ def bench(
         call, elements = builders[kernel]()
         counted = counted_bytes(spec, tokens)[kernel]
     timing = measure(call, device, budget)
-    return MemorySample(kernel=kernel, dtype="bf16", elements=elements, counted_bytes=counted, timing=timing)
+    return MemorySample(
+        kernel=kernel, dtype="bf16", elements=elements, counted_bytes=counted, timing=timing, launches=launches(kernel, spec, seq)
+    )
+
+
+def launches(kernel: str, spec: ModelSpec, seq_len: int) -> int:
+    """Kernel launches the step model charges apart for one call of `kernel` (forward and backward): a layer's
+    elementwise kernels (no dropout: the trainer has none), cross-entropy's; the others' are not counted."""
+    if kernel == "layer":
+        kind = layer_kinds(spec)[0]
+        return int(sum(elementwise_kernels(spec, layer_work(spec, seq_len)[kind], dropout=False)))
+    return CROSS_ENTROPY_KERNELS if kernel == "cross_entropy" else 0

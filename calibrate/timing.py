@@ -58,8 +58,18 @@ def _one_call_s(fn: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def measure(fn: Callable[[], object], device: torch.device, budget: Budget) -> Timing:
-    """Median seconds per call of `fn` after warm-up. Raises Skip if one call exceeds budget.max_call_s."""
+def measure(fn: Callable[[], object], device: torch.device, budget: Budget, calls_per_timing: int = 1) -> Timing:
+    """Median seconds per call of `fn` after warm-up. Raises Skip if one call exceeds budget.max_call_s.
+
+    `calls_per_timing`: calls run back to back inside each timing (the times are per call): on a GPU this amortizes
+    the launch latency that one call between two events would measure."""
+    if calls_per_timing > 1:
+        one = fn
+
+        def fn() -> None:
+            for _ in range(calls_per_timing):
+                one()
+
     sync(device)
     first = _one_call_s(fn, device)
     if budget.max_call_s < first < 4 * budget.max_call_s:  # the first call may include one-time set-up: look again
@@ -69,7 +79,7 @@ def measure(fn: Callable[[], object], device: torch.device, budget: Budget) -> T
     for _ in range(budget.warmup - 1):
         fn()
     sync(device)
-    times = np.array([_one_call_s(fn, device) for _ in range(budget.repeats(first))])
+    times = np.array([_one_call_s(fn, device) for _ in range(budget.repeats(first))]) / calls_per_timing
     return summarize(times)
 
 
@@ -101,3 +111,24 @@ def randn(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, requ
     """Fresh random inputs (never zeros: some kernels and clocks behave differently on zeros)."""
     x = torch.randn(shape, dtype=torch.float32, device=device).to(dtype)
     return x.requires_grad_(requires_grad)
+
+
+WARM_UP_S = {"quick": 10.0, "full": 30.0, "smoke": 0.0}
+"""Seconds of large BF16 GEMMs before a GPU calibration measures: a GPU idling at a low clock boosts for the first
+seconds of load, then settles at the clocks its power and temperature sustain. Measured cold, an H200 gave an 11%
+higher GEMM rate than measured again two minutes later, hot (calibrate check, 2026-12-04); a training step runs hot."""
+
+
+def warm_up(device: torch.device, seconds: float) -> int:
+    """Run 8192^3 BF16 GEMMs on a GPU for about `seconds`; the number run (0 on a CPU or for 0 s)."""
+    if device.type != "cuda" or seconds <= 0:
+        return 0
+    a, b = randn((8192, 8192), torch.bfloat16, device), randn((8192, 8192), torch.bfloat16, device)
+    runs, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(10):
+            a @ b
+        sync(device)
+        runs += 10
+    del a, b
+    return runs

@@ -167,6 +167,8 @@ def _as_version_2(cal: Calibration, path: Path) -> Path:
     for part in ("samples", "fit"):
         for key in SERVING_KEYS:
             assert not raw[part].pop(key)
+    for sample in raw["samples"]["memory"]:  # a key added after version 2 (MemorySample.launches)
+        assert sample.pop("launches") == 0
     raw["schema_version"] = 2
     raw.pop("sha256")
     canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), allow_nan=False)

@@ -150,6 +150,15 @@ def test_attention_time_is_flops_over_rate_and_backward_2_5x():
 
 def test_memory_time_is_bytes_over_hbm():
     assert RATES.memory_s(3e9) == pytest.approx(3e-3, rel=1e-12)
+    assert RATES.memory_s(3e9, "optimizer") == RATES.memory_s(3e9)  # no class measured: every class at hbm
+
+
+def test_memory_time_of_a_kernel_class_at_its_measured_rate():
+    """DeviceRates.memory_s(bytes, kind): a class the calibration measured runs at its own rate, any other at hbm."""
+    r = replace(RATES, memory_bytes_per_s_by_kind={"optimizer": 2e12, "layer": 0.5e12})
+    assert r.memory_s(4e9, "optimizer") == pytest.approx(2e-3, rel=1e-12)
+    assert r.memory_s(4e9, "layer") == pytest.approx(8e-3, rel=1e-12)
+    assert r.memory_s(3e9, "embedding") == r.memory_s(3e9) == pytest.approx(3e-3, rel=1e-12)
 
 
 # --------------------------------------------------------------------------- profile defaults
@@ -277,6 +286,9 @@ def test_calibrated_rates_replace_each_measured_term():
         "scale_up collectives)"
     )
     assert calibrated_rates(_calibration(), H100, a, "cal.json", memory_bound_kernels=False).hbm_bytes_per_s == 3e12
+    # The closed loop charges each of the trainer's kernel classes at its own measured rate; an estimate does not.
+    assert r.memory_bytes_per_s_by_kind == _calibration().fit.memory.by_kernel_bytes_per_s
+    assert calibrated_rates(_calibration(), H100, a, "cal.json", memory_bound_kernels=False).memory_bytes_per_s_by_kind == {}
 
 
 def test_calibration_without_optional_fits_keeps_the_profile_terms():

@@ -252,3 +252,19 @@ def test_recompute_costs_pair_each_recompute_case_with_its_base():
     assert cost["base"] == "a" and cost["case"] == "a-full-recompute"
     assert cost["measured_extra_s"] == pytest.approx(0.25) and cost["predicted_extra_s"] == pytest.approx(0.3)
     assert cost["measured_over_predicted"] == pytest.approx(0.25 / 0.3)
+
+
+def test_the_step_model_charges_each_memory_bound_class_at_its_own_rate(smoke):
+    """The closed loop's rates carry the trainer's measured rate per kernel class (DeviceRates.memory_s(bytes, kind)):
+    doubling the optimizer's halves the step's optimizer time and leaves the layers' memory-bound time alone."""
+    from dataclasses import replace
+
+    cal = load_calibration(smoke)
+    rates = calibrated_rates(cal, measured_hardware(cal, smoke), vl.LOCAL_ASSUMPTIONS, smoke)
+    assert set(rates.memory_bytes_per_s_by_kind) == {"layer", "cross_entropy", "embedding", "optimizer"}
+    by_kind = rates.memory_bytes_per_s_by_kind
+    faster = replace(rates, memory_bytes_per_s_by_kind={**by_kind, "optimizer": 2 * by_kind["optimizer"]})
+    case = vl.CPU_CASES[1]
+    base, fast = vl.predict(case, rates)["breakdown_s"], vl.predict(case, faster)["breakdown_s"]
+    assert fast["optimizer"] == pytest.approx(base["optimizer"] / 2, rel=1e-9) and base["optimizer"] > 0
+    assert fast["memory_bound"] == base["memory_bound"] > 0

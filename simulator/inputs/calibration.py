@@ -153,10 +153,18 @@ class MemorySample(_Model):
     counted_bytes: Annotated[float, Field(gt=0, le=1e15)]
     """Bytes the simulator counts for this kernel, forward and backward (copy: read + write)."""
     timing: Timing
+    launches: Annotated[int, Field(ge=0, le=100_000)] = 0
+    """Kernel launches inside each timed call that the step model charges apart, at the kernel overhead (a layer's
+    elementwise kernels, cross-entropy's): the fit takes their cost out of the time, as it does for GEMMs."""
 
     @property
     def bytes_per_s(self) -> float:
         return self.counted_bytes / self.timing.median_s
+
+    def busy_bytes_per_s(self, kernel_overhead_s: float) -> float:
+        """Counted bytes over the time less the launches (at least half the time, against noise)."""
+        t = self.timing.median_s
+        return self.counted_bytes / max(t - self.launches * kernel_overhead_s, 0.5 * t)
 
 
 class CollectiveSample(_Model):
@@ -191,6 +199,9 @@ class DecodeGemmSample(_Model):
     timing: Timing
     origin: Name = "reference"
     """The model whose layer this (n, k) is."""
+    calls_per_timing: Annotated[int, Field(ge=1, le=4096)] = 1
+    """Calls run back to back inside each timing (timing is per call). Above 1 the launches queue behind the kernels,
+    as in a decode step, so no launch latency is in the time (calibrate/decode.py GPU_BURST)."""
 
     @property
     def flops(self) -> float:
@@ -212,6 +223,8 @@ class DecodeAttentionSample(_Model):
     head_dim: Annotated[int, Field(ge=1, le=2**12)]
     dtype: Dtype
     timing: Timing
+    calls_per_timing: Annotated[int, Field(ge=1, le=4096)] = 1
+    """As DecodeGemmSample.calls_per_timing."""
 
     @property
     def kv_bytes(self) -> float:
@@ -445,10 +458,12 @@ def fit_attention(samples: list[AttentionSample]) -> AttentionFit:
     return AttentionFit(forward_flop_per_s=best, backward_over_forward=ratio, curve=curve, quality=fit_quality(predicted, total))
 
 
-def fit_memory(samples: list[MemorySample], weights: dict[str, float], reference: str) -> MemoryFit:
+def fit_memory(
+    samples: list[MemorySample], weights: dict[str, float], reference: str, kernel_overhead_s: float = 0.0
+) -> MemoryFit:
     by_kernel: dict[str, list[float]] = {}
     for s in samples:
-        by_kernel.setdefault(s.kernel, []).append(s.bytes_per_s)
+        by_kernel.setdefault(s.kernel, []).append(s.busy_bytes_per_s(kernel_overhead_s))
     rates = {k: float(np.median(v)) for k, v in by_kernel.items()}
     copy = rates.pop("copy", None)
     present = {k: w for k, w in weights.items() if k in rates and w > 0}
@@ -522,9 +537,10 @@ DECODE_MEMORY_BOUND = 0.5
 GEMM fit is under this share of its time less the kernel cost."""
 
 
-def busy_s(t: np.ndarray, kernel_overhead_s: float) -> np.ndarray:
-    """Time less the fixed kernel cost (at least half of it, against noise on tiny calls), as gemm_rates takes it."""
-    return np.maximum(t - kernel_overhead_s, 0.5 * t)
+def launch_s(samples: list[DecodeGemmSample] | list[DecodeAttentionSample], kernel_overhead_s: float) -> np.ndarray:
+    """The fixed cost in each sample's time: a kernel launch for a call timed alone, none for calls timed back to back
+    (their launches queue behind the kernels)."""
+    return np.array([kernel_overhead_s if s.calls_per_timing == 1 else 0.0 for s in samples])
 
 
 def fit_decode_gemm(samples: list[DecodeGemmSample], gemm: GemmFit, kernel_overhead_s: float) -> DecodeGemmFit | None:
@@ -532,7 +548,8 @@ def fit_decode_gemm(samples: list[DecodeGemmSample], gemm: GemmFit, kernel_overh
     flops = np.array([s.flops for s in samples])
     moved = np.array([s.bytes_moved for s in samples])
     t = np.array([s.timing.median_s for s in samples])
-    busy = busy_s(t, kernel_overhead_s)
+    launch = launch_s(samples, kernel_overhead_s)
+    busy = np.maximum(t - launch, 0.5 * t)
     compute = flops / (gemm.best_flop_per_s * curve_at(gemm.curve, flops))
     bound = compute < DECODE_MEMORY_BOUND * busy
     if not bound.any():
@@ -540,7 +557,7 @@ def fit_decode_gemm(samples: list[DecodeGemmSample], gemm: GemmFit, kernel_overh
     achieved = moved[bound] / busy[bound]
     best = float(achieved.max())
     curve = binned_curve(moved[bound], achieved / best)
-    predicted = np.maximum(compute, moved / (best * curve_at(curve, moved))) + kernel_overhead_s
+    predicted = np.maximum(compute, moved / (best * curve_at(curve, moved))) + launch
     return DecodeGemmFit(
         operand_bytes_per_s=best, curve=curve, memory_bound_points=int(bound.sum()), quality=fit_quality(predicted, t)
     )
@@ -549,10 +566,11 @@ def fit_decode_gemm(samples: list[DecodeGemmSample], gemm: GemmFit, kernel_overh
 def fit_decode_attention(samples: list[DecodeAttentionSample], kernel_overhead_s: float) -> DecodeAttentionFit:
     kv = np.array([s.kv_bytes for s in samples])
     t = np.array([s.timing.median_s for s in samples])
-    achieved = kv / busy_s(t, kernel_overhead_s)
+    launch = launch_s(samples, kernel_overhead_s)
+    achieved = kv / np.maximum(t - launch, 0.5 * t)
     best = float(achieved.max())
     curve = binned_curve(kv, achieved / best)
-    predicted = kv / (best * curve_at(curve, kv)) + kernel_overhead_s
+    predicted = kv / (best * curve_at(curve, kv)) + launch
     return DecodeAttentionFit(kv_bytes_per_s=best, curve=curve, quality=fit_quality(predicted, t))
 
 
@@ -607,7 +625,7 @@ def fit_all(
     if samples.memory:
         if weights is None or reference is None:
             raise ValueError(f"{len(samples.memory)} memory-bound kernel samples but no kernel weights to combine them")
-        memory = fit_memory(list(samples.memory), weights, reference)
+        memory = fit_memory(list(samples.memory), weights, reference, kernel_overhead_s)
     # The GEMM roofline's memory term streams operands at copy bandwidth (DeviceRates.gemm_operand_bytes_per_s).
     mem_rate = (memory.copy_bytes_per_s or memory.memory_bound_bytes_per_s) if memory else 1e12
     gemms = {}
@@ -764,6 +782,13 @@ def content_hash(cal: Calibration) -> str:
     is hashed without the keys version 3 added (it has none), as version 2 hashed it."""
     data = cal.model_dump(mode="json", by_alias=True)
     data.pop("sha256")
+    # Files from before these fields: hashed without their defaults.
+    for key, field_name, default in (
+        ("decode_gemm", "calls_per_timing", 1), ("decode_attention", "calls_per_timing", 1), ("memory", "launches", 0)
+    ):  # fmt: skip
+        for sample in data["samples"][key]:
+            if sample[field_name] == default:
+                sample.pop(field_name)
     if cal.schema_version < SCHEMA_VERSION:
         for part in ("samples", "fit"):
             for key in SERVING_KEYS:

@@ -87,6 +87,11 @@ class DeviceRates:
     """Serving rates of a calibration: the achieved KV-cache read bandwidth of decode attention; None: hbm_bytes_per_s."""
     kv_read_curve: Curve | None = None
     """Its relative value against KV bytes read per call."""
+    memory_bytes_per_s_by_kind: dict[str, float] = field(default_factory=dict)
+    """Rates of the memory-bound kernel classes the step model names ("layer", "cross_entropy", "embedding",
+    "optimizer"), where a calibration measured each of the trainer's own (the closed loop); empty: every class at
+    hbm_bytes_per_s. One blended rate charges a step whose mix differs from the calibration's reference wrongly: a
+    2.7B model's fused AdamW ran at 2.4x the rate of its layers' norms and activations on an H200 (docs/model.md §7.8)."""
 
     def gemm_s(
         self, m: float, n: float, k: float, dtype: str, count: float = 1.0, compute_factor: float = 1.0,
@@ -119,8 +124,10 @@ class DeviceRates:
         fwd = forward_flops / (self.attention_flop_per_s * _relative(self.attention_curve, forward_flops))
         return fwd, self.attention_backward_over_forward * fwd
 
-    def memory_s(self, n_bytes: float) -> float:
-        return n_bytes / self.hbm_bytes_per_s
+    def memory_s(self, n_bytes: float, kind: str | None = None) -> float:
+        """Seconds of memory-bound work moving `n_bytes`; `kind`: its kernel class, at its measured rate where known."""
+        rate = self.memory_bytes_per_s_by_kind.get(kind, self.hbm_bytes_per_s) if kind else self.hbm_bytes_per_s
+        return n_bytes / rate
 
     def kv_read_s(self, kv_bytes):
         """Seconds for decode attention to read `kv_bytes` of KV cache in one call: at the calibrated decode-attention
@@ -328,6 +335,7 @@ def calibrated_rates(
         decode_gemm_bandwidth=decode_gemm if serving else {},
         kv_read_bytes_per_s=kv.kv_bytes_per_s if kv else None,
         kv_read_curve=kv.curve.as_curve() if kv else None,
+        memory_bytes_per_s_by_kind=dict(fit.memory.by_kernel_bytes_per_s) if fit.memory and memory_bound_kernels else {},
     )
 
 

@@ -88,7 +88,8 @@ def forward_pass(ctx: Context, include_mtp: bool = False) -> ForwardPass:
     kinds = Counter(layer_kinds(model))
     if include_mtp and model.mtp_depth:
         kinds["mtp"] = model.mtp_depth
-    embedding = ctx.rates.memory_s(2 * BYTES_PER_ELEMENT["bf16"] * t * model.d_model / lay.tp)  # as step_time.embed_time
+    # As step_time.embed_time.
+    embedding = ctx.rates.memory_s(2 * BYTES_PER_ELEMENT["bf16"] * t * model.d_model / lay.tp, "embedding")
     total: dict[str, float] = {"embedding": float(embedding)}
     for kind, n in kinds.items():
         for k, v in forward_layer_s(ctx, kind).items():

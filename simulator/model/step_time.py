@@ -314,11 +314,15 @@ def grad_handling_bytes_per_param(dp_size, reduce_bytes: float):
 
 def memory_bound_kernels(ctx: Context, kind: str) -> tuple[float, float]:
     """(forward, backward) elementwise kernel launches of one layer per micro-batch (docs/model.md §7.6)."""
-    model, work = ctx.model, ctx.work[kind]
+    return elementwise_kernels(ctx.model, ctx.work[kind], ctx.job.dropout > 0)
+
+
+def elementwise_kernels(model: ModelSpec, work: LayerWork, dropout: bool) -> tuple[float, float]:
+    """(forward, backward) elementwise kernel launches of one layer of `work` per micro-batch."""
     forward = NORM_RESIDUAL_KERNELS + (ROPE_KERNELS if model.position_embedding == "rope" else 0)
     forward += sum(2 if model.gated_ffn else 1 for _ in ffn_widths(model, work, 1.0))
     forward += MOE_ROUTING_KERNELS if work.ffn == "moe" and model.moe is not None else 0
-    forward += DROPOUT_KERNELS if ctx.job.dropout > 0 else 0
+    forward += DROPOUT_KERNELS if dropout else 0
     biased = 2 * model.ffn_bias * len(ffn_widths(model, work, 1.0)) + model.attention_bias + model.output_bias
     return float(forward), float(2 * forward + biased)
 
@@ -436,7 +440,7 @@ def layer_compute(ctx: Context, kind: str, gradients: bool = True) -> LayerCompu
     """The layer's compute (LayerCompute); `gradients` False for a forward-only pass (its gradient GEMMs read 0)."""
     g = _gemm_time(ctx, kind, gradients)
     a_fwd, a_bwd = _attention_core_s(ctx, kind)
-    m_fwd = ctx.rates.memory_s(memory_bound_bytes(ctx, kind) + _dropout_bytes(ctx))
+    m_fwd = ctx.rates.memory_s(memory_bound_bytes(ctx, kind) + _dropout_bytes(ctx), "layer")
     n_fwd, n_bwd = memory_bound_kernels(ctx, kind)
     overhead = ctx.rates.kernel_overhead_s
     return LayerCompute(
@@ -501,7 +505,7 @@ def head_time(ctx: Context) -> ItemTime:
     t, lay = ctx.tokens_per_micro_batch, ctx.layout
     g = head_gemm(ctx.model)
     fwd_g, dgrad, wgrad = _gemm_passes_s(ctx, t, g.n / lay.tp, g.k, False)
-    ce = ctx.rates.memory_s(CROSS_ENTROPY_BYTES_PER_LOGIT * t * ctx.model.vocab_size / lay.tp)
+    ce = ctx.rates.memory_s(CROSS_ENTROPY_BYTES_PER_LOGIT * t * ctx.model.vocab_size / lay.tp, "cross_entropy")
     launch = CROSS_ENTROPY_KERNELS * ctx.rates.kernel_overhead_s / 2  # per pass: half forward, half backward
     return ItemTime(
         fwd_g + ce / 2 + launch,
@@ -514,7 +518,7 @@ def head_time(ctx: Context) -> ItemTime:
 
 def embed_time(ctx: Context) -> ItemTime:
     t = ctx.tokens_per_micro_batch
-    s = ctx.rates.memory_s(2 * BYTES_PER_ELEMENT["bf16"] * t * ctx.model.d_model / ctx.layout.tp)
+    s = ctx.rates.memory_s(2 * BYTES_PER_ELEMENT["bf16"] * t * ctx.model.d_model / ctx.layout.tp, "embedding")
     return ItemTime(s, 2 * s, 0.0, 0.0, {"embedding": 3 * s})
 
 
@@ -936,7 +940,7 @@ def _dp_and_optimizer_s(ctx: Context, dense, expert, f, b, m, buckets=1.0):
     d_dense, d_expert = data_parallel_sizes(lay)
     sharded = lay.zero_stage >= 1
     owned = dense / np.where(sharded, d_dense, 1) + expert / np.where(sharded, d_expert, 1)
-    optimizer = ctx.rates.memory_s(optimizer_step_bytes_per_param(ctx.job.precision, ctx.job.fp8_recipe) * owned)
+    optimizer = ctx.rates.memory_s(optimizer_step_bytes_per_param(ctx.job.precision, ctx.job.fp8_recipe) * owned, "optimizer")
     return exposed + contention, optimizer
 
 
