@@ -42,7 +42,7 @@ from simulator.inputs.calibration import (
 )
 from simulator.inputs.calibration import CalibrationPlan as PlanRecord
 from simulator.inputs.specs import ModelSpec
-from simulator.units import MEBI
+from simulator.units import MEBI, MICRO
 
 MODES = ("quick", "full", "smoke")
 
@@ -322,7 +322,7 @@ def measure_all(
         fastest = min(min(g.forward.median_s, g.input_grad.median_s, g.weight_grad.median_s) for g in gemms)
         if overhead > fastest:
             notes.append(
-                f"kernel overhead: {overhead * 1e6:.1f} us measured, above the fastest GEMM call; {fastest * 1e6:.1f} us used"
+                f"kernel overhead: {overhead / MICRO:.1f} us measured, above the fastest GEMM call; {fastest / MICRO:.1f} us used"
             )
             overhead = fastest
     samples = Samples(

@@ -943,6 +943,8 @@ class LocalCase(_Fixed):
     """One small transformer trained here, against the step model."""
 
     case: str
+    recompute: Literal["none", "full"]
+    """Activation recomputation the case trained with (full: one checkpoint per layer)."""
     params: float
     layers: int
     d_model: int
@@ -960,6 +962,17 @@ class LocalCase(_Fixed):
     """On a GPU."""
     predicted_peak_memory_bytes: float | None = None
     memory_error: float | None = None
+
+
+class RecomputeCost(_Fixed):
+    """What full recomputation added to a case that also ran without it."""
+
+    case: str
+    base: str
+    measured_extra_s: float
+    predicted_extra_s: float
+    measured_over_predicted: float | None
+    """None where the step model charges no extra time."""
 
 
 class LocalDecodeCase(_Fixed):
@@ -1002,6 +1015,9 @@ class ValidateLocalOutput(Document):
     target_median_abs_error: float
     median_abs_memory_error: float | None
     target_memory_error: float | None
+    skipped: list[str]
+    """Cases that did not fit this GPU's memory."""
+    recompute_costs: list[RecomputeCost]
     serving_efficiency_source: str
     """The rates of the decode prediction: the calibration with its serving fits."""
     decode_cases: list[LocalDecodeCase]

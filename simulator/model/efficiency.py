@@ -91,7 +91,7 @@ class DeviceRates:
     """Rates of the memory-bound kernel classes the step model names ("layer", "cross_entropy", "embedding",
     "optimizer"), where a calibration measured each of the trainer's own (the closed loop); empty: every class at
     hbm_bytes_per_s. One blended rate charges a step whose mix differs from the calibration's reference wrongly: a
-    2.7B model's fused AdamW ran at 2.4x the rate of its layers' norms and activations on an H200 (docs/model.md §7.8)."""
+    2.7B model's fused AdamW ran at 2.4x the rate of its layers' norms and activations on an H200 (docs/model.md §7.6)."""
 
     def gemm_s(
         self, m: float, n: float, k: float, dtype: str, count: float = 1.0, compute_factor: float = 1.0,
