@@ -1,11 +1,11 @@
-"""The first closed loop on a GPU, kept: one H200 (2026-12-04), its quick calibration and the step times validate local
+"""The first closed loop on a GPU, kept: one H200 (2026-12-04), its full calibration and the step times validate local
 measured on it (validation/local/h200-2026-12-04/, provenance in its README.md). The measurements are data; each test
 run predicts them again with today's step model on the stored calibration, so a change to the step model that moves
 these predictions shows here.
 
-The issue's target for a GPU is a median |step-time error| of 10%; these runs gave 13-16% (the calibration of this
-virtual machine varied by up to 15% between runs; the step times by under 2%). The bounds below guard the state as
-measured, not the target."""
+The issue's target for a GPU is a median |step-time error| of 10%; these runs gave 13-16% (the quick calibration of
+this virtual machine varied by up to 25% between runs; the step times by under 2%); the stored one (full mode) 14.3%.
+The bounds below guard the state as measured, not the target."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def replay() -> list[dict]:
 def test_the_record_is_an_h200_calibration_and_every_gpu_case():
     cal = load_calibration(RECORD / "calibration.json")
     assert cal.provenance.device_name == "NVIDIA H200" and cal.provenance.hardware_profile == "h200"
-    assert cal.provenance.device_kind == "cuda" and cal.provenance.mode == "quick"
+    assert cal.provenance.device_kind == "cuda" and cal.provenance.mode == "full"
     stored = json.loads((RECORD / "validate-local.json").read_text())
     names = [*(c.model.name for c in vl.CUDA_CASES), *(r.name for r in vl.CUDA_RECOMPUTE_CASES)]
     assert [r["case"] for r in stored["cases"]] == names
@@ -50,7 +50,7 @@ def test_the_record_is_an_h200_calibration_and_every_gpu_case():
 
 
 def test_h200_step_times_against_todays_step_model(replay):
-    """Measured on the H200: 39 ms (125M) to 287 ms (2.7B with recompute). Predicted too slow by 13-24% (stored run);
+    """Measured on the H200: 39 ms (125M) to 287 ms (2.7B with recompute). Predicted too slow by 11-18% (stored run);
     guarded: every case within 30%, median within 20%, and no trend with size beyond 15 points between the smallest
     and the largest model."""
     errors = {r["case"]: r["replayed_s"] / r["measured_step_time_s"] - 1 for r in replay}
@@ -67,7 +67,7 @@ def test_h200_peak_memory_against_todays_memory_model(replay):
 
 def test_h200_full_recompute_costs_about_what_the_step_model_charges(replay):
     """Full recompute added 37-62 ms per step on the H200; the step model charges one more forward of every layer. The
-    measured extra was 0.78-0.81 of the charged one at 0.76-2.7B (stored run): recompute runs cheaper than the
+    measured extra was 0.75-0.83 of the charged one at 0.76-2.7B (stored run): recompute runs cheaper than the
     layer's forward here too, as in the llm-foundry study (docs/model.md §14). Guarded: 0.6-1.2 of it."""
     costs = vl.recompute_costs(
         [r | {"predicted_step_time_s": r["replayed_s"]} for r in replay]  # today's predictions, the stored measurements
