@@ -140,6 +140,12 @@ def _rotating(calls: list[Callable[[], object]]) -> Callable[[], object]:
     return lambda: next(cycle)()
 
 
+def _timed(calls: list[Callable[[], object]], device: torch.device, budget: Budget) -> dict:
+    """The timing and calls_per_timing of a decode sample: `calls` rotating, in bursts on a GPU."""
+    n = burst(device)
+    return {"timing": measure(_rotating(calls), device, budget, calls_per_timing=n), "calls_per_timing": n}
+
+
 def bench_gemm(shape: DecodeShape, dtype: str, device: torch.device, budget: Budget, pool: Pool) -> DecodeGemmSample:
     """Y = X . W^T as nn.Linear runs it (FP8: torch._scaled_mm, per-tensor scales, BF16 output), W rotating."""
     m, n, k = shape.m, shape.n, shape.k
@@ -153,17 +159,7 @@ def bench_gemm(shape: DecodeShape, dtype: str, device: torch.device, budget: Bud
     else:
         x = randn((m, k), DTYPES[dtype], device)
         calls = [(lambda w=w: F.linear(x, w)) for (w,) in pool.copies((n, k), dtype)]
-    calls_per_timing = burst(device)
-    timing = measure(_rotating(calls), device, budget, calls_per_timing=calls_per_timing)
-    return DecodeGemmSample(
-        m=m,
-        n=n,
-        k=k,
-        dtype=dtype,
-        timing=timing,
-        origin=shape.origin,
-        calls_per_timing=calls_per_timing,  # type: ignore[arg-type]
-    )
+    return DecodeGemmSample(m=m, n=n, k=k, dtype=dtype, origin=shape.origin, **_timed(calls, device, budget))  # type: ignore[arg-type]
 
 
 def bench_attention(
@@ -181,8 +177,6 @@ def bench_attention(
             return F.scaled_dot_product_attention(q, k, v, enable_gqa=gqa)
 
     calls = [(lambda k=k, v=v: attend(k, v)) for k, v in pool.copies((b, kv, c, d), dtype, per_copy=2)]
-    calls_per_timing = burst(device)
-    timing = measure(_rotating(calls), device, budget, calls_per_timing=calls_per_timing)
     return DecodeAttentionSample(
         batch=b,
         heads=h,
@@ -190,6 +184,5 @@ def bench_attention(
         context=c,
         head_dim=d,
         dtype=dtype,
-        timing=timing,  # type: ignore[arg-type]
-        calls_per_timing=calls_per_timing,
+        **_timed(calls, device, budget),  # type: ignore[arg-type]
     )

@@ -163,8 +163,7 @@ class MemorySample(_Model):
 
     def busy_bytes_per_s(self, kernel_overhead_s: float) -> float:
         """Counted bytes over the time less the launches (at least half the time, against noise)."""
-        t = self.timing.median_s
-        return self.counted_bytes / max(t - self.launches * kernel_overhead_s, 0.5 * t)
+        return self.counted_bytes / float(busy_s(self.timing.median_s, self.launches * kernel_overhead_s))
 
 
 class CollectiveSample(_Model):
@@ -440,7 +439,7 @@ def gemm_rates(samples: list[GemmSample], kernel_overhead_s: float) -> tuple[flo
     flops = np.array([s.flops for s in samples])
     t = np.array([s.training_s for s in samples])
     # The compute term's rate: time less the fixed kernel cost (at most half of it, against noise on tiny GEMMs).
-    compute_s = np.maximum(t - kernel_overhead_s, 0.5 * t)
+    compute_s = busy_s(t, kernel_overhead_s)
     best = float(np.max(flops / compute_s))
     return best, binned_curve(flops, flops / (best * compute_s))
 
@@ -537,6 +536,11 @@ DECODE_MEMORY_BOUND = 0.5
 GEMM fit is under this share of its time less the kernel cost."""
 
 
+def busy_s(t, launch_s):
+    """Time less its launches (at least half of it, against noise on tiny calls)."""
+    return np.maximum(t - launch_s, 0.5 * t)
+
+
 def launch_s(samples: list[DecodeGemmSample] | list[DecodeAttentionSample], kernel_overhead_s: float) -> np.ndarray:
     """The fixed cost in each sample's time: a kernel launch for a call timed alone, none for calls timed back to back
     (their launches queue behind the kernels)."""
@@ -549,7 +553,7 @@ def fit_decode_gemm(samples: list[DecodeGemmSample], gemm: GemmFit, kernel_overh
     moved = np.array([s.bytes_moved for s in samples])
     t = np.array([s.timing.median_s for s in samples])
     launch = launch_s(samples, kernel_overhead_s)
-    busy = np.maximum(t - launch, 0.5 * t)
+    busy = busy_s(t, launch)
     compute = flops / (gemm.best_flop_per_s * curve_at(gemm.curve, flops))
     bound = compute < DECODE_MEMORY_BOUND * busy
     if not bound.any():
@@ -567,7 +571,7 @@ def fit_decode_attention(samples: list[DecodeAttentionSample], kernel_overhead_s
     kv = np.array([s.kv_bytes for s in samples])
     t = np.array([s.timing.median_s for s in samples])
     launch = launch_s(samples, kernel_overhead_s)
-    achieved = kv / np.maximum(t - launch, 0.5 * t)
+    achieved = kv / busy_s(t, launch)
     best = float(achieved.max())
     curve = binned_curve(kv, achieved / best)
     predicted = kv / (best * curve_at(curve, kv)) + launch
