@@ -20,6 +20,11 @@ from torch.utils.checkpoint import checkpoint
 from simulator.errors import InputError
 from simulator.inputs.specs import ModelSpec
 
+# Non-reentrant checkpointing stops recomputing a layer once every tensor its backward needs is saved again (PyTorch's
+# default since 2.1). A GEMM's inputs are saved before it runs, so the layer's last GEMM, the down projection, is never
+# recomputed. validate local predicts with this setting (Job.checkpoint_early_stop; docs/model.md §2.5).
+CHECKPOINT_EARLY_STOP = True
+
 
 def check_supported(spec: ModelSpec) -> None:
     unsupported = []
@@ -166,7 +171,8 @@ class Block(nn.Module):
 class DecoderLM(nn.Module):
     """`recompute`: full activation recomputation, one checkpoint per layer (Megatron-LM's --recompute-granularity
     full --recompute-method uniform --recompute-num-layers 1, FSDP's activation checkpointing of each block): only
-    each layer's input is kept, and its forward runs again in the backward."""
+    each layer's input is kept, and its forward runs again in the backward, up to the down projection
+    (CHECKPOINT_EARLY_STOP)."""
 
     def __init__(self, spec: ModelSpec, seq_len: int, recompute: bool = False) -> None:
         super().__init__()
@@ -180,7 +186,10 @@ class DecoderLM(nn.Module):
     def forward(self, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         x = self.embed(tokens)
         for block in self.blocks:
-            x = checkpoint(block, x, use_reentrant=False) if self.recompute and self.training else block(x)
+            if self.recompute and self.training:
+                x = checkpoint(block, x, use_reentrant=False, early_stop=CHECKPOINT_EARLY_STOP)
+            else:
+                x = block(x)
         logits = self.head(self.norm(x))
         return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
 

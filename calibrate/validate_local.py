@@ -195,8 +195,16 @@ def measure(case: Workload, device: torch.device, steps: int, warmup: int, recom
     return {"step_time_s": timing.median_s, "spread": timing.spread, "peak_memory_bytes": peak, "loss": losses}
 
 
-def predict(case: Workload, rates, recompute: Recompute = "none") -> dict:
-    job = Job(num_gpus=1, tokens=float(case.tokens), seq_len=case.seq_len, global_batch_tokens=case.tokens)
+def predict(case: Workload, rates, recompute: Recompute = "none", early_stop: bool = transformer.CHECKPOINT_EARLY_STOP) -> dict:
+    """The step model's step time, memory and breakdown for a case, with recomputation checkpointed as the local
+    trainer does it (`early_stop`: transformer.CHECKPOINT_EARLY_STOP)."""
+    job = Job(
+        num_gpus=1,
+        tokens=float(case.tokens),
+        seq_len=case.seq_len,
+        global_batch_tokens=case.tokens,
+        checkpoint_early_stop=early_stop,
+    )
     layout = Layout(tp=1, pp=1, dp=1, micro_batch_size=case.batch, zero_stage=0, recompute=recompute)
     result = step(case.model, job, layout, rates, parameter_counts(case.model), LOCAL_ASSUMPTIONS)
     return {"step_time_s": result.step_time_s, "memory_bytes": result.memory.total_bytes, "breakdown_s": result.breakdown_s}

@@ -239,6 +239,44 @@ def test_full_recompute_runs_each_layer_forward_again_and_keeps_its_input_only()
     assert any(bool(g.abs().sum() > 0) for g in grads[True])
 
 
+def test_early_stopping_recompute_skips_only_the_down_projection():
+    """With early stopping (transformer.CHECKPOINT_EARLY_STOP, PyTorch's default for non-reentrant checkpoints) the
+    backward's recomputation of a block stops once the down projection's input is saved again, before that GEMM runs:
+    every GEMM of the block but the down projection runs twice per step, the down projection once. This is the
+    forward time step_time.early_stop_skip_s takes off the recompute term (docs/model.md §2.5)."""
+    import torch
+
+    from calibrate import transformer
+
+    assert transformer.CHECKPOINT_EARLY_STOP
+    spec = vl.CPU_CASES[0].model
+    device = torch.device("cpu")
+    torch.manual_seed(0)
+    model, _ = transformer.build(spec, 32, device, recompute=True)
+    block = model.blocks[0]
+    calls = {name: 0 for name in ("qkv", "out", "up", "down")}
+    for name in calls:
+        getattr(block, name).register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+    tokens, targets = transformer.random_batch(spec, 1, 32, device)
+    model(tokens, targets).backward()
+    assert calls == {"qkv": 2, "out": 2, "up": 2, "down": 1}
+
+
+def test_validate_local_predicts_recompute_as_the_trainer_checkpoints(smoke):
+    """predict() charges the recompute case as the trainer checkpoints (early stopping): one forward of every layer
+    less its down projection, exactly that GEMM's time per layer below a whole forward."""
+    cal = load_calibration(smoke)
+    rates = calibrated_rates(cal, measured_hardware(cal, smoke), vl.LOCAL_ASSUMPTIONS, smoke)
+    case = vl.CPU_RECOMPUTE_CASES[0].base
+    base = vl.predict(case, rates)["step_time_s"]
+    early = vl.predict(case, rates, "full")["step_time_s"] - base
+    whole = vl.predict(case, rates, "full", early_stop=False)["step_time_s"] - base
+    m = case.model
+    down_s = rates.gemm_s(case.batch * case.seq_len, m.d_model, m.d_ff, "bf16", weight_gemm=True)
+    assert 0 < early < whole
+    assert whole - early == pytest.approx(m.n_layers * down_s, rel=1e-9)
+
+
 def test_recompute_costs_pair_each_recompute_case_with_its_base():
     rows = [
         {"case": "a", "recompute": "none", "d_model": 8, "layers": 2, "batch": 1, "seq_len": 4,

@@ -66,12 +66,15 @@ def test_h200_peak_memory_against_todays_memory_model(replay):
 
 
 def test_h200_full_recompute_costs_about_what_the_step_model_charges(replay):
-    """Full recompute added 37-62 ms per step on the H200; the step model charges one more forward of every layer. The
-    measured extra was 0.75-0.83 of the charged one at 0.76-2.7B (stored run): recompute runs cheaper than the
-    layer's forward here too, as in the llm-foundry study (docs/model.md §14). Guarded: 0.6-1.2 of it."""
+    """Full recompute added 37-62 ms per step on the H200. The trainer checkpoints with early stopping, so the step
+    model charges one forward of every layer less its down projection (transformer.CHECKPOINT_EARLY_STOP). Against
+    that the measured extra is 0.83-0.90 (0.75-0.83 against a whole forward, as the stored run predicted it), while the
+    base cases ran at 0.88-0.90 of their predicted step: recomputing costs here what the layer's forward costs, within
+    6%. Guarded: each ratio within 15% of the base case's measured / predicted step time."""
     costs = vl.recompute_costs(
         [r | {"predicted_step_time_s": r["replayed_s"]} for r in replay]  # today's predictions, the stored measurements
     )
     assert [c["base"] for c in costs] == [r.base.model.name for r in vl.CUDA_RECOMPUTE_CASES]
+    base = {r["case"]: r["measured_step_time_s"] / r["replayed_s"] for r in replay if r["recompute"] == "none"}
     for c in costs:
-        assert 0.6 <= c["measured_over_predicted"] <= 1.2, c
+        assert 0.85 <= c["measured_over_predicted"] / base[c["base"]] <= 1.15, (c, base[c["base"]])
