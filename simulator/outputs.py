@@ -185,6 +185,8 @@ class Assumptions(_Fixed):
     checkpoint_blocking_s: float
     realization: float
     """Realized / modelled step time of runs like this one (the expected run's factor)."""
+    refit_export_bytes_per_s: float
+    """The RL refit's floor: the trainer's weight-export rate (docs/model.md §17.4)."""
     restart_s: float
     realization_by_generation: dict[str, float] | None = None
     """Fitted realization per GPU generation, where the fit has one."""

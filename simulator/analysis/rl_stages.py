@@ -221,9 +221,9 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
         # The ranks holding distinct pieces of the model: TP shards of the dense weights and the EP group's experts,
         # which on the folded expert grid (layout.folded_expert_grid) lie on consecutive ranks across the TP ones.
         shards = e.layout.pp * math.lcm(e.layout.tp, e.layout.ep)
-        refit = colocated_refit_s(refit_model_bytes(spec), shards, rates.fabric)
+        refit = colocated_refit_s(refit_model_bytes(spec), shards, rates.fabric, assumptions.refit_export_bytes_per_s)
     else:
-        refit = refit_s(refit_model_bytes(spec), stage.num_gpus, rates.fabric)
+        refit = refit_s(refit_model_bytes(spec), stage.num_gpus, rates.fabric, assumptions.refit_export_bytes_per_s)
     rollout = combine(gen.busy_s, gen.tail_s, lp.seconds, training_s, refit, stage.num_gpus, stage.rollout_gpus,
                       stage.colocated, stage.policy == "one_step_off_policy")  # fmt: skip
     return PhaseResult(phase, int(phase_steps), phase_steps / stage.minibatches_per_rollout, gen, lp, e, training_s,

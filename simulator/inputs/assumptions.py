@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 import yaml
 
 from simulator.inputs.data_files import fitted_constants_path
-from simulator.units import GIB, MICRO
+from simulator.units import GIB, GIGA, MICRO
 
 FITTED_PATH = fitted_constants_path()
 
@@ -62,6 +62,13 @@ class Assumptions:
     realization_by_generation: tuple[tuple[str, float], ...] = ()
     """(GPU generation, realization) fitted per generation where `costsim fit` had enough whole runs on it; a GPU
     of another generation takes `realization` (all whole runs pooled). for_hardware() applies it."""
+    refit_export_bytes_per_s: float = 90 * GIGA
+    """Rate at which an RL trainer exports its full BF16 weights for a refit (Megatron-Bridge `export_hf_weights`:
+    per-tensor gathers over TP, EP and PP and conversion to Hugging Face tensors), the floor under any refit
+    (simulator/run/rl.py; docs/model.md §17.4). Source: NVIDIA-NeMo/RL pull request #1379 (2025-10, merged before NeMo RL
+    v0.4), which overlapped the export with the broadcast of split-GPU refits and measured DeepSeek-V3 at 14 s and
+    Qwen3-235B-A22B at 5.5 s per refit: 1,342 GB / 14 s = 96 GB/s and 470 GB / 5.5 s = 85 GB/s. 90 GB/s (their
+    geometric mean) gives each within 7%; either alone predicts the other within 13% (tests/test_rl_plan.py)."""
     restart_s: float = 600.0
     """Detect, restart, reload and re-warm after a failure. Assumption; with the rate above it gives Llama 3's
     '>90% effective training time' at 16K GPUs (ETTR 0.904)."""

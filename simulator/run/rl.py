@@ -237,29 +237,35 @@ def refit_model_bytes(model: ModelSpec) -> float:
     return parameter_counts(model).total * BYTES_PER_ELEMENT["bf16"]
 
 
-def refit_s(model_bytes: float, gpus: int, fabric: Fabric) -> float:
-    """Weight refit: every full weight (`refit_model_bytes`) reaches every GPU of the job, timed as one broadcast of
-    those bytes over all `gpus` (nccl-tests doc/PERFORMANCE.md: a broadcast's bus bandwidth is its algorithm bandwidth,
-    factor 1), at the bus bandwidth of a group that size (§4.2: NVLink inside one node, min(NVLink, GPUs per node x
-    NIC) across nodes).
+def refit_s(model_bytes: float, gpus: int, fabric: Fabric, export_bytes_per_s: float) -> float:
+    """Weight refit on split GPUs: every full weight (`refit_model_bytes`) reaches every GPU of the job, timed as one
+    broadcast of those bytes over all `gpus` (nccl-tests doc/PERFORMANCE.md: a broadcast's bus bandwidth is its
+    algorithm bandwidth, factor 1), at the bus bandwidth of a group that size (§4.2: NVLink inside one node,
+    min(NVLink, GPUs per node x NIC) across nodes), and no faster than the trainer exports the weights
+    (`export_bytes_per_s`, Assumptions.refit_export_bytes_per_s): the export and the broadcast overlap, bucket by
+    bucket (NVIDIA-NeMo/RL pull request #1379), so the slower of the two sets the time.
 
     NeMo RL v0.4, the same worker file: colocated (colocated_refit_s), `stream_weights_via_ipc_zmq` hands every
     exported full tensor to the vLLM worker on the same GPU (CUDA IPC), so every training rank assembles the whole
     model from its TP, EP and PP peers; split (this function), `broadcast_weights_for_collective` broadcasts every
     full tensor from training rank 0 over a group of all training and generation ranks (nemo_rl/algorithms/grpo.py:
-    world_size = train + inference world sizes).
-    Software costs of the export (per-tensor conversion and collectives) and the optimizer offload around it are
-    not modelled."""
-    return float(collective_s("broadcast", model_bytes, Group(gpus, 1), fabric))
+    world_size = train + inference world sizes). The optimizer offload around the refit is not modelled."""
+    if gpus <= 1:
+        return 0.0
+    return max(float(collective_s("broadcast", model_bytes, Group(gpus, 1), fabric)), model_bytes / export_bytes_per_s)
 
 
-def colocated_refit_s(model_bytes: float, model_parallel_gpus: int, fabric: Fabric) -> float:
+def colocated_refit_s(model_bytes: float, model_parallel_gpus: int, fabric: Fabric, export_bytes_per_s: float) -> float:
     """Weight refit of a colocated stage: each training rank assembles every full weight from the ranks that shard
     the model with it (PP x lcm(TP, EP) ranks: TP shards dense weights, the EP group on the folded expert grid the
     experts) and hands it to the vLLM worker on its own GPU over CUDA IPC (NeMo RL v0.4 `stream_weights_via_ipc_zmq`,
-    see refit_s), timed as an all-gather of the whole model's bytes over a group that size; 0 where one GPU holds the
-    whole model (the IPC handoff itself is not modelled)."""
-    return float(collective_s("all_gather", model_bytes, Group(model_parallel_gpus, 1), fabric))
+    see refit_s), timed as an all-gather of the whole model's bytes over a group that size, and no faster than the
+    export that produces those tensors (`export_bytes_per_s`, the same export as on split GPUs); 0 where one GPU holds
+    the whole model (nothing to gather or export; the IPC handoff itself is not modelled)."""
+    if model_parallel_gpus <= 1:
+        return 0.0
+    gather_s = float(collective_s("all_gather", model_bytes, Group(model_parallel_gpus, 1), fabric))
+    return max(gather_s, model_bytes / export_bytes_per_s)
 
 
 # --------------------------------------------------------------------------- one rollout
