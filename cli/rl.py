@@ -35,14 +35,14 @@ def _split(split: dict | None) -> str:
 
 
 def rl_validation_table(doc: dict) -> str:
-    lines = [f"{'case':<46} {'track':<13} {'metric':<12} {'reported':>10} {'predicted':>10} {'error':>7}  band / parts"]
+    lines = [f"{'case':<46} {'track':<15} {'metric':<12} {'reported':>10} {'predicted':>10} {'error':>7}  band / parts"]
     for c in doc["cases"]:
         if c["predicted"] is None:
-            lines.append(f"{c['id'][:46]:<46} {c['track']:<13} {c['metric']:<12} {c['reported']:>10,.4g} {'-':>10} "
+            lines.append(f"{c['id'][:46]:<46} {c['track']:<15} {c['metric']:<12} {c['reported']:>10,.4g} {'-':>10} "
                          f"{'-':>7}  ({c['not_predicted_because']})")  # fmt: skip
             continue
         band = f"{c['band'][0]:,.0f}-{c['band'][1]:,.0f}  " if c["band"] else ""
-        lines.append(f"{c['id'][:46]:<46} {c['track']:<13} {c['metric']:<12} {c['reported']:>10,.4g} "
+        lines.append(f"{c['id'][:46]:<46} {c['track']:<15} {c['metric']:<12} {c['reported']:>10,.4g} "
                      f"{c['predicted']:>10,.4g} {c['error']:>+7.1%}  {band}{_split(c['split'])}")  # fmt: skip
     if doc["n_cases"]:
         lines += ["", f"{doc['n_cases']} NeMo RL step times: {doc['within_target']} within 30%; median |error| "
@@ -54,6 +54,17 @@ def rl_validation_table(doc: dict) -> str:
         lines.append(f"{later['n']} steps of later NeMo RL releases (track later-release, outside the target): "
                      f"{later['within_30_percent']} within 30%; median |error| {later['median_abs_error']:.1%}, max "
                      f"{later['max_abs_error']:.1%}.")  # fmt: skip
+    phases = doc.get("phase_breakdown") or {}
+    if phases.get("n"):
+        lines += ["", f"{phases['n']} steps with published phase times (track phase-breakdown, outside the target): "
+                  f"{phases['within_30_percent']} within 30%; predicted / reported - 1 by phase:"]  # fmt: skip
+        for c in doc["cases"]:
+            if c["phase_errors"]:
+                e, r = c["phase_errors"], c["reported_phases"]
+                lines.append(f"  {c['id'][:52]:<52} " + "  ".join(
+                    f"{p} {r[p + '_s']:.0f} s {e[p]:+.0%}" for p in ("generation", "training", "logprob", "refit")))  # fmt: skip
+        med = phases["median_phase_error"]
+        lines.append("  median: " + ", ".join(f"{p} {v:+.0%}" for p, v in med.items() if v is not None))
     lines += ["", "assumptions where the benchmark rows are silent"]
     lines += [f"  {a['name']}: {a['value']} ({a['source']})" for a in doc["assumptions"]]
     return "\n".join(lines)

@@ -1318,9 +1318,10 @@ class RLCaseOutput(_Fixed):
     """One published RL figure and its prediction."""
 
     id: str
-    track: Literal["benchmark", "later-release", "plan"]
+    track: Literal["benchmark", "later-release", "phase-breakdown", "plan"]
     """benchmark: a NeMo RL v0.4 GRPO step (the target); later-release: a step of a later NeMo RL release, reported
-    beside the target; plan: a DeepSeek-R1 stage through plans/deepseek-r1.yaml."""
+    beside the target; phase-breakdown: a step whose source gives its seconds by phase (outside the target); plan: a
+    DeepSeek-R1 stage through plans/deepseek-r1.yaml."""
     source: str
     evidence: Literal["primary", "secondary"]
     model: str
@@ -1339,6 +1340,10 @@ class RLCaseOutput(_Fixed):
     detail: dict | None
     not_predicted_because: str | None
     assumptions: list[str]
+    reported_phases: dict[str, float] | None
+    """The source's seconds by phase (generation_s, training_s, logprob_s, refit_s), where it gives them."""
+    phase_errors: dict[str, float] | None
+    """Predicted / reported - 1 per phase (generation, training, logprob, refit), where the source gives them."""
 
 
 class RLAssumption(_Fixed):
@@ -1354,6 +1359,13 @@ class LaterReleaseSummary(_Fixed):
     median_abs_error: float | None
     max_abs_error: float | None
     within_30_percent: int
+
+
+class PhaseBreakdownSummary(LaterReleaseSummary):
+    """The steps whose source gives seconds by phase: step-time errors as for a track, and each phase's median signed
+    error (predicted / reported - 1)."""
+
+    median_phase_error: dict[str, float | None]
 
 
 class ValidateRLOutput(Document):
@@ -1373,6 +1385,8 @@ class ValidateRLOutput(Document):
     meets_target: bool
     later_release: LaterReleaseSummary
     """The steps of later NeMo RL releases (outside the target)."""
+    phase_breakdown: PhaseBreakdownSummary
+    """The steps whose source gives seconds by phase (outside the target)."""
     assumptions: list[RLAssumption]
 
 

@@ -40,6 +40,12 @@ NEMO_SOURCE = "NVIDIA-NeMo/RL"
 PLAN = "deepseek-r1"
 LATER_RELEASE = "later-release"
 """The track of NeMo RL steps from releases after v0.4 (RLCase.in_target false): predicted, outside the target."""
+PHASE_BREAKDOWN = "phase-breakdown"
+"""The track of steps whose source gives seconds by phase (RLCase.reported_phases): each phase predicted against its
+own figure, outside the target."""
+PHASES = {"generation": "generation_s", "training": "training_s", "logprob": "logprob_s", "refit": "refit_s"}
+"""The step's parts as the rollout splits them (Outcome.split) and the ReportedPhases field each is compared with. The
+generation part includes the prompts' prefill and the long tail."""
 PLAN_CASES = {
     "deepseek-r1-zero-rl-h800x512": ["r1-zero-rl"],
     "deepseek-r1-rl-h800x512": [
@@ -241,9 +247,27 @@ def predict_plan(cases: list[RLCase]) -> list[Outcome]:
 def labelled(outcome: Outcome) -> Outcome:
     """A benchmark step of a later release (RLCase.in_target false) goes on the later-release track, predicted or
     not; every other outcome keeps its track."""
+    if outcome.track == "benchmark" and outcome.case.reported_phases is not None:
+        return dataclasses.replace(outcome, track=PHASE_BREAKDOWN)
     if outcome.track == "benchmark" and not outcome.case.in_target:
         return dataclasses.replace(outcome, track=LATER_RELEASE)
     return outcome
+
+
+def phase_errors(outcome: Outcome) -> dict[str, float] | None:
+    """Predicted / reported - 1 of each phase of a step whose source gives its phases (PHASES); None otherwise."""
+    reported = outcome.case.reported_phases
+    if reported is None or outcome.split is None:
+        return None
+    return {part: outcome.split[part] / getattr(reported, field) - 1.0 for part, field in PHASES.items()}
+
+
+def _phase_summary(outcomes: list[Outcome]) -> dict:
+    """The phase-breakdown track: its step times as _summary gives them, and per phase the median signed error."""
+    rows = [o for o in outcomes if o.track == PHASE_BREAKDOWN and o.error is not None]
+    errors = [phase_errors(o) for o in rows]
+    by_phase = {p: statistics.median(e[p] for e in errors if e) if errors else None for p in PHASES}
+    return _summary([abs(o.error) for o in rows if o.error is not None]) | {"median_phase_error": by_phase}
 
 
 def evaluate() -> list[Outcome]:
@@ -281,6 +305,8 @@ def report(outcomes: list[Outcome]) -> dict:
             "num_gpus": c.num_gpus, "metric": c.metric, "unit": c.unit, "reported": c.reported, "predicted": o.predicted,
             "error": o.error, "band": list(o.band) if o.band else None, "split": o.split, "detail": o.detail,
             "not_predicted_because": o.why_not, "assumptions": list(c.assumptions),
+            "reported_phases": c.reported_phases.model_dump() if c.reported_phases else None,
+            "phase_errors": phase_errors(o),
         })  # fmt: skip
     bench = [o for o in outcomes if o.track == "benchmark" and o.error is not None]
     errors = [abs(o.error) for o in bench if o.error is not None]
@@ -299,6 +325,7 @@ def report(outcomes: list[Outcome]) -> dict:
         "target": {"max_abs_error": TARGET_MAX_ABS_ERROR, "track": "benchmark (NeMo RL GRPO step times)"},
         "meets_target": bool(errors) and max(errors) <= TARGET_MAX_ABS_ERROR,
         "later_release": later,
+        "phase_breakdown": _phase_summary(outcomes),
         "assumptions": [
             {"name": "mean_prompt_len", "value": MEAN_PROMPT_LEN, "source": "DeepSeek-R1 Suppl. B.3.1 (math prompts)"},
             {

@@ -211,6 +211,16 @@ class LengthCap(_Record):
     max_response_len: Tokens
 
 
+class ReportedPhases(_Record):
+    """Seconds of one RL step by phase, where the source breaks the step down (NeMo-RL v0.3's GRPO table: policy
+    training, refit, generation, get logprobs)."""
+
+    generation_s: Annotated[float, Field(gt=0, le=MAX_RATE)]
+    training_s: Annotated[float, Field(gt=0, le=MAX_RATE)]
+    logprob_s: Annotated[float, Field(gt=0, le=MAX_RATE)]
+    refit_s: Annotated[float, Field(gt=0, le=MAX_RATE)]
+
+
 class RLCase(_PublishedFigure):
     stage: Text
     """What the figure covers: one RL step of a benchmark, a whole RL stage, a data-generation stage."""
@@ -247,9 +257,15 @@ class RLCase(_PublishedFigure):
     generation_layout: GenerationLayout | None = None
     training_layout: TrainingLayout | None = None
     metric: RLMetric
+    reported_phases: ReportedPhases | None = None
+    """The step's seconds by phase where the source gives them; such a case is on the phase-breakdown track (outside
+    the target), its phases predicted and compared one by one."""
 
     @model_validator(mode="after")
     def _consistent(self) -> RLCase:
+        if self.reported_phases is not None and (self.metric != "step_time_s" or self.in_target):
+            raise ValueError("reported_phases is a breakdown of a step time outside the target: use metric step_time_s "
+                             "and in_target false")  # fmt: skip
         if self.metric == "generation_share" and self.reported > 1:
             raise ValueError(f"generation_share is a share in (0, 1], got {self.reported}")
         if self.generation_gpus is not None and self.num_gpus is not None and self.generation_gpus > self.num_gpus:
