@@ -265,8 +265,8 @@ def phase_errors(outcome: Outcome) -> dict[str, float] | None:
 def _phase_summary(outcomes: list[Outcome]) -> dict:
     """The phase-breakdown track: its step times as _summary gives them, and per phase the median signed error."""
     rows = [o for o in outcomes if o.track == PHASE_BREAKDOWN and o.error is not None]
-    errors = [phase_errors(o) for o in rows]
-    by_phase = {p: statistics.median(e[p] for e in errors if e) if errors else None for p in PHASES}
+    errors = [e for e in (phase_errors(o) for o in rows) if e]
+    by_phase = {p: statistics.median(e[p] for e in errors) if errors else None for p in PHASES}
     return _summary([abs(o.error) for o in rows if o.error is not None]) | {"median_phase_error": by_phase}
 
 

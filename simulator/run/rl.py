@@ -260,10 +260,8 @@ def colocated_refit_s(model_bytes: float, model_parallel_gpus: int, fabric: Fabr
     the model with it (PP x lcm(TP, EP) ranks: TP shards dense weights, the EP group on the folded expert grid the
     experts) and hands it to the vLLM worker on its own GPU over CUDA IPC (NeMo RL v0.4 `stream_weights_via_ipc_zmq`,
     see refit_s), timed as an all-gather of the whole model's bytes over a group that size, and no faster than the
-    export that produces those tensors (`export_bytes_per_s`, the same export as on split GPUs); 0 where one GPU holds
-    the whole model (nothing to gather or export; the IPC handoff itself is not modelled)."""
-    if model_parallel_gpus <= 1:
-        return 0.0
+    export that produces those tensors (`export_bytes_per_s`, the same export as on split GPUs). Where one GPU holds
+    the whole model there is nothing to gather, but the export still runs. The IPC handoff itself is not modelled."""
     gather_s = float(collective_s("all_gather", model_bytes, Group(model_parallel_gpus, 1), fabric))
     return max(gather_s, model_bytes / export_bytes_per_s)
 
