@@ -534,6 +534,8 @@ class PlanOutput(Document):
     achievable: PlanAchievable
     reported: list[ReportedCheck]
     notes: str | None
+    caveats: list[str] = []
+    """What the validation data say beyond the plan's stated inputs (an MoE model's RL stages read as a lower bound)."""
     reported_gpu_hours: float | None = None
     """The reported whole-plan GPU-hours, where the plan quotes one."""
     error_vs_reported: float | None = None

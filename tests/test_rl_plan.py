@@ -706,3 +706,16 @@ def test_reported_phases_need_a_step_time_outside_the_target():
         RLCase.model_validate(raw | {"metric": "wall_hours"})
     with pytest.raises(ValidationError):
         RLCase.model_validate(raw | {"reported_phases": raw["reported_phases"] | {"refit_s": -1}})
+
+
+def test_an_moe_rl_plan_carries_the_lower_bound_caveat_and_a_dense_one_does_not(r1, tmp_path):
+    """docs/model.md §17.7: most published MoE RL steps took far longer than costsim predicts, so a plan whose RL stages
+    run an MoE model says so in its JSON (`caveats`) and table; a dense model's RL plan carries no caveat."""
+    from simulator.analysis.plans import MOE_RL_CAVEAT
+    from simulator.report.rl_table import rl_plan_table
+
+    d = r1.to_dict()
+    assert d["caveats"] == [MOE_RL_CAVEAT] and "lower bound" in MOE_RL_CAVEAT
+    assert f"caveat: {MOE_RL_CAVEAT}" in rl_plan_table(d)
+    dense = _run(tmp_path).to_dict()
+    assert dense["caveats"] == [] and "caveat:" not in rl_plan_table(dense)

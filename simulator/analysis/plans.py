@@ -22,6 +22,15 @@ from simulator.units import SECONDS_PER_DAY, SECONDS_PER_HOUR
 # --------------------------------------------------------------------------- estimating
 
 
+MOE_RL_CAVEAT = (
+    "MoE model in RL or generation stages: most published MoE RL steps costsim checks took far longer than it predicts "
+    "(costsim validate rl: NeMo RL's DeepSeek-V3, Qwen3-235B-A22B and Qwen3-30B-A3B steps), and NeMo-RL v0.3's phase "
+    "times put the excess over dense models in Megatron's MoE training and log-prob passes (docs/model.md §17.7). Read "
+    "these stages' GPU-hours as a lower bound."
+)
+"""The caveat a plan with an MoE model's RL or generation stages carries (PlanResult.caveats)."""
+
+
 @dataclass(frozen=True)
 class StageResult:
     stage: Stage
@@ -210,6 +219,14 @@ class PlanResult:
         return out
 
     @property
+    def caveats(self) -> list[str]:
+        """What the validation data say about this plan's kind of estimate beyond its own stated inputs: an RL or
+        generation stage of an MoE model is charged less than the published MoE RL steps took (docs/model.md §17.7)."""
+        if not self.rl_stages or load_model(self.model_name).moe is None:
+            return []
+        return [MOE_RL_CAVEAT]
+
+    @property
     def reported_total_gpu_hours(self) -> float | None:
         whole = [r for r in self.plan.reported if not r.stages]
         return whole[0].gpu_hours if whole else None
@@ -236,6 +253,7 @@ class PlanResult:
             "achievable": self.achievable_summary(),
             "reported": self.reported_checks(),
             "notes": p.notes,
+            "caveats": self.caveats,
         }
         reported = self.reported_total_gpu_hours
         if reported is not None:

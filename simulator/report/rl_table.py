@@ -110,4 +110,5 @@ def rl_plan_table(d: dict) -> str:
         lines += [f"  {name}: {note}" for name, note in notes]
     if d.get("notes"):
         lines += ["", d["notes"]]
+    lines += [f"caveat: {c}" for c in d.get("caveats") or []]
     return "\n".join(lines)
