@@ -719,3 +719,16 @@ def test_an_moe_rl_plan_carries_the_lower_bound_caveat_and_a_dense_one_does_not(
     assert f"caveat: {MOE_RL_CAVEAT}" in rl_plan_table(d)
     dense = _run(tmp_path).to_dict()
     assert dense["caveats"] == [] and "caveat:" not in rl_plan_table(dense)
+
+
+def test_the_moe_caveat_reads_a_spec_file_beside_the_plan(tmp_path):
+    """A plan may name a model spec file beside it (plan_file.model_ref); the caveat loads that file, not a shipped name:
+    an MoE spec under a name costsim does not ship still gets the caveat, with no error."""
+    from simulator.analysis.plans import MOE_RL_CAVEAT
+
+    spec = yaml.safe_load((Path(__file__).resolve().parent.parent / "model_specs" / "qwen3-30b-a3b.yaml").read_text())
+    spec["name"] = "my-own-moe"
+    (tmp_path / "my-moe.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    plan = copy.deepcopy(SMALL_PLAN) | {"model": "my-moe.yaml"}
+    loaded, path = load_plan(_write(tmp_path, plan))
+    assert run_plan(loaded, path).to_dict()["caveats"] == [MOE_RL_CAVEAT]

@@ -222,7 +222,7 @@ class PlanResult:
     def caveats(self) -> list[str]:
         """What the validation data say about this plan's kind of estimate beyond its own stated inputs: an RL or
         generation stage of an MoE model is charged less than the published MoE RL steps took (docs/model.md §17.7)."""
-        if not self.rl_stages or load_model(self.model_name).moe is None:
+        if not self.rl_stages or load_model(model_ref(self.plan, self.path)).moe is None:
             return []
         return [MOE_RL_CAVEAT]
 
