@@ -61,8 +61,7 @@ def rl_validation_table(doc: dict) -> str:
         for c in doc["cases"]:
             if c["phase_errors"]:
                 e, r = c["phase_errors"], c["reported_phases"]
-                lines.append(f"  {c['id'][:52]:<52} " + "  ".join(
-                    f"{p} {r[p + '_s']:.0f} s {e[p]:+.0%}" for p in ("generation", "training", "logprob", "refit")))  # fmt: skip
+                lines.append(f"  {c['id'][:52]:<52} " + "  ".join(f"{p} {r[p + '_s']:.0f} s {e[p]:+.0%}" for p in e))
         med = phases["median_phase_error"]
         lines.append("  median: " + ", ".join(f"{p} {v:+.0%}" for p, v in med.items() if v is not None))
     lines += ["", "assumptions where the benchmark rows are silent"]

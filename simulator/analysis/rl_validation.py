@@ -245,8 +245,9 @@ def predict_plan(cases: list[RLCase]) -> list[Outcome]:
 
 
 def labelled(outcome: Outcome) -> Outcome:
-    """A benchmark step of a later release (RLCase.in_target false) goes on the later-release track, predicted or
-    not; every other outcome keeps its track."""
+    """A benchmark step whose source gives its phases (RLCase.reported_phases) goes on the phase-breakdown track, one
+    of a later release (RLCase.in_target false) on the later-release track, predicted or not; every other outcome
+    keeps its track."""
     if outcome.track == "benchmark" and outcome.case.reported_phases is not None:
         return dataclasses.replace(outcome, track=PHASE_BREAKDOWN)
     if outcome.track == "benchmark" and not outcome.case.in_target:

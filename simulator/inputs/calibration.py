@@ -536,9 +536,9 @@ DECODE_MEMORY_BOUND = 0.5
 GEMM fit is under this share of its time less the kernel cost."""
 
 
-def busy_s(t, launch_s):
-    """Time less its launches (at least half of it, against noise on tiny calls)."""
-    return np.maximum(t - launch_s, 0.5 * t)
+def busy_s(t, fixed_s):
+    """Time less its fixed launch cost `fixed_s` (at least half of it, against noise on tiny calls)."""
+    return np.maximum(t - fixed_s, 0.5 * t)
 
 
 def launch_s(samples: list[DecodeGemmSample] | list[DecodeAttentionSample], kernel_overhead_s: float) -> np.ndarray:

@@ -126,8 +126,7 @@ class DeviceRates:
 
     def memory_s(self, n_bytes: float, kind: str | None = None) -> float:
         """Seconds of memory-bound work moving `n_bytes`; `kind`: its kernel class, at its measured rate where known."""
-        rate = self.memory_bytes_per_s_by_kind.get(kind, self.hbm_bytes_per_s) if kind else self.hbm_bytes_per_s
-        return n_bytes / rate
+        return n_bytes / self.memory_bytes_per_s_by_kind.get(kind, self.hbm_bytes_per_s)
 
     def kv_read_s(self, kv_bytes):
         """Seconds for decode attention to read `kv_bytes` of KV cache in one call: at the calibrated decode-attention

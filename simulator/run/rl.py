@@ -250,9 +250,7 @@ def refit_s(model_bytes: float, gpus: int, fabric: Fabric, export_bytes_per_s: f
     model from its TP, EP and PP peers; split (this function), `broadcast_weights_for_collective` broadcasts every
     full tensor from training rank 0 over a group of all training and generation ranks (nemo_rl/algorithms/grpo.py:
     world_size = train + inference world sizes). The optimizer offload around the refit is not modelled."""
-    if gpus <= 1:
-        return 0.0
-    return max(float(collective_s("broadcast", model_bytes, Group(gpus, 1), fabric)), model_bytes / export_bytes_per_s)
+    return _no_faster_than_export(collective_s("broadcast", model_bytes, Group(gpus, 1), fabric), model_bytes, export_bytes_per_s)
 
 
 def colocated_refit_s(model_bytes: float, model_parallel_gpus: int, fabric: Fabric, export_bytes_per_s: float) -> float:
@@ -262,8 +260,13 @@ def colocated_refit_s(model_bytes: float, model_parallel_gpus: int, fabric: Fabr
     see refit_s), timed as an all-gather of the whole model's bytes over a group that size, and no faster than the
     export that produces those tensors (`export_bytes_per_s`, the same export as on split GPUs). Where one GPU holds
     the whole model there is nothing to gather, but the export still runs. The IPC handoff itself is not modelled."""
-    gather_s = float(collective_s("all_gather", model_bytes, Group(model_parallel_gpus, 1), fabric))
-    return max(gather_s, model_bytes / export_bytes_per_s)
+    gather_s = collective_s("all_gather", model_bytes, Group(model_parallel_gpus, 1), fabric)
+    return _no_faster_than_export(gather_s, model_bytes, export_bytes_per_s)
+
+
+def _no_faster_than_export(transport_s: float, model_bytes: float, export_bytes_per_s: float) -> float:
+    """A refit's time: its transport overlaps the trainer's export bucket by bucket, so the slower of the two sets it."""
+    return max(float(transport_s), model_bytes / export_bytes_per_s)
 
 
 # --------------------------------------------------------------------------- one rollout
