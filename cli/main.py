@@ -30,7 +30,7 @@ from cli.options import (
     ranged,
 )
 from simulator.errors import CostsimError, InputError
-from simulator.units import DEFAULT_DRAWS
+from simulator.units import DEFAULT_DRAWS, MICRO
 
 
 @contextlib.contextmanager
@@ -393,6 +393,13 @@ def fit() -> None:
         f"median |error|: in-sample {result['median_abs_in_sample_error']:.1%}, "
         f"leave-one-out {result['median_abs_leave_one_out_error']:.1%} (max {result['max_abs_leave_one_out_error']:.1%})"
     )
+    launch = result.get("expert_launch_fit")
+    if launch:
+        typer.echo(
+            f"expert_launch_host_s = {launch['value'] / MICRO:.0f} us from {launch['constrained_by']} MoE rows: median "
+            f"|error| in-sample {launch['median_abs_in_sample_error']:.1%}, leave-one-out "
+            f"{launch['median_abs_leave_one_out_error']:.1%} (max {launch['max_abs_leave_one_out_error']:.1%})"
+        )
     typer.echo(f"written to {fitting.FITTED_PATH}")
 
 

@@ -133,7 +133,7 @@ class Objective(StrEnum):
 StackOpt = Annotated[
     str | None,
     typer.Option(
-        help="Software stack: megatron-2021, megatron-2022, fsdp-2023, megatron-2023 or current (default); "
+        help="Software stack: megatron-2021, megatron-2022, fsdp-2023, megatron-2023, megatron-core-2025 or current (default); "
         "it limits the layout search and sets the expected run's layout (costsim list stacks)"
     ),
 ]

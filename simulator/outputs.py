@@ -179,6 +179,7 @@ class Assumptions(_Fixed):
     overlap_efficiency: float
     param_gather_overlap: float
     comm_sm_fraction: float
+    expert_launch_host_s: float
     moe_imbalance: float
     memory_reserved_bytes: float
     failures_per_gpu_hour: float

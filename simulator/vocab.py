@@ -15,6 +15,7 @@ Schedule = Literal["1f1b", "interleaved", "zb-h1", "dualpipe"]
 Recompute = Literal["none", "selective", "full"]
 AttentionKernel = Literal["flash", "unfused"]
 Fp8Recipe = Literal["tensor", "block"]
+ExpertGemmLaunch = Literal["grouped", "per_expert"]
 
 DTYPES: Final[tuple[Dtype, ...]] = get_args(Dtype)
 PRECISIONS: Final[tuple[Precision, ...]] = get_args(Precision)

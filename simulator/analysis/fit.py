@@ -1,6 +1,6 @@
 """Fit the global constants to published runs, with leave-one-out errors.
 
-Two constants are fitted, each to its own runs:
+Three constants are fitted, each to its own runs:
 - gemm_sustain (in-training GEMM rate / best-shape microbenchmark), to the step-level throughput of twelve runs
   (ten Megatron-LM 2021 rows on A100, two Llama 3.1 405B configurations on H100). The fit minimises the sum of
   squared log errors over a grid; leave-one-out refits without each run and predicts it.
@@ -11,6 +11,10 @@ Two constants are fitted, each to its own runs:
   the run's length), so the fit is the median of log(reported / predicted at realization 1), and leave-one-out
   is the median of the others (of its group). Its sigma (RMS of the leave-one-out log errors) is the spread the
   uncertainty band draws.
+- expert_launch_host_s (least host time per expert GEMM on stacks that launch a MoE layer's local experts one by one
+  after the dropless dispatcher's host sync), to the steady-state MoE rows run on such stacks (Megatron-Core 2025:
+  NVIDIA's Megatron-Bridge recipes and the Megatron MoE model zoo), by least squares of the log throughput error on a
+  grid; leave-one-out refits without each row.
 `costsim fit` rewrites simulator/data/fitted_constants.yaml with the data, the in-sample and the leave-one-out errors.
 """
 
@@ -27,6 +31,7 @@ import yaml
 from simulator.analysis.validation import predict
 from simulator.inputs.assumptions import BASE, FITTED_PATH, Assumptions
 from simulator.inputs.published import PublishedRun, throughput_runs
+from simulator.units import MICRO
 
 GRID = np.round(np.arange(0.55, 1.0001, 0.01), 4)
 
@@ -96,7 +101,78 @@ def fit(runs: list[PublishedRun] | None = None, whole_runs: list[PublishedRun] |
     realization = fit_realization(whole_runs, replace(BASE, gemm_sustain=out["gemm_sustain"]))
     if realization is not None:
         out = {"gemm_sustain": out["gemm_sustain"], "realization": realization["value"], **out, "realization_fit": realization}
+    launch = fit_expert_launch(expert_launch_cases(), replace(BASE, gemm_sustain=out["gemm_sustain"]))
+    if launch is not None:
+        head = {k: out.pop(k) for k in ("gemm_sustain", "realization") if k in out}
+        out = {**head, "expert_launch_host_s": launch["value"], **out, "expert_launch_fit": launch}
     return out
+
+
+EXPERT_LAUNCH_GRID_S = np.round(np.arange(0.0, 200.01, 2.0), 4) * MICRO
+"""Candidate host times per expert GEMM launch (0-200 us)."""
+
+
+def expert_launch_cases(cases: list[PublishedRun] | None = None) -> list[PublishedRun]:
+    """The steady-state MoE rows run on a stack that launches experts one by one (the rows that constrain
+    expert_launch_host_s)."""
+    from simulator.analysis.public_runs import _model
+    from simulator.inputs.published import public_cases
+    from simulator.inputs.stacks import load_stack
+
+    cases = public_cases() if cases is None else cases
+    return [
+        c for c in cases
+        if c.track == "steady_state" and _model(c.model).moe is not None
+        and load_stack(c.stack_preset).expert_gemm_launch == "per_expert"
+    ]  # fmt: skip
+
+
+def fit_expert_launch(cases: list[PublishedRun], assumptions: Assumptions,
+                      grid: np.ndarray = EXPERT_LAUNCH_GRID_S) -> dict | None:  # fmt: skip
+    """expert_launch_host_s from the rows of `expert_launch_cases` (None with fewer than two): the grid value that
+    minimises the squared log errors, and each row's leave-one-out error from the fit without it (errors in the row's
+    own metric, as validate public gives them)."""
+    from simulator.analysis.public_runs import predict_case
+
+    if len(cases) < 2:
+        return None
+    table = np.empty((len(cases), len(grid)))
+    for j, h in enumerate(grid):
+        a = replace(assumptions, expert_launch_host_s=float(h))
+        for i, c in enumerate(cases):
+            table[i, j] = math.log(_as_throughput(c, predict_case(c, a)) / _as_throughput(c, c.reported))
+    rows = np.arange(len(cases))
+    value, col = _best(table, grid, rows)
+    # Errors as validate public states them: predicted / reported - 1 in each row's own metric.
+    sign = np.array([-1.0 if c.metric == "step_time_s" else 1.0 for c in cases])
+    loo = [float(np.expm1(sign[i] * _best(table, grid, rows[rows != i])[1][i])) for i in rows]
+    in_sample = np.expm1(sign * col)
+    return {
+        "constant": "expert_launch_host_s",
+        "value": float(f"{value:.3g}"),
+        "method": "least squares of log(predicted / reported throughput) over the steady-state MoE rows of stacks "
+        "with expert_gemm_launch per_expert, on a 2 us grid refined by a parabola",
+        "constrained_by": len(cases),
+        "median_abs_in_sample_error": float(np.median(np.abs(in_sample))),
+        "median_abs_leave_one_out_error": float(np.median(np.abs(loo))),
+        "max_abs_leave_one_out_error": float(np.max(np.abs(loo))),
+        "cases": [
+            {
+                "id": c.id,
+                "source": c.source,
+                "metric": c.metric,
+                "reported": c.reported,
+                "in_sample_error": float(e),
+                "leave_one_out_error": le,
+            }
+            for c, e, le in zip(cases, in_sample, loo, strict=True)
+        ],  # fmt: skip
+    }
+
+
+def _as_throughput(case: PublishedRun, value: float) -> float:
+    """A rate, whatever the metric: step times invert, so every row's log error has the sign of throughput."""
+    return 1.0 / value if case.metric == "step_time_s" else value
 
 
 MIN_RUNS_PER_GENERATION = 5

@@ -23,10 +23,10 @@ from simulator.units import SECONDS_PER_DAY, SECONDS_PER_HOUR
 
 
 MOE_RL_CAVEAT = (
-    "MoE model in RL or generation stages: most published MoE RL steps costsim checks took far longer than it predicts "
-    "(costsim validate rl: NeMo RL's DeepSeek-V3, Qwen3-235B-A22B and Qwen3-30B-A3B steps), and NeMo-RL v0.3's phase "
-    "times put the excess over dense models in Megatron's MoE training and log-prob passes (docs/model.md §17.7). Read "
-    "these stages' GPU-hours as a lower bound."
+    "MoE model in RL or generation stages: NeMo RL's on-policy DeepSeek-V3 and Qwen3-235B-A22B steps took 2-3x longer "
+    "than costsim predicts, a gap no modelled term explains yet (costsim validate rl; its Qwen3-30B-A3B steps come within "
+    "20% once Megatron-Core's per-expert GEMM launches are charged, docs/model.md §7.8 and §17.7). Read these stages' "
+    "GPU-hours as a lower bound."
 )
 """The caveat a plan with an MoE model's RL or generation stages carries (PlanResult.caveats)."""
 

@@ -29,6 +29,7 @@ from simulator.model.layer_work import token_flops
 from simulator.run.estimate import Estimate, estimate_achievable, estimate_expected
 from simulator.run.scenario import Scenario
 from simulator.units import BYTES_PER_ELEMENT, SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, TERA
+from simulator.vocab import FP8_RECIPES
 
 TRACK_TARGETS = {
     "steady_state": {"median_abs_error": 0.08},
@@ -81,8 +82,30 @@ def case_scenario(case: PublishedRun, assumptions: Assumptions = DEFAULT) -> Sce
                 f"(Composer's modes), got {mixed!r}"
             )
         job = replace(job, gradient_reduce_bytes=REDUCE_BYTES_BY_MIXED_PRECISION[mixed])
+    recipe = case.stack.get("fp8_recipe")
+    if recipe is not None:
+        if recipe not in FP8_RECIPES or job.precision != "fp8":
+            raise SpecError(
+                f"case {case.id!r}: stack.fp8_recipe must be one of {', '.join(FP8_RECIPES)} on an fp8 case, got "
+                f"{recipe!r} with precision {job.precision}"
+            )
+        job = replace(job, fp8_recipe=recipe)
     stack = load_stack(case.stack_preset)
-    return Scenario.of(_model(case.model), _hardware(case.gpu), job, case.layout, assumptions=assumptions, stack=stack)
+    return Scenario.of(_case_model(case), _hardware(case.gpu), job, case.layout, assumptions=assumptions, stack=stack)
+
+
+def _case_model(case: PublishedRun) -> ModelSpec:
+    """The case's model spec, without its multi-token-prediction modules where the source says the run had none
+    (stack.mtp_depth, e.g. Megatron-Bridge's 'DeepSeekV3 (w/o MTP)' rows)."""
+    model = _model(case.model)
+    depth = case.stack.get("mtp_depth")
+    if depth is None:
+        return model
+    if not isinstance(depth, int) or isinstance(depth, bool) or not 0 <= depth <= model.mtp_depth:
+        raise SpecError(
+            f"case {case.id!r}: stack.mtp_depth must be an integer from 0 to the spec's {model.mtp_depth}, got {depth!r}"
+        )
+    return model.model_copy(update={"mtp_depth": depth})
 
 
 def case_estimate(case: PublishedRun, assumptions: Assumptions = DEFAULT) -> Estimate:

@@ -15,6 +15,7 @@ from simulator.inputs.assumptions import DEFAULT
 from simulator.inputs.catalog import load_hardware
 from simulator.inputs.plan_file import GenerationStage, Plan, ResponsePhase, RLStage
 from simulator.inputs.specs import HardwareProfile, ModelSpec
+from simulator.inputs.stacks import load_stack
 from simulator.model.efficiency import device_rates
 from simulator.model.serve.decode import DECODE_STEP_OVERHEAD_S
 from simulator.model.serve.search import Given
@@ -34,7 +35,7 @@ from simulator.run.rl import (
     refit_model_bytes,
     refit_s,
 )
-from simulator.run.scenario import resolve
+from simulator.run.scenario import resolve, stack_rates
 from simulator.units import GIB, SECONDS_PER_DAY, SECONDS_PER_HOUR
 
 BAND_POINTS = ("value", "low", "high")
@@ -186,7 +187,7 @@ class _Training:
         scenario = resolve(
             self.spec, self.hw, s.training_gpus, batch_tokens, seq_len=seq_len, global_batch_tokens=batch_tokens,
             precision=s.precision, fp8_recipe=s.fp8_recipe, layout=s.training_layout.layout(), costs=self.opts,
-            quoted=self.quoted,
+            quoted=self.quoted, stack=s.training_stack,
         )  # fmt: skip
         return estimate_expected(scenario)
 
@@ -215,8 +216,10 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
     e = training.at(seq_len)
     training_s = stage.minibatches_per_rollout * stage.inner_epochs * e.step_time_s
     passes = int(stage.reference_logprobs) + int(stage.old_policy_logprobs) + stage.reward_model_passes
-    lp = logprob(spec, rates, assumptions, passes, responses, seq_len, stage.training_gpus, e.layout.tp, e.layout.ep,
-                 stage.precision, e.job.fp8_recipe)  # fmt: skip
+    # The log-prob passes run on the trainer's stack (its expert launches included), generation on the engine's.
+    trainer_rates = stack_rates(rates, load_stack(stage.training_stack), assumptions)
+    lp = logprob(spec, trainer_rates, assumptions, passes, responses, seq_len, stage.training_gpus, e.layout.tp,
+                 e.layout.ep, stage.precision, e.job.fp8_recipe)  # fmt: skip
     if stage.colocated:
         # The ranks holding distinct pieces of the model: TP shards of the dense weights and the EP group's experts,
         # which on the folded expert grid (layout.folded_expert_grid) lie on consecutive ranks across the TP ones.

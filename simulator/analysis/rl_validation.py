@@ -76,6 +76,13 @@ class Outcome:
         return None if self.predicted is None else self.predicted / self.case.reported - 1.0
 
 
+NEMO_RL_TRAINING_STACK = "megatron-core-2025"
+"""The stack of every NeMo RL figure here: its Megatron backend (v0.3 to v0.6, 2025-07 to 2026-05) trains and scores
+through Megatron-Core and Transformer Engine's GroupedLinear after the dropless dispatcher's host sync (docs/model.md
+§7.8). For v0.6 this is an assumption: Transformer Engine's single-kernel grouped GEMMs (2026-03 on) may have reached
+its container."""
+
+
 def stage_for(case: RLCase) -> RLStage:
     """The RL stage of one NeMo RL benchmark step: one rollout of G-GBS responses trained in T-GBS optimizer steps,
     micro-batches of sequences_per_pack sequences where the recipe states its micro-batch."""
@@ -121,6 +128,7 @@ def _stage_fields(case: RLCase) -> dict:
         "generation_memory_fraction": case.generation_memory_fraction or NEMO_MEMORY_FRACTION[colocated],
         "generation_layout": gl.model_dump(exclude={"ep"}) | {"dp": 1} if gl else {},
         "training_layout": {k: v for k, v in (tl.model_dump() if tl else {}).items() if v is not None},
+        "training_stack": NEMO_RL_TRAINING_STACK,
         "source": case.source,
     }
     if not colocated:

@@ -45,6 +45,13 @@ class Assumptions:
     §3.2.2 (20 of 132 SMs for all-to-all); Calculon systems/h100_80g_nvl8.json (NVLink processor_usage 0.15).
     Under DualPipe with EP the split is static for the whole chunk pair (compute runs 1 / (1 - f) slower);
     elsewhere the contention is f x the hidden communication time (step_time.static_sm_partition)."""
+    expert_launch_host_s: float = 0.0
+    """Host time to launch one local expert's GEMM on a stack that launches the experts one by one after a host
+    synchronisation (Stack.expert_gemm_launch `per_expert`: Transformer Engine's multi-stream GroupedLinear under
+    Megatron-Core's dropless all-to-all dispatcher, docs/model.md §7.8). Each such GEMM takes at least this long, so
+    many small experts run at the host's pace. The physical default 0 is a host that always keeps ahead; DEFAULT
+    takes the value `costsim fit` fits to the steady-state MoE rows of those stacks (simulator/data/
+    fitted_constants.yaml, with in-sample and leave-one-out errors)."""
     moe_imbalance: float = 1.1
     """Busiest EP rank's routed tokens / mean, per micro-batch, for dropless MoE. Assumption."""
     memory_reserved_bytes: float = 3 * GIB
@@ -102,8 +109,10 @@ def _fitted() -> Assumptions:
         gemm_sustain=float(doc["gemm_sustain"]),
         realization=float(doc.get("realization", BASE.realization)),
         realization_by_generation=tuple(sorted((g, float(f["value"])) for g, f in by_generation.items())),
+        expert_launch_host_s=float(doc.get("expert_launch_host_s", BASE.expert_launch_host_s)),
     )
 
 
 DEFAULT = _fitted()
-"""What estimates use: the physical defaults with the fitted constants (gemm_sustain; realization once fitted)."""
+"""What estimates use: the physical defaults with the fitted constants (gemm_sustain, realization,
+expert_launch_host_s)."""

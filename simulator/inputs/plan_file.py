@@ -20,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Fiel
 from simulator.errors import SpecError
 from simulator.inputs.data_files import plan_dir
 from simulator.inputs.files import read_yaml, validate
+from simulator.inputs.stacks import stack_names
 from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, SECONDS_PER_HOUR, count_in_range
 from simulator.vocab import LAYOUT_FIELDS, Fp8Recipe, Precision, Recompute, Schedule
 
@@ -248,6 +249,9 @@ class RLStage(_Generating):
     """Training GEMM precision."""
     fp8_recipe: Fp8Recipe | None = None
     training_layout: TrainingLayout = TrainingLayout()
+    training_stack: str | None = None
+    """Software stack preset (costsim list stacks) of the training and log-prob passes; None: today's. NeMo RL's
+    Megatron backend of 2025-26 is megatron-core-2025 (experts launched one GEMM at a time, docs/model.md §7.8)."""
 
     @property
     def responses_per_step(self) -> int:
@@ -287,6 +291,8 @@ class RLStage(_Generating):
             )
         if self.fp8_recipe is not None and self.precision != "fp8":
             raise ValueError(f"fp8_recipe applies to precision fp8 only (got {self.precision}); remove it or set precision: fp8")
+        if self.training_stack is not None and self.training_stack.strip().lower() not in stack_names():
+            raise ValueError(f"unknown training_stack {self.training_stack!r}; stacks: {', '.join(stack_names())}")
         return self
 
 

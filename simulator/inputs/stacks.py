@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.errors import InputError, SpecError
 from simulator.inputs.files import read_yaml, validate
-from simulator.vocab import AttentionKernel, Fp8Recipe, Recompute, Schedule
+from simulator.vocab import AttentionKernel, ExpertGemmLaunch, Fp8Recipe, Recompute, Schedule
 
 
 class _Schema(BaseModel):
@@ -68,6 +68,11 @@ class Stack(_Schema):
     """The flash-attention kernel generation the stack ran (a key of a hardware profile's efficiency.attention_kernels:
     fa2, triton-fa); None: today's kernel (the profile's `attention`). Profiles without a figure for it use `attention`."""
     fp8: list[Fp8Recipe]
+    expert_gemm_launch: ExpertGemmLaunch = "grouped"
+    """How the stack runs a MoE layer's local experts: `grouped`, one kernel for all of them (DeepGEMM, CUTLASS
+    grouped GEMM) or launches the host issues ahead of the GPU; `per_expert`, one GEMM launch per expert issued after
+    the dropless dispatcher's host sync (Transformer Engine's multi-stream GroupedLinear under Megatron-Core), each
+    taking at least Assumptions.expert_launch_host_s (docs/model.md §7.8)."""
     offers: LayoutLimits
     practice: LayoutLimits
 

@@ -76,6 +76,9 @@ class DeviceRates:
     gemm_inner_overhead: float | None = None
     """The profile's per-tile GEMM overhead in elements of the inner dimension K (inner_dim_efficiency); None: no
     inner-dimension term (GPUs without a published figure, and calibrated rates, whose measured curve replaces it)."""
+    expert_launch_host_s: float = 0.0
+    """Least time per local expert GEMM where the stack launches experts one by one after a host sync
+    (Assumptions.expert_launch_host_s on such a stack, else 0: scenario.stack_rates)."""
     gemm_operand_bytes_per_s: float | None = None
     """Bandwidth GEMM operands stream at (a large copy), where it differs from the memory-bound kernels'
     hbm_bytes_per_s (on a CPU by 10x); None: hbm_bytes_per_s."""

@@ -215,10 +215,19 @@ def _gemm_time(ctx: Context, kind: str, gradients: bool = True) -> GemmTimes:
             f, d, w = _gemm_passes_s(ctx, m, n, k, g.fp8_eligible, count)
         else:
             f, d, w = ctx.gemm_s(m, n, k, g.fp8_eligible, count), 0.0, 0.0
+        if g.routed and moe is not None and ctx.rates.expert_launch_host_s > 0:
+            f, d, w = (_host_paced_s(x, count, ctx.rates.expert_launch_host_s) for x in (f, d, w))
         fwd, dgrad, wgrad = fwd + f, dgrad + d, wgrad + w
         forward_parts[g.component] = forward_parts.get(g.component, 0.0) + f
         step_parts[g.component] = step_parts.get(g.component, 0.0) + f + d + w
     return GemmTimes(fwd, dgrad, wgrad, forward_parts, step_parts)
+
+
+def _host_paced_s(gpu_s, count, launch_s: float):
+    """Seconds of `count` expert GEMMs launched one by one from a host that must first learn the token counts (a
+    dropless dispatcher's host sync): each takes the longer of its GPU time and the host's launch time
+    (docs/model.md §7.8). A pass that runs no such GEMM (gpu_s 0: a forward-only pass's gradients) costs nothing."""
+    return np.where(np.asarray(gpu_s) > 0, np.maximum(gpu_s, count * launch_s), gpu_s)
 
 
 def _gemm_passes_s(ctx: Context, m, n, k, fp8_eligible: bool, count=1.0):

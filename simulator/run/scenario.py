@@ -10,7 +10,7 @@ price again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from simulator.inputs.assumptions import DEFAULT, Assumptions
@@ -59,7 +59,7 @@ class Scenario:
         return cls(
             model=model,
             hardware=hardware,
-            rates=rates or device_rates(hardware, assumptions, stack.attention_kernel),
+            rates=stack_rates(rates or device_rates(hardware, assumptions, stack.attention_kernel), stack, assumptions),
             job=with_fp8_recipe(job, model),
             pricing=price or pricing(hardware),
             layout=fixed_fields(layout),
@@ -121,4 +121,12 @@ def resolve(
     kernel = attention_kernel or sw.attention
     job = make_job(spec, num_gpus, tokens, seq_len, global_batch_tokens, precision, kernel, dropout, fp8_recipe)
     costs = costs or CostOptions()
+    rates = stack_rates(rates, sw, assumptions)
     return Scenario(spec, hw, rates, job, pricing(hw, costs, quoted), fixed_fields(layout), assumptions, costs, sw)
+
+
+def stack_rates(rates: DeviceRates, stack: Stack, assumptions: Assumptions) -> DeviceRates:
+    """The device rates as the stack runs them: on a stack that launches MoE experts one GEMM at a time after a host
+    sync, each expert GEMM takes at least the host's launch time (docs/model.md §7.8)."""
+    launch_s = assumptions.expert_launch_host_s if stack.expert_gemm_launch == "per_expert" else 0.0
+    return replace(rates, expert_launch_host_s=launch_s)

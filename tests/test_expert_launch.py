@@ -1,0 +1,127 @@
+"""Per-expert GEMM launches on Megatron-Core MoE stacks (docs/model.md §7.8): each of a MoE layer's local expert GEMMs
+takes at least the host's launch time where the stack launches them one by one after the dropless dispatcher's host
+sync; the launch time is fitted (`costsim fit`) to steady-state MoE rows of such stacks, with leave-one-out errors."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import yaml
+
+from simulator.inputs.assumptions import BASE, DEFAULT, FITTED_PATH
+from simulator.inputs.catalog import load_hardware, load_model
+from simulator.inputs.job import Job
+from simulator.inputs.stacks import load_stack
+from simulator.model.efficiency import device_rates
+from simulator.model.layout import Layout
+from simulator.model.step_time import Context, _gemm_time, _host_paced_s
+from simulator.run.estimate import estimate_achievable
+from simulator.run.scenario import Scenario, stack_rates
+from simulator.units import MICRO
+
+LAYOUT = {"tp": 1, "pp": 1, "cp": 1, "ep": 8, "dp": 8, "micro_batch_size": 1, "zero_stage": 1, "recompute": "none"}
+
+
+def _context(model: str, launch_s: float, tokens: int = 4096) -> Context:
+    job = Job(8, tokens, tokens, tokens, "bf16")
+    rates = replace(device_rates(load_hardware("b200"), DEFAULT), expert_launch_host_s=launch_s)
+    lay = Layout(tp=1, dp=8, ep=8, micro_batch_size=1)
+    return Context(load_model(model), job, lay, rates, DEFAULT)
+
+
+def _step_s(model: str, stack: str, launch_s: float) -> float:
+    a = replace(DEFAULT, expert_launch_host_s=launch_s)
+    job = Job(8, 8 * 4096.0 * 64, 4096, 8 * 4096.0 * 64, "bf16")
+    layout = LAYOUT if load_model(model).moe else LAYOUT | {"ep": 1}
+    s = Scenario.of(load_model(model), load_hardware("b200"), job, layout, assumptions=a, stack=load_stack(stack))
+    return estimate_achievable(s).step_time_s
+
+
+def test_host_paced_formula_is_the_longer_of_gpu_time_and_launches():
+    """max(GPU seconds, local experts x launch seconds) per routed GEMM and pass; a pass with no GEMM stays 0."""
+    assert float(_host_paced_s(1e-3, 16, 80 * MICRO)) == pytest.approx(16 * 80 * MICRO)
+    assert float(_host_paced_s(5e-3, 16, 80 * MICRO)) == pytest.approx(5e-3)
+    assert float(_host_paced_s(0.0, 16, 80 * MICRO)) == 0.0
+    got = _host_paced_s(np.array([1e-4, 1e-2]), np.array([4.0, 32.0]), 100 * MICRO)
+    assert got == pytest.approx([4e-4, 1e-2])
+
+
+def test_each_routed_gemm_of_each_pass_takes_local_experts_times_the_launch():
+    """With a launch time far above any GPU time, a MoE layer's routed GEMMs cost exactly 3 passes (forward, input and
+    weight gradient) x their GEMMs x local experts x the launch time; the attention GEMMs do not change."""
+    launch = 10e-3
+    paced, free = _gemm_time(_context("qwen3-30b-a3b", launch), "moe"), _gemm_time(_context("qwen3-30b-a3b", 0.0), "moe")
+    local = 128 / 8
+    routed = [g for g in _context("qwen3-30b-a3b", 0.0).work["moe"].gemms if g.routed]
+    assert paced.step_parts["routed_experts"] == pytest.approx(3 * len(routed) * local * launch, rel=1e-9)
+    assert paced.forward_parts["routed_experts"] == pytest.approx(len(routed) * local * launch, rel=1e-9)
+    for part, seconds in free.step_parts.items():
+        if part != "routed_experts":
+            assert paced.step_parts[part] == seconds, part
+
+
+def test_only_a_per_expert_stack_pays_and_dense_models_never_do():
+    h = 80 * MICRO
+    grouped, per_expert = _step_s("qwen3-30b-a3b", "current", h), _step_s("qwen3-30b-a3b", "megatron-core-2025", h)
+    assert per_expert > 1.3 * grouped
+    assert _step_s("qwen3-30b-a3b", "megatron-core-2025", 0.0) == pytest.approx(grouped, rel=1e-12)
+    assert _step_s("llama-3.1-8b", "megatron-core-2025", h) == pytest.approx(_step_s("llama-3.1-8b", "current", h), rel=1e-12)
+
+
+def test_stack_rates_carry_the_launch_time_of_per_expert_stacks_only():
+    rates = device_rates(load_hardware("h100-sxm"), DEFAULT)
+    a = replace(DEFAULT, expert_launch_host_s=70 * MICRO)
+    assert stack_rates(rates, load_stack("megatron-core-2025"), a).expert_launch_host_s == 70 * MICRO
+    for name in ("current", "megatron-2023", "fsdp-2023"):
+        assert stack_rates(rates, load_stack(name), a).expert_launch_host_s == 0.0
+    assert load_stack("megatron-core-2025").expert_gemm_launch == "per_expert"
+    assert load_stack().expert_gemm_launch == "grouped"
+
+
+def test_fit_recovers_a_launch_time_the_rows_were_made_with():
+    """Rows whose reported figure is costsim's own prediction at 50 us give back 50 us, with in-sample and
+    leave-one-out errors of zero."""
+    from simulator.analysis.fit import expert_launch_cases, fit_expert_launch
+    from simulator.analysis.public_runs import predict_case
+
+    cases = [c for c in expert_launch_cases() if "qwen3-30b" in c.id or "tp4-ep8" in c.id][:3]
+    assert len(cases) == 3
+    truth = replace(BASE, gemm_sustain=DEFAULT.gemm_sustain, expert_launch_host_s=50 * MICRO)
+    made = [replace(c, reported=predict_case(c, truth)) for c in cases]
+    grid = np.arange(0.0, 100.01, 10.0) * MICRO
+    fit = fit_expert_launch(made, replace(truth, expert_launch_host_s=0.0), grid)
+    assert fit["value"] == pytest.approx(50 * MICRO, rel=0.02)
+    assert fit["constrained_by"] == 3 and fit["median_abs_leave_one_out_error"] < 0.01
+    assert fit_expert_launch(made[:1], truth, grid) is None
+
+
+def test_the_shipped_value_is_the_fit_and_its_data_are_written_beside_it():
+    """DEFAULT takes simulator/data/fitted_constants.yaml's expert_launch_host_s; the file holds the rows that
+    constrain it (every steady-state MoE row of a per-expert stack, from two sources: the Megatron-Bridge tables and
+    the Megatron MoE model zoo), each with its in-sample and leave-one-out error."""
+    from simulator.analysis.fit import expert_launch_cases
+
+    doc = yaml.safe_load(FITTED_PATH.read_text())
+    fit = doc["expert_launch_fit"]
+    assert DEFAULT.expert_launch_host_s == doc["expert_launch_host_s"] == fit["value"]
+    assert 20 * MICRO < fit["value"] < 200 * MICRO
+    ids = [c["id"] for c in fit["cases"]]
+    assert ids == [c.id for c in expert_launch_cases()] and fit["constrained_by"] == len(ids) >= 20
+    assert {i.split("-")[1] for i in ids} == {"bridge", "moe"}
+    assert all({"in_sample_error", "leave_one_out_error"} <= set(c) for c in fit["cases"])
+    assert fit["median_abs_leave_one_out_error"] == pytest.approx(0.138, abs=0.005)  # docs/model.md §7.8
+
+
+def test_stored_launch_fit_describes_the_current_model():
+    """Each row the launch time was fitted on is predicted now (validate public) with the in-sample error the fit file
+    records (within 0.5 points): if this fails, the model changed without `costsim fit` being rerun."""
+    from simulator.analysis.public_runs import evaluate
+
+    fit = yaml.safe_load(FITTED_PATH.read_text())["expert_launch_fit"]
+    ids = {c["id"] for c in fit["cases"]}
+    now = {r.case.id: r for r in evaluate() if r.case.id in ids}
+    assert set(now) == ids
+    for case in fit["cases"]:
+        assert now[case["id"]].error == pytest.approx(case["in_sample_error"], abs=0.005), case["id"]
