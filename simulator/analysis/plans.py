@@ -25,7 +25,7 @@ from simulator.units import SECONDS_PER_DAY, SECONDS_PER_HOUR
 MOE_RL_CAVEAT = (
     "MoE model in RL or generation stages: NeMo RL's on-policy DeepSeek-V3 and Qwen3-235B-A22B steps took 2-3x longer "
     "than costsim predicts, a gap no modelled term explains yet (costsim validate rl; its Qwen3-30B-A3B steps come within "
-    "20% once Megatron-Core's per-expert GEMM launches are charged, docs/model.md §7.8 and §17.7). Read these stages' "
+    "30% once Megatron-Core's per-expert GEMM launches are charged, docs/model.md §7.8 and §17.7). Read these stages' "
     "GPU-hours as a lower bound."
 )
 """The caveat a plan with an MoE model's RL or generation stages carries (PlanResult.caveats)."""

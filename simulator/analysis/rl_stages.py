@@ -218,8 +218,8 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
     passes = int(stage.reference_logprobs) + int(stage.old_policy_logprobs) + stage.reward_model_passes
     # The log-prob passes run on the trainer's stack (its expert launches included), generation on the engine's.
     trainer_rates = stack_rates(rates, load_stack(stage.training_stack), assumptions)
-    lp = logprob(spec, trainer_rates, assumptions, passes, responses, seq_len, stage.training_gpus, e.layout.tp,
-                 e.layout.ep, stage.precision, e.job.fp8_recipe)  # fmt: skip
+    lp = logprob(spec, trainer_rates, assumptions, passes, responses, seq_len, stage.training_gpus, e.layout,
+                 stage.precision, e.job.fp8_recipe)  # fmt: skip
     if stage.colocated:
         # The ranks holding distinct pieces of the model: TP shards of the dense weights and the EP group's experts,
         # which on the folded expert grid (layout.folded_expert_grid) lie on consecutive ranks across the TP ones.

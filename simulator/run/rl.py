@@ -17,6 +17,7 @@ already has. Each part is a function of its own so it can be checked alone:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,8 +29,9 @@ from simulator.model.comms import Fabric, Group, collective_s
 from simulator.model.efficiency import DeviceRates
 from simulator.model.flops import parameter_counts
 from simulator.model.forward import forward_context, forward_pass
+from simulator.model.layout import Layout
 from simulator.model.serve.decode import Candidates, Setup, memory_per_gpu, step_s, throughput
-from simulator.model.serve.search import PREFILL_TOKENS_PER_GPU, Given, best_prefill, decode_candidates, prefill_points
+from simulator.model.serve.search import Given, best_prefill, decode_candidates, prefill_points
 from simulator.units import BYTES_PER_ELEMENT, GIB
 
 SPLIT_PARTS = ("generation", "logprob", "training", "refit", "idle")
@@ -190,7 +192,7 @@ class Logprob:
     """Tokens of one pass over the rollout (responses x (prompt + response))."""
     gpus: int
     tokens_per_s_per_gpu: float
-    """Forward-only throughput at the layout used."""
+    """Forward-only throughput at the layout used (the trainer's, pipeline fill included)."""
     layout: dict
 
     @property
@@ -202,26 +204,29 @@ class Logprob:
                 "tokens_per_s_per_gpu": self.tokens_per_s_per_gpu, "layout": self.layout, "seconds": self.seconds}  # fmt: skip
 
 
-def forward_tokens_per_s_per_gpu(model: ModelSpec, rates: DeviceRates, assumptions: Assumptions, seq_len: int,
-                                 tp: int, ep: int, precision: str, fp8_recipe: str | None = None) -> float:  # fmt: skip
-    """Forward-only tokens/s per GPU of sequences of `seq_len` on a TP x EP group (docs/model.md §8.4): the best of
-    the serving prefill's tokens-per-GPU grid."""
-    best = 0.0
-    for per_gpu in PREFILL_TOKENS_PER_GPU:
-        sequences = max(1, round(per_gpu * tp / seq_len))
-        ctx = forward_context(model, rates, seq_len, sequences, tp=tp, ep=ep, precision=precision,
-                              fp8_recipe=fp8_recipe, assumptions=assumptions)  # fmt: skip
-        fp = forward_pass(ctx)
-        best = max(best, sequences * ep * seq_len / fp.seconds / (tp * ep))
-    return best
+def trainer_forward_s(model: ModelSpec, rates: DeviceRates, assumptions: Assumptions, responses: float, seq_len: int,
+                      layout: Layout, precision: str, fp8_recipe: str | None = None) -> float:  # fmt: skip
+    """Seconds of one forward-only pass over `responses` sequences through the trainer as it is laid out
+    (docs/model.md §17.3): each pipeline takes its share in micro-batches of the layout's size, each micro-batch a
+    forward pass (§8.4) on a TP x CP group with experts over EP, split over the PP stages; a forward-only pipeline fills
+    once, so m micro-batches take (m + PP - 1) stage times."""
+    mb = layout.micro_batch_size
+    ctx = forward_context(model, rates, seq_len, mb, tp=layout.tp, ep=layout.ep, cp=layout.cp, precision=precision,
+                          fp8_recipe=fp8_recipe, assumptions=assumptions)  # fmt: skip
+    stage_s = forward_pass(ctx).seconds / layout.pp
+    micro_batches = math.ceil(responses / (layout.dp * mb))
+    return (micro_batches + layout.pp - 1) * stage_s
 
 
 def logprob(model: ModelSpec, rates: DeviceRates, assumptions: Assumptions, passes: int, responses: float,
-            seq_len: int, gpus: int, tp: int, ep: int, precision: str, fp8_recipe: str | None = None) -> Logprob:  # fmt: skip
-    """`passes` forward passes over every response of the rollout on the training GPUs, at the training layout's TP
-    and EP."""
-    rate = forward_tokens_per_s_per_gpu(model, rates, assumptions, seq_len, tp, ep, precision, fp8_recipe) if passes else 0.0
-    return Logprob(passes, responses * seq_len, gpus, rate, {"tp": tp, "ep": ep, "precision": precision})
+            seq_len: int, gpus: int, layout: Layout, precision: str, fp8_recipe: str | None = None) -> Logprob:  # fmt: skip
+    """`passes` forward passes over every response of the rollout on the training GPUs, at the training layout
+    (trainer_forward_s)."""
+    tokens = responses * seq_len
+    if not passes:
+        return Logprob(0, tokens, gpus, 0.0, layout.to_dict())
+    seconds = trainer_forward_s(model, rates, assumptions, responses, seq_len, layout, precision, fp8_recipe)
+    return Logprob(passes, tokens, gpus, tokens / (gpus * seconds), layout.to_dict() | {"precision": precision})
 
 
 # --------------------------------------------------------------------------- refit
