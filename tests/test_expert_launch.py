@@ -125,3 +125,26 @@ def test_stored_launch_fit_describes_the_current_model():
     assert set(now) == ids
     for case in fit["cases"]:
         assert now[case["id"]].error == pytest.approx(case["in_sample_error"], abs=0.005), case["id"]
+
+
+def test_an_moe_estimate_on_todays_stack_says_what_per_expert_launches_would_cost():
+    """estimate's notes: an MoE run on a grouped stack with many local experts names the slowdown of the same layout
+    on megatron-core-2025 (the ratio of the two modelled steps); none on that stack itself, for few local experts or a
+    dense model."""
+    from simulator.run.estimate import PER_EXPERT_NOTE_RATIO, estimate, estimate_scenario
+    from simulator.run.scenario import resolve
+
+    def notes(model: str, **kw) -> list[str]:
+        s = resolve(model, "h100-sxm", 64, 1e12, **kw)
+        return [n for n in estimate_scenario(s).expected.notes if "local experts per GPU" in n]
+
+    s = resolve("qwen3-30b-a3b", "h100-sxm", 64, 1e12, layout={"ep": 8})
+    runs = estimate_scenario(s)
+    (note,) = [n for n in runs.expected.notes if "local experts per GPU" in n]
+    slow = estimate(s.model, s.hardware, s.job, runs.expected.layout.to_dict(), s.pricing, s.assumptions,
+                    stack_rates(s.rates, load_stack("megatron-core-2025"), s.assumptions))  # fmt: skip
+    ratio = slow.step.step_time_s / runs.expected.step.step_time_s
+    assert ratio >= PER_EXPERT_NOTE_RATIO and f"{ratio:.2f}x" in note and "16 local experts" in note
+    assert notes("qwen3-30b-a3b", layout={"ep": 8}, stack="megatron-core-2025") == []
+    assert notes("qwen3-30b-a3b", layout={"ep": 32}) == []
+    assert notes("llama-3.1-8b") == []

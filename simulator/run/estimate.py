@@ -263,7 +263,45 @@ def estimate_expected(s: Scenario) -> Estimate:
 
 def estimate_scenario(s: Scenario) -> RunEstimates:
     """Both numbers of a resolved scenario (simulator.run.scenario)."""
-    return RunEstimates(estimate_expected(s), estimate_achievable(s))
+    expected = estimate_expected(s)
+    note = per_expert_launch_note(s, expected)
+    if note:
+        expected = replace(expected, notes=[*expected.notes, note])
+    return RunEstimates(expected, estimate_achievable(s))
+
+
+PER_EXPERT_STACK = "megatron-core-2025"
+"""The stack whose per-expert GEMM launches an MoE estimate on a grouped stack is compared with (docs/model.md §7.8)."""
+PER_EXPERT_NOTE_RATIO = 1.05
+"""The slowdown on PER_EXPERT_STACK from which an estimate says so: below it the difference is within the model's
+own error."""
+
+
+def per_expert_launch_note(s: Scenario, est: Estimate) -> str | None:
+    """For an MoE run on a stack that runs experts as one grouped GEMM: how much longer the same layout's step takes
+    where each local expert's GEMM is launched from the host (Megatron-Core of 2025 to early 2026), when that is 5% or
+    more. NVIDIA's own Megatron-Bridge MoE recipes of those containers ran that way (validation/megatron_bridge.yaml)."""
+    from simulator.inputs.stacks import load_stack
+    from simulator.run.scenario import stack_rates
+
+    moe = s.model.moe
+    if moe is None or s.stack.expert_gemm_launch == "per_expert":
+        return None
+    rates = stack_rates(s.rates, load_stack(PER_EXPERT_STACK), s.assumptions)
+    if rates.expert_launch_host_s <= 0:
+        return None
+    fixed = est.layout.to_dict()
+    slow = estimate(s.model, s.hardware, s.job, fixed, s.pricing, s.assumptions, rates, None,
+                    memory_limit_bytes=math.inf)  # fmt: skip
+    ratio = slow.step.step_time_s / est.step.step_time_s
+    if ratio < PER_EXPERT_NOTE_RATIO:
+        return None
+    local = moe.n_routed_experts / est.layout.ep
+    return (
+        f"MoE, {local:g} local experts per GPU: this stack runs them as one grouped GEMM; on Megatron-Core of 2025 to "
+        f"early 2026 (--stack {PER_EXPERT_STACK}), which launches each local expert's GEMM from the host after the "
+        f"dispatcher's sync, the same layout's step takes {ratio:.2f}x as long (docs/model.md §7.8)"
+    )
 
 
 def estimate(
