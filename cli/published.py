@@ -58,6 +58,8 @@ def track_line(name: str, t: dict) -> str:
         return f"  {name}: no cases"
     target = t["target"]
     text = f"  {name}: {t['n']} runs, median |error| {t['median_abs_error']:.1%}, max {t['max_abs_error']:.1%}"
+    if t.get("median_abs_error_leave_one_out") is not None:
+        text += f" (fitted rows left out in turn: {t['median_abs_error_leave_one_out']:.1%})"
     if "n_flagged" in t:
         clean = t["median_abs_error_without_flagged"]
         text += f"; {t['n_flagged']} flagged (scope broader than the run), median without them " + (

@@ -905,6 +905,8 @@ class Track(_Fixed):
     target: dict[str, float]
     meets_target: bool
     n_flagged: int | None = None
+    median_abs_error_leave_one_out: float | None = None
+    """Steady state: the median with every row a constant was fitted on at its leave-one-out error."""
     median_abs_error_without_flagged: float | None = None
     band_coverage: float | None = None
     band: str | None = None
