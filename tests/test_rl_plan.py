@@ -549,7 +549,7 @@ def test_rl_case_memory_fraction_comes_from_its_recipe():
 V06_DEEPSEEK_STEP_S = {
     # docs/model.md §17.7: costsim's on-policy DeepSeek-V3 steps beside NeMo RL v0.6's (performance-summary.md at
     # 66059ab: H100 134 s on 256 GPUs, 111 s on 512; GB200 108 s on 128, 98.7 s on 256), from which a + b / GPUs gives
-    # the part more GPUs do not shorten (reported 88-89 s, costsim 38 and 34 s, 15 s of each the refit).
+    # the part more GPUs do not shorten (reported 88-89 s, costsim 39 and 35 s, 15 s of each the refit).
     "nemo-rl-v0.6-h100x256-deepseek-v3-on-policy": 56.3,
     "nemo-rl-v0.6-h100x512-deepseek-v3-on-policy": 47.8,
     "nemo-rl-v0.6-gb200x128-deepseek-v3-on-policy": 45.8,
@@ -697,8 +697,8 @@ def test_the_moe_gap_closes_with_per_expert_launches_at_the_trainers_micro_batch
 
 
 def test_a_forward_only_pipeline_fills_once():
-    """trainer_forward_s: m micro-batches per pipeline (rounded up) take (m + PP - 1) stage times, a stage being the
-    forward pass of one micro-batch on a TP x CP group over PP."""
+    """trainer_forward_s: m micro-batches per pipeline (rounded up) take (m + (PP - 1) / v) stage times, a stage being
+    the forward pass of one micro-batch on a TP x CP group over PP (v interleaved virtual stages, 1 for 1F1B)."""
     from simulator.model.forward import forward_context, forward_pass
     from simulator.model.layout import Layout
 
@@ -710,6 +710,10 @@ def test_a_forward_only_pipeline_fills_once():
         assert got == pytest.approx((m + 4 - 1) * fp / 4, rel=1e-12), responses
     flat = Layout(tp=4, pp=1, dp=8, micro_batch_size=2)
     assert trainer_forward_s(model, rates, DEFAULT, 64, 2048, flat, "bf16") == pytest.approx(4 * fp, rel=1e-12)
+    # interleaved: the fill is (PP - 1) chunks of 1 / v of a stage
+    chunks = Layout(tp=4, pp=4, dp=2, micro_batch_size=2, schedule="interleaved", vpp=5)
+    got = trainer_forward_s(model, rates, DEFAULT, 64, 2048, chunks, "bf16")
+    assert got == pytest.approx((16 + 3 / 5) * fp / 4, rel=1e-12)
 
 
 def test_reported_phases_need_a_step_time_outside_the_target():

@@ -159,13 +159,15 @@ def test_every_excluded_run_has_a_reason_and_is_not_a_case(doc):
 
 
 def test_reported_values_imply_sane_throughput():
-    """Each reported number, turned into tokens/s per GPU, lands at 3-100% of the dense peak at its precision (the
-    lowest: Megatron-Bridge 25.11's Qwen3-30B-A3B on 8 B200, 214 TFLOP/s of FP8's 4,500 in NVIDIA's own count)."""
+    """Each reported number, turned into tokens/s per GPU, lands at 5-100% of the dense peak at its precision, but the
+    Megatron-Bridge Qwen3-30B-A3B rows on 8 B200 (214 and 223 TFLOP/s of FP8's 4,500 in NVIDIA's own count: 4.8% and
+    5.0%), which are named."""
     from simulator.analysis.public_runs import reported_mfu
 
+    low = {"megatron-bridge-2511-b200x8-qwen3-30b-a3b-fp8-mx", "megatron-bridge-2602-b200x8-qwen3-30b-a3b-fp8-mx"}
     for case in public_cases():
         assert reported_tokens_per_s_per_gpu(case) > 0
-        assert 0.03 < reported_mfu(case) < 1.0, case.id
+        assert (0.045 if case.id in low else 0.05) < reported_mfu(case) < 1.0, case.id
 
 
 def test_fp8_gemm_factor_moves_only_block_scaled_fp8_runs():

@@ -62,8 +62,9 @@ def _best(table: np.ndarray, grid: np.ndarray, rows: np.ndarray) -> tuple[float,
 
 
 def fit(runs: list[PublishedRun] | None = None, whole_runs: list[PublishedRun] | None = None) -> dict:
-    """Both constants: gemm_sustain from `runs` (default: the throughput runs), then realization from `whole_runs`
-    (default: the whole-run track) at the fitted gemm_sustain."""
+    """The three constants: gemm_sustain from `runs` (default: the throughput runs), then realization from `whole_runs`
+    (default: the whole-run track) at the fitted gemm_sustain, then expert_launch_host_s from the steady-state MoE rows
+    of per-expert stacks (expert_launch_cases) at the fitted gemm_sustain."""
     runs = runs or throughput_runs()
     table = prediction_table(runs)
     all_rows = np.arange(len(runs))
@@ -115,14 +116,14 @@ EXPERT_LAUNCH_GRID_S = np.round(np.arange(0.0, 200.01, 2.0), 4) * MICRO
 def expert_launch_cases(cases: list[PublishedRun] | None = None) -> list[PublishedRun]:
     """The steady-state MoE rows run on a stack that launches experts one by one (the rows that constrain
     expert_launch_host_s)."""
-    from simulator.analysis.public_runs import _model
+    from simulator.inputs.catalog import load_model
     from simulator.inputs.published import public_cases
     from simulator.inputs.stacks import load_stack
 
     cases = public_cases() if cases is None else cases
     return [
         c for c in cases
-        if c.track == "steady_state" and _model(c.model).moe is not None
+        if c.track == "steady_state" and load_model(c.model).moe is not None
         and load_stack(c.stack_preset).expert_gemm_launch == "per_expert"
     ]  # fmt: skip
 

@@ -35,7 +35,7 @@ from simulator.run.rl import (
     refit_model_bytes,
     refit_s,
 )
-from simulator.run.scenario import resolve, stack_rates
+from simulator.run.scenario import resolve
 from simulator.units import GIB, SECONDS_PER_DAY, SECONDS_PER_HOUR
 
 BAND_POINTS = ("value", "low", "high")
@@ -216,9 +216,9 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
     e = training.at(seq_len)
     training_s = stage.minibatches_per_rollout * stage.inner_epochs * e.step_time_s
     passes = int(stage.reference_logprobs) + int(stage.old_policy_logprobs) + stage.reward_model_passes
-    # The log-prob passes run on the trainer's stack (its expert launches included), generation on the engine's.
-    trainer_rates = stack_rates(rates, load_stack(stage.training_stack), assumptions)
-    lp = logprob(spec, trainer_rates, assumptions, passes, responses, seq_len, stage.training_gpus, e.layout,
+    # The log-prob passes run at the trainer's rates (its stack's attention kernel and expert launches), generation at
+    # the engine's.
+    lp = logprob(spec, e.rates, assumptions, passes, responses, seq_len, stage.training_gpus, e.layout,
                  stage.precision, e.job.fp8_recipe)  # fmt: skip
     if stage.colocated:
         # The ranks holding distinct pieces of the model: TP shards of the dense weights and the EP group's experts,
@@ -315,7 +315,10 @@ def stage_assumptions(stage: RLStage | GenerationStage, phases: list[PhaseResult
              "tokens per sequence, the stage's responses per optimizer step", "source": "docs/model.md §8, §17.3"},
             {"name": "logprob_passes", "value": int(stage.reference_logprobs) + int(stage.old_policy_logprobs)
              + stage.reward_model_passes, "source": "the plan (reference, old policy, reward models)"},
-            {"name": "logprob_layout", "value": "the training layout's TP and EP, forward only", "source": "docs/model.md §8.4"},
+            {"name": "logprob_layout", "value": "the trainer's layout, forward only: its micro-batches on TP x CP groups "
+             "with experts over EP, the pipeline filled once", "source": "docs/model.md §8.4, §17.3"},
+            {"name": "training_stack", "value": load_stack(stage.training_stack).name, "source": "the plan (default: "
+             "today's stack); megatron-core-2025 launches each local expert's GEMM from the host, docs/model.md §7.8"},
             {"name": "refit", "value": "every full weight in BF16 to every GPU of the stage, as one broadcast over "
              "them", "source": "NeMo RL v0.4 Megatron-to-vLLM refit (HF export), docs/model.md §17.4"},
             {"name": "schedule", "value": phases[0].rollout.schedule, "source": "docs/model.md §17.5"},

@@ -348,5 +348,11 @@ def report(outcomes: list[Outcome]) -> dict:
                 "source": "assumption: thousands of samples per step, truncated at the cap",
             },
             {"name": "logprob_passes", "value": 2, "source": "reference (KL 0.01, grpo_math_1B.yaml) and previous policy"},
+            {
+                "name": "training_stack",
+                "value": NEMO_RL_TRAINING_STACK,
+                "source": "NeMo RL's Megatron backend (Megatron-Core with Transformer Engine's GroupedLinear, docs/model.md "
+                "§7.8); for the v0.6 rows an assumption",
+            },
         ],  # fmt: skip
     }

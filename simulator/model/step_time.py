@@ -223,7 +223,7 @@ def _gemm_time(ctx: Context, kind: str, gradients: bool = True) -> GemmTimes:
     return GemmTimes(fwd, dgrad, wgrad, forward_parts, step_parts)
 
 
-def _host_paced_s(gpu_s, count, launch_s: float):
+def _host_paced_s(gpu_s: float | np.ndarray, count: float | np.ndarray, launch_s: float) -> np.ndarray:
     """Seconds of `count` expert GEMMs launched one by one from a host that must first learn the token counts (a
     dropless dispatcher's host sync): each takes the longer of its GPU time and the host's launch time
     (docs/model.md §7.8). A pass that runs no such GEMM (gpu_s 0: a forward-only pass's gradients) costs nothing."""

@@ -209,13 +209,13 @@ def trainer_forward_s(model: ModelSpec, rates: DeviceRates, assumptions: Assumpt
     """Seconds of one forward-only pass over `responses` sequences through the trainer as it is laid out
     (docs/model.md §17.3): each pipeline takes its share in micro-batches of the layout's size, each micro-batch a
     forward pass (§8.4) on a TP x CP group with experts over EP, split over the PP stages; a forward-only pipeline fills
-    once, so m micro-batches take (m + PP - 1) stage times."""
+    once, so m micro-batches take (m + PP - 1) stage times, or (m + (PP - 1) / v) with v interleaved virtual stages."""
     mb = layout.micro_batch_size
     ctx = forward_context(model, rates, seq_len, mb, tp=layout.tp, ep=layout.ep, cp=layout.cp, precision=precision,
                           fp8_recipe=fp8_recipe, assumptions=assumptions)  # fmt: skip
     stage_s = forward_pass(ctx).seconds / layout.pp
     micro_batches = math.ceil(responses / (layout.dp * mb))
-    return (micro_batches + layout.pp - 1) * stage_s
+    return (micro_batches + (layout.pp - 1) / layout.vpp) * stage_s
 
 
 def logprob(model: ModelSpec, rates: DeviceRates, assumptions: Assumptions, passes: int, responses: float,
@@ -223,10 +223,11 @@ def logprob(model: ModelSpec, rates: DeviceRates, assumptions: Assumptions, pass
     """`passes` forward passes over every response of the rollout on the training GPUs, at the training layout
     (trainer_forward_s)."""
     tokens = responses * seq_len
+    described = layout.to_dict() | {"precision": precision}
     if not passes:
-        return Logprob(0, tokens, gpus, 0.0, layout.to_dict())
+        return Logprob(0, tokens, gpus, 0.0, described)
     seconds = trainer_forward_s(model, rates, assumptions, responses, seq_len, layout, precision, fp8_recipe)
-    return Logprob(passes, tokens, gpus, tokens / (gpus * seconds), layout.to_dict() | {"precision": precision})
+    return Logprob(passes, tokens, gpus, tokens / (gpus * seconds), described)
 
 
 # --------------------------------------------------------------------------- refit
