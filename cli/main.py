@@ -341,6 +341,7 @@ def list_stacks(format: ListFormat = Format.table) -> None:
                     "description": s.description,
                     "attention": s.attention,
                     "fp8": " ".join(s.fp8),
+                    "expert_gemm_launch": s.expert_gemm_launch,
                     "sources": "; ".join(s.sources),
                 }
             )
@@ -354,10 +355,10 @@ def _stacks_table(rows: list[dict]) -> str:
 
     cells = [
         (r["name"] + (" (default)" if r["default"] else ""), r["attention"], r["fp8"].replace(" ", ", ") or "none",
-         r["description"])
+         r["expert_gemm_launch"].replace("_", " "), r["description"])
         for r in rows
     ]  # fmt: skip
-    table = text_table(("stack", "attention", "FP8", "what it offers"), cells, max_widths={3: 80})
+    table = text_table(("stack", "attention", "FP8", "MoE experts", "what it offers"), cells, max_widths={4: 72})
     sources = text_table(("", ""), [(r["name"], r["sources"]) for r in rows], header=False, gap=2, indent=2)
     return f"{table}\n\nsources\n{sources}"
 

@@ -1107,6 +1107,8 @@ class StackEntry(_Fixed):
     attention: str
     fp8: str
     """FP8 recipes, space-separated."""
+    expert_gemm_launch: str
+    """grouped (one kernel for a MoE layer's local experts) or per_expert (one host launch each, docs/model.md §7.8)."""
     sources: str
     """Semicolon-separated."""
 

@@ -135,3 +135,17 @@ def test_the_command_line_takes_a_stack_and_lists_them():
     assert d["layout"]["recompute"] == "full"  # Megatron-LM 2021 practice: full recomputation
     listed = invoke("list", "stacks")
     assert all(name in listed.output for name in stack_names()) and "Narayanan" in listed.output
+
+
+def test_list_stacks_says_how_each_runs_moe_experts():
+    """`costsim list stacks`: only megatron-core-2025 launches each local expert's GEMM from the host (docs/model.md
+    §7.8); the table shows it in its MoE experts column."""
+    import json
+
+    from cli_support import invoke
+
+    rows = json.loads(invoke("list", "stacks", "--format", "json").output)["stacks"]
+    launch = {r["name"]: r["expert_gemm_launch"] for r in rows}
+    assert launch.pop("megatron-core-2025") == "per_expert" and set(launch.values()) == {"grouped"}
+    table = invoke("list", "stacks").output
+    assert "MoE experts" in table and "per expert" in table
