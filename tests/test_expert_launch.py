@@ -94,6 +94,7 @@ def test_fit_recovers_a_launch_time_the_rows_were_made_with():
     fit = fit_expert_launch(made, replace(truth, expert_launch_host_s=0.0), grid)
     assert fit["value"] == pytest.approx(50 * MICRO, rel=0.02)
     assert fit["constrained_by"] == 3 and fit["median_abs_leave_one_out_error"] < 0.01
+    assert fit["sigma"] < 0.02  # every leave-one-out refit finds the same value
     assert fit_expert_launch(made[:1], truth, grid) is None
 
 
@@ -148,3 +149,26 @@ def test_an_moe_estimate_on_todays_stack_says_what_per_expert_launches_would_cos
     assert notes("qwen3-30b-a3b", layout={"ep": 8}, stack="megatron-core-2025") == []
     assert notes("qwen3-30b-a3b", layout={"ep": 32}) == []
     assert notes("llama-3.1-8b") == []
+
+
+def test_the_band_draws_the_launch_time_where_the_stack_charges_it():
+    """--uncertainty on megatron-core-2025 draws expert_launch_host_s (lognormal, sigma the fit's jackknife standard
+    error), and a draw moves the step through the rates; on today's stack it is not an input."""
+    from simulator.analysis.uncertainty import Point, apply, band_for_estimate, expert_launch_sigma
+    from simulator.run.estimate import estimate_expected
+    from simulator.run.scenario import resolve
+
+    sigma, source = expert_launch_sigma()
+    fit = yaml.safe_load(FITTED_PATH.read_text())["expert_launch_fit"]
+    assert sigma == fit["sigma"] and 0 < sigma < 0.5 and "jackknife" in source
+    layout = {"ep": 8, "micro_batch_size": 1, "recompute": "none"}
+    per_expert = estimate_expected(resolve("qwen3-30b-a3b", "h100-sxm", 64, 1e12, layout=layout, stack="megatron-core-2025"))
+    band = band_for_estimate(per_expert, "qwen3-30b-a3b", "h100-sxm", draws=2000)
+    (h,) = [i for i in band.inputs if i.name == "expert_launch_host_s"]
+    assert h.nominal == per_expert.rates.expert_launch_host_s == DEFAULT.expert_launch_host_s
+    assert "expert_launch_host_s" in [t.name for t in band.tornado]
+    base = Point(per_expert.assumptions, per_expert.rates, 2.0, 1e12)
+    assert apply(base, band.inputs, {"expert_launch_host_s": 2 * h.nominal}).rates.expert_launch_host_s == 2 * h.nominal
+    grouped = estimate_expected(resolve("qwen3-30b-a3b", "h100-sxm", 64, 1e12, layout=layout))
+    inputs = band_for_estimate(grouped, "qwen3-30b-a3b", "h100-sxm", draws=2000).inputs
+    assert all(i.name != "expert_launch_host_s" for i in inputs)

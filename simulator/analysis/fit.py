@@ -146,13 +146,19 @@ def fit_expert_launch(cases: list[PublishedRun], assumptions: Assumptions,
     value, col = _best(table, grid, rows)
     # Errors as validate public states them: predicted / reported - 1 in each row's own metric.
     sign = np.array([-1.0 if c.metric == "step_time_s" else 1.0 for c in cases])
-    loo = [float(np.expm1(sign[i] * _best(table, grid, rows[rows != i])[1][i])) for i in rows]
+    refits = [_best(table, grid, rows[rows != i]) for i in rows]
+    loo = [float(np.expm1(sign[i] * col_i[i])) for i, (_, col_i) in zip(rows, refits, strict=True)]
     in_sample = np.expm1(sign * col)
+    # Jackknife standard error of log(value) from the leave-one-out refits: how far the fitted value moves with its data.
+    logs = np.log(np.maximum([v for v, _ in refits], grid[1]))
+    sigma = float(np.sqrt((len(rows) - 1) / len(rows) * np.sum((logs - logs.mean()) ** 2)))
     return {
         "constant": "expert_launch_host_s",
         "value": float(f"{value:.3g}"),
+        "sigma": round(sigma, 4),
         "method": "least squares of log(predicted / reported throughput) over the steady-state MoE rows of stacks "
-        "with expert_gemm_launch per_expert, on a 2 us grid refined by a parabola",
+        "with expert_gemm_launch per_expert, on a 2 us grid refined by a parabola; sigma: jackknife standard error "
+        "of log(value) from the leave-one-out refits",
         "constrained_by": len(cases),
         "median_abs_in_sample_error": float(np.median(np.abs(in_sample))),
         "median_abs_leave_one_out_error": float(np.median(np.abs(loo))),

@@ -202,6 +202,29 @@ def realization_sigma(path=FITTED_PATH) -> tuple[float, str] | None:
     )
 
 
+def expert_launch_sigma(path=FITTED_PATH) -> tuple[float, str] | None:
+    """The expert-launch fit's sigma (jackknife standard error of log h) and where it comes from; None before a fit."""
+    try:
+        fit = yaml.safe_load(path.read_text()).get("expert_launch_fit") or {}
+        sigma, n = float(fit["sigma"]), int(fit["constrained_by"])
+    except (OSError, KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return sigma, (
+        f"lognormal around the fitted value; sigma = jackknife standard error of log(h) from the {n} leave-one-out "
+        f"refits of `costsim fit` ({sigma:.1%}, simulator/data/fitted_constants.yaml; docs/model.md §7.8)"
+    )
+
+
+def _expert_launch_input(rates: DeviceRates) -> list[UncertainInput]:
+    """The host time per expert GEMM launch, drawn where the run's stack launches experts one by one."""
+    fitted = expert_launch_sigma() if rates.expert_launch_host_s > 0 else None
+    if fitted is None:
+        return []
+    sigma, source = fitted
+    h = rates.expert_launch_host_s
+    return [UncertainInput("expert_launch_host_s", "host time per expert GEMM launch", "s", h, LogNormal(h, sigma), source)]
+
+
 def _hardware_term(nominal: float, measured: bool, cap: float, what: str) -> tuple[Distribution, str]:
     low, high = MEASURED_SPREAD if measured else ASSUMED_SPREAD
     kind = "measured" if measured else "an assumption in the hardware profile"
@@ -217,11 +240,14 @@ def default_inputs(
     price_fixed: bool | str = False,
     tokens_spread: float = 0.0,
     expected: bool = False,
+    expert_launch: bool = False,
 ) -> list[UncertainInput]:
     """The uncertain inputs of one run with their distributions and sources. Nominal = what the estimate used.
 
     `price_fixed`: True (the user gave the price) or a sentence saying why the price is held fixed. `expected`: the
     run is an expected one, so the realization of whole runs (the spread of what runs like it realized) is drawn too.
+    `expert_launch`: draw the host time per expert GEMM launch where the rates charge one (a single run's band; a
+    plan's stages scale other GPUs' rates by factors, which do not carry it).
     """
     a = assumptions
     sigma, sigma_source = gemm_sustain_sigma()
@@ -312,6 +338,7 @@ def default_inputs(
             "assumption: /3 to x3 at P10-P90 (asynchronous checkpointing blocks seconds; docs/model.md §9 also uses 60 s)",
         ),
         *_realization_input(a, expected),
+        *(_expert_launch_input(rates) if expert_launch else []),
         _price_input(hw, usd_per_gpu_hour, price_fixed),
         UncertainInput(
             "tokens",
@@ -420,6 +447,8 @@ def apply(base: Point, inputs: Sequence[UncertainInput], values: dict[str, float
         hbm=ratio("hbm_efficiency"),
         network=ratio("network_efficiency"),
     )
+    if "expert_launch_host_s" in values:
+        rates = replace(rates, expert_launch_host_s=values["expert_launch_host_s"])
     return Point(a, rates, base.usd_per_gpu_hour * ratio("usd_per_gpu_hour"), base.tokens * ratio("tokens"))
 
 
@@ -820,7 +849,15 @@ def band_for_estimate(
     price = est.usd_per_gpu_hour
     base = Point(est.assumptions, est.rates, price, est.job.tokens)
     inputs = default_inputs(
-        hw, est.assumptions, est.rates, price, est.job.tokens, price_fixed, tokens_spread, est.basis == "expected"
+        hw,
+        est.assumptions,
+        est.rates,
+        price,
+        est.job.tokens,
+        price_fixed,
+        tokens_spread,
+        est.basis == "expected",
+        expert_launch=True,
     )
     notes = [f"layout held fixed at {est.layout.describe()} for every draw"]
     return propagate(estimate_evaluator(model, hw, est), base, inputs, draws, seed, checks, notes, est.job.num_gpus)
