@@ -776,5 +776,5 @@ def test_nemo_rl_trains_on_the_2025_megatron_stack_and_a_stage_may_name_its_stac
         return run_generating_stage(plan, load_model("qwen3-30b-a3b"), st, CostOptions(), None).phases[0].training_s
 
     assert training_s(stage) > 1.5 * training_s(stage.model_copy(update={"training_stack": None}))
-    with pytest.raises(ValidationError, match="unknown training_stack 'megatron-2099'.*megatron-core-2025"):
+    with pytest.raises(ValidationError, match="training_stack: unknown stack 'megatron-2099'.*megatron-core-2025"):
         RLStage.model_validate(stage.model_dump() | {"training_stack": "megatron-2099"})

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import datetime
 import math
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,14 +37,57 @@ from simulator.units import MICRO
 GRID = np.round(np.arange(0.55, 1.0001, 0.01), 4)
 
 
-def prediction_table(runs: list[PublishedRun], grid: np.ndarray = GRID) -> np.ndarray:
-    """log(predicted / reported) for each run (rows) at each grid value (columns)."""
+def _log_error_table(runs: list[PublishedRun], grid: np.ndarray, at: Callable[[float], Assumptions],
+                     predict_run: Callable[[PublishedRun, Assumptions], float]) -> np.ndarray:  # fmt: skip
+    """log(predicted / reported) for each run (rows) at each grid value (columns), the constant set by `at`."""
     out = np.empty((len(runs), len(grid)))
     for j, g in enumerate(grid):
-        a = replace(BASE, gemm_sustain=float(g))
+        a = at(float(g))
         for i, run in enumerate(runs):
-            out[i, j] = math.log(predict(run, a) / run.reported)
+            out[i, j] = math.log(predict_run(run, a) / run.reported)
     return out
+
+
+def prediction_table(runs: list[PublishedRun], grid: np.ndarray = GRID) -> np.ndarray:
+    """log(predicted / reported) for each throughput run (rows) at each gemm_sustain of the grid (columns)."""
+    return _log_error_table(runs, grid, lambda g: replace(BASE, gemm_sustain=g), predict)
+
+
+@dataclass(frozen=True)
+class GridFit:
+    """A least-squares grid fit and its leave-one-out refits."""
+
+    value: float
+    in_sample: np.ndarray
+    """predicted / reported - 1 of each run at `value`."""
+    leave_one_out: list[float]
+    """Each run's error at the value refitted without it."""
+    refit_values: list[float]
+    """The value refitted without each run."""
+
+
+def _error_summary(in_sample, leave_one_out) -> dict:
+    """A fit's summary lines in fitted_constants.yaml."""
+    return {
+        "median_abs_in_sample_error": float(np.median(np.abs(in_sample))),
+        "median_abs_leave_one_out_error": float(np.median(np.abs(leave_one_out))),
+        "max_abs_leave_one_out_error": float(np.max(np.abs(leave_one_out))),
+    }
+
+
+def _grid_fit(table: np.ndarray, grid: np.ndarray) -> GridFit:
+    """The grid value minimising the squared log errors of all runs, and each run's error from the fit without it."""
+    rows = np.arange(table.shape[0])
+    value, col = _best(table, grid, rows)
+    refits = [_best(table, grid, rows[rows != i]) for i in rows]
+    loo = [float(np.expm1(col_i[i])) for i, (_, col_i) in zip(rows, refits, strict=True)]
+    return GridFit(value, np.expm1(col), loo, [v for v, _ in refits])
+
+
+def _case_record(case: PublishedRun, in_sample: float, leave_one_out: float, **extra) -> dict:
+    """One run's line in fitted_constants.yaml (`extra` after its metric)."""
+    return {"id": case.id, "source": case.source, "metric": case.metric, **extra, "reported": case.reported,
+            "in_sample_error": float(in_sample), "leave_one_out_error": float(leave_one_out)}  # fmt: skip
 
 
 def _best(table: np.ndarray, grid: np.ndarray, rows: np.ndarray) -> tuple[float, np.ndarray]:
@@ -66,34 +110,14 @@ def fit(runs: list[PublishedRun] | None = None, whole_runs: list[PublishedRun] |
     (default: the whole-run track) at the fitted gemm_sustain, then expert_launch_host_s from the steady-state MoE rows
     of per-expert stacks (expert_launch_cases) at the fitted gemm_sustain."""
     runs = runs or throughput_runs()
-    table = prediction_table(runs)
-    all_rows = np.arange(len(runs))
-    value, col = _best(table, GRID, all_rows)
-    in_sample = np.expm1(col)
-    loo = []
-    for i in all_rows:
-        _, col_i = _best(table, GRID, all_rows[all_rows != i])
-        loo.append(float(np.expm1(col_i[i])))
-    cases = [
-        {
-            "id": r.id,
-            "source": r.source,
-            "metric": r.metric,
-            "reported": r.reported,
-            "in_sample_error": float(err),
-            "leave_one_out_error": loo_err,
-        }
-        for r, err, loo_err in zip(runs, in_sample, loo, strict=True)
-    ]
+    sustain = _grid_fit(prediction_table(runs), GRID)
     out = {
-        "gemm_sustain": round(value, 4),
+        "gemm_sustain": round(sustain.value, 4),
         "fitted_on": datetime.date.today().isoformat(),
         "command": "costsim fit",
         "constrained_by": len(runs),
-        "median_abs_in_sample_error": float(np.median(np.abs(in_sample))),
-        "median_abs_leave_one_out_error": float(np.median(np.abs(loo))),
-        "max_abs_leave_one_out_error": float(np.max(np.abs(loo))),
-        "cases": cases,
+        **_error_summary(sustain.in_sample, sustain.leave_one_out),
+        "cases": [_case_record(*row) for row in zip(runs, sustain.in_sample, sustain.leave_one_out, strict=True)],
     }
     if whole_runs is None:
         from simulator.inputs.published import public_cases
@@ -131,55 +155,30 @@ def expert_launch_cases(cases: list[PublishedRun] | None = None) -> list[Publish
 def fit_expert_launch(cases: list[PublishedRun], assumptions: Assumptions,
                       grid: np.ndarray = EXPERT_LAUNCH_GRID_S) -> dict | None:  # fmt: skip
     """expert_launch_host_s from the rows of `expert_launch_cases` (None with fewer than two): the grid value that
-    minimises the squared log errors, and each row's leave-one-out error from the fit without it (errors in the row's
-    own metric, as validate public gives them)."""
+    minimises the squared log errors (a step time's log error is a throughput's with its sign turned, so the rows'
+    own metrics can be mixed), and each row's leave-one-out error from the fit without it (errors in the row's own
+    metric, as validate public gives them)."""
     from simulator.analysis.public_runs import predict_case
 
     if len(cases) < 2:
         return None
-    table = np.empty((len(cases), len(grid)))
-    for j, h in enumerate(grid):
-        a = replace(assumptions, expert_launch_host_s=float(h))
-        for i, c in enumerate(cases):
-            table[i, j] = math.log(_as_throughput(c, predict_case(c, a)) / _as_throughput(c, c.reported))
-    rows = np.arange(len(cases))
-    value, col = _best(table, grid, rows)
-    # Errors as validate public states them: predicted / reported - 1 in each row's own metric.
-    sign = np.array([-1.0 if c.metric == "step_time_s" else 1.0 for c in cases])
-    refits = [_best(table, grid, rows[rows != i]) for i in rows]
-    loo = [float(np.expm1(sign[i] * col_i[i])) for i, (_, col_i) in zip(rows, refits, strict=True)]
-    in_sample = np.expm1(sign * col)
+    table = _log_error_table(cases, grid, lambda h: replace(assumptions, expert_launch_host_s=h), predict_case)
+    launch = _grid_fit(table, grid)
     # Jackknife standard error of log(value) from the leave-one-out refits: how far the fitted value moves with its data.
-    logs = np.log(np.maximum([v for v, _ in refits], grid[1]))
-    sigma = float(np.sqrt((len(rows) - 1) / len(rows) * np.sum((logs - logs.mean()) ** 2)))
+    logs = np.log(np.maximum(launch.refit_values, grid[1]))
+    n = len(cases)
+    sigma = float(np.sqrt((n - 1) / n * np.sum((logs - logs.mean()) ** 2)))
     return {
         "constant": "expert_launch_host_s",
-        "value": float(f"{value:.3g}"),
+        "value": float(f"{launch.value:.3g}"),
         "sigma": round(sigma, 4),
         "method": "least squares of log(predicted / reported throughput) over the steady-state MoE rows of stacks "
         "with expert_gemm_launch per_expert, on a 2 us grid refined by a parabola; sigma: jackknife standard error "
         "of log(value) from the leave-one-out refits",
-        "constrained_by": len(cases),
-        "median_abs_in_sample_error": float(np.median(np.abs(in_sample))),
-        "median_abs_leave_one_out_error": float(np.median(np.abs(loo))),
-        "max_abs_leave_one_out_error": float(np.max(np.abs(loo))),
-        "cases": [
-            {
-                "id": c.id,
-                "source": c.source,
-                "metric": c.metric,
-                "reported": c.reported,
-                "in_sample_error": float(e),
-                "leave_one_out_error": le,
-            }
-            for c, e, le in zip(cases, in_sample, loo, strict=True)
-        ],  # fmt: skip
+        "constrained_by": n,
+        **_error_summary(launch.in_sample, launch.leave_one_out),
+        "cases": [_case_record(*row) for row in zip(cases, launch.in_sample, launch.leave_one_out, strict=True)],
     }
-
-
-def _as_throughput(case: PublishedRun, value: float) -> float:
-    """A rate, whatever the metric: step times invert, so every row's log error has the sign of throughput."""
-    return 1.0 / value if case.metric == "step_time_s" else value
 
 
 MIN_RUNS_PER_GENERATION = 5
@@ -230,21 +229,8 @@ def fit_realization(cases: list[PublishedRun], assumptions: Assumptions) -> dict
         f"generation with {MIN_RUNS_PER_GENERATION}+ runs (by_generation), pooled otherwise (value)",
         "constrained_by": len(runs),
         "by_generation": by_generation,
-        "median_abs_in_sample_error": float(np.median(np.abs(in_sample))),
-        "median_abs_leave_one_out_error": float(np.median(np.abs(loo))),
-        "max_abs_leave_one_out_error": float(np.max(np.abs(loo))),
-        "cases": [
-            {
-                "id": c.id,
-                "source": c.source,
-                "metric": c.metric,
-                "generation": g,
-                "reported": c.reported,
-                "in_sample_error": float(e),
-                "leave_one_out_error": float(le),
-            }
-            for c, g, e, le in zip(runs, gens, in_sample, loo, strict=True)
-        ],  # fmt: skip
+        **_error_summary(in_sample, loo),
+        "cases": [_case_record(c, e, le, generation=g) for c, g, e, le in zip(runs, gens, in_sample, loo, strict=True)],
     }
 
 

@@ -189,13 +189,21 @@ def gemm_sustain_sigma(path=FITTED_PATH) -> tuple[float, str]:
     )
 
 
-def realization_sigma(path=FITTED_PATH) -> tuple[float, str] | None:
-    """The realization fit's sigma (RMS of its leave-one-out log errors) and where it comes from; None before a fit."""
+def _fit_sigma(key: str, path) -> tuple[float, int] | None:
+    """(sigma, runs it rests on) of the fit record `key` of fitted_constants.yaml; None without one."""
     try:
-        fit = yaml.safe_load(path.read_text()).get("realization_fit") or {}
-        sigma, n = float(fit["sigma"]), int(fit["constrained_by"])
+        fit = yaml.safe_load(path.read_text()).get(key) or {}
+        return float(fit["sigma"]), int(fit["constrained_by"])
     except (OSError, KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError):
         return None
+
+
+def realization_sigma(path=FITTED_PATH) -> tuple[float, str] | None:
+    """The realization fit's sigma (RMS of its leave-one-out log errors) and where it comes from; None before a fit."""
+    fitted = _fit_sigma("realization_fit", path)
+    if fitted is None:
+        return None
+    sigma, n = fitted
     return sigma, (
         f"lognormal around the fitted value; sigma = RMS of the {n} leave-one-out log errors of the whole runs `costsim fit` "
         f"fitted it to ({sigma:.1%}, simulator/data/fitted_constants.yaml): how far runs like this one scatter around it"
@@ -204,11 +212,10 @@ def realization_sigma(path=FITTED_PATH) -> tuple[float, str] | None:
 
 def expert_launch_sigma(path=FITTED_PATH) -> tuple[float, str] | None:
     """The expert-launch fit's sigma (jackknife standard error of log h) and where it comes from; None before a fit."""
-    try:
-        fit = yaml.safe_load(path.read_text()).get("expert_launch_fit") or {}
-        sigma, n = float(fit["sigma"]), int(fit["constrained_by"])
-    except (OSError, KeyError, TypeError, ValueError, AttributeError):
+    fitted = _fit_sigma("expert_launch_fit", path)
+    if fitted is None:
         return None
+    sigma, n = fitted
     return sigma, (
         f"lognormal around the fitted value; sigma = jackknife standard error of log(h) from the {n} leave-one-out "
         f"refits of `costsim fit` ({sigma:.1%}, simulator/data/fitted_constants.yaml; docs/model.md §7.8)"

@@ -20,7 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Fiel
 from simulator.errors import SpecError
 from simulator.inputs.data_files import plan_dir
 from simulator.inputs.files import read_yaml, validate
-from simulator.inputs.stacks import stack_names
+from simulator.inputs.stacks import load_stack
 from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, SECONDS_PER_HOUR, count_in_range
 from simulator.vocab import LAYOUT_FIELDS, Fp8Recipe, Precision, Recompute, Schedule
 
@@ -291,8 +291,11 @@ class RLStage(_Generating):
             )
         if self.fp8_recipe is not None and self.precision != "fp8":
             raise ValueError(f"fp8_recipe applies to precision fp8 only (got {self.precision}); remove it or set precision: fp8")
-        if self.training_stack is not None and self.training_stack.strip().lower() not in stack_names():
-            raise ValueError(f"unknown training_stack {self.training_stack!r}; stacks: {', '.join(stack_names())}")
+        if self.training_stack is not None:
+            try:
+                load_stack(self.training_stack)
+            except SpecError as e:
+                raise ValueError(f"training_stack: {e}") from None
         return self
 
 
