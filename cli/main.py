@@ -342,6 +342,7 @@ def list_stacks(format: ListFormat = Format.table) -> None:
                     "attention": s.attention,
                     "fp8": " ".join(s.fp8),
                     "expert_gemm_launch": s.expert_gemm_launch,
+                    "fp8_tensor_scaling": s.fp8_tensor_scaling,
                     "sources": "; ".join(s.sources),
                 }
             )
@@ -353,8 +354,12 @@ def list_stacks(format: ListFormat = Format.table) -> None:
 def _stacks_table(rows: list[dict]) -> str:
     from simulator.report.tables import text_table
 
+    def fp8(r: dict) -> str:
+        current = " (tensor: current scaling)" if r["fp8"] and r["fp8_tensor_scaling"] == "current" else ""
+        return (r["fp8"].replace(" ", ", ") or "none") + current
+
     cells = [
-        (r["name"] + (" (default)" if r["default"] else ""), r["attention"], r["fp8"].replace(" ", ", ") or "none",
+        (r["name"] + (" (default)" if r["default"] else ""), r["attention"], fp8(r),
          r["expert_gemm_launch"].replace("_", " "), r["description"])
         for r in rows
     ]  # fmt: skip
@@ -394,13 +399,14 @@ def fit() -> None:
         f"median |error|: in-sample {result['median_abs_in_sample_error']:.1%}, "
         f"leave-one-out {result['median_abs_leave_one_out_error']:.1%} (max {result['max_abs_leave_one_out_error']:.1%})"
     )
-    launch = result.get("expert_launch_fit")
-    if launch:
-        typer.echo(
-            f"expert_launch_host_s = {launch['value'] / MICRO:.0f} us from {launch['constrained_by']} MoE rows: median "
-            f"|error| in-sample {launch['median_abs_in_sample_error']:.1%}, leave-one-out "
-            f"{launch['median_abs_leave_one_out_error']:.1%} (max {launch['max_abs_leave_one_out_error']:.1%})"
-        )
+    for key, rows in (("expert_launch_fit", "MoE rows"), ("expert_quantize_fit", "MoE rows in FP8 current scaling")):
+        fitted = result.get(key)
+        if fitted:
+            typer.echo(
+                f"{fitted['constant']} = {fitted['value'] / MICRO:.0f} us from {fitted['constrained_by']} {rows}: median "
+                f"|error| in-sample {fitted['median_abs_in_sample_error']:.1%}, leave-one-out "
+                f"{fitted['median_abs_leave_one_out_error']:.1%} (max {fitted['max_abs_leave_one_out_error']:.1%})"
+            )
     typer.echo(f"written to {fitting.FITTED_PATH}")
 
 

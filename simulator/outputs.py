@@ -180,6 +180,7 @@ class Assumptions(_Fixed):
     param_gather_overlap: float
     comm_sm_fraction: float
     expert_launch_host_s: float
+    expert_quantize_host_s: float
     moe_imbalance: float
     memory_reserved_bytes: float
     failures_per_gpu_hour: float
@@ -188,6 +189,10 @@ class Assumptions(_Fixed):
     """Realized / modelled step time of runs like this one (the expected run's factor)."""
     refit_export_bytes_per_s: float
     """The RL refit's floor: the trainer's weight-export rate (docs/model.md §17.4)."""
+    pageable_copy_bytes_per_s: float
+    """Per GPU: tensors copied one by one to and from pageable host memory (an RL trainer's optimizer offload, §17.4)."""
+    pinned_copy_bytes_per_s: float
+    """Per GPU: copies to and from pinned host memory (the trainer's weight offload, §17.4)."""
     restart_s: float
     realization_by_generation: dict[str, float] | None = None
     """Fitted realization per GPU generation, where the fit has one."""
@@ -422,6 +427,9 @@ class RLPhase(_Fixed):
     generation: dict
     """The rollout's generation: responses, GPUs, lengths, decode layout, tokens/s, prefill, bulk and tail seconds."""
     refit_s: float
+    offload: dict | None = None
+    """The trainer's state moved to host memory before the refit and back before training (offload_training_state):
+    optimizer_bytes, weight_bytes, to_host_s, back_s per GPU; None where the stage keeps it on the GPUs."""
     gpu_hours: dict[str, float]
     """The phase's GPU-hours by part (before failures)."""
     logprob: dict | None = None
@@ -1109,6 +1117,8 @@ class StackEntry(_Fixed):
     """FP8 recipes, space-separated."""
     expert_gemm_launch: str
     """grouped (one kernel for a MoE layer's local experts) or per_expert (one host launch each, docs/model.md §7.8)."""
+    fp8_tensor_scaling: str
+    """How the tensor FP8 recipe scales: delayed (amax history) or current (each tensor's own amax, §7.8)."""
     sources: str
     """Semicolon-separated."""
 

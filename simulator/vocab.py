@@ -16,6 +16,7 @@ Recompute = Literal["none", "selective", "full"]
 AttentionKernel = Literal["flash", "unfused"]
 Fp8Recipe = Literal["tensor", "block"]
 ExpertGemmLaunch = Literal["grouped", "per_expert"]
+Fp8TensorScaling = Literal["delayed", "current"]
 
 DTYPES: Final[tuple[Dtype, ...]] = get_args(Dtype)
 PRECISIONS: Final[tuple[Precision, ...]] = get_args(Precision)

@@ -147,5 +147,7 @@ def test_list_stacks_says_how_each_runs_moe_experts():
     rows = json.loads(invoke("list", "stacks", "--format", "json").output)["stacks"]
     launch = {r["name"]: r["expert_gemm_launch"] for r in rows}
     assert launch.pop("megatron-core-2025") == "per_expert" and set(launch.values()) == {"grouped"}
+    scaling = {r["name"]: r["fp8_tensor_scaling"] for r in rows}
+    assert scaling.pop("megatron-core-2025") == "current" and set(scaling.values()) == {"delayed"}
     table = invoke("list", "stacks").output
-    assert "MoE experts" in table and "per expert" in table
+    assert "MoE experts" in table and "per expert" in table and "tensor: current scaling" in table

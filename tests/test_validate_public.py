@@ -39,29 +39,31 @@ def doc(run):
     return run[0]
 
 
-KNOWN_WORST = "megatron-bridge-2511-h100x16-qwen3-30b-a3b-fp8-cs"
-"""The one steady-state row beyond 40% (docs/model.md §7.8, §14)."""
+KNOWN_WORST = "megatron-moe-qwen3-235b-h100x256-ep8-fsdp"
+"""The steady-state track's worst row (docs/model.md §7.8, §14): Megatron's FSDP with EP 8, 34% slow."""
 
 
 def test_steady_state_track_meets_its_target(doc):
     """Issue 11: step-level figures (throughput, step time, time-to-train) at the published layout: median |error| <= 8%
     over at least 45 runs (Megatron 2021 Table 1, Llama 3 Table 4, Nemotron-4, MLPerf, llm-foundry, Megatron-Bridge,
-    ...). None is beyond 40% but the row docs/model.md §7.8 names: Megatron-Bridge 25.11's Qwen3-30B-A3B on 16 H100 with
-    FP8 current scaling, still 94% too fast after the per-expert launch term."""
+    ...). None is beyond 35%; the worst is the model zoo's FSDP row with EP 8 (docs/model.md §7.8). Megatron-Bridge
+    25.11's Qwen3-30B-A3B on 16 H100 with FP8 current scaling, 94% too fast with the per-expert launch alone, is within
+    2% with its per-expert quantization (§7.8)."""
     t = doc["tracks"]["steady_state"]
     rows = [c for c in doc["cases"] if c["track"] == "steady_state"]
     assert t["n"] == len(rows) >= 45
     assert t["median_abs_error"] == pytest.approx(statistics.median(abs(c["error"]) for c in rows), rel=1e-12)
     assert t["median_abs_error"] <= 0.08 and t["meets_target"] is True
-    # The 34 rows of fitted constants (gemm_sustain, expert_launch_host_s) at their leave-one-out errors: 8.1%.
+    # The 34 rows of fitted constants (gemm_sustain 12, expert_launch_host_s 19, expert_quantize_host_s 3) at their
+    # leave-one-out errors: 6.5%.
     held_out = [abs(c["leave_one_out_error"] if c["leave_one_out_error"] is not None else c["error"]) for c in rows]
     assert sum(c["leave_one_out_error"] is not None for c in rows) == 34
     assert t["median_abs_error_leave_one_out"] == pytest.approx(statistics.median(held_out), rel=1e-12)
-    assert t["median_abs_error_leave_one_out"] == pytest.approx(0.081, abs=0.003)
+    assert t["median_abs_error_leave_one_out"] == pytest.approx(0.065, abs=0.003)
+    assert t["median_abs_error"] == pytest.approx(0.063, abs=0.003)
     worst = max(rows, key=lambda c: abs(c["error"]))
-    beyond = sorted(c["id"] for c in rows if abs(c["error"]) > 0.40)
-    assert beyond == [KNOWN_WORST] and worst["id"] == KNOWN_WORST, beyond
-    assert t["max_abs_error"] == pytest.approx(0.942, abs=0.01)
+    assert worst["id"] == KNOWN_WORST and not [c["id"] for c in rows if abs(c["error"]) > 0.35]
+    assert t["max_abs_error"] == pytest.approx(0.343, abs=0.01)
 
 
 def test_whole_run_track_is_complete_and_its_band_covers_the_runs(doc):
@@ -261,14 +263,14 @@ MEGATRON_MOE_ERRORS = {
     "megatron-moe-qwen3-235b-h100x256-ep32-pp8": -0.073,
     "megatron-moe-qwen3-235b-h100x256-ep32-pp8-a2a-overlap": 0.038,
     "megatron-moe-qwen3-235b-h100x256-ep8-fsdp": 0.343,
-    "megatron-moe-qwen3-235b-h100x256-tp4-ep8-pp8": 0.225,
+    "megatron-moe-qwen3-235b-h100x256-tp4-ep8-pp8": 0.159,
 }
 
 
 def test_megatron_moe_rows_as_documented(doc):
     """Every layout degree is the row's own (nothing searched), on the megatron-core-2025 stack, and each error is the
     one §14 reports: the EP 32 rows within 8% (4 local experts: their GEMMs outlast the host's launches), the FSDP row
-    34% slow, the TP 4 x EP 8 row 23% slow (16 local experts: from 35% fast before §7.8's per-expert launches)."""
+    34% slow, the TP 4 x EP 8 row 16% slow (16 local experts: from 35% fast before §7.8's per-expert launches)."""
     rows = {c["id"]: c for c in doc["cases"] if c["id"] in MEGATRON_MOE_ERRORS}
     assert set(rows) == set(MEGATRON_MOE_ERRORS)
     for case_id, documented in MEGATRON_MOE_ERRORS.items():
@@ -284,8 +286,8 @@ def test_megatron_moe_rows_as_documented(doc):
 def test_megatron_bridge_rows_are_the_vendor_tables_on_the_2025_megatron_stack(doc):
     """validation/megatron_bridge.yaml: the 29 rows of NVIDIA's Megatron-Bridge performance tables (25.11 and 26.02
     containers) costsim has a model and GPU for, each on the megatron-core-2025 stack at the row's own degrees. The dense
-    rows (Llama 3 and 3.1, 8B-405B) land within 18% (median 8.8%); the MoE rows, after §7.8's per-expert launches,
-    within 35% but the H100 FP8 current-scaling Qwen3-30B-A3B row (median 11.4%)."""
+    rows (Llama 3 and 3.1, 8B-405B) land within 18% (median 8.8%); the MoE rows, with §7.8's per-expert launches and
+    current-scaling quantization, within 30% (median 6.5%)."""
     from simulator.inputs.published import public_cases
 
     cases = {c.id: c for c in public_cases() if c.id.startswith("megatron-bridge-")}
@@ -299,8 +301,8 @@ def test_megatron_bridge_rows_are_the_vendor_tables_on_the_2025_megatron_stack(d
     moe = [abs(r["error"]) for r in rows if not r["model"].startswith("llama")]
     assert (len(dense), len(moe)) == (13, 16)
     assert max(dense) < 0.18 and statistics.median(dense) == pytest.approx(0.088, abs=0.005)
-    assert statistics.median(moe) == pytest.approx(0.114, abs=0.005)
-    assert sorted(r["id"] for r in rows if abs(r["error"]) > 0.35) == [KNOWN_WORST]
+    assert statistics.median(moe) == pytest.approx(0.065, abs=0.005)
+    assert max(moe) < 0.30
 
 
 def test_a_case_states_its_fp8_recipe_and_mtp_depth(doc):

@@ -1,6 +1,6 @@
 """Fit the global constants to published runs, with leave-one-out errors.
 
-Three constants are fitted, each to its own runs:
+Four constants are fitted, each to its own runs:
 - gemm_sustain (in-training GEMM rate / best-shape microbenchmark), to the step-level throughput of twelve runs
   (ten Megatron-LM 2021 rows on A100, two Llama 3.1 405B configurations on H100). The fit minimises the sum of
   squared log errors over a grid; leave-one-out refits without each run and predicts it.
@@ -14,7 +14,9 @@ Three constants are fitted, each to its own runs:
 - expert_launch_host_s (least host time per expert GEMM on stacks that launch a MoE layer's local experts one by one
   after the dropless dispatcher's host sync), to the steady-state MoE rows run on such stacks (Megatron-Core 2025:
   NVIDIA's Megatron-Bridge recipes and the Megatron MoE model zoo), by least squares of the log throughput error on a
-  grid; leave-one-out refits without each row.
+  grid; leave-one-out refits without each row. The rows in FP8 with current scaling are left out: they constrain
+- expert_quantize_host_s (what quantizing each expert's tensor by its current amax adds to that host time), to those
+  rows, the same way, with expert_launch_host_s held at its fit.
 `costsim fit` rewrites simulator/data/fitted_constants.yaml with the data, the in-sample and the leave-one-out errors.
 """
 
@@ -106,9 +108,10 @@ def _best(table: np.ndarray, grid: np.ndarray, rows: np.ndarray) -> tuple[float,
 
 
 def fit(runs: list[PublishedRun] | None = None, whole_runs: list[PublishedRun] | None = None) -> dict:
-    """The three constants: gemm_sustain from `runs` (default: the throughput runs), then realization from `whole_runs`
+    """The four constants: gemm_sustain from `runs` (default: the throughput runs), then realization from `whole_runs`
     (default: the whole-run track) at the fitted gemm_sustain, then expert_launch_host_s from the steady-state MoE rows
-    of per-expert stacks (expert_launch_cases) at the fitted gemm_sustain."""
+    of per-expert stacks (expert_launch_cases) at the fitted gemm_sustain, then expert_quantize_host_s from those rows
+    in FP8 current scaling (expert_quantize_cases) at both."""
     runs = runs or throughput_runs()
     sustain = _grid_fit(prediction_table(runs), GRID)
     out = {
@@ -126,20 +129,26 @@ def fit(runs: list[PublishedRun] | None = None, whole_runs: list[PublishedRun] |
     realization = fit_realization(whole_runs, replace(BASE, gemm_sustain=out["gemm_sustain"]))
     if realization is not None:
         out = {"gemm_sustain": out["gemm_sustain"], "realization": realization["value"], **out, "realization_fit": realization}
-    launch = fit_expert_launch(expert_launch_cases(), replace(BASE, gemm_sustain=out["gemm_sustain"]))
+    at_sustain = replace(BASE, gemm_sustain=out["gemm_sustain"])
+    launch = fit_expert_launch(expert_launch_cases(), at_sustain)
     if launch is not None:
         head = {k: out.pop(k) for k in ("gemm_sustain", "realization") if k in out}
         out = {**head, "expert_launch_host_s": launch["value"], **out, "expert_launch_fit": launch}
+        quantize = fit_expert_quantize(expert_quantize_cases(), replace(at_sustain, expert_launch_host_s=launch["value"]))
+        if quantize is not None:
+            head = {k: out.pop(k) for k in ("gemm_sustain", "realization", "expert_launch_host_s") if k in out}
+            out = {**head, "expert_quantize_host_s": quantize["value"], **out, "expert_quantize_fit": quantize}
     return out
 
 
 EXPERT_LAUNCH_GRID_S = np.round(np.arange(0.0, 200.01, 2.0), 4) * MICRO
 """Candidate host times per expert GEMM launch (0-200 us)."""
+EXPERT_QUANTIZE_GRID_S = np.round(np.arange(0.0, 400.01, 4.0), 4) * MICRO
+"""Candidate host times current scaling adds per expert GEMM (0-400 us)."""
 
 
-def expert_launch_cases(cases: list[PublishedRun] | None = None) -> list[PublishedRun]:
-    """The steady-state MoE rows run on a stack that launches experts one by one (the rows that constrain
-    expert_launch_host_s)."""
+def _per_expert_moe_cases(cases: list[PublishedRun] | None) -> list[PublishedRun]:
+    """The steady-state MoE rows run on a stack that launches experts one by one."""
     from simulator.inputs.catalog import load_model
     from simulator.inputs.published import public_cases
     from simulator.inputs.stacks import load_stack
@@ -152,32 +161,71 @@ def expert_launch_cases(cases: list[PublishedRun] | None = None) -> list[Publish
     ]  # fmt: skip
 
 
+def current_scaled(case: PublishedRun) -> bool:
+    """Whether a run quantizes each expert by its current amax: FP8 with the tensor recipe (as its scenario resolves
+    it) on a stack whose tensor recipe scales that way (Stack.fp8_tensor_scaling)."""
+    from simulator.analysis.public_runs import case_scenario
+
+    s = case_scenario(case, BASE)
+    return s.job.precision == "fp8" and s.job.fp8_recipe == "tensor" and s.stack.fp8_tensor_scaling == "current"
+
+
+def expert_launch_cases(cases: list[PublishedRun] | None = None) -> list[PublishedRun]:
+    """The rows that constrain expert_launch_host_s: the steady-state MoE rows of per-expert stacks, but those in FP8
+    current scaling, whose host time also holds the per-expert quantization (expert_quantize_cases)."""
+    return [c for c in _per_expert_moe_cases(cases) if not current_scaled(c)]
+
+
+def expert_quantize_cases(cases: list[PublishedRun] | None = None) -> list[PublishedRun]:
+    """The rows that constrain expert_quantize_host_s: the steady-state MoE rows of per-expert stacks in FP8 current
+    scaling."""
+    return [c for c in _per_expert_moe_cases(cases) if current_scaled(c)]
+
+
 def fit_expert_launch(cases: list[PublishedRun], assumptions: Assumptions,
                       grid: np.ndarray = EXPERT_LAUNCH_GRID_S) -> dict | None:  # fmt: skip
     """expert_launch_host_s from the rows of `expert_launch_cases` (None with fewer than two): the grid value that
     minimises the squared log errors (a step time's log error is a throughput's with its sign turned, so the rows'
     own metrics can be mixed), and each row's leave-one-out error from the fit without it (errors in the row's own
     metric, as validate public gives them)."""
+    return _host_time_fit(cases, assumptions, grid, "expert_launch_host_s",
+                          "least squares of log(predicted / reported throughput) over the steady-state MoE rows of "
+                          "stacks with expert_gemm_launch per_expert, but those in FP8 current scaling")  # fmt: skip
+
+
+def fit_expert_quantize(cases: list[PublishedRun], assumptions: Assumptions,
+                        grid: np.ndarray = EXPERT_QUANTIZE_GRID_S) -> dict | None:  # fmt: skip
+    """expert_quantize_host_s from the rows of `expert_quantize_cases` (None with fewer than two), as
+    fit_expert_launch, with `assumptions` holding the fitted expert_launch_host_s."""
+    return _host_time_fit(cases, assumptions, grid, "expert_quantize_host_s",
+                          "least squares of log(predicted / reported throughput) over the steady-state MoE rows of "
+                          "stacks with expert_gemm_launch per_expert in FP8 current scaling, expert_launch_host_s at "
+                          "its fit")  # fmt: skip
+
+
+def _host_time_fit(cases: list[PublishedRun], assumptions: Assumptions, grid: np.ndarray, constant: str,
+                   method: str) -> dict | None:  # fmt: skip
+    """A host-time constant of Assumptions fitted on a grid to `cases` (None with fewer than two), with its
+    leave-one-out errors and the jackknife sigma of its log."""
     from simulator.analysis.public_runs import predict_case
 
     if len(cases) < 2:
         return None
-    table = _log_error_table(cases, grid, lambda h: replace(assumptions, expert_launch_host_s=h), predict_case)
-    launch = _grid_fit(table, grid)
+    table = _log_error_table(cases, grid, lambda h: replace(assumptions, **{constant: h}), predict_case)
+    fitted = _grid_fit(table, grid)
     # Jackknife standard error of log(value) from the leave-one-out refits: how far the fitted value moves with its data.
-    logs = np.log(np.maximum(launch.refit_values, grid[1]))
+    logs = np.log(np.maximum(fitted.refit_values, grid[1]))
     n = len(cases)
     sigma = float(np.sqrt((n - 1) / n * np.sum((logs - logs.mean()) ** 2)))
     return {
-        "constant": "expert_launch_host_s",
-        "value": float(f"{launch.value:.3g}"),
+        "constant": constant,
+        "value": float(f"{fitted.value:.3g}"),
         "sigma": round(sigma, 4),
-        "method": "least squares of log(predicted / reported throughput) over the steady-state MoE rows of stacks "
-        "with expert_gemm_launch per_expert, on a 2 us grid refined by a parabola; sigma: jackknife standard error "
-        "of log(value) from the leave-one-out refits",
+        "method": f"{method}, on a {(grid[1] - grid[0]) / MICRO:.0f} us grid refined by a parabola; sigma: jackknife "
+        "standard error of log(value) from the leave-one-out refits",
         "constrained_by": n,
-        **_error_summary(launch.in_sample, launch.leave_one_out),
-        "cases": [_case_record(*row) for row in zip(cases, launch.in_sample, launch.leave_one_out, strict=True)],
+        **_error_summary(fitted.in_sample, fitted.leave_one_out),
+        "cases": [_case_record(*row) for row in zip(cases, fitted.in_sample, fitted.leave_one_out, strict=True)],
     }
 
 

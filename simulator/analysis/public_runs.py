@@ -333,7 +333,8 @@ def track_summary(results: list[CaseResult], track: str, sigma: float | None) ->
         "target": TRACK_TARGETS[track],
     }
     if track == "steady_state":
-        # The rows a fitted constant was fitted on (gemm_sustain, expert_launch_host_s) at their leave-one-out error.
+        # The rows a fitted constant was fitted on (gemm_sustain, expert_launch_host_s, expert_quantize_host_s) at their
+        # leave-one-out error.
         held_out = [abs(r.leave_one_out_error if r.leave_one_out_error is not None else r.error) for r in rows]
         out["median_abs_error_leave_one_out"] = _median(held_out)
     if track == "whole_run":

@@ -26,6 +26,7 @@ from simulator.run.rl import (
     SPLIT_PARTS,
     Generation,
     Logprob,
+    Offload,
     Rollout,
     colocated_refit_s,
     combine,
@@ -34,6 +35,7 @@ from simulator.run.rl import (
     logprob,
     refit_model_bytes,
     refit_s,
+    training_state_offload,
 )
 from simulator.run.scenario import resolve
 from simulator.units import GIB, SECONDS_PER_DAY, SECONDS_PER_HOUR
@@ -57,6 +59,8 @@ class PhaseResult:
     """Training seconds of one rollout: minibatches x inner epochs x the optimizer step."""
     refit_s: float
     rollout: Rollout
+    offload: Offload | None = None
+    """The trainer's state moved out before the refit and back before training (offload_training_state), else None."""
 
     def to_dict(self) -> dict:
         out = {
@@ -68,6 +72,7 @@ class PhaseResult:
             "rollout_wall_s": self.rollout.wall_s,
             "generation": self.generation.to_dict(),
             "refit_s": self.refit_s,
+            "offload": self.offload.to_dict() if self.offload else None,
             "gpu_hours": {k: self.rollouts * v / SECONDS_PER_HOUR for k, v in self.rollout.gpu_s.items()},
         }
         if self.training is not None:
@@ -220,17 +225,24 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
     # the engine's.
     lp = logprob(spec, e.rates, assumptions, passes, responses, seq_len, stage.training_gpus, e.layout,
                  stage.precision, e.job.fp8_recipe)  # fmt: skip
+    offload = None
     if stage.colocated:
         # The ranks holding distinct pieces of the model: TP shards of the dense weights and the EP group's experts,
         # which on the folded expert grid (layout.folded_expert_grid) lie on consecutive ranks across the TP ones.
         shards = e.layout.pp * math.lcm(e.layout.tp, e.layout.ep)
         refit = colocated_refit_s(refit_model_bytes(spec), shards, rates.fabric, assumptions.refit_export_bytes_per_s)
+        if stage.offload_training_state:
+            memory = e.step.memory
+            offload = training_state_offload(float(memory.optimizer_bytes), float(memory.weights_bytes), assumptions)
     else:
         refit = refit_s(refit_model_bytes(spec), stage.num_gpus, rates.fabric, assumptions.refit_export_bytes_per_s)
-    rollout = combine(gen.busy_s, gen.tail_s, lp.seconds, training_s, refit, stage.num_gpus, stage.rollout_gpus,
-                      stage.colocated, stage.policy == "one_step_off_policy")  # fmt: skip
+    # The state goes out as part of the refit (NeMo RL times both as prepare_for_generation) and comes back before
+    # training (training_prep).
+    out_s, back_s = (offload.to_host_s, offload.back_s) if offload else (0.0, 0.0)
+    rollout = combine(gen.busy_s, gen.tail_s, lp.seconds, training_s + back_s, refit + out_s, stage.num_gpus,
+                      stage.rollout_gpus, stage.colocated, stage.policy == "one_step_off_policy")  # fmt: skip
     return PhaseResult(phase, int(phase_steps), phase_steps / stage.minibatches_per_rollout, gen, lp, e, training_s,
-                       refit, rollout)  # fmt: skip
+                       refit, rollout, offload)  # fmt: skip
 
 
 SEQ_LEN_ROUND = 128
@@ -321,6 +333,9 @@ def stage_assumptions(stage: RLStage | GenerationStage, phases: list[PhaseResult
              "today's stack); megatron-core-2025 launches each local expert's GEMM from the host, docs/model.md §7.8"},
             {"name": "refit", "value": "every full weight in BF16 to every GPU of the stage, as one broadcast over "
              "them", "source": "NeMo RL v0.4 Megatron-to-vLLM refit (HF export), docs/model.md §17.4"},
+            {"name": "offload_training_state", "value": stage.offload_training_state, "source": "the plan; where true "
+             "the optimizer states go to pageable host memory and back at Assumptions.pageable_copy_bytes_per_s and "
+             "the weights to a pinned copy at pinned_copy_bytes_per_s, each way per step (docs/model.md §17.4)"},
             {"name": "schedule", "value": phases[0].rollout.schedule, "source": "docs/model.md §17.5"},
         ]  # fmt: skip
     return out

@@ -122,6 +122,8 @@ def _stage_fields(case: RLCase) -> dict:
         "reference_logprobs": True,  # grpo_math_1B.yaml: reference_policy_kl_penalty 0.01
         "old_policy_logprobs": True,  # NeMo RL computes the previous policy's log-probs every step
         "colocated": colocated,
+        # NeMo RL's Megatron worker moves the optimizer out of colocated generation's way every step (§17.4).
+        "offload_training_state": colocated,
         "policy": case.policy or "on_policy",
         "precision": case.precision_train or "bf16",
         "generation_precision": case.precision_generation or "bf16",
@@ -215,8 +217,11 @@ def _step_outcome(case: RLCase, r: RLStageResult) -> Outcome:
     per_gpu_hour = wall / sum(r.gpu_hours_split[k] for k in r.gpu_hours_split if k != "failures")
     band = tuple(sorted(r.band_gpu_hours[p] * r.ettr * per_gpu_hour for p in ("low", "high")))
     g = phase.generation
+    # As NeMo RL's timers split the step: the state's way out is part of the refit (prepare_for_generation), its way
+    # back is training_prep, apart from policy_training.
+    out_s, back_s = (phase.offload.to_host_s, phase.offload.back_s) if phase.offload else (0.0, 0.0)
     parts = {"generation": g.seconds, "generation_tail": g.tail_s, "logprob": phase.logprob.seconds if phase.logprob else 0.0,
-             "training": phase.training_s, "refit": phase.refit_s}  # fmt: skip
+             "training": phase.training_s, "refit": phase.refit_s + out_s, "training_prep": back_s}  # fmt: skip
     detail = {"schedule": phase.rollout.schedule, "generation_layout": g.layout,
               "output_tokens_per_s_per_gpu": g.tokens_per_s_per_gpu,
               "training_layout": phase.training.layout.to_dict() if phase.training else None,

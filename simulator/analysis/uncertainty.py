@@ -210,26 +210,38 @@ def realization_sigma(path=FITTED_PATH) -> tuple[float, str] | None:
     )
 
 
-def expert_launch_sigma(path=FITTED_PATH) -> tuple[float, str] | None:
-    """The expert-launch fit's sigma (jackknife standard error of log h) and where it comes from; None before a fit."""
-    fitted = _fit_sigma("expert_launch_fit", path)
+def expert_launch_sigma(path=FITTED_PATH, key: str = "expert_launch_fit") -> tuple[float, str] | None:
+    """A per-expert host-time fit's sigma (jackknife standard error of its log; `key`: expert_launch_fit or
+    expert_quantize_fit) and where it comes from; None before a fit."""
+    fitted = _fit_sigma(key, path)
     if fitted is None:
         return None
     sigma, n = fitted
     return sigma, (
-        f"lognormal around the fitted value; sigma = jackknife standard error of log(h) from the {n} leave-one-out "
+        f"lognormal around the fitted value; sigma = jackknife standard error of its log from the {n} leave-one-out "
         f"refits of `costsim fit` ({sigma:.1%}, simulator/data/fitted_constants.yaml; docs/model.md §7.8)"
     )
 
 
-def _expert_launch_input(rates: DeviceRates) -> list[UncertainInput]:
-    """The host time per expert GEMM launch, drawn where the run's stack launches experts one by one."""
-    fitted = expert_launch_sigma() if rates.expert_launch_host_s > 0 else None
-    if fitted is None:
-        return []
-    sigma, source = fitted
-    h = rates.expert_launch_host_s
-    return [UncertainInput("expert_launch_host_s", "host time per expert GEMM launch", "s", h, LogNormal(h, sigma), source)]
+HOST_TIME_INPUTS = (
+    ("expert_launch_host_s", "expert_launch_fit", "host time per expert GEMM launch"),
+    ("expert_quantize_host_s", "expert_quantize_fit", "host time FP8 current scaling adds per expert GEMM"),
+)
+"""The per-expert host times a run's rates can charge: (DeviceRates field, its fit in fitted_constants.yaml, what)."""
+
+
+def _expert_launch_input(rates: DeviceRates, current_scaled: bool) -> list[UncertainInput]:
+    """The per-expert host times, drawn where the run's stack charges them: the launch where it launches experts one
+    by one, the quantization too where the run is in FP8 with the tensor recipe (`current_scaled`) and the stack scales
+    it by the current amax."""
+    out = []
+    for name, key, what in HOST_TIME_INPUTS:
+        value = getattr(rates, name) if name == "expert_launch_host_s" or current_scaled else 0.0
+        fitted = expert_launch_sigma(key=key) if value > 0 else None
+        if fitted is not None:
+            sigma, source = fitted
+            out.append(UncertainInput(name, what, "s", value, LogNormal(value, sigma), source))
+    return out
 
 
 def _hardware_term(nominal: float, measured: bool, cap: float, what: str) -> tuple[Distribution, str]:
@@ -248,13 +260,15 @@ def default_inputs(
     tokens_spread: float = 0.0,
     expected: bool = False,
     expert_launch: bool = False,
+    current_scaled: bool = False,
 ) -> list[UncertainInput]:
     """The uncertain inputs of one run with their distributions and sources. Nominal = what the estimate used.
 
     `price_fixed`: True (the user gave the price) or a sentence saying why the price is held fixed. `expected`: the
     run is an expected one, so the realization of whole runs (the spread of what runs like it realized) is drawn too.
     `expert_launch`: draw the host time per expert GEMM launch where the rates charge one (a single run's band; a
-    plan's stages scale other GPUs' rates by factors, which do not carry it).
+    plan's stages scale other GPUs' rates by factors, which do not carry it), and with `current_scaled` (the run is in
+    FP8 with the tensor recipe) the per-expert quantization time too.
     """
     a = assumptions
     sigma, sigma_source = gemm_sustain_sigma()
@@ -345,7 +359,7 @@ def default_inputs(
             "assumption: /3 to x3 at P10-P90 (asynchronous checkpointing blocks seconds; docs/model.md §9 also uses 60 s)",
         ),
         *_realization_input(a, expected),
-        *(_expert_launch_input(rates) if expert_launch else []),
+        *(_expert_launch_input(rates, current_scaled) if expert_launch else []),
         _price_input(hw, usd_per_gpu_hour, price_fixed),
         UncertainInput(
             "tokens",
@@ -454,8 +468,7 @@ def apply(base: Point, inputs: Sequence[UncertainInput], values: dict[str, float
         hbm=ratio("hbm_efficiency"),
         network=ratio("network_efficiency"),
     )
-    if "expert_launch_host_s" in values:
-        rates = replace(rates, expert_launch_host_s=values["expert_launch_host_s"])
+    rates = replace(rates, **{name: values[name] for name, _, _ in HOST_TIME_INPUTS if name in values})
     return Point(a, rates, base.usd_per_gpu_hour * ratio("usd_per_gpu_hour"), base.tokens * ratio("tokens"))
 
 
@@ -865,6 +878,7 @@ def band_for_estimate(
         tokens_spread,
         est.basis == "expected",
         expert_launch=True,
+        current_scaled=est.job.precision == "fp8" and est.job.fp8_recipe == "tensor",
     )
     notes = [f"layout held fixed at {est.layout.describe()} for every draw"]
     return propagate(estimate_evaluator(model, hw, est), base, inputs, draws, seed, checks, notes, est.job.num_gpus)

@@ -52,6 +52,12 @@ class Assumptions:
     many small experts run at the host's pace. The physical default 0 is a host that always keeps ahead; DEFAULT
     takes the value `costsim fit` fits to the steady-state MoE rows of those stacks (simulator/data/
     fitted_constants.yaml, with in-sample and leave-one-out errors)."""
+    expert_quantize_host_s: float = 0.0
+    """Host time FP8 current scaling adds to each local expert's GEMM on a per-expert stack whose `tensor` recipe
+    scales by the current amax (Stack.fp8_tensor_scaling `current`): Transformer Engine quantizes each expert's
+    tensor apart, a tensor object and three kernels (amax, scale, cast) per expert, where delayed, block and MXFP8
+    scaling allocate and launch once for all (docs/model.md §7.8). The physical default is 0; DEFAULT takes the value
+    `costsim fit` fits to the FP8 current-scaling rows of those stacks, with expert_launch_host_s held at its fit."""
     moe_imbalance: float = 1.1
     """Busiest EP rank's routed tokens / mean, per micro-batch, for dropless MoE. Assumption."""
     memory_reserved_bytes: float = 3 * GIB
@@ -76,6 +82,17 @@ class Assumptions:
     v0.4), which overlapped the export with the broadcast of split-GPU refits and measured DeepSeek-V3 at 14 s and
     Qwen3-235B-A22B at 5.5 s per refit: 1,342 GB / 14 s = 96 GB/s and 470 GB / 5.5 s = 85 GB/s. 90 GB/s (their
     geometric mean) gives each within 7%; either alone predicts the other within 13% (tests/test_rl_plan.py)."""
+    pageable_copy_bytes_per_s: float = 2.2 * GIGA
+    """Per GPU, either direction: tensors copied one by one between the GPU and pageable (unpinned) host memory, as an
+    RL trainer moves its optimizer states out of the way of colocated generation (NeMo RL's Megatron `move_optimizer`,
+    `state[k] = v.to("cpu")` and back with `.to("cuda")`; docs/model.md §17.4). Two measurements of such copies:
+    NVIDIA-NeMo/RL issue #3976 (2026-09, one H100, Nsight): that optimizer offload ran 510 device-to-pageable copies,
+    4.94 GB in 2.75 s of copy time, '~1.8 GB/s effective D2H'; sgl-project/sglang pull request #32032 (an H200,
+    `module.to("cpu")` to pageable memory): 'only ~2.8 GB/s'. 2.2 GB/s is their geometric mean, rounded. The way back
+    is assumed as fast."""
+    pinned_copy_bytes_per_s: float = 55 * GIGA
+    """Per GPU, either direction, to and from pinned host memory (Megatron's parameter buffers offload to a pinned
+    copy). Source: the same issue's 1 GiB device-to-host benchmark on its H100 host, '~55 GB/s with pinned memory'."""
     restart_s: float = 600.0
     """Detect, restart, reload and re-warm after a failure. Assumption; with the rate above it gives Llama 3's
     '>90% effective training time' at 16K GPUs (ETTR 0.904)."""
@@ -110,9 +127,10 @@ def _fitted() -> Assumptions:
         realization=float(doc.get("realization", BASE.realization)),
         realization_by_generation=tuple(sorted((g, float(f["value"])) for g, f in by_generation.items())),
         expert_launch_host_s=float(doc.get("expert_launch_host_s", BASE.expert_launch_host_s)),
+        expert_quantize_host_s=float(doc.get("expert_quantize_host_s", BASE.expert_quantize_host_s)),
     )
 
 
 DEFAULT = _fitted()
 """What estimates use: the physical defaults with the fitted constants (gemm_sustain, realization,
-expert_launch_host_s)."""
+expert_launch_host_s, expert_quantize_host_s)."""

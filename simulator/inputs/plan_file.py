@@ -240,6 +240,10 @@ class RLStage(_Generating):
     """Forward passes of reward models of the policy's architecture over every response (0: rule-based rewards)."""
     colocated: bool = True
     """Generation and training on the same GPUs, one after the other (weights refit in between)."""
+    offload_training_state: bool = False
+    """Colocated only: the trainer moves its optimizer states to host memory before each refit and back before
+    training, and its weights to a pinned host copy and back (NeMo RL's Megatron backend: `offload_before_refit`,
+    `offload_after_refit`, `prepare_for_training`), to leave the GPUs to the rollout engine (docs/model.md §17.4)."""
     generation_gpus: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
     """With colocated false: the GPUs that only generate; the other num_gpus - generation_gpus train."""
     policy: Literal["on_policy", "one_step_off_policy"] = "on_policy"
@@ -284,6 +288,11 @@ class RLStage(_Generating):
                     f"generation_gpus {self.generation_gpus:,} leaves no training GPUs of num_gpus {self.num_gpus:,}; "
                     "give generation_gpus below num_gpus"
                 )
+        if self.offload_training_state and not self.colocated:
+            raise ValueError(
+                "offload_training_state moves the trainer's state out of the way of generation on the same GPUs, so it "
+                "needs colocated: true; remove it or set colocated: true"
+            )
         if self.policy == "one_step_off_policy" and self.colocated:
             raise ValueError(
                 "policy one_step_off_policy overlaps generation with training, which needs GPUs of their own; set "

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.errors import InputError, SpecError
 from simulator.inputs.files import read_yaml, validate
-from simulator.vocab import AttentionKernel, ExpertGemmLaunch, Fp8Recipe, Recompute, Schedule
+from simulator.vocab import AttentionKernel, ExpertGemmLaunch, Fp8Recipe, Fp8TensorScaling, Recompute, Schedule
 
 
 class _Schema(BaseModel):
@@ -73,6 +73,11 @@ class Stack(_Schema):
     grouped GEMM) or launches the host issues ahead of the GPU; `per_expert`, one GEMM launch per expert issued after
     the dropless dispatcher's host sync (Transformer Engine's multi-stream GroupedLinear under Megatron-Core), each
     taking at least Assumptions.expert_launch_host_s (docs/model.md §7.8)."""
+    fp8_tensor_scaling: Fp8TensorScaling = "delayed"
+    """How the stack's `tensor` FP8 recipe takes its scales: `delayed`, from an amax history (Transformer Engine's
+    DelayedScaling, its default), or `current`, from each tensor's own amax (Float8CurrentScaling: Megatron-Core's
+    --fp8-recipe tensorwise, Megatron-Bridge's FP8-CS). Under `current` a per-expert stack quantizes every local
+    expert's input apart, which adds Assumptions.expert_quantize_host_s to each expert GEMM's host time (§7.8)."""
     offers: LayoutLimits
     practice: LayoutLimits
 

@@ -216,11 +216,19 @@ def _gemm_time(ctx: Context, kind: str, gradients: bool = True) -> GemmTimes:
         else:
             f, d, w = ctx.gemm_s(m, n, k, g.fp8_eligible, count), 0.0, 0.0
         if g.routed and moe is not None and ctx.rates.expert_launch_host_s > 0:
-            f, d, w = (_host_paced_s(x, count, ctx.rates.expert_launch_host_s) for x in (f, d, w))
+            host_s = expert_host_s(ctx.rates, ctx.job.precision, ctx.job.fp8_recipe)
+            f, d, w = (_host_paced_s(x, count, host_s) for x in (f, d, w))
         fwd, dgrad, wgrad = fwd + f, dgrad + d, wgrad + w
         forward_parts[g.component] = forward_parts.get(g.component, 0.0) + f
         step_parts[g.component] = step_parts.get(g.component, 0.0) + f + d + w
     return GemmTimes(fwd, dgrad, wgrad, forward_parts, step_parts)
+
+
+def expert_host_s(rates: DeviceRates, precision: str, fp8_recipe: str | None) -> float:
+    """Least host time per local expert GEMM on a per-expert stack (docs/model.md §7.8): the launch, plus the expert's
+    own quantization where FP8 with the tensor recipe scales by the current amax (0 where the stack does not)."""
+    current_scaled = precision == "fp8" and fp8_recipe == "tensor"
+    return rates.expert_launch_host_s + (rates.expert_quantize_host_s if current_scaled else 0.0)
 
 
 def _host_paced_s(gpu_s: float | np.ndarray, count: float | np.ndarray, launch_s: float) -> np.ndarray:

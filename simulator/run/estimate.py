@@ -297,10 +297,12 @@ def per_expert_launch_note(s: Scenario, est: Estimate) -> str | None:
     if ratio < PER_EXPERT_NOTE_RATIO:
         return None
     local = moe.n_routed_experts / est.layout.ep
+    current_scaled = s.job.precision == "fp8" and s.job.fp8_recipe == "tensor" and rates.expert_quantize_host_s > 0
+    quantized = ", and quantizes each expert's FP8 input apart by its current amax" if current_scaled else ""
     return (
         f"MoE, {local:g} local experts per GPU: this stack runs them as one grouped GEMM; on Megatron-Core of 2025 to "
         f"early 2026 (--stack {PER_EXPERT_STACK}), which launches each local expert's GEMM from the host after the "
-        f"dispatcher's sync, the same layout's step takes {ratio:.2f}x as long (docs/model.md §7.8)"
+        f"dispatcher's sync{quantized}, the same layout's step takes {ratio:.2f}x as long (docs/model.md §7.8)"
     )
 
 

@@ -233,6 +233,35 @@ def logprob(model: ModelSpec, rates: DeviceRates, assumptions: Assumptions, pass
 # --------------------------------------------------------------------------- refit
 
 
+@dataclass(frozen=True)
+class Offload:
+    """The trainer's state moved to host memory and back around a colocated rollout (docs/model.md §17.4)."""
+
+    optimizer_bytes: float
+    weight_bytes: float
+    to_host_s: float
+    """Before the refit: optimizer states to pageable memory, weights to their pinned copy."""
+    back_s: float
+    """Before training: the same bytes back."""
+
+    def to_dict(self) -> dict:
+        return {"optimizer_bytes": self.optimizer_bytes, "weight_bytes": self.weight_bytes, "to_host_s": self.to_host_s,
+                "back_s": self.back_s}  # fmt: skip
+
+
+def training_state_offload(optimizer_bytes: float, weight_bytes: float, assumptions: Assumptions) -> Offload:
+    """Seconds to move a training GPU's optimizer states (one tensor at a time, to pageable host memory) and its
+    weights (to a pinned host copy) out before the refit, and the same back before training.
+
+    NeMo RL's Megatron worker (nemo_rl/models/policy/megatron_policy_worker.py at cff17f8, v0.4): colocated,
+    `offload_before_refit` frees the gradient buffers and moves every optimizer state tensor with `v.to("cpu")`,
+    `offload_after_refit` copies the parameter buffers to pinned memory (Megatron's `offload_to_cpu`), and
+    `prepare_for_training` brings both back (`v.to("cuda")`); with its precision-aware optimizer (grpo_math_1B.yaml)
+    the states are the fp32 master weights and both Adam moments, the optimizer bytes the memory model counts (§3.1)."""
+    one_way = optimizer_bytes / assumptions.pageable_copy_bytes_per_s + weight_bytes / assumptions.pinned_copy_bytes_per_s
+    return Offload(optimizer_bytes, weight_bytes, one_way, one_way)
+
+
 def refit_model_bytes(model: ModelSpec) -> float:
     """Bytes a refit moves: every weight of the model (MTP modules excluded) in BF16, the dtype the trainer exports.
 

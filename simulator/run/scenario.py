@@ -127,6 +127,9 @@ def resolve(
 
 def stack_rates(rates: DeviceRates, stack: Stack, assumptions: Assumptions) -> DeviceRates:
     """The device rates as the stack runs them: on a stack that launches MoE experts one GEMM at a time after a host
-    sync, each expert GEMM takes at least the host's launch time (docs/model.md §7.8)."""
-    launch_s = assumptions.expert_launch_host_s if stack.expert_gemm_launch == "per_expert" else 0.0
-    return replace(rates, expert_launch_host_s=launch_s)
+    sync, each expert GEMM takes at least the host's launch time, and longer where the stack quantizes each expert's
+    FP8 tensor apart by its current amax (docs/model.md §7.8)."""
+    per_expert = stack.expert_gemm_launch == "per_expert"
+    launch_s = assumptions.expert_launch_host_s if per_expert else 0.0
+    quantize_s = assumptions.expert_quantize_host_s if per_expert and stack.fp8_tensor_scaling == "current" else 0.0
+    return replace(rates, expert_launch_host_s=launch_s, expert_quantize_host_s=quantize_s)
