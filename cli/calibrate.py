@@ -109,6 +109,9 @@ def calibrate(
         extra, label = [], None
         if model is not None:
             spec = load_model(model)
+            from simulator.model.serve.search import check_tp
+
+            check_tp(spec, tp)  # before minutes of measuring shapes that do not exist
             s = seq_len or spec.default_seq_len or 4096
             extra = [Workload(model=spec, batch=micro_batch_size, seq_len=s, tp=tp)]
             label = f"{spec.name} (seq {s}, micro-batch {micro_batch_size}, TP {tp})"

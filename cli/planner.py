@@ -52,6 +52,8 @@ def _parse_reference(text: str | None, spec) -> tuple[dict | None, str]:
                 "write e.g. tp=1,pp=16,ep=64,schedule=dualpipe"
             )
         value = value.strip()
+        if key in out:
+            raise InputError(f"--reference {text!r}: {key} is given twice; give each field once")
         try:
             if key == "tp_overlap":
                 if value.lower() not in ("true", "false", "1", "0"):
@@ -62,7 +64,27 @@ def _parse_reference(text: str | None, spec) -> tuple[dict | None, str]:
         except ValueError:
             kind = "true or false" if key == "tp_overlap" else "an integer"
             raise InputError(f"--reference {text!r}: {key} must be {kind}, got {value!r}") from None
+        _check_reference_value(text, key, out[key], spec)
     return out, "--reference"
+
+
+def _check_reference_value(text: str, key: str, value, spec) -> None:
+    """A reference field the layout search could never produce (a degree below 1, a schedule or recompute that does not
+    exist, experts on a dense model) is named, not left to match nothing."""
+    from simulator.errors import InputError
+    from simulator.vocab import RECOMPUTE_MODES, SCHEDULES
+
+    choices = {"schedule": SCHEDULES, "recompute": RECOMPUTE_MODES}.get(key)
+    if choices is not None and value not in choices:
+        raise InputError(f"--reference {text!r}: {key} {value!r} is not one of {', '.join(choices)}")
+    if choices is None and key != "tp_overlap":
+        low = 0 if key == "zero_stage" else 1
+        if value < low or (key == "zero_stage" and value > 3):
+            raise InputError(
+                f"--reference {text!r}: {key} {value} is out of range; give {'0-3' if low == 0 else 'an integer >= 1'}"
+            )
+    if key == "ep" and value > 1 and spec.moe is None:
+        raise InputError(f"--reference {text!r}: ep {value} on {spec.name}, which has no experts; give ep=1 or leave it out")
 
 
 @layout_flags(SEARCH_LAYOUT_FLAGS)

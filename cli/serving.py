@@ -78,7 +78,12 @@ def serve_command(
     ] = None,
     kv_dtype: Annotated[ServePrecision, typer.Option(help="KV-cache format")] = ServePrecision.bf16,
     tp: Annotated[int | None, typer.Option(help="Tensor parallel degree of attention and dense layers (searched)")] = None,
-    dp: Annotated[int | None, typer.Option(help="Attention data-parallel groups per stage, MoE only (searched)")] = None,
+    dp: Annotated[
+        int | None,
+        typer.Option(
+            help="Attention data-parallel groups per stage (searched for MoE; for a dense model, replicas in one deployment)"
+        ),
+    ] = None,
     pp: Annotated[int | None, typer.Option(help="Pipeline stages (searched)")] = None,
     ep: Annotated[int | None, typer.Option(help="Prefill expert parallel degree (decode: tp x dp)")] = None,
     num_gpus: Annotated[int | None, typer.Option(help="GPUs of one decode deployment, tp x dp x pp (searched)")] = None,

@@ -116,8 +116,8 @@ def test_the_hourly_curve_rounds_up_to_whole_units():
 
 def test_float_noise_does_not_add_a_unit():
     """0.1 + 0.2 style noise: an hour needing exactly 3 units (6 nodes) stays at 3."""
-    rate = 0.1 + 0.2  # 0.30000000000000004 tokens/s per node
-    tokens = 6 * 0.3 * 3600  # 6 nodes' worth at 0.3/s, computed with its own rounding
+    rate = 1000 * (0.1 + 0.2)  # 300.00000000000006 tokens/s per node
+    tokens = 6 * 300.0 * 3600  # 6 nodes' worth at 300/s, computed with its own rounding
     d = api.fleet(small(tokens__input=[tokens] * 24, tokens__cache_hit=None, tokens__cache_hit_share=0.0,
                         tokens__output=[1_800_000] * 24, rates__prefill_input_tokens_per_s_per_node=rate)).to_dict()  # fmt: skip
     assert {h["prefill_units"] for h in d["hourly"]} == {3}
@@ -210,7 +210,7 @@ def test_to_frame_is_one_row_per_hour():
         ({"colour": "red"}, ["colour"]),
         ({"tokens__input": -5}, ["tokens.input", "-5"]),
         ({"tokens__output": "-3B"}, ["tokens.output", "-3B"]),
-        ({"rates__decode_output_tokens_per_s_per_node": 0}, ["rates.decode_output_tokens_per_s_per_node", "above 0"]),
+        ({"rates__decode_output_tokens_per_s_per_node": 0}, ["rates.decode_output_tokens_per_s_per_node", "between 1 and"]),
         ({"prices": None}, ["prices", "price_sheet"]),
         ({"prices__usd_per_million_output_tokens": None}, ["prices.usd_per_million_output_tokens"]),
         ({"tokens__input": [1e9] * 23}, ["tokens.input", "23 hourly figures", "give 24"]),

@@ -181,7 +181,7 @@ CONFIG_CASES = {
                 "mlp_only_layers": [3, *range(2000, 500_000)],
             }
         ),
-        ("not 'k dense layers, then every n-th layer'",),
+        ("`mlp_only_layers` names layers [2000, 2001", "(498000 layers)", "outside the model's 1000 layers"),
     ),  # fmt: skip
 }
 

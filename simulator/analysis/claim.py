@@ -33,7 +33,7 @@ from simulator.model.flops import flop_utilization, parameter_counts
 from simulator.model.layer_work import token_flops
 from simulator.run.estimate import Estimate, estimate_scenario
 from simulator.run.scenario import Scenario
-from simulator.units import GIGA, MAX_GPUS, SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
+from simulator.units import GIGA, GPU_HOURS_RANGE, MAX_GPUS, SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
 
 HEADLINE_CONVENTION = "6nd_causal_attention"
 
@@ -200,7 +200,19 @@ def claimed_gpu_hours(gpu_hours: float | None, usd: float | None, usd_per_gpu_ho
         raise InputError("give the claim as --gpu-hours (e.g. 2.788M) or as --usd (e.g. 5.576M)")
     if not usd > 0:
         raise InputError(f"--usd {usd:g} must be positive")
-    return usd / usd_per_gpu_hour
+    if not usd_per_gpu_hour > 0:
+        raise InputError(
+            f"--usd {usd:,.0f} needs a price above $0 per GPU-hour to become GPU-hours, got ${usd_per_gpu_hour:g}; give "
+            "--usd-per-gpu-hour above 0 (e.g. 2), or the claim as --gpu-hours"
+        )
+    gpu_hours = usd / usd_per_gpu_hour
+    low, high = GPU_HOURS_RANGE
+    if not low <= gpu_hours <= high:
+        raise InputError(
+            f"--usd {usd:,.0f} at ${usd_per_gpu_hour:g} per GPU-hour is {gpu_hours:.3g} GPU-hours, outside "
+            f"{low:g}-{high:.0e}; check --usd and --usd-per-gpu-hour (a GPU-hour rents for about $1-10)"
+        )
+    return gpu_hours
 
 
 # ------------------------------------------------------------------ arithmetic from the claim alone

@@ -23,7 +23,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from simulator.errors import InputError
+from simulator.errors import CostsimError, InputError
 from simulator.inputs.serving_cases import PRICE_KEYS, price_sheet, price_sheets, sheet_prices
 from simulator.units import MILLI
 
@@ -226,6 +226,12 @@ def _fleet_for(spec: str):
 
 def _architecture(side: str, sheet_id: str, sheet, model: str | None) -> tuple[str | None, str]:
     if model is not None:
+        from simulator.inputs.catalog import load_model
+
+        try:
+            load_model(model)  # an unknown name is named here, before the GPU or the search is asked for
+        except CostsimError as e:
+            raise type(e)(f"--{side}-model: {e}") from None
         return model, (
             f"--{side}-model {model}: an architecture the user states in place of {sheet.model}'s"
             + (f" (the sheet names {sheet.model_spec})" if sheet.model_spec else "; not the provider's, which is not published")

@@ -55,7 +55,10 @@ def _tokens(value: object, where: str) -> float:
 
 Figures = Annotated[tuple[float, ...], BeforeValidator(_figures)]
 """Tokens: a day total (one entry) or HOURS_PER_DAY hourly figures."""
-Rate = Annotated[float, Field(gt=0, le=MAX_RATE)]
+MIN_RATE = 1.0
+"""Least tokens/s per node a rate may give: a serving node of any GPU does far more; below it the day needs more nodes
+than can be counted."""
+Rate = Annotated[float, Field(ge=MIN_RATE, le=MAX_RATE)]
 UsdPerMillion = Annotated[float, Field(ge=0, le=MAX_USD_PER_MILLION)]
 Gpus = Annotated[int, Field(ge=1, le=MAX_GPUS)]
 Text = Annotated[str, Field(min_length=1, max_length=4000)]

@@ -75,6 +75,13 @@ def make_job(
     if fp8_recipe is not None and precision != "fp8":
         raise InputError(f"--fp8-recipe {fp8_recipe} applies to --precision fp8 only (got {precision}); drop it or use fp8")
     s = seq_len or model.default_seq_len or DEFAULT_SEQ_LEN
+    table = model.max_position_embeddings
+    if model.position_embedding == "learned" and table is not None and s > table:
+        # A learned position table has no entry past its last position (RoPE and ALiBi extrapolate or are rescaled).
+        raise InputError(
+            f"--seq-len {s:,} is longer than {model.name}'s learned position table of {table:,} positions; give "
+            f"--seq-len {table:,} or less, or a spec with a longer table"
+        )
     if global_batch_tokens is None:
         global_batch_tokens = max(1, round(DEFAULT_BATCH_TOKENS / s)) * s
     if global_batch_tokens < s:

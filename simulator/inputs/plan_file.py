@@ -21,7 +21,7 @@ from simulator.errors import SpecError
 from simulator.inputs.data_files import plan_dir
 from simulator.inputs.files import read_yaml, validate
 from simulator.inputs.stacks import load_stack
-from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, SECONDS_PER_HOUR, count_in_range
+from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, SECONDS_PER_HOUR, TOKENS_RANGE, count_in_range
 from simulator.vocab import LAYOUT_FIELDS, Fp8Recipe, Precision, Recompute, Schedule
 
 
@@ -157,7 +157,7 @@ class _Generating(_Schema):
     gpu: str | None = None
     """Overrides the plan's GPU for this stage."""
     samples_per_prompt: Annotated[int, Field(ge=1, le=100_000)]
-    mean_prompt_len: Annotated[float, Field(gt=0, le=MAX_TOKENS)]
+    mean_prompt_len: Annotated[float, Field(ge=1, le=MAX_TOKENS)]
     """Mean prompt tokens (a stated input)."""
     long_tail_factor: Banded
     """Length of the slowest response of a rollout / the mean response length (capped at the cap): a stated, banded
@@ -194,6 +194,19 @@ class _Generating(_Schema):
             raise ValueError(f"mean_prompt_len + max_response_len exceeds {MAX_TOKENS:,} tokens; shorten them")
 
 
+MAX_GENERATED_TOKENS = TOKENS_RANGE[1]
+"""Most tokens a stage may generate: the cap on --tokens (DeepSeek-R1-Zero generated some 10^11)."""
+
+
+def _check_generated(responses: float, phases: list[ResponsePhase], what: str) -> None:
+    tokens = responses * max(p.mean_response_len.high for p in phases)
+    if tokens > MAX_GENERATED_TOKENS:
+        raise ValueError(
+            f"{what} = {tokens:.3g} generated tokens, above {MAX_GENERATED_TOKENS:.0e} (DeepSeek-R1-Zero's RL generated "
+            "about 1e11); check the counts and lower them"
+        )
+
+
 def _check_phases(phases: list[ResponsePhase], steps: int | None) -> None:
     starts = [p.from_step for p in phases]
     if starts[0] != 0:
@@ -207,6 +220,11 @@ def _check_phases(phases: list[ResponsePhase], steps: int | None) -> None:
         )
     for p in phases:
         mean = p.mean_response_len
+        if mean.low < 1:
+            raise ValueError(
+                f"response_lengths from step {p.from_step:,}: a mean response of {mean.low:g} tokens is under one token; "
+                "give the mean response length (and its band) in tokens, 1 or more"
+            )
         if mean.high > p.max_response_len:
             which = "mean" if mean.value > p.max_response_len else "band's high end of the mean"
             shown = mean.value if mean.value > p.max_response_len else mean.high
@@ -273,6 +291,8 @@ class RLStage(_Generating):
     def _consistent(self) -> RLStage:
         _check_phases(self.response_lengths, self.steps)
         self._check_generating([p.max_response_len for p in self.response_lengths])
+        _check_generated(float(self.steps) * self.prompts_per_step * self.samples_per_prompt, self.response_lengths,
+                         "steps x prompts_per_step x samples_per_prompt x the longest mean response")  # fmt: skip
         if self.colocated and self.generation_gpus is not None:
             raise ValueError(
                 f"generation_gpus {self.generation_gpus} is given but colocated is true (generation and training share "
@@ -324,13 +344,16 @@ class GenerationStage(_Generating):
     def _consistent(self) -> GenerationStage:
         _check_phases([self.response_length], None)
         self._check_generating([self.response_length.max_response_len])
+        _check_generated(float(self.prompts) * self.samples_per_prompt, [self.response_length],
+                         "prompts x samples_per_prompt x the mean response")  # fmt: skip
         return self
 
 
-def _stage_kind(value: object) -> str | None:
-    """The kind of a stage entry: its `kind` key, training when absent (None when `kind` is not text)."""
+def _stage_kind(value: object) -> str:
+    """The kind of a stage entry: its `kind` key, training when absent; a `kind` that is not text as its YAML spelling,
+    which matches no kind, so the error lists the kinds there are."""
     kind = value.get("kind", "training") if isinstance(value, dict) else getattr(value, "kind", "training")
-    return kind if isinstance(kind, str) else None
+    return kind if isinstance(kind, str) else repr(kind)
 
 
 AnyStage = Annotated[

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from simulator.errors import SpecError
 from simulator.units import BITS_PER_BYTE, GIB, GIGA, MAX_GPUS, MICRO, TERA
@@ -201,8 +201,18 @@ class TcoFactors(_Spec):
     """Server wall power per GPU / GPU TDP (CPUs, NICs, fans, power conversion)."""
 
 
+def _one_line(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must be one line of text; remove its line breaks, tabs and other control characters")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]
+"""An id shown in tables and typed on the command line: one line of text, no control characters."""
+
+
 class HardwareProfile(_Spec):
-    name: str
+    name: Name
     """Must equal the file stem; the id used on the command line."""
     aliases: list[str] = []
     display_name: str
@@ -413,7 +423,7 @@ class PublishedLayout(_Spec):
 
 
 class ModelSpec(_Spec):
-    name: str
+    name: Name
     """Must equal the file stem for shipped specs; the id used on the command line."""
     display_name: str | None = None
     source: str
@@ -469,10 +479,10 @@ class ModelSpec(_Spec):
                 f"n_heads = {self.n_heads} is not divisible by n_kv_heads = {self.n_kv_heads}; set n_kv_heads to a "
                 f"divisor of {self.n_heads} ({_listed(divisors)})"
             )
-        if self.moe and self.moe.first_dense_layers > self.n_layers:
+        if self.moe and self.moe.first_dense_layers >= self.n_layers:
             raise ValueError(
-                f"moe.first_dense_layers = {self.moe.first_dense_layers} > n_layers = {self.n_layers}; set "
-                f"moe.first_dense_layers to at most {self.n_layers}"
+                f"moe.first_dense_layers = {self.moe.first_dense_layers} leaves none of the {self.n_layers} layers MoE; "
+                f"set it to at most {self.n_layers - 1}, or remove moe for a dense model"
             )
         if self.position_embedding == "learned" and self.max_position_embeddings is None:
             raise ValueError(

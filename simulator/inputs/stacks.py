@@ -86,6 +86,32 @@ class Stack(_Schema):
         """What practitioners ran: the practice subset of what the stack offers."""
         return self.practice.within(self.offers)
 
+    def beyond(self, layout: dict) -> list[str]:
+        """The layout fields given that the stack does not offer, each as 'FLAG VALUE (it offers ...)': a layout flag
+        holds as given (issue 11), so a run with one is not a run that stack could do, which the caller says."""
+        out = []
+        for field in LayoutLimits.model_fields:
+            if field == "tp_max":
+                continue
+            value = layout.get(field)
+            if value is None or self.offers.allows(field, value):
+                continue
+            shown = str(value).lower() if isinstance(value, bool) else value
+            offered = getattr(self.offers, field, None)
+            what = ", ".join(str(v).lower() for v in offered) if offered else f"TP up to {self.offers.tp_max}"
+            out.append(f"--{field.replace('_', '-')} {shown} (it offers {what})")
+        return out
+
+    def beyond_note(self, layout: dict) -> str | None:
+        """The note an estimate on this stack carries when layout flags go beyond what it offers; None otherwise."""
+        beyond = self.beyond(layout)
+        if not beyond:
+            return None
+        return (
+            f"layout flags beyond stack {self.name} ({self.year}): {'; '.join(beyond)}; they hold as given, so both "
+            "numbers are for a run that stack could not do; leave them out or choose a --stack that offers them"
+        )
+
     def fp8_recipe(self, given: str | None, published: str | None) -> str:
         """The FP8 recipe a run uses on this stack: as given, else the model's published one where the stack offers
         it, else the stack's first; InputError when the stack has none or not the one given."""

@@ -181,7 +181,7 @@ def two_numbers_rows(d: dict) -> list[tuple[str, str]]:
             f"{line(d)}  what runs like it realized: the layout practice uses on stack {d['stack']}"
             + (f", step time x {realization:.2f} (realization fitted to published whole runs)" if realization else ""),
         ),
-        ("achievable", f"{line(a)}  the best layout stack {a['stack']} offers: {layout_text(a['layout'])}"),
+        ("achievable", f"{line(a)}  the best layout on stack {a['stack']}: {layout_text(a['layout'])}"),
     ]
 
 

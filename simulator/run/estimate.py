@@ -264,9 +264,9 @@ def estimate_expected(s: Scenario) -> Estimate:
 def estimate_scenario(s: Scenario) -> RunEstimates:
     """Both numbers of a resolved scenario (simulator.run.scenario)."""
     expected = estimate_expected(s)
-    note = per_expert_launch_note(s, expected)
-    if note:
-        expected = replace(expected, notes=[*expected.notes, note])
+    for note in (s.stack.beyond_note(s.layout), per_expert_launch_note(s, expected)):
+        if note:
+            expected = replace(expected, notes=[*expected.notes, note])
     return RunEstimates(expected, estimate_achievable(s))
 
 

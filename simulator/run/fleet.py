@@ -140,11 +140,13 @@ def _rates(f: Fleet, where: str, predict_rates: bool, notes: list[str]) -> dict[
 
 def predicted_rates(f: Fleet, where: str, phases: tuple[str, ...]) -> dict[str, PhaseRate]:
     """Per-node rates from `costsim serve` with the file's model, GPU, serve options and the day's cache-hit rate."""
-    from simulator.run.serve import ServeRequest, serve
+    from simulator.run.serve import DECODE_ONLY_FIELDS, ServeRequest, serve
 
     hit_rate = sum(f.tokens.hits()) / sum(f.tokens.input) if sum(f.tokens.input) > 0 else 0.0
     options = f.serve.request()
     phase = phases[0] if len(phases) == 1 else "both"
+    if phase == "prefill":  # the decode is published: its settings do not apply to the prefill predicted here
+        options = {k: v for k, v in options.items() if k not in DECODE_ONLY_FIELDS}
     try:
         estimate = serve(ServeRequest(f.model, f.gpu, cache_hit_rate=round(hit_rate, 6), phase=phase, **options))
     except CostsimError as e:

@@ -120,7 +120,22 @@ class ServeRequest:
                 _float_in(flag, value / scale if isinstance(value, (int, float)) else value, 1e-3, 1e7)
         if self.tpot_s is not None and self.min_tokens_per_s_per_user is not None:
             raise InputError("give --tpot-ms or --min-tokens-per-s-per-user, not both (one is 1,000 / the other)")
+        if self.mtp_accept is not None and not self.mtp_depth:
+            raise InputError(
+                "--mtp-accept is given but --mtp-depth is 0; give --mtp-depth (draft tokens per step) or drop --mtp-accept"
+            )
         _choice("--phase", self.phase, PHASES)
+        if self.phase == "prefill":
+            decode_only = [flag for flag, value in (
+                ("--tpot-ms", self.tpot_s), ("--min-tokens-per-s-per-user", self.min_tokens_per_s_per_user),
+                ("--batch-per-gpu", self.batch_per_gpu), ("--max-batch-per-gpu", self.max_batch_per_gpu),
+                ("--mtp-depth", self.mtp_depth or None), ("--dp", self.dp),
+            ) if value is not None]  # fmt: skip
+            if decode_only:
+                raise InputError(
+                    f"{', '.join(decode_only)} set the decode and --phase prefill runs none; use --phase both or decode, "
+                    "or drop them"
+                )
         _choice("--deployment", self.deployment, DEPLOYMENTS)
         _choice("--kv-dtype", self.kv_dtype, PRECISIONS)
         if self.precision is not None:
@@ -131,6 +146,11 @@ class ServeRequest:
         if self.tpot_s is not None:
             return 1.0 / self.tpot_s
         return self.min_tokens_per_s_per_user
+
+
+DECODE_ONLY_FIELDS = ("tpot_s", "min_tokens_per_s_per_user", "batch_per_gpu", "max_batch_per_gpu", "mtp_depth", "mtp_accept",
+                      "dp")  # fmt: skip
+"""ServeRequest fields that set the decode only (a prefill-only request refuses them)."""
 
 
 def _int_in(name: str, value, low: int, high: int) -> None:
@@ -184,6 +204,13 @@ def setup_for(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> Setup:
         raise InputError(f"{hw.name} has no FP8 support for --kv-dtype fp8; use --kv-dtype bf16")
     if req.redundant_experts and model.moe is None:
         raise InputError(f"--redundant-experts applies to MoE models; {model.name} is dense")
+    if model.moe is not None and req.redundant_experts > model.moe.n_routed_experts:
+        raise InputError(
+            f"--redundant-experts {req.redundant_experts:,} is more copies than {model.name}'s "
+            f"{model.moe.n_routed_experts} routed experts; give at most {model.moe.n_routed_experts} (DeepSeek-V3's "
+            "decode runs 32 for 256)"
+        )
+
     if req.ep is not None and (model.moe is None or model.moe.n_routed_experts % req.ep):
         what = "is dense (no experts to spread)" if model.moe is None else f"has {model.moe.n_routed_experts} routed experts"
         raise InputError(f"--ep {req.ep} does not divide the experts: {model.name} {what}; give a divisor or leave --ep out")

@@ -87,10 +87,15 @@ def decode_candidates(s: Setup, given: Given, precisions: tuple[str, ...]) -> Ca
     prec = np.repeat(np.array(precisions), n)
     grid = np.tile(grid, (len(precisions), 1))
     if len(grid) == 0:
+        stated = ", ".join(f"{k} {v:,.0f}" for k, v in (("tp", given.tp), ("dp", given.dp), ("pp", given.pp)) if v is not None)
+        if given.num_gpus is not None:
+            raise LayoutError(
+                f"no decode layout has tp x dp x pp = {given.num_gpus} GPUs with the fields given ({stated}); give a GPU "
+                "count that is a product of them, or leave fields out to search them"
+            )
         raise LayoutError(
-            f"no decode layout has tp x dp x pp = {given.num_gpus} GPUs with the fields given "
-            f"(tp {given.tp}, dp {given.dp}, pp {given.pp}); give a GPU count that is a product of them, or leave "
-            "fields out to search them"
+            f"no decode layout fits the fields given ({stated}): a stage holds at most {MAX_STAGE_GPUS:,} GPUs (tp x dp) "
+            "and a replica's sequences stay within its cap; give smaller degrees, or leave fields out to search them"
         )
     return Candidates(grid[:, 0], grid[:, 1], grid[:, 2], grid[:, 3], prec)
 

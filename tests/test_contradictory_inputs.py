@@ -1,0 +1,184 @@
+"""Input that is well-formed but contradictory or absurd is refused with one clear line, not run into a traceback, an
+`inf` or a silently different question (a read-only review's findings, 2026-12): a claim's dollars at a price of 0,
+fleet rates too small to count nodes, layout flags beyond a stated stack (held, and said), a sequence longer than a
+learned position table, RL plans that generate more tokens than anything could, decode settings on a prefill-only
+`serve`, a MoE config.json whose counts leave no MoE layer, and a search reference the search could never match."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import yaml
+from cli_support import clean_error, invoke
+
+from simulator.inputs.data_files import data_dir, model_dir, plan_dir
+
+
+def _one_line(result, *needles: str) -> str:
+    out = clean_error(result, *needles, error="prefix")
+    assert len(out.strip().splitlines()) == 1, out
+    return out
+
+
+@pytest.mark.parametrize("price", ["0", "1e-300"])
+def test_claim_in_dollars_needs_a_price_that_gives_countable_gpu_hours(price):
+    result = invoke("claim", "llama-3-8b", "--gpu", "h100-sxm", "--tokens", "15T", "--num-gpus", "1024", "--usd", "5M",
+                    "--usd-per-gpu-hour", price)  # fmt: skip
+    out = _one_line(result, "--usd 5,000,000")
+    assert ("above $0" in out) if price == "0" else ("outside" in out and "GPU-hours" in out)
+
+
+def test_fleet_rates_below_one_token_per_second_per_node_are_refused(tmp_path):
+    raw = yaml.safe_load((data_dir("fleets") / "deepseek-v3-r1-day.yaml").read_text())
+    raw["rates"]["prefill_input_tokens_per_s_per_node"] = 1e-300
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    _one_line(invoke("fleet", str(path)), "rates.prefill_input_tokens_per_s_per_node", "greater than or equal to 1")
+
+
+@pytest.mark.parametrize(
+    ("stack", "flag", "value", "offered"),
+    [
+        ("megatron-2021", "--schedule", "dualpipe", "it offers 1f1b, interleaved"),
+        ("fsdp-2023", "--tp", "2", "it offers 1"),
+        ("megatron-2022", "--cp", "2", "it offers 1"),
+    ],
+)
+def test_layout_flags_beyond_a_stated_stack_hold_and_the_estimate_says_so(stack, flag, value, offered):
+    """Layout flags hold in both numbers (issue 11), also beyond what the stated stack offers; the estimate's notes
+    then say that neither number is a run that stack could do."""
+    result = invoke("estimate", "llama-3-8b", "--gpu", "h100-sxm", "--num-gpus", "8", "--tokens", "1T", "--stack", stack,
+                    flag, value, "--format", "json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    d = json.loads(result.output)
+    key = flag.removeprefix("--").replace("-", "_")
+    assert str(d["layout"][key]) == value and str(d["achievable"]["layout"][key]) == value
+    (note,) = [n for n in d["notes"] if "layout flags beyond stack" in n]
+    assert f"{flag} {value} ({offered})" in note and "could not do" in note
+
+
+def test_flags_the_stack_offers_carry_no_such_note():
+    result = invoke("estimate", "llama-3-8b", "--gpu", "h100-sxm", "--num-gpus", "8", "--tokens", "1T", "--stack",
+                    "megatron-2021", "--schedule", "1f1b", "--format", "json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert not [n for n in json.loads(result.output)["notes"] if "layout flags beyond" in n]
+
+
+def test_a_sequence_longer_than_a_learned_position_table_is_refused():
+    _one_line(invoke("estimate", "gpt3-175b", "--gpu", "h100-sxm", "--num-gpus", "1024", "--tokens", "300B", "--seq-len",
+                     "65536"), "learned position table of 2,048 positions", "--seq-len 2,048 or less")  # fmt: skip
+
+
+def _plan_error(tmp_path, change) -> str:
+    raw = yaml.safe_load((plan_dir() / "deepseek-r1.yaml").read_text())
+    plan = copy.deepcopy(raw)
+    change(plan["stages"][0])
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    return _one_line(invoke("estimate", "--plan", str(path)))
+
+
+def test_rl_plans_that_generate_beyond_any_run_or_under_a_token_are_refused(tmp_path):
+    def huge(stage):
+        stage.update(steps=100_000_000, prompts_per_step=10_000_000, samples_per_prompt=100_000)
+
+    assert "generated tokens, above 1e+17" in _plan_error(tmp_path, huge)
+
+    def tiny_prompt(stage):
+        stage["mean_prompt_len"] = 1e-9
+
+    assert "mean_prompt_len" in _plan_error(tmp_path, tiny_prompt)
+
+    def tiny_response(stage):
+        stage["response_lengths"][0]["mean_response_len"] = {"value": 1e-9, "low": 1e-9, "high": 1e-9}
+
+    assert "under one token" in _plan_error(tmp_path, tiny_response)
+
+
+def test_a_stage_kind_that_is_not_text_lists_the_kinds(tmp_path):
+    def numeric(stage):
+        stage["kind"] = 5
+
+    assert "'training', 'rl', 'generation'" in _plan_error(tmp_path, numeric)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("--phase", "prefill", "--tpot-ms", "50"), "--tpot-ms set the decode and --phase prefill runs none"),
+        (("--phase", "prefill", "--batch-per-gpu", "5"), "--batch-per-gpu set the decode"),
+        (("--mtp-accept", "0.5"), "--mtp-accept is given but --mtp-depth is 0"),
+    ],
+)
+def test_serve_refuses_settings_that_would_be_ignored(args, needle):
+    _one_line(invoke("serve", "llama-3-8b", "--gpu", "h100-sxm", *args), needle)
+
+
+def test_serve_refuses_more_redundant_experts_than_experts_and_names_the_degrees_it_cannot_fit():
+    _one_line(invoke("serve", "deepseek-v3", "--gpu", "h800", "--redundant-experts", "100000"), "256 routed experts")
+    _one_line(invoke("serve", "deepseek-v3", "--gpu", "h800", "--dp", "1000000"), "(dp 1,000,000)", "1,024 GPUs")
+
+
+def _hf(tmp_path, change) -> str:
+    raw = {
+        "model_type": "deepseek_v3", "hidden_size": 7168, "num_hidden_layers": 61, "num_attention_heads": 128,
+        "num_key_value_heads": 128, "intermediate_size": 18432, "moe_intermediate_size": 2048, "vocab_size": 129280,
+        "n_routed_experts": 256, "n_shared_experts": 1, "num_experts_per_tok": 8, "first_k_dense_replace": 3,
+        "kv_lora_rank": 512, "q_lora_rank": 1536, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128,
+        "max_position_embeddings": 163840,
+    }  # fmt: skip
+    change(raw)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(raw))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        (lambda c: c.update(n_routed_experts=0), "`n_routed_experts` is 0"),
+        (lambda c: c.update(first_k_dense_replace=100), "leave none of the 61 layers MoE"),
+        (lambda c: c.update(model_type="qwen3_moe", num_experts=0, head_dim=128), "`num_experts` is 0"),
+        (lambda c: c.update(model_type="qwen3_moe", mlp_only_layers=[0, 1000], head_dim=128), "outside the model's 61"),
+    ],
+)
+def test_a_moe_config_whose_counts_leave_no_moe_layer_is_refused_not_read_as_dense(tmp_path, change, needle):
+    path = _hf(tmp_path, change)
+    _one_line(invoke("estimate", path, "--gpu", "h100-sxm", "--num-gpus", "64", "--tokens", "1T"), needle, "no MoE layer"
+              if "outside" not in needle else needle)  # fmt: skip
+
+
+def test_a_spec_whose_dense_layers_cover_every_layer_is_refused(tmp_path):
+    raw = yaml.safe_load((model_dir() / "deepseek-v3.yaml").read_text())
+    raw["moe"]["first_dense_layers"] = raw["n_layers"]
+    raw["name"] = "all-dense"
+    path = tmp_path / "all-dense.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    _one_line(invoke("estimate", str(path), "--gpu", "h100-sxm", "--num-gpus", "64", "--tokens", "1T"),
+              "leaves none of the 61 layers MoE")  # fmt: skip
+
+
+def test_a_model_name_is_one_line(tmp_path):
+    raw = yaml.safe_load((model_dir() / "llama-3.1-8b.yaml").read_text())
+    raw["name"] = "x\n\x1b[31mred"
+    path = tmp_path / "x.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    _one_line(invoke("estimate", str(path), "--gpu", "h100-sxm", "--num-gpus", "8", "--tokens", "1T"), "one line of text")
+
+
+@pytest.mark.parametrize(
+    ("reference", "needle"),
+    [("tp=0", "tp 0 is out of range"), ("schedule=bogus", "'bogus' is not one of"), ("ep=4", "has no experts"),
+     ("tp=1,tp=2", "tp is given twice")],
+)  # fmt: skip
+def test_a_search_reference_the_search_could_never_match_is_named(reference, needle):
+    result = invoke("search", "llama-3-8b", "--gpu", "h100-sxm", "--num-gpus", "8", "--tokens", "1T", "--reference", reference)
+    _one_line(result, needle)
+
+
+def test_price_claim_names_an_unknown_model_as_unknown():
+    result = invoke("claim", "--cheaper", "deepseek-reasoner-2025", "openai-o1-2025-01", "--ratio", "20-50", "--a-model",
+                    "nosuch")  # fmt: skip
+    _one_line(result, "--a-model: unknown model 'nosuch'")
