@@ -60,7 +60,7 @@ def _parse_reference(text: str | None, spec) -> tuple[dict | None, str]:
                     raise ValueError
                 out[key] = value.lower() in ("true", "1")
             else:
-                out[key] = value if key in ("schedule", "recompute") else int(value)
+                out[key] = value.lower() if key in ("schedule", "recompute") else int(value)
         except ValueError:
             kind = "true or false" if key == "tp_overlap" else "an integer"
             raise InputError(f"--reference {text!r}: {key} must be {kind}, got {value!r}") from None

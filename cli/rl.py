@@ -30,8 +30,10 @@ def validate_rl(format: Annotated[Format, typer.Option("--format", help="Output 
 def _split(split: dict | None) -> str:
     if not split or "generation" not in split:
         return ""
+    prep = split.get("training_prep") or 0.0
+    back = f" + training prep {prep:.1f}" if prep else ""
     return (f"gen {split['generation']:.0f} (tail {split['generation_tail']:.0f}) + logprob {split['logprob']:.0f} + "
-            f"train {split['training']:.0f} + refit {split['refit']:.1f} s")  # fmt: skip
+            f"train {split['training']:.0f}{back} + refit {split['refit']:.1f} s")  # fmt: skip
 
 
 def rl_validation_table(doc: dict) -> str:

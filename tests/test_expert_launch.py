@@ -219,11 +219,11 @@ def test_an_moe_estimate_on_todays_stack_says_what_per_expert_launches_would_cos
 def test_the_band_draws_the_launch_time_where_the_stack_charges_it():
     """--uncertainty on megatron-core-2025 draws expert_launch_host_s (lognormal, sigma the fit's jackknife standard
     error), and a draw moves the step through the rates; on today's stack it is not an input."""
-    from simulator.analysis.uncertainty import Point, apply, band_for_estimate, expert_launch_sigma
+    from simulator.analysis.uncertainty import Point, apply, band_for_estimate, host_time_sigma
     from simulator.run.estimate import estimate_expected
     from simulator.run.scenario import resolve
 
-    sigma, source = expert_launch_sigma()
+    sigma, source = host_time_sigma()
     fit = yaml.safe_load(FITTED_PATH.read_text())["expert_launch_fit"]
     assert sigma == fit["sigma"] and 0 < sigma < 0.5 and "jackknife" in source
     layout = {"ep": 8, "micro_batch_size": 1, "recompute": "none"}
@@ -243,3 +243,21 @@ def test_the_band_draws_the_launch_time_where_the_stack_charges_it():
     grouped = estimate_expected(resolve("qwen3-30b-a3b", "h100-sxm", 64, 1e12, layout=layout))
     inputs = band_for_estimate(grouped, "qwen3-30b-a3b", "h100-sxm", draws=2000).inputs
     assert all(i.name not in ("expert_launch_host_s", "expert_quantize_host_s") for i in inputs)
+
+
+def test_an_fp8_tensor_moe_estimate_on_the_per_expert_stack_says_current_scaling_is_assumed():
+    """The stack's tensor recipe is taken as current scaling (Megatron-Bridge's FP8-CS), though Megatron-LM defaults to
+    delayed scaling: the estimate says so, with the quantization time; BF16, block FP8 and grouped stacks say nothing."""
+    from simulator.run.estimate import estimate_scenario
+    from simulator.run.scenario import resolve
+
+    def notes(**kw) -> list[str]:
+        s = resolve("qwen3-30b-a3b", "h100-sxm", 64, 1e12, layout={"ep": 8}, **kw)
+        return [n for n in estimate_scenario(s).expected.notes if "taken as current scaling" in n]
+
+    (note,) = notes(stack="megatron-core-2025", precision="fp8", fp8_recipe="tensor")
+    assert f"{DEFAULT.expert_quantize_host_s / MICRO:.0f} us" in note and "delayed scaling" in note
+    assert (
+        notes(stack="megatron-core-2025") == [] and notes(stack="megatron-core-2025", precision="fp8", fp8_recipe="block") == []
+    )
+    assert notes(precision="fp8", fp8_recipe="tensor") == []

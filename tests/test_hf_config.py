@@ -224,8 +224,7 @@ def test_qwen_moe_layer_placement():
     assert (moe.first_dense_layers, moe.layer_freq) == (1, 2)  # layers 1, 3, 5, ... (i + 1) % 2 == 0
     moe = _spec("qwen3_moe", mlp_only_layers=[0, 1]).moe
     assert (moe.first_dense_layers, moe.layer_freq) == (2, 1)
-    with pytest.raises(SpecError, match=r"`num_experts` is 0, so this qwen3_moe config has no MoE layer"):
-        _spec("qwen3_moe", num_experts=0)  # a MoE model type is not read as a dense model
+    assert _spec("qwen3_moe", num_experts=0).moe is None  # as Hugging Face builds it: dense MLPs everywhere
     with pytest.raises(SpecError, match=r"MoE layers .* not 'k dense layers"):
         _spec("qwen3_moe", mlp_only_layers=[5])
 

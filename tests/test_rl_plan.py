@@ -333,6 +333,7 @@ def test_estimate_plan_json_and_table_show_the_split():
     for part in ("generation", "logprob", "training", "refit", "idle", "band"):
         assert part in header
     assert "r1-zero-rl" in table.output and "not in this plan's totals" in table.output
+    assert "training state to host" in table.output  # the RL stages' offload (Supplementary B.2)
 
 
 def test_training_plans_are_unchanged_in_kind():
@@ -498,6 +499,7 @@ def test_validate_rl_command_prints_table_and_json():
     assert "17 steps of later NeMo RL releases" in table.output and "10 within 30%" in table.output
     assert "5 steps with published phase times (track phase-breakdown" in table.output
     assert "nemo-rl-v0.3-qwen3-30b-a3b-h100x64-phases" in table.output and "training 50 s +5%" in table.output
+    assert "+ training prep 15.8 + refit 30.7 s" in table.output  # DeepSeek-V3 on 256 H100: the offload each way
     doc = json.loads(runner.invoke(app, ["validate", "rl", "--format", "json"]).output)
     assert doc["n_cases"] == 10 and doc["target"]["max_abs_error"] == 0.30
     ValidateRLOutput.model_validate(doc)
@@ -595,6 +597,11 @@ def test_nemo_rl_colocated_steps_move_the_training_state_out_and_back(rl_validat
     on, off = rows["nemo-rl-v0.4-deepseek-v3-h100x256-on-policy"], rows["nemo-rl-v0.4-deepseek-v3-h100x512-1-off"]
     assert on["split"]["training_prep"] > 10.0 and on["split"]["refit"] > off["split"]["refit"] + 10.0
     assert off["split"]["training_prep"] == 0.0
+    # the parts add up to the step (the generation holds its tail)
+    parts = sum(v for k, v in on["split"].items() if k != "generation_tail")
+    assert parts == pytest.approx(on["predicted"], rel=1e-9)
+    (offload,) = [a for a in rl_validation_doc["assumptions"] if a["name"] == "offload_training_state"]
+    assert offload["value"]["pageable_copy_bytes_per_s"] == DEFAULT.pageable_copy_bytes_per_s
 
 
 V06_DEEPSEEK_STEP_S = {

@@ -165,9 +165,10 @@ def current_scaled(case: PublishedRun) -> bool:
     """Whether a run quantizes each expert by its current amax: FP8 with the tensor recipe (as its scenario resolves
     it) on a stack whose tensor recipe scales that way (Stack.fp8_tensor_scaling)."""
     from simulator.analysis.public_runs import case_scenario
+    from simulator.inputs.job import tensor_scaled_fp8
 
     s = case_scenario(case, BASE)
-    return s.job.precision == "fp8" and s.job.fp8_recipe == "tensor" and s.stack.fp8_tensor_scaling == "current"
+    return tensor_scaled_fp8(s.job.precision, s.job.fp8_recipe) and s.stack.fp8_tensor_scaling == "current"
 
 
 def expert_launch_cases(cases: list[PublishedRun] | None = None) -> list[PublishedRun]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from simulator.analysis.rl_stages import RLStageResult, run_generating_stage, training_seq_len
 from simulator.errors import CostsimError, LayoutError
+from simulator.inputs.assumptions import DEFAULT
 from simulator.inputs.catalog import load_model
 from simulator.inputs.plan_file import Plan, RLStage
 from simulator.inputs.serving_cases import TRAINING_DEGREES, RLCase, rl_cases
@@ -358,6 +359,18 @@ def report(outcomes: list[Outcome]) -> dict:
                 "value": NEMO_RL_TRAINING_STACK,
                 "source": "NeMo RL's Megatron backend (Megatron-Core with Transformer Engine's GroupedLinear, docs/model.md "
                 "§7.8); for the v0.6 rows an assumption",
+            },
+            {
+                "name": "offload_training_state",
+                "value": {
+                    "colocated": True,
+                    "split": False,
+                    "pageable_copy_bytes_per_s": DEFAULT.pageable_copy_bytes_per_s,
+                    "pinned_copy_bytes_per_s": DEFAULT.pinned_copy_bytes_per_s,
+                },
+                "source": "NeMo RL's Megatron worker moves the optimizer to host memory before each colocated refit and "
+                "back before training (cff17f8); copy rates from NVIDIA-NeMo/RL#3976 and sgl-project/sglang#32032, not "
+                "from these rows (docs/model.md §17.4)",
             },
         ],  # fmt: skip
     }

@@ -37,6 +37,7 @@ import yaml
 
 from simulator.errors import InputError
 from simulator.inputs.assumptions import FITTED_PATH, Assumptions
+from simulator.inputs.job import tensor_scaled_fp8
 from simulator.inputs.specs import ASSUMPTION, HardwareProfile, ModelSpec
 from simulator.model.efficiency import DeviceRates
 from simulator.units import DEFAULT_DRAWS, KILO, SECONDS_PER_DAY, format_count
@@ -210,7 +211,7 @@ def realization_sigma(path=FITTED_PATH) -> tuple[float, str] | None:
     )
 
 
-def expert_launch_sigma(path=FITTED_PATH, key: str = "expert_launch_fit") -> tuple[float, str] | None:
+def host_time_sigma(path=FITTED_PATH, key: str = "expert_launch_fit") -> tuple[float, str] | None:
     """A per-expert host-time fit's sigma (jackknife standard error of its log; `key`: expert_launch_fit or
     expert_quantize_fit) and where it comes from; None before a fit."""
     fitted = _fit_sigma(key, path)
@@ -225,19 +226,19 @@ def expert_launch_sigma(path=FITTED_PATH, key: str = "expert_launch_fit") -> tup
 
 HOST_TIME_INPUTS = (
     ("expert_launch_host_s", "expert_launch_fit", "host time per expert GEMM launch"),
-    ("expert_quantize_host_s", "expert_quantize_fit", "host time FP8 current scaling adds per expert GEMM"),
+    ("expert_quantize_host_s", "expert_quantize_fit", "per-expert FP8 quantize time"),
 )
 """The per-expert host times a run's rates can charge: (DeviceRates field, its fit in fitted_constants.yaml, what)."""
 
 
-def _expert_launch_input(rates: DeviceRates, current_scaled: bool) -> list[UncertainInput]:
+def _host_time_inputs(rates: DeviceRates, current_scaled: bool) -> list[UncertainInput]:
     """The per-expert host times, drawn where the run's stack charges them: the launch where it launches experts one
     by one, the quantization too where the run is in FP8 with the tensor recipe (`current_scaled`) and the stack scales
     it by the current amax."""
     out = []
     for name, key, what in HOST_TIME_INPUTS:
         value = getattr(rates, name) if name == "expert_launch_host_s" or current_scaled else 0.0
-        fitted = expert_launch_sigma(key=key) if value > 0 else None
+        fitted = host_time_sigma(key=key) if value > 0 else None
         if fitted is not None:
             sigma, source = fitted
             out.append(UncertainInput(name, what, "s", value, LogNormal(value, sigma), source))
@@ -359,7 +360,7 @@ def default_inputs(
             "assumption: /3 to x3 at P10-P90 (asynchronous checkpointing blocks seconds; docs/model.md §9 also uses 60 s)",
         ),
         *_realization_input(a, expected),
-        *(_expert_launch_input(rates, current_scaled) if expert_launch else []),
+        *(_host_time_inputs(rates, current_scaled) if expert_launch else []),
         _price_input(hw, usd_per_gpu_hour, price_fixed),
         UncertainInput(
             "tokens",
@@ -878,7 +879,7 @@ def band_for_estimate(
         tokens_spread,
         est.basis == "expected",
         expert_launch=True,
-        current_scaled=est.job.precision == "fp8" and est.job.fp8_recipe == "tensor",
+        current_scaled=tensor_scaled_fp8(est.job.precision, est.job.fp8_recipe),
     )
     notes = [f"layout held fixed at {est.layout.describe()} for every draw"]
     return propagate(estimate_evaluator(model, hw, est), base, inputs, draws, seed, checks, notes, est.job.num_gpus)

@@ -139,15 +139,6 @@ def _regular_moe_layers(cfg: _Config, n_layers: int, is_moe: Callable[[int], boo
     return first, freq
 
 
-def _no_moe_layer(cfg: _Config, why: str) -> SpecError:
-    """A config of an MoE model type whose counts leave it no MoE layer: reading it as a dense model would be a
-    silently different model."""
-    return cfg.error(
-        f"{why}, so this {cfg.model_type} config has no MoE layer; fix the expert counts, or describe a dense model with "
-        "a dense model_type (llama, qwen3, ...)"
-    )
-
-
 def _abbreviated(items: list[int], shown: int = 12) -> str:
     return str(items) if len(items) <= shown else f"[{', '.join(map(str, items[:shown]))}, ... ({len(items)} layers)]"
 
@@ -246,9 +237,8 @@ def _qwen_moe(cfg: _Config, n_layers: int) -> dict[str, Any] | None:
         )
     dense = set(dense)
     placement = _regular_moe_layers(cfg, n_layers, lambda i: i not in dense and n_experts > 0 and (i + 1) % step == 0)
-    if placement is None:
-        why = "`num_experts` is 0" if n_experts == 0 else "`mlp_only_layers` and `decoder_sparse_step` leave no MoE layer"
-        raise _no_moe_layer(cfg, why)
+    if placement is None:  # as Hugging Face builds it: every layer a dense MLP
+        return None
     d_shared = cfg.integer("shared_expert_intermediate_size", 5632, minimum=0) if shared else 0
     return {
         "n_routed_experts": n_experts,
@@ -318,10 +308,8 @@ def _deepseek_moe(cfg: _Config, d: dict[str, Any], n_layers: int) -> dict[str, A
     first_k = cfg.integer("first_k_dense_replace", d["first_dense"], minimum=0)
     freq = cfg.integer("moe_layer_freq", 1)  # DeepSeek's modeling code: i >= first_k and i % freq == 0
     placement = _regular_moe_layers(cfg, n_layers, lambda i: n_experts > 0 and i >= first_k and i % freq == 0)
-    if placement is None:
-        layers = f"`first_k_dense_replace` = {first_k} and `moe_layer_freq` = {freq} leave none of the {n_layers} layers MoE"
-        why = "`n_routed_experts` is 0" if n_experts == 0 else layers
-        raise _no_moe_layer(cfg, why)
+    if placement is None:  # as Hugging Face builds it: every layer a dense MLP (a dense MLA model)
+        return None
     n_group = cfg.integer("n_group", d["n_group"])
     topk_group = cfg.integer("topk_group", d["topk_group"] or n_group)
     # group-limited routing sends each token to at most topk_group of the n_group expert groups (nodes)

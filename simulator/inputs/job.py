@@ -75,13 +75,6 @@ def make_job(
     if fp8_recipe is not None and precision != "fp8":
         raise InputError(f"--fp8-recipe {fp8_recipe} applies to --precision fp8 only (got {precision}); drop it or use fp8")
     s = seq_len or model.default_seq_len or DEFAULT_SEQ_LEN
-    table = model.max_position_embeddings
-    if model.position_embedding == "learned" and table is not None and s > table:
-        # A learned position table has no entry past its last position (RoPE and ALiBi extrapolate or are rescaled).
-        raise InputError(
-            f"--seq-len {s:,} is longer than {model.name}'s learned position table of {table:,} positions; give "
-            f"--seq-len {table:,} or less, or a spec with a longer table"
-        )
     if global_batch_tokens is None:
         global_batch_tokens = max(1, round(DEFAULT_BATCH_TOKENS / s)) * s
     if global_batch_tokens < s:
@@ -90,6 +83,12 @@ def make_job(
         raise InputError(f"--tokens {tokens:.4g} is less than one step of {global_batch_tokens:.4g} tokens")
     job = Job(num_gpus, tokens, s, global_batch_tokens, precision, attention_kernel, dropout, fp8_recipe)  # type: ignore[arg-type]
     return with_fp8_recipe(job, model)
+
+
+def tensor_scaled_fp8(precision: str, fp8_recipe: str | None) -> bool:
+    """FP8 with the per-tensor recipe: where a stack scales it by the current amax, a per-expert stack quantizes each
+    expert apart (Stack.fp8_tensor_scaling, docs/model.md §7.8)."""
+    return precision == "fp8" and fp8_recipe == "tensor"
 
 
 def with_fp8_recipe(job: Job, model: ModelSpec) -> Job:

@@ -291,8 +291,8 @@ class RLStage(_Generating):
     def _consistent(self) -> RLStage:
         _check_phases(self.response_lengths, self.steps)
         self._check_generating([p.max_response_len for p in self.response_lengths])
-        _check_generated(float(self.steps) * self.prompts_per_step * self.samples_per_prompt, self.response_lengths,
-                         "steps x prompts_per_step x samples_per_prompt x the longest mean response")  # fmt: skip
+        what = "steps x prompts_per_step x samples_per_prompt x the longest mean response (its band's high end)"
+        _check_generated(float(self.steps) * self.prompts_per_step * self.samples_per_prompt, self.response_lengths, what)
         if self.colocated and self.generation_gpus is not None:
             raise ValueError(
                 f"generation_gpus {self.generation_gpus} is given but colocated is true (generation and training share "
@@ -345,7 +345,7 @@ class GenerationStage(_Generating):
         _check_phases([self.response_length], None)
         self._check_generating([self.response_length.max_response_len])
         _check_generated(float(self.prompts) * self.samples_per_prompt, [self.response_length],
-                         "prompts x samples_per_prompt x the mean response")  # fmt: skip
+                         "prompts x samples_per_prompt x the mean response (its band's high end)")  # fmt: skip
         return self
 
 

@@ -96,10 +96,11 @@ class Stack(_Schema):
             value = layout.get(field)
             if value is None or self.offers.allows(field, value):
                 continue
-            shown = str(value).lower() if isinstance(value, bool) else value
             offered = getattr(self.offers, field, None)
             what = ", ".join(str(v).lower() for v in offered) if offered else f"TP up to {self.offers.tp_max}"
-            out.append(f"--{field.replace('_', '-')} {shown} (it offers {what})")
+            flag = "--" + field.replace("_", "-")
+            given = (flag if value else "--no-" + flag[2:]) if isinstance(value, bool) else f"{flag} {value}"
+            out.append(f"{given} (it offers {what})")
         return out
 
     def beyond_note(self, layout: dict) -> str | None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from simulator.inputs.assumptions import Assumptions
-from simulator.inputs.job import Job
+from simulator.inputs.job import Job, tensor_scaled_fp8
 from simulator.inputs.specs import ModelSpec
 from simulator.model.comms import Group, collective_s, moe_dispatch_combine_s
 from simulator.model.efficiency import DeviceRates
@@ -227,8 +227,7 @@ def _gemm_time(ctx: Context, kind: str, gradients: bool = True) -> GemmTimes:
 def expert_host_s(rates: DeviceRates, precision: str, fp8_recipe: str | None) -> float:
     """Least host time per local expert GEMM on a per-expert stack (docs/model.md §7.8): the launch, plus the expert's
     own quantization where FP8 with the tensor recipe scales by the current amax (0 where the stack does not)."""
-    current_scaled = precision == "fp8" and fp8_recipe == "tensor"
-    return rates.expert_launch_host_s + (rates.expert_quantize_host_s if current_scaled else 0.0)
+    return rates.expert_launch_host_s + (rates.expert_quantize_host_s if tensor_scaled_fp8(precision, fp8_recipe) else 0.0)
 
 
 def _host_paced_s(gpu_s: float | np.ndarray, count: float | np.ndarray, launch_s: float) -> np.ndarray:

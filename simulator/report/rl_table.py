@@ -6,7 +6,7 @@ inputs, the published figures beside the prediction, the base plan, the rollout 
 from __future__ import annotations
 
 from simulator.report.money import usd
-from simulator.units import format_count
+from simulator.units import GIB, format_count
 
 PARTS = ("generation", "logprob", "training", "refit", "idle", "failures")
 
@@ -103,6 +103,10 @@ def rl_plan_table(d: dict) -> str:
                 t, lp = p["training"], p["logprob"]
                 text += (f", logprob {lp['seconds']:,.0f} s, training {t['seconds_per_rollout']:,.0f} s "
                          f"({t['optimizer_step_s']:.2f} s/step, MFU {t['mfu']:.1%}), refit {p['refit_s']:.2f} s")  # fmt: skip
+                off = p.get("offload")
+                if off:
+                    text += (f", training state to host {off['to_host_s']:.1f} s and back {off['back_s']:.1f} s "
+                             f"({off['optimizer_bytes'] / GIB:.1f} GiB of optimizer state per GPU)")  # fmt: skip
             lines.append(text)
     notes = [(s["name"], s["notes"]) for s in d["stages"] if s.get("notes")]
     if notes:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from simulator.errors import InfeasibleError, LayoutError, SpecError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
-from simulator.inputs.job import Job, with_fp8_recipe
+from simulator.inputs.job import Job, tensor_scaled_fp8, with_fp8_recipe
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.inputs.stacks import LayoutLimits
 from simulator.model.efficiency import DeviceRates, device_rates
@@ -19,10 +19,10 @@ from simulator.model.memory import check_fits
 from simulator.model.step_time import StepResult, step
 from simulator.run.cost import Pricing, pricing
 from simulator.run.goodput import Goodput, goodput
-from simulator.run.sanity import sanity_notes
+from simulator.run.sanity import learned_positions_note, sanity_notes
 from simulator.run.scenario import Scenario
 from simulator.run.search import search
-from simulator.units import GIB, SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
+from simulator.units import GIB, MICRO, SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
 from simulator.vocab import LAYOUT_FIELDS
 
 
@@ -264,7 +264,9 @@ def estimate_expected(s: Scenario) -> Estimate:
 def estimate_scenario(s: Scenario) -> RunEstimates:
     """Both numbers of a resolved scenario (simulator.run.scenario)."""
     expected = estimate_expected(s)
-    for note in (s.stack.beyond_note(s.layout), per_expert_launch_note(s, expected)):
+    notes = (learned_positions_note(s.model, s.job.seq_len), s.stack.beyond_note(s.layout), current_scaling_note(s),
+             per_expert_launch_note(s, expected))  # fmt: skip
+    for note in notes:
         if note:
             expected = replace(expected, notes=[*expected.notes, note])
     return RunEstimates(expected, estimate_achievable(s))
@@ -275,6 +277,20 @@ PER_EXPERT_STACK = "megatron-core-2025"
 PER_EXPERT_NOTE_RATIO = 1.05
 """The slowdown on PER_EXPERT_STACK from which an estimate says so: below it the difference is within the model's
 own error."""
+
+
+def current_scaling_note(s: Scenario) -> str | None:
+    """An FP8 tensor-recipe MoE run on a stack that scales that recipe by the current amax and launches experts one by
+    one pays each expert's quantization on the host (docs/model.md §7.8); say that this is the assumption, since the
+    stack's framework also offers delayed scaling (Megatron-LM's default), which casts all experts in one kernel."""
+    if s.model.moe is None or s.rates.expert_quantize_host_s <= 0 or not tensor_scaled_fp8(s.job.precision, s.job.fp8_recipe):
+        return None
+    return (
+        f"FP8 tensor recipe on stack {s.stack.name} taken as current scaling (Megatron-Bridge's FP8-CS): each local "
+        f"expert is quantized apart, {s.rates.expert_quantize_host_s / MICRO:.0f} us of host time per expert GEMM on top "
+        "of its launch (docs/model.md §7.8); delayed scaling (Megatron-LM's default) casts all experts in one kernel and "
+        "would not pay it; --fp8-recipe block does not either"
+    )
 
 
 def per_expert_launch_note(s: Scenario, est: Estimate) -> str | None:
@@ -297,7 +313,7 @@ def per_expert_launch_note(s: Scenario, est: Estimate) -> str | None:
     if ratio < PER_EXPERT_NOTE_RATIO:
         return None
     local = moe.n_routed_experts / est.layout.ep
-    current_scaled = s.job.precision == "fp8" and s.job.fp8_recipe == "tensor" and rates.expert_quantize_host_s > 0
+    current_scaled = tensor_scaled_fp8(s.job.precision, s.job.fp8_recipe) and rates.expert_quantize_host_s > 0
     quantized = ", and quantizes each expert's FP8 input apart by its current amax" if current_scaled else ""
     return (
         f"MoE, {local:g} local experts per GPU: this stack runs them as one grouped GEMM; on Megatron-Core of 2025 to "

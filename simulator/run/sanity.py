@@ -10,6 +10,7 @@ The thresholds mark what is worth a look, not errors; they change no number.
 
 from __future__ import annotations
 
+from simulator.inputs.specs import ModelSpec
 from simulator.model.memory import MemoryBreakdown
 from simulator.units import GIB
 
@@ -71,6 +72,21 @@ def _headroom(memory: MemoryBreakdown, capacity_bytes: float) -> list[str]:
         f"({free / GIB:.1f} GiB free, under {HEADROOM:.0%}); fragmentation can run out, consider a higher "
         "--zero-stage, --recompute selective or a smaller --micro-batch-size"
     ]
+
+
+def learned_positions_note(model: ModelSpec, seq_len: int) -> str | None:
+    """A sequence longer than a learned position table: the model as specified has no position past its table (RoPE
+    and ALiBi extrapolate or are rescaled; a learned table must grow, as llm-foundry's benchmark configurations grow it
+    with max_seq_len). The estimate keeps the table's parameters; a longer one adds d_model per position, a lookup
+    with no GEMM FLOPs."""
+    table = model.max_position_embeddings
+    if model.position_embedding != "learned" or table is None or seq_len <= table:
+        return None
+    return (
+        f"sequence length {seq_len:,} is longer than {model.name}'s learned position table of {table:,} positions, so "
+        f"the model as specified cannot run it; the estimate keeps the table's {table:,} positions (a longer table adds "
+        f"d_model parameters per position and no GEMM work); give --seq-len {table:,} or less for the model as specified"
+    )
 
 
 def sanity_notes(

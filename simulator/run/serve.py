@@ -20,6 +20,7 @@ from simulator.model.efficiency import calibrated_device, device_rates
 from simulator.model.serve.decode import DECODE_STEP_OVERHEAD_S, Setup
 from simulator.model.serve.kv_cache import kv_bytes_per_token
 from simulator.model.serve.search import (
+    MAX_STAGE_GPUS,
     POWERS_OF_TWO,
     DecodeSearch,
     Given,
@@ -126,11 +127,7 @@ class ServeRequest:
             )
         _choice("--phase", self.phase, PHASES)
         if self.phase == "prefill":
-            decode_only = [flag for flag, value in (
-                ("--tpot-ms", self.tpot_s), ("--min-tokens-per-s-per-user", self.min_tokens_per_s_per_user),
-                ("--batch-per-gpu", self.batch_per_gpu), ("--max-batch-per-gpu", self.max_batch_per_gpu),
-                ("--mtp-depth", self.mtp_depth or None), ("--dp", self.dp),
-            ) if value is not None]  # fmt: skip
+            decode_only = [flag for name, flag in DECODE_ONLY_FIELDS.items() if getattr(self, name) not in (None, 0)]
             if decode_only:
                 raise InputError(
                     f"{', '.join(decode_only)} set the decode and --phase prefill runs none; use --phase both or decode, "
@@ -148,9 +145,13 @@ class ServeRequest:
         return self.min_tokens_per_s_per_user
 
 
-DECODE_ONLY_FIELDS = ("tpot_s", "min_tokens_per_s_per_user", "batch_per_gpu", "max_batch_per_gpu", "mtp_depth", "mtp_accept",
-                      "dp")  # fmt: skip
-"""ServeRequest fields that set the decode only (a prefill-only request refuses them)."""
+DECODE_ONLY_FIELDS = {
+    "tpot_s": "--tpot-ms", "min_tokens_per_s_per_user": "--min-tokens-per-s-per-user", "batch_per_gpu": "--batch-per-gpu",
+    "max_batch_per_gpu": "--max-batch-per-gpu", "max_replica_sequences": "max_replica_sequences",
+    "mtp_depth": "--mtp-depth", "mtp_accept": "--mtp-accept", "dp": "--dp", "num_gpus": "--num-gpus",
+}  # fmt: skip
+"""ServeRequest fields that set the decode only, with their flags: a prefill-only request refuses them, and a fleet
+that predicts only the prefill drops them."""
 
 
 def _int_in(name: str, value, low: int, high: int) -> None:
@@ -204,11 +205,10 @@ def setup_for(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> Setup:
         raise InputError(f"{hw.name} has no FP8 support for --kv-dtype fp8; use --kv-dtype bf16")
     if req.redundant_experts and model.moe is None:
         raise InputError(f"--redundant-experts applies to MoE models; {model.name} is dense")
-    if model.moe is not None and req.redundant_experts > model.moe.n_routed_experts:
+    if req.redundant_experts > MAX_STAGE_GPUS:
         raise InputError(
-            f"--redundant-experts {req.redundant_experts:,} is more copies than {model.name}'s "
-            f"{model.moe.n_routed_experts} routed experts; give at most {model.moe.n_routed_experts} (DeepSeek-V3's "
-            "decode runs 32 for 256)"
+            f"--redundant-experts {req.redundant_experts:,} is more copies than the {MAX_STAGE_GPUS:,} GPUs a decode stage "
+            f"may hold; give at most {MAX_STAGE_GPUS:,} (DeepSeek-V3's decode runs 32 beside its 256 experts)"
         )
 
     if req.ep is not None and (model.moe is None or model.moe.n_routed_experts % req.ep):
