@@ -32,6 +32,9 @@ from cli.options import (
 from cli.options import Format as OutFormat
 from simulator.report.tables import add_row, breakdown_table, layout_text, new_table, render, text_table
 
+TABLE_TOP = 10
+"""Layouts a search table shows unless --top says otherwise."""
+
 
 def _parse_reference(text: str | None, spec) -> tuple[dict | None, str]:
     """--reference 'tp=1,pp=16,ep=64,schedule=dualpipe', else the model's published layout."""
@@ -98,7 +101,15 @@ def search_command(
     precision: PrecOpt = BF16,
     fp8_recipe: RecipeOpt = None,
     objective: Annotated[Objective, typer.Option(help="Rank by step time or by dollars")] = Objective.time,
-    top: Annotated[int, ranged("Layouts shown in the table", 1, 1000, "give how many layouts to show, e.g. 10")] = 10,
+    top: Annotated[
+        int | None,
+        ranged(
+            "Layouts shown (table default 10; json/csv default every candidate)",
+            1,
+            1_000_000,
+            "give how many layouts to show, e.g. 10",
+        ),
+    ] = None,
     layout: dict | None = None,  # --tp ... --tp-overlap, declared once in cli/options.py
     reference: Annotated[
         str | None, typer.Option(help="Layout to compare with the best, e.g. tp=1,pp=16,ep=64 (default: the published one)")
@@ -109,9 +120,9 @@ def search_command(
         typer.Option(help="Which of each profile's rental quotes: on-demand or reserved (default: on-demand where quoted)"),
     ] = None,
     stack: StackOpt = None,
-    format: Annotated[OutFormat, typer.Option("--format", help="table: the top layouts; json/csv: every candidate")] = (
-        OutFormat.table
-    ),
+    format: Annotated[
+        OutFormat, typer.Option("--format", help="table: the top layouts; json/csv: every candidate, or the --top")
+    ] = (OutFormat.table),
 ) -> None:
     """Evaluate every valid layout (TP, PP, DP, EP, CP, ZeRO, micro-batch, schedule, virtual stages, recompute)."""
     from cli.progress import DelayedProgress
@@ -140,11 +151,14 @@ def search_command(
             )  # fmt: skip
     except CostsimError as e:
         fail(e)
-    doc = search_document(spec, hw, job, result, ref, ref_source, top if format == OutFormat.table else None)
+    # A table shows the best 10 by default; JSON and CSV list every candidate unless --top says how many (a large
+    # search can have 10^5-10^6 of them).
+    top = top if top is not None else (TABLE_TOP if format == OutFormat.table else None)
+    doc = search_document(spec, hw, job, result, ref, ref_source, top)
     doc["stack"] = sw.name
     doc["price_quote"] = s.pricing.quote
     doc["expected"] = _expected_entry(result, sw, {k: v for k, v in layout.items() if v is not None}, hw.generation)
-    echo_result(format, doc, doc["candidates"], lambda: search_table(doc, top))
+    echo_result(format, doc, doc["candidates"], lambda: search_table(doc, top or TABLE_TOP))
 
 
 def _expected_entry(result, stack, given: dict, generation: str | None) -> dict | None:

@@ -405,7 +405,7 @@ REPORT = ["report", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "64", "--toke
         (LLAMA_8B, "--usd-per-gpu-hour", "-1", "--usd-per-gpu-hour -1 is out of range [0, 1,000]"),
         (LLAMA_8B, "--pue", "-1", "--pue -1 is out of range [1, 3]"),
         (LLAMA_8B, "--tokens", "-5", "--tokens '-5' = -5 is out of range [1, 1e+17]"),
-        (SEARCH, "--top", "0", "--top 0 is out of range [1, 1,000]"),
+        (SEARCH, "--top", "0", "--top 0 is out of range [1, 1,000,000]"),
         (SEARCH, "--micro-batch-size", "-2", "--micro-batch-size -2 is out of range [1, 1,000,000]"),
         (SWEEP, "--num-gpus", "0", "--num-gpus '0': every count must be between 1 and 1,000,000"),
         (SWEEP, "--deadline-days", "-1", "--deadline-days -1 is out of range [0.001, 36,500]"),

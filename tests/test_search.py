@@ -295,3 +295,16 @@ def test_every_feasible_candidate_fits_and_is_consistent(model, gpu, num_gpus, s
     assert 0 < est.mfu <= 1.0
     assert est.gpu_hours == pytest.approx(est.wall_clock_s / SECONDS_PER_HOUR * num_gpus, rel=1e-12)
     assert est.gpu_hours == pytest.approx(result.gpu_hours[best], rel=1e-9)
+
+
+def test_search_top_limits_json_and_csv_when_given_and_the_table_shows_ten_by_default():
+    """JSON and CSV list every candidate unless --top says how many (a large search has 10^5-10^6); the table shows
+    the best 10 unless --top says otherwise."""
+    args = ("search", "llama-3-8b", "--gpu", "h100-sxm", "--num-gpus", "64", "--tokens", "1T")
+    every = json.loads(invoke(*args, "--format", "json").output)
+    assert len(every["candidates"]) == every["evaluated"] > 1000
+    five = json.loads(invoke(*args, "--format", "json", "--top", "5").output)
+    assert len(five["candidates"]) == 5
+    assert five["candidates"] == every["candidates"][:5]
+    csv_rows = invoke(*args, "--format", "csv", "--top", "3").output.strip().splitlines()
+    assert len(csv_rows) == 1 + 3
