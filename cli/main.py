@@ -241,13 +241,14 @@ def list_gpus(format: ListFormat = Format.table) -> None:
         rows = []
         for path in sorted(set(hardware_ids().values())):
             h = load_hardware_file(path)
-            fp8 = h.dense_tflop_per_s.fp8
+            fp8, fp4 = h.dense_tflop_per_s.fp8, h.dense_tflop_per_s.fp4
             rows.append(
                 {
                     "id": h.name,
                     "name": h.display_name,
                     "dense_tflop_per_s_bf16": h.dense_tflop_per_s.bf16.value,
                     "dense_tflop_per_s_fp8": fp8.value if fp8 else None,
+                    "dense_tflop_per_s_fp4": fp4.value if fp4 else None,
                     "memory_gib": h.memory_gib.value,
                     "scale_up_gb_per_s_per_direction": h.scale_up.gb_per_s_per_direction.value,
                     "scale_out_gbit_per_s_per_gpu": h.scale_out.gbit_per_s_per_gpu.value,
@@ -266,11 +267,12 @@ def list_gpus(format: ListFormat = Format.table) -> None:
 def _gpus_table(rows: list[dict]) -> str:
     from simulator.report.tables import text_table
 
-    columns = ("id", "name", "bf16", "fp8", "HBM", "link/dir", "NIC", "$/h", "price kind, date", "aliases")
+    columns = ("id", "name", "bf16", "fp8", "fp4", "HBM", "link/dir", "NIC", "$/h", "price kind, date", "aliases")
     cells = [
         (
             r["id"], r["name"], f"{r['dense_tflop_per_s_bf16']:.0f}",
             "-" if r["dense_tflop_per_s_fp8"] is None else f"{r['dense_tflop_per_s_fp8']:.0f}",
+            "-" if r["dense_tflop_per_s_fp4"] is None else f"{r['dense_tflop_per_s_fp4']:.0f}",
             f"{r['memory_gib']:.0f}GiB", f"{r['scale_up_gb_per_s_per_direction']:.0f}GB/s",
             f"{r['scale_out_gbit_per_s_per_gpu']:.0f}Gb/s", f"{r['usd_per_gpu_hour']:.2f}",
             f"{r['price_kind']}, {r['price_date']}", r["aliases"].replace(" ", ", "),

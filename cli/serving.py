@@ -26,6 +26,12 @@ class Deployment(StrEnum):
 class ServePrecision(StrEnum):
     bf16 = "bf16"
     fp8 = "fp8"
+    fp4 = "fp4"
+
+
+class KvDtype(StrEnum):
+    bf16 = "bf16"
+    fp8 = "fp8"
 
 
 def register(app: typer.Typer, validate_app: typer.Typer) -> None:
@@ -74,9 +80,10 @@ def serve_command(
         Deployment, typer.Option(help="disaggregated (prefill and decode on their own GPUs) or colocated (one layout)")
     ] = Deployment.disaggregated,
     precision: Annotated[
-        ServePrecision | None, typer.Option(help="Weights and GEMMs: bf16 or fp8 (default: both searched)")
+        ServePrecision | None,
+        typer.Option(help="Weights and GEMMs: bf16, fp8 or fp4 (NVFP4, Blackwell) (default: each the GPU has, searched)"),
     ] = None,
-    kv_dtype: Annotated[ServePrecision, typer.Option(help="KV-cache format")] = ServePrecision.bf16,
+    kv_dtype: Annotated[KvDtype, typer.Option(help="KV-cache format")] = KvDtype.bf16,
     tp: Annotated[int | None, typer.Option(help="Tensor parallel degree of attention and dense layers (searched)")] = None,
     dp: Annotated[
         int | None,

@@ -1073,6 +1073,8 @@ class GpuEntry(_Fixed):
     name: str
     dense_tflop_per_s_bf16: float
     dense_tflop_per_s_fp8: float | None
+    dense_tflop_per_s_fp4: float | None
+    """NVFP4, Blackwell only; serving only (costsim serve --precision fp4)."""
     memory_gib: float
     scale_up_gb_per_s_per_direction: float
     scale_out_gbit_per_s_per_gpu: float

@@ -36,7 +36,11 @@ SECONDS_PER_DAY: Final = 86_400.0
 HOURS_PER_YEAR: Final = 8766.0  # 365.25 days
 
 # Bytes per element of each numeric format.
-BYTES_PER_ELEMENT: Final = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0}
+NVFP4_BYTES_PER_ELEMENT: Final = 0.5 + 1.0 / 16
+"""An NVFP4 element: 4-bit E2M1 with one FP8 (E4M3) scale per block of 16 elements (TensorRT Model Optimizer
+modelopt/torch/quantization/config.py, NVFP4_DEFAULT_CFG: num_bits (2, 1), block_sizes {-1: 16, scale_bits (4, 3)});
+the one FP32 scale per tensor is negligible. Weights and GEMM inputs alike (W4A4)."""
+BYTES_PER_ELEMENT: Final = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": NVFP4_BYTES_PER_ELEMENT}
 BLOCK_FP8_BYTES_PER_ELEMENT: Final = BYTES_PER_ELEMENT["fp8"] + BYTES_PER_ELEMENT["fp32"] / 128
 """An FP8 element with its share of a 1x128 fp32 scale (DeepSeek-V3 §3.3: cached GEMM inputs and dispatch)."""
 DROPOUT_BYTES_PER_ELEMENT: Final = 5.0

@@ -8,7 +8,14 @@ here (tests/test_definitions.py checks that the CLI choices and the layout datac
 from typing import Final, Literal, get_args
 
 Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8"]
-"""Number formats of a GEMM (dense peaks are quoted per format)."""
+"""Number formats of a GEMM that costsim trains in and calibrates (dense peaks are quoted per format)."""
+PeakDtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "fp4"]
+"""Number formats a hardware profile quotes a dense peak for: Dtype and fp4 (NVFP4 on Blackwell), which only serving
+runs (costsim serve --precision fp4; no FP4 training or calibration is modelled)."""
+ServePrecision = Literal["bf16", "fp8", "fp4"]
+"""The weight and GEMM format a serving deployment runs (model/number_formats.py says which GEMMs each puts where)."""
+KvDtype = Literal["bf16", "fp8"]
+"""KV-cache formats (an FP16 cache is the same 2 bytes as BF16)."""
 Precision = Literal["bf16", "fp16", "fp8"]
 """The GEMM precision a run trains in."""
 Schedule = Literal["1f1b", "interleaved", "zb-h1", "dualpipe"]
@@ -20,6 +27,9 @@ Fp8TensorScaling = Literal["delayed", "current"]
 
 DTYPES: Final[tuple[Dtype, ...]] = get_args(Dtype)
 PRECISIONS: Final[tuple[Precision, ...]] = get_args(Precision)
+PEAK_DTYPES: Final[tuple[PeakDtype, ...]] = get_args(PeakDtype)
+SERVE_PRECISIONS: Final[tuple[ServePrecision, ...]] = get_args(ServePrecision)
+KV_DTYPES: Final[tuple[KvDtype, ...]] = get_args(KvDtype)
 SCHEDULES: Final[tuple[Schedule, ...]] = get_args(Schedule)
 RECOMPUTE_MODES: Final[tuple[Recompute, ...]] = get_args(Recompute)
 ATTENTION_KERNELS: Final[tuple[AttentionKernel, ...]] = get_args(AttentionKernel)

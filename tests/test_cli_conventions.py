@@ -50,6 +50,9 @@ def test_list_prints_json_and_csv(what, key, first_column):
 def test_list_gpus_json_has_the_numbers_of_the_table():
     gpus = {g["id"]: g for g in json.loads(invoke("list", "gpus", "--format", "json").stdout)["gpus"]}
     assert gpus["a100-80gb"]["dense_tflop_per_s_fp8"] is None
+    # FP4 (NVFP4) only on Blackwell, dense: twice the FP8 peak (the Blackwell technical brief).
+    assert gpus["h100-sxm"]["dense_tflop_per_s_fp4"] is None
+    assert gpus["b200"]["dense_tflop_per_s_fp4"] == 2 * gpus["b200"]["dense_tflop_per_s_fp8"] == 9000
     assert gpus["h100-sxm"]["dense_tflop_per_s_bf16"] > 900
     assert "h100-sxm5" in gpus["h100-sxm"]["aliases"].split()
     # Issue 13 item 7: each price says its kind and date; the table shows them beside it.

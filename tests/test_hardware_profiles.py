@@ -35,7 +35,7 @@ SPARSE_BF16_HEADLINE = {
     "mi300x": 2614.9,
 }
 
-DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8")
+PEAK_DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "fp4")
 
 
 def _profiles() -> list[HardwareProfile]:
@@ -128,7 +128,7 @@ def test_no_fp8_on_ampere_and_volta():
 @pytest.mark.parametrize("hw", _profiles(), ids=lambda hw: hw.name)
 def test_efficiencies_cover_every_peak_and_are_fractions(hw: HardwareProfile):
     eff = hw.efficiency
-    with_peak = {d for d in DTYPES if hw.has_dtype(d)}
+    with_peak = {d for d in PEAK_DTYPES if hw.has_dtype(d)}
     assert set(eff.gemm_best) == with_peak
     for name in ("attention", "hbm", "scale_up_bus", "scale_out_bus"):
         assert 0 < getattr(eff, name).value <= 1, name

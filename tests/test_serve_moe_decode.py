@@ -109,7 +109,7 @@ def test_two_batch_overlap_hides_each_exchange_under_its_own_window():
     for g in decode.layer_gemms(s.model, "moe"):
         if not g.routed:
             n, k = decode._local_width(g, c.tp.astype(float))
-            gemm[g.name] = float(decode._gemm_s(s, c, c.tp * c.batch, n, k, g)[0])
+            gemm[g.name] = float(decode._gemm_s(s, c, c.tp * c.batch, n, k, g, "moe")[0])
     windowed = (float(parts["elementwise"][0]) - decode.MOE_EXTRA_KERNELS_PER_LAYER * s.rates.kernel_overhead_s) / 2
     pre = gemm["q_down"] + gemm["q_up"] + gemm["kv_down"] + gemm["kv_up"] / 2
     pre += gemm["shared_experts_up"] + gemm["shared_experts_down"]

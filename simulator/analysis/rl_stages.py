@@ -14,7 +14,7 @@ from simulator.errors import CostsimError, InputError
 from simulator.inputs.assumptions import DEFAULT
 from simulator.inputs.catalog import load_hardware
 from simulator.inputs.plan_file import GenerationStage, Plan, ResponsePhase, RLStage
-from simulator.inputs.specs import HardwareProfile, ModelSpec
+from simulator.inputs.specs import GPUS_WITH, HardwareProfile, ModelSpec
 from simulator.inputs.stacks import load_stack
 from simulator.model.efficiency import device_rates
 from simulator.model.serve.decode import DECODE_STEP_OVERHEAD_S
@@ -272,7 +272,10 @@ def _run(plan: Plan, spec: ModelSpec, stage: RLStage | GenerationStage, opts: Co
     hw = load_hardware(stage.gpu or plan.gpu)
     for precision in {stage.generation_precision, getattr(stage, "precision", "bf16"), stage.kv_dtype}:
         if not hw.has_dtype(precision):
-            raise InputError(f"{hw.name} has no {precision} support; set the stage's precisions to bf16 or use a GPU with FP8")
+            raise InputError(
+                f"{hw.name} has no {precision} support; set the stage's precisions to bf16 or use a GPU with "
+                f"{precision.upper()} ({GPUS_WITH.get(precision, 'h100-sxm, b200')})"
+            )
     if stage.mtp_depth and not spec.mtp_depth:
         raise InputError(f"mtp_depth {stage.mtp_depth} needs MTP modules in the model; {spec.name} has none (mtp_depth 0)")
     training = _Training(plan, spec, stage, hw, opts, quoted) if isinstance(stage, RLStage) else None

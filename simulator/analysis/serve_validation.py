@@ -69,7 +69,7 @@ def request_for(case: ServingCase) -> ServeRequest:
         cache_hit_rate=case.cache_hit_rate,
         phase=case.phase,
         deployment="colocated" if case.phase == "both" else "disaggregated",
-        precision=case.precision if case.precision in ("bf16", "fp8") else None,
+        precision=case.precision,
         kv_dtype=case.kv_dtype if case.kv_dtype in ("bf16", "fp8") else "bf16",
         tp=tp,
         dp=dp,
@@ -111,8 +111,6 @@ def predicted_value(case: ServingCase, d: dict) -> float:
 def _unsupported(case: ServingCase) -> str | None:
     if not case.predictable:
         return "the source does not state the GPU count or the lengths a prediction needs"
-    if case.precision not in ("bf16", "fp8"):
-        return f"precision {case.precision} is not modelled by costsim serve (bf16 and fp8 are)"
     return None
 
 

@@ -33,6 +33,9 @@ class Job:
     checkpoint does from 2.1 on (torch.utils.checkpoint, early_stop=True by default): a dense layer's FFN down
     projection is not recomputed. False: the whole layer forward is recomputed (Megatron-LM, reentrant checkpoint,
     PyTorch before 2.1). docs/model.md §2.5."""
+    fp4_linears: bool = False
+    """Serving only (costsim serve --precision fp4): the linear layers model/number_formats.py puts in NVFP4 run
+    there; every other part of the pass is as in `precision` (fp8). Never set for training."""
     gradient_reduce_bytes: float = BYTES_PER_ELEMENT["fp32"]
     """Bytes per gradient element in the data-parallel reduction: 4, fp32 (Llama 3 §3.3.2; FSDP reduce_dtype fp32,
     Composer's DEFAULT mixed precision), or 2, BF16 (Composer's PURE: parameters, gradients and reductions in BF16,

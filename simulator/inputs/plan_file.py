@@ -22,7 +22,7 @@ from simulator.inputs.data_files import plan_dir
 from simulator.inputs.files import read_yaml, validate
 from simulator.inputs.stacks import load_stack
 from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, SECONDS_PER_HOUR, TOKENS_RANGE, count_in_range
-from simulator.vocab import LAYOUT_FIELDS, Fp8Recipe, Precision, Recompute, Schedule
+from simulator.vocab import LAYOUT_FIELDS, Fp8Recipe, KvDtype, Precision, Recompute, Schedule, ServePrecision
 
 
 def _count(value: object) -> float:
@@ -162,8 +162,9 @@ class _Generating(_Schema):
     long_tail_factor: Banded
     """Length of the slowest response of a rollout / the mean response length (capped at the cap): a stated, banded
     input. The rollout ends when the slowest response does (docs/model.md §17.2)."""
-    generation_precision: Literal["bf16", "fp8"] = "bf16"
-    kv_dtype: Literal["bf16", "fp8"] = "bf16"
+    generation_precision: ServePrecision = "bf16"
+    """Weights and GEMMs of the rollout engine: bf16, fp8 or fp4 (NVFP4 on Blackwell; docs/model.md §16.14)."""
+    kv_dtype: KvDtype = "bf16"
     generation_memory_fraction: Annotated[float, Field(gt=0.05, le=1.0)] = 1.0
     """Share of a GPU's memory the rollout engine may fill (vLLM's gpu_memory_utilization; 1: all of it)."""
     mtp_depth: Annotated[int, Field(ge=0, le=8)] = 0

@@ -242,6 +242,7 @@ class RLCase(_PublishedFigure):
     fp8_recipe: Fp8Recipe | None = None
     """The FP8 training recipe where precision_train is fp8 (Megatron fp8_recipe: blockwise is costsim's block)."""
     precision_generation: Precision | None = None
+    """Weights and GEMMs of the rollout engine (fp4: NVFP4, docs/model.md §16.14)."""
     prompts_per_step: Count | None = None
     samples_per_prompt: Count | None = None
     generation_batch: Count | None = None

@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from simulator.errors import SpecError
 from simulator.units import BITS_PER_BYTE, GIB, GIGA, MAX_GPUS, MICRO, TERA
-from simulator.vocab import PUBLISHED_LAYOUT_FIELDS, Dtype, Fp8Recipe, Schedule
+from simulator.vocab import PUBLISHED_LAYOUT_FIELDS, Fp8Recipe, PeakDtype, Schedule
 
 ASSUMPTION = "assumption"
 
@@ -72,6 +72,10 @@ class Sourced(_Spec):
     note: str | None = None
 
 
+GPUS_WITH: dict[str, str] = {"fp8": "h100-sxm, h800, h200, b200, mi300x", "fp4": "b200, gb200"}
+"""Shipped profiles to name in a message where a GPU lacks a format."""
+
+
 class DensePeaks(_Spec):
     """Dense tensor-core peaks in TFLOP/s (decimal), never the 2:4-sparse headline."""
 
@@ -82,6 +86,9 @@ class DensePeaks(_Spec):
     fp16: Sourced
     fp8: Sourced | None = None
     """Absent where the hardware has no FP8 tensor cores."""
+    fp4: Sourced | None = None
+    """NVFP4 (4-bit E2M1 with 16-element block scales); absent where the tensor cores have no FP4 (before Blackwell).
+    Serving only: costsim serve --precision fp4."""
 
 
 class ScaleUp(_Spec):
@@ -159,7 +166,7 @@ class ShapeCurve(_Spec):
 class EfficiencyDefaults(_Spec):
     """Efficiency terms used until a calibration file replaces them. Fractions in (0, 1]."""
 
-    gemm_best: dict[Dtype, Sourced]
+    gemm_best: dict[PeakDtype, Sourced]
     """Best-shape matmul throughput / dense peak per dtype (MAMF from a microbenchmark, or an assumption)."""
     attention: Sourced
     """Flash-attention kernel throughput / BF16 dense peak, FA convention (bwd = 2.5 x fwd)."""
@@ -171,7 +178,7 @@ class EfficiencyDefaults(_Spec):
     """Achieved collective bus bandwidth / NIC line rate."""
     collective_latency_us: Sourced
     """Fixed latency per collective (alpha term), microseconds."""
-    gemm_shape: dict[Dtype, ShapeCurve] = {}
+    gemm_shape: dict[PeakDtype, ShapeCurve] = {}
     """Optional, per dtype: GEMM efficiency against FLOPs per call relative to gemm_best (published measurements)."""
     attention_shape: ShapeCurve | None = None
     """Optional: flash-attention forward efficiency against forward FLOPs per call relative to `attention`."""
@@ -253,7 +260,7 @@ class HardwareProfile(_Spec):
         # Rates are divisors: a zero or absurdly small one would make a step time inf. The bounds sit 10-100x beyond
         # every shipped GPU (V100 FP32 15.7 TFLOP/s to GB200 FP8 5,000; L40S 32 GB/s PCIe to 900 GB/s NVLink 5;
         # 50 to 800 Gbit/s NICs; 300 to 1,200 W; efficiencies 0.3 to 0.96).
-        for dtype in ("fp32", "tf32", "fp16", "fp8"):
+        for dtype in ("fp32", "tf32", "fp16", "fp8", "fp4"):
             peak = getattr(self.dense_tflop_per_s, dtype)
             if peak is not None:
                 _check_range(f"dense_tflop_per_s.{dtype}", peak.value, 0.1, 100_000)
@@ -282,16 +289,16 @@ class HardwareProfile(_Spec):
         return self
 
     # SI accessors ---------------------------------------------------------------
-    def peak_flop_per_s(self, dtype: Dtype) -> float:
+    def peak_flop_per_s(self, dtype: PeakDtype) -> float:
         peak = getattr(self.dense_tflop_per_s, dtype)
         if peak is None:
             raise SpecError(
                 f"{self.name} has no dense {dtype} peak (no {dtype} tensor cores). "
-                f"Use --precision bf16, or a GPU with {dtype} support (h100-sxm, h800, h200, b200, mi300x)."
+                f"Use --precision bf16, or a GPU with {dtype} support ({GPUS_WITH.get(dtype, 'h100-sxm, b200')})."
             )
         return peak.value * TERA
 
-    def has_dtype(self, dtype: Dtype) -> bool:
+    def has_dtype(self, dtype: PeakDtype) -> bool:
         return getattr(self.dense_tflop_per_s, dtype) is not None
 
     @property

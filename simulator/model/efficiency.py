@@ -26,6 +26,7 @@ from simulator.inputs.catalog import load_hardware
 from simulator.inputs.specs import HardwareProfile
 from simulator.model.comms import Fabric
 from simulator.units import BYTES_PER_ELEMENT
+from simulator.vocab import PEAK_DTYPES
 
 # Attention kernels (FlashAttention) report FLOPs with backward = 2.5 x forward because the backward
 # recomputes the scores (flash-attention benchmarks/benchmark_flash_attention.py::flops).
@@ -197,7 +198,7 @@ def device_rates(hw: HardwareProfile, assumptions: Assumptions, attention_kernel
     eff = hw.efficiency
     peaks: dict[str, float] = {}
     gemm: dict[str, float] = {}
-    for dtype in ("fp32", "tf32", "bf16", "fp16", "fp8"):
+    for dtype in PEAK_DTYPES:
         if not hw.has_dtype(dtype):
             continue
         peaks[dtype] = hw.peak_flop_per_s(dtype)

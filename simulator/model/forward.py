@@ -49,9 +49,12 @@ def forward_context(
     assumptions: Assumptions = DEFAULT,
 ) -> Context:
     """The step model's Context for a forward pass: `sequences` of `seq_len` tokens on TP x CP GPUs, experts over
-    EP of them (the tokens of EP data-parallel replicas meet at the experts, as in training)."""
+    EP of them (the tokens of EP data-parallel replicas meet at the experts, as in training). `precision` fp4 (a
+    serving one): the linear layers model/number_formats.py puts in NVFP4 run in FP4, the rest as in fp8."""
     tokens = float(sequences * seq_len * ep)
-    job = with_fp8_recipe(Job(tp * cp * ep, tokens, seq_len, tokens, precision, fp8_recipe=fp8_recipe), model)  # type: ignore[arg-type]
+    fp4 = precision == "fp4"
+    job = Job(tp * cp * ep, tokens, seq_len, tokens, "fp8" if fp4 else precision, fp8_recipe=fp8_recipe, fp4_linears=fp4)  # type: ignore[arg-type]
+    job = with_fp8_recipe(job, model)
     layout = Layout(tp=tp, cp=cp, ep=ep, dp=ep, micro_batch_size=sequences, zero_stage=0)
     return Context(model, job, layout, rates, assumptions)
 

@@ -39,6 +39,7 @@ from simulator.model.memory import (
     state_bytes_per_param,
     unfused_attention_bytes_per_token,
 )
+from simulator.model.number_formats import fp4_eligible
 from simulator.model.pipeline import bubble_s, in_flight_micro_batches, stage_items
 from simulator.units import BLOCK_FP8_BYTES_PER_ELEMENT, BYTES_PER_ELEMENT, DROPOUT_BYTES_PER_ELEMENT
 from simulator.vocab import RECOMPUTE_MODES, SCHEDULES
@@ -124,9 +125,10 @@ class Context:
         """Tokens one GPU sees per micro-batch: the sequence is split by CP; SP gathers it for GEMMs."""
         return self.layout.micro_batch_size * self.job.seq_len / self.layout.cp
 
-    def gemm_s(self, m, n, k, fp8_eligible: bool, count=1.0):
-        """Time of weight GEMMs in the job's precision; FP8 with block scaling runs at the block-scaling factor."""
-        dtype = self.gemm_dtype(fp8_eligible)
+    def gemm_s(self, m, n, k, fp8_eligible: bool, count=1.0, fp4: bool = False):
+        """Time of weight GEMMs in the job's precision; FP8 with block scaling runs at the block-scaling factor.
+        `fp4`: a GEMM that a serving pass in NVFP4 runs in FP4 (Job.fp4_linears and number_formats.fp4_eligible)."""
+        dtype = "fp4" if fp4 and self.job.fp4_linears else self.gemm_dtype(fp8_eligible)
         block = dtype == "fp8" and self.job.fp8_recipe == "block"
         factor = self.assumptions.fp8_gemm_factor if block else 1.0
         return self.rates.gemm_s(m, n, k, dtype, count, factor, weight_gemm=True)
@@ -214,7 +216,7 @@ def _gemm_time(ctx: Context, kind: str, gradients: bool = True) -> GemmTimes:
         if gradients:
             f, d, w = _gemm_passes_s(ctx, m, n, k, g.fp8_eligible, count)
         else:
-            f, d, w = ctx.gemm_s(m, n, k, g.fp8_eligible, count), 0.0, 0.0
+            f, d, w = ctx.gemm_s(m, n, k, g.fp8_eligible, count, fp4_eligible(g, ctx.model, kind)), 0.0, 0.0
         if g.routed and moe is not None and ctx.rates.expert_launch_host_s > 0:
             host_s = expert_host_s(ctx.rates, ctx.job.precision, ctx.job.fp8_recipe)
             f, d, w = (_host_paced_s(x, count, host_s) for x in (f, d, w))

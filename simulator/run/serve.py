@@ -16,6 +16,7 @@ import numpy as np
 from simulator.errors import InputError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.catalog import load_hardware, load_model
+from simulator.inputs.specs import GPUS_WITH
 from simulator.model.efficiency import calibrated_device, device_rates
 from simulator.model.serve.decode import DECODE_STEP_OVERHEAD_S, Setup
 from simulator.model.serve.kv_cache import kv_bytes_per_token
@@ -32,11 +33,12 @@ from simulator.model.serve.search import (
     search_decode,
 )
 from simulator.run.cost import CostOptions, pricing
-from simulator.units import GIB, MEGA, MILLI, SECONDS_PER_HOUR
+from simulator.units import GIB, MEGA, MILLI, NVFP4_BYTES_PER_ELEMENT, SECONDS_PER_HOUR
+from simulator.vocab import KV_DTYPES, SERVE_PRECISIONS
 
 PHASES = ("both", "prefill", "decode")
 DEPLOYMENTS = ("disaggregated", "colocated")
-PRECISIONS = ("bf16", "fp8")
+PRECISIONS = SERVE_PRECISIONS
 MAX_LEN = 10_000_000
 MAX_MTP_DEPTH = 8
 
@@ -53,7 +55,7 @@ class ServeRequest:
     phase: str = "both"
     deployment: str = "disaggregated"
     precision: str | None = None
-    """bf16 or fp8; None: both searched (fp8 only where the GPU has FP8 tensor cores)."""
+    """bf16, fp8 or fp4 (NVFP4, model/number_formats.py); None: every one the GPU has tensor cores for is searched."""
     kv_dtype: str = "bf16"
     tp: int | None = None
     dp: int | None = None
@@ -134,7 +136,7 @@ class ServeRequest:
                     "or drop them"
                 )
         _choice("--deployment", self.deployment, DEPLOYMENTS)
-        _choice("--kv-dtype", self.kv_dtype, PRECISIONS)
+        _choice("--kv-dtype", self.kv_dtype, KV_DTYPES)
         if self.precision is not None:
             _choice("--precision", self.precision, PRECISIONS)
 
@@ -186,9 +188,11 @@ class ServeEstimate:
 
 def _precisions(req: ServeRequest, hw) -> tuple[str, ...]:
     if req.precision is not None:
-        if req.precision == "fp8" and not hw.has_dtype("fp8"):
+        if not hw.has_dtype(req.precision):
+            have = ", ".join(p for p in PRECISIONS if hw.has_dtype(p))
             raise InputError(
-                f"{hw.name} has no FP8 tensor cores; use --precision bf16 or a GPU with FP8 (h100-sxm, h800, h200, b200)"
+                f"{hw.name} has no {req.precision.upper()} tensor cores; use --precision {have.split(', ')[-1]} (it has "
+                f"{have}) or a GPU with {req.precision.upper()} ({GPUS_WITH[req.precision]})"
             )
         return (req.precision,)
     return tuple(p for p in PRECISIONS if hw.has_dtype(p))
@@ -340,8 +344,12 @@ def serve_document(e: ServeEstimate) -> dict:
     d["usd_per_gpu_hour"] = rate
     d["price"] = e.price
     d["candidates_evaluated"] = e.candidates_evaluated
-    d["assumptions"] = serve_assumptions(s)
+    d["assumptions"] = serve_assumptions(s, _chosen_precisions(d))
     return d
+
+
+def _chosen_precisions(d: dict) -> set[str]:
+    return {d[phase]["layout"]["precision"] for phase in ("prefill", "decode") if phase in d}
 
 
 def colocated_prefill_hold(dp_groups: float, admissions_per_group_step: float) -> float:
@@ -405,10 +413,21 @@ def list_price_margins(d: dict, sheet_id: str) -> dict:
     return out
 
 
-def serve_assumptions(s: Setup) -> list[dict]:
-    """Every modelling assumption the numbers rest on, with its value and where it comes from."""
+FP4_FORMATS = {
+    "name": "fp4_formats",
+    "value": f"linear layers in NVFP4 ({NVFP4_BYTES_PER_ELEMENT} B per element with its block scale, weights and "
+    f"inputs); MLA attention projections and MTP modules in FP8; routers and the LM head in BF16; FP4 GEMMs at the "
+    f"profile's FP4 peak x efficiency.gemm_best.fp4",
+    "source": "TensorRT Model Optimizer NVFP4_DEFAULT_CFG and examples/deepseek/ptq.py (model/number_formats.py); "
+    "the accuracy of a quantized checkpoint is not modelled",
+}
+
+
+def serve_assumptions(s: Setup, precisions: set[str] = frozenset()) -> list[dict]:
+    """Every modelling assumption the numbers rest on, with its value and where it comes from; `precisions`: those of
+    the chosen deployments (fp4 adds which GEMMs it puts where)."""
     a, r = s.assumptions, s.rates
-    return [
+    return ([FP4_FORMATS] if "fp4" in precisions else []) + [
         {"name": "rates", "value": r.source, "source": "costsim calibrate (--calibration)" if r.source.startswith("calibration ")
          else "hardware profile efficiencies (costsim list gpus)"},
         {"name": "gemm_sustain", "value": a.gemm_sustain, "source": "fitted to published training throughput (costsim fit)"},

@@ -35,6 +35,7 @@ from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.model.comms import Group, collective_s, moe_low_latency_exchange_s
 from simulator.model.efficiency import DeviceRates
 from simulator.model.flops import Gemm, head_gemm, layer_gemms, layer_kinds
+from simulator.model.number_formats import GEMM_FORMATS, gemm_formats
 from simulator.model.serve.kv_cache import cached_positions, kv_bytes_per_token, kv_shard
 from simulator.units import BLOCK_FP8_BYTES_PER_ELEMENT, BYTES_PER_ELEMENT, MILLI
 
@@ -112,7 +113,7 @@ class Candidates:
     batch: np.ndarray
     """Sequences per GPU in one micro-batch."""
     precision: np.ndarray
-    """GEMM and weight format per candidate: an array of strings (bf16, fp8)."""
+    """Serving precision per candidate: an array of strings (bf16, fp8, fp4; model/number_formats.py)."""
 
     @property
     def stage_gpus(self) -> np.ndarray:
@@ -129,9 +130,10 @@ class Candidates:
 # ------------------------------------------------------------------ weights and memory
 
 
-def _bytes_per_element(precision: np.ndarray, g: Gemm) -> np.ndarray:
-    wide = BYTES_PER_ELEMENT["bf16"]
-    return np.where((precision == "fp8") & g.fp8_eligible, BYTES_PER_ELEMENT["fp8"], wide)
+def _bytes_per_element(s: Setup, c: Candidates, g: Gemm, kind: str) -> np.ndarray:
+    """Bytes per weight element of one GEMM in each candidate's format (model/number_formats.py)."""
+    formats = gemm_formats(c.precision, g, s.model, kind)
+    return np.select([formats == d for d in GEMM_FORMATS], [BYTES_PER_ELEMENT[d] for d in GEMM_FORMATS])
 
 
 def _local_width(g: Gemm, tp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,7 +157,7 @@ def weight_bytes_per_gpu(s: Setup, c: Candidates) -> dict[str, np.ndarray]:
     for kind, count in _layer_counts(model, s.mtp_depth).items():
         per_stage = count / c.pp if kind != "mtp" else count  # MTP modules sit on the last stage with the head
         for g in layer_gemms(model, kind):
-            b = _bytes_per_element(c.precision, g)
+            b = _bytes_per_element(s, c, g, kind)
             if g.routed:
                 # Whole slots per GPU (the busiest holds the ceiling); more GPUs than slots split each expert.
                 slots_here = np.where(c.stage_gpus <= s.expert_slots, np.ceil(s.expert_slots / c.stage_gpus), 1.0)
@@ -198,14 +200,18 @@ def memory_per_gpu(s: Setup, c: Candidates) -> dict[str, np.ndarray]:
 # ------------------------------------------------------------------ step time
 
 
-def _gemm_s(s: Setup, c: Candidates, m, n, k, g: Gemm, count=1.0):
-    fp8 = (c.precision == "fp8") & g.fp8_eligible
-    t8 = s.rates.gemm_s(m, n, k, "fp8", count, weight_gemm=True) if "fp8" in s.rates.peak_flop_per_s else np.inf
-    t16 = s.rates.gemm_s(m, n, k, "bf16", count, weight_gemm=True)
-    return np.where(fp8, t8, t16)
+def _gemm_s(s: Setup, c: Candidates, m, n, k, g: Gemm, kind: str, count=1.0):
+    """Seconds of weight GEMMs, each candidate in its format (a format the GPU lacks: inf, never chosen)."""
+    formats = gemm_formats(c.precision, g, s.model, kind)
+    t = np.full(len(c), np.inf)
+    for dtype in GEMM_FORMATS:
+        here = formats == dtype
+        if here.any() and dtype in s.rates.peak_flop_per_s:
+            t = np.where(here, s.rates.gemm_s(m, n, k, dtype, count, weight_gemm=True), t)
+    return t
 
 
-def _routed_s(s: Setup, c: Candidates, g: Gemm, tokens_per_gpu) -> np.ndarray:
+def _routed_s(s: Setup, c: Candidates, g: Gemm, kind: str, tokens_per_gpu) -> np.ndarray:
     """One routed-expert GEMM on the busiest GPU: only the expert slots hit this step, each at its tokens."""
     moe = s.model.moe
     assert moe is not None
@@ -220,7 +226,7 @@ def _routed_s(s: Setup, c: Candidates, g: Gemm, tokens_per_gpu) -> np.ndarray:
     count = local_slots * p_hit
     # One grouped GEMM runs every local expert (DeepGEMM, CUTLASS grouped): one kernel's fixed cost, not one each.
     per_kernel_extra = (np.maximum(count, 1.0) - 1.0) * s.rates.kernel_overhead_s
-    return _gemm_s(s, c, tokens_per_hit, n, k, g, count=count) - per_kernel_extra
+    return _gemm_s(s, c, tokens_per_hit, n, k, g, kind, count=count) - per_kernel_extra
 
 
 def _attention_core_s(s: Setup, c: Candidates, tokens_per_seq) -> np.ndarray:
@@ -273,11 +279,11 @@ def _layer_parts(s: Setup, c: Candidates, kind: str, tokens_per_seq: float):
     ffn_width = ffn_activation_width(layer_gemms(model, kind))
     for g in layer_gemms(model, kind):
         if g.routed:
-            out["experts"] += _routed_s(s, c, g, tokens_gpu)
+            out["experts"] += _routed_s(s, c, g, kind, tokens_gpu)
             continue
         n, k = _local_width(g, tp)
         key = "attention_proj" if g.component == "attention_proj" else "ffn"
-        t_s = _gemm_s(s, c, tokens_tp, n, k, g)
+        t_s = _gemm_s(s, c, tokens_tp, n, k, g, kind)
         out[key] += t_s
         if g.name == "kv_up":
             pre_core_s, post_core_s = pre_core_s + t_s / 2, post_core_s + t_s / 2
@@ -300,7 +306,9 @@ def _layer_parts(s: Setup, c: Candidates, kind: str, tokens_per_seq: float):
     if moe_layer:
         assert model.moe is not None
         group = Group(c.stage_gpus, 1)
-        dispatch_bytes = np.where(c.precision == "fp8", BLOCK_FP8_BYTES_PER_ELEMENT, act)
+        # FP8 and FP4 deployments dispatch in block FP8 (DeepEP's low-latency dispatch sends FP8 with 1x128 scales;
+        # an NVFP4 expert quantizes its input after it arrives). The combine is BF16.
+        dispatch_bytes = np.where(c.precision != "bf16", BLOCK_FP8_BYTES_PER_ELEMENT, act)
         dispatch_s = moe_low_latency_exchange_s(tokens_gpu, model.moe.top_k, model.d_model, dispatch_bytes, group, s.rates.fabric)
         combine_s = moe_low_latency_exchange_s(tokens_gpu, model.moe.top_k, model.d_model, act, group, s.rates.fabric)
         # Only attention-DP groups exchange tokens: with one group (dp 1) every GPU already holds every token after
@@ -382,11 +390,11 @@ def _micro_batches_s(s: Setup, c: Candidates, micro_batches: int) -> dict[str, n
         exposed_s = exposed_s + count / c.pp * (two_batch_exposed_s(overlap) if micro_batches > 1 else layer["ep_comm"])
     head = head_gemm(model)
     head_n, head_k = _local_width(head, c.tp.astype(float))
-    parts["lm_head"] = _gemm_s(s, c, c.tp * c.batch * verify, head_n, head_k, head)
+    parts["lm_head"] = _gemm_s(s, c, c.tp * c.batch * verify, head_n, head_k, head, "head")
     draft = np.zeros(len(c))
     if s.mtp_depth and model.mtp_depth:
         one = layer_step_s(s, c, "mtp", 1.0)
-        draft = s.mtp_depth * (sum(one.values()) + _gemm_s(s, c, c.tp * c.batch, head_n, head_k, head))
+        draft = s.mtp_depth * (sum(one.values()) + _gemm_s(s, c, c.tp * c.batch, head_n, head_k, head, "head"))
     parts["mtp_draft"] = draft
     parts = {k: micro_batches * v for k, v in parts.items()}
     compute = sum(parts[k] for k in COMPUTE_PARTS) + parts["mtp_draft"]
