@@ -83,7 +83,8 @@ def price_claim_table(d: dict) -> str:
         head.append(("GPU", f"{d['gpu']} ({d['gpu_source']})"))
     for side, c in d["cost"].items():
         if not c["unknown_architecture"]:
-            head.append((f"{side.upper()} serve", c["serve_command"]))
+            formats = sorted({lay["precision"] for lay in c["layouts"].values()})
+            head.append((f"{side.upper()} serve", f"{c['serve_command']}  ({'/'.join(formats)} weights)"))
     cells = []
     for kind in (*KINDS, "mix"):
         price_a, price_b = a["list_usd_per_million"][kind], b["list_usd_per_million"][kind]

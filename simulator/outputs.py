@@ -1516,6 +1516,8 @@ class KnownCost(_Fixed):
     serve_command: str
     """The costsim serve command that reports the same costs and margins."""
     published_margin: PublishedMargin | None
+    fp4_formats: dict[str, Any] | None = None
+    """Where a chosen deployment is fp4: which GEMMs it puts in which format (docs/model.md §16.14)."""
 
 
 class BandEntry(_Fixed):

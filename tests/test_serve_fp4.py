@@ -11,8 +11,11 @@ import pytest
 from cli_support import clean_error, invoke
 from test_rl_plan import SMALL_PLAN, _write
 
+from simulator import api
 from simulator.analysis.plans import run_plan
+from simulator.errors import InputError
 from simulator.inputs.catalog import load_hardware, load_model
+from simulator.inputs.fleet_file import ServeOptions
 from simulator.inputs.plan_file import load_plan
 from simulator.model.flops import layer_gemms, layer_kinds
 from simulator.model.forward import forward_context, forward_layer_s
@@ -139,3 +142,30 @@ def test_rl_stage_generates_in_fp4_on_blackwell_and_is_refused_elsewhere(tmp_pat
     plan["stages"][0]["generation_precision"] = "fp4"
     out = clean_error(invoke("estimate", "--plan", _write(tmp_path, plan)), "h100-sxm has no fp4", exit_code=1)
     assert "b200, gb200" in out
+
+
+def test_fp4_is_refused_as_a_training_precision():
+    """FP4 is a serving format: the API's training estimate and training claim refuse it instead of running BF16
+    under an fp4 label."""
+    with pytest.raises(InputError, match="not a training precision.*serving format"):
+        api.estimate("llama-3.1-8b", gpu="b200", num_gpus=8, tokens="1T", precision="fp4")
+    with pytest.raises(InputError, match="not a training precision"):
+        api.claim("llama-3.1-8b", gpu="b200", gpu_hours=20000, tokens="1T", num_gpus=8, precision="fp4")
+
+
+def test_a_fleet_file_may_serve_in_fp4():
+    options = ServeOptions(input_len=1000, output_len=500, precision="fp4", kv_dtype="fp8")
+    assert options.precision == "fp4"
+    with pytest.raises(ValueError, match="kv_dtype"):
+        ServeOptions(input_len=1000, output_len=500, kv_dtype="fp4")
+
+
+def test_price_claim_on_blackwell_says_its_cost_is_an_fp4_deployment():
+    r = invoke("claim", "--cheaper", "deepseek-reasoner-2025", "openai-o1-2025-01", "--ratio", "20-50", "--gpu", "b200",
+               "--format", "json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert {lay["precision"] for lay in d["cost"]["a"]["layouts"].values()} == {"fp4"}
+    assert "a_fp4_formats" in {a["name"] for a in d["assumptions"]}
+    text = invoke("claim", "--cheaper", "deepseek-reasoner-2025", "openai-o1-2025-01", "--ratio", "20-50", "--gpu", "b200")
+    assert "(fp4 weights)" in text.output

@@ -26,7 +26,7 @@ from simulator.analysis.public_runs import case_scenario, evaluate, reported_mfu
 from simulator.errors import CostsimError, InputError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.catalog import load_hardware, load_model
-from simulator.inputs.job import DEFAULT_SEQ_LEN, make_job
+from simulator.inputs.job import DEFAULT_SEQ_LEN, check_training_precision, make_job
 from simulator.inputs.published import PublishedRun, public_cases
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.model.flops import flop_utilization, parameter_counts
@@ -396,6 +396,7 @@ def assess_claim(
             (match.job.precision, f"published run {match.id}") if match else ("bf16", "default (no published run of this model)")
         )
     else:
+        check_training_precision(precision)
         precision_source = "--precision"
     peak = hw.peak_flop_per_s(precision)  # SpecError when the GPU lacks this precision
 

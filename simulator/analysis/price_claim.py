@@ -298,6 +298,8 @@ def _known_cost(sheet_id, sheet, spec, spec_source, gpu, request, request_source
         "margin": mix_price(prices, mix) / cost_mix - 1.0,
         "margin_by_kind": by_kind,
         "serve_command": _serve_command(spec, gpu, options, sheet_id, usd_per_gpu_hour),
+        # Which GEMMs an FP4 deployment puts where, and that a quantized checkpoint's accuracy is not modelled.
+        "fp4_formats": next((a for a in d["assumptions"] if a["name"] == "fp4_formats"), None),
         "published_margin": _published_margin(own, own_where, prices) if on_own_gpu else None,
     }
 
@@ -580,4 +582,6 @@ def _assumptions(d: dict, request_source: str) -> list[dict]:
             {"name": f"{side}_usd_per_gpu_hour", "value": c["usd_per_gpu_hour"], "source": c["gpu_price_source"]},
             {"name": f"{side}_utilization", "value": 1.0, "source": UTILIZATION_SOURCE},
         ]  # fmt: skip
+        if c.get("fp4_formats"):
+            out.append({**c["fp4_formats"], "name": f"{side}_fp4_formats"})
     return out

@@ -39,6 +39,7 @@ from simulator.run.rl import (
 )
 from simulator.run.scenario import resolve
 from simulator.units import GIB, SECONDS_PER_DAY, SECONDS_PER_HOUR
+from simulator.vocab import SERVE_PRECISIONS
 
 BAND_POINTS = ("value", "low", "high")
 """The stated, banded inputs (mean response length, long-tail factor) are taken at their values, then all at their
@@ -272,9 +273,10 @@ def _run(plan: Plan, spec: ModelSpec, stage: RLStage | GenerationStage, opts: Co
     hw = load_hardware(stage.gpu or plan.gpu)
     for precision in {stage.generation_precision, getattr(stage, "precision", "bf16"), stage.kv_dtype}:
         if not hw.has_dtype(precision):
+            have = ", ".join(p for p in SERVE_PRECISIONS if hw.has_dtype(p))
             raise InputError(
-                f"{hw.name} has no {precision} support; set the stage's precisions to bf16 or use a GPU with "
-                f"{precision.upper()} ({GPUS_WITH.get(precision, 'h100-sxm, b200')})"
+                f"{hw.name} has no {precision} support; set the stage's precisions to formats it has ({have}) or use a "
+                f"GPU with {precision.upper()} ({GPUS_WITH.get(precision, 'h100-sxm, b200')})"
             )
     if stage.mtp_depth and not spec.mtp_depth:
         raise InputError(f"mtp_depth {stage.mtp_depth} needs MTP modules in the model; {spec.name} has none (mtp_depth 0)")

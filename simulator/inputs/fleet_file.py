@@ -10,7 +10,7 @@ Shipped fleet files live in fleets/ and are found by name, as plans are.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -18,6 +18,7 @@ from simulator.errors import SpecError
 from simulator.inputs.data_files import data_dir
 from simulator.inputs.files import read_yaml, validate
 from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, SECONDS_PER_DAY, SECONDS_PER_HOUR, count_in_range
+from simulator.vocab import KvDtype, ServePrecision
 
 FLEET_FOLDER = "fleets"
 HOURS_PER_DAY = round(SECONDS_PER_DAY / SECONDS_PER_HOUR)
@@ -195,8 +196,9 @@ class ServeOptions(_Schema):
     input_len: Annotated[int, Field(ge=1, le=MAX_LEN)]
     """Mean prompt tokens per request."""
     output_len: Annotated[int, Field(ge=1, le=MAX_LEN)]
-    precision: Literal["bf16", "fp8"] | None = None
-    kv_dtype: Literal["bf16", "fp8"] = "bf16"
+    precision: ServePrecision | None = None
+    """bf16, fp8 or fp4 (NVFP4 on Blackwell); None: every format the GPU has, searched."""
+    kv_dtype: KvDtype = "bf16"
     tp: Gpus | None = None
     dp: Gpus | None = None
     pp: Gpus | None = None

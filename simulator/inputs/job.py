@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from simulator.errors import InputError
 from simulator.inputs.specs import ModelSpec
 from simulator.units import BYTES_PER_ELEMENT, MEBI, SECONDS_PER_HOUR
-from simulator.vocab import AttentionKernel, Fp8Recipe, Precision
+from simulator.vocab import PRECISIONS, AttentionKernel, Fp8Recipe, Precision
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,7 @@ def make_job(
 ) -> Job:
     """A Job with the stated defaults: the model's sequence length, about 4M tokens per step, and the
     model's published FP8 recipe."""
+    check_training_precision(precision)
     if fp8_recipe is not None and precision != "fp8":
         raise InputError(f"--fp8-recipe {fp8_recipe} applies to --precision fp8 only (got {precision}); drop it or use fp8")
     s = seq_len or model.default_seq_len or DEFAULT_SEQ_LEN
@@ -86,6 +87,13 @@ def make_job(
         raise InputError(f"--tokens {tokens:.4g} is less than one step of {global_batch_tokens:.4g} tokens")
     job = Job(num_gpus, tokens, s, global_batch_tokens, precision, attention_kernel, dropout, fp8_recipe)  # type: ignore[arg-type]
     return with_fp8_recipe(job, model)
+
+
+def check_training_precision(precision: str) -> None:
+    """Training runs in bf16, fp16 or fp8; fp4 (NVFP4) is a serving format only (docs/model.md §16.14)."""
+    if precision not in PRECISIONS:
+        serving = " (fp4 is a serving format: costsim serve --precision fp4)" if precision == "fp4" else ""
+        raise InputError(f"precision {precision!r} is not a training precision{serving}; use one of {', '.join(PRECISIONS)}")
 
 
 def tensor_scaled_fp8(precision: str, fp8_recipe: str | None) -> bool:

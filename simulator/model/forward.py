@@ -66,7 +66,9 @@ def forward_comm_s(ctx: Context, kind: str) -> dict[str, float]:
     out = {"tp_comm": 4 * collective_s("all_gather", t * model.d_model * act, tp_group(lay), fabric)}
     out["cp_comm"] = collective_s("all_gather", 2 * t * lay.cp * kv_width(model) * act / lay.tp, cp_group(lay), fabric)
     if ctx.work[kind].ffn == "moe" and model.moe is not None:
-        block_fp8 = job.precision == "fp8" and job.fp8_recipe == "block"
+        # FP4 deployments dispatch in block FP8 whatever the model's training recipe (DeepEP's FP8 dispatch, as in
+        # decode; docs/model.md §16.14).
+        block_fp8 = job.precision == "fp8" and (job.fp8_recipe == "block" or job.fp4_linears)
         dispatch = BLOCK_FP8_BYTES_PER_ELEMENT if block_fp8 else act
         out["ep_comm"] = moe_dispatch_combine_s(
             t / lay.tp, model.moe.top_k, model.d_model, dispatch, act, ep_group(lay), fabric, model.moe.max_nodes_per_token

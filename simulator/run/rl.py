@@ -141,7 +141,8 @@ def generate(s: Setup, responses: float, gpus: int, tail_len: float, precision: 
             f"the {gpus:,} generation GPUs cannot hold {s.model.name}: the smallest decode layout that divides them "
             f"(TP{c.tp[i]:.0f} x DP{c.dp[i]:.0f} x PP{c.pp[i]:.0f}) needs {memory['total'][i] / GIB:,.1f} GiB per GPU "
             f"(weights {memory['weights'][i] / GIB:,.1f} GiB, KV cache {memory['kv_cache'][i] / GIB:,.1f} GiB) against "
-            f"{capacity / GIB:,.1f} GiB; give more GPUs, generation_precision fp8, kv_dtype fp8 or a shorter response "
+            f"{capacity / GIB:,.1f} GiB; give more GPUs, a narrower generation_precision (fp8; fp4 on Blackwell), "
+            "kv_dtype fp8 or a shorter response "
             "length"
         )
     fits &= largest_batch(c, fits)

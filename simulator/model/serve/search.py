@@ -144,7 +144,8 @@ def best_decode(found: DecodeSearch, min_tokens_per_s_per_user: float | None) ->
         raise InfeasibleError(
             f"no decode layout fits: the smallest needs {need / GIB:.1f} GiB per GPU on {have:.0f} GPUs "
             f"(weights {found.memory['weights'][i] / GIB:.1f} GiB, KV cache {found.memory['kv_cache'][i] / GIB:.1f} GiB); "
-            "allow more GPUs (leave --tp/--dp/--pp/--num-gpus out), use --precision fp8 or --kv-dtype fp8, or shorten "
+            "allow more GPUs (leave --tp/--dp/--pp/--num-gpus out), use a narrower --precision (fp8; fp4 on Blackwell) or "
+            "--kv-dtype fp8, or shorten "
             "--input-len/--output-len"
         )
     if min_tokens_per_s_per_user is not None:
@@ -252,7 +253,8 @@ def best_prefill(points: list[PrefillPoint], hbm_bytes: float, max_ttft_s: float
         smallest = min(points, key=lambda p: p.memory_bytes)
         raise InfeasibleError(
             f"no prefill layout fits: the smallest needs {smallest.memory_bytes / GIB:.1f} GiB of weights per GPU "
-            f"at TP{smallest.tp} x EP{smallest.ep}; allow wider layouts (leave --tp/--ep out) or use --precision fp8"
+            f"at TP{smallest.tp} x EP{smallest.ep}; allow wider layouts (leave --tp/--ep out) or use a narrower --precision "
+            "(fp8; fp4 on Blackwell)"
         )
     if max_ttft_s is not None:
         fast = [p for p in fits if p.ttft_s <= max_ttft_s]
