@@ -102,6 +102,13 @@ def serve_command(
         typer.Option(help="The engine's cap on decode sequences per GPU per micro-batch (CUDA-graph batch, dispatch buffer)"),
     ] = None,
     redundant_experts: Annotated[int, typer.Option(help="Extra expert replicas per stage (DeepSeek: 32)")] = 0,
+    two_batch_overlap: Annotated[
+        bool,
+        typer.Option(
+            "--two-batch-overlap/--no-two-batch-overlap",
+            help="Whether the engine hides the MoE exchange under a second micro-batch where faster (DeepSeek, SGLang)",
+        ),
+    ] = True,
     mtp_depth: Annotated[int, typer.Option(help="MTP / speculative draft tokens per step")] = 0,
     mtp_accept: Annotated[float | None, typer.Option(help="Acceptance rate of a drafted token (needs --mtp-depth)")] = None,
     tpot_ms: Annotated[float | None, typer.Option(help="Latency target: time per output token, ms")] = None,
@@ -140,6 +147,7 @@ def serve_command(
             deployment=deployment.value, precision=precision.value if precision else None, kv_dtype=kv_dtype.value,
             tp=tp, dp=dp, pp=pp, ep=ep, num_gpus=num_gpus, batch_per_gpu=batch_per_gpu, max_batch_per_gpu=max_batch_per_gpu,
             redundant_experts=redundant_experts, mtp_depth=mtp_depth, mtp_accept=mtp_accept,
+            two_batch_overlap=two_batch_overlap,
             tpot_s=None if tpot_ms is None else tpot_ms * MILLI, ttft_s=None if ttft_ms is None else ttft_ms * MILLI,
             min_tokens_per_s_per_user=min_tokens_per_s_per_user, usd_per_gpu_hour=usd_per_gpu_hour,
             utilization=utilization, price_sheet=price_sheet, calibration=calibration,

@@ -1143,6 +1143,8 @@ class ServeRequestEcho(_Fixed):
     kv_dtype: Literal["bf16", "fp8"]
     mtp_depth: int
     mtp_accept: float | None
+    two_batch_overlap: bool
+    """Whether the engine may hide the MoE exchange under a second micro-batch (--no-two-batch-overlap: it does not)."""
     min_tokens_per_s_per_user: float | None
     """The per-user speed target (from --tpot-ms or --min-tokens-per-s-per-user); null: none."""
     ttft_s: float | None

@@ -4,10 +4,12 @@ co-located prefill holds under attention DP."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from cli_support import invoke
 
 from simulator.inputs.assumptions import DEFAULT as DEFAULT_ASSUMPTIONS
 from simulator.inputs.catalog import load_model
@@ -282,3 +284,33 @@ def test_ffn_activation_width_counts_ffn_down_projections_only():
     assert decode.ffn_activation_width(layer_gemms(v3, "moe")) == v3.moe.shared_width == 2048
     llama = load_model("llama-3.1-70b")
     assert decode.ffn_activation_width(layer_gemms(llama, "dense")) == llama.d_ff
+
+
+def test_no_two_batch_overlap_runs_one_micro_batch_with_the_exchange_exposed():
+    """--no-two-batch-overlap: an engine that does not hide the MoE exchange under a second micro-batch (TensorRT-LLM's
+    2025 DeepSeek recipe, docs/model.md §16.5). Decode runs one micro-batch with the whole exchange exposed, and the
+    option is echoed in the request and the assumptions."""
+    layout = ("--tp", "1", "--dp", "32", "--pp", "1", "--batch-per-gpu", "128")
+    request = ("--input-len", "2000", "--output-len", "100", "--phase", "decode", "--precision", "fp8")
+    args = ("serve", "deepseek-v3", "--gpu", "h100-sxm", *layout, *request, "--format", "json")
+    on = json.loads(invoke(*args).output)
+    off = json.loads(invoke(*args, "--no-two-batch-overlap").output)
+    assert on["decode"]["micro_batches"] == 2 and off["decode"]["micro_batches"] == 1
+    assert off["decode"]["breakdown_s"]["ep_comm_exposed"] > on["decode"]["breakdown_s"]["ep_comm_exposed"]
+    assert off["decode"]["output_tokens_per_s_per_gpu"] < on["decode"]["output_tokens_per_s_per_gpu"]
+    assert (on["request"]["two_batch_overlap"], off["request"]["two_batch_overlap"]) == (True, False)
+    assert {a["name"]: a["value"] for a in off["assumptions"]}["two_batch_overlap"] is False
+
+
+def test_trtllm_deepseek_cases_state_their_engine_overlaps_no_second_micro_batch():
+    """The TensorRT-LLM DeepSeek-R1 cases are predicted without two-batch overlap, each saying why (its blog3 names
+    'More communication overlap' as future work); the DeepSeek and SGLang cases keep it."""
+    from simulator.inputs.serving_cases import serving_cases
+
+    cases = serving_cases()
+    trtllm = [c for c in cases if c.id.startswith("trtllm-deepseek")]
+    assert len(trtllm) == 5
+    for c in trtllm:
+        assert c.two_batch_overlap is False
+        assert any("More communication overlap" in a for a in c.assumptions), c.id
+    assert all(c.two_batch_overlap for c in cases if c.id.startswith(("sglang-deepseek", "deepseek-prod")))

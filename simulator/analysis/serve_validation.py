@@ -83,6 +83,7 @@ def request_for(case: ServingCase) -> ServeRequest:
         max_replica_sequences=cap if tp is None else None,
         mtp_depth=case.mtp_depth or 0,
         redundant_experts=case.redundant_experts,
+        two_batch_overlap=case.two_batch_overlap,
         mtp_accept=accept if case.mtp_depth else None,
         tpot_s=slo.tpot_s if slo else None,
         ttft_s=slo.ttft_s if slo else None,

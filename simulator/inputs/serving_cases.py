@@ -143,6 +143,9 @@ class ServingCase(_PublishedFigure):
     mtp_depth: Annotated[int, Field(ge=0, le=64)] | None = 0
     """Speculative (MTP) tokens per step; None where the source does not say whether MTP ran."""
     mtp_accept: Share | None = None
+    two_batch_overlap: bool = True
+    """False where the source's engine did not overlap the MoE exchange with a second micro-batch (stated in
+    `assumptions`); True: the model takes the faster of one and two micro-batches, as DeepSeek and SGLang run."""
     slo: Slo | None = None
     metric: ServingMetric
 

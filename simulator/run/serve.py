@@ -73,6 +73,10 @@ class ServeRequest:
     mtp_depth: int = 0
     mtp_accept: float | None = None
     redundant_experts: int = 0
+    two_batch_overlap: bool = True
+    """Whether the engine may hide the MoE exchange under a second micro-batch (DeepSeek's dual micro-batch overlap,
+    SGLang's --enable-two-batch-overlap); where it may, each candidate takes the faster of one and two micro-batches.
+    False: an engine that does not overlap them (docs/model.md §16.5)."""
     utilization: float = 1.0
     """Served / provisioned throughput: the GPUs are paid for whether busy or not, so $/M divides by it."""
     price_sheet: str | None = None
@@ -227,7 +231,7 @@ def setup_for(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> Setup:
         raise InputError(f"--mtp-depth needs MTP modules in the model; {model.name} has none (mtp_depth 0 in its spec)")
     assumptions = assumptions.for_generation(hw.generation)
     return Setup(model, hw, rates, assumptions, req.input_len, req.output_len, req.kv_dtype, req.mtp_depth,
-                 req.mtp_accept or 0.0, req.redundant_experts)  # fmt: skip
+                 req.mtp_accept or 0.0, req.redundant_experts, req.two_batch_overlap)  # fmt: skip
 
 
 def serve(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> ServeEstimate:
@@ -298,6 +302,7 @@ def serve_document(e: ServeEstimate) -> dict:
     d["request"] = {"input_len": req.input_len, "output_len": req.output_len, "cache_hit_rate": req.cache_hit_rate,
                     "phase": req.phase, "deployment": req.deployment, "kv_dtype": req.kv_dtype,
                     "mtp_depth": req.mtp_depth, "mtp_accept": req.mtp_accept,
+                    "two_batch_overlap": req.two_batch_overlap,
                     "min_tokens_per_s_per_user": req.min_user_speed, "ttft_s": req.ttft_s}  # fmt: skip
     d["kv_cache_bytes_per_token"] = kv_bytes_per_token(s.model, s.kv_dtype)
     rate = e.usd_per_gpu_hour
@@ -436,6 +441,9 @@ def serve_assumptions(s: Setup, precisions: set[str] = frozenset()) -> list[dict
         {"name": "decode_step_overhead_s", "value": DECODE_STEP_OVERHEAD_S,
          "source": "vllm-project/vllm#10634 (residual engine time per step with asynchronous scheduling)"},
         {"name": "mean_context", "value": s.mean_context, "source": "input + output / 2 (continuous batching)"},
+        {"name": "two_batch_overlap", "value": s.ep_overlap,
+         "source": "--two-batch-overlap (default): the faster of one and two micro-batches per candidate"
+         if s.ep_overlap else "--no-two-batch-overlap: the engine does not overlap the MoE exchange"},
         {"name": "utilization", "value": "--utilization", "source": "served / provisioned throughput, given (default 1)"},
         {"name": "memory_reserved_bytes", "value": a.memory_reserved_bytes, "source": "as training (docs/model.md §3.5)"},
         {"name": "cached_token_load", "value": "KV bytes / scale-out bandwidth per GPU",
