@@ -15,7 +15,7 @@ from cli.fleet import register
 from simulator import api
 from simulator.errors import CostsimError, InputError, SpecError
 from simulator.inputs.data_files import data_dir
-from simulator.inputs.fleet_file import fleet_dir, fleet_ids, load_fleet
+from simulator.inputs.fleet_file import ServeOptions, fleet_dir, fleet_ids, load_fleet
 
 # A small synthetic day whose books are worked by hand below: 2-node prefill units, 4-node decode units.
 SMALL = {
@@ -330,3 +330,11 @@ def test_the_command_fails_cleanly_on_a_bad_file(tmp_path):
     assert r.exit_code == 1 and isinstance(r.exception, SystemExit)
     assert r.output.startswith("error: ") and "rates.prefill_input_tokens_per_s_per_node" in r.output
     assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
+
+
+def test_a_fleet_file_may_state_an_engine_without_two_batch_overlap():
+    """A fleet's serve options pass --no-two-batch-overlap through to costsim serve (the keyword names are serve's)."""
+    from simulator.run.serve import ServeRequest
+
+    options = ServeOptions(input_len=1000, output_len=500, two_batch_overlap=False)
+    assert ServeRequest("deepseek-v3", "h800", **options.request()).two_batch_overlap is False

@@ -208,6 +208,8 @@ class ServeOptions(_Schema):
     redundant_experts: Annotated[int, Field(ge=0, le=100_000)] = 0
     mtp_depth: Annotated[int, Field(ge=0, le=8)] = 0
     mtp_accept: Annotated[float, Field(ge=0, le=0.999)] | None = None
+    two_batch_overlap: bool = True
+    """False for an engine that does not hide the MoE exchange under a second micro-batch (serve --no-two-batch-overlap)."""
     tpot_s: Annotated[float, Field(gt=0, le=1e4)] | None = None
     """Latency target: time per output token, seconds."""
     ttft_s: Annotated[float, Field(gt=0, le=1e4)] | None = None
