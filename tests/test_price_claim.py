@@ -201,3 +201,17 @@ def test_parse_ratio(text, low, high, as_stated):
 def test_parse_ratio_refuses(bad):
     with pytest.raises(InputError, match="--ratio"):
         parse_ratio(bad)
+
+
+def test_the_serve_command_writes_switches_as_flags():
+    """A serve option that is a switch (two_batch_overlap) is written as --name / --no-name, and left out at its
+    default, so the command the claim prints runs."""
+    from simulator.analysis.price_claim import _serve_command
+
+    off = _serve_command("deepseek-v3", "h800", {"input_len": 1000, "two_batch_overlap": False}, R1, None)
+    assert "--no-two-batch-overlap" in off.split() and "False" not in off
+    on = _serve_command("deepseek-v3", "h800", {"input_len": 1000, "two_batch_overlap": True}, R1, None)
+    assert "two-batch-overlap" not in on
+    r = invoke(*off.split()[1:], "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["request"]["two_batch_overlap"] is False

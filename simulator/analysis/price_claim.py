@@ -244,8 +244,12 @@ def _architecture(side: str, sheet_id: str, sheet, model: str | None) -> tuple[s
 def _serve_command(spec: str, gpu: str, options: dict, sheet_id: str, usd_per_gpu_hour: float | None) -> str:
     """The `costsim serve` command that gives the same costs and margins."""
     words = ["costsim serve", spec, "--gpu", gpu]
+    defaults = {"kv_dtype": "bf16", "redundant_experts": 0, "mtp_depth": 0, "two_batch_overlap": True}
     for key, value in options.items():
-        if value is None or value == {"kv_dtype": "bf16", "redundant_experts": 0, "mtp_depth": 0}.get(key, object()):
+        if value is None or value == defaults.get(key, object()):
+            continue
+        if isinstance(value, bool):  # a switch: --name / --no-name
+            words.append(f"--{'' if value else 'no-'}{key.replace('_', '-')}")
             continue
         if key in ("tpot_s", "ttft_s"):
             key, value = key.removesuffix("_s") + "_ms", value / MILLI
