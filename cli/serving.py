@@ -176,7 +176,8 @@ def serve_table(d: dict) -> str:
 
     req = d["request"]
     lines = [f"{d['model']} on {d['gpu']}: {req['input_len']:,} in / {req['output_len']:,} out, "
-             f"cache hits {req['cache_hit_rate']:.0%}, {req['deployment']}"]  # fmt: skip
+             f"cache hits {req['cache_hit_rate']:.0%}, {req['deployment']}"
+             + ("" if req["two_batch_overlap"] else ", no two-batch overlap")]  # fmt: skip
     if "prefill" in d:
         p = d["prefill"]
         lay = p["layout"]

@@ -9,13 +9,14 @@ import math
 import pytest
 import typer
 import yaml
+from cli_support import invoke
 from typer.testing import CliRunner
 
 from cli.fleet import register
 from simulator import api
 from simulator.errors import CostsimError, InputError, SpecError
 from simulator.inputs.data_files import data_dir
-from simulator.inputs.fleet_file import ServeOptions, fleet_dir, fleet_ids, load_fleet
+from simulator.inputs.fleet_file import fleet_dir, fleet_ids, load_fleet
 
 # A small synthetic day whose books are worked by hand below: 2-node prefill units, 4-node decode units.
 SMALL = {
@@ -332,9 +333,18 @@ def test_the_command_fails_cleanly_on_a_bad_file(tmp_path):
     assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
 
 
-def test_a_fleet_file_may_state_an_engine_without_two_batch_overlap():
-    """A fleet's serve options pass --no-two-batch-overlap through to costsim serve (the keyword names are serve's)."""
-    from simulator.run.serve import ServeRequest
-
-    options = ServeOptions(input_len=1000, output_len=500, two_batch_overlap=False)
-    assert ServeRequest("deepseek-v3", "h800", **options.request()).two_batch_overlap is False
+@pytest.mark.parametrize("two_batch_overlap", [True, False])
+def test_the_printed_serve_command_runs_and_gives_the_predicted_rate(two_batch_overlap):
+    """Each predicted rate names the `costsim serve` command that gives it; that command runs and reports the same
+    tokens/s per GPU, with the file's two_batch_overlap written as a switch (--no-two-batch-overlap) or left out."""
+    raw = yaml.safe_load((fleet_dir() / "deepseek-v3-r1-day.yaml").read_text())
+    raw["serve"]["two_batch_overlap"] = two_batch_overlap
+    d = api.fleet(raw, predict_rates=True).to_dict()
+    for phase, key in (("prefill", "input_tokens_per_s_per_gpu"), ("decode", "output_tokens_per_s_per_gpu")):
+        command = d["rates"][phase]["source"].removeprefix("predicted by ").split(":")[0]
+        assert ("--no-two-batch-overlap" in command) is (not two_batch_overlap)
+        r = invoke(*command.split()[1:], "--format", "json")
+        assert r.exit_code == 0, (command, r.output)
+        served = json.loads(r.output)
+        assert served[phase][key] == pytest.approx(d["rates"][phase]["serve"]["tokens_per_s_per_gpu"], rel=1e-9)
+        assert served["request"]["two_batch_overlap"] is two_batch_overlap

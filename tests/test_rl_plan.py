@@ -873,3 +873,16 @@ def test_nemo_rl_trains_on_the_2025_megatron_stack_and_a_stage_may_name_its_stac
     assert training_s(stage) > 1.5 * training_s(stage.model_copy(update={"training_stack": None}))
     with pytest.raises(ValidationError, match="training_stack: unknown stack 'megatron-2099'.*megatron-core-2025"):
         RLStage.model_validate(stage.model_dump() | {"training_stack": "megatron-2099"})
+
+
+def test_a_stage_may_roll_out_on_an_engine_without_two_batch_overlap(tmp_path):
+    """`two_batch_overlap: false` (vLLM without --enable-dbo) reaches the rollout's serving model; a dense model has
+    no MoE exchange to hide, so its rollout is the same either way."""
+    from simulator.run.rl import generation_setup
+
+    hw, spec = load_hardware("h100-sxm"), load_model("deepseek-v3")
+    rates = device_rates(hw, DEFAULT)
+    assert generation_setup(spec, hw, rates, DEFAULT, 100, 500, two_batch_overlap=False).ep_overlap is False
+    assert generation_setup(spec, hw, rates, DEFAULT, 100, 500).ep_overlap is True
+    off, on = _run(tmp_path, two_batch_overlap=False), _run(tmp_path)
+    assert [p.generation.seconds for p in off.rl_stages[0].phases] == [p.generation.seconds for p in on.rl_stages[0].phases]

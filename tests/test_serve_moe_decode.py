@@ -300,6 +300,8 @@ def test_no_two_batch_overlap_runs_one_micro_batch_with_the_exchange_exposed():
     assert off["decode"]["output_tokens_per_s_per_gpu"] < on["decode"]["output_tokens_per_s_per_gpu"]
     assert (on["request"]["two_batch_overlap"], off["request"]["two_batch_overlap"]) == (True, False)
     assert {a["name"]: a["value"] for a in off["assumptions"]}["two_batch_overlap"] is False
+    table = invoke(*args[:-2], "--no-two-batch-overlap").output.splitlines()[0]
+    assert table.endswith(", no two-batch overlap") and "overlap" not in invoke(*args[:-2]).output.splitlines()[0]
 
 
 def test_trtllm_deepseek_cases_state_their_engine_overlaps_no_second_micro_batch():
@@ -314,3 +316,13 @@ def test_trtllm_deepseek_cases_state_their_engine_overlaps_no_second_micro_batch
         assert c.two_batch_overlap is False
         assert any("More communication overlap" in a for a in c.assumptions), c.id
     assert all(c.two_batch_overlap for c in cases if c.id.startswith(("sglang-deepseek", "deepseek-prod")))
+
+
+@pytest.mark.parametrize("value", ["false", None, 0])
+def test_two_batch_overlap_must_be_a_boolean(value):
+    """The API takes true or false, not a string that reads like one (which would run with the overlap on)."""
+    from simulator import api
+    from simulator.errors import InputError
+
+    with pytest.raises(InputError, match="two_batch_overlap must be true or false"):
+        api.serve("deepseek-v3", "h800", phase="decode", two_batch_overlap=value)

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 from simulator.errors import CostsimError, InputError
 from simulator.inputs.serving_cases import PRICE_KEYS, price_sheet, price_sheets, sheet_prices
-from simulator.units import MILLI
 
 KINDS = ("input", "cached_input", "output")
 KIND_LABELS = {"input": "input (cache miss)", "cached_input": "cached input", "output": "output"}
@@ -243,17 +242,9 @@ def _architecture(side: str, sheet_id: str, sheet, model: str | None) -> tuple[s
 
 def _serve_command(spec: str, gpu: str, options: dict, sheet_id: str, usd_per_gpu_hour: float | None) -> str:
     """The `costsim serve` command that gives the same costs and margins."""
-    words = ["costsim serve", spec, "--gpu", gpu]
-    defaults = {"kv_dtype": "bf16", "redundant_experts": 0, "mtp_depth": 0, "two_batch_overlap": True}
-    for key, value in options.items():
-        if value is None or value == defaults.get(key, object()):
-            continue
-        if isinstance(value, bool):  # a switch: --name / --no-name
-            words.append(f"--{'' if value else 'no-'}{key.replace('_', '-')}")
-            continue
-        if key in ("tpot_s", "ttft_s"):
-            key, value = key.removesuffix("_s") + "_ms", value / MILLI
-        words += [f"--{key.replace('_', '-')}", f"{value:g}" if isinstance(value, float) else str(value)]
+    from simulator.run.serve import serve_flags
+
+    words = ["costsim serve", spec, "--gpu", gpu, *serve_flags(options)]
     if usd_per_gpu_hour is not None:
         words += ["--usd-per-gpu-hour", f"{usd_per_gpu_hour:g}"]
     return " ".join([*words, "--price-sheet", sheet_id])

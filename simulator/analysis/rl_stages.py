@@ -203,7 +203,7 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
     assumptions = DEFAULT.for_generation(hw.generation)
     rates = device_rates(hw, assumptions)
     setup = generation_setup(spec, hw, rates, assumptions, stage.mean_prompt_len, mean_len, stage.kv_dtype,
-                             stage.mtp_depth, stage.mtp_accept or 0.0)  # fmt: skip
+                             stage.mtp_depth, stage.mtp_accept or 0.0, stage.two_batch_overlap)  # fmt: skip
     tail_len = min(float(phase.max_response_len), tail_factor * mean_len)
     gl = stage.generation_layout
     given = Given(gl.tp, gl.dp, gl.pp, max_replica_sequences=gl.max_sequences_per_engine)

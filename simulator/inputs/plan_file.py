@@ -171,6 +171,10 @@ class _Generating(_Schema):
     """MTP draft tokens per decode step (self-speculative decoding with the model's MTP modules)."""
     mtp_accept: Annotated[float, Field(ge=0.0, le=0.999)] | None = None
     """Share of drafted tokens accepted (DeepSeek-V3 reports 85-90% for its MTP module)."""
+    two_batch_overlap: bool = True
+    """Whether the rollout engine hides the MoE exchange under a second micro-batch where that is faster (DeepSeek's
+    and SGLang's engines do; vLLM only with --enable-dbo). False: one micro-batch, the exchange exposed (docs/model.md
+    §16.5)."""
     generation_layout: GenerationLayout = GenerationLayout()
     source: str | None = None
     notes: str | None = None

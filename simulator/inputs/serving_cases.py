@@ -15,7 +15,7 @@ import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from simulator.errors import CostsimError, InputError, SpecError
 from simulator.inputs.data_files import prices_dir, validation_dir
@@ -143,7 +143,7 @@ class ServingCase(_PublishedFigure):
     mtp_depth: Annotated[int, Field(ge=0, le=64)] | None = 0
     """Speculative (MTP) tokens per step; None where the source does not say whether MTP ran."""
     mtp_accept: Share | None = None
-    two_batch_overlap: bool = True
+    two_batch_overlap: StrictBool = True
     """False where the source's engine did not overlap the MoE exchange with a second micro-batch (stated in
     `assumptions`); True: the model takes the faster of one and two micro-batches, as DeepSeek and SGLang run."""
     slo: Slo | None = None

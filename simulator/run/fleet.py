@@ -24,7 +24,7 @@ from simulator.errors import CostsimError, InputError, SpecError
 from simulator.inputs.fleet_file import HOURS_PER_DAY, Fleet, fleet_from_dict, load_fleet
 from simulator.inputs.serving_cases import PRICE_KEYS, price_sheet, sheet_prices
 from simulator.run.cost import CostOptions, chosen_rental_rate
-from simulator.units import MAX_USD_PER_GPU_HOUR, MEGA, MILLI, SECONDS_PER_DAY, SECONDS_PER_HOUR
+from simulator.units import MAX_USD_PER_GPU_HOUR, MEGA, SECONDS_PER_DAY, SECONDS_PER_HOUR
 
 PHASES = ("prefill", "decode")
 ROUNDING_SLACK = 1e-9
@@ -172,15 +172,10 @@ def predicted_rates(f: Fleet, where: str, phases: tuple[str, ...]) -> dict[str, 
 
 def _serve_command(f: Fleet, hit_rate: float, phase: str) -> str:
     """The `costsim serve` command that gives the same prediction (latency targets as its millisecond flags)."""
+    from simulator.run.serve import serve_flags
+
     words = ["costsim serve", f.model, "--gpu", f.gpu, "--cache-hit-rate", f"{hit_rate:g}", "--phase", phase]
-    for key, value in f.serve.request().items():
-        default = {"kv_dtype": "bf16", "redundant_experts": 0, "mtp_depth": 0}.get(key)
-        if value is None or value == default:
-            continue
-        if key in ("tpot_s", "ttft_s"):
-            key, value = key.removesuffix("_s") + "_ms", value / MILLI
-        words += [f"--{key.replace('_', '-')}", f"{value:g}" if isinstance(value, float) else str(value)]
-    return " ".join(words)
+    return " ".join([*words, *serve_flags(f.serve.request())])
 
 
 # --------------------------------------------------------------------------- the books

@@ -93,11 +93,11 @@ class Generation:
 
 def generation_setup(model: ModelSpec, hw: HardwareProfile, rates: DeviceRates, assumptions: Assumptions,
                      prompt_len: float, response_len: float, kv_dtype: str = "bf16", mtp_depth: int = 0,
-                     mtp_accept: float = 0.0) -> Setup:  # fmt: skip
+                     mtp_accept: float = 0.0, two_batch_overlap: bool = True) -> Setup:  # fmt: skip
     """The serving model's Setup for responses of `response_len` tokens after prompts of `prompt_len` (the KV cache
     held at the mean context prompt + response / 2, docs/model.md §16.2)."""
     return Setup(model, hw, rates, assumptions, max(1, round(prompt_len)), max(1, round(response_len)), kv_dtype,
-                 mtp_depth, mtp_accept)  # fmt: skip
+                 mtp_depth, mtp_accept, ep_overlap=two_batch_overlap)  # fmt: skip
 
 
 def _candidates(s: Setup, given: Given, precision: str, batch_cap: float) -> Candidates:

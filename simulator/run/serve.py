@@ -140,6 +140,11 @@ class ServeRequest:
                     "or drop them"
                 )
         _choice("--deployment", self.deployment, DEPLOYMENTS)
+        if not isinstance(self.two_batch_overlap, bool):
+            raise InputError(
+                f"two_batch_overlap must be true or false, not {self.two_batch_overlap!r}; "
+                "use --two-batch-overlap or --no-two-batch-overlap"
+            )
         _choice("--kv-dtype", self.kv_dtype, KV_DTYPES)
         if self.precision is not None:
             _choice("--precision", self.precision, PRECISIONS)
@@ -188,6 +193,26 @@ class ServeEstimate:
 
     def to_dict(self) -> dict:
         return serve_document(self)
+
+
+FLAG_DEFAULTS = {"kv_dtype": "bf16", "redundant_experts": 0, "mtp_depth": 0, "two_batch_overlap": True}
+"""ServeRequest options a printed command leaves out at these values (the CLI's defaults)."""
+
+
+def serve_flags(options: dict) -> list[str]:
+    """`costsim serve` flags for ServeRequest keyword options, as a command another reader can run: defaults and
+    None left out, switches as --name / --no-name, latency targets in the CLI's milliseconds."""
+    words: list[str] = []
+    for key, value in options.items():
+        if value is None or value == FLAG_DEFAULTS.get(key, object()):
+            continue
+        if isinstance(value, bool):
+            words.append(f"--{'' if value else 'no-'}{key.replace('_', '-')}")
+            continue
+        if key in ("tpot_s", "ttft_s"):
+            key, value = key.removesuffix("_s") + "_ms", value / MILLI
+        words += [f"--{key.replace('_', '-')}", f"{value:g}" if isinstance(value, float) else str(value)]
+    return words
 
 
 def _precisions(req: ServeRequest, hw) -> tuple[str, ...]:
