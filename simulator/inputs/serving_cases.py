@@ -39,7 +39,8 @@ DateText = Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}(-[0-9]{2})?$")]
 """An ISO date, or a month (YYYY-MM) where the source gives no day."""
 
 Precision = Literal["bf16", "fp8", "fp4"]
-"""Weights and GEMMs: bf16 | fp8 | fp4 (FP4 on Blackwell: NVFP4 MoE and, where the checkpoint says so, linears)."""
+"""Weights and GEMMs: bf16 | fp8 | fp4 (NVFP4 on Blackwell: the linear layers, MLA attention and MTP in FP8; docs/model.md
+§16.14)."""
 KvDtype = Literal["bf16", "fp8"]
 """KV-cache element type; FP16 caches are recorded as bf16 (2 bytes, the same size)."""
 Phase = Literal["both", "prefill", "decode"]
