@@ -66,6 +66,9 @@ def serve_validation_table(doc: dict) -> str:
         lines += ["", f"{doc['n_cases']} published serving figures: median |error| {doc['median_abs_error']:.1%}, "
                   f"max {doc['max_abs_error']:.1%} ({doc['worst_case']}); {doc['n_not_predicted']} not predicted; "
                   f"target median <= 20%, max <= 50%: {'met' if doc['meets_target'] else 'not met'}"]  # fmt: skip
+        lines.append("by precision: " + "; ".join(
+            f"{p} {v['n']} figures, median {v['median_abs_error']:.1%}, max {v['max_abs_error']:.1%}"
+            for p, v in doc["by_precision"].items()))  # fmt: skip
     return "\n".join(lines)
 
 

@@ -1283,6 +1283,12 @@ class ServeTarget(_Fixed):
     max_abs_error: float
 
 
+class PrecisionErrors(_Fixed):
+    n: int
+    median_abs_error: float
+    max_abs_error: float
+
+
 class ValidateServeOutput(Document):
     """`costsim validate serve`: every published serving figure predicted, with the error and the targets."""
 
@@ -1292,6 +1298,8 @@ class ValidateServeOutput(Document):
     median_abs_error: float | None
     max_abs_error: float | None
     worst_case: str | None
+    by_precision: dict[str, PrecisionErrors]
+    """The predicted figures of each serving precision (bf16, fp8, fp4) apart."""
     error_convention: str
     target: ServeTarget
     meets_target: bool

@@ -103,3 +103,16 @@ def test_validate_serve_command_json():
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
     assert {"cases", "median_abs_error", "max_abs_error", "n_cases", "schema_version"} <= set(d)
+
+
+def test_validate_serve_reports_each_precision_apart(doc):
+    """FP4 figures rest on assumed Blackwell efficiencies (docs/model.md §16.14), so each precision's figures are
+    summarized apart: the counts add up to the whole and each median is that precision's own."""
+    import statistics
+
+    by = doc["by_precision"]
+    assert sum(v["n"] for v in by.values()) == doc["n_cases"]
+    assert by["fp4"]["n"] == len(FP4_CELL_ERRORS) + 3  # the six perf-overview cells and three DeepSeek-R1 B200 rows
+    fp8 = [abs(c["error"]) for c in doc["cases"] if c["error"] is not None and "-fp8-" in c["id"]]
+    assert by["fp8"]["median_abs_error"] == pytest.approx(statistics.median(fp8))
+    assert by["fp8"]["max_abs_error"] == pytest.approx(max(fp8))

@@ -142,6 +142,11 @@ def report(outcomes: list[Outcome]) -> dict:
             "not_predicted_because": o.why_not, "assumptions": list(c.assumptions), "why": c.why,
         })  # fmt: skip
     errors = [abs(o.error) for o in outcomes if o.error is not None]
+    by_precision = {}
+    for precision in sorted({o.case.precision for o in outcomes}):
+        own = [abs(o.error) for o in outcomes if o.error is not None and o.case.precision == precision]
+        if own:
+            by_precision[precision] = {"n": len(own), "median_abs_error": statistics.median(own), "max_abs_error": max(own)}
     worst = max((o for o in outcomes if o.error is not None), key=lambda o: abs(o.error), default=None)
     median = statistics.median(errors) if errors else None
     worst_abs = max(errors) if errors else None
@@ -152,6 +157,8 @@ def report(outcomes: list[Outcome]) -> dict:
         "median_abs_error": median,
         "max_abs_error": worst_abs,
         "worst_case": worst.case.id if worst else None,
+        # FP4 rests on assumed Blackwell efficiencies (docs/model.md §16.14): each format's figures apart.
+        "by_precision": by_precision,
         "error_convention": "predicted / reported - 1 in the reported metric's unit",
         "target": {"n": TARGET_N, "median_abs_error": TARGET_MEDIAN_ABS_ERROR, "max_abs_error": TARGET_MAX_ABS_ERROR},
         "meets_target": bool(
