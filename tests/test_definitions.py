@@ -9,7 +9,7 @@ from dataclasses import fields
 
 import pytest
 
-from cli import options
+from cli import options, serving
 from simulator import vocab
 from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.job import make_job
@@ -42,6 +42,8 @@ def test_layout_fields_are_the_vocabulary():
         (options.RecomputeOpt, vocab.RECOMPUTE_MODES),
         (options.AttentionOpt, vocab.ATTENTION_KERNELS),
         (options.Fp8RecipeOpt, vocab.FP8_RECIPES),
+        (serving.ServePrecision, vocab.SERVE_PRECISIONS),
+        (serving.KvDtype, vocab.KV_DTYPES),
     ],
 )
 def test_command_line_choices_are_the_vocabulary(choice, values):

@@ -169,3 +169,15 @@ def test_price_claim_on_blackwell_says_its_cost_is_an_fp4_deployment():
     assert "a_fp4_formats" in {a["name"] for a in d["assumptions"]}
     text = invoke("claim", "--cheaper", "deepseek-reasoner-2025", "openai-o1-2025-01", "--ratio", "20-50", "--gpu", "b200")
     assert "(fp4 weights)" in text.output
+
+
+def test_the_gpus_named_for_a_format_are_the_profiles_with_its_peak():
+    """The refusal's list of GPUs that have a format comes from the shipped profiles, not a list kept by hand."""
+    from simulator.inputs.catalog import gpus_with, hardware_ids
+
+    with_fp4 = gpus_with("fp4").split(", ")
+    assert with_fp4 == ["b200", "gb200"]
+    with_fp8 = gpus_with("fp8").split(", ")
+    assert {"h100-sxm", "h800", "h200", "b200", "gb200", "mi300x"} <= set(with_fp8) and "a100-80gb" not in with_fp8
+    profiles = {p.stem for p in hardware_ids().values()}
+    assert set(with_fp8) < profiles and set(with_fp4) < set(with_fp8)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from simulator.errors import CostsimError, InputError
 from simulator.inputs.assumptions import DEFAULT
-from simulator.inputs.catalog import load_hardware
+from simulator.inputs.catalog import gpus_with, load_hardware
 from simulator.inputs.plan_file import GenerationStage, Plan, ResponsePhase, RLStage
-from simulator.inputs.specs import GPUS_WITH, HardwareProfile, ModelSpec
+from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.inputs.stacks import load_stack
 from simulator.model.efficiency import device_rates
 from simulator.model.serve.decode import DECODE_STEP_OVERHEAD_S
@@ -276,7 +276,7 @@ def _run(plan: Plan, spec: ModelSpec, stage: RLStage | GenerationStage, opts: Co
             have = ", ".join(p for p in SERVE_PRECISIONS if hw.has_dtype(p))
             raise InputError(
                 f"{hw.name} has no {precision} support; set the stage's precisions to formats it has ({have}) or use a "
-                f"GPU with {precision.upper()} ({GPUS_WITH.get(precision, 'h100-sxm, b200')})"
+                f"GPU with {precision.upper()} ({gpus_with(precision)})"
             )
     if stage.mtp_depth and not spec.mtp_depth:
         raise InputError(f"mtp_depth {stage.mtp_depth} needs MTP modules in the model; {spec.name} has none (mtp_depth 0)")

@@ -70,7 +70,7 @@ def request_for(case: ServingCase) -> ServeRequest:
         phase=case.phase,
         deployment="colocated" if case.phase == "both" else "disaggregated",
         precision=case.precision,
-        kv_dtype=case.kv_dtype if case.kv_dtype in ("bf16", "fp8") else "bf16",
+        kv_dtype=case.kv_dtype,
         tp=tp,
         dp=dp,
         pp=lay.pp,

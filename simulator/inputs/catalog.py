@@ -49,6 +49,12 @@ def _hardware_ids(directory: Path) -> dict[str, Path]:
     return ids
 
 
+def gpus_with(dtype: str) -> str:
+    """The shipped profiles with a dense `dtype` peak, for a message that names where a format runs."""
+    paths = sorted(set(hardware_ids().values()))
+    return ", ".join(p.stem for p in paths if load_hardware_file(p).has_dtype(dtype))  # type: ignore[arg-type]
+
+
 def model_ids() -> dict[str, Path]:
     return {p.stem: p for p in sorted(model_dir().glob("*.yaml"))}
 

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from simulator.errors import CostsimError, InputError, SpecError
 from simulator.inputs.data_files import prices_dir, validation_dir
 from simulator.inputs.files import read_yaml, validate
-from simulator.vocab import Fp8Recipe, Recompute, Schedule
+from simulator.vocab import Fp8Recipe, Recompute, Schedule, ServePrecision
+from simulator.vocab import KvDtype as VocabKvDtype
 
 MAX_GPUS = 1_000_000
 MAX_TOKENS = 10_000_000
@@ -38,10 +39,10 @@ Usd = Annotated[float, Field(gt=0.0, le=MAX_USD_PER_MILLION)]
 DateText = Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}(-[0-9]{2})?$")]
 """An ISO date, or a month (YYYY-MM) where the source gives no day."""
 
-Precision = Literal["bf16", "fp8", "fp4"]
+Precision = ServePrecision
 """Weights and GEMMs: bf16 | fp8 | fp4 (NVFP4 on Blackwell: the linear layers, MLA attention and MTP in FP8; docs/model.md
 §16.14)."""
-KvDtype = Literal["bf16", "fp8"]
+KvDtype = VocabKvDtype
 """KV-cache element type; FP16 caches are recorded as bf16 (2 bytes, the same size)."""
 Phase = Literal["both", "prefill", "decode"]
 """both: prefill and decode on the same GPUs (offline max throughput, MLPerf); prefill / decode: the rate of a

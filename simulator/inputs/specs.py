@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from simulator.errors import SpecError
 from simulator.units import BITS_PER_BYTE, GIB, GIGA, MAX_GPUS, MICRO, TERA
-from simulator.vocab import PUBLISHED_LAYOUT_FIELDS, Fp8Recipe, PeakDtype, Schedule
+from simulator.vocab import PEAK_DTYPES, PUBLISHED_LAYOUT_FIELDS, Fp8Recipe, PeakDtype, Schedule
 
 ASSUMPTION = "assumption"
 
@@ -70,10 +70,6 @@ class Sourced(_Spec):
     value: Annotated[float, Field(ge=0)]
     source: str
     note: str | None = None
-
-
-GPUS_WITH: dict[str, str] = {"fp8": "h100-sxm, h800, h200, b200, mi300x", "fp4": "b200, gb200"}
-"""Shipped profiles to name in a message where a GPU lacks a format."""
 
 
 class DensePeaks(_Spec):
@@ -260,9 +256,9 @@ class HardwareProfile(_Spec):
         # Rates are divisors: a zero or absurdly small one would make a step time inf. The bounds sit 10-100x beyond
         # every shipped GPU (V100 FP32 15.7 TFLOP/s to GB200 FP8 5,000; L40S 32 GB/s PCIe to 900 GB/s NVLink 5;
         # 50 to 800 Gbit/s NICs; 300 to 1,200 W; efficiencies 0.3 to 0.96).
-        for dtype in ("fp32", "tf32", "fp16", "fp8", "fp4"):
+        for dtype in PEAK_DTYPES:
             peak = getattr(self.dense_tflop_per_s, dtype)
-            if peak is not None:
+            if peak is not None and dtype != "bf16":
                 _check_range(f"dense_tflop_per_s.{dtype}", peak.value, 0.1, 100_000)
         _check_range("scale_up.gb_per_s_per_direction", self.scale_up.gb_per_s_per_direction.value, 1, 100_000)
         _check_range("scale_out.gbit_per_s_per_gpu", self.scale_out.gbit_per_s_per_gpu.value, 1, 1_000_000)
@@ -294,7 +290,7 @@ class HardwareProfile(_Spec):
         if peak is None:
             raise SpecError(
                 f"{self.name} has no dense {dtype} peak (no {dtype} tensor cores). "
-                f"Use --precision bf16, or a GPU with {dtype} support ({GPUS_WITH.get(dtype, 'h100-sxm, b200')})."
+                f"Use --precision bf16, or a GPU with {dtype} support (costsim list gpus shows each GPU's peaks)."
             )
         return peak.value * TERA
 

@@ -22,8 +22,9 @@ from simulator.inputs.specs import ModelSpec
 from simulator.model.flops import Gemm
 from simulator.vocab import SERVE_PRECISIONS
 
-GEMM_FORMATS = ("bf16", "fp8", "fp4")
-"""The formats a weight GEMM can run in under some serving precision."""
+GEMM_FORMATS = SERVE_PRECISIONS
+"""The formats a weight GEMM can run in: the serving precisions themselves (a GEMM runs in its deployment's or a wider
+one, never a format no precision names)."""
 
 
 def fp4_eligible(g: Gemm, model: ModelSpec, kind: str) -> bool:

@@ -15,8 +15,7 @@ import numpy as np
 
 from simulator.errors import InputError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
-from simulator.inputs.catalog import load_hardware, load_model
-from simulator.inputs.specs import GPUS_WITH
+from simulator.inputs.catalog import gpus_with, load_hardware, load_model
 from simulator.model.efficiency import calibrated_device, device_rates
 from simulator.model.serve.decode import DECODE_STEP_OVERHEAD_S, Setup
 from simulator.model.serve.kv_cache import kv_bytes_per_token
@@ -218,10 +217,10 @@ def serve_flags(options: dict) -> list[str]:
 def _precisions(req: ServeRequest, hw) -> tuple[str, ...]:
     if req.precision is not None:
         if not hw.has_dtype(req.precision):
-            have = ", ".join(p for p in PRECISIONS if hw.has_dtype(p))
+            have = [p for p in PRECISIONS if hw.has_dtype(p)]
             raise InputError(
-                f"{hw.name} has no {req.precision.upper()} tensor cores; use --precision {have.split(', ')[-1]} (it has "
-                f"{have}) or a GPU with {req.precision.upper()} ({GPUS_WITH[req.precision]})"
+                f"{hw.name} has no {req.precision.upper()} tensor cores; use --precision {have[-1]} (it has "
+                f"{', '.join(have)}) or a GPU with {req.precision.upper()} ({gpus_with(req.precision)})"
             )
         return (req.precision,)
     return tuple(p for p in PRECISIONS if hw.has_dtype(p))
