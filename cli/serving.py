@@ -34,6 +34,11 @@ class KvDtype(StrEnum):
     fp8 = "fp8"
 
 
+class KvAdmission(StrEnum):
+    on_demand = "on-demand"
+    full_request = "full-request"
+
+
 def register(app: typer.Typer, validate_app: typer.Typer) -> None:
     app.command("serve")(serve_command)
     validate_app.command("serve")(validate_serve)
@@ -112,6 +117,17 @@ def serve_command(
             help="Whether the engine hides the MoE exchange under a second micro-batch where faster (DeepSeek, SGLang)",
         ),
     ] = True,
+    kv_admission: Annotated[
+        KvAdmission,
+        typer.Option(
+            help="KV a running sequence holds: on-demand (the tokens it has; vLLM, SGLang) or full-request "
+            "(prompt + whole output reserved at admission; TensorRT-LLM's default)"
+        ),
+    ] = KvAdmission.on_demand,
+    kv_memory_fraction: Annotated[
+        float,
+        typer.Option(help="Share of the memory left after weights that the KV pool gets (TensorRT-LLM: 0.9 by default)"),
+    ] = 1.0,
     mtp_depth: Annotated[int, typer.Option(help="MTP / speculative draft tokens per step")] = 0,
     mtp_accept: Annotated[float | None, typer.Option(help="Acceptance rate of a drafted token (needs --mtp-depth)")] = None,
     tpot_ms: Annotated[float | None, typer.Option(help="Latency target: time per output token, ms")] = None,
@@ -150,7 +166,7 @@ def serve_command(
             deployment=deployment.value, precision=precision.value if precision else None, kv_dtype=kv_dtype.value,
             tp=tp, dp=dp, pp=pp, ep=ep, num_gpus=num_gpus, batch_per_gpu=batch_per_gpu, max_batch_per_gpu=max_batch_per_gpu,
             redundant_experts=redundant_experts, mtp_depth=mtp_depth, mtp_accept=mtp_accept,
-            two_batch_overlap=two_batch_overlap,
+            two_batch_overlap=two_batch_overlap, kv_admission=kv_admission.value, kv_memory_fraction=kv_memory_fraction,
             tpot_s=None if tpot_ms is None else tpot_ms * MILLI, ttft_s=None if ttft_ms is None else ttft_ms * MILLI,
             min_tokens_per_s_per_user=min_tokens_per_s_per_user, usd_per_gpu_hour=usd_per_gpu_hour,
             utilization=utilization, price_sheet=price_sheet, calibration=calibration,
@@ -178,9 +194,12 @@ def serve_table(d: dict) -> str:
     from simulator.report.money import usd
 
     req = d["request"]
+    pool = req["kv_memory_fraction"]
     lines = [f"{d['model']} on {d['gpu']}: {req['input_len']:,} in / {req['output_len']:,} out, "
              f"cache hits {req['cache_hit_rate']:.0%}, {req['deployment']}"
-             + ("" if req["two_batch_overlap"] else ", no two-batch overlap")]  # fmt: skip
+             + ("" if req["two_batch_overlap"] else ", no two-batch overlap")
+             + (", KV reserved for whole requests" if req["kv_admission"] == "full-request" else "")
+             + ("" if pool == 1 else f", KV pool {pool:.0%} of free memory")]  # fmt: skip
     if "prefill" in d:
         p = d["prefill"]
         lay = p["layout"]

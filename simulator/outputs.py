@@ -1145,6 +1145,10 @@ class ServeRequestEcho(_Fixed):
     mtp_accept: float | None
     two_batch_overlap: bool
     """Whether the engine may hide the MoE exchange under a second micro-batch (--no-two-batch-overlap: it does not)."""
+    kv_admission: Literal["on-demand", "full-request"]
+    """What a running sequence holds of the KV pool: the tokens it has, or its prompt and whole output (TensorRT-LLM)."""
+    kv_memory_fraction: float
+    """The KV pool's share of the memory left after weights and activations."""
     min_tokens_per_s_per_user: float | None
     """The per-user speed target (from --tpot-ms or --min-tokens-per-s-per-user); null: none."""
     ttft_s: float | None

@@ -16,6 +16,10 @@ ServePrecision = Literal["bf16", "fp8", "fp4"]
 """The weight and GEMM format a serving deployment runs (model/number_formats.py says which GEMMs each puts where)."""
 KvDtype = Literal["bf16", "fp8"]
 """KV-cache formats (an FP16 cache is the same 2 bytes as BF16)."""
+KvAdmission = Literal["on-demand", "full-request"]
+"""What a sequence holds of the KV-cache pool while it runs: on-demand, the tokens it has so far (paged engines that
+preempt when the pool fills: vLLM, SGLang); full-request, its prompt and its whole output, reserved when it is admitted
+(TensorRT-LLM's default capacity scheduler, GUARANTEED_NO_EVICT)."""
 Precision = Literal["bf16", "fp16", "fp8"]
 """The GEMM precision a run trains in."""
 Schedule = Literal["1f1b", "interleaved", "zb-h1", "dualpipe"]
@@ -30,6 +34,7 @@ PRECISIONS: Final[tuple[Precision, ...]] = get_args(Precision)
 PEAK_DTYPES: Final[tuple[PeakDtype, ...]] = get_args(PeakDtype)
 SERVE_PRECISIONS: Final[tuple[ServePrecision, ...]] = get_args(ServePrecision)
 KV_DTYPES: Final[tuple[KvDtype, ...]] = get_args(KvDtype)
+KV_ADMISSIONS: Final[tuple[KvAdmission, ...]] = get_args(KvAdmission)
 SCHEDULES: Final[tuple[Schedule, ...]] = get_args(Schedule)
 RECOMPUTE_MODES: Final[tuple[Recompute, ...]] = get_args(Recompute)
 ATTENTION_KERNELS: Final[tuple[AttentionKernel, ...]] = get_args(AttentionKernel)

@@ -44,6 +44,7 @@ def test_layout_fields_are_the_vocabulary():
         (options.Fp8RecipeOpt, vocab.FP8_RECIPES),
         (serving.ServePrecision, vocab.SERVE_PRECISIONS),
         (serving.KvDtype, vocab.KV_DTYPES),
+        (serving.KvAdmission, vocab.KV_ADMISSIONS),
     ],
 )
 def test_command_line_choices_are_the_vocabulary(choice, values):

@@ -84,6 +84,8 @@ def request_for(case: ServingCase) -> ServeRequest:
         mtp_depth=case.mtp_depth or 0,
         redundant_experts=case.redundant_experts,
         two_batch_overlap=case.two_batch_overlap,
+        kv_admission=case.kv_admission,
+        kv_memory_fraction=case.kv_memory_fraction,
         mtp_accept=accept if case.mtp_depth else None,
         tpot_s=slo.tpot_s if slo else None,
         ttft_s=slo.ttft_s if slo else None,

@@ -18,7 +18,7 @@ from simulator.errors import SpecError
 from simulator.inputs.data_files import data_dir
 from simulator.inputs.files import read_yaml, validate
 from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, SECONDS_PER_DAY, SECONDS_PER_HOUR, count_in_range
-from simulator.vocab import KvDtype, ServePrecision
+from simulator.vocab import KvAdmission, KvDtype, ServePrecision
 
 FLEET_FOLDER = "fleets"
 HOURS_PER_DAY = round(SECONDS_PER_DAY / SECONDS_PER_HOUR)
@@ -210,6 +210,10 @@ class ServeOptions(_Schema):
     mtp_accept: Annotated[float, Field(ge=0, le=0.999)] | None = None
     two_batch_overlap: bool = True
     """False for an engine that does not hide the MoE exchange under a second micro-batch (serve --no-two-batch-overlap)."""
+    kv_admission: KvAdmission = "on-demand"
+    """full-request for an engine that reserves a request's whole KV at admission (serve --kv-admission)."""
+    kv_memory_fraction: Annotated[float, Field(ge=0.01, le=1)] = 1.0
+    """The KV pool's share of the memory left after weights and activations (serve --kv-memory-fraction)."""
     tpot_s: Annotated[float, Field(gt=0, le=1e4)] | None = None
     """Latency target: time per output token, seconds."""
     ttft_s: Annotated[float, Field(gt=0, le=1e4)] | None = None

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from simulator.errors import CostsimError, InputError, SpecError
 from simulator.inputs.data_files import prices_dir, validation_dir
 from simulator.inputs.files import read_yaml, validate
-from simulator.vocab import Fp8Recipe, Recompute, Schedule, ServePrecision
+from simulator.vocab import Fp8Recipe, KvAdmission, Recompute, Schedule, ServePrecision
 from simulator.vocab import KvDtype as VocabKvDtype
 
 MAX_GPUS = 1_000_000
@@ -148,6 +148,13 @@ class ServingCase(_PublishedFigure):
     two_batch_overlap: StrictBool = True
     """False where the source's engine did not overlap the MoE exchange with a second micro-batch (stated in
     `assumptions`); True: the model takes the faster of one and two micro-batches, as DeepSeek and SGLang run."""
+    kv_admission: KvAdmission = "on-demand"
+    """full-request where the engine reserves a request's prompt and whole output at admission (TensorRT-LLM's default
+    capacity scheduler); on-demand where pages are taken as tokens come (vLLM, SGLang). Matters only where the batch
+    is set by memory, not by a stated concurrency."""
+    kv_memory_fraction: Annotated[float, Field(ge=0.01, le=1.0)] = 1.0
+    """The KV pool's share of the memory left after weights and activations, where the source sets or states it
+    (TensorRT-LLM --kv_cache_free_gpu_mem_fraction)."""
     slo: Slo | None = None
     metric: ServingMetric
 

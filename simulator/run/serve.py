@@ -33,7 +33,7 @@ from simulator.model.serve.search import (
 )
 from simulator.run.cost import CostOptions, pricing
 from simulator.units import GIB, MEGA, MILLI, NVFP4_BYTES_PER_ELEMENT, SECONDS_PER_HOUR
-from simulator.vocab import KV_DTYPES, SERVE_PRECISIONS
+from simulator.vocab import KV_ADMISSIONS, KV_DTYPES, SERVE_PRECISIONS
 
 PHASES = ("both", "prefill", "decode")
 DEPLOYMENTS = ("disaggregated", "colocated")
@@ -76,6 +76,12 @@ class ServeRequest:
     """Whether the engine may hide the MoE exchange under a second micro-batch (DeepSeek's dual micro-batch overlap,
     SGLang's --enable-two-batch-overlap); where it may, each candidate takes the faster of one and two micro-batches.
     False: an engine that does not overlap them (docs/model.md §16.5)."""
+    kv_admission: str = "on-demand"
+    """What a running sequence holds of the KV pool (vocab.KvAdmission): on-demand, the tokens it has (vLLM, SGLang);
+    full-request, its prompt and whole output, reserved at admission (TensorRT-LLM's default scheduler)."""
+    kv_memory_fraction: float = 1.0
+    """Share of the memory left after weights and activations that the engine gives its KV pool (TensorRT-LLM's
+    free_gpu_memory_fraction: 0.9 by default there)."""
     utilization: float = 1.0
     """Served / provisioned throughput: the GPUs are paid for whether busy or not, so $/M divides by it."""
     price_sheet: str | None = None
@@ -145,6 +151,8 @@ class ServeRequest:
                 "use --two-batch-overlap or --no-two-batch-overlap"
             )
         _choice("--kv-dtype", self.kv_dtype, KV_DTYPES)
+        _choice("--kv-admission", self.kv_admission, KV_ADMISSIONS)
+        _float_in("--kv-memory-fraction", self.kv_memory_fraction, 0.01, 1.0)
         if self.precision is not None:
             _choice("--precision", self.precision, PRECISIONS)
 
@@ -194,7 +202,8 @@ class ServeEstimate:
         return serve_document(self)
 
 
-FLAG_DEFAULTS = {"kv_dtype": "bf16", "redundant_experts": 0, "mtp_depth": 0, "two_batch_overlap": True}
+FLAG_DEFAULTS = {"kv_dtype": "bf16", "redundant_experts": 0, "mtp_depth": 0, "two_batch_overlap": True,
+                 "kv_admission": "on-demand", "kv_memory_fraction": 1.0}  # fmt: skip
 """ServeRequest options a printed command leaves out at these values (the CLI's defaults)."""
 
 
@@ -255,7 +264,8 @@ def setup_for(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> Setup:
         raise InputError(f"--mtp-depth needs MTP modules in the model; {model.name} has none (mtp_depth 0 in its spec)")
     assumptions = assumptions.for_generation(hw.generation)
     return Setup(model, hw, rates, assumptions, req.input_len, req.output_len, req.kv_dtype, req.mtp_depth,
-                 req.mtp_accept or 0.0, req.redundant_experts, req.two_batch_overlap)  # fmt: skip
+                 req.mtp_accept or 0.0, req.redundant_experts, req.two_batch_overlap, req.kv_admission,
+                 req.kv_memory_fraction)  # fmt: skip
 
 
 def serve(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> ServeEstimate:
@@ -326,7 +336,8 @@ def serve_document(e: ServeEstimate) -> dict:
     d["request"] = {"input_len": req.input_len, "output_len": req.output_len, "cache_hit_rate": req.cache_hit_rate,
                     "phase": req.phase, "deployment": req.deployment, "kv_dtype": req.kv_dtype,
                     "mtp_depth": req.mtp_depth, "mtp_accept": req.mtp_accept,
-                    "two_batch_overlap": req.two_batch_overlap,
+                    "two_batch_overlap": req.two_batch_overlap, "kv_admission": req.kv_admission,
+                    "kv_memory_fraction": req.kv_memory_fraction,
                     "min_tokens_per_s_per_user": req.min_user_speed, "ttft_s": req.ttft_s}  # fmt: skip
     d["kv_cache_bytes_per_token"] = kv_bytes_per_token(s.model, s.kv_dtype)
     rate = e.usd_per_gpu_hour
@@ -464,7 +475,15 @@ def serve_assumptions(s: Setup, precisions: set[str] = frozenset()) -> list[dict
         {"name": "moe_imbalance", "value": a.moe_imbalance, "source": "assumption (busiest EP rank / mean)"},
         {"name": "decode_step_overhead_s", "value": DECODE_STEP_OVERHEAD_S,
          "source": "vllm-project/vllm#10634 (residual engine time per step with asynchronous scheduling)"},
-        {"name": "mean_context", "value": s.mean_context, "source": "input + output / 2 (continuous batching)"},
+        {"name": "mean_context", "value": s.mean_context, "source": "input + output / 2 (continuous batching): the KV "
+         "each decode step reads per sequence"},
+        {"name": "kv_admission", "value": s.kv_admission,
+         "source": "--kv-admission full-request: each running sequence reserves input + output positions of the pool "
+         "(TensorRT-LLM GUARANTEED_NO_EVICT)" if s.kv_admission == "full-request"
+         else "--kv-admission on-demand (default): each running sequence holds its mean context (paged, preemptive: "
+         "vLLM, SGLang)"},
+        {"name": "kv_memory_fraction", "value": s.kv_memory_fraction,
+         "source": "--kv-memory-fraction: the KV pool's share of the memory left after weights and activations"},
         {"name": "two_batch_overlap", "value": s.ep_overlap,
          "source": "--two-batch-overlap (default): the faster of one and two micro-batches per candidate"
          if s.ep_overlap else "--no-two-batch-overlap: the engine does not overlap the MoE exchange"},

@@ -81,12 +81,28 @@ class Setup:
     mtp_accept: float = 0.0
     redundant_experts: int = 0
     ep_overlap: bool = True
+    kv_admission: str = "on-demand"
+    """What a running sequence holds of the KV pool (vocab.KvAdmission): on-demand, the tokens it has; full-request,
+    its prompt and whole output, reserved at admission (TensorRT-LLM's GUARANTEED_NO_EVICT)."""
+    kv_memory_fraction: float = 1.0
+    """Share of the memory left after weights, activations and the reserve that the engine gives its KV pool
+    (TensorRT-LLM's free_gpu_memory_fraction, 0.9 by default there; 1: all of it)."""
 
     @property
     def mean_context(self) -> float:
         """Mean cached context of a sequence while it decodes: the prompt plus half the output (continuous batching
         holds sequences at every point of their generation)."""
         return self.input_len + self.output_len / 2.0
+
+    @property
+    def admitted_context(self) -> float:
+        """KV positions one running sequence holds against the pool: its mean context when pages are taken as tokens
+        come; its prompt plus whole output when the scheduler reserves them at admission, so that no sequence is ever
+        evicted. The second admits input / 2 + output / 2 fewer tokens' worth per sequence: half the batch at 128 in /
+        2,048 out, three quarters at 1,000 / 1,000 (docs/model.md §16.8)."""
+        if self.kv_admission == "full-request":
+            return float(self.input_len + self.output_len)
+        return self.mean_context
 
     @property
     def tokens_per_step(self) -> float:
@@ -174,9 +190,10 @@ def weight_bytes_per_gpu(s: Setup, c: Candidates) -> dict[str, np.ndarray]:
 
 
 def kv_bytes_per_gpu(s: Setup, c: Candidates) -> np.ndarray:
-    """KV cache one GPU holds: its TP group's sequences (tp x batch) at the mean context, its share of the heads;
-    the pp micro-batches in flight each cache 1/pp of the layers, so pp cancels."""
-    context = cached_positions(s.model, s.mean_context)
+    """KV cache one GPU holds for its running sequences: its TP group's sequences (tp x batch) at the context each
+    holds against the pool (Setup.admitted_context), its share of the heads; the pp micro-batches in flight each
+    cache 1/pp of the layers, so pp cancels."""
+    context = cached_positions(s.model, s.admitted_context)
     return c.tp * c.batch * context * kv_bytes_per_token(s.model, s.kv_dtype) * kv_shard(s.model, c.tp)
 
 
@@ -195,6 +212,12 @@ def memory_per_gpu(s: Setup, c: Candidates) -> dict[str, np.ndarray]:
     out["reserved"] = np.full(len(c), s.assumptions.memory_reserved_bytes)
     out["total"] = out["weights"] + out["kv_cache"] + out["activations"] + out["reserved"]
     return out
+
+
+def hbm_needed_bytes(s: Setup, memory: dict[str, np.ndarray]) -> np.ndarray:
+    """HBM a candidate needs: its total, with the KV cache grown to the pool it must come from when the engine gives
+    the pool only a share of the free memory (kv / fraction; the rest of that memory stays unused)."""
+    return memory["total"] + memory["kv_cache"] * (1.0 / s.kv_memory_fraction - 1.0)
 
 
 # ------------------------------------------------------------------ step time

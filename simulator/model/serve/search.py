@@ -12,7 +12,7 @@ import numpy as np
 
 from simulator.errors import InfeasibleError, LayoutError
 from simulator.model.forward import forward_context, forward_pass
-from simulator.model.serve.decode import Candidates, Setup, memory_per_gpu, step_s, throughput
+from simulator.model.serve.decode import Candidates, Setup, hbm_needed_bytes, memory_per_gpu, step_s, throughput
 from simulator.units import BYTES_PER_ELEMENT, GIB, MILLI
 
 POWERS_OF_TWO = tuple(2**i for i in range(11))  # 1 .. 1024
@@ -108,6 +108,10 @@ class DecodeSearch:
     tokens_per_s_per_gpu: np.ndarray
     tokens_per_s_per_user: np.ndarray
     fits: np.ndarray
+    hbm_needed: np.ndarray
+    """HBM each candidate needs (memory total, with the KV cache grown to its pool: decode.hbm_needed_bytes)."""
+    kv_memory_fraction: float
+    """The engine's share of free memory for the KV pool (Setup.kv_memory_fraction), for the refusal message."""
 
     def curve(self) -> list[dict]:
         """Upper envelope of tokens/s per GPU against tokens/s per user over the layouts that fit: for each of
@@ -131,19 +135,21 @@ def search_decode(s: Setup, given: Given, precisions: tuple[str, ...]) -> Decode
     step = step_s(s, c)
     memory = memory_per_gpu(s, c)
     per_gpu, per_user = throughput(s, c, step["total"])
-    fits = memory["total"] <= s.hw.memory_bytes
-    return DecodeSearch(c, step, memory, per_gpu, per_user, fits)
+    needed = hbm_needed_bytes(s, memory)
+    return DecodeSearch(c, step, memory, per_gpu, per_user, needed <= s.hw.memory_bytes, needed, s.kv_memory_fraction)
 
 
 def best_decode(found: DecodeSearch, min_tokens_per_s_per_user: float | None) -> int:
     """Index of the highest throughput per GPU that fits and meets the per-user speed."""
     ok = found.fits.copy()
     if not ok.any():
-        i = int(np.argmin(found.memory["total"]))
-        need, have = found.memory["total"][i], found.candidates.gpus[i]
+        i = int(np.argmin(found.hbm_needed))
+        need, have = found.hbm_needed[i], found.candidates.gpus[i]
+        pool = "" if found.kv_memory_fraction == 1 else f" in a pool of {found.kv_memory_fraction:.0%} of the free memory"
         raise InfeasibleError(
             f"no decode layout fits: the smallest needs {need / GIB:.1f} GiB per GPU on {have:.0f} GPUs "
-            f"(weights {found.memory['weights'][i] / GIB:.1f} GiB, KV cache {found.memory['kv_cache'][i] / GIB:.1f} GiB); "
+            f"(weights {found.memory['weights'][i] / GIB:.1f} GiB, KV cache {found.memory['kv_cache'][i] / GIB:.1f} GiB"
+            f"{pool}); "
             "allow more GPUs (leave --tp/--dp/--pp/--num-gpus out), use a narrower --precision (fp8; fp4 on Blackwell) or "
             "--kv-dtype fp8, or shorten "
             "--input-len/--output-len"

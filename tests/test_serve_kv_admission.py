@@ -1,0 +1,132 @@
+"""How an engine admits sequences to its KV cache (docs/model.md §16.8): on demand (paged, preemptive: vLLM, SGLang)
+a running sequence holds its mean context; TensorRT-LLM's default capacity scheduler (GUARANTEED_NO_EVICT) admits a
+request only when blocks for its prompt plus its whole output are free, so the batch that fits is smaller; and the
+engine's KV pool takes only a share of the free memory (--kv_cache_free_gpu_mem_fraction, 0.9 by default)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from cli_support import clean_error, invoke
+
+from simulator import api
+from simulator.errors import InputError
+from simulator.inputs.fleet_file import ServeOptions
+from simulator.inputs.serving_cases import serving_cases
+from simulator.model.serve.decode import Candidates, hbm_needed_bytes, kv_bytes_per_gpu, memory_per_gpu
+from simulator.run.serve import ServeRequest, serve_flags, setup_for
+
+LLAMA = dict(input_len=128, output_len=2048, precision="fp4", kv_dtype="fp8", tp=1, num_gpus=1)
+
+
+def _one(batch: float) -> Candidates:
+    a = lambda v: np.array([float(v)])  # noqa: E731
+    return Candidates(a(1), a(1), a(1), a(batch), np.array(["fp8"]))
+
+
+def test_full_request_admission_reserves_prompt_plus_whole_output():
+    """KV held per sequence: on demand, input + output / 2 (continuous batching holds sequences at every point of
+    their output); reserved at admission, input + output."""
+    on_demand = setup_for(ServeRequest("llama-3.1-70b", "h200", input_len=1000, output_len=1000))
+    reserved = setup_for(ServeRequest("llama-3.1-70b", "h200", input_len=1000, output_len=1000,
+                                      kv_admission="full-request"))  # fmt: skip
+    assert on_demand.admitted_context == 1500 and reserved.admitted_context == 2000
+    ratio = kv_bytes_per_gpu(reserved, _one(64))[0] / kv_bytes_per_gpu(on_demand, _one(64))[0]
+    assert ratio == pytest.approx(2000 / 1500)
+    # What a decode step reads is the same: the tokens the sequences hold, not what is reserved for them.
+    assert reserved.mean_context == on_demand.mean_context
+
+
+def test_the_kv_pool_takes_only_its_share_of_the_free_memory():
+    """HBM needed = weights + activations + reserve + KV / fraction: a pool of fraction f of the free memory holds the
+    KV, the rest stays unused."""
+    s = setup_for(ServeRequest("llama-3.1-70b", "h200", kv_memory_fraction=0.9))
+    memory = memory_per_gpu(s, _one(64))
+    needed = hbm_needed_bytes(s, memory)[0]
+    other = memory["weights"][0] + memory["activations"][0] + memory["reserved"][0]
+    assert needed == pytest.approx(other + memory["kv_cache"][0] / 0.9)
+    assert hbm_needed_bytes(setup_for(ServeRequest("llama-3.1-70b", "h200")), memory)[0] == pytest.approx(memory["total"][0])
+
+
+def test_reserving_whole_requests_shrinks_the_batch_and_the_throughput_of_a_kv_bound_decode():
+    """128 in / 2,048 out on one B200: reserving input + output positions (2,176) instead of the mean context (1,152)
+    fits about half the sequences; the batch falls by about that and the throughput by less (weights are read once
+    per step whatever the batch)."""
+    base = api.serve("llama-3.1-70b", "b200", phase="decode", **LLAMA).to_dict()["decode"]
+    full = api.serve("llama-3.1-70b", "b200", phase="decode", kv_admission="full-request", **LLAMA).to_dict()["decode"]
+    batch_ratio = full["batch_per_gpu"] / base["batch_per_gpu"]
+    assert 1152 / 2176 / 1.25 < batch_ratio < 1152 / 2176 * 1.25  # the batch grid has four steps per doubling
+    rate_ratio = full["output_tokens_per_s_per_gpu"] / base["output_tokens_per_s_per_gpu"]
+    assert batch_ratio < rate_ratio < 1.0
+
+
+def test_a_smaller_pool_never_raises_the_batch():
+    batches = [api.serve("llama-3.1-70b", "b200", phase="decode", kv_memory_fraction=f, **LLAMA).to_dict()["decode"]
+               ["batch_per_gpu"] for f in (1.0, 0.9, 0.5)]  # fmt: skip
+    assert batches[0] >= batches[1] >= batches[2] and batches[0] > batches[2]
+
+
+def test_the_request_and_assumptions_say_how_kv_is_admitted():
+    d = api.serve("llama-3.1-70b", "b200", kv_admission="full-request", kv_memory_fraction=0.95, **LLAMA).to_dict()
+    assert d["request"]["kv_admission"] == "full-request" and d["request"]["kv_memory_fraction"] == 0.95
+    names = {a["name"]: a for a in d["assumptions"]}
+    assert names["kv_admission"]["value"] == "full-request" and "GUARANTEED_NO_EVICT" in names["kv_admission"]["source"]
+    assert names["kv_memory_fraction"]["value"] == 0.95
+
+
+def test_cli_flags_and_table():
+    r = invoke("serve", "llama-3.1-70b", "--gpu", "b200", "--input-len", "128", "--output-len", "2048",
+               "--kv-admission", "full-request", "--kv-memory-fraction", "0.9", "--format", "json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["request"]["kv_admission"] == "full-request"
+    r = invoke("serve", "llama-3.1-70b", "--gpu", "b200", "--kv-admission", "full-request", "--kv-memory-fraction", "0.9")
+    assert r.exit_code == 0, r.output
+    assert "KV reserved for whole requests, KV pool 90% of free memory" in r.output
+
+
+@pytest.mark.parametrize(("flags", "needle"), [
+    (["--kv-admission", "greedy"], "greedy"),
+    (["--kv-memory-fraction", "0"], "--kv-memory-fraction"),
+    (["--kv-memory-fraction", "1.5"], "--kv-memory-fraction"),
+    (["--kv-memory-fraction", "nan"], "--kv-memory-fraction"),
+])  # fmt: skip
+def test_bad_kv_admission_input_is_refused_cleanly(flags, needle):
+    clean_error(invoke("serve", "llama-3.1-70b", "--gpu", "h100", *flags), needle)
+
+
+def test_request_checks_its_kv_options():
+    with pytest.raises(InputError, match="--kv-admission 'all' is not one of on-demand, full-request"):
+        ServeRequest("llama-3.1-70b", "h100", kv_admission="all")
+    with pytest.raises(InputError, match="between 0.01 and 1"):
+        ServeRequest("llama-3.1-70b", "h100", kv_memory_fraction=0.0)
+
+
+def test_a_pool_too_small_for_one_sequence_names_the_share():
+    with pytest.raises(Exception, match="in a pool of 1% of the free memory"):
+        api.serve("llama-3.1-70b", "h100", input_len=100_000, output_len=20_000, kv_admission="full-request",
+                  kv_memory_fraction=0.01, tp=1, num_gpus=1, phase="decode")  # fmt: skip
+
+
+def test_printed_commands_carry_the_kv_options_and_leave_the_defaults_out():
+    assert serve_flags({"kv_admission": "on-demand", "kv_memory_fraction": 1.0}) == []
+    assert serve_flags({"kv_admission": "full-request", "kv_memory_fraction": 0.9}) == [
+        "--kv-admission", "full-request", "--kv-memory-fraction", "0.9"]  # fmt: skip
+
+
+def test_fleet_serve_options_take_the_kv_options():
+    o = ServeOptions(input_len=1000, output_len=1000, kv_admission="full-request", kv_memory_fraction=0.9)
+    assert o.request()["kv_admission"] == "full-request"
+    with pytest.raises(Exception, match="kv_admission"):
+        ServeOptions(input_len=1000, output_len=1000, kv_admission="lazy")
+
+
+def test_tensorrt_llm_cases_whose_batch_memory_sets_reserve_whole_requests():
+    """Every TensorRT-LLM v1.0 case (trtllm-bench, GUARANTEED_NO_EVICT by default) says so; the vLLM, SGLang and
+    DeepSeek cases take pages on demand."""
+    for case in serving_cases():
+        if case.id.startswith("trtllm-") and not case.id.startswith("trtllm-v0.5"):
+            assert case.kv_admission == "full-request", case.id
+        elif not case.id.startswith("trtllm-"):
+            assert case.kv_admission == "on-demand", case.id
