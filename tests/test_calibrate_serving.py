@@ -27,8 +27,9 @@ from simulator.inputs.calibration import (
     load_calibration,
     write_calibration,
 )
+from simulator.inputs.catalog import load_hardware
 from simulator.model.comms import Fabric, Group, moe_dispatch_combine_s, moe_low_latency_exchange_s
-from simulator.model.efficiency import calibrated_device, gemm_bytes_moved
+from simulator.model.efficiency import calibrated_device, device_rates, gemm_bytes_moved
 from simulator.model.serve.decode import Candidates, step_s
 from simulator.run.serve import ServeRequest, serve, setup_for
 
@@ -243,7 +244,11 @@ def test_serve_applies_the_measured_decode_gemm_bandwidth_and_all_to_all_latency
     assert r.fabric.exchange_latency_s == pytest.approx(H100_DECODE["a2a_latency"], rel=1e-6)
     assert r.fabric.latency_s == cal.fit.collectives["scale_up"].latency_s  # TP all-reduces keep the collectives' latency
     assert "decode GEMM bf16/fp8, decode attention, scale_up decode all-to-all" in r.source
-    assert plain.rates.fabric.all_to_all_latency_s is None and plain.rates.kv_read_bytes_per_s is None
+    # Without a calibration the KV cache is read at the profile's published decode-attention rate (FlashMLA).
+    published = load_hardware("h100-sxm")
+    assert plain.rates.fabric.all_to_all_latency_s is None
+    kv_fraction = published.efficiency.decode_attention.value
+    assert plain.rates.kv_read_bytes_per_s == pytest.approx(published.hbm_bytes_per_s * kv_fraction)
     # A 1-token GEMM of a 4096 x 4096 weight is memory-bound: its time is bytes over the measured bandwidth (its curve).
     moved = gemm_bytes_moved(1, 4096, 4096, "bf16")
     expected = moved / (r.decode_gemm_bandwidth["bf16"][0] * np.interp(np.log(moved), *r.decode_gemm_bandwidth["bf16"][1]))
@@ -305,5 +310,6 @@ def test_estimate_reads_the_training_fits_only(files, tmp_path):
     a, b = (json.loads(invoke(*est, str(p)).output) for p in (files["h100"], without))
     assert a["step_time_s"] == b["step_time_s"] > 0
     _, rates = calibrated_device("h100", files["h100"], DEFAULT)
-    assert rates.kv_read_bytes_per_s is None and rates.decode_gemm_bandwidth == {}
+    assert rates.kv_read_bytes_per_s == device_rates(load_hardware("h100"), DEFAULT).kv_read_bytes_per_s  # the profile's
+    assert rates.decode_gemm_bandwidth == {}
     assert rates.fabric.all_to_all_latency_s is None and "decode" not in rates.source

@@ -130,3 +130,20 @@ def test_tensorrt_llm_cases_whose_batch_memory_sets_reserve_whole_requests():
             assert case.kv_admission == "full-request", case.id
         elif not case.id.startswith("trtllm-"):
             assert case.kv_admission == "on-demand", case.id
+
+
+def test_decode_attention_reads_the_cache_at_the_published_rate():
+    """docs/model.md §16.3: the attention core reads the KV cache at the profile's published decode-attention rate
+    (B200: FlashInfer #1415's 5,830.86 GB/s of 7,700 = 0.757) where one exists, else at the HBM rate of the other
+    kernels (H200: none published)."""
+    from simulator.inputs.assumptions import DEFAULT
+    from simulator.inputs.catalog import load_hardware
+    from simulator.model.efficiency import device_rates
+
+    b200 = load_hardware("b200")
+    assert b200.efficiency.decode_attention.value == pytest.approx(5830.86 / 7700, abs=1e-3)
+    rates = device_rates(b200, DEFAULT)
+    assert rates.kv_read_bytes_per_s == pytest.approx(b200.hbm_bytes_per_s * 0.757)
+    assert rates.kv_read_s(1e9) == pytest.approx(1e9 / rates.kv_read_bytes_per_s)
+    h200 = device_rates(load_hardware("h200"), DEFAULT)
+    assert h200.kv_read_bytes_per_s is None and h200.kv_read_s(1e9) == pytest.approx(1e9 / h200.hbm_bytes_per_s)

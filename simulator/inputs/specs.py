@@ -181,6 +181,9 @@ class EfficiencyDefaults(_Spec):
     attention_kernels: dict[str, Sourced] = {}
     """Optional: throughput / BF16 dense peak (FA convention) of an older flash-attention kernel a software stack ran
     (stacks.yaml `attention_kernel`, e.g. fa2, triton-fa), where it was measured on this GPU; `attention` is today's."""
+    decode_attention: Sourced | None = None
+    """Optional: KV-cache bytes a decode-attention kernel reads per second / nominal HBM bandwidth, where a published
+    benchmark measured it on this chip; None: the KV cache is read at `hbm` (docs/model.md §16.3)."""
     gemm_inner_overhead: Sourced | None = None
     """Optional: a GEMM's per-tile fixed cost in elements of its inner dimension K (model.efficiency
     .inner_dim_efficiency: rate ~ K / (K + overhead)), fitted to published large-output GEMMs by K."""

@@ -91,7 +91,8 @@ class DeviceRates:
     per call) measured on GEMMs of few tokens; the roofline's memory term of that dtype runs at it (docs/model.md
     §16.13). Empty: gemm_operand_bytes_per_s."""
     kv_read_bytes_per_s: float | None = None
-    """Serving rates of a calibration: the achieved KV-cache read bandwidth of decode attention; None: hbm_bytes_per_s."""
+    """The achieved KV-cache read bandwidth of decode attention: a calibration's, else the profile's published
+    efficiency.decode_attention; None: hbm_bytes_per_s."""
     kv_read_curve: Curve | None = None
     """Its relative value against KV bytes read per call."""
     memory_bytes_per_s_by_kind: dict[str, float] = field(default_factory=dict)
@@ -136,8 +137,8 @@ class DeviceRates:
         return n_bytes / self.memory_bytes_per_s_by_kind.get(kind, self.hbm_bytes_per_s)
 
     def kv_read_s(self, kv_bytes):
-        """Seconds for decode attention to read `kv_bytes` of KV cache in one call: at the calibrated decode-attention
-        bandwidth (and its curve) where measured, else at hbm_bytes_per_s."""
+        """Seconds for decode attention to read `kv_bytes` of KV cache in one call: at the decode-attention bandwidth
+        (a calibration's, with its curve, or the profile's published one) where known, else at hbm_bytes_per_s."""
         if self.kv_read_bytes_per_s is None:
             return kv_bytes / self.hbm_bytes_per_s
         return kv_bytes / (self.kv_read_bytes_per_s * _relative(self.kv_read_curve, kv_bytes))
@@ -228,6 +229,7 @@ def device_rates(hw: HardwareProfile, assumptions: Assumptions, attention_kernel
         gemm_curves={d: c.as_curve() for d, c in eff.gemm_shape.items() if d in peaks},
         attention_curve=eff.attention_shape.as_curve() if eff.attention_shape else None,
         gemm_inner_overhead=eff.gemm_inner_overhead.value if eff.gemm_inner_overhead else None,
+        kv_read_bytes_per_s=hw.hbm_bytes_per_s * eff.decode_attention.value if eff.decode_attention else None,
     )
 
 
@@ -239,6 +241,8 @@ def _efficiency_sources(hw: HardwareProfile, attention_kernel: str | None = None
         out[name] = getattr(eff, name).source
     if eff.gemm_inner_overhead is not None:
         out["gemm_inner_overhead"] = eff.gemm_inner_overhead.source
+    if eff.decode_attention is not None:
+        out["decode_attention"] = eff.decode_attention.source
     return out
 
 
@@ -339,7 +343,7 @@ def calibrated_rates(
         attention_backward_over_forward=att.backward_over_forward if att else base.attention_backward_over_forward,
         gemm_operand_bytes_per_s=fit.memory.copy_bytes_per_s if fit.memory else None,
         decode_gemm_bandwidth=decode_gemm if serving else {},
-        kv_read_bytes_per_s=kv.kv_bytes_per_s if kv else None,
+        kv_read_bytes_per_s=kv.kv_bytes_per_s if kv else base.kv_read_bytes_per_s,
         kv_read_curve=kv.curve.as_curve() if kv else None,
         memory_bytes_per_s_by_kind=dict(fit.memory.by_kernel_bytes_per_s) if fit.memory and memory_bound_kernels else {},
     )
