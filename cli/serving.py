@@ -126,7 +126,7 @@ def serve_command(
     ] = KvAdmission.on_demand,
     kv_memory_fraction: Annotated[
         float,
-        typer.Option(help="Share of the memory left after weights that the KV pool gets (TensorRT-LLM: 0.9 by default)"),
+        typer.Option(help="KV pool's share of the memory left after weights and workspace (TensorRT-LLM: 0.9 by default)"),
     ] = 1.0,
     mtp_depth: Annotated[int, typer.Option(help="MTP / speculative draft tokens per step")] = 0,
     mtp_accept: Annotated[float | None, typer.Option(help="Acceptance rate of a drafted token (needs --mtp-depth)")] = None,

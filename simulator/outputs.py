@@ -15,7 +15,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.errors import InputError
-from simulator.vocab import Fp8Recipe, Precision, Recompute, Schedule
+from simulator.vocab import Fp8Recipe, KvAdmission, Precision, Recompute, Schedule
 
 SCHEMA_VERSION: Final = 1
 """The layout version of every JSON document; the same number as cli.options.SCHEMA_VERSION (tested)."""
@@ -1145,10 +1145,10 @@ class ServeRequestEcho(_Fixed):
     mtp_accept: float | None
     two_batch_overlap: bool
     """Whether the engine may hide the MoE exchange under a second micro-batch (--no-two-batch-overlap: it does not)."""
-    kv_admission: Literal["on-demand", "full-request"]
+    kv_admission: KvAdmission
     """What a running sequence holds of the KV pool: the tokens it has, or its prompt and whole output (TensorRT-LLM)."""
     kv_memory_fraction: float
-    """The KV pool's share of the memory left after weights and activations."""
+    """The KV pool's share of the memory left after weights, activations and the reserve."""
     min_tokens_per_s_per_user: float | None
     """The per-user speed target (from --tpot-ms or --min-tokens-per-s-per-user); null: none."""
     ttft_s: float | None

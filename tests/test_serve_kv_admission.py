@@ -147,3 +147,40 @@ def test_decode_attention_reads_the_cache_at_the_published_rate():
     assert rates.kv_read_s(1e9) == pytest.approx(1e9 / rates.kv_read_bytes_per_s)
     h200 = device_rates(load_hardware("h200"), DEFAULT)
     assert h200.kv_read_bytes_per_s is None and h200.kv_read_s(1e9) == pytest.approx(1e9 / h200.hbm_bytes_per_s)
+
+
+def test_admission_changes_what_fits_not_what_a_step_reads():
+    """A decode step reads the tokens its sequences hold (the mean context) whatever the engine reserved for them:
+    at the same candidates the step times are equal."""
+    from simulator.model.serve.decode import step_s
+
+    args = dict(input_len=1000, output_len=1000)
+    on_demand = setup_for(ServeRequest("llama-3.1-70b", "h200", **args))
+    reserved = setup_for(ServeRequest("llama-3.1-70b", "h200", kv_admission="full-request", **args))
+    c = _one(64)
+    a, b = step_s(on_demand, c), step_s(reserved, c)
+    assert a["total"][0] == pytest.approx(b["total"][0]) and a["total"][0] > 0
+    assert kv_bytes_per_gpu(reserved, c)[0] > kv_bytes_per_gpu(on_demand, c)[0]
+
+
+def test_admission_is_a_decode_setting_and_the_pool_binds_prefill_too():
+    with pytest.raises(InputError, match="--kv-admission set the decode and --phase prefill runs none"):
+        ServeRequest("llama-3.1-70b", "h100", phase="prefill", kv_admission="full-request")
+    # The prompt's KV comes from the pool: a pool of 1% cannot hold a 100,000-token prompt that fits otherwise.
+    args = dict(phase="prefill", input_len=100_000, output_len=1, tp=8, pp=1)
+    assert api.serve("llama-3.1-70b", "h200", **args).to_dict()["prefill"]["input_tokens_per_s_per_gpu"] > 0
+    with pytest.raises(Exception, match="no prefill layout fits"):
+        api.serve("llama-3.1-70b", "h200", kv_memory_fraction=0.01, **args)
+
+
+def test_the_memory_shown_holds_the_pool_share_left_unused():
+    d = api.serve("llama-3.1-70b", "b200", kv_memory_fraction=0.5, **LLAMA).to_dict()["memory_per_gpu_gib"]
+    assert d["kv_pool_unused"] == pytest.approx(d["kv_cache"])
+    assert d["total"] == pytest.approx(sum(v for k, v in d.items() if k != "total"))
+    assert "kv_pool_unused" not in api.serve("llama-3.1-70b", "b200", **LLAMA).to_dict()["memory_per_gpu_gib"]
+
+
+def test_a_refusal_names_the_kv_options_that_caused_it():
+    with pytest.raises(Exception, match="raise --kv-memory-fraction, use --kv-admission on-demand"):
+        api.serve("llama-3.1-70b", "h100", input_len=100_000, output_len=20_000, kv_admission="full-request",
+                  kv_memory_fraction=0.01, tp=1, num_gpus=1, phase="decode")  # fmt: skip

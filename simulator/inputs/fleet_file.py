@@ -213,7 +213,7 @@ class ServeOptions(_Schema):
     kv_admission: KvAdmission = "on-demand"
     """full-request for an engine that reserves a request's whole KV at admission (serve --kv-admission)."""
     kv_memory_fraction: Annotated[float, Field(ge=0.01, le=1)] = 1.0
-    """The KV pool's share of the memory left after weights and activations (serve --kv-memory-fraction)."""
+    """The KV pool's share of the memory left after weights, activations and the reserve (serve --kv-memory-fraction)."""
     tpot_s: Annotated[float, Field(gt=0, le=1e4)] | None = None
     """Latency target: time per output token, seconds."""
     ttft_s: Annotated[float, Field(gt=0, le=1e4)] | None = None

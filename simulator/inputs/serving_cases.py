@@ -153,7 +153,7 @@ class ServingCase(_PublishedFigure):
     capacity scheduler); on-demand where pages are taken as tokens come (vLLM, SGLang). Matters only where the batch
     is set by memory, not by a stated concurrency."""
     kv_memory_fraction: Annotated[float, Field(ge=0.01, le=1.0)] = 1.0
-    """The KV pool's share of the memory left after weights and activations, where the source sets or states it
+    """The KV pool's share of the memory left after weights, activations and the reserve, where the source sets or states it
     (TensorRT-LLM --kv_cache_free_gpu_mem_fraction)."""
     slo: Slo | None = None
     metric: ServingMetric

@@ -80,8 +80,8 @@ class ServeRequest:
     """What a running sequence holds of the KV pool (vocab.KvAdmission): on-demand, the tokens it has (vLLM, SGLang);
     full-request, its prompt and whole output, reserved at admission (TensorRT-LLM's default scheduler)."""
     kv_memory_fraction: float = 1.0
-    """Share of the memory left after weights and activations that the engine gives its KV pool (TensorRT-LLM's
-    free_gpu_memory_fraction: 0.9 by default there)."""
+    """Share of the memory left after weights, activations and the reserve that the engine gives its KV pool
+    (TensorRT-LLM's free_gpu_memory_fraction: 0.9 by default there)."""
     utilization: float = 1.0
     """Served / provisioned throughput: the GPUs are paid for whether busy or not, so $/M divides by it."""
     price_sheet: str | None = None
@@ -138,7 +138,8 @@ class ServeRequest:
             )
         _choice("--phase", self.phase, PHASES)
         if self.phase == "prefill":
-            decode_only = [flag for name, flag in DECODE_ONLY_FIELDS.items() if getattr(self, name) not in (None, 0)]
+            decode_only = [flag for name, flag in DECODE_ONLY_FIELDS.items()
+                           if getattr(self, name) not in (None, 0, FLAG_DEFAULTS.get(name))]  # fmt: skip
             if decode_only:
                 raise InputError(
                     f"{', '.join(decode_only)} set the decode and --phase prefill runs none; use --phase both or decode, "
@@ -167,6 +168,7 @@ DECODE_ONLY_FIELDS = {
     "tpot_s": "--tpot-ms", "min_tokens_per_s_per_user": "--min-tokens-per-s-per-user", "batch_per_gpu": "--batch-per-gpu",
     "max_batch_per_gpu": "--max-batch-per-gpu", "max_replica_sequences": "max_replica_sequences",
     "mtp_depth": "--mtp-depth", "mtp_accept": "--mtp-accept", "dp": "--dp", "num_gpus": "--num-gpus",
+    "kv_admission": "--kv-admission",
 }  # fmt: skip
 """ServeRequest fields that set the decode only, with their flags: a prefill-only request refuses them, and a fleet
 that predicts only the prefill drops them."""
@@ -316,6 +318,16 @@ def _layout(c, i: int, moe: bool) -> dict:
     return out
 
 
+def _memory_shown(memory: dict, i: int, kv_memory_fraction: float) -> dict[str, float]:
+    """GiB per GPU by component; with a KV pool of less than the free memory, the share it leaves unused, so that the
+    total is what the candidate needs of HBM (decode.hbm_needed_bytes)."""
+    out = {k: float(v[i]) / GIB for k, v in memory.items() if k != "total"}
+    if kv_memory_fraction < 1:
+        out["kv_pool_unused"] = float(memory["kv_cache"][i]) * (1.0 / kv_memory_fraction - 1.0) / GIB
+    out["total"] = sum(out.values())
+    return out
+
+
 def _count(x: float) -> int | float:
     return int(x) if x == int(x) else x
 
@@ -368,7 +380,7 @@ def serve_document(e: ServeEstimate) -> dict:
             "layout": _layout(f.candidates, i, s.model.moe is not None),
             "breakdown_s": step,
         }
-        d["memory_per_gpu_gib"] = {k: float(v[i]) / GIB for k, v in f.memory.items()}
+        d["memory_per_gpu_gib"] = _memory_shown(f.memory, i, s.kv_memory_fraction)
         d["usd_per_million_output_tokens"] = _usd_per_million(rate, float(f.tokens_per_s_per_gpu[i]), req.utilization)
         d["curve"] = f.curve()
     if "prefill" in d and "decode" in d:
@@ -483,7 +495,8 @@ def serve_assumptions(s: Setup, precisions: set[str] = frozenset()) -> list[dict
          else "--kv-admission on-demand (default): each running sequence holds its mean context (paged, preemptive: "
          "vLLM, SGLang)"},
         {"name": "kv_memory_fraction", "value": s.kv_memory_fraction,
-         "source": "--kv-memory-fraction: the KV pool's share of the memory left after weights and activations"},
+         "source": "--kv-memory-fraction: the KV pool's share of the memory left after weights, activations and the "
+         "reserve (the rest unused: memory_per_gpu_gib.kv_pool_unused)"},
         {"name": "two_batch_overlap", "value": s.ep_overlap,
          "source": "--two-batch-overlap (default): the faster of one and two micro-batches per candidate"
          if s.ep_overlap else "--no-two-batch-overlap: the engine does not overlap the MoE exchange"},

@@ -86,7 +86,7 @@ class Setup:
     its prompt and whole output, reserved at admission (TensorRT-LLM's GUARANTEED_NO_EVICT)."""
     kv_memory_fraction: float = 1.0
     """Share of the memory left after weights, activations and the reserve that the engine gives its KV pool
-    (TensorRT-LLM's free_gpu_memory_fraction, 0.9 by default there; 1: all of it)."""
+    (TensorRT-LLM's free_gpu_memory_fraction, 0.9 by default there; 1: all of it). The rest stays unused."""
 
     @property
     def mean_context(self) -> float:
@@ -98,8 +98,8 @@ class Setup:
     def admitted_context(self) -> float:
         """KV positions one running sequence holds against the pool: its mean context when pages are taken as tokens
         come; its prompt plus whole output when the scheduler reserves them at admission, so that no sequence is ever
-        evicted. The second admits input / 2 + output / 2 fewer tokens' worth per sequence: half the batch at 128 in /
-        2,048 out, three quarters at 1,000 / 1,000 (docs/model.md §16.8)."""
+        evicted. The second holds output / 2 more positions per sequence, so (input + output / 2) / (input + output)
+        of the batch fits: about half at 128 in / 2,048 out, three quarters at 1,000 / 1,000 (docs/model.md §16.8)."""
         if self.kv_admission == "full-request":
             return float(self.input_len + self.output_len)
         return self.mean_context

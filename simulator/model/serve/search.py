@@ -108,10 +108,12 @@ class DecodeSearch:
     tokens_per_s_per_gpu: np.ndarray
     tokens_per_s_per_user: np.ndarray
     fits: np.ndarray
-    hbm_needed: np.ndarray
+    hbm_needed_bytes: np.ndarray
     """HBM each candidate needs (memory total, with the KV cache grown to its pool: decode.hbm_needed_bytes)."""
     kv_memory_fraction: float
     """The engine's share of free memory for the KV pool (Setup.kv_memory_fraction), for the refusal message."""
+    kv_admission: str
+    """Setup.kv_admission, for the refusal message."""
 
     def curve(self) -> list[dict]:
         """Upper envelope of tokens/s per GPU against tokens/s per user over the layouts that fit: for each of
@@ -136,21 +138,24 @@ def search_decode(s: Setup, given: Given, precisions: tuple[str, ...]) -> Decode
     memory = memory_per_gpu(s, c)
     per_gpu, per_user = throughput(s, c, step["total"])
     needed = hbm_needed_bytes(s, memory)
-    return DecodeSearch(c, step, memory, per_gpu, per_user, needed <= s.hw.memory_bytes, needed, s.kv_memory_fraction)
+    return DecodeSearch(c, step, memory, per_gpu, per_user, needed <= s.hw.memory_bytes, needed, s.kv_memory_fraction,
+                        s.kv_admission)  # fmt: skip
 
 
 def best_decode(found: DecodeSearch, min_tokens_per_s_per_user: float | None) -> int:
     """Index of the highest throughput per GPU that fits and meets the per-user speed."""
     ok = found.fits.copy()
     if not ok.any():
-        i = int(np.argmin(found.hbm_needed))
-        need, have = found.hbm_needed[i], found.candidates.gpus[i]
+        i = int(np.argmin(found.hbm_needed_bytes))
+        need, have = found.hbm_needed_bytes[i], found.candidates.gpus[i]
         pool = "" if found.kv_memory_fraction == 1 else f" in a pool of {found.kv_memory_fraction:.0%} of the free memory"
         raise InfeasibleError(
             f"no decode layout fits: the smallest needs {need / GIB:.1f} GiB per GPU on {have:.0f} GPUs "
             f"(weights {found.memory['weights'][i] / GIB:.1f} GiB, KV cache {found.memory['kv_cache'][i] / GIB:.1f} GiB"
             f"{pool}); "
-            "allow more GPUs (leave --tp/--dp/--pp/--num-gpus out), use a narrower --precision (fp8; fp4 on Blackwell) or "
+            + ("raise --kv-memory-fraction, " if found.kv_memory_fraction < 1 else "")
+            + ("use --kv-admission on-demand (KV taken as tokens come), " if found.kv_admission == "full-request" else "")
+            + "allow more GPUs (leave --tp/--dp/--pp/--num-gpus out), use a narrower --precision (fp8; fp4 on Blackwell) or "
             "--kv-dtype fp8, or shorten "
             "--input-len/--output-len"
         )
@@ -199,7 +204,8 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
     parts scale by 1 - h and the causal attention core by 1 - h^2 ((miss x prefix + miss^2 / 2) / (len^2 / 2)).
     Pipeline stages split the layers: a pass takes all pp stage times (TTFT), and with pp passes in flight a GPU's
     rate is as without pipelining while it holds 1/pp of the weights. TTFT adds the KV transfer to a decode node
-    when disaggregated. Memory: the weights, the KV cache the pass writes and its activations, the reserve."""
+    when disaggregated. Memory: the weights, the KV cache the pass writes (from a pool of `kv_memory_fraction` of the
+    free memory) and its activations, the reserve."""
     from simulator.model.serve.decode import weight_bytes_per_gpu
     from simulator.model.serve.kv_cache import kv_bytes_per_token, kv_shard
 
@@ -225,11 +231,12 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
                 c = Candidates(np.array([tp]), np.array([ep]), np.array([pp]), np.array([0]), np.array([precision]))
                 weights[key] = float(sum(v[0] for v in weight_bytes_per_gpu(s, c).values()))
             kv = tokens_per_tp_group * kv_per_token * float(kv_shard(model, np.array([float(tp)]))[0]) / pp
+            memory = weights[key] + kv / s.kv_memory_fraction + workspace + s.assumptions.memory_reserved_bytes
             points.append(
                 PrefillPoint(
                     tp, ep, sequences, precision, seconds, parts,
                     prompts * s.input_len / seconds / gpus, prompts * s.input_len * (1.0 - hit) / seconds / gpus,
-                    seconds + transfer, weights[key] + kv + workspace + s.assumptions.memory_reserved_bytes, pp,
+                    seconds + transfer, memory, pp,
                 )
             )  # fmt: skip
     return points
