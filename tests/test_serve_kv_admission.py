@@ -184,3 +184,24 @@ def test_a_refusal_names_the_kv_options_that_caused_it():
     with pytest.raises(Exception, match="raise --kv-memory-fraction, use --kv-admission on-demand"):
         api.serve("llama-3.1-70b", "h100", input_len=100_000, output_len=20_000, kv_admission="full-request",
                   kv_memory_fraction=0.01, tp=1, num_gpus=1, phase="decode")  # fmt: skip
+
+
+@pytest.mark.parametrize(("precisions", "fp4", "hint"), [
+    (["bf16", "fp8"], False, "use a GPU with FP4 tensor cores (Blackwell) and --precision fp4, "),
+    (["bf16"], False, "use a narrower --precision (fp8; fp4 on Blackwell), "),
+    (["bf16", "fp8", "fp4"], True, ""),
+    (["fp8"], True, "use --precision fp4, "),
+    (["fp8"], False, "use a GPU with FP4 tensor cores (Blackwell) and --precision fp4, "),
+    (["bf16"], True, "use a narrower --precision (fp8, fp4), "),
+])  # fmt: skip
+def test_a_refusal_suggests_only_a_format_narrower_than_those_tried(precisions, fp4, hint):
+    from simulator.model.serve.search import narrower_precision_hint
+
+    assert narrower_precision_hint(np.array(precisions), fp4) == hint
+
+
+def test_a_refusal_on_fp8_weights_with_an_fp8_cache_suggests_neither_again():
+    with pytest.raises(Exception) as e:
+        api.serve("deepseek-v3", "h100", precision="fp8", kv_dtype="fp8", tp=1, dp=1, num_gpus=1, phase="decode")
+    assert "--kv-dtype fp8" not in str(e.value) and "narrower --precision (fp8" not in str(e.value)
+    assert "GPU with FP4 tensor cores" in str(e.value)

@@ -114,6 +114,10 @@ class DecodeSearch:
     """The engine's share of free memory for the KV pool (Setup.kv_memory_fraction), for the refusal message."""
     kv_admission: str
     """Setup.kv_admission, for the refusal message."""
+    kv_dtype: str
+    """Setup.kv_dtype, for the refusal message."""
+    fp4_available: bool
+    """Whether the GPU has FP4 tensor cores, for the refusal message."""
 
     def curve(self) -> list[dict]:
         """Upper envelope of tokens/s per GPU against tokens/s per user over the layouts that fit: for each of
@@ -139,7 +143,17 @@ def search_decode(s: Setup, given: Given, precisions: tuple[str, ...]) -> Decode
     per_gpu, per_user = throughput(s, c, step["total"])
     needed = hbm_needed_bytes(s, memory)
     return DecodeSearch(c, step, memory, per_gpu, per_user, needed <= s.hw.memory_bytes, needed, s.kv_memory_fraction,
-                        s.kv_admission)  # fmt: skip
+                        s.kv_admission, s.kv_dtype, s.hw.has_dtype("fp4"))  # fmt: skip
+
+
+def narrower_precision_hint(precisions, fp4_available: bool) -> str:
+    """What a refusal suggests by the narrowest weight format the search already tried: nothing once FP4 was."""
+    have = set(str(p) for p in precisions)
+    if "fp4" in have:
+        return ""
+    if "fp8" in have:
+        return "use --precision fp4, " if fp4_available else "use a GPU with FP4 tensor cores (Blackwell) and --precision fp4, "
+    return "use a narrower --precision (fp8, fp4), " if fp4_available else "use a narrower --precision (fp8; fp4 on Blackwell), "
 
 
 def best_decode(found: DecodeSearch, min_tokens_per_s_per_user: float | None) -> int:
@@ -155,9 +169,10 @@ def best_decode(found: DecodeSearch, min_tokens_per_s_per_user: float | None) ->
             f"{pool}); "
             + ("raise --kv-memory-fraction, " if found.kv_memory_fraction < 1 else "")
             + ("use --kv-admission on-demand (KV taken as tokens come), " if found.kv_admission == "full-request" else "")
-            + "allow more GPUs (leave --tp/--dp/--pp/--num-gpus out), use a narrower --precision (fp8; fp4 on Blackwell) or "
-            "--kv-dtype fp8, or shorten "
-            "--input-len/--output-len"
+            + "allow more GPUs (leave --tp/--dp/--pp/--num-gpus out), "
+            + narrower_precision_hint(found.candidates.precision, found.fp4_available)
+            + ("use --kv-dtype fp8, " if found.kv_dtype == "bf16" else "")
+            + "or shorten --input-len/--output-len"
         )
     if min_tokens_per_s_per_user is not None:
         fast = ok & (found.tokens_per_s_per_user >= min_tokens_per_s_per_user)
