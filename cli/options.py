@@ -111,16 +111,16 @@ class TableJson(StrEnum):
     json = "json"
 
 
-def _choices(name: str, values: tuple[str, ...]) -> type[StrEnum]:
+def vocab_choices(name: str, values: tuple[str, ...]) -> type[StrEnum]:
     """A typer choice whose values are one of simulator.vocab's vocabularies (defined there once)."""
     return StrEnum(name, {v: v for v in values})  # type: ignore[return-value]
 
 
-PrecisionOpt = _choices("PrecisionOpt", PRECISIONS)
-Fp8RecipeOpt = _choices("Fp8RecipeOpt", FP8_RECIPES)
-ScheduleOpt = _choices("ScheduleOpt", SCHEDULES)
-AttentionOpt = _choices("AttentionOpt", ATTENTION_KERNELS)
-RecomputeOpt = _choices("RecomputeOpt", RECOMPUTE_MODES)
+PrecisionOpt = vocab_choices("PrecisionOpt", PRECISIONS)
+Fp8RecipeOpt = vocab_choices("Fp8RecipeOpt", FP8_RECIPES)
+ScheduleOpt = vocab_choices("ScheduleOpt", SCHEDULES)
+AttentionOpt = vocab_choices("AttentionOpt", ATTENTION_KERNELS)
+RecomputeOpt = vocab_choices("RecomputeOpt", RECOMPUTE_MODES)
 BF16 = PrecisionOpt("bf16")
 """The default --precision of search, sweep and report."""
 

@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from cli.options import ForceOpt, Format, PriceOpt, check_output_file, echo_result, fail
+from cli.options import ForceOpt, Format, PriceOpt, check_output_file, echo_result, fail, vocab_choices
 from simulator.units import MILLI
+from simulator.vocab import KV_ADMISSIONS, KV_DTYPES, SERVE_PRECISIONS
 
 
 class Phase(StrEnum):
@@ -23,20 +24,13 @@ class Deployment(StrEnum):
     colocated = "colocated"
 
 
-class ServePrecision(StrEnum):
-    bf16 = "bf16"
-    fp8 = "fp8"
-    fp4 = "fp4"
-
-
-class KvDtype(StrEnum):
-    bf16 = "bf16"
-    fp8 = "fp8"
-
-
-class KvAdmission(StrEnum):
-    on_demand = "on-demand"
-    full_request = "full-request"
+ServePrecision = vocab_choices("ServePrecision", SERVE_PRECISIONS)
+KvDtype = vocab_choices("KvDtype", KV_DTYPES)
+KvAdmission = vocab_choices("KvAdmission", KV_ADMISSIONS)
+KV_BF16 = KvDtype("bf16")
+"""The default --kv-dtype."""
+ON_DEMAND = KvAdmission("on-demand")
+"""The default --kv-admission: pages taken as tokens come (the achievable case)."""
 
 
 def register(app: typer.Typer, validate_app: typer.Typer) -> None:
@@ -91,7 +85,7 @@ def serve_command(
         ServePrecision | None,
         typer.Option(help="Weights and GEMMs: bf16, fp8 or fp4 (NVFP4, Blackwell) (default: each the GPU has, searched)"),
     ] = None,
-    kv_dtype: Annotated[KvDtype, typer.Option(help="KV-cache format")] = KvDtype.bf16,
+    kv_dtype: Annotated[KvDtype, typer.Option(help="KV-cache format")] = KV_BF16,
     tp: Annotated[int | None, typer.Option(help="Tensor parallel degree of attention and dense layers (searched)")] = None,
     dp: Annotated[
         int | None,
@@ -123,7 +117,7 @@ def serve_command(
             help="KV a running sequence holds: on-demand (the tokens it has; vLLM, SGLang) or full-request "
             "(prompt + whole output reserved at admission; TensorRT-LLM's default)"
         ),
-    ] = KvAdmission.on_demand,
+    ] = ON_DEMAND,
     kv_memory_fraction: Annotated[
         float,
         typer.Option(help="KV pool's share of the memory left after weights and workspace (TensorRT-LLM: 0.9 by default)"),

@@ -103,12 +103,6 @@ def test_request_checks_its_kv_options():
         ServeRequest("llama-3.1-70b", "h100", kv_memory_fraction=0.0)
 
 
-def test_a_pool_too_small_for_one_sequence_names_the_share():
-    with pytest.raises(Exception, match="in a pool of 1% of the free memory"):
-        api.serve("llama-3.1-70b", "h100", input_len=100_000, output_len=20_000, kv_admission="full-request",
-                  kv_memory_fraction=0.01, tp=1, num_gpus=1, phase="decode")  # fmt: skip
-
-
 def test_printed_commands_carry_the_kv_options_and_leave_the_defaults_out():
     assert serve_flags({"kv_admission": "on-demand", "kv_memory_fraction": 1.0}) == []
     assert serve_flags({"kv_admission": "full-request", "kv_memory_fraction": 0.9}) == [
@@ -180,10 +174,12 @@ def test_the_memory_shown_holds_the_pool_share_left_unused():
     assert "kv_pool_unused" not in api.serve("llama-3.1-70b", "b200", **LLAMA).to_dict()["memory_per_gpu_gib"]
 
 
-def test_a_refusal_names_the_kv_options_that_caused_it():
-    with pytest.raises(Exception, match="raise --kv-memory-fraction, use --kv-admission on-demand"):
+def test_a_refusal_names_the_pool_share_and_the_kv_options_that_caused_it():
+    with pytest.raises(Exception) as e:
         api.serve("llama-3.1-70b", "h100", input_len=100_000, output_len=20_000, kv_admission="full-request",
                   kv_memory_fraction=0.01, tp=1, num_gpus=1, phase="decode")  # fmt: skip
+    assert "in a pool of 1% of the free memory" in str(e.value)
+    assert "raise --kv-memory-fraction, use --kv-admission on-demand" in str(e.value)
 
 
 @pytest.mark.parametrize(("precisions", "fp4", "hint"), [
@@ -205,3 +201,15 @@ def test_a_refusal_on_fp8_weights_with_an_fp8_cache_suggests_neither_again():
         api.serve("deepseek-v3", "h100", precision="fp8", kv_dtype="fp8", tp=1, dp=1, num_gpus=1, phase="decode")
     assert "--kv-dtype fp8" not in str(e.value) and "narrower --precision (fp8" not in str(e.value)
     assert "GPU with FP4 tensor cores" in str(e.value)
+
+
+def test_a_profile_with_a_decode_attention_rate_out_of_range_is_refused(tmp_path):
+    """A fraction of 0 would make every KV read take forever: the profile is refused, naming the field and its range."""
+    from simulator.inputs.data_files import hardware_dir
+
+    text = (hardware_dir() / "b200.yaml").read_text()
+    old = "decode_attention: {value: 0.757"
+    assert old in text
+    path = tmp_path / "b200.yaml"
+    path.write_text(text.replace(old, "decode_attention: {value: 0"))
+    clean_error(invoke("serve", "llama-3.1-8b", "--gpu", str(path)), "efficiency.decode_attention = 0", "[0.01, 1]")

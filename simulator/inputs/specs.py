@@ -272,6 +272,8 @@ class HardwareProfile(_Spec):
         fractions = {"attention": eff.attention, "hbm": eff.hbm, "scale_up_bus": eff.scale_up_bus,
                      "scale_out_bus": eff.scale_out_bus}  # fmt: skip
         fractions.update({f"attention_kernels.{k}": v for k, v in eff.attention_kernels.items()})
+        if eff.decode_attention is not None:
+            fractions["decode_attention"] = eff.decode_attention
         for field, s in fractions.items():
             _check_range(f"efficiency.{field}", s.value, 0.01, 1)
         _check_range("efficiency.collective_latency_us", eff.collective_latency_us.value, 0, 1_000_000)

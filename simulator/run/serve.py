@@ -17,7 +17,7 @@ from simulator.errors import InputError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.catalog import gpus_with, load_hardware, load_model
 from simulator.model.efficiency import calibrated_device, device_rates
-from simulator.model.serve.decode import DECODE_STEP_OVERHEAD_S, Setup
+from simulator.model.serve.decode import DECODE_STEP_OVERHEAD_S, Setup, kv_pool_bytes
 from simulator.model.serve.kv_cache import kv_bytes_per_token
 from simulator.model.serve.search import (
     MAX_STAGE_GPUS,
@@ -318,13 +318,14 @@ def _layout(c, i: int, moe: bool) -> dict:
     return out
 
 
-def _memory_shown(memory: dict, i: int, kv_memory_fraction: float) -> dict[str, float]:
+def _memory_shown(f: DecodeSearch, i: int) -> dict[str, float]:
     """GiB per GPU by component; with a KV pool of less than the free memory, the share it leaves unused, so that the
     total is what the candidate needs of HBM (decode.hbm_needed_bytes)."""
-    out = {k: float(v[i]) / GIB for k, v in memory.items() if k != "total"}
-    if kv_memory_fraction < 1:
-        out["kv_pool_unused"] = float(memory["kv_cache"][i]) * (1.0 / kv_memory_fraction - 1.0) / GIB
-    out["total"] = sum(out.values())
+    out = {k: float(v[i]) / GIB for k, v in f.memory.items() if k != "total"}
+    if f.setup.kv_memory_fraction < 1:
+        kv = float(f.memory["kv_cache"][i])
+        out["kv_pool_unused"] = (kv_pool_bytes(f.setup, kv) - kv) / GIB
+    out["total"] = float(f.hbm_needed_bytes[i]) / GIB
     return out
 
 
@@ -380,7 +381,7 @@ def serve_document(e: ServeEstimate) -> dict:
             "layout": _layout(f.candidates, i, s.model.moe is not None),
             "breakdown_s": step,
         }
-        d["memory_per_gpu_gib"] = _memory_shown(f.memory, i, s.kv_memory_fraction)
+        d["memory_per_gpu_gib"] = _memory_shown(f, i)
         d["usd_per_million_output_tokens"] = _usd_per_million(rate, float(f.tokens_per_s_per_gpu[i]), req.utilization)
         d["curve"] = f.curve()
     if "prefill" in d and "decode" in d:

@@ -214,10 +214,15 @@ def memory_per_gpu(s: Setup, c: Candidates) -> dict[str, np.ndarray]:
     return out
 
 
+def kv_pool_bytes(s: Setup, kv_bytes):
+    """The KV pool a cache of `kv_bytes` must come from when the engine gives the pool only a share of the free
+    memory: kv / fraction (the rest of that memory stays unused)."""
+    return kv_bytes / s.kv_memory_fraction
+
+
 def hbm_needed_bytes(s: Setup, memory: dict[str, np.ndarray]) -> np.ndarray:
-    """HBM a candidate needs: its total, with the KV cache grown to the pool it must come from when the engine gives
-    the pool only a share of the free memory (kv / fraction; the rest of that memory stays unused)."""
-    return memory["total"] + memory["kv_cache"] * (1.0 / s.kv_memory_fraction - 1.0)
+    """HBM a candidate needs: its total, with the KV cache grown to its pool (`kv_pool_bytes`)."""
+    return memory["total"] - memory["kv_cache"] + kv_pool_bytes(s, memory["kv_cache"])
 
 
 # ------------------------------------------------------------------ step time

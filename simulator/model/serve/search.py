@@ -12,7 +12,15 @@ import numpy as np
 
 from simulator.errors import InfeasibleError, LayoutError
 from simulator.model.forward import forward_context, forward_pass
-from simulator.model.serve.decode import Candidates, Setup, hbm_needed_bytes, memory_per_gpu, step_s, throughput
+from simulator.model.serve.decode import (
+    Candidates,
+    Setup,
+    hbm_needed_bytes,
+    kv_pool_bytes,
+    memory_per_gpu,
+    step_s,
+    throughput,
+)
 from simulator.units import BYTES_PER_ELEMENT, GIB, MILLI
 
 POWERS_OF_TWO = tuple(2**i for i in range(11))  # 1 .. 1024
@@ -110,14 +118,8 @@ class DecodeSearch:
     fits: np.ndarray
     hbm_needed_bytes: np.ndarray
     """HBM each candidate needs (memory total, with the KV cache grown to its pool: decode.hbm_needed_bytes)."""
-    kv_memory_fraction: float
-    """The engine's share of free memory for the KV pool (Setup.kv_memory_fraction), for the refusal message."""
-    kv_admission: str
-    """Setup.kv_admission, for the refusal message."""
-    kv_dtype: str
-    """Setup.kv_dtype, for the refusal message."""
-    fp4_available: bool
-    """Whether the GPU has FP4 tensor cores, for the refusal message."""
+    setup: Setup
+    """What was searched (the refusal message names the KV options and formats it could change)."""
 
     def curve(self) -> list[dict]:
         """Upper envelope of tokens/s per GPU against tokens/s per user over the layouts that fit: for each of
@@ -142,8 +144,7 @@ def search_decode(s: Setup, given: Given, precisions: tuple[str, ...]) -> Decode
     memory = memory_per_gpu(s, c)
     per_gpu, per_user = throughput(s, c, step["total"])
     needed = hbm_needed_bytes(s, memory)
-    return DecodeSearch(c, step, memory, per_gpu, per_user, needed <= s.hw.memory_bytes, needed, s.kv_memory_fraction,
-                        s.kv_admission, s.kv_dtype, s.hw.has_dtype("fp4"))  # fmt: skip
+    return DecodeSearch(c, step, memory, per_gpu, per_user, needed <= s.hw.memory_bytes, needed, s)
 
 
 def narrower_precision_hint(precisions, fp4_available: bool) -> str:
@@ -161,17 +162,17 @@ def best_decode(found: DecodeSearch, min_tokens_per_s_per_user: float | None) ->
     ok = found.fits.copy()
     if not ok.any():
         i = int(np.argmin(found.hbm_needed_bytes))
-        need, have = found.hbm_needed_bytes[i], found.candidates.gpus[i]
-        pool = "" if found.kv_memory_fraction == 1 else f" in a pool of {found.kv_memory_fraction:.0%} of the free memory"
+        need, have, s = found.hbm_needed_bytes[i], found.candidates.gpus[i], found.setup
+        pool = "" if s.kv_memory_fraction == 1 else f" in a pool of {s.kv_memory_fraction:.0%} of the free memory"
         raise InfeasibleError(
             f"no decode layout fits: the smallest needs {need / GIB:.1f} GiB per GPU on {have:.0f} GPUs "
             f"(weights {found.memory['weights'][i] / GIB:.1f} GiB, KV cache {found.memory['kv_cache'][i] / GIB:.1f} GiB"
             f"{pool}); "
-            + ("raise --kv-memory-fraction, " if found.kv_memory_fraction < 1 else "")
-            + ("use --kv-admission on-demand (KV taken as tokens come), " if found.kv_admission == "full-request" else "")
+            + ("raise --kv-memory-fraction, " if s.kv_memory_fraction < 1 else "")
+            + ("use --kv-admission on-demand (KV taken as tokens come), " if s.kv_admission == "full-request" else "")
             + "allow more GPUs (leave --tp/--dp/--pp/--num-gpus out), "
-            + narrower_precision_hint(found.candidates.precision, found.fp4_available)
-            + ("use --kv-dtype fp8, " if found.kv_dtype == "bf16" else "")
+            + narrower_precision_hint(found.candidates.precision, s.hw.has_dtype("fp4"))
+            + ("use --kv-dtype fp8, " if s.kv_dtype == "bf16" else "")
             + "or shorten --input-len/--output-len"
         )
     if min_tokens_per_s_per_user is not None:
@@ -246,7 +247,7 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
                 c = Candidates(np.array([tp]), np.array([ep]), np.array([pp]), np.array([0]), np.array([precision]))
                 weights[key] = float(sum(v[0] for v in weight_bytes_per_gpu(s, c).values()))
             kv = tokens_per_tp_group * kv_per_token * float(kv_shard(model, np.array([float(tp)]))[0]) / pp
-            memory = weights[key] + kv / s.kv_memory_fraction + workspace + s.assumptions.memory_reserved_bytes
+            memory = weights[key] + kv_pool_bytes(s, kv) + workspace + s.assumptions.memory_reserved_bytes
             points.append(
                 PrefillPoint(
                     tp, ep, sequences, precision, seconds, parts,
