@@ -40,12 +40,14 @@ def register(app: typer.Typer, validate_app: typer.Typer) -> None:
 
 def validate_serve(format: Annotated[Format, typer.Option("--format", help="Output format")] = Format.table) -> None:
     """Predict every published serving figure in validation/serving.yaml with `costsim serve`; signed errors,
-    median and max |error|. Cases whose source lacks what a prediction needs are listed, not predicted."""
+    median and max |error|. Cases whose source lacks what a prediction needs are listed, not predicted. Then the
+    throughput grid (validation/serving_grid.yaml, every cell of TensorRT-LLM's perf-overview tables), outside the
+    target: its medians and each table column's."""
     from simulator.analysis import serve_validation
     from simulator.errors import CostsimError
 
     try:
-        doc = serve_validation.report(serve_validation.evaluate())
+        doc = serve_validation.report(serve_validation.evaluate(), serve_validation.evaluate_grid())
     except CostsimError as e:
         fail(e)
     echo_result(format, doc, doc["cases"], lambda: serve_validation_table(doc))
@@ -68,7 +70,27 @@ def serve_validation_table(doc: dict) -> str:
         lines.append("by precision: " + "; ".join(
             f"{p} {v['n']} figures, median {v['median_abs_error']:.1%}, max {v['max_abs_error']:.1%}"
             for p, v in doc["by_precision"].items()))  # fmt: skip
+    if doc.get("grid"):
+        lines += ["", serve_grid_summary(doc["grid"])]
     return "\n".join(lines)
+
+
+def serve_grid_summary(grid: dict) -> str:
+    """The grid track: a line for the whole grid, then each table column's signed median error."""
+    from simulator.report.tables import text_table
+
+    head = (f"Throughput grid (validation/serving_grid.yaml, outside the target): {grid['n_predicted']} of "
+            f"{grid['n_cells']} cells predicted")  # fmt: skip
+    if not grid["n_predicted"]:
+        return head
+    head += (f", median |error| {grid['median_abs_error']:.1%} (signed {grid['median_error']:+.1%}), max "
+             f"{grid['max_abs_error']:.1%}; within 20%: {grid['within_20_percent']}, "
+             f"within 50%: {grid['within_50_percent']}")  # fmt: skip
+    rows = [(c["model"], c["gpu"], f"TP{c['tp']}", c["precision"], str(c["n"]), f"{c['median_error']:+.1%}",
+             f"{c['median_abs_error']:.1%}", f"{c['max_abs_error']:.1%}") for c in grid["by_column"]]  # fmt: skip
+    table = text_table(("model", "gpu", "tp", "format", "cells", "median error", "median |error|", "max |error|"), rows,
+                       align="llllrrrr")  # fmt: skip
+    return head + "\n" + table
 
 
 def serve_command(

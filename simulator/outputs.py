@@ -1293,6 +1293,54 @@ class PrecisionErrors(_Fixed):
     max_abs_error: float
 
 
+class ServeGridCell(_Fixed):
+    id: str
+    model: str
+    gpu: str
+    tp: int
+    precision: str
+    input_len: int
+    output_len: int
+    reported: float
+    """Output tokens/s per GPU (the table's TP-group total / its GPUs)."""
+    predicted: float | None
+    error: float | None
+    not_predicted_because: str | None
+
+
+class ServeGridErrors(_Fixed):
+    n: int
+    median_error: float
+    """Signed: above 0, costsim is faster than the table."""
+    median_abs_error: float
+    max_abs_error: float
+
+
+class ServeGridColumn(ServeGridErrors):
+    """One column of a grid table: one model on one GPU, TP group and format."""
+
+    model: str
+    gpu: str
+    tp: int
+    precision: str
+
+
+class ServeGrid(_Fixed):
+    """The throughput grid (validation/serving_grid.yaml): every measured cell of TensorRT-LLM's perf-overview
+    tables, predicted as the curated cases are; outside the target."""
+
+    in_target: bool
+    n_cells: int
+    n_predicted: int
+    median_error: float | None = None
+    median_abs_error: float | None = None
+    max_abs_error: float | None = None
+    within_20_percent: int | None = None
+    within_50_percent: int | None = None
+    by_column: list[ServeGridColumn]
+    cells: list[ServeGridCell]
+
+
 class ValidateServeOutput(Document):
     """`costsim validate serve`: every published serving figure predicted, with the error and the targets."""
 
@@ -1307,6 +1355,8 @@ class ValidateServeOutput(Document):
     error_convention: str
     target: ServeTarget
     meets_target: bool
+    grid: ServeGrid | None = None
+    """The throughput grid's cells and summary (`costsim validate serve` fills it; outside the target)."""
 
 
 class FleetOutput(Document):

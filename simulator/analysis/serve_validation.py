@@ -16,7 +16,7 @@ import statistics
 from dataclasses import dataclass
 
 from simulator.errors import CostsimError
-from simulator.inputs.serving_cases import ServingCase, serving_cases
+from simulator.inputs.serving_cases import ServingCase, serving_cases, serving_grid_cases
 from simulator.run.serve import ServeRequest, serve
 
 TARGET_MEDIAN_ABS_ERROR = 0.20
@@ -133,7 +133,45 @@ def evaluate() -> list[Outcome]:
     return [predict(c) for c in serving_cases()]
 
 
-def report(outcomes: list[Outcome]) -> dict:
+def evaluate_grid() -> list[Outcome]:
+    """Every measured cell of the throughput grid (validation/serving_grid.yaml), predicted as a case."""
+    return [predict(c) for c in serving_grid_cases()]
+
+
+def _error_summary(errors: list[float]) -> dict:
+    """n, signed median, median and max |error| of a group of figures' errors (predicted / reported - 1)."""
+    absolute = [abs(e) for e in errors]
+    return {"n": len(errors), "median_error": statistics.median(errors), "median_abs_error": statistics.median(absolute),
+            "max_abs_error": max(absolute)}  # fmt: skip
+
+
+def grid_report(outcomes: list[Outcome]) -> dict:
+    """The grid track: every cell's error, the whole grid's medians and how many fall within 20% and 50%, and each
+    table column (one model on one GPU, TP and format) apart, where a bias by GPU generation or model family shows.
+    Outside issue 12's target: the curated cases of validation/serving.yaml carry that."""
+    cells, by_column = [], {}
+    for o in outcomes:
+        c = o.case
+        cells.append({"id": c.id, "model": c.model, "gpu": c.gpu, "tp": c.num_gpus, "precision": c.precision,
+                      "input_len": c.input_len, "output_len": c.output_len, "reported": c.reported,
+                      "predicted": o.predicted, "error": o.error, "not_predicted_because": o.why_not})  # fmt: skip
+        if o.error is not None:
+            by_column.setdefault((c.model, c.gpu, c.num_gpus, c.precision), []).append(o.error)
+    errors = [o.error for o in outcomes if o.error is not None]
+    out = {"in_target": False, "n_cells": len(outcomes), "n_predicted": len(errors)}
+    if errors:
+        out |= _error_summary(errors) | {
+            "within_20_percent": sum(abs(e) <= 0.20 for e in errors),
+            "within_50_percent": sum(abs(e) <= 0.50 for e in errors),
+        }
+        out.pop("n")
+    out["by_column"] = [{"model": m, "gpu": g, "tp": tp, "precision": p} | _error_summary(e)
+                        for (m, g, tp, p), e in by_column.items()]  # fmt: skip
+    out["cells"] = cells
+    return out
+
+
+def report(outcomes: list[Outcome], grid: list[Outcome] | None = None) -> dict:
     rows = []
     for o in outcomes:
         c = o.case
@@ -166,4 +204,5 @@ def report(outcomes: list[Outcome]) -> dict:
         "meets_target": bool(
             errors and len(errors) >= TARGET_N and median <= TARGET_MEDIAN_ABS_ERROR and worst_abs <= TARGET_MAX_ABS_ERROR
         ),
+        "grid": grid_report(grid) if grid is not None else None,
     }

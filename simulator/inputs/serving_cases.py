@@ -401,8 +401,152 @@ def rl_cases(path: Path | None = None) -> list[RLCase]:
 
 
 def excluded_figures(path: Path) -> list[ExcludedFigure]:
-    """The `excluded:` list of a case file: published figures left out, with the reason."""
+    """The `excluded:` list of a case or grid file: published figures left out, with the reason."""
+    if path.name == serving_grid_path().name:
+        return list(validate(read_yaml(path), _GridDocument, path).excluded)
     return _cases(path, ServingCase if path.name == "serving.yaml" else RLCase)[1]
+
+
+# --------------------------------------------------------------------------- throughput grids
+
+
+class GridColumn(_Record):
+    """One column of a grid table: the GPU, the TP group it ran on (its GPU count) and the weight format."""
+
+    gpu: Annotated[str, Field(min_length=1, max_length=200)]
+    tp: Count
+    precision: Precision
+
+
+class ServingGrid(_Record):
+    """One table of a throughput grid: its header and rows as the source prints them, a column per GPU."""
+
+    id: ID
+    table: Text
+    header: Text
+    model: Annotated[str, Field(min_length=1, max_length=200)]
+    moe_command: StrictBool
+    """Run with the source's MoE command (attention data parallelism over the TP group's GPUs)."""
+    columns: Annotated[list[GridColumn], Field(min_length=1, max_length=64)]
+    rows: Annotated[list[Text], Field(min_length=1, max_length=1000)]
+    assumptions: list[Text] = []
+
+
+class GridSettings(_Record):
+    """The engine settings every cell of a grid ran with (stated or assumed in the file's `assumptions`)."""
+
+    kv_dtype: KvDtype
+    kv_admission: KvAdmission
+    kv_memory_fraction: Annotated[float, Field(ge=0.01, le=1.0)]
+    two_batch_overlap: StrictBool
+    mtp_depth: Annotated[int, Field(ge=0, le=64)]
+
+
+class _GridDocument(_Record):
+    source: Text
+    evidence: Evidence
+    why: Text
+    settings: GridSettings
+    assumptions: list[Text] = []
+    grids: Annotated[list[dict], Field(min_length=1)]
+    excluded: list[ExcludedFigure] = []
+
+
+def serving_grid_path() -> Path:
+    return validation_dir() / "serving_grid.yaml"
+
+
+def _markdown_cells(line: str) -> list[str]:
+    """The cells of one markdown table line, stripped: '| a | b | |' -> ['a', 'b', '']."""
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def _grid_cell_value(text: str, where: str) -> float | None:
+    """A cell's figure ('11,147' -> 11147.0), None where the source left it blank (not measured)."""
+    if not text:
+        return None
+    try:
+        value = float(text.replace(",", ""))
+    except ValueError:
+        raise SpecError(f"{where}: {text!r} is not a number; write the figure as the source prints it (e.g. 11,147) "
+                        "or leave the cell blank") from None  # fmt: skip
+    if not 0 < value <= MAX_RATE:
+        raise SpecError(f"{where}: {value:,} is outside 0-{MAX_RATE:,.0f}; check the transcription")
+    return value
+
+
+def _check_grid_header(grid: ServingGrid, where: str) -> list[str]:
+    """The header's column labels, each checked against its column's TP and format (a transcription guard)."""
+    labels = _markdown_cells(grid.header)[1:]
+    if len(labels) != len(grid.columns):
+        raise SpecError(f"{where}: the header has {len(labels)} GPU columns and `columns` {len(grid.columns)}; "
+                        "give one `columns` entry per header column, in order")  # fmt: skip
+    for label, col in zip(labels, grid.columns, strict=True):
+        if f"TP{col.tp}" not in label.replace(" ", "") or f"({col.precision.upper()})" not in label:
+            raise SpecError(f"{where}: header column {label!r} does not say TP{col.tp} ({col.precision.upper()}) as "
+                            f"its `columns` entry (gpu {col.gpu}) does; make them agree")  # fmt: skip
+    return labels
+
+
+def _grid_cases(grid: ServingGrid, doc: _GridDocument, where: str) -> list[ServingCase]:
+    labels = _check_grid_header(grid, where)
+    cases = []
+    for line in grid.rows:
+        cells = _markdown_cells(line)
+        row_where = f"{where}, row {line!r}"
+        if len(cells) != len(grid.columns) + 1:
+            raise SpecError(f"{row_where}: {len(cells) - 1} figures for {len(grid.columns)} columns; a row has one "
+                            "cell per column, blank where the source has none")  # fmt: skip
+        lengths = cells[0].split("/")
+        if len(lengths) != 2 or not all(part.isdigit() and int(part) > 0 for part in lengths):
+            raise SpecError(f"{row_where}: the first cell {cells[0]!r} is not ISL/OSL (e.g. 1000/2000)")
+        isl, osl = (int(part) for part in lengths)
+        for label, col, text in zip(labels, grid.columns, cells[1:], strict=True):
+            total = _grid_cell_value(text, f"{row_where}, column {label!r}")
+            if total is None:
+                continue
+            layout = {"tp": col.tp, "attention_dp": True} if grid.moe_command else {"tp": col.tp}
+            raw = {
+                "id": f"{grid.id}-{col.gpu}-{isl}-{osl}",
+                "source": f"{doc.source}, '{grid.table}' table, row {isl}/{osl}, column {label.replace('<br/>', ' ')}",
+                "quote": f"{grid.header} ... {line}",
+                "evidence": doc.evidence,
+                "model": grid.model,
+                "gpu": col.gpu,
+                "num_gpus": col.tp,
+                "precision": col.precision,
+                "input_len": isl,
+                "output_len": osl,
+                "phase": "both",
+                "layout": layout,
+                "metric": "output_tokens_per_s_per_gpu",
+                "reported": total / col.tp,
+                "derivation": f"{text} total output tokens/s of the TP{col.tp} group / {col.tp} GPUs" if col.tp > 1 else None,
+                "assumptions": [*doc.assumptions, *grid.assumptions],
+                "why": doc.why,
+                **doc.settings.model_dump(),
+            }  # fmt: skip
+            cases.append(validate(raw, ServingCase, f"{row_where}, column {label!r}"))
+    return cases
+
+
+def serving_grid_cases(path: Path | None = None) -> list[ServingCase]:
+    """Every measured cell of validation/serving_grid.yaml (or `path`) as a serving case: the tables' headers and rows
+    parsed as the source prints them, the file's settings and assumptions applied; ids unique."""
+    path = path or serving_grid_path()
+    doc = validate(read_yaml(path), _GridDocument, path)
+    cases: list[ServingCase] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(doc.grids):
+        label = entry.get("id", i) if isinstance(entry, dict) else i
+        where = f"{path}: grid {label!r}"
+        for case in _grid_cases(validate(entry, ServingGrid, where), doc, where):
+            if case.id in seen:
+                raise SpecError(f"{where}: cell id {case.id!r} appears twice; give each table a unique id and each row "
+                                "a unique ISL/OSL")  # fmt: skip
+            seen.add(case.id)
+            cases.append(case)
+    return cases
 
 
 def load_price_sheet(path: Path) -> PriceSheet:

@@ -1,0 +1,168 @@
+"""The throughput grid (validation/serving_grid.yaml): every cell of TensorRT-LLM's perf-overview tables read from
+the tables as the page prints them, checked against the curated cases that repeat them, predicted as cases, and
+summarized apart from issue 12's target (`costsim validate serve`'s `grid`)."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+
+import pytest
+import yaml
+
+from simulator.analysis import serve_validation
+from simulator.errors import SpecError
+from simulator.inputs.catalog import load_hardware, load_model
+from simulator.inputs.serving_cases import (
+    excluded_figures,
+    serving_cases,
+    serving_grid_cases,
+    serving_grid_path,
+)
+from tests.cli_support import invoke
+
+GRID = serving_grid_cases()
+RAW = yaml.safe_load(serving_grid_path().read_text())
+FIGURE = re.compile(r"^[0-9][0-9,]*$")
+
+
+def _measured_cells(row: str) -> int:
+    """Figures in a markdown row, its first cell (ISL/OSL) left out; blank cells are not measurements."""
+    return sum(bool(FIGURE.match(cell.strip())) for cell in row.strip().strip("|").split("|")[1:])
+
+
+def test_every_measured_cell_is_a_case_and_no_blank_one_is():
+    assert len(GRID) == sum(_measured_cells(row) for g in RAW["grids"] for row in g["rows"])
+    assert len({c.id for c in GRID}) == len(GRID)
+    # the page leaves some cells blank (not measured): Llama 4 Scout on H100 at 128/128
+    assert not [c for c in GRID if c.model == "llama-4-scout" and c.gpu == "h100-sxm" and c.input_len == c.output_len == 128]
+
+
+@pytest.mark.parametrize("grid", RAW["grids"], ids=lambda g: g["id"])
+def test_each_table_resolves_to_a_shipped_spec_and_profiles(grid):
+    load_model(grid["model"])
+    for col in grid["columns"]:
+        load_hardware(col["gpu"])
+
+
+def test_a_cell_is_the_tp_groups_total_over_its_gpus():
+    """perf-overview.md reports 'Total Output Throughput (tokens/sec)' of the TP group: Llama 3.1 405B, H100 TP8,
+    1000/1000 is 2,919 for the group, 364.875 per GPU."""
+    cell = next(c for c in GRID if c.id == "trtllm-v1.0-llama-3.1-405b-h100-sxm-1000-1000")
+    assert cell.num_gpus == cell.layout.tp == 8
+    assert cell.reported == pytest.approx(2919 / 8)
+    assert "2,919" in cell.quote and cell.derivation.startswith("2,919")
+
+
+def test_the_curated_cases_the_grid_repeats_agree_with_it():
+    """Each perf-overview cell kept in validation/serving.yaml has the same figure, lengths, GPUs and settings in the
+    grid: two transcriptions of one table that a typo in either would set apart."""
+    grid = {(c.model, c.gpu, c.input_len, c.output_len): c for c in GRID}
+    curated = [c for c in serving_cases() if "perf-overview.md" in c.source]
+    assert len(curated) >= 10
+    for c in curated:
+        g = grid[(c.model, c.gpu, c.input_len, c.output_len)]
+        assert g.reported == pytest.approx(c.reported), c.id
+        assert (g.num_gpus, g.precision, g.kv_dtype, g.kv_admission) == (c.num_gpus, c.precision, c.kv_dtype, c.kv_admission)
+        assert g.kv_memory_fraction == c.kv_memory_fraction
+
+
+def test_moe_tables_run_attention_dp_and_dense_ones_do_not():
+    for c in GRID:
+        moe = load_model(c.model).moe is not None
+        assert bool(c.layout.attention_dp) is moe, c.id
+
+
+def _grid_file(tmp_path, mutate) -> object:
+    raw = yaml.safe_load(serving_grid_path().read_text())
+    mutate(raw)
+    path = tmp_path / "serving_grid.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_a_row_with_a_missing_cell_is_refused_naming_the_table_and_row(tmp_path):
+    def drop_cell(raw):
+        raw["grids"][0]["rows"][0] = "| 128/128 | 11,147 | 12,189 | 3,803 |"
+
+    with pytest.raises(SpecError, match=r"trtllm-v1.0-llama-3.3-70b.*128/128.*3 figures for 4 columns"):
+        serving_grid_cases(_grid_file(tmp_path, drop_cell))
+
+
+def test_a_header_that_disagrees_with_its_columns_is_refused(tmp_path):
+    def wrong_tp(raw):
+        raw["grids"][0]["columns"][3]["tp"] = 4
+
+    with pytest.raises(SpecError, match=r"does not say TP4 \(FP8\)"):
+        serving_grid_cases(_grid_file(tmp_path, wrong_tp))
+
+
+@pytest.mark.parametrize("bad", ["12.1.4", "n/a", "-5"])
+def test_a_cell_that_is_not_a_figure_is_refused(tmp_path, bad):
+    def garble(raw):
+        raw["grids"][0]["rows"][0] = f"| 128/128 | {bad} | 12,189 | 3,803 | 6,378 |"
+
+    with pytest.raises(SpecError, match="not a number|outside"):
+        serving_grid_cases(_grid_file(tmp_path, garble))
+
+
+def test_a_row_without_isl_osl_is_refused(tmp_path):
+    def garble(raw):
+        raw["grids"][0]["rows"][0] = "| 128-128 | 11,147 | 12,189 | 3,803 | 6,378 |"
+
+    with pytest.raises(SpecError, match="is not ISL/OSL"):
+        serving_grid_cases(_grid_file(tmp_path, garble))
+
+
+def test_excluded_tables_say_why():
+    excluded = excluded_figures(serving_grid_path())
+    assert excluded and all(e.reason.strip() for e in excluded)
+
+
+@pytest.fixture(scope="module")
+def grid() -> dict:
+    return serve_validation.grid_report(serve_validation.evaluate_grid())
+
+
+def test_grid_report_summarizes_its_own_cells(grid):
+    """The medians and counts are those of the cells listed, and each column's those of its own cells."""
+    errors = [c["error"] for c in grid["cells"] if c["error"] is not None]
+    assert grid["n_cells"] == len(GRID) and grid["n_predicted"] == len(errors) > 150
+    assert grid["median_abs_error"] == pytest.approx(statistics.median(abs(e) for e in errors))
+    assert grid["median_error"] == pytest.approx(statistics.median(errors))
+    assert grid["within_20_percent"] == sum(abs(e) <= 0.2 for e in errors)
+    assert grid["in_target"] is False
+    assert sum(col["n"] for col in grid["by_column"]) == len(errors)
+    col = next(c for c in grid["by_column"] if (c["model"], c["gpu"]) == ("llama-3.1-8b", "h200"))
+    own = [c["error"] for c in grid["cells"] if (c["model"], c["gpu"]) == ("llama-3.1-8b", "h200")]
+    assert col["median_abs_error"] == pytest.approx(statistics.median(abs(e) for e in own))
+
+
+def test_a_grid_cell_is_predicted_as_the_curated_case_that_repeats_it(grid):
+    """One request per figure (serve_validation.request_for): the grid's cell and the curated case give one number."""
+    curated = {c["id"]: c for c in serve_validation.report(serve_validation.evaluate())["cases"]}
+    cells = {c["id"]: c for c in grid["cells"]}
+    assert cells["trtllm-v1.0-llama-3.1-405b-h100-sxm-1000-1000"]["predicted"] == pytest.approx(
+        curated["trtllm-llama-3.1-405b-h100-fp8-1000-1000"]["predicted"]
+    )
+
+
+GRID_AS_DOCUMENTED = {"median_abs_error": 0.233, "dense_hopper_fp8_median_abs": 0.058}
+"""What README and docs/model.md §16.11 say of the grid: median |error| over all its cells, and over the dense
+Llama cells in FP8 on H100/H200. A change that moves either must update them and this."""
+
+
+def test_grid_medians_are_as_documented(grid):
+    assert grid["median_abs_error"] == pytest.approx(GRID_AS_DOCUMENTED["median_abs_error"], abs=0.01)
+    dense_fp8 = [abs(c["error"]) for c in grid["cells"]
+                 if c["model"].startswith("llama-3") and c["precision"] == "fp8"]  # fmt: skip
+    assert statistics.median(dense_fp8) == pytest.approx(GRID_AS_DOCUMENTED["dense_hopper_fp8_median_abs"], abs=0.01)
+
+
+def test_validate_serve_json_carries_the_grid():
+    r = invoke("validate", "serve", "--format", "json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["grid"]["n_cells"] == len(GRID)
+    assert d["meets_target"] in (True, False) and d["grid"]["in_target"] is False
