@@ -65,7 +65,19 @@ def test_the_curated_cases_the_grid_repeats_agree_with_it():
         g = grid[(c.model, c.gpu, c.input_len, c.output_len)]
         assert g.reported == pytest.approx(c.reported), c.id
         assert (g.num_gpus, g.precision, g.kv_dtype, g.kv_admission) == (c.num_gpus, c.precision, c.kv_dtype, c.kv_admission)
-        assert g.kv_memory_fraction == c.kv_memory_fraction
+        assert (g.kv_memory_fraction, g.max_batch_per_rank) == (c.kv_memory_fraction, c.max_batch_per_rank)
+
+
+def test_the_benchmarks_batch_cap_reaches_the_request():
+    """trtllm-bench never sets a max batch above 4,096 (tensorrt_llm/bench/build/tuning.py): a TP8 group's cap is 512
+    sequences per GPU, an attention-DP rank's 4,096; the decode search stays under it."""
+    from simulator.run.serve import serve
+
+    by_id = {c.id: c for c in GRID}
+    dense = serve_validation.request_for(by_id["trtllm-v1.0-llama-3.1-405b-h200-128-128"])
+    moe = serve_validation.request_for(by_id["trtllm-v1.0-qwen3-235b-a22b-b200-128-128"])
+    assert dense.max_batch_per_gpu == 4096 / 8 and moe.max_batch_per_gpu == 4096
+    assert serve(dense).to_dict()["decode"]["batch_per_gpu"] <= 512
 
 
 def test_moe_tables_run_attention_dp_and_dense_ones_do_not():

@@ -440,6 +440,8 @@ class GridSettings(_Record):
     kv_memory_fraction: Annotated[float, Field(ge=0.01, le=1.0)]
     two_batch_overlap: StrictBool
     mtp_depth: Annotated[int, Field(ge=0, le=64)]
+    max_batch_per_rank: Count | None = None
+    """The engine's cap on sequences per rank (a TP group, or a GPU under attention DP), where the benchmark sets one."""
 
 
 class _GridDocument(_Record):
