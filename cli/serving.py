@@ -81,10 +81,12 @@ def serve_grid_summary(grid: dict) -> str:
 
     head = (f"Throughput grid (validation/serving_grid.yaml, outside the target): {grid['n_predicted']} of "
             f"{grid['n_cells']} cells predicted")  # fmt: skip
+    if grid["not_predicted_because"]:
+        head += " (not predicted: " + "; ".join(f"{n} {why}" for why, n in grid["not_predicted_because"].items()) + ")"
     if not grid["n_predicted"]:
         return head
     head += (f", median |error| {grid['median_abs_error']:.1%} (signed {grid['median_error']:+.1%}), max "
-             f"{grid['max_abs_error']:.1%}; within 20%: {grid['within_20_percent']}, "
+             f"{grid['max_abs_error']:.1%} ({grid['worst_cell']}); within 20%: {grid['within_20_percent']}, "
              f"within 50%: {grid['within_50_percent']}")  # fmt: skip
     rows = [(c["model"], c["gpu"], f"TP{c['tp']}", c["precision"], str(c["n"]), f"{c['median_error']:+.1%}",
              f"{c['median_abs_error']:.1%}", f"{c['max_abs_error']:.1%}") for c in grid["by_column"]]  # fmt: skip

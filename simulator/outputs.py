@@ -1289,6 +1289,8 @@ class ServeTarget(_Fixed):
 
 class PrecisionErrors(_Fixed):
     n: int
+    median_error: float
+    """Signed: above 0, costsim is faster than the sources."""
     median_abs_error: float
     max_abs_error: float
 
@@ -1335,8 +1337,11 @@ class ServeGrid(_Fixed):
     median_error: float | None = None
     median_abs_error: float | None = None
     max_abs_error: float | None = None
+    worst_cell: str | None = None
     within_20_percent: int | None = None
     within_50_percent: int | None = None
+    not_predicted_because: dict[str, int]
+    """Cells not predicted, counted by reason."""
     by_column: list[ServeGridColumn]
     cells: list[ServeGridCell]
 

@@ -12,6 +12,7 @@ source does not give (`assumptions`); nothing here predicts anything.
 from __future__ import annotations
 
 import datetime
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -35,6 +36,9 @@ Text = Annotated[str, Field(min_length=3, max_length=4000)]
 Count = Annotated[int, Field(ge=1, le=MAX_GPUS)]
 Tokens = Annotated[int, Field(ge=1, le=MAX_TOKENS)]
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
+MemoryFraction = Annotated[float, Field(ge=0.01, le=1.0)]
+"""A KV pool's share of the memory left after weights, activations and the reserve."""
+MtpDepth = Annotated[int, Field(ge=0, le=64)]
 Usd = Annotated[float, Field(gt=0.0, le=MAX_USD_PER_MILLION)]
 DateText = Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}(-[0-9]{2})?$")]
 """An ISO date, or a month (YYYY-MM) where the source gives no day."""
@@ -142,7 +146,7 @@ class ServingCase(_PublishedFigure):
     """The engine's per-rank batch cap, where stated (TRT-LLM --max_batch_size)."""
     redundant_experts: Annotated[int, Field(ge=0, le=100_000)] = 0
     """Extra expert replicas per stage, where the deployment states them (SGLang --ep-num-redundant-experts)."""
-    mtp_depth: Annotated[int, Field(ge=0, le=64)] | None = 0
+    mtp_depth: MtpDepth | None = 0
     """Speculative (MTP) tokens per step; None where the source does not say whether MTP ran."""
     mtp_accept: Share | None = None
     two_batch_overlap: StrictBool = True
@@ -152,7 +156,7 @@ class ServingCase(_PublishedFigure):
     """full-request where the engine reserves a request's prompt and whole output at admission (TensorRT-LLM's default
     capacity scheduler); on-demand where pages are taken as tokens come (vLLM, SGLang). Matters only where the batch
     is set by memory, not by a stated concurrency."""
-    kv_memory_fraction: Annotated[float, Field(ge=0.01, le=1.0)] = 1.0
+    kv_memory_fraction: MemoryFraction = 1.0
     """The KV pool's share of the memory left after weights, activations and the reserve, where the source sets or states it
     (TensorRT-LLM --kv_cache_free_gpu_mem_fraction)."""
     slo: Slo | None = None
@@ -375,19 +379,20 @@ def rl_path() -> Path:
     return validation_dir() / "rl.yaml"
 
 
-def _cases(path: Path, schema: type[_Record]) -> tuple[list, list[ExcludedFigure]]:
-    raw = read_yaml(path)
-    doc = validate(raw, _Document, path)
-    cases = []
+def _unique_ids(cases: list, where: Path | str, fix: str = "ids must be unique") -> list:
+    """`cases` unchanged, or SpecError naming the first id that appears twice."""
     seen: set[str] = set()
-    for i, entry in enumerate(doc.cases):
-        label = entry.get("id", i) if isinstance(entry, dict) else i
-        case = validate(entry, schema, f"{path}: case {label!r}")
+    for case in cases:
         if case.id in seen:
-            raise SpecError(f"{path}: case id {case.id!r} appears twice; ids must be unique")
+            raise SpecError(f"{where}: case id {case.id!r} appears twice; {fix}")
         seen.add(case.id)
-        cases.append(case)
-    return cases, list(doc.excluded)
+    return cases
+
+
+def _cases(path: Path, schema: type[_Record]) -> tuple[list, list[ExcludedFigure]]:
+    doc = validate(read_yaml(path), _Document, path)
+    cases = [validate(entry, schema, f"{path}: case {entry.get('id', i)!r}") for i, entry in enumerate(doc.cases)]
+    return _unique_ids(cases, path), list(doc.excluded)
 
 
 def serving_cases(path: Path | None = None) -> list[ServingCase]:
@@ -401,9 +406,7 @@ def rl_cases(path: Path | None = None) -> list[RLCase]:
 
 
 def excluded_figures(path: Path) -> list[ExcludedFigure]:
-    """The `excluded:` list of a case or grid file: published figures left out, with the reason."""
-    if path.name == serving_grid_path().name:
-        return list(validate(read_yaml(path), _GridDocument, path).excluded)
+    """The `excluded:` list of a case file: published figures left out, with the reason."""
     return _cases(path, ServingCase if path.name == "serving.yaml" else RLCase)[1]
 
 
@@ -437,9 +440,9 @@ class GridSettings(_Record):
 
     kv_dtype: KvDtype
     kv_admission: KvAdmission
-    kv_memory_fraction: Annotated[float, Field(ge=0.01, le=1.0)]
+    kv_memory_fraction: MemoryFraction
     two_batch_overlap: StrictBool
-    mtp_depth: Annotated[int, Field(ge=0, le=64)]
+    mtp_depth: MtpDepth
     max_batch_per_rank: Count | None = None
     """The engine's cap on sequences per rank (a TP group, or a GPU under attention DP), where the benchmark sets one."""
 
@@ -454,39 +457,56 @@ class _GridDocument(_Record):
     excluded: list[ExcludedFigure] = []
 
 
+GRID_LENGTHS_HEADER = "Sequence Length (ISL/OSL)"
+"""The first header cell of a grid table (TensorRT-LLM perf-overview.md)."""
+GRID_COLUMN_LABEL = re.compile(r"(?P<gpu>[A-Za-z0-9 -]+?)\s*<br/>\s*TP(?P<tp>[0-9]+)\s*\((?P<precision>[A-Za-z0-9]+)\)")
+"""A grid column label, e.g. 'B200<br/>TP1 (FP4)'."""
+GRID_FIGURE = re.compile(r"[0-9]{1,3}(,[0-9]{3})*")
+"""A figure as the page prints it: thousands separated by commas (11,147)."""
+GRID_LENGTHS = re.compile(r"([0-9]+)/([0-9]+)")
+
+
 def serving_grid_path() -> Path:
     return validation_dir() / "serving_grid.yaml"
 
 
-def _markdown_cells(line: str) -> list[str]:
-    """The cells of one markdown table line, stripped: '| a | b | |' -> ['a', 'b', '']."""
-    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+def markdown_cells(line: str) -> list[str]:
+    """The cells of one markdown table line, stripped: '| a | b | |' -> ['a', 'b', '']; one pipe is taken off each
+    end, so a blank last cell ('| a ||') stays a cell."""
+    return [cell.strip() for cell in line.strip().removeprefix("|").removesuffix("|").split("|")]
 
 
 def _grid_cell_value(text: str, where: str) -> float | None:
     """A cell's figure ('11,147' -> 11147.0), None where the source left it blank (not measured)."""
     if not text:
         return None
-    try:
-        value = float(text.replace(",", ""))
-    except ValueError:
-        raise SpecError(f"{where}: {text!r} is not a number; write the figure as the source prints it (e.g. 11,147) "
-                        "or leave the cell blank") from None  # fmt: skip
+    if not GRID_FIGURE.fullmatch(text):
+        raise SpecError(f"{where}: {text!r} is not a figure as the source prints it (digits in groups of three "
+                        "separated by commas, e.g. 11,147); copy the cell again or leave it blank")  # fmt: skip
+    value = float(text.replace(",", ""))
     if not 0 < value <= MAX_RATE:
-        raise SpecError(f"{where}: {value:,} is outside 0-{MAX_RATE:,.0f}; check the transcription")
+        raise SpecError(f"{where}: {value:,.0f} is outside 1-{MAX_RATE:,.0f}; check the transcription")
     return value
 
 
 def _check_grid_header(grid: ServingGrid, where: str) -> list[str]:
-    """The header's column labels, each checked against its column's TP and format (a transcription guard)."""
-    labels = _markdown_cells(grid.header)[1:]
-    if len(labels) != len(grid.columns):
-        raise SpecError(f"{where}: the header has {len(labels)} GPU columns and `columns` {len(grid.columns)}; "
-                        "give one `columns` entry per header column, in order")  # fmt: skip
+    """The header's column labels, each checked against its `columns` entry: the same GPU (by profile), TP and
+    format (a guard against a swapped or mistyped column)."""
+    from simulator.inputs.catalog import load_hardware
+
+    cells = markdown_cells(grid.header)
+    labels = cells[1:]
+    if cells[0] != GRID_LENGTHS_HEADER or len(labels) != len(grid.columns):
+        raise SpecError(f"{where}: the header should be {GRID_LENGTHS_HEADER!r} and one label per `columns` entry "
+                        f"({len(grid.columns)}); it has {cells[0]!r} and {len(labels)} labels")  # fmt: skip
     for label, col in zip(labels, grid.columns, strict=True):
-        if f"TP{col.tp}" not in label.replace(" ", "") or f"({col.precision.upper()})" not in label:
-            raise SpecError(f"{where}: header column {label!r} does not say TP{col.tp} ({col.precision.upper()}) as "
-                            f"its `columns` entry (gpu {col.gpu}) does; make them agree")  # fmt: skip
+        m = GRID_COLUMN_LABEL.fullmatch(label)
+        if m is None:
+            raise SpecError(f"{where}: header column {label!r} is not 'GPU<br/>TPn (FORMAT)'")
+        said = (load_hardware(m["gpu"].strip().lower()).name, int(m["tp"]), m["precision"].lower())
+        if said != (load_hardware(col.gpu).name, col.tp, col.precision):
+            raise SpecError(f"{where}: header column {label!r} says {said[0]} TP{said[1]} {said[2]}, its `columns` "
+                            f"entry {col.gpu} TP{col.tp} {col.precision}; make them agree")  # fmt: skip
     return labels
 
 
@@ -494,22 +514,24 @@ def _grid_cases(grid: ServingGrid, doc: _GridDocument, where: str) -> list[Servi
     labels = _check_grid_header(grid, where)
     cases = []
     for line in grid.rows:
-        cells = _markdown_cells(line)
+        cells = markdown_cells(line)
         row_where = f"{where}, row {line!r}"
         if len(cells) != len(grid.columns) + 1:
             raise SpecError(f"{row_where}: {len(cells) - 1} figures for {len(grid.columns)} columns; a row has one "
                             "cell per column, blank where the source has none")  # fmt: skip
-        lengths = cells[0].split("/")
-        if len(lengths) != 2 or not all(part.isdigit() and int(part) > 0 for part in lengths):
+        lengths = GRID_LENGTHS.fullmatch(cells[0])
+        if lengths is None:
             raise SpecError(f"{row_where}: the first cell {cells[0]!r} is not ISL/OSL (e.g. 1000/2000)")
-        isl, osl = (int(part) for part in lengths)
+        isl, osl = int(lengths[1]), int(lengths[2])
         for label, col, text in zip(labels, grid.columns, cells[1:], strict=True):
-            total = _grid_cell_value(text, f"{row_where}, column {label!r}")
-            if total is None:
+            cell_where = f"{row_where}, column {label!r}"
+            group_tokens_per_s = _grid_cell_value(text, cell_where)
+            if group_tokens_per_s is None:
                 continue
+            per_gpu = group_tokens_per_s / col.tp
             layout = {"tp": col.tp, "attention_dp": True} if grid.moe_command else {"tp": col.tp}
             raw = {
-                "id": f"{grid.id}-{col.gpu}-{isl}-{osl}",
+                "id": f"{grid.id}-{col.gpu}-tp{col.tp}-{col.precision}-{isl}-{osl}",
                 "source": f"{doc.source}, '{grid.table}' table, row {isl}/{osl}, column {label.replace('<br/>', ' ')}",
                 "quote": f"{grid.header} ... {line}",
                 "evidence": doc.evidence,
@@ -522,33 +544,38 @@ def _grid_cases(grid: ServingGrid, doc: _GridDocument, where: str) -> list[Servi
                 "phase": "both",
                 "layout": layout,
                 "metric": "output_tokens_per_s_per_gpu",
-                "reported": total / col.tp,
-                "derivation": f"{text} total output tokens/s of the TP{col.tp} group / {col.tp} GPUs" if col.tp > 1 else None,
+                "reported": per_gpu,
+                "derivation": (f"{text} total output tokens/s of the TP{col.tp} group / {col.tp} GPUs = {per_gpu:,.4g}"
+                               if col.tp > 1 else None),
                 "assumptions": [*doc.assumptions, *grid.assumptions],
                 "why": doc.why,
                 **doc.settings.model_dump(),
             }  # fmt: skip
-            cases.append(validate(raw, ServingCase, f"{row_where}, column {label!r}"))
+            cases.append(validate(raw, ServingCase, cell_where))
     return cases
+
+
+def _grid_document(path: Path) -> _GridDocument:
+    return validate(read_yaml(path), _GridDocument, path)
 
 
 def serving_grid_cases(path: Path | None = None) -> list[ServingCase]:
     """Every measured cell of validation/serving_grid.yaml (or `path`) as a serving case: the tables' headers and rows
-    parsed as the source prints them, the file's settings and assumptions applied; ids unique."""
+    parsed as the source prints them, the file's settings and assumptions applied; ids unique. A malformed file is
+    refused with one SpecError naming the table, row and cell."""
     path = path or serving_grid_path()
-    doc = validate(read_yaml(path), _GridDocument, path)
+    doc = _grid_document(path)
     cases: list[ServingCase] = []
-    seen: set[str] = set()
     for i, entry in enumerate(doc.grids):
-        label = entry.get("id", i) if isinstance(entry, dict) else i
-        where = f"{path}: grid {label!r}"
-        for case in _grid_cases(validate(entry, ServingGrid, where), doc, where):
-            if case.id in seen:
-                raise SpecError(f"{where}: cell id {case.id!r} appears twice; give each table a unique id and each row "
-                                "a unique ISL/OSL")  # fmt: skip
-            seen.add(case.id)
-            cases.append(case)
-    return cases
+        where = f"{path}: grid {entry.get('id', i)!r}"
+        cases += _grid_cases(validate(entry, ServingGrid, where), doc, where)
+    fix = "each table needs a unique id, each column a distinct GPU, TP and format, each row a distinct ISL/OSL"
+    return _unique_ids(cases, path, fix)
+
+
+def grid_excluded_figures(path: Path | None = None) -> list[ExcludedFigure]:
+    """The grid file's `excluded:` list: tables of the source left out, with the reason."""
+    return list(_grid_document(path or serving_grid_path()).excluded)
 
 
 def load_price_sheet(path: Path) -> PriceSheet:
