@@ -95,8 +95,8 @@ def test_fp4_decode_reads_fewer_weight_bytes_at_batch_one():
 
 def test_fp4_prefill_runs_the_ffn_at_the_fp4_peak():
     """A long prompt's FFN GEMMs are compute-bound: B200's FP4 peak is twice its FP8 peak (9,000 and 4,500 dense
-    TFLOP/s, the Blackwell technical brief), each at its measured best-shape fraction (FP4 0.734 from pytorch/ao
-    #2427, FP8 0.763 from the MAMF table), so FP4 takes (1 / 2) x 0.763 / 0.734 of FP8's time."""
+    TFLOP/s, the Blackwell technical brief), each at its measured best-shape fraction (FP4 0.611 from pytorch/ao
+    #2427, FP8 0.763 from the MAMF table), so FP4 takes (1 / 2) x 0.763 / 0.611 of FP8's time."""
     model, hw = load_model("llama-2-70b"), load_hardware("b200")
     assert hw.peak_flop_per_s("fp4") == 2 * hw.peak_flop_per_s("fp8")
     s = setup_for(ServeRequest("llama-2-70b", "b200", input_len=8192, output_len=1))
