@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.options import ForceOpt, Format, PriceOpt, check_output_file, echo_result, fail, vocab_choices
-from simulator.units import MILLI
+from simulator.units import MICRO, MILLI
 from simulator.vocab import KV_ADMISSIONS, KV_DTYPES, SERVE_PRECISIONS
 
 
@@ -146,6 +146,13 @@ def serve_command(
         float,
         typer.Option(help="KV pool's share of the memory left after weights and workspace (TensorRT-LLM: 0.9 by default)"),
     ] = 1.0,
+    host_us_per_sequence: Annotated[
+        float,
+        typer.Option(
+            help="Engine host time per running sequence per decode step, us; a step lasts the longer of it and the "
+            "GPU's (TensorRT-LLM's PyTorch backend: about 29)"
+        ),
+    ] = 0.0,
     mtp_depth: Annotated[int, typer.Option(help="MTP / speculative draft tokens per step")] = 0,
     mtp_accept: Annotated[float | None, typer.Option(help="Acceptance rate of a drafted token (needs --mtp-depth)")] = None,
     tpot_ms: Annotated[float | None, typer.Option(help="Latency target: time per output token, ms")] = None,
@@ -185,6 +192,7 @@ def serve_command(
             tp=tp, dp=dp, pp=pp, ep=ep, num_gpus=num_gpus, batch_per_gpu=batch_per_gpu, max_batch_per_gpu=max_batch_per_gpu,
             redundant_experts=redundant_experts, mtp_depth=mtp_depth, mtp_accept=mtp_accept,
             two_batch_overlap=two_batch_overlap, kv_admission=kv_admission.value, kv_memory_fraction=kv_memory_fraction,
+            host_s_per_sequence=host_us_per_sequence * MICRO,
             tpot_s=None if tpot_ms is None else tpot_ms * MILLI, ttft_s=None if ttft_ms is None else ttft_ms * MILLI,
             min_tokens_per_s_per_user=min_tokens_per_s_per_user, usd_per_gpu_hour=usd_per_gpu_hour,
             utilization=utilization, price_sheet=price_sheet, calibration=calibration,
@@ -212,12 +220,13 @@ def serve_table(d: dict) -> str:
     from simulator.report.money import usd
 
     req = d["request"]
-    pool = req["kv_memory_fraction"]
+    pool, host_us = req["kv_memory_fraction"], req["host_s_per_sequence"] / MICRO
     lines = [f"{d['model']} on {d['gpu']}: {req['input_len']:,} in / {req['output_len']:,} out, "
              f"cache hits {req['cache_hit_rate']:.0%}, {req['deployment']}"
              + ("" if req["two_batch_overlap"] else ", no two-batch overlap")
              + (", KV reserved for whole requests" if req["kv_admission"] == "full-request" else "")
-             + ("" if pool == 1 else f", KV pool {pool:.0%} of free memory")]  # fmt: skip
+             + ("" if pool == 1 else f", KV pool {pool:.0%} of free memory")
+             + (f", host {host_us:g} us per sequence" if host_us else "")]  # fmt: skip
     if "prefill" in d:
         p = d["prefill"]
         lay = p["layout"]

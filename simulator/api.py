@@ -588,7 +588,7 @@ def serve(model: str, gpu: str, *, pricing: str = "rental", rental: str | None =
     """Serve `model` on `gpu`, as `costsim serve` (same keyword names as its flags: input_len, output_len,
     cache_hit_rate, phase, deployment, precision, kv_dtype, tp, dp, pp, ep, num_gpus, batch_per_gpu,
     max_batch_per_gpu, redundant_experts, mtp_depth, mtp_accept, two_batch_overlap, kv_admission, kv_memory_fraction,
-    tpot_s, ttft_s,
+    host_s_per_sequence, tpot_s, ttft_s,
     min_tokens_per_s_per_user, utilization, price_sheet, calibration; latency targets in seconds)."""
     from simulator.run.serve import ServeRequest
     from simulator.run.serve import serve as run_serve

@@ -1149,6 +1149,8 @@ class ServeRequestEcho(_Fixed):
     """What a running sequence holds of the KV pool: the tokens it has, or its prompt and whole output (TensorRT-LLM)."""
     kv_memory_fraction: float
     """The KV pool's share of the memory left after weights, activations and the reserve."""
+    host_s_per_sequence: float
+    """The engine's host time per running sequence per decode step (0: hidden at any batch)."""
     min_tokens_per_s_per_user: float | None
     """The per-user speed target (from --tpot-ms or --min-tokens-per-s-per-user); null: none."""
     ttft_s: float | None

@@ -199,7 +199,7 @@ def test_every_decode_only_setting_is_refused_with_phase_prefill_and_dropped_by_
 
     values = {"tpot_s": 0.05, "min_tokens_per_s_per_user": 20.0, "batch_per_gpu": 4.0, "max_batch_per_gpu": 8.0,
               "max_replica_sequences": 64.0, "mtp_depth": 1, "mtp_accept": 0.8, "dp": 2, "num_gpus": 8,
-              "kv_admission": "full-request"}  # fmt: skip
+              "kv_admission": "full-request", "host_s_per_sequence": 30e-6}  # fmt: skip
     assert set(values) == set(DECODE_ONLY_FIELDS)
     for name, flag in DECODE_ONLY_FIELDS.items():
         extra = {"mtp_accept": 0.8} if name == "mtp_depth" else {"mtp_depth": 1} if name == "mtp_accept" else {}

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from simulator.errors import CostsimError
 from simulator.inputs.serving_cases import ServingCase, serving_cases, serving_grid_cases
 from simulator.run.serve import ServeRequest, serve
+from simulator.units import MICRO
 
 TARGET_MEDIAN_ABS_ERROR = 0.20
 TARGET_MAX_ABS_ERROR = 0.50
@@ -87,6 +88,7 @@ def request_for(case: ServingCase) -> ServeRequest:
         two_batch_overlap=case.two_batch_overlap,
         kv_admission=case.kv_admission,
         kv_memory_fraction=case.kv_memory_fraction,
+        host_s_per_sequence=case.host_us_per_sequence * MICRO,
         mtp_accept=accept if case.mtp_depth else None,
         tpot_s=slo.tpot_s if slo else None,
         ttft_s=slo.ttft_s if slo else None,

@@ -17,7 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from simulator.errors import SpecError
 from simulator.inputs.data_files import data_dir
 from simulator.inputs.files import read_yaml, validate
-from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, SECONDS_PER_DAY, SECONDS_PER_HOUR, count_in_range
+from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, MICRO, SECONDS_PER_DAY, SECONDS_PER_HOUR, count_in_range
 from simulator.vocab import KvAdmission, KvDtype, ServePrecision
 
 FLEET_FOLDER = "fleets"
@@ -214,6 +214,8 @@ class ServeOptions(_Schema):
     """full-request for an engine that reserves a request's whole KV at admission (serve --kv-admission)."""
     kv_memory_fraction: Annotated[float, Field(ge=0.01, le=1)] = 1.0
     """The KV pool's share of the memory left after weights, activations and the reserve (serve --kv-memory-fraction)."""
+    host_us_per_sequence: Annotated[float, Field(ge=0, le=1000)] = 0.0
+    """The engine's host time per running sequence per decode step, microseconds (serve --host-us-per-sequence)."""
     tpot_s: Annotated[float, Field(gt=0, le=1e4)] | None = None
     """Latency target: time per output token, seconds."""
     ttft_s: Annotated[float, Field(gt=0, le=1e4)] | None = None
@@ -223,8 +225,9 @@ class ServeOptions(_Schema):
     notes: Text | None = None
 
     def request(self) -> dict:
-        """The keyword arguments of simulator.run.serve.ServeRequest."""
-        return self.model_dump(exclude={"source", "notes"})
+        """The keyword arguments of simulator.run.serve.ServeRequest (the host time in its seconds)."""
+        out = self.model_dump(exclude={"source", "notes", "host_us_per_sequence"})
+        return out | {"host_s_per_sequence": self.host_us_per_sequence * MICRO}
 
 
 PUBLISHED_FIGURES = ("average_nodes", "peak_nodes", "node_hours", "cost_usd", "revenue_usd", "margin")

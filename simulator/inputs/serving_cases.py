@@ -39,6 +39,8 @@ Share = Annotated[float, Field(ge=0.0, le=1.0)]
 MemoryFraction = Annotated[float, Field(ge=0.01, le=1.0)]
 """A KV pool's share of the memory left after weights, activations and the reserve."""
 MtpDepth = Annotated[int, Field(ge=0, le=64)]
+HostMicroseconds = Annotated[float, Field(ge=0.0, le=1000.0)]
+"""An engine's host time per running sequence per decode step, microseconds."""
 Usd = Annotated[float, Field(gt=0.0, le=MAX_USD_PER_MILLION)]
 DateText = Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}(-[0-9]{2})?$")]
 """An ISO date, or a month (YYYY-MM) where the source gives no day."""
@@ -159,6 +161,9 @@ class ServingCase(_PublishedFigure):
     kv_memory_fraction: MemoryFraction = 1.0
     """The KV pool's share of the memory left after weights, activations and the reserve, where the source sets or states it
     (TensorRT-LLM --kv_cache_free_gpu_mem_fraction)."""
+    host_us_per_sequence: HostMicroseconds = 0.0
+    """The engine's host time per running sequence per decode step, microseconds, where a measurement of that engine
+    gives it (stated in `assumptions`); 0: hidden under the GPU at any batch."""
     slo: Slo | None = None
     metric: ServingMetric
 
@@ -445,6 +450,7 @@ class GridSettings(_Record):
     mtp_depth: MtpDepth
     max_batch_per_rank: Count | None = None
     """The engine's cap on sequences per rank (a TP group, or a GPU under attention DP), where the benchmark sets one."""
+    host_us_per_sequence: HostMicroseconds = 0.0
 
 
 class _GridDocument(_Record):

@@ -32,7 +32,7 @@ from simulator.model.serve.search import (
     search_decode,
 )
 from simulator.run.cost import CostOptions, pricing
-from simulator.units import GIB, MEGA, MILLI, NVFP4_BYTES_PER_ELEMENT, SECONDS_PER_HOUR
+from simulator.units import GIB, MEGA, MICRO, MILLI, NVFP4_BYTES_PER_ELEMENT, SECONDS_PER_HOUR
 from simulator.vocab import KV_ADMISSIONS, KV_DTYPES, SERVE_PRECISIONS
 
 PHASES = ("both", "prefill", "decode")
@@ -40,6 +40,8 @@ DEPLOYMENTS = ("disaggregated", "colocated")
 PRECISIONS = SERVE_PRECISIONS
 MAX_LEN = 10_000_000
 MAX_MTP_DEPTH = 8
+MAX_HOST_US_PER_SEQUENCE = 1000.0
+"""A millisecond of host work per sequence per step: far above any engine measured (TensorRT-LLM about 29 us)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,9 @@ class ServeRequest:
     kv_memory_fraction: float = 1.0
     """Share of the memory left after weights, activations and the reserve that the engine gives its KV pool
     (TensorRT-LLM's free_gpu_memory_fraction: 0.9 by default there)."""
+    host_s_per_sequence: float = 0.0
+    """Engine host time per running sequence per decode step, overlapped with the GPU's step (the CLI's
+    --host-us-per-sequence); 0: the ideal engine (docs/model.md §16.3)."""
     utilization: float = 1.0
     """Served / provisioned throughput: the GPUs are paid for whether busy or not, so $/M divides by it."""
     price_sheet: str | None = None
@@ -154,6 +159,9 @@ class ServeRequest:
         _choice("--kv-dtype", self.kv_dtype, KV_DTYPES)
         _choice("--kv-admission", self.kv_admission, KV_ADMISSIONS)
         _float_in("--kv-memory-fraction", self.kv_memory_fraction, 0.01, 1.0)
+        host = self.host_s_per_sequence  # checked as the CLI gives it, in microseconds
+        as_given = host / MICRO if isinstance(host, (int, float)) and not isinstance(host, bool) else host
+        _float_in("--host-us-per-sequence", as_given, 0.0, MAX_HOST_US_PER_SEQUENCE)
         if self.precision is not None:
             _choice("--precision", self.precision, PRECISIONS)
 
@@ -168,7 +176,7 @@ DECODE_ONLY_FIELDS = {
     "tpot_s": "--tpot-ms", "min_tokens_per_s_per_user": "--min-tokens-per-s-per-user", "batch_per_gpu": "--batch-per-gpu",
     "max_batch_per_gpu": "--max-batch-per-gpu", "max_replica_sequences": "max_replica_sequences",
     "mtp_depth": "--mtp-depth", "mtp_accept": "--mtp-accept", "dp": "--dp", "num_gpus": "--num-gpus",
-    "kv_admission": "--kv-admission",
+    "kv_admission": "--kv-admission", "host_s_per_sequence": "--host-us-per-sequence",
 }  # fmt: skip
 """ServeRequest fields that set the decode only, with their flags: a prefill-only request refuses them, and a fleet
 that predicts only the prefill drops them."""
@@ -205,7 +213,7 @@ class ServeEstimate:
 
 
 FLAG_DEFAULTS = {"kv_dtype": "bf16", "redundant_experts": 0, "mtp_depth": 0, "two_batch_overlap": True,
-                 "kv_admission": "on-demand", "kv_memory_fraction": 1.0}  # fmt: skip
+                 "kv_admission": "on-demand", "kv_memory_fraction": 1.0, "host_s_per_sequence": 0.0}  # fmt: skip
 """ServeRequest options a printed command leaves out at these values (the CLI's defaults)."""
 
 
@@ -221,6 +229,8 @@ def serve_flags(options: dict) -> list[str]:
             continue
         if key in ("tpot_s", "ttft_s"):
             key, value = key.removesuffix("_s") + "_ms", value / MILLI
+        if key == "host_s_per_sequence":
+            key, value = "host_us_per_sequence", value / MICRO
         words += [f"--{key.replace('_', '-')}", f"{value:g}" if isinstance(value, float) else str(value)]
     return words
 
@@ -267,7 +277,7 @@ def setup_for(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> Setup:
     assumptions = assumptions.for_generation(hw.generation)
     return Setup(model, hw, rates, assumptions, req.input_len, req.output_len, req.kv_dtype, req.mtp_depth,
                  req.mtp_accept or 0.0, req.redundant_experts, req.two_batch_overlap, req.kv_admission,
-                 req.kv_memory_fraction)  # fmt: skip
+                 req.kv_memory_fraction, req.host_s_per_sequence)  # fmt: skip
 
 
 def serve(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> ServeEstimate:
@@ -350,7 +360,7 @@ def serve_document(e: ServeEstimate) -> dict:
                     "phase": req.phase, "deployment": req.deployment, "kv_dtype": req.kv_dtype,
                     "mtp_depth": req.mtp_depth, "mtp_accept": req.mtp_accept,
                     "two_batch_overlap": req.two_batch_overlap, "kv_admission": req.kv_admission,
-                    "kv_memory_fraction": req.kv_memory_fraction,
+                    "kv_memory_fraction": req.kv_memory_fraction, "host_s_per_sequence": req.host_s_per_sequence,
                     "min_tokens_per_s_per_user": req.min_user_speed, "ttft_s": req.ttft_s}  # fmt: skip
     d["kv_cache_bytes_per_token"] = kv_bytes_per_token(s.model, s.kv_dtype)
     rate = e.usd_per_gpu_hour
@@ -498,6 +508,10 @@ def serve_assumptions(s: Setup, precisions: set[str] = frozenset()) -> list[dict
         {"name": "kv_memory_fraction", "value": s.kv_memory_fraction,
          "source": "--kv-memory-fraction: the KV pool's share of the memory left after weights, activations and the "
          "reserve (the rest unused: memory_per_gpu_gib.kv_pool_unused)"},
+        {"name": "host_s_per_sequence", "value": s.host_s_per_sequence,
+         "source": "--host-us-per-sequence: the engine's host time per running sequence per decode step; a step lasts "
+         "the longer of it and the GPU's (decode breakdown host_exposed)" if s.host_s_per_sequence
+         else "--host-us-per-sequence 0 (default): an engine whose host work hides under the GPU at any batch"},
         {"name": "two_batch_overlap", "value": s.ep_overlap,
          "source": "--two-batch-overlap (default): the faster of one and two micro-batches per candidate"
          if s.ep_overlap else "--no-two-batch-overlap: the engine does not overlap the MoE exchange"},

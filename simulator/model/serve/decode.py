@@ -87,6 +87,9 @@ class Setup:
     kv_memory_fraction: float = 1.0
     """Share of the memory left after weights, activations and the reserve that the engine gives its KV pool
     (TensorRT-LLM's free_gpu_memory_fraction, 0.9 by default there; 1: all of it). The rest stays unused."""
+    host_s_per_sequence: float = 0.0
+    """Host time the engine spends per running sequence per decode step (scheduling, sampling, bookkeeping), done
+    while the GPU runs the previous step: a step lasts the longer of the two (host_floor_s). 0: the ideal engine."""
 
     @property
     def mean_context(self) -> float:
@@ -429,9 +432,18 @@ def _micro_batches_s(s: Setup, c: Candidates, micro_batches: int) -> dict[str, n
     parts.pop("ep_comm")
     parts["ep_comm_exposed"] = micro_batches * exposed_s
     parts["engine_overhead"] = np.full(len(c), DECODE_STEP_OVERHEAD_S)
-    parts["total"] = compute + parts["tp_comm"] + parts["ep_comm_exposed"] + parts["engine_overhead"]
+    gpu_s = compute + parts["tp_comm"] + parts["ep_comm_exposed"] + parts["engine_overhead"]
+    parts["host_exposed"] = np.maximum(0.0, host_floor_s(s, c, micro_batches) - gpu_s)
+    parts["total"] = gpu_s + parts["host_exposed"]
     parts["micro_batches"] = np.full(len(c), float(micro_batches))
     return parts
+
+
+def host_floor_s(s: Setup, c: Candidates, micro_batches: int) -> np.ndarray:
+    """Host seconds of one decode step: the engine's time per running sequence x the sequences one engine process
+    steps (its replica's tp x batch per micro-batch, every micro-batch of the step). An overlap scheduler prepares
+    step n + 1 while the GPU runs step n, so the host is exposed only where it is the longer (docs/model.md §16.3)."""
+    return s.host_s_per_sequence * c.tp * c.batch * micro_batches
 
 
 def throughput(s: Setup, c: Candidates, step_total_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
