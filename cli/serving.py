@@ -239,7 +239,8 @@ def serve_table(d: dict) -> str:
         lay_text = f"TP{lay['tp']} DP{lay['dp']} PP{lay['pp']} EP{lay['ep']} {lay['precision']}"
         lines.append(f"decode   {x['output_tokens_per_s_per_gpu']:>10,.0f} output tok/s/GPU  "
                      f"{x['tokens_per_s_per_user']:,.1f} tok/s per user (TPOT {x['tpot_s'] / MILLI:,.1f} ms)   "
-                     f"{lay_text}, {x['batch_per_gpu']} sequences per GPU")  # fmt: skip
+                     f"{lay_text}, {x['batch_per_gpu']} sequences per GPU"
+                     + (", host-bound" if x["breakdown_s"].get("host_exposed", 0.0) > 0 else ""))  # fmt: skip
         mem = d["memory_per_gpu_gib"]
         lines.append("memory   " + ", ".join(f"{k} {v:,.1f} GiB" for k, v in mem.items()))
     if "per_request" in d:

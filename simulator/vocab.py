@@ -35,6 +35,11 @@ PEAK_DTYPES: Final[tuple[PeakDtype, ...]] = get_args(PeakDtype)
 SERVE_PRECISIONS: Final[tuple[ServePrecision, ...]] = get_args(ServePrecision)
 KV_DTYPES: Final[tuple[KvDtype, ...]] = get_args(KvDtype)
 KV_ADMISSIONS: Final[tuple[KvAdmission, ...]] = get_args(KvAdmission)
+MAX_HOST_S_PER_SEQUENCE: Final = 1e-3
+"""Largest engine host time per running sequence per decode step a request, fleet or serving case may give: a
+millisecond, far above any engine measured (TensorRT-LLM's PyTorch backend about 29 us)."""
+MAX_HOST_US_PER_SEQUENCE: Final = 1000.0
+"""The same limit in the microseconds of --host-us-per-sequence and the data files' host_us_per_sequence."""
 SCHEDULES: Final[tuple[Schedule, ...]] = get_args(Schedule)
 RECOMPUTE_MODES: Final[tuple[Recompute, ...]] = get_args(Recompute)
 ATTENTION_KERNELS: Final[tuple[AttentionKernel, ...]] = get_args(AttentionKernel)

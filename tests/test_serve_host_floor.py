@@ -35,7 +35,7 @@ def test_a_step_lasts_the_longer_of_the_gpu_and_the_host():
     assert ideal["host_exposed"][0] == 0.0
     slow_host = replace(s, host_s_per_sequence=100 * MICRO)  # 102 ms of host work for 1,024 sequences
     step = step_s(slow_host, c)
-    host = 100 * MICRO * 1024 * step["micro_batches"][0]
+    host = 100 * MICRO * 1024  # the same sequences whether stepped as one micro-batch or two halves
     assert host > ideal["total"][0]
     assert step["total"][0] == pytest.approx(host)
     assert step["host_exposed"][0] == pytest.approx(host - ideal["total"][0])
@@ -44,10 +44,35 @@ def test_a_step_lasts_the_longer_of_the_gpu_and_the_host():
 
 
 def test_the_host_steps_the_sequences_of_one_engine_process():
-    """A TP group is one process for all its sequences (tp x batch per GPU); every micro-batch of the step counts."""
+    """A TP group is one process for all its sequences (tp x batch per GPU); every micro-batch of the step counts;
+    attention-DP groups and pipeline stages are processes of their own, each stepping its own sequences."""
     s = replace(setup_for(ServeRequest("llama-3.1-70b", "h200")), host_s_per_sequence=10 * MICRO)
     assert host_floor_s(s, _candidates(8, 16), 1)[0] == pytest.approx(10 * MICRO * 8 * 16)
     assert host_floor_s(s, _candidates(1, 16), 2)[0] == pytest.approx(10 * MICRO * 16 * 2)
+    a = lambda v: np.array([float(v)])  # noqa: E731
+    wide = Candidates(a(2), a(8), a(4), a(16), np.array(["fp8"]))  # TP2 x DP8 x PP4
+    assert host_floor_s(s, wide, 1)[0] == pytest.approx(10 * MICRO * 2 * 16)
+
+
+def test_a_split_step_charges_the_host_for_the_same_sequences():
+    """With two micro-batches of half the sequences each, the host still steps every sequence once."""
+    s = replace(setup_for(ServeRequest("deepseek-v3", "h800")), host_s_per_sequence=500 * MICRO)
+    c = _candidates(1, 256)
+    a = lambda v: np.array([float(v)])  # noqa: E731
+    half = Candidates(c.tp, a(1), c.pp, c.batch / 2, c.precision)
+    assert host_floor_s(s, half, 2)[0] == pytest.approx(host_floor_s(s, c, 1)[0])
+
+
+def test_a_host_bound_search_takes_the_fastest_per_user_of_the_tied_batches():
+    """Once the host is the longer, every larger batch gives the same tokens/s per GPU (1 / h per sequence slot); the
+    search then takes the smallest such batch, the fastest per user, not whichever rounding favours."""
+    options = QWEN | dict(phase="decode", host_s_per_sequence=29.4 * MICRO, input_len=128, output_len=128)
+    d = api.serve("qwen3-30b-a3b", "b200", **options).to_dict()["decode"]
+    assert d["breakdown_s"]["host_exposed"] > 0
+    assert d["output_tokens_per_s_per_gpu"] == pytest.approx(1 / (29.4 * MICRO), rel=1e-6)
+    bigger = api.serve("qwen3-30b-a3b", "b200", batch_per_gpu=4 * d["batch_per_gpu"], **options).to_dict()["decode"]
+    assert bigger["output_tokens_per_s_per_gpu"] == pytest.approx(d["output_tokens_per_s_per_gpu"], rel=1e-6)
+    assert d["tokens_per_s_per_user"] > 3 * bigger["tokens_per_s_per_user"]
 
 
 def test_serve_charges_the_host_where_it_binds():
@@ -69,17 +94,26 @@ def test_cli_takes_microseconds_and_says_so():
     assert r.exit_code == 0 and "host 29.4 us per sequence" in r.output
 
 
-@pytest.mark.parametrize("value", ["-1", "5000", "nan", "inf"])
+@pytest.mark.parametrize("value", ["-1", "1000.5", "5000", "nan", "inf"])
 def test_bad_host_times_are_refused_cleanly(value):
     clean_error(invoke("serve", "llama-3.1-70b", "--gpu", "h100", "--host-us-per-sequence", value),
                 "--host-us-per-sequence")  # fmt: skip
 
 
-def test_request_checks_its_host_time():
-    with pytest.raises(InputError, match=r"--host-us-per-sequence .* between 0 and 1000"):
-        ServeRequest("llama-3.1-70b", "h100", host_s_per_sequence=0.01)
-    with pytest.raises(InputError, match="--host-us-per-sequence"):
+def test_the_largest_host_time_is_accepted_everywhere():
+    assert invoke("serve", "llama-3.1-70b", "--gpu", "h100", "--host-us-per-sequence", "1000").exit_code == 0
+    ServeRequest("llama-3.1-70b", "h100", host_s_per_sequence=1000 * MICRO)
+    assert ServeOptions(input_len=1, output_len=1, host_us_per_sequence=1000).request()["host_s_per_sequence"] <= 1e-3
+
+
+def test_request_checks_its_host_time_and_names_both_units():
+    """The API takes seconds, the CLI microseconds: a value given in the wrong one is named in both, with the fix."""
+    with pytest.raises(InputError, match=r"29\.4 s \(2\.94e\+07 us\) must be a number between 0 and 1,000 us"):
+        ServeRequest("llama-3.1-70b", "h100", host_s_per_sequence=29.4)
+    with pytest.raises(InputError, match="'fast' must be a number"):
         ServeRequest("llama-3.1-70b", "h100", host_s_per_sequence="fast")
+    with pytest.raises(InputError, match="must be a number"):
+        ServeRequest("llama-3.1-70b", "h100", host_s_per_sequence=True)
 
 
 def test_printed_commands_and_fleets_carry_the_host_time():

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from simulator.errors import CostsimError, InputError, SpecError
 from simulator.inputs.data_files import prices_dir, validation_dir
 from simulator.inputs.files import read_yaml, validate
-from simulator.vocab import Fp8Recipe, KvAdmission, Recompute, Schedule, ServePrecision
+from simulator.vocab import MAX_HOST_US_PER_SEQUENCE, Fp8Recipe, KvAdmission, Recompute, Schedule, ServePrecision
 from simulator.vocab import KvDtype as VocabKvDtype
 
 MAX_GPUS = 1_000_000
@@ -39,7 +39,7 @@ Share = Annotated[float, Field(ge=0.0, le=1.0)]
 MemoryFraction = Annotated[float, Field(ge=0.01, le=1.0)]
 """A KV pool's share of the memory left after weights, activations and the reserve."""
 MtpDepth = Annotated[int, Field(ge=0, le=64)]
-HostMicroseconds = Annotated[float, Field(ge=0.0, le=1000.0)]
+HostMicroseconds = Annotated[float, Field(ge=0.0, le=MAX_HOST_US_PER_SEQUENCE)]
 """An engine's host time per running sequence per decode step, microseconds."""
 Usd = Annotated[float, Field(gt=0.0, le=MAX_USD_PER_MILLION)]
 DateText = Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}(-[0-9]{2})?$")]

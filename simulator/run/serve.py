@@ -33,15 +33,13 @@ from simulator.model.serve.search import (
 )
 from simulator.run.cost import CostOptions, pricing
 from simulator.units import GIB, MEGA, MICRO, MILLI, NVFP4_BYTES_PER_ELEMENT, SECONDS_PER_HOUR
-from simulator.vocab import KV_ADMISSIONS, KV_DTYPES, SERVE_PRECISIONS
+from simulator.vocab import KV_ADMISSIONS, KV_DTYPES, MAX_HOST_S_PER_SEQUENCE, SERVE_PRECISIONS
 
 PHASES = ("both", "prefill", "decode")
 DEPLOYMENTS = ("disaggregated", "colocated")
 PRECISIONS = SERVE_PRECISIONS
 MAX_LEN = 10_000_000
 MAX_MTP_DEPTH = 8
-MAX_HOST_US_PER_SEQUENCE = 1000.0
-"""A millisecond of host work per sequence per step: far above any engine measured (TensorRT-LLM about 29 us)."""
 
 
 @dataclass(frozen=True)
@@ -159,9 +157,7 @@ class ServeRequest:
         _choice("--kv-dtype", self.kv_dtype, KV_DTYPES)
         _choice("--kv-admission", self.kv_admission, KV_ADMISSIONS)
         _float_in("--kv-memory-fraction", self.kv_memory_fraction, 0.01, 1.0)
-        host = self.host_s_per_sequence  # checked as the CLI gives it, in microseconds
-        as_given = host / MICRO if isinstance(host, (int, float)) and not isinstance(host, bool) else host
-        _float_in("--host-us-per-sequence", as_given, 0.0, MAX_HOST_US_PER_SEQUENCE)
+        _check_host_time(self.host_s_per_sequence)
         if self.precision is not None:
             _choice("--precision", self.precision, PRECISIONS)
 
@@ -190,6 +186,20 @@ def _int_in(name: str, value, low: int, high: int) -> None:
 def _float_in(name: str, value, low: float, high: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
         raise InputError(f"{name} {value!r} must be a number between {low:g} and {high:g}")
+
+
+def _check_host_time(host_s) -> None:
+    """The engine's host time per sequence, in seconds (the CLI's --host-us-per-sequence x 1e-6); the message gives
+    both units, since the API takes seconds and the CLI microseconds."""
+    number = isinstance(host_s, (int, float)) and not isinstance(host_s, bool) and math.isfinite(host_s)
+    if number and 0.0 <= host_s <= MAX_HOST_S_PER_SEQUENCE:
+        return
+    shown = f"{host_s:g} s ({host_s / MICRO:,.6g} us)" if number else repr(host_s)
+    raise InputError(
+        f"host time per sequence (--host-us-per-sequence, host_s_per_sequence) {shown} must be a number between 0 and "
+        f"{MAX_HOST_S_PER_SEQUENCE / MICRO:,.0f} us ({MAX_HOST_S_PER_SEQUENCE:g} s); give it in microseconds on the "
+        "command line and in seconds to the API (TensorRT-LLM's PyTorch backend: about 29 us, 2.94e-05 s)"
+    )
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -185,7 +185,20 @@ def best_decode(found: DecodeSearch, min_tokens_per_s_per_user: float | None) ->
                 f"(TPOT {1 / best / MILLI:.1f} ms); relax --tpot-ms / --min-tokens-per-s-per-user, or allow more GPUs"
             )
         ok = fast
-    return int(np.argmax(np.where(ok, found.tokens_per_s_per_gpu, -np.inf)))
+    return _fastest_per_gpu_then_per_user(found.tokens_per_s_per_gpu, found.tokens_per_s_per_user, ok)
+
+
+TIE_RELATIVE = 1e-9
+"""Throughputs within this relative distance are one: a host-bound step (decode.host_floor_s) gives every larger batch
+the same tokens/s per GPU, up to rounding."""
+
+
+def _fastest_per_gpu_then_per_user(per_gpu: np.ndarray, per_user: np.ndarray, ok: np.ndarray) -> int:
+    """The candidate with the most tokens/s per GPU among `ok`; among those that tie with it, the fastest per user
+    (the smallest batch that reaches the same rate), not whichever rounding favours."""
+    rate = np.where(ok, per_gpu, -np.inf)
+    tied = ok & (rate >= rate.max() * (1.0 - TIE_RELATIVE))
+    return int(np.argmax(np.where(tied, per_user, -np.inf)))
 
 
 # ------------------------------------------------------------------ prefill
