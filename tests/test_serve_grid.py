@@ -243,3 +243,11 @@ def test_a_grid_with_no_cell_predicted_keeps_every_key_as_null():
     assert empty["median_abs_error"] is None and empty["within_20_percent"] is None and empty["worst_cell"] is None
     assert empty["not_predicted_because"] == {"costsim serve refused it: example": 1}
     ServeGrid.model_validate(empty)
+
+
+def test_an_upper_case_gpu_is_refused_naming_the_column_field(tmp_path):
+    def shout(raw):
+        raw["grids"][0]["columns"][0]["gpu"] = "B200"
+
+    with pytest.raises(SpecError, match=r"columns\.0\.gpu"):
+        serving_grid_cases(_grid_file(tmp_path, shout))

@@ -137,7 +137,8 @@ def evaluate() -> list[Outcome]:
 
 
 def evaluate_grid() -> list[Outcome]:
-    """Every measured cell of the throughput grid (validation/serving_grid.yaml), predicted as a case."""
+    """Every measured cell of the throughput grid (validation/serving_grid.yaml), predicted as a case. A malformed grid
+    file stops `validate serve` as a malformed case file does: the command reports both tracks or neither."""
     return [predict(c) for c in serving_grid_cases()]
 
 

@@ -421,7 +421,8 @@ def excluded_figures(path: Path) -> list[ExcludedFigure]:
 class GridColumn(_Record):
     """One column of a grid table: the GPU, the TP group it ran on (its GPU count) and the weight format."""
 
-    gpu: Annotated[str, Field(min_length=1, max_length=200)]
+    gpu: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$", max_length=200)]
+    """A shipped profile id or alias, lower-case (it becomes part of each cell's id)."""
     tp: Count
     precision: Precision
 
