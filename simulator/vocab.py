@@ -7,6 +7,8 @@ here (tests/test_definitions.py checks that the CLI choices and the layout datac
 
 from typing import Final, Literal, get_args
 
+from simulator.units import MICRO
+
 Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8"]
 """Number formats of a GEMM that costsim trains in and calibrates (dense peaks are quoted per format)."""
 PeakDtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "fp4"]
@@ -38,8 +40,10 @@ KV_ADMISSIONS: Final[tuple[KvAdmission, ...]] = get_args(KvAdmission)
 MAX_HOST_S_PER_SEQUENCE: Final = 1e-3
 """Largest engine host time per running sequence per decode step a request, fleet or serving case may give: a
 millisecond, far above any engine measured (TensorRT-LLM's PyTorch backend about 29 us)."""
-MAX_HOST_US_PER_SEQUENCE: Final = 1000.0
+MAX_HOST_US_PER_SEQUENCE: Final = round(MAX_HOST_S_PER_SEQUENCE / MICRO, 9)  # 1000, not 1000.0000000000001
 """The same limit in the microseconds of --host-us-per-sequence and the data files' host_us_per_sequence."""
+MIN_KV_MEMORY_FRACTION: Final = 0.01
+"""Smallest KV pool share of the free memory a request, fleet or serving case may give (at most 1, all of it)."""
 SCHEDULES: Final[tuple[Schedule, ...]] = get_args(Schedule)
 RECOMPUTE_MODES: Final[tuple[Recompute, ...]] = get_args(Recompute)
 ATTENTION_KERNELS: Final[tuple[AttentionKernel, ...]] = get_args(AttentionKernel)

@@ -229,7 +229,8 @@ def test_validate_serve_json_carries_the_grid():
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
     assert d["grid"]["n_cells"] == len(GRID)
-    assert d["meets_target"] in (True, False) and d["grid"]["in_target"] is False
+    # the grid stays outside the target: the curated track counts only validation/serving.yaml's figures
+    assert d["n_cases"] + d["n_not_predicted"] == len(serving_cases()) and d["grid"]["in_target"] is False
 
 
 def test_a_grid_with_no_cell_predicted_keeps_every_key_as_null():

@@ -162,9 +162,9 @@ def grid_report(outcomes: list[Outcome]) -> dict:
                       "predicted": o.predicted, "error": o.error, "not_predicted_because": o.why_not})  # fmt: skip
         if o.error is not None:
             by_column.setdefault((c.model, c.gpu, c.num_gpus, c.precision), []).append(o.error)
-    errors = [o.error for o in outcomes if o.error is not None]
-    summary = _error_summary(errors) if errors else dict.fromkeys(("median_error", "median_abs_error", "max_abs_error"))
     predicted = [o for o in outcomes if o.error is not None]
+    errors = [o.error for o in predicted]
+    summary = _error_summary(errors) if errors else dict.fromkeys(("median_error", "median_abs_error", "max_abs_error"))
     worst = max(predicted, key=lambda o: abs(o.error)).case.id if predicted else None
     out = {
         "in_target": False,

@@ -18,7 +18,7 @@ from simulator.errors import SpecError
 from simulator.inputs.data_files import data_dir
 from simulator.inputs.files import read_yaml, validate
 from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, MICRO, SECONDS_PER_DAY, SECONDS_PER_HOUR, count_in_range
-from simulator.vocab import MAX_HOST_US_PER_SEQUENCE, KvAdmission, KvDtype, ServePrecision
+from simulator.vocab import MAX_HOST_US_PER_SEQUENCE, MIN_KV_MEMORY_FRACTION, KvAdmission, KvDtype, ServePrecision
 
 FLEET_FOLDER = "fleets"
 HOURS_PER_DAY = round(SECONDS_PER_DAY / SECONDS_PER_HOUR)
@@ -212,7 +212,7 @@ class ServeOptions(_Schema):
     """False for an engine that does not hide the MoE exchange under a second micro-batch (serve --no-two-batch-overlap)."""
     kv_admission: KvAdmission = "on-demand"
     """full-request for an engine that reserves a request's whole KV at admission (serve --kv-admission)."""
-    kv_memory_fraction: Annotated[float, Field(ge=0.01, le=1)] = 1.0
+    kv_memory_fraction: Annotated[float, Field(ge=MIN_KV_MEMORY_FRACTION, le=1)] = 1.0
     """The KV pool's share of the memory left after weights, activations and the reserve (serve --kv-memory-fraction)."""
     host_us_per_sequence: Annotated[float, Field(ge=0, le=MAX_HOST_US_PER_SEQUENCE)] = 0.0
     """The engine's host time per running sequence per decode step, microseconds (serve --host-us-per-sequence)."""

@@ -19,9 +19,18 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from simulator.errors import CostsimError, InputError, SpecError
+from simulator.inputs.catalog import load_hardware
 from simulator.inputs.data_files import prices_dir, validation_dir
 from simulator.inputs.files import read_yaml, validate
-from simulator.vocab import MAX_HOST_US_PER_SEQUENCE, Fp8Recipe, KvAdmission, Recompute, Schedule, ServePrecision
+from simulator.vocab import (
+    MAX_HOST_US_PER_SEQUENCE,
+    MIN_KV_MEMORY_FRACTION,
+    Fp8Recipe,
+    KvAdmission,
+    Recompute,
+    Schedule,
+    ServePrecision,
+)
 from simulator.vocab import KvDtype as VocabKvDtype
 
 MAX_GPUS = 1_000_000
@@ -36,7 +45,7 @@ Text = Annotated[str, Field(min_length=3, max_length=4000)]
 Count = Annotated[int, Field(ge=1, le=MAX_GPUS)]
 Tokens = Annotated[int, Field(ge=1, le=MAX_TOKENS)]
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
-MemoryFraction = Annotated[float, Field(ge=0.01, le=1.0)]
+MemoryFraction = Annotated[float, Field(ge=MIN_KV_MEMORY_FRACTION, le=1.0)]
 """A KV pool's share of the memory left after weights, activations and the reserve."""
 MtpDepth = Annotated[int, Field(ge=0, le=64)]
 HostMicroseconds = Annotated[float, Field(ge=0.0, le=MAX_HOST_US_PER_SEQUENCE)]
@@ -499,8 +508,6 @@ def _grid_cell_value(text: str, where: str) -> float | None:
 def _check_grid_header(grid: ServingGrid, where: str) -> list[str]:
     """The header's column labels, each checked against its `columns` entry: the same GPU (by profile), TP and
     format (a guard against a swapped or mistyped column)."""
-    from simulator.inputs.catalog import load_hardware
-
     cells = markdown_cells(grid.header)
     labels = cells[1:]
     if cells[0] != GRID_LENGTHS_HEADER or len(labels) != len(grid.columns):

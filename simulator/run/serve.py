@@ -33,7 +33,7 @@ from simulator.model.serve.search import (
 )
 from simulator.run.cost import CostOptions, pricing
 from simulator.units import GIB, MEGA, MICRO, MILLI, NVFP4_BYTES_PER_ELEMENT, SECONDS_PER_HOUR
-from simulator.vocab import KV_ADMISSIONS, KV_DTYPES, MAX_HOST_S_PER_SEQUENCE, SERVE_PRECISIONS
+from simulator.vocab import KV_ADMISSIONS, KV_DTYPES, MAX_HOST_S_PER_SEQUENCE, MIN_KV_MEMORY_FRACTION, SERVE_PRECISIONS
 
 PHASES = ("both", "prefill", "decode")
 DEPLOYMENTS = ("disaggregated", "colocated")
@@ -156,7 +156,7 @@ class ServeRequest:
             )
         _choice("--kv-dtype", self.kv_dtype, KV_DTYPES)
         _choice("--kv-admission", self.kv_admission, KV_ADMISSIONS)
-        _float_in("--kv-memory-fraction", self.kv_memory_fraction, 0.01, 1.0)
+        _float_in("--kv-memory-fraction", self.kv_memory_fraction, MIN_KV_MEMORY_FRACTION, 1.0)
         _check_host_time(self.host_s_per_sequence)
         if self.precision is not None:
             _choice("--precision", self.precision, PRECISIONS)

@@ -60,8 +60,10 @@ permute of tokens to their experts and the indexed reduction of the expert outpu
 tokens to their designated experts, then applies indexed local reduction on each expert's outputs', the same blog,
 'Sparse Experts as GEMMs'; Module10 'routerGEMM & topK'), and the routed experts' own gated activation (the
 elementwise count above has one activation per layer). docs/model.md §16.3."""
-SPLIT_GAIN_RELATIVE = 1e-9
-"""Two micro-batches replace one only where the step is shorter by more than this relative amount (not by rounding)."""
+ROUNDING_RELATIVE = 1e-9
+"""Step times or throughputs within this relative distance are one: a host-bound step (host_floor_s) is the same for
+one micro-batch or two and gives every larger batch the same tokens/s per GPU, up to rounding. Two micro-batches replace
+one, and the search prefers a higher throughput per GPU, only beyond it."""
 DECODE_STEP_OVERHEAD_S = 0.3 * MILLI
 """Engine time per decode step not hidden under the GPU (scheduling, sampling, input preparation). vLLM measured
 4-13 ms of GPU idle per step before it overlapped them (vllm-project/vllm#6854, 2024); with asynchronous scheduling
@@ -403,7 +405,7 @@ def step_s(s: Setup, c: Candidates) -> dict[str, np.ndarray]:
     half = Candidates(c.tp, c.dp, c.pp, c.batch / 2.0, c.precision)
     two = _micro_batches_s(s, half, 2)
     # Two micro-batches only where they are faster by more than rounding: a host-bound step is the same either way.
-    split = (c.tp * c.batch >= 2.0) & (two["total"] < one["total"] * (1.0 - SPLIT_GAIN_RELATIVE))
+    split = (c.tp * c.batch >= 2.0) & (two["total"] < one["total"] * (1.0 - ROUNDING_RELATIVE))
     return {k: np.where(split, two[k], one[k]) for k in one}
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from simulator.errors import InfeasibleError, LayoutError
 from simulator.model.forward import forward_context, forward_pass
 from simulator.model.serve.decode import (
+    ROUNDING_RELATIVE,
     Candidates,
     Setup,
     hbm_needed_bytes,
@@ -188,16 +189,11 @@ def best_decode(found: DecodeSearch, min_tokens_per_s_per_user: float | None) ->
     return _fastest_per_gpu_then_per_user(found.tokens_per_s_per_gpu, found.tokens_per_s_per_user, ok)
 
 
-TIE_RELATIVE = 1e-9
-"""Throughputs within this relative distance are one: a host-bound step (decode.host_floor_s) gives every larger batch
-the same tokens/s per GPU, up to rounding."""
-
-
 def _fastest_per_gpu_then_per_user(per_gpu: np.ndarray, per_user: np.ndarray, ok: np.ndarray) -> int:
     """The candidate with the most tokens/s per GPU among `ok`; among those that tie with it, the fastest per user
     (the smallest batch that reaches the same rate), not whichever rounding favours."""
     rate = np.where(ok, per_gpu, -np.inf)
-    tied = ok & (rate >= rate.max() * (1.0 - TIE_RELATIVE))
+    tied = ok & (rate >= rate.max() * (1.0 - ROUNDING_RELATIVE))
     return int(np.argmax(np.where(tied, per_user, -np.inf)))
 
 
