@@ -67,10 +67,17 @@ def track_line(name: str, t: dict) -> str:
         )
     if t.get("band_coverage") is not None:
         text += f"; P10-P90 band covers {t['band_coverage']:.0%}"
+    if t.get("size_trend"):
+        s = t["size_trend"]
+        text += (f"; {s['family']} error against size: r {s['pearson_r']:+.2f}, {s['slope_per_e_fold']:+.1%} per e-fold, "
+                 f"p {s['p_value']:.3f}" + (" (a trend)" if s["trend_present"] else " (no trend)")
+                 + f"; with recompute, GPU count and GPU held: {s['partial']['slope_per_e_fold']:+.1%} per e-fold, "
+                 f"p {s['partial']['p_value']:.3f}")  # fmt: skip
     medians = {k: v for k, v in target.items() if k.startswith("median")}
     goals = [f"{k.replace('_abs_error', '').replace('_', ' ')} <= {v:.0%}" for k, v in medians.items()]
     goals += [f"band >= {target['band_coverage']:.0%}"] if "band_coverage" in target else []
     goals += [f"n >= {target['n']}"] if "n" in target else []
+    goals += ["no size trend"] if "size_trend_p_value" in target else []
     return text + f" (target {', '.join(goals)}: " + ("met" if t["meets_target"] else "NOT met") + ")"
 
 

@@ -904,6 +904,31 @@ class PublicCase(_Fixed):
     scope: Literal["run", "broader"]
 
 
+class SizeTrendFit(_Fixed):
+    """The trend of log(1 + error) against log(parameters) over a family of rows (analysis.size_trend)."""
+
+    n: int
+    pearson_r: float
+    slope_per_e_fold: float
+    slope_standard_error: float
+    p_value: float
+    """Two-sided permutation p-value of r (fixed seed)."""
+    trend_present: bool
+    """p_value below analysis.size_trend.TREND_ALPHA."""
+
+
+class PartialSizeTrend(SizeTrendFit):
+    controls: list[str]
+    """The row settings held fixed (regressed out of both sides)."""
+
+
+class SizeTrend(SizeTrendFit):
+    family: str
+    convention: str
+    partial: PartialSizeTrend
+    """The trend with the row's recomputation, GPU count and GPU type held fixed: size's own share."""
+
+
 class Track(_Fixed):
     """One validation track: its cases, errors and targets."""
 
@@ -918,6 +943,8 @@ class Track(_Fixed):
     median_abs_error_without_flagged: float | None = None
     band_coverage: float | None = None
     band: str | None = None
+    size_trend: SizeTrend | None = None
+    """Steady state: whether the llm-foundry rows' error drifts with model size (issue 11's target)."""
 
 
 class Tracks(_Fixed):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import tempfile
 from dataclasses import replace
@@ -29,6 +30,9 @@ import numpy as np
 import yaml
 
 from simulator.analysis.public_runs import case_estimate, metric_from_estimate, predict_case
+from simulator.analysis.size_trend import Trend, trend
+from simulator.inputs.catalog import load_model
+from simulator.model.flops import parameter_counts
 from simulator.errors import CostsimError
 from simulator.inputs.published import public_cases
 
@@ -110,6 +114,26 @@ def decompose(entries: list[dict]) -> dict[str, dict]:
     return out
 
 
+def size_trends(entries: list[dict]) -> dict[str, Trend]:
+    """The trend of log(1 + error) against log(parameters) over the rows (analysis.size_trend, as `validate public`
+    reports it for its 25): raw; with full recomputation, log GPU count and the GPU type held fixed (validate public's
+    partial); and with log tokens per micro-batch held as well (the checkpointed rows run the largest micro-batches,
+    so GEMMs per call grow with both)."""
+    gpus = sorted({e["gpu"] for e in entries})
+    x = [math.log(e["params"]) for e in entries]
+    y = [math.log1p(e["error"]) for e in entries]
+    settings = np.array(
+        [[e["recompute"] == "full", math.log(e["num_gpus"])] + [e["gpu"] == g for g in gpus[1:]] for e in entries],
+        dtype=float,
+    )
+    tokens = np.log([e["tokens_per_micro_batch"] for e in entries])[:, None]
+    return {
+        "raw": trend(x, y),
+        "settings held": trend(x, y, settings),
+        "settings and micro-batch tokens held": trend(x, y, np.hstack([settings, tokens])),
+    }
+
+
 def read_rows(path: Path = ROWS) -> list[dict]:
     doc = yaml.safe_load(path.read_text())
     cases, seen = [], set()
@@ -158,7 +182,9 @@ def main() -> None:
         entry = {"id": case.id, "gpu": case.gpu, "num_gpus": case.job.num_gpus, "seq_len": case.job.seq_len,
                  "recompute": case.layout["recompute"], "reported": case.reported,
                  "error": predicted / case.reported - 1, "measured_step_s": measured_step_s,
-                 "parts_s": step_parts_s(est.breakdown_s, est.step_time_s)}  # fmt: skip
+                 "parts_s": step_parts_s(est.breakdown_s, est.step_time_s),
+                 "params": parameter_counts(load_model(case.model)).total,
+                 "tokens_per_micro_batch": case.layout["micro_batch_size"] * case.job.seq_len}  # fmt: skip
         if case.layout["recompute"] == "full":
             entry["recompute_fraction"] = recompute_fraction(case, predicted)
         out.append(entry)
@@ -182,6 +208,10 @@ def main() -> None:
         print(f"  {gpu:10s} {d['rows']:3d} rows: GEMMs {d['gemm']:.2f}, recompute {d['recompute']:.2f}, rest "
               f"{d['rest']:.2f} (median |residual| {d['median_abs_residual']:.1%}; as modelled "
               f"{d['median_abs_as_modelled']:.1%})")  # fmt: skip
+    print("error against model size, log(1 + error) on log(parameters) (analysis.size_trend)")
+    for name, t in size_trends(out).items():
+        print(f"  {name:38s} {t.n} rows: {t.slope_per_e_fold:+.2%} per e-fold (se {t.slope_standard_error:.2%}), "
+              f"r {t.pearson_r:+.2f}, p {t.p_value:.3f}")  # fmt: skip
     if args.rows_out:
         args.rows_out.write_text(json.dumps(out, indent=1))
 

@@ -65,3 +65,20 @@ def test_step_parts_split_a_breakdown_into_gemms_recompute_and_the_rest():
     study = _study()
     breakdown = {"attention_proj": 1.0, "dense_ffn": 2.0, "lm_head": 0.5, "recompute": 1.5, "attention_core": 0.7}
     assert study.step_parts_s(breakdown, 6.0) == pytest.approx((3.5, 1.5, 1.0))
+
+
+def test_size_trends_hold_the_row_settings_fixed():
+    """Rows whose error comes only from checkpointing (the large models) show a raw size trend and none once the
+    settings are held; the trend functions are analysis.size_trend's, as `validate public` uses them."""
+    study = _study()
+    sizes = [125e6, 350e6, 760e6, 1.3e9, 2.7e9, 6.7e9, 13e9, 30e9, 70e9]
+    wiggle = [0.004, -0.006, 0.002, 0.005, -0.003, -0.004, 0.006, -0.002, -0.002]
+    entries = [
+        {"params": p, "error": (-0.06 if p > 5e9 else 0.0) + w, "recompute": "full" if p > 5e9 else "none",
+         "num_gpus": 8 * (1 + i % 2), "gpu": ("a100-80gb", "h100-sxm")[i % 3 == 0], "tokens_per_micro_batch": 4096 * (1 + i % 3)}
+        for i, (p, w) in enumerate(zip(sizes, wiggle, strict=True))
+    ]  # fmt: skip
+    out = study.size_trends(entries)
+    assert list(out) == ["raw", "settings held", "settings and micro-batch tokens held"]
+    assert out["raw"].present and out["raw"].slope_per_e_fold < -0.01
+    assert abs(out["settings held"].slope_per_e_fold) < 0.005

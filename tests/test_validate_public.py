@@ -14,6 +14,7 @@ import statistics
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from cli_support import clean_error, invoke
@@ -53,7 +54,9 @@ def test_steady_state_track_meets_its_target(doc):
     rows = [c for c in doc["cases"] if c["track"] == "steady_state"]
     assert t["n"] == len(rows) >= 45
     assert t["median_abs_error"] == pytest.approx(statistics.median(abs(c["error"]) for c in rows), rel=1e-12)
-    assert t["median_abs_error"] <= 0.08 and t["meets_target"] is True
+    assert t["median_abs_error"] <= 0.08
+    # The median target is met; the target as a whole waits on the size trend (test below).
+    assert t["meets_target"] is (t["size_trend"]["p_value"] >= t["target"]["size_trend_p_value"])
     # The 34 rows of fitted constants (gemm_sustain 12, expert_launch_host_s 19, expert_quantize_host_s 3) at their
     # leave-one-out errors: 6.5%.
     held_out = [abs(c["leave_one_out_error"] if c["leave_one_out_error"] is not None else c["error"]) for c in rows]
@@ -64,6 +67,29 @@ def test_steady_state_track_meets_its_target(doc):
     worst = max(rows, key=lambda c: abs(c["error"]))
     assert worst["id"] == KNOWN_WORST and not [c["id"] for c in rows if abs(c["error"]) > 0.35]
     assert t["max_abs_error"] == pytest.approx(0.343, abs=0.01)
+
+
+def test_llmfoundry_size_trend_is_reported_and_still_present(doc):
+    """Issue 11: "llm-foundry rows with no size trend". The 25 rows of validation/llmfoundry.yaml (MosaicML
+    llm-foundry benchmarking README, commit 061f2c7) carry their trend in the steady-state track: Pearson r of
+    log(1 + error) against log(parameters) recomputed here from the cases, and its permutation p-value. The trend is
+    still there (p below 0.05: small models too fast, large checkpointed ones too slow; docs/model.md §14), so the
+    steady-state target is not met; this test fails when a change removes it, and the pin should then move."""
+    from simulator.analysis.public_runs import _model
+    from simulator.model.flops import parameter_counts
+
+    s = doc["tracks"]["steady_state"]["size_trend"]
+    rows = [c for c in doc["cases"] if c["id"].startswith("llmfoundry-")]
+    assert s["n"] == len(rows) == 25
+    x = np.log([parameter_counts(_model(c["model"])).total for c in rows])
+    y = np.log1p([c["error"] for c in rows])
+    assert s["pearson_r"] == pytest.approx(np.corrcoef(x, y)[0, 1], rel=1e-9)
+    assert s["slope_per_e_fold"] == pytest.approx(np.polyfit(x, y, 1)[0], rel=1e-9)
+    assert s["pearson_r"] == pytest.approx(-0.418, abs=0.01)
+    assert s["trend_present"] is True and s["p_value"] < 0.05
+    assert s["partial"]["controls"][:2] == ["full recomputation", "log GPU count"]
+    assert doc["tracks"]["steady_state"]["meets_target"] is False
+    assert doc["meets_target"] is False
 
 
 def test_whole_run_track_is_complete_and_its_band_covers_the_runs(doc):

@@ -208,6 +208,7 @@ def _accuracy_section(doc: dict) -> list[Block]:
         medians = {k: v for k, v in t["target"].items() if k.startswith("median")}
         goal = ", ".join(f"median{' without flagged' if 'flagged' in k else ''} <= {v:.0%}" for k, v in medians.items())
         goal += f", band >= {t['target']['band_coverage']:.0%}" if "band_coverage" in t["target"] else ""
+        goal += ", no size trend" if "size_trend_p_value" in t["target"] else ""
         rows.append(
             (
                 name.replace("_", " "),
@@ -226,10 +227,27 @@ def _accuracy_section(doc: dict) -> list[Block]:
             "state: step time or throughput at the published layout (what the step model predicts). Whole run: "
             "GPU-hours or days of a whole training run (the expected run, with the realization fitted to such runs; "
             "leave-one-out where a run constrained the fit). Band coverage: the share of whole runs inside the "
-            "P10-P90 band."
+            "P10-P90 band. No size trend: the llm-foundry rows' error does not drift with model size (permutation "
+            f"p-value of log error against log parameters at least {t_alpha()})."
+            + _size_trend_sentence(doc["tracks"]["steady_state"].get("size_trend"))
         ),
         table(("track", "runs", "median abs. error", "max abs. error", "band coverage", "target", "target met"), rows),
     ]
+
+
+def t_alpha() -> str:
+    from simulator.analysis.size_trend import TREND_ALPHA
+
+    return f"{TREND_ALPHA:g}"
+
+
+def _size_trend_sentence(s: dict | None) -> str:
+    if not s:
+        return ""
+    return (
+        f" Now: r {s['pearson_r']:+.2f}, {s['slope_per_e_fold']:+.1%} per e-fold of parameters, p {s['p_value']:.3f}"
+        f" ({'a trend' if s['trend_present'] else 'no trend'})."
+    )
 
 
 _FILES_CITED = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w.-]+\.(?:md|py|yaml|json))(?![\w])")
