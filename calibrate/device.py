@@ -21,6 +21,10 @@ DTYPES: dict[str, torch.dtype] = {
     "fp16": torch.float16,
 }
 FP8 = "fp8"
+FP4 = "fp4"
+"""NVFP4: E2M1 values, one E4M3 scale per 16 along the inner dimension and one FP32 scale per tensor (W4A4)."""
+NVFP4_CAPABILITY = (10, 0)
+"""Blackwell (sm_100) is the first compute capability with FP4 tensor cores that costsim profiles."""
 
 
 DEFAULT_CPU_THREADS = 1
@@ -56,6 +60,22 @@ def fp8_supported(device: torch.device) -> str | None:
     major, minor = torch.cuda.get_device_capability(device)
     if (major, minor) < (8, 9):
         return f"compute capability {major}.{minor} has no FP8 tensor cores (needs 8.9+)"
+    return None
+
+
+def fp4_supported(device: torch.device) -> str | None:
+    """None when NVFP4 GEMMs (torch.nn.functional.scaled_mm with 1x16 block scales) run here, else the reason."""
+    if device.type != "cuda":
+        return "NVFP4 GEMMs (torch.nn.functional.scaled_mm) need a CUDA GPU"
+    functional = torch.nn.functional
+    if not hasattr(torch, "float4_e2m1fn_x2") or not hasattr(functional, "scaled_mm") or not hasattr(
+        getattr(functional, "ScalingType", None), "BlockWise1x16"
+    ):
+        return f"torch {torch.__version__} has no float4_e2m1fn_x2 / scaled_mm with 1x16 block scales"
+    major, minor = torch.cuda.get_device_capability(device)
+    if (major, minor) < NVFP4_CAPABILITY:
+        need = ".".join(map(str, NVFP4_CAPABILITY))
+        return f"compute capability {major}.{minor} has no FP4 tensor cores (needs {need}+)"
     return None
 
 

@@ -3,7 +3,9 @@
 For each shape (m tokens, n outputs, k inputs) the forward Y = X.W^T, the input gradient dX = dY.W and
 the weight gradient dW = dY^T.X are timed separately; the simulator charges each at one forward GEMM's
 time, so the fit uses their mean. FP8 runs through torch._scaled_mm (per-tensor scales, BF16 output)
-where the GPU has FP8 tensor cores.
+where the GPU has FP8 tensor cores. FP4 runs as NVFP4 (W4A4: both operands E2M1 with an E4M3 scale per 16 elements
+of the inner dimension and an FP32 scale per tensor, BF16 output) through torch.nn.functional.scaled_mm where the GPU
+has FP4 tensor cores (Blackwell); each of its three GEMMs is the same NVFP4 product at that GEMM's inner dimension.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from calibrate.device import DTYPES, FP8
+from calibrate.device import DTYPES, FP4, FP8
 from calibrate.timing import Budget, measure, randn
 from simulator.inputs.calibration import GemmSample, Timing
 from simulator.inputs.specs import ModelSpec
@@ -67,6 +69,8 @@ def _calls(shape: Shape, dtype: str, device: torch.device) -> tuple[Callable, Ca
     m, n, k = shape.m, shape.n, shape.k
     if dtype == FP8:
         return _fp8_calls(m, n, k, device)
+    if dtype == FP4:
+        return _fp4_calls(m, n, k, device)
     dt = DTYPES[dtype]
     x, w, dy = randn((m, k), dt, device), randn((n, k), dt, device), randn((m, n), dt, device)
     dy_t = dy.t()
@@ -88,6 +92,53 @@ def _fp8_calls(m: int, n: int, k: int, device: torch.device) -> tuple[Callable, 
         return torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
 
     return (lambda: mm(x, w.t())), (lambda: mm(dy, w_t.t())), (lambda: mm(dy_t, x_t.t()))
+
+
+NVFP4_BLOCK = 16
+"""Elements of the inner dimension per E4M3 scale (NVFP4)."""
+SCALE_TILE_ROWS, SCALE_TILE_COLS = 128, 4
+"""The swizzled block-scale layout (SWIZZLE_32_4_4) stores the scales in whole tiles of 128 rows x 4 scale columns."""
+NVFP4_ALIGN = 128
+"""NVFP4 points are measured at dimensions rounded up to this: every dimension is an inner one in some GEMM of the
+three, and the scale tiles cover 128 rows."""
+
+
+def _round_up(x: int, to: int) -> int:
+    return -(-x // to) * to
+
+
+def nvfp4_scale_elements(rows: int, inner: int) -> int:
+    """E4M3 block scales of a [rows x inner] NVFP4 operand in the swizzled layout (padded to whole tiles)."""
+    return _round_up(rows, SCALE_TILE_ROWS) * _round_up(-(-inner // NVFP4_BLOCK), SCALE_TILE_COLS)
+
+
+def nvfp4_operand(rows: int, inner: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(values, block scales, tensor scale) of a [rows x inner] NVFP4 operand: random E2M1 pairs packed two to a byte
+    (every 4-bit code is a finite E2M1 value, so random bytes are random data, as the other dtypes use), unit block
+    scales and a unit tensor scale."""
+    if inner % (2 * NVFP4_BLOCK):
+        raise ValueError(f"an NVFP4 operand needs an inner dimension that is a multiple of {2 * NVFP4_BLOCK}, got {inner}")
+    packed = torch.randint(0, 256, (rows, inner // 2), dtype=torch.uint8, device=device).view(torch.float4_e2m1fn_x2)
+    scales = torch.ones(nvfp4_scale_elements(rows, inner), device=device).to(torch.float8_e4m3fn)
+    return packed, scales, torch.tensor(1.0, device=device)
+
+
+def _fp4_calls(m: int, n: int, k: int, device: torch.device) -> tuple[Callable, Callable, Callable]:
+    functional = torch.nn.functional
+    recipe = [functional.ScalingType.BlockWise1x16, functional.ScalingType.TensorWise]
+    swizzle = [functional.SwizzleType.SWIZZLE_32_4_4, functional.SwizzleType.NO_SWIZZLE]
+
+    def product(rows_a: int, rows_b: int, inner: int) -> Callable:
+        """[rows_a x inner] . [rows_b x inner]^T; scaled_mm wants the second operand column-major, as .t() gives."""
+        a, a_blocks, a_scale = nvfp4_operand(rows_a, inner, device)
+        b, b_blocks, b_scale = nvfp4_operand(rows_b, inner, device)
+        return lambda: functional.scaled_mm(
+            a, b.t(), [a_blocks, a_scale], recipe, [b_blocks, b_scale], recipe, swizzle, swizzle,
+            output_dtype=torch.bfloat16,
+        )  # fmt: skip
+
+    # Y[m,n] = X[m,k].W[n,k]^T; dX[m,k] = dY[m,n].W (inner n); dW[n,k] = dY^T.X (inner m).
+    return product(m, n, k), product(m, k, n), product(n, k, m)
 
 
 def bench(shape: Shape, dtype: str, device: torch.device, budget: Budget) -> GemmSample:

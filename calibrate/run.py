@@ -82,7 +82,7 @@ class Sweep:
     optimizer_max_params: int
     collective_sizes: list[int]
     extra_shapes: list[Shape] = field(default_factory=list)
-    dtypes: tuple[str, ...] = ("bf16", "fp32", "fp16", "fp8")
+    dtypes: tuple[str, ...] = ("bf16", "fp32", "fp16", "fp8", "fp4")
     collectives: bool = True
     memory_budget: Budget | None = None
     """Memory-bound kernels are cheap and sensitive to other load on the machine: more repeats (default: budget)."""
@@ -108,7 +108,7 @@ def plan_for(device: torch.device, mode: str) -> Sweep:
         return Sweep(
             mode,
             Budget(warmup=1, min_repeats=3, max_repeats=5, target_s=0.01, max_call_s=0.5),
-            squares={"bf16": [128, 256, 512], "fp32": [128, 256], "fp16": [64], "fp8": [256]},
+            squares={"bf16": [128, 256, 512], "fp32": [128, 256], "fp16": [64], "fp8": [256], "fp4": [256]},
             reference_tokens=[256],
             other_dtype_tokens=[],
             attention_seq_lens=[64, 128],
@@ -126,7 +126,9 @@ def plan_for(device: torch.device, mode: str) -> Sweep:
         return Sweep(
             mode,
             Budget(warmup=5 if full else 3, min_repeats=10 if full else 5, max_repeats=100, target_s=0.2 if full else 0.05),
-            squares={d: [256, 512, 1024, 2048, 4096, 8192] + ([16384] if full else []) for d in ("bf16", "fp16", "fp32", "fp8")},
+            squares={
+                d: [256, 512, 1024, 2048, 4096, 8192] + ([16384] if full else []) for d in ("bf16", "fp16", "fp32", "fp8", "fp4")
+            },
             reference_tokens=[512, 2048, 8192, 32768] if full else [1024, 8192],
             other_dtype_tokens=[8192],
             attention_seq_lens=[512, 1024, 2048, 4096, 8192] if full else [1024, 2048, 4096],
@@ -170,28 +172,36 @@ def plan_for(device: torch.device, mode: str) -> Sweep:
 
 def _gemm_points(plan: Sweep, ref: Workload, device: torch.device, notes: list[str]) -> list[tuple[Shape, str]]:
     points: list[tuple[Shape, str]] = []
-    fp8_reason = dev.fp8_supported(device)
+    unsupported = {dev.FP8: dev.fp8_supported(device), dev.FP4: dev.fp4_supported(device)}
     for dtype in plan.dtypes:
-        if dtype == dev.FP8 and fp8_reason:
-            notes.append(f"fp8 GEMMs: skipped, {fp8_reason}")
+        if unsupported.get(dtype):
+            notes.append(f"{dtype} GEMMs: skipped, {unsupported[dtype]}")
             continue
         if dtype not in plan.squares:
             continue
         shapes = gemm.square_shapes(plan.squares[dtype])
-        tokens = plan.reference_tokens if dtype in ("bf16", dev.FP8) else plan.other_dtype_tokens
+        low_precision = dtype in ("bf16", dev.FP8, dev.FP4)  # the formats model GEMMs run in
+        tokens = plan.reference_tokens if low_precision else plan.other_dtype_tokens
         for t in tokens:
             shapes += [replace(s, origin="sweep") for s in gemm.model_shapes(ref.model, t, ref.tp)]
-        if dtype in ("bf16", dev.FP8):
+        if low_precision:
             shapes += plan.extra_shapes
         if dtype == dev.FP8:  # FP8 tensor cores need dimensions that are multiples of 16
             shapes = [replace(s, m=_up16(s.m), n=_up16(s.n), k=_up16(s.k)) for s in shapes]
+        if dtype == dev.FP4:
+            a = gemm.NVFP4_ALIGN
+            shapes = [replace(s, m=_up(s.m, a), n=_up(s.n, a), k=_up(s.k, a)) for s in shapes]
         shapes = sorted(gemm.unique(shapes), key=lambda s: s.flops)
         points += [(s, dtype) for s in shapes]
     return points
 
 
 def _up16(x: int) -> int:
-    return max(16, (x + 15) // 16 * 16)
+    return _up(x, 16)
+
+
+def _up(x: int, to: int) -> int:
+    return max(to, (x + to - 1) // to * to)
 
 
 def _decode_gemm_points(plan: Sweep, ref: Workload, device: torch.device) -> list[tuple[decode.DecodeShape, str]]:

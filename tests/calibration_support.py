@@ -225,3 +225,25 @@ def h100_calibration(
         costsim_version="0.1.0",
     )  # fmt: skip
     return _calibration(prov, CUDA_REFERENCE, samples, overhead, ["bf16", "fp8"])
+
+
+B200_NAME = "NVIDIA B200"
+
+
+def b200_calibration() -> Calibration:
+    """One B200: BF16 GEMMs up to ~1.6 PFLOP/s and NVFP4 (W4A4) ones up to ~5.5 PFLOP/s; training measurements only."""
+    overhead = 5e-6
+    squares = [256, 512, 1024, 2048, 4096, 8192]
+    samples = Samples(
+        gemm=_gemms("bf16", squares, 1.6e15, 2e11, overhead) + _gemms("fp4", squares, 5.5e15, 8e11, overhead),
+        attention=_attention(CUDA_REFERENCE, [1024, 2048, 4096], 128, 900e12),
+        memory=_memory(6.5e12, 4.5e12),
+        collectives=[],
+    )
+    prov = Provenance(
+        device_kind="cuda", device_name=B200_NAME, device_count=1, device_memory_bytes=178 * 2**30,
+        hardware_profile="b200", driver_version="570.86.15", cuda_version="12.8", torch_version="2.13.0",
+        nccl_version="2.26.2", python_version="3.12.0", os="Linux 6.8", date=DATE, mode="quick", wall_s=200.0,
+        costsim_version="0.1.0",
+    )  # fmt: skip
+    return _calibration(prov, CUDA_REFERENCE, samples, overhead, ["bf16", "fp4"])

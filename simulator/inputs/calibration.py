@@ -51,7 +51,7 @@ from simulator.inputs.catalog import hardware_ids, load_hardware_file
 from simulator.inputs.files import read_json
 from simulator.inputs.specs import DensePeaks, EfficiencyDefaults, HardwareProfile, ModelSpec, Price, ScaleOut, ScaleUp, Sourced
 from simulator.units import BYTES_PER_ELEMENT, GIB, GIGA, MICRO, TERA
-from simulator.vocab import Dtype
+from simulator.vocab import Dtype, PeakDtype
 
 SCHEMA = "costsim-calibration"
 SCHEMA_VERSION = 3
@@ -108,7 +108,8 @@ class GemmSample(_Model):
     m: Dim
     n: Dim
     k: Dim
-    dtype: Dtype
+    dtype: PeakDtype
+    """A format with a dense peak in the profiles: the training formats and fp4 (NVFP4, W4A4, Blackwell)."""
     forward: Timing
     """Y[m,n] = X[m,k] . W[n,k]^T, as nn.Linear runs it."""
     input_grad: Timing
@@ -379,7 +380,7 @@ class DecodeAllToAllFit(_Model):
 
 
 class Fit(_Model):
-    gemm: dict[Dtype, GemmFit]
+    gemm: dict[PeakDtype, GemmFit]
     kernel_overhead_s: Annotated[float, Field(ge=0, le=0.1)]
     """Time of a tiny GEMM: the fixed cost of one kernel (launch, dispatch)."""
     attention: AttentionFit | None = None
@@ -725,7 +726,7 @@ class CalibrationPlan(_Model):
     """Attention heads, memory-bound kernel sizes and their byte mix, and GEMM shapes come from it."""
     extra: Annotated[list[Workload], Field(max_length=100)] = []
     """Models whose exact GEMM shapes were added (--model)."""
-    dtypes: Annotated[list[Dtype], Field(max_length=10)]
+    dtypes: Annotated[list[PeakDtype], Field(max_length=10)]
     collectives: bool
     """Collectives measured on this machine (torchrun launched by costsim calibrate)."""
     collectives_file: Annotated[str, Field(max_length=4096)] | None = None

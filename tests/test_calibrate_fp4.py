@@ -1,0 +1,96 @@
+"""NVFP4 GEMMs in `costsim calibrate` (issue 12: the FP4 serving rates a GPU run should replace): which devices run
+them, the operands and block-scale layout they are timed with, the sweep's points, and a calibration's FP4 fit
+replacing a Blackwell profile's FP4 rate. The kernels themselves need a Blackwell GPU; on this CPU the sweep notes
+why it skips them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from calibration_support import b200_calibration
+
+from calibrate import device as dev
+from calibrate import gemm
+from calibrate.run import CUDA_REFERENCE, _gemm_points, plan_for
+from calibrate.timing import Budget, guarded
+from simulator.inputs.assumptions import BASE
+from simulator.inputs.calibration import Calibration
+from simulator.inputs.catalog import load_hardware
+from simulator.model.efficiency import calibrated_rates, device_rates
+
+CPU = torch.device("cpu")
+FAKE_GPU = torch.device("cuda", 0)
+
+
+def test_fp4_runs_only_on_a_gpu_with_fp4_tensor_cores(monkeypatch):
+    assert "CUDA GPU" in dev.fp4_supported(CPU)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    assert "compute capability 9.0 has no FP4 tensor cores (needs 10.0+)" == dev.fp4_supported(FAKE_GPU)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (10, 0))
+    assert dev.fp4_supported(FAKE_GPU) is None  # torch 2.13 has float4_e2m1fn_x2 and scaled_mm's 1x16 recipe
+
+
+def test_block_scales_fill_whole_swizzled_tiles():
+    """One E4M3 scale per 16 inner elements, the scale matrix padded to tiles of 128 rows x 4 scale columns."""
+    assert gemm.nvfp4_scale_elements(128, 64) == 128 * 4
+    assert gemm.nvfp4_scale_elements(200, 1000) == 256 * 64  # 200 -> 256 rows; 1000 / 16 = 62.5 -> 63 -> 64 columns
+    assert gemm.nvfp4_scale_elements(4096, 8192) == 4096 * 512
+
+
+def test_an_nvfp4_operand_packs_two_values_a_byte():
+    values, blocks, scale = gemm.nvfp4_operand(256, 512, CPU)
+    assert values.dtype == torch.float4_e2m1fn_x2 and tuple(values.shape) == (256, 256)
+    assert blocks.dtype == torch.float8_e4m3fn and blocks.numel() == gemm.nvfp4_scale_elements(256, 512)
+    assert scale.dtype == torch.float32 and float(scale) == 1.0
+    # Random codes, not a constant (a constant operand changes a GEMM's power draw and clocks).
+    assert len(torch.unique(values.view(torch.uint8))) > 100
+    with pytest.raises(ValueError, match="multiple of 32"):
+        gemm.nvfp4_operand(256, 500, CPU)
+
+
+def test_the_sweep_skips_fp4_here_and_notes_why():
+    notes: list[str] = []
+    points = _gemm_points(plan_for(CPU, "smoke"), CUDA_REFERENCE, CPU, notes)
+    assert not [p for p in points if p[1] == "fp4"]
+    assert any(n.startswith("fp4 GEMMs: skipped, NVFP4 GEMMs") for n in notes)
+
+
+def test_on_a_blackwell_gpu_the_sweep_times_fp4_at_aligned_shapes(monkeypatch):
+    monkeypatch.setattr(dev, "fp4_supported", lambda device: None)
+    monkeypatch.setattr(dev, "fp8_supported", lambda device: None)
+    notes: list[str] = []
+    points = _gemm_points(plan_for(FAKE_GPU, "quick"), CUDA_REFERENCE, FAKE_GPU, notes)
+    fp4 = [s for s, d in points if d == "fp4"]
+    squares = {s.m for s in fp4 if s.m == s.n == s.k}
+    assert squares == {256, 512, 1024, 2048, 4096, 8192}
+    assert len(fp4) > len(squares)  # the reference model's GEMMs too
+    assert all(x % gemm.NVFP4_ALIGN == 0 for s in fp4 for x in (s.m, s.n, s.k))
+    assert not [n for n in notes if "fp4" in n]
+
+
+def test_an_fp4_point_that_cannot_run_becomes_a_note_not_a_failure():
+    """The harness guard: on this CPU the NVFP4 product has no kernel, so the point is skipped with its reason (a
+    torch that ran it would return a sample of dtype fp4)."""
+    notes: list[str] = []
+    budget = Budget(warmup=1, min_repeats=1, max_repeats=1, target_s=0.001)
+    sample = guarded("fp4 GEMM 128x128x128", notes, lambda: gemm.bench(gemm.Shape(128, 128, 128), "fp4", CPU, budget))
+    if sample is None:
+        assert notes and notes[0].startswith("fp4 GEMM 128x128x128: skipped, ")
+    else:
+        assert sample.dtype == "fp4" and sample.forward.median_s > 0
+
+
+def test_a_calibrated_fp4_rate_replaces_the_profiles():
+    """A B200 calibration with NVFP4 samples: its best FP4 rate (over the FP4 dense peak, times gemm_sustain) and its
+    curve replace the profile's gemm_best.fp4; it survives the file's JSON round trip."""
+    cal = b200_calibration()
+    again = Calibration.model_validate_json(cal.model_dump_json(by_alias=True))
+    assert again.fit.gemm["fp4"].best_flop_per_s == cal.fit.gemm["fp4"].best_flop_per_s
+    hw = load_hardware("b200")
+    base = device_rates(hw, BASE)
+    rates = calibrated_rates(cal, hw, BASE, "cal.json")
+    best = cal.fit.gemm["fp4"].best_flop_per_s
+    assert rates.gemm_efficiency["fp4"] == pytest.approx(best / base.peak_flop_per_s["fp4"] * BASE.gemm_sustain)
+    assert rates.gemm_efficiency["fp4"] != pytest.approx(base.gemm_efficiency["fp4"])
+    assert "fp4" in rates.gemm_curves
+    assert "GEMM bf16/fp4" in rates.source
