@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import sdpa_kernel
 
-from calibrate.device import DTYPES, FP8
+from calibrate.device import DTYPES, FP4, FP8
+from calibrate.gemm import nvfp4_operand, nvfp4_product, nvfp4_scale_elements
 from calibrate.generation import DECODE_BACKENDS
 from calibrate.timing import Budget, measure, randn
 from simulator.inputs.calibration import DecodeAttentionSample, DecodeGemmSample, Workload
@@ -106,6 +107,9 @@ class Pool:
 
     def _buffer(self, dtype: str) -> torch.Tensor:
         if dtype not in self.buffers:
+            if dtype == FP4:  # packed E2M1 pairs as bytes (every code finite): random bytes are random values
+                self.buffers[dtype] = torch.randint(0, 256, (self.size_bytes,), dtype=torch.uint8, device=self.device)
+                return self.buffers[dtype]
             dt = torch.float8_e4m3fn if dtype == FP8 else DTYPES[dtype]
             elements = self.size_bytes // torch.tensor([], dtype=dt).element_size()
             self.buffers[dtype] = randn((elements,), dt, self.device)
@@ -119,7 +123,9 @@ class Pool:
         buf = self._buffer(dtype)
         count = buf.numel() // (size * per_copy)
         if count < 2:  # larger than the pool: no cache holds it either
-            return [tuple(randn(shape, buf.dtype, self.device) for _ in range(per_copy))]
+            fresh = (lambda: torch.randint(0, 256, shape, dtype=torch.uint8, device=self.device)) if dtype == FP4 else (
+                lambda: randn(shape, buf.dtype, self.device))
+            return [tuple(fresh() for _ in range(per_copy))]
         flat = buf[: count * size * per_copy].view(count, per_copy, size)
         return [tuple(flat[i, j].view(shape) for j in range(per_copy)) for i in range(count)]
 
@@ -147,9 +153,19 @@ def _timed(calls: list[Callable[[], object]], device: torch.device, budget: Budg
 
 
 def bench_gemm(shape: DecodeShape, dtype: str, device: torch.device, budget: Budget, pool: Pool) -> DecodeGemmSample:
-    """Y = X . W^T as nn.Linear runs it (FP8: torch._scaled_mm, per-tensor scales, BF16 output), W rotating."""
+    """Y = X . W^T as nn.Linear runs it (FP8: torch._scaled_mm, per-tensor scales, BF16 output; FP4: NVFP4 W4A4 as
+    calibrate.gemm times it, the weight's values and block scales both rotating), W rotating."""
     m, n, k = shape.m, shape.n, shape.k
-    if dtype == FP8:
+    if dtype == FP4:
+        x, x_blocks, x_scale = nvfp4_operand(m, k, device)
+        one = torch.tensor(1.0, device=device)
+        values = pool.copies((n, k // 2), FP4)
+        blocks = pool.copies((nvfp4_scale_elements(n, k),), FP8)
+        calls = [
+            (lambda w=w[0].view(torch.float4_e2m1fn_x2), s=s[0]: nvfp4_product(x, x_blocks, x_scale, w, s, one)())
+            for w, s in zip(values, itertools.cycle(blocks), strict=False)
+        ]
+    elif dtype == FP8:
         one = torch.tensor(1.0, device=device)
         x = randn((m, k), torch.float8_e4m3fn, device)
         calls = [

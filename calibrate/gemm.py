@@ -123,19 +123,20 @@ def nvfp4_operand(rows: int, inner: int, device: torch.device) -> tuple[torch.Te
     return packed, scales, torch.tensor(1.0, device=device)
 
 
-def _fp4_calls(m: int, n: int, k: int, device: torch.device) -> tuple[Callable, Callable, Callable]:
+def nvfp4_product(a, a_blocks, a_scale, b, b_blocks, b_scale) -> Callable:
+    """The NVFP4 GEMM [rows_a x inner] . [rows_b x inner]^T of two operands as nvfp4_operand makes them, BF16 out;
+    scaled_mm wants the second operand column-major, as .t() gives."""
     functional = torch.nn.functional
     recipe = [functional.ScalingType.BlockWise1x16, functional.ScalingType.TensorWise]
     swizzle = [functional.SwizzleType.SWIZZLE_32_4_4, functional.SwizzleType.NO_SWIZZLE]
+    return lambda: functional.scaled_mm(
+        a, b.t(), [a_blocks, a_scale], recipe, [b_blocks, b_scale], recipe, swizzle, swizzle, output_dtype=torch.bfloat16
+    )
 
+
+def _fp4_calls(m: int, n: int, k: int, device: torch.device) -> tuple[Callable, Callable, Callable]:
     def product(rows_a: int, rows_b: int, inner: int) -> Callable:
-        """[rows_a x inner] . [rows_b x inner]^T; scaled_mm wants the second operand column-major, as .t() gives."""
-        a, a_blocks, a_scale = nvfp4_operand(rows_a, inner, device)
-        b, b_blocks, b_scale = nvfp4_operand(rows_b, inner, device)
-        return lambda: functional.scaled_mm(
-            a, b.t(), [a_blocks, a_scale], recipe, [b_blocks, b_scale], recipe, swizzle, swizzle,
-            output_dtype=torch.bfloat16,
-        )  # fmt: skip
+        return nvfp4_product(*nvfp4_operand(rows_a, inner, device), *nvfp4_operand(rows_b, inner, device))
 
     # Y[m,n] = X[m,k].W[n,k]^T; dX[m,k] = dY[m,n].W (inner n); dW[n,k] = dY^T.X (inner m).
     return product(m, n, k), product(m, k, n), product(n, k, m)

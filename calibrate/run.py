@@ -88,7 +88,7 @@ class Sweep:
     """Memory-bound kernels are cheap and sensitive to other load on the machine: more repeats (default: budget)."""
     decode_tokens: list[int] = field(default_factory=lambda: [1, 16, 256])
     """Tokens (GEMM m) of the decode GEMMs, against every (n, k) of the reference and --model layers."""
-    decode_dtypes: tuple[str, ...] = ("bf16", "fp8")
+    decode_dtypes: tuple[str, ...] = ("bf16", "fp8", "fp4")
     decode_batches: list[int] = field(default_factory=lambda: [1, 8])
     """Sequences of a decode attention step (one query token each)."""
     decode_contexts: list[int] = field(default_factory=lambda: [256, 1024])
@@ -205,14 +205,19 @@ def _up(x: int, to: int) -> int:
 
 
 def _decode_gemm_points(plan: Sweep, ref: Workload, device: torch.device) -> list[tuple[decode.DecodeShape, str]]:
-    """Decode GEMMs per dtype measured (BF16, and FP8 where it runs: m, n, k rounded up to multiples of 16)."""
+    """Decode GEMMs per dtype measured (BF16; FP8 where it runs, m, n, k rounded up to multiples of 16; FP4 where it
+    runs, m up to 16 and n, k up to multiples of 128)."""
     points = []
+    unsupported = {dev.FP8: dev.fp8_supported(device), dev.FP4: dev.fp4_supported(device)}
     for dtype in plan.decode_dtypes:
-        if dtype not in plan.dtypes or (dtype == dev.FP8 and dev.fp8_supported(device)):
-            continue  # the GEMM sweep notes an unsupported FP8
+        if dtype not in plan.dtypes or unsupported.get(dtype):
+            continue  # the GEMM sweep notes an unsupported FP8 or FP4
         shapes = decode.gemm_shapes([ref, *plan.decode_extra], plan.decode_tokens)
         if dtype == dev.FP8:
             shapes = [replace(s, m=_up16(s.m), n=_up16(s.n), k=_up16(s.k)) for s in shapes]
+        if dtype == dev.FP4:
+            a = gemm.NVFP4_ALIGN
+            shapes = [replace(s, m=_up16(s.m), n=_up(s.n, a), k=_up(s.k, a)) for s in shapes]
         seen: set[tuple[int, int, int]] = set()
         for s in shapes:
             if (s.m, s.n, s.k) not in seen:

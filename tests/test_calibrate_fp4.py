@@ -94,3 +94,27 @@ def test_a_calibrated_fp4_rate_replaces_the_profiles():
     assert rates.gemm_efficiency["fp4"] != pytest.approx(base.gemm_efficiency["fp4"])
     assert "fp4" in rates.gemm_curves
     assert "GEMM bf16/fp4" in rates.source
+
+
+def test_decode_gemms_in_fp4_rotate_packed_weights_and_their_scales(monkeypatch):
+    """Serving's decode GEMMs in NVFP4: the weight's packed values and its block scales come from the pool (each call
+    reads another copy, as each layer reads its own), at m up to 16 and n, k up to multiples of 128."""
+    from calibrate import decode
+    from calibrate.run import _decode_gemm_points
+
+    assert not [p for p in _decode_gemm_points(plan_for(CPU, "smoke"), CUDA_REFERENCE, CPU) if p[1] == "fp4"]
+    monkeypatch.setattr(dev, "fp4_supported", lambda device: None)
+    monkeypatch.setattr(dev, "fp8_supported", lambda device: None)
+    fp4 = [s for s, d in _decode_gemm_points(plan_for(FAKE_GPU, "quick"), CUDA_REFERENCE, FAKE_GPU) if d == "fp4"]
+    assert fp4 and all(s.m % 16 == 0 and s.n % 128 == 0 and s.k % 128 == 0 for s in fp4)
+    assert {s.m for s in fp4} == {16, 32, 128, 256}  # 1 and 8 tokens round up to 16
+
+    pool = decode.Pool(CPU, 2**20)
+    copies = pool.copies((256, 128), "fp4")
+    assert len(copies) == 2**20 // (256 * 128) and copies[0][0].dtype == torch.uint8
+    assert copies[0][0].data_ptr() != copies[1][0].data_ptr()
+    notes: list[str] = []
+    shape = decode.DecodeShape(16, 256, 256, "test")
+    budget = Budget(warmup=1, min_repeats=1, max_repeats=1, target_s=0.001)
+    assert guarded("fp4 decode", notes, lambda: decode.bench_gemm(shape, "fp4", CPU, budget, pool)) is None
+    assert notes == ["fp4 decode: skipped, CPU does not support swizzle."]

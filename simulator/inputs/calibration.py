@@ -195,7 +195,7 @@ class DecodeGemmSample(_Model):
     m: Annotated[int, Field(ge=1, le=DECODE_MAX_TOKENS)]
     n: Dim
     k: Dim
-    dtype: Dtype
+    dtype: PeakDtype
     timing: Timing
     origin: Name = "reference"
     """The model whose layer this (n, k) is."""
@@ -386,7 +386,7 @@ class Fit(_Model):
     attention: AttentionFit | None = None
     memory: MemoryFit | None = None
     collectives: dict[Tier, CollectiveTierFit] = {}
-    decode_gemm: dict[Dtype, DecodeGemmFit] = {}
+    decode_gemm: dict[PeakDtype, DecodeGemmFit] = {}
     """Schema version 3 on: the serving fits (applied by costsim serve --calibration)."""
     decode_attention: DecodeAttentionFit | None = None
     decode_all_to_all: dict[Tier, DecodeAllToAllFit] = {}
