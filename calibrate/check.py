@@ -69,7 +69,7 @@ def capability(cal: Calibration) -> dict[str, float]:
     samples = fastest(cal.samples)
     rates = headline_rates(fit_all(samples, cal.fit.kernel_overhead_s, cal.plan.reference, []))
     for dtype in cal.fit.gemm:
-        points = [s.flops / s.training_s for s in samples.gemm if s.dtype == dtype]
+        points = [s.flops / s.fitted_s for s in samples.gemm if s.dtype == dtype]
         rates[f"gemm {dtype} best FLOP/s"] = float(np.median(points))
     if samples.attention and "attention forward FLOP/s" in rates:
         points = [s.forward_flops / (s.forward.median_s + s.backward.median_s) for s in samples.attention]

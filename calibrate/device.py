@@ -68,8 +68,10 @@ def fp4_supported(device: torch.device) -> str | None:
     if device.type != "cuda":
         return "NVFP4 GEMMs (torch.nn.functional.scaled_mm) need a CUDA GPU"
     functional = torch.nn.functional
-    if not hasattr(torch, "float4_e2m1fn_x2") or not hasattr(functional, "scaled_mm") or not hasattr(
-        getattr(functional, "ScalingType", None), "BlockWise1x16"
+    if (
+        not hasattr(torch, "float4_e2m1fn_x2")
+        or not hasattr(functional, "scaled_mm")
+        or not hasattr(getattr(functional, "ScalingType", None), "BlockWise1x16")
     ):
         return f"torch {torch.__version__} has no float4_e2m1fn_x2 / scaled_mm with 1x16 block scales"
     major, minor = torch.cuda.get_device_capability(device)

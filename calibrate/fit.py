@@ -60,7 +60,7 @@ def fit_gemm(samples: list[GemmSample], kernel_overhead_s: float, operand_bytes_
     """`operand_bytes_per_s`: the bandwidth of the roofline's memory term (a large copy)."""
     best, curve = gemm_rates(samples, kernel_overhead_s)
     flops = np.array([s.flops for s in samples])
-    t = np.array([s.training_s for s in samples])
+    t = np.array([s.fitted_s for s in samples])
     moved = np.array([gemm_bytes_moved(s.m, s.n, s.k, s.dtype) for s in samples])
     predicted = gemm_roofline_s(flops, best * curve_at(curve, flops), moved, operand_bytes_per_s, kernel_overhead_s)
     return GemmFit(best_flop_per_s=best, curve=curve, quality=quality(predicted, t))

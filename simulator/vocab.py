@@ -10,10 +10,12 @@ from typing import Final, Literal, get_args
 from simulator.units import MICRO
 
 Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8"]
-"""Number formats of a GEMM that costsim trains in and calibrates (dense peaks are quoted per format)."""
+"""Number formats of a GEMM that costsim trains in (dense peaks are quoted per format)."""
 PeakDtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "fp4"]
-"""Number formats a hardware profile quotes a dense peak for: Dtype and fp4 (NVFP4 on Blackwell), which only serving
-runs (costsim serve --precision fp4; no FP4 training or calibration is modelled)."""
+"""Number formats a hardware profile quotes a dense peak for and a calibration may time: Dtype and fp4 (NVFP4 on
+Blackwell), which only serving runs (costsim serve --precision fp4; no FP4 training is modelled)."""
+SERVING_ONLY_DTYPES: Final = frozenset({"fp4"})
+"""Formats costsim runs only in serving: a calibration fits their GEMM rate on the forward GEMM alone."""
 ServePrecision = Literal["bf16", "fp8", "fp4"]
 """The weight and GEMM format a serving deployment runs (model/number_formats.py says which GEMMs each puts where)."""
 KvDtype = Literal["bf16", "fp8"]

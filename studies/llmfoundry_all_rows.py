@@ -31,10 +31,10 @@ import yaml
 
 from simulator.analysis.public_runs import case_estimate, metric_from_estimate, predict_case
 from simulator.analysis.size_trend import Trend, trend
-from simulator.inputs.catalog import load_model
-from simulator.model.flops import parameter_counts
 from simulator.errors import CostsimError
+from simulator.inputs.catalog import load_model
 from simulator.inputs.published import public_cases
+from simulator.model.flops import parameter_counts
 
 ROWS = Path(__file__).with_name("llmfoundry_readme_rows.yaml")
 GPU_IDS = {"a100_40gb": "a100-40gb", "a100_80gb": "a100-80gb", "h100_80gb": "h100-sxm"}
@@ -211,7 +211,7 @@ def main() -> None:
     print("error against model size, log(1 + error) on log(parameters) (analysis.size_trend)")
     for name, t in size_trends(out).items():
         print(f"  {name:38s} {t.n} rows: {t.slope_per_e_fold:+.2%} per e-fold (se {t.slope_standard_error:.2%}), "
-              f"r {t.pearson_r:+.2f}, p {t.p_value:.3f}")  # fmt: skip
+              f"r {t.pearson_r:+.2f}, p {'< 0.001' if t.p_value < 0.001 else f'{t.p_value:.3f}'}")  # fmt: skip
     if args.rows_out:
         args.rows_out.write_text(json.dumps(out, indent=1))
 

@@ -118,3 +118,28 @@ def test_decode_gemms_in_fp4_rotate_packed_weights_and_their_scales(monkeypatch)
     budget = Budget(warmup=1, min_repeats=1, max_repeats=1, target_s=0.001)
     assert guarded("fp4 decode", notes, lambda: decode.bench_gemm(shape, "fp4", CPU, budget, pool)) is None
     assert notes == ["fp4 decode: skipped, CPU does not support swizzle."]
+
+
+def test_the_fp4_fit_reads_the_forward_gemm_only():
+    """FP4 runs only in serving, where a model runs only forward GEMMs: its fit reads the forward time, the training
+    formats the mean of the three."""
+    from simulator.inputs.calibration import GemmSample, Timing
+
+    t = Timing(median_s=1e-3, min_s=0.9e-3, spread=0.02, repeats=5)
+    slow = Timing(median_s=3e-3, min_s=2.9e-3, spread=0.02, repeats=5)
+    fp4 = GemmSample(m=128, n=128, k=128, dtype="fp4", forward=t, input_grad=slow, weight_grad=slow)
+    assert fp4.fitted_s == 1e-3
+    assert fp4.model_copy(update={"dtype": "bf16"}).fitted_s == pytest.approx((1e-3 + 3e-3 + 3e-3) / 3)
+
+
+def test_a_cpu_calibration_that_claims_fp4_gemms_is_refused():
+    from calibration_support import cpu_calibration
+
+    from simulator.inputs.calibration import provenance_problem
+
+    cal = cpu_calibration()
+    fp4 = b200_calibration().samples.gemm[-1]
+    assert fp4.dtype == "fp4"
+    bad = cal.model_copy(update={"samples": cal.samples.model_copy(update={"gemm": [*cal.samples.gemm, fp4]})})
+    assert provenance_problem(bad) == "provenance.device_kind is cpu but the samples hold FP4 GEMMs, which need a CUDA GPU"
+    assert provenance_problem(cal) is None

@@ -48,8 +48,8 @@ def test_the_p_value_is_deterministic_and_matches_the_t_test_where_errors_are_no
     t_stat = a.slope_per_e_fold / a.slope_standard_error
     grid = np.linspace(abs(t_stat), 60, 200_001)
     dof = 38
-    density = math.gamma((dof + 1) / 2) / (math.sqrt(dof * math.pi) * math.gamma(dof / 2)) * (1 + grid**2 / dof) ** (
-        -(dof + 1) / 2
+    density = (
+        math.gamma((dof + 1) / 2) / (math.sqrt(dof * math.pi) * math.gamma(dof / 2)) * (1 + grid**2 / dof) ** (-(dof + 1) / 2)
     )
     p_t = 2 * float(np.trapezoid(density, grid))
     assert a.p_value == pytest.approx(p_t, abs=0.02)
@@ -68,6 +68,54 @@ def test_holding_a_confounding_setting_fixed_removes_a_trend_it_carries():
     design = np.column_stack([np.ones(9), X, checkpointed])
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
     assert partial.slope_per_e_fold == pytest.approx(coef[1], rel=1e-9, abs=1e-12)
+
+
+def test_partial_statistics_are_those_of_the_full_regression():
+    """With controls: the slope, its standard error (n - 2 - rank degrees of freedom) and r are the size coefficient
+    of the regression on size and the controls, its standard error, and the correlation of the two residuals."""
+    rng = np.random.default_rng(3)
+    controls = np.column_stack([(X > np.log(5e9)).astype(float), rng.normal(size=9)])
+    y = -0.01 * X + 0.03 * controls[:, 0] + WIGGLE
+    t = trend(X, y, controls)
+    design = np.column_stack([np.ones(9), X, controls])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ coef
+    cov = float(resid @ resid) / (9 - 4) * np.linalg.inv(design.T @ design)
+    assert t.slope_per_e_fold == pytest.approx(coef[1], rel=1e-9)
+    assert t.slope_standard_error == pytest.approx(math.sqrt(cov[1, 1]), rel=1e-9)
+    rx, ry = residualize(X, controls), residualize(y, controls)
+    assert t.pearson_r == pytest.approx(np.corrcoef(rx, ry)[0, 1], rel=1e-9)
+
+
+def _exact_p(x, y, controls):
+    """Every permutation of 7 rows: the Freedman-Lane p-value without Monte Carlo error."""
+    import itertools
+
+    from simulator.analysis.size_trend import permutation_p_value
+
+    rx, ry = residualize(x, controls), residualize(y, controls)
+    r = float(rx @ ry / math.sqrt(float(rx @ rx) * float(ry @ ry)))
+    perms = np.array([ry[list(p)] for p in itertools.permutations(range(len(ry)))])
+    # permutation_p_value counts the observed arrangement once more: (1 + hits) / (N + 1) over all N permutations.
+    p_with_observed = permutation_p_value(rx, perms, controls, r)
+    return (p_with_observed * (len(perms) + 1) - 1) / len(perms)
+
+
+@pytest.mark.parametrize(
+    ("y", "with_controls", "exact"),
+    [
+        ([0.02, 0.015, -0.004, 0.006, -0.012, -0.01, -0.021], False, 0.0036),
+        ([0.0191, -0.0015, -0.0102, 0.004, 0.0078, -0.0195, -0.0011], True, 0.1278),
+    ],
+)
+def test_the_monte_carlo_p_value_matches_the_exact_permutation_test(y, with_controls, exact):
+    """At 7 rows all 5,040 permutations give the exact Freedman-Lane p-value. The second case is one where shuffling
+    the residual sizes against fixed residual errors (the shortcut that rejects too often) gives 0.087 instead."""
+    x = X[:7]
+    y = np.array(y)
+    controls = np.array([[0], [0], [0], [1], [1], [1], [1]], dtype=float) if with_controls else None
+    assert _exact_p(x, y, controls) == pytest.approx(exact, abs=5e-5)
+    assert trend(x, y, controls).p_value == pytest.approx(exact, abs=0.012)  # about 4 Monte Carlo standard errors
 
 
 def test_residualize_removes_the_intercept_and_the_controls():

@@ -358,7 +358,8 @@ def track_summary(results: list[CaseResult], track: str, sigma: float | None) ->
 
 def size_trend(rows: list[CaseResult]) -> dict | None:
     """The size trend of a family of rows (analysis.size_trend): raw, and partial with full recomputation, log GPU
-    count and the GPU type held fixed. None with fewer than 3 rows."""
+    count and the GPU type held fixed. None where the rows cannot carry a trend (fewer than 3, sizes or errors that do
+    not vary, or controls that leave no degree of freedom)."""
     if len(rows) < 3:
         return None
     log_sizes = [math.log(parameter_counts(_model(r.case.model)).total) for r in rows]
@@ -369,14 +370,15 @@ def size_trend(rows: list[CaseResult]) -> dict | None:
          for r in rows],
         dtype=float,
     )  # fmt: skip
+    try:
+        raw, partial = trend(log_sizes, log_errors), trend(log_sizes, log_errors, controls)
+    except ValueError:
+        return None
     return {
         "family": f"{SIZE_TREND_FAMILY}*",
-        "convention": "log(1 + error) against log(parameters); two-sided permutation p-value",
-        **trend(log_sizes, log_errors).to_dict(),
-        "partial": {
-            "controls": ["full recomputation", "log GPU count"] + [f"GPU {g}" for g in gpus[1:]],
-            **trend(log_sizes, log_errors, controls).to_dict(),
-        },
+        "convention": "log(1 + error) against log(parameters); two-sided permutation p-values (partial: Freedman-Lane)",
+        **raw.to_dict(),
+        "partial": {"controls": ["full recomputation", "log GPU count"] + [f"GPU {g}" for g in gpus[1:]], **partial.to_dict()},
     }
 
 

@@ -3,14 +3,16 @@ steady-state rows measured on one stack (the llm-foundry MPT benchmark, issue 11
 trend"), raw and with the row's own settings held fixed.
 
 - raw: Pearson r of log(1 + error) against log(parameters), the least-squares slope per e-fold of parameters with its
-  standard error, and a two-sided permutation p-value (the share of shuffles of the sizes whose |r| reaches the
-  observed |r|; exact in distribution for any error shape, unlike the t-test's normal errors). A trend "remains"
+  standard error, and a two-sided permutation p-value (the share of shuffles of the errors whose |r| reaches the
+  observed |r|; exact for exchangeable errors of any shape, unlike the t-test's normal errors). A trend "remains"
   while p < TREND_ALPHA.
 - partial: the same after regressing both sides on the row's settings that change the step's makeup but are not
   size: full activation recomputation (checkpointed rows are the large models in these tables), log GPU count (FSDP
   collectives grow with the group) and the GPU type. The partial slope says whether size itself carries the
   trend or the settings that come with size do (Frisch-Waugh-Lovell: the slope of residuals on residuals is the
-  size coefficient of the full regression).
+  size coefficient of the full regression). Its p-value is Freedman and Lane's permutation test (1983): shuffle the
+  errors' residuals on the controls, take the controls out again, correlate with the residual sizes. Shuffling the
+  residual sizes against fixed residual errors instead rejects too often (about 8% at 5% on these 25 rows' design).
 
 The permutation uses a fixed seed, so the report is deterministic.
 """
@@ -91,8 +93,21 @@ def trend(log_sizes, log_errors, controls: np.ndarray | None = None, permutation
     resid = y - slope * x
     se = math.sqrt(float(resid @ resid) / dof / sxx)
     rng = np.random.default_rng(SEED)
-    shuffled = np.array([rng.permutation(x) for _ in range(permutations)])
-    r_perm = shuffled @ y / math.sqrt(sxx * syy)
-    # The observed arrangement counts as one of the permutations, so p is never 0.
-    p = (1 + int(np.sum(np.abs(r_perm) >= abs(r) - 1e-12))) / (permutations + 1)
+    shuffled = np.array([rng.permutation(y) for _ in range(permutations)])
+    p = permutation_p_value(x, shuffled, controls, r)
     return Trend(n, r, slope, se, p)
+
+
+def permutation_p_value(x_resid: np.ndarray, y_shuffles: np.ndarray, controls: np.ndarray | None, r: float) -> float:
+    """Two-sided p-value of the (partial) correlation `r` of residual sizes `x_resid` with the errors, from shuffles of
+    the errors' residuals on the controls (rows of `y_shuffles`): each shuffle has the controls taken out again
+    (Freedman-Lane; without controls, a shuffle of the centred errors). The observed arrangement counts as one of the
+    permutations, so p is never 0."""
+    design = np.ones((x_resid.shape[0], 1))
+    if controls is not None and np.size(controls):
+        design = np.column_stack([design, np.asarray(controls, dtype=float)])
+    coef, *_ = np.linalg.lstsq(design, y_shuffles.T, rcond=None)
+    resid = y_shuffles - (design @ coef).T
+    norms = np.sqrt(np.einsum("ij,ij->i", resid, resid) * float(x_resid @ x_resid))
+    r_perm = resid @ x_resid / np.where(norms > 0, norms, np.inf)
+    return (1 + int(np.sum(np.abs(r_perm) >= abs(r) - 1e-12))) / (len(y_shuffles) + 1)

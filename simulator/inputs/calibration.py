@@ -51,7 +51,7 @@ from simulator.inputs.catalog import hardware_ids, load_hardware_file
 from simulator.inputs.files import read_json
 from simulator.inputs.specs import DensePeaks, EfficiencyDefaults, HardwareProfile, ModelSpec, Price, ScaleOut, ScaleUp, Sourced
 from simulator.units import BYTES_PER_ELEMENT, GIB, GIGA, MICRO, TERA
-from simulator.vocab import Dtype, PeakDtype
+from simulator.vocab import SERVING_ONLY_DTYPES, Dtype, PeakDtype
 
 SCHEMA = "costsim-calibration"
 SCHEMA_VERSION = 3
@@ -128,6 +128,12 @@ class GemmSample(_Model):
         """Mean of the three GEMMs of training (forward, input gradient, weight gradient: same FLOPs, other inner
         dimensions; the step model times each at its own shape, docs/model.md §7.4)."""
         return (self.forward.median_s + self.input_grad.median_s + self.weight_grad.median_s) / 3.0
+
+    @property
+    def fitted_s(self) -> float:
+        """The time the GEMM fit reads: the training mean, or for a format costsim runs only in serving (fp4) the
+        forward alone, the one GEMM a served model runs."""
+        return self.forward.median_s if self.dtype in SERVING_ONLY_DTYPES else self.training_s
 
 
 class AttentionSample(_Model):
@@ -438,7 +444,7 @@ def curve_at(curve: CurveFit, work: np.ndarray) -> np.ndarray:
 def gemm_rates(samples: list[GemmSample], kernel_overhead_s: float) -> tuple[float, CurveFit]:
     """(best rate P, relative curve r(F)) of one dtype's GEMM samples: r_i = F_i / (P·(t_i - t_kernel))."""
     flops = np.array([s.flops for s in samples])
-    t = np.array([s.training_s for s in samples])
+    t = np.array([s.fitted_s for s in samples])
     # The compute term's rate: time less the fixed kernel cost (at most half of it, against noise on tiny GEMMs).
     compute_s = busy_s(t, kernel_overhead_s)
     best = float(np.max(flops / compute_s))
@@ -917,8 +923,12 @@ def provenance_problem(cal: Calibration) -> str | None:
             return "provenance.device_kind is cpu but provenance.cpu_threads is absent; a CPU calibration records them"
         if p.device_count != 1:
             return f"provenance.device_kind is cpu with device_count {p.device_count}; a CPU calibration measures 1"
-        if any(s.dtype == "fp8" for s in cal.samples.gemm):
-            return "provenance.device_kind is cpu but the samples hold FP8 GEMMs, which need a CUDA GPU"
+        gpu_formats = sorted({s.dtype for s in [*cal.samples.gemm, *cal.samples.decode_gemm]} & {"fp8", "fp4"})
+        if gpu_formats:
+            return (
+                f"provenance.device_kind is cpu but the samples hold {'/'.join(d.upper() for d in gpu_formats)} GEMMs, "
+                "which need a CUDA GPU"
+            )
     else:
         if p.cpu_threads is not None:
             return f"provenance.device_kind is cuda but provenance.cpu_threads is {p.cpu_threads} (a CPU's)"
