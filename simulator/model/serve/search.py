@@ -181,9 +181,9 @@ def best_decode(found: DecodeSearch, min_tokens_per_s_per_user: float | None) ->
         if not fast.any():
             best = float(found.tokens_per_s_per_user[ok].max())
             raise InfeasibleError(
-                f"no layout reaches {min_tokens_per_s_per_user:.1f} tokens/s per user (TPOT "
-                f"{1 / min_tokens_per_s_per_user / MILLI:.1f} ms); the fastest that fits gives {best:.1f} tokens/s "
-                f"(TPOT {1 / best / MILLI:.1f} ms); relax --tpot-ms / --min-tokens-per-s-per-user, or allow more GPUs"
+                f"no layout reaches {min_tokens_per_s_per_user:,.4g} tokens/s per user (TPOT "
+                f"{1 / min_tokens_per_s_per_user / MILLI:.4g} ms); the fastest that fits gives {best:,.4g} tokens/s "
+                f"(TPOT {1 / best / MILLI:.4g} ms); relax --tpot-ms / --min-tokens-per-s-per-user, or allow more GPUs"
             )
         ok = fast
     return _fastest_per_gpu_then_per_user(found.tokens_per_s_per_gpu, found.tokens_per_s_per_user, ok)
