@@ -134,6 +134,21 @@ def size_trends(entries: list[dict]) -> dict[str, Trend]:
     }
 
 
+def gemm_work_trends(entries: list[dict]) -> dict[str, Trend]:
+    """The error against log FLOPs per call of the FFN's up projection (2 x micro-batch tokens x d_model x d_ff, the
+    layer's largest GEMM), with log GPU count and the GPU type held fixed, and with full recomputation held as well:
+    whether a GEMM's work per call carries the trend that size and checkpointing share."""
+    gpus = sorted({e["gpu"] for e in entries})
+    x = [math.log(e["ffn_flops_per_call"]) for e in entries]
+    y = [math.log1p(e["error"]) for e in entries]
+    settings = np.array([[math.log(e["num_gpus"])] + [e["gpu"] == g for g in gpus[1:]] for e in entries], dtype=float)
+    recompute = np.array([[e["recompute"] == "full"] for e in entries], dtype=float)
+    return {
+        "GPU count and GPU held": trend(x, y, settings),
+        "recomputation held as well": trend(x, y, np.hstack([settings, recompute])),
+    }
+
+
 def read_rows(path: Path = ROWS) -> list[dict]:
     doc = yaml.safe_load(path.read_text())
     cases, seen = [], set()
@@ -184,7 +199,9 @@ def main() -> None:
                  "error": predicted / case.reported - 1, "measured_step_s": measured_step_s,
                  "parts_s": step_parts_s(est.breakdown_s, est.step_time_s),
                  "params": parameter_counts(load_model(case.model)).total,
-                 "tokens_per_micro_batch": case.layout["micro_batch_size"] * case.job.seq_len}  # fmt: skip
+                 "tokens_per_micro_batch": case.layout["micro_batch_size"] * case.job.seq_len,
+                 "ffn_flops_per_call": 2.0 * case.layout["micro_batch_size"] * case.job.seq_len
+                                       * load_model(case.model).d_model * load_model(case.model).d_ff}  # fmt: skip
         if case.layout["recompute"] == "full":
             entry["recompute_fraction"] = recompute_fraction(case, predicted)
         out.append(entry)
@@ -208,9 +225,10 @@ def main() -> None:
         print(f"  {gpu:10s} {d['rows']:3d} rows: GEMMs {d['gemm']:.2f}, recompute {d['recompute']:.2f}, rest "
               f"{d['rest']:.2f} (median |residual| {d['median_abs_residual']:.1%}; as modelled "
               f"{d['median_abs_as_modelled']:.1%})")  # fmt: skip
-    print("error against model size, log(1 + error) on log(parameters) (analysis.size_trend)")
-    for name, t in size_trends(out).items():
-        print(f"  {name:38s} {t.n} rows: {t.slope_per_e_fold:+.2%} per e-fold (se {t.slope_standard_error:.2%}), "
+    print("error against model size (log parameters) and GEMM work (log FFN FLOPs per call), log(1 + error), per e-fold")
+    trends = {**size_trends(out), **{f"FFN GEMM FLOPs per call, {k}": t for k, t in gemm_work_trends(out).items()}}
+    for name, t in trends.items():
+        print(f"  {name:52s} {t.n} rows: {t.slope_per_e_fold:+.2%} per e-fold (se {t.slope_standard_error:.2%}), "
               f"r {t.pearson_r:+.2f}, p {'< 0.001' if t.p_value < 0.001 else f'{t.p_value:.3f}'}")  # fmt: skip
     if args.rows_out:
         args.rows_out.write_text(json.dumps(out, indent=1))

@@ -4,6 +4,7 @@ copied: all 191 BF16 rows become cases, and the 25 rows `validate public` checks
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,19 @@ def test_size_trends_hold_the_row_settings_fixed():
     assert list(out) == ["raw", "settings held", "settings and micro-batch tokens held"]
     assert out["raw"].present and out["raw"].slope_per_e_fold < -0.01
     assert abs(out["settings held"].slope_per_e_fold) < 0.005
+
+
+def test_gemm_work_trends_read_the_ffn_flops_per_call():
+    """Errors that fall with the FFN GEMM's FLOPs per call, whatever the size, give the GEMM-work trend its slope."""
+    study = _study()
+    flops = [2e11, 4e11, 8e11, 1.6e12, 3.2e12, 6.4e12, 1.28e13, 2.56e13, 5.12e13]
+    wiggle = [0.004, -0.006, 0.002, 0.005, -0.003, -0.004, 0.006, -0.002, -0.002]
+    entries = [
+        {"ffn_flops_per_call": f, "error": math.expm1(-0.03 * math.log(f / 2e11) + w), "recompute": ("none", "full")[i % 2],
+         "num_gpus": 8 * (1 + i % 3), "gpu": ("a100-80gb", "h100-sxm")[i % 2 == 0]}
+        for i, (f, w) in enumerate(zip(flops, wiggle, strict=True))
+    ]  # fmt: skip
+    out = study.gemm_work_trends(entries)
+    assert list(out) == ["GPU count and GPU held", "recomputation held as well"]
+    for t in out.values():
+        assert t.slope_per_e_fold == pytest.approx(-0.03, abs=0.004) and t.present
