@@ -9,6 +9,9 @@ which separates what the remaining size trend of the 25 is made of (docs/model.m
 - by part, per GPU: the factor on costsim's GEMMs, recompute and everything else that the measured step times imply
   together (least squares over all of that GPU's rows), which separates a recompute that is cheaper than charged
   from GEMMs that run slower or faster than modelled.
+- trends (analysis.size_trend, as `validate public` reports them for its 25 rows): the error against log model size,
+  raw and with the row's settings held (recomputation, GPU count, GPU type; then micro-batch tokens too), and against
+  log FLOPs per call of the FFN's up projection, the variable that carries what size and checkpointing share.
 
 Each row is read with the stack fields the 25 cases record (FSDP FULL_SHARD, Triton flash attention, PyTorch
 1.13.1 for 'bf16 PURE' rows and 2.1.0 with early-stopping recomputation for 'amp_bf16 DEFAULT' rows).
