@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch.nn.attention import sdpa_kernel
 
 from calibrate.device import DTYPES, FP4, FP8
-from calibrate.gemm import nvfp4_operand, nvfp4_product, nvfp4_scale_elements
+from calibrate.gemm import nvfp4_operand, nvfp4_product, nvfp4_scale_elements, random_fp4_bytes
 from calibrate.generation import DECODE_BACKENDS
 from calibrate.timing import Budget, measure, randn
 from simulator.inputs.calibration import DecodeAttentionSample, DecodeGemmSample, Workload
@@ -107,8 +107,8 @@ class Pool:
 
     def _buffer(self, dtype: str) -> torch.Tensor:
         if dtype not in self.buffers:
-            if dtype == FP4:  # packed E2M1 pairs as bytes (every code finite): random bytes are random values
-                self.buffers[dtype] = torch.randint(0, 256, (self.size_bytes,), dtype=torch.uint8, device=self.device)
+            if dtype == FP4:
+                self.buffers[dtype] = random_fp4_bytes((self.size_bytes,), self.device)
                 return self.buffers[dtype]
             dt = torch.float8_e4m3fn if dtype == FP8 else DTYPES[dtype]
             elements = self.size_bytes // torch.tensor([], dtype=dt).element_size()
@@ -123,12 +123,8 @@ class Pool:
         buf = self._buffer(dtype)
         count = buf.numel() // (size * per_copy)
         if count < 2:  # larger than the pool: no cache holds it either
-            fresh = (
-                (lambda: torch.randint(0, 256, shape, dtype=torch.uint8, device=self.device))
-                if dtype == FP4
-                else (lambda: randn(shape, buf.dtype, self.device))
-            )
-            return [tuple(fresh() for _ in range(per_copy))]
+            fresh = random_fp4_bytes if dtype == FP4 else (lambda s, d: randn(s, buf.dtype, d))
+            return [tuple(fresh(shape, self.device) for _ in range(per_copy))]
         flat = buf[: count * size * per_copy].view(count, per_copy, size)
         return [tuple(flat[i, j].view(shape) for j in range(per_copy)) for i in range(count)]
 

@@ -103,22 +103,28 @@ NVFP4_ALIGN = 128
 three, and the scale tiles cover 128 rows."""
 
 
-def _round_up(x: int, to: int) -> int:
-    return -(-x // to) * to
+def round_up(x: int, to: int) -> int:
+    """The smallest multiple of `to` that is at least `x` (and at least `to`)."""
+    return max(to, -(-x // to) * to)
 
 
 def nvfp4_scale_elements(rows: int, inner: int) -> int:
     """E4M3 block scales of a [rows x inner] NVFP4 operand in the swizzled layout (padded to whole tiles)."""
-    return _round_up(rows, SCALE_TILE_ROWS) * _round_up(-(-inner // NVFP4_BLOCK), SCALE_TILE_COLS)
+    return round_up(rows, SCALE_TILE_ROWS) * round_up(-(-inner // NVFP4_BLOCK), SCALE_TILE_COLS)
+
+
+def random_fp4_bytes(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """Packed E2M1 pairs as random bytes: every 4-bit code is a finite E2M1 value, so random bytes are random data, as
+    the other dtypes use (never constants: they change a GEMM's power draw and clocks)."""
+    return torch.randint(0, 256, shape, dtype=torch.uint8, device=device)
 
 
 def nvfp4_operand(rows: int, inner: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(values, block scales, tensor scale) of a [rows x inner] NVFP4 operand: random E2M1 pairs packed two to a byte
-    (every 4-bit code is a finite E2M1 value, so random bytes are random data, as the other dtypes use), unit block
-    scales and a unit tensor scale."""
+    (random_fp4_bytes), unit block scales and a unit tensor scale."""
     if inner % (2 * NVFP4_BLOCK):
         raise ValueError(f"an NVFP4 operand needs an inner dimension that is a multiple of {2 * NVFP4_BLOCK}, got {inner}")
-    packed = torch.randint(0, 256, (rows, inner // 2), dtype=torch.uint8, device=device).view(torch.float4_e2m1fn_x2)
+    packed = random_fp4_bytes((rows, inner // 2), device).view(torch.float4_e2m1fn_x2)
     scales = torch.ones(nvfp4_scale_elements(rows, inner), device=device).to(torch.float8_e4m3fn)
     return packed, scales, torch.tensor(1.0, device=device)
 

@@ -190,18 +190,14 @@ def _gemm_points(plan: Sweep, ref: Workload, device: torch.device, notes: list[s
             shapes = [replace(s, m=_up16(s.m), n=_up16(s.n), k=_up16(s.k)) for s in shapes]
         if dtype == dev.FP4:
             a = gemm.NVFP4_ALIGN
-            shapes = [replace(s, m=_up(s.m, a), n=_up(s.n, a), k=_up(s.k, a)) for s in shapes]
+            shapes = [replace(s, m=gemm.round_up(s.m, a), n=gemm.round_up(s.n, a), k=gemm.round_up(s.k, a)) for s in shapes]
         shapes = sorted(gemm.unique(shapes), key=lambda s: s.flops)
         points += [(s, dtype) for s in shapes]
     return points
 
 
 def _up16(x: int) -> int:
-    return _up(x, 16)
-
-
-def _up(x: int, to: int) -> int:
-    return max(to, (x + to - 1) // to * to)
+    return gemm.round_up(x, 16)
 
 
 def _decode_gemm_points(plan: Sweep, ref: Workload, device: torch.device) -> list[tuple[decode.DecodeShape, str]]:
@@ -217,7 +213,7 @@ def _decode_gemm_points(plan: Sweep, ref: Workload, device: torch.device) -> lis
             shapes = [replace(s, m=_up16(s.m), n=_up16(s.n), k=_up16(s.k)) for s in shapes]
         if dtype == dev.FP4:
             a = gemm.NVFP4_ALIGN
-            shapes = [replace(s, m=_up16(s.m), n=_up(s.n, a), k=_up(s.k, a)) for s in shapes]
+            shapes = [replace(s, m=_up16(s.m), n=gemm.round_up(s.n, a), k=gemm.round_up(s.k, a)) for s in shapes]
         seen: set[tuple[int, int, int]] = set()
         for s in shapes:
             if (s.m, s.n, s.k) not in seen:

@@ -1316,10 +1316,12 @@ class ServeTarget(_Fixed):
     max_abs_error: float
 
 
-class PrecisionErrors(_Fixed):
+class ServeErrors(_Fixed):
+    """A group of serving figures' errors (serve_validation._error_summary): a format's curated figures, a grid column."""
+
     n: int
     median_error: float
-    """Signed: above 0, costsim is faster than the sources."""
+    """Signed: above 0, costsim is faster than the figures."""
     median_abs_error: float
     max_abs_error: float
 
@@ -1339,15 +1341,7 @@ class ServeGridCell(_Fixed):
     not_predicted_because: str | None
 
 
-class ServeGridErrors(_Fixed):
-    n: int
-    median_error: float
-    """Signed: above 0, costsim is faster than the table."""
-    median_abs_error: float
-    max_abs_error: float
-
-
-class ServeGridColumn(ServeGridErrors):
+class ServeGridColumn(ServeErrors):
     """One column of a grid table: one model on one GPU, TP group and format."""
 
     model: str
@@ -1384,7 +1378,7 @@ class ValidateServeOutput(Document):
     median_abs_error: float | None
     max_abs_error: float | None
     worst_case: str | None
-    by_precision: dict[str, PrecisionErrors]
+    by_precision: dict[str, ServeErrors]
     """The predicted figures of each serving precision (bf16, fp8, fp4) apart."""
     error_convention: str
     target: ServeTarget

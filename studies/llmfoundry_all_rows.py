@@ -33,7 +33,7 @@ import numpy as np
 import yaml
 
 from simulator.analysis.public_runs import case_estimate, metric_from_estimate, predict_case
-from simulator.analysis.size_trend import Trend, trend
+from simulator.analysis.size_trend import Trend, settings, trend
 from simulator.errors import CostsimError
 from simulator.inputs.catalog import load_model
 from simulator.inputs.published import public_cases
@@ -122,33 +122,32 @@ def size_trends(entries: list[dict]) -> dict[str, Trend]:
     reports it for its 25): raw; with full recomputation, log GPU count and the GPU type held fixed (validate public's
     partial); and with log tokens per micro-batch held as well (the checkpointed rows run the largest micro-batches,
     so GEMMs per call grow with both)."""
-    gpus = sorted({e["gpu"] for e in entries})
     x = [math.log(e["params"]) for e in entries]
     y = [math.log1p(e["error"]) for e in entries]
-    settings = np.array(
-        [[e["recompute"] == "full", math.log(e["num_gpus"])] + [e["gpu"] == g for g in gpus[1:]] for e in entries],
-        dtype=float,
-    )
+    held, _ = _settings(entries, recompute=True)
     tokens = np.log([e["tokens_per_micro_batch"] for e in entries])[:, None]
     return {
         "raw": trend(x, y),
-        "settings held": trend(x, y, settings),
-        "settings and micro-batch tokens held": trend(x, y, np.hstack([settings, tokens])),
+        "settings held": trend(x, y, held),
+        "settings and micro-batch tokens held": trend(x, y, np.hstack([held, tokens])),
     }
+
+
+def _settings(entries: list[dict], recompute: bool) -> tuple[np.ndarray, list[str]]:
+    """analysis.size_trend.settings of the rows, with or without full recomputation."""
+    full = [e["recompute"] == "full" for e in entries] if recompute else None
+    return settings([e["num_gpus"] for e in entries], [e["gpu"] for e in entries], full)
 
 
 def gemm_work_trends(entries: list[dict]) -> dict[str, Trend]:
     """The error against log FLOPs per call of the FFN's up projection (2 x micro-batch tokens x d_model x d_ff, the
     layer's largest GEMM), with log GPU count and the GPU type held fixed, and with full recomputation held as well:
     whether a GEMM's work per call carries the trend that size and checkpointing share."""
-    gpus = sorted({e["gpu"] for e in entries})
     x = [math.log(e["ffn_flops_per_call"]) for e in entries]
     y = [math.log1p(e["error"]) for e in entries]
-    settings = np.array([[math.log(e["num_gpus"])] + [e["gpu"] == g for g in gpus[1:]] for e in entries], dtype=float)
-    recompute = np.array([[e["recompute"] == "full"] for e in entries], dtype=float)
     return {
-        "GPU count and GPU held": trend(x, y, settings),
-        "recomputation held as well": trend(x, y, np.hstack([settings, recompute])),
+        "GPU count and GPU held": trend(x, y, _settings(entries, recompute=False)[0]),
+        "recomputation held as well": trend(x, y, _settings(entries, recompute=True)[0]),
     }
 
 

@@ -138,3 +138,13 @@ def test_residualize_removes_the_intercept_and_the_controls():
 def test_too_few_or_constant_rows_are_refused(sizes, errors, controls, message):
     with pytest.raises(ValueError, match=message):
         trend(sizes, errors, controls)
+
+
+def test_settings_are_recomputation_log_gpu_count_and_one_indicator_per_extra_gpu_type():
+    from simulator.analysis.size_trend import settings
+
+    controls, names = settings([8, 64, 128], ["h100-sxm", "a100-40gb", "a100-80gb"], [True, False, True])
+    assert names == ["full recomputation", "log GPU count", "GPU a100-80gb", "GPU h100-sxm"]
+    assert controls.tolist() == [[1.0, math.log(8), 0.0, 1.0], [0.0, math.log(64), 0.0, 0.0], [1.0, math.log(128), 1.0, 0.0]]
+    without, names = settings([8, 16], ["b200", "b200"])
+    assert names == ["log GPU count"] and without.shape == (2, 1)

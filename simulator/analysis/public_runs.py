@@ -16,9 +16,7 @@ import statistics
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-
-from simulator.analysis.size_trend import TREND_ALPHA, trend
+from simulator.analysis.size_trend import TREND_ALPHA, settings, trend
 from simulator.analysis.validation import eq3_flops_per_step, metric_value
 from simulator.errors import InfeasibleError, SpecError
 from simulator.inputs.assumptions import DEFAULT, FITTED_PATH, Assumptions
@@ -360,25 +358,21 @@ def size_trend(rows: list[CaseResult]) -> dict | None:
     """The size trend of a family of rows (analysis.size_trend): raw, and partial with full recomputation, log GPU
     count and the GPU type held fixed. None where the rows cannot carry a trend (fewer than 3, sizes or errors that do
     not vary, or controls that leave no degree of freedom)."""
-    if len(rows) < 3:
-        return None
     log_sizes = [math.log(parameter_counts(_model(r.case.model)).total) for r in rows]
     log_errors = [math.log1p(r.error) for r in rows]
-    gpus = sorted({r.case.gpu for r in rows})
-    controls = np.array(
-        [[r.case.layout.get("recompute") == "full", math.log(r.case.job.num_gpus)] + [r.case.gpu == g for g in gpus[1:]]
-         for r in rows],
-        dtype=float,
-    )  # fmt: skip
     try:
+        controls, names = settings(
+            [r.case.job.num_gpus for r in rows], [r.case.gpu for r in rows],
+            [r.case.layout.get("recompute") == "full" for r in rows],
+        )  # fmt: skip
         raw, partial = trend(log_sizes, log_errors), trend(log_sizes, log_errors, controls)
-    except ValueError:
+    except ValueError:  # also no rows at all: nothing to stack
         return None
     return {
         "family": f"{SIZE_TREND_FAMILY}*",
         "convention": "log(1 + error) against log(parameters); two-sided permutation p-values (partial: Freedman-Lane)",
         **raw.to_dict(),
-        "partial": {"controls": ["full recomputation", "log GPU count"] + [f"GPU {g}" for g in gpus[1:]], **partial.to_dict()},
+        "partial": {"controls": names, **partial.to_dict()},
     }
 
 

@@ -20,7 +20,7 @@ The permutation uses a fixed seed, so the report is deterministic.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -48,24 +48,33 @@ class Trend:
         return self.p_value < TREND_ALPHA
 
     def to_dict(self) -> dict:
-        return {
-            "n": self.n,
-            "pearson_r": self.pearson_r,
-            "slope_per_e_fold": self.slope_per_e_fold,
-            "slope_standard_error": self.slope_standard_error,
-            "p_value": self.p_value,
-            "trend_present": self.present,
-        }
+        return asdict(self) | {"trend_present": self.present}
+
+
+def settings(num_gpus, gpus, recompute_full=None) -> tuple[np.ndarray, list[str]]:
+    """(controls, their names) of rows' settings that change a step's makeup but are not model size: full
+    recomputation (when given), log GPU count and the GPU type (one indicator per type beyond the first, sorted)."""
+    types = sorted(set(gpus))[1:]
+    columns = [] if recompute_full is None else [("full recomputation", [float(f) for f in recompute_full])]
+    columns += [("log GPU count", [math.log(n) for n in num_gpus])]
+    columns += [(f"GPU {t}", [float(g == t) for g in gpus]) for t in types]
+    return np.column_stack([c for _, c in columns]), [name for name, _ in columns]
+
+
+def _design(n: int, controls: np.ndarray | None) -> np.ndarray:
+    """An intercept column and the controls (rows x columns), if any."""
+    if controls is None or not np.size(controls):
+        return np.ones((n, 1))
+    return np.column_stack([np.ones(n), np.asarray(controls, dtype=float)])
 
 
 def residualize(values: np.ndarray, controls: np.ndarray | None) -> np.ndarray:
-    """`values` less their least-squares fit on an intercept and `controls` (rows x columns); centred when None."""
+    """`values` (or each row of a 2-D array of them) less their least-squares fit on an intercept and `controls`
+    (rows x columns); centred when None."""
     v = np.asarray(values, dtype=float)
-    design = np.ones((len(v), 1))
-    if controls is not None and np.size(controls):
-        design = np.column_stack([design, np.asarray(controls, dtype=float)])
-    coef, *_ = np.linalg.lstsq(design, v, rcond=None)
-    return v - design @ coef
+    design = _design(v.shape[-1], controls)
+    coef, *_ = np.linalg.lstsq(design, v.T, rcond=None)
+    return v - (design @ coef).T
 
 
 def trend(log_sizes, log_errors, controls: np.ndarray | None = None, permutations: int = PERMUTATIONS) -> Trend:
@@ -85,8 +94,7 @@ def trend(log_sizes, log_errors, controls: np.ndarray | None = None, permutation
         raise ValueError("a trend needs sizes and errors that vary once the controls are held fixed")
     r = float(x @ y / math.sqrt(sxx * syy))
     slope = float(x @ y / sxx)
-    rank = 0 if controls is None or not np.size(controls) else int(np.linalg.matrix_rank(
-        np.column_stack([np.ones(n), np.asarray(controls, dtype=float)]))) - 1  # fmt: skip
+    rank = int(np.linalg.matrix_rank(_design(n, controls))) - 1  # control columns beyond the intercept
     dof = n - 2 - rank
     if dof < 1:
         raise ValueError(f"{n} rows leave no degree of freedom after {rank} controls")
@@ -103,11 +111,7 @@ def permutation_p_value(x_resid: np.ndarray, y_shuffles: np.ndarray, controls: n
     the errors' residuals on the controls (rows of `y_shuffles`): each shuffle has the controls taken out again
     (Freedman-Lane; without controls, a shuffle of the centred errors). The observed arrangement counts as one of the
     permutations, so p is never 0."""
-    design = np.ones((x_resid.shape[0], 1))
-    if controls is not None and np.size(controls):
-        design = np.column_stack([design, np.asarray(controls, dtype=float)])
-    coef, *_ = np.linalg.lstsq(design, y_shuffles.T, rcond=None)
-    resid = y_shuffles - (design @ coef).T
+    resid = residualize(y_shuffles, controls)
     norms = np.sqrt(np.einsum("ij,ij->i", resid, resid) * float(x_resid @ x_resid))
     r_perm = resid @ x_resid / np.where(norms > 0, norms, np.inf)
     return (1 + int(np.sum(np.abs(r_perm) >= abs(r) - 1e-12))) / (len(y_shuffles) + 1)
