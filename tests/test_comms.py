@@ -202,3 +202,82 @@ def test_an_ep_group_spilling_into_a_second_domain_crosses_the_network():
     t = moe_dispatch_combine_s(1000.0, 8, 1000, 2.0, 2.0, Group(128, 1), fabric, None)
     all_nvlink = 2e-5 + 1000 * 8 * (127 / 128) * 4000 / 1e11
     assert t > all_nvlink
+
+
+# --------------------------------------------------------------------------- measured all-reduce floors (§4.2)
+
+
+def _h100_fabric():
+    from simulator.inputs.assumptions import BASE
+    from simulator.inputs.catalog import load_hardware
+    from simulator.model.efficiency import device_rates
+
+    return device_rates(load_hardware("h100-sxm"), BASE).fabric
+
+
+def _formula_s(op, size, group, fabric):
+    return fabric.latency_s + bus_factor(op, group.size) * size / bus_bandwidth(group, fabric)
+
+
+def test_h100_all_reduce_across_two_nodes_takes_the_measured_time():
+    """nccl-tests #309 (2 x 8 H100, NCCL 2.26.2): 1 MiB in 71.93 us, 8 MiB in 132.6 us, where latency + bytes over the
+    large-message bus bandwidth gives 25 and 63 us. A decode step's TP all-reduce (64 tokens x 7,168 x 2 B) sits there."""
+    fabric, tp16 = _h100_fabric(), Group(16, 1)
+    assert float(collective_s("all_reduce", 2**20, tp16, fabric)) == pytest.approx(71.93e-6, rel=1e-9)
+    assert float(collective_s("all_reduce", 2**23, tp16, fabric)) == pytest.approx(132.6e-6, rel=1e-9)
+    assert _formula_s("all_reduce", 2**23, tp16, fabric) < 70e-6
+    # between rows: log-log interpolation, so 1.5 MiB lies between the 1 and 2 MiB rows
+    mid = float(collective_s("all_reduce", 1.5 * 2**20, tp16, fabric))
+    assert 71.93e-6 < mid < 76.24e-6
+    assert mid == pytest.approx(np.exp(np.interp(np.log(1.5), [0, np.log(2)], np.log([71.93e-6, 76.24e-6]))), rel=1e-9)
+
+
+def test_measured_floor_drops_a_first_call_spike():
+    """The table's 512 KiB row (77.69 us) is slower than its 1 MiB row (71.93 us): a smaller all-reduce is never slower,
+    so the floor at 512 KiB is the 1 MiB time (MeasuredAllReduce.lower_envelope)."""
+    fabric = _h100_fabric()
+    assert float(collective_s("all_reduce", 2**19, Group(16, 1), fabric)) == pytest.approx(71.93e-6, rel=1e-9)
+
+
+def test_large_all_reduce_across_two_nodes_keeps_the_formula():
+    """At 1 GiB the 2-node table (4,485 us, NVLS tree at 469 GB/s busbw) is faster than the formula's 369 GB/s: the
+    floor does not bind and the formula stands, as before the tables."""
+    fabric, tp16 = _h100_fabric(), Group(16, 1)
+    assert float(collective_s("all_reduce", 2**30, tp16, fabric)) == pytest.approx(
+        _formula_s("all_reduce", 2**30, tp16, fabric), rel=1e-12
+    )
+
+
+def test_floor_applies_only_to_groups_containing_the_measured_one():
+    fabric = _h100_fabric()
+    size = 2**20
+    # Inside one node (8 ranks) and a DP group with one rank per node (stride 8): no table holds them, the formula does.
+    for group in (Group(8, 1), Group(16, 8), Group(4, 1)):
+        assert float(collective_s("all_reduce", size, group, fabric)) == pytest.approx(
+            _formula_s("all_reduce", size, group, fabric), rel=1e-12
+        )
+    # Only all-reduce has tables: an all-gather across the same two nodes keeps the formula.
+    assert float(collective_s("all_gather", size, Group(16, 1), fabric)) == pytest.approx(
+        _formula_s("all_gather", size, Group(16, 1), fabric), rel=1e-12
+    )
+    # Four nodes: the 4-node table (82.17 us at 1 MiB); eight nodes hold at least that, a lower bound.
+    assert float(collective_s("all_reduce", size, Group(32, 1), fabric)) == pytest.approx(82.17e-6, rel=1e-9)
+    assert float(collective_s("all_reduce", size, Group(64, 1), fabric)) == pytest.approx(82.17e-6, rel=1e-9)
+
+
+def test_floor_below_and_beyond_the_table():
+    from simulator.model.comms import AllReduceFloor, all_reduce_floor_s
+
+    table = AllReduceFloor.from_table(2, 8, [1e3, 1e6], [20e-6, 50e-6])
+    fabric = Fabric(UP, OUT, 8, LAT, all_reduce_floors=(table,))
+    group = Group(16, 1)
+    # below the smallest row: that row's time
+    assert float(all_reduce_floor_s(10.0, group, fabric)) == pytest.approx(20e-6)
+    # beyond the largest: from the last row at the formula's bus bandwidth (8 x 10 GB/s = 80 GB/s), continuous
+    slope = bus_factor("all_reduce", 16) / 80e9
+    assert float(all_reduce_floor_s(1e6 + 1.0, group, fabric)) == pytest.approx(50e-6 + slope, rel=1e-12)
+    assert float(all_reduce_floor_s(5e6, group, fabric)) == pytest.approx(50e-6 + slope * 4e6, rel=1e-12)
+    # vectorized over candidate groups, as the layout search calls it: 2 nodes floored, 1 node not
+    sizes = np.array([1e6, 1e6])
+    out = all_reduce_floor_s(sizes, Group(np.array([16, 8]), np.array([1, 1])), fabric)
+    assert out.tolist() == pytest.approx([50e-6, 0.0])

@@ -201,3 +201,33 @@ def test_name_must_match_file_stem(tmp_path: Path, h800_raw: dict):
 
 def test_profile_path_loads(tmp_path: Path, h800_raw: dict):
     assert load_hardware(str(_write(tmp_path, h800_raw))) == load_hardware("h800")
+
+
+def _with_table(h800_raw: dict, **table) -> dict:
+    raw = copy.deepcopy(h800_raw)
+    row = {"domains": 2, "ranks_per_domain": 8, "source": raw["efficiency"]["scale_out_bus"]["source"],
+           "times_us": {1024: 30.0, 1048576: 72.0}}  # fmt: skip
+    raw["efficiency"]["all_reduce_measured"] = [{**row, **table}]
+    return raw
+
+
+def test_measured_all_reduce_table_loads(tmp_path: Path, h800_raw: dict):
+    hw = load_hardware_file(_write(tmp_path, _with_table(h800_raw)))
+    (table,) = hw.efficiency.all_reduce_measured
+    sizes, times = table.lower_envelope()
+    assert sizes == (1024.0, 1048576.0) and times == pytest.approx((30e-6, 72e-6), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"times_us": {1024: 30.0}}, "needs 2 to"),
+        ({"times_us": {1024: -1.0, 2048: 30.0}}, "out of range"),
+        ({"times_us": {0: 1.0, 2048: 30.0}}, "out of range"),
+        ({"source": "no_such_source"}, "no_such_source"),
+        ({"domains": 0}, "domains"),
+    ],
+)
+def test_bad_measured_all_reduce_table_is_refused(tmp_path: Path, h800_raw: dict, table: dict, message: str):
+    with pytest.raises(SpecError, match=message):
+        load_hardware_file(_write(tmp_path, _with_table(h800_raw, **table)))

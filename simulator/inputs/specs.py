@@ -159,6 +159,52 @@ class ShapeCurve(_Spec):
         return tuple(math.log(f) for f, _ in pairs), tuple(p.value for _, p in pairs)
 
 
+MAX_COLLECTIVE_BYTES = 1e15
+"""Message sizes of a measured collective table (nccl-tests stops at 16 GiB by default)."""
+MAX_COLLECTIVE_US = 1e9
+"""Times of a measured collective table (a 16 GiB all-reduce over a slow network takes seconds)."""
+
+
+class MeasuredAllReduce(_Spec):
+    """Published all-reduce times of one communicator shape (nccl-tests all_reduce_perf), a floor under the
+    latency-plus-bandwidth formula (model/comms.py `all_reduce_floor_s`, docs/model.md §4.2).
+
+    The communicator: `domains` scale-up domains (nodes) with `ranks_per_domain` ranks each. A group with at least as
+    many domains and at least as many ranks in each takes at least this long, so the floor applies to it too."""
+
+    domains: _int(1, MAX_GPUS)
+    ranks_per_domain: _int(1, MAX_DOMAIN_GPUS)
+    source: str
+    note: str | None = None
+    times_us: dict[float, float]
+    """Message size in bytes (nccl-tests `size`, the whole array) -> time of one all-reduce in microseconds."""
+
+    @model_validator(mode="after")
+    def _plausible(self) -> MeasuredAllReduce:
+        if not 2 <= len(self.times_us) <= MAX_CURVE_POINTS:
+            raise ValueError(
+                f"a measured all-reduce table needs 2 to {MAX_CURVE_POINTS} rows (bytes: microseconds), not {len(self.times_us)}"
+            )
+        for size, us in self.times_us.items():
+            if not (0 < size <= MAX_COLLECTIVE_BYTES and 0 < us <= MAX_COLLECTIVE_US):
+                raise ValueError(
+                    f"measured all-reduce row {size:g} bytes: {us:g} us is out of range; give a size in (0, "
+                    f"{MAX_COLLECTIVE_BYTES:g}] bytes and a time in (0, {MAX_COLLECTIVE_US:g}] microseconds"
+                )
+        return self
+
+    def lower_envelope(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(sizes ascending, seconds): each size's time is the least measured at that size or any larger one. An
+        all-reduce of fewer bytes is never slower than one of more, so a row above a larger row's time is the noise of
+        a first call (nccl-tests prints such spikes, e.g. 77.7 us at 512 KiB before 71.9 us at 1 MiB), not a floor."""
+        pairs = sorted(self.times_us.items())
+        sizes = tuple(s for s, _ in pairs)
+        times = [us * MICRO for _, us in pairs]
+        for i in range(len(times) - 2, -1, -1):
+            times[i] = min(times[i], times[i + 1])
+        return sizes, tuple(times)
+
+
 class EfficiencyDefaults(_Spec):
     """Efficiency terms used until a calibration file replaces them. Fractions in (0, 1]."""
 
@@ -187,6 +233,9 @@ class EfficiencyDefaults(_Spec):
     gemm_inner_overhead: Sourced | None = None
     """Optional: a GEMM's per-tile fixed cost in elements of its inner dimension K (model.efficiency
     .inner_dim_efficiency: rate ~ K / (K + overhead)), fitted to published large-output GEMMs by K."""
+    all_reduce_measured: list[MeasuredAllReduce] = []
+    """Optional: published all-reduce times by message size of communicators spanning domains (nodes), a floor under
+    the formula where small and medium messages run below the large-message bus bandwidth (docs/model.md §4.2)."""
 
     def attention_for(self, kernel: str | None) -> Sourced:
         """The efficiency of the stack's flash-attention kernel: its own figure where the profile has one, else
@@ -246,6 +295,7 @@ class HardwareProfile(_Spec):
     @model_validator(mode="after")
     def _every_number_has_a_known_source(self) -> HardwareProfile:
         missing = sorted({s.source for s in _sourced_leaves(self) if s.source != ASSUMPTION and s.source not in self.sources})
+        missing += sorted({t.source for t in self.efficiency.all_reduce_measured if t.source not in self.sources})
         if self.price.source not in self.sources:
             missing.append(self.price.source)
         if missing:

@@ -8,12 +8,17 @@ Hierarchy (docs/model.md §4.2): a group of n ranks with n_l of them inside one 
 reaches busBW = min(B_nvlink, n_l · B_nic) when it spans several domains (one NIC per GPU,
 rail-optimized), and B_nvlink when it stays inside one.
 
+busBW is a large-message figure. Where a profile has published all-reduce times of groups that span domains
+(nccl-tests tables), an all-reduce takes at least the measured time of a group it contains (`all_reduce_floor_s`):
+across nodes NCCL reaches a fraction of busBW below about 100 MB.
+
 Every function takes scalars or numpy arrays (one entry per candidate layout) and has no branches
 on values, so the scalar estimate and the vectorized search run the same formulas.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,6 +38,21 @@ def bus_factor(op: Collective, n):
 
 
 @dataclass(frozen=True)
+class AllReduceFloor:
+    """Measured all-reduce times of a group of `domains` scale-up domains with `ranks_per_domain` ranks in each
+    (specs.MeasuredAllReduce.lower_envelope), as ln bytes -> ln seconds, sizes ascending."""
+
+    domains: int
+    ranks_per_domain: int
+    ln_sizes: tuple[float, ...]
+    ln_times: tuple[float, ...]
+
+    @classmethod
+    def from_table(cls, domains: int, ranks_per_domain: int, sizes_bytes, times_s) -> AllReduceFloor:
+        return cls(domains, ranks_per_domain, tuple(np.log(sizes_bytes)), tuple(np.log(times_s)))
+
+
+@dataclass(frozen=True)
 class Fabric:
     """Achieved bandwidths of one GPU's links, after the bus efficiencies."""
 
@@ -43,6 +63,8 @@ class Fabric:
     all_to_all_latency_s: float | None = None
     """Latency of one EP dispatch or combine where a calibration measured the all-to-all of few tokens per rank
     (costsim serve --calibration, docs/model.md §16.13); None: latency_s."""
+    all_reduce_floors: tuple[AllReduceFloor, ...] = ()
+    """The profile's measured all-reduce tables (EfficiencyDefaults.all_reduce_measured); empty: the formula alone."""
 
     @property
     def exchange_latency_s(self) -> float:
@@ -74,7 +96,31 @@ def collective_s(op: Collective, size_bytes, group: Group, fabric: Fabric):
 
     All-to-all goes through moe_dispatch_combine_s, which knows how tokens cross nodes."""
     t = fabric.latency_s + bus_factor(op, group.size) * size_bytes / bus_bandwidth(group, fabric)
+    if op == "all_reduce" and fabric.all_reduce_floors:
+        t = np.maximum(t, all_reduce_floor_s(size_bytes, group, fabric))
     return np.where(group.size > 1, t, 0.0)
+
+
+def all_reduce_floor_s(size_bytes, group: Group, fabric: Fabric):
+    """The least time an all-reduce of `size_bytes` over `group` takes by the fabric's measured tables (0 where none
+    applies; docs/model.md §4.2).
+
+    A table applies to a group with at least its domains and at least its ranks in each: more domains add network
+    steps and more ranks per domain add NVLink steps, so the table's time is a lower bound. Inside a table the time is
+    interpolated in log bytes and log time, below its smallest size it holds that size's time, and above its largest
+    it grows from the last row at the formula's bus bandwidth. Where several apply, the largest floor binds."""
+    n_local = group.ranks_per_domain(fabric.domain_gpus)
+    domains = -(-np.maximum(group.size, 1) // n_local)
+    size = np.maximum(size_bytes, 1.0)
+    floor = np.zeros(np.broadcast(size, domains).shape)
+    for table in fabric.all_reduce_floors:
+        largest, last_s = math.exp(table.ln_sizes[-1]), math.exp(table.ln_times[-1])
+        inside = np.exp(np.interp(np.log(size), table.ln_sizes, table.ln_times))
+        beyond = last_s + bus_factor("all_reduce", group.size) * (size - largest) / bus_bandwidth(group, fabric)
+        t = np.where(size > largest, beyond, inside)
+        applies = (n_local >= table.ranks_per_domain) & (domains >= table.domains)
+        floor = np.maximum(floor, np.where(applies, t, 0.0))
+    return floor
 
 
 def expected_nodes_hit(k: int, n_nodes, max_nodes: int | None):

@@ -24,7 +24,7 @@ from simulator.inputs.assumptions import Assumptions
 from simulator.inputs.calibration import CPU_DEVICE, Calibration, MemoryFit, load_calibration, measured_hardware
 from simulator.inputs.catalog import load_hardware
 from simulator.inputs.specs import HardwareProfile
-from simulator.model.comms import Fabric
+from simulator.model.comms import AllReduceFloor, Fabric
 from simulator.units import BYTES_PER_ELEMENT
 from simulator.vocab import PEAK_DTYPES
 
@@ -210,6 +210,9 @@ def device_rates(hw: HardwareProfile, assumptions: Assumptions, attention_kernel
         scale_out_bytes_per_s=hw.scale_out_bytes_per_s * eff.scale_out_bus.value,
         domain_gpus=hw.domain_gpus,
         latency_s=eff.collective_latency_s,
+        all_reduce_floors=tuple(
+            AllReduceFloor.from_table(t.domains, t.ranks_per_domain, *t.lower_envelope()) for t in eff.all_reduce_measured
+        ),
     )
     # The backward / forward split of a stack's older kernel applies where the profile has that kernel's own figure.
     own_kernel = attention_kernel if attention_kernel in eff.attention_kernels else None
@@ -311,6 +314,8 @@ def calibrated_rates(
         domain_gpus=fabric.domain_gpus,
         latency_s=(out or up).latency_s if (out or up) else fabric.latency_s,
         all_to_all_latency_s=a2a.latency_s if a2a else None,
+        # Published tables of groups across nodes stay unless this calibration measured the network itself.
+        all_reduce_floors=() if out else fabric.all_reduce_floors,
     )
     att = fit.attention
     measured = ["GEMM " + "/".join(sorted(d for d in fit.gemm if d in base.peak_flop_per_s))]
