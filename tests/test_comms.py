@@ -281,3 +281,36 @@ def test_floor_below_and_beyond_the_table():
     sizes = np.array([1e6, 1e6])
     out = all_reduce_floor_s(sizes, Group(np.array([16, 8]), np.array([1, 1])), fabric)
     assert out.tolist() == pytest.approx([50e-6, 0.0])
+
+
+def test_floor_needs_whole_domains_and_a_message():
+    """A group of 12 ranks on 8-GPU nodes fills one node, not two: the 2-node table is no lower bound for it; 20 ranks
+    fill two. An empty all-reduce has no floor (the formula's latency)."""
+    fabric, size = _h100_fabric(), 2**20
+    assert float(collective_s("all_reduce", size, Group(12, 1), fabric)) == pytest.approx(
+        _formula_s("all_reduce", size, Group(12, 1), fabric), rel=1e-12
+    )
+    assert float(collective_s("all_reduce", size, Group(20, 1), fabric)) == pytest.approx(71.93e-6, rel=1e-9)
+    assert float(collective_s("all_reduce", 0.0, Group(16, 1), fabric)) == pytest.approx(fabric.latency_s)
+
+
+def test_four_node_table_stops_at_8_mib_and_grows_at_the_bus_bandwidth():
+    """The 4-VM table's rows stop at 8 MiB (217.3 us; above, those VMs' own peak sets the times): a 32-rank all-reduce
+    of 1 GiB is that time plus the rest at the formula's bus bandwidth, within 3% of the formula."""
+    fabric, group = _h100_fabric(), Group(32, 1)
+    expected = 217.3e-6 + bus_factor("all_reduce", 32) * (2**30 - 2**23) / bus_bandwidth(group, fabric)
+    assert float(collective_s("all_reduce", 2**30, group, fabric)) == pytest.approx(expected, rel=1e-9)
+    assert expected / _formula_s("all_reduce", 2**30, group, fabric) - 1 < 0.03
+
+
+def test_network_draw_moves_the_measured_floor():
+    """The uncertainty band's network efficiency draw scales the measured times as it scales the bandwidths."""
+    from simulator.analysis.uncertainty import scale_rates
+    from simulator.inputs.assumptions import BASE
+    from simulator.inputs.catalog import load_hardware
+    from simulator.model.efficiency import device_rates
+
+    rates = device_rates(load_hardware("h100-sxm"), BASE)
+    slow = scale_rates(rates, gemm=1.0, fp8=1.0, attention=1.0, hbm=1.0, network=0.8)
+    size, group = 2**20, Group(16, 1)
+    assert float(collective_s("all_reduce", size, group, slow.fabric)) == pytest.approx(71.93e-6 / 0.8, rel=1e-9)

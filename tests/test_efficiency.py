@@ -371,3 +371,16 @@ def test_calibration_keeps_the_profile_curve_of_a_dtype_it_did_not_measure():
     r = calibrated_rates(_calibration(full=False), H100, BASE, "cal.json")
     assert r.gemm_curves["bf16"] == CURVE  # measured: replaced
     assert r.gemm_curves["fp16"] == device_rates(H100, BASE).gemm_curves["fp16"]  # not measured: the profile's
+
+
+def test_calibration_of_the_network_replaces_the_measured_all_reduce_tables():
+    """The H100 profile's published all-reduce tables across nodes (docs/model.md §4.2) stay under a calibration that
+    measured NVLink only, and give way to one that measured the network itself (collectives.scale_out)."""
+    base = device_rates(H100, BASE)
+    assert len(base.fabric.all_reduce_floors) == 2
+    assert calibrated_rates(_calibration(), H100, BASE, "cal.json").fabric.all_reduce_floors == base.fabric.all_reduce_floors
+    cal = _calibration()
+    net = cal.fit.collectives["scale_up"].model_copy(update={"world_size": 16, "busbw_bytes_per_s": 40e9})
+    cal = cal.model_copy(update={"fit": cal.fit.model_copy(update={"collectives": {**cal.fit.collectives, "scale_out": net}})})
+    r = calibrated_rates(cal, H100, BASE, "cal.json")
+    assert r.fabric.all_reduce_floors == () and r.fabric.scale_out_bytes_per_s == 40e9

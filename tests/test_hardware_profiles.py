@@ -223,7 +223,8 @@ def test_measured_all_reduce_table_loads(tmp_path: Path, h800_raw: dict):
     [
         ({"times_us": {1024: 30.0}}, "needs 2 to"),
         ({"times_us": {1024: -1.0, 2048: 30.0}}, "out of range"),
-        ({"times_us": {0: 1.0, 2048: 30.0}}, "out of range"),
+        ({"times_us": {0.5: 1.0, 2048: 30.0}}, "out of range"),
+        ({"ranks_per_domain": 9}, "exceed the 8 GPUs"),
         ({"source": "no_such_source"}, "no_such_source"),
         ({"domains": 0}, "domains"),
     ],

@@ -440,6 +440,8 @@ def scale_rates(rates: DeviceRates, gemm: float, fp8: float, attention: float, h
         rates.fabric,
         scale_up_bytes_per_s=rates.fabric.scale_up_bytes_per_s * network,
         scale_out_bytes_per_s=rates.fabric.scale_out_bytes_per_s * network,
+        # Measured all-reduce times (docs/model.md §4.2) move with the drawn network efficiency as the bandwidths do.
+        all_reduce_floors=tuple(f.slowed(1.0 / network) for f in rates.fabric.all_reduce_floors),
     )
     operand = getattr(rates, "gemm_operand_bytes_per_s", None)  # a calibration's GEMM operand bandwidth, if any
     return replace(

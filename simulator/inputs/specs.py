@@ -186,9 +186,9 @@ class MeasuredAllReduce(_Spec):
                 f"a measured all-reduce table needs 2 to {MAX_CURVE_POINTS} rows (bytes: microseconds), not {len(self.times_us)}"
             )
         for size, us in self.times_us.items():
-            if not (0 < size <= MAX_COLLECTIVE_BYTES and 0 < us <= MAX_COLLECTIVE_US):
+            if not (1 <= size <= MAX_COLLECTIVE_BYTES and 0 < us <= MAX_COLLECTIVE_US):
                 raise ValueError(
-                    f"measured all-reduce row {size:g} bytes: {us:g} us is out of range; give a size in (0, "
+                    f"measured all-reduce row {size:g} bytes: {us:g} us is out of range; give a size in [1, "
                     f"{MAX_COLLECTIVE_BYTES:g}] bytes and a time in (0, {MAX_COLLECTIVE_US:g}] microseconds"
                 )
         return self
@@ -296,6 +296,13 @@ class HardwareProfile(_Spec):
     def _every_number_has_a_known_source(self) -> HardwareProfile:
         missing = sorted({s.source for s in _sourced_leaves(self) if s.source != ASSUMPTION and s.source not in self.sources})
         missing += sorted({t.source for t in self.efficiency.all_reduce_measured if t.source not in self.sources})
+        for t in self.efficiency.all_reduce_measured:
+            if t.ranks_per_domain > self.domain_gpus:
+                raise ValueError(
+                    f"efficiency.all_reduce_measured: {t.ranks_per_domain} ranks per domain exceed the "
+                    f"{self.domain_gpus} GPUs of one scale-up domain (scale_up.domain_gpus), so no group could meet the "
+                    "table; give the ranks the measured run had in each node"
+                )
         if self.price.source not in self.sources:
             missing.append(self.price.source)
         if missing:

@@ -51,6 +51,11 @@ class AllReduceFloor:
     def from_table(cls, domains: int, ranks_per_domain: int, sizes_bytes, times_s) -> AllReduceFloor:
         return cls(domains, ranks_per_domain, tuple(np.log(sizes_bytes)), tuple(np.log(times_s)))
 
+    def slowed(self, factor: float) -> AllReduceFloor:
+        """The table with every time `factor` times as long (a network efficiency drawn `1 / factor` of nominal)."""
+        shift = math.log(factor)
+        return AllReduceFloor(self.domains, self.ranks_per_domain, self.ln_sizes, tuple(t + shift for t in self.ln_times))
+
 
 @dataclass(frozen=True)
 class Fabric:
@@ -105,22 +110,24 @@ def all_reduce_floor_s(size_bytes, group: Group, fabric: Fabric):
     """The least time an all-reduce of `size_bytes` over `group` takes by the fabric's measured tables (0 where none
     applies; docs/model.md §4.2).
 
-    A table applies to a group with at least its domains and at least its ranks in each: more domains add network
-    steps and more ranks per domain add NVLink steps, so the table's time is a lower bound. Inside a table the time is
-    interpolated in log bytes and log time, below its smallest size it holds that size's time, and above its largest
-    it grows from the last row at the formula's bus bandwidth. Where several apply, the largest floor binds."""
+    A table applies to a group with at least its domains fully taken, each with at least its ranks: more domains add
+    network steps and more ranks per domain add NVLink steps, so the table's time is a lower bound (a group of 12 ranks
+    on 8-GPU nodes fills one node, not two). Inside a table the time is interpolated in log bytes and log time, below
+    its smallest size it holds that size's time, and above its largest it grows from the last row at the formula's bus
+    bandwidth. Where several apply, the largest floor binds; an empty message has none."""
     n_local = group.ranks_per_domain(fabric.domain_gpus)
-    domains = -(-np.maximum(group.size, 1) // n_local)
+    full_domains = np.maximum(group.size, 1) // n_local
     size = np.maximum(size_bytes, 1.0)
-    floor = np.zeros(np.broadcast(size, domains).shape)
+    ln_size = np.log(size)
+    seconds_per_byte = bus_factor("all_reduce", group.size) / bus_bandwidth(group, fabric)
+    floor = np.zeros(np.broadcast(size, full_domains).shape)
     for table in fabric.all_reduce_floors:
         largest, last_s = math.exp(table.ln_sizes[-1]), math.exp(table.ln_times[-1])
-        inside = np.exp(np.interp(np.log(size), table.ln_sizes, table.ln_times))
-        beyond = last_s + bus_factor("all_reduce", group.size) * (size - largest) / bus_bandwidth(group, fabric)
-        t = np.where(size > largest, beyond, inside)
-        applies = (n_local >= table.ranks_per_domain) & (domains >= table.domains)
+        inside = np.exp(np.interp(ln_size, table.ln_sizes, table.ln_times))
+        t = np.where(size > largest, last_s + (size - largest) * seconds_per_byte, inside)
+        applies = (n_local >= table.ranks_per_domain) & (full_domains >= table.domains)
         floor = np.maximum(floor, np.where(applies, t, 0.0))
-    return floor
+    return np.where(np.asarray(size_bytes) > 0, floor, 0.0)
 
 
 def expected_nodes_hit(k: int, n_nodes, max_nodes: int | None):
