@@ -274,3 +274,23 @@ def test_layout_and_target_checks():
         )
     with pytest.raises(InputError, match="--ttft-ms"):
         serve(ServeRequest("llama-3.1-8b", "h100-sxm", ttft_s=0.5, phase="decode"))
+
+
+def test_tensor_parallel_decode_across_nodes_pays_the_measured_all_reduce():
+    """Qwen3-235B-A22B at TP 16 on H100 spans two 8-GPU nodes: each of a decode step's two all-reduces per layer
+    (64 tokens x 4,096 x 2 B = 512 KiB) takes the 2-node nccl-tests time (71.93 us, docs/model.md §4.2), and the
+    output names that assumption; an H800 deployment (no table) does not."""
+    from simulator.model.comms import Group, collective_s
+
+    request = ServeRequest("qwen3-235b-a22b", "h100-sxm", input_len=122, output_len=5671, tp=16, dp=1,
+                           precision="bf16", batch_per_gpu=4)  # fmt: skip
+    out = serve(request).to_dict()
+    layers = load_model("qwen3-235b-a22b").n_layers
+    s = setup_for(request)
+    per_call = float(collective_s("all_reduce", 64 * 4096 * 2, Group(16, 1), s.rates.fabric))
+    assert per_call == pytest.approx(71.93e-6, rel=1e-9)
+    assert out["decode"]["breakdown_s"]["tp_comm"] == pytest.approx(2 * layers * per_call, rel=1e-9)
+    names = [a["name"] for a in out["assumptions"]]
+    assert "all_reduce_across_nodes" in names
+    h800 = serve(ServeRequest("deepseek-v3", "h800", input_len=4096, output_len=1024)).to_dict()
+    assert "all_reduce_across_nodes" not in [a["name"] for a in h800["assumptions"]]

@@ -496,6 +496,20 @@ FP4_FORMATS = {
 }
 
 
+def _all_reduce_floor_assumption(fabric) -> list[dict]:
+    """The measured all-reduce tables a TP group across nodes is held to, where the profile has them (§4.2)."""
+    if not fabric.all_reduce_floors:
+        return []
+    shapes = ", ".join(f"{f.domains} x {f.ranks_per_domain}" for f in fabric.all_reduce_floors)
+    return [
+        {
+            "name": "all_reduce_across_nodes",
+            "value": f"at least the measured time of {shapes} ranks (nodes x GPUs)",
+            "source": "hardware profile efficiency.all_reduce_measured, nccl-tests tables (docs/model.md §4.2)",
+        }
+    ]
+
+
 def serve_assumptions(s: Setup, precisions: set[str] = frozenset()) -> list[dict]:
     """Every modelling assumption the numbers rest on, with its value and where it comes from; `precisions`: those of
     the chosen deployments (fp4 adds which GEMMs it puts where)."""
@@ -506,6 +520,7 @@ def serve_assumptions(s: Setup, precisions: set[str] = frozenset()) -> list[dict
         {"name": "gemm_sustain", "value": a.gemm_sustain, "source": "fitted to published training throughput (costsim fit)"},
         {"name": "hbm_bytes_per_s", "value": r.hbm_bytes_per_s, "source": "profile bandwidth x efficiency.hbm"},
         {"name": "moe_imbalance", "value": a.moe_imbalance, "source": "assumption (busiest EP rank / mean)"},
+    ] + _all_reduce_floor_assumption(r.fabric) + [
         {"name": "decode_step_overhead_s", "value": DECODE_STEP_OVERHEAD_S,
          "source": "vllm-project/vllm#10634 (residual engine time per step with asynchronous scheduling)"},
         {"name": "mean_context", "value": s.mean_context, "source": "input + output / 2 (continuous batching): the KV "
