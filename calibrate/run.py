@@ -186,18 +186,22 @@ def _gemm_points(plan: Sweep, ref: Workload, device: torch.device, notes: list[s
             shapes += [replace(s, origin="sweep") for s in gemm.model_shapes(ref.model, t, ref.tp)]
         if low_precision:
             shapes += plan.extra_shapes
-        if dtype == dev.FP8:  # FP8 tensor cores need dimensions that are multiples of 16
-            shapes = [replace(s, m=_up16(s.m), n=_up16(s.n), k=_up16(s.k)) for s in shapes]
+        if dtype == dev.FP8:
+            shapes = _aligned(shapes, FP8_ALIGN, FP8_ALIGN)
         if dtype == dev.FP4:
-            a = gemm.NVFP4_ALIGN
-            shapes = [replace(s, m=gemm.round_up(s.m, a), n=gemm.round_up(s.n, a), k=gemm.round_up(s.k, a)) for s in shapes]
+            shapes = _aligned(shapes, gemm.NVFP4_ALIGN, gemm.NVFP4_ALIGN)
         shapes = sorted(gemm.unique(shapes), key=lambda s: s.flops)
         points += [(s, dtype) for s in shapes]
     return points
 
 
-def _up16(x: int) -> int:
-    return gemm.round_up(x, 16)
+FP8_ALIGN = 16
+"""FP8 tensor cores need every GEMM dimension a multiple of 16."""
+
+
+def _aligned(shapes: list, m_to: int, nk_to: int) -> list:
+    """The shapes with m rounded up to a multiple of `m_to` and n, k to one of `nk_to` (gemm.round_up)."""
+    return [replace(s, m=gemm.round_up(s.m, m_to), n=gemm.round_up(s.n, nk_to), k=gemm.round_up(s.k, nk_to)) for s in shapes]
 
 
 def _decode_gemm_points(plan: Sweep, ref: Workload, device: torch.device) -> list[tuple[decode.DecodeShape, str]]:
@@ -210,10 +214,9 @@ def _decode_gemm_points(plan: Sweep, ref: Workload, device: torch.device) -> lis
             continue  # the GEMM sweep notes an unsupported FP8 or FP4
         shapes = decode.gemm_shapes([ref, *plan.decode_extra], plan.decode_tokens)
         if dtype == dev.FP8:
-            shapes = [replace(s, m=_up16(s.m), n=_up16(s.n), k=_up16(s.k)) for s in shapes]
-        if dtype == dev.FP4:
-            a = gemm.NVFP4_ALIGN
-            shapes = [replace(s, m=_up16(s.m), n=gemm.round_up(s.n, a), k=gemm.round_up(s.k, a)) for s in shapes]
+            shapes = _aligned(shapes, FP8_ALIGN, FP8_ALIGN)
+        if dtype == dev.FP4:  # a decode GEMM's few tokens need only the FP8-style 16; n and k hold the scale tiles
+            shapes = _aligned(shapes, FP8_ALIGN, gemm.NVFP4_ALIGN)
         seen: set[tuple[int, int, int]] = set()
         for s in shapes:
             if (s.m, s.n, s.k) not in seen:

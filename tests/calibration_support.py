@@ -199,6 +199,16 @@ def cpu_calibration(kv_rate: float = CPU_DECODE["kv_rate"], serving: bool = True
     return _calibration(prov, CPU_REFERENCE, samples, overhead, ["bf16", "fp32"])
 
 
+def _gpu_provenance(name: str, count: int, memory_bytes: float, profile: str, driver: str, cuda: str, nccl: str,
+                    wall_s: float) -> Provenance:  # fmt: skip
+    """A quick CUDA calibration's provenance on this test machine's software (torch 2.13.0, Python 3.12, Linux 6.8)."""
+    return Provenance(
+        device_kind="cuda", device_name=name, device_count=count, device_memory_bytes=memory_bytes,
+        hardware_profile=profile, driver_version=driver, cuda_version=cuda, torch_version="2.13.0", nccl_version=nccl,
+        python_version="3.12.0", os="Linux 6.8", date=DATE, mode="quick", wall_s=wall_s, costsim_version="0.1.0",
+    )  # fmt: skip
+
+
 def h100_calibration(
     kv_rate: float = H100_DECODE["kv_rate"], a2a_latency: float = H100_DECODE["a2a_latency"], serving: bool = True
 ) -> Calibration:
@@ -218,12 +228,7 @@ def h100_calibration(
         decode_attention=decode_attention(CUDA_REFERENCE, kv_rate, overhead) if serving else [],
         decode_all_to_all=_decode_all_to_all("nccl", 8, 2048, a2a_latency, d["a2a_rate"]) if serving else [],
     )  # fmt: skip
-    prov = Provenance(
-        device_kind="cuda", device_name=H100_NAME, device_count=8, device_memory_bytes=79.2 * 2**30,
-        hardware_profile="h100-sxm", driver_version="550.54.15", cuda_version="12.4", torch_version="2.13.0",
-        nccl_version="2.21.5", python_version="3.12.0", os="Linux 6.8", date=DATE, mode="quick", wall_s=240.0,
-        costsim_version="0.1.0",
-    )  # fmt: skip
+    prov = _gpu_provenance(H100_NAME, 8, 79.2 * 2**30, "h100-sxm", "550.54.15", "12.4", "2.21.5", 240.0)
     return _calibration(prov, CUDA_REFERENCE, samples, overhead, ["bf16", "fp8"])
 
 
@@ -240,10 +245,5 @@ def b200_calibration() -> Calibration:
         memory=_memory(6.5e12, 4.5e12),
         collectives=[],
     )
-    prov = Provenance(
-        device_kind="cuda", device_name=B200_NAME, device_count=1, device_memory_bytes=178 * 2**30,
-        hardware_profile="b200", driver_version="570.86.15", cuda_version="12.8", torch_version="2.13.0",
-        nccl_version="2.26.2", python_version="3.12.0", os="Linux 6.8", date=DATE, mode="quick", wall_s=200.0,
-        costsim_version="0.1.0",
-    )  # fmt: skip
+    prov = _gpu_provenance(B200_NAME, 1, 178 * 2**30, "b200", "570.86.15", "12.8", "2.26.2", 200.0)
     return _calibration(prov, CUDA_REFERENCE, samples, overhead, ["bf16", "fp4"])

@@ -221,7 +221,7 @@ def test_measured_all_reduce_table_loads(tmp_path: Path, h800_raw: dict):
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({"times_us": {1024: 30.0}}, "needs 2 to"),
+        ({"times_us": {1024: 30.0}}, "needs at least two points and at most 1000, not 1"),
         ({"times_us": {1024: -1.0, 2048: 30.0}}, "out of range"),
         ({"times_us": {0.5: 1.0, 2048: 30.0}}, "out of range"),
         ({"ranks_per_domain": 9}, "exceed the 8 GPUs"),

@@ -129,6 +129,15 @@ class Price(PriceQuote):
         raise SpecError(f"this profile has no {kind} price (it has: {kinds}); pass --usd-per-gpu-hour or another --rental")
 
 
+def _check_point_count(count: int, what: str, form: str) -> None:
+    """Refuse a measured curve or table of fewer than two or more than MAX_CURVE_POINTS points."""
+    if not 2 <= count <= MAX_CURVE_POINTS:
+        raise ValueError(
+            f"{what} needs at least two points and at most {MAX_CURVE_POINTS}, not {count}; give 2 to {MAX_CURVE_POINTS} "
+            f"points ({form})"
+        )
+
+
 class ShapeCurve(_Spec):
     """Measured kernel efficiency against work per call, relative to the best-shape rate (docs/model.md §7.1, §7.7).
 
@@ -140,11 +149,7 @@ class ShapeCurve(_Spec):
 
     @model_validator(mode="after")
     def _plausible(self) -> ShapeCurve:
-        if not 2 <= len(self.points) <= MAX_CURVE_POINTS:
-            raise ValueError(
-                f"a shape curve needs at least two points and at most {MAX_CURVE_POINTS}, not {len(self.points)}; "
-                f"give 2 to {MAX_CURVE_POINTS} points (FLOPs per call: fraction)"
-            )
+        _check_point_count(len(self.points), "a shape curve", "FLOPs per call: fraction")
         for flops, frac in self.points.items():
             if not 0 < flops < math.inf or not 0 < frac.value <= 1:
                 raise ValueError(
@@ -181,10 +186,7 @@ class MeasuredAllReduce(_Spec):
 
     @model_validator(mode="after")
     def _plausible(self) -> MeasuredAllReduce:
-        if not 2 <= len(self.times_us) <= MAX_CURVE_POINTS:
-            raise ValueError(
-                f"a measured all-reduce table needs 2 to {MAX_CURVE_POINTS} rows (bytes: microseconds), not {len(self.times_us)}"
-            )
+        _check_point_count(len(self.times_us), "a measured all-reduce table", "bytes: microseconds")
         for size, us in self.times_us.items():
             if not (1 <= size <= MAX_COLLECTIVE_BYTES and 0 < us <= MAX_COLLECTIVE_US):
                 raise ValueError(

@@ -16,6 +16,7 @@ import numpy as np
 from simulator.errors import InputError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.catalog import gpus_with, load_hardware, load_model
+from simulator.model.comms import Fabric
 from simulator.model.efficiency import calibrated_device, device_rates
 from simulator.model.serve.decode import DECODE_STEP_OVERHEAD_S, Setup, kv_pool_bytes
 from simulator.model.serve.kv_cache import kv_bytes_per_token
@@ -496,7 +497,7 @@ FP4_FORMATS = {
 }
 
 
-def _all_reduce_floor_assumption(fabric) -> list[dict]:
+def _all_reduce_floor_assumption(fabric: Fabric) -> list[dict]:
     """The measured all-reduce tables a TP group across nodes is held to, where the profile has them (§4.2)."""
     if not fabric.all_reduce_floors:
         return []
