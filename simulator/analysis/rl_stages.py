@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from simulator.errors import CostsimError, InputError
 from simulator.inputs.assumptions import DEFAULT
@@ -30,9 +30,11 @@ from simulator.run.rl import (
     Rollout,
     colocated_refit_s,
     combine,
+    engine_sleep_wake_s,
     generate,
     generation_setup,
     logprob,
+    reference_swap_s,
     refit_model_bytes,
     refit_s,
     training_state_offload,
@@ -226,6 +228,9 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
     # the engine's.
     lp = logprob(spec, e.rates, assumptions, passes, responses, seq_len, stage.training_gpus, e.layout,
                  stage.precision, e.job.fp8_recipe)  # fmt: skip
+    if stage.reference_logprobs:
+        # The reference model's weights live in host memory and are swapped in for its pass (§17.3).
+        lp = replace(lp, reference_swap_s=reference_swap_s(float(e.step.memory.weights_bytes), assumptions))
     offload = None
     if stage.colocated:
         # The ranks holding distinct pieces of the model: TP shards of the dense weights and the EP group's experts,
@@ -235,11 +240,14 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
         if stage.offload_training_state:
             memory = e.step.memory
             offload = training_state_offload(float(memory.optimizer_bytes), float(memory.weights_bytes), assumptions)
+            # The rollout engine sleeps with it: its weights to host and back around the refit (§17.4).
+            offload = replace(offload, engine_weight_bytes=gen.weight_bytes_per_gpu,
+                              engine_sleep_wake_s=engine_sleep_wake_s(gen.weight_bytes_per_gpu, assumptions))  # fmt: skip
     else:
         refit = refit_s(refit_model_bytes(spec), stage.num_gpus, rates.fabric, assumptions.refit_export_bytes_per_s)
     # The state goes out as part of the refit (NeMo RL times both as prepare_for_generation) and comes back before
     # training (training_prep).
-    out_s, back_s = (offload.to_host_s, offload.back_s) if offload else (0.0, 0.0)
+    out_s, back_s = (offload.around_refit_s, offload.back_s) if offload else (0.0, 0.0)
     rollout = combine(gen.busy_s, gen.tail_s, lp.seconds, training_s + back_s, refit + out_s, stage.num_gpus,
                       stage.rollout_gpus, stage.colocated, stage.policy == "one_step_off_policy")  # fmt: skip
     return PhaseResult(phase, int(phase_steps), phase_steps / stage.minibatches_per_rollout, gen, lp, e, training_s,

@@ -220,7 +220,7 @@ def _step_outcome(case: RLCase, r: RLStageResult) -> Outcome:
     g = phase.generation
     # As NeMo RL's timers split the step: the state's way out is part of the refit (prepare_for_generation), its way
     # back is training_prep, apart from policy_training.
-    out_s, back_s = (phase.offload.to_host_s, phase.offload.back_s) if phase.offload else (0.0, 0.0)
+    out_s, back_s = (phase.offload.around_refit_s, phase.offload.back_s) if phase.offload else (0.0, 0.0)
     parts = {"generation": g.seconds, "generation_tail": g.tail_s, "logprob": phase.logprob.seconds if phase.logprob else 0.0,
              "training": phase.training_s, "refit": phase.refit_s + out_s, "training_prep": back_s}  # fmt: skip
     detail = {"schedule": phase.rollout.schedule, "generation_layout": g.layout,

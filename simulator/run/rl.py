@@ -58,6 +58,8 @@ class Generation:
     """Decode output tokens/s per GPU at that layout (MTP included)."""
     tokens_per_s_per_user: float
     memory_per_gpu_bytes: float
+    weight_bytes_per_gpu: float
+    """The engine's weights on one GPU at that layout (what a sleeping engine copies to host and back, §17.4)."""
     prefill_s: float
     bulk_s: float
     """Decoding the responses' mean length: responses x mean / (GPUs x tokens/s per GPU)."""
@@ -84,6 +86,7 @@ class Generation:
             "output_tokens_per_s_per_gpu": self.tokens_per_s_per_gpu,
             "tokens_per_s_per_user": self.tokens_per_s_per_user,
             "memory_per_gpu_gib": self.memory_per_gpu_bytes / GIB,
+            "weight_gib_per_gpu": self.weight_bytes_per_gpu / GIB,
             "prefill_s": self.prefill_s,
             "bulk_s": self.bulk_s,
             "tail_s": self.tail_s,
@@ -157,7 +160,7 @@ def generate(s: Setup, responses: float, gpus: int, tail_len: float, precision: 
               "batch_per_gpu": float(c.batch[i]), "precision": precision}  # fmt: skip
     prefill_s = _prefill_s(s, c, i, responses, gpus, precision)
     return Generation(responses, gpus, float(s.input_len), mean, max(tail_len, mean), layout, float(per_gpu[i]),
-                      float(per_user[i]), float(memory["total"][i]), prefill_s, float(bulk[i]),
+                      float(per_user[i]), float(memory["total"][i]), float(memory["weights"][i]), prefill_s, float(bulk[i]),
                       float(tail[i]))  # fmt: skip
 
 
@@ -195,14 +198,33 @@ class Logprob:
     tokens_per_s_per_gpu: float
     """Forward-only throughput at the layout used (the trainer's, pipeline fill included)."""
     layout: dict
+    reference_swap_s: float = 0.0
+    """Swapping the reference model's weights in from host memory and the policy's back (reference_swap_s)."""
+
+    @property
+    def forward_s(self) -> float:
+        return self.passes * self.tokens / (self.gpus * self.tokens_per_s_per_gpu) if self.passes else 0.0
 
     @property
     def seconds(self) -> float:
-        return self.passes * self.tokens / (self.gpus * self.tokens_per_s_per_gpu) if self.passes else 0.0
+        return self.forward_s + self.reference_swap_s
 
     def to_dict(self) -> dict:
         return {"passes": self.passes, "tokens_per_pass": self.tokens, "gpus": self.gpus,
-                "tokens_per_s_per_gpu": self.tokens_per_s_per_gpu, "layout": self.layout, "seconds": self.seconds}  # fmt: skip
+                "tokens_per_s_per_gpu": self.tokens_per_s_per_gpu, "layout": self.layout,
+                "reference_swap_s": self.reference_swap_s, "seconds": self.seconds}  # fmt: skip
+
+
+def reference_swap_s(weight_bytes: float, assumptions: Assumptions) -> float:
+    """Seconds per step to run the reference pass on the trainer's own GPUs: the reference weights wait in pinned host
+    memory, the policy's weights go out to pinned memory, the reference's come in, and after the pass the policy's come
+    back: three copies of a training GPU's weights at the pinned rate.
+
+    NeMo RL's Megatron worker (nemo_rl/models/policy/megatron_policy_worker.py at cff17f8, v0.4): the reference
+    checkpoint is held as `item.to(device="cpu", non_blocking=True)` copies, and `use_reference_model` saves the model's
+    state dict the same way and swaps with `load_state_dict` on entry and exit. A non-blocking device-to-host `to()`
+    allocates its destination pinned (PyTorch `_to_copy`), so all three run at `pinned_copy_bytes_per_s`."""
+    return 3.0 * weight_bytes / assumptions.pinned_copy_bytes_per_s
 
 
 def trainer_forward_s(model: ModelSpec, rates: DeviceRates, assumptions: Assumptions, responses: float, seq_len: int,
@@ -244,10 +266,20 @@ class Offload:
     """Before the refit: optimizer states to pageable memory, weights to their pinned copy."""
     back_s: float
     """Before training: the same bytes back."""
+    engine_weight_bytes: float = 0.0
+    """The rollout engine's weights on one GPU, which its sleep copies to host and its wake brings back."""
+    engine_sleep_wake_s: float = 0.0
+    """The engine's sleep after generation and wake before the refit (engine_sleep_wake_s)."""
+
+    @property
+    def around_refit_s(self) -> float:
+        """What runs between generation and the next training: the trainer's state out, the engine's sleep and wake."""
+        return self.to_host_s + self.engine_sleep_wake_s
 
     def to_dict(self) -> dict:
         return {"optimizer_bytes": self.optimizer_bytes, "weight_bytes": self.weight_bytes, "to_host_s": self.to_host_s,
-                "back_s": self.back_s}  # fmt: skip
+                "back_s": self.back_s, "engine_weight_bytes": self.engine_weight_bytes,
+                "engine_sleep_wake_s": self.engine_sleep_wake_s}  # fmt: skip
 
 
 def training_state_offload(optimizer_bytes: float, weight_bytes: float, assumptions: Assumptions) -> Offload:
@@ -261,6 +293,18 @@ def training_state_offload(optimizer_bytes: float, weight_bytes: float, assumpti
     the states are the fp32 master weights and both Adam moments, the optimizer bytes the memory model counts (§3.1)."""
     one_way = optimizer_bytes / assumptions.pageable_copy_bytes_per_s + weight_bytes / assumptions.pinned_copy_bytes_per_s
     return Offload(optimizer_bytes, weight_bytes, one_way, one_way)
+
+
+def engine_sleep_wake_s(engine_weight_bytes: float, assumptions: Assumptions) -> float:
+    """Seconds per step for a colocated rollout engine to give its GPU memory to the trainer and take it back: its
+    weights to pinned host memory after generation and back before the refit overwrites them (two copies at the
+    pinned rate); the KV cache is dropped, not copied.
+
+    NeMo RL v0.4 (nemo_rl/models/generation/vllm/vllm_worker.py at cff17f8): colocated, `finish_generation` calls
+    vLLM's `sleep(level=1)` and `refit_policy_generation` calls `wake_up(tags=["weights"])` before streaming the new
+    weights in. vLLM's sleep mode (vllm/device_allocator/cumem.py, CuMemAllocator) backs every weight allocation up
+    with `cudaMemcpy` into a `torch.empty(..., pin_memory=True)` host tensor and copies it back on wake-up."""
+    return 2.0 * engine_weight_bytes / assumptions.pinned_copy_bytes_per_s
 
 
 def refit_model_bytes(model: ModelSpec) -> float:
