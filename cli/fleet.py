@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli.options import Format, PriceOpt, echo_result, fail
+from cli.options import Format, PositivePriceOpt, echo_result, fail
 from simulator.units import GIGA, KILO, MEGA, TERA
 
 
@@ -20,7 +20,7 @@ def fleet_command(
         bool,
         typer.Option("--predict-rates", help="Ignore the file's per-node rates and predict both with costsim serve"),
     ] = False,
-    usd_per_gpu_hour: PriceOpt = None,
+    usd_per_gpu_hour: PositivePriceOpt = None,
     format: Annotated[Format, typer.Option("--format", help="Output format (csv: one row per hour)")] = Format.table,
 ) -> None:
     """A day of serving traffic: token volumes and per-node rates -> node-hours (whole deployment units per hour for

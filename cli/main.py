@@ -21,6 +21,7 @@ from cli.options import (
     RecipeOpt,
     SeqLenOpt,
     StackOpt,
+    band_options,
     echo_result,
     echo_timings,
     fail,
@@ -30,7 +31,7 @@ from cli.options import (
     ranged,
 )
 from simulator.errors import CostsimError, InputError
-from simulator.units import DEFAULT_DRAWS, MICRO
+from simulator.units import MICRO
 
 
 @contextlib.contextmanager
@@ -161,7 +162,7 @@ def estimate(
     job_flags |= {"--fp8-recipe": fp8_recipe, "--attention-kernel": attention_kernel, "--dropout": dropout}
     job_flags |= {"--calibration": calibration, "--stack": stack} | {flag_name(k): v for k, v in (layout or {}).items()}
     try:
-        band = _band_options(uncertainty, draws, seed, tokens_spread)
+        band = band_options(uncertainty, draws, seed, tokens_spread)
         prices = {"pricing": pricing, "rental": rental, "usd_per_gpu_hour": usd_per_gpu_hour}
         prices |= {"gpu_purchase_usd": gpu_purchase_usd, "pue": pue, "usd_per_kwh": usd_per_kwh}
         prices |= {"grid_kg_co2_per_kwh": grid_kg_co2_per_kwh, "experiments_multiplier": experiments_multiplier}
@@ -200,21 +201,6 @@ def estimate(
     echo_result(format, d, result.rows(), lambda: _estimate_text(d))
     if verbose:
         echo_timings(result.uncertainty)
-
-
-def _band_options(uncertainty: bool, draws: int | None, seed: int | None, tokens_spread: float | None) -> dict | None:
-    """--draws, --seed and --tokens-spread with their defaults when --uncertainty is given, else None (and none given)."""
-    given = {"--draws": draws, "--seed": seed, "--tokens-spread": tokens_spread}
-    if not uncertainty:
-        if any(v is not None for v in given.values()):
-            flags = ", ".join(k for k, v in given.items() if v is not None)
-            raise InputError(f"{flags} only apply with --uncertainty; add --uncertainty or drop them")
-        return None
-    return {
-        "draws": DEFAULT_DRAWS if draws is None else draws,
-        "seed": 0 if seed is None else seed,
-        "tokens_spread": 0.0 if tokens_spread is None else tokens_spread,
-    }
 
 
 def _estimate_text(d: dict) -> str:

@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from simulator.errors import CostsimError, InputError
-from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, TOKENS_RANGE, count_in_range
+from simulator.units import DEFAULT_DRAWS, MAX_GPUS, MAX_USD_PER_GPU_HOUR, TOKENS_RANGE, count_in_range
 from simulator.vocab import ATTENTION_KERNELS, FP8_RECIPES, LAYOUT_FIELDS, PRECISIONS, RECOMPUTE_MODES, SCHEDULES
 
 
@@ -75,16 +75,17 @@ def _number_text(x: float) -> str:
     return f"{x:,}" if isinstance(x, int) else f"{x:,g}"
 
 
-def _in_range(low: float, high: float, fix: str) -> Callable:
-    """A typer callback: the value when it is None or in [low, high], else `fail` with the flag, value, range and
-    `fix` (where {flag} stands for the option's name).
+def _in_range(low: float, high: float, fix: str, low_open: bool = False) -> Callable:
+    """A typer callback: the value when it is None or in [low, high] ((low, high] with `low_open`), else `fail` with
+    the flag, value, range and `fix` (where {flag} stands for the option's name).
 
     In place of typer's min=/max=, whose usage box names only the broken bound, not the value or the range."""
 
     def check(param: typer.CallbackParam, value: float | None) -> float | None:
-        if value is not None and not low <= value <= high:  # NaN fails too
+        inside = value is not None and (low < value if low_open else low <= value) and value <= high  # NaN fails too
+        if value is not None and not inside:
             flag = max(param.opts, key=len)
-            bounds = f"[{_number_text(low)}, {_number_text(high)}]"
+            bounds = f"{'(' if low_open else '['}{_number_text(low)}, {_number_text(high)}]"
             shown = f"{value:g}" if isinstance(value, float) else str(value)  # as typed, not grouped
             fail(InputError(f"{flag} {shown} is out of range {bounds}; {fix.format(flag=flag)}"))
         return value
@@ -92,10 +93,10 @@ def _in_range(low: float, high: float, fix: str) -> Callable:
     return check
 
 
-def ranged(help: str, low: float, high: float, fix: str, *decls: str):
-    """A numeric typer option whose value must lie in [low, high] (stated in the help)."""
-    bounds = f"{_number_text(low)} to {_number_text(high)}"
-    return typer.Option(*decls, help=f"{help}; {bounds}", callback=_in_range(low, high, fix))
+def ranged(help: str, low: float, high: float, fix: str, *decls: str, low_open: bool = False):
+    """A numeric typer option whose value must lie in [low, high], or (low, high] with `low_open` (stated in the help)."""
+    bounds = f"{'above ' if low_open else ''}{_number_text(low)} to {_number_text(high)}"
+    return typer.Option(*decls, help=f"{help}; {bounds}", callback=_in_range(low, high, fix, low_open))
 
 
 class Format(StrEnum):
@@ -156,6 +157,12 @@ PriceOpt = Annotated[
     float | None,
     ranged("Price per GPU-hour (default: the profile's)", 0.0, MAX_USD_PER_GPU_HOUR, "give dollars per GPU-hour, e.g. 2"),
 ]
+PositivePriceOpt = Annotated[
+    float | None,
+    ranged("Price per GPU-hour (default: the file's, else the profile's)", 0.0, MAX_USD_PER_GPU_HOUR,
+           "give dollars per GPU-hour above 0, e.g. 2", low_open=True),
+]  # fmt: skip
+"""A price that cannot be 0: a fleet's margin is revenue over cost."""
 _SEARCHED = "a positive integer no larger than the GPU count; or leave {flag} out to search it"
 TpOpt = Annotated[int | None, ranged("Tensor parallel degree (searched when left out)", 1, MAX_GPUS, _SEARCHED)]
 PpOpt = Annotated[int | None, ranged("Pipeline parallel degree (searched when left out)", 1, MAX_GPUS, _SEARCHED)]
@@ -284,3 +291,18 @@ def echo_timings(band) -> None:
         f"timing: full-model evaluations {band.model_evaluation_s:.2f} s, {band.draws:,} draws {band.draw_s:.2f} s",
         err=True,
     )
+
+
+def band_options(uncertainty: bool, draws: int | None, seed: int | None, tokens_spread: float | None = None) -> dict | None:
+    """--draws, --seed and --tokens-spread with their defaults when --uncertainty is given, else None (and none given)."""
+    given = {"--draws": draws, "--seed": seed, "--tokens-spread": tokens_spread}
+    if not uncertainty:
+        if any(v is not None for v in given.values()):
+            flags = ", ".join(k for k, v in given.items() if v is not None)
+            raise InputError(f"{flags} only apply with --uncertainty; add --uncertainty or drop them")
+        return None
+    return {
+        "draws": DEFAULT_DRAWS if draws is None else draws,
+        "seed": 0 if seed is None else seed,
+        "tokens_spread": 0.0 if tokens_spread is None else tokens_spread,
+    }

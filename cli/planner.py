@@ -33,6 +33,8 @@ from cli.options import Format as OutFormat
 from simulator.report.tables import add_row, breakdown_table, layout_text, new_table, render, text_table
 
 TABLE_TOP = 10
+DATA_TOP = 1_000
+"""Candidates JSON and CSV list unless --top says how many: a large search has 10^5-10^6 (hundreds of MB of JSON)."""
 """Layouts a search table shows unless --top says otherwise."""
 
 
@@ -104,7 +106,7 @@ def search_command(
     top: Annotated[
         int | None,
         ranged(
-            "Layouts shown (table default 10; json/csv default every candidate)",
+            "Layouts shown, best first (table default 10; json/csv default 1,000)",
             1,
             1_000_000,
             "give how many layouts to show, e.g. 10",
@@ -121,7 +123,7 @@ def search_command(
     ] = None,
     stack: StackOpt = None,
     format: Annotated[
-        OutFormat, typer.Option("--format", help="table: the top layouts; json/csv: every candidate, or the --top")
+        OutFormat, typer.Option("--format", help="table: the top layouts; json/csv: the best 1,000 candidates, or the --top")
     ] = (OutFormat.table),
 ) -> None:
     """Evaluate every valid layout (TP, PP, DP, EP, CP, ZeRO, micro-batch, schedule, virtual stages, recompute)."""
@@ -151,9 +153,9 @@ def search_command(
             )  # fmt: skip
     except CostsimError as e:
         fail(e)
-    # A table shows the best 10 by default; JSON and CSV list every candidate unless --top says how many (a large
-    # search can have 10^5-10^6 of them).
-    top = top if top is not None else (TABLE_TOP if format == OutFormat.table else None)
+    # A table shows the best 10 by default; JSON and CSV the best DATA_TOP unless --top says how many (a large search
+    # can have 10^5-10^6 candidates: every one of DeepSeek-V3's on 2,048 H800 is 0.5 GB of JSON).
+    top = top if top is not None else (TABLE_TOP if format == OutFormat.table else DATA_TOP)
     doc = search_document(spec, hw, job, result, ref, ref_source, top)
     doc["stack"] = sw.name
     doc["price_quote"] = s.pricing.quote
@@ -299,7 +301,7 @@ def sweep_command(
     """Best layout, days, GPU-hours, dollars and MFU for each GPU type and cluster size."""
     from cli.progress import DelayedProgress
     from simulator.analysis.sweep import cheapest_within, fastest_within, parse_gpu_counts, sweep
-    from simulator.errors import CostsimError, InputError
+    from simulator.errors import CostsimError, InputError, LayoutError
     from simulator.inputs.catalog import load_hardware, load_model
     from simulator.inputs.stacks import load_stack
     from simulator.report import tables as report
@@ -323,6 +325,11 @@ def sweep_command(
             rows = sweep(spec, gpus, counts, job_args, layout, costs, bar.update, load_stack(stack))
     except CostsimError as e:
         fail(e)
+    if rows and not any(r.candidates for r in rows):
+        # No cell has a single valid layout: the given fields break a layout rule everywhere (bad input). Cells whose
+        # layouts are valid but do not fit in memory stay data, as in `costsim search`.
+        reasons = list(dict.fromkeys(r.reason for r in rows))
+        fail(LayoutError("no cell of the sweep has a valid layout: " + "; ".join(reasons[:3])))
     doc: dict = {"model": spec.name, "precision": precision.value, "rows": [r.to_dict() for r in rows]}
     deadline_s = None if deadline_days is None else deadline_days * SECONDS_PER_DAY
     for flag, value, limit, pick in (

@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from cli.options import ForceOpt, Format, PrecisionOpt, check_output_file, count_option, echo_result, echo_timings, fail
+from cli.options import (
+    ForceOpt,
+    Format,
+    PrecisionOpt,
+    band_options,
+    check_output_file,
+    count_option,
+    echo_result,
+    echo_timings,
+    fail,
+)
 from simulator.units import DEFAULT_DRAWS, KILO
 
 
@@ -140,8 +150,8 @@ def claim(
     uncertainty: Annotated[
         bool, typer.Option("--uncertainty", help="P10/P50/P90 of costsim's prediction and where the claim falls in it")
     ] = False,
-    draws: Annotated[int, typer.Option(help="Joint draws for --uncertainty")] = DEFAULT_DRAWS,
-    seed: Annotated[int, typer.Option(help="Random seed for --uncertainty")] = 0,
+    draws: Annotated[int | None, typer.Option(help=f"Joint draws for --uncertainty [default: {DEFAULT_DRAWS}]")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed for --uncertainty [default: 0]")] = None,
     format: Annotated[Format, typer.Option("--format", help="Output format (csv: one row, nested fields as a.b)")] = (
         Format.table
     ),
@@ -205,6 +215,7 @@ def claim(
         price_claim(cheaper, gpu, usd_per_gpu_hour, format, price_flags, training)
         return
     try:
+        band = band_options(uncertainty, draws, seed) or {"draws": DEFAULT_DRAWS, "seed": 0}
         result = api.claim(
             model,
             gpu,
@@ -213,8 +224,8 @@ def claim(
             num_gpus=num_gpus,
             precision=precision.value if precision else None,
             uncertainty=uncertainty,
-            draws=draws,
-            seed=seed,
+            draws=band["draws"],
+            seed=band["seed"],
             usd=None if usd is None else count_option("--usd", usd, GPU_HOURS_RANGE),
             usd_per_gpu_hour=usd_per_gpu_hour,
             plan=plan,

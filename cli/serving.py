@@ -185,7 +185,7 @@ def serve_command(
         if report is not None:
             from simulator.report.document import prepare_output
 
-            prepare_output(report, force)
+            prepare_output(report, force, "--report")
         result = api.serve(
             model, gpu, input_len=input_len, output_len=output_len, cache_hit_rate=cache_hit_rate, phase=phase.value,
             deployment=deployment.value, precision=precision.value if precision else None, kv_dtype=kv_dtype.value,

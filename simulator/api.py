@@ -469,7 +469,7 @@ def claim(
     else the plan's quoted price, else the GPU profile's default quote), stated in the result.
     `plan`: a shipped plan or plan YAML; the claim is checked against the whole plan (every stage, or `stages`),
     whose model, GPU, tokens and GPU counts replace `model`, `gpu`, `tokens` and `num_gpus`."""
-    from simulator.analysis.claim import assess_claim, assess_plan_claim, claimed_gpu_hours, with_dollars
+    from simulator.analysis.claim import assess_claim, assess_plan_claim, claim_price, claimed_gpu_hours, with_dollars
     from simulator.analysis.uncertainty import band_for_claim, band_for_plan_claim, check_options
 
     hours = None if gpu_hours is None else _number("gpu_hours", gpu_hours, GPU_HOURS_RANGE)
@@ -484,6 +484,7 @@ def claim(
             check_options(draws, seed, 0.0)
         result = _plan_result(plan, usd_per_gpu_hour=usd_per_gpu_hour).plan
         rate, source = result.cost["usd_per_gpu_hour"], result.cost["price_source"]
+        rate, source = claim_price(hours, dollars, rate, source, usd_per_gpu_hour is not None)
         checked = assess_plan_claim(result, claimed_gpu_hours(hours, dollars, rate), stages)
         band = band_for_plan_claim(checked, draws, seed) if uncertainty else None
         return ClaimResult(with_dollars(checked, dollars, rate, source, hours is None), band)
@@ -501,6 +502,7 @@ def claim(
         rate, source = price.usd_per_gpu_hour, price.source
     else:
         rate, source = None, None
+    rate, source = claim_price(hours, dollars, rate, source, usd_per_gpu_hour is not None)
     hours = claimed_gpu_hours(hours, dollars, rate if rate is not None else 1.0)
     result = assess_claim(model, gpu, hours, _number("tokens", tokens), num_gpus, precision)  # checks num_gpus
     if rate is not None:

@@ -650,6 +650,7 @@ class SearchOutput(Document):
     """Null when no layout fits (then `closest` is given)."""
     reference: SearchReference | None
     candidates: list[Candidate]
+    """Best first: the --top of them (JSON and CSV default 1,000; `evaluated` says how many there were)."""
     closest: Closest | None = None
     stack: str
     price_quote: PriceQuote

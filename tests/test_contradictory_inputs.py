@@ -224,3 +224,103 @@ def test_a_tp_overlap_flag_beyond_the_stack_is_named_as_a_flag():
     (item,) = load_stack("megatron-2021").beyond({"tp_overlap": True})
     assert item.startswith("--tp-overlap (it offers false)")
     assert load_stack("megatron-2021").beyond({"tp_overlap": False, "schedule": "1f1b"}) == []
+
+
+# ----------------------------------------------------------------- a second fuzzing review's findings (2026-12)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("estimate", "--plan", "deepseek-v3", "--uncertainty", "--draws", "100", "--usd-per-gpu-hour", "0"),
+        ("claim", "--plan", "deepseek-v3", "--gpu-hours", "2.788M", "--usd-per-gpu-hour", "0", "--uncertainty"),
+        ("estimate", "llama-3-8b", "--gpu", "h100-sxm", "--num-gpus", "64", "--tokens", "15T", "--uncertainty",
+         "--draws", "200", "--usd-per-gpu-hour", "0"),
+    ],
+)  # fmt: skip
+def test_a_band_priced_at_zero_is_refused_with_the_price(args):
+    """A plan's band at $0 per GPU-hour divided by zero (a traceback); a single run's blamed a missing price that was
+    given. Both name the price and the fix."""
+    _one_line(invoke(*args), "above $0 per GPU-hour", "$0", "--usd-per-gpu-hour above 0, or leave out --uncertainty")
+
+
+def test_a_claim_in_hours_and_dollars_reads_the_price_they_imply():
+    """2.788M GPU-hours and $5M imply $1.79 per GPU-hour; the profile's $2 quote gives way (it showed $5M 'at $2.00')."""
+    d = json.loads(invoke("claim", "deepseek-v3", "--gpu", "h800", "--gpu-hours", "2.788M", "--usd", "5M", "--tokens",
+                          "14.8T", "--format", "json").output)  # fmt: skip
+    assert d["claimed_gpu_hours"] == 2.788e6 and d["claimed_usd"] == 5e6
+    assert d["usd_per_gpu_hour"] == pytest.approx(5e6 / 2.788e6, rel=1e-12)
+    assert "implied by the claim" in d["price_source"]
+
+
+def test_a_claim_whose_hours_dollars_and_price_disagree_is_refused():
+    out = _one_line(invoke("claim", "deepseek-v3", "--gpu", "h800", "--gpu-hours", "2.788M", "--usd", "5M", "--tokens",
+                           "14.8T", "--usd-per-gpu-hour", "2"), "$1.79 per GPU-hour", "$2")  # fmt: skip
+    assert "give two of the three" in out
+    ok = invoke("claim", "deepseek-v3", "--gpu", "h800", "--gpu-hours", "2.788M", "--usd", "5.576M", "--tokens", "14.8T",
+                "--usd-per-gpu-hour", "2")  # fmt: skip
+    assert ok.exit_code == 0, ok.output  # within 1%: a quote's rounding
+
+
+def test_claim_band_flags_without_uncertainty_are_refused_as_estimate_refuses_them():
+    _one_line(
+        invoke("claim", "--plan", "deepseek-v3", "--usd", "5.576M", "--draws", "5"), "--draws only apply with --uncertainty"
+    )
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (("serve", "llama-3-8b", "--gpu", "h100-sxm", "--pricing", "tco", "--usd-per-gpu-hour", "5"), "--pricing tco"),
+        (("estimate", "llama-3-8b", "--gpu", "h100-sxm", "--num-gpus", "64", "--tokens", "15T", "--rental", "reserved",
+          "--usd-per-gpu-hour", "9"), "--rental reserved"),
+        (("estimate", "llama-3-8b", "--gpu", "h100-sxm", "--num-gpus", "64", "--tokens", "15T", "--rental", "reserved",
+          "--pricing", "tco"), "--rental reserved"),
+    ],
+)  # fmt: skip
+def test_price_flags_that_would_be_dropped_are_refused(args, needle):
+    _one_line(invoke(*args), needle)
+
+
+@pytest.mark.parametrize("field", ["gpu", "model"])
+def test_a_fleet_file_names_a_shipped_model_and_gpu_even_with_its_rates_given(tmp_path, field):
+    raw = yaml.safe_load((data_dir("fleets") / "deepseek-v3-r1-day.yaml").read_text())
+    raw[field] = "no-such-name"
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    _one_line(invoke("fleet", str(path)), str(path), "no-such-name")
+
+
+def test_a_fleet_says_when_its_serve_options_go_unused():
+    d = json.loads(invoke("fleet", "deepseek-v3-r1-day", "--format", "json").output)
+    assert any("serve options are not used" in n for n in d["notes"])
+    assert not any("serve options are not used" in n for n in json.loads(
+        invoke("fleet", "deepseek-v3-r1-day", "--predict-rates", "--format", "json").output)["notes"])  # fmt: skip
+
+
+def test_a_fleet_price_of_zero_is_refused_with_the_open_range_its_help_states():
+    out = _one_line(invoke("fleet", "deepseek-v3-r1-day", "--usd-per-gpu-hour", "0"), "(0, 1,000]")
+    assert "above 0" in out
+    assert "above 0 to 1,000" in " ".join(invoke("fleet", "--help").output.split())
+
+
+def test_a_sweep_with_no_valid_layout_in_any_cell_is_an_error_and_one_that_does_not_fit_is_data():
+    _one_line(invoke("sweep", "llama-3-8b", "--gpu", "h100-sxm", "--num-gpus", "64,128", "--tokens", "1T", "--tp", "3"),
+              "no cell of the sweep has a valid layout", "TP = 3")  # fmt: skip
+    memory = invoke("sweep", "llama-3.1-405b", "--gpu", "l40s", "--num-gpus", "8", "--tokens", "1T")
+    assert memory.exit_code == 0 and "no layout fits" in memory.output
+
+
+@pytest.mark.parametrize("ratio, needle", [("1e30", "must be above 0 and at most"), ("abc", "is not a number or a range")])
+def test_a_ratio_in_another_notation_is_judged_by_its_size(ratio, needle):
+    from simulator.analysis.price_claim import parse_ratio
+
+    _one_line(invoke("claim", "--cheaper", "deepseek-reasoner-2025", "openai-o1-2025-01", "--ratio", ratio), needle)
+    assert parse_ratio("2e1").low == 20.0
+
+
+def test_serve_names_its_own_flags_and_limits():
+    out = _one_line(invoke("serve", "llama-3-8b", "--gpu", "h100-sxm", "--report", "README.md"), "--report README.md")
+    assert "--output" not in out
+    out = _one_line(invoke("serve", "llama-3-8b", "--gpu", "h100-sxm", "--num-gpus", "1000000"), "1,000,000 GPUs")
+    assert "1,024 GPUs" in out and "()" not in out

@@ -192,6 +192,29 @@ def with_dollars(
     )
 
 
+PRICE_AGREEMENT = 0.01
+"""How far a stated price may differ from --usd / --gpu-hours when all three are given (rounding in a quote)."""
+
+
+def claim_price(
+    gpu_hours: float | None, usd: float | None, usd_per_gpu_hour: float | None, price_source: str | None, stated: bool
+) -> tuple[float | None, str | None]:
+    """The price a claim is read at. Given both GPU-hours and dollars, the claim itself sets it (usd / gpu_hours); a
+    price the user also stated (`stated`) must agree with that within PRICE_AGREEMENT, and a quoted default gives way.
+    Otherwise the price as chosen (the user's, the plan's quote or the GPU profile's)."""
+    if gpu_hours is None or usd is None:
+        return usd_per_gpu_hour, price_source
+    if not usd > 0:
+        raise InputError(f"--usd {usd:g} must be positive")
+    implied = usd / gpu_hours
+    if stated and usd_per_gpu_hour is not None and abs(usd_per_gpu_hour / implied - 1) > PRICE_AGREEMENT:
+        raise InputError(
+            f"--usd {usd:,.0f} / --gpu-hours {gpu_hours:,.0f} is ${implied:.2f} per GPU-hour, but --usd-per-gpu-hour is "
+            f"${usd_per_gpu_hour:g}; give two of the three, or numbers that agree"
+        )
+    return implied, f"implied by the claim: --usd {usd:,.0f} / --gpu-hours {gpu_hours:,.0f}"
+
+
 def claimed_gpu_hours(gpu_hours: float | None, usd: float | None, usd_per_gpu_hour: float) -> float:
     """The claim in GPU-hours: --gpu-hours as given, else --usd / the price. One of the two is needed."""
     if gpu_hours is not None:

@@ -23,6 +23,8 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from simulator.errors import CostsimError, InputError
 from simulator.inputs.serving_cases import PRICE_KEYS, price_sheet, price_sheets, sheet_prices
 
@@ -87,7 +89,18 @@ def parse_ratio(value: object) -> ClaimedRatio:
         raise InputError(f"--ratio {text!r} is negative; 'A is N times cheaper than B' needs N > 0; {_RATIO_FIX}")
     one, two = _RATIO.match(text), _RANGE.match(text)
     if one is None and two is None:
-        raise InputError(f"--ratio {text!r} is not a number or a range; {_RATIO_FIX}")
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise InputError(f"--ratio {text!r} is not a number or a range; {_RATIO_FIX}")
+        if not 0 < number <= MAX_RATIO:  # a number in another notation (1e30): say what is wrong with its size
+            raise InputError(f"--ratio {text!r} must be above 0 and at most {MAX_RATIO:g}; {_RATIO_FIX}")
+        text = np.format_float_positional(number, trim="-")  # 2e1: the factor 20
+        one, two = _RATIO.match(text), None
+        if one is None:
+            raise InputError(f"--ratio {text!r} is not a number or a range; {_RATIO_FIX}")
     digits = [one.group(1)] if one else [two.group(1), two.group(2)]
     low, high = float(digits[0]), float(digits[-1])
     for d, x in zip(digits, (low, high), strict=False):

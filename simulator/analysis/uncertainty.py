@@ -600,11 +600,20 @@ RELIABILITY = ("failures_per_gpu_hour", "restart_s", "checkpoint_blocking_s")
 because failures and restart time interact strongly at large scale (a product term in the waste)."""
 
 
+def require_price(usd_per_gpu_hour: float) -> None:
+    """Refuse a band priced at $0 per GPU-hour: the dollar band is drawn relative to the price."""
+    if not usd_per_gpu_hour > 0:
+        raise InputError(
+            f"--uncertainty needs a price above $0 per GPU-hour (its dollar band is drawn relative to it), and this "
+            f"estimate's is ${usd_per_gpu_hour:g} (--usd-per-gpu-hour 0, or no list price for this GPU): give "
+            "--usd-per-gpu-hour above 0, or leave out --uncertainty"
+        )
+
+
 def _outputs(evaluate: Evaluate, p: Point) -> np.ndarray:
     out = np.asarray(evaluate(p.assumptions, p.rates, p.usd_per_gpu_hour, p.tokens), dtype=float)
     if out.shape == (len(OUTPUTS),) and out[0] > 0 and out[2] == 0:
-        raise InputError("--uncertainty needs a price per GPU-hour (bands are relative); this device has none: "
-                         "give --usd-per-gpu-hour")  # fmt: skip
+        require_price(0.0)
     if out.shape != (len(OUTPUTS),) or not np.all(np.isfinite(out)) or np.any(out <= 0):
         raise InputError(f"the model gave {out.tolist()} for (gpu_hours, wall_clock_days, cost_usd); expected 3 positive numbers")
     return out
@@ -920,6 +929,7 @@ def plan_evaluator(result) -> tuple[Evaluate, Point]:
     first = stages[0][0]
     tokens0 = sum(e.job.tokens for e, _, _ in stages)
     price0 = result.cost["cost_usd"] / result.gpu_hours
+    require_price(price0)
 
     def evaluate(a: Assumptions, rates: DeviceRates, usd_per_gpu_hour: float, tokens: float) -> tuple[float, float, float]:
         f = rate_factors(rates, first.rates)

@@ -794,21 +794,22 @@ def build_document(d: dict, u: dict, costs: dict, scaling: tuple[list[dict], lis
     return blocks + _references_section(blocks, [hw])
 
 
-def prepare_output(out_dir, force: bool):
-    """The output directory, created; refuses an existing non-empty directory unless `force`."""
+def prepare_output(out_dir, force: bool, flag: str = "--output"):
+    """The output directory, created; refuses an existing non-empty directory unless `force` (`flag`: the option that
+    named it, for the messages)."""
     from pathlib import Path
 
     from simulator.errors import InputError
 
     path = Path(out_dir)
     if path.exists() and not path.is_dir():
-        raise InputError(f"--output {path} is a file, not a directory; give a directory path")
+        raise InputError(f"{flag} {path} is a file, not a directory; give a directory path")
     if path.is_dir() and any(path.iterdir()) and not force:
-        raise InputError(f"--output {path} already exists and is not empty; pick a new directory or add --force to overwrite")
+        raise InputError(f"{flag} {path} already exists and is not empty; pick a new directory or add --force to overwrite")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise InputError(f"cannot create --output {path}: {e.strerror}; pick a writable directory") from None
+        raise InputError(f"cannot create {flag} {path}: {e.strerror}; pick a writable directory") from None
     return path
 
 

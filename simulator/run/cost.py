@@ -89,6 +89,17 @@ class CostOptions:
             raise InputError(f"--rental {self.rental_kind!r} is not a price kind; use on-demand or reserved")
         if self.basis not in BASES:
             raise InputError(f"--pricing {self.basis!r} is not a cost basis; use rental (a $/GPU-hour price) or tco")
+        if self.usd_per_gpu_hour is not None and self.basis == "tco":
+            raise InputError(
+                f"--usd-per-gpu-hour {self.usd_per_gpu_hour:g} is a rental price, and --pricing tco prices the hour from "
+                "the purchase price, power and energy instead; drop --usd-per-gpu-hour, or use --pricing rental"
+            )
+        if self.rental_kind is not None and (self.usd_per_gpu_hour is not None or self.basis == "tco"):
+            other = f"--usd-per-gpu-hour {self.usd_per_gpu_hour:g}" if self.usd_per_gpu_hour is not None else "--pricing tco"
+            raise InputError(
+                f"--rental {self.rental_kind} picks one of the GPU profile's list prices, and {other} replaces them; "
+                "give one of the two"
+            )
         for name, (low, high, flag) in RANGES.items():
             value = getattr(self, name)
             if value is None:

@@ -76,10 +76,26 @@ def fleet_day(fleet: str | Path | dict, *, predict_rates: bool = False, usd_per_
         f, _, where = load_fleet(fleet)
     else:
         raise InputError(f"fleet {fleet!r} is a {type(fleet).__name__}; pass a shipped fleet name, a YAML path or a dict")
+    _check_names(f, where)
     notes: list[str] = []
     price, price_source = _gpu_price(f, usd_per_gpu_hour, where)
     rates = _rates(f, where, predict_rates, notes)
+    if f.serve is not None and not any(r.predicted for r in rates.values()):
+        notes.append(f"{where}: its serve options are not used, as both per-node rates are given (--predict-rates uses them)")
     return FleetDay(f, where, rates, price, price_source, _prices(f, where, notes), notes)
+
+
+def _check_names(f: Fleet, where: str) -> None:
+    """The file's model and GPU name shipped specs (or spec files) even where no rate is predicted from them."""
+    from simulator.inputs.catalog import load_hardware, load_model
+
+    try:
+        if f.model is not None:
+            load_model(f.model)
+        if f.gpu is not None:
+            load_hardware(f.gpu)
+    except CostsimError as e:
+        raise type(e)(f"{where}: {e}") from None
 
 
 def _gpu_price(f: Fleet, usd_per_gpu_hour: float | None, where: str) -> tuple[float, str]:

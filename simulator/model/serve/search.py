@@ -98,9 +98,15 @@ def decode_candidates(s: Setup, given: Given, precisions: tuple[str, ...]) -> Ca
     if len(grid) == 0:
         stated = ", ".join(f"{k} {v:,.0f}" for k, v in (("tp", given.tp), ("dp", given.dp), ("pp", given.pp)) if v is not None)
         if given.num_gpus is not None:
+            if not stated:
+                raise LayoutError(
+                    f"no decode layout has tp x dp x pp = {given.num_gpus:,} GPUs: a stage holds at most "
+                    f"{MAX_STAGE_GPUS:,} GPUs (tp x dp), and the search's pipeline depths do not reach the rest; give "
+                    "fewer GPUs (one deployment unit; a fleet is many of them)"
+                )
             raise LayoutError(
-                f"no decode layout has tp x dp x pp = {given.num_gpus} GPUs with the fields given ({stated}); give a GPU "
-                "count that is a product of them, or leave fields out to search them"
+                f"no decode layout has tp x dp x pp = {given.num_gpus:,} GPUs with the fields given ({stated}); give a "
+                "GPU count that is a product of them, or leave fields out to search them"
             )
         raise LayoutError(
             f"no decode layout fits the fields given ({stated}): a stage holds at most {MAX_STAGE_GPUS:,} GPUs (tp x dp) "
