@@ -324,3 +324,24 @@ def test_serve_names_its_own_flags_and_limits():
     assert "--output" not in out
     out = _one_line(invoke("serve", "llama-3-8b", "--gpu", "h100-sxm", "--num-gpus", "1000000"), "1,000,000 GPUs")
     assert "1,024 GPUs" in out and "()" not in out
+
+
+def test_a_spec_whose_published_total_is_far_from_its_shapes_is_noted(tmp_path):
+    """A user spec's published_params.total of 1e3 against the 8.03B its shapes count passed silently; the estimate
+    now names both numbers (it uses the shapes). No shipped spec is off by more than PUBLISHED_TOTAL_NOTE."""
+    from pathlib import Path
+
+    from simulator.inputs.catalog import load_model
+    from simulator.run.sanity import PUBLISHED_TOTAL_NOTE, published_total_note
+
+    raw = yaml.safe_load((model_dir() / "llama-3-8b.yaml").read_text())
+    raw["published_params"]["total"] = 1e3
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    args = ("estimate", str(path), "--gpu", "h100-sxm", "--num-gpus", "64", "--tokens", "1T", "--format", "json")
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    (note,) = [n for n in json.loads(result.output)["notes"] if "published_params.total" in n]
+    assert "is 1000 but its shapes count 8.03e+09" in note
+    assert PUBLISHED_TOTAL_NOTE == 0.10
+    assert all(published_total_note(load_model(p.stem)) is None for p in Path(model_dir()).glob("*.yaml"))

@@ -10,6 +10,8 @@ The thresholds mark what is worth a look, not errors; they change no number.
 
 from __future__ import annotations
 
+import math
+
 from simulator.inputs.specs import ModelSpec
 from simulator.model.memory import MemoryBreakdown
 from simulator.units import GIB
@@ -86,6 +88,32 @@ def learned_positions_note(model: ModelSpec, seq_len: int) -> str | None:
         f"sequence length {seq_len:,} is longer than {model.name}'s learned position table of {table:,} positions, so "
         f"the model as specified cannot run it; the estimate keeps the table's {table:,} positions (a longer table adds "
         f"d_model parameters per position and no GEMM work); give --seq-len {table:,} or less for the model as specified"
+    )
+
+
+PUBLISHED_TOTAL_NOTE = 0.10
+"""How far a spec's own published total may sit from the count of its shapes before an estimate says so. The shipped
+specs are within 2.1% (tests/test_model_specs.py); a size label ('7B') may be half a unit off, which widens it."""
+
+
+def published_total_note(model: ModelSpec) -> str | None:
+    """A spec whose `published_params.total` is far from what its shapes count: one of the two is likely mistyped (a
+    user spec's; the shipped ones are checked in tests), and the estimate uses the shapes."""
+    from simulator.model.flops import parameter_counts
+
+    published = model.published_params
+    if published is None:
+        return None
+    counted = parameter_counts(model).total
+    allowed = PUBLISHED_TOTAL_NOTE
+    if published.total_digits is not None:
+        unit = 10 ** (math.floor(math.log10(published.total)) - published.total_digits + 1)
+        allowed = max(allowed, 0.5 * unit / published.total)
+    if abs(counted / published.total - 1) <= allowed:
+        return None
+    return (
+        f"{model.name}'s published_params.total is {published.total:.4g} but its shapes count {counted:.4g} parameters "
+        f"({counted / published.total - 1:+.0%}); the estimate uses the shapes: check the spec's dimensions or that figure"
     )
 
 
