@@ -212,6 +212,7 @@ def claim(
 
         training = {"MODEL": model, "--gpu-hours": gpu_hours, "--usd": usd, "--tokens": tokens, "--num-gpus": num_gpus}
         training |= {"--precision": precision, "--plan": plan, "--uncertainty": uncertainty or None}
+        training |= {"--draws": draws, "--seed": seed}
         price_claim(cheaper, gpu, usd_per_gpu_hour, format, price_flags, training)
         return
     try:

@@ -429,9 +429,9 @@ class RLPhase(_Fixed):
     refit_s: float
     offload: dict | None = None
     """The trainer's state moved to host memory before the refit and back before training (offload_training_state):
-    optimizer_bytes, weight_bytes, to_host_s, back_s per GPU, and the rollout engine's weights per GPU
-    (engine_weight_bytes) and their copies out and back (engine_sleep_wake_s); None where the stage keeps it on the
-    GPUs."""
+    optimizer_bytes, weight_bytes, to_host_s, back_s per GPU; None where the stage keeps it on the GPUs."""
+    engine_sleep_wake_s: float = 0.0
+    """Colocated: the rollout engine's weights to pinned host memory after generation and back before the refit."""
     gpu_hours: dict[str, float]
     """The phase's GPU-hours by part (before failures)."""
     logprob: dict | None = None

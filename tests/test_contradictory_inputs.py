@@ -291,13 +291,6 @@ def test_a_fleet_file_names_a_shipped_model_and_gpu_even_with_its_rates_given(tm
     _one_line(invoke("fleet", str(path)), str(path), "no-such-name")
 
 
-def test_a_fleet_says_when_its_serve_options_go_unused():
-    d = json.loads(invoke("fleet", "deepseek-v3-r1-day", "--format", "json").output)
-    assert any("serve options are not used" in n for n in d["notes"])
-    assert not any("serve options are not used" in n for n in json.loads(
-        invoke("fleet", "deepseek-v3-r1-day", "--predict-rates", "--format", "json").output)["notes"])  # fmt: skip
-
-
 def test_a_fleet_price_of_zero_is_refused_with_the_open_range_its_help_states():
     out = _one_line(invoke("fleet", "deepseek-v3-r1-day", "--usd-per-gpu-hour", "0"), "(0, 1,000]")
     assert "above 0" in out
@@ -323,7 +316,7 @@ def test_serve_names_its_own_flags_and_limits():
     out = _one_line(invoke("serve", "llama-3-8b", "--gpu", "h100-sxm", "--report", "README.md"), "--report README.md")
     assert "--output" not in out
     out = _one_line(invoke("serve", "llama-3-8b", "--gpu", "h100-sxm", "--num-gpus", "1000000"), "1,000,000 GPUs")
-    assert "1,024 GPUs" in out and "()" not in out
+    assert "tp is a power of two up to 8" in out and "pp at most 16" in out and "()" not in out
 
 
 def test_a_spec_whose_published_total_is_far_from_its_shapes_is_noted(tmp_path):
@@ -345,3 +338,9 @@ def test_a_spec_whose_published_total_is_far_from_its_shapes_is_noted(tmp_path):
     assert "is 1000 but its shapes count 8.03e+09" in note
     assert PUBLISHED_TOTAL_NOTE == 0.10
     assert all(published_total_note(load_model(p.stem)) is None for p in Path(model_dir()).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("flag", ["--draws", "--seed"])
+def test_band_flags_with_a_price_claim_are_refused(flag):
+    _one_line(invoke("claim", "--cheaper", "deepseek-reasoner-2025", "openai-o1-2025-01", "--ratio", "20-50", flag, "5"),
+              f"drop {flag}")  # fmt: skip

@@ -64,6 +64,8 @@ class PhaseResult:
     rollout: Rollout
     offload: Offload | None = None
     """The trainer's state moved out before the refit and back before training (offload_training_state), else None."""
+    engine_sleep_wake_s: float = 0.0
+    """Colocated: the rollout engine's weights to host after generation and back before the refit (half each way)."""
 
     def to_dict(self) -> dict:
         out = {
@@ -76,6 +78,7 @@ class PhaseResult:
             "generation": self.generation.to_dict(),
             "refit_s": self.refit_s,
             "offload": self.offload.to_dict() if self.offload else None,
+            "engine_sleep_wake_s": self.engine_sleep_wake_s,
             "gpu_hours": {k: self.rollouts * v / SECONDS_PER_HOUR for k, v in self.rollout.gpu_s.items()},
         }
         if self.training is not None:
@@ -231,8 +234,10 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
     if stage.reference_logprobs:
         # The reference model's weights live in host memory and are swapped in for its pass (§17.3).
         lp = replace(lp, reference_swap_s=reference_swap_s(float(e.step.memory.weights_bytes), assumptions))
-    offload = None
+    offload, engine = None, 0.0
     if stage.colocated:
+        # The rollout engine leaves its memory to the trainer: its weights to host and back around the refit (§17.4).
+        engine = engine_sleep_wake_s(gen.weight_bytes_per_gpu, assumptions)
         # The ranks holding distinct pieces of the model: TP shards of the dense weights and the EP group's experts,
         # which on the folded expert grid (layout.folded_expert_grid) lie on consecutive ranks across the TP ones.
         shards = e.layout.pp * math.lcm(e.layout.tp, e.layout.ep)
@@ -240,18 +245,16 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
         if stage.offload_training_state:
             memory = e.step.memory
             offload = training_state_offload(float(memory.optimizer_bytes), float(memory.weights_bytes), assumptions)
-            # The rollout engine sleeps with it: its weights to host and back around the refit (§17.4).
-            offload = replace(offload, engine_weight_bytes=gen.weight_bytes_per_gpu,
-                              engine_sleep_wake_s=engine_sleep_wake_s(gen.weight_bytes_per_gpu, assumptions))  # fmt: skip
     else:
         refit = refit_s(refit_model_bytes(spec), stage.num_gpus, rates.fabric, assumptions.refit_export_bytes_per_s)
     # The state goes out as part of the refit (NeMo RL times both as prepare_for_generation) and comes back before
     # training (training_prep).
-    out_s, back_s = (offload.around_refit_s, offload.back_s) if offload else (0.0, 0.0)
+    out_s, back_s = (offload.to_host_s, offload.back_s) if offload else (0.0, 0.0)
+    out_s += engine
     rollout = combine(gen.busy_s, gen.tail_s, lp.seconds, training_s + back_s, refit + out_s, stage.num_gpus,
                       stage.rollout_gpus, stage.colocated, stage.policy == "one_step_off_policy")  # fmt: skip
     return PhaseResult(phase, int(phase_steps), phase_steps / stage.minibatches_per_rollout, gen, lp, e, training_s,
-                       refit, rollout, offload)  # fmt: skip
+                       refit, rollout, offload, engine)  # fmt: skip
 
 
 SEQ_LEN_ROUND = 128

@@ -220,9 +220,13 @@ def _step_outcome(case: RLCase, r: RLStageResult) -> Outcome:
     g = phase.generation
     # As NeMo RL's timers split the step: the state's way out is part of the refit (prepare_for_generation), its way
     # back is training_prep, apart from policy_training.
-    out_s, back_s = (phase.offload.around_refit_s, phase.offload.back_s) if phase.offload else (0.0, 0.0)
-    parts = {"generation": g.seconds, "generation_tail": g.tail_s, "logprob": phase.logprob.seconds if phase.logprob else 0.0,
-             "training": phase.training_s, "refit": phase.refit_s + out_s, "training_prep": back_s}  # fmt: skip
+    out_s, back_s = (phase.offload.to_host_s, phase.offload.back_s) if phase.offload else (0.0, 0.0)
+    # The engine's sleep runs inside NeMo RL's generation timer (finish_generation), its wake inside
+    # prepare_for_generation with the refit (grpo.py at cff17f8).
+    sleep_s = wake_s = phase.engine_sleep_wake_s / 2
+    parts = {"generation": g.seconds + sleep_s, "generation_tail": g.tail_s,
+             "logprob": phase.logprob.seconds if phase.logprob else 0.0, "training": phase.training_s,
+             "refit": phase.refit_s + out_s + wake_s, "training_prep": back_s}  # fmt: skip
     detail = {"schedule": phase.rollout.schedule, "generation_layout": g.layout,
               "output_tokens_per_s_per_gpu": g.tokens_per_s_per_gpu,
               "training_layout": phase.training.layout.to_dict() if phase.training else None,

@@ -266,9 +266,8 @@ class RLStage(_Generating):
     offload_training_state: bool = False
     """Colocated only: the trainer moves its optimizer states to host memory before each refit and back before
     training, and its weights to a pinned host copy and back (NeMo RL's Megatron backend: `offload_before_refit`,
-    `offload_after_refit`, `prepare_for_training`), to leave the GPUs to the rollout engine; the engine in turn copies
-    its weights to host memory after generation and back before the refit (vLLM sleep level 1, as NeMo RL calls it)
-    (docs/model.md §17.4)."""
+    `offload_after_refit`, `prepare_for_training`), to leave the GPUs to the rollout engine (docs/model.md §17.4). The
+    engine's own weights go to host memory and back on every colocated stage (vLLM sleep level 1, as NeMo RL calls it)."""
     generation_gpus: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
     """With colocated false: the GPUs that only generate; the other num_gpus - generation_gpus train."""
     policy: Literal["on_policy", "one_step_off_policy"] = "on_policy"

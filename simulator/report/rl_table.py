@@ -106,8 +106,9 @@ def rl_plan_table(d: dict) -> str:
                 off = p.get("offload")
                 if off:
                     text += (f", training state to host {off['to_host_s']:.1f} s and back {off['back_s']:.1f} s "
-                             f"({off['optimizer_bytes'] / GIB:.1f} GiB of optimizer state per GPU), engine sleep and "
-                             f"wake {off['engine_sleep_wake_s']:.1f} s")  # fmt: skip
+                             f"({off['optimizer_bytes'] / GIB:.1f} GiB of optimizer state per GPU)")  # fmt: skip
+                if p.get("engine_sleep_wake_s"):
+                    text += f", engine sleep and wake {p['engine_sleep_wake_s']:.1f} s"  # colocated
             lines.append(text)
     notes = [(s["name"], s["notes"]) for s in d["stages"] if s.get("notes")]
     if notes:

@@ -80,8 +80,6 @@ def fleet_day(fleet: str | Path | dict, *, predict_rates: bool = False, usd_per_
     notes: list[str] = []
     price, price_source = _gpu_price(f, usd_per_gpu_hour, where)
     rates = _rates(f, where, predict_rates, notes)
-    if f.serve is not None and not any(r.predicted for r in rates.values()):
-        notes.append(f"{where}: its serve options are not used, as both per-node rates are given (--predict-rates uses them)")
     return FleetDay(f, where, rates, price, price_source, _prices(f, where, notes), notes)
 
 

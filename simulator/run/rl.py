@@ -266,20 +266,10 @@ class Offload:
     """Before the refit: optimizer states to pageable memory, weights to their pinned copy."""
     back_s: float
     """Before training: the same bytes back."""
-    engine_weight_bytes: float = 0.0
-    """The rollout engine's weights on one GPU, which its sleep copies to host and its wake brings back."""
-    engine_sleep_wake_s: float = 0.0
-    """The engine's sleep after generation and wake before the refit (engine_sleep_wake_s)."""
-
-    @property
-    def around_refit_s(self) -> float:
-        """What runs between generation and the next training: the trainer's state out, the engine's sleep and wake."""
-        return self.to_host_s + self.engine_sleep_wake_s
 
     def to_dict(self) -> dict:
         return {"optimizer_bytes": self.optimizer_bytes, "weight_bytes": self.weight_bytes, "to_host_s": self.to_host_s,
-                "back_s": self.back_s, "engine_weight_bytes": self.engine_weight_bytes,
-                "engine_sleep_wake_s": self.engine_sleep_wake_s}  # fmt: skip
+                "back_s": self.back_s}  # fmt: skip
 
 
 def training_state_offload(optimizer_bytes: float, weight_bytes: float, assumptions: Assumptions) -> Offload:

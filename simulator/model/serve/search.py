@@ -99,11 +99,17 @@ def decode_candidates(s: Setup, given: Given, precisions: tuple[str, ...]) -> Ca
         stated = ", ".join(f"{k} {v:,.0f}" for k, v in (("tp", given.tp), ("dp", given.dp), ("pp", given.pp)) if v is not None)
         if given.num_gpus is not None:
             if not stated:
-                raise LayoutError(
-                    f"no decode layout has tp x dp x pp = {given.num_gpus:,} GPUs: a stage holds at most "
-                    f"{MAX_STAGE_GPUS:,} GPUs (tp x dp), and the search's pipeline depths do not reach the rest; give "
-                    "fewer GPUs (one deployment unit; a fleet is many of them)"
+                max_tp, max_pp = max(tps), min(16, model.n_layers)
+                dp_text = (
+                    f"up to {MAX_STAGE_GPUS:,} GPUs of tp x dp per stage"
+                    if model.moe
+                    else ("1 (a dense model's replicas are separate deployments)")
                 )
+                raise LayoutError(
+                    f"no decode layout has tp x dp x pp = {given.num_gpus:,} GPUs: tp is a power of two up to {max_tp} "
+                    f"(the NVLink domain, dividing the {model.n_heads} heads), dp {dp_text}, pp at most {max_pp} "
+                    "dividing the count; give a GPU count of that form for one deployment (a fleet is many of them)"
+                )  # fmt: skip
             raise LayoutError(
                 f"no decode layout has tp x dp x pp = {given.num_gpus:,} GPUs with the fields given ({stated}); give a "
                 "GPU count that is a product of them, or leave fields out to search them"
