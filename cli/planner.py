@@ -33,9 +33,9 @@ from cli.options import Format as OutFormat
 from simulator.report.tables import add_row, breakdown_table, layout_text, new_table, render, text_table
 
 TABLE_TOP = 10
+"""Layouts a search table shows unless --top says otherwise."""
 DATA_TOP = 1_000
 """Candidates JSON and CSV list unless --top says how many: a large search has 10^5-10^6 (hundreds of MB of JSON)."""
-"""Layouts a search table shows unless --top says otherwise."""
 
 
 def _parse_reference(text: str | None, spec) -> tuple[dict | None, str]:

@@ -70,14 +70,15 @@ KNOWN_GAPS = {
 }
 
 
-def _tolerance(published: float, digits: int | None) -> float:
-    """1%, or half a unit in the last stated digit when the publisher gives fewer digits ('37B' = 36.5-37.5B)."""
-    if digits is None:
-        return 0.01
-    import math
+def test_stated_rounding_is_half_a_unit_in_the_last_digit():
+    """PublishedParams.stated_rounding: '37B' (2 digits) covers 36.5-37.5B, 0.5/37 of it; '671B' 0.5/671; none without
+    digits."""
+    from simulator.inputs.specs import PublishedParams
 
-    unit = 10 ** (math.floor(math.log10(published)) - digits + 1)
-    return max(0.01, 0.5 * unit / published)
+    p = PublishedParams(total=37e9, total_digits=2, activated=6.7e8, source="test")
+    assert p.stated_rounding("total") == pytest.approx(0.5 / 37, rel=1e-12)
+    assert PublishedParams(total=671e9, total_digits=3, source="test").stated_rounding("total") == pytest.approx(0.5 / 671)
+    assert p.stated_rounding("activated") == 0.0
 
 
 def _counted(spec, which: str) -> float:
@@ -143,9 +144,8 @@ def test_parameters_match_published(which: str):
         name = case.values[0]
         spec = SPECS[name]
         published = spec.published_params
-        digits = published.total_digits if which == "total" else published.activated_digits
         counted = _counted(spec, which)
-        tol = _tolerance(getattr(published, which), digits)
+        tol = max(0.01, published.stated_rounding(which))  # 1%, or half a unit in the last digit stated
         assert counted == pytest.approx(getattr(published, which), rel=tol), (
             f"{name}: counted {counted / 1e9:.3f}B {which}, published {getattr(published, which) / 1e9:.3f}B ({published.source})"
         )

@@ -468,6 +468,14 @@ class PublishedParams(_Spec):
     """Significant digits the total is stated with ("7B": 1); the check allows half a unit in the last digit."""
     activated_digits: _int(1, 20) | None = None
 
+    def stated_rounding(self, which: str) -> float:
+        """Relative half unit in the last digit `which` ('total' or 'activated') is stated with ('37B' covers 36.5-37.5B:
+        0.5/37); 0 where the digits are not given."""
+        value, digits = getattr(self, which), getattr(self, f"{which}_digits")
+        if value is None or digits is None:
+            return 0.0
+        return 0.5 * 10 ** (math.floor(math.log10(value)) - digits + 1) / value
+
 
 class PublishedLayout(_Spec):
     """The parallel layout the model was trained with, as published (fields not published are left out)."""

@@ -203,6 +203,8 @@ def validation_document() -> dict:
 
 
 def _accuracy_section(doc: dict) -> list[Block]:
+    from simulator.analysis.size_trend import TREND_ALPHA
+
     rows = []
     for name, t in doc["tracks"].items():
         medians = {k: v for k, v in t["target"].items() if k.startswith("median")}
@@ -228,17 +230,11 @@ def _accuracy_section(doc: dict) -> list[Block]:
             "GPU-hours or days of a whole training run (the expected run, with the realization fitted to such runs; "
             "leave-one-out where a run constrained the fit). Band coverage: the share of whole runs inside the "
             "P10-P90 band. No size trend: the llm-foundry rows' error does not drift with model size (permutation "
-            f"p-value of log error against log parameters at least {t_alpha()})."
+            f"p-value of log error against log parameters at least {TREND_ALPHA:g})."
             + _size_trend_sentence(doc["tracks"]["steady_state"].get("size_trend"))
         ),
         table(("track", "runs", "median abs. error", "max abs. error", "band coverage", "target", "target met"), rows),
     ]
-
-
-def t_alpha() -> str:
-    from simulator.analysis.size_trend import TREND_ALPHA
-
-    return f"{TREND_ALPHA:g}"
 
 
 def _size_trend_sentence(s: dict | None) -> str:

@@ -10,9 +10,8 @@ The thresholds mark what is worth a look, not errors; they change no number.
 
 from __future__ import annotations
 
-import math
-
 from simulator.inputs.specs import ModelSpec
+from simulator.model.flops import parameter_counts
 from simulator.model.memory import MemoryBreakdown
 from simulator.units import GIB
 
@@ -99,17 +98,11 @@ specs are within 2.1% (tests/test_model_specs.py); a size label ('7B') may be ha
 def published_total_note(model: ModelSpec) -> str | None:
     """A spec whose `published_params.total` is far from what its shapes count: one of the two is likely mistyped (a
     user spec's; the shipped ones are checked in tests), and the estimate uses the shapes."""
-    from simulator.model.flops import parameter_counts
-
     published = model.published_params
     if published is None:
         return None
     counted = parameter_counts(model).total
-    allowed = PUBLISHED_TOTAL_NOTE
-    if published.total_digits is not None:
-        unit = 10 ** (math.floor(math.log10(published.total)) - published.total_digits + 1)
-        allowed = max(allowed, 0.5 * unit / published.total)
-    if abs(counted / published.total - 1) <= allowed:
+    if abs(counted / published.total - 1) <= max(PUBLISHED_TOTAL_NOTE, published.stated_rounding("total")):
         return None
     return (
         f"{model.name}'s published_params.total is {published.total:.4g} but its shapes count {counted:.4g} parameters "
