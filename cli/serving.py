@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.options import ForceOpt, Format, PriceOpt, check_output_file, echo_result, fail, vocab_choices
-from simulator.units import MICRO, MILLI
+from simulator.units import MICRO, MILLI, format_rate
 from simulator.vocab import KV_ADMISSIONS, KV_DTYPES, SERVE_PRECISIONS
 
 
@@ -231,13 +231,14 @@ def serve_table(d: dict) -> str:
         p = d["prefill"]
         lay = p["layout"]
         layout = f"TP{lay['tp']} EP{lay['ep']} PP{lay['pp']} {lay['precision']}"
-        lines.append(f"prefill  {p['input_tokens_per_s_per_gpu']:>10,.0f} input tok/s/GPU   TTFT {p['ttft_s'] / MILLI:,.0f} ms   "
+        rate = format_rate(p["input_tokens_per_s_per_gpu"])
+        lines.append(f"prefill  {rate:>10} input tok/s/GPU   TTFT {p['ttft_s'] / MILLI:,.0f} ms   "
                      f"{layout}, {p['prompts_per_pass']} prompts per pass")  # fmt: skip
     if "decode" in d:
         x = d["decode"]
         lay = x["layout"]
         lay_text = f"TP{lay['tp']} DP{lay['dp']} PP{lay['pp']} EP{lay['ep']} {lay['precision']}"
-        lines.append(f"decode   {x['output_tokens_per_s_per_gpu']:>10,.0f} output tok/s/GPU  "
+        lines.append(f"decode   {format_rate(x['output_tokens_per_s_per_gpu']):>10} output tok/s/GPU  "
                      f"{x['tokens_per_s_per_user']:,.1f} tok/s per user (TPOT {x['tpot_s'] / MILLI:,.1f} ms)   "
                      f"{lay_text}, {x['batch_per_gpu']} sequences per GPU"
                      + (", host-bound" if x["breakdown_s"].get("host_exposed", 0.0) > 0 else ""))  # fmt: skip
@@ -245,8 +246,8 @@ def serve_table(d: dict) -> str:
         lines.append("memory   " + ", ".join(f"{k} {v:,.1f} GiB" for k, v in mem.items()))
     if "per_request" in d:
         r = d["per_request"]
-        lines.append(f"service  {r['output_tokens_per_s_per_gpu']:>10,.0f} output tok/s/GPU with prefill, "
-                     f"{r['total_tokens_per_s_per_gpu']:,.0f} total; {r['gpu_s']:,.2f} GPU-s per request")  # fmt: skip
+        lines.append(f"service  {format_rate(r['output_tokens_per_s_per_gpu']):>10} output tok/s/GPU with prefill, "
+                     f"{format_rate(r['total_tokens_per_s_per_gpu'])} total; {r['gpu_s']:,.2f} GPU-s per request")  # fmt: skip
     lines.append(f"price    {usd(d['usd_per_gpu_hour'])}/GPU-hour ({d['price']['price_quote']['label']})")
     for key, label in (("usd_per_million_input_tokens", "input"), ("usd_per_million_cached_input_tokens", "cached input"),
                        ("usd_per_million_output_tokens", "output")):  # fmt: skip

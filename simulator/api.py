@@ -486,7 +486,8 @@ def claim(
         rate, source = result.cost["usd_per_gpu_hour"], result.cost["price_source"]
         rate, source = claim_price(hours, dollars, rate, source, usd_per_gpu_hour is not None)
         checked = assess_plan_claim(result, claimed_gpu_hours(hours, dollars, rate), stages)
-        band = band_for_plan_claim(checked, draws, seed) if uncertainty else None
+        implied = rate if hours is not None and dollars is not None else None  # else the plan's own prices
+        band = band_for_plan_claim(checked, draws, seed, implied) if uncertainty else None
         return ClaimResult(with_dollars(checked, dollars, rate, source, hours is None), band)
     missing = [n for n, v in (("MODEL", model), ("--gpu", gpu), ("--tokens", tokens)) if v is None]
     if missing:

@@ -111,6 +111,12 @@ def format_bytes(n_bytes: float) -> str:
     return f"{n_bytes:.0f} B"
 
 
+def format_rate(x: float) -> str:
+    """A throughput for a table: whole numbers with separators from 100 up (12,345), three significant figures below
+    (a model far too large for its GPUs gives 0.000123 tokens/s, which ',.0f' printed as 0)."""
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
 def format_count(x: float) -> str:
     """Human count: 2.66e6 -> '2.66M'."""
     for unit, size in (("P", PETA), ("T", TERA), ("B", GIGA), ("M", MEGA), ("K", KILO)):

@@ -289,6 +289,31 @@ def test_json_config_with_unknown_model_type(model_file):
     assert "llama" in out  # lists the model types it does read
 
 
+LLAMA_8B_CONFIG = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+                   "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256}  # fmt: skip
+
+
+def test_a_hugging_face_model_folder_is_read_through_its_config_json(tmp_path):
+    """A downloaded model's folder reads as its config.json (transformers' from_pretrained takes the folder); the
+    same counts as the file itself."""
+    folder = tmp_path / "my-llama"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(LLAMA_8B_CONFIG))
+    args = ("--gpu", "h100", "--num-gpus", "8", "--tokens", "1T", "--format", "json")
+    by_folder = invoke("estimate", str(folder), *args)
+    by_file = invoke("estimate", str(folder / "config.json"), *args)
+    assert by_folder.exit_code == 0, by_folder.output
+    assert json.loads(by_folder.output)["params_total"] == json.loads(by_file.output)["params_total"]
+
+
+def test_a_folder_that_is_no_model_gpu_or_plan_is_named(tmp_path):
+    empty = str(tmp_path)
+    run = ("--num-gpus", "8", "--tokens", "1T")
+    assert_clean_error(invoke("estimate", empty, "--gpu", "h100", *run), empty, "folder with no config.json")
+    assert_clean_error(invoke("estimate", "llama-3.1-8b", "--gpu", empty, *run), empty, "is a folder", "profile YAML")
+    assert_clean_error(invoke("estimate", "--plan", empty), empty, "directory", "plan YAML")
+
+
 def test_tp_not_dividing_the_heads():
     out = assert_clean_error(
         invoke("estimate", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "96", "--tokens", "1T", "--tp", "3"),

@@ -344,3 +344,21 @@ def test_a_spec_whose_published_total_is_far_from_its_shapes_is_noted(tmp_path):
 def test_band_flags_with_a_price_claim_are_refused(flag):
     _one_line(invoke("claim", "--cheaper", "deepseek-reasoner-2025", "openai-o1-2025-01", "--ratio", "20-50", flag, "5"),
               f"drop {flag}")  # fmt: skip
+
+
+def test_a_bf16_run_on_a_gpu_without_bf16_says_it_is_modelled_in_fp16():
+    """V100 tensor cores take FP16 only (Volta whitepaper); its profile's bf16 entry holds the FP16 rate
+    (bf16_native: false), so a bf16 estimate says so. fp16 runs and GPUs with BF16 get no such note."""
+    from simulator.inputs.catalog import hardware_ids, load_hardware
+
+    def notes(gpu: str, precision: str) -> list[str]:
+        args = ("estimate", "llama-3.1-8b", "--gpu", gpu, "--num-gpus", "64", "--tokens", "10B", "--format", "json")
+        result = invoke(*args, "--precision", precision)
+        assert result.exit_code == 0, result.output
+        return [n for n in json.loads(result.output)["notes"] if "no BF16 tensor cores" in n]
+
+    (note,) = notes("v100", "bf16")
+    assert "FP16 peak of 125 TFLOP/s" in note
+    assert notes("v100", "fp16") == [] and notes("a100-80gb", "bf16") == []
+    profiles = {p.stem for p in hardware_ids().values()}
+    assert {n for n in profiles if not load_hardware(n).bf16_native} == {"v100"}

@@ -282,6 +282,25 @@ def test_claim_band_places_the_claim_in_the_predicted_distribution():
     assert any(f"{share:.1%} of the draws" in n for n in band.notes)
 
 
+def test_claim_band_prices_its_dollars_at_the_claims_price():
+    """A claim's dollar band is at the claim's price: stated (--usd-per-gpu-hour), or implied by --usd / --gpu-hours
+    (8M / 2.788M = $2.87); it was drawn at the GPU profile's (or the plan's) price whatever the claim said. The
+    GPU-hour band, which the claim is judged against, does not depend on the price."""
+    common = {"tokens": "14.8T", "num_gpus": 2048, "uncertainty": True, "draws": 200}
+    implied = api.claim("deepseek-v3", "h800", gpu_hours="2.788M", usd="8M", **common)
+    stated = api.claim("deepseek-v3", "h800", gpu_hours="2.788M", usd_per_gpu_hour=3.0, **common)
+    unpriced = api.claim("deepseek-v3", "h800", gpu_hours="2.788M", **common)
+    for result, price in ((implied, 8e6 / 2.788e6), (stated, 3.0)):
+        band = result.uncertainty
+        assert band.nominal["cost_usd"] == pytest.approx(band.nominal["gpu_hours"] * price, rel=1e-9)
+        assert band.bands["cost_usd"].p50 == pytest.approx(band.bands["gpu_hours"].p50 * price, rel=1e-6)
+        assert band.bands["gpu_hours"].p50 == unpriced.uncertainty.bands["gpu_hours"].p50
+    profile = unpriced.claim.prediction.estimate.usd_per_gpu_hour
+    assert unpriced.uncertainty.nominal["cost_usd"] == pytest.approx(unpriced.uncertainty.nominal["gpu_hours"] * profile)
+    plan = api.claim(plan="deepseek-v3", gpu_hours="2.788M", usd="8M", uncertainty=True, draws=200).uncertainty
+    assert plan.nominal["cost_usd"] == pytest.approx(plan.nominal["gpu_hours"] * 8e6 / 2.788e6, rel=1e-9)
+
+
 def test_cli_plan_and_claim_take_uncertainty():
     r = invoke("estimate", "--plan", "deepseek-v3", "--uncertainty", "--draws", "500", "--format", "json")
     assert r.exit_code == 0, r.output

@@ -111,3 +111,14 @@ def test_the_name_check_catches_non_si_names(name):
 @pytest.mark.parametrize("name", ["gpu_hours", "usd_per_gpu_hour", "usd_per_kwh", "step_time_s", "memory_bytes", "flop_per_s"])
 def test_the_name_check_lets_si_and_accounting_names_pass(name):
     assert non_si_names(f"{name} = 1") == []
+
+
+def test_format_rate_keeps_small_throughputs_visible():
+    """A throughput below 1 token/s printed as 0 with ',.0f'; below 100 it keeps three significant figures."""
+    from simulator.units import format_rate
+
+    assert format_rate(12345.6) == "12,346"
+    assert format_rate(100.0) == "100"
+    assert format_rate(42.37) == "42.4"
+    assert format_rate(0.000123456) == "0.000123"
+    assert format_rate(0.0) == "0"

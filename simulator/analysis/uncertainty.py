@@ -869,16 +869,18 @@ def band_for_estimate(
     draws: int = DEFAULT_DRAWS,
     seed: int = 0,
     checks: int = DEFAULT_CHECKS,
+    usd_per_gpu_hour: float | None = None,
 ) -> UncertaintyResult:
     """Uncertainty band of an Estimate. `model` and `hw` are the spec and profile it was made from (or their names).
     The price is the one the estimate was priced at (its Pricing: rental or TCO; price_fixed says whether and why it
-    is held fixed)."""
+    is held fixed), or `usd_per_gpu_hour` where given (a claim's own price)."""
     from simulator.inputs.catalog import load_hardware, load_model
 
     check_options(draws, seed, tokens_spread)
     model = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hw) if isinstance(hw, str) else hw
-    price = est.usd_per_gpu_hour
+    price = est.usd_per_gpu_hour if usd_per_gpu_hour is None else usd_per_gpu_hour
+    require_price(price)
     base = Point(est.assumptions, est.rates, price, est.job.tokens)
     inputs = default_inputs(
         hw,
@@ -913,22 +915,23 @@ def rate_factors(rates: DeviceRates, base: DeviceRates) -> dict[str, float]:
     }
 
 
-def plan_evaluator(result) -> tuple[Evaluate, Point]:
+def plan_evaluator(result, usd_per_gpu_hour: float | None = None) -> tuple[Evaluate, Point]:
     """Evaluate for a PlanResult (simulator.analysis.plans): every stage re-run with its layout fixed, stages summed.
 
     The drawn rates are applied to each stage's own GPU as factors; tokens and price scale every stage alike.
     Returns the callable and its nominal point (the first stage's assumptions and rates, the plan's tokens and
-    its GPU-hour-weighted price)."""
+    its GPU-hour-weighted price). `usd_per_gpu_hour`, where given, prices every stage instead (a claim's price)."""
     result.require_training_only("the uncertainty band (--uncertainty, report)")
     from simulator.inputs.catalog import load_model
     from simulator.inputs.plan_file import model_ref
     from simulator.run.estimate import estimate
 
     spec = load_model(model_ref(result.plan, result.path))
-    stages = [(s.estimate, s.hw, s.cost["usd_per_gpu_hour"]) for s in result.stages]
+    uniform = usd_per_gpu_hour is not None
+    stages = [(s.estimate, s.hw, usd_per_gpu_hour if uniform else s.cost["usd_per_gpu_hour"]) for s in result.stages]
     first = stages[0][0]
     tokens0 = sum(e.job.tokens for e, _, _ in stages)
-    price0 = result.cost["cost_usd"] / result.gpu_hours
+    price0 = usd_per_gpu_hour if uniform else result.cost["cost_usd"] / result.gpu_hours
     require_price(price0)
 
     def evaluate(a: Assumptions, rates: DeviceRates, usd_per_gpu_hour: float, tokens: float) -> tuple[float, float, float]:
@@ -953,10 +956,12 @@ def band_for_plan(
     draws: int = DEFAULT_DRAWS,
     seed: int = 0,
     checks: int = DEFAULT_CHECKS,
+    usd_per_gpu_hour: float | None = None,
 ) -> UncertaintyResult:
-    """Uncertainty band of a whole plan (all stages). Reliability inputs are exact when every stage has one GPU count."""
+    """Uncertainty band of a whole plan (all stages). Reliability inputs are exact when every stage has one GPU count.
+    `usd_per_gpu_hour`, where given, prices every stage (a claim's price) instead of each stage's own."""
     check_options(draws, seed, tokens_spread)
-    evaluate, base = plan_evaluator(result)
+    evaluate, base = plan_evaluator(result, usd_per_gpu_hour)
     first = result.stages[0]
     if result.plan.usd_per_gpu_hour is not None and not price_fixed:
         price_fixed = f"the plan's quoted price is held fixed ({result.plan.price_source})"
@@ -1019,7 +1024,8 @@ def band_for_claim(
     """Uncertainty band of costsim's prediction for a claim (analysis.claim.ClaimResult), and where the claim falls in it.
 
     The band is drawn around the prediction's own estimate; `model` and `hw` are what the claim was checked with. The band's
-    notes say at which percentile of the predicted GPU-hours the claimed GPU-hours lie.
+    notes say at which percentile of the predicted GPU-hours the claimed GPU-hours lie. Its dollars are at the claim's
+    price where it has one (stated, or implied by --usd and --gpu-hours), else at the estimate's.
     """
     from simulator.inputs.catalog import load_hardware, load_model
 
@@ -1028,19 +1034,25 @@ def band_for_claim(
         raise InputError("--uncertainty needs costsim's prediction of the claim: pass --num-gpus (the GPUs the claim ran on)")
     model = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hw) if isinstance(hw, str) else hw
-    band = band_for_estimate(p.estimate, model, hw, price_fixed=True, draws=draws, seed=seed)
+    band = band_for_estimate(
+        p.estimate, model, hw, price_fixed=True, draws=draws, seed=seed, usd_per_gpu_hour=result.usd_per_gpu_hour
+    )
     return _place_claim(band, result.gpu_hours)
 
 
 CLAIM_PRICE_FIXED = "held fixed: a claim is checked in GPU-hours (the price only turns --usd into GPU-hours)"
 
 
-def band_for_plan_claim(result, draws: int = DEFAULT_DRAWS, seed: int = 0) -> UncertaintyResult:
+def band_for_plan_claim(
+    result, draws: int = DEFAULT_DRAWS, seed: int = 0, usd_per_gpu_hour: float | None = None
+) -> UncertaintyResult:
     """Uncertainty band of costsim's prediction for a claim about a plan (analysis.claim.assess_plan_claim): the band of
-    the stages the claim covers (every stage keeps its layout), and where the claimed GPU-hours fall in it."""
+    the stages the claim covers (every stage keeps its layout), and where the claimed GPU-hours fall in it. Its dollars
+    are at `usd_per_gpu_hour` where given (a price the claim implies), else at each stage's price."""
     p = result.prediction
     stages = p.selected()
-    band = band_for_plan(replace(p.result, stages=stages), CLAIM_PRICE_FIXED, draws=draws, seed=seed)
+    plan = replace(p.result, stages=stages)
+    band = band_for_plan(plan, CLAIM_PRICE_FIXED, draws=draws, seed=seed, usd_per_gpu_hour=usd_per_gpu_hour)
     if len(stages) < len(p.result.stages):
         band = replace(band, notes=[*band.notes, f"band of the stages the claim covers: {', '.join(result.stages)}"])
     return _place_claim(band, result.gpu_hours)

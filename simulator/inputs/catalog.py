@@ -66,6 +66,8 @@ def load_hardware(gpu: str) -> HardwareProfile:
         return load_hardware_file(path)
     ids = hardware_ids()
     key = gpu.strip().lower()
+    if key not in ids and path.is_dir():
+        raise SpecError(f"GPU {gpu!r} is a folder; pass a profile YAML file in it, or a shipped id (costsim list gpus)")
     if key not in ids:
         raise SpecError(
             f"unknown GPU {gpu!r}.{_suggest(key, list(ids))} "
@@ -75,12 +77,20 @@ def load_hardware(gpu: str) -> HardwareProfile:
 
 
 def load_model(model: str) -> ModelSpec:
-    """A shipped spec by name, a path to a spec YAML, or a path to a Hugging Face config.json."""
+    """A shipped spec by name, a path to a spec YAML, a path to a Hugging Face config.json, or a downloaded Hugging
+    Face model's folder (its config.json is read, as transformers' from_pretrained reads a folder)."""
     path = Path(model)
     if path.suffix in (".yaml", ".yml", ".json") and (path.exists() or "/" in model):
         return load_model_file(path)
     ids = model_ids()
     key = model.strip().lower()
+    if key not in ids and path.is_dir():
+        if (path / "config.json").is_file():
+            return load_model_file(path / "config.json")
+        raise SpecError(
+            f"model {model!r} is a folder with no config.json; pass a spec YAML, a Hugging Face config.json or the "
+            "model folder that holds it, or a shipped name (costsim list models)"
+        )
     if key not in ids:
         raise SpecError(
             f"unknown model {model!r}.{_suggest(key, list(ids))} "

@@ -437,6 +437,8 @@ def load_plan(plan: str) -> tuple[Plan, Path]:
         return load_plan_file(path), path
     ids = plan_ids()
     key = plan.strip().lower()
+    if key not in ids and path.is_dir():
+        load_plan_file(path)  # names the folder
     if key not in ids:
         shipped = ", ".join(ids) or "none"
         raise SpecError(f"unknown plan {plan!r}; shipped plans: {shipped}. Pass one of these names or a plan YAML path.")

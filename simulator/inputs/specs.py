@@ -79,6 +79,9 @@ class DensePeaks(_Spec):
     """Non-tensor FP32 (CUDA-core) peak."""
     tf32: Sourced | None = None
     bf16: Sourced
+    bf16_native: bool = True
+    """False where the tensor cores take no BF16 (Volta): `bf16` then holds the FP16 rate, and a bf16 run is modelled
+    as 16-bit mixed precision in FP16 (with loss scaling), as frameworks run it there; estimates say so."""
     fp16: Sourced
     fp8: Sourced | None = None
     """Absent where the hardware has no FP8 tensor cores."""
@@ -357,6 +360,11 @@ class HardwareProfile(_Spec):
                 f"Use --precision bf16, or a GPU with {dtype} support (costsim list gpus shows each GPU's peaks)."
             )
         return peak.value * TERA
+
+    @property
+    def bf16_native(self) -> bool:
+        """Whether the tensor cores take BF16 (DensePeaks.bf16_native; not on Volta, whose bf16 entry is the FP16 rate)."""
+        return self.dense_tflop_per_s.bf16_native
 
     def has_dtype(self, dtype: PeakDtype) -> bool:
         return getattr(self.dense_tflop_per_s, dtype) is not None

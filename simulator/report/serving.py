@@ -8,7 +8,7 @@ from pathlib import Path
 
 from simulator.report.document import Block, bullets, costsim_version, h1, h2, image, para, table, write_documents
 from simulator.report.money import usd
-from simulator.units import MILLI
+from simulator.units import MILLI, format_rate
 
 CHARTS = {"curve": "serve_curve.png", "waterfall": "serve_waterfall.png"}
 
@@ -47,12 +47,12 @@ def build_serve_document(d: dict) -> list[Block]:
     rows = []
     if "prefill" in d:
         p, lay = d["prefill"], d["prefill"]["layout"]
-        rows.append(["prefill", f"{p['input_tokens_per_s_per_gpu']:,.0f} input tok/s per GPU",
+        rows.append(["prefill", f"{format_rate(p['input_tokens_per_s_per_gpu'])} input tok/s per GPU",
                      f"TTFT {p['ttft_s'] / MILLI:,.0f} ms",
                      f"TP{lay['tp']} EP{lay['ep']} PP{lay['pp']} {lay['precision']}"])  # fmt: skip
     if "decode" in d:
         x, lay = d["decode"], d["decode"]["layout"]
-        rows.append(["decode", f"{x['output_tokens_per_s_per_gpu']:,.0f} output tok/s per GPU",
+        rows.append(["decode", f"{format_rate(x['output_tokens_per_s_per_gpu'])} output tok/s per GPU",
                      f"{x['tokens_per_s_per_user']:,.1f} tok/s per user",
                      f"TP{lay['tp']} DP{lay['dp']} PP{lay['pp']} EP{lay['ep']} {lay['precision']}, "
                      f"{x['batch_per_gpu']} sequences per GPU"])  # fmt: skip

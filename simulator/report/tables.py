@@ -9,7 +9,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from simulator.units import GIGA, TERA, format_count
+from simulator.units import GIGA, TERA, format_count, format_rate
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -208,7 +208,8 @@ def estimate_table(d: dict) -> str:
         *_pipeline_row(d["pipeline_ranks"]),
         (
             "throughput",
-            f"{d['tokens_per_s_per_gpu']:.0f} tokens/s per GPU, {d['model_tflop_per_s_per_gpu']:.0f} model TFLOP/s per GPU",
+            f"{format_rate(d['tokens_per_s_per_gpu'])} tokens/s per GPU, {format_rate(d['model_tflop_per_s_per_gpu'])} "
+            "model TFLOP/s per GPU",
         ),
         (
             "MFU / HFU",

@@ -10,10 +10,10 @@ The thresholds mark what is worth a look, not errors; they change no number.
 
 from __future__ import annotations
 
-from simulator.inputs.specs import ModelSpec
+from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.model.flops import parameter_counts
 from simulator.model.memory import MemoryBreakdown
-from simulator.units import GIB
+from simulator.units import GIB, TERA
 
 BUBBLE_SHARE = 0.15
 """Pipeline bubble above this share of the step: more micro-batches, virtual stages or a smaller PP help."""
@@ -87,6 +87,17 @@ def learned_positions_note(model: ModelSpec, seq_len: int) -> str | None:
         f"sequence length {seq_len:,} is longer than {model.name}'s learned position table of {table:,} positions, so "
         f"the model as specified cannot run it; the estimate keeps the table's {table:,} positions (a longer table adds "
         f"d_model parameters per position and no GEMM work); give --seq-len {table:,} or less for the model as specified"
+    )
+
+
+def fp16_for_bf16_note(hw: HardwareProfile, precision: str) -> str | None:
+    """A bf16 run on a GPU whose tensor cores take no BF16 (the profile's dense_tflop_per_s.bf16_native: false): the
+    estimate models it as FP16 mixed precision at the FP16 rate, and its 'BF16' MFU is against that rate."""
+    if precision != "bf16" or hw.bf16_native:
+        return None
+    return (
+        f"{hw.name} has no BF16 tensor cores: the bf16 run is modelled as FP16 mixed precision (loss scaling) at its FP16 "
+        f"peak of {hw.peak_flop_per_s('fp16') / TERA:g} TFLOP/s, and MFU is against that peak"
     )
 
 
