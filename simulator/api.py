@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from simulator.errors import InputError
+from simulator.inputs.arguments import flag, integer
 from simulator.model.layout import Layout
 from simulator.report.tables import flatten
 from simulator.run import cost
@@ -265,7 +266,7 @@ def estimate(
     from simulator.run.estimate import estimate_scenario
     from simulator.run.scenario import resolve
 
-    if uncertainty:
+    if flag("uncertainty", uncertainty):
         check_options(draws, seed, tokens_spread)
     _check_layout_keys(layout)
     costs = cost_options(
@@ -346,7 +347,7 @@ def plan(
     from simulator.analysis.uncertainty import band_for_plan, check_options
     from simulator.inputs.plan_file import load_plan
 
-    if uncertainty:
+    if flag("uncertainty", uncertainty):
         check_options(draws, seed, tokens_spread)
     costs = cost_options(
         pricing, rental, usd_per_gpu_hour, gpu_purchase_usd, pue, usd_per_kwh, grid_kg_co2_per_kwh, experiments_multiplier
@@ -413,7 +414,7 @@ def search(
         costs=cost_options(usd_per_gpu_hour=usd_per_gpu_hour),
     )  # fmt: skip
     result = run_search(s.model, s.hardware, s.job, s.layout, s.assumptions, s.rates, s.pricing, objective)
-    rows = candidate_rows(result, top)
+    rows = candidate_rows(result, None if top is None else integer("top", top, 1, 2**62))
     summary = {
         **run_header(s.model, s.hardware, s.job),
         "objective": objective,
@@ -480,7 +481,7 @@ def claim(
         given += ["--precision"] if precision is not None else []
         if given:
             raise InputError(f"--plan {plan} sets the model, GPU, tokens, GPU counts and precision; leave out {', '.join(given)}")
-        if uncertainty:
+        if flag("uncertainty", uncertainty):
             check_options(draws, seed, 0.0)
         result = _plan_result(plan, usd_per_gpu_hour=usd_per_gpu_hour).plan
         rate, source = result.cost["usd_per_gpu_hour"], result.cost["price_source"]
@@ -494,7 +495,7 @@ def claim(
         raise InputError(f"give {', '.join(missing)} (or --plan NAME to check a claim against a whole plan)")
     if stages:
         raise InputError("stages name stages of a plan; give --plan NAME with them")
-    if uncertainty:
+    if flag("uncertainty", uncertainty):
         check_options(draws, seed, 0.0)
     if dollars is not None or usd_per_gpu_hour is not None:
         from simulator.inputs.catalog import load_hardware

@@ -408,7 +408,7 @@ def assess_claim(
         raise InputError(f"--gpu-hours {gpu_hours:g} must be positive")
     if not tokens > 0:
         raise InputError(f"--tokens {tokens:g} must be positive")
-    if num_gpus is not None and not 1 <= num_gpus <= MAX_GPUS:
+    if num_gpus is not None and (isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or not 1 <= num_gpus <= MAX_GPUS):
         raise InputError(f"--num-gpus {num_gpus} is out of range [1, {MAX_GPUS:,}]; give the GPU count the claim ran on")
     spec, hw = load_model(model), load_hardware(gpu)
     cases = public_cases()
@@ -527,7 +527,7 @@ def assess_plan_claim(
         raise InputError(f"--gpu-hours {gpu_hours:g} must be positive")
     result.require_training_only("claim --plan")
     known = [s.stage.name for s in result.stages]
-    unknown = [n for n in stages or [] if n not in known]
+    unknown = [str(n) for n in stages or [] if n not in known]
     if unknown:
         raise InputError(f"plan {result.plan.name} has no stage {', '.join(unknown)}; its stages are {', '.join(known)}")
     from simulator.inputs.plan_file import model_ref

@@ -406,6 +406,9 @@ def _price_input(hw: HardwareProfile, usd_per_gpu_hour: float, fixed: bool | str
 
 
 def check_options(draws: int, seed: int, tokens_spread: float) -> None:
+    for name, value, kind in (("draws", draws, int), ("seed", seed, int), ("tokens_spread", tokens_spread, int | float)):
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise InputError(f"{name}={value!r} must be {'a whole number' if kind is int else 'a number'}")
     if not MIN_DRAWS <= draws <= MAX_DRAWS:
         raise InputError(
             f"--draws {draws} is out of range [{MIN_DRAWS}, {MAX_DRAWS:,}]; P10 and P90 need at least {MIN_DRAWS} draws "

@@ -47,6 +47,7 @@ import numpy as np
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from simulator.errors import InputError, SpecError
+from simulator.inputs.arguments import reference
 from simulator.inputs.catalog import hardware_ids, load_hardware_file
 from simulator.inputs.files import read_json
 from simulator.inputs.specs import DensePeaks, EfficiencyDefaults, HardwareProfile, ModelSpec, Price, ScaleOut, ScaleUp, Sourced
@@ -858,7 +859,7 @@ def _validation_line(path: Path, err: ValidationError) -> str:
 
 def load_calibration(path: str | Path) -> Calibration:
     """Read, validate and verify a calibration file (SpecError, one line, on anything wrong with it)."""
-    path = Path(path)
+    path = Path(reference("calibration", path, "the path of a file from costsim calibrate"))
     raw = read_json(path, finite=False)  # the schema names a non-finite number in calibration terms
     if not isinstance(raw, dict):
         raise SpecError(f"calibration {path}: expected a JSON object, got {type(raw).__name__}; {RECALIBRATE}")

@@ -8,6 +8,7 @@ import functools
 from pathlib import Path
 
 from simulator.errors import SpecError
+from simulator.inputs.arguments import reference
 from simulator.inputs.data_files import hardware_dir, model_dir
 from simulator.inputs.files import read_json, read_yaml, validate
 from simulator.inputs.hf_config import model_from_hf_config
@@ -61,6 +62,7 @@ def model_ids() -> dict[str, Path]:
 
 def load_hardware(gpu: str) -> HardwareProfile:
     """A shipped profile by id or alias, or a path to a profile YAML."""
+    gpu = reference("gpu", gpu, "a GPU id or a profile YAML path")
     path = Path(gpu)
     if path.suffix in (".yaml", ".yml") and (path.exists() or "/" in gpu):
         return load_hardware_file(path)
@@ -79,6 +81,7 @@ def load_hardware(gpu: str) -> HardwareProfile:
 def load_model(model: str) -> ModelSpec:
     """A shipped spec by name, a path to a spec YAML, a path to a Hugging Face config.json, or a downloaded Hugging
     Face model's folder (its config.json is read, as transformers' from_pretrained reads a folder)."""
+    model = reference("model", model, "a model name, a spec YAML or a config.json path")
     path = Path(model)
     if path.suffix in (".yaml", ".yml", ".json") and (path.exists() or "/" in model):
         return load_model_file(path)

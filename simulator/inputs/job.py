@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from simulator.errors import InputError
+from simulator.inputs.arguments import job_values
 from simulator.inputs.specs import ModelSpec
 from simulator.units import BYTES_PER_ELEMENT, MEBI, SECONDS_PER_HOUR
 from simulator.vocab import PRECISIONS, AttentionKernel, Fp8Recipe, Precision
@@ -75,6 +76,7 @@ def make_job(
 ) -> Job:
     """A Job with the stated defaults: the model's sequence length, about 4M tokens per step, and the
     model's published FP8 recipe."""
+    job_values(seq_len, dropout, attention_kernel)
     check_training_precision(precision)
     if fp8_recipe is not None and precision != "fp8":
         raise InputError(f"--fp8-recipe {fp8_recipe} applies to --precision fp8 only (got {precision}); drop it or use fp8")

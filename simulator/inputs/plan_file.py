@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from simulator.errors import SpecError
+from simulator.inputs.arguments import reference
 from simulator.inputs.data_files import plan_dir
 from simulator.inputs.files import read_yaml, validate
 from simulator.inputs.stacks import load_stack
@@ -432,6 +433,7 @@ def load_plan_file(path: Path) -> Plan:
 
 def load_plan(plan: str) -> tuple[Plan, Path]:
     """A shipped plan by name, or a path to a plan YAML. Returns the plan and its file."""
+    plan = reference("plan", plan, "a plan name or a plan YAML path")
     path = Path(plan)
     if path.suffix in (".yaml", ".yml") and (path.exists() or "/" in plan):
         return load_plan_file(path), path

@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.errors import InputError, SpecError
+from simulator.inputs.arguments import reference
 from simulator.inputs.files import read_yaml, validate
 from simulator.vocab import AttentionKernel, ExpertGemmLaunch, Fp8Recipe, Fp8TensorScaling, Recompute, Schedule
 
@@ -159,6 +160,8 @@ def default_stack_name() -> str:
 def load_stack(name: str | None = None) -> Stack:
     """A stack by name (None: the default, today's common stack)."""
     default, stacks = _stack_file()
+    if name is not None:
+        name = reference("stack", name, "a stack name (costsim list stacks)")
     key = (name or default).strip().lower()
     if key not in stacks:
         raise SpecError(f"unknown stack {name!r}; stacks: {', '.join(stacks)} (see `costsim list stacks`)")

@@ -104,6 +104,8 @@ class CostOptions:
             value = getattr(self, name)
             if value is None:
                 continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InputError(f"{flag} {value!r} must be a number from {low:g} to {high:g}")
             if name == "experiments_multiplier" and value < low:
                 raise InputError(
                     f"{flag} {value:g} is below 1: it multiplies the final run into the whole program (ablations, "

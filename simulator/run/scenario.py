@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from simulator.inputs.arguments import layout_values
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.job import Job, make_job, with_fp8_recipe
@@ -69,8 +70,8 @@ class Scenario:
 
 
 def fixed_fields(layout: dict | None) -> dict:
-    """The layout fields given a value (None means: search it)."""
-    return {k: v for k, v in (layout or {}).items() if v is not None}
+    """The layout fields given a value (None means: search it), each of its type and in its range."""
+    return layout_values({k: v for k, v in (layout or {}).items() if v is not None})
 
 
 def load_device(

@@ -1,0 +1,98 @@
+"""Type and range checks of the values a caller passes in: the Python API's keywords and the layout fields of a plan
+or a notebook, which reach the model without the command line's option parsing.
+
+The command line checks the same fields as it parses them (cli/options.py, with the same bounds from here); these
+checks keep a call such as `api.estimate(..., seq_len=-1)` or `tp=0` from returning negative GPU-hours or a
+ZeroDivisionError, and name the field, the value and the fix instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+from simulator.errors import InputError
+from simulator.units import MAX_GPUS
+from simulator.vocab import ATTENTION_KERNELS, RECOMPUTE_MODES, SCHEDULES
+
+MAX_SEQ_LEN = 10_000_000
+"""Longest sequence a run may name (ten million tokens; the longest trained contexts are about a million)."""
+MAX_DROPOUT = 0.9
+"""Highest dropout probability accepted (1 drops everything; LLM pre-training uses 0-0.1)."""
+
+LAYOUT_DEGREES = ("tp", "pp", "dp", "ep", "cp", "micro_batch_size", "vpp")
+"""Layout fields that are positive whole numbers no larger than the largest GPU count."""
+
+
+def integer(name: str, value: object, low: int, high: int) -> int:
+    """`value` as an int in [low, high]; a bool, float or text is refused (True is an int to Python, not to a person)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"{name}={value!r} must be a whole number from {low:,} to {high:,}")
+    if not low <= value <= high:
+        raise InputError(f"{name}={value:,} is out of range [{low:,}, {high:,}]")
+    return value
+
+
+def real(name: str, value: object, low: float, high: float) -> float:
+    """`value` as a finite float in [low, high]; a bool or text is refused."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InputError(f"{name}={value!r} must be a number from {low:g} to {high:g}")
+    if not low <= value <= high:
+        raise InputError(f"{name}={value:g} is out of range [{low:g}, {high:g}]")
+    return float(value)
+
+
+def choice(name: str, value: object, options: Iterable[str]) -> str:
+    """`value` as one of `options` (text)."""
+    options = tuple(options)
+    if not isinstance(value, str) or value not in options:
+        raise InputError(f"{name}={value!r} must be one of {', '.join(options)}")
+    return value
+
+
+def flag(name: str, value: object) -> bool:
+    """`value` as True or False (a string such as 'no' would read as True)."""
+    if not isinstance(value, bool):
+        raise InputError(f"{name}={value!r} must be True or False")
+    return value
+
+
+def reference(name: str, value: object, what: str) -> str:
+    """A name or file path (text or a pathlib.Path) of a model, GPU, plan, stack or calibration."""
+    if isinstance(value, Path):
+        return str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{name}={value!r} must be {what}, as text")
+    return value
+
+
+def optional_number(name: str, value: object, low: float, high: float) -> float | None:
+    return None if value is None else real(name, value, low, high)
+
+
+def layout_values(layout: dict) -> dict:
+    """The layout fields a caller fixed, each of its type and in its range (None: searched)."""
+    for key, value in layout.items():
+        if value is None:
+            continue
+        if key in LAYOUT_DEGREES:
+            integer(key, value, 1, MAX_GPUS)
+        elif key == "zero_stage":
+            integer(key, value, 0, 3)
+        elif key == "schedule":
+            choice(key, value, SCHEDULES)
+        elif key == "recompute":
+            choice(key, value, RECOMPUTE_MODES)
+        elif key == "tp_overlap":
+            flag(key, value)
+    return layout
+
+
+def job_values(seq_len: object, dropout: object, attention_kernel: object) -> None:
+    """A training job's own fields where a caller gave them (None: the default)."""
+    if seq_len is not None:
+        integer("seq_len", seq_len, 1, MAX_SEQ_LEN)
+    real("dropout", dropout, 0.0, MAX_DROPOUT)
+    if attention_kernel is not None:
+        choice("attention_kernel", attention_kernel, ATTENTION_KERNELS)

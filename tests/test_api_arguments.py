@@ -1,0 +1,82 @@
+"""The Python API checks what a caller passes as the command line checks its flags (simulator/inputs/arguments.py).
+
+From a fuzzing review: api.estimate(..., seq_len=-1) returned -75M GPU-hours, tp=-2 a third of the real run, tp=0 a
+ZeroDivisionError, uncertainty="no" turned the band on, and None, numbers or text in the wrong place escaped as raw
+TypeErrors. Each now raises the project's InputError naming the field and the value."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from simulator import api
+from simulator.errors import InputError
+from simulator.inputs.arguments import layout_values
+
+RUN = ("llama-3.1-8b", "h100", 8, "1T")
+
+ESTIMATE_CASES = {
+    "seq_len": [-1, 0, True, "8192", math.nan, 10**8],
+    "tp": [-2, 0, "2", 2.5, True],
+    "pp": [-1, 0],
+    "zero_stage": [4, -1, "1"],
+    "schedule": ["x", 1],
+    "recompute": [True, "all"],
+    "tp_overlap": ["no", 1],
+    "dropout": [5.0, -1, math.nan, "0.1", None],
+    "attention_kernel": ["x", 1],
+    "stack": [5],
+    "calibration": [5],
+}
+
+
+@pytest.mark.parametrize(("field", "value"), [(f, v) for f, values in ESTIMATE_CASES.items() for v in values], ids=repr)
+def test_estimate_refuses_a_bad_keyword_naming_it(field, value):
+    with pytest.raises(InputError, match=field):
+        api.estimate(*RUN, **{field: value})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"usd_per_gpu_hour": "2"}, "--usd-per-gpu-hour"),
+        ({"usd_per_gpu_hour": True}, "--usd-per-gpu-hour"),
+        ({"pue": "1.2"}, "--pue"),
+        ({"uncertainty": "no"}, "uncertainty"),
+        ({"uncertainty": True, "draws": "100"}, "draws"),
+        ({"uncertainty": True, "draws": 100.0}, "draws"),
+        ({"uncertainty": True, "seed": None}, "seed"),
+        ({"uncertainty": True, "tokens_spread": "0.1"}, "tokens_spread"),
+    ],
+)
+def test_estimate_refuses_bad_prices_and_band_options(kwargs, named):
+    with pytest.raises(InputError, match=named):
+        api.estimate(*RUN, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        (lambda: api.estimate(None, "h100", 8, "1T"), "model=None"),
+        (lambda: api.estimate(5, "h100", 8, "1T"), "model=5"),
+        (lambda: api.estimate("llama-3.1-8b", None, 8, "1T"), "gpu=None"),
+        (lambda: api.serve(None, "h100"), "model=None"),
+        (lambda: api.plan(None), "plan=None"),
+        (lambda: api.compare(None, "deepseek-v3"), "plan=None"),
+        (lambda: api.search(None, "h100", 8, "1T"), "model=None"),
+        (lambda: api.search(*RUN, top="3"), "top"),
+        (lambda: api.claim(plan=5, gpu_hours="1M"), "plan=5"),
+        (lambda: api.claim("deepseek-v3", "h800", "2.6M", "14.8T", num_gpus="2048"), "--num-gpus 2048"),
+        (lambda: api.claim(plan="deepseek-v3", gpu_hours="2.6M", stages=[1]), "no stage 1"),
+    ],
+)
+def test_every_entry_point_names_a_wrong_type(call, named):
+    with pytest.raises(InputError, match=named):
+        call()
+
+
+def test_layout_values_pass_good_fields_through():
+    good = {"tp": 8, "pp": 2, "zero_stage": 0, "schedule": "interleaved", "recompute": "full", "tp_overlap": False}
+    assert layout_values(good) == good
+    assert api.estimate(*RUN, tp=2, pp=1).gpu_hours > 0
