@@ -72,6 +72,9 @@ GPU_HOURS_RANGE: Final = (1e-3, 1e12)
 MAX_GPUS: Final = 1_000_000
 """The largest cluster: no GPU count, parallel degree or micro-batch may exceed it."""
 COUNT_EXAMPLES: Final = "14.8T, 300B, 2.788M or 1.5e12"
+MIN_USD_PER_GPU_HOUR: Final = 0.01
+"""Least price a file may quote above zero: a cent per GPU-hour (the cheapest rentals are tens of cents); a price of
+1e-300 gave a fleet margin of 300 digits."""
 MAX_USD_PER_GPU_HOUR: Final = 1000.0
 """No accelerator rents for more per hour; a larger price is a typo (the priciest quotes are tens of dollars)."""
 DEFAULT_DRAWS: Final = 10_000

@@ -306,6 +306,15 @@ def test_a_hugging_face_model_folder_is_read_through_its_config_json(tmp_path):
     assert json.loads(by_folder.output)["params_total"] == json.loads(by_file.output)["params_total"]
 
 
+def test_a_config_json_with_a_key_given_twice_is_refused(model_file):
+    """JSON keeps the last of two equal keys; a second num_hidden_layers doubled the model without a word."""
+    text = json.dumps(LLAMA_8B_CONFIG)[:-1] + ', "num_hidden_layers": 64}'
+    path = model_file("config.json", text)
+    assert_clean_error(
+        invoke("estimate", path, "--gpu", "h100", "--num-gpus", "8", "--tokens", "1T"), path, "'num_hidden_layers' is given twice"
+    )
+
+
 def test_a_folder_that_is_no_model_gpu_or_plan_is_named(tmp_path):
     empty = str(tmp_path)
     run = ("--num-gpus", "8", "--tokens", "1T")

@@ -130,7 +130,7 @@ def test_nested_field_of_a_profile(tmp_path):
     path = tmp_path / "gpu.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     kind = expected_kind(field_at(specs.HardwareProfile, ("price", "usd_per_gpu_hour")))
-    assert kind.startswith("a number above 0")
+    assert kind.startswith("a number between 0.01")  # MIN_USD_PER_GPU_HOUR
     out = _line(invoke("estimate", "llama-3.1-8b", "--gpu", str(path), *ESTIMATE), str(path), "price.usd_per_gpu_hour", "(got 0)")
     assert f"set price.usd_per_gpu_hour to {kind}" in out
 

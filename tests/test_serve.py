@@ -294,3 +294,10 @@ def test_tensor_parallel_decode_across_nodes_pays_the_measured_all_reduce():
     assert "all_reduce_across_nodes" in names
     h800 = serve(ServeRequest("deepseek-v3", "h800", input_len=4096, output_len=1024)).to_dict()
     assert "all_reduce_across_nodes" not in [a["name"] for a in h800["assumptions"]]
+
+
+def test_a_request_longer_than_a_learned_position_table_is_refused():
+    """mpt-7b learns 2,048 positions (its spec's max_position_embeddings); a 100K-token request was costed silently."""
+    out = clean_error(invoke("serve", "mpt-7b", "--gpu", "h100", "--input-len", "100000"), "learned position table", "2,048")
+    assert "101,024 tokens" in out
+    assert invoke("serve", "mpt-7b", "--gpu", "h100", "--input-len", "1024", "--output-len", "1024").exit_code == 0

@@ -205,13 +205,32 @@ def _json_int(text: str) -> int:
     return int(text)
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object's pairs as a dict, refusing a key given twice (as the YAML loader refuses it): a config.json with
+    a second num_hidden_layers silently doubled the model."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def parse_json(text: str, where: Path | str = "<text>", *, finite: bool = True) -> object:
     """JSON text -> Python data under the limits above; SpecError naming `where` otherwise. finite=False leaves
     NaN and Infinity to the caller's schema (calibration files name them in their own terms)."""
     if len(text) > MAX_FILE_BYTES:
         raise SpecError(f"{where}: over the {MAX_FILE_BYTES:,}-byte limit for an input file")
     try:
-        data = json.loads(text, parse_int=_json_int)
+        data = json.loads(text, parse_int=_json_int, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as e:
+        raise SpecError(
+            f"{where}: key {e.args[0]!r} is given twice in one object (JSON keeps the last silently); keep one"
+        ) from None
     except json.JSONDecodeError as e:
         raise SpecError(f"{where}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
     except _Digits as e:

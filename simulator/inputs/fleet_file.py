@@ -17,7 +17,15 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from simulator.errors import SpecError
 from simulator.inputs.data_files import data_dir
 from simulator.inputs.files import read_yaml, validate
-from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, MICRO, SECONDS_PER_DAY, SECONDS_PER_HOUR, count_in_range
+from simulator.units import (
+    MAX_GPUS,
+    MAX_USD_PER_GPU_HOUR,
+    MICRO,
+    MIN_USD_PER_GPU_HOUR,
+    SECONDS_PER_DAY,
+    SECONDS_PER_HOUR,
+    count_in_range,
+)
 from simulator.vocab import MAX_HOST_US_PER_SEQUENCE, MIN_KV_MEMORY_FRACTION, KvAdmission, KvDtype, ServePrecision
 
 FLEET_FOLDER = "fleets"
@@ -269,7 +277,7 @@ class Fleet(_Schema):
     prices: Prices | None = None
     price_sheet: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     """Id of a dated price sheet in prices/ (its file name without .yaml), instead of inline prices."""
-    usd_per_gpu_hour: Annotated[float, Field(gt=0, le=MAX_USD_PER_GPU_HOUR)] | None = None
+    usd_per_gpu_hour: Annotated[float, Field(ge=MIN_USD_PER_GPU_HOUR, le=MAX_USD_PER_GPU_HOUR)] | None = None
     price_source: Text | None = None
     rates: Rates | None = None
     serve: ServeOptions | None = None

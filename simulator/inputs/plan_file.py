@@ -22,7 +22,15 @@ from simulator.inputs.arguments import reference
 from simulator.inputs.data_files import plan_dir
 from simulator.inputs.files import read_yaml, validate
 from simulator.inputs.stacks import load_stack
-from simulator.units import MAX_GPUS, MAX_USD_PER_GPU_HOUR, SECONDS_PER_HOUR, TOKENS_RANGE, count_in_range
+from simulator.units import (
+    GPU_HOURS_RANGE,
+    MAX_GPUS,
+    MAX_USD_PER_GPU_HOUR,
+    MIN_USD_PER_GPU_HOUR,
+    SECONDS_PER_HOUR,
+    TOKENS_RANGE,
+    count_in_range,
+)
 from simulator.vocab import LAYOUT_FIELDS, Fp8Recipe, KvDtype, Precision, Recompute, Schedule, ServePrecision
 
 
@@ -32,6 +40,8 @@ def _count(value: object) -> float:
 
 
 Count = Annotated[float, BeforeValidator(_count)]
+HoursCount = Annotated[float, BeforeValidator(lambda v: count_in_range(v, *GPU_HOURS_RANGE))]
+"""Published GPU-hours, in the range `costsim claim --gpu-hours` takes (1e-300 printed a 300-digit error)."""
 
 
 class _Schema(BaseModel):
@@ -42,8 +52,8 @@ class _Schema(BaseModel):
 class Reported(_Schema):
     """Published GPU-hours (and dollars) for the whole plan, or for the stages listed."""
 
-    gpu_hours: Count
-    cost_usd: Count | None = None
+    gpu_hours: HoursCount
+    cost_usd: HoursCount | None = None
     stages: list[str] | None = None
     """Stage names this number covers; absent: the whole plan."""
     source: str
@@ -100,6 +110,13 @@ class Stage(TrainingLayout):
 
 
 # --------------------------------------------------------------------------- RL and generation stages
+
+MAX_STAGES = 100
+"""Most stages a plan may have (the shipped ones have 1-6): each is a layout search of up to ~2 s, so a file of
+thousands ran for hours."""
+MAX_RESPONSE_PHASES = 1_000
+"""Most response-length phases an RL stage may have (DeepSeek-R1's schedule needs a handful); each is a rollout
+model of its own."""
 
 MAX_TOKENS = 10_000_000
 """Longest prompt or response a stage may state (10M tokens)."""
@@ -254,7 +271,7 @@ class RLStage(_Generating):
     """Optimizer steps trained on the responses of one rollout (DeepSeek-R1-Zero: 8,192 outputs in 16 mini-batches)."""
     inner_epochs: Annotated[int, Field(ge=1, le=100)] = 1
     """Passes of training over each rollout."""
-    response_lengths: list[ResponsePhase] = Field(min_length=1)
+    response_lengths: list[ResponsePhase] = Field(min_length=1, max_length=MAX_RESPONSE_PHASES)
     """The response-length schedule: one phase per change of the mean or of the cap."""
     reference_logprobs: bool = True
     """A forward pass of the reference model over every response (the KL term)."""
@@ -296,6 +313,11 @@ class RLStage(_Generating):
 
     @model_validator(mode="after")
     def _consistent(self) -> RLStage:
+        if self.minibatches_per_rollout > self.steps:
+            raise ValueError(
+                f"minibatches_per_rollout {self.minibatches_per_rollout:,} is more than the stage's {self.steps:,} steps: "
+                "a rollout feeds at most every step of the stage; give at most the steps"
+            )
         _check_phases(self.response_lengths, self.steps)
         self._check_generating([p.max_response_len for p in self.response_lengths])
         what = "steps x prompts_per_step x samples_per_prompt x the longest mean response (its band's high end)"
@@ -386,14 +408,14 @@ class Plan(_Schema):
     model: str
     """Shipped model name, or a spec YAML / config.json path (relative to the plan file)."""
     gpu: str
-    usd_per_gpu_hour: Annotated[float, Field(gt=0, le=MAX_USD_PER_GPU_HOUR)] | None = None
+    usd_per_gpu_hour: Annotated[float, Field(ge=MIN_USD_PER_GPU_HOUR, le=MAX_USD_PER_GPU_HOUR)] | None = None
     price_source: str | None = None
     experiments_multiplier: Annotated[float, Field(ge=1, le=100)] | None = None
     experiments_source: str | None = None
     reported: list[Reported] = []
     base: BasePlan | None = None
     """Not estimated with this plan and not in its totals: named so the output can set its reported cost beside."""
-    stages: list[AnyStage] = Field(min_length=1)
+    stages: list[AnyStage] = Field(min_length=1, max_length=MAX_STAGES)
     notes: str | None = None
 
     @model_validator(mode="after")

@@ -234,6 +234,8 @@ def _fix(e: dict, where: str, f: _Field | None, kind: str | None) -> str:
         return f"use one of {expected}{guess}"
     if t == "finite_number":
         return f"give {where} a finite number" + (f" ({kind})" if kind else "")
+    if t == "too_long" and "max_length" in e.get("ctx", {}):
+        return f"give {where} at most {e['ctx']['max_length']:,} items"
     if t in ("too_short", "too_long"):
         return f"give {where} as {kind}" if kind else f"change the number of items in {where}"
     if t in TYPE_ERRORS:

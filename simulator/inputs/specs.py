@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from simulator.errors import SpecError
-from simulator.units import BITS_PER_BYTE, GIB, GIGA, MAX_GPUS, MICRO, TERA
+from simulator.units import BITS_PER_BYTE, GIB, GIGA, MAX_GPUS, MAX_USD_PER_GPU_HOUR, MICRO, MIN_USD_PER_GPU_HOUR, TERA
 from simulator.vocab import PEAK_DTYPES, PUBLISHED_LAYOUT_FIELDS, Fp8Recipe, PeakDtype, Schedule
 
 ASSUMPTION = "assumption"
@@ -109,7 +109,7 @@ class ScaleOut(_Spec):
 
 
 class PriceQuote(_Spec):
-    usd_per_gpu_hour: Annotated[float, Field(gt=0, le=1000)]
+    usd_per_gpu_hour: Annotated[float, Field(ge=MIN_USD_PER_GPU_HOUR, le=MAX_USD_PER_GPU_HOUR)]
     kind: Literal["on-demand", "reserved", "assumed"]
     date: str
     """YYYY-MM of the quote."""
@@ -341,6 +341,12 @@ class HardwareProfile(_Spec):
         _check_range("efficiency.collective_latency_us", eff.collective_latency_us.value, 0, 1_000_000)
         if eff.gemm_inner_overhead is not None:
             _check_range("efficiency.gemm_inner_overhead", eff.gemm_inner_overhead.value, 0, 10_000)
+        if "bf16" not in self.efficiency.gemm_best:
+            given = ", ".join(self.efficiency.gemm_best) or "none"
+            raise ValueError(
+                f"efficiency.gemm_best needs a bf16 entry (the rate every dtype without its own falls back to); it has "
+                f"{given}: add e.g. 'bf16: {{value: 0.8, source: assumption}}'"
+            )
         for dtype, s in self.efficiency.gemm_best.items():
             _check_range(f"efficiency.gemm_best.{dtype}", s.value, 0.01, 1)
         if self.purchase_usd is not None:

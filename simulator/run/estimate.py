@@ -19,7 +19,13 @@ from simulator.model.memory import check_fits
 from simulator.model.step_time import StepResult, step
 from simulator.run.cost import Pricing, pricing
 from simulator.run.goodput import Goodput, goodput
-from simulator.run.sanity import fp16_for_bf16_note, learned_positions_note, published_total_note, sanity_notes
+from simulator.run.sanity import (
+    fp16_for_bf16_note,
+    learned_positions_note,
+    pooled_realization_note,
+    published_total_note,
+    sanity_notes,
+)
 from simulator.run.scenario import Scenario
 from simulator.run.search import search
 from simulator.units import GIB, MICRO, SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
@@ -265,7 +271,8 @@ def estimate_scenario(s: Scenario) -> RunEstimates:
     """Both numbers of a resolved scenario (simulator.run.scenario)."""
     expected = estimate_expected(s)
     notes = (learned_positions_note(s.model, s.job.seq_len), published_total_note(s.model),
-             fp16_for_bf16_note(s.hardware, s.job.precision), s.stack.beyond_note(s.layout),
+             fp16_for_bf16_note(s.hardware, s.job.precision),
+             pooled_realization_note(s.hardware, dict(DEFAULT.realization_by_generation)), s.stack.beyond_note(s.layout),
              current_scaling_note(s), per_expert_launch_note(s, expected))  # fmt: skip
     for note in notes:
         if note:

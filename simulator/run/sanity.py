@@ -10,6 +10,8 @@ The thresholds mark what is worth a look, not errors; they change no number.
 
 from __future__ import annotations
 
+import difflib
+
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.model.flops import parameter_counts
 from simulator.model.memory import MemoryBreakdown
@@ -98,6 +100,20 @@ def fp16_for_bf16_note(hw: HardwareProfile, precision: str) -> str | None:
     return (
         f"{hw.name} has no BF16 tensor cores: the bf16 run is modelled as FP16 mixed precision (loss scaling) at its FP16 "
         f"peak of {hw.peak_flop_per_s('fp16') / TERA:g} TFLOP/s, and MFU is against that peak"
+    )
+
+
+def pooled_realization_note(hw: HardwareProfile, by_generation: dict[str, float]) -> str | None:
+    """A GPU whose generation has no realization fit of its own (a new architecture, or a typo such as 'hoper' in a
+    user's profile): the expected run then uses the value pooled over every generation's published runs, and says so,
+    with the nearest fitted name where one is close."""
+    if not by_generation or hw.generation in by_generation:
+        return None
+    close = difflib.get_close_matches(hw.generation or "", list(by_generation), n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return (
+        f"{hw.name}'s generation {hw.generation!r} has no realization fit of its own{hint}; the expected run uses the "
+        f"value pooled over all published whole runs (fitted per generation: {', '.join(sorted(by_generation))})"
     )
 
 
