@@ -237,6 +237,15 @@ def check(
     except CostsimError as e:
         _fail(e)
     _require_torch("costsim calibrate check")
+    import torch
+
+    p = stored.provenance
+    if p.device_kind == "cuda" and not torch.cuda.is_available():
+        from simulator.errors import InputError
+
+        # check measures the file's own device again; --device does not apply to it
+        _fail(InputError(f"{file} was measured on {p.device_name} (cuda) and torch sees no CUDA GPU here; run "
+                         f"costsim calibrate check on a machine with that GPU and a CUDA build of torch"))  # fmt: skip
     from calibrate.check import check as run_check
 
     try:

@@ -97,7 +97,7 @@ def _root(
     """Training cost simulator for large language models."""
 
 
-list_app = typer.Typer(no_args_is_help=True, help="List what ships: GPUs and models.")
+list_app = typer.Typer(no_args_is_help=True, help="List what ships: GPUs, models, software stacks and plans.")
 app.add_typer(list_app, name="list")
 validate_app = typer.Typer(no_args_is_help=True, help="Compare the model with measured or published runs.")
 app.add_typer(validate_app, name="validate")
@@ -311,6 +311,44 @@ def _models_table(rows: list[dict]) -> str:
         for r in rows
     ]  # fmt: skip
     return text_table(("name", "total", "activated", "layers", "d_model", "attention / FFN"), cells, align="lrrrrl")
+
+
+@list_app.command("plans")
+def list_plans(format: ListFormat = Format.table) -> None:
+    """Shipped plans (costsim estimate --plan NAME): model, GPU, stages and the published figure each checks."""
+    from simulator.inputs.plan_file import load_plan_file, plan_ids
+
+    try:
+        rows = []
+        for name, path in plan_ids().items():
+            p = load_plan_file(path)
+            reported = [r.gpu_hours for r in p.reported if r.stages is None]
+            rows.append(
+                {
+                    "name": name,
+                    "model": p.model,
+                    "gpu": p.gpu,
+                    "stages": [s.name for s in p.stages],
+                    "kinds": sorted({getattr(s, "kind", "training") for s in p.stages}),
+                    "reported_gpu_hours": reported[0] if reported else None,
+                    "source": p.source,
+                }
+            )
+    except CostsimError as e:
+        fail(e)
+    echo_result(format, {"plans": rows}, rows, lambda: _plans_table(rows))
+
+
+def _plans_table(rows: list[dict]) -> str:
+    from simulator.report.tables import text_table
+    from simulator.units import format_count
+
+    cells = [
+        (r["name"], r["model"], r["gpu"], len(r["stages"]), ", ".join(r["kinds"]),
+         "" if r["reported_gpu_hours"] is None else format_count(r["reported_gpu_hours"]))
+        for r in rows
+    ]  # fmt: skip
+    return text_table(("name", "model", "GPU", "stages", "kinds", "reported GPU-hours"), cells, align="lllrlr")
 
 
 @list_app.command("stacks")

@@ -172,6 +172,7 @@ def serve_command(
     usd_per_gpu_hour: PriceOpt = None,
     pricing: Annotated[str, typer.Option(help="Cost basis: rental ($/GPU-hour) or tco")] = "rental",
     rental: Annotated[str | None, typer.Option(help="Which rental quote: on-demand or reserved")] = None,
+    gpu_purchase_usd: Annotated[float | None, typer.Option(help="GPU price for --pricing tco (default: the profile's)")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write the throughput-interactivity curve (PNG)")] = None,
     force: ForceOpt = False,
     format: Annotated[Format, typer.Option("--format", help="Output format")] = Format.table,
@@ -196,7 +197,7 @@ def serve_command(
             tpot_s=None if tpot_ms is None else tpot_ms * MILLI, ttft_s=None if ttft_ms is None else ttft_ms * MILLI,
             min_tokens_per_s_per_user=min_tokens_per_s_per_user, usd_per_gpu_hour=usd_per_gpu_hour,
             utilization=utilization, price_sheet=price_sheet, calibration=calibration,
-            pricing=pricing, rental=rental,
+            pricing=pricing, rental=rental, gpu_purchase_usd=gpu_purchase_usd,
         )  # fmt: skip
         d = result.to_dict()
         if plot is not None:

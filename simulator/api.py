@@ -588,7 +588,8 @@ class ServeResult(_Result):
 
 
 def serve(model: str, gpu: str, *, pricing: str = "rental", rental: str | None = None,
-          usd_per_gpu_hour: float | None = None, **request: Any) -> ServeResult:  # fmt: skip
+          usd_per_gpu_hour: float | None = None, gpu_purchase_usd: float | None = None,
+          **request: Any) -> ServeResult:  # fmt: skip
     """Serve `model` on `gpu`, as `costsim serve` (same keyword names as its flags: input_len, output_len,
     cache_hit_rate, phase, deployment, precision, kv_dtype, tp, dp, pp, ep, num_gpus, batch_per_gpu,
     max_batch_per_gpu, redundant_experts, mtp_depth, mtp_accept, two_batch_overlap, kv_admission, kv_memory_fraction,
@@ -601,7 +602,7 @@ def serve(model: str, gpu: str, *, pricing: str = "rental", rental: str | None =
     unknown = sorted(set(request) - known)
     if unknown:
         raise InputError(f"unknown option(s) {', '.join(unknown)}; serve takes {', '.join(sorted(known))}")
-    options = cost_options(pricing, rental, usd_per_gpu_hour)
+    options = cost_options(pricing, rental, usd_per_gpu_hour, gpu_purchase_usd)
     return ServeResult(run_serve(ServeRequest(model, gpu, **request, cost=options)))
 
 

@@ -1161,6 +1161,25 @@ class StacksOutput(Document):
     stacks: list[StackEntry]
 
 
+class PlanEntry(_Fixed):
+    """A shipped plan (costsim estimate --plan NAME)."""
+
+    name: str
+    model: str
+    gpu: str
+    stages: list[str]
+    kinds: list[Literal["training", "rl", "generation"]]
+    reported_gpu_hours: float | None
+    """The published GPU-hours of the whole plan, where its file quotes one."""
+    source: str
+
+
+class PlansOutput(Document):
+    """`costsim list plans --format json`."""
+
+    plans: list[PlanEntry]
+
+
 # --------------------------------------------------------------------------- serving (costsim serve, validate serve, fleet)
 
 
@@ -1689,6 +1708,7 @@ COMMANDS: Final[dict[str, type[Document]]] = {
     "list gpus": GpusOutput,
     "list models": ModelsOutput,
     "list stacks": StacksOutput,
+    "list plans": PlansOutput,
     "serve": ServeOutput,
     "validate serve": ValidateServeOutput,
     "fleet": FleetOutput,

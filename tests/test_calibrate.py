@@ -587,3 +587,13 @@ def test_a_call_over_the_limit_is_skipped_before_its_repeats(monkeypatch, first_
     monkeypatch.setattr(timing, "_one_call_s", lambda fn, device: next(calls))
     with pytest.raises(timing.Skip, match="limit per call"):
         timing.measure(lambda: None, torch.device("cpu"), timing.Budget(max_call_s=1.0))
+
+
+def test_checking_a_gpu_calibration_without_a_gpu_names_the_gpu(monkeypatch):
+    """check measures the file's own device again; on a machine without CUDA the fix was '--device cpu', which check
+    does not take. The committed H200 calibration (validation/local) is the file; CUDA is hidden so that the test
+    means the same on a GPU runner."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    path = ROOT / "validation" / "local" / "h200-2026-12-04" / "calibration.json"
+    out = clean_error(invoke("calibrate", "check", str(path)), "was measured on NVIDIA H200 (cuda)")
+    assert "on a machine with that GPU" in out and "--device cpu" not in out

@@ -18,7 +18,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from cli_support import REQUIRED_GPU_IDS, clean_error, invoke
+
+from simulator.inputs.data_files import plan_dir
 
 assert_clean_error = clean_error
 
@@ -519,3 +522,28 @@ def test_estimate_path_imports_neither_torch_nor_matplotlib():
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_list_plans_names_every_shipped_plan_as_estimate_plan_takes_it():
+    """`--plan NAME` help pointed at `costsim list plans`, which did not exist."""
+    from simulator.inputs.plan_file import plan_ids
+
+    result = invoke("list", "plans", "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)["plans"]
+    assert [r["name"] for r in rows] == list(plan_ids())
+    r1 = next(r for r in rows if r["name"] == "deepseek-r1")
+    assert "rl" in r1["kinds"] and r1["model"] == "deepseek-v3" and r1["reported_gpu_hours"] == 147336
+    assert "deepseek-r1" in invoke("list", "plans").output
+
+
+def test_a_plan_with_rl_stages_refused_by_a_band_names_how_to_run_it(tmp_path):
+    """The fix named the plan's internal `name`, which `--plan` cannot find when it differs from the file's."""
+    raw = yaml.safe_load((plan_dir() / "deepseek-r1.yaml").read_text())
+    raw["name"] = "renamed"
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = assert_clean_error(invoke("estimate", "--plan", str(path), "--uncertainty"), "RL/generation stages")
+    assert f"costsim estimate --plan {path}, without --uncertainty" in out
+    out = assert_clean_error(invoke("estimate", "--plan", "deepseek-r1", "--uncertainty"), "RL/generation stages")
+    assert "costsim estimate --plan deepseek-r1, without --uncertainty" in out

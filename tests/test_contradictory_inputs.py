@@ -241,7 +241,7 @@ def test_a_tp_overlap_flag_beyond_the_stack_is_named_as_a_flag():
 def test_a_band_priced_at_zero_is_refused_with_the_price(args):
     """A plan's band at $0 per GPU-hour divided by zero (a traceback); a single run's blamed a missing price that was
     given. Both name the price and the fix."""
-    _one_line(invoke(*args), "above $0 per GPU-hour", "$0", "--usd-per-gpu-hour above 0, or leave out --uncertainty")
+    _one_line(invoke(*args), "above $0 per GPU-hour", "$0", "--usd-per-gpu-hour above 0 (or leave out estimate's --uncertainty)")
 
 
 def test_a_claim_in_hours_and_dollars_reads_the_price_they_imply():

@@ -93,6 +93,7 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "list-gpus": ("list gpus", ["list", "gpus"]),
     "list-models": ("list models", ["list", "models"]),
     "list-stacks": ("list stacks", ["list", "stacks"]),
+    "list-plans": ("list plans", ["list", "plans"]),
     "serve-both-price-sheet": ("serve", ["serve", "deepseek-v3", "--gpu", "h800", "--price-sheet", "deepseek-reasoner-2025"]),
     "serve-decode": ("serve", ["serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--phase", "decode"]),
     "serve-prefill": ("serve", ["serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--phase", "prefill"]),

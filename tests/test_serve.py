@@ -301,3 +301,12 @@ def test_a_request_longer_than_a_learned_position_table_is_refused():
     out = clean_error(invoke("serve", "mpt-7b", "--gpu", "h100", "--input-len", "100000"), "learned position table", "2,048")
     assert "101,024 tokens" in out
     assert invoke("serve", "mpt-7b", "--gpu", "h100", "--input-len", "1024", "--output-len", "1024").exit_code == 0
+
+
+def test_serve_takes_the_gpu_price_its_tco_message_asks_for():
+    """--pricing tco on a GPU without a list purchase price told serve users to pass --gpu-purchase-usd, which serve
+    did not have; it takes it now, as estimate does, and the dollars follow the price."""
+    args = ("serve", "llama-3.1-8b", "--gpu", "l40s", "--pricing", "tco", "--format", "json")
+    clean_error(invoke(*args[:-2]), "--gpu-purchase-usd")
+    cheap, dear = (json.loads(invoke(*args, "--gpu-purchase-usd", str(p)).output) for p in (8000, 16000))
+    assert 1 < dear["usd_per_gpu_hour"] / cheap["usd_per_gpu_hour"] < 2  # capital doubles, energy does not

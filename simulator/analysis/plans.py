@@ -125,9 +125,13 @@ class PlanResult:
         the report), naming the plan's RL and generation stages."""
         if self.rl_stages:
             names = ", ".join(s.stage.name for s in self.rl_stages)
+            from simulator.inputs.plan_file import plan_ids
+
+            # the name a shipped plan is run by, else the file (a plan's own `name` need not be its file's)
+            ref = self.path.stem if plan_ids().get(self.path.stem) == self.path else str(self.path)
             raise InputError(
                 f"{what} covers plans of training stages only; plan {self.plan.name} has RL/generation stages ({names}). "
-                f"Use costsim estimate --plan {self.plan.name} for its GPU-hours, split and cost"
+                f"costsim estimate --plan {ref}, without --uncertainty, gives its GPU-hours, split and cost"
             )
 
     @property

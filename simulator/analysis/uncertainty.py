@@ -607,9 +607,9 @@ def require_price(usd_per_gpu_hour: float) -> None:
     """Refuse a band priced at $0 per GPU-hour: the dollar band is drawn relative to the price."""
     if not usd_per_gpu_hour > 0:
         raise InputError(
-            f"--uncertainty needs a price above $0 per GPU-hour (its dollar band is drawn relative to it), and this "
-            f"estimate's is ${usd_per_gpu_hour:g} (--usd-per-gpu-hour 0, or no list price for this GPU): give "
-            "--usd-per-gpu-hour above 0, or leave out --uncertainty"
+            f"an uncertainty band (estimate --uncertainty, and every report) needs a price above $0 per GPU-hour (its "
+            f"dollar band is drawn relative to it), and this estimate's is ${usd_per_gpu_hour:g} (--usd-per-gpu-hour 0, "
+            "or no list price for this GPU): give --usd-per-gpu-hour above 0 (or leave out estimate's --uncertainty)"
         )
 
 
