@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from simulator.errors import CostsimError, InputError
-from simulator.units import DEFAULT_DRAWS, MAX_GPUS, MAX_USD_PER_GPU_HOUR, TOKENS_RANGE, count_in_range
+from simulator.units import DEFAULT_DRAWS, MAX_GPUS, MAX_USD_PER_GPU_HOUR, MIN_USD_PER_GPU_HOUR, TOKENS_RANGE, count_in_range
 from simulator.vocab import ATTENTION_KERNELS, FP8_RECIPES, LAYOUT_FIELDS, PRECISIONS, RECOMPUTE_MODES, SCHEDULES
 
 
@@ -159,8 +159,8 @@ PriceOpt = Annotated[
 ]
 PositivePriceOpt = Annotated[
     float | None,
-    ranged("Price per GPU-hour (default: the file's, else the profile's)", 0.0, MAX_USD_PER_GPU_HOUR,
-           "give dollars per GPU-hour above 0, e.g. 2", low_open=True),
+    ranged("Price per GPU-hour (default: the file's, else the profile's)", MIN_USD_PER_GPU_HOUR, MAX_USD_PER_GPU_HOUR,
+           "give dollars per GPU-hour, e.g. 2"),
 ]  # fmt: skip
 """A price that cannot be 0: a fleet's margin is revenue over cost."""
 _SEARCHED = "a positive integer no larger than the GPU count; or leave {flag} out to search it"

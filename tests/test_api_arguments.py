@@ -67,7 +67,7 @@ def test_estimate_refuses_bad_prices_and_band_options(kwargs, named):
         (lambda: api.search(None, "h100", 8, "1T"), "model=None"),
         (lambda: api.search(*RUN, top="3"), "top"),
         (lambda: api.claim(plan=5, gpu_hours="1M"), "plan=5"),
-        (lambda: api.claim("deepseek-v3", "h800", "2.6M", "14.8T", num_gpus="2048"), "--num-gpus 2048"),
+        (lambda: api.claim("deepseek-v3", "h800", "2.6M", "14.8T", num_gpus="2048"), "--num-gpus .2048. must be a whole number"),
         (lambda: api.claim(plan="deepseek-v3", gpu_hours="2.6M", stages=[1]), "no stage 1"),
     ],
 )
@@ -80,3 +80,41 @@ def test_layout_values_pass_good_fields_through():
     good = {"tp": 8, "pp": 2, "zero_stage": 0, "schedule": "interleaved", "recompute": "full", "tp_overlap": False}
     assert layout_values(good) == good
     assert api.estimate(*RUN, tp=2, pp=1).gpu_hours > 0
+
+
+def test_numpy_values_from_a_search_frame_pass_as_python_values():
+    """A layout read back from api.search(...).to_frame() holds numpy integers; the checks take them (a review found
+    'tp=np.int64(2) must be a whole number') and hand the model Python ints."""
+    import numpy as np
+
+    assert layout_values({"tp": np.int64(2), "tp_overlap": np.bool_(False)}) == {"tp": 2, "tp_overlap": False}
+    assert type(layout_values({"pp": np.int32(4)})["pp"]) is int
+    a = api.estimate(*RUN, seq_len=np.int64(8192), tp=np.int64(2), pp=1)
+    b = api.estimate(*RUN, seq_len=8192, tp=2, pp=1)
+    assert a.gpu_hours == b.gpu_hours
+    with pytest.raises(InputError, match="tp"):
+        api.estimate(*RUN, tp=np.float64(2.0))
+
+
+def test_a_claim_band_takes_a_model_path_and_a_zero_price():
+    """A Path to a spec loaded for the claim but not for its band (AttributeError); a claim stated at $0 per GPU-hour
+    refused its GPU-hour band, which is what the claim is judged by (its dollars stay at the estimate's price)."""
+    from pathlib import Path
+
+    from simulator.inputs.data_files import model_dir
+
+    common = {"num_gpus": 2048, "uncertainty": True, "draws": 100}
+    by_path = api.claim(Path(model_dir() / "deepseek-v3.yaml"), "h800", "2.788M", "14.8T", **common)
+    by_name = api.claim("deepseek-v3", "h800", "2.788M", "14.8T", **common)
+    assert by_path.uncertainty.bands["gpu_hours"].p50 == by_name.uncertainty.bands["gpu_hours"].p50
+    free = api.claim("deepseek-v3", "h800", "2.788M", "14.8T", usd_per_gpu_hour=0.0, **common).uncertainty
+    assert free.bands["gpu_hours"].p50 == by_name.uncertainty.bands["gpu_hours"].p50
+
+
+@pytest.mark.parametrize("price", [1e-300, 0.0])
+def test_fleet_and_price_claim_refuse_a_price_under_a_cent(price):
+    """1e-300 per GPU-hour printed a 300-digit fleet margin and a 5e302x cost ratio."""
+    with pytest.raises(InputError, match="0.01"):
+        api.fleet("deepseek-v3-r1-day", usd_per_gpu_hour=price)
+    with pytest.raises(InputError, match="0.01"):
+        api.price_claim("deepseek-reasoner-2025", "openai-o1-2025-01", "20-50", usd_per_gpu_hour=price)

@@ -291,10 +291,10 @@ def test_a_fleet_file_names_a_shipped_model_and_gpu_even_with_its_rates_given(tm
     _one_line(invoke("fleet", str(path)), str(path), "no-such-name")
 
 
-def test_a_fleet_price_of_zero_is_refused_with_the_open_range_its_help_states():
-    out = _one_line(invoke("fleet", "deepseek-v3-r1-day", "--usd-per-gpu-hour", "0"), "(0, 1,000]")
-    assert "above 0" in out
-    assert "above 0 to 1,000" in " ".join(invoke("fleet", "--help").output.split())
+def test_a_fleet_price_under_a_cent_is_refused_with_the_range_its_help_states():
+    _one_line(invoke("fleet", "deepseek-v3-r1-day", "--usd-per-gpu-hour", "0"), "[0.01, 1,000]")
+    _one_line(invoke("fleet", "deepseek-v3-r1-day", "--usd-per-gpu-hour", "1e-300"), "[0.01, 1,000]")
+    assert "0.01 to 1,000" in " ".join(invoke("fleet", "--help").output.split())
 
 
 def test_a_sweep_with_no_valid_layout_in_any_cell_is_an_error_and_one_that_does_not_fit_is_data():

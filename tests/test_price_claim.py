@@ -160,7 +160,7 @@ def test_json_is_deterministic(r1_vs_o1):
         ([], ["needs --ratio"]),
         (["--ratio", "20", "--mix", "3"], ["is not IN:OUT"]),
         (["--ratio", "20", "--cache-hit-rate", "2"], ["--cache-hit-rate 2"]),
-        (["--ratio", "20", "--usd-per-gpu-hour", "0"], ["--usd-per-gpu-hour 0", "positive"]),
+        (["--ratio", "20", "--usd-per-gpu-hour", "0"], ["--usd-per-gpu-hour 0", "from $0.01"]),
         (["--ratio", "20", "--gpu", "nope"], ["unknown GPU 'nope'"]),
         (["--ratio", "20", "--b-model", "nope"], ["nope"]),
     ],

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 
 from simulator.analysis.public_runs import case_scenario, evaluate, reported_mfu, summary
 from simulator.errors import CostsimError, InputError
+from simulator.inputs.arguments import is_whole
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.job import DEFAULT_SEQ_LEN, check_training_precision, make_job
@@ -408,7 +409,9 @@ def assess_claim(
         raise InputError(f"--gpu-hours {gpu_hours:g} must be positive")
     if not tokens > 0:
         raise InputError(f"--tokens {tokens:g} must be positive")
-    if num_gpus is not None and (isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or not 1 <= num_gpus <= MAX_GPUS):
+    if num_gpus is not None and not is_whole(num_gpus):
+        raise InputError(f"--num-gpus {num_gpus!r} must be a whole number of GPUs, e.g. 2048")
+    if num_gpus is not None and not 1 <= num_gpus <= MAX_GPUS:
         raise InputError(f"--num-gpus {num_gpus} is out of range [1, {MAX_GPUS:,}]; give the GPU count the claim ran on")
     spec, hw = load_model(model), load_hardware(gpu)
     cases = public_cases()

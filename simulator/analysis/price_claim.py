@@ -27,6 +27,7 @@ import numpy as np
 
 from simulator.errors import CostsimError, InputError
 from simulator.inputs.serving_cases import PRICE_KEYS, price_sheet, price_sheets, sheet_prices
+from simulator.units import MAX_USD_PER_GPU_HOUR, MIN_USD_PER_GPU_HOUR
 
 KINDS = ("input", "cached_input", "output")
 KIND_LABELS = {"input": "input (cache miss)", "cached_input": "cached input", "output": "output"}
@@ -426,11 +427,13 @@ def assess_price_claim(
     """'A is `ratio` times cheaper than B' (A, B: price-sheet ids): the list-price side and the modelled-cost side."""
     claimed = parse_ratio(ratio)
     if usd_per_gpu_hour is not None and (
-        isinstance(usd_per_gpu_hour, bool) or not isinstance(usd_per_gpu_hour, int | float) or not usd_per_gpu_hour > 0
+        isinstance(usd_per_gpu_hour, bool)
+        or not isinstance(usd_per_gpu_hour, int | float)
+        or not MIN_USD_PER_GPU_HOUR <= usd_per_gpu_hour <= MAX_USD_PER_GPU_HOUR
     ):
         raise InputError(
-            f"--usd-per-gpu-hour {usd_per_gpu_hour!r} must be a positive price: a margin divides by the cost; give "
-            "dollars per GPU-hour, e.g. 2"
+            f"--usd-per-gpu-hour {usd_per_gpu_hour!r} must be a price from ${MIN_USD_PER_GPU_HOUR:g} to "
+            f"${MAX_USD_PER_GPU_HOUR:g} per GPU-hour: a margin divides by the cost; give dollars per GPU-hour, e.g. 2"
         )
     sheets = _load_sheets(a, b)
     ids = {"a": a, "b": b}

@@ -27,15 +27,18 @@ to one estimate.
 from __future__ import annotations
 
 import math
+import numbers
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import yaml
 
 from simulator.errors import InputError
+from simulator.inputs.arguments import is_whole
 from simulator.inputs.assumptions import FITTED_PATH, Assumptions
 from simulator.inputs.job import tensor_scaled_fp8
 from simulator.inputs.specs import ASSUMPTION, HardwareProfile, ModelSpec
@@ -406,9 +409,11 @@ def _price_input(hw: HardwareProfile, usd_per_gpu_hour: float, fixed: bool | str
 
 
 def check_options(draws: int, seed: int, tokens_spread: float) -> None:
-    for name, value, kind in (("draws", draws, int), ("seed", seed, int), ("tokens_spread", tokens_spread, int | float)):
-        if isinstance(value, bool) or not isinstance(value, kind):
-            raise InputError(f"{name}={value!r} must be {'a whole number' if kind is int else 'a number'}")
+    for name, value in (("draws", draws), ("seed", seed)):
+        if not is_whole(value):
+            raise InputError(f"{name}={value!r} must be a whole number")
+    if isinstance(tokens_spread, bool) or not isinstance(tokens_spread, numbers.Real):
+        raise InputError(f"tokens_spread={tokens_spread!r} must be a number")
     if not MIN_DRAWS <= draws <= MAX_DRAWS:
         raise InputError(
             f"--draws {draws} is out of range [{MIN_DRAWS}, {MAX_DRAWS:,}]; P10 and P90 need at least {MIN_DRAWS} draws "
@@ -880,8 +885,8 @@ def band_for_estimate(
     from simulator.inputs.catalog import load_hardware, load_model
 
     check_options(draws, seed, tokens_spread)
-    model = load_model(model) if isinstance(model, str) else model
-    hw = load_hardware(hw) if isinstance(hw, str) else hw
+    model = load_model(str(model)) if isinstance(model, str | Path) else model
+    hw = load_hardware(str(hw)) if isinstance(hw, str | Path) else hw
     price = est.usd_per_gpu_hour if usd_per_gpu_hour is None else usd_per_gpu_hour
     require_price(price)
     base = Point(est.assumptions, est.rates, price, est.job.tokens)
@@ -1035,11 +1040,11 @@ def band_for_claim(
     p = result.prediction
     if p is None:
         raise InputError("--uncertainty needs costsim's prediction of the claim: pass --num-gpus (the GPUs the claim ran on)")
-    model = load_model(model) if isinstance(model, str) else model
-    hw = load_hardware(hw) if isinstance(hw, str) else hw
-    band = band_for_estimate(
-        p.estimate, model, hw, price_fixed=True, draws=draws, seed=seed, usd_per_gpu_hour=result.usd_per_gpu_hour
-    )
+    model = load_model(str(model)) if isinstance(model, str | Path) else model
+    hw = load_hardware(str(hw)) if isinstance(hw, str | Path) else hw
+    # a claim is judged in GPU-hours: at a claimed price of $0 the dollars stay at the estimate's price, not refused
+    price = result.usd_per_gpu_hour if result.usd_per_gpu_hour else None
+    band = band_for_estimate(p.estimate, model, hw, price_fixed=True, draws=draws, seed=seed, usd_per_gpu_hour=price)
     return _place_claim(band, result.gpu_hours)
 
 

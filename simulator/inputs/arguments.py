@@ -9,8 +9,11 @@ ZeroDivisionError, and name the field, the value and the fix instead.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
 from pathlib import Path
+
+import numpy as np
 
 from simulator.errors import InputError
 from simulator.units import MAX_GPUS
@@ -26,17 +29,24 @@ LAYOUT_DEGREES = ("tp", "pp", "dp", "ep", "cp", "micro_batch_size", "vpp")
 
 
 def integer(name: str, value: object, low: int, high: int) -> int:
-    """`value` as an int in [low, high]; a bool, float or text is refused (True is an int to Python, not to a person)."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """`value` as an int in [low, high]: a Python or numpy integer (a layout read from a search's DataFrame holds
+    numpy's); a bool, float or text is refused (True is an int to Python, not to a person)."""
+    if not is_whole(value):
         raise InputError(f"{name}={value!r} must be a whole number from {low:,} to {high:,}")
+    value = int(value)  # type: ignore[call-overload]
     if not low <= value <= high:
         raise InputError(f"{name}={value:,} is out of range [{low:,}, {high:,}]")
     return value
 
 
+def is_whole(value: object) -> bool:
+    """A Python or numpy integer, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
+
+
 def real(name: str, value: object, low: float, high: float) -> float:
-    """`value` as a finite float in [low, high]; a bool or text is refused."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    """`value` as a finite float in [low, high] (Python or numpy); a bool or text is refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise InputError(f"{name}={value!r} must be a number from {low:g} to {high:g}")
     if not low <= value <= high:
         raise InputError(f"{name}={value:g} is out of range [{low:g}, {high:g}]")
@@ -48,14 +58,14 @@ def choice(name: str, value: object, options: Iterable[str]) -> str:
     options = tuple(options)
     if not isinstance(value, str) or value not in options:
         raise InputError(f"{name}={value!r} must be one of {', '.join(options)}")
-    return value
+    return str(value)
 
 
 def flag(name: str, value: object) -> bool:
     """`value` as True or False (a string such as 'no' would read as True)."""
-    if not isinstance(value, bool):
+    if not isinstance(value, bool | np.bool_):
         raise InputError(f"{name}={value!r} must be True or False")
-    return value
+    return bool(value)
 
 
 def reference(name: str, value: object, what: str) -> str:
@@ -72,27 +82,29 @@ def optional_number(name: str, value: object, low: float, high: float) -> float 
 
 
 def layout_values(layout: dict) -> dict:
-    """The layout fields a caller fixed, each of its type and in its range (None: searched)."""
+    """The layout fields a caller fixed, each checked for its type and range and given as Python values (None:
+    searched)."""
+    out = dict(layout)
     for key, value in layout.items():
         if value is None:
             continue
         if key in LAYOUT_DEGREES:
-            integer(key, value, 1, MAX_GPUS)
+            out[key] = integer(key, value, 1, MAX_GPUS)
         elif key == "zero_stage":
-            integer(key, value, 0, 3)
+            out[key] = integer(key, value, 0, 3)
         elif key == "schedule":
-            choice(key, value, SCHEDULES)
+            out[key] = choice(key, value, SCHEDULES)
         elif key == "recompute":
-            choice(key, value, RECOMPUTE_MODES)
+            out[key] = choice(key, value, RECOMPUTE_MODES)
         elif key == "tp_overlap":
-            flag(key, value)
-    return layout
+            out[key] = flag(key, value)
+    return out
 
 
-def job_values(seq_len: object, dropout: object, attention_kernel: object) -> None:
-    """A training job's own fields where a caller gave them (None: the default)."""
-    if seq_len is not None:
-        integer("seq_len", seq_len, 1, MAX_SEQ_LEN)
-    real("dropout", dropout, 0.0, MAX_DROPOUT)
-    if attention_kernel is not None:
-        choice("attention_kernel", attention_kernel, ATTENTION_KERNELS)
+def job_values(seq_len: object, dropout: object, attention_kernel: object) -> tuple[int | None, float, str | None]:
+    """A training job's own fields, checked and as Python values (None: the default)."""
+    return (
+        None if seq_len is None else integer("seq_len", seq_len, 1, MAX_SEQ_LEN),
+        real("dropout", dropout, 0.0, MAX_DROPOUT),
+        None if attention_kernel is None else choice("attention_kernel", attention_kernel, ATTENTION_KERNELS),
+    )

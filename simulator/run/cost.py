@@ -18,6 +18,7 @@ it is always reported apart from the final run.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 from simulator.errors import InputError, SpecError
@@ -104,7 +105,7 @@ class CostOptions:
             value = getattr(self, name)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise InputError(f"{flag} {value!r} must be a number from {low:g} to {high:g}")
             if name == "experiments_multiplier" and value < low:
                 raise InputError(

@@ -24,7 +24,7 @@ from simulator.errors import CostsimError, InputError, SpecError
 from simulator.inputs.fleet_file import HOURS_PER_DAY, Fleet, fleet_from_dict, load_fleet
 from simulator.inputs.serving_cases import PRICE_KEYS, price_sheet, sheet_prices
 from simulator.run.cost import CostOptions, chosen_rental_rate
-from simulator.units import MAX_USD_PER_GPU_HOUR, MEGA, SECONDS_PER_DAY, SECONDS_PER_HOUR
+from simulator.units import MAX_USD_PER_GPU_HOUR, MEGA, MIN_USD_PER_GPU_HOUR, SECONDS_PER_DAY, SECONDS_PER_HOUR
 
 PHASES = ("prefill", "decode")
 ROUNDING_SLACK = 1e-9
@@ -100,10 +100,10 @@ def _gpu_price(f: Fleet, usd_per_gpu_hour: float | None, where: str) -> tuple[fl
     if usd_per_gpu_hour is not None:
         if isinstance(usd_per_gpu_hour, bool) or not isinstance(usd_per_gpu_hour, int | float):
             raise InputError(f"usd_per_gpu_hour {usd_per_gpu_hour!r} is not a number; give dollars per GPU-hour, e.g. 2")
-        if not 0 < usd_per_gpu_hour <= MAX_USD_PER_GPU_HOUR:
+        if not MIN_USD_PER_GPU_HOUR <= usd_per_gpu_hour <= MAX_USD_PER_GPU_HOUR:
             raise InputError(
-                f"--usd-per-gpu-hour {usd_per_gpu_hour:g} is out of range (0, {MAX_USD_PER_GPU_HOUR:g}]; give dollars "
-                "per GPU-hour, e.g. 2"
+                f"--usd-per-gpu-hour {usd_per_gpu_hour:g} is out of range [{MIN_USD_PER_GPU_HOUR:g}, "
+                f"{MAX_USD_PER_GPU_HOUR:g}]; give dollars per GPU-hour, e.g. 2"
             )
         return float(usd_per_gpu_hour), "--usd-per-gpu-hour"
     if f.usd_per_gpu_hour is not None:

@@ -258,16 +258,17 @@ def _precisions(req: ServeRequest, hw) -> tuple[str, ...]:
     return tuple(p for p in PRECISIONS if hw.has_dtype(p))
 
 
-def _check_context(model, context: int) -> None:
+def _check_context(model, context: int, prefill_only: bool = False) -> None:
     """A request longer than a learned position table cannot run on the model as specified (there is no position
     past the table; RoPE and ALiBi models extrapolate or are rescaled, so only learned tables bound a request).
     Training only notes it (sanity.learned_positions_note), since a longer table can be trained; a served model has
     the table it has."""
     table = model.max_position_embeddings
     if model.position_embedding == "learned" and table is not None and context > table:
+        given = "--input-len" if prefill_only else "--input-len + --output-len"
         raise InputError(
-            f"--input-len + --output-len is {context:,} tokens, longer than {model.name}'s learned position table of "
-            f"{table:,} positions; give at most {table:,} tokens in all"
+            f"{given} is {context:,} tokens, longer than {model.name}'s learned position table of {table:,} positions; "
+            f"give at most {table:,} tokens in all"
         )
 
 
@@ -298,7 +299,7 @@ def setup_for(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> Setup:
         raise InputError("--ttft-ms is a prefill target and --phase decode has no prefill; use --phase both or prefill")
     if req.mtp_depth and not model.mtp_depth:
         raise InputError(f"--mtp-depth needs MTP modules in the model; {model.name} has none (mtp_depth 0 in its spec)")
-    _check_context(model, req.input_len + req.output_len)
+    _check_context(model, req.input_len + (0 if req.phase == "prefill" else req.output_len), req.phase == "prefill")
     assumptions = assumptions.for_generation(hw.generation)
     return Setup(model, hw, rates, assumptions, req.input_len, req.output_len, req.kv_dtype, req.mtp_depth,
                  req.mtp_accept or 0.0, req.redundant_experts, req.two_batch_overlap, req.kv_admission,
