@@ -329,7 +329,7 @@ def list_plans(format: ListFormat = Format.table) -> None:
                     "model": p.model,
                     "gpu": p.gpu,
                     "stages": [s.name for s in p.stages],
-                    "kinds": sorted({getattr(s, "kind", "training") for s in p.stages}),
+                    "kinds": sorted({s.kind for s in p.stages}),
                     "reported_gpu_hours": reported[0] if reported else None,
                     "source": p.source,
                 }

@@ -47,9 +47,7 @@ def _number(name: str, value: Any, bounds: tuple[float, float] = TOKENS_RANGE) -
 
 
 def _gpus(num_gpus: Any) -> int:
-    if isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or not 1 <= num_gpus <= MAX_GPUS:
-        raise InputError(f"num_gpus={num_gpus!r} must be an integer between 1 and {MAX_GPUS:,}")
-    return num_gpus
+    return integer("num_gpus", num_gpus, 1, MAX_GPUS)
 
 
 def _check_layout_keys(layout: dict) -> None:

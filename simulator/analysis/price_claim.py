@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.errors import CostsimError, InputError
+from simulator.inputs.arguments import is_number
 from simulator.inputs.serving_cases import PRICE_KEYS, price_sheet, price_sheets, sheet_prices
 from simulator.units import MAX_USD_PER_GPU_HOUR, MIN_USD_PER_GPU_HOUR
 
@@ -427,9 +428,7 @@ def assess_price_claim(
     """'A is `ratio` times cheaper than B' (A, B: price-sheet ids): the list-price side and the modelled-cost side."""
     claimed = parse_ratio(ratio)
     if usd_per_gpu_hour is not None and (
-        isinstance(usd_per_gpu_hour, bool)
-        or not isinstance(usd_per_gpu_hour, int | float)
-        or not MIN_USD_PER_GPU_HOUR <= usd_per_gpu_hour <= MAX_USD_PER_GPU_HOUR
+        not is_number(usd_per_gpu_hour) or not MIN_USD_PER_GPU_HOUR <= usd_per_gpu_hour <= MAX_USD_PER_GPU_HOUR
     ):
         raise InputError(
             f"--usd-per-gpu-hour {usd_per_gpu_hour!r} must be a price from ${MIN_USD_PER_GPU_HOUR:g} to "

@@ -27,7 +27,6 @@ to one estimate.
 from __future__ import annotations
 
 import math
-import numbers
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -38,7 +37,7 @@ import numpy as np
 import yaml
 
 from simulator.errors import InputError
-from simulator.inputs.arguments import is_whole
+from simulator.inputs.arguments import is_number, is_whole
 from simulator.inputs.assumptions import FITTED_PATH, Assumptions
 from simulator.inputs.job import tensor_scaled_fp8
 from simulator.inputs.specs import ASSUMPTION, HardwareProfile, ModelSpec
@@ -412,7 +411,7 @@ def check_options(draws: int, seed: int, tokens_spread: float) -> None:
     for name, value in (("draws", draws), ("seed", seed)):
         if not is_whole(value):
             raise InputError(f"{name}={value!r} must be a whole number")
-    if isinstance(tokens_spread, bool) or not isinstance(tokens_spread, numbers.Real):
+    if not is_number(tokens_spread):
         raise InputError(f"tokens_spread={tokens_spread!r} must be a number")
     if not MIN_DRAWS <= draws <= MAX_DRAWS:
         raise InputError(
@@ -1035,13 +1034,9 @@ def band_for_claim(
     notes say at which percentile of the predicted GPU-hours the claimed GPU-hours lie. Its dollars are at the claim's
     price where it has one (stated, or implied by --usd and --gpu-hours), else at the estimate's.
     """
-    from simulator.inputs.catalog import load_hardware, load_model
-
     p = result.prediction
     if p is None:
         raise InputError("--uncertainty needs costsim's prediction of the claim: pass --num-gpus (the GPUs the claim ran on)")
-    model = load_model(str(model)) if isinstance(model, str | Path) else model
-    hw = load_hardware(str(hw)) if isinstance(hw, str | Path) else hw
     # a claim is judged in GPU-hours: at a claimed price of $0 the dollars stay at the estimate's price, not refused
     price = result.usd_per_gpu_hour if result.usd_per_gpu_hour else None
     band = band_for_estimate(p.estimate, model, hw, price_fixed=True, draws=draws, seed=seed, usd_per_gpu_hour=price)

@@ -44,9 +44,14 @@ def is_whole(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
 
 
+def is_number(value: object) -> bool:
+    """A Python or numpy real number (finite or not), not a bool or text."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
 def real(name: str, value: object, low: float, high: float) -> float:
     """`value` as a finite float in [low, high] (Python or numpy); a bool or text is refused."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+    if not is_number(value) or not math.isfinite(value):  # type: ignore[arg-type]
         raise InputError(f"{name}={value!r} must be a number from {low:g} to {high:g}")
     if not low <= value <= high:
         raise InputError(f"{name}={value:g} is out of range [{low:g}, {high:g}]")
@@ -75,10 +80,6 @@ def reference(name: str, value: object, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InputError(f"{name}={value!r} must be {what}, as text")
     return value
-
-
-def optional_number(name: str, value: object, low: float, high: float) -> float | None:
-    return None if value is None else real(name, value, low, high)
 
 
 def layout_values(layout: dict) -> dict:

@@ -76,8 +76,7 @@ def make_job(
 ) -> Job:
     """A Job with the stated defaults: the model's sequence length, about 4M tokens per step, and the
     model's published FP8 recipe."""
-    seq_len, dropout, kernel = job_values(seq_len, dropout, attention_kernel)
-    attention_kernel = kernel or attention_kernel
+    seq_len, dropout, attention_kernel = job_values(seq_len, dropout, attention_kernel)
     check_training_precision(precision)
     if fp8_recipe is not None and precision != "fp8":
         raise InputError(f"--fp8-recipe {fp8_recipe} applies to --precision fp8 only (got {precision}); drop it or use fp8")

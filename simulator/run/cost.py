@@ -18,10 +18,10 @@ it is always reported apart from the final run.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 
 from simulator.errors import InputError, SpecError
+from simulator.inputs.arguments import is_number
 from simulator.inputs.specs import HardwareProfile
 from simulator.units import HOURS_PER_YEAR, KILO, MAX_USD_PER_GPU_HOUR
 
@@ -105,7 +105,7 @@ class CostOptions:
             value = getattr(self, name)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            if not is_number(value):
                 raise InputError(f"{flag} {value!r} must be a number from {low:g} to {high:g}")
             if name == "experiments_multiplier" and value < low:
                 raise InputError(

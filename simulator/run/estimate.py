@@ -272,6 +272,7 @@ def estimate_scenario(s: Scenario) -> RunEstimates:
     expected = estimate_expected(s)
     notes = (learned_positions_note(s.model, s.job.seq_len), published_total_note(s.model),
              fp16_for_bf16_note(s.hardware, s.job.precision),
+             # the fitted table itself: the scenario's assumptions hold only the value for_generation took from it
              pooled_realization_note(s.hardware, dict(DEFAULT.realization_by_generation)), s.stack.beyond_note(s.layout),
              current_scaling_note(s), per_expert_launch_note(s, expected))  # fmt: skip
     for note in notes:

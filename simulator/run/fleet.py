@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from simulator.errors import CostsimError, InputError, SpecError
+from simulator.inputs.arguments import is_number
 from simulator.inputs.fleet_file import HOURS_PER_DAY, Fleet, fleet_from_dict, load_fleet
 from simulator.inputs.serving_cases import PRICE_KEYS, price_sheet, sheet_prices
 from simulator.run.cost import CostOptions, chosen_rental_rate
@@ -98,7 +99,7 @@ def _check_names(f: Fleet, where: str) -> None:
 
 def _gpu_price(f: Fleet, usd_per_gpu_hour: float | None, where: str) -> tuple[float, str]:
     if usd_per_gpu_hour is not None:
-        if isinstance(usd_per_gpu_hour, bool) or not isinstance(usd_per_gpu_hour, int | float):
+        if not is_number(usd_per_gpu_hour):
             raise InputError(f"usd_per_gpu_hour {usd_per_gpu_hour!r} is not a number; give dollars per GPU-hour, e.g. 2")
         if not MIN_USD_PER_GPU_HOUR <= usd_per_gpu_hour <= MAX_USD_PER_GPU_HOUR:
             raise InputError(
