@@ -69,8 +69,8 @@ def test_deepseek_v3_against_costsim_and_published_runs(v3):
     assert v3["verdict"] == "frontier" and v3["reason"]
     assert 0 <= v3["percentile"] <= 100
     assert 0 < v3["best_published"]["mfu"] < 1
-    # The steady-state track's worst row (docs/model.md §7.8: the Megatron MoE model zoo's FSDP row, 34% slow).
-    assert v3["validation_max_abs_error"] == pytest.approx(0.343, abs=0.01)
+    # The steady-state track's worst row (docs/model.md §14: Poro 34B on 1,024 MI250X GCDs, 84% too fast).
+    assert v3["validation_max_abs_error"] == pytest.approx(0.843, abs=0.01)
 
 
 def test_table_output():

@@ -29,6 +29,7 @@ ON_DEMAND_DEFAULTS = {
     "h200": (2.25, "2026-06", "packetai"),
     "b200": (3.75, "2026-06", "packetai"),
     "h100-pcie": (2.49, "2024-01", "epoch_tct"),  # Lambda
+    "mi250x-gcd": (0.675, "2025-06", "gpublog_mi250x"),  # $1.35 per module-hour (one listing), per GCD
 }
 
 

@@ -40,14 +40,19 @@ def doc(run):
     return run[0]
 
 
-KNOWN_WORST = "megatron-moe-qwen3-235b-h100x256-ep8-fsdp"
-"""The steady-state track's worst row (docs/model.md §7.8, §14): Megatron's FSDP with EP 8, 34% slow."""
+KNOWN_WORST = "poro-34b-lumi-1024gcd"
+"""The steady-state track's worst row (docs/model.md §14): Poro 34B on 1024 MI250X GCDs (arXiv:2404.01856 §3.3), 84%
+too fast. Its profile's attention, HBM and network efficiencies are assumptions, its matmul rate a ROCm 6.2 measurement
+a year after the run, and no AMD run constrains a realization."""
+NEXT_WORST = "megatron-moe-qwen3-235b-h100x256-ep8-fsdp"
+"""The worst NVIDIA row (docs/model.md §7.8): Megatron's FSDP with EP 8, 34% slow."""
 
 
 def test_steady_state_track_meets_its_target(doc):
     """Issue 11: step-level figures (throughput, step time, time-to-train) at the published layout: median |error| <= 8%
     over at least 45 runs (Megatron 2021 Table 1, Llama 3 Table 4, Nemotron-4, MLPerf, llm-foundry, Megatron-Bridge,
-    ...). None is beyond 35%; the worst is the model zoo's FSDP row with EP 8 (docs/model.md §7.8). Megatron-Bridge
+    ...). None but the AMD MI250X row (Poro 34B, 84% too fast) is beyond 35%; the worst NVIDIA row is the model zoo's
+    FSDP row with EP 8 (docs/model.md §7.8). Megatron-Bridge
     25.11's Qwen3-30B-A3B on 16 H100 with FP8 current scaling, 94% too fast with the per-expert launch alone, is within
     2% with its per-expert quantization (§7.8)."""
     t = doc["tracks"]["steady_state"]
@@ -65,13 +70,17 @@ def test_steady_state_track_meets_its_target(doc):
     assert t["median_abs_error_leave_one_out"] == pytest.approx(0.065, abs=0.003)
     assert t["median_abs_error"] == pytest.approx(0.063, abs=0.003)
     worst = max(rows, key=lambda c: abs(c["error"]))
-    assert worst["id"] == KNOWN_WORST and not [c["id"] for c in rows if abs(c["error"]) > 0.35]
-    assert t["max_abs_error"] == pytest.approx(0.343, abs=0.01)
+    assert worst["id"] == KNOWN_WORST and [c["id"] for c in rows if abs(c["error"]) > 0.35] == [KNOWN_WORST]
+    assert t["max_abs_error"] == pytest.approx(0.843, abs=0.01)
+    nvidia = [c for c in rows if c["id"] != KNOWN_WORST]
+    assert max(nvidia, key=lambda c: abs(c["error"]))["id"] == NEXT_WORST
+    assert max(abs(c["error"]) for c in nvidia) == pytest.approx(0.343, abs=0.01)
 
 
 def test_llmfoundry_size_trend_is_reported_and_still_present(doc):
-    """Issue 11: "llm-foundry rows with no size trend". The 25 rows of validation/llmfoundry.yaml (MosaicML
-    llm-foundry benchmarking README, commit 061f2c7) carry their trend in the steady-state track: Pearson r of
+    """Issue 11: "llm-foundry rows with no size trend". The 26 rows of validation/llmfoundry.yaml (MosaicML
+    llm-foundry benchmarking README, commit 061f2c7: the 25 at sequence length 2048 and the H100 7B row at 4096) carry
+    their trend in the steady-state track: Pearson r of
     log(1 + error) against log(parameters) recomputed here from the cases, and its permutation p-value. The trend is
     still there (p below 0.05: small models too fast, large checkpointed ones too slow; docs/model.md §14), so the
     steady-state target is not met; this test fails when a change removes it, and the pin should then move."""
@@ -80,19 +89,19 @@ def test_llmfoundry_size_trend_is_reported_and_still_present(doc):
 
     s = doc["tracks"]["steady_state"]["size_trend"]
     rows = [c for c in doc["cases"] if c["id"].startswith("llmfoundry-")]
-    assert s["n"] == len(rows) == 25
+    assert s["n"] == len(rows) == 26
     x = np.log([parameter_counts(_model(c["model"])).total for c in rows])
     y = np.log1p([c["error"] for c in rows])
     assert s["pearson_r"] == pytest.approx(np.corrcoef(x, y)[0, 1], rel=1e-9)
     assert s["slope_per_e_fold"] == pytest.approx(np.polyfit(x, y, 1)[0], rel=1e-9)
     assert s["pearson_r"] == pytest.approx(-0.418, abs=0.01)
-    assert s["trend_present"] is True and s["p_value"] == pytest.approx(0.039, abs=0.005)
-    # Recomputation, GPU count and GPU type held fixed (Freedman-Lane permutation): size still carries -0.95% per
-    # e-fold, p 0.036.
+    assert s["trend_present"] is True and s["p_value"] == pytest.approx(0.033, abs=0.005)
+    # Recomputation, GPU count and GPU type held fixed (Freedman-Lane permutation): size still carries -0.99% per
+    # e-fold, p 0.021.
     partial = s["partial"]
     assert partial["controls"] == ["full recomputation", "log GPU count", "GPU a100-80gb", "GPU h100-sxm"]
-    assert partial["slope_per_e_fold"] == pytest.approx(-0.0095, abs=0.0005)
-    assert partial["p_value"] == pytest.approx(0.036, abs=0.005) and partial["trend_present"] is True
+    assert partial["slope_per_e_fold"] == pytest.approx(-0.0099, abs=0.0005)
+    assert partial["p_value"] == pytest.approx(0.021, abs=0.005) and partial["trend_present"] is True
     assert doc["tracks"]["steady_state"]["meets_target"] is False
     assert doc["meets_target"] is False
 
@@ -359,3 +368,44 @@ def test_a_case_states_its_fp8_recipe_and_mtp_depth(doc):
     bf16 = cases["megatron-bridge-2511-gb200x256-deepseekv3-bf16-no-mtp"]
     with pytest.raises(SpecError, match="fp8_recipe"):
         case_scenario(dc_replace(bf16, stack=bf16.stack | {"fp8_recipe": "block"}))
+
+
+ADDED_OUT_OF_SAMPLE = {
+    # id: (|error| bound, source)
+    "megatron-core-gpt3-175b-h100-96": (0.05, "Megatron-LM README f2e5db402c, strong scaling: MFU 47% on 96 H100"),
+    "megatron-core-gpt3-175b-h100-4608": (0.05, "same paragraph: MFU 42% on 4608 H100"),
+    "megatron-gpt3-175b-a100-1024": (0.10, "Megatron-LM README 152aab304d: 'around 32 seconds' per iteration"),
+    "olmo-core-7b-h100-4k": (0.05, "OLMo-core README c2be557a1: 9.7-10K tokens/s per device"),
+    "olmo-core-13b-h100-4k": (0.12, "same table: 4.4-4.6K tokens/s per device"),
+    "llmfoundry-mpt-7b-h100-8-seq4096": (0.05, "llm-foundry benchmarking README 061f2c7, H100 7B row at 4096"),
+}
+
+
+def test_runs_added_from_the_compilation_are_predicted_out_of_sample(doc):
+    """The runs of the reference compilation that were neither cases nor excluded until 2026-12 (sources above), added
+    with nothing refitted: every other case's prediction is unchanged by them, and none of them constrains a fitted
+    constant (leave_one_out_error is None). Tolerances are each row's error when added, rounded up: Megatron-Core's
+    strong scaling keeps its 47% -> 42% MFU drop (both within 3%), the OLMo-core 13B row is 10% too fast."""
+    by_id = {c["id"]: c for c in doc["cases"]}
+    for case_id, (bound, source) in ADDED_OUT_OF_SAMPLE.items():
+        c = by_id[case_id]
+        assert c["leave_one_out_error"] is None, case_id
+        assert abs(c["error"]) <= bound, (case_id, c["error"], source)
+    # The strong-scaling loss from 96 to 4608 GPUs, reported 42/47 = 0.894, is modelled within 2%.
+    ratio = by_id["megatron-core-gpt3-175b-h100-4608"]["predicted"] / by_id["megatron-core-gpt3-175b-h100-96"]["predicted"]
+    assert ratio == pytest.approx(42 / 47, abs=0.02)
+    # The MI250X row counts GCDs, the devices its source counts (a world size of 1024 on 128 nodes), and is shown, not
+    # dropped, at its 84% error.
+    poro = by_id[KNOWN_WORST]
+    assert poro["gpu"] == "mi250x-gcd" and poro["num_gpus"] == 1024 and poro["error"] > 0.5
+
+
+def test_mi250x_profile_is_one_gcd():
+    """AMD's table gives MI250X per module (383 TFLOP/s BF16, 128 GB, 3.2 TB/s, 560 W); a GCD is half of each."""
+    from simulator.inputs.catalog import load_hardware
+
+    gcd = load_hardware("mi250x")
+    assert gcd.name == "mi250x-gcd"
+    assert gcd.dense_tflop_per_s.bf16.value == pytest.approx(383.0 / 2)
+    assert gcd.memory_gib.value == 64 and gcd.memory_bandwidth_tb_per_s.value == pytest.approx(3.2 / 2)
+    assert gcd.tdp_w.value == pytest.approx(560 / 2) and gcd.dense_tflop_per_s.fp8 is None
