@@ -63,12 +63,12 @@ def test_steady_state_track_meets_its_target(doc):
     # The median target is met; the target as a whole waits on the size trend (test below).
     assert t["meets_target"] is (t["size_trend"]["p_value"] >= t["target"]["size_trend_p_value"])
     # The 34 rows of fitted constants (gemm_sustain 12, expert_launch_host_s 19, expert_quantize_host_s 3) at their
-    # leave-one-out errors: 6.5%.
+    # leave-one-out errors: 7.2% (6.5% before Megatron-Core's H100 table joined, out of sample, in 2026-12).
     held_out = [abs(c["leave_one_out_error"] if c["leave_one_out_error"] is not None else c["error"]) for c in rows]
     assert sum(c["leave_one_out_error"] is not None for c in rows) == 34
     assert t["median_abs_error_leave_one_out"] == pytest.approx(statistics.median(held_out), rel=1e-12)
-    assert t["median_abs_error_leave_one_out"] == pytest.approx(0.065, abs=0.003)
-    assert t["median_abs_error"] == pytest.approx(0.063, abs=0.003)
+    assert t["median_abs_error_leave_one_out"] == pytest.approx(0.072, abs=0.003)
+    assert t["median_abs_error"] == pytest.approx(0.072, abs=0.003)
     worst = max(rows, key=lambda c: abs(c["error"]))
     assert worst["id"] == KNOWN_WORST and [c["id"] for c in rows if abs(c["error"]) > 0.35] == [KNOWN_WORST]
     assert t["max_abs_error"] == pytest.approx(0.843, abs=0.01)
@@ -372,8 +372,8 @@ def test_a_case_states_its_fp8_recipe_and_mtp_depth(doc):
 
 ADDED_OUT_OF_SAMPLE = {
     # id: (|error| bound, source)
-    "megatron-core-gpt3-175b-h100-96": (0.05, "Megatron-LM README f2e5db402c, strong scaling: MFU 47% on 96 H100"),
-    "megatron-core-gpt3-175b-h100-4608": (0.05, "same paragraph: MFU 42% on 4608 H100"),
+    "megatron-core-gpt3-175b-h100-96": (0.06, "Megatron-LM README f2e5db402c, strong scaling: MFU 47% on 96 H100"),
+    "megatron-core-gpt3-175b-h100-4608": (0.07, "same paragraph: MFU 42% on 4608 H100"),
     "megatron-gpt3-175b-a100-1024": (0.10, "Megatron-LM README 152aab304d: 'around 32 seconds' per iteration"),
     "olmo-core-7b-h100-4k": (0.05, "OLMo-core README c2be557a1: 9.7-10K tokens/s per device"),
     "olmo-core-13b-h100-4k": (0.12, "same table: 4.4-4.6K tokens/s per device"),
@@ -385,7 +385,7 @@ def test_runs_added_from_the_compilation_are_predicted_out_of_sample(doc):
     """The runs of the reference compilation that were neither cases nor excluded until 2026-12 (sources above), added
     with nothing refitted: every other case's prediction is unchanged by them, and none of them constrains a fitted
     constant (leave_one_out_error is None). Tolerances are each row's error when added, rounded up: Megatron-Core's
-    strong scaling keeps its 47% -> 42% MFU drop (both within 3%), the OLMo-core 13B row is 10% too fast."""
+    strong scaling keeps its 47% -> 42% MFU drop (both 5-6% too fast), the OLMo-core 13B row is 10% too fast."""
     by_id = {c["id"]: c for c in doc["cases"]}
     for case_id, (bound, source) in ADDED_OUT_OF_SAMPLE.items():
         c = by_id[case_id]
@@ -409,3 +409,41 @@ def test_mi250x_profile_is_one_gcd():
     assert gcd.dense_tflop_per_s.bf16.value == pytest.approx(383.0 / 2)
     assert gcd.memory_gib.value == 64 and gcd.memory_bandwidth_tb_per_s.value == pytest.approx(3.2 / 2)
     assert gcd.tdp_w.value == pytest.approx(560 / 2) and gcd.dense_tflop_per_s.fp8 is None
+
+
+def test_megatron_flop_count_is_costsims_plus_the_masked_half_of_attention():
+    """Megatron-LM's 2024 count (training.py num_floating_point_operations at f2e5db402c) charges full attention,
+    12 s L h per token; costsim charges the causal half. For every model of validation/megatron_core_2024 the two differ
+    by exactly 6 s L h per token, so the reported TFLOP/s become tokens/s with Megatron's own count."""
+    from simulator.inputs.catalog import load_model
+    from simulator.inputs.files import read_json
+    from simulator.inputs.published import megatron_flops_per_token
+    from simulator.model.layer_work import token_flops
+
+    folder = Path(dataset_path()).parent / "megatron_core_2024"
+    configs = sorted(folder.glob("gpt-*.json"))
+    assert len(configs) == 9
+    for path in configs:
+        c = read_json(path)
+        s, layers, h = 4096, c["n_layer"], c["n_embd"]
+        megatron = megatron_flops_per_token(layers, h, s, c["vocab_size"], c["n_inner"])
+        ours = token_flops(load_model(str(path)), s).training_flops
+        assert megatron - ours == pytest.approx(6 * s * layers * h, rel=1e-3), path.name
+    # The table's 177B row: 432.8 TFLOP/s per GPU is 44% of the 989 TFLOP/s peak, as the table prints.
+    assert round(432.8 / 989, 2) == 0.44
+
+
+def test_megatron_core_weak_scaling_rows_are_as_published_and_too_fast(doc):
+    """The nine rows of Megatron-LM's H100 model table (README f2e5db402c, images/model_table.png): each at its stated
+    TP, PP and DP with the distributed optimizer and TP overlap the README names, out of sample. costsim's achievable
+    run is faster than every one (+6% to +28%; the 1.7B row at TP 1 most): Megatron-Core r0.8.0 on these shapes
+    realized less than the profile's GEMM rate times gemm_sustain, as llm-foundry's H100 rows do (docs/model.md §14)."""
+    rows = [c for c in doc["cases"] if c["id"].startswith("megatron-core-2024-gpt-")]
+    assert len(rows) == 9
+    for c in rows:
+        assert c["layout"]["dp"] == 48 and c["layout"]["zero_stage"] == 1 and c["leave_one_out_error"] is None
+        assert 0.05 < c["error"] < 0.30, (c["id"], c["error"])
+    by_id = {c["id"]: c for c in rows}
+    assert by_id["megatron-core-2024-gpt-462b"]["layout"]["pp"] == 16
+    assert by_id["megatron-core-2024-gpt-1.7b"]["layout"]["tp"] == 1
+    assert max(rows, key=lambda c: c["error"])["id"] == "megatron-core-2024-gpt-1.7b"

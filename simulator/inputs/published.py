@@ -16,9 +16,9 @@ from pathlib import Path
 
 from simulator.errors import SpecError
 from simulator.inputs.data_files import validation_dir
-from simulator.inputs.files import read_yaml
+from simulator.inputs.files import read_json, read_yaml
 from simulator.inputs.job import Job
-from simulator.units import count_in_range
+from simulator.units import GIGA, TERA, count_in_range
 
 
 @dataclass(frozen=True)
@@ -299,6 +299,53 @@ def llama3_runs() -> list[PublishedRun]:
     return runs
 
 
+def megatron_flops_per_token(layers: int, hidden: int, seq_len: int, padded_vocab: int, ffn_hidden: int) -> float:
+    """Training FLOPs per token as Megatron-LM counted them in 2024 (megatron/training/training.py
+    num_floating_point_operations at f2e5db402c, MHA, no MoE, no gated MLP): 12 L h^2 (2 + s/h + ffn/h + V/(2 L h)).
+    Attention is counted in full (s/h), where costsim counts causal attention (half)."""
+    return 12 * layers * hidden**2 * (2 + seq_len / hidden + ffn_hidden / hidden + padded_vocab / (2 * layers * hidden))
+
+
+def megatron_core_2024_runs() -> list[PublishedRun]:
+    """Megatron-Core's H100 weak-scaling table and strong-scaling end points (validation/megatron_core_2024/runs.yaml),
+    as tokens/s per GPU through Megatron's own FLOP count."""
+    path = _validation_dir() / "megatron_core_2024" / "runs.yaml"
+    doc = read_yaml(path)
+    s, peak = doc["seq_len"], doc["peak_tflop_per_s"]
+    runs = []
+    for r in doc["runs"]:
+        config = path.parent / r["config"]
+        c = read_json(config)
+        tflop = r["reported_tflop_per_s_per_gpu"] if "reported_tflop_per_s_per_gpu" in r else r["reported_mfu"] * peak
+        per_token = megatron_flops_per_token(c["n_layer"], c["n_embd"], s, c["vocab_size"], c["n_inner"])
+        batch_tokens = r["global_batch"] * s
+        job = Job(r["gpus"], batch_tokens, s, batch_tokens, doc["precision"])
+        stated = {k: r[k] for k in ("tp", "pp", "dp") if k in r}
+        # --overlap-param-gather runs the distributed optimizer (ZeRO-1); --tp-comm-overlap where there is TP.
+        layout = stated | {"zero_stage": 1, "tp_overlap": r["tp"] > 1} if stated else {}
+        why = (
+            f"{tflop:.1f} TFLOP/s per GPU in Megatron's count ({per_token / GIGA:.1f} GFLOP per token, full attention), "
+            "end-to-end training throughput ('including data loading, optimizer steps, communication, and logging')."
+        )
+        runs.append(
+            PublishedRun(
+                id=r["id"],
+                source=doc["source"],
+                quote=r["quote"],
+                model=str(config),
+                gpu=doc["gpu"],
+                job=job,
+                layout=layout,
+                metric="tokens_per_s_per_gpu",
+                reported=tflop * TERA / per_token,
+                why=why + ("" if stated else " The layout of the strong-scaling points is not published: searched."),
+                assumptions=({"field": "precision", "value": doc["precision"], "why": "MFU of the 16-bit dense peak"},),
+                stack=dict(doc["stack"]),
+            )
+        )
+    return runs
+
+
 def throughput_runs() -> list[PublishedRun]:
     return megatron_2021_runs() + llama3_runs()
 
@@ -307,4 +354,5 @@ def throughput_runs() -> list[PublishedRun]:
 INCLUDES: dict[str, Callable[[], list[PublishedRun]]] = {
     "megatron2021/runs.yaml": megatron_2021_runs,
     "llama3_table4.yaml": llama3_runs,
+    "megatron_core_2024/runs.yaml": megatron_core_2024_runs,
 }
