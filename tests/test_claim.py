@@ -69,8 +69,9 @@ def test_deepseek_v3_against_costsim_and_published_runs(v3):
     assert v3["verdict"] == "frontier" and v3["reason"]
     assert 0 <= v3["percentile"] <= 100
     assert 0 < v3["best_published"]["mfu"] < 1
-    # The steady-state track's worst row (docs/model.md §14: Poro 34B on 1,024 MI250X GCDs, 84% too fast).
-    assert v3["validation_max_abs_error"] == pytest.approx(0.843, abs=0.01)
+    # The steady-state track's worst row on NVIDIA GPUs (docs/model.md §7.8: the Megatron MoE model zoo's FSDP row, 34%
+    # slow); the AMD MI250X row (Poro 34B, 84%) does not widen an NVIDIA claim's cut-off.
+    assert v3["validation_max_abs_error"] == pytest.approx(0.343, abs=0.01)
 
 
 def test_table_output():
@@ -300,3 +301,17 @@ def test_plan_claim_band_of_named_stages():
     assert band.nominal["gpu_hours"] == pytest.approx(plan.stages[0].estimate.gpu_hours, rel=1e-9)
     assert any(first in n for n in band.notes)
     assert band.claim["claimed_gpu_hours"] == 2.664e6
+
+
+def test_the_optimistic_cut_off_is_the_step_models_error_on_the_claims_gpu_vendor():
+    """A claim far below the achievable run is 'optimistic' beyond the step model's largest steady-state error on GPUs
+    of its own vendor: 34% on NVIDIA (the Megatron MoE model zoo's FSDP row), not the 84% of the one AMD MI250X row
+    (Poro 34B, arXiv:2404.01856), which an NVIDIA claim would otherwise inherit. 1.3M H800-hours for DeepSeek-V3's
+    14.8T tokens is 47% below costsim's achievable run."""
+    nvidia = claim_json("claim", "deepseek-v3", "--gpu", "h800", "--gpu-hours", "1.3M", "--tokens", "14.8T", "--num-gpus", "2048")
+    assert nvidia["validation_max_abs_error"] == pytest.approx(0.343, abs=0.01)
+    assert 1.3e6 < nvidia["prediction"]["achievable_gpu_hours"] * (1 - 0.343)
+    assert nvidia["verdict"] == "optimistic"
+    # An AMD claim is judged against the AMD rows' largest error.
+    amd = claim_json("claim", "llama-3.1-70b", "--gpu", "mi300x", "--gpu-hours", "3M", "--tokens", "15T", "--num-gpus", "2048")
+    assert amd["validation_max_abs_error"] == pytest.approx(0.843, abs=0.01)

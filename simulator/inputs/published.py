@@ -308,39 +308,58 @@ def megatron_flops_per_token(layers: int, hidden: int, seq_len: int, padded_voca
 
 def megatron_core_2024_runs() -> list[PublishedRun]:
     """Megatron-Core's H100 weak-scaling table and strong-scaling end points (validation/megatron_core_2024/runs.yaml),
-    as tokens/s per GPU through Megatron's own FLOP count."""
+    as tokens/s per GPU through Megatron's own FLOP count. A missing or malformed field is a SpecError naming the file
+    and the run."""
+    from simulator.inputs.catalog import load_hardware
+
     path = _validation_dir() / "megatron_core_2024" / "runs.yaml"
     doc = read_yaml(path)
-    s, peak = doc["seq_len"], doc["peak_tflop_per_s"]
+    if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list):
+        raise SpecError(f"{path}: expected a mapping with a `runs:` list")
+    s = int(_number(doc, "seq_len", str(path)))
+    precision = str(_require(doc, "precision", str(path)))
+    gpu = str(_require(doc, "gpu", str(path)))
+    # MFU figures are of the GPU's dense peak at the run's precision (the table's 432.8 TFLOP/s print as 44%).
+    peak_tflop = load_hardware(gpu).peak_flop_per_s(precision) / TERA
     runs = []
-    for r in doc["runs"]:
-        config = path.parent / r["config"]
+    for index, r in enumerate(doc["runs"]):
+        if not isinstance(r, dict):
+            raise SpecError(f"{path}: runs[{index}] must be a mapping")
+        where = f"{path}: run {r.get('id', index)!r}"
+        config = path.parent / str(_require(r, "config", where))
         c = read_json(config)
-        tflop = r["reported_tflop_per_s_per_gpu"] if "reported_tflop_per_s_per_gpu" in r else r["reported_mfu"] * peak
-        per_token = megatron_flops_per_token(c["n_layer"], c["n_embd"], s, c["vocab_size"], c["n_inner"])
-        batch_tokens = r["global_batch"] * s
-        job = Job(r["gpus"], batch_tokens, s, batch_tokens, doc["precision"])
-        stated = {k: r[k] for k in ("tp", "pp", "dp") if k in r}
-        # --overlap-param-gather runs the distributed optimizer (ZeRO-1); --tp-comm-overlap where there is TP.
-        layout = stated | {"zero_stage": 1, "tp_overlap": r["tp"] > 1} if stated else {}
+        if not isinstance(c, dict):
+            raise SpecError(f"{config}: expected a JSON object")
+        dims = {k: int(_number(c, k, str(config))) for k in ("n_layer", "n_embd", "vocab_size", "n_inner")}
+        if "reported_tflop_per_s_per_gpu" in r:
+            tflop = _number(r, "reported_tflop_per_s_per_gpu", where)
+        else:
+            tflop = count_in_range(_require(r, "reported_mfu", where), 0.0, 1.0, low_open=True) * peak_tflop
+        per_token = megatron_flops_per_token(dims["n_layer"], dims["n_embd"], s, dims["vocab_size"], dims["n_inner"])
+        batch_tokens = _number(r, "global_batch", where) * s
+        job = Job(int(_number(r, "gpus", where)), batch_tokens, s, batch_tokens, precision)
+        stated = {k: int(_number(r, k, where)) for k in ("tp", "pp", "dp") if k in r}
+        # --overlap-param-gather runs the distributed optimizer (ZeRO-1), on every row; --tp-comm-overlap where a row
+        # states TP above 1 (the strong-scaling rows state no layout: the search takes the rest).
+        layout = stated | {"zero_stage": 1} | ({"tp_overlap": stated["tp"] > 1} if "tp" in stated else {})
         why = (
             f"{tflop:.1f} TFLOP/s per GPU in Megatron's count ({per_token / GIGA:.1f} GFLOP per token, full attention), "
             "end-to-end training throughput ('including data loading, optimizer steps, communication, and logging')."
         )
         runs.append(
             PublishedRun(
-                id=r["id"],
-                source=doc["source"],
-                quote=r["quote"],
+                id=str(_require(r, "id", where)),
+                source=str(_require(doc, "source", str(path))),
+                quote=str(_require(r, "quote", where)),
                 model=str(config),
-                gpu=doc["gpu"],
+                gpu=gpu,
                 job=job,
                 layout=layout,
                 metric="tokens_per_s_per_gpu",
                 reported=tflop * TERA / per_token,
-                why=why + ("" if stated else " The layout of the strong-scaling points is not published: searched."),
-                assumptions=({"field": "precision", "value": doc["precision"], "why": "MFU of the 16-bit dense peak"},),
-                stack=dict(doc["stack"]),
+                why=why + ("" if "tp" in stated else " TP, PP and DP of the strong-scaling points are not published: searched."),
+                assumptions=({"field": "precision", "value": precision, "why": "MFU of the 16-bit dense peak"},),
+                stack=dict(doc.get("stack") or {}),
             )
         )
     return runs
