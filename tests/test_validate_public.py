@@ -467,3 +467,30 @@ def test_megatron_core_weak_scaling_rows_are_as_published_and_too_fast(doc):
     assert by_id["megatron-core-2024-gpt-462b"]["layout"]["pp"] == 16
     assert by_id["megatron-core-2024-gpt-1.7b"]["layout"]["tp"] == 1
     assert max(rows, key=lambda c: c["error"])["id"] == "megatron-core-2024-gpt-1.7b"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "named"),
+    [
+        ("global_batch: 192,", "batch: 192,", "global_batch"),
+        ("reported_mfu: 0.47", "reported_mfu: 47", "reported_mfu"),
+        ("config: gpt-1.7b.json", "config: missing.json", "missing.json"),
+    ],
+)
+def test_a_malformed_megatron_core_dataset_is_a_spec_error(tmp_path, monkeypatch, old, new, named):
+    """validation/megatron_core_2024: a missing field, an MFU given in percent or a config that is not there is one
+    SpecError naming it, not a KeyError or a wrong figure."""
+    import shutil
+
+    from simulator.inputs import published
+
+    src = Path(dataset_path()).parent / "megatron_core_2024"
+    dst = tmp_path / "megatron_core_2024"
+    shutil.copytree(src, dst)
+    runs = dst / "runs.yaml"
+    text = runs.read_text()
+    assert old in text
+    runs.write_text(text.replace(old, new, 1))
+    monkeypatch.setattr(published, "_validation_dir", lambda: tmp_path)
+    with pytest.raises(SpecError, match=named.replace(".", r"\.")):
+        published.megatron_core_2024_runs()

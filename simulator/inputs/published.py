@@ -334,7 +334,10 @@ def megatron_core_2024_runs() -> list[PublishedRun]:
         if "reported_tflop_per_s_per_gpu" in r:
             tflop = _number(r, "reported_tflop_per_s_per_gpu", where)
         else:
-            tflop = count_in_range(_require(r, "reported_mfu", where), 0.0, 1.0, low_open=True) * peak_tflop
+            try:
+                tflop = count_in_range(_require(r, "reported_mfu", where), 0.0, 1.0, low_open=True) * peak_tflop
+            except ValueError as e:
+                raise SpecError(f"{where}: `reported_mfu` = {e} (a fraction: 0.47 for 47%)") from None
         per_token = megatron_flops_per_token(dims["n_layer"], dims["n_embd"], s, dims["vocab_size"], dims["n_inner"])
         batch_tokens = _number(r, "global_batch", where) * s
         job = Job(int(_number(r, "gpus", where)), batch_tokens, s, batch_tokens, precision)
