@@ -71,6 +71,24 @@ def test_number_given_as_a_string(tmp_path):
     assert f"between {low:,} and {high:,}" in out
 
 
+@pytest.mark.parametrize(
+    ("given", "advice"),
+    [("4096.0", "d_model as 4096 without quotes"), ("4,096", "d_model as 4096 without quotes"),
+     ("4096.5", "use a whole number"), ("inf", "use a whole number")],
+)  # fmt: skip
+def test_an_integer_written_as_quoted_float_text_gets_its_digits(tmp_path, given, advice):
+    """An integer field given '4096.0' in quotes: writing it unquoted would still fail (a float), so the advice gives the
+    integer's digits; a fraction or an infinity is asked for as a whole number."""
+    out = _refused_spec(tmp_path, "float-text", lambda r: r.update(d_model=given), "d_model", f"(got '{given}')")
+    assert advice in out and f"as {given} without quotes" not in out
+
+
+def test_an_integer_written_in_float_notation_gets_its_digits(tmp_path):
+    """d_model: 4.096e3 (read as the float 4096.0) is whole: the advice names 4096, not 'a whole number'."""
+    out = _refused_spec(tmp_path, "float", lambda r: r.update(d_model=4096.0), "d_model", "(got 4096.0)")
+    assert "write d_model as 4096, without a decimal point or exponent" in out
+
+
 def test_word_for_a_count(tmp_path):
     out = _refused_spec(tmp_path, "word", lambda r: r.update(n_heads="many"), "n_heads", "(got 'many')")
     assert "set n_heads to an integer between" in out and "not a string" not in out

@@ -191,6 +191,22 @@ def test_model_spec_path_is_relative_to_the_plan(tmp_path):
     assert _plan(path).gpu_hours > 0
 
 
+def test_hardware_profile_paths_are_relative_to_the_plan_as_its_model_is(tmp_path, monkeypatch):
+    """`gpu:` of a plan and of a stage, given as a profile YAML beside the plan, is read there whatever the working
+    directory (it used to resolve against the working directory while `model:` resolved against the plan file)."""
+    (tmp_path / "gpus").mkdir()
+    for name in ("h100-sxm", "a100-80gb"):
+        (tmp_path / "gpus" / f"{name}.yaml").write_text((plan_dir().parent / "hardware_profiles" / f"{name}.yaml").read_text())
+    stages = [dict(SMALL_PLAN["stages"][0], gpu="gpus/a100-80gb.yaml")]
+    path = write_plan(tmp_path, {**SMALL_PLAN, "gpu": "gpus/h100-sxm.yaml", "stages": stages})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = _plan(path)
+    assert result.plan.gpu == str(tmp_path / "gpus" / "h100-sxm.yaml")
+    assert result.stages[0].hw.name == "a100-80gb"
+
+
 # --------------------------------------------------------------------------- bad input
 
 

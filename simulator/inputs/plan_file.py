@@ -448,9 +448,13 @@ def plan_ids() -> dict[str, Path]:
 
 
 def load_plan_file(path: Path) -> Plan:
+    """A plan file, its hardware-profile paths (`gpu:` of the plan and of each stage) taken relative to the file, as
+    its model path is (`model_ref`)."""
     if path.is_dir():
         raise SpecError(f"{path}: is a directory; pass a plan YAML file")
-    return validate(read_yaml(path), Plan, path)
+    plan = validate(read_yaml(path), Plan, path)
+    stages = [s.model_copy(update={"gpu": _beside(s.gpu, path)}) if s.gpu else s for s in plan.stages]
+    return plan.model_copy(update={"gpu": _beside(plan.gpu, path), "stages": stages})
 
 
 def load_plan(plan: str) -> tuple[Plan, Path]:
@@ -469,11 +473,17 @@ def load_plan(plan: str) -> tuple[Plan, Path]:
     return load_plan_file(ids[key]), ids[key]
 
 
-def model_ref(plan: Plan, plan_path: Path) -> str:
-    """Spec paths in a plan are relative to the plan file."""
-    ref = Path(plan.model)
-    if ref.suffix in (".yaml", ".yml", ".json") and not ref.is_absolute():
-        beside = plan_path.parent / ref
+def _beside(ref: str, plan_path: Path) -> str:
+    """A relative YAML/JSON path in a plan, read beside the plan file where a file is there; anything else as given (a
+    shipped name, an absolute path, or a path from the working directory)."""
+    path = Path(ref)
+    if path.suffix in (".yaml", ".yml", ".json") and not path.is_absolute():
+        beside = plan_path.parent / path
         if beside.exists():
             return str(beside)
-    return plan.model
+    return ref
+
+
+def model_ref(plan: Plan, plan_path: Path) -> str:
+    """Spec paths in a plan are relative to the plan file."""
+    return _beside(plan.model, plan_path)

@@ -10,6 +10,7 @@ Custom rules (a model validator's ValueError) carry their own fix in their messa
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -247,11 +248,18 @@ def _type_fix(t: str, given: object, where: str, leaf: str, kind: str | None) ->
     wants_number = t.startswith(("int", "float"))
     kind = kind or ("an integer" if t.startswith("int") else "a number" if wants_number else None)
     if wants_number and isinstance(given, str) and _numeric_text(given):
-        return f"use a number, not a string: write {where} as {given.strip()} without quotes ({kind})"
+        text = given.strip()
+        if t.startswith("int") and not re.fullmatch(r"[+-]?\d+", text):
+            # '1e3' unquoted is still text to YAML 1.1 and a float to JSON: the integer needs its digits.
+            value = float(text.replace(",", "").replace("_", ""))
+            if not math.isfinite(value) or value != int(value):
+                return f"use a whole number: set {where} to {kind}"
+            text = str(int(value))
+        return f"use a number, not a string: write {where} as {text} without quotes ({kind})"
     if wants_number and isinstance(given, bool):
         return f"use a number, not true/false: set {where} to {kind}"
-    if t == "int_from_float" and isinstance(given, float) and given == int(given):
-        return f"write {where} as {int(given)} without the decimal point ({kind})"
+    if t.startswith("int") and isinstance(given, float) and math.isfinite(given) and given == int(given):
+        return f"write {where} as {int(given)}, without a decimal point or exponent ({kind})"
     if t.startswith("int") and isinstance(given, float):
         return f"use a whole number: set {where} to {kind}"
     if t.startswith("bool"):
