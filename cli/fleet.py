@@ -82,7 +82,10 @@ def fleet_table(d: dict) -> str:
     if "units_at_average" in d:
         u = d["units_at_average"]
         nodes = u["prefill"] * p["nodes"] + u["decode"] * x["nodes"]
-        lines.append(f"           whole units at the average: {u['prefill']} prefill + {u['decode']} decode = {nodes} nodes")
+        lines.append(
+            f"           whole units at the average: {u['prefill']} prefill x {p['nodes']} nodes + {u['decode']} decode x "
+            f"{x['nodes']} nodes = {nodes} nodes"
+        )
     lines.append(f"cost       ${d['cost_usd']:,.0f}  ({nh['total']:,.1f} node-hours x {dep['gpus_per_node']} GPUs x "
                  f"${d['usd_per_gpu_hour']:,.2f}/GPU-hour; {d['gpu_price_source']})")  # fmt: skip
     rev, pr = d["revenue_by_kind_usd"], d["prices"]
