@@ -268,3 +268,15 @@ def test_load_plan_raises_spec_error_for_a_directory(tmp_path):
     d.mkdir()
     with pytest.raises(SpecError, match="directory"):
         load_plan(str(d))
+
+
+def test_plan_text_fields_are_bounded_and_names_one_line(tmp_path):
+    """A plan's prose (sources, quotes, notes) has at most MAX_TEXT_CHARS characters and its names one line: a
+    megabyte of notes or a name with a line break would be printed into every table."""
+    from simulator.inputs.plan_file import MAX_TEXT_CHARS
+
+    long_notes = write_plan(tmp_path, {**SMALL_PLAN, "notes": "x" * (MAX_TEXT_CHARS + 1)})
+    assert_clean_error(invoke("estimate", "--plan", long_notes), "notes", f"at most {MAX_TEXT_CHARS:,} characters")
+    stages = [dict(SMALL_PLAN["stages"][0], name="pre\ntraining")]
+    broken = write_plan(tmp_path, {**SMALL_PLAN, "stages": stages}, "broken.yaml")
+    assert_clean_error(invoke("estimate", "--plan", broken), "stages.0.name", "one line")

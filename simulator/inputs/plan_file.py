@@ -15,12 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from simulator.errors import SpecError
 from simulator.inputs.arguments import reference
 from simulator.inputs.data_files import plan_dir
 from simulator.inputs.files import read_yaml, validate
+from simulator.inputs.specs import Name, one_line
 from simulator.inputs.stacks import load_stack
 from simulator.units import (
     GPU_HOURS_RANGE,
@@ -44,6 +45,14 @@ HoursCount = Annotated[float, BeforeValidator(lambda v: count_in_range(v, *GPU_H
 """Published GPU-hours, in the range `costsim claim --gpu-hours` takes (1e-300 printed a 300-digit error)."""
 
 
+MAX_TEXT_CHARS = 20_000
+"""Prose fields of a plan (sources, quotes, notes): the shipped plans' longest is under 1,000 characters; a hostile file's
+megabyte of text would be printed in every table."""
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+Ref = Annotated[str, Field(min_length=1, max_length=1_000), AfterValidator(one_line)]
+"""A shipped name or a file path: one line."""
+
+
 class _Schema(BaseModel):
     # strict: a count is an integer and a flag true/false (not 1 or "yes"); no number is inf or NaN
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
@@ -56,10 +65,10 @@ class Reported(_Schema):
     cost_usd: HoursCount | None = None
     stages: list[str] | None = None
     """Stage names this number covers; absent: the whole plan."""
-    source: str
-    quote: str
-    note: str | None = None
-    gpu: str | None = None
+    source: Text
+    quote: Text
+    note: Text | None = None
+    gpu: Ref | None = None
     """The GPU the figure was run on, where the source names it."""
     num_gpus: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None
     wall_hours: Annotated[float, Field(gt=0, le=1e6)] | None = None
@@ -93,19 +102,19 @@ class TrainingLayout(_Schema):
 class Stage(TrainingLayout):
     kind: Literal["training"] = "training"
     """A training stage (the default kind): tokens through the training step model."""
-    name: str = Field(min_length=1)
+    name: Name
     tokens: Count
     seq_len: Annotated[int, Field(ge=1, le=10_000_000)]
     global_batch_tokens: Count
     precision: Precision = "bf16"
     num_gpus: Annotated[int, Field(ge=1, le=MAX_GPUS)]
-    gpu: str | None = None
+    gpu: Ref | None = None
     """Overrides the plan's GPU for this stage."""
     fp8_recipe: Fp8Recipe | None = None
     """FP8 scaling (default: the model's published recipe, else per-tensor)."""
-    source: str | None = None
+    source: Text | None = None
     """Where this stage's numbers come from."""
-    notes: str | None = None
+    notes: Text | None = None
     """Assumptions made where the source is silent."""
 
 
@@ -131,7 +140,7 @@ class Banded(_Schema):
     value: Annotated[float, Field(gt=0, le=MAX_TOKENS)]
     low: Annotated[float, Field(gt=0, le=MAX_TOKENS)]
     high: Annotated[float, Field(gt=0, le=MAX_TOKENS)]
-    source: str | None = None
+    source: Text | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> Banded:
@@ -169,10 +178,10 @@ class GenerationLayout(_Schema):
 class _Generating(_Schema):
     """What every stage that generates states: the rollout engine and the lengths of what it generates."""
 
-    name: str = Field(min_length=1)
+    name: Name
     num_gpus: Annotated[int, Field(ge=1, le=MAX_GPUS)]
     """All GPUs of the stage (generation and training together)."""
-    gpu: str | None = None
+    gpu: Ref | None = None
     """Overrides the plan's GPU for this stage."""
     samples_per_prompt: Annotated[int, Field(ge=1, le=100_000)]
     mean_prompt_len: Annotated[float, Field(ge=1, le=MAX_TOKENS)]
@@ -194,8 +203,8 @@ class _Generating(_Schema):
     and SGLang's engines do; vLLM only with --enable-dbo). False: one micro-batch, the exchange exposed (docs/model.md
     §16.5)."""
     generation_layout: GenerationLayout = GenerationLayout()
-    source: str | None = None
-    notes: str | None = None
+    source: Text | None = None
+    notes: Text | None = None
 
     def _check_generating(self, caps: list[int]) -> None:
         tail = self.long_tail_factor
@@ -295,7 +304,7 @@ class RLStage(_Generating):
     """Training GEMM precision."""
     fp8_recipe: Fp8Recipe | None = None
     training_layout: TrainingLayout = TrainingLayout()
-    training_stack: str | None = None
+    training_stack: Ref | None = None
     """Software stack preset (costsim list stacks) of the training and log-prob passes; None: today's. NeMo RL's
     Megatron backend of 2025-26 is megatron-core-2025 (experts launched one GEMM at a time, docs/model.md §7.8)."""
 
@@ -394,29 +403,29 @@ AnyStage = Annotated[
 class BasePlan(_Schema):
     """The plan that produced this plan's starting checkpoint (DeepSeek-R1 starts from DeepSeek-V3-Base)."""
 
-    plan: str = Field(min_length=1)
+    plan: Ref
     """A shipped plan name."""
     stages: list[str] | None = None
     """The stages of that plan the checkpoint comes from (absent: all)."""
-    note: str | None = None
+    note: Text | None = None
 
 
 class Plan(_Schema):
-    name: str = Field(min_length=1)
-    display_name: str | None = None
-    source: str
-    model: str
+    name: Name
+    display_name: Text | None = None
+    source: Text
+    model: Ref
     """Shipped model name, or a spec YAML / config.json path (relative to the plan file)."""
-    gpu: str
+    gpu: Ref
     usd_per_gpu_hour: Annotated[float, Field(ge=MIN_USD_PER_GPU_HOUR, le=MAX_USD_PER_GPU_HOUR)] | None = None
-    price_source: str | None = None
+    price_source: Text | None = None
     experiments_multiplier: Annotated[float, Field(ge=1, le=100)] | None = None
-    experiments_source: str | None = None
+    experiments_source: Text | None = None
     reported: list[Reported] = []
     base: BasePlan | None = None
     """Not estimated with this plan and not in its totals: named so the output can set its reported cost beside."""
     stages: list[AnyStage] = Field(min_length=1, max_length=MAX_STAGES)
-    notes: str | None = None
+    notes: Text | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Plan:

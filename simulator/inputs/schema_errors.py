@@ -227,6 +227,8 @@ def _fix(e: dict, where: str, f: _Field | None, kind: str | None) -> str:
         known = list(parent.model_fields) if parent is not None else []
         owner = f"{parent.__name__} has no such field" if parent is not None else "not a field here"
         return f"remove {where}: {owner}{_did_you_mean(str(leaf), known)}"
+    if t == "string_too_long" and "max_length" in e.get("ctx", {}):
+        return f"shorten {where} to at most {e['ctx']['max_length']:,} characters"
     if t in RANGE_ERRORS:
         return f"set {where} to {kind}" if kind else f"set {where} to a value in the range named"
     if t == "literal_error" or t == "enum":

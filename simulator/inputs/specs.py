@@ -261,13 +261,13 @@ class TcoFactors(_Spec):
     """Server wall power per GPU / GPU TDP (CPUs, NICs, fans, power conversion)."""
 
 
-def _one_line(value: str) -> str:
+def one_line(value: str) -> str:
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise ValueError("must be one line of text; remove its line breaks, tabs and other control characters")
     return value
 
 
-Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(one_line)]
 """An id shown in tables and typed on the command line: one line of text, no control characters."""
 
 
