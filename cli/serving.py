@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.options import ForceOpt, Format, PriceOpt, check_output_file, echo_result, fail, vocab_choices
-from simulator.units import MICRO, MILLI, format_rate
+from simulator.units import MICRO, MILLI, counted, format_rate
 from simulator.vocab import KV_ADMISSIONS, KV_DTYPES, SERVE_PRECISIONS
 
 
@@ -241,7 +241,7 @@ def serve_table(d: dict) -> str:
         lay_text = f"TP{lay['tp']} DP{lay['dp']} PP{lay['pp']} EP{lay['ep']} {lay['precision']}"
         lines.append(f"decode   {format_rate(x['output_tokens_per_s_per_gpu']):>10} output tok/s/GPU  "
                      f"{x['tokens_per_s_per_user']:,.1f} tok/s per user (TPOT {x['tpot_s'] / MILLI:,.1f} ms)   "
-                     f"{lay_text}, {x['batch_per_gpu']} sequences per GPU"
+                     f"{lay_text}, {counted(x['batch_per_gpu'], 'sequence')} per GPU"
                      + (", host-bound" if x["breakdown_s"].get("host_exposed", 0.0) > 0 else ""))  # fmt: skip
         mem = d["memory_per_gpu_gib"]
         lines.append("memory   " + ", ".join(f"{k} {v:,.1f} GiB" for k, v in mem.items()))

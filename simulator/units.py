@@ -120,6 +120,11 @@ def format_rate(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
+def counted(n: float, noun: str, plural: str | None = None) -> str:
+    """'1 sequence', '2 sequences', '0.5 sequences': a count and its noun, singular only for exactly one."""
+    return f"{n:,g} {noun if n == 1 else plural or noun + 's'}"
+
+
 def format_count(x: float) -> str:
     """Human count: 2.66e6 -> '2.66M'."""
     for unit, size in (("P", PETA), ("T", TERA), ("B", GIGA), ("M", MEGA), ("K", KILO)):

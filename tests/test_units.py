@@ -122,3 +122,13 @@ def test_format_rate_keeps_small_throughputs_visible():
     assert format_rate(42.37) == "42.4"
     assert format_rate(0.000123456) == "0.000123"
     assert format_rate(0.0) == "0"
+
+
+def test_counted_is_singular_only_for_exactly_one():
+    from simulator.units import counted
+
+    assert counted(1, "sequence") == "1 sequence"
+    assert counted(2, "sequence") == "2 sequences"
+    assert counted(0.0625, "sequence") == "0.0625 sequences"
+    assert counted(1024, "step") == "1,024 steps"
+    assert counted(3, "query", "queries") == "3 queries"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from simulator.report.document import Block, bullets, costsim_version, h1, h2, image, para, table, write_documents
 from simulator.report.money import usd
-from simulator.units import MILLI, format_rate
+from simulator.units import MILLI, counted, format_rate
 
 CHARTS = {"curve": "serve_curve.png", "waterfall": "serve_waterfall.png"}
 
@@ -55,7 +55,7 @@ def build_serve_document(d: dict) -> list[Block]:
         rows.append(["decode", f"{format_rate(x['output_tokens_per_s_per_gpu'])} output tok/s per GPU",
                      f"{x['tokens_per_s_per_user']:,.1f} tok/s per user",
                      f"TP{lay['tp']} DP{lay['dp']} PP{lay['pp']} EP{lay['ep']} {lay['precision']}, "
-                     f"{x['batch_per_gpu']} sequences per GPU"])  # fmt: skip
+                     f"{counted(x['batch_per_gpu'], 'sequence')} per GPU"])  # fmt: skip
     blocks += [h2("What one GPU serves"), table(["phase", "throughput", "latency", "layout"], rows)]
     prices = [[label, f"${d[key]:.4g}"] for label, key in (("input (computed)", "usd_per_million_input_tokens"),
               ("cached input", "usd_per_million_cached_input_tokens"), ("output", "usd_per_million_output_tokens"))

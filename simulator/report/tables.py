@@ -9,7 +9,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from simulator.units import GIGA, TERA, format_count, format_rate
+from simulator.units import GIGA, TERA, counted, format_count, format_rate
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -196,7 +196,7 @@ def estimate_table(d: dict) -> str:
         (
             "tokens",
             f"{format_count(d['tokens'])} at sequence length {d['seq_len']}, "
-            f"batch {format_count(d['global_batch_tokens'])} tokens ({d['steps']:.0f} steps)",
+            f"batch {format_count(d['global_batch_tokens'])} tokens ({counted(round(d['steps']), 'step')})",
         ),
         ("layout" + basis, layout),
         (
