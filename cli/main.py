@@ -218,36 +218,41 @@ def _estimate_text(d: dict) -> str:
 ListFormat = Annotated[Format, typer.Option("--format", help="Output format (json and csv: one record per entry)")]
 
 
+def _echo_list(format: Format, key: str, rows_of, table) -> None:
+    """A `costsim list` result: the rows (a shipped file that fails to load is one error line), as JSON under `key`,
+    CSV or the text table `table(rows)`."""
+    try:
+        rows = rows_of()
+    except CostsimError as e:
+        fail(e)
+    echo_result(format, {key: rows}, rows, lambda: table(rows))
+
+
 @list_app.command("gpus")
 def list_gpus(format: ListFormat = Format.table) -> None:
     """Shipped hardware profiles with their dense peaks, memory and links."""
     from simulator.inputs.catalog import hardware_ids, load_hardware_file
 
-    try:
-        rows = []
-        for path in sorted(set(hardware_ids().values())):
-            h = load_hardware_file(path)
-            fp8, fp4 = h.dense_tflop_per_s.fp8, h.dense_tflop_per_s.fp4
-            rows.append(
-                {
-                    "id": h.name,
-                    "name": h.display_name,
-                    "dense_tflop_per_s_bf16": h.dense_tflop_per_s.bf16.value,
-                    "dense_tflop_per_s_fp8": fp8.value if fp8 else None,
-                    "dense_tflop_per_s_fp4": fp4.value if fp4 else None,
-                    "memory_gib": h.memory_gib.value,
-                    "scale_up_gb_per_s_per_direction": h.scale_up.gb_per_s_per_direction.value,
-                    "scale_out_gbit_per_s_per_gpu": h.scale_out.gbit_per_s_per_gpu.value,
-                    "usd_per_gpu_hour": h.price.usd_per_gpu_hour,
-                    "price_kind": h.price.kind,
-                    "price_date": h.price.date,
-                    "generation": h.generation,
-                    "aliases": " ".join(h.aliases),
-                }
-            )
-    except CostsimError as e:
-        fail(e)
-    echo_result(format, {"gpus": rows}, rows, lambda: _gpus_table(rows))
+    def row(path) -> dict:
+        h = load_hardware_file(path)
+        fp8, fp4 = h.dense_tflop_per_s.fp8, h.dense_tflop_per_s.fp4
+        return {
+            "id": h.name,
+            "name": h.display_name,
+            "dense_tflop_per_s_bf16": h.dense_tflop_per_s.bf16.value,
+            "dense_tflop_per_s_fp8": fp8.value if fp8 else None,
+            "dense_tflop_per_s_fp4": fp4.value if fp4 else None,
+            "memory_gib": h.memory_gib.value,
+            "scale_up_gb_per_s_per_direction": h.scale_up.gb_per_s_per_direction.value,
+            "scale_out_gbit_per_s_per_gpu": h.scale_out.gbit_per_s_per_gpu.value,
+            "usd_per_gpu_hour": h.price.usd_per_gpu_hour,
+            "price_kind": h.price.kind,
+            "price_date": h.price.date,
+            "generation": h.generation,
+            "aliases": " ".join(h.aliases),
+        }
+
+    _echo_list(format, "gpus", lambda: [row(p) for p in sorted(set(hardware_ids().values()))], _gpus_table)
 
 
 def _gpus_table(rows: list[dict]) -> str:
@@ -275,27 +280,22 @@ def list_models(format: ListFormat = Format.table) -> None:
     from simulator.inputs.catalog import load_model_file, model_ids
     from simulator.model.flops import parameter_counts
 
-    try:
-        rows = []
-        for name, path in model_ids().items():
-            m = load_model_file(path)
-            p = parameter_counts(m)
-            rows.append(
-                {
-                    "name": name,
-                    "params_total": int(p.total),
-                    "params_activated": int(p.activated),
-                    "n_layers": m.n_layers,
-                    "d_model": m.d_model,
-                    "attention": _attention_kind(m),
-                    "ffn": m.ffn,
-                    "moe_routed_experts": m.moe.n_routed_experts if m.moe else None,
-                    "moe_top_k": m.moe.top_k if m.moe else None,
-                }
-            )
-    except CostsimError as e:
-        fail(e)
-    echo_result(format, {"models": rows}, rows, lambda: _models_table(rows))
+    def row(name: str, path) -> dict:
+        m = load_model_file(path)
+        p = parameter_counts(m)
+        return {
+            "name": name,
+            "params_total": int(p.total),
+            "params_activated": int(p.activated),
+            "n_layers": m.n_layers,
+            "d_model": m.d_model,
+            "attention": _attention_kind(m),
+            "ffn": m.ffn,
+            "moe_routed_experts": m.moe.n_routed_experts if m.moe else None,
+            "moe_top_k": m.moe.top_k if m.moe else None,
+        }
+
+    _echo_list(format, "models", lambda: [row(n, p) for n, p in model_ids().items()], _models_table)
 
 
 def _models_table(rows: list[dict]) -> str:
@@ -318,25 +318,20 @@ def list_plans(format: ListFormat = Format.table) -> None:
     """Shipped plans (costsim estimate --plan NAME): model, GPU, stages and the published figure each checks."""
     from simulator.inputs.plan_file import load_plan_file, plan_ids
 
-    try:
-        rows = []
-        for name, path in plan_ids().items():
-            p = load_plan_file(path)
-            reported = [r.gpu_hours for r in p.reported if r.stages is None]
-            rows.append(
-                {
-                    "name": name,
-                    "model": p.model,
-                    "gpu": p.gpu,
-                    "stages": [s.name for s in p.stages],
-                    "kinds": sorted({s.kind for s in p.stages}),
-                    "reported_gpu_hours": reported[0] if reported else None,
-                    "source": p.source,
-                }
-            )
-    except CostsimError as e:
-        fail(e)
-    echo_result(format, {"plans": rows}, rows, lambda: _plans_table(rows))
+    def row(name: str, path) -> dict:
+        p = load_plan_file(path)
+        reported = [r.gpu_hours for r in p.reported if r.stages is None]
+        return {
+            "name": name,
+            "model": p.model,
+            "gpu": p.gpu,
+            "stages": [s.name for s in p.stages],
+            "kinds": sorted({s.kind for s in p.stages}),
+            "reported_gpu_hours": reported[0] if reported else None,
+            "source": p.source,
+        }
+
+    _echo_list(format, "plans", lambda: [row(n, p) for n, p in plan_ids().items()], _plans_table)
 
 
 def _plans_table(rows: list[dict]) -> str:
@@ -356,25 +351,20 @@ def list_stacks(format: ListFormat = Format.table) -> None:
     """Software stacks: what each offered the layout search, and what runs on it used by default."""
     from simulator.inputs.stacks import default_stack_name, load_stack, stack_names
 
-    try:
-        rows = []
-        for name in stack_names():
-            s = load_stack(name)
-            rows.append(
-                {
-                    "name": name,
-                    "default": name == default_stack_name(),
-                    "description": s.description,
-                    "attention": s.attention,
-                    "fp8": " ".join(s.fp8),
-                    "expert_gemm_launch": s.expert_gemm_launch,
-                    "fp8_tensor_scaling": s.fp8_tensor_scaling,
-                    "sources": "; ".join(s.sources),
-                }
-            )
-    except CostsimError as e:
-        fail(e)
-    echo_result(format, {"stacks": rows}, rows, lambda: _stacks_table(rows))
+    def row(name: str) -> dict:
+        s = load_stack(name)
+        return {
+            "name": name,
+            "default": name == default_stack_name(),
+            "description": s.description,
+            "attention": s.attention,
+            "fp8": " ".join(s.fp8),
+            "expert_gemm_launch": s.expert_gemm_launch,
+            "fp8_tensor_scaling": s.fp8_tensor_scaling,
+            "sources": "; ".join(s.sources),
+        }
+
+    _echo_list(format, "stacks", lambda: [row(n) for n in stack_names()], _stacks_table)
 
 
 def _stacks_table(rows: list[dict]) -> str:

@@ -42,7 +42,8 @@ def _count(value: object) -> float:
 
 Count = Annotated[float, BeforeValidator(_count)]
 HoursCount = Annotated[float, BeforeValidator(lambda v: count_in_range(v, *GPU_HOURS_RANGE))]
-"""Published GPU-hours, in the range `costsim claim --gpu-hours` takes (1e-300 printed a 300-digit error)."""
+"""A published figure (GPU-hours, or dollars on the same scale), in the range `costsim claim --gpu-hours` takes (1e-300
+printed a 300-digit error)."""
 
 
 MAX_TEXT_CHARS = 20_000
