@@ -31,7 +31,7 @@ from cli.options import (
     ranged,
 )
 from simulator.errors import CostsimError, InputError
-from simulator.units import MICRO
+from simulator.units import MICRO, MILLI
 
 
 @contextlib.contextmanager
@@ -415,11 +415,16 @@ def fit() -> None:
         f"median |error|: in-sample {result['median_abs_in_sample_error']:.1%}, "
         f"leave-one-out {result['median_abs_leave_one_out_error']:.1%} (max {result['max_abs_leave_one_out_error']:.1%})"
     )
-    for key, rows in (("expert_launch_fit", "MoE rows"), ("expert_quantize_fit", "MoE rows in FP8 current scaling")):
+    host_fits = (
+        ("expert_launch_fit", "MoE rows", MICRO, "us"),
+        ("expert_quantize_fit", "MoE rows in FP8 current scaling", MICRO, "us"),
+        ("step_host_fit", "llm-foundry README rows (not validation cases)", MILLI, "ms"),
+    )
+    for key, rows, unit_s, unit in host_fits:
         fitted = result.get(key)
         if fitted:
             typer.echo(
-                f"{fitted['constant']} = {fitted['value'] / MICRO:.0f} us from {fitted['constrained_by']} {rows}: median "
+                f"{fitted['constant']} = {fitted['value'] / unit_s:.0f} {unit} from {fitted['constrained_by']} {rows}: median "
                 f"|error| in-sample {fitted['median_abs_in_sample_error']:.1%}, leave-one-out "
                 f"{fitted['median_abs_leave_one_out_error']:.1%} (max {fitted['max_abs_leave_one_out_error']:.1%})"
             )

@@ -181,6 +181,9 @@ class Assumptions(_Fixed):
     comm_sm_fraction: float
     expert_launch_host_s: float
     expert_quantize_host_s: float
+    step_host_s: float
+    """Time per optimizer step beyond the per-layer model, charged on stacks with `step_host: fitted` (docs/model.md
+    §7.9); the fitted value, whether or not this run's stack charges it (the step-time breakdown's `step_host` says)."""
     moe_imbalance: float
     memory_reserved_bytes: float
     failures_per_gpu_hour: float

@@ -32,6 +32,7 @@ AttentionKernel = Literal["flash", "unfused"]
 Fp8Recipe = Literal["tensor", "block"]
 ExpertGemmLaunch = Literal["grouped", "per_expert"]
 Fp8TensorScaling = Literal["delayed", "current"]
+StepHost = Literal["none", "fitted"]
 
 DTYPES: Final[tuple[Dtype, ...]] = get_args(Dtype)
 PRECISIONS: Final[tuple[Precision, ...]] = get_args(Precision)
@@ -71,7 +72,7 @@ PUBLISHED_LAYOUT_FIELDS: Final = ("tp", "pp", "ep", "cp", "zero_stage", "schedul
 STEP_COMPONENTS: Final[tuple[str, ...]] = (
     "dense_ffn", "routed_experts", "shared_experts", "router", "attention_proj", "attention_core", "memory_bound",
     "kernel_launch", "recompute", "comm_sm_contention", "tp_comm", "cp_comm", "ep_comm", "lm_head", "embedding", "mtp",
-    "pipeline_bubble", "pp_comm_exposed", "dp_comm_exposed", "optimizer", "realization_gap",
+    "pipeline_bubble", "pp_comm_exposed", "dp_comm_exposed", "optimizer", "step_host", "realization_gap",
 )  # fmt: skip
 """Every term of an estimate's step-time breakdown: the CSV has one column for each, whatever the model (0 where
 the term does not arise), so the columns do not change with the model."""

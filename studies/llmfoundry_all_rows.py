@@ -1,6 +1,9 @@
-"""Study: costsim's error on every BF16 row of the llm-foundry benchmark README, not only the 25 that `validate public`
+"""Study: costsim's error on every BF16 row of the llm-foundry benchmark README, not only the 26 that `validate public`
 checks (validation/llmfoundry.yaml). The other rows show the same models at other GPU counts and sequence lengths,
-which separates what the remaining size trend of the 25 is made of (docs/model.md §14):
+which separates what the size trend of the 25 was made of (docs/model.md §14) and carries the per-step host time
+the others constrain (docs/model.md §7.9: `costsim fit` fits it to the 165 rows that are not validation cases):
+
+- errors: all rows, the validation cases, the rows the per-step host time is fitted to;
 
 - by GPU count: the error of each model at 8-128 GPUs (small models lose throughput per GPU as the count grows);
 - activation checkpointing: for each checkpointed row, the fraction of costsim's recompute charge that the measured
@@ -9,12 +12,13 @@ which separates what the remaining size trend of the 25 is made of (docs/model.m
 - by part, per GPU: the factor on costsim's GEMMs, recompute and everything else that the measured step times imply
   together (least squares over all of that GPU's rows), which separates a recompute that is cheaper than charged
   from GEMMs that run slower or faster than modelled.
-- trends (analysis.size_trend, as `validate public` reports them for its 25 rows): the error against log model size,
+- trends (analysis.size_trend, as `validate public` reports them for its 26 rows): the error against log model size,
   raw and with the row's settings held (recomputation, GPU count, GPU type; then micro-batch tokens too), and against
   log FLOPs per call of the FFN's up projection, the variable that carries what size and checkpointing share.
 
-Each row is read with the stack fields the 25 cases record (FSDP FULL_SHARD, Triton flash attention, PyTorch
-1.13.1 for 'bf16 PURE' rows and 2.1.0 with early-stopping recomputation for 'amp_bf16 DEFAULT' rows).
+Each row is read with the stack fields the 26 cases record (published.llmfoundry_readme_case: FSDP FULL_SHARD, Triton
+flash attention, PyTorch 1.13.1 for 'bf16 PURE' rows and 2.1.0 with early-stopping recomputation for 'amp_bf16 DEFAULT'
+rows).
 
 Run: python studies/llmfoundry_all_rows.py [--rows-out FILE.json]   (seconds)
 """
@@ -25,63 +29,17 @@ import argparse
 import json
 import math
 import statistics
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from simulator.analysis.public_runs import case_estimate, metric_from_estimate, predict_case
 from simulator.analysis.size_trend import Trend, settings, trend
 from simulator.errors import CostsimError
 from simulator.inputs.catalog import load_model
-from simulator.inputs.published import public_cases
+from simulator.inputs.published import llmfoundry_readme_runs, public_cases, same_row
 from simulator.model.flops import parameter_counts
-
-ROWS = Path(__file__).with_name("llmfoundry_readme_rows.yaml")
-GPU_IDS = {"a100_40gb": "a100-40gb", "a100_80gb": "a100-80gb", "h100_80gb": "h100-sxm"}
-
-
-def parse_row(table: str, row: str) -> dict | None:
-    """One README row as a case of validation/public_runs.yaml's format; None for FP8 rows."""
-    f = [x.strip() for x in row.strip().strip("|").split("|")]
-    if "FP8" in table or f[14] not in ("bf16", "amp_bf16"):
-        return None
-    size, seq, n, gpu = f[0], int(f[1]), int(f[2]), GPU_IDS[f[3]]
-    mb, accum, sequences = int(f[7]), int(f[8]), int(f[9])
-    pure, ckpt = f[15] == "PURE", f[17] == "True"
-    recompute = "full" if ckpt else "none"
-    return {
-        "id": f"readme-{size}-{gpu}-{n}-s{seq}-mb{mb}-ga{accum}",
-        "source": f"mosaicml/llm-foundry scripts/train/benchmarking/README.md (commit 061f2c7), table '{table}'",
-        "quote": row,
-        "model": f"mpt-{size}",
-        "gpu": gpu,
-        "num_gpus": n,
-        "tokens": sequences * seq,
-        "seq_len": seq,
-        "global_batch_tokens": sequences * seq,
-        "precision": "bf16",
-        "layout": {"tp": 1, "pp": 1, "dp": n, "zero_stage": 3, "micro_batch_size": mb, "recompute": recompute},
-        "metric": "tokens_per_s_per_gpu",
-        "reported": float(f[12]),
-        "why": "study row",
-        "track": "steady_state",
-        "assumptions": [],
-        "stack": {
-            "framework": "llm-foundry / Composer (PyTorch FSDP)",
-            "year": 2023,
-            "recompute": recompute,
-            "sequence_parallel": False,
-            "flash_attention": True,
-            "network": table,
-            "mixed_precision": f[15],
-            "pytorch": "1.13.1" if pure else "2.1.0",
-            "checkpoint_early_stop": not pure,
-        },
-    }
-
 
 GEMM_PARTS = ("attention_proj", "dense_ffn", "lm_head")
 """Breakdown entries that are GEMMs (forward, input gradient, weight gradient) for an MPT model."""
@@ -151,17 +109,6 @@ def gemm_work_trends(entries: list[dict]) -> dict[str, Trend]:
     }
 
 
-def read_rows(path: Path = ROWS) -> list[dict]:
-    doc = yaml.safe_load(path.read_text())
-    cases, seen = [], set()
-    for r in doc["rows"]:
-        case = parse_row(r["table"], r["row"])
-        if case is not None and case["id"] not in seen:  # the README repeats one 125M row
-            seen.add(case["id"])
-            cases.append(case)
-    return cases
-
-
 def _predict(case) -> float | None:
     try:
         return predict_case(case)
@@ -183,11 +130,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows-out", type=Path, help="write every row's error as JSON")
     args = parser.parse_args()
-    rows = read_rows()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "rows.yaml"
-        path.write_text(yaml.safe_dump({"cases": rows}))
-        cases = [c for c in public_cases(path) if c.id.startswith("readme-")]
+    cases = llmfoundry_readme_runs()
+    held_out = [c.quote for c in public_cases()]
     out = []
     for case in cases:
         try:
@@ -196,7 +140,8 @@ def main() -> None:
             continue
         predicted = metric_from_estimate(case, est)
         measured_step_s = case.job.global_batch_tokens / case.job.num_gpus / case.reported
-        entry = {"id": case.id, "gpu": case.gpu, "num_gpus": case.job.num_gpus, "seq_len": case.job.seq_len,
+        entry = {"id": case.id, "validation_case": any(same_row(case.quote, q) for q in held_out),
+                 "gpu": case.gpu, "num_gpus": case.job.num_gpus, "seq_len": case.job.seq_len,
                  "recompute": case.layout["recompute"], "reported": case.reported,
                  "error": predicted / case.reported - 1, "measured_step_s": measured_step_s,
                  "parts_s": step_parts_s(est.breakdown_s, est.step_time_s),
@@ -207,7 +152,10 @@ def main() -> None:
         if case.layout["recompute"] == "full":
             entry["recompute_fraction"] = recompute_fraction(case, predicted)
         out.append(entry)
-    print(f"{len(out)} of {len(rows)} BF16 rows predicted")
+    print(f"{len(out)} of {len(cases)} BF16 rows predicted; median |error| {statistics.median(abs(e['error']) for e in out):.2%}")
+    for held, what in ((True, "the validation cases"), (False, "the rows step_host_s is fitted to")):
+        errs = [abs(e["error"]) for e in out if e["validation_case"] == held]
+        print(f"  {what}: {len(errs)} rows, median |error| {statistics.median(errs):.2%}")
     print("error by GPU count at sequence length 2048 (model, GPU: 8/16/32/64/128 GPUs)")
     keys = sorted({(e["id"].split("-")[1], e["gpu"]) for e in out if e["seq_len"] == 2048})
     for size, gpu in keys:

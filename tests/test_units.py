@@ -132,3 +132,16 @@ def test_counted_is_singular_only_for_exactly_one():
     assert counted(0.0625, "sequence") == "0.0625 sequences"
     assert counted(1024, "step") == "1,024 steps"
     assert counted(3, "query", "queries") == "3 queries"
+
+
+def test_the_estimate_table_counts_micro_batches_in_the_singular_for_one():
+    """The estimate's step-time line: '(1 micro-batch)', '(4 micro-batches)'."""
+    from cli_support import invoke
+
+    one = invoke("estimate", "mpt-125m", "--gpu", "a100-80gb", "--num-gpus", "8", "--tokens", "1B",
+                 "--global-batch-tokens", "131072", "--micro-batch-size", "8", "--stack", "fsdp-2023")  # fmt: skip
+    four = invoke("estimate", "mpt-125m", "--gpu", "a100-80gb", "--num-gpus", "8", "--tokens", "1B",
+                  "--global-batch-tokens", "524288", "--micro-batch-size", "8", "--stack", "fsdp-2023")  # fmt: skip
+    assert one.exit_code == four.exit_code == 0, one.output + four.output
+    assert "(1 micro-batch)" in one.output and "micro-batches" not in one.output.split("step time")[1].split("\n")[0]
+    assert "(4 micro-batches)" in four.output

@@ -60,15 +60,16 @@ def test_steady_state_track_meets_its_target(doc):
     assert t["n"] == len(rows) >= 45
     assert t["median_abs_error"] == pytest.approx(statistics.median(abs(c["error"]) for c in rows), rel=1e-12)
     assert t["median_abs_error"] <= t["target"]["median_abs_error"] == 0.08
-    # The median target is met; the target as a whole waits on the size trend (test below).
-    assert t["meets_target"] is (t["size_trend"]["p_value"] >= t["target"]["size_trend_p_value"])
+    # The median target is met, and with it the target as a whole once the size trend is gone (test below).
+    assert t["meets_target"] is (t["size_trend"]["p_value"] >= t["target"]["size_trend_p_value"]) is True
     # The 34 rows of fitted constants (gemm_sustain 12, expert_launch_host_s 19, expert_quantize_host_s 3) at their
-    # leave-one-out errors: 7.2% (6.5% before Megatron-Core's H100 table joined, out of sample, in 2026-12).
+    # leave-one-out errors: 6.3% (6.5% before Megatron-Core's H100 table joined, out of sample, in 2026-12, 7.2% after;
+    # 6.3% with the per-step host time of docs/model.md §7.9, fitted to llm-foundry README rows that are not cases).
     held_out = [abs(c["leave_one_out_error"] if c["leave_one_out_error"] is not None else c["error"]) for c in rows]
     assert sum(c["leave_one_out_error"] is not None for c in rows) == 34
     assert t["median_abs_error_leave_one_out"] == pytest.approx(statistics.median(held_out), rel=1e-12)
-    assert t["median_abs_error_leave_one_out"] == pytest.approx(0.072, abs=0.003)
-    assert t["median_abs_error"] == pytest.approx(0.072, abs=0.003)
+    assert t["median_abs_error_leave_one_out"] == pytest.approx(0.0625, abs=0.003)
+    assert t["median_abs_error"] == pytest.approx(0.062, abs=0.003)
     worst = max(rows, key=lambda c: abs(c["error"]))
     assert worst["id"] == KNOWN_WORST and [c["id"] for c in rows if abs(c["error"]) > 0.35] == [KNOWN_WORST]
     assert t["max_abs_error"] == pytest.approx(0.843, abs=0.01)
@@ -77,13 +78,13 @@ def test_steady_state_track_meets_its_target(doc):
     assert max(abs(c["error"]) for c in nvidia) == pytest.approx(0.343, abs=0.01)
 
 
-def test_llmfoundry_size_trend_is_reported_and_still_present(doc):
+def test_llmfoundry_size_trend_is_reported_and_gone(doc):
     """Issue 11: "llm-foundry rows with no size trend". The 26 rows of validation/llmfoundry.yaml (MosaicML
     llm-foundry benchmarking README, commit 061f2c7: the 25 at sequence length 2048 and the H100 7B row at 4096) carry
-    their trend in the steady-state track: Pearson r of
-    log(1 + error) against log(parameters) recomputed here from the cases, and its permutation p-value. The trend is
-    still there (p below 0.05: small models too fast, large checkpointed ones too slow; docs/model.md §14), so the
-    steady-state target is not met; this test fails when a change removes it, and the pin should then move."""
+    their trend in the steady-state track: Pearson r of log(1 + error) against log(parameters) recomputed here from the
+    cases, and its permutation p-value. It was present (r -0.42, p 0.033; settings held p 0.021) until the per-step
+    host time of the FSDP stack (docs/model.md §7.9), fitted to the README's 165 other rows, so these 26 are out of
+    sample: r -0.19, p 0.35; settings held p 0.60. The pins move if a change brings it back."""
     from simulator.analysis.public_runs import _model
     from simulator.model.flops import parameter_counts
 
@@ -94,16 +95,16 @@ def test_llmfoundry_size_trend_is_reported_and_still_present(doc):
     y = np.log1p([c["error"] for c in rows])
     assert s["pearson_r"] == pytest.approx(np.corrcoef(x, y)[0, 1], rel=1e-9)
     assert s["slope_per_e_fold"] == pytest.approx(np.polyfit(x, y, 1)[0], rel=1e-9)
-    assert s["pearson_r"] == pytest.approx(-0.418, abs=0.01)
-    assert s["trend_present"] is True and s["p_value"] == pytest.approx(0.033, abs=0.005)
-    # Recomputation, GPU count and GPU type held fixed (Freedman-Lane permutation): size still carries -0.99% per
-    # e-fold, p 0.021.
+    assert all(c["leave_one_out_error"] is None for c in rows)  # out of sample: no fitted constant used them
+    assert s["pearson_r"] == pytest.approx(-0.191, abs=0.01)
+    assert s["trend_present"] is False and s["p_value"] == pytest.approx(0.35, abs=0.02)
+    # Recomputation, GPU count and GPU type held fixed (Freedman-Lane permutation): -0.18% per e-fold, p 0.60.
     partial = s["partial"]
     assert partial["controls"] == ["full recomputation", "log GPU count", "GPU a100-80gb", "GPU h100-sxm"]
-    assert partial["slope_per_e_fold"] == pytest.approx(-0.0099, abs=0.0005)
-    assert partial["p_value"] == pytest.approx(0.021, abs=0.005) and partial["trend_present"] is True
-    assert doc["tracks"]["steady_state"]["meets_target"] is False
-    assert doc["meets_target"] is False
+    assert partial["slope_per_e_fold"] == pytest.approx(-0.0018, abs=0.0005)
+    assert partial["p_value"] == pytest.approx(0.60, abs=0.02) and partial["trend_present"] is False
+    assert doc["tracks"]["steady_state"]["meets_target"] is True
+    assert doc["meets_target"] is True
 
 
 def test_whole_run_track_is_complete_and_its_band_covers_the_runs(doc):

@@ -1,6 +1,6 @@
 """Fit the global constants to published runs, with leave-one-out errors.
 
-Four constants are fitted, each to its own runs:
+Five constants are fitted, each to its own runs:
 - gemm_sustain (in-training GEMM rate / best-shape microbenchmark), to the step-level throughput of twelve runs
   (ten Megatron-LM 2021 rows on A100, two Llama 3.1 405B configurations on H100). The fit minimises the sum of
   squared log errors over a grid; leave-one-out refits without each run and predicts it.
@@ -17,6 +17,9 @@ Four constants are fitted, each to its own runs:
   grid; leave-one-out refits without each row. The rows in FP8 with current scaling are left out: they constrain
 - expert_quantize_host_s (what quantizing each expert's tensor by its current amax adds to that host time), to those
   rows, the same way, with expert_launch_host_s held at its fit.
+- step_host_s (time each optimizer step adds beyond the per-layer model on the stacks with `step_host: fitted`, PyTorch
+  FSDP 2023), to the llm-foundry benchmark README's rows that `validate public` does not check (165 of its 191 BF16
+  rows), the same way; the 26 it checks, and OLMo-core's rows, stay out of sample.
 `costsim fit` rewrites simulator/data/fitted_constants.yaml with the data, the in-sample and the leave-one-out errors.
 """
 
@@ -34,7 +37,7 @@ import yaml
 from simulator.analysis.validation import predict
 from simulator.inputs.assumptions import BASE, FITTED_PATH, Assumptions
 from simulator.inputs.published import PublishedRun, throughput_runs
-from simulator.units import MICRO
+from simulator.units import MICRO, MILLI
 
 GRID = np.round(np.arange(0.55, 1.0001, 0.01), 4)
 
@@ -108,10 +111,12 @@ def _best(table: np.ndarray, grid: np.ndarray, rows: np.ndarray) -> tuple[float,
 
 
 def fit(runs: list[PublishedRun] | None = None, whole_runs: list[PublishedRun] | None = None) -> dict:
-    """The four constants: gemm_sustain from `runs` (default: the throughput runs), then realization from `whole_runs`
+    """The five constants: gemm_sustain from `runs` (default: the throughput runs), then realization from `whole_runs`
     (default: the whole-run track) at the fitted gemm_sustain, then expert_launch_host_s from the steady-state MoE rows
     of per-expert stacks (expert_launch_cases) at the fitted gemm_sustain, then expert_quantize_host_s from those rows
-    in FP8 current scaling (expert_quantize_cases) at both."""
+    in FP8 current scaling (expert_quantize_cases) at both, then step_host_s from the llm-foundry README rows that are
+    not validation cases (step_host_cases) at the fitted gemm_sustain (no whole run and no MoE row runs on its stacks,
+    so the other fits do not move it, nor it them)."""
     runs = runs or throughput_runs()
     sustain = _grid_fit(prediction_table(runs), GRID)
     out = {
@@ -132,13 +137,47 @@ def fit(runs: list[PublishedRun] | None = None, whole_runs: list[PublishedRun] |
     at_sustain = replace(BASE, gemm_sustain=out["gemm_sustain"])
     launch = fit_expert_launch(expert_launch_cases(), at_sustain)
     if launch is not None:
-        head = {k: out.pop(k) for k in ("gemm_sustain", "realization") if k in out}
+        head = {k: out.pop(k) for k in HEAD_CONSTANTS[:2] if k in out}
         out = {**head, "expert_launch_host_s": launch["value"], **out, "expert_launch_fit": launch}
         quantize = fit_expert_quantize(expert_quantize_cases(), replace(at_sustain, expert_launch_host_s=launch["value"]))
         if quantize is not None:
-            head = {k: out.pop(k) for k in ("gemm_sustain", "realization", "expert_launch_host_s") if k in out}
+            head = {k: out.pop(k) for k in HEAD_CONSTANTS[:3] if k in out}
             out = {**head, "expert_quantize_host_s": quantize["value"], **out, "expert_quantize_fit": quantize}
+    step_host = fit_step_host(step_host_cases(), at_sustain)
+    if step_host is not None:
+        head = {k: out.pop(k) for k in HEAD_CONSTANTS if k in out}
+        out = {**head, "step_host_s": step_host["value"], **out, "step_host_fit": step_host}
     return out
+
+
+HEAD_CONSTANTS = ("gemm_sustain", "realization", "expert_launch_host_s", "expert_quantize_host_s")
+"""The fitted values fitted_constants.yaml lists first, in this order (each fit's record follows them)."""
+STEP_HOST_GRID_S = np.round(np.arange(0.0, 200.01, 5.0), 4) * MILLI
+"""Candidate host times per optimizer step (0-200 ms)."""
+
+
+def step_host_cases(rows: list[PublishedRun] | None = None, held_out: list[PublishedRun] | None = None) -> list[PublishedRun]:
+    """The rows that constrain step_host_s: the llm-foundry benchmark README's rows (default: every BF16 row,
+    published.llmfoundry_readme_runs) run on a stack with `step_host: fitted`, but those that are `validate public`
+    cases (`held_out`, default: the public cases; the same quoted row), which stay out of sample."""
+    from simulator.inputs.published import llmfoundry_readme_runs, public_cases, same_row
+    from simulator.inputs.stacks import load_stack
+
+    rows = llmfoundry_readme_runs() if rows is None else rows
+    quotes = [c.quote for c in (public_cases() if held_out is None else held_out)]
+    return [
+        r for r in rows
+        if load_stack(r.stack_preset).step_host == "fitted" and not any(same_row(r.quote, q) for q in quotes)
+    ]  # fmt: skip
+
+
+def fit_step_host(cases: list[PublishedRun], assumptions: Assumptions,
+                  grid: np.ndarray = STEP_HOST_GRID_S) -> dict | None:  # fmt: skip
+    """step_host_s from the rows of `step_host_cases` (None with fewer than two), as fit_expert_launch: least squares
+    of the log throughput errors on a grid, each row's leave-one-out error from the fit without it."""
+    return _host_time_fit(cases, assumptions, grid, "step_host_s",
+                          "least squares of log(predicted / reported throughput) over the llm-foundry benchmark README's "
+                          "BF16 rows on stacks with step_host fitted that validate public does not check")  # fmt: skip
 
 
 EXPERT_LAUNCH_GRID_S = np.round(np.arange(0.0, 200.01, 2.0), 4) * MICRO
@@ -222,12 +261,17 @@ def _host_time_fit(cases: list[PublishedRun], assumptions: Assumptions, grid: np
         "constant": constant,
         "value": float(f"{fitted.value:.3g}"),
         "sigma": round(sigma, 4),
-        "method": f"{method}, on a {(grid[1] - grid[0]) / MICRO:.0f} us grid refined by a parabola; sigma: jackknife "
+        "method": f"{method}, on a {_duration(grid[1] - grid[0])} grid refined by a parabola; sigma: jackknife "
         "standard error of log(value) from the leave-one-out refits",
         "constrained_by": n,
         **_error_summary(fitted.in_sample, fitted.leave_one_out),
         "cases": [_case_record(*row) for row in zip(cases, fitted.in_sample, fitted.leave_one_out, strict=True)],
     }
+
+
+def _duration(seconds: float) -> str:
+    """A grid step as the method line gives it: '2 us', '5 ms'."""
+    return f"{seconds / MILLI:.0f} ms" if seconds >= MILLI else f"{seconds / MICRO:.0f} us"
 
 
 MIN_RUNS_PER_GENERATION = 5

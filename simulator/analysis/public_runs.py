@@ -338,8 +338,8 @@ def track_summary(results: list[CaseResult], track: str, sigma: float | None) ->
         "target": TRACK_TARGETS[track],
     }
     if track == "steady_state":
-        # The rows a fitted constant was fitted on (gemm_sustain, expert_launch_host_s, expert_quantize_host_s) at their
-        # leave-one-out error.
+        # The rows a fitted constant was fitted on (gemm_sustain, expert_launch_host_s, expert_quantize_host_s,
+        # step_host_s) at their leave-one-out error.
         held_out = [abs(r.leave_one_out_error if r.leave_one_out_error is not None else r.error) for r in rows]
         out["median_abs_error_leave_one_out"] = _median(held_out)
         out["size_trend"] = size_trend([r for r in rows if r.case.id.startswith(SIZE_TREND_FAMILY)])
@@ -359,7 +359,9 @@ def size_trend(rows: list[CaseResult]) -> dict | None:
     count and the GPU type held fixed. None where the rows cannot carry a trend (fewer than 3, sizes or errors that do
     not vary, or controls that leave no degree of freedom)."""
     log_sizes = [math.log(parameter_counts(_model(r.case.model)).total) for r in rows]
-    log_errors = [math.log1p(r.error) for r in rows]
+    # A row that constrained a fitted constant (step_host_s) enters at its leave-one-out error: the trend is of errors
+    # the row did not help set.
+    log_errors = [math.log1p(r.error if r.leave_one_out_error is None else r.leave_one_out_error) for r in rows]
     try:
         controls, names = settings(
             [r.case.job.num_gpus for r in rows], [r.case.gpu for r in rows],
@@ -370,7 +372,8 @@ def size_trend(rows: list[CaseResult]) -> dict | None:
         return None
     return {
         "family": f"{SIZE_TREND_FAMILY}*",
-        "convention": "log(1 + error) against log(parameters); two-sided permutation p-values (partial: Freedman-Lane)",
+        "convention": "log(1 + error) against log(parameters), a row's leave-one-out error where it constrained a "
+        "fitted constant; two-sided permutation p-values (partial: Freedman-Lane)",
         **raw.to_dict(),
         "partial": {"controls": names, **partial.to_dict()},
     }

@@ -214,32 +214,33 @@ def realization_sigma(path=FITTED_PATH) -> tuple[float, str] | None:
 
 
 def host_time_sigma(path=FITTED_PATH, key: str = "expert_launch_fit") -> tuple[float, str] | None:
-    """A per-expert host-time fit's sigma (jackknife standard error of its log; `key`: expert_launch_fit or
-    expert_quantize_fit) and where it comes from; None before a fit."""
+    """A host-time fit's sigma (jackknife standard error of its log; `key`: expert_launch_fit, expert_quantize_fit or
+    step_host_fit) and where it comes from; None before a fit."""
     fitted = _fit_sigma(key, path)
     if fitted is None:
         return None
     sigma, n = fitted
     return sigma, (
         f"lognormal around the fitted value; sigma = jackknife standard error of its log from the {n} leave-one-out "
-        f"refits of `costsim fit` ({sigma:.1%}, simulator/data/fitted_constants.yaml; docs/model.md §7.8)"
+        f"refits of `costsim fit` ({sigma:.1%}, simulator/data/fitted_constants.yaml; docs/model.md §7.8-7.9)"
     )
 
 
 HOST_TIME_INPUTS = (
     ("expert_launch_host_s", "expert_launch_fit", "host time per expert GEMM launch"),
     ("expert_quantize_host_s", "expert_quantize_fit", "per-expert FP8 quantize time"),
+    ("step_host_s", "step_host_fit", "host time per optimizer step"),
 )
-"""The per-expert host times a run's rates can charge: (DeviceRates field, its fit in fitted_constants.yaml, what)."""
+"""The fitted host times a run's rates can charge: (DeviceRates field, its fit in fitted_constants.yaml, what)."""
 
 
 def _host_time_inputs(rates: DeviceRates, current_scaled: bool) -> list[UncertainInput]:
-    """The per-expert host times, drawn where the run's stack charges them: the launch where it launches experts one
+    """The fitted host times, drawn where the run's stack charges them: the expert launch where it launches experts one
     by one, the quantization too where the run is in FP8 with the tensor recipe (`current_scaled`) and the stack scales
-    it by the current amax."""
+    it by the current amax, the per-step host time where the stack has one."""
     out = []
     for name, key, what in HOST_TIME_INPUTS:
-        value = getattr(rates, name) if name == "expert_launch_host_s" or current_scaled else 0.0
+        value = getattr(rates, name) if name != "expert_quantize_host_s" or current_scaled else 0.0
         fitted = host_time_sigma(key=key) if value > 0 else None
         if fitted is not None:
             sigma, source = fitted
@@ -269,9 +270,9 @@ def default_inputs(
 
     `price_fixed`: True (the user gave the price) or a sentence saying why the price is held fixed. `expected`: the
     run is an expected one, so the realization of whole runs (the spread of what runs like it realized) is drawn too.
-    `expert_launch`: draw the host time per expert GEMM launch where the rates charge one (a single run's band; a
-    plan's stages scale other GPUs' rates by factors, which do not carry it), and with `current_scaled` (the run is in
-    FP8 with the tensor recipe) the per-expert quantization time too.
+    `expert_launch`: draw the fitted host times where the rates charge them (a single run's band; a plan's stages scale
+    other GPUs' rates by factors, which do not carry them): per expert GEMM launch, per optimizer step, and with
+    `current_scaled` (the run is in FP8 with the tensor recipe) the per-expert quantization time too.
     """
     a = assumptions
     sigma, sigma_source = gemm_sustain_sigma()

@@ -58,6 +58,12 @@ class Assumptions:
     tensor apart, a tensor object and three kernels (amax, scale, cast) per expert, where delayed, block and MXFP8
     scaling allocate and launch once for all (docs/model.md §7.8). The physical default is 0; DEFAULT takes the value
     `costsim fit` fits to the FP8 current-scaling rows of those stacks, with expert_launch_host_s held at its fit."""
+    step_host_s: float = 0.0
+    """Time each optimizer step adds beyond the per-layer model, on stacks with `step_host: fitted` (stacks.yaml): what
+    the trainer does once per step with the GPUs waiting (the loss and metric reductions and their host syncs, logging,
+    gradient-norm clipping, the optimizer's kernel launches, the next batch's first launches; docs/model.md §7.9). It is
+    a fixed cost per step, so it weighs on short steps (small models, many GPUs) and vanishes on long ones. The physical
+    default is 0; DEFAULT takes the value `costsim fit` fits to the steady-state rows of those stacks."""
     moe_imbalance: float = 1.1
     """Busiest EP rank's routed tokens / mean, per micro-batch, for dropless MoE. Assumption."""
     memory_reserved_bytes: float = 3 * GIB
@@ -128,9 +134,10 @@ def _fitted() -> Assumptions:
         realization_by_generation=tuple(sorted((g, float(f["value"])) for g, f in by_generation.items())),
         expert_launch_host_s=float(doc.get("expert_launch_host_s", BASE.expert_launch_host_s)),
         expert_quantize_host_s=float(doc.get("expert_quantize_host_s", BASE.expert_quantize_host_s)),
+        step_host_s=float(doc.get("step_host_s", BASE.step_host_s)),
     )
 
 
 DEFAULT = _fitted()
 """What estimates use: the physical defaults with the fitted constants (gemm_sustain, realization,
-expert_launch_host_s, expert_quantize_host_s)."""
+expert_launch_host_s, expert_quantize_host_s, step_host_s)."""

@@ -368,6 +368,82 @@ def megatron_core_2024_runs() -> list[PublishedRun]:
     return runs
 
 
+LLMFOUNDRY_README_GPUS = {"a100_40gb": "a100-40gb", "a100_80gb": "a100-80gb", "h100_80gb": "h100-sxm"}
+"""The README's GPU column -> hardware profile id."""
+
+
+def llmfoundry_readme_case(table: str, row: str) -> dict | None:
+    """One row of the llm-foundry benchmark README as a case entry of validation/public_runs.yaml's format, with the
+    stack fields validation/llmfoundry.yaml's cases record (FSDP FULL_SHARD, Triton flash attention, PyTorch 1.13.1 for
+    'bf16 PURE' rows and 2.1.0 with early-stopping recomputation for 'amp_bf16 DEFAULT' rows); None for FP8 rows;
+    ValueError for a row without the tables' 20 columns or with a column that does not read."""
+    f = [x.strip() for x in row.strip().strip("|").split("|")]
+    if len(f) != 20:
+        raise ValueError(f"{len(f)} columns where the README's tables have 20")
+    if "FP8" in table or f[14] not in ("bf16", "amp_bf16"):
+        return None
+    size, seq, n, gpu = f[0], int(f[1]), int(f[2]), LLMFOUNDRY_README_GPUS[f[3]]
+    mb, accum, sequences = int(f[7]), int(f[8]), int(f[9])
+    pure, ckpt = f[15] == "PURE", f[17] == "True"
+    recompute = "full" if ckpt else "none"
+    return {
+        "id": f"readme-{size}-{gpu}-{n}-s{seq}-mb{mb}-ga{accum}",
+        "source": f"mosaicml/llm-foundry scripts/train/benchmarking/README.md (commit 061f2c7), table '{table}'",
+        "quote": row,
+        "model": f"mpt-{size}",
+        "gpu": gpu,
+        "num_gpus": n,
+        "tokens": sequences * seq,
+        "seq_len": seq,
+        "global_batch_tokens": sequences * seq,
+        "precision": "bf16",
+        "layout": {"tp": 1, "pp": 1, "dp": n, "zero_stage": 3, "micro_batch_size": mb, "recompute": recompute},
+        "metric": "tokens_per_s_per_gpu",
+        "reported": float(f[12]),
+        "why": "a row of the llm-foundry benchmark README (a measured steady-state throughput)",
+        "track": "steady_state",
+        "assumptions": [],
+        "stack": {
+            "framework": "llm-foundry / Composer (PyTorch FSDP)",
+            "year": 2023,
+            "recompute": recompute,
+            "sequence_parallel": False,
+            "flash_attention": True,
+            "network": table,
+            "mixed_precision": f[15],
+            "pytorch": "1.13.1" if pure else "2.1.0",
+            "checkpoint_early_stop": not pure,
+        },
+    }
+
+
+def llmfoundry_readme_runs() -> list[PublishedRun]:
+    """Every BF16 result row of the llm-foundry benchmark README (validation/llmfoundry_readme_rows.yaml), once each
+    (the README repeats one 125M row)."""
+    path = _validation_dir() / "llmfoundry_readme_rows.yaml"
+    doc = read_yaml(path)
+    rows = doc.get("rows") if isinstance(doc, dict) else None
+    if not isinstance(rows, list):
+        raise SpecError(f"{path}: expected a mapping with a `rows:` list of {{table, row}}")
+    runs, seen = [], set()
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or not isinstance(r.get("table"), str) or not isinstance(r.get("row"), str):
+            raise SpecError(f"{path}: rows[{i}] must be a mapping with `table` and `row` strings")
+        try:
+            entry = llmfoundry_readme_case(r["table"], r["row"])
+        except (ValueError, KeyError, IndexError) as e:
+            raise SpecError(f"{path}: rows[{i}] is not a README result row ({e}); copy the row verbatim") from None
+        if entry is not None and entry["id"] not in seen:
+            seen.add(entry["id"])
+            runs.append(_case(entry, i, path))
+    return runs
+
+
+def same_row(a: str, b: str) -> bool:
+    """Whether two quoted table rows are the same row, whatever their spacing."""
+    return a.split() == b.split()
+
+
 def throughput_runs() -> list[PublishedRun]:
     return megatron_2021_runs() + llama3_runs()
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from simulator.errors import InputError, SpecError
 from simulator.inputs.arguments import reference
 from simulator.inputs.files import read_yaml, validate
-from simulator.vocab import AttentionKernel, ExpertGemmLaunch, Fp8Recipe, Fp8TensorScaling, Recompute, Schedule
+from simulator.vocab import AttentionKernel, ExpertGemmLaunch, Fp8Recipe, Fp8TensorScaling, Recompute, Schedule, StepHost
 
 
 class _Schema(BaseModel):
@@ -79,6 +79,10 @@ class Stack(_Schema):
     DelayedScaling, its default), or `current`, from each tensor's own amax (Float8CurrentScaling: Megatron-Core's
     --fp8-recipe tensorwise, Megatron-Bridge's FP8-CS). Under `current` a per-expert stack quantizes every local
     expert's input apart, which adds Assumptions.expert_quantize_host_s to each expert GEMM's host time (§7.8)."""
+    step_host: StepHost = "none"
+    """Whether each optimizer step of this stack's trainer pays the fitted per-step host time (Assumptions.step_host_s,
+    docs/model.md §7.9): `fitted`, the stacks whose steady-state rows constrain it; `none`, nothing charged (no such
+    rows to fit it on)."""
     offers: LayoutLimits
     practice: LayoutLimits
 

@@ -83,6 +83,9 @@ class DeviceRates:
     expert_quantize_host_s: float = 0.0
     """What FP8 current scaling adds to each of those expert GEMMs with the `tensor` recipe (Assumptions.
     expert_quantize_host_s where the stack scales its tensor recipe by the current amax, else 0)."""
+    step_host_s: float = 0.0
+    """Time each optimizer step adds outside the per-layer model on the stack (Assumptions.step_host_s where the stack
+    has `step_host: fitted`, else 0: scenario.stack_rates)."""
     gemm_operand_bytes_per_s: float | None = None
     """Bandwidth GEMM operands stream at (a large copy), where it differs from the memory-bound kernels'
     hbm_bytes_per_s (on a CPU by 10x); None: hbm_bytes_per_s."""

@@ -807,12 +807,15 @@ def _group_step(
     parts["dp_comm_exposed"], parts["optimizer"] = _dp_and_optimizer_s(
         ctx, dense_r[pick, cols], expert_r[pick, cols], f, b, m, buckets
     )
+    # Once per optimizer step, whatever the layout (docs/model.md §7.9).
+    parts["step_host"] = np.full(len(lay), ctx.rates.step_host_s)
     total = (
         m * (fwd + bwd + comm)
         + parts["pipeline_bubble"]
         + parts["pp_comm_exposed"]
         + parts["dp_comm_exposed"]
         + parts["optimizer"]
+        + parts["step_host"]
     )
     return total, parts
 

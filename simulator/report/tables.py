@@ -204,7 +204,7 @@ def estimate_table(d: dict) -> str:
             f"{d['flops_per_token'] / GIGA:.1f} GFLOP model, {d['hardware_flops_per_token'] / GIGA:.1f} GFLOP "
             f"hardware (6N: {d['flops_6nd_per_token'] / GIGA:.1f})",
         ),
-        ("step time", f"{d['step_time_s']:.3f} s  ({d['micro_batches']} micro-batches)"),
+        ("step time", f"{d['step_time_s']:.3f} s  ({counted(d['micro_batches'], 'micro-batch', 'micro-batches')})"),
         *_pipeline_row(d["pipeline_ranks"]),
         (
             "throughput",

@@ -129,8 +129,10 @@ def resolve(
 def stack_rates(rates: DeviceRates, stack: Stack, assumptions: Assumptions) -> DeviceRates:
     """The device rates as the stack runs them: on a stack that launches MoE experts one GEMM at a time after a host
     sync, each expert GEMM takes at least the host's launch time, and longer where the stack quantizes each expert's
-    FP8 tensor apart by its current amax (docs/model.md §7.8)."""
+    FP8 tensor apart by its current amax (docs/model.md §7.8); on a stack whose per-step host time is fitted, each
+    optimizer step pays it (§7.9)."""
     per_expert = stack.expert_gemm_launch == "per_expert"
     launch_s = assumptions.expert_launch_host_s if per_expert else 0.0
     quantize_s = assumptions.expert_quantize_host_s if per_expert and stack.fp8_tensor_scaling == "current" else 0.0
-    return replace(rates, expert_launch_host_s=launch_s, expert_quantize_host_s=quantize_s)
+    step_s = assumptions.step_host_s if stack.step_host == "fitted" else 0.0
+    return replace(rates, expert_launch_host_s=launch_s, expert_quantize_host_s=quantize_s, step_host_s=step_s)
