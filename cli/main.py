@@ -392,7 +392,7 @@ def _attention_kind(m) -> str:
 
 @app.command()
 def fit() -> None:
-    """Refit the global sustained-GEMM factor to the shipped published runs (a few seconds).
+    """Refit the fitted constants (gemm_sustain, realization, the host times) to the shipped published runs (about a minute).
 
     Writes simulator/data/fitted_constants.yaml with the value, the data, in-sample and leave-one-out errors.
     """

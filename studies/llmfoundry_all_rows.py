@@ -1,6 +1,6 @@
 """Study: costsim's error on every BF16 row of the llm-foundry benchmark README, not only the 26 that `validate public`
 checks (validation/llmfoundry.yaml). The other rows show the same models at other GPU counts and sequence lengths,
-which separates what the size trend of the 25 was made of (docs/model.md §14) and carries the per-step host time
+which separates what the size trend of the 26 was made of (docs/model.md §14) and carries the per-step host time
 the others constrain (docs/model.md §7.9: `costsim fit` fits it to the 165 rows that are not validation cases):
 
 - errors: all rows, the validation cases, the rows the per-step host time is fitted to;

@@ -19,7 +19,8 @@ Five constants are fitted, each to its own runs:
   rows, the same way, with expert_launch_host_s held at its fit.
 - step_host_s (time each optimizer step adds beyond the per-layer model on the stacks with `step_host: fitted`, PyTorch
   FSDP 2023), to the llm-foundry benchmark README's rows that `validate public` does not check (165 of its 191 BF16
-  rows), the same way; the 26 it checks, and OLMo-core's rows, stay out of sample.
+  rows), the same way, right after gemm_sustain; the others are fitted with it held. The 26 rows it checks, and
+  OLMo-core's rows, stay out of sample.
 `costsim fit` rewrites simulator/data/fitted_constants.yaml with the data, the in-sample and the leave-one-out errors.
 """
 
@@ -111,12 +112,12 @@ def _best(table: np.ndarray, grid: np.ndarray, rows: np.ndarray) -> tuple[float,
 
 
 def fit(runs: list[PublishedRun] | None = None, whole_runs: list[PublishedRun] | None = None) -> dict:
-    """The five constants: gemm_sustain from `runs` (default: the throughput runs), then realization from `whole_runs`
-    (default: the whole-run track) at the fitted gemm_sustain, then expert_launch_host_s from the steady-state MoE rows
-    of per-expert stacks (expert_launch_cases) at the fitted gemm_sustain, then expert_quantize_host_s from those rows
-    in FP8 current scaling (expert_quantize_cases) at both, then step_host_s from the llm-foundry README rows that are
-    not validation cases (step_host_cases) at the fitted gemm_sustain (no whole run and no MoE row runs on its stacks,
-    so the other fits do not move it, nor it them)."""
+    """The five constants: gemm_sustain from `runs` (default: the throughput runs); step_host_s from the llm-foundry
+    README rows that are not validation cases (step_host_cases) at the fitted gemm_sustain; then, both held, realization
+    from `whole_runs` (default: the whole-run track), expert_launch_host_s from the steady-state MoE rows of per-expert
+    stacks (expert_launch_cases), and expert_quantize_host_s from those rows in FP8 current scaling
+    (expert_quantize_cases) with expert_launch_host_s held too. gemm_sustain's runs are on stacks that charge no
+    per-step host time, so it does not depend on step_host_s."""
     runs = runs or throughput_runs()
     sustain = _grid_fit(prediction_table(runs), GRID)
     out = {
@@ -127,23 +128,25 @@ def fit(runs: list[PublishedRun] | None = None, whole_runs: list[PublishedRun] |
         **_error_summary(sustain.in_sample, sustain.leave_one_out),
         "cases": [_case_record(*row) for row in zip(runs, sustain.in_sample, sustain.leave_one_out, strict=True)],
     }
+    held = replace(BASE, gemm_sustain=out["gemm_sustain"])
+    step_host = fit_step_host(step_host_cases(), held)
+    if step_host is not None:
+        held = replace(held, step_host_s=step_host["value"])
     if whole_runs is None:
         from simulator.inputs.published import public_cases
 
         whole_runs = [c for c in public_cases() if c.track == "whole_run"]
-    realization = fit_realization(whole_runs, replace(BASE, gemm_sustain=out["gemm_sustain"]))
+    realization = fit_realization(whole_runs, held)
     if realization is not None:
         out = {"gemm_sustain": out["gemm_sustain"], "realization": realization["value"], **out, "realization_fit": realization}
-    at_sustain = replace(BASE, gemm_sustain=out["gemm_sustain"])
-    launch = fit_expert_launch(expert_launch_cases(), at_sustain)
+    launch = fit_expert_launch(expert_launch_cases(), held)
     if launch is not None:
         head = {k: out.pop(k) for k in HEAD_CONSTANTS[:2] if k in out}
         out = {**head, "expert_launch_host_s": launch["value"], **out, "expert_launch_fit": launch}
-        quantize = fit_expert_quantize(expert_quantize_cases(), replace(at_sustain, expert_launch_host_s=launch["value"]))
+        quantize = fit_expert_quantize(expert_quantize_cases(), replace(held, expert_launch_host_s=launch["value"]))
         if quantize is not None:
             head = {k: out.pop(k) for k in HEAD_CONSTANTS[:3] if k in out}
             out = {**head, "expert_quantize_host_s": quantize["value"], **out, "expert_quantize_fit": quantize}
-    step_host = fit_step_host(step_host_cases(), at_sustain)
     if step_host is not None:
         head = {k: out.pop(k) for k in HEAD_CONSTANTS if k in out}
         out = {**head, "step_host_s": step_host["value"], **out, "step_host_fit": step_host}

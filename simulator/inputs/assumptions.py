@@ -63,7 +63,8 @@ class Assumptions:
     the trainer does once per step with the GPUs waiting (the loss and metric reductions and their host syncs, logging,
     gradient-norm clipping, the optimizer's kernel launches, the next batch's first launches; docs/model.md §7.9). It is
     a fixed cost per step, so it weighs on short steps (small models, many GPUs) and vanishes on long ones. The physical
-    default is 0; DEFAULT takes the value `costsim fit` fits to the steady-state rows of those stacks."""
+    default is 0; DEFAULT takes the value `costsim fit` fits to the llm-foundry benchmark README's rows (PyTorch FSDP,
+    the `fsdp-2023` stack) that are not `validate public` cases."""
     moe_imbalance: float = 1.1
     """Busiest EP rank's routed tokens / mean, per micro-batch, for dropless MoE. Assumption."""
     memory_reserved_bytes: float = 3 * GIB

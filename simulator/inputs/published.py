@@ -376,7 +376,8 @@ def llmfoundry_readme_case(table: str, row: str) -> dict | None:
     """One row of the llm-foundry benchmark README as a case entry of validation/public_runs.yaml's format, with the
     stack fields validation/llmfoundry.yaml's cases record (FSDP FULL_SHARD, Triton flash attention, PyTorch 1.13.1 for
     'bf16 PURE' rows and 2.1.0 with early-stopping recomputation for 'amp_bf16 DEFAULT' rows); None for FP8 rows;
-    ValueError for a row without the tables' 20 columns or with a column that does not read."""
+    ValueError for a row without the tables' 20 columns, with a column that does not read, or with a global batch that is
+    not micro-batch x accumulation x GPUs."""
     f = [x.strip() for x in row.strip().strip("|").split("|")]
     if len(f) != 20:
         raise ValueError(f"{len(f)} columns where the README's tables have 20")
@@ -384,6 +385,10 @@ def llmfoundry_readme_case(table: str, row: str) -> dict | None:
         return None
     size, seq, n, gpu = f[0], int(f[1]), int(f[2]), LLMFOUNDRY_README_GPUS[f[3]]
     mb, accum, sequences = int(f[7]), int(f[8]), int(f[9])
+    if min(seq, n, mb, accum) < 1 or sequences != mb * accum * n:
+        raise ValueError(f"GlobalBatchSize {sequences} is not MicroBatchSize {mb} x GradAccum {accum} x {n} GPUs")
+    if f[15] not in ("PURE", "DEFAULT") or f[17] not in ("True", "False"):
+        raise ValueError(f"MP Mode {f[15]!r} / Activation Checkpointing {f[17]!r}: expected PURE or DEFAULT / True or False")
     pure, ckpt = f[15] == "PURE", f[17] == "True"
     recompute = "full" if ckpt else "none"
     return {
@@ -440,8 +445,12 @@ def llmfoundry_readme_runs() -> list[PublishedRun]:
 
 
 def same_row(a: str, b: str) -> bool:
-    """Whether two quoted table rows are the same row, whatever their spacing."""
-    return a.split() == b.split()
+    """Whether two quoted table rows are the same row, whatever their spacing: the same cells, each stripped."""
+
+    def cells(row: str) -> list[str]:
+        return [" ".join(c.split()) for c in row.strip().strip("|").split("|")]
+
+    return cells(a) == cells(b)
 
 
 def throughput_runs() -> list[PublishedRun]:

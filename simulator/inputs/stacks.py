@@ -81,8 +81,8 @@ class Stack(_Schema):
     expert's input apart, which adds Assumptions.expert_quantize_host_s to each expert GEMM's host time (§7.8)."""
     step_host: StepHost = "none"
     """Whether each optimizer step of this stack's trainer pays the fitted per-step host time (Assumptions.step_host_s,
-    docs/model.md §7.9): `fitted`, the stacks whose steady-state rows constrain it; `none`, nothing charged (no such
-    rows to fit it on)."""
+    docs/model.md §7.9): `fitted`, the FSDP stack whose llm-foundry README rows it is fitted to; `none`, nothing
+    charged (no rows of the stack to fit it on)."""
     offers: LayoutLimits
     practice: LayoutLimits
 

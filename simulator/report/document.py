@@ -87,6 +87,8 @@ def _cost_group(component: str) -> str:
         return "activation recomputation"
     if "optimizer" in component:
         return "optimizer step"
+    if component == "step_host":
+        return "host time per step"
     return "compute (GEMMs, attention, memory-bound)"
 
 

@@ -312,7 +312,8 @@ def per_expert_launch_note(s: Scenario, est: Estimate) -> str | None:
     moe = s.model.moe
     if moe is None or s.stack.expert_gemm_launch == "per_expert":
         return None
-    rates = stack_rates(s.rates, load_stack(PER_EXPERT_STACK), s.assumptions)
+    # Only the expert launches differ: the run's own per-step host time (its stack's, §7.9) stays.
+    rates = replace(stack_rates(s.rates, load_stack(PER_EXPERT_STACK), s.assumptions), step_host_s=s.rates.step_host_s)
     if rates.expert_launch_host_s <= 0:
         return None
     fixed = est.layout.to_dict()
