@@ -22,7 +22,7 @@ from cli_support import clean_error, invoke
 from simulator.analysis.public_runs import leave_one_out_errors, predict_case, reported_tokens_per_s_per_gpu
 from simulator.errors import SpecError
 from simulator.inputs.assumptions import DEFAULT, FITTED_PATH
-from simulator.inputs.published import METRICS, dataset_path, excluded_runs, public_cases
+from simulator.inputs.published import METRICS, dataset_path, excluded_runs, public_cases, table_cells
 
 assert_clean_error = functools.partial(clean_error, error="line")
 
@@ -443,7 +443,7 @@ def test_megatron_core_table_rows_agree_with_their_quoted_columns():
     rows = [r for r in doc["runs"] if "reported_tflop_per_s_per_gpu" in r]
     assert len(rows) == 9
     for r in rows:
-        cells = [c.strip() for c in r["quote"].strip("|").split("|")]
+        cells = table_cells(r["quote"])
         tp, pp, dp, gpus, batch = (int(x) for x in cells[4:9])
         tflop, mfu, aggregate = float(cells[9]), float(cells[10].rstrip("%")) / 100, float(cells[11])
         assert (tp, pp, dp, gpus, batch) == (r["tp"], r["pp"], r["dp"], r["gpus"], r["global_batch"]), r["id"]

@@ -192,12 +192,17 @@ def _case(entry: object, index: int, path: Path) -> PublishedRun:
     )
 
 
+def _listing(path: Path, key: str, what: str = "") -> dict:
+    """A dataset file: a mapping with a list under `key` (SpecError naming the file otherwise)."""
+    doc = read_yaml(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get(key), list):
+        raise SpecError(f"{path}: expected a mapping with a `{key}:` list{what}")
+    return doc
+
+
 def _document(path: Path | None = None) -> tuple[Path, dict]:
     path = path or dataset_path()
-    doc = read_yaml(path)
-    if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list):
-        raise SpecError(f"{path}: expected a mapping with a `cases:` list")
-    return path, doc
+    return path, _listing(path, "cases")
 
 
 def public_cases(path: Path | None = None) -> list[PublishedRun]:
@@ -313,9 +318,7 @@ def megatron_core_2024_runs() -> list[PublishedRun]:
     from simulator.inputs.catalog import load_hardware
 
     path = _validation_dir() / "megatron_core_2024" / "runs.yaml"
-    doc = read_yaml(path)
-    if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list):
-        raise SpecError(f"{path}: expected a mapping with a `runs:` list")
+    doc = _listing(path, "runs")
     s = int(_number(doc, "seq_len", str(path)))
     precision = str(_require(doc, "precision", str(path)))
     gpu = str(_require(doc, "gpu", str(path)))
@@ -378,7 +381,7 @@ def llmfoundry_readme_case(table: str, row: str) -> dict | None:
     'bf16 PURE' rows and 2.1.0 with early-stopping recomputation for 'amp_bf16 DEFAULT' rows); None for FP8 rows;
     ValueError for a row without the tables' 20 columns, with a column that does not read, or with a global batch that is
     not micro-batch x accumulation x GPUs."""
-    f = [x.strip() for x in row.strip().strip("|").split("|")]
+    f = table_cells(row)
     if len(f) != 20:
         raise ValueError(f"{len(f)} columns where the README's tables have 20")
     if "FP8" in table or f[14] not in ("bf16", "amp_bf16"):
@@ -426,10 +429,7 @@ def llmfoundry_readme_runs() -> list[PublishedRun]:
     """Every BF16 result row of the llm-foundry benchmark README (validation/llmfoundry_readme_rows.yaml), once each
     (the README repeats one 125M row)."""
     path = _validation_dir() / "llmfoundry_readme_rows.yaml"
-    doc = read_yaml(path)
-    rows = doc.get("rows") if isinstance(doc, dict) else None
-    if not isinstance(rows, list):
-        raise SpecError(f"{path}: expected a mapping with a `rows:` list of {{table, row}}")
+    rows = _listing(path, "rows", " of {table, row}")["rows"]
     runs, seen = [], set()
     for i, r in enumerate(rows):
         if not isinstance(r, dict) or not isinstance(r.get("table"), str) or not isinstance(r.get("row"), str):
@@ -444,13 +444,14 @@ def llmfoundry_readme_runs() -> list[PublishedRun]:
     return runs
 
 
+def table_cells(row: str) -> list[str]:
+    """The cells of a quoted Markdown table row ('| a | b |' -> ['a', 'b']), inner runs of spaces as one."""
+    return [" ".join(c.split()) for c in row.strip().strip("|").split("|")]
+
+
 def same_row(a: str, b: str) -> bool:
-    """Whether two quoted table rows are the same row, whatever their spacing: the same cells, each stripped."""
-
-    def cells(row: str) -> list[str]:
-        return [" ".join(c.split()) for c in row.strip().strip("|").split("|")]
-
-    return cells(a) == cells(b)
+    """Whether two quoted table rows are the same row, whatever their spacing: the same cells."""
+    return table_cells(a) == table_cells(b)
 
 
 def throughput_runs() -> list[PublishedRun]:
