@@ -97,7 +97,7 @@ def _root(
     """Training cost simulator for large language models."""
 
 
-list_app = typer.Typer(no_args_is_help=True, help="List what ships: GPUs, models, software stacks and plans.")
+list_app = typer.Typer(no_args_is_help=True, help="List what ships: GPUs, models, software stacks, plans and workloads.")
 app.add_typer(list_app, name="list")
 validate_app = typer.Typer(no_args_is_help=True, help="Compare the model with measured or published runs.")
 app.add_typer(validate_app, name="validate")
@@ -344,6 +344,31 @@ def _plans_table(rows: list[dict]) -> str:
         for r in rows
     ]  # fmt: skip
     return text_table(("name", "model", "GPU", "stages", "kinds", "reported GPU-hours"), cells, align="lllrlr")
+
+
+@list_app.command("workloads")
+def list_workloads(format: ListFormat = Format.table) -> None:
+    """Shipped workloads (costsim serve --workload NAME): request-length distributions and the lengths each is costed at."""
+    from simulator.inputs.workload_file import load_workload_file, workload_ids
+    from simulator.model.serve.workload import workload_lengths
+
+    def row(name: str, path) -> dict:
+        w = load_workload_file(path)
+        return {"name": name, "display_name": w.display_name, "source": w.source} | workload_lengths(w).to_dict()
+
+    _echo_list(format, "workloads", lambda: [row(n, p) for n, p in workload_ids().items()], _workloads_table)
+
+
+def _workloads_table(rows: list[dict]) -> str:
+    from simulator.report.tables import text_table
+
+    cells = [
+        (r["name"], f"{r['mean_input_len']:,.0f}", f"{r['mean_output_len']:,.0f}", f"{r['prefill_input_len']:,.0f}",
+         f"{r['decode_context_len']:,.0f}", f"{r['max_context_len']:,.0f}")
+        for r in rows
+    ]  # fmt: skip
+    table = text_table(("name", "mean in", "mean out", "prefill at", "decode context", "longest"), cells, align="lrrrrr")
+    return table + "\nprefill at: token-weighted prompt; decode context: output-weighted (docs/model.md §16.15)"
 
 
 @list_app.command("stacks")

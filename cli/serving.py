@@ -98,8 +98,15 @@ def serve_grid_summary(grid: dict) -> str:
 def serve_command(
     model: Annotated[str, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json")],
     gpu: Annotated[str, typer.Option(help="Hardware profile id or alias (costsim list gpus), or a profile YAML")],
-    input_len: Annotated[int, typer.Option(help="Prompt tokens per request")] = 1024,
-    output_len: Annotated[int, typer.Option(help="Generated tokens per request")] = 1024,
+    input_len: Annotated[int | None, typer.Option(help="Prompt tokens per request (default 1,024)")] = None,
+    output_len: Annotated[int | None, typer.Option(help="Generated tokens per request (default 1,024)")] = None,
+    workload: Annotated[
+        str | None,
+        typer.Option(
+            help="A length distribution in place of --input-len/--output-len: a shipped workload "
+            "(costsim list workloads) or a workload YAML"
+        ),
+    ] = None,
     cache_hit_rate: Annotated[float, typer.Option(help="Share of prompt tokens served from the KV cache, 0-0.999")] = 0.0,
     phase: Annotated[Phase, typer.Option(help="prefill, decode, or both")] = Phase.both,
     deployment: Annotated[
@@ -188,7 +195,8 @@ def serve_command(
 
             prepare_output(report, force, "--report")
         result = api.serve(
-            model, gpu, input_len=input_len, output_len=output_len, cache_hit_rate=cache_hit_rate, phase=phase.value,
+            model, gpu, input_len=input_len, output_len=output_len, workload=workload, cache_hit_rate=cache_hit_rate,
+            phase=phase.value,
             deployment=deployment.value, precision=precision.value if precision else None, kv_dtype=kv_dtype.value,
             tp=tp, dp=dp, pp=pp, ep=ep, num_gpus=num_gpus, batch_per_gpu=batch_per_gpu, max_batch_per_gpu=max_batch_per_gpu,
             redundant_experts=redundant_experts, mtp_depth=mtp_depth, mtp_accept=mtp_accept,
@@ -217,24 +225,37 @@ def serve_command(
         typer.echo(f"report written to {files['markdown']} and {files['html']}")
 
 
+def workload_line(w: dict, prefill: bool, decode: bool) -> str:
+    """The lengths a workload's phases are costed at (simulator/model/serve/workload.py)."""
+    parts = []
+    if prefill:
+        parts.append(f"prefill at {w['prefill_input_len']:,.0f}-token prompts (token-weighted)")
+    if decode:
+        parts.append(f"decode at {w['decode_context_len']:,.0f} tokens of context (output-weighted)")
+    return f"workload {'; '.join(parts)}; longest request {w['max_context_len']:,.0f} tokens"
+
+
 def serve_table(d: dict) -> str:
     from simulator.report.money import usd
 
     req = d["request"]
     pool, host_us = req["kv_memory_fraction"], req["host_s_per_sequence"] / MICRO
-    lines = [f"{d['model']} on {d['gpu']}: {req['input_len']:,} in / {req['output_len']:,} out, "
+    lines = [f"{d['model']} on {d['gpu']}: {req['input_len']:,.0f} in / {req['output_len']:,.0f} out"
+             + (f" (means of workload {req['workload']['name']})" if req["workload"] else "") + ", "
              f"cache hits {req['cache_hit_rate']:.0%}, {req['deployment']}"
              + ("" if req["two_batch_overlap"] else ", no two-batch overlap")
              + (", KV reserved for whole requests" if req["kv_admission"] == "full-request" else "")
              + ("" if pool == 1 else f", KV pool {pool:.0%} of free memory")
              + (f", host {host_us:g} us per sequence" if host_us else "")]  # fmt: skip
+    if req["workload"]:
+        lines.append(workload_line(req["workload"], "prefill" in d, "decode" in d))
     if "prefill" in d:
         p = d["prefill"]
         lay = p["layout"]
         layout = f"TP{lay['tp']} EP{lay['ep']} PP{lay['pp']} {lay['precision']}"
         rate = format_rate(p["input_tokens_per_s_per_gpu"])
         lines.append(f"prefill  {rate:>10} input tok/s/GPU   TTFT {p['ttft_s'] / MILLI:,.0f} ms   "
-                     f"{layout}, {p['prompts_per_pass']} prompts per pass")  # fmt: skip
+                     f"{layout}, {counted(p['prompts_per_pass'], 'prompt')} per pass")  # fmt: skip
     if "decode" in d:
         x = d["decode"]
         lay = x["layout"]

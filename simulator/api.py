@@ -588,15 +588,15 @@ class ServeResult(_Result):
 def serve(model: str, gpu: str, *, pricing: str = "rental", rental: str | None = None,
           usd_per_gpu_hour: float | None = None, gpu_purchase_usd: float | None = None,
           **request: Any) -> ServeResult:  # fmt: skip
-    """Serve `model` on `gpu`, as `costsim serve` (same keyword names as its flags: input_len, output_len,
-    cache_hit_rate, phase, deployment, precision, kv_dtype, tp, dp, pp, ep, num_gpus, batch_per_gpu,
+    """Serve `model` on `gpu`, as `costsim serve` (same keyword names as its flags: input_len, output_len or
+    workload, cache_hit_rate, phase, deployment, precision, kv_dtype, tp, dp, pp, ep, num_gpus, batch_per_gpu,
     max_batch_per_gpu, redundant_experts, mtp_depth, mtp_accept, two_batch_overlap, kv_admission, kv_memory_fraction,
     host_s_per_sequence, tpot_s, ttft_s,
     min_tokens_per_s_per_user, utilization, price_sheet, calibration; latency targets in seconds)."""
     from simulator.run.serve import ServeRequest
     from simulator.run.serve import serve as run_serve
 
-    known = {f.name for f in fields(ServeRequest)} - {"model", "gpu", "cost"}
+    known = {f.name for f in fields(ServeRequest) if f.init} - {"model", "gpu", "cost"}
     unknown = sorted(set(request) - known)
     if unknown:
         raise InputError(f"unknown option(s) {', '.join(unknown)}; serve takes {', '.join(sorted(known))}")

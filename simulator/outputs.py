@@ -1183,12 +1183,56 @@ class PlansOutput(Document):
     plans: list[PlanEntry]
 
 
+class WorkloadLengths(_Fixed):
+    """The lengths a workload is costed at (simulator/model/serve/workload.py, docs/model.md §16.15), tokens."""
+
+    mean_input_len: float
+    mean_output_len: float
+    prefill_input_len: float
+    """E[I^2] / E[I]: the token-weighted prompt the prefill is costed at."""
+    decode_input_len: float
+    """E[O I] / E[O]: the output-weighted prompt of a decode slot."""
+    decode_output_len: float
+    """E[O^2] / E[O]: the length-biased output of a decode slot."""
+    decode_context_len: float
+    """decode_input_len + decode_output_len / 2: the KV a running sequence holds on average."""
+    max_input_len: float
+    max_output_len: float
+    max_context_len: float
+
+
+class WorkloadEntry(WorkloadLengths):
+    """A shipped workload (costsim serve --workload NAME)."""
+
+    name: str
+    display_name: str | None
+    source: str
+
+
+class WorkloadsOutput(Document):
+    """`costsim list workloads --format json`."""
+
+    workloads: list[WorkloadEntry]
+
+
+class WorkloadEcho(WorkloadLengths):
+    """The workload a serve request took its lengths from."""
+
+    name: str
+    """The shipped name or the path given."""
+    display_name: str | None
+    source: str
+
+
 # --------------------------------------------------------------------------- serving (costsim serve, validate serve, fleet)
 
 
 class ServeRequestEcho(_Fixed):
-    input_len: int
-    output_len: int
+    input_len: float
+    """Prompt tokens per request (with a workload, its mean)."""
+    output_len: float
+    workload: WorkloadEcho | None
+    """The length distribution, where --workload gave one (input_len and output_len are then its means)."""
     cache_hit_rate: float
     phase: Literal["both", "prefill", "decode"]
     deployment: Literal["disaggregated", "colocated"]
@@ -1712,6 +1756,7 @@ COMMANDS: Final[dict[str, type[Document]]] = {
     "list models": ModelsOutput,
     "list stacks": StacksOutput,
     "list plans": PlansOutput,
+    "list workloads": WorkloadsOutput,
     "serve": ServeOutput,
     "validate serve": ValidateServeOutput,
     "fleet": FleetOutput,

@@ -94,6 +94,8 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "list-models": ("list models", ["list", "models"]),
     "list-stacks": ("list stacks", ["list", "stacks"]),
     "list-plans": ("list plans", ["list", "plans"]),
+    "list-workloads": ("list workloads", ["list", "workloads"]),
+    "serve-workload": ("serve", ["serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--workload", "inferencemax-8k1k"]),
     "serve-both-price-sheet": ("serve", ["serve", "deepseek-v3", "--gpu", "h800", "--price-sheet", "deepseek-reasoner-2025"]),
     "serve-decode": ("serve", ["serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--phase", "decode"]),
     "serve-prefill": ("serve", ["serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--phase", "prefill"]),

@@ -1,6 +1,6 @@
 """Where the shipped data lives: the packages under simulator.data, read through importlib.resources, so the
 same code finds it in a checkout, an editable install and an installed wheel. $COSTSIM_DATA_DIR points every
-folder to another root (a folder holding hardware_profiles/, model_specs/, plans/, validation/, prices/ and fleets/).
+folder to another root (a folder holding hardware_profiles/, model_specs/, plans/, validation/, prices/, fleets/ and workloads/).
 
 The files are read as paths: costsim is installed as files on disk (a wheel unpacks; zip imports are not
 supported), which is what importlib.resources gives for such packages.
@@ -11,7 +11,7 @@ from importlib.resources import files
 from pathlib import Path
 
 DATA_PACKAGE = "simulator.data"
-FOLDERS = ("hardware_profiles", "model_specs", "plans", "validation", "prices", "fleets")
+FOLDERS = ("hardware_profiles", "model_specs", "plans", "validation", "prices", "fleets", "workloads")
 
 
 def _shipped(folder: str) -> Path:

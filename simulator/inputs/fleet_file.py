@@ -201,9 +201,12 @@ class ServeOptions(_Schema):
     """What `costsim serve` is asked when it predicts a per-node rate (its flags, as keys). The cache-hit rate is the
     day's, from tokens; prefill and decode are disaggregated, as the deployment units are."""
 
-    input_len: Annotated[int, Field(ge=1, le=MAX_LEN)]
+    input_len: Annotated[int, Field(ge=1, le=MAX_LEN)] | None = None
     """Mean prompt tokens per request."""
-    output_len: Annotated[int, Field(ge=1, le=MAX_LEN)]
+    output_len: Annotated[int, Field(ge=1, le=MAX_LEN)] | None = None
+    workload: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
+    """In place of input_len and output_len: a shipped workload or a workload YAML (a path read beside the fleet file
+    where a file is there), a distribution of request lengths (serve --workload)."""
     precision: ServePrecision | None = None
     """bf16, fp8 or fp4 (NVFP4 on Blackwell); None: every format the GPU has, searched."""
     kv_dtype: KvDtype = "bf16"
@@ -232,9 +235,23 @@ class ServeOptions(_Schema):
     source: Text | None = None
     notes: Text | None = None
 
+    @model_validator(mode="after")
+    def _lengths(self) -> ServeOptions:
+        lengths = [k for k in ("input_len", "output_len") if getattr(self, k) is not None]
+        if self.workload is not None and lengths:
+            raise ValueError(
+                f"gives workload and {' and '.join(lengths)}; give a workload (a distribution of lengths) or "
+                "input_len and output_len (the mean request), not both"
+            )
+        if self.workload is None and len(lengths) < 2:
+            missing = " and ".join(k for k in ("input_len", "output_len") if getattr(self, k) is None)
+            raise ValueError(f"no {missing}; give input_len and output_len (mean tokens per request) or a workload")
+        return self
+
     def request(self) -> dict:
         """The keyword arguments of simulator.run.serve.ServeRequest (the host time in its seconds)."""
-        out = self.model_dump(exclude={"source", "notes", "host_us_per_sequence"})
+        out = self.model_dump(exclude={"source", "notes", "host_us_per_sequence"}, exclude_none=False)
+        out = {k: v for k, v in out.items() if not (k in ("input_len", "output_len", "workload") and v is None)}
         return out | {"host_s_per_sequence": self.host_us_per_sequence * MICRO}
 
 
@@ -317,7 +334,7 @@ class Fleet(_Schema):
         """The fields predicting a rate needs that the file lacks."""
         need = [k for k in ("model", "gpu") if getattr(self, k) is None]
         if self.serve is None:
-            need.append("serve.input_len and serve.output_len (mean prompt and output tokens per request)")
+            need.append("serve.input_len and serve.output_len (mean prompt and output tokens per request) or serve.workload")
         return need
 
 
@@ -339,7 +356,14 @@ def fleet_ids() -> dict[str, Path]:
 def load_fleet_file(path: Path) -> Fleet:
     if path.is_dir():
         raise SpecError(f"{path}: is a directory; pass a fleet YAML file")
-    return validate(read_yaml(path), Fleet, path)
+    fleet = validate(read_yaml(path), Fleet, path)
+    workload = fleet.serve.workload if fleet.serve is not None else None
+    if workload is not None and Path(workload).suffix in (".yaml", ".yml") and not Path(workload).is_absolute():
+        beside = path.parent / workload
+        if beside.exists():  # a workload file next to the fleet file, as a plan's files are read beside the plan
+            serve = fleet.serve.model_copy(update={"workload": str(beside)})
+            fleet = fleet.model_copy(update={"serve": serve})
+    return fleet
 
 
 def load_fleet(fleet: str | Path) -> tuple[Fleet, Path, str]:

@@ -39,8 +39,12 @@ def waterfall_steps(d: dict) -> list[dict]:
 def build_serve_document(d: dict) -> list[Block]:
     req = d["request"]
     blocks: list[Block] = [h1(f"Serving {d['model']} on {d['gpu']}")]
+    w = req["workload"]
+    lengths = (f"Requests of {req['input_len']:,.0f} input and {req['output_len']:,.0f} output tokens"
+               + (f" on average (workload {w['name']}: {w['source']}; prefill costed at {w['prefill_input_len']:,.0f}-token "
+                  f"prompts, decode at {w['decode_context_len']:,.0f} tokens of context per sequence)" if w else ""))  # fmt: skip
     blocks.append(para(
-        f"Requests of {req['input_len']:,} input and {req['output_len']:,} output tokens, {req['cache_hit_rate']:.0%} of "
+        f"{lengths}, {req['cache_hit_rate']:.0%} of "
         f"the input from the KV cache, {req['deployment']} prefill and decode, at {usd(d['usd_per_gpu_hour'])} per "
         f"GPU-hour ({d['price']['price_quote']['label']}) and {d['utilization']:.0%} utilization."
     ))  # fmt: skip

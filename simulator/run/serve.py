@@ -9,13 +9,15 @@ price of a GPU-hour chosen as `costsim estimate` chooses it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from simulator.errors import InputError
+from simulator.inputs.arguments import reference
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.catalog import gpus_with, load_hardware, load_model
+from simulator.inputs.workload_file import Workload, load_workload
 from simulator.model.comms import Fabric
 from simulator.model.efficiency import calibrated_device, device_rates
 from simulator.model.serve.decode import DECODE_STEP_OVERHEAD_S, Setup, kv_pool_bytes
@@ -32,6 +34,7 @@ from simulator.model.serve.search import (
     prefill_points,
     search_decode,
 )
+from simulator.model.serve.workload import RequestLengths, fixed_request, workload_lengths
 from simulator.run.cost import CostOptions, pricing
 from simulator.units import GIB, MEGA, MICRO, MILLI, NVFP4_BYTES_PER_ELEMENT, SECONDS_PER_HOUR
 from simulator.vocab import KV_ADMISSIONS, KV_DTYPES, MAX_HOST_S_PER_SEQUENCE, MIN_KV_MEMORY_FRACTION, SERVE_PRECISIONS
@@ -49,8 +52,12 @@ class ServeRequest:
 
     model: str
     gpu: str
-    input_len: int = 1024
-    output_len: int = 1024
+    input_len: int | None = None
+    """Prompt tokens per request (DEFAULT_LEN when neither it nor a workload is given)."""
+    output_len: int | None = None
+    workload: str | None = None
+    """A shipped workload (workloads/*.yaml) or a workload YAML: a distribution of request lengths in place of
+    input_len and output_len (simulator/inputs/workload_file.py; docs/model.md §16.15)."""
     cache_hit_rate: float = 0.0
     phase: str = "both"
     deployment: str = "disaggregated"
@@ -99,10 +106,17 @@ class ServeRequest:
     """A `costsim calibrate` file of --gpu (a CPU's with --gpu cpu): its measured rates, serving fits included, replace
     the profile's (docs/model.md §16.13)."""
     cost: CostOptions = field(default_factory=CostOptions)
+    lengths: RequestLengths = field(init=False, repr=False, compare=False)
+    """The lengths the model takes (simulator/model/serve/workload.py): the request's own, or its workload's."""
+    workload_file: Workload | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _int_in("--input-len", self.input_len, 1, MAX_LEN)
-        _int_in("--output-len", self.output_len, 1, MAX_LEN)
+        lengths, loaded = _request_lengths(self.input_len, self.output_len, self.workload)
+        if self.workload is None:  # the lengths given, or the defaults
+            object.__setattr__(self, "input_len", int(lengths.mean_input_len))
+            object.__setattr__(self, "output_len", int(lengths.mean_output_len))
+        object.__setattr__(self, "lengths", lengths)
+        object.__setattr__(self, "workload_file", loaded)
         if self.batch_per_gpu is not None:
             _float_in("--batch-per-gpu", self.batch_per_gpu, 1e-3, 1_000_000)
         if self.max_batch_per_gpu is not None:
@@ -167,6 +181,28 @@ class ServeRequest:
         if self.tpot_s is not None:
             return 1.0 / self.tpot_s
         return self.min_tokens_per_s_per_user
+
+
+DEFAULT_LEN = 1024
+"""Prompt and output tokens of a request when neither they nor a workload are given."""
+
+
+def _request_lengths(input_len, output_len, workload) -> tuple[RequestLengths, Workload | None]:
+    """The request's lengths: --input-len / --output-len (DEFAULT_LEN where left out), or a workload's, not both."""
+    if workload is None:
+        input_len = DEFAULT_LEN if input_len is None else input_len
+        output_len = DEFAULT_LEN if output_len is None else output_len
+        _int_in("--input-len", input_len, 1, MAX_LEN)
+        _int_in("--output-len", output_len, 1, MAX_LEN)
+        return fixed_request(input_len, output_len), None
+    given = [flag for flag, v in (("--input-len", input_len), ("--output-len", output_len)) if v is not None]
+    if given:
+        raise InputError(
+            f"--workload {workload} gives the request lengths, and {' and '.join(given)} too; give a workload (a "
+            "distribution of lengths) or --input-len / --output-len (one request's), not both"
+        )
+    loaded, _ = load_workload(reference("--workload", workload, "a workload name or a workload YAML path"))
+    return workload_lengths(loaded), loaded
 
 
 DECODE_ONLY_FIELDS = {
@@ -258,7 +294,7 @@ def _precisions(req: ServeRequest, hw) -> tuple[str, ...]:
     return tuple(p for p in PRECISIONS if hw.has_dtype(p))
 
 
-def _check_context(model, context: int, prefill_only: bool = False) -> None:
+def _check_context(model, context: int, prefill_only: bool = False, workload: str | None = None) -> None:
     """A request longer than a learned position table cannot run on the model as specified (there is no position
     past the table; RoPE and ALiBi models extrapolate or are rescaled, so only learned tables bound a request).
     Training only notes it (sanity.learned_positions_note), since a longer table can be trained; a served model has
@@ -266,6 +302,8 @@ def _check_context(model, context: int, prefill_only: bool = False) -> None:
     table = model.max_position_embeddings
     if model.position_embedding == "learned" and table is not None and context > table:
         given = "--input-len" if prefill_only else "--input-len + --output-len"
+        if workload is not None:
+            given = f"the longest {'prompt' if prefill_only else 'request'} of --workload {workload}"
         raise InputError(
             f"{given} is {context:,} tokens, longer than {model.name}'s learned position table of {table:,} positions; "
             f"give at most {table:,} tokens in all"
@@ -299,11 +337,25 @@ def setup_for(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> Setup:
         raise InputError("--ttft-ms is a prefill target and --phase decode has no prefill; use --phase both or prefill")
     if req.mtp_depth and not model.mtp_depth:
         raise InputError(f"--mtp-depth needs MTP modules in the model; {model.name} has none (mtp_depth 0 in its spec)")
-    _check_context(model, req.input_len + (0 if req.phase == "prefill" else req.output_len), req.phase == "prefill")
+    n = req.lengths
+    _check_context(model, round(n.max_input_len if req.phase == "prefill" else n.max_context_len), req.phase == "prefill",
+                   req.workload)  # fmt: skip
     assumptions = assumptions.for_generation(hw.generation)
-    return Setup(model, hw, rates, assumptions, req.input_len, req.output_len, req.kv_dtype, req.mtp_depth,
-                 req.mtp_accept or 0.0, req.redundant_experts, req.two_batch_overlap, req.kv_admission,
+    # The decode's lengths; the prefill takes its own (prefill_setup). One request's are its own in both.
+    return Setup(model, hw, rates, assumptions, _tokens(n.decode_input_len), _tokens(n.decode_output_len), req.kv_dtype,
+                 req.mtp_depth, req.mtp_accept or 0.0, req.redundant_experts, req.two_batch_overlap, req.kv_admission,
                  req.kv_memory_fraction, req.host_s_per_sequence)  # fmt: skip
+
+
+def _tokens(length: float) -> int:
+    """An effective length as whole tokens (the serving model takes whole tokens; a workload's effective lengths are
+    weighted means, so rounding moves them by at most half a token)."""
+    return max(1, round(length))
+
+
+def prefill_setup(s: Setup, lengths: RequestLengths) -> Setup:
+    """The prefill's Setup: prompts at the token-weighted length (simulator/model/serve/workload.py)."""
+    return replace(s, input_len=_tokens(lengths.prefill_input_len))
 
 
 def serve(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> ServeEstimate:
@@ -339,7 +391,7 @@ def _prefill(req: ServeRequest, s: Setup, precisions, decode: DecodeSearch | Non
         eps = (req.ep,) if req.ep else tuple(e for e in (1, 8, 16, 32, 64) if experts % e == 0)
         pps = (req.pp,) if req.pp else tuple(p for p in (1, 2, 4, 8) if p <= model.n_layers)
     transfer = s.hw.scale_out_bytes_per_s if req.deployment == "disaggregated" else None
-    points = prefill_points(s, tps, eps, precisions, req.cache_hit_rate, transfer, pps)
+    points = prefill_points(prefill_setup(s, req.lengths), tps, eps, precisions, req.cache_hit_rate, transfer, pps)
     return best_prefill(points, s.hw.memory_bytes, req.ttft_s)
 
 
@@ -382,7 +434,8 @@ def cached_token_s_per_gpu(s: Setup) -> float:
 def serve_document(e: ServeEstimate) -> dict:
     s, req = e.setup, e.request
     d: dict = {"model": s.model.name, "gpu": s.hw.name}
-    d["request"] = {"input_len": req.input_len, "output_len": req.output_len, "cache_hit_rate": req.cache_hit_rate,
+    d["request"] = {"input_len": _count(req.lengths.mean_input_len), "output_len": _count(req.lengths.mean_output_len),
+                    "workload": workload_document(req), "cache_hit_rate": req.cache_hit_rate,
                     "phase": req.phase, "deployment": req.deployment, "kv_dtype": req.kv_dtype,
                     "mtp_depth": req.mtp_depth, "mtp_accept": req.mtp_accept,
                     "two_batch_overlap": req.two_batch_overlap, "kv_admission": req.kv_admission,
@@ -425,7 +478,7 @@ def serve_document(e: ServeEstimate) -> dict:
         held = 1.0
         if req.deployment == "colocated" and s.model.moe is not None:  # dense DP replicas do not wait on each other
             groups, sequences = float(f.candidates.dp[i]), float(f.candidates.tp[i] * f.candidates.batch[i])
-            held = colocated_prefill_hold(groups, sequences * s.tokens_per_step / s.output_len)
+            held = colocated_prefill_hold(groups, sequences * s.tokens_per_step / req.lengths.mean_output_len)
         d["per_request"] = per_request(req, s, e.prefill, float(f.tokens_per_s_per_gpu[i]), rate, held)
     d["utilization"] = req.utilization
     if req.price_sheet is not None:
@@ -435,6 +488,15 @@ def serve_document(e: ServeEstimate) -> dict:
     d["candidates_evaluated"] = e.candidates_evaluated
     d["assumptions"] = serve_assumptions(s, _chosen_precisions(d))
     return d
+
+
+def workload_document(req: ServeRequest) -> dict | None:
+    """A workload request's lengths: where they come from, and the means and effective lengths the model took
+    (input_len and output_len of the request are the means). None for one request's lengths."""
+    w = req.workload_file
+    if w is None:
+        return None
+    return {"name": req.workload, "display_name": w.display_name, "source": w.source} | req.lengths.to_dict()
 
 
 def _chosen_precisions(d: dict) -> set[str]:
@@ -464,9 +526,10 @@ def per_request(req: ServeRequest, s: Setup, prefill: PrefillPoint, output_token
     the utilization given, as the $/M figures are. The throughputs are of the busy GPUs, what offline
     max-throughput benchmarks report (their GPUs run both phases). `prefill_hold`: GPU time a co-located prefill
     holds per unit of its own (colocated_prefill_hold)."""
-    prefill_s = prefill_hold * req.input_len / prefill.input_tokens_per_s_per_gpu
-    cached_s = req.input_len * req.cache_hit_rate * cached_token_s_per_gpu(s)
-    decode_s = req.output_len / output_tokens_per_s_per_gpu
+    input_len, output_len = req.lengths.mean_input_len, req.lengths.mean_output_len
+    prefill_s = prefill_hold * input_len / prefill.input_tokens_per_s_per_gpu
+    cached_s = input_len * req.cache_hit_rate * cached_token_s_per_gpu(s)
+    decode_s = output_len / output_tokens_per_s_per_gpu
     gpu_s = prefill_s + cached_s + decode_s
     return {
         "gpu_s": gpu_s,
@@ -474,8 +537,8 @@ def per_request(req: ServeRequest, s: Setup, prefill: PrefillPoint, output_token
         "cached_input_gpu_s": cached_s,
         "decode_gpu_s": decode_s,
         "usd": usd_per_gpu_hour / SECONDS_PER_HOUR * gpu_s / req.utilization,
-        "output_tokens_per_s_per_gpu": req.output_len / gpu_s,
-        "total_tokens_per_s_per_gpu": (req.input_len + req.output_len) / gpu_s,
+        "output_tokens_per_s_per_gpu": output_len / gpu_s,
+        "total_tokens_per_s_per_gpu": (input_len + output_len) / gpu_s,
     }
 
 
@@ -540,7 +603,8 @@ def serve_assumptions(s: Setup, precisions: set[str] = frozenset()) -> list[dict
         {"name": "decode_step_overhead_s", "value": DECODE_STEP_OVERHEAD_S,
          "source": "vllm-project/vllm#10634 (residual engine time per step with asynchronous scheduling)"},
         {"name": "mean_context", "value": s.mean_context, "source": "input + output / 2 (continuous batching): the KV "
-         "each decode step reads per sequence"},
+         "each decode step reads per sequence; with --workload, the output-weighted prompt plus half the length-biased "
+         "output (request.workload, docs/model.md §16.15)"},
         {"name": "kv_admission", "value": s.kv_admission,
          "source": "--kv-admission full-request: each running sequence reserves input + output positions of the pool "
          "(TensorRT-LLM GUARANTEED_NO_EVICT)" if s.kv_admission == "full-request"

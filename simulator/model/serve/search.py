@@ -186,7 +186,7 @@ def best_decode(found: DecodeSearch, min_tokens_per_s_per_user: float | None) ->
             + "allow more GPUs (leave --tp/--dp/--pp/--num-gpus out), "
             + narrower_precision_hint(found.candidates.precision, s.hw.has_dtype("fp4"))
             + ("use --kv-dtype fp8, " if s.kv_dtype == "bf16" else "")
-            + "or shorten --input-len/--output-len"
+            + "or shorter requests (--input-len/--output-len, --workload)"
         )
     if min_tokens_per_s_per_user is not None:
         fast = ok & (found.tokens_per_s_per_user >= min_tokens_per_s_per_user)
