@@ -348,3 +348,22 @@ def test_the_printed_serve_command_runs_and_gives_the_predicted_rate(two_batch_o
         served = json.loads(r.output)
         assert served[phase][key] == pytest.approx(d["rates"][phase]["serve"]["tokens_per_s_per_gpu"], rel=1e-9)
         assert served["request"]["two_batch_overlap"] is two_batch_overlap
+
+
+def test_an_unused_serve_block_is_still_checked():
+    """Both rates given: the serve block is not run, but a block that --predict-rates could not run is refused (here
+    TP 3 against DeepSeek-V3's 128 heads, and a workload with lengths beside it), naming the file and the block."""
+    raw = yaml.safe_load((fleet_dir() / "deepseek-v3-r1-day.yaml").read_text())
+    assert api.fleet(copy.deepcopy(raw)).to_dict()["rates"]["decode"]["predicted"] is False
+    bad = copy.deepcopy(raw)
+    bad["serve"]["tp"] = 3
+    with pytest.raises(CostsimError, match=r"fleet dict: serve: --tp 3 does not divide .* even though both rates are given"):
+        api.fleet(bad)
+    bad = copy.deepcopy(raw)
+    bad["serve"]["kv_dtype"] = "fp8"
+    bad["gpu"] = "a100-80gb"
+    with pytest.raises(InputError, match="serve: a100-80gb has no FP8 support for --kv-dtype fp8"):
+        api.fleet(bad)
+    bad["serve"]["kv_dtype"] = "bf16"
+    with pytest.raises(InputError, match="serve: a100-80gb has no FP8 tensor cores"):
+        api.fleet(bad)

@@ -141,6 +141,8 @@ def _rates(f: Fleet, where: str, predict_rates: bool, notes: list[str]) -> dict[
         given = f.given_rate(phase)
         if phase not in wanted and given is not None:
             rates[phase] = PhaseRate(given, f"given in {where}: {f.rates.source}", False, {})
+    if not wanted:
+        _check_unused_serve_block(f, where)
     if wanted:
         need = f.prediction_needs()
         if need:
@@ -151,6 +153,27 @@ def _rates(f: Fleet, where: str, predict_rates: bool, notes: list[str]) -> dict[
             f"{f.deployment.gpus_per_node} GPUs per node), not measured"
         )
     return {p: rates[p] for p in PHASES}
+
+
+def _check_unused_serve_block(f: Fleet, where: str) -> None:
+    """A serve block the day does not use (both rates given) still has to make sense for its model and GPU, as it would
+    with --predict-rates: the checks costsim serve makes before its search (lengths or workload, formats, expert and
+    pipeline degrees, TP against the heads), without the search."""
+    if f.serve is None or f.model is None or f.gpu is None:
+        return
+    from simulator.model.serve.search import check_tp
+    from simulator.run.serve import ServeRequest, request_precisions, setup_for
+
+    try:
+        req = ServeRequest(f.model, f.gpu, phase="both", **f.serve.request())
+        s = setup_for(req)
+        check_tp(s.model, req.tp)
+        request_precisions(req, s.hw)
+    except CostsimError as e:
+        raise type(e)(
+            f"{where}: serve: {e} (the serve block is checked even though both rates are given, since --predict-rates "
+            "would use it: fix it or drop it)"
+        ) from None
 
 
 def predicted_rates(f: Fleet, where: str, phases: tuple[str, ...]) -> dict[str, PhaseRate]:

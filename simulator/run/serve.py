@@ -282,7 +282,7 @@ def serve_flags(options: dict) -> list[str]:
     return words
 
 
-def _precisions(req: ServeRequest, hw) -> tuple[str, ...]:
+def request_precisions(req: ServeRequest, hw) -> tuple[str, ...]:
     if req.precision is not None:
         if not hw.has_dtype(req.precision):
             have = [p for p in PRECISIONS if hw.has_dtype(p)]
@@ -362,7 +362,7 @@ def serve(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> ServeEstimat
     s = setup_for(req, assumptions)
     if req.price_sheet is not None:
         _price_sheet(req.price_sheet)  # an unknown sheet fails before the search
-    precisions = _precisions(req, s.hw)
+    precisions = request_precisions(req, s.hw)
     price = pricing(s.hw, req.cost)
     given = Given(req.tp, req.dp, req.pp, req.batch_per_gpu, req.num_gpus, req.max_batch_per_gpu, req.max_replica_sequences)
     decode, index, evaluated = None, None, 0
