@@ -169,6 +169,9 @@ def _plan_for(case: RLCase, searched_training: bool = False) -> Plan:
 
 
 def _unsupported(case: RLCase) -> str | None:
+    if case.training_backend == "dtensor":
+        return ("NeMo RL's DTensor training backend (PyTorch FSDP2 with tensor and sequence parallelism) is not modelled: "
+                "no costsim stack is fitted to it, so its training and log-prob phases have no prediction")  # fmt: skip
     if case.metric != "step_time_s":
         return None if case.id in PLAN_CASES else f"metric {case.metric} is predicted for the DeepSeek-R1 stages only"
     needed = ("num_gpus", "generation_batch", "samples_per_prompt", "max_seq_len", "mean_generation_seq_len")

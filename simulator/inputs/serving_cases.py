@@ -291,6 +291,9 @@ class RLCase(_PublishedFigure):
     reported_phases: ReportedPhases | None = None
     """The step's seconds by phase where the source gives them; such a case is on the phase-breakdown track (outside
     the target), its phases predicted and compared one by one."""
+    training_backend: Literal["megatron", "dtensor"] = "megatron"
+    """NeMo RL's training backend: Megatron-Core (modelled, NEMO_RL_TRAINING_STACK) or DTensor (PyTorch FSDP2 with
+    tensor and sequence parallelism; no costsim stack models it, so such a row is listed, not predicted)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> RLCase:
