@@ -232,7 +232,8 @@ def workload_line(w: dict, prefill: bool, decode: bool) -> str:
         parts.append(f"prefill at {w['prefill_input_len']:,.0f}-token prompts (token-weighted)")
     if decode:
         parts.append(f"decode at {w['decode_context_len']:,.0f} tokens of context (output-weighted)")
-    return f"workload {'; '.join(parts)}; longest request {w['max_context_len']:,.0f} tokens"
+    longest = f"longest request {w['max_context_len']:,.0f}" if decode else f"longest prompt {w['max_input_len']:,.0f}"
+    return f"workload {'; '.join(parts)}; {longest} tokens"
 
 
 def serve_table(d: dict) -> str:
@@ -254,7 +255,8 @@ def serve_table(d: dict) -> str:
         lay = p["layout"]
         layout = f"TP{lay['tp']} EP{lay['ep']} PP{lay['pp']} {lay['precision']}"
         rate = format_rate(p["input_tokens_per_s_per_gpu"])
-        lines.append(f"prefill  {rate:>10} input tok/s/GPU   TTFT {p['ttft_s'] / MILLI:,.0f} ms   "
+        ttft = f"TTFT {p['ttft_s'] / MILLI:,.0f} ms" + (" (token-weighted prompt)" if req["workload"] else "")
+        lines.append(f"prefill  {rate:>10} input tok/s/GPU   {ttft}   "
                      f"{layout}, {counted(p['prompts_per_pass'], 'prompt')} per pass")  # fmt: skip
     if "decode" in d:
         x = d["decode"]

@@ -1266,7 +1266,8 @@ class Prefill(_Fixed):
     computed_tokens_per_s_per_gpu: float
     """Prompt tokens computed (cache misses) per second per GPU."""
     ttft_s: float
-    """The forward pass that holds a request, plus the KV transfer when disaggregated."""
+    """The forward pass that holds a request, plus the KV transfer when disaggregated (with a workload, a pass at the
+    token-weighted prompt)."""
     prompts_per_pass: int
     layout: PrefillLayout
     breakdown_s: dict[str, float]

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 import yaml
-from cli_support import clean_error, invoke
+from cli_support import ROOT, clean_error, invoke
 
 from simulator.errors import InputError, SpecError
 from simulator.inputs.workload_file import (
@@ -23,16 +23,23 @@ from simulator.inputs.workload_file import (
     uniform_marginal,
     workload_ids,
 )
-from simulator.model.serve.workload import fixed_request, independent_lengths, request_lengths, workload_lengths
+from simulator.model.serve.workload import (
+    fixed_request,
+    independent_lengths,
+    request_lengths,
+    windowed_positions,
+    workload_lengths,
+)
 from simulator.run import serve as serve_module
 from simulator.run.serve import ServeRequest, serve
 
 TWO_CLASSES = """name: two-classes
-source: "test: a long-prompt class and a long-output class, half the requests each"
+source: "test: a long-prompt class (three requests in four) and a long-output class"
 requests:
-  - {input_len: 1000, output_len: 100, share: 1}
+  - {input_len: 1000, output_len: 100, share: 3}
   - {input_len: 100, output_len: 1000, share: 1}
 """
+MEAN_IN, MEAN_OUT = (3 * 1000 + 100) / 4, (3 * 100 + 1000) / 4  # 775 and 325: lopsided, so a swap shows
 
 
 def _write(tmp_path, text: str, name: str = "w.yaml"):
@@ -99,7 +106,8 @@ def test_independent_lengths_multiply():
     assert n.mean_output_len == pytest.approx(25.0) and n.decode_output_len == pytest.approx((0.25 * 100 + 0.75 * 900) / 25)
     joint = request_lengths(Lengths(np.array([100.0, 100, 300, 300]), np.array([10.0, 30, 10, 30]),
                                     np.array([0.125, 0.375, 0.125, 0.375])))  # fmt: skip
-    assert joint == independent_lengths(Marginal(200.0, 50_000.0, 300.0), Marginal(25.0, 700.0, 30.0))
+    assert joint == independent_lengths(Marginal(200.0, 50_000.0, 300.0, (np.array([100.0, 300]), np.array([0.5, 0.5]))),
+                                        Marginal(25.0, 700.0, 30.0, (np.array([10.0, 30]), np.array([0.25, 0.75]))))  # fmt: skip
 
 
 # ------------------------------------------------------------------ the serving model
@@ -129,9 +137,12 @@ def test_each_phase_is_costed_at_its_effective_lengths(tmp_path):
     assert d["memory_per_gpu_gib"] == decode["memory_per_gpu_gib"]
     assert d["prefill"]["input_tokens_per_s_per_gpu"] == prefill["prefill"]["input_tokens_per_s_per_gpu"]
     r = d["per_request"]
-    assert r["prefill_gpu_s"] == pytest.approx(550 / d["prefill"]["input_tokens_per_s_per_gpu"])
-    assert r["decode_gpu_s"] == pytest.approx(550 / d["decode"]["output_tokens_per_s_per_gpu"])
-    assert d["request"]["input_len"] == pytest.approx(550) and d["request"]["output_len"] == pytest.approx(550)
+    assert r["prefill_gpu_s"] == pytest.approx(MEAN_IN / d["prefill"]["input_tokens_per_s_per_gpu"])
+    assert r["decode_gpu_s"] == pytest.approx(MEAN_OUT / d["decode"]["output_tokens_per_s_per_gpu"])
+    assert r["output_tokens_per_s_per_gpu"] == pytest.approx(MEAN_OUT / r["gpu_s"])
+    assert d["request"]["input_len"] == pytest.approx(MEAN_IN) and d["request"]["output_len"] == pytest.approx(MEAN_OUT)
+    assert w["prefill_input_len"] == pytest.approx((3 * 1000**2 + 100**2) / 4 / MEAN_IN)
+    assert w["decode_input_len"] == pytest.approx((3 * 100 * 1000 + 1000 * 100) / 4 / MEAN_OUT)
 
 
 def test_a_long_tail_of_outputs_costs_more_than_its_mean(tmp_path):
@@ -156,16 +167,16 @@ def test_colocated_admissions_follow_the_mean_output(tmp_path, monkeypatch):
     d = serve(ServeRequest("deepseek-v3", "h800", deployment="colocated", tp=4, dp=8, pp=1,
                            workload=_write(tmp_path, TWO_CLASSES))).to_dict()  # fmt: skip
     sequences = d["decode"]["layout"]["tp"] * d["decode"]["batch_per_gpu"]
-    assert seen == [pytest.approx(sequences / 550)]
+    assert seen == [pytest.approx(sequences / MEAN_OUT)]
 
 
 def test_the_shipped_workloads_load_with_their_sources():
     ids = workload_ids()
-    assert {"inferencemax-1k1k", "inferencemax-8k1k"} <= set(ids)
+    assert {"inferencemax-1k1k", "inferencemax-1k8k", "inferencemax-8k1k"} <= set(ids)
     w, name = load_workload("inferencemax-1k1k")
     n = workload_lengths(w)
-    assert name == "inferencemax-1k1k" and "InferenceMAX" in w.source and "assumption" in w.source
-    assert n.mean_input_len == pytest.approx(922.0) and n.max_context_len == 2048
+    assert name == "inferencemax-1k1k" and "InferenceMAX" in w.source and "randint(int(len * 0.8), len + 1)" in w.source
+    assert n.mean_input_len == pytest.approx(921.5) and n.max_context_len == 2048  # uniform on 819..1,024
     for path in ids.values():
         loaded = yaml.safe_load(path.read_text())
         assert loaded["name"] == path.stem and loaded["source"]
@@ -178,7 +189,7 @@ def test_serve_json_and_table_show_the_workload():
 
     d = json.loads(r.stdout)
     assert d["request"]["workload"]["name"] == "inferencemax-8k1k"
-    assert d["request"]["input_len"] == pytest.approx(7373.0)
+    assert d["request"]["input_len"] == pytest.approx(7372.5)
     r = invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--workload", "inferencemax-8k1k")
     assert "means of workload inferencemax-8k1k" in r.output and "token-weighted" in r.output
     assert " per pass" in r.output and "1 prompts" not in r.output
@@ -188,7 +199,7 @@ def test_serve_json_and_table_show_the_workload():
     text = to_markdown(build_serve_document(d))
     assert "on average (workload inferencemax-8k1k" in text and "7,403-token prompts" in text
     r = invoke("list", "workloads")
-    assert r.exit_code == 0 and "inferencemax-1k1k" in r.output and "922" in r.output
+    assert r.exit_code == 0 and "inferencemax-1k8k" in r.output and "7,372" in r.output
 
 
 # ------------------------------------------------------------------ bad input
@@ -208,6 +219,8 @@ def test_serve_json_and_table_show_the_workload():
         ("input_len: {fixed: 0}\noutput_len: {fixed: 5}", "input_len"),
         ("input_len: {lognormal: {mean: .nan, cv: 1, max: 100}}\noutput_len: {fixed: 5}", "finite"),
         ("requests: [{input_len: 1, output_len: 1, share: -1}]", "share"),
+        ("input_len: {lognormal: {mean: 1000, cv: 1.0e-200, max: 2000}}\noutput_len: {fixed: 5}", "cv"),
+        ("input_len: {lognormal: {mean: 1.0e-300, cv: 1, max: 2000}}\noutput_len: {fixed: 5}", "mean"),
         ("input_len: {fixed: 10}\noutput_len: {fixed: 5}\nextra: 1", "extra"),
     ],
 )
@@ -274,3 +287,70 @@ def test_lognormal_lengths_are_finite_for_extreme_spreads():
         for cap in (50.0, 1e7):
             m = lognormal_marginal(50.0, cv, cap)
             assert math.isfinite(m.mean) and 0 < m.mean <= 50.0 * (1 + 1e-9) and m.mean_square >= m.mean**2 * (1 - 1e-9)
+
+
+# ------------------------------------------------------------------ sliding windows
+
+
+def test_windowed_positions_by_hand():
+    """One request of 100 prompt and 8,000 output tokens under a 2,048-token window: on demand it holds
+    (integral of min(s, 2048) from 100 to 8,100) / 8,000 = (2048 x 8100 - 2048^2 / 2 - 100^2 / 2) / 8000 = 1,811
+    positions on average, not min(100 + 4,000, 2,048) = 2,048; reserved whole, min(8,100, 2,048) = 2,048."""
+    on_demand, reserved = windowed_positions(Lengths(np.array([100.0]), np.array([8000.0]), np.array([1.0])), 2048.0)
+    assert on_demand == pytest.approx((2048 * 8100 - 2048**2 / 2 - 100**2 / 2) / 8000)
+    assert reserved == 2048.0
+    on_demand, reserved = windowed_positions(Lengths(np.array([100.0]), np.array([500.0]), np.array([1.0])), 2048.0)
+    assert (on_demand, reserved) == (pytest.approx(350.0), 600.0)  # inside the window: the mean context, I + O
+
+
+def test_a_windowed_model_holds_the_window_average(tmp_path):
+    """A model whose every layer slides: the decode KV and reads are the window-capped positions averaged over the
+    workload's decode slots (here against 400,000 draws of the lognormal mix), not the cap of the mean context."""
+    spec = yaml.safe_load((ROOT / "model_specs" / "llama-3.1-8b.yaml").read_text())
+    spec["name"], spec["sliding_window"] = "llama-sw", 2048
+    model = tmp_path / "llama-sw.yaml"
+    model.write_text(yaml.safe_dump(spec))
+    path = _write(tmp_path, 'name: mix\nsource: "test"\ninput_len: {fixed: 500}\n'
+                            "output_len: {lognormal: {mean: 2000, cv: 1.5, max: 16384}}\n")  # fmt: skip
+    from simulator.run.serve import setup_for
+
+    s = setup_for(ServeRequest(str(model), "h100-sxm", workload=path))
+    sigma2 = math.log1p(1.5**2)
+    o = np.minimum(np.random.default_rng(2).lognormal(math.log(2000) - sigma2 / 2, math.sqrt(sigma2), 400_000), 16384)
+    held = np.where(500 + o <= 2048, o * (500 + o / 2), 2048 * (500 + o) - 2048**2 / 2 - 500**2 / 2)
+    exact = float(held.sum() / o.sum())
+    assert s.read_positions == pytest.approx(exact, rel=0.01) and s.held_positions == s.read_positions
+    assert s.read_positions < 0.9 * min(s.mean_context, 2048)
+    one = setup_for(ServeRequest(str(model), "h100-sxm", input_len=100, output_len=8000))
+    assert one.read_positions == pytest.approx((2048 * 8100 - 2048**2 / 2 - 100**2 / 2) / 8000)
+
+
+def test_names_the_file_system_refuses_are_clean_errors(tmp_path):
+    long = "x" * 300
+    clean_error(invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--workload", long), "unknown workload")
+    clean_error(invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--workload", long + ".yaml"), "error:")
+    clean_error(invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--workload", "missing.yaml"), "no such file")
+
+
+def test_a_fleet_names_a_missing_workload_beside_it(tmp_path):
+    from simulator.inputs.fleet_file import load_fleet_file
+
+    raw = yaml.safe_load(_fleet_text())
+    raw["serve"].pop("input_len")
+    raw["serve"].pop("output_len")
+    raw["serve"]["workload"] = "sub/w.yaml"
+    (tmp_path / "fleet.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(SpecError, match="no such file beside the fleet file"):
+        load_fleet_file(tmp_path / "fleet.yaml")
+    raw["serve"]["workload"] = "y" * 900 + ".yaml"
+    (tmp_path / "fleet.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(SpecError, match="no such file"):
+        load_fleet_file(tmp_path / "fleet.yaml")
+
+
+def test_a_price_claim_takes_a_fleets_workload_for_both_sides():
+    """costsim claim --cheaper costs both architectures at the request of a fleet's serve block: a workload is part of
+    that request, not of one side's deployment."""
+    from simulator.analysis.price_claim import REQUEST_KEYS
+
+    assert "workload" in REQUEST_KEYS and {"input_len", "output_len"} <= set(REQUEST_KEYS)

@@ -38,7 +38,7 @@ MAX_RATIO = 1e6
 MAX_CACHE_HIT_RATE = 0.999
 """As `costsim serve --cache-hit-rate`: some prompt tokens always miss."""
 UTILIZATION_SOURCE = "costsim serve's default: every provisioned GPU-second serves tokens"
-REQUEST_KEYS = ("input_len", "output_len", "min_tokens_per_s_per_user", "tpot_s", "ttft_s")
+REQUEST_KEYS = ("input_len", "output_len", "workload", "min_tokens_per_s_per_user", "tpot_s", "ttft_s")
 """Serve options that describe the request (shared by both sides); the rest of a fleet's serve block is its
 deployment (layout, precision, MTP), used only for its own model on its own GPU."""
 

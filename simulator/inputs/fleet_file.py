@@ -206,7 +206,8 @@ class ServeOptions(_Schema):
     output_len: Annotated[int, Field(ge=1, le=MAX_LEN)] | None = None
     workload: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
     """In place of input_len and output_len: a shipped workload or a workload YAML (a path read beside the fleet file
-    where a file is there), a distribution of request lengths (serve --workload)."""
+    where a file is there), a distribution of request lengths (serve --workload). Under $COSTSIM_DATA_DIR keep workload
+    files in its workloads/ folder and give their names: every YAML in fleets/ is read as a fleet."""
     precision: ServePrecision | None = None
     """bf16, fp8 or fp4 (NVFP4 on Blackwell); None: every format the GPU has, searched."""
     kv_dtype: KvDtype = "bf16"
@@ -360,10 +361,24 @@ def load_fleet_file(path: Path) -> Fleet:
     workload = fleet.serve.workload if fleet.serve is not None else None
     if workload is not None and Path(workload).suffix in (".yaml", ".yml") and not Path(workload).is_absolute():
         beside = path.parent / workload
-        if beside.exists():  # a workload file next to the fleet file, as a plan's files are read beside the plan
+        if _is_file(beside):  # a workload file next to the fleet file, as a plan's files are read beside the plan
             serve = fleet.serve.model_copy(update={"workload": str(beside)})
             fleet = fleet.model_copy(update={"serve": serve})
+        elif not _is_file(Path(workload)):
+            raise SpecError(
+                f"{path}: serve.workload {workload[:200]!r}: no such file beside the fleet file ({str(beside)[:300]}) or "
+                "in the working directory; give a path to a workload YAML or a shipped workload's name (costsim list "
+                "workloads)"
+            )
     return fleet
+
+
+def _is_file(path: Path) -> bool:
+    """Whether `path` is a file; a name the file system refuses (too long, NUL) is none."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def load_fleet(fleet: str | Path) -> tuple[Fleet, Path, str]:

@@ -40,9 +40,12 @@ def build_serve_document(d: dict) -> list[Block]:
     req = d["request"]
     blocks: list[Block] = [h1(f"Serving {d['model']} on {d['gpu']}")]
     w = req["workload"]
-    lengths = (f"Requests of {req['input_len']:,.0f} input and {req['output_len']:,.0f} output tokens"
-               + (f" on average (workload {w['name']}: {w['source']}; prefill costed at {w['prefill_input_len']:,.0f}-token "
-                  f"prompts, decode at {w['decode_context_len']:,.0f} tokens of context per sequence)" if w else ""))  # fmt: skip
+    lengths = f"Requests of {req['input_len']:,.0f} input and {req['output_len']:,.0f} output tokens"
+    if w:
+        costed = ([f"prefill costed at {w['prefill_input_len']:,.0f}-token prompts (TTFT too)"] if "prefill" in d else []) + (
+            [f"decode at {w['decode_context_len']:,.0f} tokens of context per sequence"] if "decode" in d else []
+        )
+        lengths += f" on average (workload {w['name']}: {w['source']}; {', '.join(costed)})"
     blocks.append(para(
         f"{lengths}, {req['cache_hit_rate']:.0%} of "
         f"the input from the KV cache, {req['deployment']} prefill and decode, at {usd(d['usd_per_gpu_hour'])} per "

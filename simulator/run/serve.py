@@ -34,7 +34,7 @@ from simulator.model.serve.search import (
     prefill_points,
     search_decode,
 )
-from simulator.model.serve.workload import RequestLengths, fixed_request, workload_lengths
+from simulator.model.serve.workload import RequestLengths, fixed_request, windowed_positions, workload_lengths
 from simulator.run.cost import CostOptions, pricing
 from simulator.units import GIB, MEGA, MICRO, MILLI, NVFP4_BYTES_PER_ELEMENT, SECONDS_PER_HOUR
 from simulator.vocab import KV_ADMISSIONS, KV_DTYPES, MAX_HOST_S_PER_SEQUENCE, MIN_KV_MEMORY_FRACTION, SERVE_PRECISIONS
@@ -109,9 +109,12 @@ class ServeRequest:
     lengths: RequestLengths = field(init=False, repr=False, compare=False)
     """The lengths the model takes (simulator/model/serve/workload.py): the request's own, or its workload's."""
     workload_file: Workload | None = field(init=False, repr=False, compare=False)
+    workload_name: str | None = field(init=False, repr=False, compare=False)
+    """The workload's shipped name (normalised), or its path as given."""
 
     def __post_init__(self) -> None:
-        lengths, loaded = _request_lengths(self.input_len, self.output_len, self.workload)
+        lengths, loaded, name = _request_lengths(self.input_len, self.output_len, self.workload)
+        object.__setattr__(self, "workload_name", name)
         if self.workload is None:  # the lengths given, or the defaults
             object.__setattr__(self, "input_len", int(lengths.mean_input_len))
             object.__setattr__(self, "output_len", int(lengths.mean_output_len))
@@ -187,22 +190,22 @@ DEFAULT_LEN = 1024
 """Prompt and output tokens of a request when neither they nor a workload are given."""
 
 
-def _request_lengths(input_len, output_len, workload) -> tuple[RequestLengths, Workload | None]:
+def _request_lengths(input_len, output_len, workload) -> tuple[RequestLengths, Workload | None, str | None]:
     """The request's lengths: --input-len / --output-len (DEFAULT_LEN where left out), or a workload's, not both."""
     if workload is None:
         input_len = DEFAULT_LEN if input_len is None else input_len
         output_len = DEFAULT_LEN if output_len is None else output_len
         _int_in("--input-len", input_len, 1, MAX_LEN)
         _int_in("--output-len", output_len, 1, MAX_LEN)
-        return fixed_request(input_len, output_len), None
+        return fixed_request(input_len, output_len), None, None
     given = [flag for flag, v in (("--input-len", input_len), ("--output-len", output_len)) if v is not None]
     if given:
         raise InputError(
-            f"--workload {workload} gives the request lengths, and {' and '.join(given)} too; give a workload (a "
+            f"--workload {str(workload)[:200]} gives the request lengths, and {' and '.join(given)} too; give a workload (a "
             "distribution of lengths) or --input-len / --output-len (one request's), not both"
         )
-    loaded, _ = load_workload(reference("--workload", workload, "a workload name or a workload YAML path"))
-    return workload_lengths(loaded), loaded
+    loaded, name = load_workload(reference("--workload", workload, "a workload name or a workload YAML path"))
+    return workload_lengths(loaded), loaded, name
 
 
 DECODE_ONLY_FIELDS = {
@@ -303,7 +306,7 @@ def _check_context(model, context: int, prefill_only: bool = False, workload: st
     if model.position_embedding == "learned" and table is not None and context > table:
         given = "--input-len" if prefill_only else "--input-len + --output-len"
         if workload is not None:
-            given = f"the longest {'prompt' if prefill_only else 'request'} of --workload {workload}"
+            given = f"the longest {'prompt' if prefill_only else 'request'} of --workload {workload[:200]}"
         raise InputError(
             f"{given} is {context:,} tokens, longer than {model.name}'s learned position table of {table:,} positions; "
             f"give at most {table:,} tokens in all"
@@ -341,10 +344,13 @@ def setup_for(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> Setup:
     _check_context(model, round(n.max_input_len if req.phase == "prefill" else n.max_context_len), req.phase == "prefill",
                    req.workload)  # fmt: skip
     assumptions = assumptions.for_generation(hw.generation)
+    window = None
+    if model.sliding_window is not None and req.workload_file is not None:  # the window's average over every request
+        window = windowed_positions(req.workload_file.points(), float(model.sliding_window))
     # The decode's lengths; the prefill takes its own (prefill_setup). One request's are its own in both.
     return Setup(model, hw, rates, assumptions, _tokens(n.decode_input_len), _tokens(n.decode_output_len), req.kv_dtype,
                  req.mtp_depth, req.mtp_accept or 0.0, req.redundant_experts, req.two_batch_overlap, req.kv_admission,
-                 req.kv_memory_fraction, req.host_s_per_sequence)  # fmt: skip
+                 req.kv_memory_fraction, req.host_s_per_sequence, window)  # fmt: skip
 
 
 def _tokens(length: float) -> int:
@@ -496,7 +502,7 @@ def workload_document(req: ServeRequest) -> dict | None:
     w = req.workload_file
     if w is None:
         return None
-    return {"name": req.workload, "display_name": w.display_name, "source": w.source} | req.lengths.to_dict()
+    return {"name": req.workload_name, "display_name": w.display_name, "source": w.source} | req.lengths.to_dict()
 
 
 def _chosen_precisions(d: dict) -> set[str]:
@@ -602,9 +608,10 @@ def serve_assumptions(s: Setup, precisions: set[str] = frozenset()) -> list[dict
     ] + _all_reduce_floor_assumption(r.fabric) + [
         {"name": "decode_step_overhead_s", "value": DECODE_STEP_OVERHEAD_S,
          "source": "vllm-project/vllm#10634 (residual engine time per step with asynchronous scheduling)"},
-        {"name": "mean_context", "value": s.mean_context, "source": "input + output / 2 (continuous batching): the KV "
+        {"name": "mean_context", "value": s.read_positions, "source": "input + output / 2 (continuous batching): the KV "
          "each decode step reads per sequence; with --workload, the output-weighted prompt plus half the length-biased "
-         "output (request.workload, docs/model.md §16.15)"},
+         "output (request.workload, docs/model.md §16.15); under a sliding window, the window-capped positions averaged "
+         "over each request's decode"},
         {"name": "kv_admission", "value": s.kv_admission,
          "source": "--kv-admission full-request: each running sequence reserves input + output positions of the pool "
          "(TensorRT-LLM GUARANTEED_NO_EVICT)" if s.kv_admission == "full-request"

@@ -37,6 +37,7 @@ from simulator.model.efficiency import DeviceRates
 from simulator.model.flops import Gemm, head_gemm, layer_gemms, layer_kinds
 from simulator.model.number_formats import GEMM_FORMATS, gemm_formats
 from simulator.model.serve.kv_cache import cached_positions, kv_bytes_per_token, kv_shard
+from simulator.model.serve.workload import one_request, windowed_positions
 from simulator.units import BLOCK_FP8_BYTES_PER_ELEMENT, BYTES_PER_ELEMENT, MILLI
 
 ELEMENTWISE_BYTES_PER_TOKEN_PER_WIDTH = 16.0
@@ -94,6 +95,9 @@ class Setup:
     host_s_per_sequence: float = 0.0
     """Host time the engine spends per running sequence per decode step (scheduling, sampling, bookkeeping), done
     while the GPU runs the previous step: a step lasts the longer of the two (host_floor_s). 0: the ideal engine."""
+    window_positions: tuple[float, float] | None = None
+    """Under a sliding window, the KV positions a running sequence holds (on demand, reserved whole) averaged over a
+    workload's requests (workload.windowed_positions); None: those of one request of input_len and output_len."""
 
     @property
     def mean_context(self) -> float:
@@ -110,6 +114,27 @@ class Setup:
         if self.kv_admission == "full-request":
             return float(self.input_len + self.output_len)
         return self.mean_context
+
+    def _windowed(self) -> tuple[float, float]:
+        if self.window_positions is not None:
+            return self.window_positions
+        return windowed_positions(one_request(self.input_len, self.output_len), float(self.model.sliding_window))
+
+    @property
+    def read_positions(self) -> float:
+        """KV positions a decode step reads per sequence: the mean context, or under a sliding window the window-capped
+        positions averaged over the sequence's decode (the cap of the mean context would overstate them)."""
+        if self.model.sliding_window is None:
+            return float(cached_positions(self.model, self.mean_context))
+        return self._windowed()[0]
+
+    @property
+    def held_positions(self) -> float:
+        """KV positions a running sequence holds against the pool: admitted_context, window-capped as read_positions
+        (reserved whole: its prompt and output up to the window)."""
+        if self.model.sliding_window is None:
+            return float(cached_positions(self.model, self.admitted_context))
+        return self._windowed()[1 if self.kv_admission == "full-request" else 0]
 
     @property
     def tokens_per_step(self) -> float:
@@ -200,7 +225,7 @@ def kv_bytes_per_gpu(s: Setup, c: Candidates) -> np.ndarray:
     """KV cache one GPU holds for its running sequences: its TP group's sequences (tp x batch) at the context each
     holds against the pool (Setup.admitted_context), its share of the heads; the pp micro-batches in flight each
     cache 1/pp of the layers, so pp cancels."""
-    context = cached_positions(s.model, s.admitted_context)
+    context = s.held_positions
     return c.tp * c.batch * context * kv_bytes_per_token(s.model, s.kv_dtype) * kv_shard(s.model, c.tp)
 
 
@@ -268,7 +293,7 @@ def _attention_core_s(s: Setup, c: Candidates, tokens_per_seq) -> np.ndarray:
     """Decode attention of one layer: the TP group's sequences read their cache (the GPU's share of it) and
     every new token attends to the whole context."""
     model = s.model
-    context = cached_positions(model, s.mean_context)
+    context = s.read_positions
     if model.attention == "mla":
         assert model.mla is not None
         per_key = 2.0 * (2 * model.mla.kv_lora_rank + model.mla.qk_rope_head_dim)  # absorbed MLA (latent QK and AV)

@@ -15,7 +15,8 @@ exactly by a single request of the right lengths, one for each phase:
   the plain means.
 
 One fixed request (every length the same) gives back its own lengths, so --input-len / --output-len are the special
-case of a one-point workload.
+case of a one-point workload. A sliding window is not linear (a sequence holds min(context, W) positions): the decode
+takes its average over the requests exactly instead (windowed_positions), one request included.
 """
 
 from __future__ import annotations
@@ -102,6 +103,28 @@ def workload_lengths(w: Workload) -> RequestLengths:
     return request_lengths(d) if isinstance(d, Lengths) else independent_lengths(*d)
 
 
+def one_request(input_len: float, output_len: float) -> Lengths:
+    return Lengths(np.array([float(input_len)]), np.array([float(output_len)]), np.array([1.0]))
+
+
+def _window_area(x: np.ndarray, window: float) -> np.ndarray:
+    """The integral of min(s, window) over s from 0 to x: x^2 / 2 up to the window, then window x - window^2 / 2."""
+    return np.where(x <= window, x * x / 2.0, window * x - window * window / 2.0)
+
+
+def windowed_positions(d: Lengths, window: float) -> tuple[float, float]:
+    """KV positions a running sequence holds under a sliding window of `window` tokens, averaged over decode slots as
+    the effective lengths are (each request weighted by its O steps): on demand, E[integral over its decode of
+    min(I + t, W) dt] / E[O]; reserved whole at admission, E[O min(I + O, W)] / E[O]. The window caps a sequence's
+    cache, and min is concave, so the cap of the mean context would overstate both (by 13% for one request of 100
+    prompt and 8,000 output tokens under a 2,048-token window)."""
+    i, o, w = (np.asarray(x, dtype=float) for x in (d.input_len, d.output_len, d.weight))
+    mean_o = float(w @ o)
+    on_demand = float(w @ (_window_area(i + o, window) - _window_area(i, window))) / mean_o
+    reserved = float(w @ (o * np.minimum(i + o, window))) / mean_o
+    return on_demand, reserved
+
+
 def fixed_request(input_len: float, output_len: float) -> RequestLengths:
     """One request of these lengths: every effective length is its own."""
-    return request_lengths(Lengths(np.array([input_len]), np.array([output_len]), np.array([1.0])))
+    return request_lengths(one_request(input_len, output_len))
