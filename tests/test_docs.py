@@ -13,7 +13,7 @@ DOC = ROOT / "docs" / "model.md"
 SOURCES = [
     p
     for folder in ("simulator", "cli", "calibrate", "tests", "benchmarks", "hardware_profiles", "model_specs", "plans")
-    + ("validation", "fleets")
+    + ("validation", "fleets", "workloads", "prices")
     for p in sorted((ROOT / folder).rglob("*"))
     if p.suffix in (".py", ".yaml", ".md") and p.name != "test_docs.py"
 ] + [ROOT / "README.md"]
