@@ -50,7 +50,7 @@ names = set(zipfile.ZipFile(wheel).namelist())
 expected = {"simulator/data/fitted_constants.yaml"}
 for package in ("simulator", "cli", "calibrate"):
     expected |= {p.relative_to(src).as_posix() for p in (src / package).rglob("*.py")}
-for folder in ("hardware_profiles", "model_specs", "plans", "validation", "prices", "fleets"):
+for folder in ("hardware_profiles", "model_specs", "plans", "validation", "prices", "fleets", "workloads"):
     for p in (src / folder).rglob("*"):
         if p.suffix in (".yaml", ".json", ".py") and "__pycache__" not in p.parts:
             expected.add(f"simulator/data/{p.relative_to(src).as_posix()}")
@@ -146,6 +146,8 @@ works --help
 works calibrate --help
 works validate local --help
 works list models
+works list workloads
+works serve llama-3.1-70b --gpu h100-sxm --workload inferencemax-1k1k --format json
 works estimate "${SMALL[@]}" --format csv
 works estimate "${SMALL[@]}" --uncertainty --draws 500
 works estimate --plan deepseek-v3 --format json
