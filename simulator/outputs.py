@@ -1222,6 +1222,11 @@ class WorkloadEcho(WorkloadLengths):
     """The shipped name or the path given."""
     display_name: str | None
     source: str
+    sliding_window: int | None
+    """The model's sliding window, tokens (null: none)."""
+    decode_window_positions: float | None
+    """Under a sliding window, the positions a decode step reads per sequence, averaged exactly over the workload's
+    decode slots (what decode_context_len becomes once each sequence's cache stops at the window)."""
 
 
 # --------------------------------------------------------------------------- serving (costsim serve, validate serve, fleet)

@@ -357,7 +357,7 @@ def test_an_unused_serve_block_is_still_checked():
     assert api.fleet(copy.deepcopy(raw)).to_dict()["rates"]["decode"]["predicted"] is False
     bad = copy.deepcopy(raw)
     bad["serve"]["tp"] = 3
-    with pytest.raises(CostsimError, match=r"fleet dict: serve: --tp 3 does not divide .* even though both rates are given"):
+    with pytest.raises(CostsimError, match=r"fleet dict: serve: --tp 3 does not divide .* even where a rate is given"):
         api.fleet(bad)
     bad = copy.deepcopy(raw)
     bad["serve"]["kv_dtype"] = "fp8"
@@ -367,3 +367,24 @@ def test_an_unused_serve_block_is_still_checked():
     bad["serve"]["kv_dtype"] = "bf16"
     with pytest.raises(InputError, match="serve: a100-80gb has no FP8 tensor cores"):
         api.fleet(bad)
+
+
+def test_a_serve_block_is_checked_whole_when_one_rate_is_predicted():
+    """With the decode rate given and the prefill predicted, the decode settings are not run but still checked
+    (review: an MTP depth without its acceptance rate and an impossible GPU count passed); with the prefill rate given
+    and the decode predicted, the prefill's TTFT target is dropped from the decode prediction, not refused."""
+    raw = yaml.safe_load((fleet_dir() / "deepseek-v3-r1-day.yaml").read_text())
+    bad = copy.deepcopy(raw)
+    del bad["rates"]["prefill_input_tokens_per_s_per_node"]
+    bad["serve"]["num_gpus"] = 7
+    with pytest.raises(CostsimError, match=r"serve: no decode layout has tp x dp x pp = 7 GPUs"):
+        api.fleet(bad)
+    bad["serve"].pop("num_gpus")
+    bad["serve"]["mtp_depth"] = 1
+    with pytest.raises(InputError, match=r"serve: --mtp-depth 1 needs --mtp-accept"):
+        api.fleet(bad)
+    ok = copy.deepcopy(raw)
+    del ok["rates"]["decode_output_tokens_per_s_per_node"]
+    ok["serve"]["ttft_s"] = 5.0
+    d = api.fleet(ok).to_dict()
+    assert d["rates"]["decode"]["predicted"] is True and d["rates"]["prefill"]["predicted"] is False

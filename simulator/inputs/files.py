@@ -65,6 +65,8 @@ def read_text(path: Path) -> str:
         raise SpecError(f"{path}: no such file") from None
     except OSError as e:
         raise SpecError(f"{path}: cannot be read ({e.strerror})") from None
+    except ValueError:  # a NUL byte in the name: no file can have it
+        raise SpecError(f"{str(path)!r}: not a file name (it holds a NUL byte); give the path to a file") from None
     if stat.S_ISDIR(st.st_mode):
         raise SpecError(f"{path}: is a directory; pass a YAML or JSON file")
     if not stat.S_ISREG(st.st_mode):

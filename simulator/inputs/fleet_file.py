@@ -355,7 +355,7 @@ def fleet_ids() -> dict[str, Path]:
 
 
 def load_fleet_file(path: Path) -> Fleet:
-    if path.is_dir():
+    if _is_dir(path):
         raise SpecError(f"{path}: is a directory; pass a fleet YAML file")
     fleet = validate(read_yaml(path), Fleet, path)
     workload = fleet.serve.workload if fleet.serve is not None else None
@@ -366,11 +366,19 @@ def load_fleet_file(path: Path) -> Fleet:
             fleet = fleet.model_copy(update={"serve": serve})
         elif not _is_file(Path(workload)):
             raise SpecError(
-                f"{path}: serve.workload {workload[:200]!r}: no such file beside the fleet file ({str(beside)[:300]}) or "
+                f"{path}: serve.workload {workload[:200]!r}: no such file beside the fleet file ({str(beside)[:300]!r}) or "
                 "in the working directory; give a path to a workload YAML or a shipped workload's name (costsim list "
                 "workloads)"
             )
     return fleet
+
+
+def _is_dir(path: Path) -> bool:
+    """Whether `path` is a folder; a name the file system refuses (too long, NUL) is none."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def _is_file(path: Path) -> bool:
@@ -385,13 +393,13 @@ def load_fleet(fleet: str | Path) -> tuple[Fleet, Path, str]:
     """A shipped fleet by name, or a path to a fleet YAML. Returns the fleet, its file and how to name the file."""
     path = Path(fleet)
     text = str(fleet)
-    if path.suffix in (".yaml", ".yml") and (path.exists() or "/" in text):
+    if path.suffix in (".yaml", ".yml") and (_is_file(path) or _is_dir(path) or "/" in text):
         return load_fleet_file(path), path, text
     ids = fleet_ids()
     key = text.strip().lower()
     if key not in ids:
         shipped = ", ".join(ids) or "none"
-        raise SpecError(f"unknown fleet {text!r}; shipped fleets: {shipped}. Pass one of these names or a fleet YAML path.")
+        raise SpecError(f"unknown fleet {text[:200]!r}; shipped fleets: {shipped}. Pass one of these names or a fleet YAML path.")
     return load_fleet_file(ids[key]), ids[key], f"{FLEET_FOLDER}/{key}.yaml"
 
 

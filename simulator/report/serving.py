@@ -42,8 +42,10 @@ def build_serve_document(d: dict) -> list[Block]:
     w = req["workload"]
     lengths = f"Requests of {req['input_len']:,.0f} input and {req['output_len']:,.0f} output tokens"
     if w:
+        held = w["decode_window_positions"]
+        window = "" if held is None else f", {held:,.0f} held under the {w['sliding_window']:,}-token window"
         costed = ([f"prefill costed at {w['prefill_input_len']:,.0f}-token prompts (TTFT too)"] if "prefill" in d else []) + (
-            [f"decode at {w['decode_context_len']:,.0f} tokens of context per sequence"] if "decode" in d else []
+            [f"decode at {w['decode_context_len']:,.0f} tokens of context per sequence{window}"] if "decode" in d else []
         )
         lengths += f" on average (workload {w['name']}: {w['source']}; {', '.join(costed)})"
     blocks.append(para(

@@ -141,8 +141,8 @@ def _rates(f: Fleet, where: str, predict_rates: bool, notes: list[str]) -> dict[
         given = f.given_rate(phase)
         if phase not in wanted and given is not None:
             rates[phase] = PhaseRate(given, f"given in {where}: {f.rates.source}", False, {})
-    if not wanted:
-        _check_unused_serve_block(f, where)
+    if len(wanted) < len(PHASES):  # a phase's rate is given: its settings are not run, so check them here
+        _check_serve_block(f, where)
     if wanted:
         need = f.prediction_needs()
         if need:
@@ -155,36 +155,39 @@ def _rates(f: Fleet, where: str, predict_rates: bool, notes: list[str]) -> dict[
     return {p: rates[p] for p in PHASES}
 
 
-def _check_unused_serve_block(f: Fleet, where: str) -> None:
-    """A serve block the day does not use (both rates given) still has to make sense for its model and GPU, as it would
-    with --predict-rates: the checks costsim serve makes before its search (lengths or workload, formats, expert and
-    pipeline degrees, TP against the heads), without the search."""
+def _check_serve_block(f: Fleet, where: str) -> None:
+    """A serve block whose settings the day does not all run (a phase's rate is given) still has to make sense for its
+    model and GPU, as it would with --predict-rates: the checks costsim serve makes before its search (lengths or
+    workload, formats, expert and pipeline degrees, TP against the heads, a GPU count the degrees can make), without
+    the search."""
     if f.serve is None or f.model is None or f.gpu is None:
         return
-    from simulator.model.serve.search import check_tp
+    from simulator.model.serve.search import Given, decode_candidates
     from simulator.run.serve import ServeRequest, request_precisions, setup_for
 
     try:
         req = ServeRequest(f.model, f.gpu, phase="both", **f.serve.request())
         s = setup_for(req)
-        check_tp(s.model, req.tp)
-        request_precisions(req, s.hw)
+        given = Given(req.tp, req.dp, req.pp, req.batch_per_gpu, req.num_gpus, req.max_batch_per_gpu)
+        decode_candidates(s, given, request_precisions(req, s.hw))
     except CostsimError as e:
         raise type(e)(
-            f"{where}: serve: {e} (the serve block is checked even though both rates are given, since --predict-rates "
+            f"{where}: serve: {e} (the whole serve block is checked even where a rate is given, since --predict-rates "
             "would use it: fix it or drop it)"
         ) from None
 
 
 def predicted_rates(f: Fleet, where: str, phases: tuple[str, ...]) -> dict[str, PhaseRate]:
     """Per-node rates from `costsim serve` with the file's model, GPU, serve options and the day's cache-hit rate."""
-    from simulator.run.serve import DECODE_ONLY_FIELDS, ServeRequest, serve
+    from simulator.run.serve import DECODE_ONLY_FIELDS, PREFILL_ONLY_FIELDS, ServeRequest, serve
 
     hit_rate = sum(f.tokens.hits()) / sum(f.tokens.input) if sum(f.tokens.input) > 0 else 0.0
     options = f.serve.request()
     phase = phases[0] if len(phases) == 1 else "both"
     if phase == "prefill":  # the decode is published: its settings do not apply to the prefill predicted here
         options = {k: v for k, v in options.items() if k not in DECODE_ONLY_FIELDS}
+    if phase == "decode":  # and the other way round
+        options = {k: v for k, v in options.items() if k not in PREFILL_ONLY_FIELDS}
     try:
         estimate = serve(ServeRequest(f.model, f.gpu, cache_hit_rate=round(hit_rate, 6), phase=phase, **options))
     except CostsimError as e:

@@ -216,6 +216,9 @@ DECODE_ONLY_FIELDS = {
 }  # fmt: skip
 """ServeRequest fields that set the decode only, with their flags: a prefill-only request refuses them, and a fleet
 that predicts only the prefill drops them."""
+PREFILL_ONLY_FIELDS = {"ttft_s": "--ttft-ms"}
+"""ServeRequest fields that set the prefill only: a decode-only request refuses them, and a fleet that predicts only
+the decode drops them."""
 
 
 def _int_in(name: str, value, low: int, high: int) -> None:
@@ -306,7 +309,7 @@ def _check_context(model, context: int, prefill_only: bool = False, workload: st
     if model.position_embedding == "learned" and table is not None and context > table:
         given = "--input-len" if prefill_only else "--input-len + --output-len"
         if workload is not None:
-            given = f"the longest {'prompt' if prefill_only else 'request'} of --workload {workload[:200]}"
+            given = f"the longest {'prompt' if prefill_only else 'request'} of --workload {str(workload)[:200]}"
         raise InputError(
             f"{given} is {context:,} tokens, longer than {model.name}'s learned position table of {table:,} positions; "
             f"give at most {table:,} tokens in all"
@@ -441,7 +444,7 @@ def serve_document(e: ServeEstimate) -> dict:
     s, req = e.setup, e.request
     d: dict = {"model": s.model.name, "gpu": s.hw.name}
     d["request"] = {"input_len": _count(req.lengths.mean_input_len), "output_len": _count(req.lengths.mean_output_len),
-                    "workload": workload_document(req), "cache_hit_rate": req.cache_hit_rate,
+                    "workload": workload_document(req, s), "cache_hit_rate": req.cache_hit_rate,
                     "phase": req.phase, "deployment": req.deployment, "kv_dtype": req.kv_dtype,
                     "mtp_depth": req.mtp_depth, "mtp_accept": req.mtp_accept,
                     "two_batch_overlap": req.two_batch_overlap, "kv_admission": req.kv_admission,
@@ -496,13 +499,19 @@ def serve_document(e: ServeEstimate) -> dict:
     return d
 
 
-def workload_document(req: ServeRequest) -> dict | None:
+def workload_document(req: ServeRequest, s: Setup) -> dict | None:
     """A workload request's lengths: where they come from, and the means and effective lengths the model took
-    (input_len and output_len of the request are the means). None for one request's lengths."""
+    (input_len and output_len of the request are the means); under a sliding window, the window-capped positions a
+    decode step reads per sequence. None for one request's lengths."""
     w = req.workload_file
     if w is None:
         return None
-    return {"name": req.workload_name, "display_name": w.display_name, "source": w.source} | req.lengths.to_dict()
+    window = s.model.sliding_window
+    return (
+        {"name": req.workload_name, "display_name": w.display_name, "source": w.source}
+        | req.lengths.to_dict()
+        | {"sliding_window": window, "decode_window_positions": s.read_positions if window is not None else None}
+    )
 
 
 def _chosen_precisions(d: dict) -> set[str]:
