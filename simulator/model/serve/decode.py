@@ -222,8 +222,8 @@ def weight_bytes_per_gpu(s: Setup, c: Candidates) -> dict[str, np.ndarray]:
 
 
 def kv_bytes_per_gpu(s: Setup, c: Candidates) -> np.ndarray:
-    """KV cache one GPU holds for its running sequences: its TP group's sequences (tp x batch) at the context each
-    holds against the pool (Setup.admitted_context), its share of the heads; the pp micro-batches in flight each
+    """KV cache one GPU holds for its running sequences: its TP group's sequences (tp x batch) at the positions each
+    holds against the pool (Setup.held_positions), its share of the heads; the pp micro-batches in flight each
     cache 1/pp of the layers, so pp cancels."""
     context = s.held_positions
     return c.tp * c.batch * context * kv_bytes_per_token(s.model, s.kv_dtype) * kv_shard(s.model, c.tp)
