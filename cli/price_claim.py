@@ -44,7 +44,7 @@ def price_claim(
         result = api.price_claim(
             cheaper[0], cheaper[1], price_flags["--ratio"], mix=price_flags["--mix"],
             cache_hit_rate=price_flags["--cache-hit-rate"], gpu=gpu, a_model=price_flags["--a-model"],
-            b_model=price_flags["--b-model"], usd_per_gpu_hour=usd_per_gpu_hour,
+            b_model=price_flags["--b-model"], usd_per_gpu_hour=usd_per_gpu_hour, workload=price_flags["--workload"],
         )  # fmt: skip
         d = result.to_dict()
     except CostsimError as e:

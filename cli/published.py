@@ -182,6 +182,13 @@ def claim(
         str | None,
         typer.Option(help="With --cheaper: an architecture (model spec) you assume for B's model, e.g. when unpublished"),
     ] = None,
+    workload: Annotated[
+        str | None,
+        typer.Option(
+            help="With --cheaper: the request lengths both sides are costed at (costsim list workloads, or a "
+            "workload YAML; default: a shipped fleet's)"
+        ),
+    ] = None,
 ) -> None:
     """Check a training claim: implied TFLOP/s and MFU, rank among published runs, costsim's prediction, verdict.
     Or, with --cheaper A B --ratio N, a price claim 'A is N times cheaper than B' (docs/model.md §16.12).
@@ -207,6 +214,7 @@ def claim(
 
     price_flags = {"--ratio": ratio, "--mix": mix, "--cache-hit-rate": cache_hit_rate, "--a-model": a_model}
     price_flags["--b-model"] = b_model
+    price_flags["--workload"] = workload
     if cheaper is not None or any(v is not None for v in price_flags.values()):
         from cli.price_claim import price_claim
 

@@ -653,16 +653,18 @@ class PriceClaimResult(_Result):
 
 def price_claim(a: str, b: str, ratio: float | str, *, mix: str | None = None, cache_hit_rate: float | None = None,
                 gpu: str | None = None, a_model: str | None = None, b_model: str | None = None,
-                usd_per_gpu_hour: float | None = None) -> PriceClaimResult:  # fmt: skip
+                usd_per_gpu_hour: float | None = None, workload: str | None = None) -> PriceClaimResult:  # fmt: skip
     """Check 'A is `ratio` times cheaper than B' between two price sheets (prices/*.yaml ids), as
     `costsim claim --cheaper A B --ratio N`: the list-price ratio B / A per token kind and for a token mix (`mix`
     'IN:OUT', `cache_hit_rate`; default DeepSeek's published day), and the modelled serving cost and margin of each
     side whose architecture is known (`a_model` / `b_model` state one in its place) on `gpu`. `ratio`: a number or
-    a range such as '20-50'."""
+    a range such as '20-50'. `workload`: the request lengths both sides are costed at (a shipped workload or a
+    workload YAML, as serve's); default: a shipped fleet's serve block, else serve's default lengths."""
     from simulator.analysis.price_claim import assess_price_claim
 
     return PriceClaimResult(assess_price_claim(a, b, ratio, mix=mix, cache_hit_rate=cache_hit_rate, gpu=gpu,
-                                               a_model=a_model, b_model=b_model, usd_per_gpu_hour=usd_per_gpu_hour))  # fmt: skip
+                                               a_model=a_model, b_model=b_model, usd_per_gpu_hour=usd_per_gpu_hour,
+                                               workload=workload))  # fmt: skip
 
 
 __all__ = [

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from simulator import api
 from simulator.analysis.price_claim import parse_ratio
-from simulator.errors import InputError
+from simulator.errors import InputError, SpecError
 from simulator.outputs import PriceClaimOutput
 from simulator.units import GIGA, MEGA
 
@@ -215,3 +215,21 @@ def test_the_serve_command_writes_switches_as_flags():
     r = invoke(*off.split()[1:], "--format", "json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["request"]["two_batch_overlap"] is False
+
+
+def test_a_workload_sets_the_lengths_of_both_sides():
+    """--workload replaces the fleet's mean request for both sides (the fleet's latency target and its deployment
+    stay), changes the modelled cost, and a bad one is refused even before any side is costed."""
+    base = api.price_claim("deepseek-reasoner-2025", "openai-o1-2025-01", "20-50").to_dict()
+    d = api.price_claim("deepseek-reasoner-2025", "openai-o1-2025-01", "20-50", workload="inferencemax-1k8k").to_dict()
+    a = d["cost"]["a"]
+    assert a["request"]["workload"] == "inferencemax-1k8k" and "input_len" not in a["request"]
+    assert a["request"]["min_tokens_per_s_per_user"] == base["cost"]["a"]["request"]["min_tokens_per_s_per_user"]
+    assert a["request"]["dp"] == base["cost"]["a"]["request"]["dp"] == 144  # the fleet's deployment
+    assert a["request_source"].startswith("--workload inferencemax-1k8k (the lengths)")
+    assert a["usd_per_million_output_tokens"] != base["cost"]["a"]["usd_per_million_output_tokens"]
+    assert d["price_ratio"] == base["price_ratio"]  # list prices do not depend on lengths
+    with pytest.raises(SpecError, match="unknown workload 'nope'"):
+        api.price_claim("deepseek-reasoner-2025", "openai-o1-2025-01", "20-50", workload="nope")
+    clean_error(invoke("claim", "--cheaper", "deepseek-reasoner-2025", "openai-o1-2025-01", "--ratio", "20-50",
+                       "--workload", "nope"), "unknown workload")  # fmt: skip

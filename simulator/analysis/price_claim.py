@@ -26,8 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.errors import CostsimError, InputError
-from simulator.inputs.arguments import is_number
+from simulator.inputs.arguments import is_number, reference
 from simulator.inputs.serving_cases import PRICE_KEYS, price_sheet, price_sheets, sheet_prices
+from simulator.inputs.workload_file import load_workload
 from simulator.units import MAX_USD_PER_GPU_HOUR, MIN_USD_PER_GPU_HOUR
 
 KINDS = ("input", "cached_input", "output")
@@ -273,9 +274,9 @@ def _known_cost(sheet_id, sheet, spec, spec_source, gpu, request, request_source
     own, own_where = _fleet_for(spec)
     options = dict(request)
     on_own_gpu = own is not None and load_hardware(own.gpu).name == load_hardware(gpu).name
-    if on_own_gpu:
-        options = {**own.serve.request(), "cache_hit_rate": request["cache_hit_rate"]}
-        options = {k: v for k, v in options.items() if v is not None}
+    if on_own_gpu:  # its own deployment (layout, precision, MTP), at the request both sides share
+        deployment_options = {k: v for k, v in own.serve.request().items() if k not in REQUEST_KEYS}
+        options = {k: v for k, v in {**deployment_options, **request}.items() if v is not None}
         deployment = f"the deployment {own_where} states (serve: {own.serve.source})"
     else:
         deployment = "searched by costsim serve (no shipped deployment of this model on this GPU)"
@@ -384,18 +385,26 @@ def _gpu(gpu: str | None, specs: dict[str, str | None]) -> tuple[str | None, str
     return None, "no --gpu, and no shipped fleet serves either architecture"
 
 
-def _request(specs: dict[str, str | None], mix: TokenMix) -> tuple[dict, str]:
+def _request(specs: dict[str, str | None], mix: TokenMix, workload: str | None = None) -> tuple[dict, str]:
     """The request both sides are costed for: the lengths and latency target of a shipped fleet of A's
-    architecture (else B's), else costsim serve's defaults; the mix's cache-hit rate."""
+    architecture (else B's), else costsim serve's defaults; `workload` (--workload) in place of the lengths; the mix's
+    cache-hit rate."""
+    lengths = {"workload": workload} if workload is not None else {}
+    given = f"--workload {str(workload)[:200]} (the lengths)" if workload is not None else ""
     for side in ("a", "b"):
         spec = specs[side]
         f, where = _fleet_for(spec) if spec else (None, None)
         if f is not None:
             options = f.serve.request()
             request = {k: options[k] for k in REQUEST_KEYS if options.get(k) is not None}
+            if lengths:
+                request = {k: v for k, v in request.items() if k not in ("input_len", "output_len", "workload")}
             source = f"the request of {where}'s serve block ({', '.join(request)}; {f.display_name or f.name})"
-            return {**request, "cache_hit_rate": mix.cache_hit_rate}, source
-    return {"cache_hit_rate": mix.cache_hit_rate}, "costsim serve's default lengths (no shipped fleet serves either architecture)"
+            if given:
+                source = f"{given}; {source}" if request else given
+            return {**request, **lengths, "cache_hit_rate": mix.cache_hit_rate}, source
+    default = given or "costsim serve's default lengths (no shipped fleet serves either architecture)"
+    return {**lengths, "cache_hit_rate": mix.cache_hit_rate}, default
 
 
 # ------------------------------------------------------------------ the claim
@@ -424,9 +433,12 @@ def assess_price_claim(
     a_model: str | None = None,
     b_model: str | None = None,
     usd_per_gpu_hour: float | None = None,
+    workload: str | None = None,
 ) -> PriceClaim:
     """'A is `ratio` times cheaper than B' (A, B: price-sheet ids): the list-price side and the modelled-cost side."""
     claimed = parse_ratio(ratio)
+    if workload is not None:  # a bad workload is refused whether or not a side is costed
+        load_workload(reference("--workload", workload, "a workload name or a workload YAML path"))
     if usd_per_gpu_hour is not None and (
         not is_number(usd_per_gpu_hour) or not MIN_USD_PER_GPU_HOUR <= usd_per_gpu_hour <= MAX_USD_PER_GPU_HOUR
     ):
@@ -454,7 +466,7 @@ def assess_price_claim(
     for side, model in (("a", a_model), ("b", b_model)):
         specs[side], spec_sources[side] = _architecture(side, ids[side], sheets[side], model)
     chosen_gpu, gpu_source = _gpu(gpu, specs)
-    request, request_source = _request(specs, tokens)
+    request, request_source = _request(specs, tokens, workload)
     cost: dict = {}
     if any(specs.values()) and chosen_gpu is None:
         raise InputError("the cost side needs a GPU: give --gpu (e.g. --gpu h800); costsim list gpus names them")
