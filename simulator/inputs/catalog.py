@@ -9,7 +9,7 @@ from pathlib import Path
 
 from simulator.errors import SpecError
 from simulator.inputs.arguments import reference
-from simulator.inputs.data_files import hardware_dir, model_dir
+from simulator.inputs.data_files import hardware_dir, model_dir, yaml_files
 from simulator.inputs.files import read_json, read_yaml, validate
 from simulator.inputs.hf_config import model_from_hf_config
 from simulator.inputs.specs import HardwareProfile, ModelSpec
@@ -57,7 +57,7 @@ def gpus_with(dtype: str) -> str:
 
 
 def model_ids() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(model_dir().glob("*.yaml"))}
+    return yaml_files(model_dir())
 
 
 def load_hardware(gpu: str) -> HardwareProfile:

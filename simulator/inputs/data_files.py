@@ -24,6 +24,11 @@ def data_dir(folder: str) -> Path:
     return Path(override) / folder if override else _shipped(folder)
 
 
+def yaml_files(folder: Path) -> dict[str, Path]:
+    """The YAML files of a data folder by stem: what names a shipped plan, fleet, workload or model spec."""
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
 def hardware_dir() -> Path:
     return data_dir("hardware_profiles")
 

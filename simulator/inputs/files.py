@@ -56,6 +56,22 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def is_dir(path: Path) -> bool:
+    """Whether `path` is a folder; a name the file system refuses (too long, a NUL byte) is none, not an error."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def is_file(path: Path) -> bool:
+    """Whether `path` is a file; a name the file system refuses (too long, a NUL byte) is none, not an error."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def read_text(path: Path) -> str:
     """The UTF-8 text of a regular file of at most MAX_FILE_BYTES (checked before it is opened)."""
     path = Path(path)

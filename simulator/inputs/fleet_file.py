@@ -15,8 +15,8 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from simulator.errors import SpecError
-from simulator.inputs.data_files import data_dir
-from simulator.inputs.files import read_yaml, validate
+from simulator.inputs.data_files import data_dir, yaml_files
+from simulator.inputs.files import is_dir, is_file, read_yaml, validate
 from simulator.units import (
     MAX_GPUS,
     MAX_USD_PER_GPU_HOUR,
@@ -351,20 +351,20 @@ def fleet_dir() -> Path:
 
 
 def fleet_ids() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(fleet_dir().glob("*.yaml"))}
+    return yaml_files(fleet_dir())
 
 
 def load_fleet_file(path: Path) -> Fleet:
-    if _is_dir(path):
+    if is_dir(path):
         raise SpecError(f"{path}: is a directory; pass a fleet YAML file")
     fleet = validate(read_yaml(path), Fleet, path)
     workload = fleet.serve.workload if fleet.serve is not None else None
     if workload is not None and Path(workload).suffix in (".yaml", ".yml") and not Path(workload).is_absolute():
         beside = path.parent / workload
-        if _is_file(beside):  # a workload file next to the fleet file, as a plan's files are read beside the plan
+        if is_file(beside):  # a workload file next to the fleet file, as a plan's files are read beside the plan
             serve = fleet.serve.model_copy(update={"workload": str(beside)})
             fleet = fleet.model_copy(update={"serve": serve})
-        elif not _is_file(Path(workload)):
+        elif not is_file(Path(workload)):
             raise SpecError(
                 f"{path}: serve.workload {workload[:200]!r}: no such file beside the fleet file ({str(beside)[:300]!r}) or "
                 "in the working directory; give a path to a workload YAML or a shipped workload's name (costsim list "
@@ -373,27 +373,11 @@ def load_fleet_file(path: Path) -> Fleet:
     return fleet
 
 
-def _is_dir(path: Path) -> bool:
-    """Whether `path` is a folder; a name the file system refuses (too long, NUL) is none."""
-    try:
-        return path.is_dir()
-    except (OSError, ValueError):
-        return False
-
-
-def _is_file(path: Path) -> bool:
-    """Whether `path` is a file; a name the file system refuses (too long, NUL) is none."""
-    try:
-        return path.is_file()
-    except (OSError, ValueError):
-        return False
-
-
 def load_fleet(fleet: str | Path) -> tuple[Fleet, Path, str]:
     """A shipped fleet by name, or a path to a fleet YAML. Returns the fleet, its file and how to name the file."""
     path = Path(fleet)
     text = str(fleet)
-    if path.suffix in (".yaml", ".yml") and (_is_file(path) or _is_dir(path) or "/" in text):
+    if path.suffix in (".yaml", ".yml") and (is_file(path) or is_dir(path) or "/" in text):
         return load_fleet_file(path), path, text
     ids = fleet_ids()
     key = text.strip().lower()

@@ -19,7 +19,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Dis
 
 from simulator.errors import SpecError
 from simulator.inputs.arguments import reference
-from simulator.inputs.data_files import plan_dir
+from simulator.inputs.data_files import plan_dir, yaml_files
 from simulator.inputs.files import read_yaml, validate
 from simulator.inputs.specs import Name, one_line
 from simulator.inputs.stacks import load_stack
@@ -454,7 +454,7 @@ class Plan(_Schema):
 
 
 def plan_ids() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(plan_dir().glob("*.yaml"))}
+    return yaml_files(plan_dir())
 
 
 def load_plan_file(path: Path) -> Plan:

@@ -28,8 +28,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.errors import SpecError
-from simulator.inputs.data_files import data_dir
-from simulator.inputs.files import read_yaml, validate
+from simulator.inputs.data_files import data_dir, yaml_files
+from simulator.inputs.files import is_dir, read_yaml, validate
 
 WORKLOAD_FOLDER = "workloads"
 MAX_LEN = 10_000_000
@@ -288,21 +288,13 @@ def workload_dir() -> Path:
 
 
 def workload_ids() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(workload_dir().glob("*.yaml"))}
+    return yaml_files(workload_dir())
 
 
 def load_workload_file(path: Path) -> Workload:
-    if _is_dir(path):
+    if is_dir(path):
         raise SpecError(f"{path}: is a directory; pass a workload YAML file")
     return validate(read_yaml(path), Workload, path)
-
-
-def _is_dir(path: Path) -> bool:
-    """Whether `path` is a folder; a name the file system refuses (too long, NUL) is none."""
-    try:
-        return path.is_dir()
-    except (OSError, ValueError):
-        return False
 
 
 def load_workload(workload: str | Path) -> tuple[Workload, str]:
@@ -310,7 +302,7 @@ def load_workload(workload: str | Path) -> tuple[Workload, str]:
     path). Returns it and how to name it: the shipped name, or the path as given."""
     text = str(workload)
     path = Path(text)
-    if path.suffix in (".yaml", ".yml") or "/" in text or _is_dir(path):
+    if path.suffix in (".yaml", ".yml") or "/" in text or is_dir(path):
         return load_workload_file(path), text
     ids = workload_ids()
     key = text.strip().lower()
