@@ -1,6 +1,7 @@
 """Benchmark of the serving search (a script, not a test).
 
-Prints, for DeepSeek-V3 on H800 and Llama 3.1 70B on H100: the decode configurations evaluated (layout x batch x
+Prints, for DeepSeek-V3 on H800 and Llama 3.1 70B on H100 (the latter also at a shipped workload's length
+distribution): the decode configurations evaluated (layout x batch x
 precision), the time of the vectorized decode search and its rate (target >= 1e5 configurations/s), and the wall
 time of one whole `serve` (decode search, prefill search, document; target < 1 s) in this process and through the CLI.
 
@@ -26,7 +27,9 @@ from simulator.run.serve import ServeRequest, serve, setup_for  # noqa: E402
 CASES = {
     "deepseek-v3 on h800": ServeRequest("deepseek-v3", "h800", input_len=4096, output_len=1024),
     "llama-3.1-70b on h100": ServeRequest("llama-3.1-70b", "h100-sxm", input_len=4096, output_len=1024),
-}
+    "llama-3.1-70b on h100, workload inferencemax-8k1k": ServeRequest("llama-3.1-70b", "h100-sxm",
+                                                                      workload="inferencemax-8k1k"),
+}  # fmt: skip
 REPEATS = 5
 
 
@@ -47,8 +50,9 @@ def main() -> None:
         n = len(found.candidates)
         t_search = best_of(lambda s=s: search_decode(s, Given(), ("bf16", "fp8")))
         t_serve = best_of(lambda req=req: serve(req).to_dict())
-        cli = [costsim, "serve", req.model, "--gpu", req.gpu, "--input-len", str(req.input_len), "--output-len",
-               str(req.output_len), "--format", "json"]  # fmt: skip
+        lengths = (["--workload", req.workload] if req.workload else
+                   ["--input-len", str(req.input_len), "--output-len", str(req.output_len)])  # fmt: skip
+        cli = [costsim, "serve", req.model, "--gpu", req.gpu, *lengths, "--format", "json"]
         t = time.perf_counter()
         subprocess.run(cli, check=True, capture_output=True)
         t_cli = time.perf_counter() - t
