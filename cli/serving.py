@@ -231,9 +231,9 @@ def workload_line(w: dict, prefill: bool, decode: bool) -> str:
     if prefill:
         parts.append(f"prefill at {w['prefill_input_len']:,.0f}-token prompts (token-weighted)")
     if decode:
-        held = w["decode_window_positions"]
-        window = "" if held is None else f", {held:,.0f} held under the {w['sliding_window']:,}-token window"
-        parts.append(f"decode at {w['decode_context_len']:,.0f} tokens of context (output-weighted{window})")
+        from simulator.report.serving import window_held
+
+        parts.append(f"decode at {w['decode_context_len']:,.0f} tokens of context (output-weighted{window_held(w)})")
     longest = f"longest request {w['max_context_len']:,.0f}" if decode else f"longest prompt {w['max_input_len']:,.0f}"
     return f"workload {'; '.join(parts)}; {longest} tokens"
 

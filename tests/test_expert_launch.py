@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import yaml
+from fit_support import fit_made_rows
 
 from simulator.inputs.assumptions import BASE, DEFAULT, FITTED_PATH
 from simulator.inputs.catalog import load_hardware, load_model
@@ -114,14 +115,12 @@ def test_fit_recovers_a_launch_time_the_rows_were_made_with():
     """Rows whose reported figure is costsim's own prediction at 50 us give back 50 us, with in-sample and
     leave-one-out errors of zero."""
     from simulator.analysis.fit import expert_launch_cases, fit_expert_launch
-    from simulator.analysis.public_runs import predict_case
 
     cases = [c for c in expert_launch_cases() if "qwen3-30b" in c.id or "tp4-ep8" in c.id][:3]
     assert len(cases) == 3
     truth = replace(BASE, gemm_sustain=DEFAULT.gemm_sustain, expert_launch_host_s=50 * MICRO)
-    made = [replace(c, reported=predict_case(c, truth)) for c in cases]
     grid = np.arange(0.0, 100.01, 10.0) * MICRO
-    fit = fit_expert_launch(made, replace(truth, expert_launch_host_s=0.0), grid)
+    fit, made = fit_made_rows(fit_expert_launch, cases, truth, "expert_launch_host_s", grid)
     assert fit["value"] == pytest.approx(50 * MICRO, rel=0.02)
     assert fit["constrained_by"] == 3 and fit["median_abs_leave_one_out_error"] < 0.01
     assert fit["sigma"] < 0.02  # every leave-one-out refit finds the same value
@@ -131,15 +130,13 @@ def test_fit_recovers_a_launch_time_the_rows_were_made_with():
 def test_fit_recovers_a_quantization_time_the_rows_were_made_with():
     """FP8 current-scaling rows made at q = 120 us (h held) give back 120 us with zero leave-one-out errors."""
     from simulator.analysis.fit import expert_quantize_cases, fit_expert_quantize
-    from simulator.analysis.public_runs import predict_case
 
     cases = expert_quantize_cases()
     assert len(cases) >= 2
     truth = replace(BASE, gemm_sustain=DEFAULT.gemm_sustain, expert_launch_host_s=DEFAULT.expert_launch_host_s,
                     expert_quantize_host_s=120 * MICRO)  # fmt: skip
-    made = [replace(c, reported=predict_case(c, truth)) for c in cases]
     grid = np.arange(0.0, 240.01, 20.0) * MICRO
-    fit = fit_expert_quantize(made, replace(truth, expert_quantize_host_s=0.0), grid)
+    fit, _ = fit_made_rows(fit_expert_quantize, cases, truth, "expert_quantize_host_s", grid)
     assert fit["value"] == pytest.approx(120 * MICRO, rel=0.02)
     assert fit["median_abs_leave_one_out_error"] < 0.01
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import yaml
+from fit_support import fit_made_rows
 
 from simulator.errors import SpecError
 from simulator.inputs.assumptions import BASE, DEFAULT, FITTED_PATH
@@ -127,14 +128,12 @@ def test_fit_recovers_a_step_host_time_the_rows_were_made_with():
     """Rows whose reported figure is costsim's own prediction at 40 ms give back 40 ms, with zero leave-one-out errors;
     fewer than two rows give no fit."""
     from simulator.analysis.fit import fit_step_host, step_host_cases
-    from simulator.analysis.public_runs import predict_case
 
     cases = [c for c in step_host_cases() if c.job.num_gpus == 8 and c.job.seq_len == 2048][:4]
     assert len(cases) == 4
     truth = replace(BASE, gemm_sustain=DEFAULT.gemm_sustain, step_host_s=40 * MILLI)
-    made = [replace(c, reported=predict_case(c, truth)) for c in cases]
     grid = np.arange(0.0, 100.01, 10.0) * MILLI
-    fit = fit_step_host(made, replace(truth, step_host_s=0.0), grid)
+    fit, made = fit_made_rows(fit_step_host, cases, truth, "step_host_s", grid)
     assert fit["value"] == pytest.approx(40 * MILLI, rel=0.02)
     assert fit["constrained_by"] == 4 and fit["median_abs_leave_one_out_error"] < 0.01
     assert "5 ms" not in fit["method"] and "10 ms grid" in fit["method"]

@@ -350,14 +350,6 @@ def test_a_fleet_names_a_missing_workload_beside_it(tmp_path):
         load_fleet_file(tmp_path / "fleet.yaml")
 
 
-def test_a_price_claim_takes_a_fleets_workload_for_both_sides():
-    """costsim claim --cheaper costs both architectures at the request of a fleet's serve block: a workload is part of
-    that request, not of one side's deployment."""
-    from simulator.analysis.price_claim import REQUEST_KEYS
-
-    assert "workload" in REQUEST_KEYS and {"input_len", "output_len"} <= set(REQUEST_KEYS)
-
-
 @pytest.mark.parametrize(
     ("prompt", "mean", "cv", "cap", "window"),
     [(500, 300, 10.0, 10_000_000, 4096), (500, 2000, 10.0, 1_000_000, 8192), (100, 1000, 3.0, 2000, 1500)],

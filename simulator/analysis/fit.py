@@ -136,25 +136,22 @@ def fit(runs: list[PublishedRun] | None = None, whole_runs: list[PublishedRun] |
         from simulator.inputs.published import public_cases
 
         whole_runs = [c for c in public_cases() if c.track == "whole_run"]
-    realization = fit_realization(whole_runs, held)
-    if realization is not None:
-        out = {"gemm_sustain": out["gemm_sustain"], "realization": realization["value"], **out, "realization_fit": realization}
-    launch = fit_expert_launch(expert_launch_cases(), held)
+    fits = {"realization": fit_realization(whole_runs, held), "expert_launch_host_s": None,
+            "expert_quantize_host_s": None, "step_host_s": step_host}  # fmt: skip
+    launch = fits["expert_launch_host_s"] = fit_expert_launch(expert_launch_cases(), held)
     if launch is not None:
-        head = {k: out.pop(k) for k in HEAD_CONSTANTS[:2] if k in out}
-        out = {**head, "expert_launch_host_s": launch["value"], **out, "expert_launch_fit": launch}
-        quantize = fit_expert_quantize(expert_quantize_cases(), replace(held, expert_launch_host_s=launch["value"]))
-        if quantize is not None:
-            head = {k: out.pop(k) for k in HEAD_CONSTANTS[:3] if k in out}
-            out = {**head, "expert_quantize_host_s": quantize["value"], **out, "expert_quantize_fit": quantize}
-    if step_host is not None:
-        head = {k: out.pop(k) for k in HEAD_CONSTANTS if k in out}
-        out = {**head, "step_host_s": step_host["value"], **out, "step_host_fit": step_host}
-    return out
+        held = replace(held, expert_launch_host_s=launch["value"])
+        fits["expert_quantize_host_s"] = fit_expert_quantize(expert_quantize_cases(), held)
+    # fitted_constants.yaml: every fitted value first, then gemm_sustain's record, then each other fit's record.
+    fitted = {name: f for name, f in fits.items() if f is not None}
+    head = {"gemm_sustain": out.pop("gemm_sustain")} | {name: f["value"] for name, f in fitted.items()}
+    return head | out | {FIT_RECORDS[name]: f for name, f in fitted.items()}
 
 
-HEAD_CONSTANTS = ("gemm_sustain", "realization", "expert_launch_host_s", "expert_quantize_host_s")
-"""The fitted values fitted_constants.yaml lists first, in this order (each fit's record follows them)."""
+FIT_RECORDS = {"realization": "realization_fit", "expert_launch_host_s": "expert_launch_fit",
+               "expert_quantize_host_s": "expert_quantize_fit", "step_host_s": "step_host_fit"}  # fmt: skip
+"""Each constant fitted after gemm_sustain, in the order fitted_constants.yaml lists it, and the key of its fit's record
+(its data, errors and sigma)."""
 STEP_HOST_GRID_S = np.round(np.arange(0.0, 200.01, 5.0), 4) * MILLI
 """Candidate host times per optimizer step (0-200 ms)."""
 

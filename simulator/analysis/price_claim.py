@@ -39,7 +39,9 @@ MAX_RATIO = 1e6
 MAX_CACHE_HIT_RATE = 0.999
 """As `costsim serve --cache-hit-rate`: some prompt tokens always miss."""
 UTILIZATION_SOURCE = "costsim serve's default: every provisioned GPU-second serves tokens"
-REQUEST_KEYS = ("input_len", "output_len", "workload", "min_tokens_per_s_per_user", "tpot_s", "ttft_s")
+LENGTH_KEYS = ("input_len", "output_len", "workload")
+"""Serve options that give the request's lengths (one request's, or a workload's distribution)."""
+REQUEST_KEYS = (*LENGTH_KEYS, "min_tokens_per_s_per_user", "tpot_s", "ttft_s")
 """Serve options that describe the request (shared by both sides); the rest of a fleet's serve block is its
 deployment (layout, precision, MTP), used only for its own model on its own GPU."""
 
@@ -398,7 +400,7 @@ def _request(specs: dict[str, str | None], mix: TokenMix, workload: str | None =
             options = f.serve.request()
             request = {k: options[k] for k in REQUEST_KEYS if options.get(k) is not None}
             if lengths:
-                request = {k: v for k, v in request.items() if k not in ("input_len", "output_len", "workload")}
+                request = {k: v for k, v in request.items() if k not in LENGTH_KEYS}
             source = f"the request of {where}'s serve block ({', '.join(request)}; {f.display_name or f.name})"
             if given:
                 source = f"{given}; {source}" if request else given

@@ -251,8 +251,8 @@ class ServeOptions(_Schema):
 
     def request(self) -> dict:
         """The keyword arguments of simulator.run.serve.ServeRequest (the host time in its seconds)."""
-        out = self.model_dump(exclude={"source", "notes", "host_us_per_sequence"}, exclude_none=False)
-        out = {k: v for k, v in out.items() if not (k in ("input_len", "output_len", "workload") and v is None)}
+        # Fields left out are ServeRequest's defaults (None: searched, or no target), so they are left out here too.
+        out = self.model_dump(exclude={"source", "notes", "host_us_per_sequence"}, exclude_none=True)
         return out | {"host_s_per_sequence": self.host_us_per_sequence * MICRO}
 
 

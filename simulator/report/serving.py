@@ -36,16 +36,21 @@ def waterfall_steps(d: dict) -> list[dict]:
     return steps
 
 
+def window_held(w: dict) -> str:
+    """', N held under the W-token window' for a workload document (serve's request.workload) of a model with a
+    sliding window; '' without one."""
+    held = w["decode_window_positions"]
+    return "" if held is None else f", {held:,.0f} held under the {w['sliding_window']:,}-token window"
+
+
 def build_serve_document(d: dict) -> list[Block]:
     req = d["request"]
     blocks: list[Block] = [h1(f"Serving {d['model']} on {d['gpu']}")]
     w = req["workload"]
     lengths = f"Requests of {req['input_len']:,.0f} input and {req['output_len']:,.0f} output tokens"
     if w:
-        held = w["decode_window_positions"]
-        window = "" if held is None else f", {held:,.0f} held under the {w['sliding_window']:,}-token window"
         costed = ([f"prefill costed at {w['prefill_input_len']:,.0f}-token prompts (TTFT too)"] if "prefill" in d else []) + (
-            [f"decode at {w['decode_context_len']:,.0f} tokens of context per sequence{window}"] if "decode" in d else []
+            [f"decode at {w['decode_context_len']:,.0f} tokens of context per sequence{window_held(w)}"] if "decode" in d else []
         )
         lengths += f" on average (workload {w['name']}: {w['source']}; {', '.join(costed)})"
     blocks.append(para(
