@@ -574,9 +574,21 @@ class ServeResult(_Result):
         return self.estimate.to_dict()
 
     def rows(self) -> list[dict]:
-        """One row: the request, the chosen layouts' rates and the dollars (the curve and breakdowns flattened)."""
-        d = {k: v for k, v in self.to_dict().items() if k not in ("curve", "assumptions")}
-        return [flatten(d)]
+        """One row: the request, the chosen layouts' rates and the dollars (the curve and breakdowns flattened). The
+        columns are the same for every model and phase, with or without a workload: every field of the output model
+        (empty where the phase or option does not arise) and every forward-pass component of the prefill (0 where
+        the model has none)."""
+        from simulator.outputs import ServeOutput
+        from simulator.report.tables import schema_row
+        from simulator.vocab import DECODE_COMPONENTS, FORWARD_COMPONENTS, SERVE_MEMORY_COMPONENTS
+
+        d = self.to_dict()
+        if d.get("prefill") is not None:
+            parts = d["prefill"]["breakdown_s"]
+            d["prefill"] = d["prefill"] | {"breakdown_s": {k: parts.get(k, 0.0) for k in FORWARD_COMPONENTS} | parts}
+        vocabularies = {"prefill.breakdown_s": FORWARD_COMPONENTS, "decode.breakdown_s": DECODE_COMPONENTS,
+                        "memory_per_gpu_gib": SERVE_MEMORY_COMPONENTS}  # fmt: skip
+        return [schema_row(d, ServeOutput, vocabularies, exclude=("curve", "assumptions"))]
 
     def curve_frame(self):
         """The throughput-interactivity curve: tokens/s per GPU against tokens/s per user."""

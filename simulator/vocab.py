@@ -76,6 +76,19 @@ STEP_COMPONENTS: Final[tuple[str, ...]] = (
 )  # fmt: skip
 """Every term of an estimate's step-time breakdown: the CSV has one column for each, whatever the model (0 where
 the term does not arise), so the columns do not change with the model."""
+FORWARD_COMPONENTS: Final[tuple[str, ...]] = (
+    "embedding", "dense_ffn", "routed_experts", "shared_experts", "router", "attention_proj", "attention_core",
+    "memory_bound", "kernel_launch", "tp_comm", "cp_comm", "ep_comm", "lm_head",
+)  # fmt: skip
+"""Every term of a forward pass's breakdown (model.forward.forward_pass: a serve's prefill): `costsim serve`'s CSV has
+one column for each, whatever the model (0 where the term does not arise)."""
+DECODE_COMPONENTS: Final[tuple[str, ...]] = (
+    "attention_proj", "attention_core", "ffn", "experts", "elementwise", "tp_comm", "lm_head", "mtp_draft",
+    "ep_comm_exposed", "engine_overhead", "host_exposed",
+)  # fmt: skip
+"""The terms of a decode step (model.serve.decode.step_s, less its total), in its order."""
+SERVE_MEMORY_COMPONENTS: Final[tuple[str, ...]] = ("weights", "kv_cache", "activations", "reserved", "total")
+"""A serving GPU's memory by component (model.serve.decode.memory_per_gpu), in its order."""
 FLOP_COMPONENTS: Final[tuple[str, ...]] = (
     "dense_ffn",
     "routed_experts",

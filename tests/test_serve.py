@@ -216,6 +216,49 @@ def test_serve_command_json_has_the_issue_fields(model, gpu):
         assert np.isfinite(value) and value > 0
 
 
+CSV_REQUESTS = {
+    "dense": ("llama-3.1-70b", "--gpu", "h100-sxm"),
+    "moe": ("deepseek-v3", "--gpu", "h800", "--mtp-depth", "1", "--mtp-accept", "0.8"),
+    "workload": ("llama-3.1-70b", "--gpu", "h100-sxm", "--workload", "inferencemax-1k8k"),
+    "decode only": ("mixtral-8x7b", "--gpu", "h100-sxm", "--phase", "decode"),
+    "prefill only": ("qwen3-30b-a3b", "--gpu", "h100-sxm", "--phase", "prefill"),
+}
+
+
+def test_serve_csv_has_the_same_columns_whatever_the_request():
+    """A script that stacks `serve --format csv` rows gets one header: every output field of any phase, the workload
+    fields and every forward-pass term (the review's CSV that gained columns with --workload)."""
+    import csv
+    import io
+
+    rows = {}
+    for name, args in CSV_REQUESTS.items():
+        r = invoke("serve", *args, "--format", "csv")
+        assert r.exit_code == 0, r.output
+        rows[name] = list(csv.DictReader(io.StringIO(r.output)))[0]
+    headers = {name: list(row) for name, row in rows.items()}
+    assert all(h == headers["dense"] for h in headers.values())
+    dense, moe = rows["dense"], rows["moe"]
+    assert float(dense["prefill.breakdown_s.routed_experts"]) == 0 < float(moe["prefill.breakdown_s.routed_experts"])
+    assert dense["request.workload.name"] == "" and rows["workload"]["request.workload.name"] == "inferencemax-1k8k"
+    assert rows["decode only"]["prefill.ttft_s"] == "" and rows["decode only"]["decode.tpot_s"] != ""
+    assert rows["prefill only"]["decode.tpot_s"] == "" and rows["prefill only"]["prefill.ttft_s"] != ""
+    assert "request.workload" not in headers["dense"] and "curve" not in headers["dense"]
+
+
+def test_the_csv_vocabularies_are_the_models_terms():
+    """The CSV's fixed columns are the terms the model computes: a decode step's parts, a serving GPU's memory, and
+    a prefill pass's terms for a dense model, an MLA MoE with shared experts and a MoE without."""
+    from simulator.vocab import DECODE_COMPONENTS, FORWARD_COMPONENTS, SERVE_MEMORY_COMPONENTS
+
+    d = serve(ServeRequest("deepseek-v3", "h800")).to_dict()
+    assert tuple(d["decode"]["breakdown_s"]) == DECODE_COMPONENTS
+    assert tuple(d["memory_per_gpu_gib"]) == SERVE_MEMORY_COMPONENTS
+    for model, gpu in (("llama-3.1-70b", "h100-sxm"), ("deepseek-v3", "h800"), ("mixtral-8x7b", "h100-sxm")):
+        parts = serve(ServeRequest(model, gpu, phase="prefill")).to_dict()["prefill"]["breakdown_s"]
+        assert set(parts) <= set(FORWARD_COMPONENTS), set(parts) - set(FORWARD_COMPONENTS)
+
+
 def test_serve_command_bad_input_is_one_line():
     clean_error(invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--tpot-ms", "0.5"), "tokens/s per user")
     clean_error(invoke("serve", "nope", "--gpu", "h100-sxm"), "nope")

@@ -90,3 +90,29 @@ def test_alignment_gap_indent_and_wrapping():
 def test_key_values_align_values_two_spaces_after_the_longest_label():
     out = key_values([("model", "x"), ("memory per GPU", "58.6 GiB\n(of 80)")])
     assert out.splitlines() == ["model           x", "memory per GPU  58.6 GiB", "                (of 80)"]
+
+
+def test_schema_row_gives_every_field_of_the_output_model_a_column():
+    """A null sub-object still gives its fields' columns; an open dict takes its listed keys, else the document's;
+    an unnamed leaf is kept at the end; an excluded field gives none."""
+    from pydantic import BaseModel
+
+    from simulator.report.tables import schema_row
+
+    class Inner(BaseModel):
+        a: float
+        b: int | None = None
+
+    class Doc(BaseModel):
+        name: str
+        inner: Inner | None = None
+        parts: dict[str, float]
+        extra: dict[str, float]
+        notes: list[str]
+
+    doc = {"name": "x", "inner": None, "parts": {"q": 1.0}, "extra": {"z": 2.0}, "notes": ["n"], "stray": 3}
+    row = schema_row(doc, Doc, {"parts": ("p", "q")}, exclude=("notes",))
+    assert list(row) == ["name", "inner.a", "inner.b", "parts.p", "parts.q", "extra.z", "stray"]
+    assert row["inner.a"] is None and row["parts.p"] is None and row["parts.q"] == 1.0 and row["stray"] == 3
+    full = schema_row(doc | {"inner": {"a": 1.5, "b": 2}}, Doc, {"parts": ("p", "q")}, exclude=("notes",))
+    assert list(full) == list(row) and full["inner.a"] == 1.5

@@ -372,3 +372,45 @@ def compare_table(d: dict) -> str:
             f"{ach['ratio']:.3g}x (efficiency factor {ach['factors']['efficiency']:.3g}x)",
         ]
     return "\n".join(lines)
+
+
+def schema_row(doc: dict, model: type, open_keys: dict[str, Sequence[str]] | None = None,
+               exclude: Sequence[str] = ()) -> dict:  # fmt: skip
+    """`doc` flattened as `flatten` does, with a column for every leaf the output model `model` (a pydantic class)
+    names, so that a CSV's columns do not change with what a result happens to hold: an absent or null sub-object
+    still gives its fields' columns (empty). A dict field with open keys takes its columns from `open_keys` where
+    its dotted path is listed (a vocabulary, e.g. every forward-pass component), else from `doc`; a leaf `doc`
+    holds that the model does not name is kept at the end. Top-level fields in `exclude` give no columns."""
+    flat = flatten({k: v for k, v in doc.items() if k not in exclude})
+    columns = [c for c in _schema_columns(model, "", open_keys or {}, flat) if c.split(".")[0] not in exclude]
+    row = {c: flat.get(c) for c in columns}
+    # A null sub-object flattens to one key of its own, which its fields' columns replace.
+    parents = {c.rsplit(".", i)[0] for c in columns for i in range(1, c.count(".") + 1)}
+    return row | {k: v for k, v in flat.items() if k not in row and not (v is None and k in parents)}
+
+
+def _schema_columns(model: type, prefix: str, open_keys: dict[str, Sequence[str]], flat: dict) -> list[str]:
+    out: list[str] = []
+    for name, field in model.model_fields.items():
+        out += _annotation_columns(field.annotation, f"{prefix}{name}", open_keys, flat)
+    return out
+
+
+def _annotation_columns(annotation, path: str, open_keys: dict[str, Sequence[str]], flat: dict) -> list[str]:
+    import types
+    import typing
+
+    from pydantic import BaseModel
+
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType) and len(args) == 1:
+        return _annotation_columns(args[0], path, open_keys, flat)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _schema_columns(annotation, path + ".", open_keys, flat)
+    if origin is dict:
+        keys = open_keys.get(path)
+        if keys is None:
+            return [k for k in flat if k.startswith(path + ".")]
+        return [c for k in keys for c in _annotation_columns(args[1], f"{path}.{k}", open_keys, flat)]
+    return [path]
