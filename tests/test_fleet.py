@@ -6,6 +6,7 @@ import copy
 import json
 import math
 
+import numpy as np
 import pytest
 import typer
 import yaml
@@ -122,6 +123,21 @@ def test_float_noise_does_not_add_a_unit():
     d = api.fleet(small(tokens__input=[tokens] * 24, tokens__cache_hit=None, tokens__cache_hit_share=0.0,
                         tokens__output=[1_800_000] * 24, rates__prefill_input_tokens_per_s_per_node=rate)).to_dict()  # fmt: skip
     assert {h["prefill_units"] for h in d["hourly"]} == {3}
+
+
+def test_an_hour_with_any_tokens_takes_a_unit_and_huge_hours_never_round_down():
+    """A review's fleet with one output token in its last hour divided by a zero cost (the float-noise slack took the
+    hour's 1e-9 units to 0), and at 1e15 tokens an hour the same slack rounded every hour down by thousands of units."""
+    from simulator.run.fleet import _units
+
+    assert list(_units(np.array([0.0, 1e-12, 1e-9, 0.5, 2.0, 2.0 + 1e-14, 2.001]), 1)) == [0, 1, 1, 1, 2, 2, 3]
+    huge = np.array([1e15 / 3 + 0.25])
+    assert _units(huge, 1)[0] >= huge[0]
+    d = api.fleet(small(tokens__input=[0] * 24, tokens__cache_hit=None, tokens__cache_hit_share=0.0,
+                        tokens__output=[0] * 23 + [1])).to_dict()  # fmt: skip
+    assert d["hourly"][23]["decode_units"] == 1 and d["node_hours"]["decode"] == 4.0
+    assert all(h["prefill_nodes"] == 0 and math.copysign(1, h["prefill_nodes"]) == 1 for h in d["hourly"])
+    assert math.isfinite(d["margin"])
 
 
 def test_published_figures_are_compared():

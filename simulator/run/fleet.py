@@ -29,7 +29,8 @@ from simulator.units import MAX_USD_PER_GPU_HOUR, MEGA, MIN_USD_PER_GPU_HOUR, SE
 
 PHASES = ("prefill", "decode")
 ROUNDING_SLACK = 1e-9
-"""Units needed within this share of a whole number are that number (float noise must not add a unit)."""
+"""Units needed within this many units (plus the float resolution of the figure) of a whole number are that number:
+float noise must not add a unit."""
 RATE_UNITS = {
     "prefill": "input tokens/s per node (cache hits included)",
     "decode": "output tokens/s per node",
@@ -223,9 +224,13 @@ def _serve_command(f: Fleet, hit_rate: float, phase: str) -> str:
 
 
 def _units(nodes_needed: np.ndarray, unit_nodes: int) -> np.ndarray:
-    """Whole deployment units covering each hour's nodes (rounded up; float noise within ROUNDING_SLACK ignored)."""
+    """Whole deployment units covering each hour's nodes: rounded up, never down (float noise within ROUNDING_SLACK
+    of a whole number ignored), and at least one unit in an hour with any tokens."""
     exact = nodes_needed / unit_nodes
-    return np.ceil(exact - ROUNDING_SLACK * np.maximum(exact, 1.0))
+    whole = np.round(exact)
+    noise = np.abs(exact - whole) <= ROUNDING_SLACK + 4 * np.finfo(float).eps * exact
+    units = np.where(noise, whole, np.ceil(exact))
+    return np.maximum(units, np.where(exact > 0, 1.0, 0.0)) + 0.0  # + 0.0: no -0.0
 
 
 def fleet_document(day: FleetDay) -> dict:
