@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from simulator.errors import CostsimError, InfeasibleError, InputError
+from simulator.errors import CostsimError, InfeasibleError, InputError, LayoutError
 from simulator.inputs.catalog import load_model
 from simulator.model.serve import decode
 from simulator.model.serve.decode import Candidates, memory_per_gpu, step_s, throughput
@@ -257,6 +257,21 @@ def test_the_csv_vocabularies_are_the_models_terms():
     for model, gpu in (("llama-3.1-70b", "h100-sxm"), ("deepseek-v3", "h800"), ("mixtral-8x7b", "h100-sxm")):
         parts = serve(ServeRequest(model, gpu, phase="prefill")).to_dict()["prefill"]["breakdown_s"]
         assert set(parts) <= set(FORWARD_COMPONENTS), set(parts) - set(FORWARD_COMPONENTS)
+
+
+def test_a_tp_group_decodes_whole_sequences():
+    """A review's --batch-per-gpu 0.5 at TP1 priced half a sequence ($33/M), and 0.001 at TP8 0.008 of one: a stated
+    batch must give each TP group a whole number of sequences, at least one; 0.125 at TP8 (one sequence) is kept, a
+    cap of 2.5 at TP1 decodes at most 2."""
+    for batch, tp in ((0.5, 1), (1.5, 1), (0.001, None)):
+        with pytest.raises(LayoutError, match="whole number of at least 1"):
+            serve(ServeRequest("llama-3.1-70b", "h100-sxm", batch_per_gpu=batch, tp=tp, phase="decode"))
+    one = serve(ServeRequest("llama-3.1-70b", "h100-sxm", batch_per_gpu=0.125, tp=8, phase="decode")).to_dict()
+    assert one["decode"]["batch_per_gpu"] == 0.125
+    capped = serve(ServeRequest("llama-3.1-70b", "h100-sxm", max_batch_per_gpu=2.5, tp=1, phase="decode")).to_dict()
+    assert capped["decode"]["batch_per_gpu"] == 2
+    clean_error(invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--batch-per-gpu", "0.5", "--tp", "1"),
+                "--batch-per-gpu 1 at TP1")  # fmt: skip
 
 
 def test_serve_command_bad_input_is_one_line():

@@ -169,7 +169,7 @@ def _check_serve_block(f: Fleet, where: str) -> None:
     try:
         req = ServeRequest(f.model, f.gpu, phase="both", **f.serve.request())
         s = setup_for(req)
-        given = Given(req.tp, req.dp, req.pp, req.batch_per_gpu, req.num_gpus, req.max_batch_per_gpu)
+        given = Given(req.tp, req.dp, req.pp, req.batch_per_gpu, req.num_gpus, req.max_batch_per_gpu, whole_sequences=True)
         decode_candidates(s, given, request_precisions(req, s.hw))
     except CostsimError as e:
         raise type(e)(

@@ -373,7 +373,8 @@ def serve(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> ServeEstimat
         _price_sheet(req.price_sheet)  # an unknown sheet fails before the search
     precisions = request_precisions(req, s.hw)
     price = pricing(s.hw, req.cost)
-    given = Given(req.tp, req.dp, req.pp, req.batch_per_gpu, req.num_gpus, req.max_batch_per_gpu, req.max_replica_sequences)
+    given = Given(req.tp, req.dp, req.pp, req.batch_per_gpu, req.num_gpus, req.max_batch_per_gpu, req.max_replica_sequences,
+                  whole_sequences=True)  # fmt: skip
     decode, index, evaluated = None, None, 0
     if req.phase in ("both", "decode"):
         decode = search_decode(s, given, precisions)

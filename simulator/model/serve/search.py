@@ -6,6 +6,7 @@ second per GPU that meets them. The throughput-interactivity curve is the upper 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,9 @@ class Given:
     max_replica_sequences: float | None = None
     """A cap on the sequences of one attention replica (a TP group: tp x batch), where a source states it per rank
     of a layout whose TP is searched; rows above it are dropped."""
+    whole_sequences: bool = False
+    """Keep only rows whose attention replica (a TP group) decodes a whole number of sequences, at least one: an
+    engine's batch (costsim serve). False where the batch is an average over a rollout's GPUs (RL generation)."""
 
 
 def _options(given: int | None, default: tuple[int, ...]) -> tuple[int, ...]:
@@ -91,6 +95,8 @@ def decode_candidates(s: Setup, given: Given, precisions: tuple[str, ...]) -> Ca
         keep &= grid[:, 0] * grid[:, 3] <= given.max_replica_sequences
     if given.num_gpus is not None:
         keep &= grid[:, 0] * grid[:, 1] * grid[:, 2] == given.num_gpus
+    if given.whole_sequences:
+        keep &= _whole_sequences(grid, given, keep)
     grid = grid[keep]
     n = len(grid)
     prec = np.repeat(np.array(precisions), n)
@@ -119,6 +125,23 @@ def decode_candidates(s: Setup, given: Given, precisions: tuple[str, ...]) -> Ca
             "and a replica's sequences stay within its cap; give smaller degrees, or leave fields out to search them"
         )
     return Candidates(grid[:, 0], grid[:, 1], grid[:, 2], grid[:, 3], prec)
+
+
+def _whole_sequences(grid: np.ndarray, given: Given, keep: np.ndarray) -> np.ndarray:
+    """Rows whose TP group holds a whole number of sequences, at least one; a stated batch that gives none is refused."""
+    per_replica = grid[:, 0] * grid[:, 3]
+    whole = (np.abs(per_replica - np.round(per_replica)) <= 1e-9 * per_replica) & (per_replica >= 1 - 1e-9)
+    if given.batch is not None and keep.any() and not (whole & keep).any():
+        tps = sorted({int(t) for t in grid[keep, 0]})
+        tp = tps[-1]
+        near = sorted({max(1, math.floor(given.batch * tp)), max(1, math.ceil(given.batch * tp))})
+        raise LayoutError(
+            f"--batch-per-gpu {given.batch:g} gives {given.batch * tp:g} sequences per TP{tp} group"
+            + (f" (and fewer at TP{', TP'.join(str(t) for t in tps[:-1])})" if len(tps) > 1 else "")
+            + "; a TP group decodes whole sequences, so tp x batch must be a whole number of at least 1: give e.g. "
+            f"--batch-per-gpu {' or '.join(f'{n / tp:g}' for n in near)} at TP{tp}, or leave it out to search it"
+        )
+    return whole
 
 
 @dataclass(frozen=True)
