@@ -260,8 +260,10 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
                    cache_hit_rate: float, kv_transfer_bytes_per_s: float | None,
                    pps: tuple[int, ...] = (1,)) -> list[PrefillPoint]:  # fmt: skip
     """Prefill at each layout and batch (docs/model.md §16.7). A pass over whole prompts, then cache hits: a hit
-    skips its linear work, and the missed tokens still attend to the cached prefix, so with hit share h the linear
-    parts scale by 1 - h and the causal attention core by 1 - h^2 ((miss x prefix + miss^2 / 2) / (len^2 / 2)).
+    skips its linear work, and the missed tokens still attend to the cached prefix, so with hit share h everything
+    but the attention core is a pass over the missed tokens alone (its GEMMs at that M: no faster than reading the
+    weights, its fixed per-pass costs whole) and the causal attention core scales by 1 - h^2
+    ((miss x prefix + miss^2 / 2) / (len^2 / 2)).
     Pipeline stages split the layers: a pass takes all pp stage times (TTFT), and with pp passes in flight a GPU's
     rate is as without pipelining while it holds 1/pp of the weights. TTFT adds the KV transfer to a decode node
     when disaggregated. Memory: the weights, the KV cache the pass writes (from a pool of `kv_memory_fraction` of the
@@ -278,7 +280,8 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
         ctx = forward_context(model, s.rates, s.input_len, sequences, tp=tp, ep=ep, precision=precision,
                               assumptions=s.assumptions)  # fmt: skip
         fp = forward_pass(ctx)  # the same pass whatever the pipeline stages (they split it, not change it)
-        parts = {k: v * ((1.0 - hit * hit) if k == "attention_core" else (1.0 - hit)) for k, v in fp.by_component_s.items()}
+        parts = _missed_pass_s(s, sequences, tp, ep, precision, hit) if hit else dict(fp.by_component_s)
+        parts["attention_core"] = fp.by_component_s["attention_core"] * (1.0 - hit * hit)
         seconds = _overlapped_s(sum(parts.values()), parts.get("ep_comm", 0.0), s)
         gpus = tp * ep
         prompts = sequences * ep
@@ -300,6 +303,15 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
                 )
             )  # fmt: skip
     return points
+
+
+def _missed_pass_s(s: Setup, sequences: int, tp: int, ep: int, precision: str, hit: float) -> dict[str, float]:
+    """Seconds by component of the forward pass over the prompts' missed tokens only: (1 - hit) x their length in
+    whole tokens, at least one per prompt (an engine computes a fully cached prompt's last token for its logits)."""
+    tokens = max(1, round(s.input_len * (1.0 - hit)))
+    miss_ctx = forward_context(s.model, s.rates, tokens, sequences, tp=tp, ep=ep, precision=precision,
+                               assumptions=s.assumptions)  # fmt: skip
+    return dict(forward_pass(miss_ctx).by_component_s)
 
 
 def _overlapped_s(total_s: float, ep_comm_s: float, s: Setup) -> float:
