@@ -172,6 +172,20 @@ def test_small_plan_table_csv_and_price_override(tmp_path):
     assert d2["stages"][1]["layout"]["cp"] == 4 and d2["stages"][1]["seq_len"] == 32768
 
 
+def test_the_plans_price_is_for_its_gpu_only(tmp_path):
+    """A plan's quoted price is a GPU-hour of its `gpu`: a stage on another GPU takes that profile's price (a review
+    found a B200 stage charged the plan's $2.50 H100 quote), a stage naming the plan's GPU by an alias keeps the quote."""
+    from simulator.inputs.catalog import load_hardware
+
+    stages = [dict(SMALL_PLAN["stages"][0], gpu="a100-80gb"), dict(SMALL_PLAN["stages"][0], name="same", gpu="h100")]
+    path = write_plan(tmp_path, {**SMALL_PLAN, "stages": stages})
+    d = json.loads(invoke("estimate", "--plan", path, "--format", "json").output)
+    other, same = d["stages"]
+    assert other["cost"]["usd_per_gpu_hour"] == load_hardware("a100-80gb").price.usd_per_gpu_hour != 2.5
+    assert "test quote" not in other["cost"]["price_source"]
+    assert same["cost"]["usd_per_gpu_hour"] == 2.5 and "test quote" in same["cost"]["price_source"]
+
+
 def test_plan_tco_and_program_cost(tmp_path):
     plan = {**SMALL_PLAN, "experiments_multiplier": 2.0, "experiments_source": "test"}
     d = json.loads(invoke("estimate", "--plan", write_plan(tmp_path, plan), "--pricing", "tco", "--format", "json").output)

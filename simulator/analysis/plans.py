@@ -11,7 +11,7 @@ from pathlib import Path
 from simulator.analysis.published_mfu import with_mfu_notes
 from simulator.analysis.rl_stages import RLStageResult, run_generating_stage
 from simulator.errors import CostsimError, InputError, SpecError
-from simulator.inputs.catalog import load_model
+from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.plan_file import Plan, Stage, load_plan, model_ref
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.run.cost import CostOptions, Rate, rental_rate, sum_blocks
@@ -306,10 +306,17 @@ def base_plan(plan: Plan) -> dict:
     }
 
 
-def _quoted_price(plan: Plan) -> Rate | None:
-    """The plan's own price with who quotes it (None: the plan quotes none)."""
+def _quoted_price(plan: Plan, stage_gpu: str | None = None) -> Rate | None:
+    """The plan's own price with who quotes it, for a stage on the plan's GPU; None where the plan quotes none or the
+    stage runs on another GPU (a quote for one GPU does not price another: that stage takes its profile's price)."""
     if plan.usd_per_gpu_hour is None:
         return None
+    if stage_gpu is not None and stage_gpu != plan.gpu:
+        try:
+            if load_hardware(stage_gpu).name != load_hardware(plan.gpu).name:
+                return None
+        except CostsimError:
+            return None  # the stage's own run names the bad GPU, with the stage
     return rental_rate(plan.usd_per_gpu_hour, f"plan {plan.name}: {plan.price_source}")
 
 
@@ -327,7 +334,7 @@ def run_stage(plan: Plan, spec: ModelSpec, stage: Stage, opts: CostOptions) -> S
             fp8_recipe=stage.fp8_recipe,
             layout=stage.layout(),
             costs=opts,
-            quoted=_quoted_price(plan),
+            quoted=_quoted_price(plan, stage.gpu),
         )
         runs = with_mfu_notes(estimate_scenario(scenario), scenario.hardware)
     except CostsimError as e:
@@ -345,13 +352,12 @@ def run_plan(plan: Plan, plan_path: Path, opts: CostOptions | None = None) -> Pl
     except CostsimError as e:
         raise type(e)(f"plan {plan.name}: {e}") from None
     stage_opts = replace(opts, experiments_multiplier=None)
-    quoted = _quoted_price(plan)
     stages, rl = [], []
     for s in plan.stages:
         if isinstance(s, Stage):
             stages.append(run_stage(plan, spec, s, stage_opts))
         else:
-            rl.append(run_generating_stage(plan, spec, s, stage_opts, quoted))
+            rl.append(run_generating_stage(plan, spec, s, stage_opts, _quoted_price(plan, s.gpu)))
     blocks = [r.cost for r in [*stages, *rl]]
     gpu_hours = sum(s.estimate.gpu_hours for s in stages) + sum(s.gpu_hours for s in rl)
     total = sum_blocks(blocks, gpu_hours, opts.experiments_multiplier)

@@ -419,6 +419,7 @@ class Plan(_Schema):
     """Shipped model name, or a spec YAML / config.json path (relative to the plan file)."""
     gpu: Ref
     usd_per_gpu_hour: Annotated[float, Field(ge=MIN_USD_PER_GPU_HOUR, le=MAX_USD_PER_GPU_HOUR)] | None = None
+    """The plan's quoted price of a GPU-hour of `gpu`; a stage on another GPU takes that GPU's profile price."""
     price_source: Text | None = None
     experiments_multiplier: Annotated[float, Field(ge=1, le=100)] | None = None
     experiments_source: Text | None = None
