@@ -403,6 +403,17 @@ def test_estimate_plan_json_and_table_show_the_split():
     assert "training state to host" in table.output  # the RL stages' offload (Supplementary B.2)
 
 
+def test_the_rl_plan_table_shows_the_cost_block():
+    """A review found `--experiments-multiplier 3` and `--pricing tco` left the RL plan's table byte-identical (the cost
+    block of every other plan table was missing): the basis, the rate, the other basis, energy and the program."""
+    plain = invoke("estimate", "--plan", "deepseek-r1").output
+    assert "cost basis   rental" in plain and "energy" in plain and "program" not in plain
+    program = invoke("estimate", "--plan", "deepseek-r1", "--experiments-multiplier", "3").output
+    assert "program      x3" in program
+    tco = invoke("estimate", "--plan", "deepseek-r1", "--pricing", "tco").output
+    assert "TCO components" in tco and "TCO components" not in plain
+
+
 def test_training_plans_are_unchanged_in_kind():
     d = api.plan("llama-3.1-405b").plan.to_dict()
     assert all(s["kind"] == "training" for s in d["stages"])
