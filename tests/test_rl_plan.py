@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from simulator import api
 from simulator.analysis.plans import run_plan
 from simulator.analysis.rl_stages import SEQ_LEN_ROUND, training_seq_len
-from simulator.errors import InputError
+from simulator.errors import InputError, SpecError
 from simulator.inputs.assumptions import DEFAULT
 from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.plan_file import RLStage, load_plan
@@ -80,6 +80,30 @@ def _run(tmp_path: Path, **stage_changes):
     plan["stages"][0].update(stage_changes)
     spec, path = load_plan(_write(tmp_path, plan))
     return run_plan(spec, path)
+
+
+def test_steps_are_optimizer_steps_whatever_the_inner_epochs(tmp_path):
+    """`steps` counts optimizer steps: with inner_epochs 2 a rollout trains twice as many of them, so the stage has half
+    the rollouts and the same training GPU-hours (a review found inner_epochs 2 doubled the training: 200 optimizer
+    steps charged for 100)."""
+    one = _run(tmp_path).rl_stages[0]
+    two = _run(tmp_path, inner_epochs=2).rl_stages[0]
+    assert sum(p.rollouts for p in two.phases) == pytest.approx(sum(p.rollouts for p in one.phases) / 2)
+    assert two.gpu_hours_split["training"] == pytest.approx(one.gpu_hours_split["training"], rel=1e-9)
+    assert two.gpu_hours_split["generation"] == pytest.approx(one.gpu_hours_split["generation"] / 2, rel=1e-9)
+    with pytest.raises(SpecError, match="inner_epochs 8 = 16 optimizer steps per rollout"):
+        _run(tmp_path, inner_epochs=8)
+
+
+def test_a_rollout_stops_at_a_learned_position_table(tmp_path):
+    """GPT-3's 2,048 learned positions: a 100-token prompt and a 4,096-token cap cannot be generated (as serve refuses
+    the request); a 1,900-token cap can."""
+    plan = copy.deepcopy(SMALL_PLAN) | {"model": "gpt3-175b"}
+    plan["stages"][0] |= {"num_gpus": 64, "training_layout": {"tp": 8, "pp": 8}}
+    with pytest.raises(
+        InputError, match="past gpt3-175b's learned position table of 2,048; lower max_response_len to at most 1,948"
+    ):
+        run_plan(*load_plan(_write(tmp_path, plan)))
 
 
 # --------------------------------------------------------------------------- the step arithmetic

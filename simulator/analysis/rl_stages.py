@@ -253,7 +253,9 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
     out_s += engine
     rollout = combine(gen.busy_s, gen.tail_s, lp.seconds, training_s + back_s, refit + out_s, stage.num_gpus,
                       stage.rollout_gpus, stage.colocated, stage.policy == "one_step_off_policy")  # fmt: skip
-    return PhaseResult(phase, int(phase_steps), phase_steps / stage.minibatches_per_rollout, gen, lp, e, training_s,
+    # `steps` are optimizer steps: a rollout trains minibatches_per_rollout x inner_epochs of them.
+    rollouts = phase_steps / (stage.minibatches_per_rollout * stage.inner_epochs)
+    return PhaseResult(phase, int(phase_steps), rollouts, gen, lp, e, training_s,
                        refit, rollout, offload, engine)  # fmt: skip
 
 
@@ -280,6 +282,26 @@ def run_generating_stage(plan: Plan, spec: ModelSpec, stage: RLStage | Generatio
         raise type(e)(f"plan {plan.name}, stage {stage.name!r}: {e}") from None
 
 
+def _check_positions(spec: ModelSpec, stage: RLStage | GenerationStage) -> None:
+    """A rollout cannot run past a learned position table (as `costsim serve` refuses such a request: a served model
+    has the table it has; RoPE and ALiBi models are not bound). The longest sequence is a prompt of the mean length
+    and a response at the cap."""
+    table = spec.max_position_embeddings
+    if spec.position_embedding != "learned" or table is None:
+        return
+    field = "response_lengths" if isinstance(stage, RLStage) else "response_length"
+    phases = stage.response_lengths if isinstance(stage, RLStage) else [stage.response_length]
+    prompt = math.ceil(stage.mean_prompt_len)
+    for p in phases:
+        if prompt + p.max_response_len > table:
+            raise InputError(
+                f"{field} from step {p.from_step:,}: a {prompt:,}-token prompt and a response at the cap max_response_len "
+                f"{p.max_response_len:,} take {prompt + p.max_response_len:,} positions, past {spec.name}'s learned position "
+                f"table of {table:,}; lower max_response_len to at most {max(table - prompt, 0):,} (or mean_prompt_len), "
+                "or use a model with rotary positions"
+            )
+
+
 def _run(plan: Plan, spec: ModelSpec, stage: RLStage | GenerationStage, opts: CostOptions, quoted: Rate | None) -> RLStageResult:
     hw = load_hardware(stage.gpu or plan.gpu)
     for precision in {stage.generation_precision, getattr(stage, "precision", "bf16"), stage.kv_dtype}:
@@ -291,6 +313,7 @@ def _run(plan: Plan, spec: ModelSpec, stage: RLStage | GenerationStage, opts: Co
             )
     if stage.mtp_depth and not spec.mtp_depth:
         raise InputError(f"mtp_depth {stage.mtp_depth} needs MTP modules in the model; {spec.name} has none (mtp_depth 0)")
+    _check_positions(spec, stage)
     training = _Training(plan, spec, stage, hw, opts, quoted) if isinstance(stage, RLStage) else None
     totals: dict[str, dict[str, float]] = {}
     walls: dict[str, float] = {}

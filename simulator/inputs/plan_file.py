@@ -280,7 +280,8 @@ class RLStage(_Generating):
     minibatches_per_rollout: Annotated[int, Field(ge=1, le=100_000)] = 1
     """Optimizer steps trained on the responses of one rollout (DeepSeek-R1-Zero: 8,192 outputs in 16 mini-batches)."""
     inner_epochs: Annotated[int, Field(ge=1, le=100)] = 1
-    """Passes of training over each rollout."""
+    """Passes of training over each rollout: a rollout trains minibatches_per_rollout x inner_epochs of the stage's
+    optimizer steps (so `steps` / that many rollouts)."""
     response_lengths: list[ResponsePhase] = Field(min_length=1, max_length=MAX_RESPONSE_PHASES)
     """The response-length schedule: one phase per change of the mean or of the cap."""
     reference_logprobs: bool = True
@@ -323,15 +324,18 @@ class RLStage(_Generating):
 
     @model_validator(mode="after")
     def _consistent(self) -> RLStage:
-        if self.minibatches_per_rollout > self.steps:
+        per_rollout = self.minibatches_per_rollout * self.inner_epochs
+        if per_rollout > self.steps:
             raise ValueError(
-                f"minibatches_per_rollout {self.minibatches_per_rollout:,} is more than the stage's {self.steps:,} steps: "
-                "a rollout feeds at most every step of the stage; give at most the steps"
+                f"minibatches_per_rollout {self.minibatches_per_rollout:,} x inner_epochs {self.inner_epochs:,} = "
+                f"{per_rollout:,} optimizer steps per rollout is more than the stage's {self.steps:,} steps: a rollout "
+                "feeds at most every step of the stage; give at most the steps"
             )
         _check_phases(self.response_lengths, self.steps)
         self._check_generating([p.max_response_len for p in self.response_lengths])
-        what = "steps x prompts_per_step x samples_per_prompt x the longest mean response (its band's high end)"
-        _check_generated(float(self.steps) * self.prompts_per_step * self.samples_per_prompt, self.response_lengths, what)
+        what = "steps / inner_epochs x prompts_per_step x samples_per_prompt x the longest mean response (its band's high end)"
+        responses = float(self.steps) / self.inner_epochs * self.prompts_per_step * self.samples_per_prompt
+        _check_generated(responses, self.response_lengths, what)
         if self.colocated and self.generation_gpus is not None:
             raise ValueError(
                 f"generation_gpus {self.generation_gpus} is given but colocated is true (generation and training share "
