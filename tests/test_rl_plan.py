@@ -95,6 +95,16 @@ def test_steps_are_optimizer_steps_whatever_the_inner_epochs(tmp_path):
         _run(tmp_path, inner_epochs=8)
 
 
+def test_a_plan_has_at_most_200_response_phases_in_all(tmp_path):
+    """Each response-length phase is a rollout and a training estimate (~0.06 s): a review's stage of 1,000 phases ran
+    for 61 s, so a plan takes at most 200 in all its stages."""
+    phase = SMALL_RL["response_lengths"][0]
+    stage = SMALL_RL | {"steps": 1000, "response_lengths": [phase | {"from_step": i} for i in range(101)]}
+    plan = SMALL_PLAN | {"stages": [stage, stage | {"name": "again"}]}
+    with pytest.raises(SpecError, match="202 response-length phases in all, above 200"):
+        load_plan(_write(tmp_path, plan))
+
+
 def test_a_rollout_stops_at_a_learned_position_table(tmp_path):
     """GPT-3's 2,048 learned positions: a 100-token prompt and a 4,096-token cap cannot be generated (as serve refuses
     the request); a 1,900-token cap can."""

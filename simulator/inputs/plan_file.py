@@ -124,9 +124,10 @@ class Stage(TrainingLayout):
 MAX_STAGES = 100
 """Most stages a plan may have (the shipped ones have 1-6): each is a layout search of up to ~2 s, so a file of
 thousands ran for hours."""
-MAX_RESPONSE_PHASES = 1_000
-"""Most response-length phases an RL stage may have (DeepSeek-R1's schedule needs a handful); each is a rollout
-model of its own."""
+MAX_RESPONSE_PHASES = 200
+"""Most response-length phases a plan may have in all its stages (DeepSeek-R1's schedule needs a handful): each is a
+rollout and a training estimate of its own, about 0.06 s, so 200 keep a plan within seconds (a review's stage of
+1,000 phases ran for 61 s)."""
 
 MAX_TOKENS = 10_000_000
 """Longest prompt or response a stage may state (10M tokens)."""
@@ -448,6 +449,12 @@ class Plan(_Schema):
                 )
         if self.usd_per_gpu_hour is not None and not self.price_source:
             raise ValueError("usd_per_gpu_hour needs a price_source; add price_source: who quotes the price, and when")
+        phases = sum(len(s.response_lengths) for s in self.stages if isinstance(s, RLStage))
+        if phases > MAX_RESPONSE_PHASES:
+            raise ValueError(
+                f"the plan's RL stages have {phases:,} response-length phases in all, above {MAX_RESPONSE_PHASES:,} (each "
+                "is a rollout and a training estimate of its own); merge phases whose lengths barely differ"
+            )
         if self.experiments_multiplier is not None and not self.experiments_source:
             raise ValueError(
                 "experiments_multiplier needs an experiments_source; add experiments_source: where the multiplier comes from"
