@@ -519,6 +519,9 @@ class ReportedCheck(_Fixed):
     note: str | None
     gpu: str | None = None
     num_gpus: int | None = None
+    unlike: str | None = None
+    """Where the figure's GPU or GPU count differs from the stages it covers: what differs (the error then compares
+    unlike runs); null: none stated differs."""
     reported_wall_hours: float | None = None
     predicted_wall_hours: float | None = None
 

@@ -186,6 +186,24 @@ def test_the_plans_price_is_for_its_gpu_only(tmp_path):
     assert same["cost"]["usd_per_gpu_hour"] == 2.5 and "test quote" in same["cost"]["price_source"]
 
 
+def test_published_figures_are_checked_and_unlike_runs_flagged(tmp_path):
+    """A review found `reported.gpu: not-a-gpu` accepted, a figure run on 4 A100s compared with 64 H100s without a word,
+    and a second whole-plan figure ignored: the GPU must load, an unlike figure is flagged (JSON `unlike` and a table
+    line), and a plan has one whole-plan figure."""
+    figure = {"gpu_hours": 10_000, "source": "s", "quote": "q"}
+    unlike = write_plan(tmp_path, {**SMALL_PLAN, "reported": [figure | {"gpu": "a100-80gb", "num_gpus": 4}]})
+    d = json.loads(invoke("estimate", "--plan", unlike, "--format", "json").output)
+    text = d["reported"][0]["unlike"]
+    assert "a100-80gb" in text and "h100-sxm" in text and "4 GPUs" in text and "64" in text
+    assert "flag: whole plan: the figure ran on a100-80gb" in invoke("estimate", "--plan", unlike).output
+    alike = write_plan(tmp_path, {**SMALL_PLAN, "reported": [figure | {"gpu": "h100", "num_gpus": 64}]}, "alike.yaml")
+    assert json.loads(invoke("estimate", "--plan", alike, "--format", "json").output)["reported"][0]["unlike"] is None
+    bad = write_plan(tmp_path, {**SMALL_PLAN, "reported": [figure | {"gpu": "not-a-gpu"}]}, "bad.yaml")
+    assert_clean_error(invoke("estimate", "--plan", bad), "reported gpu: unknown GPU 'not-a-gpu'")
+    two = write_plan(tmp_path, {**SMALL_PLAN, "reported": [figure, figure]}, "two.yaml")
+    assert_clean_error(invoke("estimate", "--plan", two), "2 figures for the whole plan")
+
+
 def test_plan_tco_and_program_cost(tmp_path):
     plan = {**SMALL_PLAN, "experiments_multiplier": 2.0, "experiments_source": "test"}
     d = json.loads(invoke("estimate", "--plan", write_plan(tmp_path, plan), "--pricing", "tco", "--format", "json").output)

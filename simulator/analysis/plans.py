@@ -209,6 +209,7 @@ class PlanResult:
             out.append(
                 {
                     **{k: v for k, v in stated.items() if v is not None},
+                    "unlike": self._unlike(r),
                     "stages": r.stages or "all",
                     "reported_gpu_hours": r.gpu_hours,
                     "predicted_gpu_hours": predicted,
@@ -221,6 +222,23 @@ class PlanResult:
                 }
             )
         return out
+
+    def _unlike(self, r) -> str | None:
+        """What differs between the run a figure states (its GPU, its GPU count) and the stages it covers, where it
+        differs: the error then compares unlike runs."""
+        names = set(r.stages or [s.name for s in self.plan.stages])
+        covered = [s for s in self.all_stages if s.stage.name in names]
+        differs = []
+        if r.gpu is not None:
+            figure_gpu = load_hardware(r.gpu).name
+            others = sorted({s.hw.name for s in covered if s.hw.name != figure_gpu})
+            if others:
+                differs.append(f"the figure ran on {figure_gpu}, the stages run on {', '.join(others)}")
+        if r.num_gpus is not None:
+            counts = sorted({s.stage.num_gpus for s in covered if s.stage.num_gpus != r.num_gpus})
+            if counts:
+                differs.append(f"the figure used {r.num_gpus:,} GPUs, the stages {', '.join(f'{n:,}' for n in counts)}")
+        return "; ".join(differs) + " (not like for like)" if differs else None
 
     @property
     def caveats(self) -> list[str]:
@@ -351,6 +369,12 @@ def run_plan(plan: Plan, plan_path: Path, opts: CostOptions | None = None) -> Pl
         spec = load_model(model_ref(plan, plan_path))
     except CostsimError as e:
         raise type(e)(f"plan {plan.name}: {e}") from None
+    for r in plan.reported:
+        if r.gpu is not None:
+            try:
+                load_hardware(r.gpu)
+            except CostsimError as e:
+                raise type(e)(f"plan {plan.name}: reported gpu: {e}") from None
     stage_opts = replace(opts, experiments_multiplier=None)
     stages, rl = [], []
     for s in plan.stages:

@@ -440,6 +440,12 @@ class Plan(_Schema):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"stage names must be unique; repeated: {', '.join(dupes)}; give each stage its own name")
+        whole = [r for r in self.reported if not r.stages]
+        if len(whole) > 1:
+            raise ValueError(
+                f"reported has {len(whole)} figures for the whole plan (no stages); the error is taken against one: keep "
+                "one, or give the others the stages they cover"
+            )
         for r in self.reported:
             unknown = [n for n in r.stages or [] if n not in names]
             if unknown:

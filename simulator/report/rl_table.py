@@ -6,7 +6,7 @@ inputs, the published figures beside the prediction, the base plan, the rollout 
 from __future__ import annotations
 
 from simulator.report.money import usd
-from simulator.report.tables import cost_lines
+from simulator.report.tables import cost_lines, unlike_lines
 from simulator.units import GIB, format_count
 
 PARTS = ("generation", "logprob", "training", "refit", "idle", "failures")
@@ -81,6 +81,7 @@ def rl_plan_table(d: dict) -> str:
                         format_count(r["predicted_gpu_hours"]), format_count(r["reported_gpu_hours"]),
                         f"{r['error']:+.1%}", wall))  # fmt: skip
         lines += _rows(("published", "predicted", "reported", "error", "wall reported / predicted"), rep, "lrrrr")
+        lines += unlike_lines(d["reported"])
     lines.append("")
     lines += cost_lines(d["cost"])  # basis and rate, TCO parts, energy, CO2, the program, as every plan table shows
     lines.append("")

@@ -253,6 +253,15 @@ def _money(usd: float) -> str:
     return f"${format_count(usd)}"
 
 
+def unlike_lines(reported: list[dict]) -> list[str]:
+    """A flag under a plan's published figures for each one whose GPU or GPU count differs from the stages it covers."""
+    return [
+        f"flag: {'whole plan' if r['stages'] == 'all' else ', '.join(r['stages'])}: {r['unlike']}"
+        for r in reported
+        if r.get("unlike")
+    ]
+
+
 def cost_lines(cost: dict) -> list[str]:
     """The cost block: basis and rate, the other basis, TCO components, energy and CO2, then the program apart."""
     rows = [
@@ -321,6 +330,7 @@ def plan_table(d: dict) -> str:
         ]
         columns = ("published", "predicted", "reported", "error", "source")
         lines += ["", text_table(columns, reported, align="lrrrl", max_widths={0: 34})]
+        lines += unlike_lines(d["reported"])
     lines.append("")
     lines += cost_lines(d["cost"])
     notes = [(s["name"], s["notes"]) for s in d["stages"] if s.get("notes")]
