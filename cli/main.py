@@ -163,6 +163,8 @@ def estimate(
     job_flags |= {"--calibration": calibration, "--stack": stack} | {flag_name(k): v for k, v in (layout or {}).items()}
     try:
         band = band_options(uncertainty, draws, seed, tokens_spread)
+        if verbose and band is None:
+            raise InputError("--verbose prints how long the --uncertainty evaluations took; add --uncertainty or drop it")
         prices = {"pricing": pricing, "rental": rental, "usd_per_gpu_hour": usd_per_gpu_hour}
         prices |= {"gpu_purchase_usd": gpu_purchase_usd, "pue": pue, "usd_per_kwh": usd_per_kwh}
         prices |= {"grid_kg_co2_per_kwh": grid_kg_co2_per_kwh, "experiments_multiplier": experiments_multiplier}

@@ -24,3 +24,10 @@ def test_identical_uncertainty_commands_give_identical_bytes():
     assert "timing:" in verbose.stderr and "draws" in verbose.stderr and "timing:" not in first.stderr
     table = [invoke(*args[:-2]).stdout for _ in range(2)]
     assert table[0] == table[1] and "took" not in table[0]
+
+
+def test_verbose_needs_uncertainty():
+    """--verbose only prints the band's timings: without --uncertainty it is refused, as --draws and --seed are (a
+    review found it silently accepted)."""
+    r = invoke(*LLAMA_8B, *FIXED, "--verbose")
+    assert r.exit_code != 0 and "add --uncertainty" in r.output and "Traceback" not in r.output
