@@ -94,5 +94,8 @@ def price_claim_table(d: dict) -> str:
     lines = [key_values(head), "", text_table(columns, cells, align="lrrrrrrr"), ""]
     for part in (d["verdict_price"], d["verdict_cost"]):
         lines += textwrap.wrap(part, VERDICT_WIDTH) + [""]
-    lines.append("cost: modelled by costsim serve (docs/model.md §16); margin = list price / cost - 1")
+    if all(c["unknown_architecture"] for c in d["cost"].values()):
+        lines.append("cost: neither sheet names an architecture, so nothing is modelled (docs/model.md §16.12)")
+    else:
+        lines.append("cost: modelled by costsim serve (docs/model.md §16); margin = list price / cost - 1")
     return "\n".join(lines)

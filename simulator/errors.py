@@ -16,6 +16,12 @@ class LayoutError(CostsimError):
 class InfeasibleError(CostsimError):
     """A layout divides but does not fit in GPU memory, or no layout fits."""
 
+    def __init__(self, message: str, finding: str | None = None):
+        super().__init__(message)
+        self.finding = message if finding is None else finding
+        """What does not fit, with its numbers but without the fix: a caller whose options differ from the ones the
+        message's fix names (costsim claim has no --tp or --precision) gives its own fix after it."""
+
 
 class InputError(CostsimError):
     """A command-line number or option is out of range or does not parse."""

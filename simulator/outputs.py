@@ -1654,10 +1654,25 @@ class Span(_Fixed):
     highest_kind: Kind
 
 
+class PublishedBasis(_Fixed):
+    """The inputs a published margin was reached at (its fleet file's)."""
+
+    usd_per_gpu_hour: float
+    cache_hit_rate: float
+    input_share: float
+    """Input tokens (cache hits included) over all tokens."""
+    request: dict[str, Any]
+    """The fleet's serve request (lengths, latency target) the modelled margin stands for."""
+
+
 class PublishedMargin(_Fixed):
     margin: float
     source: str
     notes: str | None
+    basis: PublishedBasis
+    differs: list[str]
+    """Each input of this claim's modelled margin that is not the published one's (GPU price, cache hits, mix,
+    request); empty where the two margins are comparable."""
 
 
 class KnownCost(_Fixed):

@@ -233,3 +233,206 @@ def test_a_workload_sets_the_lengths_of_both_sides():
         api.price_claim("deepseek-reasoner-2025", "openai-o1-2025-01", "20-50", workload="nope")
     clean_error(invoke("claim", "--cheaper", "deepseek-reasoner-2025", "openai-o1-2025-01", "--ratio", "20-50",
                        "--workload", "nope"), "unknown workload")  # fmt: skip
+
+
+# ------------------------------------------------------------------ hostile sheets and the cost verdict
+
+O1_PRICES = {"usd_per_million_input_tokens": 15.0, "usd_per_million_cached_input_tokens": 7.5,
+             "usd_per_million_output_tokens": 60.0}  # fmt: skip
+
+
+def _sheet(**changes) -> dict:
+    """The shipped o1 sheet with `changes` (a key set to None is dropped)."""
+    import yaml
+
+    from simulator.inputs.data_files import prices_dir
+
+    doc = {**yaml.safe_load((prices_dir() / f"{O1}.yaml").read_text()), **changes}
+    return {k: v for k, v in doc.items() if v is not None}
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """$COSTSIM_DATA_DIR with the shipped data and a prices/ folder of copies a test may add to; returns that folder."""
+    import shutil
+
+    from simulator.inputs.data_files import FOLDERS, data_dir
+
+    for folder in FOLDERS:
+        if folder == "prices":
+            shutil.copytree(data_dir(folder), tmp_path / folder)
+        else:
+            (tmp_path / folder).symlink_to(data_dir(folder), target_is_directory=True)
+    monkeypatch.setenv("COSTSIM_DATA_DIR", str(tmp_path))
+    return tmp_path / "prices"
+
+
+def _write(prices, name: str, doc: dict):
+    import yaml
+
+    path = prices / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_neither_architecture_known_checks_list_prices_only(data_dir):
+    """Two sheets without model_spec (o1 and an o1-pro at 10x its prices): no KeyError, no cost ratio, and the verdict
+    says only the list-price part can be checked."""
+    _write(data_dir, "o1-pro", _sheet(model="o1-pro", **{k: 10 * v for k, v in O1_PRICES.items()}))
+    d = _json_of(invoke("claim", "--cheaper", O1, "o1-pro", "--ratio", "10", "--format", "json"))
+    assert d["price_ratio"]["mix"] == pytest.approx(10.0) and d["within_price_ratio"] is True
+    assert d["cost"]["a"]["unknown_architecture"] and d["cost"]["b"]["unknown_architecture"]
+    assert d["cost_ratio"] is None
+    assert all("at_other_side_margin" not in d["cost"][s]["assumption_band"] for s in ("a", "b"))
+    assert "only the list-price part of the claim can be checked" in d["verdict_cost"]
+    assert f"'{O1} is 10x cheaper than o1-pro' holds for list prices" in d["verdict_cost"]
+    PriceClaimOutput.model_validate({"schema_version": 1, **d})
+    r = invoke("claim", "--cheaper", O1, "o1-pro", "--ratio", "50")
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    assert "does not hold for list prices" in r.output.replace("\n", " ") and "nothing is modelled" in r.output
+
+
+def _json_of(r) -> dict:
+    assert r.exit_code == 0, r.output
+    return json.loads(r.output)
+
+
+@pytest.mark.parametrize("claimed", ["100", "0.5"])
+def test_a_claim_outside_the_list_prices_does_not_hold_in_the_cost_verdict(claimed):
+    d = api.price_claim(R1, O1, claimed).to_dict()
+    assert d["within_price_ratio"] is False and "PRICE: OUTSIDE" in d["verdict_price"]
+    assert f"' does not hold for list prices (no token mix gives {claimed}x)" in d["verdict_cost"]
+    assert "' holds for list prices" not in d["verdict"]
+
+
+def test_a_claim_within_the_list_prices_holds_in_the_cost_verdict(r1_vs_o1):
+    assert "'deepseek-reasoner-2025 is 20-50x cheaper than openai-o1-2025-01' holds for list prices" in r1_vs_o1["verdict_cost"]
+
+
+def test_the_bound_runs_the_way_of_the_unknown_side(r1_vs_o1):
+    """Cost B / A falls as an unknown B's margin rises (at most its no-margin value) and rises with an unknown A's
+    margin (at least its no-margin value)."""
+    b_unknown = r1_vs_o1["cost_ratio"]
+    assert b_unknown["break_even"]["mix"] > b_unknown["at_other_side_margin"]["mix"]
+    assert "at most 259x at the mix if o1 sold at no margin" in r1_vs_o1["verdict_cost"]
+    assert "less with a higher margin" in r1_vs_o1["verdict_cost"]
+    d = api.price_claim(O1, R1, "0.03").to_dict()
+    a_unknown = d["cost_ratio"]
+    assert a_unknown["break_even"]["mix"] < a_unknown["at_other_side_margin"]["mix"]
+    assert a_unknown["break_even"]["mix"] == pytest.approx(1 / b_unknown["break_even"]["mix"])
+    text = d["verdict_cost"]
+    assert f"at least {a_unknown['break_even']['mix']:.3g}x at the mix if o1 sold at no margin" in text
+    assert "more with a higher margin" in text and "at most" not in text and "less with a higher margin" not in text
+    assert "--a-model SPEC" in text
+
+
+@pytest.mark.parametrize(
+    "changes, needles",
+    [
+        ({"usd_per_million_output_tokens": True}, ["usd_per_million_output_tokens", "got True", "a number"]),
+        ({"usd_per_million_output_tokens": "60"}, ["usd_per_million_output_tokens", "'60'", "without quotes"]),
+        ({**dict.fromkeys(O1_PRICES, 5e-324)}, ["usd_per_million_input_tokens 5e-324 is below $0.0001", "per million"]),
+        ({**dict.fromkeys(O1_PRICES, 1e-300)}, ["usd_per_million_input_tokens 1e-300 is below $0.0001", "1,000,000"]),
+        ({"usd_per_million_output_tokens": 0}, ["usd_per_million_output_tokens 0.0 is below $0.0001"]),
+        ({"usd_per_million_output_tokens": -1.0}, ["usd_per_million_output_tokens -1.0 is below"]),
+        ({"date": "2999-01-01"}, ["date 2999-01-01 is after today"]),
+        ({"date": "2025-01-05", "valid_until": "2024-12-01"}, ["valid_until 2024-12-01 is before date 2025-01-05"]),
+        ({"date": "2025-02", "valid_until": "2025-01"}, ["valid_until 2025-01 is before date 2025-02"]),
+        ({"valid_from": "2025-03-01", "valid_until": "2025-02-01"}, ["valid_until 2025-02-01 is before valid_from"]),
+        ({"off_peak": {"window_utc": "16:30-00:30", "usd_per_million_input_tokens": 1.0,
+                       "usd_per_million_cached_input_tokens": 2.0, "usd_per_million_output_tokens": 3.0}},
+         ["off_peak: the cached input price 2.0 is above the input price 1.0"]),
+        ({"off_peak": {"window_utc": "16:30-00:30", "usd_per_million_input_tokens": 1e-9,
+                       "usd_per_million_output_tokens": 3.0}}, ["off_peak: usd_per_million_input_tokens 1e-09 is below"]),
+        ({"off_peak": {"window_utc": "16:30-00:30", "usd_per_million_input_tokens": "1",
+                       "usd_per_million_output_tokens": 3.0}}, ["off_peak.usd_per_million_input_tokens", "'1'"]),
+    ],
+)  # fmt: skip
+def test_a_hostile_price_sheet_is_refused_naming_the_field(data_dir, changes, needles):
+    from simulator.inputs.serving_cases import load_price_sheet
+
+    path = _write(data_dir, "o1-bad", _sheet(**changes))
+    with pytest.raises(SpecError) as e:
+        load_price_sheet(path)
+    for needle in (str(path), *needles):
+        assert needle in str(e.value), str(e.value)
+    out = clean_error(invoke("claim", "--cheaper", "o1-bad", R1, "--ratio", "20"), str(path), *needles, error="prefix")
+    assert len(out.strip().splitlines()) == 1, out
+
+
+def test_the_lowest_list_price_a_sheet_may_state_gives_finite_ratios(data_dir):
+    """$0.0001/M (the floor) against $10,000/M (the ceiling): the widest ratio a pair of sheets can give, 1e8."""
+    from simulator.inputs.serving_cases import MIN_USD_PER_MILLION
+
+    _write(data_dir, "floor", _sheet(**dict.fromkeys(O1_PRICES, MIN_USD_PER_MILLION)))
+    _write(data_dir, "ceiling", _sheet(**dict.fromkeys(O1_PRICES, 10_000.0)))
+    d = api.price_claim("floor", "ceiling", "20").to_dict()
+    assert all(v == pytest.approx(1e8) for v in d["price_ratio"].values())
+    d = api.price_claim("ceiling", "floor", "20").to_dict()
+    assert all(math.isfinite(v) and v == pytest.approx(1e-8) for v in d["price_ratio"].values())
+
+
+def test_a_date_of_today_is_accepted(data_dir):
+    import datetime
+
+    from simulator.inputs.serving_cases import load_price_sheet
+
+    today = datetime.date.today()
+    assert load_price_sheet(_write(data_dir, "today", _sheet(date=today.isoformat()))).date == today.isoformat()
+    assert load_price_sheet(_write(data_dir, "month", _sheet(date=today.isoformat()[:7]))).date == today.isoformat()[:7]
+    tomorrow = (today + datetime.timedelta(days=1)).isoformat()
+    with pytest.raises(SpecError, match=f"date {tomorrow} is after today"):
+        load_price_sheet(_write(data_dir, "tomorrow", _sheet(date=tomorrow)))
+
+
+def test_an_unknown_model_spec_names_the_sheet_and_the_field(data_dir):
+    path = _write(data_dir, "o1-spec", _sheet(model_spec="nosuch-model"))
+    out = clean_error(invoke("claim", "--cheaper", R1, "o1-spec", "--ratio", "27"), str(path), "model_spec 'nosuch-model'",
+                      "costsim list models", "leave model_spec out", error="prefix")  # fmt: skip
+    assert len(out.strip().splitlines()) == 1, out
+
+
+@pytest.mark.parametrize(
+    "kwargs, differs",
+    [
+        ({"usd_per_gpu_hour": 5}, ["$2.00/GPU-hour (this margin: $5.00)"]),
+        ({"cache_hit_rate": 0.3}, ["56.25% cache hits (this margin: 30.00%)"]),
+        ({"mix": "1:1"}, ["input:output 3.62:1 (this margin: 1:1)"]),
+        ({"workload": "inferencemax-1k8k"}, ["input_len 4383, output_len 1211 (this margin: workload inferencemax-1k8k)"]),
+    ],
+)
+def test_a_published_margin_is_shown_as_comparable_only_at_its_basis(r1_vs_o1, kwargs, differs):
+    """DeepSeek's +545% was at $2/GPU-hour, the day's 56.25% cache hits, its 608:168 mix and (as costsim models it) the
+    fleet's request; a margin modelled at other inputs says what differs instead of standing beside it."""
+    base = r1_vs_o1["cost"]["a"]["published_margin"]
+    assert base["margin"] == 5.45 and base["differs"] == []
+    assert base["basis"]["usd_per_gpu_hour"] == 2.0 and base["basis"]["cache_hit_rate"] == pytest.approx(342 / 608)
+    assert "(published for a whole day at these prices: +545%" in r1_vs_o1["verdict_cost"]
+    d = api.price_claim(R1, O1, "27", **kwargs).to_dict()
+    published = d["cost"]["a"]["published_margin"]
+    assert published["differs"] == differs
+    assert "published for a whole day at these prices: +545%" not in d["verdict_cost"]
+    assert (
+        f"not comparable with the +545% published for a whole day at these prices, which is at {differs[0]}" in d["verdict_cost"]
+    )
+    PriceClaimOutput.model_validate({"schema_version": 1, **d})
+
+
+def test_a_published_margin_at_its_own_gpu_price_stays_comparable():
+    d = api.price_claim(R1, O1, "27", usd_per_gpu_hour=2).to_dict()
+    assert d["cost"]["a"]["published_margin"]["differs"] == []
+    assert "(published for a whole day at these prices: +545%" in d["verdict_cost"]
+
+
+def test_a_workload_that_does_not_fit_gets_advice_the_claim_can_follow(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("name: big\nsource: a test\ninput_len: {fixed: 2000000}\noutput_len: {fixed: 1000000}\n")
+    out = clean_error(invoke(*CLAIM, "--ratio", "27", "--workload", str(big)), "deepseek-reasoner cannot be costed as "
+                      "deepseek-v3 on h800", "no decode layout fits", "--workload", "--gpu",
+                      "the deployment fleets/deepseek-v3-r1-day.yaml states", "`costsim serve deepseek-v3 --gpu h800",
+                      error="prefix")  # fmt: skip
+    assert "leave --tp/--dp/--pp/--num-gpus out" not in out and "--input-len" not in out and "--kv-dtype fp8" not in out
+    assert len(out.strip().splitlines()) == 1, out
+    out = clean_error(invoke(*CLAIM, "--ratio", "27", "--workload", str(big), "--gpu", "h200", "--a-model", "deepseek-v3"),
+                      "on h200", "costsim serve's search", "--a-model SPEC", error="prefix")  # fmt: skip
+    assert "leave --tp/--dp/--pp/--num-gpus out" not in out

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.errors import CostsimError, InputError
+from simulator.errors import CostsimError, InfeasibleError, InputError, SpecError
 from simulator.inputs.arguments import is_number, reference
 from simulator.inputs.serving_cases import PRICE_KEYS, price_sheet, price_sheets, sheet_prices
 from simulator.inputs.workload_file import load_workload
@@ -254,8 +254,28 @@ def _architecture(side: str, sheet_id: str, sheet, model: str | None) -> tuple[s
             + (f" (the sheet names {sheet.model_spec})" if sheet.model_spec else "; not the provider's, which is not published")
         )
     if sheet.model_spec is not None:
+        _check_model_spec(sheet_id, sheet)
         return sheet.model_spec, f"prices/{sheet_id}.yaml model_spec"
     return None, f"prices/{sheet_id}.yaml names no model_spec: {sheet.provider} has not published {sheet.model}'s architecture"
+
+
+def _check_model_spec(sheet_id: str, sheet) -> None:
+    """A sheet's model_spec loads, or one SpecError naming the sheet's file, the field and the fix."""
+    from simulator.inputs.catalog import _suggest, load_model, model_ids
+    from simulator.inputs.data_files import prices_dir
+
+    where, spec = prices_dir() / f"{sheet_id}.yaml", sheet.model_spec
+    leave_out = f"or leave model_spec out where {sheet.provider} has not published {sheet.model}'s architecture"
+    ids = model_ids()
+    if spec.strip().lower() not in ids and not spec.endswith((".yaml", ".yml", ".json")):
+        raise SpecError(
+            f"{where}: model_spec {spec!r} is not a shipped model spec.{_suggest(spec.strip().lower(), list(ids))} "
+            f"Name one that `costsim list models` lists (e.g. deepseek-v3), {leave_out}"
+        )
+    try:
+        load_model(spec)
+    except CostsimError as e:
+        raise SpecError(f"{where}: model_spec {spec!r}: {e} Fix the spec, {leave_out}") from None
 
 
 def _serve_command(spec: str, gpu: str, options: dict, sheet_id: str, usd_per_gpu_hour: float | None) -> str:
@@ -280,16 +300,24 @@ def _known_cost(sheet_id, sheet, spec, spec_source, gpu, request, request_source
         deployment_options = {k: v for k, v in own.serve.request().items() if k not in REQUEST_KEYS}
         options = {k: v for k, v in {**deployment_options, **request}.items() if v is not None}
         deployment = f"the deployment {own_where} states (serve: {own.serve.source})"
+        layout_from = f"the deployment {own_where} states"
     else:
         deployment = "searched by costsim serve (no shipped deployment of this model on this GPU)"
+        layout_from = f"costsim serve's search, as no shipped fleet serves {spec} on {gpu}"
     cost = CostOptions(usd_per_gpu_hour=usd_per_gpu_hour)  # as `costsim serve --usd-per-gpu-hour`
-    d = serve(ServeRequest(spec, gpu, price_sheet=sheet_id, cost=cost, **options)).to_dict()
+    try:
+        d = serve(ServeRequest(spec, gpu, price_sheet=sheet_id, cost=cost, **options)).to_dict()
+    except InfeasibleError as e:  # serve's fix names its layout flags; a claim takes the layout from elsewhere
+        raise InfeasibleError(
+            _no_fit_text(e.finding, sheet, spec, spec_source, gpu, options, sheet_id, usd_per_gpu_hour, layout_from)
+        ) from None
     costs = {kind: d[key] for kind, key in PRICE_KEYS.items()}
     prices = sheet_prices(sheet)
     by_kind = {kind: v["margin"] for kind, v in d["list_prices"]["by_kind"].items()}
     if "cached_input" not in by_kind:  # no cache-hit price: hits billed at the input price
         by_kind["cached_input"] = prices["cached_input"] / costs["cached_input"] - 1.0
     cost_mix = mix_price(costs, mix)
+    published = _published_margin(own, own_where, prices, d["usd_per_gpu_hour"], mix, options) if on_own_gpu else None
     layouts = {"prefill": d["prefill"]["layout"], "decode": d["decode"]["layout"]}
     return {
         "sheet": sheet_id,
@@ -313,12 +341,30 @@ def _known_cost(sheet_id, sheet, spec, spec_source, gpu, request, request_source
         "serve_command": _serve_command(spec, gpu, options, sheet_id, usd_per_gpu_hour),
         # Which GEMMs an FP4 deployment puts where, and that a quantized checkpoint's accuracy is not modelled.
         "fp4_formats": next((a for a in d["assumptions"] if a["name"] == "fp4_formats"), None),
-        "published_margin": _published_margin(own, own_where, prices) if on_own_gpu else None,
+        "published_margin": published,
     }
 
 
-def _published_margin(f, where: str | None, prices: dict[str, float]) -> dict | None:
-    """The margin a shipped fleet file publishes for a day of this architecture, on its GPU, at these list prices."""
+def _no_fit_text(finding, sheet, spec, spec_source, gpu, options, sheet_id, usd_per_gpu_hour, layout_from) -> str:
+    """Why a side cannot be costed, and what `costsim claim` itself can change: the lengths (--workload), the GPU
+    (--gpu; off a fleet's GPU the layout is searched) and an assumed architecture (--a-model / --b-model), or the
+    layout and formats in the `costsim serve` command that costs the side."""
+    flag = spec_source.split()[0] if spec_source.startswith("--") else None
+    return (
+        f"{sheet.model} cannot be costed as {spec} on {gpu} in this claim: {finding}. A price claim takes the layout "
+        f"and formats from {layout_from} (it has no --tp/--dp/--pp/--num-gpus or --precision): give shorter "
+        "requests (--workload), a GPU with more memory (--gpu; off a fleet's GPU the layout is searched)"
+        + (f", or a smaller architecture in place of {spec} ({flag} SPEC)" if flag else "")
+        + f", or try other layouts and formats with `{_serve_command(spec, gpu, options, sheet_id, usd_per_gpu_hour)}`"
+    )
+
+
+def _published_margin(
+    f, where: str | None, prices: dict[str, float], usd_per_gpu_hour: float, mix: TokenMix, options: dict
+) -> dict | None:
+    """The margin a shipped fleet file publishes for a day of this architecture, on its GPU, at these list prices,
+    with the inputs it was published at (`basis`) and each one this claim's modelled margin does not share
+    (`differs`: empty where the two are comparable)."""
     if f is None or f.published is None or f.published.margin is None:
         return None
     if f.prices is not None:
@@ -330,7 +376,43 @@ def _published_margin(f, where: str | None, prices: dict[str, float]) -> dict | 
         billed = sheet_prices(sheet)
     if any(not math.isclose(billed[kind], prices[kind]) for kind in KINDS):
         return None
-    return {"margin": f.published.margin, "source": f"{where}: {f.published.quote}", "notes": f.published.notes}
+    from simulator.run.fleet import _gpu_price
+
+    day_in, day_out = sum(f.tokens.input), sum(f.tokens.output)
+    basis = {
+        "usd_per_gpu_hour": _gpu_price(f, None, where)[0],
+        "cache_hit_rate": sum(f.tokens.hits()) / day_in,
+        "input_share": day_in / (day_in + day_out),
+        "request": {k: v for k, v in f.serve.request().items() if k in REQUEST_KEYS} if f.serve is not None else {},
+    }
+    request = {k: v for k, v in options.items() if k in REQUEST_KEYS}
+    share = mix.input_tokens / (mix.input_tokens + mix.output_tokens)
+    differs = []
+    if not math.isclose(usd_per_gpu_hour, basis["usd_per_gpu_hour"], rel_tol=1e-9):
+        differs.append(f"${basis['usd_per_gpu_hour']:.2f}/GPU-hour (this margin: ${usd_per_gpu_hour:.2f})")
+    if not math.isclose(mix.cache_hit_rate, basis["cache_hit_rate"], abs_tol=1e-6):
+        differs.append(f"{basis['cache_hit_rate']:.2%} cache hits (this margin: {mix.cache_hit_rate:.2%})")
+    if not math.isclose(share, basis["input_share"], rel_tol=1e-6):
+        differs.append(f"input:output {_in_out(basis['input_share'])} (this margin: {_in_out(share)})")
+    keys = [k for k in REQUEST_KEYS if basis["request"].get(k) != request.get(k)]
+    if keys:
+        theirs, ours = ({k: r[k] for k in keys if k in r} for r in (basis["request"], request))
+        differs.append(f"{_options_text(theirs)} (this margin: {_options_text(ours)})")
+    return {
+        "margin": f.published.margin,
+        "source": f"{where}: {f.published.quote}",
+        "notes": f.published.notes,
+        "basis": basis,
+        "differs": differs,
+    }
+
+
+def _in_out(input_share: float) -> str:
+    return f"{input_share / (1.0 - input_share):.3g}:1" if input_share < 1 else "input only"
+
+
+def _options_text(options: dict) -> str:
+    return ", ".join(f"{k} {v:g}" if is_number(v) else f"{k} {v}" for k, v in options.items()) or "none"
 
 
 def _unknown_cost(sheet_id, sheet, reason: str, other: dict | None, other_sheet, mix: TokenMix) -> dict:
@@ -476,9 +558,11 @@ def assess_price_claim(
         if specs[side] is not None:
             cost[side] = _known_cost(ids[side], sheets[side], specs[side], spec_sources[side], chosen_gpu, request,
                                      request_source, tokens, usd_per_gpu_hour)  # fmt: skip
+    modelled = dict(cost)  # an unknown side's band is at the other side's margin only where that side is modelled
     for side, other in (("a", "b"), ("b", "a")):
         if specs[side] is None:
-            cost[side] = _unknown_cost(ids[side], sheets[side], spec_sources[side], cost.get(other), sheets[other], tokens)
+            cost[side] = _unknown_cost(ids[side], sheets[side], spec_sources[side], modelled.get(other), sheets[other],
+                                       tokens)  # fmt: skip
     cost = {"a": cost["a"], "b": cost["b"]}
     cost_ratio = _cost_ratio(cost["a"], cost["b"], tokens)
 
@@ -504,11 +588,16 @@ def assess_price_claim(
     return PriceClaim(doc)
 
 
+def _claimed_label(claimed: dict) -> str:
+    """The claimed figure as stated, with its 'x' ('20-50' -> '20-50x', '27x' stays)."""
+    return claimed["text"] + ("" if claimed["text"].lower().endswith("x") else "x")
+
+
 def _verdict(d: dict) -> tuple[str, str]:
     """The verdict's two parts: what the list prices say about the claim, and what the modelled costs say."""
     a, b = d["sheets"]["a"], d["sheets"]["b"]
     r, span, claimed = d["price_ratio"], d["price_ratio_span"], d["claimed_ratio"]
-    label = claimed["text"] + ("" if claimed["text"].lower().endswith("x") else "x")
+    label = _claimed_label(claimed)
     kinds = ", ".join(f"{_fmt_ratio(r[k])} per {KIND_LABELS[k]} token" for k in KINDS)
     within = d["within_price_ratio"]
     text = [
@@ -545,17 +634,29 @@ def _verdict(d: dict) -> tuple[str, str]:
             f"input, ${c['usd_per_million_output_tokens']:.3g}/M output and ${c['usd_per_million_mix']:.3g}/M at the mix: "
             f"a margin of {c['margin']:+.0%} at list price"
         )
-        if c["published_margin"] is not None:
+        published = c["published_margin"]
+        if published is not None and not published["differs"]:
             part += (
-                f" (published for a whole day at these prices: {c['published_margin']['margin']:+.0%}; the modelled "
+                f" (published for a whole day at these prices: {published['margin']:+.0%}; the modelled "
                 "steady state does not see a day of uneven load, docs/model.md §16.11)"
+            )
+        elif published is not None:
+            part += (
+                f" (not comparable with the {published['margin']:+.0%} published for a whole day at these prices, "
+                f"which is at {'; '.join(published['differs'])})"
             )
         parts.append(part)
     price_text, text = " ".join(text), []
-    text.append("COST (modelled by costsim serve): " + "; ".join(parts) + ".")
+    modelled = not (ca["unknown_architecture"] and cb["unknown_architecture"])
+    text.append(("COST (modelled by costsim serve): " if modelled else "COST: ") + "; ".join(parts) + ".")
     cr = d["cost_ratio"]
     if cr is None:
-        text.append("Neither architecture is known, so the claim can only be checked as a statement about list prices.")
+        text.append(
+            "Neither sheet names an architecture, so only the list-price part of the claim can be checked: "
+            f"'{d['claim']}' {'holds' if within else 'does not hold'} for list prices, and how much cheaper "
+            f"{a['model']} is to serve than {b['model']} is unknown (--a-model SPEC and --b-model SPEC cost "
+            "architectures you assume in their place)."
+        )
     elif "modelled" in cr:
         m = cr["modelled"]
         assumed = [c["architecture"] for c in (ca, cb) if c["architecture_source"].startswith("--")]
@@ -566,17 +667,31 @@ def _verdict(d: dict) -> tuple[str, str]:
             + "."
         )
     else:
-        unknown = cb if cb["unknown_architecture"] else ca
-        flag = "--b-model" if unknown is cb else "--a-model"
-        same = cr.get("at_other_side_margin")
-        text.append(
-            f"Without {unknown['model']}'s architecture the cost ratio is unknown; its list price only bounds it: at most "
-            f"{_fmt_ratio(cr['break_even']['mix'])} at the mix if {unknown['model']} sold at no margin"
-            + (f", {_fmt_ratio(same['mix'])} (the price ratio) if it earned the same margin" if same else "")
-            + f", less with a higher margin. So '{d['claim']}' holds for list prices; how much cheaper it is to serve "
-            f"depends on {unknown['model']}'s unpublished cost ({flag} SPEC costs an architecture you assume in its place)."
-        )
+        text.append(_bound_text(d, cb if cb["unknown_architecture"] else ca, b_unknown=cb["unknown_architecture"]))
     return price_text, " ".join(text)
+
+
+def _bound_text(d: dict, unknown: dict, *, b_unknown: bool) -> str:
+    """What the unknown side's list price says about the cost ratio B / A, and whether the claim holds for list
+    prices. The unknown side's cost is its price / (1 + its margin), highest at no margin: where B is unknown the
+    ratio B / A is at most its no-margin value and falls as B's margin rises; where A is unknown the ratio is at
+    least its no-margin value and rises with A's margin."""
+    cr = d["cost_ratio"]
+    flag = "--b-model" if b_unknown else "--a-model"
+    same = cr.get("at_other_side_margin")
+    bound, beyond = ("at most", "less") if b_unknown else ("at least", "more")
+    holds = (
+        "holds for list prices"
+        if d["within_price_ratio"]
+        else f"does not hold for list prices (no token mix gives {_claimed_label(d['claimed_ratio'])})"
+    )
+    return (
+        f"Without {unknown['model']}'s architecture the cost ratio is unknown; its list price only bounds it: {bound} "
+        f"{_fmt_ratio(cr['break_even']['mix'])} at the mix if {unknown['model']} sold at no margin"
+        + (f", {_fmt_ratio(same['mix'])} (the price ratio) if it earned the same margin" if same else "")
+        + f", {beyond} with a higher margin. So '{d['claim']}' {holds}; how much cheaper it is to serve depends on "
+        f"{unknown['model']}'s unpublished cost ({flag} SPEC costs an architecture you assume in its place)."
+    )
 
 
 def _assumptions(d: dict, request_source: str) -> list[dict]:

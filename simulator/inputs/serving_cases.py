@@ -39,6 +39,11 @@ MAX_TOKENS = 10_000_000
 MAX_RATE = 1e9
 """Largest reported value of any metric (tokens/s, seconds, hours, dollars)."""
 MAX_USD_PER_MILLION = 10_000.0
+MIN_USD_PER_MILLION = 0.0001
+"""Lowest list price a price sheet may state, $ per million tokens (a hundredth of a cent). Stated, not sourced: it
+is 350x below the lowest price the shipped sheets quote ($0.035/M, DeepSeek's off-peak cached input), and a price
+per token written where a price per million belongs ($0.55e-6 for $0.55/M) falls under it. With MAX_USD_PER_MILLION
+it bounds every list-price ratio to 1e8, so no ratio is 0, inf or a ZeroDivisionError."""
 
 ID = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$", min_length=3, max_length=100)]
 Text = Annotated[str, Field(min_length=3, max_length=4000)]
@@ -50,7 +55,9 @@ MemoryFraction = Annotated[float, Field(ge=MIN_KV_MEMORY_FRACTION, le=1.0)]
 MtpDepth = Annotated[int, Field(ge=0, le=64)]
 HostMicroseconds = Annotated[float, Field(ge=0.0, le=MAX_HOST_US_PER_SEQUENCE)]
 """An engine's host time per running sequence per decode step, microseconds."""
-Usd = Annotated[float, Field(gt=0.0, le=MAX_USD_PER_MILLION)]
+ListPrice = Annotated[float, Field(strict=True, allow_inf_nan=False, le=MAX_USD_PER_MILLION)]
+"""A price sheet's $ per million tokens: a number (true or "60" is refused, as plan files refuse them), at least
+MIN_USD_PER_MILLION (checked by _check_list_price, whose message names the field and the likely slip)."""
 DateText = Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}(-[0-9]{2})?$")]
 """An ISO date, or a month (YYYY-MM) where the source gives no day."""
 
@@ -322,9 +329,14 @@ class RLCase(_PublishedFigure):
 
 class OffPeak(_Record):
     window_utc: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$")]
-    usd_per_million_input_tokens: Usd
-    usd_per_million_cached_input_tokens: Usd | None = None
-    usd_per_million_output_tokens: Usd
+    usd_per_million_input_tokens: ListPrice
+    usd_per_million_cached_input_tokens: ListPrice | None = None
+    usd_per_million_output_tokens: ListPrice
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OffPeak:
+        _check_prices(self)
+        return self
 
 
 class PriceSheet(_Record):
@@ -340,36 +352,65 @@ class PriceSheet(_Record):
     source: Text
     quote: Text
     evidence: Evidence
-    usd_per_million_input_tokens: Usd
+    usd_per_million_input_tokens: ListPrice
     """Input tokens that miss the cache (the list input price)."""
-    usd_per_million_cached_input_tokens: Usd | None
-    usd_per_million_output_tokens: Usd
+    usd_per_million_cached_input_tokens: ListPrice | None
+    usd_per_million_output_tokens: ListPrice
     """Output tokens, reasoning tokens included where the provider bills them as output."""
     off_peak: OffPeak | None = None
     notes: Text
 
     @model_validator(mode="after")
     def _consistent(self) -> PriceSheet:
-        for name in ("date", "valid_from", "valid_until"):
-            _check_date(name, getattr(self, name))
-        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
-            raise ValueError(f"valid_until {self.valid_until} is before valid_from {self.valid_from}")
-        cached = self.usd_per_million_cached_input_tokens
-        if cached is not None and cached > self.usd_per_million_input_tokens:
+        spans = {name: _date_span(name, getattr(self, name)) for name in ("date", "valid_from", "valid_until")}
+        today = datetime.date.today()
+        if spans["date"][0] > today:
             raise ValueError(
-                f"the cached input price {cached} is above the input price {self.usd_per_million_input_tokens}; "
-                "usd_per_million_input_tokens is the cache-miss price"
+                f"date {self.date} is after today ({today.isoformat()}); a sheet records prices a source has already "
+                "stated: give the day the source stated them"
             )
+        for start in ("valid_from", "date"):
+            if spans[start] is not None and spans["valid_until"] is not None and spans["valid_until"][1] < spans[start][0]:
+                raise ValueError(
+                    f"valid_until {self.valid_until} is before {start} {getattr(self, start)}; a sheet is in force "
+                    f"from its {start} until valid_until: fix whichever date is mistyped"
+                )
+        _check_prices(self)
         return self
 
 
-def _check_date(name: str, text: str | None) -> None:
+def _check_prices(prices: PriceSheet | OffPeak) -> None:
+    """Every list price at least MIN_USD_PER_MILLION, and the cache-hit price at most the cache-miss one (the error's
+    location names the block: the sheet, or its off_peak)."""
+    for key in ("usd_per_million_input_tokens", "usd_per_million_cached_input_tokens", "usd_per_million_output_tokens"):
+        value = getattr(prices, key)
+        if value is not None and value < MIN_USD_PER_MILLION:
+            raise ValueError(
+                f"{key} {value!r} is below ${MIN_USD_PER_MILLION:g} per million tokens, the lowest list price a sheet "
+                "may state (no published price is near it, and below it list-price ratios run off towards 0 or "
+                "infinity); give dollars per million tokens: a price per token times 1,000,000 (0.55 for $0.00000055 "
+                "a token)"
+            )
+    cached, missed = prices.usd_per_million_cached_input_tokens, prices.usd_per_million_input_tokens
+    if cached is not None and cached > missed:
+        raise ValueError(
+            f"the cached input price {cached} is above the input price {missed}; usd_per_million_input_tokens is the "
+            "cache-miss price, usd_per_million_cached_input_tokens the cache-hit price"
+        )
+
+
+def _date_span(name: str, text: str | None) -> tuple[datetime.date, datetime.date] | None:
+    """The first and last day a date names (a month: its first and last day); ValueError if not a calendar date."""
     if text is None:
-        return
+        return None
     try:
-        datetime.date.fromisoformat(text if len(text) == 10 else f"{text}-01")
+        first = datetime.date.fromisoformat(text if len(text) == 10 else f"{text}-01")
     except ValueError:
         raise ValueError(f"{name} {text!r} is not a calendar date (YYYY-MM-DD or YYYY-MM)") from None
+    if len(text) == 10:
+        return first, first
+    following = (first.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
+    return first, following - datetime.timedelta(days=1)
 
 
 # --------------------------------------------------------------------------- loading

@@ -200,26 +200,31 @@ def best_decode(found: DecodeSearch, min_tokens_per_s_per_user: float | None) ->
         i = int(np.argmin(found.hbm_needed_bytes))
         need, have, s = found.hbm_needed_bytes[i], found.candidates.gpus[i], found.setup
         pool = "" if s.kv_memory_fraction == 1 else f" in a pool of {s.kv_memory_fraction:.0%} of the free memory"
-        raise InfeasibleError(
+        finding = (
             f"no decode layout fits: the smallest needs {need / GIB:.1f} GiB per GPU on {have:.0f} GPUs "
             f"(weights {found.memory['weights'][i] / GIB:.1f} GiB, KV cache {found.memory['kv_cache'][i] / GIB:.1f} GiB"
-            f"{pool}); "
+            f"{pool})"
+        )
+        raise InfeasibleError(
+            f"{finding}; "
             + ("raise --kv-memory-fraction, " if s.kv_memory_fraction < 1 else "")
             + ("use --kv-admission on-demand (KV taken as tokens come), " if s.kv_admission == "full-request" else "")
             + "allow more GPUs (leave --tp/--dp/--pp/--num-gpus out), "
             + narrower_precision_hint(found.candidates.precision, s.hw.has_dtype("fp4"))
             + ("use --kv-dtype fp8, " if s.kv_dtype == "bf16" else "")
-            + "or shorter requests (--input-len/--output-len, --workload)"
+            + "or shorter requests (--input-len/--output-len, --workload)",
+            finding,
         )
     if min_tokens_per_s_per_user is not None:
         fast = ok & (found.tokens_per_s_per_user >= min_tokens_per_s_per_user)
         if not fast.any():
             best = float(found.tokens_per_s_per_user[ok].max())
-            raise InfeasibleError(
+            finding = (
                 f"no layout reaches {min_tokens_per_s_per_user:,.4g} tokens/s per user (TPOT "
                 f"{1 / min_tokens_per_s_per_user / MILLI:.4g} ms); the fastest that fits gives {best:,.4g} tokens/s "
-                f"(TPOT {1 / best / MILLI:.4g} ms); relax --tpot-ms / --min-tokens-per-s-per-user, or allow more GPUs"
+                f"(TPOT {1 / best / MILLI:.4g} ms)"
             )
+            raise InfeasibleError(f"{finding}; relax --tpot-ms / --min-tokens-per-s-per-user, or allow more GPUs", finding)
         ok = fast
     return _fastest_per_gpu_then_per_user(found.tokens_per_s_per_gpu, found.tokens_per_s_per_user, ok)
 
@@ -336,20 +341,24 @@ def best_prefill(points: list[PrefillPoint], hbm_bytes: float, max_ttft_s: float
     fits = [p for p in points if p.memory_bytes <= hbm_bytes]
     if not fits:
         smallest = min(points, key=lambda p: p.memory_bytes)
-        raise InfeasibleError(
+        finding = (
             f"no prefill layout fits: the smallest needs {smallest.memory_bytes / GIB:.1f} GiB of weights per GPU "
-            f"at TP{smallest.tp} x EP{smallest.ep}; allow wider layouts (leave --tp/--ep out) or use a narrower --precision "
-            "(fp8; fp4 on Blackwell)"
+            f"at TP{smallest.tp} x EP{smallest.ep}"
+        )
+        raise InfeasibleError(
+            f"{finding}; allow wider layouts (leave --tp/--ep out) or use a narrower --precision (fp8; fp4 on Blackwell)",
+            finding,
         )
     if max_ttft_s is not None:
         fast = [p for p in fits if p.ttft_s <= max_ttft_s]
         if not fast:
             quickest = min(fits, key=lambda p: p.ttft_s)
-            raise InfeasibleError(
+            finding = (
                 f"no prefill layout reaches TTFT {max_ttft_s / MILLI:.3g} ms; the quickest (TP{quickest.tp} x "
                 f"EP{quickest.ep}, {quickest.sequences} prompt(s) per TP group per pass) gives "
-                f"{quickest.ttft_s / MILLI:.3g} ms; relax --ttft-ms or shorten --input-len"
+                f"{quickest.ttft_s / MILLI:.3g} ms"
             )
+            raise InfeasibleError(f"{finding}; relax --ttft-ms or shorten --input-len", finding)
         fits = fast
     top = max(p.input_tokens_per_s_per_gpu for p in fits)
     return min((p for p in fits if p.input_tokens_per_s_per_gpu >= NEAR_BEST * top), key=lambda p: p.ttft_s)
