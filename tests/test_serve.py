@@ -320,6 +320,15 @@ def test_a_cache_hit_pass_still_reads_the_weights():
         assert h.by_component_s["kernel_launch"] == pytest.approx(c0.by_component_s["kernel_launch"])
 
 
+def test_a_prefill_that_does_not_fit_names_what_fills_the_gpu():
+    """A review's prompt of 10M tokens was refused as '208 GiB of weights per GPU' with advice to widen the layout: the
+    refusal splits the memory (weights, KV cache, activations) and advises by the part that fills the GPU."""
+    with pytest.raises(InfeasibleError, match=r"\(weights [\d.]+ GiB, KV cache [\d.]+ GiB, activations.*use shorter prompts"):
+        serve(ServeRequest("llama-3.1-70b", "h100-sxm", phase="prefill", input_len=4_000_000))
+    with pytest.raises(InfeasibleError, match=r"TP1 x EP1 x PP1 \(weights [\d.]+ GiB.*allow wider layouts"):
+        serve(ServeRequest("deepseek-v3", "h100-sxm", phase="prefill", tp=1, ep=1, pp=1))
+
+
 def test_prefill_memory_counts_the_prompts_cache():
     """A 131K-token prompt's KV cache (20 GiB for Llama 70B in BF16) does not fit beside TP2's 66 GiB of weights."""
     with pytest.raises(InfeasibleError, match="prefill"):

@@ -259,6 +259,10 @@ class PrefillPoint:
     ttft_s: float
     memory_bytes: float
     pp: int = 1
+    weight_bytes: float = 0.0
+    """The weights of one GPU (its share of memory_bytes; the rest is the KV cache, activations and the reserve)."""
+    kv_bytes: float = 0.0
+    """The KV cache the pass writes on one GPU (its pool)."""
 
 
 def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisions: tuple[str, ...],
@@ -298,13 +302,13 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
             if key not in weights:
                 c = Candidates(np.array([tp]), np.array([ep]), np.array([pp]), np.array([0]), np.array([precision]))
                 weights[key] = float(sum(v[0] for v in weight_bytes_per_gpu(s, c).values()))
-            kv = tokens_per_tp_group * kv_per_token * float(kv_shard(model, np.array([float(tp)]))[0]) / pp
-            memory = weights[key] + kv_pool_bytes(s, kv) + workspace + s.assumptions.memory_reserved_bytes
+            kv = kv_pool_bytes(s, tokens_per_tp_group * kv_per_token * float(kv_shard(model, np.array([float(tp)]))[0]) / pp)
+            memory = weights[key] + kv + workspace + s.assumptions.memory_reserved_bytes
             points.append(
                 PrefillPoint(
                     tp, ep, sequences, precision, seconds, parts,
                     prompts * s.input_len / seconds / gpus, prompts * s.input_len * (1.0 - hit) / seconds / gpus,
-                    seconds + transfer, memory, pp,
+                    seconds + transfer, memory, pp, weights[key], kv,
                 )
             )  # fmt: skip
     return points
@@ -341,14 +345,18 @@ def best_prefill(points: list[PrefillPoint], hbm_bytes: float, max_ttft_s: float
     fits = [p for p in points if p.memory_bytes <= hbm_bytes]
     if not fits:
         smallest = min(points, key=lambda p: p.memory_bytes)
+        rest = smallest.memory_bytes - smallest.weight_bytes - smallest.kv_bytes
         finding = (
-            f"no prefill layout fits: the smallest needs {smallest.memory_bytes / GIB:.1f} GiB of weights per GPU "
-            f"at TP{smallest.tp} x EP{smallest.ep}"
+            f"no prefill layout fits: the smallest needs {smallest.memory_bytes / GIB:.1f} GiB per GPU at "
+            f"TP{smallest.tp} x EP{smallest.ep} x PP{smallest.pp} (weights {smallest.weight_bytes / GIB:.1f} GiB, KV cache "
+            f"{smallest.kv_bytes / GIB:.1f} GiB, activations and reserve {rest / GIB:.1f} GiB) against "
+            f"{hbm_bytes / GIB:.1f} GiB"
         )
-        raise InfeasibleError(
-            f"{finding}; allow wider layouts (leave --tp/--ep out) or use a narrower --precision (fp8; fp4 on Blackwell)",
-            finding,
-        )
+        if smallest.weight_bytes >= smallest.kv_bytes + rest:
+            fix = "allow wider layouts (leave --tp/--ep/--pp out) or use a narrower --precision (fp8; fp4 on Blackwell)"
+        else:  # one prompt's cache and activations outgrow the GPU: a wider layout or narrower weights barely help
+            fix = "use shorter prompts (--input-len, --workload) or --kv-dtype fp8"
+        raise InfeasibleError(f"{finding}; {fix}", finding)
     if max_ttft_s is not None:
         fast = [p for p in fits if p.ttft_s <= max_ttft_s]
         if not fast:
