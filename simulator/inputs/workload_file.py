@@ -130,31 +130,44 @@ def uniform_marginal(low: int, high: int) -> Marginal:
 
 
 def lognormal_marginal(mean: float, cv: float, cap: float) -> Marginal:
-    """A lognormal of this mean and coefficient of variation (sd / mean) cut at `cap`: a length that would run past the
-    cap stops there (an engine's max_tokens, a context limit), so the mean falls below `mean` where the cap binds.
-    With sigma^2 = ln(1 + cv^2), mu = ln(mean) - sigma^2 / 2, and Phi the standard normal CDF:
-    E[min(X, c)^k] = exp(k mu + k^2 sigma^2 / 2) Phi((ln c - mu - k sigma^2) / sigma) + c^k (1 - Phi((ln c - mu) / sigma))
-    (the partial moments of the lognormal)."""
+    """A lognormal of this mean and coefficient of variation (sd / mean) held between one token and `cap`: a length
+    that would run past the cap stops there (an engine's max_tokens, a context limit), so the mean falls below `mean`
+    where the cap binds, and a request has at least one token (a heavy tail's mass below one token counts as one).
+    With sigma^2 = ln(1 + cv^2), mu = ln(mean) - sigma^2 / 2, Phi the standard normal CDF and z_k(x) =
+    (ln x - mu - k sigma^2) / sigma, the partial moments of the lognormal give
+    E[clip(X, 1, c)^k] = Phi(z_0(1)) + exp(k mu + k^2 sigma^2 / 2) (Phi(z_k(c)) - Phi(z_k(1))) + c^k (1 - Phi(z_0(c)))."""
     sigma2 = math.log1p(cv * cv)
     mu, sigma = math.log(mean) - sigma2 / 2.0, math.sqrt(sigma2)
     phi = NormalDist().cdf
-    above = 1.0 - phi((math.log(cap) - mu) / sigma)
+
+    def z(x: float, k: int) -> float:
+        return (math.log(x) - mu - k * sigma2) / sigma
+
+    below_one, above = phi(z(1.0, 0)), 1.0 - phi(z(cap, 0))
 
     def moment(k: int) -> float:
-        return math.exp(k * mu + k * k * sigma2 / 2.0) * phi((math.log(cap) - mu - k * sigma2) / sigma) + cap**k * above
+        inside = math.exp(k * mu + k * k * sigma2 / 2.0) * (phi(z(cap, k)) - phi(z(1.0, k)))
+        return below_one + inside + cap**k * above
 
     normal = NormalDist(mu, sigma)
-    points = _quantile_midpoints(lambda p: min(math.exp(normal.inv_cdf(p)), cap))
-    # Length-biased, min(X, cap) has the lognormal of mu + sigma^2 below the cap, with the share of E[min(X, cap)] that
-    # lies there, and an atom at the cap with the rest.
+    points = _quantile_midpoints(lambda p: min(max(math.exp(normal.inv_cdf(p)), 1.0), cap))
+    # Length-biased, clip(X, 1, cap) has an atom at one token with that token's share of E[clip], the lognormal of
+    # mu + sigma^2 between one token and the cap with the share of E[clip] that lies there, and an atom at the cap.
+    m1 = moment(1)
     shifted = NormalDist(mu + sigma2, sigma)
-    below_cdf = shifted.cdf(math.log(cap))
-    below_share = math.exp(mu + sigma2 / 2.0) * below_cdf / moment(1)
+    low_cdf, high_cdf = shifted.cdf(0.0), shifted.cdf(math.log(cap))
+    one_share = below_one / m1
+    inside_scale = math.exp(mu + sigma2 / 2.0) / m1
+    inside_share = inside_scale * (high_cdf - low_cdf)
 
     def biased_quantile(p: float) -> float:
-        return math.exp(shifted.inv_cdf(p / below_share * below_cdf)) if p < below_share else cap
+        if p < one_share:
+            return 1.0
+        if p < one_share + inside_share:
+            return min(max(math.exp(shifted.inv_cdf(low_cdf + (p - one_share) / inside_scale)), 1.0), cap)
+        return cap
 
-    return Marginal(moment(1), moment(2), float(cap), points, _quantile_midpoints(biased_quantile))
+    return Marginal(m1, moment(2), float(cap), points, _quantile_midpoints(biased_quantile))
 
 
 def histogram_marginal(lengths, shares) -> Marginal:
