@@ -210,6 +210,29 @@ def test_hardware_profile_paths_are_relative_to_the_plan_as_its_model_is(tmp_pat
 # --------------------------------------------------------------------------- bad input
 
 
+LONG = "x" * 300
+"""Over the file system's 255-character name limit: pathlib's exists() and is_dir() raise OSError (errno 36)."""
+
+
+@pytest.mark.parametrize(
+    "field, value, needle",
+    [
+        ("model", LONG, "unknown model"),
+        ("model", LONG + ".yaml", "unknown model"),
+        ("gpu", LONG, "unknown GPU"),
+        ("gpu", LONG + ".yaml", "unknown GPU"),
+        ("base", {"plan": LONG}, "unknown plan"),
+        ("base", {"plan": LONG + ".yaml"}, "unknown plan"),
+    ],
+    ids=["model", "model-yaml", "gpu", "gpu-yaml", "base", "base-yaml"],
+)
+def test_a_name_in_a_plan_the_file_system_refuses_is_an_unknown_name(tmp_path, field, value, needle):
+    """A 300-character `model:`, `gpu:` or `base: {plan: ...}` in a plan file gave an `OSError: [Errno 36] File name
+    too long` traceback; now the loader's 'unknown ...' line, naming the plan."""
+    path = write_plan(tmp_path, {**SMALL_PLAN, "stages": SMALL_PLAN["stages"][:1], field: value})
+    assert_clean_error(invoke("estimate", "--plan", path), "plan small", needle)
+
+
 def test_unknown_plan_name_lists_the_shipped_plans():
     assert_clean_error(invoke("estimate", "--plan", "deepseek-v4"), "unknown plan 'deepseek-v4'", "deepseek-v3", "llama-3.1-405b")
 

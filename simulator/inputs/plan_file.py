@@ -12,6 +12,7 @@ estimates them.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,7 +21,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Dis
 from simulator.errors import SpecError
 from simulator.inputs.arguments import reference
 from simulator.inputs.data_files import plan_dir, yaml_files
-from simulator.inputs.files import read_yaml, validate
+from simulator.inputs.files import is_dir, read_yaml, validate
 from simulator.inputs.specs import Name, one_line
 from simulator.inputs.stacks import load_stack
 from simulator.units import (
@@ -460,7 +461,7 @@ def plan_ids() -> dict[str, Path]:
 def load_plan_file(path: Path) -> Plan:
     """A plan file, its hardware-profile paths (`gpu:` of the plan and of each stage) taken relative to the file, as
     its model path is (`model_ref`)."""
-    if path.is_dir():
+    if is_dir(path):
         raise SpecError(f"{path}: is a directory; pass a plan YAML file")
     plan = validate(read_yaml(path), Plan, path)
     stages = [s.model_copy(update={"gpu": _beside(s.gpu, path)}) if s.gpu else s for s in plan.stages]
@@ -471,11 +472,12 @@ def load_plan(plan: str) -> tuple[Plan, Path]:
     """A shipped plan by name, or a path to a plan YAML. Returns the plan and its file."""
     plan = reference("plan", plan, "a plan name or a plan YAML path")
     path = Path(plan)
-    if path.suffix in (".yaml", ".yml") and (path.exists() or "/" in plan):
+    # OSError-safe checks: a name the file system refuses (256+ characters, a NUL byte) is an unknown plan
+    if path.suffix in (".yaml", ".yml") and (os.path.exists(path) or "/" in plan):
         return load_plan_file(path), path
     ids = plan_ids()
     key = plan.strip().lower()
-    if key not in ids and path.is_dir():
+    if key not in ids and is_dir(path):
         load_plan_file(path)  # names the folder
     if key not in ids:
         shipped = ", ".join(ids) or "none"
@@ -485,11 +487,12 @@ def load_plan(plan: str) -> tuple[Plan, Path]:
 
 def _beside(ref: str, plan_path: Path) -> str:
     """A relative YAML/JSON path in a plan, read beside the plan file where a file is there; anything else as given (a
-    shipped name, an absolute path, or a path from the working directory)."""
+    shipped name, an absolute path, or a path from the working directory). A name the file system refuses (256+
+    characters, a NUL byte) is left as given, for the loader's 'unknown ...' message."""
     path = Path(ref)
     if path.suffix in (".yaml", ".yml", ".json") and not path.is_absolute():
         beside = plan_path.parent / path
-        if beside.exists():
+        if os.path.exists(beside):
             return str(beside)
     return ref
 
