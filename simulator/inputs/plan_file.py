@@ -20,7 +20,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Dis
 
 from simulator.errors import SpecError
 from simulator.inputs.arguments import reference
-from simulator.inputs.data_files import plan_dir, yaml_files
+from simulator.inputs.data_files import model_dir, plan_dir, yaml_files
 from simulator.inputs.files import is_dir, read_yaml, validate
 from simulator.inputs.specs import Name, one_line
 from simulator.inputs.stacks import load_stack
@@ -417,7 +417,7 @@ class Plan(_Schema):
     display_name: Text | None = None
     source: Text
     model: Ref
-    """Shipped model name, or a spec YAML / config.json path (relative to the plan file)."""
+    """Shipped model name, or a spec YAML / config.json path or a Hugging Face model folder (relative to the plan file)."""
     gpu: Ref
     usd_per_gpu_hour: Annotated[float, Field(ge=MIN_USD_PER_GPU_HOUR, le=MAX_USD_PER_GPU_HOUR)] | None = None
     price_source: Text | None = None
@@ -485,18 +485,24 @@ def load_plan(plan: str) -> tuple[Plan, Path]:
     return load_plan_file(ids[key]), ids[key]
 
 
-def _beside(ref: str, plan_path: Path) -> str:
-    """A relative YAML/JSON path in a plan, read beside the plan file where a file is there; anything else as given (a
-    shipped name, an absolute path, or a path from the working directory). A name the file system refuses (256+
-    characters, a NUL byte) is left as given, for the loader's 'unknown ...' message."""
+def _beside(ref: str, plan_path: Path, model: bool = False) -> str:
+    """A relative YAML/JSON path in a plan, read beside the plan file where a file is there; for a `model`, a relative
+    folder beside the plan file too (a Hugging Face model's folder, read for its config.json), unless the reference is
+    a shipped model name (which comes first, as in catalog.load_model). Anything else as given (a shipped name, an
+    absolute path, or a path from the working directory). A name the file system refuses (256+ characters, a NUL
+    byte) is left as given, for the loader's 'unknown ...' message."""
     path = Path(ref)
-    if path.suffix in (".yaml", ".yml", ".json") and not path.is_absolute():
-        beside = plan_path.parent / path
+    if path.is_absolute():
+        return ref
+    beside = plan_path.parent / path
+    if path.suffix in (".yaml", ".yml", ".json"):
         if os.path.exists(beside):
             return str(beside)
+    elif model and is_dir(beside) and ref.strip().lower() not in yaml_files(model_dir()):
+        return str(beside)
     return ref
 
 
 def model_ref(plan: Plan, plan_path: Path) -> str:
-    """Spec paths in a plan are relative to the plan file."""
-    return _beside(plan.model, plan_path)
+    """Spec paths and model folders in a plan are relative to the plan file."""
+    return _beside(plan.model, plan_path, model=True)
