@@ -41,31 +41,43 @@ def writable_dir(path: Path) -> bool:
 
 
 def check_output_file(flag: str, path: Path | None, suffix: str, force: bool = False) -> None:
-    """Fail before the work, not after it, when an output file (a chart, a table) cannot be written: a folder in
-    its place, the wrong suffix, a missing or read-only folder, or a file there already (kept unless `force`)."""
+    """Fail before the work, not after it, when an output file (a chart, a table) cannot be written: a name the file
+    system refuses (too long, a NUL byte), a folder in its place, the wrong suffix, a missing or read-only folder, or
+    a file there already (kept unless `force`)."""
+    import os
+
+    from simulator.inputs.files import is_dir, refused_name
+
     if path is None:
         return
-    if path.is_dir():
+    refused = refused_name(path)
+    if refused is not None:
+        raise InputError(f"cannot write {flag} {path}: {refused}; pick another path")
+    if is_dir(path):
         raise InputError(f"{flag} {path} is a directory; give a file name ending in {suffix}")
     if path.suffix.lower() != suffix:
         raise InputError(f"{flag} {path}: give a path ending in {suffix}")
     folder = path.resolve().parent
-    if not folder.is_dir():
+    if not is_dir(folder):
         raise InputError(f"{flag} {path}: folder {path.parent} does not exist; create it or pick another path")
     if not writable_dir(folder):
         raise InputError(f"{flag} {path}: folder {path.parent} is not writable; pick a folder you can write to")
-    if path.exists() and not force:
+    if os.path.exists(path) and not force:
         raise InputError(f"{flag} {path} already exists; add --force to overwrite it, or pick another path")
 
 
-def check_output_dir(flag: str, path: Path) -> None:
-    """Fail before the work when the folder `path` cannot be created or written: its nearest existing folder (itself,
-    or the parent it would be created in) must be writable."""
-    existing = path.resolve()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if existing.is_dir() and not writable_dir(existing):
-        raise InputError(f"{flag} {path}: folder {existing} is not writable; pick a folder you can write to")
+def check_output_dir(flag: str, path: str | Path, force: bool) -> None:
+    """Fail before the work when the report folder `path` cannot be written (document.prepare_output: an empty or
+    refused name, a file, a used folder without `force`, a missing parent folder), or when the folder it is written in
+    (itself where it exists, else its parent) is not writable. Nothing is created here: the report creates its folder
+    once it is built, so a command that fails leaves none behind."""
+    from simulator.inputs.files import is_dir
+    from simulator.report.document import prepare_output
+
+    checked = prepare_output(path, force, flag)
+    folder = checked if is_dir(checked) else checked.parent
+    if not writable_dir(folder):
+        raise InputError(f"{flag} {checked}: folder {folder} is not writable; pick a folder you can write to")
 
 
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite output files that already exist")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -62,7 +61,6 @@ def report_command(
     from simulator import api
     from simulator.analysis.uncertainty import check_options
     from simulator.errors import CostsimError, InputError
-    from simulator.report.document import prepare_output
 
     options = {"gpu": gpu, "num_gpus": num_gpus, "tokens": tokens, "seq_len": seq_len, "global_batch_tokens": global_batch_tokens}
     options |= {"precision": precision.value, "fp8_recipe": fp8_recipe.value if fp8_recipe else None, **layout}
@@ -83,8 +81,7 @@ def report_command(
                 raise InputError(f"give {', '.join(missing)} (or --plan NAME for a whole plan)")
             if compare_with is not None:
                 raise InputError("--compare-with compares plans; give --plan NAME with it")
-        check_output_dir("--output", Path(output))
-        prepare_output(output, force)  # refuse a used directory before minutes of work
+        check_output_dir("--output", output, force)  # before minutes of work; the report makes the folder when built
         if plan is not None:
             from simulator.report.document import write_plan_report
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.options import ForceOpt, Format, PriceOpt, check_output_file, echo_result, fail, vocab_choices
+from cli.options import ForceOpt, Format, PriceOpt, check_output_dir, check_output_file, echo_result, fail, vocab_choices
 from simulator.units import MICRO, MILLI, counted, format_rate
 from simulator.vocab import KV_ADMISSIONS, KV_DTYPES, SERVE_PRECISIONS
 
@@ -175,7 +175,7 @@ def serve_command(
         str | None,
         typer.Option(help="Calibration file from `costsim calibrate` (--gpu cpu for a CPU calibration): measured decode rates"),
     ] = None,
-    report: Annotated[Path | None, typer.Option("--report", help="Write a serving report (Markdown, HTML, charts) here")] = None,
+    report: Annotated[str | None, typer.Option("--report", help="Write a serving report (Markdown, HTML, charts) here")] = None,
     usd_per_gpu_hour: PriceOpt = None,
     pricing: Annotated[str, typer.Option(help="Cost basis: rental ($/GPU-hour) or tco")] = "rental",
     rental: Annotated[str | None, typer.Option(help="Which rental quote: on-demand or reserved")] = None,
@@ -191,9 +191,7 @@ def serve_command(
     try:
         check_output_file("--plot", plot, ".png", force)
         if report is not None:
-            from simulator.report.document import prepare_output
-
-            prepare_output(report, force, "--report")
+            check_output_dir("--report", report, force)
         result = api.serve(
             model, gpu, input_len=input_len, output_len=output_len, workload=workload, cache_hit_rate=cache_hit_rate,
             phase=phase.value,

@@ -326,6 +326,50 @@ def test_a_folder_that_is_no_model_gpu_or_plan_is_named(tmp_path):
     assert_clean_error(invoke("estimate", "--plan", empty), empty, "directory", "plan YAML")
 
 
+LONG = "x" * 300
+"""A name over the file system's 255-character limit: pathlib's exists() and is_dir() raise OSError (errno 36) on it."""
+CHEAPER = ["claim", "--cheaper", "deepseek-chat-2025", "deepseek-reasoner-2025", "--ratio", "2"]
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["estimate", LONG, "--gpu", "h100-sxm", "--num-gpus", "8", "--tokens", "1B"], "unknown model"),
+        (["estimate", LONG + ".yaml", "--gpu", "h100-sxm", "--num-gpus", "8", "--tokens", "1B"], "unknown model"),
+        (["estimate", "a\x00b.json", "--gpu", "h100-sxm", "--num-gpus", "8", "--tokens", "1B"], "unknown model"),
+        (["estimate", "llama-3.1-8b", "--gpu", LONG, "--num-gpus", "8", "--tokens", "1B"], "unknown GPU"),
+        (["estimate", "llama-3.1-8b", "--gpu", LONG + ".yaml", "--num-gpus", "8", "--tokens", "1B"], "unknown GPU"),
+        (["serve", "llama-3.1-8b", "--gpu", LONG], "unknown GPU"),
+        (["sweep", LONG, "--gpu", "h100", "--num-gpus", "8", "--tokens", "1T"], "unknown model"),
+        (["estimate", "--plan", LONG], "unknown plan"),
+        (["estimate", "--plan", LONG + ".yaml"], "unknown plan"),
+        (["compare", LONG, "llama-3.1-8b"], "unknown plan"),
+        ([*CHEAPER, "--gpu", LONG], "unknown GPU"),
+        ([*CHEAPER, "--a-model", LONG], "unknown model"),
+        ([*CHEAPER, "--b-model", LONG], "unknown model"),
+    ],
+    ids=[
+        "model",
+        "model-yaml",
+        "model-nul",
+        "gpu",
+        "gpu-yaml",
+        "serve-gpu",
+        "sweep-model",
+        "plan",
+        "plan-yaml",
+        "compare",
+        "claim-gpu",
+        "claim-a-model",
+        "claim-b-model",
+    ],  # fmt: skip
+)
+def test_a_name_the_file_system_refuses_is_an_unknown_name(args, needle):
+    """A 300-character name (or one with a NUL byte) is looked up as a file before the shipped names: it gave an
+    `OSError: [Errno 36] File name too long` traceback; now the usual 'unknown ...' line."""
+    assert_clean_error(invoke(*args), needle, error="prefix")
+
+
 def test_tp_not_dividing_the_heads():
     out = assert_clean_error(
         invoke("estimate", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "96", "--tokens", "1T", "--tp", "3"),

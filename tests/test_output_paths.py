@@ -82,3 +82,79 @@ def test_report_refuses_an_unwritable_folder(read_only_dir):
     args = ["report", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "8", "--tokens", "1T", "--output", str(out)]
     clean_error(invoke(*args), "--output", "not writable", error="prefix")
     assert not out.exists()
+
+
+LONG = "x" * 300
+"""Over the file system's 255-character name limit: pathlib's exists() and is_dir() raise OSError (errno 36) on it."""
+REPORT = ["report", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "8", "--tokens", "1T"]
+SERVE = ["serve", "llama-3.1-8b", "--gpu", "h100"]
+FOLDERS = [(REPORT, "--output"), (SERVE, "--report")]
+
+
+@pytest.mark.parametrize("command, flag, name", OUTPUTS, ids=IDS)
+def test_a_file_name_too_long_is_refused_before_the_work(tmp_path, command, flag, name):
+    """It gave an `OSError: [Errno 36] File name too long` traceback (check_output_file's raw is_dir())."""
+    path = tmp_path / (LONG + name)
+    out = clean_error(invoke(*command, flag, str(path)), f"cannot write {flag}", "file name too long",
+                      f"a name of {len(path.name)} characters", error="prefix")  # fmt: skip
+    assert len(out.strip().splitlines()) == 1, out
+
+
+def test_a_calibration_file_name_too_long_is_refused_before_measuring(tmp_path):
+    path = tmp_path / (LONG + ".json")
+    out = clean_error(invoke("calibrate", "--device", "cpu", "--smoke", "--output", str(path)), "cannot write --output",
+                      "file name too long", error="prefix")  # fmt: skip
+    assert "calibrating" not in out
+
+
+@pytest.mark.parametrize("command, flag", FOLDERS, ids=["report", "serve"])
+def test_a_report_folder_name_too_long_is_refused(tmp_path, command, flag):
+    out = clean_error(invoke(*command, flag, str(tmp_path / LONG)), f"cannot write {flag}", "file name too long",
+                      "a name of 300 characters", error="prefix")  # fmt: skip
+    assert len(out.strip().splitlines()) == 1, out
+
+
+@pytest.mark.parametrize("command, flag", FOLDERS, ids=["report", "serve"])
+def test_an_empty_report_folder_is_refused(tmp_path, monkeypatch, command, flag):
+    """`--output ""` was the working directory (Path("") is ".")."""
+    monkeypatch.chdir(tmp_path)
+    clean_error(invoke(*command, flag, ""), f"{flag} is empty", error="prefix")
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("command, flag", FOLDERS, ids=["report", "serve"])
+def test_a_report_folder_is_not_made_with_its_parents(tmp_path, command, flag):
+    """The folder the report goes in must exist (README: output files are checked before the work); a mistyped
+    parent was created with mkdir -p."""
+    out = tmp_path / "missing" / "report"
+    clean_error(invoke(*command, flag, str(out)), flag, f"folder {out.parent} does not exist", error="prefix")
+    assert not out.parent.exists()
+
+
+def test_a_failed_report_leaves_no_folder(tmp_path):
+    """The folder is made once the report is built: a report refused after the check (a plan with RL stages has no
+    band) left an empty folder behind."""
+    out = tmp_path / "newdir"
+    clean_error(invoke("report", "--plan", "deepseek-r1", "--output", str(out), "--draws", "100"), "RL/generation stages")
+    assert not out.exists()
+
+
+def test_a_report_write_that_fails_removes_the_folder_it_made(tmp_path, monkeypatch):
+    """A failure while the files are written removes the new folder with what was written into it; a folder that
+    was there before is kept."""
+    from simulator.errors import InputError
+    from simulator.report.document import write_documents
+
+    def draw():
+        (out / "chart.png").write_bytes(b"png")
+        raise OSError(28, "No space left on device")
+
+    out = tmp_path / "new"
+    with pytest.raises(InputError, match="No space left on device"):
+        write_documents(out, draw, list)
+    assert not out.exists()
+    out = tmp_path / "kept"
+    out.mkdir()
+    with pytest.raises(InputError):
+        write_documents(out, draw, list)
+    assert out.is_dir()

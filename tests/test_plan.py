@@ -18,8 +18,9 @@ from cli_support import clean_error, invoke
 
 from simulator import api
 from simulator.errors import SpecError
+from simulator.inputs.catalog import load_model
 from simulator.inputs.data_files import plan_dir
-from simulator.inputs.plan_file import load_plan, plan_ids
+from simulator.inputs.plan_file import load_plan, model_ref, plan_ids
 
 assert_clean_error = functools.partial(clean_error, error="prefix")
 
@@ -239,7 +240,52 @@ def test_hardware_profile_paths_are_relative_to_the_plan_as_its_model_is(tmp_pat
     assert result.stages[0].hw.name == "a100-80gb"
 
 
+def test_a_model_folder_is_relative_to_the_plan_as_its_files_are(tmp_path, monkeypatch):
+    """`model: hf/my-llama`, a Hugging Face model's folder beside the plan, is read there whatever the working
+    directory, as a spec YAML or config.json path is (it was looked up from the working directory: 'unknown model').
+    A shipped name still comes first, as on the command line."""
+    folder = tmp_path / "hf" / "my-llama"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(LLAMA_8B_CONFIG))
+    (tmp_path / "llama-3.1-8b").mkdir()  # a folder that is also a shipped name: the name wins
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    one_stage = {**SMALL_PLAN, "stages": SMALL_PLAN["stages"][:1]}
+    result = _plan(write_plan(tmp_path, {**one_stage, "model": "hf/my-llama"}))
+    assert result.stages[0].estimate.model == load_model(str(folder)).name
+    assert result.gpu_hours == pytest.approx(_plan(write_plan(tmp_path, one_stage, "shipped.yaml")).gpu_hours, rel=0.01)
+    assert model_ref(load_plan(write_plan(tmp_path, one_stage, "named.yaml"))[0], tmp_path / "named.yaml") == "llama-3.1-8b"
+
+
+LLAMA_8B_CONFIG = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+                   "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256}  # fmt: skip
+
+
 # --------------------------------------------------------------------------- bad input
+
+
+LONG = "x" * 300
+"""Over the file system's 255-character name limit: pathlib's exists() and is_dir() raise OSError (errno 36)."""
+
+
+@pytest.mark.parametrize(
+    "field, value, needle",
+    [
+        ("model", LONG, "unknown model"),
+        ("model", LONG + ".yaml", "unknown model"),
+        ("gpu", LONG, "unknown GPU"),
+        ("gpu", LONG + ".yaml", "unknown GPU"),
+        ("base", {"plan": LONG}, "unknown plan"),
+        ("base", {"plan": LONG + ".yaml"}, "unknown plan"),
+    ],
+    ids=["model", "model-yaml", "gpu", "gpu-yaml", "base", "base-yaml"],
+)
+def test_a_name_in_a_plan_the_file_system_refuses_is_an_unknown_name(tmp_path, field, value, needle):
+    """A 300-character `model:`, `gpu:` or `base: {plan: ...}` in a plan file gave an `OSError: [Errno 36] File name
+    too long` traceback; now the loader's 'unknown ...' line, naming the plan."""
+    path = write_plan(tmp_path, {**SMALL_PLAN, "stages": SMALL_PLAN["stages"][:1], field: value})
+    assert_clean_error(invoke("estimate", "--plan", path), "plan small", needle)
 
 
 def test_unknown_plan_name_lists_the_shipped_plans():

@@ -49,7 +49,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from simulator.errors import InputError, SpecError
 from simulator.inputs.arguments import reference
 from simulator.inputs.catalog import hardware_ids, load_hardware_file
-from simulator.inputs.files import read_json
+from simulator.inputs.files import is_dir, read_json, refused_name
 from simulator.inputs.specs import DensePeaks, EfficiencyDefaults, HardwareProfile, ModelSpec, Price, ScaleOut, ScaleUp, Sourced
 from simulator.units import BYTES_PER_ELEMENT, GIB, GIGA, MICRO, TERA
 from simulator.vocab import SERVING_ONLY_DTYPES, Dtype, PeakDtype
@@ -1107,12 +1107,15 @@ def implausible_for(cal: Calibration, hw: HardwareProfile) -> str | None:
 
 def check_output_path(path: Path, force: bool) -> None:
     """InputError unless a calibration can be written to `path` (checked before measuring, and again on writing)."""
-    if path.is_dir():
+    refused = refused_name(path)
+    if refused is not None:
+        raise InputError(f"cannot write --output {path}: {refused}; choose another file name")
+    if is_dir(path):
         raise InputError(f"--output {path} is a directory; give a file name such as {path / 'calibration.json'}")
-    if (path.exists() or path.is_symlink()) and not force:
+    if os.path.lexists(path) and not force:
         raise InputError(f"--output {path} exists; pass --force to replace it, or choose another file name")
     folder = path.parent
-    if not folder.exists():
+    if not is_dir(folder):
         raise InputError(f"--output {path}: folder {folder} does not exist; create it first")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InputError(f"--output {path}: folder {folder} is not writable; choose another folder")
@@ -1126,7 +1129,7 @@ def write_calibration(cal: Calibration, path: str | Path, force: bool = False) -
     check_output_path(path, force)
     text = sealed(cal).to_json()
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=path.parent)  # a name under the limit
     except OSError as e:
         raise InputError(f"--output {path}: cannot write in {path.parent} ({e.strerror}); choose another folder") from None
     try:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 from pathlib import Path
 
 from simulator.errors import SpecError
 from simulator.inputs.arguments import reference
 from simulator.inputs.data_files import hardware_dir, model_dir, yaml_files
-from simulator.inputs.files import read_json, read_yaml, validate
+from simulator.inputs.files import is_dir, is_file, read_json, read_yaml, validate
 from simulator.inputs.hf_config import model_from_hf_config
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 
@@ -64,11 +65,13 @@ def load_hardware(gpu: str) -> HardwareProfile:
     """A shipped profile by id or alias, or a path to a profile YAML."""
     gpu = reference("gpu", gpu, "a GPU id or a profile YAML path")
     path = Path(gpu)
-    if path.suffix in (".yaml", ".yml") and (path.exists() or "/" in gpu):
+    # os.path.exists, is_dir and is_file answer False for a name the file system refuses (256+ characters, a NUL
+    # byte), where pathlib's exists() raises OSError: such a name is an unknown id, not a traceback
+    if path.suffix in (".yaml", ".yml") and (os.path.exists(path) or "/" in gpu):
         return load_hardware_file(path)
     ids = hardware_ids()
     key = gpu.strip().lower()
-    if key not in ids and path.is_dir():
+    if key not in ids and is_dir(path):
         raise SpecError(f"GPU {gpu!r} is a folder; pass a profile YAML file in it, or a shipped id (costsim list gpus)")
     if key not in ids:
         raise SpecError(
@@ -83,12 +86,12 @@ def load_model(model: str) -> ModelSpec:
     Face model's folder (its config.json is read, as transformers' from_pretrained reads a folder)."""
     model = reference("model", model, "a model name, a spec YAML or a config.json path")
     path = Path(model)
-    if path.suffix in (".yaml", ".yml", ".json") and (path.exists() or "/" in model):
+    if path.suffix in (".yaml", ".yml", ".json") and (os.path.exists(path) or "/" in model):
         return load_model_file(path)
     ids = model_ids()
     key = model.strip().lower()
-    if key not in ids and path.is_dir():
-        if (path / "config.json").is_file():
+    if key not in ids and is_dir(path):
+        if is_file(path / "config.json"):
             return load_model_file(path / "config.json")
         raise SpecError(
             f"model {model!r} is a folder with no config.json; pass a spec YAML, a Hugging Face config.json or the "

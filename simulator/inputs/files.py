@@ -15,6 +15,7 @@ file is refused in well under a second with one line:
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -70,6 +71,39 @@ def is_file(path: Path) -> bool:
         return Path(path).is_file()
     except (OSError, ValueError):
         return False
+
+
+def refused_name(path: Path) -> str | None:
+    """Why the file system refuses the name `path` for a file or folder to be written (a name over its length limit, a
+    NUL byte, a file where a folder is needed), in words with the numbers; None where the name is taken, whether or
+    not something is there yet. Output paths are checked with it before the work, not when writing after it."""
+    path = Path(path)
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return "the name holds a NUL byte, which no file name can"
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            longest, most = max(path.parts, key=len, default=""), _name_max(path)
+            if len(longest) > most:
+                return f"file name too long: a name of {len(longest):,} characters, where the file system takes at most {most:,}"
+            return f"file name too long: a path of {len(str(path)):,} characters, over the system's limit"
+        if e.errno == errno.ENOTDIR:
+            return "a folder on the path is a file"
+        return e.strerror or str(e)
+    return None
+
+
+def _name_max(path: Path) -> int:
+    """The longest file name the file system under `path` takes (255 on Linux and macOS file systems)."""
+    for folder in (path.parent, *path.parent.parents):
+        try:
+            return os.pathconf(folder, "PC_NAME_MAX")
+        except (OSError, ValueError):
+            continue
+    return 255
 
 
 def read_text(path: Path) -> str:

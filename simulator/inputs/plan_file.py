@@ -12,6 +12,7 @@ estimates them.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -19,8 +20,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Dis
 
 from simulator.errors import SpecError
 from simulator.inputs.arguments import reference
-from simulator.inputs.data_files import plan_dir, yaml_files
-from simulator.inputs.files import read_yaml, validate
+from simulator.inputs.data_files import model_dir, plan_dir, yaml_files
+from simulator.inputs.files import is_dir, read_yaml, validate
 from simulator.inputs.specs import Name, one_line
 from simulator.inputs.stacks import load_stack
 from simulator.units import (
@@ -421,7 +422,7 @@ class Plan(_Schema):
     display_name: Text | None = None
     source: Text
     model: Ref
-    """Shipped model name, or a spec YAML / config.json path (relative to the plan file)."""
+    """Shipped model name, or a spec YAML / config.json path or a Hugging Face model folder (relative to the plan file)."""
     gpu: Ref
     usd_per_gpu_hour: Annotated[float, Field(ge=MIN_USD_PER_GPU_HOUR, le=MAX_USD_PER_GPU_HOUR)] | None = None
     """The plan's quoted price of a GPU-hour of `gpu`; a stage on another GPU takes that GPU's profile price."""
@@ -478,7 +479,7 @@ def plan_ids() -> dict[str, Path]:
 def load_plan_file(path: Path) -> Plan:
     """A plan file, its hardware-profile paths (`gpu:` of the plan and of each stage) taken relative to the file, as
     its model path is (`model_ref`)."""
-    if path.is_dir():
+    if is_dir(path):
         raise SpecError(f"{path}: is a directory; pass a plan YAML file")
     plan = validate(read_yaml(path), Plan, path)
     stages = [s.model_copy(update={"gpu": _beside(s.gpu, path)}) if s.gpu else s for s in plan.stages]
@@ -489,11 +490,12 @@ def load_plan(plan: str) -> tuple[Plan, Path]:
     """A shipped plan by name, or a path to a plan YAML. Returns the plan and its file."""
     plan = reference("plan", plan, "a plan name or a plan YAML path")
     path = Path(plan)
-    if path.suffix in (".yaml", ".yml") and (path.exists() or "/" in plan):
+    # OSError-safe checks: a name the file system refuses (256+ characters, a NUL byte) is an unknown plan
+    if path.suffix in (".yaml", ".yml") and (os.path.exists(path) or "/" in plan):
         return load_plan_file(path), path
     ids = plan_ids()
     key = plan.strip().lower()
-    if key not in ids and path.is_dir():
+    if key not in ids and is_dir(path):
         load_plan_file(path)  # names the folder
     if key not in ids:
         shipped = ", ".join(ids) or "none"
@@ -501,17 +503,24 @@ def load_plan(plan: str) -> tuple[Plan, Path]:
     return load_plan_file(ids[key]), ids[key]
 
 
-def _beside(ref: str, plan_path: Path) -> str:
-    """A relative YAML/JSON path in a plan, read beside the plan file where a file is there; anything else as given (a
-    shipped name, an absolute path, or a path from the working directory)."""
+def _beside(ref: str, plan_path: Path, model: bool = False) -> str:
+    """A relative YAML/JSON path in a plan, read beside the plan file where a file is there; for a `model`, a relative
+    folder beside the plan file too (a Hugging Face model's folder, read for its config.json), unless the reference is
+    a shipped model name (which comes first, as in catalog.load_model). Anything else as given (a shipped name, an
+    absolute path, or a path from the working directory). A name the file system refuses (256+ characters, a NUL
+    byte) is left as given, for the loader's 'unknown ...' message."""
     path = Path(ref)
-    if path.suffix in (".yaml", ".yml", ".json") and not path.is_absolute():
-        beside = plan_path.parent / path
-        if beside.exists():
+    if path.is_absolute():
+        return ref
+    beside = plan_path.parent / path
+    if path.suffix in (".yaml", ".yml", ".json"):
+        if os.path.exists(beside):
             return str(beside)
+    elif model and is_dir(beside) and ref.strip().lower() not in yaml_files(model_dir()):
+        return str(beside)
     return ref
 
 
 def model_ref(plan: Plan, plan_path: Path) -> str:
-    """Spec paths in a plan are relative to the plan file."""
-    return _beside(plan.model, plan_path)
+    """Spec paths and model folders in a plan are relative to the plan file."""
+    return _beside(plan.model, plan_path, model=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from simulator.errors import SpecError
 from simulator.inputs.data_files import validation_dir
-from simulator.inputs.files import read_json, read_yaml
+from simulator.inputs.files import is_file, read_json, read_yaml
 from simulator.inputs.job import Job
 from simulator.units import GIGA, TERA, count_in_range
 
@@ -212,7 +212,7 @@ def public_cases(path: Path | None = None) -> list[PublishedRun]:
     for name in doc.get("includes") or []:
         if name in INCLUDES:
             cases += INCLUDES[name]()
-        elif (path.parent / str(name)).is_file() and str(name).endswith(".yaml"):
+        elif is_file(path.parent / str(name)) and str(name).endswith(".yaml"):
             included, more = _document(path.parent / str(name))
             cases += [_case(e, i, included) for i, e in enumerate(more["cases"])]
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from simulator.inputs.files import is_file
 from simulator.report.money import usd
 from simulator.report.tables import layout_text, text_table
 from simulator.units import GIGA, KILO, format_count
@@ -287,7 +288,7 @@ def _references_section(blocks: list[Block], hws, extra_documents: dict[str, str
     keys = cited_source_keys(text, sources)
     root = repository_root()
     documents = {**DOCUMENTS, **(extra_documents or {})}
-    files = [f for f in cited_files(text) if f in documents or (root / f).is_file()]
+    files = [f for f in cited_files(text) if f in documents or is_file(root / f)]  # a cited name can be any text
     rows = [(f"`{k}`", sources[k]) for k in keys]
     doc_rows = [(f"`{f}`", documents.get(f, "file in the costsim repository")) for f in files]
     out = [
@@ -747,7 +748,7 @@ def _sources_section(d: dict, hw, model) -> list[Block]:
 
 
 def _shipped(hw) -> bool:
-    return (repository_root() / "hardware_profiles" / f"{hw.name}.yaml").is_file()
+    return is_file(repository_root() / "hardware_profiles" / f"{hw.name}.yaml")
 
 
 def _conventions(d: dict) -> list[Block]:
@@ -793,21 +794,33 @@ def build_document(d: dict, u: dict, costs: dict, scaling: tuple[list[dict], lis
 
 
 def prepare_output(out_dir, force: bool, flag: str = "--output"):
-    """The output directory, created; refuses an existing non-empty directory unless `force` (`flag`: the option that
-    named it, for the messages)."""
+    """The output directory `out_dir`, checked before the work and not created (write_documents creates it once the
+    report is built, so a failed command leaves no folder behind): a name the file system takes, not a file, empty
+    unless `force`, and where it is new, in a folder that exists (`flag`: the option that named it, for the
+    messages)."""
+    import os
     from pathlib import Path
 
     from simulator.errors import InputError
+    from simulator.inputs.files import is_dir, refused_name
 
+    if not str(out_dir).strip():
+        raise InputError(f"{flag} is empty; give the directory for report.md, report.html and the charts, e.g. {flag} report")
     path = Path(out_dir)
-    if path.exists() and not path.is_dir():
+    refused = refused_name(path)
+    if refused is not None:
+        raise InputError(f"cannot write {flag} {path}: {refused}; pick another directory")
+    if os.path.exists(path) and not is_dir(path):
         raise InputError(f"{flag} {path} is a file, not a directory; give a directory path")
-    if path.is_dir() and any(path.iterdir()) and not force:
-        raise InputError(f"{flag} {path} already exists and is not empty; pick a new directory or add --force to overwrite")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"cannot create {flag} {path}: {e.strerror}; pick a writable directory") from None
+    if is_dir(path):
+        try:
+            used = any(path.iterdir())
+        except OSError as e:
+            raise InputError(f"cannot write {flag} {path}: {e.strerror}; pick a directory you can write to") from None
+        if used and not force:
+            raise InputError(f"{flag} {path} already exists and is not empty; pick a new directory or add --force to overwrite")
+    elif not is_dir(path.parent):
+        raise InputError(f"{flag} {path}: folder {path.parent} does not exist; create it or pick another path")
     return path
 
 
@@ -858,18 +871,33 @@ def _write_files(path, d: dict, band, costs: dict, scaling, blocks) -> dict[str,
 
 
 def write_documents(path, draw, blocks) -> dict[str, object]:
-    """`draw()` the charts (returns {name: PNG path}), then write report.md and report.html (the charts embedded) from
-    `blocks()`, called after the charts exist. A write that fails is one InputError naming the folder."""
+    """Create the folder `path` (checked by prepare_output) if it is new, `draw()` the charts (returns {name: PNG
+    path}), then write report.md and report.html (the charts embedded) from `blocks()`, called after the charts
+    exist. A write that fails is one InputError naming the folder, and a folder this call created is removed."""
+    import shutil
+
     from simulator.errors import InputError
 
     try:
-        files = draw()
-        built = blocks()
-        (path / "report.md").write_text(to_markdown(built), encoding="utf-8")
-        images = {f.name: f.read_bytes() for f in files.values()}
-        (path / "report.html").write_text(to_html(built, images), encoding="utf-8")
+        path.mkdir()  # its folder was checked to exist (prepare_output): no mkdir -p of a mistyped path
+        created = True
+    except FileExistsError:
+        created = False
     except OSError as e:
-        raise InputError(f"cannot write the report into {path}: {e.strerror}; pick a writable directory") from None
+        raise InputError(f"cannot create the report folder {path}: {e.strerror}; pick a writable directory") from None
+    try:
+        try:
+            files = draw()
+            built = blocks()
+            (path / "report.md").write_text(to_markdown(built), encoding="utf-8")
+            images = {f.name: f.read_bytes() for f in files.values()}
+            (path / "report.html").write_text(to_html(built, images), encoding="utf-8")
+        except OSError as e:
+            raise InputError(f"cannot write the report into {path}: {e.strerror}; pick a writable directory") from None
+    except BaseException:
+        if created:  # the folder this call made holds only what it wrote: no half report is left behind
+            shutil.rmtree(path, ignore_errors=True)
+        raise
     return {"markdown": path / "report.md", "html": path / "report.html", "charts": files}
 
 

@@ -104,7 +104,6 @@ def write_serve_report(d: dict, out_dir) -> dict[str, object]:
     files = {k: path / v for k, v in CHARTS.items()}
 
     def draw() -> dict:
-        path.mkdir(parents=True, exist_ok=True)
         drawn = {}
         if d.get("curve"):
             drawn["curve"] = charts.serve_curve_chart(d, files["curve"])
