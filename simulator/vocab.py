@@ -87,8 +87,9 @@ DECODE_COMPONENTS: Final[tuple[str, ...]] = (
     "ep_comm_exposed", "engine_overhead", "host_exposed",
 )  # fmt: skip
 """The terms of a decode step (model.serve.decode.step_s, less its total), in its order."""
-SERVE_MEMORY_COMPONENTS: Final[tuple[str, ...]] = ("weights", "kv_cache", "activations", "reserved", "total")
-"""A serving GPU's memory by component (model.serve.decode.memory_per_gpu), in its order."""
+SERVE_MEMORY_COMPONENTS: Final[tuple[str, ...]] = ("weights", "kv_cache", "activations", "reserved", "kv_pool_unused", "total")
+"""A serving GPU's memory by component (model.serve.decode.memory_per_gpu, in its order), and the share a KV pool of
+less than the free memory leaves unused (run.serve._memory_shown: 0 in the CSV where the pool takes it all)."""
 FLOP_COMPONENTS: Final[tuple[str, ...]] = (
     "dense_ffn",
     "routed_experts",

@@ -222,6 +222,7 @@ CSV_REQUESTS = {
     "workload": ("llama-3.1-70b", "--gpu", "h100-sxm", "--workload", "inferencemax-1k8k"),
     "decode only": ("mixtral-8x7b", "--gpu", "h100-sxm", "--phase", "decode"),
     "prefill only": ("qwen3-30b-a3b", "--gpu", "h100-sxm", "--phase", "prefill"),
+    "kv pool": ("llama-3.1-70b", "--gpu", "h100-sxm", "--kv-memory-fraction", "0.5"),
 }
 
 
@@ -253,7 +254,9 @@ def test_the_csv_vocabularies_are_the_models_terms():
 
     d = serve(ServeRequest("deepseek-v3", "h800")).to_dict()
     assert tuple(d["decode"]["breakdown_s"]) == DECODE_COMPONENTS
-    assert tuple(d["memory_per_gpu_gib"]) == SERVE_MEMORY_COMPONENTS
+    assert tuple(d["memory_per_gpu_gib"]) == tuple(k for k in SERVE_MEMORY_COMPONENTS if k != "kv_pool_unused")
+    pool = serve(ServeRequest("deepseek-v3", "h800", kv_memory_fraction=0.5)).to_dict()["memory_per_gpu_gib"]
+    assert tuple(pool) == SERVE_MEMORY_COMPONENTS
     for model, gpu in (("llama-3.1-70b", "h100-sxm"), ("deepseek-v3", "h800"), ("mixtral-8x7b", "h100-sxm")):
         parts = serve(ServeRequest(model, gpu, phase="prefill")).to_dict()["prefill"]["breakdown_s"]
         assert set(parts) <= set(FORWARD_COMPONENTS), set(parts) - set(FORWARD_COMPONENTS)
