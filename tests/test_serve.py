@@ -309,6 +309,21 @@ def test_cached_prefix_still_attended_by_the_missed_tokens():
         assert w.by_component_s["attention_proj"] / c.by_component_s["attention_proj"] == pytest.approx(0.5, rel=0.03)
 
 
+def test_a_cache_hit_costs_no_more_than_computing_the_token():
+    """A hit is priced at the cheaper of loading its KV over the network and computing it: a review's GPT-2-sized
+    model priced a cached token above a computed one. DeepSeek-V3's hits stay at the load (70 KB of MLA cache per token
+    over a 50 GB/s link)."""
+    from simulator.model.serve.kv_cache import kv_bytes_per_token
+
+    small = serve(ServeRequest("mpt-350m", "h100-sxm", phase="prefill")).to_dict()  # MHA: 98 KB of KV per token
+    assert small["usd_per_million_cached_input_tokens"] <= small["usd_per_million_input_tokens"] * (1 + 1e-12)
+    v3 = serve(ServeRequest("deepseek-v3", "h800", phase="prefill"))
+    s = v3.setup
+    load = kv_bytes_per_token(s.model, s.kv_dtype) / s.hw.scale_out_bytes_per_s
+    d = v3.to_dict()
+    assert d["usd_per_million_cached_input_tokens"] == pytest.approx(d["usd_per_gpu_hour"] / 3600 * load * 1e6)
+
+
 def test_a_cache_hit_pass_still_reads_the_weights():
     """A review's 99% hit share ran a prefill pass in 3 ms, faster than reading Llama 70B's weights (every part was
     scaled by 1 - h): the missed tokens' GEMMs at their own M are bound by the weight read, so a pass takes at least

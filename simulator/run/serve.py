@@ -435,10 +435,12 @@ def _usd_per_million(usd_per_gpu_hour: float, tokens_per_s_per_gpu: float, utili
     return usd_per_gpu_hour / (tokens_per_s_per_gpu * utilization * SECONDS_PER_HOUR) * MEGA
 
 
-def cached_token_s_per_gpu(s: Setup) -> float:
-    """GPU-seconds to load one cache-hit token's KV from storage over the GPU's network link (DeepSeek's 3FS reads
-    its KV cache over the cluster network): the cost of a hit, instead of its prefill compute."""
-    return kv_bytes_per_token(s.model, s.kv_dtype) / s.hw.scale_out_bytes_per_s
+def cached_token_s_per_gpu(s: Setup, prefill: PrefillPoint) -> float:
+    """GPU-seconds of one cache-hit token: loading its KV from storage over the GPU's network link (DeepSeek's 3FS
+    reads its KV cache over the cluster network), or computing it where that is cheaper (a small model's KV can take
+    longer to fetch than to recompute, and an engine would recompute it), at the prefill's computed-token rate."""
+    load_s = kv_bytes_per_token(s.model, s.kv_dtype) / s.hw.scale_out_bytes_per_s
+    return min(load_s, 1.0 / prefill.computed_tokens_per_s_per_gpu)
 
 
 def serve_document(e: ServeEstimate) -> dict:
@@ -464,7 +466,7 @@ def serve_document(e: ServeEstimate) -> dict:
             "breakdown_s": {k: float(v) for k, v in p.by_component_s.items()},
         }
         d["usd_per_million_input_tokens"] = _usd_per_million(rate, p.computed_tokens_per_s_per_gpu, req.utilization)
-        d["usd_per_million_cached_input_tokens"] = rate / SECONDS_PER_HOUR * cached_token_s_per_gpu(s) * MEGA / req.utilization
+        d["usd_per_million_cached_input_tokens"] = rate / SECONDS_PER_HOUR * cached_token_s_per_gpu(s, p) * MEGA / req.utilization
     if e.decode is not None and e.decode_index is not None:
         f, i = e.decode, e.decode_index
         step = {k: float(v[i]) for k, v in f.step.items()}
@@ -544,7 +546,7 @@ def per_request(req: ServeRequest, s: Setup, prefill: PrefillPoint, output_token
     holds per unit of its own (colocated_prefill_hold)."""
     input_len, output_len = req.lengths.mean_input_len, req.lengths.mean_output_len
     prefill_s = prefill_hold * input_len / prefill.input_tokens_per_s_per_gpu
-    cached_s = input_len * req.cache_hit_rate * cached_token_s_per_gpu(s)
+    cached_s = input_len * req.cache_hit_rate * cached_token_s_per_gpu(s, prefill)
     decode_s = output_len / output_tokens_per_s_per_gpu
     gpu_s = prefill_s + cached_s + decode_s
     return {
