@@ -186,9 +186,12 @@ def serve_command(
 ) -> None:
     """Serve a model: prefill and decode throughput per GPU, latency, memory and $ per million tokens."""
     from simulator import api
-    from simulator.errors import CostsimError
+    from simulator.errors import CostsimError, InputError
 
     try:
+        if plot is not None and phase.value == "prefill":
+            raise InputError("--plot draws the decode's throughput-interactivity curve; --phase prefill has none: drop --plot "
+                             "or use --phase decode|both")  # fmt: skip
         check_output_file("--plot", plot, ".png", force)
         if report is not None:
             check_output_dir("--report", report, force)

@@ -203,6 +203,23 @@ def test_a_missing_rate_is_predicted_and_the_given_one_kept():
     assert d["rates"]["decode"]["predicted"] is True and "--phase decode" in d["rates"]["decode"]["source"]
 
 
+@pytest.mark.parametrize(("phase", "key"), [("prefill", "input_tokens_per_s_per_gpu"), ("decode", "output_tokens_per_s_per_gpu")])
+def test_a_one_phase_prediction_prints_a_command_that_runs(phase, key):
+    """Predicting one rate, the printed `costsim serve --phase P` command holds only the settings that phase takes (a
+    prefill's command held the decode's --dp and --min-tokens-per-s-per-user, which --phase prefill refuses; a
+    decode's the day's --cache-hit-rate and the prefill's --ep), runs, and gives the predicted rate."""
+    raw = yaml.safe_load((fleet_dir() / "deepseek-v3-r1-day.yaml").read_text())
+    predicted = "prefill_input_tokens_per_s_per_node" if phase == "prefill" else "decode_output_tokens_per_s_per_node"
+    del raw["rates"][predicted]
+    d = api.fleet(raw).to_dict()
+    command = d["rates"][phase]["source"].removeprefix("predicted by ").split(":")[0]
+    assert f"--phase {phase}" in command and ("--cache-hit-rate" in command) is (phase == "prefill")
+    r = invoke(*command.split()[1:], "--format", "json")
+    assert r.exit_code == 0, (command, r.output)
+    served = json.loads(r.output)[phase][key]
+    assert served == pytest.approx(d["rates"][phase]["serve"]["tokens_per_s_per_gpu"], rel=1e-9)
+
+
 def test_the_shipped_fleets_are_found_as_the_plans_are():
     assert fleet_dir() == data_dir("fleets") and fleet_dir().name == "fleets"
     assert (fleet_dir() / "__init__.py").exists()

@@ -277,6 +277,17 @@ def test_a_tp_group_decodes_whole_sequences():
                 "--batch-per-gpu 1 at TP1")  # fmt: skip
 
 
+def test_a_decode_only_request_refuses_prefill_settings():
+    """A review found --ep, --cache-hit-rate and --deployment colocated silently ignored by --phase decode (while
+    --ttft-ms was refused): each sets only the prefill, so each is refused with it; and --plot, the decode's curve,
+    is refused with --phase prefill (it wrote an empty chart)."""
+    for flags in (("--ep", "8"), ("--cache-hit-rate", "0.5"), ("--deployment", "colocated"), ("--ttft-ms", "100")):
+        clean_error(invoke("serve", "deepseek-v3", "--gpu", "h800", "--phase", "decode", *flags),
+                    f"{flags[0]}{' colocated' if flags[1] == 'colocated' else ''} set the prefill")  # fmt: skip
+    clean_error(invoke("serve", "llama-3.1-8b", "--gpu", "h100-sxm", "--phase", "prefill", "--plot", "/tmp/never.png"),
+                "--plot draws the decode")  # fmt: skip
+
+
 def test_serve_command_bad_input_is_one_line():
     clean_error(invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--tpot-ms", "0.5"), "tokens/s per user")
     clean_error(invoke("serve", "nope", "--gpu", "h100-sxm"), "nope")

@@ -187,14 +187,15 @@ def predicted_rates(f: Fleet, where: str, phases: tuple[str, ...]) -> dict[str, 
     phase = phases[0] if len(phases) == 1 else "both"
     if phase == "prefill":  # the decode is published: its settings do not apply to the prefill predicted here
         options = {k: v for k, v in options.items() if k not in DECODE_ONLY_FIELDS}
-    if phase == "decode":  # and the other way round
+    if phase == "decode":  # and the other way round (the day's cache hits are the prefill's)
         options = {k: v for k, v in options.items() if k not in PREFILL_ONLY_FIELDS}
+        hit_rate = 0.0
     try:
         estimate = serve(ServeRequest(f.model, f.gpu, cache_hit_rate=round(hit_rate, 6), phase=phase, **options))
     except CostsimError as e:
         raise type(e)(f"{where}: predicting the per-node rates with costsim serve: {e}") from None
     d = estimate.to_dict()
-    command = _serve_command(f, round(hit_rate, 6), phase)
+    command = _serve_command(f, round(hit_rate, 6), phase, options)
     per_node = f.deployment.gpus_per_node
     out = {}
     if "prefill" in phases:
@@ -212,12 +213,14 @@ def predicted_rates(f: Fleet, where: str, phases: tuple[str, ...]) -> dict[str, 
     return out
 
 
-def _serve_command(f: Fleet, hit_rate: float, phase: str) -> str:
-    """The `costsim serve` command that gives the same prediction (latency targets as its millisecond flags)."""
+def _serve_command(f: Fleet, hit_rate: float, phase: str, options: dict) -> str:
+    """The `costsim serve` command that gives the same prediction: the serve options the phase takes (latency targets
+    as their millisecond flags), and the cache-hit rate where a prefill is predicted."""
     from simulator.run.serve import serve_flags
 
-    words = ["costsim serve", f.model, "--gpu", f.gpu, "--cache-hit-rate", f"{hit_rate:g}", "--phase", phase]
-    return " ".join([*words, *serve_flags(f.serve.request())])
+    words = ["costsim serve", f.model, "--gpu", f.gpu]
+    words += ["--cache-hit-rate", f"{hit_rate:g}"] if hit_rate else []
+    return " ".join([*words, "--phase", phase, *serve_flags(options)])
 
 
 # --------------------------------------------------------------------------- the books

@@ -166,6 +166,15 @@ class ServeRequest:
                     f"{', '.join(decode_only)} set the decode and --phase prefill runs none; use --phase both or decode, "
                     "or drop them"
                 )
+        if self.phase == "decode":
+            prefill_only = [flag for name, flag in PREFILL_ONLY_FIELDS.items() if getattr(self, name) not in (None, 0)]
+            if self.deployment == "colocated":  # co-location places a prefill on the decode GPUs
+                prefill_only.append("--deployment colocated")
+            if prefill_only:
+                raise InputError(
+                    f"{', '.join(prefill_only)} set the prefill and --phase decode runs none; use --phase both or prefill, "
+                    "or drop them"
+                )
         _choice("--deployment", self.deployment, DEPLOYMENTS)
         if not isinstance(self.two_batch_overlap, bool):
             raise InputError(
@@ -216,7 +225,7 @@ DECODE_ONLY_FIELDS = {
 }  # fmt: skip
 """ServeRequest fields that set the decode only, with their flags: a prefill-only request refuses them, and a fleet
 that predicts only the prefill drops them."""
-PREFILL_ONLY_FIELDS = {"ttft_s": "--ttft-ms"}
+PREFILL_ONLY_FIELDS = {"ttft_s": "--ttft-ms", "ep": "--ep", "cache_hit_rate": "--cache-hit-rate"}
 """ServeRequest fields that set the prefill only: a decode-only request refuses them, and a fleet that predicts only
 the decode drops them."""
 
@@ -339,8 +348,6 @@ def setup_for(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> Setup:
     if req.pp is not None and req.pp > model.n_layers:
         raise InputError(f"--pp {req.pp} is more pipeline stages than {model.name}'s {model.n_layers} layers; give at most "
                          f"{model.n_layers}")  # fmt: skip
-    if req.ttft_s is not None and req.phase == "decode":
-        raise InputError("--ttft-ms is a prefill target and --phase decode has no prefill; use --phase both or prefill")
     if req.mtp_depth and not model.mtp_depth:
         raise InputError(f"--mtp-depth needs MTP modules in the model; {model.name} has none (mtp_depth 0 in its spec)")
     n = req.lengths
