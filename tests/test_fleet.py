@@ -220,6 +220,19 @@ def test_a_one_phase_prediction_prints_a_command_that_runs(phase, key):
     assert served == pytest.approx(d["rates"][phase]["serve"]["tokens_per_s_per_gpu"], rel=1e-9)
 
 
+def test_a_day_of_only_cache_hits_names_the_share_and_api_flags_are_booleans():
+    """A review's day with cache_hit_share 1.0 was refused with '--cache-hit-rate 1.0 must be ...', a flag the user
+    never gave; and api.fleet(predict_rates='no') predicted (the string is truthy)."""
+    all_hits = yaml.safe_load((fleet_dir() / "deepseek-v3-r1-day.yaml").read_text())
+    all_hits["tokens"] = {k: v for k, v in all_hits["tokens"].items() if k not in ("cache_hit", "cache_hit_share")}
+    all_hits["tokens"]["cache_hit_share"] = 1.0
+    del all_hits["rates"]["prefill_input_tokens_per_s_per_node"]
+    with pytest.raises(InputError, match=r"cache hits are 100\.0000% of its input tokens.*rates\.prefill_input"):
+        api.fleet(all_hits)
+    with pytest.raises(InputError, match="predict_rates must be True or False, not 'no'"):
+        api.fleet(SMALL, predict_rates="no")
+
+
 def test_the_shipped_fleets_are_found_as_the_plans_are():
     assert fleet_dir() == data_dir("fleets") and fleet_dir().name == "fleets"
     assert (fleet_dir() / "__init__.py").exists()

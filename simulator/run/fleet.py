@@ -180,9 +180,15 @@ def _check_serve_block(f: Fleet, where: str) -> None:
 
 def predicted_rates(f: Fleet, where: str, phases: tuple[str, ...]) -> dict[str, PhaseRate]:
     """Per-node rates from `costsim serve` with the file's model, GPU, serve options and the day's cache-hit rate."""
-    from simulator.run.serve import DECODE_ONLY_FIELDS, PREFILL_ONLY_FIELDS, ServeRequest, serve
+    from simulator.run.serve import DECODE_ONLY_FIELDS, MAX_CACHE_HIT_RATE, PREFILL_ONLY_FIELDS, ServeRequest, serve
 
     hit_rate = sum(f.tokens.hits()) / sum(f.tokens.input) if sum(f.tokens.input) > 0 else 0.0
+    if "prefill" in phases and round(hit_rate, 6) > MAX_CACHE_HIT_RATE:
+        raise InputError(
+            f"{where}: the day's cache hits are {hit_rate:.4%} of its input tokens, above the {MAX_CACHE_HIT_RATE:.1%} "
+            "costsim serve predicts a prefill for (a prefill that computes nothing has no rate); give "
+            "rates.prefill_input_tokens_per_s_per_node, or tokens with fewer cache hits"
+        )
     options = f.serve.request()
     phase = phases[0] if len(phases) == 1 else "both"
     if phase == "prefill":  # the decode is published: its settings do not apply to the prefill predicted here

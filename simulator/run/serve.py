@@ -40,6 +40,8 @@ from simulator.units import GIB, MEGA, MICRO, MILLI, NVFP4_BYTES_PER_ELEMENT, SE
 from simulator.vocab import KV_ADMISSIONS, KV_DTYPES, MAX_HOST_S_PER_SEQUENCE, MIN_KV_MEMORY_FRACTION, SERVE_PRECISIONS
 
 PHASES = ("both", "prefill", "decode")
+MAX_CACHE_HIT_RATE = 0.999
+"""The largest cache-hit share a prefill is predicted for: at 1 it computes no token, so it has no computed rate."""
 DEPLOYMENTS = ("disaggregated", "colocated")
 PRECISIONS = SERVE_PRECISIONS
 MAX_LEN = 10_000_000
@@ -137,7 +139,7 @@ class ServeRequest:
                 _int_in(f"--{name.replace('_', '-')}", value, 1, 1_000_000)
         _int_in("--mtp-depth", self.mtp_depth, 0, MAX_MTP_DEPTH)
         _int_in("--redundant-experts", self.redundant_experts, 0, 100_000)
-        _float_in("--cache-hit-rate", self.cache_hit_rate, 0.0, 0.999)
+        _float_in("--cache-hit-rate", self.cache_hit_rate, 0.0, MAX_CACHE_HIT_RATE)
         _float_in("--utilization", self.utilization, 0.01, 1.0)
         if self.mtp_accept is not None:
             _float_in("--mtp-accept", self.mtp_accept, 0.0, 0.999)
