@@ -275,7 +275,10 @@ def serve_table(d: dict) -> str:
         r = d["per_request"]
         lines.append(f"service  {format_rate(r['output_tokens_per_s_per_gpu']):>10} output tok/s/GPU with prefill, "
                      f"{format_rate(r['total_tokens_per_s_per_gpu'])} total; {r['gpu_s']:,.2f} GPU-s per request")  # fmt: skip
-    lines.append(f"price    {usd(d['usd_per_gpu_hour'])}/GPU-hour ({d['price']['price_quote']['label']})")
+    lines.append(
+        f"price    {usd(d['usd_per_gpu_hour'])}/GPU-hour ({d['price']['price_quote']['label']})"
+        + ("" if d["utilization"] == 1 else f"; $/M at {d['utilization']:.0%} utilization (served / provisioned)")
+    )
     for key, label in (("usd_per_million_input_tokens", "input"), ("usd_per_million_cached_input_tokens", "cached input"),
                        ("usd_per_million_output_tokens", "output")):  # fmt: skip
         if key in d:
@@ -286,6 +289,8 @@ def serve_table(d: dict) -> str:
             margin = "-" if v["margin"] is None else format(v["margin"], "+.0%")
             lines.append(f"list {kind:<13} ${v['list_usd_per_million']:.4g}/M vs cost ${v['cost_usd_per_million']:.4g}/M: "
                          f"margin {margin} ({lp['sheet']}, {lp['date']})")  # fmt: skip
+        if lp.get("flag"):
+            lines.append(f"flag: {lp['flag']}")
     if "decode" in d:
         lines.append(f"{d['candidates_evaluated']:,} decode layouts evaluated")
     return "\n".join(lines)

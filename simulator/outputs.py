@@ -1333,6 +1333,8 @@ class ListPrices(_Fixed):
     date: str
     source: str
     by_kind: dict[str, KindMargin]
+    flag: str | None = None
+    """Where the sheet prices another architecture than the one served (or names none): what differs."""
 
 
 class CurvePoint(_Fixed):

@@ -288,6 +288,18 @@ def test_a_decode_only_request_refuses_prefill_settings():
                 "--plot draws the decode")  # fmt: skip
 
 
+def test_a_price_sheet_for_another_model_is_flagged_and_utilization_shown():
+    """A review found a DeepSeek sheet's margins printed against Llama 3.1 8B's cost with no note, and --utilization
+    0.1 multiplying $/M tenfold with nothing in the table saying why."""
+    other = serve(ServeRequest("llama-3.1-8b", "h100-sxm", price_sheet="deepseek-reasoner-2025")).to_dict()["list_prices"]
+    assert "not llama-3.1-8b" in other["flag"]
+    same = serve(ServeRequest("deepseek-v3", "h800", price_sheet="deepseek-reasoner-2025")).to_dict()["list_prices"]
+    assert same["flag"] is None
+    table = invoke("serve", "llama-3.1-8b", "--gpu", "h100-sxm", "--price-sheet", "deepseek-reasoner-2025",
+                   "--utilization", "0.1").output  # fmt: skip
+    assert "flag: the sheet prices deepseek-reasoner" in table and "at 10% utilization" in table
+
+
 def test_serve_command_bad_input_is_one_line():
     clean_error(invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--tpot-ms", "0.5"), "tokens/s per user")
     clean_error(invoke("serve", "nope", "--gpu", "h100-sxm"), "nope")

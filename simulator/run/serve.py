@@ -575,6 +575,17 @@ def _price_sheet(sheet_id: str):
     return price_sheet(sheet_id, "--price-sheet", "Name one of them, or leave --price-sheet out")
 
 
+def _sheet_model_flag(sheet, served: str) -> str | None:
+    """Where the sheet prices another architecture than the one served: the margin then sets one model's price
+    against another's cost (None: the same model, or a sheet that names none)."""
+    if sheet.model_spec is None:
+        return f"the sheet names no architecture for {sheet.model}; its margin assumes it is {served}"
+    priced = load_model(sheet.model_spec).name
+    if priced == served:
+        return None
+    return f"the sheet prices {sheet.model} ({priced}), not {served}: the margin sets one model's price against another's cost"
+
+
 def list_price_margins(d: dict, sheet_id: str) -> dict:
     """The price sheet's list prices against the modelled costs per token kind: margin = price / cost - 1 (the
     'cost profit margin' DeepSeek published for its serving day). Only the kinds both sides have."""
@@ -582,7 +593,7 @@ def list_price_margins(d: dict, sheet_id: str) -> dict:
 
     sheet = _price_sheet(sheet_id)
     out: dict = {"sheet": sheet_id, "model": sheet.model, "provider": sheet.provider, "date": sheet.date,
-                 "source": sheet.source, "by_kind": {}}  # fmt: skip
+                 "source": sheet.source, "by_kind": {}, "flag": _sheet_model_flag(sheet, d["model"])}  # fmt: skip
     for kind, key in PRICE_KEYS.items():
         price, cost = getattr(sheet, key), d.get(key)
         if price is None or cost is None:
