@@ -314,3 +314,23 @@ def test_search_top_limits_json_and_csv_and_the_table_shows_ten_by_default():
     assert five["candidates"] == every["candidates"][:5]
     csv_rows = invoke(*args, "--format", "csv", "--top", "3").output.strip().splitlines()
     assert len(csv_rows) == 1 + 3
+
+
+def test_the_sweep_table_shows_the_expected_run_beside_the_achievable_one():
+    """A review found a 30-day deadline met by the achievable run (17.8 days) while the expected run on the same
+    cluster took 32.7 days, with nothing in the table saying which run it was: the table gives the expected days and
+    dollars of each row, and the answer says whether the expected run keeps the deadline too."""
+    out = invoke(*"sweep llama-3.1-8b --tokens 1T --gpu h100 --num-gpus 64,128 --deadline-days 30".split()).output
+    assert "exp. days" in out and "exp. $" in out and "the expected run on this cluster takes" in out
+    doc = json.loads(invoke(*"sweep llama-3.1-8b --tokens 1T --gpu h100 --num-gpus 64 --format json".split()).output)
+    expected = doc["rows"][0]["expected"]
+    assert (
+        f"{expected['wall_clock_days']:.1f}" in invoke(*"sweep llama-3.1-8b --tokens 1T --gpu h100 --num-gpus 64".split()).output
+    )
+
+
+def test_cost_objective_refuses_a_free_gpu_hour():
+    """At $0 per GPU-hour every layout costs $0 and the cost ranking fell to the memory tie-break: a review's search
+    ranked a CP8, full-recompute layout of 60K GPU-hours first against 27K for the true best."""
+    r = invoke(*"search llama-3.1-8b --gpu h100 --num-gpus 8 --tokens 1T --usd-per-gpu-hour 0 --objective cost".split())
+    assert r.exit_code != 0 and "priced at $0" in r.output and "Traceback" not in r.output

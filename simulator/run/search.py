@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.errors import LayoutError
+from simulator.errors import InputError, LayoutError
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.job import Job, with_fp8_recipe
 from simulator.inputs.specs import HardwareProfile, ModelSpec
@@ -284,6 +284,12 @@ def search(
     (inputs.stacks; None: everything)."""
     if objective not in OBJECTIVES:
         raise LayoutError(f"objective {objective!r} is unknown; use one of {', '.join(OBJECTIVES)}")
+    if objective == "cost" and (price or pricing(hw)).usd_per_gpu_hour == 0:
+        # Every layout would cost $0 and tie: the ranking would fall to the memory tie-break, not to anything cheaper.
+        raise InputError(
+            "--objective cost ranks layouts by dollars, and a GPU-hour priced at $0 makes every one $0; give a price "
+            "above 0 or use --objective time (the same ranking at any fixed price per GPU-hour)"
+        )
     given = {k: v for k, v in (given or {}).items() if v is not None}
     job = with_fp8_recipe(job, model)
     hw.peak_flop_per_s(job.precision)  # unknown dtype on this GPU -> SpecError
