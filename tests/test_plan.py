@@ -358,3 +358,20 @@ def test_plan_text_fields_are_bounded_and_names_one_line(tmp_path):
     stages = [dict(SMALL_PLAN["stages"][0], name="pre\ntraining")]
     broken = write_plan(tmp_path, {**SMALL_PLAN, "stages": stages}, "broken.yaml")
     assert_clean_error(invoke("estimate", "--plan", broken), "stages.0.name", "one line")
+
+
+@pytest.mark.parametrize("text", ["x\x00y", "title \x1b]0;pwned\x07", "csi \x9b2J"])
+def test_prose_fields_refuse_control_characters(tmp_path, text):
+    """A review's plan notes held a NUL and an OSC escape that set the terminal's title when printed: prose (plans,
+    fleets, price sheets, workloads) may hold line breaks and tabs, no other control character."""
+    from pydantic import TypeAdapter
+
+    from simulator.inputs import fleet_file, serving_cases, workload_file
+    from simulator.inputs.plan_file import Text
+
+    path = write_plan(tmp_path, {**SMALL_PLAN, "notes": text})
+    assert_clean_error(invoke("estimate", "--plan", path), "notes", "control characters")
+    for alias in (Text, fleet_file.Text, serving_cases.Text, workload_file.Text):
+        with pytest.raises(ValueError, match="control characters"):
+            TypeAdapter(alias).validate_python(text)
+        assert TypeAdapter(alias).validate_python("two\nlines\tand a tab") == "two\nlines\tand a tab"

@@ -12,11 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from simulator.errors import SpecError
 from simulator.inputs.data_files import data_dir, yaml_files
 from simulator.inputs.files import is_dir, is_file, read_yaml, validate
+from simulator.inputs.specs import prose
 from simulator.units import (
     MAX_GPUS,
     MAX_USD_PER_GPU_HOUR,
@@ -70,7 +71,7 @@ than can be counted."""
 Rate = Annotated[float, Field(ge=MIN_RATE, le=MAX_RATE)]
 UsdPerMillion = Annotated[float, Field(ge=0, le=MAX_USD_PER_MILLION)]
 Gpus = Annotated[int, Field(ge=1, le=MAX_GPUS)]
-Text = Annotated[str, Field(min_length=1, max_length=4000)]
+Text = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(prose)]
 
 
 class _Schema(BaseModel):

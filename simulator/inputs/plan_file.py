@@ -22,7 +22,7 @@ from simulator.errors import SpecError
 from simulator.inputs.arguments import reference
 from simulator.inputs.data_files import model_dir, plan_dir, yaml_files
 from simulator.inputs.files import is_dir, read_yaml, validate
-from simulator.inputs.specs import Name, one_line
+from simulator.inputs.specs import Name, one_line, prose
 from simulator.inputs.stacks import load_stack
 from simulator.units import (
     GPU_HOURS_RANGE,
@@ -50,7 +50,7 @@ printed a 300-digit error)."""
 MAX_TEXT_CHARS = 20_000
 """Prose fields of a plan (sources, quotes, notes): the shipped plans' longest is under 1,000 characters; a hostile file's
 megabyte of text would be printed in every table."""
-Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(prose)]
 Ref = Annotated[str, Field(min_length=1, max_length=1_000), AfterValidator(one_line)]
 """A shipped name or a file path: one line."""
 

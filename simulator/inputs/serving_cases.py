@@ -16,12 +16,13 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from simulator.errors import CostsimError, InputError, SpecError
 from simulator.inputs.catalog import load_hardware
 from simulator.inputs.data_files import prices_dir, validation_dir
 from simulator.inputs.files import read_yaml, validate
+from simulator.inputs.specs import prose
 from simulator.vocab import (
     MAX_HOST_US_PER_SEQUENCE,
     MIN_KV_MEMORY_FRACTION,
@@ -46,7 +47,7 @@ per token written where a price per million belongs ($0.55e-6 for $0.55/M) falls
 it bounds every list-price ratio to 1e8, so no ratio is 0, inf or a ZeroDivisionError."""
 
 ID = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$", min_length=3, max_length=100)]
-Text = Annotated[str, Field(min_length=3, max_length=4000)]
+Text = Annotated[str, Field(min_length=3, max_length=4000), AfterValidator(prose)]
 Count = Annotated[int, Field(ge=1, le=MAX_GPUS)]
 Tokens = Annotated[int, Field(ge=1, le=MAX_TOKENS)]
 Share = Annotated[float, Field(ge=0.0, le=1.0)]

@@ -267,6 +267,15 @@ def one_line(value: str) -> str:
     return value
 
 
+def prose(value: str) -> str:
+    """Prose may run over lines and hold tabs, but no other control character: it is printed to a terminal, where an
+    escape sequence (ESC, or a C1 control such as CSI) would act instead of showing."""
+    bad = sorted({f"U+{ord(c):04X}" for c in value if (ord(c) < 32 and c not in "\n\t") or 127 <= ord(c) <= 159})
+    if bad:
+        raise ValueError(f"holds control characters ({', '.join(bad[:5])}); remove them (line breaks and tabs may stay)")
+    return value
+
+
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(one_line)]
 """An id shown in tables and typed on the command line: one line of text, no control characters."""
 

@@ -25,11 +25,12 @@ from statistics import NormalDist
 from typing import Annotated
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from simulator.errors import SpecError
 from simulator.inputs.data_files import data_dir, yaml_files
 from simulator.inputs.files import is_dir, read_yaml, validate
+from simulator.inputs.specs import prose
 
 WORKLOAD_FOLDER = "workloads"
 MAX_LEN = 10_000_000
@@ -49,7 +50,7 @@ MAX_SHARE = 1e12
 """Largest relative weight of a class or histogram bin (counts of requests in a trace fit)."""
 Share = Annotated[float, Field(gt=0, le=MAX_SHARE)]
 """A share of requests: relative weights, normalized over the list (so 0.7/0.3 and 7/3 say the same)."""
-Text = Annotated[str, Field(min_length=1, max_length=4000)]
+Text = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(prose)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 
