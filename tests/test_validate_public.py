@@ -260,6 +260,15 @@ def test_broken_dataset_file_is_a_clean_cli_error(tmp_path):
     assert_clean_error(invoke("validate", "public", env={"COSTSIM_DATA_DIR": str(tmp_path)}), "not valid YAML")
 
 
+def test_a_data_root_that_is_not_a_folder_is_named(tmp_path):
+    """A review's COSTSIM_DATA_DIR=/nonexistent listed empty tables with exit 0 and called every shipped model unknown:
+    a root that is not a folder is refused by name, whatever the command."""
+    env = {"COSTSIM_DATA_DIR": str(tmp_path / "nonexistent")}
+    assert_clean_error(invoke("list", "gpus", env=env), "COSTSIM_DATA_DIR=", "is not a folder")
+    estimate = invoke("estimate", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "8", "--tokens", "1B", env=env)
+    assert_clean_error(estimate, "COSTSIM_DATA_DIR=", "is not a folder")
+
+
 def test_bad_plot_paths_are_clean_cli_errors(tmp_path):
     assert_clean_error(invoke("validate", "public", "--plot", str(tmp_path / "chart.txt")), ".png")
     assert_clean_error(

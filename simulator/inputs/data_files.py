@@ -19,9 +19,20 @@ def _shipped(folder: str) -> Path:
 
 
 def data_dir(folder: str) -> Path:
-    """One of FOLDERS: under $COSTSIM_DATA_DIR when it is set, else the shipped package."""
+    """One of FOLDERS: under $COSTSIM_DATA_DIR when it is set (a folder, or a SpecError: a mistyped root listed
+    nothing and called every shipped name unknown), else the shipped package."""
+    from simulator.errors import SpecError
+    from simulator.inputs.files import is_dir
+
     override = os.environ.get("COSTSIM_DATA_DIR")
-    return Path(override) / folder if override else _shipped(folder)
+    if not override:
+        return _shipped(folder)
+    if not is_dir(Path(override)):
+        raise SpecError(
+            f"COSTSIM_DATA_DIR={override[:300]} is not a folder; point it at a folder holding {', '.join(FOLDERS)}, "
+            "or unset it to use the shipped data"
+        )
+    return Path(override) / folder
 
 
 def yaml_files(folder: Path) -> dict[str, Path]:
