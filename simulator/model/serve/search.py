@@ -127,10 +127,15 @@ def decode_candidates(s: Setup, given: Given, precisions: tuple[str, ...]) -> Ca
     return Candidates(grid[:, 0], grid[:, 1], grid[:, 2], grid[:, 3], prec)
 
 
+WHOLE_SEQUENCE_SLACK = 1e-9
+"""Relative float noise within which tp x batch counts as a whole number of sequences."""
+
+
 def _whole_sequences(grid: np.ndarray, given: Given, keep: np.ndarray) -> np.ndarray:
     """Rows whose TP group holds a whole number of sequences, at least one; a stated batch that gives none is refused."""
     per_replica = grid[:, 0] * grid[:, 3]
-    whole = (np.abs(per_replica - np.round(per_replica)) <= 1e-9 * per_replica) & (per_replica >= 1 - 1e-9)
+    slack = WHOLE_SEQUENCE_SLACK * per_replica  # float noise of tp x batch (0.125 x 8)
+    whole = (np.abs(per_replica - np.round(per_replica)) <= slack) & (per_replica >= 1 - WHOLE_SEQUENCE_SLACK)
     if given.batch is not None and keep.any() and not (whole & keep).any():
         tps = sorted({int(t) for t in grid[keep, 0]})
         tp = tps[-1]
