@@ -71,10 +71,17 @@ def report_command(
             raise InputError("give --output DIR, the directory for report.md, report.html and the charts")
         check_options(draws, seed, tokens_spread)
         if plan is not None:
-            given = [f for f, v in (("MODEL", model), ("--gpu", gpu), ("--num-gpus", num_gpus), ("--tokens", tokens)) if v]
+            run = (("MODEL", model), ("--gpu", gpu), ("--num-gpus", num_gpus), ("--tokens", tokens), ("--seq-len", seq_len),
+                   ("--global-batch-tokens", global_batch_tokens), ("--fp8-recipe", fp8_recipe),
+                   ("--calibration", calibration))  # fmt: skip
+            given = [f for f, v in run if v]
+            given += [f"--precision {precision.value}"] if precision != BF16 else []
             given += [flag_name(k) for k, v in layout.items() if v is not None]
             if given:
-                raise InputError(f"--plan {plan} sets the model, GPUs, tokens and layouts; leave out {', '.join(given)}")
+                raise InputError(
+                    f"--plan {plan} sets the model, GPUs, tokens, precision and layout of each stage; leave out "
+                    f"{', '.join(given)}"
+                )
         else:
             missing = [f for f, v in (("MODEL", model), ("--gpu", gpu), ("--num-gpus", num_gpus), ("--tokens", tokens)) if not v]
             if missing:
@@ -85,11 +92,14 @@ def report_command(
         if plan is not None:
             from simulator.report.document import write_plan_report
 
+            other = api.plan(compare_with).plan if compare_with is not None else None  # a bad name fails first
             result = api.plan(plan, usd_per_gpu_hour=usd_per_gpu_hour, uncertainty=True, draws=draws, seed=seed,
                               tokens_spread=tokens_spread)  # fmt: skip
-            other = api.plan(compare_with).plan if compare_with is not None else None
-            command = shlex.join(["costsim", "report", "--plan", plan, "--output", output]
-                                 + (["--compare-with", compare_with] if compare_with else []))  # fmt: skip
+            extra = {"--compare-with": compare_with, "--usd-per-gpu-hour": usd_per_gpu_hour}
+            extra |= {"--draws": draws if draws != DEFAULT_DRAWS else None, "--seed": seed or None}
+            extra |= {"--tokens-spread": tokens_spread or None}
+            words = [w for k, v in extra.items() if v is not None for w in (k, f"{v:g}" if isinstance(v, float) else str(v))]
+            command = shlex.join(["costsim", "report", "--plan", plan, "--output", output, *words])
             files = write_plan_report(result.plan, result.uncertainty, output, True, command, other)
             _echo(files)
             return

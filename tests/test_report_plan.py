@@ -216,6 +216,11 @@ def test_sweep_and_log_axes_are_plain_numbers(monkeypatch, tmp_path):
         (["--plan", "no-such-plan"], "no-such-plan"),
         (["--plan", "x" * 300], "unknown plan"),  # over the file system's name limit: it was an OSError traceback
         (["deepseek-v3", "--gpu", "h800"], "--num-gpus"),
+        # A review found these silently ignored by a plan report: a plan sets each stage's job.
+        (["--plan", "deepseek-v3", "--seq-len", "128", "--precision", "fp8"], "leave out --seq-len, --precision fp8"),
+        (["--plan", "deepseek-v3", "--global-batch-tokens", "1M", "--fp8-recipe", "tensor"], "--global-batch-tokens"),
+        (["--plan", "deepseek-v3", "--calibration", "/nonexistent.json"], "--calibration"),
+        (["--plan", "deepseek-v3", "--compare-with", "no-such-plan"], "no-such-plan"),  # refused before the plan runs
     ],
 )
 def test_plan_report_bad_input(tmp_path, args, needle):
