@@ -412,3 +412,19 @@ def test_api_takes_a_workload_path_object(tmp_path):
 
 def test_a_nul_byte_in_a_name_is_a_clean_error():
     clean_error(invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--workload", "a\x00b.yaml"), "NUL")
+
+
+def test_the_documented_limits_fit_in_a_file(tmp_path):
+    """A review found MAX_REQUEST_CLASSES and MAX_HISTOGRAM_BINS (then 100,000) unreachable: the YAML node cap refused
+    a file of about 29,000 classes. A file at each limit loads; one past it is refused by the limit, by name."""
+    from simulator.inputs.workload_file import MAX_HISTOGRAM_BINS, MAX_REQUEST_CLASSES
+
+    classes = "".join(f"  - {{input_len: {i + 1}, output_len: 7, share: 1}}\n" for i in range(MAX_REQUEST_CLASSES))
+    many, _ = load_workload(_write(tmp_path, f"name: many\nsource: test\nrequests:\n{classes}"))
+    assert many.requests is not None and len(many.requests) == MAX_REQUEST_CLASSES
+    bins = "".join(f"    - [{i + 1}, 1]\n" for i in range(MAX_HISTOGRAM_BINS))
+    path = _write(tmp_path, f"name: bins\nsource: test\ninput_len:\n  histogram:\n{bins}output_len: {{fixed: 5}}\n", "b.yaml")
+    assert load_workload(path)[0].input_len is not None
+    over = classes + "  - {input_len: 1, output_len: 1, share: 1}\n"
+    with pytest.raises(SpecError, match=f"at most {MAX_REQUEST_CLASSES:,} items"):
+        load_workload(_write(tmp_path, f"name: over\nsource: test\nrequests:\n{over}", "o.yaml"))

@@ -229,7 +229,10 @@ def parse_yaml(text: str, where: Path | str = "<text>") -> object:
     try:
         data = loader.get_single_data()
     except _TooLarge as e:
-        raise SpecError(f"{where}: {e}; costsim's files hold a few thousand, so this is not a spec, profile or plan") from None
+        raise SpecError(
+            f"{where}: {e}; costsim's input files hold a few thousand (a workload's 10,000 request classes about 70,000): "
+            "shorten the file"
+        ) from None
     except yaml.YAMLError as e:
         raise SpecError(f"{where}: not valid YAML ({_yaml_problem(e)})") from None
     except RecursionError:
