@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from simulator import api
 from simulator.analysis.plans import run_plan
 from simulator.analysis.rl_stages import SEQ_LEN_ROUND, training_seq_len
-from simulator.errors import InputError, SpecError
+from simulator.errors import InfeasibleError, InputError, SpecError
 from simulator.inputs.assumptions import DEFAULT
 from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.plan_file import RLStage, load_plan
@@ -103,6 +103,29 @@ def test_a_plan_has_at_most_200_response_phases_in_all(tmp_path):
     plan = SMALL_PLAN | {"stages": [stage, stage | {"name": "again"}]}
     with pytest.raises(SpecError, match="202 response-length phases in all, above 200"):
         load_plan(_write(tmp_path, plan))
+
+
+def test_a_colocated_engine_leaves_room_for_a_trainer_that_stays(tmp_path):
+    """Colocated without offloading, the trainer's weights, gradients and optimizer states stay on the GPU while the
+    engine generates (a review's engine filled 71 GiB of 80 beside a 72 GiB trainer): the engine's memory and the
+    trainer's resident state fit in the GPU together; offloading gives the engine the whole GPU again; a trainer that
+    leaves no room is refused with the fix."""
+    big = {
+        "prompts_per_step": 512,
+        "minibatches_per_rollout": 1,
+        "steps": 4,
+        "response_lengths": [
+            {"from_step": 0, "mean_response_len": {"value": 2000, "low": 1000, "high": 3000}, "max_response_len": 8192}
+        ],
+    }
+    stays = _run(tmp_path, **big).rl_stages[0].phases[0]
+    m = stays.training.step.memory
+    resident = m.weights_bytes + m.gradients_bytes + m.optimizer_bytes
+    assert stays.generation.memory_per_gpu_bytes + resident <= 80 * 2**30 * (1 + 1e-9)
+    moved = _run(tmp_path, offload_training_state=True, **big).rl_stages[0].phases[0]
+    assert moved.generation.memory_per_gpu_bytes > stays.generation.memory_per_gpu_bytes
+    with pytest.raises(InfeasibleError, match="set offload_training_state: true"):
+        _run(tmp_path, num_gpus=8, generation_memory_fraction=0.6, training_layout={"tp": 1, "pp": 1, "zero_stage": 1}, **big)
 
 
 def test_a_rollout_stops_at_a_learned_position_table(tmp_path):
@@ -499,9 +522,14 @@ def test_gpu_counts_that_do_not_fit_the_model_are_refused(tmp_path):
     plan = copy.deepcopy(SMALL_PLAN)
     plan["model"] = "deepseek-v3"
     plan["stages"][0]["num_gpus"] = 8
+    plan["stages"][0]["offload_training_state"] = True  # the engine may take the whole GPU: its refusal is the first
     out = clean_error(invoke("estimate", "--plan", _write(tmp_path, plan)), error="prefix")
     assert len(out.strip().splitlines()) == 1, out
     assert "stage 'small-rl': the 8 generation GPUs cannot hold deepseek-v3" in out and "give more GPUs" in out
+    # Without offloading, the trainer's resident state is sized first (the engine's memory is what it leaves).
+    plan["stages"][0]["offload_training_state"] = False
+    out = clean_error(invoke("estimate", "--plan", _write(tmp_path, plan)), error="prefix")
+    assert len(out.strip().splitlines()) == 1 and "stage 'small-rl': none of the" in out and "fits in memory" in out
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import functools
 import math
 from dataclasses import dataclass, replace
 
-from simulator.errors import CostsimError, InputError
+from simulator.errors import CostsimError, InfeasibleError, InputError
 from simulator.inputs.assumptions import DEFAULT
 from simulator.inputs.catalog import gpus_with, load_hardware
 from simulator.inputs.plan_file import GenerationStage, Plan, ResponsePhase, RLStage
@@ -203,6 +203,27 @@ class _Training:
         return estimate_expected(scenario)
 
 
+MIN_ENGINE_MEMORY_FRACTION = 0.05
+"""The least share of a GPU's memory a rollout engine is given (the schema's floor of generation_memory_fraction)."""
+
+
+def engine_memory_fraction(stage: RLStage, e: Estimate, hw: HardwareProfile) -> float:
+    """The share of a GPU's memory the rollout engine of a colocated stage that does not offload its trainer may fill:
+    the stage's generation_memory_fraction, less what the trainer keeps resident (its weights, gradient buffer and
+    optimizer states stay while the engine generates beside them)."""
+    m = e.step.memory
+    resident = m.weights_bytes + m.gradients_bytes + m.optimizer_bytes
+    left = stage.generation_memory_fraction - resident / hw.memory_bytes
+    if left <= MIN_ENGINE_MEMORY_FRACTION:
+        raise InfeasibleError(
+            f"the trainer keeps {resident / GIB:,.1f} GiB per GPU resident (weights, gradients, optimizer states) beside "
+            f"the colocated rollout engine, leaving {max(left, 0.0):.0%} of the {hw.memory_bytes / GIB:,.0f} GiB for it; "
+            "set offload_training_state: true (the state goes to host memory during the rollout, as NeMo RL's Megatron "
+            "backend does), train on more GPUs, or set colocated: false"
+        )
+    return left
+
+
 def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProfile, phase: ResponsePhase,
              mean_len: float, tail_factor: float, training: _Training | None, phase_steps: float) -> PhaseResult:  # fmt: skip
     assumptions = DEFAULT.for_generation(hw.generation)
@@ -221,10 +242,15 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
         return PhaseResult(phase, 0, 1.0, gen, None, None, 0.0, 0.0, rollout)
     assert training is not None
     responses = float(stage.responses_per_step * stage.minibatches_per_rollout)
-    gen = generate(setup, responses, stage.rollout_gpus, tail_len, stage.generation_precision, given,
-                   stage.generation_memory_fraction)  # fmt: skip
     seq_len = training_seq_len(stage.mean_prompt_len + mean_len)
-    e = training.at(seq_len)
+    if stage.colocated and not stage.offload_training_state:  # the engine gets what the trainer leaves: size it first
+        e = training.at(seq_len)
+        gen = generate(setup, responses, stage.rollout_gpus, tail_len, stage.generation_precision, given,
+                       engine_memory_fraction(stage, e, hw))  # fmt: skip
+    else:  # the engine may fill its share whatever the trainer needs (a model it cannot hold is named first)
+        gen = generate(setup, responses, stage.rollout_gpus, tail_len, stage.generation_precision, given,
+                       stage.generation_memory_fraction)  # fmt: skip
+        e = training.at(seq_len)
     training_s = stage.minibatches_per_rollout * stage.inner_epochs * e.step_time_s
     passes = int(stage.reference_logprobs) + int(stage.old_policy_logprobs) + stage.reward_model_passes
     # The log-prob passes run at the trainer's rates (its stack's attention kernel and expert launches), generation at
