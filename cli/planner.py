@@ -357,11 +357,11 @@ def sweep_command(
 
 
 def sweep_table(doc: dict) -> str:
-    columns = ("gpu", "GPUs", "best layout", "step s", "comm s", "days", "GPU-hours", "cost $", "MFU", "GiB", "$/GPU-h",
-               "price", "exp. days", "exp. $")  # fmt: skip
+    columns = ("gpu", "GPUs", "best layout", "step s", "comm s", "days", "GPU-hours", "cost $", "exp. days", "exp. $", "MFU",
+               "GiB", "$/GPU-h", "price")  # fmt: skip
     layouts = [layout_text(r["layout"]) for r in doc["rows"] if r["feasible"]]
     # an infeasible row's reason wraps inside the layout column, as wide as the widest layout
-    table = new_table(*columns, align="lrlrrrrrrrrlrr", max_widths={2: max(map(len, layouts), default=66)})
+    table = new_table(*columns, align="lrlrrrrrrrrrrl", max_widths={2: max(map(len, layouts), default=66)})
     for r in doc["rows"]:
         if not r["feasible"]:
             add_row(table, r["gpu"], r["num_gpus"], f"infeasible: {r['reason']}", *[""] * 11)
@@ -370,9 +370,9 @@ def sweep_table(doc: dict) -> str:
         add_row(
             table, r["gpu"], r["num_gpus"], layout_text(r["layout"]), f"{r['step_time_s']:.2f}",
             f"{r['exposed_comm_s']:.2f}", f"{r['wall_clock_days']:.1f}", f"{r['gpu_hours']:,.0f}",
-            f"{r['cost_usd']:,.0f}", f"{r['mfu']:.1%}", f"{r['memory_per_gpu_gib']:.1f}", f"{r['usd_per_gpu_hour']:.2f}",
+            f"{r['cost_usd']:,.0f}", f"{e['wall_clock_days']:.1f}" if e else "", f"{e['cost_usd']:,.0f}" if e else "",
+            f"{r['mfu']:.1%}", f"{r['memory_per_gpu_gib']:.1f}", f"{r['usd_per_gpu_hour']:.2f}",
             price_text(r["price_kind"], r["price_date"], r["price_flagged"]),
-            f"{e['wall_clock_days']:.1f}" if e else "", f"{e['cost_usd']:,.0f}" if e else "",
         )  # fmt: skip
     lines = [render(table)]
     lines.append(
