@@ -313,7 +313,8 @@ def sweep_command(
         gpu_ids = [g.strip() for g in gpu.split(",") if g.strip()]
         if not gpu_ids:
             raise InputError("--gpu is empty; give one or more profile ids, e.g. h800,h100-sxm")
-        gpus = [load_hardware(g) for g in gpu_ids]
+        # One row per profile: aliases of one GPU (h100, h100-sxm, H100) name the same profile.
+        gpus = list({hw.name: hw for hw in (load_hardware(g) for g in gpu_ids)}.values())
         for hw in gpus:  # fail before the first search rather than after it (search checks again)
             hw.peak_flop_per_s(precision.value)
         counts = parse_gpu_counts(num_gpus)

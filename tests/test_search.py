@@ -200,6 +200,17 @@ def test_gpu_count_ranges():
     assert parse_gpu_counts("64, 8,16") == [8, 16, 64]
     with pytest.raises(InputError, match="1,000,000"):
         parse_gpu_counts("8,16,...,2000000")  # a range obeys the same cap as a list
+    # A review's 8,24,...,100 stopped at 72 without a word: a range ends at the count it names.
+    with pytest.raises(InputError, match="100 is not in the range 8, 24, 72, ... .*end it at 72 or 216"):
+        parse_gpu_counts("8,24,...,100")
+
+
+def test_sweep_takes_one_row_per_gpu_whatever_its_aliases():
+    """A review's --gpu h100,h100-sxm,H100 printed the same H100 rows three times."""
+    doc = json.loads(
+        invoke(*"sweep llama-3.1-8b --tokens 1T --gpu h100,h100-sxm,H100 --num-gpus 64 --format json".split()).output
+    )
+    assert [r["gpu"] for r in doc["rows"]] == ["h100-sxm"]
 
 
 def test_sweep_writes_png_and_csv_and_answers_inverse_questions(tmp_path):

@@ -92,6 +92,11 @@ def parse_gpu_counts(text: str) -> list[int]:
             counts = [a]
             while counts[-1] * (b // a) <= last:
                 counts.append(counts[-1] * (b // a))
+            if counts[-1] != last and last <= MAX_GPUS:  # the range would stop short of the end it names
+                raise InputError(
+                    f"--num-gpus {text!r}: {last:,} is not in the range {', '.join(f'{c:,}' for c in counts)}, ... (each "
+                    f"count x{b // a}); end it at {counts[-1]:,} or {counts[-1] * (b // a):,}, or list the counts"
+                )
         else:
             counts = [int(p) for p in parts]
     except ValueError:
