@@ -70,3 +70,6 @@ def test_free_gpu_hours_give_no_margin_and_no_traceback(tmp_path):
     d = json.loads(r.stdout)
     assert d["usd_per_million_output_tokens"] == 0.0
     assert all(v["margin"] is None for v in d["list_prices"]["by_kind"].values())
+    # A review found the waterfall's bars lost on its log axis at $0: no waterfall is drawn at a free GPU-hour.
+    assert not (tmp_path / "r" / "serve_waterfall.png").exists() and (tmp_path / "r" / "serve_curve.png").exists()
+    assert "From a GPU-hour to a million output tokens" not in (tmp_path / "r" / "report.md").read_text()

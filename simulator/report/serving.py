@@ -15,8 +15,9 @@ CHARTS = {"curve": "serve_curve.png", "waterfall": "serve_waterfall.png"}
 
 def waterfall_steps(d: dict) -> list[dict]:
     """The chain from a GPU-hour to a million output tokens: price, throughput, utilization, cost per million, and
-    (with a price sheet) the list price and the margin it leaves."""
-    if "decode" not in d:
+    (with a price sheet) the list price and the margin it leaves. None at a GPU-hour priced at $0: the chain's dollars
+    are all 0, which its log axis cannot draw."""
+    if "decode" not in d or d["usd_per_gpu_hour"] <= 0:
         return []
     rate = d["usd_per_gpu_hour"]
     per_gpu = d["decode"]["output_tokens_per_s_per_gpu"]
