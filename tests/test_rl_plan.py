@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from simulator import api
 from simulator.analysis.plans import run_plan
 from simulator.analysis.rl_stages import SEQ_LEN_ROUND, training_seq_len
-from simulator.errors import InfeasibleError, InputError, SpecError
+from simulator.errors import CostsimError, InfeasibleError, InputError, SpecError
 from simulator.inputs.assumptions import DEFAULT
 from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.plan_file import RLStage, load_plan
@@ -126,6 +126,15 @@ def test_a_colocated_engine_leaves_room_for_a_trainer_that_stays(tmp_path):
     assert moved.generation.memory_per_gpu_bytes > stays.generation.memory_per_gpu_bytes
     with pytest.raises(InfeasibleError, match="set offload_training_state: true"):
         _run(tmp_path, num_gpus=8, generation_memory_fraction=0.6, training_layout={"tp": 1, "pp": 1, "zero_stage": 1}, **big)
+
+
+def test_stage_refusals_name_the_plan_fields_not_flags(tmp_path):
+    """A plan takes no flags: a review's refusals of an RL stage named --tp (for generation_layout.tp) and advised
+    --micro-batch-size; each names the stage's field now, generation and training apart."""
+    with pytest.raises(CostsimError, match=r"generation_layout\.tp 3 does not divide the 32 attention heads"):
+        _run(tmp_path, generation_layout={"tp": 3})
+    with pytest.raises(CostsimError, match=r"training: no valid layout .*: num_gpus 16 is not divisible by TP x PP"):
+        _run(tmp_path, training_layout={"tp": 3, "pp": 1})
 
 
 def test_a_rollout_stops_at_a_learned_position_table(tmp_path):
@@ -529,7 +538,8 @@ def test_gpu_counts_that_do_not_fit_the_model_are_refused(tmp_path):
     # Without offloading, the trainer's resident state is sized first (the engine's memory is what it leaves).
     plan["stages"][0]["offload_training_state"] = False
     out = clean_error(invoke("estimate", "--plan", _write(tmp_path, plan)), error="prefix")
-    assert len(out.strip().splitlines()) == 1 and "stage 'small-rl': none of the" in out and "fits in memory" in out
+    assert len(out.strip().splitlines()) == 1 and "stage 'small-rl': training: none of the" in out
+    assert "Try larger training_layout.tp/training_layout.pp" in out  # the plan's fields, not the flags --tp/--pp
 
 
 @pytest.mark.parametrize(

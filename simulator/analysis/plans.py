@@ -12,7 +12,7 @@ from simulator.analysis.published_mfu import with_mfu_notes
 from simulator.analysis.rl_stages import RLStageResult, run_generating_stage
 from simulator.errors import CostsimError, InputError, SpecError
 from simulator.inputs.catalog import load_hardware, load_model
-from simulator.inputs.plan_file import Plan, Stage, load_plan, model_ref
+from simulator.inputs.plan_file import TRAINING_STAGE_FIELDS, Plan, Stage, in_plan_terms, load_plan, model_ref
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.run.cost import CostOptions, Rate, rental_rate, sum_blocks
 from simulator.run.estimate import Estimate, estimate_scenario
@@ -356,7 +356,7 @@ def run_stage(plan: Plan, spec: ModelSpec, stage: Stage, opts: CostOptions) -> S
         )
         runs = with_mfu_notes(estimate_scenario(scenario), scenario.hardware)
     except CostsimError as e:
-        raise type(e)(f"plan {plan.name}, stage {stage.name!r}: {e}") from None
+        raise type(e)(f"plan {plan.name}, stage {stage.name!r}: {in_plan_terms(str(e), TRAINING_STAGE_FIELDS)}") from None
     return StageResult(stage, runs.expected, scenario.hardware, runs.expected.cost, runs.achievable)
 
 

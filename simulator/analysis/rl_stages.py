@@ -13,7 +13,15 @@ from dataclasses import dataclass, replace
 from simulator.errors import CostsimError, InfeasibleError, InputError
 from simulator.inputs.assumptions import DEFAULT
 from simulator.inputs.catalog import gpus_with, load_hardware
-from simulator.inputs.plan_file import GenerationStage, Plan, ResponsePhase, RLStage
+from simulator.inputs.plan_file import (
+    RL_GENERATION_FIELDS,
+    RL_TRAINING_FIELDS,
+    GenerationStage,
+    Plan,
+    ResponsePhase,
+    RLStage,
+    in_plan_terms,
+)
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.inputs.stacks import load_stack
 from simulator.model.efficiency import device_rates
@@ -195,12 +203,23 @@ class _Training:
     def _estimate(self, seq_len: int) -> Estimate:
         s = self.stage
         batch_tokens = float(s.responses_per_step * seq_len)
-        scenario = resolve(
-            self.spec, self.hw, s.training_gpus, batch_tokens, seq_len=seq_len, global_batch_tokens=batch_tokens,
-            precision=s.precision, fp8_recipe=s.fp8_recipe, layout=s.training_layout.layout(), costs=self.opts,
-            quoted=self.quoted, stack=s.training_stack,
-        )  # fmt: skip
-        return estimate_expected(scenario)
+        try:
+            scenario = resolve(
+                self.spec, self.hw, s.training_gpus, batch_tokens, seq_len=seq_len, global_batch_tokens=batch_tokens,
+                precision=s.precision, fp8_recipe=s.fp8_recipe, layout=s.training_layout.layout(), costs=self.opts,
+                quoted=self.quoted, stack=s.training_stack,
+            )  # fmt: skip
+            return estimate_expected(scenario)
+        except CostsimError as e:
+            raise type(e)(f"training: {in_plan_terms(str(e), RL_TRAINING_FIELDS)}") from None
+
+
+def _generate(*args) -> Generation:
+    """run.rl.generate, its refusals naming the stage's fields (generation_layout.tp, not --tp)."""
+    try:
+        return generate(*args)
+    except CostsimError as e:
+        raise type(e)(in_plan_terms(str(e), RL_GENERATION_FIELDS)) from None
 
 
 MIN_ENGINE_MEMORY_FRACTION = 0.05
@@ -235,8 +254,8 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
     given = Given(gl.tp, gl.dp, gl.pp, max_replica_sequences=gl.max_sequences_per_engine)
     if isinstance(stage, GenerationStage):
         responses = float(stage.prompts * stage.samples_per_prompt)
-        gen = generate(setup, responses, stage.num_gpus, tail_len, stage.generation_precision, given,
-                       stage.generation_memory_fraction)  # fmt: skip
+        gen = _generate(setup, responses, stage.num_gpus, tail_len, stage.generation_precision, given,
+                        stage.generation_memory_fraction)  # fmt: skip
         rollout = combine(gen.busy_s, gen.tail_s, 0.0, 0.0, 0.0, stage.num_gpus, stage.num_gpus, True, False)
         rollout = Rollout(rollout.wall_s, rollout.gpu_s, "generation only: time = prefill + decode + tail")
         return PhaseResult(phase, 0, 1.0, gen, None, None, 0.0, 0.0, rollout)
@@ -245,11 +264,11 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
     seq_len = training_seq_len(stage.mean_prompt_len + mean_len)
     if stage.colocated and not stage.offload_training_state:  # the engine gets what the trainer leaves: size it first
         e = training.at(seq_len)
-        gen = generate(setup, responses, stage.rollout_gpus, tail_len, stage.generation_precision, given,
-                       engine_memory_fraction(stage, e, hw))  # fmt: skip
+        gen = _generate(setup, responses, stage.rollout_gpus, tail_len, stage.generation_precision, given,
+                        engine_memory_fraction(stage, e, hw))  # fmt: skip
     else:  # the engine may fill its share whatever the trainer needs (a model it cannot hold is named first)
-        gen = generate(setup, responses, stage.rollout_gpus, tail_len, stage.generation_precision, given,
-                       stage.generation_memory_fraction)  # fmt: skip
+        gen = _generate(setup, responses, stage.rollout_gpus, tail_len, stage.generation_precision, given,
+                        stage.generation_memory_fraction)  # fmt: skip
         e = training.at(seq_len)
     training_s = stage.minibatches_per_rollout * stage.inner_epochs * e.step_time_s
     passes = int(stage.reference_logprobs) + int(stage.old_policy_logprobs) + stage.reward_model_passes

@@ -13,6 +13,7 @@ estimates them.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -467,6 +468,35 @@ class Plan(_Schema):
                 "experiments_multiplier needs an experiments_source; add experiments_source: where the multiplier comes from"
             )
         return self
+
+
+# --------------------------------------------------------------------------- messages in the plan's terms
+
+LAYOUT_FLAGS = ("tp", "pp", "dp", "ep", "cp", "vpp", "zero-stage", "micro-batch-size", "schedule", "recompute", "tp-overlap")
+TRAINING_STAGE_FIELDS = {f"--{f}": f.replace("-", "_") for f in LAYOUT_FLAGS} | {
+    "--num-gpus": "num_gpus", "--tokens": "tokens", "--seq-len": "seq_len", "--global-batch-tokens": "global_batch_tokens",
+    "--precision": "precision", "--fp8-recipe": "fp8_recipe",
+}  # fmt: skip
+"""The command-line flags the training model's messages name, as a plan's training stage names them."""
+RL_TRAINING_FIELDS = {f"--{f}": f"training_layout.{f.replace('-', '_')}" for f in LAYOUT_FLAGS} | {
+    "--dp": "num_gpus (the training data parallelism follows from it)", "--num-gpus": "num_gpus",
+    "--global-batch-tokens": "prompts_per_step x samples_per_prompt", "--precision": "precision",
+    "--fp8-recipe": "fp8_recipe", "--stack": "training_stack",
+}  # fmt: skip
+"""The same, as an RL stage names the fields of its training."""
+RL_GENERATION_FIELDS = {
+    "--tp": "generation_layout.tp", "--dp": "generation_layout.dp", "--pp": "generation_layout.pp",
+    "--num-gpus": "num_gpus", "--precision": "generation_precision", "--kv-dtype": "kv_dtype",
+    "--mtp-depth": "mtp_depth", "--mtp-accept": "mtp_accept", "--input-len": "mean_prompt_len",
+    "--output-len": "mean_response_len", "--batch-per-gpu": "generation_layout.max_sequences_per_engine",
+}  # fmt: skip
+"""The serving model's flags, as an RL or generation stage names the fields of its rollout."""
+
+
+def in_plan_terms(message: str, fields: dict[str, str]) -> str:
+    """A message of the command-line models with each flag it names replaced by the plan field that sets it (a plan
+    takes no flags: '--tp 3 does not divide' reads 'generation_layout.tp 3 does not divide')."""
+    return re.sub(r"--[a-z][a-z0-9-]*", lambda m: fields.get(m.group(0), m.group(0)), message)
 
 
 # --------------------------------------------------------------------------- loading
