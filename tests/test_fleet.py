@@ -233,6 +233,25 @@ def test_a_day_of_only_cache_hits_names_the_share_and_api_flags_are_booleans():
         api.fleet(SMALL, predict_rates="no")
 
 
+def test_a_fleets_model_and_gpu_files_are_read_beside_it(tmp_path, monkeypatch):
+    """A review found a fleet's `model: ../m/spec.yaml` and `gpu: ../hw/x.yaml` read from the working directory while
+    its serve.workload was read beside the file: all three are read beside the fleet file, whatever the directory."""
+    raw = yaml.safe_load((fleet_dir() / "deepseek-v3-r1-day.yaml").read_text())
+    (tmp_path / "m").mkdir()
+    (tmp_path / "hw").mkdir()
+    (tmp_path / "m" / "v3.yaml").write_text((data_dir("model_specs") / "deepseek-v3.yaml").read_text())
+    (tmp_path / "hw" / "h800.yaml").write_text((data_dir("hardware_profiles") / "h800.yaml").read_text())
+    (tmp_path / "f").mkdir()
+    path = tmp_path / "f" / "day.yaml"
+    path.write_text(yaml.safe_dump(raw | {"model": "../m/v3.yaml", "gpu": "../hw/h800.yaml"}))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    fleet, _, _ = load_fleet(str(path))
+    assert fleet.model == str(tmp_path / "f" / "../m/v3.yaml") and fleet.gpu == str(tmp_path / "f" / "../hw/h800.yaml")
+    assert api.fleet(str(path), predict_rates=True).to_dict()["margin"] > 0
+
+
 def test_the_shipped_fleets_are_found_as_the_plans_are():
     assert fleet_dir() == data_dir("fleets") and fleet_dir().name == "fleets"
     assert (fleet_dir() / "__init__.py").exists()

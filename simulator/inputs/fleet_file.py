@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from simulator.errors import SpecError
 from simulator.inputs.data_files import data_dir, yaml_files
 from simulator.inputs.files import is_dir, is_file, read_yaml, validate
+from simulator.inputs.plan_file import beside
 from simulator.inputs.specs import prose
 from simulator.units import (
     MAX_GPUS,
@@ -288,9 +289,11 @@ class Fleet(_Schema):
     window: Text | None = None
     """The day the figures cover, as the source states it."""
     model: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
-    """Shipped model name or spec path: needed to predict a rate."""
+    """Shipped model name, or a spec YAML, config.json or model folder (a relative path read beside the fleet file where
+    one is there): needed to predict a rate."""
     gpu: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
-    """Hardware profile id: needed to predict a rate, and for the default GPU price."""
+    """Hardware profile id or profile YAML (read beside the fleet file as the model is): needed to predict a rate, and
+    for the default GPU price."""
     tokens: Tokens
     deployment: Deployment
     prices: Prices | None = None
@@ -359,15 +362,20 @@ def load_fleet_file(path: Path) -> Fleet:
     if is_dir(path):
         raise SpecError(f"{path}: is a directory; pass a fleet YAML file")
     fleet = validate(read_yaml(path), Fleet, path)
+    # A model spec, config or folder and a GPU profile named by a relative path are read beside the fleet file, as a
+    # plan's are (a shipped name, or a path from the working directory where nothing is there, stays as given).
+    refs = {"model": beside(fleet.model, path, model=True) if fleet.model else None,
+            "gpu": beside(fleet.gpu, path) if fleet.gpu else None}  # fmt: skip
+    fleet = fleet.model_copy(update=refs)
     workload = fleet.serve.workload if fleet.serve is not None else None
     if workload is not None and Path(workload).suffix in (".yaml", ".yml") and not Path(workload).is_absolute():
-        beside = path.parent / workload
-        if is_file(beside):  # a workload file next to the fleet file, as a plan's files are read beside the plan
-            serve = fleet.serve.model_copy(update={"workload": str(beside)})
+        next_to = path.parent / workload
+        if is_file(next_to):  # a workload file next to the fleet file, as a plan's files are read beside the plan
+            serve = fleet.serve.model_copy(update={"workload": str(next_to)})
             fleet = fleet.model_copy(update={"serve": serve})
         elif not is_file(Path(workload)):
             raise SpecError(
-                f"{path}: serve.workload {workload[:200]!r}: no such file beside the fleet file ({str(beside)[:300]!r}) or "
+                f"{path}: serve.workload {workload[:200]!r}: no such file beside the fleet file ({str(next_to)[:300]!r}) or "
                 "in the working directory; give a path to a workload YAML or a shipped workload's name (costsim list "
                 "workloads)"
             )

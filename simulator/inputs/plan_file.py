@@ -512,8 +512,8 @@ def load_plan_file(path: Path) -> Plan:
     if is_dir(path):
         raise SpecError(f"{path}: is a directory; pass a plan YAML file")
     plan = validate(read_yaml(path), Plan, path)
-    stages = [s.model_copy(update={"gpu": _beside(s.gpu, path)}) if s.gpu else s for s in plan.stages]
-    return plan.model_copy(update={"gpu": _beside(plan.gpu, path), "stages": stages})
+    stages = [s.model_copy(update={"gpu": beside(s.gpu, path)}) if s.gpu else s for s in plan.stages]
+    return plan.model_copy(update={"gpu": beside(plan.gpu, path), "stages": stages})
 
 
 def load_plan(plan: str) -> tuple[Plan, Path]:
@@ -533,8 +533,8 @@ def load_plan(plan: str) -> tuple[Plan, Path]:
     return load_plan_file(ids[key]), ids[key]
 
 
-def _beside(ref: str, plan_path: Path, model: bool = False) -> str:
-    """A relative YAML/JSON path in a plan, read beside the plan file where a file is there; for a `model`, a relative
+def beside(ref: str, plan_path: Path, model: bool = False) -> str:
+    """A relative YAML/JSON path in a plan (or a fleet), read beside that file where a file is there; for a `model`, a relative
     folder beside the plan file too (a Hugging Face model's folder, read for its config.json), unless the reference is
     a shipped model name (which comes first, as in catalog.load_model). Anything else as given (a shipped name, an
     absolute path, or a path from the working directory). A name the file system refuses (256+ characters, a NUL
@@ -553,4 +553,4 @@ def _beside(ref: str, plan_path: Path, model: bool = False) -> str:
 
 def model_ref(plan: Plan, plan_path: Path) -> str:
     """Spec paths and model folders in a plan are relative to the plan file."""
-    return _beside(plan.model, plan_path, model=True)
+    return beside(plan.model, plan_path, model=True)
