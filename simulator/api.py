@@ -577,8 +577,9 @@ class ServeResult(_Result):
         """One row: the request, the chosen layouts' rates and the dollars (the curve and breakdowns flattened). The
         columns are the same for every model, phase and request at one cost basis: every field of the output model
         (empty where the phase or option does not arise), every forward-pass component of the prefill and every
-        memory component (0 where there is none). The cost basis (--pricing) and a price sheet add their own
-        columns."""
+        memory component (0 where there is none), and with a price sheet every token kind's list price and margin.
+        The cost basis (--pricing) and a price sheet add their own columns."""
+        from simulator.inputs.serving_cases import PRICE_KEYS
         from simulator.outputs import ServeOutput
         from simulator.report.tables import schema_row
         from simulator.vocab import DECODE_COMPONENTS, FORWARD_COMPONENTS, SERVE_MEMORY_COMPONENTS
@@ -590,7 +591,7 @@ class ServeResult(_Result):
         if d.get("memory_per_gpu_gib") is not None:
             d["memory_per_gpu_gib"] = {k: d["memory_per_gpu_gib"].get(k, 0.0) for k in SERVE_MEMORY_COMPONENTS}
         vocabularies = {"prefill.breakdown_s": FORWARD_COMPONENTS, "decode.breakdown_s": DECODE_COMPONENTS,
-                        "memory_per_gpu_gib": SERVE_MEMORY_COMPONENTS}  # fmt: skip
+                        "memory_per_gpu_gib": SERVE_MEMORY_COMPONENTS, "list_prices.by_kind": tuple(PRICE_KEYS)}  # fmt: skip
         return [schema_row(d, ServeOutput, vocabularies, exclude=("curve", "assumptions"))]
 
     def curve_frame(self):

@@ -187,7 +187,7 @@ def test_the_plans_price_is_for_its_gpu_only(tmp_path):
     assert same["cost"]["usd_per_gpu_hour"] == 2.5 and "test quote" in same["cost"]["price_source"]
 
 
-def test_published_figures_are_checked_and_unlike_runs_flagged(tmp_path):
+def test_published_figures_are_checked_and_unlike_runs_flagged(tmp_path, monkeypatch):
     """A review found `reported.gpu: not-a-gpu` accepted, a figure run on 4 A100s compared with 64 H100s without a word,
     and a second whole-plan figure ignored: the GPU must load, an unlike figure is flagged (JSON `unlike` and a table
     line), and a plan has one whole-plan figure."""
@@ -199,6 +199,12 @@ def test_published_figures_are_checked_and_unlike_runs_flagged(tmp_path):
     assert "flag: whole plan: the figure ran on a100-80gb" in invoke("estimate", "--plan", unlike).output
     alike = write_plan(tmp_path, {**SMALL_PLAN, "reported": [figure | {"gpu": "h100", "num_gpus": 64}]}, "alike.yaml")
     assert json.loads(invoke("estimate", "--plan", alike, "--format", "json").output)["reported"][0]["unlike"] is None
+    (tmp_path / "hw").mkdir()
+    (tmp_path / "hw" / "h100-sxm.yaml").write_text((plan_dir().parent / "hardware_profiles" / "h100-sxm.yaml").read_text())
+    beside = write_plan(tmp_path, {**SMALL_PLAN, "reported": [figure | {"gpu": "hw/h100-sxm.yaml"}]}, "beside.yaml")
+    monkeypatch.chdir(tmp_path / "hw")
+    elsewhere = invoke("estimate", "--plan", beside, "--format", "json")
+    assert elsewhere.exit_code == 0, elsewhere.output  # a figure's profile path is read beside the plan, as the stages'
     bad = write_plan(tmp_path, {**SMALL_PLAN, "reported": [figure | {"gpu": "not-a-gpu"}]}, "bad.yaml")
     assert_clean_error(invoke("estimate", "--plan", bad), "reported gpu: unknown GPU 'not-a-gpu'")
     two = write_plan(tmp_path, {**SMALL_PLAN, "reported": [figure, figure]}, "two.yaml")

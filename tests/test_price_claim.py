@@ -377,18 +377,26 @@ def test_a_date_of_today_is_accepted(data_dir):
 
     from simulator.inputs.serving_cases import load_price_sheet
 
-    today = datetime.date.today()
+    # UTC, as the loader; a sheet dated a day ahead (a source east of UTC) loads; three days ahead cannot be a date
+    # any source has reached, even if the clock passes midnight during the test.
+    today = datetime.datetime.now(datetime.UTC).date()
     assert load_price_sheet(_write(data_dir, "today", _sheet(date=today.isoformat()))).date == today.isoformat()
     assert load_price_sheet(_write(data_dir, "month", _sheet(date=today.isoformat()[:7]))).date == today.isoformat()[:7]
-    tomorrow = (today + datetime.timedelta(days=1)).isoformat()
-    with pytest.raises(SpecError, match=f"date {tomorrow} is after today"):
-        load_price_sheet(_write(data_dir, "tomorrow", _sheet(date=tomorrow)))
+    ahead = (today + datetime.timedelta(days=1)).isoformat()
+    assert load_price_sheet(_write(data_dir, "ahead", _sheet(date=ahead))).date == ahead
+    later = (today + datetime.timedelta(days=3)).isoformat()
+    with pytest.raises(SpecError, match=f"date {later} is after today"):
+        load_price_sheet(_write(data_dir, "later", _sheet(date=later)))
 
 
 def test_an_unknown_model_spec_names_the_sheet_and_the_field(data_dir):
     path = _write(data_dir, "o1-spec", _sheet(model_spec="nosuch-model"))
     out = clean_error(invoke("claim", "--cheaper", R1, "o1-spec", "--ratio", "27"), str(path), "model_spec 'nosuch-model'",
                       "costsim list models", "leave model_spec out", error="prefix")  # fmt: skip
+    assert len(out.strip().splitlines()) == 1, out
+    # serve --price-sheet checks it the same way, before its search (a review: it named neither sheet nor field).
+    out = clean_error(invoke("serve", "llama-3.1-8b", "--gpu", "h100", "--price-sheet", "o1-spec"), str(path),
+                      "model_spec 'nosuch-model'", error="prefix")  # fmt: skip
     assert len(out.strip().splitlines()) == 1, out
 
 

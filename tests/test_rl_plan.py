@@ -126,6 +126,10 @@ def test_a_colocated_engine_leaves_room_for_a_trainer_that_stays(tmp_path):
     assert moved.generation.memory_per_gpu_bytes > stays.generation.memory_per_gpu_bytes
     with pytest.raises(InfeasibleError, match="set offload_training_state: true"):
         _run(tmp_path, num_gpus=8, generation_memory_fraction=0.6, training_layout={"tp": 1, "pp": 1, "zero_stage": 1}, **big)
+    # More than 5% left but too little for the engine: its refusal names the trainer's share and the fix (a review).
+    with pytest.raises(InfeasibleError, match=r"the trainer keeps [\d.]+ GiB per GPU resident.*offload_training_state"):
+        squeezed = {k: v for k, v in SMALL_RL.items() if k != "training_layout"} | {"num_gpus": 2, "prompts_per_step": 32}
+        run_plan(*load_plan(_write(tmp_path, SMALL_PLAN | {"stages": [squeezed]})))
 
 
 def test_stage_refusals_name_the_plan_fields_not_flags(tmp_path):
@@ -133,7 +137,7 @@ def test_stage_refusals_name_the_plan_fields_not_flags(tmp_path):
     --micro-batch-size; each names the stage's field now, generation and training apart."""
     with pytest.raises(CostsimError, match=r"generation_layout\.tp 3 does not divide the 32 attention heads"):
         _run(tmp_path, generation_layout={"tp": 3})
-    with pytest.raises(CostsimError, match=r"training: no valid layout .*: num_gpus 16 is not divisible by TP x PP"):
+    with pytest.raises(CostsimError, match=r"training: no valid layout .*: training GPUs 16 is not divisible by TP x PP"):
         _run(tmp_path, training_layout={"tp": 3, "pp": 1})
 
 

@@ -224,6 +224,15 @@ CSV_REQUESTS = {
     "prefill only": ("qwen3-30b-a3b", "--gpu", "h100-sxm", "--phase", "prefill"),
     "kv pool": ("llama-3.1-70b", "--gpu", "h100-sxm", "--kv-memory-fraction", "0.5"),
 }
+SHEET = ("--price-sheet", "deepseek-chat-2025")
+
+
+def test_serve_csv_with_a_price_sheet_keeps_its_columns_whatever_the_phase():
+    """With a sheet, every token kind's list price and margin is a column, whichever phases run (a review: --phase
+    decode dropped the input kinds' six columns)."""
+    heads = {p: invoke("serve", "llama-3.1-8b", "--gpu", "h100", *SHEET, "--phase", p, "--format", "csv").output.splitlines()[0]
+             for p in ("both", "decode", "prefill")}  # fmt: skip
+    assert len(set(heads.values())) == 1 and "list_prices.by_kind.cached_input.margin" in heads["decode"]
 
 
 def test_serve_csv_has_the_same_columns_whatever_the_request():
@@ -275,6 +284,13 @@ def test_a_tp_group_decodes_whole_sequences():
     assert capped["decode"]["batch_per_gpu"] == 2
     clean_error(invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--batch-per-gpu", "0.5", "--tp", "1"),
                 "--batch-per-gpu 1 at TP1")  # fmt: skip
+    # At TP3 the suggestion is printed to ten digits, and a batch typed to six (one sequence) is taken (a review's
+    # refusal suggested 0.333333, then refused it).
+    clean_error(
+        invoke("serve", "mpt-125m", "--gpu", "h100", "--tp", "3", "--batch-per-gpu", "0.5"), "0.3333333333 or 0.6666666667"
+    )
+    typed = serve(ServeRequest("mpt-125m", "h100", tp=3, batch_per_gpu=0.333333, phase="decode")).to_dict()
+    assert typed["decode"]["batch_per_gpu"] == 0.333333
 
 
 def test_a_decode_only_request_refuses_prefill_settings():
@@ -347,6 +363,15 @@ def test_a_cache_hit_costs_no_more_than_computing_the_token():
     assert d["usd_per_million_cached_input_tokens"] == pytest.approx(d["usd_per_gpu_hour"] / 3600 * load * 1e6)
 
 
+def test_the_computed_tokens_are_those_of_the_pass():
+    """A 100-token prompt at 99% and 99.9% hits computes one token either way (at least one per prompt): the computed
+    rate and the $/M of computed input are the same pass's, not 10x apart (a review)."""
+    d = [serve(ServeRequest("llama-3.1-8b", "h100", phase="prefill", input_len=100, cache_hit_rate=h, tp=1)).to_dict()
+         for h in (0.99, 0.999)]  # fmt: skip
+    assert d[0]["prefill"]["computed_tokens_per_s_per_gpu"] == pytest.approx(d[1]["prefill"]["computed_tokens_per_s_per_gpu"])
+    assert d[0]["usd_per_million_input_tokens"] == pytest.approx(d[1]["usd_per_million_input_tokens"])
+
+
 def test_a_cache_hit_pass_still_reads_the_weights():
     """A review's 99% hit share ran a prefill pass in 3 ms, faster than reading Llama 70B's weights (every part was
     scaled by 1 - h): the missed tokens' GEMMs at their own M are bound by the weight read, so a pass takes at least
@@ -368,6 +393,9 @@ def test_a_prefill_that_does_not_fit_names_what_fills_the_gpu():
         serve(ServeRequest("llama-3.1-70b", "h100-sxm", phase="prefill", input_len=4_000_000))
     with pytest.raises(InfeasibleError, match=r"TP1 x EP1 x PP1 \(weights [\d.]+ GiB.*allow wider layouts"):
         serve(ServeRequest("deepseek-v3", "h100-sxm", phase="prefill", tp=1, ep=1, pp=1))
+    # The activations fill it, and the cache is already FP8: no --kv-dtype fp8 advice (a review).
+    with pytest.raises(InfeasibleError, match=r"; use shorter prompts \(--input-len, --workload\)$"):
+        serve(ServeRequest("llama-3.1-70b", "h100-sxm", phase="prefill", input_len=4_000_000, kv_dtype="fp8"))
 
 
 def test_prefill_memory_counts_the_prompts_cache():

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.errors import CostsimError, InfeasibleError, InputError, SpecError
+from simulator.errors import CostsimError, InfeasibleError, InputError
 from simulator.inputs.arguments import is_number, reference
-from simulator.inputs.serving_cases import PRICE_KEYS, price_sheet, price_sheets, sheet_prices
+from simulator.inputs.serving_cases import PRICE_KEYS, check_sheet_model, price_sheet, price_sheets, sheet_prices
 from simulator.inputs.workload_file import load_workload
 from simulator.units import MAX_USD_PER_GPU_HOUR, MIN_USD_PER_GPU_HOUR
 
@@ -254,28 +254,9 @@ def _architecture(side: str, sheet_id: str, sheet, model: str | None) -> tuple[s
             + (f" (the sheet names {sheet.model_spec})" if sheet.model_spec else "; not the provider's, which is not published")
         )
     if sheet.model_spec is not None:
-        _check_model_spec(sheet_id, sheet)
+        check_sheet_model(sheet_id, sheet)
         return sheet.model_spec, f"prices/{sheet_id}.yaml model_spec"
     return None, f"prices/{sheet_id}.yaml names no model_spec: {sheet.provider} has not published {sheet.model}'s architecture"
-
-
-def _check_model_spec(sheet_id: str, sheet) -> None:
-    """A sheet's model_spec loads, or one SpecError naming the sheet's file, the field and the fix."""
-    from simulator.inputs.catalog import _suggest, load_model, model_ids
-    from simulator.inputs.data_files import prices_dir
-
-    where, spec = prices_dir() / f"{sheet_id}.yaml", sheet.model_spec
-    leave_out = f"or leave model_spec out where {sheet.provider} has not published {sheet.model}'s architecture"
-    ids = model_ids()
-    if spec.strip().lower() not in ids and not spec.endswith((".yaml", ".yml", ".json")):
-        raise SpecError(
-            f"{where}: model_spec {spec!r} is not a shipped model spec.{_suggest(spec.strip().lower(), list(ids))} "
-            f"Name one that `costsim list models` lists (e.g. deepseek-v3), {leave_out}"
-        )
-    try:
-        load_model(spec)
-    except CostsimError as e:
-        raise SpecError(f"{where}: model_spec {spec!r}: {e} Fix the spec, {leave_out}") from None
 
 
 def _serve_command(spec: str, gpu: str, options: dict, sheet_id: str, usd_per_gpu_hour: float | None) -> str:

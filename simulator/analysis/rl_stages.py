@@ -264,8 +264,16 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
     seq_len = training_seq_len(stage.mean_prompt_len + mean_len)
     if stage.colocated and not stage.offload_training_state:  # the engine gets what the trainer leaves: size it first
         e = training.at(seq_len)
-        gen = _generate(setup, responses, stage.rollout_gpus, tail_len, stage.generation_precision, given,
-                        engine_memory_fraction(stage, e, hw))  # fmt: skip
+        try:
+            gen = _generate(setup, responses, stage.rollout_gpus, tail_len, stage.generation_precision, given,
+                            engine_memory_fraction(stage, e, hw))  # fmt: skip
+        except InfeasibleError as err:
+            m = e.step.memory
+            resident = m.weights_bytes + m.gradients_bytes + m.optimizer_bytes
+            raise InfeasibleError(
+                f"{err} (the trainer keeps {resident / GIB:,.1f} GiB per GPU resident beside the engine; "
+                "offload_training_state: true gives the engine the whole GPU)"
+            ) from None
     else:  # the engine may fill its share whatever the trainer needs (a model it cannot hold is named first)
         gen = _generate(setup, responses, stage.rollout_gpus, tail_len, stage.generation_precision, given,
                         stage.generation_memory_fraction)  # fmt: skip

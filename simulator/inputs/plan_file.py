@@ -479,7 +479,7 @@ TRAINING_STAGE_FIELDS = {f"--{f}": f.replace("-", "_") for f in LAYOUT_FLAGS} | 
 }  # fmt: skip
 """The command-line flags the training model's messages name, as a plan's training stage names them."""
 RL_TRAINING_FIELDS = {f"--{f}": f"training_layout.{f.replace('-', '_')}" for f in LAYOUT_FLAGS} | {
-    "--dp": "num_gpus (the training data parallelism follows from it)", "--num-gpus": "num_gpus",
+    "--num-gpus": "training GPUs",  # num_gpus, less generation_gpus where split
     "--global-batch-tokens": "prompts_per_step x samples_per_prompt", "--precision": "precision",
     "--fp8-recipe": "fp8_recipe", "--stack": "training_stack",
 }  # fmt: skip
@@ -513,7 +513,8 @@ def load_plan_file(path: Path) -> Plan:
         raise SpecError(f"{path}: is a directory; pass a plan YAML file")
     plan = validate(read_yaml(path), Plan, path)
     stages = [s.model_copy(update={"gpu": beside(s.gpu, path)}) if s.gpu else s for s in plan.stages]
-    return plan.model_copy(update={"gpu": beside(plan.gpu, path), "stages": stages})
+    reported = [r.model_copy(update={"gpu": beside(r.gpu, path)}) if r.gpu else r for r in plan.reported]
+    return plan.model_copy(update={"gpu": beside(plan.gpu, path), "stages": stages, "reported": reported})
 
 
 def load_plan(plan: str) -> tuple[Plan, Path]:

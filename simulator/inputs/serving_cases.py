@@ -364,11 +364,12 @@ class PriceSheet(_Record):
     @model_validator(mode="after")
     def _consistent(self) -> PriceSheet:
         spans = {name: _date_span(name, getattr(self, name)) for name in ("date", "valid_from", "valid_until")}
-        today = datetime.date.today()
-        if spans["date"][0] > today:
+        # The latest day a source can date its prices: today in UTC, a day ahead for time zones east of it (UTC+14).
+        today = datetime.datetime.now(datetime.UTC).date()
+        if spans["date"][0] > today + datetime.timedelta(days=1):
             raise ValueError(
-                f"date {self.date} is after today ({today.isoformat()}); a sheet records prices a source has already "
-                "stated: give the day the source stated them"
+                f"date {self.date} is after today ({today.isoformat()} UTC, a day ahead allowed for the source's time "
+                "zone); a sheet records prices a source has already stated: give the day the source stated them"
             )
         for start in ("valid_from", "date"):
             if spans[start] is not None and spans["valid_until"] is not None and spans["valid_until"][1] < spans[start][0]:
@@ -675,3 +676,21 @@ def sheet_prices(sheet: PriceSheet, off_peak: bool = False) -> dict[str, float]:
     if prices["cached_input"] is None:
         prices["cached_input"] = prices["input"]
     return prices
+
+
+def check_sheet_model(sheet_id: str, sheet: PriceSheet) -> None:
+    """A sheet's model_spec loads, or one SpecError naming the sheet's file, the field and the fix."""
+    from simulator.inputs.catalog import _suggest, load_model, model_ids
+
+    where, spec = prices_dir() / f"{sheet_id}.yaml", sheet.model_spec
+    leave_out = f"or leave model_spec out where {sheet.provider} has not published {sheet.model}'s architecture"
+    ids = model_ids()
+    if spec.strip().lower() not in ids and not spec.endswith((".yaml", ".yml", ".json")):
+        raise SpecError(
+            f"{where}: model_spec {spec!r} is not a shipped model spec.{_suggest(spec.strip().lower(), list(ids))} "
+            f"Name one that `costsim list models` lists (e.g. deepseek-v3), {leave_out}"
+        )
+    try:
+        load_model(spec)
+    except CostsimError as e:
+        raise SpecError(f"{where}: model_spec {spec!r}: {e} Fix the spec, {leave_out}") from None

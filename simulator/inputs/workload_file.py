@@ -41,9 +41,9 @@ length (and sd / mean rounds to 0 far below it, where the lognormal has no sprea
 MAX_CV = 10.0
 """Largest coefficient of variation of a lognormal length: at 10 the median is a tenth of the mean, and the points
 already sit mostly at the cap or near 1."""
-MAX_HISTOGRAM_BINS = 10_000
-"""Lengths one histogram may list (a trace's distinct lengths, binned to 10K; each bin takes 3 YAML nodes of the
-200,000 a file may hold, files.MAX_YAML_NODES)."""
+MAX_HISTOGRAM_BINS = 50_000
+"""Lengths one histogram may list (a trace's distinct lengths; each bin takes 3 YAML nodes of the 200,000 a file may
+hold, files.MAX_YAML_NODES, so two histograms of this many bins still load)."""
 MAX_REQUEST_CLASSES = 10_000
 """Request classes a workload may list (each takes about 7 YAML nodes of the 200,000 a file may hold)."""
 

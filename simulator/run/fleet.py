@@ -233,8 +233,9 @@ def _serve_command(f: Fleet, hit_rate: float, phase: str, options: dict) -> str:
 
 
 def _units(nodes_needed: np.ndarray, unit_nodes: int) -> np.ndarray:
-    """Whole deployment units covering each hour's nodes: rounded up, never down (float noise within ROUNDING_SLACK
-    of a whole number ignored), and at least one unit in an hour with any tokens."""
+    """Whole deployment units covering each hour's nodes: rounded up (float noise within ROUNDING_SLACK units, plus
+    the float resolution of the figure, of a whole number ignored: never down by more than that), and at least one
+    unit in an hour with any tokens."""
     exact = nodes_needed / unit_nodes
     whole = np.round(exact)
     noise = np.abs(exact - whole) <= ROUNDING_SLACK + 4 * np.finfo(float).eps * exact

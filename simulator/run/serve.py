@@ -411,7 +411,7 @@ def _prefill(req: ServeRequest, s: Setup, precisions, decode: DecodeSearch | Non
         pps = (req.pp,) if req.pp else tuple(p for p in (1, 2, 4, 8) if p <= model.n_layers)
     transfer = s.hw.scale_out_bytes_per_s if req.deployment == "disaggregated" else None
     points = prefill_points(prefill_setup(s, req.lengths), tps, eps, precisions, req.cache_hit_rate, transfer, pps)
-    return best_prefill(points, s.hw.memory_bytes, req.ttft_s)
+    return best_prefill(points, s.hw.memory_bytes, req.ttft_s, s.kv_dtype)
 
 
 # ------------------------------------------------------------------ the document
@@ -570,9 +570,13 @@ def per_request(req: ServeRequest, s: Setup, prefill: PrefillPoint, output_token
 
 
 def _price_sheet(sheet_id: str):
-    from simulator.inputs.serving_cases import price_sheet
+    """The sheet, its model_spec checked (a bad one is named with the sheet's file before the search, as claim does)."""
+    from simulator.inputs.serving_cases import check_sheet_model, price_sheet
 
-    return price_sheet(sheet_id, "--price-sheet", "Name one of them, or leave --price-sheet out")
+    sheet = price_sheet(sheet_id, "--price-sheet", "Name one of them, or leave --price-sheet out")
+    if sheet.model_spec is not None:
+        check_sheet_model(sheet_id, sheet)
+    return sheet
 
 
 def _sheet_model_flag(sheet, served: str) -> str | None:

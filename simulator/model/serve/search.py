@@ -127,8 +127,9 @@ def decode_candidates(s: Setup, given: Given, precisions: tuple[str, ...]) -> Ca
     return Candidates(grid[:, 0], grid[:, 1], grid[:, 2], grid[:, 3], prec)
 
 
-WHOLE_SEQUENCE_SLACK = 1e-9
-"""Relative float noise within which tp x batch counts as a whole number of sequences."""
+WHOLE_SEQUENCE_SLACK = 1e-5
+"""Relative slack within which tp x batch counts as a whole number of sequences: float noise, and a batch per GPU
+typed to six digits (0.333333 at TP3 is one sequence)."""
 
 
 def _whole_sequences(grid: np.ndarray, given: Given, keep: np.ndarray) -> np.ndarray:
@@ -144,7 +145,7 @@ def _whole_sequences(grid: np.ndarray, given: Given, keep: np.ndarray) -> np.nda
             f"--batch-per-gpu {given.batch:g} gives {given.batch * tp:g} sequences per TP{tp} group"
             + (f" (and fewer at TP{', TP'.join(str(t) for t in tps[:-1])})" if len(tps) > 1 else "")
             + "; a TP group decodes whole sequences, so tp x batch must be a whole number of at least 1: give e.g. "
-            f"--batch-per-gpu {' or '.join(f'{n / tp:g}' for n in near)} at TP{tp}, or leave it out to search it"
+            f"--batch-per-gpu {' or '.join(f'{n / tp:.10g}' for n in near)} at TP{tp}, or leave it out to search it"
         )
     return whole
 
@@ -294,8 +295,10 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
         ctx = forward_context(model, s.rates, s.input_len, sequences, tp=tp, ep=ep, precision=precision,
                               assumptions=s.assumptions)  # fmt: skip
         fp = forward_pass(ctx)  # the same pass whatever the pipeline stages (they split it, not change it)
-        parts = _missed_pass_s(s, sequences, tp, ep, precision, hit) if hit else dict(fp.by_component_s)
-        parts["attention_core"] = fp.by_component_s["attention_core"] * (1.0 - hit * hit)
+        computed = max(1, round(s.input_len * (1.0 - hit)))  # tokens of a prompt the pass computes (one at least)
+        parts = _missed_pass_s(s, sequences, tp, ep, precision, computed) if hit else dict(fp.by_component_s)
+        cached = 1.0 - computed / s.input_len  # the hit share of the whole tokens the pass computes
+        parts["attention_core"] = fp.by_component_s["attention_core"] * (1.0 - cached * cached)
         seconds = _overlapped_s(sum(parts.values()), parts.get("ep_comm", 0.0), s)
         gpus = tp * ep
         prompts = sequences * ep
@@ -312,17 +315,16 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
             points.append(
                 PrefillPoint(
                     tp, ep, sequences, precision, seconds, parts,
-                    prompts * s.input_len / seconds / gpus, prompts * s.input_len * (1.0 - hit) / seconds / gpus,
+                    prompts * s.input_len / seconds / gpus, prompts * (computed if hit else s.input_len) / seconds / gpus,
                     seconds + transfer, memory, pp, weights[key], kv,
                 )
             )  # fmt: skip
     return points
 
 
-def _missed_pass_s(s: Setup, sequences: int, tp: int, ep: int, precision: str, hit: float) -> dict[str, float]:
+def _missed_pass_s(s: Setup, sequences: int, tp: int, ep: int, precision: str, tokens: int) -> dict[str, float]:
     """Seconds by component of the forward pass over the prompts' missed tokens only: (1 - hit) x their length in
     whole tokens, at least one per prompt (an engine computes a fully cached prompt's last token for its logits)."""
-    tokens = max(1, round(s.input_len * (1.0 - hit)))
     miss_ctx = forward_context(s.model, s.rates, tokens, sequences, tp=tp, ep=ep, precision=precision,
                                assumptions=s.assumptions)  # fmt: skip
     return dict(forward_pass(miss_ctx).by_component_s)
@@ -346,7 +348,7 @@ NEAR_BEST = 0.98
 """Prefill batches within 2% of the best throughput count as equal; the one with the shortest TTFT is taken."""
 
 
-def best_prefill(points: list[PrefillPoint], hbm_bytes: float, max_ttft_s: float | None) -> PrefillPoint:
+def best_prefill(points: list[PrefillPoint], hbm_bytes: float, max_ttft_s: float | None, kv_dtype: str = "bf16") -> PrefillPoint:
     fits = [p for p in points if p.memory_bytes <= hbm_bytes]
     if not fits:
         smallest = min(points, key=lambda p: p.memory_bytes)
@@ -357,10 +359,13 @@ def best_prefill(points: list[PrefillPoint], hbm_bytes: float, max_ttft_s: float
             f"{smallest.kv_bytes / GIB:.1f} GiB, activations and reserve {rest / GIB:.1f} GiB) against "
             f"{hbm_bytes / GIB:.1f} GiB"
         )
-        if smallest.weight_bytes >= smallest.kv_bytes + rest:
+        largest = max(("weights", smallest.weight_bytes), ("kv", smallest.kv_bytes), ("activations", rest), key=lambda x: x[1])
+        if largest[0] == "weights":
             fix = "allow wider layouts (leave --tp/--ep/--pp out) or use a narrower --precision (fp8; fp4 on Blackwell)"
-        else:  # one prompt's cache and activations outgrow the GPU: a wider layout or narrower weights barely help
-            fix = "use shorter prompts (--input-len, --workload) or --kv-dtype fp8"
+        elif largest[0] == "kv" and kv_dtype == "bf16":  # the prompt's cache fills the GPU: halve it, or shorten it
+            fix = "use --kv-dtype fp8 or shorter prompts (--input-len, --workload)"
+        else:  # the pass's activations (or an FP8 cache): a wider layout or narrower weights barely help
+            fix = "use shorter prompts (--input-len, --workload)"
         raise InfeasibleError(f"{finding}; {fix}", finding)
     if max_ttft_s is not None:
         fast = [p for p in fits if p.ttft_s <= max_ttft_s]
