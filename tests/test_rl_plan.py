@@ -473,6 +473,16 @@ def test_estimate_plan_json_and_table_show_the_split():
     assert "training state to host" in table.output  # the RL stages' offload (Supplementary B.2)
 
 
+def test_the_rl_plan_table_prints_the_training_notes():
+    """The training model's notes of an RL stage (here r1-zero-rl's exposed communication) were in the JSON only (a
+    review): the table prints each stage's once."""
+    d = json.loads(invoke("estimate", "--plan", "deepseek-r1", "--format", "json").output)
+    notes = {n for p in d["stages"][0]["phases"] for n in (p["training"] or {}).get("notes", [])}
+    assert notes
+    table = invoke("estimate", "--plan", "deepseek-r1").output
+    assert "training notes" in table and all(table.count(n) == 1 for n in notes)
+
+
 def test_the_rl_plan_table_shows_the_cost_block():
     """A review found `--experiments-multiplier 3` and `--pricing tco` left the RL plan's table byte-identical (the cost
     block of every other plan table was missing): the basis, the rate, the other basis, energy and the program."""

@@ -114,6 +114,12 @@ def rl_plan_table(d: dict) -> str:
                 if p.get("engine_sleep_wake_s"):
                     text += f", engine sleep and wake {p['engine_sleep_wake_s']:.1f} s"  # colocated
             lines.append(text)
+    # The training model's own notes (exposed communication, memory nearly full, ...), once per stage.
+    flagged = [(s["name"], n) for s in d["stages"] for n in dict.fromkeys(
+        n for p in s.get("phases", []) for n in ((p.get("training") or {}).get("notes") or []))]  # fmt: skip
+    if flagged:
+        lines += ["", "training notes"]
+        lines += [f"  {name}: {note}" for name, note in flagged]
     notes = [(s["name"], s["notes"]) for s in d["stages"] if s.get("notes")]
     if notes:
         lines += ["", "assumptions where the sources are silent"]
