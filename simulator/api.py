@@ -25,6 +25,7 @@ only by `.to_frame()`. (`simulator.notebook` is the same module under its former
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -60,6 +61,21 @@ def _batch(global_batch_tokens: Any) -> float | None:
     return None if global_batch_tokens is None else _number("global_batch_tokens", global_batch_tokens)
 
 
+def _plain_numbers(fn):
+    """The API's arguments with numpy and Fraction numbers as the Python ones they stand for (simulator.inputs.arguments
+    .plain_number), so that a number of any of those types gives the dollars and the JSON a Python number gives."""
+    import functools
+
+    from simulator.inputs.arguments import plain_number
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*(plain_number(a) for a in args), **{k: plain_number(v) for k, v in kwargs.items()})
+
+    return wrapper
+
+
+@_plain_numbers
 def cost_options(
     pricing: str = "rental",
     rental: str | None = None,
@@ -207,7 +223,11 @@ class EstimateResult(_Result):
 
         `given`: the layout fields the user fixed, kept by the report's scaling curve (None: the whole layout)."""
         from simulator.report.document import write_report
+        from simulator.vocab import LAYOUT_FIELDS
 
+        output, force = _report_target(output, force)
+        if given is not None and (not isinstance(given, dict) or not set(given) <= set(LAYOUT_FIELDS)):
+            raise InputError(f"given={given!r} must be a dict of layout fields ({', '.join(LAYOUT_FIELDS)}) or None")
         band = self.uncertainty or _band(self.estimate, self.scenario, 0.0, draws, seed)
         return write_report(self.estimate, self.model_spec, self.hardware, band, output, force, command, given, self.achievable)
 
@@ -226,6 +246,7 @@ def _band(est, scenario, tokens_spread: float, draws: int, seed: int):
     return band_for_estimate(est, scenario.model, scenario.hardware, fixed, tokens_spread, draws, seed)
 
 
+@_plain_numbers
 def estimate(
     model: str,
     gpu: str,
@@ -319,11 +340,21 @@ class PlanResult(_Result):
         from simulator.analysis.uncertainty import band_for_plan
         from simulator.report.document import write_plan_report
 
+        output, force = _report_target(output, force)
         band = self.uncertainty or band_for_plan(self.plan, cost.price_held_fixed(self.plan.options), 0.0, draws, seed)
         other = _plan_result(compare_with).plan if compare_with is not None else None
         return write_plan_report(self.plan, band, output, force, command, other)
 
 
+def _report_target(output: object, force: object) -> tuple[str, bool]:
+    """write_report's folder (text or a pathlib.Path) and `force` (True or False: 'no' would overwrite), checked
+    before the band is drawn."""
+    if not isinstance(output, str | os.PathLike) or not str(output):
+        raise InputError(f"output={output!r} must be a folder path (text or a pathlib.Path)")
+    return str(output), flag("force", force)
+
+
+@_plain_numbers
 def plan(
     plan: str,
     *,
@@ -368,20 +399,25 @@ _plan_result = plan  # `claim` and `report` take a `plan` argument that hides th
 class SearchResult(_Result):
     search: Any
     """The simulator.run.search.SearchResult (numpy arrays of every valid layout)."""
-    summary: dict
-    candidates: list[dict] = field(repr=False)
+    document: dict = field(repr=False)
+    """What `costsim search --format json` prints (simulator.run.search_doc.search_document), less schema_version."""
 
     @property
     def best(self) -> dict | None:
-        return self.candidates[0] if self.candidates and self.candidates[0]["feasible"] else None
+        return self.document["best"]
+
+    @property
+    def candidates(self) -> list[dict]:
+        return self.document["candidates"]
 
     def to_dict(self) -> dict:
-        return {**self.summary, "best": self.best, "candidates": self.candidates}
+        return self.document
 
     def rows(self) -> list[dict]:
         return self.candidates
 
 
+@_plain_numbers
 def search(
     model: str,
     gpu: str,
@@ -394,35 +430,40 @@ def search(
     fp8_recipe: str | None = None,
     objective: str = "time",
     usd_per_gpu_hour: float | None = None,
+    rental: str | None = None,
+    stack: str | None = None,
+    reference: str | None = None,
     top: int | None = None,
+    progress: Any = None,
     **layout: Any,
 ) -> SearchResult:
-    """Every valid layout of the run, ranked (fits first, then by step time or by cost), as `costsim search`.
-
-    `top` keeps only the first rows in `candidates` (None: all)."""
-    from simulator.report.tables import run_header
+    """Every valid layout of the run the stack offers, ranked (fits first, then by step time or by cost), as `costsim
+    search`: the same document as its JSON. `reference`: a layout to rank against the best, as
+    'tp=1,pp=16,ep=64' (None: the model's published layout); `top` keeps only the first rows in `candidates` (None:
+    all); `progress(done, total)` is called as the layouts are evaluated."""
+    from simulator.inputs.stacks import load_stack
     from simulator.run.scenario import resolve
-    from simulator.run.search import candidate_rows
     from simulator.run.search import search as run_search
+    from simulator.run.search_doc import expected_entry, parse_reference, search_document
 
     _check_layout_keys(layout)
+    limit = None if top is None else integer("top", top, 1, 2**62)
+    sw = load_stack(stack)
+    # Resolved as `costsim estimate` resolves a run (the stack's attention kernel and FP8 recipe, the GPU's rates), so
+    # a row's layout typed into `estimate` gives the row's numbers.
     s = resolve(
         model, gpu, _gpus(num_gpus), _number("tokens", tokens), seq_len=seq_len,
         global_batch_tokens=_batch(global_batch_tokens), precision=precision, fp8_recipe=fp8_recipe, layout=layout,
-        costs=cost_options(usd_per_gpu_hour=usd_per_gpu_hour),
+        costs=cost_options(usd_per_gpu_hour=usd_per_gpu_hour, rental=rental), stack=sw,
     )  # fmt: skip
-    result = run_search(s.model, s.hardware, s.job, s.layout, s.assumptions, s.rates, s.pricing, objective)
-    rows = candidate_rows(result, None if top is None else integer("top", top, 1, 2**62))
-    summary = {
-        **run_header(s.model, s.hardware, s.job),
-        "objective": objective,
-        "fixed": s.layout,
-        "grid_size": result.grid_size,
-        "candidates_valid": result.n_valid,
-        "candidates_feasible": result.n_feasible,
-        "invalid_by_rule": result.invalid_by_rule,
-    }
-    return SearchResult(result, summary, rows)
+    ref, ref_source = parse_reference(reference, s.model)
+    result = run_search(s.model, s.hardware, s.job, s.layout, s.assumptions, s.rates, s.pricing, objective,
+                        progress=progress, limits=sw.offers)  # fmt: skip
+    doc = search_document(s.model, s.hardware, s.job, result, ref, ref_source, limit)
+    doc["stack"] = sw.name
+    doc["price_quote"] = s.pricing.quote
+    doc["expected"] = expected_entry(result, sw, s.layout, s.hardware.generation)
+    return SearchResult(result, doc)
 
 
 # --------------------------------------------------------------------------- claim, compare, validate
@@ -446,6 +487,7 @@ class ClaimResult(_Result):
         return [{"convention": k, **v} for k, v in self.claim.to_dict()["flops_conventions"].items()]
 
 
+@_plain_numbers
 def claim(
     model: str | None = None,
     gpu: str | None = None,
@@ -481,6 +523,8 @@ def claim(
             raise InputError(f"--plan {plan} sets the model, GPU, tokens, GPU counts and precision; leave out {', '.join(given)}")
         if flag("uncertainty", uncertainty):
             check_options(draws, seed, 0.0)
+        if stages is not None and (not isinstance(stages, list | tuple) or not all(isinstance(s, str) for s in stages)):
+            raise InputError(f"stages={stages!r} must be a list of stage names, e.g. ['pre-training']")
         result = _plan_result(plan, usd_per_gpu_hour=usd_per_gpu_hour).plan
         rate, source = result.cost["usd_per_gpu_hour"], result.cost["price_source"]
         rate, source = claim_price(hours, dollars, rate, source, usd_per_gpu_hour is not None)
@@ -601,6 +645,7 @@ class ServeResult(_Result):
         return pd.DataFrame(self.to_dict().get("curve", []))
 
 
+@_plain_numbers
 def serve(model: str, gpu: str, *, pricing: str = "rental", rental: str | None = None,
           usd_per_gpu_hour: float | None = None, gpu_purchase_usd: float | None = None,
           **request: Any) -> ServeResult:  # fmt: skip
@@ -641,6 +686,7 @@ class FleetResult(_Result):
         return self.day.rows()
 
 
+@_plain_numbers
 def fleet(fleet: str | dict, *, predict_rates: bool = False, usd_per_gpu_hour: float | None = None) -> FleetResult:
     """A day of a serving fleet's traffic, as `costsim fleet`: a shipped fleet name, a fleet YAML path, or the file's
     content as a dict. Node-hours, cost, revenue and margin; `predict_rates` replaces the file's per-node rates
@@ -670,6 +716,7 @@ class PriceClaimResult(_Result):
         return [flatten(self.to_dict())]
 
 
+@_plain_numbers
 def price_claim(a: str, b: str, ratio: float | str, *, mix: str | None = None, cache_hit_rate: float | None = None,
                 gpu: str | None = None, a_model: str | None = None, b_model: str | None = None,
                 usd_per_gpu_hour: float | None = None, workload: str | None = None) -> PriceClaimResult:  # fmt: skip

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from cli_support import ENV, RUNNER
+from cli_support import ENV, RUNNER, invoke
 
 import cli
 from simulator import notebook as cs
@@ -96,7 +96,19 @@ def test_search_best_is_what_estimate_chooses():
     assert s.best["gpu_hours"] == pytest.approx(e.achievable.gpu_hours, rel=1e-9)
     f = s.to_frame()
     assert len(f) == 25 and list(f["rank"]) == list(range(1, 26))
-    assert s.to_dict()["candidates_valid"] >= 25 and "layout.tp" in f.columns
+    assert s.to_dict()["evaluated"] >= 25 and "layout.tp" in f.columns
+
+
+def test_search_to_dict_is_what_the_command_prints():
+    """The README's promise: .to_dict() is the CLI's JSON less its schema_version (a review found api.search with other
+    keys, no stack limits, reference, expected run or price quote)."""
+    args = ("llama-3.1-8b", "h100", 64, "1T")
+    d = cs.search(*args, top=20, tp=1).to_dict()
+    r = invoke("search", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "64", "--tokens", "1T", "--tp", "1", "--top", "20",
+               "--format", "json")  # fmt: skip
+    cli = json.loads(r.output)
+    assert cli.pop("schema_version") == 1
+    assert json.loads(json.dumps(d)) == cli
 
 
 def test_claim_rows_are_the_flop_conventions():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from simulator import api
@@ -68,7 +69,7 @@ def test_estimate_refuses_bad_prices_and_band_options(kwargs, named):
         (lambda: api.search(*RUN, top="3"), "top"),
         (lambda: api.claim(plan=5, gpu_hours="1M"), "plan=5"),
         (lambda: api.claim("deepseek-v3", "h800", "2.6M", "14.8T", num_gpus="2048"), "--num-gpus .2048. must be a whole number"),
-        (lambda: api.claim(plan="deepseek-v3", gpu_hours="2.6M", stages=[1]), "no stage 1"),
+        (lambda: api.claim(plan="deepseek-v3", gpu_hours="2.6M", stages=[1]), r"stages=\[1\] must be a list of stage names"),
     ],
 )
 def test_every_entry_point_names_a_wrong_type(call, named):
@@ -118,3 +119,44 @@ def test_fleet_and_price_claim_refuse_a_price_under_a_cent(price):
         api.fleet("deepseek-v3-r1-day", usd_per_gpu_hour=price)
     with pytest.raises(InputError, match="0.01"):
         api.price_claim("deepseek-reasoner-2025", "openai-o1-2025-01", "20-50", usd_per_gpu_hour=price)
+
+
+def test_numpy_and_fraction_numbers_give_plain_results():
+    """A review's usd_per_gpu_hour=np.int64(2) broke .to_dict()'s JSON and np.float32 priced in float32: every entry
+    point takes numpy and Fraction numbers as the Python ones they stand for, and returns plain data."""
+    import json
+    from fractions import Fraction
+
+    layout = {"tp": np.int64(1), "pp": 1, "zero_stage": 3, "micro_batch_size": 1, "schedule": "1f1b", "recompute": "none"}
+    plain = api.estimate("llama-3.1-8b", "h100", 64, "1T", usd_per_gpu_hour=2.5, **layout).to_dict()
+    for price in (np.float32(2.5), Fraction(5, 2), np.float64(2.5)):
+        d = api.estimate("llama-3.1-8b", "h100", np.int64(64), "1T", usd_per_gpu_hour=price, **layout).to_dict()
+        assert json.loads(json.dumps(d))["cost_usd"] == plain["cost_usd"]
+    s = api.serve("llama-3.1-70b", "h100", tp=np.int64(2), cache_hit_rate=np.float32(0.5)).to_dict()
+    assert type(s["prefill"]["layout"]["tp"]) is int and json.dumps(s)
+    assert json.dumps(api.claim("deepseek-v3", "h800", "2.664M", "14.8T", num_gpus=np.int64(2048)).to_dict())
+
+
+def test_write_report_checks_its_arguments(tmp_path):
+    """force='no' (truthy) overwrote a report, and output=None or a string for `given` failed inside (a review)."""
+    from simulator.errors import CostsimError
+
+    e = api.estimate("llama-3.1-8b", "h100", 8, "10B", tp=1, pp=1, zero_stage=3, micro_batch_size=1, schedule="1f1b",
+                     recompute="none")  # fmt: skip
+    for kwargs, needle in ((dict(output=str(tmp_path), force="no"), "force='no' must be True or False"),
+                           (dict(output=None), "must be a folder path"),
+                           (dict(output=str(tmp_path / "r"), given="tp=1"), "must be a dict of layout fields"),
+                           (dict(output=str(tmp_path / "r"), given={"foo": 1}), "must be a dict of layout fields")):  # fmt: skip
+        with pytest.raises(CostsimError, match=needle):
+            e.write_report(**kwargs)
+
+
+def test_a_claim_far_above_the_expected_run_says_so_and_one_below_a_step_is_refused():
+    """A review's 1,000B GPU-hours for DeepSeek-V3's 14.8T tokens (232,512x the expected run) read plainly PLAUSIBLE, and
+    --tokens 1 was taken (estimate refuses tokens below one step)."""
+    from simulator.errors import InputError
+
+    far = api.claim("deepseek-v3", "h800", "1000B", "14.8T", num_gpus=2048).to_dict()
+    assert far["verdict"] == "plausible" and "an order of magnitude beyond any realization" in far["reason"]
+    with pytest.raises(InputError, match="less than one step"):
+        api.claim("deepseek-v3", "h800", "2.664M", "1", num_gpus=2048)

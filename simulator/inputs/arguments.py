@@ -49,6 +49,16 @@ def is_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
+def plain_number(value: object) -> object:
+    """A numpy or Fraction number as the Python int or float it stands for (an integer stays an int); anything else,
+    bools included, as given. What reaches the model and the JSON is then plain Python."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return value if type(value) is float else float(value)
+
+
 def real(name: str, value: object, low: float, high: float) -> float:
     """`value` as a finite float in [low, high] (Python or numpy); a bool or text is refused."""
     if not is_number(value) or not math.isfinite(value):  # type: ignore[arg-type]
