@@ -63,13 +63,24 @@ def _batch(global_batch_tokens: Any) -> float | None:
 
 def _plain_numbers(fn):
     """The API's arguments with numpy and Fraction numbers as the Python ones they stand for (simulator.inputs.arguments
-    .plain_number), so that a number of any of those types gives the dollars and the JSON a Python number gives."""
+    .plain_number), so that a number of any of those types gives the dollars and the JSON a Python number gives; an
+    argument the function does not take is an InputError naming it, as the functions with **options give."""
     import functools
+    import inspect
 
     from simulator.inputs.arguments import plain_number
 
+    signature = inspect.signature(fn)
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as e:
+            taken = ", ".join(
+                p for p in signature.parameters if signature.parameters[p].kind is not inspect.Parameter.VAR_KEYWORD
+            )
+            raise InputError(f"{fn.__name__}(): {e}; it takes {taken}") from None
         return fn(*(plain_number(a) for a in args), **{k: plain_number(v) for k, v in kwargs.items()})
 
     return wrapper

@@ -160,3 +160,12 @@ def test_a_claim_far_above_the_expected_run_says_so_and_one_below_a_step_is_refu
     assert far["verdict"] == "plausible" and "an order of magnitude beyond any realization" in far["reason"]
     with pytest.raises(InputError, match="less than one step"):
         api.claim("deepseek-v3", "h800", "2.664M", "1", num_gpus=2048)
+
+
+def test_an_argument_an_entry_point_does_not_take_is_named():
+    """plan(..., tp=2) and price_claim(..., foo=1) raised a bare TypeError where estimate names an unknown option (a
+    review): every entry point names it and what it takes."""
+    with pytest.raises(InputError, match=r"plan\(\): got an unexpected keyword argument 'tp'; it takes plan, pricing"):
+        api.plan("deepseek-v3", tp=2)
+    with pytest.raises(InputError, match="price_claim"):
+        api.price_claim("deepseek-reasoner-2025", "openai-o1-2025-01", 20, foo=1)
