@@ -107,6 +107,8 @@ def calibrate(
         from simulator.inputs.catalog import load_model
 
         extra, label = [], None
+        if model is None and seq_len is not None:  # (--micro-batch-size and --tp have defaults, so they cannot be told)
+            raise InputError("--seq-len sets the sequence of --model's GEMM shapes; give --model too, or drop --seq-len")
         if model is not None:
             spec = load_model(model)
             from simulator.model.serve.search import check_tp

@@ -597,3 +597,41 @@ def test_checking_a_gpu_calibration_without_a_gpu_names_the_gpu(monkeypatch):
     path = ROOT / "validation" / "local" / "h200-2026-12-04" / "calibration.json"
     out = clean_error(invoke("calibrate", "check", str(path)), "was measured on NVIDIA H200 (cuda)")
     assert "on a machine with that GPU" in out and "--device cpu" not in out
+
+
+def test_cpu_without_a_calibration_and_one_without_memory_are_named(tmp_path):
+    """--gpu cpu without a CPU calibration said "unknown GPU 'cpu'", though the help recommends it; a CPU calibration
+    recording no memory size (sysconf failed) read as a 0-byte device that fits nothing (a review)."""
+    from test_calibrate_integrity import cpu_calibration
+
+    clean_error(invoke("estimate", "llama-3.2-1b", "--gpu", "cpu", "--num-gpus", "1", "--tokens", "1B"),
+                "--gpu cpu is the machine a CPU calibration measured", "costsim calibrate --device cpu")  # fmt: skip
+    cal = cpu_calibration()
+    path = tmp_path / "nomem.json"
+    no_memory = cal.provenance.model_copy(update={"device_memory_bytes": None})
+    write_calibration(cal.model_copy(update={"provenance": no_memory}), path)
+    clean_error(invoke("estimate", "llama-3.2-1b", "--gpu", "cpu", "--num-gpus", "1", "--tokens", "1B", "--calibration",
+                       str(path)), "records no memory size")  # fmt: skip
+
+
+def test_calibrate_refuses_before_measuring(tmp_path):
+    """A review's calibration measured for 34 s, then could not write to /proc (os.access says yes to root), and took
+    --seq-len without --model and ignored it: both are refused before any measuring."""
+    clean_error(invoke("calibrate", "--device", "cpu", "--quick", "--output", "/proc/never.json"), "cannot write in /proc")
+    clean_error(invoke("calibrate", "--device", "cpu", "--quick", "--output", str(tmp_path / "c.json"), "--seq-len", "4096"),
+                "--seq-len sets the sequence of --model's GEMM shapes")  # fmt: skip
+    assert not (tmp_path / "c.json").exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("version", ["3", 3.0, True])
+def test_a_calibration_schema_version_is_a_whole_number(tmp_path, version):
+    """A review's re-sealed files with schema_version "3" or 3.0 were coerced and read, and true took version 1's
+    message: the version is a JSON integer or the file is refused by name."""
+    from test_calibrate_integrity import cpu_calibration
+
+    path = write_calibration(cpu_calibration(), tmp_path / "c.json")
+    raw = json.loads(path.read_text())
+    raw["schema_version"] = version
+    path.write_text(json.dumps(raw))
+    clean_error(invoke("estimate", "llama-3.2-1b", "--gpu", "cpu", "--num-gpus", "1", "--tokens", "1B", "--calibration",
+                       str(path)), "must be a whole number")  # fmt: skip

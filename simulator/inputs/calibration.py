@@ -867,6 +867,9 @@ def load_calibration(path: str | Path) -> Calibration:
         raise SpecError(
             f"calibration {path}: not a costsim calibration (schema {raw.get('schema')!r}); write one with costsim calibrate"
         )
+    version = raw.get("schema_version")
+    if "schema_version" in raw and (isinstance(version, bool) or not isinstance(version, int)):  # not "3", 3.0 or true
+        raise SpecError(f"calibration {path}: schema_version {version!r} must be a whole number; {RECALIBRATE}")
     if isinstance(raw.get("schema_version"), int) and raw["schema_version"] not in READ_VERSIONS:
         older = " (its hash covers the samples only, not the fit and provenance)" if raw["schema_version"] == 1 else ""
         raise SpecError(
@@ -1119,6 +1122,14 @@ def check_output_path(path: Path, force: bool) -> None:
         raise InputError(f"--output {path}: folder {folder} does not exist; create it first")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InputError(f"--output {path}: folder {folder} is not writable; choose another folder")
+    # os.access says yes to root anywhere (/proc, a read-only mount): create and remove a file there to be sure,
+    # before minutes of measuring.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".costsim-probe.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise InputError(f"--output {path}: cannot write in {folder} ({e.strerror}); choose another folder") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def write_calibration(cal: Calibration, path: str | Path, force: bool = False) -> Path:
@@ -1224,6 +1235,11 @@ def measured_hardware(cal: Calibration, path: str | Path) -> HardwareProfile:
     assert bf16 is not None  # Fit requires bf16
     if fit.memory is None:
         raise InputError(f"calibration {path} has no memory-bandwidth fit; recalibrate without skipping the memory benchmark")
+    if not p.device_memory_bytes:  # the OS did not say (sysconf failed): a 0-byte device would refuse every layout
+        raise InputError(
+            f"calibration {path} records no memory size for its {p.device_kind} device (provenance.device_memory_bytes); "
+            "recalibrate on a machine that reports it"
+        )
     memory_bw = fit.memory.copy_bytes_per_s or fit.memory.memory_bound_bytes_per_s
     up = fit.collectives.get("scale_up")
     link = up.busbw_bytes_per_s if up else memory_bw
@@ -1247,7 +1263,7 @@ def measured_hardware(cal: Calibration, path: str | Path) -> HardwareProfile:
             "no_price": "no price for a measured device: pass --usd-per-gpu-hour",
         },
         dense_tflop_per_s=DensePeaks.model_construct(fp32=peak("fp32"), tf32=None, bf16=bf16, fp16=peak("fp16"), fp8=None),
-        memory_gib=sourced((p.device_memory_bytes or 0.0) / GIB),
+        memory_gib=sourced(p.device_memory_bytes / GIB),
         memory_bandwidth_tb_per_s=sourced(memory_bw / TERA),
         scale_up=ScaleUp.model_construct(
             tech="shared memory", gb_per_s_per_direction=sourced(link / GIGA), domain_gpus=sourced(1)

@@ -73,6 +73,11 @@ def load_hardware(gpu: str) -> HardwareProfile:
     key = gpu.strip().lower()
     if key not in ids and is_dir(path):
         raise SpecError(f"GPU {gpu!r} is a folder; pass a profile YAML file in it, or a shipped id (costsim list gpus)")
+    if key == "cpu":  # a measured device, not a shipped profile
+        raise SpecError(
+            "--gpu cpu is the machine a CPU calibration measured: pass --calibration FILE from "
+            "`costsim calibrate --device cpu`, or a shipped GPU (costsim list gpus)"
+        )
     if key not in ids:
         raise SpecError(
             f"unknown GPU {gpu!r}.{_suggest(key, list(ids))} "
