@@ -315,3 +315,21 @@ def test_the_optimistic_cut_off_is_the_step_models_error_on_the_claims_gpu_vendo
     # An AMD claim is judged against the AMD rows' largest error.
     amd = claim_json("claim", "llama-3.1-70b", "--gpu", "mi300x", "--gpu-hours", "3M", "--tokens", "15T", "--num-gpus", "2048")
     assert amd["validation_max_abs_error"] == pytest.approx(0.843, abs=0.01)
+
+
+def test_a_users_spec_bearing_a_published_name_is_predicted_as_itself(tmp_path):
+    """A review copied DeepSeek-V3's spec, halved its layers and kept its name: the claim took the published run's
+    layout but predicted the shipped model (4.30M GPU-hours expected) where estimate of the file gave 2.57M. The claim's
+    own spec is costed, with the published run's layout."""
+    import yaml
+
+    from simulator.inputs.data_files import model_dir
+
+    raw = yaml.safe_load((model_dir() / "deepseek-v3.yaml").read_text())
+    raw["n_layers"] = 30
+    path = tmp_path / "deepseek-v3.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    shipped = api.claim("deepseek-v3", "h800", "2.664M", "14.8T", num_gpus=2048).to_dict()
+    mine = api.claim(str(path), "h800", "2.664M", "14.8T", num_gpus=2048).to_dict()
+    assert mine["predicted_gpu_hours"] < 0.7 * shipped["predicted_gpu_hours"]
+    assert mine["prediction"]["layout_source"] == shipped["prediction"]["layout_source"]  # the same published layout

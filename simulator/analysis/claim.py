@@ -366,7 +366,7 @@ def _prediction(
         layout = {k: v for k, v in match.layout.items() if k != "dp" or n == match.job.num_gpus}
         case = replace(match, job=job, layout=layout)
         try:
-            runs = estimate_scenario(case_scenario(case, assumptions))
+            runs = estimate_scenario(case_scenario(case, assumptions, spec, hw))  # the claim's own spec and profile
             source = f"published layout of {match.id} ({match.source}); unpublished fields searched"
             return Prediction(runs.expected, source, runs.achievable)
         except CostsimError:

@@ -67,9 +67,11 @@ def _hardware(name: str) -> HardwareProfile:
 REDUCE_BYTES_BY_MIXED_PRECISION = {"DEFAULT": BYTES_PER_ELEMENT["fp32"], "PURE": BYTES_PER_ELEMENT["bf16"]}
 
 
-def case_scenario(case: PublishedRun, assumptions: Assumptions = DEFAULT) -> Scenario:
+def case_scenario(case: PublishedRun, assumptions: Assumptions = DEFAULT, model: ModelSpec | None = None,
+                  hardware: HardwareProfile | None = None) -> Scenario:  # fmt: skip
     """The case as a scenario: its job (the attention kernel and the checkpointing the source states), its published
-    layout fields and the software stack of its framework and year."""
+    layout fields and the software stack of its framework and year; on `model` and `hardware` where given (a claim
+    about a user's spec or profile that bears a published run's name takes that run's layout, not its model)."""
     job = case.job
     flash = case.stack.get("flash_attention")
     if isinstance(flash, bool):
@@ -96,13 +98,14 @@ def case_scenario(case: PublishedRun, assumptions: Assumptions = DEFAULT) -> Sce
             )
         job = replace(job, fp8_recipe=recipe)
     stack = load_stack(case.stack_preset)
-    return Scenario.of(_case_model(case), _hardware(case.gpu), job, case.layout, assumptions=assumptions, stack=stack)
+    hw = hardware or _hardware(case.gpu)
+    return Scenario.of(_case_model(case, model), hw, job, case.layout, assumptions=assumptions, stack=stack)
 
 
-def _case_model(case: PublishedRun) -> ModelSpec:
-    """The case's model spec, without its multi-token-prediction modules where the source says the run had none
-    (stack.mtp_depth, e.g. Megatron-Bridge's 'DeepSeekV3 (w/o MTP)' rows)."""
-    model = _model(case.model)
+def _case_model(case: PublishedRun, base: ModelSpec | None = None) -> ModelSpec:
+    """The case's model spec (or `base`), without its multi-token-prediction modules where the source says the run had
+    none (stack.mtp_depth, e.g. Megatron-Bridge's 'DeepSeekV3 (w/o MTP)' rows)."""
+    model = base or _model(case.model)
     depth = case.stack.get("mtp_depth")
     if depth is None:
         return model
