@@ -10,6 +10,7 @@ both rules: no unit factor as a literal outside this module, no non-SI name in m
 """
 
 import math
+import re
 from typing import Final
 
 # Decimal (datasheet) prefixes: GB, TB/s, TFLOP/s.
@@ -49,12 +50,24 @@ DROPOUT_BYTES_PER_ELEMENT: Final = 5.0
 _SUFFIXES: Final = {"K": KILO, "M": MEGA, "B": GIGA, "G": GIGA, "T": TERA, "P": PETA}
 
 
+THOUSANDS_GROUPED: Final = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
+"""A count whose commas group its thousands: '62,914,560', '1,024'. Not with a suffix: '2,788M' is 2.788M in a decimal-
+comma locale and 2,788M in another."""
+
+
 def parse_count(text: str) -> float:
     """Parse '14.8T', '300B', '2.788M', '1.5e12' or '62914560' into a number.
 
-    B and G both mean 1e9 (billions of tokens); raises ValueError on anything else.
+    B and G both mean 1e9 (billions of tokens); raises ValueError on anything else. Commas group thousands only
+    ('4,194,304'): a decimal comma ('14,8T') would read as 148T, so it is refused.
     """
-    s = str(text).strip().replace("_", "").replace(",", "")
+    s = str(text).strip().replace("_", "")
+    if "," in s:
+        if not THOUSANDS_GROUPED.match(s):
+            raise ValueError(
+                f"{text!r}: commas group a plain number's thousands only (4,194,304); write a decimal point, e.g. 14.8T"
+            )
+        s = s.replace(",", "")
     if not s:
         raise ValueError("empty number")
     mult = 1.0

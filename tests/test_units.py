@@ -145,3 +145,18 @@ def test_the_estimate_table_counts_micro_batches_in_the_singular_for_one():
     assert one.exit_code == four.exit_code == 0, one.output + four.output
     assert "(1 micro-batch)" in one.output and "micro-batches" not in one.output.split("step time")[1].split("\n")[0]
     assert "(4 micro-batches)" in four.output
+
+
+@pytest.mark.parametrize("text", ["14,8T", "1,5T", "2,788M", "1,0,0B", ",1T", "1,0000"])
+def test_a_comma_that_does_not_group_thousands_is_refused(text):
+    """A review's --tokens 14,8T read as 148T (the comma dropped): commas group a plain number's thousands only."""
+    from simulator.units import parse_count
+
+    with pytest.raises(ValueError, match="commas group"):
+        parse_count(text)
+
+
+def test_commas_grouping_thousands_still_read():
+    from simulator.units import parse_count
+
+    assert parse_count("62,914,560") == 62_914_560 and parse_count("1,024") == 1024 and parse_count("14.8T") == 14.8e12
