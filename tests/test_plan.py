@@ -211,6 +211,14 @@ def test_published_figures_are_checked_and_unlike_runs_flagged(tmp_path, monkeyp
     assert_clean_error(invoke("estimate", "--plan", two), "2 figures for the whole plan")
 
 
+def test_a_plans_own_price_refuses_rental():
+    """--rental picks one of a profile's quotes; a plan that quotes its own price would silently keep it (a review's
+    --rental on-demand exited 0 at DeepSeek's $2): refused, naming the quote."""
+    assert_clean_error(
+        invoke("estimate", "--plan", "deepseek-v3", "--rental", "on-demand"), "quotes its own price", "drop --rental"
+    )
+
+
 def test_plan_tco_and_program_cost(tmp_path):
     plan = {**SMALL_PLAN, "experiments_multiplier": 2.0, "experiments_source": "test"}
     d = json.loads(invoke("estimate", "--plan", write_plan(tmp_path, plan), "--pricing", "tco", "--format", "json").output)

@@ -363,6 +363,11 @@ def run_stage(plan: Plan, spec: ModelSpec, stage: Stage, opts: CostOptions) -> S
 def run_plan(plan: Plan, plan_path: Path, opts: CostOptions | None = None) -> PlanResult:
     """Estimate every stage; totals are sums (stages run one after another)."""
     opts = opts or CostOptions()
+    if opts.rental_kind is not None and plan.usd_per_gpu_hour is not None:
+        raise InputError(
+            f"plan {plan.name} quotes its own price (${plan.usd_per_gpu_hour:g}/GPU-hour: {plan.price_source}), which "
+            f"--rental {opts.rental_kind} would not change; drop --rental, or replace the price with --usd-per-gpu-hour"
+        )
     if opts.experiments_multiplier is None and plan.experiments_multiplier is not None:
         opts = replace(opts, experiments_multiplier=plan.experiments_multiplier)
     try:
