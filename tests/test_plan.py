@@ -389,3 +389,28 @@ def test_prose_fields_refuse_control_characters(tmp_path, text):
         with pytest.raises(ValueError, match="control characters"):
             TypeAdapter(alias).validate_python(text)
         assert TypeAdapter(alias).validate_python("two\nlines\tand a tab") == "two\nlines\tand a tab"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (
+            ["estimate", "plans/deepseek-v3.yaml", "--gpu", "h100", "--num-gpus", "8", "--tokens", "1B"],
+            "this is a plan, not a model spec; pass it with --plan",
+        ),
+        (
+            ["estimate", "hardware_profiles/h100-sxm.yaml", "--gpu", "h100", "--num-gpus", "8", "--tokens", "1B"],
+            "this is a hardware profile, not a model spec",
+        ),
+        (
+            ["estimate", "llama-3.1-8b", "--gpu", "model_specs/llama-3.1-8b.yaml", "--num-gpus", "8", "--tokens", "1B"],
+            "this is a model spec, not a hardware profile",
+        ),
+        (["estimate", "--plan", "model_specs/llama-3.1-8b.yaml"], "this is a model spec, not a plan"),
+    ],
+)
+def test_a_file_of_another_kind_is_named_in_one_line(args, needle, monkeypatch):
+    """A review's plan given as MODEL got 16 schema errors: a costsim file of another kind is named, with how to pass it."""
+    monkeypatch.chdir(plan_dir().parent)
+    out = assert_clean_error(invoke(*args), needle)
+    assert len(out.strip().splitlines()) == 1, out

@@ -11,13 +11,15 @@ from pathlib import Path
 from simulator.errors import SpecError
 from simulator.inputs.arguments import reference
 from simulator.inputs.data_files import hardware_dir, model_dir, yaml_files
-from simulator.inputs.files import is_dir, is_file, read_json, read_yaml, validate
+from simulator.inputs.files import is_dir, is_file, read_json, read_yaml, refuse_other_kind, validate
 from simulator.inputs.hf_config import model_from_hf_config
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 
 
 def load_hardware_file(path: Path) -> HardwareProfile:
-    spec = validate(read_yaml(path), HardwareProfile, path)
+    raw = read_yaml(path)
+    refuse_other_kind(raw, path, "a hardware profile", "dense_tflop_per_s")
+    spec = validate(raw, HardwareProfile, path)
     if spec.name != path.stem:
         raise SpecError(f"{path}: name {spec.name!r} must match the file name {path.stem!r}")
     return spec
@@ -26,7 +28,9 @@ def load_hardware_file(path: Path) -> HardwareProfile:
 def load_model_file(path: Path) -> ModelSpec:
     if path.suffix == ".json":
         return model_from_hf_config(read_json(path), path)
-    return validate(read_yaml(path), ModelSpec, path)
+    raw = read_yaml(path)
+    refuse_other_kind(raw, path, "a model spec", "n_layers")
+    return validate(raw, ModelSpec, path)
 
 
 def _suggest(name: str, known: list[str]) -> str:

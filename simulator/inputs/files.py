@@ -351,3 +351,23 @@ def validate(raw: object, schema: type[BaseModel], where: Path | str, read_from:
         return schema.model_validate(raw)
     except ValidationError as e:
         raise SpecError(_format_validation(where, schema, e, read_from=read_from)) from None
+
+
+# Keys that tell one kind of costsim file from another, and how each is passed.
+FILE_KINDS = (
+    ("stages", "a plan", "pass it with --plan"),
+    ("dense_tflop_per_s", "a hardware profile", "pass it as --gpu"),
+    ("n_layers", "a model spec", "pass it as MODEL"),
+    ("tokens", "a fleet (a day of serving)", "run it with costsim fleet"),
+    ("cases", "a validation dataset", "it is read by costsim validate"),
+)
+
+
+def refuse_other_kind(raw: object, path: Path, expected: str, key: str) -> None:
+    """One line where the file is another kind of costsim file (a plan given as MODEL), instead of a page of the
+    schema's field errors."""
+    if not isinstance(raw, dict) or key in raw:
+        return
+    for marker, kind, how in FILE_KINDS:
+        if marker in raw and marker != key:
+            raise SpecError(f"{path}: this is {kind}, not {expected}; {how}")

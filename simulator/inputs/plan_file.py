@@ -22,7 +22,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Dis
 from simulator.errors import SpecError
 from simulator.inputs.arguments import reference
 from simulator.inputs.data_files import model_dir, plan_dir, yaml_files
-from simulator.inputs.files import is_dir, read_yaml, validate
+from simulator.inputs.files import is_dir, read_yaml, refuse_other_kind, validate
 from simulator.inputs.specs import Name, one_line, prose
 from simulator.inputs.stacks import load_stack
 from simulator.units import (
@@ -511,7 +511,9 @@ def load_plan_file(path: Path) -> Plan:
     its model path is (`model_ref`)."""
     if is_dir(path):
         raise SpecError(f"{path}: is a directory; pass a plan YAML file")
-    plan = validate(read_yaml(path), Plan, path)
+    raw = read_yaml(path)
+    refuse_other_kind(raw, path, "a plan", "stages")
+    plan = validate(raw, Plan, path)
     stages = [s.model_copy(update={"gpu": beside(s.gpu, path)}) if s.gpu else s for s in plan.stages]
     reported = [r.model_copy(update={"gpu": beside(r.gpu, path)}) if r.gpu else r for r in plan.reported]
     return plan.model_copy(update={"gpu": beside(plan.gpu, path), "stages": stages, "reported": reported})
