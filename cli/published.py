@@ -21,6 +21,12 @@ from cli.options import (
 from simulator.units import DEFAULT_DRAWS, KILO
 
 
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st, 101st."""
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def register(app: typer.Typer, validate_app: typer.Typer) -> None:
     validate_app.command("public")(validate_public)
     app.command("claim")(claim)
@@ -291,7 +297,7 @@ def claim_table(d: dict) -> str:
         ),
         (
             "among published runs",
-            f"{d['percentile']:.0f}th percentile of MFU at own precision ({_pct(d['mfu_at_claimed_precision'])}); "
+            f"{ordinal(round(d['percentile']))} percentile of MFU at own precision ({_pct(d['mfu_at_claimed_precision'])}); "
             f"best {d['best_published']['id']} {_pct(d['best_published']['mfu'])}",
         ),
     ]

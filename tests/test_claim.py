@@ -333,3 +333,11 @@ def test_a_users_spec_bearing_a_published_name_is_predicted_as_itself(tmp_path):
     mine = api.claim(str(path), "h800", "2.664M", "14.8T", num_gpus=2048).to_dict()
     assert mine["predicted_gpu_hours"] < 0.7 * shipped["predicted_gpu_hours"]
     assert mine["prediction"]["layout_source"] == shipped["prediction"]["layout_source"]  # the same published layout
+
+
+def test_percentiles_read_as_ordinals():
+    """'3th percentile' (a review): 1st, 2nd, 3rd, 4th, 11th-13th, 21st, 22nd, 101st."""
+    from cli.published import ordinal
+
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 101, 111)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd", "101st", "111th"]  # fmt: skip
