@@ -297,8 +297,8 @@ def current_scaling_note(s: Scenario) -> str | None:
     return (
         f"FP8 tensor recipe on stack {s.stack.name} taken as current scaling (Megatron-Bridge's FP8-CS): each local "
         f"expert is quantized apart, {s.rates.expert_quantize_host_s / MICRO:.0f} us of host time per expert GEMM on top "
-        "of its launch (docs/model.md §7.8); delayed scaling (Megatron-LM's default) casts all experts in one kernel and "
-        "would not pay it; --fp8-recipe block does not either"
+        "of its launch, which sets the step only where the host outlasts the GPU (docs/model.md §7.8); delayed scaling "
+        "(Megatron-LM's default) casts all experts in one kernel and would not pay it; --fp8-recipe block does not either"
     )
 
 
