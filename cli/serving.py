@@ -266,7 +266,7 @@ def serve_table(d: dict) -> str:
         lay = x["layout"]
         lay_text = f"TP{lay['tp']} DP{lay['dp']} PP{lay['pp']} EP{lay['ep']} {lay['precision']}"
         lines.append(f"decode   {format_rate(x['output_tokens_per_s_per_gpu']):>10} output tok/s/GPU  "
-                     f"{x['tokens_per_s_per_user']:,.1f} tok/s per user (TPOT {x['tpot_s'] / MILLI:,.1f} ms)   "
+                     f"{format_rate(x['tokens_per_s_per_user'])} tok/s per user (TPOT {x['tpot_s'] / MILLI:,.1f} ms)   "
                      f"{lay_text}, {counted(x['batch_per_gpu'], 'sequence')} per GPU"
                      + (", host-bound" if x["breakdown_s"].get("host_exposed", 0.0) > 0 else ""))  # fmt: skip
         mem = d["memory_per_gpu_gib"]

@@ -466,3 +466,10 @@ def test_serve_takes_the_gpu_price_its_tco_message_asks_for():
     clean_error(invoke(*args[:-2]), "--gpu-purchase-usd")
     cheap, dear = (json.loads(invoke(*args, "--gpu-purchase-usd", str(p)).output) for p in (8000, 16000))
     assert 1 < dear["usd_per_gpu_hour"] / cheap["usd_per_gpu_hour"] < 2  # capital doubles, energy does not
+
+
+def test_a_batch_cap_below_one_sequence_names_the_rule():
+    """A review's --max-batch-per-gpu 0.001 said 'no decode layout fits the fields given ():' with empty brackets and
+    only the stage-size rule; the refusal names the cap and the whole-sequence rule."""
+    clean_error(invoke("serve", "llama-3.1-8b", "--gpu", "h100", "--max-batch-per-gpu", "0.001"),
+                "fields given: a stage", "batches stop at --max-batch-per-gpu 0.001", "whole number of sequences")  # fmt: skip

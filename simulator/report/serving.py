@@ -68,7 +68,7 @@ def build_serve_document(d: dict) -> list[Block]:
     if "decode" in d:
         x, lay = d["decode"], d["decode"]["layout"]
         rows.append(["decode", f"{format_rate(x['output_tokens_per_s_per_gpu'])} output tok/s per GPU",
-                     f"{x['tokens_per_s_per_user']:,.1f} tok/s per user",
+                     f"{format_rate(x['tokens_per_s_per_user'])} tok/s per user",
                      f"TP{lay['tp']} DP{lay['dp']} PP{lay['pp']} EP{lay['ep']} {lay['precision']}, "
                      f"{counted(x['batch_per_gpu'], 'sequence')} per GPU"])  # fmt: skip
     blocks += [h2("What one GPU serves"), table(["phase", "throughput", "latency", "layout"], rows)]

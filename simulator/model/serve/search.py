@@ -120,9 +120,13 @@ def decode_candidates(s: Setup, given: Given, precisions: tuple[str, ...]) -> Ca
                 f"no decode layout has tp x dp x pp = {given.num_gpus:,} GPUs with the fields given ({stated}); give a "
                 "GPU count that is a product of them, or leave fields out to search them"
             )
+        rules = [f"a stage holds at most {MAX_STAGE_GPUS:,} GPUs (tp x dp)"]
+        rules += ["a replica's sequences stay within its cap"] if given.max_replica_sequences is not None else []
+        rules += [f"batches stop at --max-batch-per-gpu {given.max_batch:g}"] if given.max_batch is not None else []
+        rules += ["a TP group decodes a whole number of sequences (tp x batch)"] if given.whole_sequences else []
         raise LayoutError(
-            f"no decode layout fits the fields given ({stated}): a stage holds at most {MAX_STAGE_GPUS:,} GPUs (tp x dp) "
-            "and a replica's sequences stay within its cap; give smaller degrees, or leave fields out to search them"
+            f"no decode layout fits the fields given{f' ({stated})' if stated else ''}: {'; '.join(rules)}; give smaller "
+            "degrees or a larger batch cap, or leave fields out to search them"
         )
     return Candidates(grid[:, 0], grid[:, 1], grid[:, 2], grid[:, 3], prec)
 
