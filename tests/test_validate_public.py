@@ -504,3 +504,11 @@ def test_a_malformed_megatron_core_dataset_is_a_spec_error(tmp_path, monkeypatch
     monkeypatch.setattr(published, "_validation_dir", lambda: tmp_path)
     with pytest.raises(SpecError, match=named.replace(".", r"\.")):
         published.megatron_core_2024_runs()
+
+
+def test_the_document_names_no_path_of_this_installation(doc):
+    """21 cases named their model by this installation's absolute path (a review): shipped validation files are named
+    by their path in the data ('validation/...'), so the JSON is the same on every machine."""
+    models = [c["model"] for c in doc["cases"]]
+    assert not any(m.startswith("/") for m in models)
+    assert any(m.startswith("validation/") and m.endswith(".json") for m in models)

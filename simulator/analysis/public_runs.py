@@ -67,6 +67,18 @@ def _hardware(name: str) -> HardwareProfile:
 REDUCE_BYTES_BY_MIXED_PRECISION = {"DEFAULT": BYTES_PER_ELEMENT["fp32"], "PURE": BYTES_PER_ELEMENT["bf16"]}
 
 
+def shown_path(ref: str) -> str:
+    """A case's model as the output shows it: a spec or config shipped in the validation data as its path there
+    ('validation/megatron2021/gpt-7.5b.json'), not the absolute path of this installation; anything else as given."""
+    from simulator.inputs.data_files import validation_dir
+
+    root = validation_dir()
+    try:
+        return str(Path("validation") / Path(ref).relative_to(root)) if Path(ref).is_absolute() else ref
+    except ValueError:
+        return ref
+
+
 def case_scenario(case: PublishedRun, assumptions: Assumptions = DEFAULT, model: ModelSpec | None = None,
                   hardware: HardwareProfile | None = None) -> Scenario:  # fmt: skip
     """The case as a scenario: its job (the attention kernel and the checkpointing the source states), its published
@@ -255,7 +267,7 @@ class CaseResult:
             "id": c.id,
             "source": c.source,
             "quote": c.quote,
-            "model": c.model,
+            "model": shown_path(c.model),
             "gpu": c.gpu,
             "num_gpus": c.job.num_gpus,
             "precision": c.job.precision,
