@@ -411,7 +411,7 @@ class SearchResult(_Result):
     search: Any
     """The simulator.run.search.SearchResult (numpy arrays of every valid layout)."""
     document: dict = field(repr=False)
-    """What `costsim search --format json` prints (simulator.run.search_doc.search_document), less schema_version."""
+    """What `costsim search --format json` prints (simulator.report.search_doc.search_document), less schema_version."""
 
     @property
     def best(self) -> dict | None:
@@ -453,9 +453,9 @@ def search(
     'tp=1,pp=16,ep=64' (None: the model's published layout); `top` keeps only the first rows in `candidates` (None:
     all); `progress(done, total)` is called as the layouts are evaluated."""
     from simulator.inputs.stacks import load_stack
+    from simulator.report.search_doc import expected_entry, parse_reference, search_document
     from simulator.run.scenario import resolve
     from simulator.run.search import search as run_search
-    from simulator.run.search_doc import expected_entry, parse_reference, search_document
 
     _check_layout_keys(layout)
     limit = None if top is None else integer("top", top, 1, 2**62)
