@@ -459,6 +459,10 @@ def search(
 
     _check_layout_keys(layout)
     limit = None if top is None else integer("top", top, 1, 2**62)
+    if reference is not None and not isinstance(reference, str):
+        raise InputError(f"reference={reference!r} must be a layout as text, e.g. 'tp=1,pp=16,ep=64', or None")
+    if progress is not None and not callable(progress):
+        raise InputError(f"progress={progress!r} must be a function of (done, total), or None")
     sw = load_stack(stack)
     # Resolved as `costsim estimate` resolves a run (the stack's attention kernel and FP8 recipe, the GPU's rates), so
     # a row's layout typed into `estimate` gives the row's numbers.
@@ -582,6 +586,7 @@ class CompareResult(_Result):
         return list(self.data["factor_details"])
 
 
+@_plain_numbers
 def compare(a: str, b: str) -> CompareResult:
     """GPU-hours of plan a / plan b as a product of five factors, as `costsim compare` (plan names or YAML paths)."""
     from simulator.analysis.compare import compare_plans
@@ -605,6 +610,7 @@ class ValidationResult(_Result):
         return self.data["cases"]
 
 
+@_plain_numbers
 def validate(kind: str = "public") -> ValidationResult:
     """Compare the model with published runs, as `costsim validate public` (the only kind that needs no GPU)."""
     from simulator.analysis import public_runs

@@ -50,7 +50,7 @@ DROPOUT_BYTES_PER_ELEMENT: Final = 5.0
 _SUFFIXES: Final = {"K": KILO, "M": MEGA, "B": GIGA, "G": GIGA, "T": TERA, "P": PETA}
 
 
-THOUSANDS_GROUPED: Final = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
+THOUSANDS_GROUPED: Final = re.compile(r"^[+-]?[1-9]\d{0,2}(,\d{3})+(\.\d*)?$")
 """A count whose commas group its thousands: '62,914,560', '1,024'. Not with a suffix: '2,788M' is 2.788M in a decimal-
 comma locale and 2,788M in another."""
 
@@ -65,7 +65,8 @@ def parse_count(text: str) -> float:
     if "," in s:
         if not THOUSANDS_GROUPED.match(s):
             raise ValueError(
-                f"{text!r}: commas group a plain number's thousands only (4,194,304); write a decimal point, e.g. 14.8T"
+                f"{text!r}: commas group a plain number's thousands only (4,194,304); write a decimal point (14.8T) or "
+                "the whole number (2788000)"
             )
         s = s.replace(",", "")
     if not s:
@@ -105,7 +106,9 @@ def count_in_range(value: object, low: float, high: float, *, low_open: bool = F
         if isinstance(value, bool):  # True is an int to Python, never a count to a person
             raise ValueError
         x = float(value) if isinstance(value, int | float) else parse_count(str(value))
-    except ValueError:
+    except ValueError as e:
+        if "commas group" in str(e):  # say why, not only that it is not a number
+            raise ValueError(f"{value!r} is not a number: {str(e).split(': ', 1)[1]}") from None
         raise ValueError(f"{value!r} is not a number; write e.g. {COUNT_EXAMPLES}") from None
     above_low = x > low if low_open else x >= low
     if not (above_low and x <= high and math.isfinite(x)):

@@ -169,3 +169,17 @@ def test_an_argument_an_entry_point_does_not_take_is_named():
         api.plan("deepseek-v3", tp=2)
     with pytest.raises(InputError, match="price_claim"):
         api.price_claim("deepseek-reasoner-2025", "openai-o1-2025-01", 20, foo=1)
+
+
+def test_the_second_review_s_api_gaps():
+    """compare and validate name an unknown argument too; search refuses a reference or progress of the wrong type;
+    Fraction(64) is 64 GPUs, an int."""
+    from fractions import Fraction
+
+    with pytest.raises(InputError, match="compare"):
+        api.compare("deepseek-v3", "llama-3.1-405b", foo=1)
+    with pytest.raises(InputError, match="reference"):
+        api.search("llama-3.1-8b", "h100", 8, "1T", reference={"tp": 1})
+    with pytest.raises(InputError, match="progress"):
+        api.search("llama-3.1-8b", "h100", 8, "1T", progress=5)
+    assert api.estimate("llama-3.1-8b", "h100", Fraction(64), "1T").to_dict()["num_gpus"] == 64

@@ -396,7 +396,7 @@ def test_prose_fields_refuse_control_characters(tmp_path, text):
     [
         (
             ["estimate", "plans/deepseek-v3.yaml", "--gpu", "h100", "--num-gpus", "8", "--tokens", "1B"],
-            "this is a plan, not a model spec; pass it with --plan",
+            "this is a plan, not a model spec; estimate, report and claim take it as --plan",
         ),
         (
             ["estimate", "hardware_profiles/h100-sxm.yaml", "--gpu", "h100", "--num-gpus", "8", "--tokens", "1B"],

@@ -472,4 +472,4 @@ def test_a_batch_cap_below_one_sequence_names_the_rule():
     """A review's --max-batch-per-gpu 0.001 said 'no decode layout fits the fields given ():' with empty brackets and
     only the stage-size rule; the refusal names the cap and the whole-sequence rule."""
     clean_error(invoke("serve", "llama-3.1-8b", "--gpu", "h100", "--max-batch-per-gpu", "0.001"),
-                "fields given: a stage", "batches stop at --max-batch-per-gpu 0.001", "whole number of sequences")  # fmt: skip
+                "no decode layout fits: batches stop at --max-batch-per-gpu 0.001", "whole number of sequences")  # fmt: skip

@@ -147,13 +147,21 @@ def test_the_estimate_table_counts_micro_batches_in_the_singular_for_one():
     assert "(4 micro-batches)" in four.output
 
 
-@pytest.mark.parametrize("text", ["14,8T", "1,5T", "2,788M", "1,0,0B", ",1T", "1,0000"])
+@pytest.mark.parametrize("text", ["14,8T", "1,5T", "2,788M", "1,0,0B", ",1T", "1,0000", "0,500"])
 def test_a_comma_that_does_not_group_thousands_is_refused(text):
     """A review's --tokens 14,8T read as 148T (the comma dropped): commas group a plain number's thousands only."""
     from simulator.units import parse_count
 
     with pytest.raises(ValueError, match="commas group"):
         parse_count(text)
+
+
+def test_the_comma_reason_reaches_the_command_line():
+    """count_in_range kept only 'is not a number', whose example steered a 2,788K toward 2.788K (the second review)."""
+    from cli_support import invoke
+
+    out = invoke("estimate", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "8", "--tokens", "14,8T").output
+    assert "commas group a plain number's thousands only" in out and "Traceback" not in out
 
 
 def test_commas_grouping_thousands_still_read():

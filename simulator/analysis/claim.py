@@ -332,7 +332,7 @@ def verdict(
         return "frontier", f"{place}: between the two, reachable with a frontier-tuned stack and layout; it {need}"
     if claimed_gpu_hours > FAR_ABOVE_EXPECTED * e:
         return "plausible", (
-            f"{place}: {claimed_gpu_hours / e:,.3g}x what runs like it realized, an order of magnitude beyond any "
+            f"{place}: {claimed_gpu_hours / e:,.0f}x what runs like it realized, an order of magnitude beyond any "
             f"realization: the figure likely covers more than this run (ablations, failed runs, other work) or more "
             f"tokens than stated; it {need}"
         )
@@ -358,9 +358,15 @@ def _prediction(
     assumptions: Assumptions,
 ) -> Prediction | None:
     """costsim's estimate with the published layout of a matching case where there is one, else a searched layout."""
+    if match is not None and tokens < match.job.global_batch_tokens:
+        # Fewer tokens than one step of the published run: its layout and batch do not describe this run; with a
+        # GPU count, search at the model's own defaults (make_job refuses tokens below one of its steps), else none.
+        if num_gpus is None:
+            return None
+        job = make_job(spec, num_gpus, tokens, None, None, precision)
+        runs = estimate_scenario(Scenario.of(spec, hw, job, None, assumptions=assumptions))
+        return Prediction(runs.expected, f"searched by costsim (fewer tokens than one step of {match.id})", runs.achievable)
     if match is not None and load_hardware(match.gpu).name == hw.name:
-        if tokens < match.job.global_batch_tokens:  # as make_job refuses it
-            raise InputError(f"--tokens {tokens:.4g} is less than one step of {match.job.global_batch_tokens:.4g} tokens")
         n = num_gpus or match.job.num_gpus
         job = replace(match.job, num_gpus=n, tokens=tokens, precision=precision)
         layout = {k: v for k, v in match.layout.items() if k != "dp" or n == match.job.num_gpus}
@@ -370,8 +376,8 @@ def _prediction(
             source = f"published layout of {match.id} ({match.source}); unpublished fields searched"
             return Prediction(runs.expected, source, runs.achievable)
         except CostsimError:
-            if num_gpus is None:
-                raise
+            if num_gpus is None:  # a user's spec under a published name may not take that layout: no prediction
+                return None
             # The published layout does not divide or fit this GPU count: search all of it below.
         seq_len, batch = match.job.seq_len, match.job.global_batch_tokens
     else:

@@ -54,7 +54,7 @@ def plain_number(value: object) -> object:
     bools included, as given. What reaches the model and the JSON is then plain Python."""
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
         return value
-    if isinstance(value, numbers.Integral):
+    if isinstance(value, numbers.Integral) or (isinstance(value, numbers.Rational) and value.denominator == 1):
         return int(value)
     return value if type(value) is float else float(value)
 

@@ -79,8 +79,8 @@ def load_hardware(gpu: str) -> HardwareProfile:
         raise SpecError(f"GPU {gpu!r} is a folder; pass a profile YAML file in it, or a shipped id (costsim list gpus)")
     if key == "cpu":  # a measured device, not a shipped profile
         raise SpecError(
-            "--gpu cpu is the machine a CPU calibration measured: pass --calibration FILE from "
-            "`costsim calibrate --device cpu`, or a shipped GPU (costsim list gpus)"
+            "--gpu cpu names the machine a CPU calibration measured (costsim calibrate --device cpu): estimate and serve "
+            "take it with that file as --calibration; otherwise give a shipped GPU (costsim list gpus)"
         )
     if key not in ids:
         raise SpecError(

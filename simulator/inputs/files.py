@@ -355,9 +355,9 @@ def validate(raw: object, schema: type[BaseModel], where: Path | str, read_from:
 
 # Keys that tell one kind of costsim file from another, and how each is passed.
 FILE_KINDS = (
-    ("stages", "a plan", "pass it with --plan"),
-    ("dense_tflop_per_s", "a hardware profile", "pass it as --gpu"),
-    ("n_layers", "a model spec", "pass it as MODEL"),
+    ("stages", "a plan", "estimate, report and claim take it as --plan"),
+    ("dense_tflop_per_s", "a hardware profile", "give it as --gpu"),
+    ("n_layers", "a model spec", "give it as the MODEL argument"),
     ("tokens", "a fleet (a day of serving)", "run it with costsim fleet"),
     ("cases", "a validation dataset", "it is read by costsim validate"),
 )

@@ -90,13 +90,16 @@ def decode_candidates(s: Setup, given: Given, precisions: tuple[str, ...]) -> Ca
         pps = _options(given.pp, tuple(p for p in (1, 2, 4, 8, 16) if p <= model.n_layers))
     batches = _options(given.batch, capped_batches(given.max_batch))
     grid = np.array(list(itertools.product(tps, dps, pps, batches)), dtype=float).reshape(-1, 4)
-    keep = grid[:, 0] * grid[:, 1] <= MAX_STAGE_GPUS
+    stage_ok = grid[:, 0] * grid[:, 1] <= MAX_STAGE_GPUS
+    keep = stage_ok.copy()
+    cap_ok = np.ones(len(grid), dtype=bool)
     if given.max_replica_sequences is not None:
-        keep &= grid[:, 0] * grid[:, 3] <= given.max_replica_sequences
+        cap_ok = grid[:, 0] * grid[:, 3] <= given.max_replica_sequences
+        keep &= cap_ok
     if given.num_gpus is not None:
         keep &= grid[:, 0] * grid[:, 1] * grid[:, 2] == given.num_gpus
-    if given.whole_sequences:
-        keep &= _whole_sequences(grid, given, keep)
+    whole_ok = _whole_sequences(grid, given, keep) if given.whole_sequences else np.ones(len(grid), dtype=bool)
+    keep &= whole_ok
     grid = grid[keep]
     n = len(grid)
     prec = np.repeat(np.array(precisions), n)
@@ -120,13 +123,16 @@ def decode_candidates(s: Setup, given: Given, precisions: tuple[str, ...]) -> Ca
                 f"no decode layout has tp x dp x pp = {given.num_gpus:,} GPUs with the fields given ({stated}); give a "
                 "GPU count that is a product of them, or leave fields out to search them"
             )
-        rules = [f"a stage holds at most {MAX_STAGE_GPUS:,} GPUs (tp x dp)"]
-        rules += ["a replica's sequences stay within its cap"] if given.max_replica_sequences is not None else []
-        rules += [f"batches stop at --max-batch-per-gpu {given.max_batch:g}"] if given.max_batch is not None else []
-        rules += ["a TP group decodes a whole number of sequences (tp x batch)"] if given.whole_sequences else []
+        # The rules that remove rows, each named once (the stage size only where it binds).
+        rules = [f"a stage holds at most {MAX_STAGE_GPUS:,} GPUs (tp x dp)"] if not stage_ok.all() else []
+        rules += ["a replica's sequences stay within its cap"] if not cap_ok.all() else []
+        if given.max_batch is not None:
+            rules.append(f"batches stop at --max-batch-per-gpu {given.max_batch:g}")
+        rules += ["a TP group decodes a whole number of sequences (tp x batch)"] if not whole_ok.all() else []
+        fixes = ["give smaller degrees"] + (["a larger --max-batch-per-gpu"] if given.max_batch is not None else [])
         raise LayoutError(
-            f"no decode layout fits the fields given{f' ({stated})' if stated else ''}: {'; '.join(rules)}; give smaller "
-            "degrees or a larger batch cap, or leave fields out to search them"
+            f"no decode layout fits{f' the fields given ({stated})' if stated else ''}: {'; '.join(rules)}; "
+            f"{' or '.join(fixes)}, or leave fields out to search them"
         )
     return Candidates(grid[:, 0], grid[:, 1], grid[:, 2], grid[:, 3], prec)
 
