@@ -298,6 +298,8 @@ def estimate(
 
     if flag("uncertainty", uncertainty):
         check_options(draws, seed, tokens_spread)
+    else:
+        _no_band_options(draws, seed, tokens_spread)
     _check_layout_keys(layout)
     costs = cost_options(
         pricing, rental, usd_per_gpu_hour, gpu_purchase_usd, pue, usd_per_kwh, grid_kg_co2_per_kwh, experiments_multiplier
@@ -357,6 +359,14 @@ class PlanResult(_Result):
         return write_plan_report(self.plan, band, output, force, command, other)
 
 
+def _no_band_options(draws: object, seed: object, tokens_spread: object) -> None:
+    """As the command line: draws, seed and tokens_spread only apply with uncertainty=True (they were ignored)."""
+    given = [f"{k}={v!r}" for k, v, default in (("draws", draws, DEFAULT_DRAWS), ("seed", seed, 0),
+                                               ("tokens_spread", tokens_spread, 0.0)) if v != default]  # fmt: skip
+    if given:
+        raise InputError(f"{', '.join(given)} only apply with uncertainty=True; add it or drop them")
+
+
 def _report_target(output: object, force: object) -> tuple[str, bool]:
     """write_report's folder (text or a pathlib.Path) and `force` (True or False: 'no' would overwrite), checked
     before the band is drawn."""
@@ -389,6 +399,8 @@ def plan(
 
     if flag("uncertainty", uncertainty):
         check_options(draws, seed, tokens_spread)
+    else:
+        _no_band_options(draws, seed, tokens_spread)
     costs = cost_options(
         pricing, rental, usd_per_gpu_hour, gpu_purchase_usd, pue, usd_per_kwh, grid_kg_co2_per_kwh, experiments_multiplier
     )

@@ -183,3 +183,11 @@ def test_the_second_review_s_api_gaps():
     with pytest.raises(InputError, match="progress"):
         api.search("llama-3.1-8b", "h100", 8, "1T", progress=5)
     assert api.estimate("llama-3.1-8b", "h100", Fraction(64), "1T").to_dict()["num_gpus"] == 64
+
+
+def test_band_options_need_uncertainty_in_the_api_too():
+    """draws=-3 or tokens_spread=5 without uncertainty=True were ignored by the API while the CLI refuses them."""
+    with pytest.raises(InputError, match="only apply with uncertainty=True"):
+        api.estimate("llama-3.1-8b", "h100", 64, "1T", draws=-3)
+    with pytest.raises(InputError, match="tokens_spread=5"):
+        api.plan("deepseek-v3", tokens_spread=5)

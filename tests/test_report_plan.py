@@ -236,3 +236,19 @@ def test_api_writes_a_plan_report_without_a_comparison(tmp_path):
     md = files["markdown"].read_text(encoding="utf-8")
     assert "## Published claim" in md and "| all stages | 30.8M |" in md
     assert "## Comparison" not in md and "## References" in md
+
+
+def test_a_short_log_axis_still_has_two_distinct_labels():
+    """A sweep whose costs lie within 1% ($57.4K-$57.7K) drew its cost axis with no numbers, and a report's USD axis
+    labelled '$106K' three times (a review): the two ends are labelled with the digits that tell them apart."""
+    from simulator.report import charts
+    from simulator.report.money import usd
+
+    fig, ax = charts.pyplot().subplots()
+    ax.plot([1, 2], [57_400, 57_700])
+    ax.set_yscale("log")
+    charts.plain_log_axis(ax, "y", usd)
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert len(labels) >= 2 and len(set(labels)) == len(labels)
+    charts.pyplot().close(fig)

@@ -345,3 +345,10 @@ def test_cost_objective_refuses_a_free_gpu_hour():
     ranked a CP8, full-recompute layout of 60K GPU-hours first against 27K for the true best."""
     r = invoke(*"search llama-3.1-8b --gpu h100 --num-gpus 8 --tokens 1T --usd-per-gpu-hour 0 --objective cost".split())
     assert r.exit_code != 0 and "priced at $0" in r.output and "Traceback" not in r.output
+
+
+def test_a_sweep_with_nothing_feasible_draws_no_chart(tmp_path):
+    """A review's all-infeasible sweep wrote an empty 0-1 chart and exited 0: --plot is refused with the reason."""
+    png = tmp_path / "none.png"
+    r = invoke(*"sweep llama-3.1-405b --tokens 15T --gpu h100-sxm --num-gpus 1,8 --plot".split(), str(png))
+    assert r.exit_code != 0 and "nothing to draw" in r.output and not png.exists()

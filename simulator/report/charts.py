@@ -65,13 +65,30 @@ def nice_log_ticks(lo: float, hi: float, most: int = 7) -> list[float]:
     return ticks
 
 
+def end_ticks(lo: float, hi: float) -> list[float]:
+    """Two values just inside [lo, hi], a tenth of the range in from each end."""
+    pad = (hi - lo) / 10
+    return [lo + pad, hi - pad]
+
+
+def _distinct(fmt):
+    """`fmt` where it tells two values apart, else the plain number with all its digits (and fmt's currency sign)."""
+    sign = "$" if fmt(1.0).startswith("$") else ""
+    return lambda x: f"{sign}{x:,.0f}" if abs(x) >= 100 else f"{sign}{x:.4g}"
+
+
 def plain_log_axis(ax, which: str, fmt=plain_number) -> None:
     """Label a log axis with round plain numbers ('2,000', '$5.00M'), never '10^3' or '2^10'; no minor labels."""
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
     axis = ax.xaxis if which == "x" else ax.yaxis
     lo, hi = sorted(ax.get_xlim() if which == "x" else ax.get_ylim())
-    axis.set_major_locator(FixedLocator(nice_log_ticks(lo, hi)))
+    ticks = nice_log_ticks(lo, hi)
+    if len({fmt(t) for t in ticks}) < 2 and hi > lo > 0:
+        # A short range (a sweep's costs within 1%) has no round value inside, or labels that print alike ('$106K'
+        # three times): label its two ends with every digit that tells them apart.
+        ticks, fmt = end_ticks(lo, hi), _distinct(fmt)
+    axis.set_major_locator(FixedLocator(ticks))
     axis.set_major_formatter(FuncFormatter(lambda x, _: fmt(x)))
     axis.set_minor_locator(NullLocator())
     axis.set_minor_formatter(NullFormatter())
@@ -181,6 +198,12 @@ def distribution_chart(cost_samples_usd, band: dict, nominal_usd: float, path: P
 
 def plot_sweep(rows, model_name: str, path: Path) -> None:
     """Days and dollars against the GPU count, one line per GPU; axes in plain numbers and dollars."""
+    from simulator.errors import InputError
+
+    if not any(r.feasible for r in rows):  # an empty 0-1 plot would look like a chart of something
+        raise InputError(
+            "--plot: no swept cluster is feasible, so there is nothing to draw; add larger --num-gpus or drop --plot"
+        )
     plt = pyplot()
     fig, (ax_days, ax_cost) = plt.subplots(1, 2, figsize=(11, 4.2))
     counts = []
