@@ -30,7 +30,7 @@ from cli.options import (
     ranged,
 )
 from cli.options import Format as OutFormat
-from simulator.report.tables import add_row, breakdown_table, layout_text, new_table, render, text_table
+from simulator.report.tables import add_row, breakdown_table, layout_text, new_table, render, schema_row, text_table
 
 TABLE_TOP = 10
 """Layouts a search table shows unless --top says otherwise."""
@@ -214,14 +214,22 @@ def sweep_command(
             plot_sweep(rows, spec.name, plot)
         if output is not None:
             with output.open("w" if force else "x", encoding="utf-8", newline="") as f:  # "x": no race past the check
-                f.write(report.to_csv(doc["rows"]))
+                f.write(report.to_csv(sweep_csv_rows(doc)))
     except FileExistsError:
         fail(InputError(f"--output {output} was created by someone else meanwhile; add --force to overwrite it"))
     except OSError as e:
         fail(InputError(f"cannot write {e.filename or output}: {e.strerror}; pick a writable path"))
     except CostsimError as e:
         fail(e)
-    echo_result(format, doc, doc["rows"], lambda: sweep_table(doc))
+    echo_result(format, doc, sweep_csv_rows(doc), lambda: sweep_table(doc))
+
+
+def sweep_csv_rows(doc: dict) -> list[dict]:
+    """The sweep's rows with the same columns whichever row comes first (an infeasible first row, its layout null, put
+    a lone `layout` column first and the layout's fields last): every field of the row model (outputs.SweepRow)."""
+    from simulator.outputs import SweepRow
+
+    return [schema_row(r, SweepRow) for r in doc["rows"]]
 
 
 def sweep_table(doc: dict) -> str:

@@ -352,3 +352,11 @@ def test_a_sweep_with_nothing_feasible_draws_no_chart(tmp_path):
     png = tmp_path / "none.png"
     r = invoke(*"sweep llama-3.1-405b --tokens 15T --gpu h100-sxm --num-gpus 1,8 --plot".split(), str(png))
     assert r.exit_code != 0 and "nothing to draw" in r.output and not png.exists()
+
+
+def test_the_sweep_csv_has_one_header_whichever_row_comes_first():
+    """An infeasible first row (layout null) put a lone `layout` column first and moved the layout's fields to the end
+    (a review): the columns are the row model's fields, whatever the order."""
+    heads = [invoke("sweep", "llama-3.1-405b", "--tokens", "15T", "--gpu", g, "--num-gpus", "8,16384", "--format", "csv")
+             .output.splitlines()[0] for g in ("a100-40gb,h100-sxm", "h100-sxm,a100-40gb")]  # fmt: skip
+    assert heads[0] == heads[1] and "layout.tp" in heads[0] and ",layout," not in heads[0] + ","
