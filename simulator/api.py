@@ -239,6 +239,12 @@ class EstimateResult(_Result):
         output, force = _report_target(output, force)
         if given is not None and (not isinstance(given, dict) or not set(given) <= set(LAYOUT_FIELDS)):
             raise InputError(f"given={given!r} must be a dict of layout fields ({', '.join(LAYOUT_FIELDS)}) or None")
+        layout = self.estimate.layout.to_dict()
+        differs = {k: v for k, v in (given or {}).items() if v is not None and layout.get(k) != v}
+        if differs:  # the scaling curve holds these fields: they must be this estimate's
+            raise InputError(f"given={differs!r} is not this estimate's layout ({layout}); pass the fields it was run with")
+        if not isinstance(command, str):
+            raise InputError(f"command={command!r} must be text (the command line the report names)")
         band = self.uncertainty or _band(self.estimate, self.scenario, 0.0, draws, seed)
         return write_report(self.estimate, self.model_spec, self.hardware, band, output, force, command, given, self.achievable)
 

@@ -146,7 +146,9 @@ def test_write_report_checks_its_arguments(tmp_path):
     for kwargs, needle in ((dict(output=str(tmp_path), force="no"), "force='no' must be True or False"),
                            (dict(output=None), "must be a folder path"),
                            (dict(output=str(tmp_path / "r"), given="tp=1"), "must be a dict of layout fields"),
-                           (dict(output=str(tmp_path / "r"), given={"foo": 1}), "must be a dict of layout fields")):  # fmt: skip
+                           (dict(output=str(tmp_path / "r"), given={"foo": 1}), "must be a dict of layout fields"),
+                           (dict(output=str(tmp_path / "r"), given={"tp": 3}), "is not this estimate's layout"),
+                           (dict(output=str(tmp_path / "r"), command=None), "must be text")):  # fmt: skip
         with pytest.raises(CostsimError, match=needle):
             e.write_report(**kwargs)
 
