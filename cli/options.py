@@ -50,6 +50,8 @@ def check_output_file(flag: str, path: Path | None, suffix: str, force: bool = F
 
     if path is None:
         return
+    if str(path) in ("", "."):  # typer turns --plot "" into '.'
+        raise InputError(f"{flag} is empty; give a file name such as chart{suffix}")
     refused = refused_name(path)
     if refused is not None:
         raise InputError(f"cannot write {flag} {path}: {refused}; pick another path")

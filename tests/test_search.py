@@ -200,6 +200,11 @@ def test_gpu_count_ranges():
     assert parse_gpu_counts("64, 8,16") == [8, 16, 64]
     with pytest.raises(InputError, match="1,000,000"):
         parse_gpu_counts("8,16,...,2000000")  # a range obeys the same cap as a list
+    # A range whose ratio is not whole, and an empty item, are named (a review: a generic message, and silence).
+    with pytest.raises(InputError, match="96 / 64 is not whole"):
+        parse_gpu_counts("64,96,...,1024")
+    with pytest.raises(InputError, match="empty item"):
+        parse_gpu_counts("64,,128")
     # A review's 8,24,...,100 stopped at 72 without a word: a range ends at the count it names.
     with pytest.raises(InputError, match="100 is not in the range 8, 24, 72, ... .*end it at 72 or 216"):
         parse_gpu_counts("8,24,...,100")

@@ -81,13 +81,20 @@ def price_columns(quote: dict | None) -> dict:
 
 def parse_gpu_counts(text: str) -> list[int]:
     """'256,512,1024' or a geometric range '256,512,...,16384' (the ratio of the first two)."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if any(not p.strip() for p in text.split(",")):  # '64,,128' dropped its empty item silently
+        raise InputError(f"--num-gpus {text!r} has an empty item; write e.g. 256,512,1024 or 256,512,...,16384")
+    parts = [p.strip() for p in text.split(",")]
     try:
         if "..." in parts:
             if len(parts) != 4 or parts[2] != "...":
                 raise ValueError
             a, b, last = int(parts[0]), int(parts[1]), int(parts[3])
-            if a < 1 or b <= a or last < b or b % a:
+            if a >= 1 and b > a and b % a:
+                raise InputError(
+                    f"--num-gpus {text!r}: a ... range multiplies by the whole factor of its first two counts, and "
+                    f"{b:,} / {a:,} is not whole; write e.g. {a},{2 * a},...,{last} or list the counts"
+                )
+            if a < 1 or b <= a or last < b:
                 raise ValueError
             counts = [a]
             while counts[-1] * (b // a) <= last:
