@@ -726,12 +726,10 @@ def fleet(fleet: str | dict, *, predict_rates: bool = False, usd_per_gpu_hour: f
     """A day of a serving fleet's traffic, as `costsim fleet`: a shipped fleet name, a fleet YAML path, or the file's
     content as a dict. Node-hours, cost, revenue and margin; `predict_rates` replaces the file's per-node rates
     with costsim serve's predictions."""
-    from simulator.errors import InputError
     from simulator.run.fleet import fleet_day
 
-    if not isinstance(predict_rates, bool):  # a string such as "no" is truthy: it would predict
-        raise InputError(f"predict_rates must be True or False, not {predict_rates!r}")
-    return FleetResult(fleet_day(fleet, predict_rates=predict_rates, usd_per_gpu_hour=usd_per_gpu_hour))
+    # flag(): a string such as "no" is truthy, and would predict
+    return FleetResult(fleet_day(fleet, predict_rates=flag("predict_rates", predict_rates), usd_per_gpu_hour=usd_per_gpu_hour))
 
 
 @dataclass(frozen=True)

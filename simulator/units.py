@@ -50,6 +50,10 @@ DROPOUT_BYTES_PER_ELEMENT: Final = 5.0
 _SUFFIXES: Final = {"K": KILO, "M": MEGA, "B": GIGA, "G": GIGA, "T": TERA, "P": PETA}
 
 
+class MisplacedCommaError(ValueError):
+    """A count whose comma does not group thousands (a decimal comma): the reason is worth more than 'not a number'."""
+
+
 THOUSANDS_GROUPED: Final = re.compile(r"^[+-]?[1-9]\d{0,2}(,\d{3})+(\.\d*)?$")
 """A count whose commas group its thousands: '62,914,560', '1,024'. Not with a suffix: '2,788M' is 2.788M in a decimal-
 comma locale and 2,788M in another."""
@@ -64,9 +68,9 @@ def parse_count(text: str) -> float:
     s = str(text).strip().replace("_", "")
     if "," in s:
         if not THOUSANDS_GROUPED.match(s):
-            raise ValueError(
-                f"{text!r}: commas group a plain number's thousands only (4,194,304); write a decimal point (14.8T) or "
-                "the whole number (2788000)"
+            raise MisplacedCommaError(
+                "commas group a plain number's thousands only (4,194,304); write a decimal point (14.8T) or the whole "
+                "number (2788000)"
             )
         s = s.replace(",", "")
     if not s:
@@ -106,9 +110,9 @@ def count_in_range(value: object, low: float, high: float, *, low_open: bool = F
         if isinstance(value, bool):  # True is an int to Python, never a count to a person
             raise ValueError
         x = float(value) if isinstance(value, int | float) else parse_count(str(value))
-    except ValueError as e:
-        if "commas group" in str(e):  # say why, not only that it is not a number
-            raise ValueError(f"{value!r} is not a number: {str(e).split(': ', 1)[1]}") from None
+    except MisplacedCommaError as e:  # say why, not only that it is not a number
+        raise ValueError(f"{value!r} is not a number: {e}") from None
+    except ValueError:
         raise ValueError(f"{value!r} is not a number; write e.g. {COUNT_EXAMPLES}") from None
     above_low = x > low if low_open else x >= low
     if not (above_low and x <= high and math.isfinite(x)):

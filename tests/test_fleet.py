@@ -229,7 +229,7 @@ def test_a_day_of_only_cache_hits_names_the_share_and_api_flags_are_booleans():
     del all_hits["rates"]["prefill_input_tokens_per_s_per_node"]
     with pytest.raises(InputError, match=r"cache hits are 100\.0000% of its input tokens.*rates\.prefill_input"):
         api.fleet(all_hits)
-    with pytest.raises(InputError, match="predict_rates must be True or False, not 'no'"):
+    with pytest.raises(InputError, match="predict_rates='no' must be True or False"):
         api.fleet(SMALL, predict_rates="no")
 
 

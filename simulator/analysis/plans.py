@@ -324,7 +324,7 @@ def base_plan(plan: Plan) -> dict:
     }
 
 
-def _quoted_price(plan: Plan, stage_gpu: str | None = None) -> Rate | None:
+def quoted_price(plan: Plan, stage_gpu: str | None = None) -> Rate | None:
     """The plan's own price with who quotes it, for a stage on the plan's GPU; None where the plan quotes none or the
     stage runs on another GPU (a quote for one GPU does not price another: that stage takes its profile's price)."""
     if plan.usd_per_gpu_hour is None:
@@ -352,7 +352,7 @@ def run_stage(plan: Plan, spec: ModelSpec, stage: Stage, opts: CostOptions) -> S
             fp8_recipe=stage.fp8_recipe,
             layout=stage.layout(),
             costs=opts,
-            quoted=_quoted_price(plan, stage.gpu),
+            quoted=quoted_price(plan, stage.gpu),
         )
         runs = with_mfu_notes(estimate_scenario(scenario), scenario.hardware)
     except CostsimError as e:
@@ -386,7 +386,7 @@ def run_plan(plan: Plan, plan_path: Path, opts: CostOptions | None = None) -> Pl
         if isinstance(s, Stage):
             stages.append(run_stage(plan, spec, s, stage_opts))
         else:
-            rl.append(run_generating_stage(plan, spec, s, stage_opts, _quoted_price(plan, s.gpu)))
+            rl.append(run_generating_stage(plan, spec, s, stage_opts, quoted_price(plan, s.gpu)))
     blocks = [r.cost for r in [*stages, *rl]]
     gpu_hours = sum(s.estimate.gpu_hours for s in stages) + sum(s.gpu_hours for s in rl)
     total = sum_blocks(blocks, gpu_hours, opts.experiments_multiplier)

@@ -29,6 +29,7 @@ from simulator.errors import CostsimError, InfeasibleError, InputError
 from simulator.inputs.arguments import is_number, reference
 from simulator.inputs.serving_cases import PRICE_KEYS, check_sheet_model, price_sheet, price_sheets, sheet_prices
 from simulator.inputs.workload_file import load_workload
+from simulator.run.serve import MAX_CACHE_HIT_RATE  # as `costsim serve --cache-hit-rate`: some prompt tokens always miss
 from simulator.units import MAX_USD_PER_GPU_HOUR, MIN_USD_PER_GPU_HOUR
 
 KINDS = ("input", "cached_input", "output")
@@ -36,8 +37,6 @@ KIND_LABELS = {"input": "input (cache miss)", "cached_input": "cached input", "o
 DEFAULT_FLEET = "deepseek-v3-r1-day"
 """The shipped day of traffic the default mix comes from (DeepSeek's published V3/R1 day)."""
 MAX_RATIO = 1e6
-MAX_CACHE_HIT_RATE = 0.999
-"""As `costsim serve --cache-hit-rate`: some prompt tokens always miss."""
 UTILIZATION_SOURCE = "costsim serve's default: every provisioned GPU-second serves tokens"
 LENGTH_KEYS = ("input_len", "output_len", "workload")
 """Serve options that give the request's lengths (one request's, or a workload's distribution)."""
@@ -357,11 +356,11 @@ def _published_margin(
         billed = sheet_prices(sheet)
     if any(not math.isclose(billed[kind], prices[kind]) for kind in KINDS):
         return None
-    from simulator.run.fleet import _gpu_price
+    from simulator.run.fleet import gpu_price
 
     day_in, day_out = sum(f.tokens.input), sum(f.tokens.output)
     basis = {
-        "usd_per_gpu_hour": _gpu_price(f, None, where)[0],
+        "usd_per_gpu_hour": gpu_price(f, None, where)[0],
         "cache_hit_rate": sum(f.tokens.hits()) / day_in,
         "input_share": day_in / (day_in + day_out),
         "request": {k: v for k, v in f.serve.request().items() if k in REQUEST_KEYS} if f.serve is not None else {},

@@ -226,12 +226,18 @@ MIN_ENGINE_MEMORY_FRACTION = 0.05
 """The least share of a GPU's memory a rollout engine is given (the schema's floor of generation_memory_fraction)."""
 
 
+def trainer_resident_bytes(e: Estimate) -> float:
+    """What a trainer that does not offload keeps on each GPU between its steps: weights, gradient buffer, optimizer
+    states (its activations are freed)."""
+    m = e.step.memory
+    return m.weights_bytes + m.gradients_bytes + m.optimizer_bytes
+
+
 def engine_memory_fraction(stage: RLStage, e: Estimate, hw: HardwareProfile) -> float:
     """The share of a GPU's memory the rollout engine of a colocated stage that does not offload its trainer may fill:
     the stage's generation_memory_fraction, less what the trainer keeps resident (its weights, gradient buffer and
     optimizer states stay while the engine generates beside them)."""
-    m = e.step.memory
-    resident = m.weights_bytes + m.gradients_bytes + m.optimizer_bytes
+    resident = trainer_resident_bytes(e)
     left = stage.generation_memory_fraction - resident / hw.memory_bytes
     if left <= MIN_ENGINE_MEMORY_FRACTION:
         raise InfeasibleError(
@@ -268,10 +274,8 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
             gen = _generate(setup, responses, stage.rollout_gpus, tail_len, stage.generation_precision, given,
                             engine_memory_fraction(stage, e, hw))  # fmt: skip
         except InfeasibleError as err:
-            m = e.step.memory
-            resident = m.weights_bytes + m.gradients_bytes + m.optimizer_bytes
             raise InfeasibleError(
-                f"{err} (the trainer keeps {resident / GIB:,.1f} GiB per GPU resident beside the engine; "
+                f"{err} (the trainer keeps {trainer_resident_bytes(e) / GIB:,.1f} GiB per GPU resident beside the engine; "
                 "offload_training_state: true gives the engine the whole GPU)"
             ) from None
     else:  # the engine may fill its share whatever the trainer needs (a model it cannot hold is named first)

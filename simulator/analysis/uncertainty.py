@@ -971,8 +971,8 @@ def band_for_plan(
     check_options(draws, seed, tokens_spread)
     evaluate, base = plan_evaluator(result, usd_per_gpu_hour)
     first = result.stages[0]
-    quoted = str(first.cost.get("price_source", "")).startswith(f"plan {result.plan.name}:")  # not on another GPU
-    if result.plan.usd_per_gpu_hour is not None and quoted and not price_fixed:
+    quoted = first.cost["price_quote"]["kind"] == "quoted"  # the plan's quote prices the first stage (not another GPU)
+    if quoted and not price_fixed:
         price_fixed = f"the plan's quoted price is held fixed ({result.plan.price_source})"
     inputs = default_inputs(
         first.hw, base.assumptions, base.rates, base.usd_per_gpu_hour, base.tokens, price_fixed, tokens_spread,

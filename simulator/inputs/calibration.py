@@ -870,10 +870,10 @@ def load_calibration(path: str | Path) -> Calibration:
     version = raw.get("schema_version")
     if "schema_version" in raw and (isinstance(version, bool) or not isinstance(version, int)):  # not "3", 3.0 or true
         raise SpecError(f"calibration {path}: schema_version {version!r} must be a whole number; {RECALIBRATE}")
-    if isinstance(raw.get("schema_version"), int) and raw["schema_version"] not in READ_VERSIONS:
-        older = " (its hash covers the samples only, not the fit and provenance)" if raw["schema_version"] == 1 else ""
+    if isinstance(version, int) and version not in READ_VERSIONS:
+        older = " (its hash covers the samples only, not the fit and provenance)" if version == 1 else ""
         raise SpecError(
-            f"calibration {path}: schema_version {raw['schema_version']} is not supported{older} ({VERSIONS_READ}); "
+            f"calibration {path}: schema_version {version} is not supported{older} ({VERSIONS_READ}); "
             "recalibrate with costsim calibrate --output FILE"
         )
     if "samples_sha256" in raw:

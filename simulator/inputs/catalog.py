@@ -33,7 +33,7 @@ def load_model_file(path: Path) -> ModelSpec:
     return validate(raw, ModelSpec, path)
 
 
-def _suggest(name: str, known: list[str]) -> str:
+def suggest(name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.4)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     return hint
@@ -84,7 +84,7 @@ def load_hardware(gpu: str) -> HardwareProfile:
         )
     if key not in ids:
         raise SpecError(
-            f"unknown GPU {gpu!r}.{_suggest(key, list(ids))} "
+            f"unknown GPU {gpu!r}.{suggest(key, list(ids))} "
             f"Run `costsim list gpus` for the {len(set(ids.values()))} shipped profiles, or pass a profile YAML path."
         )
     return load_hardware_file(ids[key])
@@ -108,7 +108,7 @@ def load_model(model: str) -> ModelSpec:
         )
     if key not in ids:
         raise SpecError(
-            f"unknown model {model!r}.{_suggest(key, list(ids))} "
+            f"unknown model {model!r}.{suggest(key, list(ids))} "
             "Run `costsim list models`, or pass a spec YAML or a Hugging Face config.json path."
         )
     return load_model_file(ids[key])

@@ -9,6 +9,7 @@ Shipped fleet files live in fleets/ and are found by name, as plans are.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -386,7 +387,7 @@ def load_fleet(fleet: str | Path) -> tuple[Fleet, Path, str]:
     """A shipped fleet by name, or a path to a fleet YAML. Returns the fleet, its file and how to name the file."""
     path = Path(fleet)
     text = str(fleet)
-    if path.suffix in (".yaml", ".yml") and (is_file(path) or is_dir(path) or "/" in text):
+    if path.suffix in (".yaml", ".yml") and (os.path.exists(path) or "/" in text):  # os.path: no OSError on odd names
         return load_fleet_file(path), path, text
     ids = fleet_ids()
     key = text.strip().lower()

@@ -545,12 +545,12 @@ def beside(ref: str, plan_path: Path, model: bool = False) -> str:
     path = Path(ref)
     if path.is_absolute():
         return ref
-    beside = plan_path.parent / path
+    next_to = plan_path.parent / path
     if path.suffix in (".yaml", ".yml", ".json"):
-        if os.path.exists(beside):
-            return str(beside)
-    elif model and is_dir(beside) and ref.strip().lower() not in yaml_files(model_dir()):
-        return str(beside)
+        if os.path.exists(next_to):
+            return str(next_to)
+    elif model and is_dir(next_to) and ref.strip().lower() not in yaml_files(model_dir()):
+        return str(next_to)
     return ref
 
 

@@ -680,14 +680,14 @@ def sheet_prices(sheet: PriceSheet, off_peak: bool = False) -> dict[str, float]:
 
 def check_sheet_model(sheet_id: str, sheet: PriceSheet) -> None:
     """A sheet's model_spec loads, or one SpecError naming the sheet's file, the field and the fix."""
-    from simulator.inputs.catalog import _suggest, load_model, model_ids
+    from simulator.inputs.catalog import load_model, model_ids, suggest
 
     where, spec = prices_dir() / f"{sheet_id}.yaml", sheet.model_spec
     leave_out = f"or leave model_spec out where {sheet.provider} has not published {sheet.model}'s architecture"
     ids = model_ids()
     if spec.strip().lower() not in ids and not spec.endswith((".yaml", ".yml", ".json")):
         raise SpecError(
-            f"{where}: model_spec {spec!r} is not a shipped model spec.{_suggest(spec.strip().lower(), list(ids))} "
+            f"{where}: model_spec {spec!r} is not a shipped model spec.{suggest(spec.strip().lower(), list(ids))} "
             f"Name one that `costsim list models` lists (e.g. deepseek-v3), {leave_out}"
         )
     try:

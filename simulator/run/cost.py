@@ -114,9 +114,6 @@ class CostOptions:
                 )
             if not low <= value <= high:
                 raise InputError(f"{flag} {value:g} is out of range [{low:g}, {high:g}]; check the value and its unit")
-            # A Python float from here on: a numpy or Fraction input would otherwise reach the dollars (float32
-            # arithmetic) and the JSON (not serializable).
-            object.__setattr__(self, name, float(value))
 
 
 @dataclass(frozen=True)

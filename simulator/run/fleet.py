@@ -80,7 +80,7 @@ def fleet_day(fleet: str | Path | dict, *, predict_rates: bool = False, usd_per_
         raise InputError(f"fleet {fleet!r} is a {type(fleet).__name__}; pass a shipped fleet name, a YAML path or a dict")
     _check_names(f, where)
     notes: list[str] = []
-    price, price_source = _gpu_price(f, usd_per_gpu_hour, where)
+    price, price_source = gpu_price(f, usd_per_gpu_hour, where)
     rates = _rates(f, where, predict_rates, notes)
     return FleetDay(f, where, rates, price, price_source, _prices(f, where, notes), notes)
 
@@ -98,7 +98,7 @@ def _check_names(f: Fleet, where: str) -> None:
         raise type(e)(f"{where}: {e}") from None
 
 
-def _gpu_price(f: Fleet, usd_per_gpu_hour: float | None, where: str) -> tuple[float, str]:
+def gpu_price(f: Fleet, usd_per_gpu_hour: float | None, where: str) -> tuple[float, str]:
     if usd_per_gpu_hour is not None:
         if not is_number(usd_per_gpu_hour):
             raise InputError(f"usd_per_gpu_hour {usd_per_gpu_hour!r} is not a number; give dollars per GPU-hour, e.g. 2")

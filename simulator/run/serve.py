@@ -9,12 +9,12 @@ price of a GPU-hour chosen as `costsim estimate` chooses it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from simulator.errors import InputError
-from simulator.inputs.arguments import plain_number, reference
+from simulator.inputs.arguments import reference
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.catalog import gpus_with, load_hardware, load_model
 from simulator.inputs.workload_file import Workload, load_workload
@@ -115,9 +115,6 @@ class ServeRequest:
     """The workload's shipped name (normalised), or its path as given."""
 
     def __post_init__(self) -> None:
-        for f in fields(self):  # numpy and Fraction numbers as Python ones, so the checks and the JSON take them
-            if f.init:
-                object.__setattr__(self, f.name, plain_number(getattr(self, f.name)))
         lengths, loaded, name = _request_lengths(self.input_len, self.output_len, self.workload)
         object.__setattr__(self, "workload_name", name)
         if self.workload is None:  # the lengths given, or the defaults

@@ -325,7 +325,7 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
             points.append(
                 PrefillPoint(
                     tp, ep, sequences, precision, seconds, parts,
-                    prompts * s.input_len / seconds / gpus, prompts * (computed if hit else s.input_len) / seconds / gpus,
+                    prompts * s.input_len / seconds / gpus, prompts * computed / seconds / gpus,
                     seconds + transfer, memory, pp, weights[key], kv,
                 )
             )  # fmt: skip
