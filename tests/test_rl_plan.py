@@ -1004,6 +1004,22 @@ def test_reported_phases_need_a_step_time_outside_the_target():
         RLCase.model_validate(raw | {"reported_phases": raw["reported_phases"] | {"refit_s": -1}})
 
 
+def test_the_moe_caveat_states_what_validate_rl_finds(rl_validation_doc):
+    """The caveat's figures are validate rl's own (NeMo RL performance-summary.md, v0.4-v0.6 tables, every DeepSeek-V3
+    and Qwen3-235B-A22B step, both policies, H100 and GB200): reported / predicted at most 1.7x, median 1.3x, and 1.2-1.6x
+    for the on-policy H100 steps, each to one decimal. A change that moves these rows must restate the caveat."""
+    from simulator.analysis.plans import MOE_RL_CAVEAT
+
+    rows = [c for c in rl_validation_doc["cases"] if c["model"] in ("deepseek-v3", "qwen3-235b-a22b")
+            and c["track"] != "plan" and c["predicted"]]  # fmt: skip
+    ratios = [c["reported"] / c["predicted"] for c in rows]
+    on_policy_h100 = [c["reported"] / c["predicted"] for c in rows if c["gpu"] == "h100-sxm" and "on-policy" in c["id"]]
+    assert len(rows) == 26 and len(on_policy_h100) == 8
+    assert f"up to {max(ratios):.1f}x" in MOE_RL_CAVEAT
+    assert f"median {statistics.median(ratios):.1f}x over its {len(rows)} steps" in MOE_RL_CAVEAT
+    assert f"on-policy H100 steps {min(on_policy_h100):.1f}-{max(on_policy_h100):.1f}x" in MOE_RL_CAVEAT
+
+
 def test_an_moe_rl_plan_carries_the_lower_bound_caveat_and_a_dense_one_does_not(r1, tmp_path):
     """docs/model.md §17.7: most published MoE RL steps took far longer than costsim predicts, so a plan whose RL stages
     run an MoE model says so in its JSON (`caveats`) and table; a dense model's RL plan carries no caveat."""
