@@ -414,6 +414,13 @@ class PlanStage(_Fixed):
     cost: CostBlock
     source: str | None
     notes: str | None
+    """The plan's own notes on the stage: what its sources leave out."""
+    estimate_notes: list[str] = []
+    """What the training model says of the stage's expected run (exposed communication, a memory-model miss where
+    the stage ran at its layout, MFU beyond published runs, ...), as `estimate` prints them."""
+    ran_at_layout: bool = False
+    """The stage's source states the run trained at its layout (costed as if it fitted where the memory model says
+    it does not)."""
     achievable: Headline | None = None
 
 

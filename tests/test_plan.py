@@ -149,6 +149,45 @@ def test_llama_plan_runs_with_the_table_4_layouts():
     assert result.cost["cost_usd"] == pytest.approx(result.gpu_hours * pre.hw.price.usd_per_gpu_hour)
 
 
+def test_llama_plan_reads_table_4_as_validate_public_does():
+    """The same published run, two commands: the plan's 8K stage holds §3.3.2's layout as validate public's
+    llama-3.1-405b case does (TP8 PP16 CP1, ZeRO-1 for FSDP without resharding, no recomputation) and costs it as if it
+    fitted (the run ran; costsim's memory model puts it at 84.7 GiB), so its GPU-hours per token equal the case's
+    within 1% (Llama 3 §3.3.2 and Table 4; Llama 3.1 model card). Before, the plan let the search take ZeRO-3 where
+    ZeRO-1 did not fit and charged 89.6M GPU-hours (+190%) to validate public's 52.1M."""
+    from simulator.analysis.public_runs import MEMORY_MISS, case_estimate
+    from simulator.inputs.published import public_cases
+
+    pre = _plan("llama-3.1-405b").stages[0]
+    case = next(c for c in public_cases() if c.id == "llama-3.1-405b")
+    published = case_estimate(case)
+    lay = pre.estimate.layout
+    assert pre.stage.ran_at_layout and (lay.tp, lay.cp, lay.pp, lay.zero_stage, lay.recompute) == (8, 1, 16, 1, "none")
+    assert (lay.zero_stage, lay.recompute) == (published.layout.zero_stage, published.layout.recompute)
+    assert any(n.startswith(MEMORY_MISS) for n in pre.estimate.notes)
+    per_token = pre.estimate.gpu_hours / pre.stage.tokens
+    assert per_token == pytest.approx(published.gpu_hours / published.job.tokens, rel=0.01)
+
+
+def test_a_stage_that_ran_at_its_layout_is_costed_as_if_it_fitted(tmp_path):
+    """A stage whose stated layout costsim's memory model refuses is refused, with the way to say that the run trained
+    at it; with ran_at_layout it is costed at that layout, and the JSON (estimate_notes) and the table (training
+    notes) say the memory model would refuse it, without the refusal's fix (the run ran)."""
+    plan = json.loads(json.dumps(SMALL_PLAN))
+    plan["stages"] = [plan["stages"][0] | {"num_gpus": 8, "zero_stage": 0, "seq_len": 131072}]  # 8B, unsharded, 128K
+    assert_clean_error(invoke("estimate", "--plan", write_plan(tmp_path, plan)), "does not fit", "ran_at_layout: true")
+    plan["stages"][0]["ran_at_layout"] = True
+    r = invoke("estimate", "--plan", write_plan(tmp_path, plan), "--format", "json")
+    assert r.exit_code == 0, r.output
+    stage = json.loads(r.output)["stages"][0]
+    assert stage["ran_at_layout"] and stage["layout"]["zero_stage"] == 0 and stage["memory_per_gpu_gib"] > 80
+    miss = [n for n in stage["estimate_notes"] if n.startswith("costsim's memory model finds no layout that fits")]
+    assert len(miss) == 1 and "short" in miss[0] and "Try " not in miss[0]
+    assert not any("memory is nearly full" in n for n in stage["estimate_notes"])  # over, not nearly full
+    table = invoke("estimate", "--plan", write_plan(tmp_path, plan)).output
+    assert "training notes" in table and "but the run ran; predicted as if it fitted" in table
+
+
 def test_plan_by_path_equals_plan_by_name():
     by_path = _plan(str(plan_dir() / "llama-3.1-405b.yaml"))
     by_name = _plan("llama-3.1-405b")

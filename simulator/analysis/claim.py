@@ -306,8 +306,9 @@ def verdict(
 
     Below the achievable run by more than the step model's largest error on published throughput on the claim's GPU
     vendor (`max_abs_error`):
-    optimistic, or implausible when it also needs more MFU than any published run. Between the achievable and the
-    expected run: frontier (a frontier-tuned stack can do it; runs like it usually cost more). At or above the
+    optimistic, or implausible when it also needs more MFU than any published run. Below the achievable run by less
+    than that error, or between the achievable and the expected run: frontier (a frontier-tuned stack can do it; runs
+    like it usually cost more); the reason says which. At or above the
     expected run: plausible; beyond it by more than the whole runs' spread suggests a figure that covers more than
     one run."""
     need = f"needs {mfu_at_precision:.1%} MFU against the dense {precision.upper()} peak"
@@ -328,6 +329,12 @@ def verdict(
         if mfu_at_precision > best_mfu:
             return "implausible", f"{place}: {margin}, and it {need}, above every published run ({best})"
         return "optimistic", f"{place}: {margin}; it {need}, within published runs ({best})"
+    if claimed_gpu_hours < a:
+        return "frontier", (
+            f"{place}: {1 - claimed_gpu_hours / a:.0%} below the achievable run, within the step model's "
+            f"{max_abs_error:.0%} error on published throughput: reachable only by a stack at least as fast as "
+            f"costsim's best layout; it {need}"
+        )
     if claimed_gpu_hours < e:
         return "frontier", f"{place}: between the two, reachable with a frontier-tuned stack and layout; it {need}"
     if claimed_gpu_hours > FAR_ABOVE_EXPECTED * e:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from simulator.analysis.published_mfu import with_mfu_notes
 from simulator.analysis.rl_stages import RLStageResult, run_generating_stage
-from simulator.errors import CostsimError, InputError, SpecError
+from simulator.errors import CostsimError, InfeasibleError, InputError, SpecError
 from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.plan_file import TRAINING_STAGE_FIELDS, Plan, Stage, in_plan_terms, load_plan, model_ref
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.run.cost import CostOptions, Rate, rental_rate, sum_blocks
-from simulator.run.estimate import Estimate, estimate_scenario
+from simulator.run.estimate import Estimate, as_if_it_fitted, estimate_scenario
 from simulator.run.scenario import resolve
 from simulator.units import SECONDS_PER_DAY, SECONDS_PER_HOUR
 
@@ -96,6 +96,8 @@ class StageResult:
         out["cost"] = self.cost
         out["source"] = self.stage.source
         out["notes"] = self.stage.notes
+        out["estimate_notes"] = list(e.notes)
+        out["ran_at_layout"] = self.stage.ran_at_layout
         if self.achievable is not None:
             out["achievable"] = self.achievable.headline()
         return out
@@ -338,6 +340,12 @@ def quoted_price(plan: Plan, stage_gpu: str | None = None) -> Rate | None:
     return rental_rate(plan.usd_per_gpu_hour, f"plan {plan.name}: {plan.price_source}")
 
 
+RAN_AT_LAYOUT_HINT = (
+    "; if the stage's source states that the run trained at this layout, set ran_at_layout: true in the stage to cost "
+    "it as if it fitted (the estimate then says that costsim's memory model would refuse it)"
+)
+
+
 def run_stage(plan: Plan, spec: ModelSpec, stage: Stage, opts: CostOptions) -> StageResult:
     """One stage on its GPU; `spec` is the plan's model, loaded once for every stage."""
     try:
@@ -354,9 +362,11 @@ def run_stage(plan: Plan, spec: ModelSpec, stage: Stage, opts: CostOptions) -> S
             costs=opts,
             quoted=quoted_price(plan, stage.gpu),
         )
-        runs = with_mfu_notes(estimate_scenario(scenario), scenario.hardware)
+        runs = as_if_it_fitted(estimate_scenario, scenario) if stage.ran_at_layout else estimate_scenario(scenario)
+        runs = with_mfu_notes(runs, scenario.hardware)
     except CostsimError as e:
-        raise type(e)(f"plan {plan.name}, stage {stage.name!r}: {in_plan_terms(str(e), TRAINING_STAGE_FIELDS)}") from None
+        hint = RAN_AT_LAYOUT_HINT if isinstance(e, InfeasibleError) else ""
+        raise type(e)(f"plan {plan.name}, stage {stage.name!r}: {in_plan_terms(str(e), TRAINING_STAGE_FIELDS)}{hint}") from None
     return StageResult(stage, runs.expected, scenario.hardware, runs.expected.cost, runs.achievable)
 
 

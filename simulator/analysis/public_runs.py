@@ -18,7 +18,7 @@ from pathlib import Path
 
 from simulator.analysis.size_trend import TREND_ALPHA, settings, trend
 from simulator.analysis.validation import eq3_flops_per_step, metric_value
-from simulator.errors import InfeasibleError, SpecError
+from simulator.errors import SpecError
 from simulator.inputs.assumptions import DEFAULT, FITTED_PATH, Assumptions
 from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.files import read_yaml
@@ -27,7 +27,7 @@ from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.inputs.stacks import load_stack
 from simulator.model.flops import flop_utilization, parameter_counts
 from simulator.model.layer_work import token_flops
-from simulator.run.estimate import Estimate, estimate_achievable, estimate_expected
+from simulator.run.estimate import MEMORY_MISS, Estimate, as_if_it_fitted, estimate_achievable, estimate_expected
 from simulator.run.scenario import Scenario
 from simulator.units import BYTES_PER_ELEMENT, SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, TERA
 from simulator.vocab import FP8_RECIPES
@@ -134,16 +134,8 @@ def case_estimate(case: PublishedRun, assumptions: Assumptions = DEFAULT) -> Est
 
     A published run ran, so where costsim's memory model finds no layout that fits, the run is predicted as if the
     memory were there and the estimate's notes say so (validate public shows it as a memory-model miss)."""
-    s = case_scenario(case, assumptions)
     run = estimate_expected if case.track == "whole_run" else estimate_achievable
-    try:
-        return run(s)
-    except InfeasibleError as e:
-        est = run(replace(s, memory_limit_bytes=math.inf))
-        return replace(est, notes=[*est.notes, f"{MEMORY_MISS} {e}"])
-
-
-MEMORY_MISS = "costsim's memory model finds no layout that fits, but the run ran; predicted as if it fitted:"
+    return as_if_it_fitted(run, case_scenario(case, assumptions))
 
 
 def metric_from_estimate(case: PublishedRun, est: Estimate) -> float:

@@ -862,7 +862,8 @@ def estimate_evaluator(model: ModelSpec, hw: HardwareProfile, est) -> Evaluate:
 
     def evaluate(a: Assumptions, rates: DeviceRates, usd_per_gpu_hour: float, tokens: float) -> tuple[float, float, float]:
         realization = a.realization if est.basis == "expected" else 1.0
-        e = estimate(model, hw, replace(est.job, tokens=tokens), layout, est.pricing, a, rates, realization=realization)
+        e = estimate(model, hw, replace(est.job, tokens=tokens), layout, est.pricing, a, rates, realization=realization,
+                     memory_limit_bytes=math.inf)  # fmt: skip  # the layout is held: its memory was judged once
         return e.gpu_hours, e.wall_clock_s / SECONDS_PER_DAY, e.gpu_hours * usd_per_gpu_hour
 
     return evaluate
@@ -949,7 +950,10 @@ def plan_evaluator(result, usd_per_gpu_hour: float | None = None) -> tuple[Evalu
             r = scale_rates(e.rates, **f)
             job = replace(e.job, tokens=e.job.tokens * tokens / tokens0)
             realization = a.realization if e.basis == "expected" else 1.0
-            s = estimate(spec, hw, job, e.layout.to_dict(), e.pricing, a, r, realization=realization)
+            # The layout is held, and its memory was judged once (a stage that ran at its layout is costed as if it
+            # fitted, plans.run_stage); the drawn rates do not change what it holds.
+            s = estimate(spec, hw, job, e.layout.to_dict(), e.pricing, a, r, realization=realization,
+                         memory_limit_bytes=math.inf)  # fmt: skip
             usd += s.gpu_hours * (price * usd_per_gpu_hour / price0)
             hours, wall_s = hours + s.gpu_hours, wall_s + s.wall_clock_s
         return hours, wall_s / SECONDS_PER_DAY, usd

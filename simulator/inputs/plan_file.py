@@ -115,6 +115,11 @@ class Stage(TrainingLayout):
     """Overrides the plan's GPU for this stage."""
     fp8_recipe: Fp8Recipe | None = None
     """FP8 scaling (default: the model's published recipe, else per-tensor)."""
+    ran_at_layout: bool = False
+    """The stage's source states that the run trained at the layout fields the stage states: where costsim's memory
+    model finds no layout that fits, the stage is costed as if the memory were there and says so, as `validate
+    public` predicts a published run (Llama 3.1 405B's 8K stage ran TP8 PP16 without activation checkpointing, which
+    the memory model puts above 80 GiB); without it such a stage is refused."""
     source: Text | None = None
     """Where this stage's numbers come from."""
     notes: Text | None = None

@@ -165,14 +165,15 @@ def check_fits(mem: MemoryBreakdown, capacity_bytes: float, gpu_name: str, layou
     if mem.total_bytes <= capacity_bytes:
         return
     over = mem.total_bytes - capacity_bytes
-    raise InfeasibleError(
+    finding = (
         f"layout {layout.describe()} does not fit: needs {format_bytes(mem.total_bytes)} per GPU on the busiest rank "
         f"(weights {format_bytes(mem.weights_bytes)}, gradients {format_bytes(mem.gradients_bytes)}, "
         f"optimizer {format_bytes(mem.optimizer_bytes)}, activations {format_bytes(mem.activations_bytes)}, "
         f"other {format_bytes(mem.other_bytes)}) but {gpu_name} has {format_bytes(capacity_bytes)}, "
-        f"{format_bytes(over)} short. Try {_remedies(layout)}"
-        + ("." if searched else "; or leave the layout flags out and let costsim search.")
+        f"{format_bytes(over)} short"
     )
+    fix = f"Try {_remedies(layout)}" + ("." if searched else "; or leave the layout flags out and let costsim search.")
+    raise InfeasibleError(f"{finding}. {fix}", finding)
 
 
 def _remedies(layout: Layout) -> str:

@@ -6,7 +6,7 @@ inputs, the published figures beside the prediction, the base plan, the rollout 
 from __future__ import annotations
 
 from simulator.report.money import usd
-from simulator.report.tables import cost_lines, unlike_lines
+from simulator.report.tables import cost_lines, training_note_lines, unlike_lines
 from simulator.units import GIB, format_count
 
 PARTS = ("generation", "logprob", "training", "refit", "idle", "failures")
@@ -115,11 +115,7 @@ def rl_plan_table(d: dict) -> str:
                     text += f", engine sleep and wake {p['engine_sleep_wake_s']:.1f} s"  # colocated
             lines.append(text)
     # The training model's own notes (exposed communication, memory nearly full, ...), once per stage.
-    flagged = [(s["name"], n) for s in d["stages"] for n in dict.fromkeys(
-        n for p in s.get("phases", []) for n in ((p.get("training") or {}).get("notes") or []))]  # fmt: skip
-    if flagged:
-        lines += ["", "training notes"]
-        lines += [f"  {name}: {note}" for name, note in flagged]
+    lines += training_note_lines(d["stages"])
     notes = [(s["name"], s["notes"]) for s in d["stages"] if s.get("notes")]
     if notes:
         lines += ["", "assumptions where the sources are silent"]

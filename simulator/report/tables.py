@@ -333,11 +333,28 @@ def plan_table(d: dict) -> str:
         lines += unlike_lines(d["reported"])
     lines.append("")
     lines += cost_lines(d["cost"])
+    lines += training_note_lines(d["stages"])
     notes = [(s["name"], s["notes"]) for s in d["stages"] if s.get("notes")]
     if notes:
         lines += ["", "assumptions where the sources are silent"]
         lines += [f"  {name}: {note}" for name, note in notes]
     return "\n".join(lines)
+
+
+def training_note_lines(stages: list[dict]) -> list[str]:
+    """What the training model says of each stage's training, under a `training notes` heading (none where no stage
+    has any): a training stage's expected run (`estimate_notes`), an RL stage's training passes (each note once)."""
+    flagged = [(s["name"], n) for s in stages for n in _training_notes(s)]
+    if not flagged:
+        return []
+    return ["", "training notes", *(f"  {name}: {note}" for name, note in flagged)]
+
+
+def _training_notes(stage: dict) -> list[str]:
+    if stage.get("kind") == "training":
+        return list(stage.get("estimate_notes") or [])
+    phases = stage.get("phases") or []
+    return list(dict.fromkeys(n for p in phases for n in ((p.get("training") or {}).get("notes") or [])))
 
 
 def compare_table(d: dict) -> str:
