@@ -13,7 +13,7 @@ from simulator.inputs.catalog import load_model
 from simulator.model.serve import decode
 from simulator.model.serve.decode import Candidates, memory_per_gpu, step_s, throughput
 from simulator.model.serve.kv_cache import kv_bytes_per_token, kv_shard
-from simulator.model.serve.search import Given, decode_candidates, search_decode
+from simulator.model.serve.search import Given, _pareto_front, decode_candidates, search_decode
 from simulator.run.serve import ServeRequest, serve, setup_for
 from tests.cli_support import clean_error, invoke
 
@@ -155,6 +155,45 @@ def test_curve_is_a_monotone_frontier():
     gpus = [p["tokens_per_s_per_gpu"] for p in curve]
     assert users == sorted(users)
     assert all(a >= b - 1e-9 for a, b in zip(gpus, gpus[1:], strict=False))  # faster users, less per GPU
+
+
+@pytest.mark.parametrize(
+    "request_kwargs",
+    [
+        # A review's case: the log-spaced speed levels skipped the chosen 538.7 tokens/s per GPU at 41.4 per user, and
+        # the curve's best at >= 40 per user read 520.5.
+        {"model": "llama-3.1-70b", "gpu": "h100-sxm", "input_len": 8000, "output_len": 1000, "min_tokens_per_s_per_user": 40},
+        {"model": "llama-3.1-70b", "gpu": "h100-sxm", "input_len": 8000, "output_len": 1000},
+        {"model": "llama-3.1-70b", "gpu": "h100-sxm", "input_len": 2000, "output_len": 500, "tpot_s": 0.0165},
+        {"model": "deepseek-v3", "gpu": "h800", "phase": "decode", "min_tokens_per_s_per_user": 30},
+    ],
+)
+def test_curve_passes_through_the_chosen_decode_and_is_a_true_upper_envelope(request_kwargs):
+    """The chosen decode is a point of the curve; the curve falls strictly; and no candidate that fits beats a curve
+    point per GPU at its speed per user or more (so no curve point at the chosen speed or more beats the chosen)."""
+    kwargs = dict(request_kwargs)
+    req = ServeRequest(kwargs.pop("model"), kwargs.pop("gpu"), **kwargs)
+    e = serve(req)
+    d = e.to_dict()
+    chosen = (d["decode"]["tokens_per_s_per_user"], d["decode"]["output_tokens_per_s_per_gpu"])
+    curve = [(p["tokens_per_s_per_user"], p["tokens_per_s_per_gpu"]) for p in d["curve"]]
+    assert chosen in curve
+    assert all(u1 < u2 and g1 > g2 for (u1, g1), (u2, g2) in zip(curve, curve[1:], strict=False))
+    assert not [p for p in curve if p[0] >= chosen[0] and p[1] > chosen[1]]
+    found = e.decode  # every candidate the search evaluated
+    ok = found.fits & np.isfinite(found.tokens_per_s_per_gpu)
+    user, gpu = found.tokens_per_s_per_user[ok], found.tokens_per_s_per_gpu[ok]
+    for u, g in curve:
+        assert not np.any((user >= u) & (gpu > g * (1 + 1e-9))), (u, g)
+
+
+def test_pareto_front_keeps_exactly_the_undominated_points():
+    """(speed per user, per GPU): (1, 10), (3, 6) and (5, 2) are undominated; (2, 6) loses to (3, 6), (4, 1) to
+    (5, 2), (1, 9) to (1, 10); (6, 9) does not fit."""
+    user = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 1.0, 6.0])
+    gpu = np.array([10.0, 6.0, 6.0, 1.0, 2.0, 9.0, 9.0])
+    ok = np.array([True, True, True, True, True, True, False])
+    assert _pareto_front(user, gpu, ok).tolist() == [0, 2, 4]
 
 
 # ------------------------------------------------------------------ bad input

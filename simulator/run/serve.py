@@ -493,7 +493,7 @@ def serve_document(e: ServeEstimate) -> dict:
         }
         d["memory_per_gpu_gib"] = _memory_shown(f, i)
         d["usd_per_million_output_tokens"] = _usd_per_million(rate, float(f.tokens_per_s_per_gpu[i]), req.utilization)
-        d["curve"] = f.curve()
+        d["curve"] = f.curve(i)
     if "prefill" in d and "decode" in d:
         f, i = e.decode, e.decode_index
         held = 1.0

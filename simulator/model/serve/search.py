@@ -173,21 +173,39 @@ class DecodeSearch:
     setup: Setup
     """What was searched (the refusal message names the KV options and formats it could change)."""
 
-    def curve(self) -> list[dict]:
-        """Upper envelope of tokens/s per GPU against tokens/s per user over the layouts that fit: for each of
-        CURVE_POINTS per-user speeds (log-spaced over the range reached), the best throughput at that speed or more."""
+    def curve(self, chosen: int | None = None) -> list[dict]:
+        """Upper envelope of tokens/s per GPU against tokens/s per user over the layouts that fit, thinned: the
+        Pareto-optimal candidates (none other is as fast per user and faster per GPU), of which, for each of
+        CURVE_POINTS per-user speeds (log-spaced over the range reached), the best throughput at that speed or more;
+        and the candidate `chosen` (the reported decode), which the curve then passes through. Tokens/s per GPU falls
+        strictly as tokens/s per user rises."""
         ok = self.fits & np.isfinite(self.tokens_per_s_per_gpu)
-        user, gpu = self.tokens_per_s_per_user[ok], self.tokens_per_s_per_gpu[ok]
-        if len(user) == 0:
+        if not ok.any():
             return []
-        levels = np.geomspace(max(user.min(), 1e-3), user.max(), CURVE_POINTS)
-        points = []
-        for level in levels:
-            at_least = user >= level * (1 - 1e-9)
-            i = int(np.argmax(np.where(at_least, gpu, -np.inf)))
-            points.append({"tokens_per_s_per_user": float(user[i]), "tokens_per_s_per_gpu": float(gpu[i])})
-        unique = {(round(p["tokens_per_s_per_user"], 6), round(p["tokens_per_s_per_gpu"], 6)): p for p in points}
-        return sorted(unique.values(), key=lambda p: p["tokens_per_s_per_user"])
+        front = _pareto_front(self.tokens_per_s_per_user, self.tokens_per_s_per_gpu, ok)
+        user = self.tokens_per_s_per_user[front]  # rising (tokens/s per GPU falling)
+        levels = np.geomspace(max(user[0], 1e-3), user[-1], CURVE_POINTS)
+        # The best throughput at a speed or more is the first front point at or past it.
+        kept = set(np.searchsorted(user, levels * (1 - 1e-9), side="left").clip(0, len(front) - 1).tolist())
+        picked = [int(front[k]) for k in sorted(kept)]
+        if chosen is not None:
+            u, g = self.tokens_per_s_per_user[chosen], self.tokens_per_s_per_gpu[chosen]
+            # The chosen candidate is on the front but where throughputs tie within rounding (best_decode's rule takes
+            # the fastest per user among them): a point that beats it in both by that rounding gives way to it.
+            picked = [i for i in picked if not (self.tokens_per_s_per_user[i] >= u and self.tokens_per_s_per_gpu[i] > g)]
+            picked = sorted({*picked, int(chosen)}, key=lambda i: self.tokens_per_s_per_user[i])
+        per_user, per_gpu = self.tokens_per_s_per_user, self.tokens_per_s_per_gpu
+        return [{"tokens_per_s_per_user": float(per_user[i]), "tokens_per_s_per_gpu": float(per_gpu[i])} for i in picked]
+
+
+def _pareto_front(per_user: np.ndarray, per_gpu: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Indices of the candidates in `ok` that no other beats per GPU at the same speed per user or more, ordered by
+    speed per user (rising; their throughput per GPU falls strictly)."""
+    idx = np.flatnonzero(ok)
+    order = idx[np.lexsort((-per_gpu[idx], -per_user[idx]))]  # fastest per user first; at a tie, most per GPU first
+    best_after = np.maximum.accumulate(per_gpu[order])  # the best throughput at this speed or more
+    on_front = np.r_[True, per_gpu[order][1:] > best_after[:-1]]
+    return order[on_front][::-1]
 
 
 def search_decode(s: Setup, given: Given, precisions: tuple[str, ...]) -> DecodeSearch:
