@@ -657,7 +657,8 @@ class ServeResult(_Result):
         columns are the same for every model, phase and request at one cost basis: every field of the output model
         (empty where the phase or option does not arise), every forward-pass component of the prefill and every
         memory component (0 where there is none), and with a price sheet every token kind's list price and margin.
-        The cost basis (--pricing) and a price sheet add their own columns."""
+        The cost basis (--pricing) and a price sheet add their own columns. No schema_version: like .to_dict() and
+        every other command's CSV, the row is the result, not the JSON document's envelope."""
         from simulator.inputs.serving_cases import PRICE_KEYS
         from simulator.outputs import ServeOutput
         from simulator.report.tables import schema_row
@@ -671,7 +672,7 @@ class ServeResult(_Result):
             d["memory_per_gpu_gib"] = {k: d["memory_per_gpu_gib"].get(k, 0.0) for k in SERVE_MEMORY_COMPONENTS}
         vocabularies = {"prefill.breakdown_s": FORWARD_COMPONENTS, "decode.breakdown_s": DECODE_COMPONENTS,
                         "memory_per_gpu_gib": SERVE_MEMORY_COMPONENTS, "list_prices.by_kind": tuple(PRICE_KEYS)}  # fmt: skip
-        return [schema_row(d, ServeOutput, vocabularies, exclude=("curve", "assumptions"))]
+        return [schema_row(d, ServeOutput, vocabularies, exclude=("schema_version", "curve", "assumptions"))]
 
     def curve_frame(self):
         """The throughput-interactivity curve: tokens/s per GPU against tokens/s per user."""
