@@ -279,10 +279,13 @@ def serve_table(d: dict) -> str:
         f"price    {usd(d['usd_per_gpu_hour'])}/GPU-hour ({d['price']['price_quote']['label']})"
         + ("" if d["utilization"] == 1 else f"; $/M at {d['utilization']:.0%} utilization (served / provisioned)")
     )
-    for key, label in (("usd_per_million_input_tokens", "input"), ("usd_per_million_cached_input_tokens", "cached input"),
+    # Input is priced per uncached (computed) token; the cache hits have a price of their own. (An uncached token's
+    # price rises with the hit rate, as the misses attend over a longer cached prefix; all input's falls.)
+    for key, label in (("usd_per_million_input_tokens", "uncached input"),
+                       ("usd_per_million_cached_input_tokens", "cached input"),
                        ("usd_per_million_output_tokens", "output")):  # fmt: skip
         if key in d:
-            lines.append(f"$/M {label:<13} {d[key]:.4f}")
+            lines.append(f"$/M {label:<14} {d[key]:.4f}")
     if "list_prices" in d:
         lp = d["list_prices"]
         for kind, v in lp["by_kind"].items():

@@ -1364,7 +1364,13 @@ class ServeOutput(Document):
     kv_cache_bytes_per_token: float
     prefill: Prefill | None = None
     usd_per_million_input_tokens: float | None = None
+    """Dollars per million uncached input tokens: the prompt tokens prefill computes (cache misses), at its computed
+    rate. Not per input token of every kind: cache hits are priced by usd_per_million_cached_input_tokens, and all
+    input at hit rate h costs (1 - h) x this + h x that. This one rises with h, as the missed tokens attend
+    over a longer cached prefix."""
     usd_per_million_cached_input_tokens: float | None = None
+    """Dollars per million cached (cache-hit) input tokens: loading their KV over the GPU's network link, or
+    computing them where that is cheaper."""
     decode: Decode | None = None
     memory_per_gpu_gib: dict[str, float] | None = None
     usd_per_million_output_tokens: float | None = None

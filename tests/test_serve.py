@@ -148,6 +148,39 @@ def test_cache_hits_raise_the_prefill_rate():
     assert warm["prefill"]["input_tokens_per_s_per_gpu"] > 1.5 * cold["prefill"]["input_tokens_per_s_per_gpu"]
 
 
+def test_input_is_priced_per_uncached_token_and_all_input_gets_cheaper_with_hits():
+    """usd_per_million_input_tokens is per uncached (computed) input token: it rises with the hit rate (the misses
+    attend over a longer cached prefix; a review read it as all input getting dearer), while all input at hit rate
+    h, (1 - h) x it + h x usd_per_million_cached_input_tokens, is what per_request charges one request's prompt
+    (prefill and cache loads, per input token) and falls as h rises."""
+    uncached, blended = [], []
+    for h in (0.0, 0.5, 0.9, 0.99):
+        d = serve(ServeRequest("llama-3.1-70b", "h100-sxm", input_len=4000, output_len=500, cache_hit_rate=h)).to_dict()
+        r = d["per_request"]
+        charged_usd_per_million = ((r["prefill_gpu_s"] + r["cached_input_gpu_s"]) * d["usd_per_gpu_hour"] / 3600
+                                   / d["utilization"] / 4000 * 1e6)  # fmt: skip
+        uncached.append(d["usd_per_million_input_tokens"])
+        blended.append((1 - h) * uncached[-1] + h * d["usd_per_million_cached_input_tokens"])
+        assert blended[-1] == pytest.approx(charged_usd_per_million, rel=1e-9), h
+    assert uncached == sorted(uncached) and uncached[-1] > 1.1 * uncached[0]
+    assert all(a > b for a, b in zip(blended, blended[1:], strict=False))
+
+
+def test_the_input_price_is_labelled_per_uncached_token():
+    """The table, the Markdown report and the JSON schema say the input price is per uncached input token and
+    name the cached tokens' own price."""
+    from simulator.outputs import ServeOutput
+    from simulator.report.document import to_markdown
+    from simulator.report.serving import build_serve_document
+
+    text = invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--cache-hit-rate", "0.5").output
+    assert "$/M uncached input " in text and "$/M cached input " in text
+    described = ServeOutput.model_json_schema()["properties"]["usd_per_million_input_tokens"]["description"]
+    assert "uncached input tokens" in described and "usd_per_million_cached_input_tokens" in described
+    d = serve(ServeRequest("llama-3.1-70b", "h100-sxm")).to_dict()
+    assert "uncached input (computed; cache misses)" in to_markdown(build_serve_document(d))
+
+
 def test_curve_is_a_monotone_frontier():
     curve = serve(ServeRequest("deepseek-v3", "h800", phase="decode")).to_dict()["curve"]
     assert len(curve) >= 5

@@ -72,9 +72,12 @@ def build_serve_document(d: dict) -> list[Block]:
                      f"TP{lay['tp']} DP{lay['dp']} PP{lay['pp']} EP{lay['ep']} {lay['precision']}, "
                      f"{counted(x['batch_per_gpu'], 'sequence')} per GPU"])  # fmt: skip
     blocks += [h2("What one GPU serves"), table(["phase", "throughput", "latency", "layout"], rows)]
-    prices = [[label, f"${d[key]:.4g}"] for label, key in (("input (computed)", "usd_per_million_input_tokens"),
-              ("cached input", "usd_per_million_cached_input_tokens"), ("output", "usd_per_million_output_tokens"))
-              if key in d]  # fmt: skip
+    kinds = (
+        ("uncached input (computed; cache misses)", "usd_per_million_input_tokens"),
+        ("cached input", "usd_per_million_cached_input_tokens"),
+        ("output", "usd_per_million_output_tokens"),
+    )
+    prices = [[label, f"${d[key]:.4g}"] for label, key in kinds if key in d]
     blocks += [h2("Cost per million tokens"), table(["tokens", "$ per million"], prices)]
     if waterfall_steps(d):
         blocks += [h2("From a GPU-hour to a million output tokens"), image(CHARTS["waterfall"], "the $/M waterfall")]
