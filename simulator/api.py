@@ -158,7 +158,8 @@ class EstimateResult(_Result):
 
     @property
     def achievable(self):
-        """The achievable run: the best layout the software stack offers, as modelled."""
+        """The achievable run: the best layout the software stack offers, as modelled, without TP-communication overlap
+        unless tp_overlap is given (api.search tries both)."""
         return self.runs.achievable
 
     @property

@@ -152,7 +152,8 @@ class Headline(_Fixed):
     """A run's headline numbers and layout (the achievable run beside the expected one)."""
 
     basis: Literal["achievable", "expected"]
-    """achievable: the best layout the stack offers, as modelled; expected: the usual layout, realized."""
+    """achievable: the best layout the stack offers, as modelled, with TP-communication overlap off unless the layout
+    gives it (`costsim search` tries both, and can find a faster layout); expected: the usual layout, realized."""
     stack: str
     """Software stack (costsim list stacks)."""
     layout: Layout
@@ -370,6 +371,8 @@ class EstimateOutput(Document):
     notes: list[str]
     """Where the answer leans on something worth a look."""
     achievable: Headline
+    """The achievable run: the best layout the stack offers, as modelled, without TP-communication overlap unless
+    --tp-overlap is given; `costsim search` tries both and its best is never slower."""
     uncertainty: Uncertainty | None = None
     """With --uncertainty."""
 

@@ -365,3 +365,52 @@ def test_the_sweep_csv_has_one_header_whichever_row_comes_first():
     heads = [invoke("sweep", "llama-3.1-405b", "--tokens", "15T", "--gpu", g, "--num-gpus", "8,16384", "--format", "csv")
              .output.splitlines()[0] for g in ("a100-40gb,h100-sxm", "h100-sxm,a100-40gb")]  # fmt: skip
     assert heads[0] == heads[1] and "layout.tp" in heads[0] and ",layout," not in heads[0] + ","
+
+
+ACHIEVABLE_RUNS = [
+    # (model, gpu, GPUs, tokens, fixed layout fields): the first is a review's, 15.23 s achievable against search's 13.94 s
+    ("llama-3.1-70b", "h100-sxm", 256, "1T", {}),
+    ("llama-3.1-8b", "h100-sxm", 64, "100B", {}),
+    ("mixtral-8x7b", "h100-sxm", 64, "100B", {}),
+    ("llama-3.1-70b", "h100-sxm", 256, "1T", {"tp": 8}),
+    ("llama-3.1-70b", "h100-sxm", 256, "1T", {"tp_overlap": True}),
+    ("llama-3.1-8b", "h100-sxm", 64, "100B", {"tp": 1}),
+]
+
+
+@pytest.mark.parametrize(("model", "gpu", "gpus", "tokens", "layout"), ACHIEVABLE_RUNS)
+def test_search_is_never_slower_than_the_estimates_achievable_run(model, gpu, gpus, tokens, layout):
+    """`costsim estimate`'s achievable run holds TP-communication overlap off unless given; `costsim search` tries both
+    ways over the same layouts, so its best is never slower, and where the overlap is fixed (given, or moot at TP1)
+    the two are the same run."""
+    from simulator import api
+
+    achievable = api.estimate(model, gpu, gpus, tokens, **layout).achievable
+    best = api.search(model, gpu, gpus, tokens, top=1, **layout).to_dict()["best"]
+    assert best["step_time_s"] <= achievable.step_time_s * (1 + 1e-9)
+    if "tp_overlap" in layout or layout.get("tp") == 1:
+        assert best["step_time_s"] == pytest.approx(achievable.step_time_s, rel=1e-9)
+
+
+def test_the_achievable_run_says_it_is_without_tp_overlap():
+    """The review's run: the achievable step (15.23 s, no TP overlap) is slower than search's best (13.94 s, with it),
+    so the estimate table, its JSON schema and its report say the achievable run is without TP-communication overlap
+    and point at `costsim search`; with --tp-overlap given they do not."""
+    from simulator.outputs import EstimateOutput, Headline
+    from simulator.report.document import _two_numbers, to_markdown
+    from simulator.report.tables import NO_TP_OVERLAP, without_tp_overlap
+
+    args = ("estimate", "llama-3.1-70b", "--gpu", "h100-sxm", "--num-gpus", "256", "--tokens", "1T")
+    line = next(x for x in invoke(*args).output.splitlines() if x.startswith("achievable"))
+    assert "without TP-communication overlap (`costsim search` tries it too)" in line
+    assert NO_TP_OVERLAP not in next(x for x in invoke(*args, "--tp-overlap").output.splitlines() if x.startswith("achievable"))
+    assert without_tp_overlap({"tp_overlap": True}) == "" and without_tp_overlap({"tp_overlap": False}) == NO_TP_OVERLAP
+    for text in (EstimateOutput.model_json_schema()["properties"]["achievable"]["description"],
+                 Headline.model_json_schema()["properties"]["basis"]["description"]):  # fmt: skip
+        assert "TP-communication overlap" in text and "costsim search" in text
+    from simulator import api
+
+    d = api.estimate("llama-3.1-70b", "h100-sxm", 256, "1T").to_dict()
+    assert "without TP-communication overlap (`costsim search` tries it too), would take" in to_markdown(_two_numbers(d))
+    d = api.estimate("llama-3.1-70b", "h100-sxm", 256, "1T", tp_overlap=True).to_dict()
+    assert "as costsim models it, would take" in to_markdown(_two_numbers(d))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from simulator.inputs.files import is_file
 from simulator.report.money import usd
-from simulator.report.tables import layout_text, text_table
+from simulator.report.tables import NO_TP_OVERLAP, layout_text, text_table
 from simulator.units import GIGA, KILO, format_count
 
 OUTPUT_LABELS = {"gpu_hours": "GPU-hours", "wall_clock_days": "wall clock, days", "cost_usd": "cost, USD"}
@@ -536,7 +536,9 @@ def _two_numbers(d: dict) -> list[Block]:
             "These figures are the **expected** run: what runs like it realized, at the layout practice uses on the "
             f"{d['stack']} software stack"
             + (f", its step time times {realization:.2f} (fitted to published whole runs)" if realization else "")
-            + ". The **achievable** run, the best layout that stack offers as costsim models it, would take "
+            + ". The **achievable** run, the best layout that stack offers as costsim models it"
+            + ("" if a["layout"].get("tp_overlap") else f",{NO_TP_OVERLAP}")
+            + ", would take "
             f"**{format_count(a['gpu_hours'])} GPU-hours**, {a['wall_clock_days']:.1f} days and "
             f"**{usd(a['cost_usd'])}** ({layout_text(a['layout'])}, MFU {_pct(a['mfu'])})."
         ),
@@ -923,7 +925,8 @@ def _plan_summary(p: dict, u: dict) -> list[Block]:
         para(
             f"The plan's {len(p['stages'])} stages, run one after another, take an estimated **{p['wall_clock_days']:.1f} "
             f"days**, **{format_count(p['gpu_hours'])} GPU-hours** and **{usd(p['cost_usd'])}** (the **expected** run: "
-            f"what runs like these realized). The **achievable** run, each stage at the best layout its stack offers, "
+            f"what runs like these realized). The **achievable** run, each stage at the best layout its stack offers "
+            f"(TP-communication overlap off unless the plan gives it; `costsim search` tries it too), "
             f"would take **{format_count(a['gpu_hours'])} GPU-hours** and **{usd(a['cost_usd'])}**. With the uncertain "
             f"inputs drawn ({u['draws']:,} draws) the expected cost lies between {usd(u['cost_usd']['p10'])} (P10) and "
             f"{usd(u['cost_usd']['p90'])} (P90)."

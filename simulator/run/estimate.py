@@ -55,8 +55,8 @@ class Estimate:
     candidates_evaluated: int = 1
     notes: list[str] = field(default_factory=list)
     basis: str = "achievable"
-    """achievable: the best layout the stack offers, as modelled; expected: the layout practitioners run on it,
-    realized (see `realization`)."""
+    """achievable: the best layout the stack offers, as modelled (TP communication overlap off unless given: see
+    `estimate`); expected: the layout practitioners run on it, realized (see `realization`)."""
     realization: float = 1.0
     """Realized / modelled step time of runs like this one: the global constant `costsim fit` fits to published whole
     runs (Assumptions.realization); 1 for an achievable estimate."""
@@ -242,7 +242,8 @@ class RunEstimates:
 
 
 def estimate_achievable(s: Scenario) -> Estimate:
-    """The best layout the scenario's software stack offers (user-fixed fields held), as modelled."""
+    """The best layout the scenario's software stack offers (user-fixed fields held), as modelled, without TP
+    communication overlap unless the layout gives it (`estimate`; `costsim search` tries both)."""
     return estimate(
         s.model, s.hardware, s.job, s.layout, s.pricing, s.assumptions, s.rates, s.stack.offers, stack=s.stack.name,
         memory_limit_bytes=s.memory_limit_bytes,
