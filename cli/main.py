@@ -423,7 +423,10 @@ def fit() -> None:
 
     Writes simulator/data/fitted_constants.yaml with the value, the data, in-sample and leave-one-out errors.
     """
-    from simulator.analysis import fit as fitting
+    from simulator.inputs.data_files import refitting
+
+    with refitting():  # a bad or missing fitted_constants.yaml must not stop the command that regenerates it
+        from simulator.analysis import fit as fitting
 
     try:
         result = fitting.fit()

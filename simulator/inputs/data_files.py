@@ -6,6 +6,7 @@ The files are read as paths: costsim is installed as files on disk (a wheel unpa
 supported), which is what importlib.resources gives for such packages.
 """
 
+import contextlib
 import os
 from importlib.resources import files
 from pathlib import Path
@@ -64,3 +65,20 @@ def prices_dir() -> Path:
 def fitted_constants_path() -> Path:
     """The constants `costsim fit` writes (fitted_constants.yaml in the simulator.data package)."""
     return Path(str(files(DATA_PACKAGE))) / "fitted_constants.yaml"
+
+
+REFITTING = False
+"""True while `costsim fit` imports the fit (refitting()): a fitted constants file that cannot be read then leaves the
+physical defaults (assumptions.BASE) in place of an error, since the fit starts from them and may replace the file."""
+
+
+@contextlib.contextmanager
+def refitting():
+    """REFITTING for the statements inside: `costsim fit` imports its modules under it, so a bad or missing
+    fitted_constants.yaml does not stop the command that regenerates it."""
+    global REFITTING
+    before, REFITTING = REFITTING, True
+    try:
+        yield
+    finally:
+        REFITTING = before
