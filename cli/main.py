@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,6 +16,7 @@ from cli.options import (
     RUN_LAYOUT_FLAGS,
     AttentionOpt,
     BatchOpt,
+    ForceOpt,
     Format,
     PrecisionOpt,
     PriceOpt,
@@ -22,6 +24,7 @@ from cli.options import (
     SeqLenOpt,
     StackOpt,
     band_options,
+    check_output_file,
     echo_result,
     echo_timings,
     fail,
@@ -418,33 +421,77 @@ def _attention_kind(m) -> str:
 
 
 @app.command()
-def fit() -> None:
+def fit(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="Write the fit here (.yaml) instead of the shipped simulator/data/fitted_constants.yaml"),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Fit and print the values and errors; write nothing")] = False,
+    force: ForceOpt = False,
+) -> None:
     """Refit the fitted constants (gemm_sustain, realization, the host times) to the shipped published runs (about a minute).
 
-    Writes simulator/data/fitted_constants.yaml with the value, the data, in-sample and leave-one-out errors.
+    Prints each value with its in-sample and leave-one-out errors, then writes simulator/data/fitted_constants.yaml
+    (or --output) with the values, the data and the errors. Its fitted_on date stays when no value moved.
     """
     from simulator.inputs.data_files import refitting
 
     with refitting():  # a bad or missing fitted_constants.yaml must not stop the command that regenerates it
         from simulator.analysis import fit as fitting
 
+    path = fitting.FITTED_PATH if output is None else output
     try:
+        if dry_run and output is not None:
+            raise InputError(f"--dry-run writes nothing, so --output {output} would be ignored; drop one of them")
+        if not dry_run:  # before a minute of fitting, not after it
+            # the shipped file is meant to be replaced: no --force for it
+            check_output_file("--output" if output else "the shipped file", path, ".yaml", force=force or output is None)
         result = fitting.fit()
     except CostsimError as e:
         fail(e)
-    fitting.write(result)
-    typer.echo(f"gemm_sustain = {result['gemm_sustain']:.4f} from {result['constrained_by']} runs")
+    typer.echo(fit_report(result))
+    previous = fitting.read_previous(path)
+    changed = fitting.changed_values(previous, result)
+    if changed is not None:
+        typer.echo(f"fitted values {'changed: ' + '; '.join(changed) if changed else 'unchanged'} (against {path})")
+    if dry_run:
+        typer.echo("not written (--dry-run)")
+        return
+    try:
+        fitting.write(fitting.dated(result, previous), path)
+    except CostsimError as e:
+        fail(e)
+    typer.echo(f"written to {path}")
+
+
+def fit_report(result: dict) -> str:
+    """`costsim fit`'s printout: gemm_sustain's runs and errors, then one line per other constant (realization: one
+    per GPU generation too) with its median |error| in-sample and leave-one-out and the largest leave-one-out."""
     from simulator.report.tables import text_table
+
+    def errors(f: dict) -> str:
+        return (f"median |error| in-sample {f['median_abs_in_sample_error']:.1%}, leave-one-out "
+                f"{f['median_abs_leave_one_out_error']:.1%} (max {f['max_abs_leave_one_out_error']:.1%})")  # fmt: skip
 
     cells = [
         (c["id"], f"{c['reported']:.0f}", f"{c['in_sample_error']:+.1%}", f"{c['leave_one_out_error']:+.1%}")
         for c in result["cases"]
     ]
-    typer.echo(text_table(("run", "reported", "in-sample", "leave-one-out"), cells, align="lrrr"))
-    typer.echo(
-        f"median |error|: in-sample {result['median_abs_in_sample_error']:.1%}, "
-        f"leave-one-out {result['median_abs_leave_one_out_error']:.1%} (max {result['max_abs_leave_one_out_error']:.1%})"
-    )
+    lines = [
+        f"gemm_sustain = {result['gemm_sustain']:.4f} from {result['constrained_by']} runs",
+        text_table(("run", "reported", "in-sample", "leave-one-out"), cells, align="lrrr"),
+        f"median |error|: {errors(result).removeprefix('median |error| ')}",
+    ]
+    realization = result.get("realization_fit")
+    if realization:
+        lines.append(
+            f"realization from {realization['constrained_by']} whole runs, each at its GPU generation's value: "
+            f"{errors(realization)}; {realization['value']:.4f} pooled for other generations"
+        )
+        lines += [
+            f"  {generation} = {f['value']:.4f} from {f['constrained_by']} runs: {errors(f)}"
+            for generation, f in realization["by_generation"].items()
+        ]
     host_fits = (
         ("expert_launch_fit", "MoE rows", MICRO, "us"),
         ("expert_quantize_fit", "MoE rows in FP8 current scaling", MICRO, "us"),
@@ -453,12 +500,11 @@ def fit() -> None:
     for key, rows, unit_s, unit in host_fits:
         fitted = result.get(key)
         if fitted:
-            typer.echo(
-                f"{fitted['constant']} = {fitted['value'] / unit_s:.0f} {unit} from {fitted['constrained_by']} {rows}: median "
-                f"|error| in-sample {fitted['median_abs_in_sample_error']:.1%}, leave-one-out "
-                f"{fitted['median_abs_leave_one_out_error']:.1%} (max {fitted['max_abs_leave_one_out_error']:.1%})"
+            lines.append(
+                f"{fitted['constant']} = {fitted['value'] / unit_s:.0f} {unit} from {fitted['constrained_by']} {rows}: "
+                f"{errors(fitted)}"
             )
-    typer.echo(f"written to {fitting.FITTED_PATH}")
+    return "\n".join(lines)
 
 
 def _register_command_modules() -> None:

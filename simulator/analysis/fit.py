@@ -21,13 +21,17 @@ Five constants are fitted, each to its own runs:
   FSDP 2023), to the llm-foundry benchmark README's rows that `validate public` does not check (165 of its 191 BF16
   rows), the same way, right after gemm_sustain; the others are fitted with it held. The 26 rows it checks, and
   OLMo-core's rows, stay out of sample.
-`costsim fit` rewrites simulator/data/fitted_constants.yaml with the data, the in-sample and the leave-one-out errors.
+`costsim fit` rewrites simulator/data/fitted_constants.yaml (or --output) with the data, the in-sample and the
+leave-one-out errors; its `fitted_on` date stays as it was when no fitted value moved (dated), so such a refit leaves
+the file's bytes unchanged.
 """
 
 from __future__ import annotations
 
 import datetime
 import math
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,7 +40,7 @@ import numpy as np
 import yaml
 
 from simulator.analysis.validation import predict
-from simulator.inputs.assumptions import BASE, FITTED_PATH, Assumptions
+from simulator.inputs.assumptions import BASE, FITTED_PATH, FITTED_RANGES, Assumptions
 from simulator.inputs.published import PublishedRun, throughput_runs
 from simulator.units import MICRO, MILLI
 
@@ -309,8 +313,7 @@ def fit_realization(cases: list[PublishedRun], assumptions: Assumptions) -> dict
         g: {
             "value": round(float(np.exp(centre(group == g))), 4),
             "constrained_by": int(np.sum(group == g)),
-            "median_abs_in_sample_error": float(np.median(np.abs(in_sample[group == g]))),
-            "median_abs_leave_one_out_error": float(np.median(np.abs(loo[group == g]))),
+            **_error_summary(in_sample[group == g], loo[group == g]),
         }
         for g in fitted
     }
@@ -327,8 +330,75 @@ def fit_realization(cases: list[PublishedRun], assumptions: Assumptions) -> dict
     }
 
 
+HEADER = "# Written by `costsim fit` (simulator/analysis/fit.py). Do not edit by hand; refit instead.\n"
+
+
+def values_of(doc: object) -> dict | None:
+    """What a fitted_constants document fits (each constant of FITTED_RANGES and each generation's realization), as
+    written; None for a document that is not a mapping."""
+    if not isinstance(doc, dict):
+        return None
+    record = doc.get("realization_fit")
+    table = record.get("by_generation") if isinstance(record, dict) else None
+    if isinstance(table, dict):
+        table = {g: f.get("value") if isinstance(f, dict) else f for g, f in table.items()}
+    return {key: doc.get(key) for key in FITTED_RANGES} | {"realization_by_generation": table}
+
+
+def changed_values(previous: object, result: dict) -> list[str] | None:
+    """'name old -> new' for each fitted value of `result` that differs from the `previous` document (empty: none
+    moved); None when there is no previous document to compare with."""
+    before, after = values_of(previous), values_of(result)
+    if before is None or after is None:
+        return None
+    return [f"{key} {before[key]} -> {value}" for key, value in after.items() if before[key] != value]
+
+
+def dated(result: dict, previous: object) -> dict:
+    """`result` with the previous document's `fitted_on` where no fitted value moved (changed_values is empty), so a
+    refit that changes nothing leaves the file's bytes as they were; its own date (today) otherwise. The date is when
+    the constants were last fitted to a different value; each run's errors are rewritten either way."""
+    if changed_values(previous, result) == [] and isinstance(previous.get("fitted_on"), str):
+        return result | {"fitted_on": previous["fitted_on"]}
+    return result
+
+
+def read_previous(path: Path) -> object:
+    """The document at `path` for dated() and changed_values(); None where there is none or it cannot be read."""
+    from simulator.errors import SpecError
+    from simulator.inputs.files import read_yaml
+
+    try:
+        return read_yaml(path) if os.path.lexists(path) else None
+    except SpecError:
+        return None
+
+
 def write(result: dict, path: Path = FITTED_PATH) -> None:
-    header = "# Written by `costsim fit` (simulator/fit.py). Do not edit by hand; refit instead.\n"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(header + yaml.safe_dump(result, sort_keys=False))
-    tmp.replace(path)
+    """`result` as fitted_constants.yaml at `path`, in one step (a temporary file in the same folder, renamed over it).
+    A result that estimates would refuse (assumptions.fitted_values) is not written; a failed write is an InputError
+    naming the path and the system's reason, and leaves `path` as it was."""
+    from simulator.errors import InputError
+    from simulator.inputs.assumptions import fitted_values as checked
+
+    checked(result, "the fit", fix=f"estimates would refuse it, so it is not written to {path}")
+    text = HEADER + yaml.safe_dump(result, sort_keys=False)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=path.parent)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; the file keeps the permissions of any other
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+        tmp = None
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise InputError(
+            f"cannot write the fitted constants to {path} ({reason}); the fit is printed above. Pass --output PATH to "
+            "write it to a folder you can write to, or --dry-run to only print it"
+        ) from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)

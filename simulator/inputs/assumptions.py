@@ -170,7 +170,7 @@ REFIT_FIX = (
 )
 
 
-def checked_constant(key: str, value: object, where: str, rule: FittedRange) -> float:
+def checked_constant(key: str, value: object, where: str, rule: FittedRange, fix: str = REFIT_FIX) -> float:
     """`value` as a float when it is a number inside `rule`; a SpecError naming the file, key, value, range and fix."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         problem = f"is {short(value)}, not a number in {rule.text()}"
@@ -178,47 +178,47 @@ def checked_constant(key: str, value: object, where: str, rule: FittedRange) -> 
         problem = f"is {value:g}, outside {rule.text()}"
     else:
         return float(value)
-    raise SpecError(f"{where}: {key} {problem} ({rule.meaning}); {REFIT_FIX}")
+    raise SpecError(f"{where}: {key} {problem} ({rule.meaning}); {fix}")
 
 
-def _mapping(doc: object, key: str, where: str) -> dict:
+def _mapping(doc: object, key: str, where: str, fix: str) -> dict:
     """`doc` when it is a mapping; a SpecError naming `key` (missing where None) and the fix otherwise."""
     if not isinstance(doc, dict):
         given = "missing" if doc is None else f"{short(doc)}, not a mapping"
-        raise SpecError(f"{where}: {key} is {given} (`costsim fit` writes a mapping there); {REFIT_FIX}")
+        raise SpecError(f"{where}: {key} is {given} (`costsim fit` writes a mapping there); {fix}")
     return doc
 
 
-def _by_generation(doc: dict, where: str) -> tuple[tuple[str, float], ...]:
+def _by_generation(doc: dict, where: str, fix: str) -> tuple[tuple[str, float], ...]:
     """realization_fit.by_generation as (generation, realization) pairs, each value checked as `realization`."""
-    record = _mapping(doc.get("realization_fit"), "realization_fit", where)
-    table = _mapping(record.get("by_generation", {}), "realization_fit.by_generation", where)
+    record = _mapping(doc.get("realization_fit"), "realization_fit", where, fix)
+    table = _mapping(record.get("by_generation", {}), "realization_fit.by_generation", where, fix)
     pairs = []
     for generation, fit in table.items():
         key = f"realization_fit.by_generation.{generation}"
-        value = _mapping(fit, key, where).get("value")
-        pairs.append((str(generation), checked_constant(f"{key}.value", value, where, FITTED_RANGES["realization"])))
+        value = _mapping(fit, key, where, fix).get("value")
+        pairs.append((str(generation), checked_constant(f"{key}.value", value, where, FITTED_RANGES["realization"], fix)))
     return tuple(sorted(pairs))
 
 
-def _check_sigmas(doc: dict, where: str) -> None:
+def _check_sigmas(doc: dict, where: str, fix: str) -> None:
     """Each fit record's `sigma` (the spread --uncertainty draws) is a number, not negative."""
     for key in FIT_RECORD_KEYS:
-        sigma = _mapping(doc.get(key), key, where).get("sigma")
-        checked_constant(f"{key}.sigma", sigma, where, FittedRange(0.0, math.inf, False, "spread of log(value)"))
+        sigma = _mapping(doc.get(key), key, where, fix).get("sigma")
+        checked_constant(f"{key}.sigma", sigma, where, FittedRange(0.0, math.inf, False, "spread of log(value)"), fix)
 
 
-def fitted_values(doc: object, where: str) -> dict:
+def fitted_values(doc: object, where: str, fix: str = REFIT_FIX) -> dict:
     """The Assumptions fields a fitted_constants.yaml document sets: every constant of FITTED_RANGES and the
     realization per GPU generation, each present and inside its range, and every fit's sigma; one SpecError naming
-    `where`, the key, the value and the fix otherwise."""
-    doc = _mapping(doc, "the document", where)  # an empty file reads as None: its document is missing
+    `where`, the key, the value and `fix` otherwise (`costsim fit` checks what it would write the same way)."""
+    doc = _mapping(doc, "the document", where, fix)  # an empty file reads as None: its document is missing
     missing = [key for key in FITTED_RANGES if key not in doc]
     if missing:
-        raise SpecError(f"{where}: {', '.join(missing)} missing (every fitted constant is needed); {REFIT_FIX}")
-    values = {key: checked_constant(key, doc[key], where, rule) for key, rule in FITTED_RANGES.items()}
-    _check_sigmas(doc, where)
-    return values | {"realization_by_generation": _by_generation(doc, where)}
+        raise SpecError(f"{where}: {', '.join(missing)} missing (every fitted constant is needed); {fix}")
+    values = {key: checked_constant(key, doc[key], where, rule, fix) for key, rule in FITTED_RANGES.items()}
+    _check_sigmas(doc, where, fix)
+    return values | {"realization_by_generation": _by_generation(doc, where, fix)}
 
 
 def read_fitted(path: Path) -> Assumptions:
