@@ -69,16 +69,18 @@ def _fmt(x: float) -> str:
 
 
 def track_line(name: str, t: dict) -> str:
-    """One validation track: its cases, errors, band coverage and whether it meets its target."""
+    """One validation track: its cases, errors in-sample and leave-one-out, band coverage and whether it meets its
+    target."""
+    from simulator.analysis.public_runs import TARGET_LABELS
+
     if not t["n"]:
         return f"  {name}: no cases"
     target = t["target"]
-    text = f"  {name}: {t['n']} runs, median |error| {t['median_abs_error']:.1%}, max {t['max_abs_error']:.1%}"
-    if t.get("median_abs_error_leave_one_out") is not None:
-        text += f" (fitted rows left out in turn: {t['median_abs_error_leave_one_out']:.1%})"
+    text = (f"  {name}: {t['n']} runs, median |error| in-sample {t['median_abs_error']:.1%} (max {t['max_abs_error']:.1%}), "
+            f"leave-one-out {t['median_abs_error_leave_one_out']:.1%} (max {t['max_abs_error_leave_one_out']:.1%})")  # fmt: skip
     if "n_flagged" in t:
-        clean = t["median_abs_error_without_flagged"]
-        text += f"; {t['n_flagged']} flagged (scope broader than the run), median without them " + (
+        clean = t["median_abs_error_leave_one_out_without_flagged"]
+        text += f"; {t['n_flagged']} flagged (scope broader than the run), leave-one-out median without them " + (
             f"{clean:.1%}" if clean is not None else "-"
         )
     if t.get("band_coverage") is not None:
@@ -90,7 +92,7 @@ def track_line(name: str, t: dict) -> str:
                  + f"; with recompute, GPU count and GPU held: {s['partial']['slope_per_e_fold']:+.1%} per e-fold, "
                  f"p {s['partial']['p_value']:.3f}")  # fmt: skip
     medians = {k: v for k, v in target.items() if k.startswith("median")}
-    goals = [f"{k.replace('_abs_error', '').replace('_', ' ')} <= {v:.0%}" for k, v in medians.items()]
+    goals = [f"{TARGET_LABELS[k]} <= {v:.0%}" for k, v in medians.items()]
     goals += [f"band >= {target['band_coverage']:.0%}"] if "band_coverage" in target else []
     goals += [f"n >= {target['n']}"] if "n" in target else []
     goals += ["no size trend"] if "size_trend_p_value" in target else []

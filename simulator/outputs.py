@@ -949,18 +949,31 @@ class SizeTrend(SizeTrendFit):
 
 
 class Track(_Fixed):
-    """One validation track: its cases, errors and targets."""
+    """One validation track: its cases, errors and targets. Keys without `_leave_one_out` are in-sample (each case's
+    `error`); with it, each case that constrained a fitted constant is at its leave-one-out error (whole runs: the
+    realization's), the others in-sample."""
 
     n: int
     median_abs_error: float | None
+    """Median |error| in-sample: of the cases' `error`."""
     max_abs_error: float | None
+    """Largest |error| in-sample."""
+    median_abs_error_leave_one_out: float | None
+    """Median |error| with every case a constant was fitted on at its leave-one-out error."""
+    max_abs_error_leave_one_out: float | None
+    """Largest |error| with every case a constant was fitted on at its leave-one-out error."""
     target: dict[str, float]
+    """Each target by the key it bounds (medians: at most; band_coverage and n: at least; size_trend_p_value: the size
+    trend's p-value at least)."""
     meets_target: bool
     n_flagged: int | None = None
-    median_abs_error_leave_one_out: float | None = None
-    """Steady state: the median with every row a constant was fitted on at its leave-one-out error."""
+    """Whole runs: cases whose figure covers more than the run (scope `broader`): shown, not fitted."""
     median_abs_error_without_flagged: float | None = None
+    """Whole runs: median |error| in-sample over the cases that are not flagged."""
+    median_abs_error_leave_one_out_without_flagged: float | None = None
+    """Whole runs: median |error| leave-one-out over the cases that are not flagged (issue 11's target)."""
     band_coverage: float | None = None
+    """Whole runs: share of the cases whose leave-one-out error lies inside the P10-P90 band."""
     band: str | None = None
     size_trend: SizeTrend | None = None
     """Steady state: whether the llm-foundry rows' error drifts with model size (issue 11's target)."""
