@@ -18,7 +18,10 @@ def schema(
     command: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="COMMAND", help="The command as typed: estimate, estimate --plan, search, list gpus, validate public, ..."
+            metavar="COMMAND",
+            help="The command as typed, arguments and options too (they do not change the document, but for estimate "
+            "--plan and claim --cheaper): estimate llama-3-8b --gpu h100, search, list gpus, validate public, ...; "
+            "a group alone (validate, list) lists its commands",
         ),
     ] = None,
     list_commands: Annotated[bool, typer.Option("--list", help="List the commands whose JSON output is described")] = False,
@@ -27,10 +30,14 @@ def schema(
     import json
 
     from simulator.errors import CostsimError
-    from simulator.outputs import json_schema
+    from simulator.outputs import COMMANDS, json_schema, subcommands
 
     if list_commands or not command:
-        typer.echo(command_list())
+        typer.echo(command_list(list(COMMANDS)))
+        return
+    words = [t for t in command if not t.startswith("-")]
+    if len(words) == 1 and subcommands(words[0]):  # `costsim schema validate`: the validate commands it describes
+        typer.echo(command_list(subcommands(words[0])))
         return
     try:
         doc = json_schema(" ".join(command))
@@ -39,10 +46,10 @@ def schema(
     typer.echo(json.dumps(doc, indent=2))
 
 
-def command_list() -> str:
-    """One line per command: the name `costsim schema` takes, and what its document holds."""
+def command_list(names: list[str]) -> str:
+    """One line per command of `names`: the name `costsim schema` takes, and what its document holds."""
     from simulator.outputs import COMMANDS
 
     width = max(len(c) for c in COMMANDS)
-    lines = [f"{name:<{width}}  {' '.join((model.__doc__ or '').split())}" for name, model in COMMANDS.items()]
+    lines = [f"{name:<{width}}  {' '.join((COMMANDS[name].__doc__ or '').split())}" for name in names]
     return "\n".join(lines)

@@ -1821,22 +1821,51 @@ COMMANDS: Final[dict[str, type[Document]]] = {
 """The JSON document of each command that prints one, by the command as typed."""
 
 
+def subcommands(group: str) -> list[str]:
+    """The described commands of a command group ('validate' -> 'validate public', 'validate local', ...); [] for a
+    word that is no group (an option such as estimate --plan is not a subcommand)."""
+    return [c for c in COMMANDS if c.split()[0] == group and len(c.split()) > 1 and not c.split()[1].startswith("-")]
+
+
+def _names(key: str, tokens: list[str], flags: set[str]) -> bool:
+    """Whether the command as typed (its tokens and its options' names) is the COMMANDS key `key`: it starts with the
+    key's words, and gives each option the key holds (estimate --plan)."""
+    key_words = [t for t in key.split() if not t.startswith("-")]
+    return tokens[: len(key_words)] == key_words and all(t in flags for t in key.split() if t.startswith("-"))
+
+
+def command_name(command: str) -> str:
+    """The COMMANDS key of a command as typed, with its arguments and options ('estimate llama-3-8b --gpu h100' ->
+    'estimate', 'estimate --plan p.yaml' -> 'estimate --plan'): the longest key it names; InputError naming the known
+    ones (a group's own, for 'validate foo') otherwise. The arguments and other options do not change the document."""
+    tokens = command.split()
+    tokens = tokens[1:] if tokens[:1] == ["costsim"] else tokens
+    words = [t for t in tokens if not t.startswith("-")]
+    flags = {t.split("=", 1)[0] for t in tokens if t.startswith("-")}
+    named = [key for key in COMMANDS if _names(key, tokens, flags)]
+    if named:
+        return max(named, key=lambda key: len(key.split()))
+    typed = " ".join(tokens)
+    group = subcommands(words[0]) if words else []
+    if group:
+        listed = ", ".join(f"'{c}'" for c in group)
+        raise InputError(f"no JSON output is described for '{typed}'; {words[0]}'s commands with one are {listed}")
+    known = ", ".join(f"'{c}'" for c in COMMANDS)
+    raise InputError(f"no JSON output is described for '{typed}'; the commands are {known}")
+
+
 def output_model(command: str) -> type[Document]:
-    """The model of `command`'s JSON document ('estimate', 'list gpus', ...); InputError naming the known ones."""
-    words = " ".join(command.split())
-    if words not in COMMANDS:
-        known = ", ".join(f"'{c}'" for c in COMMANDS)
-        raise InputError(f"no JSON output is described for '{words}'; the commands are {known}")
-    return COMMANDS[words]
+    """The model of `command`'s JSON document ('estimate', 'list gpus', 'search --gpu h100', ...; command_name)."""
+    return COMMANDS[command_name(command)]
 
 
 def json_schema(command: str) -> dict:
     """The JSON Schema (draft 2020-12) of `command`'s document, with the schema version it describes."""
-    model = output_model(command)
-    body = model.model_json_schema()
+    name = command_name(command)
+    body = COMMANDS[name].model_json_schema()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": f"costsim {' '.join(command.split())} --format json",
+        "title": f"costsim {name} --format json",
         "schema_version": SCHEMA_VERSION,
         **{k: v for k, v in body.items() if k != "title"},
     }

@@ -251,3 +251,37 @@ def test_schema_without_a_command_lists_the_commands(args):
 def test_schema_of_an_unknown_command_is_a_clean_error():
     out = clean_error(invoke("schema", "fit"), "'fit'", "'estimate'", "'list gpus'", error="prefix", exit_code=1)
     assert len(out.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("typed", "name"),
+    [
+        (["estimate", "llama-3-8b"], "estimate"),
+        (["search", "--gpu", "h100"], "search"),
+        (["estimate", "--plan", "plans/x.yaml", "--format", "json"], "estimate --plan"),
+        (["estimate", "--plan=plans/x.yaml"], "estimate --plan"),
+        (["claim", "--cheaper", "a", "b", "--ratio", "10"], "claim --cheaper"),
+        (["claim", "deepseek-v3", "--gpu-hours", "2.788M"], "claim"),
+        (["list", "gpus", "--format", "json"], "list gpus"),
+        (["costsim", "validate", "public", "--plot", "x.png"], "validate public"),
+    ],
+)
+def test_schema_takes_the_command_as_typed_with_its_arguments_and_options(typed, name):
+    """The help says 'the command as typed'; `schema estimate llama-3-8b` and `schema search --gpu h100` were refused
+    ('no JSON output is described'). The arguments and options are ignored but for those that pick another document."""
+    r = invoke("schema", *typed)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["title"] == f"costsim {name} --format json"
+    assert outputs.command_name(" ".join(typed)) == name
+
+
+def test_schema_of_a_group_lists_its_commands():
+    """`costsim schema validate` lists the validate commands it describes; a subcommand it does not is an error that
+    names them."""
+    validate = ["validate public", "validate local", "validate serve", "validate rl"]
+    assert outputs.subcommands("validate") == validate and outputs.subcommands("claim") == []
+    r = invoke("schema", "validate")
+    assert r.exit_code == 0, r.output
+    assert [line[:16].strip() for line in r.stdout.splitlines()] == validate
+    out = clean_error(invoke("schema", "validate", "publik"), "'validate publik'", error="prefix", exit_code=1)
+    assert all(f"'{c}'" in out for c in validate) and "'estimate'" not in out
