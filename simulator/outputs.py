@@ -1296,6 +1296,10 @@ class Prefill(_Fixed):
     """Prompt tokens per second per GPU, cache hits included."""
     computed_tokens_per_s_per_gpu: float
     """Prompt tokens computed (cache misses) per second per GPU."""
+    cached_token_gpu_s: float
+    """GPU-seconds of one cache-hit token besides the pass: loading its KV over the GPU's network link, or computing
+    it where that is cheaper (what usd_per_million_cached_input_tokens prices); input_tokens_per_s_per_gpu leaves it
+    out, so a day's prefill GPU time is input / that rate + cache hits x this."""
     ttft_s: float
     """The forward pass that holds a request, plus the KV transfer when disaggregated (with a workload, a pass at the
     token-weighted prompt)."""

@@ -344,3 +344,53 @@ def test_percentiles_read_as_ordinals():
 
     assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 101, 111)] == [
         "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd", "101st", "111th"]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the same run through claim and validate
+
+
+def test_a_claim_about_a_published_run_costs_its_layout_as_validate_public_does():
+    """Llama 3.1 405B as published (Llama 3 §3.3.2 and Table 4: TP8 PP16, no recomputation, 16,384 H100s, 15.6T
+    tokens; model card 30.84M GPU-hours): the layout needs 84.7 GiB in costsim's memory model, but the run trained at
+    it, so claim costs it as if it fitted, as validate public's case does: the same expected GPU-hours (to 1e-9), and
+    the layout source says so. Before, claim searched another layout (TP4 CP4) and said 47.5M where validate said 52.1M."""
+    from simulator.analysis.public_runs import case_estimate
+    from simulator.inputs.published import public_cases
+
+    run = ("claim", "llama-3.1-405b", "--gpu", "h100-sxm", "--tokens", "15.6T", "--gpu-hours", "30.84M")
+    d = claim_json(*run, "--num-gpus", "16384")
+    case = next(c for c in public_cases() if c.id == "llama-3.1-405b")
+    p = d["prediction"]
+    assert p["expected_gpu_hours"] == pytest.approx(case_estimate(case).gpu_hours, rel=1e-9)
+    assert "costed as if it fitted" in p["layout_source"] and p["layout"]["zero_stage"] == 1
+    # Another GPU count is not that run: its layout is searched, not forced.
+    other = claim_json(*run, "--num-gpus", "8192")
+    assert "as if it fitted" not in other["prediction"]["layout_source"]
+
+
+def test_a_claim_on_another_gpu_uses_the_published_sequence_and_batch_it_names():
+    """DeepSeek-V3 on H100 instead of its H800s: the claim is searched at DeepSeek-V3's own sequence (4,096) and batch
+    (15,360 x 4,096 tokens, V3 report §4.2) as its label says; before, it used costsim's default batch (4M tokens)
+    under that label."""
+    d = claim_json("claim", "deepseek-v3", "--gpu", "h100-sxm", "--num-gpus", "2048", "--tokens", "14.8T",
+                   "--gpu-hours", "2.664M")  # fmt: skip
+    p = d["prediction"]
+    assert "sequence and batch of deepseek-v3-pretrain" in p["layout_source"]
+    assert (p["seq_len"], p["global_batch_tokens"]) == (4096, 62914560)
+
+
+def test_a_plan_claim_names_every_stages_recomputation():
+    """DeepSeek-V3's plan recomputes selectively in pre-training and fully in its context extensions; the hardware-FLOPs
+    convention averages over both, and its description names both (it named the first stage's mode alone)."""
+    d = claim_json("claim", "--plan", "deepseek-v3", "--usd", "5.576M")
+    assert "each stage's recomputation (selective, full)" in d["flops_conventions"]["hardware"]["description"]
+
+
+def test_the_claims_achievable_run_says_it_is_without_tp_overlap():
+    """claim's achievable run is estimate's, TP communication not overlapped (costsim search tries it too); the table
+    says so, as estimate's does."""
+    from simulator.run.estimate import NO_TP_OVERLAP
+
+    out = invoke("claim", "llama-3.1-70b", "--gpu", "h800", "--num-gpus", "1024", "--tokens", "15T",
+                 "--gpu-hours", "3.95M").output  # fmt: skip
+    assert NO_TP_OVERLAP in next(line for line in out.splitlines() if line.startswith("costsim predicts"))

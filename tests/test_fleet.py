@@ -18,6 +18,7 @@ from simulator import api
 from simulator.errors import CostsimError, InputError, SpecError
 from simulator.inputs.data_files import data_dir
 from simulator.inputs.fleet_file import fleet_dir, fleet_ids, load_fleet
+from simulator.run.fleet import prefill_rate_with_hits
 
 # A small synthetic day whose books are worked by hand below: 2-node prefill units, 4-node decode units.
 SMALL = {
@@ -216,7 +217,10 @@ def test_a_one_phase_prediction_prints_a_command_that_runs(phase, key):
     assert f"--phase {phase}" in command and ("--cache-hit-rate" in command) is (phase == "prefill")
     r = invoke(*command.split()[1:], "--format", "json")
     assert r.exit_code == 0, (command, r.output)
-    served = json.loads(r.output)[phase][key]
+    doc = json.loads(r.output)
+    served = doc[phase][key]
+    if phase == "prefill":  # the passes' rate, less the time loading the day's cache hits takes
+        served = prefill_rate_with_hits(served, doc["request"]["cache_hit_rate"], doc["prefill"]["cached_token_gpu_s"])
     assert served == pytest.approx(d["rates"][phase]["serve"]["tokens_per_s_per_gpu"], rel=1e-9)
 
 
@@ -411,8 +415,25 @@ def test_the_printed_serve_command_runs_and_gives_the_predicted_rate(two_batch_o
         r = invoke(*command.split()[1:], "--format", "json")
         assert r.exit_code == 0, (command, r.output)
         served = json.loads(r.output)
-        assert served[phase][key] == pytest.approx(d["rates"][phase]["serve"]["tokens_per_s_per_gpu"], rel=1e-9)
+        rate = served[phase][key]
+        if phase == "prefill":  # the passes' rate, less the time loading the day's cache hits takes
+            rate = prefill_rate_with_hits(rate, served["request"]["cache_hit_rate"], served["prefill"]["cached_token_gpu_s"])
+        assert rate == pytest.approx(d["rates"][phase]["serve"]["tokens_per_s_per_gpu"], rel=1e-9)
         assert served["request"]["two_batch_overlap"] is two_batch_overlap
+
+
+def test_a_predicted_day_costs_what_serves_prices_charge_for_its_tokens():
+    """The same tokens priced two ways: the fleet's node-hours at predicted rates, and serve's $/M of uncached input,
+    cached input and output (the command the fleet prints) applied to the day's volumes (DeepSeek's day 6 overview:
+    608B input, 342B of them cache hits, 168B output). They agree within 0.1% (the hit share is passed rounded to 6
+    digits). Before, the fleet's prefill left out the time loading the cache hits: 0.4% cheaper than serve's prices."""
+    d = api.fleet("deepseek-v3-r1-day", predict_rates=True).to_dict()
+    command = d["rates"]["decode"]["source"].removeprefix("predicted by ").split(":")[0]
+    served = json.loads(invoke(*command.split()[1:], "--format", "json").output)
+    t = d["tokens"]
+    usd = (t["uncached_input"] * served["usd_per_million_input_tokens"] + t["cached_input"] * served[
+        "usd_per_million_cached_input_tokens"] + t["output"] * served["usd_per_million_output_tokens"]) / 1e6  # fmt: skip
+    assert served["utilization"] == 1.0 and d["cost_usd"] == pytest.approx(usd, rel=1e-3)
 
 
 def test_an_unused_serve_block_is_still_checked():

@@ -398,7 +398,7 @@ def test_the_achievable_run_says_it_is_without_tp_overlap():
     and point at `costsim search`; with --tp-overlap given they do not."""
     from simulator.outputs import EstimateOutput, Headline
     from simulator.report.document import _two_numbers, to_markdown
-    from simulator.report.tables import NO_TP_OVERLAP, without_tp_overlap
+    from simulator.run.estimate import NO_TP_OVERLAP, without_tp_overlap
 
     args = ("estimate", "llama-3.1-70b", "--gpu", "h100-sxm", "--num-gpus", "256", "--tokens", "1T")
     line = next(x for x in invoke(*args).output.splitlines() if x.startswith("achievable"))

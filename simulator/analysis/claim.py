@@ -32,7 +32,7 @@ from simulator.inputs.published import PublishedRun, public_cases
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.model.flops import flop_utilization, parameter_counts
 from simulator.model.layer_work import token_flops
-from simulator.run.estimate import Estimate, estimate_scenario
+from simulator.run.estimate import MEMORY_MISS, Estimate, as_if_it_fitted, estimate_scenario
 from simulator.run.scenario import Scenario
 from simulator.units import GIGA, GPU_HOURS_RANGE, MAX_GPUS, SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
 
@@ -333,7 +333,7 @@ def verdict(
         return "frontier", (
             f"{place}: {1 - claimed_gpu_hours / a:.0%} below the achievable run, within the step model's "
             f"{max_abs_error:.0%} error on published throughput: reachable only by a stack at least as fast as "
-            f"costsim's best layout; it {need}"
+            f"costsim's achievable run; it {need}"
         )
     if claimed_gpu_hours < e:
         return "frontier", f"{place}: between the two, reachable with a frontier-tuned stack and layout; it {need}"
@@ -378,22 +378,33 @@ def _prediction(
         job = replace(match.job, num_gpus=n, tokens=tokens, precision=precision)
         layout = {k: v for k, v in match.layout.items() if k != "dp" or n == match.job.num_gpus}
         case = replace(match, job=job, layout=layout)
+        scenario = case_scenario(case, assumptions, spec, hw)  # the claim's own spec and profile
+        # The published run trained at its layout on its GPUs: where costsim's memory model refuses that layout, it is
+        # costed as if it fitted, as validate public and a plan stage that ran at its layout cost it (a user's spec or
+        # another GPU count is not that run, and is searched below).
+        ran = n == match.job.num_gpus and precision == match.job.precision and spec == load_model(match.model)
         try:
-            runs = estimate_scenario(case_scenario(case, assumptions, spec, hw))  # the claim's own spec and profile
+            runs = as_if_it_fitted(estimate_scenario, scenario) if ran else estimate_scenario(scenario)
             source = f"published layout of {match.id} ({match.source}); unpublished fields searched"
+            if any(note.startswith(MEMORY_MISS) for note in runs.expected.notes):
+                source += "; the run trained at it, which costsim's memory model refuses: costed as if it fitted"
             return Prediction(runs.expected, source, runs.achievable)
         except CostsimError:
             if num_gpus is None:  # a user's spec under a published name may not take that layout: no prediction
                 return None
             # The published layout does not divide or fit this GPU count: search all of it below.
-        seq_len, batch = match.job.seq_len, match.job.global_batch_tokens
-    else:
-        seq_len = batch = None
     if num_gpus is None:
         return None
-    job = make_job(spec, num_gpus, tokens, seq_len, batch, precision)
+    if match is not None:  # the published run's sequence and batch, on the claim's GPUs
+        try:
+            job = make_job(spec, num_gpus, tokens, match.job.seq_len, match.job.global_batch_tokens, precision)
+            runs = estimate_scenario(Scenario.of(spec, hw, job, None, assumptions=assumptions))
+            return Prediction(runs.expected, f"searched by costsim (sequence and batch of {match.id})", runs.achievable)
+        except CostsimError:
+            pass  # its batch does not fit these GPUs: the model's defaults below
+    job = make_job(spec, num_gpus, tokens, None, None, precision)
     runs = estimate_scenario(Scenario.of(spec, hw, job, None, assumptions=assumptions))
-    source = "searched by costsim" + (f" (sequence and batch of {match.id})" if match else "")
+    source = "searched by costsim" + (f" (the model's default sequence and batch: {match.id}'s do not fit)" if match else "")
     return Prediction(runs.expected, source, runs.achievable)
 
 
@@ -587,10 +598,14 @@ def assess_plan_claim(
 
     bf16, fp8, own = peak("bf16"), peak("fp8"), peak(None)
     conventions = {}
+    modes = list(dict.fromkeys(s.estimate.layout.recompute for s in sel))
     for name in per_stage[0]:
         flops = sum(c[name].flops_per_token * s.estimate.job.tokens for c, s in zip(per_stage, sel, strict=True)) / tokens
         rate = flops * tps
-        description = f"{per_stage[0][name].description}; averaged over the stages' tokens"
+        first = per_stage[0][name].description
+        if name == "hardware" and len(modes) > 1:  # the stages recompute differently: name each mode, not the first's
+            first = f"model FLOPs plus the forward recomputed under each stage's recomputation ({', '.join(modes)})"
+        description = f"{first}; averaged over the stages' tokens"
         conventions[name] = ConventionRates(name, description, flops, rate, rate / bf16, rate / fp8 if fp8 else None)
     mfu = conventions[HEADLINE_CONVENTION].flop_per_s_per_gpu / own
     precisions = list(dict.fromkeys(s.stage.precision for s in sel))

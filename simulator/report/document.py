@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from simulator.inputs.files import is_file
 from simulator.report.money import usd
-from simulator.report.tables import NO_TP_OVERLAP, layout_text, text_table
+from simulator.report.tables import layout_text, text_table
+from simulator.run.estimate import NO_TP_OVERLAP
 from simulator.units import GIGA, KILO, format_count
 
 OUTPUT_LABELS = {"gpu_hours": "GPU-hours", "wall_clock_days": "wall clock, days", "cost_usd": "cost, USD"}

@@ -9,6 +9,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from simulator.run.estimate import without_tp_overlap
 from simulator.units import GIGA, TERA, counted, format_count, format_rate
 
 if TYPE_CHECKING:
@@ -186,16 +187,6 @@ def two_numbers_rows(d: dict) -> list[tuple[str, str]]:
             f"{line(a)}  the best layout on stack {a['stack']}{without_tp_overlap(a['layout'])}: {layout_text(a['layout'])}",
         ),
     ]
-
-
-NO_TP_OVERLAP = " without TP-communication overlap (`costsim search` tries it too)"
-"""What an achievable run whose layout has no TP overlap leaves out: costsim estimate holds it off unless given
-(simulator.run.estimate.estimate), and `costsim search` may find a faster layout with it."""
-
-
-def without_tp_overlap(layout: dict) -> str:
-    """NO_TP_OVERLAP where the layout runs TP communication without overlap; nothing where it overlaps it."""
-    return "" if layout.get("tp_overlap") else NO_TP_OVERLAP
 
 
 def estimate_table(d: dict) -> str:

@@ -282,6 +282,16 @@ def estimate_scenario(s: Scenario) -> RunEstimates:
     return RunEstimates(expected, estimate_achievable(s))
 
 
+NO_TP_OVERLAP = " without TP-communication overlap (`costsim search` tries it too)"
+"""What an achievable run whose layout has no TP overlap leaves out: costsim estimate holds it off unless given
+(simulator.run.estimate.estimate), and `costsim search` may find a faster layout with it."""
+
+
+def without_tp_overlap(layout: dict) -> str:
+    """NO_TP_OVERLAP where the layout runs TP communication without overlap; nothing where it overlaps it."""
+    return "" if layout.get("tp_overlap") else NO_TP_OVERLAP
+
+
 MEMORY_MISS = "costsim's memory model finds no layout that fits, but the run ran; predicted as if it fitted:"
 """How an estimate of a run that ran says that costsim's memory model would have refused it (`as_if_it_fitted`)."""
 

@@ -205,10 +205,12 @@ def predicted_rates(f: Fleet, where: str, phases: tuple[str, ...]) -> dict[str, 
     per_node = f.deployment.gpus_per_node
     out = {}
     if "prefill" in phases:
-        per_gpu = d["prefill"]["input_tokens_per_s_per_gpu"]
-        detail = {"tokens_per_s_per_gpu": per_gpu, "layout": d["prefill"]["layout"], "ttft_s": d["prefill"]["ttft_s"]}
+        p = d["prefill"]
+        per_gpu = prefill_rate_with_hits(p["input_tokens_per_s_per_gpu"], hit_rate, p["cached_token_gpu_s"])
+        detail = {"tokens_per_s_per_gpu": per_gpu, "layout": p["layout"], "ttft_s": p["ttft_s"]}
         out["prefill"] = PhaseRate(per_gpu * per_node, f"predicted by {command}: {per_gpu:,.0f} input tokens/s per GPU "
-                                   f"x {per_node} GPUs per node", True, detail)  # fmt: skip
+                                   f"({p['input_tokens_per_s_per_gpu']:,.0f} in the prefill passes, less the time loading "
+                                   f"the {hit_rate:.1%} cache hits takes) x {per_node} GPUs per node", True, detail)  # fmt: skip
     if "decode" in phases:
         x = d["decode"]
         per_gpu = x["output_tokens_per_s_per_gpu"]
@@ -217,6 +219,13 @@ def predicted_rates(f: Fleet, where: str, phases: tuple[str, ...]) -> dict[str, 
         out["decode"] = PhaseRate(per_gpu * per_node, f"predicted by {command}: {per_gpu:,.0f} output tokens/s per GPU "
                                   f"x {per_node} GPUs per node", True, detail)  # fmt: skip
     return out
+
+
+def prefill_rate_with_hits(pass_tokens_per_s: float, hit_rate: float, cached_token_s: float) -> float:
+    """Input tokens per second per GPU of a prefill deployment that also loads its cache hits: the passes run at
+    `pass_tokens_per_s` (cache hits included, their loading not), and each hit takes `cached_token_s` more GPU time,
+    as serve's per-request GPU time and its $/M of cached input charge it."""
+    return 1.0 / (1.0 / pass_tokens_per_s + hit_rate * cached_token_s)
 
 
 def _serve_command(f: Fleet, hit_rate: float, phase: str, options: dict) -> str:

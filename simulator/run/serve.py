@@ -469,6 +469,7 @@ def serve_document(e: ServeEstimate) -> dict:
         d["prefill"] = {
             "input_tokens_per_s_per_gpu": p.input_tokens_per_s_per_gpu,
             "computed_tokens_per_s_per_gpu": p.computed_tokens_per_s_per_gpu,
+            "cached_token_gpu_s": cached_token_s_per_gpu(s, p),
             "ttft_s": p.ttft_s,
             "prompts_per_pass": p.sequences * p.ep,
             "layout": {"tp": p.tp, "ep": p.ep, "pp": p.pp, "gpus": p.tp * p.ep * p.pp, "precision": p.precision},
