@@ -337,7 +337,8 @@ def test_the_sweep_table_shows_the_expected_run_beside_the_achievable_one():
     cluster took 32.7 days, with nothing in the table saying which run it was: the table gives the expected days and
     dollars of each row, and the answer says whether the expected run keeps the deadline too."""
     out = invoke(*"sweep llama-3.1-8b --tokens 1T --gpu h100 --num-gpus 64,128 --deadline-days 30".split()).output
-    assert "exp. days" in out and "exp. $" in out and "the expected run on this cluster takes" in out
+    assert "exp. days" in out and "exp. $" in out
+    assert "the expected run on this cluster (the stack's practice layout, realized) takes" in out
     doc = json.loads(invoke(*"sweep llama-3.1-8b --tokens 1T --gpu h100 --num-gpus 64 --format json".split()).output)
     expected = doc["rows"][0]["expected"]
     assert (

@@ -13,7 +13,7 @@ import json
 import pytest
 from cli_support import invoke
 
-from cli.planner import estimate_flags
+from cli.planner import HELD_LAYOUT_NOTE, estimate_flags
 
 REL = 1e-9
 NUMBERS = ("step_time_s", "gpu_hours", "cost_usd")
@@ -98,9 +98,20 @@ def test_search_table_prints_the_estimate_flags_of_the_best_row():
     assert r.exit_code == 0, r.output
     line = next(x for x in r.output.splitlines() if x.startswith("#1 as `costsim estimate` flags:"))
     best = _json("search", *run, "--top", "1")["best"]["layout"]
-    assert line == f"#1 as `costsim estimate` flags: {estimate_flags(best)}"
+    assert line == f"#1 as `costsim estimate` flags: {estimate_flags(best)}{HELD_LAYOUT_NOTE}"
     assert f"--tp {best['tp']} " in line and f"--zero-stage {best['zero_stage']} " in line
-    assert line.endswith("--tp-overlap" if best["tp_overlap"] else "--no-tp-overlap")
+    flags = line.removesuffix(HELD_LAYOUT_NOTE)
+    assert flags.endswith("--tp-overlap" if best["tp_overlap"] else "--no-tp-overlap")
+
+
+def test_the_printed_flags_say_which_expected_run_they_give():
+    """A review ran sweep's printed flags through estimate and got another expected run (269.1 days) than the sweep
+    quoted (287.5): the flags hold the achievable layout, and the quoted expected run is at the stack's practice
+    layout. The sweep's deadline lines and search's #1 line say so."""
+    run = ["llama-3.1-8b", "--gpu", "a100-80gb", "--num-gpus", "64,128", "--tokens", "1T", "--deadline-days", "365"]
+    out = invoke("sweep", *run).output
+    assert "the expected run on this cluster (the stack's practice layout, realized)" in out
+    assert any(x.startswith("  as `costsim estimate` flags:") and x.endswith(HELD_LAYOUT_NOTE) for x in out.splitlines())
 
 
 @pytest.mark.parametrize("stack", [[], ["--stack", "fsdp-2023"]])
