@@ -17,8 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from simulator.errors import InputError
 from simulator.vocab import Fp8Recipe, KvAdmission, Precision, Recompute, Schedule
 
-SCHEMA_VERSION: Final = 1
-"""The layout version of every JSON document; the same number as cli.options.SCHEMA_VERSION (tested)."""
+SCHEMA_VERSION: Final = 2
+"""The layout version of every JSON document; the same number as cli.options.SCHEMA_VERSION (tested). 2 (2026-12):
+`validate public`'s whole_run median_abs_error, max_abs_error and median_abs_error_without_flagged are in-sample, as
+every other track's are (they were leave-one-out; that is now median_abs_error_leave_one_out and its kin)."""
 
 
 class _Fixed(BaseModel):
@@ -30,7 +32,7 @@ class _Fixed(BaseModel):
 class Document(_Fixed):
     """A command's whole JSON document."""
 
-    schema_version: Literal[1]
+    schema_version: Literal[2]
     """Layout version of the document: raised when a field is renamed, removed or changes meaning (new fields do not
     change it)."""
 

@@ -103,15 +103,15 @@ def test_search_to_dict_is_what_the_command_prints():
     """The README's promise: .to_dict() is the CLI's JSON less its schema_version (a review found api.search with other
     keys, no stack limits, reference, expected run or price quote). The document meets `costsim schema search`'s model
     (which the CLI's JSON is tested against), and the CLI prints the same."""
-    from simulator.outputs import SearchOutput
+    from simulator.outputs import SCHEMA_VERSION, SearchOutput
 
     d = cs.search("llama-3.1-8b", "h100", 64, "1T", top=20, tp=1).to_dict()
-    SearchOutput.model_validate({"schema_version": 1, **d})
+    SearchOutput.model_validate({"schema_version": SCHEMA_VERSION, **d})
     assert d["stack"] and d["price_quote"] and d["expected"] is not None and "evaluated" in d
     r = invoke("search", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "64", "--tokens", "1T", "--tp", "1", "--top", "20",
                "--format", "json")  # fmt: skip
     cli = json.loads(r.output)
-    assert cli.pop("schema_version") == 1
+    assert cli.pop("schema_version") == SCHEMA_VERSION
     assert json.loads(json.dumps(d)) == cli
 
 

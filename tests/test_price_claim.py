@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from simulator import api
 from simulator.analysis.price_claim import parse_ratio
 from simulator.errors import InputError, SpecError
-from simulator.outputs import PriceClaimOutput
+from simulator.outputs import SCHEMA_VERSION, PriceClaimOutput
 from simulator.units import GIGA, MEGA
 
 R1, O1 = "deepseek-reasoner-2025", "openai-o1-2025-01"
@@ -138,7 +138,7 @@ def test_table_and_csv():
 def test_json_matches_its_model(r1_vs_o1):
     PriceClaimOutput.model_validate(r1_vs_o1)
     assumed = api.price_claim(R1, O1, "30", b_model="llama-3.1-8b", mix="3:1").to_dict()
-    PriceClaimOutput.model_validate({"schema_version": 1, **assumed})
+    PriceClaimOutput.model_validate({"schema_version": SCHEMA_VERSION, **assumed})
     with pytest.raises(ValidationError, match="new_key"):
         PriceClaimOutput.model_validate({**r1_vs_o1, "new_key": 1})
 
@@ -146,7 +146,7 @@ def test_json_matches_its_model(r1_vs_o1):
 def test_json_is_deterministic(r1_vs_o1):
     first = invoke(*CLAIM, "--ratio", "20-50", "--format", "json").output
     assert invoke(*CLAIM, "--ratio", "20-50", "--format", "json").output == first
-    assert json.loads(first) == {"schema_version": 1, **api.price_claim(R1, O1, "20-50").to_dict()}
+    assert json.loads(first) == {"schema_version": SCHEMA_VERSION, **api.price_claim(R1, O1, "20-50").to_dict()}
     assert {"price_ratio", "claimed_ratio", "within_price_ratio", "cost", "verdict", "assumptions"} <= set(r1_vs_o1)
 
 
@@ -286,7 +286,7 @@ def test_neither_architecture_known_checks_list_prices_only(data_dir):
     assert all("at_other_side_margin" not in d["cost"][s]["assumption_band"] for s in ("a", "b"))
     assert "only the list-price part of the claim can be checked" in d["verdict_cost"]
     assert f"'{O1} is 10x cheaper than o1-pro' holds for list prices" in d["verdict_cost"]
-    PriceClaimOutput.model_validate({"schema_version": 1, **d})
+    PriceClaimOutput.model_validate({"schema_version": SCHEMA_VERSION, **d})
     r = invoke("claim", "--cheaper", O1, "o1-pro", "--ratio", "50")
     assert r.exit_code == 0 and "Traceback" not in r.output, r.output
     assert "does not hold for list prices" in r.output.replace("\n", " ") and "nothing is modelled" in r.output
@@ -423,7 +423,7 @@ def test_a_published_margin_is_shown_as_comparable_only_at_its_basis(r1_vs_o1, k
     assert (
         f"not comparable with the +545% published for a whole day at these prices, which is at {differs[0]}" in d["verdict_cost"]
     )
-    PriceClaimOutput.model_validate({"schema_version": 1, **d})
+    PriceClaimOutput.model_validate({"schema_version": SCHEMA_VERSION, **d})
 
 
 def test_a_published_margin_at_its_own_gpu_price_stays_comparable():

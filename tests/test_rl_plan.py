@@ -24,7 +24,7 @@ from simulator.inputs.assumptions import DEFAULT
 from simulator.inputs.catalog import load_hardware, load_model
 from simulator.inputs.plan_file import RLStage, load_plan
 from simulator.model.efficiency import device_rates
-from simulator.outputs import PlanOutput, ValidateRLOutput
+from simulator.outputs import SCHEMA_VERSION, PlanOutput, ValidateRLOutput
 from simulator.run.estimate import estimate_expected
 from simulator.run.rl import (
     SPLIT_PARTS,
@@ -426,7 +426,7 @@ def test_r1_plan_estimates_finite_positive_numbers(r1):
         assert 0 < band["low"] < band["value"] < band["high"]
         assert all(v > 0 for v in (s.gpu_hours_split["generation"], s.gpu_hours_split["idle"]))
     assert d["cost_usd"] == pytest.approx(2.0 * d["gpu_hours"], rel=1e-9)
-    PlanOutput.model_validate(json.loads(json.dumps({"schema_version": 1, **d})))
+    PlanOutput.model_validate(json.loads(json.dumps({"schema_version": SCHEMA_VERSION, **d})))
 
 
 def test_gpu_hours_split_sums_to_the_total(r1):

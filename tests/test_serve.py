@@ -14,6 +14,7 @@ from simulator.model.serve import decode
 from simulator.model.serve.decode import Candidates, memory_per_gpu, step_s, throughput
 from simulator.model.serve.kv_cache import kv_bytes_per_token, kv_shard
 from simulator.model.serve.search import Given, _pareto_front, decode_candidates, search_decode
+from simulator.outputs import SCHEMA_VERSION
 from simulator.run.serve import ServeRequest, serve, setup_for
 from tests.cli_support import clean_error, invoke
 
@@ -339,7 +340,7 @@ def test_serve_csv_agrees_with_the_json_wherever_both_have_a_field():
     args = (*CSV_REQUESTS["dense"], "--input-len", "4000", "--output-len", "500")
     doc = flatten(json.loads(invoke("serve", *args, "--format", "json").output))
     row = list(csv.DictReader(io.StringIO(invoke("serve", *args, "--format", "csv").output)))[0]
-    assert "schema_version" not in row and doc["schema_version"] == 1
+    assert "schema_version" not in row and doc["schema_version"] == SCHEMA_VERSION
     shared = [c for c in row if doc.get(c) is not None]
     assert len(shared) > 90
     for column in shared:
