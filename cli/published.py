@@ -18,7 +18,7 @@ from cli.options import (
     echo_timings,
     fail,
 )
-from simulator.run.estimate import without_tp_overlap
+from simulator.run.basis_notes import without_tp_overlap
 from simulator.units import DEFAULT_DRAWS, KILO
 
 

@@ -16,11 +16,14 @@ class LayoutError(CostsimError):
 class InfeasibleError(CostsimError):
     """A layout divides but does not fit in GPU memory, or no layout fits."""
 
-    def __init__(self, message: str, finding: str | None = None):
+    def __init__(self, message: str, finding: str | None = None, needed_bytes: float | None = None):
         super().__init__(message)
         self.finding = message if finding is None else finding
         """What does not fit, with its numbers but without the fix: a caller whose options differ from the ones the
         message's fix names (costsim claim has no --tp or --precision) gives its own fix after it."""
+        self.needed_bytes = needed_bytes
+        """Memory per GPU the refused layout needs (the least any layout needs, where a search found none that fits);
+        None where the refusal is not about one layout's memory."""
 
 
 class InputError(CostsimError):

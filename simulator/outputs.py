@@ -20,7 +20,9 @@ from simulator.vocab import Fp8Recipe, KvAdmission, Precision, Recompute, Schedu
 SCHEMA_VERSION: Final = 2
 """The layout version of every JSON document; the same number as cli.options.SCHEMA_VERSION (tested). 2 (2026-12):
 `validate public`'s whole_run median_abs_error, max_abs_error and median_abs_error_without_flagged are in-sample, as
-every other track's are (they were leave-one-out; that is now median_abs_error_leave_one_out and its kin)."""
+every other track's are (they were leave-one-out; that is now median_abs_error_leave_one_out and its kin); `fleet`'s
+predicted prefill rate (rates.prefill.serve.tokens_per_s_per_gpu and the per-node rate) includes the time loading
+the day's cache hits (it was the prefill passes' rate alone)."""
 
 
 class _Fixed(BaseModel):

@@ -389,7 +389,7 @@ def test_a_plan_claim_names_every_stages_recomputation():
 def test_the_claims_achievable_run_says_it_is_without_tp_overlap():
     """claim's achievable run is estimate's, TP communication not overlapped (costsim search tries it too); the table
     says so, as estimate's does."""
-    from simulator.run.estimate import NO_TP_OVERLAP
+    from simulator.run.basis_notes import NO_TP_OVERLAP
 
     out = invoke("claim", "llama-3.1-70b", "--gpu", "h800", "--num-gpus", "1024", "--tokens", "15T",
                  "--gpu-hours", "3.95M").output  # fmt: skip

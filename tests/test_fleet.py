@@ -422,6 +422,13 @@ def test_the_printed_serve_command_runs_and_gives_the_predicted_rate(two_batch_o
         assert served["request"]["two_batch_overlap"] is two_batch_overlap
 
 
+def test_the_prefill_rate_with_hits_by_hand():
+    """fleet.prefill_rate_with_hits: 1,000 input tokens/s in the passes, half of them hits at 1 ms of GPU time each:
+    a token takes 1 ms + 0.5 x 1 ms, so 666.7 tokens/s; no hits, or free hits, leave the passes' rate."""
+    assert prefill_rate_with_hits(1000.0, 0.5, 1e-3) == pytest.approx(1000.0 / 1.5, rel=1e-12)
+    assert prefill_rate_with_hits(1000.0, 0.0, 1e-3) == prefill_rate_with_hits(1000.0, 0.5, 0.0) == 1000.0
+
+
 def test_a_predicted_day_costs_what_serves_prices_charge_for_its_tokens():
     """The same tokens priced two ways: the fleet's node-hours at predicted rates, and serve's $/M of uncached input,
     cached input and output (the command the fleet prints) applied to the day's volumes (DeepSeek's day 6 overview:

@@ -6,6 +6,7 @@ The shipped plans fix the published layout fields, so each stage searches only a
 
 from __future__ import annotations
 
+import copy
 import csv
 import functools
 import io
@@ -155,8 +156,9 @@ def test_llama_plan_reads_table_4_as_validate_public_does():
     fitted (the run ran; costsim's memory model puts it at 84.7 GiB), so its GPU-hours per token equal the case's
     within 1% (Llama 3 §3.3.2 and Table 4; Llama 3.1 model card). Before, the plan let the search take ZeRO-3 where
     ZeRO-1 did not fit and charged 89.6M GPU-hours (+190%) to validate public's 52.1M."""
-    from simulator.analysis.public_runs import MEMORY_MISS, case_estimate
+    from simulator.analysis.public_runs import case_estimate
     from simulator.inputs.published import public_cases
+    from simulator.run.basis_notes import MEMORY_MISS
 
     pre = _plan("llama-3.1-405b").stages[0]
     case = next(c for c in public_cases() if c.id == "llama-3.1-405b")
@@ -174,18 +176,63 @@ def test_a_stage_that_ran_at_its_layout_is_costed_as_if_it_fitted(tmp_path):
     at it; with ran_at_layout it is costed at that layout, and the JSON (estimate_notes) and the table (training
     notes) say the memory model would refuse it, without the refusal's fix (the run ran)."""
     plan = json.loads(json.dumps(SMALL_PLAN))
-    plan["stages"] = [plan["stages"][0] | {"num_gpus": 8, "zero_stage": 0, "seq_len": 131072}]  # 8B, unsharded, 128K
+    plan["stages"] = [plan["stages"][0] | {"num_gpus": 8, "cp": 1, "zero_stage": 1, "seq_len": 8192}]  # 8B: 99 GiB
     assert_clean_error(invoke("estimate", "--plan", write_plan(tmp_path, plan)), "does not fit", "ran_at_layout: true")
     plan["stages"][0]["ran_at_layout"] = True
     r = invoke("estimate", "--plan", write_plan(tmp_path, plan), "--format", "json")
     assert r.exit_code == 0, r.output
     stage = json.loads(r.output)["stages"][0]
-    assert stage["ran_at_layout"] and stage["layout"]["zero_stage"] == 0 and stage["memory_per_gpu_gib"] > 80
+    assert stage["ran_at_layout"] and stage["layout"]["zero_stage"] == 1 and stage["memory_per_gpu_gib"] > 80
     miss = [n for n in stage["estimate_notes"] if n.startswith("costsim's memory model finds no layout that fits")]
     assert len(miss) == 1 and "short" in miss[0] and "Try " not in miss[0]
+    # Just the memory the least-needing layout asks for, not unlimited: the costed layout is the one the note names.
+    assert f"needs {stage['memory_per_gpu_gib']:.1f} GiB per GPU" in miss[0]
     assert not any("memory is nearly full" in n for n in stage["estimate_notes"])  # over, not nearly full
     table = invoke("estimate", "--plan", write_plan(tmp_path, plan)).output
     assert "training notes" in table and "but the run ran; predicted as if it fitted" in table
+    # The report's scaling table marks that size, and says the other sizes are judged by the memory model.
+    r = invoke("report", "--plan", write_plan(tmp_path, plan), "--output", str(tmp_path / "report"))
+    assert r.exit_code == 0, r.output
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "(this estimate, as if it fitted)" in md and "The other sizes are judged by the memory model" in md
+
+
+def test_a_stage_that_ran_must_state_its_layout_and_one_that_could_not_have_run_is_refused(tmp_path):
+    """ran_at_layout costs a refused layout as if it fitted only where the stage states it: without tp, pp, cp,
+    zero_stage and recompute (a review's 405B stage stated none and was costed at TP1 PP1 with 8.8 TB per GPU, exit 0)
+    the plan is refused naming them; an MoE stage must state ep too; and a stated layout needing 1.5x its GPU's memory
+    or more (MAX_MEMORY_MISS; costsim's memory model misses published runs by at most 1.22x) could not have run."""
+    plan = json.loads(json.dumps(SMALL_PLAN))
+    bare = {k: v for k, v in plan["stages"][0].items() if k not in ("tp", "pp", "zero_stage", "recompute")}
+    plan["stages"] = [bare | {"ran_at_layout": True}]
+    assert_clean_error(
+        invoke("estimate", "--plan", write_plan(tmp_path, plan)), "does not state tp, pp, cp, zero_stage, recompute"
+    )
+    moe = copy.deepcopy(plan) | {"model": "mixtral-8x7b"}
+    moe["stages"][0] |= {"tp": 1, "pp": 1, "cp": 1, "zero_stage": 1, "recompute": "none"}
+    assert_clean_error(invoke("estimate", "--plan", write_plan(tmp_path, moe)), "MoE model", "does not state ep")
+    huge = copy.deepcopy(plan) | {"model": "llama-3.1-405b"}
+    huge["stages"][0] |= {"tp": 1, "pp": 1, "cp": 1, "zero_stage": 0, "recompute": "none"}
+    r = invoke("estimate", "--plan", write_plan(tmp_path, huge))
+    assert_clean_error(r, "the GPU's memory, beyond the 1.5x a run that ran may need", "could not have run")
+    assert "set ran_at_layout" not in r.output  # it is set
+
+
+def test_the_largest_memory_miss_the_boundary_names_is_validate_publics():
+    """LARGEST_PUBLISHED_MEMORY_MISS (named in the refusal above) is the largest need over its GPU's memory among
+    validate public's runs that ran but do not fit costsim's memory model, and MAX_MEMORY_MISS lies above it."""
+    from simulator.analysis.public_runs import case_estimate
+    from simulator.inputs.catalog import load_hardware
+    from simulator.inputs.published import public_cases
+    from simulator.run.basis_notes import MEMORY_MISS
+    from simulator.run.estimate import LARGEST_PUBLISHED_MEMORY_MISS, MAX_MEMORY_MISS
+
+    ratios = []
+    for case in public_cases():
+        est = case_estimate(case)
+        if any(n.startswith(MEMORY_MISS) for n in est.notes):
+            ratios.append(est.step.memory.total_bytes / load_hardware(case.gpu).memory_bytes)
+    assert len(ratios) >= 2 and round(max(ratios), 2) == LARGEST_PUBLISHED_MEMORY_MISS < MAX_MEMORY_MISS
 
 
 def test_plan_by_path_equals_plan_by_name():

@@ -399,13 +399,14 @@ def test_the_achievable_run_says_it_is_without_tp_overlap():
     and point at `costsim search`; with --tp-overlap given they do not."""
     from simulator.outputs import EstimateOutput, Headline
     from simulator.report.document import _two_numbers, to_markdown
-    from simulator.run.estimate import NO_TP_OVERLAP, without_tp_overlap
+    from simulator.run.basis_notes import NO_TP_OVERLAP, without_tp_overlap
 
     args = ("estimate", "llama-3.1-70b", "--gpu", "h100-sxm", "--num-gpus", "256", "--tokens", "1T")
     line = next(x for x in invoke(*args).output.splitlines() if x.startswith("achievable"))
     assert "without TP-communication overlap (`costsim search` tries it too)" in line
     assert NO_TP_OVERLAP not in next(x for x in invoke(*args, "--tp-overlap").output.splitlines() if x.startswith("achievable"))
     assert without_tp_overlap({"tp_overlap": True}) == "" and without_tp_overlap({"tp_overlap": False}) == NO_TP_OVERLAP
+    assert without_tp_overlap({"tp": 1, "tp_overlap": False}) == ""  # no TP communication to overlap
     for text in (EstimateOutput.model_json_schema()["properties"]["achievable"]["description"],
                  Headline.model_json_schema()["properties"]["basis"]["description"]):  # fmt: skip
         assert "TP-communication overlap" in text and "costsim search" in text

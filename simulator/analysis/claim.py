@@ -32,7 +32,8 @@ from simulator.inputs.published import PublishedRun, public_cases
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.model.flops import flop_utilization, parameter_counts
 from simulator.model.layer_work import token_flops
-from simulator.run.estimate import MEMORY_MISS, Estimate, as_if_it_fitted, estimate_scenario
+from simulator.run.basis_notes import MEMORY_MISS
+from simulator.run.estimate import Estimate, as_if_it_fitted, estimate_scenario
 from simulator.run.scenario import Scenario
 from simulator.units import GIGA, GPU_HOURS_RANGE, MAX_GPUS, SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
 
@@ -332,8 +333,8 @@ def verdict(
     if claimed_gpu_hours < a:
         return "frontier", (
             f"{place}: {1 - claimed_gpu_hours / a:.0%} below the achievable run, within the step model's "
-            f"{max_abs_error:.0%} error on published throughput: reachable only by a stack at least as fast as "
-            f"costsim's achievable run; it {need}"
+            f"{max_abs_error:.0%} error on published throughput: reachable only by a stack faster than costsim's "
+            f"achievable run; it {need}"
         )
     if claimed_gpu_hours < e:
         return "frontier", f"{place}: between the two, reachable with a frontier-tuned stack and layout; it {need}"
@@ -555,7 +556,12 @@ class PlanPrediction:
             "seq_len": e.job.seq_len,
             "global_batch_tokens": e.job.global_batch_tokens,
             "layout": e.layout.to_dict(),
-            "layout_source": f"plan {self.result.plan.name}: each stage's layout ({self.result.plan.source})",
+            "layout_source": f"plan {self.result.plan.name}: each stage's layout ({self.result.plan.source})"
+            + "".join(
+                f"; stage {s.stage.name} trained at its layout, which costsim's memory model refuses: costed as if it fitted"
+                for s in sel
+                if any(n.startswith(MEMORY_MISS) for n in s.estimate.notes)
+            ),  # fmt: skip
             "stages": [
                 {
                     "name": s.stage.name,

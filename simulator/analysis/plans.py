@@ -348,6 +348,12 @@ RAN_AT_LAYOUT_HINT = (
 
 def run_stage(plan: Plan, spec: ModelSpec, stage: Stage, opts: CostOptions) -> StageResult:
     """One stage on its GPU; `spec` is the plan's model, loaded once for every stage."""
+    if stage.ran_at_layout and spec.moe is not None and stage.ep is None:
+        raise InputError(
+            f"plan {plan.name}, stage {stage.name!r}: ran_at_layout: true says the run trained at the stage's layout, "
+            f"but {spec.name} is an MoE model and the stage does not state ep; state the published expert "
+            "parallelism, or drop ran_at_layout"
+        )
     try:
         scenario = resolve(
             spec,
@@ -365,7 +371,7 @@ def run_stage(plan: Plan, spec: ModelSpec, stage: Stage, opts: CostOptions) -> S
         runs = as_if_it_fitted(estimate_scenario, scenario) if stage.ran_at_layout else estimate_scenario(scenario)
         runs = with_mfu_notes(runs, scenario.hardware)
     except CostsimError as e:
-        hint = RAN_AT_LAYOUT_HINT if isinstance(e, InfeasibleError) else ""
+        hint = RAN_AT_LAYOUT_HINT if isinstance(e, InfeasibleError) and not stage.ran_at_layout else ""
         raise type(e)(f"plan {plan.name}, stage {stage.name!r}: {in_plan_terms(str(e), TRAINING_STAGE_FIELDS)}{hint}") from None
     return StageResult(stage, runs.expected, scenario.hardware, runs.expected.cost, runs.achievable)
 

@@ -27,7 +27,8 @@ from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.inputs.stacks import load_stack
 from simulator.model.flops import flop_utilization, parameter_counts
 from simulator.model.layer_work import token_flops
-from simulator.run.estimate import MEMORY_MISS, Estimate, as_if_it_fitted, estimate_achievable, estimate_expected
+from simulator.run.basis_notes import MEMORY_MISS
+from simulator.run.estimate import Estimate, as_if_it_fitted, estimate_achievable, estimate_expected
 from simulator.run.scenario import Scenario
 from simulator.units import BYTES_PER_ELEMENT, SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, TERA
 from simulator.vocab import FP8_RECIPES

@@ -125,6 +125,23 @@ class Stage(TrainingLayout):
     notes: Text | None = None
     """Assumptions made where the source is silent."""
 
+    @model_validator(mode="after")
+    def _states_the_layout_it_ran_at(self) -> Stage:
+        missing = [f for f in RAN_AT_LAYOUT_FIELDS if getattr(self, f) is None]
+        if self.ran_at_layout and missing:
+            raise ValueError(
+                f"ran_at_layout: true says the run trained at the stage's layout, but the stage does not state "
+                f"{', '.join(missing)}; state them as the source gives them, or drop ran_at_layout (a stage that ran "
+                "is costed as if it fitted only at the layout it states)"
+            )
+        return self
+
+
+RAN_AT_LAYOUT_FIELDS = ("tp", "pp", "cp", "zero_stage", "recompute")
+"""What a stage that sets ran_at_layout must state: the degrees and the memory choices that decide whether a layout
+fits (expert parallelism too for an MoE model, checked where the model is known, plans.run_stage); a micro-batch or
+virtual-stage count the source leaves out is searched, within the memory the least-needing choice asks for."""
+
 
 # --------------------------------------------------------------------------- RL and generation stages
 

@@ -173,7 +173,7 @@ def check_fits(mem: MemoryBreakdown, capacity_bytes: float, gpu_name: str, layou
         f"{format_bytes(over)} short"
     )
     fix = f"Try {_remedies(layout)}" + ("." if searched else "; or leave the layout flags out and let costsim search.")
-    raise InfeasibleError(f"{finding}. {fix}", finding)
+    raise InfeasibleError(f"{finding}. {fix}", finding, mem.total_bytes)
 
 
 def _remedies(layout: Layout) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from simulator.inputs.files import is_file
 from simulator.report.money import usd
 from simulator.report.tables import layout_text, text_table
-from simulator.run.estimate import NO_TP_OVERLAP
+from simulator.run.basis_notes import MEMORY_MISS, NO_TP_OVERLAP
 from simulator.units import GIGA, KILO, format_count
 
 OUTPUT_LABELS = {"gpu_hours": "GPU-hours", "wall_clock_days": "wall clock, days", "cost_usd": "cost, USD"}
@@ -705,9 +705,11 @@ def _uncertainty_section(u: dict) -> list[Block]:
 
 
 def _scaling_section(points: list[dict], skipped: list[str], d: dict) -> list[Block]:
+    as_if = any(n.startswith(MEMORY_MISS) for n in d.get("notes") or [])
+    here = " (this estimate, as if it fitted)" if as_if else " (this estimate)"
     rows = [
         (
-            f"{p['num_gpus']:,}" + (" (this estimate)" if p["num_gpus"] == d["num_gpus"] else ""),
+            f"{p['num_gpus']:,}" + (here if p["num_gpus"] == d["num_gpus"] else ""),
             layout_text(p["layout"]),
             f"{p['wall_clock_days']:.1f}",
             format_count(p["gpu_hours"]),
@@ -727,6 +729,14 @@ def _scaling_section(points: list[dict], skipped: list[str], d: dict) -> list[Bl
         image(CHART_FILES["scaling"], "Scaling curve: days and GPU-hours against the GPU count"),
         table(("GPUs", "layout", "days", "GPU-hours", "cost", "MFU"), rows),
     ]
+    if as_if:
+        blocks.append(
+            para(
+                "This estimate's own size is costed as if it fitted: the run trained at its layout, which costsim's "
+                "memory model puts above the GPU's memory (the estimate's notes give the numbers). The other sizes "
+                "are judged by the memory model, so a size the run also trained at may be left out below."
+            )
+        )
     if skipped:
         blocks.append(para("GPU counts left out:"))
         blocks.append(bullets(skipped))
@@ -978,9 +988,10 @@ def _claim_section(checks: list[dict]) -> list[Block]:
         h2("Published claim"),
         para(
             "Each figure the plan's source publishes, placed against costsim's **achievable** and **expected** "
-            "GPU-hours for the same stages, with the verdict of `costsim claim`: frontier between the two, plausible "
-            "at or above the expected run, optimistic or implausible below the achievable run by more than the step "
-            "model's largest error. MFU is against the dense peak of each stage's precision."
+            "GPU-hours for the same stages, with the verdict of `costsim claim`: frontier between the two or below the "
+            "achievable run by less than the step model's largest error, plausible at or above the expected run, "
+            "optimistic or implausible below the achievable run by more than that error. MFU is against the dense "
+            "peak of each stage's precision."
         ),
         table(("stages", "claimed GPU-hours", "claimed cost", "achievable", "expected", "MFU needed", "verdict"), rows),
         para(f"Whole plan: **{whole['verdict'].upper()}**: {whole['reason']}."),

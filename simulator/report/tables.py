@@ -9,7 +9,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from simulator.run.estimate import without_tp_overlap
+from simulator.run.basis_notes import without_tp_overlap
 from simulator.units import GIGA, TERA, counted, format_count, format_rate
 
 if TYPE_CHECKING:
@@ -399,7 +399,8 @@ def compare_table(d: dict) -> str:
         lines += [
             "",
             f"the table is of the expected runs (what runs like these realized); at the achievable runs (best layout "
-            f"on each stack): {format_count(ach['a_gpu_hours'])} / {format_count(ach['b_gpu_hours'])} GPU-hours = "
+            f"on each stack, TP communication not overlapped unless a stage sets it): "
+            f"{format_count(ach['a_gpu_hours'])} / {format_count(ach['b_gpu_hours'])} GPU-hours = "
             f"{ach['ratio']:.3g}x (efficiency factor {ach['factors']['efficiency']:.3g}x)",
         ]
     return "\n".join(lines)
