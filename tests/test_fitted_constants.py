@@ -4,6 +4,7 @@ constant or a fallback to the physical defaults (a fuzzer found all of these).""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -11,9 +12,18 @@ import pytest
 
 from simulator.errors import SpecError
 from simulator.inputs import assumptions
-from simulator.inputs.assumptions import BASE, DEFAULT, FITTED_PATH, FITTED_RANGES, fitted_values, read_fitted
+from simulator.inputs.assumptions import (
+    BASE,
+    DEFAULT,
+    FITTED_PATH,
+    FITTED_RANGES,
+    fitted_document,
+    fitted_values,
+    read_fitted,
+)
 from simulator.inputs.data_files import refitting
 from simulator.inputs.files import read_yaml
+from simulator.inputs.fitted_file import hardware_generations, parse
 from tests.cli_support import ROOT
 
 
@@ -34,21 +44,39 @@ def _copy_with(tmp_path, old: str, new: str):
 
 
 BAD = [
-    ("gemm_sustain:", "gemm_sustain: abc", ["gemm_sustain is 'abc', not a number in (0, 1]"]),
-    ("gemm_sustain:", "gemm_sustain: -1", ["gemm_sustain is -1, outside (0, 1]"]),
-    ("gemm_sustain:", "gemm_sustain: 50", ["gemm_sustain is 50, outside (0, 1]"]),
-    ("gemm_sustain:", "gemm_sustain: 0", ["gemm_sustain is 0, outside (0, 1]"]),
+    ("gemm_sustain:", "gemm_sustain: abc", ["gemm_sustain: Input should be a valid number (got 'abc')", "between 0.55 and 1"]),
+    ("gemm_sustain:", "gemm_sustain: -1", ["gemm_sustain: Input should be greater than or equal to 0.55 (got -1)"]),
+    ("gemm_sustain:", "gemm_sustain: 50", ["gemm_sustain: Input should be less than or equal to 1 (got 50)"]),
+    ("gemm_sustain:", "gemm_sustain: 0", ["gemm_sustain: Input should be greater than or equal to 0.55 (got 0)"]),
+    # a sustained share below the fit's own grid (0.55-1.00) was accepted down to any positive number
+    ("gemm_sustain:", "gemm_sustain: 1.0e-9", ["gemm_sustain: Input should be greater than or equal to 0.55 (got 1e-09)"]),
     ("gemm_sustain:", "gemm_sustain: .nan", ["gemm_sustain", "nan"]),
-    ("gemm_sustain:", "gemm_sustain: true", ["gemm_sustain is True, not a number"]),
-    ("gemm_sustain:", "", ["gemm_sustain missing"]),
+    ("gemm_sustain:", "gemm_sustain: true", ["gemm_sustain: Input should be a valid number (got True)"]),
+    ("gemm_sustain:", "", ["gemm_sustain: is required but missing"]),
     ("gemm_sustain:", "gemm_sustain: [0.7", ["not valid YAML", "line "]),
-    ("realization:", "realization: 0.1", ["realization is 0.1, outside [0.5, 10]"]),
-    ("step_host_s:", "step_host_s: 47", ["step_host_s is 47, outside [0, 1]"]),  # the fitted 47 ms written in ms
-    ("expert_launch_host_s:", "expert_launch_host_s: -7.5e-05", ["expert_launch_host_s is -7.5e-05, outside [0, 0.001]"]),
-    ("expert_quantize_host_s:", "", ["expert_quantize_host_s missing"]),
-    ("      value: 1.7398", "      value: -3", ["realization_fit.by_generation.hopper.value is -3, outside [0.5, 10]"]),
-    ("  sigma: 0.2396", "  sigma: x", ["realization_fit.sigma is 'x', not a number in [0, inf)"]),
+    ("realization:", "realization: 0.1", ["realization: Input should be greater than or equal to 0.5 (got 0.1)"]),
+    ("step_host_s:", "step_host_s: 47", ["step_host_s: Input should be less than or equal to 1 (got 47)"]),  # ms as s
+    ("expert_launch_host_s:", "expert_launch_host_s: -7.5e-05", ["expert_launch_host_s:", "(got -7.5e-05)", "0.001"]),
+    ("expert_quantize_host_s:", "", ["expert_quantize_host_s: is required but missing"]),
+    ("      value: 1.7398", "      value: -3", ["realization_fit.by_generation.hopper.value:", "(got -3)"]),
+    ("  sigma: 0.2396", "  sigma: x", ["realization_fit.sigma: Input should be a valid number (got 'x')", "between 0 and 2"]),
+    # the sigmas below were accepted and broke or silently changed the uncertainty band
+    ("  sigma: 0.2396", "  sigma: 1.0e+6", ["realization_fit.sigma:", "(got 1000000.0)", "between 0 and 2"]),
+    ("  sigma: 0.2396", "  sigma: -0.1", ["realization_fit.sigma:", "(got -0.1)"]),
+    ("  constrained_by: 30", '  constrained_by: "x"', ["realization_fit.constrained_by: Input should be a valid integer"]),
+    ("  constrained_by: 30", "  constrained_by: 0", ["realization_fit.constrained_by:", "(got 0)", "at least 1"]),
+    ("  constrained_by: 30", "  constrained_by: 29", ["realization_fit: constrained_by is 29 but 30 cases are listed"]),
+    ("  leave_one_out_error: -0.0425", "  leave_one_out_error: abc", ["cases.0.leave_one_out_error:", "(got 'abc')"]),
+    ("  leave_one_out_error: -0.0425", "  leave_one_out_error: -1.5", ["cases.0.leave_one_out_error:", "above -1"]),
+    ("  leave_one_out_error: -0.0425", "  leave_one_out_error: 1.0e+9", ["gemm_sustain's spread", "outside [0, 2]"]),
+    ("  in_sample_error: -0.0404", "  in_sample_error: .inf", ["in_sample_error", "inf"]),
+    ("    hopper:", "    hoppper:", ["realization_fit.by_generation: 'hoppper' is not", "(did you mean hopper?)"]),
+    ("realization:", "realization: 1.5", ["realization_fit.value is 1.3383 but realization is 1.5"]),
+    ("command:", "command: costsim fit\nrealisation: 1.3", ["realisation: Extra inputs are not permitted", "remove realisation"]),
+    ("fitted_on:", "fitted_on: yesterday", ["fitted_on: is not a date written YYYY-MM-DD (got 'yesterday')"]),
 ]
+"""(the start of the line replaced, its replacement, what the error says): the first 16 from 0858041, the others a
+review found accepted."""
 
 
 @pytest.mark.parametrize(("old", "new", "needles"), BAD, ids=[f"{n or 'deleted'}" for _, n, _ in BAD])
@@ -62,11 +90,56 @@ def test_a_bad_constant_is_one_error_naming_file_key_value_and_fix(tmp_path, old
         assert needle in message, (needle, message)
 
 
+def test_the_realization_per_generation_is_required(tmp_path):
+    """Without the by_generation block (or with it empty) every GPU silently took the pooled realization: Hopper runs
+    1.34 instead of 1.74."""
+    text = FITTED_PATH.read_text()
+    start = text.index("  by_generation:\n")
+    end = text.index("\n  median_abs_in_sample_error:", start) + 1
+    for block, needle in (("", "realization_fit.by_generation: is required but missing"),
+                          ("  by_generation: {}\n", "realization_fit.by_generation: ")):  # fmt: skip
+        path = tmp_path / "fitted_constants.yaml"
+        path.write_text(text[:start] + block + text[end:])
+        with pytest.raises(SpecError, match=r"costsim fit") as err:
+            read_fitted(path)
+        assert str(err.value).startswith(f"{path}: {needle}"), str(err.value)
+
+
+def test_the_generations_are_those_of_the_hardware_profiles():
+    """by_generation may name only a generation some hardware profile has (what for_generation looks up)."""
+    from simulator.inputs.catalog import load_hardware_file
+    from simulator.inputs.data_files import hardware_dir
+
+    profiles = {load_hardware_file(p).generation for p in hardware_dir().glob("*.yaml")} - {None}
+    assert hardware_generations() >= profiles >= {"ampere", "hopper"}
+    doc = read_yaml(FITTED_PATH)
+    with pytest.raises(SpecError, match=r"'hopper' is not the generation of any hardware profile.*are ampere; "):
+        parse(doc, "x.yaml", generations=frozenset({"ampere"}))
+
+
+def test_the_uncertainty_band_reads_the_checked_file(tmp_path):
+    """uncertainty.py parsed the file again on its own: a bad case error fell back to sigma 0.1, a bad constrained_by
+    dropped the realization from the band. Now each spread comes from the one checked reader."""
+    from simulator.analysis.uncertainty import gemm_sustain_sigma, host_time_sigma, realization_sigma
+
+    doc = read_yaml(FITTED_PATH)
+    logs = [math.log1p(c["leave_one_out_error"]) for c in doc["cases"]]
+    assert gemm_sustain_sigma()[0] == pytest.approx(math.sqrt(sum(x * x for x in logs) / len(logs)))
+    assert realization_sigma()[0] == doc["realization_fit"]["sigma"] == fitted_document().realization_fit.sigma
+    assert host_time_sigma(key="step_host_fit")[0] == doc["step_host_fit"]["sigma"]
+    bad = _copy_with(tmp_path, "  leave_one_out_error: -0.0425", "  leave_one_out_error: abc")
+    for spread in (gemm_sustain_sigma, realization_sigma, host_time_sigma):
+        with pytest.raises(SpecError, match="cases.0.leave_one_out_error"):
+            spread(bad)
+    with pytest.raises(SpecError, match="the fitted constants file is missing"):
+        gemm_sustain_sigma(tmp_path / "missing.yaml")
+
+
 def test_a_record_that_is_not_a_mapping_is_named():
     doc = read_yaml(FITTED_PATH)
-    with pytest.raises(SpecError, match=r"^x\.yaml: realization_fit is 3, not a mapping .*costsim fit"):
+    with pytest.raises(SpecError, match=r"^x\.yaml: realization_fit: Input should be a valid dictionary.*costsim fit"):
         fitted_values(doc | {"realization_fit": 3}, "x.yaml")
-    with pytest.raises(SpecError, match=r"^x\.yaml: step_host_fit is missing .*costsim fit"):
+    with pytest.raises(SpecError, match=r"^x\.yaml: step_host_fit: is required but missing.*costsim fit"):
         fitted_values({k: v for k, v in doc.items() if k != "step_host_fit"}, "x.yaml")
 
 
@@ -92,7 +165,7 @@ def test_costsim_fit_can_start_from_a_bad_file(monkeypatch, tmp_path):
     """`costsim fit` imports its modules under data_files.refitting(): the fit starts from BASE, so a bad file must not
     stop the command that regenerates it; outside it the same file is an error."""
     monkeypatch.setattr(assumptions, "FITTED_PATH", _copy_with(tmp_path, "gemm_sustain:", "gemm_sustain: abc"))
-    with pytest.raises(SpecError, match="gemm_sustain is 'abc'"):
+    with pytest.raises(SpecError, match="gemm_sustain: Input should be a valid number"):
         assumptions._fitted()
     with refitting():
         assert assumptions._fitted() is BASE
@@ -113,8 +186,20 @@ def test_the_cli_reports_a_bad_file_cleanly_and_help_still_works(tmp_path):
     bad = _copy_with(tmp_path, "gemm_sustain:", "gemm_sustain: 50")
     proc = _costsim_with_fitted(bad, "estimate", "llama-3-8b", "--gpu", "h100", "--num-gpus", "8", "--tokens", "1T")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and proc.stdout == ""
-    assert proc.stderr.startswith(f"error: {bad}: gemm_sustain is 50, outside (0, 1]") and "costsim fit" in proc.stderr
+    assert proc.stderr.startswith(f"error: {bad}: gemm_sustain: Input should be less than or equal to 1 (got 50)")
+    assert "costsim fit" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     for args in (["--help"], ["fit", "--help"], ["schema", "estimate"]):
         ok = _costsim_with_fitted(bad, *args)
         assert ok.returncode == 0 and ok.stdout, (args, ok.stderr)
+
+
+def test_the_band_of_a_file_with_a_huge_sigma_is_an_error_not_a_traceback(tmp_path):
+    """realization_fit.sigma 1e6 ended `estimate ... --uncertainty` in an OverflowError traceback (uncertainty.py's
+    quantile)."""
+    bad = _copy_with(tmp_path, "  sigma: 0.2396", "  sigma: 1.0e+6")
+    args = ["estimate", "llama-3-8b", "--gpu", "h100-sxm", "--num-gpus", "8", "--tokens", "1T", "--uncertainty"]
+    proc = _costsim_with_fitted(bad, *args)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and proc.stdout == "", proc.stderr
+    assert proc.stderr.startswith(f"error: {bad}: realization_fit.sigma:") and "(got 1000000.0)" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

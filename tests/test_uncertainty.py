@@ -27,7 +27,10 @@ from simulator.analysis.uncertainty import (
     gemm_sustain_sigma,
     times_over,
 )
+from simulator.errors import SpecError
+from simulator.inputs.assumptions import FITTED_PATH
 from simulator.inputs.catalog import load_hardware, load_model
+from simulator.inputs.files import read_yaml
 
 # DeepSeek-V3 on 2,048 H800 with the published layout (V3 report §3.2: PP16, EP64, DualPipe, FP8).
 V3_LAYOUT = {"tp": 1, "pp": 16, "ep": 64, "cp": 1, "zero_stage": 1, "micro_batch_size": 1, "schedule": "dualpipe"}
@@ -83,13 +86,14 @@ def test_lognormal_times_over_puts_p10_and_p90_at_the_factor():
 
 
 def test_gemm_sustain_spread_is_the_rms_of_the_leave_one_out_errors(tmp_path):
-    doc = tmp_path / "fit.yaml"
-    doc.write_text("cases:\n- {leave_one_out_error: 0.1}\n- {leave_one_out_error: -0.1}\n")
-    sigma, source = gemm_sustain_sigma(doc)
-    assert sigma == pytest.approx(math.sqrt((math.log(1.1) ** 2 + math.log(0.9) ** 2) / 2))
-    assert "leave-one-out" in source
-    sigma, source = gemm_sustain_sigma(tmp_path / "missing.yaml")
-    assert sigma == 0.1 and "assumed" in source
+    doc = read_yaml(FITTED_PATH)
+    logs = [math.log1p(c["leave_one_out_error"]) for c in doc["cases"]]
+    sigma, source = gemm_sustain_sigma()
+    assert sigma == pytest.approx(math.sqrt(sum(x * x for x in logs) / len(logs)))
+    assert "leave-one-out" in source and f"{len(logs)} leave-one-out" in source
+    # no assumed spread: a file it cannot read is its error (tests/test_fitted_constants.py has the bad files)
+    with pytest.raises(SpecError, match="the fitted constants file is missing"):
+        gemm_sustain_sigma(tmp_path / "missing.yaml")
 
 
 def test_every_input_documents_its_distribution_and_source(v3):

@@ -44,7 +44,8 @@ from simulator.inputs.assumptions import BASE, FITTED_PATH, FITTED_RANGES, Assum
 from simulator.inputs.published import PublishedRun, throughput_runs
 from simulator.units import MICRO, MILLI
 
-GRID = np.round(np.arange(0.55, 1.0001, 0.01), 4)
+GRID = np.round(np.arange(FITTED_RANGES["gemm_sustain"].low, FITTED_RANGES["gemm_sustain"].high + 1e-4, 0.01), 4)
+"""Candidate gemm_sustain values, 0.55 to 1.00 by 0.01: the range a fitted constants file may give it."""
 
 
 def _log_error_table(runs: list[PublishedRun], grid: np.ndarray, at: Callable[[float], Assumptions],
@@ -278,6 +279,8 @@ def _duration(seconds: float) -> str:
     return f"{seconds / MILLI:.0f} ms" if seconds >= MILLI else f"{seconds / MICRO:.0f} us"
 
 
+UNKNOWN_GENERATION = "unknown"
+"""A whole run's `generation` in fitted_constants.yaml where its GPU's profile names none."""
 MIN_RUNS_PER_GENERATION = 5
 """Whole runs a GPU generation needs for its own realization; with fewer its runs take the pooled value. Five keeps
 one run from setting a generation's median; the leave-one-out errors show how well each value predicts."""
@@ -295,8 +298,9 @@ def fit_realization(cases: list[PublishedRun], assumptions: Assumptions) -> dict
         return None
     at_one = replace(assumptions, realization=1.0, realization_by_generation=())
     logs = np.array([math.log(c.reported / predict_case(c, at_one)) for c in runs])
-    gens = [load_hardware(c.gpu).generation or "unknown" for c in runs]
-    fitted = sorted(g for g in set(gens) if gens.count(g) >= MIN_RUNS_PER_GENERATION)
+    gens = [load_hardware(c.gpu).generation or UNKNOWN_GENERATION for c in runs]
+    # runs on profiles of no generation are pooled: no GPU looks up a realization under UNKNOWN_GENERATION
+    fitted = sorted(g for g in set(gens) if g != UNKNOWN_GENERATION and gens.count(g) >= MIN_RUNS_PER_GENERATION)
     group = np.array([g if g in fitted else "" for g in gens])
     value = float(np.exp(np.median(logs)))
 

@@ -19,9 +19,8 @@ from pathlib import Path
 from simulator.analysis.size_trend import TREND_ALPHA, settings, trend
 from simulator.analysis.validation import eq3_flops_per_step, metric_value
 from simulator.errors import SpecError
-from simulator.inputs.assumptions import DEFAULT, FITTED_PATH, Assumptions
+from simulator.inputs.assumptions import DEFAULT, Assumptions, fitted_document
 from simulator.inputs.catalog import load_hardware, load_model
-from simulator.inputs.files import read_yaml
 from simulator.inputs.published import Exclusion, PublishedRun, public_cases
 from simulator.inputs.specs import HardwareProfile, ModelSpec
 from simulator.inputs.stacks import load_stack
@@ -193,45 +192,15 @@ def reported_mfu(case: PublishedRun) -> float:
 # ------------------------------------------------------------------ leave-one-out errors of fitted constants
 
 
-def _fit_constant_name(fit: dict) -> str:
-    """The fitted constant of a fit record: its `constant` key, else its first numeric field that is not a statistic."""
-    if isinstance(fit.get("constant"), str):
-        return fit["constant"]
-    for k, v in fit.items():
-        if isinstance(v, int | float) and not isinstance(v, bool) and k != "constrained_by" and "error" not in k:
-            return k
-    return "fitted constant"
-
-
-def _fit_records(node: object):
-    """Every mapping with a `cases:` list of per-case errors, at any depth of fitted_constants.yaml."""
-    if isinstance(node, dict):
-        if isinstance(node.get("cases"), list):
-            yield node
-        for v in node.values():
-            if isinstance(v, dict | list):
-                yield from _fit_records(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _fit_records(v)
-
-
-def leave_one_out_errors(path: Path = FITTED_PATH) -> dict[str, list[dict]]:
-    """PublishedRun id -> [{constant, in_sample_error, leave_one_out_error}] for every fit that the case constrained."""
-    if not path.exists():
-        return {}
+def leave_one_out_errors(path: Path | None = None) -> dict[str, list[dict]]:
+    """PublishedRun id -> [{constant, in_sample_error, leave_one_out_error}] for every fit that the case constrained, from
+    the checked fitted constants file at `path` (default: the shipped one; assumptions.fitted_document)."""
     out: dict[str, list[dict]] = {}
-    for fit in _fit_records(read_yaml(path)):
-        name = _fit_constant_name(fit)
-        for c in fit["cases"]:
-            if isinstance(c, dict) and "id" in c and c.get("leave_one_out_error") is not None:
-                out.setdefault(str(c["id"]), []).append(
-                    {
-                        "constant": name,
-                        "in_sample_error": c.get("in_sample_error"),
-                        "leave_one_out_error": float(c["leave_one_out_error"]),
-                    }
-                )
+    for constant, cases in fitted_document(path).fits():
+        for c in cases:
+            out.setdefault(c.id, []).append(
+                {"constant": constant, "in_sample_error": c.in_sample_error, "leave_one_out_error": c.leave_one_out_error}
+            )
     return out
 
 
@@ -290,7 +259,7 @@ class CaseResult:
 
 
 def evaluate(
-    cases: list[PublishedRun] | None = None, assumptions: Assumptions = DEFAULT, fitted_path: Path = FITTED_PATH
+    cases: list[PublishedRun] | None = None, assumptions: Assumptions = DEFAULT, fitted_path: Path | None = None
 ) -> list[CaseResult]:
     cases = public_cases() if cases is None else cases
     loo = leave_one_out_errors(fitted_path)
@@ -425,8 +394,7 @@ def report(results: list[CaseResult], exclusions: list[Exclusion], sigma: float 
     if sigma is None:
         from simulator.analysis.uncertainty import realization_sigma
 
-        fitted = realization_sigma()
-        sigma = fitted[0] if fitted else None
+        sigma = realization_sigma()[0]
     tracks = {t: track_summary(results, t, sigma) for t in TRACK_TARGETS}
     return {
         "cases": [r.to_dict() | {"track": r.case.track, "scope": r.case.scope} for r in results],

@@ -34,11 +34,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from simulator.errors import InputError
 from simulator.inputs.arguments import is_number, is_whole
-from simulator.inputs.assumptions import FITTED_PATH, Assumptions
+from simulator.inputs.assumptions import Assumptions, fitted_document
 from simulator.inputs.job import tensor_scaled_fp8
 from simulator.inputs.specs import ASSUMPTION, HardwareProfile, ModelSpec
 from simulator.model.efficiency import DeviceRates
@@ -176,50 +175,37 @@ ASSUMED_SPREAD = (0.7, 1.3)
 H100 this spans FlashAttention-2 (~0.35 of BF16 peak) to FlashAttention-3 training (~0.65; FA3 forward 0.6-0.75)."""
 
 
-def gemm_sustain_sigma(path=FITTED_PATH) -> tuple[float, str]:
-    """RMS of the leave-one-out log errors of the gemm_sustain fit, and where it comes from."""
-    try:
-        doc = yaml.safe_load(path.read_text())
-        errors = [math.log1p(float(c["leave_one_out_error"])) for c in doc["cases"]]
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
-        errors = []
-    if len(errors) < 2:
-        return 0.1, "no fit residuals found in simulator/data/fitted_constants.yaml: assumed sigma 0.1"
-    sigma = math.sqrt(sum(e * e for e in errors) / len(errors))
+def gemm_sustain_sigma(path: Path | None = None) -> tuple[float, str]:
+    """RMS of the leave-one-out log errors of the gemm_sustain fit, and where it comes from. `path`: a fitted constants
+    file (default: the shipped one), read by the one checked reader (assumptions.fitted_document): a bad file is its
+    SpecError, never an assumed spread."""
+    fitted = fitted_document(path)
+    sigma = fitted.gemm_sustain_sigma
     return sigma, (
-        f"lognormal around the fitted value; sigma = RMS of the {len(errors)} leave-one-out log errors of "
+        f"lognormal around the fitted value; sigma = RMS of the {len(fitted.cases)} leave-one-out log errors of "
         f"`costsim fit` ({sigma:.1%}, simulator/data/fitted_constants.yaml): how far the fitted rate misses a run it did not see"
     )
 
 
-def _fit_sigma(key: str, path) -> tuple[float, int] | None:
-    """(sigma, runs it rests on) of the fit record `key` of fitted_constants.yaml; None without one."""
-    try:
-        fit = yaml.safe_load(path.read_text()).get(key) or {}
-        return float(fit["sigma"]), int(fit["constrained_by"])
-    except (OSError, KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError):
-        return None
+def _fit_sigma(key: str, path: Path | None) -> tuple[float, int]:
+    """(sigma, runs it rests on) of the fit record `key` of the checked fitted constants file (fitted_document)."""
+    record = fitted_document(path).record(key)
+    return record.sigma, record.constrained_by
 
 
-def realization_sigma(path=FITTED_PATH) -> tuple[float, str] | None:
-    """The realization fit's sigma (RMS of its leave-one-out log errors) and where it comes from; None before a fit."""
-    fitted = _fit_sigma("realization_fit", path)
-    if fitted is None:
-        return None
-    sigma, n = fitted
+def realization_sigma(path: Path | None = None) -> tuple[float, str]:
+    """The realization fit's sigma (RMS of its leave-one-out log errors) and where it comes from."""
+    sigma, n = _fit_sigma("realization_fit", path)
     return sigma, (
         f"lognormal around the fitted value; sigma = RMS of the {n} leave-one-out log errors of the whole runs `costsim fit` "
         f"fitted it to ({sigma:.1%}, simulator/data/fitted_constants.yaml): how far runs like this one scatter around it"
     )
 
 
-def host_time_sigma(path=FITTED_PATH, key: str = "expert_launch_fit") -> tuple[float, str] | None:
+def host_time_sigma(path: Path | None = None, key: str = "expert_launch_fit") -> tuple[float, str]:
     """A host-time fit's sigma (jackknife standard error of its log; `key`: expert_launch_fit, expert_quantize_fit or
-    step_host_fit) and where it comes from; None before a fit."""
-    fitted = _fit_sigma(key, path)
-    if fitted is None:
-        return None
-    sigma, n = fitted
+    step_host_fit) and where it comes from."""
+    sigma, n = _fit_sigma(key, path)
     return sigma, (
         f"lognormal around the fitted value; sigma = jackknife standard error of its log from the {n} leave-one-out "
         f"refits of `costsim fit` ({sigma:.1%}, simulator/data/fitted_constants.yaml; docs/model.md §7.8-7.9)"
@@ -241,9 +227,8 @@ def _host_time_inputs(rates: DeviceRates, current_scaled: bool) -> list[Uncertai
     out = []
     for name, key, what in HOST_TIME_INPUTS:
         value = getattr(rates, name) if name != "expert_quantize_host_s" or current_scaled else 0.0
-        fitted = host_time_sigma(key=key) if value > 0 else None
-        if fitted is not None:
-            sigma, source = fitted
+        if value > 0:
+            sigma, source = host_time_sigma(key=key)
             out.append(UncertainInput(name, what, "s", value, LogNormal(value, sigma), source))
     return out
 
@@ -378,10 +363,9 @@ def default_inputs(
 
 
 def _realization_input(a: Assumptions, expected: bool) -> list[UncertainInput]:
-    fitted = realization_sigma() if expected else None
-    if fitted is None:
+    if not expected:
         return []
-    sigma, source = fitted
+    sigma, source = realization_sigma()
     return [
         UncertainInput(
             "realization",

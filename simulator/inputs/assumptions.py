@@ -7,17 +7,14 @@ hardware profiles; these global terms describe software behaviour that no microb
 
 from __future__ import annotations
 
-import math
-import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from simulator.errors import SpecError
-from simulator.inputs import data_files
+from simulator.inputs import data_files, fitted_file
 from simulator.inputs.data_files import fitted_constants_path
-from simulator.inputs.files import read_yaml
-from simulator.inputs.schema_errors import short
-from simulator.units import GIB, GIGA, MICRO, MILLI
+from simulator.inputs.fitted_file import FITTED_RANGES, REFIT_FIX, FittedRange  # noqa: F401 (fit.py and tests use them)
+from simulator.units import GIB, GIGA, MICRO
 
 FITTED_PATH = fitted_constants_path()
 
@@ -128,125 +125,47 @@ BASE = Assumptions()
 """Physical defaults, nothing fitted."""
 
 
-@dataclass(frozen=True)
-class FittedRange:
-    """The values a fitted constant may take in fitted_constants.yaml, and what it is (for the message)."""
-
-    low: float
-    high: float
-    low_open: bool
-    meaning: str
-
-    def holds(self, x: float) -> bool:
-        return math.isfinite(x) and (self.low < x if self.low_open else self.low <= x) and x <= self.high
-
-    def text(self) -> str:
-        return f"{'(' if self.low_open else '['}{self.low:g}, " + (f"{self.high:g}]" if math.isfinite(self.high) else "inf)")
-
-
-FITTED_RANGES: dict[str, FittedRange] = {
-    # A share of the best-shape microbenchmark rate: above 0, and at most 1 (a GEMM inside training does not beat
-    # the best shape measured alone; efficiency.py caps the product at the peak, so more would be clamped silently).
-    "gemm_sustain": FittedRange(0.0, 1.0, True, "in-training GEMM rate / best-shape microbenchmark rate"),
-    # Realized / modelled step time of whole runs. Above 1 is what runs lose beyond the model; a fit a little below 1
-    # is possible (the model a little slow), but a whole run at twice the modelled speed is beyond any error of the
-    # step model (steady-state track, max 35% on NVIDIA GPUs), and 10 would be runs at a tenth of it, six times past
-    # the fitted 1.3-1.7: a file outside [0.5, 10] is broken, not fitted.
-    "realization": FittedRange(0.5, 10.0, False, "realized / modelled step time of whole runs"),
-    # Host times in seconds, not negative. A GPU kernel launch costs about 4 us (kernel_overhead_s); 1 ms per expert
-    # GEMM would be 250 of them, far past the fit grids' ends (200 and 400 us): a unit slip (us written as s or ms).
-    "expert_launch_host_s": FittedRange(0.0, 1 * MILLI, False, "host time per expert GEMM launch, in seconds"),
-    "expert_quantize_host_s": FittedRange(0.0, 1 * MILLI, False, "per-expert FP8 quantize host time, in seconds"),
-    # Per optimizer step: the fit grid ends at 200 ms and the steps it is fitted to last about a second, so a second
-    # of host time per step would be most of them; the fitted 47 ms written in ms (47) is refused.
-    "step_host_s": FittedRange(0.0, 1.0, False, "host time per optimizer step, in seconds"),
-}
-"""Each constant `costsim fit` writes to fitted_constants.yaml, and the values a file may give it."""
-FIT_RECORD_KEYS = ("realization_fit", "expert_launch_fit", "expert_quantize_fit", "step_host_fit")
-"""The fit records whose `sigma` the uncertainty band draws (analysis/uncertainty.py)."""
-REFIT_FIX = (
-    "regenerate it with `costsim fit` (about a minute), or restore the shipped copy "
-    "(`git checkout -- simulator/data/fitted_constants.yaml` in a checkout; reinstall costsim otherwise)"
-)
-
-
-def checked_constant(key: str, value: object, where: str, rule: FittedRange, fix: str = REFIT_FIX) -> float:
-    """`value` as a float when it is a number inside `rule`; a SpecError naming the file, key, value, range and fix."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        problem = f"is {short(value)}, not a number in {rule.text()}"
-    elif not rule.holds(value):
-        problem = f"is {value:g}, outside {rule.text()}"
-    else:
-        return float(value)
-    raise SpecError(f"{where}: {key} {problem} ({rule.meaning}); {fix}")
-
-
-def _mapping(doc: object, key: str, where: str, fix: str) -> dict:
-    """`doc` when it is a mapping; a SpecError naming `key` (missing where None) and the fix otherwise."""
-    if not isinstance(doc, dict):
-        given = "missing" if doc is None else f"{short(doc)}, not a mapping"
-        raise SpecError(f"{where}: {key} is {given} (`costsim fit` writes a mapping there); {fix}")
-    return doc
-
-
-def _by_generation(doc: dict, where: str, fix: str) -> tuple[tuple[str, float], ...]:
-    """realization_fit.by_generation as (generation, realization) pairs, each value checked as `realization`."""
-    record = _mapping(doc.get("realization_fit"), "realization_fit", where, fix)
-    table = _mapping(record.get("by_generation", {}), "realization_fit.by_generation", where, fix)
-    pairs = []
-    for generation, fit in table.items():
-        key = f"realization_fit.by_generation.{generation}"
-        value = _mapping(fit, key, where, fix).get("value")
-        pairs.append((str(generation), checked_constant(f"{key}.value", value, where, FITTED_RANGES["realization"], fix)))
-    return tuple(sorted(pairs))
-
-
-def _check_sigmas(doc: dict, where: str, fix: str) -> None:
-    """Each fit record's `sigma` (the spread --uncertainty draws) is a number, not negative."""
-    for key in FIT_RECORD_KEYS:
-        sigma = _mapping(doc.get(key), key, where, fix).get("sigma")
-        checked_constant(f"{key}.sigma", sigma, where, FittedRange(0.0, math.inf, False, "spread of log(value)"), fix)
-
-
 def fitted_values(doc: object, where: str, fix: str = REFIT_FIX) -> dict:
-    """The Assumptions fields a fitted_constants.yaml document sets: every constant of FITTED_RANGES and the
-    realization per GPU generation, each present and inside its range, and every fit's sigma; one SpecError naming
+    """The Assumptions fields a fitted_constants.yaml document sets (fitted_file.parse checks the whole document: every
+    constant inside its range, the realization per GPU generation, each fit's sigma and runs); one SpecError naming
     `where`, the key, the value and `fix` otherwise (`costsim fit` checks what it would write the same way)."""
-    doc = _mapping(doc, "the document", where, fix)  # an empty file reads as None: its document is missing
-    missing = [key for key in FITTED_RANGES if key not in doc]
-    if missing:
-        raise SpecError(f"{where}: {', '.join(missing)} missing (every fitted constant is needed); {fix}")
-    values = {key: checked_constant(key, doc[key], where, rule, fix) for key, rule in FITTED_RANGES.items()}
-    _check_sigmas(doc, where, fix)
-    return values | {"realization_by_generation": _by_generation(doc, where, fix)}
+    return fitted_file.parse(doc, where, fix).assumption_values()
 
 
 def read_fitted(path: Path) -> Assumptions:
-    """BASE with the constants of the fitted_constants.yaml at `path`, checked (fitted_values); a SpecError naming the
+    """BASE with the constants of the fitted_constants.yaml at `path`, checked (fitted_file.load); a SpecError naming the
     file and the fix when it is missing, unreadable, not YAML or not what `costsim fit` writes."""
-    if not os.path.lexists(path):
-        raise SpecError(
-            f"{path}: the fitted constants file is missing (estimates read gemm_sustain, realization and the host times "
-            f"from it); {REFIT_FIX}"
-        )
-    try:
-        doc = read_yaml(path)
-    except SpecError as e:
-        raise SpecError(f"{e}; {REFIT_FIX}") from None
-    return replace(BASE, **fitted_values(doc, str(path)))
+    return replace(BASE, **fitted_file.load(path).assumption_values())
 
 
-def _fitted() -> Assumptions:
-    """The shipped fitted constants; while `costsim fit` refits them (data_files.REFITTING), the physical defaults when
-    the file cannot be read: the fit starts from BASE and does not need the file it replaces."""
+def _fitted_file() -> fitted_file.FittedConstantsFile | None:
+    """The shipped fitted constants file, checked; while `costsim fit` refits it (data_files.REFITTING), None when it
+    cannot be read: the fit starts from BASE and does not need the file it replaces."""
     try:
-        return read_fitted(FITTED_PATH)
+        return fitted_file.load(FITTED_PATH)
     except SpecError:
         if data_files.REFITTING:
-            return BASE
+            return None
         raise
 
 
-DEFAULT = _fitted()
+def _fitted() -> Assumptions:
+    """The shipped fitted constants (BASE while `costsim fit` refits a file that cannot be read, _fitted_file)."""
+    doc = _fitted_file()
+    return BASE if doc is None else replace(BASE, **doc.assumption_values())
+
+
+def fitted_document(path: Path | None = None) -> fitted_file.FittedConstantsFile:
+    """The checked fitted constants file at `path` (default: the shipped one, read once when this module was imported):
+    what the uncertainty band draws each fitted constant's spread from. Never a fallback: a file that cannot be read is
+    its SpecError, also where `costsim fit` left the physical defaults in DEFAULT."""
+    if path is None:
+        return FITTED_FILE if FITTED_FILE is not None else fitted_file.load(FITTED_PATH)
+    return fitted_file.load(path)
+
+
+FITTED_FILE = _fitted_file()
+"""The shipped fitted_constants.yaml, checked (None only while `costsim fit` refits a file that cannot be read)."""
+DEFAULT = BASE if FITTED_FILE is None else replace(BASE, **FITTED_FILE.assumption_values())
 """What estimates use: the physical defaults with the fitted constants (gemm_sustain, realization,
 expert_launch_host_s, expert_quantize_host_s, step_host_s)."""

@@ -45,6 +45,12 @@ def hardware_dir() -> Path:
     return data_dir("hardware_profiles")
 
 
+def shipped_hardware_dir() -> Path:
+    """The shipped hardware profiles, whatever $COSTSIM_DATA_DIR says (the GPUs `costsim fit` fitted the shipped
+    constants on)."""
+    return _shipped("hardware_profiles")
+
+
 def model_dir() -> Path:
     return data_dir("model_specs")
 
