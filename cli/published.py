@@ -124,7 +124,7 @@ def validation_table(doc: dict) -> str:
     if doc["n_fitted_cases"]:
         lines.append(
             f"LOO: leave-one-out error of the {doc['n_fitted_cases']} runs that constrained a fitted constant "
-            f"(median |LOO| {doc['median_abs_leave_one_out_error']:.1%}); '-' = not used in any fit"
+            f"(median |LOO| {doc['median_abs_error_leave_one_out_fitted_cases']:.1%}); '-' = not used in any fit"
         )
     if doc["excluded"]:
         lines.append(f"{len(doc['excluded'])} entries of the reference list are not cases (reasons in --format json)")

@@ -20,9 +20,10 @@ from simulator.vocab import Fp8Recipe, KvAdmission, Precision, Recompute, Schedu
 SCHEMA_VERSION: Final = 2
 """The layout version of every JSON document; the same number as cli.options.SCHEMA_VERSION (tested). 2 (2026-12):
 `validate public`'s whole_run median_abs_error, max_abs_error and median_abs_error_without_flagged are in-sample, as
-every other track's are (they were leave-one-out; that is now median_abs_error_leave_one_out and its kin); `fleet`'s
-predicted prefill rate (rates.prefill.serve.tokens_per_s_per_gpu and the per-node rate) includes the time loading
-the day's cache hits (it was the prefill passes' rate alone)."""
+every other track's are (they were leave-one-out; that is now median_abs_error_leave_one_out and its kin), and its
+top-level median_abs_leave_one_out_error is named median_abs_error_leave_one_out_fitted_cases (the median over the
+n_fitted_cases alone); `fleet`'s predicted prefill rate (rates.prefill.serve.tokens_per_s_per_gpu and the per-node
+rate) includes the time loading the day's cache hits (it was the prefill passes' rate alone)."""
 
 
 class _Fixed(BaseModel):
@@ -1003,7 +1004,10 @@ class ValidatePublicOutput(Document):
     max_abs_error: float
     worst_case: str
     n_fitted_cases: int
-    median_abs_leave_one_out_error: float | None
+    """Cases that constrained a fitted constant (costsim fit): those with a leave_one_out_error."""
+    median_abs_error_leave_one_out_fitted_cases: float | None
+    """Median |leave_one_out_error| over those n_fitted_cases alone (the tracks' median_abs_error_leave_one_out also
+    counts each other case in-sample); null when no case constrained a fit."""
     error_convention: str
     meets_target: bool
     excluded: list[Excluded]

@@ -201,6 +201,10 @@ def test_leave_one_out_errors_come_from_the_fitted_constants(doc):
             assert c["leave_one_out_error"] is None and c["fitted_constants"] == []
     for entry in fitted.get("cases", []):  # the gemm_sustain fit's own records, read independently
         assert entry["leave_one_out_error"] in [f["leave_one_out_error"] for f in loo[entry["id"]]]
+    # named as the tracks name theirs (it was median_abs_leave_one_out_error beside the tracks' ..._leave_one_out)
+    fitted_cases = [abs(c["leave_one_out_error"]) for c in doc["cases"] if c["leave_one_out_error"] is not None]
+    assert doc["median_abs_error_leave_one_out_fitted_cases"] == pytest.approx(statistics.median(fitted_cases))
+    assert "median_abs_leave_one_out_error" not in doc
 
 
 def test_plot_is_a_png(run):
@@ -216,6 +220,9 @@ def test_table_and_csv(doc):
     table = invoke("validate", "public")
     assert table.exit_code == 0, table.output
     assert f"{doc['n_cases']} published runs" in table.output
+    loo = doc["median_abs_error_leave_one_out_fitted_cases"]
+    line = f"leave-one-out error of the {doc['n_fitted_cases']} runs that constrained a fitted constant (median |LOO| {loo:.1%})"
+    assert line in table.output
     assert "deepseek-v3-pretrain" in table.output
     csv_out = invoke("validate", "public", "--format", "csv")
     assert csv_out.exit_code == 0

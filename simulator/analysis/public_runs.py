@@ -292,7 +292,7 @@ def summary(results: list[CaseResult]) -> dict:
         "max_abs_error": max(abs_errors),
         "worst_case": worst.case.id,
         "n_fitted_cases": len(loo),
-        "median_abs_leave_one_out_error": statistics.median(loo) if loo else None,
+        "median_abs_error_leave_one_out_fitted_cases": statistics.median(loo) if loo else None,
         "error_convention": "predicted / reported - 1 in the reported metric's unit",
     }
 
