@@ -445,7 +445,10 @@ def fit(
             raise InputError(f"--dry-run writes nothing, so --output {output} would be ignored; drop one of them")
         if not dry_run:  # before a minute of fitting, not after it
             # the shipped file is meant to be replaced: no --force for it
-            check_output_file("--output" if output else "the shipped file", path, ".yaml", force=force or output is None)
+            check_output_file(
+                "--output" if output is not None else "the shipped file", path, ".yaml", force=force or output is None,
+                example="fitted_constants.yaml",
+            )  # fmt: skip
         result = fitting.fit()
     except CostsimError as e:
         fail(e)

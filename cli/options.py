@@ -40,10 +40,11 @@ def writable_dir(path: Path) -> bool:
     return os.access(path, os.W_OK | os.X_OK)
 
 
-def check_output_file(flag: str, path: Path | None, suffix: str, force: bool = False) -> None:
+def check_output_file(flag: str, path: Path | None, suffix: str, force: bool = False, example: str | None = None) -> None:
     """Fail before the work, not after it, when an output file (a chart, a table) cannot be written: a name the file
     system refuses (too long, a NUL byte), a folder in its place, the wrong suffix, a missing or read-only folder, or
-    a file there already (kept unless `force`)."""
+    a file there already (kept unless `force`). `example`: the name an empty `flag` is told to give, of the kind of
+    file it writes (default chart.png for a chart, output<suffix> otherwise)."""
     import os
 
     from simulator.inputs.files import is_dir, refused_name
@@ -51,7 +52,8 @@ def check_output_file(flag: str, path: Path | None, suffix: str, force: bool = F
     if path is None:
         return
     if str(path) in ("", "."):  # typer turns --plot "" into '.'
-        raise InputError(f"{flag} is empty; give a file name such as chart{suffix}")
+        example = example or ("chart.png" if suffix == ".png" else f"output{suffix}")
+        raise InputError(f"{flag} is empty; give a file name such as {example}")
     refused = refused_name(path)
     if refused is not None:
         raise InputError(f"cannot write {flag} {path}: {refused}; pick another path")

@@ -110,3 +110,11 @@ def test_dry_run_writes_nothing(tmp_path, refit, monkeypatch):
     assert FITTED_PATH.read_bytes() == before and list(tmp_path.iterdir()) == []
     clean_error(invoke("fit", "--dry-run", "--output", "x.yaml"), "--dry-run writes nothing", error="prefix")
     clean_error(invoke("fit", "--output", "x.json"), "--output x.json: give a path ending in .yaml", error="prefix")
+
+
+def test_an_empty_output_names_the_fits_own_file(tmp_path, monkeypatch):
+    """`costsim fit --output ""` suggested 'chart.yaml' (the wording of --plot)."""
+    monkeypatch.chdir(tmp_path)
+    out = clean_error(invoke("fit", "--output", ""), "--output is empty; give a file name such as fitted_constants.yaml",
+                      error="prefix")  # fmt: skip
+    assert "chart" not in out and "gemm_sustain =" not in out and list(tmp_path.iterdir()) == []
