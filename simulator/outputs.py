@@ -1303,7 +1303,9 @@ class Prefill(_Fixed):
     input_tokens_per_s_per_gpu: float
     """Prompt tokens per second per GPU, cache hits included."""
     computed_tokens_per_s_per_gpu: float
-    """Prompt tokens computed (cache misses) per second per GPU."""
+    """The prompts' cache misses (uncached tokens) per second per GPU: input_tokens_per_s_per_gpu x (1 - the cache-hit
+    rate). The pass computes them in whole tokens, at least one a prompt; this rate spreads its time over the mean
+    misses, so the misses of a day at usd_per_million_input_tokens cost what its passes do."""
     cached_token_gpu_s: float
     """GPU-seconds of one cache-hit token besides the pass: loading its KV over the GPU's network link, or computing
     it where that is cheaper (what usd_per_million_cached_input_tokens prices); input_tokens_per_s_per_gpu leaves it

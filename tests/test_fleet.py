@@ -429,18 +429,29 @@ def test_the_prefill_rate_with_hits_by_hand():
     assert prefill_rate_with_hits(1000.0, 0.0, 1e-3) == prefill_rate_with_hits(1000.0, 0.5, 0.0) == 1000.0
 
 
-def test_a_predicted_day_costs_what_serves_prices_charge_for_its_tokens():
+@pytest.mark.parametrize("hit_share", [None, 0.0, 0.9, 0.999])
+def test_a_predicted_day_costs_what_serves_prices_charge_for_its_tokens(hit_share):
     """The same tokens priced two ways: the fleet's node-hours at predicted rates, and serve's $/M of uncached input,
     cached input and output (the command the fleet prints) applied to the day's volumes (DeepSeek's day 6 overview:
-    608B input, 342B of them cache hits, 168B output). They agree within 0.1% (the hit share is passed rounded to 6
-    digits). Before, the fleet's prefill left out the time loading the cache hits: 0.4% cheaper than serve's prices."""
-    d = api.fleet("deepseek-v3-r1-day", predict_rates=True).to_dict()
+    608B input, 342B of them cache hits, 168B output; and the same day at other hit shares). They agree within 0.1%
+    (the hit share is passed rounded to 6 digits). Before, the fleet's prefill left out the time loading the cache
+    hits (0.4% cheaper than serve's prices), and serve priced uncached tokens at the whole tokens a pass computes (3%
+    dearer at 99.9% hits)."""
+    raw = yaml.safe_load((fleet_dir() / "deepseek-v3-r1-day.yaml").read_text())
+    if hit_share is not None:
+        raw["tokens"] = {k: v for k, v in raw["tokens"].items() if k not in ("cache_hit", "cache_hit_share")}
+        raw["tokens"]["cache_hit_share"] = hit_share
+    d = api.fleet(raw, predict_rates=True).to_dict()
     command = d["rates"]["decode"]["source"].removeprefix("predicted by ").split(":")[0]
     served = json.loads(invoke(*command.split()[1:], "--format", "json").output)
     t = d["tokens"]
-    usd = (t["uncached_input"] * served["usd_per_million_input_tokens"] + t["cached_input"] * served[
-        "usd_per_million_cached_input_tokens"] + t["output"] * served["usd_per_million_output_tokens"]) / 1e6  # fmt: skip
+    prefill_usd = (t["uncached_input"] * served["usd_per_million_input_tokens"]
+                   + t["cached_input"] * served["usd_per_million_cached_input_tokens"]) / 1e6  # fmt: skip
+    usd = prefill_usd + t["output"] * served["usd_per_million_output_tokens"] / 1e6
     assert served["utilization"] == 1.0 and d["cost_usd"] == pytest.approx(usd, rel=1e-3)
+    # The prefill alone too (the output's decode dominates the day): its node-hours at the GPU price.
+    per_node_hour = d["deployment"]["gpus_per_node"] * d["usd_per_gpu_hour"]
+    assert d["node_hours"]["prefill"] * per_node_hour == pytest.approx(prefill_usd, rel=1e-3)
 
 
 def test_an_unused_serve_block_is_still_checked():

@@ -235,6 +235,19 @@ def test_the_largest_memory_miss_the_boundary_names_is_validate_publics():
     assert len(ratios) >= 2 and round(max(ratios), 2) == LARGEST_PUBLISHED_MEMORY_MISS < MAX_MEMORY_MISS
 
 
+def test_a_plan_band_over_two_gpu_generations_is_centred_on_the_plan(tmp_path):
+    """A plan whose stages run on an Ampere and a Hopper GPU: the band's nominal is the plan's own GPU-hours, each
+    stage realized at its own generation's factor (docs/model.md §12.2: 1.30 and 1.74) with the drawn realization
+    applied as a ratio. Before, the first stage's generation's factor was used for every stage (a review: 133.5M
+    nominal against a 134.8M plan)."""
+    plan = json.loads(json.dumps(SMALL_PLAN))
+    plan["stages"][0]["gpu"] = "a100-80gb"
+    r = invoke("estimate", "--plan", write_plan(tmp_path, plan), "--uncertainty", "--draws", "200", "--format", "json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["uncertainty"]["nominal"]["gpu_hours"] == pytest.approx(d["gpu_hours"], rel=1e-9)
+
+
 def test_plan_by_path_equals_plan_by_name():
     by_path = _plan(str(plan_dir() / "llama-3.1-405b.yaml"))
     by_name = _plan("llama-3.1-405b")

@@ -458,13 +458,19 @@ def test_a_cache_hit_costs_no_more_than_computing_the_token():
     assert d["usd_per_million_cached_input_tokens"] == pytest.approx(d["usd_per_gpu_hour"] / 3600 * load * 1e6)
 
 
-def test_the_computed_tokens_are_those_of_the_pass():
-    """A 100-token prompt at 99% and 99.9% hits computes one token either way (at least one per prompt): the computed
-    rate and the $/M of computed input are the same pass's, not 10x apart (a review)."""
+def test_the_uncached_rate_prices_the_pass_per_missed_token():
+    """A 100-token prompt at 99% and 99.9% hits runs the same pass (one token computed either way: at least one a
+    prompt), so the input rate is the same; its cost spread over the misses, 1 and 0.1 a prompt, is 10x apart per
+    missed token, and the misses' volume at that price costs what the pass does. Before, the rate counted the whole
+    tokens the pass computes, so a day of 99.9%-hit prompts priced at it cost 3% less than its passes (a review:
+    fleet and serve's prices disagreed)."""
     d = [serve(ServeRequest("llama-3.1-8b", "h100", phase="prefill", input_len=100, cache_hit_rate=h, tp=1)).to_dict()
          for h in (0.99, 0.999)]  # fmt: skip
-    assert d[0]["prefill"]["computed_tokens_per_s_per_gpu"] == pytest.approx(d[1]["prefill"]["computed_tokens_per_s_per_gpu"])
-    assert d[0]["usd_per_million_input_tokens"] == pytest.approx(d[1]["usd_per_million_input_tokens"])
+    p = [x["prefill"] for x in d]
+    assert p[0]["input_tokens_per_s_per_gpu"] == pytest.approx(p[1]["input_tokens_per_s_per_gpu"], rel=1e-12)
+    for x, h in zip(p, (0.99, 0.999), strict=True):
+        assert x["computed_tokens_per_s_per_gpu"] == pytest.approx(x["input_tokens_per_s_per_gpu"] * (1 - h), rel=1e-12)
+    assert d[1]["usd_per_million_input_tokens"] == pytest.approx(10 * d[0]["usd_per_million_input_tokens"], rel=1e-9)
 
 
 def test_a_cache_hit_pass_still_reads_the_weights():

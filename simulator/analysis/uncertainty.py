@@ -929,11 +929,14 @@ def plan_evaluator(result, usd_per_gpu_hour: float | None = None) -> tuple[Evalu
 
     def evaluate(a: Assumptions, rates: DeviceRates, usd_per_gpu_hour: float, tokens: float) -> tuple[float, float, float]:
         f = rate_factors(rates, first.rates)
+        # The realization is drawn around the first stage's generation's and applied to each stage's own as a factor
+        # (an Ampere stage beside a Hopper one keeps its 1.30 where Hopper's is 1.74), as the rates are.
+        realized = a.realization / first.assumptions.realization
         hours = wall_s = usd = 0.0
         for e, hw, price in stages:
             r = scale_rates(e.rates, **f)
             job = replace(e.job, tokens=e.job.tokens * tokens / tokens0)
-            realization = a.realization if e.basis == "expected" else 1.0
+            realization = e.assumptions.realization * realized if e.basis == "expected" else 1.0
             # The layout is held, and its memory was judged once (a stage that ran at its layout is costed as if it
             # fitted, plans.run_stage); the drawn rates do not change what it holds.
             s = estimate(spec, hw, job, e.layout.to_dict(), e.pricing, a, r, realization=realization,
@@ -968,7 +971,10 @@ def band_for_plan(
     )  # fmt: skip
     notes = [f"every stage keeps its layout for every draw ({len(result.stages)} stages, run one after another)"]
     if len({s.hw.name for s in result.stages}) > 1:
-        notes.append(f"hardware efficiencies are drawn for {first.hw.name} and applied to every stage's GPU as factors")
+        notes.append(
+            f"hardware efficiencies and the realization are drawn for {first.hw.name} and applied to every stage's GPU "
+            "and generation as factors"
+        )
     return propagate(evaluate, base, inputs, draws, seed, checks, notes, plan_goodput_shares(result))
 
 

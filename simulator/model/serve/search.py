@@ -290,6 +290,10 @@ class PrefillPoint:
     input_tokens_per_s_per_gpu: float
     """Prompt tokens (cache hits included) per second per GPU."""
     computed_tokens_per_s_per_gpu: float
+    """The prompts' uncached tokens per second per GPU: input_tokens_per_s_per_gpu x (1 - hit rate), the mean the
+    cache misses make, which the pass serves (it computes them in whole tokens, at least one a prompt, in the time it
+    takes). So the uncached tokens of a day at this rate take the GPU time of its input at the input rate, and a
+    price per uncached token charges what the passes cost (a rounded count undercharged 99.9%-hit prompts by 3%)."""
     ttft_s: float
     memory_bytes: float
     pp: int = 1
@@ -343,7 +347,7 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
             points.append(
                 PrefillPoint(
                     tp, ep, sequences, precision, seconds, parts,
-                    prompts * s.input_len / seconds / gpus, prompts * computed / seconds / gpus,
+                    prompts * s.input_len / seconds / gpus, prompts * s.input_len * (1.0 - hit) / seconds / gpus,
                     seconds + transfer, memory, pp, weights[key], kv,
                 )
             )  # fmt: skip
