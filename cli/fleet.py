@@ -48,9 +48,17 @@ def _tokens(x: float) -> str:
     return f"{x:,.0f}"
 
 
+def _dollars(x: float) -> str:
+    """Whole dollars for a day's books; three significant figures under $100, where whole dollars read as $0 (a
+    review's day of 1,000 input tokens cost $0.00075 and showed as $0 beside a 5,118% margin)."""
+    from simulator.report.money import usd
+
+    return f"${x:,.0f}" if abs(x) >= 100 else usd(x)
+
+
 def _figure(key: str, value: float) -> str:
     if key.endswith("_usd"):
-        return f"${value:,.0f}"
+        return _dollars(value)
     if key == "margin":
         return f"{value:.1%}"
     return f"{value:,.2f}"
@@ -86,12 +94,12 @@ def fleet_table(d: dict) -> str:
             f"           whole units at the average: {u['prefill']} prefill x {p['nodes']} nodes + {u['decode']} decode x "
             f"{x['nodes']} nodes = {nodes} nodes"
         )
-    lines.append(f"cost       ${d['cost_usd']:,.0f}  ({nh['total']:,.1f} node-hours x {dep['gpus_per_node']} GPUs x "
+    lines.append(f"cost       {_dollars(d['cost_usd'])}  ({nh['total']:,.1f} node-hours x {dep['gpus_per_node']} GPUs x "
                  f"${d['usd_per_gpu_hour']:,.2f}/GPU-hour; {d['gpu_price_source']})")  # fmt: skip
     rev, pr = d["revenue_by_kind_usd"], d["prices"]
-    lines.append(f"revenue    ${d['revenue_usd']:,.0f}  (cache-hit input ${rev['cached_input']:,.0f} at "
-                 f"${pr['usd_per_million_cached_input_tokens']:g}/M, cache-miss input ${rev['input']:,.0f} at "
-                 f"${pr['usd_per_million_input_tokens']:g}/M, output ${rev['output']:,.0f} at "
+    lines.append(f"revenue    {_dollars(d['revenue_usd'])}  (cache-hit input {_dollars(rev['cached_input'])} at "
+                 f"${pr['usd_per_million_cached_input_tokens']:g}/M, cache-miss input {_dollars(rev['input'])} at "
+                 f"${pr['usd_per_million_input_tokens']:g}/M, output {_dollars(rev['output'])} at "
                  f"${pr['usd_per_million_output_tokens']:g}/M)")  # fmt: skip
     lines.append(f"             {pr['source']}")
     lines.append(f"margin     {d['margin']:.1%}  (revenue / cost - 1)")

@@ -34,10 +34,21 @@ def count_option(flag: str, text: str | None, bounds: tuple[float, float] = TOKE
 
 
 def writable_dir(path: Path) -> bool:
-    """Whether files can be created in the existing folder `path` (the kernel's permission and read-only checks)."""
+    """Whether files can be created in the existing folder `path`: the kernel's permission check, then a file created
+    and removed there, since os.access says yes to root anywhere (/proc, a read-only mount) and a fit or a report
+    would learn otherwise only after its work (as calibrate's output check does, simulator.inputs.calibration)."""
     import os
+    import tempfile
 
-    return os.access(path, os.W_OK | os.X_OK)
+    if not os.access(path, os.W_OK | os.X_OK):
+        return False
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".costsim-probe.", suffix=".tmp", dir=path)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(probe)
+    return True
 
 
 def check_output_file(flag: str, path: Path | None, suffix: str, force: bool = False, example: str | None = None) -> None:
@@ -66,7 +77,7 @@ def check_output_file(flag: str, path: Path | None, suffix: str, force: bool = F
         raise InputError(f"{flag} {path}: folder {path.parent} does not exist; create it or pick another path")
     if not writable_dir(folder):
         raise InputError(f"{flag} {path}: folder {path.parent} is not writable; pick a folder you can write to")
-    if os.path.exists(path) and not force:
+    if os.path.lexists(path) and not force:  # lexists: a dangling link is a name in use too (writing replaces it)
         raise InputError(f"{flag} {path} already exists; add --force to overwrite it, or pick another path")
 
 

@@ -29,9 +29,11 @@ def schema(
     """Print the JSON Schema of a command's --format json output (with its schema_version); no COMMAND: list them."""
     import json
 
-    from simulator.errors import CostsimError
+    from simulator.errors import CostsimError, InputError
     from simulator.outputs import COMMANDS, json_schema, subcommands
 
+    if list_commands and command:
+        fail(InputError(f"--list lists every command; give it alone, or give the command ({' '.join(command)}) alone"))
     if list_commands or not command:
         typer.echo(command_list(list(COMMANDS)))
         return

@@ -1386,7 +1386,7 @@ class Assumption(_Fixed):
 
 
 class ServeOutput(Document):
-    """`costsim serve`: prefill and decode rates per GPU, latency, memory, $ per million tokens."""
+    """`costsim serve MODEL --format json`: prefill and decode rates per GPU, latency, memory, $ per million tokens."""
 
     model: str
     gpu: str
@@ -1493,7 +1493,8 @@ class ServeGrid(_Fixed):
 
 
 class ValidateServeOutput(Document):
-    """`costsim validate serve`: every published serving figure predicted, with the error and the targets."""
+    """`costsim validate serve --format json`: every published serving figure predicted, with the error and the
+    targets."""
 
     cases: list[ServeCase]
     n_cases: int
@@ -1511,7 +1512,8 @@ class ValidateServeOutput(Document):
 
 
 class FleetOutput(Document):
-    """`costsim fleet`: a day of serving closed from token volumes, deployment units, rates and prices."""
+    """`costsim fleet FLEET --format json`: a day of serving closed from token volumes, deployment units, rates and
+    prices."""
 
     fleet: str
     display_name: str | None = None
@@ -1785,7 +1787,8 @@ class CostRatio(_Fixed):
 
 
 class PriceClaimOutput(Document):
-    """`costsim claim --cheaper A B --ratio N`: list-price ratios, the claim against them, modelled costs, margins."""
+    """`costsim claim --cheaper A B --ratio N --format json`: list-price ratios, the claim against them, modelled costs,
+    margins."""
 
     claim: str
     sheets: Sheets
@@ -1860,12 +1863,17 @@ def command_name(command: str) -> str:
     if named:
         return max(named, key=lambda key: len(key.split()))
     typed = " ".join(tokens)
+    if not typed:  # 'costsim schema costsim': the program's name alone names no command
+        raise InputError(f"name a command after 'costsim schema' (e.g. estimate); the commands are {_known()}")
     group = subcommands(words[0]) if words else []
     if group:
         listed = ", ".join(f"'{c}'" for c in group)
         raise InputError(f"no JSON output is described for '{typed}'; {words[0]}'s commands with one are {listed}")
-    known = ", ".join(f"'{c}'" for c in COMMANDS)
-    raise InputError(f"no JSON output is described for '{typed}'; the commands are {known}")
+    raise InputError(f"no JSON output is described for '{typed}'; the commands are {_known()}")
+
+
+def _known() -> str:
+    return ", ".join(f"'{c}'" for c in COMMANDS)
 
 
 def output_model(command: str) -> type[Document]:

@@ -394,3 +394,11 @@ def test_the_claims_achievable_run_says_it_is_without_tp_overlap():
     out = invoke("claim", "llama-3.1-70b", "--gpu", "h800", "--num-gpus", "1024", "--tokens", "15T",
                  "--gpu-hours", "3.95M").output  # fmt: skip
     assert NO_TP_OVERLAP in next(line for line in out.splitlines() if line.startswith("costsim predicts"))
+
+
+def test_a_claim_with_no_layout_on_its_gpus_says_so_in_claims_terms():
+    """DeepSeek-V3 on 2,047 H800s: neither the published batch (15,360 sequences) nor the default divides over them.
+    The refusal named only the default's 1,024 sequences and estimate's --micro-batch-size/--dp, which claim lacks."""
+    r = invoke("claim", "deepseek-v3", "--gpu", "h800", "--num-gpus", "2047", "--tokens", "14.8T", "--gpu-hours", "2.664M")
+    text = assert_clean_error(r, "costsim finds no layout of deepseek-v3 on 2,047 x h800", "15,360 sequences")
+    assert "such as the 2,048 the run used" in text and "--micro-batch-size" not in text and "--dp" not in text

@@ -492,3 +492,20 @@ def test_a_serve_block_is_checked_whole_when_one_rate_is_predicted():
     ok["serve"]["ttft_s"] = 5.0
     d = api.fleet(ok).to_dict()
     assert d["rates"]["decode"]["predicted"] is True and d["rates"]["prefill"]["predicted"] is False
+
+
+def test_a_tiny_day_shows_its_dollars_and_a_count_range_starts_at_zero(tmp_path):
+    """A review's day of 1,000 input tokens printed 'cost $0 ... revenue $0' beside a margin; under $100 the books
+    show three significant figures. A count too large was 'out of range [-1e+17, 1e+17]' though negatives are
+    refused: the range is [0, 1e+17]."""
+    raw = yaml.safe_load((fleet_dir() / "deepseek-v3-r1-day.yaml").read_text())
+    raw["tokens"] = {"input": "1000", "cache_hit": "999", "output": "7"}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    out = _cli("fleet", str(path)).output
+    cost = next(line for line in out.splitlines() if line.startswith("cost "))
+    assert "$0 " not in cost and "$0.0000" in cost
+    raw["tokens"] = {"input": "608B", "cache_hit": "342B", "output": "1e30"}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    r = _cli("fleet", str(path))
+    assert r.exit_code == 1 and "out of range [0, 1e+17]" in r.output

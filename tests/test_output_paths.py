@@ -158,3 +158,19 @@ def test_a_report_write_that_fails_removes_the_folder_it_made(tmp_path, monkeypa
     with pytest.raises(InputError):
         write_documents(out, draw, list)
     assert out.is_dir()
+
+
+def test_a_dangling_link_is_a_name_in_use_and_a_folder_is_probed(tmp_path, monkeypatch):
+    """A review's `fit --output link.yaml`, a link to a file that did not exist, replaced the link without --force:
+    a dangling link is a name in use (os.path.lexists). And os.access says yes to root anywhere (/proc): the folder
+    check creates and removes a file there, so `fit --output /proc/x.yaml` is refused before the minute of fitting."""
+    link = tmp_path / "fit.yaml"
+    link.symlink_to(tmp_path / "not-there.yaml")
+    clean_error(invoke("fit", "--output", str(link)), "already exists; add --force", error="prefix")
+
+    def refused(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr("tempfile.mkstemp", refused)
+    assert cli.options.writable_dir(tmp_path) is False
+    clean_error(invoke("fit", "--output", str(tmp_path / "new.yaml")), "is not writable", error="prefix")

@@ -285,3 +285,11 @@ def test_schema_of_a_group_lists_its_commands():
     assert [line[:16].strip() for line in r.stdout.splitlines()] == validate
     out = clean_error(invoke("schema", "validate", "publik"), "'validate publik'", error="prefix", exit_code=1)
     assert all(f"'{c}'" in out for c in validate) and "'estimate'" not in out
+
+
+def test_schema_takes_the_program_name_and_refuses_list_with_a_command():
+    """`costsim schema costsim estimate ...` is the command as pasted: the program's name is dropped; its name alone
+    names no command, and --list beside a command was ignored (it listed everything)."""
+    assert json.loads(invoke("schema", "costsim", "estimate", "llama-3-8b").output)["title"] == "costsim estimate --format json"
+    clean_error(invoke("schema", "costsim"), "name a command after 'costsim schema'", error="prefix")
+    clean_error(invoke("schema", "--list", "estimate"), "--list lists every command", error="prefix")

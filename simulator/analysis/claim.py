@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from simulator.analysis.public_runs import case_scenario, evaluate, reported_mfu, summary
-from simulator.errors import CostsimError, InputError
+from simulator.errors import CostsimError, InfeasibleError, InputError, LayoutError
 from simulator.inputs.arguments import is_whole
 from simulator.inputs.assumptions import DEFAULT, Assumptions
 from simulator.inputs.catalog import load_hardware, load_model
@@ -403,10 +403,28 @@ def _prediction(
             return Prediction(runs.expected, f"searched by costsim (sequence and batch of {match.id})", runs.achievable)
         except CostsimError:
             pass  # its batch does not fit these GPUs: the model's defaults below
-    job = make_job(spec, num_gpus, tokens, None, None, precision)
-    runs = estimate_scenario(Scenario.of(spec, hw, job, None, assumptions=assumptions))
+    try:
+        job = make_job(spec, num_gpus, tokens, None, None, precision)
+        runs = estimate_scenario(Scenario.of(spec, hw, job, None, assumptions=assumptions))
+    except (LayoutError, InfeasibleError) as e:
+        raise type(e)(_no_layout_text(spec, hw, num_gpus, match, e)) from None
     source = "searched by costsim" + (f" (the model's default sequence and batch: {match.id}'s do not fit)" if match else "")
     return Prediction(runs.expected, source, runs.achievable)
+
+
+def _no_layout_text(spec: ModelSpec, hw: HardwareProfile, num_gpus: int, match: PublishedRun | None, e) -> str:
+    """Why a claim has no prediction on its GPU count, in claim's own terms (it has no layout or batch options)."""
+    tried = ""
+    if match is not None:
+        j = match.job
+        tried = (f"at {match.id}'s batch ({j.global_batch_tokens / j.seq_len:,.0f} sequences of {j.seq_len:,} tokens) "
+                 "and ")  # fmt: skip
+    why = e.finding if isinstance(e, InfeasibleError) else "the batch does not divide over them"
+    hint = f", such as the {match.job.num_gpus:,} the run used" if match is not None else ""
+    return (
+        f"costsim finds no layout of {spec.name} on {num_gpus:,} x {hw.name} {tried}at costsim's default batch: {why}; "
+        f"give claim a --num-gpus that divides the batch{hint}, or leave --num-gpus out for the implied rates alone"
+    )
 
 
 _EVIDENCE: dict[int, tuple[dict[str, float], str, dict[str, float]]] = {}

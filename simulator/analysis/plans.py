@@ -372,7 +372,10 @@ def run_stage(plan: Plan, spec: ModelSpec, stage: Stage, opts: CostOptions) -> S
         runs = with_mfu_notes(runs, scenario.hardware)
     except CostsimError as e:
         hint = RAN_AT_LAYOUT_HINT if isinstance(e, InfeasibleError) and not stage.ran_at_layout else ""
-        raise type(e)(f"plan {plan.name}, stage {stage.name!r}: {in_plan_terms(str(e), TRAINING_STAGE_FIELDS)}{hint}") from None
+        text = in_plan_terms(str(e), TRAINING_STAGE_FIELDS)
+        if hint:
+            text = text.rstrip(".")  # the hint goes on the sentence ('... or more GPUs; if the stage's source ...')
+        raise type(e)(f"plan {plan.name}, stage {stage.name!r}: {text}{hint}") from None
     return StageResult(stage, runs.expected, scenario.hardware, runs.expected.cost, runs.achievable)
 
 

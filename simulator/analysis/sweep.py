@@ -145,7 +145,7 @@ def best_row(
         smallest = result.closest()
         return SweepRow(
             hw.name, num_gpus, False, None, None, None, None, None, None, float(result.memory_bytes[smallest]),
-            result.n_valid, "no layout fits: " + result.reason(smallest), price_quote=quote,
+            result.n_valid, "no layout fits; the one needing the least " + result.reason(smallest), price_quote=quote,
         )  # fmt: skip
     step_s = float(result.steps.step_time_s[best])
     gpu_hours = float(result.gpu_hours[best])

@@ -125,7 +125,7 @@ def read_text(path: Path) -> str:
     if st.st_size > MAX_FILE_BYTES:
         raise SpecError(
             f"{path}: {st.st_size:,} bytes is over the {MAX_FILE_BYTES:,}-byte limit for an input file; "
-            "pass the spec, profile, plan or config.json itself"
+            "pass the input file itself (a spec, profile, plan, fleet, price sheet or config.json), not an archive or a dump"
         )
     try:
         with open(path, "rb") as f:

@@ -9,6 +9,7 @@ Shipped fleet files live in fleets/ and are found by name, as plans are.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Annotated
@@ -57,12 +58,18 @@ def _figures(value: object) -> tuple[float, ...]:
 
 def _tokens(value: object, where: str) -> float:
     try:
-        x = count_in_range(value, -MAX_TOKENS_PER_DAY, MAX_TOKENS_PER_DAY)
+        return count_in_range(value, 0.0, MAX_TOKENS_PER_DAY)
     except ValueError as e:
+        if _negative(value):  # its own fix, not the range's
+            raise ValueError(f"{where}{value!r} is negative; give a token count of 0 or more (e.g. 608B)") from None
         raise ValueError(f"{where}{e}") from None
-    if x < 0:
-        raise ValueError(f"{where}{value!r} is negative; give a token count of 0 or more (e.g. 608B)")
-    return x
+
+
+def _negative(value: object) -> bool:
+    try:
+        return count_in_range(value, -math.inf, math.inf) < 0
+    except ValueError:
+        return False
 
 
 Figures = Annotated[tuple[float, ...], BeforeValidator(_figures)]
