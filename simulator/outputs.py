@@ -1303,9 +1303,12 @@ class Prefill(_Fixed):
     input_tokens_per_s_per_gpu: float
     """Prompt tokens per second per GPU, cache hits included."""
     computed_tokens_per_s_per_gpu: float
-    """The prompts' cache misses (uncached tokens) per second per GPU: input_tokens_per_s_per_gpu x (1 - the cache-hit
-    rate). The pass computes them in whole tokens, at least one a prompt; this rate spreads its time over the mean
-    misses, so the misses of a day at usd_per_million_input_tokens cost what its passes do."""
+    """Tokens the prefill pass computes per second per GPU: the prompts' cache misses in whole tokens, at least one a
+    prompt (what computing a token costs, the alternative to loading a cached one)."""
+    uncached_tokens_per_s_per_gpu: float
+    """The prompts' cache misses per second per GPU: input_tokens_per_s_per_gpu x (1 - the cache-hit rate), the mean
+    misses the passes serve; usd_per_million_input_tokens is priced at it, so a day's misses at that price cost what
+    its passes do."""
     cached_token_gpu_s: float
     """GPU-seconds of one cache-hit token besides the pass: loading its KV over the GPU's network link, or computing
     it where that is cheaper (what usd_per_million_cached_input_tokens prices); input_tokens_per_s_per_gpu leaves it

@@ -139,7 +139,7 @@ def test_dollars_per_million_tokens_follow_the_throughput():
     d = serve(ServeRequest("llama-3.1-70b", "h100-sxm")).to_dict()
     rate = d["usd_per_gpu_hour"]
     assert d["usd_per_million_output_tokens"] == pytest.approx(rate / (d["decode"]["output_tokens_per_s_per_gpu"] * 3600) * 1e6)
-    assert d["usd_per_million_input_tokens"] == pytest.approx(rate / (d["prefill"]["computed_tokens_per_s_per_gpu"] * 3600) * 1e6)
+    assert d["usd_per_million_input_tokens"] == pytest.approx(rate / (d["prefill"]["uncached_tokens_per_s_per_gpu"] * 3600) * 1e6)
     assert d["usd_per_million_cached_input_tokens"] < d["usd_per_million_input_tokens"]
 
 
@@ -469,7 +469,10 @@ def test_the_uncached_rate_prices_the_pass_per_missed_token():
     p = [x["prefill"] for x in d]
     assert p[0]["input_tokens_per_s_per_gpu"] == pytest.approx(p[1]["input_tokens_per_s_per_gpu"], rel=1e-12)
     for x, h in zip(p, (0.99, 0.999), strict=True):
-        assert x["computed_tokens_per_s_per_gpu"] == pytest.approx(x["input_tokens_per_s_per_gpu"] * (1 - h), rel=1e-12)
+        assert x["uncached_tokens_per_s_per_gpu"] == pytest.approx(x["input_tokens_per_s_per_gpu"] * (1 - h), rel=1e-12)
+    # The pass computes one whole token a prompt either way: computing a token costs the same (what a cache hit's
+    # recompute alternative is priced at, serve.cached_token_s_per_gpu).
+    assert p[0]["computed_tokens_per_s_per_gpu"] == pytest.approx(p[1]["computed_tokens_per_s_per_gpu"], rel=1e-12)
     assert d[1]["usd_per_million_input_tokens"] == pytest.approx(10 * d[0]["usd_per_million_input_tokens"], rel=1e-9)
 
 

@@ -469,13 +469,14 @@ def serve_document(e: ServeEstimate) -> dict:
         d["prefill"] = {
             "input_tokens_per_s_per_gpu": p.input_tokens_per_s_per_gpu,
             "computed_tokens_per_s_per_gpu": p.computed_tokens_per_s_per_gpu,
+            "uncached_tokens_per_s_per_gpu": p.uncached_tokens_per_s_per_gpu,
             "cached_token_gpu_s": cached_token_s_per_gpu(s, p),
             "ttft_s": p.ttft_s,
             "prompts_per_pass": p.sequences * p.ep,
             "layout": {"tp": p.tp, "ep": p.ep, "pp": p.pp, "gpus": p.tp * p.ep * p.pp, "precision": p.precision},
             "breakdown_s": {k: float(v) for k, v in p.by_component_s.items()},
         }
-        d["usd_per_million_input_tokens"] = _usd_per_million(rate, p.computed_tokens_per_s_per_gpu, req.utilization)
+        d["usd_per_million_input_tokens"] = _usd_per_million(rate, p.uncached_tokens_per_s_per_gpu, req.utilization)
         d["usd_per_million_cached_input_tokens"] = rate / SECONDS_PER_HOUR * cached_token_s_per_gpu(s, p) * MEGA / req.utilization
     if e.decode is not None and e.decode_index is not None:
         f, i = e.decode, e.decode_index

@@ -290,10 +290,8 @@ class PrefillPoint:
     input_tokens_per_s_per_gpu: float
     """Prompt tokens (cache hits included) per second per GPU."""
     computed_tokens_per_s_per_gpu: float
-    """The prompts' uncached tokens per second per GPU: input_tokens_per_s_per_gpu x (1 - hit rate), the mean the
-    cache misses make, which the pass serves (it computes them in whole tokens, at least one a prompt, in the time it
-    takes). So the uncached tokens of a day at this rate take the GPU time of its input at the input rate, and a
-    price per uncached token charges what the passes cost (a rounded count undercharged 99.9%-hit prompts by 3%)."""
+    """Tokens the pass computes per second per GPU: the prompts' misses in whole tokens, at least one a prompt (an
+    engine computes a fully cached prompt's last token for its logits); what computing a token costs."""
     ttft_s: float
     memory_bytes: float
     pp: int = 1
@@ -301,6 +299,16 @@ class PrefillPoint:
     """The weights of one GPU (its share of memory_bytes; the rest is the KV cache, activations and the reserve)."""
     kv_bytes: float = 0.0
     """The KV cache the pass writes on one GPU (its pool)."""
+    hit_rate: float = 0.0
+    """The prompts' cache-hit share the pass was sized at."""
+
+    @property
+    def uncached_tokens_per_s_per_gpu(self) -> float:
+        """The prompts' cache misses per second per GPU: input_tokens_per_s_per_gpu x (1 - hit rate), the mean misses
+        the passes serve. A price per uncached token at this rate charges what the passes cost: a day's misses at it
+        take the GPU time of its input at the input rate (at the whole tokens a pass computes, a day of 99.9%-hit
+        prompts cost 3% less than its passes)."""
+        return self.input_tokens_per_s_per_gpu * (1.0 - self.hit_rate)
 
 
 def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisions: tuple[str, ...],
@@ -347,8 +355,8 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
             points.append(
                 PrefillPoint(
                     tp, ep, sequences, precision, seconds, parts,
-                    prompts * s.input_len / seconds / gpus, prompts * s.input_len * (1.0 - hit) / seconds / gpus,
-                    seconds + transfer, memory, pp, weights[key], kv,
+                    prompts * s.input_len / seconds / gpus, prompts * computed / seconds / gpus,
+                    seconds + transfer, memory, pp, weights[key], kv, hit,
                 )
             )  # fmt: skip
     return points
