@@ -34,21 +34,10 @@ def count_option(flag: str, text: str | None, bounds: tuple[float, float] = TOKE
 
 
 def writable_dir(path: Path) -> bool:
-    """Whether files can be created in the existing folder `path`: the kernel's permission check, then a file created
-    and removed there, since os.access says yes to root anywhere (/proc, a read-only mount) and a fit or a report
-    would learn otherwise only after its work (as calibrate's output check does, simulator.inputs.calibration)."""
-    import os
-    import tempfile
+    """Whether files can be created (and removed) in the existing folder `path` (files.cannot_create_in)."""
+    from simulator.inputs.files import cannot_create_in
 
-    if not os.access(path, os.W_OK | os.X_OK):
-        return False
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".costsim-probe.", suffix=".tmp", dir=path)
-    except OSError:
-        return False
-    os.close(fd)
-    os.unlink(probe)
-    return True
+    return cannot_create_in(path) is None
 
 
 def check_output_file(flag: str, path: Path | None, suffix: str, force: bool = False, example: str | None = None) -> None:
@@ -84,7 +73,8 @@ def check_output_file(flag: str, path: Path | None, suffix: str, force: bool = F
 def check_output_dir(flag: str, path: str | Path, force: bool) -> None:
     """Fail before the work when the report folder `path` cannot be written (document.prepare_output: an empty or
     refused name, a file, a used folder without `force`, a missing parent folder), or when the folder it is written in
-    (itself where it exists, else its parent) is not writable. Nothing is created here: the report creates its folder
+    (itself where it exists, else its parent) is not writable. Nothing is left here (a probe file is created and
+    removed, files.cannot_create_in): the report creates its folder
     once it is built, so a command that fails leaves none behind."""
     from simulator.inputs.files import is_dir
     from simulator.report.document import prepare_output

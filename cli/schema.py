@@ -32,6 +32,7 @@ def schema(
     from simulator.errors import CostsimError, InputError
     from simulator.outputs import COMMANDS, json_schema, subcommands
 
+    command = command[1:] if command and command[0] == "costsim" else command  # the command as pasted
     if list_commands and command:
         fail(InputError(f"--list lists every command; give it alone, or give the command ({' '.join(command)}) alone"))
     if list_commands or not command:

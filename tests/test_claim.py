@@ -402,3 +402,6 @@ def test_a_claim_with_no_layout_on_its_gpus_says_so_in_claims_terms():
     r = invoke("claim", "deepseek-v3", "--gpu", "h800", "--num-gpus", "2047", "--tokens", "14.8T", "--gpu-hours", "2.664M")
     text = assert_clean_error(r, "costsim finds no layout of deepseek-v3 on 2,047 x h800", "15,360 sequences")
     assert "such as the 2,048 the run used" in text and "--micro-batch-size" not in text and "--dp" not in text
+    # Too few GPUs for the memory: the fix is more of them, not a divisor (Llama 3.1 405B on 8 H100s).
+    r = invoke("claim", "llama-3.1-405b", "--gpu", "h100-sxm", "--num-gpus", "8", "--tokens", "15.6T", "--gpu-hours", "30.84M")
+    text = assert_clean_error(r, "does not fit", "give claim more GPUs in --num-gpus, such as the 16,384 the run used")

@@ -174,3 +174,16 @@ def test_a_dangling_link_is_a_name_in_use_and_a_folder_is_probed(tmp_path, monke
     monkeypatch.setattr("tempfile.mkstemp", refused)
     assert cli.options.writable_dir(tmp_path) is False
     clean_error(invoke("fit", "--output", str(tmp_path / "new.yaml")), "is not writable", error="prefix")
+
+
+def test_a_folder_where_files_cannot_be_removed_is_named(tmp_path, monkeypatch):
+    """A review's append-only folder (chattr +a) let the probe file be created but not removed: a traceback, and the
+    probe left behind. Now the folder is refused, naming the file to remove."""
+    from simulator.inputs.files import cannot_create_in
+
+    def refused(path):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr("os.unlink", refused)
+    why = cannot_create_in(tmp_path)
+    assert why is not None and "cannot be removed (Operation not permitted; remove " in why and ".costsim-probe." in why

@@ -288,8 +288,9 @@ def test_schema_of_a_group_lists_its_commands():
 
 
 def test_schema_takes_the_program_name_and_refuses_list_with_a_command():
-    """`costsim schema costsim estimate ...` is the command as pasted: the program's name is dropped; its name alone
-    names no command, and --list beside a command was ignored (it listed everything)."""
+    """`costsim schema costsim estimate ...` is the command as pasted: the program's name is dropped (alone it lists the
+    commands, as `costsim schema` does), and --list beside a command was ignored (it listed everything)."""
     assert json.loads(invoke("schema", "costsim", "estimate", "llama-3-8b").output)["title"] == "costsim estimate --format json"
-    clean_error(invoke("schema", "costsim"), "name a command after 'costsim schema'", error="prefix")
+    assert invoke("schema", "costsim").output == invoke("schema").output
     clean_error(invoke("schema", "--list", "estimate"), "--list lists every command", error="prefix")
+    assert invoke("schema", "costsim", "validate").output == invoke("schema", "validate").output  # a group, pasted

@@ -470,9 +470,12 @@ def test_the_uncached_rate_prices_the_pass_per_missed_token():
     assert p[0]["input_tokens_per_s_per_gpu"] == pytest.approx(p[1]["input_tokens_per_s_per_gpu"], rel=1e-12)
     for x, h in zip(p, (0.99, 0.999), strict=True):
         assert x["uncached_tokens_per_s_per_gpu"] == pytest.approx(x["input_tokens_per_s_per_gpu"] * (1 - h), rel=1e-12)
-    # The pass computes one whole token a prompt either way: computing a token costs the same (what a cache hit's
-    # recompute alternative is priced at, serve.cached_token_s_per_gpu).
+    # The pass computes one whole token a prompt either way: computing a token costs the same, and so does a cache hit
+    # (the cheaper of loading it and computing it, serve.cached_token_s_per_gpu); a review found the hit priced at the
+    # pass spread over the misses, 1.8x computing the token, when one rate did both jobs.
     assert p[0]["computed_tokens_per_s_per_gpu"] == pytest.approx(p[1]["computed_tokens_per_s_per_gpu"], rel=1e-12)
+    assert p[0]["cached_token_gpu_s"] == pytest.approx(p[1]["cached_token_gpu_s"], rel=1e-12)
+    assert all(x["cached_token_gpu_s"] <= 1.0 / x["computed_tokens_per_s_per_gpu"] * (1 + 1e-12) for x in p)
     assert d[1]["usd_per_million_input_tokens"] == pytest.approx(10 * d[0]["usd_per_million_input_tokens"], rel=1e-9)
 
 

@@ -419,11 +419,13 @@ def _no_layout_text(spec: ModelSpec, hw: HardwareProfile, num_gpus: int, match: 
         j = match.job
         tried = (f"at {match.id}'s batch ({j.global_batch_tokens / j.seq_len:,.0f} sequences of {j.seq_len:,} tokens) "
                  "and ")  # fmt: skip
-    why = e.finding if isinstance(e, InfeasibleError) else "the batch does not divide over them"
-    hint = f", such as the {match.job.num_gpus:,} the run used" if match is not None else ""
+    memory = isinstance(e, InfeasibleError)
+    why = e.finding if memory else "the batch does not divide over them"
+    fix = "more GPUs in --num-gpus" if memory else "a --num-gpus that divides the batch"
+    hint = f", such as the {match.job.num_gpus:,} the run used" if match is not None and match.job.num_gpus != num_gpus else ""
     return (
         f"costsim finds no layout of {spec.name} on {num_gpus:,} x {hw.name} {tried}at costsim's default batch: {why}; "
-        f"give claim a --num-gpus that divides the batch{hint}, or leave --num-gpus out for the implied rates alone"
+        f"give claim {fix}{hint}, or leave --num-gpus out for the implied rates alone"
     )
 
 

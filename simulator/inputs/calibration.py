@@ -49,7 +49,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from simulator.errors import InputError, SpecError
 from simulator.inputs.arguments import reference
 from simulator.inputs.catalog import hardware_ids, load_hardware_file
-from simulator.inputs.files import is_dir, read_json, refused_name
+from simulator.inputs.files import cannot_create_in, is_dir, read_json, refused_name
 from simulator.inputs.specs import DensePeaks, EfficiencyDefaults, HardwareProfile, ModelSpec, Price, ScaleOut, ScaleUp, Sourced
 from simulator.units import BYTES_PER_ELEMENT, GIB, GIGA, MICRO, TERA
 from simulator.vocab import SERVING_ONLY_DTYPES, Dtype, PeakDtype
@@ -1120,16 +1120,9 @@ def check_output_path(path: Path, force: bool) -> None:
     folder = path.parent
     if not is_dir(folder):
         raise InputError(f"--output {path}: folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"--output {path}: folder {folder} is not writable; choose another folder")
-    # os.access says yes to root anywhere (/proc, a read-only mount): create and remove a file there to be sure,
-    # before minutes of measuring.
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".costsim-probe.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise InputError(f"--output {path}: cannot write in {folder} ({e.strerror}); choose another folder") from None
-    os.close(fd)
-    os.unlink(probe)
+    why = cannot_create_in(folder)  # before minutes of measuring
+    if why is not None:
+        raise InputError(f"--output {path}: folder {folder}: {why}; choose another folder")
 
 
 def write_calibration(cal: Calibration, path: str | Path, force: bool = False) -> Path:

@@ -371,3 +371,24 @@ def refuse_other_kind(raw: object, path: Path, expected: str, key: str) -> None:
     for marker, kind, how in FILE_KINDS:
         if marker in raw and marker != key:
             raise SpecError(f"{path}: this is {kind}, not {expected}; {how}")
+
+
+def cannot_create_in(folder: Path) -> str | None:
+    """Why no file can be created in the existing folder `folder`, or None where one can: the kernel's permission
+    check, then a file created and removed there, since os.access says yes to root anywhere (/proc, a read-only
+    mount) and a fit, a calibration or a report would learn otherwise only after its work. A file that can be created
+    but not removed (an append-only folder) is named, not left behind silently."""
+    import tempfile
+
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "it is not writable"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".costsim-probe.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        return f"a file cannot be created there ({e.strerror})"
+    os.close(fd)
+    try:
+        os.unlink(probe)
+    except OSError as e:
+        return f"a file created there cannot be removed ({e.strerror}; remove {probe})"
+    return None

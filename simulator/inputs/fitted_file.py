@@ -189,8 +189,10 @@ class FitRecord(_Record):
 
 
 class RealizationFit(FitRecord):
-    by_generation: Annotated[dict[str, GenerationFit], Field(min_length=1)]
-    """The realization per GPU generation with enough whole runs; a GPU of a generation not here takes `value`."""
+    by_generation: dict[str, GenerationFit]
+    """The realization per GPU generation with enough whole runs; a GPU of a generation not here takes `value`, and
+    its estimate says so (sanity.pooled_realization_note). Required, so a file that lost the block is refused; empty
+    where the fit found no generation with enough runs (a user's validation set), which every estimate then says."""
 
     @field_validator("by_generation")
     @classmethod

@@ -108,7 +108,12 @@ def pooled_realization_note(hw: HardwareProfile, by_generation: dict[str, float]
     """A GPU whose generation has no realization fit of its own (a new architecture, or a typo such as 'hoper' in a
     user's profile): the expected run then uses the value pooled over every generation's published runs, and says so,
     with the nearest fitted name where one is close."""
-    if not by_generation or hw.generation in by_generation:
+    if not by_generation:  # a fit over runs too few per generation (a user's validation set): every GPU pools
+        return (
+            f"no GPU generation has a realization fit of its own (the fit found none with enough whole runs); {hw.name}'s "
+            "expected run uses the value pooled over all published whole runs"
+        )
+    if hw.generation in by_generation:
         return None
     close = difflib.get_close_matches(hw.generation or "", list(by_generation), n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
