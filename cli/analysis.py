@@ -70,7 +70,7 @@ def plan_output(d: dict, fmt: str) -> str:
     if fmt == "json":
         return document_json(d)
     if fmt == "csv":
-        return report.to_csv([{"plan": d["plan"], **s} for s in d["stages"]])
+        return report.to_csv(report.plan_rows(d))
     if any(s["kind"] != "training" for s in d["stages"]):
         from simulator.report.rl_table import rl_plan_table
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.options import ForceOpt, Format, PriceOpt, check_output_dir, check_output_file, echo_result, fail, vocab_choices
-from simulator.units import MICRO, MILLI, counted, format_rate
+from simulator.units import MICRO, MILLI, counted, format_rate, share_text
 from simulator.vocab import KV_ADMISSIONS, KV_DTYPES, SERVE_PRECISIONS
 
 
@@ -246,7 +246,7 @@ def serve_table(d: dict) -> str:
     pool, host_us = req["kv_memory_fraction"], req["host_s_per_sequence"] / MICRO
     lines = [f"{d['model']} on {d['gpu']}: {req['input_len']:,.0f} in / {req['output_len']:,.0f} out"
              + (f" (means of workload {req['workload']['name']})" if req["workload"] else "") + ", "
-             f"cache hits {req['cache_hit_rate']:.0%}, {req['deployment']}"
+             f"cache hits {share_text(req['cache_hit_rate'])}, {req['deployment']}"
              + ("" if req["two_batch_overlap"] else ", no two-batch overlap")
              + (", KV reserved for whole requests" if req["kv_admission"] == "full-request" else "")
              + ("" if pool == 1 else f", KV pool {pool:.0%} of free memory")

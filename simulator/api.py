@@ -342,9 +342,10 @@ class PlanResult(_Result):
         return _with_band(self.plan.to_dict(), self.uncertainty)
 
     def rows(self) -> list[dict]:
-        """One row per stage."""
-        d = self.plan.to_dict()
-        return [{"plan": d["plan"], **s} for s in d["stages"]]
+        """One row per stage, the whole plan's band on each (empty without one)."""
+        from simulator.report.tables import plan_rows
+
+        return plan_rows(self.to_dict())
 
     def write_report(
         self,

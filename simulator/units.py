@@ -151,3 +151,13 @@ def format_count(x: float) -> str:
         if abs(x) >= size:
             return f"{x / size:.3g}{unit}"
     return f"{x:.3g}"
+
+
+def share_text(x: float) -> str:
+    """A share as a percentage with as many decimals as it needs to read true: 56%, 99.9%, 99.99% (':.0%' printed a
+    99.9% cache-hit rate as 100%, which serve refuses); 0% and 100% only for exactly 0 and 1."""
+    for decimals in range(0, 4):
+        text = f"{x:.{decimals}%}"
+        if (text not in ("100%", f"100.{'0' * decimals}%") or x == 1.0) and (float(text[:-1]) != 0 or x == 0.0):
+            return text
+    return f"{x:.4%}"

@@ -422,6 +422,14 @@ def test_the_printed_serve_command_runs_and_gives_the_predicted_rate(two_batch_o
         assert served["request"]["two_batch_overlap"] is two_batch_overlap
 
 
+def test_the_predicted_prefill_rate_is_recomputed_from_its_json():
+    """The fleet's JSON holds what its predicted prefill rate is made of (a review found them only in the prose
+    source): the passes' rate, the hit share and a hit's GPU time give tokens_per_s_per_gpu."""
+    serve = api.fleet("deepseek-v3-r1-day", predict_rates=True).to_dict()["rates"]["prefill"]["serve"]
+    again = prefill_rate_with_hits(serve["pass_input_tokens_per_s_per_gpu"], serve["cache_hit_rate"], serve["cached_token_gpu_s"])
+    assert serve["tokens_per_s_per_gpu"] == pytest.approx(again, rel=1e-12) and serve["cache_hit_rate"] == pytest.approx(0.5625)
+
+
 def test_the_prefill_rate_with_hits_by_hand():
     """fleet.prefill_rate_with_hits: 1,000 input tokens/s in the passes, half of them hits at 1 ms of GPU time each:
     a token takes 1 ms + 0.5 x 1 ms, so 666.7 tokens/s; no hits, or free hits, leave the passes' rate."""

@@ -513,3 +513,28 @@ def test_a_file_of_another_kind_is_named_in_one_line(args, needle, monkeypatch):
     monkeypatch.chdir(plan_dir().parent)
     out = assert_clean_error(invoke(*args), needle)
     assert len(out.strip().splitlines()) == 1, out
+
+
+def test_a_plans_csv_carries_its_band_on_every_stage_row(tmp_path):
+    """`estimate --plan --uncertainty --format csv` was byte-identical to the CSV without the band (a review): each
+    stage row now carries the whole plan's P10/P50/P90, empty without --uncertainty, under the same header; the API's
+    rows (to_frame) are the same."""
+    import csv
+    import io
+
+    from simulator.analysis.uncertainty import OUTPUTS
+    from simulator.report.tables import PLAN_BAND_OUTPUTS
+
+    assert PLAN_BAND_OUTPUTS == OUTPUTS
+    path = write_plan(tmp_path, SMALL_PLAN)
+    plain = list(csv.DictReader(io.StringIO(invoke("estimate", "--plan", path, "--format", "csv").output)))
+    banded_out = invoke("estimate", "--plan", path, "--format", "csv", "--uncertainty", "--draws", "200").output
+    banded = list(csv.DictReader(io.StringIO(banded_out)))
+    assert list(plain[0]) == list(banded[0]) and len(banded) == 2
+    assert all(r["plan_gpu_hours_p10"] == "" for r in plain)
+    d = json.loads(invoke("estimate", "--plan", path, "--format", "json", "--uncertainty", "--draws", "200").output)
+    for row in banded:
+        assert float(row["plan_gpu_hours_p10"]) == pytest.approx(d["uncertainty"]["gpu_hours"]["p10"], rel=1e-9)
+        assert float(row["plan_cost_usd_p90"]) == pytest.approx(d["uncertainty"]["cost_usd"]["p90"], rel=1e-9)
+    frame = api.plan(path, uncertainty=True, draws=200).to_frame()
+    assert frame["plan_gpu_hours_p50"].iloc[0] == pytest.approx(d["uncertainty"]["gpu_hours"]["p50"], rel=1e-9)

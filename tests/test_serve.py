@@ -580,3 +580,14 @@ def test_a_batch_cap_below_one_sequence_names_the_rule():
     only the stage-size rule; the refusal names the cap and the whole-sequence rule."""
     clean_error(invoke("serve", "llama-3.1-8b", "--gpu", "h100", "--max-batch-per-gpu", "0.001"),
                 "no decode layout fits: batches stop at --max-batch-per-gpu 0.001", "whole number of sequences")  # fmt: skip
+
+
+def test_a_hit_share_reads_true_in_the_table():
+    """':.0%' printed a 99.9% cache-hit rate as 100% (a rate serve refuses) in the table and the report; a share now
+    takes the decimals it needs (units.share_text)."""
+    from simulator.units import share_text
+
+    assert [share_text(x) for x in (0.0, 0.5625, 0.999, 0.9999, 1.0, 0.004)] == ["0%", "56%", "99.9%", "99.99%", "100%", "0.4%"]
+    out = invoke("serve", "llama-3.1-8b", "--gpu", "h100-sxm", "--input-len", "100", "--output-len", "50",
+                 "--cache-hit-rate", "0.999").output  # fmt: skip
+    assert "cache hits 99.9%" in out.splitlines()[0]

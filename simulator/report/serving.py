@@ -8,7 +8,7 @@ from pathlib import Path
 
 from simulator.report.document import Block, bullets, costsim_version, h1, h2, image, para, table, write_documents
 from simulator.report.money import usd
-from simulator.units import MILLI, counted, format_rate
+from simulator.units import MILLI, counted, format_rate, share_text
 
 CHARTS = {"curve": "serve_curve.png", "waterfall": "serve_waterfall.png"}
 
@@ -55,7 +55,7 @@ def build_serve_document(d: dict) -> list[Block]:
         )
         lengths += f" on average (workload {w['name']}: {w['source']}; {', '.join(costed)})"
     blocks.append(para(
-        f"{lengths}, {req['cache_hit_rate']:.0%} of "
+        f"{lengths}, {share_text(req['cache_hit_rate'])} of "
         f"the input from the KV cache, {req['deployment']} prefill and decode, at {usd(d['usd_per_gpu_hour'])} per "
         f"GPU-hour ({d['price']['price_quote']['label']}) and {d['utilization']:.0%} utilization."
     ))  # fmt: skip

@@ -207,7 +207,10 @@ def predicted_rates(f: Fleet, where: str, phases: tuple[str, ...]) -> dict[str, 
     if "prefill" in phases:
         p = d["prefill"]
         per_gpu = prefill_rate_with_hits(p["input_tokens_per_s_per_gpu"], hit_rate, p["cached_token_gpu_s"])
-        detail = {"tokens_per_s_per_gpu": per_gpu, "layout": p["layout"], "ttft_s": p["ttft_s"]}
+        detail = {"tokens_per_s_per_gpu": per_gpu, "layout": p["layout"], "ttft_s": p["ttft_s"],
+                  # what tokens_per_s_per_gpu is made of (prefill_rate_with_hits), for a program to recompute it
+                  "pass_input_tokens_per_s_per_gpu": p["input_tokens_per_s_per_gpu"], "cache_hit_rate": hit_rate,
+                  "cached_token_gpu_s": p["cached_token_gpu_s"]}  # fmt: skip
         out["prefill"] = PhaseRate(per_gpu * per_node, f"predicted by {command}: {per_gpu:,.0f} input tokens/s per GPU "
                                    f"({p['input_tokens_per_s_per_gpu']:,.0f} in the prefill passes, less the time loading "
                                    f"the {hit_rate:.1%} cache hits takes) x {per_node} GPUs per node", True, detail)  # fmt: skip
