@@ -371,8 +371,7 @@ def _prediction(
         # GPU count, search at the model's own defaults (make_job refuses tokens below one of its steps), else none.
         if num_gpus is None:
             return None
-        job = make_job(spec, num_gpus, tokens, None, None, precision)
-        runs = estimate_scenario(Scenario.of(spec, hw, job, None, assumptions=assumptions))
+        runs = _searched(spec, hw, num_gpus, tokens, None, None, precision, assumptions)
         return Prediction(runs.expected, f"searched by costsim (fewer tokens than one step of {match.id})", runs.achievable)
     if match is not None and load_hardware(match.gpu).name == hw.name:
         n = num_gpus or match.job.num_gpus
@@ -396,20 +395,23 @@ def _prediction(
             # The published layout does not divide or fit this GPU count: search all of it below.
     if num_gpus is None:
         return None
-    if match is not None:  # the published run's sequence and batch, on the claim's GPUs
+    # The published run's sequence and batch on the claim's GPUs, else (they do not divide or fit) the model's defaults.
+    tries = [(match.job.seq_len, match.job.global_batch_tokens, f" (sequence and batch of {match.id})")] if match else []
+    tries.append((None, None, f" (the model's default sequence and batch: {match.id}'s do not fit)" if match else ""))
+    for i, (seq_len, batch, how) in enumerate(tries):
         try:
-            job = make_job(spec, num_gpus, tokens, match.job.seq_len, match.job.global_batch_tokens, precision)
-            runs = estimate_scenario(Scenario.of(spec, hw, job, None, assumptions=assumptions))
-            return Prediction(runs.expected, f"searched by costsim (sequence and batch of {match.id})", runs.achievable)
-        except CostsimError:
-            pass  # its batch does not fit these GPUs: the model's defaults below
-    try:
-        job = make_job(spec, num_gpus, tokens, None, None, precision)
-        runs = estimate_scenario(Scenario.of(spec, hw, job, None, assumptions=assumptions))
-    except (LayoutError, InfeasibleError) as e:
-        raise type(e)(_no_layout_text(spec, hw, num_gpus, match, e)) from None
-    source = "searched by costsim" + (f" (the model's default sequence and batch: {match.id}'s do not fit)" if match else "")
-    return Prediction(runs.expected, source, runs.achievable)
+            runs = _searched(spec, hw, num_gpus, tokens, seq_len, batch, precision, assumptions)
+            return Prediction(runs.expected, "searched by costsim" + how, runs.achievable)
+        except (LayoutError, InfeasibleError) as e:
+            if i == len(tries) - 1:
+                raise type(e)(_no_layout_text(spec, hw, num_gpus, match, e)) from None
+    raise AssertionError("unreachable: the last try returns or raises")
+
+
+def _searched(spec, hw, num_gpus, tokens, seq_len, batch, precision, assumptions):
+    """Both runs of the claim's job on `num_gpus`, every layout field searched (seq_len, batch None: the defaults)."""
+    job = make_job(spec, num_gpus, tokens, seq_len, batch, precision)
+    return estimate_scenario(Scenario.of(spec, hw, job, None, assumptions=assumptions))
 
 
 def _no_layout_text(spec: ModelSpec, hw: HardwareProfile, num_gpus: int, match: PublishedRun | None, e) -> str:

@@ -112,15 +112,13 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-PLAN_BAND_OUTPUTS = ("gpu_hours", "wall_clock_days", "cost_usd")
-"""The plan totals whose P10/P50/P90 a plan's CSV carries on every stage row (simulator.analysis.uncertainty.OUTPUTS)."""
-
-
 def plan_rows(d: dict) -> list[dict]:
     """A plan document as CSV rows, one per stage, with the whole plan's band on each (`plan_gpu_hours_p10`, ...;
     empty without --uncertainty, so the columns are the same either way: a review found the band dropped)."""
+    from simulator.analysis.uncertainty import OUTPUTS  # here: the band's module is not needed to print a table
+
     band = d.get("uncertainty") or {}
-    totals = {f"plan_{k}_{p}": (band.get(k) or {}).get(p) for k in PLAN_BAND_OUTPUTS for p in ("p10", "p50", "p90")}
+    totals = {f"plan_{k}_{p}": (band.get(k) or {}).get(p) for k in OUTPUTS for p in ("p10", "p50", "p90")}
     return [{"plan": d["plan"], **s, **totals} for s in d["stages"]]
 
 
