@@ -32,7 +32,9 @@ def _split(split: dict | None) -> str:
         return ""
     prep = split.get("training_prep") or 0.0
     back = f" + training prep {prep:.1f}" if prep else ""
-    return (f"gen {split['generation']:.0f} (tail {split['generation_tail']:.0f}) + logprob {split['logprob']:.0f} + "
+    lp_prep = split.get("logprob_prep") or 0.0
+    out = f" + logprob prep {lp_prep:.1f}" if lp_prep else ""
+    return (f"gen {split['generation']:.0f} (tail {split['generation_tail']:.0f}){out} + logprob {split['logprob']:.0f} + "
             f"train {split['training']:.0f}{back} + refit {split['refit']:.1f} s")  # fmt: skip
 
 

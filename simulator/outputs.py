@@ -450,6 +450,9 @@ class RLPhase(_Fixed):
     optimizer_bytes, weight_bytes, to_host_s, back_s per GPU; None where the stage keeps it on the GPUs."""
     engine_sleep_wake_s: float = 0.0
     """Colocated: the rollout engine's weights to pinned host memory after generation and back before the refit."""
+    logprob_offload: dict | None = None
+    """The optimizer states moved to host memory before the log-prob passes and back before training
+    (offload_optimizer_for_logprob): optimizer_bytes, weight_bytes (0), to_host_s, back_s per GPU; None where they stay."""
     gpu_hours: dict[str, float]
     """The phase's GPU-hours by part (before failures)."""
     logprob: dict | None = None

@@ -74,6 +74,9 @@ class PhaseResult:
     """The trainer's state moved out before the refit and back before training (offload_training_state), else None."""
     engine_sleep_wake_s: float = 0.0
     """Colocated: the rollout engine's weights to host after generation and back before the refit (half each way)."""
+    logprob_offload: Offload | None = None
+    """The optimizer states moved to host before the log-prob passes and back before training
+    (offload_optimizer_for_logprob, where the states are not out already), else None."""
 
     def to_dict(self) -> dict:
         out = {
@@ -87,6 +90,7 @@ class PhaseResult:
             "refit_s": self.refit_s,
             "offload": self.offload.to_dict() if self.offload else None,
             "engine_sleep_wake_s": self.engine_sleep_wake_s,
+            "logprob_offload": self.logprob_offload.to_dict() if self.logprob_offload else None,
             "gpu_hours": {k: self.rollouts * v / SECONDS_PER_HOUR for k, v in self.rollout.gpu_s.items()},
         }
         if self.training is not None:
@@ -308,12 +312,18 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
     # training (training_prep).
     out_s, back_s = (offload.to_host_s, offload.back_s) if offload else (0.0, 0.0)
     out_s += engine
-    rollout = combine(gen.busy_s, gen.tail_s, lp.seconds, training_s + back_s, refit + out_s, stage.num_gpus,
-                      stage.rollout_gpus, stage.colocated, stage.policy == "one_step_off_policy")  # fmt: skip
+    lp_offload = None
+    if stage.offload_optimizer_for_logprob and offload is None:
+        # Out before the log-prob passes (NeMo RL's logprob_inference_prep), back before training (training_prep): on
+        # the trainer's side of the step, so a one-step-off rollout hides it only under a longer generation.
+        lp_offload = training_state_offload(float(e.step.memory.optimizer_bytes), 0.0, assumptions)
+    lp_out_s, lp_back_s = (lp_offload.to_host_s, lp_offload.back_s) if lp_offload else (0.0, 0.0)
+    rollout = combine(gen.busy_s, gen.tail_s, lp.seconds + lp_out_s, training_s + back_s + lp_back_s, refit + out_s,
+                      stage.num_gpus, stage.rollout_gpus, stage.colocated, stage.policy == "one_step_off_policy")  # fmt: skip
     # `steps` are optimizer steps: a rollout trains minibatches_per_rollout x inner_epochs of them.
     rollouts = phase_steps / (stage.minibatches_per_rollout * stage.inner_epochs)
     return PhaseResult(phase, int(phase_steps), rollouts, gen, lp, e, training_s,
-                       refit, rollout, offload, engine)  # fmt: skip
+                       refit, rollout, offload, engine, lp_offload)  # fmt: skip
 
 
 SEQ_LEN_ROUND = 128
@@ -432,6 +442,9 @@ def stage_assumptions(stage: RLStage | GenerationStage, phases: list[PhaseResult
             {"name": "offload_training_state", "value": stage.offload_training_state, "source": "the plan; where true "
              "the optimizer states go to pageable host memory and back at Assumptions.pageable_copy_bytes_per_s and "
              "the weights to a pinned copy at pinned_copy_bytes_per_s, each way per step (docs/model.md §17.4)"},
+            {"name": "offload_optimizer_for_logprob", "value": stage.offload_optimizer_for_logprob, "source": "the "
+             "plan; where true and the states are not already out, the optimizer states go to pageable host memory "
+             "before the log-prob passes and back before training, each step (NeMo RL up to v0.4.0, §17.4)"},
             {"name": "schedule", "value": phases[0].rollout.schedule, "source": "docs/model.md §17.5"},
         ]  # fmt: skip
     return out

@@ -125,6 +125,7 @@ def _stage_fields(case: RLCase) -> dict:
         "colocated": colocated,
         # NeMo RL's Megatron worker moves the optimizer out of colocated generation's way every step (§17.4).
         "offload_training_state": colocated,
+        "offload_optimizer_for_logprob": case.offload_optimizer_for_logprob,
         "policy": case.policy or "on_policy",
         "precision": case.precision_train or "bf16",
         "generation_precision": case.precision_generation or "bf16",
@@ -224,12 +225,16 @@ def _step_outcome(case: RLCase, r: RLStageResult) -> Outcome:
     # As NeMo RL's timers split the step: the state's way out is part of the refit (prepare_for_generation), its way
     # back is training_prep, apart from policy_training.
     out_s, back_s = (phase.offload.to_host_s, phase.offload.back_s) if phase.offload else (0.0, 0.0)
+    # The optimizer's round trip around the log-prob passes: out in logprob_inference_prep, back in training_prep.
+    lp = phase.logprob_offload
+    lp_out_s, lp_back_s = (lp.to_host_s, lp.back_s) if lp else (0.0, 0.0)
     # The engine's sleep runs inside NeMo RL's generation timer (finish_generation), its wake inside
     # prepare_for_generation with the refit (grpo.py at cff17f8).
     sleep_s = wake_s = phase.engine_sleep_wake_s / 2
     parts = {"generation": g.seconds + sleep_s, "generation_tail": g.tail_s,
-             "logprob": phase.logprob.seconds if phase.logprob else 0.0, "training": phase.training_s,
-             "refit": phase.refit_s + out_s + wake_s, "training_prep": back_s}  # fmt: skip
+             "logprob_prep": lp_out_s, "logprob": phase.logprob.seconds if phase.logprob else 0.0,
+             "training": phase.training_s, "refit": phase.refit_s + out_s + wake_s,
+             "training_prep": back_s + lp_back_s}  # fmt: skip
     detail = {"schedule": phase.rollout.schedule, "generation_layout": g.layout,
               "output_tokens_per_s_per_gpu": g.tokens_per_s_per_gpu,
               "training_layout": phase.training.layout.to_dict() if phase.training else None,
@@ -378,6 +383,13 @@ def report(outcomes: list[Outcome]) -> dict:
                 "source": "NeMo RL's Megatron worker moves the optimizer to host memory before each colocated refit and "
                 "back before training (cff17f8); copy rates from NVIDIA-NeMo/RL#3976 and sgl-project/sglang#32032, not "
                 "from these rows (docs/model.md §17.4)",
+            },
+            {
+                "name": "offload_optimizer_for_logprob",
+                "value": {"v0.4 one-step-off rows": True, "every other row": False},
+                "source": "the v0.4.0 tag's Megatron worker moves the optimizer to host memory before the log-prob passes "
+                "and back before training (NVIDIA-NeMo/RL#1404, in v0.5.0, made it an option, off); colocated rows have "
+                "it out already (docs/model.md §17.4)",
             },
         ],  # fmt: skip
     }
