@@ -316,6 +316,24 @@ def test_offload_optimizer_for_logprob_moves_the_optimizer_around_the_logprob_pa
     colocated = _run(tmp_path, offload_training_state=True).rl_stages[0].phases[0]
     both = _run(tmp_path, offload_training_state=True, offload_optimizer_for_logprob=True).rl_stages[0].phases[0]
     assert both.logprob_offload is None and both.rollout.wall_s == colocated.rollout.wall_s
+    # Colocated with the states kept on the GPUs between rollouts: the trip is paid, as on split GPUs.
+    kept = _run(tmp_path).rl_stages[0].phases[0]
+    moved = _run(tmp_path, offload_optimizer_for_logprob=True).rl_stages[0].phases[0]
+    own = training_state_offload(float(moved.training.step.memory.optimizer_bytes), 0.0, DEFAULT)  # 16 GPUs, not 8
+    assert moved.logprob_offload == own and own.to_host_s > 1.0
+    assert moved.rollout.wall_s == pytest.approx(kept.rollout.wall_s + 2 * own.to_host_s, rel=1e-9)
+
+
+def test_the_plan_table_names_the_optimizers_trip_around_the_logprob_passes(tmp_path):
+    """estimate --plan's rollout line names every part of the step: with offload_optimizer_for_logprob, the optimizer's
+    way out and back (it summed to the rollout without being named)."""
+    from simulator.report.rl_table import rl_plan_table
+
+    r = _run(tmp_path, colocated=False, generation_gpus=8, offload_optimizer_for_logprob=True)
+    trip = r.rl_stages[0].phases[0].logprob_offload
+    text = rl_plan_table(r.to_dict())
+    assert f"optimizer to host before the log-prob passes {trip.to_host_s:.1f} s and back {trip.back_s:.1f} s" in text
+    assert "optimizer to host before the log-prob passes" not in rl_plan_table(_run(tmp_path).to_dict())
 
 
 def test_nemo_rl_v040_split_rows_pay_the_optimizers_trip_around_the_logprob_passes(rl_validation_doc):
@@ -825,7 +843,7 @@ def test_rl_case_memory_fraction_comes_from_its_recipe():
 def test_nemo_rl_colocated_steps_move_the_training_state_out_and_back(rl_validation_doc):
     """NeMo RL's Megatron worker offloads the optimizer before each colocated refit and reloads it before training
     (docs/model.md §17.4): every colocated row's refit part holds the way out and its training_prep the way back; the
-    split rows keep their state on the GPUs."""
+    split rows of v0.5 on keep their state on the GPUs (v0.4's move it around the log-prob passes, tested below)."""
     from simulator.analysis.rl_validation import stage_for
     from simulator.inputs.serving_cases import rl_cases
 

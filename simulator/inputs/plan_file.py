@@ -324,7 +324,7 @@ class RLStage(_Generating):
     engine's own weights go to host memory and back on every colocated stage (vLLM sleep level 1, as NeMo RL calls it)."""
     offload_optimizer_for_logprob: bool = False
     """The trainer moves its optimizer states to host memory before the log-prob passes and back before training, every
-    step, colocated or not (NeMo RL's Megatron worker up to v0.4.0: `prepare_for_lp_inference` called
+    rollout, colocated or not (NeMo RL's Megatron worker up to v0.4.0: `prepare_for_lp_inference` called
     `offload_before_refit`; pull request #1404 made it the option `offload_optimizer_for_logprob`, off by default). Where
     offload_training_state is set the states are already on the host then, so it adds nothing (docs/model.md §17.4)."""
     generation_gpus: Annotated[int, Field(ge=1, le=MAX_GPUS)] | None = None

@@ -272,7 +272,7 @@ class RLCase(_PublishedFigure):
     generation_gpus: Count | None = None
     offload_optimizer_for_logprob: bool = False
     """The trainer moves its optimizer states to host memory before the log-prob passes and back before training, every
-    step, as NeMo RL's Megatron worker did up to v0.4.0 (RLStage.offload_optimizer_for_logprob)."""
+    step, as NeMo RL's Megatron worker did on the r0.4.0 branch (RLStage.offload_optimizer_for_logprob)."""
     generation_memory_fraction: Annotated[float, Field(gt=0, le=1)] | None = None
     """The generation engine's share of GPU memory where the recipe sets it (vLLM gpu_memory_utilization); None: the
     release's default (rl_validation.NEMO_MEMORY_FRACTION)."""

@@ -111,6 +111,10 @@ def rl_plan_table(d: dict) -> str:
                 if off:
                     text += (f", training state to host {off['to_host_s']:.1f} s and back {off['back_s']:.1f} s "
                              f"({off['optimizer_bytes'] / GIB:.1f} GiB of optimizer state per GPU)")  # fmt: skip
+                lp_off = p.get("logprob_offload")
+                if lp_off:  # offload_optimizer_for_logprob
+                    text += (f", optimizer to host before the log-prob passes {lp_off['to_host_s']:.1f} s and back "
+                             f"{lp_off['back_s']:.1f} s")  # fmt: skip
                 if p.get("engine_sleep_wake_s"):
                     text += f", engine sleep and wake {p['engine_sleep_wake_s']:.1f} s"  # colocated
             lines.append(text)
