@@ -309,8 +309,8 @@ def claim_table(d: dict) -> str:
         rows.append(
             (
                 "costsim predicts",
-                f"achievable {format_count(p['achievable_gpu_hours'])} GPU-hours (best layout on stack {p['stack']}"
-                f"{without_tp_overlap(p['achievable_layout'])}), "
+                f"achievable {format_count(p['achievable_gpu_hours'])} GPU-hours (stack {p['stack']}"
+                f"{without_tp_overlap(p['achievable_layout'])}, at {p['achievable_basis']}), "
                 f"expected {format_count(p['expected_gpu_hours'])} (what runs like it realized) on {p['num_gpus']} GPUs; "
                 f"claim / expected = {d['ratio_claim_to_prediction']:.2f}; layout: {p['layout_source']}",
             )

@@ -775,6 +775,8 @@ class ClaimPrediction(_Fixed):
     global_batch_tokens: float
     layout: Layout
     layout_source: str
+    achievable_basis: str
+    """The achievable run's layout in words: 'the best layout' (searched), the published run's or the plan stages'."""
     stages: list[StageHours] | None = None
     """With --plan: each covered stage's two numbers."""
 

@@ -405,3 +405,24 @@ def test_a_claim_with_no_layout_on_its_gpus_says_so_in_claims_terms():
     # Too few GPUs for the memory: the fix is more of them, not a divisor (Llama 3.1 405B on 8 H100s).
     r = invoke("claim", "llama-3.1-405b", "--gpu", "h100-sxm", "--num-gpus", "8", "--tokens", "15.6T", "--gpu-hours", "30.84M")
     text = assert_clean_error(r, "does not fit", "give claim more GPUs in --num-gpus, such as the 16,384 the run used")
+
+
+def test_the_achievable_run_says_which_layout_it_holds():
+    """A claim's achievable run holds what the claim's layout states: the published layout where the claim is that run
+    on its GPU (DeepSeek-V3 on 2,048 H800s, V3 report §3.2), each stage's layout for a plan, and the searched best
+    layout otherwise (the same model on 1,000 GPUs). The table and the verdict say which; both said 'best layout' for
+    all three."""
+    from simulator.analysis.claim import PLAN_BASIS, PUBLISHED_BASIS, SEARCHED_BASIS
+
+    cases = [
+        (V3, PUBLISHED_BASIS),
+        (V3[:-1] + ["1000"], SEARCHED_BASIS),
+        (["claim", "--plan", "llama-3.1-405b", "--gpu-hours", "30.84M"], PLAN_BASIS),
+    ]
+    for args, basis in cases:
+        d = claim_json(*args)
+        assert d["prediction"]["achievable_basis"] == basis, args
+        assert f"(on the stack at {basis})" in d["reason"], args
+        line = next(s for s in invoke(*args).output.splitlines() if s.startswith("costsim predicts"))
+        assert f", at {basis})" in line, args
+    assert len({PLAN_BASIS, PUBLISHED_BASIS, SEARCHED_BASIS}) == 3

@@ -61,6 +61,13 @@ class ConventionRates:
         }
 
 
+SEARCHED_BASIS = "the best layout"
+PUBLISHED_BASIS = "the published layout, unpublished fields searched"
+PLAN_BASIS = "each stage's plan layout, unstated fields searched"
+"""What a claim's achievable run holds of its layout (`achievable_basis`): the stack's best layout where costsim searched
+it, the published run's where the claim is that run on its GPU, a plan's stages' where the claim covers a plan."""
+
+
 @dataclass(frozen=True)
 class Prediction:
     """costsim's two numbers for the claimed run (expected and achievable) and where the layout came from."""
@@ -69,7 +76,9 @@ class Prediction:
     """The expected run: the layout practitioners use, realized."""
     layout_source: str
     achievable: Estimate | None = None
-    """The achievable run: the best layout the stack offers, as modelled."""
+    """The achievable run: the best layout the stack offers, as modelled (the fields a published layout states held)."""
+    achievable_basis: str = SEARCHED_BASIS
+    """What the achievable run's layout is, in words: the best one, or the published run's with the rest searched."""
 
     @property
     def gpu_hours(self) -> float:
@@ -97,6 +106,7 @@ class Prediction:
             "global_batch_tokens": e.job.global_batch_tokens,
             "layout": e.layout.to_dict(),
             "layout_source": self.layout_source,
+            "achievable_basis": self.achievable_basis,
         }
 
 
@@ -302,6 +312,7 @@ def verdict(
     achievable_gpu_hours: float | None,
     expected_gpu_hours: float | None,
     max_abs_error: float,
+    achievable_basis: str = SEARCHED_BASIS,
 ) -> tuple[str, str]:
     """(implausible | optimistic | frontier | plausible, reason): where the claim sits against costsim's two numbers.
 
@@ -322,7 +333,7 @@ def verdict(
         return "plausible", f"{need}, within published runs ({best}); no costsim prediction (pass --num-gpus)"
     a, e = achievable_gpu_hours, expected_gpu_hours
     place = (
-        f"claimed {claimed_gpu_hours:,.0f} GPU-hours against costsim's achievable {a:,.0f} (best layout on the stack) "
+        f"claimed {claimed_gpu_hours:,.0f} GPU-hours against costsim's achievable {a:,.0f} (on the stack at {achievable_basis}) "
         f"and expected {e:,.0f} (what runs like it realized)"
     )
     if claimed_gpu_hours < a * (1.0 - max_abs_error):
@@ -388,7 +399,7 @@ def _prediction(
             source = f"published layout of {match.id} ({match.source}); unpublished fields searched"
             if any(note.startswith(MEMORY_MISS) for note in runs.expected.notes):
                 source += "; the run trained at it, which costsim's memory model refuses: costed as if it fitted"
-            return Prediction(runs.expected, source, runs.achievable)
+            return Prediction(runs.expected, source, runs.achievable, PUBLISHED_BASIS)
         except CostsimError:
             if num_gpus is None:  # a user's spec under a published name may not take that layout: no prediction
                 return None
@@ -510,7 +521,9 @@ def assess_claim(
     published, best_id, max_abs_error = _evidence(assumptions, {hw.vendor})
     achievable = prediction.achievable_gpu_hours if prediction else None
     expected = prediction.gpu_hours if prediction else None
-    label, reason = verdict(mfu, precision, best_id, published[best_id], gpu_hours, achievable, expected, max_abs_error)
+    basis = prediction.achievable_basis if prediction else SEARCHED_BASIS
+    label, reason = verdict(mfu, precision, best_id, published[best_id], gpu_hours, achievable, expected, max_abs_error,
+                            basis)  # fmt: skip
     return ClaimResult(
         model=spec.name,
         gpu=hw.name,
@@ -584,6 +597,7 @@ class PlanPrediction:
                 for s in sel
                 if any(n.startswith(MEMORY_MISS) for n in s.estimate.notes)
             ),  # fmt: skip
+            "achievable_basis": PLAN_BASIS,
             "stages": [
                 {
                     "name": s.stage.name,
@@ -640,7 +654,7 @@ def assess_plan_claim(
     published, best_id, max_abs_error = _evidence(assumptions, {s.hw.vendor for s in sel})
     label, reason = verdict(
         mfu, "+".join(precisions), best_id, published[best_id], gpu_hours,
-        prediction.achievable_gpu_hours, prediction.gpu_hours, max_abs_error,
+        prediction.achievable_gpu_hours, prediction.gpu_hours, max_abs_error, PLAN_BASIS,
     )  # fmt: skip
     gpus = {s.estimate.job.num_gpus for s in sel}
     share = gpu_hours / prediction.gpu_hours
