@@ -298,7 +298,7 @@ def test_offloading_stage_adds_the_way_out_to_the_refit_and_the_way_back_before_
 
 def test_offload_optimizer_for_logprob_moves_the_optimizer_around_the_logprob_passes(tmp_path):
     """offload_optimizer_for_logprob (NeMo RL up to v0.4.0: prepare_for_lp_inference called offload_before_refit): the
-    optimizer states go to pageable host memory before the log-prob passes and come back before training, every step.
+    optimizer states go to pageable host memory before the log-prob passes and come back before training, every rollout.
     On split GPUs this is the trainer's time (synchronous: the step grows by both ways; one step off: hidden only under
     a longer generation); where offload_training_state already has the states out it adds nothing."""
     split = {"colocated": False, "generation_gpus": 8}
@@ -338,8 +338,9 @@ def test_the_plan_table_names_the_optimizers_trip_around_the_logprob_passes(tmp_
 
 def test_nemo_rl_v040_split_rows_pay_the_optimizers_trip_around_the_logprob_passes(rl_validation_doc):
     """The v0.4 rows ran the v0.4.0 tag's Megatron worker, whose prepare_for_lp_inference moved the optimizer states to
-    the host (NVIDIA-NeMo/RL pull request #1404, after the tag, made it optional and off): each one-step-off v0.4 row
-    books the way out as logprob_prep and the way back in training_prep; the v0.5 and v0.6 rows pay neither."""
+    the host (NVIDIA-NeMo/RL pull request #1404, never picked into the r0.4.0 branch, made it optional and off): each
+    one-step-off v0.4 row books the way out as logprob_prep and the way back in training_prep, and the assumptions
+    name those rows; the v0.5 and v0.6 rows pay neither."""
     from simulator.inputs.serving_cases import rl_cases
 
     for case in rl_cases():
@@ -349,6 +350,8 @@ def test_nemo_rl_v040_split_rows_pay_the_optimizers_trip_around_the_logprob_pass
     for case_id in [k for k in DOCUMENTED_ERRORS if k.endswith("-1-off")]:
         split = rows[case_id]["split"]
         assert split["logprob_prep"] == pytest.approx(split["training_prep"], rel=1e-12) and split["logprob_prep"] > 5.0
+    (trip,) = [a for a in rl_validation_doc["assumptions"] if a["name"] == "offload_optimizer_for_logprob"]
+    assert trip["value"] == {"set_on": sorted(k for k in DOCUMENTED_ERRORS if k.endswith("-1-off"))}
 
 
 def test_a_colocated_engine_sleeps_and_wakes_every_rollout_and_a_split_one_does_not(tmp_path):

@@ -572,6 +572,9 @@ class PlanPrediction:
     def num_gpus(self) -> int:
         return max(s.estimate.job.num_gpus for s in self.selected())
 
+    achievable_basis = PLAN_BASIS
+    """Each stage's achievable run holds the layout its plan states (Prediction.achievable_basis)."""
+
     @property
     def estimate(self):
         """The largest selected stage's expected run (its layout and sequence stand for the plan where one is needed)."""
@@ -597,7 +600,7 @@ class PlanPrediction:
                 for s in sel
                 if any(n.startswith(MEMORY_MISS) for n in s.estimate.notes)
             ),  # fmt: skip
-            "achievable_basis": PLAN_BASIS,
+            "achievable_basis": self.achievable_basis,
             "stages": [
                 {
                     "name": s.stage.name,
@@ -654,7 +657,7 @@ def assess_plan_claim(
     published, best_id, max_abs_error = _evidence(assumptions, {s.hw.vendor for s in sel})
     label, reason = verdict(
         mfu, "+".join(precisions), best_id, published[best_id], gpu_hours,
-        prediction.achievable_gpu_hours, prediction.gpu_hours, max_abs_error, PLAN_BASIS,
+        prediction.achievable_gpu_hours, prediction.gpu_hours, max_abs_error, prediction.achievable_basis,
     )  # fmt: skip
     gpus = {s.estimate.job.num_gpus for s in sel}
     share = gpu_hours / prediction.gpu_hours

@@ -42,6 +42,7 @@ from simulator.run.rl import (
     generate,
     generation_setup,
     logprob,
+    out_and_back_s,
     reference_swap_s,
     refit_model_bytes,
     refit_s,
@@ -310,14 +311,14 @@ def _rollout(stage: RLStage | GenerationStage, spec: ModelSpec, hw: HardwareProf
         refit = refit_s(refit_model_bytes(spec), stage.num_gpus, rates.fabric, assumptions.refit_export_bytes_per_s)
     # The state goes out as part of the refit (NeMo RL times both as prepare_for_generation) and comes back before
     # training (training_prep).
-    out_s, back_s = (offload.to_host_s, offload.back_s) if offload else (0.0, 0.0)
+    out_s, back_s = out_and_back_s(offload)
     out_s += engine
     lp_offload = None
     if stage.offload_optimizer_for_logprob and offload is None:
         # Out before the log-prob passes (NeMo RL's logprob_inference_prep), back before training (training_prep): on
         # the trainer's side of the step, so a one-step-off rollout hides it only under a longer generation.
         lp_offload = training_state_offload(float(e.step.memory.optimizer_bytes), 0.0, assumptions)
-    lp_out_s, lp_back_s = (lp_offload.to_host_s, lp_offload.back_s) if lp_offload else (0.0, 0.0)
+    lp_out_s, lp_back_s = out_and_back_s(lp_offload)
     rollout = combine(gen.busy_s, gen.tail_s, lp.seconds + lp_out_s, training_s + back_s + lp_back_s, refit + out_s,
                       stage.num_gpus, stage.rollout_gpus, stage.colocated, stage.policy == "one_step_off_policy")  # fmt: skip
     # `steps` are optimizer steps: a rollout trains minibatches_per_rollout x inner_epochs of them.
@@ -444,7 +445,7 @@ def stage_assumptions(stage: RLStage | GenerationStage, phases: list[PhaseResult
              "the weights to a pinned copy at pinned_copy_bytes_per_s, each way per step (docs/model.md §17.4)"},
             {"name": "offload_optimizer_for_logprob", "value": stage.offload_optimizer_for_logprob, "source": "the "
              "plan; where true and the states are not already out, the optimizer states go to pageable host memory "
-             "before the log-prob passes and back before training, each step (NeMo RL up to v0.4.0, §17.4)"},
+             "before the log-prob passes and back before training, each rollout (NeMo RL's r0.4.0 branch, §17.4)"},
             {"name": "schedule", "value": phases[0].rollout.schedule, "source": "docs/model.md §17.5"},
         ]  # fmt: skip
     return out

@@ -25,6 +25,7 @@ from simulator.inputs.catalog import load_model
 from simulator.inputs.plan_file import Plan, RLStage
 from simulator.inputs.serving_cases import TRAINING_DEGREES, RLCase, rl_cases
 from simulator.run.cost import CostOptions
+from simulator.run.rl import out_and_back_s
 from simulator.units import SECONDS_PER_HOUR
 
 TARGET_MAX_ABS_ERROR = 0.30
@@ -224,10 +225,9 @@ def _step_outcome(case: RLCase, r: RLStageResult) -> Outcome:
     g = phase.generation
     # As NeMo RL's timers split the step: the state's way out is part of the refit (prepare_for_generation), its way
     # back is training_prep, apart from policy_training.
-    out_s, back_s = (phase.offload.to_host_s, phase.offload.back_s) if phase.offload else (0.0, 0.0)
+    out_s, back_s = out_and_back_s(phase.offload)
     # The optimizer's round trip around the log-prob passes: out in logprob_inference_prep, back in training_prep.
-    lp = phase.logprob_offload
-    lp_out_s, lp_back_s = (lp.to_host_s, lp.back_s) if lp else (0.0, 0.0)
+    lp_out_s, lp_back_s = out_and_back_s(phase.logprob_offload)
     # The engine's sleep runs inside NeMo RL's generation timer (finish_generation), its wake inside
     # prepare_for_generation with the refit (grpo.py at cff17f8).
     sleep_s = wake_s = phase.engine_sleep_wake_s / 2
@@ -386,10 +386,11 @@ def report(outcomes: list[Outcome]) -> dict:
             },
             {
                 "name": "offload_optimizer_for_logprob",
-                "value": {"v0.4 one-step-off rows": True, "every other row": False},
-                "source": "the v0.4.0 tag's Megatron worker moves the optimizer to host memory before the log-prob passes "
-                "and back before training (NVIDIA-NeMo/RL#1404, in v0.5.0, made it an option, off); colocated rows have "
-                "it out already (docs/model.md §17.4)",
+                "value": {"set_on": sorted(o.case.id for o in outcomes if o.case.offload_optimizer_for_logprob)},
+                "source": "the rows that set it (the v0.4 one-step-off rows): the r0.4.0 branch's Megatron worker moves "
+                "the optimizer to host memory before the log-prob passes and back before training (NVIDIA-NeMo/RL#1404, "
+                "first released in v0.5.0, made it an option, off); colocated rows have it out already (docs/model.md "
+                "§17.4)",
             },
         ],  # fmt: skip
     }

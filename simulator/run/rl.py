@@ -272,6 +272,11 @@ class Offload:
                 "back_s": self.back_s}  # fmt: skip
 
 
+def out_and_back_s(offload: Offload | None) -> tuple[float, float]:
+    """(seconds out, seconds back) of an offload; (0, 0) where there is none."""
+    return (offload.to_host_s, offload.back_s) if offload else (0.0, 0.0)
+
+
 def training_state_offload(optimizer_bytes: float, weight_bytes: float, assumptions: Assumptions) -> Offload:
     """Seconds to move a training GPU's optimizer states (one tensor at a time, to pageable host memory) and its
     weights (to a pinned host copy) out before the refit, and the same back before training.
