@@ -224,6 +224,24 @@ def test_refit_export_rate_against_the_two_measured_refits():
         assert abs(model_bytes[held_out] / rate / measured - 1) <= 0.13, held_out
 
 
+# NVIDIA-NeMo/RL pull request #1267 (the ZMQ colocated refit that r0.4.0 picked as #1409), its author in the review
+# thread of 2025-10-18: "the complete DeepSeek-V3 refitting takes ~35 seconds with over 175 distinct IPC transfers".
+# The layout is not named; taken as the v0.4 on-policy H100 row's (256 GPUs, vLLM TP 32), the one colocated
+# DeepSeek-V3 recipe at the v0.4.0 tag. Out of sample: nothing in costsim is set from it.
+COLOCATED_REFIT_MEASURED_S = 35.0
+
+
+def test_colocated_deepseek_v3_refit_against_the_one_published_time(rl_validation_doc):
+    """The refit validate rl books for the v0.4 on-policy DeepSeek-V3 row (colocated_refit_s's export and gather, the
+    optimizer's way out, the engine's wake: the span of NeMo RL's refit_policy_generation) against PR #1267's ~35 s:
+    -9.9% today; tolerance 20%, as the figure is approximate and its layout assumed. It also says the refit is not
+    where that row's missing 55 s are (docs/model.md §17.7)."""
+    row = next(c for c in rl_validation_doc["cases"] if c["id"] == "nemo-rl-v0.4-deepseek-v3-h100x256-on-policy")
+    refit = row["split"]["refit"]
+    assert abs(refit / COLOCATED_REFIT_MEASURED_S - 1) <= 0.20, refit
+    assert row["reported"] - row["predicted"] > 2 * abs(refit - COLOCATED_REFIT_MEASURED_S)
+
+
 def test_colocated_step_is_generation_plus_logprob_plus_training_plus_refit(tmp_path):
     r = _run(tmp_path).rl_stages[0]
     model, hw = load_model("llama-3.1-8b"), load_hardware("h100-sxm")
