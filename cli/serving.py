@@ -260,7 +260,9 @@ def serve_table(d: dict) -> str:
         rate = format_rate(p["input_tokens_per_s_per_gpu"])
         ttft = f"TTFT {p['ttft_s'] / MILLI:,.0f} ms" + (" (token-weighted prompt)" if req["workload"] else "")
         lines.append(f"prefill  {rate:>10} input tok/s/GPU   {ttft}   "
-                     f"{layout}, {counted(p['prompts_per_pass'], 'prompt')} per pass")  # fmt: skip
+                     f"{layout}, {counted(p['prompts_per_pass'], 'prompt')} per pass"
+                     + (f"; holds the stage {p['gpu_time_held_per_prefill']:.2f}x its pass (co-located)"
+                        if p["gpu_time_held_per_prefill"] > 1 else ""))  # fmt: skip
     if "decode" in d:
         x = d["decode"]
         lay = x["layout"]

@@ -1312,8 +1312,11 @@ class Prefill(_Fixed):
     prompt (what computing a token costs, the alternative to loading a cached one)."""
     uncached_tokens_per_s_per_gpu: float
     """The prompts' cache misses per second per GPU: input_tokens_per_s_per_gpu x (1 - the cache-hit rate), the mean
-    misses the passes serve; usd_per_million_input_tokens is priced at it, so a day's misses at that price cost what
-    its passes do."""
+    misses the passes serve; usd_per_million_input_tokens is priced at it over gpu_time_held_per_prefill, so a day's
+    misses at that price cost what its passes hold."""
+    gpu_time_held_per_prefill: float
+    """GPU time a prompt's prefill holds over its own pass time: above 1 for a co-located MoE deployment with attention
+    DP, where a group's prefill stalls the stage's other groups (docs/model.md §16.7); 1 otherwise."""
     cached_token_gpu_s: float
     """GPU-seconds of one cache-hit token besides the pass: loading its KV over the GPU's network link, or computing
     it where that is cheaper (what usd_per_million_cached_input_tokens prices); input_tokens_per_s_per_gpu leaves it
@@ -1403,7 +1406,8 @@ class ServeOutput(Document):
     prefill: Prefill | None = None
     usd_per_million_input_tokens: float | None = None
     """Dollars per million uncached input tokens: the prompt tokens prefill computes (cache misses), at its computed
-    rate. Not per input token of every kind: cache hits are priced by usd_per_million_cached_input_tokens, and all
+    rate (a co-located MoE deployment's over gpu_time_held_per_prefill, the stage time a prefill holds). Not per input
+    token of every kind: cache hits are priced by usd_per_million_cached_input_tokens, and all
     input at hit rate h costs (1 - h) x this + h x that. This one rises with h, as the missed tokens attend
     over a longer cached prefix."""
     usd_per_million_cached_input_tokens: float | None = None

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from simulator.errors import CostsimError, InfeasibleError, InputError, LayoutError
-from simulator.inputs.catalog import load_model
+from simulator.inputs.catalog import load_hardware, load_model
 from simulator.model.serve import decode
 from simulator.model.serve.decode import Candidates, memory_per_gpu, step_s, throughput
 from simulator.model.serve.kv_cache import kv_bytes_per_token, kv_shard
@@ -591,3 +591,50 @@ def test_a_hit_share_reads_true_in_the_table():
     out = invoke("serve", "llama-3.1-8b", "--gpu", "h100-sxm", "--input-len", "100", "--output-len", "50",
                  "--cache-hit-rate", "0.999").output  # fmt: skip
     assert "cache hits 99.9%" in out.splitlines()[0]
+
+
+# ------------------------------------------------------------------ review fixes (search floors, --ep co-located)
+
+
+def test_long_context_decodes_fewer_sequences_than_gpus():
+    """A review found a 128K-token request refused on every layout: one sequence's KV cache (128,000 x 516,096 B,
+    61.5 GiB) is what one sequence per GPU holds whatever the TP, and the batch grid started at one per GPU. With
+    batches below one, a TP group of t GPUs may decode fewer than t sequences (whole ones), and one fits."""
+    from simulator.model.serve.search import BATCH_GRID
+
+    assert {2.0**-i for i in range(1, 11)} <= set(BATCH_GRID) and min(BATCH_GRID) == 2.0**-10
+    d = serve(ServeRequest("llama-3.1-405b", "l40s", input_len=128_000, output_len=1000, phase="decode")).to_dict()
+    x = d["decode"]
+    per_group = x["layout"]["tp"] * x["batch_per_gpu"]
+    assert x["batch_per_gpu"] < 1 and per_group >= 1 and per_group == int(per_group)
+    assert d["memory_per_gpu_gib"]["total"] * 2**30 <= load_hardware("l40s").memory_bytes
+
+
+def test_a_latency_target_may_take_one_sequence_per_tp_group():
+    """The fastest decode per user is a whole TP group on one sequence: 8 GPUs on Llama 3.1 70B reach a TPOT the
+    one-sequence-per-GPU floor of the old grid could not (its fastest was TPOT 10.44 ms, 95.8 tokens/s; a review)."""
+    d = serve(ServeRequest("llama-3.1-70b", "h100-sxm", phase="decode", tpot_s=0.0103)).to_dict()["decode"]
+    assert d["tpot_s"] <= 0.0103 and d["batch_per_gpu"] < 1
+
+
+def test_prefill_tries_one_prompt_per_tp_group():
+    """A TP group of t GPUs at 1,024 tokens per GPU took t prompts of 1,024 tokens, so --ttft-ms 100 on Llama 3.1 70B
+    was refused although one prompt on TP 2 or more prefills in under 100 ms (a review). prefill_batches adds one
+    prompt per pass to each TP degree's batches."""
+    from simulator.model.serve.search import PREFILL_TOKENS_PER_GPU, prefill_batches
+
+    assert prefill_batches(1024, 8) == (1, 8, 16, 32, 64, 128, 256)
+    assert prefill_batches(100_000, 1) == (1,)  # long prompts: one per pass at every size tried
+    assert len(prefill_batches(1024, 1)) == len(PREFILL_TOKENS_PER_GPU)  # 1 is already the 1,024-token batch
+    p = serve(ServeRequest("llama-3.1-70b", "h100-sxm", phase="prefill", ttft_s=0.1)).to_dict()["prefill"]
+    assert p["ttft_s"] <= 0.1 and p["prompts_per_pass"] == 1 and p["layout"]["tp"] > 1
+
+
+def test_ep_with_a_colocated_prefill_is_refused():
+    """--deployment colocated prefills on the decode layout, so --ep (a prefill deployment's own expert parallelism)
+    was silently dropped (a review); it is refused, naming what sets that layout."""
+    clean_error(invoke("serve", "deepseek-v3", "--gpu", "h800", "--ep", "8", "--tp", "2", "--deployment", "colocated"),
+                "--ep 8 sets a prefill deployment's own expert parallelism")  # fmt: skip
+    assert "give --dp" in invoke("serve", "deepseek-v3", "--gpu", "h800", "--ep", "8", "--deployment", "colocated").output
+    prefill_only = serve(ServeRequest("deepseek-v3", "h800", phase="prefill", deployment="colocated", ep=8)).to_dict()
+    assert prefill_only["prefill"]["layout"]["ep"] == 8  # no decode layout to follow: --ep is the prefill's own

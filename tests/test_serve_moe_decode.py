@@ -168,6 +168,13 @@ def test_colocated_attention_dp_prefill_costs_the_hold():
     rate = d["prefill"]["input_tokens_per_s_per_gpu"]
     hold = colocated_prefill_hold(8, 128 / 2048)
     assert d["per_request"]["prefill_gpu_s"] == pytest.approx(hold * 1024 / rate)
+    # The $/M of uncached input charges the same hold (a review found it priced at the pass's rate alone, 1.7x under
+    # what per_request charged the same prompt), and the prefill document shows it.
+    assert d["prefill"]["gpu_time_held_per_prefill"] == pytest.approx(hold, rel=1e-12) and hold > 1.5
+    per_token_usd = d["per_request"]["prefill_gpu_s"] / 1024 * d["usd_per_gpu_hour"] / 3600
+    assert d["usd_per_million_input_tokens"] == pytest.approx(per_token_usd * 1e6, rel=1e-9)
+    apart = serve(replace(req, deployment="disaggregated")).to_dict()
+    assert apart["prefill"]["gpu_time_held_per_prefill"] == 1.0
 
 
 # --------------------------------------------------------------------------- the engine's batch cap

@@ -178,6 +178,12 @@ class ServeRequest:
                     "or drop them"
                 )
         _choice("--deployment", self.deployment, DEPLOYMENTS)
+        if self.deployment == "colocated" and self.phase == "both" and self.ep is not None:
+            raise InputError(
+                f"--ep {self.ep} sets a prefill deployment's own expert parallelism, and --deployment colocated prefills "
+                "on the decode layout, whose experts spread over its tp x dp GPUs; give --dp (and --tp) to set that "
+                "layout, or use --deployment disaggregated for a prefill of its own"
+            )
         if not isinstance(self.two_batch_overlap, bool):
             raise InputError(
                 f"two_batch_overlap must be true or false, not {self.two_batch_overlap!r}; "
@@ -464,6 +470,7 @@ def serve_document(e: ServeEstimate) -> dict:
                     "min_tokens_per_s_per_user": req.min_user_speed, "ttft_s": req.ttft_s}  # fmt: skip
     d["kv_cache_bytes_per_token"] = kv_bytes_per_token(s.model, s.kv_dtype)
     rate = e.usd_per_gpu_hour
+    held = _prefill_hold(e)
     if e.prefill is not None:
         p = e.prefill
         d["prefill"] = {
@@ -476,7 +483,10 @@ def serve_document(e: ServeEstimate) -> dict:
             "layout": {"tp": p.tp, "ep": p.ep, "pp": p.pp, "gpus": p.tp * p.ep * p.pp, "precision": p.precision},
             "breakdown_s": {k: float(v) for k, v in p.by_component_s.items()},
         }
-        d["usd_per_million_input_tokens"] = _usd_per_million(rate, p.uncached_tokens_per_s_per_gpu, req.utilization)
+        d["prefill"]["gpu_time_held_per_prefill"] = held
+        # A co-located prompt holds the stage for `held` of its own prefill times (colocated_prefill_hold), so its
+        # uncached tokens cost that much more than the pass's rate, as per_request charges them.
+        d["usd_per_million_input_tokens"] = _usd_per_million(rate, p.uncached_tokens_per_s_per_gpu / held, req.utilization)
         d["usd_per_million_cached_input_tokens"] = rate / SECONDS_PER_HOUR * cached_token_s_per_gpu(s, p) * MEGA / req.utilization
     if e.decode is not None and e.decode_index is not None:
         f, i = e.decode, e.decode_index
@@ -498,10 +508,6 @@ def serve_document(e: ServeEstimate) -> dict:
         d["curve"] = f.curve(i)
     if "prefill" in d and "decode" in d:
         f, i = e.decode, e.decode_index
-        held = 1.0
-        if req.deployment == "colocated" and s.model.moe is not None:  # dense DP replicas do not wait on each other
-            groups, sequences = float(f.candidates.dp[i]), float(f.candidates.tp[i] * f.candidates.batch[i])
-            held = colocated_prefill_hold(groups, sequences * s.tokens_per_step / req.lengths.mean_output_len)
         d["per_request"] = per_request(req, s, e.prefill, float(f.tokens_per_s_per_gpu[i]), rate, held)
     d["utilization"] = req.utilization
     if req.price_sheet is not None:
@@ -530,6 +536,17 @@ def workload_document(req: ServeRequest, s: Setup) -> dict | None:
 
 def _chosen_precisions(d: dict) -> set[str]:
     return {d[phase]["layout"]["precision"] for phase in ("prefill", "decode") if phase in d}
+
+
+def _prefill_hold(e: ServeEstimate) -> float:
+    """GPU time a prompt's prefill holds over its own: colocated_prefill_hold at the chosen decode layout for a
+    co-located MoE deployment with both phases; 1 otherwise (dense DP replicas do not wait on each other)."""
+    s, req = e.setup, e.request
+    if req.deployment != "colocated" or s.model.moe is None or e.decode is None or e.decode_index is None:
+        return 1.0
+    c, i = e.decode.candidates, e.decode_index
+    groups, sequences = float(c.dp[i]), float(c.tp[i] * c.batch[i])
+    return colocated_prefill_hold(groups, sequences * s.tokens_per_step / req.lengths.mean_output_len)
 
 
 def colocated_prefill_hold(dp_groups: float, admissions_per_group_step: float) -> float:

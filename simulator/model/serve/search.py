@@ -26,8 +26,12 @@ from simulator.model.serve.decode import (
 from simulator.units import BYTES_PER_ELEMENT, GIB, MILLI
 
 POWERS_OF_TWO = tuple(2**i for i in range(11))  # 1 .. 1024
-BATCH_GRID = tuple(sorted({*range(1, 17), *(int(round(2 ** (i / 4))) for i in range(16, 53))}))
-"""Sequences per GPU: every count to 16, then four steps per doubling to 8,192."""
+SUB_ONE_BATCHES = tuple(2.0**-i for i in range(10, 0, -1))
+"""Sequences per GPU below one: 1/1024 .. 1/2, so that a TP group of t GPUs may decode 1, 2, 4 .. t/2 sequences
+(tp x batch must be whole for an engine's batch, `Given.whole_sequences`). Long contexts need them: one 128K-token
+sequence's KV cache fills a GPU at one sequence per GPU whatever the TP, and only fewer sequences than GPUs fit."""
+BATCH_GRID = tuple(sorted({*SUB_ONE_BATCHES, *range(1, 17), *(int(round(2 ** (i / 4))) for i in range(16, 53))}))
+"""Sequences per GPU: the powers of two below one, every count to 16, then four steps per doubling to 8,192."""
 MAX_STAGE_GPUS = 1024
 CURVE_POINTS = 24
 
@@ -274,7 +278,15 @@ def _fastest_per_gpu_then_per_user(per_gpu: np.ndarray, per_user: np.ndarray, ok
 # ------------------------------------------------------------------ prefill
 
 PREFILL_TOKENS_PER_GPU = (1024, 2048, 4096, 8192, 16384, 32768)
-"""Prompt tokens per GPU per forward pass tried (engines chunk prefill at a few thousand tokens)."""
+"""Prompt tokens per GPU per forward pass tried (engines chunk prefill at a few thousand tokens), and one prompt per
+TP group per pass besides (`prefill_batches`): the shortest TTFT a layout has."""
+
+
+def prefill_batches(input_len: int, tp: int) -> tuple[int, ...]:
+    """Prompts per TP group per pass: those that put each PREFILL_TOKENS_PER_GPU on a GPU (at least one), and one.
+    A TP group of t GPUs at 1,024 tokens per GPU would take t prompts of 1,024 tokens, so without the single prompt
+    a wide group could never show the TTFT it reaches on one prompt alone."""
+    return tuple(sorted({1, *(max(1, round(per_gpu * tp / input_len)) for per_gpu in PREFILL_TOKENS_PER_GPU)}))
 
 
 @dataclass(frozen=True)
@@ -330,8 +342,8 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
     hit = cache_hit_rate
     kv_per_token = kv_bytes_per_token(model, s.kv_dtype)
     weights: dict[tuple, float] = {}
-    for tp, ep, precision, per_gpu in itertools.product(tps, eps, precisions, PREFILL_TOKENS_PER_GPU):
-        sequences = max(1, round(per_gpu * tp / s.input_len))
+    batches = [(tp, sequences) for tp in tps for sequences in prefill_batches(s.input_len, tp)]
+    for (tp, sequences), ep, precision in itertools.product(batches, eps, precisions):
         ctx = forward_context(model, s.rates, s.input_len, sequences, tp=tp, ep=ep, precision=precision,
                               assumptions=s.assumptions)  # fmt: skip
         fp = forward_pass(ctx)  # the same pass whatever the pipeline stages (they split it, not change it)
