@@ -27,15 +27,20 @@ def validate_rl(format: Annotated[Format, typer.Option("--format", help="Output 
     echo_result(format, doc, doc["cases"], lambda: rl_validation_table(doc))
 
 
-def _split(split: dict | None) -> str:
+def _split(split: dict | None, schedule: str = "") -> str:
+    """A case's parts as its schedule adds them: one after another, or, one step off-policy on split GPUs, the
+    generation beside the trainer's side (a review found the overlapped rows printed as a plain sum)."""
+    from simulator.run.rl import ONE_STEP_OFF
+
     if not split or "generation" not in split:
         return ""
-    prep = split.get("training_prep") or 0.0
-    back = f" + training prep {prep:.1f}" if prep else ""
-    lp_prep = split.get("logprob_prep") or 0.0
-    out = f" + logprob prep {lp_prep:.1f}" if lp_prep else ""
-    return (f"gen {split['generation']:.0f} (tail {split['generation_tail']:.0f}){out} + logprob {split['logprob']:.0f} + "
-            f"train {split['training']:.0f}{back} + refit {split['refit']:.1f} s")  # fmt: skip
+    lp_prep, prep = split.get("logprob_prep") or 0.0, split.get("training_prep") or 0.0
+    gen = f"gen {split['generation']:.0f} (tail {split['generation_tail']:.0f})"
+    trainer = (([f"logprob prep {lp_prep:.1f}"] if lp_prep else []) + [f"logprob {split['logprob']:.0f}"]
+               + ([f"training prep {prep:.1f}"] if prep else []) + [f"train {split['training']:.0f}"])  # fmt: skip
+    if ONE_STEP_OFF in schedule:
+        return f"max({gen}, {' + '.join(trainer)}) + refit {split['refit']:.1f} s"
+    return f"{' + '.join([gen, *trainer])} + refit {split['refit']:.1f} s"
 
 
 def rl_validation_table(doc: dict) -> str:
@@ -46,8 +51,9 @@ def rl_validation_table(doc: dict) -> str:
                          f"{'-':>7}  ({c['not_predicted_because']})")  # fmt: skip
             continue
         band = f"{c['band'][0]:,.0f}-{c['band'][1]:,.0f}  " if c["band"] else ""
+        parts = _split(c["split"], (c["detail"] or {}).get("schedule", ""))
         lines.append(f"{c['id'][:46]:<46} {c['track']:<15} {c['metric']:<12} {c['reported']:>10,.4g} "
-                     f"{c['predicted']:>10,.4g} {c['error']:>+7.1%}  {band}{_split(c['split'])}")  # fmt: skip
+                     f"{c['predicted']:>10,.4g} {c['error']:>+7.1%}  {band}{parts}")  # fmt: skip
     if doc["n_cases"]:
         lines += ["", f"{doc['n_cases']} NeMo RL step times: {doc['within_target']} within 30%; median |error| "
                   f"{doc['median_abs_error']:.1%}, max {doc['max_abs_error']:.1%} ({doc['worst_case']}); "

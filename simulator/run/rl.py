@@ -105,16 +105,21 @@ def generation_setup(model: ModelSpec, hw: HardwareProfile, rates: DeviceRates, 
 
 def _candidates(s: Setup, given: Given, precision: str, batch_cap: float) -> Candidates:
     """Every decode layout of the free fields, with the batch grid cut at `batch_cap` sequences per GPU (the
-    rollout's responses over the GPUs) and that cap itself as a batch."""
+    rollout's responses over the GPUs) and that cap itself as a batch. A TP group decodes at least one sequence: where
+    the responses are fewer than the TP groups, one sequence per group is the batch (the other groups idle), not a
+    fraction of one (a review found 1/8 of a sequence per engine decoding faster than a whole one)."""
     fields = ("tp", "dp", "pp", "batch", "precision")
     grid = decode_candidates(s, Given(given.tp, given.dp, given.pp, None, None), (precision,))
     parts = [grid, decode_candidates(s, Given(given.tp, given.dp, given.pp, batch_cap, None), (precision,))]
+    if given.tp is not None:  # one sequence per TP group, where the grid's powers of two do not hold 1 / tp
+        parts.append(decode_candidates(s, Given(given.tp, given.dp, given.pp, 1.0 / given.tp, None), (precision,)))
     engine_cap = given.max_replica_sequences
     if engine_cap is not None and given.tp is not None:
         # The engine's own cap as a batch of its own where the TP is stated (vLLM max_num_seqs over TP GPUs).
         parts.append(decode_candidates(s, Given(given.tp, given.dp, given.pp, engine_cap / given.tp, None), (precision,)))
     c = Candidates(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
-    keep = c.batch <= batch_cap * (1 + 1e-9)
+    one_per_group = c.tp * c.batch
+    keep = ((c.batch <= batch_cap * (1 + 1e-9)) | (one_per_group <= 1 + 1e-9)) & (one_per_group >= 1 - 1e-9)
     if engine_cap is not None:
         keep &= c.tp * c.batch <= engine_cap * (1 + 1e-9)
     return Candidates(*(getattr(c, f)[keep] for f in fields))
@@ -134,25 +139,28 @@ def generate(s: Setup, responses: float, gpus: int, tail_len: float, precision: 
     divides = np.mod(gpus, c.gpus) == 0
     fits = (memory["total"] <= capacity) & divides
     if not divides.any():
+        stated = (("tp", given.tp), ("dp", given.dp), ("pp", given.pp))
+        fields = ", ".join(f"{k} {'searched' if v is None else v}" for k, v in stated)
         raise LayoutError(
-            f"no decode layout of the fields given (tp {given.tp}, dp {given.dp}, pp {given.pp}) divides the "
-            f"{gpus:,} generation GPUs; give a generation_layout whose tp x dp x pp divides them, or leave fields out"
+            f"no decode layout of the fields given ({fields}) divides the {gpus:,} generation GPUs; give a "
+            "generation_layout whose tp x dp x pp divides them, or leave fields out"
         )
     if not fits.any():
         i = int(np.argmin(np.where(divides, memory["total"], np.inf)))
+        weights, kv = memory["weights"][i], memory["kv_cache"][i]
+        rest = memory["total"][i] - weights - kv
         raise InfeasibleError(
             f"the {gpus:,} generation GPUs cannot hold {s.model.name}: the smallest decode layout that divides them "
             f"(TP{c.tp[i]:.0f} x DP{c.dp[i]:.0f} x PP{c.pp[i]:.0f}) needs {memory['total'][i] / GIB:,.1f} GiB per GPU "
-            f"(weights {memory['weights'][i] / GIB:,.1f} GiB, KV cache {memory['kv_cache'][i] / GIB:,.1f} GiB) against "
-            f"{capacity / GIB:,.1f} GiB; give more GPUs, a narrower generation_precision (fp8; fp4 on Blackwell), "
-            "kv_dtype fp8 or a shorter response "
-            "length"
+            f"(weights {weights / GIB:,.1f} GiB, KV cache {kv / GIB:,.1f} GiB, activations and reserve {rest / GIB:,.1f} "
+            f"GiB) against {capacity / GIB:,.1f} GiB; {_memory_fixes(s, precision, kv, memory['total'][i] - capacity)}"
         )
     fits &= largest_batch(c, fits)
     step = step_s(s, c)["total"]
     per_gpu, per_user = throughput(s, c, step)
     mean = float(s.output_len)
-    bulk = responses * mean / (gpus * per_gpu)
+    # No faster than one response alone decodes its mean (fewer responses than TP groups leave groups idle).
+    bulk = np.maximum(responses * mean / (gpus * per_gpu), mean / per_user)
     tail = max(0.0, tail_len - mean) / per_user
     total = np.where(fits, bulk + tail, np.inf)
     i = int(np.argmin(total))
@@ -162,6 +170,20 @@ def generate(s: Setup, responses: float, gpus: int, tail_len: float, precision: 
     return Generation(responses, gpus, float(s.input_len), mean, max(tail_len, mean), layout, float(per_gpu[i]),
                       float(per_user[i]), float(memory["total"][i]), float(memory["weights"][i]), prefill_s, float(bulk[i]),
                       float(tail[i]))  # fmt: skip
+
+
+def _memory_fixes(s: Setup, precision: str, kv_bytes: float, over_bytes: float) -> str:
+    """What would make a rollout fit, leaving out what the stage already does or what cannot be enough (a review found
+    fp8 advised to a stage generating in fp8, and an FP8 KV cache to one whose cache was 0.1 GiB of a 3.8 GiB excess)."""
+    fixes = ["give more GPUs"]
+    narrower = [p for p in ("fp8", "fp4") if s.hw.has_dtype(p) and BYTES_PER_ELEMENT[p] < BYTES_PER_ELEMENT[precision]]
+    if narrower:
+        fixes.append(f"a narrower generation_precision ({' or '.join(narrower)})")
+    if s.kv_dtype == "bf16" and kv_bytes / 2 >= over_bytes:
+        fixes.append("kv_dtype fp8")
+    if kv_bytes >= over_bytes:
+        fixes.append("shorter responses (mean_response_len, max_response_len)")
+    return ", ".join(fixes[:-1]) + f" or {fixes[-1]}" if len(fixes) > 1 else fixes[0]
 
 
 def largest_batch(c: Candidates, fits: np.ndarray) -> np.ndarray:
@@ -357,6 +379,12 @@ class Rollout:
     schedule: str
 
 
+ONE_STEP_OFF = "one-step off-policy"
+TRAINER_SIDE = "logprob prep + logprob + training prep + training"
+"""The trainer's side of a step as a schedule names it: the passes and the state's trips around them (validate rl's
+logprob_prep and training_prep; a trip not taken is 0)."""
+
+
 def combine(generation_busy_s: float, generation_tail_s: float, logprob_s: float, training_s: float, refit_s: float,
             num_gpus: int, generation_gpus: int, colocated: bool, off_policy: bool) -> Rollout:  # fmt: skip
     """Wall time and GPU-seconds of one rollout (docs/model.md §17.5).
@@ -364,17 +392,19 @@ def combine(generation_busy_s: float, generation_tail_s: float, logprob_s: float
     colocated (every GPU generates, then scores, then trains): wall = generation + logprob + training + refit.
     split on-policy: the same sum; each side idles while the other works.
     split one-step off-policy: generation of the next rollout overlaps scoring and training of this one:
-    wall = max(generation, logprob + training) + refit."""
+    wall = max(generation, logprob + training) + refit.
+    `logprob_s` and `training_s` carry the trainer's state trips before them (TRAINER_SIDE names them), `refit_s` the
+    state's way out and the engine's wake."""
     generation_s = generation_busy_s + generation_tail_s
     # Colocated, every GPU does every phase; split, each side does its own (and refit touches all of them).
     gen_gpus, train_gpus = (num_gpus, num_gpus) if colocated else (generation_gpus, num_gpus - generation_gpus)
     if off_policy and not colocated:
         wall = max(generation_s, logprob_s + training_s) + refit_s
-        schedule = "split GPUs, one-step off-policy: step = max(generation, logprob + training) + refit"
+        schedule = f"split GPUs, {ONE_STEP_OFF}: step = max(generation, {TRAINER_SIDE}) + refit"
     else:
         wall = generation_s + logprob_s + training_s + refit_s
         setting = "colocated" if colocated else "split GPUs"
-        schedule = f"{setting}, synchronous: step = generation + logprob + training + refit"
+        schedule = f"{setting}, synchronous: step = generation + {TRAINER_SIDE} + refit"
     gpu = {
         "generation": gen_gpus * generation_busy_s,
         "logprob": train_gpus * logprob_s,
