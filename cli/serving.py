@@ -277,8 +277,11 @@ def serve_table(d: dict) -> str:
         r = d["per_request"]
         lines.append(f"service  {format_rate(r['output_tokens_per_s_per_gpu']):>10} output tok/s/GPU with prefill, "
                      f"{format_rate(r['total_tokens_per_s_per_gpu'])} total; {r['gpu_s']:,.2f} GPU-s per request")  # fmt: skip
+    tco = d["price"].get("tco_cost_usd")  # the price block is of one GPU-hour
     lines.append(
         f"price    {usd(d['usd_per_gpu_hour'])}/GPU-hour ({d['price']['price_quote']['label']})"
+        # the other basis, as estimate's cost block shows it (a review found --gpu-purchase-usd silent here)
+        + (f"; TCO instead {usd(tco)}/GPU-hour (--pricing tco)" if d["price"]["basis"] == "rental" and tco else "")
         + ("" if d["utilization"] == 1 else f"; $/M at {d['utilization']:.0%} utilization (served / provisioned)")
     )
     # Input is priced per uncached (computed) token; the cache hits have a price of their own. (An uncached token's

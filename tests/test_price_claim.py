@@ -118,6 +118,16 @@ def test_an_assumed_architecture_for_o1_is_costed_and_labelled():
     assert "your assumption" in d["verdict"]
 
 
+def test_a_claim_within_by_some_mix_but_not_the_stated_one_says_so():
+    """A review read 'WITHIN ... meets what the list prices give' after '--mix 0:1 ... 27.4x (outside the claim)' as a
+    contradiction: the verdict keeps §16.12's rule (some mix reaches 30x) and says the stated one does not."""
+    d = api.price_claim(R1, O1, "30", mix="0:1").to_dict()
+    assert d["within_price_ratio"] is True and d["mix_ratio_within_claim"] is False
+    assert "meets what the list prices give at some token mixes, though not at the stated one." in d["verdict"]
+    inside = api.price_claim(R1, O1, "20-50").to_dict()
+    assert "meets what the list prices give." in inside["verdict"] and "though not" not in inside["verdict"]
+
+
 def test_a_stated_mix_changes_the_mix_ratio_only():
     d = api.price_claim(R1, O1, "20-50", mix="1:1", cache_hit_rate=0.0).to_dict()
     assert d["mix"]["shares"] == {"input": 0.5, "cached_input": 0.0, "output": 0.5}

@@ -638,3 +638,16 @@ def test_ep_with_a_colocated_prefill_is_refused():
     assert "give --dp" in invoke("serve", "deepseek-v3", "--gpu", "h800", "--ep", "8", "--deployment", "colocated").output
     prefill_only = serve(ServeRequest("deepseek-v3", "h800", phase="prefill", deployment="colocated", ep=8)).to_dict()
     assert prefill_only["prefill"]["layout"]["ep"] == 8  # no decode layout to follow: --ep is the prefill's own
+
+
+def test_the_table_shows_the_tco_rate_beside_the_rental_one():
+    """A review found --gpu-purchase-usd without --pricing tco silent in the table (the JSON had tco_cost_usd): the
+    price line names the other basis, as estimate's cost block does ('TCO instead')."""
+    given = invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--gpu-purchase-usd", "30000").output
+    default = invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm").output
+    price = next(line for line in given.splitlines() if line.startswith("price"))
+    assert "$2.10/GPU-hour" in price and "TCO instead $1.48/GPU-hour" in price
+    assert "TCO instead" in default and "TCO instead $1.48" not in default  # the profile's own purchase price
+    tco = next(line for line in invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--pricing", "tco").output.splitlines()
+               if line.startswith("price"))  # fmt: skip
+    assert "TCO instead" not in tco
