@@ -338,3 +338,30 @@ def test_two_batch_overlap_must_be_a_boolean(value):
 
     with pytest.raises(InputError, match="two_batch_overlap must be true or false"):
         api.serve("deepseek-v3", "h800", phase="decode", two_batch_overlap=value)
+
+
+def test_a_colocated_moe_layout_is_chosen_for_the_service_not_the_decode_alone():
+    """A review found `serve deepseek-v3 --gpu b200 --deployment colocated` at 73 tokens/s per user (InferenceMAX's
+    8K/1K shape) picking DP 1,024 for its decode throughput (518 tokens/s per GPU) while each prompt then held the whole
+    stage: 7.8 output tokens/s per GPU with prefill. The co-located pick maximizes the service over a shortlist that
+    holds the decode-best layout, so it serves at least as much as that layout does, here about ten times as much."""
+    from simulator.model.serve.search import best_decode
+    from simulator.run.serve import _hold_at, _prefill, per_request, serve
+
+    req = ServeRequest("deepseek-v3", "b200", workload="inferencemax-8k1k", precision="fp8", deployment="colocated",
+                       min_tokens_per_s_per_user=73)  # fmt: skip
+    e = serve(req)
+    d = e.to_dict()
+    decode_best = best_decode(e.decode, 73)
+    p = _prefill(req, e.setup, ("fp8",), e.decode, decode_best)
+    rate = float(e.decode.tokens_per_s_per_gpu[decode_best])
+    before = per_request(req, e.setup, p, rate, 1.0, _hold_at(req, e.setup, e.decode, decode_best))
+    served = d["per_request"]["output_tokens_per_s_per_gpu"]
+    assert e.decode.candidates.dp[decode_best] >= 512 and before["output_tokens_per_s_per_gpu"] < 10
+    assert served >= before["output_tokens_per_s_per_gpu"] and served > 50
+    assert d["decode"]["tokens_per_s_per_user"] >= 73
+    assert any(a["name"] == "colocated_layout" for a in d["assumptions"])
+    # disaggregated and dense requests keep the decode-best layout
+    apart = serve(replace(req, deployment="disaggregated"))
+    assert apart.decode_index == best_decode(apart.decode, 73)
+    assert not any(a["name"] == "colocated_layout" for a in apart.to_dict()["assumptions"])
