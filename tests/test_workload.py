@@ -185,7 +185,8 @@ def test_colocated_admissions_follow_the_mean_output(tmp_path, monkeypatch):
     d = serve(ServeRequest("deepseek-v3", "h800", deployment="colocated", tp=4, dp=8, pp=1,
                            workload=_write(tmp_path, TWO_CLASSES))).to_dict()  # fmt: skip
     sequences = d["decode"]["layout"]["tp"] * d["decode"]["batch_per_gpu"]
-    assert seen == [pytest.approx(sequences / MEAN_OUT)]
+    # The co-located pick prices every shortlisted layout (one per precision here); the document's hold is the last.
+    assert seen[-1] == pytest.approx(sequences / MEAN_OUT) and pytest.approx(sequences / MEAN_OUT) in seen[:-1]
 
 
 def test_the_shipped_workloads_load_with_their_sources():
