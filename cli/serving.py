@@ -262,7 +262,7 @@ def serve_table(d: dict) -> str:
         lines.append(f"prefill  {rate:>10} input tok/s/GPU   {ttft}   "
                      f"{layout}, {counted(p['prompts_per_pass'], 'prompt')} per pass"
                      + (f"; holds the stage {p['gpu_time_held_per_prefill']:.2f}x its pass (co-located)"
-                        if p["gpu_time_held_per_prefill"] > 1 else ""))  # fmt: skip
+                        if round(p["gpu_time_held_per_prefill"], 2) > 1 else ""))  # fmt: skip
     if "decode" in d:
         x = d["decode"]
         lay = x["layout"]

@@ -120,10 +120,14 @@ def test_an_assumed_architecture_for_o1_is_costed_and_labelled():
 
 def test_a_claim_within_by_some_mix_but_not_the_stated_one_says_so():
     """A review read 'WITHIN ... meets what the list prices give' after '--mix 0:1 ... 27.4x (outside the claim)' as a
-    contradiction: the verdict keeps §16.12's rule (some mix reaches 30x) and says the stated one does not."""
+    contradiction: the verdict keeps §16.12's rule (some mix reaches 30x) and says the stated one does not, naming
+    whether it was the user's or the default (a second review: with no --mix it called the default 'stated')."""
     d = api.price_claim(R1, O1, "30", mix="0:1").to_dict()
     assert d["within_price_ratio"] is True and d["mix_ratio_within_claim"] is False
-    assert "meets what the list prices give at some token mixes, though not at the stated one." in d["verdict"]
+    assert "meets what the list prices give at some token mixes, though not at the --mix given." in d["verdict"]
+    assert "27.4x at the --mix given (outside the claim)" in d["verdict"]
+    default = api.price_claim(R1, O1, "45").to_dict()
+    assert "though not at the default mix (DeepSeek's published day)." in default["verdict"]
     inside = api.price_claim(R1, O1, "20-50").to_dict()
     assert "meets what the list prices give." in inside["verdict"] and "though not" not in inside["verdict"]
 

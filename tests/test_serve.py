@@ -651,3 +651,24 @@ def test_the_table_shows_the_tco_rate_beside_the_rental_one():
     tco = next(line for line in invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--pricing", "tco").output.splitlines()
                if line.startswith("price"))  # fmt: skip
     assert "TCO instead" not in tco
+
+
+def test_a_stated_tp_that_is_not_a_power_of_two_may_decode_fewer_sequences_than_gpus():
+    """A second review: the sub-one batches were powers of two, so TP5 (Llama 2 13B's 40 heads) could not decode
+    fewer than five sequences; with a stated TP the grid holds every k / tp."""
+    from simulator.model.serve.search import batch_grid, capped_batches
+
+    assert {k / 5 for k in range(1, 5)} <= set(batch_grid(5)) and set(batch_grid(None)) < set(batch_grid(5))
+    assert capped_batches(0.5, 5) == (*sorted(b for b in batch_grid(5) if b < 0.5), 0.5)
+    d = serve(ServeRequest("llama-2-13b", "h100-sxm", tp=5, phase="decode", tpot_s=0.005)).to_dict()["decode"]
+    assert d["tpot_s"] <= 0.005 and d["batch_per_gpu"] < 1 and d["layout"]["tp"] * d["batch_per_gpu"] == pytest.approx(4)
+
+
+def test_a_cap_below_one_sequence_per_tp_group_names_the_least_cap():
+    clean_error(invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--phase", "decode", "--max-batch-per-gpu", "0.05"),
+                "use a --max-batch-per-gpu of at least 0.125 (one sequence per TP8 group)")  # fmt: skip
+
+
+def test_ep_with_colocated_names_the_dense_model_first():
+    clean_error(invoke("serve", "llama-3.1-8b", "--gpu", "h100-sxm", "--deployment", "colocated", "--ep", "8"),
+                "is dense (no experts to spread)")  # fmt: skip

@@ -365,3 +365,30 @@ def test_a_colocated_moe_layout_is_chosen_for_the_service_not_the_decode_alone()
     apart = serve(replace(req, deployment="disaggregated"))
     assert apart.decode_index == best_decode(apart.decode, 73)
     assert not any(a["name"] == "colocated_layout" for a in apart.to_dict()["assumptions"])
+
+
+def test_a_colocated_ttft_target_searches_past_the_shortlist_and_names_the_quickest():
+    """A second review found --ttft-ms 100 refused ('the quickest ... gives 129 ms') although TP8 layouts prefill in
+    49 ms: the shortlist held none of them. The pick now widens to the next layouts until one meets the target, and a
+    refusal names the quickest prefill over every layout tried."""
+    from simulator.errors import InfeasibleError
+    from simulator.run.serve import serve
+
+    req = ServeRequest("deepseek-v3", "h800", deployment="colocated", ttft_s=0.1)
+    d = serve(req).to_dict()
+    assert d["prefill"]["ttft_s"] <= 0.1
+    with pytest.raises(InfeasibleError, match=r"no co-located layout's prefill reaches TTFT 10 ms .* gives 48\.7 ms"):
+        serve(replace(req, ttft_s=0.01))
+
+
+def test_the_table_says_a_prefill_holds_the_stage_only_where_it_does():
+    """colocated_prefill_hold is exactly 1 without attention DP (a second review found 1.0000000000000127 printed as
+    'holds the stage 1.00x')."""
+    from tests.cli_support import invoke
+
+    assert colocated_prefill_hold(1, 0.3) == 1.0 and colocated_prefill_hold(1.0, 1e-9) == 1.0
+    held = invoke("serve", "deepseek-v3", "--gpu", "h800", "--deployment", "colocated").output
+    assert "holds the stage 1.68x its pass (co-located)" in held
+    tp_only = invoke("serve", "deepseek-v3", "--gpu", "h800", "--deployment", "colocated", "--input-len", "32000",
+                     "--output-len", "1000").output  # fmt: skip
+    assert "DP1 " in tp_only and "holds the stage" not in tp_only

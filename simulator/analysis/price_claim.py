@@ -580,9 +580,11 @@ def _verdict(d: dict) -> tuple[str, str]:
     label = _claimed_label(claimed)
     kinds = ", ".join(f"{_fmt_ratio(r[k])} per {KIND_LABELS[k]} token" for k in KINDS)
     within = d["within_price_ratio"]
+    # The mix the ratio is taken at: the user's --mix, or the default (DeepSeek's published day).
+    stated = "the --mix given" if "(--mix)" in d["mix"]["source"] else "the default mix (DeepSeek's published day)"
     text = [
         f"PRICE: {'WITHIN' if within else 'OUTSIDE'} the list prices. {b['model']}'s list prices ({b['id']}, {b['date']}) "
-        f"are {kinds} of {a['model']}'s ({a['id']}, {a['date']}), and {_fmt_ratio(r['mix'])} at the stated mix "
+        f"are {kinds} of {a['model']}'s ({a['id']}, {a['date']}), and {_fmt_ratio(r['mix'])} at {stated} "
         f"({'inside' if d['mix_ratio_within_claim'] else 'outside'} the claim). Every token mix lies between "
         f"{_fmt_ratio(span['lowest'])} and {_fmt_ratio(span['highest'])}, so the claimed {label} "
         + (
@@ -591,7 +593,7 @@ def _verdict(d: dict) -> tuple[str, str]:
             else "meets what the list prices give."
             if d["mix_ratio_within_claim"]
             # WITHIN by some mix, not by the one stated (a review read the two as a contradiction after --mix)
-            else "meets what the list prices give at some token mixes, though not at the stated one."
+            else f"meets what the list prices give at some token mixes, though not at {stated}."
         )
     ]
     if within:

@@ -111,8 +111,6 @@ def _candidates(s: Setup, given: Given, precision: str, batch_cap: float) -> Can
     fields = ("tp", "dp", "pp", "batch", "precision")
     grid = decode_candidates(s, Given(given.tp, given.dp, given.pp, None, None), (precision,))
     parts = [grid, decode_candidates(s, Given(given.tp, given.dp, given.pp, batch_cap, None), (precision,))]
-    if given.tp is not None:  # one sequence per TP group, where the grid's powers of two do not hold 1 / tp
-        parts.append(decode_candidates(s, Given(given.tp, given.dp, given.pp, 1.0 / given.tp, None), (precision,)))
     engine_cap = given.max_replica_sequences
     if engine_cap is not None and given.tp is not None:
         # The engine's own cap as a batch of its own where the TP is stated (vLLM max_num_seqs over TP GPUs).

@@ -29,8 +29,10 @@ from simulator.model.serve.search import (
     Given,
     PrefillPoint,
     best_decode,
+    best_per_layout,
     best_prefill,
     check_tp,
+    eligible,
     prefill_points,
     search_decode,
 )
@@ -178,12 +180,6 @@ class ServeRequest:
                     "or drop them"
                 )
         _choice("--deployment", self.deployment, DEPLOYMENTS)
-        if self.deployment == "colocated" and self.phase == "both" and self.ep is not None:
-            raise InputError(
-                f"--ep {self.ep} sets a prefill deployment's own expert parallelism, and --deployment colocated prefills "
-                "on the decode layout, whose experts spread over its tp x dp GPUs; give --dp (and --tp) to set that "
-                "layout, or use --deployment disaggregated for a prefill of its own"
-            )
         if not isinstance(self.two_batch_overlap, bool):
             raise InputError(
                 f"two_batch_overlap must be true or false, not {self.two_batch_overlap!r}; "
@@ -353,6 +349,12 @@ def setup_for(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> Setup:
     if req.ep is not None and (model.moe is None or model.moe.n_routed_experts % req.ep):
         what = "is dense (no experts to spread)" if model.moe is None else f"has {model.moe.n_routed_experts} routed experts"
         raise InputError(f"--ep {req.ep} does not divide the experts: {model.name} {what}; give a divisor or leave --ep out")
+    if req.deployment == "colocated" and req.phase == "both" and req.ep is not None:  # (a dense model is refused above)
+        raise InputError(
+            f"--ep {req.ep} sets a prefill deployment's own expert parallelism, and --deployment colocated prefills "
+            "on the decode layout, whose experts spread over its tp x dp GPUs; give --dp (and --tp) to set that "
+            "layout, or use --deployment disaggregated for a prefill of its own"
+        )
     if req.pp is not None and req.pp > model.n_layers:
         raise InputError(f"--pp {req.pp} is more pipeline stages than {model.name}'s {model.n_layers} layers; give at most "
                          f"{model.n_layers}")  # fmt: skip
@@ -428,38 +430,56 @@ def _colocated_pick(req: ServeRequest, s: Setup, precisions, decode: DecodeSearc
     that serves the most output tokens per second per GPU with its prompts' prefill and the stage hold included
     (per_request). Decode throughput alone picks wide attention DP, where each prompt holds the whole stage: DeepSeek-V3
     on B200 at 73 tokens/s per user took DP 1,024 and served 7.8 output tokens/s per GPU (a review)."""
-    c, per_gpu, per_user = decode.candidates, decode.tokens_per_s_per_gpu, decode.tokens_per_s_per_user
-    ok = decode.fits.copy()
-    if req.min_user_speed is not None:
-        ok &= per_user >= req.min_user_speed
-    best_of_layout: dict[tuple, int] = {}
-    for i in np.nonzero(ok)[0]:
-        key = (c.tp[i], c.dp[i], c.pp[i], c.precision[i])
-        j = best_of_layout.get(key)
-        if j is None or per_gpu[i] > per_gpu[j]:
-            best_of_layout[key] = int(i)
-    ranked = sorted(best_of_layout.values(), key=lambda i: -per_gpu[i])
+    c, per_gpu = decode.candidates, decode.tokens_per_s_per_gpu
+    ranked = best_per_layout(decode, eligible(decode, req.min_user_speed))
     # Half of the fastest overall, half of the fastest without attention DP (no hold: a slower decode may serve more).
     half = COLOCATED_SHORTLIST // 2
     no_dp = [i for i in ranked if c.dp[i] == 1][:half]
     shortlist = list(dict.fromkeys([index, *ranked[:half], *no_dp]))
+    rest = [i for i in ranked if i not in set(shortlist)]
+    hbm = s.hw.memory_bytes
     best: tuple[float, int, PrefillPoint] | None = None
-    for i in shortlist:
-        try:
-            p = _prefill(req, s, precisions, decode, i)
-        except InfeasibleError:  # its prefill does not fit, or misses --ttft-ms
-            continue
-        served = per_request(req, s, p, float(per_gpu[i]), 1.0, _hold_at(req, s, decode, i))["output_tokens_per_s_per_gpu"]
-        if best is None or served > best[0] * (1.0 + ROUNDING_RELATIVE):
-            best = (served, i, p)
-    if best is None:  # no layout's prefill fits or meets the target: best_decode's says why
+    quickest: PrefillPoint | None = None  # the shortest TTFT of any prefill that fits, for a refusal
+    while True:
+        for i in shortlist:
+            points = [p for p in _prefill_points(req, s, precisions, decode, i) if p.memory_bytes <= hbm]
+            if not points:  # this layout's prefill does not fit
+                continue
+            fastest = min(points, key=lambda p: p.ttft_s)
+            quickest = fastest if quickest is None or fastest.ttft_s < quickest.ttft_s else quickest
+            if req.ttft_s is not None and fastest.ttft_s > req.ttft_s:
+                continue
+            p = best_prefill(points, hbm, req.ttft_s, s.kv_dtype)
+            served = per_request(req, s, p, float(per_gpu[i]), 1.0, _hold_at(req, s, decode, i))["output_tokens_per_s_per_gpu"]
+            if best is None or served > best[0] * (1.0 + ROUNDING_RELATIVE):
+                best = (served, i, p)
+        if best is not None or not rest:
+            break
+        # None of these serves (a --ttft-ms no prefill on them meets, or no prefill fits): the next layouts, as many.
+        shortlist, rest = rest[:COLOCATED_SHORTLIST], rest[COLOCATED_SHORTLIST:]
+    if best is not None:
+        return best[1], best[2]
+    if quickest is None:  # no layout's prefill fits: the decode-best's refusal names the parts
         return index, _prefill(req, s, precisions, decode, index)
-    return best[1], best[2]
+    finding = (
+        f"no co-located layout's prefill reaches TTFT {req.ttft_s / MILLI:.3g} ms on the {len(ranked):,} decode layouts "
+        f"that meet the decode targets; the quickest (TP{quickest.tp} x EP{quickest.ep} x PP{quickest.pp}, "
+        f"{quickest.sequences} prompt(s) per TP group per pass) gives {quickest.ttft_s / MILLI:.3g} ms"
+    )
+    raise InfeasibleError(f"{finding}; relax --ttft-ms, shorten --input-len, or use --deployment disaggregated", finding)
 
 
 def _prefill(req: ServeRequest, s: Setup, precisions, decode: DecodeSearch | None, index: int | None) -> PrefillPoint:
     """Prefill on the decode layout when co-located (its TP, its attention-DP groups as EP, its PP); else its own
     search over TP, EP (divisors of the experts), PP and precision."""
+    points = _prefill_points(req, s, precisions, decode, index)
+    return best_prefill(points, s.hw.memory_bytes, req.ttft_s, s.kv_dtype)
+
+
+def _prefill_points(
+    req: ServeRequest, s: Setup, precisions, decode: DecodeSearch | None, index: int | None
+) -> list[PrefillPoint]:
+    """The prefill layouts and batches _prefill chooses among."""
     model, domain = s.model, s.hw.domain_gpus
     if req.deployment == "colocated" and decode is not None and index is not None:
         c = decode.candidates
@@ -472,8 +492,7 @@ def _prefill(req: ServeRequest, s: Setup, precisions, decode: DecodeSearch | Non
         eps = (req.ep,) if req.ep else tuple(e for e in (1, 8, 16, 32, 64) if experts % e == 0)
         pps = (req.pp,) if req.pp else tuple(p for p in (1, 2, 4, 8) if p <= model.n_layers)
     transfer = s.hw.scale_out_bytes_per_s if req.deployment == "disaggregated" else None
-    points = prefill_points(prefill_setup(s, req.lengths), tps, eps, precisions, req.cache_hit_rate, transfer, pps)
-    return best_prefill(points, s.hw.memory_bytes, req.ttft_s, s.kv_dtype)
+    return prefill_points(prefill_setup(s, req.lengths), tps, eps, precisions, req.cache_hit_rate, transfer, pps)
 
 
 # ------------------------------------------------------------------ the document
@@ -625,8 +644,10 @@ def colocated_prefill_hold(dp_groups: float, admissions_per_group_step: float) -
     holds a prefill with probability 1 - (1 - p)^dp, so each prompt holds the stage for (1 - (1 - p)^dp) / p prompt
     prefill times instead of one: dp when prompts are rare (each prefills alone), 1 when every group prefills every
     step. 1 without attention DP."""
+    if dp_groups <= 1:  # no other group to stall (the formula's 1 up to float noise)
+        return 1.0
     p = min(max(admissions_per_group_step, 1e-9), 1.0)
-    return (1.0 - (1.0 - p) ** max(dp_groups, 1.0)) / p
+    return (1.0 - (1.0 - p) ** dp_groups) / p
 
 
 def per_request(req: ServeRequest, s: Setup, prefill: PrefillPoint, output_tokens_per_s_per_gpu: float,

@@ -71,12 +71,21 @@ def check_tp(model, tp: int | None) -> None:
         )
 
 
-def capped_batches(max_batch: float | None) -> tuple[float, ...]:
-    """The decode batch grid up to an engine's cap, with the cap itself; the whole grid without one."""
+def batch_grid(tp: int | None = None) -> tuple[float, ...]:
+    """BATCH_GRID, and with a stated TP every k / tp below one (k = 1 .. tp - 1): a TP group of any size may decode
+    fewer sequences than its GPUs (the powers of two below one give that only at power-of-two TPs)."""
+    if tp is None or tp <= 1:
+        return BATCH_GRID
+    return tuple(sorted({*BATCH_GRID, *(k / tp for k in range(1, tp))}))
+
+
+def capped_batches(max_batch: float | None, tp: int | None = None) -> tuple[float, ...]:
+    """The decode batch grid (batch_grid) up to an engine's cap, with the cap itself; the whole grid without one."""
+    grid = batch_grid(tp)
     if max_batch is None:
-        return tuple(BATCH_GRID)
-    cap = {max_batch} if max_batch <= BATCH_GRID[-1] else set()  # a cap above the grid does not widen it
-    return tuple(sorted({b for b in BATCH_GRID if b < max_batch} | cap))
+        return grid
+    cap = {max_batch} if max_batch <= grid[-1] else set()  # a cap above the grid does not widen it
+    return tuple(sorted({b for b in grid if b < max_batch} | cap))
 
 
 def decode_candidates(s: Setup, given: Given, precisions: tuple[str, ...]) -> Candidates:
@@ -92,7 +101,7 @@ def decode_candidates(s: Setup, given: Given, precisions: tuple[str, ...]) -> Ca
     else:
         dps = _options(given.dp, POWERS_OF_TWO if model.moe else (1,))
         pps = _options(given.pp, tuple(p for p in (1, 2, 4, 8, 16) if p <= model.n_layers))
-    batches = _options(given.batch, capped_batches(given.max_batch))
+    batches = _options(given.batch, capped_batches(given.max_batch, given.tp))
     grid = np.array(list(itertools.product(tps, dps, pps, batches)), dtype=float).reshape(-1, 4)
     stage_ok = grid[:, 0] * grid[:, 1] <= MAX_STAGE_GPUS
     keep = stage_ok.copy()
@@ -134,6 +143,10 @@ def decode_candidates(s: Setup, given: Given, precisions: tuple[str, ...]) -> Ca
             rules.append(f"batches stop at --max-batch-per-gpu {given.max_batch:g}")
         rules += ["a TP group decodes a whole number of sequences (tp x batch)"] if not whole_ok.all() else []
         fixes = ["give smaller degrees"] + (["a larger --max-batch-per-gpu"] if given.max_batch is not None else [])
+        if given.max_batch is not None and given.max_batch * max(tps) < 1:
+            # Under one sequence per GPU, only a wider TP group or a larger cap holds a whole sequence (a review).
+            widest = max(tps)
+            fixes = [f"use a --max-batch-per-gpu of at least {1 / widest:g} (one sequence per TP{widest} group)"]
         raise LayoutError(
             f"no decode layout fits{f' the fields given ({stated})' if stated else ''}: {'; '.join(rules)}; "
             f"{' or '.join(fixes)}, or leave fields out to search them"
@@ -254,7 +267,7 @@ def best_decode(found: DecodeSearch, min_tokens_per_s_per_user: float | None) ->
             finding,
         )
     if min_tokens_per_s_per_user is not None:
-        fast = ok & (found.tokens_per_s_per_user >= min_tokens_per_s_per_user)
+        fast = eligible(found, min_tokens_per_s_per_user)
         if not fast.any():
             best = float(found.tokens_per_s_per_user[ok].max())
             finding = (
@@ -265,6 +278,30 @@ def best_decode(found: DecodeSearch, min_tokens_per_s_per_user: float | None) ->
             raise InfeasibleError(f"{finding}; relax --tpot-ms / --min-tokens-per-s-per-user, or allow more GPUs", finding)
         ok = fast
     return _fastest_per_gpu_then_per_user(found.tokens_per_s_per_gpu, found.tokens_per_s_per_user, ok)
+
+
+def eligible(found: DecodeSearch, min_tokens_per_s_per_user: float | None) -> np.ndarray:
+    """The candidates that fit and meet the per-user speed (best_decode picks among them)."""
+    ok = found.fits.copy()
+    if min_tokens_per_s_per_user is not None:
+        ok &= found.tokens_per_s_per_user >= min_tokens_per_s_per_user
+    return ok
+
+
+def best_per_layout(found: DecodeSearch, ok: np.ndarray) -> list[int]:
+    """One candidate per layout (TP, DP, PP, precision) among `ok`, each picked as best_decode picks (the most tokens/s
+    per GPU, ties within rounding to the fastest per user), fastest per GPU first."""
+    c = found.candidates
+    idx = np.nonzero(ok)[0]
+    if len(idx) == 0:
+        return []
+    keys = np.array([f"{c.tp[i]:g}/{c.dp[i]:g}/{c.pp[i]:g}/{c.precision[i]}" for i in idx])
+    picks = []
+    for key in np.unique(keys):
+        members = np.zeros(len(c), dtype=bool)
+        members[idx[keys == key]] = True
+        picks.append(_fastest_per_gpu_then_per_user(found.tokens_per_s_per_gpu, found.tokens_per_s_per_user, members))
+    return sorted(picks, key=lambda i: -found.tokens_per_s_per_gpu[i])
 
 
 def _fastest_per_gpu_then_per_user(per_gpu: np.ndarray, per_user: np.ndarray, ok: np.ndarray) -> int:
