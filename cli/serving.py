@@ -264,12 +264,14 @@ def serve_table(d: dict) -> str:
                      + (f"; holds the stage {p['gpu_time_held_per_prefill']:.2f}x its pass (co-located)"
                         if round(p["gpu_time_held_per_prefill"], 2) > 1 else ""))  # fmt: skip
     if "decode" in d:
+        from simulator.report.serving import decode_batch_text
+
         x = d["decode"]
         lay = x["layout"]
         lay_text = f"TP{lay['tp']} DP{lay['dp']} PP{lay['pp']} EP{lay['ep']} {lay['precision']}"
         lines.append(f"decode   {format_rate(x['output_tokens_per_s_per_gpu']):>10} output tok/s/GPU  "
                      f"{format_rate(x['tokens_per_s_per_user'])} tok/s per user (TPOT {x['tpot_s'] / MILLI:,.1f} ms)   "
-                     f"{lay_text}, {counted(x['batch_per_gpu'], 'sequence')} per GPU"
+                     f"{lay_text}, {decode_batch_text(x)}"
                      + (", host-bound" if x["breakdown_s"].get("host_exposed", 0.0) > 0 else ""))  # fmt: skip
         mem = d["memory_per_gpu_gib"]
         lines.append("memory   " + ", ".join(f"{k} {v:,.1f} GiB" for k, v in mem.items()))

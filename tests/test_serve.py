@@ -607,6 +607,11 @@ def test_long_context_decodes_fewer_sequences_than_gpus():
     x = d["decode"]
     per_group = x["layout"]["tp"] * x["batch_per_gpu"]
     assert x["batch_per_gpu"] < 1 and per_group >= 1 and per_group == int(per_group)
+    # the tables count the TP group's whole sequences beside the fraction per GPU
+    from simulator.report.serving import decode_batch_text
+
+    assert decode_batch_text(x) == f"{x['batch_per_gpu']:g} sequences per GPU ({per_group:g} per TP{x['layout']['tp']} group)"
+    assert decode_batch_text({"batch_per_gpu": 3, "layout": {"tp": 8}}) == "3 sequences per GPU"
     assert d["memory_per_gpu_gib"]["total"] * 2**30 <= load_hardware("l40s").memory_bytes
 
 

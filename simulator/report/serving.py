@@ -13,6 +13,14 @@ from simulator.units import MILLI, counted, format_rate, share_text
 CHARTS = {"curve": "serve_curve.png", "waterfall": "serve_waterfall.png"}
 
 
+def decode_batch_text(decode: dict) -> str:
+    """A decode's batch as a reader counts it: sequences per GPU, and below one per GPU the whole sequences its TP group
+    decodes ('0.5 sequences per GPU (4 per TP8 group)')."""
+    batch, tp = decode["batch_per_gpu"], decode["layout"]["tp"]
+    text = f"{counted(batch, 'sequence')} per GPU"
+    return text if batch >= 1 else text + f" ({batch * tp:,.6g} per TP{tp} group)"
+
+
 def waterfall_steps(d: dict) -> list[dict]:
     """The chain from a GPU-hour to a million output tokens: price, throughput, utilization, cost per million, and
     (with a price sheet) the list price and the margin it leaves. None at a GPU-hour priced at $0: the chain's dollars
@@ -70,7 +78,7 @@ def build_serve_document(d: dict) -> list[Block]:
         rows.append(["decode", f"{format_rate(x['output_tokens_per_s_per_gpu'])} output tok/s per GPU",
                      f"{format_rate(x['tokens_per_s_per_user'])} tok/s per user",
                      f"TP{lay['tp']} DP{lay['dp']} PP{lay['pp']} EP{lay['ep']} {lay['precision']}, "
-                     f"{counted(x['batch_per_gpu'], 'sequence')} per GPU"])  # fmt: skip
+                     f"{decode_batch_text(x)}"])  # fmt: skip
     blocks += [h2("What one GPU serves"), table(["phase", "throughput", "latency", "layout"], rows)]
     kinds = (
         ("uncached input (computed; cache misses)", "usd_per_million_input_tokens"),
