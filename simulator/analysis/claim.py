@@ -406,17 +406,19 @@ def _prediction(
             # The published layout does not divide or fit this GPU count: search all of it below.
     if num_gpus is None:
         return None
-    # The published run's sequence and batch on the claim's GPUs, else (they do not divide or fit) the model's defaults.
-    tries = [(match.job.seq_len, match.job.global_batch_tokens, f" (sequence and batch of {match.id})")] if match else []
-    tries.append((None, None, f" (the model's default sequence and batch: {match.id}'s do not fit)" if match else ""))
-    for i, (seq_len, batch, how) in enumerate(tries):
+    if match is not None:  # the published run's sequence and batch on the claim's GPUs
         try:
-            runs = _searched(spec, hw, num_gpus, tokens, seq_len, batch, precision, assumptions)
-            return Prediction(runs.expected, "searched by costsim" + how, runs.achievable)
-        except (LayoutError, InfeasibleError) as e:
-            if i == len(tries) - 1:
-                raise type(e)(_no_layout_text(spec, hw, num_gpus, match, e)) from None
-    raise AssertionError("unreachable: the last try returns or raises")
+            runs = _searched(spec, hw, num_gpus, tokens, match.job.seq_len, match.job.global_batch_tokens, precision,
+                             assumptions)  # fmt: skip
+            return Prediction(runs.expected, f"searched by costsim (sequence and batch of {match.id})", runs.achievable)
+        except (LayoutError, InfeasibleError):
+            pass  # they do not divide or fit these GPUs: the model's defaults below
+    try:
+        runs = _searched(spec, hw, num_gpus, tokens, None, None, precision, assumptions)
+    except (LayoutError, InfeasibleError) as e:
+        raise type(e)(_no_layout_text(spec, hw, num_gpus, match, e)) from None
+    how = f" (the model's default sequence and batch: {match.id}'s do not fit)" if match else ""
+    return Prediction(runs.expected, "searched by costsim" + how, runs.achievable)
 
 
 def _searched(spec, hw, num_gpus, tokens, seq_len, batch, precision, assumptions):

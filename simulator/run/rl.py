@@ -116,10 +116,10 @@ def _candidates(s: Setup, given: Given, precision: str, batch_cap: float) -> Can
         # The engine's own cap as a batch of its own where the TP is stated (vLLM max_num_seqs over TP GPUs).
         parts.append(decode_candidates(s, Given(given.tp, given.dp, given.pp, engine_cap / given.tp, None), (precision,)))
     c = Candidates(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
-    one_per_group = c.tp * c.batch
-    keep = ((c.batch <= batch_cap * (1 + 1e-9)) | (one_per_group <= 1 + 1e-9)) & (one_per_group >= 1 - 1e-9)
+    per_group = c.tp * c.batch  # sequences a TP group decodes
+    keep = ((c.batch <= batch_cap * (1 + 1e-9)) | (per_group <= 1 + 1e-9)) & (per_group >= 1 - 1e-9)
     if engine_cap is not None:
-        keep &= c.tp * c.batch <= engine_cap * (1 + 1e-9)
+        keep &= per_group <= engine_cap * (1 + 1e-9)
     return Candidates(*(getattr(c, f)[keep] for f in fields))
 
 

@@ -413,7 +413,8 @@ prefill holds nothing). Each costs a prefill search (about 3 ms)."""
 
 COLOCATED_PICK_ASSUMPTION = {
     "name": "colocated_layout",
-    "value": f"the most output tokens/s per GPU with prefill among {COLOCATED_SHORTLIST} decode layouts",
+    "value": f"the most output tokens/s per GPU with prefill among {COLOCATED_SHORTLIST} decode layouts (more, "
+    f"{COLOCATED_SHORTLIST} at a time, until one meets --ttft-ms)",
     "source": "docs/model.md §16.7: a co-located MoE deployment's prompts hold its attention-DP stage, so the decode "
     "layout is chosen for the service (per_request, hold included), not for decode throughput alone",
 }
@@ -436,7 +437,8 @@ def _colocated_pick(req: ServeRequest, s: Setup, precisions, decode: DecodeSearc
     half = COLOCATED_SHORTLIST // 2
     no_dp = [i for i in ranked if c.dp[i] == 1][:half]
     shortlist = list(dict.fromkeys([index, *ranked[:half], *no_dp]))
-    rest = [i for i in ranked if i not in set(shortlist)]
+    taken = set(shortlist)
+    rest = [i for i in ranked if i not in taken]
     hbm = s.hw.memory_bytes
     best: tuple[float, int, PrefillPoint] | None = None
     quickest: PrefillPoint | None = None  # the shortest TTFT of any prefill that fits, for a refusal
