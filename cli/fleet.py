@@ -116,8 +116,11 @@ def fleet_table(d: dict) -> str:
         lines.append("")
         lines.append(f"published  {pub['source']}")
         for key, f in pub["figures"].items():
+            # costsim / published - 1; for the margin, itself a ratio, its gap in points too (a review read +42.52% as
+            # the margins' difference, which is 231.7 points)
+            points = f"  ({(f['costsim'] - f['published']) * 100:+.1f} points)" if key == "margin" else ""
             lines.append(f"  {key:<14} published {_figure(key, f['published']):>12}  costsim "
-                         f"{_figure(key, f['costsim']):>12}  {_pct(f['relative_difference'])}")  # fmt: skip
+                         f"{_figure(key, f['costsim']):>12}  {_pct(f['relative_difference'])} relative{points}")  # fmt: skip
     for note in d["notes"]:
         lines.append(f"note: {note}")
     return "\n".join(lines)

@@ -241,6 +241,7 @@ def workload_line(w: dict, prefill: bool, decode: bool) -> str:
 
 def serve_table(d: dict) -> str:
     from simulator.report.money import usd
+    from simulator.report.serving import held_text, request_conditions
 
     req = d["request"]
     pool, host_us = req["kv_memory_fraction"], req["host_s_per_sequence"] / MICRO
@@ -250,7 +251,8 @@ def serve_table(d: dict) -> str:
              + ("" if req["two_batch_overlap"] else ", no two-batch overlap")
              + (", KV reserved for whole requests" if req["kv_admission"] == "full-request" else "")
              + ("" if pool == 1 else f", KV pool {pool:.0%} of free memory")
-             + (f", host {host_us:g} us per sequence" if host_us else "")]  # fmt: skip
+             + (f", host {host_us:g} us per sequence" if host_us else "")
+             + "".join(f", {c}" for c in request_conditions(req))]  # fmt: skip
     if req["workload"]:
         lines.append(workload_line(req["workload"], "prefill" in d, "decode" in d))
     if "prefill" in d:
@@ -260,9 +262,7 @@ def serve_table(d: dict) -> str:
         rate = format_rate(p["input_tokens_per_s_per_gpu"])
         ttft = f"TTFT {p['ttft_s'] / MILLI:,.0f} ms" + (" (token-weighted prompt)" if req["workload"] else "")
         lines.append(f"prefill  {rate:>10} input tok/s/GPU   {ttft}   "
-                     f"{layout}, {counted(p['prompts_per_pass'], 'prompt')} per pass"
-                     + (f"; holds the stage {p['gpu_time_held_per_prefill']:.2f}x its pass (co-located)"
-                        if round(p["gpu_time_held_per_prefill"], 2) > 1 else ""))  # fmt: skip
+                     f"{layout}, {counted(p['prompts_per_pass'], 'prompt')} per pass{held_text(p)}")  # fmt: skip
     if "decode" in d:
         from simulator.report.serving import decode_batch_text
 
@@ -274,7 +274,12 @@ def serve_table(d: dict) -> str:
                      f"{lay_text}, {decode_batch_text(x)}"
                      + (", host-bound" if x["breakdown_s"].get("host_exposed", 0.0) > 0 else ""))  # fmt: skip
         mem = d["memory_per_gpu_gib"]
-        lines.append("memory   " + ", ".join(f"{k} {v:,.1f} GiB" for k, v in mem.items()))
+        shared = d["prefill"]["memory_per_gpu_gib"]["total"] if req["deployment"] == "colocated" and "prefill" in d else 0
+        lines.append("memory   " + ", ".join(f"{k} {v:,.1f} GiB" for k, v in mem.items())
+                     # co-located, the prefill's workspace takes the decode's activations' turn on the same GPU
+                     + (f"; {shared:,.1f} GiB while prefilling" if shared > mem["total"] + 0.05 else ""))  # fmt: skip
+    elif "prefill" in d:  # a prefill-only request: its GPU's memory (--help promises memory per GPU)
+        lines.append("memory   " + ", ".join(f"{k} {v:,.1f} GiB" for k, v in d["prefill"]["memory_per_gpu_gib"].items()))
     if "per_request" in d:
         r = d["per_request"]
         lines.append(f"service  {format_rate(r['output_tokens_per_s_per_gpu']):>10} output tok/s/GPU with prefill, "
@@ -292,7 +297,7 @@ def serve_table(d: dict) -> str:
                        ("usd_per_million_cached_input_tokens", "cached input"),
                        ("usd_per_million_output_tokens", "output")):  # fmt: skip
         if key in d:
-            lines.append(f"$/M {label:<14} {d[key]:.4f}")
+            lines.append(f"$/M {label:<14} {d[key]:.4g}")  # significant figures: a cached token can cost $0.00008/M
     if "list_prices" in d:
         lp = d["list_prices"]
         for kind, v in lp["by_kind"].items():

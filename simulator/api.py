@@ -655,7 +655,8 @@ class ServeResult(_Result):
         return self.estimate.to_dict()
 
     def rows(self) -> list[dict]:
-        """One row: the request, the chosen layouts' rates and the dollars (the curve and breakdowns flattened). The
+        """One row: the request, the chosen layouts' rates and the dollars (breakdowns and memory flattened; the curve and
+        the assumptions left out: curve_frame has the curve). The
         columns are the same for every model, phase and request at one cost basis: every field of the output model
         (empty where the phase or option does not arise), every forward-pass component of the prefill and every
         memory component (0 where there is none), and with a price sheet every token kind's list price and margin.
@@ -672,8 +673,10 @@ class ServeResult(_Result):
             d["prefill"] = d["prefill"] | {"breakdown_s": {k: parts.get(k, 0.0) for k in FORWARD_COMPONENTS} | parts}
         if d.get("memory_per_gpu_gib") is not None:
             d["memory_per_gpu_gib"] = {k: d["memory_per_gpu_gib"].get(k, 0.0) for k in SERVE_MEMORY_COMPONENTS}
+        prefill_memory = tuple(k for k in SERVE_MEMORY_COMPONENTS if k != "kv_pool_unused")
         vocabularies = {"prefill.breakdown_s": FORWARD_COMPONENTS, "decode.breakdown_s": DECODE_COMPONENTS,
-                        "memory_per_gpu_gib": SERVE_MEMORY_COMPONENTS, "list_prices.by_kind": tuple(PRICE_KEYS)}  # fmt: skip
+                        "memory_per_gpu_gib": SERVE_MEMORY_COMPONENTS, "list_prices.by_kind": tuple(PRICE_KEYS),
+                        "prefill.memory_per_gpu_gib": prefill_memory}  # fmt: skip
         return [schema_row(d, ServeOutput, vocabularies, exclude=("schema_version", "curve", "assumptions"))]
 
     def curve_frame(self):

@@ -1326,8 +1326,12 @@ class Prefill(_Fixed):
     token-weighted prompt)."""
     prompts_per_pass: int
     layout: PrefillLayout
+    memory_per_gpu_gib: dict[str, float]
+    """A prefill GPU's memory by component (weights, kv_cache: the cache its pass writes, or co-located the decode's
+    pool it joins, activations, reserved, total)."""
     breakdown_s: dict[str, float]
-    """Seconds of one prefill pass by component."""
+    """Seconds of one prefill pass by component; they sum to the pass (ttft_s less any KV transfer). `ep_comm` is the
+    expert exchange its overlap leaves exposed, `comm_sm_contention` what the hidden part costs the compute."""
 
 
 class DecodeLayout(_Fixed):
@@ -1422,6 +1426,7 @@ class ServeOutput(Document):
     list_prices: ListPrices | None = None
     usd_per_gpu_hour: float
     price: CostBlock
+    """The cost of one GPU-hour on the chosen basis: cost_usd is usd_per_gpu_hour, energy_mwh and co2_t that hour's."""
     candidates_evaluated: int
     assumptions: list[Assumption]
 

@@ -78,10 +78,12 @@ STEP_COMPONENTS: Final[tuple[str, ...]] = (
 the term does not arise), so the columns do not change with the model."""
 FORWARD_COMPONENTS: Final[tuple[str, ...]] = (
     "embedding", "dense_ffn", "routed_experts", "shared_experts", "router", "attention_proj", "attention_core",
-    "memory_bound", "kernel_launch", "tp_comm", "cp_comm", "ep_comm", "lm_head",
+    "memory_bound", "kernel_launch", "tp_comm", "cp_comm", "ep_comm", "comm_sm_contention", "lm_head",
 )  # fmt: skip
-"""Every term of a forward pass's breakdown (model.forward.forward_pass: a serve's prefill): `costsim serve`'s CSV has
-one column for each, whatever the model (0 where the term does not arise)."""
+"""Every term of a forward pass's breakdown (model.forward.forward_pass: a serve's prefill, whose `ep_comm` is the
+part its overlap leaves exposed and `comm_sm_contention` what the overlap costs the compute, model.serve.search
+._overlapped_parts): `costsim serve`'s CSV has one column for each, whatever the model (0 where the term does not
+arise)."""
 DECODE_COMPONENTS: Final[tuple[str, ...]] = (
     "attention_proj", "attention_core", "ffn", "experts", "elementwise", "tp_comm", "lm_head", "mtp_draft",
     "ep_comm_exposed", "engine_overhead", "host_exposed",

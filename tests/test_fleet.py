@@ -147,6 +147,12 @@ def test_published_figures_are_compared():
     assert set(figures) == {"cost_usd", "margin"}
     assert figures["cost_usd"]["relative_difference"] == pytest.approx(8800 / 8000 - 1)
     assert figures["margin"]["costsim"] == pytest.approx(d["margin"])
+    # The table says the difference is relative, and gives a margin's gap in points (a review read +x% as the gap)
+    from cli.fleet import fleet_table
+
+    margin_line = next(line for line in fleet_table(d).splitlines() if line.strip().startswith("margin") and "published" in line)
+    points = (d["margin"] - 0.5) * 100
+    assert f"{figures['margin']['relative_difference']:+.2%} relative  ({points:+.1f} points)" in margin_line
 
 
 def test_the_gpu_price_defaults_to_the_profile_and_can_be_replaced():

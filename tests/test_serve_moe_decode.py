@@ -235,15 +235,22 @@ def test_prefill_hidden_exchange_costs_the_sms_deepep_normal_kernels_hold():
     from types import SimpleNamespace
 
     from simulator.inputs.assumptions import DEFAULT
-    from simulator.model.serve.search import _overlapped_s
+    from simulator.model.serve.search import _overlapped_parts
 
-    s = SimpleNamespace(ep_overlap=True, assumptions=DEFAULT)
+    def pass_s(compute, exchange, overlap=True):
+        parts = _overlapped_parts({"routed_experts": compute, "ep_comm": exchange},
+                                  SimpleNamespace(ep_overlap=overlap, assumptions=DEFAULT))  # fmt: skip
+        return sum(parts.values()), parts
+
     compute, exchange = 1.0, 0.5
     hidden = min(exchange, DEFAULT.overlap_efficiency * compute)
-    assert _overlapped_s(compute + exchange, exchange, s) == pytest.approx(compute + DEFAULT.comm_sm_fraction * hidden)
+    total, parts = pass_s(compute, exchange)
+    assert total == pytest.approx(compute + DEFAULT.comm_sm_fraction * hidden)
+    assert parts["ep_comm"] == pytest.approx(exchange - hidden)  # the exposed share, as a training breakdown's
+    assert parts["comm_sm_contention"] == pytest.approx(DEFAULT.comm_sm_fraction * hidden)
     # more exchange than the window: the rest is exposed, the window pays the SMs
-    assert _overlapped_s(1.0 + 2.0, 2.0, s) == pytest.approx(3.0 - 0.9 + DEFAULT.comm_sm_fraction * 0.9)
-    assert _overlapped_s(1.5, 0.5, SimpleNamespace(ep_overlap=False, assumptions=DEFAULT)) == 1.5
+    assert pass_s(1.0, 2.0)[0] == pytest.approx(3.0 - 0.9 + DEFAULT.comm_sm_fraction * 0.9)
+    assert pass_s(1.0, 0.5, overlap=False) == (1.5, {"routed_experts": 1.0, "ep_comm": 0.5})
 
 
 def test_a_cap_above_the_batch_grid_does_not_widen_it():
@@ -308,7 +315,7 @@ def test_no_two_batch_overlap_runs_one_micro_batch_with_the_exchange_exposed():
     assert (on["request"]["two_batch_overlap"], off["request"]["two_batch_overlap"]) == (True, False)
     assert {a["name"]: a["value"] for a in off["assumptions"]}["two_batch_overlap"] is False
     table = invoke(*args[:-2], "--no-two-batch-overlap").output.splitlines()[0]
-    assert table.endswith(", no two-batch overlap") and "overlap" not in invoke(*args[:-2]).output.splitlines()[0]
+    assert ", no two-batch overlap, " in table and "overlap" not in invoke(*args[:-2]).output.splitlines()[0]
 
 
 def test_trtllm_deepseek_cases_state_their_engine_overlaps_no_second_micro_batch():

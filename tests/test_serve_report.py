@@ -73,3 +73,47 @@ def test_free_gpu_hours_give_no_margin_and_no_traceback(tmp_path):
     # A review found the waterfall's bars lost on its log axis at $0: no waterfall is drawn at a free GPU-hour.
     assert not (tmp_path / "r" / "serve_waterfall.png").exists() and (tmp_path / "r" / "serve_curve.png").exists()
     assert "From a GPU-hour to a million output tokens" not in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_the_table_and_report_name_what_changes_the_result():
+    """request_conditions (a review): a --tpot-ms 30 run's header read as one without a target, and MTP, a KV cache
+    dtype and a single phase showed nowhere in the text; the report's paragraph said 'prefill and decode' for one."""
+    from simulator.report.serving import build_serve_document, request_conditions
+
+    d = serve(ServeRequest("deepseek-v3", "h800", tpot_s=0.030, mtp_depth=1, mtp_accept=0.8, kv_dtype="fp8",
+                           ttft_s=2.0)).to_dict()  # fmt: skip
+    said = request_conditions(d["request"])
+    assert said == ["at least 33.3 tok/s per user (TPOT at most 30 ms)", "TTFT at most 2,000 ms",
+                    "MTP depth 1, acceptance 0.8", "KV cache fp8"]  # fmt: skip
+    header = invoke("serve", "deepseek-v3", "--gpu", "h800", "--tpot-ms", "30").output.splitlines()[0]
+    assert header.endswith("disaggregated, at least 33.3 tok/s per user (TPOT at most 30 ms)")
+    decode_only = serve(ServeRequest("llama-3.1-70b", "h100-sxm", phase="decode")).to_dict()
+    assert request_conditions(decode_only["request"]) == ["decode only"]
+    text = str(build_serve_document(decode_only))
+    assert "disaggregated decode only" in text and "prefill and decode" not in text
+
+
+def test_the_report_shows_the_colocated_hold_and_the_service(tmp_path):
+    """A review: the report's prefill row gave 7,491 input tok/s per GPU at $2.00/GPU-hour next to $0.353/M uncached
+    input, a factor 4.76 it did not show (the stage hold the $/M charges); it now shows the hold and the service with
+    prefill (per_request), as the table does."""
+    args = ("--input-len", "4096", "--output-len", "1024", "--deployment", "colocated", "--dp", "32", "--tp", "1")
+    d = json.loads(invoke("serve", "deepseek-v3", "--gpu", "h800", *args, "--format", "json").output)
+    held = d["prefill"]["gpu_time_held_per_prefill"]
+    assert held > 1.5
+    per_gpu_hour = d["usd_per_gpu_hour"] / 3600 * 1e6 / d["prefill"]["uncached_tokens_per_s_per_gpu"]
+    assert d["usd_per_million_input_tokens"] == pytest.approx(per_gpu_hour * held)
+    r = invoke("serve", "deepseek-v3", "--gpu", "h800", *args, "--report", str(tmp_path / "r"))
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert f"holds the stage {held:.2f}x its pass (co-located)" in md and f"holds the stage {held:.2f}x" in r.output
+    assert f"{d['per_request']['gpu_s']:,.2f} GPU-seconds per request" in md
+
+
+def test_a_cost_per_million_shows_significant_figures():
+    """A review: the table printed $/M with four decimals, so a cached token's $0.0000781/M read 0.0001 (28% off)."""
+    r = invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--usd-per-gpu-hour", "0.2", "--cache-hit-rate", "0.5",
+               "--format", "json")  # fmt: skip
+    cached = json.loads(r.output)["usd_per_million_cached_input_tokens"]
+    assert cached < 1e-3
+    table = invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--usd-per-gpu-hour", "0.2", "--cache-hit-rate", "0.5")
+    assert f"$/M cached input   {cached:.4g}" in table.output

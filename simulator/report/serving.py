@@ -45,6 +45,32 @@ def waterfall_steps(d: dict) -> list[dict]:
     return steps
 
 
+def held_text(prefill: dict) -> str:
+    """'; holds the stage 4.76x its pass (co-located)' where a co-located prompt holds its decode stage longer than its
+    own pass (serve's prefill.gpu_time_held_per_prefill, which the uncached input's $/M divides the rate by); ''
+    otherwise."""
+    held = prefill["gpu_time_held_per_prefill"]
+    return f"; holds the stage {held:.2f}x its pass (co-located)" if round(held, 2) > 1 else ""
+
+
+def request_conditions(req: dict) -> list[str]:
+    """The options of a serve request (its JSON `request`) besides lengths, cache hits and deployment that change the
+    result, as the table's header and the report name them: a single phase, the latency targets, MTP and a KV cache
+    dtype other than BF16 (a review found a --tpot-ms 30 run's header the same as one without a target)."""
+    out = [] if req["phase"] == "both" else [f"{req['phase']} only"]
+    speed = req["min_tokens_per_s_per_user"]
+    if speed:
+        out.append(f"at least {format_rate(speed)} tok/s per user (TPOT at most {1 / speed / MILLI:,.4g} ms)")
+    if req["ttft_s"]:
+        out.append(f"TTFT at most {req['ttft_s'] / MILLI:,.4g} ms")
+    if req["mtp_depth"]:
+        accept = "" if req["mtp_accept"] is None else f", acceptance {req['mtp_accept']:.2g}"
+        out.append(f"MTP depth {req['mtp_depth']}{accept}")
+    if req["kv_dtype"] != "bf16":
+        out.append(f"KV cache {req['kv_dtype']}")
+    return out
+
+
 def window_held(w: dict) -> str:
     """', N held under the W-token window' for a workload document (serve's request.workload) of a model with a
     sliding window; '' without one."""
@@ -62,9 +88,11 @@ def build_serve_document(d: dict) -> list[Block]:
             [f"decode at {w['decode_context_len']:,.0f} tokens of context per sequence{window_held(w)}"] if "decode" in d else []
         )
         lengths += f" on average (workload {w['name']}: {w['source']}; {', '.join(costed)})"
+    phases = "prefill and decode" if req["phase"] == "both" else f"{req['phase']} only"
+    conditions = "".join(f", {c}" for c in request_conditions(req) if not c.endswith(" only"))
     blocks.append(para(
         f"{lengths}, {share_text(req['cache_hit_rate'])} of "
-        f"the input from the KV cache, {req['deployment']} prefill and decode, at {usd(d['usd_per_gpu_hour'])} per "
+        f"the input from the KV cache, {req['deployment']} {phases}{conditions}, at {usd(d['usd_per_gpu_hour'])} per "
         f"GPU-hour ({d['price']['price_quote']['label']}) and {d['utilization']:.0%} utilization."
     ))  # fmt: skip
     rows = []
@@ -72,7 +100,7 @@ def build_serve_document(d: dict) -> list[Block]:
         p, lay = d["prefill"], d["prefill"]["layout"]
         rows.append(["prefill", f"{format_rate(p['input_tokens_per_s_per_gpu'])} input tok/s per GPU",
                      f"TTFT {p['ttft_s'] / MILLI:,.0f} ms",
-                     f"TP{lay['tp']} EP{lay['ep']} PP{lay['pp']} {lay['precision']}"])  # fmt: skip
+                     f"TP{lay['tp']} EP{lay['ep']} PP{lay['pp']} {lay['precision']}{held_text(p)}"])  # fmt: skip
     if "decode" in d:
         x, lay = d["decode"], d["decode"]["layout"]
         rows.append(["decode", f"{format_rate(x['output_tokens_per_s_per_gpu'])} output tok/s per GPU",
@@ -80,6 +108,11 @@ def build_serve_document(d: dict) -> list[Block]:
                      f"TP{lay['tp']} DP{lay['dp']} PP{lay['pp']} EP{lay['ep']} {lay['precision']}, "
                      f"{decode_batch_text(x)}"])  # fmt: skip
     blocks += [h2("What one GPU serves"), table(["phase", "throughput", "latency", "layout"], rows)]
+    if "per_request" in d:
+        r = d["per_request"]
+        blocks.append(para(f"With its prefill, a GPU serves {format_rate(r['output_tokens_per_s_per_gpu'])} output "
+                           f"tokens/s ({format_rate(r['total_tokens_per_s_per_gpu'])} in all), {r['gpu_s']:,.2f} "
+                           f"GPU-seconds per request."))  # fmt: skip
     kinds = (
         ("uncached input (computed; cache misses)", "usd_per_million_input_tokens"),
         ("cached input", "usd_per_million_cached_input_tokens"),

@@ -368,9 +368,10 @@ def setup_for(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> Setup:
     if model.sliding_window is not None and req.workload_file is not None:  # the window's average over every request
         window = windowed_positions(req.workload_file.points(), float(model.sliding_window))
     # The decode's lengths; the prefill takes its own (prefill_setup). One request's are its own in both.
+    reserve = _tokens(n.prefill_input_len) if req.deployment == "colocated" and req.phase == "both" else 0
     return Setup(model, hw, rates, assumptions, _tokens(n.decode_input_len), _tokens(n.decode_output_len), req.kv_dtype,
                  req.mtp_depth, req.mtp_accept or 0.0, req.redundant_experts, req.two_batch_overlap, req.kv_admission,
-                 req.kv_memory_fraction, req.host_s_per_sequence, window)  # fmt: skip
+                 req.kv_memory_fraction, req.host_s_per_sequence, window, prefill_reserve_tokens=reserve)  # fmt: skip
 
 
 def _tokens(length: float) -> int:
@@ -494,7 +495,22 @@ def _prefill_points(
         eps = (req.ep,) if req.ep else tuple(e for e in (1, 8, 16, 32, 64) if experts % e == 0)
         pps = (req.pp,) if req.pp else tuple(p for p in (1, 2, 4, 8) if p <= model.n_layers)
     transfer = s.hw.scale_out_bytes_per_s if req.deployment == "disaggregated" else None
-    return prefill_points(prefill_setup(s, req.lengths), tps, eps, precisions, req.cache_hit_rate, transfer, pps)
+    points = prefill_points(prefill_setup(s, req.lengths), tps, eps, precisions, req.cache_hit_rate, transfer, pps)
+    if req.deployment == "colocated" and decode is not None and index is not None:
+        return [sharing_the_decode_gpu(p, decode, index, s.assumptions.memory_reserved_bytes) for p in points]
+    return points
+
+
+def sharing_the_decode_gpu(p: PrefillPoint, decode: DecodeSearch, i: int, reserved_bytes: float) -> PrefillPoint:
+    """A co-located prefill's memory is the decode GPU's: its weights and KV pool (which the prompts' cache joins) and,
+    as the pass's workspace and the decode's activations take turns, the larger of the two. An engine sizes its KV
+    pool after setting the prefill's activations aside (Setup.prefill_reserve_tokens), so a prefill whose workspace
+    does not fit beside the decode's pool does not run there (a review found a DeepSeek-V3 decode at 78.3 GiB of 80
+    beside a prefill needing 2.9 GiB more)."""
+    decode_activations, weights = float(decode.memory["activations"][i]), float(decode.memory["weights"][i])
+    activations = max(decode_activations, p.memory_bytes - p.weight_bytes - p.kv_bytes - reserved_bytes)
+    shared = float(decode.hbm_needed_bytes[i]) - decode_activations + activations
+    return replace(p, memory_bytes=shared, weight_bytes=weights, kv_bytes=shared - weights - activations - reserved_bytes)
 
 
 # ------------------------------------------------------------------ the document
@@ -517,6 +533,13 @@ def _memory_shown(f: DecodeSearch, i: int) -> dict[str, float]:
         out["kv_pool_unused"] = (kv_pool_bytes(f.setup, kv) - kv) / GIB
     out["total"] = float(f.hbm_needed_bytes[i]) / GIB
     return out
+
+
+def prefill_memory_gib(p: PrefillPoint, reserved_bytes: float) -> dict[str, float]:
+    """A prefill GPU's memory by component, GiB (co-located: the decode GPU it shares, sharing_the_decode_gpu)."""
+    activations = p.memory_bytes - p.weight_bytes - p.kv_bytes - reserved_bytes
+    parts = {"weights": p.weight_bytes, "kv_cache": p.kv_bytes, "activations": activations, "reserved": reserved_bytes}
+    return {k: v / GIB for k, v in parts.items()} | {"total": p.memory_bytes / GIB}
 
 
 def _count(x: float) -> int | float:
@@ -559,6 +582,7 @@ def serve_document(e: ServeEstimate) -> dict:
             "prompts_per_pass": p.sequences * p.ep,
             "layout": {"tp": p.tp, "ep": p.ep, "pp": p.pp, "gpus": p.tp * p.ep * p.pp, "precision": p.precision},
             "breakdown_s": {k: float(v) for k, v in p.by_component_s.items()},
+            "memory_per_gpu_gib": prefill_memory_gib(p, s.assumptions.memory_reserved_bytes),
         }
         d["prefill"]["gpu_time_held_per_prefill"] = held
         # A co-located prompt holds the stage for `held` of its own prefill times (colocated_prefill_hold), so its

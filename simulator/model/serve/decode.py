@@ -98,6 +98,10 @@ class Setup:
     window_positions: tuple[float, float] | None = None
     """Under a sliding window, the KV positions a running sequence holds (on demand, reserved whole) averaged over a
     workload's requests (workload.windowed_positions); None: those of one request of input_len and output_len."""
+    prefill_reserve_tokens: int = 0
+    """Tokens per TP group of the smallest prefill pass (one prompt) a co-located engine runs on the decode GPUs, whose
+    activations it sets aside before sizing its KV pool (vLLM profiles a pass of its largest token batch first, SGLang
+    keeps 1 - mem_fraction_static for activations; workspace_bytes); 0 where the GPU only decodes."""
 
     @property
     def mean_context(self) -> float:
@@ -230,11 +234,20 @@ def kv_bytes_per_gpu(s: Setup, c: Candidates) -> np.ndarray:
 
 
 def workspace_bytes(s: Setup, c: Candidates) -> np.ndarray:
-    """Activations of one step: the logits in fp32 and the widest FFN activation, for the TP group's tokens."""
+    """Activations of one step: the logits in fp32 and the widest FFN activation, for the TP group's tokens; on a GPU
+    that also prefills (co-located), no less than its smallest prefill pass's (Setup.prefill_reserve_tokens), since the
+    two take turns in the same memory."""
     model = s.model
     tokens = c.tp * c.batch * (1 + s.mtp_depth)
     widest = max(model.d_ff, model.moe.d_ff_expert * model.moe.top_k if model.moe else 0)
-    return tokens * (model.vocab_size / c.tp * BYTES_PER_ELEMENT["fp32"] + 2 * widest / c.tp * BYTES_PER_ELEMENT["bf16"])
+    step = tokens * (model.vocab_size / c.tp * BYTES_PER_ELEMENT["fp32"] + 2 * widest / c.tp * BYTES_PER_ELEMENT["bf16"])
+    return np.maximum(step, prefill_workspace_bytes(model, s.prefill_reserve_tokens, c.tp))
+
+
+def prefill_workspace_bytes(model: ModelSpec, tokens_per_tp_group, tp):
+    """Activations a prefill pass keeps on one GPU at a time: the hidden states in and out and its FFN shard's, in BF16,
+    for the tokens its TP group computes together."""
+    return tokens_per_tp_group * (2 * model.d_model + model.d_ff / tp) * BYTES_PER_ELEMENT["bf16"]
 
 
 def memory_per_gpu(s: Setup, c: Candidates) -> dict[str, np.ndarray]:

@@ -23,7 +23,7 @@ from simulator.model.serve.decode import (
     step_s,
     throughput,
 )
-from simulator.units import BYTES_PER_ELEMENT, GIB, MILLI
+from simulator.units import GIB, MILLI
 
 POWERS_OF_TWO = tuple(2**i for i in range(11))  # 1 .. 1024
 SUB_ONE_BATCHES = tuple(2.0**-i for i in range(10, 0, -1))
@@ -372,7 +372,7 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
     rate is as without pipelining while it holds 1/pp of the weights. TTFT adds the KV transfer to a decode node
     when disaggregated. Memory: the weights, the KV cache the pass writes (from a pool of `kv_memory_fraction` of the
     free memory) and its activations, the reserve."""
-    from simulator.model.serve.decode import weight_bytes_per_gpu
+    from simulator.model.serve.decode import prefill_workspace_bytes, weight_bytes_per_gpu
     from simulator.model.serve.kv_cache import kv_bytes_per_token, kv_shard
 
     model, points = s.model, []
@@ -388,11 +388,12 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
         parts = _missed_pass_s(s, sequences, tp, ep, precision, computed) if hit else dict(fp.by_component_s)
         cached = 1.0 - computed / s.input_len  # the hit share of the whole tokens the pass computes
         parts["attention_core"] = fp.by_component_s["attention_core"] * (1.0 - cached * cached)
-        seconds = _overlapped_s(sum(parts.values()), parts.get("ep_comm", 0.0), s)
+        parts = _overlapped_parts(parts, s)
+        seconds = sum(parts.values())
         gpus = tp * ep
         prompts = sequences * ep
         tokens_per_tp_group = sequences * s.input_len
-        workspace = tokens_per_tp_group * (2 * model.d_model + model.d_ff / tp) * BYTES_PER_ELEMENT["bf16"]
+        workspace = prefill_workspace_bytes(model, tokens_per_tp_group, tp)
         transfer = s.input_len * kv_per_token / kv_transfer_bytes_per_s if kv_transfer_bytes_per_s else 0.0
         for pp in pps:
             key = (tp, ep, pp, precision)
@@ -419,18 +420,21 @@ def _missed_pass_s(s: Setup, sequences: int, tp: int, ep: int, precision: str, t
     return dict(forward_pass(miss_ctx).by_component_s)
 
 
-def _overlapped_s(total_s: float, ep_comm_s: float, s: Setup) -> float:
-    """A prefill pass with its EP dispatch and combine hidden under the other micro-batch's compute (DeepSeek's
-    dual micro-batch overlap, SGLang's two-batch overlap), up to the overlap efficiency. Prefill exchanges with
+def _overlapped_parts(parts: dict[str, float], s: Setup) -> dict[str, float]:
+    """A prefill pass's seconds by component with its EP dispatch and combine hidden under the other micro-batch's
+    compute (DeepSeek's dual micro-batch overlap, SGLang's two-batch overlap), up to the overlap efficiency: `ep_comm`
+    becomes the exposed part, as in a training step's breakdown, and the parts sum to the pass. Prefill exchanges with
     DeepEP's normal (high-throughput) kernels, which run on SMs of their own ('support SM number control',
     `Buffer.set_num_sms(24)`; deepseek-ai/DeepEP docs/legacy.md), so the compute they overlap loses those SMs while
-    they run: `comm_sm_fraction` of the hidden time, the contention of training (docs/model.md §5.2, §16.5). Decode's
-    low-latency kernels overlap through a receive hook 'without any SM occupation' (same file) and pay none."""
-    if not s.ep_overlap:
-        return total_s
-    compute = total_s - ep_comm_s
+    they run: `comm_sm_contention`, `comm_sm_fraction` of the hidden time, the contention of training (docs/model.md
+    §5.2, §16.5). Decode's low-latency kernels overlap through a receive hook 'without any SM occupation' (same file)
+    and pay none."""
+    ep_comm_s = parts.get("ep_comm", 0.0)
+    if not s.ep_overlap or not ep_comm_s:
+        return parts
+    compute = sum(parts.values()) - ep_comm_s
     hidden = min(ep_comm_s, s.assumptions.overlap_efficiency * compute)
-    return total_s - hidden + s.assumptions.comm_sm_fraction * hidden
+    return parts | {"ep_comm": ep_comm_s - hidden, "comm_sm_contention": s.assumptions.comm_sm_fraction * hidden}
 
 
 NEAR_BEST = 0.98
