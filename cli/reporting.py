@@ -89,6 +89,9 @@ def report_command(
             if compare_with is not None:
                 raise InputError("--compare-with compares plans; give --plan NAME with it")
         check_output_dir("--output", output, force)  # before minutes of work; the report makes the folder when built
+        if plan is not None and _generates(plan):
+            _rl_plan_report(plan, output, compare_with, usd_per_gpu_hour, draws, seed, tokens_spread)
+            return
         if plan is not None:
             from simulator.report.document import write_plan_report
 
@@ -120,6 +123,35 @@ def report_command(
     except CostsimError as e:
         fail(e)
     _echo(files)
+
+
+def _generates(plan: str) -> bool:
+    """Whether a plan (name or file) has RL or generation stages: its report is rl_report's, without the uncertainty
+    band of training plans (the stated, banded inputs give its band)."""
+    from simulator.inputs.plan_file import load_plan
+
+    spec, _ = load_plan(plan)
+    return any(s.kind != "training" for s in spec.stages)
+
+
+def _rl_plan_report(plan: str, output: str, compare_with, usd_per_gpu_hour, draws: int, seed: int, tokens_spread: float):
+    from simulator import api
+    from simulator.errors import InputError
+    from simulator.report.rl_report import write_rl_plan_report
+
+    band_options = [
+        f for f, v in (("--draws", draws != DEFAULT_DRAWS), ("--seed", seed), ("--tokens-spread", tokens_spread)) if v
+    ]
+    if compare_with is not None or band_options:
+        given = ", ".join((["--compare-with"] if compare_with is not None else []) + band_options)
+        raise InputError(
+            f"plan {plan} has RL or generation stages, whose report gives the band of their stated inputs (mean response "
+            f"length, long-tail factor); the uncertainty draws and comparisons cover training plans only: leave out {given}"
+        )
+    result = api.plan(plan, usd_per_gpu_hour=usd_per_gpu_hour)
+    words = ["--usd-per-gpu-hour", f"{usd_per_gpu_hour:g}"] if usd_per_gpu_hour is not None else []
+    command = shlex.join(["costsim", "report", "--plan", plan, "--output", output, *words])
+    _echo(write_rl_plan_report(result.plan, output, True, command))
 
 
 def _echo(files: dict) -> None:

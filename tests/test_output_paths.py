@@ -133,9 +133,9 @@ def test_a_report_folder_is_not_made_with_its_parents(tmp_path, command, flag):
 
 def test_a_failed_report_leaves_no_folder(tmp_path):
     """The folder is made once the report is built: a report refused after the check (a plan with RL stages has no
-    band) left an empty folder behind."""
+    Monte Carlo band) left an empty folder behind."""
     out = tmp_path / "newdir"
-    clean_error(invoke("report", "--plan", "deepseek-r1", "--output", str(out), "--draws", "100"), "RL/generation stages")
+    clean_error(invoke("report", "--plan", "deepseek-r1", "--output", str(out), "--draws", "100"), "RL or generation stages")
     assert not out.exists()
 
 

@@ -38,7 +38,7 @@ from simulator.run.rl import (
     training_state_offload,
 )
 from simulator.run.scenario import resolve
-from simulator.units import SECONDS_PER_HOUR
+from simulator.units import SECONDS_PER_HOUR, format_count
 
 # A small RL stage: Llama 3.1 8B on 16 H100, 8 optimizer steps of 16 prompts x 8 samples, two per rollout.
 SMALL_RL = {
@@ -1210,3 +1210,44 @@ def test_a_rollout_that_cannot_fit_names_every_part_and_only_fixes_that_apply():
         generate(setup, 64.0, 8, 2000.0, "bf16", Given())
     with pytest.raises(CostsimError, match=r"fields given \(tp 2, dp 512, pp searched\)"):
         generate(setup, 64.0, 512, 2000.0, "fp8", Given(2, 512, None))
+
+
+def test_a_phases_split_holds_what_the_table_says_it_holds():
+    """A review could not rebuild the plan table's 'refit 4%' from the printed 'refit 14.91 s': the split books the
+    training state's way to the host and the engine's sleep and wake with the refit, and its way back with training
+    (combine). Per rollout: refit GPU-seconds = GPUs x (refit + state out + sleep and wake), training = GPUs x
+    (training + state back); the table's footnote says so, and its MFU names its basis."""
+    d = api.plan("deepseek-r1").to_dict()
+    stage = d["stages"][0]
+    p, gpus = stage["phases"][0], stage["num_gpus"]
+    per_rollout_s = {k: v * 3600 / p["rollouts"] / gpus for k, v in p["gpu_hours"].items()}
+    off = p["offload"]
+    assert per_rollout_s["refit"] == pytest.approx(p["refit_s"] + off["to_host_s"] + p["engine_sleep_wake_s"])
+    assert per_rollout_s["training"] == pytest.approx(p["training"]["seconds_per_rollout"] + off["back_s"])
+    assert p["training"]["mfu_basis"] == "dense FP8 peak" and p["training"]["mfu_bf16_peak"] > p["training"]["mfu"]
+    table = invoke("estimate", "--plan", "deepseek-r1").output
+    assert "refit holds the training state's way to the host and the engine's sleep and wake" in table
+    assert f"MFU {p['training']['mfu']:.1%} of the dense FP8 peak" in table
+
+
+def test_a_plan_with_rl_stages_gets_a_report(tmp_path):
+    """`costsim report --plan deepseek-r1` refused (the uncertainty band covers training plans only) where investors
+    forward a report of R1's post-training cost. rl_report writes one: the totals, every stage with its band and split,
+    the published figures beside the prediction, each rollout, validate rl's accuracy and the caveats, the same
+    numbers as estimate --plan; the draws and comparisons of training plans are refused by name."""
+    out = tmp_path / "r"
+    r = invoke("report", "--plan", "deepseek-r1", "--output", str(out))
+    assert r.exit_code == 0, r.output
+    d = api.plan("deepseek-r1").to_dict()
+    md = (out / "report.md").read_text()
+    for text in (f"**{format_count(d['gpu_hours'])} GPU-hours**", "## Published figures beside the prediction",
+                 f"{d['reported'][0]['error']:+.1%}", "## How close costsim comes on published RL steps",
+                 "within 30%", d["caveats"][0], "refit holds the training state's way to the host",
+                 f"mean step {d['stages'][0]['step_time_s']:.1f} s", "`validation/rl.yaml`"):  # fmt: skip
+        assert text in md, text
+    assert all(f"| {s['name']} | {s['kind']} |" in md for s in d["stages"]) and len(d["stages"]) == 7
+    assert (out / "rl_split.png").stat().st_size > 1000
+    assert "data:image/png;base64" in (out / "report.html").read_text()
+    for extra in (("--draws", "500"), ("--compare-with", "deepseek-v3"), ("--seed", "3")):
+        msg = clean_error(invoke("report", "--plan", "deepseek-r1", "--output", str(tmp_path / "x"), *extra), error="prefix")
+        assert f"leave out {extra[0]}" in msg and not (tmp_path / "x").exists()

@@ -104,6 +104,8 @@ class PhaseResult:
                 "sequences_per_step": round(e.job.global_batch_tokens / e.job.seq_len),
                 "layout": e.layout.to_dict(),
                 "mfu": e.mfu,
+                "mfu_basis": f"dense {e.job.precision.upper()} peak",  # as estimate's; an RL stage may train in FP8
+                "mfu_bf16_peak": e.mfu_bf16_peak,
                 "memory_per_gpu_gib": e.step.memory.total_bytes / GIB,
                 "notes": e.notes,
             }

@@ -348,3 +348,29 @@ def serve_waterfall_chart(steps: Sequence[dict], path: Path) -> Path:
     ax.set_xticks(range(len(steps)), labels, fontsize=8)
     ax.set_title("From a GPU-hour to a million output tokens (costsim serve)")
     return save_png(fig, path)
+
+
+RL_PART_COLOURS = {"generation": BLUE, "logprob": "#6fa8dc", "training": ORANGE, "refit": RED, "idle": GREY,
+                   "failures": "#444444"}  # fmt: skip
+
+
+def rl_split_chart(d: dict, path: Path) -> Path:
+    """Stacked horizontal bars: each stage's GPU-hours by part (generation, log-prob passes, training, refit, idle,
+    failures) of a plan with RL or generation stages (rl_report)."""
+    plt = pyplot()
+    stages = d["stages"][::-1]  # the plan's first stage on top
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.42 * len(stages) + 1.6))
+    names = [s["name"] for s in stages]
+    left = [0.0] * len(stages)
+    for part, colour in RL_PART_COLOURS.items():
+        widths = [s["gpu_hours_split"].get(part, 0.0) for s in stages]
+        if any(widths):
+            ax.barh(names, widths, left=left, color=colour, label=part)
+            left = [a + b for a, b in zip(left, widths, strict=True)]
+    for i, s in enumerate(stages):
+        ax.text(left[i], i, f" {s['gpu_hours']:,.0f}", va="center", fontsize=8)
+    ax.set_xlabel("GPU-hours")
+    ax.set_title(f"GPU-hours by stage and part (total {d['gpu_hours']:,.0f})")
+    ax.set_xlim(0, max(left) * 1.2 if max(left) > 0 else 1.0)
+    ax.legend(fontsize=8, loc="lower right")
+    return save_png(fig, path)

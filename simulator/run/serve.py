@@ -535,7 +535,7 @@ def _memory_shown(f: DecodeSearch, i: int) -> dict[str, float]:
     return out
 
 
-def prefill_memory_gib(p: PrefillPoint, reserved_bytes: float) -> dict[str, float]:
+def _prefill_memory_shown(p: PrefillPoint, reserved_bytes: float) -> dict[str, float]:
     """A prefill GPU's memory by component, GiB (co-located: the decode GPU it shares, sharing_the_decode_gpu)."""
     activations = p.memory_bytes - p.weight_bytes - p.kv_bytes - reserved_bytes
     parts = {"weights": p.weight_bytes, "kv_cache": p.kv_bytes, "activations": activations, "reserved": reserved_bytes}
@@ -582,7 +582,7 @@ def serve_document(e: ServeEstimate) -> dict:
             "prompts_per_pass": p.sequences * p.ep,
             "layout": {"tp": p.tp, "ep": p.ep, "pp": p.pp, "gpus": p.tp * p.ep * p.pp, "precision": p.precision},
             "breakdown_s": {k: float(v) for k, v in p.by_component_s.items()},
-            "memory_per_gpu_gib": prefill_memory_gib(p, s.assumptions.memory_reserved_bytes),
+            "memory_per_gpu_gib": _prefill_memory_shown(p, s.assumptions.memory_reserved_bytes),
         }
         d["prefill"]["gpu_time_held_per_prefill"] = held
         # A co-located prompt holds the stage for `held` of its own prefill times (colocated_prefill_hold), so its
