@@ -27,6 +27,7 @@ from cli.options import (
     check_output_file,
     echo_result,
     echo_timings,
+    error_line,
     fail,
     flag_name,
     job_options,
@@ -536,7 +537,7 @@ def main() -> None:
     try:
         app()
     except CostsimError as e:  # a user error raised outside a command's own handler
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {error_line(e)}", file=sys.stderr)
         sys.exit(1)
     finally:  # flush guard: a reader that closed the pipe after the last write still gets a quiet exit
         try:

@@ -16,10 +16,24 @@ from simulator.errors import CostsimError, InputError
 from simulator.units import DEFAULT_DRAWS, MAX_GPUS, MAX_USD_PER_GPU_HOUR, MIN_USD_PER_GPU_HOUR, TOKENS_RANGE, count_in_range
 from simulator.vocab import ATTENTION_KERNELS, FP8_RECIPES, LAYOUT_FIELDS, PRECISIONS, RECOMPUTE_MODES, SCHEDULES
 
+LONGEST_ECHOED_WORD = 200
+"""Characters of one unbroken word (a value the user gave, echoed back) an error line keeps whole; a longer one is cut
+(a fuzzer's --pricing of 100,000 characters came back as a 100 KB error line)."""
+
+
+def error_line(err: object) -> str:
+    """An error's one line, each word longer than LONGEST_ECHOED_WORD cut to its start and its length."""
+    import re
+
+    def cut(m: re.Match) -> str:
+        return f"{m.group()[: LONGEST_ECHOED_WORD // 2]}...({len(m.group()):,} characters)"
+
+    return re.sub(rf"\S{{{LONGEST_ECHOED_WORD + 1},}}", cut, str(err))
+
 
 def fail(err: CostsimError) -> NoReturn:
     """How every command reports a user error: one line on stderr, exit status 1, no traceback."""
-    typer.echo(f"error: {err}", err=True)
+    typer.echo(f"error: {error_line(err)}", err=True)
     raise typer.Exit(code=1)
 
 

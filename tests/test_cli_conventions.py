@@ -12,7 +12,7 @@ from importlib.metadata import version
 
 import pytest
 import typer
-from cli_support import ROOT, invoke
+from cli_support import ROOT, clean_error, invoke
 
 import cli
 from cli.options import SCHEMA_VERSION
@@ -178,3 +178,21 @@ def test_every_breakdown_and_flop_component_has_its_csv_column():
         for e in (r.estimate, r.achievable):
             assert set(e.breakdown_s) <= set(STEP_COMPONENTS), set(e.breakdown_s) - set(STEP_COMPONENTS)
             assert set(e.flops_by_component) <= set(FLOP_COMPONENTS), set(e.flops_by_component) - set(FLOP_COMPONENTS)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("serve", "llama-3.1-8b", "--gpu", "h100", "--pricing", "x" * 100_000),
+        ("serve", "m" * 5_000, "--gpu", "h100"),
+        ("estimate", "--plan", "p" * 5_000),
+    ],
+)
+def test_an_error_line_cuts_a_huge_echoed_value(args):
+    """error_line: a fuzzer's 100,000-character --pricing came back whole in a 100 KB error line. A word longer than
+    LONGEST_ECHOED_WORD keeps its start and says how long it was; the message stays one line with its fix."""
+    from cli.options import LONGEST_ECHOED_WORD
+
+    out = clean_error(invoke(*args), error="prefix")
+    assert len(out) < 2 * LONGEST_ECHOED_WORD + 300 and len(out.strip().splitlines()) == 1
+    assert "characters)" in out

@@ -296,6 +296,9 @@ def test_to_frame_is_one_row_per_hour():
         ({"deployment__decode_unit_gpus": 140}, ["deployment.decode_unit_gpus", "136 or 144"]),
         ({"price_source": None}, ["usd_per_gpu_hour needs a price_source"]),
         ({"rates": None}, ["model", "gpu", "serve.input_len"]),
+        # inline prices get a price sheet's checks (a fuzzer: a $5/M cache hit over a $0.55/M miss gave margin 2,453%)
+        ({"prices__usd_per_million_cached_input_tokens": 5.0}, ["prices", "cached input price 5.0 is above"]),
+        ({"prices__usd_per_million_output_tokens": 0.0}, ["prices", "usd_per_million_output_tokens 0.0 is below"]),
     ],
 )
 def test_bad_files_give_one_clear_error_naming_the_field(changes, needles):

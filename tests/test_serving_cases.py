@@ -174,6 +174,10 @@ def _write_cases(tmp_path: Path, name: str, cases: list[dict]) -> Path:
         ({"num_gpus": 0}, "num_gpus"),
         ({"layout": {"tp": 2, "sp": 4}}, "sp"),
         ({"id": "Not An Id"}, "id"),
+        # strict, as plans and specs (a fuzzer's `num_gpus: true` was read as 1, then 'not predicted' for a wrong reason)
+        ({"num_gpus": True}, "num_gpus"),
+        ({"layout": {"tp": True}}, "tp"),
+        ({"cache_hit_rate": float("nan")}, "cache_hit_rate"),
     ],
 )
 def test_malformed_serving_case_is_refused_naming_file_and_field(tmp_path, change, field):
@@ -213,7 +217,14 @@ def test_top_level_keys_are_closed(tmp_path):
 
 @pytest.mark.parametrize(
     ("change", "field"),
-    [({"steps_per_hour": 3}, "steps_per_hour"), ({"reported": -5.0}, "reported"), ({"metric": "hours"}, "metric")],
+    [
+        ({"steps_per_hour": 3}, "steps_per_hour"),
+        ({"reported": -5.0}, "reported"),
+        ({"metric": "hours"}, "metric"),
+        ({"training_layout": {"pp": True}}, "pp"),
+        ({"num_gpus": True}, "num_gpus"),
+        ({"colocated": "yes"}, "colocated"),
+    ],
 )
 def test_malformed_rl_case_is_refused(tmp_path, change, field):
     case = {**_first_case(rl_path()), **change}

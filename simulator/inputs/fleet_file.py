@@ -187,6 +187,15 @@ class Prices(_Schema):
     source: Text
     quote: Text | None = None
 
+    @model_validator(mode="after")
+    def _as_a_sheet(self) -> Prices:
+        # the checks of prices/*.yaml sheets: a fuzzer's cached price of $5/M over a $0.55/M miss price gave a margin of
+        # 2,453%, and all-zero prices a margin of -100%, each with exit 0
+        from simulator.inputs.serving_cases import check_prices
+
+        check_prices(self)
+        return self
+
 
 class Rates(_Schema):
     """Per-node rates of each phase, as a source published them (a phase left out is predicted)."""

@@ -100,7 +100,9 @@ RL_UNITS = {
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+    # strict, as plans and specs: a count is an integer (a fuzzer's `pp: true` was read as PP 1) and a flag true/false;
+    # no number is inf or NaN
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=(), strict=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- serving cases
@@ -339,7 +341,7 @@ class OffPeak(_Record):
 
     @model_validator(mode="after")
     def _consistent(self) -> OffPeak:
-        _check_prices(self)
+        check_prices(self)
         return self
 
 
@@ -380,13 +382,14 @@ class PriceSheet(_Record):
                     f"valid_until {self.valid_until} is before {start} {getattr(self, start)}; a sheet is in force "
                     f"from its {start} until valid_until: fix whichever date is mistyped"
                 )
-        _check_prices(self)
+        check_prices(self)
         return self
 
 
-def _check_prices(prices: PriceSheet | OffPeak) -> None:
+def check_prices(prices) -> None:
     """Every list price at least MIN_USD_PER_MILLION, and the cache-hit price at most the cache-miss one (the error's
-    location names the block: the sheet, or its off_peak)."""
+    location names the block: the sheet, its off_peak, or a fleet file's inline prices): anything with the three
+    usd_per_million_* fields."""
     for key in ("usd_per_million_input_tokens", "usd_per_million_cached_input_tokens", "usd_per_million_output_tokens"):
         value = getattr(prices, key)
         if value is not None and value < MIN_USD_PER_MILLION:
