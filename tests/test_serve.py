@@ -266,8 +266,8 @@ def test_model_and_gpu_checks():
         serve(ServeRequest("llama-3.1-8b", "h800", ep=2))
     with pytest.raises(InfeasibleError, match="TTFT 0.001 ms"):
         serve(ServeRequest("llama-3.1-8b", "h100-sxm", ttft_s=1e-6, phase="prefill"))
-    with pytest.raises(InfeasibleError, match="KV cache"):
-        serve(ServeRequest("llama-3.1-70b", "h100-sxm", input_len=10_000_000))
+    with pytest.raises(InfeasibleError, match="KV cache"):  # a spec that states no context (Llama 3.1's ends at 131,072)
+        serve(ServeRequest("falcon-40b", "h100-sxm", input_len=10_000_000))
 
 
 # ------------------------------------------------------------------ the command
@@ -497,13 +497,14 @@ def test_a_cache_hit_pass_still_reads_the_weights():
 def test_a_prefill_that_does_not_fit_names_what_fills_the_gpu():
     """A review's prompt of 10M tokens was refused as '208 GiB of weights per GPU' with advice to widen the layout: the
     refusal splits the memory (weights, KV cache, activations) and advises by the part that fills the GPU."""
+    # falcon-40b's spec states no context, so a 4M-token prompt reaches the memory check (Llama 3.1's ends at 131,072)
     with pytest.raises(InfeasibleError, match=r"\(weights [\d.]+ GiB, KV cache [\d.]+ GiB, activations.*use shorter prompts"):
-        serve(ServeRequest("llama-3.1-70b", "h100-sxm", phase="prefill", input_len=4_000_000))
+        serve(ServeRequest("falcon-40b", "h100-sxm", phase="prefill", input_len=4_000_000))
     with pytest.raises(InfeasibleError, match=r"TP1 x EP1 x PP1 \(weights [\d.]+ GiB.*allow wider layouts"):
         serve(ServeRequest("deepseek-v3", "h100-sxm", phase="prefill", tp=1, ep=1, pp=1))
     # The activations fill it, and the cache is already FP8: no --kv-dtype fp8 advice (a review).
     with pytest.raises(InfeasibleError, match=r"; use shorter prompts \(--input-len, --workload\)$"):
-        serve(ServeRequest("llama-3.1-70b", "h100-sxm", phase="prefill", input_len=4_000_000, kv_dtype="fp8"))
+        serve(ServeRequest("falcon-40b", "h100-sxm", phase="prefill", input_len=4_000_000, kv_dtype="fp8"))
 
 
 def test_prefill_memory_counts_the_prompts_cache():
@@ -717,3 +718,16 @@ def test_a_colocated_prefill_shares_the_decode_gpus_memory():
             assert f"{shared['total']:,.1f} GiB while prefilling" in serve_table(d)
         assert setup_for(req).prefill_reserve_tokens == lengths[0]
         assert setup_for(replace(req, deployment="disaggregated")).prefill_reserve_tokens == 0
+
+
+def test_a_request_longer_than_the_models_context_is_refused():
+    """_check_context (a fuzzer priced DeepSeek-V3 at a 1,000,000-token prompt, exit 0): a RoPE model's
+    max_position_embeddings, as its config.json states it (DeepSeek-V3 163,840, Llama 3.1 131,072), bounds a request
+    as an engine's max_model_len does; the longest request that fits is served."""
+    with pytest.raises(InputError, match=r"1,001,024 tokens, longer than deepseek-v3's context of 163,840 tokens"):
+        serve(ServeRequest("deepseek-v3", "h800", input_len=1_000_000))
+    with pytest.raises(InputError, match="give at most 131,072 tokens in all"):
+        serve(ServeRequest("llama-3.1-8b", "h100-sxm", input_len=1024, output_len=200_000))
+    fits = serve(ServeRequest("llama-3.1-8b", "h100-sxm", input_len=131_072 - 1024, output_len=1024)).to_dict()
+    assert fits["decode"]["output_tokens_per_s_per_gpu"] > 0
+    clean_error(invoke("serve", "deepseek-v3", "--gpu", "h800", "--input-len", "1000000"), "163,840", error="prefix")

@@ -99,7 +99,7 @@ def test_fp4_prefill_runs_the_ffn_at_the_fp4_peak():
     #2427, FP8 0.763 from the MAMF table), so FP4 takes (1 / 2) x 0.763 / 0.611 of FP8's time."""
     model, hw = load_model("llama-2-70b"), load_hardware("b200")
     assert hw.peak_flop_per_s("fp4") == 2 * hw.peak_flop_per_s("fp8")
-    s = setup_for(ServeRequest("llama-2-70b", "b200", input_len=8192, output_len=1))
+    s = setup_for(ServeRequest("llama-2-70b", "b200", input_len=4095, output_len=1))  # its 4,096-token context
     parts = {p: forward_layer_s(forward_context(model, s.rates, 8192, 1, precision=p), "dense") for p in ("fp8", "fp4")}
     best = {k: v.value for k, v in hw.efficiency.gemm_best.items()}
     expected = 0.5 * best["fp8"] / best["fp4"]

@@ -314,19 +314,27 @@ def request_precisions(req: ServeRequest, hw) -> tuple[str, ...]:
 
 
 def _check_context(model, context: int, prefill_only: bool = False, workload: str | None = None) -> None:
-    """A request longer than a learned position table cannot run on the model as specified (there is no position
-    past the table; RoPE and ALiBi models extrapolate or are rescaled, so only learned tables bound a request).
-    Training only notes it (sanity.learned_positions_note), since a longer table can be trained; a served model has
-    the table it has."""
+    """A request longer than the model's context: a learned position table has no position past it, and a RoPE
+    model's `max_position_embeddings` (its config's, with the RoPE scaling it was trained with) is the longest request
+    an engine serves it (vLLM's max_model_len defaults to it and refuses longer prompts); a spec that does not state
+    it is not bounded. Training only notes a learned table's (sanity.learned_positions_note), since a longer context
+    can be trained; a served model has the context it has (a fuzzer priced DeepSeek-V3 at a 1,000,000-token prompt)."""
     table = model.max_position_embeddings
-    if model.position_embedding == "learned" and table is not None and context > table:
-        given = "--input-len" if prefill_only else "--input-len + --output-len"
-        if workload is not None:
-            given = f"the longest {'prompt' if prefill_only else 'request'} of --workload {str(workload)[:200]}"
+    if table is None or context <= table:
+        return
+    given = "--input-len" if prefill_only else "--input-len + --output-len"
+    if workload is not None:
+        given = f"the longest {'prompt' if prefill_only else 'request'} of --workload {str(workload)[:200]}"
+    if model.position_embedding == "learned":
         raise InputError(
             f"{given} is {context:,} tokens, longer than {model.name}'s learned position table of {table:,} positions; "
             f"give at most {table:,} tokens in all"
         )
+    raise InputError(
+        f"{given} is {context:,} tokens, longer than {model.name}'s context of {table:,} tokens (max_position_embeddings "
+        f"in its spec, as its config.json states); give at most {table:,} tokens in all, or a spec whose "
+        "max_position_embeddings states the longer context a RoPE rescaling gives"
+    )
 
 
 def setup_for(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> Setup:
