@@ -526,3 +526,16 @@ def test_a_tiny_day_shows_its_dollars_and_a_count_range_starts_at_zero(tmp_path)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     r = _cli("fleet", str(path))
     assert r.exit_code == 1 and "out of range [0, 1e+17]" in r.output
+
+
+def test_a_unit_that_cannot_hold_the_predicted_deployment_is_noted():
+    """unit_fit_notes (a fuzzer): an 8-GPU decode unit beside the 144-GPU decode layout of the serve block was rounded
+    into whole units with no word; the note names both sizes and the fix. The shipped day's units hold its layouts."""
+    d = api.fleet("deepseek-v3-r1-day", predict_rates=True).to_dict()
+    assert not any("does not hold a whole number" in n for n in d["notes"])
+    raw = yaml.safe_load((fleet_dir() / "deepseek-v3-r1-day.yaml").read_text())
+    raw["deployment"] |= {"prefill_unit_gpus": 8, "decode_unit_gpus": 8}
+    notes = api.fleet(raw, predict_rates=True).to_dict()["notes"]
+    decode = next(n for n in notes if n.startswith("the predicted decode rate"))
+    layout = d["rates"]["decode"]["serve"]["layout"]["gpus"]
+    assert f"a deployment of {layout:,} GPUs, and the decode unit of 8 GPUs does not hold" in decode

@@ -14,7 +14,7 @@ import json
 import math
 
 import pytest
-from cli_support import clean_error, invoke
+from cli_support import ROOT, clean_error, invoke
 from pydantic import ValidationError
 
 from simulator import api
@@ -449,12 +449,27 @@ def test_a_published_margin_at_its_own_gpu_price_stays_comparable():
 def test_a_workload_that_does_not_fit_gets_advice_the_claim_can_follow(tmp_path):
     big = tmp_path / "big.yaml"
     big.write_text("name: big\nsource: a test\ninput_len: {fixed: 2000000}\noutput_len: {fixed: 1000000}\n")
-    out = clean_error(invoke(*CLAIM, "--ratio", "27", "--workload", str(big)), "deepseek-reasoner cannot be costed as "
-                      "deepseek-v3 on h800", "no decode layout fits", "--workload", "--gpu",
-                      "the deployment fleets/deepseek-v3-r1-day.yaml states", "`costsim serve deepseek-v3 --gpu h800",
-                      error="prefix")  # fmt: skip
-    assert "leave --tp/--dp/--pp/--num-gpus out" not in out and "--input-len" not in out and "--kv-dtype fp8" not in out
+    # 3M tokens is past DeepSeek-V3's context (its config's 163,840): that is the first thing said, in one line
+    out = clean_error(invoke(*CLAIM, "--ratio", "27", "--workload", str(big)), "--workload", "163,840",
+                      "give at most 163,840 tokens", error="prefix")  # fmt: skip
     assert len(out.strip().splitlines()) == 1, out
-    out = clean_error(invoke(*CLAIM, "--ratio", "27", "--workload", str(big), "--gpu", "h200", "--a-model", "deepseek-v3"),
-                      "on h200", "costsim serve's search", "--a-model SPEC", error="prefix")  # fmt: skip
-    assert "leave --tp/--dp/--pp/--num-gpus out" not in out
+    # A spec stating no context reaches the memory refusal, whose advice is what a claim can change
+    unbounded = tmp_path / "dsv3.yaml"
+    unbounded.write_text("".join(line for line in (ROOT / "model_specs" / "deepseek-v3.yaml").read_text().splitlines(True)
+                                 if not line.startswith("max_position_embeddings")))  # fmt: skip
+    out = clean_error(invoke(*CLAIM, "--ratio", "27", "--workload", str(big), "--gpu", "h200", "--a-model", str(unbounded)),
+                      "cannot be costed as", "on h200", "no decode layout fits", "costsim serve's search",
+                      "--a-model SPEC", "--workload", error="prefix")  # fmt: skip
+    assert "leave --tp/--dp/--pp/--num-gpus out" not in out and len(out.strip().splitlines()) == 1
+    # A side on its fleet's GPU takes the fleet's deployment: the advice names it and the serve command, and not the
+    # serve flags a claim does not take (the text itself: DeepSeek-V3's deployment fits every request its context allows)
+    from simulator.analysis.price_claim import _no_fit_text
+    from simulator.inputs.serving_cases import price_sheet
+
+    sheet = price_sheet("deepseek-reasoner-2025", "--cheaper", "")
+    text = _no_fit_text("no decode layout fits", sheet, "deepseek-v3", "the sheet's model_spec", "h800", {"dp": 144},
+                        "deepseek-reasoner-2025", 2.0, "the deployment fleets/deepseek-v3-r1-day.yaml states")  # fmt: skip
+    for needle in ("deepseek-reasoner cannot be costed as deepseek-v3 on h800", "the deployment fleets/deepseek-v3-r1-day"
+                   ".yaml states", "`costsim serve deepseek-v3 --gpu h800", "--workload", "--gpu"):  # fmt: skip
+        assert needle in text, needle
+    assert "--input-len" not in text and "--kv-dtype fp8" not in text and "SPEC" not in text

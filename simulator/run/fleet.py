@@ -149,11 +149,33 @@ def _rates(f: Fleet, where: str, predict_rates: bool, notes: list[str]) -> dict[
         if need:
             raise InputError(f"{where}: predicting the per-node rates needs {', '.join(need)} in the file; add them")
         rates.update(predicted_rates(f, where, tuple(wanted)))
+        notes += unit_fit_notes(f, rates)
         notes.append(
             f"{' and '.join(wanted)} rate(s) predicted by costsim serve (the model's balanced-routing estimate, per GPU x "
             f"{f.deployment.gpus_per_node} GPUs per node), not measured"
         )
     return {p: rates[p] for p in PHASES}
+
+
+def unit_fit_notes(f: Fleet, rates: dict[str, PhaseRate]) -> list[str]:
+    """A predicted rate is the per-GPU rate of the deployment `costsim serve` chose (or the serve block set); a unit of
+    the file's deployment holds a whole number of such deployments only where its GPUs are a multiple of that
+    deployment's, and otherwise the rate is of a deployment the unit cannot run (a fuzzer's 8-GPU decode unit beside a
+    144-GPU serve layout was rounded into whole units with no word)."""
+    units = {"prefill": f.deployment.prefill_unit_gpus, "decode": f.deployment.decode_unit_gpus}
+    out = []
+    for phase, rate in rates.items():
+        layout = rate.detail.get("layout") if rate.predicted else None
+        if not layout:
+            continue
+        gpus, unit = int(layout["gpus"]), units[phase]
+        if unit % gpus:
+            out.append(
+                f"the predicted {phase} rate is of a deployment of {gpus:,} GPUs, and the {phase} unit of {unit:,} GPUs "
+                f"does not hold a whole number of them: set deployment.{phase}_unit_gpus to a multiple of {gpus:,}, or the serve "
+                f"block's layout (tp, dp, pp{', ep' if phase == 'prefill' else ''}) to one that divides {unit:,}"
+            )
+    return out
 
 
 def _check_serve_block(f: Fleet, where: str) -> None:
