@@ -241,17 +241,12 @@ def workload_line(w: dict, prefill: bool, decode: bool) -> str:
 
 def serve_table(d: dict) -> str:
     from simulator.report.money import usd
-    from simulator.report.serving import held_text, request_conditions
+    from simulator.report.serving import colocated_peak_gib, held_text, request_conditions
 
     req = d["request"]
-    pool, host_us = req["kv_memory_fraction"], req["host_s_per_sequence"] / MICRO
     lines = [f"{d['model']} on {d['gpu']}: {req['input_len']:,.0f} in / {req['output_len']:,.0f} out"
              + (f" (means of workload {req['workload']['name']})" if req["workload"] else "") + ", "
              f"cache hits {share_text(req['cache_hit_rate'])}, {req['deployment']}"
-             + ("" if req["two_batch_overlap"] else ", no two-batch overlap")
-             + (", KV reserved for whole requests" if req["kv_admission"] == "full-request" else "")
-             + ("" if pool == 1 else f", KV pool {pool:.0%} of free memory")
-             + (f", host {host_us:g} us per sequence" if host_us else "")
              + "".join(f", {c}" for c in request_conditions(req))]  # fmt: skip
     if req["workload"]:
         lines.append(workload_line(req["workload"], "prefill" in d, "decode" in d))
@@ -273,11 +268,9 @@ def serve_table(d: dict) -> str:
                      f"{format_rate(x['tokens_per_s_per_user'])} tok/s per user (TPOT {x['tpot_s'] / MILLI:,.1f} ms)   "
                      f"{lay_text}, {decode_batch_text(x)}"
                      + (", host-bound" if x["breakdown_s"].get("host_exposed", 0.0) > 0 else ""))  # fmt: skip
-        mem = d["memory_per_gpu_gib"]
-        shared = d["prefill"]["memory_per_gpu_gib"]["total"] if req["deployment"] == "colocated" and "prefill" in d else 0
-        lines.append("memory   " + ", ".join(f"{k} {v:,.1f} GiB" for k, v in mem.items())
-                     # co-located, the prefill's workspace takes the decode's activations' turn on the same GPU
-                     + (f"; {shared:,.1f} GiB while prefilling" if shared > mem["total"] + 0.05 else ""))  # fmt: skip
+        peak = colocated_peak_gib(d)  # co-located, the prefill's workspace takes the decode activations' turn
+        lines.append("memory   " + ", ".join(f"{k} {v:,.1f} GiB" for k, v in d["memory_per_gpu_gib"].items())
+                     + (f"; {peak:,.1f} GiB while prefilling" if peak is not None else ""))  # fmt: skip
     elif "prefill" in d:  # a prefill-only request: its GPU's memory (--help promises memory per GPU)
         lines.append("memory   " + ", ".join(f"{k} {v:,.1f} GiB" for k, v in d["prefill"]["memory_per_gpu_gib"].items()))
     if "per_request" in d:

@@ -673,10 +673,12 @@ class ServeResult(_Result):
             d["prefill"] = d["prefill"] | {"breakdown_s": {k: parts.get(k, 0.0) for k in FORWARD_COMPONENTS} | parts}
         if d.get("memory_per_gpu_gib") is not None:
             d["memory_per_gpu_gib"] = {k: d["memory_per_gpu_gib"].get(k, 0.0) for k in SERVE_MEMORY_COMPONENTS}
-        prefill_memory = tuple(k for k in SERVE_MEMORY_COMPONENTS if k != "kv_pool_unused")
+        if d.get("prefill") is not None:
+            shown = d["prefill"]["memory_per_gpu_gib"]
+            d["prefill"]["memory_per_gpu_gib"] = {k: shown.get(k, 0.0) for k in SERVE_MEMORY_COMPONENTS}
         vocabularies = {"prefill.breakdown_s": FORWARD_COMPONENTS, "decode.breakdown_s": DECODE_COMPONENTS,
                         "memory_per_gpu_gib": SERVE_MEMORY_COMPONENTS, "list_prices.by_kind": tuple(PRICE_KEYS),
-                        "prefill.memory_per_gpu_gib": prefill_memory}  # fmt: skip
+                        "prefill.memory_per_gpu_gib": SERVE_MEMORY_COMPONENTS}  # fmt: skip
         return [schema_row(d, ServeOutput, vocabularies, exclude=("schema_version", "curve", "assumptions"))]
 
     def curve_frame(self):

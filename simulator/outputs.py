@@ -1327,8 +1327,9 @@ class Prefill(_Fixed):
     prompts_per_pass: int
     layout: PrefillLayout
     memory_per_gpu_gib: dict[str, float]
-    """A prefill GPU's memory by component (weights, kv_cache: the cache its pass writes, or co-located the decode's
-    pool it joins, activations, reserved, total)."""
+    """A prefill GPU's memory by component, as the decode's memory_per_gpu_gib: weights, kv_cache (the cache its pass
+    writes; co-located, the decode's cache it joins), activations (co-located, the larger of the pass's and the
+    decode's), reserved, kv_pool_unused (with a KV pool of less than the free memory) and total."""
     breakdown_s: dict[str, float]
     """Seconds of one prefill pass by component; they sum to the pass (ttft_s less any KV transfer). `ep_comm` is the
     expert exchange its overlap leaves exposed, `comm_sm_contention` what the hidden part costs the compute."""

@@ -152,6 +152,17 @@ def test_a_rollout_stops_at_a_learned_position_table(tmp_path):
         run_plan(*load_plan(_write(tmp_path, plan)))
 
 
+def test_a_rollout_stops_at_a_rope_models_context(tmp_path):
+    """positions_bound: a RoPE model's stated context bounds a rollout as it bounds a served request (Llama 2 7B's
+    config.json: 4,096 positions); the refusal names the context, not a learned table, and no rotary-positions fix."""
+    plan = copy.deepcopy(SMALL_PLAN) | {"model": "llama-2-7b"}
+    stage = plan["stages"][0]
+    stage["response_lengths"] = [{**stage["response_lengths"][0], "max_response_len": 8192}]
+    with pytest.raises(InputError, match="past llama-2-7b's context \\(max_position_embeddings\\) of 4,096") as e:
+        run_plan(*load_plan(_write(tmp_path, plan)))
+    assert "rotary" not in str(e.value)
+
+
 # --------------------------------------------------------------------------- the step arithmetic
 
 

@@ -251,7 +251,18 @@ def test_request_checks(kwargs, match):
         ServeRequest("llama-3.1-70b", "h100-sxm", **kwargs)
 
 
-def test_model_and_gpu_checks():
+def unbounded_spec(tmp_path, name: str) -> str:
+    """A copy of a shipped spec that states no context (max_position_embeddings left out), so that a request past
+    the model's context reaches the checks behind _check_context."""
+    from tests.cli_support import ROOT
+
+    lines = (ROOT / "model_specs" / f"{name}.yaml").read_text().splitlines(keepends=True)
+    path = tmp_path / f"{name}-unbounded.yaml"
+    path.write_text("".join(line for line in lines if not line.startswith("max_position_embeddings")))
+    return str(path)
+
+
+def test_model_and_gpu_checks(tmp_path):
     with pytest.raises(CostsimError):
         serve(ServeRequest("no-such-model", "h100-sxm"))
     with pytest.raises(InputError, match="FP8"):
@@ -267,7 +278,7 @@ def test_model_and_gpu_checks():
     with pytest.raises(InfeasibleError, match="TTFT 0.001 ms"):
         serve(ServeRequest("llama-3.1-8b", "h100-sxm", ttft_s=1e-6, phase="prefill"))
     with pytest.raises(InfeasibleError, match="KV cache"):  # a spec that states no context (Llama 3.1's ends at 131,072)
-        serve(ServeRequest("falcon-40b", "h100-sxm", input_len=10_000_000))
+        serve(ServeRequest(unbounded_spec(tmp_path, "llama-3.1-70b"), "h100-sxm", input_len=10_000_000))
 
 
 # ------------------------------------------------------------------ the command
@@ -494,17 +505,18 @@ def test_a_cache_hit_pass_still_reads_the_weights():
         assert h.by_component_s["kernel_launch"] == pytest.approx(c0.by_component_s["kernel_launch"])
 
 
-def test_a_prefill_that_does_not_fit_names_what_fills_the_gpu():
+def test_a_prefill_that_does_not_fit_names_what_fills_the_gpu(tmp_path):
     """A review's prompt of 10M tokens was refused as '208 GiB of weights per GPU' with advice to widen the layout: the
     refusal splits the memory (weights, KV cache, activations) and advises by the part that fills the GPU."""
-    # falcon-40b's spec states no context, so a 4M-token prompt reaches the memory check (Llama 3.1's ends at 131,072)
+    # a copy stating no context, so a 4M-token prompt reaches the memory check (Llama 3.1's ends at 131,072)
+    llama = unbounded_spec(tmp_path, "llama-3.1-70b")
     with pytest.raises(InfeasibleError, match=r"\(weights [\d.]+ GiB, KV cache [\d.]+ GiB, activations.*use shorter prompts"):
-        serve(ServeRequest("falcon-40b", "h100-sxm", phase="prefill", input_len=4_000_000))
+        serve(ServeRequest(llama, "h100-sxm", phase="prefill", input_len=4_000_000))
     with pytest.raises(InfeasibleError, match=r"TP1 x EP1 x PP1 \(weights [\d.]+ GiB.*allow wider layouts"):
         serve(ServeRequest("deepseek-v3", "h100-sxm", phase="prefill", tp=1, ep=1, pp=1))
     # The activations fill it, and the cache is already FP8: no --kv-dtype fp8 advice (a review).
     with pytest.raises(InfeasibleError, match=r"; use shorter prompts \(--input-len, --workload\)$"):
-        serve(ServeRequest("falcon-40b", "h100-sxm", phase="prefill", input_len=4_000_000, kv_dtype="fp8"))
+        serve(ServeRequest(llama, "h100-sxm", phase="prefill", input_len=4_000_000, kv_dtype="fp8"))
 
 
 def test_prefill_memory_counts_the_prompts_cache():
@@ -712,7 +724,7 @@ def test_a_colocated_prefill_shares_the_decode_gpus_memory():
         assert d["memory_per_gpu_gib"]["activations"] >= reserve * (1 - 1e-9)
         shared, alone = d["prefill"]["memory_per_gpu_gib"], d["memory_per_gpu_gib"]
         for part in ("weights", "kv_cache", "reserved"):  # one GPU: only the activations take turns
-            assert shared[part] == pytest.approx(alone[part] + (alone.get("kv_pool_unused", 0) if part == "kv_cache" else 0))
+            assert shared[part] == pytest.approx(alone[part])
         assert shared["activations"] >= alone["activations"] and alone["total"] <= shared["total"] <= hbm
         if shared["total"] > alone["total"] + 0.05:
             assert f"{shared['total']:,.1f} GiB while prefilling" in serve_table(d)
@@ -731,3 +743,31 @@ def test_a_request_longer_than_the_models_context_is_refused():
     fits = serve(ServeRequest("llama-3.1-8b", "h100-sxm", input_len=131_072 - 1024, output_len=1024)).to_dict()
     assert fits["decode"]["output_tokens_per_s_per_gpu"] > 0
     clean_error(invoke("serve", "deepseek-v3", "--gpu", "h800", "--input-len", "1000000"), "163,840", error="prefix")
+
+
+def test_a_prefill_shows_its_kv_pool_as_the_decode_does():
+    """_prefill_memory_shown (a review): the prefill block folded a pool's unused share into kv_cache, the decode's
+    split it. Both now give kv_cache and kv_pool_unused; a disaggregated prefill's cache is what its pass writes
+    (prompts x input x KV bytes per token x its TP shard, at most the pool)."""
+    req = ServeRequest("llama-3.1-70b", "h100-sxm", deployment="colocated", kv_memory_fraction=0.5)
+    d = serve(req).to_dict()
+    pre, dec = d["prefill"]["memory_per_gpu_gib"], d["memory_per_gpu_gib"]
+    assert pre["kv_cache"] == pytest.approx(dec["kv_cache"]) and pre["kv_pool_unused"] == pytest.approx(dec["kv_pool_unused"])
+    alone = serve(ServeRequest("llama-3.1-70b", "h100-sxm", phase="prefill", kv_memory_fraction=0.5, tp=8)).to_dict()
+    p = alone["prefill"]
+    written = p["prompts_per_pass"] * 1024 * kv_bytes_per_token(load_model("llama-3.1-70b"), "bf16") / 8 / p["layout"]["pp"]
+    assert p["memory_per_gpu_gib"]["kv_cache"] * 2**30 == pytest.approx(written, rel=1e-9)
+    assert p["memory_per_gpu_gib"]["kv_pool_unused"] == pytest.approx(p["memory_per_gpu_gib"]["kv_cache"])
+
+
+def test_an_alibi_model_is_not_bounded_by_its_training_length():
+    """positions_bound: ALiBi extrapolates, so an imported MPT config's max_seq_len (2,048) does not refuse a longer
+    request (a review found the RoPE refusal and advice given to it); a learned table still does."""
+    from tests.cli_support import ROOT
+
+    mpt = str(ROOT / "tests" / "data" / "hf_configs" / "mpt.json")
+    assert load_model(mpt).position_embedding == "alibi"
+    d = serve(ServeRequest(mpt, "h100-sxm", input_len=4096, output_len=256)).to_dict()
+    assert d["decode"]["output_tokens_per_s_per_gpu"] > 0
+    with pytest.raises(InputError, match="learned position table of 2,048"):
+        serve(ServeRequest("mpt-7b", "h100-sxm", input_len=4096, output_len=256))

@@ -117,3 +117,23 @@ def test_a_cost_per_million_shows_significant_figures():
     assert cached < 1e-3
     table = invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--usd-per-gpu-hour", "0.2", "--cache-hit-rate", "0.5")
     assert f"$/M cached input   {cached:.4g}" in table.output
+
+
+def test_the_report_shows_memory_for_either_phase_and_the_colocated_peak():
+    """A review: a --phase prefill report had no memory (the table has), a co-located report never said what the GPU
+    holds while it prefills, and four engine settings reached the table's header but not the report."""
+    from simulator.report.serving import build_serve_document, colocated_peak_gib
+
+    prefill = serve(ServeRequest("llama-3.1-70b", "h100-sxm", phase="prefill")).to_dict()
+    text = str(build_serve_document(prefill))
+    assert "Memory per prefill GPU" in text and "Memory per decode GPU" not in text
+    co = serve(ServeRequest("deepseek-v3", "h800", input_len=4096, output_len=1024, deployment="colocated")).to_dict()
+    peak = colocated_peak_gib(co)
+    assert peak is not None and peak > co["memory_per_gpu_gib"]["total"]
+    assert f"holds {peak:,.1f} GiB while it prefills" in str(build_serve_document(co))
+    tuned = serve(ServeRequest("llama-3.1-70b", "h100-sxm", kv_memory_fraction=0.9, kv_admission="full-request",
+                               host_s_per_sequence=20e-6, two_batch_overlap=False)).to_dict()  # fmt: skip
+    said = str(build_serve_document(tuned))
+    for condition in ("no two-batch overlap", "KV reserved for whole requests", "KV pool 90% of free memory",
+                      "host 20 us per sequence"):  # fmt: skip
+        assert condition in said, condition

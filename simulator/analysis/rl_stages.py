@@ -28,7 +28,7 @@ from simulator.model.efficiency import device_rates
 from simulator.model.serve.decode import DECODE_STEP_OVERHEAD_S
 from simulator.model.serve.search import Given
 from simulator.run.cost import CostOptions, Pricing, Rate, pricing
-from simulator.run.estimate import Estimate, estimate_expected
+from simulator.run.estimate import Estimate, estimate_expected, mfu_basis
 from simulator.run.goodput import goodput
 from simulator.run.rl import (
     SPLIT_PARTS,
@@ -49,6 +49,7 @@ from simulator.run.rl import (
     training_state_offload,
 )
 from simulator.run.scenario import resolve
+from simulator.run.serve import positions_bound
 from simulator.units import GIB, SECONDS_PER_DAY, SECONDS_PER_HOUR
 from simulator.vocab import SERVE_PRECISIONS
 
@@ -104,7 +105,7 @@ class PhaseResult:
                 "sequences_per_step": round(e.job.global_batch_tokens / e.job.seq_len),
                 "layout": e.layout.to_dict(),
                 "mfu": e.mfu,
-                "mfu_basis": f"dense {e.job.precision.upper()} peak",  # as estimate's; an RL stage may train in FP8
+                "mfu_basis": mfu_basis(e.job.precision),  # as estimate's; an RL stage may train in FP8
                 "mfu_bf16_peak": e.mfu_bf16_peak,
                 "memory_per_gpu_gib": e.step.memory.total_bytes / GIB,
                 "notes": e.notes,
@@ -353,12 +354,13 @@ def run_generating_stage(plan: Plan, spec: ModelSpec, stage: RLStage | Generatio
 
 
 def _check_positions(spec: ModelSpec, stage: RLStage | GenerationStage) -> None:
-    """A rollout cannot run past a learned position table (as `costsim serve` refuses such a request: a served model
-    has the table it has; RoPE and ALiBi models are not bound). The longest sequence is a prompt of the mean length
-    and a response at the cap."""
-    table = spec.max_position_embeddings
-    if spec.position_embedding != "learned" or table is None:
+    """A rollout cannot run past the model's positions (serve.positions_bound, as `costsim serve` refuses such a
+    request: a learned table, or a RoPE model's stated context; ALiBi models are not bound). The longest sequence is a
+    prompt of the mean length and a response at the cap."""
+    table = positions_bound(spec)
+    if table is None:
         return
+    what = "learned position table" if spec.position_embedding == "learned" else "context (max_position_embeddings)"
     field = "response_lengths" if isinstance(stage, RLStage) else "response_length"
     phases = stage.response_lengths if isinstance(stage, RLStage) else [stage.response_length]
     prompt = math.ceil(stage.mean_prompt_len)
@@ -366,9 +368,9 @@ def _check_positions(spec: ModelSpec, stage: RLStage | GenerationStage) -> None:
         if prompt + p.max_response_len > table:
             raise InputError(
                 f"{field} from step {p.from_step:,}: a {prompt:,}-token prompt and a response at the cap max_response_len "
-                f"{p.max_response_len:,} take {prompt + p.max_response_len:,} positions, past {spec.name}'s learned position "
-                f"table of {table:,}; lower max_response_len to at most {max(table - prompt, 0):,} (or mean_prompt_len), "
-                "or use a model with rotary positions"
+                f"{p.max_response_len:,} take {prompt + p.max_response_len:,} positions, past {spec.name}'s {what} of "
+                f"{table:,}; lower max_response_len to at most {max(table - prompt, 0):,} (or mean_prompt_len)"
+                + (", or use a model with rotary positions" if spec.position_embedding == "learned" else "")
             )
 
 

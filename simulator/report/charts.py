@@ -352,6 +352,7 @@ def serve_waterfall_chart(steps: Sequence[dict], path: Path) -> Path:
 
 RL_PART_COLOURS = {"generation": BLUE, "logprob": "#6fa8dc", "training": ORANGE, "refit": RED, "idle": GREY,
                    "failures": "#444444"}  # fmt: skip
+"""A colour for each part of an RL stage's split (rl_table.PARTS; a part without one is drawn grey)."""
 
 
 def rl_split_chart(d: dict, path: Path) -> Path:
@@ -362,7 +363,10 @@ def rl_split_chart(d: dict, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.42 * len(stages) + 1.6))
     names = [s["name"] for s in stages]
     left = [0.0] * len(stages)
-    for part, colour in RL_PART_COLOURS.items():
+    from simulator.report.rl_table import PARTS
+
+    for part in PARTS:
+        colour = RL_PART_COLOURS.get(part, GREY)
         widths = [s["gpu_hours_split"].get(part, 0.0) for s in stages]
         if any(widths):
             ax.barh(names, widths, left=left, color=colour, label=part)

@@ -30,7 +30,7 @@ from simulator.report.rl_table import (
     split_footnote,
     stage_rows,
 )
-from simulator.report.tables import cost_lines, training_note_lines, unlike_lines
+from simulator.report.tables import cost_lines, training_notes, unlike_lines
 from simulator.units import format_count
 
 CHARTS = {"split": "rl_split.png"}
@@ -67,7 +67,7 @@ def _rollouts(d: dict) -> list[Block]:
         head = f"{s['schedule']}; mean step {s['step_time_s']:.1f} s" if s.get("schedule") else "generation only"
         blocks.append(para(f"**{s['name']}**: {head}."))
         blocks.append(bullets(phase_text(p) for p in s["phases"]))
-    notes = [line.strip() for line in training_note_lines(d["stages"])[2:]]  # past its blank line and heading
+    notes = [f"{name}: {note}" for name, note in training_notes(d["stages"])]
     return blocks + ([para("What the training model says of the training passes:"), bullets(notes)] if notes else [])
 
 
@@ -76,16 +76,16 @@ def _accuracy(rl: dict | None) -> list[Block]:
     if rl is None:
         return []
     later, phases = rl["later_release"], rl["phase_breakdown"]
-    target = "met" if rl["meets_target"] else "not met"
+    target, bound = "met" if rl["meets_target"] else "not met", f"{rl['target']['max_abs_error']:.0%}"
     return [
         h2("How close costsim comes on published RL steps"),
         para(
             f"`costsim validate rl` predicts NeMo RL's published GRPO steps (validation/rl.yaml). Its target, NeMo RL "
-            f"v0.4's {rl['n_cases']} step times each within 30%: {rl['within_target']} of {rl['n_cases']} "
+            f"v0.4's {rl['n_cases']} step times each within {bound}: {rl['within_target']} of {rl['n_cases']} "
             f"(median |error| {rl['median_abs_error']:.1%}, max {rl['max_abs_error']:.1%}, {rl['worst_case']}; "
-            f"target {target}). Later releases: {later['within_30_percent']} of {later['n']} within 30% (median "
+            f"target {target}). Later releases: {later['within_30_percent']} of {later['n']} within {bound} (median "
             f"{later['median_abs_error']:.1%}). Steps with published phase times: {phases['within_30_percent']} of "
-            f"{phases['n']} within 30%. docs/model.md §17.7 says where it misses and why."
+            f"{phases['n']} within {bound}. docs/model.md §17.7 says where it misses and why."
         ),
     ]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from simulator.report.document import Block, bullets, costsim_version, h1, h2, image, para, table, write_documents
 from simulator.report.money import usd
-from simulator.units import MILLI, counted, format_rate, share_text
+from simulator.units import MICRO, MILLI, counted, format_rate, share_text
 
 CHARTS = {"curve": "serve_curve.png", "waterfall": "serve_waterfall.png"}
 
@@ -45,6 +45,15 @@ def waterfall_steps(d: dict) -> list[dict]:
     return steps
 
 
+def colocated_peak_gib(d: dict) -> float | None:
+    """A co-located GPU's memory while it prefills, where it exceeds the decode's (by more than display rounding);
+    None otherwise."""
+    if d["request"]["deployment"] != "colocated" or "prefill" not in d or "memory_per_gpu_gib" not in d:
+        return None
+    peak = d["prefill"]["memory_per_gpu_gib"]["total"]
+    return peak if peak > d["memory_per_gpu_gib"]["total"] + 0.05 else None
+
+
 def held_text(prefill: dict) -> str:
     """'; holds the stage 4.76x its pass (co-located)' where a co-located prompt holds its decode stage longer than its
     own pass (serve's prefill.gpu_time_held_per_prefill, which the uncached input's $/M divides the rate by); ''
@@ -53,11 +62,16 @@ def held_text(prefill: dict) -> str:
     return f"; holds the stage {held:.2f}x its pass (co-located)" if round(held, 2) > 1 else ""
 
 
-def request_conditions(req: dict) -> list[str]:
+def request_conditions(req: dict, with_phase: bool = True) -> list[str]:
     """The options of a serve request (its JSON `request`) besides lengths, cache hits and deployment that change the
-    result, as the table's header and the report name them: a single phase, the latency targets, MTP and a KV cache
-    dtype other than BF16 (a review found a --tpot-ms 30 run's header the same as one without a target)."""
-    out = [] if req["phase"] == "both" else [f"{req['phase']} only"]
+    result, as the table's header and the report name them: the engine's settings, the latency targets, MTP, a KV
+    cache dtype other than BF16 and (`with_phase`) a single phase (a review found a --tpot-ms 30 run's header the same
+    as one without a target)."""
+    out = [] if req["two_batch_overlap"] else ["no two-batch overlap"]
+    out += ["KV reserved for whole requests"] if req["kv_admission"] == "full-request" else []
+    pool, host_us = req["kv_memory_fraction"], req["host_s_per_sequence"] / MICRO
+    out += [] if pool == 1 else [f"KV pool {pool:.0%} of free memory"]
+    out += [f"host {host_us:g} us per sequence"] if host_us else []
     speed = req["min_tokens_per_s_per_user"]
     if speed:
         out.append(f"at least {format_rate(speed)} tok/s per user (TPOT at most {1 / speed / MILLI:,.4g} ms)")
@@ -68,7 +82,7 @@ def request_conditions(req: dict) -> list[str]:
         out.append(f"MTP depth {req['mtp_depth']}{accept}")
     if req["kv_dtype"] != "bf16":
         out.append(f"KV cache {req['kv_dtype']}")
-    return out
+    return out + ([f"{req['phase']} only"] if with_phase and req["phase"] != "both" else [])
 
 
 def window_held(w: dict) -> str:
@@ -76,6 +90,10 @@ def window_held(w: dict) -> str:
     sliding window; '' without one."""
     held = w["decode_window_positions"]
     return "" if held is None else f", {held:,.0f} held under the {w['sliding_window']:,}-token window"
+
+
+def _memory_table(memory_gib: dict[str, float]) -> Block:
+    return table(["component", "GiB"], [[k, f"{v:,.1f}"] for k, v in memory_gib.items()])
 
 
 def build_serve_document(d: dict) -> list[Block]:
@@ -89,7 +107,7 @@ def build_serve_document(d: dict) -> list[Block]:
         )
         lengths += f" on average (workload {w['name']}: {w['source']}; {', '.join(costed)})"
     phases = "prefill and decode" if req["phase"] == "both" else f"{req['phase']} only"
-    conditions = "".join(f", {c}" for c in request_conditions(req) if not c.endswith(" only"))
+    conditions = "".join(f", {c}" for c in request_conditions(req, with_phase=False))
     blocks.append(para(
         f"{lengths}, {share_text(req['cache_hit_rate'])} of "
         f"the input from the KV cache, {req['deployment']} {phases}{conditions}, at {usd(d['usd_per_gpu_hour'])} per "
@@ -133,8 +151,13 @@ def build_serve_document(d: dict) -> list[Block]:
     if d.get("curve"):
         blocks += [h2("Throughput against interactivity"), image(CHARTS["curve"], "the throughput-interactivity curve")]
     if "memory_per_gpu_gib" in d:
-        blocks += [h2("Memory per decode GPU"),
-                   table(["component", "GiB"], [[k, f"{v:,.1f}"] for k, v in d["memory_per_gpu_gib"].items()])]  # fmt: skip
+        blocks += [h2("Memory per decode GPU"), _memory_table(d["memory_per_gpu_gib"])]
+        peak = colocated_peak_gib(d)
+        if peak is not None:
+            blocks.append(para(f"Co-located, the same GPU holds {peak:,.1f} GiB while it prefills (the pass's "
+                               "activations in place of the decode's)."))  # fmt: skip
+    elif "prefill" in d:
+        blocks += [h2("Memory per prefill GPU"), _memory_table(d["prefill"]["memory_per_gpu_gib"])]
     blocks += [h2("Assumptions"), bullets(f"{a['name']}: {a['value']} ({a['source']})" for a in d["assumptions"])]
     blocks.append(para(f"Generated by costsim {costsim_version()} (docs/model.md §16 describes the model)."))
     return blocks

@@ -355,10 +355,15 @@ def plan_table(d: dict) -> str:
     return "\n".join(lines)
 
 
+def training_notes(stages: list[dict]) -> list[tuple[str, str]]:
+    """(stage, note) for what the training model says of each stage's training: a training stage's expected run
+    (`estimate_notes`), an RL stage's training passes (each note once)."""
+    return [(s["name"], n) for s in stages for n in _training_notes(s)]
+
+
 def training_note_lines(stages: list[dict]) -> list[str]:
-    """What the training model says of each stage's training, under a `training notes` heading (none where no stage
-    has any): a training stage's expected run (`estimate_notes`), an RL stage's training passes (each note once)."""
-    flagged = [(s["name"], n) for s in stages for n in _training_notes(s)]
+    """training_notes under a `training notes` heading (none where no stage has any)."""
+    flagged = training_notes(stages)
     if not flagged:
         return []
     return ["", "training notes", *(f"  {name}: {note}" for name, note in flagged)]

@@ -33,6 +33,11 @@ from simulator.units import GIB, MICRO, SECONDS_PER_DAY, SECONDS_PER_HOUR, TERA
 from simulator.vocab import LAYOUT_FIELDS
 
 
+def mfu_basis(precision: str) -> str:
+    """What an MFU is a fraction of: the dense peak of the precision the GEMMs run in."""
+    return f"dense {precision.upper()} peak"
+
+
 @dataclass(frozen=True)
 class Estimate:
     model: str
@@ -200,7 +205,7 @@ class Estimate:
             "model_tflop_per_s_per_gpu": self.model_flop_per_s_per_gpu / TERA,
             "mfu": self.mfu,
             "hfu": self.hfu,
-            "mfu_basis": f"dense {self.job.precision.upper()} peak",
+            "mfu_basis": mfu_basis(self.job.precision),
             "mfu_bf16_peak": self.mfu_bf16_peak,
             "memory_per_gpu_gib": mem["total"],
             "memory_breakdown_gib": mem,

@@ -173,7 +173,8 @@ def unit_fit_notes(f: Fleet, rates: dict[str, PhaseRate]) -> list[str]:
             out.append(
                 f"the predicted {phase} rate is of a deployment of {gpus:,} GPUs, and the {phase} unit of {unit:,} GPUs "
                 f"does not hold a whole number of them: set deployment.{phase}_unit_gpus to a multiple of {gpus:,}, or the serve "
-                f"block's layout (tp, dp, pp{', ep' if phase == 'prefill' else ''}) to one that divides {unit:,}"
+                # a fleet's phases are disaggregated: a prefill is TP x EP x PP (dp is the decode's), a decode TP x DP x PP
+                f"block's layout ({'tp, ep, pp' if phase == 'prefill' else 'tp, dp, pp'}) to one that divides {unit:,}"
             )
     return out
 

@@ -313,13 +313,21 @@ def request_precisions(req: ServeRequest, hw) -> tuple[str, ...]:
     return tuple(p for p in PRECISIONS if hw.has_dtype(p))
 
 
+def positions_bound(model) -> int | None:
+    """The longest sequence a served model runs: a learned position table's length, and a RoPE model's
+    `max_position_embeddings` (its config's, with any RoPE scaling it states), which an engine's maximum length
+    follows (vLLM's max_model_len defaults to it and refuses longer prompts). None where there is no bound: ALiBi and
+    position-free models extrapolate, and a spec that states no length is not bounded."""
+    if model.position_embedding in ("learned", "rope"):
+        return model.max_position_embeddings
+    return None
+
+
 def _check_context(model, context: int, prefill_only: bool = False, workload: str | None = None) -> None:
-    """A request longer than the model's context: a learned position table has no position past it, and a RoPE
-    model's `max_position_embeddings` (its config's, with the RoPE scaling it was trained with) is the longest request
-    an engine serves it (vLLM's max_model_len defaults to it and refuses longer prompts); a spec that does not state
-    it is not bounded. Training only notes a learned table's (sanity.learned_positions_note), since a longer context
-    can be trained; a served model has the context it has (a fuzzer priced DeepSeek-V3 at a 1,000,000-token prompt)."""
-    table = model.max_position_embeddings
+    """A request longer than positions_bound. Training only notes a learned table's (sanity.learned_positions_note),
+    since a longer context can be trained; a served model has the context it has (a fuzzer priced DeepSeek-V3 at a
+    1,000,000-token prompt)."""
+    table = positions_bound(model)
     if table is None or context <= table:
         return
     given = "--input-len" if prefill_only else "--input-len + --output-len"
@@ -490,7 +498,8 @@ def _prefill(req: ServeRequest, s: Setup, precisions, decode: DecodeSearch | Non
 def _prefill_points(
     req: ServeRequest, s: Setup, precisions, decode: DecodeSearch | None, index: int | None
 ) -> list[PrefillPoint]:
-    """The prefill layouts and batches _prefill chooses among."""
+    """The prefill layouts and batches _prefill chooses among; co-located, each with the memory of the decode GPU it
+    shares (sharing_the_decode_gpu)."""
     model, domain = s.model, s.hw.domain_gpus
     if req.deployment == "colocated" and decode is not None and index is not None:
         c = decode.candidates
@@ -505,7 +514,7 @@ def _prefill_points(
     transfer = s.hw.scale_out_bytes_per_s if req.deployment == "disaggregated" else None
     points = prefill_points(prefill_setup(s, req.lengths), tps, eps, precisions, req.cache_hit_rate, transfer, pps)
     if req.deployment == "colocated" and decode is not None and index is not None:
-        return [sharing_the_decode_gpu(p, decode, index, s.assumptions.memory_reserved_bytes) for p in points]
+        return [sharing_the_decode_gpu(p, decode, index, s.assumptions.memory_reserved_bytes) for p in points]  # §16.7
     return points
 
 
@@ -516,9 +525,10 @@ def sharing_the_decode_gpu(p: PrefillPoint, decode: DecodeSearch, i: int, reserv
     does not fit beside the decode's pool does not run there (a review found a DeepSeek-V3 decode at 78.3 GiB of 80
     beside a prefill needing 2.9 GiB more)."""
     decode_activations, weights = float(decode.memory["activations"][i]), float(decode.memory["weights"][i])
-    activations = max(decode_activations, p.memory_bytes - p.weight_bytes - p.kv_bytes - reserved_bytes)
+    activations = max(decode_activations, p.workspace_bytes)
     shared = float(decode.hbm_needed_bytes[i]) - decode_activations + activations
-    return replace(p, memory_bytes=shared, weight_bytes=weights, kv_bytes=shared - weights - activations - reserved_bytes)
+    return replace(p, memory_bytes=shared, weight_bytes=weights, workspace_bytes=activations,
+                   kv_bytes=shared - weights - activations - reserved_bytes)  # fmt: skip
 
 
 # ------------------------------------------------------------------ the document
@@ -543,10 +553,15 @@ def _memory_shown(f: DecodeSearch, i: int) -> dict[str, float]:
     return out
 
 
-def _prefill_memory_shown(p: PrefillPoint, reserved_bytes: float) -> dict[str, float]:
-    """A prefill GPU's memory by component, GiB (co-located: the decode GPU it shares, sharing_the_decode_gpu)."""
-    activations = p.memory_bytes - p.weight_bytes - p.kv_bytes - reserved_bytes
-    parts = {"weights": p.weight_bytes, "kv_cache": p.kv_bytes, "activations": activations, "reserved": reserved_bytes}
+def _prefill_memory_shown(p: PrefillPoint, s: Setup) -> dict[str, float]:
+    """A prefill GPU's memory by component, GiB, as the decode's (_memory_shown): the KV cache (the pass's, or
+    co-located the decode's it joins, sharing_the_decode_gpu), and with a pool of less than the free memory the share
+    it leaves unused."""
+    cache = p.kv_bytes * s.kv_memory_fraction  # kv_bytes is the pool: the cache / the fraction (kv_pool_bytes)
+    parts = {"weights": p.weight_bytes, "kv_cache": cache, "activations": p.workspace_bytes,
+             "reserved": s.assumptions.memory_reserved_bytes}  # fmt: skip
+    if s.kv_memory_fraction < 1:
+        parts["kv_pool_unused"] = p.kv_bytes - cache
     return {k: v / GIB for k, v in parts.items()} | {"total": p.memory_bytes / GIB}
 
 
@@ -590,7 +605,7 @@ def serve_document(e: ServeEstimate) -> dict:
             "prompts_per_pass": p.sequences * p.ep,
             "layout": {"tp": p.tp, "ep": p.ep, "pp": p.pp, "gpus": p.tp * p.ep * p.pp, "precision": p.precision},
             "breakdown_s": {k: float(v) for k, v in p.by_component_s.items()},
-            "memory_per_gpu_gib": _prefill_memory_shown(p, s.assumptions.memory_reserved_bytes),
+            "memory_per_gpu_gib": _prefill_memory_shown(p, s),
         }
         d["prefill"]["gpu_time_held_per_prefill"] = held
         # A co-located prompt holds the stage for `held` of its own prefill times (colocated_prefill_hold), so its

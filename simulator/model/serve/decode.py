@@ -244,7 +244,7 @@ def workspace_bytes(s: Setup, c: Candidates) -> np.ndarray:
     return np.maximum(step, prefill_workspace_bytes(model, s.prefill_reserve_tokens, c.tp))
 
 
-def prefill_workspace_bytes(model: ModelSpec, tokens_per_tp_group, tp):
+def prefill_workspace_bytes(model: ModelSpec, tokens_per_tp_group: float | np.ndarray, tp: float | np.ndarray):
     """Activations a prefill pass keeps on one GPU at a time: the hidden states in and out and its FFN shard's, in BF16,
     for the tokens its TP group computes together."""
     return tokens_per_tp_group * (2 * model.d_model + model.d_ff / tp) * BYTES_PER_ELEMENT["bf16"]

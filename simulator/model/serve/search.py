@@ -347,9 +347,12 @@ class PrefillPoint:
     weight_bytes: float = 0.0
     """The weights of one GPU (its share of memory_bytes; the rest is the KV cache, activations and the reserve)."""
     kv_bytes: float = 0.0
-    """The KV cache the pass writes on one GPU (its pool)."""
+    """The KV pool of one GPU: the cache the pass writes, grown to its pool (kv_pool_bytes) where the pool takes only
+    a share of the free memory."""
     hit_rate: float = 0.0
     """The prompts' cache-hit share the pass was sized at."""
+    workspace_bytes: float = 0.0
+    """The pass's activations on one GPU (prefill_workspace_bytes)."""
 
     @property
     def uncached_tokens_per_s_per_gpu(self) -> float:
@@ -406,7 +409,7 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
                 PrefillPoint(
                     tp, ep, sequences, precision, seconds, parts,
                     prompts * s.input_len / seconds / gpus, prompts * computed / seconds / gpus,
-                    seconds + transfer, memory, pp, weights[key], kv, hit,
+                    seconds + transfer, memory, pp, weights[key], kv, hit, workspace,
                 )
             )  # fmt: skip
     return points

@@ -44,7 +44,8 @@ class RequestLengths:
     max_input_len: float
     max_output_len: float
     max_context_len: float
-    """The longest request, prompt plus output: what a learned position table must hold."""
+    """The longest request, prompt plus output: what the model's positions must hold (a learned table or a RoPE
+    model's stated context; serve.positions_bound)."""
 
     @property
     def decode_context_len(self) -> float:
