@@ -278,6 +278,11 @@ class ServeOptions(_Schema):
 PUBLISHED_FIGURES = ("average_nodes", "peak_nodes", "node_hours", "cost_usd", "revenue_usd", "margin")
 
 
+PUBLISHED_ROUNDING = 0.02
+"""How far a published day's figures may disagree among themselves from rounding (DeepSeek's 545% margin against its
+$562,027 / $87,072 - 1 = 545.5%: 0.1%)."""
+
+
 class Published(_Schema):
     """What a source published for the same day, to check against (each figure optional)."""
 
@@ -296,6 +301,24 @@ class Published(_Schema):
     def _some(self) -> Published:
         if all(getattr(self, k) is None for k in PUBLISHED_FIGURES):
             raise ValueError(f"published gives no figure; give at least one of {', '.join(PUBLISHED_FIGURES)}, or leave it out")
+        return self
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Published:
+        # Figures that contradict each other are a typo, not a finding (a fuzzer's peak of 10 nodes beside an average of
+        # 226.75 was compared as given). Rounded figures agree within PUBLISHED_ROUNDING.
+        if self.peak_nodes is not None and self.average_nodes is not None and self.peak_nodes < self.average_nodes:
+            raise ValueError(
+                f"peak_nodes {self.peak_nodes:g} is below average_nodes {self.average_nodes:g}; a day's peak is at least "
+                "its average: fix whichever is mistyped"
+            )
+        if self.cost_usd is not None and self.revenue_usd is not None and self.margin is not None:
+            implied = self.revenue_usd / self.cost_usd - 1.0
+            if abs((1.0 + self.margin) / (1.0 + implied) - 1.0) > PUBLISHED_ROUNDING:
+                raise ValueError(
+                    f"margin {self.margin:g} disagrees with revenue_usd / cost_usd - 1 = {implied:.4g} by more than "
+                    f"{PUBLISHED_ROUNDING:.0%}; margin is revenue / cost - 1 (545% is 5.45): fix whichever is mistyped"
+                )
         return self
 
 
