@@ -300,10 +300,14 @@ def test_to_frame_is_one_row_per_hour():
         ({"prices__usd_per_million_cached_input_tokens": 5.0}, ["prices", "cached input price 5.0 is above"]),
         ({"prices__usd_per_million_output_tokens": 0.0}, ["prices", "usd_per_million_output_tokens 0.0 is below"]),
         # published figures that contradict each other (a fuzzer's peak of 10 beside an average of 226.75)
-        ({"published": {"average_nodes": 226.75, "peak_nodes": 10, "source": "s", "quote": "q"}},
-         ["published", "peak_nodes 10 is below average_nodes 226.75"]),
-        ({"published": {"cost_usd": 87072, "revenue_usd": 562027, "margin": 545, "source": "s", "quote": "q"}},
-         ["published", "margin 545 disagrees with revenue_usd / cost_usd - 1 = 5.455"]),
+        (
+            {"published": {"average_nodes": 226.75, "peak_nodes": 10, "source": "s", "quote": "q"}},
+            ["published", "peak_nodes 10 is below average_nodes 226.75"],
+        ),
+        (
+            {"published": {"cost_usd": 87072, "revenue_usd": 562027, "margin": 545, "source": "s", "quote": "q"}},
+            ["published", "margin 545 disagrees with revenue_usd / cost_usd - 1 = 5.455"],
+        ),
     ],
 )
 def test_bad_files_give_one_clear_error_naming_the_field(changes, needles):
