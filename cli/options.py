@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -23,7 +24,6 @@ LONGEST_ECHOED_WORD = 200
 
 def error_line(err: object) -> str:
     """An error's one line, each word longer than LONGEST_ECHOED_WORD cut to its start and its length."""
-    import re
 
     def cut(m: re.Match) -> str:
         return f"{m.group()[: LONGEST_ECHOED_WORD // 2]}...({len(m.group()):,} characters)"

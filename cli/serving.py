@@ -241,7 +241,7 @@ def workload_line(w: dict, prefill: bool, decode: bool) -> str:
 
 def serve_table(d: dict) -> str:
     from simulator.report.money import usd
-    from simulator.report.serving import colocated_peak_gib, held_text, request_conditions
+    from simulator.report.serving import colocated_peak_gib, decode_batch_text, held_text, memory_text, request_conditions
 
     req = d["request"]
     lines = [f"{d['model']} on {d['gpu']}: {req['input_len']:,.0f} in / {req['output_len']:,.0f} out"
@@ -259,8 +259,6 @@ def serve_table(d: dict) -> str:
         lines.append(f"prefill  {rate:>10} input tok/s/GPU   {ttft}   "
                      f"{layout}, {counted(p['prompts_per_pass'], 'prompt')} per pass{held_text(p)}")  # fmt: skip
     if "decode" in d:
-        from simulator.report.serving import decode_batch_text
-
         x = d["decode"]
         lay = x["layout"]
         lay_text = f"TP{lay['tp']} DP{lay['dp']} PP{lay['pp']} EP{lay['ep']} {lay['precision']}"
@@ -269,10 +267,10 @@ def serve_table(d: dict) -> str:
                      f"{lay_text}, {decode_batch_text(x)}"
                      + (", host-bound" if x["breakdown_s"].get("host_exposed", 0.0) > 0 else ""))  # fmt: skip
         peak = colocated_peak_gib(d)  # co-located, the prefill's workspace takes the decode activations' turn
-        lines.append("memory   " + ", ".join(f"{k} {v:,.1f} GiB" for k, v in d["memory_per_gpu_gib"].items())
+        lines.append(f"memory   {memory_text(d['memory_per_gpu_gib'])}"
                      + (f"; {peak:,.1f} GiB while prefilling" if peak is not None else ""))  # fmt: skip
     elif "prefill" in d:  # a prefill-only request: its GPU's memory (--help promises memory per GPU)
-        lines.append("memory   " + ", ".join(f"{k} {v:,.1f} GiB" for k, v in d["prefill"]["memory_per_gpu_gib"].items()))
+        lines.append(f"memory   {memory_text(d['prefill']['memory_per_gpu_gib'])}")
     if "per_request" in d:
         r = d["per_request"]
         lines.append(f"service  {format_rate(r['output_tokens_per_s_per_gpu']):>10} output tok/s/GPU with prefill, "

@@ -669,13 +669,13 @@ class ServeResult(_Result):
 
         d = self.to_dict()
         if d.get("prefill") is not None:
-            parts = d["prefill"]["breakdown_s"]
-            d["prefill"] = d["prefill"] | {"breakdown_s": {k: parts.get(k, 0.0) for k in FORWARD_COMPONENTS} | parts}
+            parts, shown = d["prefill"]["breakdown_s"], d["prefill"]["memory_per_gpu_gib"]
+            d["prefill"] = d["prefill"] | {
+                "breakdown_s": {k: parts.get(k, 0.0) for k in FORWARD_COMPONENTS} | parts,
+                "memory_per_gpu_gib": {k: shown.get(k, 0.0) for k in SERVE_MEMORY_COMPONENTS},
+            }
         if d.get("memory_per_gpu_gib") is not None:
             d["memory_per_gpu_gib"] = {k: d["memory_per_gpu_gib"].get(k, 0.0) for k in SERVE_MEMORY_COMPONENTS}
-        if d.get("prefill") is not None:
-            shown = d["prefill"]["memory_per_gpu_gib"]
-            d["prefill"]["memory_per_gpu_gib"] = {k: shown.get(k, 0.0) for k in SERVE_MEMORY_COMPONENTS}
         vocabularies = {"prefill.breakdown_s": FORWARD_COMPONENTS, "decode.breakdown_s": DECODE_COMPONENTS,
                         "memory_per_gpu_gib": SERVE_MEMORY_COMPONENTS, "list_prices.by_kind": tuple(PRICE_KEYS),
                         "prefill.memory_per_gpu_gib": SERVE_MEMORY_COMPONENTS}  # fmt: skip

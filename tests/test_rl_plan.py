@@ -153,7 +153,7 @@ def test_a_rollout_stops_at_a_learned_position_table(tmp_path):
 
 
 def test_a_rollout_stops_at_a_rope_models_context(tmp_path):
-    """positions_bound: a RoPE model's stated context bounds a rollout as it bounds a served request (Llama 2 7B's
+    """ModelSpec.served_positions: a RoPE model's stated context bounds a rollout as it bounds a served request (Llama 2 7B's
     config.json: 4,096 positions); the refusal names the context, not a learned table, and no rotary-positions fix."""
     plan = copy.deepcopy(SMALL_PLAN) | {"model": "llama-2-7b"}
     stage = plan["stages"][0]

@@ -17,6 +17,7 @@ from simulator.model.serve.kv_cache import kv_bytes_per_token, kv_shard
 from simulator.model.serve.search import Given, _pareto_front, decode_candidates, search_decode
 from simulator.outputs import SCHEMA_VERSION
 from simulator.run.serve import ServeRequest, serve, setup_for
+from simulator.units import GIB
 from tests.cli_support import clean_error, invoke
 
 
@@ -756,12 +757,12 @@ def test_a_prefill_shows_its_kv_pool_as_the_decode_does():
     alone = serve(ServeRequest("llama-3.1-70b", "h100-sxm", phase="prefill", kv_memory_fraction=0.5, tp=8)).to_dict()
     p = alone["prefill"]
     written = p["prompts_per_pass"] * 1024 * kv_bytes_per_token(load_model("llama-3.1-70b"), "bf16") / 8 / p["layout"]["pp"]
-    assert p["memory_per_gpu_gib"]["kv_cache"] * 2**30 == pytest.approx(written, rel=1e-9)
+    assert p["memory_per_gpu_gib"]["kv_cache"] * GIB == pytest.approx(written, rel=1e-9)
     assert p["memory_per_gpu_gib"]["kv_pool_unused"] == pytest.approx(p["memory_per_gpu_gib"]["kv_cache"])
 
 
 def test_an_alibi_model_is_not_bounded_by_its_training_length():
-    """positions_bound: ALiBi extrapolates, so an imported MPT config's max_seq_len (2,048) does not refuse a longer
+    """ModelSpec.served_positions: ALiBi extrapolates, so an imported MPT config's max_seq_len (2,048) does not refuse a longer
     request (a review found the RoPE refusal and advice given to it); a learned table still does."""
     from tests.cli_support import ROOT
 

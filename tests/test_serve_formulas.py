@@ -21,8 +21,7 @@ from simulator.model.serve.decode import (
 from simulator.model.serve.kv_cache import kv_bytes_per_token
 from simulator.model.serve.search import Given, PrefillPoint, best_prefill, eligible, search_decode
 from simulator.run.serve import ServeRequest, colocated_prefill_hold, request_precisions, serve, setup_for
-
-GIB = 2**30
+from simulator.units import GIB
 
 
 def one(tp=1, dp=1, pp=1, batch=1, precision="bf16") -> Candidates:

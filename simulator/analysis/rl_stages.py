@@ -49,7 +49,6 @@ from simulator.run.rl import (
     training_state_offload,
 )
 from simulator.run.scenario import resolve
-from simulator.run.serve import positions_bound
 from simulator.units import GIB, SECONDS_PER_DAY, SECONDS_PER_HOUR
 from simulator.vocab import SERVE_PRECISIONS
 
@@ -354,10 +353,10 @@ def run_generating_stage(plan: Plan, spec: ModelSpec, stage: RLStage | Generatio
 
 
 def _check_positions(spec: ModelSpec, stage: RLStage | GenerationStage) -> None:
-    """A rollout cannot run past the model's positions (serve.positions_bound, as `costsim serve` refuses such a
+    """A rollout cannot run past the model's positions (ModelSpec.served_positions, as `costsim serve` refuses such a
     request: a learned table, or a RoPE model's stated context; ALiBi models are not bound). The longest sequence is a
     prompt of the mean length and a response at the cap."""
-    table = positions_bound(spec)
+    table = spec.served_positions
     if table is None:
         return
     what = "learned position table" if spec.position_embedding == "learned" else "context (max_position_embeddings)"

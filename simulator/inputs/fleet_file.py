@@ -20,6 +20,7 @@ from simulator.errors import SpecError
 from simulator.inputs.data_files import data_dir, yaml_files
 from simulator.inputs.files import is_dir, is_file, read_yaml, validate
 from simulator.inputs.plan_file import beside
+from simulator.inputs.serving_cases import check_prices
 from simulator.inputs.specs import prose
 from simulator.units import (
     MAX_GPUS,
@@ -191,8 +192,6 @@ class Prices(_Schema):
     def _as_a_sheet(self) -> Prices:
         # the checks of prices/*.yaml sheets: a fuzzer's cached price of $5/M over a $0.55/M miss price gave a margin of
         # 2,453%, and all-zero prices a margin of -100%, each with exit 0
-        from simulator.inputs.serving_cases import check_prices
-
         check_prices(self)
         return self
 

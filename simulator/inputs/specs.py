@@ -590,6 +590,14 @@ class ModelSpec(_Spec):
         return self
 
     @property
+    def served_positions(self) -> int | None:
+        """The longest sequence the model runs when served: a learned position table's length, and a RoPE model's
+        `max_position_embeddings` (its config's, with any RoPE scaling it states), which an engine's maximum length
+        follows (vLLM's max_model_len defaults to it and refuses longer prompts). None where nothing bounds it: ALiBi
+        and position-free models extrapolate, and a spec that states no length is not bounded."""
+        return self.max_position_embeddings if self.position_embedding in ("learned", "rope") else None
+
+    @property
     def gated_ffn(self) -> bool:
         return self.ffn in ("swiglu", "geglu")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from simulator.errors import InputError
 from simulator.report.money import usd
+from simulator.report.rl_table import PARTS
 from simulator.units import SECONDS_PER_DAY, format_count
 
 DPI = 144
@@ -363,8 +364,6 @@ def rl_split_chart(d: dict, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.42 * len(stages) + 1.6))
     names = [s["name"] for s in stages]
     left = [0.0] * len(stages)
-    from simulator.report.rl_table import PARTS
-
     for part in PARTS:
         colour = RL_PART_COLOURS.get(part, GREY)
         widths = [s["gpu_hours_split"].get(part, 0.0) for s in stages]

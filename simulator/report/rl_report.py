@@ -27,7 +27,8 @@ from simulator.report.rl_table import (
     STAGE_COLUMNS,
     phase_text,
     published_rows,
-    split_footnote,
+    rollout_head,
+    stage_footnotes,
     stage_rows,
 )
 from simulator.report.tables import cost_lines, training_notes, unlike_lines
@@ -64,17 +65,14 @@ def _rollouts(d: dict) -> list[Block]:
     for s in d["stages"]:
         if s["kind"] == "training":
             continue
-        head = f"{s['schedule']}; mean step {s['step_time_s']:.1f} s" if s.get("schedule") else "generation only"
-        blocks.append(para(f"**{s['name']}**: {head}."))
+        blocks.append(para(f"**{s['name']}**: {rollout_head(s)}."))
         blocks.append(bullets(phase_text(p) for p in s["phases"]))
     notes = [f"{name}: {note}" for name, note in training_notes(d["stages"])]
     return blocks + ([para("What the training model says of the training passes:"), bullets(notes)] if notes else [])
 
 
-def _accuracy(rl: dict | None) -> list[Block]:
-    """How close costsim comes on the published RL steps (`costsim validate rl`)."""
-    if rl is None:
-        return []
+def _accuracy(rl: dict) -> list[Block]:
+    """How close costsim comes on the published RL steps (`costsim validate rl`'s document)."""
     later, phases = rl["later_release"], rl["phase_breakdown"]
     target, bound = "met" if rl["meets_target"] else "not met", f"{rl['target']['max_abs_error']:.0%}"
     return [
@@ -107,9 +105,8 @@ def _assumptions(d: dict) -> list[Block]:
     return blocks
 
 
-def build_rl_plan_document(d: dict, rl_validation: dict | None, command: str, hws) -> list[Block]:
+def build_rl_plan_document(d: dict, rl_validation: dict, command: str, hws) -> list[Block]:
     """The report of a plan document (PlanResult.to_dict()) with RL or generation stages."""
-    whole = d["gpu_hours_split"]
     blocks = [
         h1(f"Post-training cost of {d['display_name'] or d['plan']}"),
         _generated(command),
@@ -117,12 +114,7 @@ def build_rl_plan_document(d: dict, rl_validation: dict | None, command: str, hw
         _summary(d),
         h2("Stages"),
         table(STAGE_COLUMNS, stage_rows(d)),
-        para(
-            "Band: GPU-hours with every stated, banded input (mean response length, long-tail factor) at its low / "
-            f"high end; {split_footnote()}. GPU-hours by part: "
-            + ", ".join(f"{p} {format_count(whole.get(p, 0.0))}" for p in PARTS)
-            + "."
-        ),
+        bullets(stage_footnotes(d)),
         image(CHARTS["split"], "GPU-hours by stage and part"),
         *_published(d),
         *_rollouts(d),

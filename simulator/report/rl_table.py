@@ -69,11 +69,22 @@ def phase_text(p: dict) -> str:
     return text
 
 
-def split_footnote() -> str:
-    """What the split columns hold (the table's and the report's)."""
-    return ("the split columns are shares of each stage's GPU-hours (refit holds the training state's way to the host "
-            "and the engine's sleep and wake, training its way back, logprob any trip around the log-prob passes; idle "
-            "the GPUs waiting on the generation's tail)")  # fmt: skip
+def stage_footnotes(d: dict) -> list[str]:
+    """What the stage table's band and split columns hold, and the plan's GPU-hours by part (the table's lines and
+    the report's notes under the table)."""
+    whole = d["gpu_hours_split"]
+    return [
+        "band: GPU-hours with every stated, banded input (mean response length, long-tail factor) at its low / high "
+        "end; the split columns are shares of each stage's GPU-hours (refit holds the training state's way to the host "
+        "and the engine's sleep and wake, training its way back, logprob any trip around the log-prob passes; idle the "
+        "GPUs waiting on the generation's tail)",
+        "GPU-hours by part: " + ", ".join(f"{p} {format_count(whole.get(p, 0.0))}" for p in PARTS),
+    ]
+
+
+def rollout_head(s: dict) -> str:
+    """A generating stage's rollout in a few words: its schedule and mean step, or 'generation only'."""
+    return f"{s['schedule']}; mean step {s['step_time_s']:.1f} s" if s.get("schedule") else "generation only"
 
 
 def stage_rows(d: dict) -> list[tuple]:
@@ -127,10 +138,7 @@ def rl_plan_table(d: dict) -> str:
                      f"{base['estimate_with']}")  # fmt: skip
     lines.append("")
     lines += _rows(STAGE_COLUMNS, stage_rows(d), "llrrrrrr" + "r" * len(PARTS))
-    lines.append("band: GPU-hours with every stated, banded input (mean response length, long-tail factor) at its low / "
-                 f"high end; {split_footnote()}")  # fmt: skip
-    whole = d["gpu_hours_split"]
-    lines.append("GPU-hours by part: " + ", ".join(f"{p} {format_count(whole.get(p, 0.0))}" for p in PARTS))
+    lines += stage_footnotes(d)
     if d["reported"]:
         lines.append("")
         lines += _rows(PUBLISHED_COLUMNS, published_rows(d), "lrrrr")
@@ -142,10 +150,7 @@ def rl_plan_table(d: dict) -> str:
     for s in d["stages"]:
         if s["kind"] == "training":
             continue
-        if s.get("schedule"):
-            lines.append(f"  {s['name']}: {s['schedule']}; mean step {s['step_time_s']:.1f} s")
-        else:
-            lines.append(f"  {s['name']}: generation only")
+        lines.append(f"  {s['name']}: {rollout_head(s)}")
         lines += [f"    {phase_text(p)}" for p in s["phases"]]
     # The training model's own notes (exposed communication, memory nearly full, ...), once per stage.
     lines += training_note_lines(d["stages"])

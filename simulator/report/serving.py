@@ -92,6 +92,11 @@ def window_held(w: dict) -> str:
     return "" if held is None else f", {held:,.0f} held under the {w['sliding_window']:,}-token window"
 
 
+def memory_text(memory_gib: dict[str, float]) -> str:
+    """A GPU's memory by component on one line ('weights 20.4 GiB, kv_cache 54.9 GiB, ...'), as serve's table shows it."""
+    return ", ".join(f"{k} {v:,.1f} GiB" for k, v in memory_gib.items())
+
+
 def _memory_table(memory_gib: dict[str, float]) -> Block:
     return table(["component", "GiB"], [[k, f"{v:,.1f}"] for k, v in memory_gib.items()])
 

@@ -313,21 +313,11 @@ def request_precisions(req: ServeRequest, hw) -> tuple[str, ...]:
     return tuple(p for p in PRECISIONS if hw.has_dtype(p))
 
 
-def positions_bound(model) -> int | None:
-    """The longest sequence a served model runs: a learned position table's length, and a RoPE model's
-    `max_position_embeddings` (its config's, with any RoPE scaling it states), which an engine's maximum length
-    follows (vLLM's max_model_len defaults to it and refuses longer prompts). None where there is no bound: ALiBi and
-    position-free models extrapolate, and a spec that states no length is not bounded."""
-    if model.position_embedding in ("learned", "rope"):
-        return model.max_position_embeddings
-    return None
-
-
 def _check_context(model, context: int, prefill_only: bool = False, workload: str | None = None) -> None:
-    """A request longer than positions_bound. Training only notes a learned table's (sanity.learned_positions_note),
-    since a longer context can be trained; a served model has the context it has (a fuzzer priced DeepSeek-V3 at a
-    1,000,000-token prompt)."""
-    table = positions_bound(model)
+    """A request longer than the model's ModelSpec.served_positions. Training only notes a learned table's
+    (sanity.learned_positions_note), since a longer context can be trained; a served model has the context it has (a
+    fuzzer priced DeepSeek-V3 at a 1,000,000-token prompt)."""
+    table = model.served_positions
     if table is None or context <= table:
         return
     given = "--input-len" if prefill_only else "--input-len + --output-len"

@@ -45,7 +45,7 @@ class RequestLengths:
     max_output_len: float
     max_context_len: float
     """The longest request, prompt plus output: what the model's positions must hold (a learned table or a RoPE
-    model's stated context; serve.positions_bound)."""
+    model's stated context; ModelSpec.served_positions)."""
 
     @property
     def decode_context_len(self) -> float:
