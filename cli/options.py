@@ -288,7 +288,7 @@ def job_options(
     }
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The version of the layout of every command's JSON document (its top-level "schema_version"). Raise it when a
 field is renamed, removed or changes meaning; new fields do not change it."""
 

@@ -253,7 +253,7 @@ def serve_table(d: dict) -> str:
     if "prefill" in d:
         p = d["prefill"]
         lay = p["layout"]
-        layout = f"TP{lay['tp']} EP{lay['ep']} PP{lay['pp']} {lay['precision']}"
+        layout = f"TP{lay['tp']} DP{lay['dp']} PP{lay['pp']} EP{lay['ep']} {lay['precision']}"
         rate = format_rate(p["input_tokens_per_s_per_gpu"])
         ttft = f"TTFT {p['ttft_s'] / MILLI:,.0f} ms" + (" (token-weighted prompt)" if req["workload"] else "")
         lines.append(f"prefill  {rate:>10} input tok/s/GPU   {ttft}   "

@@ -17,8 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from simulator.errors import InputError
 from simulator.vocab import Fp8Recipe, KvAdmission, Precision, Recompute, Schedule
 
-SCHEMA_VERSION: Final = 2
-"""The layout version of every JSON document; the same number as cli.options.SCHEMA_VERSION (tested). 2 (2026-12):
+SCHEMA_VERSION: Final = 3
+"""The layout version of every JSON document; the same number as cli.options.SCHEMA_VERSION (tested). 3 (2026-12):
+`serve`'s prefill layout (prefill.layout, and fleet's and claim's copies of it) has `dp`, the attention groups, and
+its `ep` is now the expert-parallel degree, tp x dp for a MoE model as decode's is (it held the attention groups; the
+two differ where tp > 1). 2 (2026-12):
 `validate public`'s whole_run median_abs_error, max_abs_error and median_abs_error_without_flagged are in-sample, as
 every other track's are (they were leave-one-out; that is now median_abs_error_leave_one_out and its kin), and its
 top-level median_abs_leave_one_out_error is named median_abs_error_leave_one_out_fitted_cases (the median over the
@@ -35,7 +38,7 @@ class _Fixed(BaseModel):
 class Document(_Fixed):
     """A command's whole JSON document."""
 
-    schema_version: Literal[2]
+    schema_version: Literal[3]
     """Layout version of the document: raised when a field is renamed, removed or changes meaning (new fields do not
     change it)."""
 
@@ -1298,8 +1301,11 @@ class ServeRequestEcho(_Fixed):
 
 class PrefillLayout(_Fixed):
     tp: int
-    ep: int
+    dp: int
+    """Attention data-parallel groups per stage (1 where a MoE model's experts are TP-sharded, and for a dense one)."""
     pp: int
+    ep: int
+    """Expert-parallel degree: tp x dp for a MoE model whose experts spread whole over the stage; 1 TP-sharded."""
     gpus: int
     precision: str
 

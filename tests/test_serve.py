@@ -442,7 +442,7 @@ def _prefill_at(hit: float, input_len: int = 8192):
     from simulator.model.serve.search import prefill_points
 
     s = setup_for(ServeRequest("llama-3.1-70b", "h100-sxm", phase="prefill", input_len=input_len))
-    return s, prefill_points(s, (8,), (1,), ("bf16",), hit, None)
+    return s, prefill_points(s, ((8, None),), ("bf16",), hit, None)
 
 
 def test_cached_prefix_still_attended_by_the_missed_tokens():
@@ -513,7 +513,7 @@ def test_a_prefill_that_does_not_fit_names_what_fills_the_gpu(tmp_path):
     llama = unbounded_spec(tmp_path, "llama-3.1-70b")
     with pytest.raises(InfeasibleError, match=r"\(weights [\d.]+ GiB, KV cache [\d.]+ GiB, activations.*use shorter prompts"):
         serve(ServeRequest(llama, "h100-sxm", phase="prefill", input_len=4_000_000))
-    with pytest.raises(InfeasibleError, match=r"TP1 x EP1 x PP1 \(weights [\d.]+ GiB.*allow wider layouts"):
+    with pytest.raises(InfeasibleError, match=r"TP1 DP1 PP1 EP1 \(weights [\d.]+ GiB.*allow wider layouts"):
         serve(ServeRequest("deepseek-v3", "h100-sxm", phase="prefill", tp=1, ep=1, pp=1))
     # The activations fill it, and the cache is already FP8: no --kv-dtype fp8 advice (a review).
     with pytest.raises(InfeasibleError, match=r"; use shorter prompts \(--input-len, --workload\)$"):

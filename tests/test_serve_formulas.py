@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from simulator.errors import InputError
 from simulator.inputs.catalog import load_hardware, load_model
 from simulator.model.serve.decode import (
     Candidates,
@@ -19,7 +20,7 @@ from simulator.model.serve.decode import (
     workspace_bytes,
 )
 from simulator.model.serve.kv_cache import kv_bytes_per_token
-from simulator.model.serve.search import Given, PrefillPoint, best_prefill, eligible, search_decode
+from simulator.model.serve.search import Given, PrefillPoint, best_prefill, eligible, prefill_expert_parallel, search_decode
 from simulator.run.serve import ServeRequest, colocated_prefill_hold, request_precisions, serve, setup_for
 from simulator.units import GIB
 
@@ -146,3 +147,60 @@ def test_an_untied_model_holds_embedding_and_head_on_one_stage():
 def test_mean_context_is_the_prompt_and_half_the_output():
     """Setup.mean_context: continuous batching holds sequences at every point of their output: input + output / 2."""
     assert setup_for(ServeRequest("llama-3.1-8b", "h100-sxm", input_len=1000, output_len=2048)).mean_context == 2024
+
+
+def test_a_moe_prefill_spreads_its_experts_over_the_whole_stage():
+    """prefill_expert_parallel: a MoE prefill of dp attention groups of tp GPUs spreads whole experts over all tp x dp
+    GPUs (EP = TP x DP, as decode spreads them and as DeepSeek's and SGLang's prefill units run); None keeps one group
+    with TP-sharded experts (EP 1); a dense model has one group."""
+    v3, llama = load_model("deepseek-v3"), load_model("llama-3.1-70b")
+    assert prefill_expert_parallel(v3, 8, 3) == (3, 24)
+    assert prefill_expert_parallel(v3, 1, 32) == (32, 32)
+    assert prefill_expert_parallel(v3, 8, None) == (1, 1)
+    assert prefill_expert_parallel(llama, 8, 4) == (1, 1)
+
+
+def test_a_prefill_expert_sees_the_tokens_of_every_group():
+    """With EP = TP x DP, each expert on a GPU gets the tokens of all dp groups routed to it: dp x tokens per group x
+    top_k / experts, times the routing imbalance, and a GPU holds experts / EP of them. DeepSeek-V3 (256 experts, top
+    8), 3 groups of TP8 at 4,096 tokens each: 3 x 4,096 x 8 / 256 = 384 tokens per expert, 256 / 24 experts a GPU; the
+    routed GEMMs take the time of that many GEMMs of that M (a mutation of forward_context's dp, which the search never
+    varies apart from EP, gives 1/3 or 3x the tokens)."""
+    from simulator.model.flops import layer_gemms
+    from simulator.model.forward import forward_context
+    from simulator.model.step_time import _gemm_time
+
+    v3 = load_model("deepseek-v3")
+    s = setup_for(ServeRequest("deepseek-v3", "h800", input_len=4096, output_len=2, phase="prefill"))
+    ctx = forward_context(v3, s.rates, 4096, 1, tp=8, ep=24, dp=3, precision="bf16", assumptions=s.assumptions)
+    assert ctx.job.num_gpus == 24 and ctx.layout.dp == 3
+    routed = [g for g in layer_gemms(v3, "moe") if g.routed]
+    assert {g.multiplicity for g in routed} == {8}  # each token's top-8 copies
+    m = 3 * 4096 * 8 / 256 * s.assumptions.moe_imbalance
+    expected = sum(float(ctx.gemm_s(m, g.n, g.k, g.fp8_eligible, 256 / 24)) for g in routed)
+    assert s.rates.expert_launch_host_s == 0  # (no per-expert host pacing on this stack)
+    assert _gemm_time(ctx, "moe", gradients=False).forward_parts["routed_experts"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_colocated_moe_prefill_runs_on_the_decode_layout():
+    """Co-located, the prefill runs on the decode's GPUs with the decode's expert layout: its TP, DP, PP and EP are
+    the decode's (a review found 'TP8 EP3' for the prefill beside 'TP8 DP3 PP4 EP24' for the decode)."""
+    d = serve(ServeRequest("deepseek-v3", "h800", input_len=4096, output_len=1024, tp=8, dp=3,
+                           deployment="colocated")).to_dict()  # fmt: skip
+    p, dec = d["prefill"]["layout"], d["decode"]["layout"]
+    assert (p["tp"], p["dp"], p["pp"], p["ep"], p["gpus"]) == (dec["tp"], dec["dp"], dec["pp"], dec["ep"], dec["gpus"])
+    assert p["ep"] == 24 and d["prefill"]["prompts_per_pass"] % 3 == 0
+
+
+def test_a_stated_prefill_ep_must_be_a_multiple_of_tp():
+    with pytest.raises(InputError, match=r"--ep 4 is not a multiple of --tp 8.*EP = TP x DP"):
+        serve(ServeRequest("deepseek-v3", "h800", input_len=4096, output_len=2, phase="prefill", tp=8, ep=4))
+    d = serve(ServeRequest("deepseek-v3", "h800", input_len=4096, output_len=2, phase="prefill", tp=2, ep=32)).to_dict()
+    assert d["prefill"]["layout"] | {"precision": None} == {
+        "tp": 2,
+        "dp": 16,
+        "pp": d["prefill"]["layout"]["pp"],
+        "ep": 32,
+        "gpus": 32 * d["prefill"]["layout"]["pp"],
+        "precision": None,
+    }

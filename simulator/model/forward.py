@@ -47,15 +47,20 @@ def forward_context(
     precision: str = "bf16",
     fp8_recipe: str | None = None,
     assumptions: Assumptions = DEFAULT,
+    dp: int | None = None,
 ) -> Context:
-    """The step model's Context for a forward pass: `sequences` of `seq_len` tokens on TP x CP GPUs, experts over
-    EP of them (the tokens of EP data-parallel replicas meet at the experts, as in training). `precision` fp4 (a
-    serving one): the linear layers model/number_formats.py puts in NVFP4 run in FP4, the rest as in fp8."""
-    tokens = float(sequences * seq_len * ep)
+    """The step model's Context for a forward pass: `sequences` of `seq_len` tokens on each of `dp` TP x CP groups,
+    experts over EP of their GPUs (the tokens of the groups meet at the experts, as in training: with EP > 1 whole
+    experts sit on each GPU, Megatron's folded expert grid, layout.folded_expert_grid; with EP 1 they are TP-sharded).
+    `dp` defaults to `ep`, a trainer's layout with EP over its data-parallel ranks; a serving deployment whose experts
+    span its whole stage gives dp attention groups and EP = TP x DP. `precision` fp4 (a serving one): the linear
+    layers model/number_formats.py puts in NVFP4 run in FP4, the rest as in fp8."""
+    dp = ep if dp is None else dp
+    tokens = float(sequences * seq_len * dp)
     fp4 = precision == "fp4"
-    job = Job(tp * cp * ep, tokens, seq_len, tokens, "fp8" if fp4 else precision, fp8_recipe=fp8_recipe, fp4_linears=fp4)  # type: ignore[arg-type]
+    job = Job(tp * cp * dp, tokens, seq_len, tokens, "fp8" if fp4 else precision, fp8_recipe=fp8_recipe, fp4_linears=fp4)  # type: ignore[arg-type]
     job = with_fp8_recipe(job, model)
-    layout = Layout(tp=tp, cp=cp, ep=ep, dp=ep, micro_batch_size=sequences, zero_stage=0)
+    layout = Layout(tp=tp, cp=cp, ep=ep, dp=dp, micro_batch_size=sequences, zero_stage=0)
     return Context(model, job, layout, rates, assumptions)
 
 

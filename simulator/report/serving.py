@@ -123,7 +123,7 @@ def build_serve_document(d: dict) -> list[Block]:
         p, lay = d["prefill"], d["prefill"]["layout"]
         rows.append(["prefill", f"{format_rate(p['input_tokens_per_s_per_gpu'])} input tok/s per GPU",
                      f"TTFT {p['ttft_s'] / MILLI:,.0f} ms",
-                     f"TP{lay['tp']} EP{lay['ep']} PP{lay['pp']} {lay['precision']}{held_text(p)}"])  # fmt: skip
+                     f"TP{lay['tp']} DP{lay['dp']} PP{lay['pp']} EP{lay['ep']} {lay['precision']}{held_text(p)}"])  # fmt: skip
     if "decode" in d:
         x, lay = d["decode"], d["decode"]["layout"]
         rows.append(["decode", f"{format_rate(x['output_tokens_per_s_per_gpu'])} output tok/s per GPU",

@@ -201,8 +201,8 @@ def largest_batch(c: Candidates, fits: np.ndarray) -> np.ndarray:
 def _prefill_s(s: Setup, c: Candidates, i: int, responses: float, gpus: int, precision: str) -> float:
     """The prompts of the rollout prefilled on the decode layout (every response's prompt computed: conservative where
     an engine shares one prompt's prefill among its samples)."""
-    tp, ep, pp = int(c.tp[i]), int(c.dp[i]) if s.model.moe else 1, int(c.pp[i])  # the decode layout's TP x DP x PP GPUs
-    point = best_prefill(prefill_points(s, (tp,), (ep,), (precision,), 0.0, None, (pp,)), float("inf"), None)
+    tp, dp, pp = int(c.tp[i]), int(c.dp[i]), int(c.pp[i])  # the decode layout's TP x DP x PP GPUs, experts over TP x DP
+    point = best_prefill(prefill_points(s, ((tp, dp),), (precision,), 0.0, None, (pp,)), float("inf"), None)
     return responses * s.input_len / (gpus * point.input_tokens_per_s_per_gpu)
 
 

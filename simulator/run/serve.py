@@ -33,6 +33,7 @@ from simulator.model.serve.search import (
     best_prefill,
     check_tp,
     eligible,
+    prefill_layouts,
     prefill_points,
     search_decode,
 )
@@ -355,6 +356,11 @@ def setup_for(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> Setup:
     if req.ep is not None and (model.moe is None or model.moe.n_routed_experts % req.ep):
         what = "is dense (no experts to spread)" if model.moe is None else f"has {model.moe.n_routed_experts} routed experts"
         raise InputError(f"--ep {req.ep} does not divide the experts: {model.name} {what}; give a divisor or leave --ep out")
+    if req.ep is not None and req.ep > 1 and req.tp is not None and req.ep % req.tp:
+        raise InputError(
+            f"--ep {req.ep} is not a multiple of --tp {req.tp}: a prefill's experts spread over its attention groups' "
+            f"GPUs (EP = TP x DP); give an --ep that --tp divides, or leave one of them out"
+        )
     if req.deployment == "colocated" and req.phase == "both" and req.ep is not None:  # (a dense model is refused above)
         raise InputError(
             f"--ep {req.ep} sets a prefill deployment's own expert parallelism, and --deployment colocated prefills "
@@ -472,7 +478,7 @@ def _colocated_pick(req: ServeRequest, s: Setup, precisions, decode: DecodeSearc
         return index, _prefill(req, s, precisions, decode, index)
     finding = (
         f"no co-located layout's prefill reaches TTFT {req.ttft_s / MILLI:.3g} ms on the {len(ranked):,} decode layouts "
-        f"that meet the decode targets; the quickest (TP{quickest.tp} x EP{quickest.ep} x PP{quickest.pp}, "
+        f"that meet the decode targets; the quickest ({quickest.layout_text}, "
         f"{quickest.sequences} prompt(s) per TP group per pass) gives {quickest.ttft_s / MILLI:.3g} ms"
     )
     raise InfeasibleError(f"{finding}; relax --ttft-ms, shorten --input-len, or use --deployment disaggregated", finding)
@@ -493,16 +499,16 @@ def _prefill_points(
     model, domain = s.model, s.hw.domain_gpus
     if req.deployment == "colocated" and decode is not None and index is not None:
         c = decode.candidates
-        tps, pps, precisions = (int(c.tp[index]),), (int(c.pp[index]),), (str(c.precision[index]),)
-        eps = (int(c.dp[index]),) if model.moe else (1,)
+        # The decode's layout: its experts over the stage's tp x dp GPUs (decode.weight_bytes_per_gpu), so EP = TP x DP.
+        layouts: tuple[tuple[int, int | None], ...] = ((int(c.tp[index]), int(c.dp[index])),)
+        pps, precisions = (int(c.pp[index]),), (str(c.precision[index]),)
     else:
         check_tp(model, req.tp)
         tps = (req.tp,) if req.tp else tuple(t for t in POWERS_OF_TWO if t <= domain and model.n_heads % t == 0)
-        experts = model.moe.n_routed_experts if model.moe else 1
-        eps = (req.ep,) if req.ep else tuple(e for e in (1, 8, 16, 32, 64) if experts % e == 0)
+        layouts = prefill_layouts(model, tps, req.ep)
         pps = (req.pp,) if req.pp else tuple(p for p in (1, 2, 4, 8) if p <= model.n_layers)
     transfer = s.hw.scale_out_bytes_per_s if req.deployment == "disaggregated" else None
-    points = prefill_points(prefill_setup(s, req.lengths), tps, eps, precisions, req.cache_hit_rate, transfer, pps)
+    points = prefill_points(prefill_setup(s, req.lengths), layouts, precisions, req.cache_hit_rate, transfer, pps)
     if req.deployment == "colocated" and decode is not None and index is not None:
         return [sharing_the_decode_gpu(p, decode, index, s.assumptions.memory_reserved_bytes) for p in points]  # §16.7
     return points
@@ -592,8 +598,8 @@ def serve_document(e: ServeEstimate) -> dict:
             "uncached_tokens_per_s_per_gpu": p.uncached_tokens_per_s_per_gpu,
             "cached_token_gpu_s": cached_token_s_per_gpu(s, p),
             "ttft_s": p.ttft_s,
-            "prompts_per_pass": p.sequences * p.ep,
-            "layout": {"tp": p.tp, "ep": p.ep, "pp": p.pp, "gpus": p.tp * p.ep * p.pp, "precision": p.precision},
+            "prompts_per_pass": p.prompts_per_pass,
+            "layout": {"tp": p.tp, "dp": p.dp, "pp": p.pp, "ep": p.ep, "gpus": p.gpus, "precision": p.precision},
             "breakdown_s": {k: float(v) for k, v in p.by_component_s.items()},
             "memory_per_gpu_gib": _prefill_memory_shown(p, s),
         }

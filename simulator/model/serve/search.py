@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.errors import InfeasibleError, LayoutError
+from simulator.inputs.specs import ModelSpec
 from simulator.model.forward import forward_context, forward_pass
 from simulator.model.serve.decode import (
     ROUNDING_RELATIVE,
@@ -319,6 +320,16 @@ PREFILL_TOKENS_PER_GPU = (1024, 2048, 4096, 8192, 16384, 32768)
 TP group per pass besides (`prefill_batches`): the shortest TTFT a layout has."""
 
 
+def prefill_expert_parallel(model: ModelSpec, tp: int, groups: int | None) -> tuple[int, int]:
+    """(dp, ep) of a prefill stage of `groups` attention-DP groups of `tp` GPUs: a MoE model's experts spread whole
+    over all tp x dp GPUs (EP = TP x DP), as DeepSeek's and SGLang's prefill run them (DeepEP over the unit) and as
+    decode spreads them (decode.weight_bytes_per_gpu); None: one group with TP-sharded experts (EP 1). A dense model
+    has no experts, and its groups are independent replicas: one group (dp 1, ep 1)."""
+    if model.moe is None or groups is None:
+        return 1, 1
+    return groups, tp * groups
+
+
 def prefill_batches(input_len: int, tp: int) -> tuple[int, ...]:
     """Prompts per TP group per pass: those that put each PREFILL_TOKENS_PER_GPU on a GPU (at least one), and one.
     A TP group of t GPUs at 1,024 tokens per GPU would take t prompts of 1,024 tokens, so without the single prompt
@@ -353,6 +364,23 @@ class PrefillPoint:
     """The prompts' cache-hit share the pass was sized at."""
     workspace_bytes: float = 0.0
     """The pass's activations on one GPU (prefill_workspace_bytes)."""
+    dp: int = 1
+    """Attention data-parallel groups of `tp` GPUs each: the stage's tp x dp GPUs, over which a MoE model's experts
+    spread (ep = tp x dp), or experts TP-sharded (ep 1, dp 1)."""
+
+    @property
+    def gpus(self) -> int:
+        """GPUs of the deployment: tp x dp per pipeline stage."""
+        return self.tp * self.dp * self.pp
+
+    @property
+    def prompts_per_pass(self) -> int:
+        return self.sequences * self.dp
+
+    @property
+    def layout_text(self) -> str:
+        """As the table shows decode's layouts."""
+        return f"TP{self.tp} DP{self.dp} PP{self.pp} EP{self.ep}"
 
     @property
     def uncached_tokens_per_s_per_gpu(self) -> float:
@@ -363,10 +391,37 @@ class PrefillPoint:
         return self.input_tokens_per_s_per_gpu * (1.0 - self.hit_rate)
 
 
-def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisions: tuple[str, ...],
+PREFILL_GROUPS = (1, 8, 16, 32, 64)
+"""Attention data-parallel groups per prefill stage a search tries (DeepSeek's prefill unit is 32 attention replicas
+of one GPU over EP32)."""
+
+
+def prefill_layouts(model: ModelSpec, tps: tuple[int, ...], ep: int | None) -> tuple[tuple[int, int | None], ...]:
+    """(tp, attention groups) of the prefill stages a search tries (prefill_points): a dense model one TP group; a
+    MoE model, at each TP, its experts TP-sharded (None) and spread whole over tp x dp GPUs for each PREFILL_GROUPS
+    whose tp x dp divides the experts. A stated `ep` (expert parallelism, the stage's GPUs) fixes dp = ep / tp: TPs
+    that do not divide it are left out (run.serve refuses a stated TP that does not), and ep 1 is TP-sharded."""
+    if model.moe is None:
+        return tuple((tp, None) for tp in tps)
+    if ep == 1:
+        return tuple((tp, None) for tp in tps)
+    if ep is not None:
+        return tuple((tp, ep // tp) for tp in tps if ep % tp == 0)
+    experts = model.moe.n_routed_experts
+    out = []
+    for tp in tps:
+        out.append((tp, None))
+        out += [(tp, g) for g in PREFILL_GROUPS if tp * g > 1 and experts % (tp * g) == 0]
+    return tuple(out)
+
+
+def prefill_points(s: Setup, layouts: tuple[tuple[int, int | None], ...], precisions: tuple[str, ...],
                    cache_hit_rate: float, kv_transfer_bytes_per_s: float | None,
                    pps: tuple[int, ...] = (1,)) -> list[PrefillPoint]:  # fmt: skip
-    """Prefill at each layout and batch (docs/model.md §16.7). A pass over whole prompts, then cache hits: a hit
+    """Prefill at each layout and batch (docs/model.md §16.7). `layouts`: (tp, attention groups) pairs, the groups
+    being the attention data-parallel TP groups per stage, over whose tp x dp GPUs a MoE model's experts spread whole
+    (prefill_expert_parallel), as decode spreads them; None for one group with its experts TP-sharded (EP 1; a dense
+    model's only layout). A pass over whole prompts, then cache hits: a hit
     skips its linear work, and the missed tokens still attend to the cached prefix, so with hit share h everything
     but the attention core is a pass over the missed tokens alone (its GEMMs at that M: no faster than reading the
     weights, its fixed per-pass costs whole) and the causal attention core scales by 1 - h^2
@@ -382,26 +437,27 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
     hit = cache_hit_rate
     kv_per_token = kv_bytes_per_token(model, s.kv_dtype)
     weights: dict[tuple, float] = {}
-    batches = [(tp, sequences) for tp in tps for sequences in prefill_batches(s.input_len, tp)]
-    for (tp, sequences), ep, precision in itertools.product(batches, eps, precisions):
+    batches = [(tp, group, sequences) for tp, group in layouts for sequences in prefill_batches(s.input_len, tp)]
+    for (tp, group, sequences), precision in itertools.product(batches, precisions):
+        dp, ep = prefill_expert_parallel(model, tp, group)
         ctx = forward_context(model, s.rates, s.input_len, sequences, tp=tp, ep=ep, precision=precision,
-                              assumptions=s.assumptions)  # fmt: skip
+                              assumptions=s.assumptions, dp=dp)  # fmt: skip
         fp = forward_pass(ctx)  # the same pass whatever the pipeline stages (they split it, not change it)
         computed = max(1, round(s.input_len * (1.0 - hit)))  # tokens of a prompt the pass computes (one at least)
-        parts = _missed_pass_s(s, sequences, tp, ep, precision, computed) if hit else dict(fp.by_component_s)
+        parts = _missed_pass_s(s, sequences, tp, dp, ep, precision, computed) if hit else dict(fp.by_component_s)
         cached = 1.0 - computed / s.input_len  # the hit share of the whole tokens the pass computes
         parts["attention_core"] = fp.by_component_s["attention_core"] * (1.0 - cached * cached)
         parts = _overlapped_parts(parts, s)
         seconds = sum(parts.values())
-        gpus = tp * ep
-        prompts = sequences * ep
+        gpus = tp * dp
+        prompts = sequences * dp
         tokens_per_tp_group = sequences * s.input_len
         workspace = prefill_workspace_bytes(model, tokens_per_tp_group, tp)
         transfer = s.input_len * kv_per_token / kv_transfer_bytes_per_s if kv_transfer_bytes_per_s else 0.0
         for pp in pps:
-            key = (tp, ep, pp, precision)
-            if key not in weights:
-                c = Candidates(np.array([tp]), np.array([ep]), np.array([pp]), np.array([0]), np.array([precision]))
+            key = (tp, dp, pp, precision)
+            if key not in weights:  # experts over the stage's tp x dp GPUs, as decode's weight_bytes_per_gpu spreads them
+                c = Candidates(np.array([tp]), np.array([dp]), np.array([pp]), np.array([0]), np.array([precision]))
                 weights[key] = float(sum(v[0] for v in weight_bytes_per_gpu(s, c).values()))
             kv = kv_pool_bytes(s, tokens_per_tp_group * kv_per_token * float(kv_shard(model, np.array([float(tp)]))[0]) / pp)
             memory = weights[key] + kv + workspace + s.assumptions.memory_reserved_bytes
@@ -409,17 +465,17 @@ def prefill_points(s: Setup, tps: tuple[int, ...], eps: tuple[int, ...], precisi
                 PrefillPoint(
                     tp, ep, sequences, precision, seconds, parts,
                     prompts * s.input_len / seconds / gpus, prompts * computed / seconds / gpus,
-                    seconds + transfer, memory, pp, weights[key], kv, hit, workspace,
+                    seconds + transfer, memory, pp, weights[key], kv, hit, workspace, dp,
                 )
             )  # fmt: skip
     return points
 
 
-def _missed_pass_s(s: Setup, sequences: int, tp: int, ep: int, precision: str, tokens: int) -> dict[str, float]:
+def _missed_pass_s(s: Setup, sequences: int, tp: int, dp: int, ep: int, precision: str, tokens: int) -> dict[str, float]:
     """Seconds by component of the forward pass over the prompts' missed tokens only: (1 - hit) x their length in
     whole tokens, at least one per prompt (an engine computes a fully cached prompt's last token for its logits)."""
     miss_ctx = forward_context(s.model, s.rates, tokens, sequences, tp=tp, ep=ep, precision=precision,
-                               assumptions=s.assumptions)  # fmt: skip
+                               assumptions=s.assumptions, dp=dp)  # fmt: skip
     return dict(forward_pass(miss_ctx).by_component_s)
 
 
@@ -451,7 +507,7 @@ def best_prefill(points: list[PrefillPoint], hbm_bytes: float, max_ttft_s: float
         rest = smallest.memory_bytes - smallest.weight_bytes - smallest.kv_bytes
         finding = (
             f"no prefill layout fits: the smallest needs {smallest.memory_bytes / GIB:.1f} GiB per GPU at "
-            f"TP{smallest.tp} x EP{smallest.ep} x PP{smallest.pp} (weights {smallest.weight_bytes / GIB:.1f} GiB, KV cache "
+            f"{smallest.layout_text} (weights {smallest.weight_bytes / GIB:.1f} GiB, KV cache "
             f"{smallest.kv_bytes / GIB:.1f} GiB, activations and reserve {rest / GIB:.1f} GiB) against "
             f"{hbm_bytes / GIB:.1f} GiB"
         )
@@ -468,8 +524,8 @@ def best_prefill(points: list[PrefillPoint], hbm_bytes: float, max_ttft_s: float
         if not fast:
             quickest = min(fits, key=lambda p: p.ttft_s)
             finding = (
-                f"no prefill layout reaches TTFT {max_ttft_s / MILLI:.3g} ms; the quickest (TP{quickest.tp} x "
-                f"EP{quickest.ep}, {quickest.sequences} prompt(s) per TP group per pass) gives "
+                f"no prefill layout reaches TTFT {max_ttft_s / MILLI:.3g} ms; the quickest ({quickest.layout_text}, "
+                f"{quickest.sequences} prompt(s) per TP group per pass) gives "
                 f"{quickest.ttft_s / MILLI:.3g} ms"
             )
             raise InfeasibleError(f"{finding}; relax --ttft-ms or shorten --input-len", finding)
