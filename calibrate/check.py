@@ -119,11 +119,26 @@ def device_mismatches(stored: Calibration, fresh: Calibration) -> list[str]:
     return out
 
 
-def check(path: str | Path, tolerance: float, progress: Progress | None = None, stored: Calibration | None = None) -> dict:
+def serving_rate(key: str) -> bool:
+    """A serving rate (decode GEMM operand bandwidth, decode-attention KV bandwidth, decode all-to-all): latency-bound
+    points of microseconds, which drift more from run to run than a large GEMM (the H200 of 2026-12-04: its decode GEMM
+    bandwidth 31% lower two minutes later, its BF16 GEMM rate 11%); `serving_tolerance` judges them."""
+    return key.startswith("decode ") or "decode all-to-all" in key
+
+
+def decode_fit(key: str) -> bool:
+    """A decode GEMM fit, which exists only where some point of the dtype was memory-bound in that run."""
+    return key.startswith("decode gemm ")
+
+
+def check(path: str | Path, tolerance: float, progress: Progress | None = None, stored: Calibration | None = None,
+          serving_tolerance: float | None = None) -> dict:  # fmt: skip
     """Measure again as the stored calibration was measured, and compare. `progress`: see calibrate.run.Progress.
+    `serving_tolerance`: the drift allowed to the serving rates (serving_rate); None: `tolerance`.
 
     A file that is not what costsim calibrate wrote raises SpecError (load_calibration) before anything is measured.
     `stored`: the file already loaded (and so verified) by load_calibration."""
+    serving_tolerance = tolerance if serving_tolerance is None else serving_tolerance
     stored = stored or load_calibration(path)
     p = stored.provenance
     tampered = refit_mismatches(stored)
@@ -133,12 +148,14 @@ def check(path: str | Path, tolerance: float, progress: Progress | None = None, 
         "stored_date": p.date,
         "measured_device": None,
         "tolerance": tolerance,
+        "serving_tolerance": serving_tolerance,
         "fit_matches_samples": not tampered,
         "fit_mismatches": tampered,
         "device_matches": None,
         "device_mismatches": [],
         "rates": [],
         "not_measured_again": [],
+        "not_fitted_again": [],
         "ok": False,
     }
     if tampered:  # an edited file fails as it stands: nothing to measure against
@@ -160,10 +177,16 @@ def check(path: str | Path, tolerance: float, progress: Progress | None = None, 
     for key in sorted(set(old) & set(new)):
         ratio = new[key] / old[key]
         drift = ratio - 1.0
-        rows.append({"rate": key, "stored": old[key], "measured": new[key], "drift": drift, "ok": abs(drift) <= tolerance})
+        allowed = serving_tolerance if serving_rate(key) else tolerance
+        rows.append({"rate": key, "stored": old[key], "measured": new[key], "drift": drift, "tolerance": allowed,
+                     "ok": abs(drift) <= allowed})  # fmt: skip
     missing = sorted(set(old) - set(new))
     if stored.plan.collectives_file:  # measured elsewhere (across nodes): not measurable again here
         missing = [m for m in missing if " bus bytes/s" not in m and "all-to-all" not in m]
+    # A dtype's decode GEMM fit needs a memory-bound point, which a run may find and the next not (the quick mode's few
+    # FP8 points on the H200): listed, not failed; its points are compared in the rates where both runs fitted one.
+    unfitted = [m for m in missing if decode_fit(m)]
+    missing = [m for m in missing if not decode_fit(m)]
     other_device = device_mismatches(stored, fresh)
     result.update(
         measured_device=fresh.provenance.device_name,
@@ -171,6 +194,7 @@ def check(path: str | Path, tolerance: float, progress: Progress | None = None, 
         device_mismatches=other_device,
         rates=rows,
         not_measured_again=missing,
+        not_fitted_again=unfitted,
         ok=all(r["ok"] for r in rows) and not missing and not other_device,
     )
     return result

@@ -23,6 +23,7 @@ machine and reads the JSON back.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import subprocess
@@ -82,8 +83,11 @@ def _op_call(op: str, size_bytes: int, n: int, rank: int, device):
         x, out = buf(total), buf(total)
 
         def call():
-            reqs = [dist.isend(x, (rank + 1) % n), dist.irecv(out, (rank - 1) % n)]
-            for r in reqs:
+            # One batched NCCL group: an isend and an irecv issued apart can block on a large message (each rank's
+            # send queued before its receive on one stream), and per-pair communicators created on first use can
+            # wait on each other in a ring (torch.distributed.batch_isend_irecv's docstring gives this very ring).
+            ops = [dist.P2POp(dist.isend, x, (rank + 1) % n), dist.P2POp(dist.irecv, out, (rank - 1) % n)]
+            for r in dist.batch_isend_irecv(ops):
                 r.wait()
 
         return call, total * ELEMENT_BYTES
@@ -112,6 +116,10 @@ def _time_point(call, device, budget: Budget) -> np.ndarray:
     return np.array([once() for _ in range(n)])
 
 
+PROCESS_GROUP_TIMEOUT_S = 120.0
+"""How long a rank waits in one collective for its peers (torch's default is 10 minutes, past launch's own limit)."""
+
+
 def worker(args: argparse.Namespace) -> None:
     import torch
     import torch.distributed as dist
@@ -119,14 +127,24 @@ def worker(args: argparse.Namespace) -> None:
     from calibrate.timing import Budget, summarize
     from simulator.model.comms import bus_factor
 
-    dist.init_process_group(args.backend)
-    rank, n = dist.get_rank(), dist.get_world_size()
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", n))
+    missing = [v for v in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
+    if missing:
+        raise SystemExit(f"calibrate.collectives runs one process per rank under torchrun (costsim calibrate starts it); "
+                         f"{', '.join(missing)} not set. Run: python -m torch.distributed.run --standalone "
+                         f"--nproc-per-node N -m calibrate.collectives --backend {args.backend} --output FILE")  # fmt: skip
+    if args.backend == "nccl" and not torch.cuda.is_available():
+        raise SystemExit("calibrate.collectives --backend nccl needs CUDA GPUs and torch sees none; use --backend gloo")
     if args.backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         device = torch.device("cuda", torch.cuda.current_device())
+        # Bound to its GPU, and timing out before the launcher's limit (launch's timeout_s), so a rank whose peer
+        # failed stops instead of waiting in a collective until it is killed.
+        dist.init_process_group(args.backend, device_id=device, timeout=datetime.timedelta(seconds=PROCESS_GROUP_TIMEOUT_S))
     else:
         device = torch.device("cpu")
+        dist.init_process_group(args.backend, timeout=datetime.timedelta(seconds=PROCESS_GROUP_TIMEOUT_S))
+    rank, n = dist.get_rank(), dist.get_world_size()
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", n))
     tier = "scale_up" if local >= n else "scale_out"
     budget = Budget(warmup=args.warmup, min_repeats=args.min_repeats, max_repeats=args.max_repeats, target_s=args.target_s)
     samples, notes = [], []
@@ -210,9 +228,8 @@ def launch(
             cmd += ["--decode-tokens", *map(str, decode_tokens), "--decode-hidden", str(decode_hidden)]
             cmd += ["--decode-copies", str(decode_copies)]
         env = dict(os.environ, OMP_NUM_THREADS="1")  # one thread per process: the processes share the cores
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env, cwd=_repo_root())
-        except subprocess.TimeoutExpired:
+        proc = _run_ended(cmd, timeout_s, env)
+        if proc is None:
             return [], [], [f"collectives ({backend}, {nproc} processes): skipped, no result within {timeout_s:.0f} s"]
         if proc.returncode != 0 or not out.exists():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -223,6 +240,29 @@ def launch(
             )
         data = json.loads(out.read_text())
         return data["samples"], data.get("decode_all_to_all", []), data["notes"]
+
+
+TERMINATE_GRACE_S = 30.0
+"""Seconds torchrun gets to stop its workers after SIGTERM before it is killed."""
+
+
+def _run_ended(cmd: list[str], timeout_s: float, env: dict) -> subprocess.CompletedProcess | None:
+    """Run torchrun to its end, or stop it and its workers after `timeout_s` (None). subprocess.run's timeout kills
+    only torchrun (SIGKILL), and torch starts the workers in sessions of their own
+    (torch.distributed.elastic.multiprocessing.subprocess_handler: start_new_session=True), so they would outlive it,
+    holding the GPUs the calibration goes on measuring; SIGTERM lets torchrun stop them first."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=_repo_root())
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=TERMINATE_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+        return None
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
 def _repo_root() -> str:

@@ -23,7 +23,7 @@ from torch.nn.attention import sdpa_kernel
 from calibrate.device import DTYPES, FP4, FP8
 from calibrate.gemm import nvfp4_operand, nvfp4_product, nvfp4_scale_elements, random_fp4_bytes
 from calibrate.generation import DECODE_BACKENDS
-from calibrate.timing import Budget, measure, randn
+from calibrate.timing import Budget, graph_replay, measure, per_call, randn
 from simulator.inputs.calibration import DecodeAttentionSample, DecodeGemmSample, Workload
 from simulator.model.flops import head_gemm, layer_gemms, layer_kinds
 from simulator.units import MEBI
@@ -130,14 +130,22 @@ class Pool:
 
 
 GPU_BURST = 32
-"""Decode calls timed back to back between one pair of CUDA events, as a decode step (a CUDA graph, or a queue of
-launches) runs them: a single call between two events measures the launch latency (about 25 us on an H200 VM,
-2026-12-04, flat for every GEMM of 1-256 tokens) rather than the kernel reading its operands."""
+"""Decode calls timed together on a GPU, at least: a single call between two events measures the launch latency (about
+25 us on an H200 VM, 2026-12-04, flat for every GEMM of 1-256 tokens) rather than the kernel reading its operands."""
+MAX_GRAPH_CALLS = 4096
+"""The most calls one graph captures (DecodeGemmSample.calls_per_timing's bound)."""
 
 
 def burst(device: torch.device) -> int:
     """Calls per timing: GPU_BURST on a GPU; 1 on a CPU, where a call returns when its work is done."""
     return GPU_BURST if device.type == "cuda" else 1
+
+
+def graph_calls(copies: int) -> int:
+    """Calls a GPU sample captures in one CUDA graph: every copy of the pool once, so a replay reads as many bytes as
+    the pool holds (more than the L2) and the next replay finds none of them cached; at least GPU_BURST (a copy
+    larger than the pool is read again and again, and no cache holds it either)."""
+    return int(min(MAX_GRAPH_CALLS, max(GPU_BURST, copies)))
 
 
 def _rotating(calls: list[Callable[[], object]]) -> Callable[[], object]:
@@ -146,9 +154,19 @@ def _rotating(calls: list[Callable[[], object]]) -> Callable[[], object]:
 
 
 def _timed(calls: list[Callable[[], object]], device: torch.device, budget: Budget) -> dict:
-    """The timing and calls_per_timing of a decode sample: `calls` rotating, in bursts on a GPU."""
+    """The timing of a decode sample, `calls` rotating. On a GPU they are captured in one CUDA graph and timed as its
+    replays, as an engine runs a decode step (timing.graph_replay); where a capture fails (an op that cannot be
+    captured), as a burst of GPU_BURST calls queued from the host, and the sample says which (cuda_graph)."""
     n = burst(device)
-    return {"timing": measure(_rotating(calls), device, budget, calls_per_timing=n), "calls_per_timing": n}
+    if device.type != "cuda":
+        return {"timing": measure(_rotating(calls), device, budget, calls_per_timing=n), "calls_per_timing": n}
+    captured = graph_calls(len(calls))
+    try:
+        replay = graph_replay(_rotating(calls), captured, device)
+    except RuntimeError:  # not capturable here: queued from the host instead
+        return {"timing": measure(_rotating(calls), device, budget, calls_per_timing=n), "calls_per_timing": n}
+    timed = per_call(measure(replay, device, budget), captured)
+    return {"timing": timed, "calls_per_timing": captured, "cuda_graph": True}
 
 
 def bench_gemm(shape: DecodeShape, dtype: str, device: torch.device, budget: Budget, pool: Pool) -> DecodeGemmSample:

@@ -41,7 +41,11 @@ def resolve(device: str, threads: int | None = None) -> torch.device:
                 "--device cuda but torch sees no CUDA GPU (torch.cuda.is_available() is False, torch "
                 f"{torch.__version__}); install a CUDA build of torch on a GPU machine, or use --device cpu"
             )
-        return torch.device("cuda", torch.cuda.current_device())
+        gpu = torch.device("cuda", torch.cuda.current_device())
+        missing = missing_kernels(torch.cuda.get_device_capability(gpu), torch.cuda.get_arch_list())
+        if missing:
+            raise InputError(f"{torch.cuda.get_device_name(gpu)}: {missing}")
+        return gpu
     if device != "cpu":
         raise InputError(f"--device {device!r} is not supported; use cpu or cuda")
     threads = DEFAULT_CPU_THREADS if threads is None else threads
@@ -49,6 +53,23 @@ def resolve(device: str, threads: int | None = None) -> torch.device:
         raise InputError(f"--threads {threads} is out of range [1, {(os.cpu_count() or 1) * 4}] on this machine")
     torch.set_num_threads(threads)
     return torch.device("cpu")
+
+
+def missing_kernels(capability: tuple[int, int], arch_list: list[str]) -> str | None:
+    """None when the torch build has kernels for a GPU of `capability`, else why not and the fix. A build without them
+    still sees the GPU (torch.cuda.is_available() is True) and fails at its first kernel ('no kernel image is available
+    for execution on the device'). A build runs on its own architectures (sm_XY) and, through PTX (compute_XY), on
+    any later one; an empty list (a build that does not say) is taken as able."""
+    major, minor = capability
+    if not arch_list:
+        return None
+    archs = [(a.split("_")[0], a.split("_")[1]) for a in arch_list if "_" in a]
+    have_sass = any(kind == "sm" and code.rstrip("a").rstrip("f") == f"{major}{minor}" for kind, code in archs)
+    ptx = [int(code.rstrip("a").rstrip("f")) for kind, code in archs if kind == "compute" and code.rstrip("af").isdigit()]
+    if have_sass or any(p <= major * 10 + minor for p in ptx):
+        return None
+    return (f"this torch {torch.__version__} build has no kernels for compute capability {major}.{minor} (it has "
+            f"{', '.join(arch_list)}); install a torch build for this GPU (e.g. a newer CUDA wheel)")  # fmt: skip
 
 
 def fp8_supported(device: torch.device) -> str | None:
@@ -120,6 +141,59 @@ def _driver_version() -> str | None:
     return out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
 
 
+GPU_STATE_QUERY = {
+    "power.limit": "gpu_power_limit_w",
+    "clocks.sm": "gpu_sm_clock_mhz",
+    "clocks.max.sm": "gpu_max_sm_clock_mhz",
+    "temperature.gpu": "gpu_temperature_c",
+    "ecc.mode.current": "gpu_ecc_mode",
+    "mig.mode.current": "gpu_mig_mode",
+}
+"""nvidia-smi --query-gpu fields of the state a calibration records, and their Provenance names."""
+
+
+def gpu_state(csv_line: str) -> dict:
+    """Provenance fields from one nvidia-smi line of GPU_STATE_QUERY's fields (csv, noheader, nounits): numbers as
+    floats, modes as text, '[N/A]' and the like as None."""
+    values = [v.strip() for v in csv_line.split(",")]
+    out: dict = {}
+    for key, value in zip(GPU_STATE_QUERY.values(), values, strict=False):
+        if not value or value.startswith("[") or value.lower() in ("n/a", "not supported"):
+            out[key] = None
+        elif key in ("gpu_ecc_mode", "gpu_mig_mode"):
+            out[key] = value[:64]
+        else:
+            try:
+                number: float | None = float(value)
+            except ValueError:
+                number = None
+            positive = key != "gpu_temperature_c"  # a power, a clock: 0 means not reported
+            out[key] = None if number is None or (positive and number <= 0) else number
+    return out
+
+
+def _gpu_state(index: int) -> dict:
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return {}
+    query = ",".join(GPU_STATE_QUERY)
+    try:
+        out = subprocess.run([exe, f"--query-gpu={query}", "--format=csv,noheader,nounits", "-i", str(index)],
+                             capture_output=True, text=True, timeout=20, check=True)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    lines = out.stdout.strip().splitlines()
+    return gpu_state(lines[0]) if lines else {}
+
+
+def _cudnn_version() -> str | None:
+    try:
+        v = torch.backends.cudnn.version()
+    except (AttributeError, RuntimeError):
+        return None
+    return str(v) if v else None
+
+
 def _nccl_version() -> str | None:
     try:
         v = torch.cuda.nccl.version()
@@ -154,4 +228,6 @@ def provenance(device: torch.device, mode: str, model: str | None, wall_s: float
         model=model,
         wall_s=wall_s,
         costsim_version=version,
+        cudnn_version=_cudnn_version() if cuda else None,
+        **(_gpu_state(device.index or 0) if cuda else {}),
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from simulator.errors import MeasurementError
 from simulator.inputs.calibration import Timing
 from simulator.units import MILLI
 
@@ -83,13 +84,44 @@ def measure(fn: Callable[[], object], device: torch.device, budget: Budget, call
     return summarize(times)
 
 
+def graph_replay(fn: Callable[[], object], calls: int, device: torch.device) -> Callable[[], object]:
+    """`calls` calls of `fn` captured in one CUDA graph; returns its replay. A serving engine runs a decode step as a
+    CUDA graph, so its kernels start without a host launch each; calls queued from Python between two events do not
+    get that: on the H200 of 2026-12-04 they ran at the host's dispatch rate, 20-28 us a call for every decode GEMM of
+    8-50 MB (validation/local/h200-2026-12-04/calibration.json), where the weights stream in 2-14 us. As torch's CUDA
+    graph notes do, `fn` first runs on a side stream (lazy initialization, cuBLAS workspaces) before the capture."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(GRAPH_WARM_UP_CALLS):
+            fn()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(calls):
+            fn()
+    sync(device)
+    return graph.replay
+
+
+GRAPH_WARM_UP_CALLS = 3
+"""Calls run on a side stream before a capture (torch.cuda.graphs: 'warmup before capture')."""
+
+
+def per_call(t: Timing, calls: int) -> Timing:
+    """The timing of one of `calls` calls timed together (the spread, a ratio, is the same)."""
+    return Timing(median_s=t.median_s / calls, min_s=t.min_s / calls, spread=t.spread, repeats=t.repeats)
+
+
 def summarize(times_s: np.ndarray) -> Timing:
     q1, med, q3 = np.percentile(times_s, [25, 50, 75])
     return Timing(median_s=float(med), min_s=float(times_s.min()), spread=float((q3 - q1) / med), repeats=len(times_s))
 
 
 def guarded(label: str, notes: list[str], fn: Callable[[], object]):
-    """Run one benchmark point; on out-of-memory, an unsupported dtype or op, or Skip, note it and return None."""
+    """Run one benchmark point; on out-of-memory, an unsupported dtype or op, or Skip, note it and return None. A CUDA
+    error of the device (an illegal address, a misaligned access) leaves the CUDA context unusable, so every later
+    point would fail or measure nonsense: that stops the calibration with one clear error (MeasurementError)."""
     try:
         return fn()
     except Skip as e:
@@ -99,6 +131,11 @@ def guarded(label: str, notes: list[str], fn: Callable[[], object]):
         torch.cuda.empty_cache()
     except (RuntimeError, NotImplementedError, TypeError, ValueError, MemoryError) as e:
         reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        if device_fault(e):
+            raise MeasurementError(
+                f"{label}: the GPU reported a CUDA error ({reason}); its CUDA context is unusable after one, so the "
+                "calibration stops here. Rerun it; if the same point fails again, report it with this line"
+            ) from e
         if "out of memory" in reason.lower():
             reason = "out of memory"
             if torch.cuda.is_available():
@@ -107,9 +144,20 @@ def guarded(label: str, notes: list[str], fn: Callable[[], object]):
     return None
 
 
+def device_fault(e: BaseException) -> bool:
+    """A CUDA error of the device itself (torch.AcceleratorError, or a RuntimeError saying 'CUDA error'), not an
+    unsupported op or shape: out of memory is neither."""
+    accelerator = getattr(torch, "AcceleratorError", None)
+    if accelerator is not None and isinstance(e, accelerator):
+        return "out of memory" not in str(e).lower()
+    return isinstance(e, RuntimeError) and "CUDA error" in str(e) and "out of memory" not in str(e).lower()
+
+
 def randn(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, requires_grad: bool = False) -> torch.Tensor:
-    """Fresh random inputs (never zeros: some kernels and clocks behave differently on zeros)."""
-    x = torch.randn(shape, dtype=torch.float32, device=device).to(dtype)
+    """Fresh random inputs (never zeros: some kernels and clocks behave differently on zeros). On a GPU drawn in BF16
+    where the dtype is no wider (an FP32 draw of a 16 GiB decode cache would need 32 GiB more); on a CPU in FP32."""
+    draw = torch.bfloat16 if device.type == "cuda" and dtype.itemsize <= 2 else torch.float32
+    x = torch.randn(shape, dtype=draw, device=device).to(dtype)
     return x.requires_grad_(requires_grad)
 
 

@@ -28,3 +28,7 @@ class InfeasibleError(CostsimError):
 
 class InputError(CostsimError):
     """A command-line number or option is out of range or does not parse."""
+
+
+class MeasurementError(CostsimError):
+    """A calibration cannot go on measuring: the device failed in a way that spoils every later point."""

@@ -1120,6 +1120,8 @@ class RateDrift(_Fixed):
     measured: float
     drift: float
     """measured / stored - 1."""
+    tolerance: float
+    """The drift allowed to this rate (the serving tolerance for the decode rates)."""
     ok: bool
 
 
@@ -1131,12 +1133,16 @@ class CalibrateCheckOutput(Document):
     stored_date: str
     measured_device: str | None
     tolerance: float
+    serving_tolerance: float
+    """The drift allowed to the decode (serving) rates, latency-bound points that drift more between runs."""
     fit_matches_samples: bool
     fit_mismatches: list[str]
     device_matches: bool | None
     device_mismatches: list[str]
     rates: list[RateDrift]
     not_measured_again: list[str]
+    not_fitted_again: list[str]
+    """Decode GEMM fits of the file that this run found no memory-bound point for: listed, not failed."""
     ok: bool
 
 

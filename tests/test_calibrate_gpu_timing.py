@@ -114,3 +114,113 @@ def test_warm_up_runs_nothing_on_a_cpu():
     assert timing.warm_up(torch.device("cpu"), 10.0) == 0
     assert timing.WARM_UP_S["smoke"] == 0 and timing.WARM_UP_S["quick"] > 0
     assert np.isfinite(timing.WARM_UP_S["full"])
+
+
+def test_a_gpu_decode_sample_is_one_cuda_graph_of_every_copy(monkeypatch):
+    """On a GPU a decode sample's calls are captured in one CUDA graph and timed as its replays (queued from Python
+    they ran at the host's dispatch rate: 20-28 us a call for every decode GEMM of 8-50 MB on the H200 of 2026-12-04).
+    The graph holds every copy of the pool once, at least GPU_BURST calls, and the time is per call."""
+    captured = {}
+
+    def fake_replay(fn, calls, device):
+        captured["calls"] = calls
+        return lambda: None
+
+    monkeypatch.setattr(decode, "graph_replay", fake_replay)
+    monkeypatch.setattr(decode, "measure", lambda fn, device, budget, calls_per_timing=1: _timing(1e-3))
+    out = decode._timed([lambda: None] * 100, torch.device("cuda"), timing.Budget())
+    assert captured["calls"] == 100 and out["calls_per_timing"] == 100 and out["cuda_graph"] is True
+    assert out["timing"].median_s == pytest.approx(1e-3 / 100)
+    assert decode.graph_calls(3) == decode.GPU_BURST and decode.graph_calls(10**6) == decode.MAX_GRAPH_CALLS
+
+
+def test_a_decode_sample_that_cannot_be_captured_is_queued_and_says_so(monkeypatch):
+    def refuse(fn, calls, device):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(decode, "graph_replay", refuse)
+    monkeypatch.setattr(decode, "measure", lambda fn, device, budget, calls_per_timing=1: _timing(2e-5))
+    out = decode._timed([lambda: None] * 4, torch.device("cuda"), timing.Budget())
+    assert out["calls_per_timing"] == decode.GPU_BURST and "cuda_graph" not in out
+    sample = DecodeGemmSample(m=1, n=64, k=64, dtype="bf16", **out)
+    assert sample.cuda_graph is False
+
+
+def test_per_call_divides_the_times_and_keeps_the_spread():
+    t = timing.per_call(_timing(3.2e-3), 32)
+    assert (t.median_s, t.min_s, t.spread) == pytest.approx((1e-4, _timing(3.2e-3).min_s / 32, _timing(3.2e-3).spread))
+
+
+def test_a_collectives_run_past_its_time_is_stopped_not_left_running():
+    """torchrun past the timeout is terminated (and killed after a grace), so its workers, which torch starts in
+    sessions of their own, do not outlive it holding the GPUs; a run that ends gives its output."""
+    import sys
+
+    from calibrate import collectives
+
+    assert collectives._run_ended([sys.executable, "-c", "import time; time.sleep(120)"], 1.0, {}) is None
+    done = collectives._run_ended([sys.executable, "-c", "print('ok')"], 60.0, {})
+    assert done is not None and done.returncode == 0 and done.stdout.strip() == "ok"
+
+
+def test_a_cuda_error_stops_the_calibration_an_unsupported_op_is_a_note():
+    """guarded notes an unsupported op or an out-of-memory point and goes on; a CUDA error of the device (the context
+    is unusable after it) stops with one clear error instead of a file of skipped points."""
+    from simulator.errors import MeasurementError
+
+    notes: list[str] = []
+
+    def raises(e):
+        def fn():
+            raise e
+
+        return fn
+
+    assert timing.guarded("fp4 gemm 128", notes, raises(TypeError("scaled_mm() got an unexpected keyword"))) is None
+    assert timing.guarded("decode 64", notes, raises(RuntimeError("CUDA out of memory. Tried to allocate"))) is None
+    assert notes == ["fp4 gemm 128: skipped, scaled_mm() got an unexpected keyword", "decode 64: skipped, out of memory"]
+    with pytest.raises(MeasurementError, match=r"gemm 4096: the GPU reported a CUDA error \(CUDA error: an illegal"):
+        timing.guarded("gemm 4096", notes, raises(RuntimeError("CUDA error: an illegal memory access was encountered")))
+
+
+def test_a_torch_build_without_kernels_for_the_gpu_is_named():
+    """A build without kernels for the GPU still sees it; its first kernel would fail with a traceback. SASS for the
+    capability or PTX of an earlier one runs; otherwise the message names the build's architectures and the fix."""
+    from calibrate.device import missing_kernels
+
+    assert missing_kernels((9, 0), ["sm_80", "sm_86", "sm_90"]) is None
+    assert missing_kernels((10, 0), ["sm_80", "sm_90", "compute_90"]) is None  # PTX of 9.0 JIT-compiles for 10.0
+    assert missing_kernels((10, 0), ["sm_90a", "sm_100a"]) is None
+    assert missing_kernels((9, 0), []) is None
+    found = missing_kernels((10, 0), ["sm_80", "sm_86", "sm_90"])
+    assert found is not None and "compute capability 10.0" in found and "sm_80, sm_86, sm_90" in found
+
+
+def test_the_gpu_state_nvidia_smi_reports_is_recorded_and_old_files_hash_as_before():
+    """Clocks, power limit and temperature move a GPU's rates (the H200 of 2026-12-04: 11% between cold and hot), so
+    a calibration records them; a field nvidia-smi cannot give is None, and a file without them hashes as before."""
+    from calibrate.device import gpu_state
+
+    state = gpu_state("700.00, 1755, 1980, 61, Enabled, [N/A]")
+    assert state == {"gpu_power_limit_w": 700.0, "gpu_sm_clock_mhz": 1755.0, "gpu_max_sm_clock_mhz": 1980.0,
+                     "gpu_temperature_c": 61.0, "gpu_ecc_mode": "Enabled", "gpu_mig_mode": None}  # fmt: skip
+    assert gpu_state("[N/A], [N/A], [N/A], [N/A], [N/A], [N/A]") == dict.fromkeys(state)
+    from pathlib import Path
+
+    h200 = Path(__file__).resolve().parent.parent / "validation" / "local" / "h200-2026-12-04" / "calibration.json"
+    stored = load_calibration(h200)  # written before these fields: loads, its hash unchanged
+    assert stored.provenance.gpu_power_limit_w is None and content_hash(stored) == stored.sha256
+    with_state = stored.model_copy(update={"provenance": stored.provenance.model_copy(update=state)})
+    assert content_hash(with_state) != stored.sha256
+
+
+def test_the_collectives_worker_outside_torchrun_says_how_to_start_it(tmp_path):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    proc = subprocess.run([sys.executable, "-m", "calibrate.collectives", "--backend", "gloo", "--output", str(tmp_path / "o")],
+                          capture_output=True, text=True, env=env, timeout=120,
+                          cwd=__import__("pathlib").Path(__file__).resolve().parent.parent)  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT not set" in proc.stderr and "torch.distributed.run" in proc.stderr

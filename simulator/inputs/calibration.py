@@ -209,6 +209,10 @@ class DecodeGemmSample(_Model):
     calls_per_timing: Annotated[int, Field(ge=1, le=4096)] = 1
     """Calls run back to back inside each timing (timing is per call). Above 1 the launches queue behind the kernels,
     as in a decode step, so no launch latency is in the time (calibrate/decode.py GPU_BURST)."""
+    cuda_graph: bool = False
+    """The calls were captured in one CUDA graph and timed as its replays, as engines run a decode step: no host
+    dispatch in the time. False: queued from the host (which on the H200 of 2026-12-04 set a 20-28 us floor per call)
+    or, with calls_per_timing 1, timed alone."""
 
     @property
     def flops(self) -> float:
@@ -232,6 +236,8 @@ class DecodeAttentionSample(_Model):
     timing: Timing
     calls_per_timing: Annotated[int, Field(ge=1, le=4096)] = 1
     """As DecodeGemmSample.calls_per_timing."""
+    cuda_graph: bool = False
+    """As DecodeGemmSample.cuda_graph."""
 
     @property
     def kv_bytes(self) -> float:
@@ -700,6 +706,16 @@ class Provenance(_Model):
     """--model whose GEMM shapes were added, if any."""
     wall_s: Annotated[float, Field(ge=0, le=10**6)]
     costsim_version: Version
+    # The GPU's state at the end of the run (nvidia-smi), which moves its rates: an H200 measured 11% faster cold than
+    # hot two minutes later (2026-12-04), and a power limit below the board's caps the clocks. None: not known.
+    gpu_power_limit_w: Annotated[float, Field(gt=0, le=10_000)] | None = None
+    gpu_sm_clock_mhz: Annotated[float, Field(gt=0, le=10_000)] | None = None
+    """The SM clock as the run ended (under load, after the warm-up and the benchmarks)."""
+    gpu_max_sm_clock_mhz: Annotated[float, Field(gt=0, le=10_000)] | None = None
+    gpu_temperature_c: Annotated[float, Field(ge=-50, le=150)] | None = None
+    gpu_ecc_mode: Version | None = None
+    gpu_mig_mode: Version | None = None
+    cudnn_version: Version | None = None
 
     @field_validator("date")
     @classmethod
@@ -789,6 +805,11 @@ def samples_hash(samples: Samples) -> str:
     return _digest(samples.model_dump(mode="json"))
 
 
+GPU_STATE_KEYS = ("gpu_power_limit_w", "gpu_sm_clock_mhz", "gpu_max_sm_clock_mhz", "gpu_temperature_c", "gpu_ecc_mode",
+                  "gpu_mig_mode", "cudnn_version")  # fmt: skip
+"""Provenance fields added after the first GPU files (Provenance)."""
+
+
 def content_hash(cal: Calibration) -> str:
     """SHA-256 of the whole calibration (provenance, plan, samples, fit, notes) but its own `sha256`. A version 2 file
     is hashed without the keys version 3 added (it has none), as version 2 hashed it."""
@@ -796,11 +817,15 @@ def content_hash(cal: Calibration) -> str:
     data.pop("sha256")
     # Files from before these fields: hashed without their defaults.
     for key, field_name, default in (
-        ("decode_gemm", "calls_per_timing", 1), ("decode_attention", "calls_per_timing", 1), ("memory", "launches", 0)
+        ("decode_gemm", "calls_per_timing", 1), ("decode_attention", "calls_per_timing", 1), ("memory", "launches", 0),
+        ("decode_gemm", "cuda_graph", False), ("decode_attention", "cuda_graph", False),
     ):  # fmt: skip
         for sample in data["samples"][key]:
             if sample[field_name] == default:
                 sample.pop(field_name)
+    for key in GPU_STATE_KEYS:  # files from before these fields: hashed without them
+        if data["provenance"].get(key) is None:
+            data["provenance"].pop(key, None)
     if cal.schema_version < SCHEMA_VERSION:
         for part in ("samples", "fit"):
             for key in SERVING_KEYS:
