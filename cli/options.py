@@ -171,7 +171,7 @@ StackOpt = Annotated[
 ]
 ModelArg = Annotated[str, typer.Argument(help="Shipped model name, a spec YAML, or a Hugging Face config.json")]
 TokensOpt = Annotated[str, typer.Option(help="Training tokens, e.g. 14.8T")]
-BatchOpt = Annotated[str | None, typer.Option(help="Tokens per optimizer step (default: 4M rounded to sequences)")]
+BatchOpt = Annotated[str | None, typer.Option(help="Tokens per optimizer step (default: about 4M, sequences DP divides)")]
 PrecOpt = Annotated[PrecisionOpt, typer.Option(help="GEMM precision")]
 RecipeOpt = Annotated[
     Fp8RecipeOpt | None,

@@ -30,7 +30,16 @@ from cli.options import (
     ranged,
 )
 from cli.options import Format as OutFormat
-from simulator.report.tables import add_row, breakdown_table, layout_text, new_table, render, schema_row, text_table
+from simulator.report.tables import (
+    MFU_BASIS_NOTE,
+    add_row,
+    breakdown_table,
+    layout_text,
+    new_table,
+    render,
+    schema_row,
+    text_table,
+)
 
 TABLE_TOP = 10
 """Layouts a search table shows unless --top says otherwise."""
@@ -111,6 +120,7 @@ def search_table(doc: dict, top: int) -> str:
     ]  # fmt: skip
     columns = ("#", "layout", "step s", "GPU-hours", "cost $", "MFU", "mem GiB", "free")
     lines.append(text_table(columns, cells, align="rlrrrrrr"))
+    lines.append(MFU_BASIS_NOTE)
     if doc["best"] is not None:
         lines.append(f"#1 as `costsim estimate` flags: {estimate_flags(doc['best']['layout'])}{HELD_LAYOUT_NOTE}")
     if doc["best"] is None:
@@ -250,7 +260,7 @@ def sweep_table(doc: dict) -> str:
             f"{r['mfu']:.1%}", f"{r['memory_per_gpu_gib']:.1f}", f"{r['usd_per_gpu_hour']:.2f}",
             price_text(r["price_kind"], r["price_date"], r["price_flagged"]),
         )  # fmt: skip
-    lines = [render(table)]
+    lines = [render(table), MFU_BASIS_NOTE]
     lines.append(
         "days, GPU-hours, cost: the achievable run (the best layout on a frontier-tuned stack); exp. days, exp. $: the "
         "expected run (the stack's practice, realized as published runs were)"

@@ -196,3 +196,22 @@ def test_an_error_line_cuts_a_huge_echoed_value(args):
     out = clean_error(invoke(*args), error="prefix")
     assert len(out) < 2 * LONGEST_ECHOED_WORD + 300 and len(out.strip().splitlines()) == 1
     assert "characters)" in out
+
+
+def test_every_table_with_an_mfu_column_names_its_basis():
+    """An FP8 run's MFU is against the dense FP8 peak, half what the BF16 basis gives (docs/model.md §2.5); a table
+    that prints an MFU column without saying so read as BF16 to a reviewer (search, sweep, estimate --plan)."""
+    from cli_support import invoke
+
+    from simulator.report.tables import MFU_BASIS_NOTE
+
+    runs = {
+        "search": ("search", "llama-3.1-8b", "--gpu", "h100", "--num-gpus", "64", "--tokens", "1T", "--precision", "fp8",
+                   "--top", "2"),
+        "sweep": ("sweep", "llama-3.1-8b", "--gpu", "h100,h200", "--num-gpus", "64", "--tokens", "1T", "--precision", "fp8"),
+        "plan": ("estimate", "--plan", "deepseek-v3"),
+    }  # fmt: skip
+    for name, args in runs.items():
+        out = invoke(*args)
+        assert out.exit_code == 0, (name, out.output)
+        assert "MFU" in out.output and MFU_BASIS_NOTE in out.output, name

@@ -88,3 +88,31 @@ def test_llama3_default_rate_gives_ninety_percent_ettr_on_16k_gpus():
     assert g.job_mtbf_s == pytest.approx(m, rel=1e-9)
     assert g.ettr == pytest.approx(expected, rel=1e-9)
     assert g.ettr == pytest.approx(0.904, abs=5e-4)
+
+
+def test_a_run_at_the_floor_or_shorter_than_one_checkpoint_interval_says_so():
+    """goodput_notes: at the 5% floor the first-order model has no meaning (the GPU-hours are a bound), and a run
+    shorter than one checkpoint interval is charged the long-run waste; a run of many intervals gets no note."""
+    from simulator.run.goodput import MIN_ETTR, goodput_notes
+
+    g = goodput(1000, 0.0, ONE_PER_HOUR)  # tau 600 s, waste 50/600 + 900/3600 = 1/3
+    assert goodput_notes(g, 3600.0 * 24, ONE_PER_HOUR) == []
+    short = goodput_notes(g, 60.0, ONE_PER_HOUR)
+    assert len(short) == 1 and "(1 min of training) is shorter than one checkpoint interval (10 min)" in short[0]
+    assert "(33.3%)" in short[0]
+    floored = goodput(1_000_000, 0.0, ONE_PER_HOUR)  # a failure every 3.6 s
+    assert floored.ettr == MIN_ETTR
+    assert "at its 5% floor" in goodput_notes(floored, 3600.0, ONE_PER_HOUR)[0]
+
+
+def test_the_default_batch_is_about_4m_tokens_in_a_count_dp_divides():
+    """default_batch_sequences: 4M tokens (2^22) over the sequence length, as a multiple of the largest power of two
+    at most an eighth of that count: exactly 4M at a power-of-two length, within 1/16 otherwise (839 sequences of
+    5,000 tokens, a prime, ran 64 GPUs at DP 1; 832 = 13 x 64)."""
+    from simulator.inputs.job import default_batch_sequences
+
+    assert [default_batch_sequences(s) for s in (4096, 8192, 2048, 1)] == [1024, 512, 2048, 4_194_304]
+    assert default_batch_sequences(5000) == 832 and default_batch_sequences(6000) == 704
+    for s in (3, 100, 1000, 3000, 5000, 6000, 7000, 12_345, 100_000):
+        n, target = default_batch_sequences(s), 4 * 2**20 / s
+        assert abs(n / target - 1) <= 1 / 16 + 1e-12 and n % 2 ** math.floor(math.log2(max(1.0, target / 8))) == 0

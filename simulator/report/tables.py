@@ -330,7 +330,7 @@ def plan_table(d: dict) -> str:
          f"{d['wall_clock_days']:.1f}", _money(d["cost_usd"]))
     )  # fmt: skip
     columns = ("stage", "GPUs", "tokens", "seq", "prec", "layout", "MFU", "GPU-hours", "days", "cost")
-    lines = [key_values(head), "", text_table(columns, stages, align="lrrrllrrrr", max_widths={0: 20, 5: 34})]
+    lines = [key_values(head), "", text_table(columns, stages, align="lrrrllrrrr", max_widths={0: 20, 5: 34}), MFU_BASIS_NOTE]
     if d["reported"]:
         reported = [
             (
@@ -353,6 +353,10 @@ def plan_table(d: dict) -> str:
         lines += ["", "assumptions where the sources are silent"]
         lines += [f"  {name}: {note}" for name, note in notes]
     return "\n".join(lines)
+
+
+MFU_BASIS_NOTE = "MFU: against the dense peak of each run's precision (an FP8 run's is the FP8 peak, twice the BF16 one)"
+"""Under every table with an MFU column (docs/model.md §2.5): the basis a reader would otherwise guess as BF16."""
 
 
 def training_notes(stages: list[dict]) -> list[tuple[str, str]]:

@@ -19,7 +19,7 @@ from simulator.model.memory import check_fits
 from simulator.model.step_time import StepResult, step
 from simulator.run.basis_notes import MEMORY_MISS
 from simulator.run.cost import Pricing, pricing
-from simulator.run.goodput import Goodput, goodput
+from simulator.run.goodput import Goodput, goodput, goodput_notes
 from simulator.run.sanity import (
     fp16_for_bf16_note,
     learned_positions_note,
@@ -418,6 +418,8 @@ def estimate(
     chosen, result, n_eval = _resolve_layout(model, hw, job, given, rates, counts, assumptions, limits, capacity)
     check_finite_step(result.step_time_s, result.breakdown_s, hw.name)
     tf = token_flops(model, job.seq_len)
+    ideal_wall_s = job.steps * result.step_time_s * realization
+    run_goodput = goodput(job.num_gpus, ideal_wall_s, assumptions)
     return Estimate(
         model=model.name,
         gpu=hw.name,
@@ -432,14 +434,17 @@ def estimate(
         peak_bf16_flop_per_s=hw.peak_flop_per_s("bf16"),
         peak_fp8_flop_per_s=hw.peak_flop_per_s("fp8") if hw.has_dtype("fp8") else None,
         pricing=price or pricing(hw),
-        goodput=goodput(job.num_gpus, job.steps * result.step_time_s * realization, assumptions),
+        goodput=run_goodput,
         assumptions=assumptions,
         layout_chosen_by_search=n_eval > 1 or any(k not in given for k in ("tp", "pp")),
         candidates_evaluated=n_eval,
         gpu_memory_bytes=hw.memory_bytes,
-        notes=sanity_notes(
-            result.step_time_s, result.breakdown_s, result.rank_busy_s, result.stage_items, result.memory, hw.memory_bytes
-        ),
+        notes=[
+            *sanity_notes(
+                result.step_time_s, result.breakdown_s, result.rank_busy_s, result.stage_items, result.memory, hw.memory_bytes
+            ),
+            *goodput_notes(run_goodput, ideal_wall_s, assumptions),
+        ],
         basis=basis,
         realization=realization,
         stack=stack,
