@@ -20,6 +20,7 @@ from test_calibrate_integrity import ESTIMATE, assert_refused, forge
 
 from simulator.inputs.assumptions import DEFAULT
 from simulator.inputs.calibration import (
+    GPU_STATE_KEYS,
     SCHEMA_VERSION,
     SERVING_KEYS,
     Calibration,
@@ -170,6 +171,8 @@ def _as_version_2(cal: Calibration, path: Path) -> Path:
             assert not raw[part].pop(key)
     for sample in raw["samples"]["memory"]:  # a key added after version 2 (MemorySample.launches)
         assert sample.pop("launches") == 0
+    for key in GPU_STATE_KEYS:  # provenance added after version 2 (None on a CPU)
+        assert raw["provenance"].pop(key) is None
     raw["schema_version"] = 2
     raw.pop("sha256")
     canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), allow_nan=False)

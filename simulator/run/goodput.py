@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 from simulator.inputs.assumptions import Assumptions
-from simulator.units import SECONDS_PER_HOUR
+from simulator.units import SECONDS_PER_HOUR, SECONDS_PER_MINUTE
 
 MIN_ETTR = 0.05
 """The floor that keeps GPU-hours finite where the first-order model no longer holds (goodput_notes says so)."""
@@ -55,15 +55,15 @@ def goodput_notes(g: Goodput, ideal_wall_clock_s: float, a: Assumptions) -> list
     notes = []
     if g.ettr <= MIN_ETTR:
         notes.append(
-            f"goodput is at its {MIN_ETTR:.0%} floor: a failure every {g.job_mtbf_s / 60:.3g} min of the job (at "
+            f"goodput is at its {MIN_ETTR:.0%} floor: a failure every {g.job_mtbf_s / SECONDS_PER_MINUTE:.3g} min of the job (at "
             f"{a.failures_per_gpu_hour:.3g} failures per GPU-hour) and {a.restart_s:.0f} s to restart leave the "
             "first-order checkpoint model of docs/model.md §9 without meaning, so GPU-hours and days are a bound, not "
             "an estimate; fewer GPUs give one"
         )
     elif 0 < ideal_wall_clock_s < g.checkpoint_interval_s:
         notes.append(
-            f"the run ({ideal_wall_clock_s / 60:.3g} min of training) is shorter than one checkpoint interval "
-            f"({g.checkpoint_interval_s / 60:.3g} min), and goodput charges the long-run average waste "
+            f"the run ({ideal_wall_clock_s / SECONDS_PER_MINUTE:.3g} min of training) is shorter than one checkpoint interval "
+            f"({g.checkpoint_interval_s / SECONDS_PER_MINUTE:.3g} min), and goodput charges the long-run average waste "
             f"({1 - g.ettr:.1%}): its checkpoint share may not arise in so short a run"
         )
     return notes

@@ -356,6 +356,7 @@ def setup_for(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> Setup:
     if req.ep is not None and (model.moe is None or model.moe.n_routed_experts % req.ep):
         what = "is dense (no experts to spread)" if model.moe is None else f"has {model.moe.n_routed_experts} routed experts"
         raise InputError(f"--ep {req.ep} does not divide the experts: {model.name} {what}; give a divisor or leave --ep out")
+    check_tp(model, req.tp)  # before the --ep / --tp check below, which assumes a --tp that divides the heads
     if req.ep is not None and req.ep > 1 and req.tp is not None and req.ep % req.tp:
         raise InputError(
             f"--ep {req.ep} is not a multiple of --tp {req.tp}: a prefill's experts spread over its attention groups' "
