@@ -117,14 +117,20 @@ def serve_command(
         typer.Option(help="Weights and GEMMs: bf16, fp8 or fp4 (NVFP4, Blackwell) (default: each the GPU has, searched)"),
     ] = None,
     kv_dtype: Annotated[KvDtype, typer.Option(help="KV-cache format")] = KV_BF16,
-    tp: Annotated[int | None, typer.Option(help="Tensor parallel degree of attention and dense layers (searched)")] = None,
+    tp: Annotated[
+        int | None,
+        typer.Option(
+            help="Tensor parallel degree of attention and dense layers, of both phases (searched; to fix one "
+            "phase's alone, run it with --phase)"
+        ),  # fmt: skip
+    ] = None,
     dp: Annotated[
         int | None,
         typer.Option(
             help="Attention data-parallel groups per stage (searched for MoE; for a dense model, replicas in one deployment)"
         ),
     ] = None,
-    pp: Annotated[int | None, typer.Option(help="Pipeline stages (searched)")] = None,
+    pp: Annotated[int | None, typer.Option(help="Pipeline stages, of both phases (searched)")] = None,
     ep: Annotated[int | None, typer.Option(help="Prefill expert parallel degree (decode: tp x dp)")] = None,
     num_gpus: Annotated[int | None, typer.Option(help="GPUs of one decode deployment, tp x dp x pp (searched)")] = None,
     batch_per_gpu: Annotated[

@@ -202,6 +202,9 @@ def test_curve_is_a_monotone_frontier():
         {"model": "llama-3.1-70b", "gpu": "h100-sxm", "input_len": 8000, "output_len": 1000},
         {"model": "llama-3.1-70b", "gpu": "h100-sxm", "input_len": 2000, "output_len": 500, "tpot_s": 0.0165},
         {"model": "deepseek-v3", "gpu": "h800", "phase": "decode", "min_tokens_per_s_per_user": 30},
+        # The co-located pick (DP8) tied exactly with a front point of another layout (DP4): the curve repeated it
+        # (a metamorphic review, 2026-12-07).
+        {"model": "deepseek-v2-lite", "gpu": "a100-80gb", "deployment": "colocated"},
     ],
 )
 def test_curve_passes_through_the_chosen_decode_and_is_a_true_upper_envelope(request_kwargs):
@@ -656,8 +659,17 @@ def test_ep_with_a_colocated_prefill_is_refused():
     clean_error(invoke("serve", "deepseek-v3", "--gpu", "h800", "--ep", "8", "--tp", "2", "--deployment", "colocated"),
                 "--ep 8 sets a prefill deployment's own expert parallelism")  # fmt: skip
     assert "give --dp" in invoke("serve", "deepseek-v3", "--gpu", "h800", "--ep", "8", "--deployment", "colocated").output
-    prefill_only = serve(ServeRequest("deepseek-v3", "h800", phase="prefill", deployment="colocated", ep=8)).to_dict()
-    assert prefill_only["prefill"]["layout"]["ep"] == 8  # no decode layout to follow: --ep is the prefill's own
+    prefill_only = serve(ServeRequest("deepseek-v3", "h800", phase="prefill", ep=8)).to_dict()
+    assert prefill_only["prefill"]["layout"]["ep"] == 8  # a prefill deployment's own
+
+
+def test_a_colocated_prefill_without_its_decode_is_refused():
+    """Co-located, the prefill runs on the decode layout; with --phase prefill there is none, and the run fell back to
+    a prefill search of its own without the KV transfer: not the prefill part of --phase both (Llama 3.1 70B on H100,
+    TP1 at $0.0845/M input against TP2 x PP2 at $0.1034/M; a metamorphic review). It is refused, as --phase decode
+    with --deployment colocated is."""
+    clean_error(invoke("serve", "llama-3.1-70b", "--gpu", "h100-sxm", "--phase", "prefill", "--deployment", "colocated"),
+                "--deployment colocated prefills on the decode layout", "--phase both")  # fmt: skip
 
 
 def test_the_table_shows_the_tco_rate_beside_the_rental_one():

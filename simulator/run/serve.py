@@ -181,6 +181,11 @@ class ServeRequest:
                     "or drop them"
                 )
         _choice("--deployment", self.deployment, DEPLOYMENTS)
+        if self.phase == "prefill" and self.deployment == "colocated":
+            raise InputError(
+                "--deployment colocated prefills on the decode layout, and --phase prefill runs no decode: use --phase "
+                "both for a co-located deployment, or drop --deployment colocated for a prefill deployment of its own"
+            )
         if not isinstance(self.two_batch_overlap, bool):
             raise InputError(
                 f"two_batch_overlap must be true or false, not {self.two_batch_overlap!r}; "

@@ -209,8 +209,10 @@ class DecodeSearch:
         if chosen is not None:
             u, g = self.tokens_per_s_per_user[chosen], self.tokens_per_s_per_gpu[chosen]
             # The chosen candidate is on the front but where throughputs tie within rounding (best_decode's rule takes
-            # the fastest per user among them): a point that beats it in both by that rounding gives way to it.
-            picked = [i for i in picked if not (self.tokens_per_s_per_user[i] >= u and self.tokens_per_s_per_gpu[i] > g)]
+            # the fastest per user among them): a point that beats or equals it in both gives way to it (another layout
+            # with exactly its rates would repeat the point, and the curve falls strictly).
+            user, gpu = self.tokens_per_s_per_user, self.tokens_per_s_per_gpu
+            picked = [i for i in picked if i == chosen or not (user[i] >= u and gpu[i] >= g)]
             picked = sorted({*picked, int(chosen)}, key=lambda i: self.tokens_per_s_per_user[i])
         per_user, per_gpu = self.tokens_per_s_per_user, self.tokens_per_s_per_gpu
         return [{"tokens_per_s_per_user": float(per_user[i]), "tokens_per_s_per_gpu": float(per_gpu[i])} for i in picked]
