@@ -42,7 +42,8 @@ def resolve(device: str, threads: int | None = None) -> torch.device:
                 f"{torch.__version__}); install a CUDA build of torch on a GPU machine, or use --device cpu"
             )
         gpu = torch.device("cuda", torch.cuda.current_device())
-        missing = missing_kernels(torch.cuda.get_device_capability(gpu), torch.cuda.get_arch_list())
+        capability, archs = torch.cuda.get_device_capability(gpu), torch.cuda.get_arch_list()
+        missing = None if torch.version.hip else missing_kernels(capability, archs)
         if missing:
             raise InputError(f"{torch.cuda.get_device_name(gpu)}: {missing}")
         return gpu
@@ -58,16 +59,27 @@ def resolve(device: str, threads: int | None = None) -> torch.device:
 def missing_kernels(capability: tuple[int, int], arch_list: list[str]) -> str | None:
     """None when the torch build has kernels for a GPU of `capability`, else why not and the fix. A build without them
     still sees the GPU (torch.cuda.is_available() is True) and fails at its first kernel ('no kernel image is available
-    for execution on the device'). A build runs on its own architectures (sm_XY) and, through PTX (compute_XY), on
-    any later one; an empty list (a build that does not say) is taken as able."""
+    for execution on the device'). CUDA binary compatibility: SASS for sm_XY runs on X.Y and on later minors of the same
+    major (sm_86 on 8.9); an arch-specific sm_XYa / sm_XYf only on X.Y (and XYf on its family; taken as X.Y here); PTX
+    (compute_XY) JIT-compiles for any later GPU, an arch-specific compute_XYa for X.Y only. An empty list (a build that
+    does not say) or a ROCm build's gfx names (no '_'; torch.version.hip) are taken as able."""
     major, minor = capability
-    if not arch_list:
+    archs = [a.split("_", 1) for a in arch_list if "_" in a]
+    if not archs:
         return None
-    archs = [(a.split("_")[0], a.split("_")[1]) for a in arch_list if "_" in a]
-    have_sass = any(kind == "sm" and code.rstrip("a").rstrip("f") == f"{major}{minor}" for kind, code in archs)
-    ptx = [int(code.rstrip("a").rstrip("f")) for kind, code in archs if kind == "compute" and code.rstrip("af").isdigit()]
-    if have_sass or any(p <= major * 10 + minor for p in ptx):
-        return None
+    for kind, code in archs:
+        specific = code[-1:] in ("a", "f")
+        digits = code.rstrip("af")
+        if not digits.isdigit() or len(digits) < 2:
+            continue
+        arch_major, arch_minor = int(digits[:-1]), int(digits[-1])
+        if specific:
+            if (arch_major, arch_minor) == (major, minor):
+                return None
+        elif kind == "sm" and arch_major == major and arch_minor <= minor:
+            return None
+        elif kind == "compute" and (arch_major, arch_minor) <= (major, minor):
+            return None
     return (f"this torch {torch.__version__} build has no kernels for compute capability {major}.{minor} (it has "
             f"{', '.join(arch_list)}); install a torch build for this GPU (e.g. a newer CUDA wheel)")  # fmt: skip
 
@@ -172,13 +184,26 @@ def gpu_state(csv_line: str) -> dict:
     return out
 
 
-def _gpu_state(index: int) -> dict:
+def smi_id(uuid: str | None, index: int) -> str:
+    """nvidia-smi's -i for torch's GPU: its UUID ('GPU-' + torch's uuid), since nvidia-smi numbers GPUs its own way,
+    ignoring CUDA_VISIBLE_DEVICES and torch's order; the index where the UUID is not known."""
+    if not uuid:
+        return str(index)
+    return uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"
+
+
+def _gpu_state(device: torch.device) -> dict:
     exe = shutil.which("nvidia-smi")
     if not exe:
         return {}
+    try:
+        uuid: str | None = str(torch.cuda.get_device_properties(device).uuid)
+    except (AttributeError, RuntimeError):
+        uuid = None
     query = ",".join(GPU_STATE_QUERY)
     try:
-        out = subprocess.run([exe, f"--query-gpu={query}", "--format=csv,noheader,nounits", "-i", str(index)],
+        out = subprocess.run([exe, f"--query-gpu={query}", "--format=csv,noheader,nounits", "-i",
+                              smi_id(uuid, device.index or 0)],
                              capture_output=True, text=True, timeout=20, check=True)  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return {}
@@ -229,5 +254,5 @@ def provenance(device: torch.device, mode: str, model: str | None, wall_s: float
         wall_s=wall_s,
         costsim_version=version,
         cudnn_version=_cudnn_version() if cuda else None,
-        **(_gpu_state(device.index or 0) if cuda else {}),
+        **(_gpu_state(device) if cuda else {}),
     )

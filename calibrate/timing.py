@@ -144,13 +144,18 @@ def guarded(label: str, notes: list[str], fn: Callable[[], object]):
     return None
 
 
+CONTEXT_FAULTS = (
+    "illegal memory access", "misaligned address", "unspecified launch failure", "device-side assert",
+    "illegal instruction", "uncorrectable ECC", "launch timed out", "hardware stack error",
+)  # fmt: skip
+"""CUDA errors after which the context is unusable (CUDA's 'sticky' errors: every later call fails). Others that
+torch reports as 'CUDA error', e.g. 'CUBLAS_STATUS_NOT_SUPPORTED when calling cublasLtMatmul' for an FP8 or NVFP4
+shape cuBLASLt rejects, leave it usable: those points are skipped and noted."""
+
+
 def device_fault(e: BaseException) -> bool:
-    """A CUDA error of the device itself (torch.AcceleratorError, or a RuntimeError saying 'CUDA error'), not an
-    unsupported op or shape: out of memory is neither."""
-    accelerator = getattr(torch, "AcceleratorError", None)
-    if accelerator is not None and isinstance(e, accelerator):
-        return "out of memory" not in str(e).lower()
-    return isinstance(e, RuntimeError) and "CUDA error" in str(e) and "out of memory" not in str(e).lower()
+    """A sticky CUDA error of the device (CONTEXT_FAULTS), not an unsupported op or shape, nor out of memory."""
+    return isinstance(e, RuntimeError) and any(fault in str(e) for fault in CONTEXT_FAULTS)
 
 
 def randn(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, requires_grad: bool = False) -> torch.Tensor:

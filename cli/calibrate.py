@@ -333,6 +333,9 @@ def check_table(result: dict) -> str:
         lines.append(f"not the device of the file: {m}  OTHER DEVICE")
     for m in result["not_measured_again"]:
         lines.append(f"{m}: in the file but not measured now  MISSING")
+    for m in result["timed_otherwise"]:
+        lines.append(f"{m}: the file timed it another way (queued from the host, before CUDA graphs): not compared; "
+                     "recalibrate to check it")  # fmt: skip
     for m in result["not_fitted_again"]:
         lines.append(f"{m}: fitted in the file, no memory-bound point now (not a failure; an unstable measurement)")
     ok = "ok: the calibration still holds"

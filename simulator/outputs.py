@@ -1143,6 +1143,9 @@ class CalibrateCheckOutput(Document):
     not_measured_again: list[str]
     not_fitted_again: list[str]
     """Decode GEMM fits of the file that this run found no memory-bound point for: listed, not failed."""
+    timed_otherwise: list[str]
+    """Decode rates the file's samples were timed another way than now's (queued from the host, not CUDA graphs):
+    not compared (their ratio is the change of method), listed; recalibrate to check them."""
     ok: bool
 
 

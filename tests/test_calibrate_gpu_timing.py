@@ -178,7 +178,10 @@ def test_a_cuda_error_stops_the_calibration_an_unsupported_op_is_a_note():
 
     assert timing.guarded("fp4 gemm 128", notes, raises(TypeError("scaled_mm() got an unexpected keyword"))) is None
     assert timing.guarded("decode 64", notes, raises(RuntimeError("CUDA out of memory. Tried to allocate"))) is None
-    assert notes == ["fp4 gemm 128: skipped, scaled_mm() got an unexpected keyword", "decode 64: skipped, out of memory"]
+    cublas = RuntimeError("CUDA error: CUBLAS_STATUS_NOT_SUPPORTED when calling `cublasLtMatmul( ltHandle, ...)`")
+    assert timing.guarded("fp8 gemm 24", notes, raises(cublas)) is None  # a shape cuBLASLt rejects: the context lives
+    assert notes[:2] == ["fp4 gemm 128: skipped, scaled_mm() got an unexpected keyword", "decode 64: skipped, out of memory"]
+    assert notes[2] == f"fp8 gemm 24: skipped, {cublas}"
     with pytest.raises(MeasurementError, match=r"gemm 4096: the GPU reported a CUDA error \(CUDA error: an illegal"):
         timing.guarded("gemm 4096", notes, raises(RuntimeError("CUDA error: an illegal memory access was encountered")))
 
@@ -192,6 +195,10 @@ def test_a_torch_build_without_kernels_for_the_gpu_is_named():
     assert missing_kernels((10, 0), ["sm_80", "sm_90", "compute_90"]) is None  # PTX of 9.0 JIT-compiles for 10.0
     assert missing_kernels((10, 0), ["sm_90a", "sm_100a"]) is None
     assert missing_kernels((9, 0), []) is None
+    assert missing_kernels((8, 9), ["sm_50", "sm_80", "sm_86", "sm_90"]) is None  # SASS runs on later minors (L40S)
+    assert missing_kernels((8, 6), ["sm_80"]) is None
+    assert missing_kernels((9, 0), ["gfx942", "gfx90a"]) is None  # a ROCm build's names (resolve skips HIP builds too)
+    assert missing_kernels((10, 0), ["sm_90a", "compute_90a"]) is not None  # arch-specific code runs on 9.0 only
     found = missing_kernels((10, 0), ["sm_80", "sm_86", "sm_90"])
     assert found is not None and "compute capability 10.0" in found and "sm_80, sm_86, sm_90" in found
 
@@ -205,6 +212,11 @@ def test_the_gpu_state_nvidia_smi_reports_is_recorded_and_old_files_hash_as_befo
     assert state == {"gpu_power_limit_w": 700.0, "gpu_sm_clock_mhz": 1755.0, "gpu_max_sm_clock_mhz": 1980.0,
                      "gpu_temperature_c": 61.0, "gpu_ecc_mode": "Enabled", "gpu_mig_mode": None}  # fmt: skip
     assert gpu_state("[N/A], [N/A], [N/A], [N/A], [N/A], [N/A]") == dict.fromkeys(state)
+    from calibrate.device import smi_id
+
+    # nvidia-smi numbers GPUs its own way (not CUDA_VISIBLE_DEVICES's): the state is asked for by the GPU's UUID
+    assert smi_id("5e8f0c2a-1b2c-3d4e-5f60-718293a4b5c6", 1) == "GPU-5e8f0c2a-1b2c-3d4e-5f60-718293a4b5c6"
+    assert smi_id("GPU-5e8f", 1) == "GPU-5e8f" and smi_id(None, 1) == "1"
     from pathlib import Path
 
     h200 = Path(__file__).resolve().parent.parent / "validation" / "local" / "h200-2026-12-04" / "calibration.json"
@@ -224,3 +236,20 @@ def test_the_collectives_worker_outside_torchrun_says_how_to_start_it(tmp_path):
                           cwd=__import__("pathlib").Path(__file__).resolve().parent.parent)  # fmt: skip
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT not set" in proc.stderr and "torch.distributed.run" in proc.stderr
+
+
+def test_a_file_timed_before_cuda_graphs_is_not_read_as_drift():
+    """The H200 file's decode samples were queued from the host (20-28 us a call, the dispatch rate); a run now times
+    them as CUDA graphs, several times faster. check lists those rates as timed another way, not as device drift."""
+    from pathlib import Path
+
+    from calibrate.check import graph_timed, timed_otherwise
+
+    h200 = Path(__file__).resolve().parent.parent / "validation" / "local" / "h200-2026-12-04" / "calibration.json"
+    stored = load_calibration(h200).samples
+    fresh = stored.model_copy(update={"decode_gemm": [s.model_copy(update={"cuda_graph": True}) for s in stored.decode_gemm]})
+    methods = (graph_timed(stored), graph_timed(fresh))
+    assert methods[0] == {"decode gemm": False, "decode attention": False} and methods[1]["decode gemm"] is True
+    assert timed_otherwise("decode gemm bf16 operand bytes/s", *methods)
+    assert not timed_otherwise("decode attention KV bytes/s", *methods)  # timed the same way in both
+    assert not timed_otherwise("gemm bf16 best FLOP/s", *methods)

@@ -28,6 +28,16 @@ def test_the_paths_that_trigger_the_gpu_workflow_exist():
             assert (ROOT / pattern).is_file(), pattern
 
 
+def test_the_gpu_workflow_fails_a_step_whose_pipe_fails():
+    """Its gates pipe costsim into tee; GitHub's default shell (bash -e) takes tee's status, so a failed gate would
+    pass. `shell: bash` runs steps with -o pipefail."""
+    doc = _doc()
+    assert doc["defaults"]["run"]["shell"] == "bash"
+    for job in doc["jobs"].values():
+        for step in job["steps"]:
+            assert step.get("shell", "bash") == "bash", step.get("name")
+
+
 def test_every_costsim_flag_the_gpu_workflow_passes_exists():
     """Each `costsim SUBCOMMAND ... --flag` of the workflow's steps is in that subcommand's --help."""
     runs = [step["run"].replace("\\\n", " ") for job in _doc()["jobs"].values() for step in job["steps"] if "run" in step]

@@ -152,12 +152,12 @@ def test_mean_context_is_the_prompt_and_half_the_output():
 def test_a_moe_prefill_spreads_its_experts_over_the_whole_stage():
     """prefill_expert_parallel: a MoE prefill of dp attention groups of tp GPUs spreads whole experts over all tp x dp
     GPUs (EP = TP x DP, as decode spreads them and as DeepSeek's and SGLang's prefill units run); None keeps one group
-    with TP-sharded experts (EP 1); a dense model has one group."""
+    with TP-sharded experts (EP 1); a dense model has no EP, its groups independent replicas."""
     v3, llama = load_model("deepseek-v3"), load_model("llama-3.1-70b")
     assert prefill_expert_parallel(v3, 8, 3) == (3, 24)
     assert prefill_expert_parallel(v3, 1, 32) == (32, 32)
     assert prefill_expert_parallel(v3, 8, None) == (1, 1)
-    assert prefill_expert_parallel(llama, 8, 4) == (1, 1)
+    assert prefill_expert_parallel(llama, 8, 4) == (4, 1) and prefill_expert_parallel(llama, 8, None) == (1, 1)
 
 
 def test_a_prefill_expert_sees_the_tokens_of_every_group():

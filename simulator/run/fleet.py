@@ -157,6 +157,13 @@ def _rates(f: Fleet, where: str, predict_rates: bool, notes: list[str]) -> dict[
     return {p: rates[p] for p in PHASES}
 
 
+def _layout_fields(phase: str, layout: dict) -> str:
+    """The serve block's fields that set a phase's GPUs."""
+    if phase == "decode":
+        return "tp, dp, pp"
+    return "ep, pp" if layout.get("ep", 1) > 1 else "tp, pp"
+
+
 def unit_fit_notes(f: Fleet, rates: dict[str, PhaseRate]) -> list[str]:
     """A predicted rate is the per-GPU rate of the deployment `costsim serve` chose (or the serve block set); a unit of
     the file's deployment holds a whole number of such deployments only where its GPUs are a multiple of that
@@ -173,8 +180,9 @@ def unit_fit_notes(f: Fleet, rates: dict[str, PhaseRate]) -> list[str]:
             out.append(
                 f"the predicted {phase} rate is of a deployment of {gpus:,} GPUs, and the {phase} unit of {unit:,} GPUs "
                 f"does not hold a whole number of them: set deployment.{phase}_unit_gpus to a multiple of {gpus:,}, or the serve "
-                # a fleet's phases are disaggregated: a prefill is TP x EP x PP (dp is the decode's), a decode TP x DP x PP
-                f"block's layout ({'tp, ep, pp' if phase == 'prefill' else 'tp, dp, pp'}) to one that divides {unit:,}"
+                # a fleet's phases are disaggregated: a MoE prefill is EP (= TP x DP) x PP GPUs, a dense one TP x PP,
+                # a decode TP x DP x PP
+                f"block's layout ({_layout_fields(phase, layout)}) to one that divides {unit:,}"
             )
     return out
 

@@ -170,6 +170,7 @@ class ServeRequest:
                 raise InputError(
                     f"{', '.join(decode_only)} set the decode and --phase prefill runs none; use --phase both or decode, "
                     "or drop them"
+                    + ("; a prefill's attention groups follow from --ep and --tp (EP = TP x DP)" if "--dp" in decode_only else "")
                 )
         if self.phase == "decode":
             prefill_only = [flag for name, flag in PREFILL_ONLY_FIELDS.items() if getattr(self, name) not in (None, 0)]
@@ -361,17 +362,17 @@ def setup_for(req: ServeRequest, assumptions: Assumptions = DEFAULT) -> Setup:
     if req.ep is not None and (model.moe is None or model.moe.n_routed_experts % req.ep):
         what = "is dense (no experts to spread)" if model.moe is None else f"has {model.moe.n_routed_experts} routed experts"
         raise InputError(f"--ep {req.ep} does not divide the experts: {model.name} {what}; give a divisor or leave --ep out")
-    check_tp(model, req.tp)  # before the --ep / --tp check below, which assumes a --tp that divides the heads
-    if req.ep is not None and req.ep > 1 and req.tp is not None and req.ep % req.tp:
-        raise InputError(
-            f"--ep {req.ep} is not a multiple of --tp {req.tp}: a prefill's experts spread over its attention groups' "
-            f"GPUs (EP = TP x DP); give an --ep that --tp divides, or leave one of them out"
-        )
     if req.deployment == "colocated" and req.phase == "both" and req.ep is not None:  # (a dense model is refused above)
         raise InputError(
             f"--ep {req.ep} sets a prefill deployment's own expert parallelism, and --deployment colocated prefills "
             "on the decode layout, whose experts spread over its tp x dp GPUs; give --dp (and --tp) to set that "
             "layout, or use --deployment disaggregated for a prefill of its own"
+        )
+    check_tp(model, req.tp)  # before the --ep / --tp check below, which assumes a --tp that divides the heads
+    if req.ep is not None and req.ep > 1 and req.tp is not None and req.ep % req.tp:
+        raise InputError(
+            f"--ep {req.ep} is not a multiple of --tp {req.tp}: a prefill's experts spread over its attention groups' "
+            f"GPUs (EP = TP x DP); give an --ep that --tp divides, or leave one of them out"
         )
     if req.pp is not None and req.pp > model.n_layers:
         raise InputError(f"--pp {req.pp} is more pipeline stages than {model.name}'s {model.n_layers} layers; give at most "

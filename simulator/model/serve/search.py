@@ -326,10 +326,11 @@ def prefill_expert_parallel(model: ModelSpec, tp: int, groups: int | None) -> tu
     """(dp, ep) of a prefill stage of `groups` attention-DP groups of `tp` GPUs: a MoE model's experts spread whole
     over all tp x dp GPUs (EP = TP x DP), as DeepSeek's and SGLang's prefill run them (DeepEP over the unit) and as
     decode spreads them (decode.weight_bytes_per_gpu); None: one group with TP-sharded experts (EP 1). A dense model
-    has no experts, and its groups are independent replicas: one group (dp 1, ep 1)."""
-    if model.moe is None or groups is None:
+    has no experts (EP 1), and its groups are independent replicas: a pass's rate per GPU is one group's, and the
+    groups are kept so a co-located prefill shows its decode's layout."""
+    if groups is None:
         return 1, 1
-    return groups, tp * groups
+    return (groups, 1) if model.moe is None else (groups, tp * groups)
 
 
 def prefill_batches(input_len: int, tp: int) -> tuple[int, ...]:
