@@ -293,7 +293,9 @@ class HardwareProfile(_Spec):
     """Source key -> citation (title and URL). Every Sourced.source names one of these."""
     dense_tflop_per_s: DensePeaks
     memory_gib: Sourced
-    """HBM capacity as the vendor prints it ("80GB" HBM is 80 GiB)."""
+    """HBM capacity as the vendor prints it, read as GiB ("80GB" HBM is 80 GiB): the stacks are binary-sized, and a
+    GPU shows about that much to software (the H200 "141GB" of validation/local/h200-2026-12-04 gave torch
+    150,109,880,320 bytes, 139.8 GiB; 141e9 decimal bytes would be 6% less than it showed)."""
     memory_bandwidth_tb_per_s: Sourced
     scale_up: ScaleUp
     scale_out: ScaleOut
