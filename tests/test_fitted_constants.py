@@ -58,20 +58,20 @@ BAD = [
     ("step_host_s:", "step_host_s: 47", ["step_host_s: Input should be less than or equal to 1 (got 47)"]),  # ms as s
     ("expert_launch_host_s:", "expert_launch_host_s: -7.5e-05", ["expert_launch_host_s:", "(got -7.5e-05)", "0.001"]),
     ("expert_quantize_host_s:", "", ["expert_quantize_host_s: is required but missing"]),
-    ("      value: 1.7398", "      value: -3", ["realization_fit.by_generation.hopper.value:", "(got -3)"]),
-    ("  sigma: 0.2396", "  sigma: x", ["realization_fit.sigma: Input should be a valid number (got 'x')", "between 0 and 2"]),
+    ("      value: 1.7936", "      value: -3", ["realization_fit.by_generation.hopper.value:", "(got -3)"]),
+    ("  sigma: 0.2685", "  sigma: x", ["realization_fit.sigma: Input should be a valid number (got 'x')", "between 0 and 2"]),
     # the sigmas below were accepted and broke or silently changed the uncertainty band
-    ("  sigma: 0.2396", "  sigma: 1.0e+6", ["realization_fit.sigma:", "(got 1000000.0)", "between 0 and 2"]),
-    ("  sigma: 0.2396", "  sigma: -0.1", ["realization_fit.sigma:", "(got -0.1)"]),
-    ("  constrained_by: 30", '  constrained_by: "x"', ["realization_fit.constrained_by: Input should be a valid integer"]),
-    ("  constrained_by: 30", "  constrained_by: 0", ["realization_fit.constrained_by:", "(got 0)", "at least 1"]),
-    ("  constrained_by: 30", "  constrained_by: 29", ["realization_fit: constrained_by is 29 but 30 cases are listed"]),
+    ("  sigma: 0.2685", "  sigma: 1.0e+6", ["realization_fit.sigma:", "(got 1000000.0)", "between 0 and 2"]),
+    ("  sigma: 0.2685", "  sigma: -0.1", ["realization_fit.sigma:", "(got -0.1)"]),
+    ("  constrained_by: 32", '  constrained_by: "x"', ["realization_fit.constrained_by: Input should be a valid integer"]),
+    ("  constrained_by: 32", "  constrained_by: 0", ["realization_fit.constrained_by:", "(got 0)", "at least 1"]),
+    ("  constrained_by: 32", "  constrained_by: 29", ["realization_fit: constrained_by is 29 but 32 cases are listed"]),
     ("  leave_one_out_error: -0.0425", "  leave_one_out_error: abc", ["cases.0.leave_one_out_error:", "(got 'abc')"]),
     ("  leave_one_out_error: -0.0425", "  leave_one_out_error: -1.5", ["cases.0.leave_one_out_error:", "above -1"]),
     ("  leave_one_out_error: -0.0425", "  leave_one_out_error: 1.0e+9", ["gemm_sustain's spread", "outside [0, 2]"]),
     ("  in_sample_error: -0.0404", "  in_sample_error: .inf", ["in_sample_error", "inf"]),
     ("    hopper:", "    hoppper:", ["realization_fit.by_generation: 'hoppper' is not", "(did you mean hopper?)"]),
-    ("realization:", "realization: 1.5", ["realization_fit.value is 1.3383 but realization is 1.5"]),
+    ("realization:", "realization: 1.5", ["realization_fit.value is 1.3571 but realization is 1.5"]),
     ("command:", "command: costsim fit\nrealisation: 1.3", ["realisation: Extra inputs are not permitted", "remove realisation"]),
     ("fitted_on:", "fitted_on: yesterday", ["fitted_on: is not a date written YYYY-MM-DD (got 'yesterday')"]),
 ]
@@ -203,7 +203,7 @@ def test_the_cli_reports_a_bad_file_cleanly_and_help_still_works(tmp_path):
 def test_the_band_of_a_file_with_a_huge_sigma_is_an_error_not_a_traceback(tmp_path):
     """realization_fit.sigma 1e6 ended `estimate ... --uncertainty` in an OverflowError traceback (uncertainty.py's
     quantile)."""
-    bad = _copy_with(tmp_path, "  sigma: 0.2396", "  sigma: 1.0e+6")
+    bad = _copy_with(tmp_path, "  sigma: 0.2685", "  sigma: 1.0e+6")
     args = ["estimate", "llama-3-8b", "--gpu", "h100-sxm", "--num-gpus", "8", "--tokens", "1T", "--uncertainty"]
     proc = _costsim_with_fitted(bad, *args)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and proc.stdout == "", proc.stderr

@@ -675,16 +675,16 @@ def test_phases_must_start_at_zero_and_increase(tmp_path):
 
 DOCUMENTED_ERRORS = {
     # docs/model.md §17.7: predicted / reported - 1 of each NeMo RL v0.4 GRPO step time, as computed
-    "nemo-rl-v0.4-llama-3.1-8b-h100x16-on-policy": -0.039,
-    "nemo-rl-v0.4-llama-3.1-8b-h100x16-1-off": 0.280,
-    "nemo-rl-v0.4-qwen3-32b-h100x32-on-policy": -0.110,
-    "nemo-rl-v0.4-qwen3-32b-h100x64-1-off": 0.196,
-    "nemo-rl-v0.4-qwen3-235b-a22b-h100x128-on-policy": -0.330,
+    "nemo-rl-v0.4-llama-3.1-8b-h100x16-on-policy": -0.028,
+    "nemo-rl-v0.4-llama-3.1-8b-h100x16-1-off": 0.307,
+    "nemo-rl-v0.4-qwen3-32b-h100x32-on-policy": -0.096,
+    "nemo-rl-v0.4-qwen3-32b-h100x64-1-off": 0.222,
+    "nemo-rl-v0.4-qwen3-235b-a22b-h100x128-on-policy": -0.328,
     "nemo-rl-v0.4-qwen3-235b-a22b-h100x256-1-off": 0.026,
-    "nemo-rl-v0.4-qwen3-30b-a3b-h100x32-on-policy": -0.002,
-    "nemo-rl-v0.4-qwen3-30b-a3b-h100x32-1-off": 0.269,
-    "nemo-rl-v0.4-deepseek-v3-h100x256-on-policy": -0.356,
-    "nemo-rl-v0.4-deepseek-v3-h100x512-1-off": -0.244,
+    "nemo-rl-v0.4-qwen3-30b-a3b-h100x32-on-policy": 0.012,
+    "nemo-rl-v0.4-qwen3-30b-a3b-h100x32-1-off": 0.295,
+    "nemo-rl-v0.4-deepseek-v3-h100x256-on-policy": -0.355,
+    "nemo-rl-v0.4-deepseek-v3-h100x512-1-off": -0.245,
 }
 ERROR_TOLERANCE = 0.005
 """How far a row's error may move (other parts of the model change) before docs/model.md §17.7 must be updated."""
@@ -698,8 +698,9 @@ def rl_validation_doc():
 
 
 def test_nemo_rl_rows_errors_as_documented(rl_validation_doc):
-    """The issue's target (every NeMo RL step within 30%) is not met: eight of ten rows are; the two on-policy MoE rows
-    (DeepSeek-V3, Qwen3-235B-A22B) are too fast.
+    """The issue's target (every NeMo RL step within 30%) is not met: seven of ten rows are; the two on-policy MoE rows
+    (DeepSeek-V3, Qwen3-235B-A22B) are too fast and the one-step-off Llama 3.1 8B row too slow (+30.7% since the two
+    Llama 8B whole runs joined the Hopper realization, 2026-12-07; +28.0% before).
     This pins each row's error to the value docs/model.md §17.7 reports."""
     rows = {c["id"]: c for c in rl_validation_doc["cases"] if c["track"] == "benchmark"}
     assert set(rows) == set(DOCUMENTED_ERRORS)
@@ -709,9 +710,9 @@ def test_nemo_rl_rows_errors_as_documented(rl_validation_doc):
         assert row["error"] == pytest.approx(documented, abs=ERROR_TOLERANCE), case_id
         low, high = row["band"]
         assert 0 < low <= row["predicted"] * (1 + 1e-9) and row["predicted"] <= high * (1 + 1e-9)
-    assert rl_validation_doc["median_abs_error"] == pytest.approx(0.220, abs=ERROR_TOLERANCE)  # §17.7 and README
+    assert rl_validation_doc["median_abs_error"] == pytest.approx(0.233, abs=ERROR_TOLERANCE)  # §17.7 and README
     within = sum(abs(e) <= 0.30 for e in DOCUMENTED_ERRORS.values())
-    assert rl_validation_doc["within_target"] == within == 8
+    assert rl_validation_doc["within_target"] == within == 7
     assert rl_validation_doc["meets_target"] is False
 
 
@@ -750,10 +751,10 @@ def test_validate_rl_command_prints_table_and_json():
     runner = CliRunner()
     table = runner.invoke(app, ["validate", "rl"], env={"COLUMNS": "200"})
     assert table.exit_code == 0, table.output
-    assert "8 within 30%" in table.output and "not met" in table.output
-    assert "39 steps of later NeMo RL releases" in table.output and "32 within 30%" in table.output
+    assert "7 within 30%" in table.output and "not met" in table.output
+    assert "39 steps of later NeMo RL releases" in table.output and "31 within 30%" in table.output
     assert "7 steps with published phase times (track phase-breakdown" in table.output
-    assert "nemo-rl-v0.3-qwen3-30b-a3b-h100x64-phases" in table.output and "training 50 s +5%" in table.output
+    assert "nemo-rl-v0.3-qwen3-30b-a3b-h100x64-phases" in table.output and "training 50 s +8%" in table.output
     assert "+ training prep 15.8 + train 5 + refit 31.5 s" in table.output  # DeepSeek-V3 on 256 H100: the offload each way
     assert "max(gen 44 (tail 21), logprob prep 15.7 + logprob 2 + training prep 15.7 + train 5) + refit 14.9 s" in table.output
     doc = json.loads(runner.invoke(app, ["validate", "rl", "--format", "json"]).output)
@@ -809,7 +810,7 @@ def test_rl_case_training_layout_rejects_an_unknown_recompute_mode():
         TrainingLayout(recompute="some")
 
 
-LATER_RELEASE_SUMMARY = {"n": 39, "within_30_percent": 32, "median_abs_error": 0.217}
+LATER_RELEASE_SUMMARY = {"n": 39, "within_30_percent": 31, "median_abs_error": 0.216}
 """docs/model.md §17.7: the NeMo RL v0.5 steps (performance-summary.md at NVIDIA-NeMo/RL 9dbd9adc9, table 'Nemo RL v0.5',
 H100 and GB200 BF16 and H100 FP8 GRPO, 22 rows) and v0.6 steps (66059ab, table 'Nemo RL v0.6', H100 and GB200 BF16,
 H100 FP8, 17 rows), predicted beside the v0.4 target; median within ERROR_TOLERANCE."""
@@ -817,28 +818,28 @@ H100 FP8, 17 rows), predicted beside the v0.4 target; median within ERROR_TOLERA
 V05_ERRORS = {
     # docs/model.md §17.7: predicted / reported - 1 of each NeMo RL v0.5 H100 and GB200 BF16 GRPO step (9dbd9adc9), the
     # recipes at that commit; tolerance ERROR_TOLERANCE. Outside the target; nothing fitted to them.
-    "nemo-rl-v0.5-h100x16-llama-3.1-8b-on-policy": -0.037,
-    "nemo-rl-v0.5-h100x16-llama-3.1-8b-1-off": 0.285,
-    "nemo-rl-v0.5-h100x256-deepseek-v3-on-policy": -0.260,
+    "nemo-rl-v0.5-h100x16-llama-3.1-8b-on-policy": -0.027,
+    "nemo-rl-v0.5-h100x16-llama-3.1-8b-1-off": 0.316,
+    "nemo-rl-v0.5-h100x256-deepseek-v3-on-policy": -0.259,
     "nemo-rl-v0.5-h100x512-deepseek-v3-1-off": -0.093,
-    "nemo-rl-v0.5-h100x128-qwen3-235b-a22b-on-policy": -0.213,
+    "nemo-rl-v0.5-h100x128-qwen3-235b-a22b-on-policy": -0.211,
     "nemo-rl-v0.5-h100x256-qwen3-235b-a22b-1-off": 0.219,
-    "nemo-rl-v0.5-h100x32-qwen3-30b-a3b-on-policy": -0.113,
-    "nemo-rl-v0.5-h100x32-qwen3-30b-a3b-1-off": 0.123,
-    "nemo-rl-v0.5-h100x32-qwen3-32b-on-policy": -0.045,
-    "nemo-rl-v0.5-h100x64-qwen3-32b-1-off": 0.227,
+    "nemo-rl-v0.5-h100x32-qwen3-30b-a3b-on-policy": -0.104,
+    "nemo-rl-v0.5-h100x32-qwen3-30b-a3b-1-off": 0.148,
+    "nemo-rl-v0.5-h100x32-qwen3-32b-on-policy": -0.030,
+    "nemo-rl-v0.5-h100x64-qwen3-32b-1-off": 0.255,
     "nemo-rl-v0.5-h100x512-deepseek-v3-fp8-1-off": -0.263,
-    "nemo-rl-v0.5-h100x16-llama-3.1-8b-fp8-1-off": 0.104,
-    "nemo-rl-v0.5-gb200x8-llama-3.1-8b-on-policy": -0.163,
-    "nemo-rl-v0.5-gb200x8-llama-3.1-8b-1-off": -0.146,
-    "nemo-rl-v0.5-gb200x128-deepseek-v3-on-policy": -0.127,
+    "nemo-rl-v0.5-h100x16-llama-3.1-8b-fp8-1-off": 0.130,
+    "nemo-rl-v0.5-gb200x8-llama-3.1-8b-on-policy": -0.160,
+    "nemo-rl-v0.5-gb200x8-llama-3.1-8b-1-off": -0.138,
+    "nemo-rl-v0.5-gb200x128-deepseek-v3-on-policy": -0.126,
     "nemo-rl-v0.5-gb200x256-deepseek-v3-1-off": -0.321,
-    "nemo-rl-v0.5-gb200x64-qwen3-235b-a22b-on-policy": -0.217,
+    "nemo-rl-v0.5-gb200x64-qwen3-235b-a22b-on-policy": -0.216,
     "nemo-rl-v0.5-gb200x128-qwen3-235b-a22b-1-off": -0.365,
-    "nemo-rl-v0.5-gb200x16-qwen3-30b-a3b-on-policy": -0.327,
-    "nemo-rl-v0.5-gb200x32-qwen3-30b-a3b-1-off": -0.491,
-    "nemo-rl-v0.5-gb200x16-qwen3-32b-on-policy": -0.257,
-    "nemo-rl-v0.5-gb200x32-qwen3-32b-1-off": -0.240,
+    "nemo-rl-v0.5-gb200x16-qwen3-30b-a3b-on-policy": -0.324,
+    "nemo-rl-v0.5-gb200x32-qwen3-30b-a3b-1-off": -0.487,
+    "nemo-rl-v0.5-gb200x16-qwen3-32b-on-policy": -0.253,
+    "nemo-rl-v0.5-gb200x32-qwen3-32b-1-off": -0.233,
 }
 
 
@@ -1002,17 +1003,17 @@ def test_plan_generation_layout_refuses_a_zero_engine_cap():
 DOCUMENTED_PHASE_ERRORS = {
     # docs/model.md §17.7: predicted / reported - 1 of each phase of the NeMo-RL v0.3 post's GRPO steps (NVIDIA-NeMo blog
     # 'NeMo-RL V0.3', 2025-07-21, table of step times by phase). Outside the target; the tolerance is ERROR_TOLERANCE.
-    "nemo-rl-v0.3-llama-3.1-8b-h100x8-phases": {"generation": 0.029, "training": 0.372, "logprob": -0.154, "refit": 0.248},
-    "nemo-rl-v0.3-llama-3.1-70b-h100x64-phases": {"generation": 0.098, "training": 0.291, "logprob": -0.280, "refit": -0.388},
-    "nemo-rl-v0.3-qwen3-32b-h100x64-phases": {"generation": -0.282, "training": 0.286, "logprob": -0.160, "refit": -0.442},
-    "nemo-rl-v0.3-qwen3-30b-a3b-h100x64-phases": {"generation": -0.328, "training": 0.050, "logprob": -0.088, "refit": -0.690},
+    "nemo-rl-v0.3-llama-3.1-8b-h100x8-phases": {"generation": 0.029, "training": 0.414, "logprob": -0.154, "refit": 0.248},
+    "nemo-rl-v0.3-llama-3.1-70b-h100x64-phases": {"generation": 0.098, "training": 0.331, "logprob": -0.280, "refit": -0.388},
+    "nemo-rl-v0.3-qwen3-32b-h100x64-phases": {"generation": -0.282, "training": 0.326, "logprob": -0.160, "refit": -0.442},
+    "nemo-rl-v0.3-qwen3-30b-a3b-h100x64-phases": {"generation": -0.328, "training": 0.082, "logprob": -0.088, "refit": -0.690},
     "nemo-rl-v0.3-llama-3.3-70b-16k-h100x128-phases": {
-        "generation": -0.058, "training": -0.540, "logprob": -0.882, "refit": -0.676,
+        "generation": -0.058, "training": -0.526, "logprob": -0.882, "refit": -0.676,
     },
     # A third party's reruns of the 8B and 70B Megatron rows (NVIDIA-NeMo/RL issue #959, 'Megatron (Our rerun)').
-    "nemo-rl-v0.3-llama-3.1-8b-h100x8-rerun-phases": {"generation": 0.072, "training": 0.422, "logprob": -0.154, "refit": -0.220},
+    "nemo-rl-v0.3-llama-3.1-8b-h100x8-rerun-phases": {"generation": 0.072, "training": 0.466, "logprob": -0.154, "refit": -0.220},
     "nemo-rl-v0.3-llama-3.1-70b-h100x64-rerun-phases": {
-        "generation": 0.060, "training": 0.166, "logprob": -0.352, "refit": -0.671,
+        "generation": 0.060, "training": 0.202, "logprob": -0.352, "refit": -0.671,
     },
 }  # fmt: skip
 DTENSOR_PHASE_ROWS = {

@@ -27,7 +27,7 @@ MOE_RL_CAVEAT = (
     "as costsim predicts (median 1.3x over its 26 steps of v0.4-v0.6; the on-policy H100 steps 1.2-1.6x), a gap no "
     "modelled term explains yet (costsim validate rl; its H100 Qwen3-30B-A3B steps come within 30% once Megatron-Core's "
     "per-expert GEMM launches are charged, docs/model.md §7.8 and §17.7; two of its four GB200 "
-    "steps took 1.5x and 2.0x as long as costsim predicts). Read these stages' GPU-hours as a lower bound."
+    "steps took 1.5x and 1.9x as long as costsim predicts). Read these stages' GPU-hours as a lower bound."
 )
 """The caveat a plan with an MoE model's RL or generation stages carries (PlanResult.caveats)."""
 
