@@ -175,6 +175,10 @@ class Headline(_Fixed):
     model_tflop_per_s_per_gpu: float
     mfu: float
     """Model FLOPs utilisation against the dense peak of the precision used (fraction)."""
+    mfu_basis: str
+    """The peak `mfu` is against (dense BF16, FP16 or FP8), as the document's top-level `mfu_basis`."""
+    mfu_bf16_peak: float
+    """MFU against the dense BF16 peak whatever the precision: the basis most published FP8 figures use."""
     memory_per_gpu_gib: float
 
 

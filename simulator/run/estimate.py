@@ -97,6 +97,8 @@ class Estimate:
             "tokens_per_s_per_gpu": self.tokens_per_s_per_gpu,
             "model_tflop_per_s_per_gpu": self.model_flop_per_s_per_gpu / TERA,
             "mfu": self.mfu,
+            "mfu_basis": mfu_basis(self.job.precision),
+            "mfu_bf16_peak": self.mfu_bf16_peak,
             "memory_per_gpu_gib": self.step.memory.total_bytes / GIB,
         }
 
