@@ -157,16 +157,18 @@ def _timed(calls: list[Callable[[], object]], device: torch.device, budget: Budg
     """The timing of a decode sample, `calls` rotating. On a GPU they are captured in one CUDA graph and timed as its
     replays, as an engine runs a decode step (timing.graph_replay); where a capture fails (an op that cannot be
     captured), as a burst of GPU_BURST calls queued from the host, and the sample says which (cuda_graph)."""
+    replay = None
+    if device.type == "cuda":
+        captured = graph_calls(len(calls))
+        try:
+            replay = graph_replay(_rotating(calls), captured, device)
+        except RuntimeError:  # not capturable here: queued from the host instead
+            pass
+    if replay is not None:
+        return {"timing": per_call(measure(replay, device, budget), captured), "calls_per_timing": captured,
+                "cuda_graph": True}  # fmt: skip
     n = burst(device)
-    if device.type != "cuda":
-        return {"timing": measure(_rotating(calls), device, budget, calls_per_timing=n), "calls_per_timing": n}
-    captured = graph_calls(len(calls))
-    try:
-        replay = graph_replay(_rotating(calls), captured, device)
-    except RuntimeError:  # not capturable here: queued from the host instead
-        return {"timing": measure(_rotating(calls), device, budget, calls_per_timing=n), "calls_per_timing": n}
-    timed = per_call(measure(replay, device, budget), captured)
-    return {"timing": timed, "calls_per_timing": captured, "cuda_graph": True}
+    return {"timing": measure(_rotating(calls), device, budget, calls_per_timing=n), "calls_per_timing": n}
 
 
 def bench_gemm(shape: DecodeShape, dtype: str, device: torch.device, budget: Budget, pool: Pool) -> DecodeGemmSample:

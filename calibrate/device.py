@@ -140,17 +140,23 @@ def memory_bytes(device: torch.device) -> float | None:
         return None
 
 
-def _driver_version() -> str | None:
+def _smi_line(fields: str, *args: str) -> str | None:
+    """The first line of `nvidia-smi --query-gpu=FIELDS --format=csv,noheader,nounits [ARGS]`; None without
+    nvidia-smi or an answer."""
     exe = shutil.which("nvidia-smi")
     if not exe:
         return None
     try:
-        out = subprocess.run(
-            [exe, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=20, check=True
-        )
+        out = subprocess.run([exe, f"--query-gpu={fields}", "--format=csv,noheader,nounits", *args],
+                             capture_output=True, text=True, timeout=20, check=True)  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
+    lines = out.stdout.strip().splitlines()
+    return lines[0] if lines else None
+
+
+def _driver_version() -> str | None:
+    return _smi_line("driver_version")
 
 
 GPU_STATE_QUERY = {
@@ -193,22 +199,12 @@ def smi_id(uuid: str | None, index: int) -> str:
 
 
 def _gpu_state(device: torch.device) -> dict:
-    exe = shutil.which("nvidia-smi")
-    if not exe:
-        return {}
     try:
         uuid: str | None = str(torch.cuda.get_device_properties(device).uuid)
     except (AttributeError, RuntimeError):
         uuid = None
-    query = ",".join(GPU_STATE_QUERY)
-    try:
-        out = subprocess.run([exe, f"--query-gpu={query}", "--format=csv,noheader,nounits", "-i",
-                              smi_id(uuid, device.index or 0)],
-                             capture_output=True, text=True, timeout=20, check=True)  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    lines = out.stdout.strip().splitlines()
-    return gpu_state(lines[0]) if lines else {}
+    line = _smi_line(",".join(GPU_STATE_QUERY), "-i", smi_id(uuid, device.index or 0))
+    return gpu_state(line) if line else {}
 
 
 def _cudnn_version() -> str | None:

@@ -116,3 +116,17 @@ def test_the_default_batch_is_about_4m_tokens_in_a_count_dp_divides():
     for s in (3, 100, 1000, 3000, 5000, 6000, 7000, 12_345, 100_000):
         n, target = default_batch_sequences(s), 4 * 2**20 / s
         assert abs(n / target - 1) <= 1 / 16 + 1e-12 and n % 2 ** math.floor(math.log2(max(1.0, target / 8))) == 0
+
+
+def test_an_estimate_shows_its_goodput_notes_and_an_rl_steps_training_does_not():
+    """Estimate.all_notes adds the goodput notes to what estimate prints; an RL stage's training estimate is one step
+    and shows its `notes` alone (the stage's own goodput covers the stage; every DeepSeek-R1 RL phase said it was
+    shorter than a checkpoint interval)."""
+    from simulator import api
+
+    short = api.estimate("llama-3-8b", "h100", 16384, "1B", global_batch_tokens="134217728").to_dict()
+    assert any("shorter than one checkpoint interval" in n for n in short["notes"])
+    plan = api.plan("deepseek-r1").to_dict()
+    rl = [ph["training"] for s in plan["stages"] if s["kind"] == "rl" for ph in s["phases"]]
+    assert rl and not any("checkpoint interval" in n for t in rl for n in t["notes"])
+    assert any("checkpoint interval" in n for s in plan["stages"] for n in s.get("estimate_notes") or [])  # cold-start SFT

@@ -97,7 +97,7 @@ class StageResult:
         out["cost"] = self.cost
         out["source"] = self.stage.source
         out["notes"] = self.stage.notes
-        out["estimate_notes"] = list(e.notes)
+        out["estimate_notes"] = e.all_notes
         out["ran_at_layout"] = self.stage.ran_at_layout
         if self.achievable is not None:
             out["achievable"] = self.achievable.headline()

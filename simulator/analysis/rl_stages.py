@@ -29,7 +29,7 @@ from simulator.model.serve.decode import DECODE_STEP_OVERHEAD_S
 from simulator.model.serve.search import Given
 from simulator.run.cost import CostOptions, Pricing, Rate, pricing
 from simulator.run.estimate import Estimate, estimate_expected, mfu_basis
-from simulator.run.goodput import goodput, goodput_notes
+from simulator.run.goodput import goodput
 from simulator.run.rl import (
     SPLIT_PARTS,
     Generation,
@@ -107,9 +107,7 @@ class PhaseResult:
                 "mfu_basis": mfu_basis(e.job.precision),  # as estimate's; an RL stage may train in FP8
                 "mfu_bf16_peak": e.mfu_bf16_peak,
                 "memory_per_gpu_gib": e.step.memory.total_bytes / GIB,
-                # One RL step's training is costed as a short run; the stage's own goodput covers the stage, so the
-                # inner estimate's goodput notes (a run shorter than one checkpoint interval) do not apply.
-                "notes": [n for n in e.notes if n not in goodput_notes(e.goodput, e.ideal_wall_clock_s, e.assumptions)],
+                "notes": e.notes,  # not all_notes: the stage's own goodput covers the stage, not one step's estimate
             }
         return out
 

@@ -135,6 +135,12 @@ class Estimate:
         return flop_utilization(self.flops_per_token, self.tokens_per_s_per_gpu, self.peak_bf16_flop_per_s)
 
     @property
+    def all_notes(self) -> list[str]:
+        """The notes and what the goodput model cannot say of the run (goodput_notes), derived from it: an RL stage's
+        per-step training estimate shows `notes` alone, since the stage's own goodput covers the stage."""
+        return [*self.notes, *goodput_notes(self.goodput, self.ideal_wall_clock_s, self.assumptions)]
+
+    @property
     def ideal_wall_clock_s(self) -> float:
         return self.job.steps * self.step_time_s
 
@@ -232,7 +238,7 @@ class Estimate:
             "pipeline_ranks": self.pipeline_ranks(),
             "efficiency_source": self.rates.source,
             "assumptions": self.assumptions.to_dict(),
-            "notes": self.notes,
+            "notes": self.all_notes,
         }
         return out
 
@@ -420,8 +426,6 @@ def estimate(
     chosen, result, n_eval = _resolve_layout(model, hw, job, given, rates, counts, assumptions, limits, capacity)
     check_finite_step(result.step_time_s, result.breakdown_s, hw.name)
     tf = token_flops(model, job.seq_len)
-    ideal_wall_s = job.steps * result.step_time_s * realization
-    run_goodput = goodput(job.num_gpus, ideal_wall_s, assumptions)
     return Estimate(
         model=model.name,
         gpu=hw.name,
@@ -436,17 +440,14 @@ def estimate(
         peak_bf16_flop_per_s=hw.peak_flop_per_s("bf16"),
         peak_fp8_flop_per_s=hw.peak_flop_per_s("fp8") if hw.has_dtype("fp8") else None,
         pricing=price or pricing(hw),
-        goodput=run_goodput,
+        goodput=goodput(job.num_gpus, job.steps * result.step_time_s * realization, assumptions),
         assumptions=assumptions,
         layout_chosen_by_search=n_eval > 1 or any(k not in given for k in ("tp", "pp")),
         candidates_evaluated=n_eval,
         gpu_memory_bytes=hw.memory_bytes,
-        notes=[
-            *sanity_notes(
-                result.step_time_s, result.breakdown_s, result.rank_busy_s, result.stage_items, result.memory, hw.memory_bytes
-            ),
-            *goodput_notes(run_goodput, ideal_wall_s, assumptions),
-        ],
+        notes=sanity_notes(
+            result.step_time_s, result.breakdown_s, result.rank_busy_s, result.stage_items, result.memory, hw.memory_bytes
+        ),
         basis=basis,
         realization=realization,
         stack=stack,

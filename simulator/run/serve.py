@@ -509,8 +509,7 @@ def _prefill_points(
         # The decode's layout: its experts over the stage's tp x dp GPUs (decode.weight_bytes_per_gpu), so EP = TP x DP.
         layouts: tuple[tuple[int, int | None], ...] = ((int(c.tp[index]), int(c.dp[index])),)
         pps, precisions = (int(c.pp[index]),), (str(c.precision[index]),)
-    else:
-        check_tp(model, req.tp)
+    else:  # (setup_for checked --tp against the heads)
         tps = (req.tp,) if req.tp else tuple(t for t in POWERS_OF_TWO if t <= domain and model.n_heads % t == 0)
         layouts = prefill_layouts(model, tps, req.ep)
         pps = (req.pp,) if req.pp else tuple(p for p in (1, 2, 4, 8) if p <= model.n_layers)

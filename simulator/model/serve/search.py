@@ -404,9 +404,7 @@ def prefill_layouts(model: ModelSpec, tps: tuple[int, ...], ep: int | None) -> t
     MoE model, at each TP, its experts TP-sharded (None) and spread whole over tp x dp GPUs for each PREFILL_GROUPS
     whose tp x dp divides the experts. A stated `ep` (expert parallelism, the stage's GPUs) fixes dp = ep / tp: TPs
     that do not divide it are left out (run.serve refuses a stated TP that does not), and ep 1 is TP-sharded."""
-    if model.moe is None:
-        return tuple((tp, None) for tp in tps)
-    if ep == 1:
+    if model.moe is None or ep == 1:
         return tuple((tp, None) for tp in tps)
     if ep is not None:
         return tuple((tp, ep // tp) for tp in tps if ep % tp == 0)
